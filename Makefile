@@ -1,0 +1,109 @@
+# imapserver: one Makefile for the server, smtpmail, mailclient and the tests.
+#
+#   make              build everything into build/
+#   make check        run every test (unit, backend contract, end to end)
+#   make check-san    the same tests built with AddressSanitizer + UBSan
+#   make run          build and start imapserver on etc/imapserver.conf
+#   make bench        benchmarks (see bench/README)
+#   make install PREFIX=/usr/local
+#
+# SANITIZE=address,undefined builds into build-san/ instead.
+
+CC ?= cc
+PREFIX ?= /usr/local
+PKGS := libconfig
+TEST_PKGS := cmocka
+
+ifeq ($(SANITIZE),)
+BUILD ?= build
+SANFLAGS :=
+else
+BUILD ?= build-san
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+WARNFLAGS := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wpointer-arith -Wwrite-strings -Wvla \
+	-Wno-unused-parameter -Werror
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARNFLAGS) $(CFLAGS) $(SANFLAGS) \
+	-Icore -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt
+HAVE_PAM := $(shell test -f /usr/include/security/pam_appl.h && echo 1)
+ifeq ($(HAVE_PAM),1)
+ALL_CFLAGS += -DHAVE_PAM
+LIBS += -lpam
+endif
+TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
+TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+
+MAIN_SRCS := core/imapserver_main.c
+LIB_SRCS := $(filter-out $(MAIN_SRCS) core/smtpmail_main.c, $(wildcard core/*.c)) \
+	$(wildcard backends/*.c) $(wildcard auth/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+TEST_SRCS := $(wildcard tests/test_*.c)
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+PROGS := $(BUILD)/imapserver $(if $(wildcard core/smtpmail_main.c),$(BUILD)/smtpmail) \
+	$(if $(wildcard client/*.c),$(BUILD)/mailclient)
+
+.PHONY: all check check-unit check-e2e check-san run bench install clean deps tests
+
+all: $(PROGS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libimapcore.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/imapserver: $(BUILD)/core/imapserver_main.o $(BUILD)/libimapcore.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/smtpmail: $(BUILD)/core/smtpmail_main.o $(BUILD)/libimapcore.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/mailclient: $(patsubst %.c,$(BUILD)/%.o,$(wildcard client/*.c)) $(BUILD)/libimapcore.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libimapcore.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(TEST_LIBS) $(LIBS)
+
+tests: $(TEST_BINS)
+
+# Installs the Debian packages the build and tests need when run as root;
+# otherwise prints the command to run.
+deps:
+	@sh tests/deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory all tests
+	@BUILD=$(BUILD) sh tests/run.sh
+
+check-san:
+	@$(MAKE) --no-print-directory SANITIZE=address,undefined check
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@mkdir -p var/mail
+	./$(BUILD)/imapserver -c etc/imapserver.conf -f
+
+bench: all
+	@BUILD=$(BUILD) sh bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/imapserver
+	install -m 755 $(BUILD)/imapserver $(DESTDIR)$(PREFIX)/sbin/
+	$(if $(wildcard $(BUILD)/smtpmail),install -m 755 $(BUILD)/smtpmail $(DESTDIR)$(PREFIX)/sbin/)
+	$(if $(wildcard $(BUILD)/mailclient),install -m 755 $(BUILD)/mailclient $(DESTDIR)$(PREFIX)/bin/)
+	install -m 644 etc/imapserver.conf $(DESTDIR)$(PREFIX)/etc/imapserver/imapserver.conf.sample
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
