@@ -1,0 +1,315 @@
+/* event.c: a select() loop small enough to hold in one's head (after
+   redis' ae_select.c). fds and timers live in plain arrays; a pass over
+   them is O(n), which for the FD_SETSIZE fds select() can watch at all is
+   cheaper than any tree. */
+#include "event.h"
+#include "log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/select.h>
+#include <unistd.h>
+
+struct event_io {
+	struct event_loop *loop;
+	int fd;
+	bool want_read, want_write, removed;
+	event_cb *on_read, *on_write;
+	void *ctx;
+};
+
+struct event_timer {
+	struct event_loop *loop;
+	int64_t deadline;
+	event_cb *cb;
+	void *ctx;
+	bool removed;
+};
+
+struct signal_handler {
+	int signo;
+	event_cb *cb;
+	void *ctx;
+};
+
+struct event_loop {
+	struct event_io **ios;
+	size_t io_count, io_alloc;
+	struct event_timer **timers;
+	size_t timer_count, timer_alloc;
+	struct signal_handler signals[8];
+	size_t signal_count;
+	struct event_io *signal_io;
+	event_cb *post_pass;
+	void *post_pass_ctx;
+	bool stop, dirty;
+};
+
+/* The self-pipe: the handler only writes the signal number. */
+static int signal_pipe[2] = { -1, -1 };
+
+bool
+event_fd_ok(int fd)
+{
+	return fd >= 0 && fd < FD_SETSIZE;
+}
+
+struct event_loop *
+event_loop_new(void)
+{
+	return xcalloc(1, sizeof(struct event_loop));
+}
+
+static void
+event_loop_cleanup(struct event_loop *loop)
+{
+	size_t i, j;
+
+	if (!loop->dirty)
+		return;
+	for (i = j = 0; i < loop->io_count; i++) {
+		if (loop->ios[i]->removed)
+			free(loop->ios[i]);
+		else
+			loop->ios[j++] = loop->ios[i];
+	}
+	loop->io_count = j;
+	for (i = j = 0; i < loop->timer_count; i++) {
+		if (loop->timers[i]->removed)
+			free(loop->timers[i]);
+		else
+			loop->timers[j++] = loop->timers[i];
+	}
+	loop->timer_count = j;
+	loop->dirty = false;
+}
+
+void
+event_loop_free(struct event_loop **_loop)
+{
+	struct event_loop *loop = *_loop;
+
+	if (loop == NULL)
+		return;
+	*_loop = NULL;
+	if (loop->signal_io != NULL)
+		event_io_remove(&loop->signal_io);
+	for (size_t i = 0; i < loop->io_count; i++)
+		loop->ios[i]->removed = true;
+	for (size_t i = 0; i < loop->timer_count; i++)
+		loop->timers[i]->removed = true;
+	loop->dirty = true;
+	event_loop_cleanup(loop);
+	free(loop->ios);
+	free(loop->timers);
+	free(loop);
+}
+
+struct event_io *
+event_io_add(struct event_loop *loop, int fd, event_cb *on_read, event_cb *on_write,
+	     void *ctx)
+{
+	struct event_io *io;
+
+	if (!event_fd_ok(fd))
+		fatal("event_io_add: fd %d out of range", fd);
+	io = xcalloc(1, sizeof(*io));
+	io->loop = loop;
+	io->fd = fd;
+	io->on_read = on_read;
+	io->on_write = on_write;
+	io->ctx = ctx;
+	io->want_read = on_read != NULL;
+	xgrow(&loop->ios, &loop->io_alloc, loop->io_count + 1, sizeof(*loop->ios));
+	loop->ios[loop->io_count++] = io;
+	return io;
+}
+
+void
+event_io_want_read(struct event_io *io, bool want)
+{
+	io->want_read = want && io->on_read != NULL;
+}
+
+void
+event_io_want_write(struct event_io *io, bool want)
+{
+	io->want_write = want && io->on_write != NULL;
+}
+
+void
+event_io_remove(struct event_io **_io)
+{
+	struct event_io *io = *_io;
+
+	if (io == NULL)
+		return;
+	*_io = NULL;
+	io->removed = true;
+	io->loop->dirty = true;
+}
+
+struct event_timer *
+event_timer_add(struct event_loop *loop, int64_t ms, event_cb *cb, void *ctx)
+{
+	struct event_timer *timer = xcalloc(1, sizeof(*timer));
+
+	timer->loop = loop;
+	timer->deadline = mono_ms() + (ms < 0 ? 0 : ms);
+	timer->cb = cb;
+	timer->ctx = ctx;
+	xgrow(&loop->timers, &loop->timer_alloc, loop->timer_count + 1, sizeof(*loop->timers));
+	loop->timers[loop->timer_count++] = timer;
+	return timer;
+}
+
+void
+event_timer_remove(struct event_timer **_timer)
+{
+	struct event_timer *timer = *_timer;
+
+	if (timer == NULL)
+		return;
+	*_timer = NULL;
+	timer->removed = true;
+	timer->loop->dirty = true;
+}
+
+static void
+signal_handler(int signo)
+{
+	int saved = errno;
+	unsigned char c = (unsigned char)signo;
+	ssize_t ret ATTR_UNUSED = write(signal_pipe[1], &c, 1);
+	errno = saved;
+}
+
+static void
+signal_input(void *ctx)
+{
+	struct event_loop *loop = ctx;
+	unsigned char sigs[64];
+	ssize_t n = read(signal_pipe[0], sigs, sizeof(sigs));
+
+	for (ssize_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < loop->signal_count; j++) {
+			if (loop->signals[j].signo == sigs[i])
+				loop->signals[j].cb(loop->signals[j].ctx);
+		}
+	}
+}
+
+int
+event_signal_add(struct event_loop *loop, int signo, event_cb *cb, void *ctx)
+{
+	struct sigaction sa;
+
+	if (loop->signal_count == N_ELEMENTS(loop->signals))
+		return -1;
+	if (signal_pipe[0] == -1) {
+		if (pipe(signal_pipe) < 0 || fd_set_nonblock_cloexec(signal_pipe[0]) < 0 ||
+		    fd_set_nonblock_cloexec(signal_pipe[1]) < 0)
+			return -1;
+	}
+	if (loop->signal_io == NULL)
+		loop->signal_io = event_io_add(loop, signal_pipe[0], signal_input, NULL, loop);
+	loop->signals[loop->signal_count].signo = signo;
+	loop->signals[loop->signal_count].cb = cb;
+	loop->signals[loop->signal_count].ctx = ctx;
+	loop->signal_count++;
+
+	i_zero(&sa);
+	sa.sa_handler = signal_handler;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	return sigaction(signo, &sa, NULL);
+}
+
+void
+event_loop_set_post_pass(struct event_loop *loop, event_cb *cb, void *ctx)
+{
+	loop->post_pass = cb;
+	loop->post_pass_ctx = ctx;
+}
+
+void
+event_loop_stop(struct event_loop *loop)
+{
+	loop->stop = true;
+}
+
+static void
+run_timers(struct event_loop *loop)
+{
+	int64_t now = mono_ms();
+	/* Timers added by callbacks in this pass wait for the next one. */
+	size_t count = loop->timer_count;
+
+	for (size_t i = 0; i < count; i++) {
+		struct event_timer *timer = loop->timers[i];
+		if (timer->removed || timer->deadline > now)
+			continue;
+		timer->removed = true;
+		loop->dirty = true;
+		timer->cb(timer->ctx);
+	}
+}
+
+int
+event_loop_run(struct event_loop *loop)
+{
+	fd_set rset, wset;
+
+	loop->stop = false;
+	while (!loop->stop) {
+		struct timeval tv, *tvp = NULL;
+		int64_t next = INT64_MAX;
+		int maxfd = -1, ret;
+
+		event_loop_cleanup(loop);
+		FD_ZERO(&rset);
+		FD_ZERO(&wset);
+		for (size_t i = 0; i < loop->io_count; i++) {
+			struct event_io *io = loop->ios[i];
+			if (io->want_read)
+				FD_SET(io->fd, &rset);
+			if (io->want_write)
+				FD_SET(io->fd, &wset);
+			if ((io->want_read || io->want_write) && io->fd > maxfd)
+				maxfd = io->fd;
+		}
+		for (size_t i = 0; i < loop->timer_count; i++) {
+			if (!loop->timers[i]->removed && loop->timers[i]->deadline < next)
+				next = loop->timers[i]->deadline;
+		}
+		if (next != INT64_MAX) {
+			int64_t wait = next - mono_ms();
+			if (wait < 0)
+				wait = 0;
+			tv.tv_sec = wait / 1000;
+			tv.tv_usec = (wait % 1000) * 1000;
+			tvp = &tv;
+		}
+		ret = select(maxfd + 1, &rset, &wset, NULL, tvp);
+		if (ret < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		/* ios added during the pass wait for the next select(). */
+		size_t count = loop->io_count;
+		for (size_t i = 0; i < count && ret > 0; i++) {
+			struct event_io *io = loop->ios[i];
+			if (!io->removed && io->want_read && FD_ISSET(io->fd, &rset))
+				io->on_read(io->ctx);
+			if (!io->removed && io->want_write && FD_ISSET(io->fd, &wset))
+				io->on_write(io->ctx);
+		}
+		run_timers(loop);
+		if (loop->post_pass != NULL)
+			loop->post_pass(loop->post_pass_ctx);
+	}
+	event_loop_cleanup(loop);
+	return 0;
+}

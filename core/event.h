@@ -1,0 +1,46 @@
+/* event.h: the select() loop. One loop per process; fds, timers, and
+   signals turned into ordinary events through a self-pipe.
+
+   Callbacks may add and remove fds and timers freely, including their own:
+   removed entries are only marked during a dispatch pass and freed after
+   it, so a pass never touches freed memory. */
+#ifndef EVENT_H
+#define EVENT_H
+
+#include "lib.h"
+
+struct event_loop;
+struct event_io;
+struct event_timer;
+
+typedef void event_cb(void *ctx);
+
+struct event_loop *event_loop_new(void);
+void event_loop_free(struct event_loop **loop);
+
+/* Watches fd. fd must be below FD_SETSIZE: the caller checks with
+   event_fd_ok() first. Interest starts with reading on, writing off. */
+struct event_io *event_io_add(struct event_loop *loop, int fd, event_cb *on_read,
+			      event_cb *on_write, void *ctx);
+bool event_fd_ok(int fd);
+void event_io_want_read(struct event_io *io, bool want);
+void event_io_want_write(struct event_io *io, bool want);
+/* Stops watching (does not close the fd) and sets *io to NULL. */
+void event_io_remove(struct event_io **io);
+
+/* Calls cb once, ms milliseconds from now (monotonic clock). */
+struct event_timer *event_timer_add(struct event_loop *loop, int64_t ms, event_cb *cb,
+				    void *ctx);
+void event_timer_remove(struct event_timer **timer);
+
+/* Routes signo to cb, called from the loop (not from the handler). */
+int event_signal_add(struct event_loop *loop, int signo, event_cb *cb, void *ctx);
+
+/* Calls cb after every dispatch pass (for deferred frees). */
+void event_loop_set_post_pass(struct event_loop *loop, event_cb *cb, void *ctx);
+
+/* Runs until event_loop_stop(). Returns 0, or -1 if select() failed. */
+int event_loop_run(struct event_loop *loop);
+void event_loop_stop(struct event_loop *loop);
+
+#endif
