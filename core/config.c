@@ -1,0 +1,690 @@
+/* config.c: reads the libconfig file into struct config.
+
+   The file is read once at start-up. Every setting of the file is checked
+   against one table of known keys (name, type, range), in file order, so
+   that the first mistake is the one reported, as "FILE:LINE: what".
+   Missing sections and keys keep their defaults. */
+#include "config.h"
+#include "registry.h"
+#include "buf.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define CONFIG_DEFAULT_STORAGE_ROOT "var/mail"
+#define CONFIG_DEFAULT_AUTH_FILE "etc/users"
+
+enum config_key_type {
+	KEY_STRING,             /* a char * field, copied */
+	KEY_PATH,               /* a const char * field, made absolute */
+	KEY_BOOL,               /* a bool field */
+	KEY_UINT,               /* an unsigned field, checked against min..max */
+	KEY_SIZE,               /* a size_t field, checked against min..max */
+	KEY_STORAGE_BACKEND,
+	KEY_AUTH_BACKEND,
+	KEY_LOG_LEVEL,
+};
+
+struct config_key {
+	const char *section;
+	const char *name;
+	enum config_key_type type;
+	size_t offset;          /* of the field in struct config */
+	long long min, max;     /* KEY_UINT and KEY_SIZE only */
+};
+
+#define KEY(sec, key, t, field, lo, hi) \
+	{ sec, key, t, offsetof(struct config, field), lo, hi }
+
+static const char *const config_sections[] = {
+	"imap", "smtp", "storage", "auth", "limits", "log",
+};
+
+static const struct config_key config_keys[] = {
+	KEY("imap", "address", KEY_STRING, imap_address, 0, 0),
+	KEY("imap", "port", KEY_UINT, imap_port, 0, 65535),
+	KEY("smtp", "enabled", KEY_BOOL, smtp_enabled, 0, 0),
+	KEY("smtp", "address", KEY_STRING, smtp_address, 0, 0),
+	KEY("smtp", "port", KEY_UINT, smtp_port, 0, 65535),
+	KEY("smtp", "domain", KEY_STRING, smtp_domain, 0, 0),
+	KEY("storage", "backend", KEY_STORAGE_BACKEND, storage_backend, 0, 0),
+	KEY("storage", "root", KEY_PATH, storage.root, 0, 0),
+	KEY("auth", "backend", KEY_AUTH_BACKEND, auth_backend, 0, 0),
+	KEY("auth", "file", KEY_PATH, auth.file, 0, 0),
+	KEY("auth", "service", KEY_STRING, auth.service, 0, 0),
+	KEY("limits", "max_connections", KEY_UINT, max_connections, 1, 100000),
+	KEY("limits", "idle_timeout", KEY_UINT, idle_timeout, 60, 604800),
+	KEY("limits", "login_timeout", KEY_UINT, login_timeout, 1, 3600),
+	KEY("limits", "max_line", KEY_SIZE, max_line, 1024, 1048576),
+	KEY("limits", "max_literal", KEY_SIZE, max_literal, 1, 1073741824),
+	KEY("limits", "auth_fail_delay", KEY_UINT, auth_fail_delay_ms, 0, 10000),
+	KEY("limits", "max_bad_commands", KEY_UINT, max_bad_commands, 1, 1000),
+	KEY("log", "level", KEY_LOG_LEVEL, log_level, 0, 0),
+};
+
+/* Names longer than this get no "did you mean" (and bound the table). */
+#define SUGGEST_MAX_LEN 48
+
+/* Levenshtein distance of a and b, both at most SUGGEST_MAX_LEN long. */
+static size_t
+edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t prev[SUGGEST_MAX_LEN + 1], cur[SUGGEST_MAX_LEN + 1];
+
+	if (la > SUGGEST_MAX_LEN || lb > SUGGEST_MAX_LEN)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t best = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+			if (prev[j] + 1 < best)
+				best = prev[j] + 1;
+			if (cur[j - 1] + 1 < best)
+				best = cur[j - 1] + 1;
+			cur[j] = best;
+		}
+		memcpy(prev, cur, (lb + 1) * sizeof(prev[0]));
+	}
+	return prev[lb];
+}
+
+/* The closest known name to the unknown one, or NULL when nothing is
+   close: distance at most 2 (1 for very short names), or the same key
+   name in another section. name is "section" or "section.key". */
+static char *
+config_suggest(const char *name)
+{
+	size_t best = SIZE_MAX, dist, limit;
+	char *best_name = NULL, *full;
+	const char *dot = strchr(name, '.');
+
+	limit = strlen(name) <= 4 ? 1 : 2;
+	if (dot == NULL) {
+		for (size_t i = 0; i < N_ELEMENTS(config_sections); i++) {
+			dist = edit_distance(name, config_sections[i]);
+			if (dist <= limit && dist < best) {
+				best = dist;
+				free(best_name);
+				best_name = xstrdup(config_sections[i]);
+			}
+		}
+		return best_name;
+	}
+	for (size_t i = 0; i < N_ELEMENTS(config_keys); i++) {
+		full = xasprintf("%s.%s", config_keys[i].section, config_keys[i].name);
+		dist = edit_distance(name, full);
+		if (dist <= limit && dist < best) {
+			best = dist;
+			free(best_name);
+			best_name = full;
+		} else {
+			free(full);
+		}
+	}
+	if (best_name != NULL)
+		return best_name;
+	/* A key put in the wrong section, e.g. "imap.domain". */
+	for (size_t i = 0; i < N_ELEMENTS(config_keys); i++) {
+		if (strcmp(dot + 1, config_keys[i].name) == 0)
+			return xasprintf("%s.%s", config_keys[i].section, config_keys[i].name);
+	}
+	return NULL;
+}
+
+static bool
+config_is_section(const char *name)
+{
+	for (size_t i = 0; i < N_ELEMENTS(config_sections); i++) {
+		if (strcmp(name, config_sections[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+static const struct config_key *
+config_find_key(const char *section, const char *name)
+{
+	for (size_t i = 0; i < N_ELEMENTS(config_keys); i++) {
+		if (strcmp(section, config_keys[i].section) == 0 &&
+		    strcmp(name, config_keys[i].name) == 0)
+			return &config_keys[i];
+	}
+	return NULL;
+}
+
+/* dir + "/" + path, or a copy of path if it is absolute already. */
+static char *
+path_join(const char *dir, const char *path)
+{
+	if (path[0] == '/')
+		return xstrdup(path);
+	if (strcmp(dir, "/") == 0)
+		return xasprintf("/%s", path);
+	return xasprintf("%s/%s", dir, path);
+}
+
+/* The absolute, symlink-free folder holding the file path. */
+static int
+config_dir_of(const char *path, char **dir_r, char **error_r)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir, *real;
+
+	if (slash == NULL)
+		dir = xstrdup(".");
+	else if (slash == path)
+		dir = xstrdup("/");
+	else
+		dir = xstrndup(path, (size_t)(slash - path));
+	real = realpath(dir, NULL);
+	if (real == NULL) {
+		*error_r = xasprintf("%s: cannot resolve the folder %s: %s", path, dir,
+				     strerror(errno));
+		free(dir);
+		return -1;
+	}
+	free(dir);
+	*dir_r = xstrdup(real);
+	free(real);
+	return 0;
+}
+
+/* Fills config with the defaults, its paths relative to the absolute
+   folder dir. */
+static struct config *
+config_new_defaults(const char *dir)
+{
+	struct config *config = xcalloc(1, sizeof(*config));
+
+	config->imap_address = xstrdup("127.0.0.1");
+	config->imap_port = 1430;
+	config->smtp_enabled = false;
+	config->smtp_address = xstrdup("127.0.0.1");
+	config->smtp_port = 2525;
+	config->smtp_domain = xstrdup("localhost");
+	config->storage_backend = registry_storage_find("flat");
+	config->storage.root = path_join(dir, CONFIG_DEFAULT_STORAGE_ROOT);
+	config->auth_backend = registry_auth_find("passwd-file");
+	config->auth.file = path_join(dir, CONFIG_DEFAULT_AUTH_FILE);
+	config->auth.service = xstrdup("imapserver");
+	config->max_connections = 900;
+	config->idle_timeout = 1800;
+	config->login_timeout = 60;
+	config->max_line = 8192;
+	config->max_literal = 26214400;
+	config->auth_fail_delay_ms = 1000;
+	config->max_bad_commands = 20;
+	config->log_level = LOG_LEVEL_INFO;
+	return config;
+}
+
+struct config *
+config_defaults(const char *base_dir)
+{
+	struct config *config;
+	char *real;
+
+	if (base_dir == NULL || base_dir[0] == '\0')
+		base_dir = ".";
+	/* Absolute when it can be; the given folder otherwise (it may not
+	   exist yet, which is an error for whoever opens the paths). */
+	real = realpath(base_dir, NULL);
+	config = config_new_defaults(real != NULL ? real : base_dir);
+	free(real);
+	return config;
+}
+
+void
+config_free(struct config **configp)
+{
+	struct config *config = *configp;
+
+	if (config == NULL)
+		return;
+	*configp = NULL;
+	free(config->path);
+	free(config->imap_address);
+	free(config->smtp_address);
+	free(config->smtp_domain);
+	/* The settings structs hold const pointers for the backends; the
+	   strings are ours. */
+	free((char *)config->storage.root);
+	free((char *)config->auth.file);
+	free((char *)config->auth.service);
+	free(config);
+}
+
+/* Parsing state: the file name for messages and the config folder. */
+struct config_parser {
+	const char *path;
+	const char *dir;
+	struct config *config;
+};
+
+static char *
+config_where(const struct config_parser *parser, const config_setting_t *setting)
+{
+	const char *file = config_setting_source_file(setting);
+
+	return xasprintf("%s:%u", file != NULL ? file : parser->path,
+			 (unsigned)config_setting_source_line(setting));
+}
+
+static int ATTR_FORMAT(4, 5)
+config_fail(const struct config_parser *parser, const config_setting_t *setting, char **error_r,
+	    const char *fmt, ...)
+{
+	va_list args;
+	char *where, *what;
+
+	va_start(args, fmt);
+	if (vasprintf(&what, fmt, args) < 0)
+		what = NULL;
+	va_end(args);
+	where = config_where(parser, setting);
+	*error_r = xasprintf("%s: %s", where, what != NULL ? what : "out of memory");
+	free(where);
+	free(what);
+	return -1;
+}
+
+static bool
+config_is_int(const config_setting_t *setting)
+{
+	int type = config_setting_type(setting);
+
+	return type == CONFIG_TYPE_INT || type == CONFIG_TYPE_INT64;
+}
+
+/* The string of setting, which must be a non-empty string. */
+static int
+config_get_string(const struct config_parser *parser, const config_setting_t *setting,
+		  const char *name, const char **value_r, char **error_r)
+{
+	const char *value;
+
+	if (config_setting_type(setting) != CONFIG_TYPE_STRING)
+		return config_fail(parser, setting, error_r, "%s: expected a string", name);
+	value = config_setting_get_string(setting);
+	if (value == NULL || value[0] == '\0')
+		return config_fail(parser, setting, error_r, "%s: must not be empty", name);
+	*value_r = value;
+	return 0;
+}
+
+static int
+config_set_key(struct config_parser *parser, const struct config_key *key,
+	       const config_setting_t *setting, char **error_r)
+{
+	char *field = (char *)parser->config + key->offset;
+	char name[64];
+	const char *str;
+	long long num;
+	char *names;
+
+	snprintf(name, sizeof(name), "%s.%s", key->section, key->name);
+	switch (key->type) {
+	case KEY_STRING: {
+		char **strp = (char **)(void *)field;
+		if (config_get_string(parser, setting, name, &str, error_r) < 0)
+			return -1;
+		free(*strp);
+		*strp = xstrdup(str);
+		return 0;
+	}
+	case KEY_PATH: {
+		const char **pathp = (const char **)(void *)field;
+		if (config_get_string(parser, setting, name, &str, error_r) < 0)
+			return -1;
+		free((char *)*pathp);
+		*pathp = path_join(parser->dir, str);
+		return 0;
+	}
+	case KEY_BOOL:
+		if (config_setting_type(setting) != CONFIG_TYPE_BOOL) {
+			return config_fail(parser, setting, error_r,
+					   "%s: expected a boolean (true or false)", name);
+		}
+		*(bool *)(void *)field = config_setting_get_bool(setting) != 0;
+		return 0;
+	case KEY_UINT:
+	case KEY_SIZE:
+		if (!config_is_int(setting))
+			return config_fail(parser, setting, error_r, "%s: expected an integer", name);
+		num = config_setting_get_int64(setting);
+		if (num < key->min || num > key->max) {
+			return config_fail(parser, setting, error_r,
+					   "%s: %lld is out of range (%lld..%lld)", name, num,
+					   key->min, key->max);
+		}
+		if (key->type == KEY_UINT)
+			*(unsigned *)(void *)field = (unsigned)num;
+		else
+			*(size_t *)(void *)field = (size_t)num;
+		return 0;
+	case KEY_STORAGE_BACKEND: {
+		const struct storage_backend *backend;
+		if (config_get_string(parser, setting, name, &str, error_r) < 0)
+			return -1;
+		backend = registry_storage_find(str);
+		if (backend == NULL) {
+			names = registry_storage_names();
+			config_fail(parser, setting, error_r,
+				    "%s: unknown backend '%s' (known: %s)", name, str, names);
+			free(names);
+			return -1;
+		}
+		if (!backend->compiled_in) {
+			return config_fail(parser, setting, error_r,
+					   "%s: backend '%s' was not compiled in "
+					   "(its dependencies were missing at build time)",
+					   name, str);
+		}
+		parser->config->storage_backend = backend;
+		return 0;
+	}
+	case KEY_AUTH_BACKEND: {
+		const struct auth_backend *backend;
+		if (config_get_string(parser, setting, name, &str, error_r) < 0)
+			return -1;
+		backend = registry_auth_find(str);
+		if (backend == NULL) {
+			names = registry_auth_names();
+			config_fail(parser, setting, error_r,
+				    "%s: unknown backend '%s' (known: %s)", name, str, names);
+			free(names);
+			return -1;
+		}
+		if (!backend->compiled_in) {
+			return config_fail(parser, setting, error_r,
+					   "%s: backend '%s' was not compiled in (%s)", name, str,
+					   strcmp(str, "pam") == 0 ?
+						   "PAM headers were missing at build time" :
+						   "its dependencies were missing at build time");
+		}
+		parser->config->auth_backend = backend;
+		return 0;
+	}
+	case KEY_LOG_LEVEL: {
+		enum log_level level;
+		if (config_get_string(parser, setting, name, &str, error_r) < 0)
+			return -1;
+		if (log_level_parse(str, &level) < 0) {
+			return config_fail(parser, setting, error_r,
+					   "%s: unknown level '%s' (known: error, warn, info, debug)",
+					   name, str);
+		}
+		parser->config->log_level = level;
+		return 0;
+	}
+	}
+	return config_fail(parser, setting, error_r, "%s: internal error: unknown key type", name);
+}
+
+static int
+config_parse_section(struct config_parser *parser, const config_setting_t *section,
+		     char **error_r)
+{
+	const char *secname = config_setting_name(section);
+	int count;
+
+	if (!config_setting_is_group(section))
+		return config_fail(parser, section, error_r, "%s: expected a group", secname);
+	count = config_setting_length(section);
+	for (int i = 0; i < count; i++) {
+		const config_setting_t *setting = config_setting_get_elem(section, (unsigned)i);
+		const char *name = config_setting_name(setting);
+		const struct config_key *key;
+
+		if (setting == NULL || name == NULL)
+			continue;
+		key = config_find_key(secname, name);
+		if (key == NULL) {
+			char *full = xasprintf("%s.%s", secname, name);
+			char *hint = config_suggest(full);
+			if (hint != NULL) {
+				config_fail(parser, setting, error_r,
+					    "unknown key '%s' (did you mean '%s'?)", full, hint);
+			} else {
+				config_fail(parser, setting, error_r, "unknown key '%s'", full);
+			}
+			free(hint);
+			free(full);
+			return -1;
+		}
+		if (config_set_key(parser, key, setting, error_r) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+config_parse(struct config_parser *parser, const config_t *cf, char **error_r)
+{
+	const config_setting_t *root = config_root_setting(cf);
+	int count = config_setting_length(root);
+
+	for (int i = 0; i < count; i++) {
+		const config_setting_t *section = config_setting_get_elem(root, (unsigned)i);
+		const char *name = config_setting_name(section);
+
+		if (section == NULL || name == NULL)
+			continue;
+		if (!config_is_section(name)) {
+			char *hint = config_suggest(name);
+			if (hint != NULL) {
+				config_fail(parser, section, error_r,
+					    "unknown section '%s' (did you mean '%s'?)", name, hint);
+			} else {
+				config_fail(parser, section, error_r, "unknown section '%s'", name);
+			}
+			free(hint);
+			return -1;
+		}
+		if (config_parse_section(parser, section, error_r) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The largest config file read; a real one is a few KB. */
+#define CONFIG_FILE_MAX (1024 * 1024)
+
+static bool
+config_is_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '-' || c == '*';
+}
+
+static bool
+config_is_hex_digit(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* libconfig 1.5 silently truncates an integer that does not fit in 32 bits
+   unless it carries an 'L' suffix (5000000000 becomes 705032704), which
+   would turn a range check into a lie. This scan follows libconfig's
+   lexical rules (comments, strings, names, numbers) just far enough to
+   find such integers and refuse them with their line. */
+static int
+config_check_integers(const char *path, const char *text, size_t len, char **error_r)
+{
+	unsigned line = 1;
+	size_t i = 0;
+
+	while (i < len) {
+		char c = text[i];
+
+		if (c == '\n') {
+			line++;
+			i++;
+		} else if (c == '#' || (c == '/' && i + 1 < len && text[i + 1] == '/')) {
+			while (i < len && text[i] != '\n')
+				i++;
+		} else if (c == '/' && i + 1 < len && text[i + 1] == '*') {
+			for (i += 2; i < len; i++) {
+				if (text[i] == '\n') {
+					line++;
+				} else if (text[i] == '*' && i + 1 < len && text[i + 1] == '/') {
+					i += 2;
+					break;
+				}
+			}
+		} else if (c == '"') {
+			for (i++; i < len && text[i] != '"'; i++) {
+				if (text[i] == '\\' && i + 1 < len)
+					i++;
+				if (text[i] == '\n')
+					line++;
+			}
+			i++;
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '*' ||
+			   c == '@') {
+			for (i++; i < len && config_is_name_char(text[i]); i++)
+				;
+		} else if (c >= '0' && c <= '9') {
+			bool negative = i > 0 && text[i - 1] == '-';
+			bool hex = c == '0' && i + 1 < len && (text[i + 1] == 'x' || text[i + 1] == 'X');
+			size_t start = i, digits = 0;
+			uint64_t value = 0;
+			bool overflow = false;
+
+			if (hex)
+				i += 2;
+			for (; i < len && (hex ? config_is_hex_digit(text[i]) :
+						 (text[i] >= '0' && text[i] <= '9'));
+			     i++) {
+				unsigned d = text[i] <= '9' ? (unsigned)(text[i] - '0') :
+					     (unsigned)((text[i] | 0x20) - 'a' + 10);
+				if (value > (UINT64_MAX - d) / (hex ? 16 : 10))
+					overflow = true;
+				else
+					value = value * (hex ? 16 : 10) + d;
+				digits++;
+			}
+			if (i < len && (text[i] == 'L' || (!hex && (text[i] == '.' ||
+							     text[i] == 'e' || text[i] == 'E')))) {
+				/* 64-bit integer or float: libconfig keeps it whole. */
+				while (i < len && (config_is_name_char(text[i]) || text[i] == '.' ||
+						   text[i] == '+'))
+					i++;
+				continue;
+			}
+			if (digits > 0 && (overflow || value > (negative ? 2147483648ULL : 2147483647ULL))) {
+				int n = (int)(i - start);
+				*error_r = xasprintf("%s:%u: integer %s%.*s does not fit in 32 bits "
+						     "(write %s%.*sL for a 64-bit integer)",
+						     path, line, negative ? "-" : "", n, text + start,
+						     negative ? "-" : "", n, text + start);
+				return -1;
+			}
+		} else {
+			i++;
+		}
+	}
+	return 0;
+}
+
+/* Reads the whole file (at most CONFIG_FILE_MAX octets) into *text_r. */
+static int
+config_read_text(const char *path, char **text_r, char **error_r)
+{
+	struct buf text = BUF_INIT;
+	char chunk[4096];
+	size_t n;
+	FILE *fp;
+
+	fp = fopen(path, "re");
+	if (fp == NULL) {
+		*error_r = xasprintf("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0) {
+		if (text.len + n > CONFIG_FILE_MAX) {
+			*error_r = xasprintf("%s: file is larger than %d octets", path,
+					     CONFIG_FILE_MAX);
+			buf_free(&text);
+			fclose(fp);
+			return -1;
+		}
+		buf_append(&text, chunk, n);
+	}
+	if (ferror(fp)) {
+		*error_r = xasprintf("%s: %s", path, strerror(errno));
+		buf_free(&text);
+		fclose(fp);
+		return -1;
+	}
+	fclose(fp);
+	if (memchr(text.data != NULL ? text.data : "", '\0', text.len) != NULL) {
+		unsigned line = 1;
+		for (size_t i = 0; i < text.len && text.data[i] != '\0'; i++)
+			line += text.data[i] == '\n';
+		*error_r = xasprintf("%s:%u: NUL byte in the file", path, line);
+		buf_free(&text);
+		return -1;
+	}
+	*text_r = buf_steal(&text);
+	return 0;
+}
+
+int
+config_load(const char *path, struct config **config_r, char **error_r)
+{
+	struct config_parser parser;
+	struct config *config;
+	config_t cf;
+	char *dir, *text;
+	int ret;
+
+	*config_r = NULL;
+	/* Read here rather than by libconfig: a missing file is reported
+	   with its errno rather than as "file I/O error", and the text is
+	   checked for integers that libconfig would truncate. */
+	if (config_read_text(path, &text, error_r) < 0)
+		return -1;
+	if (config_check_integers(path, text, strlen(text), error_r) < 0 ||
+	    config_dir_of(path, &dir, error_r) < 0) {
+		free(text);
+		return -1;
+	}
+
+	config_init(&cf);
+	config_set_include_dir(&cf, dir);
+	if (config_read_string(&cf, text) != CONFIG_TRUE) {
+		const char *file = config_error_file(&cf);
+		const char *msg = config_error_text(&cf);
+		*error_r = xasprintf("%s:%d: %s", file != NULL ? file : path,
+				     config_error_line(&cf), msg != NULL ? msg : "syntax error");
+		config_destroy(&cf);
+		free(text);
+		free(dir);
+		return -1;
+	}
+	free(text);
+
+	config = config_new_defaults(dir);
+	config->path = xstrdup(path);
+	parser.path = path;
+	parser.dir = dir;
+	parser.config = config;
+	ret = config_parse(&parser, &cf, error_r);
+	config_destroy(&cf);
+	free(dir);
+	if (ret < 0) {
+		config_free(&config);
+		return -1;
+	}
+	*config_r = config;
+	return 0;
+}

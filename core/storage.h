@@ -1,0 +1,193 @@
+/* storage.h: the storage backend contract.
+
+   A storage backend is one .c file in backends/ exporting one const
+   struct storage_backend filled with designated initializers; the registry
+   (core/registry.c) lists them and the config names one.
+
+   The core owns the in-memory list of a mailbox's messages (struct
+   mbox_state). A backend fills and changes it only through the
+   mbox_state_*() helpers below, so UIDs, flags and modification sequences
+   are kept the same way by every backend. The protocol code never calls a
+   backend directly: it calls the storage_*() wrappers at the end of this
+   file.
+
+   Conventions: functions return 0 on success and -1 on error with a
+   malloc'ed reason in *error_r (the caller frees it). Lookups return 1
+   found, 0 not found, -1 error. */
+#ifndef STORAGE_H
+#define STORAGE_H
+
+#include "lib.h"
+#include "buf.h"
+
+/* System flags. \Recent is not stored: it is a property of a session. */
+enum mail_flag {
+	MAIL_SEEN = 0x01,
+	MAIL_ANSWERED = 0x02,
+	MAIL_FLAGGED = 0x04,
+	MAIL_DELETED = 0x08,
+	MAIL_DRAFT = 0x10,
+};
+#define MAIL_FLAGS_ALL 0x1f
+#define MBOX_MAX_KEYWORDS 64
+
+/* Why an operation failed, so that the client gets the right answer. */
+enum storage_error {
+	STORAGE_ERR_NONE = 0,
+	STORAGE_ERR_TEMP,          /* I/O error and the like: NO [SERVERBUG]/[UNAVAILABLE] */
+	STORAGE_ERR_NOT_FOUND,     /* mailbox does not exist: NO [NONEXISTENT] */
+	STORAGE_ERR_EXISTS,        /* mailbox exists already: NO [ALREADYEXISTS] */
+	STORAGE_ERR_BAD_NAME,      /* name not allowed: NO [CANNOT] */
+	STORAGE_ERR_NO_SPACE,      /* disk full or quota: NO [OVERQUOTA] */
+	STORAGE_ERR_LIMIT,         /* a limit of the format: NO [LIMIT] */
+	STORAGE_ERR_IN_USE,        /* locked by another writer for too long: NO [INUSE] */
+};
+
+/* One message as the core sees it. */
+struct mail_rec {
+	uint32_t uid;
+	uint8_t flags;             /* enum mail_flag bits */
+	uint64_t keywords;         /* bit i = mbox_state.keywords[i] */
+	int64_t internal_date;     /* seconds since the epoch */
+	int32_t tz_minutes;        /* zone of the internal date, minutes east of UTC */
+	uint64_t size;             /* RFC822.SIZE: octets of the message as served (CRLF) */
+	uint64_t modseq;           /* bumped by the core on every flag change */
+	uint64_t priv[3];          /* the backend's locator of the message bytes */
+};
+
+/* The in-memory state of one mailbox, shared by all sessions that
+   selected it. Messages are sorted by ascending UID. */
+struct mbox_state {
+	struct mail_rec *mails;
+	size_t count, alloc;
+	uint32_t uidvalidity;
+	uint32_t uidnext;          /* next UID to assign; UIDs are never reused */
+	uint32_t first_recent_uid; /* messages with uid >= this are still \Recent for someone */
+	uint64_t highest_modseq;
+	char *keywords[MBOX_MAX_KEYWORDS];
+	unsigned keyword_count;
+	/* Counts changes, so that a session can tell cheaply whether it
+	   has anything to catch up with. */
+	uint64_t expunge_gen;
+};
+
+/* mbox_state helpers, for backends and the core. */
+void mbox_state_init(struct mbox_state *state);
+void mbox_state_deinit(struct mbox_state *state);
+/* Drops every message and keyword (for a UIDVALIDITY reset). */
+void mbox_state_clear(struct mbox_state *state);
+/* Appends rec (its uid must be above every present uid; uidnext is
+   raised past it). Returns the new record. */
+struct mail_rec *mbox_state_append(struct mbox_state *state, const struct mail_rec *rec);
+/* Removes the message at index idx. */
+void mbox_state_remove(struct mbox_state *state, size_t idx);
+/* Index of uid, or -1. Binary search. */
+ssize_t mbox_state_find(const struct mbox_state *state, uint32_t uid);
+/* Sets flags and keywords of the message at idx, bumping its modseq if
+   anything changed. Returns true if something changed. */
+bool mbox_state_set_flags(struct mbox_state *state, size_t idx, uint8_t flags, uint64_t keywords);
+/* Index of keyword name (case-insensitive), adding it if add is true and
+   there is room. Returns -1 if missing (or no room). */
+int mbox_state_keyword(struct mbox_state *state, const char *name, bool add);
+
+struct storage_settings {
+	const char *root;          /* absolute path of storage.root */
+};
+
+struct storage;                /* a backend instance, from init() */
+struct storage_box;            /* one open mailbox of a backend */
+
+struct storage_backend {
+	const char *name;
+	/* false for a backend whose dependencies were missing at build time;
+	   it stays registered so that the config error can say so. */
+	bool compiled_in;
+
+	int (*init)(const struct storage_settings *set, struct storage **st_r, char **error_r);
+	void (*deinit)(struct storage **st);
+
+	/* Every mailbox of user, "INBOX" included, as names with '/' as the
+	   hierarchy delimiter. */
+	int (*list)(struct storage *st, const char *user, struct strlist *names_r,
+		    enum storage_error *err_r, char **error_r);
+	int (*create)(struct storage *st, const char *user, const char *name,
+		      enum storage_error *err_r, char **error_r);
+	int (*delete)(struct storage *st, const char *user, const char *name,
+		      enum storage_error *err_r, char **error_r);
+	int (*rename)(struct storage *st, const char *user, const char *oldname,
+		      const char *newname, enum storage_error *err_r, char **error_r);
+	int (*subscriptions_read)(struct storage *st, const char *user, struct strlist *names_r,
+				  char **error_r);
+	int (*subscriptions_write)(struct storage *st, const char *user,
+				   const struct strlist *names, char **error_r);
+
+	/* Opens mailbox name of user and loads its messages into state (which
+	   is freshly initialised). */
+	int (*open)(struct storage *st, const char *user, const char *name,
+		    struct mbox_state *state, struct storage_box **box_r,
+		    enum storage_error *err_r, char **error_r);
+	void (*close)(struct storage_box **box);
+	/* Brings state in line with the disk: messages added or removed by
+	   other processes, flags changed by other tools. Returns 0 if state is
+	   in line (possibly changed), 1 if the UIDVALIDITY changed (state was
+	   reloaded from scratch), -1 on error. Cheap when nothing changed (a
+	   stat()). */
+	int (*sync)(struct storage_box *box, struct mbox_state *state, char **error_r);
+	/* Appends the whole message rec (as served: RFC 5322, CRLF line ends)
+	   to out. */
+	int (*read)(struct storage_box *box, const struct mail_rec *rec, struct buf *out,
+		    char **error_r);
+	/* Stores a new message (data is RFC 5322, CRLF or LF line ends) with
+	   the given flags, keywords (indexes into state) and internal date,
+	   durably (fsync) before returning, and appends it to state.
+	   *uid_r is its UID. */
+	int (*append)(struct storage_box *box, struct mbox_state *state, const char *data,
+		      size_t len, uint8_t flags, uint64_t keywords, int64_t internal_date,
+		      int32_t tz_minutes, uint32_t *uid_r, enum storage_error *err_r,
+		      char **error_r);
+	/* Persists the flags of state->mails[idx], which the core has just
+	   changed with mbox_state_set_flags(). */
+	int (*flags_changed)(struct storage_box *box, struct mbox_state *state, size_t idx,
+			     char **error_r);
+	/* Removes the messages whose UIDs are in uids (ascending) from the
+	   disk and from state, so that a crash at any instant neither loses
+	   nor duplicates a message. */
+	int (*expunge)(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
+		       size_t count, char **error_r);
+	/* Paths whose changes mean the mailbox changed (for file watching):
+	   adds them to paths_r. */
+	void (*watch_paths)(struct storage_box *box, struct strlist *paths_r);
+};
+
+/* Core wrappers: the only way protocol code reaches a backend. They bound
+   arguments, supply a reason when a backend forgot to, and log in one
+   place (with session id sid). */
+struct storage_ctx {
+	const struct storage_backend *backend;
+	struct storage *st;
+};
+
+int storage_list(const struct storage_ctx *ctx, const char *sid, const char *user,
+		 struct strlist *names_r, enum storage_error *err_r);
+int storage_create(const struct storage_ctx *ctx, const char *sid, const char *user,
+		   const char *name, enum storage_error *err_r);
+int storage_delete(const struct storage_ctx *ctx, const char *sid, const char *user,
+		   const char *name, enum storage_error *err_r);
+int storage_rename(const struct storage_ctx *ctx, const char *sid, const char *user,
+		   const char *oldname, const char *newname, enum storage_error *err_r);
+int storage_subscriptions_read(const struct storage_ctx *ctx, const char *sid,
+			       const char *user, struct strlist *names_r);
+int storage_subscriptions_write(const struct storage_ctx *ctx, const char *sid,
+				const char *user, const struct strlist *names);
+const char *storage_error_code(enum storage_error err);
+
+/* Mailbox name rules shared by every backend: returns true if name may be
+   used as a mailbox name (no NUL, no control characters, no empty
+   component, no "." or ".." component, not absolute, at most 255 octets). */
+bool storage_name_is_valid(const char *name);
+/* Checks a user name before it goes near a path: no '/', no "..", no NUL
+   or control characters, not empty, not starting with '.', at most 64
+   octets. */
+bool storage_user_is_valid(const char *user);
+
+#endif
