@@ -256,59 +256,76 @@ run_timers(struct event_loop *loop)
 	}
 }
 
+/* One select() and one dispatch pass. max_wait_ms < 0: wait for the next
+   timer or fd; otherwise at most that long. Returns 0 or -1. */
+static int
+event_loop_pass(struct event_loop *loop, int64_t max_wait_ms)
+{
+	fd_set rset, wset;
+	struct timeval tv, *tvp = NULL;
+	int64_t next = INT64_MAX;
+	int maxfd = -1, ret;
+
+	event_loop_cleanup(loop);
+	FD_ZERO(&rset);
+	FD_ZERO(&wset);
+	for (size_t i = 0; i < loop->io_count; i++) {
+		struct event_io *io = loop->ios[i];
+		if (io->want_read)
+			FD_SET(io->fd, &rset);
+		if (io->want_write)
+			FD_SET(io->fd, &wset);
+		if ((io->want_read || io->want_write) && io->fd > maxfd)
+			maxfd = io->fd;
+	}
+	for (size_t i = 0; i < loop->timer_count; i++) {
+		if (!loop->timers[i]->removed && loop->timers[i]->deadline < next)
+			next = loop->timers[i]->deadline;
+	}
+	if (max_wait_ms >= 0 && (next == INT64_MAX || next > mono_ms() + max_wait_ms))
+		next = mono_ms() + max_wait_ms;
+	if (next != INT64_MAX) {
+		int64_t wait = next - mono_ms();
+		if (wait < 0)
+			wait = 0;
+		tv.tv_sec = wait / 1000;
+		tv.tv_usec = (wait % 1000) * 1000;
+		tvp = &tv;
+	}
+	ret = select(maxfd + 1, &rset, &wset, NULL, tvp);
+	if (ret < 0)
+		return errno == EINTR ? 0 : -1;
+	/* ios added during the pass wait for the next select(). */
+	size_t count = loop->io_count;
+	for (size_t i = 0; i < count && ret > 0; i++) {
+		struct event_io *io = loop->ios[i];
+		if (!io->removed && io->want_read && FD_ISSET(io->fd, &rset))
+			io->on_read(io->ctx);
+		if (!io->removed && io->want_write && FD_ISSET(io->fd, &wset))
+			io->on_write(io->ctx);
+	}
+	run_timers(loop);
+	if (loop->post_pass != NULL)
+		loop->post_pass(loop->post_pass_ctx);
+	return 0;
+}
+
+int
+event_loop_run_once(struct event_loop *loop, int64_t max_wait_ms)
+{
+	int ret = event_loop_pass(loop, max_wait_ms < 0 ? 0 : max_wait_ms);
+
+	event_loop_cleanup(loop);
+	return ret;
+}
+
 int
 event_loop_run(struct event_loop *loop)
 {
-	fd_set rset, wset;
-
 	loop->stop = false;
 	while (!loop->stop) {
-		struct timeval tv, *tvp = NULL;
-		int64_t next = INT64_MAX;
-		int maxfd = -1, ret;
-
-		event_loop_cleanup(loop);
-		FD_ZERO(&rset);
-		FD_ZERO(&wset);
-		for (size_t i = 0; i < loop->io_count; i++) {
-			struct event_io *io = loop->ios[i];
-			if (io->want_read)
-				FD_SET(io->fd, &rset);
-			if (io->want_write)
-				FD_SET(io->fd, &wset);
-			if ((io->want_read || io->want_write) && io->fd > maxfd)
-				maxfd = io->fd;
-		}
-		for (size_t i = 0; i < loop->timer_count; i++) {
-			if (!loop->timers[i]->removed && loop->timers[i]->deadline < next)
-				next = loop->timers[i]->deadline;
-		}
-		if (next != INT64_MAX) {
-			int64_t wait = next - mono_ms();
-			if (wait < 0)
-				wait = 0;
-			tv.tv_sec = wait / 1000;
-			tv.tv_usec = (wait % 1000) * 1000;
-			tvp = &tv;
-		}
-		ret = select(maxfd + 1, &rset, &wset, NULL, tvp);
-		if (ret < 0) {
-			if (errno == EINTR)
-				continue;
+		if (event_loop_pass(loop, -1) < 0)
 			return -1;
-		}
-		/* ios added during the pass wait for the next select(). */
-		size_t count = loop->io_count;
-		for (size_t i = 0; i < count && ret > 0; i++) {
-			struct event_io *io = loop->ios[i];
-			if (!io->removed && io->want_read && FD_ISSET(io->fd, &rset))
-				io->on_read(io->ctx);
-			if (!io->removed && io->want_write && FD_ISSET(io->fd, &wset))
-				io->on_write(io->ctx);
-		}
-		run_timers(loop);
-		if (loop->post_pass != NULL)
-			loop->post_pass(loop->post_pass_ctx);
 	}
 	event_loop_cleanup(loop);
 	return 0;

@@ -42,5 +42,8 @@ void event_loop_set_post_pass(struct event_loop *loop, event_cb *cb, void *ctx);
 /* Runs until event_loop_stop(). Returns 0, or -1 if select() failed. */
 int event_loop_run(struct event_loop *loop);
 void event_loop_stop(struct event_loop *loop);
+/* One pass: waits at most max_wait_ms for an event, dispatches, returns.
+   For tests that drive the loop step by step. */
+int event_loop_run_once(struct event_loop *loop, int64_t max_wait_ms);
 
 #endif

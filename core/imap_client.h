@@ -1,0 +1,101 @@
+/* imap_client.h: one IMAP session (internal to the server: imap_client.c
+   does its I/O and dispatch, imap_cmds.c its commands). */
+#ifndef IMAP_CLIENT_H
+#define IMAP_CLIENT_H
+
+#include "imap_server.h"
+#include "imap_parser.h"
+#include "mailbox.h"
+
+enum client_state {
+	CLIENT_NOT_AUTH,
+	CLIENT_AUTH,
+	CLIENT_SELECTED,
+	CLIENT_LOGOUT,
+};
+
+/* What the session does with its input. */
+enum client_mode {
+	MODE_COMMAND,           /* parsing commands */
+	MODE_AUTH_CONT,         /* AUTHENTICATE: waiting for the client's response line */
+	MODE_IDLE,              /* IDLE: waiting for DONE */
+	MODE_DELAY,             /* a failed login is being answered after a delay */
+	MODE_FETCH,             /* a big FETCH continues as output drains */
+};
+
+struct fetch_job;
+
+struct client {
+	struct imap_server *server;
+	struct server_gen *gen;
+	struct client *prev, *next;
+	int fd;
+	struct event_io *io;
+	char sid[24];
+	char peer[64];
+
+	struct buf in;          /* received, from in_pos on not yet consumed */
+	size_t in_pos;
+	struct buf out;         /* to send, from out_pos on */
+	size_t out_pos;
+	struct imap_parser *parser;
+
+	enum client_state state;
+	enum client_mode mode;
+	char *user;
+	struct mailbox *mbox;
+	struct mbox_view *view;
+	/* Tag of the command that waits (IDLE, AUTHENTICATE, a delayed
+	   login, a suspended FETCH). */
+	char *wait_tag;
+	struct event_timer *delay_timer;
+	struct fetch_job *fetch;
+
+	int64_t deadline;       /* monotonic ms: autologout */
+	unsigned bad_count;
+	unsigned auth_failures;
+	bool closing;           /* flush what is queued, then close */
+	bool dead;              /* to be destroyed after this dispatch pass */
+	char *close_reason;
+};
+
+/* Command handlers answer through these. */
+void client_send(struct client *c, const char *fmt, ...) ATTR_FORMAT(2, 3);
+void client_send_tagged(struct client *c, const char *tag, const char *fmt, ...)
+	ATTR_FORMAT(3, 4);
+/* Queues "* BYE reason" and closes the session once it is written. */
+void client_disconnect(struct client *c, const char *reason);
+/* Writes what is queued; called by handlers that finish asynchronously. */
+void client_flush(struct client *c);
+/* Brings the selected view in line (untagged updates). */
+void client_sync_view(struct client *c, bool allow_expunge);
+/* Resumes reading commands after an asynchronous command finished. */
+void client_resume(struct client *c);
+/* The hub's notify callback for the session's view. */
+void client_mailbox_notify(void *ctx);
+/* Queued output not yet written, in octets. */
+size_t client_out_pending(const struct client *c);
+/* Leaves the selected mailbox (no expunge). */
+void client_unselect(struct client *c);
+
+/* imap_cmds.c */
+/* Runs cmd. Returns true if the command completed (its tagged answer is
+   queued), false if it continues asynchronously (IDLE, AUTHENTICATE,
+   delayed login, big FETCH). */
+bool imap_cmd_dispatch(struct client *c, const struct imap_command *cmd);
+/* A line received in MODE_AUTH_CONT or MODE_IDLE. */
+void imap_cmd_continuation_line(struct client *c, const char *line, size_t len);
+/* Continues a suspended FETCH; returns true when it has completed. */
+bool imap_cmd_fetch_continue(struct client *c);
+void imap_cmd_fetch_abort(struct client *c);
+/* The capability list for the session's state. */
+const char *imap_capabilities(const struct client *c);
+
+/* Output above this stops command processing until it drains. */
+#define CLIENT_OUT_HIGH_WATER (256 * 1024)
+/* Octets written per writable event at most, so one big FETCH cannot
+   starve the other sessions. */
+#define CLIENT_WRITE_CAP (256 * 1024)
+#define CLIENT_READ_CHUNK 16384
+
+#endif

@@ -1,0 +1,53 @@
+/* imap_server.h: the IMAP server: a listener, its sessions and what they
+   share. One struct imap_server per process, driven by one event loop. */
+#ifndef IMAP_SERVER_H
+#define IMAP_SERVER_H
+
+#include "lib.h"
+#include "auth.h"
+#include "buf.h"
+#include "config.h"
+#include "event.h"
+#include "storage.h"
+
+/* What sessions started under one configuration share. SIGHUP makes a new
+   generation for new sessions; the old one lives while its sessions do. */
+struct server_gen {
+	unsigned refcount;
+	struct config *cfg;
+	struct storage_ctx storage;
+	struct auth_ctx auth;
+	struct hub *hub;
+};
+
+struct client;
+
+struct imap_server {
+	struct event_loop *loop;
+	struct server_gen *gen;
+	int listen_fd;
+	struct event_io *listen_io;
+	struct client *clients;
+	size_t client_count;
+	uint64_t session_counter;
+	struct event_timer *tick_timer;
+	bool shutting_down;
+};
+
+/* Makes a generation from cfg (takes ownership of cfg): initialises the
+   backends. Returns NULL with *error_r on failure. */
+struct server_gen *server_gen_new(struct config *cfg, char **error_r);
+void server_gen_unref(struct server_gen **gen);
+
+/* Creates the server around an already listening socket. */
+struct imap_server *imap_server_new(struct event_loop *loop, struct server_gen *gen,
+				    int listen_fd);
+/* Closes every session (with "* BYE") and frees the server. */
+void imap_server_free(struct imap_server **server);
+/* Puts a new generation in place for new sessions (takes a reference). */
+void imap_server_set_gen(struct imap_server *server, struct server_gen *gen);
+
+/* Takes an accepted connection (fd non-blocking, close-on-exec). */
+void imap_server_accept_fd(struct imap_server *server, int fd, const char *peer);
+
+#endif

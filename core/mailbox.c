@@ -1,0 +1,561 @@
+/* mailbox.c: the mailbox hub (see mailbox.h). */
+#include "mailbox.h"
+#include "imap_util.h"
+#include "log.h"
+#include "seqset.h"
+
+#include <stdlib.h>
+
+/* Unreferenced mailboxes kept open so that a new SELECT of a big mailbox
+   costs a stat() instead of reading its index again. */
+#define HUB_LINGER_MAX 8
+
+struct mailbox {
+	struct hub *hub;
+	char *user, *name;
+	struct storage_box *box;
+	struct mbox_state state;
+	unsigned refcount;
+	struct mbox_view *views;
+	struct mailbox *prev, *next;
+	/* Order in which unreferenced mailboxes were released. */
+	uint64_t released_at;
+};
+
+struct hub {
+	struct storage_ctx storage;
+	struct mailbox *mailboxes;
+	size_t count;
+	uint64_t release_clock;
+};
+
+struct hub *
+hub_new(const struct storage_ctx *storage)
+{
+	struct hub *hub = xcalloc(1, sizeof(*hub));
+
+	hub->storage = *storage;
+	return hub;
+}
+
+static void
+mailbox_destroy(struct mailbox *mbox)
+{
+	struct hub *hub = mbox->hub;
+
+	if (mbox->prev != NULL)
+		mbox->prev->next = mbox->next;
+	else
+		hub->mailboxes = mbox->next;
+	if (mbox->next != NULL)
+		mbox->next->prev = mbox->prev;
+	hub->count--;
+	hub->storage.backend->close(&mbox->box);
+	mbox_state_deinit(&mbox->state);
+	free(mbox->user);
+	free(mbox->name);
+	free(mbox);
+}
+
+void
+hub_free(struct hub **_hub)
+{
+	struct hub *hub = *_hub;
+
+	if (hub == NULL)
+		return;
+	*_hub = NULL;
+	while (hub->mailboxes != NULL)
+		mailbox_destroy(hub->mailboxes);
+	free(hub);
+}
+
+size_t
+hub_open_count(const struct hub *hub)
+{
+	return hub->count;
+}
+
+struct mailbox *
+hub_find(struct hub *hub, const char *user, const char *name)
+{
+	for (struct mailbox *m = hub->mailboxes; m != NULL; m = m->next) {
+		if (strcmp(m->user, user) == 0 && strcmp(m->name, name) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+bool
+mailbox_is_used(const struct mailbox *mbox)
+{
+	return mbox->refcount > 0;
+}
+
+void
+hub_forget(struct hub *hub, const char *user, const char *name)
+{
+	struct mailbox *mbox = hub_find(hub, user, name);
+
+	if (mbox != NULL && mbox->refcount == 0)
+		mailbox_destroy(mbox);
+}
+
+/* Closes the oldest unreferenced mailboxes beyond the linger limit. */
+static void
+hub_trim(struct hub *hub)
+{
+	for (;;) {
+		struct mailbox *oldest = NULL;
+		size_t idle = 0;
+
+		for (struct mailbox *m = hub->mailboxes; m != NULL; m = m->next) {
+			if (m->refcount > 0)
+				continue;
+			idle++;
+			if (oldest == NULL || m->released_at < oldest->released_at)
+				oldest = m;
+		}
+		if (idle <= HUB_LINGER_MAX)
+			return;
+		mailbox_destroy(oldest);
+	}
+}
+
+int
+mailbox_open(struct hub *hub, const char *sid, const char *user, const char *name,
+	     struct mailbox **mbox_r, enum storage_error *err_r)
+{
+	struct mailbox *mbox = hub_find(hub, user, name);
+	char *error = NULL;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (mbox != NULL) {
+		mbox->refcount++;
+		if (mailbox_refresh(mbox, sid) < 0) {
+			mailbox_unref(&mbox);
+			*err_r = STORAGE_ERR_TEMP;
+			return -1;
+		}
+		*mbox_r = mbox;
+		return 0;
+	}
+	mbox = xcalloc(1, sizeof(*mbox));
+	mbox_state_init(&mbox->state);
+	if (hub->storage.backend->open(hub->storage.st, user, name, &mbox->state, &mbox->box,
+				       err_r, &error) < 0) {
+		if (*err_r == STORAGE_ERR_NONE)
+			*err_r = STORAGE_ERR_TEMP;
+		if (*err_r != STORAGE_ERR_NOT_FOUND)
+			log_error(sid, "open %s/%s: %s", user, name,
+				  error != NULL ? error : "failed");
+		free(error);
+		mbox_state_deinit(&mbox->state);
+		free(mbox);
+		return -1;
+	}
+	mbox->hub = hub;
+	mbox->user = xstrdup(user);
+	mbox->name = xstrdup(name);
+	mbox->refcount = 1;
+	mbox->next = hub->mailboxes;
+	if (hub->mailboxes != NULL)
+		hub->mailboxes->prev = mbox;
+	hub->mailboxes = mbox;
+	hub->count++;
+	*mbox_r = mbox;
+	return 0;
+}
+
+void
+mailbox_unref(struct mailbox **_mbox)
+{
+	struct mailbox *mbox = *_mbox;
+
+	if (mbox == NULL)
+		return;
+	*_mbox = NULL;
+	if (--mbox->refcount > 0)
+		return;
+	mbox->released_at = ++mbox->hub->release_clock;
+	hub_trim(mbox->hub);
+}
+
+void
+hub_poll(struct hub *hub)
+{
+	for (struct mailbox *m = hub->mailboxes; m != NULL; m = m->next) {
+		if (m->views != NULL)
+			(void)mailbox_refresh(m, "-");
+	}
+}
+
+struct mbox_state *
+mailbox_state(struct mailbox *mbox)
+{
+	return &mbox->state;
+}
+
+const char *
+mailbox_name(const struct mailbox *mbox)
+{
+	return mbox->name;
+}
+
+void
+mailbox_changed(struct mailbox *mbox, struct mbox_view *except)
+{
+	struct mbox_view *view, *next;
+
+	for (view = mbox->views; view != NULL; view = next) {
+		next = view->next;
+		if (view != except && view->notify != NULL)
+			view->notify(view->notify_ctx);
+	}
+}
+
+int
+mailbox_refresh(struct mailbox *mbox, const char *sid)
+{
+	struct mbox_state *st = &mbox->state;
+	uint64_t modseq = st->highest_modseq, gen = st->expunge_gen;
+	uint32_t uidnext = st->uidnext, uidvalidity = st->uidvalidity;
+	size_t count = st->count;
+	char *error = NULL;
+	int ret;
+
+	ret = mbox->hub->storage.backend->sync(mbox->box, st, &error);
+	if (ret < 0) {
+		log_error(sid, "sync %s/%s: %s", mbox->user, mbox->name,
+			  error != NULL ? error : "failed");
+		free(error);
+		return -1;
+	}
+	if (ret > 0 || st->uidvalidity != uidvalidity) {
+		log_warn(sid, "%s/%s: UIDVALIDITY changed from %u to %u", mbox->user, mbox->name,
+			 uidvalidity, st->uidvalidity);
+		/* Every view's map is void now; they notice in sync(). */
+		st->expunge_gen++;
+	} else if (st->count < count + (st->uidnext - uidnext)) {
+		/* Fewer messages than before plus the new ones: someone
+		   removed some. */
+		st->expunge_gen = st->expunge_gen == gen ? gen + 1 : st->expunge_gen;
+	}
+	if (ret > 0 || st->highest_modseq != modseq || st->expunge_gen != gen ||
+	    st->uidnext != uidnext || st->count != count)
+		mailbox_changed(mbox, NULL);
+	return 0;
+}
+
+static ssize_t
+first_index_above(const struct mbox_state *st, uint32_t uid)
+{
+	size_t lo = 0, hi = st->count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (st->mails[mid].uid <= uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (ssize_t)lo;
+}
+
+/* Claims the \Recent messages (uid >= first_recent_uid) among the new
+   messages from index idx on. A read-only view sees them as recent
+   without taking them from others. */
+static void
+view_claim_recent(struct mbox_view *view, size_t idx)
+{
+	struct mbox_state *st = &view->mbox->state;
+
+	for (; idx < st->count; idx++) {
+		uint32_t uid = st->mails[idx].uid;
+		if (uid < st->first_recent_uid)
+			continue;
+		xgrow(&view->recent_uids, &view->recent_alloc, view->recent_count + 1,
+		      sizeof(uint32_t));
+		view->recent_uids[view->recent_count++] = uid;
+	}
+	if (!view->readonly && st->first_recent_uid < st->uidnext)
+		st->first_recent_uid = st->uidnext;
+}
+
+/* Adds the messages above the view's highest uid; returns how many. */
+static size_t
+view_add_new(struct mbox_view *view)
+{
+	struct mbox_state *st = &view->mbox->state;
+	uint32_t max = view->count > 0 ? view->uids[view->count - 1] : 0;
+	size_t idx = (size_t)first_index_above(st, max), n = st->count - idx;
+
+	if (n == 0)
+		return 0;
+	xgrow(&view->uids, &view->alloc, view->count + n, sizeof(uint32_t));
+	for (size_t i = idx; i < st->count; i++)
+		view->uids[view->count++] = st->mails[i].uid;
+	view_claim_recent(view, idx);
+	return n;
+}
+
+struct mbox_view *
+mbox_view_new(struct mailbox *mbox, bool readonly, void (*notify)(void *ctx), void *notify_ctx)
+{
+	struct mbox_view *view = xcalloc(1, sizeof(*view));
+
+	view->mbox = mbox;
+	view->readonly = readonly;
+	view->notify = notify;
+	view->notify_ctx = notify_ctx;
+	view->synced_modseq = mbox->state.highest_modseq;
+	view->synced_expunge_gen = mbox->state.expunge_gen;
+	(void)view_add_new(view);
+	view->announced_recent = view->recent_count;
+	view->next = mbox->views;
+	mbox->views = view;
+	return view;
+}
+
+void
+mbox_view_free(struct mbox_view **_view)
+{
+	struct mbox_view *view = *_view, **p;
+
+	if (view == NULL)
+		return;
+	*_view = NULL;
+	for (p = &view->mbox->views; *p != NULL; p = &(*p)->next) {
+		if (*p == view) {
+			*p = view->next;
+			break;
+		}
+	}
+	free(view->uids);
+	free(view->recent_uids);
+	free(view);
+}
+
+static void
+view_forget_recent(struct mbox_view *view, uint32_t uid)
+{
+	for (size_t i = 0; i < view->recent_count; i++) {
+		if (view->recent_uids[i] == uid) {
+			memmove(view->recent_uids + i, view->recent_uids + i + 1,
+				(view->recent_count - i - 1) * sizeof(uint32_t));
+			view->recent_count--;
+			return;
+		}
+	}
+}
+
+static void
+view_sync_expunges(struct mbox_view *view, struct buf *out)
+{
+	struct mbox_state *st = &view->mbox->state;
+	bool *gone = xcalloc(view->count + 1, sizeof(bool));
+	size_t i, j, kept;
+
+	/* Both lists ascend: one merge pass finds the vanished uids. */
+	for (i = j = 0; i < view->count; i++) {
+		while (j < st->count && st->mails[j].uid < view->uids[i])
+			j++;
+		gone[i] = j >= st->count || st->mails[j].uid != view->uids[i];
+	}
+	/* From the highest down, so each number is right when it is sent. */
+	for (i = view->count; i > 0; i--) {
+		if (gone[i - 1]) {
+			buf_printf(out, "* %zu EXPUNGE\r\n", i);
+			view_forget_recent(view, view->uids[i - 1]);
+		}
+	}
+	for (i = kept = 0; i < view->count; i++) {
+		if (!gone[i])
+			view->uids[kept++] = view->uids[i];
+	}
+	view->count = kept;
+	free(gone);
+	if (view->announced_recent > view->recent_count)
+		view->announced_recent = view->recent_count;
+}
+
+static void
+view_sync_flags(struct mbox_view *view, struct buf *out)
+{
+	struct mbox_state *st = &view->mbox->state;
+	size_t i, j;
+
+	for (i = j = 0; i < view->count; i++) {
+		while (j < st->count && st->mails[j].uid < view->uids[i])
+			j++;
+		if (j >= st->count)
+			break;
+		if (st->mails[j].uid != view->uids[i] || st->mails[j].modseq <= view->synced_modseq)
+			continue;
+		buf_printf(out, "* %zu FETCH (FLAGS ", i + 1);
+		imap_write_flags(out, st->mails[j].flags, st->mails[j].keywords,
+				 mbox_view_is_recent(view, view->uids[i]), st);
+		buf_append_str(out, ")\r\n");
+	}
+	view->synced_modseq = st->highest_modseq;
+}
+
+void
+mbox_view_sync(struct mbox_view *view, struct buf *out, bool allow_expunge)
+{
+	struct mbox_state *st = &view->mbox->state;
+
+	if (allow_expunge && view->synced_expunge_gen != st->expunge_gen) {
+		view_sync_expunges(view, out);
+		view->synced_expunge_gen = st->expunge_gen;
+	}
+	if (view_add_new(view) > 0)
+		buf_printf(out, "* %zu EXISTS\r\n", view->count);
+	if (view->recent_count != view->announced_recent) {
+		buf_printf(out, "* %zu RECENT\r\n", view->recent_count);
+		view->announced_recent = view->recent_count;
+	}
+	if (view->synced_modseq < st->highest_modseq)
+		view_sync_flags(view, out);
+}
+
+ssize_t
+mbox_view_index(const struct mbox_view *view, uint32_t seq)
+{
+	if (seq == 0 || seq > view->count)
+		return -1;
+	return mbox_state_find(&view->mbox->state, view->uids[seq - 1]);
+}
+
+uint32_t
+mbox_view_seq(const struct mbox_view *view, uint32_t uid)
+{
+	size_t lo = 0, hi = view->count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (view->uids[mid] == uid)
+			return (uint32_t)mid + 1;
+		if (view->uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+bool
+mbox_view_is_recent(const struct mbox_view *view, uint32_t uid)
+{
+	size_t lo = 0, hi = view->recent_count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (view->recent_uids[mid] == uid)
+			return true;
+		if (view->recent_uids[mid] < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+int
+mailbox_read(struct mailbox *mbox, const struct mail_rec *rec, struct buf *out,
+	     const char *sid)
+{
+	char *error = NULL;
+
+	if (mbox->hub->storage.backend->read(mbox->box, rec, out, &error) < 0) {
+		log_error(sid, "read %s/%s uid %u: %s", mbox->user, mbox->name, rec->uid,
+			  error != NULL ? error : "failed");
+		free(error);
+		return -1;
+	}
+	return 0;
+}
+
+int
+mailbox_set_flags(struct mailbox *mbox, struct mbox_view *view, size_t idx, uint8_t flags,
+		  uint64_t keywords, const char *sid)
+{
+	struct mbox_state *st = &mbox->state;
+	uint64_t before = st->highest_modseq;
+	char *error = NULL;
+
+	if (!mbox_state_set_flags(st, idx, flags, keywords))
+		return 0;
+	/* The view reports its own change in the STORE answer; if it was
+	   caught up before, it still is. */
+	if (view != NULL && view->synced_modseq == before)
+		view->synced_modseq = st->highest_modseq;
+	if (mbox->hub->storage.backend->flags_changed(mbox->box, st, idx, &error) < 0) {
+		log_error(sid, "store flags %s/%s uid %u: %s", mbox->user, mbox->name,
+			  st->mails[idx].uid, error != NULL ? error : "failed");
+		free(error);
+		return -1;
+	}
+	return 0;
+}
+
+int
+mailbox_append(struct mailbox *mbox, const char *data, size_t len, uint8_t flags,
+	       uint64_t keywords, int64_t internal_date, int32_t tz_minutes, uint32_t *uid_r,
+	       enum storage_error *err_r, const char *sid)
+{
+	char *error = NULL;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (mbox->hub->storage.backend->append(mbox->box, &mbox->state, data, len, flags,
+					       keywords, internal_date, tz_minutes, uid_r, err_r,
+					       &error) < 0) {
+		if (*err_r == STORAGE_ERR_NONE)
+			*err_r = STORAGE_ERR_TEMP;
+		log_error(sid, "append to %s/%s: %s", mbox->user, mbox->name,
+			  error != NULL ? error : "failed");
+		free(error);
+		return -1;
+	}
+	return 0;
+}
+
+int
+mailbox_expunge(struct mailbox *mbox, const struct seqset *uids, const char *sid)
+{
+	struct mbox_state *st = &mbox->state;
+	uint32_t *list = NULL;
+	size_t count = 0, alloc = 0;
+	uint64_t gen = st->expunge_gen;
+	char *error = NULL;
+	int ret = 0;
+
+	for (size_t i = 0; i < st->count; i++) {
+		if ((st->mails[i].flags & MAIL_DELETED) == 0)
+			continue;
+		if (uids != NULL && !seqset_contains(uids, st->mails[i].uid))
+			continue;
+		xgrow(&list, &alloc, count + 1, sizeof(*list));
+		list[count++] = st->mails[i].uid;
+	}
+	if (count > 0) {
+		ret = mbox->hub->storage.backend->expunge(mbox->box, st, list, count, &error);
+		if (ret < 0) {
+			log_error(sid, "expunge %s/%s: %s", mbox->user, mbox->name,
+				  error != NULL ? error : "failed");
+			free(error);
+		}
+		if (st->expunge_gen == gen)
+			st->expunge_gen++;
+		log_info(sid, "expunged %zu message(s) from %s", count, mbox->name);
+	}
+	free(list);
+	return ret;
+}
+
+void
+mailbox_watch_paths(struct mailbox *mbox, struct strlist *paths_r)
+{
+	if (mbox->hub->storage.backend->watch_paths != NULL)
+		mbox->hub->storage.backend->watch_paths(mbox->box, paths_r);
+}

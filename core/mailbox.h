@@ -1,0 +1,107 @@
+/* mailbox.h: the mailbox hub. All sessions that open one mailbox share one
+   struct mailbox (its message list, struct mbox_state, and the backend's
+   open box). Each session keeps its own view: the sequence-number-to-UID
+   map it has announced to its client, its \Recent messages, and how far it
+   has caught up with the shared state.
+
+   A change (by a session, or noticed on disk) is applied to the shared
+   state at once; each view catches up in mbox_view_sync(), which writes
+   the untagged EXPUNGE / EXISTS / RECENT / FETCH responses. The hub calls
+   a view's notify callback after every change so that a session in IDLE
+   can sync at once; other sessions sync at their next command. */
+#ifndef MAILBOX_H
+#define MAILBOX_H
+
+#include "lib.h"
+#include "buf.h"
+#include "seqset.h"
+#include "storage.h"
+
+struct hub;
+struct mailbox;
+
+struct mbox_view {
+	struct mailbox *mbox;
+	uint32_t *uids;            /* uids[seq - 1]; ascending */
+	size_t count, alloc;
+	uint32_t *recent_uids;     /* this session's \Recent messages, ascending */
+	size_t recent_count, recent_alloc;
+	size_t announced_recent;   /* the RECENT count last sent */
+	uint64_t synced_modseq;    /* flag changes up to this are announced */
+	uint64_t synced_expunge_gen;
+	bool readonly;
+	/* Called (from the hub) after the mailbox changed. */
+	void (*notify)(void *ctx);
+	void *notify_ctx;
+	/* Linked list of the mailbox's views. */
+	struct mbox_view *next;
+};
+
+struct hub *hub_new(const struct storage_ctx *storage);
+void hub_free(struct hub **hub);
+/* Number of open mailboxes (for tests and the log). */
+size_t hub_open_count(const struct hub *hub);
+
+/* Opens (or shares) mailbox name of user. On error returns -1 with *err_r
+   and a reason for the log. Each successful open needs one
+   mailbox_unref(). */
+int mailbox_open(struct hub *hub, const char *sid, const char *user, const char *name,
+		 struct mailbox **mbox_r, enum storage_error *err_r);
+void mailbox_unref(struct mailbox **mbox);
+/* If mailbox name of user is open, it (not referenced), else NULL. */
+struct mailbox *hub_find(struct hub *hub, const char *user, const char *name);
+/* True if some session holds the mailbox open. */
+bool mailbox_is_used(const struct mailbox *mbox);
+/* Closes mailbox name of user if it is open but unused (before it is
+   deleted or renamed on disk). */
+void hub_forget(struct hub *hub, const char *user, const char *name);
+/* Calls the notify callback of every view of every open mailbox (after an
+   external change may have happened: e.g. a poll). */
+void hub_poll(struct hub *hub);
+/* True if some open mailbox has a view in a waiting state; the caller
+   polls such mailboxes for changes made by other processes. */
+struct mbox_state *mailbox_state(struct mailbox *mbox);
+const char *mailbox_name(const struct mailbox *mbox);
+
+/* Picks up changes made on disk by other processes. If any, notifies
+   the views. Returns 0, or -1 on a storage error (logged). */
+int mailbox_refresh(struct mailbox *mbox, const char *sid);
+
+/* Creates a view of mbox for a session and fills it with every message;
+   claims the \Recent messages unless readonly. */
+struct mbox_view *mbox_view_new(struct mailbox *mbox, bool readonly,
+				void (*notify)(void *ctx), void *notify_ctx);
+void mbox_view_free(struct mbox_view **view);
+/* Writes the untagged responses that bring view in line with the shared
+   state: "* n EXPUNGE" (only when allow_expunge: RFC 3501 7.4.1 forbids
+   them during FETCH, STORE and SEARCH), "* n EXISTS", "* n RECENT", and
+   "* n FETCH (FLAGS ...)" for flags others changed. */
+void mbox_view_sync(struct mbox_view *view, struct buf *out, bool allow_expunge);
+/* The shared index of the message at sequence number seq (1-based), or -1
+   if it has been expunged (by another session) since the view last synced. */
+ssize_t mbox_view_index(const struct mbox_view *view, uint32_t seq);
+/* The sequence number of uid in view, or 0. */
+uint32_t mbox_view_seq(const struct mbox_view *view, uint32_t uid);
+bool mbox_view_is_recent(const struct mbox_view *view, uint32_t uid);
+
+/* Operations that change the mailbox: they update the shared state, the
+   disk, and tell the other views. */
+int mailbox_read(struct mailbox *mbox, const struct mail_rec *rec, struct buf *out,
+		 const char *sid);
+/* Sets flags/keywords of state->mails[idx]; view (may be NULL) is the
+   view that made the change. Does not notify: call mailbox_changed()
+   once after a batch. */
+int mailbox_set_flags(struct mailbox *mbox, struct mbox_view *view, size_t idx,
+		      uint8_t flags, uint64_t keywords, const char *sid);
+int mailbox_append(struct mailbox *mbox, const char *data, size_t len, uint8_t flags,
+		   uint64_t keywords, int64_t internal_date, int32_t tz_minutes, uint32_t *uid_r,
+		   enum storage_error *err_r, const char *sid);
+/* Expunges the messages with \Deleted (only those in uids if uids is not
+   NULL: UID EXPUNGE). */
+int mailbox_expunge(struct mailbox *mbox, const struct seqset *uids, const char *sid);
+/* Tells every view except 'except' that the mailbox changed. */
+void mailbox_changed(struct mailbox *mbox, struct mbox_view *except);
+/* The paths the backend asks to watch for changes from other processes. */
+void mailbox_watch_paths(struct mailbox *mbox, struct strlist *paths_r);
+
+#endif
