@@ -12,6 +12,7 @@ buf_reserve(struct buf *b, size_t extra)
 	if (need <= b->cap)
 		return;
 	xgrow(&b->data, &b->cap, need, 1);
+	b->data[b->len] = '\0';
 }
 
 void

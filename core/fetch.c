@@ -1,0 +1,807 @@
+/* fetch.c: FETCH data items (RFC 3501 sections 6.4.5 and 7.4.2).
+
+   Every body-data item is sent as a literal "{n}\r\n..." (correct for
+   8-bit and binary data, and simple). The response names body sections
+   as BODY[...] (BODY.PEEK is answered as BODY), with the field names of
+   HEADER.FIELDS as the client sent them, and a partial as <offset>. */
+#include "fetch.h"
+#include "imap_util.h"
+#include "message.h"
+
+#include <stdlib.h>
+
+/* Part numbers of a section such as "1.2.3". */
+#define FETCH_MAX_PART_DEPTH 32
+/* Field names in one HEADER.FIELDS list. */
+#define FETCH_MAX_FIELD_NAMES 256
+
+enum fetch_type {
+	FETCH_UID,
+	FETCH_FLAGS,
+	FETCH_INTERNALDATE,
+	FETCH_RFC822_SIZE,
+	FETCH_ENVELOPE,
+	FETCH_RFC822,
+	FETCH_RFC822_HEADER,
+	FETCH_RFC822_TEXT,
+	FETCH_BODY,            /* the structure, non-extensible */
+	FETCH_BODYSTRUCTURE,
+	FETCH_SECTION,         /* BODY[...] and BODY.PEEK[...] */
+};
+
+enum section_kind {
+	SECTION_ALL,           /* "" or a part number alone */
+	SECTION_HEADER,
+	SECTION_FIELDS,
+	SECTION_FIELDS_NOT,
+	SECTION_TEXT,
+	SECTION_MIME,
+};
+
+struct fetch_item {
+	enum fetch_type type;
+	bool peek;
+	enum section_kind kind;
+	uint32_t part[FETCH_MAX_PART_DEPTH];
+	size_t part_count;
+	char **names;
+	size_t name_count;
+	bool partial;
+	uint32_t offset, count;
+	char *resp_name;       /* "BODY[HEADER.FIELDS (FROM TO)]<0>" */
+};
+
+struct fetch_spec {
+	struct fetch_item *items;
+	size_t count;
+	bool add_uid;
+};
+
+static void
+item_free(struct fetch_item *item)
+{
+	for (size_t i = 0; i < item->name_count; i++)
+		free(item->names[i]);
+	free(item->names);
+	free(item->resp_name);
+}
+
+void
+fetch_spec_free(struct fetch_spec **specp)
+{
+	struct fetch_spec *spec = *specp;
+
+	if (spec == NULL)
+		return;
+	for (size_t i = 0; i < spec->count; i++)
+		item_free(&spec->items[i]);
+	free(spec->items);
+	free(spec);
+	*specp = NULL;
+}
+
+static bool
+is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static char
+ascii_upper(char c)
+{
+	return c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
+}
+
+/* Case-insensitive prefix test; advances *p past it on a match. */
+static bool
+skip_prefix_ci(const char **p, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	if (ascii_strncasecmp(*p, prefix, n) != 0)
+		return false;
+	*p += n;
+	return true;
+}
+
+/* Reads a decimal number of at most 10 digits that fits in uint32. */
+static bool
+read_u32(const char **p, uint32_t *num_r)
+{
+	uint64_t n = 0;
+	size_t digits = 0;
+
+	while (is_digit(**p)) {
+		n = n * 10 + (uint64_t)(**p - '0');
+		if (++digits > 10 || n > UINT32_MAX)
+			return false;
+		(*p)++;
+	}
+	*num_r = (uint32_t)n;
+	return digits > 0;
+}
+
+/* Parses "(name name ...)" at *p (names are atoms or quoted strings). */
+static int
+parse_field_names(const char **p, struct fetch_item *item, const char **error_r)
+{
+	const char *s = *p;
+
+	while (*s == ' ')
+		s++;
+	if (*s != '(') {
+		*error_r = "HEADER.FIELDS needs a list of field names";
+		return -1;
+	}
+	s++;
+	for (;;) {
+		const char *start;
+		char *name;
+		size_t n = 0;
+
+		while (*s == ' ')
+			s++;
+		if (*s == ')') {
+			s++;
+			break;
+		}
+		if (*s == '\0') {
+			*error_r = "Unterminated field name list";
+			return -1;
+		}
+		if (item->name_count >= FETCH_MAX_FIELD_NAMES) {
+			*error_r = "Too many field names";
+			return -1;
+		}
+		if (*s == '"') {
+			start = ++s;
+			name = xmalloc(strlen(start) + 1);
+			while (*s != '\0' && *s != '"') {
+				if (*s == '\\' && s[1] != '\0')
+					s++;
+				name[n++] = *s++;
+			}
+			if (*s != '"') {
+				free(name);
+				*error_r = "Unterminated field name";
+				return -1;
+			}
+			s++;
+			name[n] = '\0';
+		} else {
+			start = s;
+			while (*s != '\0' && *s != ' ' && *s != ')' && *s != '(' && *s != '"')
+				s++;
+			name = xstrndup(start, (size_t)(s - start));
+			n = (size_t)(s - start);
+		}
+		/* A field name is printable ASCII without ':' or space. */
+		bool ok = n > 0;
+		for (size_t i = 0; i < n && ok; i++)
+			ok = (unsigned char)name[i] > 0x20 && (unsigned char)name[i] < 0x7f &&
+			     name[i] != ':';
+		if (!ok) {
+			free(name);
+			*error_r = "Invalid field name";
+			return -1;
+		}
+		item->names = xrealloc(item->names, (item->name_count + 1) * sizeof(char *));
+		item->names[item->name_count++] = name;
+	}
+	if (item->name_count == 0) {
+		*error_r = "Empty field name list";
+		return -1;
+	}
+	*p = s;
+	return 0;
+}
+
+/* Parses the section text between '[' and ']' into item. */
+static int
+parse_section(const char *s, struct fetch_item *item, const char **error_r)
+{
+	item->kind = SECTION_ALL;
+	while (is_digit(*s)) {
+		uint32_t n;
+
+		if (!read_u32(&s, &n) || n == 0 || item->part_count >= FETCH_MAX_PART_DEPTH) {
+			*error_r = "Invalid section part number";
+			return -1;
+		}
+		item->part[item->part_count++] = n;
+		if (*s == '\0')
+			return 0;
+		if (*s != '.') {
+			*error_r = "Invalid section";
+			return -1;
+		}
+		s++;
+	}
+	if (*s == '\0' && item->part_count == 0)
+		return 0;
+	if (skip_prefix_ci(&s, "HEADER.FIELDS.NOT")) {
+		item->kind = SECTION_FIELDS_NOT;
+		if (parse_field_names(&s, item, error_r) < 0)
+			return -1;
+	} else if (skip_prefix_ci(&s, "HEADER.FIELDS")) {
+		item->kind = SECTION_FIELDS;
+		if (parse_field_names(&s, item, error_r) < 0)
+			return -1;
+	} else if (skip_prefix_ci(&s, "HEADER")) {
+		item->kind = SECTION_HEADER;
+	} else if (skip_prefix_ci(&s, "TEXT")) {
+		item->kind = SECTION_TEXT;
+	} else if (item->part_count > 0 && skip_prefix_ci(&s, "MIME")) {
+		item->kind = SECTION_MIME;
+	} else {
+		*error_r = "Invalid section";
+		return -1;
+	}
+	if (*s != '\0') {
+		*error_r = "Invalid section";
+		return -1;
+	}
+	return 0;
+}
+
+/* The canonical response name of a section item. */
+static char *
+section_resp_name(const struct fetch_item *item)
+{
+	static const char *const kinds[] = {
+		[SECTION_ALL] = "", [SECTION_HEADER] = "HEADER",
+		[SECTION_FIELDS] = "HEADER.FIELDS", [SECTION_FIELDS_NOT] = "HEADER.FIELDS.NOT",
+		[SECTION_TEXT] = "TEXT", [SECTION_MIME] = "MIME",
+	};
+	struct buf b = BUF_INIT;
+
+	buf_append_str(&b, "BODY[");
+	for (size_t i = 0; i < item->part_count; i++) {
+		if (i > 0)
+			buf_append_c(&b, '.');
+		buf_append_u64(&b, item->part[i]);
+	}
+	if (item->kind != SECTION_ALL) {
+		if (item->part_count > 0)
+			buf_append_c(&b, '.');
+		buf_append_str(&b, kinds[item->kind]);
+	}
+	if (item->kind == SECTION_FIELDS || item->kind == SECTION_FIELDS_NOT) {
+		buf_append_str(&b, " (");
+		for (size_t i = 0; i < item->name_count; i++) {
+			if (i > 0)
+				buf_append_c(&b, ' ');
+			/* Names are atoms or were quoted: quote when needed. */
+			if (imap_is_atom(item->names[i]))
+				buf_append_str(&b, item->names[i]);
+			else
+				buf_append_imap_string(&b, item->names[i], strlen(item->names[i]));
+		}
+		buf_append_c(&b, ')');
+	}
+	buf_append_c(&b, ']');
+	if (item->partial)
+		buf_printf(&b, "<%u>", item->offset);
+	return buf_steal(&b);
+}
+
+/* Parses "BODY[...]<o.n>" / "BODY.PEEK[...]<o.n>" after the '['. */
+static int
+parse_body_section(const char *s, struct fetch_item *item, const char **error_r)
+{
+	const char *close = strchr(s, ']');
+	char *section;
+	int ret;
+
+	if (close == NULL) {
+		*error_r = "Missing ']' in section";
+		return -1;
+	}
+	section = xstrndup(s, (size_t)(close - s));
+	ret = parse_section(section, item, error_r);
+	free(section);
+	if (ret < 0)
+		return -1;
+	s = close + 1;
+	if (*s == '<') {
+		s++;
+		if (!read_u32(&s, &item->offset) || *s++ != '.' || !read_u32(&s, &item->count) ||
+		    item->count == 0 || *s++ != '>' || *s != '\0') {
+			*error_r = "Invalid partial";
+			return -1;
+		}
+		item->partial = true;
+	} else if (*s != '\0') {
+		*error_r = "Invalid characters after section";
+		return -1;
+	}
+	item->type = FETCH_SECTION;
+	item->resp_name = section_resp_name(item);
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	enum fetch_type type;
+} simple_items[] = {
+	{ "UID", FETCH_UID },
+	{ "FLAGS", FETCH_FLAGS },
+	{ "INTERNALDATE", FETCH_INTERNALDATE },
+	{ "RFC822.SIZE", FETCH_RFC822_SIZE },
+	{ "ENVELOPE", FETCH_ENVELOPE },
+	{ "RFC822", FETCH_RFC822 },
+	{ "RFC822.HEADER", FETCH_RFC822_HEADER },
+	{ "RFC822.TEXT", FETCH_RFC822_TEXT },
+	{ "BODY", FETCH_BODY },
+	{ "BODYSTRUCTURE", FETCH_BODYSTRUCTURE },
+};
+
+static int
+spec_add_named(struct fetch_spec *spec, enum fetch_type type)
+{
+	spec->items = xrealloc(spec->items, (spec->count + 1) * sizeof(*spec->items));
+	i_zero(&spec->items[spec->count]);
+	spec->items[spec->count++].type = type;
+	return 0;
+}
+
+static int
+parse_item(struct fetch_spec *spec, const struct imap_arg *arg, const char **error_r)
+{
+	struct fetch_item item;
+	const char *s;
+
+	if (arg->type != IMAP_ARG_ATOM || arg->str == NULL || strlen(arg->str) != arg->len) {
+		*error_r = "Invalid FETCH item";
+		return -1;
+	}
+	s = arg->str;
+	for (size_t i = 0; i < N_ELEMENTS(simple_items); i++) {
+		if (ascii_strcasecmp(s, simple_items[i].name) == 0)
+			return spec_add_named(spec, simple_items[i].type);
+	}
+	i_zero(&item);
+	if (skip_prefix_ci(&s, "BODY.PEEK["))
+		item.peek = true;
+	else if (!skip_prefix_ci(&s, "BODY[")) {
+		*error_r = "Unknown FETCH item";
+		return -1;
+	}
+	if (parse_body_section(s, &item, error_r) < 0) {
+		item_free(&item);
+		return -1;
+	}
+	spec->items = xrealloc(spec->items, (spec->count + 1) * sizeof(*spec->items));
+	spec->items[spec->count++] = item;
+	return 0;
+}
+
+int
+fetch_parse(const struct imap_arg *args, size_t count, struct fetch_spec **spec_r,
+	    const char **error_r)
+{
+	struct fetch_spec *spec;
+	const struct imap_arg *list = args;
+	size_t list_count = count;
+
+	*spec_r = NULL;
+	if (count == 0) {
+		*error_r = "Missing FETCH items";
+		return -1;
+	}
+	spec = xcalloc(1, sizeof(*spec));
+	if (count == 1 && args[0].type == IMAP_ARG_ATOM && args[0].str != NULL) {
+		const char *s = args[0].str;
+
+		if (ascii_strcasecmp(s, "ALL") == 0 || ascii_strcasecmp(s, "FAST") == 0 ||
+		    ascii_strcasecmp(s, "FULL") == 0) {
+			spec_add_named(spec, FETCH_FLAGS);
+			spec_add_named(spec, FETCH_INTERNALDATE);
+			spec_add_named(spec, FETCH_RFC822_SIZE);
+			if (ascii_strcasecmp(s, "FAST") != 0)
+				spec_add_named(spec, FETCH_ENVELOPE);
+			if (ascii_strcasecmp(s, "FULL") == 0)
+				spec_add_named(spec, FETCH_BODY);
+			*spec_r = spec;
+			return 0;
+		}
+	}
+	if (count == 1 && args[0].type == IMAP_ARG_LIST) {
+		list = args[0].list;
+		list_count = args[0].list_count;
+		if (list_count == 0) {
+			*error_r = "Empty FETCH item list";
+			fetch_spec_free(&spec);
+			return -1;
+		}
+	}
+	/* Several items without parentheses are taken as a list (lenient). */
+	for (size_t i = 0; i < list_count; i++) {
+		if (parse_item(spec, &list[i], error_r) < 0) {
+			fetch_spec_free(&spec);
+			return -1;
+		}
+	}
+	*spec_r = spec;
+	return 0;
+}
+
+static bool
+spec_has(const struct fetch_spec *spec, enum fetch_type type)
+{
+	for (size_t i = 0; i < spec->count; i++) {
+		if (spec->items[i].type == type)
+			return true;
+	}
+	return false;
+}
+
+void
+fetch_spec_add_uid(struct fetch_spec *spec)
+{
+	if (!spec_has(spec, FETCH_UID))
+		spec->add_uid = true;
+}
+
+bool
+fetch_spec_needs_message(const struct fetch_spec *spec)
+{
+	for (size_t i = 0; i < spec->count; i++) {
+		switch (spec->items[i].type) {
+		case FETCH_UID:
+		case FETCH_FLAGS:
+		case FETCH_INTERNALDATE:
+		case FETCH_RFC822_SIZE:
+			break;
+		default:
+			return true;
+		}
+	}
+	return false;
+}
+
+bool
+fetch_spec_sets_seen(const struct fetch_spec *spec)
+{
+	for (size_t i = 0; i < spec->count; i++) {
+		const struct fetch_item *item = &spec->items[i];
+
+		if ((item->type == FETCH_SECTION && !item->peek) || item->type == FETCH_RFC822 ||
+		    item->type == FETCH_RFC822_TEXT)
+			return true;
+	}
+	return false;
+}
+
+bool
+fetch_spec_has_flags(const struct fetch_spec *spec)
+{
+	return spec_has(spec, FETCH_FLAGS);
+}
+
+/* --- writing --------------------------------------------------------- */
+
+static void
+write_literal(struct buf *out, const char *data, size_t len)
+{
+	buf_printf(out, "{%zu}\r\n", len);
+	buf_append(out, data, len);
+}
+
+/* The Content-Type parts BODY/BODYSTRUCTURE show. */
+struct ctype {
+	char type[64], subtype[64];
+	struct buf params;     /* ("NAME" "value" ...) or empty for NIL */
+	size_t param_count;
+};
+
+static bool
+is_wsp_or_eol(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Copies a token in upper case (truncated to size - 1), stopping at
+   white space and the specials that end a type or a parameter name. */
+static void
+copy_upper_token(const char *s, size_t len, size_t *pos, char *dst, size_t size)
+{
+	size_t n = 0;
+
+	while (*pos < len && !is_wsp_or_eol(s[*pos]) && strchr("/;(\"=", s[*pos]) == NULL) {
+		if (n + 1 < size)
+			dst[n++] = ascii_upper(s[*pos]);
+		(*pos)++;
+	}
+	dst[n] = '\0';
+}
+
+static void
+skip_wsp(const char *s, size_t len, size_t *pos)
+{
+	while (*pos < len && is_wsp_or_eol(s[*pos]))
+		(*pos)++;
+}
+
+/* Best effort: "type/subtype; name=value; name="quoted"" (no comments
+   except at the very end, no RFC 2231 continuations). */
+static void
+ctype_parse(const char *s, size_t len, struct ctype *ct)
+{
+	size_t pos = 0;
+
+	skip_wsp(s, len, &pos);
+	copy_upper_token(s, len, &pos, ct->type, sizeof(ct->type));
+	skip_wsp(s, len, &pos);
+	if (pos < len && s[pos] == '/') {
+		pos++;
+		skip_wsp(s, len, &pos);
+		copy_upper_token(s, len, &pos, ct->subtype, sizeof(ct->subtype));
+	}
+	while (pos < len && ct->param_count < 32) {
+		char name[64];
+		struct buf value = BUF_INIT;
+
+		while (pos < len && s[pos] != ';')
+			pos++;
+		if (pos >= len)
+			break;
+		pos++;
+		skip_wsp(s, len, &pos);
+		copy_upper_token(s, len, &pos, name, sizeof(name));
+		skip_wsp(s, len, &pos);
+		if (name[0] == '\0' || pos >= len || s[pos] != '=')
+			continue;
+		pos++;
+		skip_wsp(s, len, &pos);
+		if (pos < len && s[pos] == '"') {
+			for (pos++; pos < len && s[pos] != '"'; pos++) {
+				if (s[pos] == '\\' && pos + 1 < len)
+					pos++;
+				buf_append_c(&value, s[pos]);
+			}
+			if (pos < len)
+				pos++;
+		} else {
+			while (pos < len && s[pos] != ';' && !is_wsp_or_eol(s[pos]))
+				buf_append_c(&value, s[pos++]);
+		}
+		buf_append_c(&ct->params, ct->param_count == 0 ? '(' : ' ');
+		buf_append_imap_string(&ct->params, name, strlen(name));
+		buf_append_c(&ct->params, ' ');
+		buf_append_imap_string(&ct->params, value.len == 0 ? "" : value.data, value.len);
+		ct->param_count++;
+		buf_free(&value);
+	}
+	if (ct->param_count > 0)
+		buf_append_c(&ct->params, ')');
+}
+
+static void
+write_header_nstring(struct buf *out, const char *hdr, size_t hdr_len, const char *name)
+{
+	struct buf v = BUF_INIT;
+
+	if (message_header_get(hdr, hdr_len, name, &v) > 0)
+		buf_append_imap_string(out, v.len == 0 ? "" : v.data, v.len);
+	else
+		buf_append_str(out, "NIL");
+	buf_free(&v);
+}
+
+/* BODY and BODYSTRUCTURE, best effort, single part only.
+   TODO(MIME issue): this is replaced by the real MIME parser, which
+   describes multipart and message/rfc822 structures; until then those
+   are described as one TEXT/PLAIN part, which keeps the answer
+   well-formed. */
+static void
+write_body_structure(struct buf *out, const char *data, size_t len, bool extended)
+{
+	size_t hdr_len = message_header_size(data, len);
+	const char *body = data + hdr_len;
+	size_t body_len = len - hdr_len, lines = 0;
+	struct ctype ct = { .params = BUF_INIT };
+	struct buf v = BUF_INIT;
+	bool text;
+
+	if (message_header_get(data, hdr_len, "Content-Type", &v) > 0)
+		ctype_parse(v.len == 0 ? "" : v.data, v.len, &ct);
+	if (ct.type[0] == '\0' || ct.subtype[0] == '\0' || strcmp(ct.type, "MULTIPART") == 0 ||
+	    strcmp(ct.type, "MESSAGE") == 0) {
+		strcpy(ct.type, "TEXT");
+		strcpy(ct.subtype, "PLAIN");
+		buf_reset(&ct.params);
+		buf_append_str(&ct.params, "(\"CHARSET\" \"US-ASCII\")");
+		ct.param_count = 1;
+	}
+	text = strcmp(ct.type, "TEXT") == 0;
+	for (size_t i = 0; i < body_len; i++) {
+		if (body[i] == '\n')
+			lines++;
+	}
+	buf_append_c(out, '(');
+	buf_append_imap_string(out, ct.type, strlen(ct.type));
+	buf_append_c(out, ' ');
+	buf_append_imap_string(out, ct.subtype, strlen(ct.subtype));
+	buf_append_c(out, ' ');
+	if (ct.param_count > 0)
+		buf_append(out, ct.params.data, ct.params.len);
+	else
+		buf_append_str(out, "NIL");
+	buf_append_c(out, ' ');
+	write_header_nstring(out, data, hdr_len, "Content-ID");
+	buf_append_c(out, ' ');
+	write_header_nstring(out, data, hdr_len, "Content-Description");
+	buf_append_c(out, ' ');
+	buf_reset(&v);
+	if (message_header_get(data, hdr_len, "Content-Transfer-Encoding", &v) > 0 && v.len > 0) {
+		for (size_t i = 0; i < v.len; i++)
+			v.data[i] = ascii_upper(v.data[i]);
+		buf_append_imap_string(out, v.data, v.len);
+	} else {
+		buf_append_str(out, "\"7BIT\"");
+	}
+	buf_printf(out, " %zu", body_len);
+	if (text)
+		buf_printf(out, " %zu", lines);
+	if (extended)
+		buf_append_str(out, " NIL NIL NIL NIL");   /* md5 dsp lang loc */
+	buf_append_c(out, ')');
+	buf_free(&v);
+	buf_free(&ct.params);
+}
+
+static bool
+is_multipart(const char *data, size_t hdr_len)
+{
+	struct buf v = BUF_INIT;
+	bool ret = false;
+
+	if (message_header_get(data, hdr_len, "Content-Type", &v) > 0)
+		ret = v.len >= 10 && ascii_strncasecmp(v.data, "multipart/", 10) == 0;
+	buf_free(&v);
+	return ret;
+}
+
+/* Appends the octets of a body section to tmp (or points *data_r into
+   the message). */
+static void
+section_data(const struct fetch_item *item, const char *data, size_t len, struct buf *tmp,
+	     const char **data_r, size_t *len_r)
+{
+	size_t hdr_len = message_header_size(data, len);
+
+	*data_r = "";
+	*len_r = 0;
+	if (item->part_count > 0) {
+		/* TODO(MIME issue): real part numbers. For now the only part
+		   is "1" of a single-part message (its body); anything else
+		   is answered as an empty string. */
+		if (item->part_count == 1 && item->part[0] == 1 && item->kind == SECTION_ALL &&
+		    !is_multipart(data, hdr_len)) {
+			*data_r = data + hdr_len;
+			*len_r = len - hdr_len;
+		}
+		return;
+	}
+	switch (item->kind) {
+	case SECTION_ALL:
+		*data_r = data;
+		*len_r = len;
+		break;
+	case SECTION_HEADER:
+		*data_r = data;
+		*len_r = hdr_len;
+		break;
+	case SECTION_TEXT:
+		*data_r = data + hdr_len;
+		*len_r = len - hdr_len;
+		break;
+	case SECTION_FIELDS:
+	case SECTION_FIELDS_NOT:
+		message_header_fields(data, hdr_len, (const char *const *)item->names,
+				      item->name_count, item->kind == SECTION_FIELDS_NOT, tmp);
+		*data_r = tmp->data;
+		*len_r = tmp->len;
+		break;
+	case SECTION_MIME:
+		break;
+	}
+}
+
+static void
+write_item(const struct fetch_item *item, const struct fetch_msg *msg, struct buf *out)
+{
+	const struct mail_rec *rec = msg->rec;
+	const char *data = msg->data != NULL ? msg->data : "";
+	size_t len = msg->data != NULL ? msg->len : 0;
+	size_t hdr_len;
+	struct buf tmp = BUF_INIT;
+	const char *sdata;
+	size_t slen;
+
+	switch (item->type) {
+	case FETCH_UID:
+		buf_printf(out, "UID %u", rec->uid);
+		break;
+	case FETCH_FLAGS:
+		buf_append_str(out, "FLAGS ");
+		imap_write_flags(out, rec->flags, rec->keywords, msg->recent, msg->state);
+		break;
+	case FETCH_INTERNALDATE:
+		buf_append_str(out, "INTERNALDATE \"");
+		message_write_imap_date(rec->internal_date, rec->tz_minutes, out);
+		buf_append_c(out, '"');
+		break;
+	case FETCH_RFC822_SIZE:
+		buf_printf(out, "RFC822.SIZE %llu", (unsigned long long)rec->size);
+		break;
+	case FETCH_ENVELOPE:
+		buf_append_str(out, "ENVELOPE ");
+		message_envelope(data, len, out);
+		break;
+	case FETCH_RFC822:
+		buf_append_str(out, "RFC822 ");
+		write_literal(out, data, len);
+		break;
+	case FETCH_RFC822_HEADER:
+		buf_append_str(out, "RFC822.HEADER ");
+		write_literal(out, data, message_header_size(data, len));
+		break;
+	case FETCH_RFC822_TEXT:
+		hdr_len = message_header_size(data, len);
+		buf_append_str(out, "RFC822.TEXT ");
+		write_literal(out, data + hdr_len, len - hdr_len);
+		break;
+	case FETCH_BODY:
+		buf_append_str(out, "BODY ");
+		write_body_structure(out, data, len, false);
+		break;
+	case FETCH_BODYSTRUCTURE:
+		buf_append_str(out, "BODYSTRUCTURE ");
+		write_body_structure(out, data, len, true);
+		break;
+	case FETCH_SECTION:
+		section_data(item, data, len, &tmp, &sdata, &slen);
+		if (item->partial) {
+			if (item->offset >= slen) {
+				slen = 0;
+			} else {
+				sdata += item->offset;
+				slen -= item->offset;
+				if (slen > item->count)
+					slen = item->count;
+			}
+		}
+		buf_append_str(out, item->resp_name);
+		buf_append_c(out, ' ');
+		write_literal(out, sdata, slen);
+		break;
+	}
+	buf_free(&tmp);
+}
+
+void
+fetch_write(const struct fetch_spec *spec, const struct fetch_msg *msg, struct buf *out)
+{
+	bool first = true;
+
+	buf_printf(out, "* %u FETCH (", msg->seq);
+	if (spec->add_uid) {
+		buf_printf(out, "UID %u", msg->rec->uid);
+		first = false;
+	}
+	for (size_t i = 0; i < spec->count; i++) {
+		if (!first)
+			buf_append_c(out, ' ');
+		write_item(&spec->items[i], msg, out);
+		first = false;
+	}
+	if (msg->add_flags && !fetch_spec_has_flags(spec)) {
+		if (!first)
+			buf_append_c(out, ' ');
+		buf_append_str(out, "FLAGS ");
+		imap_write_flags(out, msg->rec->flags, msg->rec->keywords, msg->recent, msg->state);
+	}
+	buf_append_str(out, ")\r\n");
+}

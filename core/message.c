@@ -1,0 +1,1378 @@
+/* message.c: reading RFC 5322 messages: header fields, ENVELOPE, dates,
+   RFC 2047 encoded words and the searchable body text.
+
+   Everything is best effort on malformed input: junk lines in the header
+   are skipped, unknown syntax is copied through, and no function reads
+   past the length it was given. The only recursion (nested multiparts)
+   is bounded by BODY_MAX_DEPTH. */
+#include "message.h"
+
+#include <errno.h>
+#include <iconv.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Nesting of multipart/message parts that message_body_text() descends. */
+#define BODY_MAX_DEPTH 10
+/* Parts of one multipart that message_body_text() looks at. */
+#define BODY_MAX_PARTS 1000
+
+/* ENVELOPE host (and mailbox) of an address that has none, as Dovecot
+   writes them: "bob" becomes ("bob" host "MISSING_DOMAIN"), so that a
+   client never mistakes it for group syntax (a NIL host). */
+#define MISSING_DOMAIN "MISSING_DOMAIN"
+#define MISSING_MAILBOX "MISSING_MAILBOX"
+
+static const char *const month_names[12] = {
+	"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+};
+
+static bool
+is_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static bool
+is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static char
+ascii_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+static bool
+is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool
+is_alpha(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Case-insensitive compare of s[0..len) with the C string word. */
+static bool
+mem_equals_ci(const char *s, size_t len, const char *word)
+{
+	size_t wlen = strlen(word);
+
+	return len == wlen && ascii_strncasecmp(s, word, len) == 0;
+}
+
+/* --- header fields --------------------------------------------------- */
+
+struct hdr_field {
+	const char *name;
+	size_t name_len;
+	const char *value;         /* after the colon, with folding, without the final line end */
+	size_t value_len;
+	const char *raw;           /* the whole field, with its final line end if any */
+	size_t raw_len;
+};
+
+/* Finds the end of the line at pos: *content_end_r excludes the CR LF (or
+   LF), the return value is the offset just past the LF (or len). */
+static size_t
+line_next(const char *p, size_t len, size_t pos, size_t *content_end_r)
+{
+	const char *lf = memchr(p + pos, '\n', len - pos);
+	size_t end = lf == NULL ? len : (size_t)(lf - p);
+	size_t next = lf == NULL ? len : end + 1;
+
+	if (lf != NULL && end > pos && p[end - 1] == '\r')
+		end--;
+	*content_end_r = end;
+	return next;
+}
+
+size_t
+message_header_size(const char *msg, size_t len)
+{
+	size_t pos = 0;
+
+	while (pos < len) {
+		size_t end, next = line_next(msg, len, pos, &end);
+
+		if (end == pos)
+			return next;
+		pos = next;
+	}
+	return len;
+}
+
+/* Returns the next well-formed field of the header block hdr[0..len)
+   starting at *pos, skipping junk lines (no colon, a name with spaces,
+   continuation lines without a field). Stops at the blank line. */
+static bool
+hdr_next(const char *hdr, size_t len, size_t *pos, struct hdr_field *f)
+{
+	while (*pos < len) {
+		size_t start = *pos, end, next = line_next(hdr, len, start, &end);
+		const char *colon;
+		size_t name_end;
+		bool junk = false;
+
+		if (end == start)
+			return false;           /* the blank line ending the header */
+		*pos = next;
+		if (is_wsp(hdr[start]))
+			continue;               /* continuation without a field */
+		colon = memchr(hdr + start, ':', end - start);
+		if (colon == NULL)
+			continue;               /* junk line, e.g. an mbox "From " line */
+		name_end = (size_t)(colon - hdr);
+		while (name_end > start && is_wsp(hdr[name_end - 1]))
+			name_end--;
+		for (size_t i = start; i < name_end; i++) {
+			unsigned char c = (unsigned char)hdr[i];
+			if (c <= ' ' || c == 0x7f)
+				junk = true;
+		}
+		if (junk || name_end == start)
+			continue;
+		/* Take the continuation lines that follow. */
+		while (next < len && is_wsp(hdr[next])) {
+			size_t cend, cnext = line_next(hdr, len, next, &cend);
+			end = cend;
+			next = cnext;
+		}
+		*pos = next;
+		f->name = hdr + start;
+		f->name_len = name_end - start;
+		f->value = colon + 1;
+		f->value_len = end - (size_t)(colon + 1 - hdr);
+		f->raw = hdr + start;
+		f->raw_len = next - start;
+		return true;
+	}
+	return false;
+}
+
+/* Appends the value unfolded (CR and LF removed) and trimmed. */
+static void
+append_unfolded(struct buf *out, const char *v, size_t len)
+{
+	size_t start = 0, end = len;
+
+	while (start < end && is_ws(v[start]))
+		start++;
+	while (end > start && is_ws(v[end - 1]))
+		end--;
+	/* buf_append (unlike buf_reserve) keeps out NUL-terminated even
+	   when nothing else is appended. */
+	buf_append(out, "", 0);
+	buf_reserve(out, end - start);
+	for (size_t i = start; i < end; i++) {
+		if (v[i] != '\r' && v[i] != '\n')
+			buf_append_c(out, v[i]);
+	}
+}
+
+int
+message_header_get(const char *hdr, size_t hdr_len, const char *name, struct buf *out)
+{
+	struct hdr_field f;
+	size_t pos = 0;
+
+	while (hdr_next(hdr, hdr_len, &pos, &f)) {
+		if (mem_equals_ci(f.name, f.name_len, name)) {
+			append_unfolded(out, f.value, f.value_len);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int
+message_header_get_all(const char *hdr, size_t hdr_len, const char *name, struct buf *out)
+{
+	struct hdr_field f;
+	size_t pos = 0;
+	int found = 0;
+
+	while (hdr_next(hdr, hdr_len, &pos, &f)) {
+		if (!mem_equals_ci(f.name, f.name_len, name))
+			continue;
+		if (found)
+			buf_append_str(out, ", ");
+		append_unfolded(out, f.value, f.value_len);
+		found = 1;
+	}
+	return found;
+}
+
+/* Appends p[0..len) with every line end written as CR LF, and a final
+   CR LF if p does not end with one. */
+static void
+append_crlf(struct buf *out, const char *p, size_t len)
+{
+	buf_reserve(out, len + 2);
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+			buf_append_c(out, '\r');
+		buf_append_c(out, p[i]);
+	}
+	if (len == 0 || p[len - 1] != '\n')
+		buf_append(out, "\r\n", 2);
+}
+
+void
+message_header_fields(const char *hdr, size_t hdr_len, const char *const *names,
+		      size_t name_count, bool negate, struct buf *out)
+{
+	struct hdr_field f;
+	size_t pos = 0;
+
+	while (hdr_next(hdr, hdr_len, &pos, &f)) {
+		bool match = false;
+
+		for (size_t i = 0; i < name_count && !match; i++)
+			match = mem_equals_ci(f.name, f.name_len, names[i]);
+		if (match != negate)
+			append_crlf(out, f.raw, f.raw_len);
+	}
+	buf_append(out, "\r\n", 2);
+}
+
+/* --- addresses and ENVELOPE ------------------------------------------ */
+
+/* Characters that end an atom in an address (RFC 5322 specials, minus
+   '.', which we keep inside atoms so that "John Q. Public" and "a.b" read
+   as words). 8-bit bytes are atom characters. */
+static bool
+addr_is_special(char c)
+{
+	return strchr("()<>[]:;@\\,\"", c) != NULL;
+}
+
+/* Skips white space, line ends and (nested) comments. */
+static void
+skip_cfws(const char *s, size_t len, size_t *pos)
+{
+	while (*pos < len) {
+		if (is_ws(s[*pos])) {
+			(*pos)++;
+		} else if (s[*pos] == '(') {
+			unsigned depth = 0;
+
+			/* Iterative: depth is a counter, not recursion. */
+			for (; *pos < len; (*pos)++) {
+				if (s[*pos] == '\\' && *pos + 1 < len) {
+					(*pos)++;
+				} else if (s[*pos] == '(') {
+					depth++;
+				} else if (s[*pos] == ')' && --depth == 0) {
+					(*pos)++;
+					break;
+				}
+			}
+		} else {
+			break;
+		}
+	}
+}
+
+/* Reads a quoted string at s[*pos] == '"', appending its unescaped
+   content. An unterminated one runs to the end. */
+static void
+read_qstring(const char *s, size_t len, size_t *pos, struct buf *out)
+{
+	for ((*pos)++; *pos < len; (*pos)++) {
+		char c = s[*pos];
+
+		if (c == '"') {
+			(*pos)++;
+			return;
+		}
+		if (c == '\\' && *pos + 1 < len)
+			c = s[++(*pos)];
+		if (c != '\r' && c != '\n')
+			buf_append_c(out, c);
+	}
+}
+
+static void
+read_atom(const char *s, size_t len, size_t *pos, struct buf *out)
+{
+	while (*pos < len && !addr_is_special(s[*pos]) && !is_ws(s[*pos]) &&
+	       (unsigned char)s[*pos] >= 0x20 && s[*pos] != 0x7f)
+		buf_append_c(out, s[(*pos)++]);
+}
+
+static bool
+is_atom_char(char c)
+{
+	return !addr_is_special(c) && !is_ws(c) && (unsigned char)c >= 0x20 && c != 0x7f;
+}
+
+/* Reads a domain (dot-atoms and domain literals, comments between them
+   allowed) up to a special that ends it. */
+static void
+read_domain(const char *s, size_t len, size_t *pos, struct buf *out)
+{
+	for (;;) {
+		skip_cfws(s, len, pos);
+		if (*pos >= len)
+			return;
+		if (s[*pos] == '[') {
+			while (*pos < len && s[*pos] != ']') {
+				if (s[*pos] == '\\' && *pos + 1 < len)
+					(*pos)++;
+				if (!is_ws(s[*pos]))
+					buf_append_c(out, s[*pos]);
+				(*pos)++;
+			}
+			if (*pos < len) {
+				buf_append_c(out, ']');
+				(*pos)++;
+			}
+		} else if (is_atom_char(s[*pos])) {
+			read_atom(s, len, pos, out);
+		} else {
+			return;
+		}
+	}
+}
+
+static void
+write_nstring_buf(struct buf *out, const struct buf *b, bool nil_if_empty)
+{
+	if (nil_if_empty && b->len == 0)
+		buf_append_str(out, "NIL");
+	else
+		buf_append_imap_string(out, b->len == 0 ? "" : b->data, b->len);
+}
+
+static void
+write_address(struct buf *out, const struct buf *name, const struct buf *route,
+	      const struct buf *mailbox, const struct buf *host)
+{
+	buf_append_c(out, '(');
+	write_nstring_buf(out, name, true);
+	buf_append_c(out, ' ');
+	write_nstring_buf(out, route, true);
+	buf_append_c(out, ' ');
+	if (mailbox->len == 0)
+		buf_append_str(out, "\"" MISSING_MAILBOX "\"");
+	else
+		write_nstring_buf(out, mailbox, false);
+	buf_append_c(out, ' ');
+	if (host->len == 0)
+		buf_append_str(out, "\"" MISSING_DOMAIN "\"");
+	else
+		write_nstring_buf(out, host, false);
+	buf_append_c(out, ')');
+}
+
+/* Reads "<[@route,@route:]local@domain>" at s[*pos] == '<'. */
+static void
+read_angle_addr(const char *s, size_t len, size_t *pos, struct buf *route,
+		struct buf *mailbox, struct buf *host)
+{
+	(*pos)++;
+	skip_cfws(s, len, pos);
+	/* Obsolete source route: "@a,@b:" */
+	if (*pos < len && s[*pos] == '@') {
+		while (*pos < len && s[*pos] != ':' && s[*pos] != '>') {
+			if (!is_ws(s[*pos]))
+				buf_append_c(route, s[*pos]);
+			(*pos)++;
+		}
+		if (*pos < len && s[*pos] == ':')
+			(*pos)++;
+	}
+	for (;;) {
+		skip_cfws(s, len, pos);
+		if (*pos >= len)
+			return;
+		if (s[*pos] == '"')
+			read_qstring(s, len, pos, mailbox);
+		else if (is_atom_char(s[*pos]))
+			read_atom(s, len, pos, mailbox);
+		else
+			break;
+	}
+	if (s[*pos] == '@') {
+		(*pos)++;
+		read_domain(s, len, pos, host);
+	}
+	/* Skip whatever junk precedes the closing '>'. */
+	while (*pos < len && s[*pos] != '>' && s[*pos] != ',' && s[*pos] != ';')
+		(*pos)++;
+	if (*pos < len && s[*pos] == '>')
+		(*pos)++;
+}
+
+/* Appends the addresses of the address-list s[0..len) as envelope
+   addresses (without the surrounding parentheses). Returns how many
+   were written (group markers included). */
+static size_t
+write_address_list(const char *s, size_t len, struct buf *out)
+{
+	struct buf phrase = BUF_INIT, local = BUF_INIT, route = BUF_INIT;
+	struct buf mailbox = BUF_INIT, host = BUF_INIT, none = BUF_INIT;
+	size_t pos = 0, count = 0;
+	bool in_group = false;
+
+	while (pos < len) {
+		char c;
+
+		skip_cfws(s, len, &pos);
+		if (pos >= len)
+			break;
+		c = s[pos];
+		if (c == ',') {
+			pos++;
+			continue;
+		}
+		if (c == ';') {
+			pos++;
+			if (in_group) {
+				buf_append_str(out, "(NIL NIL NIL NIL)");
+				count++;
+				in_group = false;
+			}
+			continue;
+		}
+		/* A phrase (display name or group name) or a local part. */
+		buf_reset(&phrase);
+		buf_reset(&local);
+		for (;;) {
+			skip_cfws(s, len, &pos);
+			if (pos >= len)
+				break;
+			c = s[pos];
+			if (c != '"' && !is_atom_char(c))
+				break;
+			if (phrase.len > 0)
+				buf_append_c(&phrase, ' ');
+			if (c == '"') {
+				size_t before = local.len;
+				read_qstring(s, len, &pos, &local);
+				buf_append(&phrase, local.data + before, local.len - before);
+			} else {
+				size_t before = local.len;
+				read_atom(s, len, &pos, &local);
+				buf_append(&phrase, local.data + before, local.len - before);
+			}
+		}
+		buf_reset(&route);
+		buf_reset(&mailbox);
+		buf_reset(&host);
+		c = pos < len ? s[pos] : '\0';
+		if (pos >= len || c == ',' || c == ';') {
+			/* A bare local part, "bob": no domain. */
+			if (local.len > 0) {
+				write_address(out, &none, &none, &local, &host);
+				count++;
+			}
+		} else if (c == ':') {
+			pos++;
+			if (!in_group) {
+				buf_append_str(out, "(NIL NIL ");
+				buf_append_imap_string(out, phrase.len == 0 ? "" : phrase.data,
+						       phrase.len);
+				buf_append_str(out, " NIL)");
+				count++;
+				in_group = true;
+			}
+		} else if (c == '<') {
+			read_angle_addr(s, len, &pos, &route, &mailbox, &host);
+			write_address(out, &phrase, &route, &mailbox, &host);
+			count++;
+		} else if (c == '@') {
+			pos++;
+			read_domain(s, len, &pos, &host);
+			write_address(out, &none, &none, &local, &host);
+			count++;
+		} else {
+			pos++;                  /* a stray special: skip it */
+		}
+	}
+	if (in_group) {
+		buf_append_str(out, "(NIL NIL NIL NIL)");
+		count++;
+	}
+	buf_free(&phrase);
+	buf_free(&local);
+	buf_free(&route);
+	buf_free(&mailbox);
+	buf_free(&host);
+	return count;
+}
+
+/* Writes the address list of field name, or NIL when it is absent or
+   holds no address. Returns false when it wrote NIL. */
+static bool
+envelope_addresses(const char *hdr, size_t hdr_len, const char *name, struct buf *out)
+{
+	struct buf value = BUF_INIT, list = BUF_INIT;
+	bool written = false;
+
+	if (message_header_get_all(hdr, hdr_len, name, &value) > 0 &&
+	    write_address_list(value.data, value.len, &list) > 0) {
+		buf_append_c(out, '(');
+		buf_append(out, list.data, list.len);
+		buf_append_c(out, ')');
+		written = true;
+	}
+	buf_free(&value);
+	buf_free(&list);
+	return written;
+}
+
+static void
+envelope_nstring(const char *hdr, size_t hdr_len, const char *name, struct buf *out)
+{
+	struct buf value = BUF_INIT;
+
+	if (message_header_get(hdr, hdr_len, name, &value) > 0)
+		buf_append_imap_string(out, value.len == 0 ? "" : value.data, value.len);
+	else
+		buf_append_str(out, "NIL");
+	buf_free(&value);
+}
+
+void
+message_envelope(const char *msg, size_t len, struct buf *out)
+{
+	size_t hdr_len = message_header_size(msg, len);
+	struct buf from = BUF_INIT;
+	bool have_from;
+
+	buf_append_c(out, '(');
+	envelope_nstring(msg, hdr_len, "Date", out);
+	buf_append_c(out, ' ');
+	envelope_nstring(msg, hdr_len, "Subject", out);
+	buf_append_c(out, ' ');
+	have_from = envelope_addresses(msg, hdr_len, "From", &from);
+	if (!have_from)
+		buf_append_str(&from, "NIL");
+	buf_append(out, from.data, from.len);
+	/* RFC 3501 7.4.2: Sender and Reply-To absent or empty: use From. */
+	buf_append_c(out, ' ');
+	if (!envelope_addresses(msg, hdr_len, "Sender", out))
+		buf_append(out, from.data, from.len);
+	buf_append_c(out, ' ');
+	if (!envelope_addresses(msg, hdr_len, "Reply-To", out))
+		buf_append(out, from.data, from.len);
+	buf_free(&from);
+	static const char *const lists[] = { "To", "Cc", "Bcc" };
+	for (size_t i = 0; i < N_ELEMENTS(lists); i++) {
+		buf_append_c(out, ' ');
+		if (!envelope_addresses(msg, hdr_len, lists[i], out))
+			buf_append_str(out, "NIL");
+	}
+	buf_append_c(out, ' ');
+	envelope_nstring(msg, hdr_len, "In-Reply-To", out);
+	buf_append_c(out, ' ');
+	envelope_nstring(msg, hdr_len, "Message-ID", out);
+	buf_append_c(out, ')');
+}
+
+/* --- dates ----------------------------------------------------------- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+   days_from_civil), valid for any year an int64 holds comfortably. */
+static int64_t
+days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void
+civil_from_days(int64_t z, int64_t *y_r, unsigned *m_r, unsigned *d_r)
+{
+	z += 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t y = (int64_t)yoe + era * 400;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	unsigned d = doy - (153 * mp + 2) / 5 + 1;
+	unsigned m = mp < 10 ? mp + 3 : mp - 9;
+
+	*y_r = y + (m <= 2);
+	*m_r = m;
+	*d_r = d;
+}
+
+static unsigned
+days_in_month(int64_t y, unsigned m)
+{
+	static const unsigned char days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+
+	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+		return 29;
+	return days[m - 1];
+}
+
+/* Month 1..12 of the name at s (its first three letters), or 0. */
+static unsigned
+month_from_name(const char *s, size_t len)
+{
+	if (len < 3)
+		return 0;
+	for (unsigned i = 0; i < 12; i++) {
+		if (ascii_strncasecmp(s, month_names[i], 3) == 0)
+			return i + 1;
+	}
+	return 0;
+}
+
+/* Reads 1..max_digits digits. Returns the count read (0 if none). */
+static size_t
+read_number(const char *s, size_t *pos, size_t max_digits, unsigned *num_r)
+{
+	size_t n = 0;
+	unsigned num = 0;
+
+	while (is_digit(s[*pos]) && n < max_digits) {
+		num = num * 10 + (unsigned)(s[*pos] - '0');
+		(*pos)++;
+		n++;
+	}
+	*num_r = num;
+	return n;
+}
+
+/* Skips white space and comments in a NUL-terminated date string. */
+static void
+date_skip_cfws(const char *s, size_t *pos)
+{
+	skip_cfws(s, *pos + strlen(s + *pos), pos);
+}
+
+static size_t
+read_word(const char *s, size_t *pos)
+{
+	size_t start = *pos;
+
+	while (is_alpha(s[*pos]))
+		(*pos)++;
+	return *pos - start;
+}
+
+/* The zone of an RFC 5322 obsolete zone name; military letters and
+   unknown names count as +0000 (RFC 5322 section 4.3 says they carry no
+   information). */
+static int32_t
+zone_from_name(const char *s, size_t len)
+{
+	static const struct {
+		const char *name;
+		int32_t minutes;
+	} zones[] = {
+		{ "UT", 0 }, { "UTC", 0 }, { "GMT", 0 }, { "Z", 0 },
+		{ "EST", -300 }, { "EDT", -240 }, { "CST", -360 }, { "CDT", -300 },
+		{ "MST", -420 }, { "MDT", -360 }, { "PST", -480 }, { "PDT", -420 },
+	};
+
+	for (size_t i = 0; i < N_ELEMENTS(zones); i++) {
+		if (mem_equals_ci(s, len, zones[i].name))
+			return zones[i].minutes;
+	}
+	return 0;
+}
+
+int
+message_parse_date(const char *str, int64_t *time_r, int32_t *tz_minutes_r)
+{
+	size_t pos = 0, n;
+	unsigned day, month, year, hour, min, sec = 0;
+	int32_t tz = 0;
+	int64_t y;
+
+	date_skip_cfws(str, &pos);
+	/* Optional day name, with or without the comma. */
+	if (is_alpha(str[pos])) {
+		n = read_word(str, &pos);
+		if (n < 3)
+			return -1;
+		date_skip_cfws(str, &pos);
+		if (str[pos] == ',')
+			pos++;
+		date_skip_cfws(str, &pos);
+	}
+	if (read_number(str, &pos, 2, &day) == 0 || is_digit(str[pos]))
+		return -1;
+	date_skip_cfws(str, &pos);
+	if (str[pos] == '-')
+		pos++;
+	date_skip_cfws(str, &pos);
+	n = pos;
+	month = month_from_name(str + n, read_word(str, &pos));
+	if (month == 0 || pos - n > 9)
+		return -1;
+	date_skip_cfws(str, &pos);
+	if (str[pos] == '-')
+		pos++;
+	date_skip_cfws(str, &pos);
+	n = read_number(str, &pos, 4, &year);
+	if (n < 2 || is_digit(str[pos]))
+		return -1;
+	if (n == 2)
+		year += year < 50 ? 2000 : 1900;   /* RFC 5322 4.3 */
+	else if (n == 3)
+		year += 1900;
+	date_skip_cfws(str, &pos);
+	if (read_number(str, &pos, 2, &hour) == 0)
+		return -1;
+	date_skip_cfws(str, &pos);
+	if (str[pos++] != ':')
+		return -1;
+	date_skip_cfws(str, &pos);
+	if (read_number(str, &pos, 2, &min) == 0)
+		return -1;
+	date_skip_cfws(str, &pos);
+	if (str[pos] == ':') {
+		pos++;
+		date_skip_cfws(str, &pos);
+		if (read_number(str, &pos, 2, &sec) == 0)
+			return -1;
+	}
+	date_skip_cfws(str, &pos);
+	if (str[pos] == '+' || str[pos] == '-') {
+		unsigned zone;
+		bool neg = str[pos] == '-';
+
+		pos++;
+		if (read_number(str, &pos, 4, &zone) != 4 || zone % 100 > 59)
+			return -1;
+		tz = (int32_t)(zone / 100 * 60 + zone % 100);
+		if (neg)
+			tz = -tz;
+	} else if (is_alpha(str[pos])) {
+		size_t start = pos;
+		tz = zone_from_name(str + start, read_word(str, &pos));
+	}
+	/* Anything after the zone (a comment such as "(PST)") is ignored. */
+
+	if (day < 1 || day > days_in_month(year, month) || hour > 23 || min > 59 || sec > 60)
+		return -1;
+	if (sec == 60)
+		sec = 59;                           /* leap second */
+	y = year;
+	*time_r = days_from_civil(y, month, day) * 86400 + hour * 3600 + min * 60 + sec -
+		  (int64_t)tz * 60;
+	*tz_minutes_r = tz;
+	return 0;
+}
+
+void
+message_write_imap_date(int64_t t, int32_t tz_minutes, struct buf *out)
+{
+	/* Keep the arithmetic far from overflow on absurd inputs. */
+	int64_t limit = (int64_t)1 << 50;
+	int64_t local, days, secs, y;
+	unsigned m, d;
+	int32_t tz_abs;
+
+	if (tz_minutes > 24 * 60 || tz_minutes < -24 * 60)
+		tz_minutes = 0;
+	if (t > limit)
+		t = limit;
+	if (t < -limit)
+		t = -limit;
+	local = t + (int64_t)tz_minutes * 60;
+	days = local >= 0 ? local / 86400 : -((-local + 86399) / 86400);
+	secs = local - days * 86400;
+	civil_from_days(days, &y, &m, &d);
+	tz_abs = tz_minutes < 0 ? -tz_minutes : tz_minutes;
+	/* RFC 3501 date-day-fixed: a space-padded day. */
+	buf_printf(out, "%2u-%s-%04lld %02d:%02d:%02d %c%02d%02d", d, month_names[m - 1],
+		   (long long)y, (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60),
+		   tz_minutes < 0 ? '-' : '+', (int)(tz_abs / 60), (int)(tz_abs % 60));
+}
+
+/* Parses "d-Mon-yyyy" (day of one or two digits, or space-padded) at
+   str[*pos]. */
+static int
+parse_imap_day(const char *str, size_t *pos, int64_t *days_r)
+{
+	unsigned day, year, month;
+
+	if (str[*pos] == ' ')
+		(*pos)++;
+	if (read_number(str, pos, 2, &day) == 0 || str[*pos] != '-')
+		return -1;
+	(*pos)++;
+	if (!is_alpha(str[*pos]) || !is_alpha(str[*pos + 1]) || !is_alpha(str[*pos + 2]))
+		return -1;
+	month = month_from_name(str + *pos, 3);
+	*pos += 3;
+	if (month == 0 || str[*pos] != '-')
+		return -1;
+	(*pos)++;
+	if (read_number(str, pos, 4, &year) != 4 || is_digit(str[*pos]))
+		return -1;
+	if (day < 1 || day > days_in_month(year, month))
+		return -1;
+	*days_r = days_from_civil(year, month, day);
+	return 0;
+}
+
+int
+message_parse_imap_date(const char *str, int64_t *days_r)
+{
+	size_t pos = 0;
+	int64_t days;
+
+	if (parse_imap_day(str, &pos, &days) < 0 || str[pos] != '\0')
+		return -1;
+	*days_r = days;
+	return 0;
+}
+
+int
+message_parse_imap_datetime(const char *str, int64_t *time_r, int32_t *tz_minutes_r)
+{
+	size_t pos = 0;
+	int64_t days;
+	unsigned hour, min, sec, zone;
+	int32_t tz;
+	bool neg;
+
+	if (parse_imap_day(str, &pos, &days) < 0 || str[pos++] != ' ')
+		return -1;
+	if (read_number(str, &pos, 2, &hour) != 2 || str[pos++] != ':' ||
+	    read_number(str, &pos, 2, &min) != 2 || str[pos++] != ':' ||
+	    read_number(str, &pos, 2, &sec) != 2 || str[pos++] != ' ')
+		return -1;
+	if (str[pos] != '+' && str[pos] != '-')
+		return -1;
+	neg = str[pos++] == '-';
+	if (read_number(str, &pos, 4, &zone) != 4 || str[pos] != '\0')
+		return -1;
+	if (hour > 23 || min > 59 || sec > 60 || zone / 100 > 23 || zone % 100 > 59)
+		return -1;
+	if (sec == 60)
+		sec = 59;
+	tz = (int32_t)(zone / 100 * 60 + zone % 100);
+	if (neg)
+		tz = -tz;
+	*time_r = days * 86400 + hour * 3600 + min * 60 + sec - (int64_t)tz * 60;
+	*tz_minutes_r = tz;
+	return 0;
+}
+
+/* --- charsets, RFC 2047 ---------------------------------------------- */
+
+static bool
+charset_is_utf8(const char *cs, size_t len)
+{
+	return len == 0 || mem_equals_ci(cs, len, "utf-8") || mem_equals_ci(cs, len, "utf8") ||
+	       mem_equals_ci(cs, len, "us-ascii") || mem_equals_ci(cs, len, "ascii");
+}
+
+static bool
+charset_is_latin1(const char *cs, size_t len)
+{
+	return mem_equals_ci(cs, len, "iso-8859-1") || mem_equals_ci(cs, len, "iso8859-1") ||
+	       mem_equals_ci(cs, len, "latin1");
+}
+
+/* Appends data converted from charset cs to UTF-8. UTF-8, US-ASCII and
+   ISO-8859-1 are done here; other charsets through iconv(3). Returns 0,
+   or -1 (out unchanged) when the charset is unknown or the data is not
+   valid in it. */
+static int
+charset_to_utf8(const char *cs, size_t cs_len, const char *data, size_t len,
+		struct buf *out)
+{
+	char name[41];
+	iconv_t cd;
+	size_t start = out->len;
+
+	if (charset_is_utf8(cs, cs_len)) {
+		buf_append(out, data, len);
+		return 0;
+	}
+	if (charset_is_latin1(cs, cs_len)) {
+		buf_append(out, "", 0);
+		buf_reserve(out, len * 2);
+		for (size_t i = 0; i < len; i++) {
+			unsigned char c = (unsigned char)data[i];
+			if (c < 0x80) {
+				buf_append_c(out, (char)c);
+			} else {
+				buf_append_c(out, (char)(0xc0 | (c >> 6)));
+				buf_append_c(out, (char)(0x80 | (c & 0x3f)));
+			}
+		}
+		return 0;
+	}
+	/* Only plain charset names reach iconv_open(). */
+	if (cs_len >= sizeof(name))
+		return -1;
+	for (size_t i = 0; i < cs_len; i++) {
+		char c = cs[i];
+		if (!is_alpha(c) && !is_digit(c) && c != '-' && c != '_' && c != '.' && c != ':')
+			return -1;
+		name[i] = c;
+	}
+	name[cs_len] = '\0';
+	cd = iconv_open("UTF-8", name);
+	if (cd == (iconv_t)-1)
+		return -1;
+	char *in = (char *)data;
+	size_t in_left = len;
+	/* Each round converts a chunk; a round either consumes input or
+	   fails, so the loop ends. */
+	while (in_left > 0) {
+		char chunk[1024], *o = chunk;
+		size_t o_left = sizeof(chunk);
+		size_t ret = iconv(cd, &in, &in_left, &o, &o_left);
+
+		buf_append(out, chunk, sizeof(chunk) - o_left);
+		if (ret == (size_t)-1 && errno != E2BIG) {
+			buf_truncate(out, start);
+			iconv_close(cd);
+			return -1;
+		}
+	}
+	iconv_close(cd);
+	return 0;
+}
+
+static int
+base64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* Decodes base64, skipping characters outside the alphabet (line ends)
+   and stopping at '='. Returns false if strict and a foreign character
+   was met. */
+static bool
+base64_decode(const char *s, size_t len, bool strict, struct buf *out)
+{
+	uint32_t acc = 0;
+	unsigned bits = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int v = base64_value(s[i]);
+
+		if (s[i] == '=')
+			break;
+		if (v < 0) {
+			if (strict)
+				return false;
+			continue;
+		}
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf_append_c(out, (char)((acc >> bits) & 0xff));
+		}
+	}
+	return true;
+}
+
+/* RFC 2047 "Q": '_' is a space, "=XX" a byte. */
+static void
+q_decode(const char *s, size_t len, struct buf *out)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '_') {
+			buf_append_c(out, ' ');
+		} else if (s[i] == '=' && i + 2 < len && hex_value(s[i + 1]) >= 0 &&
+			   hex_value(s[i + 2]) >= 0) {
+			buf_append_c(out, (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
+			i += 2;
+		} else {
+			buf_append_c(out, s[i]);
+		}
+	}
+}
+
+/* Decodes the encoded word at s[pos] ("=?cs?X?text?=") into out. Returns
+   the offset just past it, or 0 if there is no valid encoded word there
+   (out unchanged). */
+static size_t
+decode_encoded_word(const char *s, size_t len, size_t pos, struct buf *out)
+{
+	size_t cs_start = pos + 2, i = cs_start, cs_len, text_start, text_end;
+	struct buf raw = BUF_INIT;
+	const char *star;
+	char enc;
+	bool ok;
+
+	while (i < len && s[i] != '?' && !is_ws(s[i]))
+		i++;
+	if (i >= len || s[i] != '?' || i == cs_start || i + 3 >= len)
+		return 0;
+	cs_len = i - cs_start;
+	star = memchr(s + cs_start, '*', cs_len);   /* RFC 2231 language */
+	if (star != NULL)
+		cs_len = (size_t)(star - (s + cs_start));
+	enc = s[i + 1];
+	if (s[i + 2] != '?' || (enc != 'B' && enc != 'b' && enc != 'Q' && enc != 'q'))
+		return 0;
+	text_start = i + 3;
+	text_end = text_start;
+	while (text_end < len && s[text_end] != '?' && !is_ws(s[text_end]))
+		text_end++;
+	if (text_end + 1 >= len || s[text_end] != '?' || s[text_end + 1] != '=')
+		return 0;
+	if (enc == 'B' || enc == 'b') {
+		ok = base64_decode(s + text_start, text_end - text_start, true, &raw);
+	} else {
+		q_decode(s + text_start, text_end - text_start, &raw);
+		ok = true;
+	}
+	if (ok)
+		ok = charset_to_utf8(s + cs_start, cs_len, raw.len == 0 ? "" : raw.data, raw.len,
+				     out) == 0;
+	buf_free(&raw);
+	return ok ? text_end + 2 : 0;
+}
+
+void
+message_decode_header(const char *value, size_t len, struct buf *out)
+{
+	size_t pos = 0, out_mark = 0, last_end = 0;
+	bool after_word = false;
+
+	while (pos < len) {
+		size_t end = 0;
+
+		if (value[pos] == '=' && pos + 1 < len && value[pos + 1] == '?') {
+			size_t before = out->len;
+
+			end = decode_encoded_word(value, len, pos, out);
+			if (end > 0 && after_word) {
+				/* Only white space since the previous word: RFC 2047
+				   section 6.2 drops it. */
+				bool only_ws = true;
+
+				for (size_t i = last_end; i < pos && only_ws; i++)
+					only_ws = is_ws(value[i]);
+				if (only_ws) {
+					size_t decoded = out->len - before;
+					memmove(out->data + out_mark, out->data + before, decoded);
+					buf_truncate(out, out_mark + decoded);
+				}
+			}
+		}
+		if (end > 0) {
+			after_word = true;
+			out_mark = out->len;
+			last_end = end;
+			pos = end;
+		} else {
+			if (value[pos] != '\r' && value[pos] != '\n')
+				buf_append_c(out, value[pos]);
+			pos++;
+		}
+	}
+}
+
+/* --- body text ------------------------------------------------------- */
+
+/* The parts of a Content-Type value we need. */
+struct content_type {
+	char type[32], subtype[64];
+	struct buf boundary, charset;
+};
+
+static void
+copy_token_lower(const char *s, size_t len, size_t *pos, char *dst, size_t dst_size)
+{
+	size_t n = 0;
+
+	while (*pos < len && !is_ws(s[*pos]) && s[*pos] != '/' && s[*pos] != ';' &&
+	       s[*pos] != '(') {
+		if (n + 1 < dst_size)
+			dst[n++] = ascii_lower(s[*pos]);
+		(*pos)++;
+	}
+	dst[n] = '\0';
+}
+
+static void
+content_type_parse(const char *s, size_t len, struct content_type *ct)
+{
+	size_t pos = 0;
+
+	ct->type[0] = ct->subtype[0] = '\0';
+	skip_cfws(s, len, &pos);
+	copy_token_lower(s, len, &pos, ct->type, sizeof(ct->type));
+	skip_cfws(s, len, &pos);
+	if (pos < len && s[pos] == '/') {
+		pos++;
+		skip_cfws(s, len, &pos);
+		copy_token_lower(s, len, &pos, ct->subtype, sizeof(ct->subtype));
+	}
+	/* Parameters: ; name = value-or-quoted-string */
+	while (pos < len) {
+		size_t name_start, name_end;
+		struct buf *target = NULL;
+
+		while (pos < len && s[pos] != ';')
+			pos++;
+		if (pos >= len)
+			break;
+		pos++;
+		skip_cfws(s, len, &pos);
+		name_start = pos;
+		while (pos < len && s[pos] != '=' && s[pos] != ';' && !is_ws(s[pos]))
+			pos++;
+		name_end = pos;
+		skip_cfws(s, len, &pos);
+		if (pos >= len || s[pos] != '=')
+			continue;
+		pos++;
+		skip_cfws(s, len, &pos);
+		if (mem_equals_ci(s + name_start, name_end - name_start, "boundary"))
+			target = &ct->boundary;
+		else if (mem_equals_ci(s + name_start, name_end - name_start, "charset"))
+			target = &ct->charset;
+		if (target != NULL)
+			buf_reset(target);
+		if (pos < len && s[pos] == '"') {
+			struct buf tmp = BUF_INIT;
+			read_qstring(s, len, &pos, target != NULL ? target : &tmp);
+			buf_free(&tmp);
+		} else {
+			while (pos < len && s[pos] != ';' && !is_ws(s[pos])) {
+				if (target != NULL)
+					buf_append_c(target, s[pos]);
+				pos++;
+			}
+		}
+	}
+}
+
+static void
+content_type_free(struct content_type *ct)
+{
+	buf_free(&ct->boundary);
+	buf_free(&ct->charset);
+}
+
+/* Quoted-printable: "=XX" bytes, soft line breaks "=" at a line end
+   (trailing white space allowed), a stray '=' kept. */
+static void
+qp_decode(const char *s, size_t len, struct buf *out)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] != '=') {
+			buf_append_c(out, s[i]);
+			continue;
+		}
+		if (i + 2 < len && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+			buf_append_c(out, (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
+			i += 2;
+			continue;
+		}
+		size_t j = i + 1;
+		while (j < len && is_wsp(s[j]))
+			j++;
+		if (j < len && s[j] == '\r' && j + 1 < len && s[j + 1] == '\n')
+			j++;
+		if (j < len && s[j] == '\n') {
+			i = j;                  /* soft line break */
+			continue;
+		}
+		if (j >= len) {
+			i = len;                /* '=' at the very end */
+			continue;
+		}
+		buf_append_c(out, '=');
+	}
+}
+
+/* Appends the text of one part (headers + body) at depth. */
+static void part_text(const char *p, size_t len, struct buf *out, unsigned depth);
+
+/* Walks a multipart body. Returns 0, or -1 if the boundary never occurs
+   (the caller then takes the raw body). */
+static int
+multipart_text(const char *body, size_t len, const char *boundary, size_t blen,
+	       struct buf *out, unsigned depth)
+{
+	size_t pos = 0, part_start = 0, parts = 0;
+	bool in_part = false;
+
+	while (pos < len) {
+		size_t end, next = line_next(body, len, pos, &end);
+		bool delim = end - pos >= blen + 2 && body[pos] == '-' && body[pos + 1] == '-' &&
+			     memcmp(body + pos + 2, boundary, blen) == 0;
+		bool close = false;
+
+		if (delim) {
+			size_t rest = pos + 2 + blen;
+			if (end - rest >= 2 && body[rest] == '-' && body[rest + 1] == '-') {
+				close = true;
+				rest += 2;
+			}
+			for (; rest < end && delim; rest++)
+				delim = is_wsp(body[rest]);
+		}
+		if (delim) {
+			if (in_part) {
+				/* The line end before the delimiter belongs to it. */
+				size_t part_end = pos;
+				if (part_end > part_start && body[part_end - 1] == '\n')
+					part_end--;
+				if (part_end > part_start && body[part_end - 1] == '\r')
+					part_end--;
+				if (part_end < part_start)
+					part_end = part_start;
+				if (out->len > 0)
+					buf_append_c(out, '\n');
+				part_text(body + part_start, part_end - part_start, out, depth);
+			}
+			if (close || ++parts > BODY_MAX_PARTS)
+				return 0;
+			in_part = true;
+			part_start = next;
+		}
+		pos = next;
+	}
+	if (!in_part)
+		return -1;
+	/* Truncated: no closing delimiter. Take the last part as it is. */
+	if (part_start < len) {
+		if (out->len > 0)
+			buf_append_c(out, '\n');
+		part_text(body + part_start, len - part_start, out, depth);
+	}
+	return 0;
+}
+
+static void
+part_text(const char *p, size_t len, struct buf *out, unsigned depth)
+{
+	size_t hdr_len = message_header_size(p, len);
+	const char *body = p + hdr_len;
+	size_t body_len = len - hdr_len;
+	struct content_type ct = { .boundary = BUF_INIT, .charset = BUF_INIT };
+	struct buf value = BUF_INIT, decoded = BUF_INIT;
+	bool has_ct = message_header_get(p, hdr_len, "Content-Type", &value) > 0;
+
+	if (has_ct)
+		content_type_parse(value.data, value.len, &ct);
+	buf_reset(&value);
+	(void)message_header_get(p, hdr_len, "Content-Transfer-Encoding", &value);
+
+	if (strcmp(ct.type, "multipart") == 0 && ct.boundary.len > 0) {
+		if (depth >= BODY_MAX_DEPTH ||
+		    multipart_text(body, body_len, ct.boundary.data, ct.boundary.len, out,
+				   depth + 1) < 0)
+			buf_append(out, body, body_len);
+	} else if (strcmp(ct.type, "message") == 0 && strcmp(ct.subtype, "rfc822") == 0 &&
+		   depth < BODY_MAX_DEPTH) {
+		/* An attached message: its header and its text. */
+		size_t inner_hdr = message_header_size(body, body_len);
+		buf_append(out, body, inner_hdr);
+		part_text(body, body_len, out, depth + 1);
+	} else if (!has_ct || ct.type[0] == '\0' || strcmp(ct.type, "text") == 0 || depth == 0) {
+		/* Text, or a single-part message of any type (searched raw). */
+		bool is_text = !has_ct || ct.type[0] == '\0' || strcmp(ct.type, "text") == 0;
+
+		if (mem_equals_ci(value.data == NULL ? "" : value.data, value.len,
+				  "quoted-printable"))
+			qp_decode(body, body_len, &decoded);
+		else if (mem_equals_ci(value.data == NULL ? "" : value.data, value.len, "base64"))
+			(void)base64_decode(body, body_len, false, &decoded);
+		else
+			buf_append(&decoded, body, body_len);
+		if (!is_text || decoded.len == 0 ||
+		    charset_to_utf8(ct.charset.data == NULL ? "" : ct.charset.data, ct.charset.len,
+				    decoded.data, decoded.len, out) < 0)
+			buf_append(out, decoded.data, decoded.len);
+	}
+	/* Other non-text parts of a multipart are skipped. */
+	buf_free(&value);
+	buf_free(&decoded);
+	content_type_free(&ct);
+}
+
+void
+message_body_text(const char *msg, size_t len, struct buf *out)
+{
+	part_text(msg, len, out, 0);
+}
+
+/* --- searching ------------------------------------------------------- */
+
+/* Folds s into dst (same length): ASCII letters to lower case, and the
+   UTF-8 encoded upper-case letters of the Latin-1 supplement (U+00C0 to
+   U+00DE except U+00D7, "C3 80".."C3 9E") to their lower-case forms
+   (+0x20 on the second byte). Other bytes are kept. */
+static void
+fold_utf8(const char *s, size_t len, char *dst)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		dst[i] = ascii_lower((char)c);
+		if (c == 0xc3 && i + 1 < len) {
+			unsigned char c2 = (unsigned char)s[i + 1];
+			if (c2 >= 0x80 && c2 <= 0x9e && c2 != 0x97)
+				c2 += 0x20;
+			dst[++i] = (char)c2;
+		}
+	}
+}
+
+bool
+message_str_contains(const char *haystack, size_t hay_len, const char *needle,
+		     size_t needle_len)
+{
+	char *h, *n;
+	bool found;
+
+	if (needle_len == 0)
+		return true;
+	if (needle_len > hay_len)
+		return false;
+	h = xmalloc(hay_len);
+	n = xmalloc(needle_len);
+	fold_utf8(haystack, hay_len, h);
+	fold_utf8(needle, needle_len, n);
+	found = memmem(h, hay_len, n, needle_len) != NULL;
+	free(h);
+	free(n);
+	return found;
+}
