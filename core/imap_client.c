@@ -21,7 +21,7 @@ static void client_process(struct client *c);
 static void client_destroy(struct client *c);
 
 struct server_gen *
-server_gen_new(struct config *cfg, char **error_r)
+server_gen_new(struct config *cfg, struct watch *watch, char **error_r)
 {
 	struct server_gen *gen = xcalloc(1, sizeof(*gen));
 	char *error = NULL;
@@ -47,7 +47,7 @@ server_gen_new(struct config *cfg, char **error_r)
 		free(gen);
 		return NULL;
 	}
-	gen->hub = hub_new(&gen->storage);
+	gen->hub = hub_new(&gen->storage, watch);
 	return gen;
 }
 
@@ -174,7 +174,11 @@ client_flush(struct client *c)
 		written += (size_t)ret;
 	}
 	if (c->out_pos == c->out.len) {
-		buf_reset(&c->out);
+		/* Drained: give back what a big answer made it grow to. */
+		if (c->out.cap > 16384)
+			buf_free(&c->out);
+		else
+			buf_reset(&c->out);
 		c->out_pos = 0;
 	} else if (c->out_pos > 65536 && c->out_pos > c->out.len / 2) {
 		buf_consume(&c->out, c->out_pos);
@@ -314,7 +318,7 @@ client_process(struct client *c)
 		/* Wipe: the buffer may have held a password. */
 		if (c->in.data != NULL)
 			explicit_bzero(c->in.data, c->in.len);
-		buf_reset(&c->in);
+		buf_free(&c->in);
 		c->in_pos = 0;
 	}
 	/* Read more only when there is room and we are not held back. */
@@ -331,8 +335,10 @@ client_input(void *ctx)
 	struct client *c = ctx;
 	ssize_t ret;
 
-	buf_reserve(&c->in, CLIENT_READ_CHUNK);
-	ret = recv(c->fd, c->in.data + c->in.len, CLIENT_READ_CHUNK, 0);
+	/* Read on the stack and keep only what arrived: an idle session
+	   holds no read buffer at all. */
+	char chunk[CLIENT_READ_CHUNK];
+	ret = recv(c->fd, chunk, sizeof(chunk), 0);
 	if (ret < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return;
@@ -345,8 +351,8 @@ client_input(void *ctx)
 		c->dead = true;
 		return;
 	}
-	c->in.len += (size_t)ret;
-	c->in.data[c->in.len] = '\0';
+	buf_append(&c->in, chunk, (size_t)ret);
+	explicit_bzero(chunk, (size_t)ret);
 	client_reset_deadline(c);
 	client_process(c);
 }
@@ -439,13 +445,10 @@ server_tick(void *ctx)
 	struct imap_server *server = ctx;
 	int64_t now = mono_ms();
 	struct client *c, *next;
-	bool idling = false;
 
 	server->tick_timer = event_timer_add(server->loop, 1000, server_tick, server);
 	for (c = server->clients; c != NULL; c = next) {
 		next = c->next;
-		if (c->mode == MODE_IDLE)
-			idling = true;
 		if (now >= c->deadline && c->closing) {
 			/* The peer does not read its BYE. */
 			client_abort(c, "peer stopped reading");
@@ -455,14 +458,6 @@ server_tick(void *ctx)
 				 c->state == CLIENT_NOT_AUTH ? "login_timeout" : "idle_timeout");
 			client_disconnect(c, "Autologout; idle for too long.");
 			client_flush(c);
-		}
-	}
-	/* Changes made by other processes: a stat() per open mailbox with a
-	   session waiting in IDLE. */
-	if (idling) {
-		for (c = server->clients; c != NULL; c = c->next) {
-			if (c->mode == MODE_IDLE && c->mbox != NULL)
-				(void)mailbox_refresh(c->mbox, c->sid);
 		}
 	}
 }

@@ -39,6 +39,8 @@ struct cmd_def {
 	const char *name;
 	cmd_func *func;
 	unsigned states;
+	/* The command takes no arguments at all. */
+	bool no_args;
 	/* RFC 3501 7.4.1: no EXPUNGE while answering FETCH, STORE, SEARCH
 	   by sequence number. */
 	bool no_expunge;
@@ -1276,35 +1278,35 @@ cmd_copy(struct cmd_ctx *ctx)
 }
 
 static const struct cmd_def commands[] = {
-	{ "CAPABILITY", cmd_capability, ST_ANY, false },
-	{ "NOOP", cmd_noop, ST_ANY, false },
-	{ "LOGOUT", cmd_logout, ST_ANY, false },
-	{ "ID", cmd_id, ST_ANY, false },
-	{ "STARTTLS", cmd_starttls, ST_NOT_AUTH, false },
-	{ "LOGIN", cmd_login, ST_NOT_AUTH, false },
-	{ "AUTHENTICATE", cmd_authenticate, ST_NOT_AUTH, false },
-	{ "ENABLE", cmd_enable, ST_AUTH | ST_SELECTED, false },
-	{ "NAMESPACE", cmd_namespace, ST_AUTH | ST_SELECTED, false },
-	{ "SELECT", cmd_select, ST_AUTH | ST_SELECTED, false },
-	{ "EXAMINE", cmd_select, ST_AUTH | ST_SELECTED, false },
-	{ "CREATE", cmd_create, ST_AUTH | ST_SELECTED, false },
-	{ "DELETE", cmd_delete, ST_AUTH | ST_SELECTED, false },
-	{ "RENAME", cmd_rename, ST_AUTH | ST_SELECTED, false },
-	{ "SUBSCRIBE", cmd_subscribe, ST_AUTH | ST_SELECTED, false },
-	{ "UNSUBSCRIBE", cmd_subscribe, ST_AUTH | ST_SELECTED, false },
-	{ "LIST", cmd_list, ST_AUTH | ST_SELECTED, false },
-	{ "LSUB", cmd_list, ST_AUTH | ST_SELECTED, false },
-	{ "STATUS", cmd_status, ST_AUTH | ST_SELECTED, false },
-	{ "APPEND", cmd_append, ST_AUTH | ST_SELECTED, false },
-	{ "IDLE", cmd_idle, ST_AUTH | ST_SELECTED, false },
-	{ "CHECK", cmd_check, ST_SELECTED, false },
-	{ "CLOSE", cmd_close, ST_SELECTED, false },
-	{ "UNSELECT", cmd_close, ST_SELECTED, false },
-	{ "EXPUNGE", cmd_expunge, ST_SELECTED, false },
-	{ "SEARCH", cmd_search, ST_SELECTED, true },
-	{ "FETCH", cmd_fetch, ST_SELECTED, true },
-	{ "STORE", cmd_store, ST_SELECTED, true },
-	{ "COPY", cmd_copy, ST_SELECTED, false },
+	{ "CAPABILITY", cmd_capability, ST_ANY, true, false },
+	{ "NOOP", cmd_noop, ST_ANY, true, false },
+	{ "LOGOUT", cmd_logout, ST_ANY, true, false },
+	{ "ID", cmd_id, ST_ANY, false, false },
+	{ "STARTTLS", cmd_starttls, ST_NOT_AUTH, true, false },
+	{ "LOGIN", cmd_login, ST_NOT_AUTH, false, false },
+	{ "AUTHENTICATE", cmd_authenticate, ST_NOT_AUTH, false, false },
+	{ "ENABLE", cmd_enable, ST_AUTH | ST_SELECTED, false, false },
+	{ "NAMESPACE", cmd_namespace, ST_AUTH | ST_SELECTED, true, false },
+	{ "SELECT", cmd_select, ST_AUTH | ST_SELECTED, false, false },
+	{ "EXAMINE", cmd_select, ST_AUTH | ST_SELECTED, false, false },
+	{ "CREATE", cmd_create, ST_AUTH | ST_SELECTED, false, false },
+	{ "DELETE", cmd_delete, ST_AUTH | ST_SELECTED, false, false },
+	{ "RENAME", cmd_rename, ST_AUTH | ST_SELECTED, false, false },
+	{ "SUBSCRIBE", cmd_subscribe, ST_AUTH | ST_SELECTED, false, false },
+	{ "UNSUBSCRIBE", cmd_subscribe, ST_AUTH | ST_SELECTED, false, false },
+	{ "LIST", cmd_list, ST_AUTH | ST_SELECTED, false, false },
+	{ "LSUB", cmd_list, ST_AUTH | ST_SELECTED, false, false },
+	{ "STATUS", cmd_status, ST_AUTH | ST_SELECTED, false, false },
+	{ "APPEND", cmd_append, ST_AUTH | ST_SELECTED, false, false },
+	{ "IDLE", cmd_idle, ST_AUTH | ST_SELECTED, true, false },
+	{ "CHECK", cmd_check, ST_SELECTED, true, false },
+	{ "CLOSE", cmd_close, ST_SELECTED, true, false },
+	{ "UNSELECT", cmd_close, ST_SELECTED, true, false },
+	{ "EXPUNGE", cmd_expunge, ST_SELECTED, false, false },
+	{ "SEARCH", cmd_search, ST_SELECTED, false, true },
+	{ "FETCH", cmd_fetch, ST_SELECTED, false, true },
+	{ "STORE", cmd_store, ST_SELECTED, false, true },
+	{ "COPY", cmd_copy, ST_SELECTED, false, false },
 };
 
 /* Commands that UID may prefix. */
@@ -1369,6 +1371,8 @@ imap_cmd_dispatch(struct client *c, const struct imap_command *cmd)
 			return bad(&ctx, "Select a mailbox first.");
 		return bad(&ctx, "Command not valid in this state.");
 	}
+	if (def->no_args && ctx.count > 0)
+		return bad(&ctx, "This command takes no arguments.");
 	log_debug(c->sid, "command %s%s", ctx.uid ? "UID " : "", def->name);
 	/* Changes made by other processes show up before the command. */
 	if (c->mbox != NULL)

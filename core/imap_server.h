@@ -36,7 +36,8 @@ struct imap_server {
 
 /* Makes a generation from cfg (takes ownership of cfg): initialises the
    backends. Returns NULL with *error_r on failure. */
-struct server_gen *server_gen_new(struct config *cfg, char **error_r);
+struct watch;
+struct server_gen *server_gen_new(struct config *cfg, struct watch *watch, char **error_r);
 void server_gen_unref(struct server_gen **gen);
 
 /* Creates the server around an already listening socket. */

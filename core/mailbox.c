@@ -3,6 +3,7 @@
 #include "imap_util.h"
 #include "log.h"
 #include "seqset.h"
+#include "watch.h"
 
 #include <stdlib.h>
 
@@ -17,6 +18,10 @@ struct mailbox {
 	struct mbox_state state;
 	unsigned refcount;
 	struct mbox_view *views;
+	/* While some session has it selected: the files other processes
+	   may change (one watch per mailbox, shared by its sessions). */
+	struct watch_entry **watches;
+	size_t watch_count;
 	struct mailbox *prev, *next;
 	/* Order in which unreferenced mailboxes were released. */
 	uint64_t released_at;
@@ -24,18 +29,54 @@ struct mailbox {
 
 struct hub {
 	struct storage_ctx storage;
+	struct watch *watch;
 	struct mailbox *mailboxes;
 	size_t count;
 	uint64_t release_clock;
 };
 
 struct hub *
-hub_new(const struct storage_ctx *storage)
+hub_new(const struct storage_ctx *storage, struct watch *watch)
 {
 	struct hub *hub = xcalloc(1, sizeof(*hub));
 
 	hub->storage = *storage;
+	hub->watch = watch;
 	return hub;
+}
+
+static void
+mailbox_watch_event(void *ctx)
+{
+	struct mailbox *mbox = ctx;
+
+	(void)mailbox_refresh(mbox, "-");
+}
+
+static void
+mailbox_watch_start(struct mailbox *mbox)
+{
+	struct strlist paths = { 0 };
+
+	if (mbox->hub->watch == NULL || mbox->watch_count > 0)
+		return;
+	mailbox_watch_paths(mbox, &paths);
+	if (paths.count > 0)
+		mbox->watches = xcalloc(paths.count, sizeof(*mbox->watches));
+	for (size_t i = 0; i < paths.count; i++)
+		mbox->watches[mbox->watch_count++] =
+			watch_add(mbox->hub->watch, paths.items[i], mailbox_watch_event, mbox);
+	strlist_clear(&paths);
+}
+
+static void
+mailbox_watch_stop(struct mailbox *mbox)
+{
+	for (size_t i = 0; i < mbox->watch_count; i++)
+		watch_remove(&mbox->watches[i]);
+	free(mbox->watches);
+	mbox->watches = NULL;
+	mbox->watch_count = 0;
 }
 
 static void
@@ -50,6 +91,7 @@ mailbox_destroy(struct mailbox *mbox)
 	if (mbox->next != NULL)
 		mbox->next->prev = mbox->prev;
 	hub->count--;
+	mailbox_watch_stop(mbox);
 	hub->storage.backend->close(&mbox->box);
 	mbox_state_deinit(&mbox->state);
 	free(mbox->user);
@@ -312,6 +354,8 @@ mbox_view_new(struct mailbox *mbox, bool readonly, void (*notify)(void *ctx), vo
 	view->synced_expunge_gen = mbox->state.expunge_gen;
 	(void)view_add_new(view);
 	view->announced_recent = view->recent_count;
+	if (mbox->views == NULL)
+		mailbox_watch_start(mbox);
 	view->next = mbox->views;
 	mbox->views = view;
 	return view;
@@ -331,6 +375,8 @@ mbox_view_free(struct mbox_view **_view)
 			break;
 		}
 	}
+	if (view->mbox->views == NULL)
+		mailbox_watch_stop(view->mbox);
 	free(view->uids);
 	free(view->recent_uids);
 	free(view);

@@ -37,7 +37,10 @@ struct mbox_view {
 	struct mbox_view *next;
 };
 
-struct hub *hub_new(const struct storage_ctx *storage);
+struct watch;
+/* watch (may be NULL) notices changes by other processes to the mailboxes
+   that sessions have selected. */
+struct hub *hub_new(const struct storage_ctx *storage, struct watch *watch);
 void hub_free(struct hub **hub);
 /* Number of open mailboxes (for tests and the log). */
 size_t hub_open_count(const struct hub *hub);

@@ -10,6 +10,7 @@
 #include "event.h"
 #include "imap_server.h"
 #include "log.h"
+#include "watch.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 struct harness {
 	char dir[64];
 	struct event_loop *loop;
+	struct watch *watch;
 	struct imap_server *server;
 	int fds[MAX_SESSIONS];
 	struct buf in[MAX_SESSIONS];
@@ -83,10 +85,11 @@ setup(void **state)
 	if (config_load(path, &cfg, &error) < 0)
 		fail_msg("config: %s", error);
 	log_set_level(LOG_LEVEL_ERROR);
-	gen = server_gen_new(cfg, &error);
+	h->loop = event_loop_new();
+	h->watch = watch_new(h->loop);
+	gen = server_gen_new(cfg, h->watch, &error);
 	if (gen == NULL)
 		fail_msg("gen: %s", error);
-	h->loop = event_loop_new();
 	h->server = imap_server_new(h->loop, gen, -1);
 	server_gen_unref(&gen);
 	for (int i = 0; i < MAX_SESSIONS; i++)
@@ -102,6 +105,7 @@ teardown(void **state)
 	char cmd[128];
 
 	imap_server_free(&h->server);
+	watch_free(&h->watch);
 	event_loop_free(&h->loop);
 	for (int i = 0; i < MAX_SESSIONS; i++) {
 		if (h->fds[i] >= 0)
@@ -466,6 +470,33 @@ test_two_sessions_idle_sees_expunge_at_once(void **state)
 	EXPECT(h, b, "b4", "NOOP", "* 2 EXPUNGE");
 }
 
+/* Another process appends to the lab file (as the lab's smtpmail or
+   `cat >>` would): a session in IDLE hears of it through file watching. */
+static void
+test_append_by_another_process_reaches_idle(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+	char path[256];
+	char *ans;
+
+	login(h, s, "alice");
+	EXPECT(h, s, "a1", "SELECT INBOX", "* 2 EXISTS");
+	send_raw(h, s, "a2 IDLE\r\n", 9);
+	free(wait_for(h, s, "+"));
+	snprintf(path, sizeof(path), "%s/mail/alice/mymailbox.mail", h->dir);
+	FILE *f = fopen(path, "a");
+	assert_non_null(f);
+	fputs("From: dave@localhost\nTo: alice@localhost\nSubject: late\n"
+	      "Received: 2022-03-12 : 10 : 00\nhello\n.\n", f);
+	assert_int_equal(fclose(f), 0);
+	ans = wait_for(h, s, "* 3 EXISTS");
+	assert_contains(ans, "* 3 EXISTS");
+	free(ans);
+	EXPECT_CONT(h, s, "DONE", "a2", "a2 OK");
+	EXPECT(h, s, "a3", "FETCH 3 BODY.PEEK[HEADER.FIELDS (SUBJECT)]", "Subject: late");
+}
+
 static void
 test_bad_input_closes_or_answers(void **state)
 {
@@ -525,6 +556,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_search_store_expunge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_copy_and_mailboxes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_sessions_idle_sees_expunge_at_once, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_append_by_another_process_reaches_idle, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input_closes_or_answers, setup, teardown),
 	};

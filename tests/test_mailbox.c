@@ -135,7 +135,7 @@ setup(void **state)
 
 	i_zero(&mem_inbox);
 	notified[0] = notified[1] = 0;
-	f->hub = hub_new(&ctx);
+	f->hub = hub_new(&ctx, NULL);
 	assert_int_equal(mailbox_open(f->hub, "t", "alice", "INBOX", &f->m1, &err), 0);
 	for (int i = 0; i < 5; i++) {
 		char msg[64];
