@@ -1,0 +1,69 @@
+#!/bin/sh
+# tests/deps.sh: makes sure the Debian packages that the build and the tests
+# need are installed.
+#
+#   As root:      installs what is missing (apt-get, no prompts).
+#   Otherwise:    prints the exact command to run and exits 1.
+#
+# Quiet (one line) when everything is there; safe to run again and again.
+# Optional tools (mutt, dovecot) are not installed: the tests and the
+# benchmarks skip what needs them.
+
+set -u
+
+# Build: compiler, make, pkg-config, the libraries the Makefile links.
+# Tests: cmocka for the unit tests, python3 for the end-to-end tests,
+# curl as a second real IMAP client.
+PKGS="gcc make pkg-config libc6-dev libconfig-dev libcmocka-dev libpam0g-dev libcrypt-dev \
+python3 curl"
+
+is_installed()
+{
+	# "dpkg -s" also succeeds for a removed package whose config files
+	# are left, so look at the status line itself.
+	dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed$'
+}
+
+if ! command -v dpkg >/dev/null 2>&1; then
+	echo "deps: no dpkg here (not Debian?); needed: $PKGS" >&2
+	exit 1
+fi
+
+missing=
+for p in $PKGS; do
+	is_installed "$p" || missing="$missing $p"
+done
+missing=${missing# }
+
+if [ -z "$missing" ]; then
+	echo "deps: all build and test packages present"
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing packages: $missing" >&2
+	echo "deps: run:  sudo apt-get install -y $missing" >&2
+	exit 1
+fi
+
+echo "deps: installing: $missing"
+export DEBIAN_FRONTEND=noninteractive
+# Fresh machines have no package lists yet: update once, then install.
+if ! apt-get update -q </dev/null; then
+	echo "deps: apt-get update failed" >&2
+	exit 1
+fi
+if ! apt-get install -y -q --no-install-recommends $missing </dev/null; then
+	echo "deps: apt-get install failed" >&2
+	exit 1
+fi
+
+still=
+for p in $missing; do
+	is_installed "$p" || still="$still $p"
+done
+if [ -n "$still" ]; then
+	echo "deps: still missing after install:$still" >&2
+	exit 1
+fi
+echo "deps: installed: $missing"

@@ -1,0 +1,212 @@
+"""Two sessions on one mailbox, IDLE (RFC 2177), and changes made to
+mymailbox.mail by another process (RFC 3501 5.2, 7.4.1)."""
+
+import threading
+import time
+import unittest
+
+from server import (SEED, SLOW, Mail, ServerTestCase, fetches, imaplib_fetches,
+                    untagged_numbers)
+
+
+class TestTwoSessions(ServerTestCase):
+
+    def idle(self, c):
+        c.send("i IDLE\r\n")
+        line = c.readline()
+        self.assertTrue(line.startswith(b"+"), line)
+
+    def done(self, c):
+        c.send("DONE\r\n")
+        return c.read_tagged("i")
+
+    def wait_for(self, c, pattern, timeout):
+        """Reads responses until one matches pattern (bytes regex);
+        returns (response, seconds waited) or fails after timeout."""
+        import re
+        rx = re.compile(pattern)
+        t0 = time.monotonic()
+        seen = []
+        while True:
+            left = timeout - (time.monotonic() - t0)
+            if left <= 0:
+                self.fail(f"no {pattern!r} within {timeout:.3f} s; got {seen!r}")
+            try:
+                r = c.read_response(timeout=left)
+            except OSError:
+                self.fail(f"no {pattern!r} within {timeout:.3f} s; got {seen!r}")
+            if not r:
+                self.fail(f"connection closed while waiting for {pattern!r}; got {seen!r}")
+            if rx.match(r):
+                return r, time.monotonic() - t0
+            seen.append(r)
+
+    def test_expunge_pushed_to_idle_session_within_100ms(self):
+        watcher = self.raw_login(mailbox="INBOX")
+        self.idle(watcher)
+        other = self.raw_login(mailbox="INBOX")
+        other.command("STORE 2 +FLAGS.SILENT (\\Deleted)")
+        # STORE by the other session shows up in IDLE as a FETCH (flags).
+        self.wait_for(watcher, rb"\* 2 FETCH \(.*\\Deleted", 1.0 * SLOW)
+        # The watcher is read in a thread so that the arrival time of the
+        # EXPUNGE line is known even while this thread waits for "x OK".
+        arrived = {}
+
+        def watch():
+            try:
+                r, _ = self.wait_for(watcher, rb"\* 2 EXPUNGE\r\n", 2.0 * SLOW)
+                arrived["t"] = time.monotonic()
+            except BaseException as e:     # self.fail raises AssertionError
+                arrived["error"] = e
+
+        th = threading.Thread(target=watch, daemon=True)
+        th.start()
+        t_send = time.monotonic()
+        other.send("x EXPUNGE\r\n")
+        untagged, tagged = other.read_tagged("x")
+        t_ok = time.monotonic()
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        th.join(3.0 * SLOW)
+        self.assertNotIn("error", arrived, arrived.get("error"))
+        self.assertIn("t", arrived, "the IDLE session never saw * 2 EXPUNGE")
+        latency = arrived["t"] - t_send
+        self.assertLess(latency, 0.1 * SLOW,
+                        f"EXPUNGE reached IDLE {1000 * latency:.1f} ms after it was sent "
+                        f"(the expunging session got OK after {1000 * (t_ok - t_send):.1f} ms)")
+        resp, tagged = self.done(watcher)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp, tagged = watcher.command("FETCH 1:* UID")
+        self.assertEqual(len(fetches(resp)), len(SEED) - 1)
+
+    def test_append_pushed_to_idle_session(self):
+        watcher = self.raw_login(mailbox="INBOX")
+        self.idle(watcher)
+        m = self.imap("alice")
+        m.append("INBOX", None, None, b"Subject: pushed\r\n\r\nhi\r\n")
+        self.wait_for(watcher, rb"\* 5 EXISTS\r\n", 1.0 * SLOW)
+        resp, tagged = self.done(watcher)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+
+    def test_flag_change_and_append_seen_at_next_noop(self):
+        a = self.raw_login(mailbox="INBOX")
+        b = self.imap("alice")
+        b.select("INBOX")
+        b.store("1", "+FLAGS", "(\\Flagged)")
+        b.append("INBOX", None, None, b"Subject: new one\r\n\r\nnew\r\n")
+        resp, tagged = a.command("NOOP")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(len(SEED) + 1, untagged_numbers(resp, "EXISTS"), resp)
+        f = fetches(resp)
+        self.assertIn(1, f, resp)
+        self.assertIn(b"\\Flagged", f[1]["FLAGS"])
+        resp, tagged = a.command("FETCH 5 BODY.PEEK[]")
+        self.assertEqual(fetches(resp)[5]["BODY[]"], b"Subject: new one\r\n\r\nnew\r\n")
+
+    def test_expunge_not_sent_during_fetch_store_search(self):
+        a = self.raw_login(mailbox="INBOX")
+        b = self.raw_login(mailbox="INBOX")
+        b.command("STORE 1 +FLAGS.SILENT (\\Deleted)")
+        b.command("EXPUNGE")
+        # (UID FETCH/STORE/SEARCH may carry EXPUNGE: RFC 3501 7.4.1.)
+        for cmd in ("FETCH 1:* FLAGS", "STORE 1 +FLAGS.SILENT (\\Seen)", "SEARCH ALL"):
+            resp, tagged = a.command(cmd)
+            self.assertTrue(tagged.startswith(b"OK") or tagged.startswith(b"NO"), tagged)
+            self.assertEqual(untagged_numbers(resp, "EXPUNGE"), [], cmd)
+        resp, tagged = a.command("NOOP")
+        self.assertEqual(untagged_numbers(resp, "EXPUNGE"), [1])
+        resp, tagged = a.command("FETCH 1:* UID")
+        self.assertEqual(len(fetches(resp)), len(SEED) - 1)
+
+    def test_expunge_by_one_session_delete_sync_on_other(self):
+        """The lab's scenario: two terminals, a delete on one is seen on
+        the other."""
+        a = self.imap("alice")
+        b = self.imap("alice")
+        a.select("INBOX")
+        b.select("INBOX")
+        a.store("3", "+FLAGS", "\\Deleted")
+        a.expunge()
+        typ, data = b.noop()
+        self.assertEqual(b.response("EXPUNGE")[1], [b"3"])
+        typ, data = b.search(None, "ALL")
+        self.assertEqual(data, [b"1 2 3"])
+
+    def test_idle_done_and_timeout_free(self):
+        c = self.raw_login(mailbox="INBOX")
+        self.idle(c)
+        time.sleep(0.2)
+        resp, tagged = self.done(c)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp, tagged = c.command("NOOP")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+
+
+class TestExternalChanges(ServerTestCase):
+
+    NEW = Mail([("From", "eve@localhost"), ("To", "alice@localhost"),
+                ("Subject", "delivered by smtpmail"), ("Received", "2022-03-14 : 10 : 00")],
+               ["fresh mail", ".dotted"])
+
+    def append_file(self):
+        with open(self.server.mailbox_path("alice"), "a") as f:
+            f.write(self.NEW.lab)
+
+    def test_file_append_shows_up_at_next_noop(self):
+        c = self.raw_login(mailbox="INBOX")
+        self.append_file()
+        resp, tagged = c.command("NOOP")
+        self.assertIn(len(SEED) + 1, untagged_numbers(resp, "EXISTS"), resp)
+        resp, tagged = c.command(f"FETCH {len(SEED) + 1} (BODY.PEEK[] FLAGS)")
+        d = fetches(resp)[len(SEED) + 1]
+        self.assertEqual(d["BODY[]"], self.NEW.served)
+        self.assertNotIn(b"\\Seen", d["FLAGS"])
+
+    def test_file_append_pushed_to_idle(self):
+        c = self.raw_login(mailbox="INBOX")
+        c.send("i IDLE\r\n")
+        self.assertTrue(c.readline().startswith(b"+"))
+        self.append_file()
+        deadline = time.monotonic() + 3.0 * SLOW
+        got = []
+        while time.monotonic() < deadline:
+            try:
+                r = c.read_response(timeout=max(0.05, deadline - time.monotonic()))
+            except OSError:
+                break
+            got.append(r)
+            if r == b"* %d EXISTS\r\n" % (len(SEED) + 1):
+                break
+        self.assertIn(b"* %d EXISTS\r\n" % (len(SEED) + 1), got,
+                      "a file append was not pushed to IDLE within 3 s")
+        c.send("DONE\r\n")
+        resp, tagged = c.read_tagged("i")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+
+    def test_file_append_keeps_existing_uids_and_flags(self):
+        c = self.raw_login(mailbox="INBOX")
+        c.command("STORE 2 +FLAGS.SILENT (\\Seen)")
+        resp, tagged = c.command("FETCH 1:* UID")
+        before = {s: d["UID"] for s, d in fetches(resp).items()}
+        self.append_file()
+        c.command("NOOP")
+        resp, tagged = c.command("FETCH 1:* (UID FLAGS)")
+        after = fetches(resp)
+        for s, uid in before.items():
+            self.assertEqual(after[s]["UID"], uid)
+        self.assertIn(b"\\Seen", after[2]["FLAGS"])
+        self.assertGreater(int(after[len(SEED) + 1]["UID"]), int(before[len(SEED)]))
+
+    def test_mailbox_file_created_after_login(self):
+        """bob has no folder at first; the lab's SMTP server creates it."""
+        c = self.raw_login("bob", mailbox="INBOX")
+        import os
+        os.makedirs(self.server.user_dir("bob"), exist_ok=True)
+        with open(self.server.mailbox_path("bob"), "w") as f:
+            f.write(self.NEW.lab)
+        resp, tagged = c.command("NOOP")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(1, untagged_numbers(resp, "EXISTS"), resp)
+
+
+if __name__ == "__main__":
+    unittest.main()
