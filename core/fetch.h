@@ -1,0 +1,42 @@
+/* fetch.h: FETCH data items (RFC 3501 section 6.4.5): parsing them and
+   writing one message's response. */
+#ifndef FETCH_H
+#define FETCH_H
+
+#include "lib.h"
+#include "buf.h"
+#include "imap_parser.h"
+#include "storage.h"
+
+struct fetch_spec;
+
+/* Parses the data items of a FETCH (the args after the sequence set: a
+   macro atom ALL/FAST/FULL, one item, or a list of items). Returns 0 or
+   -1 with a static reason in *error_r. */
+int fetch_parse(const struct imap_arg *args, size_t count, struct fetch_spec **spec_r,
+		const char **error_r);
+void fetch_spec_free(struct fetch_spec **spec);
+/* Adds UID to the items (UID FETCH must return it). */
+void fetch_spec_add_uid(struct fetch_spec *spec);
+/* True if some item needs the message bytes. */
+bool fetch_spec_needs_message(const struct fetch_spec *spec);
+/* True if some item is a non-PEEK body section (or RFC822, RFC822.TEXT),
+   which sets \Seen in a read-write mailbox. */
+bool fetch_spec_sets_seen(const struct fetch_spec *spec);
+/* True if FLAGS is among the items. */
+bool fetch_spec_has_flags(const struct fetch_spec *spec);
+
+struct fetch_msg {
+	uint32_t seq;
+	const struct mail_rec *rec;
+	const struct mbox_state *state;      /* keyword names */
+	bool recent;
+	bool add_flags;                      /* also write FLAGS (after \Seen was set) */
+	const char *data;                    /* the message when needed, else NULL */
+	size_t len;
+};
+
+/* Appends "* <seq> FETCH (...)\r\n" for msg. */
+void fetch_write(const struct fetch_spec *spec, const struct fetch_msg *msg, struct buf *out);
+
+#endif

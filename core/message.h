@@ -1,0 +1,62 @@
+/* message.h: reading RFC 5322 messages (CRLF or LF line ends): header
+   fields, ENVELOPE, dates, RFC 2047 encoded words.
+
+   Everything here is best effort on malformed input and never reads past
+   the given length. */
+#ifndef MESSAGE_H
+#define MESSAGE_H
+
+#include "lib.h"
+#include "buf.h"
+
+/* Length of the header block including the blank line that ends it (or
+   the whole message if there is no blank line). *body_off_r = the same. */
+size_t message_header_size(const char *msg, size_t len);
+
+/* Appends the unfolded value of the first field named name (case-
+   insensitive), without leading/trailing whitespace, to out.
+   Returns 1 if found, 0 if not. */
+int message_header_get(const char *hdr, size_t hdr_len, const char *name, struct buf *out);
+/* Same, for every field of that name, values joined by ", " (for SEARCH
+   on To/Cc where several fields may exist). */
+int message_header_get_all(const char *hdr, size_t hdr_len, const char *name, struct buf *out);
+
+/* BODY[HEADER.FIELDS (names)] and HEADER.FIELDS.NOT: appends the raw
+   matching (or, with negate, non-matching) fields, with their folding,
+   then the terminating blank line "\r\n". Output uses CRLF. */
+void message_header_fields(const char *hdr, size_t hdr_len, const char *const *names,
+			   size_t name_count, bool negate, struct buf *out);
+
+/* Appends the IMAP ENVELOPE of the message, the parenthesized list of
+   RFC 3501 section 7.4.2 (date subject from sender reply-to to cc bcc
+   in-reply-to message-id), with the NIL rules of RFC 3501: sender and
+   reply-to default to from. */
+void message_envelope(const char *msg, size_t len, struct buf *out);
+
+/* Parses an RFC 5322 date-time (lenient: day name optional, 2-digit
+   years, obsolete zones such as "GMT", "EST"). Returns 0 with seconds
+   since the epoch and the zone in minutes east of UTC, or -1. */
+int message_parse_date(const char *str, int64_t *time_r, int32_t *tz_minutes_r);
+
+/* Decodes RFC 2047 encoded words in a header value to UTF-8 (UTF-8,
+   US-ASCII and ISO-8859-1 decoded; others copied as they are). */
+void message_decode_header(const char *value, size_t len, struct buf *out);
+
+/* Appends the searchable text of the body: for SEARCH BODY/TEXT. Text
+   parts decoded from quoted-printable or base64 when the headers say so;
+   otherwise the raw body. */
+void message_body_text(const char *msg, size_t len, struct buf *out);
+
+/* Case-insensitive substring search of UTF-8 needle in haystack (ASCII
+   letters folded; other bytes compared exactly). */
+bool message_str_contains(const char *haystack, size_t hay_len, const char *needle,
+			  size_t needle_len);
+
+/* IMAP date-time "dd-Mon-yyyy hh:mm:ss +zzzz" of t in zone tz_minutes. */
+void message_write_imap_date(int64_t t, int32_t tz_minutes, struct buf *out);
+/* Parses an IMAP date-time (the APPEND argument). Returns 0 or -1. */
+int message_parse_imap_datetime(const char *str, int64_t *time_r, int32_t *tz_minutes_r);
+/* Parses an IMAP date "d-Mon-yyyy" (SEARCH) to days since the epoch. */
+int message_parse_imap_date(const char *str, int64_t *days_r);
+
+#endif
