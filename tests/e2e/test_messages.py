@@ -117,7 +117,7 @@ class TestSelectAndFetch(ServerTestCase):
 
     def test_fetch_macros_and_bodystructure(self):
         c = self.raw_login(mailbox="INBOX")
-        resp, tagged = c.command("FETCH 1 (FAST)")
+        resp, tagged = c.command("FETCH 1 FAST")
         self.assertTrue(tagged.startswith(b"OK"), tagged)
         d = fetches(resp)[1]
         self.assertEqual(set(d), {"FLAGS", "INTERNALDATE", "RFC822.SIZE"})
