@@ -1,0 +1,390 @@
+/* storage.c: the mbox_state helpers shared by every storage backend, the
+   core wrappers around backend calls, and the name rules. */
+#include "storage.h"
+#include "log.h"
+
+#include <stdlib.h>
+
+void
+mbox_state_init(struct mbox_state *state)
+{
+	i_zero(state);
+	state->uidnext = 1;
+	state->first_recent_uid = 1;
+}
+
+static void
+mbox_state_free_keywords(struct mbox_state *state)
+{
+	for (unsigned i = 0; i < state->keyword_count && i < MBOX_MAX_KEYWORDS; i++) {
+		free(state->keywords[i]);
+		state->keywords[i] = NULL;
+	}
+	state->keyword_count = 0;
+}
+
+void
+mbox_state_deinit(struct mbox_state *state)
+{
+	mbox_state_free_keywords(state);
+	free(state->mails);
+	state->mails = NULL;
+	state->count = state->alloc = 0;
+}
+
+/* Drops messages and keywords and restarts uidnext and first_recent_uid
+   at 1; uidvalidity and highest_modseq are left for the caller to set to
+   the new lineage's values. Counts as an expunge for the sessions (their
+   sequence maps are void). */
+void
+mbox_state_clear(struct mbox_state *state)
+{
+	mbox_state_free_keywords(state);
+	state->count = 0;
+	state->uidnext = 1;
+	state->first_recent_uid = 1;
+	state->expunge_gen++;
+}
+
+struct mail_rec *
+mbox_state_append(struct mbox_state *state, const struct mail_rec *rec)
+{
+	struct mail_rec *r;
+
+	xgrow(&state->mails, &state->alloc, state->count + 1, sizeof(*state->mails));
+	r = &state->mails[state->count++];
+	*r = *rec;
+	if (rec->uid >= state->uidnext)
+		state->uidnext = rec->uid == UINT32_MAX ? UINT32_MAX : rec->uid + 1;
+	if (rec->modseq > state->highest_modseq)
+		state->highest_modseq = rec->modseq;
+	return r;
+}
+
+/* Bumps expunge_gen: expunge_gen counts removals only (the core compares
+   it to notice expunges; appends are seen through uidnext/count). */
+void
+mbox_state_remove(struct mbox_state *state, size_t idx)
+{
+	if (idx >= state->count)
+		return;
+	memmove(&state->mails[idx], &state->mails[idx + 1],
+		(state->count - idx - 1) * sizeof(*state->mails));
+	state->count--;
+	state->expunge_gen++;
+}
+
+ssize_t
+mbox_state_find(const struct mbox_state *state, uint32_t uid)
+{
+	size_t lo = 0, hi = state->count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint32_t m = state->mails[mid].uid;
+
+		if (m == uid)
+			return (ssize_t)mid;
+		if (m < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+bool
+mbox_state_set_flags(struct mbox_state *state, size_t idx, uint8_t flags, uint64_t keywords)
+{
+	struct mail_rec *r;
+
+	if (idx >= state->count)
+		return false;
+	r = &state->mails[idx];
+	flags &= MAIL_FLAGS_ALL;
+	if (r->flags == flags && r->keywords == keywords)
+		return false;
+	r->flags = flags;
+	r->keywords = keywords;
+	r->modseq = ++state->highest_modseq;
+	return true;
+}
+
+int
+mbox_state_keyword(struct mbox_state *state, const char *name, bool add)
+{
+	for (unsigned i = 0; i < state->keyword_count && i < MBOX_MAX_KEYWORDS; i++) {
+		if (ascii_strcasecmp(state->keywords[i], name) == 0)
+			return (int)i;
+	}
+	if (!add || state->keyword_count >= MBOX_MAX_KEYWORDS || name[0] == '\0')
+		return -1;
+	state->keywords[state->keyword_count] = xstrdup(name);
+	return (int)state->keyword_count++;
+}
+
+/* Name rules */
+
+bool
+storage_name_is_valid(const char *name)
+{
+	size_t len, comp = 0;
+
+	if (name == NULL)
+		return false;
+	len = strlen(name);
+	if (len == 0 || len > 255 || name[0] == '/')
+		return false;
+	for (size_t i = 0; i <= len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c == '/' || c == '\0') {
+			/* component is name[i - comp .. i) */
+			if (comp == 0)
+				return false;
+			if (comp == 1 && name[i - 1] == '.')
+				return false;
+			if (comp == 2 && name[i - 1] == '.' && name[i - 2] == '.')
+				return false;
+			comp = 0;
+			continue;
+		}
+		if (c < 0x20 || c == 0x7f)
+			return false;
+		comp++;
+	}
+	return true;
+}
+
+bool
+storage_user_is_valid(const char *user)
+{
+	size_t len;
+
+	if (user == NULL)
+		return false;
+	len = strlen(user);
+	if (len == 0 || len > 64 || user[0] == '.')
+		return false;
+	if (strstr(user, "..") != NULL)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)user[i];
+
+		if (c == '/' || c < 0x20 || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* Returns NULL for STORAGE_ERR_NONE (there is no code to send). */
+const char *
+storage_error_code(enum storage_error err)
+{
+	switch (err) {
+	case STORAGE_ERR_NONE:
+		return NULL;
+	case STORAGE_ERR_TEMP:
+		return "UNAVAILABLE";
+	case STORAGE_ERR_NOT_FOUND:
+		return "NONEXISTENT";
+	case STORAGE_ERR_EXISTS:
+		return "ALREADYEXISTS";
+	case STORAGE_ERR_BAD_NAME:
+		return "CANNOT";
+	case STORAGE_ERR_NO_SPACE:
+		return "OVERQUOTA";
+	case STORAGE_ERR_LIMIT:
+		return "LIMIT";
+	case STORAGE_ERR_IN_USE:
+		return "INUSE";
+	}
+	return "UNAVAILABLE";
+}
+
+/* Core wrappers */
+
+/* Logs a failed backend call once, with the session id, and frees the
+   reason. err is NOT_FOUND/EXISTS/BAD_NAME for a client mistake (info),
+   anything else is the server's problem (error). */
+static void
+storage_log_failure(const char *sid, const char *what, const char *user, const char *name,
+		    enum storage_error err, char *error)
+{
+	bool client = err == STORAGE_ERR_NOT_FOUND || err == STORAGE_ERR_EXISTS ||
+		err == STORAGE_ERR_BAD_NAME;
+
+	log_msg(client ? LOG_LEVEL_INFO : LOG_LEVEL_ERROR, sid != NULL ? sid : "-",
+		"storage %s %s/%s: %s", what, user != NULL ? user : "?",
+		name != NULL ? name : "", error != NULL ? error : "failed");
+	free(error);
+}
+
+static bool
+storage_ctx_ok(const struct storage_ctx *ctx)
+{
+	return ctx != NULL && ctx->backend != NULL && ctx->st != NULL;
+}
+
+/* Checks the arguments every wrapper shares. Returns false (with *err_r set
+   and logged) if the call must not reach the backend. */
+static bool
+storage_check_args(const struct storage_ctx *ctx, const char *sid, const char *what,
+		   const char *user, const char *name, bool has_op, enum storage_error *err_r)
+{
+	if (!storage_ctx_ok(ctx) || !has_op) {
+		*err_r = STORAGE_ERR_TEMP;
+		storage_log_failure(sid, what, user, name, *err_r,
+				    xstrdup("operation not supported by the storage backend"));
+		return false;
+	}
+	if (!storage_user_is_valid(user)) {
+		*err_r = STORAGE_ERR_BAD_NAME;
+		storage_log_failure(sid, what, "?", name, *err_r, xstrdup("invalid user name"));
+		return false;
+	}
+	if (name != NULL && !storage_name_is_valid(name)) {
+		*err_r = STORAGE_ERR_BAD_NAME;
+		/* not logged as given: it may hold control characters */
+		storage_log_failure(sid, what, user, "?", *err_r, xstrdup("invalid mailbox name"));
+		return false;
+	}
+	return true;
+}
+
+/* A backend that returned -1 without saying why still yields an answer. */
+static void
+storage_fix_error(int ret, enum storage_error *err_r)
+{
+	if (ret < 0 && *err_r == STORAGE_ERR_NONE)
+		*err_r = STORAGE_ERR_TEMP;
+	if (ret == 0)
+		*err_r = STORAGE_ERR_NONE;
+}
+
+int
+storage_list(const struct storage_ctx *ctx, const char *sid, const char *user,
+	     struct strlist *names_r, enum storage_error *err_r)
+{
+	char *error = NULL;
+	int ret;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (!storage_check_args(ctx, sid, "list", user, NULL,
+				storage_ctx_ok(ctx) && ctx->backend->list != NULL, err_r))
+		return -1;
+	ret = ctx->backend->list(ctx->st, user, names_r, err_r, &error);
+	storage_fix_error(ret, err_r);
+	if (ret < 0)
+		storage_log_failure(sid, "list", user, NULL, *err_r, error);
+	else
+		free(error);
+	return ret < 0 ? -1 : 0;
+}
+
+int
+storage_create(const struct storage_ctx *ctx, const char *sid, const char *user,
+	       const char *name, enum storage_error *err_r)
+{
+	char *error = NULL;
+	int ret;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (!storage_check_args(ctx, sid, "create", user, name,
+				storage_ctx_ok(ctx) && ctx->backend->create != NULL, err_r))
+		return -1;
+	ret = ctx->backend->create(ctx->st, user, name, err_r, &error);
+	storage_fix_error(ret, err_r);
+	if (ret < 0)
+		storage_log_failure(sid, "create", user, name, *err_r, error);
+	else
+		free(error);
+	return ret < 0 ? -1 : 0;
+}
+
+int
+storage_delete(const struct storage_ctx *ctx, const char *sid, const char *user,
+	       const char *name, enum storage_error *err_r)
+{
+	char *error = NULL;
+	int ret;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (!storage_check_args(ctx, sid, "delete", user, name,
+				storage_ctx_ok(ctx) && ctx->backend->delete != NULL, err_r))
+		return -1;
+	ret = ctx->backend->delete(ctx->st, user, name, err_r, &error);
+	storage_fix_error(ret, err_r);
+	if (ret < 0)
+		storage_log_failure(sid, "delete", user, name, *err_r, error);
+	else
+		free(error);
+	return ret < 0 ? -1 : 0;
+}
+
+int
+storage_rename(const struct storage_ctx *ctx, const char *sid, const char *user,
+	       const char *oldname, const char *newname, enum storage_error *err_r)
+{
+	char *error = NULL;
+	int ret;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (!storage_check_args(ctx, sid, "rename", user, oldname,
+				storage_ctx_ok(ctx) && ctx->backend->rename != NULL, err_r))
+		return -1;
+	if (!storage_name_is_valid(newname)) {
+		*err_r = STORAGE_ERR_BAD_NAME;
+		storage_log_failure(sid, "rename", user, "?", *err_r,
+				    xstrdup("invalid new mailbox name"));
+		return -1;
+	}
+	ret = ctx->backend->rename(ctx->st, user, oldname, newname, err_r, &error);
+	storage_fix_error(ret, err_r);
+	if (ret < 0)
+		storage_log_failure(sid, "rename", user, oldname, *err_r, error);
+	else
+		free(error);
+	return ret < 0 ? -1 : 0;
+}
+
+int
+storage_subscriptions_read(const struct storage_ctx *ctx, const char *sid, const char *user,
+			   struct strlist *names_r)
+{
+	enum storage_error err = STORAGE_ERR_NONE;
+	char *error = NULL;
+	int ret;
+
+	if (!storage_check_args(ctx, sid, "subscriptions read", user, NULL,
+				storage_ctx_ok(ctx) && ctx->backend->subscriptions_read != NULL,
+				&err))
+		return -1;
+	ret = ctx->backend->subscriptions_read(ctx->st, user, names_r, &error);
+	if (ret < 0)
+		storage_log_failure(sid, "subscriptions read", user, NULL, STORAGE_ERR_TEMP, error);
+	else
+		free(error);
+	return ret < 0 ? -1 : 0;
+}
+
+int
+storage_subscriptions_write(const struct storage_ctx *ctx, const char *sid, const char *user,
+			    const struct strlist *names)
+{
+	enum storage_error err = STORAGE_ERR_NONE;
+	char *error = NULL;
+	int ret;
+
+	if (!storage_check_args(ctx, sid, "subscriptions write", user, NULL,
+				storage_ctx_ok(ctx) && ctx->backend->subscriptions_write != NULL,
+				&err))
+		return -1;
+	ret = ctx->backend->subscriptions_write(ctx->st, user, names, &error);
+	if (ret < 0)
+		storage_log_failure(sid, "subscriptions write", user, NULL, STORAGE_ERR_TEMP,
+				    error);
+	else
+		free(error);
+	return ret < 0 ? -1 : 0;
+}

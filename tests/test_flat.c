@@ -1,0 +1,1050 @@
+/* test_flat.c: the flat (mymailbox.mail) storage backend. Every test runs
+   in its own mkdtemp() root. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "storage.h"
+#include "buf.h"
+#include "../backends/flat.h"
+
+static const struct storage_backend *const B = &storage_backend_flat;
+
+struct fx {
+	char root[64];
+	struct storage *st;
+};
+
+static int
+rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+	struct storage_settings set;
+	char *error = NULL;
+
+	strcpy(fx->root, "/tmp/test_flat.XXXXXX");
+	assert_non_null(mkdtemp(fx->root));
+	set.root = fx->root;
+	assert_int_equal(B->init(&set, &fx->st, &error), 0);
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+
+	B->deinit(&fx->st);
+	assert_null(fx->st);
+	nftw(fx->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(fx);
+	return 0;
+}
+
+static char *
+path_of(struct fx *fx, const char *rel)
+{
+	return xasprintf("%s/%s", fx->root, rel);
+}
+
+static void
+write_file(struct fx *fx, const char *rel, const char *content, const char *mode)
+{
+	char *path = path_of(fx, rel);
+	char *dir = xstrdup(path);
+	FILE *f;
+
+	*strrchr(dir, '/') = '\0';
+	(void)mkdir(dir, 0700);
+	f = fopen(path, mode);
+	assert_non_null(f);
+	assert_int_equal(fwrite(content, 1, strlen(content), f), strlen(content));
+	assert_int_equal(fclose(f), 0);
+	free(dir);
+	free(path);
+}
+
+static char *
+read_file(struct fx *fx, const char *rel)
+{
+	char *path = path_of(fx, rel);
+	struct buf b = BUF_INIT;
+	char tmp[4096];
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	assert_non_null(f);
+	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+		buf_append(&b, tmp, n);
+	fclose(f);
+	free(path);
+	buf_append(&b, "", 0);
+	return buf_steal(&b);
+}
+
+static void
+set_mtime_past(struct fx *fx, const char *rel, int secs)
+{
+	char *path = path_of(fx, rel);
+	struct timeval tv[2];
+
+	gettimeofday(&tv[0], NULL);
+	tv[0].tv_sec -= secs;
+	tv[1] = tv[0];
+	assert_int_equal(utimes(path, tv), 0);
+	free(path);
+}
+
+static struct storage_box *
+open_box(struct fx *fx, const char *user, const char *name, struct mbox_state *s)
+{
+	struct storage_box *box = NULL;
+	enum storage_error err = STORAGE_ERR_NONE;
+	char *error = NULL;
+	int ret;
+
+	mbox_state_init(s);
+	ret = B->open(fx->st, user, name, s, &box, &err, &error);
+	if (ret < 0)
+		fail_msg("open %s/%s: %s", user, name, error);
+	return box;
+}
+
+static void
+close_box(struct storage_box **box, struct mbox_state *s)
+{
+	B->close(box);
+	assert_null(*box);
+	mbox_state_deinit(s);
+}
+
+static char *
+msg_text(struct storage_box *box, const struct mail_rec *rec)
+{
+	struct buf b = BUF_INIT;
+	char *error = NULL;
+
+	if (B->read(box, rec, &b, &error) < 0)
+		fail_msg("read uid %u: %s", rec->uid, error);
+	assert_int_equal(b.len, rec->size);
+	buf_append(&b, "", 0);
+	return buf_steal(&b);
+}
+
+static uint32_t
+append_msg(struct storage_box *box, struct mbox_state *s, const char *data, uint8_t flags)
+{
+	enum storage_error err = STORAGE_ERR_NONE;
+	char *error = NULL;
+	uint32_t uid = 0;
+
+	if (B->append(box, s, data, strlen(data), flags, 0, 0, 0, &uid, &err, &error) < 0)
+		fail_msg("append: %s", error);
+	assert_true(uid > 0);
+	return uid;
+}
+
+static void
+expunge_uids(struct storage_box *box, struct mbox_state *s, const uint32_t *uids, size_t n)
+{
+	char *error = NULL;
+
+	if (B->expunge(box, s, uids, n, &error) < 0)
+		fail_msg("expunge: %s", error);
+}
+
+static int
+do_sync(struct storage_box *box, struct mbox_state *s)
+{
+	char *error = NULL;
+	int ret = B->sync(box, s, &error);
+
+	if (ret < 0)
+		fail_msg("sync: %s", error);
+	return ret;
+}
+
+static char *
+simple_msg(unsigned n)
+{
+	return xasprintf("From: a@x\r\nSubject: m%u\r\n\r\nbody %u\r\n", n, n);
+}
+
+static const char lab_file[] =
+	"From: alice@localhost\n"
+	"To: bob@localhost\n"
+	"Subject: hello\n"
+	"Received: 2022-03-10 : 14 : 30\n"
+	"Hello: world\n"
+	"..leading dot\n"
+	"...two dots\n"
+	"last line\n"
+	".\n"
+	"From: carol@localhost\n"
+	"To: bob@localhost\n"
+	"Subject: no received line\n"
+	"Hello: world\n"
+	"body text\n"
+	".\n"
+	"From: dave@localhost\n"
+	"Subject: proper\n"
+	"Date: Thu, 10 Mar 2022 12:00:00 +0100\n"
+	"\n"
+	"Hello: world\n"
+	".\n";
+
+static void
+test_lab_file_served_with_blank_line_and_exact_size(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	char *text, *file;
+	struct tm tm;
+
+	write_file(fx, "bob/mymailbox.mail", lab_file, "w");
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, 3);
+	assert_int_equal(s.mails[0].uid, 1);
+	assert_int_equal(s.mails[2].uid, 3);
+	assert_true(s.uidvalidity != 0);
+
+	/* The lab Received line ends the header: "Hello: world" is body. */
+	text = msg_text(box, &s.mails[0]);
+	assert_string_equal(text, "From: alice@localhost\r\nTo: bob@localhost\r\nSubject: hello\r\n"
+			    "Received: 2022-03-10 : 14 : 30\r\n\r\nHello: world\r\n"
+			    ".leading dot\r\n..two dots\r\nlast line\r\n");
+	assert_int_equal(s.mails[0].size, strlen(text));
+	free(text);
+	i_zero(&tm);
+	tm.tm_year = 122;
+	tm.tm_mon = 2;
+	tm.tm_mday = 10;
+	tm.tm_hour = 14;
+	tm.tm_min = 30;
+	tm.tm_isdst = -1;
+	assert_int_equal(s.mails[0].internal_date, (int64_t)mktime(&tm));
+
+	/* Without a lab Received line, "Hello: world" is a header field
+	   (documented rule); the body starts at "body text". */
+	text = msg_text(box, &s.mails[1]);
+	assert_string_equal(text, "From: carol@localhost\r\nTo: bob@localhost\r\n"
+			    "Subject: no received line\r\nHello: world\r\n\r\nbody text\r\n");
+	free(text);
+
+	/* A message with its blank line is served as is; date from Date:. */
+	text = msg_text(box, &s.mails[2]);
+	assert_string_equal(text, "From: dave@localhost\r\nSubject: proper\r\n"
+			    "Date: Thu, 10 Mar 2022 12:00:00 +0100\r\n\r\nHello: world\r\n");
+	free(text);
+	assert_int_equal(s.mails[2].internal_date, 1646910000);
+	assert_int_equal(s.mails[2].tz_minutes, 60);
+
+	/* read without conversion: the file is untouched */
+	file = read_file(fx, "bob/mymailbox.mail");
+	assert_string_equal(file, lab_file);
+	free(file);
+	close_box(&box, &s);
+}
+
+static void
+test_crlf_on_disk_served_as_crlf(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	char *text;
+
+	write_file(fx, "bob/mymailbox.mail",
+		   "From: a\r\nSubject: crlf\r\n\r\n..dot\r\nline\r\n.\r\n"
+		   "From: b\nSubject: lf\n\nx\n.\n", "w");
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, 2);
+	text = msg_text(box, &s.mails[0]);
+	assert_string_equal(text, "From: a\r\nSubject: crlf\r\n\r\n.dot\r\nline\r\n");
+	free(text);
+	text = msg_text(box, &s.mails[1]);
+	assert_string_equal(text, "From: b\r\nSubject: lf\r\n\r\nx\r\n");
+	free(text);
+	close_box(&box, &s);
+}
+
+static void
+test_append_read_round_trip(void **state)
+{
+	struct fx *fx = *state;
+	static const char msg[] = "From: x@y\r\nSubject: dots\r\n\r\nline\r\n.\r\n.x\r\n..y\r\n"
+		"\r\nend\r\n";
+	static const char lf_msg[] = "From: x@y\nSubject: lf\n\nbody\n";
+	struct mbox_state s;
+	struct storage_box *box;
+	char *text, *file;
+	uint32_t uid;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, 0);
+	uid = append_msg(box, &s, msg, MAIL_SEEN);
+	assert_int_equal(uid, 1);
+	assert_int_equal(s.count, 1);
+	assert_int_equal(s.mails[0].flags, MAIL_SEEN);
+	assert_int_equal(s.mails[0].size, strlen(msg));
+	text = msg_text(box, &s.mails[0]);
+	assert_memory_equal(text, msg, strlen(msg));
+	free(text);
+	uid = append_msg(box, &s, lf_msg, 0);
+	assert_int_equal(uid, 2);
+	text = msg_text(box, &s.mails[1]);
+	assert_string_equal(text, "From: x@y\r\nSubject: lf\r\n\r\nbody\r\n");
+	free(text);
+	/* stored form: LF, dot-stuffed, "." line */
+	file = read_file(fx, "bob/mymailbox.mail");
+	assert_string_equal(file, "From: x@y\nSubject: dots\n\nline\n..\n..x\n...y\n\nend\n.\n"
+			    "From: x@y\nSubject: lf\n\nbody\n.\n");
+	free(file);
+	close_box(&box, &s);
+}
+
+static void
+test_uids_and_flags_stable_across_reopen(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	uint32_t uidvalidity;
+	char *error = NULL, *m;
+	int kw;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	for (unsigned i = 1; i <= 3; i++) {
+		m = simple_msg(i);
+		assert_int_equal(append_msg(box, &s, m, 0), i);
+		free(m);
+	}
+	uidvalidity = s.uidvalidity;
+	kw = mbox_state_keyword(&s, "$Work", true);
+	assert_int_equal(kw, 0);
+	assert_true(mbox_state_set_flags(&s, 1, MAIL_FLAGGED | MAIL_SEEN, 1ULL << kw));
+	assert_int_equal(B->flags_changed(box, &s, 1, &error), 0);
+	assert_true(mbox_state_set_flags(&s, 2, MAIL_DELETED, 0));
+	assert_int_equal(B->flags_changed(box, &s, 2, &error), 0);
+	close_box(&box, &s);
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.uidvalidity, uidvalidity);
+	assert_int_equal(s.count, 3);
+	assert_int_equal(s.uidnext, 4);
+	assert_int_equal(s.mails[0].flags, 0);
+	assert_int_equal(s.mails[1].flags, MAIL_FLAGGED | MAIL_SEEN);
+	assert_int_equal(s.keyword_count, 1);
+	assert_string_equal(s.keywords[0], "$Work");
+	assert_int_equal(s.mails[1].keywords, 1);
+	assert_int_equal(s.mails[2].flags, MAIL_DELETED);
+	for (unsigned i = 0; i < 3; i++) {
+		char *text = msg_text(box, &s.mails[i]);
+
+		m = simple_msg(i + 1);
+		assert_string_equal(text, m);
+		free(m);
+		free(text);
+	}
+	/* nothing changed: sync is a no-op */
+	assert_int_equal(do_sync(box, &s), 0);
+	assert_int_equal(s.count, 3);
+	close_box(&box, &s);
+}
+
+static void
+test_expunge_keeps_rest_and_never_reuses_uids(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	uint32_t uids[] = { 2, 4 }, last[] = { 6 };
+	char *m, *text;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	for (unsigned i = 1; i <= 5; i++) {
+		m = simple_msg(i);
+		append_msg(box, &s, m, i == 3 ? MAIL_ANSWERED : 0);
+		free(m);
+	}
+	expunge_uids(box, &s, uids, 2);
+	assert_int_equal(s.count, 3);
+	assert_int_equal(s.mails[0].uid, 1);
+	assert_int_equal(s.mails[1].uid, 3);
+	assert_int_equal(s.mails[2].uid, 5);
+	text = msg_text(box, &s.mails[1]);
+	m = simple_msg(3);
+	assert_string_equal(text, m);
+	free(m);
+	free(text);
+	assert_int_equal(do_sync(box, &s), 0);
+	assert_int_equal(s.count, 3);
+	m = simple_msg(6);
+	assert_int_equal(append_msg(box, &s, m, 0), 6);
+	free(m);
+	expunge_uids(box, &s, last, 1);
+	close_box(&box, &s);
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, 3);
+	assert_int_equal(s.mails[1].uid, 3);
+	assert_int_equal(s.mails[1].flags, MAIL_ANSWERED);
+	assert_int_equal(s.uidnext, 7);
+	for (unsigned i = 0; i < 3; i++) {
+		text = msg_text(box, &s.mails[i]);
+		m = simple_msg(s.mails[i].uid);
+		assert_string_equal(text, m);
+		free(m);
+		free(text);
+	}
+	m = simple_msg(7);
+	assert_int_equal(append_msg(box, &s, m, 0), 7);
+	free(m);
+	close_box(&box, &s);
+	m = read_file(fx, "bob/mymailbox.mail");
+	assert_string_equal(m, "From: a@x\nSubject: m1\n\nbody 1\n.\nFrom: a@x\nSubject: m3\n\n"
+			    "body 3\n.\nFrom: a@x\nSubject: m5\n\nbody 5\n.\n"
+			    "From: a@x\nSubject: m7\n\nbody 7\n.\n");
+	free(m);
+}
+
+static void
+test_index_deleted_keeps_mail_new_uidvalidity(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	uint32_t uidvalidity;
+	char *m, *path;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	for (unsigned i = 1; i <= 3; i++) {
+		m = simple_msg(i);
+		append_msg(box, &s, m, MAIL_SEEN);
+		free(m);
+	}
+	uidvalidity = s.uidvalidity;
+	close_box(&box, &s);
+	path = path_of(fx, "bob/.imap/INBOX.index");
+	assert_int_equal(unlink(path), 0);
+	free(path);
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, 3);
+	assert_int_not_equal(s.uidvalidity, uidvalidity);
+	for (unsigned i = 0; i < 3; i++) {
+		char *text = msg_text(box, &s.mails[i]);
+
+		assert_int_equal(s.mails[i].flags, 0);
+		m = simple_msg(i + 1);
+		assert_string_equal(text, m);
+		free(m);
+		free(text);
+	}
+	close_box(&box, &s);
+
+	/* a corrupt index: the same */
+	write_file(fx, "bob/.imap/INBOX.index", "garbage", "w");
+	uidvalidity = 0;
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, 3);
+	close_box(&box, &s);
+}
+
+static void
+test_file_rewritten_by_hand_loses_no_mail(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	uint32_t uidvalidity, uid3;
+	char *m;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	for (unsigned i = 1; i <= 3; i++) {
+		m = simple_msg(i);
+		append_msg(box, &s, m, MAIL_SEEN);
+		free(m);
+	}
+	uidvalidity = s.uidvalidity;
+	uid3 = s.mails[2].uid;
+	close_box(&box, &s);
+
+	/* another program removed message 2 and added one at the end */
+	write_file(fx, "bob/mymailbox.mail",
+		   "From: a@x\nSubject: m1\n\nbody 1\n.\nFrom: a@x\nSubject: m3\n\nbody 3\n.\n"
+		   "From: new\nSubject: n\n\nnew\n.\n", "w");
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.uidvalidity, uidvalidity);
+	assert_int_equal(s.count, 3);
+	assert_int_equal(s.mails[0].uid, 1);
+	assert_int_equal(s.mails[1].uid, uid3);
+	assert_int_equal(s.mails[1].flags, MAIL_SEEN);
+	assert_int_equal(s.mails[2].uid, 4);
+	close_box(&box, &s);
+
+	/* inserted at the front: a new UIDVALIDITY, every message kept */
+	write_file(fx, "bob/mymailbox.mail",
+		   "From: first\nSubject: f\n\nf\n.\n"
+		   "From: a@x\nSubject: m1\n\nbody 1\n.\nFrom: a@x\nSubject: m3\n\nbody 3\n.\n"
+		   "From: new\nSubject: n\n\nnew\n.\n", "w");
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_not_equal(s.uidvalidity, uidvalidity);
+	assert_int_equal(s.count, 4);
+	assert_int_equal(s.mails[0].uid, 1);
+	assert_int_equal(s.mails[3].uid, 4);
+	m = msg_text(box, &s.mails[0]);
+	assert_string_equal(m, "From: first\r\nSubject: f\r\n\r\nf\r\n");
+	free(m);
+	close_box(&box, &s);
+}
+
+static void
+test_truncated_tail_served_when_old(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	char *m;
+
+	write_file(fx, "bob/mymailbox.mail",
+		   "From: a\nSubject: one\n\n1\n.\nFrom: z\nSubject: cut\n\npartial", "w");
+	/* young: an in-progress write, not served yet */
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, 1);
+	set_mtime_past(fx, "bob/mymailbox.mail", 10);
+	assert_int_equal(do_sync(box, &s), 0);
+	assert_int_equal(s.count, 2);
+	m = msg_text(box, &s.mails[1]);
+	assert_string_equal(m, "From: z\r\nSubject: cut\r\n\r\npartial\r\n");
+	free(m);
+	close_box(&box, &s);
+
+	/* reopen: served the same, same UID */
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, 2);
+	assert_int_equal(s.mails[1].uid, 2);
+	/* our append terminates it so that it stays its own message */
+	append_msg(box, &s, "Subject: three\r\n\r\n3\r\n", 0);
+	assert_int_equal(s.count, 3);
+	assert_int_equal(s.mails[1].uid, 2);
+	assert_int_equal(s.mails[2].uid, 3);
+	m = msg_text(box, &s.mails[1]);
+	assert_string_equal(m, "From: z\r\nSubject: cut\r\n\r\npartial\r\n");
+	free(m);
+	m = msg_text(box, &s.mails[2]);
+	assert_string_equal(m, "Subject: three\r\n\r\n3\r\n");
+	free(m);
+	close_box(&box, &s);
+	m = read_file(fx, "bob/mymailbox.mail");
+	assert_string_equal(m, "From: a\nSubject: one\n\n1\n.\nFrom: z\nSubject: cut\n\npartial\n.\n"
+			    "Subject: three\n\n3\n.\n");
+	free(m);
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, 3);
+	assert_int_equal(s.mails[2].uid, 3);
+	close_box(&box, &s);
+}
+
+static void
+test_young_tail_terminated_by_append(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	char *m;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	append_msg(box, &s, "Subject: one\r\n\r\n1\r\n", 0);
+	write_file(fx, "bob/mymailbox.mail", "Subject: half\n\nhalf", "a");
+	append_msg(box, &s, "Subject: two\r\n\r\n2\r\n", 0);
+	assert_int_equal(s.count, 3);
+	assert_int_equal(s.mails[2].uid, 3);
+	m = msg_text(box, &s.mails[1]);
+	assert_string_equal(m, "Subject: half\r\n\r\nhalf\r\n");
+	free(m);
+	m = msg_text(box, &s.mails[2]);
+	assert_string_equal(m, "Subject: two\r\n\r\n2\r\n");
+	free(m);
+	close_box(&box, &s);
+}
+
+static void
+test_unlocked_append_picked_up_by_sync(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	uint32_t uidvalidity;
+	char *m;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	append_msg(box, &s, "Subject: one\r\n\r\n1\r\n", MAIL_SEEN);
+	uidvalidity = s.uidvalidity;
+	write_file(fx, "bob/mymailbox.mail",
+		   "From: smtp\nSubject: lab\nReceived: 2022-03-10 : 14 : 30\nhi\n.\n", "a");
+	assert_int_equal(do_sync(box, &s), 0);
+	assert_int_equal(s.uidvalidity, uidvalidity);
+	assert_int_equal(s.count, 2);
+	assert_int_equal(s.mails[0].flags, MAIL_SEEN);
+	assert_int_equal(s.mails[1].uid, 2);
+	m = msg_text(box, &s.mails[1]);
+	assert_string_equal(m, "From: smtp\r\nSubject: lab\r\nReceived: 2022-03-10 : 14 : 30\r\n"
+			    "\r\nhi\r\n");
+	free(m);
+	assert_int_equal(do_sync(box, &s), 0);
+	assert_int_equal(s.count, 2);
+	close_box(&box, &s);
+	/* a second process sees the same UIDs */
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, 2);
+	assert_int_equal(s.mails[1].uid, 2);
+	assert_int_equal(s.uidvalidity, uidvalidity);
+	close_box(&box, &s);
+}
+
+/* Served texts of a state, for set comparisons. */
+static struct strlist
+texts_of(struct storage_box *box, struct mbox_state *s)
+{
+	struct strlist l = { NULL, 0, 0 };
+
+	for (size_t i = 0; i < s->count; i++)
+		strlist_add_take(&l, msg_text(box, &s->mails[i]));
+	return l;
+}
+
+static void
+assert_no_duplicates(const struct strlist *l)
+{
+	for (size_t i = 0; i < l->count; i++) {
+		for (size_t j = i + 1; j < l->count; j++)
+			assert_string_not_equal(l->items[i], l->items[j]);
+	}
+}
+
+static void
+test_locked_append_by_other_process_during_expunge(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	struct strlist texts;
+	pid_t pid;
+	int status = 0;
+	char *m;
+	unsigned expunged = 0, rounds = 0;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	for (unsigned i = 1; i <= 40; i++) {
+		m = simple_msg(i);
+		append_msg(box, &s, m, 0);
+		free(m);
+	}
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct mbox_state cs;
+		struct storage_box *cbox = NULL;
+		enum storage_error err;
+		char *error = NULL;
+
+		mbox_state_init(&cs);
+		if (B->open(fx->st, "bob", "INBOX", &cs, &cbox, &err, &error) < 0)
+			_exit(2);
+		for (unsigned i = 100; i < 120; i++) {
+			char *cm = simple_msg(i);
+			uint32_t uid;
+
+			if (B->append(cbox, &cs, cm, strlen(cm), 0, 0, 0, 0, &uid, &err, &error) < 0)
+				_exit(3);
+			free(cm);
+			usleep(500);
+		}
+		B->close(&cbox);
+		mbox_state_deinit(&cs);
+		_exit(0);
+	}
+	while (rounds++ < 200) {
+		pid_t w = waitpid(pid, &status, WNOHANG);
+		uint32_t uid;
+
+		assert_true(w >= 0);
+		if (w == pid)
+			break;
+		do_sync(box, &s);
+		/* expunge one of the first 40 per round */
+		if (expunged < 20) {
+			uid = s.mails[0].uid;
+			assert_true(uid <= 40);
+			expunge_uids(box, &s, &uid, 1);
+			expunged++;
+		}
+		usleep(300);
+	}
+	if (rounds >= 200) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		fail_msg("child did not finish");
+	}
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	do_sync(box, &s);
+	assert_int_equal(s.count, 40 - expunged + 20);
+	texts = texts_of(box, &s);
+	assert_no_duplicates(&texts);
+	for (unsigned i = 100; i < 120; i++) {
+		m = simple_msg(i);
+		assert_true(strlist_contains(&texts, m));
+		free(m);
+	}
+	for (unsigned i = expunged + 1; i <= 40; i++) {
+		m = simple_msg(i);
+		assert_true(strlist_contains(&texts, m));
+		free(m);
+	}
+	for (size_t i = 1; i < s.count; i++)
+		assert_true(s.mails[i].uid > s.mails[i - 1].uid);
+	strlist_clear(&texts);
+	close_box(&box, &s);
+}
+
+static void
+test_crash_during_expunge_loses_nothing(void **state)
+{
+	struct fx *fx = *state;
+	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+
+	for (unsigned iter = 0; iter < 30; iter++) {
+		struct mbox_state s;
+		struct storage_box *box;
+		struct strlist all = { NULL, 0, 0 }, kept = { NULL, 0, 0 }, got;
+		uint32_t kept_uids[100];
+		char user[32];
+		pid_t pid;
+		int status;
+		bool is_all, is_kept;
+
+		snprintf(user, sizeof(user), "crash%u", iter);
+		box = open_box(fx, user, "INBOX", &s);
+		for (unsigned i = 1; i <= 100; i++) {
+			char *m = simple_msg(i);
+
+			append_msg(box, &s, m, 0);
+			strlist_add(&all, m);
+			if (i % 3 != 0) {
+				kept_uids[kept.count] = s.mails[s.count - 1].uid;
+				strlist_add(&kept, m);
+			}
+			free(m);
+		}
+		close_box(&box, &s);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct mbox_state cs;
+			struct storage_box *cbox = NULL;
+			enum storage_error err;
+			char *error = NULL;
+			uint32_t uids[40];
+			size_t n = 0;
+
+			mbox_state_init(&cs);
+			if (B->open(fx->st, user, "INBOX", &cs, &cbox, &err, &error) < 0)
+				_exit(2);
+			for (uint32_t u = 3; u <= 100; u += 3)
+				uids[n++] = u;
+			if (B->expunge(cbox, &cs, uids, n, &error) < 0)
+				_exit(3);
+			_exit(0);
+		}
+		usleep((useconds_t)(rand_r(&seed) % 4000));
+		kill(pid, SIGKILL);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+
+		box = open_box(fx, user, "INBOX", &s);
+		got = texts_of(box, &s);
+		assert_no_duplicates(&got);
+		is_all = got.count == all.count;
+		is_kept = got.count == kept.count;
+		assert_true(is_all || is_kept);
+		for (size_t i = 0; i < got.count; i++)
+			assert_true(strlist_contains(is_all ? &all : &kept, got.items[i]));
+		if (is_kept) {
+			for (size_t i = 0; i < got.count; i++)
+				assert_int_equal(s.mails[i].uid, kept_uids[i]);
+		}
+		strlist_clear(&got);
+		strlist_clear(&all);
+		strlist_clear(&kept);
+		/* and it still works: append after the crash */
+		append_msg(box, &s, "Subject: after\r\n\r\nx\r\n", 0);
+		assert_int_equal(s.mails[s.count - 1].uid, 101);
+		close_box(&box, &s);
+	}
+}
+
+static bool
+list_has(const struct strlist *l, const char *name)
+{
+	return strlist_contains(l, name);
+}
+
+static void
+test_create_delete_rename_list(void **state)
+{
+	struct fx *fx = *state;
+	struct strlist names = { NULL, 0, 0 };
+	enum storage_error err;
+	char *error = NULL;
+	struct mbox_state s;
+	struct storage_box *box = NULL;
+	struct stat sb;
+	char *p;
+
+	assert_int_equal(B->create(fx->st, "bob", "Sent", &err, &error), 0);
+	assert_int_equal(B->create(fx->st, "bob", "a/b/c", &err, &error), 0);
+	assert_int_equal(B->create(fx->st, "bob", "Sent", &err, &error), -1);
+	assert_int_equal(err, STORAGE_ERR_EXISTS);
+	free(error);
+	error = NULL;
+	assert_int_equal(B->create(fx->st, "bob", "INBOX", &err, &error), -1);
+	assert_int_equal(err, STORAGE_ERR_EXISTS);
+	free(error);
+	error = NULL;
+	p = path_of(fx, "bob/Sent.mail");
+	assert_int_equal(stat(p, &sb), 0);
+	free(p);
+	assert_int_equal(B->list(fx->st, "bob", &names, &err, &error), 0);
+	assert_int_equal(names.count, 3);
+	assert_true(list_has(&names, "INBOX"));
+	assert_true(list_has(&names, "Sent"));
+	assert_true(list_has(&names, "a/b/c"));
+	assert_false(list_has(&names, "a"));
+	strlist_clear(&names);
+
+	/* a mailbox that does not exist */
+	mbox_state_init(&s);
+	assert_int_equal(B->open(fx->st, "bob", "nope", &s, &box, &err, &error), -1);
+	assert_int_equal(err, STORAGE_ERR_NOT_FOUND);
+	free(error);
+	error = NULL;
+	mbox_state_deinit(&s);
+	assert_int_equal(B->delete(fx->st, "bob", "nope", &err, &error), -1);
+	assert_int_equal(err, STORAGE_ERR_NOT_FOUND);
+	free(error);
+	error = NULL;
+	assert_int_equal(B->delete(fx->st, "bob", "INBOX", &err, &error), -1);
+	assert_int_equal(err, STORAGE_ERR_BAD_NAME);
+	free(error);
+	error = NULL;
+
+	/* nested mailbox with mail, renamed with its index */
+	box = open_box(fx, "bob", "a/b/c", &s);
+	append_msg(box, &s, "Subject: nested\r\n\r\nn\r\n", MAIL_FLAGGED);
+	close_box(&box, &s);
+	assert_int_equal(B->rename(fx->st, "bob", "a/b/c", "x/y", &err, &error), 0);
+	assert_int_equal(B->rename(fx->st, "bob", "Sent", "x/y", &err, &error), -1);
+	assert_int_equal(err, STORAGE_ERR_EXISTS);
+	free(error);
+	error = NULL;
+	assert_int_equal(B->rename(fx->st, "bob", "gone", "z", &err, &error), -1);
+	assert_int_equal(err, STORAGE_ERR_NOT_FOUND);
+	free(error);
+	error = NULL;
+	box = open_box(fx, "bob", "x/y", &s);
+	assert_int_equal(s.count, 1);
+	assert_int_equal(s.mails[0].flags, MAIL_FLAGGED);
+	close_box(&box, &s);
+
+	/* renaming INBOX moves its mail; INBOX is empty afterwards */
+	box = open_box(fx, "bob", "INBOX", &s);
+	append_msg(box, &s, "Subject: i1\r\n\r\n1\r\n", 0);
+	append_msg(box, &s, "Subject: i2\r\n\r\n2\r\n", 0);
+	close_box(&box, &s);
+	assert_int_equal(B->rename(fx->st, "bob", "INBOX", "Old", &err, &error), 0);
+	box = open_box(fx, "bob", "Old", &s);
+	assert_int_equal(s.count, 2);
+	close_box(&box, &s);
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, 0);
+	close_box(&box, &s);
+
+	assert_int_equal(B->delete(fx->st, "bob", "x/y", &err, &error), 0);
+	assert_int_equal(B->list(fx->st, "bob", &names, &err, &error), 0);
+	assert_true(list_has(&names, "INBOX"));
+	assert_true(list_has(&names, "Old"));
+	assert_true(list_has(&names, "Sent"));
+	assert_false(list_has(&names, "x/y"));
+	assert_int_equal(names.count, 3);
+	strlist_clear(&names);
+	/* a deleted mailbox re-created starts with a new UIDVALIDITY */
+	box = open_box(fx, "bob", "Old", &s);
+	{
+		uint32_t uv = s.uidvalidity;
+
+		close_box(&box, &s);
+		assert_int_equal(B->delete(fx->st, "bob", "Old", &err, &error), 0);
+		assert_int_equal(B->create(fx->st, "bob", "Old", &err, &error), 0);
+		box = open_box(fx, "bob", "Old", &s);
+		assert_int_not_equal(s.uidvalidity, uv);
+		assert_int_equal(s.count, 0);
+		close_box(&box, &s);
+	}
+}
+
+static void
+test_subscriptions_round_trip(void **state)
+{
+	struct fx *fx = *state;
+	struct strlist in = { NULL, 0, 0 }, out = { NULL, 0, 0 };
+	char *error = NULL;
+
+	assert_int_equal(B->subscriptions_read(fx->st, "bob", &out, &error), 0);
+	assert_int_equal(out.count, 0);
+	strlist_add(&in, "INBOX");
+	strlist_add(&in, "a/b");
+	strlist_add(&in, "Sent Items");
+	assert_int_equal(B->subscriptions_write(fx->st, "bob", &in, &error), 0);
+	assert_int_equal(B->subscriptions_read(fx->st, "bob", &out, &error), 0);
+	assert_int_equal(out.count, 3);
+	assert_string_equal(out.items[2], "Sent Items");
+	strlist_clear(&out);
+	strlist_clear(&in);
+	assert_int_equal(B->subscriptions_write(fx->st, "bob", &in, &error), 0);
+	assert_int_equal(B->subscriptions_read(fx->st, "bob", &out, &error), 0);
+	assert_int_equal(out.count, 0);
+	assert_int_equal(B->subscriptions_read(fx->st, "../x", &out, &error), -1);
+	free(error);
+}
+
+static void
+test_bad_names_and_users_refused(void **state)
+{
+	struct fx *fx = *state;
+	static const char *const bad_users[] = { "", "../bob", ".hidden", "a/b", "x..y" };
+	static const char *const bad_names[] = { "", "../x", "a//b", "/abs", "a/./b", ".imap",
+		"a/.hidden", "mymailbox", "MyMailbox/sub", "a/" };
+	struct strlist names = { NULL, 0, 0 };
+	enum storage_error err;
+	char *error = NULL;
+	struct mbox_state s;
+	struct storage_box *box = NULL;
+
+	for (size_t i = 0; i < N_ELEMENTS(bad_users); i++) {
+		err = STORAGE_ERR_NONE;
+		assert_int_equal(B->list(fx->st, bad_users[i], &names, &err, &error), -1);
+		assert_int_equal(err, STORAGE_ERR_BAD_NAME);
+		free(error);
+		error = NULL;
+		mbox_state_init(&s);
+		assert_int_equal(B->open(fx->st, bad_users[i], "INBOX", &s, &box, &err, &error), -1);
+		assert_int_equal(err, STORAGE_ERR_BAD_NAME);
+		free(error);
+		error = NULL;
+		mbox_state_deinit(&s);
+	}
+	for (size_t i = 0; i < N_ELEMENTS(bad_names); i++) {
+		err = STORAGE_ERR_NONE;
+		assert_int_equal(B->create(fx->st, "bob", bad_names[i], &err, &error), -1);
+		assert_int_equal(err, STORAGE_ERR_BAD_NAME);
+		free(error);
+		error = NULL;
+		mbox_state_init(&s);
+		assert_int_equal(B->open(fx->st, "bob", bad_names[i], &s, &box, &err, &error), -1);
+		assert_int_equal(err, STORAGE_ERR_BAD_NAME);
+		free(error);
+		error = NULL;
+		mbox_state_deinit(&s);
+		assert_int_equal(B->rename(fx->st, "bob", "INBOX", bad_names[i], &err, &error), -1);
+		assert_int_equal(err, STORAGE_ERR_BAD_NAME);
+		free(error);
+		error = NULL;
+	}
+	assert_null(box);
+	assert_int_equal(names.count, 0);
+}
+
+static void
+test_read_detects_changed_bytes(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	struct buf b = BUF_INIT;
+	char *error = NULL, *p;
+	int fd;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	append_msg(box, &s, "Subject: one\r\n\r\nabc\r\n", 0);
+	/* another program overwrites a byte in place */
+	p = path_of(fx, "bob/mymailbox.mail");
+	fd = open(p, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "X", 1, 0), 1);
+	close(fd);
+	free(p);
+	assert_int_equal(B->read(box, &s.mails[0], &b, &error), -1);
+	assert_non_null(error);
+	free(error);
+	buf_free(&b);
+	close_box(&box, &s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_lab_file_served_with_blank_line_and_exact_size,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crlf_on_disk_served_as_crlf, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append_read_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uids_and_flags_stable_across_reopen, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_expunge_keeps_rest_and_never_reuses_uids, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_index_deleted_keeps_mail_new_uidvalidity, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_file_rewritten_by_hand_loses_no_mail, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_tail_served_when_old, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_young_tail_terminated_by_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unlocked_append_picked_up_by_sync, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_locked_append_by_other_process_during_expunge,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_during_expunge_loses_nothing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_create_delete_rename_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_subscriptions_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_names_and_users_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_detects_changed_bytes, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
