@@ -4,6 +4,7 @@
    user name and password lengths and the log line of every attempt live
    here, once for every backend. */
 #include "auth.h"
+#include "event.h"
 #include "log.h"
 #include "storage.h"
 
@@ -12,39 +13,47 @@
 #define AUTH_USER_MAX_LEN 255
 #define AUTH_PASSWORD_MAX_LEN 1024
 
-enum auth_result
-auth_verify(const struct auth_ctx *ctx, const char *sid, const char *user,
-	    const char *password)
+/* The checks before any backend sees the input. Returns true if the
+   attempt may go on, else false with *result_r. */
+static bool
+auth_precheck(const struct auth_ctx *ctx, const char *sid, const char *user,
+	      const char *password, enum auth_result *result_r)
 {
-	enum auth_result result;
-	char *reason = NULL;
-
+	*result_r = AUTH_FAIL;
 	if (user == NULL || password == NULL) {
 		log_info(sid, "auth: login failed: no user name or password given");
-		return AUTH_FAIL;
+		return false;
 	}
 	/* The length first: storage_user_is_valid() then only ever sees a
 	   bounded string. The log line shows at most 64 octets of a name;
 	   log_msg() replaces control characters. */
 	if (strnlen(user, AUTH_USER_MAX_LEN + 1) > AUTH_USER_MAX_LEN) {
 		log_info(sid, "auth: login failed for user '%.64s...': user name too long", user);
-		return AUTH_FAIL;
+		return false;
 	}
 	if (!storage_user_is_valid(user)) {
 		log_info(sid, "auth: login failed for user '%.64s': invalid user name", user);
-		return AUTH_FAIL;
+		return false;
 	}
 	if (strnlen(password, AUTH_PASSWORD_MAX_LEN + 1) > AUTH_PASSWORD_MAX_LEN) {
 		log_info(sid, "auth: login failed for user '%s': password too long", user);
-		return AUTH_FAIL;
+		return false;
 	}
-	if (ctx == NULL || ctx->backend == NULL || ctx->backend->verify == NULL ||
+	if (ctx == NULL || ctx->backend == NULL ||
+	    (ctx->backend->verify == NULL && ctx->backend->verify_start == NULL) ||
 	    ctx->auth == NULL) {
 		log_error(sid, "auth: login failed for user '%s': no auth backend configured", user);
-		return AUTH_TEMPFAIL;
+		*result_r = AUTH_TEMPFAIL;
+		return false;
 	}
+	return true;
+}
 
-	result = ctx->backend->verify(ctx->auth, user, password, &reason);
+/* Logs the outcome once for every backend; frees reason. */
+static enum auth_result
+auth_log_result(const struct auth_ctx *ctx, const char *sid, const char *user,
+		enum auth_result result, char *reason)
+{
 	switch (result) {
 	case AUTH_OK:
 		log_info(sid, "auth: login ok for user '%s' (%s)", user, ctx->backend->name);
@@ -65,6 +74,111 @@ auth_verify(const struct auth_ctx *ctx, const char *sid, const char *user,
 	}
 	free(reason);
 	return result;
+}
+
+enum auth_result
+auth_verify(const struct auth_ctx *ctx, const char *sid, const char *user,
+	    const char *password)
+{
+	enum auth_result result;
+	char *reason = NULL;
+
+	if (!auth_precheck(ctx, sid, user, password, &result))
+		return result;
+	if (ctx->backend->verify == NULL) {
+		log_error(sid, "auth: backend %s can only verify asynchronously",
+			  ctx->backend->name);
+		return AUTH_TEMPFAIL;
+	}
+	result = ctx->backend->verify(ctx->auth, user, password, &reason);
+	return auth_log_result(ctx, sid, user, result, reason);
+}
+
+struct auth_request {
+	struct auth_ctx ctx;
+	char *sid, *user;
+	auth_callback *cb;
+	void *cb_ctx;
+	/* A backend request in flight, or the timer that answers a
+	   synchronous result on the next pass. */
+	void *handle;
+	struct event_timer *timer;
+	enum auth_result result;
+};
+
+static void
+auth_request_free(struct auth_request *req)
+{
+	free(req->sid);
+	free(req->user);
+	free(req);
+}
+
+static void
+auth_request_answer(void *context)
+{
+	struct auth_request *req = context;
+
+	req->timer = NULL;
+	req->cb(req->result, req->cb_ctx);
+	auth_request_free(req);
+}
+
+static void
+auth_request_backend_done(enum auth_result result, char *reason, void *context)
+{
+	struct auth_request *req = context;
+
+	req->handle = NULL;
+	result = auth_log_result(&req->ctx, req->sid, req->user, result, reason);
+	req->cb(result, req->cb_ctx);
+	auth_request_free(req);
+}
+
+struct auth_request *
+auth_verify_start(const struct auth_ctx *ctx, struct event_loop *loop, const char *sid,
+		  const char *user, const char *password, auth_callback *cb, void *cb_ctx)
+{
+	struct auth_request *req = xcalloc(1, sizeof(*req));
+	char *reason = NULL;
+
+	req->sid = xstrdup(sid != NULL ? sid : "-");
+	req->user = xstrdup(user != NULL ? user : "");
+	req->cb = cb;
+	req->cb_ctx = cb_ctx;
+	if (ctx != NULL)
+		req->ctx = *ctx;
+	if (!auth_precheck(ctx, sid, user, password, &req->result)) {
+		req->timer = event_timer_add(loop, 0, auth_request_answer, req);
+		return req;
+	}
+	if (ctx->backend->verify_start != NULL) {
+		if (ctx->backend->verify_start(ctx->auth, loop, user, password,
+					       auth_request_backend_done, req, &req->handle) == 0)
+			return req;
+		req->result = auth_log_result(ctx, sid, user, AUTH_TEMPFAIL,
+					      xstrdup("could not start the check"));
+	} else {
+		req->result = auth_log_result(
+			ctx, sid, user, ctx->backend->verify(ctx->auth, user, password, &reason),
+			reason);
+	}
+	req->timer = event_timer_add(loop, 0, auth_request_answer, req);
+	return req;
+}
+
+void
+auth_request_cancel(struct auth_request **_req)
+{
+	struct auth_request *req = *_req;
+
+	if (req == NULL)
+		return;
+	*_req = NULL;
+	event_timer_remove(&req->timer);
+	if (req->handle != NULL && req->ctx.backend->verify_cancel != NULL)
+		req->ctx.backend->verify_cancel(req->ctx.auth, req->handle);
+	auth_request_free(req);
 }
 
 bool

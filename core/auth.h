@@ -20,6 +20,11 @@ struct auth_settings {
 };
 
 struct auth;                /* a backend instance, from init() */
+struct event_loop;
+
+/* How an asynchronous check ends: reason (malloc'ed, may be NULL) is for
+   the log only; the callee frees it. */
+typedef void auth_backend_done(enum auth_result result, char *reason, void *ctx);
 
 struct auth_backend {
 	const char *name;
@@ -30,6 +35,15 @@ struct auth_backend {
 	   *reason_r (malloc'ed, for the log only) on failure. */
 	enum auth_result (*verify)(struct auth *auth, const char *user, const char *password,
 				   char **reason_r);
+	/* Optional, for backends that block (PAM): starts the check and
+	   returns at once; done is called later from the event loop (never
+	   from inside verify_start). *handle_r identifies the request for
+	   verify_cancel, after which done is not called. Returns 0, or -1
+	   if the check could not start (done is not called). */
+	int (*verify_start)(struct auth *auth, struct event_loop *loop, const char *user,
+			    const char *password, auth_backend_done *done, void *ctx,
+			    void **handle_r);
+	void (*verify_cancel)(struct auth *auth, void *handle);
 };
 
 struct auth_ctx {
@@ -43,6 +57,19 @@ struct auth_ctx {
    the password) with session id sid. */
 enum auth_result auth_verify(const struct auth_ctx *ctx, const char *sid, const char *user,
 			     const char *password);
+
+/* The asynchronous form the protocol code uses: the same checks and log
+   lines as auth_verify(), and cb(result, cb_ctx) called exactly once from
+   the event loop, never from inside this call, unless the request is
+   cancelled first. A backend with verify_start runs outside the loop; the
+   others are run now and answered on the next loop pass. */
+typedef void auth_callback(enum auth_result result, void *ctx);
+struct auth_request;
+struct auth_request *auth_verify_start(const struct auth_ctx *ctx, struct event_loop *loop,
+				       const char *sid, const char *user,
+				       const char *password, auth_callback *cb, void *cb_ctx);
+/* Drops a pending request: its callback will not be called. */
+void auth_request_cancel(struct auth_request **req);
 
 /* Compares two strings in time that depends only on their lengths. */
 bool auth_str_equal_ct(const char *a, const char *b);

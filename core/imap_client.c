@@ -367,6 +367,8 @@ client_destroy(struct client *c)
 		 c->close_reason != NULL ? c->close_reason : "");
 	imap_cmd_fetch_abort(c);
 	event_timer_remove(&c->delay_timer);
+	auth_request_cancel(&c->auth_req);
+	free(c->pending_user);
 	client_unselect(c);
 	event_io_remove(&c->io);
 	close(c->fd);

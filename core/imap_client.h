@@ -19,7 +19,8 @@ enum client_mode {
 	MODE_COMMAND,           /* parsing commands */
 	MODE_AUTH_CONT,         /* AUTHENTICATE: waiting for the client's response line */
 	MODE_IDLE,              /* IDLE: waiting for DONE */
-	MODE_DELAY,             /* a failed login is being answered after a delay */
+	MODE_DELAY,             /* a login is being checked, or a failure answered
+				   after a delay */
 	MODE_FETCH,             /* a big FETCH continues as output drains */
 };
 
@@ -49,6 +50,8 @@ struct client {
 	   login, a suspended FETCH). */
 	char *wait_tag;
 	struct event_timer *delay_timer;
+	struct auth_request *auth_req;  /* a login being checked */
+	char *pending_user;
 	struct fetch_job *fetch;
 
 	int64_t deadline;       /* monotonic ms: autologout */

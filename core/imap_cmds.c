@@ -248,33 +248,54 @@ login_delay_done(void *context)
 	client_resume(c);
 }
 
-/* Logs in or answers (after the configured delay for a failure, held by
-   a timer so that other sessions go on). Returns true when the command is
-   complete now. */
-static bool
-do_login(struct client *c, const char *tag, const char *user, const char *password)
+static void
+login_checked(enum auth_result res, void *context)
 {
-	enum auth_result res = auth_verify(&c->gen->auth, c->sid, user, password);
+	struct client *c = context;
 
+	c->auth_req = NULL;
 	switch (res) {
 	case AUTH_OK:
 		free(c->user);
-		c->user = xstrdup(user);
+		c->user = c->pending_user;
+		c->pending_user = NULL;
 		c->state = CLIENT_AUTH;
 		c->auth_failures = 0;
-		client_send_tagged(c, tag, "OK [CAPABILITY %s] Logged in.", imap_capabilities(c));
-		return true;
-	case AUTH_TEMPFAIL:
-		client_send_tagged(c, tag, "NO [UNAVAILABLE] Authentication service unavailable.");
-		return true;
-	case AUTH_FAIL:
+		client_send_tagged(c, c->wait_tag, "OK [CAPABILITY %s] Logged in.",
+				   imap_capabilities(c));
 		break;
+	case AUTH_TEMPFAIL:
+		client_send_tagged(c, c->wait_tag,
+				   "NO [UNAVAILABLE] Authentication service unavailable.");
+		break;
+	case AUTH_FAIL:
+		/* Answered after the delay, held by a timer: the other
+		   sessions go on meanwhile. */
+		free(c->pending_user);
+		c->pending_user = NULL;
+		c->delay_timer = event_timer_add(c->server->loop, c->gen->cfg->auth_fail_delay_ms,
+						 login_delay_done, c);
+		return;
 	}
+	free(c->pending_user);
+	c->pending_user = NULL;
+	free(c->wait_tag);
+	c->wait_tag = NULL;
+	client_resume(c);
+}
+
+/* Starts checking the password; the answer comes from login_checked(),
+   so a slow backend never holds up the loop. Input waits meanwhile. */
+static bool
+do_login(struct client *c, const char *tag, const char *user, const char *password)
+{
 	free(c->wait_tag);
 	c->wait_tag = xstrdup(tag);
+	free(c->pending_user);
+	c->pending_user = xstrdup(user);
 	c->mode = MODE_DELAY;
-	c->delay_timer = event_timer_add(c->server->loop, c->gen->cfg->auth_fail_delay_ms,
-					 login_delay_done, c);
+	c->auth_req = auth_verify_start(&c->gen->auth, c->server->loop, c->sid, user, password,
+					login_checked, c);
 	return false;
 }
 
