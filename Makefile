@@ -46,7 +46,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 PROGS := $(BUILD)/imapserver $(if $(wildcard core/smtpmail_main.c),$(BUILD)/smtpmail) \
 	$(if $(wildcard client/*.c),$(BUILD)/mailclient)
 
-.PHONY: all check check-unit check-e2e check-san run bench install clean deps tests
+.PHONY: all check check-san check-valgrind run bench install clean deps test-deps tests
 
 all: $(PROGS)
 
@@ -89,12 +89,29 @@ tests: $(TEST_BINS)
 deps:
 	@sh tests/deps.sh
 
-check: deps
+test-deps:
+	@sh tests/deps.sh --test
+
+check: test-deps
 	@$(MAKE) --no-print-directory all tests
 	@BUILD=$(BUILD) sh tests/run.sh
 
 check-san:
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined check
+
+# The unit tests under valgrind's memcheck: any error or leak fails.
+VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	--track-fds=no
+check-valgrind: test-deps
+	@$(MAKE) --no-print-directory tests
+	@fail=0; for t in $(TEST_BINS); do \
+		echo "== valgrind $$t"; \
+		$(VALGRIND) $$t >/tmp/valgrind.$$$$.log 2>&1; rc=$$?; \
+		if [ $$rc -ne 0 ]; then fail=1; tail -40 /tmp/valgrind.$$$$.log; fi; \
+		grep -E '^\[  (PASSED|FAILED)' /tmp/valgrind.$$$$.log; \
+	done; rm -f /tmp/valgrind.$$$$.log; \
+	if [ $$fail -ne 0 ]; then echo "check-valgrind: FAILED"; exit 1; fi; \
+	echo "check-valgrind: clean"
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -159,9 +159,8 @@ auth_verify_start(const struct auth_ctx *ctx, struct event_loop *loop, const cha
 		req->result = auth_log_result(ctx, sid, user, AUTH_TEMPFAIL,
 					      xstrdup("could not start the check"));
 	} else {
-		req->result = auth_log_result(
-			ctx, sid, user, ctx->backend->verify(ctx->auth, user, password, &reason),
-			reason);
+		enum auth_result res = ctx->backend->verify(ctx->auth, user, password, &reason);
+		req->result = auth_log_result(ctx, sid, user, res, reason);
 	}
 	req->timer = event_timer_add(loop, 0, auth_request_answer, req);
 	return req;
@@ -179,6 +178,33 @@ auth_request_cancel(struct auth_request **_req)
 	if (req->handle != NULL && req->ctx.backend->verify_cancel != NULL)
 		req->ctx.backend->verify_cancel(req->ctx.auth, req->handle);
 	auth_request_free(req);
+}
+
+int
+auth_user_exists(const struct auth_ctx *ctx, const char *sid, const char *user)
+{
+	char *error = NULL;
+	int ret;
+
+	if (user == NULL || strnlen(user, AUTH_USER_MAX_LEN + 1) > AUTH_USER_MAX_LEN ||
+	    !storage_user_is_valid(user))
+		return 0;
+	if (ctx == NULL || ctx->backend == NULL || ctx->auth == NULL) {
+		log_error(sid, "auth: cannot look up user '%s': no auth backend configured", user);
+		return -1;
+	}
+	if (ctx->backend->user_exists == NULL)
+		return 1;
+	ret = ctx->backend->user_exists(ctx->auth, user, &error);
+	if (ret < 0) {
+		log_warn(sid, "auth: backend %s unavailable looking up user '%s': %s",
+			 ctx->backend->name, user, error != NULL ? error : "temporary failure");
+		ret = -1;
+	} else if (ret > 1) {
+		ret = 1;
+	}
+	free(error);
+	return ret;
 }
 
 bool

@@ -44,6 +44,9 @@ struct auth_backend {
 			    const char *password, auth_backend_done *done, void *ctx,
 			    void **handle_r);
 	void (*verify_cancel)(struct auth *auth, void *handle);
+	/* Optional: 1 if user exists, 0 if not, -1 on a temporary failure
+	   with *error_r (for SMTP's RCPT TO check). */
+	int (*user_exists)(struct auth *auth, const char *user, char **error_r);
 };
 
 struct auth_ctx {
@@ -70,6 +73,13 @@ struct auth_request *auth_verify_start(const struct auth_ctx *ctx, struct event_
 				       const char *password, auth_callback *cb, void *cb_ctx);
 /* Drops a pending request: its callback will not be called. */
 void auth_request_cancel(struct auth_request **req);
+
+/* Core wrapper around user_exists: 1 if user exists or the backend
+   cannot tell (it has no user_exists: the caller accepts the user), 0 if
+   it does not (also for a name that fails storage_user_is_valid() or is
+   longer than 255 octets, without asking the backend), -1 on a temporary
+   failure (logged here with session id sid). */
+int auth_user_exists(const struct auth_ctx *ctx, const char *sid, const char *user);
 
 /* Compares two strings in time that depends only on their lengths. */
 bool auth_str_equal_ct(const char *a, const char *b);

@@ -2,12 +2,15 @@
 # tests/deps.sh: makes sure the Debian packages that the build and the tests
 # need are installed.
 #
+#   tests/deps.sh          what the build and `make run` need
+#   tests/deps.sh --test   also what `make check` uses: real IMAP clients
+#                          (mutt, curl), a reference server (dovecot) and
+#                          the PAM test harness (pam_wrapper)
+#
 #   As root:      installs what is missing (apt-get, no prompts).
 #   Otherwise:    prints the exact command to run and exits 1.
 #
 # Quiet (one line) when everything is there; safe to run again and again.
-# Optional tools (mutt, dovecot) are not installed: the tests and the
-# benchmarks skip what needs them.
 
 set -u
 
@@ -16,6 +19,11 @@ set -u
 # curl as a second real IMAP client.
 PKGS="gcc make pkg-config libc6-dev libconfig-dev libcmocka-dev libpam0g-dev libcrypt-dev \
 python3 curl"
+# What the tests drive besides our own code.
+TEST_PKGS="mutt dovecot-imapd libpam-wrapper valgrind"
+if [ "${1:-}" = "--test" ]; then
+	PKGS="$PKGS $TEST_PKGS"
+fi
 
 is_installed()
 {

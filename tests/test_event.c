@@ -34,6 +34,7 @@ test_timers_fire_in_deadline_order(void **state)
 	struct order order = { { 0 }, 0 };
 	struct timer_arg a = { &order, 1 }, b = { &order, 2 }, c = { &order, 3 };
 	struct event_timer *removed;
+	int64_t start = mono_ms();
 
 	event_timer_add(loop, 30, record, &c);
 	event_timer_add(loop, 10, record, &a);
@@ -41,7 +42,6 @@ test_timers_fire_in_deadline_order(void **state)
 	removed = event_timer_add(loop, 5, record, &c);
 	event_timer_remove(&removed);
 	assert_null(removed);
-	int64_t start = mono_ms();
 	for (int i = 0; i < 100 && order.n < 3; i++)
 		assert_int_equal(event_loop_run_once(loop, 50), 0);
 	assert_int_equal(order.n, 3);
