@@ -268,6 +268,9 @@ default_process_limit = 1200
 default_client_limit = 2500
 default_vsz_limit = 0
 mail_location = mbox:~/mail:INBOX=~/mail/inbox
+# Dovecot's IDLE re-checks the mailbox this often when no inotify event
+# wakes it (the default is 30 s, which the push samples would time out on).
+mailbox_idle_check_interval = 1 secs
 protocol imap {{
   mail_max_userip_connections = 2000
 }}
