@@ -7,6 +7,7 @@
 #include "fetch.h"
 #include "imap_util.h"
 #include "message.h"
+#include "mime.h"
 
 #include <stdlib.h>
 
@@ -84,12 +85,6 @@ static bool
 is_digit(char c)
 {
 	return c >= '0' && c <= '9';
-}
-
-static char
-ascii_upper(char c)
-{
-	return c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
 }
 
 /* Case-insensitive prefix test; advances *p past it on a match. */
@@ -488,233 +483,213 @@ write_literal(struct buf *out, const char *data, size_t len)
 	buf_append(out, data, len);
 }
 
-/* The Content-Type parts BODY/BODYSTRUCTURE show. */
-struct ctype {
-	char type[64], subtype[64];
-	struct buf params;     /* ("NAME" "value" ...) or empty for NIL */
-	size_t param_count;
+/* Per fetch_write(): the message and its part tree, parsed (or taken
+   from the cache) at most once, when an item first needs it. */
+struct write_ctx {
+	const struct fetch_msg *msg;
+	const char *data;
+	size_t len;
+	const struct mime_message *tree;
+	struct mime_message *owned;           /* freed at the end when not cached */
 };
 
-static bool
-is_wsp_or_eol(char c)
+static const struct mime_message *
+ctx_tree(struct write_ctx *ctx)
 {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
+	const struct fetch_msg *msg = ctx->msg;
 
-/* Copies a token in upper case (truncated to size - 1), stopping at
-   white space and the specials that end a type or a parameter name. */
-static void
-copy_upper_token(const char *s, size_t len, size_t *pos, char *dst, size_t size)
-{
-	size_t n = 0;
-
-	while (*pos < len && !is_wsp_or_eol(s[*pos]) && strchr("/;(\"=", s[*pos]) == NULL) {
-		if (n + 1 < size)
-			dst[n++] = ascii_upper(s[*pos]);
-		(*pos)++;
+	if (ctx->tree != NULL)
+		return ctx->tree;
+	if (msg->cache != NULL && msg->cache_owner != NULL && msg->data != NULL) {
+		ctx->tree = mime_cache_parse(msg->cache, msg->cache_owner, msg->rec->uid,
+					     ctx->data, ctx->len);
+	} else {
+		ctx->owned = mime_parse(ctx->data, ctx->len);
+		ctx->tree = ctx->owned;
 	}
-	dst[n] = '\0';
+	return ctx->tree;
 }
 
 static void
-skip_wsp(const char *s, size_t len, size_t *pos)
+write_nstring(struct buf *out, const char *s)
 {
-	while (*pos < len && is_wsp_or_eol(s[*pos]))
-		(*pos)++;
-}
-
-/* Best effort: "type/subtype; name=value; name="quoted"" (no comments
-   except at the very end, no RFC 2231 continuations). */
-static void
-ctype_parse(const char *s, size_t len, struct ctype *ct)
-{
-	size_t pos = 0;
-
-	skip_wsp(s, len, &pos);
-	copy_upper_token(s, len, &pos, ct->type, sizeof(ct->type));
-	skip_wsp(s, len, &pos);
-	if (pos < len && s[pos] == '/') {
-		pos++;
-		skip_wsp(s, len, &pos);
-		copy_upper_token(s, len, &pos, ct->subtype, sizeof(ct->subtype));
-	}
-	while (pos < len && ct->param_count < 32) {
-		char name[64];
-		struct buf value = BUF_INIT;
-
-		while (pos < len && s[pos] != ';')
-			pos++;
-		if (pos >= len)
-			break;
-		pos++;
-		skip_wsp(s, len, &pos);
-		copy_upper_token(s, len, &pos, name, sizeof(name));
-		skip_wsp(s, len, &pos);
-		if (name[0] == '\0' || pos >= len || s[pos] != '=')
-			continue;
-		pos++;
-		skip_wsp(s, len, &pos);
-		if (pos < len && s[pos] == '"') {
-			for (pos++; pos < len && s[pos] != '"'; pos++) {
-				if (s[pos] == '\\' && pos + 1 < len)
-					pos++;
-				buf_append_c(&value, s[pos]);
-			}
-			if (pos < len)
-				pos++;
-		} else {
-			while (pos < len && s[pos] != ';' && !is_wsp_or_eol(s[pos]))
-				buf_append_c(&value, s[pos++]);
-		}
-		buf_append_c(&ct->params, ct->param_count == 0 ? '(' : ' ');
-		buf_append_imap_string(&ct->params, name, strlen(name));
-		buf_append_c(&ct->params, ' ');
-		buf_append_imap_string(&ct->params, value.len == 0 ? "" : value.data, value.len);
-		ct->param_count++;
-		buf_free(&value);
-	}
-	if (ct->param_count > 0)
-		buf_append_c(&ct->params, ')');
-}
-
-static void
-write_header_nstring(struct buf *out, const char *hdr, size_t hdr_len, const char *name)
-{
-	struct buf v = BUF_INIT;
-
-	if (message_header_get(hdr, hdr_len, name, &v) > 0)
-		buf_append_imap_string(out, v.len == 0 ? "" : v.data, v.len);
-	else
+	if (s == NULL)
 		buf_append_str(out, "NIL");
-	buf_free(&v);
+	else
+		buf_append_imap_string(out, s, strlen(s));
 }
 
-/* BODY and BODYSTRUCTURE, best effort, single part only.
-   TODO(MIME issue): this is replaced by the real MIME parser, which
-   describes multipart and message/rfc822 structures; until then those
-   are described as one TEXT/PLAIN part, which keeps the answer
-   well-formed. */
+/* body-fld-param: ("name" "value" ...) or NIL. Text parts without a
+   charset get "charset" "us-ascii" at the end (RFC 2045's default, as
+   Dovecot shows it). */
 static void
-write_body_structure(struct buf *out, const char *data, size_t len, bool extended)
+write_params(struct buf *out, const struct mime_param *params, size_t count,
+	     bool add_charset)
 {
-	size_t hdr_len = message_header_size(data, len);
-	const char *body = data + hdr_len;
-	size_t body_len = len - hdr_len, lines = 0;
-	struct ctype ct = { .params = BUF_INIT };
-	struct buf v = BUF_INIT;
-	bool text;
-
-	if (message_header_get(data, hdr_len, "Content-Type", &v) > 0)
-		ctype_parse(v.len == 0 ? "" : v.data, v.len, &ct);
-	if (ct.type[0] == '\0' || ct.subtype[0] == '\0' || strcmp(ct.type, "MULTIPART") == 0 ||
-	    strcmp(ct.type, "MESSAGE") == 0) {
-		strcpy(ct.type, "TEXT");
-		strcpy(ct.subtype, "PLAIN");
-		buf_reset(&ct.params);
-		buf_append_str(&ct.params, "(\"CHARSET\" \"US-ASCII\")");
-		ct.param_count = 1;
-	}
-	text = strcmp(ct.type, "TEXT") == 0;
-	for (size_t i = 0; i < body_len; i++) {
-		if (body[i] == '\n')
-			lines++;
+	if (count == 0 && !add_charset) {
+		buf_append_str(out, "NIL");
+		return;
 	}
 	buf_append_c(out, '(');
-	buf_append_imap_string(out, ct.type, strlen(ct.type));
-	buf_append_c(out, ' ');
-	buf_append_imap_string(out, ct.subtype, strlen(ct.subtype));
-	buf_append_c(out, ' ');
-	if (ct.param_count > 0)
-		buf_append(out, ct.params.data, ct.params.len);
-	else
-		buf_append_str(out, "NIL");
-	buf_append_c(out, ' ');
-	write_header_nstring(out, data, hdr_len, "Content-ID");
-	buf_append_c(out, ' ');
-	write_header_nstring(out, data, hdr_len, "Content-Description");
-	buf_append_c(out, ' ');
-	buf_reset(&v);
-	if (message_header_get(data, hdr_len, "Content-Transfer-Encoding", &v) > 0 && v.len > 0) {
-		for (size_t i = 0; i < v.len; i++)
-			v.data[i] = ascii_upper(v.data[i]);
-		buf_append_imap_string(out, v.data, v.len);
-	} else {
-		buf_append_str(out, "\"7BIT\"");
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			buf_append_c(out, ' ');
+		write_nstring(out, params[i].name);
+		buf_append_c(out, ' ');
+		write_nstring(out, params[i].value);
 	}
-	buf_printf(out, " %zu", body_len);
-	if (text)
-		buf_printf(out, " %zu", lines);
-	if (extended)
-		buf_append_str(out, " NIL NIL NIL NIL");   /* md5 dsp lang loc */
+	if (add_charset)
+		buf_append_str(out, count > 0 ? " \"charset\" \"us-ascii\"" :
+						"\"charset\" \"us-ascii\"");
 	buf_append_c(out, ')');
-	buf_free(&v);
-	buf_free(&ct.params);
 }
 
-static bool
-is_multipart(const char *data, size_t hdr_len)
-{
-	struct buf v = BUF_INIT;
-	bool ret = false;
-
-	if (message_header_get(data, hdr_len, "Content-Type", &v) > 0)
-		ret = v.len >= 10 && ascii_strncasecmp(v.data, "multipart/", 10) == 0;
-	buf_free(&v);
-	return ret;
-}
-
-/* Appends the octets of a body section to tmp (or points *data_r into
-   the message). */
+/* body-fld-dsp SP body-fld-lang SP body-fld-loc */
 static void
-section_data(const struct fetch_item *item, const char *data, size_t len, struct buf *tmp,
+write_dsp_lang_loc(struct buf *out, const struct mime_part *part)
+{
+	if (part->disposition == NULL) {
+		buf_append_str(out, "NIL");
+	} else {
+		buf_append_c(out, '(');
+		write_nstring(out, part->disposition);
+		buf_append_c(out, ' ');
+		write_params(out, part->disp_params, part->disp_param_count, false);
+		buf_append_c(out, ')');
+	}
+	buf_append_c(out, ' ');
+	if (part->language_count == 0) {
+		buf_append_str(out, "NIL");
+	} else {
+		buf_append_c(out, '(');
+		for (size_t i = 0; i < part->language_count; i++) {
+			if (i > 0)
+				buf_append_c(out, ' ');
+			write_nstring(out, part->languages[i]);
+		}
+		buf_append_c(out, ')');
+	}
+	buf_append_c(out, ' ');
+	write_nstring(out, part->location);
+}
+
+/* BODY (extended false) or BODYSTRUCTURE (true) of part, RFC 3501
+   sections 7.4.2 and 9. Recursion follows the tree, whose depth the
+   parser bounds (MIME_MAX_DEPTH). */
+static void
+write_body_structure(struct buf *out, const struct mime_part *part, const char *data,
+		     size_t len, bool extended)
+{
+	buf_append_c(out, '(');
+	if (part->multipart) {
+		/* body-type-mpart: 1*body SP media-subtype [SP body-ext-mpart] */
+		for (const struct mime_part *c = part->children; c != NULL; c = c->next)
+			write_body_structure(out, c, data, len, extended);
+		buf_append_c(out, ' ');
+		write_nstring(out, part->subtype);
+		if (extended) {
+			buf_append_c(out, ' ');
+			write_params(out, part->params, part->param_count, false);
+			buf_append_c(out, ' ');
+			write_dsp_lang_loc(out, part);
+		}
+		buf_append_c(out, ')');
+		return;
+	}
+	bool text = mime_part_is(part, "text", NULL);
+
+	write_nstring(out, part->type);
+	buf_append_c(out, ' ');
+	write_nstring(out, part->subtype);
+	buf_append_c(out, ' ');
+	write_params(out, part->params, part->param_count,
+		     text && mime_param_get(part->params, part->param_count, "charset") == NULL);
+	buf_append_c(out, ' ');
+	write_nstring(out, part->id);
+	buf_append_c(out, ' ');
+	write_nstring(out, part->description);
+	buf_append_c(out, ' ');
+	write_nstring(out, part->encoding_str != NULL && part->encoding_str[0] != '\0' ?
+				   part->encoding_str : "7bit");
+	buf_printf(out, " %zu", part->body_len);
+	if (part->message) {
+		/* body-type-msg: envelope SP body SP body-fld-lines */
+		buf_append_c(out, ' ');
+		if (part->body_off <= len && part->body_len <= len - part->body_off)
+			message_envelope(data + part->body_off, part->body_len, out);
+		else
+			message_envelope("", 0, out);
+		buf_append_c(out, ' ');
+		write_body_structure(out, part->children, data, len, extended);
+		buf_printf(out, " %zu", part->lines);
+	} else if (text) {
+		buf_printf(out, " %zu", part->lines);
+	}
+	if (extended) {
+		/* body-ext-1part: md5 SP dsp SP lang SP loc */
+		buf_append_c(out, ' ');
+		write_nstring(out, part->md5);
+		buf_append_c(out, ' ');
+		write_dsp_lang_loc(out, part);
+	}
+	buf_append_c(out, ')');
+}
+
+/* The octets of a body section: points *data_r into the message, or
+   into tmp for HEADER.FIELDS. A section that does not exist is the empty
+   string (as Dovecot answers). */
+static void
+section_data(const struct fetch_item *item, struct write_ctx *ctx, struct buf *tmp,
 	     const char **data_r, size_t *len_r)
 {
-	size_t hdr_len = message_header_size(data, len);
+	static const enum mime_section_kind kinds[] = {
+		[SECTION_ALL] = MIME_SECTION_ALL, [SECTION_HEADER] = MIME_SECTION_HEADER,
+		[SECTION_FIELDS] = MIME_SECTION_HEADER, [SECTION_FIELDS_NOT] = MIME_SECTION_HEADER,
+		[SECTION_TEXT] = MIME_SECTION_TEXT, [SECTION_MIME] = MIME_SECTION_MIME,
+	};
+	const char *data = ctx->data;
+	size_t len = ctx->len, off = 0, slen = 0;
+	int found;
 
 	*data_r = "";
 	*len_r = 0;
-	if (item->part_count > 0) {
-		/* TODO(MIME issue): real part numbers. For now the only part
-		   is "1" of a single-part message (its body); anything else
-		   is answered as an empty string. */
-		if (item->part_count == 1 && item->part[0] == 1 && item->kind == SECTION_ALL &&
-		    !is_multipart(data, hdr_len)) {
-			*data_r = data + hdr_len;
-			*len_r = len - hdr_len;
+	if (item->part_count == 0) {
+		/* No tree needed for the message's own sections. */
+		size_t hdr_len = message_header_size(data, len);
+
+		found = 1;
+		if (item->kind == SECTION_ALL) {
+			slen = len;
+		} else if (item->kind == SECTION_TEXT) {
+			off = hdr_len;
+			slen = len - hdr_len;
+		} else {
+			slen = hdr_len;
 		}
-		return;
+	} else {
+		found = mime_section_range(ctx_tree(ctx), item->part, item->part_count,
+					   kinds[item->kind], &off, &slen);
 	}
-	switch (item->kind) {
-	case SECTION_ALL:
-		*data_r = data;
-		*len_r = len;
-		break;
-	case SECTION_HEADER:
-		*data_r = data;
-		*len_r = hdr_len;
-		break;
-	case SECTION_TEXT:
-		*data_r = data + hdr_len;
-		*len_r = len - hdr_len;
-		break;
-	case SECTION_FIELDS:
-	case SECTION_FIELDS_NOT:
-		message_header_fields(data, hdr_len, (const char *const *)item->names,
+	if (found <= 0 || off > len || slen > len - off)
+		return;
+	if (item->kind == SECTION_FIELDS || item->kind == SECTION_FIELDS_NOT) {
+		message_header_fields(data + off, slen, (const char *const *)item->names,
 				      item->name_count, item->kind == SECTION_FIELDS_NOT, tmp);
 		*data_r = tmp->data;
 		*len_r = tmp->len;
-		break;
-	case SECTION_MIME:
-		break;
+		return;
 	}
+	*data_r = data + off;
+	*len_r = slen;
 }
 
 static void
-write_item(const struct fetch_item *item, const struct fetch_msg *msg, struct buf *out)
+write_item(const struct fetch_item *item, struct write_ctx *ctx, struct buf *out)
 {
+	const struct fetch_msg *msg = ctx->msg;
 	const struct mail_rec *rec = msg->rec;
-	const char *data = msg->data != NULL ? msg->data : "";
-	size_t len = msg->data != NULL ? msg->len : 0;
+	const char *data = ctx->data;
+	size_t len = ctx->len;
 	size_t hdr_len;
 	struct buf tmp = BUF_INIT;
 	const char *sdata;
@@ -755,14 +730,14 @@ write_item(const struct fetch_item *item, const struct fetch_msg *msg, struct bu
 		break;
 	case FETCH_BODY:
 		buf_append_str(out, "BODY ");
-		write_body_structure(out, data, len, false);
+		write_body_structure(out, ctx_tree(ctx)->root, data, len, false);
 		break;
 	case FETCH_BODYSTRUCTURE:
 		buf_append_str(out, "BODYSTRUCTURE ");
-		write_body_structure(out, data, len, true);
+		write_body_structure(out, ctx_tree(ctx)->root, data, len, true);
 		break;
 	case FETCH_SECTION:
-		section_data(item, data, len, &tmp, &sdata, &slen);
+		section_data(item, ctx, &tmp, &sdata, &slen);
 		if (item->partial) {
 			if (item->offset >= slen) {
 				slen = 0;
@@ -784,6 +759,10 @@ write_item(const struct fetch_item *item, const struct fetch_msg *msg, struct bu
 void
 fetch_write(const struct fetch_spec *spec, const struct fetch_msg *msg, struct buf *out)
 {
+	struct write_ctx ctx = {
+		.msg = msg, .data = msg->data != NULL ? msg->data : "",
+		.len = msg->data != NULL ? msg->len : 0,
+	};
 	bool first = true;
 
 	buf_printf(out, "* %u FETCH (", msg->seq);
@@ -794,7 +773,7 @@ fetch_write(const struct fetch_spec *spec, const struct fetch_msg *msg, struct b
 	for (size_t i = 0; i < spec->count; i++) {
 		if (!first)
 			buf_append_c(out, ' ');
-		write_item(&spec->items[i], msg, out);
+		write_item(&spec->items[i], &ctx, out);
 		first = false;
 	}
 	if (msg->add_flags && !fetch_spec_has_flags(spec)) {
@@ -804,4 +783,5 @@ fetch_write(const struct fetch_spec *spec, const struct fetch_msg *msg, struct b
 		imap_write_flags(out, msg->rec->flags, msg->rec->keywords, msg->recent, msg->state);
 	}
 	buf_append_str(out, ")\r\n");
+	mime_message_free(&ctx.owned);
 }

@@ -9,6 +9,7 @@
 #include "storage.h"
 
 struct fetch_spec;
+struct mime_cache;
 
 /* Parses the data items of a FETCH (the args after the sequence set: a
    macro atom ALL/FAST/FULL, one item, or a list of items). Returns 0 or
@@ -18,7 +19,8 @@ int fetch_parse(const struct imap_arg *args, size_t count, struct fetch_spec **s
 void fetch_spec_free(struct fetch_spec **spec);
 /* Adds UID to the items (UID FETCH must return it). */
 void fetch_spec_add_uid(struct fetch_spec *spec);
-/* True if some item needs the message bytes. */
+/* True if some item needs the message bytes (BODY and BODYSTRUCTURE
+   too: reading is cheap, the parse cache saves the parse). */
 bool fetch_spec_needs_message(const struct fetch_spec *spec);
 /* True if some item is a non-PEEK body section (or RFC822, RFC822.TEXT),
    which sets \Seen in a read-write mailbox. */
@@ -34,6 +36,11 @@ struct fetch_msg {
 	bool add_flags;                      /* also write FLAGS (after \Seen was set) */
 	const char *data;                    /* the message when needed, else NULL */
 	size_t len;
+	/* Optional (both NULL: parse every time). With both set, BODY,
+	   BODYSTRUCTURE and part sections reuse the parsed tree of
+	   (cache_owner, rec->uid) from cache (see mime.h). */
+	struct mime_cache *cache;
+	const void *cache_owner;
 };
 
 /* Appends "* <seq> FETCH (...)\r\n" for msg. */

@@ -1067,6 +1067,8 @@ imap_cmd_fetch_continue(struct client *c)
 			continue;
 		}
 		i_zero(&fm);
+		fm.cache = hub_mime_cache(c->gen->hub);
+		fm.cache_owner = c->mbox;
 		fm.seq = seq;
 		fm.state = st;
 		fm.recent = mbox_view_is_recent(c->view, st->mails[idx].uid);

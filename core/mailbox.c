@@ -2,6 +2,7 @@
 #include "mailbox.h"
 #include "imap_util.h"
 #include "log.h"
+#include "mime.h"
 #include "seqset.h"
 #include "watch.h"
 
@@ -27,9 +28,13 @@ struct mailbox {
 	uint64_t released_at;
 };
 
+/* Parsed message structures kept for BODYSTRUCTURE. */
+#define HUB_MIME_CACHE_ENTRIES 256
+
 struct hub {
 	struct storage_ctx storage;
 	struct watch *watch;
+	struct mime_cache *mime_cache;
 	struct mailbox *mailboxes;
 	size_t count;
 	uint64_t release_clock;
@@ -42,6 +47,7 @@ hub_new(const struct storage_ctx *storage, struct watch *watch)
 
 	hub->storage = *storage;
 	hub->watch = watch;
+	hub->mime_cache = mime_cache_new(HUB_MIME_CACHE_ENTRIES);
 	return hub;
 }
 
@@ -91,6 +97,8 @@ mailbox_destroy(struct mailbox *mbox)
 	if (mbox->next != NULL)
 		mbox->next->prev = mbox->prev;
 	hub->count--;
+	/* A later mailbox at the same address must not find our trees. */
+	mime_cache_forget(hub->mime_cache, mbox);
 	mailbox_watch_stop(mbox);
 	hub->storage.backend->close(&mbox->box);
 	mbox_state_deinit(&mbox->state);
@@ -109,7 +117,14 @@ hub_free(struct hub **_hub)
 	*_hub = NULL;
 	while (hub->mailboxes != NULL)
 		mailbox_destroy(hub->mailboxes);
+	mime_cache_free(&hub->mime_cache);
 	free(hub);
+}
+
+struct mime_cache *
+hub_mime_cache(struct hub *hub)
+{
+	return hub->mime_cache;
 }
 
 size_t
@@ -276,8 +291,10 @@ mailbox_refresh(struct mailbox *mbox, const char *sid)
 	if (ret > 0 || st->uidvalidity != uidvalidity) {
 		log_warn(sid, "%s/%s: UIDVALIDITY changed from %u to %u", mbox->user, mbox->name,
 			 uidvalidity, st->uidvalidity);
-		/* Every view's map is void now; they notice in sync(). */
+		/* Every view's map is void now; they notice in sync(). UIDs
+		   may be reused by the new lineage: drop parsed trees. */
 		st->expunge_gen++;
+		mime_cache_forget(mbox->hub->mime_cache, mbox);
 	} else if (st->count < count + (st->uidnext - uidnext)) {
 		/* Fewer messages than before plus the new ones: someone
 		   removed some. */

@@ -42,6 +42,9 @@ struct watch;
    that sessions have selected. */
 struct hub *hub_new(const struct storage_ctx *storage, struct watch *watch);
 void hub_free(struct hub **hub);
+/* The parsed-structure cache shared by the hub's sessions (BODYSTRUCTURE
+   is parsed once per message); keyed by (struct mailbox *, uid). */
+struct mime_cache *hub_mime_cache(struct hub *hub);
 /* Number of open mailboxes (for tests and the log). */
 size_t hub_open_count(const struct hub *hub);
 

@@ -3,19 +3,15 @@
 
    Everything is best effort on malformed input: junk lines in the header
    are skipped, unknown syntax is copied through, and no function reads
-   past the length it was given. The only recursion (nested multiparts)
-   is bounded by BODY_MAX_DEPTH. */
+   past the length it was given. Header fields are read with
+   mime_header_next() and the body text walks the tree of mime_parse(),
+   whose depth MIME_MAX_DEPTH bounds the only recursion. */
 #include "message.h"
+#include "mime.h"
 
-#include <errno.h>
-#include <iconv.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-/* Nesting of multipart/message parts that message_body_text() descends. */
-#define BODY_MAX_DEPTH 10
-/* Parts of one multipart that message_body_text() looks at. */
-#define BODY_MAX_PARTS 1000
 
 /* ENVELOPE host (and mailbox) of an address that has none, as Dovecot
    writes them: "bob" becomes ("bob" host "MISSING_DOMAIN"), so that a
@@ -27,12 +23,6 @@ static const char *const month_names[12] = {
 	"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 };
-
-static bool
-is_wsp(char c)
-{
-	return c == ' ' || c == '\t';
-}
 
 static bool
 is_ws(char c)
@@ -81,15 +71,6 @@ mem_equals_ci(const char *s, size_t len, const char *word)
 
 /* --- header fields --------------------------------------------------- */
 
-struct hdr_field {
-	const char *name;
-	size_t name_len;
-	const char *value;         /* after the colon, with folding, without the final line end */
-	size_t value_len;
-	const char *raw;           /* the whole field, with its final line end if any */
-	size_t raw_len;
-};
-
 /* Finds the end of the line at pos: *content_end_r excludes the CR LF (or
    LF), the return value is the offset just past the LF (or len). */
 static size_t
@@ -120,54 +101,6 @@ message_header_size(const char *msg, size_t len)
 	return len;
 }
 
-/* Returns the next well-formed field of the header block hdr[0..len)
-   starting at *pos, skipping junk lines (no colon, a name with spaces,
-   continuation lines without a field). Stops at the blank line. */
-static bool
-hdr_next(const char *hdr, size_t len, size_t *pos, struct hdr_field *f)
-{
-	while (*pos < len) {
-		size_t start = *pos, end, next = line_next(hdr, len, start, &end);
-		const char *colon;
-		size_t name_end;
-		bool junk = false;
-
-		if (end == start)
-			return false;           /* the blank line ending the header */
-		*pos = next;
-		if (is_wsp(hdr[start]))
-			continue;               /* continuation without a field */
-		colon = memchr(hdr + start, ':', end - start);
-		if (colon == NULL)
-			continue;               /* junk line, e.g. an mbox "From " line */
-		name_end = (size_t)(colon - hdr);
-		while (name_end > start && is_wsp(hdr[name_end - 1]))
-			name_end--;
-		for (size_t i = start; i < name_end; i++) {
-			unsigned char c = (unsigned char)hdr[i];
-			if (c <= ' ' || c == 0x7f)
-				junk = true;
-		}
-		if (junk || name_end == start)
-			continue;
-		/* Take the continuation lines that follow. */
-		while (next < len && is_wsp(hdr[next])) {
-			size_t cend, cnext = line_next(hdr, len, next, &cend);
-			end = cend;
-			next = cnext;
-		}
-		*pos = next;
-		f->name = hdr + start;
-		f->name_len = name_end - start;
-		f->value = colon + 1;
-		f->value_len = end - (size_t)(colon + 1 - hdr);
-		f->raw = hdr + start;
-		f->raw_len = next - start;
-		return true;
-	}
-	return false;
-}
-
 /* Appends the value unfolded (CR and LF removed) and trimmed. */
 static void
 append_unfolded(struct buf *out, const char *v, size_t len)
@@ -191,10 +124,10 @@ append_unfolded(struct buf *out, const char *v, size_t len)
 int
 message_header_get(const char *hdr, size_t hdr_len, const char *name, struct buf *out)
 {
-	struct hdr_field f;
+	struct mime_field f;
 	size_t pos = 0;
 
-	while (hdr_next(hdr, hdr_len, &pos, &f)) {
+	while (mime_header_next(hdr, hdr_len, &pos, &f)) {
 		if (mem_equals_ci(f.name, f.name_len, name)) {
 			append_unfolded(out, f.value, f.value_len);
 			return 1;
@@ -206,11 +139,11 @@ message_header_get(const char *hdr, size_t hdr_len, const char *name, struct buf
 int
 message_header_get_all(const char *hdr, size_t hdr_len, const char *name, struct buf *out)
 {
-	struct hdr_field f;
+	struct mime_field f;
 	size_t pos = 0;
 	int found = 0;
 
-	while (hdr_next(hdr, hdr_len, &pos, &f)) {
+	while (mime_header_next(hdr, hdr_len, &pos, &f)) {
 		if (!mem_equals_ci(f.name, f.name_len, name))
 			continue;
 		if (found)
@@ -240,10 +173,10 @@ void
 message_header_fields(const char *hdr, size_t hdr_len, const char *const *names,
 		      size_t name_count, bool negate, struct buf *out)
 {
-	struct hdr_field f;
+	struct mime_field f;
 	size_t pos = 0;
 
-	while (hdr_next(hdr, hdr_len, &pos, &f)) {
+	while (mime_header_next(hdr, hdr_len, &pos, &f)) {
 		bool match = false;
 
 		for (size_t i = 0; i < name_count && !match; i++)
@@ -885,81 +818,11 @@ message_parse_imap_datetime(const char *str, int64_t *time_r, int32_t *tz_minute
 
 /* --- charsets, RFC 2047 ---------------------------------------------- */
 
-static bool
-charset_is_utf8(const char *cs, size_t len)
-{
-	return len == 0 || mem_equals_ci(cs, len, "utf-8") || mem_equals_ci(cs, len, "utf8") ||
-	       mem_equals_ci(cs, len, "us-ascii") || mem_equals_ci(cs, len, "ascii");
-}
-
-static bool
-charset_is_latin1(const char *cs, size_t len)
-{
-	return mem_equals_ci(cs, len, "iso-8859-1") || mem_equals_ci(cs, len, "iso8859-1") ||
-	       mem_equals_ci(cs, len, "latin1");
-}
-
-/* Appends data converted from charset cs to UTF-8. UTF-8, US-ASCII and
-   ISO-8859-1 are done here; other charsets through iconv(3). Returns 0,
-   or -1 (out unchanged) when the charset is unknown or the data is not
-   valid in it. */
 static int
 charset_to_utf8(const char *cs, size_t cs_len, const char *data, size_t len,
 		struct buf *out)
 {
-	char name[41];
-	iconv_t cd;
-	size_t start = out->len;
-
-	if (charset_is_utf8(cs, cs_len)) {
-		buf_append(out, data, len);
-		return 0;
-	}
-	if (charset_is_latin1(cs, cs_len)) {
-		buf_append(out, "", 0);
-		buf_reserve(out, len * 2);
-		for (size_t i = 0; i < len; i++) {
-			unsigned char c = (unsigned char)data[i];
-			if (c < 0x80) {
-				buf_append_c(out, (char)c);
-			} else {
-				buf_append_c(out, (char)(0xc0 | (c >> 6)));
-				buf_append_c(out, (char)(0x80 | (c & 0x3f)));
-			}
-		}
-		return 0;
-	}
-	/* Only plain charset names reach iconv_open(). */
-	if (cs_len >= sizeof(name))
-		return -1;
-	for (size_t i = 0; i < cs_len; i++) {
-		char c = cs[i];
-		if (!is_alpha(c) && !is_digit(c) && c != '-' && c != '_' && c != '.' && c != ':')
-			return -1;
-		name[i] = c;
-	}
-	name[cs_len] = '\0';
-	cd = iconv_open("UTF-8", name);
-	if (cd == (iconv_t)-1)
-		return -1;
-	char *in = (char *)data;
-	size_t in_left = len;
-	/* Each round converts a chunk; a round either consumes input or
-	   fails, so the loop ends. */
-	while (in_left > 0) {
-		char chunk[1024], *o = chunk;
-		size_t o_left = sizeof(chunk);
-		size_t ret = iconv(cd, &in, &in_left, &o, &o_left);
-
-		buf_append(out, chunk, sizeof(chunk) - o_left);
-		if (ret == (size_t)-1 && errno != E2BIG) {
-			buf_truncate(out, start);
-			iconv_close(cd);
-			return -1;
-		}
-	}
-	iconv_close(cd);
-	return 0;
+	return mime_charset_to_utf8(cs, cs_len, data, len, out);
 }
 
 static int
@@ -1108,230 +971,45 @@ message_decode_header(const char *value, size_t len, struct buf *out)
 
 /* --- body text ------------------------------------------------------- */
 
-/* The parts of a Content-Type value we need. */
-struct content_type {
-	char type[32], subtype[64];
-	struct buf boundary, charset;
-};
-
+/* Appends the searchable text of part: multiparts walked, the header
+   and text of an attached message/rfc822, text parts decoded (transfer
+   encoding and charset); other parts are skipped except the message
+   itself, whose body is searched (decoded) whatever its type. An opaque
+   part (beyond the parser's limits) and a multipart whose boundary never
+   occurs are searched raw. Recursion follows the tree, whose depth the
+   parser bounds by MIME_MAX_DEPTH. */
 static void
-copy_token_lower(const char *s, size_t len, size_t *pos, char *dst, size_t dst_size)
+part_text(const struct mime_part *part, const char *msg, size_t len, struct buf *out)
 {
-	size_t n = 0;
-
-	while (*pos < len && !is_ws(s[*pos]) && s[*pos] != '/' && s[*pos] != ';' &&
-	       s[*pos] != '(') {
-		if (n + 1 < dst_size)
-			dst[n++] = ascii_lower(s[*pos]);
-		(*pos)++;
-	}
-	dst[n] = '\0';
-}
-
-static void
-content_type_parse(const char *s, size_t len, struct content_type *ct)
-{
-	size_t pos = 0;
-
-	ct->type[0] = ct->subtype[0] = '\0';
-	skip_cfws(s, len, &pos);
-	copy_token_lower(s, len, &pos, ct->type, sizeof(ct->type));
-	skip_cfws(s, len, &pos);
-	if (pos < len && s[pos] == '/') {
-		pos++;
-		skip_cfws(s, len, &pos);
-		copy_token_lower(s, len, &pos, ct->subtype, sizeof(ct->subtype));
-	}
-	/* Parameters: ; name = value-or-quoted-string */
-	while (pos < len) {
-		size_t name_start, name_end;
-		struct buf *target = NULL;
-
-		while (pos < len && s[pos] != ';')
-			pos++;
-		if (pos >= len)
-			break;
-		pos++;
-		skip_cfws(s, len, &pos);
-		name_start = pos;
-		while (pos < len && s[pos] != '=' && s[pos] != ';' && !is_ws(s[pos]))
-			pos++;
-		name_end = pos;
-		skip_cfws(s, len, &pos);
-		if (pos >= len || s[pos] != '=')
-			continue;
-		pos++;
-		skip_cfws(s, len, &pos);
-		if (mem_equals_ci(s + name_start, name_end - name_start, "boundary"))
-			target = &ct->boundary;
-		else if (mem_equals_ci(s + name_start, name_end - name_start, "charset"))
-			target = &ct->charset;
-		if (target != NULL)
-			buf_reset(target);
-		if (pos < len && s[pos] == '"') {
-			struct buf tmp = BUF_INIT;
-			read_qstring(s, len, &pos, target != NULL ? target : &tmp);
-			buf_free(&tmp);
-		} else {
-			while (pos < len && s[pos] != ';' && !is_ws(s[pos])) {
-				if (target != NULL)
-					buf_append_c(target, s[pos]);
-				pos++;
-			}
+	if (part->multipart && !part->boundary_found) {
+		buf_append(out, msg + part->body_off, part->body_len);
+	} else if (part->multipart) {
+		for (const struct mime_part *c = part->children; c != NULL; c = c->next) {
+			if (out->len > 0 && (c->multipart || c->message || c->opaque ||
+					     mime_part_is(c, "text", NULL)))
+				buf_append_c(out, '\n');
+			part_text(c, msg, len, out);
 		}
+	} else if (part->message) {
+		const struct mime_part *inner = part->children;
+
+		buf_append(out, msg + inner->hdr_off, inner->hdr_len);
+		part_text(inner, msg, len, out);
+	} else if (part->opaque) {
+		buf_append(out, msg + part->body_off, part->body_len);
+	} else if (mime_part_is(part, "text", NULL) || part->parent == NULL) {
+		mime_part_decoded(part, msg, len, out);
 	}
-}
-
-static void
-content_type_free(struct content_type *ct)
-{
-	buf_free(&ct->boundary);
-	buf_free(&ct->charset);
-}
-
-/* Quoted-printable: "=XX" bytes, soft line breaks "=" at a line end
-   (trailing white space allowed), a stray '=' kept. */
-static void
-qp_decode(const char *s, size_t len, struct buf *out)
-{
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] != '=') {
-			buf_append_c(out, s[i]);
-			continue;
-		}
-		if (i + 2 < len && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-			buf_append_c(out, (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
-			i += 2;
-			continue;
-		}
-		size_t j = i + 1;
-		while (j < len && is_wsp(s[j]))
-			j++;
-		if (j < len && s[j] == '\r' && j + 1 < len && s[j + 1] == '\n')
-			j++;
-		if (j < len && s[j] == '\n') {
-			i = j;                  /* soft line break */
-			continue;
-		}
-		if (j >= len) {
-			i = len;                /* '=' at the very end */
-			continue;
-		}
-		buf_append_c(out, '=');
-	}
-}
-
-/* Appends the text of one part (headers + body) at depth. */
-static void part_text(const char *p, size_t len, struct buf *out, unsigned depth);
-
-/* Walks a multipart body. Returns 0, or -1 if the boundary never occurs
-   (the caller then takes the raw body). */
-static int
-multipart_text(const char *body, size_t len, const char *boundary, size_t blen,
-	       struct buf *out, unsigned depth)
-{
-	size_t pos = 0, part_start = 0, parts = 0;
-	bool in_part = false;
-
-	while (pos < len) {
-		size_t end, next = line_next(body, len, pos, &end);
-		bool delim = end - pos >= blen + 2 && body[pos] == '-' && body[pos + 1] == '-' &&
-			     memcmp(body + pos + 2, boundary, blen) == 0;
-		bool close = false;
-
-		if (delim) {
-			size_t rest = pos + 2 + blen;
-			if (end - rest >= 2 && body[rest] == '-' && body[rest + 1] == '-') {
-				close = true;
-				rest += 2;
-			}
-			for (; rest < end && delim; rest++)
-				delim = is_wsp(body[rest]);
-		}
-		if (delim) {
-			if (in_part) {
-				/* The line end before the delimiter belongs to it. */
-				size_t part_end = pos;
-				if (part_end > part_start && body[part_end - 1] == '\n')
-					part_end--;
-				if (part_end > part_start && body[part_end - 1] == '\r')
-					part_end--;
-				if (part_end < part_start)
-					part_end = part_start;
-				if (out->len > 0)
-					buf_append_c(out, '\n');
-				part_text(body + part_start, part_end - part_start, out, depth);
-			}
-			if (close || ++parts > BODY_MAX_PARTS)
-				return 0;
-			in_part = true;
-			part_start = next;
-		}
-		pos = next;
-	}
-	if (!in_part)
-		return -1;
-	/* Truncated: no closing delimiter. Take the last part as it is. */
-	if (part_start < len) {
-		if (out->len > 0)
-			buf_append_c(out, '\n');
-		part_text(body + part_start, len - part_start, out, depth);
-	}
-	return 0;
-}
-
-static void
-part_text(const char *p, size_t len, struct buf *out, unsigned depth)
-{
-	size_t hdr_len = message_header_size(p, len);
-	const char *body = p + hdr_len;
-	size_t body_len = len - hdr_len;
-	struct content_type ct = { .boundary = BUF_INIT, .charset = BUF_INIT };
-	struct buf value = BUF_INIT, decoded = BUF_INIT;
-	bool has_ct = message_header_get(p, hdr_len, "Content-Type", &value) > 0;
-
-	if (has_ct)
-		content_type_parse(value.data, value.len, &ct);
-	buf_reset(&value);
-	(void)message_header_get(p, hdr_len, "Content-Transfer-Encoding", &value);
-
-	if (strcmp(ct.type, "multipart") == 0 && ct.boundary.len > 0) {
-		if (depth >= BODY_MAX_DEPTH ||
-		    multipart_text(body, body_len, ct.boundary.data, ct.boundary.len, out,
-				   depth + 1) < 0)
-			buf_append(out, body, body_len);
-	} else if (strcmp(ct.type, "message") == 0 && strcmp(ct.subtype, "rfc822") == 0 &&
-		   depth < BODY_MAX_DEPTH) {
-		/* An attached message: its header and its text. */
-		size_t inner_hdr = message_header_size(body, body_len);
-		buf_append(out, body, inner_hdr);
-		part_text(body, body_len, out, depth + 1);
-	} else if (!has_ct || ct.type[0] == '\0' || strcmp(ct.type, "text") == 0 || depth == 0) {
-		/* Text, or a single-part message of any type (searched raw). */
-		bool is_text = !has_ct || ct.type[0] == '\0' || strcmp(ct.type, "text") == 0;
-
-		if (mem_equals_ci(value.data == NULL ? "" : value.data, value.len,
-				  "quoted-printable"))
-			qp_decode(body, body_len, &decoded);
-		else if (mem_equals_ci(value.data == NULL ? "" : value.data, value.len, "base64"))
-			(void)base64_decode(body, body_len, false, &decoded);
-		else
-			buf_append(&decoded, body, body_len);
-		if (!is_text || decoded.len == 0 ||
-		    charset_to_utf8(ct.charset.data == NULL ? "" : ct.charset.data, ct.charset.len,
-				    decoded.data, decoded.len, out) < 0)
-			buf_append(out, decoded.data, decoded.len);
-	}
-	/* Other non-text parts of a multipart are skipped. */
-	buf_free(&value);
-	buf_free(&decoded);
-	content_type_free(&ct);
 }
 
 void
 message_body_text(const char *msg, size_t len, struct buf *out)
 {
-	part_text(msg, len, out, 0);
+	struct mime_message *m = mime_parse(msg, len);
+
+	buf_append(out, "", 0);
+	part_text(m->root, msg, len, out);
+	mime_message_free(&m);
 }
 
 /* --- searching ------------------------------------------------------- */

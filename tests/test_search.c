@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "search.h"
+#include "buf.h"
 
 /* --- argument trees -------------------------------------------------- */
 
@@ -380,6 +381,100 @@ test_body_and_text_keys(void **state)
 	check("BODY \"\"", "1 2 3 4");
 }
 
+/* --- MIME bodies from tests/data ------------------------------------ */
+
+static char *
+read_corpus(const char *name, size_t *len_r)
+{
+	char path[256];
+	FILE *f;
+	struct buf b = BUF_INIT;
+	int c, prev = 0;
+
+	snprintf(path, sizeof(path), "tests/data/%s", name);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	while ((c = fgetc(f)) != EOF) {        /* bounded by the file */
+		if (c == '\n' && prev != '\r')
+			buf_append_c(&b, '\r');
+		buf_append_c(&b, (char)c);
+		prev = c;
+	}
+	fclose(f);
+	*len_r = b.len;
+	return buf_steal(&b);
+}
+
+struct corpus_msg {
+	char *data;
+	size_t len;
+};
+
+static int
+load_corpus(void *ctx, const char **data_r, size_t *len_r)
+{
+	struct corpus_msg *m = ctx;
+
+	*data_r = m->data;
+	*len_r = m->len;
+	return 0;
+}
+
+/* 1 if program matches the corpus file name, else 0. */
+static int
+corpus_match(const char *name, const char *program)
+{
+	struct corpus_msg cm;
+	const char *s = program;
+	struct arglist l = tokenize(&s, false);
+	struct search_key *key = NULL;
+	const char *error = NULL;
+	bool badcharset = false;
+	struct mail_rec rec = { .uid = 1, .size = 1 };
+	struct search_msg sm = { .seq = 1, .uid = 1, .rec = &rec, .load = load_corpus,
+				 .load_ctx = &cm };
+	int ret;
+
+	cm.data = read_corpus(name, &cm.len);
+	assert_int_equal(search_parse(l.args, l.count, &test_state, 1, 1, &key, &error,
+				      &badcharset), 0);
+	ret = search_match(key, &sm);
+	assert_true(ret == 0 || ret == 1);
+	search_key_free(&key);
+	args_free(l.args, l.count);
+	free(cm.data);
+	return ret;
+}
+
+static void
+test_body_search_decodes_mime_text_parts(void **state)
+{
+	(void)state;
+	/* Quoted-printable UTF-8 in a multipart/alternative, soft breaks. */
+	assert_int_equal(corpus_match("mime-nested.eml", "BODY \"r\xc3\xa9sum\xc3\xa9 of\""), 1);
+	assert_int_equal(corpus_match("mime-nested.eml", "BODY \"soft-wrapped here\""), 1);
+	assert_int_equal(corpus_match("mime-nested.eml", "BODY \"r=C3=A9sum\""), 0);
+	/* The HTML alternative is searched too. */
+	assert_int_equal(corpus_match("mime-nested.eml", "BODY \"&amp; notes\""), 1);
+	/* A base64 attachment is not text. */
+	assert_int_equal(corpus_match("mime-nested.eml", "BODY JVBERi0xLjQK"), 0);
+	assert_int_equal(corpus_match("mime-nested.eml", "BODY PDF-1.4"), 0);
+	/* A base64 text part of an unterminated multipart. */
+	assert_int_equal(corpus_match("mime-noclose.eml", "BODY \"never closed\""), 1);
+	assert_int_equal(corpus_match("mime-noclose.eml", "BODY c2Vjb25k"), 0);
+	/* Latin-1 quoted-printable. */
+	assert_int_equal(corpus_match("mime-rfc2231.eml", "BODY \"voil\xc3\xa0 les\""), 1);
+	/* An attached message: its text and its header. */
+	assert_int_equal(corpus_match("mime-rfc822.eml", "BODY \"lunch at the caf\xc3\xa9?\""), 1);
+	assert_int_equal(corpus_match("mime-rfc822.eml", "BODY eve@example.com"), 1);
+	assert_int_equal(corpus_match("mime-rfc822.eml", "TEXT \"forwarded message\""), 1);
+	/* RFC 2047 in the message's own header, for TEXT. */
+	assert_int_equal(corpus_match("mime-rfc822.eml", "TEXT \"Fwd: lunch\""), 1);
+	assert_int_equal(corpus_match("encoded.eml", "TEXT \"r\xc3\xa9sum\xc3\xa9 plain\""), 1);
+	/* 8-bit text without a charset is searched as it is. */
+	assert_int_equal(corpus_match("mime-badheaders.eml", "BODY \"caf\xe9\""), 1);
+}
+
 static void
 test_sequence_and_uid_sets(void **state)
 {
@@ -605,6 +700,7 @@ main(void)
 		cmocka_unit_test(test_header_keys),
 		cmocka_unit_test(test_utf8_search_on_encoded_subject),
 		cmocka_unit_test(test_body_and_text_keys),
+		cmocka_unit_test(test_body_search_decodes_mime_text_parts),
 		cmocka_unit_test(test_sequence_and_uid_sets),
 		cmocka_unit_test(test_or_not_and_groups),
 		cmocka_unit_test(test_nesting_is_bounded),

@@ -1,0 +1,1581 @@
+/* mime.c: the RFC 5322 / MIME part tree, IMAP sections, transfer and
+   charset decoding, text and attachment helpers, and the parse cache.
+
+   The parser works top-down on byte ranges: a part's range is split into
+   its header and body; a multipart body is split at the delimiter lines
+   of its own boundary into child ranges, each parsed the same way one
+   level deeper. The recursion is bounded by MIME_MAX_DEPTH and the
+   number of parts by MIME_MAX_PARTS, so a nesting bomb costs at most
+   MIME_MAX_DEPTH passes over the message. Where Dovecot and RFC 2045/2046
+   leave a choice (boundary lines matched by prefix, the line end before
+   a delimiter belonging to it, the first Content-Type winning, an
+   unterminated multipart's last part running to the end), this follows
+   Dovecot, so that BODYSTRUCTURE answers match its answers. */
+#include "mime.h"
+#include "message.h"
+
+#include <errno.h>
+#include <iconv.h>
+#include <stdlib.h>
+
+static bool
+is_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static bool
+is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static char
+to_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+static int
+hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static bool
+mem_equals_ci(const char *s, size_t len, const char *word)
+{
+	return strlen(word) == len && ascii_strncasecmp(s, word, len) == 0;
+}
+
+/* --- header fields --------------------------------------------------- */
+
+/* The end of the line at pos: *content_end_r without CR LF (or LF); the
+   return value is just past the LF (or len). */
+static size_t
+line_next(const char *p, size_t len, size_t pos, size_t *content_end_r)
+{
+	const char *lf = memchr(p + pos, '\n', len - pos);
+	size_t end = lf == NULL ? len : (size_t)(lf - p);
+	size_t next = lf == NULL ? len : end + 1;
+
+	if (lf != NULL && end > pos && p[end - 1] == '\r')
+		end--;
+	*content_end_r = end;
+	return next;
+}
+
+bool
+mime_header_next(const char *hdr, size_t len, size_t *pos, struct mime_field *f)
+{
+	while (*pos < len) {
+		size_t start = *pos, end, next = line_next(hdr, len, start, &end);
+		const char *colon;
+		size_t name_end;
+		bool junk = false;
+
+		if (end == start)
+			return false;           /* the blank line ending the header */
+		*pos = next;
+		if (is_wsp(hdr[start]))
+			continue;               /* continuation without a field */
+		colon = memchr(hdr + start, ':', end - start);
+		if (colon == NULL)
+			continue;               /* junk line, e.g. an mbox "From " line */
+		name_end = (size_t)(colon - hdr);
+		while (name_end > start && is_wsp(hdr[name_end - 1]))
+			name_end--;
+		for (size_t i = start; i < name_end; i++) {
+			unsigned char c = (unsigned char)hdr[i];
+			if (c <= ' ' || c == 0x7f)
+				junk = true;
+		}
+		if (junk || name_end == start)
+			continue;
+		while (next < len && is_wsp(hdr[next])) {
+			size_t cend, cnext = line_next(hdr, len, next, &cend);
+			end = cend;
+			next = cnext;
+		}
+		*pos = next;
+		f->name = hdr + start;
+		f->name_len = name_end - start;
+		f->value = colon + 1;
+		f->value_len = end - (size_t)(colon + 1 - hdr);
+		f->raw = hdr + start;
+		f->raw_len = next - start;
+		return true;
+	}
+	return false;
+}
+
+/* The value unfolded (CR, LF dropped) and trimmed, malloc'ed. */
+static char *
+unfold_dup(const char *v, size_t len)
+{
+	size_t start = 0, end = len, n = 0;
+	char *s;
+
+	while (start < end && is_ws(v[start]))
+		start++;
+	while (end > start && is_ws(v[end - 1]))
+		end--;
+	s = xmalloc(end - start + 1);
+	for (size_t i = start; i < end; i++) {
+		if (v[i] != '\r' && v[i] != '\n')
+			s[n++] = v[i];
+	}
+	s[n] = '\0';
+	return s;
+}
+
+/* --- RFC 2045 tokens and parameters ---------------------------------- */
+
+static bool
+is_tspecial(char c)
+{
+	return strchr("()<>@,;:\\\"/[]?=", c) != NULL;
+}
+
+static bool
+is_token_char(char c)
+{
+	unsigned char u = (unsigned char)c;
+
+	return u > ' ' && u != 0x7f && !is_tspecial(c);
+}
+
+/* Skips white space, line ends and (nested) comments, iteratively. */
+static void
+skip_cfws(const char *s, size_t len, size_t *pos)
+{
+	while (*pos < len) {
+		if (is_ws(s[*pos])) {
+			(*pos)++;
+		} else if (s[*pos] == '(') {
+			size_t depth = 0;
+
+			for (; *pos < len; (*pos)++) {
+				if (s[*pos] == '\\' && *pos + 1 < len) {
+					(*pos)++;
+				} else if (s[*pos] == '(') {
+					depth++;
+				} else if (s[*pos] == ')' && --depth == 0) {
+					(*pos)++;
+					break;
+				}
+			}
+		} else {
+			break;
+		}
+	}
+}
+
+static char *
+read_token(const char *s, size_t len, size_t *pos)
+{
+	size_t start = *pos;
+
+	while (*pos < len && is_token_char(s[*pos]))
+		(*pos)++;
+	return xstrndup(s + start, *pos - start);
+}
+
+/* A quoted string at s[*pos] == '"': its unescaped content (folding
+   removed). An unterminated one runs to the end. */
+static char *
+read_quoted(const char *s, size_t len, size_t *pos)
+{
+	struct buf b = BUF_INIT;
+
+	buf_append(&b, "", 0);
+	for ((*pos)++; *pos < len; (*pos)++) {
+		char c = s[*pos];
+
+		if (c == '"') {
+			(*pos)++;
+			break;
+		}
+		if (c == '\\' && *pos + 1 < len)
+			c = s[++(*pos)];
+		if (c != '\r' && c != '\n')
+			buf_append_c(&b, c);
+	}
+	return buf_steal(&b);
+}
+
+struct raw_param {
+	char *name, *value;
+};
+
+/* Reads "; name=value" pairs from s[*pos..len) (a value is a token or a
+   quoted string; an empty value is allowed). Junk up to the next ';' is
+   skipped. At most 64 parameters are kept. */
+static void
+read_raw_params(const char *s, size_t len, size_t *pos, struct raw_param **list_r,
+		size_t *count_r)
+{
+	struct raw_param *list = NULL;
+	size_t count = 0, alloc = 0;
+
+	while (*pos < len && count < 64) {
+		char *name, *value;
+
+		while (*pos < len && s[*pos] != ';') {
+			if (s[*pos] == '"') {
+				free(read_quoted(s, len, pos));
+				continue;
+			}
+			(*pos)++;
+		}
+		if (*pos >= len)
+			break;
+		(*pos)++;
+		skip_cfws(s, len, pos);
+		if (*pos >= len || !is_token_char(s[*pos]))
+			continue;
+		name = read_token(s, len, pos);
+		skip_cfws(s, len, pos);
+		if (*pos >= len || s[*pos] != '=') {
+			free(name);
+			continue;
+		}
+		(*pos)++;
+		skip_cfws(s, len, pos);
+		if (*pos < len && s[*pos] == '"')
+			value = read_quoted(s, len, pos);
+		else
+			value = read_token(s, len, pos);
+		xgrow(&list, &alloc, count + 1, sizeof(*list));
+		list[count].name = name;
+		list[count].value = value;
+		count++;
+	}
+	*list_r = list;
+	*count_r = count;
+}
+
+/* Splits an RFC 2231 name "base*N*", "base*N", "base*" or "base" into
+   its base length, section (-1 if none) and whether it is extended. */
+static void
+rfc2231_name(const char *name, size_t *base_len_r, long *section_r, bool *extended_r)
+{
+	size_t len = strlen(name), star;
+
+	*base_len_r = len;
+	*section_r = -1;
+	*extended_r = false;
+	if (len > 1 && name[len - 1] == '*') {
+		*extended_r = true;
+		len--;
+		*base_len_r = len;
+	}
+	star = len;
+	while (star > 0 && name[star - 1] >= '0' && name[star - 1] <= '9')
+		star--;
+	if (star > 1 && star < len && name[star - 1] == '*' && len - star <= 4 &&
+	    (name[star] != '0' || len - star == 1)) {
+		*section_r = strtol(name + star, NULL, 10);
+		*base_len_r = star - 1;
+	}
+}
+
+/* Appends the %XX-decoded value. */
+static void
+percent_decode(const char *s, size_t len, struct buf *out)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '%' && i + 2 < len && hex_value(s[i + 1]) >= 0 &&
+		    hex_value(s[i + 2]) >= 0) {
+			buf_append_c(out, (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
+			i += 2;
+		} else {
+			buf_append_c(out, s[i]);
+		}
+	}
+}
+
+static void
+param_set(struct mime_param *p, char *name, char *value, size_t base_len, bool extended,
+	  struct buf *bytes, const char *charset, size_t charset_len)
+{
+	struct buf dec = BUF_INIT;
+
+	p->name = name;
+	p->value = value;
+	p->key = xstrndup(name, base_len);
+	for (char *k = p->key; *k != '\0'; k++)
+		*k = to_lower(*k);
+	if (extended) {
+		if (bytes->len == 0 ||
+		    mime_charset_to_utf8(charset, charset_len, bytes->data, bytes->len, &dec) < 0)
+			buf_append(&dec, bytes->data == NULL ? "" : bytes->data, bytes->len);
+	} else {
+		message_decode_header(value, strlen(value), &dec);
+	}
+	buf_append(&dec, "", 0);
+	p->decoded = buf_steal(&dec);
+}
+
+/* Appends the value of an extended segment to bytes: %XX decoded; the
+   first one starts with charset'language' (charset noted). */
+static void
+extended_segment(const char *value, bool first, struct buf *bytes, const char **cs_r,
+		 size_t *cs_len_r)
+{
+	const char *q1, *q2;
+
+	if (first && (q1 = strchr(value, '\'')) != NULL && (q2 = strchr(q1 + 1, '\'')) != NULL) {
+		*cs_r = value;
+		*cs_len_r = (size_t)(q1 - value);
+		value = q2 + 1;
+	}
+	percent_decode(value, strlen(value), bytes);
+}
+
+/* Turns raw parameters into mime_params, merging RFC 2231
+   continuations. Takes the strings of raw. */
+static void
+params_build(struct raw_param *raw, size_t count, struct mime_param **params_r,
+	     size_t *count_r)
+{
+	struct mime_param *params = count == 0 ? NULL : xcalloc(count, sizeof(*params));
+	bool *used = count == 0 ? NULL : xcalloc(count, sizeof(bool));
+	bool *merged = count == 0 ? NULL : xcalloc(count, sizeof(bool));
+	size_t n = 0;
+
+	for (size_t i = 0; i < count; i++) {
+		size_t base_len, seg_count = 0, b2;
+		long section, s2, max_section = -1;
+		bool extended, e2, complete = true;
+
+		if (used[i])
+			continue;
+		rfc2231_name(raw[i].name, &base_len, &section, &extended);
+		if (section < 0) {
+			struct buf bytes = BUF_INIT;
+			const char *cs = "";
+			size_t cs_len = 0;
+
+			if (extended)
+				extended_segment(raw[i].value, true, &bytes, &cs, &cs_len);
+			used[i] = true;
+			param_set(&params[n++], raw[i].name, raw[i].value, base_len, extended, &bytes,
+				  cs, cs_len);
+			buf_free(&bytes);
+			continue;
+		}
+		/* Sections of the same base: merged when they are 0..N-1, each
+		   once; otherwise each is kept as written (as Dovecot does). */
+		for (size_t j = i; j < count; j++) {
+			if (used[j])
+				continue;
+			rfc2231_name(raw[j].name, &b2, &s2, &e2);
+			if (s2 < 0 || b2 != base_len ||
+			    ascii_strncasecmp(raw[j].name, raw[i].name, base_len) != 0)
+				continue;
+			seg_count++;
+			if (s2 > max_section)
+				max_section = s2;
+		}
+		if ((size_t)(max_section + 1) != seg_count)
+			complete = false;
+		for (long want = 0; complete && want <= max_section; want++) {
+			size_t found = 0;
+
+			for (size_t j = i; j < count; j++) {
+				if (used[j])
+					continue;
+				rfc2231_name(raw[j].name, &b2, &s2, &e2);
+				if (s2 == want && b2 == base_len &&
+				    ascii_strncasecmp(raw[j].name, raw[i].name, base_len) == 0)
+					found++;
+			}
+			complete = found == 1;
+		}
+		if (!complete) {
+			struct buf none = BUF_INIT;
+
+			used[i] = true;
+			param_set(&params[n++], raw[i].name, raw[i].value, strlen(raw[i].name),
+				  false, &none, "", 0);
+			continue;
+		}
+		struct buf value = BUF_INIT, bytes = BUF_INIT;
+		const char *cs = "";
+		size_t cs_len = 0;
+		bool first_extended = false;
+		char *name;
+
+		buf_append(&value, "", 0);
+		for (long want = 0; want <= max_section; want++) {
+			for (size_t j = i; j < count; j++) {
+				if (used[j])
+					continue;
+				rfc2231_name(raw[j].name, &b2, &s2, &e2);
+				if (s2 != want || b2 != base_len ||
+				    ascii_strncasecmp(raw[j].name, raw[i].name, base_len) != 0)
+					continue;
+				if (want == 0)
+					first_extended = e2;
+				buf_append_str(&value, raw[j].value);
+				if (e2)
+					extended_segment(raw[j].value, want == 0, &bytes, &cs,
+							 &cs_len);
+				else
+					buf_append_str(&bytes, raw[j].value);
+				used[j] = true;
+				merged[j] = true;       /* freed at the end: cs may point in */
+				break;
+			}
+		}
+		name = xasprintf("%.*s%s", (int)base_len, raw[i].name, first_extended ? "*" : "");
+		param_set(&params[n++], name, buf_steal(&value), base_len, first_extended, &bytes,
+			  cs, cs_len);
+		buf_free(&bytes);
+	}
+	for (size_t i = 0; i < count; i++) {
+		if (merged[i]) {
+			free(raw[i].name);
+			free(raw[i].value);
+		}
+	}
+	free(merged);
+	free(used);
+	free(raw);
+	*params_r = params;
+	*count_r = n;
+}
+
+static void
+params_free(struct mime_param *params, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		free(params[i].name);
+		free(params[i].value);
+		free(params[i].key);
+		free(params[i].decoded);
+	}
+	free(params);
+}
+
+const char *
+mime_param_get(const struct mime_param *params, size_t count, const char *key)
+{
+	for (size_t i = 0; i < count; i++) {
+		if (strcmp(params[i].key, key) == 0)
+			return params[i].decoded;
+	}
+	return NULL;
+}
+
+/* Content-Type: "type/subtype *(; param)". Returns false (nothing set)
+   when there is no valid type/subtype. */
+static bool
+parse_content_type(const char *s, size_t len, struct mime_part *part)
+{
+	size_t pos = 0;
+	char *type, *subtype;
+	struct raw_param *raw;
+	size_t raw_count;
+
+	skip_cfws(s, len, &pos);
+	type = read_token(s, len, &pos);
+	skip_cfws(s, len, &pos);
+	if (type[0] == '\0' || pos >= len || s[pos] != '/') {
+		free(type);
+		return false;
+	}
+	pos++;
+	skip_cfws(s, len, &pos);
+	subtype = read_token(s, len, &pos);
+	if (subtype[0] == '\0') {
+		free(type);
+		free(subtype);
+		return false;
+	}
+	free(part->type);
+	free(part->subtype);
+	part->type = type;
+	part->subtype = subtype;
+	read_raw_params(s, len, &pos, &raw, &raw_count);
+	params_build(raw, raw_count, &part->params, &part->param_count);
+	return true;
+}
+
+static void
+parse_disposition(const char *s, size_t len, struct mime_part *part)
+{
+	size_t pos = 0;
+	struct raw_param *raw;
+	size_t raw_count;
+
+	skip_cfws(s, len, &pos);
+	part->disposition = read_token(s, len, &pos);
+	read_raw_params(s, len, &pos, &raw, &raw_count);
+	params_build(raw, raw_count, &part->disp_params, &part->disp_param_count);
+}
+
+static void
+parse_language(const char *s, size_t len, struct mime_part *part)
+{
+	size_t pos = 0, alloc = 0;
+
+	part->has_language = true;
+	while (pos < len && part->language_count < 64) {
+		char *tok;
+
+		skip_cfws(s, len, &pos);
+		if (pos >= len)
+			break;
+		if (s[pos] == ',') {
+			pos++;
+			continue;
+		}
+		if (!is_token_char(s[pos])) {
+			pos++;
+			continue;
+		}
+		tok = read_token(s, len, &pos);
+		xgrow(&part->languages, &alloc, part->language_count + 1, sizeof(char *));
+		part->languages[part->language_count++] = tok;
+	}
+}
+
+/* --- decoding -------------------------------------------------------- */
+
+enum mime_encoding
+mime_encoding_parse(const char *token, size_t len)
+{
+	if (len == 0 || mem_equals_ci(token, len, "7bit"))
+		return MIME_ENC_7BIT;
+	if (mem_equals_ci(token, len, "8bit"))
+		return MIME_ENC_8BIT;
+	if (mem_equals_ci(token, len, "binary"))
+		return MIME_ENC_BINARY;
+	if (mem_equals_ci(token, len, "quoted-printable"))
+		return MIME_ENC_QP;
+	if (mem_equals_ci(token, len, "base64"))
+		return MIME_ENC_BASE64;
+	return MIME_ENC_OTHER;
+}
+
+static int
+b64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+static void
+b64_decode_lenient(const char *s, size_t len, struct buf *out)
+{
+	uint32_t acc = 0;
+	unsigned bits = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int v = b64_value(s[i]);
+
+		if (s[i] == '=') {
+			/* Padding ends a group; a new group may follow (some
+			   encoders concatenate padded chunks). */
+			acc = 0;
+			bits = 0;
+			continue;
+		}
+		if (v < 0)
+			continue;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf_append_c(out, (char)((acc >> bits) & 0xff));
+		}
+	}
+}
+
+static void
+qp_decode(const char *s, size_t len, struct buf *out)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] != '=') {
+			buf_append_c(out, s[i]);
+			continue;
+		}
+		if (i + 2 < len && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
+			buf_append_c(out, (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
+			i += 2;
+			continue;
+		}
+		size_t j = i + 1;
+		while (j < len && is_wsp(s[j]))
+			j++;
+		if (j < len && s[j] == '\r' && j + 1 < len && s[j + 1] == '\n')
+			j++;
+		if (j < len && s[j] == '\n') {
+			i = j;                  /* soft line break */
+			continue;
+		}
+		if (j >= len) {
+			i = len;                /* '=' at the very end */
+			continue;
+		}
+		buf_append_c(out, '=');
+	}
+}
+
+void
+mime_decode(enum mime_encoding enc, const char *data, size_t len, struct buf *out)
+{
+	buf_append(out, "", 0);
+	buf_reserve(out, len);
+	if (enc == MIME_ENC_QP)
+		qp_decode(data, len, out);
+	else if (enc == MIME_ENC_BASE64)
+		b64_decode_lenient(data, len, out);
+	else
+		buf_append(out, data, len);
+}
+
+static bool
+charset_is_utf8(const char *cs, size_t len)
+{
+	return len == 0 || mem_equals_ci(cs, len, "utf-8") || mem_equals_ci(cs, len, "utf8") ||
+	       mem_equals_ci(cs, len, "us-ascii") || mem_equals_ci(cs, len, "ascii");
+}
+
+static bool
+charset_is_latin1(const char *cs, size_t len)
+{
+	return mem_equals_ci(cs, len, "iso-8859-1") || mem_equals_ci(cs, len, "iso8859-1") ||
+	       mem_equals_ci(cs, len, "latin1");
+}
+
+int
+mime_charset_to_utf8(const char *cs, size_t cs_len, const char *data, size_t len,
+		     struct buf *out)
+{
+	char name[41];
+	iconv_t cd;
+	size_t start = out->len;
+
+	if (charset_is_utf8(cs, cs_len)) {
+		buf_append(out, data, len);
+		return 0;
+	}
+	if (charset_is_latin1(cs, cs_len)) {
+		buf_append(out, "", 0);
+		buf_reserve(out, len * 2);
+		for (size_t i = 0; i < len; i++) {
+			unsigned char c = (unsigned char)data[i];
+			if (c < 0x80) {
+				buf_append_c(out, (char)c);
+			} else {
+				buf_append_c(out, (char)(0xc0 | (c >> 6)));
+				buf_append_c(out, (char)(0x80 | (c & 0x3f)));
+			}
+		}
+		return 0;
+	}
+	/* Only plain charset names reach iconv_open(). */
+	if (cs_len >= sizeof(name))
+		return -1;
+	for (size_t i = 0; i < cs_len; i++) {
+		char c = cs[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == ':';
+		if (!ok)
+			return -1;
+		name[i] = c;
+	}
+	name[cs_len] = '\0';
+	cd = iconv_open("UTF-8", name);
+	if (cd == (iconv_t)-1)
+		return -1;
+	char *in = (char *)data;
+	size_t in_left = len;
+	/* Each round converts a chunk; a round either consumes input or
+	   fails, so the loop ends. */
+	while (in_left > 0) {
+		char chunk[1024], *o = chunk;
+		size_t o_left = sizeof(chunk);
+		size_t ret = iconv(cd, &in, &in_left, &o, &o_left);
+
+		buf_append(out, chunk, sizeof(chunk) - o_left);
+		if (ret == (size_t)-1 && errno != E2BIG) {
+			buf_truncate(out, start);
+			iconv_close(cd);
+			return -1;
+		}
+	}
+	iconv_close(cd);
+	return 0;
+}
+
+bool
+mime_part_is(const struct mime_part *part, const char *type, const char *subtype)
+{
+	return ascii_strcasecmp(part->type, type) == 0 &&
+	       (subtype == NULL || ascii_strcasecmp(part->subtype, subtype) == 0);
+}
+
+void
+mime_part_decoded(const struct mime_part *part, const char *msg, size_t len,
+		  struct buf *out)
+{
+	struct buf raw = BUF_INIT;
+	const char *cs;
+	size_t off = part->body_off, blen = part->body_len;
+
+	if (off > len || blen > len - off) {
+		buf_append(out, "", 0);
+		return;                 /* a tree of another message: nothing */
+	}
+	mime_decode(part->encoding, msg + off, blen, &raw);
+	cs = mime_param_get(part->params, part->param_count, "charset");
+	if (!mime_part_is(part, "text", NULL) || raw.len == 0 ||
+	    mime_charset_to_utf8(cs == NULL ? "" : cs, cs == NULL ? 0 : strlen(cs), raw.data,
+				 raw.len, out) < 0)
+		buf_append(out, raw.data == NULL ? "" : raw.data, raw.len);
+	buf_free(&raw);
+}
+
+/* --- parsing --------------------------------------------------------- */
+
+struct parse_ctx {
+	const char *msg;
+	size_t len;
+	size_t part_count;
+};
+
+static size_t
+count_lf(const char *p, size_t len)
+{
+	size_t n = 0;
+	const char *end = p + len;
+
+	while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		n++;
+		p++;
+	}
+	return n;
+}
+
+static void
+part_set_default_type(struct mime_part *part, bool digest_child)
+{
+	free(part->type);
+	free(part->subtype);
+	part->type = xstrdup(digest_child ? "message" : "text");
+	part->subtype = xstrdup(digest_child ? "rfc822" : "plain");
+}
+
+static void
+part_make_opaque(struct mime_part *part)
+{
+	free(part->type);
+	free(part->subtype);
+	part->type = xstrdup("application");
+	part->subtype = xstrdup("octet-stream");
+	params_free(part->params, part->param_count);
+	part->params = NULL;
+	part->param_count = 0;
+	part->opaque = true;
+	part->multipart = false;
+	part->message = false;
+}
+
+static struct mime_part *parse_part(struct parse_ctx *ctx, struct mime_part *parent,
+				    size_t off, size_t end, size_t extra, unsigned depth,
+				    bool digest_child);
+
+static struct mime_part *
+part_new_empty(struct parse_ctx *ctx, struct mime_part *parent, size_t at, unsigned depth)
+{
+	struct mime_part *part = xcalloc(1, sizeof(*part));
+
+	ctx->part_count++;
+	part->parent = parent;
+	part->depth = depth;
+	part->hdr_off = part->body_off = at;
+	part_set_default_type(part, false);
+	return part;
+}
+
+static void
+add_child(struct mime_part *parent, struct mime_part ***tail, struct mime_part *child)
+{
+	**tail = child;
+	*tail = &child->next;
+	parent->child_count++;
+}
+
+/* Splits the multipart body of part at its boundary. extra: see
+   parse_part(). */
+static void
+parse_multipart(struct parse_ctx *ctx, struct mime_part *part, const char *boundary,
+		size_t extra)
+{
+	const char *p = ctx->msg;
+	size_t blen = strlen(boundary);
+	size_t pos = part->body_off, end = part->body_off + part->body_len;
+	size_t part_start = 0;
+	bool in_part = false, digest = mime_part_is(part, "multipart", "digest");
+	struct mime_part **tail = &part->children;
+
+	while (pos < end && blen > 0) {
+		size_t lend, next = line_next(p, end, pos, &lend);
+		bool delim = lend - pos >= blen + 2 && p[pos] == '-' && p[pos + 1] == '-' &&
+			     memcmp(p + pos + 2, boundary, blen) == 0;
+
+		if (delim) {
+			size_t rest = pos + 2 + blen;
+			bool close = lend - rest >= 2 && p[rest] == '-' && p[rest + 1] == '-';
+
+			part->boundary_found = true;
+			if (in_part) {
+				/* The line end before the delimiter belongs to it. */
+				size_t part_end = pos;
+				if (part_end > part_start && p[part_end - 1] == '\n')
+					part_end--;
+				if (part_end > part_start && p[part_end - 1] == '\r')
+					part_end--;
+				add_child(part, &tail, parse_part(ctx, part, part_start, part_end,
+								  pos - part_end, part->depth + 1,
+								  digest));
+			}
+			in_part = false;
+			if (close && lend == end && extra > 0) {
+				/* The close delimiter is the last line and its line
+				   end was cut off as the outer delimiter's: Dovecot
+				   counts it in this part; so do we. */
+				part->body_len += extra;
+			}
+			if (close || ctx->part_count >= MIME_MAX_PARTS)
+				break;
+			in_part = true;
+			part_start = next;
+		}
+		pos = next;
+	}
+	if (in_part)
+		add_child(part, &tail, parse_part(ctx, part, part_start, end, 0, part->depth + 1,
+						  digest));
+	if (part->children == NULL) {
+		if (ctx->part_count >= MIME_MAX_PARTS && part->boundary_found) {
+			part_make_opaque(part);
+			return;
+		}
+		/* No boundary or none found: one empty part, as Dovecot. */
+		add_child(part, &tail, part_new_empty(ctx, part, end, part->depth + 1));
+	}
+}
+
+/* Parses the part msg[off..end). extra is the length of the line end
+   that follows end and was cut off as the start of the parent's next
+   delimiter (0 if none): a multipart whose close delimiter is its last
+   line takes it back, so the part may end up extra longer than end. */
+static struct mime_part *
+parse_part(struct parse_ctx *ctx, struct mime_part *parent, size_t off, size_t end,
+	   size_t extra, unsigned depth, bool digest_child)
+{
+	struct mime_part *part = xcalloc(1, sizeof(*part));
+	const char *p = ctx->msg;
+	struct mime_field f;
+	size_t pos = 0;
+	bool have_type = false, have_enc = false;
+
+	ctx->part_count++;
+	part->parent = parent;
+	part->depth = depth;
+	part->hdr_off = off;
+	part->hdr_len = message_header_size(p + off, end - off);
+	part->body_off = off + part->hdr_len;
+	part->body_len = end - part->body_off;
+	part->lines = count_lf(p + part->body_off, part->body_len);
+
+	/* The first of each field counts (as Dovecot). */
+	while (mime_header_next(p + off, part->hdr_len, &pos, &f)) {
+		if (f.name_len < 8 || ascii_strncasecmp(f.name, "Content-", 8) != 0)
+			continue;
+		const char *n = f.name + 8;
+		size_t nl = f.name_len - 8;
+
+		if (mem_equals_ci(n, nl, "Type")) {
+			if (!have_type)
+				have_type = parse_content_type(f.value, f.value_len, part);
+			if (!have_type)
+				have_type = true;       /* invalid: the default, not a later one */
+		} else if (mem_equals_ci(n, nl, "Transfer-Encoding") && !have_enc) {
+			size_t tpos = 0;
+			skip_cfws(f.value, f.value_len, &tpos);
+			part->encoding_str = read_token(f.value, f.value_len, &tpos);
+			part->encoding = mime_encoding_parse(part->encoding_str,
+							     strlen(part->encoding_str));
+			have_enc = true;
+		} else if (mem_equals_ci(n, nl, "ID") && part->id == NULL) {
+			part->id = unfold_dup(f.value, f.value_len);
+		} else if (mem_equals_ci(n, nl, "Description") && part->description == NULL) {
+			part->description = unfold_dup(f.value, f.value_len);
+		} else if (mem_equals_ci(n, nl, "MD5") && part->md5 == NULL) {
+			part->md5 = unfold_dup(f.value, f.value_len);
+		} else if (mem_equals_ci(n, nl, "Location") && part->location == NULL) {
+			part->location = unfold_dup(f.value, f.value_len);
+		} else if (mem_equals_ci(n, nl, "Disposition") && part->disposition == NULL) {
+			parse_disposition(f.value, f.value_len, part);
+		} else if (mem_equals_ci(n, nl, "Language") && !part->has_language) {
+			parse_language(f.value, f.value_len, part);
+		}
+	}
+	if (part->type == NULL)
+		part_set_default_type(part, digest_child);
+
+	bool within = depth < MIME_MAX_DEPTH && ctx->part_count < MIME_MAX_PARTS;
+
+	if (mime_part_is(part, "multipart", NULL)) {
+		const char *boundary = mime_param_get(part->params, part->param_count, "boundary");
+
+		if (!within) {
+			part_make_opaque(part);
+		} else {
+			part->multipart = true;
+			parse_multipart(ctx, part, boundary == NULL ? "" : boundary, extra);
+		}
+	} else if (mime_part_is(part, "message", "rfc822")) {
+		if (!within) {
+			part_make_opaque(part);
+		} else {
+			const struct mime_part *inner;
+
+			part->message = true;
+			part->children = parse_part(ctx, part, part->body_off, end, extra, depth + 1,
+						    false);
+			part->child_count = 1;
+			inner = part->children;
+			if (inner->body_off + inner->body_len > end)
+				part->body_len = inner->body_off + inner->body_len - part->body_off;
+		}
+	}
+	if (part->body_off + part->body_len > end)
+		part->lines = count_lf(p + part->body_off, part->body_len);
+	return part;
+}
+
+struct mime_message *
+mime_parse(const char *msg, size_t len)
+{
+	struct mime_message *m = xcalloc(1, sizeof(*m));
+	struct parse_ctx ctx = { .msg = msg == NULL ? "" : msg, .len = msg == NULL ? 0 : len };
+
+	m->root = parse_part(&ctx, NULL, 0, ctx.len, 0, 0, false);
+	m->part_count = ctx.part_count;
+	m->len = ctx.len;
+	return m;
+}
+
+/* Frees part and its subtree. Iterative over siblings; the depth of the
+   recursion is bounded by MIME_MAX_DEPTH like the tree itself. */
+static void
+part_free(struct mime_part *part)
+{
+	while (part != NULL) {
+		struct mime_part *next = part->next;
+
+		part_free(part->children);
+		free(part->type);
+		free(part->subtype);
+		params_free(part->params, part->param_count);
+		free(part->encoding_str);
+		free(part->id);
+		free(part->description);
+		free(part->md5);
+		free(part->location);
+		free(part->disposition);
+		params_free(part->disp_params, part->disp_param_count);
+		for (size_t i = 0; i < part->language_count; i++)
+			free(part->languages[i]);
+		free(part->languages);
+		free(part);
+		part = next;
+	}
+}
+
+void
+mime_message_free(struct mime_message **mp)
+{
+	if (*mp == NULL)
+		return;
+	part_free((*mp)->root);
+	free(*mp);
+	*mp = NULL;
+}
+
+/* --- sections -------------------------------------------------------- */
+
+const struct mime_part *
+mime_part_find(const struct mime_message *msg, const uint32_t *path, size_t count)
+{
+	const struct mime_part *part = msg->root;
+
+	for (size_t i = 0; i < count && part != NULL; i++) {
+		bool more = i + 1 < count;
+		uint32_t n = path[i];
+
+		if (part->multipart) {
+			part = part->children;
+			for (; n > 1 && part != NULL; n--)
+				part = part->next;
+			if (n == 0)
+				part = NULL;
+		} else if (n != 1 || (more && !part->message)) {
+			/* Only 1 in a non-multipart part, and only a
+			   message/rfc822 part has parts below it. */
+			part = NULL;
+		}
+		if (part != NULL && part->message && more)
+			part = part->children;  /* continue inside the enclosed message */
+	}
+	return part;
+}
+
+int
+mime_section_range(const struct mime_message *msg, const uint32_t *path, size_t count,
+		   enum mime_section_kind kind, size_t *off_r, size_t *len_r)
+{
+	const struct mime_part *part = mime_part_find(msg, path, count);
+
+	*off_r = *len_r = 0;
+	if (part == NULL)
+		return 0;
+	if (count == 0) {
+		switch (kind) {
+		case MIME_SECTION_ALL:
+			*len_r = msg->len;
+			return 1;
+		case MIME_SECTION_HEADER:
+			*len_r = part->hdr_len;
+			return 1;
+		case MIME_SECTION_TEXT:
+			*off_r = part->body_off;
+			*len_r = part->body_len;
+			return 1;
+		case MIME_SECTION_MIME:
+			return 0;
+		}
+		return 0;
+	}
+	switch (kind) {
+	case MIME_SECTION_ALL:
+		*off_r = part->body_off;
+		*len_r = part->body_len;
+		return 1;
+	case MIME_SECTION_MIME:
+		/* For a message/rfc822 part this is its own header, as
+		   Dovecot answers. */
+		*off_r = part->hdr_off;
+		*len_r = part->hdr_len;
+		return 1;
+	case MIME_SECTION_HEADER:
+	case MIME_SECTION_TEXT:
+		if (!part->message)
+			return 0;
+		part = part->children;
+		if (kind == MIME_SECTION_HEADER) {
+			*off_r = part->hdr_off;
+			*len_r = part->hdr_len;
+		} else {
+			*off_r = part->body_off;
+			*len_r = part->body_len;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+int
+mime_section_lookup(const struct mime_message *msg, const char *section, size_t *off_r,
+		    size_t *len_r)
+{
+	uint32_t path[MIME_MAX_DEPTH * 2];
+	size_t count = 0;
+	const char *s = section;
+	enum mime_section_kind kind = MIME_SECTION_ALL;
+
+	*off_r = *len_r = 0;
+	while (*s >= '0' && *s <= '9') {
+		uint64_t n = 0;
+
+		while (*s >= '0' && *s <= '9') {
+			n = n * 10 + (uint64_t)(*s - '0');
+			if (n > UINT32_MAX)
+				return -1;
+			s++;
+		}
+		if (n == 0 || count >= N_ELEMENTS(path))
+			return -1;
+		path[count++] = (uint32_t)n;
+		if (*s == '\0')
+			break;
+		if (*s != '.')
+			return -1;
+		s++;
+		if (*s == '\0')
+			return -1;
+	}
+	if (*s != '\0') {
+		if (ascii_strcasecmp(s, "HEADER") == 0)
+			kind = MIME_SECTION_HEADER;
+		else if (ascii_strcasecmp(s, "TEXT") == 0)
+			kind = MIME_SECTION_TEXT;
+		else if (ascii_strcasecmp(s, "MIME") == 0 && count > 0)
+			kind = MIME_SECTION_MIME;
+		else
+			return -1;
+	}
+	return mime_section_range(msg, path, count, kind, off_r, len_r);
+}
+
+void
+mime_part_section(const struct mime_part *part, struct buf *out)
+{
+	uint32_t nums[MIME_MAX_DEPTH * 2 + 2];
+	size_t count = 0;
+	const struct mime_part *cur = part;
+
+	buf_append(out, "", 0);
+	/* Walks up: bounded by the depth of the tree. */
+	while (cur != NULL && count < N_ELEMENTS(nums)) {
+		const struct mime_part *q = cur->parent;
+
+		if (q == NULL) {
+			if (!cur->multipart)
+				nums[count++] = 1;
+		} else if (q->multipart) {
+			uint32_t idx = 1;
+			for (const struct mime_part *c = q->children; c != NULL && c != cur;
+			     c = c->next)
+				idx++;
+			nums[count++] = idx;
+		} else if (!cur->multipart) {
+			nums[count++] = 1;      /* the body of an enclosed message */
+		}
+		cur = q;
+	}
+	for (size_t i = count; i > 0; i--) {
+		if (i != count)
+			buf_append_c(out, '.');
+		buf_append_u64(out, nums[i - 1]);
+	}
+}
+
+/* --- text and attachments -------------------------------------------- */
+
+static bool
+part_is_attachment(const struct mime_part *part)
+{
+	if (part->disposition != NULL && ascii_strcasecmp(part->disposition, "attachment") == 0)
+		return true;
+	return mime_param_get(part->disp_params, part->disp_param_count, "filename") != NULL ||
+	       mime_param_get(part->params, part->param_count, "name") != NULL;
+}
+
+/* The part after p in document order, descending into multiparts only
+   (an attached message is one leaf here). Uses the parent links, so no
+   stack and no recursion. */
+static const struct mime_part *
+walk_next(const struct mime_part *p)
+{
+	if (p->multipart && p->children != NULL)
+		return p->children;
+	while (p != NULL && p->parent != NULL) {
+		if (p->next != NULL)
+			return p->next;
+		p = p->parent;
+	}
+	return NULL;
+}
+
+/* The first leaf text part of subtype sub that is not an attachment. */
+static const struct mime_part *
+find_text_part(const struct mime_part *root, const char *sub)
+{
+	for (const struct mime_part *p = root; p != NULL; p = walk_next(p)) {
+		if (!p->multipart && !p->message && mime_part_is(p, "text", sub) &&
+		    !part_is_attachment(p))
+			return p;
+	}
+	return NULL;
+}
+
+bool
+mime_message_text(const struct mime_message *m, const char *msg, size_t len,
+		  struct buf *out)
+{
+	const struct mime_part *part = find_text_part(m->root, "plain");
+	struct buf html = BUF_INIT;
+
+	if (part != NULL) {
+		mime_part_decoded(part, msg, len, out);
+		return true;
+	}
+	part = find_text_part(m->root, "html");
+	if (part == NULL)
+		return false;
+	mime_part_decoded(part, msg, len, &html);
+	mime_html_to_text(html.data == NULL ? "" : html.data, html.len, out);
+	buf_free(&html);
+	return true;
+}
+
+static bool
+tag_is(const char *tag, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+
+	return len >= n && ascii_strncasecmp(tag, name, n) == 0 &&
+	       (len == n || is_ws(tag[n]) || tag[n] == '/' || tag[n] == '>');
+}
+
+void
+mime_html_to_text(const char *h, size_t len, struct buf *out)
+{
+	static const struct {
+		const char *name, *text;
+	} entities[] = {
+		{ "amp", "&" }, { "lt", "<" }, { "gt", ">" }, { "quot", "\"" },
+		{ "apos", "'" }, { "nbsp", " " },
+	};
+	size_t i = 0;
+
+	buf_append(out, "", 0);
+	while (i < len) {
+		if (h[i] == '<') {
+			const char *gt = memchr(h + i, '>', len - i);
+			size_t tag_end = gt == NULL ? len : (size_t)(gt - h);
+			const char *tag = h + i + 1;
+			size_t tlen = tag_end - i - 1;
+			bool closing = tlen > 0 && tag[0] == '/';
+
+			if (closing) {
+				tag++;
+				tlen--;
+			}
+			if (!closing && (tag_is(tag, tlen, "script") || tag_is(tag, tlen, "style"))) {
+				const char *endtag = tag_is(tag, tlen, "script") ? "</script" : "</style";
+				size_t j = tag_end;
+
+				while (j < len && !(h[j] == '<' && len - j >= strlen(endtag) &&
+						    ascii_strncasecmp(h + j, endtag, strlen(endtag)) == 0))
+					j++;
+				gt = j < len ? memchr(h + j, '>', len - j) : NULL;
+				i = gt == NULL ? len : (size_t)(gt - h) + 1;
+				continue;
+			}
+			if (tag_is(tag, tlen, "br") || tag_is(tag, tlen, "p") ||
+			    tag_is(tag, tlen, "div") || tag_is(tag, tlen, "li") ||
+			    tag_is(tag, tlen, "tr") || tag_is(tag, tlen, "h1") ||
+			    tag_is(tag, tlen, "h2") || tag_is(tag, tlen, "h3"))
+				buf_append_c(out, '\n');
+			i = tag_end < len ? tag_end + 1 : len;
+		} else if (h[i] == '&') {
+			const char *semi = memchr(h + i, ';', len - i < 10 ? len - i : 10);
+			bool done = false;
+
+			if (semi != NULL) {
+				const char *name = h + i + 1;
+				size_t nlen = (size_t)(semi - name);
+
+				if (nlen > 1 && name[0] == '#') {
+					unsigned long cp = 0;
+					bool hex = name[1] == 'x' || name[1] == 'X';
+					size_t k = hex ? 2 : 1;
+
+					for (; k < nlen && cp <= 0x10ffff; k++) {
+						int v = hex ? hex_value(name[k]) :
+							(name[k] >= '0' && name[k] <= '9' ? name[k] - '0' : -1);
+						if (v < 0)
+							break;
+						cp = cp * (hex ? 16 : 10) + (unsigned long)v;
+					}
+					if (k == nlen && cp > 0 && cp <= 0x10ffff &&
+					    (cp < 0xd800 || cp > 0xdfff)) {
+						char u[4];
+						size_t ulen;
+						if (cp < 0x80) {
+							u[0] = (char)cp;
+							ulen = 1;
+						} else if (cp < 0x800) {
+							u[0] = (char)(0xc0 | (cp >> 6));
+							u[1] = (char)(0x80 | (cp & 0x3f));
+							ulen = 2;
+						} else if (cp < 0x10000) {
+							u[0] = (char)(0xe0 | (cp >> 12));
+							u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+							u[2] = (char)(0x80 | (cp & 0x3f));
+							ulen = 3;
+						} else {
+							u[0] = (char)(0xf0 | (cp >> 18));
+							u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+							u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+							u[3] = (char)(0x80 | (cp & 0x3f));
+							ulen = 4;
+						}
+						buf_append(out, u, ulen);
+						done = true;
+					}
+				}
+				for (size_t e = 0; e < N_ELEMENTS(entities) && !done; e++) {
+					if (mem_equals_ci(name, nlen, entities[e].name)) {
+						buf_append_str(out, entities[e].text);
+						done = true;
+					}
+				}
+			}
+			if (done) {
+				i = (size_t)(semi - h) + 1;
+			} else {
+				buf_append_c(out, '&');
+				i++;
+			}
+		} else {
+			buf_append_c(out, h[i]);
+			i++;
+		}
+	}
+}
+
+/* Decoded size estimate of a body. */
+static size_t
+decoded_size(const struct mime_part *part, const char *msg, size_t len)
+{
+	size_t blen = part->body_len;
+
+	if (part->encoding == MIME_ENC_BASE64) {
+		size_t chars = 0;
+
+		if (part->body_off <= len && blen <= len - part->body_off) {
+			for (size_t i = 0; i < blen; i++) {
+				if (b64_value(msg[part->body_off + i]) >= 0)
+					chars++;
+			}
+		} else {
+			chars = blen;
+		}
+		return chars / 4 * 3 + (chars % 4 == 3 ? 2 : chars % 4 == 2 ? 1 : 0);
+	}
+	if (part->encoding == MIME_ENC_QP && part->body_off <= len &&
+	    blen <= len - part->body_off) {
+		struct buf b = BUF_INIT;
+		size_t n;
+
+		mime_decode(MIME_ENC_QP, msg + part->body_off, blen, &b);
+		n = b.len;
+		buf_free(&b);
+		return n;
+	}
+	return blen;
+}
+
+static void
+attachment_add(const struct mime_part *part, const char *msg, size_t len,
+	       struct mime_attachment **list, size_t *count, size_t *alloc)
+{
+	struct mime_attachment *a;
+	const char *name = mime_param_get(part->disp_params, part->disp_param_count, "filename");
+	struct buf sec = BUF_INIT;
+
+	if (name == NULL || name[0] == '\0')
+		name = mime_param_get(part->params, part->param_count, "name");
+	xgrow(list, alloc, *count + 1, sizeof(**list));
+	a = &(*list)[(*count)++];
+	a->part = part;
+	mime_part_section(part, &sec);
+	a->section = buf_steal(&sec);
+	if (name != NULL && name[0] != '\0')
+		a->name = xstrdup(name);
+	else
+		a->name = xasprintf("part-%s", a->section);
+	a->content_type = xasprintf("%s/%s", part->type, part->subtype);
+	for (char *c = a->content_type; *c != '\0'; c++)
+		*c = to_lower(*c);
+	a->size = decoded_size(part, msg, len);
+}
+
+size_t
+mime_attachments(const struct mime_message *m, const char *msg, size_t len,
+		 struct mime_attachment **list_r)
+{
+	const struct mime_part *text = find_text_part(m->root, "plain");
+	const struct mime_part *html = find_text_part(m->root, "html");
+	struct mime_attachment *list = NULL;
+	size_t count = 0, alloc = 0;
+
+	for (const struct mime_part *p = m->root; p != NULL; p = walk_next(p)) {
+		if (p->multipart || p == text || p == html)
+			continue;
+		if (p->message || p->opaque || part_is_attachment(p) ||
+		    !mime_part_is(p, "text", NULL))
+			attachment_add(p, msg, len, &list, &count, &alloc);
+	}
+	*list_r = list;
+	return count;
+}
+
+void
+mime_attachments_free(struct mime_attachment **listp, size_t count)
+{
+	struct mime_attachment *list = *listp;
+
+	if (list == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		free(list[i].name);
+		free(list[i].content_type);
+		free(list[i].section);
+	}
+	free(list);
+	*listp = NULL;
+}
+
+/* --- cache ----------------------------------------------------------- */
+
+#define MIME_CACHE_MAX_ENTRIES 4096
+
+struct mime_cache_entry {
+	const void *owner;
+	uint32_t uid;
+	uint64_t last_use;
+	struct mime_message *msg;
+};
+
+struct mime_cache {
+	struct mime_cache_entry *entries;
+	size_t count, max;
+	uint64_t clock, parses;
+};
+
+struct mime_cache *
+mime_cache_new(size_t max_entries)
+{
+	struct mime_cache *cache = xcalloc(1, sizeof(*cache));
+
+	if (max_entries == 0)
+		max_entries = 1;
+	if (max_entries > MIME_CACHE_MAX_ENTRIES)
+		max_entries = MIME_CACHE_MAX_ENTRIES;
+	cache->max = max_entries;
+	cache->entries = xcalloc(max_entries, sizeof(*cache->entries));
+	return cache;
+}
+
+void
+mime_cache_free(struct mime_cache **cachep)
+{
+	struct mime_cache *cache = *cachep;
+
+	if (cache == NULL)
+		return;
+	for (size_t i = 0; i < cache->count; i++)
+		mime_message_free(&cache->entries[i].msg);
+	free(cache->entries);
+	free(cache);
+	*cachep = NULL;
+}
+
+static struct mime_cache_entry *
+cache_find(struct mime_cache *cache, const void *owner, uint32_t uid)
+{
+	/* Linear: max is small (a FETCH walks messages in order, so the
+	   recent entries are the ones that hit). */
+	for (size_t i = 0; i < cache->count; i++) {
+		if (cache->entries[i].owner == owner && cache->entries[i].uid == uid)
+			return &cache->entries[i];
+	}
+	return NULL;
+}
+
+const struct mime_message *
+mime_cache_get(struct mime_cache *cache, const void *owner, uint32_t uid, size_t len)
+{
+	struct mime_cache_entry *e = cache_find(cache, owner, uid);
+
+	if (e == NULL || e->msg->len != len)
+		return NULL;
+	e->last_use = ++cache->clock;
+	return e->msg;
+}
+
+void
+mime_cache_put(struct mime_cache *cache, const void *owner, uint32_t uid,
+	       struct mime_message *msg)
+{
+	struct mime_cache_entry *e = cache_find(cache, owner, uid);
+
+	if (e != NULL) {
+		mime_message_free(&e->msg);
+	} else if (cache->count < cache->max) {
+		e = &cache->entries[cache->count++];
+	} else {
+		e = &cache->entries[0];
+		for (size_t i = 1; i < cache->count; i++) {
+			if (cache->entries[i].last_use < e->last_use)
+				e = &cache->entries[i];
+		}
+		mime_message_free(&e->msg);
+	}
+	e->owner = owner;
+	e->uid = uid;
+	e->msg = msg;
+	e->last_use = ++cache->clock;
+}
+
+const struct mime_message *
+mime_cache_parse(struct mime_cache *cache, const void *owner, uint32_t uid, const char *msg,
+		 size_t len)
+{
+	const struct mime_message *m = mime_cache_get(cache, owner, uid, len);
+	struct mime_message *parsed;
+
+	if (m != NULL)
+		return m;
+	parsed = mime_parse(msg, len);
+	cache->parses++;
+	mime_cache_put(cache, owner, uid, parsed);
+	return parsed;
+}
+
+void
+mime_cache_forget(struct mime_cache *cache, const void *owner)
+{
+	size_t i = 0;
+
+	while (i < cache->count) {
+		if (cache->entries[i].owner == owner) {
+			mime_message_free(&cache->entries[i].msg);
+			cache->entries[i] = cache->entries[--cache->count];
+		} else {
+			i++;
+		}
+	}
+}
+
+uint64_t
+mime_cache_parse_count(const struct mime_cache *cache)
+{
+	return cache->parses;
+}

@@ -1,0 +1,236 @@
+/* mime.h: one RFC 5322 / MIME parser for the server (FETCH BODYSTRUCTURE,
+   BODY[section], SEARCH text) and the mail client (text, attachments).
+
+   mime_parse() turns a message (CRLF or LF line ends) into a tree of
+   parts. The tree holds offsets into the message and its own copies of
+   the header values, never a pointer into the message, so it may outlive
+   the buffer it was parsed from (the parse cache relies on that); the
+   functions that need the bytes take the message again.
+
+   Malformed MIME gives a best-effort tree, never a crash: a multipart
+   without a boundary (or whose boundary never occurs) gets one empty
+   text/plain part, a missing closing boundary ends the last part at the
+   end of its parent, an unparsable Content-Type is text/plain (RFC 2045
+   section 5.2). Nesting deeper than MIME_MAX_DEPTH and parts beyond
+   MIME_MAX_PARTS are not split: such a part is kept as one opaque
+   application/octet-stream body. Nothing reads past the given length. */
+#ifndef MIME_H
+#define MIME_H
+
+#include "lib.h"
+#include "buf.h"
+
+#define MIME_MAX_DEPTH 32
+#define MIME_MAX_PARTS 1000
+
+/* --- header fields --------------------------------------------------- */
+
+struct mime_field {
+	const char *name;          /* not NUL-terminated */
+	size_t name_len;
+	const char *value;         /* after the colon, with folding, without the final line end */
+	size_t value_len;
+	const char *raw;           /* the whole field with its final line end, if any */
+	size_t raw_len;
+};
+
+/* Returns the next well-formed field of the header block hdr[0..len)
+   from *pos on, skipping junk lines (no colon, a name with spaces or
+   control characters, continuation lines without a field). Returns false
+   at the blank line that ends the header or at len. */
+bool mime_header_next(const char *hdr, size_t len, size_t *pos, struct mime_field *f);
+
+/* --- the part tree --------------------------------------------------- */
+
+/* A Content-Type or Content-Disposition parameter, after RFC 2231
+   continuations were merged (name*0, name*1 ... in order and without a
+   gap; otherwise each is kept as it was written). */
+struct mime_param {
+	char *name;                /* as written: "filename", or "filename*" if extended */
+	char *value;               /* as written (merged), quotes removed: IMAP shows this */
+	char *key;                 /* lower case, without the RFC 2231 '*': "filename" */
+	char *decoded;             /* UTF-8: RFC 2231 %XX and charset decoded, or RFC 2047
+				      encoded words decoded (a common non-standard use) */
+};
+
+enum mime_encoding {
+	MIME_ENC_7BIT,             /* also when absent */
+	MIME_ENC_8BIT,
+	MIME_ENC_BINARY,
+	MIME_ENC_QP,
+	MIME_ENC_BASE64,
+	MIME_ENC_OTHER,            /* an unknown token: copied as is */
+};
+
+struct mime_part {
+	struct mime_part *parent;
+	/* Multipart: its parts. message/rfc822: exactly one child, the root
+	   part of the enclosed message. Otherwise NULL. */
+	struct mime_part *children;
+	struct mime_part *next;
+	size_t child_count;
+
+	/* Offsets into the message. The header includes the blank line that
+	   ends it; a multipart body part ends before the line end that
+	   precedes the next boundary line (RFC 2046 section 5.1.1). */
+	size_t hdr_off, hdr_len;
+	size_t body_off, body_len;
+	size_t lines;              /* LF count of the body */
+	unsigned depth;            /* 0 for the message itself */
+
+	/* Content-Type, type and subtype as written (compare case-
+	   insensitively); "text"/"plain" when absent or invalid, and
+	   "message"/"rfc822" in a multipart/digest. */
+	char *type, *subtype;
+	struct mime_param *params;
+	size_t param_count;
+	bool multipart;            /* split into children */
+	bool message;              /* message/rfc822 with its enclosed message parsed */
+	bool opaque;               /* beyond the limits: not split, shown as
+				      application/octet-stream */
+	bool boundary_found;       /* multipart: a delimiter line was found */
+
+	enum mime_encoding encoding;
+	char *encoding_str;        /* Content-Transfer-Encoding token, NULL if absent */
+	char *id, *description, *md5, *location;   /* values, NULL if absent */
+	char *disposition;         /* the disposition token ("" if junk), NULL if absent */
+	struct mime_param *disp_params;
+	size_t disp_param_count;
+	char **languages;          /* Content-Language tokens */
+	size_t language_count;
+	bool has_language;         /* the field exists (possibly empty) */
+};
+
+struct mime_message {
+	struct mime_part *root;    /* the message: header = the message header */
+	size_t part_count;
+	size_t len;                /* length of the message it was parsed from */
+};
+
+/* Parses msg[0..len). Never fails. */
+struct mime_message *mime_parse(const char *msg, size_t len);
+void mime_message_free(struct mime_message **msg);
+
+/* Case-insensitive compare of a part's type and subtype (subtype NULL:
+   any). */
+bool mime_part_is(const struct mime_part *part, const char *type, const char *subtype);
+/* The decoded (UTF-8) value of the parameter key (lower case, without
+   '*'), or NULL. */
+const char *mime_param_get(const struct mime_param *params, size_t count, const char *key);
+
+/* --- IMAP sections (RFC 3501 section 6.4.5) -------------------------- */
+
+enum mime_section_kind {
+	MIME_SECTION_ALL,          /* "" (the whole message) or "1.2" (the part's body) */
+	MIME_SECTION_HEADER,       /* "HEADER", "1.2.HEADER" (also for HEADER.FIELDS) */
+	MIME_SECTION_TEXT,         /* "TEXT", "1.2.TEXT" */
+	MIME_SECTION_MIME,         /* "1.2.MIME" */
+};
+
+/* The part a section path (numbers >= 1) names, as RFC 3501 and Dovecot
+   read it: in a non-multipart message part 1 is the message body; in a
+   message/rfc822 part the next number indexes its enclosed message's
+   parts. count == 0 gives the root. Returns NULL if there is none. */
+const struct mime_part *mime_part_find(const struct mime_message *msg, const uint32_t *path,
+				       size_t count);
+
+/* The byte range of a section. HEADER and TEXT with a path need a
+   message/rfc822 part (they name its enclosed message's header and
+   text); MIME needs a path. Returns 1 and the range, or 0 if the section
+   does not exist (IMAP answers an empty string then, as Dovecot does). */
+int mime_section_range(const struct mime_message *msg, const uint32_t *path, size_t count,
+		       enum mime_section_kind kind, size_t *off_r, size_t *len_r);
+
+/* Same, for a section written as text: "", "1", "1.2.MIME", "2.HEADER",
+   "2.TEXT", "TEXT" (case-insensitive; HEADER.FIELDS is not accepted
+   here). Returns 1 found, 0 not found, -1 invalid syntax. */
+int mime_section_lookup(const struct mime_message *msg, const char *section, size_t *off_r,
+			size_t *len_r);
+
+/* Appends the section number of part ("1", "2.1.3"; the root of a
+   non-multipart message is "1", the root of a multipart one ""). */
+void mime_part_section(const struct mime_part *part, struct buf *out);
+
+/* --- decoding -------------------------------------------------------- */
+
+enum mime_encoding mime_encoding_parse(const char *token, size_t len);
+
+/* Appends data decoded from the transfer encoding: quoted-printable or
+   base64 to bytes (lenient: junk skipped, a truncated end tolerated);
+   other encodings copied. */
+void mime_decode(enum mime_encoding enc, const char *data, size_t len, struct buf *out);
+
+/* Appends data converted from the charset cs[0..cs_len) to UTF-8
+   (UTF-8, US-ASCII and ISO-8859-1 here, others through iconv(3); an
+   empty name is US-ASCII). Returns 0, or -1 with out unchanged when the
+   charset is unknown or the data is invalid in it. */
+int mime_charset_to_utf8(const char *cs, size_t cs_len, const char *data, size_t len,
+			 struct buf *out);
+
+/* Appends the body of part decoded from its transfer encoding and, for
+   text parts, converted to UTF-8 from its charset (raw bytes kept when
+   the charset is unknown). */
+void mime_part_decoded(const struct mime_part *part, const char *msg, size_t len,
+		       struct buf *out);
+
+/* Appends the readable text of the message in UTF-8, for the client:
+   the first text/plain part that is not an attachment, else the first
+   text/html one with the tags stripped. Returns false (nothing
+   appended) if there is neither. */
+bool mime_message_text(const struct mime_message *m, const char *msg, size_t len,
+		       struct buf *out);
+
+/* Minimal HTML to text: tags dropped, script/style skipped, <br>, <p>,
+   <div>, <li>, <tr> give line ends, the common entities decoded. */
+void mime_html_to_text(const char *html, size_t len, struct buf *out);
+
+/* --- attachments ----------------------------------------------------- */
+
+struct mime_attachment {
+	const struct mime_part *part;
+	char *name;                /* UTF-8: disposition filename, else Content-Type
+				      name, else "part-<section>" */
+	char *content_type;        /* "type/subtype" in lower case */
+	char *section;             /* for BODY[<section>] */
+	size_t size;               /* decoded size (an estimate for base64/qp) */
+};
+
+/* Lists the leaf parts that are attachments: a disposition of
+   "attachment", or a file name, or a non-text part (multiparts and the
+   message's text part are not listed; a message/rfc822 part is one
+   attachment). msg is the message m was parsed from (for the decoded
+   sizes). Returns how many; *list_r is NULL when 0. */
+size_t mime_attachments(const struct mime_message *m, const char *msg, size_t len,
+			 struct mime_attachment **list_r);
+void mime_attachments_free(struct mime_attachment **list, size_t count);
+
+/* --- parse cache ----------------------------------------------------- */
+
+/* Keeps the trees of the last max_entries messages parsed, keyed by an
+   opaque (owner, uid) pair, e.g. the shared mailbox and the UID. A UID
+   names one message forever within a mailbox, so an entry stays right
+   as long as the owner lives: call mime_cache_forget(owner) before the
+   owner is freed (its address may be reused). */
+struct mime_cache;
+
+struct mime_cache *mime_cache_new(size_t max_entries);
+void mime_cache_free(struct mime_cache **cache);
+/* The cached tree of (owner, uid) if it was parsed from a message of
+   len octets, else NULL. Owned by the cache; valid until the next
+   mime_cache_put/parse/forget/free on it. */
+const struct mime_message *mime_cache_get(struct mime_cache *cache, const void *owner,
+					  uint32_t uid, size_t len);
+/* Gives msg to the cache (replacing an entry of the same key; the least
+   recently used entry is freed when full). */
+void mime_cache_put(struct mime_cache *cache, const void *owner, uint32_t uid,
+		    struct mime_message *msg);
+/* Get, or parse msg[0..len) and put. Same lifetime as mime_cache_get. */
+const struct mime_message *mime_cache_parse(struct mime_cache *cache, const void *owner,
+					    uint32_t uid, const char *msg, size_t len);
+/* Drops every entry of owner. */
+void mime_cache_forget(struct mime_cache *cache, const void *owner);
+/* Parses done by mime_cache_parse since the cache was made (for tests
+   and statistics). */
+uint64_t mime_cache_parse_count(const struct mime_cache *cache);
+
+#endif
