@@ -1,0 +1,155 @@
+"""The server as a process: config checking (-t), the positional port,
+SIGHUP reloads, the pre-login timeout, and sockets beyond FD_SETSIZE."""
+import os
+import resource
+import signal
+import socket
+import subprocess
+import time
+import unittest
+
+from server import HOST, SLOW, ServerTestCase, server_binary
+
+
+class TestConfigCheck(unittest.TestCase):
+    def run_t(self, text):
+        d = self.enterContext(__import__("tempfile").TemporaryDirectory())
+        conf = os.path.join(d, "imapserver.conf")
+        with open(conf, "w") as f:
+            f.write(text)
+        with open(os.path.join(d, "users"), "w") as f:
+            f.write("alice alice123\n")
+        return subprocess.run([server_binary(), "-t", "-c", conf], capture_output=True,
+                              text=True, timeout=10 * SLOW), conf
+
+    def test_good_config_passes(self):
+        res, _ = self.run_t('auth: { file = "users"; };\nstorage: { root = "mail"; };\n')
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("configuration OK", res.stdout)
+
+    def test_bad_config_names_file_and_line(self):
+        res, conf = self.run_t('auth: { file = "users"; };\n'
+                               'limits: {\n  max_lines = 10;\n};\n')
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(f"{conf}:3: unknown key 'limits.max_lines'", res.stderr)
+
+    def test_unknown_backend_lists_known_ones(self):
+        res, conf = self.run_t('auth: { file = "users"; };\nstorage: { backend = "mbox"; };\n')
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(f"{conf}:2:", res.stderr)
+        self.assertIn("flat", res.stderr)
+
+    def test_shipped_config_passes(self):
+        top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        res = subprocess.run([server_binary(), "-t", "-c",
+                              os.path.join(top, "etc", "imapserver.conf")],
+                             capture_output=True, text=True, timeout=10 * SLOW)
+        self.assertEqual(res.returncode, 0, res.stderr)
+
+
+class TestPositionalPort(unittest.TestCase):
+    def test_bad_port_is_refused(self):
+        res = subprocess.run([server_binary(), "-t", "70000"], capture_output=True, text=True,
+                             timeout=10 * SLOW)
+        self.assertNotEqual(res.returncode, 0)
+        self.assertIn("invalid port", res.stderr)
+
+
+class TestReload(ServerTestCase):
+    ALLOW_LOG_ERRORS = True   # the broken config is reported as an error
+
+    def test_broken_config_is_reported_and_old_one_kept(self):
+        old = self.raw_login()
+        with open(self.server.conf) as f:
+            good = f.read()
+        with open(self.server.conf, "w") as f:
+            f.write(good + "bogus: { x = 1; };\n")
+        self.server.proc.send_signal(signal.SIGHUP)
+        line = self.server.wait_log("reload failed", timeout=5)
+        self.assertIsNotNone(line, self.server.log_text())
+        self.assertIn("unknown", line)
+        # Still serving, old and new sessions alike.
+        resp, tagged = old.command("NOOP")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.raw_login()
+
+    def test_new_config_applies_to_new_sessions(self):
+        old = self.raw_login()
+        with open(self.server.users, "a") as f:
+            pass
+        users2 = os.path.join(self.server.dir, "users2")
+        with open(users2, "w") as f:
+            f.write("dora dora123\n")
+        with open(self.server.conf) as f:
+            text = f.read().replace('file = "users"', 'file = "users2"')
+        with open(self.server.conf, "w") as f:
+            f.write(text)
+        self.server.proc.send_signal(signal.SIGHUP)
+        self.assertIsNotNone(self.server.wait_log("configuration reloaded", timeout=5),
+                             self.server.log_text())
+        c = self.raw()
+        resp, tagged = c.command("LOGIN dora dora123")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp, tagged = old.command("SELECT INBOX")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+
+
+class TestLoginTimeout(ServerTestCase):
+    LIMITS = {"login_timeout": 1}
+
+    def test_silent_client_is_logged_out(self):
+        c = self.raw()
+        c.sock.settimeout(10 * SLOW)
+        data = b""
+        start = time.monotonic()
+        while b"BYE" not in data and time.monotonic() - start < 10 * SLOW:
+            chunk = c.sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        self.assertIn(b"* BYE", data)
+        # And the server goes on.
+        self.raw_login()
+
+
+class TestFdSetsize(ServerTestCase):
+    LIMITS = {"max_connections": 5000}
+
+    def setUp(self):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard < 1200:
+            self.skipTest(f"RLIMIT_NOFILE hard limit {hard} is too low")
+        # The server inherits our limit: let it open fds past FD_SETSIZE.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        super().setUp()
+
+    def test_connections_past_fd_setsize_get_bye(self):
+        socks = []
+        self.addCleanup(lambda: [s.close() for s in socks])
+        refused = None
+        for i in range(1100):
+            s = socket.create_connection((HOST, self.port), timeout=10 * SLOW)
+            socks.append(s)
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = s.recv(1)
+                if not chunk:
+                    break
+                line += chunk
+            if line.startswith(b"* BYE"):
+                refused = line
+                break
+            self.assertTrue(line.startswith(b"* OK"), line)
+        self.assertIsNotNone(refused, "no connection was refused past FD_SETSIZE")
+        self.assertIsNotNone(self.server.wait_log("fd above FD_SETSIZE"))
+        for s in socks:
+            s.close()
+        socks.clear()
+        # Everyone else is still served.
+        time.sleep(0.2)
+        self.raw_login()
+
+
+if __name__ == "__main__":
+    unittest.main()
