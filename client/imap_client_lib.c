@@ -1,0 +1,928 @@
+/* imap_client_lib.c: a small blocking IMAP4rev1 client (see the header). */
+#include "imap_client_lib.h"
+#include "base64.h"
+#include "netio.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* Bounds on what the server may send us. */
+#define IMAPC_MAX_RESPONSE (256u * 1024 * 1024)
+#define IMAPC_MAX_DEPTH 64
+#define IMAPC_LOGOUT_TIMEOUT_MS 2000
+
+struct imapc {
+	int fd;
+	int timeout_ms;
+	struct buf in;
+	size_t in_pos;
+	uint64_t bytes_received;
+	unsigned tag_counter;
+	struct strlist caps;
+	imapc_untagged_handler_t *handler;
+	void *handler_context;
+	char idle_tag[16];
+	bool idling;
+	char *bye_text;         /* the server's BYE, for the error message */
+};
+
+/* ------------------------------------------------------------ parsing */
+
+/* If the line ending at line_end (index of '\n') ends with "{n}\r\n"
+   or "{n+}\r\n", returns 1 with n. */
+static int
+imapc_line_literal(const char *buf, size_t line_start, size_t line_end, uint64_t *n_r)
+{
+	size_t e = line_end;
+
+	if (e > line_start && buf[e - 1] == '\r')
+		e--;
+	if (e == line_start || buf[e - 1] != '}')
+		return 0;
+	e--;
+	if (e > line_start && buf[e - 1] == '+')
+		e--;
+	size_t digits_end = e;
+	while (e > line_start && buf[e - 1] >= '0' && buf[e - 1] <= '9')
+		e--;
+	if (e == digits_end || e == line_start || buf[e - 1] != '{' || digits_end - e > 12)
+		return 0;
+	uint64_t n = 0;
+	for (size_t i = e; i < digits_end; i++)
+		n = n * 10 + (uint64_t)(buf[i] - '0');
+	*n_r = n;
+	return 1;
+}
+
+int
+imapc_response_size(const char *buf, size_t len, size_t *size_r)
+{
+	size_t pos = 0;
+
+	/* Each round consumes one line and at most one literal, and pos
+	   only grows, so this ends. */
+	while (pos < len) {
+		const char *lf = memchr(buf + pos, '\n', len - pos);
+		if (lf == NULL)
+			return len > IMAPC_MAX_RESPONSE ? -1 : 0;
+		size_t line_end = (size_t)(lf - buf);
+		uint64_t n;
+		if (!imapc_line_literal(buf, pos, line_end, &n)) {
+			*size_r = line_end + 1;
+			return 1;
+		}
+		if (n > IMAPC_MAX_RESPONSE || line_end + 1 + n > IMAPC_MAX_RESPONSE)
+			return -1;
+		pos = line_end + 1 + (size_t)n;
+	}
+	return 0;
+}
+
+struct imapc_parser {
+	const char *data;
+	size_t pos, len;
+	char *error;
+};
+
+static void
+imapc_arg_free(struct imapc_arg *arg, unsigned depth)
+{
+	free(arg->str);
+	arg->str = NULL;
+	if (arg->list != NULL && depth < IMAPC_MAX_DEPTH + 2) {
+		for (size_t i = 0; i < arg->count; i++)
+			imapc_arg_free(&arg->list[i], depth + 1);
+	}
+	free(arg->list);
+	arg->list = NULL;
+	arg->count = 0;
+}
+
+static bool
+imapc_is_atom_end(char c)
+{
+	return c == ' ' || c == '(' || c == ')' || c == '"' || c == '\r' || c == '\n';
+}
+
+static int imapc_parse_list(struct imapc_parser *p, unsigned depth, bool top,
+			    struct imapc_arg **items_r, size_t *count_r);
+
+/* Parses one item at p->pos into arg. */
+static int
+imapc_parse_item(struct imapc_parser *p, unsigned depth, struct imapc_arg *arg)
+{
+	const char *d = p->data;
+	char c = d[p->pos];
+
+	i_zero(arg);
+	if (c == '(') {
+		if (depth >= IMAPC_MAX_DEPTH) {
+			p->error = xstrdup("lists nested too deeply");
+			return -1;
+		}
+		p->pos++;
+		arg->type = IMAPC_ARG_LIST;
+		return imapc_parse_list(p, depth + 1, false, &arg->list, &arg->count);
+	}
+	if (c == '"') {
+		struct buf s = BUF_INIT;
+		p->pos++;
+		while (p->pos < p->len && d[p->pos] != '"') {
+			if (d[p->pos] == '\r' || d[p->pos] == '\n')
+				break;
+			if (d[p->pos] == '\\' && p->pos + 1 < p->len)
+				p->pos++;
+			buf_append_c(&s, d[p->pos]);
+			p->pos++;
+		}
+		if (p->pos >= p->len || d[p->pos] != '"') {
+			buf_free(&s);
+			p->error = xstrdup("unterminated quoted string");
+			return -1;
+		}
+		p->pos++;
+		arg->type = IMAPC_ARG_STRING;
+		arg->len = s.len;
+		arg->str = s.data != NULL ? buf_steal(&s) : xstrdup("");
+		return 0;
+	}
+	if (c == '{') {
+		size_t q = p->pos + 1;
+		uint64_t n = 0;
+		unsigned digits = 0;
+		while (q < p->len && d[q] >= '0' && d[q] <= '9' && digits < 12) {
+			n = n * 10 + (uint64_t)(d[q] - '0');
+			q++;
+			digits++;
+		}
+		if (q < p->len && d[q] == '+')
+			q++;
+		if (digits == 0 || q + 2 >= p->len || d[q] != '}' || d[q + 1] != '\r' ||
+		    d[q + 2] != '\n') {
+			if (!(digits > 0 && q + 1 < p->len && d[q] == '}' && d[q + 1] == '\n')) {
+				p->error = xstrdup("bad literal");
+				return -1;
+			}
+			q += 2;         /* a bare LF after the literal's size */
+		} else {
+			q += 3;
+		}
+		if (n > p->len - q) {
+			p->error = xstrdup("literal runs past the response");
+			return -1;
+		}
+		arg->type = IMAPC_ARG_STRING;
+		arg->len = (size_t)n;
+		arg->str = xmalloc(arg->len + 1);
+		memcpy(arg->str, d + q, arg->len);
+		arg->str[arg->len] = '\0';
+		p->pos = q + arg->len;
+		return 0;
+	}
+	/* An atom; brackets may hold spaces and parentheses:
+	   BODY[HEADER.FIELDS (FROM TO)]<0>. */
+	size_t start = p->pos;
+	unsigned brackets = 0;
+	while (p->pos < p->len) {
+		char ch = d[p->pos];
+		if (ch == '\r' || ch == '\n')
+			break;
+		if (ch == '[')
+			brackets++;
+		else if (ch == ']' && brackets > 0)
+			brackets--;
+		else if (brackets == 0 && imapc_is_atom_end(ch))
+			break;
+		p->pos++;
+	}
+	if (p->pos == start) {
+		p->error = xasprintf("unexpected character 0x%02x", (unsigned char)c);
+		return -1;
+	}
+	size_t alen = p->pos - start;
+	if (alen == 3 && ascii_strncasecmp(d + start, "NIL", 3) == 0) {
+		arg->type = IMAPC_ARG_NIL;
+		arg->str = xstrdup("");
+		return 0;
+	}
+	arg->type = IMAPC_ARG_ATOM;
+	arg->str = xstrndup(d + start, alen);
+	arg->len = alen;
+	return 0;
+}
+
+/* Parses items up to ')' (or, at the top, up to the end of the line). */
+static int
+imapc_parse_list(struct imapc_parser *p, unsigned depth, bool top, struct imapc_arg **items_r,
+		 size_t *count_r)
+{
+	struct imapc_arg *items = NULL;
+	size_t count = 0, alloc = 0;
+
+	for (;;) {
+		while (p->pos < p->len && p->data[p->pos] == ' ')
+			p->pos++;
+		if (p->pos >= p->len || p->data[p->pos] == '\r' || p->data[p->pos] == '\n') {
+			if (top)
+				break;
+			p->error = xstrdup("list not closed");
+			goto fail;
+		}
+		if (p->data[p->pos] == ')') {
+			if (top) {
+				p->error = xstrdup("unbalanced ')'");
+				goto fail;
+			}
+			p->pos++;
+			break;
+		}
+		xgrow(&items, &alloc, count + 1, sizeof(*items));
+		if (imapc_parse_item(p, depth, &items[count]) < 0) {
+			imapc_arg_free(&items[count], 0);
+			goto fail;
+		}
+		count++;
+	}
+	*items_r = items;
+	*count_r = count;
+	return 0;
+fail:
+	for (size_t i = 0; i < count; i++)
+		imapc_arg_free(&items[i], 0);
+	free(items);
+	*items_r = NULL;
+	*count_r = 0;
+	return -1;
+}
+
+static bool
+imapc_is_status_word(const char *s, size_t len)
+{
+	static const char *const words[] = { "OK", "NO", "BAD", "BYE", "PREAUTH" };
+
+	for (size_t i = 0; i < N_ELEMENTS(words); i++) {
+		if (strlen(words[i]) == len && ascii_strncasecmp(s, words[i], len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The rest of the first line from pos, without CRLF. */
+static char *
+imapc_rest_of_line(const char *data, size_t len, size_t pos)
+{
+	size_t e = pos;
+
+	while (e < len && data[e] != '\r' && data[e] != '\n')
+		e++;
+	return xstrndup(data + pos, e - pos);
+}
+
+int
+imapc_response_parse(const char *data, size_t len, struct imapc_response *resp_r,
+		     char **error_r)
+{
+	struct imapc_arg *args = NULL;
+	size_t count = 0;
+	size_t pos = 0;
+
+	i_zero(resp_r);
+	while (pos < len && data[pos] != ' ' && data[pos] != '\r' && data[pos] != '\n')
+		pos++;
+	if (pos == 0) {
+		*error_r = xstrdup("response without a tag");
+		return -1;
+	}
+	char *tag = xstrndup(data, pos);
+	if (pos < len && data[pos] == ' ')
+		pos++;
+	if (strcmp(tag, "+") == 0) {
+		resp_r->tag = tag;
+		resp_r->text = imapc_rest_of_line(data, len, pos);
+		resp_r->args = xcalloc(1, sizeof(struct imapc_arg));
+		return 0;
+	}
+	/* A status response: tagged or untagged OK/NO/BAD/BYE/PREAUTH. */
+	size_t w = pos;
+	while (w < len && data[w] != ' ' && data[w] != '\r' && data[w] != '\n')
+		w++;
+	if (imapc_is_status_word(data + pos, w - pos)) {
+		args = xcalloc(1, sizeof(*args));
+		args[0].type = IMAPC_ARG_ATOM;
+		args[0].str = xstrndup(data + pos, w - pos);
+		args[0].len = w - pos;
+		for (char *s = args[0].str; *s != '\0'; s++) {
+			if (*s >= 'a' && *s <= 'z')
+				*s = (char)(*s - 'a' + 'A');
+		}
+		if (w < len && data[w] == ' ')
+			w++;
+		resp_r->tag = tag;
+		resp_r->args = args;
+		resp_r->count = 1;
+		resp_r->text = imapc_rest_of_line(data, len, w);
+		return 0;
+	}
+	struct imapc_parser p = { .data = data, .pos = pos, .len = len };
+	if (imapc_parse_list(&p, 0, true, &args, &count) < 0) {
+		*error_r = xasprintf("cannot parse the server's response: %s", p.error);
+		free(p.error);
+		free(tag);
+		return -1;
+	}
+	resp_r->tag = tag;
+	resp_r->args = args != NULL ? args : xcalloc(1, sizeof(struct imapc_arg));
+	resp_r->count = count;
+	resp_r->text = xstrdup("");
+	return 0;
+}
+
+void
+imapc_response_free(struct imapc_response *resp)
+{
+	struct imapc_arg *args = (struct imapc_arg *)resp->args;
+
+	for (size_t i = 0; i < resp->count; i++)
+		imapc_arg_free(&args[i], 0);
+	free(args);
+	free((char *)resp->tag);
+	free((char *)resp->text);
+	i_zero(resp);
+}
+
+const char *
+imapc_arg_str(const struct imapc_arg *arg)
+{
+	if (arg == NULL || (arg->type != IMAPC_ARG_ATOM && arg->type != IMAPC_ARG_STRING))
+		return NULL;
+	return arg->str;
+}
+
+int
+imapc_arg_u32(const struct imapc_arg *arg, uint32_t *num_r)
+{
+	uint64_t n;
+
+	if (arg == NULL || arg->type != IMAPC_ARG_ATOM || str_to_u64(arg->str, UINT32_MAX, &n) < 0)
+		return -1;
+	*num_r = (uint32_t)n;
+	return 0;
+}
+
+const struct imapc_arg *
+imapc_fetch_item(const struct imapc_arg *fetch_list, const char *name)
+{
+	if (fetch_list == NULL || fetch_list->type != IMAPC_ARG_LIST)
+		return NULL;
+	for (size_t i = 0; i + 1 < fetch_list->count; i += 2) {
+		const char *key = imapc_arg_str(&fetch_list->list[i]);
+		if (key != NULL && ascii_strcasecmp(key, name) == 0)
+			return &fetch_list->list[i + 1];
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------ connection */
+
+static void
+imapc_set_caps_from_words(struct imapc *conn, const char *text, size_t len)
+{
+	strlist_clear(&conn->caps);
+	size_t i = 0;
+	while (i < len) {
+		while (i < len && text[i] == ' ')
+			i++;
+		size_t s = i;
+		while (i < len && text[i] != ' ')
+			i++;
+		if (i > s)
+			strlist_add_take(&conn->caps, xstrndup(text + s, i - s));
+	}
+}
+
+/* A response code "[CAPABILITY ...]" at the start of a status text. */
+static void
+imapc_check_resp_code(struct imapc *conn, const char *text)
+{
+	static const char prefix[] = "[CAPABILITY ";
+
+	if (ascii_strncasecmp(text, prefix, sizeof(prefix) - 1) != 0)
+		return;
+	const char *start = text + sizeof(prefix) - 1;
+	const char *end = strchr(start, ']');
+	if (end != NULL)
+		imapc_set_caps_from_words(conn, start, (size_t)(end - start));
+}
+
+static bool
+imapc_resp_is(const struct imapc_response *resp, size_t idx, const char *word)
+{
+	const char *s = idx < resp->count ? imapc_arg_str(&resp->args[idx]) : NULL;
+	return s != NULL && ascii_strcasecmp(s, word) == 0;
+}
+
+/* What the library itself learns from an untagged response, before the
+   user's handler sees it. */
+static void
+imapc_untagged(struct imapc *conn, const struct imapc_response *resp)
+{
+	if (imapc_resp_is(resp, 0, "CAPABILITY")) {
+		strlist_clear(&conn->caps);
+		for (size_t i = 1; i < resp->count; i++) {
+			const char *s = imapc_arg_str(&resp->args[i]);
+			if (s != NULL)
+				strlist_add(&conn->caps, s);
+		}
+	} else if (resp->count == 1 && resp->text != NULL) {
+		imapc_check_resp_code(conn, resp->text);
+		if (imapc_resp_is(resp, 0, "BYE")) {
+			free(conn->bye_text);
+			conn->bye_text = xstrdup(resp->text);
+		}
+	}
+	if (conn->handler != NULL)
+		conn->handler(resp, conn->handler_context);
+}
+
+/* The error for a failed read: the server's BYE text when it said one. */
+static char *
+imapc_read_error(struct imapc *conn, char *err)
+{
+	if (conn->bye_text == NULL)
+		return err;
+	char *e = xasprintf("the server closed the connection: %s", conn->bye_text);
+	free(err);
+	return e;
+}
+
+/* Takes one complete response out of the input buffer if there is one.
+   Returns 1 (parsed into resp_r), 0 (need more bytes), -1. */
+static int
+imapc_take_response(struct imapc *conn, struct imapc_response *resp_r, char **error_r)
+{
+	size_t size;
+	int ret = imapc_response_size(conn->in.data + conn->in_pos, conn->in.len - conn->in_pos,
+				      &size);
+
+	if (ret < 0) {
+		*error_r = xstrdup("the server sent a response that is too large");
+		return -1;
+	}
+	if (ret == 0)
+		return 0;
+	ret = imapc_response_parse(conn->in.data + conn->in_pos, size, resp_r, error_r);
+	conn->in_pos += size;
+	if (conn->in_pos == conn->in.len) {
+		buf_reset(&conn->in);
+		conn->in_pos = 0;
+	} else if (conn->in_pos > 65536 && conn->in_pos > conn->in.len / 2) {
+		buf_consume(&conn->in, conn->in_pos);
+		conn->in_pos = 0;
+	}
+	return ret < 0 ? -1 : 1;
+}
+
+static int
+imapc_fill(struct imapc *conn, int timeout_ms, char **error_r)
+{
+	size_t before = conn->in.len;
+	char *err = NULL;
+	int ret = netio_read_some(conn->fd, &conn->in, timeout_ms, &err);
+
+	if (ret < 0) {
+		*error_r = imapc_read_error(conn, err);
+		return -1;
+	}
+	conn->bytes_received += conn->in.len - before;
+	return ret;
+}
+
+/* Reads one whole response, waiting at most the timeout for each piece. */
+static int
+imapc_read_response(struct imapc *conn, struct imapc_response *resp_r, char **error_r)
+{
+	for (;;) {
+		int ret = imapc_take_response(conn, resp_r, error_r);
+		if (ret != 0)
+			return ret < 0 ? -1 : 0;
+		ret = imapc_fill(conn, conn->timeout_ms, error_r);
+		if (ret < 0)
+			return -1;
+		if (ret == 0) {
+			*error_r = xasprintf("the server did not answer within %d s",
+					     conn->timeout_ms / 1000);
+			return -1;
+		}
+	}
+}
+
+static int
+imapc_send(struct imapc *conn, const char *data, size_t len, char **error_r)
+{
+	return netio_write_all(conn->fd, data, len, conn->timeout_ms, error_r);
+}
+
+/* Reads responses until the tagged answer to tag. With want_cont, a
+   continuation request ends the wait too (returns 2). Returns 1 (OK),
+   0 (NO/BAD, text in *reply_r), 2, or -1. */
+static int
+imapc_wait_tagged(struct imapc *conn, const char *tag, bool want_cont, char **reply_r,
+		  char **error_r)
+{
+	for (;;) {
+		struct imapc_response resp;
+		if (imapc_read_response(conn, &resp, error_r) < 0)
+			return -1;
+		int ret = -1;
+		if (strcmp(resp.tag, "*") == 0) {
+			imapc_untagged(conn, &resp);
+		} else if (strcmp(resp.tag, "+") == 0) {
+			if (want_cont)
+				ret = 2;
+		} else if (strcmp(resp.tag, tag) == 0) {
+			imapc_check_resp_code(conn, resp.text);
+			ret = imapc_resp_is(&resp, 0, "OK") ? 1 : 0;
+			if (reply_r != NULL)
+				*reply_r = xstrdup(resp.text);
+		}
+		imapc_response_free(&resp);
+		if (ret >= 0)
+			return ret;
+	}
+}
+
+int
+imapc_connect(const char *host, const char *port, int timeout_ms, struct imapc **conn_r,
+	      char **error_r)
+{
+	int fd;
+
+	if (netio_connect(host, port, timeout_ms, &fd, error_r) < 0)
+		return -1;
+	struct imapc *conn = xcalloc(1, sizeof(*conn));
+	conn->fd = fd;
+	conn->timeout_ms = timeout_ms;
+
+	struct imapc_response resp;
+	if (imapc_read_response(conn, &resp, error_r) < 0) {
+		imapc_free(&conn);
+		return -1;
+	}
+	bool ok = strcmp(resp.tag, "*") == 0 && imapc_resp_is(&resp, 0, "OK");
+	if (!ok) {
+		*error_r = xasprintf("the server refused the connection: %s %s",
+				     resp.count > 0 ? imapc_arg_str(&resp.args[0]) : "",
+				     resp.text != NULL ? resp.text : "");
+		imapc_response_free(&resp);
+		imapc_free(&conn);
+		return -1;
+	}
+	imapc_check_resp_code(conn, resp.text);
+	imapc_response_free(&resp);
+	if (conn->caps.count == 0) {
+		char *reply = NULL;
+		int ret = imapc_run(conn, "CAPABILITY", &reply, error_r);
+		free(reply);
+		if (ret < 0) {
+			imapc_free(&conn);
+			return -1;
+		}
+	}
+	*conn_r = conn;
+	return 0;
+}
+
+void
+imapc_free(struct imapc **connp)
+{
+	struct imapc *conn = *connp;
+
+	if (conn == NULL)
+		return;
+	*connp = NULL;
+	if (conn->fd >= 0)
+		close(conn->fd);
+	buf_free(&conn->in);
+	strlist_clear(&conn->caps);
+	free(conn->bye_text);
+	free(conn);
+}
+
+void
+imapc_logout(struct imapc **connp)
+{
+	struct imapc *conn = *connp;
+	char *err = NULL;
+
+	if (conn == NULL)
+		return;
+	conn->timeout_ms = IMAPC_LOGOUT_TIMEOUT_MS;
+	if (conn->idling && imapc_idle_stop(conn, &err) < 0) {
+		free(err);
+		imapc_free(connp);
+		return;
+	}
+	if (imapc_run(conn, "LOGOUT", NULL, &err) < 0)
+		free(err);
+	imapc_free(connp);
+}
+
+void
+imapc_set_untagged_handler(struct imapc *conn, imapc_untagged_handler_t *handler, void *context)
+{
+	conn->handler = handler;
+	conn->handler_context = context;
+}
+
+bool
+imapc_has_capability(const struct imapc *conn, const char *cap)
+{
+	for (size_t i = 0; i < conn->caps.count; i++) {
+		if (ascii_strcasecmp(conn->caps.items[i], cap) == 0)
+			return true;
+	}
+	return false;
+}
+
+int
+imapc_fd(const struct imapc *conn)
+{
+	return conn->fd;
+}
+
+uint64_t
+imapc_bytes_received(const struct imapc *conn)
+{
+	return conn->bytes_received;
+}
+
+/* ------------------------------------------------------------ commands */
+
+void
+imapc_cmd_init(struct imapc_cmd *cmd)
+{
+	i_zero(cmd);
+}
+
+void
+imapc_cmd_append(struct imapc_cmd *cmd, const char *text)
+{
+	buf_append_str(&cmd->text, text);
+}
+
+void
+imapc_cmd_printf(struct imapc_cmd *cmd, const char *fmt, ...)
+{
+	va_list args;
+
+	va_start(args, fmt);
+	buf_vprintf(&cmd->text, fmt, args);
+	va_end(args);
+}
+
+void
+imapc_cmd_append_string(struct imapc *conn, struct imapc_cmd *cmd, const char *s, size_t len)
+{
+	bool quotable = len <= 1024;
+
+	for (size_t i = 0; i < len && quotable; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\0' || c == '\r' || c == '\n' || c >= 0x80)
+			quotable = false;
+	}
+	if (quotable) {
+		buf_append_c(&cmd->text, '"');
+		for (size_t i = 0; i < len; i++) {
+			if (s[i] == '"' || s[i] == '\\')
+				buf_append_c(&cmd->text, '\\');
+			buf_append_c(&cmd->text, s[i]);
+		}
+		buf_append_c(&cmd->text, '"');
+		return;
+	}
+	bool nonsync = imapc_has_capability(conn, "LITERAL+");
+	if (!nonsync && cmd->lit_count == IMAPC_MAX_LITERALS) {
+		/* Cannot happen with the commands mailclient sends. */
+		nonsync = true;
+	}
+	buf_printf(&cmd->text, "{%zu%s}\r\n", len, nonsync ? "+" : "");
+	if (!nonsync)
+		cmd->lit_starts[cmd->lit_count++] = cmd->text.len;
+	buf_append(&cmd->text, s, len);
+}
+
+void
+imapc_cmd_clear(struct imapc_cmd *cmd)
+{
+	if (cmd->text.data != NULL)
+		explicit_bzero(cmd->text.data, cmd->text.cap);
+	buf_free(&cmd->text);
+	cmd->lit_count = 0;
+}
+
+static void
+imapc_next_tag(struct imapc *conn, char tag[16])
+{
+	snprintf(tag, 16, "m%u", ++conn->tag_counter % 1000000);
+}
+
+int
+imapc_cmd_run(struct imapc *conn, struct imapc_cmd *cmd, char **reply_r, char **error_r)
+{
+	char tag[16];
+	size_t pos = 0;
+
+	if (conn->idling) {
+		*error_r = xstrdup("internal error: a command while idling");
+		return -1;
+	}
+	imapc_next_tag(conn, tag);
+	struct buf out = BUF_INIT;
+	buf_printf(&out, "%s ", tag);
+	for (size_t i = 0; i <= cmd->lit_count; i++) {
+		size_t end = i < cmd->lit_count ? cmd->lit_starts[i] : cmd->text.len;
+		buf_append(&out, cmd->text.data + pos, end - pos);
+		if (i == cmd->lit_count)
+			buf_append_str(&out, "\r\n");
+		int ret = imapc_send(conn, out.data, out.len, error_r);
+		explicit_bzero(out.data, out.cap);
+		buf_reset(&out);
+		if (ret < 0) {
+			buf_free(&out);
+			return -1;
+		}
+		pos = end;
+		if (i == cmd->lit_count)
+			break;
+		/* A synchronizing literal: the server says "+" or refuses. */
+		ret = imapc_wait_tagged(conn, tag, true, reply_r, error_r);
+		if (ret != 2) {
+			buf_free(&out);
+			return ret;
+		}
+	}
+	buf_free(&out);
+	return imapc_wait_tagged(conn, tag, false, reply_r, error_r);
+}
+
+int
+imapc_run(struct imapc *conn, const char *text, char **reply_r, char **error_r)
+{
+	struct imapc_cmd cmd;
+
+	imapc_cmd_init(&cmd);
+	imapc_cmd_append(&cmd, text);
+	int ret = imapc_cmd_run(conn, &cmd, reply_r, error_r);
+	imapc_cmd_clear(&cmd);
+	return ret;
+}
+
+static int
+imapc_login_plain(struct imapc *conn, const char *user, const char *password, char **reply_r,
+		  char **error_r)
+{
+	struct buf raw = BUF_INIT, b64 = BUF_INIT;
+	int ret;
+
+	buf_append_c(&raw, '\0');
+	buf_append_str(&raw, user);
+	buf_append_c(&raw, '\0');
+	buf_append_str(&raw, password);
+	base64_encode(raw.data, raw.len, &b64);
+	explicit_bzero(raw.data, raw.cap);
+	buf_free(&raw);
+
+	if (imapc_has_capability(conn, "SASL-IR")) {
+		struct imapc_cmd cmd;
+		imapc_cmd_init(&cmd);
+		imapc_cmd_printf(&cmd, "AUTHENTICATE PLAIN %s", b64.data);
+		ret = imapc_cmd_run(conn, &cmd, reply_r, error_r);
+		imapc_cmd_clear(&cmd);
+	} else {
+		char tag[16];
+		imapc_next_tag(conn, tag);
+		char *line = xasprintf("%s AUTHENTICATE PLAIN\r\n", tag);
+		ret = imapc_send(conn, line, strlen(line), error_r);
+		free(line);
+		if (ret == 0)
+			ret = imapc_wait_tagged(conn, tag, true, reply_r, error_r);
+		if (ret == 2) {
+			buf_append_str(&b64, "\r\n");
+			ret = imapc_send(conn, b64.data, b64.len, error_r);
+			if (ret == 0)
+				ret = imapc_wait_tagged(conn, tag, false, reply_r, error_r);
+		}
+	}
+	explicit_bzero(b64.data, b64.cap);
+	buf_free(&b64);
+	return ret;
+}
+
+int
+imapc_login(struct imapc *conn, const char *user, const char *password, char **reply_r,
+	    char **error_r)
+{
+	int ret;
+
+	if (imapc_has_capability(conn, "AUTH=PLAIN")) {
+		ret = imapc_login_plain(conn, user, password, reply_r, error_r);
+	} else if (imapc_has_capability(conn, "LOGINDISABLED")) {
+		*error_r = xstrdup("the server allows no plaintext login on this connection "
+				   "(LOGINDISABLED, no AUTH=PLAIN)");
+		return -1;
+	} else {
+		struct imapc_cmd cmd;
+		imapc_cmd_init(&cmd);
+		imapc_cmd_append(&cmd, "LOGIN ");
+		imapc_cmd_append_string(conn, &cmd, user, strlen(user));
+		imapc_cmd_append(&cmd, " ");
+		imapc_cmd_append_string(conn, &cmd, password, strlen(password));
+		ret = imapc_cmd_run(conn, &cmd, reply_r, error_r);
+		imapc_cmd_clear(&cmd);
+	}
+	if (ret == 1) {
+		/* Capabilities may change after login; ask unless the
+		   answer carried them. */
+		bool had = false;
+		if (reply_r != NULL && *reply_r != NULL)
+			had = ascii_strncasecmp(*reply_r, "[CAPABILITY ", 12) == 0;
+		if (!had) {
+			char *reply = NULL;
+			int cret = imapc_run(conn, "CAPABILITY", &reply, error_r);
+			free(reply);
+			if (cret < 0)
+				return -1;
+		}
+	}
+	return ret;
+}
+
+/* ------------------------------------------------------------ IDLE */
+
+/* Dispatches the complete responses in the input buffer. A tagged
+   answer to IDLE means the server ended it. Returns 0 or -1. */
+static int
+imapc_idle_dispatch(struct imapc *conn, char **error_r)
+{
+	for (;;) {
+		struct imapc_response resp;
+		int ret = imapc_take_response(conn, &resp, error_r);
+		if (ret <= 0)
+			return ret;
+		if (strcmp(resp.tag, "*") == 0)
+			imapc_untagged(conn, &resp);
+		else if (strcmp(resp.tag, conn->idle_tag) == 0)
+			conn->idling = false;
+		imapc_response_free(&resp);
+	}
+}
+
+int
+imapc_idle_start(struct imapc *conn, char **error_r)
+{
+	if (conn->idling)
+		return 1;
+	imapc_next_tag(conn, conn->idle_tag);
+	char *line = xasprintf("%s IDLE\r\n", conn->idle_tag);
+	int ret = imapc_send(conn, line, strlen(line), error_r);
+	free(line);
+	if (ret < 0)
+		return -1;
+	char *reply = NULL;
+	ret = imapc_wait_tagged(conn, conn->idle_tag, true, &reply, error_r);
+	free(reply);
+	if (ret != 2)
+		return ret < 0 ? -1 : 0;
+	conn->idling = true;
+	return imapc_idle_dispatch(conn, error_r) < 0 ? -1 : 1;
+}
+
+int
+imapc_idle_input(struct imapc *conn, char **error_r)
+{
+	int ret = imapc_fill(conn, 0, error_r);
+
+	if (ret < 0)
+		return -1;
+	return imapc_idle_dispatch(conn, error_r);
+}
+
+int
+imapc_idle_stop(struct imapc *conn, char **error_r)
+{
+	if (!conn->idling)
+		return 1;
+	conn->idling = false;
+	if (imapc_send(conn, "DONE\r\n", 6, error_r) < 0)
+		return -1;
+	return imapc_wait_tagged(conn, conn->idle_tag, false, NULL, error_r);
+}
+
+bool
+imapc_is_idling(const struct imapc *conn)
+{
+	return conn->idling;
+}

@@ -1,0 +1,245 @@
+/* mc_util.c: mailclient's pure helpers (see mc_util.h). */
+#include "mc_util.h"
+#include "base64.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static bool
+mc_is_atext(char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	return strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL && c != '\0';
+}
+
+static bool
+mc_domain_valid(const char *d)
+{
+	size_t len = strlen(d);
+
+	if (len == 0 || len > 255)
+		return false;
+	if (d[0] == '[')
+		return len > 2 && d[len - 1] == ']' && strcspn(d + 1, "[]\\ ") == len - 2;
+	size_t label = 0;
+	for (size_t i = 0; i <= len; i++) {
+		char c = d[i];
+		if (c == '.' || c == '\0') {
+			if (label == 0 || label > 63 || d[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || (c == '-' && label > 0);
+		if (!ok)
+			return false;
+		label++;
+	}
+	return true;
+}
+
+bool
+mc_address_valid(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	if (at == NULL || at == addr || strlen(addr) > 320)
+		return false;
+	size_t local_len = (size_t)(at - addr);
+	if (local_len > 64 || addr[0] == '.' || addr[local_len - 1] == '.')
+		return false;
+	for (size_t i = 0; i < local_len; i++) {
+		if (addr[i] == '.') {
+			if (addr[i + 1] == '.')
+				return false;
+		} else if (!mc_is_atext(addr[i])) {
+			return false;
+		}
+	}
+	return mc_domain_valid(at + 1);
+}
+
+bool
+mc_address_is_users(const char *addr, const char *user)
+{
+	if (strchr(user, '@') != NULL)
+		return ascii_strcasecmp(addr, user) == 0;
+	const char *at = strrchr(addr, '@');
+	size_t ulen = strlen(user);
+	return at != NULL && (size_t)(at - addr) == ulen && ascii_strncasecmp(addr, user, ulen) == 0;
+}
+
+bool
+mc_address_equal(const char *a, const char *b)
+{
+	return ascii_strcasecmp(a, b) == 0;
+}
+
+char *
+mc_trim(char *s)
+{
+	size_t len = strlen(s);
+	size_t start = 0;
+
+	while (len > 0 && isspace((unsigned char)s[len - 1]))
+		len--;
+	while (start < len && isspace((unsigned char)s[start]))
+		start++;
+	memmove(s, s + start, len - start);
+	s[len - start] = '\0';
+	return s;
+}
+
+int
+mc_header_line(const char *line, const char *name, char **value_r)
+{
+	size_t nlen = strlen(name);
+	const char *p = line;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (ascii_strncasecmp(p, name, nlen) != 0)
+		return 0;
+	p += nlen;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p != ':')
+		return 0;
+	*value_r = mc_trim(xstrdup(p + 1));
+	return 1;
+}
+
+int
+mc_split_addresses(const char *value, struct strlist *out, char **bad_r)
+{
+	char *copy = xstrdup(value);
+	char *save = NULL;
+	size_t n = 0;
+
+	for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		mc_trim(tok);
+		size_t len = strlen(tok);
+		if (len >= 2 && tok[0] == '<' && tok[len - 1] == '>') {
+			tok[len - 1] = '\0';
+			tok++;
+			mc_trim(tok);
+		}
+		if (!mc_address_valid(tok)) {
+			*bad_r = xstrdup(tok);
+			free(copy);
+			return -1;
+		}
+		strlist_add(out, tok);
+		n++;
+	}
+	free(copy);
+	if (n == 0) {
+		*bad_r = xstrdup("");
+		return -1;
+	}
+	return 0;
+}
+
+static bool
+mc_is_ascii(const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if ((unsigned char)*s >= 0x80)
+			return false;
+	}
+	return true;
+}
+
+/* Appends s as RFC 2047 "B" encoded words of UTF-8, each at most 75
+   characters, without splitting a UTF-8 sequence. */
+static void
+mc_append_encoded_words(struct buf *out, const char *s)
+{
+	size_t len = strlen(s), pos = 0;
+	bool first = true;
+
+	while (pos < len) {
+		/* 45 input bytes make 60 base64 characters; with the
+		   "=?UTF-8?B?" "?=" wrapping, 72. */
+		size_t take = len - pos > 45 ? 45 : len - pos;
+		while (take > 0 && pos + take < len &&
+		       ((unsigned char)s[pos + take] & 0xc0) == 0x80)
+			take--;
+		if (take == 0)
+			take = len - pos > 45 ? 45 : len - pos;
+		if (!first)
+			buf_append_str(out, "\n ");
+		buf_append_str(out, "=?UTF-8?B?");
+		base64_encode(s + pos, take, out);
+		buf_append_str(out, "?=");
+		pos += take;
+		first = false;
+	}
+}
+
+void
+mc_build_message(const char *from, const char *to, const char *subject, const char *body,
+		 const char *hostname, int64_t now, struct buf *out)
+{
+	char date[64];
+	time_t t = (time_t)now;
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	buf_printf(out, "From: %s\n", from);
+	buf_printf(out, "To: %s\n", to);
+	buf_append_str(out, "Subject: ");
+	if (mc_is_ascii(subject))
+		buf_append_str(out, subject);
+	else
+		mc_append_encoded_words(out, subject);
+	buf_append_c(out, '\n');
+	buf_printf(out, "Date: %s\n", date);
+	buf_printf(out, "Message-ID: <%lld.%ld.%08lx@%s>\n", (long long)now, (long)getpid(),
+		   (unsigned long)random() & 0xffffffffUL, hostname);
+	buf_append_str(out, "MIME-Version: 1.0\n");
+	buf_append_str(out, "Content-Type: text/plain; charset=UTF-8\n");
+	buf_printf(out, "Content-Transfer-Encoding: %s\n", mc_is_ascii(body) ? "7bit" : "8bit");
+	buf_append_c(out, '\n');
+	buf_append_str(out, body);
+}
+
+void
+mc_format_time(int64_t t, enum mc_time_style style, char *out, size_t out_size)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	size_t n;
+
+	if (out_size == 0)
+		return;
+	out[0] = '\0';
+	if (localtime_r(&tt, &tm) == NULL) {
+		snprintf(out, out_size, "?");
+		return;
+	}
+	if (style == MC_TIME_LIST)
+		n = strftime(out, out_size, "%Y-%m-%d : %H : %M", &tm);
+	else
+		n = strftime(out, out_size, "%a, %d %b %Y %H:%M %Z", &tm);
+	if (n == 0)
+		snprintf(out, out_size, "?");
+}
+
+void
+mc_write_safe(FILE *out, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\r' && i + 1 < len && s[i + 1] == '\n')
+			continue;
+		if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+			c = '?';
+		putc(c, out);
+	}
+}
