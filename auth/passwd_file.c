@@ -379,10 +379,22 @@ passwd_file_verify(struct auth *auth, const char *user, const char *password, ch
 	return AUTH_OK;
 }
 
+static int
+passwd_file_user_exists(struct auth *auth, const char *user, char **error_r)
+{
+	if (passwd_file_refresh(auth, error_r) < 0)
+		return -1;
+	if (auth->table.count == 0)
+		return 0;
+	return bsearch(user, auth->table.entries, auth->table.count,
+		       sizeof(auth->table.entries[0]), passwd_entry_find_cmp) != NULL ? 1 : 0;
+}
+
 const struct auth_backend auth_backend_passwd_file = {
 	.name = "passwd-file",
 	.compiled_in = true,
 	.init = passwd_file_init,
 	.deinit = passwd_file_deinit,
 	.verify = passwd_file_verify,
+	.user_exists = passwd_file_user_exists,
 };

@@ -9,6 +9,8 @@
 #include "buf.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <libconfig.h>
 #include <limits.h>
@@ -28,6 +30,9 @@ enum config_key_type {
 	KEY_STORAGE_BACKEND,
 	KEY_AUTH_BACKEND,
 	KEY_LOG_LEVEL,
+	KEY_DOMAINS,            /* smtp.domain: a comma-separated list of domains */
+	KEY_USER,               /* a char * field: the name of an existing user */
+	KEY_GROUP,              /* a char * field: the name of an existing group */
 };
 
 struct config_key {
@@ -42,7 +47,7 @@ struct config_key {
 	{ sec, key, t, offsetof(struct config, field), lo, hi }
 
 static const char *const config_sections[] = {
-	"imap", "smtp", "storage", "auth", "limits", "log",
+	"imap", "smtp", "storage", "auth", "limits", "log", "server",
 };
 
 static const struct config_key config_keys[] = {
@@ -51,7 +56,11 @@ static const struct config_key config_keys[] = {
 	KEY("smtp", "enabled", KEY_BOOL, smtp_enabled, 0, 0),
 	KEY("smtp", "address", KEY_STRING, smtp_address, 0, 0),
 	KEY("smtp", "port", KEY_UINT, smtp_port, 0, 65535),
-	KEY("smtp", "domain", KEY_STRING, smtp_domain, 0, 0),
+	KEY("smtp", "domain", KEY_DOMAINS, smtp_domain, 0, 0),
+	KEY("smtp", "max_message_size", KEY_SIZE, smtp_max_message_size, 1024, 1073741824),
+	KEY("smtp", "max_recipients", KEY_UINT, smtp_max_recipients, 100, 100000),
+	KEY("smtp", "timeout", KEY_UINT, smtp_timeout, 1, 3600),
+	KEY("smtp", "data_timeout", KEY_UINT, smtp_data_timeout, 1, 3600),
 	KEY("storage", "backend", KEY_STORAGE_BACKEND, storage_backend, 0, 0),
 	KEY("storage", "root", KEY_PATH, storage.root, 0, 0),
 	KEY("auth", "backend", KEY_AUTH_BACKEND, auth_backend, 0, 0),
@@ -65,6 +74,8 @@ static const struct config_key config_keys[] = {
 	KEY("limits", "auth_fail_delay", KEY_UINT, auth_fail_delay_ms, 0, 10000),
 	KEY("limits", "max_bad_commands", KEY_UINT, max_bad_commands, 1, 1000),
 	KEY("log", "level", KEY_LOG_LEVEL, log_level, 0, 0),
+	KEY("server", "user", KEY_USER, server_user, 0, 0),
+	KEY("server", "group", KEY_GROUP, server_group, 0, 0),
 };
 
 /* Names longer than this get no "did you mean" (and bound the table). */
@@ -210,6 +221,11 @@ config_new_defaults(const char *dir)
 	config->smtp_address = xstrdup("127.0.0.1");
 	config->smtp_port = 2525;
 	config->smtp_domain = xstrdup("localhost");
+	strlist_add(&config->smtp_domains, "localhost");
+	config->smtp_max_message_size = 26214400;
+	config->smtp_max_recipients = 100;
+	config->smtp_timeout = 300;
+	config->smtp_data_timeout = 180;
 	config->storage_backend = registry_storage_find("flat");
 	config->storage.root = path_join(dir, CONFIG_DEFAULT_STORAGE_ROOT);
 	config->auth_backend = registry_auth_find("passwd-file");
@@ -254,11 +270,14 @@ config_free(struct config **configp)
 	free(config->imap_address);
 	free(config->smtp_address);
 	free(config->smtp_domain);
+	strlist_clear(&config->smtp_domains);
 	/* The settings structs hold const pointers for the backends; the
 	   strings are ours. */
 	free((char *)config->storage.root);
 	free((char *)config->auth.file);
 	free((char *)config->auth.service);
+	free(config->server_user);
+	free(config->server_group);
 	free(config);
 }
 
@@ -318,6 +337,81 @@ config_get_string(const struct config_parser *parser, const config_setting_t *se
 		return config_fail(parser, setting, error_r, "%s: must not be empty", name);
 	*value_r = value;
 	return 0;
+}
+
+/* true if name is a host name (letters, digits and inner hyphens in
+   labels of 1..63 octets, at most 253 octets) or an address literal
+   "[...]" of printable characters (RFC 5321 4.1.3). */
+static bool
+config_domain_is_valid(const char *name, size_t len)
+{
+	size_t label = 0;
+
+	if (len == 0 || len > 253)
+		return false;
+	if (name[0] == '[') {
+		if (len < 3 || name[len - 1] != ']')
+			return false;
+		for (size_t i = 1; i + 1 < len; i++) {
+			if (name[i] <= ' ' || name[i] >= 0x7f || name[i] == '[' || name[i] == ']' ||
+			    name[i] == '\\')
+				return false;
+		}
+		return true;
+	}
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (c == '.') {
+			if (label == 0 || name[i - 1] == '-')
+				return false;
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			   (c >= '0' && c <= '9') || (c == '-' && label > 0)) {
+			if (++label > 63)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return label > 0 && name[len - 1] != '-';
+}
+
+/* Splits the comma-separated list str into domains_r (lower-cased,
+   without surrounding blanks, no duplicates). On error returns -1 with
+   the bad item in *bad_r (malloc'ed). */
+static int
+config_split_domains(const char *str, struct strlist *domains_r, char **bad_r)
+{
+	const char *p = str;
+
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		const char *end = comma != NULL ? comma : p + strlen(p);
+		const char *start = p;
+		char *item;
+
+		while (start < end && (*start == ' ' || *start == '\t'))
+			start++;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		if (!config_domain_is_valid(start, (size_t)(end - start))) {
+			*bad_r = xstrndup(start, (size_t)(end - start));
+			return -1;
+		}
+		item = xstrndup(start, (size_t)(end - start));
+		for (char *q = item; *q != '\0'; q++) {
+			if (*q >= 'A' && *q <= 'Z')
+				*q = (char)(*q - 'A' + 'a');
+		}
+		if (strlist_contains(domains_r, item))
+			free(item);
+		else
+			strlist_add_take(domains_r, item);
+		if (comma == NULL)
+			return 0;
+		p = comma + 1;
+	}
 }
 
 static int
@@ -411,6 +505,48 @@ config_set_key(struct config_parser *parser, const struct config_key *key,
 						   "its dependencies were missing at build time");
 		}
 		parser->config->auth_backend = backend;
+		return 0;
+	}
+	case KEY_DOMAINS: {
+		char **strp = (char **)(void *)field;
+		struct strlist domains;
+		char *bad = NULL;
+
+		if (config_get_string(parser, setting, name, &str, error_r) < 0)
+			return -1;
+		i_zero(&domains);
+		if (config_split_domains(str, &domains, &bad) < 0) {
+			config_fail(parser, setting, error_r,
+				    "%s: '%s' is not a domain name or address literal "
+				    "(expected e.g. \"localhost, example.org, [127.0.0.1]\")",
+				    name, bad);
+			free(bad);
+			strlist_clear(&domains);
+			return -1;
+		}
+		free(*strp);
+		*strp = xstrdup(str);
+		strlist_clear(&parser->config->smtp_domains);
+		parser->config->smtp_domains = domains;
+		return 0;
+	}
+	case KEY_USER:
+	case KEY_GROUP: {
+		char **strp = (char **)(void *)field;
+		bool found;
+
+		if (config_get_string(parser, setting, name, &str, error_r) < 0)
+			return -1;
+		/* Looked up now so that "imapserver -t" catches a typo;
+		   privileges_drop() looks the name up again. */
+		found = key->type == KEY_USER ? getpwnam(str) != NULL : getgrnam(str) != NULL;
+		if (!found) {
+			return config_fail(parser, setting, error_r, "%s: %s '%s'", name,
+					   key->type == KEY_USER ? "unknown user" : "unknown group",
+					   str);
+		}
+		free(*strp);
+		*strp = xstrdup(str);
 		return 0;
 	}
 	case KEY_LOG_LEVEL: {

@@ -18,7 +18,15 @@ struct config {
 	bool smtp_enabled;              /* smtp.enabled, default false */
 	char *smtp_address;             /* smtp.address, default "127.0.0.1" */
 	unsigned smtp_port;             /* smtp.port, default 2525 */
-	char *smtp_domain;              /* smtp.domain, default "localhost" */
+	char *smtp_domain;              /* smtp.domain as written, default "localhost" */
+	/* smtp.domain split at commas, trimmed, lower-cased: the local mail
+	   domains (a name, or an address literal such as "[127.0.0.1]"). The
+	   first one is the name announced in the greeting, EHLO and Received. */
+	struct strlist smtp_domains;
+	size_t smtp_max_message_size;   /* smtp.max_message_size, 1024..1073741824, default 26214400 */
+	unsigned smtp_max_recipients;   /* smtp.max_recipients, 100..100000, default 100 */
+	unsigned smtp_timeout;          /* smtp.timeout, seconds awaiting a command, 1..3600, 300 */
+	unsigned smtp_data_timeout;     /* smtp.data_timeout, seconds awaiting DATA bytes, 1..3600, 180 */
 
 	const struct storage_backend *storage_backend; /* storage.backend, default "flat" */
 	struct storage_settings storage;               /* storage.root (default "var/mail") */
@@ -35,6 +43,12 @@ struct config {
 	unsigned max_bad_commands;      /* limits.max_bad_commands, 1..1000, default 20 */
 
 	enum log_level log_level;       /* log.level, default info */
+
+	/* Whom to run as when started as root (core/privileges.h): after
+	   the listening sockets are bound the server drops to this user and
+	   group. Both checked to exist when the file is read. */
+	char *server_user;              /* server.user, default NULL: stay as started */
+	char *server_group;             /* server.group, default NULL: the user's primary group */
 };
 
 /* Reads path. On error returns -1 with *error_r like

@@ -8,6 +8,9 @@
 #include "event.h"
 #include "imap_server.h"
 #include "log.h"
+#include "net.h"
+#include "smtp_server.h"
+#include "privileges.h"
 #include "watch.h"
 
 #include <arpa/inet.h>
@@ -32,6 +35,8 @@ static struct imap_server *server;
 static const char *config_path;
 static int port_override = -1;
 static struct event_timer *accept_pause;
+/* The SMTP listener hosted in this process when smtp.enabled (else NULL). */
+static struct smtp_server *smtp;
 
 static void ATTR_NORETURN
 usage(int status)
@@ -146,6 +151,22 @@ listener_input(void *ctx)
 	}
 }
 
+/* Privilege drop: runs once every listening socket is bound and the
+   backends (the PAM helper among them, which keeps root) are started,
+   before the loop serves anyone. Exits on failure: a server that was
+   asked to drop root must not serve as root. */
+static void
+drop_privileges(const struct config *cfg)
+{
+	char *error = NULL;
+
+	if (privileges_drop(cfg->server_user, cfg->server_group, &error) < 0) {
+		fprintf(stderr, "imapserver: %s\n", error);
+		free(error);
+		exit(1);
+	}
+}
+
 static void
 on_terminate(void *ctx)
 {
@@ -179,6 +200,12 @@ on_reload(void *ctx)
 	}
 	log_set_level(gen->cfg->log_level);
 	imap_server_set_gen(server, gen);
+	/* SMTP: new sessions deliver through the new generation's hub. */
+	if (smtp != NULL) {
+		if (!gen->cfg->smtp_enabled)
+			log_warn("-", "smtp.enabled changes need a restart; SMTP keeps running");
+		smtp_server_set_gen(smtp, gen);
+	}
 	server_gen_unref(&gen);
 	log_info("-", "configuration reloaded; new sessions use it");
 }
@@ -190,7 +217,7 @@ main(int argc, char *argv[])
 	struct server_gen *gen;
 	struct config *cfg = NULL;
 	char *error = NULL;
-	int opt, fd;
+	int opt, fd, smtp_fd = -1;
 
 	log_set_ident("imapserver");
 	while ((opt = getopt(argc, argv, "c:fth")) != -1) {
@@ -246,6 +273,21 @@ main(int argc, char *argv[])
 		fprintf(stderr, "imapserver: %s\n", error);
 		return 1;
 	}
+	/* SMTP in the same loop (smtp.enabled): listen now, so that a busy
+	   port is a start-up error; logged after the IMAP line. */
+	if (gen->cfg->smtp_enabled) {
+		char *bound = NULL;
+
+		smtp_fd = net_listen(gen->cfg->smtp_address, gen->cfg->smtp_port, &bound, &error);
+		if (smtp_fd < 0) {
+			fprintf(stderr, "imapserver: smtp: %s\n", error);
+			return 1;
+		}
+		log_info("-", "smtp listening on %s", bound);
+		free(bound);
+	}
+	/* Every listening socket must be bound above this line. */
+	drop_privileges(gen->cfg);
 	if (!foreground) {
 		if (daemon(0, 0) < 0) {
 			fprintf(stderr, "imapserver: daemon: %s\n", strerror(errno));
@@ -254,6 +296,8 @@ main(int argc, char *argv[])
 		log_use_syslog(true);
 	}
 	server = imap_server_new(loop, gen, fd);
+	if (smtp_fd >= 0)
+		smtp = smtp_server_new(loop, gen, smtp_fd);
 	server_gen_unref(&gen);
 	server->listen_io = event_io_add(loop, fd, listener_input, NULL, NULL);
 	if (event_signal_add(loop, SIGTERM, on_terminate, NULL) < 0 ||
@@ -266,6 +310,7 @@ main(int argc, char *argv[])
 		log_error("-", "select: %s", strerror(errno));
 	event_io_remove(&server->listen_io);
 	event_timer_remove(&accept_pause);
+	smtp_server_free(&smtp);        /* closes smtp_fd */
 	imap_server_free(&server);
 	close(fd);
 	watch_free(&watch);

@@ -1,0 +1,52 @@
+/* net.c: socket helpers (see net.h). */
+#include "net.h"
+#include "event.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int
+net_listen(const char *address, unsigned port, char **bound_r, char **error_r)
+{
+	struct addrinfo hints, *ai;
+	char portstr[16], host[NI_MAXHOST], serv[NI_MAXSERV];
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	int fd, one = 1, ret;
+
+	i_zero(&hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	snprintf(portstr, sizeof(portstr), "%u", port);
+	ret = getaddrinfo(address, portstr, &hints, &ai);
+	if (ret != 0) {
+		*error_r = xasprintf("address %s: %s", address, gai_strerror(ret));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+		*error_r = xasprintf("listen on %s:%u: %s", address, port, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	if (!event_fd_ok(fd)) {
+		*error_r = xasprintf("listen socket fd %d is beyond FD_SETSIZE", fd);
+		close(fd);
+		return -1;
+	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0 &&
+	    getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), serv, sizeof(serv),
+			NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+		*bound_r = xasprintf("%s:%s", host, serv);
+	else
+		*bound_r = xasprintf("%s:%u", address, port);
+	return fd;
+}

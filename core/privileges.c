@@ -1,0 +1,127 @@
+/* privileges.c: dropping root after start-up (see privileges.h). */
+#include "privileges.h"
+#include "log.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* uid and primary gid of user. */
+static int
+privileges_lookup_user(const char *user, uid_t *uid_r, gid_t *gid_r, char **error_r)
+{
+	struct passwd pw, *res = NULL;
+	char buf[16384];
+	int ret = getpwnam_r(user, &pw, buf, sizeof(buf), &res);
+
+	if (ret != 0) {
+		*error_r = xasprintf("server.user: cannot look up '%s': %s", user, strerror(ret));
+		return -1;
+	}
+	if (res == NULL) {
+		*error_r = xasprintf("server.user: unknown user '%s'", user);
+		return -1;
+	}
+	*uid_r = pw.pw_uid;
+	*gid_r = pw.pw_gid;
+	return 0;
+}
+
+static int
+privileges_lookup_group(const char *group, gid_t *gid_r, char **error_r)
+{
+	struct group gr, *res = NULL;
+	char buf[16384];
+	int ret = getgrnam_r(group, &gr, buf, sizeof(buf), &res);
+
+	if (ret != 0) {
+		*error_r = xasprintf("server.group: cannot look up '%s': %s", group, strerror(ret));
+		return -1;
+	}
+	if (res == NULL) {
+		*error_r = xasprintf("server.group: unknown group '%s'", group);
+		return -1;
+	}
+	*gid_r = gr.gr_gid;
+	return 0;
+}
+
+/* After the switch: every id is the new one and none of the ways back
+   to root works. */
+static int
+privileges_check(uid_t uid, gid_t gid, char **error_r)
+{
+	uid_t ruid, euid, suid;
+	gid_t rgid, egid, sgid;
+
+	if (getresuid(&ruid, &euid, &suid) < 0 || getresgid(&rgid, &egid, &sgid) < 0) {
+		*error_r = xasprintf("getresuid: %s", strerror(errno));
+		return -1;
+	}
+	if (ruid != uid || euid != uid || suid != uid || rgid != gid || egid != gid ||
+	    sgid != gid) {
+		*error_r = xstrdup("the user and group ids did not all change");
+		return -1;
+	}
+	if (setuid(0) == 0 || seteuid(0) == 0) {
+		*error_r = xstrdup("root could be regained after dropping privileges");
+		return -1;
+	}
+	if (gid != 0 && (setgid(0) == 0 || setegid(0) == 0)) {
+		*error_r = xstrdup("group root could be regained after dropping privileges");
+		return -1;
+	}
+	return 0;
+}
+
+int
+privileges_drop(const char *user, const char *group, char **error_r)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (geteuid() != 0) {
+		if (user != NULL || group != NULL) {
+			log_info("-", "not started as root: server.user/server.group ignored; "
+				      "running as uid %ld, gid %ld", (long)geteuid(), (long)getegid());
+		}
+		return 0;
+	}
+	if (user == NULL) {
+		if (group != NULL) {
+			*error_r = xstrdup("server.group is set but server.user is not");
+			return -1;
+		}
+		log_warn("-", "started as root and server.user is not set: serving as root");
+		return 0;
+	}
+	if (privileges_lookup_user(user, &uid, &gid, error_r) < 0)
+		return -1;
+	if (group != NULL && privileges_lookup_group(group, &gid, error_r) < 0)
+		return -1;
+	if (uid == 0) {
+		*error_r = xasprintf("server.user '%s' is root (uid 0): name an unprivileged user",
+				     user);
+		return -1;
+	}
+	/* Groups first: once the uid is not 0 they cannot change any more. */
+	if (setgroups(1, &gid) < 0) {
+		*error_r = xasprintf("setgroups(%ld): %s", (long)gid, strerror(errno));
+		return -1;
+	}
+	if (setresgid(gid, gid, gid) < 0) {
+		*error_r = xasprintf("setgid(%ld): %s", (long)gid, strerror(errno));
+		return -1;
+	}
+	if (setresuid(uid, uid, uid) < 0) {
+		*error_r = xasprintf("setuid(%ld): %s", (long)uid, strerror(errno));
+		return -1;
+	}
+	if (privileges_check(uid, gid, error_r) < 0)
+		return -1;
+	log_info("-", "dropped root: running as user %s (uid %ld), group %s (gid %ld)", user,
+		 (long)uid, group != NULL ? group : "(primary)", (long)gid);
+	return 0;
+}

@@ -1,0 +1,195 @@
+/* smtpmail: the stand-alone SMTP receiver.
+
+   smtpmail [-c FILE] [-f] [-t] [smtp_port]
+
+   Reads the same configuration file as imapserver (its smtp, storage,
+   auth, limits and log sections) and delivers into the same storage. It
+   runs whether or not smtp.enabled is set: that key only tells imapserver
+   to host the listener itself. The process-wide state lives here.
+
+   Its mailbox hub has no file watch: smtpmail serves no IMAP session; the
+   imapserver processes notice its deliveries through theirs. */
+#include "config.h"
+#include "event.h"
+#include "imap_server.h"
+#include "log.h"
+#include "net.h"
+#include "privileges.h"
+#include "smtp_server.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define DEFAULT_CONFIG "etc/imapserver.conf"
+
+static struct event_loop *loop;
+static struct smtp_server *server;
+static const char *config_path;
+static int port_override = -1;
+static char *listen_address;
+static unsigned listen_port;
+
+static void ATTR_NORETURN
+usage(int status)
+{
+	fprintf(status == 0 ? stdout : stderr,
+		"usage: smtpmail [-c FILE] [-f] [-t] [smtp_port]\n"
+		"  -c FILE   configuration file (default %s)\n"
+		"  -f        stay in the foreground, log to stderr\n"
+		"  -t        check the configuration and exit\n"
+		"  smtp_port port to listen on (overrides smtp.port)\n",
+		DEFAULT_CONFIG);
+	exit(status);
+}
+
+static int
+load_config(struct config **cfg_r, char **error_r)
+{
+	char cwd[4096];
+
+	if (config_path != NULL)
+		return config_load(config_path, cfg_r, error_r);
+	if (access(DEFAULT_CONFIG, F_OK) == 0)
+		return config_load(DEFAULT_CONFIG, cfg_r, error_r);
+	/* No file at all: the embedded defaults, relative to the cwd. */
+	if (getcwd(cwd, sizeof(cwd)) == NULL) {
+		*error_r = xasprintf("getcwd: %s", strerror(errno));
+		return -1;
+	}
+	*cfg_r = config_defaults(cwd);
+	return 0;
+}
+
+static void
+on_terminate(void *ctx)
+{
+	log_info("-", "shutting down");
+	event_loop_stop(loop);
+}
+
+static void
+on_reload(void *ctx)
+{
+	struct config *cfg = NULL;
+	struct server_gen *gen;
+	char *error = NULL;
+
+	if (load_config(&cfg, &error) < 0) {
+		log_error("-", "reload failed, keeping the running configuration: %s", error);
+		free(error);
+		return;
+	}
+	if (port_override >= 0)
+		cfg->smtp_port = (unsigned)port_override;
+	if (strcmp(cfg->smtp_address, listen_address) != 0 || cfg->smtp_port != listen_port)
+		log_warn("-", "smtp.address/smtp.port changes need a restart; still listening on "
+			      "the old address");
+	gen = server_gen_new(cfg, NULL, &error);
+	if (gen == NULL) {
+		log_error("-", "reload failed, keeping the running configuration: %s", error);
+		free(error);
+		return;
+	}
+	log_set_level(gen->cfg->log_level);
+	smtp_server_set_gen(server, gen);
+	server_gen_unref(&gen);
+	log_info("-", "configuration reloaded; new sessions use it");
+}
+
+int
+main(int argc, char *argv[])
+{
+	bool foreground = false, test_only = false;
+	struct server_gen *gen;
+	struct config *cfg = NULL;
+	char *error = NULL, *bound = NULL;
+	int opt, fd;
+
+	log_set_ident("smtpmail");
+	while ((opt = getopt(argc, argv, "c:fth")) != -1) {
+		switch (opt) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 't':
+			test_only = true;
+			break;
+		case 'h':
+			usage(0);
+		default:
+			usage(1);
+		}
+	}
+	if (optind < argc) {
+		uint64_t port;
+		if (optind + 1 != argc || str_to_u64(argv[optind], 65535, &port) < 0) {
+			fprintf(stderr, "smtpmail: invalid port '%s' (0..65535)\n", argv[optind]);
+			usage(1);
+		}
+		port_override = (int)port;
+	}
+	if (load_config(&cfg, &error) < 0) {
+		fprintf(stderr, "%s\n", error);
+		return 1;
+	}
+	if (port_override >= 0)
+		cfg->smtp_port = (unsigned)port_override;
+	log_set_level(cfg->log_level);
+	gen = server_gen_new(cfg, NULL, &error);
+	if (gen == NULL) {
+		fprintf(stderr, "%s: %s\n", config_path != NULL ? config_path : DEFAULT_CONFIG,
+			error);
+		return 1;
+	}
+	if (test_only) {
+		printf("%s: configuration OK\n",
+		       gen->cfg->path != NULL ? gen->cfg->path : "(built-in defaults)");
+		server_gen_unref(&gen);
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	fd = net_listen(gen->cfg->smtp_address, gen->cfg->smtp_port, &bound, &error);
+	if (fd < 0) {
+		fprintf(stderr, "smtpmail: %s\n", error);
+		return 1;
+	}
+	listen_address = xstrdup(gen->cfg->smtp_address);
+	listen_port = gen->cfg->smtp_port;
+	log_info("-", "listening on %s", bound);
+	free(bound);
+	/* As imapserver: root only to bind; the socket is bound now. */
+	if (privileges_drop(gen->cfg->server_user, gen->cfg->server_group, &error) < 0) {
+		fprintf(stderr, "smtpmail: %s\n", error);
+		return 1;
+	}
+	if (!foreground) {
+		if (daemon(0, 0) < 0) {
+			fprintf(stderr, "smtpmail: daemon: %s\n", strerror(errno));
+			return 1;
+		}
+		log_use_syslog(true);
+	}
+	loop = event_loop_new();
+	server = smtp_server_new(loop, gen, fd);
+	if (event_signal_add(loop, SIGTERM, on_terminate, NULL) < 0 ||
+	    event_signal_add(loop, SIGINT, on_terminate, NULL) < 0 ||
+	    event_signal_add(loop, SIGHUP, on_reload, NULL) < 0)
+		fatal("signal setup: %s", strerror(errno));
+	log_info("-", "smtpmail started (domain %s, storage %s, auth %s)", gen->cfg->smtp_domain,
+		 gen->storage.backend->name, gen->auth.backend->name);
+	server_gen_unref(&gen);
+	if (event_loop_run(loop) < 0)
+		log_error("-", "select: %s", strerror(errno));
+	smtp_server_free(&server);
+	event_loop_free(&loop);
+	free(listen_address);
+	log_info("-", "stopped");
+	return 0;
+}
