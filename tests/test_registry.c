@@ -38,14 +38,25 @@ test_auth_backends_are_found(void **state)
 	assert_string_equal(backend->name, "pam");
 }
 
+/* pam is compiled in exactly when the build found PAM's headers
+   (HAVE_PAM); either way it stays registered by name. */
 static void
-test_pam_is_registered_but_not_compiled_in(void **state)
+test_pam_is_registered_and_compiled_in_with_pam_headers(void **state)
 {
 	const struct auth_backend *backend = registry_auth_find("pam");
 
 	(void)state;
 	assert_non_null(backend);
+#ifdef HAVE_PAM
+	assert_true(backend->compiled_in);
+	assert_non_null(backend->init);
+	assert_non_null(backend->deinit);
+	assert_non_null(backend->verify_start);
+	assert_non_null(backend->verify_cancel);
+#else
 	assert_false(backend->compiled_in);
+	assert_null(backend->init);
+#endif
 }
 
 static void
@@ -106,7 +117,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_storage_flat_is_found_and_compiled_in),
 		cmocka_unit_test(test_auth_backends_are_found),
-		cmocka_unit_test(test_pam_is_registered_but_not_compiled_in),
+		cmocka_unit_test(test_pam_is_registered_and_compiled_in_with_pam_headers),
 		cmocka_unit_test(test_lookup_is_exact),
 		cmocka_unit_test(test_auth_names_list),
 		cmocka_unit_test(test_storage_names_list_matches_lookups),
