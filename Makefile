@@ -46,6 +46,8 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 PROGS := $(BUILD)/imapserver $(if $(wildcard core/smtpmail_main.c),$(BUILD)/smtpmail) \
 	$(if $(wildcard client/*.c),$(BUILD)/mailclient)
 
+
+.PHONY: fuzz
 .PHONY: all check check-san check-valgrind run bench install clean deps test-deps tests
 
 all: $(PROGS)
@@ -82,7 +84,16 @@ $(BUILD)/tests/%.o: tests/%.c
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libimapcore.a
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(TEST_LIBS) $(LIBS)
 
-tests: $(TEST_BINS)
+# A PAM module for the end-to-end tests only (tests/pam_sleep.c, a slow
+# PAM stack): never installed; built without the sanitizers, as the PAM
+# modules of a system are.
+PAM_TEST_MODULES := $(if $(HAVE_PAM),$(BUILD)/tests/pam_sleep.so)
+$(BUILD)/tests/pam_sleep.so: tests/pam_sleep.c
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  CC      $<")
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE $(WARNFLAGS) $(CFLAGS) -fPIC -shared -o $@ $< -lpam
+
+tests: $(TEST_BINS) $(PAM_TEST_MODULES)
 
 # Installs the Debian packages the build and tests need when run as root;
 # otherwise prints the command to run.
@@ -118,8 +129,31 @@ run: deps
 	@mkdir -p var/mail
 	./$(BUILD)/imapserver -c etc/imapserver.conf -f
 
-bench: all
+# bench/flat_ops.c: the flat backend's operations timed through its API.
+$(BUILD)/bench/flat_ops: $(BUILD)/bench/flat_ops.o $(BUILD)/libimapcore.a
+	@$(if $(V),,echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+bench: all $(BUILD)/bench/flat_ops
 	@BUILD=$(BUILD) sh bench/run.sh
+
+# Coverage-guided fuzzing with libFuzzer (clang): make fuzz FUZZ_SECONDS=60
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SRCS = $(LIB_SRCS)
+build-fuzz/%: tests/fuzz/%.c $(FUZZ_SRCS)
+	@mkdir -p build-fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icore \
+		$(shell pkg-config --cflags $(PKGS)) -o $@ $< $(FUZZ_SRCS) $(LIBS)
+fuzz: $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p build-fuzz/corpus-$$(basename $$t); \
+		echo "== $$t ($(FUZZ_SECONDS) s)"; \
+		$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+			build-fuzz/corpus-$$(basename $$t) tests/data >/dev/null 2>build-fuzz/$$(basename $$t).log \
+			|| { tail -60 build-fuzz/$$(basename $$t).log; exit 1; }; \
+		tail -1 build-fuzz/$$(basename $$t).log; \
+	done
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/imapserver
@@ -129,6 +163,6 @@ install: all
 	install -m 644 etc/imapserver.conf $(DESTDIR)$(PREFIX)/etc/imapserver/imapserver.conf.sample
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
