@@ -15,4 +15,8 @@ if [ ! -x "$BUILD/imapserver" ]; then
 	echo "bench: $BUILD/imapserver is missing: run make first" >&2
 	exit 1
 fi
-exec python3 bench/bench.py --server "$BUILD/imapserver" "$@"
+python3 bench/bench.py --server "$BUILD/imapserver" "$@"
+# SMTP delivery to a session in IDLE, inside imapserver and from smtpmail.
+if [ -x "$BUILD/smtpmail" ]; then
+	python3 bench/smtp_push.py --server "$BUILD/imapserver"
+fi
