@@ -8,6 +8,7 @@
 #include "event.h"
 #include "imap_server.h"
 #include "log.h"
+#include "migrate.h"
 #include "net.h"
 #include "smtp_server.h"
 #include "privileges.h"
@@ -220,6 +221,9 @@ main(int argc, char *argv[])
 	int opt, fd, smtp_fd = -1;
 
 	log_set_ident("imapserver");
+	/* imapserver [-c FILE] --migrate USER --from NAME --to NAME: see migrate.h */
+	if (migrate_requested(argc, argv))
+		return migrate_main(argc, argv);
 	while ((opt = getopt(argc, argv, "c:fth")) != -1) {
 		switch (opt) {
 		case 'c':

@@ -7,11 +7,13 @@
 #include "buf.h"
 
 #include "../backends/flat.h"
+#include "../backends/maildir.h"
 #include "../auth/passwd_file.h"
 #include "../auth/pam.h"
 
 static const struct storage_backend *const storage_backends[] = {
 	&storage_backend_flat,
+	&storage_backend_maildir,
 };
 
 static const struct auth_backend *const auth_backends[] = {

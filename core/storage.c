@@ -74,6 +74,53 @@ mbox_state_remove(struct mbox_state *state, size_t idx)
 	state->expunge_gen++;
 }
 
+static int
+uid_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* A merge of two ascending lists: state->mails (by uid) and uids. A list
+   that is not ascending (a caller's bug) is sorted in a copy first, so
+   the result is right whatever the order. */
+void
+mbox_state_remove_uids(struct mbox_state *state, const uint32_t *uids, size_t count)
+{
+	uint32_t *sorted = NULL;
+	size_t i, j = 0, out = 0;
+
+	if (count == 0 || state->count == 0)
+		return;
+	for (i = 1; i < count; i++) {
+		if (uids[i] < uids[i - 1])
+			break;
+	}
+	if (i < count) {
+		sorted = xmalloc(count * sizeof(*sorted));
+		memcpy(sorted, uids, count * sizeof(*sorted));
+		qsort(sorted, count, sizeof(*sorted), uid_cmp);
+		uids = sorted;
+	}
+	for (i = 0; i < state->count; i++) {
+		uint32_t uid = state->mails[i].uid;
+
+		while (j < count && uids[j] < uid)
+			j++;
+		if (j < count && uids[j] == uid)
+			continue;
+		if (out != i)
+			state->mails[out] = state->mails[i];
+		out++;
+	}
+	free(sorted);
+	if (out != state->count) {
+		state->count = out;
+		state->expunge_gen++;
+	}
+}
+
 ssize_t
 mbox_state_find(const struct mbox_state *state, uint32_t uid)
 {

@@ -81,6 +81,11 @@ void mbox_state_clear(struct mbox_state *state);
 struct mail_rec *mbox_state_append(struct mbox_state *state, const struct mail_rec *rec);
 /* Removes the message at index idx. */
 void mbox_state_remove(struct mbox_state *state, size_t idx);
+/* Removes every message whose UID is in uids[0..count) (ascending,
+   duplicates allowed; UIDs not present are ignored) in one compaction
+   pass, O(state->count + count): use it instead of mbox_state_remove() in
+   a loop. Bumps expunge_gen once if anything was removed. */
+void mbox_state_remove_uids(struct mbox_state *state, const uint32_t *uids, size_t count);
 /* Index of uid, or -1. Binary search. */
 ssize_t mbox_state_find(const struct mbox_state *state, uint32_t uid);
 /* Sets flags and keywords of the message at idx, bumping its modseq if
@@ -157,6 +162,14 @@ struct storage_backend {
 	/* Paths whose changes mean the mailbox changed (for file watching):
 	   adds them to paths_r. */
 	void (*watch_paths)(struct storage_box *box, struct strlist *paths_r);
+	/* Optional (NULL: the backend cannot), for moving mail between
+	   backends with the same UIDs (core/migrate.c). Raises the next UID
+	   that append() gives to uidnext (fails if UIDs at or above it were
+	   already given) and, if uidvalidity is not 0, sets the mailbox's
+	   UIDVALIDITY (fails unless the mailbox has never held a message).
+	   Persisted before returning. */
+	int (*set_uids)(struct storage_box *box, struct mbox_state *state, uint32_t uidvalidity,
+			uint32_t uidnext, char **error_r);
 };
 
 /* Core wrappers: the only way protocol code reaches a backend. They bound
