@@ -17,7 +17,39 @@
    take a dotlock <mail file>.lock plus an fcntl() write lock on the mail
    file; the wait is bounded (FLAT_LOCK_TIMEOUT_MS), then the operation
    fails with STORAGE_ERR_IN_USE. That wait is the only place the backend
-   blocks. Readers never lock: they check what they read with the hash. */
+   blocks. Readers never lock: they check what they read with the hash.
+
+   Cost on a big mailbox. A box remembers the stamps (inode, size, mtime)
+   of the index it last wrote or read, and whether that index holds exactly
+   state's records (disk_same). While both hold, nothing needs the whole
+   index again:
+   - APPEND writes and fsyncs the message, then writes its one record and
+     the header in place (index_write_state_tail()): O(message size).
+   - Bytes appended by another program ("cat >>", an unlocking deliverer)
+     are parsed from where the index stops (flat_tail_sync()), and only
+     the new records are written: O(new bytes).
+   - sync() with nothing changed is two stat() calls.
+   When the stamps differ (another process wrote the index, or replaced it
+   by rename), the index is read again in full (flat_refresh()), never
+   written over blindly. EXPUNGE rewrites the whole file (inherent to the
+   format) in one pass, and removes the messages from state in one pass.
+
+   Durability. The mail bytes are fsynced before the index is touched, so
+   a crash in between leaves a mail file that grew past what the index
+   knows; the next open parses the new part and the message keeps the UID
+   it was given (UIDs come from the index's uidnext, in file order). The
+   in-place index writes (a new record and the header, a flag change) are
+   not fsynced: the index is side data that can be rebuilt from the mail
+   file, and an fsync per APPEND would double its cost. After a power
+   loss the index is either consistent (old or new header; records past
+   the header's count are ignored), or stale (its header predates the
+   last appends: they are parsed again from the file and get the same
+   UIDs; their flags are lost), or damaged (the header hash fails, or a
+   record the header counts did not reach the disk: a new UIDVALIDITY,
+   flags reset). None of those loses or duplicates a message; the mail
+   file is the truth. Whole-index rewrites (temp file + rename) are
+   fsynced, because a rename without it can leave an empty index behind
+   a complete-looking name. */
 #include "storage.h"
 #include "log.h"
 #include "flat.h"
@@ -676,7 +708,9 @@ flat_scan(int fd, uint64_t from, uint64_t to, bool take_tail, bool force_first, 
 			ssize_t n;
 
 			if (len + want > cap) {
-				cap = len + want;
+				/* doubling: a message bigger than a chunk
+				   costs O(its size), not O(size^2 / chunk) */
+				cap = len + want > cap * 2 ? len + want : cap * 2;
 				data = xrealloc(data, cap);
 			}
 			n = pread_full(fd, data + len, want, pos);
@@ -1021,6 +1055,24 @@ index_write_full(struct storage_box *box, const struct view *v, char **error_r)
 	return 0;
 }
 
+/* Writes the n encoded records recs at record index first and then the
+   header hdr, in place, into box's index (whose header size must be
+   hdr's). Records first: a reader who sees the new header finds its
+   records. One pwrite() each, no fsync (see the top of the file). */
+static int
+index_put_tail(struct storage_box *box, const struct buf *hdr, size_t first,
+	       const unsigned char *recs, size_t n, char **error_r)
+{
+	if ((n > 0 && pwrite_full(box->index_fd, recs, n * IDX_REC_SIZE,
+				  hdr->len + (uint64_t)first * IDX_REC_SIZE) < 0) ||
+	    pwrite_full(box->index_fd, hdr->data, hdr->len, 0) < 0) {
+		*error_r = xasprintf("write %s: %s", box->index_path, strerror(errno));
+		return -1;
+	}
+	box_set_index_fd(box, box->index_fd, (uint32_t)hdr->len);
+	return 0;
+}
+
 /* Writes records [first, count) of v and then the header in place into
    box's index, whose keyword table must be v's. Falls back to a full
    write when the header would not fit. */
@@ -1028,30 +1080,25 @@ static int
 index_write_tail(struct storage_box *box, const struct view *v, size_t first, char **error_r)
 {
 	struct buf b = BUF_INIT;
-	unsigned char rec[IDX_REC_SIZE];
-	size_t hsize;
+	unsigned char *recs;
+	size_t hsize, n;
+	int ret;
 
-	if (box->index_fd < 0)
+	if (box->index_fd < 0 || first > v->count)
 		return index_write_full(box, v, error_r);
 	hsize = header_encode(v, v->count, &b);
 	if (hsize != box->index_header_size) {
 		buf_free(&b);
 		return index_write_full(box, v, error_r);
 	}
-	for (size_t i = first; i < v->count; i++) {
-		rec_encode(rec, &v->recs[i]);
-		if (pwrite_full(box->index_fd, rec, sizeof(rec), hsize + i * IDX_REC_SIZE) < 0)
-			goto fail;
-	}
-	if (pwrite_full(box->index_fd, b.data, b.len, 0) < 0)
-		goto fail;
+	n = v->count - first;
+	recs = xmalloc(n == 0 ? 1 : n * IDX_REC_SIZE);
+	for (size_t i = 0; i < n; i++)
+		rec_encode(recs + i * IDX_REC_SIZE, &v->recs[first + i]);
+	ret = index_put_tail(box, &b, first, recs, n, error_r);
+	free(recs);
 	buf_free(&b);
-	box_set_index_fd(box, box->index_fd, (uint32_t)hsize);
-	return 0;
-fail:
-	*error_r = xasprintf("write %s: %s", box->index_path, strerror(errno));
-	buf_free(&b);
-	return -1;
+	return ret;
 }
 
 /* UIDVALIDITY: time-based, above the old one and above every value
@@ -1606,6 +1653,7 @@ view_apply(const struct view *v, struct mbox_state *state)
 	int map[MBOX_MAX_KEYWORDS];
 	struct mail_rec m;
 	size_t i = 0, j = 0;
+	bool restarted = false;
 	int ret = 0;
 
 	if (state->uidvalidity != v->uidvalidity) {
@@ -1616,16 +1664,31 @@ view_apply(const struct view *v, struct mbox_state *state)
 	}
 	for (unsigned k = 0; k < MBOX_MAX_KEYWORDS; k++)
 		map[k] = k < v->kw_count ? mbox_state_keyword(state, v->kw[k], true) : -1;
+	/* The messages v no longer has leave first, in one pass (a mass
+	   expunge by another process must not cost a memmove each). */
+	if (state->count > 0) {
+		uint32_t *gone = NULL;
+		size_t ngone = 0, galloc = 0;
+
+		for (i = 0; i < state->count; i++) {
+			uint32_t uid = state->mails[i].uid;
+
+			while (j < v->count && v->recs[j].uid < uid)
+				j++;
+			if (j < v->count && v->recs[j].uid == uid)
+				continue;
+			xgrow(&gone, &galloc, ngone + 1, sizeof(*gone));
+			gone[ngone++] = uid;
+		}
+		mbox_state_remove_uids(state, gone, ngone);
+		free(gone);
+		i = j = 0;
+	}
 	/* one allocation for a fresh load */
 	if (state->count == 0)
 		xgrow(&state->mails, &state->alloc, v->count, sizeof(*state->mails));
-	for (;;) {
-		if (i < state->count && (j >= v->count || state->mails[i].uid < v->recs[j].uid)) {
-			mbox_state_remove(state, i);
-			continue;
-		}
-		if (j >= v->count)
-			break;
+	/* Now every UID of state is in v: update those, append the rest. */
+	while (j < v->count) {
 		frec_to_mail(&v->recs[j], &m);
 		m.keywords = remap_keywords(state, map, m.keywords);
 		if (i < state->count && state->mails[i].uid == m.uid) {
@@ -1643,7 +1706,15 @@ view_apply(const struct view *v, struct mbox_state *state)
 		if (i < state->count || (state->count > 0 &&
 					 state->mails[state->count - 1].uid >= m.uid)) {
 			/* A known UID below ours appeared: cannot happen in one
-			   lineage; start the state over. */
+			   lineage; start the state over. Once: v's UIDs are
+			   ascending (index_read() and flat_reconcile() make
+			   sure), so a second time is impossible; the bound
+			   keeps the loop finite whatever. */
+			if (restarted) {
+				j++;
+				continue;
+			}
+			restarted = true;
 			mbox_state_clear(state);
 			state->uidvalidity = v->uidvalidity;
 			ret = 1;
@@ -1945,28 +2016,252 @@ flat_close(struct storage_box **boxp)
 	*boxp = NULL;
 }
 
+/* True if the index on disk is the one box last wrote or read (same
+   inode, size and mtime: one stat()), so that what box remembers of it
+   holds. */
+static bool
+flat_index_ours(const struct storage_box *box)
+{
+	struct stat ist;
+
+	if (box->index_fd < 0 || box->index_ino == 0 || stat(box->index_path, &ist) < 0)
+		return false;
+	return box->index_ino == (uint64_t)ist.st_ino && box->index_size == (uint64_t)ist.st_size &&
+		box->index_mtime_sec == (int64_t)ist.st_mtim.tv_sec &&
+		box->index_mtime_nsec == (int64_t)ist.st_mtim.tv_nsec;
+}
+
+static bool
+box_stat_equal(const struct storage_box *box, const struct stat *st)
+{
+	return box->ino == (uint64_t)st->st_ino && box->dev == (uint64_t)st->st_dev &&
+		box->mail_size == (uint64_t)st->st_size &&
+		box->mtime_sec == (int64_t)st->st_mtim.tv_sec &&
+		box->mtime_nsec == (int64_t)st->st_mtim.tv_nsec;
+}
+
+static void
+box_set_stat(struct storage_box *box, const struct stat *st)
+{
+	box->ino = (uint64_t)st->st_ino;
+	box->dev = (uint64_t)st->st_dev;
+	box->mail_size = (uint64_t)st->st_size;
+	box->mtime_sec = (int64_t)st->st_mtim.tv_sec;
+	box->mtime_nsec = (int64_t)st->st_mtim.tv_nsec;
+}
+
 /* True if neither the mail file nor the index changed since state was
    last brought in line with them (two stat() calls). */
 static bool
 flat_box_unchanged(struct storage_box *box)
 {
-	struct stat st, ist;
+	struct stat st;
 	bool mail_same;
 
 	if (box->pending)
 		return false;
 	if (stat(box->mail_path, &st) == 0)
-		mail_same = box->ino == (uint64_t)st.st_ino && box->dev == (uint64_t)st.st_dev &&
-			box->mail_size == (uint64_t)st.st_size &&
-			box->mtime_sec == (int64_t)st.st_mtim.tv_sec &&
-			box->mtime_nsec == (int64_t)st.st_mtim.tv_nsec;
+		mail_same = box_stat_equal(box, &st);
 	else
 		mail_same = errno == ENOENT && box->inbox && box->ino == 0;
-	if (!mail_same || stat(box->index_path, &ist) < 0)
-		return false;
-	return box->index_ino == (uint64_t)ist.st_ino && box->index_size == (uint64_t)ist.st_size &&
-		box->index_mtime_sec == (int64_t)ist.st_mtim.tv_sec &&
-		box->index_mtime_nsec == (int64_t)ist.st_mtim.tv_nsec;
+	return mail_same && flat_index_ours(box);
+}
+
+/* Writes records [first, state->count) of state and the header, in place,
+   into box's index, which must hold state's records below first
+   (disk_same). A keyword table that outgrew the header means a full
+   rewrite. O(records written). */
+static int
+index_write_state_tail(struct storage_box *box, struct mbox_state *state, size_t first,
+		       char **error_r)
+{
+	struct buf b = BUF_INIT;
+	unsigned char *recs;
+	struct view hv;
+	size_t n;
+	int ret;
+
+	if (box->index_fd < 0 || !box->disk_same || first > state->count ||
+	    state->keyword_count > MBOX_MAX_KEYWORDS)
+		return flat_write_state(box, state, error_r);
+	view_from_state(box, state, false, &hv);
+	(void)header_encode(&hv, state->count, &b);
+	view_free(&hv);
+	if (b.len != box->index_header_size) {
+		buf_free(&b);
+		return flat_write_state(box, state, error_r);
+	}
+	n = state->count - first;
+	recs = xmalloc(n == 0 ? 1 : n * IDX_REC_SIZE);
+	for (size_t i = 0; i < n; i++) {
+		struct frec r;
+
+		mail_to_frec(&state->mails[first + i], &r);
+		rec_encode(recs + i * IDX_REC_SIZE, &r);
+	}
+	ret = index_put_tail(box, &b, first, recs, n, error_r);
+	free(recs);
+	buf_free(&b);
+	return ret;
+}
+
+/* The tail path of a sync, with the lock held: when the index is ours and
+   holds exactly state's records, and the mail file only grew, parses the
+   bytes after the part the index knows and appends their messages to
+   state and to the index. O(new bytes + the last known message, which is
+   re-hashed to make sure the file was not rewritten under the same
+   inode). Returns 1 if done, 0 if this case does not apply (the caller
+   does a full flat_refresh(); nothing was changed), -1 on error (state
+   and box as before). */
+static int
+flat_tail_sync(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+	       char **error_r)
+{
+	int64_t now = (int64_t)time(NULL);
+	struct mail_rec *last, saved_last;
+	size_t old_count = state->count, first, start = 0;
+	uint32_t old_uidnext = state->uidnext;
+	uint64_t old_modseq = state->highest_modseq, size, from;
+	uint64_t o_size, o_ino, o_dev, o_parsed;
+	int64_t o_msec, o_mnsec;
+	bool o_last_open, o_pending, exists, reopen;
+	struct stat st;
+	struct scan sc;
+
+	if (!box->disk_same || !flat_index_ours(box) || box->ino == 0)
+		return 0;
+	if (flat_open_mail(box, &st, &exists, err_r, error_r) < 0)
+		return -1;
+	if (!exists || box->fd < 0 || box->ino != (uint64_t)st.st_ino ||
+	    box->dev != (uint64_t)st.st_dev)
+		return 0;
+	size = (uint64_t)st.st_size;
+	/* Grown, or the same file with a pending tail; anything else (same
+	   size but written, shrunk) needs the matching of flat_reconcile(). */
+	if (!(size > box->mail_size || box_stat_equal(box, &st)) || box->parsed_end > size)
+		return 0;
+	last = state->count > 0 ? &state->mails[state->count - 1] : NULL;
+	{
+		/* the same check as view_boundary_ok(), on state's last record */
+		struct frec lr;
+		struct view lv;
+
+		i_zero(&lv);
+		lv.parsed_end = box->parsed_end;
+		if (last != NULL) {
+			mail_to_frec(last, &lr);
+			lv.recs = &lr;
+			lv.count = 1;
+		}
+		if (!view_boundary_ok(&lv, box->fd))
+			return 0;
+	}
+	reopen = box->last_open && last != NULL;
+	from = reopen ? last->priv[0] : box->parsed_end;
+	if (flat_scan(box->fd, from, size,
+		      now - (int64_t)st.st_mtim.tv_sec >= FLAT_TAIL_AGE_SECS, reopen, now,
+		      box->mail_path, &sc, error_r) < 0) {
+		*err_r = STORAGE_ERR_TEMP;
+		return -1;
+	}
+	if (reopen && (sc.count == 0 || sc.recs[0].off != last->priv[0])) {
+		scan_free(&sc);
+		return 0;
+	}
+	start = reopen ? 1 : 0;
+	if ((uint64_t)state->uidnext + (sc.count - start) > UINT32_MAX) {
+		/* out of UIDs: flat_refresh() does what it does for that */
+		scan_free(&sc);
+		return 0;
+	}
+	saved_last = last != NULL ? *last : (struct mail_rec){ 0 };
+	o_size = box->mail_size;
+	o_ino = box->ino;
+	o_dev = box->dev;
+	o_msec = box->mtime_sec;
+	o_mnsec = box->mtime_nsec;
+	o_parsed = box->parsed_end;
+	o_last_open = box->last_open;
+	o_pending = box->pending;
+
+	first = old_count;
+	if (reopen) {
+		/* the unterminated last message grew */
+		last->priv[1] = sc.recs[0].len;
+		last->priv[2] = sc.recs[0].hash;
+		last->size = sc.recs[0].served;
+		first = old_count - 1;
+	}
+	for (size_t i = start; i < sc.count; i++) {
+		struct frec r = sc.recs[i];
+		struct mail_rec m;
+
+		r.uid = state->uidnext;
+		r.flags = 0;
+		r.keywords = 0;
+		r.modseq = state->highest_modseq + 1;
+		frec_to_mail(&r, &m);
+		(void)mbox_state_append(state, &m);
+	}
+	box_set_stat(box, &st);
+	box->parsed_end = sc.end;
+	if (sc.count > 0)
+		box->last_open = sc.last_open;
+	box->pending = sc.pending || box->parsed_end < box->mail_size;
+	scan_free(&sc);
+	if (first == state->count && box->parsed_end == o_parsed && o_size == box->mail_size &&
+	    o_msec == box->mtime_sec && o_mnsec == box->mtime_nsec)
+		return 1;       /* a pending tail that is still pending: nothing to write */
+	if (index_write_state_tail(box, state, first, error_r) < 0) {
+		*err_r = flat_errno_err(errno);
+		state->count = old_count;
+		state->uidnext = old_uidnext;
+		state->highest_modseq = old_modseq;
+		if (last != NULL)
+			*last = saved_last;
+		box->mail_size = o_size;
+		box->ino = o_ino;
+		box->dev = o_dev;
+		box->mtime_sec = o_msec;
+		box->mtime_nsec = o_mnsec;
+		box->parsed_end = o_parsed;
+		box->last_open = o_last_open;
+		box->pending = o_pending;
+		/* what the index holds is unknown now: read it next time */
+		box->index_ino = 0;
+		return -1;
+	}
+	return 1;
+}
+
+/* Brings state in line with the disk: nothing if nothing changed, the
+   tail path when only the mail file grew behind our own index, else a
+   full flat_refresh(). Takes the lock only if something must be written
+   (unless the caller holds it). Returns like flat_refresh(). */
+static int
+flat_catch_up(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+	      char **error_r)
+{
+	bool took = false;
+	int ret;
+
+	if (flat_box_unchanged(box))
+		return 0;
+	if (!box->disk_same || !flat_index_ours(box))
+		return flat_refresh(box, state, err_r, error_r);
+	if (!box->locked) {
+		if (flat_lock(box, false, err_r, error_r) < 0)
+			return -1;
+		took = true;
+	}
+	ret = flat_tail_sync(box, state, err_r, error_r);
+	if (ret == 0)
+		ret = flat_refresh(box, state, err_r, error_r);
+	else if (ret > 0)
+		ret = 0;
+	if (took)
+		flat_unlock(box);
+	return ret;
 }
 
 static int
@@ -1974,9 +2269,7 @@ flat_sync(struct storage_box *box, struct mbox_state *state, char **error_r)
 {
 	enum storage_error err;
 
-	if (flat_box_unchanged(box))
-		return 0;
-	return flat_refresh(box, state, &err, error_r);
+	return flat_catch_up(box, state, &err, error_r);
 }
 
 static int
@@ -2027,6 +2320,54 @@ flat_write_at_end(struct storage_box *box, const void *p, size_t len, uint64_t *
 	return 0;
 }
 
+/* The fast end of an APPEND: the message (stored, hash) was written at
+   offset off and fsynced, and the mail file (now st) is exactly what
+   state and the index knew plus that message. Makes its record here (the
+   same one a scan of the file would make) and writes it and the header in
+   place: no index read, no view of the whole mailbox. */
+static uint32_t
+flat_append_record(struct storage_box *box, struct mbox_state *state, const struct buf *stored,
+		   uint64_t off, uint64_t hash, const struct stat *st, uint8_t flags,
+		   uint64_t keywords, int64_t internal_date, int32_t tz_minutes)
+{
+	struct mail_rec m;
+	bool have_date;
+	char *error = NULL;
+
+	i_zero(&m);
+	m.uid = state->uidnext;
+	m.flags = flags & MAIL_FLAGS_ALL;
+	m.keywords = keywords;
+	m.size = flat_serve(stored->data, stored->len, NULL, &have_date, &m.internal_date,
+			    &m.tz_minutes);
+	if (internal_date != 0) {
+		m.internal_date = internal_date;
+		m.tz_minutes = tz_minutes;
+	} else if (!have_date) {
+		m.internal_date = (int64_t)time(NULL);
+		m.tz_minutes = 0;
+	}
+	m.modseq = state->highest_modseq + 1;
+	m.priv[0] = off;
+	m.priv[1] = stored->len;
+	m.priv[2] = hash;
+	box_set_stat(box, st);
+	box->parsed_end = (uint64_t)st->st_size;
+	box->last_open = false;
+	box->pending = false;
+	(void)mbox_state_append(state, &m);
+	if (index_write_state_tail(box, state, state->count - 1, &error) < 0) {
+		/* The message is stored; only its flags and date may be lost:
+		   the index still ends before it, so the next sync reads the
+		   index again and parses the message from the file, with the
+		   same UID (the index's uidnext). */
+		log_warn("-", "%s: %s", box->mail_path, error);
+		free(error);
+		box->index_ino = 0;
+	}
+	return m.uid;
+}
+
 static int
 flat_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
 	    uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
@@ -2036,14 +2377,15 @@ flat_append(struct storage_box *box, struct mbox_state *state, const char *data,
 	struct stat st;
 	uint64_t size, orig_size, hash;
 	struct mail_rec *m;
+	bool fast;
 	int ret = -1;
 
 	*err_r = STORAGE_ERR_NONE;
 	if (flat_lock(box, true, err_r, error_r) < 0)
 		return -1;
 	/* Whatever others wrote is taken in first, so that UIDs stay in
-	   file order. */
-	if (!flat_box_unchanged(box) && flat_refresh(box, state, err_r, error_r) < 0)
+	   file order (O(new bytes) while the index is ours). */
+	if (flat_catch_up(box, state, err_r, error_r) < 0)
 		goto out;
 	if (fstat(box->lock_fd, &st) < 0) {
 		*err_r = STORAGE_ERR_TEMP;
@@ -2051,6 +2393,11 @@ flat_append(struct storage_box *box, struct mbox_state *state, const char *data,
 		goto out;
 	}
 	orig_size = size = (uint64_t)st.st_size;
+	/* The file is exactly what state and our index describe: the new
+	   record can be made without reading anything back. */
+	fast = box->disk_same && box->index_fd >= 0 && !box->pending && !box->last_open &&
+		box_stat_equal(box, &st) && box->parsed_end == size &&
+		state->uidnext < UINT32_MAX;
 	/* Terminate an unterminated tail so that it stays its own message. */
 	if (size > box->parsed_end || box->last_open) {
 		char end[2] = { 0, 0 };
@@ -2071,10 +2418,25 @@ flat_append(struct storage_box *box, struct mbox_state *state, const char *data,
 	}
 	flat_stuff(data, len, &stored);
 	hash = hash_bytes(stored.data, stored.len);
+	/* Durable before the index is touched, and before the client hears
+	   OK. */
 	if (flat_write_at_end(box, stored.data, stored.len, &size) < 0 || fsync(box->lock_fd) < 0)
 		goto io_fail;
-	/* The grow path picks the new message up like any other writer's. */
-	if (flat_refresh(box, state, err_r, error_r) < 0)
+	if (fast) {
+		struct stat now;
+
+		/* Only our bytes were added (an unlocked "cat >>" may have
+		   written beside us: then the tail path below sorts it out). */
+		if (fstat(box->lock_fd, &now) == 0 && (uint64_t)now.st_size == size &&
+		    now.st_ino == st.st_ino && now.st_dev == st.st_dev) {
+			*uid_r = flat_append_record(box, state, &stored, orig_size, hash, &now, flags,
+						    keywords, internal_date, tz_minutes);
+			ret = 0;
+			goto out;
+		}
+	}
+	/* The tail path picks the new message up like any other writer's. */
+	if (flat_catch_up(box, state, err_r, error_r) < 0)
 		goto out;
 	m = state->count > 0 ? &state->mails[state->count - 1] : NULL;
 	if (m == NULL || m->priv[1] != stored.len || m->priv[2] != hash ||
@@ -2089,22 +2451,12 @@ flat_append(struct storage_box *box, struct mbox_state *state, const char *data,
 	}
 	(void)mbox_state_set_flags(state, state->count - 1, flags, keywords);
 	/* Persist flags and date of the new record. */
-	{
-		struct view v;
-
-		if (box->disk_same) {
-			view_from_state(box, state, true, &v);
-			ret = index_write_tail(box, &v, v.count - 1, error_r);
-			view_free(&v);
-		} else {
-			ret = flat_write_state(box, state, error_r);
-		}
-		if (ret < 0) {
-			/* The message is stored; only its flags may be lost. */
-			log_warn("-", "%s: %s", box->mail_path, *error_r);
-			free(*error_r);
-			*error_r = NULL;
-		}
+	if (index_write_state_tail(box, state, state->count - 1, error_r) < 0) {
+		/* The message is stored; only its flags may be lost. */
+		log_warn("-", "%s: %s", box->mail_path, *error_r);
+		free(*error_r);
+		*error_r = NULL;
+		box->index_ino = 0;
 	}
 	*uid_r = m->uid;
 	ret = 0;
@@ -2152,6 +2504,14 @@ flat_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx
 	buf_free(&b);
 	box_set_index_fd(box, box->index_fd, (uint32_t)hsize);
 	return 0;
+}
+
+static int
+uid_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
 }
 
 static bool
@@ -2219,6 +2579,7 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 	struct view nv;
 	struct stat st;
 	char *tmp = NULL, *data = NULL;
+	uint32_t *sorted = NULL;
 	size_t data_cap = 0, removed = 0;
 	uint64_t newoff = 0, from;
 	int tfd = -1, ret = -1, mode = 0600;
@@ -2227,9 +2588,22 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 	i_zero(&nv);
 	if (count == 0)
 		return 0;
-	if (flat_lock(box, false, &err, error_r) < 0)
+	/* uid_listed() searches uids: they must be ascending (the contract);
+	   a caller that broke it gets a sorted copy, not a wrong expunge. */
+	for (size_t i = 1; i < count; i++) {
+		if (uids[i] < uids[i - 1]) {
+			sorted = xmalloc(count * sizeof(*sorted));
+			memcpy(sorted, uids, count * sizeof(*sorted));
+			qsort(sorted, count, sizeof(*sorted), uid_cmp);
+			uids = sorted;
+			break;
+		}
+	}
+	if (flat_lock(box, false, &err, error_r) < 0) {
+		free(sorted);
 		return -1;
-	if (!flat_box_unchanged(box) && flat_refresh(box, state, &err, error_r) < 0)
+	}
+	if (flat_catch_up(box, state, &err, error_r) < 0)
 		goto out;
 	for (size_t i = 0; i < state->count; i++) {
 		if (uid_listed(uids, count, state->mails[i].uid))
@@ -2362,10 +2736,8 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 		box->ino = 0;
 		box->pending = true;
 	}
-	for (size_t i = state->count; i > 0; i--) {
-		if (uid_listed(uids, count, state->mails[i - 1].uid))
-			mbox_state_remove(state, i - 1);
-	}
+	/* One compaction pass, not a memmove per message. */
+	mbox_state_remove_uids(state, uids, count);
 	for (size_t i = 0; i < state->count && i < nv.count; i++)
 		state->mails[i].priv[0] = nv.recs[i].off;
 	box->disk_same = box->index_fd >= 0 && keywords_same(&nv, state);
@@ -2385,6 +2757,7 @@ out:
 	view_free(&nv);
 	free(tmp);
 	free(data);
+	free(sorted);
 	flat_unlock(box);
 	return ret;
 }

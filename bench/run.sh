@@ -20,3 +20,27 @@ python3 bench/bench.py --server "$BUILD/imapserver" "$@"
 if [ -x "$BUILD/smtpmail" ]; then
 	python3 bench/smtp_push.py --server "$BUILD/imapserver"
 fi
+# The flat backend's own operations (bench/flat_ops.c, built by "make
+# bench") on a mailbox of as many messages (at least 2,000): open, sync,
+# append, expunge. In $TMPDIR or /tmp: the disk matters (fsync).
+messages=100000
+prev=
+for arg in "$@"; do
+	case "$prev" in
+	--messages) messages=$arg ;;
+	esac
+	case "$arg" in
+	--messages=*) messages=${arg#--messages=} ;;
+	esac
+	prev=$arg
+done
+if [ "$messages" -lt 2000 ] 2>/dev/null; then
+	messages=2000
+fi
+if [ -x "$BUILD/bench/flat_ops" ]; then
+	echo
+	"$BUILD/bench/flat_ops" -n "$messages"
+else
+	echo "bench: $BUILD/bench/flat_ops is missing (make $BUILD/bench/flat_ops):" \
+		"flat backend timings skipped" >&2
+fi

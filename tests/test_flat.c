@@ -1016,6 +1016,671 @@ test_read_detects_changed_bytes(void **state)
 	close_box(&box, &s);
 }
 
+/* Performance paths: appends, tail syncs and mass expunges */
+
+static ino_t
+ino_of(struct fx *fx, const char *rel)
+{
+	char *path = path_of(fx, rel);
+	struct stat sb;
+
+	assert_int_equal(stat(path, &sb), 0);
+	free(path);
+	return sb.st_ino;
+}
+
+/* Every field a reopen must give back the same. */
+static void
+assert_same_mail(const struct mail_rec *a, const struct mail_rec *b)
+{
+	assert_int_equal(a->uid, b->uid);
+	assert_int_equal(a->flags, b->flags);
+	assert_int_equal(a->keywords, b->keywords);
+	assert_int_equal(a->internal_date, b->internal_date);
+	assert_int_equal(a->tz_minutes, b->tz_minutes);
+	assert_int_equal(a->size, b->size);
+	assert_int_equal(a->modseq, b->modseq);
+	assert_memory_equal(a->priv, b->priv, sizeof(a->priv));
+}
+
+static void
+test_many_appends_then_reopen_keep_uids_sizes_flags(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	struct mail_rec *copy;
+	enum storage_error err;
+	char *error = NULL;
+	uint32_t uidvalidity, uidnext;
+	uint64_t modseq;
+	ino_t index_ino;
+	int kw;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	append_msg(box, &s, "Subject: first\r\n\r\n1\r\n", 0);
+	index_ino = ino_of(fx, "bob/.imap/INBOX.index");
+	kw = mbox_state_keyword(&s, "$Later", true);
+	assert_int_equal(kw, 0);
+	for (unsigned i = 2; i <= 300; i++) {
+		char *m = xasprintf("From: a@x\r\nSubject: m%u\r\n\r\n%s%u\r\n", i,
+				    i % 7 == 0 ? ".dotted line " : "", i);
+		uint8_t flags = (uint8_t)(i % 3 == 0 ? MAIL_SEEN : i % 5 == 0 ? MAIL_FLAGGED : 0);
+		uint64_t kws = i % 11 == 0 ? 1ULL << kw : 0;
+		int64_t date = i % 2 == 0 ? 1600000000 + (int64_t)i : 0;
+		uint32_t uid = 0;
+
+		if (B->append(box, &s, m, strlen(m), flags, kws, date, i % 2 == 0 ? 120 : 0, &uid,
+			      &err, &error) < 0)
+			fail_msg("append %u: %s", i, error);
+		assert_int_equal(uid, i);
+		assert_int_equal(s.count, i);
+		assert_int_equal(s.mails[i - 1].uid, i);
+		assert_int_equal(s.mails[i - 1].flags, flags);
+		assert_int_equal(s.mails[i - 1].keywords, kws);
+		assert_int_equal(s.mails[i - 1].size, strlen(m));
+		if (date != 0) {
+			assert_int_equal(s.mails[i - 1].internal_date, date);
+			assert_int_equal(s.mails[i - 1].tz_minutes, 120);
+		}
+		assert_true(s.mails[i - 1].modseq > s.mails[i - 2].modseq);
+		free(m);
+	}
+	/* the index was written in place, never rewritten by rename */
+	assert_true(ino_of(fx, "bob/.imap/INBOX.index") == index_ino);
+	/* nothing changed since: sync is a no-op */
+	assert_int_equal(do_sync(box, &s), 0);
+	assert_int_equal(s.count, 300);
+	copy = xmalloc(s.count * sizeof(*copy));
+	memcpy(copy, s.mails, s.count * sizeof(*copy));
+	uidvalidity = s.uidvalidity;
+	uidnext = s.uidnext;
+	modseq = s.highest_modseq;
+	close_box(&box, &s);
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.uidvalidity, uidvalidity);
+	assert_int_equal(s.uidnext, uidnext);
+	assert_int_equal(s.uidnext, 301);
+	assert_int_equal(s.highest_modseq, modseq);
+	assert_int_equal(s.count, 300);
+	assert_int_equal(s.keyword_count, 1);
+	assert_string_equal(s.keywords[0], "$Later");
+	for (size_t i = 0; i < 300; i++) {
+		char *text = msg_text(box, &s.mails[i]);
+
+		assert_same_mail(&s.mails[i], &copy[i]);
+		if (i > 0)
+			assert_non_null(strstr(text, "Subject: m"));
+		free(text);
+	}
+	close_box(&box, &s);
+
+	/* The records made without reading the file back are the ones a
+	   scan makes: after a rewrite of the file (same bytes, another
+	   mtime) every message is matched again and keeps all its fields. */
+	{
+		char *file = read_file(fx, "bob/mymailbox.mail");
+
+		write_file(fx, "bob/mymailbox.mail", file, "w");
+		set_mtime_past(fx, "bob/mymailbox.mail", 30);
+		free(file);
+	}
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.uidvalidity, uidvalidity);
+	assert_int_equal(s.count, 300);
+	for (size_t i = 0; i < 300; i++) {
+		assert_int_equal(s.mails[i].uid, copy[i].uid);
+		assert_int_equal(s.mails[i].flags, copy[i].flags);
+		assert_int_equal(s.mails[i].size, copy[i].size);
+		assert_memory_equal(s.mails[i].priv, copy[i].priv, sizeof(copy[i].priv));
+	}
+	close_box(&box, &s);
+	free(copy);
+}
+
+/* Messages appended by our fast path are served and sized the same as
+   if the file had been scanned from scratch (index deleted). */
+static void
+test_fast_append_records_equal_scanned_ones(void **state)
+{
+	struct fx *fx = *state;
+	static const char *const msgs[] = {
+		"From: a@x\r\nDate: Thu, 10 Mar 2022 12:00:00 +0100\r\n\r\nbody\r\n",
+		"From: lab\nSubject: s\nReceived: 2022-03-10 : 14 : 30\nno blank line\n",
+		".\r\n..\r\n.x\r\n",
+		"",
+		"\r\n\r\n",
+		"Subject: no final newline",
+		"Subject: crlf\r\nDate: Fri, 11 Mar 2022 08:00:00 -0500\r\n\r\n.\r\nend\r\n",
+	};
+	struct mbox_state s;
+	struct storage_box *box;
+	uint64_t sizes[N_ELEMENTS(msgs)];
+	int64_t dates[N_ELEMENTS(msgs)];
+	char *texts[N_ELEMENTS(msgs)], *path;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	for (size_t i = 0; i < N_ELEMENTS(msgs); i++) {
+		append_msg(box, &s, msgs[i], 0);
+		sizes[i] = s.mails[i].size;
+		dates[i] = s.mails[i].internal_date;
+		texts[i] = msg_text(box, &s.mails[i]);
+	}
+	close_box(&box, &s);
+	path = path_of(fx, "bob/.imap/INBOX.index");
+	assert_int_equal(unlink(path), 0);
+	free(path);
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, N_ELEMENTS(msgs));
+	for (size_t i = 0; i < N_ELEMENTS(msgs); i++) {
+		char *text = msg_text(box, &s.mails[i]);
+
+		assert_int_equal(s.mails[i].size, sizes[i]);
+		assert_string_equal(text, texts[i]);
+		/* dates from headers are the same; messages without one get
+		   the time they were seen */
+		if (i == 0 || i == 1 || i == 6)
+			assert_int_equal(s.mails[i].internal_date, dates[i]);
+		free(text);
+		free(texts[i]);
+	}
+	close_box(&box, &s);
+}
+
+static void
+test_external_append_between_our_appends(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	uint32_t uidvalidity;
+	char *m;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(append_msg(box, &s, "Subject: ours 1\r\n\r\na\r\n", MAIL_SEEN), 1);
+	uidvalidity = s.uidvalidity;
+	/* the lab's SMTP server (or "cat >>") adds one, no sync in between */
+	write_file(fx, "bob/mymailbox.mail", "From: smtp\nSubject: theirs\n\nb\n.\n", "a");
+	assert_int_equal(append_msg(box, &s, "Subject: ours 2\r\n\r\nc\r\n", MAIL_FLAGGED), 3);
+	assert_int_equal(s.count, 3);
+	assert_int_equal(s.mails[1].uid, 2);
+	assert_int_equal(s.mails[1].flags, 0);
+	m = msg_text(box, &s.mails[1]);
+	assert_string_equal(m, "From: smtp\r\nSubject: theirs\r\n\r\nb\r\n");
+	free(m);
+	/* two at once, then ours again */
+	write_file(fx, "bob/mymailbox.mail",
+		   "Subject: theirs 2\n\nd\n.\nSubject: theirs 3\n\ne\n.\n", "a");
+	assert_int_equal(append_msg(box, &s, "Subject: ours 3\r\n\r\nf\r\n", 0), 6);
+	/* and one picked up by a sync */
+	write_file(fx, "bob/mymailbox.mail", "Subject: theirs 4\n\ng\n.\n", "a");
+	assert_int_equal(do_sync(box, &s), 0);
+	assert_int_equal(s.count, 7);
+	assert_int_equal(s.mails[6].uid, 7);
+	close_box(&box, &s);
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.uidvalidity, uidvalidity);
+	assert_int_equal(s.count, 7);
+	for (unsigned i = 0; i < 7; i++)
+		assert_int_equal(s.mails[i].uid, i + 1);
+	assert_int_equal(s.mails[0].flags, MAIL_SEEN);
+	assert_int_equal(s.mails[2].flags, MAIL_FLAGGED);
+	m = msg_text(box, &s.mails[3]);
+	assert_string_equal(m, "Subject: theirs 2\r\n\r\nd\r\n");
+	free(m);
+	m = msg_text(box, &s.mails[5]);
+	assert_string_equal(m, "Subject: ours 3\r\n\r\nf\r\n");
+	free(m);
+	m = read_file(fx, "bob/mymailbox.mail");
+	assert_string_equal(m, "Subject: ours 1\n\na\n.\nFrom: smtp\nSubject: theirs\n\nb\n.\n"
+			    "Subject: ours 2\n\nc\n.\nSubject: theirs 2\n\nd\n.\n"
+			    "Subject: theirs 3\n\ne\n.\nSubject: ours 3\n\nf\n.\n"
+			    "Subject: theirs 4\n\ng\n.\n");
+	free(m);
+	close_box(&box, &s);
+}
+
+/* Another process (here: a second box, with its own state, fds and
+   remembered stamps) writes the index between two of our appends: in
+   place (an append, a flag change), then by rename (an expunge; a copy
+   put in place). Each time our next append must read the index again,
+   not write into what it remembers. */
+static void
+test_index_replaced_by_other_process_between_our_appends(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s, o;
+	struct storage_box *box, *other;
+	uint32_t uidvalidity, gone = 2;
+	char *error = NULL, *m, *p, *tmp, *content;
+	ino_t ino;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	append_msg(box, &s, "Subject: 1\r\n\r\n1\r\n", 0);
+	append_msg(box, &s, "Subject: 2\r\n\r\n2\r\n", 0);
+	uidvalidity = s.uidvalidity;
+
+	/* in place: the other appends and flags message 1 */
+	other = open_box(fx, "bob", "INBOX", &o);
+	assert_int_equal(append_msg(other, &o, "Subject: 3\r\n\r\n3\r\n", MAIL_DRAFT), 3);
+	assert_true(mbox_state_set_flags(&o, 0, MAIL_ANSWERED, 0));
+	assert_int_equal(B->flags_changed(other, &o, 0, &error), 0);
+	assert_int_equal(append_msg(box, &s, "Subject: 4\r\n\r\n4\r\n", MAIL_SEEN), 4);
+	assert_int_equal(s.count, 4);
+	assert_int_equal(s.mails[0].flags, MAIL_ANSWERED);
+	assert_int_equal(s.mails[2].uid, 3);
+	assert_int_equal(s.mails[2].flags, MAIL_DRAFT);
+
+	/* by rename: the other expunges message 2 (new mail file, new index) */
+	assert_int_equal(do_sync(other, &o), 0);
+	assert_int_equal(o.count, 4);
+	expunge_uids(other, &o, &gone, 1);
+	assert_int_equal(append_msg(box, &s, "Subject: 5\r\n\r\n5\r\n", 0), 5);
+	assert_int_equal(s.count, 4);
+	assert_true(mbox_state_find(&s, 2) < 0);
+
+	/* by rename again: a copy of the index, changed by the other (a
+	   flag) and put in place under a new inode, the mail file untouched */
+	assert_int_equal(do_sync(other, &o), 0);
+	assert_true(mbox_state_set_flags(&o, 1, MAIL_FLAGGED, 0));
+	assert_int_equal(B->flags_changed(other, &o, 1, &error), 0);
+	p = path_of(fx, "bob/.imap/INBOX.index");
+	tmp = path_of(fx, "bob/.imap/INBOX.index.copy");
+	ino = ino_of(fx, "bob/.imap/INBOX.index");
+	content = read_file(fx, "bob/.imap/INBOX.index");
+	{
+		struct stat sb;
+		FILE *f = fopen(tmp, "w");
+
+		assert_int_equal(stat(p, &sb), 0);
+		assert_non_null(f);
+		assert_int_equal(fwrite(content, 1, (size_t)sb.st_size, f), (size_t)sb.st_size);
+		assert_int_equal(fclose(f), 0);
+	}
+	assert_int_equal(rename(tmp, p), 0);
+	assert_true(ino_of(fx, "bob/.imap/INBOX.index") != ino);
+	free(content);
+	assert_int_equal(append_msg(box, &s, "Subject: 6\r\n\r\n6\r\n", MAIL_DELETED), 6);
+	assert_int_equal(s.count, 5);
+	assert_int_equal(s.mails[1].uid, 3);
+	assert_int_equal(s.mails[1].flags, MAIL_FLAGGED);
+	close_box(&other, &o);
+	close_box(&box, &s);
+
+	/* what a third process sees */
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.uidvalidity, uidvalidity);
+	assert_int_equal(s.count, 5);
+	{
+		static const uint32_t uids[] = { 1, 3, 4, 5, 6 };
+		static const uint8_t flags[] = { MAIL_ANSWERED, MAIL_FLAGGED, MAIL_SEEN, 0,
+			MAIL_DELETED };
+
+		for (unsigned i = 0; i < 5; i++) {
+			char want[32];
+
+			assert_int_equal(s.mails[i].uid, uids[i]);
+			assert_int_equal(s.mails[i].flags, flags[i]);
+			m = msg_text(box, &s.mails[i]);
+			snprintf(want, sizeof(want), "Subject: %u\r\n\r\n%u\r\n", uids[i], uids[i]);
+			assert_string_equal(m, want);
+			free(m);
+		}
+	}
+	assert_int_equal(s.uidnext, 7);
+	close_box(&box, &s);
+	free(p);
+	free(tmp);
+}
+
+/* Another program rewrote the file under the same inode and made it
+   longer: the part the index knows changed, so the tail alone must not be
+   trusted (the last known message is checked by its hash). */
+static void
+test_file_rewritten_in_place_and_grown_is_rescanned(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	ino_t ino;
+	char *m;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	append_msg(box, &s, "Subject: 1\r\n\r\none\r\n", MAIL_SEEN);
+	append_msg(box, &s, "Subject: 2\r\n\r\ntwo\r\n", 0);
+	ino = ino_of(fx, "bob/mymailbox.mail");
+	write_file(fx, "bob/mymailbox.mail",
+		   "Subject: 1\n\none\n.\nSubject: 2\n\nTWO, edited\n.\nSubject: 3\n\nthree\n.\n", "w");
+	assert_true(ino_of(fx, "bob/mymailbox.mail") == ino);
+	assert_int_equal(do_sync(box, &s), 0);
+	assert_int_equal(s.count, 3);
+	assert_int_equal(s.mails[0].uid, 1);
+	assert_int_equal(s.mails[0].flags, MAIL_SEEN);
+	/* the edited message is another message: a new UID */
+	assert_true(s.mails[1].uid > 2);
+	assert_true(s.mails[2].uid > s.mails[1].uid);
+	m = msg_text(box, &s.mails[1]);
+	assert_string_equal(m, "Subject: 2\r\n\r\nTWO, edited\r\n");
+	free(m);
+	m = msg_text(box, &s.mails[2]);
+	assert_string_equal(m, "Subject: 3\r\n\r\nthree\r\n");
+	free(m);
+
+	/* the same size, a message in the middle edited: same answer */
+	write_file(fx, "bob/mymailbox.mail",
+		   "Subject: 1\n\none\n.\nSubject: 2\n\nTWO, EDITED\n.\nSubject: 3\n\nthree\n.\n", "w");
+	set_mtime_past(fx, "bob/mymailbox.mail", 20);
+	assert_true(do_sync(box, &s) >= 0);
+	assert_int_equal(s.count, 3);
+	m = msg_text(box, &s.mails[1]);
+	assert_string_equal(m, "Subject: 2\r\n\r\nTWO, EDITED\r\n");
+	free(m);
+	for (size_t i = 0; i < 3; i++)
+		free(msg_text(box, &s.mails[i]));
+	close_box(&box, &s);
+}
+
+/* A power loss can leave the index as it was before an append (its
+   in-place writes are not fsynced; the mail file's are): the message
+   comes back, with the UID it was given. */
+static void
+test_stale_index_after_append_keeps_uid(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	uint32_t uidvalidity;
+	char *p, *old, *m;
+	struct stat sb;
+	FILE *f;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	append_msg(box, &s, "Subject: 1\r\n\r\n1\r\n", MAIL_SEEN);
+	append_msg(box, &s, "Subject: 2\r\n\r\n2\r\n", 0);
+	uidvalidity = s.uidvalidity;
+	p = path_of(fx, "bob/.imap/INBOX.index");
+	assert_int_equal(stat(p, &sb), 0);
+	old = read_file(fx, "bob/.imap/INBOX.index");
+	assert_int_equal(append_msg(box, &s, "Subject: 3\r\n\r\n3\r\n", MAIL_FLAGGED), 3);
+	close_box(&box, &s);
+	/* the old bytes back in place, the record of message 3 cut off */
+	f = fopen(p, "r+");
+	assert_non_null(f);
+	assert_int_equal(fwrite(old, 1, (size_t)sb.st_size, f), (size_t)sb.st_size);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(truncate(p, sb.st_size), 0);
+	free(old);
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.uidvalidity, uidvalidity);
+	assert_int_equal(s.count, 3);
+	assert_int_equal(s.mails[0].flags, MAIL_SEEN);
+	assert_int_equal(s.mails[2].uid, 3);
+	m = msg_text(box, &s.mails[2]);
+	assert_string_equal(m, "Subject: 3\r\n\r\n3\r\n");
+	free(m);
+	assert_int_equal(append_msg(box, &s, "Subject: 4\r\n\r\n4\r\n", 0), 4);
+	close_box(&box, &s);
+	free(p);
+}
+
+/* A process killed at any instant of a run of appends: every append that
+   returned is there with its UID; no message twice. */
+static void
+test_crash_during_appends_loses_no_acknowledged_message(void **state)
+{
+	struct fx *fx = *state;
+	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+
+	for (unsigned iter = 0; iter < 10; iter++) {
+		struct mbox_state s;
+		struct storage_box *box;
+		struct strlist got;
+		uint32_t acked[200];
+		size_t nacked = 0;
+		char user[32];
+		int fds[2], status;
+		pid_t pid;
+
+		snprintf(user, sizeof(user), "acrash%u", iter);
+		box = open_box(fx, user, "INBOX", &s);
+		append_msg(box, &s, "Subject: seed\r\n\r\n0\r\n", 0);
+		close_box(&box, &s);
+		assert_int_equal(pipe(fds), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct mbox_state cs;
+			struct storage_box *cbox = NULL;
+			enum storage_error err;
+			char *error = NULL;
+
+			close(fds[0]);
+			mbox_state_init(&cs);
+			if (B->open(fx->st, user, "INBOX", &cs, &cbox, &err, &error) < 0)
+				_exit(2);
+			for (unsigned i = 1; i < 200; i++) {
+				char *cm = simple_msg(i);
+				uint32_t uid;
+
+				if (B->append(cbox, &cs, cm, strlen(cm), MAIL_SEEN, 0, 0, 0, &uid, &err,
+					      &error) < 0)
+					_exit(3);
+				if (write(fds[1], &uid, sizeof(uid)) != sizeof(uid))
+					_exit(4);
+				free(cm);
+			}
+			_exit(0);
+		}
+		close(fds[1]);
+		usleep((useconds_t)(rand_r(&seed) % 8000));
+		kill(pid, SIGKILL);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		while (nacked < N_ELEMENTS(acked) &&
+		       read(fds[0], &acked[nacked], sizeof(acked[0])) == sizeof(acked[0]))
+			nacked++;
+		close(fds[0]);
+
+		box = open_box(fx, user, "INBOX", &s);
+		got = texts_of(box, &s);
+		assert_no_duplicates(&got);
+		/* the acknowledged ones, and at most the one in flight */
+		assert_true(s.count >= 1 + nacked && s.count <= 2 + nacked);
+		for (size_t i = 0; i < nacked; i++) {
+			char *m = simple_msg((unsigned)i + 1);
+
+			assert_int_equal(acked[i], i + 2);
+			assert_int_equal(s.mails[i + 1].uid, acked[i]);
+			assert_string_equal(got.items[i + 1], m);
+			free(m);
+		}
+		for (size_t i = 1; i < s.count; i++)
+			assert_int_equal(s.mails[i].uid, s.mails[i - 1].uid + 1);
+		strlist_clear(&got);
+		/* and it goes on */
+		{
+			uint32_t next = s.uidnext;
+
+			assert_int_equal(next, s.mails[s.count - 1].uid + 1);
+			assert_int_equal(append_msg(box, &s, "Subject: after\r\n\r\nx\r\n", 0), next);
+		}
+		close_box(&box, &s);
+	}
+}
+
+static void
+test_mass_expunge_half_of_2000(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	struct buf file = BUF_INIT;
+	uint32_t *uids;
+	uint64_t gen;
+	uint32_t uidvalidity;
+	size_t n = 0;
+	char *error = NULL;
+
+	for (unsigned i = 1; i <= 2000; i++)
+		buf_printf(&file, "From: a@x\nSubject: m%u\n\nbody %u\n.\n", i, i);
+	write_file(fx, "bob/mymailbox.mail", file.data, "w");
+	buf_free(&file);
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, 2000);
+	uidvalidity = s.uidvalidity;
+	/* flags on some that stay and some that go */
+	for (size_t i = 0; i < 2000; i += 3) {
+		assert_true(mbox_state_set_flags(&s, i, MAIL_SEEN, 0));
+		assert_int_equal(B->flags_changed(box, &s, i, &error), 0);
+	}
+	uids = xmalloc(1000 * sizeof(*uids));
+	for (uint32_t u = 2; u <= 2000; u += 2)
+		uids[n++] = u;
+	assert_int_equal(n, 1000);
+	gen = s.expunge_gen;
+	expunge_uids(box, &s, uids, n);
+	assert_int_equal(s.expunge_gen, gen + 1);
+	assert_int_equal(s.count, 1000);
+	for (size_t i = 0; i < 1000; i++) {
+		char *text = msg_text(box, &s.mails[i]), *want;
+
+		assert_int_equal(s.mails[i].uid, 2 * i + 1);
+		assert_int_equal(s.mails[i].flags, (2 * i) % 3 == 0 ? MAIL_SEEN : 0);
+		want = simple_msg((unsigned)(2 * i + 1));
+		/* stored in the lab's LF form, served as CRLF */
+		assert_string_equal(text, want);
+		free(want);
+		free(text);
+	}
+	/* expunging them again removes nothing */
+	gen = s.expunge_gen;
+	expunge_uids(box, &s, uids, n);
+	assert_int_equal(s.expunge_gen, gen);
+	assert_int_equal(s.count, 1000);
+	close_box(&box, &s);
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.uidvalidity, uidvalidity);
+	assert_int_equal(s.count, 1000);
+	assert_int_equal(s.uidnext, 2001);
+	for (size_t i = 0; i < 1000; i++) {
+		assert_int_equal(s.mails[i].uid, 2 * i + 1);
+		assert_int_equal(s.mails[i].flags, (2 * i) % 3 == 0 ? MAIL_SEEN : 0);
+	}
+	assert_int_equal(append_msg(box, &s, "Subject: after\r\n\r\nx\r\n", 0), 2001);
+	close_box(&box, &s);
+	free(uids);
+}
+
+/* Another process expunges half of a big mailbox: our sync takes the
+   removals in (one pass over state, not one memmove each). */
+static void
+test_mass_expunge_by_other_process_seen_by_sync(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s, o;
+	struct storage_box *box, *other;
+	uint32_t *uids;
+	uint64_t gen;
+	size_t n = 0;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	{
+		struct buf file = BUF_INIT;
+
+		for (unsigned i = 1; i <= 2000; i++)
+			buf_printf(&file, "From: a@x\nSubject: m%u\n\nbody %u\n.\n", i, i);
+		write_file(fx, "bob/mymailbox.mail", file.data, "w");
+		buf_free(&file);
+	}
+	assert_int_equal(do_sync(box, &s), 0);
+	assert_int_equal(s.count, 2000);
+	other = open_box(fx, "bob", "INBOX", &o);
+	uids = xmalloc(1000 * sizeof(*uids));
+	for (uint32_t u = 1; u <= 2000; u += 2)
+		uids[n++] = u;
+	expunge_uids(other, &o, uids, n);
+	close_box(&other, &o);
+	gen = s.expunge_gen;
+	assert_int_equal(do_sync(box, &s), 0);
+	assert_true(s.expunge_gen > gen);
+	assert_int_equal(s.count, 1000);
+	for (size_t i = 0; i < 1000; i++)
+		assert_int_equal(s.mails[i].uid, 2 * i + 2);
+	close_box(&box, &s);
+	free(uids);
+}
+
+static void
+fill_state(struct mbox_state *s, size_t n)
+{
+	mbox_state_init(s);
+	for (uint32_t u = 1; u <= n; u++) {
+		struct mail_rec r;
+
+		i_zero(&r);
+		r.uid = u * 2;          /* even UIDs: odd ones are absent */
+		r.size = u;
+		(void)mbox_state_append(s, &r);
+	}
+}
+
+static void
+test_mbox_state_remove_uids_one_pass(void **state)
+{
+	static const uint32_t asc[] = { 1, 2, 2, 3, 8, 9, 20, 21, 9999 };
+	static const uint32_t unsorted[] = { 20, 4, 2, 18 };
+	static const uint32_t absent[] = { 1, 3, 5, 41 };
+	struct mbox_state s;
+	uint64_t gen;
+	uint32_t *all;
+
+	(void)state;
+	fill_state(&s, 10);             /* UIDs 2, 4, ..., 20 */
+	gen = s.expunge_gen;
+	mbox_state_remove_uids(&s, asc, N_ELEMENTS(asc));
+	assert_int_equal(s.expunge_gen, gen + 1);
+	assert_int_equal(s.count, 7);
+	{
+		static const uint32_t left[] = { 4, 6, 10, 12, 14, 16, 18 };
+
+		for (size_t i = 0; i < N_ELEMENTS(left); i++) {
+			assert_int_equal(s.mails[i].uid, left[i]);
+			assert_int_equal(s.mails[i].size, left[i] / 2);
+		}
+	}
+	/* nothing to remove: no change, no bump */
+	gen = s.expunge_gen;
+	mbox_state_remove_uids(&s, absent, N_ELEMENTS(absent));
+	mbox_state_remove_uids(&s, NULL, 0);
+	assert_int_equal(s.expunge_gen, gen);
+	assert_int_equal(s.count, 7);
+	/* a list out of order still removes the right ones */
+	mbox_state_remove_uids(&s, unsorted, N_ELEMENTS(unsorted));
+	assert_int_equal(s.count, 5);
+	assert_int_equal(s.mails[0].uid, 6);
+	assert_int_equal(s.mails[4].uid, 16);
+	assert_int_equal(s.expunge_gen, gen + 1);
+	mbox_state_deinit(&s);
+
+	/* everything, from a big state */
+	fill_state(&s, 100000);
+	all = xmalloc(100000 * sizeof(*all));
+	for (uint32_t i = 0; i < 100000; i++)
+		all[i] = (i + 1) * 2;
+	mbox_state_remove_uids(&s, all + 1, 99999);
+	assert_int_equal(s.count, 1);
+	assert_int_equal(s.mails[0].uid, 2);
+	mbox_state_remove_uids(&s, all, 1);
+	assert_int_equal(s.count, 0);
+	mbox_state_remove_uids(&s, all, 100000);
+	assert_int_equal(s.count, 0);
+	free(all);
+	mbox_state_deinit(&s);
+}
+
 int
 main(void)
 {
@@ -1044,6 +1709,24 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_subscriptions_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names_and_users_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_detects_changed_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_appends_then_reopen_keep_uids_sizes_flags,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fast_append_records_equal_scanned_ones, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_external_append_between_our_appends, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_index_replaced_by_other_process_between_our_appends,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_rewritten_in_place_and_grown_is_rescanned,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_index_after_append_keeps_uid, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_crash_during_appends_loses_no_acknowledged_message,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mass_expunge_half_of_2000, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mass_expunge_by_other_process_seen_by_sync, setup,
+						teardown),
+		cmocka_unit_test(test_mbox_state_remove_uids_one_pass),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
