@@ -1909,20 +1909,12 @@ static int
 flat_init(const struct storage_settings *set, struct storage **st_r, char **error_r)
 {
 	struct storage *st;
-	struct stat sb;
+	char *root;
 
-	if (set == NULL || set->root == NULL || set->root[0] == '\0') {
-		*error_r = xstrdup("flat: storage.root is not set");
+	if (storage_root_prepare("flat", set, &root, error_r) < 0)
 		return -1;
-	}
-	if (stat(set->root, &sb) < 0 && mkdir(set->root, 0700) < 0 && errno != EEXIST) {
-		*error_r = xasprintf("flat: cannot create %s: %s", set->root, strerror(errno));
-		return -1;
-	}
 	st = xcalloc(1, sizeof(*st));
-	st->root = xstrdup(set->root);
-	while (strlen(st->root) > 1 && st->root[strlen(st->root) - 1] == '/')
-		st->root[strlen(st->root) - 1] = '\0';
+	st->root = root;
 	*st_r = st;
 	return 0;
 }

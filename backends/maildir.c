@@ -1446,22 +1446,15 @@ static int
 md_init(const struct storage_settings *set, struct storage **st_r, char **error_r)
 {
 	struct storage *st;
-	struct stat sb;
 	size_t o = 0;
 	char host[64];
 
-	if (set == NULL || set->root == NULL || set->root[0] == '\0') {
-		*error_r = xstrdup("maildir: storage.root is not set");
+	char *root;
+
+	if (storage_root_prepare("maildir", set, &root, error_r) < 0)
 		return -1;
-	}
-	if (stat(set->root, &sb) < 0 && mkdir(set->root, 0700) < 0 && errno != EEXIST) {
-		*error_r = xasprintf("maildir: cannot create %s: %s", set->root, strerror(errno));
-		return -1;
-	}
 	st = xcalloc(1, sizeof(*st));
-	st->root = xstrdup(set->root);
-	while (strlen(st->root) > 1 && st->root[strlen(st->root) - 1] == '/')
-		st->root[strlen(st->root) - 1] = '\0';
+	st->root = root;
 	if (gethostname(host, sizeof(host)) < 0)
 		strcpy(host, "localhost");
 	host[sizeof(host) - 1] = '\0';

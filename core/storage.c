@@ -3,7 +3,9 @@
 #include "storage.h"
 #include "log.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 void
 mbox_state_init(struct mbox_state *state)
@@ -171,6 +173,47 @@ mbox_state_keyword(struct mbox_state *state, const char *name, bool add)
 }
 
 /* Name rules */
+
+int
+storage_root_prepare(const char *backend, const struct storage_settings *set, char **root_r,
+		      char **error_r)
+{
+	char *root;
+	size_t len;
+
+	if (set == NULL || set->root == NULL || set->root[0] == '\0') {
+		*error_r = xasprintf("%s: storage.root is not set", backend);
+		return -1;
+	}
+	root = xstrdup(set->root);
+	len = strlen(root);
+	while (len > 1 && root[len - 1] == '/')
+		root[--len] = '\0';
+	/* mkdir -p: each missing level from the top down. */
+	for (char *p = root + 1;; p++) {
+		if (*p != '/' && *p != '\0')
+			continue;
+		char saved = *p;
+		*p = '\0';
+		if (mkdir(root, 0700) < 0 && errno != EEXIST) {
+			*error_r = xasprintf("%s: cannot create %s: %s", backend, root,
+					     strerror(errno));
+			free(root);
+			return -1;
+		}
+		*p = saved;
+		if (saved == '\0')
+			break;
+	}
+	struct stat st;
+	if (stat(root, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		*error_r = xasprintf("%s: %s is not a folder", backend, root);
+		free(root);
+		return -1;
+	}
+	*root_r = root;
+	return 0;
+}
 
 bool
 storage_name_is_valid(const char *name)

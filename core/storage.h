@@ -194,6 +194,12 @@ int storage_subscriptions_write(const struct storage_ctx *ctx, const char *sid,
 				const char *user, const struct strlist *names);
 const char *storage_error_code(enum storage_error err);
 
+/* For a backend's init(): checks storage.root, creates it with its missing
+   parents (mode 0700), and returns it without trailing slashes in *root_r
+   (malloc'ed). Returns 0, or -1 with *error_r naming the backend. */
+int storage_root_prepare(const char *backend, const struct storage_settings *set,
+			 char **root_r, char **error_r);
+
 /* Mailbox name rules shared by every backend: returns true if name may be
    used as a mailbox name (no NUL, no control characters, no empty
    component, no "." or ".." component, not absolute, at most 255 octets). */

@@ -8,6 +8,8 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "storage.h"
 
@@ -255,6 +257,44 @@ test_wrappers_check_and_fill_errors(void **unused)
 	assert_int_equal(err, STORAGE_ERR_TEMP);
 }
 
+static void
+test_root_prepare_creates_missing_parents(void **state)
+{
+	char dir[] = "/tmp/rootprep.XXXXXX", path[128], file[128], cmd[160];
+	struct storage_settings set = { 0 };
+	struct stat st;
+	char *root = NULL, *error = NULL;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/var/mail/", dir);
+	set.root = path;
+	assert_int_equal(storage_root_prepare("flat", &set, &root, &error), 0);
+	/* Made, trailing slash dropped, private. */
+	snprintf(path, sizeof(path), "%s/var/mail", dir);
+	assert_string_equal(root, path);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+	free(root);
+	/* Again: already there is fine. */
+	assert_int_equal(storage_root_prepare("flat", &set, &root, &error), 0);
+	free(root);
+	/* A file in the way is an error that names the backend. */
+	snprintf(file, sizeof(file), "%s/plain", dir);
+	FILE *f = fopen(file, "w");
+	assert_non_null(f);
+	fclose(f);
+	set.root = file;
+	assert_int_equal(storage_root_prepare("maildir", &set, &root, &error), -1);
+	assert_non_null(strstr(error, "maildir:"));
+	free(error);
+	set.root = "";
+	assert_int_equal(storage_root_prepare("flat", &set, &root, &error), -1);
+	free(error);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
@@ -267,6 +307,7 @@ main(void)
 		cmocka_unit_test(test_user_rules),
 		cmocka_unit_test(test_error_codes),
 		cmocka_unit_test(test_wrappers_check_and_fill_errors),
+		cmocka_unit_test(test_root_prepare_creates_missing_parents),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
