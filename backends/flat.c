@@ -140,6 +140,10 @@ struct storage_box {
 
 	int lock_fd;
 	bool locked;
+	/* sync() from the event loop must not wait for another process's
+	   lock: it tries once and leaves the change for the next event (the
+	   dotlock's removal is watched, see flat_watch_paths()). */
+	bool lock_nowait;
 };
 
 /* Helpers */
@@ -1481,7 +1485,7 @@ flat_lock(struct storage_box *box, bool create, enum storage_error *err_r, char 
 				return -1;
 			}
 			flat_dotlock_remove_stale(box->lock_path);
-			if (mono_ms() >= deadline) {
+			if (box->lock_nowait || mono_ms() >= deadline) {
 				*err_r = STORAGE_ERR_IN_USE;
 				*error_r = xasprintf("%s: locked by another process", box->lock_path);
 				(void)unlink(tmp);
@@ -1509,7 +1513,7 @@ flat_lock(struct storage_box *box, bool create, enum storage_error *err_r, char 
 		if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
 			*err_r = STORAGE_ERR_TEMP;
 			*error_r = xasprintf("fcntl lock %s: %s", box->mail_path, strerror(errno));
-		} else if (mono_ms() >= deadline) {
+		} else if (box->lock_nowait || mono_ms() >= deadline) {
 			*err_r = STORAGE_ERR_IN_USE;
 			*error_r = xasprintf("%s: locked by another process", box->mail_path);
 		} else {
@@ -2259,9 +2263,20 @@ flat_catch_up(struct storage_box *box, struct mbox_state *state, enum storage_er
 static int
 flat_sync(struct storage_box *box, struct mbox_state *state, char **error_r)
 {
-	enum storage_error err;
+	enum storage_error err = STORAGE_ERR_NONE;
+	int ret;
 
-	return flat_catch_up(box, state, &err, error_r);
+	box->lock_nowait = true;
+	ret = flat_catch_up(box, state, &err, error_r);
+	box->lock_nowait = false;
+	if (ret < 0 && err == STORAGE_ERR_IN_USE) {
+		/* Another writer is busy: what it writes is picked up when it
+		   lets go of the lock (a watched event) or at the next command. */
+		free(*error_r);
+		*error_r = NULL;
+		return 0;
+	}
+	return ret;
 }
 
 static int
@@ -2758,6 +2773,8 @@ static void
 flat_watch_paths(struct storage_box *box, struct strlist *paths_r)
 {
 	strlist_add(paths_r, box->mail_path);
+	/* Its removal tells that a writer that made sync() wait is done. */
+	strlist_add(paths_r, box->lock_path);
 }
 
 /* Mailbox management */

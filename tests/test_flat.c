@@ -594,6 +594,60 @@ test_young_tail_terminated_by_append(void **state)
 	close_box(&box, &s);
 }
 
+/* sync() runs in the server's loop: a lock held by another process (the
+   stand-alone smtpmail in the middle of a delivery) must not make it
+   wait; the change is taken in once the lock is gone. */
+static void
+test_sync_does_not_wait_for_another_writers_lock(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	char *lock = path_of(fx, "bob/mymailbox.mail.lock");
+	int pipefd[2];
+	pid_t pid;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	append_msg(box, &s, "Subject: one\r\n\r\n1\r\n", 0);
+	/* A live process holds the dotlock. */
+	assert_int_equal(pipe(pipefd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char c;
+		close(pipefd[1]);
+		(void)read(pipefd[0], &c, 1);
+		_exit(0);
+	}
+	close(pipefd[0]);
+	FILE *f = fopen(lock, "w");
+	assert_non_null(f);
+	fprintf(f, "%ld\n", (long)pid);
+	fclose(f);
+	/* Its message is in the file, but its index update is not. */
+	write_file(fx, "bob/mymailbox.mail", "Subject: two\n\n2\n.\n", "a");
+	int64_t start = mono_ms();
+	assert_int_equal(do_sync(box, &s), 0);
+	/* Returned at once (the lock wait is 10 s), without the message. */
+	assert_true(mono_ms() - start < 2000);
+	assert_int_equal(s.count, 1);
+	/* The writer lets go: the next sync takes the message in. */
+	assert_int_equal(unlink(lock), 0);
+	close(pipefd[1]);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	assert_int_equal(do_sync(box, &s), 0);
+	assert_int_equal(s.count, 2);
+	assert_int_equal(s.mails[1].uid, 2);
+	/* The lock file is among the watched paths, so its removal wakes
+	   the server. */
+	struct strlist paths = { 0 };
+	B->watch_paths(box, &paths);
+	assert_true(strlist_contains(&paths, lock));
+	strlist_clear(&paths);
+	free(lock);
+	close_box(&box, &s);
+}
+
 static void
 test_unlocked_append_picked_up_by_sync(void **state)
 {
@@ -1699,6 +1753,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_tail_served_when_old, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_young_tail_terminated_by_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_does_not_wait_for_another_writers_lock,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unlocked_append_picked_up_by_sync, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_locked_append_by_other_process_during_expunge,
