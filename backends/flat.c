@@ -50,6 +50,7 @@
    file is the truth. Whole-index rewrites (temp file + rename) are
    fsynced, because a rename without it can leave an empty index behind
    a complete-looking name. */
+#include "fileio.h"
 #include "storage.h"
 #include "log.h"
 #include "flat.h"
@@ -148,83 +149,6 @@ struct storage_box {
 
 /* Helpers */
 
-static enum storage_error
-flat_errno_err(int err)
-{
-	if (err == ENOSPC || err == EDQUOT)
-		return STORAGE_ERR_NO_SPACE;
-	return STORAGE_ERR_TEMP;
-}
-
-static int
-write_full(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0) {
-			errno = EIO;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int
-pwrite_full(int fd, const void *data, size_t len, uint64_t off)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0) {
-			errno = EIO;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-/* Returns the bytes read (less than len only at the end of the file). */
-static ssize_t
-pread_full(int fd, void *data, size_t len, uint64_t off)
-{
-	char *p = data;
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, p + done, len - done, (off_t)(off + done));
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
-}
-
 /* FNV-1a, 64 bits: cheap and good enough to tell messages apart. */
 static uint64_t
 hash_update(uint64_t h, const void *data, size_t len)
@@ -262,56 +186,6 @@ hash_bytes(const void *data, size_t len)
 	h *= 0xff51afd7ed558ccdULL;
 	h ^= h >> 33;
 	return h;
-}
-
-/* mkdir of every folder of path below prefix_len (path is a file path). */
-static int
-mkdir_parents(const char *path, size_t prefix_len)
-{
-	char *tmp = xstrdup(path);
-	size_t len = strlen(tmp);
-
-	for (size_t i = prefix_len + 1; i < len; i++) {
-		if (tmp[i] != '/')
-			continue;
-		tmp[i] = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST) {
-			int err = errno;
-
-			free(tmp);
-			errno = err;
-			return -1;
-		}
-		tmp[i] = '/';
-	}
-	free(tmp);
-	return 0;
-}
-
-static void
-fsync_dir_of(const char *path)
-{
-	char *dir = xstrdup(path);
-	char *slash = strrchr(dir, '/');
-	int fd;
-
-	if (slash != NULL && slash != dir)
-		*slash = '\0';
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		(void)fsync(fd);
-		close(fd);
-	}
-	free(dir);
-}
-
-static void
-sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 /* Names and paths */
@@ -717,7 +591,7 @@ flat_scan(int fd, uint64_t from, uint64_t to, bool take_tail, bool force_first, 
 				cap = len + want > cap * 2 ? len + want : cap * 2;
 				data = xrealloc(data, cap);
 			}
-			n = pread_full(fd, data + len, want, pos);
+			n = fd_pread_full(fd, data + len, want, pos);
 			if (n < 0) {
 				*error_r = xasprintf("read %s: %s", path, strerror(errno));
 				free(data);
@@ -915,7 +789,7 @@ index_read(const char *path, struct view *v, int *fd_r, const char **why_r, char
 		goto invalid;
 	size = (size_t)st.st_size;
 	data = xmalloc(size);
-	n = pread_full(fd, data, size, 0);
+	n = fd_pread_full(fd, data, size, 0);
 	if (n < 0) {
 		*error_r = xasprintf("read %s: %s", path, strerror(errno));
 		free(data);
@@ -1041,7 +915,7 @@ index_write_full(struct storage_box *box, const struct view *v, char **error_r)
 		buf_free(&b);
 		return -1;
 	}
-	if (write_full(fd, b.data, b.len) < 0 || fsync(fd) < 0) {
+	if (fd_write_full(fd, b.data, b.len) < 0 || fsync(fd) < 0) {
 		*error_r = xasprintf("write %s: %s", box->index_tmp, strerror(errno));
 		buf_free(&b);
 		close(fd);
@@ -1067,9 +941,9 @@ static int
 index_put_tail(struct storage_box *box, const struct buf *hdr, size_t first,
 	       const unsigned char *recs, size_t n, char **error_r)
 {
-	if ((n > 0 && pwrite_full(box->index_fd, recs, n * IDX_REC_SIZE,
+	if ((n > 0 && fd_pwrite_full(box->index_fd, recs, n * IDX_REC_SIZE,
 				  hdr->len + (uint64_t)first * IDX_REC_SIZE) < 0) ||
-	    pwrite_full(box->index_fd, hdr->data, hdr->len, 0) < 0) {
+	    fd_pwrite_full(box->index_fd, hdr->data, hdr->len, 0) < 0) {
 		*error_r = xasprintf("write %s: %s", box->index_path, strerror(errno));
 		return -1;
 	}
@@ -1134,7 +1008,7 @@ flat_new_uidvalidity(struct storage_box *box, uint32_t old)
 		if (fd >= 0) {
 			int n = snprintf(tmp, sizeof(tmp), "%u\n", v);
 
-			if (write_full(fd, tmp, (size_t)n) == 0 && close(fd) == 0)
+			if (fd_write_full(fd, tmp, (size_t)n) == 0 && close(fd) == 0)
 				(void)rename(tmp_path, box->uidv_path);
 			else
 				(void)unlink(tmp_path);
@@ -1258,7 +1132,7 @@ view_boundary_ok(const struct view *v, int fd)
 	if (last->off + last->len != v->parsed_end || last->len > (uint64_t)SSIZE_MAX / 2)
 		return false;
 	data = xmalloc((size_t)last->len);
-	n = pread_full(fd, data, (size_t)last->len, last->off);
+	n = fd_pread_full(fd, data, (size_t)last->len, last->off);
 	ok = n == (ssize_t)last->len && hash_bytes(data, (size_t)last->len) == last->hash;
 	free(data);
 	return ok;
@@ -1451,7 +1325,7 @@ flat_lock(struct storage_box *box, bool create, enum storage_error *err_r, char 
 	if (box->locked)
 		return 0;
 	if (mkdir_parents(box->mail_path, strlen(box->st->root)) < 0) {
-		*err_r = flat_errno_err(errno);
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("mkdir for %s: %s", box->mail_path, strerror(errno));
 		return -1;
 	}
@@ -1464,8 +1338,8 @@ flat_lock(struct storage_box *box, bool create, enum storage_error *err_r, char 
 		char *tmp = xasprintf("%s.%ld", box->lock_path, (long)getpid());
 
 		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd < 0 || write_full(fd, pid, (size_t)n) < 0) {
-			*err_r = flat_errno_err(errno);
+		if (fd < 0 || fd_write_full(fd, pid, (size_t)n) < 0) {
+			*err_r = storage_error_from_errno(errno);
 			*error_r = xasprintf("create %s: %s", tmp, strerror(errno));
 			if (fd >= 0)
 				close(fd);
@@ -1478,7 +1352,7 @@ flat_lock(struct storage_box *box, bool create, enum storage_error *err_r, char 
 			if (link(tmp, box->lock_path) == 0)
 				break;
 			if (errno != EEXIST) {
-				*err_r = flat_errno_err(errno);
+				*err_r = storage_error_from_errno(errno);
 				*error_r = xasprintf("create %s: %s", box->lock_path, strerror(errno));
 				(void)unlink(tmp);
 				free(tmp);
@@ -1499,7 +1373,7 @@ flat_lock(struct storage_box *box, bool create, enum storage_error *err_r, char 
 	}
 	box->lock_fd = open(box->mail_path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
 	if (box->lock_fd < 0 && !(errno == ENOENT && !create)) {
-		*err_r = flat_errno_err(errno);
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("open %s: %s", box->mail_path, strerror(errno));
 		(void)unlink(box->lock_path);
 		return -1;
@@ -1865,7 +1739,7 @@ flat_refresh(struct storage_box *box, struct mbox_state *state, enum storage_err
 		else
 			r = 0;
 		if (r < 0) {
-			*err_r = flat_errno_err(errno);
+			*err_r = storage_error_from_errno(errno);
 			view_free(&v);
 			break;
 		}
@@ -1989,7 +1863,7 @@ flat_open(struct storage *st, const char *user, const char *name, struct mbox_st
 	box = flat_box_new(st, user, name);
 	if (box->inbox) {
 		if (mkdir(box->user_dir, 0700) < 0 && errno != EEXIST) {
-			*err_r = flat_errno_err(errno);
+			*err_r = storage_error_from_errno(errno);
 			*error_r = xasprintf("mkdir %s: %s", box->user_dir, strerror(errno));
 			flat_box_free(box);
 			return -1;
@@ -2209,7 +2083,7 @@ flat_tail_sync(struct storage_box *box, struct mbox_state *state, enum storage_e
 	    o_msec == box->mtime_sec && o_mnsec == box->mtime_nsec)
 		return 1;       /* a pending tail that is still pending: nothing to write */
 	if (index_write_state_tail(box, state, first, error_r) < 0) {
-		*err_r = flat_errno_err(errno);
+		*err_r = storage_error_from_errno(errno);
 		state->count = old_count;
 		state->uidnext = old_uidnext;
 		state->highest_modseq = old_modseq;
@@ -2296,7 +2170,7 @@ flat_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out, 
 		return -1;
 	}
 	data = xmalloc((size_t)len);
-	n = pread_full(box->fd, data, (size_t)len, off);
+	n = fd_pread_full(box->fd, data, (size_t)len, off);
 	if (n < 0) {
 		*error_r = xasprintf("read %s: %s", box->mail_path, strerror(errno));
 		free(data);
@@ -2321,7 +2195,7 @@ flat_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out, 
 static int
 flat_write_at_end(struct storage_box *box, const void *p, size_t len, uint64_t *size_io)
 {
-	if (pwrite_full(box->lock_fd, p, len, *size_io) < 0)
+	if (fd_pwrite_full(box->lock_fd, p, len, *size_io) < 0)
 		return -1;
 	*size_io += len;
 	return 0;
@@ -2408,8 +2282,8 @@ flat_append(struct storage_box *box, struct mbox_state *state, const char *data,
 	/* Terminate an unterminated tail so that it stays its own message. */
 	if (size > box->parsed_end || box->last_open) {
 		char end[2] = { 0, 0 };
-		ssize_t n = size >= 2 ? pread_full(box->lock_fd, end, 2, size - 2) :
-			pread_full(box->lock_fd, end + 1, 1, size - 1);
+		ssize_t n = size >= 2 ? fd_pread_full(box->lock_fd, end, 2, size - 2) :
+			fd_pread_full(box->lock_fd, end + 1, 1, size - 1);
 		const char *term;
 
 		if (n < 0)
@@ -2469,7 +2343,7 @@ flat_append(struct storage_box *box, struct mbox_state *state, const char *data,
 	ret = 0;
 	goto out;
 io_fail:
-	*err_r = flat_errno_err(errno);
+	*err_r = storage_error_from_errno(errno);
 	*error_r = xasprintf("write %s: %s", box->mail_path, strerror(errno));
 	/* No half message stays behind. */
 	if (ftruncate(box->lock_fd, (off_t)orig_size) == 0)
@@ -2502,8 +2376,8 @@ flat_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx
 	}
 	mail_to_frec(&state->mails[idx], &r);
 	rec_encode(rec, &r);
-	if (pwrite_full(box->index_fd, rec, sizeof(rec), hsize + idx * IDX_REC_SIZE) < 0 ||
-	    pwrite_full(box->index_fd, b.data, b.len, 0) < 0) {
+	if (fd_pwrite_full(box->index_fd, rec, sizeof(rec), hsize + idx * IDX_REC_SIZE) < 0 ||
+	    fd_pwrite_full(box->index_fd, b.data, b.len, 0) < 0) {
 		*error_r = xasprintf("write %s: %s", box->index_path, strerror(errno));
 		buf_free(&b);
 		return -1;
@@ -2545,13 +2419,13 @@ copy_range(int in, int out, uint64_t off, uint64_t len, char *tmp)
 {
 	while (len > 0) {
 		size_t want = len > FLAT_COPY_CHUNK ? FLAT_COPY_CHUNK : (size_t)len;
-		ssize_t n = pread_full(in, tmp, want, off);
+		ssize_t n = fd_pread_full(in, tmp, want, off);
 
 		if (n < 0)
 			return -1;
 		if (n == 0)
 			break;
-		if (write_full(out, tmp, (size_t)n) < 0)
+		if (fd_write_full(out, tmp, (size_t)n) < 0)
 			return -1;
 		off += (uint64_t)n;
 		len -= (uint64_t)n;
@@ -2659,7 +2533,7 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 			data_cap = (size_t)(end - start);
 			data = xrealloc(data, data_cap);
 		}
-		n = pread_full(box->lock_fd, data, (size_t)(end - start), start);
+		n = fd_pread_full(box->lock_fd, data, (size_t)(end - start), start);
 		if (n < 0)
 			goto io_fail;
 		if ((uint64_t)n != end - start) {
@@ -2679,7 +2553,7 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 			nv.recs[nv.count++] = r;
 			open_kept = box->last_open && k == state->count - 1;
 		}
-		if (write_full(tfd, data, (size_t)(end - start)) < 0)
+		if (fd_write_full(tfd, data, (size_t)(end - start)) < 0)
 			goto io_fail;
 		newoff += end - start;
 		i = j;
@@ -2709,7 +2583,7 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 			buf_free(&b);
 			goto io_fail;
 		}
-		if (write_full(ifd, b.data, b.len) < 0 || fsync(ifd) < 0) {
+		if (fd_write_full(ifd, b.data, b.len) < 0 || fsync(ifd) < 0) {
 			buf_free(&b);
 			close(ifd);
 			(void)unlink(box->index_tmp);
@@ -2856,14 +2730,14 @@ flat_create(struct storage *st, const char *user, const char *name, enum storage
 	}
 	path = flat_mail_path(st, user, name);
 	if (mkdir_parents(path, strlen(st->root)) < 0) {
-		*err_r = flat_errno_err(errno);
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("mkdir for %s: %s", path, strerror(errno));
 		free(path);
 		return -1;
 	}
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		*err_r = errno == EEXIST ? STORAGE_ERR_EXISTS : flat_errno_err(errno);
+		*err_r = errno == EEXIST ? STORAGE_ERR_EXISTS : storage_error_from_errno(errno);
 		*error_r = xasprintf("create %s: %s", path, strerror(errno));
 		free(path);
 		return -1;
@@ -2942,7 +2816,7 @@ flat_rename(struct storage *st, const char *user, const char *oldname, const cha
 		goto out;
 	}
 	if (mkdir_parents(newpath, strlen(st->root)) < 0) {
-		*err_r = flat_errno_err(errno);
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("mkdir for %s: %s", newpath, strerror(errno));
 		goto out;
 	}
@@ -2951,13 +2825,13 @@ flat_rename(struct storage *st, const char *user, const char *oldname, const cha
 		int fd = open(newpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 
 		if (fd < 0) {
-			*err_r = errno == EEXIST ? STORAGE_ERR_EXISTS : flat_errno_err(errno);
+			*err_r = errno == EEXIST ? STORAGE_ERR_EXISTS : storage_error_from_errno(errno);
 			*error_r = xasprintf("create %s: %s", newpath, strerror(errno));
 			goto out;
 		}
 		close(fd);
 	} else if (rename(oldpath, newpath) < 0) {
-		*err_r = flat_errno_err(errno);
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("rename %s: %s", oldpath, strerror(errno));
 		goto out;
 	}
@@ -3061,7 +2935,7 @@ flat_subscriptions_write(struct storage *st, const char *user, const struct strl
 		*error_r = xasprintf("open %s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	if (write_full(fd, b.data != NULL ? b.data : "", b.len) < 0 || fsync(fd) < 0) {
+	if (fd_write_full(fd, b.data != NULL ? b.data : "", b.len) < 0 || fsync(fd) < 0) {
 		*error_r = xasprintf("write %s: %s", tmp, strerror(errno));
 		close(fd);
 		(void)unlink(tmp);

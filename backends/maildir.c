@@ -43,6 +43,7 @@
    them (they stay \Recent for the session that got them: the uidlist
    remembers the first recent UID). tmp/ files not written for 36 hours
    (mtime) are removed when the mailbox is opened. */
+#include "fileio.h"
 #include "storage.h"
 #include "log.h"
 #include "maildir.h"
@@ -141,57 +142,6 @@ struct storage_box {
 
 /* Helpers */
 
-static enum storage_error
-md_errno_err(int err)
-{
-	if (err == ENOSPC || err == EDQUOT)
-		return STORAGE_ERR_NO_SPACE;
-	return STORAGE_ERR_TEMP;
-}
-
-static int
-write_full(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0) {
-			errno = EIO;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static void
-fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		(void)fsync(fd);
-		close(fd);
-	}
-}
-
-static void
-sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* Reads a whole small file (at most max bytes) into a NUL-terminated
    buffer. Returns 1, 0 if missing, -1 on error (errno set). */
 static int
@@ -245,7 +195,7 @@ replace_file(const char *tmp, const char *path, const char *data, size_t len)
 
 	if (fd < 0)
 		return -1;
-	if (write_full(fd, data, len) < 0 || fsync(fd) < 0) {
+	if (fd_write_full(fd, data, len) < 0 || fsync(fd) < 0) {
 		int err = errno;
 
 		close(fd);
@@ -489,7 +439,7 @@ md_lock(struct storage_box *box, enum storage_error *err_r, char **error_r)
 	if (box->lock_fd < 0) {
 		box->lock_fd = open(box->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 		if (box->lock_fd < 0) {
-			*err_r = md_errno_err(errno);
+			*err_r = storage_error_from_errno(errno);
 			*error_r = xasprintf("open %s: %s", box->lock_path, strerror(errno));
 			return -1;
 		}
@@ -1546,7 +1496,7 @@ md_open(struct storage *st, const char *user, const char *name, struct mbox_stat
 		char *udir = xasprintf("%s/%s", st->root, user);
 
 		if (mkdir_ok(udir) < 0 || md_make_maildir(box->dir) < 0) {
-			*err_r = md_errno_err(errno);
+			*err_r = storage_error_from_errno(errno);
 			*error_r = xasprintf("create %s: %s", box->dir, strerror(errno));
 			free(udir);
 			md_box_free(box);
@@ -1561,7 +1511,7 @@ md_open(struct storage *st, const char *user, const char *name, struct mbox_stat
 		return -1;
 	} else if (md_make_maildir(box->dir) < 0) {
 		/* another tool's folder without new/ or tmp/ */
-		*err_r = md_errno_err(errno);
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("create %s: %s", box->dir, strerror(errno));
 		md_box_free(box);
 		return -1;
@@ -1722,7 +1672,7 @@ md_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 	tmp_path = xasprintf("%s/%s", box->tmp_dir, base);
 	fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		*err_r = md_errno_err(errno);
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("create %s: %s", tmp_path, strerror(errno));
 		goto out;
 	}
@@ -1730,8 +1680,8 @@ md_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 	times[0].tv_nsec = 0;
 	times[1].tv_sec = (time_t)internal_date;
 	times[1].tv_nsec = 0;
-	if (write_full(fd, stored.data, stored.len) < 0 || fsync(fd) < 0 || close(fd) < 0) {
-		*err_r = md_errno_err(errno);
+	if (fd_write_full(fd, stored.data, stored.len) < 0 || fsync(fd) < 0 || close(fd) < 0) {
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("write %s: %s", tmp_path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -1767,13 +1717,13 @@ md_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 					  &kw_changed);
 		dest = xasprintf("%s/%s", box->cur_dir, name);
 		if (kw_changed && md_kw_write(box, error_r) < 0) {
-			*err_r = md_errno_err(errno);
+			*err_r = storage_error_from_errno(errno);
 			(void)unlink(tmp_path);
 			goto unlock;
 		}
 	}
 	if (rename(tmp_path, dest) < 0) {
-		*err_r = md_errno_err(errno);
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("rename %s: %s", tmp_path, strerror(errno));
 		(void)unlink(tmp_path);
 		goto unlock;
@@ -1807,7 +1757,7 @@ md_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 	if (r < 0) {
 		/* Without its UID on disk the message would get another one
 		   later: take it back. */
-		*err_r = md_errno_err(errno);
+		*err_r = storage_error_from_errno(errno);
 		(void)unlink(dest);
 		mbox_state_remove(state, state->count - 1);
 		ftable_remove(&box->files, box->files.count - 1);
@@ -2106,7 +2056,7 @@ md_create(struct storage *st, const char *user, const char *name, enum storage_e
 		return -1;
 	}
 	if (md_ensure_root(st, user) < 0) {
-		*err_r = md_errno_err(errno);
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("create Maildir of %s: %s", user, strerror(errno));
 		return -1;
 	}
@@ -2114,7 +2064,7 @@ md_create(struct storage *st, const char *user, const char *name, enum storage_e
 	work = md_work_path(st, user, "new");
 	/* Built aside, then renamed into place: never half there. */
 	if (md_make_maildir(work) < 0) {
-		*err_r = md_errno_err(errno);
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("create %s: %s", work, strerror(errno));
 		goto out;
 	}
@@ -2125,7 +2075,7 @@ md_create(struct storage *st, const char *user, const char *name, enum storage_e
 	free(marker);
 	if (rename(work, dir) < 0) {
 		*err_r = errno == EEXIST || errno == ENOTEMPTY ? STORAGE_ERR_EXISTS :
-			md_errno_err(errno);
+			storage_error_from_errno(errno);
 		*error_r = xasprintf("create %s: %s", dir, strerror(errno));
 		goto out;
 	}
@@ -2196,7 +2146,7 @@ md_delete(struct storage *st, const char *user, const char *name, enum storage_e
 	work = md_work_path(st, user, "deleted");
 	/* Out of sight first (one rename), then removed. */
 	if (rename(dir, work) < 0) {
-		*err_r = errno == ENOENT ? STORAGE_ERR_NOT_FOUND : md_errno_err(errno);
+		*err_r = errno == ENOENT ? STORAGE_ERR_NOT_FOUND : storage_error_from_errno(errno);
 		*error_r = xasprintf("delete %s: %s", dir, strerror(errno));
 		free(dir);
 		free(work);
@@ -2298,7 +2248,7 @@ md_rename(struct storage *st, const char *user, const char *oldname, const char 
 		goto out;
 	}
 	if (rename(olddir, newdir) < 0) {
-		*err_r = errno == ENOENT ? STORAGE_ERR_NOT_FOUND : md_errno_err(errno);
+		*err_r = errno == ENOENT ? STORAGE_ERR_NOT_FOUND : storage_error_from_errno(errno);
 		*error_r = xasprintf("rename %s: %s", olddir, strerror(errno));
 		goto out;
 	}

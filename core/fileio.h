@@ -1,0 +1,28 @@
+/* fileio.h: whole-buffer reads and writes, fsync of folders, and the
+   short sleeps of lock retries: what every storage backend needs. All
+   retry on EINTR. */
+#ifndef FILEIO_H
+#define FILEIO_H
+
+#include "lib.h"
+#include "storage.h"
+
+/* Write all len bytes. Return 0, or -1 with errno set (EIO for a write
+   that made no progress). */
+int fd_write_full(int fd, const void *data, size_t len);
+int fd_pwrite_full(int fd, const void *data, size_t len, uint64_t off);
+/* Reads up to len bytes at off; returns the count (less than len only at
+   the end of the file), or -1 with errno set. */
+ssize_t fd_pread_full(int fd, void *data, size_t len, uint64_t off);
+/* fsync(2) of a folder, so that a rename or create in it is durable. */
+void fsync_dir(const char *dir);
+/* The same for the folder holding path. */
+void fsync_dir_of(const char *path);
+/* mkdir of every folder of the file path below its first prefix_len
+   octets (which exist already). Returns 0 or -1 with errno set. */
+int mkdir_parents(const char *path, size_t prefix_len);
+void sleep_ms(unsigned ms);
+/* The storage error for a failed system call's errno. */
+enum storage_error storage_error_from_errno(int err);
+
+#endif
