@@ -9,6 +9,7 @@
 
    Its mailbox hub has no file watch: smtpmail serves no IMAP session; the
    imapserver processes notice its deliveries through theirs. */
+#include "cmdline.h"
 #include "config.h"
 #include "event.h"
 #include "imap_server.h"
@@ -18,51 +19,21 @@
 #include "smtp_server.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#define DEFAULT_CONFIG "etc/imapserver.conf"
 
 static struct event_loop *loop;
 static struct smtp_server *server;
-static const char *config_path;
-static int port_override = -1;
+static struct cmdline cl = {
+	.prog = "smtpmail",
+	.port_name = "smtp_port",
+	.port_key = "smtp.port",
+};
 static char *listen_address;
 static unsigned listen_port;
-
-static void ATTR_NORETURN
-usage(int status)
-{
-	fprintf(status == 0 ? stdout : stderr,
-		"usage: smtpmail [-c FILE] [-f] [-t] [smtp_port]\n"
-		"  -c FILE   configuration file (default %s)\n"
-		"  -f        stay in the foreground, log to stderr\n"
-		"  -t        check the configuration and exit\n"
-		"  smtp_port port to listen on (overrides smtp.port)\n",
-		DEFAULT_CONFIG);
-	exit(status);
-}
-
-static int
-load_config(struct config **cfg_r, char **error_r)
-{
-	char cwd[4096];
-
-	if (config_path != NULL)
-		return config_load(config_path, cfg_r, error_r);
-	if (access(DEFAULT_CONFIG, F_OK) == 0)
-		return config_load(DEFAULT_CONFIG, cfg_r, error_r);
-	/* No file at all: the embedded defaults, relative to the cwd. */
-	if (getcwd(cwd, sizeof(cwd)) == NULL) {
-		*error_r = xasprintf("getcwd: %s", strerror(errno));
-		return -1;
-	}
-	*cfg_r = config_defaults(cwd);
-	return 0;
-}
 
 static void
 on_terminate(void *ctx)
@@ -78,13 +49,13 @@ on_reload(void *ctx)
 	struct server_gen *gen;
 	char *error = NULL;
 
-	if (load_config(&cfg, &error) < 0) {
+	if (cmdline_load_config(&cl, &cfg, &error) < 0) {
 		log_error("-", "reload failed, keeping the running configuration: %s", error);
 		free(error);
 		return;
 	}
-	if (port_override >= 0)
-		cfg->smtp_port = (unsigned)port_override;
+	if (cl.port >= 0)
+		cfg->smtp_port = (unsigned)cl.port;
 	if (strcmp(cfg->smtp_address, listen_address) != 0 || cfg->smtp_port != listen_port)
 		log_warn("-", "smtp.address/smtp.port changes need a restart; still listening on "
 			      "the old address");
@@ -103,52 +74,26 @@ on_reload(void *ctx)
 int
 main(int argc, char *argv[])
 {
-	bool foreground = false, test_only = false;
 	struct server_gen *gen;
 	struct config *cfg = NULL;
 	char *error = NULL, *bound = NULL;
-	int opt, fd;
+	int fd;
 
 	log_set_ident("smtpmail");
-	while ((opt = getopt(argc, argv, "c:fth")) != -1) {
-		switch (opt) {
-		case 'c':
-			config_path = optarg;
-			break;
-		case 'f':
-			foreground = true;
-			break;
-		case 't':
-			test_only = true;
-			break;
-		case 'h':
-			usage(0);
-		default:
-			usage(1);
-		}
-	}
-	if (optind < argc) {
-		uint64_t port;
-		if (optind + 1 != argc || str_to_u64(argv[optind], 65535, &port) < 0) {
-			fprintf(stderr, "smtpmail: invalid port '%s' (0..65535)\n", argv[optind]);
-			usage(1);
-		}
-		port_override = (int)port;
-	}
-	if (load_config(&cfg, &error) < 0) {
+	cmdline_parse(&cl, argc, argv);
+	if (cmdline_load_config(&cl, &cfg, &error) < 0) {
 		fprintf(stderr, "%s\n", error);
 		return 1;
 	}
-	if (port_override >= 0)
-		cfg->smtp_port = (unsigned)port_override;
+	if (cl.port >= 0)
+		cfg->smtp_port = (unsigned)cl.port;
 	log_set_level(cfg->log_level);
 	gen = server_gen_new(cfg, NULL, &error);
 	if (gen == NULL) {
-		fprintf(stderr, "%s: %s\n", config_path != NULL ? config_path : DEFAULT_CONFIG,
-			error);
+		fprintf(stderr, "%s: %s\n", cmdline_config_name(&cl), error);
 		return 1;
 	}
-	if (test_only) {
+	if (cl.test_only) {
 		printf("%s: configuration OK\n",
 		       gen->cfg->path != NULL ? gen->cfg->path : "(built-in defaults)");
 		server_gen_unref(&gen);
@@ -169,7 +114,7 @@ main(int argc, char *argv[])
 		fprintf(stderr, "smtpmail: %s\n", error);
 		return 1;
 	}
-	if (!foreground) {
+	if (!cl.foreground) {
 		if (daemon(0, 0) < 0) {
 			fprintf(stderr, "smtpmail: daemon: %s\n", strerror(errno));
 			return 1;

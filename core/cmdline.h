@@ -1,0 +1,35 @@
+/* cmdline.h: the command line the daemons share,
+
+     PROG [-c FILE] [-f] [-t] [port]
+
+   and how they find their configuration. */
+#ifndef CMDLINE_H
+#define CMDLINE_H
+
+#include "config.h"
+
+/* Used when -c is not given and the file exists (relative to the cwd). */
+#define CMDLINE_DEFAULT_CONFIG "etc/imapserver.conf"
+
+struct cmdline {
+	const char *prog;          /* "imapserver", "smtpmail" */
+	const char *port_name;     /* "imap_port", "smtp_port" */
+	const char *port_key;      /* "imap.port", "smtp.port" */
+	const char *extra_usage;   /* more usage lines, or NULL */
+	const char *config_path;   /* -c FILE, or NULL */
+	bool foreground;           /* -f */
+	bool test_only;            /* -t */
+	int port;                  /* the positional port, or -1 */
+};
+
+/* Parses argv into cl (prog, port_name, port_key, extra_usage set by the
+   caller). -h prints the usage and exits 0; a mistake prints it and
+   exits 1. */
+void cmdline_parse(struct cmdline *cl, int argc, char *argv[]);
+/* Reads -c FILE; without -c, CMDLINE_DEFAULT_CONFIG if it exists, else
+   the built-in defaults with paths relative to the cwd. */
+int cmdline_load_config(const struct cmdline *cl, struct config **cfg_r, char **error_r);
+/* The name to show in messages about the configuration. */
+const char *cmdline_config_name(const struct cmdline *cl);
+
+#endif
