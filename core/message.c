@@ -7,6 +7,7 @@
    mime_header_next() and the body text walks the tree of mime_parse(),
    whose depth MIME_MAX_DEPTH bounds the only recursion. */
 #include "message.h"
+#include "text.h"
 #include "mime.h"
 
 #include <stdio.h>
@@ -23,12 +24,6 @@ static const char *const month_names[12] = {
 	"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 };
-
-static bool
-is_ws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
 
 static char
 ascii_lower(char c)
@@ -48,43 +43,7 @@ is_alpha(char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Case-insensitive compare of s[0..len) with the C string word. */
-static bool
-mem_equals_ci(const char *s, size_t len, const char *word)
-{
-	size_t wlen = strlen(word);
-
-	return len == wlen && ascii_strncasecmp(s, word, len) == 0;
-}
-
 /* --- header fields --------------------------------------------------- */
-
-/* Finds the end of the line at pos: *content_end_r excludes the CR LF (or
-   LF), the return value is the offset just past the LF (or len). */
-static size_t
-line_next(const char *p, size_t len, size_t pos, size_t *content_end_r)
-{
-	const char *lf = memchr(p + pos, '\n', len - pos);
-	size_t end = lf == NULL ? len : (size_t)(lf - p);
-	size_t next = lf == NULL ? len : end + 1;
-
-	if (lf != NULL && end > pos && p[end - 1] == '\r')
-		end--;
-	*content_end_r = end;
-	return next;
-}
 
 size_t
 message_header_size(const char *msg, size_t len)
@@ -92,7 +51,7 @@ message_header_size(const char *msg, size_t len)
 	size_t pos = 0;
 
 	while (pos < len) {
-		size_t end, next = line_next(msg, len, pos, &end);
+		size_t end, next = text_line_next(msg, len, pos, &end);
 
 		if (end == pos)
 			return next;
@@ -107,9 +66,9 @@ append_unfolded(struct buf *out, const char *v, size_t len)
 {
 	size_t start = 0, end = len;
 
-	while (start < end && is_ws(v[start]))
+	while (start < end && text_is_ws(v[start]))
 		start++;
-	while (end > start && is_ws(v[end - 1]))
+	while (end > start && text_is_ws(v[end - 1]))
 		end--;
 	/* buf_append (unlike buf_reserve) keeps out NUL-terminated even
 	   when nothing else is appended. */
@@ -128,7 +87,7 @@ message_header_get(const char *hdr, size_t hdr_len, const char *name, struct buf
 	size_t pos = 0;
 
 	while (mime_header_next(hdr, hdr_len, &pos, &f)) {
-		if (mem_equals_ci(f.name, f.name_len, name)) {
+		if (text_mem_equals_ci(f.name, f.name_len, name)) {
 			append_unfolded(out, f.value, f.value_len);
 			return 1;
 		}
@@ -144,7 +103,7 @@ message_header_get_all(const char *hdr, size_t hdr_len, const char *name, struct
 	int found = 0;
 
 	while (mime_header_next(hdr, hdr_len, &pos, &f)) {
-		if (!mem_equals_ci(f.name, f.name_len, name))
+		if (!text_mem_equals_ci(f.name, f.name_len, name))
 			continue;
 		if (found)
 			buf_append_str(out, ", ");
@@ -180,7 +139,7 @@ message_header_fields(const char *hdr, size_t hdr_len, const char *const *names,
 		bool match = false;
 
 		for (size_t i = 0; i < name_count && !match; i++)
-			match = mem_equals_ci(f.name, f.name_len, names[i]);
+			match = text_mem_equals_ci(f.name, f.name_len, names[i]);
 		if (match != negate)
 			append_crlf(out, f.raw, f.raw_len);
 	}
@@ -196,33 +155,6 @@ static bool
 addr_is_special(char c)
 {
 	return strchr("()<>[]:;@\\,\"", c) != NULL;
-}
-
-/* Skips white space, line ends and (nested) comments. */
-static void
-skip_cfws(const char *s, size_t len, size_t *pos)
-{
-	while (*pos < len) {
-		if (is_ws(s[*pos])) {
-			(*pos)++;
-		} else if (s[*pos] == '(') {
-			unsigned depth = 0;
-
-			/* Iterative: depth is a counter, not recursion. */
-			for (; *pos < len; (*pos)++) {
-				if (s[*pos] == '\\' && *pos + 1 < len) {
-					(*pos)++;
-				} else if (s[*pos] == '(') {
-					depth++;
-				} else if (s[*pos] == ')' && --depth == 0) {
-					(*pos)++;
-					break;
-				}
-			}
-		} else {
-			break;
-		}
-	}
 }
 
 /* Reads a quoted string at s[*pos] == '"', appending its unescaped
@@ -247,7 +179,7 @@ read_qstring(const char *s, size_t len, size_t *pos, struct buf *out)
 static void
 read_atom(const char *s, size_t len, size_t *pos, struct buf *out)
 {
-	while (*pos < len && !addr_is_special(s[*pos]) && !is_ws(s[*pos]) &&
+	while (*pos < len && !addr_is_special(s[*pos]) && !text_is_ws(s[*pos]) &&
 	       (unsigned char)s[*pos] >= 0x20 && s[*pos] != 0x7f)
 		buf_append_c(out, s[(*pos)++]);
 }
@@ -255,7 +187,7 @@ read_atom(const char *s, size_t len, size_t *pos, struct buf *out)
 static bool
 is_atom_char(char c)
 {
-	return !addr_is_special(c) && !is_ws(c) && (unsigned char)c >= 0x20 && c != 0x7f;
+	return !addr_is_special(c) && !text_is_ws(c) && (unsigned char)c >= 0x20 && c != 0x7f;
 }
 
 /* Reads a domain (dot-atoms and domain literals, comments between them
@@ -264,14 +196,14 @@ static void
 read_domain(const char *s, size_t len, size_t *pos, struct buf *out)
 {
 	for (;;) {
-		skip_cfws(s, len, pos);
+		text_skip_cfws(s, len, pos);
 		if (*pos >= len)
 			return;
 		if (s[*pos] == '[') {
 			while (*pos < len && s[*pos] != ']') {
 				if (s[*pos] == '\\' && *pos + 1 < len)
 					(*pos)++;
-				if (!is_ws(s[*pos]))
+				if (!text_is_ws(s[*pos]))
 					buf_append_c(out, s[*pos]);
 				(*pos)++;
 			}
@@ -323,11 +255,11 @@ read_angle_addr(const char *s, size_t len, size_t *pos, struct buf *route,
 		struct buf *mailbox, struct buf *host)
 {
 	(*pos)++;
-	skip_cfws(s, len, pos);
+	text_skip_cfws(s, len, pos);
 	/* Obsolete source route: "@a,@b:" */
 	if (*pos < len && s[*pos] == '@') {
 		while (*pos < len && s[*pos] != ':' && s[*pos] != '>') {
-			if (!is_ws(s[*pos]))
+			if (!text_is_ws(s[*pos]))
 				buf_append_c(route, s[*pos]);
 			(*pos)++;
 		}
@@ -335,7 +267,7 @@ read_angle_addr(const char *s, size_t len, size_t *pos, struct buf *route,
 			(*pos)++;
 	}
 	for (;;) {
-		skip_cfws(s, len, pos);
+		text_skip_cfws(s, len, pos);
 		if (*pos >= len)
 			return;
 		if (s[*pos] == '"')
@@ -370,7 +302,7 @@ write_address_list(const char *s, size_t len, struct buf *out)
 	while (pos < len) {
 		char c;
 
-		skip_cfws(s, len, &pos);
+		text_skip_cfws(s, len, &pos);
 		if (pos >= len)
 			break;
 		c = s[pos];
@@ -391,7 +323,7 @@ write_address_list(const char *s, size_t len, struct buf *out)
 		buf_reset(&phrase);
 		buf_reset(&local);
 		for (;;) {
-			skip_cfws(s, len, &pos);
+			text_skip_cfws(s, len, &pos);
 			if (pos >= len)
 				break;
 			c = s[pos];
@@ -600,7 +532,7 @@ read_number(const char *s, size_t *pos, size_t max_digits, unsigned *num_r)
 static void
 date_skip_cfws(const char *s, size_t *pos)
 {
-	skip_cfws(s, *pos + strlen(s + *pos), pos);
+	text_skip_cfws(s, *pos + strlen(s + *pos), pos);
 }
 
 static size_t
@@ -629,7 +561,7 @@ zone_from_name(const char *s, size_t len)
 	};
 
 	for (size_t i = 0; i < N_ELEMENTS(zones); i++) {
-		if (mem_equals_ci(s, len, zones[i].name))
+		if (text_mem_equals_ci(s, len, zones[i].name))
 			return zones[i].minutes;
 	}
 	return 0;
@@ -877,9 +809,9 @@ q_decode(const char *s, size_t len, struct buf *out)
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] == '_') {
 			buf_append_c(out, ' ');
-		} else if (s[i] == '=' && i + 2 < len && hex_value(s[i + 1]) >= 0 &&
-			   hex_value(s[i + 2]) >= 0) {
-			buf_append_c(out, (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
+		} else if (s[i] == '=' && i + 2 < len && text_hex_value(s[i + 1]) >= 0 &&
+			   text_hex_value(s[i + 2]) >= 0) {
+			buf_append_c(out, (char)(text_hex_value(s[i + 1]) * 16 + text_hex_value(s[i + 2])));
 			i += 2;
 		} else {
 			buf_append_c(out, s[i]);
@@ -899,7 +831,7 @@ decode_encoded_word(const char *s, size_t len, size_t pos, struct buf *out)
 	char enc;
 	bool ok;
 
-	while (i < len && s[i] != '?' && !is_ws(s[i]))
+	while (i < len && s[i] != '?' && !text_is_ws(s[i]))
 		i++;
 	if (i >= len || s[i] != '?' || i == cs_start || i + 3 >= len)
 		return 0;
@@ -912,7 +844,7 @@ decode_encoded_word(const char *s, size_t len, size_t pos, struct buf *out)
 		return 0;
 	text_start = i + 3;
 	text_end = text_start;
-	while (text_end < len && s[text_end] != '?' && !is_ws(s[text_end]))
+	while (text_end < len && s[text_end] != '?' && !text_is_ws(s[text_end]))
 		text_end++;
 	if (text_end + 1 >= len || s[text_end] != '?' || s[text_end + 1] != '=')
 		return 0;
@@ -948,7 +880,7 @@ message_decode_header(const char *value, size_t len, struct buf *out)
 				bool only_ws = true;
 
 				for (size_t i = last_end; i < pos && only_ws; i++)
-					only_ws = is_ws(value[i]);
+					only_ws = text_is_ws(value[i]);
 				if (only_ws) {
 					size_t decoded = out->len - before;
 					memmove(out->data + out_mark, out->data + before, decoded);

@@ -12,6 +12,7 @@
    unterminated multipart's last part running to the end), this follows
    Dovecot, so that BODYSTRUCTURE answers match its answers. */
 #include "mime.h"
+#include "text.h"
 #include "message.h"
 
 #include <errno.h>
@@ -24,58 +25,19 @@ is_wsp(char c)
 	return c == ' ' || c == '\t';
 }
 
-static bool
-is_ws(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
 static char
 to_lower(char c)
 {
 	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static bool
-mem_equals_ci(const char *s, size_t len, const char *word)
-{
-	return strlen(word) == len && ascii_strncasecmp(s, word, len) == 0;
-}
-
 /* --- header fields --------------------------------------------------- */
-
-/* The end of the line at pos: *content_end_r without CR LF (or LF); the
-   return value is just past the LF (or len). */
-static size_t
-line_next(const char *p, size_t len, size_t pos, size_t *content_end_r)
-{
-	const char *lf = memchr(p + pos, '\n', len - pos);
-	size_t end = lf == NULL ? len : (size_t)(lf - p);
-	size_t next = lf == NULL ? len : end + 1;
-
-	if (lf != NULL && end > pos && p[end - 1] == '\r')
-		end--;
-	*content_end_r = end;
-	return next;
-}
 
 bool
 mime_header_next(const char *hdr, size_t len, size_t *pos, struct mime_field *f)
 {
 	while (*pos < len) {
-		size_t start = *pos, end, next = line_next(hdr, len, start, &end);
+		size_t start = *pos, end, next = text_line_next(hdr, len, start, &end);
 		const char *colon;
 		size_t name_end;
 		bool junk = false;
@@ -99,7 +61,7 @@ mime_header_next(const char *hdr, size_t len, size_t *pos, struct mime_field *f)
 		if (junk || name_end == start)
 			continue;
 		while (next < len && is_wsp(hdr[next])) {
-			size_t cend, cnext = line_next(hdr, len, next, &cend);
+			size_t cend, cnext = text_line_next(hdr, len, next, &cend);
 			end = cend;
 			next = cnext;
 		}
@@ -122,9 +84,9 @@ unfold_dup(const char *v, size_t len)
 	size_t start = 0, end = len, n = 0;
 	char *s;
 
-	while (start < end && is_ws(v[start]))
+	while (start < end && text_is_ws(v[start]))
 		start++;
-	while (end > start && is_ws(v[end - 1]))
+	while (end > start && text_is_ws(v[end - 1]))
 		end--;
 	s = xmalloc(end - start + 1);
 	for (size_t i = start; i < end; i++) {
@@ -149,32 +111,6 @@ is_token_char(char c)
 	unsigned char u = (unsigned char)c;
 
 	return u > ' ' && u != 0x7f && !is_tspecial(c);
-}
-
-/* Skips white space, line ends and (nested) comments, iteratively. */
-static void
-skip_cfws(const char *s, size_t len, size_t *pos)
-{
-	while (*pos < len) {
-		if (is_ws(s[*pos])) {
-			(*pos)++;
-		} else if (s[*pos] == '(') {
-			size_t depth = 0;
-
-			for (; *pos < len; (*pos)++) {
-				if (s[*pos] == '\\' && *pos + 1 < len) {
-					(*pos)++;
-				} else if (s[*pos] == '(') {
-					depth++;
-				} else if (s[*pos] == ')' && --depth == 0) {
-					(*pos)++;
-					break;
-				}
-			}
-		} else {
-			break;
-		}
-	}
 }
 
 static char *
@@ -237,17 +173,17 @@ read_raw_params(const char *s, size_t len, size_t *pos, struct raw_param **list_
 		if (*pos >= len)
 			break;
 		(*pos)++;
-		skip_cfws(s, len, pos);
+		text_skip_cfws(s, len, pos);
 		if (*pos >= len || !is_token_char(s[*pos]))
 			continue;
 		name = read_token(s, len, pos);
-		skip_cfws(s, len, pos);
+		text_skip_cfws(s, len, pos);
 		if (*pos >= len || s[*pos] != '=') {
 			free(name);
 			continue;
 		}
 		(*pos)++;
-		skip_cfws(s, len, pos);
+		text_skip_cfws(s, len, pos);
 		if (*pos < len && s[*pos] == '"')
 			value = read_quoted(s, len, pos);
 		else
@@ -291,9 +227,9 @@ static void
 percent_decode(const char *s, size_t len, struct buf *out)
 {
 	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '%' && i + 2 < len && hex_value(s[i + 1]) >= 0 &&
-		    hex_value(s[i + 2]) >= 0) {
-			buf_append_c(out, (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
+		if (s[i] == '%' && i + 2 < len && text_hex_value(s[i + 1]) >= 0 &&
+		    text_hex_value(s[i + 2]) >= 0) {
+			buf_append_c(out, (char)(text_hex_value(s[i + 1]) * 16 + text_hex_value(s[i + 2])));
 			i += 2;
 		} else {
 			buf_append_c(out, s[i]);
@@ -485,15 +421,15 @@ parse_content_type(const char *s, size_t len, struct mime_part *part)
 	struct raw_param *raw;
 	size_t raw_count;
 
-	skip_cfws(s, len, &pos);
+	text_skip_cfws(s, len, &pos);
 	type = read_token(s, len, &pos);
-	skip_cfws(s, len, &pos);
+	text_skip_cfws(s, len, &pos);
 	if (type[0] == '\0' || pos >= len || s[pos] != '/') {
 		free(type);
 		return false;
 	}
 	pos++;
-	skip_cfws(s, len, &pos);
+	text_skip_cfws(s, len, &pos);
 	subtype = read_token(s, len, &pos);
 	if (subtype[0] == '\0') {
 		free(type);
@@ -516,7 +452,7 @@ parse_disposition(const char *s, size_t len, struct mime_part *part)
 	struct raw_param *raw;
 	size_t raw_count;
 
-	skip_cfws(s, len, &pos);
+	text_skip_cfws(s, len, &pos);
 	part->disposition = read_token(s, len, &pos);
 	read_raw_params(s, len, &pos, &raw, &raw_count);
 	params_build(raw, raw_count, &part->disp_params, &part->disp_param_count);
@@ -531,7 +467,7 @@ parse_language(const char *s, size_t len, struct mime_part *part)
 	while (pos < len && part->language_count < 64) {
 		char *tok;
 
-		skip_cfws(s, len, &pos);
+		text_skip_cfws(s, len, &pos);
 		if (pos >= len)
 			break;
 		if (s[pos] == ',') {
@@ -553,15 +489,15 @@ parse_language(const char *s, size_t len, struct mime_part *part)
 enum mime_encoding
 mime_encoding_parse(const char *token, size_t len)
 {
-	if (len == 0 || mem_equals_ci(token, len, "7bit"))
+	if (len == 0 || text_mem_equals_ci(token, len, "7bit"))
 		return MIME_ENC_7BIT;
-	if (mem_equals_ci(token, len, "8bit"))
+	if (text_mem_equals_ci(token, len, "8bit"))
 		return MIME_ENC_8BIT;
-	if (mem_equals_ci(token, len, "binary"))
+	if (text_mem_equals_ci(token, len, "binary"))
 		return MIME_ENC_BINARY;
-	if (mem_equals_ci(token, len, "quoted-printable"))
+	if (text_mem_equals_ci(token, len, "quoted-printable"))
 		return MIME_ENC_QP;
-	if (mem_equals_ci(token, len, "base64"))
+	if (text_mem_equals_ci(token, len, "base64"))
 		return MIME_ENC_BASE64;
 	return MIME_ENC_OTHER;
 }
@@ -617,8 +553,8 @@ qp_decode(const char *s, size_t len, struct buf *out)
 			buf_append_c(out, s[i]);
 			continue;
 		}
-		if (i + 2 < len && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-			buf_append_c(out, (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
+		if (i + 2 < len && text_hex_value(s[i + 1]) >= 0 && text_hex_value(s[i + 2]) >= 0) {
+			buf_append_c(out, (char)(text_hex_value(s[i + 1]) * 16 + text_hex_value(s[i + 2])));
 			i += 2;
 			continue;
 		}
@@ -655,15 +591,15 @@ mime_decode(enum mime_encoding enc, const char *data, size_t len, struct buf *ou
 static bool
 charset_is_utf8(const char *cs, size_t len)
 {
-	return len == 0 || mem_equals_ci(cs, len, "utf-8") || mem_equals_ci(cs, len, "utf8") ||
-	       mem_equals_ci(cs, len, "us-ascii") || mem_equals_ci(cs, len, "ascii");
+	return len == 0 || text_mem_equals_ci(cs, len, "utf-8") || text_mem_equals_ci(cs, len, "utf8") ||
+	       text_mem_equals_ci(cs, len, "us-ascii") || text_mem_equals_ci(cs, len, "ascii");
 }
 
 static bool
 charset_is_latin1(const char *cs, size_t len)
 {
-	return mem_equals_ci(cs, len, "iso-8859-1") || mem_equals_ci(cs, len, "iso8859-1") ||
-	       mem_equals_ci(cs, len, "latin1");
+	return text_mem_equals_ci(cs, len, "iso-8859-1") || text_mem_equals_ci(cs, len, "iso8859-1") ||
+	       text_mem_equals_ci(cs, len, "latin1");
 }
 
 int
@@ -839,7 +775,7 @@ parse_multipart(struct parse_ctx *ctx, struct mime_part *part, const char *bound
 	struct mime_part **tail = &part->children;
 
 	while (pos < end && blen > 0) {
-		size_t lend, next = line_next(p, end, pos, &lend);
+		size_t lend, next = text_line_next(p, end, pos, &lend);
 		bool delim = lend - pos >= blen + 2 && p[pos] == '-' && p[pos + 1] == '-' &&
 			     memcmp(p + pos + 2, boundary, blen) == 0;
 
@@ -916,29 +852,29 @@ parse_part(struct parse_ctx *ctx, struct mime_part *parent, size_t off, size_t e
 		const char *n = f.name + 8;
 		size_t nl = f.name_len - 8;
 
-		if (mem_equals_ci(n, nl, "Type")) {
+		if (text_mem_equals_ci(n, nl, "Type")) {
 			if (!have_type)
 				have_type = parse_content_type(f.value, f.value_len, part);
 			if (!have_type)
 				have_type = true;       /* invalid: the default, not a later one */
-		} else if (mem_equals_ci(n, nl, "Transfer-Encoding") && !have_enc) {
+		} else if (text_mem_equals_ci(n, nl, "Transfer-Encoding") && !have_enc) {
 			size_t tpos = 0;
-			skip_cfws(f.value, f.value_len, &tpos);
+			text_skip_cfws(f.value, f.value_len, &tpos);
 			part->encoding_str = read_token(f.value, f.value_len, &tpos);
 			part->encoding = mime_encoding_parse(part->encoding_str,
 							     strlen(part->encoding_str));
 			have_enc = true;
-		} else if (mem_equals_ci(n, nl, "ID") && part->id == NULL) {
+		} else if (text_mem_equals_ci(n, nl, "ID") && part->id == NULL) {
 			part->id = unfold_dup(f.value, f.value_len);
-		} else if (mem_equals_ci(n, nl, "Description") && part->description == NULL) {
+		} else if (text_mem_equals_ci(n, nl, "Description") && part->description == NULL) {
 			part->description = unfold_dup(f.value, f.value_len);
-		} else if (mem_equals_ci(n, nl, "MD5") && part->md5 == NULL) {
+		} else if (text_mem_equals_ci(n, nl, "MD5") && part->md5 == NULL) {
 			part->md5 = unfold_dup(f.value, f.value_len);
-		} else if (mem_equals_ci(n, nl, "Location") && part->location == NULL) {
+		} else if (text_mem_equals_ci(n, nl, "Location") && part->location == NULL) {
 			part->location = unfold_dup(f.value, f.value_len);
-		} else if (mem_equals_ci(n, nl, "Disposition") && part->disposition == NULL) {
+		} else if (text_mem_equals_ci(n, nl, "Disposition") && part->disposition == NULL) {
 			parse_disposition(f.value, f.value_len, part);
-		} else if (mem_equals_ci(n, nl, "Language") && !part->has_language) {
+		} else if (text_mem_equals_ci(n, nl, "Language") && !part->has_language) {
 			parse_language(f.value, f.value_len, part);
 		}
 	}
@@ -1248,7 +1184,7 @@ tag_is(const char *tag, size_t len, const char *name)
 	size_t n = strlen(name);
 
 	return len >= n && ascii_strncasecmp(tag, name, n) == 0 &&
-	       (len == n || is_ws(tag[n]) || tag[n] == '/' || tag[n] == '>');
+	       (len == n || text_is_ws(tag[n]) || tag[n] == '/' || tag[n] == '>');
 }
 
 void
@@ -1306,7 +1242,7 @@ mime_html_to_text(const char *h, size_t len, struct buf *out)
 					size_t k = hex ? 2 : 1;
 
 					for (; k < nlen && cp <= 0x10ffff; k++) {
-						int v = hex ? hex_value(name[k]) :
+						int v = hex ? text_hex_value(name[k]) :
 							(name[k] >= '0' && name[k] <= '9' ? name[k] - '0' : -1);
 						if (v < 0)
 							break;
@@ -1340,7 +1276,7 @@ mime_html_to_text(const char *h, size_t len, struct buf *out)
 					}
 				}
 				for (size_t e = 0; e < N_ELEMENTS(entities) && !done; e++) {
-					if (mem_equals_ci(name, nlen, entities[e].name)) {
+					if (text_mem_equals_ci(name, nlen, entities[e].name)) {
 						buf_append_str(out, entities[e].text);
 						done = true;
 					}
