@@ -4,8 +4,8 @@
 static const char b64chars[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-static int
-b64val(unsigned char c)
+int
+base64_value(char c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -38,7 +38,7 @@ base64_decode(const char *src, size_t len, struct buf *out)
 			}
 			if (pad > 0)
 				return -1;
-			v[j] = b64val(c);
+			v[j] = base64_value((char)c);
 			if (v[j] < 0)
 				return -1;
 		}
@@ -69,4 +69,53 @@ base64_encode(const void *src, size_t len, struct buf *out)
 		buf_append_c(out, i + 1 < len ? b64chars[n >> 6 & 63] : '=');
 		buf_append_c(out, i + 2 < len ? b64chars[n & 63] : '=');
 	}
+}
+
+/* Both decoders below keep the bits in an accumulator and emit a byte
+   whenever 8 are there: partial groups at the end decode as far as they
+   go, which is what mail readers do with damaged base64. */
+void
+base64_decode_lenient(const char *src, size_t len, struct buf *out)
+{
+	uint32_t acc = 0;
+	unsigned bits = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int v = base64_value(src[i]);
+
+		if (src[i] == '=') {
+			acc = 0;
+			bits = 0;
+			continue;
+		}
+		if (v < 0)
+			continue;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf_append_c(out, (char)((acc >> bits) & 0xff));
+		}
+	}
+}
+
+int
+base64_decode_word(const char *src, size_t len, struct buf *out)
+{
+	uint32_t acc = 0;
+	unsigned bits = 0;
+
+	for (size_t i = 0; i < len && src[i] != '='; i++) {
+		int v = base64_value(src[i]);
+
+		if (v < 0)
+			return -1;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			buf_append_c(out, (char)((acc >> bits) & 0xff));
+		}
+	}
+	return 0;
 }

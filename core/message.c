@@ -7,6 +7,7 @@
    mime_header_next() and the body text walks the tree of mime_parse(),
    whose depth MIME_MAX_DEPTH bounds the only recursion. */
 #include "message.h"
+#include "base64.h"
 #include "text.h"
 #include "mime.h"
 
@@ -757,51 +758,6 @@ charset_to_utf8(const char *cs, size_t cs_len, const char *data, size_t len,
 	return mime_charset_to_utf8(cs, cs_len, data, len, out);
 }
 
-static int
-base64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Decodes base64, skipping characters outside the alphabet (line ends)
-   and stopping at '='. Returns false if strict and a foreign character
-   was met. */
-static bool
-base64_decode(const char *s, size_t len, bool strict, struct buf *out)
-{
-	uint32_t acc = 0;
-	unsigned bits = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		int v = base64_value(s[i]);
-
-		if (s[i] == '=')
-			break;
-		if (v < 0) {
-			if (strict)
-				return false;
-			continue;
-		}
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf_append_c(out, (char)((acc >> bits) & 0xff));
-		}
-	}
-	return true;
-}
-
 /* RFC 2047 "Q": '_' is a space, "=XX" a byte. */
 static void
 q_decode(const char *s, size_t len, struct buf *out)
@@ -849,7 +805,7 @@ decode_encoded_word(const char *s, size_t len, size_t pos, struct buf *out)
 	if (text_end + 1 >= len || s[text_end] != '?' || s[text_end + 1] != '=')
 		return 0;
 	if (enc == 'B' || enc == 'b') {
-		ok = base64_decode(s + text_start, text_end - text_start, true, &raw);
+		ok = base64_decode_word(s + text_start, text_end - text_start, &raw) == 0;
 	} else {
 		q_decode(s + text_start, text_end - text_start, &raw);
 		ok = true;

@@ -12,6 +12,7 @@
    unterminated multipart's last part running to the end), this follows
    Dovecot, so that BODYSTRUCTURE answers match its answers. */
 #include "mime.h"
+#include "base64.h"
 #include "text.h"
 #include "message.h"
 
@@ -502,49 +503,6 @@ mime_encoding_parse(const char *token, size_t len)
 	return MIME_ENC_OTHER;
 }
 
-static int
-b64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-static void
-b64_decode_lenient(const char *s, size_t len, struct buf *out)
-{
-	uint32_t acc = 0;
-	unsigned bits = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		int v = b64_value(s[i]);
-
-		if (s[i] == '=') {
-			/* Padding ends a group; a new group may follow (some
-			   encoders concatenate padded chunks). */
-			acc = 0;
-			bits = 0;
-			continue;
-		}
-		if (v < 0)
-			continue;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf_append_c(out, (char)((acc >> bits) & 0xff));
-		}
-	}
-}
-
 static void
 qp_decode(const char *s, size_t len, struct buf *out)
 {
@@ -583,7 +541,7 @@ mime_decode(enum mime_encoding enc, const char *data, size_t len, struct buf *ou
 	if (enc == MIME_ENC_QP)
 		qp_decode(data, len, out);
 	else if (enc == MIME_ENC_BASE64)
-		b64_decode_lenient(data, len, out);
+		base64_decode_lenient(data, len, out);
 	else
 		buf_append(out, data, len);
 }
@@ -1306,7 +1264,7 @@ decoded_size(const struct mime_part *part, const char *msg, size_t len)
 
 		if (part->body_off <= len && blen <= len - part->body_off) {
 			for (size_t i = 0; i < blen; i++) {
-				if (b64_value(msg[part->body_off + i]) >= 0)
+				if (base64_value(msg[part->body_off + i]) >= 0)
 					chars++;
 			}
 		} else {
