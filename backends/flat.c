@@ -2387,32 +2387,6 @@ flat_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx
 	return 0;
 }
 
-static int
-uid_cmp(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
-static bool
-uid_listed(const uint32_t *uids, size_t count, uint32_t uid)
-{
-	size_t lo = 0, hi = count;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (uids[mid] == uid)
-			return true;
-		if (uids[mid] < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return false;
-}
-
 /* Copies [off, off + len) of in to the end of out. */
 static int
 copy_range(int in, int out, uint64_t off, uint64_t len, char *tmp)
@@ -2469,13 +2443,13 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 	i_zero(&nv);
 	if (count == 0)
 		return 0;
-	/* uid_listed() searches uids: they must be ascending (the contract);
+	/* u32_sorted_contains() searches uids: they must be ascending (the contract);
 	   a caller that broke it gets a sorted copy, not a wrong expunge. */
 	for (size_t i = 1; i < count; i++) {
 		if (uids[i] < uids[i - 1]) {
 			sorted = xmalloc(count * sizeof(*sorted));
 			memcpy(sorted, uids, count * sizeof(*sorted));
-			qsort(sorted, count, sizeof(*sorted), uid_cmp);
+			qsort(sorted, count, sizeof(*sorted), u32_cmp);
 			uids = sorted;
 			break;
 		}
@@ -2487,7 +2461,7 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 	if (flat_catch_up(box, state, &err, error_r) < 0)
 		goto out;
 	for (size_t i = 0; i < state->count; i++) {
-		if (uid_listed(uids, count, state->mails[i].uid))
+		if (u32_sorted_contains(uids, count, state->mails[i].uid))
 			removed++;
 	}
 	if (removed == 0 || box->lock_fd < 0 || box->fd < 0) {
@@ -2511,7 +2485,7 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 		uint64_t start, end;
 		ssize_t n;
 
-		if (uid_listed(uids, count, state->mails[i].uid)) {
+		if (u32_sorted_contains(uids, count, state->mails[i].uid)) {
 			i++;
 			continue;
 		}
@@ -2520,7 +2494,7 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 		for (j = i + 1; j < state->count; j++) {
 			const struct mail_rec *m = &state->mails[j];
 
-			if (uid_listed(uids, count, m->uid) || m->priv[0] != end ||
+			if (u32_sorted_contains(uids, count, m->uid) || m->priv[0] != end ||
 			    end + m->priv[1] - start > FLAT_COPY_CHUNK)
 				break;
 			end += m->priv[1];

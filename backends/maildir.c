@@ -1843,24 +1843,6 @@ md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, 
 	return ret;
 }
 
-static bool
-uid_listed(const uint32_t *uids, size_t count, uint32_t uid)
-{
-	size_t lo = 0, hi = count;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (uids[mid] == uid)
-			return true;
-		if (uids[mid] < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return false;
-}
-
 static int
 md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
 	   size_t count, char **error_r)
@@ -1884,7 +1866,7 @@ md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 	for (size_t i = 0; i < box->files.count; i++) {
 		struct mfile *f = &box->files.f[i];
 
-		if (ret == 0 && uid_listed(uids, count, f->uid)) {
+		if (ret == 0 && u32_sorted_contains(uids, count, f->uid)) {
 			char *path = md_file_path(box, f);
 			bool ok = true;
 

@@ -165,6 +165,32 @@ fd_set_nonblock_cloexec(int fd)
 	return 0;
 }
 
+int
+u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+bool
+u32_sorted_contains(const uint32_t *sorted, size_t count, uint32_t v)
+{
+	size_t lo = 0, hi = count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (sorted[mid] == v)
+			return true;
+		if (sorted[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
 void
 strlist_add(struct strlist *list, const char *s)
 {

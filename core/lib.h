@@ -40,6 +40,11 @@ int str_to_u64(const char *str, uint64_t max, uint64_t *num_r);
 /* Sets O_NONBLOCK and FD_CLOEXEC. Returns 0 or -1 with errno set. */
 int fd_set_nonblock_cloexec(int fd);
 
+/* Sorted uint32_t arrays (UID lists): qsort comparator, and a binary
+   search that returns true if v is in sorted[0..count). */
+int u32_cmp(const void *a, const void *b);
+bool u32_sorted_contains(const uint32_t *sorted, size_t count, uint32_t v);
+
 /* A NULL-terminated array of owned strings. */
 struct strlist {
 	char **items;

@@ -76,14 +76,6 @@ mbox_state_remove(struct mbox_state *state, size_t idx)
 	state->expunge_gen++;
 }
 
-static int
-uid_cmp(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
 /* A merge of two ascending lists: state->mails (by uid) and uids. A list
    that is not ascending (a caller's bug) is sorted in a copy first, so
    the result is right whatever the order. */
@@ -102,7 +94,7 @@ mbox_state_remove_uids(struct mbox_state *state, const uint32_t *uids, size_t co
 	if (i < count) {
 		sorted = xmalloc(count * sizeof(*sorted));
 		memcpy(sorted, uids, count * sizeof(*sorted));
-		qsort(sorted, count, sizeof(*sorted), uid_cmp);
+		qsort(sorted, count, sizeof(*sorted), u32_cmp);
 		uids = sorted;
 	}
 	for (i = 0; i < state->count; i++) {
