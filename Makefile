@@ -126,7 +126,10 @@ check-valgrind: test-deps
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	@mkdir -p var/mail
+	@mkdir -p var/mail/alice
+	@# Demo mail for alice on the first run (the lab's own format).
+	@test -e var/mail/alice/mymailbox.mail || \
+		cp etc/sample-mymailbox.mail var/mail/alice/mymailbox.mail
 	./$(BUILD)/imapserver -c etc/imapserver.conf -f
 
 # bench/flat_ops.c: the flat backend's operations timed through its API.
