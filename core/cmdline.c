@@ -1,7 +1,6 @@
 /* cmdline.c: the daemons' shared command line (see cmdline.h). */
 #include "cmdline.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +31,8 @@ cmdline_parse(struct cmdline *cl, int argc, char *argv[])
 	cl->config_path = NULL;
 	cl->foreground = cl->test_only = false;
 	cl->port = -1;
+	if (getcwd(cl->start_dir, sizeof(cl->start_dir)) == NULL)
+		strcpy(cl->start_dir, "/");
 	while ((opt = getopt(argc, argv, "c:fth")) != -1) {
 		switch (opt) {
 		case 'c':
@@ -60,20 +61,37 @@ cmdline_parse(struct cmdline *cl, int argc, char *argv[])
 	}
 }
 
+/* path as seen from the folder the program started in. */
+static char *
+cmdline_path(const struct cmdline *cl, const char *path)
+{
+	if (path[0] == '/')
+		return xstrdup(path);
+	return xasprintf("%s/%s", cl->start_dir, path);
+}
+
 int
 cmdline_load_config(const struct cmdline *cl, struct config **cfg_r, char **error_r)
 {
-	char cwd[4096];
+	char *path;
+	int ret;
 
-	if (cl->config_path != NULL)
-		return config_load(cl->config_path, cfg_r, error_r);
-	if (access(CMDLINE_DEFAULT_CONFIG, F_OK) == 0)
-		return config_load(CMDLINE_DEFAULT_CONFIG, cfg_r, error_r);
-	if (getcwd(cwd, sizeof(cwd)) == NULL) {
-		*error_r = xasprintf("getcwd: %s", strerror(errno));
-		return -1;
+	path = cmdline_path(cl, cl->config_path != NULL ? cl->config_path :
+							 CMDLINE_DEFAULT_CONFIG);
+	if (cl->config_path != NULL || access(path, F_OK) == 0) {
+		ret = config_load(path, cfg_r, error_r);
+		/* Messages name the file as the user wrote it. */
+		if (ret < 0 && cl->config_path != NULL && cl->config_path[0] != '/' &&
+		    strncmp(*error_r, path, strlen(path)) == 0) {
+			char *msg = xasprintf("%s%s", cl->config_path, *error_r + strlen(path));
+			free(*error_r);
+			*error_r = msg;
+		}
+		free(path);
+		return ret;
 	}
-	*cfg_r = config_defaults(cwd);
+	free(path);
+	*cfg_r = config_defaults(cl->start_dir);
 	return 0;
 }
 
@@ -82,7 +100,9 @@ cmdline_config_name(const struct cmdline *cl)
 {
 	if (cl->config_path != NULL)
 		return cl->config_path;
-	if (access(CMDLINE_DEFAULT_CONFIG, F_OK) == 0)
-		return CMDLINE_DEFAULT_CONFIG;
-	return "(built-in defaults)";
+	char *path = cmdline_path(cl, CMDLINE_DEFAULT_CONFIG);
+	bool exists = access(path, F_OK) == 0;
+
+	free(path);
+	return exists ? CMDLINE_DEFAULT_CONFIG : "(built-in defaults)";
 }

@@ -17,6 +17,10 @@ struct cmdline {
 	const char *port_key;      /* "imap.port", "smtp.port" */
 	const char *extra_usage;   /* more usage lines, or NULL */
 	const char *config_path;   /* -c FILE, or NULL */
+	/* The working folder at start: a daemon chdir()s to "/", and a
+	   SIGHUP reload must still find a relative -c FILE (and the default
+	   file) where the start found them. */
+	char start_dir[4096];
 	bool foreground;           /* -f */
 	bool test_only;            /* -t */
 	int port;                  /* the positional port, or -1 */

@@ -137,6 +137,8 @@ on_reload(void *ctx)
 		if (!gen->cfg->smtp_enabled)
 			log_warn("-", "smtp.enabled changes need a restart; SMTP keeps running");
 		smtp_server_set_gen(smtp, gen);
+	} else if (gen->cfg->smtp_enabled) {
+		log_warn("-", "smtp.enabled changes need a restart; SMTP stays off");
 	}
 	server_gen_unref(&gen);
 	log_info("-", "configuration reloaded; new sessions use it");

@@ -153,3 +153,83 @@ class TestFdSetsize(ServerTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestDaemonReload(unittest.TestCase):
+    """Without -f the server detaches and works from "/": a SIGHUP must
+    still re-read the relative -c FILE the start was given."""
+
+    def find_pid(self, conf):
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    args = f.read().split(b"\0")
+            except OSError:
+                continue
+            if args and args[0].endswith(b"imapserver") and conf.encode() in args:
+                return int(pid)
+        return None
+
+    def login(self, port, user, password):
+        s = socket.create_connection((HOST, port), timeout=10 * SLOW)
+        try:
+            f = s.makefile("rb")
+            f.readline()
+            s.sendall(f"a LOGIN {user} {password}\r\n".encode())
+            line = f.readline()
+            while line.startswith(b"*"):
+                line = f.readline()
+            return line
+        finally:
+            s.close()
+
+    def test_sighup_rereads_relative_config_after_detaching(self):
+        d = self.enterContext(__import__("tempfile").TemporaryDirectory())
+        probe = socket.socket()
+        probe.bind((HOST, 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        with open(os.path.join(d, "users"), "w") as f:
+            f.write("alice alice123\n")
+        with open(os.path.join(d, "users2"), "w") as f:
+            f.write("dora dora123\n")
+        conf = "daemon-test.conf"
+        text = (f'imap: {{ port = {port}; }};\nstorage: {{ root = "mail"; }};\n'
+                'auth: { file = "users"; };\nlimits: { auth_fail_delay = 0; };\n')
+        with open(os.path.join(d, conf), "w") as f:
+            f.write(text)
+        res = subprocess.run([os.path.abspath(server_binary()), "-c", conf], cwd=d,
+                             timeout=10 * SLOW)
+        self.assertEqual(res.returncode, 0)
+        pid = None
+        deadline = time.monotonic() + 5 * SLOW
+        while pid is None and time.monotonic() < deadline:
+            pid = self.find_pid(conf)
+            time.sleep(0.05)
+        self.assertIsNotNone(pid, "the detached server was not found")
+        self.addCleanup(lambda: os.kill(pid, signal.SIGTERM) if self.find_pid(conf) else None)
+        line = b""
+        while time.monotonic() < deadline:
+            try:
+                line = self.login(port, "alice", "alice123")
+                break
+            except OSError:
+                time.sleep(0.05)
+        self.assertTrue(line.startswith(b"a OK"), line)
+        with open(os.path.join(d, conf), "w") as f:
+            f.write(text.replace('"users"', '"users2"'))
+        os.kill(pid, signal.SIGHUP)
+        deadline = time.monotonic() + 5 * SLOW
+        while time.monotonic() < deadline:
+            line = self.login(port, "dora", "dora123")
+            if line.startswith(b"a OK"):
+                break
+            time.sleep(0.1)
+        self.assertTrue(line.startswith(b"a OK"), line)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5 * SLOW
+        while self.find_pid(conf) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIsNone(self.find_pid(conf), "the server ignored SIGTERM")
