@@ -164,6 +164,11 @@ install: all
 	$(if $(wildcard $(BUILD)/smtpmail),install -m 755 $(BUILD)/smtpmail $(DESTDIR)$(PREFIX)/sbin/)
 	$(if $(wildcard $(BUILD)/mailclient),install -m 755 $(BUILD)/mailclient $(DESTDIR)$(PREFIX)/bin/)
 	install -m 644 etc/imapserver.conf $(DESTDIR)$(PREFIX)/etc/imapserver/imapserver.conf.sample
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+		$(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 644 etc/mailclient.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 etc/imapserver.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 644 etc/imapserver.8 etc/smtpmail.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
 	rm -rf build build-san build-fuzz

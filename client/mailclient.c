@@ -1106,7 +1106,8 @@ mc_usage(FILE *out)
 		"\n"
 		"Changes made on another device are announced while it waits for input.\n"
 		"Prompts go to stdout and input is read from stdin, so a script can\n"
-		"drive it. Exit status: 0 after Quit, 1 on end of input or an error.\n"
+		"drive it. Exit status: 0 after Quit, 1 on end of input or an error,\n"
+		"2 for a usage error.\n"
 		"\n"
 		"Environment: MAILCLIENT_TIMEOUT  seconds to wait for a server's answer\n"
 		"             (default %d).\n",
