@@ -48,7 +48,7 @@ PROGS := $(BUILD)/imapserver $(if $(wildcard core/smtpmail_main.c),$(BUILD)/smtp
 
 
 .PHONY: fuzz
-.PHONY: all check check-san check-valgrind run bench install clean deps test-deps tests
+.PHONY: all check check-san check-valgrind soak compliance run bench install clean deps test-deps tests
 
 all: $(PROGS)
 
@@ -109,6 +109,16 @@ check: test-deps
 
 check-san:
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined check
+
+# The random concurrent workload (tests/e2e/workload.py) for 5 minutes:
+# 20 clients on one mailbox must end agreeing on its state.
+soak: all
+	@IMAPSERVER=$(BUILD)/imapserver python3 tests/e2e/workload.py --clients 20 --seconds 300
+
+# An independent IMAP compliance suite (Dovecot's imaptest) against our
+# server, when it is installed (see bench/compliance.sh).
+compliance: all
+	@BUILD=$(BUILD) sh bench/compliance.sh $(IMAPTEST_TESTS)
 
 # The unit tests under valgrind's memcheck: any error or leak fails.
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \

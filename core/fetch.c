@@ -28,6 +28,7 @@ enum fetch_type {
 	FETCH_BODY,            /* the structure, non-extensible */
 	FETCH_BODYSTRUCTURE,
 	FETCH_SECTION,         /* BODY[...] and BODY.PEEK[...] */
+	FETCH_MODSEQ,          /* RFC 7162 CONDSTORE */
 };
 
 enum section_kind {
@@ -56,6 +57,7 @@ struct fetch_spec {
 	struct fetch_item *items;
 	size_t count;
 	bool add_uid;
+	bool add_modseq;
 };
 
 static void
@@ -329,6 +331,7 @@ static const struct {
 	{ "RFC822.TEXT", FETCH_RFC822_TEXT },
 	{ "BODY", FETCH_BODY },
 	{ "BODYSTRUCTURE", FETCH_BODYSTRUCTURE },
+	{ "MODSEQ", FETCH_MODSEQ },
 };
 
 static int
@@ -438,11 +441,25 @@ fetch_spec_add_uid(struct fetch_spec *spec)
 		spec->add_uid = true;
 }
 
+void
+fetch_spec_add_modseq(struct fetch_spec *spec)
+{
+	if (!spec_has(spec, FETCH_MODSEQ))
+		spec->add_modseq = true;
+}
+
+bool
+fetch_spec_has_modseq(const struct fetch_spec *spec)
+{
+	return spec->add_modseq || spec_has(spec, FETCH_MODSEQ);
+}
+
 bool
 fetch_spec_needs_message(const struct fetch_spec *spec)
 {
 	for (size_t i = 0; i < spec->count; i++) {
 		switch (spec->items[i].type) {
+		case FETCH_MODSEQ:
 		case FETCH_UID:
 		case FETCH_FLAGS:
 		case FETCH_INTERNALDATE:
@@ -699,6 +716,11 @@ write_item(const struct fetch_item *item, struct write_ctx *ctx, struct buf *out
 	case FETCH_UID:
 		buf_printf(out, "UID %u", rec->uid);
 		break;
+	case FETCH_MODSEQ:
+		/* Mod-sequences are positive (RFC 7162 3.1). */
+		buf_printf(out, "MODSEQ (%llu)",
+			   (unsigned long long)(rec->modseq > 0 ? rec->modseq : 1));
+		break;
 	case FETCH_FLAGS:
 		buf_append_str(out, "FLAGS ");
 		imap_write_flags(out, rec->flags, rec->keywords, msg->recent, msg->state);
@@ -781,6 +803,13 @@ fetch_write(const struct fetch_spec *spec, const struct fetch_msg *msg, struct b
 			buf_append_c(out, ' ');
 		buf_append_str(out, "FLAGS ");
 		imap_write_flags(out, msg->rec->flags, msg->rec->keywords, msg->recent, msg->state);
+		first = false;
+	}
+	if (spec->add_modseq) {
+		if (!first)
+			buf_append_c(out, ' ');
+		buf_printf(out, "MODSEQ (%llu)",
+			   (unsigned long long)(msg->rec->modseq > 0 ? msg->rec->modseq : 1));
 	}
 	buf_append_str(out, ")\r\n");
 	mime_message_free(&ctx.owned);

@@ -19,6 +19,11 @@ int fetch_parse(const struct imap_arg *args, size_t count, struct fetch_spec **s
 void fetch_spec_free(struct fetch_spec **spec);
 /* Adds UID to the items (UID FETCH must return it). */
 void fetch_spec_add_uid(struct fetch_spec *spec);
+/* Adds MODSEQ to the items (RFC 7162: a CONDSTORE-aware session gets it
+   in every FETCH that CHANGEDSINCE asks for or that sets \Seen). */
+void fetch_spec_add_modseq(struct fetch_spec *spec);
+/* True if MODSEQ is among the items (asked for or added). */
+bool fetch_spec_has_modseq(const struct fetch_spec *spec);
 /* True if some item needs the message bytes (BODY and BODYSTRUCTURE
    too: reading is cheap, the parse cache saves the parse). */
 bool fetch_spec_needs_message(const struct fetch_spec *spec);

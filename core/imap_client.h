@@ -57,6 +57,9 @@ struct client {
 	int64_t deadline;       /* monotonic ms: autologout */
 	unsigned bad_count;
 	unsigned auth_failures;
+	/* RFC 7162: enabled for the rest of the connection (ENABLE, or a
+	   CONDSTORE enabling command). QRESYNC implies CONDSTORE. */
+	bool condstore, qresync;
 	bool closing;           /* flush what is queued, then close */
 	bool dead;              /* to be destroyed after this dispatch pass */
 	char *close_reason;

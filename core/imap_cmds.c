@@ -8,14 +8,38 @@
 #include "imap_util.h"
 #include "log.h"
 #include "message.h"
+#include "mutf7.h"
 #include "search.h"
 #include "seqset.h"
 
 #include <stdlib.h>
 #include <time.h>
 
+/* LITERAL- is not listed: RFC 7888 forbids advertising it next to
+   LITERAL+, which allows more (non-synchronizing literals of any size). */
 #define CAPS_COMMON "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS " \
-		    "CHILDREN"
+		    "CHILDREN MOVE LIST-EXTENDED SPECIAL-USE ESEARCH CONDSTORE QRESYNC"
+
+/* The special-use mailboxes (RFC 6154) every user gets, by name. */
+static const struct {
+	const char *name;
+	const char *attr;
+} special_use[] = {
+	{ "Sent", "\\Sent" },
+	{ "Drafts", "\\Drafts" },
+	{ "Trash", "\\Trash" },
+	{ "Junk", "\\Junk" },
+};
+
+static const char *
+special_use_attr(const char *name)
+{
+	for (size_t i = 0; i < N_ELEMENTS(special_use); i++) {
+		if (strcmp(name, special_use[i].name) == 0)
+			return special_use[i].attr;
+	}
+	return NULL;
+}
 
 /* Where a command may run. */
 #define ST_NOT_AUTH 0x1
@@ -54,6 +78,9 @@ struct fetch_job {
 	bool uid;
 	bool expunged_seen;
 	bool flags_changed;
+	/* CHANGEDSINCE (RFC 7162): only messages with a higher modseq. */
+	bool changedsince_given;
+	uint64_t changedsince;
 	struct buf msg;
 };
 
@@ -154,20 +181,38 @@ mailbox_name_normalize(const char *name)
 	return norm;
 }
 
+/* The mailbox name argument i, decoded from modified UTF-7 and
+   normalized; answers and returns NULL if it is missing or invalid. */
 static char *
 arg_mailbox(struct cmd_ctx *ctx, size_t i)
 {
 	const char *name = arg_str(ctx, i);
-	char *norm;
+	char *utf8, *norm;
 
 	if (name == NULL) {
 		bad(ctx, "Missing or invalid mailbox name.");
 		return NULL;
 	}
-	norm = mailbox_name_normalize(name);
+	if (mutf7_to_utf8(name, &utf8) < 0) {
+		tagged(ctx, "NO [CANNOT] Mailbox name is not valid modified UTF-7.");
+		return NULL;
+	}
+	norm = mailbox_name_normalize(utf8);
+	free(utf8);
 	if (norm == NULL)
 		tagged(ctx, "NO [CANNOT] Invalid mailbox name.");
 	return norm;
+}
+
+/* Appends a mailbox name (UTF-8) as the client sees it: modified UTF-7,
+   as an astring. */
+static void
+write_mailbox_name(struct buf *out, const char *name)
+{
+	char *enc = mutf7_from_utf8(name);
+
+	buf_append_imap_nstring(out, enc);
+	free(enc);
 }
 
 /* ---- any state ---- */
@@ -212,14 +257,50 @@ cmd_id(struct cmd_ctx *ctx)
 	return true;
 }
 
+/* Turns CONDSTORE (and with qresync QRESYNC) on for the rest of the
+   connection. The first CONDSTORE enabling command with a mailbox
+   selected announces its HIGHESTMODSEQ (RFC 7162 3.1). */
+static void
+client_enable_condstore(struct client *c, bool qresync)
+{
+	bool was = c->condstore;
+
+	c->condstore = true;
+	if (qresync)
+		c->qresync = true;
+	if (c->view != NULL) {
+		c->view->condstore = true;
+		c->view->qresync = c->qresync;
+		if (!was)
+			client_send(c, "* OK [HIGHESTMODSEQ %llu] Highest",
+				    (unsigned long long)mailbox_state(c->mbox)->highest_modseq);
+	}
+}
+
 static bool
 cmd_enable(struct cmd_ctx *ctx)
 {
+	struct client *c = ctx->c;
+	bool condstore = false, qresync = false;
+
 	if (ctx->count == 0)
 		return bad(ctx, "ENABLE needs capability names.");
-	/* None of our capabilities needs enabling (RFC 5161: unknown ones
-	   are ignored). */
-	client_send(ctx->c, "* ENABLED");
+	for (size_t i = 0; i < ctx->count; i++) {
+		if (ctx->args[i].type != IMAP_ARG_ATOM)
+			return bad(ctx, "ENABLE needs capability names.");
+		if (ascii_strcasecmp(ctx->args[i].str, "CONDSTORE") == 0)
+			condstore = true;
+		else if (ascii_strcasecmp(ctx->args[i].str, "QRESYNC") == 0)
+			qresync = true;
+		/* RFC 5161: unknown names are ignored. */
+	}
+	/* ENABLED lists what this command turned on. */
+	bool new_condstore = (condstore || qresync) && !c->condstore;
+	bool new_qresync = qresync && !c->qresync;
+	if (condstore || qresync)
+		client_enable_condstore(c, qresync);
+	client_send(c, "* ENABLED%s%s", new_condstore && condstore ? " CONDSTORE" : "",
+		    new_qresync ? " QRESYNC" : "");
 	tagged(ctx, "OK Enabled.");
 	return true;
 }
@@ -248,6 +329,40 @@ login_delay_done(void *context)
 	client_resume(c);
 }
 
+/* A user who has no mailbox but INBOX (a new user) gets the special-use
+   mailboxes (RFC 6154), subscribed. Failures are logged by the storage
+   wrappers and do not stop the login. */
+static void
+create_special_use(struct client *c)
+{
+	struct strlist names = { 0 }, subs = { 0 };
+	enum storage_error err;
+	bool created = false;
+
+	if (storage_list(&c->gen->storage, c->sid, c->user, &names, &err) < 0 ||
+	    names.count > 1 || (names.count == 1 && strcmp(names.items[0], "INBOX") != 0)) {
+		strlist_clear(&names);
+		return;
+	}
+	if (storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs) < 0) {
+		strlist_clear(&names);
+		return;
+	}
+	for (size_t i = 0; i < N_ELEMENTS(special_use); i++) {
+		if (storage_create(&c->gen->storage, c->sid, c->user, special_use[i].name, &err) < 0 &&
+		    err != STORAGE_ERR_EXISTS)
+			continue;
+		if (!strlist_contains(&subs, special_use[i].name)) {
+			strlist_add(&subs, special_use[i].name);
+			created = true;
+		}
+	}
+	if (created)
+		(void)storage_subscriptions_write(&c->gen->storage, c->sid, c->user, &subs);
+	strlist_clear(&names);
+	strlist_clear(&subs);
+}
+
 static void
 login_checked(enum auth_result res, void *context)
 {
@@ -261,6 +376,7 @@ login_checked(enum auth_result res, void *context)
 		c->pending_user = NULL;
 		c->state = CLIENT_AUTH;
 		c->auth_failures = 0;
+		create_special_use(c);
 		client_send_tagged(c, c->wait_tag, "OK [CAPABILITY %s] Logged in.",
 				   imap_capabilities(c));
 		break;
@@ -404,28 +520,195 @@ send_flags_lists(struct client *c, const struct mbox_state *st, bool readonly)
 	buf_append_str(out, " \\*)] Flags permitted.\r\n");
 }
 
+/* The QRESYNC select parameter (RFC 7162 3.2.5). */
+struct qresync_param {
+	bool given;
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	struct seqset known;       /* empty: not given */
+	bool have_known;
+	struct seqset match_seqs, match_uids;
+	bool have_match;
+};
+
+static void
+qresync_param_free(struct qresync_param *q)
+{
+	seqset_free(&q->known);
+	seqset_free(&q->match_seqs);
+	seqset_free(&q->match_uids);
+}
+
+static bool
+arg_number(const struct imap_arg *arg, uint64_t max, uint64_t *num_r)
+{
+	return arg->type == IMAP_ARG_ATOM && str_to_u64(arg->str, max, num_r) == 0;
+}
+
+/* Parses the SELECT parameter list. Returns NULL or a static reason. */
+static const char *
+parse_select_params(struct client *c, const struct imap_arg *list, bool *condstore_r,
+		    struct qresync_param *q)
+{
+	for (size_t i = 0; i < list->list_count; i++) {
+		const struct imap_arg *a = &list->list[i];
+		uint64_t n;
+
+		if (imap_arg_atom_equals(a, "CONDSTORE")) {
+			*condstore_r = true;
+			continue;
+		}
+		if (!imap_arg_atom_equals(a, "QRESYNC"))
+			return "Unknown SELECT parameter.";
+		if (!c->qresync)
+			return "QRESYNC must be enabled first (ENABLE QRESYNC).";
+		if (q->given || i + 1 >= list->list_count || list->list[i + 1].type != IMAP_ARG_LIST)
+			return "QRESYNC needs (uidvalidity modseq [known-uids [seq-match]]).";
+		const struct imap_arg *p = list->list[++i].list;
+		size_t pc = list->list[i].list_count;
+		if (pc < 2 || pc > 4 || !arg_number(&p[0], UINT32_MAX, &n) || n == 0)
+			return "Invalid QRESYNC parameters.";
+		q->uidvalidity = (uint32_t)n;
+		if (!arg_number(&p[1], INT64_MAX, &q->modseq) || q->modseq == 0)
+			return "Invalid QRESYNC mod-sequence.";
+		if (pc >= 3) {
+			if (p[2].type != IMAP_ARG_ATOM ||
+			    seqset_parse(p[2].str, UINT32_MAX, &q->known) < 0)
+				return "Invalid QRESYNC known-uids.";
+			q->have_known = true;
+		}
+		if (pc == 4) {
+			const struct imap_arg *m = &p[3];
+			if (m->type != IMAP_ARG_LIST || m->list_count != 2 ||
+			    m->list[0].type != IMAP_ARG_ATOM || m->list[1].type != IMAP_ARG_ATOM ||
+			    seqset_parse(m->list[0].str, UINT32_MAX, &q->match_seqs) < 0 ||
+			    seqset_parse(m->list[1].str, UINT32_MAX, &q->match_uids) < 0)
+				return "Invalid QRESYNC sequence match data.";
+			q->have_match = true;
+		}
+		q->given = true;
+	}
+	return NULL;
+}
+
+/* Walks the members of a set in ascending order. */
+struct seqset_iter {
+	const struct seqset *set;
+	size_t range;
+	uint64_t next;
+};
+
+static bool
+seqset_iter_next(struct seqset_iter *it, uint32_t *n_r)
+{
+	while (it->range < it->set->count) {
+		const struct seq_range *r = &it->set->ranges[it->range];
+		if (it->next < r->lo)
+			it->next = r->lo;
+		if (it->next <= r->hi) {
+			*n_r = (uint32_t)it->next++;
+			return true;
+		}
+		it->range++;
+	}
+	return false;
+}
+
+/* Writes "* VANISHED (EARLIER) ..." and the FETCH of every changed
+   message after a SELECT (QRESYNC ...) whose UIDVALIDITY matched. */
+static void
+qresync_select(struct client *c, struct qresync_param *q)
+{
+	const struct mbox_state *st = mailbox_state(c->mbox);
+	const struct seqset *known = q->have_known ? &q->known : NULL;
+	struct seqset vanished = { 0 };
+	uint32_t known_upto = 0;
+
+	if (!mailbox_vanished_since(c->mbox, q->modseq, known, &vanished) && q->have_match) {
+		/* Inexact answer: the client's pairs that still match say it
+		   knows every expunge up to that UID (RFC 7162 3.2.5.2). The
+		   walk stops at the first mismatch, so it is bounded by the
+		   view's size. */
+		struct seqset_iter si = { &q->match_seqs, 0, 0 }, ui = { &q->match_uids, 0, 0 };
+		uint32_t seq, uid;
+		while (seqset_iter_next(&si, &seq) && seqset_iter_next(&ui, &uid)) {
+			if (seq > c->view->count || c->view->uids[seq - 1] != uid)
+				break;
+			known_upto = uid;
+		}
+	}
+	if (vanished.count > 0 && known_upto > 0) {
+		struct seqset rest = { 0 };
+		for (size_t r = 0; r < vanished.count; r++) {
+			if (vanished.ranges[r].hi > known_upto)
+				seqset_add_range(&rest, vanished.ranges[r].lo > known_upto ?
+							vanished.ranges[r].lo : known_upto + 1,
+						 vanished.ranges[r].hi);
+		}
+		seqset_free(&vanished);
+		vanished = rest;
+	}
+	if (vanished.count > 0) {
+		buf_append_str(&c->out, "* VANISHED (EARLIER) ");
+		seqset_write(&vanished, &c->out);
+		buf_append_str(&c->out, "\r\n");
+	}
+	seqset_free(&vanished);
+	for (size_t seq = 1; seq <= c->view->count; seq++) {
+		ssize_t idx = mbox_view_index(c->view, (uint32_t)seq);
+		if (idx < 0)
+			continue;
+		const struct mail_rec *rec = &st->mails[idx];
+		if (rec->modseq <= q->modseq || (known != NULL && !seqset_contains(known, rec->uid)))
+			continue;
+		buf_printf(&c->out, "* %zu FETCH (UID %u FLAGS ", seq, rec->uid);
+		imap_write_flags(&c->out, rec->flags, rec->keywords,
+				 mbox_view_is_recent(c->view, rec->uid), st);
+		buf_printf(&c->out, " MODSEQ (%llu))\r\n", (unsigned long long)rec->modseq);
+	}
+}
+
 static bool
 cmd_select(struct cmd_ctx *ctx)
 {
 	struct client *c = ctx->c;
 	bool readonly = ascii_strcasecmp(ctx->name, "EXAMINE") == 0;
+	bool condstore = false;
+	struct qresync_param q;
 	enum storage_error err;
 	struct mailbox *mbox;
+	const char *error;
 	char *name;
 
-	if (ctx->count != 1)
-		return bad(ctx, "SELECT needs one mailbox name.");
-	if ((name = arg_mailbox(ctx, 0)) == NULL)
+	if (ctx->count != 1 && !(ctx->count == 2 && ctx->args[1].type == IMAP_ARG_LIST))
+		return bad(ctx, "SELECT needs one mailbox name (and parameters).");
+	i_zero(&q);
+	if (ctx->count == 2 &&
+	    (error = parse_select_params(c, &ctx->args[1], &condstore, &q)) != NULL) {
+		qresync_param_free(&q);
+		return bad(ctx, error);
+	}
+	if ((name = arg_mailbox(ctx, 0)) == NULL) {
+		qresync_param_free(&q);
 		return true;
-	/* Selecting leaves the selected mailbox, even when it fails. */
+	}
+	/* Selecting leaves the selected mailbox, even when it fails; the
+	   CLOSED code marks where its responses end (RFC 7162 3.2.11). */
+	if (c->mbox != NULL)
+		client_send(c, "* OK [CLOSED] Previous mailbox closed.");
 	client_unselect(c);
 	if (mailbox_open(c->gen->hub, c->sid, c->user, name, &mbox, &err) < 0) {
 		no_storage(ctx, err);
+		qresync_param_free(&q);
 		free(name);
 		return true;
 	}
+	if (condstore || q.given)
+		c->condstore = true;
 	c->mbox = mbox;
 	c->view = mbox_view_new(mbox, readonly, client_mailbox_notify, c);
+	c->view->condstore = c->condstore;
+	c->view->qresync = c->qresync;
 	c->state = CLIENT_SELECTED;
 
 	const struct mbox_state *st = mailbox_state(mbox);
@@ -442,9 +725,15 @@ cmd_select(struct cmd_ctx *ctx)
 		client_send(c, "* OK [UNSEEN %u] First unseen.", unseen);
 	client_send(c, "* OK [UIDVALIDITY %u] UIDs valid.", st->uidvalidity);
 	client_send(c, "* OK [UIDNEXT %u] Predicted next UID.", st->uidnext);
+	if (c->condstore)
+		client_send(c, "* OK [HIGHESTMODSEQ %llu] Highest",
+			    (unsigned long long)st->highest_modseq);
+	if (q.given && q.uidvalidity == st->uidvalidity)
+		qresync_select(c, &q);
 	tagged(ctx, "OK [%s] %s completed.", readonly ? "READ-ONLY" : "READ-WRITE",
 	       readonly ? "Examine" : "Select");
 	log_debug(c->sid, "selected %s (%zu messages)", name, c->view->count);
+	qresync_param_free(&q);
 	free(name);
 	return true;
 }
@@ -455,10 +744,31 @@ cmd_create(struct cmd_ctx *ctx)
 	enum storage_error err;
 	char *name;
 
-	if (ctx->count != 1)
+	if (ctx->count != 1 && !(ctx->count == 2 && ctx->args[1].type == IMAP_ARG_LIST))
 		return bad(ctx, "CREATE needs one mailbox name.");
 	if ((name = arg_mailbox(ctx, 0)) == NULL)
 		return true;
+	if (ctx->count == 2) {
+		/* CREATE name (USE (attrs)) (RFC 6154 3): special-use is by
+		   name here, so only the attribute the name has is accepted. */
+		const struct imap_arg *l = &ctx->args[1];
+		const char *attr = special_use_attr(name);
+		if (l->list_count != 2 || !imap_arg_atom_equals(&l->list[0], "USE") ||
+		    l->list[1].type != IMAP_ARG_LIST) {
+			free(name);
+			return bad(ctx, "CREATE: invalid parameters.");
+		}
+		for (size_t i = 0; i < l->list[1].list_count; i++) {
+			const struct imap_arg *u = &l->list[1].list[i];
+			if (u->type != IMAP_ARG_ATOM || attr == NULL ||
+			    ascii_strcasecmp(u->str, attr) != 0) {
+				tagged(ctx, "NO [USEATTR] Special-use attributes follow the "
+					    "mailbox name here.");
+				free(name);
+				return true;
+			}
+		}
+	}
 	if (strcmp(name, "INBOX") == 0)
 		tagged(ctx, "NO [ALREADYEXISTS] Mailbox already exists.");
 	else if (storage_create(&ctx->c->gen->storage, ctx->c->sid, ctx->c->user, name, &err) < 0)
@@ -621,12 +931,88 @@ name_has_children(const struct strlist *names, const char *name)
 	return false;
 }
 
-static void
-list_reply(struct client *c, const char *cmd, const char *attrs, const char *name)
+/* LIST options (RFC 5258 LIST-EXTENDED, RFC 6154 SPECIAL-USE). */
+struct list_opts {
+	bool sel_subscribed, sel_recursive, sel_special;
+	bool ret_subscribed, ret_special;
+	bool extended;             /* any option or several patterns given */
+};
+
+static const char *
+parse_list_select(const struct imap_arg *list, struct list_opts *o)
 {
-	buf_printf(&c->out, "* %s (%s) \"/\" ", cmd, attrs);
-	buf_append_imap_nstring(&c->out, name);
-	buf_append(&c->out, "\r\n", 2);
+	bool remote = false;
+
+	for (size_t i = 0; i < list->list_count; i++) {
+		const struct imap_arg *a = &list->list[i];
+		if (imap_arg_atom_equals(a, "SUBSCRIBED"))
+			o->sel_subscribed = true;
+		else if (imap_arg_atom_equals(a, "REMOTE"))
+			remote = true;
+		else if (imap_arg_atom_equals(a, "RECURSIVEMATCH"))
+			o->sel_recursive = true;
+		else if (imap_arg_atom_equals(a, "SPECIAL-USE"))
+			o->sel_special = true;
+		else
+			return "Unknown LIST selection option.";
+	}
+	(void)remote;
+	/* RFC 5258 3: RECURSIVEMATCH alone (or with REMOTE only) is BAD. */
+	if (o->sel_recursive && !o->sel_subscribed && !o->sel_special)
+		return "RECURSIVEMATCH needs another selection option.";
+	return NULL;
+}
+
+static const char *
+parse_list_return(const struct imap_arg *list, struct list_opts *o)
+{
+	for (size_t i = 0; i < list->list_count; i++) {
+		const struct imap_arg *a = &list->list[i];
+		if (imap_arg_atom_equals(a, "SUBSCRIBED"))
+			o->ret_subscribed = true;
+		else if (imap_arg_atom_equals(a, "CHILDREN"))
+			; /* \HasChildren / \HasNoChildren are always sent */
+		else if (imap_arg_atom_equals(a, "SPECIAL-USE"))
+			o->ret_special = true;
+		else
+			return "Unknown LIST return option.";
+	}
+	return NULL;
+}
+
+static bool list_match_any(const struct strlist *patterns, const char *name, bool *pct_r);
+
+/* RFC 5258 3.5 (RECURSIVEMATCH): true if name has a descendant in names
+   that the patterns do not match (so it is not listed itself). */
+static bool
+has_unlisted_descendant(const struct strlist *names, const char *name,
+			const struct strlist *patterns)
+{
+	size_t len = strlen(name);
+	bool pct;
+
+	for (size_t i = 0; i < names->count; i++) {
+		if (strncmp(names->items[i], name, len) == 0 && names->items[i][len] == '/' &&
+		    !list_match_any(patterns, names->items[i], &pct))
+			return true;
+	}
+	return false;
+}
+
+static bool
+list_match_any(const struct strlist *patterns, const char *name, bool *pct_r)
+{
+	bool any = false;
+
+	*pct_r = false;
+	for (size_t i = 0; i < patterns->count; i++) {
+		if (list_match(patterns->items[i], name)) {
+			any = true;
+			if (strchr(patterns->items[i], '%') != NULL)
+				*pct_r = true;
+		}
+	}
+	return any;
 }
 
 static bool
@@ -634,70 +1020,185 @@ cmd_list(struct cmd_ctx *ctx)
 {
 	struct client *c = ctx->c;
 	bool lsub = ascii_strcasecmp(ctx->name, "LSUB") == 0;
-	const char *ref = arg_str(ctx, 0), *pat = arg_str(ctx, 1);
-	struct strlist names = { 0 }, subs = { 0 }, all = { 0 };
+	struct list_opts o;
+	struct strlist names = { 0 }, subs = { 0 }, all = { 0 }, patterns = { 0 };
+	const struct imap_arg *pat_arg;
 	enum storage_error err;
-	char *pattern;
+	const char *ref, *error = NULL;
+	char *uref = NULL;
+	size_t i = 0;
 
-	if (ref == NULL || pat == NULL || ctx->count != 2)
-		return bad(ctx, "LIST needs a reference and a mailbox pattern.");
-	if (*pat == '\0' && !lsub) {
-		/* The hierarchy delimiter and root (RFC 3501 6.3.8). */
-		client_send(c, "* LIST (\\Noselect) \"/\" \"\"");
-		tagged(ctx, "OK List completed.");
-		return true;
+	i_zero(&o);
+	if (!lsub && ctx->count > 0 && ctx->args[0].type == IMAP_ARG_LIST) {
+		if ((error = parse_list_select(&ctx->args[0], &o)) != NULL)
+			return bad(ctx, error);
+		o.extended = true;
+		i++;
 	}
+	ref = arg_str(ctx, i);
+	pat_arg = i + 1 < ctx->count ? &ctx->args[i + 1] : NULL;
+	if (ref == NULL || pat_arg == NULL)
+		return bad(ctx, "LIST needs a reference and a mailbox pattern.");
+	if (i + 2 < ctx->count) {
+		if (lsub || i + 4 != ctx->count || !imap_arg_atom_equals(&ctx->args[i + 2], "RETURN") ||
+		    ctx->args[i + 3].type != IMAP_ARG_LIST)
+			return bad(ctx, "LIST: invalid arguments.");
+		if ((error = parse_list_return(&ctx->args[i + 3], &o)) != NULL)
+			return bad(ctx, error);
+		o.extended = true;
+	}
+	if (mutf7_to_utf8(ref, &uref) < 0)
+		return bad(ctx, "LIST reference is not valid modified UTF-7.");
+	/* One pattern, or a list of them (LIST-EXTENDED). */
+	const struct imap_arg *pats = pat_arg;
+	size_t npats = 1;
+	if (pat_arg->type == IMAP_ARG_LIST) {
+		if (lsub || pat_arg->list_count == 0) {
+			free(uref);
+			return bad(ctx, "LIST: invalid mailbox patterns.");
+		}
+		pats = pat_arg->list;
+		npats = pat_arg->list_count;
+		o.extended = true;
+	}
+	for (size_t p = 0; p < npats; p++) {
+		char *upat;
+
+		if (!imap_arg_is_string(&pats[p]) || strlen(pats[p].str) != pats[p].len ||
+		    mutf7_to_utf8(pats[p].str, &upat) < 0) {
+			free(uref);
+			strlist_clear(&patterns);
+			return bad(ctx, "LIST: invalid mailbox pattern.");
+		}
+		if (*upat == '\0' && npats == 1 && !o.extended && !lsub) {
+			/* The hierarchy delimiter and root (RFC 3501 6.3.8). */
+			free(upat);
+			free(uref);
+			client_send(c, "* LIST (\\Noselect) \"/\" \"\"");
+			tagged(ctx, "OK List completed.");
+			return true;
+		}
+		if (*uref != '\0' && *upat != '/' && uref[strlen(uref) - 1] != '/' && *upat != '\0')
+			strlist_add_take(&patterns, xasprintf("%s/%s", uref, upat));
+		else
+			strlist_add_take(&patterns, xasprintf("%s%s", uref, upat));
+		free(upat);
+	}
+	free(uref);
 	if (storage_list(&c->gen->storage, c->sid, c->user, &names, &err) < 0) {
 		no_storage(ctx, err);
-		return true;
+		goto out;
+	}
+	if ((lsub || o.sel_subscribed || o.ret_subscribed) &&
+	    storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs) < 0) {
+		no_storage(ctx, STORAGE_ERR_TEMP);
+		goto out;
 	}
 	/* Parents that are folders but not mailboxes are listed as
 	   \Noselect when a pattern reaches them. */
-	for (size_t i = 0; i < names.count; i++) {
-		strlist_add(&all, names.items[i]);
-		for (char *p = strchr(names.items[i], '/'); p != NULL; p = strchr(p + 1, '/')) {
-			char *parent = xstrndup(names.items[i], (size_t)(p - names.items[i]));
+	for (size_t k = 0; k < names.count; k++) {
+		strlist_add(&all, names.items[k]);
+		for (char *p = strchr(names.items[k], '/'); p != NULL; p = strchr(p + 1, '/')) {
+			char *parent = xstrndup(names.items[k], (size_t)(p - names.items[k]));
 			if (!strlist_contains(&all, parent) && !strlist_contains(&names, parent))
 				strlist_add_take(&all, parent);
 			else
 				free(parent);
 		}
 	}
-	strlist_sort(&all);
-	pattern = *ref != '\0' && *pat != '/' && ref[strlen(ref) - 1] != '/' &&
-				  *pat != '\0' ?
-			  xasprintf("%s/%s", ref, pat) :
-			  xasprintf("%s%s", ref, pat);
 	if (lsub) {
-		if (storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs) < 0) {
-			no_storage(ctx, STORAGE_ERR_TEMP);
-			goto out;
+		/* RFC 3501 6.3.9: with "%", a subscribed "foo/bar" whose parent
+		   "foo" is not subscribed shows "foo" as \Noselect. */
+		struct strlist shown = { 0 };
+		for (size_t k = 0; k < subs.count; k++) {
+			const char *name = subs.items[k];
+			bool pct, noselect = !strlist_contains(&names, name);
+			char *parent = NULL;
+
+			if (!list_match_any(&patterns, name, &pct)) {
+				for (char *p = strrchr(name, '/'); p != NULL && parent == NULL;) {
+					char *cand = xstrndup(name, (size_t)(p - name));
+					if (list_match_any(&patterns, cand, &pct) && pct &&
+					    !strlist_contains(&subs, cand))
+						parent = cand;
+					else
+						free(cand);
+					while (--p > name && *p != '/')
+						;
+					if (p <= name)
+						p = NULL;
+				}
+				if (parent == NULL)
+					continue;
+				name = parent;
+				noselect = true;
+			}
+			if (!strlist_contains(&shown, name)) {
+				strlist_add(&shown, name);
+				buf_printf(&c->out, "* LSUB (%s) \"/\" ", noselect ? "\\Noselect" : "");
+				write_mailbox_name(&c->out, name);
+				buf_append(&c->out, "\r\n", 2);
+			}
+			free(parent);
 		}
-		for (size_t i = 0; i < subs.count; i++) {
-			if (list_match(pattern, subs.items[i]))
-				list_reply(c, "LSUB", strlist_contains(&names, subs.items[i]) ?
-							      "" : "\\Noselect",
-					   subs.items[i]);
-		}
-	} else {
-		for (size_t i = 0; i < all.count; i++) {
-			const char *name = all.items[i];
-			bool real = strlist_contains(&names, name);
-			if (!list_match(pattern, name))
-				continue;
-			/* A virtual parent only when '%' stops at it. */
-			if (!real && strchr(pattern, '%') == NULL)
-				continue;
-			char *attrs = xasprintf("%s%s", real ? "" : "\\Noselect ",
-						name_has_children(&all, name) ? "\\HasChildren" :
-										"\\HasNoChildren");
-			list_reply(c, "LIST", attrs, name);
-			free(attrs);
+		strlist_clear(&shown);
+		tagged(ctx, "OK Lsub completed.");
+		goto out;
+	}
+	if (o.sel_subscribed) {
+		/* Subscribed names that no longer exist are listed too, as
+		   \NonExistent (RFC 5258 3.1). */
+		for (size_t k = 0; k < subs.count; k++) {
+			if (!strlist_contains(&all, subs.items[k]))
+				strlist_add(&all, subs.items[k]);
 		}
 	}
-	tagged(ctx, "OK %s completed.", lsub ? "Lsub" : "List");
+	strlist_sort(&all);
+	for (size_t k = 0; k < all.count; k++) {
+		const char *name = all.items[k];
+		bool real = strlist_contains(&names, name);
+		bool subscribed = strlist_contains(&subs, name);
+		const char *special = real ? special_use_attr(name) : NULL;
+		bool pct, childinfo = false;
+		struct buf attrs = BUF_INIT;
+
+		if (!list_match_any(&patterns, name, &pct))
+			continue;
+		if (o.sel_subscribed || o.sel_special) {
+			bool selected = (!o.sel_subscribed || subscribed) &&
+					(!o.sel_special || special != NULL);
+			if (o.sel_recursive && o.sel_subscribed &&
+			    has_unlisted_descendant(&subs, name, &patterns))
+				childinfo = true;
+			if (!selected && !childinfo)
+				continue;
+		} else if (!real && !pct) {
+			/* A virtual parent only when '%' stops at it. */
+			continue;
+		}
+		if (!real)
+			buf_append_str(&attrs, strlist_contains(&subs, name) && !name_has_children(&all, name) ?
+						       "\\NonExistent" : "\\Noselect");
+		if (attrs.len > 0)
+			buf_append_c(&attrs, ' ');
+		buf_append_str(&attrs, name_has_children(&all, name) ? "\\HasChildren" :
+								       "\\HasNoChildren");
+		if (subscribed && (o.sel_subscribed || o.ret_subscribed))
+			buf_append_str(&attrs, " \\Subscribed");
+		if (special != NULL) {
+			buf_append_c(&attrs, ' ');
+			buf_append_str(&attrs, special);
+		}
+		buf_printf(&c->out, "* LIST (%s) \"/\" ", attrs.data);
+		write_mailbox_name(&c->out, name);
+		if (childinfo)
+			buf_append_str(&c->out, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+		buf_append(&c->out, "\r\n", 2);
+		buf_free(&attrs);
+	}
+	tagged(ctx, "OK List completed.");
 out:
-	free(pattern);
+	strlist_clear(&patterns);
 	strlist_clear(&names);
 	strlist_clear(&all);
 	strlist_clear(&subs);
@@ -739,6 +1240,9 @@ cmd_status(struct cmd_ctx *ctx)
 			value = st->uidnext;
 		else if (ascii_strcasecmp(it->str, "UIDVALIDITY") == 0)
 			value = st->uidvalidity;
+		else if (ascii_strcasecmp(it->str, "HIGHESTMODSEQ") == 0)
+			/* RFC 7162 3.1.7 */
+			value = st->highest_modseq;
 		else if (ascii_strcasecmp(it->str, "UNSEEN") == 0) {
 			for (size_t j = 0; j < st->count; j++)
 				value += (st->mails[j].flags & MAIL_SEEN) == 0;
@@ -748,7 +1252,7 @@ cmd_status(struct cmd_ctx *ctx)
 			   (unsigned long long)value);
 	}
 	buf_append_str(&c->out, "* STATUS ");
-	buf_append_imap_nstring(&c->out, name);
+	write_mailbox_name(&c->out, name);
 	buf_printf(&c->out, " (%s)\r\n", reply.data != NULL ? reply.data : "");
 	tagged(ctx, "OK Status completed.");
 	goto out;
@@ -889,6 +1393,7 @@ cmd_expunge(struct cmd_ctx *ctx)
 {
 	struct client *c = ctx->c;
 	struct seqset uids = { 0 };
+	uint64_t before = mailbox_state(c->mbox)->highest_modseq;
 
 	if (c->view->readonly) {
 		tagged(ctx, "NO [READ-ONLY] Mailbox is read-only.");
@@ -908,7 +1413,12 @@ cmd_expunge(struct cmd_ctx *ctx)
 	seqset_free(&uids);
 	mailbox_changed(c->mbox, c->view);
 	client_sync_view(c, true);
-	tagged(ctx, "OK Expunge completed.");
+	if (c->qresync && mailbox_state(c->mbox)->highest_modseq != before)
+		/* RFC 7162 3.2.7 and 3.2.9 */
+		tagged(ctx, "OK [HIGHESTMODSEQ %llu] Expunge completed.",
+		       (unsigned long long)mailbox_state(c->mbox)->highest_modseq);
+	else
+		tagged(ctx, "OK Expunge completed.");
 	return true;
 }
 
@@ -984,10 +1494,39 @@ cmd_search(struct cmd_ctx *ctx)
 	const char *error = "Invalid search program.";
 	bool badcharset = false, failed = false;
 	uint32_t max_uid = c->view->count > 0 ? c->view->uids[c->view->count - 1] : 0;
+	/* ESEARCH (RFC 4731): SEARCH RETURN (MIN MAX ALL COUNT) keys. */
+	bool esearch = false, r_min = false, r_max = false, r_all = false, r_count = false;
+	const struct imap_arg *args = ctx->args;
+	size_t nargs = ctx->count;
+	struct seqset result = { 0 };
+	uint64_t count = 0, max_modseq = 0, min_modseq_of = 0, max_modseq_of = 0;
+	uint32_t min_val = 0, max_val = 0;
 
-	if (ctx->count == 0)
+	if (nargs >= 2 && imap_arg_atom_equals(&args[0], "RETURN") &&
+	    args[1].type == IMAP_ARG_LIST) {
+		esearch = true;
+		for (size_t i = 0; i < args[1].list_count; i++) {
+			const struct imap_arg *o = &args[1].list[i];
+			if (imap_arg_atom_equals(o, "MIN"))
+				r_min = true;
+			else if (imap_arg_atom_equals(o, "MAX"))
+				r_max = true;
+			else if (imap_arg_atom_equals(o, "ALL"))
+				r_all = true;
+			else if (imap_arg_atom_equals(o, "COUNT"))
+				r_count = true;
+			else
+				return bad(ctx, "Unknown SEARCH RETURN option.");
+		}
+		/* RETURN () means ALL. */
+		if (!r_min && !r_max && !r_count)
+			r_all = true;
+		args += 2;
+		nargs -= 2;
+	}
+	if (nargs == 0)
 		return bad(ctx, "SEARCH needs search keys.");
-	if (search_parse(ctx->args, ctx->count, st, (uint32_t)c->view->count, max_uid, &key,
+	if (search_parse(args, nargs, st, (uint32_t)c->view->count, max_uid, &key,
 			 &error, &badcharset) < 0) {
 		if (badcharset)
 			tagged(ctx, "NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.");
@@ -995,7 +1534,11 @@ cmd_search(struct cmd_ctx *ctx)
 			bad(ctx, error);
 		return true;
 	}
-	buf_append_str(&c->out, "* SEARCH");
+	bool with_modseq = search_uses_modseq(key);
+	if (with_modseq)
+		client_enable_condstore(c, false);
+	if (!esearch)
+		buf_append_str(&c->out, "* SEARCH");
 	for (size_t seq = 1; seq <= c->view->count; seq++) {
 		ssize_t idx = mbox_view_index(c->view, (uint32_t)seq);
 		if (idx < 0)
@@ -1010,12 +1553,60 @@ cmd_search(struct cmd_ctx *ctx)
 			.load_ctx = &lc,
 		};
 		int ret = search_match(key, &sm);
-		if (ret < 0)
+		if (ret < 0) {
 			failed = true;
-		else if (ret > 0)
-			buf_printf(&c->out, " %u", ctx->uid ? sm.uid : sm.seq);
+		} else if (ret > 0) {
+			uint32_t v = ctx->uid ? sm.uid : sm.seq;
+			if (!esearch)
+				buf_printf(&c->out, " %u", v);
+			else if (r_all)
+				seqset_add_range(&result, v, v);
+			if (count++ == 0) {
+				min_val = v;
+				min_modseq_of = st->mails[idx].modseq;
+			}
+			max_val = v;
+			max_modseq_of = st->mails[idx].modseq;
+			if (st->mails[idx].modseq > max_modseq)
+				max_modseq = st->mails[idx].modseq;
+		}
+	}
+	if (!esearch) {
+		/* RFC 7162 3.1.6 */
+		if (with_modseq && count > 0)
+			buf_printf(&c->out, " (MODSEQ %llu)", (unsigned long long)max_modseq);
+	} else {
+		buf_append_str(&c->out, "* ESEARCH (TAG ");
+		buf_append_imap_nstring(&c->out, ctx->tag);
+		buf_append_c(&c->out, ')');
+		if (ctx->uid)
+			buf_append_str(&c->out, " UID");
+		if (r_min && count > 0)
+			buf_printf(&c->out, " MIN %u", min_val);
+		if (r_max && count > 0)
+			buf_printf(&c->out, " MAX %u", max_val);
+		if (r_all && count > 0) {
+			buf_append_str(&c->out, " ALL ");
+			seqset_write(&result, &c->out);
+		}
+		if (r_count)
+			buf_printf(&c->out, " COUNT %llu", (unsigned long long)count);
+		/* RFC 7162 3.1.10: the highest mod-sequence of the messages
+		   returned: MIN's and/or MAX's alone unless ALL or COUNT. */
+		if (with_modseq && count > 0) {
+			uint64_t m = max_modseq;
+			if (!r_all && !r_count) {
+				m = 0;
+				if (r_min)
+					m = min_modseq_of;
+				if (r_max && max_modseq_of > m)
+					m = max_modseq_of;
+			}
+			buf_printf(&c->out, " MODSEQ %llu", (unsigned long long)m);
+		}
 	}
 	buf_append(&c->out, "\r\n", 2);
+	seqset_free(&result);
 	search_key_free(&key);
 	buf_free(&msg);
 	if (failed)
@@ -1063,9 +1654,15 @@ imap_cmd_fetch_continue(struct client *c)
 		struct fetch_msg fm;
 
 		if (idx < 0) {
-			job->expunged_seen = true;
+			/* Expunged by another session. By UID it is simply not
+			   there (its EXPUNGE follows this answer, RFC 2180 4.1.2);
+			   by number the client needs to be told. */
+			if (!job->uid)
+				job->expunged_seen = true;
 			continue;
 		}
+		if (job->changedsince_given && st->mails[idx].modseq <= job->changedsince)
+			continue;
 		i_zero(&fm);
 		fm.cache = hub_mime_cache(c->gen->hub);
 		fm.cache_owner = c->mbox;
@@ -1117,9 +1714,33 @@ cmd_fetch(struct cmd_ctx *ctx)
 	uint32_t *seqs;
 	size_t count;
 
+	size_t nitems = ctx->count - 1;
+	bool changedsince_given = false, vanished = false;
+	uint64_t changedsince = 0;
+
 	if (ctx->count < 2 || ctx->args[0].type != IMAP_ARG_ATOM)
 		return bad(ctx, "FETCH needs a sequence set and data items.");
-	if (fetch_parse(ctx->args + 1, ctx->count - 1, &spec, &error) < 0)
+	/* FETCH modifiers (RFC 4466): a last list after the items. */
+	if (ctx->count >= 3 && ctx->args[ctx->count - 1].type == IMAP_ARG_LIST) {
+		const struct imap_arg *m = &ctx->args[ctx->count - 1];
+		nitems--;
+		for (size_t i = 0; i < m->list_count; i++) {
+			if (imap_arg_atom_equals(&m->list[i], "CHANGEDSINCE") && i + 1 < m->list_count &&
+			    !changedsince_given &&
+			    arg_number(&m->list[i + 1], INT64_MAX, &changedsince)) {
+				changedsince_given = true;
+				i++;
+			} else if (imap_arg_atom_equals(&m->list[i], "VANISHED") && !vanished) {
+				vanished = true;
+			} else {
+				return bad(ctx, "Unknown FETCH modifier.");
+			}
+		}
+		/* RFC 7162 3.2.6 */
+		if (vanished && (!ctx->uid || !c->qresync || !changedsince_given))
+			return bad(ctx, "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC.");
+	}
+	if (fetch_parse(ctx->args + 1, nitems, &spec, &error) < 0)
 		return bad(ctx, error);
 	if (collect_seqs(ctx, ctx->args[0].str, &seqs, &count) < 0) {
 		fetch_spec_free(&spec);
@@ -1127,7 +1748,33 @@ cmd_fetch(struct cmd_ctx *ctx)
 	}
 	if (ctx->uid)
 		fetch_spec_add_uid(spec);
+	if (changedsince_given || fetch_spec_has_modseq(spec))
+		client_enable_condstore(c, false);
+	if (changedsince_given)
+		fetch_spec_add_modseq(spec);
+	if (c->condstore && fetch_spec_sets_seen(spec) && !c->view->readonly) {
+		/* RFC 7162 3.2.4: FETCHes that set \Seen carry UID and MODSEQ. */
+		fetch_spec_add_uid(spec);
+		fetch_spec_add_modseq(spec);
+	}
+	if (vanished) {
+		/* VANISHED (EARLIER) for the UIDs of the set that are gone,
+		   before any FETCH (RFC 7162 3.2.6). */
+		struct seqset uids = { 0 }, gone = { 0 };
+		const struct mbox_state *st = mailbox_state(c->mbox);
+		if (seqset_parse(ctx->args[0].str, st->uidnext > 1 ? st->uidnext - 1 : 0, &uids) == 0)
+			(void)mailbox_vanished_since(c->mbox, changedsince, &uids, &gone);
+		if (gone.count > 0) {
+			buf_append_str(&c->out, "* VANISHED (EARLIER) ");
+			seqset_write(&gone, &c->out);
+			buf_append_str(&c->out, "\r\n");
+		}
+		seqset_free(&uids);
+		seqset_free(&gone);
+	}
 	job = xcalloc(1, sizeof(*job));
+	job->changedsince_given = changedsince_given;
+	job->changedsince = changedsince;
 	job->tag = xstrdup(ctx->tag);
 	job->spec = spec;
 	job->seqs = seqs;
@@ -1153,11 +1800,33 @@ cmd_store(struct cmd_ctx *ctx)
 	size_t count;
 	bool silent, changed = false, expunged = false;
 	int mode; /* 0 replace, 1 add, -1 remove */
+	/* STORE set [(UNCHANGEDSINCE n)] item flags (RFC 7162 3.1.3):
+	   args[] without the modifier. */
+	struct imap_arg args[2];
+	const struct imap_arg *rest;
+	size_t nrest;
+	bool unchangedsince_given = false;
+	uint64_t unchangedsince = 0;
+	struct seqset modified = { 0 };
 
-	if (ctx->count < 3 || ctx->args[0].type != IMAP_ARG_ATOM ||
-	    ctx->args[1].type != IMAP_ARG_ATOM)
+	if (ctx->count < 3 || ctx->args[0].type != IMAP_ARG_ATOM)
 		return bad(ctx, "STORE needs a sequence set, an item and flags.");
-	item = ctx->args[1].str;
+	args[0] = ctx->args[0];
+	rest = ctx->args + 1;
+	nrest = ctx->count - 1;
+	if (rest[0].type == IMAP_ARG_LIST) {
+		const struct imap_arg *m = &rest[0];
+		if (m->list_count != 2 || !imap_arg_atom_equals(&m->list[0], "UNCHANGEDSINCE") ||
+		    !arg_number(&m->list[1], INT64_MAX, &unchangedsince))
+			return bad(ctx, "Unknown STORE modifier.");
+		unchangedsince_given = true;
+		rest++;
+		nrest--;
+	}
+	if (nrest < 2 || rest[0].type != IMAP_ARG_ATOM)
+		return bad(ctx, "STORE needs a sequence set, an item and flags.");
+	args[1] = rest[0];
+	item = args[1].str;
 	mode = *item == '+' ? 1 : *item == '-' ? -1 : 0;
 	if (mode != 0)
 		item++;
@@ -1172,25 +1841,35 @@ cmd_store(struct cmd_ctx *ctx)
 		return true;
 	}
 	/* The flags: one list, or flags separated by spaces. */
-	if (ctx->count == 3 && ctx->args[2].type == IMAP_ARG_LIST)
-		list_arg = ctx->args[2];
+	if (nrest == 2 && rest[1].type == IMAP_ARG_LIST)
+		list_arg = rest[1];
 	else {
 		i_zero(&list_arg);
 		list_arg.type = IMAP_ARG_LIST;
-		list_arg.list = (struct imap_arg *)(uintptr_t)(ctx->args + 2);
-		list_arg.list_count = ctx->count - 2;
+		list_arg.list = (struct imap_arg *)(uintptr_t)(rest + 1);
+		list_arg.list_count = nrest - 1;
 	}
 	if (imap_parse_flags(&list_arg, st, mode >= 0, &flags, &keywords, &error) < 0)
 		return bad(ctx, error);
-	if (collect_seqs(ctx, ctx->args[0].str, &seqs, &count) < 0)
+	if (collect_seqs(ctx, args[0].str, &seqs, &count) < 0)
 		return bad(ctx, "Invalid sequence set.");
+	if (unchangedsince_given)
+		client_enable_condstore(c, false);
 	for (size_t i = 0; i < count; i++) {
 		ssize_t idx = mbox_view_index(c->view, seqs[i]);
 		if (idx < 0) {
-			expunged = true;
+			/* As in FETCH: only a STORE by number says so. */
+			if (!ctx->uid)
+				expunged = true;
 			continue;
 		}
 		struct mail_rec *rec = &st->mails[idx];
+		if (unchangedsince_given && rec->modseq > unchangedsince) {
+			/* Changed since the client looked: not stored. */
+			uint32_t v = ctx->uid ? rec->uid : seqs[i];
+			seqset_add_range(&modified, v, v);
+			continue;
+		}
 		uint8_t nf = mode == 0 ? flags : mode > 0 ? rec->flags | flags : rec->flags & ~flags;
 		uint64_t nk = mode == 0 ? keywords : mode > 0 ? rec->keywords | keywords :
 								rec->keywords & ~keywords;
@@ -1198,20 +1877,29 @@ cmd_store(struct cmd_ctx *ctx)
 			(void)mailbox_set_flags(c->mbox, c->view, (size_t)idx, nf, nk, c->sid);
 			changed = true;
 		}
-		if (!silent) {
+		/* With UNCHANGEDSINCE the new MODSEQ is always sent. */
+		if (!silent || unchangedsince_given) {
 			buf_printf(&c->out, "* %u FETCH (", seqs[i]);
-			if (ctx->uid)
+			if (ctx->uid || c->condstore)
 				buf_printf(&c->out, "UID %u ", rec->uid);
 			buf_append_str(&c->out, "FLAGS ");
 			imap_write_flags(&c->out, rec->flags, rec->keywords,
 					 mbox_view_is_recent(c->view, rec->uid), st);
+			if (c->condstore)
+				buf_printf(&c->out, " MODSEQ (%llu)", (unsigned long long)rec->modseq);
 			buf_append_str(&c->out, ")\r\n");
 		}
 	}
 	free(seqs);
 	if (changed)
 		mailbox_changed(c->mbox, c->view);
-	if (expunged)
+	if (modified.count > 0) {
+		struct buf set = BUF_INIT;
+		seqset_write(&modified, &set);
+		tagged(ctx, "OK [MODIFIED %s] Conditional STORE failed for some messages.", set.data);
+		buf_free(&set);
+		seqset_free(&modified);
+	} else if (expunged)
 		tagged(ctx, "NO [EXPUNGEISSUED] Some messages were expunged.");
 	else
 		tagged(ctx, "OK Store completed.");
@@ -1230,10 +1918,17 @@ cmd_copy(struct cmd_ctx *ctx)
 	uint32_t *seqs;
 	size_t count;
 	bool failed = false;
+	/* MOVE (RFC 6851): a COPY, then the originals are expunged. */
+	bool move = ascii_strcasecmp(ctx->name, "MOVE") == 0;
 	char *name;
 
 	if (ctx->count != 2 || ctx->args[0].type != IMAP_ARG_ATOM)
-		return bad(ctx, "COPY needs a sequence set and a mailbox.");
+		return bad(ctx, move ? "MOVE needs a sequence set and a mailbox." :
+				       "COPY needs a sequence set and a mailbox.");
+	if (move && c->view->readonly) {
+		tagged(ctx, "NO [READ-ONLY] Mailbox is read-only.");
+		return true;
+	}
 	if ((name = arg_mailbox(ctx, 1)) == NULL)
 		return true;
 	if (collect_seqs(ctx, ctx->args[0].str, &seqs, &count) < 0) {
@@ -1282,8 +1977,22 @@ cmd_copy(struct cmd_ctx *ctx)
 	if (failed)
 		no_storage(ctx, err);
 	else if (dst_uids.count == 0)
-		tagged(ctx, "OK Copy completed (no messages).");
-	else {
+		tagged(ctx, "OK %s completed (no messages).", move ? "Move" : "Copy");
+	else if (move) {
+		/* The COPYUID goes first, in an untagged OK, then the
+		   EXPUNGEs (or VANISHED) of the originals (RFC 6851 4.3). */
+		seqset_write(&src_uids, &set1);
+		seqset_write(&dst_uids, &set2);
+		client_send(c, "* OK [COPYUID %u %s %s] Moved.", dst->uidvalidity, set1.data,
+			    set2.data);
+		if (mailbox_expunge_uids(c->mbox, &src_uids, c->sid) < 0) {
+			no_storage(ctx, STORAGE_ERR_TEMP);
+		} else {
+			mailbox_changed(c->mbox, c->view);
+			client_sync_view(c, true);
+			tagged(ctx, "OK Move completed.");
+		}
+	} else {
 		seqset_write(&src_uids, &set1);
 		seqset_write(&dst_uids, &set2);
 		tagged(ctx, "OK [COPYUID %u %s %s] Copy completed.", dst->uidvalidity, set1.data,
@@ -1330,6 +2039,7 @@ static const struct cmd_def commands[] = {
 	{ "FETCH", cmd_fetch, ST_SELECTED, false, true },
 	{ "STORE", cmd_store, ST_SELECTED, false, true },
 	{ "COPY", cmd_copy, ST_SELECTED, false, false },
+	{ "MOVE", cmd_copy, ST_SELECTED, false, false },
 };
 
 /* Commands that UID may prefix. */
@@ -1338,7 +2048,7 @@ uid_allowed(const char *name)
 {
 	return ascii_strcasecmp(name, "FETCH") == 0 || ascii_strcasecmp(name, "STORE") == 0 ||
 	       ascii_strcasecmp(name, "SEARCH") == 0 || ascii_strcasecmp(name, "COPY") == 0 ||
-	       ascii_strcasecmp(name, "EXPUNGE") == 0;
+	       ascii_strcasecmp(name, "EXPUNGE") == 0 || ascii_strcasecmp(name, "MOVE") == 0;
 }
 
 static unsigned
@@ -1373,7 +2083,7 @@ imap_cmd_dispatch(struct client *c, const struct imap_command *cmd)
 	if (ascii_strcasecmp(cmd->name, "UID") == 0) {
 		if (cmd->arg_count == 0 || cmd->args[0].type != IMAP_ARG_ATOM ||
 		    !uid_allowed(cmd->args[0].str))
-			return bad(&ctx, "UID needs FETCH, STORE, SEARCH, COPY or EXPUNGE.");
+			return bad(&ctx, "UID needs FETCH, STORE, SEARCH, COPY, MOVE or EXPUNGE.");
 		ctx.uid = true;
 		ctx.name = cmd->args[0].str;
 		ctx.args++;

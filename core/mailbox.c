@@ -11,6 +11,14 @@
 /* Unreferenced mailboxes kept open so that a new SELECT of a big mailbox
    costs a stat() instead of reading its index again. */
 #define HUB_LINGER_MAX 8
+/* Expunged UIDs remembered per open mailbox for QRESYNC; beyond this the
+   oldest half is forgotten (RFC 7162 5.3). */
+#define MAILBOX_EXPUNGE_LOG_MAX 65536
+
+struct expunge_entry {
+	uint32_t uid;
+	uint64_t modseq;
+};
 
 struct mailbox {
 	struct hub *hub;
@@ -26,6 +34,12 @@ struct mailbox {
 	struct mailbox *prev, *next;
 	/* Order in which unreferenced mailboxes were released. */
 	uint64_t released_at;
+	/* QRESYNC: every expunge with a modseq above expunge_known_from is
+	   in expunged[] (ascending modseq). Expunges before the mailbox was
+	   opened in this process are not known one by one. */
+	struct expunge_entry *expunged;
+	size_t expunged_count, expunged_alloc;
+	uint64_t expunge_known_from;
 };
 
 /* Parsed message structures kept for BODYSTRUCTURE. */
@@ -102,6 +116,7 @@ mailbox_destroy(struct mailbox *mbox)
 	mailbox_watch_stop(mbox);
 	hub->storage.backend->close(&mbox->box);
 	mbox_state_deinit(&mbox->state);
+	free(mbox->expunged);
 	free(mbox->user);
 	free(mbox->name);
 	free(mbox);
@@ -212,6 +227,7 @@ mailbox_open(struct hub *hub, const char *sid, const char *user, const char *nam
 		return -1;
 	}
 	mbox->hub = hub;
+	mbox->expunge_known_from = mbox->state.highest_modseq;
 	mbox->user = xstrdup(user);
 	mbox->name = xstrdup(name);
 	mbox->refcount = 1;
@@ -295,10 +311,20 @@ mailbox_refresh(struct mailbox *mbox, const char *sid)
 		   may be reused by the new lineage: drop parsed trees. */
 		st->expunge_gen++;
 		mime_cache_forget(mbox->hub->mime_cache, mbox);
+		mbox->expunged_count = 0;
+		mbox->expunge_known_from = st->highest_modseq;
 	} else if (st->count < count + (st->uidnext - uidnext)) {
 		/* Fewer messages than before plus the new ones: someone
 		   removed some. */
 		st->expunge_gen = st->expunge_gen == gen ? gen + 1 : st->expunge_gen;
+	}
+	if (ret == 0 && st->expunge_gen != gen) {
+		/* Removed by another process: which UIDs is not known here.
+		   HIGHESTMODSEQ must still rise (RFC 7162 3.2), and a client
+		   that knew an older state gets every missing UID. */
+		if (st->highest_modseq == modseq)
+			st->highest_modseq++;
+		mbox->expunge_known_from = st->highest_modseq;
 	}
 	if (ret > 0 || st->highest_modseq != modseq || st->expunge_gen != gen ||
 	    st->uidnext != uidnext || st->count != count)
@@ -425,8 +451,25 @@ view_sync_expunges(struct mbox_view *view, struct buf *out)
 			j++;
 		gone[i] = j >= st->count || st->mails[j].uid != view->uids[i];
 	}
+	if (view->qresync) {
+		/* RFC 7162 3.2.10: one VANISHED with the UIDs instead. */
+		struct seqset set = { 0 };
+
+		for (i = 0; i < view->count; i++) {
+			if (gone[i]) {
+				seqset_add_range(&set, view->uids[i], view->uids[i]);
+				view_forget_recent(view, view->uids[i]);
+			}
+		}
+		if (set.count > 0) {
+			buf_append_str(out, "* VANISHED ");
+			seqset_write(&set, out);
+			buf_append_str(out, "\r\n");
+		}
+		seqset_free(&set);
+	}
 	/* From the highest down, so each number is right when it is sent. */
-	for (i = view->count; i > 0; i--) {
+	for (i = view->count; i > 0 && !view->qresync; i--) {
 		if (gone[i - 1]) {
 			buf_printf(out, "* %zu EXPUNGE\r\n", i);
 			view_forget_recent(view, view->uids[i - 1]);
@@ -455,9 +498,14 @@ view_sync_flags(struct mbox_view *view, struct buf *out)
 			break;
 		if (st->mails[j].uid != view->uids[i] || st->mails[j].modseq <= view->synced_modseq)
 			continue;
-		buf_printf(out, "* %zu FETCH (FLAGS ", i + 1);
+		buf_printf(out, "* %zu FETCH (", i + 1);
+		if (view->condstore)
+			buf_printf(out, "UID %u ", st->mails[j].uid);
+		buf_append_str(out, "FLAGS ");
 		imap_write_flags(out, st->mails[j].flags, st->mails[j].keywords,
 				 mbox_view_is_recent(view, view->uids[i]), st);
+		if (view->condstore)
+			buf_printf(out, " MODSEQ (%llu)", (unsigned long long)st->mails[j].modseq);
 		buf_append_str(out, ")\r\n");
 	}
 	view->synced_modseq = st->highest_modseq;
@@ -510,18 +558,7 @@ mbox_view_seq(const struct mbox_view *view, uint32_t uid)
 bool
 mbox_view_is_recent(const struct mbox_view *view, uint32_t uid)
 {
-	size_t lo = 0, hi = view->recent_count;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (view->recent_uids[mid] == uid)
-			return true;
-		if (view->recent_uids[mid] < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return false;
+	return u32_sorted_contains(view->recent_uids, view->recent_count, uid);
 }
 
 int
@@ -583,18 +620,38 @@ mailbox_append(struct mailbox *mbox, const char *data, size_t len, uint8_t flags
 	return 0;
 }
 
-int
-mailbox_expunge(struct mailbox *mbox, const struct seqset *uids, const char *sid)
+static void
+mailbox_log_expunge(struct mailbox *mbox, uint32_t uid, uint64_t modseq)
+{
+	if (mbox->expunged_count >= MAILBOX_EXPUNGE_LOG_MAX) {
+		/* Forget the older half; asking about that time gets the
+		   inexact (larger) answer. */
+		size_t drop = mbox->expunged_count / 2;
+
+		mbox->expunge_known_from = mbox->expunged[drop - 1].modseq;
+		memmove(mbox->expunged, mbox->expunged + drop,
+			(mbox->expunged_count - drop) * sizeof(*mbox->expunged));
+		mbox->expunged_count -= drop;
+	}
+	xgrow(&mbox->expunged, &mbox->expunged_alloc, mbox->expunged_count + 1,
+	      sizeof(*mbox->expunged));
+	mbox->expunged[mbox->expunged_count].uid = uid;
+	mbox->expunged[mbox->expunged_count++].modseq = modseq;
+}
+
+static int
+mailbox_expunge_full(struct mailbox *mbox, const struct seqset *uids, bool deleted_only,
+		     const char *sid)
 {
 	struct mbox_state *st = &mbox->state;
 	uint32_t *list = NULL;
-	size_t count = 0, alloc = 0;
-	uint64_t gen = st->expunge_gen;
+	size_t count = 0, alloc = 0, removed = 0;
+	uint64_t gen = st->expunge_gen, modseq;
 	char *error = NULL;
 	int ret = 0;
 
 	for (size_t i = 0; i < st->count; i++) {
-		if ((st->mails[i].flags & MAIL_DELETED) == 0)
+		if (deleted_only && (st->mails[i].flags & MAIL_DELETED) == 0)
 			continue;
 		if (uids != NULL && !seqset_contains(uids, st->mails[i].uid))
 			continue;
@@ -602,18 +659,91 @@ mailbox_expunge(struct mailbox *mbox, const struct seqset *uids, const char *sid
 		list[count++] = st->mails[i].uid;
 	}
 	if (count > 0) {
+		/* RFC 7162 3.2: the expunge gets a new mod-sequence, raised
+		   before the backend writes its index so that it is kept. */
+		modseq = ++st->highest_modseq;
 		ret = mbox->hub->storage.backend->expunge(mbox->box, st, list, count, &error);
 		if (ret < 0) {
 			log_error(sid, "expunge %s/%s: %s", mbox->user, mbox->name,
 				  error != NULL ? error : "failed");
 			free(error);
 		}
-		if (st->expunge_gen == gen)
+		if (st->highest_modseq < modseq)
+			st->highest_modseq = modseq;
+		for (size_t i = 0; i < count; i++) {
+			if (mbox_state_find(st, list[i]) < 0) {
+				mailbox_log_expunge(mbox, list[i], modseq);
+				removed++;
+			}
+		}
+		if (st->expunge_gen == gen && removed > 0)
 			st->expunge_gen++;
-		log_info(sid, "expunged %zu message(s) from %s", count, mbox->name);
+		log_info(sid, "expunged %zu message(s) from %s", removed, mbox->name);
 	}
 	free(list);
 	return ret;
+}
+
+int
+mailbox_expunge(struct mailbox *mbox, const struct seqset *uids, const char *sid)
+{
+	return mailbox_expunge_full(mbox, uids, true, sid);
+}
+
+int
+mailbox_expunge_uids(struct mailbox *mbox, const struct seqset *uids, const char *sid)
+{
+	return mailbox_expunge_full(mbox, uids, false, sid);
+}
+
+bool
+mailbox_vanished_since(struct mailbox *mbox, uint64_t modseq, const struct seqset *uids,
+		       struct seqset *vanished_r)
+{
+	const struct mbox_state *st = &mbox->state;
+	uint32_t max = st->uidnext > 1 ? st->uidnext - 1 : 0;
+
+	if (modseq >= mbox->expunge_known_from) {
+		for (size_t i = mbox->expunged_count; i > 0; i--) {
+			const struct expunge_entry *e = &mbox->expunged[i - 1];
+
+			if (e->modseq <= modseq)
+				break;
+			if ((uids == NULL || seqset_contains(uids, e->uid)) &&
+			    mbox_state_find(st, e->uid) < 0)
+				seqset_add_range(vanished_r, e->uid, e->uid);
+		}
+		return true;
+	}
+	/* Every UID of the set below UIDNEXT that is not here: ranges
+	   between the present messages. */
+	if (max == 0)
+		return false;
+	size_t idx = 0;
+	uint32_t next = 1;
+	for (;;) {
+		uint32_t end = idx < st->count ? st->mails[idx].uid : max + 1;
+
+		if (end > next) {
+			uint32_t hi = end - 1 > max ? max : end - 1;
+			if (uids == NULL) {
+				if (next <= hi)
+					seqset_add_range(vanished_r, next, hi);
+			} else {
+				for (size_t r = 0; r < uids->count; r++) {
+					uint32_t lo = uids->ranges[r].lo > next ? uids->ranges[r].lo : next;
+					uint32_t h = uids->ranges[r].hi < hi ? uids->ranges[r].hi : hi;
+					if (lo <= h)
+						seqset_add_range(vanished_r, lo, h);
+				}
+			}
+		}
+		if (idx >= st->count || end > max)
+			break;
+		next = end + 1;
+		idx++;
+	}
+	return false;
 }
 
 void

@@ -30,6 +30,10 @@ struct mbox_view {
 	uint64_t synced_modseq;    /* flag changes up to this are announced */
 	uint64_t synced_expunge_gen;
 	bool readonly;
+	/* RFC 7162, set by the session once enabled: flag updates carry UID
+	   and MODSEQ (condstore); expunges are announced as "* VANISHED
+	   uids" instead of "* n EXPUNGE" (qresync). */
+	bool condstore, qresync;
 	/* Called (from the hub) after the mailbox changed. */
 	void (*notify)(void *ctx);
 	void *notify_ctx;
@@ -103,8 +107,20 @@ int mailbox_append(struct mailbox *mbox, const char *data, size_t len, uint8_t f
 		   uint64_t keywords, int64_t internal_date, int32_t tz_minutes, uint32_t *uid_r,
 		   enum storage_error *err_r, const char *sid);
 /* Expunges the messages with \Deleted (only those in uids if uids is not
-   NULL: UID EXPUNGE). */
+   NULL: UID EXPUNGE). Raises HIGHESTMODSEQ once and remembers the
+   expunged UIDs with it (RFC 7162 QRESYNC). */
 int mailbox_expunge(struct mailbox *mbox, const struct seqset *uids, const char *sid);
+/* Expunges exactly the messages whose UIDs are in uids, \Deleted or not
+   (MOVE, RFC 6851), like mailbox_expunge() otherwise. */
+int mailbox_expunge_uids(struct mailbox *mbox, const struct seqset *uids, const char *sid);
+/* RFC 7162 QRESYNC: adds to vanished_r the UIDs of uids (NULL: all of
+   1:UIDNEXT-1) that are gone and were expunged after modseq. Exact while
+   the hub remembers the expunges back to modseq (it remembers those made
+   since the mailbox was opened in this process, bounded); otherwise it
+   adds every UID of the set that is not in the mailbox, which RFC 7162
+   section 5.1 allows. Returns true if the answer was exact. */
+bool mailbox_vanished_since(struct mailbox *mbox, uint64_t modseq, const struct seqset *uids,
+			    struct seqset *vanished_r);
 /* Tells every view except 'except' that the mailbox changed. */
 void mailbox_changed(struct mailbox *mbox, struct mbox_view *except);
 /* The paths the backend asks to watch for changes from other processes. */

@@ -42,6 +42,7 @@ enum search_type {
 	SEARCH_HEADER,         /* field contains value */
 	SEARCH_BODY,
 	SEARCH_TEXT,
+	SEARCH_MODSEQ,         /* modseq >= number (RFC 7162) */
 };
 
 struct search_key {
@@ -371,6 +372,38 @@ parse_key(struct parse_ctx *ctx, unsigned depth)
 		}
 		return key;
 	}
+	if (ascii_strcasecmp(name, "MODSEQ") == 0) {
+		/* MODSEQ [entry-name entry-type] value: one mod-sequence per
+		   message here, so the entry is checked and ignored
+		   (RFC 7162 3.1.5). */
+		const struct imap_arg *marg = next_string(ctx);
+
+		if (marg == NULL)
+			return NULL;
+		if (marg->type != IMAP_ARG_ATOM) {
+			const struct imap_arg *targ = next_string(ctx);
+
+			if (targ == NULL)
+				return NULL;
+			if (targ->type != IMAP_ARG_ATOM ||
+			    (ascii_strcasecmp(targ->str, "priv") != 0 &&
+			     ascii_strcasecmp(targ->str, "shared") != 0 &&
+			     ascii_strcasecmp(targ->str, "all") != 0)) {
+				ctx->error = "Invalid MODSEQ entry type";
+				return NULL;
+			}
+			marg = next_string(ctx);
+			if (marg == NULL)
+				return NULL;
+		}
+		key = key_new(SEARCH_MODSEQ);
+		if (marg->type != IMAP_ARG_ATOM ||
+		    str_to_u64(marg->str, INT64_MAX, &key->number) < 0) {
+			ctx->error = "Invalid mod-sequence";
+			search_key_free(&key);
+		}
+		return key;
+	}
 	if (ascii_strcasecmp(name, "UID") == 0) {
 		const struct imap_arg *sarg = next_string(ctx);
 
@@ -468,6 +501,18 @@ search_needs_message(const struct search_key *key)
 	}
 	for (size_t i = 0; i < key->child_count; i++) {
 		if (search_needs_message(key->children[i]))
+			return true;
+	}
+	return false;
+}
+
+bool
+search_uses_modseq(const struct search_key *key)
+{
+	if (key->type == SEARCH_MODSEQ)
+		return true;
+	for (size_t i = 0; i < key->child_count; i++) {
+		if (search_uses_modseq(key->children[i]))
 			return true;
 	}
 	return false;
@@ -654,6 +699,8 @@ match_key(struct match_ctx *ctx, const struct search_key *key)
 		return match_body(ctx, key);
 	case SEARCH_TEXT:
 		return match_text(ctx, key);
+	case SEARCH_MODSEQ:
+		return rec->modseq >= key->number;
 	}
 	return 0;
 }

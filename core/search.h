@@ -31,6 +31,9 @@ int search_parse(const struct imap_arg *args, size_t count, const struct mbox_st
 int search_match(const struct search_key *key, const struct search_msg *msg);
 /* True if matching needs the message bytes (headers or text). */
 bool search_needs_message(const struct search_key *key);
+/* True if a MODSEQ key is used (RFC 7162: the SEARCH answer then ends
+   with "(MODSEQ n)"). */
+bool search_uses_modseq(const struct search_key *key);
 void search_key_free(struct search_key **key);
 
 #endif

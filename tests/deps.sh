@@ -20,7 +20,7 @@ set -u
 PKGS="gcc make pkg-config libc6-dev libconfig-dev libcmocka-dev libpam0g-dev libcrypt-dev \
 python3 curl"
 # What the tests drive besides our own code.
-TEST_PKGS="mutt dovecot-imapd libpam-wrapper valgrind swaks"
+TEST_PKGS="mutt dovecot-imapd libpam-wrapper valgrind swaks isync offlineimap fetchmail groff-base"
 if [ "${1:-}" = "--test" ]; then
 	PKGS="$PKGS $TEST_PKGS"
 fi

@@ -380,14 +380,14 @@ test_append_copy_and_mailboxes(void **state)
 	char *ans;
 
 	login(h, s, "alice");
-	EXPECT(h, s, "a1", "CREATE Sent", "a1 OK");
-	EXPECT(h, s, "a2", "CREATE Sent", "a2 NO [ALREADYEXISTS]");
+	EXPECT(h, s, "a1", "CREATE Saved", "a1 OK");
+	EXPECT(h, s, "a2", "CREATE Saved", "a2 NO [ALREADYEXISTS]");
 	EXPECT(h, s, "a3", "CREATE ../escape", "a3 NO");
 	EXPECT(h, s, "a4", "CREATE INBOX", "a4 NO");
 	EXPECT(h, s, "a5", "CREATE Work/Project", "a5 OK");
 	ans = cmd(h, s, "a6", "LIST \"\" *");
 	assert_contains(ans, "\"/\" \"INBOX\"");
-	assert_contains(ans, "\"/\" \"Sent\"");
+	assert_contains(ans, "\"/\" \"Saved\"");
 	assert_contains(ans, "\"/\" \"Work/Project\"");
 	free(ans);
 	ans = cmd(h, s, "a7", "LIST \"\" %");
@@ -396,30 +396,30 @@ test_append_copy_and_mailboxes(void **state)
 	free(ans);
 	EXPECT(h, s, "a8", "LIST \"\" \"\"", "* LIST (\\Noselect) \"/\" \"\"");
 	/* APPEND with a synchronizing literal: the server asks for it. */
-	send_raw(h, s, "a9 APPEND Sent (\\Seen) {20}\r\n", 29);
+	send_raw(h, s, "a9 APPEND Saved (\\Seen) {20}\r\n", 30);
 	ans = wait_for(h, s, "+");
 	assert_contains(ans, "+ ");
 	free(ans);
 	EXPECT_CONT(h, s, "Subject: hi\r\n\r\nyo!\r\n", "a9", "a9 OK [APPENDUID ");
 	/* LITERAL+: no continuation. */
-	EXPECT(h, s, "a10", "APPEND Sent {14+}\r\nSubject: x\r\n\r\n", "a10 OK [APPENDUID ");
+	EXPECT(h, s, "a10", "APPEND Saved {14+}\r\nSubject: x\r\n\r\n", "a10 OK [APPENDUID ");
 	EXPECT(h, s, "a11", "APPEND Nowhere {3+}\r\nx\r\n", "a11 NO [TRYCREATE]");
-	EXPECT(h, s, "a12", "APPEND Sent {0+}\r\n", "a12 NO");
-	EXPECT(h, s, "a13", "STATUS Sent (MESSAGES UNSEEN UIDNEXT)",
-	       "* STATUS \"Sent\" (MESSAGES 2 UNSEEN 1 UIDNEXT 3)");
-	EXPECT(h, s, "a14", "STATUS Sent (BOGUS)", "a14 BAD");
+	EXPECT(h, s, "a12", "APPEND Saved {0+}\r\n", "a12 NO");
+	EXPECT(h, s, "a13", "STATUS Saved (MESSAGES UNSEEN UIDNEXT)",
+	       "* STATUS \"Saved\" (MESSAGES 2 UNSEEN 1 UIDNEXT 3)");
+	EXPECT(h, s, "a14", "STATUS Saved (BOGUS)", "a14 BAD");
 	EXPECT(h, s, "a15", "STATUS Nope (MESSAGES)", "a15 NO [NONEXISTENT]");
 	EXPECT(h, s, "a16", "SELECT INBOX", "a16 OK");
-	EXPECT(h, s, "a17", "COPY 1:2 Sent", "a17 OK [COPYUID ");
+	EXPECT(h, s, "a17", "COPY 1:2 Saved", "a17 OK [COPYUID ");
 	EXPECT(h, s, "a18", "COPY 1 Nowhere", "a18 NO [TRYCREATE]");
-	EXPECT(h, s, "a19", "STATUS Sent (MESSAGES)", "(MESSAGES 4)");
-	ans = cmd(h, s, "a20", "EXAMINE Sent");
+	EXPECT(h, s, "a19", "STATUS Saved (MESSAGES)", "(MESSAGES 4)");
+	ans = cmd(h, s, "a20", "EXAMINE Saved");
 	assert_contains(ans, "* 4 EXISTS");
 	free(ans);
 	EXPECT(h, s, "a21", "FETCH 1 BODY[]", "yo!");
-	EXPECT(h, s, "a22", "RENAME Sent Archive", "a22 NO [INUSE]");
+	EXPECT(h, s, "a22", "RENAME Saved Archive", "a22 NO [INUSE]");
 	EXPECT(h, s, "a23", "UNSELECT", "a23 OK");
-	EXPECT(h, s, "a24", "RENAME Sent Archive", "a24 OK");
+	EXPECT(h, s, "a24", "RENAME Saved Archive", "a24 OK");
 	EXPECT(h, s, "a25", "STATUS Archive (MESSAGES)", "(MESSAGES 4)");
 	EXPECT(h, s, "a26", "DELETE Archive", "a26 OK");
 	EXPECT(h, s, "a27", "DELETE Archive", "a27 NO");
@@ -546,6 +546,449 @@ test_bad_input_closes_or_answers(void **state)
 	EXPECT(h, s, "a2", "STATUS INBOX (MESSAGES)", "(MESSAGES 2)");
 }
 
+#define assert_absent(hay, needle)                                                     \
+	do {                                                                            \
+		if (strstr((hay), (needle)) != NULL)                                    \
+			fail_msg("did not expect \"%s\" in:\n%s", (needle), (hay));     \
+	} while (0)
+
+/* A fresh session in slot s, logged in (the harness allows only a few
+   BAD answers per session). */
+static int
+relogin(struct harness *h, int s, const char *user)
+{
+	if (h->fds[s] >= 0)
+		close(h->fds[s]);
+	h->fds[s] = -1;
+	buf_reset(&h->in[s]);
+	connect_session(h, s);
+	login(h, s, user);
+	return s;
+}
+
+/* Advertised exactly once each; LITERAL- not next to LITERAL+ (RFC 7888 5). */
+static void
+test_capabilities_listed(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+	char *ans;
+
+	login(h, s, "alice");
+	ans = cmd(h, s, "a1", "CAPABILITY");
+	assert_contains(ans, " MOVE");
+	assert_contains(ans, " LIST-EXTENDED");
+	assert_contains(ans, " SPECIAL-USE");
+	assert_contains(ans, " ESEARCH");
+	assert_contains(ans, " CONDSTORE");
+	assert_contains(ans, " QRESYNC");
+	assert_contains(ans, " LITERAL+");
+	assert_absent(ans, "LITERAL-");
+	free(ans);
+}
+
+/* A client that follows LITERAL- rules (non-synchronizing up to 4096
+   octets, synchronizing above) is served. */
+static void
+test_literal_minus_client(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+	char *ans, *big, *line;
+
+	login(h, s, "alice");
+	EXPECT(h, s, "a1", "APPEND INBOX {14+}\r\nSubject: x\r\n\r\n", "a1 OK [APPENDUID ");
+	big = xmalloc(5001);
+	memset(big, 'x', 5000);
+	memcpy(big, "Subject: big\r\n\r\n", 16);
+	big[4998] = '\r';
+	big[4999] = '\n';
+	big[5000] = '\0';
+	line = xasprintf("a2 APPEND INBOX {5000}\r\n");
+	send_raw(h, s, line, strlen(line));
+	free(line);
+	ans = wait_for(h, s, "+");
+	assert_contains(ans, "+ ");
+	free(ans);
+	EXPECT_CONT(h, s, big, "a2", "a2 OK [APPENDUID ");
+	free(big);
+	EXPECT(h, s, "a3", "STATUS INBOX (MESSAGES)", "(MESSAGES 4)");
+}
+
+static void
+test_move(void **state)
+{
+	struct harness *h = *state;
+	int a = connect_session(h, 0), b = connect_session(h, 1);
+	char *ans;
+
+	login(h, a, "alice");
+	login(h, b, "alice");
+	EXPECT(h, a, "a0", "MOVE 1 Trash", "a0 BAD Select a mailbox first");
+	EXPECT(h, a, "a1", "SELECT INBOX", "a1 OK");
+	EXPECT(h, b, "b1", "SELECT INBOX", "b1 OK");
+	EXPECT(h, a, "a2", "MOVE 1 Nowhere", "a2 NO [TRYCREATE]");
+	EXPECT(h, a, "a3", "MOVE 3 Trash", "a3 BAD");
+	EXPECT(h, a, "a4", "MOVE 1", "a4 BAD");
+	ans = cmd(h, a, "a5", "MOVE 1 Trash");
+	/* COPYUID in an untagged OK, then the EXPUNGE, then the tagged OK. */
+	const char *cu = strstr(ans, "* OK [COPYUID ");
+	const char *ex = strstr(ans, "* 1 EXPUNGE");
+	const char *ok = strstr(ans, "a5 OK");
+	assert_non_null(cu);
+	assert_non_null(ex);
+	assert_non_null(ok);
+	assert_true(cu < ex && ex < ok);
+	assert_contains(ans, " 1 1] ");
+	free(ans);
+	EXPECT(h, a, "a6", "STATUS Trash (MESSAGES)", "(MESSAGES 1)");
+	EXPECT(h, b, "b2", "NOOP", "* 1 EXPUNGE");
+	EXPECT(h, a, "a7", "UID MOVE 2 Trash", "* OK [COPYUID ");
+	EXPECT(h, a, "a8", "UID MOVE 99 Trash", "a8 OK Move completed (no messages)");
+	EXPECT(h, a, "a9", "STATUS Trash (MESSAGES)", "(MESSAGES 2)");
+	EXPECT(h, a, "a10", "EXAMINE Trash", "a10 OK");
+	EXPECT(h, a, "a11", "MOVE 1 INBOX", "a11 NO [READ-ONLY]");
+	EXPECT(h, a, "a12", "FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]", "Subject: lunch");
+}
+
+static void
+test_esearch(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+
+	login(h, s, "alice");
+	EXPECT(h, s, "a1", "SELECT INBOX", "a1 OK");
+	EXPECT(h, s, "a2", "SEARCH RETURN (MIN MAX COUNT ALL) ALL",
+	       "* ESEARCH (TAG \"a2\") MIN 1 MAX 2 ALL 1:2 COUNT 2");
+	EXPECT(h, s, "a3", "UID SEARCH RETURN () ALL", "* ESEARCH (TAG \"a3\") UID ALL 1:2");
+	EXPECT(h, s, "a4", "SEARCH RETURN (COUNT) SUBJECT report", "* ESEARCH (TAG \"a4\") COUNT 1");
+	EXPECT(h, s, "a5", "SEARCH RETURN (MIN MAX) SUBJECT nothing-like-it",
+	       "* ESEARCH (TAG \"a5\")\r\n");
+	EXPECT(h, s, "a6", "SEARCH RETURN (COUNT) DELETED", "COUNT 0");
+	EXPECT(h, s, "a7", "SEARCH RETURN (BOGUS) ALL", "a7 BAD");
+	EXPECT(h, s, "a8", "SEARCH RETURN ALL", "a8 BAD");
+	EXPECT(h, s, "a9", "SEARCH RETURN (MIN) CHARSET UTF-8 SUBJECT lunch",
+	       "* ESEARCH (TAG \"a9\") MIN 1");
+	/* The plain SEARCH answer is unchanged. */
+	EXPECT(h, s, "a10", "SEARCH ALL", "* SEARCH 1 2\r\n");
+}
+
+static void
+test_list_extended_and_special_use(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+	char *ans;
+
+	login(h, s, "alice");
+	/* A new user has the four special-use mailboxes, subscribed. */
+	ans = cmd(h, s, "a1", "LIST \"\" *");
+	assert_contains(ans, "* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent\"");
+	assert_contains(ans, "* LIST (\\HasNoChildren \\Drafts) \"/\" \"Drafts\"");
+	assert_contains(ans, "* LIST (\\HasNoChildren \\Trash) \"/\" \"Trash\"");
+	assert_contains(ans, "* LIST (\\HasNoChildren \\Junk) \"/\" \"Junk\"");
+	assert_contains(ans, "* LIST (\\HasNoChildren) \"/\" \"INBOX\"");
+	free(ans);
+	EXPECT(h, s, "a2", "LSUB \"\" *", "* LSUB () \"/\" \"Trash\"");
+	/* Deleting one is allowed and it does not come back at the next
+	   login (only a user with nothing but INBOX gets them). */
+	EXPECT(h, s, "a3", "DELETE Junk", "a3 OK");
+	EXPECT(h, s, "a4", "CREATE Lists/imap", "a4 OK");
+	EXPECT(h, s, "a5", "CREATE Lists/smtp", "a5 OK");
+	EXPECT(h, s, "a6", "SUBSCRIBE Lists/smtp", "a6 OK");
+	EXPECT(h, s, "a7", "SUBSCRIBE Gone", "a7 OK");
+	s = connect_session(h, 1);
+	login(h, s, "alice");
+	ans = cmd(h, s, "b1", "LIST \"\" *");
+	assert_absent(ans, "Junk");
+	free(ans);
+	/* Selection SPECIAL-USE, return SPECIAL-USE. */
+	ans = cmd(h, s, "b2", "LIST (SPECIAL-USE) \"\" * RETURN (SPECIAL-USE)");
+	assert_contains(ans, "\\Sent) \"/\" \"Sent\"");
+	assert_absent(ans, "INBOX");
+	assert_absent(ans, "Lists");
+	assert_contains(ans, "b2 OK");
+	free(ans);
+	/* Selection SUBSCRIBED: subscribed names, gone ones \NonExistent. */
+	ans = cmd(h, s, "b3", "LIST (SUBSCRIBED) \"\" *");
+	assert_contains(ans, "\\Subscribed) \"/\" \"Lists/smtp\"");
+	assert_contains(ans, "* LIST (\\NonExistent \\HasNoChildren \\Subscribed) \"/\" \"Gone\"");
+	assert_absent(ans, "\"Lists/imap\"");
+	assert_absent(ans, "\"INBOX\"");
+	free(ans);
+	/* RECURSIVEMATCH: a parent with a subscribed child gets CHILDINFO. */
+	ans = cmd(h, s, "b4", "LIST (SUBSCRIBED RECURSIVEMATCH) \"\" %");
+	assert_contains(ans, "\"Lists\" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+	free(ans);
+	/* Return SUBSCRIBED, several patterns. */
+	ans = cmd(h, s, "b5", "LIST \"\" (INBOX \"Lists/*\") RETURN (SUBSCRIBED CHILDREN)");
+	assert_contains(ans, "\"/\" \"INBOX\"");
+	assert_contains(ans, "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"Lists/smtp\"");
+	assert_contains(ans, "* LIST (\\HasNoChildren) \"/\" \"Lists/imap\"");
+	assert_absent(ans, "\"Sent\"");
+	free(ans);
+	/* Unhappy paths. */
+	EXPECT(h, s, "b6", "LIST (RECURSIVEMATCH) \"\" *", "b6 BAD");
+	EXPECT(h, s, "b7", "LIST (BOGUS) \"\" *", "b7 BAD");
+	s = relogin(h, s, "alice");
+	EXPECT(h, s, "b8", "LIST \"\" * RETURN (BOGUS)", "b8 BAD");
+	EXPECT(h, s, "b9", "LIST \"\" * RETURN", "b9 BAD");
+	EXPECT(h, s, "b10", "LIST \"\" ()", "b10 BAD");
+	EXPECT(h, s, "b11", "LIST (REMOTE) \"\" \"\"", "b11 OK");
+	/* CREATE with USE: only what the name already is. */
+	EXPECT(h, s, "b12", "CREATE Junk (USE (\\Junk))", "b12 OK");
+	EXPECT(h, s, "b13", "CREATE Archive (USE (\\Archive))", "b13 NO [USEATTR]");
+	EXPECT(h, s, "b14", "LIST \"\" Archive", "b14 OK");
+	ans = cmd(h, s, "b15", "LIST \"\" Archive");
+	assert_absent(ans, "* LIST");
+	free(ans);
+}
+
+static void
+test_mailbox_names_mutf7(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+	char *ans, path[256];
+	struct stat sb;
+
+	login(h, s, "alice");
+	/* "Entwürfe" and "台北" and "a&b" */
+	EXPECT(h, s, "a1", "CREATE Entw&APw-rfe", "a1 OK");
+	EXPECT(h, s, "a2", "CREATE &U,BTFw-", "a2 OK");
+	EXPECT(h, s, "a3", "CREATE \"a&-b\"", "a3 OK");
+	/* UTF-8 on disk. */
+	snprintf(path, sizeof(path), "%s/mail/alice/Entw\xc3\xbcrfe.mail", h->dir);
+	assert_int_equal(stat(path, &sb), 0);
+	snprintf(path, sizeof(path), "%s/mail/alice/a&b.mail", h->dir);
+	assert_int_equal(stat(path, &sb), 0);
+	ans = cmd(h, s, "a4", "LIST \"\" *");
+	assert_contains(ans, "\"Entw&APw-rfe\"");
+	assert_contains(ans, "\"&U,BTFw-\"");
+	assert_contains(ans, "\"a&-b\"");
+	free(ans);
+	EXPECT(h, s, "a5", "STATUS Entw&APw-rfe (MESSAGES)", "* STATUS \"Entw&APw-rfe\" (MESSAGES 0)");
+	EXPECT(h, s, "a6", "LIST \"\" Entw&APw-*", "\"Entw&APw-rfe\"");
+	EXPECT(h, s, "a7", "SELECT \"a&-b\"", "a7 OK");
+	/* Invalid modified UTF-7 is refused. */
+	EXPECT(h, s, "a8", "CREATE &Jjo", "a8 NO");
+	EXPECT(h, s, "a9", "CREATE &AGE-", "a9 NO");        /* encodes "a" */
+	EXPECT(h, s, "a10", "CREATE &2D3eAQ-", "a10 OK");  /* U+1F601, a surrogate pair */
+	EXPECT(h, s, "a11", "CREATE &2D0-", "a11 NO");     /* lone high surrogate */
+	EXPECT(h, s, "a12", "CREATE \"caf\xc3\xa9\"", "a12 NO");
+	EXPECT(h, s, "a13", "CREATE &A!-", "a13 NO");
+	EXPECT(h, s, "a14", "LIST \"\" &Jjo", "a14 BAD");
+	/* Names that would leave the user's folder. */
+	EXPECT(h, s, "a15", "CREATE ../bob/x", "a15 NO");
+	EXPECT(h, s, "a16", "CREATE /etc/x", "a16 NO");
+	EXPECT(h, s, "a17", "CREATE a/../../x", "a17 NO");
+	EXPECT(h, s, "a18", "RENAME Trash ../../x", "a18 NO");
+	EXPECT(h, s, "a19", "SELECT ../bob", "a19 NO");
+	/* INBOX in any case; RENAME INBOX moves its messages. */
+	EXPECT(h, s, "a21", "STATUS iNbOx (MESSAGES)", "* STATUS \"INBOX\" (MESSAGES 2)");
+	EXPECT(h, s, "a22", "RENAME inbox Old", "a22 OK");
+	EXPECT(h, s, "a23", "STATUS Old (MESSAGES)", "(MESSAGES 2)");
+	EXPECT(h, s, "a24", "STATUS INBOX (MESSAGES)", "(MESSAGES 0)");
+}
+
+/* The hierarchy of a QRESYNC-capable session: MODSEQ, HIGHESTMODSEQ,
+   CHANGEDSINCE, UNCHANGEDSINCE, SEARCH MODSEQ. */
+static void
+test_condstore(void **state)
+{
+	struct harness *h = *state;
+	int a = connect_session(h, 0), b = connect_session(h, 1);
+	char *ans;
+	unsigned long long hms = 0, hms2 = 0;
+	const char *p;
+
+	login(h, a, "alice");
+	login(h, b, "alice");
+	/* b takes \Recent, so that a's flags are only the stored ones. */
+	EXPECT(h, b, "b0", "SELECT INBOX", "b0 OK");
+	EXPECT(h, b, "b0b", "UNSELECT", "b0b OK");
+	/* Before enabling: no HIGHESTMODSEQ at SELECT. */
+	ans = cmd(h, a, "a1", "SELECT INBOX");
+	assert_absent(ans, "HIGHESTMODSEQ");
+	free(ans);
+	/* A FETCH with MODSEQ enables CONDSTORE: HIGHESTMODSEQ follows. */
+	ans = cmd(h, a, "a2", "FETCH 1:2 (FLAGS MODSEQ)");
+	assert_contains(ans, "* OK [HIGHESTMODSEQ ");
+	assert_contains(ans, "MODSEQ (");
+	p = strstr(ans, "[HIGHESTMODSEQ ");
+	hms = strtoull(p + 15, NULL, 10);
+	assert_true(hms > 0);
+	free(ans);
+	EXPECT(h, a, "a3", "STATUS INBOX (HIGHESTMODSEQ)", "(HIGHESTMODSEQ ");
+	/* A change raises the mod-sequence; CHANGEDSINCE shows only it. */
+	ans = cmd(h, a, "a4", "STORE 2 +FLAGS (\\Flagged)");
+	assert_contains(ans, "* 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ (");
+	free(ans);
+	ans = cmd(h, a, "a5", "FETCH 1:* (FLAGS) (CHANGEDSINCE 1)");
+	free(ans);
+	char *c6 = xasprintf("FETCH 1:* (FLAGS) (CHANGEDSINCE %llu)", hms);
+	ans = cmd(h, a, "a6", c6);
+	free(c6);
+	assert_contains(ans, "* 2 FETCH (FLAGS (\\Flagged) MODSEQ (");
+	assert_absent(ans, "* 1 FETCH");
+	free(ans);
+	/* UNCHANGEDSINCE: message 2 changed after hms, so it is not
+	   stored; message 1 is. */
+	char *c7 = xasprintf("STORE 1:2 (UNCHANGEDSINCE %llu) +FLAGS.SILENT (\\Answered)", hms);
+	ans = cmd(h, a, "a7", c7);
+	free(c7);
+	assert_contains(ans, "a7 OK [MODIFIED 2]");
+	assert_contains(ans, "* 1 FETCH (UID 1 FLAGS (\\Answered) MODSEQ (");
+	free(ans);
+	EXPECT(h, a, "a8", "UID STORE 2 (UNCHANGEDSINCE 1) FLAGS (\\Seen)", "a8 OK [MODIFIED 2]");
+	EXPECT(h, a, "a9", "STORE 1 (UNCHANGEDSINCE x) FLAGS (\\Seen)", "a9 BAD");
+	EXPECT(h, a, "a10", "STORE 1 (BOGUS 1) FLAGS (\\Seen)", "a10 BAD");
+	a = relogin(h, a, "alice");
+	EXPECT(h, a, "a10b", "SELECT INBOX (CONDSTORE)", "a10b OK");
+	EXPECT(h, a, "a11", "FETCH 1 (FLAGS) (CHANGEDSINCE)", "a11 BAD");
+	EXPECT(h, a, "a12", "FETCH 1 (FLAGS) (CHANGEDSINCE 1 VANISHED)", "a12 BAD");
+	/* SEARCH MODSEQ ends with the highest mod-sequence found. */
+	char *c13 = xasprintf("SEARCH MODSEQ %llu", hms + 1);
+	ans = cmd(h, a, "a13", c13);
+	free(c13);
+	assert_contains(ans, "* SEARCH 1 2 (MODSEQ ");
+	free(ans);
+	EXPECT(h, a, "a14", "SEARCH MODSEQ \"/flags/\\\\draft\" all 1", "* SEARCH 1 2 (MODSEQ ");
+	EXPECT(h, a, "a15", "SEARCH MODSEQ 99999999", "* SEARCH\r\n");
+	EXPECT(h, a, "a16", "SEARCH RETURN (COUNT) MODSEQ 1", "COUNT 2 MODSEQ ");
+	EXPECT(h, a, "a17", "SEARCH MODSEQ bogus", "a17 BAD");
+	/* Another session's change arrives with UID and MODSEQ. */
+	EXPECT(h, b, "b1", "SELECT INBOX (CONDSTORE)", "* OK [HIGHESTMODSEQ ");
+	EXPECT(h, b, "b2", "STORE 1 -FLAGS.SILENT (\\Answered)", "b2 OK");
+	EXPECT(h, a, "a18", "NOOP", "* 1 FETCH (UID 1 FLAGS () MODSEQ (");
+	/* ENABLE answers what it turned on; SELECT (BOGUS) is BAD. */
+	EXPECT(h, b, "b3", "ENABLE CONDSTORE", "* ENABLED\r\n");
+	EXPECT(h, b, "b4", "SELECT INBOX (BOGUS)", "b4 BAD");
+	EXPECT(h, b, "b5", "SELECT INBOX (QRESYNC (1 1))", "b5 BAD");
+	/* The mailbox's mod-sequence rose with the changes. */
+	ans = cmd(h, b, "b6", "STATUS INBOX (HIGHESTMODSEQ)");
+	p = strstr(ans, "HIGHESTMODSEQ ");
+	assert_non_null(p);
+	hms2 = strtoull(p + 14, NULL, 10);
+	assert_true(hms2 > hms);
+	free(ans);
+	/* Re-selecting says where the old mailbox's responses end. */
+	EXPECT(h, b, "b7", "EXAMINE INBOX", "* OK [CLOSED]");
+	EXPECT(h, b, "b8", "UNSELECT", "b8 OK");
+	ans = cmd(h, b, "b9", "SELECT INBOX");
+	assert_absent(ans, "[CLOSED]");
+	free(ans);
+}
+
+static void
+test_qresync(void **state)
+{
+	struct harness *h = *state;
+	int a = connect_session(h, 0), b = connect_session(h, 1);
+	char *ans, *c;
+	unsigned long long hms;
+	unsigned uidv;
+	const char *p;
+
+	login(h, a, "alice");
+	login(h, b, "alice");
+	EXPECT(h, a, "a0", "APPEND INBOX {14+}\r\nSubject: 3\r\n\r\n", "a0 OK");
+	EXPECT(h, a, "a0b", "APPEND INBOX {14+}\r\nSubject: 4\r\n\r\n", "a0b OK");
+	EXPECT(h, b, "b0", "SELECT INBOX", "b0 OK");
+	EXPECT(h, b, "b0b", "UNSELECT", "b0b OK");
+	EXPECT(h, a, "a1", "ENABLE QRESYNC CONDSTORE", "* ENABLED CONDSTORE QRESYNC");
+	ans = cmd(h, a, "a2", "SELECT INBOX");
+	p = strstr(ans, "[HIGHESTMODSEQ ");
+	assert_non_null(p);
+	hms = strtoull(p + 15, NULL, 10);
+	p = strstr(ans, "[UIDVALIDITY ");
+	assert_non_null(p);
+	uidv = (unsigned)strtoul(p + 13, NULL, 10);
+	free(ans);
+	/* Session b expunges 2 and flags 4; a sees VANISHED, not EXPUNGE. */
+	EXPECT(h, b, "b1", "SELECT INBOX", "b1 OK");
+	EXPECT(h, b, "b2", "STORE 2 +FLAGS.SILENT (\\Deleted)", "b2 OK");
+	ans = cmd(h, b, "b3", "EXPUNGE");
+	assert_contains(ans, "* 2 EXPUNGE");
+	assert_absent(ans, "VANISHED");
+	free(ans);
+	EXPECT(h, b, "b4", "UID STORE 4 +FLAGS.SILENT (\\Flagged)", "b4 OK");
+	ans = cmd(h, a, "a3", "NOOP");
+	assert_contains(ans, "* VANISHED 2\r\n");
+	assert_absent(ans, "EXPUNGE");
+	assert_contains(ans, "* 3 FETCH (UID 4 FLAGS (\\Flagged) MODSEQ (");
+	free(ans);
+	/* Own expunge: VANISHED and the new HIGHESTMODSEQ in the tagged OK. */
+	EXPECT(h, a, "a4", "UID STORE 3 +FLAGS.SILENT (\\Deleted)", "a4 OK");
+	ans = cmd(h, a, "a5", "EXPUNGE");
+	assert_contains(ans, "* VANISHED 3\r\n");
+	assert_contains(ans, "a5 OK [HIGHESTMODSEQ ");
+	free(ans);
+	/* A resync from the old state: VANISHED (EARLIER) for 2 and 3, a
+	   FETCH for 4, nothing for 1; CLOSED first since a mailbox was
+	   selected. */
+	c = xasprintf("SELECT INBOX (QRESYNC (%u %llu 1:4))", uidv, hms);
+	ans = cmd(h, a, "a6", c);
+	free(c);
+	assert_contains(ans, "* OK [CLOSED]");
+	assert_contains(ans, "* VANISHED (EARLIER) 2:3\r\n");
+	assert_contains(ans, "* 2 FETCH (UID 4 FLAGS (\\Flagged) MODSEQ (");
+	assert_absent(ans, "* 1 FETCH");
+	assert_contains(ans, "a6 OK [READ-WRITE]");
+	free(ans);
+	/* Known UIDs limit the answer. */
+	c = xasprintf("EXAMINE INBOX (QRESYNC (%u %llu 1,3))", uidv, hms);
+	ans = cmd(h, a, "a7", c);
+	free(c);
+	assert_contains(ans, "* VANISHED (EARLIER) 3\r\n");
+	assert_absent(ans, "FETCH");
+	free(ans);
+	/* A wrong UIDVALIDITY: a plain select. */
+	c = xasprintf("EXAMINE INBOX (QRESYNC (%u %llu))", uidv + 1, hms);
+	ans = cmd(h, a, "a8", c);
+	free(c);
+	assert_absent(ans, "VANISHED");
+	assert_absent(ans, "FETCH");
+	assert_contains(ans, "a8 OK");
+	free(ans);
+	/* UID FETCH ... (CHANGEDSINCE m VANISHED). */
+	EXPECT(h, a, "a9", "SELECT INBOX", "a9 OK");
+	c = xasprintf("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %llu VANISHED)", hms);
+	ans = cmd(h, a, "a10", c);
+	free(c);
+	assert_contains(ans, "* VANISHED (EARLIER) 2:3\r\n");
+	assert_contains(ans, "FETCH (UID 4 FLAGS (\\Flagged) MODSEQ (");
+	assert_true(strstr(ans, "VANISHED") < strstr(ans, "FETCH ("));
+	free(ans);
+	EXPECT(h, a, "a11", "FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)", "a11 BAD");
+	EXPECT(h, a, "a12", "UID FETCH 1:* (FLAGS) (VANISHED)", "a12 BAD");
+	/* Unhappy QRESYNC parameters. */
+	a = relogin(h, a, "alice");
+	EXPECT(h, a, "a12b", "ENABLE QRESYNC", "* ENABLED QRESYNC\r\n");
+	EXPECT(h, a, "a13", "SELECT INBOX (QRESYNC (0 1))", "a13 BAD");
+	EXPECT(h, a, "a14", "SELECT INBOX (QRESYNC (1))", "a14 BAD");
+	EXPECT(h, a, "a15", "SELECT INBOX (QRESYNC (1 1 x))", "a15 BAD");
+	EXPECT(h, a, "a16", "SELECT INBOX (QRESYNC 1)", "a16 BAD");
+	a = relogin(h, a, "alice");
+	EXPECT(h, a, "a16b", "ENABLE QRESYNC", "a16b OK");
+	/* MOVE answers VANISHED in a QRESYNC session. */
+	EXPECT(h, a, "a17", "SELECT INBOX", "a17 OK");
+	ans = cmd(h, a, "a18", "UID MOVE 4 Trash");
+	assert_contains(ans, "* VANISHED 4\r\n");
+	free(ans);
+	/* After a restart of the server's state, old mod-sequences give the
+	   UIDs that are not there any more (inexact but allowed). */
+	EXPECT(h, a, "a19", "UNSELECT", "a19 OK");
+	EXPECT(h, b, "b5", "UNSELECT", "b5 OK");
+	EXPECT(h, b, "b6", "LOGOUT", "b6 OK");
+	c = xasprintf("SELECT INBOX (QRESYNC (%u 1 1:10 (1 1)))", uidv);
+	ans = cmd(h, a, "a20", c);
+	free(c);
+	assert_contains(ans, "* VANISHED (EARLIER) 2:4\r\n");
+	free(ans);
+}
+
 int
 main(void)
 {
@@ -560,6 +1003,15 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_append_by_another_process_reaches_idle, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input_closes_or_answers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_capabilities_listed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_literal_minus_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_move, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_esearch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_extended_and_special_use, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_mailbox_names_mutf7, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_condstore, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_qresync, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
