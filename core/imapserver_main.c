@@ -159,6 +159,7 @@ main(int argc, char *argv[])
 	cmdline_parse(&cl, argc, argv);
 	if (cmdline_load_config(&cl, &cfg, &error) < 0) {
 		fprintf(stderr, "%s\n", error);
+		free(error);
 		return 1;
 	}
 	if (cl.port >= 0)
@@ -169,6 +170,7 @@ main(int argc, char *argv[])
 	gen = server_gen_new(cfg, watch, &error);
 	if (gen == NULL) {
 		fprintf(stderr, "%s: %s\n", cmdline_config_name(&cl), error);
+		free(error);
 		return 1;
 	}
 	if (cl.test_only) {
@@ -183,6 +185,7 @@ main(int argc, char *argv[])
 	fd = net_listen(gen->cfg->imap_address, gen->cfg->imap_port, &bound, &error);
 	if (fd < 0) {
 		fprintf(stderr, "imapserver: %s\n", error);
+		free(error);
 		return 1;
 	}
 	log_info("-", "listening on %s", bound);
@@ -194,6 +197,7 @@ main(int argc, char *argv[])
 		smtp_fd = net_listen(gen->cfg->smtp_address, gen->cfg->smtp_port, &bound, &error);
 		if (smtp_fd < 0) {
 			fprintf(stderr, "imapserver: smtp: %s\n", error);
+			free(error);
 			return 1;
 		}
 		log_info("-", "smtp listening on %s", bound);

@@ -83,6 +83,7 @@ main(int argc, char *argv[])
 	cmdline_parse(&cl, argc, argv);
 	if (cmdline_load_config(&cl, &cfg, &error) < 0) {
 		fprintf(stderr, "%s\n", error);
+		free(error);
 		return 1;
 	}
 	if (cl.port >= 0)
@@ -91,6 +92,7 @@ main(int argc, char *argv[])
 	gen = server_gen_new(cfg, NULL, &error);
 	if (gen == NULL) {
 		fprintf(stderr, "%s: %s\n", cmdline_config_name(&cl), error);
+		free(error);
 		return 1;
 	}
 	if (cl.test_only) {
@@ -103,6 +105,7 @@ main(int argc, char *argv[])
 	fd = net_listen(gen->cfg->smtp_address, gen->cfg->smtp_port, &bound, &error);
 	if (fd < 0) {
 		fprintf(stderr, "smtpmail: %s\n", error);
+		free(error);
 		return 1;
 	}
 	listen_address = xstrdup(gen->cfg->smtp_address);
@@ -112,6 +115,7 @@ main(int argc, char *argv[])
 	/* As imapserver: root only to bind; the socket is bound now. */
 	if (privileges_drop(gen->cfg->server_user, gen->cfg->server_group, &error) < 0) {
 		fprintf(stderr, "smtpmail: %s\n", error);
+		free(error);
 		return 1;
 	}
 	if (!cl.foreground) {
