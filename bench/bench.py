@@ -271,6 +271,9 @@ mail_location = mbox:~/mail:INBOX=~/mail/inbox
 # Dovecot's IDLE re-checks the mailbox this often when no inotify event
 # wakes it (the default is 30 s, which the push samples would time out on).
 mailbox_idle_check_interval = 1 secs
+# Flag changes reach the mbox file (and so other sessions) at once, not
+# when the changing session closes the mailbox.
+mbox_lazy_writes = no
 protocol imap {{
   mail_max_userip_connections = 2000
 }}
