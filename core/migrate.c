@@ -162,8 +162,14 @@ migrate_mailbox(const struct storage_ctx *from, const struct storage_ctx *to, co
 		}
 		stats->messages++;
 	}
-	if (keep && src.uidnext > dst.uidnext &&
-	    migrate_set_uids(to, dbox, &dst, 0, src.uidnext, name, error_r) < 0)
+	/* CONDSTORE/QRESYNC clients remember HIGHESTMODSEQ: it must not go
+	   down, or they would miss the next changes. set_uids() persists it
+	   with UIDNEXT. */
+	if (dst.highest_modseq < src.highest_modseq)
+		dst.highest_modseq = src.highest_modseq;
+	if (keep && migrate_set_uids(to, dbox, &dst, 0,
+				     src.uidnext > dst.uidnext ? src.uidnext : dst.uidnext, name,
+				     error_r) < 0)
 		goto out;
 	stats->mailboxes++;
 	ret = 0;

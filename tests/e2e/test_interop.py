@@ -9,7 +9,9 @@ import os
 import re
 import select
 import shutil
+import socket
 import subprocess
+import threading
 import time
 import unittest
 
@@ -143,6 +145,295 @@ SyncState *
         # A second run with nothing to do changes nothing.
         self.mbsync(conf)
         self.assertEqual(len(maildir_messages(inbox)), len(SEED))
+
+
+class RecordingProxy:
+    """A TCP relay on an ephemeral loopback port to the server's port
+    (target, which may change across restarts): records what the clients
+    send, so that a test can tell which FETCH items they asked for. The
+    server's own log names only the command, not the items."""
+
+    def __init__(self, target):
+        self.target = target
+        self.sent = []          # client -> server bytes, one entry per read
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.closing = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closing:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=10)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            threading.Thread(target=self._pump, args=(client, upstream, True),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False),
+                             daemon=True).start()
+
+    def _pump(self, src, dst, record):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if record:
+                    with self.lock:
+                        self.sent.append(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def take(self):
+        """What the clients sent since the last take()."""
+        with self.lock:
+            data, self.sent = b"".join(self.sent), []
+        return data
+
+    def close(self):
+        self.closing = True
+        self.sock.close()
+
+
+# A FETCH that downloads a message: BODY[], BODY.PEEK[], BODY[TEXT],
+# RFC822, RFC822.TEXT (not RFC822.SIZE, RFC822.HEADER or header fields).
+BODY_FETCH_RE = re.compile(rb"FETCH [^\r\n]*(BODY(\.PEEK)?\[(TEXT)?\]|RFC822(\.TEXT)?[ )])", re.I)
+
+
+def file_set(top):
+    """{path under top: (inode, size, mtime)} of every message file (cur/,
+    new/) of every Maildir folder under top: a file downloaded again or
+    rewritten shows as a new inode or a new name."""
+    out = {}
+    for d, _, files in os.walk(top):
+        if os.path.basename(d) not in ("cur", "new"):
+            continue
+        for name in files:
+            st = os.stat(os.path.join(d, name))
+            out[os.path.relpath(os.path.join(d, name), top)] = (st.st_ino, st.st_size,
+                                                                 st.st_mtime_ns)
+    return out
+
+
+@unittest.skipUnless(MBSYNC, "mbsync (isync) is not installed")
+class TestBackendSwitchUnseenBySyncClients(InteropCase):
+    """Issue 6: after imapserver --migrate alice --from flat --to maildir,
+    storage.backend = "maildir" and a restart, a connected mbsync (and
+    offlineimap, if installed) finds no change at all: nothing downloaded
+    again, same UIDs and UIDVALIDITY."""
+
+    LISTS_MAIL = (b"From: list@example.org\r\nTo: alice@localhost\r\n"
+                  b"Subject: list traffic\r\n\r\nto the list\r\n")
+
+    def mbsync_config(self, port):
+        self.mb_local = os.path.join(self.server.dir, "mbsync-local")
+        os.makedirs(self.mb_local, exist_ok=True)
+        conf = os.path.join(self.server.dir, "mbsyncrc")
+        with open(conf, "w") as f:
+            f.write(f"""IMAPAccount test
+Host 127.0.0.1
+Port {port}
+User alice
+Pass alice123
+SSLType None
+AuthMechs LOGIN
+
+IMAPStore remote
+Account test
+
+MaildirStore local
+Path {self.mb_local}/
+Inbox {self.mb_local}/INBOX
+SubFolders Verbatim
+
+Channel test
+Far :remote:
+Near :local:
+Patterns *
+Create Near
+Expunge Both
+Sync All
+SyncState *
+""")
+        return conf
+
+    def offlineimap_config(self, port):
+        self.oi_local = os.path.join(self.server.dir, "oi-local")
+        meta = os.path.join(self.server.dir, "oi-meta")
+        conf = os.path.join(self.server.dir, "offlineimaprc")
+        with open(conf, "w") as f:
+            f.write(f"""[general]
+accounts = test
+metadata = {meta}
+ui = basic
+
+[Account test]
+localrepository = local
+remoterepository = remote
+
+[Repository local]
+type = Maildir
+localfolders = {self.oi_local}
+
+[Repository remote]
+type = IMAP
+remotehost = 127.0.0.1
+remoteport = {port}
+remoteuser = alice
+remotepass = alice123
+ssl = no
+starttls = no
+""")
+        return conf
+
+    def sync_all(self, mb_conf, oi_conf):
+        """Runs the clients once; returns their outputs (for the message of
+        a failed assertion)."""
+        env = dict(os.environ, HOME=self.server.dir)
+        out = self.run_tool([MBSYNC, "-c", mb_conf, "-a"], env=env)
+        text = (out.stdout + out.stderr).decode(errors="replace")
+        if oi_conf is not None:
+            out = self.run_tool([OFFLINEIMAP, "-c", oi_conf, "-o", "-u", "basic"], env=env,
+                                timeout=120)
+            text += (out.stdout + out.stderr).decode(errors="replace")
+        return text
+
+    def server_state(self):
+        """{mailbox: (UIDVALIDITY, UIDNEXT, [(uid, flags)])} of every mailbox."""
+        m = self.imap()
+        typ, data = m.list('""', "*")
+        self.assertEqual(typ, "OK")
+        names = sorted(re.search(rb'"[^"]*" "?([^"]*)"?$', x).group(1).decode() for x in data)
+        out = {}
+        for name in names:
+            typ, st = m.status(f'"{name}"', "(UIDVALIDITY UIDNEXT)")
+            self.assertEqual(typ, "OK", st)
+            v = re.search(rb"UIDVALIDITY (\d+)", st[0]).group(1)
+            n = re.search(rb"UIDNEXT (\d+)", st[0]).group(1)
+            typ, data = m.select(f'"{name}"', readonly=True)
+            self.assertEqual(typ, "OK", data)
+            msgs = []
+            if int(data[0]) > 0:
+                typ, data = m.fetch("1:*", "(UID FLAGS)")
+                for x in data:
+                    uid = int(re.search(rb"UID (\d+)", x).group(1))
+                    flags = sorted(f for f in re.search(rb"FLAGS \(([^)]*)\)", x).group(1).split()
+                                   if f != b"\\Recent")
+                    msgs.append((uid, flags))
+            out[name] = (int(v), int(n), sorted(msgs))
+        m.logout()
+        return out
+
+    def migrate_and_switch(self):
+        """Stops the server, migrates alice from flat to maildir, switches
+        storage.backend and starts the server again."""
+        self.server.stop()
+        p = subprocess.run([self.server.binary, "-c", self.server.conf, "--migrate", "alice",
+                            "--from", "flat", "--to", "maildir"], capture_output=True,
+                           timeout=60 * SLOW, cwd=self.server.dir)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"UIDs and UIDVALIDITY kept", p.stdout)
+        with open(self.server.conf) as f:
+            conf = f.read()
+        self.assertIn('backend = "flat"; root', conf)
+        with open(self.server.conf, "w") as f:
+            f.write(conf.replace('backend = "flat"; root', 'backend = "maildir"; root'))
+        self.server.start()
+        self.port = self.server.port
+        self.assertTrue(os.path.isdir(os.path.join(self.server.root, "alice", "Maildir", "cur")))
+
+    def highest_modseqs(self):
+        m = self.imap()
+        out = {}
+        for name in ("INBOX", "Lists/imap"):
+            typ, st = m.status(f'"{name}"', "(HIGHESTMODSEQ)")
+            self.assertEqual(typ, "OK", st)
+            out[name] = int(re.search(rb"HIGHESTMODSEQ (\d+)", st[0]).group(1))
+        m.logout()
+        return out
+
+    # core/migrate.c copies messages with append(), which gives them new
+    # modseqs from 1: HIGHESTMODSEQ must still not come back lower on
+    # Maildir, or a CONDSTORE/QRESYNC client that cached it would miss
+    # later changes (RFC 7162 3.1.2.1).
+    def test_flat_to_maildir_switch_never_lowers_highestmodseq(self):
+        m = self.imap()
+        m.select("INBOX")
+        for _ in range(3):
+            m.store("1:*", "+FLAGS", "(\\Flagged)")
+            m.store("1:*", "-FLAGS", "(\\Flagged)")
+        self.assertOK(m.create("Lists/imap"))
+        self.assertOK(m.append("Lists/imap", None, None, self.LISTS_MAIL))
+        m.select("Lists/imap")
+        m.store("1", "+FLAGS", "(\\Seen)")
+        m.logout()
+        before = self.highest_modseqs()
+        self.migrate_and_switch()
+        after = self.highest_modseqs()
+        for name in before:
+            self.assertGreaterEqual(after[name], before[name], name)
+
+    def test_flat_to_maildir_switch_downloads_nothing_again(self):
+        m = self.imap()
+        m.select("INBOX")
+        m.store("1", "+FLAGS", "(\\Seen)")
+        m.store("3", "+FLAGS", "(\\Flagged $Work)")
+        m.store("2", "+FLAGS", "(\\Deleted)")
+        m.expunge()             # a gap in the UIDs
+        self.assertOK(m.create("Lists/imap"))
+        self.assertOK(m.append("Lists/imap", "(\\Seen)", None, self.LISTS_MAIL))
+        m.logout()
+        proxy = RecordingProxy(self.port)
+        self.addCleanup(proxy.close)
+        mb_conf = self.mbsync_config(proxy.port)
+        oi_conf = self.offlineimap_config(proxy.port) if OFFLINEIMAP else None
+
+        first = self.sync_all(mb_conf, oi_conf)
+        wire = proxy.take()
+        # the check below can see a download: the first run is one
+        self.assertRegex(wire, BODY_FETCH_RE)
+        inbox = os.path.join(self.mb_local, "INBOX")
+        self.assertEqual(len(maildir_messages(inbox)), len(SEED) - 1, first)
+        self.assertEqual(subjects_of(maildir_messages(os.path.join(self.mb_local, "Lists",
+                                                                   "imap"))),
+                         ["list traffic"])
+        before_state = self.server_state()
+        before_mb = file_set(self.mb_local)
+        before_oi = file_set(self.oi_local) if oi_conf else None
+        if oi_conf:
+            self.assertEqual(len(maildir_messages(os.path.join(self.oi_local, "INBOX"))),
+                             len(SEED) - 1)
+
+        self.migrate_and_switch()
+        proxy.target = self.port
+
+        second = self.sync_all(mb_conf, oi_conf)
+        wire = proxy.take()
+        self.assertIn(b"LOGIN", wire.upper())
+        self.assertNotRegex(wire, BODY_FETCH_RE, second)
+        self.assertEqual(file_set(self.mb_local), before_mb, second)
+        if oi_conf:
+            self.assertEqual(file_set(self.oi_local), before_oi, second)
+        self.assertEqual(self.server_state(), before_state)
+        # nothing went up either: the server still has what it had
+        self.assertNotRegex(wire, rb"(?i)\r\n\S+ (UID )?(APPEND|STORE|EXPUNGE|COPY|MOVE) ")
 
 
 @unittest.skipUnless(OFFLINEIMAP, "offlineimap is not installed")
