@@ -9,11 +9,15 @@
                                               last UIDVALIDITY given out
    In every mailbox folder:
      dovecot-uidlist      UIDs <-> file names, in Dovecot's version 3 format:
-                          "3 V<uidvalidity> N<next uid> R<first recent uid>"
-                          then "<uid> W<rfc822.size> T<internal date>
-                          Z<zone minutes> :<file name>" per message. W is
-                          Dovecot's own field; T, Z and R are ours (tools
-                          that do not know them skip them).
+                          "3 V<uidvalidity> N<next uid> R<first recent uid>
+                          M<highest modseq>" then "<uid> W<rfc822.size>
+                          T<internal date> Z<zone minutes> M<modseq>
+                          :<file name>" per message. W is Dovecot's own
+                          field; T, Z, M and R are ours. Dovecot keeps
+                          header fields it does not know and record fields
+                          named by a capital letter (it uses V N G P in the
+                          header, S W P O G in records), so the file stays
+                          valid for it; mutt and mbsync never read it.
      dovecot-keywords     "<n> <keyword>": letter 'a' + n in file names
      imapserver-uidlist.lock
                           an empty file; writers hold flock() on it, so a
@@ -31,8 +35,23 @@
    rename) under the lock; a message file found without a UID gets the
    next one, a UID whose file is gone is dropped, and the next UID is
    never lowered, so a crash at any instant loses, duplicates or reuses
-   nothing. Flag changes rename the file (atomic) and leave the uidlist
-   alone, as Dovecot does.
+   nothing. Flag changes rename the file (atomic).
+
+   Modification sequences (RFC 7162). The header's M is the mailbox's
+   HIGHESTMODSEQ, never lowered: a read keeps the larger of it and what
+   the state has. A record's M is its message's modseq; a record whose
+   recorded name has other flag letters than the file has now (changed by
+   a tool while we were not looking), or that has no M (an older file, or
+   one another tool wrote), gets a new modseq above the highest. Every
+   change of a modseq is written at once, under the lock: flags_changed()
+   rewrites the uidlist after the rename (a STORE on n messages of an
+   m-message mailbox writes n * m records: the price of keeping the
+   modseq of every change), expunge() writes the highest the core raised
+   before calling it, and a sync() that finds files removed (highest + 1)
+   or renamed by other tools (mbox_state_set_flags() bumps the message)
+   writes before it returns. A sync() that rereads a uidlist another
+   opener wrote adopts that opener's modseq for a message whose flags are
+   as that opener recorded them, so that two processes agree.
 
    Every scan of new/ and cur/ happens under the lock, so that our own
    renames never make another of our processes believe a message was
@@ -95,6 +114,7 @@ struct mfile {
 	bool in_new;
 	bool described;            /* vsize, date and tz are known */
 	bool seen;                 /* scratch: matched by the current scan */
+	uint64_t modseq;           /* as recorded in the uidlist (0: none) */
 	uint64_t vsize;            /* RFC822.SIZE */
 	int64_t date;
 	int32_t tz;
@@ -132,6 +152,8 @@ struct storage_box {
 	struct ftable files;       /* sorted by uid; the same uids as the state */
 	uint32_t uidvalidity;      /* 0 until loaded */
 	uint32_t uidnext;          /* next UID to give; never lowered */
+	uint64_t disk_highest;     /* HIGHESTMODSEQ the uidlist last read or
+				      written holds */
 	char *kw[MD_MAX_LETTERS];  /* kw[i] is letter 'a' + i */
 	unsigned kw_count;
 
@@ -653,6 +675,7 @@ md_new_uidvalidity(struct storage_box *box, uint32_t old)
 struct uidlist {
 	bool valid;
 	uint32_t uidvalidity, uidnext, first_recent;
+	uint64_t highest_modseq;   /* 0 if the header has no M */
 	bool have_recent;
 	struct ftable t;           /* sorted by uid; name = last known name */
 };
@@ -718,9 +741,11 @@ uidlist_parse_rec(char *line, int version, struct mfile *f)
 			} else if (p[0] == 'T') {
 				f->date = (int64_t)v;
 				have_t = true;
-			}
-			else if (p[0] == 'Z' && v <= 24 * 60)
+			} else if (p[0] == 'Z' && v <= 24 * 60) {
 				f->tz = (int32_t)(sign * (int64_t)v);
+			} else if (p[0] == 'M' && sign > 0) {
+				f->modseq = v;
+			}
 		}
 		p += len;
 		while (*p == ' ')
@@ -763,7 +788,13 @@ uidlist_read(struct storage_box *box, struct uidlist *ul, char **error_r)
 		for (tok = strtok_r(p, " ", &save); tok != NULL; tok = strtok_r(NULL, " ", &save)) {
 			uint64_t v;
 
-			if (!parse_u64_token(tok + 1, strlen(tok + 1), &v) || v > UINT32_MAX)
+			if (!parse_u64_token(tok + 1, strlen(tok + 1), &v))
+				continue;
+			if (tok[0] == 'M') {
+				ul->highest_modseq = v;
+				continue;
+			}
+			if (v > UINT32_MAX)
 				continue;
 			if (tok[0] == 'V')
 				ul->uidvalidity = (uint32_t)v;
@@ -815,24 +846,45 @@ broken:
 	return 0;
 }
 
+/* Writes box->files with the modseqs, first recent UID and highest
+   modseq of state (box->files and state hold the same UIDs, both
+   ascending; a UID state lacks keeps the modseq it had). */
 static int
-uidlist_write(struct storage_box *box, uint32_t first_recent, char **error_r)
+uidlist_write(struct storage_box *box, const struct mbox_state *state, char **error_r)
 {
 	struct buf b = BUF_INIT;
+	uint64_t highest = state->highest_modseq;
+	size_t j = 0;
 	int ret;
 
-	buf_printf(&b, "3 V%u N%u R%u\n", box->uidvalidity, box->uidnext, first_recent);
+	if (box->disk_highest > highest)
+		highest = box->disk_highest;
+	for (size_t i = 0; i < box->files.count; i++) {
+		struct mfile *f = &box->files.f[i];
+
+		while (j < state->count && state->mails[j].uid < f->uid)
+			j++;
+		if (j < state->count && state->mails[j].uid == f->uid)
+			f->modseq = state->mails[j].modseq;
+		if (f->modseq > highest)
+			highest = f->modseq;
+	}
+	buf_printf(&b, "3 V%u N%u R%u M%llu\n", box->uidvalidity, box->uidnext,
+		   state->first_recent_uid, (unsigned long long)highest);
 	for (size_t i = 0; i < box->files.count; i++) {
 		const struct mfile *f = &box->files.f[i];
 
-		buf_printf(&b, "%u W%llu T%lld Z%d :%s\n", f->uid, (unsigned long long)f->vsize,
-			   (long long)f->date, (int)f->tz, f->name);
+		buf_printf(&b, "%u W%llu T%lld Z%d M%llu :%s\n", f->uid,
+			   (unsigned long long)f->vsize, (long long)f->date, (int)f->tz,
+			   (unsigned long long)f->modseq, f->name);
 	}
 	ret = replace_file(box->uidlist_tmp, box->uidlist_path, b.data, b.len);
-	if (ret < 0)
+	if (ret < 0) {
 		*error_r = xasprintf("write %s: %s", box->uidlist_path, strerror(errno));
-	else
+	} else {
 		stamp_file(box->uidlist_path, &box->uidlist_stamp);
+		box->disk_highest = highest;
+	}
 	buf_free(&b);
 	return ret;
 }
@@ -1051,6 +1103,7 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 	struct mfile **known = NULL;
 	size_t nknown = 0, missing = 0;
 	bool fresh = state->uidvalidity == 0, reread, write = false, kw_changed = false;
+	bool removed = false;
 	uint32_t uidnext, min_new_uid = UINT32_MAX;
 	int ret = 0;
 	struct file_stamp fs;
@@ -1090,6 +1143,14 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 	uidnext = box->uidnext;
 	if (reread && ul.valid && ul.uidnext > uidnext)
 		uidnext = ul.uidnext;
+	/* HIGHESTMODSEQ never goes down, whoever wrote the file. */
+	if (reread && ul.valid) {
+		box->disk_highest = ul.highest_modseq;
+		if (ul.highest_modseq > state->highest_modseq)
+			state->highest_modseq = ul.highest_modseq;
+	} else if (reread) {
+		box->disk_highest = 0;
+	}
 
 	/* What is known: our table, plus what others recorded since. */
 	known = xmalloc((box->files.count + ul.t.count + 1) * sizeof(*known));
@@ -1154,6 +1215,10 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 			f->name = xstrdup(e->name);
 			f->in_new = e->in_new;
 			f->described = e->known->described;
+			/* The recorded modseq stands only for the flags the
+			   recorded name has. */
+			f->modseq = strcmp(name_flags(e->known->name), name_flags(e->name)) == 0 ?
+				e->known->modseq : 0;
 			if (!f->described) {
 				/* a foreign uidlist: W and T learnt once, then kept */
 				struct mfile tmp = { 0 };
@@ -1162,6 +1227,7 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 				if (md_describe_new_file(box, e, &tmp)) {
 					*f = (struct mfile){ .uid = f->uid, .base = f->base,
 							     .name = f->name, .in_new = f->in_new,
+							     .modseq = f->modseq,
 							     .described = tmp.described,
 							     .vsize = w != 0 && tmp.described ?
 								     w : tmp.vsize,
@@ -1224,12 +1290,28 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 			if (i < state->count &&
 			    (j >= next.count || state->mails[i].uid < next.f[j].uid)) {
 				mbox_state_remove(state, i);
+				removed = true;
 				continue;
 			}
 			md_flags_from_name(box, state, next.f[j].name, &flags, &kw);
 			if (i < state->count && state->mails[i].uid == next.f[j].uid) {
-				state->mails[i].size = next.f[j].vsize;
-				(void)mbox_state_set_flags(state, i, flags, kw);
+				struct mail_rec *r = &state->mails[i];
+				ssize_t d = reread && ul.valid ? ftable_find(&ul.t, r->uid) : -1;
+
+				r->size = next.f[j].vsize;
+				if (d >= 0 && ul.t.f[d].modseq > r->modseq &&
+				    strcmp(name_flags(ul.t.f[d].name), name_flags(next.f[j].name)) == 0) {
+					/* another opener changed it and wrote why */
+					r->flags = flags & MAIL_FLAGS_ALL;
+					r->keywords = kw;
+					r->modseq = ul.t.f[d].modseq;
+					if (r->modseq > state->highest_modseq)
+						state->highest_modseq = r->modseq;
+				} else {
+					/* renamed by a tool: a new modseq if the
+					   flags differ */
+					(void)mbox_state_set_flags(state, i, flags, kw);
+				}
 				i++;
 				j++;
 				continue;
@@ -1244,7 +1326,8 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 				m.internal_date = next.f[j].date;
 				m.tz_minutes = next.f[j].tz;
 				m.size = next.f[j].vsize;
-				m.modseq = state->highest_modseq + 1;
+				m.modseq = next.f[j].modseq != 0 ? next.f[j].modseq :
+					state->highest_modseq + 1;
 				if (state->count > 0 && state->mails[state->count - 1].uid >= m.uid) {
 					/* cannot happen in one lineage */
 					*error_r = xasprintf("%s: UID %u out of order", box->dir, m.uid);
@@ -1257,6 +1340,12 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 			}
 		}
 	}
+	/* Removed by another tool: the mailbox changed, so HIGHESTMODSEQ
+	   rises (RFC 7162 3.2), here so that it is written below. */
+	if (removed && !fresh && ret == 0)
+		state->highest_modseq++;
+	if (state->highest_modseq > box->disk_highest)
+		write = true;
 	ftable_free(&box->files);
 	box->files = next;
 	i_zero(&next);
@@ -1284,7 +1373,7 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 		ret = -1;
 		goto out;
 	}
-	if (write && uidlist_write(box, state->first_recent_uid, error_r) < 0)
+	if (write && uidlist_write(box, state, error_r) < 0)
 		ret = -1;
 out:
 	ftable_free(&next);
@@ -1753,7 +1842,7 @@ md_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 	m.size = vsize;
 	m.modseq = state->highest_modseq + 1;
 	(void)mbox_state_append(state, &m);
-	r = uidlist_write(box, state->first_recent_uid, error_r);
+	r = uidlist_write(box, state, error_r);
 	if (r < 0) {
 		/* Without its UID on disk the message would get another one
 		   later: take it back. */
@@ -1777,14 +1866,21 @@ out:
 	return ret;
 }
 
+/* Renames the file to its new flags, then writes the uidlist so that the
+   message's new modseq (and the mailbox's HIGHESTMODSEQ) survive a
+   restart. A uidlist another process wrote since we read it is read in
+   first (after the rename, so that the scan sees the flags the core just
+   set and does not take them back; idx may be stale after that: only the
+   UID is used). */
 static int
 md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, char **error_r)
 {
 	enum storage_error err;
 	const struct mail_rec *m;
 	struct mfile *f;
-	char *newname, *from, *to;
-	bool kw_changed = false;
+	char *newname = NULL, *from, *to;
+	struct file_stamp fs;
+	bool kw_changed = false, others;
 	ssize_t fi;
 	int ret = 0;
 
@@ -1797,19 +1893,21 @@ md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, 
 	f = &box->files.f[fi];
 	if (md_lock(box, &err, error_r) < 0)
 		return -1;
+	/* Only another writer of the uidlist matters here: what we write is
+	   box->files, which holds everything the uidlist on disk holds
+	   unless someone rewrote it since (files others dropped into new/ or
+	   renamed are not in it either way, and the next sync takes them). */
+	stamp_file(box->uidlist_path, &fs);
+	others = !file_stamp_equal(&fs, &box->uidlist_stamp);
 	newname = md_name_with_flags(box, state, f->base, strlen(f->base), f->name, m->flags,
 				     m->keywords, &kw_changed);
 	if (kw_changed && md_kw_write(box, error_r) < 0) {
-		free(newname);
-		md_unlock(box);
-		return -1;
-	}
-	if (!f->in_new && strcmp(newname, f->name) == 0) {
-		free(newname);
-		md_unlock(box);
-		return 0;
+		ret = -1;
+		goto out;
 	}
 	for (unsigned attempt = 0; attempt < 2; attempt++) {
+		if (!f->in_new && strcmp(newname, f->name) == 0)
+			break;          /* same name: only the modseq changes */
 		from = md_file_path(box, f);
 		to = xasprintf("%s/%s", box->cur_dir, newname);
 		if (rename(from, to) == 0) {
@@ -1837,7 +1935,13 @@ md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, 
 		free(newname);
 		newname = md_name_with_flags(box, state, f->base, strlen(f->base), f->name,
 					     m->flags, m->keywords, &kw_changed);
+		others = true;
 	}
+	if (ret == 0 && others && md_sync_locked(box, state, error_r) < 0)
+		ret = -1;
+	if (ret == 0 && uidlist_write(box, state, error_r) < 0)
+		ret = -1;
+out:
 	free(newname);
 	md_unlock(box);
 	return ret;
@@ -1899,9 +2003,13 @@ md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 	if (removed) {
 		fsync_dir(box->cur_dir);
 		fsync_dir(box->new_dir);
+	}
+	/* Written even when nothing was removed: the core raised
+	   state->highest_modseq for this expunge before calling. */
+	{
 		char *werr = NULL;
 
-		if (uidlist_write(box, state->first_recent_uid, &werr) < 0 && ret == 0) {
+		if (uidlist_write(box, state, &werr) < 0 && ret == 0) {
 			*error_r = werr;
 			werr = NULL;
 			ret = -1;
@@ -1947,7 +2055,7 @@ md_set_uids(struct storage_box *box, struct mbox_state *state, uint32_t uidvalid
 	state->uidnext = uidnext;
 	if (state->first_recent_uid < uidnext && state->count == 0)
 		state->first_recent_uid = uidnext;
-	ret = uidlist_write(box, state->first_recent_uid, error_r);
+	ret = uidlist_write(box, state, error_r);
 out:
 	md_unlock(box);
 	return ret;

@@ -661,6 +661,171 @@ test_external_changes_noticed_by_sync(void **state)
 	close_box(&box, &s);
 }
 
+/* CONDSTORE/QRESYNC (RFC 7162) rely on these: a modseq the clients saw
+   is the modseq they see after a restart. */
+static void
+test_modseqs_survive_close_and_reopen(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	uint64_t modseqs[4], highest;
+	char *m;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	for (unsigned i = 0; i < 4; i++) {
+		m = simple_msg(i);
+		append_msg(box, &s, m, 0);
+		free(m);
+	}
+	set_flags(box, &s, 0, MAIL_SEEN, 0);
+	set_flags(box, &s, 2, MAIL_FLAGGED, 0);
+	set_flags(box, &s, 2, MAIL_FLAGGED | MAIL_ANSWERED, 0);
+	/* a keyword alone changes the modseq as much as a flag */
+	set_flags(box, &s, 3, 0, 1ULL << mbox_state_keyword(&s, "$Label1", true));
+	for (unsigned i = 0; i < 4; i++) {
+		modseqs[i] = s.mails[i].modseq;
+		assert_true(modseqs[i] > 0);
+		assert_true(modseqs[i] <= s.highest_modseq);
+	}
+	assert_true(modseqs[2] > modseqs[0]);
+	assert_true(modseqs[3] > modseqs[2]);
+	highest = s.highest_modseq;
+	close_box(&box, &s);
+	for (unsigned round = 0; round < 2; round++) {
+		box = open_box(fx, "bob", "INBOX", &s);
+		assert_int_equal(s.count, 4);
+		assert_int_equal(s.highest_modseq, highest);
+		for (unsigned i = 0; i < 4; i++)
+			assert_int_equal(s.mails[i].modseq, modseqs[i]);
+		close_box(&box, &s);
+	}
+	/* a change after the reopen goes above everything seen before */
+	box = open_box(fx, "bob", "INBOX", &s);
+	set_flags(box, &s, 1, MAIL_DRAFT, 0);
+	assert_true(s.mails[1].modseq > highest);
+	highest = s.highest_modseq;
+	close_box(&box, &s);
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.mails[1].modseq, highest);
+	assert_int_equal(s.highest_modseq, highest);
+	close_box(&box, &s);
+}
+
+/* What the core does for EXPUNGE: a new modseq, raised before the
+   backend's expunge() so that the backend writes it. */
+static void
+core_expunge(struct storage_box *box, struct mbox_state *s, const uint32_t *uids, size_t n)
+{
+	uint64_t modseq = ++s->highest_modseq;
+
+	expunge_uids(box, s, uids, n);
+	assert_true(s->highest_modseq >= modseq);
+}
+
+static void
+test_highest_modseq_never_goes_down_across_expunge_and_reopen(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	uint64_t seen;
+	uint32_t uids[3];
+	char *m;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	for (unsigned i = 0; i < 3; i++) {
+		m = simple_msg(i);
+		uids[i] = append_msg(box, &s, m, 0);
+		free(m);
+	}
+	set_flags(box, &s, 2, MAIL_SEEN, 0);
+	set_flags(box, &s, 2, MAIL_SEEN | MAIL_DELETED, 0);
+	/* the message with the highest modseq goes: what is left has lower
+	   ones, and HIGHESTMODSEQ must not follow them down */
+	core_expunge(box, &s, &uids[2], 1);
+	seen = s.highest_modseq;
+	assert_int_equal(s.count, 2);
+	close_box(&box, &s);
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, 2);
+	assert_true(s.highest_modseq >= seen);
+	for (size_t i = 0; i < s.count; i++)
+		assert_true(s.mails[i].modseq < seen);
+	/* empty: nothing left to carry a modseq */
+	core_expunge(box, &s, uids, 2);
+	assert_int_equal(s.count, 0);
+	seen = s.highest_modseq;
+	close_box(&box, &s);
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, 0);
+	assert_true(s.highest_modseq >= seen);
+	/* new mail gets a modseq above all of it */
+	m = simple_msg(9);
+	append_msg(box, &s, m, 0);
+	free(m);
+	assert_true(s.mails[0].modseq > seen);
+	assert_true(s.highest_modseq >= s.mails[0].modseq);
+	seen = s.highest_modseq;
+	close_box(&box, &s);
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_true(s.highest_modseq >= seen);
+	close_box(&box, &s);
+}
+
+static void
+test_flag_change_by_second_opener_bumps_modseq_after_sync(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state a, b;
+	struct storage_box *ba, *bb;
+	uint64_t before, highest_before;
+	uint32_t uid;
+	char *m;
+
+	ba = open_box(fx, "bob", "INBOX", &a);
+	bb = open_box(fx, "bob", "INBOX", &b);
+	for (unsigned i = 0; i < 2; i++) {
+		m = simple_msg(i);
+		append_msg(ba, &a, m, 0);
+		free(m);
+	}
+	do_sync(bb, &b);
+	assert_int_equal(b.count, 2);
+	before = b.mails[0].modseq;
+	highest_before = b.highest_modseq;
+	set_flags(ba, &a, 0, MAIL_SEEN | MAIL_FLAGGED, 0);
+	assert_int_equal(do_sync(bb, &b), 0);
+	assert_int_equal(b.mails[0].flags, MAIL_SEEN | MAIL_FLAGGED);
+	assert_true(b.mails[0].modseq > before);
+	assert_true(b.highest_modseq > highest_before);
+	assert_true(b.highest_modseq >= b.mails[0].modseq);
+	/* the other message did not change */
+	assert_true(b.mails[1].modseq <= highest_before);
+	/* both openers give the change the same modseq */
+	assert_int_equal(b.mails[0].modseq, a.mails[0].modseq);
+	/* and B's own change goes above A's */
+	set_flags(bb, &b, 1, MAIL_ANSWERED, 0);
+	assert_true(b.mails[1].modseq > a.mails[0].modseq);
+	assert_int_equal(do_sync(ba, &a), 0);
+	assert_int_equal(a.mails[1].flags, MAIL_ANSWERED);
+	assert_int_equal(a.mails[1].modseq, b.mails[1].modseq);
+	/* an expunge by A raises what B sees */
+	highest_before = b.highest_modseq;
+	uid = a.mails[0].uid;
+	core_expunge(ba, &a, &uid, 1);
+	assert_int_equal(do_sync(bb, &b), 0);
+	assert_int_equal(b.count, 1);
+	assert_true(b.highest_modseq > highest_before);
+	close_box(&ba, &a);
+	close_box(&bb, &b);
+	/* what both saw survives */
+	highest_before = b.highest_modseq > a.highest_modseq ? b.highest_modseq : a.highest_modseq;
+	ba = open_box(fx, "bob", "INBOX", &a);
+	assert_true(a.highest_modseq >= highest_before);
+	close_box(&ba, &a);
+}
+
 static void
 test_create_delete_rename_list(void **state)
 {
@@ -1171,6 +1336,134 @@ test_maildir_of_other_tools_opens_as_it_is(void **state)
 	strlist_clear(&names);
 }
 
+/* Removes the message file whose text contains needle, as mutt does when
+   it purges a message. */
+static void
+maildir_external_remove(struct fx *fx, const char *user, const char *needle)
+{
+	char *dir = xasprintf("%s/%s/Maildir/cur", fx->root, user);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	bool done = false;
+
+	assert_non_null(d);
+	while (!done && (de = readdir(d)) != NULL) {
+		char *path;
+
+		if (de->d_name[0] == '.')
+			continue;
+		path = xasprintf("%s/%s", dir, de->d_name);
+		if (file_contains(path, needle)) {
+			assert_int_equal(unlink(path), 0);
+			done = true;
+		}
+		free(path);
+	}
+	closedir(d);
+	free(dir);
+	assert_true(done);
+}
+
+/* The uidlist keeps HIGHESTMODSEQ in its header and each modseq in its
+   record as "M<n>" fields Dovecot keeps (capital letter keys); changes
+   other tools made while the mailbox was closed or open get modseqs
+   above everything given before, and they are written at once. */
+static void
+test_maildir_modseqs_of_other_tools_changes_kept(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	uint64_t highest;
+	char *path, *data = NULL, *line, *save = NULL, *m;
+	size_t len = 0;
+	unsigned records = 0;
+	FILE *f;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	for (unsigned i = 0; i < 3; i++) {
+		m = simple_msg(i);
+		append_msg(box, &s, m, 0);
+		free(m);
+	}
+	set_flags(box, &s, 0, MAIL_SEEN, 0);
+	highest = s.highest_modseq;
+	close_box(&box, &s);
+
+	/* the file as Dovecot reads it */
+	path = xasprintf("%s/bob/Maildir/dovecot-uidlist", fx->root);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_true(getdelim(&data, &len, '\0', f) > 0);
+	fclose(f);
+	line = strtok_r(data, "\n", &save);
+	assert_non_null(line);
+	assert_true(strncmp(line, "3 V", 3) == 0);
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), " M%llu", (unsigned long long)highest);
+		assert_non_null(strstr(line, want));
+	}
+	while ((line = strtok_r(NULL, "\n", &save)) != NULL) {
+		char *colon = strstr(line, " :");
+		char *p = strchr(line, ' ');
+
+		assert_non_null(colon);
+		assert_non_null(p);
+		/* every field between the UID and the name: <capital><digits> */
+		while (p < colon) {
+			p++;
+			assert_true(*p >= 'A' && *p <= 'Z');
+			p++;
+			if (*p == '-')
+				p++;
+			assert_true(*p >= '0' && *p <= '9');
+			while (*p >= '0' && *p <= '9')
+				p++;
+			assert_true(*p == ' ');
+		}
+		assert_non_null(strstr(line, " M"));
+		records++;
+	}
+	assert_int_equal(records, 3);
+	free(data);
+	free(path);
+
+	/* mutt flags the second message while we are not running */
+	maildir_external_flag(fx, "bob", "Subject: m1");
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.mails[1].flags, MAIL_SEEN | MAIL_FLAGGED);
+	assert_true(s.mails[1].modseq > highest);
+	assert_true(s.highest_modseq >= s.mails[1].modseq);
+	/* unchanged ones keep theirs */
+	assert_true(s.mails[0].modseq <= highest);
+	assert_true(s.mails[2].modseq <= highest);
+	highest = s.highest_modseq;
+	/* and removes the third one while we are */
+	maildir_external_remove(fx, "bob", "Subject: m2");
+	assert_int_equal(do_sync(box, &s), 0);
+	assert_int_equal(s.count, 2);
+	assert_true(s.highest_modseq > highest);
+	highest = s.highest_modseq;
+	/* flags renamed while open */
+	maildir_external_flag(fx, "bob", "Subject: m0");
+	assert_int_equal(do_sync(box, &s), 0);
+	assert_int_equal(s.mails[0].flags, MAIL_SEEN | MAIL_FLAGGED);
+	assert_true(s.mails[0].modseq > highest);
+	highest = s.highest_modseq;
+	/* written at once: a process that dies now loses none of it */
+	{
+		struct mbox_state s2;
+		struct storage_box *box2 = open_box(fx, "bob", "INBOX", &s2);
+
+		assert_int_equal(s2.highest_modseq, highest);
+		assert_int_equal(s2.mails[0].modseq, s.mails[0].modseq);
+		close_box(&box2, &s2);
+	}
+	close_box(&box, &s);
+}
+
 static void
 test_maildir_layout_and_stale_tmp(void **state)
 {
@@ -1263,6 +1556,13 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_external_changes_noticed_by_sync, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_modseqs_survive_close_and_reopen, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_highest_modseq_never_goes_down_across_expunge_and_reopen, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_flag_change_by_second_opener_bumps_modseq_after_sync,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_delete_rename_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscriptions_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names_and_users_refused, setup, teardown),
@@ -1275,6 +1575,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_maildir_of_other_tools_opens_as_it_is, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_maildir_layout_and_stale_tmp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_maildir_modseqs_of_other_tools_changes_kept,
+						setup, teardown),
 	};
 	char *names = registry_storage_names(), *save = NULL, *name;
 	int failed = 0;
