@@ -122,7 +122,8 @@ compliance: all
 
 # The unit tests under valgrind's memcheck: any error or leak fails.
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-	--track-fds=no
+	--track-fds=no --trace-children=yes --trace-children-skip='/bin/*,/usr/bin/*' \
+	--suppressions=tests/valgrind.supp
 check-valgrind: test-deps
 	@$(MAKE) --no-print-directory tests
 	@fail=0; for t in $(TEST_BINS); do \

@@ -198,7 +198,9 @@ prepare_run(char **argv)
 	setenv("PAM_WRAPPER", "1", 1);
 	setenv("PAM_WRAPPER_SERVICE_DIR", pamdir, 1);
 	setenv("LD_PRELOAD", preload, 1);
-	execv("/proc/self/exe", argv);
+	/* argv[0] when it is a path: under valgrind /proc/self/exe is
+	   valgrind's own tool, which cannot be run directly. */
+	execv(strchr(argv[0], '/') != NULL ? argv[0] : "/proc/self/exe", argv);
 	/* Not re-executed: run without PAM, and clean up as usual. */
 	fprintf(stderr, "re-exec with pam_wrapper failed: %s\n", strerror(errno));
 	unsetenv("LD_PRELOAD");
