@@ -35,23 +35,51 @@
    rename) under the lock; a message file found without a UID gets the
    next one, a UID whose file is gone is dropped, and the next UID is
    never lowered, so a crash at any instant loses, duplicates or reuses
-   nothing. Flag changes rename the file (atomic).
+   nothing. Flag changes rename the file (atomic): the letters are the
+   durable record of the flags.
 
    Modification sequences (RFC 7162). The header's M is the mailbox's
    HIGHESTMODSEQ, never lowered: a read keeps the larger of it and what
    the state has. A record's M is its message's modseq; a record whose
    recorded name has other flag letters than the file has now (changed by
-   a tool while we were not looking), or that has no M (an older file, or
-   one another tool wrote), gets a new modseq above the highest. Every
-   change of a modseq is written at once, under the lock: flags_changed()
-   rewrites the uidlist after the rename (a STORE on n messages of an
-   m-message mailbox writes n * m records: the price of keeping the
-   modseq of every change), expunge() writes the highest the core raised
-   before calling it, and a sync() that finds files removed (highest + 1)
-   or renamed by other tools (mbox_state_set_flags() bumps the message)
-   writes before it returns. A sync() that rereads a uidlist another
-   opener wrote adopts that opener's modseq for a message whose flags are
-   as that opener recorded them, so that two processes agree.
+   a tool, or by us before a crash, while the uidlist was not written), or
+   that has no M (an older file, or one another tool wrote), gets a new
+   modseq above the highest.
+
+   Batches. flags_changed() renames the file at once and marks the
+   uidlist dirty; the uidlist is rewritten once at the next batch point:
+   sync() (the core's next command, or its watch seeing our renames),
+   append(), expunge(), set_uids() or close(). What makes that safe is
+   the header's C, a ceiling: a modseq may be handed out unwritten only
+   if it is at most the C on disk, and when HIGHESTMODSEQ passes it,
+   flags_changed() writes the uidlist at once with C = HIGHESTMODSEQ +
+   MD_MODSEQ_RESERVE. Every reader takes max(M, C, records' M) as a floor
+   for its HIGHESTMODSEQ (it cannot tell a live writer's reserve from a
+   crashed one's), so after a crash the renamed files' new modseqs go
+   above everything a client saw. C is never cleared: another process may
+   have reported it, so a reopen starts at it (up to MD_MODSEQ_RESERVE
+   above the last modseq used), never lower. A message whose name goes
+   back to the letters of its record within one batch is written at once:
+   nothing else would tell a reload that it changed.
+
+   Two openers. Whoever rewrites the uidlist reads it first if another
+   process wrote it since (under the lock), so nothing another wrote is
+   lost and the floor never goes down. A sync() that learns of a change
+   (the file's letters differ from what the state has) gives it the
+   other opener's recorded modseq if that is above all our clients saw,
+   else a new one; one that finds a larger modseq recorded for the very
+   flags the state has takes it (the larger wins, so both openers end up
+   agreeing once both passed a batch point); our own unwritten changes
+   under a floor another opener raised are given new modseqs above it.
+
+   UIDs. append() adds its record at the end of the uidlist and
+   fdatasync()s it before returning (O(1); Dovecot appends records the
+   same way, and a record past the header's N raises the next UID): a UID
+   given to a client is on disk. It reads the uidlist first only if
+   another process wrote it (every UID our processes give is recorded
+   there, under the lock); files other tools put in new/ or cur/ get
+   their UIDs at the next sync(), after it. A record torn by a crash was
+   never acknowledged; the next write rewrites the file.
 
    Every scan of new/ and cur/ happens under the lock, so that our own
    renames never make another of our processes believe a message was
@@ -99,6 +127,8 @@
 #define MD_MAX_MSG (1024ULL * 1024 * 1024)
 #define MD_READ_CHUNK (256 * 1024)
 #define MD_DUPLICATE ((struct mfile *)&md_duplicate_marker)
+/* Modseqs reserved at a time for flag changes not yet in the uidlist. */
+#define MD_MODSEQ_RESERVE 1024
 
 struct storage {
 	char *root;
@@ -115,6 +145,8 @@ struct mfile {
 	bool described;            /* vsize, date and tz are known */
 	bool seen;                 /* scratch: matched by the current scan */
 	uint64_t modseq;           /* as recorded in the uidlist (0: none) */
+	uint64_t rec_letters;      /* info letters of the name the uidlist on
+				      disk records (UINT64_MAX: no record) */
 	uint64_t vsize;            /* RFC822.SIZE */
 	int64_t date;
 	int32_t tz;
@@ -154,6 +186,13 @@ struct storage_box {
 	uint32_t uidnext;          /* next UID to give; never lowered */
 	uint64_t disk_highest;     /* HIGHESTMODSEQ the uidlist last read or
 				      written holds */
+	uint64_t disk_ceiling;     /* its floor: max(M, C, records); modseqs up
+				      to it may be handed out unwritten */
+	bool dirty;                /* flag renames not yet in the uidlist */
+	uint64_t highest;          /* the state's HIGHESTMODSEQ and first recent */
+	uint32_t first_recent;     /* UID at the last flag change (for close()) */
+	bool rewrite;              /* the uidlist must be rewritten, not
+				      appended to (torn last line) */
 	char *kw[MD_MAX_LETTERS];  /* kw[i] is letter 'a' + i */
 	unsigned kw_count;
 
@@ -353,6 +392,21 @@ name_flags(const char *name)
 	const char *p = strstr(name, ":2,");
 
 	return p != NULL ? p + 3 : "";
+}
+
+/* The info letters A-Z a-z of a file name as a bit set. */
+static uint64_t
+name_letters(const char *name)
+{
+	uint64_t set = 0;
+
+	for (const char *p = name_flags(name); *p != '\0' && *p != ','; p++) {
+		if (*p >= 'A' && *p <= 'Z')
+			set |= 1ULL << (*p - 'A');
+		else if (*p >= 'a' && *p <= 'z')
+			set |= 1ULL << (26 + *p - 'a');
+	}
+	return set;
 }
 
 /* ,W=<n> (or failing that nothing) from a base name. */
@@ -675,8 +729,10 @@ md_new_uidvalidity(struct storage_box *box, uint32_t old)
 struct uidlist {
 	bool valid;
 	uint32_t uidvalidity, uidnext, first_recent;
-	uint64_t highest_modseq;   /* 0 if the header has no M */
+	uint64_t highest_modseq;   /* max of the header's M and the records' */
+	uint64_t ceiling;          /* max of that and the header's C */
 	bool have_recent;
+	bool torn;                 /* the last line has no LF */
 	struct ftable t;           /* sorted by uid; name = last known name */
 };
 
@@ -790,8 +846,11 @@ uidlist_read(struct storage_box *box, struct uidlist *ul, char **error_r)
 
 			if (!parse_u64_token(tok + 1, strlen(tok + 1), &v))
 				continue;
-			if (tok[0] == 'M') {
-				ul->highest_modseq = v;
+			if (tok[0] == 'M' || tok[0] == 'C') {
+				if (tok[0] == 'M' && v > ul->highest_modseq)
+					ul->highest_modseq = v;
+				if (v > ul->ceiling)
+					ul->ceiling = v;
 				continue;
 			}
 			if (v > UINT32_MAX)
@@ -823,19 +882,33 @@ uidlist_read(struct storage_box *box, struct uidlist *ul, char **error_r)
 		struct mfile *f;
 
 		next = strchr(line, '\n');
-		if (next == NULL)
-			break;          /* a torn last line: cannot be ours (rename) */
+		if (next == NULL) {
+			/* a record append() was writing when the system
+			   crashed: it never returned, so the UID was never
+			   given; the next write rewrites the file */
+			ul->torn = true;
+			break;
+		}
 		*next++ = '\0';
 		f = ftable_add(&ul->t);
-		if (!uidlist_parse_rec(line, version, f) || f->uid >= ul->uidnext ||
+		if (!uidlist_parse_rec(line, version, f) ||
 		    (ul->t.count > 1 && f->uid <= ul->t.f[ul->t.count - 2].uid) ||
-		    ul->t.count > MD_MAX_FILES) {
+		    ul->t.count > MD_MAX_FILES || (version == 1 && f->uid >= ul->uidnext)) {
 			free(f->name);
 			ul->t.count--;
 			continue;
 		}
+		/* Records append() added after the header was written: the
+		   header's N is older than they are. */
+		if (f->uid >= ul->uidnext)
+			ul->uidnext = f->uid == UINT32_MAX ? UINT32_MAX : f->uid + 1;
+		if (f->modseq > ul->highest_modseq)
+			ul->highest_modseq = f->modseq;
 		f->base = xstrndup(f->name, base_len(f->name));
+		f->rec_letters = name_letters(f->name);
 	}
+	if (ul->highest_modseq > ul->ceiling)
+		ul->ceiling = ul->highest_modseq;
 	free(data);
 	ul->valid = true;
 	return 0;
@@ -846,14 +919,24 @@ broken:
 	return 0;
 }
 
+static void
+uidlist_rec_print(struct buf *b, const struct mfile *f)
+{
+	buf_printf(b, "%u W%llu T%lld Z%d M%llu :%s\n", f->uid, (unsigned long long)f->vsize,
+		   (long long)f->date, (int)f->tz, (unsigned long long)f->modseq, f->name);
+}
+
 /* Writes box->files with the modseqs, first recent UID and highest
    modseq of state (box->files and state hold the same UIDs, both
-   ascending; a UID state lacks keeps the modseq it had). */
+   ascending; a UID state lacks keeps the modseq it had), and the ceiling
+   C: the one it had, raised to highest + MD_MODSEQ_RESERVE if reserve.
+   This is the batch point of flag changes: the box is clean after. */
 static int
-uidlist_write(struct storage_box *box, const struct mbox_state *state, char **error_r)
+uidlist_write(struct storage_box *box, const struct mbox_state *state, bool reserve,
+	      char **error_r)
 {
 	struct buf b = BUF_INIT;
-	uint64_t highest = state->highest_modseq;
+	uint64_t highest = state->highest_modseq, ceiling = box->disk_ceiling;
 	size_t j = 0;
 	int ret;
 
@@ -869,21 +952,64 @@ uidlist_write(struct storage_box *box, const struct mbox_state *state, char **er
 		if (f->modseq > highest)
 			highest = f->modseq;
 	}
-	buf_printf(&b, "3 V%u N%u R%u M%llu\n", box->uidvalidity, box->uidnext,
+	if (reserve && highest + MD_MODSEQ_RESERVE > ceiling)
+		ceiling = highest + MD_MODSEQ_RESERVE;
+	buf_printf(&b, "3 V%u N%u R%u M%llu", box->uidvalidity, box->uidnext,
 		   state->first_recent_uid, (unsigned long long)highest);
-	for (size_t i = 0; i < box->files.count; i++) {
-		const struct mfile *f = &box->files.f[i];
-
-		buf_printf(&b, "%u W%llu T%lld Z%d M%llu :%s\n", f->uid,
-			   (unsigned long long)f->vsize, (long long)f->date, (int)f->tz,
-			   (unsigned long long)f->modseq, f->name);
-	}
+	if (ceiling > highest)
+		buf_printf(&b, " C%llu", (unsigned long long)ceiling);
+	buf_append_c(&b, '\n');
+	for (size_t i = 0; i < box->files.count; i++)
+		uidlist_rec_print(&b, &box->files.f[i]);
 	ret = replace_file(box->uidlist_tmp, box->uidlist_path, b.data, b.len);
+	for (size_t i = 0; ret == 0 && i < box->files.count; i++)
+		box->files.f[i].rec_letters = name_letters(box->files.f[i].name);
 	if (ret < 0) {
 		*error_r = xasprintf("write %s: %s", box->uidlist_path, strerror(errno));
 	} else {
 		stamp_file(box->uidlist_path, &box->uidlist_stamp);
 		box->disk_highest = highest;
+		box->disk_ceiling = ceiling > highest ? ceiling : highest;
+		box->highest = highest;
+		box->first_recent = state->first_recent_uid;
+		box->dirty = false;
+		box->rewrite = false;
+	}
+	buf_free(&b);
+	return ret;
+}
+
+/* Adds the record of f (just appended) at the end of the uidlist and
+   fdatasync()s it: O(1), where a rewrite is O(messages). The lock is held
+   and the file is the one we last read or wrote (so it ends in a LF).
+   Readers take a record past the header's N as raising the next UID. */
+static int
+uidlist_append_rec(struct storage_box *box, const struct mfile *f, char **error_r)
+{
+	struct buf b = BUF_INIT;
+	int fd, ret = -1;
+
+	uidlist_rec_print(&b, f);
+	fd = open(box->uidlist_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd >= 0 && fd_write_full(fd, b.data, b.len) == 0 && fdatasync(fd) == 0)
+		ret = 0;
+	if (ret < 0)
+		*error_r = xasprintf("append to %s: %s", box->uidlist_path, strerror(errno));
+	if (fd >= 0 && close(fd) < 0 && ret == 0) {
+		*error_r = xasprintf("close %s: %s", box->uidlist_path, strerror(errno));
+		ret = -1;
+	}
+	if (ret == 0) {
+		stamp_file(box->uidlist_path, &box->uidlist_stamp);
+		((struct mfile *)f)->rec_letters = name_letters(f->name);
+		if (f->modseq > box->disk_highest)
+			box->disk_highest = f->modseq;
+		if (f->modseq > box->disk_ceiling)
+			box->disk_ceiling = f->modseq;
+	} else {
+		/* whatever reached the file (a torn line?) goes at the
+		   next write */
+		box->rewrite = true;
 	}
 	buf_free(&b);
 	return ret;
@@ -1105,6 +1231,8 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 	bool fresh = state->uidvalidity == 0, reread, write = false, kw_changed = false;
 	bool removed = false;
 	uint32_t uidnext, min_new_uid = UINT32_MAX;
+	/* what our clients may have seen, and what we had written */
+	uint64_t pre = state->highest_modseq, old_disk = box->disk_highest, floor = 0;
 	int ret = 0;
 	struct file_stamp fs;
 
@@ -1143,14 +1271,21 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 	uidnext = box->uidnext;
 	if (reread && ul.valid && ul.uidnext > uidnext)
 		uidnext = ul.uidnext;
-	/* HIGHESTMODSEQ never goes down, whoever wrote the file. */
+	/* HIGHESTMODSEQ never goes down, whoever wrote the file, and it is
+	   at least the ceiling C: a writer may have handed out modseqs up to
+	   it that are not in the file (it may have crashed since). */
 	if (reread && ul.valid) {
 		box->disk_highest = ul.highest_modseq;
-		if (ul.highest_modseq > state->highest_modseq)
-			state->highest_modseq = ul.highest_modseq;
+		box->disk_ceiling = ul.ceiling;
+		floor = ul.ceiling;
+		if (ul.ceiling > state->highest_modseq)
+			state->highest_modseq = ul.ceiling;
 	} else if (reread) {
 		box->disk_highest = 0;
+		box->disk_ceiling = 0;
 	}
+	if (ul.torn || box->dirty || box->rewrite)
+		write = true;
 
 	/* What is known: our table, plus what others recorded since. */
 	known = xmalloc((box->files.count + ul.t.count + 1) * sizeof(*known));
@@ -1215,6 +1350,14 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 			f->name = xstrdup(e->name);
 			f->in_new = e->in_new;
 			f->described = e->known->described;
+			/* what the uidlist on disk says of it now */
+			if (reread && ul.valid) {
+				ssize_t d = ftable_find(&ul.t, f->uid);
+
+				f->rec_letters = d >= 0 ? ul.t.f[d].rec_letters : UINT64_MAX;
+			} else {
+				f->rec_letters = reread ? UINT64_MAX : e->known->rec_letters;
+			}
 			/* The recorded modseq stands only for the flags the
 			   recorded name has. */
 			f->modseq = strcmp(name_flags(e->known->name), name_flags(e->name)) == 0 ?
@@ -1228,6 +1371,7 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 					*f = (struct mfile){ .uid = f->uid, .base = f->base,
 							     .name = f->name, .in_new = f->in_new,
 							     .modseq = f->modseq,
+							     .rec_letters = f->rec_letters,
 							     .described = tmp.described,
 							     .vsize = w != 0 && tmp.described ?
 								     w : tmp.vsize,
@@ -1253,6 +1397,7 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 		}
 		f = ftable_add(&next);
 		*f = tmp;
+		f->rec_letters = UINT64_MAX;
 		f->uid = uidnext++;
 		f->base = xstrndup(e->name, e->blen);
 		f->name = xstrdup(e->name);
@@ -1297,21 +1442,33 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 			if (i < state->count && state->mails[i].uid == next.f[j].uid) {
 				struct mail_rec *r = &state->mails[i];
 				ssize_t d = reread && ul.valid ? ftable_find(&ul.t, r->uid) : -1;
+				uint64_t recorded = 0;
 
 				r->size = next.f[j].vsize;
+				/* another opener's modseq for these very flags */
 				if (d >= 0 && ul.t.f[d].modseq > r->modseq &&
-				    strcmp(name_flags(ul.t.f[d].name), name_flags(next.f[j].name)) == 0) {
-					/* another opener changed it and wrote why */
+				    strcmp(name_flags(ul.t.f[d].name), name_flags(next.f[j].name)) == 0)
+					recorded = ul.t.f[d].modseq;
+				if ((flags & MAIL_FLAGS_ALL) != r->flags || kw != r->keywords) {
+					/* A change news to us: above all our clients
+					   saw (and the floor), so that none misses
+					   it; the opener's own modseq if it is. */
 					r->flags = flags & MAIL_FLAGS_ALL;
 					r->keywords = kw;
-					r->modseq = ul.t.f[d].modseq;
-					if (r->modseq > state->highest_modseq)
-						state->highest_modseq = r->modseq;
-				} else {
-					/* renamed by a tool: a new modseq if the
-					   flags differ */
-					(void)mbox_state_set_flags(state, i, flags, kw);
+					r->modseq = recorded > pre ? recorded : ++state->highest_modseq;
+				} else if (recorded != 0) {
+					/* the same flags, a later modseq: the larger
+					   one wins, so that both openers agree */
+					r->modseq = recorded;
+				} else if (r->modseq > old_disk && r->modseq <= floor) {
+					/* our change, not yet written, under a
+					   floor another opener raised: a crash of
+					   that opener must not leave it below what
+					   its clients saw */
+					r->modseq = ++state->highest_modseq;
 				}
+				if (r->modseq > state->highest_modseq)
+					state->highest_modseq = r->modseq;
 				i++;
 				j++;
 				continue;
@@ -1326,8 +1483,11 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 				m.internal_date = next.f[j].date;
 				m.tz_minutes = next.f[j].tz;
 				m.size = next.f[j].vsize;
-				m.modseq = next.f[j].modseq != 0 ? next.f[j].modseq :
-					state->highest_modseq + 1;
+				/* a new message gets a modseq above what our
+				   clients saw (the recorded one on a first read) */
+				m.modseq = next.f[j].modseq;
+				if (m.modseq == 0 || (!fresh && ret != 1 && m.modseq <= pre))
+					m.modseq = state->highest_modseq + 1;
 				if (state->count > 0 && state->mails[state->count - 1].uid >= m.uid) {
 					/* cannot happen in one lineage */
 					*error_r = xasprintf("%s: UID %u out of order", box->dir, m.uid);
@@ -1373,7 +1533,7 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 		ret = -1;
 		goto out;
 	}
-	if (write && uidlist_write(box, state, error_r) < 0)
+	if (write && uidlist_write(box, state, false, error_r) < 0)
 		ret = -1;
 out:
 	ftable_free(&next);
@@ -1621,11 +1781,57 @@ md_open(struct storage *st, const char *user, const char *name, struct mbox_stat
 	return 0;
 }
 
+/* close() has no state: the flag changes not yet written are in
+   box->files (names and modseqs). A state is rebuilt from them so that
+   the usual sync writes them, merged with what another opener wrote. */
+static void
+md_close_flush(struct storage_box *box)
+{
+	struct mbox_state tmp;
+	enum storage_error err;
+	char *error = NULL;
+
+	mbox_state_init(&tmp);
+	tmp.uidvalidity = box->uidvalidity;
+	tmp.uidnext = box->uidnext;
+	tmp.first_recent_uid = box->first_recent;
+	tmp.highest_modseq = box->highest;
+	for (size_t i = 0; i < box->files.count; i++) {
+		const struct mfile *f = &box->files.f[i];
+		struct mail_rec m;
+		uint64_t kw;
+
+		i_zero(&m);
+		md_flags_from_name(box, &tmp, f->name, &m.flags, &kw);
+		m.flags &= MAIL_FLAGS_ALL;
+		m.keywords = kw;
+		m.uid = f->uid;
+		m.size = f->vsize;
+		m.internal_date = f->date;
+		m.tz_minutes = f->tz;
+		m.modseq = f->modseq;
+		(void)mbox_state_append(&tmp, &m);
+	}
+	if (md_lock(box, &err, &error) == 0) {
+		if (md_sync_locked(box, &tmp, &error) < 0)
+			log_error("-", "%s: flag changes not written at close: %s", box->dir, error);
+		md_unlock(box);
+	} else {
+		log_error("-", "%s: flag changes not written at close: %s", box->dir, error);
+	}
+	free(error);
+	mbox_state_deinit(&tmp);
+}
+
+/* The last batch point: a crash before it is covered by the ceiling (the
+   renamed files' flags are kept; their modseqs start over above it). */
 static void
 md_close(struct storage_box **boxp)
 {
 	if (*boxp == NULL)
 		return;
+	if ((*boxp)->dirty || (*boxp)->rewrite)
+		md_close_flush(*boxp);
 	md_box_free(*boxp);
 	*boxp = NULL;
 }
@@ -1636,10 +1842,11 @@ md_sync(struct storage_box *box, struct mbox_state *state, char **error_r)
 	enum storage_error err;
 	int ret;
 
-	if (md_unchanged(box))
+	if (!box->dirty && !box->rewrite && md_unchanged(box))
 		return 0;
 	if (md_lock(box, &err, error_r) < 0)
 		return -1;
+	/* (dirty: the batch of flag changes is written here) */
 	ret = md_sync_locked(box, state, error_r);
 	md_unlock(box);
 	return ret;
@@ -1738,6 +1945,7 @@ md_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 	struct timespec times[2];
 	struct mfile *f;
 	struct mail_rec m;
+	struct file_stamp fs;
 	char *base = NULL, *tmp_path = NULL, *dest = NULL, *name = NULL;
 	uint64_t vsize;
 	bool kw_changed = false, linked = false;
@@ -1783,8 +1991,14 @@ md_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 		(void)unlink(tmp_path);
 		goto out;
 	}
-	/* Others' changes first, so that UIDs stay in order. */
-	if (!md_unchanged(box) && md_sync_locked(box, state, error_r) < 0) {
+	/* The next UID: every UID given by one of our processes is in the
+	   uidlist (a record is added under the lock before append() returns),
+	   so only a uidlist another process wrote needs reading. Files other
+	   tools dropped into new/ or cur/ get their UIDs at the next sync(),
+	   after this one: no scan of the folders here (O(messages)). */
+	stamp_file(box->uidlist_path, &fs);
+	if (!file_stamp_equal(&fs, &box->uidlist_stamp) &&
+	    md_sync_locked(box, state, error_r) < 0) {
 		*err_r = STORAGE_ERR_TEMP;
 		(void)unlink(tmp_path);
 		goto unlock;
@@ -1841,8 +2055,23 @@ md_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 	m.tz_minutes = tz_minutes;
 	m.size = vsize;
 	m.modseq = state->highest_modseq + 1;
+	f->modseq = m.modseq;
 	(void)mbox_state_append(state, &m);
-	r = uidlist_write(box, state, error_r);
+	/* The UID is given to the client (APPENDUID) when we return, so its
+	   record is durable first: one line added and fdatasync()ed, the
+	   message file and its folder having been fsynced above. A crash
+	   before that line is on disk happens before we return: the UID was
+	   never given, and the file gets the next UID at the next open (the
+	   next UID is never lowered, so no UID is reused). A batch of flag
+	   changes pending is written with it (a rewrite instead). */
+	if (box->dirty || box->rewrite)
+		r = uidlist_write(box, state, false, error_r);
+	else if ((r = uidlist_append_rec(box, f, error_r)) < 0) {
+		/* (gone, or a disk error: one whole write more) */
+		free(*error_r);
+		*error_r = NULL;
+		r = uidlist_write(box, state, false, error_r);
+	}
 	if (r < 0) {
 		/* Without its UID on disk the message would get another one
 		   later: take it back. */
@@ -1866,12 +2095,26 @@ out:
 	return ret;
 }
 
-/* Renames the file to its new flags, then writes the uidlist so that the
-   message's new modseq (and the mailbox's HIGHESTMODSEQ) survive a
-   restart. A uidlist another process wrote since we read it is read in
-   first (after the rename, so that the scan sees the flags the core just
-   set and does not take them back; idx may be stale after that: only the
-   UID is used). */
+/* Renames the file to its new flags at once: the flag letters are the
+   durable record of the flags (Maildir's own). The uidlist, with the
+   message's new modseq, is written at the next batch point: sync() (the
+   core calls it before every command, and when the watch sees our own
+   renames), append(), expunge(), set_uids() or close(). So STORE on n
+   messages costs n renames and one uidlist write.
+
+   Crash safety: a modseq is handed out (the core answers the STORE with
+   it) only if it is at most the ceiling C of the uidlist on disk; when
+   the state's HIGHESTMODSEQ passes the ceiling, the uidlist is written
+   now with C = highest + MD_MODSEQ_RESERVE (once per MD_MODSEQ_RESERVE
+   changes). Whoever reads the uidlist (a reopen after a crash, another
+   opener) starts at or above C, and a file whose flag letters differ from
+   its record gets a modseq above that: nothing any client saw is reused,
+   and no change is reported below a HIGHESTMODSEQ a client saw.
+
+   If another process rewrote the uidlist since we read it, it is read in
+   first and written at once (after the rename, so that the scan sees the
+   flags the core just set and does not take them back; idx may be stale
+   after that: only the UID is used). */
 static int
 md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, char **error_r)
 {
@@ -1893,10 +2136,6 @@ md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, 
 	f = &box->files.f[fi];
 	if (md_lock(box, &err, error_r) < 0)
 		return -1;
-	/* Only another writer of the uidlist matters here: what we write is
-	   box->files, which holds everything the uidlist on disk holds
-	   unless someone rewrote it since (files others dropped into new/ or
-	   renamed are not in it either way, and the next sync takes them). */
 	stamp_file(box->uidlist_path, &fs);
 	others = !file_stamp_equal(&fs, &box->uidlist_stamp);
 	newname = md_name_with_flags(box, state, f->base, strlen(f->base), f->name, m->flags,
@@ -1937,10 +2176,25 @@ md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, 
 					     m->flags, m->keywords, &kw_changed);
 		others = true;
 	}
-	if (ret == 0 && others && md_sync_locked(box, state, error_r) < 0)
-		ret = -1;
-	if (ret == 0 && uidlist_write(box, state, error_r) < 0)
-		ret = -1;
+	if (ret < 0)
+		goto out;
+	f->modseq = m->modseq;
+	box->dirty = true;
+	box->highest = state->highest_modseq;
+	box->first_recent = state->first_recent_uid;
+	if (others) {
+		/* merged and written (dirty) */
+		ret = md_sync_locked(box, state, error_r) < 0 ? -1 : 0;
+	} else if (state->highest_modseq > box->disk_ceiling) {
+		/* the reserve is used up: reserve again (this writes the
+		   batch so far too) */
+		ret = uidlist_write(box, state, true, error_r);
+	} else if (name_letters(f->name) == f->rec_letters) {
+		/* Back to the letters its record has (changed twice in one
+		   batch): after a crash nothing would tell that it changed,
+		   and its old modseq would come back. Written now. */
+		ret = uidlist_write(box, state, false, error_r);
+	}
 out:
 	free(newname);
 	md_unlock(box);
@@ -2009,7 +2263,7 @@ md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 	{
 		char *werr = NULL;
 
-		if (uidlist_write(box, state, &werr) < 0 && ret == 0) {
+		if (uidlist_write(box, state, false, &werr) < 0 && ret == 0) {
 			*error_r = werr;
 			werr = NULL;
 			ret = -1;
@@ -2055,7 +2309,7 @@ md_set_uids(struct storage_box *box, struct mbox_state *state, uint32_t uidvalid
 	state->uidnext = uidnext;
 	if (state->first_recent_uid < uidnext && state->count == 0)
 		state->first_recent_uid = uidnext;
-	ret = uidlist_write(box, state, error_r);
+	ret = uidlist_write(box, state, false, error_r);
 out:
 	md_unlock(box);
 	return ret;

@@ -1,18 +1,23 @@
-/* flat_ops.c: timings of the flat storage backend's operations on one big
+/* flat_ops.c: timings of a storage backend's operations on one big
    mailbox, straight through the backend API (no IMAP, no network).
 
-     build/bench/flat_ops [-n MESSAGES] [-a APPENDS] [-d DIR]
+     build/bench/flat_ops [-b flat|maildir] [-n MESSAGES] [-a APPENDS] [-d DIR]
 
-   Writes a lab-format mymailbox.mail of MESSAGES small messages (fixed
-   seed, default 100,000) in a mkdtemp() folder under DIR (default: $TMPDIR
-   or /tmp; the disk matters, since appends and expunges fsync), then
-   measures:
+   For the flat backend (the default) writes a lab-format mymailbox.mail
+   of MESSAGES small messages (fixed seed, default 100,000); for -b maildir
+   the same messages as files in Maildir/cur/ (as another Maildir tool
+   leaves them: no uidlist yet). Both in a mkdtemp() folder under DIR
+   (default: $TMPDIR or /tmp; the disk matters, since appends and
+   expunges fsync). Then measures:
 
-     first open        the index is built from the mail file
+     first open        the index (uidlist) is built from the mail
      open (restart)    a new backend instance opens the mailbox (index read)
      sync, no change   sync() when nothing changed
      append            one APPEND (median, p90 and max of APPENDS)
-     sync, ext append  sync() after another program appended one message
+     store 1000        +FLAGS on 1,000 messages (mbox_state_set_flags() and
+                       flags_changed() each), then the sync() that the
+                       core's next command does: what STORE 1:1000 costs
+     sync, ext append  sync() after another program delivered one message
      expunge 1         one message from the middle
      expunge 1000      every n-th message, 1,000 in all
      (disk)            a 100-byte write + fsync on the same disk, for scale
@@ -23,6 +28,7 @@
 #include "storage.h"
 #include "buf.h"
 #include "../backends/flat.h"
+#include "../backends/maildir.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -34,7 +40,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const struct storage_backend *const B = &storage_backend_flat;
+static const struct storage_backend *B = &storage_backend_flat;
+static bool maildir;
 
 #define MAX_SAMPLES 10000
 
@@ -179,6 +186,63 @@ gen_mailbox(const char *path, unsigned count)
 	buf_free(&b);
 }
 
+/* The same messages as Maildir files in cur/, named as a delivery agent
+   names them, dated in the past (not "young"). */
+static void
+gen_maildir(const char *dir, unsigned count)
+{
+	struct buf b = BUF_INIT;
+	uint64_t seed = 20220310;
+	struct timespec times[2] = { { 1646870400, 0 }, { 1646870400, 0 } };
+
+	for (unsigned i = 1; i <= count; i++) {
+		char *path = xasprintf("%s/cur/1646870400.M%06uP1Q%u.benchhost:2,", dir, i % 1000000,
+				       i);
+		int fd;
+
+		buf_reset(&b);
+		gen_message(&b, &seed, i);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0)
+			die("create %s: %s", path, strerror(errno));
+		write_all(fd, b.data, b.len);
+		if (futimens(fd, times) < 0 || close(fd) < 0)
+			die("write %s: %s", path, strerror(errno));
+		free(path);
+	}
+	buf_free(&b);
+}
+
+/* What another program's delivery does: one more message. */
+static void
+external_add(const char *mail_path, unsigned i)
+{
+	char *msg = xasprintf("From: other@localhost\nSubject: external %u\n\nhi\n.\n", i);
+	int fd;
+
+	if (!maildir) {
+		fd = open(mail_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+		if (fd < 0)
+			die("open %s: %s", mail_path, strerror(errno));
+		write_all(fd, msg, strlen(msg));
+		close(fd);
+	} else {
+		char *tmp = xasprintf("%s/tmp/1700000000.M%uP2Q1.otherhost", mail_path, i);
+		char *dst = xasprintf("%s/new/1700000000.M%uP2Q1.otherhost", mail_path, i);
+		struct timespec times[2] = { { 1700000000, 0 }, { 1700000000, 0 } };
+
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0)
+			die("create %s: %s", tmp, strerror(errno));
+		write_all(fd, msg, strlen(msg));
+		if (futimens(fd, times) < 0 || close(fd) < 0 || rename(tmp, dst) < 0)
+			die("deliver %s: %s", dst, strerror(errno));
+		free(tmp);
+		free(dst);
+	}
+	free(msg);
+}
+
 static int
 rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -238,7 +302,7 @@ do_expunge(struct ctx *c, const uint32_t *uids, size_t n)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: flat_ops [-n messages] [-a appends] [-d dir]\n");
+	fprintf(stderr, "usage: flat_ops [-b flat|maildir] [-n messages] [-a appends] [-d dir]\n");
 	exit(2);
 }
 
@@ -249,11 +313,12 @@ main(int argc, char **argv)
 	static struct timing t_open = { "open after restart", { 0 }, 0 };
 	static struct timing t_sync = { "sync, nothing changed", { 0 }, 0 };
 	static struct timing t_append = { "append", { 0 }, 0 };
+	static struct timing t_store = { "store 1000 (+ next sync)", { 0 }, 0 };
 	static struct timing t_ext = { "sync after external append", { 0 }, 0 };
 	static struct timing t_exp1 = { "expunge 1", { 0 }, 0 };
 	static struct timing t_exp1000 = { "expunge 1000", { 0 }, 0 };
 	static struct timing t_fsync = { "(disk: 100 B write + fsync)", { 0 }, 0 };
-	struct timing *all[] = { &t_first, &t_open, &t_sync, &t_append, &t_ext, &t_exp1,
+	struct timing *all[] = { &t_first, &t_open, &t_sync, &t_append, &t_store, &t_ext, &t_exp1,
 		&t_exp1000, &t_fsync };
 	uint64_t messages = 100000, appends = 50;
 	const char *dir = getenv("TMPDIR");
@@ -264,8 +329,16 @@ main(int argc, char **argv)
 	uint32_t *uids;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "n:a:d:")) != -1) {
+	while ((opt = getopt(argc, argv, "b:n:a:d:")) != -1) {
 		switch (opt) {
+		case 'b':
+			if (strcmp(optarg, "maildir") == 0) {
+				B = &storage_backend_maildir;
+				maildir = true;
+			} else if (strcmp(optarg, "flat") != 0) {
+				usage();
+			}
+			break;
 		case 'n':
 			if (str_to_u64(optarg, 10000000, &messages) < 0 || messages < 2000)
 				usage();
@@ -287,7 +360,7 @@ main(int argc, char **argv)
 	c.root = xasprintf("%s/flat_ops.XXXXXX", dir);
 	if (mkdtemp(c.root) == NULL)
 		die("mkdtemp in %s: %s", dir, strerror(errno));
-	mail_path = xasprintf("%s/bench/mymailbox.mail", c.root);
+	mail_path = xasprintf(maildir ? "%s/bench/Maildir" : "%s/bench/mymailbox.mail", c.root);
 	{
 		char *udir = xasprintf("%s/bench", c.root);
 
@@ -295,10 +368,25 @@ main(int argc, char **argv)
 			die("mkdir %s: %s", udir, strerror(errno));
 		free(udir);
 	}
-	fprintf(stderr, "flat_ops: %llu messages in %s\n", (unsigned long long)messages, c.root);
-	gen_mailbox(mail_path, (unsigned)messages);
-	if (stat(mail_path, &sb) < 0)
-		die("stat %s: %s", mail_path, strerror(errno));
+	fprintf(stderr, "flat_ops: %s, %llu messages in %s\n", B->name,
+		(unsigned long long)messages, c.root);
+	if (maildir) {
+		static const char *const sub[] = { "", "/cur", "/new", "/tmp" };
+
+		for (size_t i = 0; i < N_ELEMENTS(sub); i++) {
+			char *d = xasprintf("%s%s", mail_path, sub[i]);
+
+			if (mkdir(d, 0700) < 0)
+				die("mkdir %s: %s", d, strerror(errno));
+			free(d);
+		}
+		gen_maildir(mail_path, (unsigned)messages);
+		sb.st_size = 0;
+	} else {
+		gen_mailbox(mail_path, (unsigned)messages);
+		if (stat(mail_path, &sb) < 0)
+			die("stat %s: %s", mail_path, strerror(errno));
+	}
 
 	{
 		double t0 = now_ms();
@@ -367,16 +455,32 @@ main(int argc, char **argv)
 		free(path);
 	}
 
+	/* STORE +FLAGS (\Seen), then -FLAGS, ... on 1,000 messages spread
+	   over the mailbox; the sync() after it is the core's next command. */
+	for (unsigned round = 0; round < 3; round++) {
+		size_t step = c.state.count / 1000;
+		uint64_t before = c.state.highest_modseq;
+		double t0 = now_ms();
+
+		for (size_t k = 0; k < 1000; k++) {
+			size_t idx = k * step + round;
+			struct mail_rec *r = &c.state.mails[idx];
+			char *error = NULL;
+
+			if (mbox_state_set_flags(&c.state, idx, (uint8_t)(r->flags ^ MAIL_FLAGGED),
+						 r->keywords) &&
+			    B->flags_changed(c.box, &c.state, idx, &error) < 0)
+				die("flags_changed: %s", error);
+		}
+		do_sync(&c);
+		timing_add(&t_store, now_ms() - t0);
+		check(c.state.highest_modseq >= before + 1000, "store: modseqs");
+	}
+
 	for (unsigned i = 0; i < 20; i++) {
-		char *msg = xasprintf("From: other@localhost\nSubject: external %u\n\nhi\n.\n", i);
-		int fd = open(mail_path, O_WRONLY | O_APPEND | O_CLOEXEC);
 		double t0;
 
-		if (fd < 0)
-			die("open %s: %s", mail_path, strerror(errno));
-		write_all(fd, msg, strlen(msg));
-		close(fd);
-		free(msg);
+		external_add(mail_path, i);
 		t0 = now_ms();
 		do_sync(&c);
 		timing_add(&t_ext, now_ms() - t0);
@@ -395,7 +499,7 @@ main(int argc, char **argv)
 	}
 
 	uids = xmalloc(1000 * sizeof(*uids));
-	for (unsigned i = 0; i < 3; i++) {
+	for (unsigned i = 0; i < 3 && c.state.count >= 2000; i++) {
 		size_t step = c.state.count / 1000;
 		double t0;
 
@@ -410,18 +514,30 @@ main(int argc, char **argv)
 	free(uids);
 	{
 		uint32_t uidnext = c.state.uidnext, uidvalidity = c.state.uidvalidity;
+		struct mail_rec *before = xmalloc(c.state.count * sizeof(*before));
 
+		/* flags and modseqs (of the STOREs above) are kept */
+		memcpy(before, c.state.mails, c.state.count * sizeof(*before));
 		ctx_close(&c);
 		ctx_open(&c);
 		check(c.state.count == expect && c.state.uidnext == uidnext &&
 		      c.state.uidvalidity == uidvalidity, "reopen at the end");
+		for (size_t i = 0; i < c.state.count; i++)
+			check(c.state.mails[i].uid == before[i].uid &&
+			      c.state.mails[i].flags == before[i].flags &&
+			      c.state.mails[i].modseq == before[i].modseq, "reopen: flags, modseqs");
+		free(before);
 		for (size_t i = 1; i < c.state.count; i++)
 			check(c.state.mails[i].uid > c.state.mails[i - 1].uid, "UIDs ascending");
 		ctx_close(&c);
 	}
 
-	printf("flat backend, %llu messages (%.1f MB mail file)\n", (unsigned long long)messages,
-	       (double)sb.st_size / 1e6);
+	if (maildir)
+		printf("maildir backend, %llu messages (one file each)\n",
+		       (unsigned long long)messages);
+	else
+		printf("flat backend, %llu messages (%.1f MB mail file)\n",
+		       (unsigned long long)messages, (double)sb.st_size / 1e6);
 	printf("%-30s %10s %10s %10s %6s\n", "operation", "median ms", "p90 ms", "max ms", "runs");
 	for (size_t i = 0; i < N_ELEMENTS(all); i++) {
 		struct timing *t = all[i];

@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -288,6 +289,16 @@ static const struct external externals[] = {
 	{ "flat", flat_external_add, NULL },
 	{ "maildir", maildir_external_add, maildir_external_flag },
 };
+
+/* The folder that holds a user's INBOX index (mymailbox.mail and its
+   index; Maildir/ and its dovecot-uidlist). */
+static char *
+index_dir(struct fx *fx, const char *user)
+{
+	if (strcmp(B->name, "maildir") == 0)
+		return xasprintf("%s/%s/Maildir", fx->root, user);
+	return xasprintf("%s/%s", fx->root, user);
+}
 
 static const struct external *
 external_of(const char *name)
@@ -692,12 +703,18 @@ test_modseqs_survive_close_and_reopen(void **state)
 	assert_true(modseqs[3] > modseqs[2]);
 	highest = s.highest_modseq;
 	close_box(&box, &s);
+	/* (HIGHESTMODSEQ may come back higher than it was: a backend may
+	   have reserved modseqs; never lower) */
 	for (unsigned round = 0; round < 2; round++) {
 		box = open_box(fx, "bob", "INBOX", &s);
 		assert_int_equal(s.count, 4);
-		assert_int_equal(s.highest_modseq, highest);
+		assert_true(s.highest_modseq >= highest);
 		for (unsigned i = 0; i < 4; i++)
 			assert_int_equal(s.mails[i].modseq, modseqs[i]);
+		if (round == 0)
+			highest = s.highest_modseq;
+		else
+			assert_int_equal(s.highest_modseq, highest);
 		close_box(&box, &s);
 	}
 	/* a change after the reopen goes above everything seen before */
@@ -705,10 +722,11 @@ test_modseqs_survive_close_and_reopen(void **state)
 	set_flags(box, &s, 1, MAIL_DRAFT, 0);
 	assert_true(s.mails[1].modseq > highest);
 	highest = s.highest_modseq;
+	modseqs[1] = s.mails[1].modseq;
 	close_box(&box, &s);
 	box = open_box(fx, "bob", "INBOX", &s);
-	assert_int_equal(s.mails[1].modseq, highest);
-	assert_int_equal(s.highest_modseq, highest);
+	assert_int_equal(s.mails[1].modseq, modseqs[1]);
+	assert_true(s.highest_modseq >= highest);
 	close_box(&box, &s);
 }
 
@@ -824,6 +842,385 @@ test_flag_change_by_second_opener_bumps_modseq_after_sync(void **state)
 	ba = open_box(fx, "bob", "INBOX", &a);
 	assert_true(a.highest_modseq >= highest_before);
 	close_box(&ba, &a);
+}
+
+
+/* A keeps a batch of flag changes unwritten (its reserve not used up)
+   while B syncs: B reports A's change above everything B's clients saw;
+   once A reaches a batch point, both give each message the same modseq,
+   and neither went down. */
+static void
+test_two_openers_agree_after_a_pending_batch(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state a, b;
+	struct storage_box *ba, *bb;
+	uint64_t b_seen, a_mod;
+	char *m;
+
+	ba = open_box(fx, "bob", "INBOX", &a);
+	bb = open_box(fx, "bob", "INBOX", &b);
+	for (unsigned i = 0; i < 4; i++) {
+		m = simple_msg(i);
+		append_msg(ba, &a, m, 0);
+		free(m);
+	}
+	set_flags(ba, &a, 0, MAIL_SEEN, 0);
+	do_sync(ba, &a);
+	assert_int_equal(do_sync(bb, &b), 0);
+	assert_int_equal(b.count, 4);
+	b_seen = b.highest_modseq;
+	set_flags(ba, &a, 1, MAIL_FLAGGED, 0);
+	set_flags(ba, &a, 2, MAIL_ANSWERED, 0);
+	a_mod = a.mails[2].modseq;
+	assert_int_equal(do_sync(bb, &b), 0);
+	assert_int_equal(b.mails[1].flags, MAIL_FLAGGED);
+	assert_int_equal(b.mails[2].flags, MAIL_ANSWERED);
+	assert_true(b.mails[1].modseq > b_seen);
+	assert_true(b.mails[2].modseq > b_seen);
+	/* A's batch point, then B's next command */
+	do_sync(ba, &a);
+	assert_true(a.mails[2].modseq >= a_mod);
+	do_sync(bb, &b);
+	for (unsigned i = 0; i < 4; i++) {
+		assert_int_equal(a.mails[i].flags, b.mails[i].flags);
+		assert_int_equal(a.mails[i].modseq, b.mails[i].modseq);
+	}
+	close_box(&ba, &a);
+	close_box(&bb, &b);
+}
+
+/* Flag changes in many rounds (flags and keywords), then close and
+   reopen: every message's flags and modseq are as they were, and
+   HIGHESTMODSEQ is not lower. */
+static void
+test_many_flag_changes_keep_flags_and_modseqs_across_reopen(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	enum { N = 120 };
+	uint8_t flags[N];
+	uint64_t kws[N], modseqs[N], highest;
+	unsigned seed = 7;
+	char *m;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	for (unsigned i = 0; i < N; i++) {
+		m = simple_msg(i);
+		append_msg(box, &s, m, 0);
+		free(m);
+	}
+	for (unsigned round = 0; round < 1500; round++) {
+		size_t idx = rand_r(&seed) % N;
+		uint8_t fl = (uint8_t)(rand_r(&seed) % (MAIL_FLAGS_ALL + 1));
+		uint64_t kw = 0;
+
+		if (rand_r(&seed) % 4 == 0)
+			kw = 1ULL << mbox_state_keyword(&s, rand_r(&seed) % 2 ? "$Work" : "$Todo",
+							 true);
+		if (fl == s.mails[idx].flags && kw == s.mails[idx].keywords)
+			continue;
+		set_flags(box, &s, idx, fl, kw);
+		/* the core's next command, now and then */
+		if (round % 97 == 0)
+			do_sync(box, &s);
+	}
+	for (unsigned i = 0; i < N; i++) {
+		flags[i] = s.mails[i].flags;
+		kws[i] = s.mails[i].keywords;
+		modseqs[i] = s.mails[i].modseq;
+	}
+	highest = s.highest_modseq;
+	close_box(&box, &s);
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, N);
+	assert_true(s.highest_modseq >= highest);
+	for (unsigned i = 0; i < N; i++) {
+		assert_int_equal(s.mails[i].flags, flags[i]);
+		assert_int_equal(s.mails[i].modseq, modseqs[i]);
+		/* (keyword indexes may be renumbered: compare by name) */
+		for (unsigned k = 0; k < MBOX_MAX_KEYWORDS; k++) {
+			if ((kws[i] & (1ULL << k)) != 0)
+				assert_true(s.mails[i].keywords != 0);
+		}
+		if (kws[i] == 0)
+			assert_true(s.mails[i].keywords == 0);
+	}
+	close_box(&box, &s);
+}
+
+/* How many times a file was renamed into dir (a whole index rewritten
+   and put in place) since the watch was set, from inotify. */
+static unsigned
+count_renames_into(int ifd)
+{
+	char ev[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+	unsigned n = 0;
+	ssize_t len;
+
+	for (unsigned rounds = 0; rounds < 1000; rounds++) {
+		len = read(ifd, ev, sizeof(ev));
+		if (len <= 0)
+			break;
+		for (char *p = ev; p < ev + len;) {
+			const struct inotify_event *e = (const struct inotify_event *)p;
+
+			assert_true((e->mask & IN_Q_OVERFLOW) == 0);
+			if ((e->mask & IN_MOVED_TO) != 0)
+				n++;
+			p += sizeof(*e) + e->len;
+		}
+	}
+	return n;
+}
+
+/* STORE 1:1000 +FLAGS: a thousand flag changes and the sync() of the
+   next command rewrite the index a few times at most, not once per
+   message (which fsyncs a thousand times). Counted, not timed. */
+static void
+test_store_of_1000_messages_rewrites_the_index_once(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	uint64_t before, modseqs[1000];
+	unsigned renames;
+	char *dir;
+	int ifd, wd;
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	for (unsigned i = 0; i < 1000; i++) {
+		char *m = simple_msg(i);
+
+		append_msg(box, &s, m, 0);
+		free(m);
+	}
+	do_sync(box, &s);
+	dir = index_dir(fx, "bob");
+	ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	assert_true(ifd >= 0);
+	wd = inotify_add_watch(ifd, dir, IN_MOVED_TO);
+	assert_true(wd >= 0);
+	before = s.highest_modseq;
+	for (size_t i = 0; i < 1000; i++) {
+		set_flags(box, &s, i, MAIL_SEEN, 0);
+		modseqs[i] = s.mails[i].modseq;
+		assert_true(modseqs[i] > before);
+		assert_true(i == 0 || modseqs[i] > modseqs[i - 1]);
+	}
+	do_sync(box, &s);
+	renames = count_renames_into(ifd);
+	print_message("[ %s ] STORE of 1000: %u index rewrites\n", B->name, renames);
+	/* one for the batch, one for a reservation, and slack */
+	assert_true(renames <= 4);
+	close(ifd);
+	free(dir);
+	for (size_t i = 0; i < 1000; i++)
+		assert_int_equal(s.mails[i].modseq, modseqs[i]);
+	close_box(&box, &s);
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, 1000);
+	for (size_t i = 0; i < 1000; i++) {
+		assert_int_equal(s.mails[i].flags, MAIL_SEEN);
+		assert_int_equal(s.mails[i].modseq, modseqs[i]);
+	}
+	close_box(&box, &s);
+}
+
+/* A child changes flags (and tells the parent each message's new flags
+   and modseq, as a STORE answer would tell a client), then is killed
+   before any batch point. After the reopen: the flags are the last ones
+   set, and no modseq any client saw is reused: a changed message has the
+   modseq of its last change or one above all that was handed out,
+   HIGHESTMODSEQ is not lower, and a new change goes above all of it. */
+static void
+test_crash_after_flag_changes_keeps_flags_and_modseqs_rise(void **state)
+{
+	struct fx *fx = *state;
+	enum { N = 60, CHANGES = 200 };
+	struct { uint32_t idx; uint8_t flags; uint64_t modseq; } rep;
+	uint8_t want[N];
+	uint64_t got_modseq[N] = { 0 }, max_seen = 0;
+	struct mbox_state s;
+	struct storage_box *box;
+	int fds[2], status;
+	pid_t pid;
+
+	box = open_box(fx, "eve", "INBOX", &s);
+	for (unsigned i = 0; i < N; i++) {
+		char *m = simple_msg(i);
+
+		append_msg(box, &s, m, i % 2 ? MAIL_SEEN : 0);
+		free(m);
+		want[i] = s.mails[i].flags;
+	}
+	close_box(&box, &s);
+	for (unsigned round = 0; round < 3; round++) {
+		assert_int_equal(pipe(fds), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct mbox_state cs;
+			struct storage_box *cbox = NULL;
+			enum storage_error err;
+			char *error = NULL;
+			unsigned seed = 11 + round;
+
+			close(fds[0]);
+			mbox_state_init(&cs);
+			if (B->open(fx->st, "eve", "INBOX", &cs, &cbox, &err, &error) < 0)
+				_exit(2);
+			for (unsigned c = 0; c < CHANGES; c++) {
+				size_t idx = rand_r(&seed) % N;
+				uint8_t fl = (uint8_t)(cs.mails[idx].flags ^
+						       (1u << (rand_r(&seed) % 5)));
+
+				if (!mbox_state_set_flags(&cs, idx, fl, cs.mails[idx].keywords) ||
+				    B->flags_changed(cbox, &cs, idx, &error) < 0)
+					_exit(3);
+				rep.idx = (uint32_t)idx;
+				rep.flags = cs.mails[idx].flags;
+				rep.modseq = cs.mails[idx].modseq;
+				if (write(fds[1], &rep, sizeof(rep)) != (ssize_t)sizeof(rep))
+					_exit(4);
+			}
+			/* no close(), no sync(): killed here */
+			for (;;)
+				pause();
+		}
+		close(fds[1]);
+		for (unsigned c = 0; c < CHANGES; c++) {
+			size_t got = 0;
+
+			while (got < sizeof(rep)) {
+				ssize_t n = read(fds[0], (char *)&rep + got, sizeof(rep) - got);
+
+				if (n <= 0)
+					fail_msg("flag child died after %u changes", c);
+				got += (size_t)n;
+			}
+			assert_true(rep.idx < N);
+			want[rep.idx] = rep.flags;
+			got_modseq[rep.idx] = rep.modseq;
+			if (rep.modseq > max_seen)
+				max_seen = rep.modseq;
+		}
+		kill(pid, SIGKILL);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFSIGNALED(status));
+		close(fds[0]);
+
+		box = open_box(fx, "eve", "INBOX", &s);
+		assert_int_equal(s.count, N);
+		assert_true(s.highest_modseq >= max_seen);
+		for (unsigned i = 0; i < N; i++) {
+			assert_int_equal(s.mails[i].flags, want[i]);
+			if (got_modseq[i] == 0)
+				continue;
+			/* the modseq written with the change, or one above
+			   everything handed out */
+			assert_true(s.mails[i].modseq == got_modseq[i] ||
+				    s.mails[i].modseq > max_seen);
+		}
+		set_flags(box, &s, 0, (uint8_t)(s.mails[0].flags ^ MAIL_FLAGGED), 0);
+		assert_true(s.mails[0].modseq > max_seen);
+		want[0] = s.mails[0].flags;
+		max_seen = s.highest_modseq;
+		memset(got_modseq, 0, sizeof(got_modseq));
+		close_box(&box, &s);
+	}
+}
+
+/* A child appends and tells the parent each UID (APPENDUID), then is
+   killed right after an append() returned. After the reopen every UID
+   told is the same message, and later UIDs are above them. */
+static void
+test_crash_right_after_append_keeps_uids(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+
+	for (unsigned round = 0; round < 4; round++) {
+		uint32_t uids[40], top = 0;
+		unsigned count = 0;
+		int fds[2], status;
+		pid_t pid;
+
+		assert_int_equal(pipe(fds), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct mbox_state cs;
+			struct storage_box *cbox = NULL;
+			enum storage_error err;
+			char *error = NULL;
+
+			close(fds[0]);
+			mbox_state_init(&cs);
+			if (B->open(fx->st, "fay", "INBOX", &cs, &cbox, &err, &error) < 0)
+				_exit(2);
+			/* a pending flag batch on the first round, too */
+			if (round == 1 && cs.count > 0 &&
+			    (!mbox_state_set_flags(&cs, 0, MAIL_FLAGGED, 0) ||
+			     B->flags_changed(cbox, &cs, 0, &error) < 0))
+				_exit(5);
+			for (unsigned i = 0; i < 10 + round * 10; i++) {
+				char *m = xasprintf("Subject: r%u m%u\r\n\r\nbody\r\n", round, i);
+				uint32_t uid;
+
+				if (B->append(cbox, &cs, m, strlen(m), i % 2 ? MAIL_SEEN : 0, 0, 0, 0,
+					      &uid, &err, &error) < 0)
+					_exit(3);
+				free(m);
+				if (write(fds[1], &uid, sizeof(uid)) != (ssize_t)sizeof(uid))
+					_exit(4);
+			}
+			for (;;)
+				pause();
+		}
+		close(fds[1]);
+		while (count < 10 + round * 10) {
+			size_t got = 0;
+
+			while (got < sizeof(uint32_t)) {
+				ssize_t n = read(fds[0], (char *)&uids[count] + got,
+						 sizeof(uint32_t) - got);
+
+				if (n <= 0)
+					fail_msg("append child died after %u appends", count);
+				got += (size_t)n;
+			}
+			count++;
+		}
+		kill(pid, SIGKILL);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		close(fds[0]);
+		box = open_box(fx, "fay", "INBOX", &s);
+		assert_uids_ascend(&s);
+		for (unsigned i = 0; i < count; i++) {
+			ssize_t idx = mbox_state_find(&s, uids[i]);
+			char *text, *want = xasprintf("Subject: r%u m%u\r\n\r\nbody\r\n", round, i);
+
+			assert_true(idx >= 0);
+			text = msg_text(box, &s.mails[idx]);
+			assert_string_equal(text, want);
+			assert_int_equal(s.mails[idx].flags, i % 2 ? MAIL_SEEN : 0);
+			free(text);
+			free(want);
+			if (uids[i] > top)
+				top = uids[i];
+		}
+		assert_true(s.uidnext > top);
+		{
+			char *m = simple_msg(round);
+
+			assert_true(append_msg(box, &s, m, 0) > top);
+			free(m);
+		}
+		close_box(&box, &s);
+	}
 }
 
 static void
@@ -1522,7 +1919,8 @@ test_maildir_layout_and_stale_tmp(void **state)
 		assert_int_equal(files, 1);
 	}
 	close_box(&box, &s);
-	/* the uidlist: Dovecot's header, then the record */
+	/* the uidlist: Dovecot's header, then the record (append() adds it
+	   at the end: the header's N may be older, as in Dovecot's own) */
 	p = xasprintf("%s/dan/Maildir/dovecot-uidlist", fx->root);
 	f = fopen(p, "r");
 	assert_non_null(f);
@@ -1531,7 +1929,7 @@ test_maildir_layout_and_stale_tmp(void **state)
 	fclose(f);
 	assert_true(n > 0);
 	assert_true(strncmp(data, "3 V", 3) == 0);
-	assert_non_null(strstr(data, " N2"));
+	assert_true(strstr(data, " N2") != NULL || strstr(data, " N1") != NULL);
 	assert_non_null(strstr(data, "\n1 W31 "));
 	free(data);
 	free(p);
@@ -1563,6 +1961,16 @@ main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_flag_change_by_second_opener_bumps_modseq_after_sync,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_openers_agree_after_a_pending_batch, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_many_flag_changes_keep_flags_and_modseqs_across_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_of_1000_messages_rewrites_the_index_once,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_crash_after_flag_changes_keeps_flags_and_modseqs_rise, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_right_after_append_keeps_uids, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_create_delete_rename_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscriptions_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names_and_users_refused, setup, teardown),
