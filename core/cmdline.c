@@ -1,5 +1,7 @@
 /* cmdline.c: the daemons' shared command line (see cmdline.h). */
 #include "cmdline.h"
+#include "imap_server.h"
+#include "log.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -105,4 +107,38 @@ cmdline_config_name(const struct cmdline *cl)
 
 	free(path);
 	return exists ? CMDLINE_DEFAULT_CONFIG : "(built-in defaults)";
+}
+
+void
+cmdline_apply_port(const struct cmdline *cl, struct config *cfg)
+{
+	if (cl->port < 0)
+		return;
+	if (strcmp(cl->port_key, "smtp.port") == 0)
+		cfg->smtp_port = (unsigned)cl->port;
+	else
+		cfg->imap_port = (unsigned)cl->port;
+}
+
+struct server_gen *
+cmdline_reload(const struct cmdline *cl, struct watch *watch)
+{
+	struct config *cfg = NULL;
+	struct server_gen *gen;
+	char *error = NULL;
+
+	if (cmdline_load_config(cl, &cfg, &error) < 0) {
+		log_error("-", "reload failed, keeping the running configuration: %s", error);
+		free(error);
+		return NULL;
+	}
+	cmdline_apply_port(cl, cfg);
+	gen = server_gen_new(cfg, watch, &error);
+	if (gen == NULL) {
+		log_error("-", "reload failed, keeping the running configuration: %s", error);
+		free(error);
+		return NULL;
+	}
+	log_set_level(gen->cfg->log_level);
+	return gen;
 }

@@ -33,6 +33,15 @@ void cmdline_parse(struct cmdline *cl, int argc, char *argv[]);
 /* Reads -c FILE; without -c, CMDLINE_DEFAULT_CONFIG if it exists, else
    the built-in defaults with paths relative to the cwd. */
 int cmdline_load_config(const struct cmdline *cl, struct config **cfg_r, char **error_r);
+/* Puts the positional port (if any) into cfg: smtp.port for a program
+   whose port_key is "smtp.port", else imap.port. */
+void cmdline_apply_port(const struct cmdline *cl, struct config *cfg);
+struct server_gen;
+struct watch;
+/* For SIGHUP: reads the configuration again (port applied) and starts a
+   generation of backends for new sessions, with its log level in force.
+   Returns NULL after logging why: the running configuration stays. */
+struct server_gen *cmdline_reload(const struct cmdline *cl, struct watch *watch);
 /* The name to show in messages about the configuration. */
 const char *cmdline_config_name(const struct cmdline *cl);
 

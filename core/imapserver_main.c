@@ -109,28 +109,14 @@ on_terminate(void *ctx)
 static void
 on_reload(void *ctx)
 {
-	struct config *cfg = NULL;
-	struct server_gen *gen;
-	char *error = NULL;
+	struct server_gen *gen = cmdline_reload(&cl, watch);
 
-	if (cmdline_load_config(&cl, &cfg, &error) < 0) {
-		log_error("-", "reload failed, keeping the running configuration: %s", error);
-		free(error);
+	if (gen == NULL)
 		return;
-	}
-	if (cl.port >= 0)
-		cfg->imap_port = (unsigned)cl.port;
-	if (strcmp(cfg->imap_address, server->gen->cfg->imap_address) != 0 ||
-	    cfg->imap_port != server->gen->cfg->imap_port)
+	if (strcmp(gen->cfg->imap_address, server->gen->cfg->imap_address) != 0 ||
+	    gen->cfg->imap_port != server->gen->cfg->imap_port)
 		log_warn("-", "imap.address/imap.port changes need a restart; still listening on "
 			      "the old address");
-	gen = server_gen_new(cfg, watch, &error);
-	if (gen == NULL) {
-		log_error("-", "reload failed, keeping the running configuration: %s", error);
-		free(error);
-		return;
-	}
-	log_set_level(gen->cfg->log_level);
 	imap_server_set_gen(server, gen);
 	/* SMTP: new sessions deliver through the new generation's hub. */
 	if (smtp != NULL) {
@@ -162,8 +148,7 @@ main(int argc, char *argv[])
 		free(error);
 		return 1;
 	}
-	if (cl.port >= 0)
-		cfg->imap_port = (unsigned)cl.port;
+	cmdline_apply_port(&cl, cfg);
 	log_set_level(cfg->log_level);
 	loop = event_loop_new();
 	watch = cl.test_only ? NULL : watch_new(loop);

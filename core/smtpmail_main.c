@@ -45,27 +45,14 @@ on_terminate(void *ctx)
 static void
 on_reload(void *ctx)
 {
-	struct config *cfg = NULL;
-	struct server_gen *gen;
-	char *error = NULL;
+	struct server_gen *gen = cmdline_reload(&cl, NULL);
 
-	if (cmdline_load_config(&cl, &cfg, &error) < 0) {
-		log_error("-", "reload failed, keeping the running configuration: %s", error);
-		free(error);
+	if (gen == NULL)
 		return;
-	}
-	if (cl.port >= 0)
-		cfg->smtp_port = (unsigned)cl.port;
-	if (strcmp(cfg->smtp_address, listen_address) != 0 || cfg->smtp_port != listen_port)
+	if (strcmp(gen->cfg->smtp_address, listen_address) != 0 ||
+	    gen->cfg->smtp_port != listen_port)
 		log_warn("-", "smtp.address/smtp.port changes need a restart; still listening on "
 			      "the old address");
-	gen = server_gen_new(cfg, NULL, &error);
-	if (gen == NULL) {
-		log_error("-", "reload failed, keeping the running configuration: %s", error);
-		free(error);
-		return;
-	}
-	log_set_level(gen->cfg->log_level);
 	smtp_server_set_gen(server, gen);
 	server_gen_unref(&gen);
 	log_info("-", "configuration reloaded; new sessions use it");
@@ -86,8 +73,7 @@ main(int argc, char *argv[])
 		free(error);
 		return 1;
 	}
-	if (cl.port >= 0)
-		cfg->smtp_port = (unsigned)cl.port;
+	cmdline_apply_port(&cl, cfg);
 	log_set_level(cfg->log_level);
 	gen = server_gen_new(cfg, NULL, &error);
 	if (gen == NULL) {
