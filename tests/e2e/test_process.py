@@ -233,3 +233,30 @@ class TestDaemonReload(unittest.TestCase):
         while self.find_pid(conf) and time.monotonic() < deadline:
             time.sleep(0.05)
         self.assertIsNone(self.find_pid(conf), "the server ignored SIGTERM")
+
+
+class TestSmtpmailReload(__import__("smtp_support").SmtpTestCase):
+    """The stand-alone smtpmail re-reads the shared config on SIGHUP: a
+    domain added to smtp.domain is local for the next session."""
+
+    MODE = "standalone"
+
+    def test_sighup_adds_a_local_domain(self):
+        s = self.raw_smtp()
+        code, _ = s.command("EHLO test")
+        self.assertEqual(code, 250)
+        s.command("MAIL FROM:<bob@localhost>")
+        code, _ = s.command("RCPT TO:<alice@lab.example>")
+        self.assertEqual(code, 550)
+        with open(self.server.conf) as f:
+            text = f.read()
+        with open(self.server.conf, "w") as f:
+            f.write(text.replace('domain = "localhost"', 'domain = "localhost, lab.example"'))
+        self.smtpmail.proc.send_signal(signal.SIGHUP)
+        self.assertIsNotNone(self.smtpmail.wait_log("configuration reloaded", timeout=5),
+                             self.smtpmail.log_text())
+        s2 = self.raw_smtp()
+        s2.command("EHLO test")
+        s2.command("MAIL FROM:<bob@localhost>")
+        code, lines = s2.command("RCPT TO:<alice@lab.example>")
+        self.assertEqual(code, 250, lines)
