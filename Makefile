@@ -157,14 +157,17 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuz
 FUZZ_SRCS = $(LIB_SRCS)
 build-fuzz/%: tests/fuzz/%.c $(FUZZ_SRCS)
 	@mkdir -p build-fuzz
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Icore \
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -Icore \
 		$(shell pkg-config --cflags $(PKGS)) -o $@ $< $(FUZZ_SRCS) $(LIBS)
 fuzz: $(FUZZ_TARGETS)
 	@for t in $(FUZZ_TARGETS); do \
 		mkdir -p build-fuzz/corpus-$$(basename $$t); \
 		echo "== $$t ($(FUZZ_SECONDS) s)"; \
+		seeds=tests/data; [ -d tests/fuzz/$$(basename $$t | sed 's/^fuzz_//')-seeds ] && \
+			seeds=tests/fuzz/$$(basename $$t | sed 's/^fuzz_//')-seeds; \
 		$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-			build-fuzz/corpus-$$(basename $$t) tests/data >/dev/null 2>build-fuzz/$$(basename $$t).log \
+			build-fuzz/corpus-$$(basename $$t) $$seeds >/dev/null 2>build-fuzz/$$(basename $$t).log \
 			|| { tail -60 build-fuzz/$$(basename $$t).log; exit 1; }; \
 		tail -1 build-fuzz/$$(basename $$t).log; \
 	done

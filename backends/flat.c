@@ -603,7 +603,8 @@ flat_scan(int fd, uint64_t from, uint64_t to, bool take_tail, bool force_first, 
 			if ((size_t)n < want)
 				to = pos;       /* the file shrank under us */
 		}
-		while (find_message_end(data + cur, len - cur, &scanpos, &end)) {
+		/* data is NULL while nothing was read (an empty file). */
+		while (data != NULL && find_message_end(data + cur, len - cur, &scanpos, &end)) {
 			scan_add(sc, data + cur, end, base + cur, now);
 			cur += end;
 			scanpos = 0;

@@ -648,6 +648,40 @@ test_sync_does_not_wait_for_another_writers_lock(void **state)
 	close_box(&box, &s);
 }
 
+/* Another program empties the file (the lab's tools rewrite it in place):
+   sync() rescans the empty file and ends with an empty mailbox that goes
+   on working; a new empty mailbox file (CREATE) opens the same way. */
+static void
+test_file_emptied_by_another_program(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	char *path = path_of(fx, "bob/mymailbox.mail");
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	append_msg(box, &s, "Subject: one\r\n\r\n1\r\n", 0);
+	append_msg(box, &s, "Subject: two\r\n\r\n2\r\n", 0);
+	assert_int_equal(truncate(path, 0), 0);
+	(void)do_sync(box, &s);
+	assert_int_equal(s.count, 0);
+	/* And the mailbox goes on working. */
+	append_msg(box, &s, "Subject: three\r\n\r\n3\r\n", 0);
+	assert_int_equal(s.count, 1);
+	assert_true(s.mails[0].uid >= 1);
+	free(path);
+	close_box(&box, &s);
+	/* A new, empty mailbox file without an index (CREATE, then SELECT)
+	   is scanned the same way. */
+	enum storage_error err;
+	char *error = NULL;
+	assert_int_equal(B->create(fx->st, "bob", "Empty", &err, &error), 0);
+	box = open_box(fx, "bob", "Empty", &s);
+	assert_int_equal(s.count, 0);
+	(void)do_sync(box, &s);
+	close_box(&box, &s);
+}
+
 static void
 test_unlocked_append_picked_up_by_sync(void **state)
 {
@@ -1759,6 +1793,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_young_tail_terminated_by_append, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_does_not_wait_for_another_writers_lock,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_emptied_by_another_program, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_unlocked_append_picked_up_by_sync, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_locked_append_by_other_process_during_expunge,
