@@ -323,6 +323,9 @@ write_address_list(const char *s, size_t len, struct buf *out)
 		/* A phrase (display name or group name) or a local part. */
 		buf_reset(&phrase);
 		buf_reset(&local);
+		/* Never NULL below: an empty quoted string appends nothing,
+		   and local.data + before must point into a buffer. */
+		buf_reserve(&local, 64);
 		for (;;) {
 			text_skip_cfws(s, len, &pos);
 			if (pos >= len)

@@ -189,6 +189,20 @@ test_header_fields_not_returns_the_others(void **state)
 
 /* --- ENVELOPE -------------------------------------------------------- */
 
+/* An empty quoted display name or local part (found by fuzzing: the
+   address parser must not do pointer arithmetic on an empty buffer). */
+static void
+test_envelope_empty_quoted_strings(void **state)
+{
+	static const char msg[] = "From: \"\" <a@b>\r\nTo: \"\"@x, \"\" \"\" <c@d>\r\n\r\nbody\r\n";
+	struct buf out = BUF_INIT;
+
+	message_envelope(msg, sizeof(msg) - 1, &out);
+	assert_non_null(strstr(out.data, "\"a\" \"b\""));
+	assert_non_null(strstr(out.data, "\"c\" \"d\""));
+	buf_free(&out);
+}
+
 static void
 test_envelope_plain_message(void **state)
 {
@@ -710,6 +724,7 @@ main(void)
 		cmocka_unit_test(test_header_fields_keeps_folding_and_uses_crlf),
 		cmocka_unit_test(test_header_fields_not_returns_the_others),
 		cmocka_unit_test(test_envelope_plain_message),
+		cmocka_unit_test(test_envelope_empty_quoted_strings),
 		cmocka_unit_test(test_envelope_group_syntax),
 		cmocka_unit_test(test_envelope_quoted_names_comments_routes_and_missing_domain),
 		cmocka_unit_test(test_envelope_missing_fields_are_nil),
