@@ -22,12 +22,17 @@ BUILD ?= build-san
 SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
+# The core's layers, lowest first (see README, "Architecture"). Headers are
+# included by name; tests/layering.sh checks that no layer includes a higher one.
+CORE_LAYERS := lib io mail hub imap smtp daemon
+CORE_INCS := -I. $(addprefix -Icore/,$(CORE_LAYERS))
+
 WARNFLAGS := -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wpointer-arith -Wwrite-strings -Wvla \
 	-Wno-unused-parameter -Werror
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARNFLAGS) $(CFLAGS) $(SANFLAGS) \
-	-Icore -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+	$(CORE_INCS) -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt
 HAVE_PAM := $(shell test -f /usr/include/security/pam_appl.h && echo 1)
 ifeq ($(HAVE_PAM),1)
@@ -37,13 +42,13 @@ endif
 TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
-MAIN_SRCS := core/imapserver_main.c
-LIB_SRCS := $(filter-out $(MAIN_SRCS) core/smtpmail_main.c, $(wildcard core/*.c)) \
+MAIN_SRCS := core/daemon/imapserver_main.c core/daemon/smtpmail_main.c
+LIB_SRCS := $(filter-out $(MAIN_SRCS), $(wildcard $(addsuffix /*.c,$(addprefix core/,$(CORE_LAYERS))))) \
 	$(wildcard backends/*.c) $(wildcard auth/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
-PROGS := $(BUILD)/imapserver $(if $(wildcard core/smtpmail_main.c),$(BUILD)/smtpmail) \
+PROGS := $(BUILD)/imapserver $(BUILD)/smtpmail \
 	$(if $(wildcard client/*.c),$(BUILD)/mailclient)
 
 
@@ -64,11 +69,11 @@ $(BUILD)/libimapcore.a: $(LIB_OBJS)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
 
-$(BUILD)/imapserver: $(BUILD)/core/imapserver_main.o $(BUILD)/libimapcore.a
+$(BUILD)/imapserver: $(BUILD)/core/daemon/imapserver_main.o $(BUILD)/libimapcore.a
 	@$(if $(V),,echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/smtpmail: $(BUILD)/core/smtpmail_main.o $(BUILD)/libimapcore.a
+$(BUILD)/smtpmail: $(BUILD)/core/daemon/smtpmail_main.o $(BUILD)/libimapcore.a
 	@$(if $(V),,echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
 
@@ -158,7 +163,7 @@ FUZZ_SRCS = $(LIB_SRCS)
 build-fuzz/%: tests/fuzz/%.c $(FUZZ_SRCS)
 	@mkdir -p build-fuzz
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined -Icore \
+		-fno-sanitize-recover=undefined $(CORE_INCS) \
 		$(shell pkg-config --cflags $(PKGS)) -o $@ $< $(FUZZ_SRCS) $(LIBS)
 fuzz: $(FUZZ_TARGETS)
 	@for t in $(FUZZ_TARGETS); do \

@@ -1,5 +1,5 @@
-/* test_fetch.c: FETCH items (core/fetch.c) and the flag helpers
-   (core/imap_util.c): the exact response text for a known message.
+/* test_fetch.c: FETCH items (core/imap/fetch.c) and the flag helpers
+   (core/imap/imap_util.c): the exact response text for a known message.
    Argument trees are built by hand, independent of the command parser. */
 #include <setjmp.h>
 #include <stdarg.h>

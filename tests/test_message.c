@@ -1,4 +1,4 @@
-/* test_message.c: RFC 5322 reading (core/message.c) against the corpus
+/* test_message.c: RFC 5322 reading (core/mail/message.c) against the corpus
    in tests/data (run from the top of the tree). */
 #include <setjmp.h>
 #include <stdarg.h>

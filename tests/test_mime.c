@@ -1,4 +1,4 @@
-/* test_mime.c: the MIME part tree (core/mime.c) on the corpus in
+/* test_mime.c: the MIME part tree (core/mail/mime.c) on the corpus in
    tests/data/: structure, IMAP section lookup, decoding, RFC 2231 and
    RFC 2047 parameter values, text and attachment helpers, the parse
    cache, and robustness (every prefix of every corpus file, nesting and

@@ -1,4 +1,4 @@
-/* test_search.c: SEARCH programs (core/search.c) against a small set of
+/* test_search.c: SEARCH programs (core/imap/search.c) against a small set of
    in-memory messages. Argument trees are built here by hand (a tiny
    tokenizer), so these tests do not depend on the command parser. */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* test_smtp.c: the SMTP protocol engine (core/smtp.c), without sockets.
+/* test_smtp.c: the SMTP protocol engine (core/smtp/smtp.c), without sockets.
 
    Every script is fed whole, one octet at a time and in pieces of 3 and 7
    octets; each way must give exactly the expected replies and the same

@@ -1,5 +1,5 @@
 /* test_storage.c: the mbox_state helpers, the name rules and the core
-   wrappers of core/storage.c. */
+   wrappers of core/hub/storage.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* test_storage_contract.c: the storage contract (core/storage.h), one
+/* test_storage_contract.c: the storage contract (core/hub/storage.h), one
    suite run against every backend of the registry, and then a few tests
    of what only the Maildir layout promises (other tools' Maildirs, flag
    letters, stale tmp/ files).

@@ -369,7 +369,7 @@ starttls = no
         m.logout()
         return out
 
-    # core/migrate.c copies messages with append(), which gives them new
+    # core/daemon/migrate.c copies messages with append(), which gives them new
     # modseqs from 1: HIGHESTMODSEQ must still not come back lower on
     # Maildir, or a CONDSTORE/QRESYNC client that cached it would miss
     # later changes (RFC 7162 3.1.2.1).

@@ -4,13 +4,13 @@ silently fall behind it:
 
 - every page renders with groff (and mandoc -Tlint when installed) without
   a single warning;
-- every configuration section and key named in core/config.h's struct
-  comments and in core/config.c's table of keys is in imapserver.conf(5),
+- every configuration section and key named in core/hub/config.h's struct
+  comments and in core/hub/config.c's table of keys is in imapserver.conf(5),
   with its range (min..max) and its default;
 - every option, operand and synopsis line printed by `imapserver -h`,
   `smtpmail -h` and `mailclient --help` is in the matching page;
-- the IMAP capabilities of core/imap_cmds.c are in imapserver(8), the EHLO
-  keywords of core/smtp.c in smtpmail(8), and mailclient's exact messages
+- the IMAP capabilities of core/imap/imap_cmds.c are in imapserver(8), the EHLO
+  keywords of core/smtp/smtp.c in smtpmail(8), and mailclient's exact messages
   in mailclient(1);
 - `make install` installs the four pages.
 
@@ -148,33 +148,33 @@ class ManPageTest(unittest.TestCase):
     # ------------------------------------------------------------ configuration
 
     def config_keys(self):
-        """(section, key, type, min, max) from core/config.c's table."""
+        """(section, key, type, min, max) from core/hub/config.c's table."""
         table = re.findall(r'KEY\("(\w+)",\s*"(\w+)",\s*(KEY_\w+),\s*[\w.]+,\s*(-?\d+),\s*(-?\d+)\)',
-                           _read("core/config.c"))
-        self.assertGreaterEqual(len(table), 20, "cannot read the key table of core/config.c")
+                           _read("core/hub/config.c"))
+        self.assertGreaterEqual(len(table), 20, "cannot read the key table of core/hub/config.c")
         return table
 
     def test_config_h_keys_are_in_imapserver_conf_5(self):
-        header = _read("core/config.h")
+        header = _read("core/hub/config.h")
         comments = " ".join(re.findall(r"/\*(.*?)\*/", header, re.S))
         keys = sorted(set(re.findall(r"\b((?:%s)\.[a-z_]+)\b" % "|".join(SECTION_NAMES),
                                      comments)))
-        self.assertGreaterEqual(len(keys), 20, "cannot read the keys of core/config.h")
-        self.assertDocumented("imapserver.conf.5", keys, "keys of core/config.h")
+        self.assertGreaterEqual(len(keys), 20, "cannot read the keys of core/hub/config.h")
+        self.assertDocumented("imapserver.conf.5", keys, "keys of core/hub/config.h")
 
     def test_config_c_sections_and_keys_are_in_imapserver_conf_5(self):
-        source = _read("core/config.c")
+        source = _read("core/hub/config.c")
         m = re.search(r"config_sections\[\]\s*=\s*\{([^}]*)\}", source)
-        self.assertIsNotNone(m, "cannot find config_sections in core/config.c")
+        self.assertIsNotNone(m, "cannot find config_sections in core/hub/config.c")
         sections = re.findall(r'"(\w+)"', m.group(1))
         self.assertEqual(sorted(sections), sorted(SECTION_NAMES),
-                         "the sections of core/config.c changed: update imapserver.conf(5) "
+                         "the sections of core/hub/config.c changed: update imapserver.conf(5) "
                          "and this test")
         titles = re.findall(r"^\.SS\s+(\S+)\s*$", self.source["imapserver.conf.5"], re.M)
         self.assertEqual([s for s in sections if s not in titles], [],
                          "a section without its .SS in imapserver.conf.5")
         keys = ["%s.%s" % (sec, key) for sec, key, _, _, _ in self.config_keys()]
-        self.assertDocumented("imapserver.conf.5", keys, "keys of core/config.c")
+        self.assertDocumented("imapserver.conf.5", keys, "keys of core/hub/config.c")
 
     def key_paragraph(self, key):
         """The text of the .TP paragraph of imapserver.conf(5) tagged key."""
@@ -197,9 +197,9 @@ class ManPageTest(unittest.TestCase):
         self.assertGreaterEqual(checked, 10)
 
     def test_config_defaults_are_in_imapserver_conf_5(self):
-        source = _read("core/config.c")
+        source = _read("core/hub/config.c")
         body = re.search(r"config_new_defaults\(const char \*dir\)\s*\{(.*?)\n\}", source, re.S)
-        self.assertIsNotNone(body, "cannot find config_new_defaults() in core/config.c")
+        self.assertIsNotNone(body, "cannot find config_new_defaults() in core/hub/config.c")
         macros = dict(re.findall(r'^#define\s+(\w+)\s+"([^"]*)"', source, re.M))
         fields = {field: f"{sec}.{key}" for sec, key, field in
                   re.findall(r'KEY\("(\w+)",\s*"(\w+)",\s*KEY_\w+,\s*([\w.]+),', source)}
@@ -282,20 +282,20 @@ class ManPageTest(unittest.TestCase):
     # ------------------------------------------------------------ protocol facts
 
     def test_imap_capabilities_are_in_imapserver_8(self):
-        source = _read("core/imap_cmds.c")
+        source = _read("core/imap/imap_cmds.c")
         common = _strings_of_macro(source, "CAPS_COMMON")
-        self.assertIsNotNone(common, "cannot find CAPS_COMMON in core/imap_cmds.c: update "
+        self.assertIsNotNone(common, "cannot find CAPS_COMMON in core/imap/imap_cmds.c: update "
                                      "this test")
         caps = set(common.split())
         for extra in re.findall(r'CAPS_COMMON\s*"([^"]*)"', source):
             caps.update(extra.split())
         self.assertIn("IMAP4rev1", caps)
-        self.assertDocumented("imapserver.8", sorted(caps), "capabilities of core/imap_cmds.c")
+        self.assertDocumented("imapserver.8", sorted(caps), "capabilities of core/imap/imap_cmds.c")
 
     def test_ehlo_keywords_are_in_smtpmail_8(self):
-        keywords = re.findall(r'reply\(out,\s*"250[- ]([A-Z0-9][A-Z0-9-]*)', _read("core/smtp.c"))
-        self.assertIn("PIPELINING", keywords, "cannot read the EHLO reply of core/smtp.c")
-        self.assertDocumented("smtpmail.8", keywords, "EHLO keywords of core/smtp.c")
+        keywords = re.findall(r'reply\(out,\s*"250[- ]([A-Z0-9][A-Z0-9-]*)', _read("core/smtp/smtp.c"))
+        self.assertIn("PIPELINING", keywords, "cannot read the EHLO reply of core/smtp/smtp.c")
+        self.assertDocumented("smtpmail.8", keywords, "EHLO keywords of core/smtp/smtp.c")
 
     def test_mailclient_messages_are_in_mailclient_1(self):
         source = _read("client/mailclient.c")

@@ -1,6 +1,6 @@
 /* smtp_server.h: the SMTP listener and its sessions on the event loop.
 
-   Each session is a core/smtp.c engine plus a socket: input is read in
+   Each session is a core/smtp/smtp.c engine plus a socket: input is read in
    bounded chunks and fed to the engine, replies are queued and written as
    the socket takes them. RCPT lookups go through auth_user_exists() and
    deliveries through the mailbox hub of the session's server generation

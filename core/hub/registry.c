@@ -6,10 +6,10 @@
 #include "registry.h"
 #include "buf.h"
 
-#include "../backends/flat.h"
-#include "../backends/maildir.h"
-#include "../auth/passwd_file.h"
-#include "../auth/pam.h"
+#include "backends/flat.h"
+#include "backends/maildir.h"
+#include "auth/passwd_file.h"
+#include "auth/pam.h"
 
 static const struct storage_backend *const storage_backends[] = {
 	&storage_backend_flat,

@@ -2,7 +2,7 @@
 
    A storage backend is one .c file in backends/ exporting one const
    struct storage_backend filled with designated initializers; the registry
-   (core/registry.c) lists them and the config names one.
+   (core/hub/registry.c) lists them and the config names one.
 
    The core owns the in-memory list of a mailbox's messages (struct
    mbox_state). A backend fills and changes it only through the
@@ -163,7 +163,7 @@ struct storage_backend {
 	   adds them to paths_r. */
 	void (*watch_paths)(struct storage_box *box, struct strlist *paths_r);
 	/* Optional (NULL: the backend cannot), for moving mail between
-	   backends with the same UIDs (core/migrate.c). Raises the next UID
+	   backends with the same UIDs (core/daemon/migrate.c). Raises the next UID
 	   that append() gives to uidnext (fails if UIDs at or above it were
 	   already given) and, if uidvalidity is not 0, sets the mailbox's
 	   UIDVALIDITY (fails unless the mailbox has never held a message).

@@ -8,7 +8,7 @@
    String keys match case-insensitively (message_str_contains()) on the
    RFC 2047-decoded header values and on the decoded body text
    (message_body_text(), which walks the tree of the MIME parser,
-   core/mime.h: text parts decoded from quoted-printable or base64 and
+   core/mail/mime.h: text parts decoded from quoted-printable or base64 and
    converted to UTF-8 from their charset). */
 #include "search.h"
 #include "message.h"

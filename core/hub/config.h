@@ -44,7 +44,7 @@ struct config {
 
 	enum log_level log_level;       /* log.level, default info */
 
-	/* Whom to run as when started as root (core/privileges.h): after
+	/* Whom to run as when started as root (core/daemon/privileges.h): after
 	   the listening sockets are bound the server drops to this user and
 	   group. Both checked to exist when the file is read. */
 	char *server_user;              /* server.user, default NULL: stay as started */
