@@ -44,7 +44,7 @@ TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 MAIN_SRCS := core/daemon/imapserver_main.c core/daemon/smtpmail_main.c
 LIB_SRCS := $(filter-out $(MAIN_SRCS), $(wildcard $(addsuffix /*.c,$(addprefix core/,$(CORE_LAYERS))))) \
-	$(wildcard backends/*.c) $(wildcard auth/*.c)
+	$(wildcard backends/*.c backends/*/*.c) $(wildcard auth/*.c auth/*/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)

@@ -203,77 +203,6 @@ struct storage_box {
 
 /* Helpers */
 
-/* Reads a whole small file (at most max bytes) into a NUL-terminated
-   buffer. Returns 1, 0 if missing, -1 on error (errno set). */
-static int
-read_small_file(const char *path, size_t max, char **data_r, size_t *len_r, struct stat *st_r)
-{
-	struct buf b = BUF_INIT;
-	char tmp[8192];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (st_r != NULL && fstat(fd, st_r) < 0) {
-		int err = errno;
-
-		close(fd);
-		errno = err;
-		return -1;
-	}
-	while ((n = read(fd, tmp, sizeof(tmp))) != 0) {
-		if (n < 0) {
-			int err = errno;
-
-			if (err == EINTR)
-				continue;
-			buf_free(&b);
-			close(fd);
-			errno = err;
-			return -1;
-		}
-		if (b.len + (size_t)n > max) {
-			buf_free(&b);
-			close(fd);
-			errno = EFBIG;
-			return -1;
-		}
-		buf_append(&b, tmp, (size_t)n);
-	}
-	close(fd);
-	buf_append(&b, "", 0);
-	*len_r = b.len;
-	*data_r = buf_steal(&b);
-	return 1;
-}
-
-/* Writes data to tmp, fsyncs and renames it to path. */
-static int
-replace_file(const char *tmp, const char *path, const char *data, size_t len)
-{
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-	if (fd < 0)
-		return -1;
-	if (fd_write_full(fd, data, len) < 0 || fsync(fd) < 0) {
-		int err = errno;
-
-		close(fd);
-		(void)unlink(tmp);
-		errno = err;
-		return -1;
-	}
-	if (close(fd) < 0 || rename(tmp, path) < 0) {
-		int err = errno;
-
-		(void)unlink(tmp);
-		errno = err;
-		return -1;
-	}
-	return 0;
-}
-
 static void
 stamp_file(const char *path, struct file_stamp *fs)
 {
@@ -569,7 +498,7 @@ md_kw_read(struct storage_box *box)
 	char *names[MD_MAX_LETTERS] = { 0 };
 	unsigned count = 0;
 
-	if (read_small_file(box->kw_path, 64 * 1024, &data, &len, NULL) <= 0)
+	if (file_read_small(box->kw_path, 64 * 1024, &data, &len, NULL) <= 0)
 		return;
 	for (line = strtok_r(data, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
 		char *end;
@@ -599,7 +528,7 @@ md_kw_write(struct storage_box *box, char **error_r)
 		if (box->kw[i][0] != '\0')
 			buf_printf(&b, "%u %s\n", i, box->kw[i]);
 	}
-	ret = replace_file(box->kw_tmp, box->kw_path, b.data != NULL ? b.data : "", b.len);
+	ret = file_replace(box->kw_tmp, box->kw_path, b.data != NULL ? b.data : "", b.len);
 	if (ret < 0)
 		*error_r = xasprintf("write %s: %s", box->kw_path, strerror(errno));
 	buf_free(&b);
@@ -708,7 +637,7 @@ md_new_uidvalidity(struct storage_box *box, uint32_t old)
 	char tmp[32], *data = NULL, *tmp_path;
 	size_t len;
 
-	if (read_small_file(box->uidv_path, 64, &data, &len, NULL) > 0)
+	if (file_read_small(box->uidv_path, 64, &data, &len, NULL) > 0)
 		last = (uint32_t)strtoul(data, NULL, 10);
 	free(data);
 	if (v <= last)
@@ -719,7 +648,7 @@ md_new_uidvalidity(struct storage_box *box, uint32_t old)
 		v = 1;
 	tmp_path = xasprintf("%s.tmp.%ld", box->uidv_path, (long)getpid());
 	snprintf(tmp, sizeof(tmp), "%u\n", v);
-	(void)replace_file(tmp_path, box->uidv_path, tmp, strlen(tmp));
+	(void)file_replace(tmp_path, box->uidv_path, tmp, strlen(tmp));
 	free(tmp_path);
 	return v;
 }
@@ -825,7 +754,7 @@ uidlist_read(struct storage_box *box, struct uidlist *ul, char **error_r)
 	int version, r;
 
 	i_zero(ul);
-	r = read_small_file(box->uidlist_path, 512 * 1024 * 1024, &data, &len, &st);
+	r = file_read_small(box->uidlist_path, 512 * 1024 * 1024, &data, &len, &st);
 	if (r < 0) {
 		*error_r = xasprintf("read %s: %s", box->uidlist_path, strerror(errno));
 		return -1;
@@ -961,7 +890,7 @@ uidlist_write(struct storage_box *box, const struct mbox_state *state, bool rese
 	buf_append_c(&b, '\n');
 	for (size_t i = 0; i < box->files.count; i++)
 		uidlist_rec_print(&b, &box->files.f[i]);
-	ret = replace_file(box->uidlist_tmp, box->uidlist_path, b.data, b.len);
+	ret = file_replace(box->uidlist_tmp, box->uidlist_path, b.data, b.len);
 	for (size_t i = 0; ret == 0 && i < box->files.count; i++)
 		box->files.f[i].rec_letters = name_letters(box->files.f[i].name);
 	if (ret < 0) {
@@ -2541,10 +2470,10 @@ md_rename_inbox(struct storage *st, const char *user, const char *newname,
 		char *data = NULL;
 		size_t len;
 
-		if (read_small_file(from, 64 * 1024, &data, &len, NULL) > 0) {
+		if (file_read_small(from, 64 * 1024, &data, &len, NULL) > 0) {
 			char *tmp = xasprintf("%s.tmp", to);
 
-			(void)replace_file(tmp, to, data, len - 1);
+			(void)file_replace(tmp, to, data, len - 1);
 			free(tmp);
 		}
 		free(data);
@@ -2647,7 +2576,7 @@ md_subscriptions_read(struct storage *st, const char *user, struct strlist *name
 	if (md_check_names(user, NULL, &err, error_r) < 0)
 		return -1;
 	path = md_subs_path(st, user);
-	r = read_small_file(path, 16 * 1024 * 1024, &data, &len, NULL);
+	r = file_read_small(path, 16 * 1024 * 1024, &data, &len, NULL);
 	if (r < 0) {
 		*error_r = xasprintf("read %s: %s", path, strerror(errno));
 		free(path);
@@ -2697,7 +2626,7 @@ md_subscriptions_write(struct storage *st, const char *user, const struct strlis
 	}
 	path = md_subs_path(st, user);
 	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	if (replace_file(tmp, path, b.data != NULL ? b.data : "", b.len) < 0)
+	if (file_replace(tmp, path, b.data != NULL ? b.data : "", b.len) < 0)
 		*error_r = xasprintf("write %s: %s", path, strerror(errno));
 	else
 		ret = 0;

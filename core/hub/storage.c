@@ -470,3 +470,11 @@ storage_subscriptions_write(const struct storage_ctx *ctx, const char *sid, cons
 		free(error);
 	return ret < 0 ? -1 : 0;
 }
+
+enum storage_error
+storage_error_from_errno(int err)
+{
+	if (err == ENOSPC || err == EDQUOT)
+		return STORAGE_ERR_NO_SPACE;
+	return STORAGE_ERR_TEMP;
+}

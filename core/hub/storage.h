@@ -209,4 +209,7 @@ bool storage_name_is_valid(const char *name);
    octets. */
 bool storage_user_is_valid(const char *user);
 
+/* The storage error for a failed system call's errno. */
+enum storage_error storage_error_from_errno(int err);
+
 #endif

@@ -1,8 +1,10 @@
 /* fileio.c: file helpers shared by the storage backends (see fileio.h). */
 #include "fileio.h"
+#include "buf.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -131,10 +133,73 @@ sleep_ms(unsigned ms)
 		;
 }
 
-enum storage_error
-storage_error_from_errno(int err)
+/* Reads a whole small file (at most max bytes) into a NUL-terminated
+   buffer. Returns 1, 0 if missing, -1 on error (errno set). */
+int
+file_read_small(const char *path, size_t max, char **data_r, size_t *len_r, struct stat *st_r)
 {
-	if (err == ENOSPC || err == EDQUOT)
-		return STORAGE_ERR_NO_SPACE;
-	return STORAGE_ERR_TEMP;
+	struct buf b = BUF_INIT;
+	char tmp[8192];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (st_r != NULL && fstat(fd, st_r) < 0) {
+		int err = errno;
+
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	while ((n = read(fd, tmp, sizeof(tmp))) != 0) {
+		if (n < 0) {
+			int err = errno;
+
+			if (err == EINTR)
+				continue;
+			buf_free(&b);
+			close(fd);
+			errno = err;
+			return -1;
+		}
+		if (b.len + (size_t)n > max) {
+			buf_free(&b);
+			close(fd);
+			errno = EFBIG;
+			return -1;
+		}
+		buf_append(&b, tmp, (size_t)n);
+	}
+	close(fd);
+	buf_append(&b, "", 0);
+	*len_r = b.len;
+	*data_r = buf_steal(&b);
+	return 1;
+}
+
+/* Writes data to tmp, fsyncs and renames it to path. */
+int
+file_replace(const char *tmp, const char *path, const char *data, size_t len)
+{
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return -1;
+	if (fd_write_full(fd, data, len) < 0 || fsync(fd) < 0) {
+		int err = errno;
+
+		close(fd);
+		(void)unlink(tmp);
+		errno = err;
+		return -1;
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
+		int err = errno;
+
+		(void)unlink(tmp);
+		errno = err;
+		return -1;
+	}
+	return 0;
 }

@@ -5,7 +5,8 @@
 #define FILEIO_H
 
 #include "lib.h"
-#include "storage.h"
+
+#include <sys/stat.h>
 
 /* Write all len bytes. Return 0, or -1 with errno set (EIO for a write
    that made no progress). */
@@ -22,7 +23,13 @@ void fsync_dir_of(const char *path);
    octets (which exist already). Returns 0 or -1 with errno set. */
 int mkdir_parents(const char *path, size_t prefix_len);
 void sleep_ms(unsigned ms);
-/* The storage error for a failed system call's errno. */
-enum storage_error storage_error_from_errno(int err);
+/* Reads a whole small file (at most max bytes) into a NUL-terminated
+   buffer the caller frees. Returns 1, 0 if missing, -1 on error (errno
+   set; EFBIG when larger than max). st_r may be NULL. */
+int file_read_small(const char *path, size_t max, char **data_r, size_t *len_r,
+		    struct stat *st_r);
+/* Writes data to tmp, fsyncs it and renames it over path. Returns 0, or
+   -1 with errno set (tmp removed). */
+int file_replace(const char *tmp, const char *path, const char *data, size_t len);
 
 #endif
