@@ -68,6 +68,12 @@ server_gen_unref(struct server_gen **_gen)
 	free(gen);
 }
 
+struct buf *
+client_outbuf(struct client *c)
+{
+	return &c->out;
+}
+
 size_t
 client_out_pending(const struct client *c)
 {

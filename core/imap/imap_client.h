@@ -79,6 +79,9 @@ void client_sync_view(struct client *c, bool allow_expunge);
 void client_resume(struct client *c);
 /* The hub's notify callback for the session's view. */
 void client_mailbox_notify(void *ctx);
+/* The session's output buffer: what a handler appends here is sent after
+   what is already queued. */
+struct buf *client_outbuf(struct client *c);
 /* Queued output not yet written, in octets. */
 size_t client_out_pending(const struct client *c);
 /* Leaves the selected mailbox (no expunge). */

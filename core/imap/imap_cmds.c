@@ -98,7 +98,7 @@ tagged(struct cmd_ctx *ctx, const char *fmt, ...) ATTR_FORMAT(2, 3);
 static void
 tagged(struct cmd_ctx *ctx, const char *fmt, ...)
 {
-	struct buf *out = &ctx->c->out;
+	struct buf *out = client_outbuf(ctx->c);
 	va_list args;
 
 	buf_append_str(out, ctx->tag);
@@ -500,7 +500,7 @@ cmd_starttls(struct cmd_ctx *ctx)
 static void
 send_flags_lists(struct client *c, const struct mbox_state *st, bool readonly)
 {
-	struct buf *out = &c->out;
+	struct buf *out = client_outbuf(c);
 
 	buf_append_str(out, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
 	for (unsigned i = 0; i < st->keyword_count; i++) {
@@ -649,9 +649,9 @@ qresync_select(struct client *c, struct qresync_param *q)
 		vanished = rest;
 	}
 	if (vanished.count > 0) {
-		buf_append_str(&c->out, "* VANISHED (EARLIER) ");
-		seqset_write(&vanished, &c->out);
-		buf_append_str(&c->out, "\r\n");
+		buf_append_str(client_outbuf(c), "* VANISHED (EARLIER) ");
+		seqset_write(&vanished, client_outbuf(c));
+		buf_append_str(client_outbuf(c), "\r\n");
 	}
 	seqset_free(&vanished);
 	for (size_t seq = 1; seq <= c->view->count; seq++) {
@@ -661,10 +661,10 @@ qresync_select(struct client *c, struct qresync_param *q)
 		const struct mail_rec *rec = &st->mails[idx];
 		if (rec->modseq <= q->modseq || (known != NULL && !seqset_contains(known, rec->uid)))
 			continue;
-		buf_printf(&c->out, "* %zu FETCH (UID %u FLAGS ", seq, rec->uid);
-		imap_write_flags(&c->out, rec->flags, rec->keywords,
+		buf_printf(client_outbuf(c), "* %zu FETCH (UID %u FLAGS ", seq, rec->uid);
+		imap_write_flags(client_outbuf(c), rec->flags, rec->keywords,
 				 mbox_view_is_recent(c->view, rec->uid), st);
-		buf_printf(&c->out, " MODSEQ (%llu))\r\n", (unsigned long long)rec->modseq);
+		buf_printf(client_outbuf(c), " MODSEQ (%llu))\r\n", (unsigned long long)rec->modseq);
 	}
 }
 
@@ -1135,9 +1135,9 @@ cmd_list(struct cmd_ctx *ctx)
 			}
 			if (!strlist_contains(&shown, name)) {
 				strlist_add(&shown, name);
-				buf_printf(&c->out, "* LSUB (%s) \"/\" ", noselect ? "\\Noselect" : "");
-				write_mailbox_name(&c->out, name);
-				buf_append(&c->out, "\r\n", 2);
+				buf_printf(client_outbuf(c), "* LSUB (%s) \"/\" ", noselect ? "\\Noselect" : "");
+				write_mailbox_name(client_outbuf(c), name);
+				buf_append(client_outbuf(c), "\r\n", 2);
 			}
 			free(parent);
 		}
@@ -1189,11 +1189,11 @@ cmd_list(struct cmd_ctx *ctx)
 			buf_append_c(&attrs, ' ');
 			buf_append_str(&attrs, special);
 		}
-		buf_printf(&c->out, "* LIST (%s) \"/\" ", attrs.data);
-		write_mailbox_name(&c->out, name);
+		buf_printf(client_outbuf(c), "* LIST (%s) \"/\" ", attrs.data);
+		write_mailbox_name(client_outbuf(c), name);
 		if (childinfo)
-			buf_append_str(&c->out, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
-		buf_append(&c->out, "\r\n", 2);
+			buf_append_str(client_outbuf(c), " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+		buf_append(client_outbuf(c), "\r\n", 2);
 		buf_free(&attrs);
 	}
 	tagged(ctx, "OK List completed.");
@@ -1251,9 +1251,9 @@ cmd_status(struct cmd_ctx *ctx)
 		buf_printf(&reply, "%s%s %llu", reply.len > 0 ? " " : "", it->str,
 			   (unsigned long long)value);
 	}
-	buf_append_str(&c->out, "* STATUS ");
-	write_mailbox_name(&c->out, name);
-	buf_printf(&c->out, " (%s)\r\n", reply.data != NULL ? reply.data : "");
+	buf_append_str(client_outbuf(c), "* STATUS ");
+	write_mailbox_name(client_outbuf(c), name);
+	buf_printf(client_outbuf(c), " (%s)\r\n", reply.data != NULL ? reply.data : "");
 	tagged(ctx, "OK Status completed.");
 	goto out;
 bad_item:
@@ -1538,7 +1538,7 @@ cmd_search(struct cmd_ctx *ctx)
 	if (with_modseq)
 		client_enable_condstore(c, false);
 	if (!esearch)
-		buf_append_str(&c->out, "* SEARCH");
+		buf_append_str(client_outbuf(c), "* SEARCH");
 	for (size_t seq = 1; seq <= c->view->count; seq++) {
 		ssize_t idx = mbox_view_index(c->view, (uint32_t)seq);
 		if (idx < 0)
@@ -1558,7 +1558,7 @@ cmd_search(struct cmd_ctx *ctx)
 		} else if (ret > 0) {
 			uint32_t v = ctx->uid ? sm.uid : sm.seq;
 			if (!esearch)
-				buf_printf(&c->out, " %u", v);
+				buf_printf(client_outbuf(c), " %u", v);
 			else if (r_all)
 				seqset_add_range(&result, v, v);
 			if (count++ == 0) {
@@ -1574,23 +1574,23 @@ cmd_search(struct cmd_ctx *ctx)
 	if (!esearch) {
 		/* RFC 7162 3.1.6 */
 		if (with_modseq && count > 0)
-			buf_printf(&c->out, " (MODSEQ %llu)", (unsigned long long)max_modseq);
+			buf_printf(client_outbuf(c), " (MODSEQ %llu)", (unsigned long long)max_modseq);
 	} else {
-		buf_append_str(&c->out, "* ESEARCH (TAG ");
-		buf_append_imap_nstring(&c->out, ctx->tag);
-		buf_append_c(&c->out, ')');
+		buf_append_str(client_outbuf(c), "* ESEARCH (TAG ");
+		buf_append_imap_nstring(client_outbuf(c), ctx->tag);
+		buf_append_c(client_outbuf(c), ')');
 		if (ctx->uid)
-			buf_append_str(&c->out, " UID");
+			buf_append_str(client_outbuf(c), " UID");
 		if (r_min && count > 0)
-			buf_printf(&c->out, " MIN %u", min_val);
+			buf_printf(client_outbuf(c), " MIN %u", min_val);
 		if (r_max && count > 0)
-			buf_printf(&c->out, " MAX %u", max_val);
+			buf_printf(client_outbuf(c), " MAX %u", max_val);
 		if (r_all && count > 0) {
-			buf_append_str(&c->out, " ALL ");
-			seqset_write(&result, &c->out);
+			buf_append_str(client_outbuf(c), " ALL ");
+			seqset_write(&result, client_outbuf(c));
 		}
 		if (r_count)
-			buf_printf(&c->out, " COUNT %llu", (unsigned long long)count);
+			buf_printf(client_outbuf(c), " COUNT %llu", (unsigned long long)count);
 		/* RFC 7162 3.1.10: the highest mod-sequence of the messages
 		   returned: MIN's and/or MAX's alone unless ALL or COUNT. */
 		if (with_modseq && count > 0) {
@@ -1602,10 +1602,10 @@ cmd_search(struct cmd_ctx *ctx)
 				if (r_max && max_modseq_of > m)
 					m = max_modseq_of;
 			}
-			buf_printf(&c->out, " MODSEQ %llu", (unsigned long long)m);
+			buf_printf(client_outbuf(c), " MODSEQ %llu", (unsigned long long)m);
 		}
 	}
-	buf_append(&c->out, "\r\n", 2);
+	buf_append(client_outbuf(c), "\r\n", 2);
 	seqset_free(&result);
 	search_key_free(&key);
 	buf_free(&msg);
@@ -1686,7 +1686,7 @@ imap_cmd_fetch_continue(struct client *c)
 			fm.add_flags = !fetch_spec_has_flags(job->spec);
 		}
 		fm.rec = &st->mails[idx];
-		fetch_write(job->spec, &fm, &c->out);
+		fetch_write(job->spec, &fm, client_outbuf(c));
 	}
 	if (read_failed)
 		job->expunged_seen = true;
@@ -1765,9 +1765,9 @@ cmd_fetch(struct cmd_ctx *ctx)
 		if (seqset_parse(ctx->args[0].str, st->uidnext > 1 ? st->uidnext - 1 : 0, &uids) == 0)
 			(void)mailbox_vanished_since(c->mbox, changedsince, &uids, &gone);
 		if (gone.count > 0) {
-			buf_append_str(&c->out, "* VANISHED (EARLIER) ");
-			seqset_write(&gone, &c->out);
-			buf_append_str(&c->out, "\r\n");
+			buf_append_str(client_outbuf(c), "* VANISHED (EARLIER) ");
+			seqset_write(&gone, client_outbuf(c));
+			buf_append_str(client_outbuf(c), "\r\n");
 		}
 		seqset_free(&uids);
 		seqset_free(&gone);
@@ -1879,15 +1879,15 @@ cmd_store(struct cmd_ctx *ctx)
 		}
 		/* With UNCHANGEDSINCE the new MODSEQ is always sent. */
 		if (!silent || unchangedsince_given) {
-			buf_printf(&c->out, "* %u FETCH (", seqs[i]);
+			buf_printf(client_outbuf(c), "* %u FETCH (", seqs[i]);
 			if (ctx->uid || c->condstore)
-				buf_printf(&c->out, "UID %u ", rec->uid);
-			buf_append_str(&c->out, "FLAGS ");
-			imap_write_flags(&c->out, rec->flags, rec->keywords,
+				buf_printf(client_outbuf(c), "UID %u ", rec->uid);
+			buf_append_str(client_outbuf(c), "FLAGS ");
+			imap_write_flags(client_outbuf(c), rec->flags, rec->keywords,
 					 mbox_view_is_recent(c->view, rec->uid), st);
 			if (c->condstore)
-				buf_printf(&c->out, " MODSEQ (%llu)", (unsigned long long)rec->modseq);
-			buf_append_str(&c->out, ")\r\n");
+				buf_printf(client_outbuf(c), " MODSEQ (%llu)", (unsigned long long)rec->modseq);
+			buf_append_str(client_outbuf(c), ")\r\n");
 		}
 	}
 	free(seqs);
@@ -2112,17 +2112,18 @@ imap_cmd_dispatch(struct client *c, const struct imap_command *cmd)
 		(void)mailbox_refresh(c->mbox, c->sid);
 	/* The view is brought in line before the tagged answer, which the
 	   handler writes last: so untagged updates go before it. */
-	size_t mark = c->out.len;
+	struct buf *out = client_outbuf(c);
+	size_t mark = out->len;
 	done = def->func(&ctx);
 	if (done && c->view != NULL && def->func != cmd_fetch && def->func != cmd_idle) {
 		/* Insert the updates before the tagged line. */
 		struct buf updates = BUF_INIT;
 		mbox_view_sync(c->view, &updates, !(def->no_expunge && !ctx.uid));
 		if (updates.len > 0) {
-			const char *tail = c->out.data + mark;
+			const char *tail = out->data + mark;
 			const char *tline = NULL;
 			/* The tagged line is the last line written. */
-			for (const char *p = c->out.data + c->out.len - 2; p > tail; p--) {
+			for (const char *p = out->data + out->len - 2; p > tail; p--) {
 				if (p[-1] == '\n') {
 					tline = p;
 					break;
@@ -2130,12 +2131,12 @@ imap_cmd_dispatch(struct client *c, const struct imap_command *cmd)
 			}
 			if (tline == NULL)
 				tline = tail;
-			size_t off = (size_t)(tline - c->out.data);
+			size_t off = (size_t)(tline - out->data);
 			struct buf rest = BUF_INIT;
-			buf_append(&rest, c->out.data + off, c->out.len - off);
-			buf_truncate(&c->out, off);
-			buf_append(&c->out, updates.data, updates.len);
-			buf_append(&c->out, rest.data, rest.len);
+			buf_append(&rest, out->data + off, out->len - off);
+			buf_truncate(out, off);
+			buf_append(out, updates.data, updates.len);
+			buf_append(out, rest.data, rest.len);
 			buf_free(&rest);
 		}
 		buf_free(&updates);
