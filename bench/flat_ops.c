@@ -27,7 +27,7 @@
    if a check fails. The folder is removed at the end. */
 #include "storage.h"
 #include "buf.h"
-#include "../backends/flat.h"
+#include "backends/flat/flat.h"
 #include "../backends/maildir.h"
 
 #include <errno.h>

@@ -20,7 +20,7 @@
 
 #include "storage.h"
 #include "buf.h"
-#include "../backends/flat.h"
+#include "backends/flat/flat.h"
 
 static const struct storage_backend *const B = &storage_backend_flat;
 

@@ -6,7 +6,7 @@
 #include "registry.h"
 #include "buf.h"
 
-#include "backends/flat.h"
+#include "backends/flat/flat.h"
 #include "backends/maildir.h"
 #include "auth/passwd_file.h"
 #include "auth/pam.h"

@@ -1,9 +1,0 @@
-/* flat.h: the flat-file storage backend ("flat"). */
-#ifndef BACKENDS_FLAT_H
-#define BACKENDS_FLAT_H
-
-#include "storage.h"
-
-extern const struct storage_backend storage_backend_flat;
-
-#endif

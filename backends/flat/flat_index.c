@@ -1,0 +1,595 @@
+/* flat_index.c: the side index, <root>/<user>/.imap/<name>.index: its
+   encoding, reading and writing (whole or in place), the conversions
+   between its records and the shared mailbox state, UIDVALIDITY, and
+   flag changes (flat_flags_changed()).
+
+   The IMAP side data (UIDs, flags, keywords, internal dates, UIDVALIDITY,
+   ...) lives in <root>/<user>/.imap/<name>.index, a binary file in host
+   byte order: a header, then fixed-size records. Every record remembers
+   where its message is in the mail file and a 64-bit hash of its stored
+   bytes, so the index can be checked against the mail file and rebuilt
+   from it: losing or damaging the index never loses mail, it only resets
+   UIDVALIDITY and flags.
+
+   The in-place index writes (a new record and the header, a flag change)
+   are not fsynced: the index is side data that can be rebuilt from the
+   mail file, and an fsync per APPEND would double its cost. After a power
+   loss the index is either consistent (old or new header; records past
+   the header's count are ignored), or stale (its header predates the
+   last appends: they are parsed again from the file and get the same
+   UIDs; their flags are lost), or damaged (the header hash fails, or a
+   record the header counts did not reach the disk: a new UIDVALIDITY,
+   flags reset). None of those loses or duplicates a message; the mail
+   file is the truth. Whole-index rewrites (temp file + rename) are
+   fsynced, because a rename without it can leave an empty index behind
+   a complete-looking name. */
+#include "fileio.h"
+#include "flat_private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+void
+flat_view_free(struct view *v)
+{
+	for (unsigned i = 0; i < v->kw_count; i++)
+		free(v->kw[i]);
+	free(v->recs);
+	i_zero(v);
+}
+
+static void
+put32(unsigned char *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+static void
+put64(unsigned char *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static uint32_t
+get32(const unsigned char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint64_t
+get64(const unsigned char *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+void
+flat_rec_encode(unsigned char *p, const struct frec *r)
+{
+	memset(p, 0, IDX_REC_SIZE);
+	put32(p, r->uid);
+	p[4] = r->flags;
+	put64(p + 8, r->keywords);
+	put64(p + 16, (uint64_t)r->date);
+	put32(p + 24, (uint32_t)r->tz);
+	put64(p + 32, r->modseq);
+	put64(p + 40, r->off);
+	put64(p + 48, r->len);
+	put64(p + 56, r->served);
+	put64(p + 64, r->hash);
+}
+
+static void
+rec_decode(const unsigned char *p, struct frec *r)
+{
+	r->uid = get32(p);
+	r->flags = p[4] & MAIL_FLAGS_ALL;
+	r->keywords = get64(p + 8);
+	r->date = (int64_t)get64(p + 16);
+	r->tz = (int32_t)get32(p + 24);
+	r->modseq = get64(p + 32);
+	r->off = get64(p + 40);
+	r->len = get64(p + 48);
+	r->served = get64(p + 56);
+	r->hash = get64(p + 64);
+}
+
+/* Serializes the header of v (with count records) into out; returns its
+   size (a multiple of 64). */
+size_t
+flat_header_encode(const struct view *v, size_t count, struct buf *out)
+{
+	size_t kwbytes = 0, size, start = out->len;
+	unsigned char *p;
+	uint64_t h;
+
+	for (unsigned i = 0; i < v->kw_count; i++)
+		kwbytes += strlen(v->kw[i]) + 1;
+	size = (IDX_FIXED_SIZE + kwbytes + 63) / 64 * 64;
+	buf_reserve(out, size);
+	p = (unsigned char *)out->data + start;
+	memset(p, 0, size);
+	memcpy(p, IDX_MAGIC, 8);
+	put32(p + 8, IDX_VERSION);
+	put32(p + 12, (uint32_t)size);
+	put32(p + 16, IDX_REC_SIZE);
+	put32(p + 20, v->uidvalidity);
+	put32(p + 24, v->uidnext);
+	put32(p + 28, v->first_recent_uid);
+	put64(p + 32, v->highest_modseq);
+	put64(p + 40, v->mail_size);
+	put64(p + 48, (uint64_t)v->mtime_sec);
+	put64(p + 56, (uint64_t)v->mtime_nsec);
+	put64(p + 64, v->ino);
+	put64(p + 72, v->dev);
+	put64(p + 80, v->parsed_end);
+	put32(p + 88, (uint32_t)count);
+	put32(p + 92, v->last_open ? IDX_FLAG_LAST_OPEN : 0);
+	put32(p + 96, v->kw_count);
+	put32(p + 100, (uint32_t)kwbytes);
+	kwbytes = 0;
+	for (unsigned i = 0; i < v->kw_count; i++) {
+		size_t l = strlen(v->kw[i]) + 1;
+
+		memcpy(p + IDX_FIXED_SIZE + kwbytes, v->kw[i], l);
+		kwbytes += l;
+	}
+	h = flat_hash_update(HASH_INIT, p, 104);
+	h = flat_hash_update(h, p + IDX_FIXED_SIZE, kwbytes);
+	put64(p + 104, h);
+	out->len = start + size;
+	out->data[out->len] = '\0';
+	return size;
+}
+
+/* Reads the index at path into v. Returns 1 if valid, 0 if missing or
+   invalid (with the reason in *why_r, static), -1 on I/O error. On 1,
+   *fd_r is the index opened read-write. */
+int
+flat_index_read(const char *path, struct view *v, int *fd_r, const char **why_r, char **error_r)
+{
+	unsigned char *data = NULL;
+	struct stat st;
+	size_t size, hsize, kwbytes, count;
+	ssize_t n;
+	uint64_t h;
+	int fd;
+
+	i_zero(v);
+	*fd_r = -1;
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT) {
+			*why_r = "missing";
+			return 0;
+		}
+		*error_r = xasprintf("open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		*error_r = xasprintf("fstat %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	*why_r = "corrupt";
+	if (st.st_size < IDX_FIXED_SIZE || (uint64_t)st.st_size > (uint64_t)SSIZE_MAX / 2)
+		goto invalid;
+	size = (size_t)st.st_size;
+	data = xmalloc(size);
+	n = fd_pread_full(fd, data, size, 0);
+	if (n < 0) {
+		*error_r = xasprintf("read %s: %s", path, strerror(errno));
+		free(data);
+		close(fd);
+		return -1;
+	}
+	size = (size_t)n;
+	if (size < IDX_FIXED_SIZE || memcmp(data, IDX_MAGIC, 8) != 0 ||
+	    get32(data + 8) != IDX_VERSION || get32(data + 16) != IDX_REC_SIZE)
+		goto invalid;
+	hsize = get32(data + 12);
+	count = get32(data + 88);
+	v->kw_count = get32(data + 96);
+	kwbytes = get32(data + 100);
+	if (v->kw_count > MBOX_MAX_KEYWORDS || kwbytes > hsize || hsize > size ||
+	    IDX_FIXED_SIZE + kwbytes > hsize || count > (size - hsize) / IDX_REC_SIZE) {
+		v->kw_count = 0;
+		goto invalid;
+	}
+	h = flat_hash_update(HASH_INIT, data, 104);
+	h = flat_hash_update(h, data + IDX_FIXED_SIZE, kwbytes);
+	if (h != get64(data + 104)) {
+		v->kw_count = 0;
+		goto invalid;
+	}
+	{
+		const char *kp = (const char *)data + IDX_FIXED_SIZE;
+		size_t left = kwbytes;
+		unsigned want = v->kw_count;
+
+		v->kw_count = 0;
+		for (unsigned i = 0; i < want; i++) {
+			const char *z = memchr(kp, '\0', left);
+
+			if (z == NULL || z == kp)
+				goto invalid;
+			v->kw[v->kw_count++] = xstrndup(kp, (size_t)(z - kp));
+			left -= (size_t)(z - kp) + 1;
+			kp = z + 1;
+		}
+	}
+	v->header_size = (uint32_t)hsize;
+	v->uidvalidity = get32(data + 20);
+	v->uidnext = get32(data + 24);
+	v->first_recent_uid = get32(data + 28);
+	v->highest_modseq = get64(data + 32);
+	v->mail_size = get64(data + 40);
+	v->mtime_sec = (int64_t)get64(data + 48);
+	v->mtime_nsec = (int64_t)get64(data + 56);
+	v->ino = get64(data + 64);
+	v->dev = get64(data + 72);
+	v->parsed_end = get64(data + 80);
+	v->last_open = (get32(data + 92) & IDX_FLAG_LAST_OPEN) != 0;
+	if (v->uidvalidity == 0 || v->uidnext == 0 || v->parsed_end > v->mail_size)
+		goto invalid;
+	v->recs = xmalloc((count == 0 ? 1 : count) * sizeof(*v->recs));
+	v->alloc = count == 0 ? 1 : count;
+	for (size_t i = 0; i < count; i++) {
+		struct frec *r = &v->recs[i];
+
+		rec_decode(data + hsize + i * IDX_REC_SIZE, r);
+		/* UIDs ascending below uidnext, spans in order inside the
+		   parsed part of the file. */
+		if (r->uid == 0 || r->uid >= v->uidnext ||
+		    (i > 0 && (r->uid <= v->recs[i - 1].uid ||
+			       r->off < v->recs[i - 1].off + v->recs[i - 1].len)) ||
+		    r->len == 0 || r->off > v->parsed_end || r->len > v->parsed_end - r->off)
+			goto invalid;
+		v->count++;
+	}
+	if (v->last_open && v->count == 0)
+		v->last_open = false;
+	free(data);
+	*fd_r = fd;
+	return 1;
+invalid:
+	free(data);
+	close(fd);
+	flat_view_free(v);
+	return 0;
+}
+
+void
+flat_box_set_index_fd(struct storage_box *box, int fd, uint32_t header_size)
+{
+	struct stat st;
+
+	if (box->index_fd >= 0 && box->index_fd != fd)
+		close(box->index_fd);
+	box->index_fd = fd;
+	box->index_header_size = header_size;
+	box->index_ino = 0;
+	if (fd >= 0 && fstat(fd, &st) == 0) {
+		box->index_ino = (uint64_t)st.st_ino;
+		box->index_size = (uint64_t)st.st_size;
+		box->index_mtime_sec = (int64_t)st.st_mtim.tv_sec;
+		box->index_mtime_nsec = (int64_t)st.st_mtim.tv_nsec;
+	}
+}
+
+/* Writes v as a whole new index (temp file, fsync, rename) and makes it
+   box's index. */
+int
+flat_index_write_full(struct storage_box *box, const struct view *v, char **error_r)
+{
+	struct buf b = BUF_INIT;
+	size_t hsize;
+	int fd;
+
+	if (mkdir_parents(box->index_tmp, strlen(box->user_dir)) < 0) {
+		*error_r = xasprintf("mkdir for %s: %s", box->index_tmp, strerror(errno));
+		return -1;
+	}
+	hsize = flat_header_encode(v, v->count, &b);
+	buf_reserve(&b, v->count * IDX_REC_SIZE);
+	for (size_t i = 0; i < v->count; i++) {
+		flat_rec_encode((unsigned char *)b.data + b.len, &v->recs[i]);
+		b.len += IDX_REC_SIZE;
+	}
+	fd = open(box->index_tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		*error_r = xasprintf("open %s: %s", box->index_tmp, strerror(errno));
+		buf_free(&b);
+		return -1;
+	}
+	if (fd_write_full(fd, b.data, b.len) < 0 || fsync(fd) < 0) {
+		*error_r = xasprintf("write %s: %s", box->index_tmp, strerror(errno));
+		buf_free(&b);
+		close(fd);
+		(void)unlink(box->index_tmp);
+		return -1;
+	}
+	buf_free(&b);
+	if (rename(box->index_tmp, box->index_path) < 0) {
+		*error_r = xasprintf("rename %s: %s", box->index_tmp, strerror(errno));
+		close(fd);
+		(void)unlink(box->index_tmp);
+		return -1;
+	}
+	flat_box_set_index_fd(box, fd, (uint32_t)hsize);
+	return 0;
+}
+
+/* Writes the n encoded records recs at record index first and then the
+   header hdr, in place, into box's index (whose header size must be
+   hdr's). Records first: a reader who sees the new header finds its
+   records. One pwrite() each, no fsync (see the top of the file). */
+static int
+index_put_tail(struct storage_box *box, const struct buf *hdr, size_t first,
+	       const unsigned char *recs, size_t n, char **error_r)
+{
+	if ((n > 0 && fd_pwrite_full(box->index_fd, recs, n * IDX_REC_SIZE,
+				  hdr->len + (uint64_t)first * IDX_REC_SIZE) < 0) ||
+	    fd_pwrite_full(box->index_fd, hdr->data, hdr->len, 0) < 0) {
+		*error_r = xasprintf("write %s: %s", box->index_path, strerror(errno));
+		return -1;
+	}
+	flat_box_set_index_fd(box, box->index_fd, (uint32_t)hdr->len);
+	return 0;
+}
+
+/* Writes records [first, count) of v and then the header in place into
+   box's index, whose keyword table must be v's. Falls back to a full
+   write when the header would not fit. */
+int
+flat_index_write_tail(struct storage_box *box, const struct view *v, size_t first, char **error_r)
+{
+	struct buf b = BUF_INIT;
+	unsigned char *recs;
+	size_t hsize, n;
+	int ret;
+
+	if (box->index_fd < 0 || first > v->count)
+		return flat_index_write_full(box, v, error_r);
+	hsize = flat_header_encode(v, v->count, &b);
+	if (hsize != box->index_header_size) {
+		buf_free(&b);
+		return flat_index_write_full(box, v, error_r);
+	}
+	n = v->count - first;
+	recs = xmalloc(n == 0 ? 1 : n * IDX_REC_SIZE);
+	for (size_t i = 0; i < n; i++)
+		flat_rec_encode(recs + i * IDX_REC_SIZE, &v->recs[first + i]);
+	ret = index_put_tail(box, &b, first, recs, n, error_r);
+	free(recs);
+	buf_free(&b);
+	return ret;
+}
+
+/* UIDVALIDITY: time-based, above the old one and above every value
+   issued for this user before (kept in .imap/uidvalidity), so that a lost
+   index or a re-created mailbox never repeats one. */
+uint32_t
+flat_new_uidvalidity(struct storage_box *box, uint32_t old)
+{
+	uint32_t v = (uint32_t)time(NULL), last = 0;
+	char tmp[32], *tmp_path;
+	FILE *f;
+	int fd;
+
+	f = fopen(box->uidv_path, "re");
+	if (f != NULL) {
+		if (fgets(tmp, sizeof(tmp), f) != NULL)
+			last = (uint32_t)strtoul(tmp, NULL, 10);
+		fclose(f);
+	}
+	if (v <= last)
+		v = last + 1;
+	if (v <= old)
+		v = old + 1;
+	if (v == 0)
+		v = 1;
+	tmp_path = xasprintf("%s.tmp", box->uidv_path);
+	if (mkdir_parents(tmp_path, strlen(box->user_dir)) == 0) {
+		fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			int n = snprintf(tmp, sizeof(tmp), "%u\n", v);
+
+			if (fd_write_full(fd, tmp, (size_t)n) == 0 && close(fd) == 0)
+				(void)rename(tmp_path, box->uidv_path);
+			else
+				(void)unlink(tmp_path);
+		}
+	}
+	free(tmp_path);
+	return v;
+}
+
+void
+flat_frec_to_mail(const struct frec *r, struct mail_rec *m)
+{
+	m->uid = r->uid;
+	m->flags = r->flags;
+	m->keywords = r->keywords;
+	m->internal_date = r->date;
+	m->tz_minutes = r->tz;
+	m->size = r->served;
+	m->modseq = r->modseq;
+	m->priv[0] = r->off;
+	m->priv[1] = r->len;
+	m->priv[2] = r->hash;
+}
+
+void
+flat_mail_to_frec(const struct mail_rec *m, struct frec *r)
+{
+	i_zero(r);
+	r->uid = m->uid;
+	r->flags = m->flags;
+	r->keywords = m->keywords;
+	r->date = m->internal_date;
+	r->tz = m->tz_minutes;
+	r->served = m->size;
+	r->modseq = m->modseq;
+	r->off = m->priv[0];
+	r->len = m->priv[1];
+	r->hash = m->priv[2];
+}
+
+/* The index content that state and box stand for. */
+void
+flat_view_from_state(const struct storage_box *box, const struct mbox_state *state,
+		     bool with_recs, struct view *v)
+{
+	i_zero(v);
+	v->uidvalidity = state->uidvalidity;
+	v->uidnext = state->uidnext;
+	v->first_recent_uid = state->first_recent_uid;
+	v->highest_modseq = state->highest_modseq;
+	v->mail_size = box->mail_size;
+	v->ino = box->ino;
+	v->dev = box->dev;
+	v->mtime_sec = box->mtime_sec;
+	v->mtime_nsec = box->mtime_nsec;
+	v->parsed_end = box->parsed_end;
+	v->last_open = box->last_open;
+	for (unsigned i = 0; i < state->keyword_count && i < MBOX_MAX_KEYWORDS; i++)
+		v->kw[v->kw_count++] = xstrdup(state->keywords[i]);
+	if (!with_recs)
+		return;
+	v->alloc = state->count == 0 ? 1 : state->count;
+	v->recs = xmalloc(v->alloc * sizeof(*v->recs));
+	for (size_t i = 0; i < state->count; i++)
+		flat_mail_to_frec(&state->mails[i], &v->recs[v->count++]);
+}
+
+bool
+flat_keywords_same(const struct view *v, const struct mbox_state *state)
+{
+	if (v->kw_count != state->keyword_count)
+		return false;
+	for (unsigned i = 0; i < v->kw_count; i++) {
+		if (strcmp(v->kw[i], state->keywords[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* Rewrites the whole index from state (a keyword table change). Takes the
+   lock unless held. */
+static int
+flat_write_state(struct storage_box *box, struct mbox_state *state, char **error_r)
+{
+	enum storage_error err;
+	bool took = !box->locked;
+	struct view v;
+	int ret;
+
+	if (took && flat_lock(box, false, &err, error_r) < 0)
+		return -1;
+	flat_view_from_state(box, state, true, &v);
+	ret = flat_index_write_full(box, &v, error_r);
+	if (ret == 0)
+		box->disk_same = true;
+	flat_view_free(&v);
+	if (took)
+		flat_unlock(box);
+	return ret;
+}
+
+/* True if the index on disk is the one box last wrote or read (same
+   inode, size and mtime: one stat()), so that what box remembers of it
+   holds. */
+bool
+flat_index_ours(const struct storage_box *box)
+{
+	struct stat ist;
+
+	if (box->index_fd < 0 || box->index_ino == 0 || stat(box->index_path, &ist) < 0)
+		return false;
+	return box->index_ino == (uint64_t)ist.st_ino && box->index_size == (uint64_t)ist.st_size &&
+		box->index_mtime_sec == (int64_t)ist.st_mtim.tv_sec &&
+		box->index_mtime_nsec == (int64_t)ist.st_mtim.tv_nsec;
+}
+
+/* Writes records [first, state->count) of state and the header, in place,
+   into box's index, which must hold state's records below first
+   (disk_same). A keyword table that outgrew the header means a full
+   rewrite. O(records written). */
+int
+flat_index_write_state_tail(struct storage_box *box, struct mbox_state *state, size_t first,
+			    char **error_r)
+{
+	struct buf b = BUF_INIT;
+	unsigned char *recs;
+	struct view hv;
+	size_t n;
+	int ret;
+
+	if (box->index_fd < 0 || !box->disk_same || first > state->count ||
+	    state->keyword_count > MBOX_MAX_KEYWORDS)
+		return flat_write_state(box, state, error_r);
+	flat_view_from_state(box, state, false, &hv);
+	(void)flat_header_encode(&hv, state->count, &b);
+	flat_view_free(&hv);
+	if (b.len != box->index_header_size) {
+		buf_free(&b);
+		return flat_write_state(box, state, error_r);
+	}
+	n = state->count - first;
+	recs = xmalloc(n == 0 ? 1 : n * IDX_REC_SIZE);
+	for (size_t i = 0; i < n; i++) {
+		struct frec r;
+
+		flat_mail_to_frec(&state->mails[first + i], &r);
+		flat_rec_encode(recs + i * IDX_REC_SIZE, &r);
+	}
+	ret = index_put_tail(box, &b, first, recs, n, error_r);
+	free(recs);
+	buf_free(&b);
+	return ret;
+}
+
+int
+flat_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, char **error_r)
+{
+	unsigned char rec[IDX_REC_SIZE];
+	struct frec r;
+	struct view v;
+	struct buf b = BUF_INIT;
+	size_t hsize;
+
+	if (idx >= state->count)
+		return 0;
+	if (!box->disk_same || box->index_fd < 0 || state->keyword_count > MBOX_MAX_KEYWORDS)
+		return flat_write_state(box, state, error_r);
+	flat_view_from_state(box, state, false, &v);
+	hsize = flat_header_encode(&v, state->count, &b);
+	flat_view_free(&v);
+	if (hsize != box->index_header_size) {
+		buf_free(&b);
+		return flat_write_state(box, state, error_r);
+	}
+	flat_mail_to_frec(&state->mails[idx], &r);
+	flat_rec_encode(rec, &r);
+	if (fd_pwrite_full(box->index_fd, rec, sizeof(rec), hsize + idx * IDX_REC_SIZE) < 0 ||
+	    fd_pwrite_full(box->index_fd, b.data, b.len, 0) < 0) {
+		*error_r = xasprintf("write %s: %s", box->index_path, strerror(errno));
+		buf_free(&b);
+		return -1;
+	}
+	buf_free(&b);
+	flat_box_set_index_fd(box, box->index_fd, (uint32_t)hsize);
+	return 0;
+}

@@ -1,0 +1,163 @@
+/* flat_lock.c: the writers' lock of a flat mailbox, a dotlock plus an
+   fcntl() lock.
+
+   Writers (append, expunge, and any process that must rewrite the index)
+   take a dotlock <mail file>.lock plus an fcntl() write lock on the mail
+   file; the wait is bounded (FLAT_LOCK_TIMEOUT_MS), then the operation
+   fails with STORAGE_ERR_IN_USE. That wait is the only place the backend
+   blocks. Readers never lock: they check what they read with the hash.
+
+   The dotlock is created complete (written to a private file, then
+   link()ed to the lock name), so a holder killed at any instant leaves a
+   lock that names it; a lock whose holder is gone, or older than
+   FLAT_LOCK_STALE_SECS, is removed by the next writer. */
+#include "fileio.h"
+#include "flat_private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void
+flat_dotlock_remove_stale(const char *path)
+{
+	struct stat st;
+	char tmp[32];
+	ssize_t n;
+	long pid = 0;
+	int fd;
+
+	if (stat(path, &st) < 0)
+		return;
+	if (time(NULL) - st.st_mtim.tv_sec > FLAT_LOCK_STALE_SECS) {
+		(void)unlink(path);
+		return;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, tmp, sizeof(tmp) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	tmp[n] = '\0';
+	pid = strtol(tmp, NULL, 10);
+	/* The holder died (same host: we only lock local files). */
+	if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+		(void)unlink(path);
+}
+
+/* Takes the dotlock and the fcntl lock on the mail file (created when
+   create is true; without a file only the dotlock is taken). */
+int
+flat_lock(struct storage_box *box, bool create, enum storage_error *err_r, char **error_r)
+{
+	int64_t deadline = mono_ms() + FLAT_LOCK_TIMEOUT_MS;
+	unsigned tries = 0;
+	struct flock fl;
+	int fd;
+
+	if (box->locked)
+		return 0;
+	if (mkdir_parents(box->mail_path, strlen(box->st->root)) < 0) {
+		*err_r = storage_error_from_errno(errno);
+		*error_r = xasprintf("mkdir for %s: %s", box->mail_path, strerror(errno));
+		return -1;
+	}
+	/* The dotlock is created complete: the pid goes into a private file
+	   that is then link()ed to the lock name (exclusive like O_EXCL), so
+	   that a holder killed at any instant leaves a lock naming it. */
+	{
+		char pid[32];
+		int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+		char *tmp = xasprintf("%s.%ld", box->lock_path, (long)getpid());
+
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd < 0 || fd_write_full(fd, pid, (size_t)n) < 0) {
+			*err_r = storage_error_from_errno(errno);
+			*error_r = xasprintf("create %s: %s", tmp, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			(void)unlink(tmp);
+			free(tmp);
+			return -1;
+		}
+		close(fd);
+		for (;;) {
+			if (link(tmp, box->lock_path) == 0)
+				break;
+			if (errno != EEXIST) {
+				*err_r = storage_error_from_errno(errno);
+				*error_r = xasprintf("create %s: %s", box->lock_path, strerror(errno));
+				(void)unlink(tmp);
+				free(tmp);
+				return -1;
+			}
+			flat_dotlock_remove_stale(box->lock_path);
+			if (box->lock_nowait || mono_ms() >= deadline) {
+				*err_r = STORAGE_ERR_IN_USE;
+				*error_r = xasprintf("%s: locked by another process", box->lock_path);
+				(void)unlink(tmp);
+				free(tmp);
+				return -1;
+			}
+			sleep_ms(10 + (unsigned)((mono_ms() + tries++ * 7) % 41));
+		}
+		(void)unlink(tmp);
+		free(tmp);
+	}
+	box->lock_fd = open(box->mail_path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+	if (box->lock_fd < 0 && !(errno == ENOENT && !create)) {
+		*err_r = storage_error_from_errno(errno);
+		*error_r = xasprintf("open %s: %s", box->mail_path, strerror(errno));
+		(void)unlink(box->lock_path);
+		return -1;
+	}
+	while (box->lock_fd >= 0) {
+		i_zero(&fl);
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;
+		if (fcntl(box->lock_fd, F_SETLK, &fl) == 0)
+			break;
+		if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
+			*err_r = STORAGE_ERR_TEMP;
+			*error_r = xasprintf("fcntl lock %s: %s", box->mail_path, strerror(errno));
+		} else if (box->lock_nowait || mono_ms() >= deadline) {
+			*err_r = STORAGE_ERR_IN_USE;
+			*error_r = xasprintf("%s: locked by another process", box->mail_path);
+		} else {
+			sleep_ms(10 + (unsigned)((mono_ms() + tries++ * 7) % 41));
+			continue;
+		}
+		close(box->lock_fd);
+		box->lock_fd = -1;
+		(void)unlink(box->lock_path);
+		return -1;
+	}
+	box->locked = true;
+	return 0;
+}
+
+void
+flat_unlock(struct storage_box *box)
+{
+	if (!box->locked)
+		return;
+	if (box->lock_fd >= 0) {
+		struct flock fl;
+
+		i_zero(&fl);
+		fl.l_type = F_UNLCK;
+		fl.l_whence = SEEK_SET;
+		(void)fcntl(box->lock_fd, F_SETLK, &fl);
+		close(box->lock_fd);
+		box->lock_fd = -1;
+	}
+	(void)unlink(box->lock_path);
+	box->locked = false;
+}

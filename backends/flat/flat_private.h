@@ -1,0 +1,188 @@
+/* flat_private.h: what the files of the flat backend share: its
+   constants, the box and index structs, and the functions one file
+   defines for another. Not for use outside backends/flat/.
+
+   The files, by concern:
+   - flat_format.c   the mail file format: scan, serve, read, stuff
+   - flat_index.c    the side index in .imap/, UIDVALIDITY, flag changes
+   - flat_lock.c     the writers' dotlock + fcntl() lock
+   - flat_sync.c     reconciling state with the disk, sync()
+   - flat_save.c     APPEND
+   - flat_expunge.c  EXPUNGE, the rewrite of the mail file
+   - flat_storage.c  init/open/close, list/create/delete/rename,
+                     subscriptions, and the vtable
+   Each file's crash-safety reasoning is written at its top. */
+#ifndef BACKENDS_FLAT_PRIVATE_H
+#define BACKENDS_FLAT_PRIVATE_H
+
+#include "storage.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#define FLAT_INBOX_FILE "mymailbox.mail"
+#define FLAT_SUFFIX ".mail"
+#define FLAT_IMAP_DIR ".imap"
+#define FLAT_LOCK_TIMEOUT_MS 10000
+#define FLAT_LOCK_STALE_SECS 300
+/* An unterminated tail is served as a message only once its file has
+   not been written for this long (an in-progress "cat >>" is not). */
+#define FLAT_TAIL_AGE_SECS 2
+#define FLAT_SCAN_CHUNK (1024 * 1024)
+#define FLAT_COPY_CHUNK (256 * 1024)
+#define FLAT_LIST_MAX_DEPTH 16
+#define FLAT_LIST_MAX_NAMES 10000
+
+#define IDX_MAGIC "FLATIDX1"
+#define IDX_VERSION 1
+#define IDX_FIXED_SIZE 112
+#define IDX_REC_SIZE 72
+#define IDX_FLAG_LAST_OPEN 0x1
+
+struct storage {
+	char *root;
+};
+
+/* One message as the index knows it. */
+struct frec {
+	uint32_t uid;
+	uint8_t flags;
+	uint64_t keywords;         /* bits index the keyword table of its view */
+	int64_t date;
+	int32_t tz;
+	uint64_t modseq;
+	uint64_t off, len;         /* stored bytes, terminator line included */
+	uint64_t served;           /* RFC822.SIZE */
+	uint64_t hash;             /* of the stored bytes */
+};
+
+/* The content of an index: the header fields and the records. */
+struct view {
+	uint32_t uidvalidity, uidnext, first_recent_uid;
+	uint64_t highest_modseq;
+	/* The mail file as of the last sync, and how far it was parsed. */
+	uint64_t mail_size, ino, dev, parsed_end;
+	int64_t mtime_sec, mtime_nsec;
+	bool last_open;            /* last record has no terminator line */
+	uint32_t header_size;      /* on disk, when read from disk */
+	struct frec *recs;
+	size_t count, alloc;
+	char *kw[MBOX_MAX_KEYWORDS];
+	unsigned kw_count;
+};
+
+struct storage_box {
+	struct storage *st;
+	char *user, *name;
+	bool inbox;
+	char *user_dir, *mail_path, *mail_tmp, *lock_path;
+	char *index_path, *index_tmp, *uidv_path;
+
+	int fd;                    /* read fd of the mail file, -1 when absent */
+	/* What the index on disk says about the mail file; state matches it. */
+	uint64_t mail_size, ino, dev, parsed_end;
+	int64_t mtime_sec, mtime_nsec;
+	bool last_open;
+	bool pending;              /* bytes after parsed_end wait to be parsed */
+
+	int index_fd;              /* the index file state was written to/read from */
+	uint32_t index_header_size;
+	/* The index at index_fd holds exactly state's records and keyword
+	   table, so a flag change can be written in place. */
+	bool disk_same;
+	uint64_t index_ino, index_size;
+	int64_t index_mtime_sec, index_mtime_nsec;
+
+	int lock_fd;
+	bool locked;
+	/* sync() from the event loop must not wait for another process's
+	   lock: it tries once and leaves the change for the next event (the
+	   dotlock's removal is watched, see flat_watch_paths()). */
+	bool lock_nowait;
+};
+
+/* The messages a scan of the mail file found. */
+struct scan {
+	struct frec *recs;
+	size_t count, alloc;
+	uint64_t end;              /* file offset up to which bytes are accounted for */
+	bool last_open;            /* the last record has no terminator line */
+	bool pending;              /* a young unterminated tail starts at end */
+};
+
+/* The start value of flat_hash_update() (FNV-1a, 64 bits). */
+#define HASH_INIT 0xcbf29ce484222325ULL
+
+/* flat_format.c */
+uint64_t flat_hash_update(uint64_t h, const void *data, size_t len);
+/* The hash of a message's stored bytes (with its length, what tells
+   messages apart when the index is matched against the mail file). */
+uint64_t flat_hash_bytes(const void *data, size_t len);
+/* The served form of a stored message and its length (see the
+   definition); out may be NULL to measure only. */
+uint64_t flat_serve(const char *p, size_t len, struct buf *out, bool *have_date_r,
+		    int64_t *date_r, int32_t *tz_r);
+/* Appends data in the stored form (LF, dot-stuffed, "." line) to out. */
+void flat_stuff(const char *data, size_t len, struct buf *out);
+void flat_scan_free(struct scan *sc);
+/* Parses the messages of the mail file in [from, to) into sc (freed with
+   flat_scan_free()). Returns 0 or -1 with *error_r. */
+int flat_scan(int fd, uint64_t from, uint64_t to, bool take_tail, bool force_first, int64_t now,
+	      const char *path, struct scan *sc, char **error_r);
+int flat_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out,
+	      char **error_r);
+
+/* flat_index.c */
+void flat_view_free(struct view *v);
+void flat_rec_encode(unsigned char *p, const struct frec *r);
+size_t flat_header_encode(const struct view *v, size_t count, struct buf *out);
+/* Returns 1 if valid (*fd_r open read-write), 0 if missing or invalid
+   (*why_r static), -1 on I/O error. */
+int flat_index_read(const char *path, struct view *v, int *fd_r, const char **why_r,
+		    char **error_r);
+void flat_box_set_index_fd(struct storage_box *box, int fd, uint32_t header_size);
+int flat_index_write_full(struct storage_box *box, const struct view *v, char **error_r);
+int flat_index_write_tail(struct storage_box *box, const struct view *v, size_t first,
+			  char **error_r);
+uint32_t flat_new_uidvalidity(struct storage_box *box, uint32_t old);
+void flat_frec_to_mail(const struct frec *r, struct mail_rec *m);
+void flat_mail_to_frec(const struct mail_rec *m, struct frec *r);
+void flat_view_from_state(const struct storage_box *box, const struct mbox_state *state,
+			  bool with_recs, struct view *v);
+bool flat_keywords_same(const struct view *v, const struct mbox_state *state);
+bool flat_index_ours(const struct storage_box *box);
+int flat_index_write_state_tail(struct storage_box *box, struct mbox_state *state, size_t first,
+				char **error_r);
+int flat_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
+		       char **error_r);
+
+/* flat_lock.c */
+/* Takes the dotlock and the fcntl lock (a no-op when held). Returns 0 or
+   -1 with *err_r (STORAGE_ERR_IN_USE after the bounded wait). */
+int flat_lock(struct storage_box *box, bool create, enum storage_error *err_r, char **error_r);
+void flat_unlock(struct storage_box *box);
+
+/* flat_sync.c */
+void flat_view_set_stat(struct view *v, const struct stat *st);
+void flat_box_take_view_stat(struct storage_box *box, const struct view *v);
+bool flat_box_stat_equal(const struct storage_box *box, const struct stat *st);
+void flat_box_set_stat(struct storage_box *box, const struct stat *st);
+/* Return 0, 1 (new UIDVALIDITY for a state that had one) or -1. */
+int flat_refresh(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+		 char **error_r);
+int flat_catch_up(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+		  char **error_r);
+int flat_sync(struct storage_box *box, struct mbox_state *state, char **error_r);
+
+/* flat_save.c */
+int flat_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
+		uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+		uint32_t *uid_r, enum storage_error *err_r, char **error_r);
+
+/* flat_expunge.c */
+int flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
+		 size_t count, char **error_r);
+
+#endif

@@ -1,0 +1,181 @@
+/* flat_save.c: APPEND to a flat mailbox.
+
+   Durability. The mail bytes are fsynced before the index is touched, so
+   a crash in between leaves a mail file that grew past what the index
+   knows; the next open parses the new part and the message keeps the UID
+   it was given (UIDs come from the index's uidnext, in file order). A
+   failed write truncates the file back to its size before the append, so
+   no half message stays behind; an unterminated tail written by another
+   program is terminated first, so that it stays its own message. */
+#include "fileio.h"
+#include "log.h"
+#include "flat_private.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Writes len bytes of p to the end of the locked mail file at *size_io. */
+static int
+flat_write_at_end(struct storage_box *box, const void *p, size_t len, uint64_t *size_io)
+{
+	if (fd_pwrite_full(box->lock_fd, p, len, *size_io) < 0)
+		return -1;
+	*size_io += len;
+	return 0;
+}
+
+/* The fast end of an APPEND: the message (stored, hash) was written at
+   offset off and fsynced, and the mail file (now st) is exactly what
+   state and the index knew plus that message. Makes its record here (the
+   same one a scan of the file would make) and writes it and the header in
+   place: no index read, no view of the whole mailbox. */
+static uint32_t
+flat_append_record(struct storage_box *box, struct mbox_state *state, const struct buf *stored,
+		   uint64_t off, uint64_t hash, const struct stat *st, uint8_t flags,
+		   uint64_t keywords, int64_t internal_date, int32_t tz_minutes)
+{
+	struct mail_rec m;
+	bool have_date;
+	char *error = NULL;
+
+	i_zero(&m);
+	m.uid = state->uidnext;
+	m.flags = flags & MAIL_FLAGS_ALL;
+	m.keywords = keywords;
+	m.size = flat_serve(stored->data, stored->len, NULL, &have_date, &m.internal_date,
+			    &m.tz_minutes);
+	if (internal_date != 0) {
+		m.internal_date = internal_date;
+		m.tz_minutes = tz_minutes;
+	} else if (!have_date) {
+		m.internal_date = (int64_t)time(NULL);
+		m.tz_minutes = 0;
+	}
+	m.modseq = state->highest_modseq + 1;
+	m.priv[0] = off;
+	m.priv[1] = stored->len;
+	m.priv[2] = hash;
+	flat_box_set_stat(box, st);
+	box->parsed_end = (uint64_t)st->st_size;
+	box->last_open = false;
+	box->pending = false;
+	(void)mbox_state_append(state, &m);
+	if (flat_index_write_state_tail(box, state, state->count - 1, &error) < 0) {
+		/* The message is stored; only its flags and date may be lost:
+		   the index still ends before it, so the next sync reads the
+		   index again and parses the message from the file, with the
+		   same UID (the index's uidnext). */
+		log_warn("-", "%s: %s", box->mail_path, error);
+		free(error);
+		box->index_ino = 0;
+	}
+	return m.uid;
+}
+
+int
+flat_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
+	    uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+	    uint32_t *uid_r, enum storage_error *err_r, char **error_r)
+{
+	struct buf stored = BUF_INIT;
+	struct stat st;
+	uint64_t size, orig_size, hash;
+	struct mail_rec *m;
+	bool fast;
+	int ret = -1;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (flat_lock(box, true, err_r, error_r) < 0)
+		return -1;
+	/* Whatever others wrote is taken in first, so that UIDs stay in
+	   file order (O(new bytes) while the index is ours). */
+	if (flat_catch_up(box, state, err_r, error_r) < 0)
+		goto out;
+	if (fstat(box->lock_fd, &st) < 0) {
+		*err_r = STORAGE_ERR_TEMP;
+		*error_r = xasprintf("fstat %s: %s", box->mail_path, strerror(errno));
+		goto out;
+	}
+	orig_size = size = (uint64_t)st.st_size;
+	/* The file is exactly what state and our index describe: the new
+	   record can be made without reading anything back. */
+	fast = box->disk_same && box->index_fd >= 0 && !box->pending && !box->last_open &&
+		flat_box_stat_equal(box, &st) && box->parsed_end == size &&
+		state->uidnext < UINT32_MAX;
+	/* Terminate an unterminated tail so that it stays its own message. */
+	if (size > box->parsed_end || box->last_open) {
+		char end[2] = { 0, 0 };
+		ssize_t n = size >= 2 ? fd_pread_full(box->lock_fd, end, 2, size - 2) :
+			fd_pread_full(box->lock_fd, end + 1, 1, size - 1);
+		const char *term;
+
+		if (n < 0)
+			goto io_fail;
+		if (end[1] == '\n')
+			term = ".\n";
+		else if (end[1] == '.' && (size == 1 || end[0] == '\n'))
+			term = "\n";
+		else
+			term = "\n.\n";
+		if (flat_write_at_end(box, term, strlen(term), &size) < 0)
+			goto io_fail;
+	}
+	flat_stuff(data, len, &stored);
+	hash = flat_hash_bytes(stored.data, stored.len);
+	/* Durable before the index is touched, and before the client hears
+	   OK. */
+	if (flat_write_at_end(box, stored.data, stored.len, &size) < 0 || fsync(box->lock_fd) < 0)
+		goto io_fail;
+	if (fast) {
+		struct stat now;
+
+		/* Only our bytes were added (an unlocked "cat >>" may have
+		   written beside us: then the tail path below sorts it out). */
+		if (fstat(box->lock_fd, &now) == 0 && (uint64_t)now.st_size == size &&
+		    now.st_ino == st.st_ino && now.st_dev == st.st_dev) {
+			*uid_r = flat_append_record(box, state, &stored, orig_size, hash, &now, flags,
+						    keywords, internal_date, tz_minutes);
+			ret = 0;
+			goto out;
+		}
+	}
+	/* The tail path picks the new message up like any other writer's. */
+	if (flat_catch_up(box, state, err_r, error_r) < 0)
+		goto out;
+	m = state->count > 0 ? &state->mails[state->count - 1] : NULL;
+	if (m == NULL || m->priv[1] != stored.len || m->priv[2] != hash ||
+	    m->priv[0] != size - stored.len) {
+		*err_r = STORAGE_ERR_TEMP;
+		*error_r = xasprintf("%s: appended message not found after writing it", box->mail_path);
+		goto out;
+	}
+	if (internal_date != 0) {
+		m->internal_date = internal_date;
+		m->tz_minutes = tz_minutes;
+	}
+	(void)mbox_state_set_flags(state, state->count - 1, flags, keywords);
+	/* Persist flags and date of the new record. */
+	if (flat_index_write_state_tail(box, state, state->count - 1, error_r) < 0) {
+		/* The message is stored; only its flags may be lost. */
+		log_warn("-", "%s: %s", box->mail_path, *error_r);
+		free(*error_r);
+		*error_r = NULL;
+		box->index_ino = 0;
+	}
+	*uid_r = m->uid;
+	ret = 0;
+	goto out;
+io_fail:
+	*err_r = storage_error_from_errno(errno);
+	*error_r = xasprintf("write %s: %s", box->mail_path, strerror(errno));
+	/* No half message stays behind. */
+	if (ftruncate(box->lock_fd, (off_t)orig_size) == 0)
+		(void)fsync(box->lock_fd);
+out:
+	buf_free(&stored);
+	flat_unlock(box);
+	return ret;
+}
