@@ -271,6 +271,55 @@ test_lab_file_served_with_blank_line_and_exact_size(void **state)
 	close_box(&box, &s);
 }
 
+/* A Date: header in the obsolete "GMT" form is the INTERNALDATE of a
+   message without a lab Received: line; where one is present, the
+   Received: line still wins, wherever the Date: line stands. */
+static void
+test_gmt_date_header_is_internal_date(void **state)
+{
+	static const char file[] = "From: erin@localhost\n"
+				   "Subject: gmt\n"
+				   "Date: Tue, 01 Mar 2022 10:00:00 GMT\n"
+				   "\n"
+				   "body\n"
+				   ".\n"
+				   "From: frank@localhost\n"
+				   "Date: Tue, 01 Mar 2022 10:00:00 GMT\n"
+				   "Received: 2022-03-10 : 14 : 30\n"
+				   "body\n"
+				   ".\n"
+				   "From: gina@localhost\n"
+				   "Received: 2022-03-10 : 14 : 30\n"
+				   "Date: Tue, 01 Mar 2022 10:00:00 GMT\n"
+				   "\n"
+				   "body\n"
+				   ".\n";
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	struct tm tm;
+	int64_t lab;
+
+	write_file(fx, "bob/mymailbox.mail", file, "w");
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, 3);
+	/* 2022-03-01 10:00:00 UTC */
+	assert_int_equal(s.mails[0].internal_date, 1646128800);
+	assert_int_equal(s.mails[0].tz_minutes, 0);
+
+	i_zero(&tm);
+	tm.tm_year = 122;
+	tm.tm_mon = 2;
+	tm.tm_mday = 10;
+	tm.tm_hour = 14;
+	tm.tm_min = 30;
+	tm.tm_isdst = -1;
+	lab = (int64_t)mktime(&tm);
+	assert_int_equal(s.mails[1].internal_date, lab);
+	assert_int_equal(s.mails[2].internal_date, lab);
+	close_box(&box, &s);
+}
+
 static void
 test_crlf_on_disk_served_as_crlf(void **state)
 {
@@ -1779,6 +1828,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_lab_file_served_with_blank_line_and_exact_size,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gmt_date_header_is_internal_date, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_crlf_on_disk_served_as_crlf, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_read_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uids_and_flags_stable_across_reopen, setup,

@@ -17,6 +17,7 @@
    FLAT_TAIL_AGE_SECS, so no bytes of the file are ever lost from view. */
 #include "fileio.h"
 #include "log.h"
+#include "message.h"
 #include "flat_private.h"
 
 #include <errno.h>
@@ -152,44 +153,6 @@ parse_lab_received(const char *v, size_t vlen, int64_t *date_r, int32_t *tz_r)
 	return true;
 }
 
-/* An RFC 5322 Date: value in its common forms. */
-static bool
-parse_date_header(const char *v, size_t vlen, int64_t *date_r, int32_t *tz_r)
-{
-	static const char *const formats[] = {
-		"%a, %d %b %Y %H:%M:%S %z",
-		"%d %b %Y %H:%M:%S %z",
-		"%a, %d %b %Y %H:%M %z",
-		"%d %b %Y %H:%M %z",
-	};
-	char tmp[120];
-
-	if (!copy_value(v, vlen, tmp, sizeof(tmp)))
-		return false;
-	for (size_t i = 0; i < N_ELEMENTS(formats); i++) {
-		struct tm tm;
-		const char *rest;
-		long gmtoff;
-		time_t t;
-
-		i_zero(&tm);
-		rest = strptime(tmp, formats[i], &tm);
-		if (rest == NULL || (*rest != '\0' && *rest != ' ' && *rest != '('))
-			continue;
-		/* timegm() normalizes tm and clears tm_gmtoff: keep it */
-		gmtoff = tm.tm_gmtoff;
-		if (gmtoff < -86400 || gmtoff > 86400)
-			continue;
-		t = timegm(&tm);
-		if (t == (time_t)-1)
-			continue;
-		*date_r = (int64_t)t - gmtoff;
-		*tz_r = (int32_t)(gmtoff / 60);
-		return true;
-	}
-	return false;
-}
-
 /* Walks one stored message (p, len: its span, terminator line included or
    not) and produces the served form: CRLF line ends, dots unstuffed, a
    blank line between header and body if the file has none. Appends it to
@@ -268,7 +231,10 @@ flat_serve(const char *p, size_t len, struct buf *out, bool *have_date_r, int64_
 			}
 		} else if (nlen == 4 && ascii_strncasecmp(c, "Date", 4) == 0 && !have_date &&
 			   !have_received) {
-			have_date = parse_date_header(c + 5, clen - 5, date_r, tz_r);
+			char tmp[120];
+
+			have_date = copy_value(c + 5, clen - 5, tmp, sizeof(tmp)) &&
+				message_parse_date(tmp, date_r, tz_r) == 0;
 		}
 		emit_line(&e, c, clen);
 	}
