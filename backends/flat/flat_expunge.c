@@ -178,27 +178,15 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 	{
 		struct buf b = BUF_INIT;
 		size_t hsize;
-		int ifd;
+		int ifd = -1;
 
-		hsize = flat_header_encode(&nv, nv.count, &b);
-		buf_reserve(&b, nv.count * IDX_REC_SIZE);
-		for (size_t i = 0; i < nv.count; i++) {
-			flat_rec_encode((unsigned char *)b.data + b.len, &nv.recs[i]);
-			b.len += IDX_REC_SIZE;
-		}
-		if (mkdir_parents(box->index_tmp, strlen(box->user_dir)) < 0 ||
-		    (ifd = open(box->index_tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
-			buf_free(&b);
-			goto io_fail;
-		}
-		if (fd_write_full(ifd, b.data, b.len) < 0 || fsync(ifd) < 0) {
-			buf_free(&b);
-			close(ifd);
-			(void)unlink(box->index_tmp);
-			goto io_fail;
-		}
+		hsize = flat_index_encode(&nv, &b);
+		if (mkdir_parents(box->index_tmp, strlen(box->user_dir)) == 0)
+			ifd = file_tmp_create(box->index_tmp, b.data, b.len, 0600);
 		buf_free(&b);
-		if (rename(box->mail_tmp, box->mail_path) < 0) {
+		if (ifd < 0)
+			goto io_fail;
+		if (file_tmp_commit(tfd, box->mail_tmp, box->mail_path) < 0) {
 			close(ifd);
 			(void)unlink(box->index_tmp);
 			goto io_fail;
@@ -206,13 +194,10 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 		/* From here the new file is the mailbox. */
 		if (copy_late_bytes(box->lock_fd, tfd, &from, tmp) == 0)
 			(void)fsync(tfd);
-		if (rename(box->index_tmp, box->index_path) < 0) {
+		if (file_tmp_commit(ifd, box->index_tmp, box->index_path) < 0) {
 			close(ifd);
 			ifd = -1;
-			(void)unlink(box->index_tmp);
 		}
-		fsync_dir_of(box->mail_path);
-		fsync_dir_of(box->index_path);
 		flat_box_set_index_fd(box, ifd, (uint32_t)hsize);
 	}
 	close(box->fd);

@@ -74,7 +74,7 @@ get64(const unsigned char *p)
 	return v;
 }
 
-void
+static void
 flat_rec_encode(unsigned char *p, const struct frec *r)
 {
 	memset(p, 0, IDX_REC_SIZE);
@@ -107,7 +107,7 @@ rec_decode(const unsigned char *p, struct frec *r)
 
 /* Serializes the header of v (with count records) into out; returns its
    size (a multiple of 64). */
-size_t
+static size_t
 flat_header_encode(const struct view *v, size_t count, struct buf *out)
 {
 	size_t kwbytes = 0, size, start = out->len;
@@ -288,8 +288,23 @@ flat_box_set_index_fd(struct storage_box *box, int fd, uint32_t header_size)
 	}
 }
 
-/* Writes v as a whole new index (temp file, fsync, rename) and makes it
-   box's index. */
+/* Serializes v (its header and its records) into out, as a whole index
+   file; returns the header size. */
+size_t
+flat_index_encode(const struct view *v, struct buf *out)
+{
+	size_t hsize = flat_header_encode(v, v->count, out);
+
+	buf_reserve(out, v->count * IDX_REC_SIZE);
+	for (size_t i = 0; i < v->count; i++) {
+		flat_rec_encode((unsigned char *)out->data + out->len, &v->recs[i]);
+		out->len += IDX_REC_SIZE;
+	}
+	return hsize;
+}
+
+/* Writes v as a whole new index (temp file, fsync, rename, fsync of the
+   folder) and makes it box's index. */
 int
 flat_index_write_full(struct storage_box *box, const struct view *v, char **error_r)
 {
@@ -301,30 +316,16 @@ flat_index_write_full(struct storage_box *box, const struct view *v, char **erro
 		*error_r = xasprintf("mkdir for %s: %s", box->index_tmp, strerror(errno));
 		return -1;
 	}
-	hsize = flat_header_encode(v, v->count, &b);
-	buf_reserve(&b, v->count * IDX_REC_SIZE);
-	for (size_t i = 0; i < v->count; i++) {
-		flat_rec_encode((unsigned char *)b.data + b.len, &v->recs[i]);
-		b.len += IDX_REC_SIZE;
-	}
-	fd = open(box->index_tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		*error_r = xasprintf("open %s: %s", box->index_tmp, strerror(errno));
-		buf_free(&b);
-		return -1;
-	}
-	if (fd_write_full(fd, b.data, b.len) < 0 || fsync(fd) < 0) {
-		*error_r = xasprintf("write %s: %s", box->index_tmp, strerror(errno));
-		buf_free(&b);
-		close(fd);
-		(void)unlink(box->index_tmp);
-		return -1;
-	}
+	hsize = flat_index_encode(v, &b);
+	fd = file_tmp_create(box->index_tmp, b.data, b.len, 0600);
 	buf_free(&b);
-	if (rename(box->index_tmp, box->index_path) < 0) {
+	if (fd < 0) {
+		*error_r = xasprintf("write %s: %s", box->index_tmp, strerror(errno));
+		return -1;
+	}
+	if (file_tmp_commit(fd, box->index_tmp, box->index_path) < 0) {
 		*error_r = xasprintf("rename %s: %s", box->index_tmp, strerror(errno));
 		close(fd);
-		(void)unlink(box->index_tmp);
 		return -1;
 	}
 	flat_box_set_index_fd(box, fd, (uint32_t)hsize);
@@ -386,7 +387,6 @@ flat_new_uidvalidity(struct storage_box *box, uint32_t old)
 	uint32_t v = (uint32_t)time(NULL), last = 0;
 	char tmp[32], *tmp_path;
 	FILE *f;
-	int fd;
 
 	f = fopen(box->uidv_path, "re");
 	if (f != NULL) {
@@ -402,15 +402,9 @@ flat_new_uidvalidity(struct storage_box *box, uint32_t old)
 		v = 1;
 	tmp_path = xasprintf("%s.tmp", box->uidv_path);
 	if (mkdir_parents(tmp_path, strlen(box->user_dir)) == 0) {
-		fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd >= 0) {
-			int n = snprintf(tmp, sizeof(tmp), "%u\n", v);
+		int n = snprintf(tmp, sizeof(tmp), "%u\n", v);
 
-			if (fd_write_full(fd, tmp, (size_t)n) == 0 && close(fd) == 0)
-				(void)rename(tmp_path, box->uidv_path);
-			else
-				(void)unlink(tmp_path);
-		}
+		(void)file_replace(tmp_path, box->uidv_path, tmp, (size_t)n);
 	}
 	free(tmp_path);
 	return v;

@@ -136,8 +136,8 @@ int flat_read(struct storage_box *box, const struct mail_rec *rec, struct buf *o
 
 /* flat_index.c */
 void flat_view_free(struct view *v);
-void flat_rec_encode(unsigned char *p, const struct frec *r);
-size_t flat_header_encode(const struct view *v, size_t count, struct buf *out);
+/* A whole index file for v into out; returns its header size. */
+size_t flat_index_encode(const struct view *v, struct buf *out);
 /* Returns 1 if valid (*fd_r open read-write), 0 if missing or invalid
    (*why_r static), -1 on I/O error. */
 int flat_index_read(const char *path, struct view *v, int *fd_r, const char **why_r,

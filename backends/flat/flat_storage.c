@@ -455,7 +455,7 @@ flat_subscriptions_write(struct storage *st, const char *user, const struct strl
 	enum storage_error err;
 	struct buf b = BUF_INIT;
 	char *path, *tmp;
-	int fd, ret = -1;
+	int ret = -1;
 
 	if (flat_check_names(user, NULL, &err, error_r) < 0)
 		return -1;
@@ -471,21 +471,8 @@ flat_subscriptions_write(struct storage *st, const char *user, const struct strl
 		*error_r = xasprintf("mkdir for %s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		*error_r = xasprintf("open %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (fd_write_full(fd, b.data != NULL ? b.data : "", b.len) < 0 || fsync(fd) < 0) {
+	if (file_replace(tmp, path, b.data != NULL ? b.data : "", b.len) < 0) {
 		*error_r = xasprintf("write %s: %s", tmp, strerror(errno));
-		close(fd);
-		(void)unlink(tmp);
-		goto out;
-	}
-	close(fd);
-	if (rename(tmp, path) < 0) {
-		*error_r = xasprintf("rename %s: %s", tmp, strerror(errno));
-		(void)unlink(tmp);
 		goto out;
 	}
 	ret = 0;

@@ -203,3 +203,35 @@ file_replace(const char *tmp, const char *path, const char *data, size_t len)
 	}
 	return 0;
 }
+
+int
+file_tmp_create(const char *tmp, const void *data, size_t len, mode_t mode)
+{
+	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+
+	if (fd < 0)
+		return -1;
+	if ((len > 0 && fd_write_full(fd, data, len) < 0) || fsync(fd) < 0) {
+		int err = errno;
+
+		close(fd);
+		(void)unlink(tmp);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+int
+file_tmp_commit(int fd, const char *tmp, const char *path)
+{
+	if (fsync(fd) < 0 || rename(tmp, path) < 0) {
+		int err = errno;
+
+		(void)unlink(tmp);
+		errno = err;
+		return -1;
+	}
+	fsync_dir_of(path);
+	return 0;
+}

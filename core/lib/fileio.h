@@ -31,5 +31,16 @@ int file_read_small(const char *path, size_t max, char **data_r, size_t *len_r,
 /* Writes data to tmp, fsyncs it and renames it over path. Returns 0, or
    -1 with errno set (tmp removed). */
 int file_replace(const char *tmp, const char *path, const char *data, size_t len);
+/* The two halves of a replacement whose file stays open afterwards (or
+   is written through its descriptor). file_tmp_create() creates tmp with
+   mode, writes data (len may be 0) and fsyncs it; it returns the file
+   open read-write, or -1 with errno set (tmp removed). More may be
+   written through the descriptor before file_tmp_commit(), which fsyncs
+   fd, renames tmp over path and fsyncs the folder of path, so that the
+   new name survives a crash with its whole content. It returns 0, or -1
+   with errno set (tmp removed). fd stays open either way: the caller
+   closes it. */
+int file_tmp_create(const char *tmp, const void *data, size_t len, mode_t mode);
+int file_tmp_commit(int fd, const char *tmp, const char *path);
 
 #endif
