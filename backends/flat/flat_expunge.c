@@ -60,79 +60,91 @@ copy_late_bytes(int in, int out, uint64_t *from, char *tmp)
 	return 0;
 }
 
-int
-flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
-	     size_t count, char **error_r)
-{
-	enum storage_error err;
-	struct view nv;
-	struct stat st;
-	char *tmp = NULL, *data = NULL;
-	uint32_t *sorted = NULL;
-	size_t data_cap = 0, removed = 0;
-	uint64_t newoff = 0, from;
-	int tfd = -1, ret = -1, mode = 0600;
-	bool open_kept = false;
+/* One expunge rewrite in progress. */
+struct expunge {
+	struct storage_box *box;
+	struct mbox_state *state;
+	const uint32_t *uids;      /* ascending */
+	size_t count;
+	int tfd;                   /* the new mail file, box->mail_tmp */
+	struct view nv;            /* the index of the new file */
+	char *chunk;               /* FLAT_COPY_CHUNK bytes for copy_range() */
+	uint64_t from;             /* the old file is copied up to here */
+};
 
-	i_zero(&nv);
-	if (count == 0)
-		return 0;
-	/* u32_sorted_contains() searches uids: they must be ascending (the contract);
-	   a caller that broke it gets a sorted copy, not a wrong expunge. */
+/* uids if ascending (the contract), else a sorted copy in *sorted_r
+   that the caller frees: u32_sorted_contains() searches uids, and a
+   caller that broke the contract gets a sorted copy, not a wrong
+   expunge. */
+static const uint32_t *
+expunge_sorted_uids(const uint32_t *uids, size_t count, uint32_t **sorted_r)
+{
+	*sorted_r = NULL;
 	for (size_t i = 1; i < count; i++) {
 		if (uids[i] < uids[i - 1]) {
-			sorted = xmalloc(count * sizeof(*sorted));
-			memcpy(sorted, uids, count * sizeof(*sorted));
-			qsort(sorted, count, sizeof(*sorted), u32_cmp);
-			uids = sorted;
-			break;
+			*sorted_r = xmalloc(count * sizeof(**sorted_r));
+			memcpy(*sorted_r, uids, count * sizeof(**sorted_r));
+			qsort(*sorted_r, count, sizeof(**sorted_r), u32_cmp);
+			return *sorted_r;
 		}
 	}
-	if (flat_lock(box, false, &err, error_r) < 0) {
-		free(sorted);
-		return -1;
+	return uids;
+}
+
+static bool
+expunge_removes(const struct expunge *x, size_t idx)
+{
+	return u32_sorted_contains(x->uids, x->count, x->state->mails[idx].uid);
+}
+
+/* The end (exclusive index) of the batch of kept messages that starts
+   at the kept message i: consecutive in the file, at most a chunk in
+   all (or one message). Sets *start_r and *end_r to its span. */
+static size_t
+expunge_batch(const struct expunge *x, size_t i, uint64_t *start_r, uint64_t *end_r)
+{
+	const struct mbox_state *state = x->state;
+	uint64_t start = state->mails[i].priv[0];
+	uint64_t end = start + state->mails[i].priv[1];
+	size_t j;
+
+	for (j = i + 1; j < state->count; j++) {
+		const struct mail_rec *m = &state->mails[j];
+
+		if (expunge_removes(x, j) || m->priv[0] != end ||
+		    end + m->priv[1] - start > FLAT_COPY_CHUNK)
+			break;
+		end += m->priv[1];
 	}
-	if (flat_catch_up(box, state, &err, error_r) < 0)
-		goto out;
-	for (size_t i = 0; i < state->count; i++) {
-		if (u32_sorted_contains(uids, count, state->mails[i].uid))
-			removed++;
-	}
-	if (removed == 0 || box->lock_fd < 0 || box->fd < 0) {
-		ret = 0;
-		goto out;
-	}
-	if (fstat(box->lock_fd, &st) == 0)
-		mode = (int)(st.st_mode & 0777);
-	tfd = open(box->mail_tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
-	if (tfd < 0) {
-		*error_r = xasprintf("open %s: %s", box->mail_tmp, strerror(errno));
-		goto out;
-	}
-	flat_view_from_state(box, state, true, &nv);
-	nv.count = 0;
-	tmp = xmalloc(FLAT_COPY_CHUNK);
-	/* Copy the kept messages in batches of consecutive ones (one read and
-	   one write per batch), checking each one's hash on the way. */
+	*start_r = start;
+	*end_r = end;
+	return j;
+}
+
+/* Copies the kept messages to x->tfd in batches of consecutive ones (one
+   read and one write per batch), checking each one's hash on the way,
+   and records them in x->nv. Returns 0, or -1 with *error_r. */
+static int
+expunge_copy_kept(struct expunge *x, char **error_r)
+{
+	struct storage_box *box = x->box;
+	struct mbox_state *state = x->state;
+	char *data = NULL;
+	size_t data_cap = 0;
+	uint64_t newoff = 0;
+	bool open_kept = false;
+	int ret = -1;
+
 	for (size_t i = 0; i < state->count;) {
-		size_t j = i, k;
 		uint64_t start, end;
+		size_t j;
 		ssize_t n;
 
-		if (u32_sorted_contains(uids, count, state->mails[i].uid)) {
+		if (expunge_removes(x, i)) {
 			i++;
 			continue;
 		}
-		start = state->mails[i].priv[0];
-		end = start + state->mails[i].priv[1];
-		for (j = i + 1; j < state->count; j++) {
-			const struct mail_rec *m = &state->mails[j];
-
-			if (u32_sorted_contains(uids, count, m->uid) || m->priv[0] != end ||
-			    end + m->priv[1] - start > FLAT_COPY_CHUNK)
-				break;
-			end += m->priv[1];
-		}
+		j = expunge_batch(x, i, &start, &end);
 		if (end - start > (uint64_t)SSIZE_MAX / 2) {
 			errno = EFBIG;
 			goto io_fail;
@@ -146,91 +158,157 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 			goto io_fail;
 		if ((uint64_t)n != end - start) {
 			*error_r = xasprintf("%s: file shrank during expunge", box->mail_path);
-			goto fail;
+			goto out;
 		}
-		for (k = i; k < j; k++) {
+		for (size_t k = i; k < j; k++) {
 			struct frec r;
 
 			flat_mail_to_frec(&state->mails[k], &r);
 			if (flat_hash_bytes(data + (r.off - start), (size_t)r.len) != r.hash) {
 				*error_r = xasprintf("%s: message %u changed on disk during expunge",
 						     box->mail_path, r.uid);
-				goto fail;
+				goto out;
 			}
 			r.off = newoff + (r.off - start);
-			nv.recs[nv.count++] = r;
+			x->nv.recs[x->nv.count++] = r;
 			open_kept = box->last_open && k == state->count - 1;
 		}
-		if (fd_write_full(tfd, data, (size_t)(end - start)) < 0)
+		if (fd_write_full(x->tfd, data, (size_t)(end - start)) < 0)
 			goto io_fail;
 		newoff += end - start;
 		i = j;
 	}
-	nv.parsed_end = newoff;
-	nv.last_open = open_kept;
-	/* Bytes after the parsed part: a pending tail, or another writer's. */
-	from = box->parsed_end;
-	if (copy_late_bytes(box->lock_fd, tfd, &from, tmp) < 0 || fsync(tfd) < 0 ||
-	    fstat(tfd, &st) < 0)
-		goto io_fail;
-	flat_view_set_stat(&nv, &st);
-	/* The new index goes to its temp file first; both renames follow. */
-	{
-		struct buf b = BUF_INIT;
-		size_t hsize;
-		int ifd = -1;
+	x->nv.parsed_end = newoff;
+	x->nv.last_open = open_kept;
+	ret = 0;
+	goto out;
+io_fail:
+	*error_r = xasprintf("expunge %s: %s", box->mail_path, strerror(errno));
+out:
+	free(data);
+	return ret;
+}
 
-		hsize = flat_index_encode(&nv, &b);
-		if (mkdir_parents(box->index_tmp, strlen(box->user_dir)) == 0)
-			ifd = file_tmp_create(box->index_tmp, b.data, b.len, 0600);
-		buf_free(&b);
-		if (ifd < 0)
-			goto io_fail;
-		if (file_tmp_commit(tfd, box->mail_tmp, box->mail_path) < 0) {
-			close(ifd);
-			(void)unlink(box->index_tmp);
-			goto io_fail;
-		}
-		/* From here the new file is the mailbox. */
-		if (copy_late_bytes(box->lock_fd, tfd, &from, tmp) == 0)
-			(void)fsync(tfd);
-		if (file_tmp_commit(ifd, box->index_tmp, box->index_path) < 0) {
-			close(ifd);
-			ifd = -1;
-		}
-		flat_box_set_index_fd(box, ifd, (uint32_t)hsize);
+/* Makes the new file the mailbox: the late bytes copied, the new file
+   and the new index written and fsynced, then the mail file renamed,
+   then the index. Returns 0 (box's index is the new one, or none if only
+   its rename failed), or -1 with *error_r when the old mailbox stays. */
+static int
+expunge_commit(struct expunge *x, char **error_r)
+{
+	struct storage_box *box = x->box;
+	struct buf b = BUF_INIT;
+	struct stat st;
+	size_t hsize;
+	int ifd = -1;
+
+	/* Bytes after the parsed part: a pending tail, or another writer's. */
+	x->from = box->parsed_end;
+	if (copy_late_bytes(box->lock_fd, x->tfd, &x->from, x->chunk) < 0 || fsync(x->tfd) < 0 ||
+	    fstat(x->tfd, &st) < 0)
+		goto io_fail;
+	flat_view_set_stat(&x->nv, &st);
+	/* The new index goes to its temp file first; both renames follow. */
+	hsize = flat_index_encode(&x->nv, &b);
+	if (mkdir_parents(box->index_tmp, strlen(box->user_dir)) == 0)
+		ifd = file_tmp_create(box->index_tmp, b.data, b.len, 0600);
+	buf_free(&b);
+	if (ifd < 0)
+		goto io_fail;
+	if (file_tmp_commit(x->tfd, box->mail_tmp, box->mail_path) < 0) {
+		close(ifd);
+		(void)unlink(box->index_tmp);
+		goto io_fail;
 	}
+	/* From here the new file is the mailbox. */
+	if (copy_late_bytes(box->lock_fd, x->tfd, &x->from, x->chunk) == 0)
+		(void)fsync(x->tfd);
+	if (file_tmp_commit(ifd, box->index_tmp, box->index_path) < 0) {
+		close(ifd);
+		ifd = -1;
+	}
+	flat_box_set_index_fd(box, ifd, (uint32_t)hsize);
+	return 0;
+io_fail:
+	*error_r = xasprintf("expunge %s: %s", box->mail_path, strerror(errno));
+	return -1;
+}
+
+/* After expunge_commit(): box reads the new file, state loses the
+   expunged messages (one compaction pass, not a memmove per message). */
+static void
+expunge_apply(struct expunge *x)
+{
+	struct storage_box *box = x->box;
+	struct mbox_state *state = x->state;
+
 	close(box->fd);
-	box->fd = tfd;
-	tfd = -1;
-	flat_box_take_view_stat(box, &nv);
-	box->pending = nv.parsed_end < nv.mail_size;
+	box->fd = x->tfd;
+	x->tfd = -1;
+	flat_box_take_view_stat(box, &x->nv);
+	box->pending = x->nv.parsed_end < x->nv.mail_size;
 	if (box->index_fd < 0) {
 		/* the old index stays; the next sync matches by hash */
 		box->ino = 0;
 		box->pending = true;
 	}
-	/* One compaction pass, not a memmove per message. */
-	mbox_state_remove_uids(state, uids, count);
-	for (size_t i = 0; i < state->count && i < nv.count; i++)
-		state->mails[i].priv[0] = nv.recs[i].off;
-	box->disk_same = box->index_fd >= 0 && flat_keywords_same(&nv, state);
-	ret = 0;
-	goto out;
-io_fail:
-	*error_r = xasprintf("expunge %s: %s", box->mail_path, strerror(errno));
-fail:
-	if (tfd >= 0) {
-		close(tfd);
-		tfd = -1;
-		(void)unlink(box->mail_tmp);
+	mbox_state_remove_uids(state, x->uids, x->count);
+	for (size_t i = 0; i < state->count && i < x->nv.count; i++)
+		state->mails[i].priv[0] = x->nv.recs[i].off;
+	box->disk_same = box->index_fd >= 0 && flat_keywords_same(&x->nv, state);
+}
+
+int
+flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
+	     size_t count, char **error_r)
+{
+	struct expunge x = { .box = box, .state = state, .count = count, .tfd = -1 };
+	enum storage_error err;
+	struct stat st;
+	uint32_t *sorted;
+	size_t removed = 0;
+	int ret = -1, mode = 0600;
+
+	if (count == 0)
+		return 0;
+	x.uids = expunge_sorted_uids(uids, count, &sorted);
+	if (flat_lock(box, false, &err, error_r) < 0) {
+		free(sorted);
+		return -1;
 	}
+	if (flat_catch_up(box, state, &err, error_r) < 0)
+		goto out;
+	for (size_t i = 0; i < state->count; i++) {
+		if (expunge_removes(&x, i))
+			removed++;
+	}
+	if (removed == 0 || box->lock_fd < 0 || box->fd < 0) {
+		ret = 0;
+		goto out;
+	}
+	if (fstat(box->lock_fd, &st) == 0)
+		mode = (int)(st.st_mode & 0777);
+	x.tfd = open(box->mail_tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
+	if (x.tfd < 0) {
+		*error_r = xasprintf("open %s: %s", box->mail_tmp, strerror(errno));
+		goto out;
+	}
+	flat_view_from_state(box, state, true, &x.nv);
+	x.nv.count = 0;
+	x.chunk = xmalloc(FLAT_COPY_CHUNK);
+	if (expunge_copy_kept(&x, error_r) < 0 || expunge_commit(&x, error_r) < 0) {
+		close(x.tfd);
+		x.tfd = -1;
+		(void)unlink(box->mail_tmp);
+		goto out;
+	}
+	expunge_apply(&x);
+	ret = 0;
 out:
-	if (tfd >= 0)
-		close(tfd);
-	flat_view_free(&nv);
-	free(tmp);
-	free(data);
+	if (x.tfd >= 0)
+		close(x.tfd);
+	flat_view_free(&x.nv);
+	free(x.chunk);
 	free(sorted);
 	flat_unlock(box);
 	return ret;
