@@ -153,6 +153,96 @@ flat_header_encode(const struct view *v, size_t count, struct buf *out)
 	return size;
 }
 
+/* Decodes the keyword table (want names in kwbytes bytes at p) into v.
+   Returns false if it is malformed (v keeps what it got, for
+   flat_view_free()). */
+static bool
+index_decode_keywords(const unsigned char *p, size_t kwbytes, unsigned want, struct view *v)
+{
+	const char *kp = (const char *)p;
+	size_t left = kwbytes;
+
+	v->kw_count = 0;
+	for (unsigned i = 0; i < want; i++) {
+		const char *z = memchr(kp, '\0', left);
+
+		if (z == NULL || z == kp)
+			return false;
+		v->kw[v->kw_count++] = xstrndup(kp, (size_t)(z - kp));
+		left -= (size_t)(z - kp) + 1;
+		kp = z + 1;
+	}
+	return true;
+}
+
+/* Decodes count records at p into v, whose header is decoded. Returns
+   false if one is out of order or outside the parsed part of the file. */
+static bool
+index_decode_records(const unsigned char *p, size_t count, struct view *v)
+{
+	v->recs = xmalloc((count == 0 ? 1 : count) * sizeof(*v->recs));
+	v->alloc = count == 0 ? 1 : count;
+	for (size_t i = 0; i < count; i++) {
+		struct frec *r = &v->recs[i];
+
+		rec_decode(p + i * IDX_REC_SIZE, r);
+		/* UIDs ascending below uidnext, spans in order inside the
+		   parsed part of the file. */
+		if (r->uid == 0 || r->uid >= v->uidnext ||
+		    (i > 0 && (r->uid <= v->recs[i - 1].uid ||
+			       r->off < v->recs[i - 1].off + v->recs[i - 1].len)) ||
+		    r->len == 0 || r->off > v->parsed_end || r->len > v->parsed_end - r->off)
+			return false;
+		v->count++;
+	}
+	if (v->last_open && v->count == 0)
+		v->last_open = false;
+	return true;
+}
+
+/* Decodes the size bytes of an index file into v (zeroed). Returns false
+   if they are not a valid index; v then holds what was decoded, for
+   flat_view_free(). */
+static bool
+index_decode(const unsigned char *data, size_t size, struct view *v)
+{
+	size_t hsize, kwbytes, count;
+	unsigned kw_count;
+	uint64_t h;
+
+	if (size < IDX_FIXED_SIZE || memcmp(data, IDX_MAGIC, 8) != 0 ||
+	    get32(data + 8) != IDX_VERSION || get32(data + 16) != IDX_REC_SIZE)
+		return false;
+	hsize = get32(data + 12);
+	count = get32(data + 88);
+	kw_count = get32(data + 96);
+	kwbytes = get32(data + 100);
+	if (kw_count > MBOX_MAX_KEYWORDS || kwbytes > hsize || hsize > size ||
+	    IDX_FIXED_SIZE + kwbytes > hsize || count > (size - hsize) / IDX_REC_SIZE)
+		return false;
+	h = flat_hash_update(HASH_INIT, data, 104);
+	h = flat_hash_update(h, data + IDX_FIXED_SIZE, kwbytes);
+	if (h != get64(data + 104))
+		return false;
+	if (!index_decode_keywords(data + IDX_FIXED_SIZE, kwbytes, kw_count, v))
+		return false;
+	v->header_size = (uint32_t)hsize;
+	v->uidvalidity = get32(data + 20);
+	v->uidnext = get32(data + 24);
+	v->first_recent_uid = get32(data + 28);
+	v->highest_modseq = get64(data + 32);
+	v->mail_size = get64(data + 40);
+	v->mtime_sec = (int64_t)get64(data + 48);
+	v->mtime_nsec = (int64_t)get64(data + 56);
+	v->ino = get64(data + 64);
+	v->dev = get64(data + 72);
+	v->parsed_end = get64(data + 80);
+	v->last_open = (get32(data + 92) & IDX_FLAG_LAST_OPEN) != 0;
+	if (v->uidvalidity == 0 || v->uidnext == 0 || v->parsed_end > v->mail_size)
+		return false;
+	return index_decode_records(data + hsize, count, v);
+}
+
 /* Reads the index at path into v. Returns 1 if valid, 0 if missing or
    invalid (with the reason in *why_r, static), -1 on I/O error. On 1,
    *fd_r is the index opened read-write. */
@@ -161,9 +251,8 @@ flat_index_read(const char *path, struct view *v, int *fd_r, const char **why_r,
 {
 	unsigned char *data = NULL;
 	struct stat st;
-	size_t size, hsize, kwbytes, count;
+	size_t size;
 	ssize_t n;
-	uint64_t h;
 	int fd;
 
 	i_zero(v);
@@ -194,72 +283,8 @@ flat_index_read(const char *path, struct view *v, int *fd_r, const char **why_r,
 		close(fd);
 		return -1;
 	}
-	size = (size_t)n;
-	if (size < IDX_FIXED_SIZE || memcmp(data, IDX_MAGIC, 8) != 0 ||
-	    get32(data + 8) != IDX_VERSION || get32(data + 16) != IDX_REC_SIZE)
+	if (!index_decode(data, (size_t)n, v))
 		goto invalid;
-	hsize = get32(data + 12);
-	count = get32(data + 88);
-	v->kw_count = get32(data + 96);
-	kwbytes = get32(data + 100);
-	if (v->kw_count > MBOX_MAX_KEYWORDS || kwbytes > hsize || hsize > size ||
-	    IDX_FIXED_SIZE + kwbytes > hsize || count > (size - hsize) / IDX_REC_SIZE) {
-		v->kw_count = 0;
-		goto invalid;
-	}
-	h = flat_hash_update(HASH_INIT, data, 104);
-	h = flat_hash_update(h, data + IDX_FIXED_SIZE, kwbytes);
-	if (h != get64(data + 104)) {
-		v->kw_count = 0;
-		goto invalid;
-	}
-	{
-		const char *kp = (const char *)data + IDX_FIXED_SIZE;
-		size_t left = kwbytes;
-		unsigned want = v->kw_count;
-
-		v->kw_count = 0;
-		for (unsigned i = 0; i < want; i++) {
-			const char *z = memchr(kp, '\0', left);
-
-			if (z == NULL || z == kp)
-				goto invalid;
-			v->kw[v->kw_count++] = xstrndup(kp, (size_t)(z - kp));
-			left -= (size_t)(z - kp) + 1;
-			kp = z + 1;
-		}
-	}
-	v->header_size = (uint32_t)hsize;
-	v->uidvalidity = get32(data + 20);
-	v->uidnext = get32(data + 24);
-	v->first_recent_uid = get32(data + 28);
-	v->highest_modseq = get64(data + 32);
-	v->mail_size = get64(data + 40);
-	v->mtime_sec = (int64_t)get64(data + 48);
-	v->mtime_nsec = (int64_t)get64(data + 56);
-	v->ino = get64(data + 64);
-	v->dev = get64(data + 72);
-	v->parsed_end = get64(data + 80);
-	v->last_open = (get32(data + 92) & IDX_FLAG_LAST_OPEN) != 0;
-	if (v->uidvalidity == 0 || v->uidnext == 0 || v->parsed_end > v->mail_size)
-		goto invalid;
-	v->recs = xmalloc((count == 0 ? 1 : count) * sizeof(*v->recs));
-	v->alloc = count == 0 ? 1 : count;
-	for (size_t i = 0; i < count; i++) {
-		struct frec *r = &v->recs[i];
-
-		rec_decode(data + hsize + i * IDX_REC_SIZE, r);
-		/* UIDs ascending below uidnext, spans in order inside the
-		   parsed part of the file. */
-		if (r->uid == 0 || r->uid >= v->uidnext ||
-		    (i > 0 && (r->uid <= v->recs[i - 1].uid ||
-			       r->off < v->recs[i - 1].off + v->recs[i - 1].len)) ||
-		    r->len == 0 || r->off > v->parsed_end || r->len > v->parsed_end - r->off)
-			goto invalid;
-		v->count++;
-	}
-	if (v->last_open && v->count == 0)
-		v->last_open = false;
 	free(data);
 	*fd_r = fd;
 	return 1;
