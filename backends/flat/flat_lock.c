@@ -52,6 +52,89 @@ flat_dotlock_remove_stale(const char *path)
 		(void)unlink(path);
 }
 
+/* A short random-ish pause between two lock attempts. */
+static void
+flat_lock_pause(unsigned *tries)
+{
+	sleep_ms(10 + (unsigned)((mono_ms() + (*tries)++ * 7) % 41));
+}
+
+/* Takes the dotlock, waiting until deadline (mono_ms()) at most, or not
+   at all with box->lock_nowait. The dotlock is created complete: the pid
+   goes into a private file that is then link()ed to the lock name
+   (exclusive like O_EXCL), so that a holder killed at any instant leaves
+   a lock naming it. */
+static int
+flat_dotlock_take(struct storage_box *box, int64_t deadline, unsigned *tries,
+		  enum storage_error *err_r, char **error_r)
+{
+	char pid[32];
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	char *tmp = xasprintf("%s.%ld", box->lock_path, (long)getpid());
+	int fd, ret = -1;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || fd_write_full(fd, pid, (size_t)n) < 0) {
+		*err_r = storage_error_from_errno(errno);
+		*error_r = xasprintf("create %s: %s", tmp, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	close(fd);
+	for (;;) {
+		if (link(tmp, box->lock_path) == 0)
+			break;
+		if (errno != EEXIST) {
+			*err_r = storage_error_from_errno(errno);
+			*error_r = xasprintf("create %s: %s", box->lock_path, strerror(errno));
+			goto out;
+		}
+		flat_dotlock_remove_stale(box->lock_path);
+		if (box->lock_nowait || mono_ms() >= deadline) {
+			*err_r = STORAGE_ERR_IN_USE;
+			*error_r = xasprintf("%s: locked by another process", box->lock_path);
+			goto out;
+		}
+		flat_lock_pause(tries);
+	}
+	ret = 0;
+out:
+	(void)unlink(tmp);
+	free(tmp);
+	return ret;
+}
+
+/* Takes the fcntl write lock on box->lock_fd, waiting like
+   flat_dotlock_take(). On failure box->lock_fd is closed. */
+static int
+flat_fcntl_take(struct storage_box *box, int64_t deadline, unsigned *tries,
+		enum storage_error *err_r, char **error_r)
+{
+	struct flock fl;
+
+	for (;;) {
+		i_zero(&fl);
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;
+		if (fcntl(box->lock_fd, F_SETLK, &fl) == 0)
+			return 0;
+		if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
+			*err_r = STORAGE_ERR_TEMP;
+			*error_r = xasprintf("fcntl lock %s: %s", box->mail_path, strerror(errno));
+		} else if (box->lock_nowait || mono_ms() >= deadline) {
+			*err_r = STORAGE_ERR_IN_USE;
+			*error_r = xasprintf("%s: locked by another process", box->mail_path);
+		} else {
+			flat_lock_pause(tries);
+			continue;
+		}
+		close(box->lock_fd);
+		box->lock_fd = -1;
+		return -1;
+	}
+}
+
 /* Takes the dotlock and the fcntl lock on the mail file (created when
    create is true; without a file only the dotlock is taken). */
 int
@@ -59,8 +142,6 @@ flat_lock(struct storage_box *box, bool create, enum storage_error *err_r, char 
 {
 	int64_t deadline = mono_ms() + FLAT_LOCK_TIMEOUT_MS;
 	unsigned tries = 0;
-	struct flock fl;
-	int fd;
 
 	if (box->locked)
 		return 0;
@@ -69,48 +150,8 @@ flat_lock(struct storage_box *box, bool create, enum storage_error *err_r, char 
 		*error_r = xasprintf("mkdir for %s: %s", box->mail_path, strerror(errno));
 		return -1;
 	}
-	/* The dotlock is created complete: the pid goes into a private file
-	   that is then link()ed to the lock name (exclusive like O_EXCL), so
-	   that a holder killed at any instant leaves a lock naming it. */
-	{
-		char pid[32];
-		int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-		char *tmp = xasprintf("%s.%ld", box->lock_path, (long)getpid());
-
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd < 0 || fd_write_full(fd, pid, (size_t)n) < 0) {
-			*err_r = storage_error_from_errno(errno);
-			*error_r = xasprintf("create %s: %s", tmp, strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			(void)unlink(tmp);
-			free(tmp);
-			return -1;
-		}
-		close(fd);
-		for (;;) {
-			if (link(tmp, box->lock_path) == 0)
-				break;
-			if (errno != EEXIST) {
-				*err_r = storage_error_from_errno(errno);
-				*error_r = xasprintf("create %s: %s", box->lock_path, strerror(errno));
-				(void)unlink(tmp);
-				free(tmp);
-				return -1;
-			}
-			flat_dotlock_remove_stale(box->lock_path);
-			if (box->lock_nowait || mono_ms() >= deadline) {
-				*err_r = STORAGE_ERR_IN_USE;
-				*error_r = xasprintf("%s: locked by another process", box->lock_path);
-				(void)unlink(tmp);
-				free(tmp);
-				return -1;
-			}
-			sleep_ms(10 + (unsigned)((mono_ms() + tries++ * 7) % 41));
-		}
-		(void)unlink(tmp);
-		free(tmp);
-	}
+	if (flat_dotlock_take(box, deadline, &tries, err_r, error_r) < 0)
+		return -1;
 	box->lock_fd = open(box->mail_path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
 	if (box->lock_fd < 0 && !(errno == ENOENT && !create)) {
 		*err_r = storage_error_from_errno(errno);
@@ -118,24 +159,7 @@ flat_lock(struct storage_box *box, bool create, enum storage_error *err_r, char 
 		(void)unlink(box->lock_path);
 		return -1;
 	}
-	while (box->lock_fd >= 0) {
-		i_zero(&fl);
-		fl.l_type = F_WRLCK;
-		fl.l_whence = SEEK_SET;
-		if (fcntl(box->lock_fd, F_SETLK, &fl) == 0)
-			break;
-		if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
-			*err_r = STORAGE_ERR_TEMP;
-			*error_r = xasprintf("fcntl lock %s: %s", box->mail_path, strerror(errno));
-		} else if (box->lock_nowait || mono_ms() >= deadline) {
-			*err_r = STORAGE_ERR_IN_USE;
-			*error_r = xasprintf("%s: locked by another process", box->mail_path);
-		} else {
-			sleep_ms(10 + (unsigned)((mono_ms() + tries++ * 7) % 41));
-			continue;
-		}
-		close(box->lock_fd);
-		box->lock_fd = -1;
+	if (box->lock_fd >= 0 && flat_fcntl_take(box, deadline, &tries, err_r, error_r) < 0) {
 		(void)unlink(box->lock_path);
 		return -1;
 	}
