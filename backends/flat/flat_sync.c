@@ -169,6 +169,96 @@ view_reset(struct storage_box *box, struct view *v, struct scan *sc)
 		view_new_message(v, &sc->recs[i]);
 }
 
+/* The file only grew: parses the new part (from the start of an
+   unterminated last message, which may have grown) into v. Returns 1, 0
+   if the last message did not stay where it was (a full rescan is
+   needed; v unchanged), -1 on error. Sets *kind_r to RECON_TAIL and
+   *first_r as soon as the scan succeeded, on 0 too: the rescan keeps
+   them, as it always did (flat_index_write_tail() falls back to a full
+   write when they do not fit the new view). */
+static int
+reconcile_grown(struct storage_box *box, struct view *v, int fd, uint64_t size, bool tail_ok,
+		int64_t now, enum recon_kind *kind_r, size_t *first_r, char **error_r)
+{
+	struct frec *last = v->count > 0 ? &v->recs[v->count - 1] : NULL;
+	bool reopen = v->last_open && last != NULL;
+	uint64_t from = reopen ? last->off : v->parsed_end;
+	size_t start = 0;
+	struct scan sc;
+
+	if (flat_scan(fd, from, size, tail_ok, reopen, now, box->mail_path, &sc, error_r) < 0)
+		return -1;
+	*kind_r = RECON_TAIL;
+	*first_r = v->count;
+	if (reopen) {
+		if (sc.count == 0 || sc.recs[0].off != last->off) {
+			flat_scan_free(&sc);
+			return 0;
+		}
+		last->len = sc.recs[0].len;
+		last->hash = sc.recs[0].hash;
+		last->served = sc.recs[0].served;
+		*first_r = v->count - 1;
+		start = 1;
+	}
+	for (size_t i = start; i < sc.count; i++)
+		view_new_message(v, &sc.recs[i]);
+	v->parsed_end = sc.end;
+	v->last_open = sc.count > 0 ? sc.last_open : v->last_open;
+	box->pending = sc.pending;
+	flat_scan_free(&sc);
+	return 1;
+}
+
+/* Matches the messages of a full scan with v's records by (hash, length):
+   the matched ones keep their UIDs and flags, in file order; unmatched
+   ones after them are new messages. A matched message after an unmatched
+   one means the file was changed or reordered: a new UIDVALIDITY. */
+static void
+reconcile_match(struct storage_box *box, struct view *v, struct scan *sc)
+{
+	struct match_key *keys = xmalloc((v->count + 1) * sizeof(*keys));
+	struct frec *old = v->recs;
+	size_t old_count = v->count, next = 0;
+	bool unmatched = false, conflict = false;
+
+	for (size_t i = 0; i < old_count; i++) {
+		keys[i].hash = old[i].hash;
+		keys[i].len = old[i].len;
+		keys[i].idx = i;
+	}
+	qsort(keys, old_count, sizeof(*keys), match_key_cmp);
+	v->recs = NULL;
+	v->count = v->alloc = 0;
+	for (size_t i = 0; i < sc->count && !conflict; i++) {
+		ssize_t k = match_lookup(keys, old_count, sc->recs[i].hash, sc->recs[i].len, next);
+
+		if (k < 0) {
+			unmatched = true;
+			continue;
+		}
+		if (unmatched) {
+			conflict = true;
+			break;
+		}
+		old[k].off = sc->recs[i].off;
+		old[k].served = sc->recs[i].served;
+		view_push(v, &old[k]);
+		next = (size_t)k + 1;
+	}
+	free(keys);
+	if (conflict) {
+		log_warn("-", "%s: messages were changed or reordered by another program; "
+			 "new UIDVALIDITY (flags are reset, no mail is lost)", box->mail_path);
+		view_reset(box, v, sc);
+	} else {
+		/* The unmatched messages all follow the matched ones. */
+		for (size_t i = v->count; i < sc->count; i++)
+			view_new_message(v, &sc->recs[i]);
+	}
+	free(old);
+}
+
 /* Brings v (the records as last known, valid or not) in line with the mail
    file (fd and st; fd < 0 when it is absent). Messages the index knows
    keep their UIDs; new ones get new UIDs; if the file changed in a way
@@ -206,38 +296,15 @@ flat_reconcile(struct storage_box *box, struct view *v, bool valid, int fd, cons
 	if (valid && v->ino == (uint64_t)st->st_ino && v->dev == (uint64_t)st->st_dev &&
 	    (size > v->mail_size || (size == v->mail_size && view_stat_equal(v, st))) &&
 	    v->parsed_end <= size && view_boundary_ok(v, fd)) {
-		/* The file only grew: parse the new part (from the start of
-		   an unterminated last message, which may have grown). */
-		struct frec *last = v->count > 0 ? &v->recs[v->count - 1] : NULL;
-		bool reopen = v->last_open && last != NULL;
-		uint64_t from = reopen ? last->off : v->parsed_end;
-		size_t start = 0;
+		int r = reconcile_grown(box, v, fd, size, tail_ok, now, kind_r, first_r, error_r);
 
-		if (flat_scan(fd, from, size, tail_ok, reopen, now, box->mail_path, &sc, error_r) < 0)
+		if (r < 0)
 			return -1;
-		*kind_r = RECON_TAIL;
-		*first_r = v->count;
-		if (reopen) {
-			if (sc.count == 0 || sc.recs[0].off != last->off) {
-				flat_scan_free(&sc);
-				goto rescan;
-			}
-			last->len = sc.recs[0].len;
-			last->hash = sc.recs[0].hash;
-			last->served = sc.recs[0].served;
-			*first_r = v->count - 1;
-			start = 1;
+		if (r > 0) {
+			flat_view_set_stat(v, st);
+			return 0;
 		}
-		for (size_t i = start; i < sc.count; i++)
-			view_new_message(v, &sc.recs[i]);
-		v->parsed_end = sc.end;
-		v->last_open = sc.count > 0 ? sc.last_open : v->last_open;
-		box->pending = sc.pending;
-		flat_scan_free(&sc);
-		flat_view_set_stat(v, st);
-		return 0;
 	}
-rescan:
 	if (flat_scan(fd, 0, size, tail_ok, false, now, box->mail_path, &sc, error_r) < 0)
 		return -1;
 	if (!valid) {
@@ -246,46 +313,7 @@ rescan:
 				 "no mail is lost)", box->mail_path);
 		view_reset(box, v, &sc);
 	} else {
-		struct match_key *keys = xmalloc((v->count + 1) * sizeof(*keys));
-		struct frec *old = v->recs;
-		size_t old_count = v->count, next = 0;
-		bool unmatched = false, conflict = false;
-
-		for (size_t i = 0; i < old_count; i++) {
-			keys[i].hash = old[i].hash;
-			keys[i].len = old[i].len;
-			keys[i].idx = i;
-		}
-		qsort(keys, old_count, sizeof(*keys), match_key_cmp);
-		v->recs = NULL;
-		v->count = v->alloc = 0;
-		for (size_t i = 0; i < sc.count && !conflict; i++) {
-			ssize_t k = match_lookup(keys, old_count, sc.recs[i].hash, sc.recs[i].len, next);
-
-			if (k < 0) {
-				unmatched = true;
-				continue;
-			}
-			if (unmatched) {
-				conflict = true;
-				break;
-			}
-			old[k].off = sc.recs[i].off;
-			old[k].served = sc.recs[i].served;
-			view_push(v, &old[k]);
-			next = (size_t)k + 1;
-		}
-		free(keys);
-		if (conflict) {
-			log_warn("-", "%s: messages were changed or reordered by another program; "
-				 "new UIDVALIDITY (flags are reset, no mail is lost)", box->mail_path);
-			view_reset(box, v, &sc);
-		} else {
-			/* The unmatched messages all follow the matched ones. */
-			for (size_t i = v->count; i < sc.count; i++)
-				view_new_message(v, &sc.recs[i]);
-		}
-		free(old);
+		reconcile_match(box, v, &sc);
 	}
 	v->parsed_end = sc.end;
 	v->last_open = sc.last_open;
