@@ -491,6 +491,20 @@ flat_open_mail(struct storage_box *box, struct stat *st_r, bool *exists_r, enum 
 	return 0;
 }
 
+/* Makes state hold v's messages and box v's stamps, box->pending then
+   being pending. Returns like view_apply(). */
+static int
+refresh_take_view(struct storage_box *box, const struct view *v, struct mbox_state *state,
+		  bool pending)
+{
+	int ret = view_apply(v, state);
+
+	box->disk_same = flat_keywords_same(v, state);
+	flat_box_take_view_stat(box, v);
+	box->pending = pending;
+	return ret;
+}
+
 /* Brings state in line with the mail file and the index on disk, writing
    the index if it was behind. Takes the lock only when something must be
    written (unless the caller holds it). Returns 0, 1 (new UIDVALIDITY for
@@ -521,10 +535,7 @@ flat_refresh(struct storage_box *box, struct mbox_state *state, enum storage_err
 		valid = r > 0;
 		if (valid && view_matches_file(&v, exists ? &st : NULL)) {
 			flat_box_set_index_fd(box, ifd, v.header_size);
-			ret = view_apply(&v, state);
-			box->disk_same = flat_keywords_same(&v, state);
-			flat_box_take_view_stat(box, &v);
-			box->pending = false;
+			ret = refresh_take_view(box, &v, state, false);
 			flat_view_free(&v);
 			break;
 		}
@@ -570,14 +581,7 @@ flat_refresh(struct storage_box *box, struct mbox_state *state, enum storage_err
 			flat_view_free(&v);
 			break;
 		}
-		{
-			bool pending = box->pending;
-
-			ret = view_apply(&v, state);
-			box->disk_same = flat_keywords_same(&v, state);
-			flat_box_take_view_stat(box, &v);
-			box->pending = pending || v.parsed_end < v.mail_size;
-		}
+		ret = refresh_take_view(box, &v, state, box->pending || v.parsed_end < v.mail_size);
 		flat_view_free(&v);
 		break;
 	}
@@ -622,6 +626,113 @@ flat_box_unchanged(struct storage_box *box)
 	return mail_same && flat_index_ours(box);
 }
 
+/* What flat_tail_sync() changes in state and box, to undo it when the
+   index cannot be written. */
+struct tail_undo {
+	size_t count;
+	uint32_t uidnext;
+	uint64_t highest_modseq;
+	struct mail_rec last;      /* state's last message, if any */
+	uint64_t mail_size, ino, dev, parsed_end;
+	int64_t mtime_sec, mtime_nsec;
+	bool last_open, pending;
+};
+
+static void
+tail_undo_save(const struct storage_box *box, const struct mbox_state *state,
+	       struct tail_undo *u)
+{
+	u->count = state->count;
+	u->uidnext = state->uidnext;
+	u->highest_modseq = state->highest_modseq;
+	u->last = state->count > 0 ? state->mails[state->count - 1] : (struct mail_rec){ 0 };
+	u->mail_size = box->mail_size;
+	u->ino = box->ino;
+	u->dev = box->dev;
+	u->mtime_sec = box->mtime_sec;
+	u->mtime_nsec = box->mtime_nsec;
+	u->parsed_end = box->parsed_end;
+	u->last_open = box->last_open;
+	u->pending = box->pending;
+}
+
+static void
+tail_undo_restore(struct storage_box *box, struct mbox_state *state, const struct tail_undo *u)
+{
+	state->count = u->count;
+	state->uidnext = u->uidnext;
+	state->highest_modseq = u->highest_modseq;
+	if (u->count > 0)
+		state->mails[u->count - 1] = u->last;
+	box->mail_size = u->mail_size;
+	box->ino = u->ino;
+	box->dev = u->dev;
+	box->mtime_sec = u->mtime_sec;
+	box->mtime_nsec = u->mtime_nsec;
+	box->parsed_end = u->parsed_end;
+	box->last_open = u->last_open;
+	box->pending = u->pending;
+	/* what the index holds is unknown now: read it next time */
+	box->index_ino = 0;
+}
+
+/* The same check as view_boundary_ok(), on state's last message (last,
+   NULL if none). */
+static bool
+tail_boundary_ok(const struct storage_box *box, const struct mail_rec *last)
+{
+	struct frec lr;
+	struct view lv;
+
+	i_zero(&lv);
+	lv.parsed_end = box->parsed_end;
+	if (last != NULL) {
+		flat_mail_to_frec(last, &lr);
+		lv.recs = &lr;
+		lv.count = 1;
+	}
+	return view_boundary_ok(&lv, box->fd);
+}
+
+/* Takes the messages of sc (parsed from the end of what state knows, or
+   from its unterminated last message when reopen) into state, and the
+   mail file's new stamps st into box. Returns the index of the first
+   message of state that changed. */
+static size_t
+tail_take_scan(struct storage_box *box, struct mbox_state *state, const struct scan *sc,
+	       bool reopen, const struct stat *st)
+{
+	size_t first = state->count, start = 0;
+
+	if (reopen) {
+		/* the unterminated last message grew */
+		struct mail_rec *last = &state->mails[state->count - 1];
+
+		last->priv[1] = sc->recs[0].len;
+		last->priv[2] = sc->recs[0].hash;
+		last->size = sc->recs[0].served;
+		first = state->count - 1;
+		start = 1;
+	}
+	for (size_t i = start; i < sc->count; i++) {
+		struct frec r = sc->recs[i];
+		struct mail_rec m;
+
+		r.uid = state->uidnext;
+		r.flags = 0;
+		r.keywords = 0;
+		r.modseq = state->highest_modseq + 1;
+		flat_frec_to_mail(&r, &m);
+		(void)mbox_state_append(state, &m);
+	}
+	flat_box_set_stat(box, st);
+	box->parsed_end = sc->end;
+	if (sc->count > 0)
+		box->last_open = sc->last_open;
+	box->pending = sc->pending || box->parsed_end < box->mail_size;
+	return first;
+}
+
 /* The tail path of a sync, with the lock held: when the index is ours and
    holds exactly state's records, and the mail file only grew, parses the
    bytes after the part the index knows and appends their messages to
@@ -635,13 +746,11 @@ flat_tail_sync(struct storage_box *box, struct mbox_state *state, enum storage_e
 	       char **error_r)
 {
 	int64_t now = (int64_t)time(NULL);
-	struct mail_rec *last, saved_last;
-	size_t old_count = state->count, first, start = 0;
-	uint32_t old_uidnext = state->uidnext;
-	uint64_t old_modseq = state->highest_modseq, size, from;
-	uint64_t o_size, o_ino, o_dev, o_parsed;
-	int64_t o_msec, o_mnsec;
-	bool o_last_open, o_pending, exists, reopen;
+	struct mail_rec *last;
+	struct tail_undo undo;
+	size_t first, start;
+	uint64_t size, from;
+	bool exists, reopen;
 	struct stat st;
 	struct scan sc;
 
@@ -658,21 +767,8 @@ flat_tail_sync(struct storage_box *box, struct mbox_state *state, enum storage_e
 	if (!(size > box->mail_size || flat_box_stat_equal(box, &st)) || box->parsed_end > size)
 		return 0;
 	last = state->count > 0 ? &state->mails[state->count - 1] : NULL;
-	{
-		/* the same check as view_boundary_ok(), on state's last record */
-		struct frec lr;
-		struct view lv;
-
-		i_zero(&lv);
-		lv.parsed_end = box->parsed_end;
-		if (last != NULL) {
-			flat_mail_to_frec(last, &lr);
-			lv.recs = &lr;
-			lv.count = 1;
-		}
-		if (!view_boundary_ok(&lv, box->fd))
-			return 0;
-	}
+	if (!tail_boundary_ok(box, last))
+		return 0;
 	reopen = box->last_open && last != NULL;
 	from = reopen ? last->priv[0] : box->parsed_end;
 	if (flat_scan(box->fd, from, size,
@@ -691,61 +787,16 @@ flat_tail_sync(struct storage_box *box, struct mbox_state *state, enum storage_e
 		flat_scan_free(&sc);
 		return 0;
 	}
-	saved_last = last != NULL ? *last : (struct mail_rec){ 0 };
-	o_size = box->mail_size;
-	o_ino = box->ino;
-	o_dev = box->dev;
-	o_msec = box->mtime_sec;
-	o_mnsec = box->mtime_nsec;
-	o_parsed = box->parsed_end;
-	o_last_open = box->last_open;
-	o_pending = box->pending;
-
-	first = old_count;
-	if (reopen) {
-		/* the unterminated last message grew */
-		last->priv[1] = sc.recs[0].len;
-		last->priv[2] = sc.recs[0].hash;
-		last->size = sc.recs[0].served;
-		first = old_count - 1;
-	}
-	for (size_t i = start; i < sc.count; i++) {
-		struct frec r = sc.recs[i];
-		struct mail_rec m;
-
-		r.uid = state->uidnext;
-		r.flags = 0;
-		r.keywords = 0;
-		r.modseq = state->highest_modseq + 1;
-		flat_frec_to_mail(&r, &m);
-		(void)mbox_state_append(state, &m);
-	}
-	flat_box_set_stat(box, &st);
-	box->parsed_end = sc.end;
-	if (sc.count > 0)
-		box->last_open = sc.last_open;
-	box->pending = sc.pending || box->parsed_end < box->mail_size;
+	tail_undo_save(box, state, &undo);
+	first = tail_take_scan(box, state, &sc, reopen, &st);
 	flat_scan_free(&sc);
-	if (first == state->count && box->parsed_end == o_parsed && o_size == box->mail_size &&
-	    o_msec == box->mtime_sec && o_mnsec == box->mtime_nsec)
+	if (first == state->count && box->parsed_end == undo.parsed_end &&
+	    undo.mail_size == box->mail_size && undo.mtime_sec == box->mtime_sec &&
+	    undo.mtime_nsec == box->mtime_nsec)
 		return 1;       /* a pending tail that is still pending: nothing to write */
 	if (flat_index_write_state_tail(box, state, first, error_r) < 0) {
 		*err_r = storage_error_from_errno(errno);
-		state->count = old_count;
-		state->uidnext = old_uidnext;
-		state->highest_modseq = old_modseq;
-		if (last != NULL)
-			*last = saved_last;
-		box->mail_size = o_size;
-		box->ino = o_ino;
-		box->dev = o_dev;
-		box->mtime_sec = o_msec;
-		box->mtime_nsec = o_mnsec;
-		box->parsed_end = o_parsed;
-		box->last_open = o_last_open;
-		box->pending = o_pending;
-		/* what the index holds is unknown now: read it next time */
-		box->index_ino = 0;
+		tail_undo_restore(box, state, &undo);
 		return -1;
 	}
 	return 1;
