@@ -75,6 +75,67 @@ flat_append_record(struct storage_box *box, struct mbox_state *state, const stru
 	return m.uid;
 }
 
+/* Ends the unterminated tail of the locked mail file (*size_io bytes)
+   with what it lacks of "\n.\n", so that it stays its own message.
+   Returns 0, or -1 with errno set. */
+static int
+flat_terminate_tail(struct storage_box *box, uint64_t *size_io)
+{
+	uint64_t size = *size_io;
+	char end[2] = { 0, 0 };
+	ssize_t n = size >= 2 ? fd_pread_full(box->lock_fd, end, 2, size - 2) :
+		fd_pread_full(box->lock_fd, end + 1, 1, size - 1);
+	const char *term;
+
+	if (n < 0)
+		return -1;
+	if (end[1] == '\n')
+		term = ".\n";
+	else if (end[1] == '.' && (size == 1 || end[0] == '\n'))
+		term = "\n";
+	else
+		term = "\n.\n";
+	return flat_write_at_end(box, term, strlen(term), size_io);
+}
+
+/* The slow end of an APPEND: the message (stored, hash) was written at
+   offset off and fsynced, but the file or the index was not only what
+   state knew. Takes the new bytes in like any other writer's, finds the
+   message there as state's last one, and gives it its flags and date.
+   Returns 0 with *uid_r, or -1 with *err_r and *error_r. */
+static int
+flat_append_found(struct storage_box *box, struct mbox_state *state, const struct buf *stored,
+		  uint64_t off, uint64_t hash, uint8_t flags, uint64_t keywords,
+		  int64_t internal_date, int32_t tz_minutes, uint32_t *uid_r,
+		  enum storage_error *err_r, char **error_r)
+{
+	struct mail_rec *m;
+
+	if (flat_catch_up(box, state, err_r, error_r) < 0)
+		return -1;
+	m = state->count > 0 ? &state->mails[state->count - 1] : NULL;
+	if (m == NULL || m->priv[1] != stored->len || m->priv[2] != hash || m->priv[0] != off) {
+		*err_r = STORAGE_ERR_TEMP;
+		*error_r = xasprintf("%s: appended message not found after writing it", box->mail_path);
+		return -1;
+	}
+	if (internal_date != 0) {
+		m->internal_date = internal_date;
+		m->tz_minutes = tz_minutes;
+	}
+	(void)mbox_state_set_flags(state, state->count - 1, flags, keywords);
+	/* Persist flags and date of the new record. */
+	if (flat_index_write_state_tail(box, state, state->count - 1, error_r) < 0) {
+		/* The message is stored; only its flags may be lost. */
+		log_warn("-", "%s: %s", box->mail_path, *error_r);
+		free(*error_r);
+		*error_r = NULL;
+		box->index_ino = 0;
+	}
+	*uid_r = m->uid;
+	return 0;
+}
+
 int
 flat_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
 	    uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
@@ -83,7 +144,6 @@ flat_append(struct storage_box *box, struct mbox_state *state, const char *data,
 	struct buf stored = BUF_INIT;
 	struct stat st;
 	uint64_t size, orig_size, hash;
-	struct mail_rec *m;
 	bool fast;
 	int ret = -1;
 
@@ -105,24 +165,8 @@ flat_append(struct storage_box *box, struct mbox_state *state, const char *data,
 	fast = box->disk_same && box->index_fd >= 0 && !box->pending && !box->last_open &&
 		flat_box_stat_equal(box, &st) && box->parsed_end == size &&
 		state->uidnext < UINT32_MAX;
-	/* Terminate an unterminated tail so that it stays its own message. */
-	if (size > box->parsed_end || box->last_open) {
-		char end[2] = { 0, 0 };
-		ssize_t n = size >= 2 ? fd_pread_full(box->lock_fd, end, 2, size - 2) :
-			fd_pread_full(box->lock_fd, end + 1, 1, size - 1);
-		const char *term;
-
-		if (n < 0)
-			goto io_fail;
-		if (end[1] == '\n')
-			term = ".\n";
-		else if (end[1] == '.' && (size == 1 || end[0] == '\n'))
-			term = "\n";
-		else
-			term = "\n.\n";
-		if (flat_write_at_end(box, term, strlen(term), &size) < 0)
-			goto io_fail;
-	}
+	if ((size > box->parsed_end || box->last_open) && flat_terminate_tail(box, &size) < 0)
+		goto io_fail;
 	flat_stuff(data, len, &stored);
 	hash = flat_hash_bytes(stored.data, stored.len);
 	/* Durable before the index is touched, and before the client hears
@@ -143,30 +187,8 @@ flat_append(struct storage_box *box, struct mbox_state *state, const char *data,
 		}
 	}
 	/* The tail path picks the new message up like any other writer's. */
-	if (flat_catch_up(box, state, err_r, error_r) < 0)
-		goto out;
-	m = state->count > 0 ? &state->mails[state->count - 1] : NULL;
-	if (m == NULL || m->priv[1] != stored.len || m->priv[2] != hash ||
-	    m->priv[0] != size - stored.len) {
-		*err_r = STORAGE_ERR_TEMP;
-		*error_r = xasprintf("%s: appended message not found after writing it", box->mail_path);
-		goto out;
-	}
-	if (internal_date != 0) {
-		m->internal_date = internal_date;
-		m->tz_minutes = tz_minutes;
-	}
-	(void)mbox_state_set_flags(state, state->count - 1, flags, keywords);
-	/* Persist flags and date of the new record. */
-	if (flat_index_write_state_tail(box, state, state->count - 1, error_r) < 0) {
-		/* The message is stored; only its flags may be lost. */
-		log_warn("-", "%s: %s", box->mail_path, *error_r);
-		free(*error_r);
-		*error_r = NULL;
-		box->index_ino = 0;
-	}
-	*uid_r = m->uid;
-	ret = 0;
+	ret = flat_append_found(box, state, &stored, size - stored.len, hash, flags, keywords,
+				internal_date, tz_minutes, uid_r, err_r, error_r);
 	goto out;
 io_fail:
 	*err_r = storage_error_from_errno(errno);
