@@ -244,10 +244,9 @@ index_decode(const unsigned char *data, size_t size, struct view *v)
 }
 
 /* Reads the index at path into v. Returns 1 if valid, 0 if missing or
-   invalid (with the reason in *why_r, static), -1 on I/O error. On 1,
-   *fd_r is the index opened read-write. */
+   invalid, -1 on I/O error. On 1, *fd_r is the index opened read-write. */
 int
-flat_index_read(const char *path, struct view *v, int *fd_r, const char **why_r, char **error_r)
+flat_index_read(const char *path, struct view *v, int *fd_r, char **error_r)
 {
 	unsigned char *data = NULL;
 	struct stat st;
@@ -259,10 +258,8 @@ flat_index_read(const char *path, struct view *v, int *fd_r, const char **why_r,
 	*fd_r = -1;
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
-		if (errno == ENOENT) {
-			*why_r = "missing";
+		if (errno == ENOENT)
 			return 0;
-		}
 		*error_r = xasprintf("open %s: %s", path, strerror(errno));
 		return -1;
 	}
@@ -271,7 +268,6 @@ flat_index_read(const char *path, struct view *v, int *fd_r, const char **why_r,
 		close(fd);
 		return -1;
 	}
-	*why_r = "corrupt";
 	if (st.st_size < IDX_FIXED_SIZE || (uint64_t)st.st_size > (uint64_t)SSIZE_MAX / 2)
 		goto invalid;
 	size = (size_t)st.st_size;

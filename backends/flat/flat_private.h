@@ -75,7 +75,6 @@ struct view {
 
 struct storage_box {
 	struct storage *st;
-	char *user, *name;
 	bool inbox;
 	char *user_dir, *mail_path, *mail_tmp, *lock_path;
 	char *index_path, *index_tmp, *uidv_path;
@@ -138,10 +137,9 @@ int flat_read(struct storage_box *box, const struct mail_rec *rec, struct buf *o
 void flat_view_free(struct view *v);
 /* A whole index file for v into out; returns its header size. */
 size_t flat_index_encode(const struct view *v, struct buf *out);
-/* Returns 1 if valid (*fd_r open read-write), 0 if missing or invalid
-   (*why_r static), -1 on I/O error. */
-int flat_index_read(const char *path, struct view *v, int *fd_r, const char **why_r,
-		    char **error_r);
+/* Returns 1 if valid (*fd_r open read-write), 0 if missing or invalid,
+   -1 on I/O error. */
+int flat_index_read(const char *path, struct view *v, int *fd_r, char **error_r);
 void flat_box_set_index_fd(struct storage_box *box, int fd, uint32_t header_size);
 int flat_index_write_full(struct storage_box *box, const struct view *v, char **error_r);
 int flat_index_write_tail(struct storage_box *box, const struct view *v, size_t first,

@@ -117,8 +117,6 @@ flat_box_free(struct storage_box *box)
 		close(box->fd);
 	if (box->index_fd >= 0)
 		close(box->index_fd);
-	free(box->user);
-	free(box->name);
 	free(box->user_dir);
 	free(box->mail_path);
 	free(box->mail_tmp);
@@ -135,8 +133,6 @@ flat_box_new(struct storage *st, const char *user, const char *name)
 	struct storage_box *box = xcalloc(1, sizeof(*box));
 
 	box->st = st;
-	box->user = xstrdup(user);
-	box->name = xstrdup(name);
 	box->inbox = strcmp(name, "INBOX") == 0;
 	box->user_dir = flat_user_dir(st, user);
 	box->mail_path = flat_mail_path(st, user, name);

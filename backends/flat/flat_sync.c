@@ -520,14 +520,13 @@ flat_refresh(struct storage_box *box, struct mbox_state *state, enum storage_err
 		struct view v;
 		struct stat st;
 		bool exists, valid;
-		const char *why = NULL;
 		enum recon_kind kind;
 		size_t first;
 		int ifd, r;
 
 		if (flat_open_mail(box, &st, &exists, err_r, error_r) < 0)
 			break;
-		r = flat_index_read(box->index_path, &v, &ifd, &why, error_r);
+		r = flat_index_read(box->index_path, &v, &ifd, error_r);
 		if (r < 0) {
 			*err_r = STORAGE_ERR_TEMP;
 			break;
@@ -555,9 +554,8 @@ flat_refresh(struct storage_box *box, struct mbox_state *state, enum storage_err
 			flat_view_from_state(box, state, true, &v);
 			valid = true;
 			ifd = -1;
-		} else if (valid && state->uidvalidity != 0 && v.uidvalidity != state->uidvalidity) {
-			/* another lineage on disk: it wins */
 		}
+		/* A valid index of another lineage than state's wins. */
 		if (flat_reconcile(box, &v, valid, exists ? box->fd : -1, exists ? &st : NULL,
 				   &kind, &first, error_r) < 0) {
 			*err_r = STORAGE_ERR_TEMP;
