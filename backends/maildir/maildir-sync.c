@@ -228,329 +228,451 @@ md_move_to_cur(struct storage_box *box, struct mbox_state *state, struct mfile *
 	free(to);
 }
 
-/* Brings box->files and state in line with the disk; the lock is held.
-   Returns 0, 1 (a new UIDVALIDITY for a state that had one) or -1. */
-int
-md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r)
-{
-	struct uidlist ul;
-	struct ftable next = { 0 };
-	struct dents ds = { 0 };
-	struct mfile **known = NULL;
-	size_t nknown = 0, missing = 0;
-	bool fresh = state->uidvalidity == 0, reread, write = false, kw_changed = false;
-	bool removed = false;
-	uint32_t uidnext, min_new_uid = UINT32_MAX;
+/* One run of md_sync_locked(): what its steps share. */
+struct sync_ctx {
+	struct storage_box *box;
+	struct mbox_state *state;
+	struct uidlist ul;         /* the uidlist on disk (valid if read) */
+	struct dents ds;           /* the scan of cur/ and new/ */
+	struct mfile **known;      /* our table and the records others added, */
+	size_t nknown;             /* by base name */
+	struct ftable next;        /* the new table, by uid */
+	bool fresh;                /* the state had no UIDVALIDITY yet */
+	bool reread;               /* ul was read: the file changed (or fresh) */
+	bool new_lineage;          /* another UIDVALIDITY on disk won */
+	bool write;                /* the uidlist is to be written */
+	bool kw_changed;           /* a keyword got a new letter */
+	bool removed;              /* a message of the state went away */
+	uint32_t uidnext;          /* next UID to give */
+	uint32_t min_new_uid;      /* lowest UID of a file seen in new/ */
 	/* what our clients may have seen, and what we had written */
-	uint64_t pre = state->highest_modseq, old_disk = box->disk_highest, floor = 0;
-	int ret = 0;
+	uint64_t pre, old_disk;
+	uint64_t floor;            /* the ceiling C another writer left */
+};
+
+/* Reads dovecot-keywords, and dovecot-uidlist if it changed since we
+   last read or wrote it (always for a fresh state). */
+static int
+sync_read_uidlist(struct sync_ctx *ctx, char **error_r)
+{
+	struct storage_box *box = ctx->box;
 	struct file_stamp fs;
 
 	md_kw_read(box);
 	md_stamp_file(box->uidlist_path, &fs);
-	reread = fresh || !md_file_stamp_equal(&fs, &box->uidlist_stamp);
-	i_zero(&ul);
-	if (reread && md_uidlist_read(box, &ul, error_r) < 0)
+	ctx->reread = ctx->fresh || !md_file_stamp_equal(&fs, &box->uidlist_stamp);
+	if (ctx->reread && md_uidlist_read(box, &ctx->ul, error_r) < 0)
 		return -1;
-	if (reread)
+	if (ctx->reread)
 		box->uidlist_stamp = fs;
+	return 0;
+}
 
-	if (fresh) {
+/* Takes the UIDVALIDITY, next UID and modseq floor of the uidlist just
+   read, or starts a new lineage. */
+static void
+sync_adopt_uidlist(struct sync_ctx *ctx)
+{
+	struct storage_box *box = ctx->box;
+	struct mbox_state *state = ctx->state;
+	const struct uidlist *ul = &ctx->ul;
+
+	if (ctx->fresh) {
 		md_ftable_clear(&box->files);
-		if (ul.valid) {
-			box->uidvalidity = ul.uidvalidity;
-			box->uidnext = ul.uidnext;
+		if (ul->valid) {
+			box->uidvalidity = ul->uidvalidity;
+			box->uidnext = ul->uidnext;
 		} else {
 			box->uidvalidity = md_new_uidvalidity(box, 0);
 			box->uidnext = 1;
-			write = true;
+			ctx->write = true;
 		}
-	} else if (reread && ul.valid && ul.uidvalidity != box->uidvalidity) {
+	} else if (ctx->reread && ul->valid && ul->uidvalidity != box->uidvalidity) {
 		/* Another lineage on disk: it wins. */
 		md_ftable_clear(&box->files);
 		mbox_state_clear(state);
-		box->uidvalidity = ul.uidvalidity;
-		box->uidnext = ul.uidnext;
-		ret = 1;
-	} else if (reread && !ul.valid) {
+		box->uidvalidity = ul->uidvalidity;
+		box->uidnext = ul->uidnext;
+		ctx->new_lineage = true;
+	} else if (ctx->reread && !ul->valid) {
 		/* The uidlist went away while we had the mailbox: what we have
 		   in memory is the best base. */
-		write = true;
+		ctx->write = true;
 	}
 	state->uidvalidity = box->uidvalidity;
-	uidnext = box->uidnext;
-	if (reread && ul.valid && ul.uidnext > uidnext)
-		uidnext = ul.uidnext;
+	ctx->uidnext = box->uidnext;
+	if (ctx->reread && ul->valid && ul->uidnext > ctx->uidnext)
+		ctx->uidnext = ul->uidnext;
 	/* HIGHESTMODSEQ never goes down, whoever wrote the file, and it is
 	   at least the ceiling C: a writer may have handed out modseqs up to
 	   it that are not in the file (it may have crashed since). */
-	if (reread && ul.valid) {
-		box->disk_highest = ul.highest_modseq;
-		box->disk_ceiling = ul.ceiling;
-		floor = ul.ceiling;
-		if (ul.ceiling > state->highest_modseq)
-			state->highest_modseq = ul.ceiling;
-	} else if (reread) {
+	if (ctx->reread && ul->valid) {
+		box->disk_highest = ul->highest_modseq;
+		box->disk_ceiling = ul->ceiling;
+		ctx->floor = ul->ceiling;
+		if (ul->ceiling > state->highest_modseq)
+			state->highest_modseq = ul->ceiling;
+	} else if (ctx->reread) {
 		box->disk_highest = 0;
 		box->disk_ceiling = 0;
 	}
-	if (ul.torn || box->dirty || box->rewrite)
-		write = true;
+	if (ul->torn || box->dirty || box->rewrite)
+		ctx->write = true;
+}
 
-	/* What is known: our table, plus what others recorded since. */
-	known = xmalloc((box->files.count + ul.t.count + 1) * sizeof(*known));
+/* What is known: our table, plus what others recorded since. */
+static void
+sync_collect_known(struct sync_ctx *ctx)
+{
+	struct storage_box *box = ctx->box;
+	const struct uidlist *ul = &ctx->ul;
+
+	ctx->known = xmalloc((box->files.count + ul->t.count + 1) * sizeof(*ctx->known));
 	for (size_t i = 0; i < box->files.count; i++)
-		known[nknown++] = &box->files.f[i];
-	for (size_t i = 0; i < ul.t.count; i++) {
-		if (ret == 1 || fresh || ul.t.f[i].uid >= box->uidnext)
-			known[nknown++] = &ul.t.f[i];
+		ctx->known[ctx->nknown++] = &box->files.f[i];
+	for (size_t i = 0; i < ul->t.count; i++) {
+		if (ctx->new_lineage || ctx->fresh || ul->t.f[i].uid >= box->uidnext)
+			ctx->known[ctx->nknown++] = &ul->t.f[i];
 	}
-	if (nknown > 1)
-		qsort(known, nknown, sizeof(*known), mfile_ptr_base_cmp);
+	if (ctx->nknown > 1)
+		qsort(ctx->known, ctx->nknown, sizeof(*ctx->known), mfile_ptr_base_cmp);
+}
+
+/* Reads cur/ and new/ and matches each file to what is known by its
+   base. Returns the number of messages of our table the scan missed. */
+static size_t
+sync_scan_once(struct sync_ctx *ctx)
+{
+	struct dents *ds = &ctx->ds;
+	size_t missing = 0;
+
+	if (ds->count > 1)
+		qsort(ds->d, ds->count, sizeof(*ds->d), dent_name_cmp);
+	for (size_t i = 0; i < ctx->nknown; i++)
+		ctx->known[i]->seen = false;
+	for (size_t i = 0; i < ds->count; i++) {
+		struct mfile *k = known_lookup(ctx->known, ctx->nknown, ds->d[i].name,
+					       ds->d[i].blen);
+
+		/* A base seen twice (new/ and cur/ while another tool
+		   moves it): only the first copy counts. */
+		if (k != NULL && k->seen)
+			k = MD_DUPLICATE;
+		else if (k != NULL)
+			k->seen = true;
+		ds->d[i].known = k;
+	}
+	for (size_t i = 0; i < ctx->box->files.count; i++) {
+		if (!ctx->box->files.f[i].seen)
+			missing++;
+	}
+	return missing;
+}
+
+/* Scans the folders; once more if messages of our table are missing:
+   renamed by a tool that does not lock, while we read? */
+static int
+sync_scan(struct sync_ctx *ctx, char **error_r)
+{
+	struct storage_box *box = ctx->box;
 
 	for (unsigned pass = 0; pass < 2; pass++) {
 		md_stamp_dir(box->cur_dir, &box->cur_stamp);
 		md_stamp_dir(box->new_dir, &box->new_stamp);
-		if (md_read_dirs(box, &ds, error_r) < 0) {
-			ret = -1;
-			goto out;
-		}
-		if (ds.count > 1)
-			qsort(ds.d, ds.count, sizeof(*ds.d), dent_name_cmp);
-		for (size_t i = 0; i < nknown; i++)
-			known[i]->seen = false;
-		for (size_t i = 0; i < ds.count; i++) {
-			struct mfile *k = known_lookup(known, nknown, ds.d[i].name, ds.d[i].blen);
-
-			/* A base seen twice (new/ and cur/ while another tool
-			   moves it): only the first copy counts. */
-			if (k != NULL && k->seen)
-				k = MD_DUPLICATE;
-			else if (k != NULL)
-				k->seen = true;
-			ds.d[i].known = k;
-		}
-		/* Messages of our table that the scan missed: renamed by a tool
-		   that does not lock, while we read? Look once more. */
-		missing = 0;
-		for (size_t i = 0; i < box->files.count; i++) {
-			if (!box->files.f[i].seen)
-				missing++;
-		}
-		if (missing == 0 || pass == 1)
+		if (md_read_dirs(box, &ctx->ds, error_r) < 0)
+			return -1;
+		if (sync_scan_once(ctx) == 0 || pass == 1)
 			break;
-		dents_free(&ds);
+		dents_free(&ctx->ds);
 	}
+	return 0;
+}
 
-	/* The new table: matched files keep their UIDs, the rest get new
-	   ones in name order (names start with the delivery time). */
-	for (size_t i = 0; i < ds.count; i++) {
-		struct dent *e = &ds.d[i];
-		struct mfile *f;
+/* Adds to the new table the file e matched to a known message: it keeps
+   its UID. */
+static void
+sync_add_known(struct sync_ctx *ctx, const struct dent *e)
+{
+	const struct uidlist *ul = &ctx->ul;
+	struct mfile *f = md_ftable_add(&ctx->next);
 
-		if (e->known == MD_DUPLICATE)
-			continue;
-		if (e->known != NULL) {
-			f = md_ftable_add(&next);
-			f->uid = e->known->uid;
-			f->vsize = e->known->vsize;
-			f->date = e->known->date;
-			f->tz = e->known->tz;
-			f->base = xstrndup(e->name, e->blen);
-			f->name = xstrdup(e->name);
-			f->in_new = e->in_new;
-			f->described = e->known->described;
-			/* what the uidlist on disk says of it now */
-			if (reread && ul.valid) {
-				ssize_t d = md_ftable_find(&ul.t, f->uid);
+	f->uid = e->known->uid;
+	f->vsize = e->known->vsize;
+	f->date = e->known->date;
+	f->tz = e->known->tz;
+	f->base = xstrndup(e->name, e->blen);
+	f->name = xstrdup(e->name);
+	f->in_new = e->in_new;
+	f->described = e->known->described;
+	/* what the uidlist on disk says of it now */
+	if (ctx->reread && ul->valid) {
+		ssize_t d = md_ftable_find(&ul->t, f->uid);
 
-				f->rec_letters = d >= 0 ? ul.t.f[d].rec_letters : UINT64_MAX;
-			} else {
-				f->rec_letters = reread ? UINT64_MAX : e->known->rec_letters;
-			}
-			/* The recorded modseq stands only for the flags the
-			   recorded name has. */
-			f->modseq = strcmp(md_name_flags(e->known->name), md_name_flags(e->name)) == 0 ?
-				e->known->modseq : 0;
-			if (!f->described) {
-				/* a foreign uidlist: W and T learnt once, then kept */
-				struct mfile tmp = { 0 };
-				uint64_t w = f->vsize;
+		f->rec_letters = d >= 0 ? ul->t.f[d].rec_letters : UINT64_MAX;
+	} else {
+		f->rec_letters = ctx->reread ? UINT64_MAX : e->known->rec_letters;
+	}
+	/* The recorded modseq stands only for the flags the
+	   recorded name has. */
+	f->modseq = strcmp(md_name_flags(e->known->name), md_name_flags(e->name)) == 0 ?
+		e->known->modseq : 0;
+	if (!f->described) {
+		/* a foreign uidlist: W and T learnt once, then kept */
+		struct mfile tmp = { 0 };
+		uint64_t w = f->vsize;
 
-				if (md_describe_new_file(box, e, &tmp)) {
-					*f = (struct mfile){ .uid = f->uid, .base = f->base,
-							     .name = f->name, .in_new = f->in_new,
-							     .modseq = f->modseq,
-							     .rec_letters = f->rec_letters,
-							     .described = tmp.described,
-							     .vsize = w != 0 && tmp.described ?
-								     w : tmp.vsize,
-							     .date = tmp.date, .tz = tmp.tz };
-					write = true;
-				}
-			}
-			if (f->in_new && f->uid < min_new_uid)
-				min_new_uid = f->uid;
+		if (md_describe_new_file(ctx->box, e, &tmp)) {
+			*f = (struct mfile){ .uid = f->uid, .base = f->base, .name = f->name,
+					     .in_new = f->in_new, .modseq = f->modseq,
+					     .rec_letters = f->rec_letters,
+					     .described = tmp.described,
+					     .vsize = w != 0 && tmp.described ? w : tmp.vsize,
+					     .date = tmp.date, .tz = tmp.tz };
+			ctx->write = true;
 		}
 	}
-	for (size_t i = 0; i < ds.count; i++) {
-		struct dent *e = &ds.d[i];
+	if (f->in_new && f->uid < ctx->min_new_uid)
+		ctx->min_new_uid = f->uid;
+}
+
+/* Adds to the new table the files nothing knew: they get new UIDs in
+   name order (names start with the delivery time). */
+static void
+sync_add_unknown(struct sync_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->ds.count; i++) {
+		struct dent *e = &ctx->ds.d[i];
 		struct mfile *f, tmp = { 0 };
 
 		if (e->known != NULL)
 			continue;
-		if (!md_describe_new_file(box, e, &tmp))
+		if (!md_describe_new_file(ctx->box, e, &tmp))
 			continue;       /* vanished meanwhile */
-		if (uidnext == UINT32_MAX) {
-			log_error("-", "%s: out of UIDs", box->dir);
+		if (ctx->uidnext == UINT32_MAX) {
+			log_error("-", "%s: out of UIDs", ctx->box->dir);
 			break;
 		}
-		f = md_ftable_add(&next);
+		f = md_ftable_add(&ctx->next);
 		*f = tmp;
 		f->rec_letters = UINT64_MAX;
-		f->uid = uidnext++;
+		f->uid = ctx->uidnext++;
 		f->base = xstrndup(e->name, e->blen);
 		f->name = xstrdup(e->name);
 		f->in_new = e->in_new;
-		if (f->uid < min_new_uid)
-			min_new_uid = f->uid;
-		write = true;
+		if (f->uid < ctx->min_new_uid)
+			ctx->min_new_uid = f->uid;
+		ctx->write = true;
 	}
-	if (next.count > 1)
-		qsort(next.f, next.count, sizeof(*next.f), md_mfile_uid_cmp);
+}
 
-	/* Does the uidlist on disk still say the same? */
-	if (!write) {
-		if (reread && ul.valid) {
-			write = ul.t.count != next.count || ul.uidnext != uidnext;
-			for (size_t i = 0; i < next.count && !write; i++)
-				write = ul.t.f[i].uid != next.f[i].uid;
-		} else {
-			write = box->files.count != next.count || box->uidnext != uidnext;
-			for (size_t i = 0; i < next.count && !write; i++)
-				write = box->files.f[i].uid != next.f[i].uid;
+/* The new table: matched files keep their UIDs, the rest get new ones. */
+static void
+sync_build_table(struct sync_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->ds.count; i++) {
+		const struct dent *e = &ctx->ds.d[i];
+
+		if (e->known != NULL && e->known != MD_DUPLICATE)
+			sync_add_known(ctx, e);
+	}
+	sync_add_unknown(ctx);
+	if (ctx->next.count > 1)
+		qsort(ctx->next.f, ctx->next.count, sizeof(*ctx->next.f), md_mfile_uid_cmp);
+}
+
+/* True if the uidlist on disk no longer says what the new table does. */
+static bool
+sync_table_differs(const struct sync_ctx *ctx)
+{
+	const struct ftable *disk = ctx->reread && ctx->ul.valid ? &ctx->ul.t : &ctx->box->files;
+	uint32_t disk_uidnext = ctx->reread && ctx->ul.valid ? ctx->ul.uidnext : ctx->box->uidnext;
+
+	if (disk->count != ctx->next.count || disk_uidnext != ctx->uidnext)
+		return true;
+	for (size_t i = 0; i < ctx->next.count; i++) {
+		if (disk->f[i].uid != ctx->next.f[i].uid)
+			return true;
+	}
+	return false;
+}
+
+/* Brings the state's message r in line with its file f (the same UID),
+   whose letters mean flags and kw. */
+static void
+sync_update_mail(struct sync_ctx *ctx, struct mail_rec *r, const struct mfile *f, uint8_t flags,
+		 uint64_t kw)
+{
+	struct mbox_state *state = ctx->state;
+	const struct uidlist *ul = &ctx->ul;
+	ssize_t d = ctx->reread && ul->valid ? md_ftable_find(&ul->t, r->uid) : -1;
+	uint64_t recorded = 0;
+
+	r->size = f->vsize;
+	/* another opener's modseq for these very flags */
+	if (d >= 0 && ul->t.f[d].modseq > r->modseq &&
+	    strcmp(md_name_flags(ul->t.f[d].name), md_name_flags(f->name)) == 0)
+		recorded = ul->t.f[d].modseq;
+	if ((flags & MAIL_FLAGS_ALL) != r->flags || kw != r->keywords) {
+		/* A change news to us: above all our clients
+		   saw (and the floor), so that none misses
+		   it; the opener's own modseq if it is. */
+		r->flags = flags & MAIL_FLAGS_ALL;
+		r->keywords = kw;
+		r->modseq = recorded > ctx->pre ? recorded : ++state->highest_modseq;
+	} else if (recorded != 0) {
+		/* the same flags, a later modseq: the larger
+		   one wins, so that both openers agree */
+		r->modseq = recorded;
+	} else if (r->modseq > ctx->old_disk && r->modseq <= ctx->floor) {
+		/* our change, not yet written, under a
+		   floor another opener raised: a crash of
+		   that opener must not leave it below what
+		   its clients saw */
+		r->modseq = ++state->highest_modseq;
+	}
+	if (r->modseq > state->highest_modseq)
+		state->highest_modseq = r->modseq;
+}
+
+/* Appends the message of file f, new to the state, whose letters mean
+   flags and kw. */
+static int
+sync_add_mail(struct sync_ctx *ctx, const struct mfile *f, uint8_t flags, uint64_t kw,
+	      char **error_r)
+{
+	struct mbox_state *state = ctx->state;
+	struct mail_rec m;
+
+	i_zero(&m);
+	m.uid = f->uid;
+	m.flags = flags & MAIL_FLAGS_ALL;
+	m.keywords = kw;
+	m.internal_date = f->date;
+	m.tz_minutes = f->tz;
+	m.size = f->vsize;
+	/* a new message gets a modseq above what our
+	   clients saw (the recorded one on a first read) */
+	m.modseq = f->modseq;
+	if (m.modseq == 0 || (!ctx->fresh && !ctx->new_lineage && m.modseq <= ctx->pre))
+		m.modseq = state->highest_modseq + 1;
+	if (state->count > 0 && state->mails[state->count - 1].uid >= m.uid) {
+		/* cannot happen in one lineage */
+		*error_r = xasprintf("%s: UID %u out of order", ctx->box->dir, m.uid);
+		return -1;
+	}
+	(void)mbox_state_append(state, &m);
+	return 0;
+}
+
+/* Applies the new table to the state: both lists ascend by UID. */
+static int
+sync_apply_to_state(struct sync_ctx *ctx, char **error_r)
+{
+	struct mbox_state *state = ctx->state;
+	const struct ftable *next = &ctx->next;
+	size_t i = 0, j = 0;
+
+	if (state->count == 0 && next->count > 0)
+		xgrow(&state->mails, &state->alloc, next->count, sizeof(*state->mails));
+	while (i < state->count || j < next->count) {
+		uint8_t flags;
+		uint64_t kw;
+
+		if (i < state->count &&
+		    (j >= next->count || state->mails[i].uid < next->f[j].uid)) {
+			mbox_state_remove(state, i);
+			ctx->removed = true;
+			continue;
 		}
+		md_flags_from_name(ctx->box, state, next->f[j].name, &flags, &kw);
+		if (i < state->count && state->mails[i].uid == next->f[j].uid)
+			sync_update_mail(ctx, &state->mails[i], &next->f[j], flags, kw);
+		else if (sync_add_mail(ctx, &next->f[j], flags, kw, error_r) < 0)
+			return -1;
+		i++;
+		j++;
 	}
+	return 0;
+}
 
-	/* Apply to the state: both lists ascend by UID. */
-	{
-		size_t i = 0, j = 0;
+/* The new table replaces the box's; the next UID, first recent UID and
+   HIGHESTMODSEQ of the state follow. */
+static void
+sync_commit_table(struct sync_ctx *ctx)
+{
+	struct storage_box *box = ctx->box;
+	struct mbox_state *state = ctx->state;
 
-		if (state->count == 0 && next.count > 0)
-			xgrow(&state->mails, &state->alloc, next.count, sizeof(*state->mails));
-		while (i < state->count || j < next.count) {
-			uint8_t flags;
-			uint64_t kw;
-
-			if (i < state->count &&
-			    (j >= next.count || state->mails[i].uid < next.f[j].uid)) {
-				mbox_state_remove(state, i);
-				removed = true;
-				continue;
-			}
-			md_flags_from_name(box, state, next.f[j].name, &flags, &kw);
-			if (i < state->count && state->mails[i].uid == next.f[j].uid) {
-				struct mail_rec *r = &state->mails[i];
-				ssize_t d = reread && ul.valid ? md_ftable_find(&ul.t, r->uid) : -1;
-				uint64_t recorded = 0;
-
-				r->size = next.f[j].vsize;
-				/* another opener's modseq for these very flags */
-				if (d >= 0 && ul.t.f[d].modseq > r->modseq &&
-				    strcmp(md_name_flags(ul.t.f[d].name),
-					   md_name_flags(next.f[j].name)) == 0)
-					recorded = ul.t.f[d].modseq;
-				if ((flags & MAIL_FLAGS_ALL) != r->flags || kw != r->keywords) {
-					/* A change news to us: above all our clients
-					   saw (and the floor), so that none misses
-					   it; the opener's own modseq if it is. */
-					r->flags = flags & MAIL_FLAGS_ALL;
-					r->keywords = kw;
-					r->modseq = recorded > pre ? recorded : ++state->highest_modseq;
-				} else if (recorded != 0) {
-					/* the same flags, a later modseq: the larger
-					   one wins, so that both openers agree */
-					r->modseq = recorded;
-				} else if (r->modseq > old_disk && r->modseq <= floor) {
-					/* our change, not yet written, under a
-					   floor another opener raised: a crash of
-					   that opener must not leave it below what
-					   its clients saw */
-					r->modseq = ++state->highest_modseq;
-				}
-				if (r->modseq > state->highest_modseq)
-					state->highest_modseq = r->modseq;
-				i++;
-				j++;
-				continue;
-			}
-			{
-				struct mail_rec m;
-
-				i_zero(&m);
-				m.uid = next.f[j].uid;
-				m.flags = flags & MAIL_FLAGS_ALL;
-				m.keywords = kw;
-				m.internal_date = next.f[j].date;
-				m.tz_minutes = next.f[j].tz;
-				m.size = next.f[j].vsize;
-				/* a new message gets a modseq above what our
-				   clients saw (the recorded one on a first read) */
-				m.modseq = next.f[j].modseq;
-				if (m.modseq == 0 || (!fresh && ret != 1 && m.modseq <= pre))
-					m.modseq = state->highest_modseq + 1;
-				if (state->count > 0 && state->mails[state->count - 1].uid >= m.uid) {
-					/* cannot happen in one lineage */
-					*error_r = xasprintf("%s: UID %u out of order", box->dir, m.uid);
-					ret = -1;
-					goto out;
-				}
-				(void)mbox_state_append(state, &m);
-				i++;
-				j++;
-			}
-		}
-	}
 	/* Removed by another tool: the mailbox changed, so HIGHESTMODSEQ
 	   rises (RFC 7162 3.2), here so that it is written below. */
-	if (removed && !fresh && ret == 0)
+	if (ctx->removed && !ctx->fresh && !ctx->new_lineage)
 		state->highest_modseq++;
 	if (state->highest_modseq > box->disk_highest)
-		write = true;
+		ctx->write = true;
 	md_ftable_free(&box->files);
-	box->files = next;
-	i_zero(&next);
+	box->files = ctx->next;
+	i_zero(&ctx->next);
 	box->has_young = false;
 	for (size_t k = 0; k < box->files.count; k++) {
 		if (!box->files.f[k].described)
 			box->has_young = true;
 	}
-	box->uidnext = uidnext;
-	if (state->uidnext < uidnext)
-		state->uidnext = uidnext;
-	if (fresh || ret == 1) {
-		uint32_t fr = ul.valid && ul.have_recent ? ul.first_recent : uidnext;
+	box->uidnext = ctx->uidnext;
+	if (state->uidnext < ctx->uidnext)
+		state->uidnext = ctx->uidnext;
+	if (ctx->fresh || ctx->new_lineage) {
+		uint32_t fr = ctx->ul.valid && ctx->ul.have_recent ? ctx->ul.first_recent :
+			ctx->uidnext;
 
-		if (min_new_uid < fr)
-			fr = min_new_uid;
+		if (ctx->min_new_uid < fr)
+			fr = ctx->min_new_uid;
 		state->first_recent_uid = fr;
 	}
+}
+
+/* Brings box->files and state in line with the disk; the lock is held.
+   Returns 0, 1 (a new UIDVALIDITY for a state that had one) or -1. */
+int
+md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r)
+{
+	struct sync_ctx ctx = {
+		.box = box,
+		.state = state,
+		.fresh = state->uidvalidity == 0,
+		.min_new_uid = UINT32_MAX,
+		.pre = state->highest_modseq,
+		.old_disk = box->disk_highest,
+	};
+	int ret = -1;
+
+	if (sync_read_uidlist(&ctx, error_r) < 0)
+		return -1;
+	sync_adopt_uidlist(&ctx);
+	sync_collect_known(&ctx);
+	if (sync_scan(&ctx, error_r) < 0)
+		goto out;
+	sync_build_table(&ctx);
+	if (!ctx.write)
+		ctx.write = sync_table_differs(&ctx);
+	if (sync_apply_to_state(&ctx, error_r) < 0)
+		goto out;
+	sync_commit_table(&ctx);
 	/* new/ -> cur/ */
 	for (size_t k = 0; k < box->files.count; k++) {
 		if (box->files.f[k].in_new)
-			md_move_to_cur(box, state, &box->files.f[k], &state->mails[k], &kw_changed);
+			md_move_to_cur(box, state, &box->files.f[k], &state->mails[k],
+				       &ctx.kw_changed);
 	}
-	if (kw_changed && md_kw_write(box, error_r) < 0) {
-		ret = -1;
+	if (ctx.kw_changed && md_kw_write(box, error_r) < 0)
 		goto out;
-	}
-	if (write && md_uidlist_write(box, state, false, error_r) < 0)
-		ret = -1;
+	if (ctx.write && md_uidlist_write(box, state, false, error_r) < 0)
+		goto out;
+	ret = ctx.new_lineage ? 1 : 0;
 out:
-	md_ftable_free(&next);
-	dents_free(&ds);
-	free(known);
-	md_uidlist_free(&ul);
+	md_ftable_free(&ctx.next);
+	dents_free(&ctx.ds);
+	free(ctx.known);
+	md_uidlist_free(&ctx.ul);
 	return ret;
 }
 
