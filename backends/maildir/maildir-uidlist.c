@@ -150,33 +150,15 @@ uidlist_parse_rec(char *line, int version, struct mfile *f)
 	return true;
 }
 
-/* Reads the uidlist. Returns 0 (ul->valid false if missing or broken)
-   or -1 on an I/O error. */
-int
-md_uidlist_read(struct storage_box *box, struct uidlist *ul, char **error_r)
+/* Parses the header line of the uidlist into ul; sets *version_r (1 or
+   3). Returns false if it is not a header we know. */
+static bool
+uidlist_parse_header(char *line, struct uidlist *ul, int *version_r)
 {
-	char *data = NULL, *line, *next;
-	size_t len;
-	struct stat st;
-	int version, r;
-
-	i_zero(ul);
-	r = file_read_small(box->uidlist_path, 512 * 1024 * 1024, &data, &len, &st);
-	if (r < 0) {
-		*error_r = xasprintf("read %s: %s", box->uidlist_path, strerror(errno));
-		return -1;
-	}
-	if (r == 0)
-		return 0;
-	line = data;
-	next = strchr(line, '\n');
-	if (next == NULL)
-		goto broken;
-	*next++ = '\0';
 	if (line[0] == '3' && line[1] == ' ') {
 		char *p = line + 2, *save = NULL, *tok;
 
-		version = 3;
+		*version_r = 3;
 		for (tok = strtok_r(p, " ", &save); tok != NULL; tok = strtok_r(NULL, " ", &save)) {
 			uint64_t v;
 
@@ -203,18 +185,26 @@ md_uidlist_read(struct storage_box *box, struct uidlist *ul, char **error_r)
 	} else if (line[0] == '1' && line[1] == ' ') {
 		unsigned long long v1, v2;
 
-		version = 1;
+		*version_r = 1;
 		if (sscanf(line + 2, "%llu %llu", &v1, &v2) != 2 || v1 > UINT32_MAX ||
 		    v2 > UINT32_MAX)
-			goto broken;
+			return false;
 		ul->uidvalidity = (uint32_t)v1;
 		ul->uidnext = (uint32_t)v2;
 	} else {
-		goto broken;
+		return false;
 	}
-	if (ul->uidvalidity == 0 || ul->uidnext == 0)
-		goto broken;
-	for (line = next; line != NULL && *line != '\0'; line = next) {
+	return ul->uidvalidity != 0 && ul->uidnext != 0;
+}
+
+/* Parses the record lines from line on into ul->t; a malformed or
+   out-of-order record is skipped. */
+static void
+uidlist_parse_records(char *line, int version, struct uidlist *ul)
+{
+	char *next;
+
+	for (; line != NULL && *line != '\0'; line = next) {
 		struct mfile *f;
 
 		next = strchr(line, '\n');
@@ -245,6 +235,33 @@ md_uidlist_read(struct storage_box *box, struct uidlist *ul, char **error_r)
 	}
 	if (ul->highest_modseq > ul->ceiling)
 		ul->ceiling = ul->highest_modseq;
+}
+
+/* Reads the uidlist. Returns 0 (ul->valid false if missing or broken)
+   or -1 on an I/O error. */
+int
+md_uidlist_read(struct storage_box *box, struct uidlist *ul, char **error_r)
+{
+	char *data = NULL, *next;
+	size_t len;
+	struct stat st;
+	int version = 0, r;
+
+	i_zero(ul);
+	r = file_read_small(box->uidlist_path, 512 * 1024 * 1024, &data, &len, &st);
+	if (r < 0) {
+		*error_r = xasprintf("read %s: %s", box->uidlist_path, strerror(errno));
+		return -1;
+	}
+	if (r == 0)
+		return 0;
+	next = strchr(data, '\n');
+	if (next == NULL)
+		goto broken;
+	*next++ = '\0';
+	if (!uidlist_parse_header(data, ul, &version))
+		goto broken;
+	uidlist_parse_records(next, version, ul);
 	free(data);
 	ul->valid = true;
 	return 0;
