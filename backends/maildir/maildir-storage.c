@@ -458,6 +458,52 @@ md_delete(struct storage *st, const char *user, const char *name, enum storage_e
 	return 0;
 }
 
+/* Moves the files of inbox/sub into dir/sub (RENAME INBOX). */
+static void
+rename_inbox_move_files(const char *inbox, const char *dir, const char *sub)
+{
+	char *from_dir = xasprintf("%s/%s", inbox, sub);
+	struct dirent *de;
+	DIR *d = opendir(from_dir);
+	unsigned n = 0;
+
+	while (d != NULL && (de = readdir(d)) != NULL && n++ < MD_MAX_FILES) {
+		char *from, *to;
+
+		if (de->d_name[0] == '.')
+			continue;
+		from = xasprintf("%s/%s", from_dir, de->d_name);
+		to = xasprintf("%s/%s/%s", dir, sub, de->d_name);
+		(void)rename(from, to);
+		free(from);
+		free(to);
+	}
+	if (d != NULL)
+		closedir(d);
+	free(from_dir);
+}
+
+/* Keyword letters go along with the files: INBOX's dovecot-keywords is
+   copied into dir. */
+static void
+rename_inbox_copy_keywords(const char *inbox, const char *dir)
+{
+	char *from = xasprintf("%s/%s", inbox, MD_KEYWORDS);
+	char *to = xasprintf("%s/%s", dir, MD_KEYWORDS);
+	char *data = NULL;
+	size_t len;
+
+	if (file_read_small(from, 64 * 1024, &data, &len, NULL) > 0) {
+		char *tmp = xasprintf("%s.tmp", to);
+
+		(void)file_replace(tmp, to, data, len - 1);
+		free(tmp);
+	}
+	free(data);
+	free(from);
+	free(to);
+}
+
 /* RENAME INBOX: its messages move to a new mailbox; INBOX stays, empty. */
 static int
 md_rename_inbox(struct storage *st, const char *user, const char *newname,
@@ -468,45 +514,9 @@ md_rename_inbox(struct storage *st, const char *user, const char *newname,
 
 	if (md_create(st, user, newname, err_r, error_r) < 0)
 		goto out;
-	for (unsigned s = 0; s < 2; s++) {
-		const char *sub = s == 0 ? "cur" : "new";
-		char *from_dir = xasprintf("%s/%s", inbox, sub);
-		struct dirent *de;
-		DIR *d = opendir(from_dir);
-		unsigned n = 0;
-
-		while (d != NULL && (de = readdir(d)) != NULL && n++ < MD_MAX_FILES) {
-			char *from, *to;
-
-			if (de->d_name[0] == '.')
-				continue;
-			from = xasprintf("%s/%s", from_dir, de->d_name);
-			to = xasprintf("%s/%s/%s", dir, sub, de->d_name);
-			(void)rename(from, to);
-			free(from);
-			free(to);
-		}
-		if (d != NULL)
-			closedir(d);
-		free(from_dir);
-	}
-	{
-		/* keyword letters go along with the files */
-		char *from = xasprintf("%s/%s", inbox, MD_KEYWORDS);
-		char *to = xasprintf("%s/%s", dir, MD_KEYWORDS);
-		char *data = NULL;
-		size_t len;
-
-		if (file_read_small(from, 64 * 1024, &data, &len, NULL) > 0) {
-			char *tmp = xasprintf("%s.tmp", to);
-
-			(void)file_replace(tmp, to, data, len - 1);
-			free(tmp);
-		}
-		free(data);
-		free(from);
-		free(to);
-	}
+	rename_inbox_move_files(inbox, dir, "cur");
+	rename_inbox_move_files(inbox, dir, "new");
+	rename_inbox_copy_keywords(inbox, dir);
 	ret = 0;
 out:
 	free(inbox);
