@@ -79,7 +79,6 @@ struct file_stamp {
 
 struct storage_box {
 	struct storage *st;
-	char *user, *name;
 	bool inbox;
 	char *dir, *cur_dir, *new_dir, *tmp_dir;
 	char *uidlist_path, *uidlist_tmp, *kw_path, *kw_tmp, *lock_path, *uidv_path;

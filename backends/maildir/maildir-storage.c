@@ -84,8 +84,6 @@ md_box_free(struct storage_box *box)
 		close(box->lock_fd);
 	md_ftable_free(&box->files);
 	md_kw_clear(box);
-	free(box->user);
-	free(box->name);
 	free(box->dir);
 	free(box->cur_dir);
 	free(box->new_dir);
@@ -106,8 +104,6 @@ md_box_new(struct storage *st, const char *user, const char *name)
 	char *root = md_root(st, user);
 
 	box->st = st;
-	box->user = xstrdup(user);
-	box->name = xstrdup(name);
 	box->inbox = strcmp(name, "INBOX") == 0;
 	box->dir = md_box_dir(st, user, name);
 	box->cur_dir = xasprintf("%s/cur", box->dir);

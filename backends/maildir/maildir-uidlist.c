@@ -244,11 +244,10 @@ md_uidlist_read(struct storage_box *box, struct uidlist *ul, char **error_r)
 {
 	char *data = NULL, *next;
 	size_t len;
-	struct stat st;
 	int version = 0, r;
 
 	i_zero(ul);
-	r = file_read_small(box->uidlist_path, 512 * 1024 * 1024, &data, &len, &st);
+	r = file_read_small(box->uidlist_path, 512 * 1024 * 1024, &data, &len, NULL);
 	if (r < 0) {
 		*error_r = xasprintf("read %s: %s", box->uidlist_path, strerror(errno));
 		return -1;
