@@ -204,7 +204,8 @@ md_close_flush(struct storage_box *box)
 	}
 	if (md_lock(box, &err, &error) == 0) {
 		if (md_sync_locked(box, &tmp, &error) < 0)
-			log_error("-", "%s: flag changes not written at close: %s", box->dir, error);
+			log_error("-", "%s: flag changes not written at close: %s", box->dir,
+				  error);
 		md_unlock(box);
 	} else {
 		log_error("-", "%s: flag changes not written at close: %s", box->dir, error);

@@ -703,7 +703,8 @@ md_locate(struct storage_box *box, struct mfile *f)
 		return false;
 	}
 	for (size_t i = 0; i < ds.count; i++) {
-		if (ds.d[i].blen == strlen(f->base) && strncmp(ds.d[i].name, f->base, ds.d[i].blen) == 0) {
+		if (ds.d[i].blen == strlen(f->base) &&
+		    strncmp(ds.d[i].name, f->base, ds.d[i].blen) == 0) {
 			free(f->name);
 			f->name = xstrdup(ds.d[i].name);
 			f->in_new = ds.d[i].in_new;
