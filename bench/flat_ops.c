@@ -28,7 +28,7 @@
 #include "storage.h"
 #include "buf.h"
 #include "backends/flat/flat.h"
-#include "../backends/maildir.h"
+#include "backends/maildir/maildir.h"
 
 #include <errno.h>
 #include <stdarg.h>

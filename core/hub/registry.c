@@ -7,7 +7,7 @@
 #include "buf.h"
 
 #include "backends/flat/flat.h"
-#include "backends/maildir.h"
+#include "backends/maildir/maildir.h"
 #include "auth/passwd_file.h"
 #include "auth/pam.h"
 

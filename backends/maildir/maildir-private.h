@@ -1,0 +1,190 @@
+/* maildir-private.h: what the files of backends/maildir/ share: the
+   limits, the instance and mailbox structs, and the functions each file
+   gives the others. Not for use outside backends/maildir/ (the backend's
+   public header is maildir.h).
+
+   Ownership: a struct storage_box owns its paths, its file table and its
+   keyword names; md_box_free() in maildir-storage.c frees them. The
+   crash-safety reasoning is written at the top of each file, next to the
+   code it applies to. */
+#ifndef BACKENDS_MAILDIR_PRIVATE_H
+#define BACKENDS_MAILDIR_PRIVATE_H
+
+#include "storage.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MD_DIR "Maildir"
+#define MD_UIDLIST "dovecot-uidlist"
+#define MD_KEYWORDS "dovecot-keywords"
+#define MD_LOCK "imapserver-uidlist.lock"
+#define MD_UIDV "imapserver-uidvalidity"
+#define MD_SUBS "subscriptions"
+#define MD_TMP_STALE_SECS (36 * 3600)
+#define MD_LOCK_TIMEOUT_MS 10000
+/* A directory mtime this close (or closer) to the moment it was read may
+   still change within the same clock tick unnoticed: not trusted. */
+#define MD_MTIME_TRUST_NS 1000000000LL
+#define MD_MAX_FILES 1000000
+/* A file written less than this long ago may still be being written by a
+   tool that does not use tmp/. */
+#define MD_YOUNG_SECS 2
+#define MD_MAX_LETTERS 26
+#define MD_LIST_MAX 10000
+#define MD_MAX_MSG (1024ULL * 1024 * 1024)
+#define MD_READ_CHUNK (256 * 1024)
+/* Modseqs reserved at a time for flag changes not yet in the uidlist. */
+#define MD_MODSEQ_RESERVE 1024
+
+struct storage {
+	char *root;
+	char host[128];            /* hostname, '/' and ':' escaped */
+	unsigned long seq;         /* per-process counter for unique names */
+};
+
+/* One message file. */
+struct mfile {
+	uint32_t uid;
+	char *base;                /* the unique part of the name, before ':' */
+	char *name;                /* the name in its folder (new/ or cur/) */
+	bool in_new;
+	bool described;            /* vsize, date and tz are known */
+	bool seen;                 /* scratch: matched by the current scan */
+	uint64_t modseq;           /* as recorded in the uidlist (0: none) */
+	uint64_t rec_letters;      /* info letters of the name the uidlist on
+				      disk records (UINT64_MAX: no record) */
+	uint64_t vsize;            /* RFC822.SIZE */
+	int64_t date;
+	int32_t tz;
+};
+
+struct ftable {
+	struct mfile *f;
+	size_t count, alloc;
+};
+
+struct dir_stamp {
+	bool valid;                /* trusted: a later change shows as a new mtime */
+	uint64_t ino;
+	int64_t sec, nsec;
+};
+
+struct file_stamp {
+	bool exists;
+	uint64_t ino, size;
+	int64_t sec, nsec;
+};
+
+struct storage_box {
+	struct storage *st;
+	bool inbox;
+	char *dir, *cur_dir, *new_dir, *tmp_dir;
+	char *uidlist_path, *uidlist_tmp, *kw_path, *kw_tmp, *lock_path, *uidv_path;
+
+	int lock_fd;
+	unsigned lock_depth;
+
+	struct ftable files;       /* sorted by uid; the same uids as the state */
+	uint32_t uidvalidity;      /* 0 until loaded */
+	uint32_t uidnext;          /* next UID to give; never lowered */
+	uint64_t disk_highest;     /* HIGHESTMODSEQ the uidlist last read or
+				      written holds */
+	uint64_t disk_ceiling;     /* its floor: max(M, C, records); modseqs up
+				      to it may be handed out unwritten */
+	bool dirty;                /* flag renames not yet in the uidlist */
+	uint64_t highest;          /* the state's HIGHESTMODSEQ and first recent */
+	uint32_t first_recent;     /* UID at the last flag change (for close()) */
+	bool rewrite;              /* the uidlist must be rewritten, not
+				      appended to (torn last line) */
+	char *kw[MD_MAX_LETTERS];  /* kw[i] is letter 'a' + i */
+	unsigned kw_count;
+
+	struct dir_stamp cur_stamp, new_stamp;
+	struct file_stamp uidlist_stamp;
+	bool has_young;            /* some file may still grow: scan again */
+};
+
+/* dovecot-uidlist as read from disk (maildir-uidlist.c). */
+struct uidlist {
+	bool valid;
+	uint32_t uidvalidity, uidnext, first_recent;
+	uint64_t highest_modseq;   /* max of the header's M and the records' */
+	uint64_t ceiling;          /* max of that and the header's C */
+	bool have_recent;
+	bool torn;                 /* the last line has no LF */
+	struct ftable t;           /* sorted by uid; name = last known name */
+};
+
+/* maildir-util.c */
+void md_stamp_file(const char *path, struct file_stamp *fs);
+bool md_file_stamp_equal(const struct file_stamp *a, const struct file_stamp *b);
+void md_stamp_dir(const char *path, struct dir_stamp *ds);
+bool md_dir_unchanged(const char *path, const struct dir_stamp *ds);
+void md_ftable_clear(struct ftable *t);
+void md_ftable_free(struct ftable *t);
+struct mfile *md_ftable_add(struct ftable *t);
+ssize_t md_ftable_find(const struct ftable *t, uint32_t uid);
+void md_ftable_remove(struct ftable *t, size_t idx);
+int md_mfile_uid_cmp(const void *a, const void *b);
+int32_t md_local_tz_minutes(int64_t t);
+char *md_file_path(const struct storage_box *box, const struct mfile *f);
+int md_mkdir_ok(const char *path);
+int md_make_maildir(const char *dir);
+
+/* maildir-name.c */
+int md_check_names(const char *user, const char *name, enum storage_error *err_r, char **error_r);
+char *md_root(struct storage *st, const char *user);
+char *md_box_dir(struct storage *st, const char *user, const char *name);
+size_t md_base_len(const char *name);
+const char *md_name_flags(const char *name);
+uint64_t md_name_letters(const char *name);
+bool md_base_field(const char *base, size_t len, char key, uint64_t *val_r);
+void md_flags_from_name(struct storage_box *box, struct mbox_state *state, const char *name,
+			uint8_t *flags_r, uint64_t *kw_r);
+char *md_name_with_flags(struct storage_box *box, const struct mbox_state *state, const char *base,
+			 size_t blen, const char *old, uint8_t flags, uint64_t kw,
+			 bool *kw_changed_r);
+
+/* maildir-lock.c */
+int md_lock(struct storage_box *box, enum storage_error *err_r, char **error_r);
+void md_unlock(struct storage_box *box);
+
+/* maildir-keywords.c */
+void md_kw_clear(struct storage_box *box);
+void md_kw_read(struct storage_box *box);
+int md_kw_write(struct storage_box *box, char **error_r);
+int md_kw_letter(struct storage_box *box, const char *name, bool add, bool *wrote_r);
+
+/* maildir-uidlist.c */
+uint32_t md_new_uidvalidity(struct storage_box *box, uint32_t old);
+void md_uidlist_free(struct uidlist *ul);
+int md_uidlist_read(struct storage_box *box, struct uidlist *ul, char **error_r);
+int md_uidlist_write(struct storage_box *box, const struct mbox_state *state, bool reserve,
+		     char **error_r);
+int md_uidlist_append_rec(struct storage_box *box, const struct mfile *f, char **error_r);
+
+/* maildir-sync.c */
+int md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r);
+bool md_unchanged(struct storage_box *box);
+bool md_locate(struct storage_box *box, struct mfile *f);
+int md_sync(struct storage_box *box, struct mbox_state *state, char **error_r);
+
+/* maildir-mail.c */
+int md_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out, char **error_r);
+
+/* maildir-save.c */
+void md_clean_tmp(struct storage_box *box);
+int md_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
+	      uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+	      uint32_t *uid_r, enum storage_error *err_r, char **error_r);
+
+/* maildir-flags.c */
+int md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, char **error_r);
+
+/* maildir-expunge.c */
+int md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
+	       size_t count, char **error_r);
+
+#endif

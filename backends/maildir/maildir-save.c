@@ -1,0 +1,291 @@
+/* maildir-save.c: delivery (the append() op) through tmp/ and rename(),
+   and the removal of what interrupted deliveries left in tmp/.
+
+   Safety: delivery writes tmp/<base>, fsyncs, then rename()s it into new/
+   (or cur/ when it has flags): a message is in the mailbox complete or
+   not at all. Its UID is on disk (one uidlist record, fdatasync()ed)
+   before append() returns; see maildir-uidlist.c.
+
+   tmp/ files not written for 36 hours (mtime) are removed when the
+   mailbox is opened. */
+#include "fileio.h"
+#include "backends/maildir/maildir-private.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Removes tmp/ files older than 36 hours (interrupted deliveries). */
+void
+md_clean_tmp(struct storage_box *box)
+{
+	time_t now = time(NULL);
+	struct dirent *de;
+	unsigned n = 0;
+	DIR *d = opendir(box->tmp_dir);
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL && n++ < 100000) {
+		struct stat st;
+		char *path;
+
+		if (de->d_name[0] == '.')
+			continue;
+		path = xasprintf("%s/%s", box->tmp_dir, de->d_name);
+		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+		    now - st.st_mtim.tv_sec > MD_TMP_STALE_SECS)
+			(void)unlink(path);
+		free(path);
+	}
+	closedir(d);
+}
+
+/* CRLF -> LF, the form Maildir tools expect. */
+static void
+md_to_lf(const char *data, size_t len, struct buf *out, uint64_t *vsize_r)
+{
+	uint64_t bare = 0;
+	size_t start = 0;
+
+	buf_reserve(out, len);
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] == '\n') {
+			if (i > 0 && data[i - 1] == '\r') {
+				buf_append(out, data + start, i - 1 - start);
+				start = i;
+			}
+		}
+	}
+	buf_append(out, data + start, len - start);
+	/* served size: every LF not after a CR gains one */
+	for (size_t i = 0; i < out->len; i++) {
+		if (out->data[i] == '\n' && (i == 0 || out->data[i - 1] != '\r'))
+			bare++;
+	}
+	*vsize_r = out->len + bare;
+}
+
+/* Writes the message (LF line ends, as stored) to tmp/<base> and fsyncs
+   it. Sets *base_r and *tmp_path_r (the caller frees them); on failure
+   nothing is left in tmp/. */
+static int
+save_write_tmp(struct storage_box *box, const struct buf *stored, uint64_t vsize,
+	       const struct timeval *tv, char **base_r, char **tmp_path_r,
+	       enum storage_error *err_r, char **error_r)
+{
+	char *tmp_path;
+	int fd;
+
+	*base_r = xasprintf("%lld.M%06ldP%ldQ%lu.%s,S=%zu,W=%llu", (long long)tv->tv_sec,
+			    (long)tv->tv_usec, (long)getpid(), ++box->st->seq, box->st->host,
+			    stored->len, (unsigned long long)vsize);
+	tmp_path = *tmp_path_r = xasprintf("%s/%s", box->tmp_dir, *base_r);
+	fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		*err_r = storage_error_from_errno(errno);
+		*error_r = xasprintf("create %s: %s", tmp_path, strerror(errno));
+		return -1;
+	}
+	if (fd_write_full(fd, stored->data, stored->len) < 0 || fsync(fd) < 0 || close(fd) < 0) {
+		*err_r = storage_error_from_errno(errno);
+		*error_r = xasprintf("write %s: %s", tmp_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		(void)unlink(tmp_path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Makes sure the next UID is free to give; the lock is held. Every UID
+   given by one of our processes is in the uidlist (a record is added
+   under the lock before append() returns), so only a uidlist another
+   process wrote needs reading. Files other tools dropped into new/ or
+   cur/ get their UIDs at the next sync(), after this one: no scan of the
+   folders here (O(messages)). */
+static int
+save_prepare_uid(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+		 char **error_r)
+{
+	struct file_stamp fs;
+
+	md_stamp_file(box->uidlist_path, &fs);
+	if (!md_file_stamp_equal(&fs, &box->uidlist_stamp) &&
+	    md_sync_locked(box, state, error_r) < 0) {
+		*err_r = STORAGE_ERR_TEMP;
+		return -1;
+	}
+	if (box->uidnext == UINT32_MAX || state->uidnext == UINT32_MAX) {
+		*err_r = STORAGE_ERR_LIMIT;
+		*error_r = xasprintf("%s: out of UIDs", box->dir);
+		return -1;
+	}
+	if (box->uidnext < state->uidnext)
+		box->uidnext = state->uidnext;
+	return 0;
+}
+
+/* Renames tmp_path into new/ (no flags) or cur/ (with its flag letters,
+   writing dovecot-keywords first if a keyword got a letter). Sets
+   *name_r and *dest_r (the caller frees them). On failure the caller
+   removes tmp_path. */
+static int
+save_move_in(struct storage_box *box, struct mbox_state *state, const char *base,
+	     const char *tmp_path, uint8_t flags, uint64_t keywords, char **name_r,
+	     char **dest_r, enum storage_error *err_r, char **error_r)
+{
+	bool kw_changed = false;
+
+	if (flags == 0 && keywords == 0) {
+		*name_r = xstrdup(base);
+		*dest_r = xasprintf("%s/%s", box->new_dir, *name_r);
+	} else {
+		*name_r = md_name_with_flags(box, state, base, strlen(base), NULL, flags, keywords,
+					     &kw_changed);
+		*dest_r = xasprintf("%s/%s", box->cur_dir, *name_r);
+		if (kw_changed && md_kw_write(box, error_r) < 0) {
+			*err_r = storage_error_from_errno(errno);
+			return -1;
+		}
+	}
+	if (rename(tmp_path, *dest_r) < 0) {
+		*err_r = storage_error_from_errno(errno);
+		*error_r = xasprintf("rename %s: %s", tmp_path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Adds the message just renamed into place to the table and the state,
+   with the next UID. Takes name. Returns its table entry. */
+static struct mfile *
+save_add_message(struct storage_box *box, struct mbox_state *state, const char *base, char *name,
+		 uint8_t flags, uint64_t keywords, uint64_t vsize, int64_t internal_date,
+		 int32_t tz_minutes)
+{
+	struct mfile *f = md_ftable_add(&box->files);
+	struct mail_rec m;
+
+	f->uid = box->uidnext++;
+	f->base = xstrdup(base);
+	f->name = name;
+	f->in_new = flags == 0 && keywords == 0;
+	f->vsize = vsize;
+	f->date = internal_date;
+	f->tz = tz_minutes;
+	f->described = true;
+	i_zero(&m);
+	m.uid = f->uid;
+	m.flags = flags;
+	m.keywords = keywords;
+	m.internal_date = internal_date;
+	m.tz_minutes = tz_minutes;
+	m.size = vsize;
+	m.modseq = state->highest_modseq + 1;
+	f->modseq = m.modseq;
+	(void)mbox_state_append(state, &m);
+	return f;
+}
+
+/* The UID is given to the client (APPENDUID) when we return, so its
+   record is durable first: one line added and fdatasync()ed, the
+   message file and its folder having been fsynced before. A crash
+   before that line is on disk happens before we return: the UID was
+   never given, and the file gets the next UID at the next open (the
+   next UID is never lowered, so no UID is reused). A batch of flag
+   changes pending is written with it (a rewrite instead). */
+static int
+save_record_uid(struct storage_box *box, struct mbox_state *state, const struct mfile *f,
+		char **error_r)
+{
+	if (box->dirty || box->rewrite)
+		return md_uidlist_write(box, state, false, error_r);
+	if (md_uidlist_append_rec(box, f, error_r) == 0)
+		return 0;
+	/* (gone, or a disk error: one whole write more) */
+	free(*error_r);
+	*error_r = NULL;
+	return md_uidlist_write(box, state, false, error_r);
+}
+
+int
+md_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
+	  uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+	  uint32_t *uid_r, enum storage_error *err_r, char **error_r)
+{
+	struct buf stored = BUF_INIT;
+	struct timeval tv;
+	struct timespec times[2];
+	struct mfile *f;
+	char *base = NULL, *tmp_path = NULL, *dest = NULL, *name = NULL;
+	uint64_t vsize;
+	uint32_t uid;
+	int ret = -1;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (len == 0 || len > MD_MAX_MSG) {
+		*err_r = STORAGE_ERR_LIMIT;
+		*error_r = xstrdup("message is empty or too large");
+		return -1;
+	}
+	md_to_lf(data, len, &stored, &vsize);
+	gettimeofday(&tv, NULL);
+	if (internal_date == 0) {
+		internal_date = (int64_t)tv.tv_sec;
+		tz_minutes = md_local_tz_minutes(internal_date);
+	}
+	if (save_write_tmp(box, &stored, vsize, &tv, &base, &tmp_path, err_r, error_r) < 0)
+		goto out;
+	if (md_lock(box, err_r, error_r) < 0) {
+		(void)unlink(tmp_path);
+		goto out;
+	}
+	flags &= MAIL_FLAGS_ALL;
+	if (save_prepare_uid(box, state, err_r, error_r) < 0 ||
+	    save_move_in(box, state, base, tmp_path, flags, keywords, &name, &dest, err_r,
+			 error_r) < 0) {
+		(void)unlink(tmp_path);
+		goto unlock;
+	}
+	/* mtime is the internal date (as Dovecot reads it). Set only now, so
+	   that a tmp/ file always looks as young as it is; nobody scans
+	   before we unlock. */
+	times[0].tv_sec = tv.tv_sec;
+	times[0].tv_nsec = 0;
+	times[1].tv_sec = (time_t)internal_date;
+	times[1].tv_nsec = 0;
+	(void)utimensat(AT_FDCWD, dest, times, 0);
+	fsync_dir(flags == 0 && keywords == 0 ? box->new_dir : box->cur_dir);
+	f = save_add_message(box, state, base, name, flags, keywords, vsize, internal_date,
+			     tz_minutes);
+	name = NULL;
+	uid = f->uid;
+	if (save_record_uid(box, state, f, error_r) < 0) {
+		/* Without its UID on disk the message would get another one
+		   later: take it back. */
+		*err_r = storage_error_from_errno(errno);
+		(void)unlink(dest);
+		mbox_state_remove(state, state->count - 1);
+		md_ftable_remove(&box->files, box->files.count - 1);
+		goto unlock;
+	}
+	*uid_r = uid;
+	ret = 0;
+unlock:
+	md_unlock(box);
+out:
+	buf_free(&stored);
+	free(base);
+	free(tmp_path);
+	free(dest);
+	free(name);
+	return ret;
+}

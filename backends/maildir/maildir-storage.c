@@ -1,0 +1,693 @@
+/* maildir-storage.c: the "maildir" storage backend: init, open, close,
+   the mailbox list, create, delete, rename, subscriptions, and the one
+   const struct storage_backend.
+
+   Layout (Maildir++, as Dovecot, mutt and mbsync know it):
+     <root>/<user>/Maildir/{cur,new,tmp}      INBOX
+     <root>/<user>/Maildir/.a.b/{cur,new,tmp} mailbox "a/b" (plus an empty
+                                              "maildirfolder" file)
+     <root>/<user>/Maildir/subscriptions      subscribed names, one a line
+     <root>/<user>/Maildir/imapserver-uidvalidity
+                                              last UIDVALIDITY given out
+
+   The other files of backends/maildir/ hold the rest: maildir-name
+   (names and flag letters), maildir-uidlist, maildir-keywords,
+   maildir-lock, maildir-sync (scanning), maildir-save (append),
+   maildir-mail (read), maildir-flags, maildir-expunge, maildir-util.
+
+   Safety: CREATE builds the folder aside in Maildir/tmp and renames it
+   into place, so it is never half there; DELETE renames the folder out
+   of sight first, then removes it. The subscriptions file is replaced
+   atomically (temp file, fsync, rename). close() is the last batch
+   point of flag changes (see maildir-flags.c). */
+#include "fileio.h"
+#include "log.h"
+#include "backends/maildir/maildir.h"
+#include "backends/maildir/maildir-private.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Backend operations */
+
+static int
+md_init(const struct storage_settings *set, struct storage **st_r, char **error_r)
+{
+	struct storage *st;
+	size_t o = 0;
+	char host[64];
+
+	char *root;
+
+	if (storage_root_prepare("maildir", set, &root, error_r) < 0)
+		return -1;
+	st = xcalloc(1, sizeof(*st));
+	st->root = root;
+	if (gethostname(host, sizeof(host)) < 0)
+		strcpy(host, "localhost");
+	host[sizeof(host) - 1] = '\0';
+	/* maildir(5): '/' and ':' in the host name are written as octal. */
+	for (const char *p = host; *p != '\0' && o + 5 < sizeof(st->host); p++) {
+		if (*p == '/' || *p == ':' || *p == ',') {
+			o += (size_t)snprintf(st->host + o, sizeof(st->host) - o, "\\%03o",
+					      (unsigned char)*p);
+		} else {
+			st->host[o++] = *p;
+		}
+	}
+	st->host[o] = '\0';
+	*st_r = st;
+	return 0;
+}
+
+static void
+md_deinit(struct storage **stp)
+{
+	struct storage *st = *stp;
+
+	if (st == NULL)
+		return;
+	free(st->root);
+	free(st);
+	*stp = NULL;
+}
+
+static void
+md_box_free(struct storage_box *box)
+{
+	if (box->lock_fd >= 0)
+		close(box->lock_fd);
+	md_ftable_free(&box->files);
+	md_kw_clear(box);
+	free(box->dir);
+	free(box->cur_dir);
+	free(box->new_dir);
+	free(box->tmp_dir);
+	free(box->uidlist_path);
+	free(box->uidlist_tmp);
+	free(box->kw_path);
+	free(box->kw_tmp);
+	free(box->lock_path);
+	free(box->uidv_path);
+	free(box);
+}
+
+static struct storage_box *
+md_box_new(struct storage *st, const char *user, const char *name)
+{
+	struct storage_box *box = xcalloc(1, sizeof(*box));
+	char *root = md_root(st, user);
+
+	box->st = st;
+	box->inbox = strcmp(name, "INBOX") == 0;
+	box->dir = md_box_dir(st, user, name);
+	box->cur_dir = xasprintf("%s/cur", box->dir);
+	box->new_dir = xasprintf("%s/new", box->dir);
+	box->tmp_dir = xasprintf("%s/tmp", box->dir);
+	box->uidlist_path = xasprintf("%s/%s", box->dir, MD_UIDLIST);
+	box->uidlist_tmp = xasprintf("%s/%s.tmp", box->dir, MD_UIDLIST);
+	box->kw_path = xasprintf("%s/%s", box->dir, MD_KEYWORDS);
+	box->kw_tmp = xasprintf("%s/%s.tmp", box->dir, MD_KEYWORDS);
+	box->lock_path = xasprintf("%s/%s", box->dir, MD_LOCK);
+	box->uidv_path = xasprintf("%s/%s", root, MD_UIDV);
+	box->lock_fd = -1;
+	free(root);
+	return box;
+}
+
+static int
+md_open(struct storage *st, const char *user, const char *name, struct mbox_state *state,
+	struct storage_box **box_r, enum storage_error *err_r, char **error_r)
+{
+	struct storage_box *box;
+	struct stat sb;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (md_check_names(user, name, err_r, error_r) < 0)
+		return -1;
+	box = md_box_new(st, user, name);
+	if (box->inbox) {
+		char *udir = xasprintf("%s/%s", st->root, user);
+
+		if (md_mkdir_ok(udir) < 0 || md_make_maildir(box->dir) < 0) {
+			*err_r = storage_error_from_errno(errno);
+			*error_r = xasprintf("create %s: %s", box->dir, strerror(errno));
+			free(udir);
+			md_box_free(box);
+			return -1;
+		}
+		free(udir);
+	} else if (stat(box->cur_dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		*err_r = errno == ENOENT || errno == ENOTDIR || S_ISDIR(sb.st_mode) == 0 ?
+			STORAGE_ERR_NOT_FOUND : STORAGE_ERR_TEMP;
+		*error_r = xasprintf("%s: no such Maildir folder", box->dir);
+		md_box_free(box);
+		return -1;
+	} else if (md_make_maildir(box->dir) < 0) {
+		/* another tool's folder without new/ or tmp/ */
+		*err_r = storage_error_from_errno(errno);
+		*error_r = xasprintf("create %s: %s", box->dir, strerror(errno));
+		md_box_free(box);
+		return -1;
+	}
+	md_clean_tmp(box);
+	if (md_lock(box, err_r, error_r) < 0) {
+		md_box_free(box);
+		return -1;
+	}
+	if (md_sync_locked(box, state, error_r) < 0) {
+		*err_r = STORAGE_ERR_TEMP;
+		md_unlock(box);
+		md_box_free(box);
+		return -1;
+	}
+	md_unlock(box);
+	*box_r = box;
+	return 0;
+}
+
+/* close() has no state: the flag changes not yet written are in
+   box->files (names and modseqs). A state is rebuilt from them so that
+   the usual sync writes them, merged with what another opener wrote. */
+static void
+md_close_flush(struct storage_box *box)
+{
+	struct mbox_state tmp;
+	enum storage_error err;
+	char *error = NULL;
+
+	mbox_state_init(&tmp);
+	tmp.uidvalidity = box->uidvalidity;
+	tmp.uidnext = box->uidnext;
+	tmp.first_recent_uid = box->first_recent;
+	tmp.highest_modseq = box->highest;
+	for (size_t i = 0; i < box->files.count; i++) {
+		const struct mfile *f = &box->files.f[i];
+		struct mail_rec m;
+		uint64_t kw;
+
+		i_zero(&m);
+		md_flags_from_name(box, &tmp, f->name, &m.flags, &kw);
+		m.flags &= MAIL_FLAGS_ALL;
+		m.keywords = kw;
+		m.uid = f->uid;
+		m.size = f->vsize;
+		m.internal_date = f->date;
+		m.tz_minutes = f->tz;
+		m.modseq = f->modseq;
+		(void)mbox_state_append(&tmp, &m);
+	}
+	if (md_lock(box, &err, &error) == 0) {
+		if (md_sync_locked(box, &tmp, &error) < 0)
+			log_error("-", "%s: flag changes not written at close: %s", box->dir,
+				  error);
+		md_unlock(box);
+	} else {
+		log_error("-", "%s: flag changes not written at close: %s", box->dir, error);
+	}
+	free(error);
+	mbox_state_deinit(&tmp);
+}
+
+/* The last batch point: a crash before it is covered by the ceiling (the
+   renamed files' flags are kept; their modseqs start over above it). */
+static void
+md_close(struct storage_box **boxp)
+{
+	if (*boxp == NULL)
+		return;
+	if ((*boxp)->dirty || (*boxp)->rewrite)
+		md_close_flush(*boxp);
+	md_box_free(*boxp);
+	*boxp = NULL;
+}
+
+static void
+md_watch_paths(struct storage_box *box, struct strlist *paths_r)
+{
+	strlist_add(paths_r, box->new_dir);
+	strlist_add(paths_r, box->cur_dir);
+}
+
+static int
+md_set_uids(struct storage_box *box, struct mbox_state *state, uint32_t uidvalidity,
+	    uint32_t uidnext, char **error_r)
+{
+	enum storage_error err;
+	int ret = -1;
+
+	if (md_lock(box, &err, error_r) < 0)
+		return -1;
+	if (!md_unchanged(box) && md_sync_locked(box, state, error_r) < 0)
+		goto out;
+	if (uidvalidity != 0 && uidvalidity != box->uidvalidity) {
+		if (box->files.count > 0 || box->uidnext > 1 || state->count > 0) {
+			*error_r = xasprintf("%s: has held messages; its UIDVALIDITY stays",
+					     box->dir);
+			goto out;
+		}
+		box->uidvalidity = uidvalidity;
+		state->uidvalidity = uidvalidity;
+	}
+	if (uidnext == 0 || uidnext < box->uidnext || uidnext < state->uidnext) {
+		*error_r = xasprintf("%s: UID %u was already given", box->dir, uidnext);
+		goto out;
+	}
+	box->uidnext = uidnext;
+	state->uidnext = uidnext;
+	if (state->first_recent_uid < uidnext && state->count == 0)
+		state->first_recent_uid = uidnext;
+	ret = md_uidlist_write(box, state, false, error_r);
+out:
+	md_unlock(box);
+	return ret;
+}
+
+/* Mailbox management */
+
+static int
+md_list(struct storage *st, const char *user, struct strlist *names_r,
+	enum storage_error *err_r, char **error_r)
+{
+	struct dirent *de;
+	char *root;
+	DIR *d;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (md_check_names(user, NULL, err_r, error_r) < 0)
+		return -1;
+	strlist_add(names_r, "INBOX");
+	root = md_root(st, user);
+	d = opendir(root);
+	if (d == NULL) {
+		free(root);
+		return 0;
+	}
+	while ((de = readdir(d)) != NULL && names_r->count < MD_LIST_MAX) {
+		char *name, *cur;
+		struct stat sb;
+
+		if (de->d_name[0] != '.' || strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		cur = xasprintf("%s/%s/cur", root, de->d_name);
+		if (stat(cur, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+			free(cur);
+			continue;
+		}
+		free(cur);
+		name = xstrdup(de->d_name + 1);
+		for (char *p = name; *p != '\0'; p++) {
+			if (*p == '.')
+				*p = '/';
+		}
+		if (storage_name_is_valid(name) && ascii_strcasecmp(name, "INBOX") != 0 &&
+		    !strlist_contains(names_r, name))
+			strlist_add_take(names_r, name);
+		else
+			free(name);
+	}
+	closedir(d);
+	free(root);
+	return 0;
+}
+
+/* A name for a private work folder inside Maildir/tmp. */
+static char *
+md_work_path(struct storage *st, const char *user, const char *what)
+{
+	return xasprintf("%s/%s/%s/tmp/imapserver-%s.%ld.%lu", st->root, user, MD_DIR, what,
+			 (long)getpid(), ++st->seq);
+}
+
+static int
+md_ensure_root(struct storage *st, const char *user)
+{
+	char *udir = xasprintf("%s/%s", st->root, user);
+	char *root = md_root(st, user);
+	int ret = md_mkdir_ok(udir) == 0 && md_make_maildir(root) == 0 ? 0 : -1;
+
+	free(udir);
+	free(root);
+	return ret;
+}
+
+static int
+md_create(struct storage *st, const char *user, const char *name, enum storage_error *err_r,
+	  char **error_r)
+{
+	char *dir, *work, *marker;
+	int fd, ret = -1;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (md_check_names(user, name, err_r, error_r) < 0)
+		return -1;
+	if (strcmp(name, "INBOX") == 0) {
+		*err_r = STORAGE_ERR_EXISTS;
+		*error_r = xstrdup("INBOX always exists");
+		return -1;
+	}
+	if (md_ensure_root(st, user) < 0) {
+		*err_r = storage_error_from_errno(errno);
+		*error_r = xasprintf("create Maildir of %s: %s", user, strerror(errno));
+		return -1;
+	}
+	dir = md_box_dir(st, user, name);
+	work = md_work_path(st, user, "new");
+	/* Built aside, then renamed into place: never half there. */
+	if (md_make_maildir(work) < 0) {
+		*err_r = storage_error_from_errno(errno);
+		*error_r = xasprintf("create %s: %s", work, strerror(errno));
+		goto out;
+	}
+	marker = xasprintf("%s/maildirfolder", work);
+	fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	free(marker);
+	if (rename(work, dir) < 0) {
+		*err_r = errno == EEXIST || errno == ENOTEMPTY ? STORAGE_ERR_EXISTS :
+			storage_error_from_errno(errno);
+		*error_r = xasprintf("create %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret < 0) {
+		char *p;
+
+		for (unsigned i = 0; i < 4; i++) {
+			static const char *const sub[] = { "cur", "new", "tmp", "maildirfolder" };
+
+			p = xasprintf("%s/%s", work, sub[i]);
+			(void)remove(p);
+			free(p);
+		}
+		(void)rmdir(work);
+	}
+	free(dir);
+	free(work);
+	return ret;
+}
+
+/* Removes dir and what is inside, two levels deep at most (a Maildir
+   folder: its files, and the files of cur/, new/, tmp/). */
+static void
+md_remove_tree(const char *dir, unsigned depth)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	unsigned n = 0;
+
+	if (d != NULL) {
+		while ((de = readdir(d)) != NULL && n++ < MD_MAX_FILES) {
+			char *p;
+			struct stat sb;
+
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+				continue;
+			p = xasprintf("%s/%s", dir, de->d_name);
+			if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+				if (depth < 2)
+					md_remove_tree(p, depth + 1);
+			} else {
+				(void)unlink(p);
+			}
+			free(p);
+		}
+		closedir(d);
+	}
+	(void)rmdir(dir);
+}
+
+static int
+md_delete(struct storage *st, const char *user, const char *name, enum storage_error *err_r,
+	  char **error_r)
+{
+	char *dir, *work;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (md_check_names(user, name, err_r, error_r) < 0)
+		return -1;
+	if (strcmp(name, "INBOX") == 0) {
+		*err_r = STORAGE_ERR_BAD_NAME;
+		*error_r = xstrdup("INBOX cannot be deleted");
+		return -1;
+	}
+	dir = md_box_dir(st, user, name);
+	work = md_work_path(st, user, "deleted");
+	/* Out of sight first (one rename), then removed. */
+	if (rename(dir, work) < 0) {
+		*err_r = errno == ENOENT ? STORAGE_ERR_NOT_FOUND : storage_error_from_errno(errno);
+		*error_r = xasprintf("delete %s: %s", dir, strerror(errno));
+		free(dir);
+		free(work);
+		return -1;
+	}
+	md_remove_tree(work, 0);
+	free(dir);
+	free(work);
+	return 0;
+}
+
+/* Moves the files of inbox/sub into dir/sub (RENAME INBOX). */
+static void
+rename_inbox_move_files(const char *inbox, const char *dir, const char *sub)
+{
+	char *from_dir = xasprintf("%s/%s", inbox, sub);
+	struct dirent *de;
+	DIR *d = opendir(from_dir);
+	unsigned n = 0;
+
+	while (d != NULL && (de = readdir(d)) != NULL && n++ < MD_MAX_FILES) {
+		char *from, *to;
+
+		if (de->d_name[0] == '.')
+			continue;
+		from = xasprintf("%s/%s", from_dir, de->d_name);
+		to = xasprintf("%s/%s/%s", dir, sub, de->d_name);
+		(void)rename(from, to);
+		free(from);
+		free(to);
+	}
+	if (d != NULL)
+		closedir(d);
+	free(from_dir);
+}
+
+/* Keyword letters go along with the files: INBOX's dovecot-keywords is
+   copied into dir. */
+static void
+rename_inbox_copy_keywords(const char *inbox, const char *dir)
+{
+	char *from = xasprintf("%s/%s", inbox, MD_KEYWORDS);
+	char *to = xasprintf("%s/%s", dir, MD_KEYWORDS);
+	char *data = NULL;
+	size_t len;
+
+	if (file_read_small(from, 64 * 1024, &data, &len, NULL) > 0) {
+		char *tmp = xasprintf("%s.tmp", to);
+
+		(void)file_replace(tmp, to, data, len - 1);
+		free(tmp);
+	}
+	free(data);
+	free(from);
+	free(to);
+}
+
+/* RENAME INBOX: its messages move to a new mailbox; INBOX stays, empty. */
+static int
+md_rename_inbox(struct storage *st, const char *user, const char *newname,
+		enum storage_error *err_r, char **error_r)
+{
+	char *inbox = md_root(st, user), *dir = md_box_dir(st, user, newname);
+	int ret = -1;
+
+	if (md_create(st, user, newname, err_r, error_r) < 0)
+		goto out;
+	rename_inbox_move_files(inbox, dir, "cur");
+	rename_inbox_move_files(inbox, dir, "new");
+	rename_inbox_copy_keywords(inbox, dir);
+	ret = 0;
+out:
+	free(inbox);
+	free(dir);
+	return ret;
+}
+
+static int
+md_rename(struct storage *st, const char *user, const char *oldname, const char *newname,
+	  enum storage_error *err_r, char **error_r)
+{
+	char *olddir = NULL, *newdir = NULL, *root = NULL, *oldprefix = NULL;
+	size_t oldlen = strlen(oldname);
+	struct stat sb;
+	DIR *d;
+	int ret = -1;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (md_check_names(user, oldname, err_r, error_r) < 0 ||
+	    md_check_names(user, newname, err_r, error_r) < 0)
+		return -1;
+	if (strcmp(newname, "INBOX") == 0) {
+		*err_r = STORAGE_ERR_EXISTS;
+		*error_r = xstrdup("INBOX exists");
+		return -1;
+	}
+	if (strcmp(oldname, "INBOX") == 0)
+		return md_rename_inbox(st, user, newname, err_r, error_r);
+	if (strncmp(newname, oldname, oldlen) == 0 && newname[oldlen] == '/') {
+		*err_r = STORAGE_ERR_BAD_NAME;
+		*error_r = xstrdup("cannot rename a mailbox into itself");
+		return -1;
+	}
+	olddir = md_box_dir(st, user, oldname);
+	newdir = md_box_dir(st, user, newname);
+	if (lstat(newdir, &sb) == 0) {
+		*err_r = STORAGE_ERR_EXISTS;
+		*error_r = xasprintf("%s exists", newname);
+		goto out;
+	}
+	if (rename(olddir, newdir) < 0) {
+		*err_r = errno == ENOENT ? STORAGE_ERR_NOT_FOUND : storage_error_from_errno(errno);
+		*error_r = xasprintf("rename %s: %s", olddir, strerror(errno));
+		goto out;
+	}
+	/* Inferiors move too (RFC 3501 RENAME): .old.x -> .new.x */
+	root = md_root(st, user);
+	oldprefix = xasprintf("%s.", strrchr(olddir, '/') + 1);
+	d = opendir(root);
+	if (d != NULL) {
+		struct strlist kids = { 0 };
+		struct dirent *de;
+
+		while ((de = readdir(d)) != NULL && kids.count < MD_LIST_MAX) {
+			if (strncmp(de->d_name, oldprefix, strlen(oldprefix)) == 0)
+				strlist_add(&kids, de->d_name);
+		}
+		closedir(d);
+		for (size_t i = 0; i < kids.count; i++) {
+			char *from = xasprintf("%s/%s", root, kids.items[i]);
+			char *to = xasprintf("%s.%s", newdir, kids.items[i] + strlen(oldprefix));
+
+			if (lstat(to, &sb) < 0)
+				(void)rename(from, to);
+			free(from);
+			free(to);
+		}
+		strlist_clear(&kids);
+	}
+	ret = 0;
+out:
+	free(olddir);
+	free(newdir);
+	free(root);
+	free(oldprefix);
+	return ret;
+}
+
+static char *
+md_subs_path(struct storage *st, const char *user)
+{
+	return xasprintf("%s/%s/%s/%s", st->root, user, MD_DIR, MD_SUBS);
+}
+
+static int
+md_subscriptions_read(struct storage *st, const char *user, struct strlist *names_r,
+		      char **error_r)
+{
+	enum storage_error err;
+	char *path, *data = NULL, *line, *save = NULL;
+	size_t len;
+	int r;
+
+	if (md_check_names(user, NULL, &err, error_r) < 0)
+		return -1;
+	path = md_subs_path(st, user);
+	r = file_read_small(path, 16 * 1024 * 1024, &data, &len, NULL);
+	if (r < 0) {
+		*error_r = xasprintf("read %s: %s", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	free(path);
+	if (r == 0)
+		return 0;
+	for (line = strtok_r(data, "\r\n", &save); line != NULL && names_r->count < MD_LIST_MAX;
+	     line = strtok_r(NULL, "\r\n", &save)) {
+		/* Dovecot 2.x writes a "V\t2" header line and tab-separated
+		   levels; plain lines are names. */
+		if (strncmp(line, "V\t", 2) == 0)
+			continue;
+		for (char *p = line; *p != '\0'; p++) {
+			if (*p == '\t')
+				*p = '/';
+		}
+		if (storage_name_is_valid(line) && !strlist_contains(names_r, line))
+			strlist_add(names_r, line);
+	}
+	free(data);
+	return 0;
+}
+
+static int
+md_subscriptions_write(struct storage *st, const char *user, const struct strlist *names,
+		       char **error_r)
+{
+	enum storage_error err;
+	struct buf b = BUF_INIT;
+	char *path, *tmp;
+	int ret = -1;
+
+	if (md_check_names(user, NULL, &err, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < names->count; i++) {
+		if (!storage_name_is_valid(names->items[i]))
+			continue;
+		buf_append_str(&b, names->items[i]);
+		buf_append_c(&b, '\n');
+	}
+	if (md_ensure_root(st, user) < 0) {
+		*error_r = xasprintf("create Maildir of %s: %s", user, strerror(errno));
+		buf_free(&b);
+		return -1;
+	}
+	path = md_subs_path(st, user);
+	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	if (file_replace(tmp, path, b.data != NULL ? b.data : "", b.len) < 0)
+		*error_r = xasprintf("write %s: %s", path, strerror(errno));
+	else
+		ret = 0;
+	buf_free(&b);
+	free(tmp);
+	free(path);
+	return ret;
+}
+
+const struct storage_backend storage_backend_maildir = {
+	.name = "maildir",
+	.compiled_in = true,
+	.init = md_init,
+	.deinit = md_deinit,
+	.list = md_list,
+	.create = md_create,
+	.delete = md_delete,
+	.rename = md_rename,
+	.subscriptions_read = md_subscriptions_read,
+	.subscriptions_write = md_subscriptions_write,
+	.open = md_open,
+	.close = md_close,
+	.sync = md_sync,
+	.read = md_read,
+	.append = md_append,
+	.flags_changed = md_flags_changed,
+	.expunge = md_expunge,
+	.watch_paths = md_watch_paths,
+	.set_uids = md_set_uids,
+};
