@@ -1,4 +1,4 @@
-/* maildir-flags.c: flag changes (the flags_changed() op).
+/* maildir_flags.c: flag changes (the flags_changed() op).
 
    Flag changes rename the file (atomic): the letters are the durable
    record of the flags.
@@ -18,7 +18,7 @@
    above the last modseq used), never lower. A message whose name goes
    back to the letters of its record within one batch is written at once:
    nothing else would tell a reload that it changed. */
-#include "backends/maildir/maildir-private.h"
+#include "backends/maildir/maildir_private.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* maildir-lock.c: the lock of one Maildir folder.
+/* maildir_lock.c: the lock of one Maildir folder.
 
      imapserver-uidlist.lock
                           an empty file; writers hold flock() on it, so a
@@ -8,7 +8,7 @@
    that takes it again. Every write of dovecot-uidlist or
    dovecot-keywords and every scan of new/ and cur/ happens under it. */
 #include "fileio.h"
-#include "backends/maildir/maildir-private.h"
+#include "backends/maildir/maildir_private.h"
 
 #include <errno.h>
 #include <fcntl.h>

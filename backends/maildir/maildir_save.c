@@ -1,15 +1,15 @@
-/* maildir-save.c: delivery (the append() op) through tmp/ and rename(),
+/* maildir_save.c: delivery (the append() op) through tmp/ and rename(),
    and the removal of what interrupted deliveries left in tmp/.
 
    Safety: delivery writes tmp/<base>, fsyncs, then rename()s it into new/
    (or cur/ when it has flags): a message is in the mailbox complete or
    not at all. Its UID is on disk (one uidlist record, fdatasync()ed)
-   before append() returns; see maildir-uidlist.c.
+   before append() returns; see maildir_uidlist.c.
 
    tmp/ files not written for 36 hours (mtime) are removed when the
    mailbox is opened. */
 #include "fileio.h"
-#include "backends/maildir/maildir-private.h"
+#include "backends/maildir/maildir_private.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* maildir-keywords.c: dovecot-keywords, the keyword of each letter.
+/* maildir_keywords.c: dovecot-keywords, the keyword of each letter.
 
      dovecot-keywords     "<n> <keyword>": letter 'a' + n in file names
 
@@ -6,7 +6,7 @@
    under the lock, and a letter once given keeps its keyword; a missing
    or broken file leaves the letters we know as they are. */
 #include "fileio.h"
-#include "backends/maildir/maildir-private.h"
+#include "backends/maildir/maildir_private.h"
 
 #include <errno.h>
 #include <stdlib.h>

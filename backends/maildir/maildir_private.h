@@ -1,10 +1,10 @@
-/* maildir-private.h: what the files of backends/maildir/ share: the
+/* maildir_private.h: what the files of backends/maildir/ share: the
    limits, the instance and mailbox structs, and the functions each file
    gives the others. Not for use outside backends/maildir/ (the backend's
    public header is maildir.h).
 
    Ownership: a struct storage_box owns its paths, its file table and its
-   keyword names; md_box_free() in maildir-storage.c frees them. The
+   keyword names; md_box_free() in maildir_storage.c frees them. The
    crash-safety reasoning is written at the top of each file, next to the
    code it applies to. */
 #ifndef BACKENDS_MAILDIR_PRIVATE_H
@@ -106,7 +106,7 @@ struct storage_box {
 	bool has_young;            /* some file may still grow: scan again */
 };
 
-/* dovecot-uidlist as read from disk (maildir-uidlist.c). */
+/* dovecot-uidlist as read from disk (maildir_uidlist.c). */
 struct uidlist {
 	bool valid;
 	uint32_t uidvalidity, uidnext, first_recent;
@@ -117,7 +117,7 @@ struct uidlist {
 	struct ftable t;           /* sorted by uid; name = last known name */
 };
 
-/* maildir-util.c */
+/* maildir_util.c */
 void md_stamp_file(const char *path, struct file_stamp *fs);
 bool md_file_stamp_equal(const struct file_stamp *a, const struct file_stamp *b);
 void md_stamp_dir(const char *path, struct dir_stamp *ds);
@@ -133,7 +133,7 @@ char *md_file_path(const struct storage_box *box, const struct mfile *f);
 int md_mkdir_ok(const char *path);
 int md_make_maildir(const char *dir);
 
-/* maildir-name.c */
+/* maildir_name.c */
 int md_check_names(const char *user, const char *name, enum storage_error *err_r, char **error_r);
 char *md_root(struct storage *st, const char *user);
 char *md_box_dir(struct storage *st, const char *user, const char *name);
@@ -147,17 +147,17 @@ char *md_name_with_flags(struct storage_box *box, const struct mbox_state *state
 			 size_t blen, const char *old, uint8_t flags, uint64_t kw,
 			 bool *kw_changed_r);
 
-/* maildir-lock.c */
+/* maildir_lock.c */
 int md_lock(struct storage_box *box, enum storage_error *err_r, char **error_r);
 void md_unlock(struct storage_box *box);
 
-/* maildir-keywords.c */
+/* maildir_keywords.c */
 void md_kw_clear(struct storage_box *box);
 void md_kw_read(struct storage_box *box);
 int md_kw_write(struct storage_box *box, char **error_r);
 int md_kw_letter(struct storage_box *box, const char *name, bool add, bool *wrote_r);
 
-/* maildir-uidlist.c */
+/* maildir_uidlist.c */
 uint32_t md_new_uidvalidity(struct storage_box *box, uint32_t old);
 void md_uidlist_free(struct uidlist *ul);
 int md_uidlist_read(struct storage_box *box, struct uidlist *ul, char **error_r);
@@ -165,25 +165,25 @@ int md_uidlist_write(struct storage_box *box, const struct mbox_state *state, bo
 		     char **error_r);
 int md_uidlist_append_rec(struct storage_box *box, const struct mfile *f, char **error_r);
 
-/* maildir-sync.c */
+/* maildir_sync.c */
 int md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r);
 bool md_unchanged(struct storage_box *box);
 bool md_locate(struct storage_box *box, struct mfile *f);
 int md_sync(struct storage_box *box, struct mbox_state *state, char **error_r);
 
-/* maildir-mail.c */
+/* maildir_mail.c */
 int md_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out, char **error_r);
 
-/* maildir-save.c */
+/* maildir_save.c */
 void md_clean_tmp(struct storage_box *box);
 int md_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
 	      uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
 	      uint32_t *uid_r, enum storage_error *err_r, char **error_r);
 
-/* maildir-flags.c */
+/* maildir_flags.c */
 int md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, char **error_r);
 
-/* maildir-expunge.c */
+/* maildir_expunge.c */
 int md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
 	       size_t count, char **error_r);
 

@@ -1,9 +1,9 @@
-/* maildir-mail.c: reading a message (the read() op).
+/* maildir_mail.c: reading a message (the read() op).
 
    Files are stored with LF line ends (as other Maildir tools do) and
    served with CRLF. Nothing here writes: a file renamed by another
    tool while we open it is looked for once more by its base name. */
-#include "backends/maildir/maildir-private.h"
+#include "backends/maildir/maildir_private.h"
 
 #include <errno.h>
 #include <fcntl.h>

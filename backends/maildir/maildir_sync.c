@@ -1,4 +1,4 @@
-/* maildir-sync.c: scanning cur/ and new/ and bringing the state in line
+/* maildir_sync.c: scanning cur/ and new/ and bringing the state in line
    with them and with the uidlist (md_sync_locked), and the sync() op.
 
    Two openers. Whoever rewrites the uidlist reads it first if another
@@ -20,7 +20,7 @@
    them (they stay \Recent for the session that got them: the uidlist
    remembers the first recent UID). */
 #include "log.h"
-#include "backends/maildir/maildir-private.h"
+#include "backends/maildir/maildir_private.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* maildir-name.c: names in a Maildir: mailbox names to folders, and the
+/* maildir_name.c: names in a Maildir: mailbox names to folders, and the
    base, the ":2," info and the flag letters of a message file name.
 
    A message is one file named "<base>:2,<flags>" (flags D F P R S T and
@@ -8,8 +8,8 @@
    CRLF: RFC822.SIZE is the file size plus one octet per bare LF.
 
    Flag letters are the durable record of a message's flags: a flag
-   change is one rename() of the file (atomic), done in maildir-flags.c. */
-#include "backends/maildir/maildir-private.h"
+   change is one rename() of the file (atomic), done in maildir_flags.c. */
+#include "backends/maildir/maildir_private.h"
 
 /* Names */
 

@@ -1,4 +1,4 @@
-/* maildir-expunge.c: expunging messages (the expunge() op).
+/* maildir_expunge.c: expunging messages (the expunge() op).
 
    Safety: under the lock, each file is unlink()ed, the folders are
    fsynced, then the uidlist is rewritten without the expunged UIDs. A
@@ -6,7 +6,7 @@
    them. A file another tool renamed meanwhile is looked for once more
    by its base name. */
 #include "fileio.h"
-#include "backends/maildir/maildir-private.h"
+#include "backends/maildir/maildir_private.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* maildir-uidlist.c: dovecot-uidlist read, rewritten and appended to, and
+/* maildir_uidlist.c: dovecot-uidlist read, rewritten and appended to, and
    the UIDVALIDITY of a new mailbox.
 
      dovecot-uidlist      UIDs <-> file names, in Dovecot's version 3 format:
@@ -36,7 +36,7 @@
    never acknowledged; the next write rewrites the file. */
 #include "fileio.h"
 #include "log.h"
-#include "backends/maildir/maildir-private.h"
+#include "backends/maildir/maildir_private.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-/* maildir-storage.c: the "maildir" storage backend: init, open, close,
+/* maildir_storage.c: the "maildir" storage backend: init, open, close,
    the mailbox list, create, delete, rename, subscriptions, and the one
    const struct storage_backend.
 
@@ -19,11 +19,11 @@
    into place, so it is never half there; DELETE renames the folder out
    of sight first, then removes it. The subscriptions file is replaced
    atomically (temp file, fsync, rename). close() is the last batch
-   point of flag changes (see maildir-flags.c). */
+   point of flag changes (see maildir_flags.c). */
 #include "fileio.h"
 #include "log.h"
 #include "backends/maildir/maildir.h"
-#include "backends/maildir/maildir-private.h"
+#include "backends/maildir/maildir_private.h"
 
 #include <dirent.h>
 #include <errno.h>

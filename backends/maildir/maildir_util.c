@@ -1,4 +1,4 @@
-/* maildir-util.c: small helpers shared by the Maildir files: stamps of
+/* maildir_util.c: small helpers shared by the Maildir files: stamps of
    files and folders (to skip a scan when nothing changed), the table of
    message files, paths and folder creation.
 
@@ -6,7 +6,7 @@
    MD_MTIME_TRUST_NS, so that a change within the same clock tick is
    never taken for "unchanged" (md_stamp_dir). md_make_maildir() only
    creates folders; it never removes or renames anything. */
-#include "backends/maildir/maildir-private.h"
+#include "backends/maildir/maildir_private.h"
 
 #include <errno.h>
 #include <stdlib.h>
