@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "message.h"
+#include "mime.h"
 
 static const char *const corpus[] = {
 	"plain.eml", "group.eml", "quoted.eml", "missing.eml", "encoded.eml",
@@ -530,7 +531,7 @@ body_text_of(const char *name)
 	size_t len;
 	char *data = read_data(name, &len);
 
-	message_body_text(data, len, &out);
+	mime_body_text(data, len, &out);
 	free(data);
 	buf_append_c(&out, '\0');   /* also for an empty result */
 	return buf_steal(&out);
@@ -616,7 +617,7 @@ test_body_text_nesting_is_bounded(void **state)
 	for (int i = 0; i < 200; i++)
 		buf_printf(&msg, "Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n", i, i);
 	buf_append_str(&msg, "Content-Type: text/plain\n\ndeep text\n");
-	message_body_text(msg.data, msg.len, &out);
+	mime_body_text(msg.data, msg.len, &out);
 	assert_true(out.len > 0);
 	buf_free(&msg);
 	buf_free(&out);
@@ -670,7 +671,7 @@ test_every_prefix_of_corpus_is_safe(void **state)
 			message_header_fields(p, hdr, names, 3, false, &out);
 			message_header_fields(p, hdr, names, 3, true, &out);
 			message_envelope(p, n, &out);
-			message_body_text(p, n, &out);
+			mime_body_text(p, n, &out);
 			message_decode_header(p, n, &out);
 			(void)message_str_contains(p, n, "lab", 3);
 			p[n] = '\0';

@@ -12,6 +12,7 @@
 
 #include "mime.h"
 #include "message.h"
+#include "charset.h"
 
 static const char *const corpus[] = {
 	"base64.eml", "broken.eml", "encoded.eml", "group.eml", "lab.eml", "missing.eml",
@@ -452,14 +453,14 @@ test_decode_transfer_encodings(void **state)
 	buf_reset(&b);
 	assert_int_equal(mime_encoding_parse("Quoted-Printable", 16), MIME_ENC_QP);
 	assert_int_equal(mime_encoding_parse("x-uuencode", 10), MIME_ENC_OTHER);
-	assert_int_equal(mime_charset_to_utf8("iso-8859-1", 10, "caf\xe9", 4, &b), 0);
+	assert_int_equal(charset_to_utf8("iso-8859-1", 10, "caf\xe9", 4, &b), 0);
 	assert_string_equal(b.data, "caf\xc3\xa9");
 	buf_reset(&b);
-	assert_int_equal(mime_charset_to_utf8("windows-1252", 12, "\x80", 1, &b), 0);
+	assert_int_equal(charset_to_utf8("windows-1252", 12, "\x80", 1, &b), 0);
 	assert_string_equal(b.data, "\xe2\x82\xac");
 	buf_reset(&b);
-	assert_int_equal(mime_charset_to_utf8("no-such-charset", 15, "x", 1, &b), -1);
-	assert_int_equal(mime_charset_to_utf8("../etc", 6, "x", 1, &b), -1);
+	assert_int_equal(charset_to_utf8("no-such-charset", 15, "x", 1, &b), -1);
+	assert_int_equal(charset_to_utf8("../etc", 6, "x", 1, &b), -1);
 	assert_int_equal(b.len, 0);
 	buf_free(&b);
 }
@@ -607,7 +608,7 @@ exercise(const char *p, size_t n)
 	for (size_t i = 0; i < count; i++)
 		mime_part_decoded(list[i].part, p, n, &out);
 	mime_attachments_free(&list, count);
-	message_body_text(p, n, &out);
+	mime_body_text(p, n, &out);
 	buf_free(&out);
 	mime_message_free(&m);
 }

@@ -1,15 +1,15 @@
 /* message.c: reading RFC 5322 messages: header fields, ENVELOPE, dates,
-   RFC 2047 encoded words and the searchable body text.
+   RFC 2047 encoded words.
 
    Everything is best effort on malformed input: junk lines in the header
    are skipped, unknown syntax is copied through, and no function reads
    past the length it was given. Header fields are read with
-   mime_header_next() and the body text walks the tree of mime_parse(),
-   whose depth MIME_MAX_DEPTH bounds the only recursion. */
+   message_header_next(). This file knows nothing of MIME parts (mime.c
+   builds on it, not the other way round). */
 #include "message.h"
 #include "base64.h"
 #include "text.h"
-#include "mime.h"
+#include "charset.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +44,58 @@ is_alpha(char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
+static bool
+is_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
 /* --- header fields --------------------------------------------------- */
+
+bool
+message_header_next(const char *hdr, size_t len, size_t *pos, struct message_field *f)
+{
+	while (*pos < len) {
+		size_t start = *pos, end, next = text_line_next(hdr, len, start, &end);
+		const char *colon;
+		size_t name_end;
+		bool junk = false;
+
+		if (end == start)
+			return false;           /* the blank line ending the header */
+		*pos = next;
+		if (is_wsp(hdr[start]))
+			continue;               /* continuation without a field */
+		colon = memchr(hdr + start, ':', end - start);
+		if (colon == NULL)
+			continue;               /* junk line, e.g. an mbox "From " line */
+		name_end = (size_t)(colon - hdr);
+		while (name_end > start && is_wsp(hdr[name_end - 1]))
+			name_end--;
+		for (size_t i = start; i < name_end; i++) {
+			unsigned char c = (unsigned char)hdr[i];
+			if (c <= ' ' || c == 0x7f)
+				junk = true;
+		}
+		if (junk || name_end == start)
+			continue;
+		while (next < len && is_wsp(hdr[next])) {
+			size_t cend, cnext = text_line_next(hdr, len, next, &cend);
+			end = cend;
+			next = cnext;
+		}
+		*pos = next;
+		f->name = hdr + start;
+		f->name_len = name_end - start;
+		f->value = colon + 1;
+		f->value_len = end - (size_t)(colon + 1 - hdr);
+		f->raw = hdr + start;
+		f->raw_len = next - start;
+		return true;
+	}
+	return false;
+}
+
 
 size_t
 message_header_size(const char *msg, size_t len)
@@ -84,10 +135,10 @@ append_unfolded(struct buf *out, const char *v, size_t len)
 int
 message_header_get(const char *hdr, size_t hdr_len, const char *name, struct buf *out)
 {
-	struct mime_field f;
+	struct message_field f;
 	size_t pos = 0;
 
-	while (mime_header_next(hdr, hdr_len, &pos, &f)) {
+	while (message_header_next(hdr, hdr_len, &pos, &f)) {
 		if (text_mem_equals_ci(f.name, f.name_len, name)) {
 			append_unfolded(out, f.value, f.value_len);
 			return 1;
@@ -99,11 +150,11 @@ message_header_get(const char *hdr, size_t hdr_len, const char *name, struct buf
 int
 message_header_get_all(const char *hdr, size_t hdr_len, const char *name, struct buf *out)
 {
-	struct mime_field f;
+	struct message_field f;
 	size_t pos = 0;
 	int found = 0;
 
-	while (mime_header_next(hdr, hdr_len, &pos, &f)) {
+	while (message_header_next(hdr, hdr_len, &pos, &f)) {
 		if (!text_mem_equals_ci(f.name, f.name_len, name))
 			continue;
 		if (found)
@@ -133,10 +184,10 @@ void
 message_header_fields(const char *hdr, size_t hdr_len, const char *const *names,
 		      size_t name_count, bool negate, struct buf *out)
 {
-	struct mime_field f;
+	struct message_field f;
 	size_t pos = 0;
 
-	while (mime_header_next(hdr, hdr_len, &pos, &f)) {
+	while (message_header_next(hdr, hdr_len, &pos, &f)) {
 		bool match = false;
 
 		for (size_t i = 0; i < name_count && !match; i++)
@@ -754,13 +805,6 @@ message_parse_imap_datetime(const char *str, int64_t *time_r, int32_t *tz_minute
 
 /* --- charsets, RFC 2047 ---------------------------------------------- */
 
-static int
-charset_to_utf8(const char *cs, size_t cs_len, const char *data, size_t len,
-		struct buf *out)
-{
-	return mime_charset_to_utf8(cs, cs_len, data, len, out);
-}
-
 /* RFC 2047 "Q": '_' is a space, "=XX" a byte. */
 static void
 q_decode(const char *s, size_t len, struct buf *out)
@@ -858,49 +902,6 @@ message_decode_header(const char *value, size_t len, struct buf *out)
 			pos++;
 		}
 	}
-}
-
-/* --- body text ------------------------------------------------------- */
-
-/* Appends the searchable text of part: multiparts walked, the header
-   and text of an attached message/rfc822, text parts decoded (transfer
-   encoding and charset); other parts are skipped except the message
-   itself, whose body is searched (decoded) whatever its type. An opaque
-   part (beyond the parser's limits) and a multipart whose boundary never
-   occurs are searched raw. Recursion follows the tree, whose depth the
-   parser bounds by MIME_MAX_DEPTH. */
-static void
-part_text(const struct mime_part *part, const char *msg, size_t len, struct buf *out)
-{
-	if (part->multipart && !part->boundary_found) {
-		buf_append(out, msg + part->body_off, part->body_len);
-	} else if (part->multipart) {
-		for (const struct mime_part *c = part->children; c != NULL; c = c->next) {
-			if (out->len > 0 && (c->multipart || c->message || c->opaque ||
-					     mime_part_is(c, "text", NULL)))
-				buf_append_c(out, '\n');
-			part_text(c, msg, len, out);
-		}
-	} else if (part->message) {
-		const struct mime_part *inner = part->children;
-
-		buf_append(out, msg + inner->hdr_off, inner->hdr_len);
-		part_text(inner, msg, len, out);
-	} else if (part->opaque) {
-		buf_append(out, msg + part->body_off, part->body_len);
-	} else if (mime_part_is(part, "text", NULL) || part->parent == NULL) {
-		mime_part_decoded(part, msg, len, out);
-	}
-}
-
-void
-message_body_text(const char *msg, size_t len, struct buf *out)
-{
-	struct mime_message *m = mime_parse(msg, len);
-
-	buf_append(out, "", 0);
-	part_text(m->root, msg, len, out);
-	mime_message_free(&m);
 }
 
 /* --- searching ------------------------------------------------------- */

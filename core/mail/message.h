@@ -9,6 +9,22 @@
 #include "lib.h"
 #include "buf.h"
 
+struct message_field {
+	const char *name;          /* not NUL-terminated */
+	size_t name_len;
+	const char *value;         /* after the colon, with folding, without the final line end */
+	size_t value_len;
+	const char *raw;           /* the whole field with its final line end, if any */
+	size_t raw_len;
+};
+
+/* Returns the next well-formed field of the header block hdr[0..len)
+   from *pos on, skipping junk lines (no colon, a name with spaces or
+   control characters, continuation lines without a field). Returns false
+   at the blank line that ends the header or at len. */
+bool message_header_next(const char *hdr, size_t len, size_t *pos,
+			 struct message_field *f);
+
 /* Length of the header block including the blank line that ends it (or
    the whole message if there is no blank line). *body_off_r = the same. */
 size_t message_header_size(const char *msg, size_t len);
@@ -41,11 +57,6 @@ int message_parse_date(const char *str, int64_t *time_r, int32_t *tz_minutes_r);
 /* Decodes RFC 2047 encoded words in a header value to UTF-8 (UTF-8,
    US-ASCII and ISO-8859-1 decoded; others copied as they are). */
 void message_decode_header(const char *value, size_t len, struct buf *out);
-
-/* Appends the searchable text of the body: for SEARCH BODY/TEXT. Text
-   parts decoded from quoted-printable or base64 when the headers say so;
-   otherwise the raw body. */
-void message_body_text(const char *msg, size_t len, struct buf *out);
 
 /* Case-insensitive substring search of UTF-8 needle in haystack (ASCII
    letters folded; other bytes compared exactly). */

@@ -15,9 +15,8 @@
 #include "base64.h"
 #include "text.h"
 #include "message.h"
+#include "charset.h"
 
-#include <errno.h>
-#include <iconv.h>
 #include <stdlib.h>
 
 static bool
@@ -30,52 +29,6 @@ static char
 to_lower(char c)
 {
 	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
-
-/* --- header fields --------------------------------------------------- */
-
-bool
-mime_header_next(const char *hdr, size_t len, size_t *pos, struct mime_field *f)
-{
-	while (*pos < len) {
-		size_t start = *pos, end, next = text_line_next(hdr, len, start, &end);
-		const char *colon;
-		size_t name_end;
-		bool junk = false;
-
-		if (end == start)
-			return false;           /* the blank line ending the header */
-		*pos = next;
-		if (is_wsp(hdr[start]))
-			continue;               /* continuation without a field */
-		colon = memchr(hdr + start, ':', end - start);
-		if (colon == NULL)
-			continue;               /* junk line, e.g. an mbox "From " line */
-		name_end = (size_t)(colon - hdr);
-		while (name_end > start && is_wsp(hdr[name_end - 1]))
-			name_end--;
-		for (size_t i = start; i < name_end; i++) {
-			unsigned char c = (unsigned char)hdr[i];
-			if (c <= ' ' || c == 0x7f)
-				junk = true;
-		}
-		if (junk || name_end == start)
-			continue;
-		while (next < len && is_wsp(hdr[next])) {
-			size_t cend, cnext = text_line_next(hdr, len, next, &cend);
-			end = cend;
-			next = cnext;
-		}
-		*pos = next;
-		f->name = hdr + start;
-		f->name_len = name_end - start;
-		f->value = colon + 1;
-		f->value_len = end - (size_t)(colon + 1 - hdr);
-		f->raw = hdr + start;
-		f->raw_len = next - start;
-		return true;
-	}
-	return false;
 }
 
 /* The value unfolded (CR, LF dropped) and trimmed, malloc'ed. */
@@ -251,7 +204,7 @@ param_set(struct mime_param *p, char *name, char *value, size_t base_len, bool e
 		*k = to_lower(*k);
 	if (extended) {
 		if (bytes->len == 0 ||
-		    mime_charset_to_utf8(charset, charset_len, bytes->data, bytes->len, &dec) < 0)
+		    charset_to_utf8(charset, charset_len, bytes->data, bytes->len, &dec) < 0)
 			buf_append(&dec, bytes->data == NULL ? "" : bytes->data, bytes->len);
 	} else {
 		message_decode_header(value, strlen(value), &dec);
@@ -546,81 +499,6 @@ mime_decode(enum mime_encoding enc, const char *data, size_t len, struct buf *ou
 		buf_append(out, data, len);
 }
 
-static bool
-charset_is_utf8(const char *cs, size_t len)
-{
-	return len == 0 || text_mem_equals_ci(cs, len, "utf-8") || text_mem_equals_ci(cs, len, "utf8") ||
-	       text_mem_equals_ci(cs, len, "us-ascii") || text_mem_equals_ci(cs, len, "ascii");
-}
-
-static bool
-charset_is_latin1(const char *cs, size_t len)
-{
-	return text_mem_equals_ci(cs, len, "iso-8859-1") || text_mem_equals_ci(cs, len, "iso8859-1") ||
-	       text_mem_equals_ci(cs, len, "latin1");
-}
-
-int
-mime_charset_to_utf8(const char *cs, size_t cs_len, const char *data, size_t len,
-		     struct buf *out)
-{
-	char name[41];
-	iconv_t cd;
-	size_t start = out->len;
-
-	if (charset_is_utf8(cs, cs_len)) {
-		buf_append(out, data, len);
-		return 0;
-	}
-	if (charset_is_latin1(cs, cs_len)) {
-		buf_append(out, "", 0);
-		buf_reserve(out, len * 2);
-		for (size_t i = 0; i < len; i++) {
-			unsigned char c = (unsigned char)data[i];
-			if (c < 0x80) {
-				buf_append_c(out, (char)c);
-			} else {
-				buf_append_c(out, (char)(0xc0 | (c >> 6)));
-				buf_append_c(out, (char)(0x80 | (c & 0x3f)));
-			}
-		}
-		return 0;
-	}
-	/* Only plain charset names reach iconv_open(). */
-	if (cs_len >= sizeof(name))
-		return -1;
-	for (size_t i = 0; i < cs_len; i++) {
-		char c = cs[i];
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			  (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == ':';
-		if (!ok)
-			return -1;
-		name[i] = c;
-	}
-	name[cs_len] = '\0';
-	cd = iconv_open("UTF-8", name);
-	if (cd == (iconv_t)-1)
-		return -1;
-	char *in = (char *)data;
-	size_t in_left = len;
-	/* Each round converts a chunk; a round either consumes input or
-	   fails, so the loop ends. */
-	while (in_left > 0) {
-		char chunk[1024], *o = chunk;
-		size_t o_left = sizeof(chunk);
-		size_t ret = iconv(cd, &in, &in_left, &o, &o_left);
-
-		buf_append(out, chunk, sizeof(chunk) - o_left);
-		if (ret == (size_t)-1 && errno != E2BIG) {
-			buf_truncate(out, start);
-			iconv_close(cd);
-			return -1;
-		}
-	}
-	iconv_close(cd);
-	return 0;
-}
-
 bool
 mime_part_is(const struct mime_part *part, const char *type, const char *subtype)
 {
@@ -643,7 +521,7 @@ mime_part_decoded(const struct mime_part *part, const char *msg, size_t len,
 	mime_decode(part->encoding, msg + off, blen, &raw);
 	cs = mime_param_get(part->params, part->param_count, "charset");
 	if (!mime_part_is(part, "text", NULL) || raw.len == 0 ||
-	    mime_charset_to_utf8(cs == NULL ? "" : cs, cs == NULL ? 0 : strlen(cs), raw.data,
+	    charset_to_utf8(cs == NULL ? "" : cs, cs == NULL ? 0 : strlen(cs), raw.data,
 				 raw.len, out) < 0)
 		buf_append(out, raw.data == NULL ? "" : raw.data, raw.len);
 	buf_free(&raw);
@@ -790,7 +668,7 @@ parse_part(struct parse_ctx *ctx, struct mime_part *parent, size_t off, size_t e
 {
 	struct mime_part *part = xcalloc(1, sizeof(*part));
 	const char *p = ctx->msg;
-	struct mime_field f;
+	struct message_field f;
 	size_t pos = 0;
 	bool have_type = false, have_enc = false;
 
@@ -804,7 +682,7 @@ parse_part(struct parse_ctx *ctx, struct mime_part *parent, size_t off, size_t e
 	part->lines = count_lf(p + part->body_off, part->body_len);
 
 	/* The first of each field counts (as Dovecot). */
-	while (mime_header_next(p + off, part->hdr_len, &pos, &f)) {
+	while (message_header_next(p + off, part->hdr_len, &pos, &f)) {
 		if (f.name_len < 8 || ascii_strncasecmp(f.name, "Content-", 8) != 0)
 			continue;
 		const char *n = f.name + 8;
@@ -917,6 +795,49 @@ mime_message_free(struct mime_message **mp)
 	part_free((*mp)->root);
 	free(*mp);
 	*mp = NULL;
+}
+
+/* --- body text ------------------------------------------------------- */
+
+/* Appends the searchable text of part: multiparts walked, the header
+   and text of an attached message/rfc822, text parts decoded (transfer
+   encoding and charset); other parts are skipped except the message
+   itself, whose body is searched (decoded) whatever its type. An opaque
+   part (beyond the parser's limits) and a multipart whose boundary never
+   occurs are searched raw. Recursion follows the tree, whose depth the
+   parser bounds by MIME_MAX_DEPTH. */
+static void
+part_text(const struct mime_part *part, const char *msg, size_t len, struct buf *out)
+{
+	if (part->multipart && !part->boundary_found) {
+		buf_append(out, msg + part->body_off, part->body_len);
+	} else if (part->multipart) {
+		for (const struct mime_part *c = part->children; c != NULL; c = c->next) {
+			if (out->len > 0 && (c->multipart || c->message || c->opaque ||
+					     mime_part_is(c, "text", NULL)))
+				buf_append_c(out, '\n');
+			part_text(c, msg, len, out);
+		}
+	} else if (part->message) {
+		const struct mime_part *inner = part->children;
+
+		buf_append(out, msg + inner->hdr_off, inner->hdr_len);
+		part_text(inner, msg, len, out);
+	} else if (part->opaque) {
+		buf_append(out, msg + part->body_off, part->body_len);
+	} else if (mime_part_is(part, "text", NULL) || part->parent == NULL) {
+		mime_part_decoded(part, msg, len, out);
+	}
+}
+
+void
+mime_body_text(const char *msg, size_t len, struct buf *out)
+{
+	struct mime_message *m = mime_parse(msg, len);
+
+	buf_append(out, "", 0);
+	part_text(m->root, msg, len, out);
+	mime_message_free(&m);
 }
 
 /* --- sections -------------------------------------------------------- */

@@ -19,26 +19,10 @@
 
 #include "lib.h"
 #include "buf.h"
+#include "message.h"
 
 #define MIME_MAX_DEPTH 32
 #define MIME_MAX_PARTS 1000
-
-/* --- header fields --------------------------------------------------- */
-
-struct mime_field {
-	const char *name;          /* not NUL-terminated */
-	size_t name_len;
-	const char *value;         /* after the colon, with folding, without the final line end */
-	size_t value_len;
-	const char *raw;           /* the whole field with its final line end, if any */
-	size_t raw_len;
-};
-
-/* Returns the next well-formed field of the header block hdr[0..len)
-   from *pos on, skipping junk lines (no colon, a name with spaces or
-   control characters, continuation lines without a field). Returns false
-   at the blank line that ends the header or at len. */
-bool mime_header_next(const char *hdr, size_t len, size_t *pos, struct mime_field *f);
 
 /* --- the part tree --------------------------------------------------- */
 
@@ -160,18 +144,16 @@ enum mime_encoding mime_encoding_parse(const char *token, size_t len);
    other encodings copied. */
 void mime_decode(enum mime_encoding enc, const char *data, size_t len, struct buf *out);
 
-/* Appends data converted from the charset cs[0..cs_len) to UTF-8
-   (UTF-8, US-ASCII and ISO-8859-1 here, others through iconv(3); an
-   empty name is US-ASCII). Returns 0, or -1 with out unchanged when the
-   charset is unknown or the data is invalid in it. */
-int mime_charset_to_utf8(const char *cs, size_t cs_len, const char *data, size_t len,
-			 struct buf *out);
-
 /* Appends the body of part decoded from its transfer encoding and, for
    text parts, converted to UTF-8 from its charset (raw bytes kept when
    the charset is unknown). */
 void mime_part_decoded(const struct mime_part *part, const char *msg, size_t len,
 		       struct buf *out);
+
+/* Appends the searchable text of the body: for SEARCH BODY/TEXT. Text
+   parts decoded from quoted-printable or base64 when the headers say so;
+   otherwise the raw body. */
+void mime_body_text(const char *msg, size_t len, struct buf *out);
 
 /* Appends the readable text of the message in UTF-8, for the client:
    the first text/plain part that is not an attachment, else the first

@@ -34,7 +34,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	(void)message_header_get(msg, hdr, "subject", &out);
 	message_envelope(msg, size, &out);
-	message_body_text(msg, size, &out);
+	mime_body_text(msg, size, &out);
 	message_decode_header(msg, size, &out);
 	buf_reset(&out);
 	buf_append(&out, msg, size < 200 ? size : 200);
