@@ -6,6 +6,7 @@
    HEADER.FIELDS as the client sent them, and a partial as <offset>. */
 #include "fetch.h"
 #include "imap_util.h"
+#include "imap_envelope.h"
 #include "message.h"
 #include "mime.h"
 
@@ -633,9 +634,9 @@ write_body_structure(struct buf *out, const struct mime_part *part, const char *
 		/* body-type-msg: envelope SP body SP body-fld-lines */
 		buf_append_c(out, ' ');
 		if (part->body_off <= len && part->body_len <= len - part->body_off)
-			message_envelope(data + part->body_off, part->body_len, out);
+			imap_envelope(data + part->body_off, part->body_len, out);
 		else
-			message_envelope("", 0, out);
+			imap_envelope("", 0, out);
 		buf_append_c(out, ' ');
 		write_body_structure(out, part->children, data, len, extended);
 		buf_printf(out, " %zu", part->lines);
@@ -735,7 +736,7 @@ write_item(const struct fetch_item *item, struct write_ctx *ctx, struct buf *out
 		break;
 	case FETCH_ENVELOPE:
 		buf_append_str(out, "ENVELOPE ");
-		message_envelope(data, len, out);
+		imap_envelope(data, len, out);
 		break;
 	case FETCH_RFC822:
 		buf_append_str(out, "RFC822 ");

@@ -1,5 +1,5 @@
 /* message.h: reading RFC 5322 messages (CRLF or LF line ends): header
-   fields, ENVELOPE, dates, RFC 2047 encoded words.
+   fields, dates, RFC 2047 encoded words.
 
    Everything here is best effort on malformed input and never reads past
    the given length. */
@@ -42,12 +42,6 @@ int message_header_get_all(const char *hdr, size_t hdr_len, const char *name, st
    then the terminating blank line "\r\n". Output uses CRLF. */
 void message_header_fields(const char *hdr, size_t hdr_len, const char *const *names,
 			   size_t name_count, bool negate, struct buf *out);
-
-/* Appends the IMAP ENVELOPE of the message, the parenthesized list of
-   RFC 3501 section 7.4.2 (date subject from sender reply-to to cc bcc
-   in-reply-to message-id), with the NIL rules of RFC 3501: sender and
-   reply-to default to from. */
-void message_envelope(const char *msg, size_t len, struct buf *out);
 
 /* Parses an RFC 5322 date-time (lenient: day name optional, 2-digit
    years, obsolete zones such as "GMT", "EST"). Returns 0 with seconds
