@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include "imap_date.h"
 #include "imap_envelope.h"
 #include "message.h"
 #include "mime.h"
@@ -234,30 +235,6 @@ test_parse_date_rejects_bad_dates(void **state)
 }
 
 static void
-test_write_imap_date_space_pads_the_day(void **state)
-{
-	struct buf out = BUF_INIT;
-
-	(void)state;
-	message_write_imap_date(0, 0, &out);
-	assert_string_equal(out.data, " 1-Jan-1970 00:00:00 +0000");
-	buf_reset(&out);
-	message_write_imap_date(1644901198, 330, &out);
-	assert_string_equal(out.data, "15-Feb-2022 10:29:58 +0530");
-	buf_reset(&out);
-	message_write_imap_date(1646294399, -480, &out);
-	assert_string_equal(out.data, " 2-Mar-2022 23:59:59 -0800");
-	buf_reset(&out);
-	message_write_imap_date(-3600, 60, &out);
-	assert_string_equal(out.data, " 1-Jan-1970 00:00:00 +0100");
-	buf_reset(&out);
-	/* Absurd zones are not trusted. */
-	message_write_imap_date(0, 100000, &out);
-	assert_string_equal(out.data, " 1-Jan-1970 00:00:00 +0000");
-	buf_free(&out);
-}
-
-static void
 test_parse_imap_datetime(void **state)
 {
 	static const char *const bad[] = {
@@ -280,7 +257,7 @@ test_parse_imap_datetime(void **state)
 	assert_int_equal(t, 1136210645);
 	assert_int_equal(tz, -360);
 	/* Round trip through the writer. */
-	message_write_imap_date(t, tz, &out);
+	imap_date_write(t, tz, &out);
 	assert_int_equal(message_parse_imap_datetime(out.data, &t, &tz), 0);
 	assert_int_equal(t, 1136210645);
 	assert_int_equal(tz, -360);
@@ -288,30 +265,6 @@ test_parse_imap_datetime(void **state)
 	for (size_t i = 0; i < N_ELEMENTS(bad); i++) {
 		if (message_parse_imap_datetime(bad[i], &t, &tz) != -1)
 			fail_msg("bad date-time accepted: %s", bad[i]);
-	}
-}
-
-static void
-test_parse_imap_date(void **state)
-{
-	static const char *const bad[] = {
-		"", "1-Feb-94", "31-Feb-1994", "1-Feb-1994x", "1 Feb 1994", "0-Feb-1994",
-		"1-Fe-1994", "001-Feb-1994", "1-Feb-19940",
-	};
-	int64_t days;
-
-	(void)state;
-	assert_int_equal(message_parse_imap_date("1-Feb-1994", &days), 0);
-	assert_int_equal(days, 8797);
-	assert_int_equal(message_parse_imap_date("01-FEB-1994", &days), 0);
-	assert_int_equal(days, 8797);
-	assert_int_equal(message_parse_imap_date("1-Jan-1970", &days), 0);
-	assert_int_equal(days, 0);
-	assert_int_equal(message_parse_imap_date("31-Dec-1969", &days), 0);
-	assert_int_equal(days, -1);
-	for (size_t i = 0; i < N_ELEMENTS(bad); i++) {
-		if (message_parse_imap_date(bad[i], &days) != -1)
-			fail_msg("bad date accepted: %s", bad[i]);
 	}
 }
 
@@ -534,7 +487,7 @@ test_every_prefix_of_corpus_is_safe(void **state)
 			p[n] = '\0';
 			(void)message_parse_date(p, &t, &tz);
 			(void)message_parse_imap_datetime(p, &t, &tz);
-			(void)message_parse_imap_date(p, &t);
+			(void)imap_date_parse(p, &t);
 			buf_free(&out);
 			/* The same bytes without their start, as a header value. */
 			message_decode_header(p + n / 2, n - n / 2, &out);
@@ -565,7 +518,7 @@ test_dates_every_prefix_is_safe(void **state)
 
 			(void)message_parse_date(p, &t, &tz);
 			(void)message_parse_imap_datetime(p, &t, &tz);
-			(void)message_parse_imap_date(p, &t);
+			(void)imap_date_parse(p, &t);
 			free(p);
 		}
 	}
@@ -583,9 +536,7 @@ main(void)
 		cmocka_unit_test(test_header_fields_not_returns_the_others),
 		cmocka_unit_test(test_parse_date_rfc5322_and_obsolete_forms),
 		cmocka_unit_test(test_parse_date_rejects_bad_dates),
-		cmocka_unit_test(test_write_imap_date_space_pads_the_day),
 		cmocka_unit_test(test_parse_imap_datetime),
-		cmocka_unit_test(test_parse_imap_date),
 		cmocka_unit_test(test_decode_header_b_and_q),
 		cmocka_unit_test(test_decode_header_joins_adjacent_words),
 		cmocka_unit_test(test_decode_header_leaves_bad_words_alone),

@@ -6,6 +6,7 @@
    HEADER.FIELDS as the client sent them, and a partial as <offset>. */
 #include "fetch.h"
 #include "imap_util.h"
+#include "imap_date.h"
 #include "imap_envelope.h"
 #include "message.h"
 #include "mime.h"
@@ -728,7 +729,7 @@ write_item(const struct fetch_item *item, struct write_ctx *ctx, struct buf *out
 		break;
 	case FETCH_INTERNALDATE:
 		buf_append_str(out, "INTERNALDATE \"");
-		message_write_imap_date(rec->internal_date, rec->tz_minutes, out);
+		imap_date_write(rec->internal_date, rec->tz_minutes, out);
 		buf_append_c(out, '"');
 		break;
 	case FETCH_RFC822_SIZE:

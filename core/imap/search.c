@@ -11,6 +11,7 @@
    core/mail/mime.h: text parts decoded from quoted-printable or base64 and
    converted to UTF-8 from their charset). */
 #include "search.h"
+#include "imap_date.h"
 #include "message.h"
 #include "mime.h"
 #include "seqset.h"
@@ -329,7 +330,7 @@ parse_key(struct parse_ctx *ctx, unsigned depth)
 			if (darg == NULL)
 				return NULL;
 			key = key_new(date_keys[i].type);
-			if (message_parse_imap_date(darg->str, &key->days) < 0) {
+			if (imap_date_parse(darg->str, &key->days) < 0) {
 				ctx->error = "Invalid date";
 				search_key_free(&key);
 			}

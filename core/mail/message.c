@@ -10,15 +10,11 @@
 #include "base64.h"
 #include "text.h"
 #include "charset.h"
+#include "date.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-
-static const char *const month_names[12] = {
-	"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-};
 
 static char
 ascii_lower(char c)
@@ -194,77 +190,6 @@ message_header_fields(const char *hdr, size_t hdr_len, const char *const *names,
 
 /* --- dates ----------------------------------------------------------- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-   days_from_civil), valid for any year an int64 holds comfortably. */
-static int64_t
-days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void
-civil_from_days(int64_t z, int64_t *y_r, unsigned *m_r, unsigned *d_r)
-{
-	z += 719468;
-	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	unsigned doe = (unsigned)(z - era * 146097);
-	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	int64_t y = (int64_t)yoe + era * 400;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned mp = (5 * doy + 2) / 153;
-	unsigned d = doy - (153 * mp + 2) / 5 + 1;
-	unsigned m = mp < 10 ? mp + 3 : mp - 9;
-
-	*y_r = y + (m <= 2);
-	*m_r = m;
-	*d_r = d;
-}
-
-static unsigned
-days_in_month(int64_t y, unsigned m)
-{
-	static const unsigned char days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-
-	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-		return 29;
-	return days[m - 1];
-}
-
-/* Month 1..12 of the name at s (its first three letters), or 0. */
-static unsigned
-month_from_name(const char *s, size_t len)
-{
-	if (len < 3)
-		return 0;
-	for (unsigned i = 0; i < 12; i++) {
-		if (ascii_strncasecmp(s, month_names[i], 3) == 0)
-			return i + 1;
-	}
-	return 0;
-}
-
-/* Reads 1..max_digits digits. Returns the count read (0 if none). */
-static size_t
-read_number(const char *s, size_t *pos, size_t max_digits, unsigned *num_r)
-{
-	size_t n = 0;
-	unsigned num = 0;
-
-	while (is_digit(s[*pos]) && n < max_digits) {
-		num = num * 10 + (unsigned)(s[*pos] - '0');
-		(*pos)++;
-		n++;
-	}
-	*num_r = num;
-	return n;
-}
-
 /* Skips white space and comments in a NUL-terminated date string. */
 static void
 date_skip_cfws(const char *s, size_t *pos)
@@ -323,21 +248,21 @@ message_parse_date(const char *str, int64_t *time_r, int32_t *tz_minutes_r)
 			pos++;
 		date_skip_cfws(str, &pos);
 	}
-	if (read_number(str, &pos, 2, &day) == 0 || is_digit(str[pos]))
+	if (date_read_number(str, &pos, 2, &day) == 0 || is_digit(str[pos]))
 		return -1;
 	date_skip_cfws(str, &pos);
 	if (str[pos] == '-')
 		pos++;
 	date_skip_cfws(str, &pos);
 	n = pos;
-	month = month_from_name(str + n, read_word(str, &pos));
+	month = date_month_from_name(str + n, read_word(str, &pos));
 	if (month == 0 || pos - n > 9)
 		return -1;
 	date_skip_cfws(str, &pos);
 	if (str[pos] == '-')
 		pos++;
 	date_skip_cfws(str, &pos);
-	n = read_number(str, &pos, 4, &year);
+	n = date_read_number(str, &pos, 4, &year);
 	if (n < 2 || is_digit(str[pos]))
 		return -1;
 	if (n == 2)
@@ -345,19 +270,19 @@ message_parse_date(const char *str, int64_t *time_r, int32_t *tz_minutes_r)
 	else if (n == 3)
 		year += 1900;
 	date_skip_cfws(str, &pos);
-	if (read_number(str, &pos, 2, &hour) == 0)
+	if (date_read_number(str, &pos, 2, &hour) == 0)
 		return -1;
 	date_skip_cfws(str, &pos);
 	if (str[pos++] != ':')
 		return -1;
 	date_skip_cfws(str, &pos);
-	if (read_number(str, &pos, 2, &min) == 0)
+	if (date_read_number(str, &pos, 2, &min) == 0)
 		return -1;
 	date_skip_cfws(str, &pos);
 	if (str[pos] == ':') {
 		pos++;
 		date_skip_cfws(str, &pos);
-		if (read_number(str, &pos, 2, &sec) == 0)
+		if (date_read_number(str, &pos, 2, &sec) == 0)
 			return -1;
 	}
 	date_skip_cfws(str, &pos);
@@ -366,7 +291,7 @@ message_parse_date(const char *str, int64_t *time_r, int32_t *tz_minutes_r)
 		bool neg = str[pos] == '-';
 
 		pos++;
-		if (read_number(str, &pos, 4, &zone) != 4 || zone % 100 > 59)
+		if (date_read_number(str, &pos, 4, &zone) != 4 || zone % 100 > 59)
 			return -1;
 		tz = (int32_t)(zone / 100 * 60 + zone % 100);
 		if (neg)
@@ -377,79 +302,14 @@ message_parse_date(const char *str, int64_t *time_r, int32_t *tz_minutes_r)
 	}
 	/* Anything after the zone (a comment such as "(PST)") is ignored. */
 
-	if (day < 1 || day > days_in_month(year, month) || hour > 23 || min > 59 || sec > 60)
+	if (day < 1 || day > date_days_in_month(year, month) || hour > 23 || min > 59 || sec > 60)
 		return -1;
 	if (sec == 60)
 		sec = 59;                           /* leap second */
 	y = year;
-	*time_r = days_from_civil(y, month, day) * 86400 + hour * 3600 + min * 60 + sec -
+	*time_r = date_days_from_civil(y, month, day) * 86400 + hour * 3600 + min * 60 + sec -
 		  (int64_t)tz * 60;
 	*tz_minutes_r = tz;
-	return 0;
-}
-
-void
-message_write_imap_date(int64_t t, int32_t tz_minutes, struct buf *out)
-{
-	/* Keep the arithmetic far from overflow on absurd inputs. */
-	int64_t limit = (int64_t)1 << 50;
-	int64_t local, days, secs, y;
-	unsigned m, d;
-	int32_t tz_abs;
-
-	if (tz_minutes > 24 * 60 || tz_minutes < -24 * 60)
-		tz_minutes = 0;
-	if (t > limit)
-		t = limit;
-	if (t < -limit)
-		t = -limit;
-	local = t + (int64_t)tz_minutes * 60;
-	days = local >= 0 ? local / 86400 : -((-local + 86399) / 86400);
-	secs = local - days * 86400;
-	civil_from_days(days, &y, &m, &d);
-	tz_abs = tz_minutes < 0 ? -tz_minutes : tz_minutes;
-	/* RFC 3501 date-day-fixed: a space-padded day. */
-	buf_printf(out, "%2u-%s-%04lld %02d:%02d:%02d %c%02d%02d", d, month_names[m - 1],
-		   (long long)y, (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60),
-		   tz_minutes < 0 ? '-' : '+', (int)(tz_abs / 60), (int)(tz_abs % 60));
-}
-
-/* Parses "d-Mon-yyyy" (day of one or two digits, or space-padded) at
-   str[*pos]. */
-static int
-parse_imap_day(const char *str, size_t *pos, int64_t *days_r)
-{
-	unsigned day, year, month;
-
-	if (str[*pos] == ' ')
-		(*pos)++;
-	if (read_number(str, pos, 2, &day) == 0 || str[*pos] != '-')
-		return -1;
-	(*pos)++;
-	if (!is_alpha(str[*pos]) || !is_alpha(str[*pos + 1]) || !is_alpha(str[*pos + 2]))
-		return -1;
-	month = month_from_name(str + *pos, 3);
-	*pos += 3;
-	if (month == 0 || str[*pos] != '-')
-		return -1;
-	(*pos)++;
-	if (read_number(str, pos, 4, &year) != 4 || is_digit(str[*pos]))
-		return -1;
-	if (day < 1 || day > days_in_month(year, month))
-		return -1;
-	*days_r = days_from_civil(year, month, day);
-	return 0;
-}
-
-int
-message_parse_imap_date(const char *str, int64_t *days_r)
-{
-	size_t pos = 0;
-	int64_t days;
-
-	if (parse_imap_day(str, &pos, &days) < 0 || str[pos] != '\0')
-		return -1;
-	*days_r = days;
 	return 0;
 }
 
@@ -462,16 +322,16 @@ message_parse_imap_datetime(const char *str, int64_t *time_r, int32_t *tz_minute
 	int32_t tz;
 	bool neg;
 
-	if (parse_imap_day(str, &pos, &days) < 0 || str[pos++] != ' ')
+	if (date_parse_imap_day(str, &pos, &days) < 0 || str[pos++] != ' ')
 		return -1;
-	if (read_number(str, &pos, 2, &hour) != 2 || str[pos++] != ':' ||
-	    read_number(str, &pos, 2, &min) != 2 || str[pos++] != ':' ||
-	    read_number(str, &pos, 2, &sec) != 2 || str[pos++] != ' ')
+	if (date_read_number(str, &pos, 2, &hour) != 2 || str[pos++] != ':' ||
+	    date_read_number(str, &pos, 2, &min) != 2 || str[pos++] != ':' ||
+	    date_read_number(str, &pos, 2, &sec) != 2 || str[pos++] != ' ')
 		return -1;
 	if (str[pos] != '+' && str[pos] != '-')
 		return -1;
 	neg = str[pos++] == '-';
-	if (read_number(str, &pos, 4, &zone) != 4 || str[pos] != '\0')
+	if (date_read_number(str, &pos, 4, &zone) != 4 || str[pos] != '\0')
 		return -1;
 	if (hour > 23 || min > 59 || sec > 60 || zone / 100 > 23 || zone % 100 > 59)
 		return -1;

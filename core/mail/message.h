@@ -57,11 +57,9 @@ void message_decode_header(const char *value, size_t len, struct buf *out);
 bool message_str_contains(const char *haystack, size_t hay_len, const char *needle,
 			  size_t needle_len);
 
-/* IMAP date-time "dd-Mon-yyyy hh:mm:ss +zzzz" of t in zone tz_minutes. */
-void message_write_imap_date(int64_t t, int32_t tz_minutes, struct buf *out);
-/* Parses an IMAP date-time (the APPEND argument). Returns 0 or -1. */
+/* Parses an IMAP date-time "dd-Mon-yyyy hh:mm:ss +zzzz" (the APPEND
+   argument, and INTERNALDATE in the mail client: the one IMAP syntax both
+   sides read, so it lives here). Returns 0 or -1. */
 int message_parse_imap_datetime(const char *str, int64_t *time_r, int32_t *tz_minutes_r);
-/* Parses an IMAP date "d-Mon-yyyy" (SEARCH) to days since the epoch. */
-int message_parse_imap_date(const char *str, int64_t *days_r);
 
 #endif
