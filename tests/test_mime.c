@@ -1,5 +1,5 @@
 /* test_mime.c: the MIME part tree (core/mail/mime.c) on the corpus in
-   tests/data/: structure, IMAP section lookup, decoding, RFC 2231 and
+   tests/data/: structure, decoding, RFC 2231 and
    RFC 2047 parameter values, text and attachment helpers, the parse
    cache, and robustness (every prefix of every corpus file, nesting and
    part-count bombs). Run from the top of the clone. */
@@ -13,6 +13,7 @@
 #include "mime.h"
 #include "message.h"
 #include "charset.h"
+#include "imap_section.h"
 
 static const char *const corpus[] = {
 	"base64.eml", "broken.eml", "encoded.eml", "group.eml", "lab.eml", "missing.eml",
@@ -62,39 +63,6 @@ read_crlf(const char *name, size_t *len_r)
 	free(data);
 	*len_r = b.len;
 	return buf_steal(&b);
-}
-
-/* The section's bytes as a string, or NULL if it does not exist. */
-static char *
-section_str(const struct mime_message *m, const char *msg, const char *section)
-{
-	size_t off, len;
-	int ret = mime_section_lookup(m, section, &off, &len);
-
-	assert_true(ret >= 0);
-	if (ret == 0) {
-		assert_int_equal(len, 0);
-		return NULL;
-	}
-	assert_true(off + len <= m->len);
-	return xstrndup(msg + off, len);
-}
-
-static void
-assert_section(const struct mime_message *m, const char *msg, const char *section,
-	       const char *expected)
-{
-	char *got = section_str(m, msg, section);
-
-	if (expected == NULL) {
-		if (got != NULL)
-			fail_msg("section %s: expected none, got \"%s\"", section, got);
-	} else {
-		if (got == NULL)
-			fail_msg("section %s: expected \"%s\", got none", section, expected);
-		assert_string_equal(got, expected);
-	}
-	free(got);
 }
 
 static const struct mime_part *
@@ -304,104 +272,6 @@ test_rfc2231_continuations_and_charsets(void **state)
 	mime_message_free(&r);
 }
 
-/* --- sections -------------------------------------------------------- */
-
-static void
-test_sections_of_nested_rfc822(void **state)
-{
-	size_t len;
-	char *msg = read_crlf("mime-rfc822.eml", &len);
-	struct mime_message *m = mime_parse(msg, len);
-	char *s;
-
-	(void)state;
-	assert_section(m, msg, "1", "See the forwarded message.");
-	assert_section(m, msg, "1.MIME", "Content-Type: text/plain; charset=us-ascii\r\n\r\n");
-	assert_section(m, msg, "2.MIME",
-		       "Content-Type: message/rfc822\r\nContent-Disposition: inline\r\n\r\n");
-	assert_section(m, msg, "2.1", "Lunch at the caf\xc3\xa9?");
-	assert_section(m, msg, "2.2", "<p>Lunch at the <i>caf\xc3\xa9</i>?</p>");
-	assert_section(m, msg, "2.1.MIME",
-		       "Content-Type: text/plain; charset=utf-8\r\n"
-		       "Content-Transfer-Encoding: 8bit\r\n\r\n");
-	s = section_str(m, msg, "2.HEADER");
-	assert_non_null(s);
-	assert_int_equal(strncmp(s, "From: \"Eve, E.\"", 15), 0);
-	assert_int_equal(strlen(s), 274);
-	free(s);
-	s = section_str(m, msg, "2.text");
-	assert_non_null(s);
-	assert_int_equal(strncmp(s, "--inner-b\r\n", 11), 0);
-	assert_int_equal(strlen(s), 209);
-	free(s);
-	s = section_str(m, msg, "2");
-	assert_int_equal(strlen(s), 483);
-	free(s);
-	/* Sections that do not exist. */
-	assert_section(m, msg, "3", NULL);
-	/* 1 is not multipart: 1.1 is 1 again, 1.1.1 nothing (as Dovecot). */
-	assert_section(m, msg, "1.1", "See the forwarded message.");
-	assert_section(m, msg, "1.1.1", NULL);
-	assert_section(m, msg, "1.HEADER", NULL);
-	assert_section(m, msg, "1.TEXT", NULL);
-	assert_section(m, msg, "2.3", NULL);
-	assert_section(m, msg, "2.1.2.MIME", NULL);
-	assert_section(m, msg, "4294967295", NULL);
-	/* The message's own sections. */
-	s = section_str(m, msg, "");
-	assert_int_equal(strlen(s), len);
-	free(s);
-	s = section_str(m, msg, "HEADER");
-	assert_int_equal(strlen(s), message_header_size(msg, len));
-	free(s);
-	/* Syntax errors. */
-	size_t off, slen;
-	assert_int_equal(mime_section_lookup(m, "0", &off, &slen), -1);
-	assert_int_equal(mime_section_lookup(m, "1..2", &off, &slen), -1);
-	assert_int_equal(mime_section_lookup(m, "1.", &off, &slen), -1);
-	assert_int_equal(mime_section_lookup(m, "MIME", &off, &slen), -1);
-	assert_int_equal(mime_section_lookup(m, "1.FOO", &off, &slen), -1);
-	assert_int_equal(mime_section_lookup(m, "4294967296", &off, &slen), -1);
-	mime_message_free(&m);
-	free(msg);
-}
-
-static void
-test_sections_of_single_part_messages(void **state)
-{
-	size_t len;
-	char *msg = read_crlf("mime-rfc822-single.eml", &len);
-	struct mime_message *m = mime_parse(msg, len);
-	char *s;
-
-	(void)state;
-	/* A message/rfc822 message: 1 is the enclosed message, 1.1 its
-	   body, 1.1.1 nothing (Dovecot's reading of RFC 3501). */
-	s = section_str(m, msg, "1");
-	assert_int_equal(strlen(s), 112);
-	assert_int_equal(strncmp(s, "From: nina@example.com\r\n", 24), 0);
-	free(s);
-	assert_section(m, msg, "1.1", "inner body line 1\r\ninner body line 2\r\n");
-	assert_section(m, msg, "1.1.1", NULL);
-	assert_section(m, msg, "1.2", NULL);
-	assert_section(m, msg, "1.TEXT", "inner body line 1\r\ninner body line 2\r\n");
-	s = section_str(m, msg, "1.MIME");
-	assert_int_equal(strncmp(s, "From: mallory@example.com\r\n", 27), 0);
-	free(s);
-	mime_message_free(&m);
-	free(msg);
-
-	msg = read_crlf("plain.eml", &len);
-	m = mime_parse(msg, len);
-	s = section_str(m, msg, "1");
-	assert_int_equal(strncmp(s, "Hi Bob,\r\n", 9), 0);
-	free(s);
-	assert_section(m, msg, "2", NULL);
-	assert_section(m, msg, "1.1", NULL);
-	mime_message_free(&m);
-	free(msg);
-}
-
 static void
 test_part_section_numbers(void **state)
 {
@@ -600,7 +470,7 @@ exercise(const char *p, size_t n)
 
 	assert_true(m->part_count >= 1 && m->part_count <= MIME_MAX_PARTS + 1);
 	for (size_t i = 0; i < N_ELEMENTS(sections); i++) {
-		if (mime_section_lookup(m, sections[i], &off, &len) > 0)
+		if (imap_section_lookup(m, sections[i], &off, &len) > 0)
 			assert_true(off <= n && len <= n - off);
 	}
 	(void)mime_message_text(m, p, n, &out);
@@ -699,8 +569,6 @@ main(void)
 		cmocka_unit_test(test_malformed_multiparts_get_a_best_effort_tree),
 		cmocka_unit_test(test_content_type_comments_quotes_and_digest_default),
 		cmocka_unit_test(test_rfc2231_continuations_and_charsets),
-		cmocka_unit_test(test_sections_of_nested_rfc822),
-		cmocka_unit_test(test_sections_of_single_part_messages),
 		cmocka_unit_test(test_part_section_numbers),
 		cmocka_unit_test(test_decode_transfer_encodings),
 		cmocka_unit_test(test_message_text_prefers_plain_then_stripped_html),

@@ -8,6 +8,7 @@
 #include "imap_util.h"
 #include "imap_date.h"
 #include "imap_envelope.h"
+#include "imap_section.h"
 #include "message.h"
 #include "mime.h"
 
@@ -661,10 +662,10 @@ static void
 section_data(const struct fetch_item *item, struct write_ctx *ctx, struct buf *tmp,
 	     const char **data_r, size_t *len_r)
 {
-	static const enum mime_section_kind kinds[] = {
-		[SECTION_ALL] = MIME_SECTION_ALL, [SECTION_HEADER] = MIME_SECTION_HEADER,
-		[SECTION_FIELDS] = MIME_SECTION_HEADER, [SECTION_FIELDS_NOT] = MIME_SECTION_HEADER,
-		[SECTION_TEXT] = MIME_SECTION_TEXT, [SECTION_MIME] = MIME_SECTION_MIME,
+	static const enum imap_section_kind kinds[] = {
+		[SECTION_ALL] = IMAP_SECTION_ALL, [SECTION_HEADER] = IMAP_SECTION_HEADER,
+		[SECTION_FIELDS] = IMAP_SECTION_HEADER, [SECTION_FIELDS_NOT] = IMAP_SECTION_HEADER,
+		[SECTION_TEXT] = IMAP_SECTION_TEXT, [SECTION_MIME] = IMAP_SECTION_MIME,
 	};
 	const char *data = ctx->data;
 	size_t len = ctx->len, off = 0, slen = 0;
@@ -686,7 +687,7 @@ section_data(const struct fetch_item *item, struct write_ctx *ctx, struct buf *t
 			slen = hdr_len;
 		}
 	} else {
-		found = mime_section_range(ctx_tree(ctx), item->part, item->part_count,
+		found = imap_section_range(ctx_tree(ctx), item->part, item->part_count,
 					   kinds[item->kind], &off, &slen);
 	}
 	if (found <= 0 || off > len || slen > len - off)

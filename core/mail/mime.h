@@ -102,34 +102,7 @@ bool mime_part_is(const struct mime_part *part, const char *type, const char *su
    '*'), or NULL. */
 const char *mime_param_get(const struct mime_param *params, size_t count, const char *key);
 
-/* --- IMAP sections (RFC 3501 section 6.4.5) -------------------------- */
-
-enum mime_section_kind {
-	MIME_SECTION_ALL,          /* "" (the whole message) or "1.2" (the part's body) */
-	MIME_SECTION_HEADER,       /* "HEADER", "1.2.HEADER" (also for HEADER.FIELDS) */
-	MIME_SECTION_TEXT,         /* "TEXT", "1.2.TEXT" */
-	MIME_SECTION_MIME,         /* "1.2.MIME" */
-};
-
-/* The part a section path (numbers >= 1) names, as RFC 3501 and Dovecot
-   read it: in a non-multipart message part 1 is the message body; in a
-   message/rfc822 part the next number indexes its enclosed message's
-   parts. count == 0 gives the root. Returns NULL if there is none. */
-const struct mime_part *mime_part_find(const struct mime_message *msg, const uint32_t *path,
-				       size_t count);
-
-/* The byte range of a section. HEADER and TEXT with a path need a
-   message/rfc822 part (they name its enclosed message's header and
-   text); MIME needs a path. Returns 1 and the range, or 0 if the section
-   does not exist (IMAP answers an empty string then, as Dovecot does). */
-int mime_section_range(const struct mime_message *msg, const uint32_t *path, size_t count,
-		       enum mime_section_kind kind, size_t *off_r, size_t *len_r);
-
-/* Same, for a section written as text: "", "1", "1.2.MIME", "2.HEADER",
-   "2.TEXT", "TEXT" (case-insensitive; HEADER.FIELDS is not accepted
-   here). Returns 1 found, 0 not found, -1 invalid syntax. */
-int mime_section_lookup(const struct mime_message *msg, const char *section, size_t *off_r,
-			size_t *len_r);
+/* --- part numbers ---------------------------------------------------- */
 
 /* Appends the section number of part ("1", "2.1.3"; the root of a
    non-multipart message is "1", the root of a multipart one ""). */
