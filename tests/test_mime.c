@@ -15,6 +15,10 @@
 #include "charset.h"
 #include "imap_section.h"
 
+/* The client's text and attachment helpers (not in libimapcore.a) are
+   part of the robustness test below. */
+#include "../client/mail_text.c"
+
 static const char *const corpus[] = {
 	"base64.eml", "broken.eml", "encoded.eml", "group.eml", "lab.eml", "missing.eml",
 	"multipart.eml", "nobody.eml", "noheader.eml", "plain.eml", "qp.eml", "quoted.eml",
@@ -272,36 +276,7 @@ test_rfc2231_continuations_and_charsets(void **state)
 	mime_message_free(&r);
 }
 
-static void
-test_part_section_numbers(void **state)
-{
-	size_t len;
-	char *msg = read_crlf("mime-rfc822.eml", &len);
-	struct mime_message *m = mime_parse(msg, len);
-	struct buf b = BUF_INIT;
-
-	(void)state;
-	mime_part_section(m->root, &b);
-	assert_string_equal(b.data, "");
-	buf_reset(&b);
-	mime_part_section(nth_child(nth_child(m->root, 2)->children, 2), &b);
-	assert_string_equal(b.data, "2.2");
-	mime_message_free(&m);
-	free(msg);
-	msg = read_crlf("mime-rfc822-single.eml", &len);
-	m = mime_parse(msg, len);
-	buf_reset(&b);
-	mime_part_section(m->root->children, &b);
-	assert_string_equal(b.data, "1.1");
-	buf_reset(&b);
-	mime_part_section(m->root, &b);
-	assert_string_equal(b.data, "1");
-	mime_message_free(&m);
-	free(msg);
-	buf_free(&b);
-}
-
-/* --- decoding, text, attachments ------------------------------------- */
+/* --- decoding -------------------------------------------------------- */
 
 static void
 test_decode_transfer_encodings(void **state)
@@ -333,91 +308,6 @@ test_decode_transfer_encodings(void **state)
 	assert_int_equal(charset_to_utf8("../etc", 6, "x", 1, &b), -1);
 	assert_int_equal(b.len, 0);
 	buf_free(&b);
-}
-
-static void
-test_message_text_prefers_plain_then_stripped_html(void **state)
-{
-	size_t len;
-	char *msg = read_crlf("mime-nested.eml", &len);
-	struct mime_message *m = mime_parse(msg, len);
-	struct buf b = BUF_INIT;
-	const char *html = "Content-Type: text/html; charset=iso-8859-1\r\n"
-			   "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-			   "<html><head><style>p {x}</style></head><body><p>Caf=E9 &amp; "
-			   "<b>cr&#232;me</b> &lt;3<br>bye&nbsp;&bogus;</p></body></html>";
-
-	(void)state;
-	assert_true(mime_message_text(m, msg, len, &b));
-	assert_string_equal(b.data, "Hello Bob,\r\n\r\nthe r\xc3\xa9sum\xc3\xa9 of the meeting is "
-				    "attached. Long line that is soft-wrapped here.");
-	mime_message_free(&m);
-	free(msg);
-	buf_reset(&b);
-	m = mime_parse(html, strlen(html));
-	assert_true(mime_message_text(m, html, strlen(html), &b));
-	assert_string_equal(b.data, "\nCaf\xc3\xa9 & cr\xc3\xa8me <3\nbye &bogus;\n");
-	mime_message_free(&m);
-	buf_reset(&b);
-	/* Only an attachment: no text. */
-	const char *att = "Content-Type: application/pdf\r\n\r\nxx";
-	m = mime_parse(att, strlen(att));
-	assert_false(mime_message_text(m, att, strlen(att), &b));
-	assert_int_equal(b.len, 0);
-	mime_message_free(&m);
-	buf_free(&b);
-}
-
-static void
-test_attachment_list_names_sections_and_sizes(void **state)
-{
-	size_t len, n;
-	char *msg = read_crlf("mime-rfc2231.eml", &len);
-	struct mime_message *m = mime_parse(msg, len);
-	struct mime_attachment *list;
-
-	(void)state;
-	n = mime_attachments(m, msg, len, &list);
-	assert_int_equal(n, 2);
-	assert_string_equal(list[0].name, "\xe2\x82\xac rates 2022.txt");
-	assert_string_equal(list[0].section, "2");
-	assert_string_equal(list[0].content_type, "application/octet-stream");
-	assert_int_equal(list[0].size, 12);                  /* "Rates: 1.05\n" */
-	assert_string_equal(list[1].name, "r\xc3\xa9sum\xc3\xa9.txt");
-	assert_string_equal(list[1].section, "3");
-	assert_int_equal(list[1].size, 16);
-	mime_attachments_free(&list, n);
-	assert_null(list);
-	mime_message_free(&m);
-	free(msg);
-
-	msg = read_crlf("mime-nested.eml", &len);
-	m = mime_parse(msg, len);
-	n = mime_attachments(m, msg, len, &list);
-	assert_int_equal(n, 1);
-	assert_string_equal(list[0].name, "report.pdf");
-	assert_string_equal(list[0].section, "2");
-	assert_int_equal(list[0].size, 84);
-	mime_attachments_free(&list, n);
-	mime_message_free(&m);
-	free(msg);
-
-	msg = read_crlf("mime-rfc822.eml", &len);
-	m = mime_parse(msg, len);
-	n = mime_attachments(m, msg, len, &list);
-	assert_int_equal(n, 1);
-	assert_string_equal(list[0].content_type, "message/rfc822");
-	assert_string_equal(list[0].name, "part-2");
-	mime_attachments_free(&list, n);
-	mime_message_free(&m);
-	free(msg);
-
-	msg = read_crlf("plain.eml", &len);
-	m = mime_parse(msg, len);
-	assert_int_equal(mime_attachments(m, msg, len, &list), 0);
-	assert_null(list);
-	mime_message_free(&m);
-	free(msg);
 }
 
 /* --- cache ----------------------------------------------------------- */
@@ -464,7 +354,7 @@ exercise(const char *p, size_t n)
 		"2.TEXT", "1.1.1", "3", "HEADER", "TEXT", "2.1.MIME",
 	};
 	struct mime_message *m = mime_parse(p, n);
-	struct mime_attachment *list;
+	struct mail_text_attachment *list;
 	struct buf out = BUF_INIT;
 	size_t count, off, len;
 
@@ -473,11 +363,11 @@ exercise(const char *p, size_t n)
 		if (imap_section_lookup(m, sections[i], &off, &len) > 0)
 			assert_true(off <= n && len <= n - off);
 	}
-	(void)mime_message_text(m, p, n, &out);
-	count = mime_attachments(m, p, n, &list);
+	(void)mail_text_readable(m, p, n, &out);
+	count = mail_text_attachments(m, p, n, &list);
 	for (size_t i = 0; i < count; i++)
 		mime_part_decoded(list[i].part, p, n, &out);
-	mime_attachments_free(&list, count);
+	mail_text_attachments_free(&list, count);
 	mime_body_text(p, n, &out);
 	buf_free(&out);
 	mime_message_free(&m);
@@ -569,10 +459,7 @@ main(void)
 		cmocka_unit_test(test_malformed_multiparts_get_a_best_effort_tree),
 		cmocka_unit_test(test_content_type_comments_quotes_and_digest_default),
 		cmocka_unit_test(test_rfc2231_continuations_and_charsets),
-		cmocka_unit_test(test_part_section_numbers),
 		cmocka_unit_test(test_decode_transfer_encodings),
-		cmocka_unit_test(test_message_text_prefers_plain_then_stripped_html),
-		cmocka_unit_test(test_attachment_list_names_sections_and_sizes),
 		cmocka_unit_test(test_cache_reuses_trees_and_evicts_the_oldest),
 		cmocka_unit_test(test_every_prefix_of_every_corpus_file_parses_safely),
 		cmocka_unit_test(test_nesting_and_part_bombs_are_bounded),

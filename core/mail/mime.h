@@ -1,5 +1,6 @@
 /* mime.h: one RFC 5322 / MIME parser for the server (FETCH BODYSTRUCTURE,
-   BODY[section], SEARCH text) and the mail client (text, attachments).
+   BODY[section], SEARCH text) and the mail client (text, attachments:
+   client/mail_text.h).
 
    mime_parse() turns a message (CRLF or LF line ends) into a tree of
    parts. The tree holds offsets into the message and its own copies of
@@ -102,12 +103,6 @@ bool mime_part_is(const struct mime_part *part, const char *type, const char *su
    '*'), or NULL. */
 const char *mime_param_get(const struct mime_param *params, size_t count, const char *key);
 
-/* --- part numbers ---------------------------------------------------- */
-
-/* Appends the section number of part ("1", "2.1.3"; the root of a
-   non-multipart message is "1", the root of a multipart one ""). */
-void mime_part_section(const struct mime_part *part, struct buf *out);
-
 /* --- decoding -------------------------------------------------------- */
 
 enum mime_encoding mime_encoding_parse(const char *token, size_t len);
@@ -127,37 +122,6 @@ void mime_part_decoded(const struct mime_part *part, const char *msg, size_t len
    parts decoded from quoted-printable or base64 when the headers say so;
    otherwise the raw body. */
 void mime_body_text(const char *msg, size_t len, struct buf *out);
-
-/* Appends the readable text of the message in UTF-8, for the client:
-   the first text/plain part that is not an attachment, else the first
-   text/html one with the tags stripped. Returns false (nothing
-   appended) if there is neither. */
-bool mime_message_text(const struct mime_message *m, const char *msg, size_t len,
-		       struct buf *out);
-
-/* Minimal HTML to text: tags dropped, script/style skipped, <br>, <p>,
-   <div>, <li>, <tr> give line ends, the common entities decoded. */
-void mime_html_to_text(const char *html, size_t len, struct buf *out);
-
-/* --- attachments ----------------------------------------------------- */
-
-struct mime_attachment {
-	const struct mime_part *part;
-	char *name;                /* UTF-8: disposition filename, else Content-Type
-				      name, else "part-<section>" */
-	char *content_type;        /* "type/subtype" in lower case */
-	char *section;             /* for BODY[<section>] */
-	size_t size;               /* decoded size (an estimate for base64/qp) */
-};
-
-/* Lists the leaf parts that are attachments: a disposition of
-   "attachment", or a file name, or a non-text part (multiparts and the
-   message's text part are not listed; a message/rfc822 part is one
-   attachment). msg is the message m was parsed from (for the decoded
-   sizes). Returns how many; *list_r is NULL when 0. */
-size_t mime_attachments(const struct mime_message *m, const char *msg, size_t len,
-			 struct mime_attachment **list_r);
-void mime_attachments_free(struct mime_attachment **list, size_t count);
 
 /* --- parse cache ----------------------------------------------------- */
 
