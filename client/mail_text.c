@@ -115,8 +115,59 @@ tag_is(const char *tag, size_t len, const char *name)
 	       (len == n || text_is_ws(tag[n]) || tag[n] == '/' || tag[n] == '>');
 }
 
-void
-mail_text_from_html(const char *h, size_t len, struct buf *out)
+/* Appends the UTF-8 encoding of the numeric character reference
+   name[0..nlen) ("#233", "#xE9"). Returns false (nothing appended) if it
+   is not a valid one. */
+static bool
+html_char_ref(const char *name, size_t nlen, struct buf *out)
+{
+	unsigned long cp = 0;
+	bool hex;
+	size_t k;
+	char u[4];
+	size_t ulen;
+
+	if (nlen <= 1 || name[0] != '#')
+		return false;
+	hex = name[1] == 'x' || name[1] == 'X';
+	k = hex ? 2 : 1;
+	for (; k < nlen && cp <= 0x10ffff; k++) {
+		int v = hex ? text_hex_value(name[k]) :
+			(name[k] >= '0' && name[k] <= '9' ? name[k] - '0' : -1);
+		if (v < 0)
+			break;
+		cp = cp * (hex ? 16 : 10) + (unsigned long)v;
+	}
+	if (k != nlen || cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return false;
+	if (cp < 0x80) {
+		u[0] = (char)cp;
+		ulen = 1;
+	} else if (cp < 0x800) {
+		u[0] = (char)(0xc0 | (cp >> 6));
+		u[1] = (char)(0x80 | (cp & 0x3f));
+		ulen = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (char)(0xe0 | (cp >> 12));
+		u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		u[2] = (char)(0x80 | (cp & 0x3f));
+		ulen = 3;
+	} else {
+		u[0] = (char)(0xf0 | (cp >> 18));
+		u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+		u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		u[3] = (char)(0x80 | (cp & 0x3f));
+		ulen = 4;
+	}
+	buf_append(out, u, ulen);
+	return true;
+}
+
+/* The entity or character reference at h[i] == '&': appends what it
+   stands for, or the '&' itself when it is none we know. Returns the
+   offset just past what was read. */
+static size_t
+html_entity(const char *h, size_t len, size_t i, struct buf *out)
 {
 	static const struct {
 		const char *name, *text;
@@ -124,98 +175,72 @@ mail_text_from_html(const char *h, size_t len, struct buf *out)
 		{ "amp", "&" }, { "lt", "<" }, { "gt", ">" }, { "quot", "\"" },
 		{ "apos", "'" }, { "nbsp", " " },
 	};
+	const char *semi = memchr(h + i, ';', len - i < 10 ? len - i : 10);
+	bool done = false;
+
+	if (semi != NULL) {
+		const char *name = h + i + 1;
+		size_t nlen = (size_t)(semi - name);
+
+		done = html_char_ref(name, nlen, out);
+		for (size_t e = 0; e < N_ELEMENTS(entities) && !done; e++) {
+			if (text_mem_equals_ci(name, nlen, entities[e].name)) {
+				buf_append_str(out, entities[e].text);
+				done = true;
+			}
+		}
+	}
+	if (done)
+		return (size_t)(semi - h) + 1;
+	buf_append_c(out, '&');
+	return i + 1;
+}
+
+/* The tag at h[i] == '<': appends a line end for the tags that break a
+   line; skips a script or style element whole. Returns the offset just
+   past what was read. */
+static size_t
+html_tag(const char *h, size_t len, size_t i, struct buf *out)
+{
+	const char *gt = memchr(h + i, '>', len - i);
+	size_t tag_end = gt == NULL ? len : (size_t)(gt - h);
+	const char *tag = h + i + 1;
+	size_t tlen = tag_end - i - 1;
+	bool closing = tlen > 0 && tag[0] == '/';
+
+	if (closing) {
+		tag++;
+		tlen--;
+	}
+	if (!closing && (tag_is(tag, tlen, "script") || tag_is(tag, tlen, "style"))) {
+		const char *endtag = tag_is(tag, tlen, "script") ? "</script" : "</style";
+		size_t j = tag_end;
+
+		while (j < len && !(h[j] == '<' && len - j >= strlen(endtag) &&
+				    ascii_strncasecmp(h + j, endtag, strlen(endtag)) == 0))
+			j++;
+		gt = j < len ? memchr(h + j, '>', len - j) : NULL;
+		return gt == NULL ? len : (size_t)(gt - h) + 1;
+	}
+	if (tag_is(tag, tlen, "br") || tag_is(tag, tlen, "p") ||
+	    tag_is(tag, tlen, "div") || tag_is(tag, tlen, "li") ||
+	    tag_is(tag, tlen, "tr") || tag_is(tag, tlen, "h1") ||
+	    tag_is(tag, tlen, "h2") || tag_is(tag, tlen, "h3"))
+		buf_append_c(out, '\n');
+	return tag_end < len ? tag_end + 1 : len;
+}
+
+void
+mail_text_from_html(const char *h, size_t len, struct buf *out)
+{
 	size_t i = 0;
 
 	buf_append(out, "", 0);
 	while (i < len) {
 		if (h[i] == '<') {
-			const char *gt = memchr(h + i, '>', len - i);
-			size_t tag_end = gt == NULL ? len : (size_t)(gt - h);
-			const char *tag = h + i + 1;
-			size_t tlen = tag_end - i - 1;
-			bool closing = tlen > 0 && tag[0] == '/';
-
-			if (closing) {
-				tag++;
-				tlen--;
-			}
-			if (!closing && (tag_is(tag, tlen, "script") || tag_is(tag, tlen, "style"))) {
-				const char *endtag = tag_is(tag, tlen, "script") ? "</script" : "</style";
-				size_t j = tag_end;
-
-				while (j < len && !(h[j] == '<' && len - j >= strlen(endtag) &&
-						    ascii_strncasecmp(h + j, endtag, strlen(endtag)) == 0))
-					j++;
-				gt = j < len ? memchr(h + j, '>', len - j) : NULL;
-				i = gt == NULL ? len : (size_t)(gt - h) + 1;
-				continue;
-			}
-			if (tag_is(tag, tlen, "br") || tag_is(tag, tlen, "p") ||
-			    tag_is(tag, tlen, "div") || tag_is(tag, tlen, "li") ||
-			    tag_is(tag, tlen, "tr") || tag_is(tag, tlen, "h1") ||
-			    tag_is(tag, tlen, "h2") || tag_is(tag, tlen, "h3"))
-				buf_append_c(out, '\n');
-			i = tag_end < len ? tag_end + 1 : len;
+			i = html_tag(h, len, i, out);
 		} else if (h[i] == '&') {
-			const char *semi = memchr(h + i, ';', len - i < 10 ? len - i : 10);
-			bool done = false;
-
-			if (semi != NULL) {
-				const char *name = h + i + 1;
-				size_t nlen = (size_t)(semi - name);
-
-				if (nlen > 1 && name[0] == '#') {
-					unsigned long cp = 0;
-					bool hex = name[1] == 'x' || name[1] == 'X';
-					size_t k = hex ? 2 : 1;
-
-					for (; k < nlen && cp <= 0x10ffff; k++) {
-						int v = hex ? text_hex_value(name[k]) :
-							(name[k] >= '0' && name[k] <= '9' ? name[k] - '0' : -1);
-						if (v < 0)
-							break;
-						cp = cp * (hex ? 16 : 10) + (unsigned long)v;
-					}
-					if (k == nlen && cp > 0 && cp <= 0x10ffff &&
-					    (cp < 0xd800 || cp > 0xdfff)) {
-						char u[4];
-						size_t ulen;
-						if (cp < 0x80) {
-							u[0] = (char)cp;
-							ulen = 1;
-						} else if (cp < 0x800) {
-							u[0] = (char)(0xc0 | (cp >> 6));
-							u[1] = (char)(0x80 | (cp & 0x3f));
-							ulen = 2;
-						} else if (cp < 0x10000) {
-							u[0] = (char)(0xe0 | (cp >> 12));
-							u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-							u[2] = (char)(0x80 | (cp & 0x3f));
-							ulen = 3;
-						} else {
-							u[0] = (char)(0xf0 | (cp >> 18));
-							u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-							u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-							u[3] = (char)(0x80 | (cp & 0x3f));
-							ulen = 4;
-						}
-						buf_append(out, u, ulen);
-						done = true;
-					}
-				}
-				for (size_t e = 0; e < N_ELEMENTS(entities) && !done; e++) {
-					if (text_mem_equals_ci(name, nlen, entities[e].name)) {
-						buf_append_str(out, entities[e].text);
-						done = true;
-					}
-				}
-			}
-			if (done) {
-				i = (size_t)(semi - h) + 1;
-			} else {
-				buf_append_c(out, '&');
-				i++;
-			}
+			i = html_entity(h, len, i, out);
 		} else {
 			buf_append_c(out, h[i]);
 			i++;

@@ -231,6 +231,92 @@ extended_segment(const char *value, bool first, struct buf *bytes, const char **
 	percent_decode(value, strlen(value), bytes);
 }
 
+/* True if raw[j] (not used yet) is a section of the parameter named by
+   the first base_len bytes of base; its section number and whether it
+   is extended are returned. */
+static bool
+is_segment_of(const struct raw_param *raw, size_t j, const bool *used, const char *base,
+	      size_t base_len, long *section_r, bool *extended_r)
+{
+	size_t b2;
+
+	if (used[j])
+		return false;
+	rfc2231_name(raw[j].name, &b2, section_r, extended_r);
+	return *section_r >= 0 && b2 == base_len && ascii_strncasecmp(raw[j].name, base, base_len) == 0;
+}
+
+/* Whether the sections of raw[i]'s base (from i on) are exactly 0..N-1,
+   each once (then they are merged; otherwise each is kept as written,
+   as Dovecot does). *max_section_r = N-1. */
+static bool
+segments_complete(const struct raw_param *raw, size_t count, const bool *used, size_t i,
+		  size_t base_len, long *max_section_r)
+{
+	size_t seg_count = 0;
+	long s2, max_section = -1;
+	bool e2, complete = true;
+
+	for (size_t j = i; j < count; j++) {
+		if (!is_segment_of(raw, j, used, raw[i].name, base_len, &s2, &e2))
+			continue;
+		seg_count++;
+		if (s2 > max_section)
+			max_section = s2;
+	}
+	if ((size_t)(max_section + 1) != seg_count)
+		complete = false;
+	for (long want = 0; complete && want <= max_section; want++) {
+		size_t found = 0;
+
+		for (size_t j = i; j < count; j++) {
+			if (is_segment_of(raw, j, used, raw[i].name, base_len, &s2, &e2) &&
+			    s2 == want)
+				found++;
+		}
+		complete = found == 1;
+	}
+	*max_section_r = max_section;
+	return complete;
+}
+
+/* Sets p to the merge of the sections 0..max_section of raw[i]'s base
+   (segments_complete() said yes); marks them used and merged. */
+static void
+segments_merge(struct raw_param *raw, size_t count, bool *used, bool *merged, size_t i,
+	       size_t base_len, long max_section, struct mime_param *p)
+{
+	struct buf value = BUF_INIT, bytes = BUF_INIT;
+	const char *cs = "";
+	size_t cs_len = 0;
+	bool first_extended = false;
+	long s2;
+	bool e2;
+	char *name;
+
+	buf_append(&value, "", 0);
+	for (long want = 0; want <= max_section; want++) {
+		for (size_t j = i; j < count; j++) {
+			if (!is_segment_of(raw, j, used, raw[i].name, base_len, &s2, &e2) ||
+			    s2 != want)
+				continue;
+			if (want == 0)
+				first_extended = e2;
+			buf_append_str(&value, raw[j].value);
+			if (e2)
+				extended_segment(raw[j].value, want == 0, &bytes, &cs, &cs_len);
+			else
+				buf_append_str(&bytes, raw[j].value);
+			used[j] = true;
+			merged[j] = true;       /* freed at the end: cs may point in */
+			break;
+		}
+	}
+	name = xasprintf("%.*s%s", (int)base_len, raw[i].name, first_extended ? "*" : "");
+	param_set(p, name, buf_steal(&value), base_len, first_extended, &bytes, cs, cs_len);
+	buf_free(&bytes);
+}
+
 /* Turns raw parameters into mime_params, merging RFC 2231
    continuations. Takes the strings of raw. */
 static void
@@ -243,9 +329,9 @@ params_build(struct raw_param *raw, size_t count, struct mime_param **params_r,
 	size_t n = 0;
 
 	for (size_t i = 0; i < count; i++) {
-		size_t base_len, seg_count = 0, b2;
-		long section, s2, max_section = -1;
-		bool extended, e2, complete = true;
+		size_t base_len;
+		long section, max_section;
+		bool extended;
 
 		if (used[i])
 			continue;
@@ -263,35 +349,7 @@ params_build(struct raw_param *raw, size_t count, struct mime_param **params_r,
 			buf_free(&bytes);
 			continue;
 		}
-		/* Sections of the same base: merged when they are 0..N-1, each
-		   once; otherwise each is kept as written (as Dovecot does). */
-		for (size_t j = i; j < count; j++) {
-			if (used[j])
-				continue;
-			rfc2231_name(raw[j].name, &b2, &s2, &e2);
-			if (s2 < 0 || b2 != base_len ||
-			    ascii_strncasecmp(raw[j].name, raw[i].name, base_len) != 0)
-				continue;
-			seg_count++;
-			if (s2 > max_section)
-				max_section = s2;
-		}
-		if ((size_t)(max_section + 1) != seg_count)
-			complete = false;
-		for (long want = 0; complete && want <= max_section; want++) {
-			size_t found = 0;
-
-			for (size_t j = i; j < count; j++) {
-				if (used[j])
-					continue;
-				rfc2231_name(raw[j].name, &b2, &s2, &e2);
-				if (s2 == want && b2 == base_len &&
-				    ascii_strncasecmp(raw[j].name, raw[i].name, base_len) == 0)
-					found++;
-			}
-			complete = found == 1;
-		}
-		if (!complete) {
+		if (!segments_complete(raw, count, used, i, base_len, &max_section)) {
 			struct buf none = BUF_INIT;
 
 			used[i] = true;
@@ -299,38 +357,7 @@ params_build(struct raw_param *raw, size_t count, struct mime_param **params_r,
 				  false, &none, "", 0);
 			continue;
 		}
-		struct buf value = BUF_INIT, bytes = BUF_INIT;
-		const char *cs = "";
-		size_t cs_len = 0;
-		bool first_extended = false;
-		char *name;
-
-		buf_append(&value, "", 0);
-		for (long want = 0; want <= max_section; want++) {
-			for (size_t j = i; j < count; j++) {
-				if (used[j])
-					continue;
-				rfc2231_name(raw[j].name, &b2, &s2, &e2);
-				if (s2 != want || b2 != base_len ||
-				    ascii_strncasecmp(raw[j].name, raw[i].name, base_len) != 0)
-					continue;
-				if (want == 0)
-					first_extended = e2;
-				buf_append_str(&value, raw[j].value);
-				if (e2)
-					extended_segment(raw[j].value, want == 0, &bytes, &cs,
-							 &cs_len);
-				else
-					buf_append_str(&bytes, raw[j].value);
-				used[j] = true;
-				merged[j] = true;       /* freed at the end: cs may point in */
-				break;
-			}
-		}
-		name = xasprintf("%.*s%s", (int)base_len, raw[i].name, first_extended ? "*" : "");
-		param_set(&params[n++], name, buf_steal(&value), base_len, first_extended, &bytes,
-			  cs, cs_len);
-		buf_free(&bytes);
+		segments_merge(raw, count, used, merged, i, base_len, max_section, &params[n++]);
 	}
 	for (size_t i = 0; i < count; i++) {
 		if (merged[i]) {
