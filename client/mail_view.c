@@ -1,10 +1,11 @@
 /* mail_view.c: one mail as a person reads it (see mail_view.h).
 
-   The body and the attachments come from core's MIME parser (mime.h):
-   the readable text part with its transfer encoding and charset undone,
+   The body and the attachments come from core's MIME parser (mime.h)
+   through mail_text.h: the readable text part with its transfer encoding and charset undone,
    and every attachment by name and size. */
 #include "mail_view.h"
 #include "buf.h"
+#include "mail_text.h"
 #include "mc_util.h"
 #include "message.h"
 #include "mime.h"
@@ -110,8 +111,8 @@ mail_view_print(FILE *out, const char *msg, size_t len, int64_t internal_date)
 	mail_view_received(out, msg, hdr_len, internal_date);
 
 	struct mime_message *m = mime_parse(msg, len);
-	struct mime_attachment *atts = NULL;
-	size_t att_count = mime_attachments(m, msg, len, &atts);
+	struct mail_text_attachment *atts = NULL;
+	size_t att_count = mail_text_attachments(m, msg, len, &atts);
 	for (size_t i = 0; i < att_count; i++) {
 		char size[32];
 		mail_view_size(size, sizeof(size), atts[i].size);
@@ -122,7 +123,7 @@ mail_view_print(FILE *out, const char *msg, size_t len, int64_t internal_date)
 	putc('\n', out);
 
 	struct buf text = BUF_INIT;
-	if (mime_message_text(m, msg, len, &text)) {
+	if (mail_text_readable(m, msg, len, &text)) {
 		mc_write_safe(out, text.data != NULL ? text.data : "", text.len);
 		if (text.len > 0 && text.data[text.len - 1] != '\n')
 			putc('\n', out);
@@ -130,6 +131,6 @@ mail_view_print(FILE *out, const char *msg, size_t len, int64_t internal_date)
 		fputs("(this mail has no text part)\n", out);
 	}
 	buf_free(&text);
-	mime_attachments_free(&atts, att_count);
+	mail_text_attachments_free(&atts, att_count);
 	mime_message_free(&m);
 }

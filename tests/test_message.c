@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include "imap_date.h"
+#include "imap_envelope.h"
 #include "message.h"
+#include "mime.h"
 
 static const char *const corpus[] = {
 	"plain.eml", "group.eml", "quoted.eml", "missing.eml", "encoded.eml",
@@ -38,18 +41,6 @@ read_data(const char *name, size_t *len_r)
 	fclose(f);
 	*len_r = (size_t)size;
 	return data;
-}
-
-static char *
-envelope_of(const char *name)
-{
-	struct buf out = BUF_INIT;
-	size_t len;
-	char *data = read_data(name, &len);
-
-	message_envelope(data, len, &out);
-	free(data);
-	return buf_steal(&out);
 }
 
 static void
@@ -187,138 +178,6 @@ test_header_fields_not_returns_the_others(void **state)
 	buf_free(&out);
 }
 
-/* --- ENVELOPE -------------------------------------------------------- */
-
-/* An empty quoted display name or local part (found by fuzzing: the
-   address parser must not do pointer arithmetic on an empty buffer). */
-static void
-test_envelope_empty_quoted_strings(void **state)
-{
-	static const char msg[] = "From: \"\" <a@b>\r\nTo: \"\"@x, \"\" \"\" <c@d>\r\n\r\nbody\r\n";
-	struct buf out = BUF_INIT;
-
-	message_envelope(msg, sizeof(msg) - 1, &out);
-	assert_non_null(strstr(out.data, "\"a\" \"b\""));
-	assert_non_null(strstr(out.data, "\"c\" \"d\""));
-	buf_free(&out);
-}
-
-static void
-test_envelope_plain_message(void **state)
-{
-	char *env = envelope_of("plain.eml");
-
-	(void)state;
-	assert_string_equal(env,
-		"(\"Tue, 15 Feb 2022 10:29:58 +0530\" \"Lab meeting tomorrow\" "
-		"((\"Alice Example\" NIL \"alice\" \"example.com\")) "
-		"((\"Alice Example\" NIL \"alice\" \"example.com\")) "
-		"((\"Alice Example\" NIL \"alice\" \"example.com\")) "
-		"((\"Bob\" NIL \"bob\" \"example.org\")) "
-		"((NIL NIL \"carol\" \"example.net\")) NIL "
-		"\"<prev.99@example.org>\" \"<20220215.1@example.com>\")");
-	free(env);
-}
-
-static void
-test_envelope_group_syntax(void **state)
-{
-	char *env = envelope_of("group.eml");
-
-	(void)state;
-	assert_string_equal(env,
-		"(\"1 Mar 2022 08:00 GMT\" \"group syntax\" "
-		"((NIL NIL \"news\" \"example.com\")) "
-		"((NIL NIL \"news\" \"example.com\")) "
-		"((NIL NIL \"news\" \"example.com\")) "
-		"((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL NIL NIL)) "
-		"((NIL NIL \"Friends\" NIL)(NIL NIL \"anna\" \"example.com\")"
-		"(\"Ben B.\" NIL \"ben\" \"example.com\")(NIL NIL NIL NIL)"
-		"(NIL NIL \"dave\" \"example.com\")) "
-		"NIL NIL NIL)");
-	free(env);
-}
-
-static void
-test_envelope_quoted_names_comments_routes_and_missing_domain(void **state)
-{
-	char *env = envelope_of("quoted.eml");
-
-	(void)state;
-	assert_string_equal(env,
-		"(\"Wed, 02 Mar 2022 23:59:59 -0800 (PST)\" \"quoted names and comments\" "
-		"((\"Doe, John\" NIL \"john.doe\" \"example.com\")) "
-		"((NIL NIL \"secretary\" \"example.com\")) "
-		"((\"Smith \\\"JJ\\\" Bob\" NIL \"bob\" \"example.org\")) "
-		"((NIL NIL \"bob\" \"MISSING_DOMAIN\")"
-		"(\"Mary Q. Public\" NIL \"mary\" \"[192.0.2.7]\")"
-		"(NIL \"@relay.example\" \"route\" \"example.net\")) "
-		"NIL ((NIL NIL \"hidden\" \"example.com\")) NIL NIL)");
-	free(env);
-}
-
-static void
-test_envelope_missing_fields_are_nil(void **state)
-{
-	char *env = envelope_of("missing.eml");
-
-	(void)state;
-	assert_string_equal(env, "(NIL \"nothing else here\" NIL NIL NIL NIL NIL NIL NIL NIL)");
-	free(env);
-	env = envelope_of("noheader.eml");
-	assert_string_equal(env, "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)");
-	free(env);
-}
-
-static void
-test_envelope_passes_encoded_words_through(void **state)
-{
-	char *env = envelope_of("encoded.eml");
-
-	(void)state;
-	assert_string_equal(env,
-		"(\"Thu, 3 Mar 2022 12:00:00 +0100\" "
-		"\"=?UTF-8?B?w4lsw6h2ZQ==?= =?UTF-8?Q?_r=C3=A9sum=C3=A9?= plain\" "
-		"((\"=?ISO-8859-1?Q?Andr=E9?= Pirard\" NIL \"PIRARD\" \"example.be\")) "
-		"((\"=?ISO-8859-1?Q?Andr=E9?= Pirard\" NIL \"PIRARD\" \"example.be\")) "
-		"((\"=?ISO-8859-1?Q?Andr=E9?= Pirard\" NIL \"PIRARD\" \"example.be\")) "
-		"((\"=?UTF-8?B?SsO2cmc=?=\" NIL \"joerg\" \"example.de\")) NIL NIL NIL NIL)");
-	free(env);
-}
-
-static void
-test_envelope_empty_sender_defaults_to_from_and_8bit_is_literal(void **state)
-{
-	const char msg[] = "From: J\xc3\xb6rg <j@x>\r\nSender:\r\nReply-To: ,\r\n"
-			   "Subject: \xc3\xa9t\xc3\xa9\r\n\r\n";
-	struct buf out = BUF_INIT;
-
-	(void)state;
-	message_envelope(msg, sizeof(msg) - 1, &out);
-	assert_string_equal(out.data,
-		"(NIL {5}\r\n\xc3\xa9t\xc3\xa9 "
-		"(({5}\r\nJ\xc3\xb6rg NIL \"j\" \"x\")) "
-		"(({5}\r\nJ\xc3\xb6rg NIL \"j\" \"x\")) "
-		"(({5}\r\nJ\xc3\xb6rg NIL \"j\" \"x\")) NIL NIL NIL NIL NIL)");
-	buf_free(&out);
-}
-
-static void
-test_envelope_of_broken_message_is_well_formed(void **state)
-{
-	char *env = envelope_of("broken.eml");
-
-	(void)state;
-	/* From: "Unterminated <x@y : the quoted string runs to the end, so
-	   the whole rest is a bare local part. Date is kept raw even though
-	   it does not parse. */
-	assert_non_null(strstr(env, "(\"32 Jan 2022 25:61:00 +9999\" "));
-	assert_non_null(strstr(env, "((NIL NIL \"Unterminated <x@y\" \"MISSING_DOMAIN\"))"));
-	assert_non_null(strstr(env, "(NIL NIL \"missing-close\" \"example.com\")"));
-	assert_int_equal(env[strlen(env) - 1], ')');
-	free(env);
-}
-
 /* --- dates ----------------------------------------------------------- */
 
 static void
@@ -376,30 +235,6 @@ test_parse_date_rejects_bad_dates(void **state)
 }
 
 static void
-test_write_imap_date_space_pads_the_day(void **state)
-{
-	struct buf out = BUF_INIT;
-
-	(void)state;
-	message_write_imap_date(0, 0, &out);
-	assert_string_equal(out.data, " 1-Jan-1970 00:00:00 +0000");
-	buf_reset(&out);
-	message_write_imap_date(1644901198, 330, &out);
-	assert_string_equal(out.data, "15-Feb-2022 10:29:58 +0530");
-	buf_reset(&out);
-	message_write_imap_date(1646294399, -480, &out);
-	assert_string_equal(out.data, " 2-Mar-2022 23:59:59 -0800");
-	buf_reset(&out);
-	message_write_imap_date(-3600, 60, &out);
-	assert_string_equal(out.data, " 1-Jan-1970 00:00:00 +0100");
-	buf_reset(&out);
-	/* Absurd zones are not trusted. */
-	message_write_imap_date(0, 100000, &out);
-	assert_string_equal(out.data, " 1-Jan-1970 00:00:00 +0000");
-	buf_free(&out);
-}
-
-static void
 test_parse_imap_datetime(void **state)
 {
 	static const char *const bad[] = {
@@ -422,7 +257,7 @@ test_parse_imap_datetime(void **state)
 	assert_int_equal(t, 1136210645);
 	assert_int_equal(tz, -360);
 	/* Round trip through the writer. */
-	message_write_imap_date(t, tz, &out);
+	imap_date_write(t, tz, &out);
 	assert_int_equal(message_parse_imap_datetime(out.data, &t, &tz), 0);
 	assert_int_equal(t, 1136210645);
 	assert_int_equal(tz, -360);
@@ -430,30 +265,6 @@ test_parse_imap_datetime(void **state)
 	for (size_t i = 0; i < N_ELEMENTS(bad); i++) {
 		if (message_parse_imap_datetime(bad[i], &t, &tz) != -1)
 			fail_msg("bad date-time accepted: %s", bad[i]);
-	}
-}
-
-static void
-test_parse_imap_date(void **state)
-{
-	static const char *const bad[] = {
-		"", "1-Feb-94", "31-Feb-1994", "1-Feb-1994x", "1 Feb 1994", "0-Feb-1994",
-		"1-Fe-1994", "001-Feb-1994", "1-Feb-19940",
-	};
-	int64_t days;
-
-	(void)state;
-	assert_int_equal(message_parse_imap_date("1-Feb-1994", &days), 0);
-	assert_int_equal(days, 8797);
-	assert_int_equal(message_parse_imap_date("01-FEB-1994", &days), 0);
-	assert_int_equal(days, 8797);
-	assert_int_equal(message_parse_imap_date("1-Jan-1970", &days), 0);
-	assert_int_equal(days, 0);
-	assert_int_equal(message_parse_imap_date("31-Dec-1969", &days), 0);
-	assert_int_equal(days, -1);
-	for (size_t i = 0; i < N_ELEMENTS(bad); i++) {
-		if (message_parse_imap_date(bad[i], &days) != -1)
-			fail_msg("bad date accepted: %s", bad[i]);
 	}
 }
 
@@ -530,7 +341,7 @@ body_text_of(const char *name)
 	size_t len;
 	char *data = read_data(name, &len);
 
-	message_body_text(data, len, &out);
+	mime_body_text(data, len, &out);
 	free(data);
 	buf_append_c(&out, '\0');   /* also for an empty result */
 	return buf_steal(&out);
@@ -616,7 +427,7 @@ test_body_text_nesting_is_bounded(void **state)
 	for (int i = 0; i < 200; i++)
 		buf_printf(&msg, "Content-Type: multipart/mixed; boundary=b%d\n\n--b%d\n", i, i);
 	buf_append_str(&msg, "Content-Type: text/plain\n\ndeep text\n");
-	message_body_text(msg.data, msg.len, &out);
+	mime_body_text(msg.data, msg.len, &out);
 	assert_true(out.len > 0);
 	buf_free(&msg);
 	buf_free(&out);
@@ -669,18 +480,18 @@ test_every_prefix_of_corpus_is_safe(void **state)
 			(void)message_header_get_all(p, hdr, "To", &out);
 			message_header_fields(p, hdr, names, 3, false, &out);
 			message_header_fields(p, hdr, names, 3, true, &out);
-			message_envelope(p, n, &out);
-			message_body_text(p, n, &out);
+			imap_envelope(p, n, &out);
+			mime_body_text(p, n, &out);
 			message_decode_header(p, n, &out);
 			(void)message_str_contains(p, n, "lab", 3);
 			p[n] = '\0';
 			(void)message_parse_date(p, &t, &tz);
 			(void)message_parse_imap_datetime(p, &t, &tz);
-			(void)message_parse_imap_date(p, &t);
+			(void)imap_date_parse(p, &t);
 			buf_free(&out);
 			/* The same bytes without their start, as a header value. */
 			message_decode_header(p + n / 2, n - n / 2, &out);
-			message_envelope(p + n / 2, n - n / 2, &out);
+			imap_envelope(p + n / 2, n - n / 2, &out);
 			buf_free(&out);
 			free(p);
 		}
@@ -707,7 +518,7 @@ test_dates_every_prefix_is_safe(void **state)
 
 			(void)message_parse_date(p, &t, &tz);
 			(void)message_parse_imap_datetime(p, &t, &tz);
-			(void)message_parse_imap_date(p, &t);
+			(void)imap_date_parse(p, &t);
 			free(p);
 		}
 	}
@@ -723,19 +534,9 @@ main(void)
 		cmocka_unit_test(test_header_get_all_joins_values),
 		cmocka_unit_test(test_header_fields_keeps_folding_and_uses_crlf),
 		cmocka_unit_test(test_header_fields_not_returns_the_others),
-		cmocka_unit_test(test_envelope_plain_message),
-		cmocka_unit_test(test_envelope_empty_quoted_strings),
-		cmocka_unit_test(test_envelope_group_syntax),
-		cmocka_unit_test(test_envelope_quoted_names_comments_routes_and_missing_domain),
-		cmocka_unit_test(test_envelope_missing_fields_are_nil),
-		cmocka_unit_test(test_envelope_passes_encoded_words_through),
-		cmocka_unit_test(test_envelope_empty_sender_defaults_to_from_and_8bit_is_literal),
-		cmocka_unit_test(test_envelope_of_broken_message_is_well_formed),
 		cmocka_unit_test(test_parse_date_rfc5322_and_obsolete_forms),
 		cmocka_unit_test(test_parse_date_rejects_bad_dates),
-		cmocka_unit_test(test_write_imap_date_space_pads_the_day),
 		cmocka_unit_test(test_parse_imap_datetime),
-		cmocka_unit_test(test_parse_imap_date),
 		cmocka_unit_test(test_decode_header_b_and_q),
 		cmocka_unit_test(test_decode_header_joins_adjacent_words),
 		cmocka_unit_test(test_decode_header_leaves_bad_words_alone),

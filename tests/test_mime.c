@@ -1,5 +1,5 @@
 /* test_mime.c: the MIME part tree (core/mail/mime.c) on the corpus in
-   tests/data/: structure, IMAP section lookup, decoding, RFC 2231 and
+   tests/data/: structure, decoding, RFC 2231 and
    RFC 2047 parameter values, text and attachment helpers, the parse
    cache, and robustness (every prefix of every corpus file, nesting and
    part-count bombs). Run from the top of the clone. */
@@ -12,6 +12,12 @@
 
 #include "mime.h"
 #include "message.h"
+#include "charset.h"
+#include "imap_section.h"
+
+/* The client's text and attachment helpers (not in libimapcore.a) are
+   part of the robustness test below. */
+#include "../client/mail_text.c"
 
 static const char *const corpus[] = {
 	"base64.eml", "broken.eml", "encoded.eml", "group.eml", "lab.eml", "missing.eml",
@@ -61,39 +67,6 @@ read_crlf(const char *name, size_t *len_r)
 	free(data);
 	*len_r = b.len;
 	return buf_steal(&b);
-}
-
-/* The section's bytes as a string, or NULL if it does not exist. */
-static char *
-section_str(const struct mime_message *m, const char *msg, const char *section)
-{
-	size_t off, len;
-	int ret = mime_section_lookup(m, section, &off, &len);
-
-	assert_true(ret >= 0);
-	if (ret == 0) {
-		assert_int_equal(len, 0);
-		return NULL;
-	}
-	assert_true(off + len <= m->len);
-	return xstrndup(msg + off, len);
-}
-
-static void
-assert_section(const struct mime_message *m, const char *msg, const char *section,
-	       const char *expected)
-{
-	char *got = section_str(m, msg, section);
-
-	if (expected == NULL) {
-		if (got != NULL)
-			fail_msg("section %s: expected none, got \"%s\"", section, got);
-	} else {
-		if (got == NULL)
-			fail_msg("section %s: expected \"%s\", got none", section, expected);
-		assert_string_equal(got, expected);
-	}
-	free(got);
 }
 
 static const struct mime_part *
@@ -303,134 +276,7 @@ test_rfc2231_continuations_and_charsets(void **state)
 	mime_message_free(&r);
 }
 
-/* --- sections -------------------------------------------------------- */
-
-static void
-test_sections_of_nested_rfc822(void **state)
-{
-	size_t len;
-	char *msg = read_crlf("mime-rfc822.eml", &len);
-	struct mime_message *m = mime_parse(msg, len);
-	char *s;
-
-	(void)state;
-	assert_section(m, msg, "1", "See the forwarded message.");
-	assert_section(m, msg, "1.MIME", "Content-Type: text/plain; charset=us-ascii\r\n\r\n");
-	assert_section(m, msg, "2.MIME",
-		       "Content-Type: message/rfc822\r\nContent-Disposition: inline\r\n\r\n");
-	assert_section(m, msg, "2.1", "Lunch at the caf\xc3\xa9?");
-	assert_section(m, msg, "2.2", "<p>Lunch at the <i>caf\xc3\xa9</i>?</p>");
-	assert_section(m, msg, "2.1.MIME",
-		       "Content-Type: text/plain; charset=utf-8\r\n"
-		       "Content-Transfer-Encoding: 8bit\r\n\r\n");
-	s = section_str(m, msg, "2.HEADER");
-	assert_non_null(s);
-	assert_int_equal(strncmp(s, "From: \"Eve, E.\"", 15), 0);
-	assert_int_equal(strlen(s), 274);
-	free(s);
-	s = section_str(m, msg, "2.text");
-	assert_non_null(s);
-	assert_int_equal(strncmp(s, "--inner-b\r\n", 11), 0);
-	assert_int_equal(strlen(s), 209);
-	free(s);
-	s = section_str(m, msg, "2");
-	assert_int_equal(strlen(s), 483);
-	free(s);
-	/* Sections that do not exist. */
-	assert_section(m, msg, "3", NULL);
-	/* 1 is not multipart: 1.1 is 1 again, 1.1.1 nothing (as Dovecot). */
-	assert_section(m, msg, "1.1", "See the forwarded message.");
-	assert_section(m, msg, "1.1.1", NULL);
-	assert_section(m, msg, "1.HEADER", NULL);
-	assert_section(m, msg, "1.TEXT", NULL);
-	assert_section(m, msg, "2.3", NULL);
-	assert_section(m, msg, "2.1.2.MIME", NULL);
-	assert_section(m, msg, "4294967295", NULL);
-	/* The message's own sections. */
-	s = section_str(m, msg, "");
-	assert_int_equal(strlen(s), len);
-	free(s);
-	s = section_str(m, msg, "HEADER");
-	assert_int_equal(strlen(s), message_header_size(msg, len));
-	free(s);
-	/* Syntax errors. */
-	size_t off, slen;
-	assert_int_equal(mime_section_lookup(m, "0", &off, &slen), -1);
-	assert_int_equal(mime_section_lookup(m, "1..2", &off, &slen), -1);
-	assert_int_equal(mime_section_lookup(m, "1.", &off, &slen), -1);
-	assert_int_equal(mime_section_lookup(m, "MIME", &off, &slen), -1);
-	assert_int_equal(mime_section_lookup(m, "1.FOO", &off, &slen), -1);
-	assert_int_equal(mime_section_lookup(m, "4294967296", &off, &slen), -1);
-	mime_message_free(&m);
-	free(msg);
-}
-
-static void
-test_sections_of_single_part_messages(void **state)
-{
-	size_t len;
-	char *msg = read_crlf("mime-rfc822-single.eml", &len);
-	struct mime_message *m = mime_parse(msg, len);
-	char *s;
-
-	(void)state;
-	/* A message/rfc822 message: 1 is the enclosed message, 1.1 its
-	   body, 1.1.1 nothing (Dovecot's reading of RFC 3501). */
-	s = section_str(m, msg, "1");
-	assert_int_equal(strlen(s), 112);
-	assert_int_equal(strncmp(s, "From: nina@example.com\r\n", 24), 0);
-	free(s);
-	assert_section(m, msg, "1.1", "inner body line 1\r\ninner body line 2\r\n");
-	assert_section(m, msg, "1.1.1", NULL);
-	assert_section(m, msg, "1.2", NULL);
-	assert_section(m, msg, "1.TEXT", "inner body line 1\r\ninner body line 2\r\n");
-	s = section_str(m, msg, "1.MIME");
-	assert_int_equal(strncmp(s, "From: mallory@example.com\r\n", 27), 0);
-	free(s);
-	mime_message_free(&m);
-	free(msg);
-
-	msg = read_crlf("plain.eml", &len);
-	m = mime_parse(msg, len);
-	s = section_str(m, msg, "1");
-	assert_int_equal(strncmp(s, "Hi Bob,\r\n", 9), 0);
-	free(s);
-	assert_section(m, msg, "2", NULL);
-	assert_section(m, msg, "1.1", NULL);
-	mime_message_free(&m);
-	free(msg);
-}
-
-static void
-test_part_section_numbers(void **state)
-{
-	size_t len;
-	char *msg = read_crlf("mime-rfc822.eml", &len);
-	struct mime_message *m = mime_parse(msg, len);
-	struct buf b = BUF_INIT;
-
-	(void)state;
-	mime_part_section(m->root, &b);
-	assert_string_equal(b.data, "");
-	buf_reset(&b);
-	mime_part_section(nth_child(nth_child(m->root, 2)->children, 2), &b);
-	assert_string_equal(b.data, "2.2");
-	mime_message_free(&m);
-	free(msg);
-	msg = read_crlf("mime-rfc822-single.eml", &len);
-	m = mime_parse(msg, len);
-	buf_reset(&b);
-	mime_part_section(m->root->children, &b);
-	assert_string_equal(b.data, "1.1");
-	buf_reset(&b);
-	mime_part_section(m->root, &b);
-	assert_string_equal(b.data, "1");
-	mime_message_free(&m);
-	free(msg);
-	buf_free(&b);
-}
-
-/* --- decoding, text, attachments ------------------------------------- */
+/* --- decoding -------------------------------------------------------- */
 
 static void
 test_decode_transfer_encodings(void **state)
@@ -452,101 +298,16 @@ test_decode_transfer_encodings(void **state)
 	buf_reset(&b);
 	assert_int_equal(mime_encoding_parse("Quoted-Printable", 16), MIME_ENC_QP);
 	assert_int_equal(mime_encoding_parse("x-uuencode", 10), MIME_ENC_OTHER);
-	assert_int_equal(mime_charset_to_utf8("iso-8859-1", 10, "caf\xe9", 4, &b), 0);
+	assert_int_equal(charset_to_utf8("iso-8859-1", 10, "caf\xe9", 4, &b), 0);
 	assert_string_equal(b.data, "caf\xc3\xa9");
 	buf_reset(&b);
-	assert_int_equal(mime_charset_to_utf8("windows-1252", 12, "\x80", 1, &b), 0);
+	assert_int_equal(charset_to_utf8("windows-1252", 12, "\x80", 1, &b), 0);
 	assert_string_equal(b.data, "\xe2\x82\xac");
 	buf_reset(&b);
-	assert_int_equal(mime_charset_to_utf8("no-such-charset", 15, "x", 1, &b), -1);
-	assert_int_equal(mime_charset_to_utf8("../etc", 6, "x", 1, &b), -1);
+	assert_int_equal(charset_to_utf8("no-such-charset", 15, "x", 1, &b), -1);
+	assert_int_equal(charset_to_utf8("../etc", 6, "x", 1, &b), -1);
 	assert_int_equal(b.len, 0);
 	buf_free(&b);
-}
-
-static void
-test_message_text_prefers_plain_then_stripped_html(void **state)
-{
-	size_t len;
-	char *msg = read_crlf("mime-nested.eml", &len);
-	struct mime_message *m = mime_parse(msg, len);
-	struct buf b = BUF_INIT;
-	const char *html = "Content-Type: text/html; charset=iso-8859-1\r\n"
-			   "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-			   "<html><head><style>p {x}</style></head><body><p>Caf=E9 &amp; "
-			   "<b>cr&#232;me</b> &lt;3<br>bye&nbsp;&bogus;</p></body></html>";
-
-	(void)state;
-	assert_true(mime_message_text(m, msg, len, &b));
-	assert_string_equal(b.data, "Hello Bob,\r\n\r\nthe r\xc3\xa9sum\xc3\xa9 of the meeting is "
-				    "attached. Long line that is soft-wrapped here.");
-	mime_message_free(&m);
-	free(msg);
-	buf_reset(&b);
-	m = mime_parse(html, strlen(html));
-	assert_true(mime_message_text(m, html, strlen(html), &b));
-	assert_string_equal(b.data, "\nCaf\xc3\xa9 & cr\xc3\xa8me <3\nbye &bogus;\n");
-	mime_message_free(&m);
-	buf_reset(&b);
-	/* Only an attachment: no text. */
-	const char *att = "Content-Type: application/pdf\r\n\r\nxx";
-	m = mime_parse(att, strlen(att));
-	assert_false(mime_message_text(m, att, strlen(att), &b));
-	assert_int_equal(b.len, 0);
-	mime_message_free(&m);
-	buf_free(&b);
-}
-
-static void
-test_attachment_list_names_sections_and_sizes(void **state)
-{
-	size_t len, n;
-	char *msg = read_crlf("mime-rfc2231.eml", &len);
-	struct mime_message *m = mime_parse(msg, len);
-	struct mime_attachment *list;
-
-	(void)state;
-	n = mime_attachments(m, msg, len, &list);
-	assert_int_equal(n, 2);
-	assert_string_equal(list[0].name, "\xe2\x82\xac rates 2022.txt");
-	assert_string_equal(list[0].section, "2");
-	assert_string_equal(list[0].content_type, "application/octet-stream");
-	assert_int_equal(list[0].size, 12);                  /* "Rates: 1.05\n" */
-	assert_string_equal(list[1].name, "r\xc3\xa9sum\xc3\xa9.txt");
-	assert_string_equal(list[1].section, "3");
-	assert_int_equal(list[1].size, 16);
-	mime_attachments_free(&list, n);
-	assert_null(list);
-	mime_message_free(&m);
-	free(msg);
-
-	msg = read_crlf("mime-nested.eml", &len);
-	m = mime_parse(msg, len);
-	n = mime_attachments(m, msg, len, &list);
-	assert_int_equal(n, 1);
-	assert_string_equal(list[0].name, "report.pdf");
-	assert_string_equal(list[0].section, "2");
-	assert_int_equal(list[0].size, 84);
-	mime_attachments_free(&list, n);
-	mime_message_free(&m);
-	free(msg);
-
-	msg = read_crlf("mime-rfc822.eml", &len);
-	m = mime_parse(msg, len);
-	n = mime_attachments(m, msg, len, &list);
-	assert_int_equal(n, 1);
-	assert_string_equal(list[0].content_type, "message/rfc822");
-	assert_string_equal(list[0].name, "part-2");
-	mime_attachments_free(&list, n);
-	mime_message_free(&m);
-	free(msg);
-
-	msg = read_crlf("plain.eml", &len);
-	m = mime_parse(msg, len);
-	assert_int_equal(mime_attachments(m, msg, len, &list), 0);
-	assert_null(list);
-	mime_message_free(&m);
-	free(msg);
 }
 
 /* --- cache ----------------------------------------------------------- */
@@ -593,21 +354,21 @@ exercise(const char *p, size_t n)
 		"2.TEXT", "1.1.1", "3", "HEADER", "TEXT", "2.1.MIME",
 	};
 	struct mime_message *m = mime_parse(p, n);
-	struct mime_attachment *list;
+	struct mail_text_attachment *list;
 	struct buf out = BUF_INIT;
 	size_t count, off, len;
 
 	assert_true(m->part_count >= 1 && m->part_count <= MIME_MAX_PARTS + 1);
 	for (size_t i = 0; i < N_ELEMENTS(sections); i++) {
-		if (mime_section_lookup(m, sections[i], &off, &len) > 0)
+		if (imap_section_lookup(m, sections[i], &off, &len) > 0)
 			assert_true(off <= n && len <= n - off);
 	}
-	(void)mime_message_text(m, p, n, &out);
-	count = mime_attachments(m, p, n, &list);
+	(void)mail_text_readable(m, p, n, &out);
+	count = mail_text_attachments(m, p, n, &list);
 	for (size_t i = 0; i < count; i++)
 		mime_part_decoded(list[i].part, p, n, &out);
-	mime_attachments_free(&list, count);
-	message_body_text(p, n, &out);
+	mail_text_attachments_free(&list, count);
+	mime_body_text(p, n, &out);
 	buf_free(&out);
 	mime_message_free(&m);
 }
@@ -698,12 +459,7 @@ main(void)
 		cmocka_unit_test(test_malformed_multiparts_get_a_best_effort_tree),
 		cmocka_unit_test(test_content_type_comments_quotes_and_digest_default),
 		cmocka_unit_test(test_rfc2231_continuations_and_charsets),
-		cmocka_unit_test(test_sections_of_nested_rfc822),
-		cmocka_unit_test(test_sections_of_single_part_messages),
-		cmocka_unit_test(test_part_section_numbers),
 		cmocka_unit_test(test_decode_transfer_encodings),
-		cmocka_unit_test(test_message_text_prefers_plain_then_stripped_html),
-		cmocka_unit_test(test_attachment_list_names_sections_and_sizes),
 		cmocka_unit_test(test_cache_reuses_trees_and_evicts_the_oldest),
 		cmocka_unit_test(test_every_prefix_of_every_corpus_file_parses_safely),
 		cmocka_unit_test(test_nesting_and_part_bombs_are_bounded),

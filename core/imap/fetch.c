@@ -6,6 +6,9 @@
    HEADER.FIELDS as the client sent them, and a partial as <offset>. */
 #include "fetch.h"
 #include "imap_util.h"
+#include "imap_date.h"
+#include "imap_envelope.h"
+#include "imap_section.h"
 #include "message.h"
 #include "mime.h"
 
@@ -633,9 +636,9 @@ write_body_structure(struct buf *out, const struct mime_part *part, const char *
 		/* body-type-msg: envelope SP body SP body-fld-lines */
 		buf_append_c(out, ' ');
 		if (part->body_off <= len && part->body_len <= len - part->body_off)
-			message_envelope(data + part->body_off, part->body_len, out);
+			imap_envelope(data + part->body_off, part->body_len, out);
 		else
-			message_envelope("", 0, out);
+			imap_envelope("", 0, out);
 		buf_append_c(out, ' ');
 		write_body_structure(out, part->children, data, len, extended);
 		buf_printf(out, " %zu", part->lines);
@@ -659,10 +662,10 @@ static void
 section_data(const struct fetch_item *item, struct write_ctx *ctx, struct buf *tmp,
 	     const char **data_r, size_t *len_r)
 {
-	static const enum mime_section_kind kinds[] = {
-		[SECTION_ALL] = MIME_SECTION_ALL, [SECTION_HEADER] = MIME_SECTION_HEADER,
-		[SECTION_FIELDS] = MIME_SECTION_HEADER, [SECTION_FIELDS_NOT] = MIME_SECTION_HEADER,
-		[SECTION_TEXT] = MIME_SECTION_TEXT, [SECTION_MIME] = MIME_SECTION_MIME,
+	static const enum imap_section_kind kinds[] = {
+		[SECTION_ALL] = IMAP_SECTION_ALL, [SECTION_HEADER] = IMAP_SECTION_HEADER,
+		[SECTION_FIELDS] = IMAP_SECTION_HEADER, [SECTION_FIELDS_NOT] = IMAP_SECTION_HEADER,
+		[SECTION_TEXT] = IMAP_SECTION_TEXT, [SECTION_MIME] = IMAP_SECTION_MIME,
 	};
 	const char *data = ctx->data;
 	size_t len = ctx->len, off = 0, slen = 0;
@@ -684,7 +687,7 @@ section_data(const struct fetch_item *item, struct write_ctx *ctx, struct buf *t
 			slen = hdr_len;
 		}
 	} else {
-		found = mime_section_range(ctx_tree(ctx), item->part, item->part_count,
+		found = imap_section_range(ctx_tree(ctx), item->part, item->part_count,
 					   kinds[item->kind], &off, &slen);
 	}
 	if (found <= 0 || off > len || slen > len - off)
@@ -727,7 +730,7 @@ write_item(const struct fetch_item *item, struct write_ctx *ctx, struct buf *out
 		break;
 	case FETCH_INTERNALDATE:
 		buf_append_str(out, "INTERNALDATE \"");
-		message_write_imap_date(rec->internal_date, rec->tz_minutes, out);
+		imap_date_write(rec->internal_date, rec->tz_minutes, out);
 		buf_append_c(out, '"');
 		break;
 	case FETCH_RFC822_SIZE:
@@ -735,7 +738,7 @@ write_item(const struct fetch_item *item, struct write_ctx *ctx, struct buf *out
 		break;
 	case FETCH_ENVELOPE:
 		buf_append_str(out, "ENVELOPE ");
-		message_envelope(data, len, out);
+		imap_envelope(data, len, out);
 		break;
 	case FETCH_RFC822:
 		buf_append_str(out, "RFC822 ");

@@ -7,11 +7,13 @@
 
    String keys match case-insensitively (message_str_contains()) on the
    RFC 2047-decoded header values and on the decoded body text
-   (message_body_text(), which walks the tree of the MIME parser,
+   (mime_body_text(), which walks the tree of the MIME parser,
    core/mail/mime.h: text parts decoded from quoted-printable or base64 and
    converted to UTF-8 from their charset). */
 #include "search.h"
+#include "imap_date.h"
 #include "message.h"
+#include "mime.h"
 #include "seqset.h"
 
 #include <stdlib.h>
@@ -328,7 +330,7 @@ parse_key(struct parse_ctx *ctx, unsigned depth)
 			if (darg == NULL)
 				return NULL;
 			key = key_new(date_keys[i].type);
-			if (message_parse_imap_date(darg->str, &key->days) < 0) {
+			if (imap_date_parse(darg->str, &key->days) < 0) {
 				ctx->error = "Invalid date";
 				search_key_free(&key);
 			}
@@ -602,7 +604,7 @@ match_body(struct match_ctx *ctx, const struct search_key *key)
 	if (ctx_load(ctx) < 0)
 		return -1;
 	if (!ctx->have_body_text) {
-		message_body_text(ctx->data, ctx->len, &ctx->body_text);
+		mime_body_text(ctx->data, ctx->len, &ctx->body_text);
 		ctx->have_body_text = true;
 	}
 	if (key->value_len == 0)

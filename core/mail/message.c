@@ -1,30 +1,20 @@
-/* message.c: reading RFC 5322 messages: header fields, ENVELOPE, dates,
-   RFC 2047 encoded words and the searchable body text.
+/* message.c: reading RFC 5322 messages: header fields, dates, RFC 2047
+   encoded words.
 
    Everything is best effort on malformed input: junk lines in the header
    are skipped, unknown syntax is copied through, and no function reads
    past the length it was given. Header fields are read with
-   mime_header_next() and the body text walks the tree of mime_parse(),
-   whose depth MIME_MAX_DEPTH bounds the only recursion. */
+   message_header_next(). This file knows nothing of MIME parts (mime.c
+   builds on it, not the other way round). */
 #include "message.h"
 #include "base64.h"
 #include "text.h"
-#include "mime.h"
+#include "charset.h"
+#include "date.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-
-/* ENVELOPE host (and mailbox) of an address that has none, as Dovecot
-   writes them: "bob" becomes ("bob" host "MISSING_DOMAIN"), so that a
-   client never mistakes it for group syntax (a NIL host). */
-#define MISSING_DOMAIN "MISSING_DOMAIN"
-#define MISSING_MAILBOX "MISSING_MAILBOX"
-
-static const char *const month_names[12] = {
-	"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	"Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-};
 
 static char
 ascii_lower(char c)
@@ -44,7 +34,58 @@ is_alpha(char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
+static bool
+is_wsp(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
 /* --- header fields --------------------------------------------------- */
+
+bool
+message_header_next(const char *hdr, size_t len, size_t *pos, struct message_field *f)
+{
+	while (*pos < len) {
+		size_t start = *pos, end, next = text_line_next(hdr, len, start, &end);
+		const char *colon;
+		size_t name_end;
+		bool junk = false;
+
+		if (end == start)
+			return false;           /* the blank line ending the header */
+		*pos = next;
+		if (is_wsp(hdr[start]))
+			continue;               /* continuation without a field */
+		colon = memchr(hdr + start, ':', end - start);
+		if (colon == NULL)
+			continue;               /* junk line, e.g. an mbox "From " line */
+		name_end = (size_t)(colon - hdr);
+		while (name_end > start && is_wsp(hdr[name_end - 1]))
+			name_end--;
+		for (size_t i = start; i < name_end; i++) {
+			unsigned char c = (unsigned char)hdr[i];
+			if (c <= ' ' || c == 0x7f)
+				junk = true;
+		}
+		if (junk || name_end == start)
+			continue;
+		while (next < len && is_wsp(hdr[next])) {
+			size_t cend, cnext = text_line_next(hdr, len, next, &cend);
+			end = cend;
+			next = cnext;
+		}
+		*pos = next;
+		f->name = hdr + start;
+		f->name_len = name_end - start;
+		f->value = colon + 1;
+		f->value_len = end - (size_t)(colon + 1 - hdr);
+		f->raw = hdr + start;
+		f->raw_len = next - start;
+		return true;
+	}
+	return false;
+}
+
 
 size_t
 message_header_size(const char *msg, size_t len)
@@ -84,10 +125,10 @@ append_unfolded(struct buf *out, const char *v, size_t len)
 int
 message_header_get(const char *hdr, size_t hdr_len, const char *name, struct buf *out)
 {
-	struct mime_field f;
+	struct message_field f;
 	size_t pos = 0;
 
-	while (mime_header_next(hdr, hdr_len, &pos, &f)) {
+	while (message_header_next(hdr, hdr_len, &pos, &f)) {
 		if (text_mem_equals_ci(f.name, f.name_len, name)) {
 			append_unfolded(out, f.value, f.value_len);
 			return 1;
@@ -99,11 +140,11 @@ message_header_get(const char *hdr, size_t hdr_len, const char *name, struct buf
 int
 message_header_get_all(const char *hdr, size_t hdr_len, const char *name, struct buf *out)
 {
-	struct mime_field f;
+	struct message_field f;
 	size_t pos = 0;
 	int found = 0;
 
-	while (mime_header_next(hdr, hdr_len, &pos, &f)) {
+	while (message_header_next(hdr, hdr_len, &pos, &f)) {
 		if (!text_mem_equals_ci(f.name, f.name_len, name))
 			continue;
 		if (found)
@@ -133,10 +174,10 @@ void
 message_header_fields(const char *hdr, size_t hdr_len, const char *const *names,
 		      size_t name_count, bool negate, struct buf *out)
 {
-	struct mime_field f;
+	struct message_field f;
 	size_t pos = 0;
 
-	while (mime_header_next(hdr, hdr_len, &pos, &f)) {
+	while (message_header_next(hdr, hdr_len, &pos, &f)) {
 		bool match = false;
 
 		for (size_t i = 0; i < name_count && !match; i++)
@@ -147,390 +188,7 @@ message_header_fields(const char *hdr, size_t hdr_len, const char *const *names,
 	buf_append(out, "\r\n", 2);
 }
 
-/* --- addresses and ENVELOPE ------------------------------------------ */
-
-/* Characters that end an atom in an address (RFC 5322 specials, minus
-   '.', which we keep inside atoms so that "John Q. Public" and "a.b" read
-   as words). 8-bit bytes are atom characters. */
-static bool
-addr_is_special(char c)
-{
-	return strchr("()<>[]:;@\\,\"", c) != NULL;
-}
-
-/* Reads a quoted string at s[*pos] == '"', appending its unescaped
-   content. An unterminated one runs to the end. */
-static void
-read_qstring(const char *s, size_t len, size_t *pos, struct buf *out)
-{
-	for ((*pos)++; *pos < len; (*pos)++) {
-		char c = s[*pos];
-
-		if (c == '"') {
-			(*pos)++;
-			return;
-		}
-		if (c == '\\' && *pos + 1 < len)
-			c = s[++(*pos)];
-		if (c != '\r' && c != '\n')
-			buf_append_c(out, c);
-	}
-}
-
-static void
-read_atom(const char *s, size_t len, size_t *pos, struct buf *out)
-{
-	while (*pos < len && !addr_is_special(s[*pos]) && !text_is_ws(s[*pos]) &&
-	       (unsigned char)s[*pos] >= 0x20 && s[*pos] != 0x7f)
-		buf_append_c(out, s[(*pos)++]);
-}
-
-static bool
-is_atom_char(char c)
-{
-	return !addr_is_special(c) && !text_is_ws(c) && (unsigned char)c >= 0x20 && c != 0x7f;
-}
-
-/* Reads a domain (dot-atoms and domain literals, comments between them
-   allowed) up to a special that ends it. */
-static void
-read_domain(const char *s, size_t len, size_t *pos, struct buf *out)
-{
-	for (;;) {
-		text_skip_cfws(s, len, pos);
-		if (*pos >= len)
-			return;
-		if (s[*pos] == '[') {
-			while (*pos < len && s[*pos] != ']') {
-				if (s[*pos] == '\\' && *pos + 1 < len)
-					(*pos)++;
-				if (!text_is_ws(s[*pos]))
-					buf_append_c(out, s[*pos]);
-				(*pos)++;
-			}
-			if (*pos < len) {
-				buf_append_c(out, ']');
-				(*pos)++;
-			}
-		} else if (is_atom_char(s[*pos])) {
-			read_atom(s, len, pos, out);
-		} else {
-			return;
-		}
-	}
-}
-
-static void
-write_nstring_buf(struct buf *out, const struct buf *b, bool nil_if_empty)
-{
-	if (nil_if_empty && b->len == 0)
-		buf_append_str(out, "NIL");
-	else
-		buf_append_imap_string(out, b->len == 0 ? "" : b->data, b->len);
-}
-
-static void
-write_address(struct buf *out, const struct buf *name, const struct buf *route,
-	      const struct buf *mailbox, const struct buf *host)
-{
-	buf_append_c(out, '(');
-	write_nstring_buf(out, name, true);
-	buf_append_c(out, ' ');
-	write_nstring_buf(out, route, true);
-	buf_append_c(out, ' ');
-	if (mailbox->len == 0)
-		buf_append_str(out, "\"" MISSING_MAILBOX "\"");
-	else
-		write_nstring_buf(out, mailbox, false);
-	buf_append_c(out, ' ');
-	if (host->len == 0)
-		buf_append_str(out, "\"" MISSING_DOMAIN "\"");
-	else
-		write_nstring_buf(out, host, false);
-	buf_append_c(out, ')');
-}
-
-/* Reads "<[@route,@route:]local@domain>" at s[*pos] == '<'. */
-static void
-read_angle_addr(const char *s, size_t len, size_t *pos, struct buf *route,
-		struct buf *mailbox, struct buf *host)
-{
-	(*pos)++;
-	text_skip_cfws(s, len, pos);
-	/* Obsolete source route: "@a,@b:" */
-	if (*pos < len && s[*pos] == '@') {
-		while (*pos < len && s[*pos] != ':' && s[*pos] != '>') {
-			if (!text_is_ws(s[*pos]))
-				buf_append_c(route, s[*pos]);
-			(*pos)++;
-		}
-		if (*pos < len && s[*pos] == ':')
-			(*pos)++;
-	}
-	for (;;) {
-		text_skip_cfws(s, len, pos);
-		if (*pos >= len)
-			return;
-		if (s[*pos] == '"')
-			read_qstring(s, len, pos, mailbox);
-		else if (is_atom_char(s[*pos]))
-			read_atom(s, len, pos, mailbox);
-		else
-			break;
-	}
-	if (s[*pos] == '@') {
-		(*pos)++;
-		read_domain(s, len, pos, host);
-	}
-	/* Skip whatever junk precedes the closing '>'. */
-	while (*pos < len && s[*pos] != '>' && s[*pos] != ',' && s[*pos] != ';')
-		(*pos)++;
-	if (*pos < len && s[*pos] == '>')
-		(*pos)++;
-}
-
-/* Appends the addresses of the address-list s[0..len) as envelope
-   addresses (without the surrounding parentheses). Returns how many
-   were written (group markers included). */
-static size_t
-write_address_list(const char *s, size_t len, struct buf *out)
-{
-	struct buf phrase = BUF_INIT, local = BUF_INIT, route = BUF_INIT;
-	struct buf mailbox = BUF_INIT, host = BUF_INIT, none = BUF_INIT;
-	size_t pos = 0, count = 0;
-	bool in_group = false;
-
-	while (pos < len) {
-		char c;
-
-		text_skip_cfws(s, len, &pos);
-		if (pos >= len)
-			break;
-		c = s[pos];
-		if (c == ',') {
-			pos++;
-			continue;
-		}
-		if (c == ';') {
-			pos++;
-			if (in_group) {
-				buf_append_str(out, "(NIL NIL NIL NIL)");
-				count++;
-				in_group = false;
-			}
-			continue;
-		}
-		/* A phrase (display name or group name) or a local part. */
-		buf_reset(&phrase);
-		buf_reset(&local);
-		/* Never NULL below: an empty quoted string appends nothing,
-		   and local.data + before must point into a buffer. */
-		buf_reserve(&local, 64);
-		for (;;) {
-			text_skip_cfws(s, len, &pos);
-			if (pos >= len)
-				break;
-			c = s[pos];
-			if (c != '"' && !is_atom_char(c))
-				break;
-			if (phrase.len > 0)
-				buf_append_c(&phrase, ' ');
-			if (c == '"') {
-				size_t before = local.len;
-				read_qstring(s, len, &pos, &local);
-				buf_append(&phrase, local.data + before, local.len - before);
-			} else {
-				size_t before = local.len;
-				read_atom(s, len, &pos, &local);
-				buf_append(&phrase, local.data + before, local.len - before);
-			}
-		}
-		buf_reset(&route);
-		buf_reset(&mailbox);
-		buf_reset(&host);
-		c = pos < len ? s[pos] : '\0';
-		if (pos >= len || c == ',' || c == ';') {
-			/* A bare local part, "bob": no domain. */
-			if (local.len > 0) {
-				write_address(out, &none, &none, &local, &host);
-				count++;
-			}
-		} else if (c == ':') {
-			pos++;
-			if (!in_group) {
-				buf_append_str(out, "(NIL NIL ");
-				buf_append_imap_string(out, phrase.len == 0 ? "" : phrase.data,
-						       phrase.len);
-				buf_append_str(out, " NIL)");
-				count++;
-				in_group = true;
-			}
-		} else if (c == '<') {
-			read_angle_addr(s, len, &pos, &route, &mailbox, &host);
-			write_address(out, &phrase, &route, &mailbox, &host);
-			count++;
-		} else if (c == '@') {
-			pos++;
-			read_domain(s, len, &pos, &host);
-			write_address(out, &none, &none, &local, &host);
-			count++;
-		} else {
-			pos++;                  /* a stray special: skip it */
-		}
-	}
-	if (in_group) {
-		buf_append_str(out, "(NIL NIL NIL NIL)");
-		count++;
-	}
-	buf_free(&phrase);
-	buf_free(&local);
-	buf_free(&route);
-	buf_free(&mailbox);
-	buf_free(&host);
-	return count;
-}
-
-/* Writes the address list of field name, or NIL when it is absent or
-   holds no address. Returns false when it wrote NIL. */
-static bool
-envelope_addresses(const char *hdr, size_t hdr_len, const char *name, struct buf *out)
-{
-	struct buf value = BUF_INIT, list = BUF_INIT;
-	bool written = false;
-
-	if (message_header_get_all(hdr, hdr_len, name, &value) > 0 &&
-	    write_address_list(value.data, value.len, &list) > 0) {
-		buf_append_c(out, '(');
-		buf_append(out, list.data, list.len);
-		buf_append_c(out, ')');
-		written = true;
-	}
-	buf_free(&value);
-	buf_free(&list);
-	return written;
-}
-
-static void
-envelope_nstring(const char *hdr, size_t hdr_len, const char *name, struct buf *out)
-{
-	struct buf value = BUF_INIT;
-
-	if (message_header_get(hdr, hdr_len, name, &value) > 0)
-		buf_append_imap_string(out, value.len == 0 ? "" : value.data, value.len);
-	else
-		buf_append_str(out, "NIL");
-	buf_free(&value);
-}
-
-void
-message_envelope(const char *msg, size_t len, struct buf *out)
-{
-	size_t hdr_len = message_header_size(msg, len);
-	struct buf from = BUF_INIT;
-	bool have_from;
-
-	buf_append_c(out, '(');
-	envelope_nstring(msg, hdr_len, "Date", out);
-	buf_append_c(out, ' ');
-	envelope_nstring(msg, hdr_len, "Subject", out);
-	buf_append_c(out, ' ');
-	have_from = envelope_addresses(msg, hdr_len, "From", &from);
-	if (!have_from)
-		buf_append_str(&from, "NIL");
-	buf_append(out, from.data, from.len);
-	/* RFC 3501 7.4.2: Sender and Reply-To absent or empty: use From. */
-	buf_append_c(out, ' ');
-	if (!envelope_addresses(msg, hdr_len, "Sender", out))
-		buf_append(out, from.data, from.len);
-	buf_append_c(out, ' ');
-	if (!envelope_addresses(msg, hdr_len, "Reply-To", out))
-		buf_append(out, from.data, from.len);
-	buf_free(&from);
-	static const char *const lists[] = { "To", "Cc", "Bcc" };
-	for (size_t i = 0; i < N_ELEMENTS(lists); i++) {
-		buf_append_c(out, ' ');
-		if (!envelope_addresses(msg, hdr_len, lists[i], out))
-			buf_append_str(out, "NIL");
-	}
-	buf_append_c(out, ' ');
-	envelope_nstring(msg, hdr_len, "In-Reply-To", out);
-	buf_append_c(out, ' ');
-	envelope_nstring(msg, hdr_len, "Message-ID", out);
-	buf_append_c(out, ')');
-}
-
 /* --- dates ----------------------------------------------------------- */
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-   days_from_civil), valid for any year an int64 holds comfortably. */
-static int64_t
-days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);
-	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void
-civil_from_days(int64_t z, int64_t *y_r, unsigned *m_r, unsigned *d_r)
-{
-	z += 719468;
-	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-	unsigned doe = (unsigned)(z - era * 146097);
-	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	int64_t y = (int64_t)yoe + era * 400;
-	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned mp = (5 * doy + 2) / 153;
-	unsigned d = doy - (153 * mp + 2) / 5 + 1;
-	unsigned m = mp < 10 ? mp + 3 : mp - 9;
-
-	*y_r = y + (m <= 2);
-	*m_r = m;
-	*d_r = d;
-}
-
-static unsigned
-days_in_month(int64_t y, unsigned m)
-{
-	static const unsigned char days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-
-	if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-		return 29;
-	return days[m - 1];
-}
-
-/* Month 1..12 of the name at s (its first three letters), or 0. */
-static unsigned
-month_from_name(const char *s, size_t len)
-{
-	if (len < 3)
-		return 0;
-	for (unsigned i = 0; i < 12; i++) {
-		if (ascii_strncasecmp(s, month_names[i], 3) == 0)
-			return i + 1;
-	}
-	return 0;
-}
-
-/* Reads 1..max_digits digits. Returns the count read (0 if none). */
-static size_t
-read_number(const char *s, size_t *pos, size_t max_digits, unsigned *num_r)
-{
-	size_t n = 0;
-	unsigned num = 0;
-
-	while (is_digit(s[*pos]) && n < max_digits) {
-		num = num * 10 + (unsigned)(s[*pos] - '0');
-		(*pos)++;
-		n++;
-	}
-	*num_r = num;
-	return n;
-}
 
 /* Skips white space and comments in a NUL-terminated date string. */
 static void
@@ -590,21 +248,21 @@ message_parse_date(const char *str, int64_t *time_r, int32_t *tz_minutes_r)
 			pos++;
 		date_skip_cfws(str, &pos);
 	}
-	if (read_number(str, &pos, 2, &day) == 0 || is_digit(str[pos]))
+	if (date_read_number(str, &pos, 2, &day) == 0 || is_digit(str[pos]))
 		return -1;
 	date_skip_cfws(str, &pos);
 	if (str[pos] == '-')
 		pos++;
 	date_skip_cfws(str, &pos);
 	n = pos;
-	month = month_from_name(str + n, read_word(str, &pos));
+	month = date_month_from_name(str + n, read_word(str, &pos));
 	if (month == 0 || pos - n > 9)
 		return -1;
 	date_skip_cfws(str, &pos);
 	if (str[pos] == '-')
 		pos++;
 	date_skip_cfws(str, &pos);
-	n = read_number(str, &pos, 4, &year);
+	n = date_read_number(str, &pos, 4, &year);
 	if (n < 2 || is_digit(str[pos]))
 		return -1;
 	if (n == 2)
@@ -612,19 +270,19 @@ message_parse_date(const char *str, int64_t *time_r, int32_t *tz_minutes_r)
 	else if (n == 3)
 		year += 1900;
 	date_skip_cfws(str, &pos);
-	if (read_number(str, &pos, 2, &hour) == 0)
+	if (date_read_number(str, &pos, 2, &hour) == 0)
 		return -1;
 	date_skip_cfws(str, &pos);
 	if (str[pos++] != ':')
 		return -1;
 	date_skip_cfws(str, &pos);
-	if (read_number(str, &pos, 2, &min) == 0)
+	if (date_read_number(str, &pos, 2, &min) == 0)
 		return -1;
 	date_skip_cfws(str, &pos);
 	if (str[pos] == ':') {
 		pos++;
 		date_skip_cfws(str, &pos);
-		if (read_number(str, &pos, 2, &sec) == 0)
+		if (date_read_number(str, &pos, 2, &sec) == 0)
 			return -1;
 	}
 	date_skip_cfws(str, &pos);
@@ -633,7 +291,7 @@ message_parse_date(const char *str, int64_t *time_r, int32_t *tz_minutes_r)
 		bool neg = str[pos] == '-';
 
 		pos++;
-		if (read_number(str, &pos, 4, &zone) != 4 || zone % 100 > 59)
+		if (date_read_number(str, &pos, 4, &zone) != 4 || zone % 100 > 59)
 			return -1;
 		tz = (int32_t)(zone / 100 * 60 + zone % 100);
 		if (neg)
@@ -644,79 +302,14 @@ message_parse_date(const char *str, int64_t *time_r, int32_t *tz_minutes_r)
 	}
 	/* Anything after the zone (a comment such as "(PST)") is ignored. */
 
-	if (day < 1 || day > days_in_month(year, month) || hour > 23 || min > 59 || sec > 60)
+	if (day < 1 || day > date_days_in_month(year, month) || hour > 23 || min > 59 || sec > 60)
 		return -1;
 	if (sec == 60)
 		sec = 59;                           /* leap second */
 	y = year;
-	*time_r = days_from_civil(y, month, day) * 86400 + hour * 3600 + min * 60 + sec -
+	*time_r = date_days_from_civil(y, month, day) * 86400 + hour * 3600 + min * 60 + sec -
 		  (int64_t)tz * 60;
 	*tz_minutes_r = tz;
-	return 0;
-}
-
-void
-message_write_imap_date(int64_t t, int32_t tz_minutes, struct buf *out)
-{
-	/* Keep the arithmetic far from overflow on absurd inputs. */
-	int64_t limit = (int64_t)1 << 50;
-	int64_t local, days, secs, y;
-	unsigned m, d;
-	int32_t tz_abs;
-
-	if (tz_minutes > 24 * 60 || tz_minutes < -24 * 60)
-		tz_minutes = 0;
-	if (t > limit)
-		t = limit;
-	if (t < -limit)
-		t = -limit;
-	local = t + (int64_t)tz_minutes * 60;
-	days = local >= 0 ? local / 86400 : -((-local + 86399) / 86400);
-	secs = local - days * 86400;
-	civil_from_days(days, &y, &m, &d);
-	tz_abs = tz_minutes < 0 ? -tz_minutes : tz_minutes;
-	/* RFC 3501 date-day-fixed: a space-padded day. */
-	buf_printf(out, "%2u-%s-%04lld %02d:%02d:%02d %c%02d%02d", d, month_names[m - 1],
-		   (long long)y, (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60),
-		   tz_minutes < 0 ? '-' : '+', (int)(tz_abs / 60), (int)(tz_abs % 60));
-}
-
-/* Parses "d-Mon-yyyy" (day of one or two digits, or space-padded) at
-   str[*pos]. */
-static int
-parse_imap_day(const char *str, size_t *pos, int64_t *days_r)
-{
-	unsigned day, year, month;
-
-	if (str[*pos] == ' ')
-		(*pos)++;
-	if (read_number(str, pos, 2, &day) == 0 || str[*pos] != '-')
-		return -1;
-	(*pos)++;
-	if (!is_alpha(str[*pos]) || !is_alpha(str[*pos + 1]) || !is_alpha(str[*pos + 2]))
-		return -1;
-	month = month_from_name(str + *pos, 3);
-	*pos += 3;
-	if (month == 0 || str[*pos] != '-')
-		return -1;
-	(*pos)++;
-	if (read_number(str, pos, 4, &year) != 4 || is_digit(str[*pos]))
-		return -1;
-	if (day < 1 || day > days_in_month(year, month))
-		return -1;
-	*days_r = days_from_civil(year, month, day);
-	return 0;
-}
-
-int
-message_parse_imap_date(const char *str, int64_t *days_r)
-{
-	size_t pos = 0;
-	int64_t days;
-
-	if (parse_imap_day(str, &pos, &days) < 0 || str[pos] != '\0')
-		return -1;
-	*days_r = days;
 	return 0;
 }
 
@@ -729,16 +322,16 @@ message_parse_imap_datetime(const char *str, int64_t *time_r, int32_t *tz_minute
 	int32_t tz;
 	bool neg;
 
-	if (parse_imap_day(str, &pos, &days) < 0 || str[pos++] != ' ')
+	if (date_parse_imap_day(str, &pos, &days) < 0 || str[pos++] != ' ')
 		return -1;
-	if (read_number(str, &pos, 2, &hour) != 2 || str[pos++] != ':' ||
-	    read_number(str, &pos, 2, &min) != 2 || str[pos++] != ':' ||
-	    read_number(str, &pos, 2, &sec) != 2 || str[pos++] != ' ')
+	if (date_read_number(str, &pos, 2, &hour) != 2 || str[pos++] != ':' ||
+	    date_read_number(str, &pos, 2, &min) != 2 || str[pos++] != ':' ||
+	    date_read_number(str, &pos, 2, &sec) != 2 || str[pos++] != ' ')
 		return -1;
 	if (str[pos] != '+' && str[pos] != '-')
 		return -1;
 	neg = str[pos++] == '-';
-	if (read_number(str, &pos, 4, &zone) != 4 || str[pos] != '\0')
+	if (date_read_number(str, &pos, 4, &zone) != 4 || str[pos] != '\0')
 		return -1;
 	if (hour > 23 || min > 59 || sec > 60 || zone / 100 > 23 || zone % 100 > 59)
 		return -1;
@@ -753,13 +346,6 @@ message_parse_imap_datetime(const char *str, int64_t *time_r, int32_t *tz_minute
 }
 
 /* --- charsets, RFC 2047 ---------------------------------------------- */
-
-static int
-charset_to_utf8(const char *cs, size_t cs_len, const char *data, size_t len,
-		struct buf *out)
-{
-	return mime_charset_to_utf8(cs, cs_len, data, len, out);
-}
 
 /* RFC 2047 "Q": '_' is a space, "=XX" a byte. */
 static void
@@ -858,49 +444,6 @@ message_decode_header(const char *value, size_t len, struct buf *out)
 			pos++;
 		}
 	}
-}
-
-/* --- body text ------------------------------------------------------- */
-
-/* Appends the searchable text of part: multiparts walked, the header
-   and text of an attached message/rfc822, text parts decoded (transfer
-   encoding and charset); other parts are skipped except the message
-   itself, whose body is searched (decoded) whatever its type. An opaque
-   part (beyond the parser's limits) and a multipart whose boundary never
-   occurs are searched raw. Recursion follows the tree, whose depth the
-   parser bounds by MIME_MAX_DEPTH. */
-static void
-part_text(const struct mime_part *part, const char *msg, size_t len, struct buf *out)
-{
-	if (part->multipart && !part->boundary_found) {
-		buf_append(out, msg + part->body_off, part->body_len);
-	} else if (part->multipart) {
-		for (const struct mime_part *c = part->children; c != NULL; c = c->next) {
-			if (out->len > 0 && (c->multipart || c->message || c->opaque ||
-					     mime_part_is(c, "text", NULL)))
-				buf_append_c(out, '\n');
-			part_text(c, msg, len, out);
-		}
-	} else if (part->message) {
-		const struct mime_part *inner = part->children;
-
-		buf_append(out, msg + inner->hdr_off, inner->hdr_len);
-		part_text(inner, msg, len, out);
-	} else if (part->opaque) {
-		buf_append(out, msg + part->body_off, part->body_len);
-	} else if (mime_part_is(part, "text", NULL) || part->parent == NULL) {
-		mime_part_decoded(part, msg, len, out);
-	}
-}
-
-void
-message_body_text(const char *msg, size_t len, struct buf *out)
-{
-	struct mime_message *m = mime_parse(msg, len);
-
-	buf_append(out, "", 0);
-	part_text(m->root, msg, len, out);
-	mime_message_free(&m);
 }
 
 /* --- searching ------------------------------------------------------- */

@@ -1,5 +1,5 @@
 /* message.h: reading RFC 5322 messages (CRLF or LF line ends): header
-   fields, ENVELOPE, dates, RFC 2047 encoded words.
+   fields, dates, RFC 2047 encoded words.
 
    Everything here is best effort on malformed input and never reads past
    the given length. */
@@ -8,6 +8,22 @@
 
 #include "lib.h"
 #include "buf.h"
+
+struct message_field {
+	const char *name;          /* not NUL-terminated */
+	size_t name_len;
+	const char *value;         /* after the colon, with folding, without the final line end */
+	size_t value_len;
+	const char *raw;           /* the whole field with its final line end, if any */
+	size_t raw_len;
+};
+
+/* Returns the next well-formed field of the header block hdr[0..len)
+   from *pos on, skipping junk lines (no colon, a name with spaces or
+   control characters, continuation lines without a field). Returns false
+   at the blank line that ends the header or at len. */
+bool message_header_next(const char *hdr, size_t len, size_t *pos,
+			 struct message_field *f);
 
 /* Length of the header block including the blank line that ends it (or
    the whole message if there is no blank line). *body_off_r = the same. */
@@ -27,12 +43,6 @@ int message_header_get_all(const char *hdr, size_t hdr_len, const char *name, st
 void message_header_fields(const char *hdr, size_t hdr_len, const char *const *names,
 			   size_t name_count, bool negate, struct buf *out);
 
-/* Appends the IMAP ENVELOPE of the message, the parenthesized list of
-   RFC 3501 section 7.4.2 (date subject from sender reply-to to cc bcc
-   in-reply-to message-id), with the NIL rules of RFC 3501: sender and
-   reply-to default to from. */
-void message_envelope(const char *msg, size_t len, struct buf *out);
-
 /* Parses an RFC 5322 date-time (lenient: day name optional, 2-digit
    years, obsolete zones such as "GMT", "EST"). Returns 0 with seconds
    since the epoch and the zone in minutes east of UTC, or -1. */
@@ -42,21 +52,14 @@ int message_parse_date(const char *str, int64_t *time_r, int32_t *tz_minutes_r);
    US-ASCII and ISO-8859-1 decoded; others copied as they are). */
 void message_decode_header(const char *value, size_t len, struct buf *out);
 
-/* Appends the searchable text of the body: for SEARCH BODY/TEXT. Text
-   parts decoded from quoted-printable or base64 when the headers say so;
-   otherwise the raw body. */
-void message_body_text(const char *msg, size_t len, struct buf *out);
-
 /* Case-insensitive substring search of UTF-8 needle in haystack (ASCII
    letters folded; other bytes compared exactly). */
 bool message_str_contains(const char *haystack, size_t hay_len, const char *needle,
 			  size_t needle_len);
 
-/* IMAP date-time "dd-Mon-yyyy hh:mm:ss +zzzz" of t in zone tz_minutes. */
-void message_write_imap_date(int64_t t, int32_t tz_minutes, struct buf *out);
-/* Parses an IMAP date-time (the APPEND argument). Returns 0 or -1. */
+/* Parses an IMAP date-time "dd-Mon-yyyy hh:mm:ss +zzzz" (the APPEND
+   argument, and INTERNALDATE in the mail client: the one IMAP syntax both
+   sides read, so it lives here). Returns 0 or -1. */
 int message_parse_imap_datetime(const char *str, int64_t *time_r, int32_t *tz_minutes_r);
-/* Parses an IMAP date "d-Mon-yyyy" (SEARCH) to days since the epoch. */
-int message_parse_imap_date(const char *str, int64_t *days_r);
 
 #endif

@@ -1,5 +1,7 @@
-/* mime.c: the RFC 5322 / MIME part tree, IMAP sections, transfer and
-   charset decoding, text and attachment helpers, and the parse cache.
+/* mime.c: the RFC 5322 / MIME part tree, transfer decoding and the
+   searchable body text. The parse cache is mime_cache.c, IMAP sections
+   core/imap/imap_section.c, the mail client's text and attachment
+   helpers client/mail_text.c.
 
    The parser works top-down on byte ranges: a part's range is split into
    its header and body; a multipart body is split at the delimiter lines
@@ -15,9 +17,8 @@
 #include "base64.h"
 #include "text.h"
 #include "message.h"
+#include "charset.h"
 
-#include <errno.h>
-#include <iconv.h>
 #include <stdlib.h>
 
 static bool
@@ -30,52 +31,6 @@ static char
 to_lower(char c)
 {
 	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-}
-
-/* --- header fields --------------------------------------------------- */
-
-bool
-mime_header_next(const char *hdr, size_t len, size_t *pos, struct mime_field *f)
-{
-	while (*pos < len) {
-		size_t start = *pos, end, next = text_line_next(hdr, len, start, &end);
-		const char *colon;
-		size_t name_end;
-		bool junk = false;
-
-		if (end == start)
-			return false;           /* the blank line ending the header */
-		*pos = next;
-		if (is_wsp(hdr[start]))
-			continue;               /* continuation without a field */
-		colon = memchr(hdr + start, ':', end - start);
-		if (colon == NULL)
-			continue;               /* junk line, e.g. an mbox "From " line */
-		name_end = (size_t)(colon - hdr);
-		while (name_end > start && is_wsp(hdr[name_end - 1]))
-			name_end--;
-		for (size_t i = start; i < name_end; i++) {
-			unsigned char c = (unsigned char)hdr[i];
-			if (c <= ' ' || c == 0x7f)
-				junk = true;
-		}
-		if (junk || name_end == start)
-			continue;
-		while (next < len && is_wsp(hdr[next])) {
-			size_t cend, cnext = text_line_next(hdr, len, next, &cend);
-			end = cend;
-			next = cnext;
-		}
-		*pos = next;
-		f->name = hdr + start;
-		f->name_len = name_end - start;
-		f->value = colon + 1;
-		f->value_len = end - (size_t)(colon + 1 - hdr);
-		f->raw = hdr + start;
-		f->raw_len = next - start;
-		return true;
-	}
-	return false;
 }
 
 /* The value unfolded (CR, LF dropped) and trimmed, malloc'ed. */
@@ -251,7 +206,7 @@ param_set(struct mime_param *p, char *name, char *value, size_t base_len, bool e
 		*k = to_lower(*k);
 	if (extended) {
 		if (bytes->len == 0 ||
-		    mime_charset_to_utf8(charset, charset_len, bytes->data, bytes->len, &dec) < 0)
+		    charset_to_utf8(charset, charset_len, bytes->data, bytes->len, &dec) < 0)
 			buf_append(&dec, bytes->data == NULL ? "" : bytes->data, bytes->len);
 	} else {
 		message_decode_header(value, strlen(value), &dec);
@@ -276,6 +231,92 @@ extended_segment(const char *value, bool first, struct buf *bytes, const char **
 	percent_decode(value, strlen(value), bytes);
 }
 
+/* True if raw[j] (not used yet) is a section of the parameter named by
+   the first base_len bytes of base; its section number and whether it
+   is extended are returned. */
+static bool
+is_segment_of(const struct raw_param *raw, size_t j, const bool *used, const char *base,
+	      size_t base_len, long *section_r, bool *extended_r)
+{
+	size_t b2;
+
+	if (used[j])
+		return false;
+	rfc2231_name(raw[j].name, &b2, section_r, extended_r);
+	return *section_r >= 0 && b2 == base_len && ascii_strncasecmp(raw[j].name, base, base_len) == 0;
+}
+
+/* Whether the sections of raw[i]'s base (from i on) are exactly 0..N-1,
+   each once (then they are merged; otherwise each is kept as written,
+   as Dovecot does). *max_section_r = N-1. */
+static bool
+segments_complete(const struct raw_param *raw, size_t count, const bool *used, size_t i,
+		  size_t base_len, long *max_section_r)
+{
+	size_t seg_count = 0;
+	long s2, max_section = -1;
+	bool e2, complete = true;
+
+	for (size_t j = i; j < count; j++) {
+		if (!is_segment_of(raw, j, used, raw[i].name, base_len, &s2, &e2))
+			continue;
+		seg_count++;
+		if (s2 > max_section)
+			max_section = s2;
+	}
+	if ((size_t)(max_section + 1) != seg_count)
+		complete = false;
+	for (long want = 0; complete && want <= max_section; want++) {
+		size_t found = 0;
+
+		for (size_t j = i; j < count; j++) {
+			if (is_segment_of(raw, j, used, raw[i].name, base_len, &s2, &e2) &&
+			    s2 == want)
+				found++;
+		}
+		complete = found == 1;
+	}
+	*max_section_r = max_section;
+	return complete;
+}
+
+/* Sets p to the merge of the sections 0..max_section of raw[i]'s base
+   (segments_complete() said yes); marks them used and merged. */
+static void
+segments_merge(struct raw_param *raw, size_t count, bool *used, bool *merged, size_t i,
+	       size_t base_len, long max_section, struct mime_param *p)
+{
+	struct buf value = BUF_INIT, bytes = BUF_INIT;
+	const char *cs = "";
+	size_t cs_len = 0;
+	bool first_extended = false;
+	long s2;
+	bool e2;
+	char *name;
+
+	buf_append(&value, "", 0);
+	for (long want = 0; want <= max_section; want++) {
+		for (size_t j = i; j < count; j++) {
+			if (!is_segment_of(raw, j, used, raw[i].name, base_len, &s2, &e2) ||
+			    s2 != want)
+				continue;
+			if (want == 0)
+				first_extended = e2;
+			buf_append_str(&value, raw[j].value);
+			if (e2)
+				extended_segment(raw[j].value, want == 0, &bytes, &cs, &cs_len);
+			else
+				buf_append_str(&bytes, raw[j].value);
+			used[j] = true;
+			merged[j] = true;       /* freed at the end: cs may point in */
+			break;
+		}
+	}
+	name = xasprintf("%.*s%s", (int)base_len, raw[i].name, first_extended ? "*" : "");
+	param_set(p, name, buf_steal(&value), base_len, first_extended, &bytes, cs, cs_len);
+	buf_free(&bytes);
+}
+
 /* Turns raw parameters into mime_params, merging RFC 2231
    continuations. Takes the strings of raw. */
 static void
@@ -288,9 +329,9 @@ params_build(struct raw_param *raw, size_t count, struct mime_param **params_r,
 	size_t n = 0;
 
 	for (size_t i = 0; i < count; i++) {
-		size_t base_len, seg_count = 0, b2;
-		long section, s2, max_section = -1;
-		bool extended, e2, complete = true;
+		size_t base_len;
+		long section, max_section;
+		bool extended;
 
 		if (used[i])
 			continue;
@@ -308,35 +349,7 @@ params_build(struct raw_param *raw, size_t count, struct mime_param **params_r,
 			buf_free(&bytes);
 			continue;
 		}
-		/* Sections of the same base: merged when they are 0..N-1, each
-		   once; otherwise each is kept as written (as Dovecot does). */
-		for (size_t j = i; j < count; j++) {
-			if (used[j])
-				continue;
-			rfc2231_name(raw[j].name, &b2, &s2, &e2);
-			if (s2 < 0 || b2 != base_len ||
-			    ascii_strncasecmp(raw[j].name, raw[i].name, base_len) != 0)
-				continue;
-			seg_count++;
-			if (s2 > max_section)
-				max_section = s2;
-		}
-		if ((size_t)(max_section + 1) != seg_count)
-			complete = false;
-		for (long want = 0; complete && want <= max_section; want++) {
-			size_t found = 0;
-
-			for (size_t j = i; j < count; j++) {
-				if (used[j])
-					continue;
-				rfc2231_name(raw[j].name, &b2, &s2, &e2);
-				if (s2 == want && b2 == base_len &&
-				    ascii_strncasecmp(raw[j].name, raw[i].name, base_len) == 0)
-					found++;
-			}
-			complete = found == 1;
-		}
-		if (!complete) {
+		if (!segments_complete(raw, count, used, i, base_len, &max_section)) {
 			struct buf none = BUF_INIT;
 
 			used[i] = true;
@@ -344,38 +357,7 @@ params_build(struct raw_param *raw, size_t count, struct mime_param **params_r,
 				  false, &none, "", 0);
 			continue;
 		}
-		struct buf value = BUF_INIT, bytes = BUF_INIT;
-		const char *cs = "";
-		size_t cs_len = 0;
-		bool first_extended = false;
-		char *name;
-
-		buf_append(&value, "", 0);
-		for (long want = 0; want <= max_section; want++) {
-			for (size_t j = i; j < count; j++) {
-				if (used[j])
-					continue;
-				rfc2231_name(raw[j].name, &b2, &s2, &e2);
-				if (s2 != want || b2 != base_len ||
-				    ascii_strncasecmp(raw[j].name, raw[i].name, base_len) != 0)
-					continue;
-				if (want == 0)
-					first_extended = e2;
-				buf_append_str(&value, raw[j].value);
-				if (e2)
-					extended_segment(raw[j].value, want == 0, &bytes, &cs,
-							 &cs_len);
-				else
-					buf_append_str(&bytes, raw[j].value);
-				used[j] = true;
-				merged[j] = true;       /* freed at the end: cs may point in */
-				break;
-			}
-		}
-		name = xasprintf("%.*s%s", (int)base_len, raw[i].name, first_extended ? "*" : "");
-		param_set(&params[n++], name, buf_steal(&value), base_len, first_extended, &bytes,
-			  cs, cs_len);
-		buf_free(&bytes);
+		segments_merge(raw, count, used, merged, i, base_len, max_section, &params[n++]);
 	}
 	for (size_t i = 0; i < count; i++) {
 		if (merged[i]) {
@@ -546,81 +528,6 @@ mime_decode(enum mime_encoding enc, const char *data, size_t len, struct buf *ou
 		buf_append(out, data, len);
 }
 
-static bool
-charset_is_utf8(const char *cs, size_t len)
-{
-	return len == 0 || text_mem_equals_ci(cs, len, "utf-8") || text_mem_equals_ci(cs, len, "utf8") ||
-	       text_mem_equals_ci(cs, len, "us-ascii") || text_mem_equals_ci(cs, len, "ascii");
-}
-
-static bool
-charset_is_latin1(const char *cs, size_t len)
-{
-	return text_mem_equals_ci(cs, len, "iso-8859-1") || text_mem_equals_ci(cs, len, "iso8859-1") ||
-	       text_mem_equals_ci(cs, len, "latin1");
-}
-
-int
-mime_charset_to_utf8(const char *cs, size_t cs_len, const char *data, size_t len,
-		     struct buf *out)
-{
-	char name[41];
-	iconv_t cd;
-	size_t start = out->len;
-
-	if (charset_is_utf8(cs, cs_len)) {
-		buf_append(out, data, len);
-		return 0;
-	}
-	if (charset_is_latin1(cs, cs_len)) {
-		buf_append(out, "", 0);
-		buf_reserve(out, len * 2);
-		for (size_t i = 0; i < len; i++) {
-			unsigned char c = (unsigned char)data[i];
-			if (c < 0x80) {
-				buf_append_c(out, (char)c);
-			} else {
-				buf_append_c(out, (char)(0xc0 | (c >> 6)));
-				buf_append_c(out, (char)(0x80 | (c & 0x3f)));
-			}
-		}
-		return 0;
-	}
-	/* Only plain charset names reach iconv_open(). */
-	if (cs_len >= sizeof(name))
-		return -1;
-	for (size_t i = 0; i < cs_len; i++) {
-		char c = cs[i];
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			  (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == ':';
-		if (!ok)
-			return -1;
-		name[i] = c;
-	}
-	name[cs_len] = '\0';
-	cd = iconv_open("UTF-8", name);
-	if (cd == (iconv_t)-1)
-		return -1;
-	char *in = (char *)data;
-	size_t in_left = len;
-	/* Each round converts a chunk; a round either consumes input or
-	   fails, so the loop ends. */
-	while (in_left > 0) {
-		char chunk[1024], *o = chunk;
-		size_t o_left = sizeof(chunk);
-		size_t ret = iconv(cd, &in, &in_left, &o, &o_left);
-
-		buf_append(out, chunk, sizeof(chunk) - o_left);
-		if (ret == (size_t)-1 && errno != E2BIG) {
-			buf_truncate(out, start);
-			iconv_close(cd);
-			return -1;
-		}
-	}
-	iconv_close(cd);
-	return 0;
-}
-
 bool
 mime_part_is(const struct mime_part *part, const char *type, const char *subtype)
 {
@@ -643,7 +550,7 @@ mime_part_decoded(const struct mime_part *part, const char *msg, size_t len,
 	mime_decode(part->encoding, msg + off, blen, &raw);
 	cs = mime_param_get(part->params, part->param_count, "charset");
 	if (!mime_part_is(part, "text", NULL) || raw.len == 0 ||
-	    mime_charset_to_utf8(cs == NULL ? "" : cs, cs == NULL ? 0 : strlen(cs), raw.data,
+	    charset_to_utf8(cs == NULL ? "" : cs, cs == NULL ? 0 : strlen(cs), raw.data,
 				 raw.len, out) < 0)
 		buf_append(out, raw.data == NULL ? "" : raw.data, raw.len);
 	buf_free(&raw);
@@ -790,7 +697,7 @@ parse_part(struct parse_ctx *ctx, struct mime_part *parent, size_t off, size_t e
 {
 	struct mime_part *part = xcalloc(1, sizeof(*part));
 	const char *p = ctx->msg;
-	struct mime_field f;
+	struct message_field f;
 	size_t pos = 0;
 	bool have_type = false, have_enc = false;
 
@@ -804,7 +711,7 @@ parse_part(struct parse_ctx *ctx, struct mime_part *parent, size_t off, size_t e
 	part->lines = count_lf(p + part->body_off, part->body_len);
 
 	/* The first of each field counts (as Dovecot). */
-	while (mime_header_next(p + off, part->hdr_len, &pos, &f)) {
+	while (message_header_next(p + off, part->hdr_len, &pos, &f)) {
 		if (f.name_len < 8 || ascii_strncasecmp(f.name, "Content-", 8) != 0)
 			continue;
 		const char *n = f.name + 8;
@@ -919,557 +826,45 @@ mime_message_free(struct mime_message **mp)
 	*mp = NULL;
 }
 
-/* --- sections -------------------------------------------------------- */
+/* --- body text ------------------------------------------------------- */
 
-const struct mime_part *
-mime_part_find(const struct mime_message *msg, const uint32_t *path, size_t count)
-{
-	const struct mime_part *part = msg->root;
-
-	for (size_t i = 0; i < count && part != NULL; i++) {
-		bool more = i + 1 < count;
-		uint32_t n = path[i];
-
-		if (part->multipart) {
-			part = part->children;
-			for (; n > 1 && part != NULL; n--)
-				part = part->next;
-			if (n == 0)
-				part = NULL;
-		} else if (n != 1 || (more && !part->message)) {
-			/* Only 1 in a non-multipart part, and only a
-			   message/rfc822 part has parts below it. */
-			part = NULL;
-		}
-		if (part != NULL && part->message && more)
-			part = part->children;  /* continue inside the enclosed message */
-	}
-	return part;
-}
-
-int
-mime_section_range(const struct mime_message *msg, const uint32_t *path, size_t count,
-		   enum mime_section_kind kind, size_t *off_r, size_t *len_r)
-{
-	const struct mime_part *part = mime_part_find(msg, path, count);
-
-	*off_r = *len_r = 0;
-	if (part == NULL)
-		return 0;
-	if (count == 0) {
-		switch (kind) {
-		case MIME_SECTION_ALL:
-			*len_r = msg->len;
-			return 1;
-		case MIME_SECTION_HEADER:
-			*len_r = part->hdr_len;
-			return 1;
-		case MIME_SECTION_TEXT:
-			*off_r = part->body_off;
-			*len_r = part->body_len;
-			return 1;
-		case MIME_SECTION_MIME:
-			return 0;
-		}
-		return 0;
-	}
-	switch (kind) {
-	case MIME_SECTION_ALL:
-		*off_r = part->body_off;
-		*len_r = part->body_len;
-		return 1;
-	case MIME_SECTION_MIME:
-		/* For a message/rfc822 part this is its own header, as
-		   Dovecot answers. */
-		*off_r = part->hdr_off;
-		*len_r = part->hdr_len;
-		return 1;
-	case MIME_SECTION_HEADER:
-	case MIME_SECTION_TEXT:
-		if (!part->message)
-			return 0;
-		part = part->children;
-		if (kind == MIME_SECTION_HEADER) {
-			*off_r = part->hdr_off;
-			*len_r = part->hdr_len;
-		} else {
-			*off_r = part->body_off;
-			*len_r = part->body_len;
-		}
-		return 1;
-	}
-	return 0;
-}
-
-int
-mime_section_lookup(const struct mime_message *msg, const char *section, size_t *off_r,
-		    size_t *len_r)
-{
-	uint32_t path[MIME_MAX_DEPTH * 2];
-	size_t count = 0;
-	const char *s = section;
-	enum mime_section_kind kind = MIME_SECTION_ALL;
-
-	*off_r = *len_r = 0;
-	while (*s >= '0' && *s <= '9') {
-		uint64_t n = 0;
-
-		while (*s >= '0' && *s <= '9') {
-			n = n * 10 + (uint64_t)(*s - '0');
-			if (n > UINT32_MAX)
-				return -1;
-			s++;
-		}
-		if (n == 0 || count >= N_ELEMENTS(path))
-			return -1;
-		path[count++] = (uint32_t)n;
-		if (*s == '\0')
-			break;
-		if (*s != '.')
-			return -1;
-		s++;
-		if (*s == '\0')
-			return -1;
-	}
-	if (*s != '\0') {
-		if (ascii_strcasecmp(s, "HEADER") == 0)
-			kind = MIME_SECTION_HEADER;
-		else if (ascii_strcasecmp(s, "TEXT") == 0)
-			kind = MIME_SECTION_TEXT;
-		else if (ascii_strcasecmp(s, "MIME") == 0 && count > 0)
-			kind = MIME_SECTION_MIME;
-		else
-			return -1;
-	}
-	return mime_section_range(msg, path, count, kind, off_r, len_r);
-}
-
-void
-mime_part_section(const struct mime_part *part, struct buf *out)
-{
-	uint32_t nums[MIME_MAX_DEPTH * 2 + 2];
-	size_t count = 0;
-	const struct mime_part *cur = part;
-
-	buf_append(out, "", 0);
-	/* Walks up: bounded by the depth of the tree. */
-	while (cur != NULL && count < N_ELEMENTS(nums)) {
-		const struct mime_part *q = cur->parent;
-
-		if (q == NULL) {
-			if (!cur->multipart)
-				nums[count++] = 1;
-		} else if (q->multipart) {
-			uint32_t idx = 1;
-			for (const struct mime_part *c = q->children; c != NULL && c != cur;
-			     c = c->next)
-				idx++;
-			nums[count++] = idx;
-		} else if (!cur->multipart) {
-			nums[count++] = 1;      /* the body of an enclosed message */
-		}
-		cur = q;
-	}
-	for (size_t i = count; i > 0; i--) {
-		if (i != count)
-			buf_append_c(out, '.');
-		buf_append_u64(out, nums[i - 1]);
-	}
-}
-
-/* --- text and attachments -------------------------------------------- */
-
-static bool
-part_is_attachment(const struct mime_part *part)
-{
-	if (part->disposition != NULL && ascii_strcasecmp(part->disposition, "attachment") == 0)
-		return true;
-	return mime_param_get(part->disp_params, part->disp_param_count, "filename") != NULL ||
-	       mime_param_get(part->params, part->param_count, "name") != NULL;
-}
-
-/* The part after p in document order, descending into multiparts only
-   (an attached message is one leaf here). Uses the parent links, so no
-   stack and no recursion. */
-static const struct mime_part *
-walk_next(const struct mime_part *p)
-{
-	if (p->multipart && p->children != NULL)
-		return p->children;
-	while (p != NULL && p->parent != NULL) {
-		if (p->next != NULL)
-			return p->next;
-		p = p->parent;
-	}
-	return NULL;
-}
-
-/* The first leaf text part of subtype sub that is not an attachment. */
-static const struct mime_part *
-find_text_part(const struct mime_part *root, const char *sub)
-{
-	for (const struct mime_part *p = root; p != NULL; p = walk_next(p)) {
-		if (!p->multipart && !p->message && mime_part_is(p, "text", sub) &&
-		    !part_is_attachment(p))
-			return p;
-	}
-	return NULL;
-}
-
-bool
-mime_message_text(const struct mime_message *m, const char *msg, size_t len,
-		  struct buf *out)
-{
-	const struct mime_part *part = find_text_part(m->root, "plain");
-	struct buf html = BUF_INIT;
-
-	if (part != NULL) {
-		mime_part_decoded(part, msg, len, out);
-		return true;
-	}
-	part = find_text_part(m->root, "html");
-	if (part == NULL)
-		return false;
-	mime_part_decoded(part, msg, len, &html);
-	mime_html_to_text(html.data == NULL ? "" : html.data, html.len, out);
-	buf_free(&html);
-	return true;
-}
-
-static bool
-tag_is(const char *tag, size_t len, const char *name)
-{
-	size_t n = strlen(name);
-
-	return len >= n && ascii_strncasecmp(tag, name, n) == 0 &&
-	       (len == n || text_is_ws(tag[n]) || tag[n] == '/' || tag[n] == '>');
-}
-
-void
-mime_html_to_text(const char *h, size_t len, struct buf *out)
-{
-	static const struct {
-		const char *name, *text;
-	} entities[] = {
-		{ "amp", "&" }, { "lt", "<" }, { "gt", ">" }, { "quot", "\"" },
-		{ "apos", "'" }, { "nbsp", " " },
-	};
-	size_t i = 0;
-
-	buf_append(out, "", 0);
-	while (i < len) {
-		if (h[i] == '<') {
-			const char *gt = memchr(h + i, '>', len - i);
-			size_t tag_end = gt == NULL ? len : (size_t)(gt - h);
-			const char *tag = h + i + 1;
-			size_t tlen = tag_end - i - 1;
-			bool closing = tlen > 0 && tag[0] == '/';
-
-			if (closing) {
-				tag++;
-				tlen--;
-			}
-			if (!closing && (tag_is(tag, tlen, "script") || tag_is(tag, tlen, "style"))) {
-				const char *endtag = tag_is(tag, tlen, "script") ? "</script" : "</style";
-				size_t j = tag_end;
-
-				while (j < len && !(h[j] == '<' && len - j >= strlen(endtag) &&
-						    ascii_strncasecmp(h + j, endtag, strlen(endtag)) == 0))
-					j++;
-				gt = j < len ? memchr(h + j, '>', len - j) : NULL;
-				i = gt == NULL ? len : (size_t)(gt - h) + 1;
-				continue;
-			}
-			if (tag_is(tag, tlen, "br") || tag_is(tag, tlen, "p") ||
-			    tag_is(tag, tlen, "div") || tag_is(tag, tlen, "li") ||
-			    tag_is(tag, tlen, "tr") || tag_is(tag, tlen, "h1") ||
-			    tag_is(tag, tlen, "h2") || tag_is(tag, tlen, "h3"))
-				buf_append_c(out, '\n');
-			i = tag_end < len ? tag_end + 1 : len;
-		} else if (h[i] == '&') {
-			const char *semi = memchr(h + i, ';', len - i < 10 ? len - i : 10);
-			bool done = false;
-
-			if (semi != NULL) {
-				const char *name = h + i + 1;
-				size_t nlen = (size_t)(semi - name);
-
-				if (nlen > 1 && name[0] == '#') {
-					unsigned long cp = 0;
-					bool hex = name[1] == 'x' || name[1] == 'X';
-					size_t k = hex ? 2 : 1;
-
-					for (; k < nlen && cp <= 0x10ffff; k++) {
-						int v = hex ? text_hex_value(name[k]) :
-							(name[k] >= '0' && name[k] <= '9' ? name[k] - '0' : -1);
-						if (v < 0)
-							break;
-						cp = cp * (hex ? 16 : 10) + (unsigned long)v;
-					}
-					if (k == nlen && cp > 0 && cp <= 0x10ffff &&
-					    (cp < 0xd800 || cp > 0xdfff)) {
-						char u[4];
-						size_t ulen;
-						if (cp < 0x80) {
-							u[0] = (char)cp;
-							ulen = 1;
-						} else if (cp < 0x800) {
-							u[0] = (char)(0xc0 | (cp >> 6));
-							u[1] = (char)(0x80 | (cp & 0x3f));
-							ulen = 2;
-						} else if (cp < 0x10000) {
-							u[0] = (char)(0xe0 | (cp >> 12));
-							u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-							u[2] = (char)(0x80 | (cp & 0x3f));
-							ulen = 3;
-						} else {
-							u[0] = (char)(0xf0 | (cp >> 18));
-							u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-							u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-							u[3] = (char)(0x80 | (cp & 0x3f));
-							ulen = 4;
-						}
-						buf_append(out, u, ulen);
-						done = true;
-					}
-				}
-				for (size_t e = 0; e < N_ELEMENTS(entities) && !done; e++) {
-					if (text_mem_equals_ci(name, nlen, entities[e].name)) {
-						buf_append_str(out, entities[e].text);
-						done = true;
-					}
-				}
-			}
-			if (done) {
-				i = (size_t)(semi - h) + 1;
-			} else {
-				buf_append_c(out, '&');
-				i++;
-			}
-		} else {
-			buf_append_c(out, h[i]);
-			i++;
-		}
-	}
-}
-
-/* Decoded size estimate of a body. */
-static size_t
-decoded_size(const struct mime_part *part, const char *msg, size_t len)
-{
-	size_t blen = part->body_len;
-
-	if (part->encoding == MIME_ENC_BASE64) {
-		size_t chars = 0;
-
-		if (part->body_off <= len && blen <= len - part->body_off) {
-			for (size_t i = 0; i < blen; i++) {
-				if (base64_value(msg[part->body_off + i]) >= 0)
-					chars++;
-			}
-		} else {
-			chars = blen;
-		}
-		return chars / 4 * 3 + (chars % 4 == 3 ? 2 : chars % 4 == 2 ? 1 : 0);
-	}
-	if (part->encoding == MIME_ENC_QP && part->body_off <= len &&
-	    blen <= len - part->body_off) {
-		struct buf b = BUF_INIT;
-		size_t n;
-
-		mime_decode(MIME_ENC_QP, msg + part->body_off, blen, &b);
-		n = b.len;
-		buf_free(&b);
-		return n;
-	}
-	return blen;
-}
-
+/* Appends the searchable text of part: multiparts walked, the header
+   and text of an attached message/rfc822, text parts decoded (transfer
+   encoding and charset); other parts are skipped except the message
+   itself, whose body is searched (decoded) whatever its type. An opaque
+   part (beyond the parser's limits) and a multipart whose boundary never
+   occurs are searched raw. Recursion follows the tree, whose depth the
+   parser bounds by MIME_MAX_DEPTH. */
 static void
-attachment_add(const struct mime_part *part, const char *msg, size_t len,
-	       struct mime_attachment **list, size_t *count, size_t *alloc)
+part_text(const struct mime_part *part, const char *msg, size_t len, struct buf *out)
 {
-	struct mime_attachment *a;
-	const char *name = mime_param_get(part->disp_params, part->disp_param_count, "filename");
-	struct buf sec = BUF_INIT;
-
-	if (name == NULL || name[0] == '\0')
-		name = mime_param_get(part->params, part->param_count, "name");
-	xgrow(list, alloc, *count + 1, sizeof(**list));
-	a = &(*list)[(*count)++];
-	a->part = part;
-	mime_part_section(part, &sec);
-	a->section = buf_steal(&sec);
-	if (name != NULL && name[0] != '\0')
-		a->name = xstrdup(name);
-	else
-		a->name = xasprintf("part-%s", a->section);
-	a->content_type = xasprintf("%s/%s", part->type, part->subtype);
-	for (char *c = a->content_type; *c != '\0'; c++)
-		*c = to_lower(*c);
-	a->size = decoded_size(part, msg, len);
-}
-
-size_t
-mime_attachments(const struct mime_message *m, const char *msg, size_t len,
-		 struct mime_attachment **list_r)
-{
-	const struct mime_part *text = find_text_part(m->root, "plain");
-	const struct mime_part *html = find_text_part(m->root, "html");
-	struct mime_attachment *list = NULL;
-	size_t count = 0, alloc = 0;
-
-	for (const struct mime_part *p = m->root; p != NULL; p = walk_next(p)) {
-		if (p->multipart || p == text || p == html)
-			continue;
-		if (p->message || p->opaque || part_is_attachment(p) ||
-		    !mime_part_is(p, "text", NULL))
-			attachment_add(p, msg, len, &list, &count, &alloc);
-	}
-	*list_r = list;
-	return count;
-}
-
-void
-mime_attachments_free(struct mime_attachment **listp, size_t count)
-{
-	struct mime_attachment *list = *listp;
-
-	if (list == NULL)
-		return;
-	for (size_t i = 0; i < count; i++) {
-		free(list[i].name);
-		free(list[i].content_type);
-		free(list[i].section);
-	}
-	free(list);
-	*listp = NULL;
-}
-
-/* --- cache ----------------------------------------------------------- */
-
-#define MIME_CACHE_MAX_ENTRIES 4096
-
-struct mime_cache_entry {
-	const void *owner;
-	uint32_t uid;
-	uint64_t last_use;
-	struct mime_message *msg;
-};
-
-struct mime_cache {
-	struct mime_cache_entry *entries;
-	size_t count, max;
-	uint64_t clock, parses;
-};
-
-struct mime_cache *
-mime_cache_new(size_t max_entries)
-{
-	struct mime_cache *cache = xcalloc(1, sizeof(*cache));
-
-	if (max_entries == 0)
-		max_entries = 1;
-	if (max_entries > MIME_CACHE_MAX_ENTRIES)
-		max_entries = MIME_CACHE_MAX_ENTRIES;
-	cache->max = max_entries;
-	cache->entries = xcalloc(max_entries, sizeof(*cache->entries));
-	return cache;
-}
-
-void
-mime_cache_free(struct mime_cache **cachep)
-{
-	struct mime_cache *cache = *cachep;
-
-	if (cache == NULL)
-		return;
-	for (size_t i = 0; i < cache->count; i++)
-		mime_message_free(&cache->entries[i].msg);
-	free(cache->entries);
-	free(cache);
-	*cachep = NULL;
-}
-
-static struct mime_cache_entry *
-cache_find(struct mime_cache *cache, const void *owner, uint32_t uid)
-{
-	/* Linear: max is small (a FETCH walks messages in order, so the
-	   recent entries are the ones that hit). */
-	for (size_t i = 0; i < cache->count; i++) {
-		if (cache->entries[i].owner == owner && cache->entries[i].uid == uid)
-			return &cache->entries[i];
-	}
-	return NULL;
-}
-
-const struct mime_message *
-mime_cache_get(struct mime_cache *cache, const void *owner, uint32_t uid, size_t len)
-{
-	struct mime_cache_entry *e = cache_find(cache, owner, uid);
-
-	if (e == NULL || e->msg->len != len)
-		return NULL;
-	e->last_use = ++cache->clock;
-	return e->msg;
-}
-
-void
-mime_cache_put(struct mime_cache *cache, const void *owner, uint32_t uid,
-	       struct mime_message *msg)
-{
-	struct mime_cache_entry *e = cache_find(cache, owner, uid);
-
-	if (e != NULL) {
-		mime_message_free(&e->msg);
-	} else if (cache->count < cache->max) {
-		e = &cache->entries[cache->count++];
-	} else {
-		e = &cache->entries[0];
-		for (size_t i = 1; i < cache->count; i++) {
-			if (cache->entries[i].last_use < e->last_use)
-				e = &cache->entries[i];
+	if (part->multipart && !part->boundary_found) {
+		buf_append(out, msg + part->body_off, part->body_len);
+	} else if (part->multipart) {
+		for (const struct mime_part *c = part->children; c != NULL; c = c->next) {
+			if (out->len > 0 && (c->multipart || c->message || c->opaque ||
+					     mime_part_is(c, "text", NULL)))
+				buf_append_c(out, '\n');
+			part_text(c, msg, len, out);
 		}
-		mime_message_free(&e->msg);
+	} else if (part->message) {
+		const struct mime_part *inner = part->children;
+
+		buf_append(out, msg + inner->hdr_off, inner->hdr_len);
+		part_text(inner, msg, len, out);
+	} else if (part->opaque) {
+		buf_append(out, msg + part->body_off, part->body_len);
+	} else if (mime_part_is(part, "text", NULL) || part->parent == NULL) {
+		mime_part_decoded(part, msg, len, out);
 	}
-	e->owner = owner;
-	e->uid = uid;
-	e->msg = msg;
-	e->last_use = ++cache->clock;
-}
-
-const struct mime_message *
-mime_cache_parse(struct mime_cache *cache, const void *owner, uint32_t uid, const char *msg,
-		 size_t len)
-{
-	const struct mime_message *m = mime_cache_get(cache, owner, uid, len);
-	struct mime_message *parsed;
-
-	if (m != NULL)
-		return m;
-	parsed = mime_parse(msg, len);
-	cache->parses++;
-	mime_cache_put(cache, owner, uid, parsed);
-	return parsed;
 }
 
 void
-mime_cache_forget(struct mime_cache *cache, const void *owner)
+mime_body_text(const char *msg, size_t len, struct buf *out)
 {
-	size_t i = 0;
+	struct mime_message *m = mime_parse(msg, len);
 
-	while (i < cache->count) {
-		if (cache->entries[i].owner == owner) {
-			mime_message_free(&cache->entries[i].msg);
-			cache->entries[i] = cache->entries[--cache->count];
-		} else {
-			i++;
-		}
-	}
-}
-
-uint64_t
-mime_cache_parse_count(const struct mime_cache *cache)
-{
-	return cache->parses;
+	buf_append(out, "", 0);
+	part_text(m->root, msg, len, out);
+	mime_message_free(&m);
 }

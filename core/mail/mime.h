@@ -1,5 +1,6 @@
 /* mime.h: one RFC 5322 / MIME parser for the server (FETCH BODYSTRUCTURE,
-   BODY[section], SEARCH text) and the mail client (text, attachments).
+   BODY[section], SEARCH text) and the mail client (text, attachments:
+   client/mail_text.h).
 
    mime_parse() turns a message (CRLF or LF line ends) into a tree of
    parts. The tree holds offsets into the message and its own copies of
@@ -19,26 +20,10 @@
 
 #include "lib.h"
 #include "buf.h"
+#include "message.h"
 
 #define MIME_MAX_DEPTH 32
 #define MIME_MAX_PARTS 1000
-
-/* --- header fields --------------------------------------------------- */
-
-struct mime_field {
-	const char *name;          /* not NUL-terminated */
-	size_t name_len;
-	const char *value;         /* after the colon, with folding, without the final line end */
-	size_t value_len;
-	const char *raw;           /* the whole field with its final line end, if any */
-	size_t raw_len;
-};
-
-/* Returns the next well-formed field of the header block hdr[0..len)
-   from *pos on, skipping junk lines (no colon, a name with spaces or
-   control characters, continuation lines without a field). Returns false
-   at the blank line that ends the header or at len. */
-bool mime_header_next(const char *hdr, size_t len, size_t *pos, struct mime_field *f);
 
 /* --- the part tree --------------------------------------------------- */
 
@@ -118,39 +103,6 @@ bool mime_part_is(const struct mime_part *part, const char *type, const char *su
    '*'), or NULL. */
 const char *mime_param_get(const struct mime_param *params, size_t count, const char *key);
 
-/* --- IMAP sections (RFC 3501 section 6.4.5) -------------------------- */
-
-enum mime_section_kind {
-	MIME_SECTION_ALL,          /* "" (the whole message) or "1.2" (the part's body) */
-	MIME_SECTION_HEADER,       /* "HEADER", "1.2.HEADER" (also for HEADER.FIELDS) */
-	MIME_SECTION_TEXT,         /* "TEXT", "1.2.TEXT" */
-	MIME_SECTION_MIME,         /* "1.2.MIME" */
-};
-
-/* The part a section path (numbers >= 1) names, as RFC 3501 and Dovecot
-   read it: in a non-multipart message part 1 is the message body; in a
-   message/rfc822 part the next number indexes its enclosed message's
-   parts. count == 0 gives the root. Returns NULL if there is none. */
-const struct mime_part *mime_part_find(const struct mime_message *msg, const uint32_t *path,
-				       size_t count);
-
-/* The byte range of a section. HEADER and TEXT with a path need a
-   message/rfc822 part (they name its enclosed message's header and
-   text); MIME needs a path. Returns 1 and the range, or 0 if the section
-   does not exist (IMAP answers an empty string then, as Dovecot does). */
-int mime_section_range(const struct mime_message *msg, const uint32_t *path, size_t count,
-		       enum mime_section_kind kind, size_t *off_r, size_t *len_r);
-
-/* Same, for a section written as text: "", "1", "1.2.MIME", "2.HEADER",
-   "2.TEXT", "TEXT" (case-insensitive; HEADER.FIELDS is not accepted
-   here). Returns 1 found, 0 not found, -1 invalid syntax. */
-int mime_section_lookup(const struct mime_message *msg, const char *section, size_t *off_r,
-			size_t *len_r);
-
-/* Appends the section number of part ("1", "2.1.3"; the root of a
-   non-multipart message is "1", the root of a multipart one ""). */
-void mime_part_section(const struct mime_part *part, struct buf *out);
-
 /* --- decoding -------------------------------------------------------- */
 
 enum mime_encoding mime_encoding_parse(const char *token, size_t len);
@@ -160,49 +112,16 @@ enum mime_encoding mime_encoding_parse(const char *token, size_t len);
    other encodings copied. */
 void mime_decode(enum mime_encoding enc, const char *data, size_t len, struct buf *out);
 
-/* Appends data converted from the charset cs[0..cs_len) to UTF-8
-   (UTF-8, US-ASCII and ISO-8859-1 here, others through iconv(3); an
-   empty name is US-ASCII). Returns 0, or -1 with out unchanged when the
-   charset is unknown or the data is invalid in it. */
-int mime_charset_to_utf8(const char *cs, size_t cs_len, const char *data, size_t len,
-			 struct buf *out);
-
 /* Appends the body of part decoded from its transfer encoding and, for
    text parts, converted to UTF-8 from its charset (raw bytes kept when
    the charset is unknown). */
 void mime_part_decoded(const struct mime_part *part, const char *msg, size_t len,
 		       struct buf *out);
 
-/* Appends the readable text of the message in UTF-8, for the client:
-   the first text/plain part that is not an attachment, else the first
-   text/html one with the tags stripped. Returns false (nothing
-   appended) if there is neither. */
-bool mime_message_text(const struct mime_message *m, const char *msg, size_t len,
-		       struct buf *out);
-
-/* Minimal HTML to text: tags dropped, script/style skipped, <br>, <p>,
-   <div>, <li>, <tr> give line ends, the common entities decoded. */
-void mime_html_to_text(const char *html, size_t len, struct buf *out);
-
-/* --- attachments ----------------------------------------------------- */
-
-struct mime_attachment {
-	const struct mime_part *part;
-	char *name;                /* UTF-8: disposition filename, else Content-Type
-				      name, else "part-<section>" */
-	char *content_type;        /* "type/subtype" in lower case */
-	char *section;             /* for BODY[<section>] */
-	size_t size;               /* decoded size (an estimate for base64/qp) */
-};
-
-/* Lists the leaf parts that are attachments: a disposition of
-   "attachment", or a file name, or a non-text part (multiparts and the
-   message's text part are not listed; a message/rfc822 part is one
-   attachment). msg is the message m was parsed from (for the decoded
-   sizes). Returns how many; *list_r is NULL when 0. */
-size_t mime_attachments(const struct mime_message *m, const char *msg, size_t len,
-			 struct mime_attachment **list_r);
-void mime_attachments_free(struct mime_attachment **list, size_t count);
+/* Appends the searchable text of the body: for SEARCH BODY/TEXT. Text
+   parts decoded from quoted-printable or base64 when the headers say so;
+   otherwise the raw body. */
+void mime_body_text(const char *msg, size_t len, struct buf *out);
 
 /* --- parse cache ----------------------------------------------------- */
 

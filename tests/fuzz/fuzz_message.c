@@ -3,6 +3,7 @@
    message bytes. */
 #include "buf.h"
 #include "fetch.h"
+#include "imap_envelope.h"
 #include "message.h"
 #include "mime.h"
 
@@ -33,8 +34,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (hdr > size)
 		abort();
 	(void)message_header_get(msg, hdr, "subject", &out);
-	message_envelope(msg, size, &out);
-	message_body_text(msg, size, &out);
+	imap_envelope(msg, size, &out);
+	mime_body_text(msg, size, &out);
 	message_decode_header(msg, size, &out);
 	buf_reset(&out);
 	buf_append(&out, msg, size < 200 ? size : 200);

@@ -1,0 +1,225 @@
+/* address.c: reading RFC 5322 address lists (see address.h).
+
+   Best effort on malformed input: junk is skipped, an unterminated
+   quoted string runs to the end, and nothing reads past the given
+   length. */
+#include "address.h"
+#include "text.h"
+
+/* Characters that end an atom in an address (RFC 5322 specials, minus
+   '.', which we keep inside atoms so that "John Q. Public" and "a.b" read
+   as words). 8-bit bytes are atom characters. */
+static bool
+addr_is_special(char c)
+{
+	return strchr("()<>[]:;@\\,\"", c) != NULL;
+}
+
+/* Reads a quoted string at s[*pos] == '"', appending its unescaped
+   content. An unterminated one runs to the end. */
+static void
+read_qstring(const char *s, size_t len, size_t *pos, struct buf *out)
+{
+	for ((*pos)++; *pos < len; (*pos)++) {
+		char c = s[*pos];
+
+		if (c == '"') {
+			(*pos)++;
+			return;
+		}
+		if (c == '\\' && *pos + 1 < len)
+			c = s[++(*pos)];
+		if (c != '\r' && c != '\n')
+			buf_append_c(out, c);
+	}
+}
+
+static void
+read_atom(const char *s, size_t len, size_t *pos, struct buf *out)
+{
+	while (*pos < len && !addr_is_special(s[*pos]) && !text_is_ws(s[*pos]) &&
+	       (unsigned char)s[*pos] >= 0x20 && s[*pos] != 0x7f)
+		buf_append_c(out, s[(*pos)++]);
+}
+
+static bool
+is_atom_char(char c)
+{
+	return !addr_is_special(c) && !text_is_ws(c) && (unsigned char)c >= 0x20 && c != 0x7f;
+}
+
+/* Reads a domain (dot-atoms and domain literals, comments between them
+   allowed) up to a special that ends it. */
+static void
+read_domain(const char *s, size_t len, size_t *pos, struct buf *out)
+{
+	for (;;) {
+		text_skip_cfws(s, len, pos);
+		if (*pos >= len)
+			return;
+		if (s[*pos] == '[') {
+			while (*pos < len && s[*pos] != ']') {
+				if (s[*pos] == '\\' && *pos + 1 < len)
+					(*pos)++;
+				if (!text_is_ws(s[*pos]))
+					buf_append_c(out, s[*pos]);
+				(*pos)++;
+			}
+			if (*pos < len) {
+				buf_append_c(out, ']');
+				(*pos)++;
+			}
+		} else if (is_atom_char(s[*pos])) {
+			read_atom(s, len, pos, out);
+		} else {
+			return;
+		}
+	}
+}
+
+/* Reads "<[@route,@route:]local@domain>" at s[*pos] == '<'. */
+static void
+read_angle_addr(const char *s, size_t len, size_t *pos, struct buf *route,
+		struct buf *mailbox, struct buf *host)
+{
+	(*pos)++;
+	text_skip_cfws(s, len, pos);
+	/* Obsolete source route: "@a,@b:" */
+	if (*pos < len && s[*pos] == '@') {
+		while (*pos < len && s[*pos] != ':' && s[*pos] != '>') {
+			if (!text_is_ws(s[*pos]))
+				buf_append_c(route, s[*pos]);
+			(*pos)++;
+		}
+		if (*pos < len && s[*pos] == ':')
+			(*pos)++;
+	}
+	for (;;) {
+		text_skip_cfws(s, len, pos);
+		if (*pos >= len)
+			return;
+		if (s[*pos] == '"')
+			read_qstring(s, len, pos, mailbox);
+		else if (is_atom_char(s[*pos]))
+			read_atom(s, len, pos, mailbox);
+		else
+			break;
+	}
+	if (s[*pos] == '@') {
+		(*pos)++;
+		read_domain(s, len, pos, host);
+	}
+	/* Skip whatever junk precedes the closing '>'. */
+	while (*pos < len && s[*pos] != '>' && s[*pos] != ',' && s[*pos] != ';')
+		(*pos)++;
+	if (*pos < len && s[*pos] == '>')
+		(*pos)++;
+}
+
+static void
+emit(message_address_cb *cb, void *context, enum message_address_kind kind,
+     const struct buf *name, const struct buf *route, const struct buf *mailbox,
+     const struct buf *host)
+{
+	struct message_address a = {
+		.kind = kind, .name = name, .route = route, .mailbox = mailbox, .host = host,
+	};
+
+	cb(&a, context);
+}
+
+size_t
+message_address_list_parse(const char *s, size_t len, message_address_cb *cb, void *context)
+{
+	struct buf phrase = BUF_INIT, local = BUF_INIT, route = BUF_INIT;
+	struct buf mailbox = BUF_INIT, host = BUF_INIT, none = BUF_INIT;
+	size_t pos = 0, count = 0;
+	bool in_group = false;
+
+	while (pos < len) {
+		char c;
+
+		text_skip_cfws(s, len, &pos);
+		if (pos >= len)
+			break;
+		c = s[pos];
+		if (c == ',') {
+			pos++;
+			continue;
+		}
+		if (c == ';') {
+			pos++;
+			if (in_group) {
+				emit(cb, context, MESSAGE_ADDRESS_GROUP_END, &none, &none, &none, &none);
+				count++;
+				in_group = false;
+			}
+			continue;
+		}
+		/* A phrase (display name or group name) or a local part. */
+		buf_reset(&phrase);
+		buf_reset(&local);
+		/* Never NULL below: an empty quoted string appends nothing,
+		   and local.data + before must point into a buffer. */
+		buf_reserve(&local, 64);
+		for (;;) {
+			text_skip_cfws(s, len, &pos);
+			if (pos >= len)
+				break;
+			c = s[pos];
+			if (c != '"' && !is_atom_char(c))
+				break;
+			if (phrase.len > 0)
+				buf_append_c(&phrase, ' ');
+			if (c == '"') {
+				size_t before = local.len;
+				read_qstring(s, len, &pos, &local);
+				buf_append(&phrase, local.data + before, local.len - before);
+			} else {
+				size_t before = local.len;
+				read_atom(s, len, &pos, &local);
+				buf_append(&phrase, local.data + before, local.len - before);
+			}
+		}
+		buf_reset(&route);
+		buf_reset(&mailbox);
+		buf_reset(&host);
+		c = pos < len ? s[pos] : '\0';
+		if (pos >= len || c == ',' || c == ';') {
+			/* A bare local part, "bob": no domain. */
+			if (local.len > 0) {
+				emit(cb, context, MESSAGE_ADDRESS_MAILBOX, &none, &none, &local, &host);
+				count++;
+			}
+		} else if (c == ':') {
+			pos++;
+			if (!in_group) {
+				emit(cb, context, MESSAGE_ADDRESS_GROUP_START, &phrase, &none, &none,
+				     &none);
+				count++;
+				in_group = true;
+			}
+		} else if (c == '<') {
+			read_angle_addr(s, len, &pos, &route, &mailbox, &host);
+			emit(cb, context, MESSAGE_ADDRESS_MAILBOX, &phrase, &route, &mailbox, &host);
+			count++;
+		} else if (c == '@') {
+			pos++;
+			read_domain(s, len, &pos, &host);
+			emit(cb, context, MESSAGE_ADDRESS_MAILBOX, &none, &none, &local, &host);
+			count++;
+		} else {
+			pos++;                  /* a stray special: skip it */
+		}
+	}
+	if (in_group) {
+		emit(cb, context, MESSAGE_ADDRESS_GROUP_END, &none, &none, &none, &none);
+		count++;
+	}
+	buf_free(&phrase);
+	buf_free(&local);
+	buf_free(&route);
+	buf_free(&mailbox);
+	buf_free(&host);
+	return count;
+}
