@@ -1,5 +1,5 @@
 /* imap_client.h: one IMAP session (internal to the server: imap_client.c
-   does its I/O and dispatch, imap_cmds.c its commands). */
+   does its I/O and dispatch, imap_commands.c and cmd_*.c its commands). */
 #ifndef IMAP_CLIENT_H
 #define IMAP_CLIENT_H
 
@@ -87,7 +87,7 @@ size_t client_out_pending(const struct client *c);
 /* Leaves the selected mailbox (no expunge). */
 void client_unselect(struct client *c);
 
-/* imap_cmds.c */
+/* imap_commands.c, cmd_*.c */
 /* Runs cmd. Returns true if the command completed (its tagged answer is
    queued), false if it continues asynchronously (IDLE, AUTHENTICATE,
    delayed login, big FETCH). */

@@ -1,0 +1,391 @@
+/* cmd_list.c: LIST and LSUB (RFC 3501 6.3.8-9, LIST-EXTENDED RFC 5258,
+   SPECIAL-USE RFC 6154) and STATUS (RFC 3501 6.3.10). */
+#include "imap_cmd.h"
+#include "mutf7.h"
+
+#include <stdlib.h>
+
+/* LIST wildcard match (RFC 3501 6.3.8): '*' matches anything, '%' anything
+   but the hierarchy delimiter. Dynamic programming over pattern x name, so
+   a pattern like "*a*a*a*b" costs O(len * len), never exponential. */
+static bool
+list_match(const char *pattern, const char *name)
+{
+	size_t plen = strlen(pattern), nlen = strlen(name);
+	bool *row = xcalloc(nlen + 1, sizeof(bool)), *next = xcalloc(nlen + 1, sizeof(bool));
+	bool ret;
+
+	row[0] = true;
+	for (size_t j = 1; j <= nlen; j++)
+		row[j] = false;
+	for (size_t i = 0; i < plen; i++) {
+		char p = pattern[i];
+		/* INBOX matches case-insensitively at the start of a name. */
+		bool ci = i < 5 && ascii_strncasecmp(pattern, "INBOX", 5) == 0;
+		next[0] = row[0] && (p == '*' || p == '%');
+		for (size_t j = 1; j <= nlen; j++) {
+			char n = name[j - 1];
+			if (p == '*')
+				next[j] = next[j - 1] || row[j];
+			else if (p == '%')
+				next[j] = (next[j - 1] && n != '/') || row[j];
+			else if (ci)
+				next[j] = row[j - 1] && ascii_strncasecmp(&p, &n, 1) == 0;
+			else
+				next[j] = row[j - 1] && p == n;
+		}
+		bool *tmp = row;
+		row = next;
+		next = tmp;
+	}
+	ret = row[nlen];
+	free(row);
+	free(next);
+	return ret;
+}
+
+static bool
+name_has_children(const struct strlist *names, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < names->count; i++) {
+		if (strncmp(names->items[i], name, len) == 0 && names->items[i][len] == '/')
+			return true;
+	}
+	return false;
+}
+
+/* LIST options (RFC 5258 LIST-EXTENDED, RFC 6154 SPECIAL-USE). */
+struct list_opts {
+	bool sel_subscribed, sel_recursive, sel_special;
+	bool ret_subscribed, ret_special;
+	bool extended;             /* any option or several patterns given */
+};
+
+static const char *
+parse_list_select(const struct imap_arg *list, struct list_opts *o)
+{
+	bool remote = false;
+
+	for (size_t i = 0; i < list->list_count; i++) {
+		const struct imap_arg *a = &list->list[i];
+		if (imap_arg_atom_equals(a, "SUBSCRIBED"))
+			o->sel_subscribed = true;
+		else if (imap_arg_atom_equals(a, "REMOTE"))
+			remote = true;
+		else if (imap_arg_atom_equals(a, "RECURSIVEMATCH"))
+			o->sel_recursive = true;
+		else if (imap_arg_atom_equals(a, "SPECIAL-USE"))
+			o->sel_special = true;
+		else
+			return "Unknown LIST selection option.";
+	}
+	(void)remote;
+	/* RFC 5258 3: RECURSIVEMATCH alone (or with REMOTE only) is BAD. */
+	if (o->sel_recursive && !o->sel_subscribed && !o->sel_special)
+		return "RECURSIVEMATCH needs another selection option.";
+	return NULL;
+}
+
+static const char *
+parse_list_return(const struct imap_arg *list, struct list_opts *o)
+{
+	for (size_t i = 0; i < list->list_count; i++) {
+		const struct imap_arg *a = &list->list[i];
+		if (imap_arg_atom_equals(a, "SUBSCRIBED"))
+			o->ret_subscribed = true;
+		else if (imap_arg_atom_equals(a, "CHILDREN"))
+			; /* \HasChildren / \HasNoChildren are always sent */
+		else if (imap_arg_atom_equals(a, "SPECIAL-USE"))
+			o->ret_special = true;
+		else
+			return "Unknown LIST return option.";
+	}
+	return NULL;
+}
+
+static bool list_match_any(const struct strlist *patterns, const char *name, bool *pct_r);
+
+/* RFC 5258 3.5 (RECURSIVEMATCH): true if name has a descendant in names
+   that the patterns do not match (so it is not listed itself). */
+static bool
+has_unlisted_descendant(const struct strlist *names, const char *name,
+			const struct strlist *patterns)
+{
+	size_t len = strlen(name);
+	bool pct;
+
+	for (size_t i = 0; i < names->count; i++) {
+		if (strncmp(names->items[i], name, len) == 0 && names->items[i][len] == '/' &&
+		    !list_match_any(patterns, names->items[i], &pct))
+			return true;
+	}
+	return false;
+}
+
+static bool
+list_match_any(const struct strlist *patterns, const char *name, bool *pct_r)
+{
+	bool any = false;
+
+	*pct_r = false;
+	for (size_t i = 0; i < patterns->count; i++) {
+		if (list_match(patterns->items[i], name)) {
+			any = true;
+			if (strchr(patterns->items[i], '%') != NULL)
+				*pct_r = true;
+		}
+	}
+	return any;
+}
+
+bool
+cmd_list(struct cmd_ctx *ctx)
+{
+	struct client *c = ctx->c;
+	bool lsub = ascii_strcasecmp(ctx->name, "LSUB") == 0;
+	struct list_opts o;
+	struct strlist names = { 0 }, subs = { 0 }, all = { 0 }, patterns = { 0 };
+	const struct imap_arg *pat_arg;
+	enum storage_error err;
+	const char *ref, *error = NULL;
+	char *uref = NULL;
+	size_t i = 0;
+
+	i_zero(&o);
+	if (!lsub && ctx->count > 0 && ctx->args[0].type == IMAP_ARG_LIST) {
+		if ((error = parse_list_select(&ctx->args[0], &o)) != NULL)
+			return cmd_bad(ctx, error);
+		o.extended = true;
+		i++;
+	}
+	ref = cmd_arg_str(ctx, i);
+	pat_arg = i + 1 < ctx->count ? &ctx->args[i + 1] : NULL;
+	if (ref == NULL || pat_arg == NULL)
+		return cmd_bad(ctx, "LIST needs a reference and a mailbox pattern.");
+	if (i + 2 < ctx->count) {
+		if (lsub || i + 4 != ctx->count || !imap_arg_atom_equals(&ctx->args[i + 2], "RETURN") ||
+		    ctx->args[i + 3].type != IMAP_ARG_LIST)
+			return cmd_bad(ctx, "LIST: invalid arguments.");
+		if ((error = parse_list_return(&ctx->args[i + 3], &o)) != NULL)
+			return cmd_bad(ctx, error);
+		o.extended = true;
+	}
+	if (mutf7_to_utf8(ref, &uref) < 0)
+		return cmd_bad(ctx, "LIST reference is not valid modified UTF-7.");
+	/* One pattern, or a list of them (LIST-EXTENDED). */
+	const struct imap_arg *pats = pat_arg;
+	size_t npats = 1;
+	if (pat_arg->type == IMAP_ARG_LIST) {
+		if (lsub || pat_arg->list_count == 0) {
+			free(uref);
+			return cmd_bad(ctx, "LIST: invalid mailbox patterns.");
+		}
+		pats = pat_arg->list;
+		npats = pat_arg->list_count;
+		o.extended = true;
+	}
+	for (size_t p = 0; p < npats; p++) {
+		char *upat;
+
+		if (!imap_arg_is_string(&pats[p]) || strlen(pats[p].str) != pats[p].len ||
+		    mutf7_to_utf8(pats[p].str, &upat) < 0) {
+			free(uref);
+			strlist_clear(&patterns);
+			return cmd_bad(ctx, "LIST: invalid mailbox pattern.");
+		}
+		if (*upat == '\0' && npats == 1 && !o.extended && !lsub) {
+			/* The hierarchy delimiter and root (RFC 3501 6.3.8). */
+			free(upat);
+			free(uref);
+			client_send(c, "* LIST (\\Noselect) \"/\" \"\"");
+			cmd_tagged(ctx, "OK List completed.");
+			return true;
+		}
+		if (*uref != '\0' && *upat != '/' && uref[strlen(uref) - 1] != '/' && *upat != '\0')
+			strlist_add_take(&patterns, xasprintf("%s/%s", uref, upat));
+		else
+			strlist_add_take(&patterns, xasprintf("%s%s", uref, upat));
+		free(upat);
+	}
+	free(uref);
+	if (storage_list(&c->gen->storage, c->sid, c->user, &names, &err) < 0) {
+		cmd_no_storage(ctx, err);
+		goto out;
+	}
+	if ((lsub || o.sel_subscribed || o.ret_subscribed) &&
+	    storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs) < 0) {
+		cmd_no_storage(ctx, STORAGE_ERR_TEMP);
+		goto out;
+	}
+	/* Parents that are folders but not mailboxes are listed as
+	   \Noselect when a pattern reaches them. */
+	for (size_t k = 0; k < names.count; k++) {
+		strlist_add(&all, names.items[k]);
+		for (char *p = strchr(names.items[k], '/'); p != NULL; p = strchr(p + 1, '/')) {
+			char *parent = xstrndup(names.items[k], (size_t)(p - names.items[k]));
+			if (!strlist_contains(&all, parent) && !strlist_contains(&names, parent))
+				strlist_add_take(&all, parent);
+			else
+				free(parent);
+		}
+	}
+	if (lsub) {
+		/* RFC 3501 6.3.9: with "%", a subscribed "foo/bar" whose parent
+		   "foo" is not subscribed shows "foo" as \Noselect. */
+		struct strlist shown = { 0 };
+		for (size_t k = 0; k < subs.count; k++) {
+			const char *name = subs.items[k];
+			bool pct, noselect = !strlist_contains(&names, name);
+			char *parent = NULL;
+
+			if (!list_match_any(&patterns, name, &pct)) {
+				for (char *p = strrchr(name, '/'); p != NULL && parent == NULL;) {
+					char *cand = xstrndup(name, (size_t)(p - name));
+					if (list_match_any(&patterns, cand, &pct) && pct &&
+					    !strlist_contains(&subs, cand))
+						parent = cand;
+					else
+						free(cand);
+					while (--p > name && *p != '/')
+						;
+					if (p <= name)
+						p = NULL;
+				}
+				if (parent == NULL)
+					continue;
+				name = parent;
+				noselect = true;
+			}
+			if (!strlist_contains(&shown, name)) {
+				strlist_add(&shown, name);
+				buf_printf(client_outbuf(c), "* LSUB (%s) \"/\" ", noselect ? "\\Noselect" : "");
+				cmd_write_mailbox_name(client_outbuf(c), name);
+				buf_append(client_outbuf(c), "\r\n", 2);
+			}
+			free(parent);
+		}
+		strlist_clear(&shown);
+		cmd_tagged(ctx, "OK Lsub completed.");
+		goto out;
+	}
+	if (o.sel_subscribed) {
+		/* Subscribed names that no longer exist are listed too, as
+		   \NonExistent (RFC 5258 3.1). */
+		for (size_t k = 0; k < subs.count; k++) {
+			if (!strlist_contains(&all, subs.items[k]))
+				strlist_add(&all, subs.items[k]);
+		}
+	}
+	strlist_sort(&all);
+	for (size_t k = 0; k < all.count; k++) {
+		const char *name = all.items[k];
+		bool real = strlist_contains(&names, name);
+		bool subscribed = strlist_contains(&subs, name);
+		const char *special = real ? special_use_attr(name) : NULL;
+		bool pct, childinfo = false;
+		struct buf attrs = BUF_INIT;
+
+		if (!list_match_any(&patterns, name, &pct))
+			continue;
+		if (o.sel_subscribed || o.sel_special) {
+			bool selected = (!o.sel_subscribed || subscribed) &&
+					(!o.sel_special || special != NULL);
+			if (o.sel_recursive && o.sel_subscribed &&
+			    has_unlisted_descendant(&subs, name, &patterns))
+				childinfo = true;
+			if (!selected && !childinfo)
+				continue;
+		} else if (!real && !pct) {
+			/* A virtual parent only when '%' stops at it. */
+			continue;
+		}
+		if (!real)
+			buf_append_str(&attrs, strlist_contains(&subs, name) && !name_has_children(&all, name) ?
+						       "\\NonExistent" : "\\Noselect");
+		if (attrs.len > 0)
+			buf_append_c(&attrs, ' ');
+		buf_append_str(&attrs, name_has_children(&all, name) ? "\\HasChildren" :
+								       "\\HasNoChildren");
+		if (subscribed && (o.sel_subscribed || o.ret_subscribed))
+			buf_append_str(&attrs, " \\Subscribed");
+		if (special != NULL) {
+			buf_append_c(&attrs, ' ');
+			buf_append_str(&attrs, special);
+		}
+		buf_printf(client_outbuf(c), "* LIST (%s) \"/\" ", attrs.data);
+		cmd_write_mailbox_name(client_outbuf(c), name);
+		if (childinfo)
+			buf_append_str(client_outbuf(c), " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+		buf_append(client_outbuf(c), "\r\n", 2);
+		buf_free(&attrs);
+	}
+	cmd_tagged(ctx, "OK List completed.");
+out:
+	strlist_clear(&patterns);
+	strlist_clear(&names);
+	strlist_clear(&all);
+	strlist_clear(&subs);
+	return true;
+}
+
+bool
+cmd_status(struct cmd_ctx *ctx)
+{
+	struct client *c = ctx->c;
+	const struct imap_arg *items = ctx->count == 2 ? &ctx->args[1] : NULL;
+	enum storage_error err;
+	struct mailbox *mbox;
+	struct buf reply = BUF_INIT;
+	char *name;
+
+	if (items == NULL || items->type != IMAP_ARG_LIST || items->list_count == 0)
+		return cmd_bad(ctx, "STATUS needs a mailbox and a list of items.");
+	if ((name = cmd_arg_mailbox(ctx, 0)) == NULL)
+		return true;
+	if (mailbox_open(c->gen->hub, c->sid, c->user, name, &mbox, &err) < 0) {
+		cmd_no_storage(ctx, err);
+		free(name);
+		return true;
+	}
+	const struct mbox_state *st = mailbox_state(mbox);
+	for (size_t i = 0; i < items->list_count; i++) {
+		const struct imap_arg *it = &items->list[i];
+		uint64_t value = 0;
+
+		if (it->type != IMAP_ARG_ATOM)
+			goto bad_item;
+		if (ascii_strcasecmp(it->str, "MESSAGES") == 0)
+			value = st->count;
+		else if (ascii_strcasecmp(it->str, "RECENT") == 0) {
+			for (size_t j = 0; j < st->count; j++)
+				value += st->mails[j].uid >= st->first_recent_uid;
+		} else if (ascii_strcasecmp(it->str, "UIDNEXT") == 0)
+			value = st->uidnext;
+		else if (ascii_strcasecmp(it->str, "UIDVALIDITY") == 0)
+			value = st->uidvalidity;
+		else if (ascii_strcasecmp(it->str, "HIGHESTMODSEQ") == 0)
+			/* RFC 7162 3.1.7 */
+			value = st->highest_modseq;
+		else if (ascii_strcasecmp(it->str, "UNSEEN") == 0) {
+			for (size_t j = 0; j < st->count; j++)
+				value += (st->mails[j].flags & MAIL_SEEN) == 0;
+		} else
+			goto bad_item;
+		buf_printf(&reply, "%s%s %llu", reply.len > 0 ? " " : "", it->str,
+			   (unsigned long long)value);
+	}
+	buf_append_str(client_outbuf(c), "* STATUS ");
+	cmd_write_mailbox_name(client_outbuf(c), name);
+	buf_printf(client_outbuf(c), " (%s)\r\n", reply.data != NULL ? reply.data : "");
+	cmd_tagged(ctx, "OK Status completed.");
+	goto out;
+bad_item:
+	cmd_bad(ctx, "Unknown STATUS item.");
+out:
+	buf_free(&reply);
+	mailbox_unref(&mbox);
+	free(name);
+	return true;
+}

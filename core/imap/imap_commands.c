@@ -1,0 +1,355 @@
+/* imap_commands.c: the IMAP4rev1 commands (RFC 3501 section 6) and the
+   extensions we advertise: the command table, the dispatcher and the
+   helpers the handlers (cmd_*.c) share. Each handler gets the parsed
+   command and queues its answer; the dispatcher checks the state and
+   brings the selected mailbox's view in line before the tagged answer. */
+#include "imap_cmd.h"
+#include "log.h"
+#include "mutf7.h"
+#include "seqset.h"
+
+#include <stdlib.h>
+
+/* The special-use mailboxes (RFC 6154) every user gets, by name. */
+const struct special_use_mailbox special_use[] = {
+	{ "Sent", "\\Sent" },
+	{ "Drafts", "\\Drafts" },
+	{ "Trash", "\\Trash" },
+	{ "Junk", "\\Junk" },
+};
+const size_t special_use_count = N_ELEMENTS(special_use);
+
+const char *
+special_use_attr(const char *name)
+{
+	for (size_t i = 0; i < special_use_count; i++) {
+		if (strcmp(name, special_use[i].name) == 0)
+			return special_use[i].attr;
+	}
+	return NULL;
+}
+
+void
+cmd_tagged(struct cmd_ctx *ctx, const char *fmt, ...) ATTR_FORMAT(2, 3);
+
+void
+cmd_tagged(struct cmd_ctx *ctx, const char *fmt, ...)
+{
+	struct buf *out = client_outbuf(ctx->c);
+	va_list args;
+
+	buf_append_str(out, ctx->tag);
+	buf_append_c(out, ' ');
+	va_start(args, fmt);
+	buf_vprintf(out, fmt, args);
+	va_end(args);
+	buf_append(out, "\r\n", 2);
+}
+
+bool
+cmd_bad(struct cmd_ctx *ctx, const char *reason)
+{
+	cmd_tagged(ctx, "BAD %s", reason);
+	ctx->c->bad_count++;
+	return true;
+}
+
+/* The string value of an astring argument, or NULL. */
+const char *
+cmd_arg_str(const struct cmd_ctx *ctx, size_t i)
+{
+	if (i >= ctx->count || !imap_arg_is_string(&ctx->args[i]))
+		return NULL;
+	/* A NUL inside a literal would cut the string short silently. */
+	if (strlen(ctx->args[i].str) != ctx->args[i].len)
+		return NULL;
+	return ctx->args[i].str;
+}
+
+static const char *
+storage_no_text(enum storage_error err)
+{
+	switch (err) {
+	case STORAGE_ERR_NOT_FOUND:
+		return "Mailbox doesn't exist.";
+	case STORAGE_ERR_EXISTS:
+		return "Mailbox already exists.";
+	case STORAGE_ERR_BAD_NAME:
+		return "Invalid mailbox name.";
+	case STORAGE_ERR_NO_SPACE:
+		return "Not enough disk space.";
+	case STORAGE_ERR_LIMIT:
+		return "Limit reached.";
+	case STORAGE_ERR_IN_USE:
+		return "Mailbox is locked, try again later.";
+	case STORAGE_ERR_TEMP:
+	case STORAGE_ERR_NONE:
+		break;
+	}
+	return "Internal error occurred. Refer to server log for more information.";
+}
+
+void
+cmd_no_storage(struct cmd_ctx *ctx, enum storage_error err)
+{
+	cmd_tagged(ctx, "NO [%s] %s", storage_error_code(err), storage_no_text(err));
+}
+
+/* Mailbox names: INBOX in any case is INBOX (RFC 3501 5.1), also as the
+   first level of a hierarchy; a trailing delimiter is dropped. Returns a
+   malloc'ed name, or NULL if the name is not allowed. */
+static char *
+mailbox_name_normalize(const char *name)
+{
+	char *norm;
+	size_t len;
+
+	if (ascii_strncasecmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == '/'))
+		norm = xasprintf("INBOX%s", name + 5);
+	else
+		norm = xstrdup(name);
+	len = strlen(norm);
+	if (len > 1 && norm[len - 1] == '/')
+		norm[len - 1] = '\0';
+	if (!storage_name_is_valid(norm)) {
+		free(norm);
+		return NULL;
+	}
+	return norm;
+}
+
+/* The mailbox name argument i, decoded from modified UTF-7 and
+   normalized; answers and returns NULL if it is missing or invalid. */
+char *
+cmd_arg_mailbox(struct cmd_ctx *ctx, size_t i)
+{
+	const char *name = cmd_arg_str(ctx, i);
+	char *utf8, *norm;
+
+	if (name == NULL) {
+		cmd_bad(ctx, "Missing or invalid mailbox name.");
+		return NULL;
+	}
+	if (mutf7_to_utf8(name, &utf8) < 0) {
+		cmd_tagged(ctx, "NO [CANNOT] Mailbox name is not valid modified UTF-7.");
+		return NULL;
+	}
+	norm = mailbox_name_normalize(utf8);
+	free(utf8);
+	if (norm == NULL)
+		cmd_tagged(ctx, "NO [CANNOT] Invalid mailbox name.");
+	return norm;
+}
+
+/* Appends a mailbox name (UTF-8) as the client sees it: modified UTF-7,
+   as an astring. */
+void
+cmd_write_mailbox_name(struct buf *out, const char *name)
+{
+	char *enc = mutf7_from_utf8(name);
+
+	buf_append_imap_nstring(out, enc);
+	free(enc);
+}
+
+bool
+cmd_arg_number(const struct imap_arg *arg, uint64_t max, uint64_t *num_r)
+{
+	return arg->type == IMAP_ARG_ATOM && str_to_u64(arg->str, max, num_r) == 0;
+}
+
+/* The view's sequence numbers that the set names: by number, or by UID.
+   For numbers past the end returns -1 (BAD, RFC 3501 9 seq-number). */
+int
+cmd_collect_seqs(struct cmd_ctx *ctx, const char *setstr, uint32_t **seqs_r, size_t *count_r)
+{
+	const struct mbox_view *view = ctx->c->view;
+	uint32_t max_uid = view->count > 0 ? view->uids[view->count - 1] : 0;
+	struct seqset set = { 0 };
+	uint32_t *seqs = NULL;
+	size_t count = 0, alloc = 0;
+
+	if (seqset_parse(setstr, ctx->uid ? max_uid : (uint32_t)view->count, &set) < 0)
+		return -1;
+	if (ctx->uid) {
+		for (size_t s = 1; s <= view->count; s++) {
+			if (!seqset_contains(&set, view->uids[s - 1]))
+				continue;
+			xgrow(&seqs, &alloc, count + 1, sizeof(*seqs));
+			seqs[count++] = (uint32_t)s;
+		}
+	} else {
+		for (size_t r = 0; r < set.count; r++) {
+			if (set.ranges[r].lo == 0 || set.ranges[r].hi > view->count) {
+				seqset_free(&set);
+				free(seqs);
+				return -1;
+			}
+			for (uint64_t s = set.ranges[r].lo; s <= set.ranges[r].hi; s++) {
+				xgrow(&seqs, &alloc, count + 1, sizeof(*seqs));
+				seqs[count++] = (uint32_t)s;
+			}
+		}
+	}
+	seqset_free(&set);
+	*seqs_r = seqs;
+	*count_r = count;
+	return 0;
+}
+
+static const struct cmd_def commands[] = {
+	{ "CAPABILITY", cmd_capability, ST_ANY, true, false },
+	{ "NOOP", cmd_noop, ST_ANY, true, false },
+	{ "LOGOUT", cmd_logout, ST_ANY, true, false },
+	{ "ID", cmd_id, ST_ANY, false, false },
+	{ "STARTTLS", cmd_starttls, ST_NOT_AUTH, true, false },
+	{ "LOGIN", cmd_login, ST_NOT_AUTH, false, false },
+	{ "AUTHENTICATE", cmd_authenticate, ST_NOT_AUTH, false, false },
+	{ "ENABLE", cmd_enable, ST_AUTH | ST_SELECTED, false, false },
+	{ "NAMESPACE", cmd_namespace, ST_AUTH | ST_SELECTED, true, false },
+	{ "SELECT", cmd_select, ST_AUTH | ST_SELECTED, false, false },
+	{ "EXAMINE", cmd_select, ST_AUTH | ST_SELECTED, false, false },
+	{ "CREATE", cmd_create, ST_AUTH | ST_SELECTED, false, false },
+	{ "DELETE", cmd_delete, ST_AUTH | ST_SELECTED, false, false },
+	{ "RENAME", cmd_rename, ST_AUTH | ST_SELECTED, false, false },
+	{ "SUBSCRIBE", cmd_subscribe, ST_AUTH | ST_SELECTED, false, false },
+	{ "UNSUBSCRIBE", cmd_subscribe, ST_AUTH | ST_SELECTED, false, false },
+	{ "LIST", cmd_list, ST_AUTH | ST_SELECTED, false, false },
+	{ "LSUB", cmd_list, ST_AUTH | ST_SELECTED, false, false },
+	{ "STATUS", cmd_status, ST_AUTH | ST_SELECTED, false, false },
+	{ "APPEND", cmd_append, ST_AUTH | ST_SELECTED, false, false },
+	{ "IDLE", cmd_idle, ST_AUTH | ST_SELECTED, true, false },
+	{ "CHECK", cmd_check, ST_SELECTED, true, false },
+	{ "CLOSE", cmd_close, ST_SELECTED, true, false },
+	{ "UNSELECT", cmd_close, ST_SELECTED, true, false },
+	{ "EXPUNGE", cmd_expunge, ST_SELECTED, false, false },
+	{ "SEARCH", cmd_search, ST_SELECTED, false, true },
+	{ "FETCH", cmd_fetch, ST_SELECTED, false, true },
+	{ "STORE", cmd_store, ST_SELECTED, false, true },
+	{ "COPY", cmd_copy, ST_SELECTED, false, false },
+	{ "MOVE", cmd_copy, ST_SELECTED, false, false },
+};
+
+/* Commands that UID may prefix. */
+static bool
+uid_allowed(const char *name)
+{
+	return ascii_strcasecmp(name, "FETCH") == 0 || ascii_strcasecmp(name, "STORE") == 0 ||
+	       ascii_strcasecmp(name, "SEARCH") == 0 || ascii_strcasecmp(name, "COPY") == 0 ||
+	       ascii_strcasecmp(name, "EXPUNGE") == 0 || ascii_strcasecmp(name, "MOVE") == 0;
+}
+
+static unsigned
+state_bit(enum client_state state)
+{
+	switch (state) {
+	case CLIENT_NOT_AUTH:
+		return ST_NOT_AUTH;
+	case CLIENT_AUTH:
+		return ST_AUTH;
+	case CLIENT_SELECTED:
+		return ST_SELECTED;
+	case CLIENT_LOGOUT:
+		break;
+	}
+	return 0;
+}
+
+bool
+imap_cmd_dispatch(struct client *c, const struct imap_command *cmd)
+{
+	struct cmd_ctx ctx = {
+		.c = c,
+		.tag = cmd->tag,
+		.name = cmd->name,
+		.args = cmd->args,
+		.count = cmd->arg_count,
+	};
+	const struct cmd_def *def = NULL;
+	bool done;
+
+	if (ascii_strcasecmp(cmd->name, "UID") == 0) {
+		if (cmd->arg_count == 0 || cmd->args[0].type != IMAP_ARG_ATOM ||
+		    !uid_allowed(cmd->args[0].str))
+			return cmd_bad(&ctx, "UID needs FETCH, STORE, SEARCH, COPY, MOVE or EXPUNGE.");
+		ctx.uid = true;
+		ctx.name = cmd->args[0].str;
+		ctx.args++;
+		ctx.count--;
+	}
+	for (size_t i = 0; i < N_ELEMENTS(commands); i++) {
+		if (ascii_strcasecmp(ctx.name, commands[i].name) == 0) {
+			def = &commands[i];
+			break;
+		}
+	}
+	if (def == NULL)
+		return cmd_bad(&ctx, "Unknown command.");
+	if ((def->states & state_bit(c->state)) == 0) {
+		if (c->state == CLIENT_NOT_AUTH)
+			return cmd_bad(&ctx, "Log in first.");
+		if (c->state == CLIENT_AUTH && def->states == ST_SELECTED)
+			return cmd_bad(&ctx, "Select a mailbox first.");
+		return cmd_bad(&ctx, "Command not valid in this state.");
+	}
+	if (def->no_args && ctx.count > 0)
+		return cmd_bad(&ctx, "This command takes no arguments.");
+	log_debug(c->sid, "command %s%s", ctx.uid ? "UID " : "", def->name);
+	/* Changes made by other processes show up before the command. */
+	if (c->mbox != NULL)
+		(void)mailbox_refresh(c->mbox, c->sid);
+	/* The view is brought in line before the tagged answer, which the
+	   handler writes last: so untagged updates go before it. */
+	struct buf *out = client_outbuf(c);
+	size_t mark = out->len;
+	done = def->func(&ctx);
+	if (done && c->view != NULL && def->func != cmd_fetch && def->func != cmd_idle) {
+		/* Insert the updates before the tagged line. */
+		struct buf updates = BUF_INIT;
+		mbox_view_sync(c->view, &updates, !(def->no_expunge && !ctx.uid));
+		if (updates.len > 0) {
+			const char *tail = out->data + mark;
+			const char *tline = NULL;
+			/* The tagged line is the last line written. */
+			for (const char *p = out->data + out->len - 2; p > tail; p--) {
+				if (p[-1] == '\n') {
+					tline = p;
+					break;
+				}
+			}
+			if (tline == NULL)
+				tline = tail;
+			size_t off = (size_t)(tline - out->data);
+			struct buf rest = BUF_INIT;
+			buf_append(&rest, out->data + off, out->len - off);
+			buf_truncate(out, off);
+			buf_append(out, updates.data, updates.len);
+			buf_append(out, rest.data, rest.len);
+			buf_free(&rest);
+		}
+		buf_free(&updates);
+	}
+	return done;
+}
+
+void
+imap_cmd_continuation_line(struct client *c, const char *line, size_t len)
+{
+	char *tag = c->wait_tag;
+
+	c->wait_tag = NULL;
+	if (c->mode == MODE_IDLE) {
+		c->mode = MODE_COMMAND;
+		if (len == 4 && ascii_strncasecmp(line, "DONE", 4) == 0)
+			client_send_tagged(c, tag, "OK Idle completed.");
+		else
+			client_send_tagged(c, tag, "BAD Expected DONE.");
+		free(tag);
+		return;
+	}
+	/* MODE_AUTH_CONT */
+	c->mode = MODE_COMMAND;
+	/* A failed login is answered after the delay (MODE_DELAY). */
+	(void)cmd_auth_plain_response(c, tag, line, len);
+	free(tag);
+}
