@@ -23,15 +23,22 @@ struct cmd_ctx {
 /* Returns true when done, false when the command goes on asynchronously. */
 typedef bool cmd_func(struct cmd_ctx *ctx);
 
+enum cmd_flags {
+	/* The command takes no arguments at all. */
+	CMD_FLAG_NO_ARGS = 1 << 0,
+	/* RFC 3501 7.4.1: no EXPUNGE while answering it by sequence number
+	   (FETCH, STORE, SEARCH). */
+	CMD_FLAG_NO_EXPUNGE = 1 << 1,
+	/* UID may prefix it (RFC 3501 6.4.8, UIDPLUS, MOVE). */
+	CMD_FLAG_UID = 1 << 2,
+};
+
+/* One line of the command table. */
 struct cmd_def {
 	const char *name;
 	cmd_func *func;
-	unsigned states;
-	/* The command takes no arguments at all. */
-	bool no_args;
-	/* RFC 3501 7.4.1: no EXPUNGE while answering FETCH, STORE, SEARCH
-	   by sequence number. */
-	bool no_expunge;
+	unsigned states;        /* ST_* where it may run */
+	unsigned flags;         /* enum cmd_flags */
 };
 
 /* The special-use mailboxes (RFC 6154) every user gets, by name. */

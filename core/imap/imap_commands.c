@@ -198,45 +198,53 @@ cmd_collect_seqs(struct cmd_ctx *ctx, const char *setstr, uint32_t **seqs_r, siz
 }
 
 static const struct cmd_def commands[] = {
-	{ "CAPABILITY", cmd_capability, ST_ANY, true, false },
-	{ "NOOP", cmd_noop, ST_ANY, true, false },
-	{ "LOGOUT", cmd_logout, ST_ANY, true, false },
-	{ "ID", cmd_id, ST_ANY, false, false },
-	{ "STARTTLS", cmd_starttls, ST_NOT_AUTH, true, false },
-	{ "LOGIN", cmd_login, ST_NOT_AUTH, false, false },
-	{ "AUTHENTICATE", cmd_authenticate, ST_NOT_AUTH, false, false },
-	{ "ENABLE", cmd_enable, ST_AUTH | ST_SELECTED, false, false },
-	{ "NAMESPACE", cmd_namespace, ST_AUTH | ST_SELECTED, true, false },
-	{ "SELECT", cmd_select, ST_AUTH | ST_SELECTED, false, false },
-	{ "EXAMINE", cmd_select, ST_AUTH | ST_SELECTED, false, false },
-	{ "CREATE", cmd_create, ST_AUTH | ST_SELECTED, false, false },
-	{ "DELETE", cmd_delete, ST_AUTH | ST_SELECTED, false, false },
-	{ "RENAME", cmd_rename, ST_AUTH | ST_SELECTED, false, false },
-	{ "SUBSCRIBE", cmd_subscribe, ST_AUTH | ST_SELECTED, false, false },
-	{ "UNSUBSCRIBE", cmd_subscribe, ST_AUTH | ST_SELECTED, false, false },
-	{ "LIST", cmd_list, ST_AUTH | ST_SELECTED, false, false },
-	{ "LSUB", cmd_list, ST_AUTH | ST_SELECTED, false, false },
-	{ "STATUS", cmd_status, ST_AUTH | ST_SELECTED, false, false },
-	{ "APPEND", cmd_append, ST_AUTH | ST_SELECTED, false, false },
-	{ "IDLE", cmd_idle, ST_AUTH | ST_SELECTED, true, false },
-	{ "CHECK", cmd_check, ST_SELECTED, true, false },
-	{ "CLOSE", cmd_close, ST_SELECTED, true, false },
-	{ "UNSELECT", cmd_close, ST_SELECTED, true, false },
-	{ "EXPUNGE", cmd_expunge, ST_SELECTED, false, false },
-	{ "SEARCH", cmd_search, ST_SELECTED, false, true },
-	{ "FETCH", cmd_fetch, ST_SELECTED, false, true },
-	{ "STORE", cmd_store, ST_SELECTED, false, true },
-	{ "COPY", cmd_copy, ST_SELECTED, false, false },
-	{ "MOVE", cmd_copy, ST_SELECTED, false, false },
+	{ .name = "CAPABILITY", .func = cmd_capability, .states = ST_ANY,
+	  .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "NOOP", .func = cmd_noop, .states = ST_ANY, .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "LOGOUT", .func = cmd_logout, .states = ST_ANY, .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "ID", .func = cmd_id, .states = ST_ANY },
+	{ .name = "STARTTLS", .func = cmd_starttls, .states = ST_NOT_AUTH,
+	  .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "LOGIN", .func = cmd_login, .states = ST_NOT_AUTH },
+	{ .name = "AUTHENTICATE", .func = cmd_authenticate, .states = ST_NOT_AUTH },
+	{ .name = "ENABLE", .func = cmd_enable, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "NAMESPACE", .func = cmd_namespace, .states = ST_AUTH | ST_SELECTED,
+	  .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "SELECT", .func = cmd_select, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "EXAMINE", .func = cmd_select, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "CREATE", .func = cmd_create, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "DELETE", .func = cmd_delete, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "RENAME", .func = cmd_rename, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "SUBSCRIBE", .func = cmd_subscribe, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "UNSUBSCRIBE", .func = cmd_subscribe, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "LIST", .func = cmd_list, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "LSUB", .func = cmd_list, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "STATUS", .func = cmd_status, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "APPEND", .func = cmd_append, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "IDLE", .func = cmd_idle, .states = ST_AUTH | ST_SELECTED,
+	  .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "CHECK", .func = cmd_check, .states = ST_SELECTED, .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "CLOSE", .func = cmd_close, .states = ST_SELECTED, .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "UNSELECT", .func = cmd_close, .states = ST_SELECTED, .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "EXPUNGE", .func = cmd_expunge, .states = ST_SELECTED, .flags = CMD_FLAG_UID },
+	{ .name = "SEARCH", .func = cmd_search, .states = ST_SELECTED,
+	  .flags = CMD_FLAG_NO_EXPUNGE | CMD_FLAG_UID },
+	{ .name = "FETCH", .func = cmd_fetch, .states = ST_SELECTED,
+	  .flags = CMD_FLAG_NO_EXPUNGE | CMD_FLAG_UID },
+	{ .name = "STORE", .func = cmd_store, .states = ST_SELECTED,
+	  .flags = CMD_FLAG_NO_EXPUNGE | CMD_FLAG_UID },
+	{ .name = "COPY", .func = cmd_copy, .states = ST_SELECTED, .flags = CMD_FLAG_UID },
+	{ .name = "MOVE", .func = cmd_copy, .states = ST_SELECTED, .flags = CMD_FLAG_UID },
 };
 
-/* Commands that UID may prefix. */
-static bool
-uid_allowed(const char *name)
+static const struct cmd_def *
+cmd_def_find(const char *name)
 {
-	return ascii_strcasecmp(name, "FETCH") == 0 || ascii_strcasecmp(name, "STORE") == 0 ||
-	       ascii_strcasecmp(name, "SEARCH") == 0 || ascii_strcasecmp(name, "COPY") == 0 ||
-	       ascii_strcasecmp(name, "EXPUNGE") == 0 || ascii_strcasecmp(name, "MOVE") == 0;
+	for (size_t i = 0; i < N_ELEMENTS(commands); i++) {
+		if (ascii_strcasecmp(name, commands[i].name) == 0)
+			return &commands[i];
+	}
+	return NULL;
 }
 
 static unsigned
@@ -270,19 +278,15 @@ imap_cmd_dispatch(struct client *c, const struct imap_command *cmd)
 
 	if (ascii_strcasecmp(cmd->name, "UID") == 0) {
 		if (cmd->arg_count == 0 || cmd->args[0].type != IMAP_ARG_ATOM ||
-		    !uid_allowed(cmd->args[0].str))
+		    (def = cmd_def_find(cmd->args[0].str)) == NULL ||
+		    (def->flags & CMD_FLAG_UID) == 0)
 			return cmd_bad(&ctx, "UID needs FETCH, STORE, SEARCH, COPY, MOVE or EXPUNGE.");
 		ctx.uid = true;
 		ctx.name = cmd->args[0].str;
 		ctx.args++;
 		ctx.count--;
-	}
-	for (size_t i = 0; i < N_ELEMENTS(commands); i++) {
-		if (ascii_strcasecmp(ctx.name, commands[i].name) == 0) {
-			def = &commands[i];
-			break;
-		}
-	}
+	} else
+		def = cmd_def_find(ctx.name);
 	if (def == NULL)
 		return cmd_bad(&ctx, "Unknown command.");
 	if ((def->states & state_bit(c->state)) == 0) {
@@ -292,7 +296,7 @@ imap_cmd_dispatch(struct client *c, const struct imap_command *cmd)
 			return cmd_bad(&ctx, "Select a mailbox first.");
 		return cmd_bad(&ctx, "Command not valid in this state.");
 	}
-	if (def->no_args && ctx.count > 0)
+	if ((def->flags & CMD_FLAG_NO_ARGS) != 0 && ctx.count > 0)
 		return cmd_bad(&ctx, "This command takes no arguments.");
 	log_debug(c->sid, "command %s%s", ctx.uid ? "UID " : "", def->name);
 	/* Changes made by other processes show up before the command. */
@@ -306,7 +310,7 @@ imap_cmd_dispatch(struct client *c, const struct imap_command *cmd)
 	if (done && c->view != NULL && def->func != cmd_fetch && def->func != cmd_idle) {
 		/* Insert the updates before the tagged line. */
 		struct buf updates = BUF_INIT;
-		mbox_view_sync(c->view, &updates, !(def->no_expunge && !ctx.uid));
+		mbox_view_sync(c->view, &updates, (def->flags & CMD_FLAG_NO_EXPUNGE) == 0 || ctx.uid);
 		if (updates.len > 0) {
 			const char *tail = out->data + mark;
 			const char *tline = NULL;
