@@ -11,8 +11,11 @@
 #define ST_SELECTED 0x4
 #define ST_ANY (ST_NOT_AUTH | ST_AUTH | ST_SELECTED)
 
+struct cmd_def;
+
 struct cmd_ctx {
 	struct client *c;
+	const struct cmd_def *def;
 	const char *tag;
 	const char *name;
 	const struct imap_arg *args;
@@ -52,7 +55,9 @@ extern const size_t special_use_count;
 const char *special_use_attr(const char *name);
 
 /* imap_commands.c: helpers the handlers share. */
-/* Queues the command's tagged answer. */
+/* Queues the command's tagged answer, after the untagged updates of
+   the selected mailbox (the view brought in line as the command's
+   flags allow). Every handler answers through it (or cmd_bad), last. */
 void cmd_tagged(struct cmd_ctx *ctx, const char *fmt, ...) ATTR_FORMAT(2, 3);
 /* Queues "tag BAD reason" and counts it; returns true (done). */
 bool cmd_bad(struct cmd_ctx *ctx, const char *reason);

@@ -30,14 +30,17 @@ special_use_attr(const char *name)
 }
 
 void
-cmd_tagged(struct cmd_ctx *ctx, const char *fmt, ...) ATTR_FORMAT(2, 3);
-
-void
 cmd_tagged(struct cmd_ctx *ctx, const char *fmt, ...)
 {
-	struct buf *out = client_outbuf(ctx->c);
+	struct client *c = ctx->c;
+	struct buf *out;
 	va_list args;
 
+	/* The view is brought in line first, so the untagged updates go
+	   before the tagged answer (RFC 3501 7.4.1: no EXPUNGE while
+	   answering FETCH, STORE or SEARCH by sequence number). */
+	client_sync_view(c, (ctx->def->flags & CMD_FLAG_NO_EXPUNGE) == 0 || ctx->uid);
+	out = client_outbuf(c);
 	buf_append_str(out, ctx->tag);
 	buf_append_c(out, ' ');
 	va_start(args, fmt);
@@ -263,6 +266,16 @@ state_bit(enum client_state state)
 	return 0;
 }
 
+/* A command refused before its handler runs: no view update goes with
+   the answer. Returns true (done). */
+static bool
+dispatch_bad(struct client *c, const char *tag, const char *reason)
+{
+	client_send_tagged(c, tag, "BAD %s", reason);
+	c->bad_count++;
+	return true;
+}
+
 bool
 imap_cmd_dispatch(struct client *c, const struct imap_command *cmd)
 {
@@ -274,66 +287,38 @@ imap_cmd_dispatch(struct client *c, const struct imap_command *cmd)
 		.count = cmd->arg_count,
 	};
 	const struct cmd_def *def = NULL;
-	bool done;
 
 	if (ascii_strcasecmp(cmd->name, "UID") == 0) {
 		if (cmd->arg_count == 0 || cmd->args[0].type != IMAP_ARG_ATOM ||
 		    (def = cmd_def_find(cmd->args[0].str)) == NULL ||
 		    (def->flags & CMD_FLAG_UID) == 0)
-			return cmd_bad(&ctx, "UID needs FETCH, STORE, SEARCH, COPY, MOVE or EXPUNGE.");
+			return dispatch_bad(c, cmd->tag,
+					    "UID needs FETCH, STORE, SEARCH, COPY, MOVE or EXPUNGE.");
 		ctx.uid = true;
 		ctx.name = cmd->args[0].str;
 		ctx.args++;
 		ctx.count--;
 	} else
 		def = cmd_def_find(ctx.name);
+	ctx.def = def;
 	if (def == NULL)
-		return cmd_bad(&ctx, "Unknown command.");
+		return dispatch_bad(c, cmd->tag, "Unknown command.");
 	if ((def->states & state_bit(c->state)) == 0) {
 		if (c->state == CLIENT_NOT_AUTH)
-			return cmd_bad(&ctx, "Log in first.");
+			return dispatch_bad(c, cmd->tag, "Log in first.");
 		if (c->state == CLIENT_AUTH && def->states == ST_SELECTED)
-			return cmd_bad(&ctx, "Select a mailbox first.");
-		return cmd_bad(&ctx, "Command not valid in this state.");
+			return dispatch_bad(c, cmd->tag, "Select a mailbox first.");
+		return dispatch_bad(c, cmd->tag, "Command not valid in this state.");
 	}
 	if ((def->flags & CMD_FLAG_NO_ARGS) != 0 && ctx.count > 0)
-		return cmd_bad(&ctx, "This command takes no arguments.");
+		return dispatch_bad(c, cmd->tag, "This command takes no arguments.");
 	log_debug(c->sid, "command %s%s", ctx.uid ? "UID " : "", def->name);
 	/* Changes made by other processes show up before the command. */
 	if (c->mbox != NULL)
 		(void)mailbox_refresh(c->mbox, c->sid);
-	/* The view is brought in line before the tagged answer, which the
-	   handler writes last: so untagged updates go before it. */
-	struct buf *out = client_outbuf(c);
-	size_t mark = out->len;
-	done = def->func(&ctx);
-	if (done && c->view != NULL && def->func != cmd_fetch && def->func != cmd_idle) {
-		/* Insert the updates before the tagged line. */
-		struct buf updates = BUF_INIT;
-		mbox_view_sync(c->view, &updates, (def->flags & CMD_FLAG_NO_EXPUNGE) == 0 || ctx.uid);
-		if (updates.len > 0) {
-			const char *tail = out->data + mark;
-			const char *tline = NULL;
-			/* The tagged line is the last line written. */
-			for (const char *p = out->data + out->len - 2; p > tail; p--) {
-				if (p[-1] == '\n') {
-					tline = p;
-					break;
-				}
-			}
-			if (tline == NULL)
-				tline = tail;
-			size_t off = (size_t)(tline - out->data);
-			struct buf rest = BUF_INIT;
-			buf_append(&rest, out->data + off, out->len - off);
-			buf_truncate(out, off);
-			buf_append(out, updates.data, updates.len);
-			buf_append(out, rest.data, rest.len);
-			buf_free(&rest);
-		}
-		buf_free(&updates);
-	}
-	return done;
+	/* The handler writes its tagged answer last, through cmd_tagged(),
+	   which brings the view in line first. */
+	return def->func(&ctx);
 }
 
 void
