@@ -16,27 +16,27 @@ imap_capabilities(const struct client *c)
 }
 
 bool
-cmd_capability(struct cmd_ctx *ctx)
+cmd_capability(struct client_command *cmd)
 {
-	client_send(ctx->c, "* CAPABILITY %s", imap_capabilities(ctx->c));
-	cmd_tagged(ctx, "OK Capability completed.");
+	client_send(cmd->c, "* CAPABILITY %s", imap_capabilities(cmd->c));
+	cmd_tagged(cmd, "OK Capability completed.");
 	return true;
 }
 
 bool
-cmd_noop(struct cmd_ctx *ctx)
+cmd_noop(struct client_command *cmd)
 {
-	cmd_tagged(ctx, "OK %s completed.", ctx->name);
+	cmd_tagged(cmd, "OK %s completed.", cmd->name);
 	return true;
 }
 
 bool
-cmd_logout(struct cmd_ctx *ctx)
+cmd_logout(struct client_command *cmd)
 {
-	struct client *c = ctx->c;
+	struct client *c = cmd->c;
 
 	client_send(c, "* BYE Logging out.");
-	cmd_tagged(ctx, "OK Logout completed.");
+	cmd_tagged(cmd, "OK Logout completed.");
 	c->state = CLIENT_LOGOUT;
 	c->closing = true;
 	if (c->close_reason == NULL)
@@ -45,13 +45,13 @@ cmd_logout(struct cmd_ctx *ctx)
 }
 
 bool
-cmd_id(struct cmd_ctx *ctx)
+cmd_id(struct client_command *cmd)
 {
-	if (ctx->count != 1 || (ctx->args[0].type != IMAP_ARG_NIL &&
-				ctx->args[0].type != IMAP_ARG_LIST))
-		return cmd_bad(ctx, "ID needs a parameter list or NIL.");
-	client_send(ctx->c, "* ID (\"name\" \"imapserver\" \"version\" \"0.1\")");
-	cmd_tagged(ctx, "OK ID completed.");
+	if (cmd->count != 1 || (cmd->args[0].type != IMAP_ARG_NIL &&
+				cmd->args[0].type != IMAP_ARG_LIST))
+		return cmd_bad(cmd, "ID needs a parameter list or NIL.");
+	client_send(cmd->c, "* ID (\"name\" \"imapserver\" \"version\" \"0.1\")");
+	cmd_tagged(cmd, "OK ID completed.");
 	return true;
 }
 
@@ -76,19 +76,19 @@ client_enable_condstore(struct client *c, bool qresync)
 }
 
 bool
-cmd_enable(struct cmd_ctx *ctx)
+cmd_enable(struct client_command *cmd)
 {
-	struct client *c = ctx->c;
+	struct client *c = cmd->c;
 	bool condstore = false, qresync = false;
 
-	if (ctx->count == 0)
-		return cmd_bad(ctx, "ENABLE needs capability names.");
-	for (size_t i = 0; i < ctx->count; i++) {
-		if (ctx->args[i].type != IMAP_ARG_ATOM)
-			return cmd_bad(ctx, "ENABLE needs capability names.");
-		if (ascii_strcasecmp(ctx->args[i].str, "CONDSTORE") == 0)
+	if (cmd->count == 0)
+		return cmd_bad(cmd, "ENABLE needs capability names.");
+	for (size_t i = 0; i < cmd->count; i++) {
+		if (cmd->args[i].type != IMAP_ARG_ATOM)
+			return cmd_bad(cmd, "ENABLE needs capability names.");
+		if (ascii_strcasecmp(cmd->args[i].str, "CONDSTORE") == 0)
 			condstore = true;
-		else if (ascii_strcasecmp(ctx->args[i].str, "QRESYNC") == 0)
+		else if (ascii_strcasecmp(cmd->args[i].str, "QRESYNC") == 0)
 			qresync = true;
 		/* RFC 5161: unknown names are ignored. */
 	}
@@ -99,6 +99,6 @@ cmd_enable(struct cmd_ctx *ctx)
 		client_enable_condstore(c, qresync);
 	client_send(c, "* ENABLED%s%s", new_condstore && condstore ? " CONDSTORE" : "",
 		    new_qresync ? " QRESYNC" : "");
-	cmd_tagged(ctx, "OK Enabled.");
+	cmd_tagged(cmd, "OK Enabled.");
 	return true;
 }

@@ -7,18 +7,37 @@
 
 #include <stdlib.h>
 
+/* The context of a LOGIN or AUTHENTICATE whose password is being
+   checked, or whose failure is answered after a delay. */
+struct login_context {
+	char *user;                     /* the user being checked */
+	struct auth_request *req;       /* the check, until it answers */
+	struct event_timer *delay_timer;
+};
+
+static void
+login_context_free(void *context)
+{
+	struct login_context *lc = context;
+
+	auth_request_cancel(&lc->req);
+	event_timer_remove(&lc->delay_timer);
+	free(lc->user);
+	free(lc);
+}
+
 static void
 login_delay_done(void *context)
 {
-	struct client *c = context;
+	struct client_command *cmd = context;
+	struct login_context *lc = cmd->context;
+	struct client *c = cmd->c;
 
-	c->delay_timer = NULL;
-	client_send_tagged(c, c->wait_tag, "NO [AUTHENTICATIONFAILED] Authentication failed.");
-	free(c->wait_tag);
-	c->wait_tag = NULL;
+	lc->delay_timer = NULL;
+	cmd_tagged(cmd, "NO [AUTHENTICATIONFAILED] Authentication failed.");
 	if (++c->auth_failures >= 3)
 		client_disconnect(c, "Too many authentication failures.");
-	client_resume(c);
+	client_command_finish(cmd);
 }
 
 /* A user who has no mailbox but INBOX (a new user) gets the special-use
@@ -58,79 +77,77 @@ create_special_use(struct client *c)
 static void
 login_checked(enum auth_result res, void *context)
 {
-	struct client *c = context;
+	struct client_command *cmd = context;
+	struct login_context *lc = cmd->context;
+	struct client *c = cmd->c;
 
-	c->auth_req = NULL;
+	lc->req = NULL;
 	switch (res) {
 	case AUTH_OK:
 		free(c->user);
-		c->user = c->pending_user;
-		c->pending_user = NULL;
+		c->user = lc->user;
+		lc->user = NULL;
 		c->state = CLIENT_AUTH;
 		c->auth_failures = 0;
 		create_special_use(c);
-		client_send_tagged(c, c->wait_tag, "OK [CAPABILITY %s] Logged in.",
-				   imap_capabilities(c));
+		cmd_tagged(cmd, "OK [CAPABILITY %s] Logged in.", imap_capabilities(c));
 		break;
 	case AUTH_TEMPFAIL:
-		client_send_tagged(c, c->wait_tag,
-				   "NO [UNAVAILABLE] Authentication service unavailable.");
+		cmd_tagged(cmd, "NO [UNAVAILABLE] Authentication service unavailable.");
 		break;
 	case AUTH_FAIL:
 		/* Answered after the delay, held by a timer: the other
 		   sessions go on meanwhile. */
-		free(c->pending_user);
-		c->pending_user = NULL;
-		c->delay_timer = event_timer_add(c->server->loop, c->gen->cfg->auth_fail_delay_ms,
-						 login_delay_done, c);
+		lc->delay_timer = event_timer_add(c->server->loop, c->gen->cfg->auth_fail_delay_ms,
+						  login_delay_done, cmd);
 		return;
 	}
-	free(c->pending_user);
-	c->pending_user = NULL;
-	free(c->wait_tag);
-	c->wait_tag = NULL;
-	client_resume(c);
+	client_command_finish(cmd);
 }
 
 /* Starts checking the password; the answer comes from login_checked(),
-   so a slow backend never holds up the loop. Input waits meanwhile. */
+   so a slow backend never holds up the loop. The command waits
+   meanwhile (returns false), and no other command is read. */
 static bool
-do_login(struct client *c, const char *tag, const char *user, const char *password)
+do_login(struct client_command *cmd, const char *user, const char *password)
 {
-	free(c->wait_tag);
-	c->wait_tag = xstrdup(tag);
-	free(c->pending_user);
-	c->pending_user = xstrdup(user);
-	c->mode = MODE_DELAY;
-	c->auth_req = auth_verify_start(&c->gen->auth, c->server->loop, c->sid, user, password,
-					login_checked, c);
+	struct client *c = cmd->c;
+	struct login_context *lc = xcalloc(1, sizeof(*lc));
+
+	lc->user = xstrdup(user);
+	cmd->context = lc;
+	cmd->context_free = login_context_free;
+	cmd->input = NULL;
+	lc->req = auth_verify_start(&c->gen->auth, c->server->loop, c->sid, user, password,
+				    login_checked, cmd);
 	return false;
 }
 
 bool
-cmd_login(struct cmd_ctx *ctx)
+cmd_login(struct client_command *cmd)
 {
-	const char *user = cmd_arg_str(ctx, 0), *pass = cmd_arg_str(ctx, 1);
+	const char *user = cmd_arg_str(cmd, 0), *pass = cmd_arg_str(cmd, 1);
 
-	if (user == NULL || pass == NULL || ctx->count != 2)
-		return cmd_bad(ctx, "LOGIN needs a user name and a password.");
-	return do_login(ctx->c, ctx->tag, user, pass);
+	if (user == NULL || pass == NULL || cmd->count != 2)
+		return cmd_bad(cmd, "LOGIN needs a user name and a password.");
+	return do_login(cmd, user, pass);
 }
 
-/* SASL PLAIN (RFC 4616): [authzid] NUL authcid NUL passwd. */
-bool
-cmd_auth_plain_response(struct client *c, const char *tag, const char *b64, size_t len)
+/* SASL PLAIN (RFC 4616): [authzid] NUL authcid NUL passwd. Returns as
+   a handler: false while the login is checked. */
+static bool
+auth_plain_response(struct client_command *cmd, const char *b64, size_t len)
 {
 	struct buf dec = BUF_INIT;
 	const char *authzid, *authcid, *pass, *end;
 	bool done = true;
 
 	if (len == 1 && b64[0] == '*') {
-		client_send_tagged(c, tag, "BAD Authentication aborted by client.");
+		cmd_tagged(cmd, "BAD Authentication aborted by client.");
 		return true;
 	}
 	if ((len == 1 && b64[0] == '=') || base64_decode(b64, len, &dec) < 0 || dec.len == 0) {
-		client_send_tagged(c, tag, "BAD Invalid base64 data in the SASL response.");
+		cmd_tagged(cmd, "BAD Invalid base64 data in the SASL response.");
 		buf_free(&dec);
 		return true;
 	}
@@ -139,50 +156,57 @@ cmd_auth_plain_response(struct client *c, const char *tag, const char *b64, size
 	authcid = memchr(authzid, '\0', dec.len);
 	pass = authcid == NULL ? NULL : memchr(authcid + 1, '\0', (size_t)(end - authcid - 1));
 	if (authcid == NULL || pass == NULL || memchr(pass + 1, '\0', (size_t)(end - pass - 1))) {
-		client_send_tagged(c, tag, "BAD Invalid SASL PLAIN response.");
+		cmd_tagged(cmd, "BAD Invalid SASL PLAIN response.");
 	} else {
 		authcid++;
 		pass++;
 		if (*authzid != '\0' && strcmp(authzid, authcid) != 0)
-			client_send_tagged(c, tag, "NO [AUTHORIZATIONFAILED] Authorization "
-						   "identity differs from the login.");
+			cmd_tagged(cmd, "NO [AUTHORIZATIONFAILED] Authorization "
+					"identity differs from the login.");
 		else
-			done = do_login(c, tag, authcid, pass);
+			done = do_login(cmd, authcid, pass);
 	}
 	explicit_bzero(dec.data, dec.cap);
 	buf_free(&dec);
 	return done;
 }
 
-bool
-cmd_authenticate(struct cmd_ctx *ctx)
+/* The client's response line to the "+ " challenge. */
+static bool
+authenticate_input(struct client_command *cmd, const char *line, size_t len)
 {
-	struct client *c = ctx->c;
-	const char *mech = cmd_arg_str(ctx, 0);
+	cmd->input = NULL;
+	/* A failed login is answered after the delay. */
+	return auth_plain_response(cmd, line, len);
+}
 
-	if (mech == NULL || ctx->count > 2)
-		return cmd_bad(ctx, "AUTHENTICATE needs a mechanism name.");
+bool
+cmd_authenticate(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	const char *mech = cmd_arg_str(cmd, 0);
+
+	if (mech == NULL || cmd->count > 2)
+		return cmd_bad(cmd, "AUTHENTICATE needs a mechanism name.");
 	if (ascii_strcasecmp(mech, "PLAIN") != 0) {
-		cmd_tagged(ctx, "NO [CANNOT] Unsupported authentication mechanism.");
+		cmd_tagged(cmd, "NO [CANNOT] Unsupported authentication mechanism.");
 		return true;
 	}
-	if (ctx->count == 2) {
+	if (cmd->count == 2) {
 		/* SASL-IR (RFC 4959). */
-		const char *ir = cmd_arg_str(ctx, 1);
+		const char *ir = cmd_arg_str(cmd, 1);
 		if (ir == NULL)
-			return cmd_bad(ctx, "Invalid initial response.");
-		return cmd_auth_plain_response(c, ctx->tag, ir, strlen(ir));
+			return cmd_bad(cmd, "Invalid initial response.");
+		return auth_plain_response(cmd, ir, strlen(ir));
 	}
-	free(c->wait_tag);
-	c->wait_tag = xstrdup(ctx->tag);
-	c->mode = MODE_AUTH_CONT;
+	cmd->input = authenticate_input;
 	client_send(c, "+ ");
 	return false;
 }
 
 bool
-cmd_starttls(struct cmd_ctx *ctx)
+cmd_starttls(struct client_command *cmd)
 {
-	cmd_tagged(ctx, "NO [UNAVAILABLE] TLS is not available on this server.");
+	cmd_tagged(cmd, "NO [UNAVAILABLE] TLS is not available on this server.");
 	return true;
 }

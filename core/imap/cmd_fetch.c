@@ -6,12 +6,11 @@
 
 #include <stdlib.h>
 
+/* The context of a FETCH: where it stands in its list of messages. */
 struct fetch_job {
-	char *tag;
 	struct fetch_spec *spec;
 	uint32_t *seqs;
 	size_t count, pos;
-	bool uid;
 	bool expunged_seen;
 	bool flags_changed;
 	/* CHANGEDSINCE (RFC 7162): only messages with a higher modseq. */
@@ -21,32 +20,24 @@ struct fetch_job {
 };
 
 static void
-fetch_job_free(struct fetch_job **_job)
+fetch_job_free(void *context)
 {
-	struct fetch_job *job = *_job;
+	struct fetch_job *job = context;
 
-	if (job == NULL)
-		return;
-	*_job = NULL;
 	fetch_spec_free(&job->spec);
 	free(job->seqs);
-	free(job->tag);
 	buf_free(&job->msg);
 	free(job);
 }
 
-void
-imap_cmd_fetch_abort(struct client *c)
-{
-	fetch_job_free(&c->fetch);
-}
-
 /* Writes FETCH answers until the output reaches the high-water mark.
-   Returns true when the command is complete (tagged answer queued). */
-bool
-imap_cmd_fetch_continue(struct client *c)
+   Returns true when the command is complete (tagged answer queued),
+   false to be called again when output has drained. */
+static bool
+fetch_continue(struct client_command *cmd)
 {
-	struct fetch_job *job = c->fetch;
+	struct client *c = cmd->c;
+	struct fetch_job *job = cmd->context;
 	struct mbox_state *st = mailbox_state(c->mbox);
 	bool needs_msg = fetch_spec_needs_message(job->spec);
 	bool sets_seen = fetch_spec_sets_seen(job->spec) && !c->view->readonly;
@@ -61,7 +52,7 @@ imap_cmd_fetch_continue(struct client *c)
 			/* Expunged by another session. By UID it is simply not
 			   there (its EXPUNGE follows this answer, RFC 2180 4.1.2);
 			   by number the client needs to be told. */
-			if (!job->uid)
+			if (!cmd->uid)
 				job->expunged_seen = true;
 			continue;
 		}
@@ -98,35 +89,33 @@ imap_cmd_fetch_continue(struct client *c)
 		return false;
 	if (job->flags_changed)
 		mailbox_changed(c->mbox, c->view);
-	client_sync_view(c, job->uid);
 	if (job->expunged_seen)
-		client_send_tagged(c, job->tag, "NO [EXPUNGEISSUED] Some messages could not "
-						"be fetched (expunged or unreadable).");
+		cmd_tagged(cmd, "NO [EXPUNGEISSUED] Some messages could not "
+				"be fetched (expunged or unreadable).");
 	else
-		client_send_tagged(c, job->tag, "OK Fetch completed.");
-	fetch_job_free(&c->fetch);
+		cmd_tagged(cmd, "OK Fetch completed.");
 	return true;
 }
 
 bool
-cmd_fetch(struct cmd_ctx *ctx)
+cmd_fetch(struct client_command *cmd)
 {
-	struct client *c = ctx->c;
+	struct client *c = cmd->c;
 	struct fetch_job *job;
 	struct fetch_spec *spec;
 	const char *error;
 	uint32_t *seqs;
 	size_t count;
 
-	size_t nitems = ctx->count - 1;
+	size_t nitems = cmd->count - 1;
 	bool changedsince_given = false, vanished = false;
 	uint64_t changedsince = 0;
 
-	if (ctx->count < 2 || ctx->args[0].type != IMAP_ARG_ATOM)
-		return cmd_bad(ctx, "FETCH needs a sequence set and data items.");
+	if (cmd->count < 2 || cmd->args[0].type != IMAP_ARG_ATOM)
+		return cmd_bad(cmd, "FETCH needs a sequence set and data items.");
 	/* FETCH modifiers (RFC 4466): a last list after the items. */
-	if (ctx->count >= 3 && ctx->args[ctx->count - 1].type == IMAP_ARG_LIST) {
-		const struct imap_arg *m = &ctx->args[ctx->count - 1];
+	if (cmd->count >= 3 && cmd->args[cmd->count - 1].type == IMAP_ARG_LIST) {
+		const struct imap_arg *m = &cmd->args[cmd->count - 1];
 		nitems--;
 		for (size_t i = 0; i < m->list_count; i++) {
 			if (imap_arg_atom_equals(&m->list[i], "CHANGEDSINCE") && i + 1 < m->list_count &&
@@ -137,20 +126,20 @@ cmd_fetch(struct cmd_ctx *ctx)
 			} else if (imap_arg_atom_equals(&m->list[i], "VANISHED") && !vanished) {
 				vanished = true;
 			} else {
-				return cmd_bad(ctx, "Unknown FETCH modifier.");
+				return cmd_bad(cmd, "Unknown FETCH modifier.");
 			}
 		}
 		/* RFC 7162 3.2.6 */
-		if (vanished && (!ctx->uid || !c->qresync || !changedsince_given))
-			return cmd_bad(ctx, "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC.");
+		if (vanished && (!cmd->uid || !c->qresync || !changedsince_given))
+			return cmd_bad(cmd, "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC.");
 	}
-	if (fetch_parse(ctx->args + 1, nitems, &spec, &error) < 0)
-		return cmd_bad(ctx, error);
-	if (cmd_collect_seqs(ctx, ctx->args[0].str, &seqs, &count) < 0) {
+	if (fetch_parse(cmd->args + 1, nitems, &spec, &error) < 0)
+		return cmd_bad(cmd, error);
+	if (cmd_collect_seqs(cmd, cmd->args[0].str, &seqs, &count) < 0) {
 		fetch_spec_free(&spec);
-		return cmd_bad(ctx, "Invalid sequence set.");
+		return cmd_bad(cmd, "Invalid sequence set.");
 	}
-	if (ctx->uid)
+	if (cmd->uid)
 		fetch_spec_add_uid(spec);
 	if (changedsince_given || fetch_spec_has_modseq(spec))
 		client_enable_condstore(c, false);
@@ -166,7 +155,7 @@ cmd_fetch(struct cmd_ctx *ctx)
 		   before any FETCH (RFC 7162 3.2.6). */
 		struct seqset uids = { 0 }, gone = { 0 };
 		const struct mbox_state *st = mailbox_state(c->mbox);
-		if (seqset_parse(ctx->args[0].str, st->uidnext > 1 ? st->uidnext - 1 : 0, &uids) == 0)
+		if (seqset_parse(cmd->args[0].str, st->uidnext > 1 ? st->uidnext - 1 : 0, &uids) == 0)
 			(void)mailbox_vanished_since(c->mbox, changedsince, &uids, &gone);
 		if (gone.count > 0) {
 			buf_append_str(client_outbuf(c), "* VANISHED (EARLIER) ");
@@ -179,14 +168,13 @@ cmd_fetch(struct cmd_ctx *ctx)
 	job = xcalloc(1, sizeof(*job));
 	job->changedsince_given = changedsince_given;
 	job->changedsince = changedsince;
-	job->tag = xstrdup(ctx->tag);
 	job->spec = spec;
 	job->seqs = seqs;
 	job->count = count;
-	job->uid = ctx->uid;
-	c->fetch = job;
-	if (imap_cmd_fetch_continue(c))
+	cmd->context = job;
+	cmd->context_free = fetch_job_free;
+	if (fetch_continue(cmd))
 		return true;
-	c->mode = MODE_FETCH;
+	cmd->output = fetch_continue;
 	return false;
 }

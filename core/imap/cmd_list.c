@@ -141,10 +141,10 @@ list_match_any(const struct strlist *patterns, const char *name, bool *pct_r)
 }
 
 bool
-cmd_list(struct cmd_ctx *ctx)
+cmd_list(struct client_command *cmd)
 {
-	struct client *c = ctx->c;
-	bool lsub = ascii_strcasecmp(ctx->name, "LSUB") == 0;
+	struct client *c = cmd->c;
+	bool lsub = ascii_strcasecmp(cmd->name, "LSUB") == 0;
 	struct list_opts o;
 	struct strlist names = { 0 }, subs = { 0 }, all = { 0 }, patterns = { 0 };
 	const struct imap_arg *pat_arg;
@@ -154,33 +154,33 @@ cmd_list(struct cmd_ctx *ctx)
 	size_t i = 0;
 
 	i_zero(&o);
-	if (!lsub && ctx->count > 0 && ctx->args[0].type == IMAP_ARG_LIST) {
-		if ((error = parse_list_select(&ctx->args[0], &o)) != NULL)
-			return cmd_bad(ctx, error);
+	if (!lsub && cmd->count > 0 && cmd->args[0].type == IMAP_ARG_LIST) {
+		if ((error = parse_list_select(&cmd->args[0], &o)) != NULL)
+			return cmd_bad(cmd, error);
 		o.extended = true;
 		i++;
 	}
-	ref = cmd_arg_str(ctx, i);
-	pat_arg = i + 1 < ctx->count ? &ctx->args[i + 1] : NULL;
+	ref = cmd_arg_str(cmd, i);
+	pat_arg = i + 1 < cmd->count ? &cmd->args[i + 1] : NULL;
 	if (ref == NULL || pat_arg == NULL)
-		return cmd_bad(ctx, "LIST needs a reference and a mailbox pattern.");
-	if (i + 2 < ctx->count) {
-		if (lsub || i + 4 != ctx->count || !imap_arg_atom_equals(&ctx->args[i + 2], "RETURN") ||
-		    ctx->args[i + 3].type != IMAP_ARG_LIST)
-			return cmd_bad(ctx, "LIST: invalid arguments.");
-		if ((error = parse_list_return(&ctx->args[i + 3], &o)) != NULL)
-			return cmd_bad(ctx, error);
+		return cmd_bad(cmd, "LIST needs a reference and a mailbox pattern.");
+	if (i + 2 < cmd->count) {
+		if (lsub || i + 4 != cmd->count || !imap_arg_atom_equals(&cmd->args[i + 2], "RETURN") ||
+		    cmd->args[i + 3].type != IMAP_ARG_LIST)
+			return cmd_bad(cmd, "LIST: invalid arguments.");
+		if ((error = parse_list_return(&cmd->args[i + 3], &o)) != NULL)
+			return cmd_bad(cmd, error);
 		o.extended = true;
 	}
 	if (mutf7_to_utf8(ref, &uref) < 0)
-		return cmd_bad(ctx, "LIST reference is not valid modified UTF-7.");
+		return cmd_bad(cmd, "LIST reference is not valid modified UTF-7.");
 	/* One pattern, or a list of them (LIST-EXTENDED). */
 	const struct imap_arg *pats = pat_arg;
 	size_t npats = 1;
 	if (pat_arg->type == IMAP_ARG_LIST) {
 		if (lsub || pat_arg->list_count == 0) {
 			free(uref);
-			return cmd_bad(ctx, "LIST: invalid mailbox patterns.");
+			return cmd_bad(cmd, "LIST: invalid mailbox patterns.");
 		}
 		pats = pat_arg->list;
 		npats = pat_arg->list_count;
@@ -193,14 +193,14 @@ cmd_list(struct cmd_ctx *ctx)
 		    mutf7_to_utf8(pats[p].str, &upat) < 0) {
 			free(uref);
 			strlist_clear(&patterns);
-			return cmd_bad(ctx, "LIST: invalid mailbox pattern.");
+			return cmd_bad(cmd, "LIST: invalid mailbox pattern.");
 		}
 		if (*upat == '\0' && npats == 1 && !o.extended && !lsub) {
 			/* The hierarchy delimiter and root (RFC 3501 6.3.8). */
 			free(upat);
 			free(uref);
 			client_send(c, "* LIST (\\Noselect) \"/\" \"\"");
-			cmd_tagged(ctx, "OK List completed.");
+			cmd_tagged(cmd, "OK List completed.");
 			return true;
 		}
 		if (*uref != '\0' && *upat != '/' && uref[strlen(uref) - 1] != '/' && *upat != '\0')
@@ -211,12 +211,12 @@ cmd_list(struct cmd_ctx *ctx)
 	}
 	free(uref);
 	if (storage_list(&c->gen->storage, c->sid, c->user, &names, &err) < 0) {
-		cmd_no_storage(ctx, err);
+		cmd_no_storage(cmd, err);
 		goto out;
 	}
 	if ((lsub || o.sel_subscribed || o.ret_subscribed) &&
 	    storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs) < 0) {
-		cmd_no_storage(ctx, STORAGE_ERR_TEMP);
+		cmd_no_storage(cmd, STORAGE_ERR_TEMP);
 		goto out;
 	}
 	/* Parents that are folders but not mailboxes are listed as
@@ -267,7 +267,7 @@ cmd_list(struct cmd_ctx *ctx)
 			free(parent);
 		}
 		strlist_clear(&shown);
-		cmd_tagged(ctx, "OK Lsub completed.");
+		cmd_tagged(cmd, "OK Lsub completed.");
 		goto out;
 	}
 	if (o.sel_subscribed) {
@@ -321,7 +321,7 @@ cmd_list(struct cmd_ctx *ctx)
 		buf_append(client_outbuf(c), "\r\n", 2);
 		buf_free(&attrs);
 	}
-	cmd_tagged(ctx, "OK List completed.");
+	cmd_tagged(cmd, "OK List completed.");
 out:
 	strlist_clear(&patterns);
 	strlist_clear(&names);
@@ -331,21 +331,21 @@ out:
 }
 
 bool
-cmd_status(struct cmd_ctx *ctx)
+cmd_status(struct client_command *cmd)
 {
-	struct client *c = ctx->c;
-	const struct imap_arg *items = ctx->count == 2 ? &ctx->args[1] : NULL;
+	struct client *c = cmd->c;
+	const struct imap_arg *items = cmd->count == 2 ? &cmd->args[1] : NULL;
 	enum storage_error err;
 	struct mailbox *mbox;
 	struct buf reply = BUF_INIT;
 	char *name;
 
 	if (items == NULL || items->type != IMAP_ARG_LIST || items->list_count == 0)
-		return cmd_bad(ctx, "STATUS needs a mailbox and a list of items.");
-	if ((name = cmd_arg_mailbox(ctx, 0)) == NULL)
+		return cmd_bad(cmd, "STATUS needs a mailbox and a list of items.");
+	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL)
 		return true;
 	if (mailbox_open(c->gen->hub, c->sid, c->user, name, &mbox, &err) < 0) {
-		cmd_no_storage(ctx, err);
+		cmd_no_storage(cmd, err);
 		free(name);
 		return true;
 	}
@@ -379,10 +379,10 @@ cmd_status(struct cmd_ctx *ctx)
 	buf_append_str(client_outbuf(c), "* STATUS ");
 	cmd_write_mailbox_name(client_outbuf(c), name);
 	buf_printf(client_outbuf(c), " (%s)\r\n", reply.data != NULL ? reply.data : "");
-	cmd_tagged(ctx, "OK Status completed.");
+	cmd_tagged(cmd, "OK Status completed.");
 	goto out;
 bad_item:
-	cmd_bad(ctx, "Unknown STATUS item.");
+	cmd_bad(cmd, "Unknown STATUS item.");
 out:
 	buf_free(&reply);
 	mailbox_unref(&mbox);

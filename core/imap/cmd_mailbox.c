@@ -9,10 +9,10 @@
 #include <stdlib.h>
 
 bool
-cmd_namespace(struct cmd_ctx *ctx)
+cmd_namespace(struct client_command *cmd)
 {
-	client_send(ctx->c, "* NAMESPACE ((\"\" \"/\")) NIL NIL");
-	cmd_tagged(ctx, "OK Namespace completed.");
+	client_send(cmd->c, "* NAMESPACE ((\"\" \"/\")) NIL NIL");
+	cmd_tagged(cmd, "OK Namespace completed.");
 	return true;
 }
 
@@ -182,10 +182,10 @@ qresync_select(struct client *c, struct qresync_param *q)
 }
 
 bool
-cmd_select(struct cmd_ctx *ctx)
+cmd_select(struct client_command *cmd)
 {
-	struct client *c = ctx->c;
-	bool readonly = ascii_strcasecmp(ctx->name, "EXAMINE") == 0;
+	struct client *c = cmd->c;
+	bool readonly = ascii_strcasecmp(cmd->name, "EXAMINE") == 0;
 	bool condstore = false;
 	struct qresync_param q;
 	enum storage_error err;
@@ -193,15 +193,15 @@ cmd_select(struct cmd_ctx *ctx)
 	const char *error;
 	char *name;
 
-	if (ctx->count != 1 && !(ctx->count == 2 && ctx->args[1].type == IMAP_ARG_LIST))
-		return cmd_bad(ctx, "SELECT needs one mailbox name (and parameters).");
+	if (cmd->count != 1 && !(cmd->count == 2 && cmd->args[1].type == IMAP_ARG_LIST))
+		return cmd_bad(cmd, "SELECT needs one mailbox name (and parameters).");
 	i_zero(&q);
-	if (ctx->count == 2 &&
-	    (error = parse_select_params(c, &ctx->args[1], &condstore, &q)) != NULL) {
+	if (cmd->count == 2 &&
+	    (error = parse_select_params(c, &cmd->args[1], &condstore, &q)) != NULL) {
 		qresync_param_free(&q);
-		return cmd_bad(ctx, error);
+		return cmd_bad(cmd, error);
 	}
-	if ((name = cmd_arg_mailbox(ctx, 0)) == NULL) {
+	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL) {
 		qresync_param_free(&q);
 		return true;
 	}
@@ -211,7 +211,7 @@ cmd_select(struct cmd_ctx *ctx)
 		client_send(c, "* OK [CLOSED] Previous mailbox closed.");
 	client_unselect(c);
 	if (mailbox_open(c->gen->hub, c->sid, c->user, name, &mbox, &err) < 0) {
-		cmd_no_storage(ctx, err);
+		cmd_no_storage(cmd, err);
 		qresync_param_free(&q);
 		free(name);
 		return true;
@@ -243,7 +243,7 @@ cmd_select(struct cmd_ctx *ctx)
 			    (unsigned long long)st->highest_modseq);
 	if (q.given && q.uidvalidity == st->uidvalidity)
 		qresync_select(c, &q);
-	cmd_tagged(ctx, "OK [%s] %s completed.", readonly ? "READ-ONLY" : "READ-WRITE",
+	cmd_tagged(cmd, "OK [%s] %s completed.", readonly ? "READ-ONLY" : "READ-WRITE",
 	       readonly ? "Examine" : "Select");
 	log_debug(c->sid, "selected %s (%zu messages)", name, c->view->count);
 	qresync_param_free(&q);
@@ -252,30 +252,30 @@ cmd_select(struct cmd_ctx *ctx)
 }
 
 bool
-cmd_create(struct cmd_ctx *ctx)
+cmd_create(struct client_command *cmd)
 {
 	enum storage_error err;
 	char *name;
 
-	if (ctx->count != 1 && !(ctx->count == 2 && ctx->args[1].type == IMAP_ARG_LIST))
-		return cmd_bad(ctx, "CREATE needs one mailbox name.");
-	if ((name = cmd_arg_mailbox(ctx, 0)) == NULL)
+	if (cmd->count != 1 && !(cmd->count == 2 && cmd->args[1].type == IMAP_ARG_LIST))
+		return cmd_bad(cmd, "CREATE needs one mailbox name.");
+	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL)
 		return true;
-	if (ctx->count == 2) {
+	if (cmd->count == 2) {
 		/* CREATE name (USE (attrs)) (RFC 6154 3): special-use is by
 		   name here, so only the attribute the name has is accepted. */
-		const struct imap_arg *l = &ctx->args[1];
+		const struct imap_arg *l = &cmd->args[1];
 		const char *attr = special_use_attr(name);
 		if (l->list_count != 2 || !imap_arg_atom_equals(&l->list[0], "USE") ||
 		    l->list[1].type != IMAP_ARG_LIST) {
 			free(name);
-			return cmd_bad(ctx, "CREATE: invalid parameters.");
+			return cmd_bad(cmd, "CREATE: invalid parameters.");
 		}
 		for (size_t i = 0; i < l->list[1].list_count; i++) {
 			const struct imap_arg *u = &l->list[1].list[i];
 			if (u->type != IMAP_ARG_ATOM || attr == NULL ||
 			    ascii_strcasecmp(u->str, attr) != 0) {
-				cmd_tagged(ctx, "NO [USEATTR] Special-use attributes follow the "
+				cmd_tagged(cmd, "NO [USEATTR] Special-use attributes follow the "
 					    "mailbox name here.");
 				free(name);
 				return true;
@@ -283,11 +283,11 @@ cmd_create(struct cmd_ctx *ctx)
 		}
 	}
 	if (strcmp(name, "INBOX") == 0)
-		cmd_tagged(ctx, "NO [ALREADYEXISTS] Mailbox already exists.");
-	else if (storage_create(&ctx->c->gen->storage, ctx->c->sid, ctx->c->user, name, &err) < 0)
-		cmd_no_storage(ctx, err);
+		cmd_tagged(cmd, "NO [ALREADYEXISTS] Mailbox already exists.");
+	else if (storage_create(&cmd->c->gen->storage, cmd->c->sid, cmd->c->user, name, &err) < 0)
+		cmd_no_storage(cmd, err);
 	else
-		cmd_tagged(ctx, "OK Create completed.");
+		cmd_tagged(cmd, "OK Create completed.");
 	free(name);
 	return true;
 }
@@ -295,65 +295,65 @@ cmd_create(struct cmd_ctx *ctx)
 /* A mailbox that another session has selected is not deleted or renamed
    under it. */
 static bool
-mailbox_busy(struct cmd_ctx *ctx, const char *name)
+mailbox_busy(struct client_command *cmd, const char *name)
 {
-	struct mailbox *mbox = hub_find(ctx->c->gen->hub, ctx->c->user, name);
+	struct mailbox *mbox = hub_find(cmd->c->gen->hub, cmd->c->user, name);
 
 	return mbox != NULL && mailbox_is_used(mbox);
 }
 
 bool
-cmd_delete(struct cmd_ctx *ctx)
+cmd_delete(struct client_command *cmd)
 {
-	struct client *c = ctx->c;
+	struct client *c = cmd->c;
 	enum storage_error err;
 	char *name;
 
-	if (ctx->count != 1)
-		return cmd_bad(ctx, "DELETE needs one mailbox name.");
-	if ((name = cmd_arg_mailbox(ctx, 0)) == NULL)
+	if (cmd->count != 1)
+		return cmd_bad(cmd, "DELETE needs one mailbox name.");
+	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL)
 		return true;
 	if (strcmp(name, "INBOX") == 0)
-		cmd_tagged(ctx, "NO [CANNOT] INBOX can't be deleted.");
-	else if (mailbox_busy(ctx, name))
-		cmd_tagged(ctx, "NO [INUSE] Mailbox is selected by a session.");
+		cmd_tagged(cmd, "NO [CANNOT] INBOX can't be deleted.");
+	else if (mailbox_busy(cmd, name))
+		cmd_tagged(cmd, "NO [INUSE] Mailbox is selected by a session.");
 	else {
 		hub_forget(c->gen->hub, c->user, name);
 		if (storage_delete(&c->gen->storage, c->sid, c->user, name, &err) < 0)
-			cmd_no_storage(ctx, err);
+			cmd_no_storage(cmd, err);
 		else
-			cmd_tagged(ctx, "OK Delete completed.");
+			cmd_tagged(cmd, "OK Delete completed.");
 	}
 	free(name);
 	return true;
 }
 
 bool
-cmd_rename(struct cmd_ctx *ctx)
+cmd_rename(struct client_command *cmd)
 {
-	struct client *c = ctx->c;
+	struct client *c = cmd->c;
 	enum storage_error err;
 	char *from, *to;
 
-	if (ctx->count != 2)
-		return cmd_bad(ctx, "RENAME needs two mailbox names.");
-	if ((from = cmd_arg_mailbox(ctx, 0)) == NULL)
+	if (cmd->count != 2)
+		return cmd_bad(cmd, "RENAME needs two mailbox names.");
+	if ((from = cmd_arg_mailbox(cmd, 0)) == NULL)
 		return true;
-	if ((to = cmd_arg_mailbox(ctx, 1)) == NULL) {
+	if ((to = cmd_arg_mailbox(cmd, 1)) == NULL) {
 		free(from);
 		return true;
 	}
 	if (strcmp(to, "INBOX") == 0)
-		cmd_tagged(ctx, "NO [ALREADYEXISTS] INBOX always exists.");
-	else if (mailbox_busy(ctx, from) || mailbox_busy(ctx, to))
-		cmd_tagged(ctx, "NO [INUSE] Mailbox is selected by a session.");
+		cmd_tagged(cmd, "NO [ALREADYEXISTS] INBOX always exists.");
+	else if (mailbox_busy(cmd, from) || mailbox_busy(cmd, to))
+		cmd_tagged(cmd, "NO [INUSE] Mailbox is selected by a session.");
 	else {
 		hub_forget(c->gen->hub, c->user, from);
 		hub_forget(c->gen->hub, c->user, to);
 		if (storage_rename(&c->gen->storage, c->sid, c->user, from, to, &err) < 0)
-			cmd_no_storage(ctx, err);
+			cmd_no_storage(cmd, err);
 		else
-			cmd_tagged(ctx, "OK Rename completed.");
+			cmd_tagged(cmd, "OK Rename completed.");
 	}
 	free(from);
 	free(to);
@@ -361,19 +361,19 @@ cmd_rename(struct cmd_ctx *ctx)
 }
 
 bool
-cmd_subscribe(struct cmd_ctx *ctx)
+cmd_subscribe(struct client_command *cmd)
 {
-	struct client *c = ctx->c;
-	bool subscribe = ascii_strcasecmp(ctx->name, "SUBSCRIBE") == 0;
+	struct client *c = cmd->c;
+	bool subscribe = ascii_strcasecmp(cmd->name, "SUBSCRIBE") == 0;
 	struct strlist subs = { 0 }, next = { 0 };
 	char *name;
 
-	if (ctx->count != 1)
-		return cmd_bad(ctx, "Needs one mailbox name.");
-	if ((name = cmd_arg_mailbox(ctx, 0)) == NULL)
+	if (cmd->count != 1)
+		return cmd_bad(cmd, "Needs one mailbox name.");
+	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL)
 		return true;
 	if (storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs) < 0) {
-		cmd_no_storage(ctx, STORAGE_ERR_TEMP);
+		cmd_no_storage(cmd, STORAGE_ERR_TEMP);
 		goto out;
 	}
 	for (size_t i = 0; i < subs.count; i++) {
@@ -383,9 +383,9 @@ cmd_subscribe(struct cmd_ctx *ctx)
 	if (subscribe)
 		strlist_add(&next, name);
 	if (storage_subscriptions_write(&c->gen->storage, c->sid, c->user, &next) < 0)
-		cmd_no_storage(ctx, STORAGE_ERR_TEMP);
+		cmd_no_storage(cmd, STORAGE_ERR_TEMP);
 	else
-		cmd_tagged(ctx, "OK %s completed.", subscribe ? "Subscribe" : "Unsubscribe");
+		cmd_tagged(cmd, "OK %s completed.", subscribe ? "Subscribe" : "Unsubscribe");
 out:
 	strlist_clear(&subs);
 	strlist_clear(&next);

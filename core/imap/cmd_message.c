@@ -24,9 +24,9 @@ keywords_remap(const struct mbox_state *from, struct mbox_state *to, uint64_t ke
 }
 
 bool
-cmd_append(struct cmd_ctx *ctx)
+cmd_append(struct client_command *cmd)
 {
-	struct client *c = ctx->c;
+	struct client *c = cmd->c;
 	const struct imap_arg *flags_arg = NULL, *date_arg = NULL, *msg;
 	uint8_t flags = 0;
 	uint64_t keywords = 0;
@@ -39,20 +39,20 @@ cmd_append(struct cmd_ctx *ctx)
 	size_t i = 1;
 	char *name;
 
-	if (ctx->count < 2)
-		return cmd_bad(ctx, "APPEND needs a mailbox and a message.");
-	if (ctx->args[i].type == IMAP_ARG_LIST)
-		flags_arg = &ctx->args[i++];
-	if (i < ctx->count && ctx->args[i].type == IMAP_ARG_STRING && i + 1 < ctx->count)
-		date_arg = &ctx->args[i++];
-	if (i + 1 != ctx->count || (ctx->args[i].type != IMAP_ARG_LITERAL &&
-				    ctx->args[i].type != IMAP_ARG_STRING))
-		return cmd_bad(ctx, "APPEND: invalid arguments.");
-	msg = &ctx->args[i];
+	if (cmd->count < 2)
+		return cmd_bad(cmd, "APPEND needs a mailbox and a message.");
+	if (cmd->args[i].type == IMAP_ARG_LIST)
+		flags_arg = &cmd->args[i++];
+	if (i < cmd->count && cmd->args[i].type == IMAP_ARG_STRING && i + 1 < cmd->count)
+		date_arg = &cmd->args[i++];
+	if (i + 1 != cmd->count || (cmd->args[i].type != IMAP_ARG_LITERAL &&
+				    cmd->args[i].type != IMAP_ARG_STRING))
+		return cmd_bad(cmd, "APPEND: invalid arguments.");
+	msg = &cmd->args[i];
 	if (date_arg != NULL) {
 		struct tm tm;
 		if (message_parse_imap_datetime(date_arg->str, &date, &tz) < 0)
-			return cmd_bad(ctx, "APPEND: invalid date-time.");
+			return cmd_bad(cmd, "APPEND: invalid date-time.");
 		(void)tm;
 	} else {
 		struct tm tm;
@@ -61,28 +61,28 @@ cmd_append(struct cmd_ctx *ctx)
 		tz = (int32_t)(tm.tm_gmtoff / 60);
 	}
 	if (msg->len == 0) {
-		cmd_tagged(ctx, "NO Can't save an empty message.");
+		cmd_tagged(cmd, "NO Can't save an empty message.");
 		return true;
 	}
-	if ((name = cmd_arg_mailbox(ctx, 0)) == NULL)
+	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL)
 		return true;
 	if (mailbox_open(c->gen->hub, c->sid, c->user, name, &mbox, &err) < 0) {
 		if (err == STORAGE_ERR_NOT_FOUND)
-			cmd_tagged(ctx, "NO [TRYCREATE] Mailbox doesn't exist.");
+			cmd_tagged(cmd, "NO [TRYCREATE] Mailbox doesn't exist.");
 		else
-			cmd_no_storage(ctx, err);
+			cmd_no_storage(cmd, err);
 		free(name);
 		return true;
 	}
 	if (flags_arg != NULL &&
 	    imap_parse_flags(flags_arg, mailbox_state(mbox), true, &flags, &keywords, &error) < 0) {
-		cmd_bad(ctx, error);
+		cmd_bad(cmd, error);
 	} else if (mailbox_append(mbox, msg->str, msg->len, flags, keywords, date, tz, &uid, &err,
 				  c->sid) < 0) {
-		cmd_no_storage(ctx, err);
+		cmd_no_storage(cmd, err);
 	} else {
 		mailbox_changed(mbox, c->view);
-		cmd_tagged(ctx, "OK [APPENDUID %u %u] Append completed.", mailbox_state(mbox)->uidvalidity,
+		cmd_tagged(cmd, "OK [APPENDUID %u %u] Append completed.", mailbox_state(mbox)->uidvalidity,
 		       uid);
 	}
 	mailbox_unref(&mbox);
@@ -91,50 +91,50 @@ cmd_append(struct cmd_ctx *ctx)
 }
 
 bool
-cmd_check(struct cmd_ctx *ctx)
+cmd_check(struct client_command *cmd)
 {
-	cmd_tagged(ctx, "OK Check completed.");
+	cmd_tagged(cmd, "OK Check completed.");
 	return true;
 }
 
 bool
-cmd_close(struct cmd_ctx *ctx)
+cmd_close(struct client_command *cmd)
 {
-	struct client *c = ctx->c;
-	bool unselect = ascii_strcasecmp(ctx->name, "UNSELECT") == 0;
+	struct client *c = cmd->c;
+	bool unselect = ascii_strcasecmp(cmd->name, "UNSELECT") == 0;
 
-	if (ctx->count != 0)
-		return cmd_bad(ctx, "No arguments expected.");
+	if (cmd->count != 0)
+		return cmd_bad(cmd, "No arguments expected.");
 	if (!unselect && !c->view->readonly) {
 		/* CLOSE expunges silently (RFC 3501 6.4.2). */
 		if (mailbox_expunge(c->mbox, NULL, c->sid) == 0)
 			mailbox_changed(c->mbox, c->view);
 	}
 	client_unselect(c);
-	cmd_tagged(ctx, "OK %s completed.", unselect ? "Unselect" : "Close");
+	cmd_tagged(cmd, "OK %s completed.", unselect ? "Unselect" : "Close");
 	return true;
 }
 
 bool
-cmd_expunge(struct cmd_ctx *ctx)
+cmd_expunge(struct client_command *cmd)
 {
-	struct client *c = ctx->c;
+	struct client *c = cmd->c;
 	struct seqset uids = { 0 };
 	uint64_t before = mailbox_state(c->mbox)->highest_modseq;
 
 	if (c->view->readonly) {
-		cmd_tagged(ctx, "NO [READ-ONLY] Mailbox is read-only.");
+		cmd_tagged(cmd, "NO [READ-ONLY] Mailbox is read-only.");
 		return true;
 	}
-	if (ctx->uid) {
-		if (ctx->count != 1 || ctx->args[0].type != IMAP_ARG_ATOM ||
-		    seqset_parse(ctx->args[0].str, mailbox_state(c->mbox)->uidnext, &uids) < 0)
-			return cmd_bad(ctx, "UID EXPUNGE needs a UID set.");
-	} else if (ctx->count != 0)
-		return cmd_bad(ctx, "EXPUNGE takes no arguments.");
-	if (mailbox_expunge(c->mbox, ctx->uid ? &uids : NULL, c->sid) < 0) {
+	if (cmd->uid) {
+		if (cmd->count != 1 || cmd->args[0].type != IMAP_ARG_ATOM ||
+		    seqset_parse(cmd->args[0].str, mailbox_state(c->mbox)->uidnext, &uids) < 0)
+			return cmd_bad(cmd, "UID EXPUNGE needs a UID set.");
+	} else if (cmd->count != 0)
+		return cmd_bad(cmd, "EXPUNGE takes no arguments.");
+	if (mailbox_expunge(c->mbox, cmd->uid ? &uids : NULL, c->sid) < 0) {
 		seqset_free(&uids);
-		cmd_no_storage(ctx, STORAGE_ERR_TEMP);
+		cmd_no_storage(cmd, STORAGE_ERR_TEMP);
 		return true;
 	}
 	seqset_free(&uids);
@@ -142,17 +142,17 @@ cmd_expunge(struct cmd_ctx *ctx)
 	client_sync_view(c, true);
 	if (c->qresync && mailbox_state(c->mbox)->highest_modseq != before)
 		/* RFC 7162 3.2.7 and 3.2.9 */
-		cmd_tagged(ctx, "OK [HIGHESTMODSEQ %llu] Expunge completed.",
+		cmd_tagged(cmd, "OK [HIGHESTMODSEQ %llu] Expunge completed.",
 		       (unsigned long long)mailbox_state(c->mbox)->highest_modseq);
 	else
-		cmd_tagged(ctx, "OK Expunge completed.");
+		cmd_tagged(cmd, "OK Expunge completed.");
 	return true;
 }
 
 bool
-cmd_store(struct cmd_ctx *ctx)
+cmd_store(struct client_command *cmd)
 {
-	struct client *c = ctx->c;
+	struct client *c = cmd->c;
 	struct mbox_state *st = mailbox_state(c->mbox);
 	const char *item, *error;
 	struct imap_arg list_arg;
@@ -171,22 +171,22 @@ cmd_store(struct cmd_ctx *ctx)
 	uint64_t unchangedsince = 0;
 	struct seqset modified = { 0 };
 
-	if (ctx->count < 3 || ctx->args[0].type != IMAP_ARG_ATOM)
-		return cmd_bad(ctx, "STORE needs a sequence set, an item and flags.");
-	args[0] = ctx->args[0];
-	rest = ctx->args + 1;
-	nrest = ctx->count - 1;
+	if (cmd->count < 3 || cmd->args[0].type != IMAP_ARG_ATOM)
+		return cmd_bad(cmd, "STORE needs a sequence set, an item and flags.");
+	args[0] = cmd->args[0];
+	rest = cmd->args + 1;
+	nrest = cmd->count - 1;
 	if (rest[0].type == IMAP_ARG_LIST) {
 		const struct imap_arg *m = &rest[0];
 		if (m->list_count != 2 || !imap_arg_atom_equals(&m->list[0], "UNCHANGEDSINCE") ||
 		    !cmd_arg_number(&m->list[1], INT64_MAX, &unchangedsince))
-			return cmd_bad(ctx, "Unknown STORE modifier.");
+			return cmd_bad(cmd, "Unknown STORE modifier.");
 		unchangedsince_given = true;
 		rest++;
 		nrest--;
 	}
 	if (nrest < 2 || rest[0].type != IMAP_ARG_ATOM)
-		return cmd_bad(ctx, "STORE needs a sequence set, an item and flags.");
+		return cmd_bad(cmd, "STORE needs a sequence set, an item and flags.");
 	args[1] = rest[0];
 	item = args[1].str;
 	mode = *item == '+' ? 1 : *item == '-' ? -1 : 0;
@@ -197,9 +197,9 @@ cmd_store(struct cmd_ctx *ctx)
 	else if (ascii_strcasecmp(item, "FLAGS.SILENT") == 0)
 		silent = true;
 	else
-		return cmd_bad(ctx, "Unknown STORE item.");
+		return cmd_bad(cmd, "Unknown STORE item.");
 	if (c->view->readonly) {
-		cmd_tagged(ctx, "NO [READ-ONLY] Mailbox is read-only.");
+		cmd_tagged(cmd, "NO [READ-ONLY] Mailbox is read-only.");
 		return true;
 	}
 	/* The flags: one list, or flags separated by spaces. */
@@ -212,23 +212,23 @@ cmd_store(struct cmd_ctx *ctx)
 		list_arg.list_count = nrest - 1;
 	}
 	if (imap_parse_flags(&list_arg, st, mode >= 0, &flags, &keywords, &error) < 0)
-		return cmd_bad(ctx, error);
-	if (cmd_collect_seqs(ctx, args[0].str, &seqs, &count) < 0)
-		return cmd_bad(ctx, "Invalid sequence set.");
+		return cmd_bad(cmd, error);
+	if (cmd_collect_seqs(cmd, args[0].str, &seqs, &count) < 0)
+		return cmd_bad(cmd, "Invalid sequence set.");
 	if (unchangedsince_given)
 		client_enable_condstore(c, false);
 	for (size_t i = 0; i < count; i++) {
 		ssize_t idx = mbox_view_index(c->view, seqs[i]);
 		if (idx < 0) {
 			/* As in FETCH: only a STORE by number says so. */
-			if (!ctx->uid)
+			if (!cmd->uid)
 				expunged = true;
 			continue;
 		}
 		struct mail_rec *rec = &st->mails[idx];
 		if (unchangedsince_given && rec->modseq > unchangedsince) {
 			/* Changed since the client looked: not stored. */
-			uint32_t v = ctx->uid ? rec->uid : seqs[i];
+			uint32_t v = cmd->uid ? rec->uid : seqs[i];
 			seqset_add_range(&modified, v, v);
 			continue;
 		}
@@ -242,7 +242,7 @@ cmd_store(struct cmd_ctx *ctx)
 		/* With UNCHANGEDSINCE the new MODSEQ is always sent. */
 		if (!silent || unchangedsince_given) {
 			buf_printf(client_outbuf(c), "* %u FETCH (", seqs[i]);
-			if (ctx->uid || c->condstore)
+			if (cmd->uid || c->condstore)
 				buf_printf(client_outbuf(c), "UID %u ", rec->uid);
 			buf_append_str(client_outbuf(c), "FLAGS ");
 			imap_write_flags(client_outbuf(c), rec->flags, rec->keywords,
@@ -258,20 +258,20 @@ cmd_store(struct cmd_ctx *ctx)
 	if (modified.count > 0) {
 		struct buf set = BUF_INIT;
 		seqset_write(&modified, &set);
-		cmd_tagged(ctx, "OK [MODIFIED %s] Conditional STORE failed for some messages.", set.data);
+		cmd_tagged(cmd, "OK [MODIFIED %s] Conditional STORE failed for some messages.", set.data);
 		buf_free(&set);
 		seqset_free(&modified);
 	} else if (expunged)
-		cmd_tagged(ctx, "NO [EXPUNGEISSUED] Some messages were expunged.");
+		cmd_tagged(cmd, "NO [EXPUNGEISSUED] Some messages were expunged.");
 	else
-		cmd_tagged(ctx, "OK Store completed.");
+		cmd_tagged(cmd, "OK Store completed.");
 	return true;
 }
 
 bool
-cmd_copy(struct cmd_ctx *ctx)
+cmd_copy(struct client_command *cmd)
 {
-	struct client *c = ctx->c;
+	struct client *c = cmd->c;
 	struct mbox_state *src = mailbox_state(c->mbox), *dst;
 	enum storage_error err = STORAGE_ERR_NONE;
 	struct mailbox *dest;
@@ -281,27 +281,27 @@ cmd_copy(struct cmd_ctx *ctx)
 	size_t count;
 	bool failed = false;
 	/* MOVE (RFC 6851): a COPY, then the originals are expunged. */
-	bool move = ascii_strcasecmp(ctx->name, "MOVE") == 0;
+	bool move = ascii_strcasecmp(cmd->name, "MOVE") == 0;
 	char *name;
 
-	if (ctx->count != 2 || ctx->args[0].type != IMAP_ARG_ATOM)
-		return cmd_bad(ctx, move ? "MOVE needs a sequence set and a mailbox." :
+	if (cmd->count != 2 || cmd->args[0].type != IMAP_ARG_ATOM)
+		return cmd_bad(cmd, move ? "MOVE needs a sequence set and a mailbox." :
 				       "COPY needs a sequence set and a mailbox.");
 	if (move && c->view->readonly) {
-		cmd_tagged(ctx, "NO [READ-ONLY] Mailbox is read-only.");
+		cmd_tagged(cmd, "NO [READ-ONLY] Mailbox is read-only.");
 		return true;
 	}
-	if ((name = cmd_arg_mailbox(ctx, 1)) == NULL)
+	if ((name = cmd_arg_mailbox(cmd, 1)) == NULL)
 		return true;
-	if (cmd_collect_seqs(ctx, ctx->args[0].str, &seqs, &count) < 0) {
+	if (cmd_collect_seqs(cmd, cmd->args[0].str, &seqs, &count) < 0) {
 		free(name);
-		return cmd_bad(ctx, "Invalid sequence set.");
+		return cmd_bad(cmd, "Invalid sequence set.");
 	}
 	if (mailbox_open(c->gen->hub, c->sid, c->user, name, &dest, &err) < 0) {
 		if (err == STORAGE_ERR_NOT_FOUND)
-			cmd_tagged(ctx, "NO [TRYCREATE] Mailbox doesn't exist.");
+			cmd_tagged(cmd, "NO [TRYCREATE] Mailbox doesn't exist.");
 		else
-			cmd_no_storage(ctx, err);
+			cmd_no_storage(cmd, err);
 		free(seqs);
 		free(name);
 		return true;
@@ -337,9 +337,9 @@ cmd_copy(struct cmd_ctx *ctx)
 	if (dst_uids.count > 0)
 		mailbox_changed(dest, c->view);
 	if (failed)
-		cmd_no_storage(ctx, err);
+		cmd_no_storage(cmd, err);
 	else if (dst_uids.count == 0)
-		cmd_tagged(ctx, "OK %s completed (no messages).", move ? "Move" : "Copy");
+		cmd_tagged(cmd, "OK %s completed (no messages).", move ? "Move" : "Copy");
 	else if (move) {
 		/* The COPYUID goes first, in an untagged OK, then the
 		   EXPUNGEs (or VANISHED) of the originals (RFC 6851 4.3). */
@@ -348,16 +348,16 @@ cmd_copy(struct cmd_ctx *ctx)
 		client_send(c, "* OK [COPYUID %u %s %s] Moved.", dst->uidvalidity, set1.data,
 			    set2.data);
 		if (mailbox_expunge_uids(c->mbox, &src_uids, c->sid) < 0) {
-			cmd_no_storage(ctx, STORAGE_ERR_TEMP);
+			cmd_no_storage(cmd, STORAGE_ERR_TEMP);
 		} else {
 			mailbox_changed(c->mbox, c->view);
 			client_sync_view(c, true);
-			cmd_tagged(ctx, "OK Move completed.");
+			cmd_tagged(cmd, "OK Move completed.");
 		}
 	} else {
 		seqset_write(&src_uids, &set1);
 		seqset_write(&dst_uids, &set2);
-		cmd_tagged(ctx, "OK [COPYUID %u %s %s] Copy completed.", dst->uidvalidity, set1.data,
+		cmd_tagged(cmd, "OK [COPYUID %u %s %s] Copy completed.", dst->uidvalidity, set1.data,
 		       set2.data);
 	}
 	mailbox_unref(&dest);

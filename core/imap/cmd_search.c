@@ -30,9 +30,9 @@ search_load(void *context, const char **data_r, size_t *len_r)
 }
 
 bool
-cmd_search(struct cmd_ctx *ctx)
+cmd_search(struct client_command *cmd)
 {
-	struct client *c = ctx->c;
+	struct client *c = cmd->c;
 	const struct mbox_state *st = mailbox_state(c->mbox);
 	struct search_key *key;
 	struct buf msg = BUF_INIT;
@@ -41,8 +41,8 @@ cmd_search(struct cmd_ctx *ctx)
 	uint32_t max_uid = c->view->count > 0 ? c->view->uids[c->view->count - 1] : 0;
 	/* ESEARCH (RFC 4731): SEARCH RETURN (MIN MAX ALL COUNT) keys. */
 	bool esearch = false, r_min = false, r_max = false, r_all = false, r_count = false;
-	const struct imap_arg *args = ctx->args;
-	size_t nargs = ctx->count;
+	const struct imap_arg *args = cmd->args;
+	size_t nargs = cmd->count;
 	struct seqset result = { 0 };
 	uint64_t count = 0, max_modseq = 0, min_modseq_of = 0, max_modseq_of = 0;
 	uint32_t min_val = 0, max_val = 0;
@@ -61,7 +61,7 @@ cmd_search(struct cmd_ctx *ctx)
 			else if (imap_arg_atom_equals(o, "COUNT"))
 				r_count = true;
 			else
-				return cmd_bad(ctx, "Unknown SEARCH RETURN option.");
+				return cmd_bad(cmd, "Unknown SEARCH RETURN option.");
 		}
 		/* RETURN () means ALL. */
 		if (!r_min && !r_max && !r_count)
@@ -70,13 +70,13 @@ cmd_search(struct cmd_ctx *ctx)
 		nargs -= 2;
 	}
 	if (nargs == 0)
-		return cmd_bad(ctx, "SEARCH needs search keys.");
+		return cmd_bad(cmd, "SEARCH needs search keys.");
 	if (search_parse(args, nargs, st, (uint32_t)c->view->count, max_uid, &key,
 			 &error, &badcharset) < 0) {
 		if (badcharset)
-			cmd_tagged(ctx, "NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.");
+			cmd_tagged(cmd, "NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.");
 		else
-			cmd_bad(ctx, error);
+			cmd_bad(cmd, error);
 		return true;
 	}
 	bool with_modseq = search_uses_modseq(key);
@@ -101,7 +101,7 @@ cmd_search(struct cmd_ctx *ctx)
 		if (ret < 0) {
 			failed = true;
 		} else if (ret > 0) {
-			uint32_t v = ctx->uid ? sm.uid : sm.seq;
+			uint32_t v = cmd->uid ? sm.uid : sm.seq;
 			if (!esearch)
 				buf_printf(client_outbuf(c), " %u", v);
 			else if (r_all)
@@ -122,9 +122,9 @@ cmd_search(struct cmd_ctx *ctx)
 			buf_printf(client_outbuf(c), " (MODSEQ %llu)", (unsigned long long)max_modseq);
 	} else {
 		buf_append_str(client_outbuf(c), "* ESEARCH (TAG ");
-		buf_append_imap_nstring(client_outbuf(c), ctx->tag);
+		buf_append_imap_nstring(client_outbuf(c), cmd->tag);
 		buf_append_c(client_outbuf(c), ')');
-		if (ctx->uid)
+		if (cmd->uid)
 			buf_append_str(client_outbuf(c), " UID");
 		if (r_min && count > 0)
 			buf_printf(client_outbuf(c), " MIN %u", min_val);
@@ -155,8 +155,8 @@ cmd_search(struct cmd_ctx *ctx)
 	search_key_free(&key);
 	buf_free(&msg);
 	if (failed)
-		cmd_tagged(ctx, "NO Some messages could not be read.");
+		cmd_tagged(cmd, "NO Some messages could not be read.");
 	else
-		cmd_tagged(ctx, "OK Search completed.");
+		cmd_tagged(cmd, "OK Search completed.");
 	return true;
 }

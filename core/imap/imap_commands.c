@@ -30,18 +30,18 @@ special_use_attr(const char *name)
 }
 
 void
-cmd_tagged(struct cmd_ctx *ctx, const char *fmt, ...)
+cmd_tagged(struct client_command *cmd, const char *fmt, ...)
 {
-	struct client *c = ctx->c;
+	struct client *c = cmd->c;
 	struct buf *out;
 	va_list args;
 
 	/* The view is brought in line first, so the untagged updates go
 	   before the tagged answer (RFC 3501 7.4.1: no EXPUNGE while
 	   answering FETCH, STORE or SEARCH by sequence number). */
-	client_sync_view(c, (ctx->def->flags & CMD_FLAG_NO_EXPUNGE) == 0 || ctx->uid);
+	client_sync_view(c, (cmd->def->flags & CMD_FLAG_NO_EXPUNGE) == 0 || cmd->uid);
 	out = client_outbuf(c);
-	buf_append_str(out, ctx->tag);
+	buf_append_str(out, cmd->tag);
 	buf_append_c(out, ' ');
 	va_start(args, fmt);
 	buf_vprintf(out, fmt, args);
@@ -50,23 +50,23 @@ cmd_tagged(struct cmd_ctx *ctx, const char *fmt, ...)
 }
 
 bool
-cmd_bad(struct cmd_ctx *ctx, const char *reason)
+cmd_bad(struct client_command *cmd, const char *reason)
 {
-	cmd_tagged(ctx, "BAD %s", reason);
-	ctx->c->bad_count++;
+	cmd_tagged(cmd, "BAD %s", reason);
+	cmd->c->bad_count++;
 	return true;
 }
 
 /* The string value of an astring argument, or NULL. */
 const char *
-cmd_arg_str(const struct cmd_ctx *ctx, size_t i)
+cmd_arg_str(const struct client_command *cmd, size_t i)
 {
-	if (i >= ctx->count || !imap_arg_is_string(&ctx->args[i]))
+	if (i >= cmd->count || !imap_arg_is_string(&cmd->args[i]))
 		return NULL;
 	/* A NUL inside a literal would cut the string short silently. */
-	if (strlen(ctx->args[i].str) != ctx->args[i].len)
+	if (strlen(cmd->args[i].str) != cmd->args[i].len)
 		return NULL;
-	return ctx->args[i].str;
+	return cmd->args[i].str;
 }
 
 static const char *
@@ -93,9 +93,9 @@ storage_no_text(enum storage_error err)
 }
 
 void
-cmd_no_storage(struct cmd_ctx *ctx, enum storage_error err)
+cmd_no_storage(struct client_command *cmd, enum storage_error err)
 {
-	cmd_tagged(ctx, "NO [%s] %s", storage_error_code(err), storage_no_text(err));
+	cmd_tagged(cmd, "NO [%s] %s", storage_error_code(err), storage_no_text(err));
 }
 
 /* Mailbox names: INBOX in any case is INBOX (RFC 3501 5.1), also as the
@@ -124,23 +124,23 @@ mailbox_name_normalize(const char *name)
 /* The mailbox name argument i, decoded from modified UTF-7 and
    normalized; answers and returns NULL if it is missing or invalid. */
 char *
-cmd_arg_mailbox(struct cmd_ctx *ctx, size_t i)
+cmd_arg_mailbox(struct client_command *cmd, size_t i)
 {
-	const char *name = cmd_arg_str(ctx, i);
+	const char *name = cmd_arg_str(cmd, i);
 	char *utf8, *norm;
 
 	if (name == NULL) {
-		cmd_bad(ctx, "Missing or invalid mailbox name.");
+		cmd_bad(cmd, "Missing or invalid mailbox name.");
 		return NULL;
 	}
 	if (mutf7_to_utf8(name, &utf8) < 0) {
-		cmd_tagged(ctx, "NO [CANNOT] Mailbox name is not valid modified UTF-7.");
+		cmd_tagged(cmd, "NO [CANNOT] Mailbox name is not valid modified UTF-7.");
 		return NULL;
 	}
 	norm = mailbox_name_normalize(utf8);
 	free(utf8);
 	if (norm == NULL)
-		cmd_tagged(ctx, "NO [CANNOT] Invalid mailbox name.");
+		cmd_tagged(cmd, "NO [CANNOT] Invalid mailbox name.");
 	return norm;
 }
 
@@ -164,17 +164,18 @@ cmd_arg_number(const struct imap_arg *arg, uint64_t max, uint64_t *num_r)
 /* The view's sequence numbers that the set names: by number, or by UID.
    For numbers past the end returns -1 (BAD, RFC 3501 9 seq-number). */
 int
-cmd_collect_seqs(struct cmd_ctx *ctx, const char *setstr, uint32_t **seqs_r, size_t *count_r)
+cmd_collect_seqs(struct client_command *cmd, const char *setstr, uint32_t **seqs_r,
+		 size_t *count_r)
 {
-	const struct mbox_view *view = ctx->c->view;
+	const struct mbox_view *view = cmd->c->view;
 	uint32_t max_uid = view->count > 0 ? view->uids[view->count - 1] : 0;
 	struct seqset set = { 0 };
 	uint32_t *seqs = NULL;
 	size_t count = 0, alloc = 0;
 
-	if (seqset_parse(setstr, ctx->uid ? max_uid : (uint32_t)view->count, &set) < 0)
+	if (seqset_parse(setstr, cmd->uid ? max_uid : (uint32_t)view->count, &set) < 0)
 		return -1;
-	if (ctx->uid) {
+	if (cmd->uid) {
 		for (size_t s = 1; s <= view->count; s++) {
 			if (!seqset_contains(&set, view->uids[s - 1]))
 				continue;
@@ -266,79 +267,135 @@ state_bit(enum client_state state)
 	return 0;
 }
 
-/* A command refused before its handler runs: no view update goes with
-   the answer. Returns true (done). */
-static bool
-dispatch_bad(struct client *c, const char *tag, const char *reason)
+static void
+client_command_free(struct client_command **_cmd)
 {
-	client_send_tagged(c, tag, "BAD %s", reason);
-	c->bad_count++;
+	struct client_command *cmd = *_cmd;
+
+	if (cmd == NULL)
+		return;
+	*_cmd = NULL;
+	if (cmd->context_free != NULL)
+		cmd->context_free(cmd->context);
+	free(cmd->tag);
+	free(cmd);
+}
+
+/* A command refused before its handler runs: no view update goes with
+   the answer. */
+static void
+command_refuse(struct client_command *cmd, const char *reason)
+{
+	client_send_tagged(cmd->c, cmd->tag, "BAD %s", reason);
+	cmd->c->bad_count++;
+}
+
+/* Finds the command's definition and checks that it may run; answers
+   and returns false if not. */
+static bool
+command_lookup(struct client_command *cmd, const struct imap_command *parsed)
+{
+	struct client *c = cmd->c;
+	const struct cmd_def *def;
+
+	if (ascii_strcasecmp(parsed->name, "UID") == 0) {
+		if (parsed->arg_count == 0 || parsed->args[0].type != IMAP_ARG_ATOM ||
+		    (def = cmd_def_find(parsed->args[0].str)) == NULL ||
+		    (def->flags & CMD_FLAG_UID) == 0) {
+			command_refuse(cmd, "UID needs FETCH, STORE, SEARCH, COPY, MOVE or "
+					    "EXPUNGE.");
+			return false;
+		}
+		cmd->uid = true;
+		cmd->name = parsed->args[0].str;
+		cmd->args++;
+		cmd->count--;
+	} else
+		def = cmd_def_find(cmd->name);
+	cmd->def = def;
+	if (def == NULL) {
+		command_refuse(cmd, "Unknown command.");
+		return false;
+	}
+	if ((def->states & state_bit(c->state)) == 0) {
+		if (c->state == CLIENT_NOT_AUTH)
+			command_refuse(cmd, "Log in first.");
+		else if (c->state == CLIENT_AUTH && def->states == ST_SELECTED)
+			command_refuse(cmd, "Select a mailbox first.");
+		else
+			command_refuse(cmd, "Command not valid in this state.");
+		return false;
+	}
+	if ((def->flags & CMD_FLAG_NO_ARGS) != 0 && cmd->count > 0) {
+		command_refuse(cmd, "This command takes no arguments.");
+		return false;
+	}
 	return true;
 }
 
 bool
-imap_cmd_dispatch(struct client *c, const struct imap_command *cmd)
+client_command_start(struct client *c, const struct imap_command *parsed)
 {
-	struct cmd_ctx ctx = {
-		.c = c,
-		.tag = cmd->tag,
-		.name = cmd->name,
-		.args = cmd->args,
-		.count = cmd->arg_count,
-	};
-	const struct cmd_def *def = NULL;
+	struct client_command *cmd = xcalloc(1, sizeof(*cmd));
 
-	if (ascii_strcasecmp(cmd->name, "UID") == 0) {
-		if (cmd->arg_count == 0 || cmd->args[0].type != IMAP_ARG_ATOM ||
-		    (def = cmd_def_find(cmd->args[0].str)) == NULL ||
-		    (def->flags & CMD_FLAG_UID) == 0)
-			return dispatch_bad(c, cmd->tag,
-					    "UID needs FETCH, STORE, SEARCH, COPY, MOVE or EXPUNGE.");
-		ctx.uid = true;
-		ctx.name = cmd->args[0].str;
-		ctx.args++;
-		ctx.count--;
-	} else
-		def = cmd_def_find(ctx.name);
-	ctx.def = def;
-	if (def == NULL)
-		return dispatch_bad(c, cmd->tag, "Unknown command.");
-	if ((def->states & state_bit(c->state)) == 0) {
-		if (c->state == CLIENT_NOT_AUTH)
-			return dispatch_bad(c, cmd->tag, "Log in first.");
-		if (c->state == CLIENT_AUTH && def->states == ST_SELECTED)
-			return dispatch_bad(c, cmd->tag, "Select a mailbox first.");
-		return dispatch_bad(c, cmd->tag, "Command not valid in this state.");
+	cmd->c = c;
+	cmd->tag = xstrdup(parsed->tag);
+	cmd->name = parsed->name;
+	cmd->args = parsed->args;
+	cmd->count = parsed->arg_count;
+	if (!command_lookup(cmd, parsed)) {
+		client_command_free(&cmd);
+		return true;
 	}
-	if ((def->flags & CMD_FLAG_NO_ARGS) != 0 && ctx.count > 0)
-		return dispatch_bad(c, cmd->tag, "This command takes no arguments.");
-	log_debug(c->sid, "command %s%s", ctx.uid ? "UID " : "", def->name);
+	log_debug(c->sid, "command %s%s", cmd->uid ? "UID " : "", cmd->def->name);
 	/* Changes made by other processes show up before the command. */
 	if (c->mbox != NULL)
 		(void)mailbox_refresh(c->mbox, c->sid);
 	/* The handler writes its tagged answer last, through cmd_tagged(),
 	   which brings the view in line first. */
-	return def->func(&ctx);
+	c->cmd = cmd;
+	if (cmd->def->func(cmd)) {
+		client_command_free(&c->cmd);
+		return true;
+	}
+	/* The parser reuses them. */
+	cmd->name = NULL;
+	cmd->args = NULL;
+	cmd->count = 0;
+	return false;
 }
 
 void
-imap_cmd_continuation_line(struct client *c, const char *line, size_t len)
+client_command_input(struct client *c, const char *line, size_t len)
 {
-	char *tag = c->wait_tag;
+	struct client_command *cmd = c->cmd;
 
-	c->wait_tag = NULL;
-	if (c->mode == MODE_IDLE) {
-		c->mode = MODE_COMMAND;
-		if (len == 4 && ascii_strncasecmp(line, "DONE", 4) == 0)
-			client_send_tagged(c, tag, "OK Idle completed.");
-		else
-			client_send_tagged(c, tag, "BAD Expected DONE.");
-		free(tag);
-		return;
-	}
-	/* MODE_AUTH_CONT */
-	c->mode = MODE_COMMAND;
-	/* A failed login is answered after the delay (MODE_DELAY). */
-	(void)cmd_auth_plain_response(c, tag, line, len);
-	free(tag);
+	if (cmd->input(cmd, line, len))
+		client_command_free(&c->cmd);
+}
+
+bool
+client_command_output(struct client *c)
+{
+	struct client_command *cmd = c->cmd;
+
+	if (!cmd->output(cmd))
+		return false;
+	client_command_free(&c->cmd);
+	return true;
+}
+
+void
+client_command_finish(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+
+	client_command_free(&c->cmd);
+	client_resume(c);
+}
+
+void
+client_command_abort(struct client *c)
+{
+	client_command_free(&c->cmd);
 }
