@@ -19,6 +19,7 @@
 static void client_input(void *ctx);
 static void client_output(void *ctx);
 static void client_output_drained(struct client *c);
+static void client_wait_output(struct client *c);
 static void client_process(struct client *c);
 static void client_destroy(struct client *c);
 
@@ -225,8 +226,23 @@ client_output_drained(struct client *c)
 		return;
 	if (client_command_output(c))
 		client_resume(c);
-	else
+	else {
 		client_flush(c);
+		client_wait_output(c);
+	}
+}
+
+/* A command that waits for output to drain must hear of it even when
+   the socket took everything at once: nothing is pending then, so the
+   flush asked for no write event. Ask for one anyway (the socket is
+   writable, so it comes at the next pass, after the other sessions'
+   events); client_output then goes on with the command. */
+static void
+client_wait_output(struct client *c)
+{
+	if (c->cmd != NULL && c->cmd->output != NULL && !c->dead && c->io != NULL &&
+	    client_out_pending(c) == 0)
+		event_io_want_write(c->io, true);
 }
 
 void
@@ -345,6 +361,7 @@ client_process(struct client *c)
 						  client_out_pending(c) < CLIENT_OUT_HIGH_WATER &&
 						  c->in.len - c->in_pos < CLIENT_READ_CHUNK * 4);
 	client_flush(c);
+	client_wait_output(c);
 }
 
 static void
