@@ -140,24 +140,23 @@ list_match_any(const struct strlist *patterns, const char *name, bool *pct_r)
 	return any;
 }
 
-bool
-cmd_list(struct client_command *cmd)
+/* Parses the arguments of LIST or LSUB: [(selection)] reference
+   pattern(s) [RETURN (options)] into o and the full patterns (reference
+   joined, UTF-8). Returns false when they are good, true when the
+   command has been answered (BAD, or the root of an empty pattern). */
+static bool
+list_parse_args(struct client_command *cmd, bool lsub, struct list_opts *o,
+		struct strlist *patterns)
 {
-	struct client *c = cmd->c;
-	bool lsub = ascii_strcasecmp(cmd->name, "LSUB") == 0;
-	struct list_opts o;
-	struct strlist names = { 0 }, subs = { 0 }, all = { 0 }, patterns = { 0 };
-	const struct imap_arg *pat_arg;
-	enum storage_error err;
-	const char *ref, *error = NULL;
+	const struct imap_arg *pat_arg, *pats;
+	const char *ref, *error;
 	char *uref = NULL;
-	size_t i = 0;
+	size_t i = 0, npats = 1;
 
-	i_zero(&o);
 	if (!lsub && cmd->count > 0 && cmd->args[0].type == IMAP_ARG_LIST) {
-		if ((error = parse_list_select(&cmd->args[0], &o)) != NULL)
+		if ((error = parse_list_select(&cmd->args[0], o)) != NULL)
 			return cmd_bad(cmd, error);
-		o.extended = true;
+		o->extended = true;
 		i++;
 	}
 	ref = cmd_arg_str(cmd, i);
@@ -168,15 +167,14 @@ cmd_list(struct client_command *cmd)
 		if (lsub || i + 4 != cmd->count || !imap_arg_atom_equals(&cmd->args[i + 2], "RETURN") ||
 		    cmd->args[i + 3].type != IMAP_ARG_LIST)
 			return cmd_bad(cmd, "LIST: invalid arguments.");
-		if ((error = parse_list_return(&cmd->args[i + 3], &o)) != NULL)
+		if ((error = parse_list_return(&cmd->args[i + 3], o)) != NULL)
 			return cmd_bad(cmd, error);
-		o.extended = true;
+		o->extended = true;
 	}
 	if (mutf7_to_utf8(ref, &uref) < 0)
 		return cmd_bad(cmd, "LIST reference is not valid modified UTF-7.");
 	/* One pattern, or a list of them (LIST-EXTENDED). */
-	const struct imap_arg *pats = pat_arg;
-	size_t npats = 1;
+	pats = pat_arg;
 	if (pat_arg->type == IMAP_ARG_LIST) {
 		if (lsub || pat_arg->list_count == 0) {
 			free(uref);
@@ -184,7 +182,7 @@ cmd_list(struct client_command *cmd)
 		}
 		pats = pat_arg->list;
 		npats = pat_arg->list_count;
-		o.extended = true;
+		o->extended = true;
 	}
 	for (size_t p = 0; p < npats; p++) {
 		char *upat;
@@ -192,24 +190,175 @@ cmd_list(struct client_command *cmd)
 		if (!imap_arg_is_string(&pats[p]) || strlen(pats[p].str) != pats[p].len ||
 		    mutf7_to_utf8(pats[p].str, &upat) < 0) {
 			free(uref);
-			strlist_clear(&patterns);
 			return cmd_bad(cmd, "LIST: invalid mailbox pattern.");
 		}
-		if (*upat == '\0' && npats == 1 && !o.extended && !lsub) {
+		if (*upat == '\0' && npats == 1 && !o->extended && !lsub) {
 			/* The hierarchy delimiter and root (RFC 3501 6.3.8). */
 			free(upat);
 			free(uref);
-			client_send(c, "* LIST (\\Noselect) \"/\" \"\"");
+			client_send(cmd->c, "* LIST (\\Noselect) \"/\" \"\"");
 			cmd_tagged(cmd, "OK List completed.");
 			return true;
 		}
 		if (*uref != '\0' && *upat != '/' && uref[strlen(uref) - 1] != '/' && *upat != '\0')
-			strlist_add_take(&patterns, xasprintf("%s/%s", uref, upat));
+			strlist_add_take(patterns, xasprintf("%s/%s", uref, upat));
 		else
-			strlist_add_take(&patterns, xasprintf("%s%s", uref, upat));
+			strlist_add_take(patterns, xasprintf("%s%s", uref, upat));
 		free(upat);
 	}
 	free(uref);
+	return false;
+}
+
+/* all = names and their parents that are folders but not mailboxes
+   (listed as \Noselect when a pattern reaches them). */
+static void
+list_add_parents(const struct strlist *names, struct strlist *all)
+{
+	for (size_t k = 0; k < names->count; k++) {
+		strlist_add(all, names->items[k]);
+		for (char *p = strchr(names->items[k], '/'); p != NULL; p = strchr(p + 1, '/')) {
+			char *parent = xstrndup(names->items[k], (size_t)(p - names->items[k]));
+			if (!strlist_contains(all, parent) && !strlist_contains(names, parent))
+				strlist_add_take(all, parent);
+			else
+				free(parent);
+		}
+	}
+}
+
+/* The nearest parent of a subscribed name that a '%' pattern matches and
+   that is not subscribed itself (malloc'ed), or NULL. */
+static char *
+lsub_noselect_parent(const char *name, const struct strlist *subs,
+		     const struct strlist *patterns)
+{
+	char *parent = NULL;
+	bool pct;
+
+	for (char *p = strrchr(name, '/'); p != NULL && parent == NULL;) {
+		char *cand = xstrndup(name, (size_t)(p - name));
+		if (list_match_any(patterns, cand, &pct) && pct && !strlist_contains(subs, cand))
+			parent = cand;
+		else
+			free(cand);
+		while (--p > name && *p != '/')
+			;
+		if (p <= name)
+			p = NULL;
+	}
+	return parent;
+}
+
+/* The LSUB lines. RFC 3501 6.3.9: with "%", a subscribed "foo/bar" whose
+   parent "foo" is not subscribed shows "foo" as \Noselect. */
+static void
+lsub_write(struct client *c, const struct strlist *names, const struct strlist *subs,
+	   const struct strlist *patterns)
+{
+	struct strlist shown = { 0 };
+
+	for (size_t k = 0; k < subs->count; k++) {
+		const char *name = subs->items[k];
+		bool pct, noselect = !strlist_contains(names, name);
+		char *parent = NULL;
+
+		if (!list_match_any(patterns, name, &pct)) {
+			if ((parent = lsub_noselect_parent(name, subs, patterns)) == NULL)
+				continue;
+			name = parent;
+			noselect = true;
+		}
+		if (!strlist_contains(&shown, name)) {
+			strlist_add(&shown, name);
+			buf_printf(client_outbuf(c), "* LSUB (%s) \"/\" ", noselect ? "\\Noselect" : "");
+			cmd_write_mailbox_name(client_outbuf(c), name);
+			buf_append(client_outbuf(c), "\r\n", 2);
+		}
+		free(parent);
+	}
+	strlist_clear(&shown);
+}
+
+/* What LIST knows of one name. */
+struct list_entry {
+	const char *name;
+	bool real, subscribed, childinfo;
+	const char *special;
+};
+
+/* Writes the LIST line of one name. */
+static void
+list_write_entry(struct client *c, const struct list_opts *o, const struct list_entry *e,
+		 const struct strlist *all, const struct strlist *subs)
+{
+	struct buf attrs = BUF_INIT;
+
+	if (!e->real)
+		buf_append_str(&attrs, strlist_contains(subs, e->name) &&
+						       !name_has_children(all, e->name) ?
+					       "\\NonExistent" : "\\Noselect");
+	if (attrs.len > 0)
+		buf_append_c(&attrs, ' ');
+	buf_append_str(&attrs, name_has_children(all, e->name) ? "\\HasChildren" :
+								 "\\HasNoChildren");
+	if (e->subscribed && (o->sel_subscribed || o->ret_subscribed))
+		buf_append_str(&attrs, " \\Subscribed");
+	if (e->special != NULL) {
+		buf_append_c(&attrs, ' ');
+		buf_append_str(&attrs, e->special);
+	}
+	buf_printf(client_outbuf(c), "* LIST (%s) \"/\" ", attrs.data);
+	cmd_write_mailbox_name(client_outbuf(c), e->name);
+	if (e->childinfo)
+		buf_append_str(client_outbuf(c), " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+	buf_append(client_outbuf(c), "\r\n", 2);
+	buf_free(&attrs);
+}
+
+/* The LIST lines of every name of all (sorted) the patterns and the
+   selection options let through. */
+static void
+list_write(struct client *c, const struct list_opts *o, const struct strlist *names,
+	   const struct strlist *subs, const struct strlist *all, const struct strlist *patterns)
+{
+	for (size_t k = 0; k < all->count; k++) {
+		struct list_entry e = { .name = all->items[k] };
+		bool pct;
+
+		e.real = strlist_contains(names, e.name);
+		e.subscribed = strlist_contains(subs, e.name);
+		e.special = e.real ? special_use_attr(e.name) : NULL;
+		if (!list_match_any(patterns, e.name, &pct))
+			continue;
+		if (o->sel_subscribed || o->sel_special) {
+			bool selected = (!o->sel_subscribed || e.subscribed) &&
+					(!o->sel_special || e.special != NULL);
+			if (o->sel_recursive && o->sel_subscribed &&
+			    has_unlisted_descendant(subs, e.name, patterns))
+				e.childinfo = true;
+			if (!selected && !e.childinfo)
+				continue;
+		} else if (!e.real && !pct) {
+			/* A virtual parent only when '%' stops at it. */
+			continue;
+		}
+		list_write_entry(c, o, &e, all, subs);
+	}
+}
+
+bool
+cmd_list(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	bool lsub = ascii_strcasecmp(cmd->name, "LSUB") == 0;
+	struct list_opts o;
+	struct strlist names = { 0 }, subs = { 0 }, all = { 0 }, patterns = { 0 };
+	enum storage_error err;
+
+	i_zero(&o);
+	if (list_parse_args(cmd, lsub, &o, &patterns))
+		goto out;
 	if (storage_list(&c->gen->storage, c->sid, c->user, &names, &err) < 0) {
 		cmd_no_storage(cmd, err);
 		goto out;
@@ -219,54 +368,9 @@ cmd_list(struct client_command *cmd)
 		cmd_no_storage(cmd, STORAGE_ERR_TEMP);
 		goto out;
 	}
-	/* Parents that are folders but not mailboxes are listed as
-	   \Noselect when a pattern reaches them. */
-	for (size_t k = 0; k < names.count; k++) {
-		strlist_add(&all, names.items[k]);
-		for (char *p = strchr(names.items[k], '/'); p != NULL; p = strchr(p + 1, '/')) {
-			char *parent = xstrndup(names.items[k], (size_t)(p - names.items[k]));
-			if (!strlist_contains(&all, parent) && !strlist_contains(&names, parent))
-				strlist_add_take(&all, parent);
-			else
-				free(parent);
-		}
-	}
+	list_add_parents(&names, &all);
 	if (lsub) {
-		/* RFC 3501 6.3.9: with "%", a subscribed "foo/bar" whose parent
-		   "foo" is not subscribed shows "foo" as \Noselect. */
-		struct strlist shown = { 0 };
-		for (size_t k = 0; k < subs.count; k++) {
-			const char *name = subs.items[k];
-			bool pct, noselect = !strlist_contains(&names, name);
-			char *parent = NULL;
-
-			if (!list_match_any(&patterns, name, &pct)) {
-				for (char *p = strrchr(name, '/'); p != NULL && parent == NULL;) {
-					char *cand = xstrndup(name, (size_t)(p - name));
-					if (list_match_any(&patterns, cand, &pct) && pct &&
-					    !strlist_contains(&subs, cand))
-						parent = cand;
-					else
-						free(cand);
-					while (--p > name && *p != '/')
-						;
-					if (p <= name)
-						p = NULL;
-				}
-				if (parent == NULL)
-					continue;
-				name = parent;
-				noselect = true;
-			}
-			if (!strlist_contains(&shown, name)) {
-				strlist_add(&shown, name);
-				buf_printf(client_outbuf(c), "* LSUB (%s) \"/\" ", noselect ? "\\Noselect" : "");
-				cmd_write_mailbox_name(client_outbuf(c), name);
-				buf_append(client_outbuf(c), "\r\n", 2);
-			}
-			free(parent);
-		}
-		strlist_clear(&shown);
+		lsub_write(c, &names, &subs, &patterns);
 		cmd_tagged(cmd, "OK Lsub completed.");
 		goto out;
 	}
@@ -279,48 +383,7 @@ cmd_list(struct client_command *cmd)
 		}
 	}
 	strlist_sort(&all);
-	for (size_t k = 0; k < all.count; k++) {
-		const char *name = all.items[k];
-		bool real = strlist_contains(&names, name);
-		bool subscribed = strlist_contains(&subs, name);
-		const char *special = real ? special_use_attr(name) : NULL;
-		bool pct, childinfo = false;
-		struct buf attrs = BUF_INIT;
-
-		if (!list_match_any(&patterns, name, &pct))
-			continue;
-		if (o.sel_subscribed || o.sel_special) {
-			bool selected = (!o.sel_subscribed || subscribed) &&
-					(!o.sel_special || special != NULL);
-			if (o.sel_recursive && o.sel_subscribed &&
-			    has_unlisted_descendant(&subs, name, &patterns))
-				childinfo = true;
-			if (!selected && !childinfo)
-				continue;
-		} else if (!real && !pct) {
-			/* A virtual parent only when '%' stops at it. */
-			continue;
-		}
-		if (!real)
-			buf_append_str(&attrs, strlist_contains(&subs, name) && !name_has_children(&all, name) ?
-						       "\\NonExistent" : "\\Noselect");
-		if (attrs.len > 0)
-			buf_append_c(&attrs, ' ');
-		buf_append_str(&attrs, name_has_children(&all, name) ? "\\HasChildren" :
-								       "\\HasNoChildren");
-		if (subscribed && (o.sel_subscribed || o.ret_subscribed))
-			buf_append_str(&attrs, " \\Subscribed");
-		if (special != NULL) {
-			buf_append_c(&attrs, ' ');
-			buf_append_str(&attrs, special);
-		}
-		buf_printf(client_outbuf(c), "* LIST (%s) \"/\" ", attrs.data);
-		cmd_write_mailbox_name(client_outbuf(c), name);
-		if (childinfo)
-			buf_append_str(client_outbuf(c), " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
-		buf_append(client_outbuf(c), "\r\n", 2);
-		buf_free(&attrs);
-	}
+	list_write(c, &o, &names, &subs, &all, &patterns);
 	cmd_tagged(cmd, "OK List completed.");
 out:
 	strlist_clear(&patterns);

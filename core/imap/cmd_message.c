@@ -149,6 +149,79 @@ cmd_expunge(struct client_command *cmd)
 	return true;
 }
 
+/* A parsed STORE (RFC 3501 6.4.6, UNCHANGEDSINCE RFC 7162 3.1.3). */
+struct store_req {
+	int mode;               /* 0 replace, 1 add, -1 remove */
+	uint8_t flags;
+	uint64_t keywords;
+	bool silent;
+	bool unchangedsince_given;
+	uint64_t unchangedsince;
+};
+
+/* What a STORE did. */
+struct store_result {
+	bool changed, expunged;
+	struct seqset modified; /* not stored: changed since UNCHANGEDSINCE */
+};
+
+/* The untagged FETCH that tells the new flags of message seq. */
+static void
+store_write_fetch(struct client_command *cmd, uint32_t seq, const struct mail_rec *rec)
+{
+	struct client *c = cmd->c;
+	struct buf *out = client_outbuf(c);
+
+	buf_printf(out, "* %u FETCH (", seq);
+	if (cmd->uid || c->condstore)
+		buf_printf(out, "UID %u ", rec->uid);
+	buf_append_str(out, "FLAGS ");
+	imap_write_flags(out, rec->flags, rec->keywords, mbox_view_is_recent(c->view, rec->uid),
+			 mailbox_state(c->mbox));
+	if (c->condstore)
+		buf_printf(out, " MODSEQ (%llu)", (unsigned long long)rec->modseq);
+	buf_append_str(out, ")\r\n");
+}
+
+/* Changes the flags of the messages seqs of the view as req says. */
+static void
+store_apply(struct client_command *cmd, const struct store_req *req, const uint32_t *seqs,
+	    size_t count, struct store_result *res)
+{
+	struct client *c = cmd->c;
+	struct mbox_state *st = mailbox_state(c->mbox);
+
+	for (size_t i = 0; i < count; i++) {
+		ssize_t idx = mbox_view_index(c->view, seqs[i]);
+		if (idx < 0) {
+			/* As in FETCH: only a STORE by number says so. */
+			if (!cmd->uid)
+				res->expunged = true;
+			continue;
+		}
+		struct mail_rec *rec = &st->mails[idx];
+		if (req->unchangedsince_given && rec->modseq > req->unchangedsince) {
+			/* Changed since the client looked: not stored. */
+			uint32_t v = cmd->uid ? rec->uid : seqs[i];
+			seqset_add_range(&res->modified, v, v);
+			continue;
+		}
+		uint8_t nf = req->mode == 0 ? req->flags :
+			     req->mode > 0  ? rec->flags | req->flags :
+					      rec->flags & ~req->flags;
+		uint64_t nk = req->mode == 0 ? req->keywords :
+			      req->mode > 0  ? rec->keywords | req->keywords :
+					       rec->keywords & ~req->keywords;
+		if (nf != rec->flags || nk != rec->keywords) {
+			(void)mailbox_set_flags(c->mbox, c->view, (size_t)idx, nf, nk, c->sid);
+			res->changed = true;
+		}
+		/* With UNCHANGEDSINCE the new MODSEQ is always sent. */
+		if (!req->silent || req->unchangedsince_given)
+			store_write_fetch(cmd, seqs[i], rec);
+	}
+}
+
 bool
 cmd_store(struct client_command *cmd)
 {
@@ -156,21 +229,18 @@ cmd_store(struct client_command *cmd)
 	struct mbox_state *st = mailbox_state(c->mbox);
 	const char *item, *error;
 	struct imap_arg list_arg;
-	uint8_t flags;
-	uint64_t keywords;
 	uint32_t *seqs;
 	size_t count;
-	bool silent, changed = false, expunged = false;
-	int mode; /* 0 replace, 1 add, -1 remove */
 	/* STORE set [(UNCHANGEDSINCE n)] item flags (RFC 7162 3.1.3):
 	   args[] without the modifier. */
 	struct imap_arg args[2];
 	const struct imap_arg *rest;
 	size_t nrest;
-	bool unchangedsince_given = false;
-	uint64_t unchangedsince = 0;
-	struct seqset modified = { 0 };
+	struct store_req req;
+	struct store_result res;
 
+	i_zero(&req);
+	i_zero(&res);
 	if (cmd->count < 3 || cmd->args[0].type != IMAP_ARG_ATOM)
 		return cmd_bad(cmd, "STORE needs a sequence set, an item and flags.");
 	args[0] = cmd->args[0];
@@ -179,9 +249,9 @@ cmd_store(struct client_command *cmd)
 	if (rest[0].type == IMAP_ARG_LIST) {
 		const struct imap_arg *m = &rest[0];
 		if (m->list_count != 2 || !imap_arg_atom_equals(&m->list[0], "UNCHANGEDSINCE") ||
-		    !cmd_arg_number(&m->list[1], INT64_MAX, &unchangedsince))
+		    !cmd_arg_number(&m->list[1], INT64_MAX, &req.unchangedsince))
 			return cmd_bad(cmd, "Unknown STORE modifier.");
-		unchangedsince_given = true;
+		req.unchangedsince_given = true;
 		rest++;
 		nrest--;
 	}
@@ -189,13 +259,13 @@ cmd_store(struct client_command *cmd)
 		return cmd_bad(cmd, "STORE needs a sequence set, an item and flags.");
 	args[1] = rest[0];
 	item = args[1].str;
-	mode = *item == '+' ? 1 : *item == '-' ? -1 : 0;
-	if (mode != 0)
+	req.mode = *item == '+' ? 1 : *item == '-' ? -1 : 0;
+	if (req.mode != 0)
 		item++;
 	if (ascii_strcasecmp(item, "FLAGS") == 0)
-		silent = false;
+		req.silent = false;
 	else if (ascii_strcasecmp(item, "FLAGS.SILENT") == 0)
-		silent = true;
+		req.silent = true;
 	else
 		return cmd_bad(cmd, "Unknown STORE item.");
 	if (c->view->readonly) {
@@ -211,75 +281,84 @@ cmd_store(struct client_command *cmd)
 		list_arg.list = (struct imap_arg *)(uintptr_t)(rest + 1);
 		list_arg.list_count = nrest - 1;
 	}
-	if (imap_parse_flags(&list_arg, st, mode >= 0, &flags, &keywords, &error) < 0)
+	if (imap_parse_flags(&list_arg, st, req.mode >= 0, &req.flags, &req.keywords, &error) < 0)
 		return cmd_bad(cmd, error);
 	if (cmd_collect_seqs(cmd, args[0].str, &seqs, &count) < 0)
 		return cmd_bad(cmd, "Invalid sequence set.");
-	if (unchangedsince_given)
+	if (req.unchangedsince_given)
 		client_enable_condstore(c, false);
-	for (size_t i = 0; i < count; i++) {
-		ssize_t idx = mbox_view_index(c->view, seqs[i]);
-		if (idx < 0) {
-			/* As in FETCH: only a STORE by number says so. */
-			if (!cmd->uid)
-				expunged = true;
-			continue;
-		}
-		struct mail_rec *rec = &st->mails[idx];
-		if (unchangedsince_given && rec->modseq > unchangedsince) {
-			/* Changed since the client looked: not stored. */
-			uint32_t v = cmd->uid ? rec->uid : seqs[i];
-			seqset_add_range(&modified, v, v);
-			continue;
-		}
-		uint8_t nf = mode == 0 ? flags : mode > 0 ? rec->flags | flags : rec->flags & ~flags;
-		uint64_t nk = mode == 0 ? keywords : mode > 0 ? rec->keywords | keywords :
-								rec->keywords & ~keywords;
-		if (nf != rec->flags || nk != rec->keywords) {
-			(void)mailbox_set_flags(c->mbox, c->view, (size_t)idx, nf, nk, c->sid);
-			changed = true;
-		}
-		/* With UNCHANGEDSINCE the new MODSEQ is always sent. */
-		if (!silent || unchangedsince_given) {
-			buf_printf(client_outbuf(c), "* %u FETCH (", seqs[i]);
-			if (cmd->uid || c->condstore)
-				buf_printf(client_outbuf(c), "UID %u ", rec->uid);
-			buf_append_str(client_outbuf(c), "FLAGS ");
-			imap_write_flags(client_outbuf(c), rec->flags, rec->keywords,
-					 mbox_view_is_recent(c->view, rec->uid), st);
-			if (c->condstore)
-				buf_printf(client_outbuf(c), " MODSEQ (%llu)", (unsigned long long)rec->modseq);
-			buf_append_str(client_outbuf(c), ")\r\n");
-		}
-	}
+	store_apply(cmd, &req, seqs, count, &res);
 	free(seqs);
-	if (changed)
+	if (res.changed)
 		mailbox_changed(c->mbox, c->view);
-	if (modified.count > 0) {
+	if (res.modified.count > 0) {
 		struct buf set = BUF_INIT;
-		seqset_write(&modified, &set);
+		seqset_write(&res.modified, &set);
 		cmd_tagged(cmd, "OK [MODIFIED %s] Conditional STORE failed for some messages.", set.data);
 		buf_free(&set);
-		seqset_free(&modified);
-	} else if (expunged)
+		seqset_free(&res.modified);
+	} else if (res.expunged)
 		cmd_tagged(cmd, "NO [EXPUNGEISSUED] Some messages were expunged.");
 	else
 		cmd_tagged(cmd, "OK Store completed.");
 	return true;
 }
 
+/* Appends the messages seqs of the view to dest, in order, with their
+   flags and dates; the UIDs of the originals and of the copies are added
+   to src_uids and dst_uids. Returns 0, or -1 with *err_r at the first
+   failure (what was copied before stays). */
+static int
+copy_messages(struct client *c, struct mailbox *dest, const uint32_t *seqs, size_t count,
+	      struct seqset *src_uids, struct seqset *dst_uids, enum storage_error *err_r)
+{
+	struct mbox_state *src = mailbox_state(c->mbox), *dst = mailbox_state(dest);
+	struct buf msg = BUF_INIT;
+	int ret = 0;
+
+	for (size_t i = 0; i < count; i++) {
+		ssize_t idx = mbox_view_index(c->view, seqs[i]);
+		if (idx < 0)
+			continue;
+		/* A copy of the record: appending to the same mailbox may move
+		   the array. */
+		struct mail_rec rec = src->mails[idx];
+		uint64_t keywords;
+		uint32_t uid;
+
+		buf_reset(&msg);
+		if (mailbox_read(c->mbox, &rec, &msg, c->sid) < 0) {
+			*err_r = STORAGE_ERR_TEMP;
+			ret = -1;
+			break;
+		}
+		keywords_remap(src, dst, rec.keywords, &keywords);
+		if (mailbox_append(dest, msg.data, msg.len, rec.flags, keywords, rec.internal_date,
+				   rec.tz_minutes, &uid, err_r, c->sid) < 0) {
+			ret = -1;
+			break;
+		}
+		seqset_add_range(src_uids, rec.uid, rec.uid);
+		seqset_add_range(dst_uids, uid, uid);
+		/* src may have moved if dest is the same mailbox. */
+		src = mailbox_state(c->mbox);
+	}
+	buf_free(&msg);
+	return ret;
+}
+
 bool
 cmd_copy(struct client_command *cmd)
 {
 	struct client *c = cmd->c;
-	struct mbox_state *src = mailbox_state(c->mbox), *dst;
+	struct mbox_state *dst;
 	enum storage_error err = STORAGE_ERR_NONE;
 	struct mailbox *dest;
 	struct seqset src_uids = { 0 }, dst_uids = { 0 };
-	struct buf msg = BUF_INIT, set1 = BUF_INIT, set2 = BUF_INIT;
+	struct buf set1 = BUF_INIT, set2 = BUF_INIT;
 	uint32_t *seqs;
 	size_t count;
-	bool failed = false;
+	bool failed;
 	/* MOVE (RFC 6851): a COPY, then the originals are expunged. */
 	bool move = ascii_strcasecmp(cmd->name, "MOVE") == 0;
 	char *name;
@@ -307,33 +386,7 @@ cmd_copy(struct client_command *cmd)
 		return true;
 	}
 	dst = mailbox_state(dest);
-	for (size_t i = 0; i < count && !failed; i++) {
-		ssize_t idx = mbox_view_index(c->view, seqs[i]);
-		if (idx < 0)
-			continue;
-		/* A copy of the record: appending to the same mailbox may move
-		   the array. */
-		struct mail_rec rec = src->mails[idx];
-		uint64_t keywords;
-		uint32_t uid;
-
-		buf_reset(&msg);
-		if (mailbox_read(c->mbox, &rec, &msg, c->sid) < 0) {
-			failed = true;
-			err = STORAGE_ERR_TEMP;
-			break;
-		}
-		keywords_remap(src, dst, rec.keywords, &keywords);
-		if (mailbox_append(dest, msg.data, msg.len, rec.flags, keywords, rec.internal_date,
-				   rec.tz_minutes, &uid, &err, c->sid) < 0) {
-			failed = true;
-			break;
-		}
-		seqset_add_range(&src_uids, rec.uid, rec.uid);
-		seqset_add_range(&dst_uids, uid, uid);
-		/* src may have moved if dest is the same mailbox. */
-		src = mailbox_state(c->mbox);
-	}
+	failed = copy_messages(c, dest, seqs, count, &src_uids, &dst_uids, &err) < 0;
 	if (dst_uids.count > 0)
 		mailbox_changed(dest, c->view);
 	if (failed)
@@ -363,7 +416,6 @@ cmd_copy(struct client_command *cmd)
 	mailbox_unref(&dest);
 	seqset_free(&src_uids);
 	seqset_free(&dst_uids);
-	buf_free(&msg);
 	buf_free(&set1);
 	buf_free(&set2);
 	free(seqs);
