@@ -98,6 +98,8 @@ login_checked(enum auth_result res, void *context)
 	case AUTH_FAIL:
 		/* Answered after the delay, held by a timer: the other
 		   sessions go on meanwhile. */
+		free(lc->user);
+		lc->user = NULL;
 		lc->delay_timer = event_timer_add(c->server->loop, c->gen->cfg->auth_fail_delay_ms,
 						  login_delay_done, cmd);
 		return;
