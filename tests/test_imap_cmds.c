@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "event.h"
+#include "imap_client.h"
 #include "imap_server.h"
 #include "log.h"
 #include "watch.h"
@@ -335,6 +336,101 @@ test_select_lab_mailbox_and_fetch(void **state)
 	EXPECT(h, s, "a9", "UID FETCH 1:* UID", "* 2 FETCH (UID 2)");
 	EXPECT(h, s, "a10", "UID FETCH 99 UID", "a10 OK");
 	EXPECT(h, s, "a11", "FETCH 1 INTERNALDATE", "INTERNALDATE \"10-Mar-2022 14:30:00");
+}
+
+/* Fills alice's INBOX with count tiny messages of the lab's format. */
+static void
+write_big_mailbox(struct harness *h, unsigned count)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/mail/alice/mymailbox.mail", h->dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	for (unsigned i = 1; i <= count; i++)
+		fprintf(f, "From: bob@localhost\nSubject: m%u\n"
+			   "Received: 2022-03-10 : 14 : 30\nx\n.\n", i);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* The octets of each "* N FETCH" line (CRLF included) of answer, by
+   sequence number: lens[seq], lens of size count + 1. */
+static void
+fetch_line_lengths(const char *answer, size_t *lens, unsigned count)
+{
+	const char *p = answer, *eol;
+
+	for (; (eol = strstr(p, "\r\n")) != NULL; p = eol + 2) {
+		unsigned seq;
+		if (sscanf(p, "* %u FETCH", &seq) == 1 && seq >= 1 && seq <= count)
+			lens[seq] = (size_t)(eol + 2 - p);
+	}
+}
+
+/* A FETCH whose first lines fill the output to exactly the high-water
+   mark, written in one go to a socket that takes it all: the output is
+   then empty while the FETCH waits for it to drain. It must go on
+   (it used to wait for a write event nobody asked for, and the client
+   saw its answer stop). */
+static void
+test_fetch_resumes_when_output_drained_at_once(void **state)
+{
+	struct harness *h = *state;
+	const unsigned count = 10100;
+	size_t *lens = xcalloc(count + 1, sizeof(*lens));
+	int sv[2], sndbuf = 4 << 20, got = 0;
+	socklen_t optlen = sizeof(got);
+	char *ans, command[128];
+	size_t target = CLIENT_OUT_HIGH_WATER, sum4 = 0;
+	unsigned a, b = 0;
+	bool found = false;
+
+	write_big_mailbox(h, count);
+	/* A session whose socket takes more than the high-water mark. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(fd_set_nonblock_cloexec(sv[0]), 0);
+	assert_int_equal(fd_set_nonblock_cloexec(sv[1]), 0);
+	(void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	assert_int_equal(getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &got, &optlen), 0);
+	if ((size_t)got < 2 * target) {
+		close(sv[0]);
+		close(sv[1]);
+		free(lens);
+		skip();
+	}
+	h->fds[0] = sv[1];
+	imap_server_accept_fd(h->server, sv[0], "test");
+	free(wait_for(h, 0, "* OK"));
+	login(h, 0, "alice");
+	EXPECT(h, 0, "a1", "SELECT INBOX", "a1 OK");
+	ans = cmd(h, 0, "a2", "FETCH 1:* (UID FLAGS)");
+	assert_contains(ans, "a2 OK");
+	fetch_line_lengths(ans, lens, count);
+	free(ans);
+	/* Messages 1000.. and 10000.. (one more digit each): a of the
+	   latter and b of the former make exactly the high-water mark,
+	   then ten more follow. */
+	for (a = 0; a < 90 && !found; a++) {
+		size_t rest = target, sum = 0;
+		for (unsigned i = 0; i < a; i++)
+			sum += lens[10000 + i];
+		rest -= sum;
+		sum4 = 0;
+		for (b = 0; b < 9000 && sum4 < rest; b++)
+			sum4 += lens[1000 + b];
+		found = sum4 == rest;
+	}
+	if (!found)
+		fail_msg("no set of lines makes %zu octets", target);
+	a--;
+	snprintf(command, sizeof(command), "FETCH 1000:%u,10000:%u (UID FLAGS)", 1000 + b - 1,
+		 10000 + a + 9);
+	ans = cmd(h, 0, "a3", command);
+	assert_contains(ans, "a3 OK Fetch completed.");
+	assert_contains(ans, "* 10009 FETCH");
+	free(ans);
+	free(lens);
 }
 
 static void
@@ -996,6 +1092,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_any_state_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_login_and_authenticate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_select_lab_mailbox_and_fetch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fetch_resumes_when_output_drained_at_once,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_search_store_expunge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_copy_and_mailboxes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_sessions_idle_sees_expunge_at_once, setup,

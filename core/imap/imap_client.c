@@ -5,6 +5,7 @@
    Sessions are closed after the dispatch pass that decided it (the loop
    may still hold their io in its current pass), never in the middle. */
 #include "imap_client.h"
+#include "imap_cmd.h"
 #include "log.h"
 #include "registry.h"
 
@@ -17,6 +18,8 @@
 
 static void client_input(void *ctx);
 static void client_output(void *ctx);
+static void client_output_drained(struct client *c);
+static void client_wait_output(struct client *c);
 static void client_process(struct client *c);
 static void client_destroy(struct client *c);
 
@@ -151,7 +154,7 @@ client_mailbox_notify(void *ctx)
 
 	/* Only a session in IDLE hears of changes at once; the others at
 	   their next command (RFC 3501 7.4.1: no EXPUNGE between commands). */
-	if (c->mode != MODE_IDLE || c->closing)
+	if (c->cmd == NULL || !c->cmd->live_updates || c->closing)
 		return;
 	client_sync_view(c, true);
 	client_flush(c);
@@ -204,22 +207,47 @@ client_output(void *ctx)
 	client_flush(c);
 	if (c->dead)
 		return;
-	if (c->mode == MODE_FETCH && client_out_pending(c) < CLIENT_OUT_HIGH_WATER / 2) {
-		if (imap_cmd_fetch_continue(c))
-			client_resume(c);
-		else
-			client_flush(c);
+	client_output_drained(c);
+}
+
+/* Called by the output side after it wrote: a command that waits for
+   output to drain goes on, or the next commands are read. */
+static void
+client_output_drained(struct client *c)
+{
+	if (client_out_pending(c) >= CLIENT_OUT_HIGH_WATER / 2)
+		return;
+	if (c->cmd == NULL) {
+		if (!c->closing)
+			client_process(c);
 		return;
 	}
-	if (c->mode == MODE_COMMAND && client_out_pending(c) < CLIENT_OUT_HIGH_WATER / 2 &&
-	    !c->closing)
-		client_process(c);
+	if (c->cmd->output == NULL)
+		return;
+	if (client_command_output(c))
+		client_resume(c);
+	else {
+		client_flush(c);
+		client_wait_output(c);
+	}
+}
+
+/* A command that waits for output to drain must hear of it even when
+   the socket took everything at once: nothing is pending then, so the
+   flush asked for no write event. Ask for one anyway (the socket is
+   writable, so it comes at the next pass, after the other sessions'
+   events); client_output then goes on with the command. */
+static void
+client_wait_output(struct client *c)
+{
+	if (c->cmd != NULL && c->cmd->output != NULL && !c->dead && c->io != NULL &&
+	    client_out_pending(c) == 0)
+		event_io_want_write(c->io, true);
 }
 
 void
 client_resume(struct client *c)
 {
-	c->mode = MODE_COMMAND;
 	client_process(c);
 }
 
@@ -256,9 +284,9 @@ client_handle_parse_result(struct client *c, enum imap_parse_result res)
 		break;
 	case IMAP_PARSE_COMMAND: {
 		const struct imap_command *cmd = imap_parser_command(c->parser);
-		/* Asynchronous commands copy what they keep, so the
+		/* Commands that wait copy what they keep, so the
 		   arguments can go in either case. */
-		(void)imap_cmd_dispatch(c, cmd);
+		(void)client_command_start(c, cmd);
 		imap_parser_reset(c->parser);
 		if (c->bad_count >= c->gen->cfg->max_bad_commands)
 			client_disconnect(c, "Too many invalid commands.");
@@ -269,7 +297,7 @@ client_handle_parse_result(struct client *c, enum imap_parse_result res)
 	}
 }
 
-/* Takes one line (up to LF) for the modes that read raw lines. Returns
+/* Takes one line (up to LF) for a command that waits for one. Returns
    false if no complete line is there yet. */
 static bool
 client_take_line(struct client *c)
@@ -289,7 +317,7 @@ client_take_line(struct client *c)
 	if (len > 0 && start[len - 1] == '\r')
 		len--;
 	char *line = xstrndup(start, len);
-	imap_cmd_continuation_line(c, line, len);
+	client_command_input(c, line, len);
 	explicit_bzero(line, len);
 	free(line);
 	return true;
@@ -302,7 +330,7 @@ client_process(struct client *c)
 	while (!c->closing && !c->dead && c->in_pos < c->in.len) {
 		if (client_out_pending(c) >= CLIENT_OUT_HIGH_WATER)
 			break;
-		if (c->mode == MODE_COMMAND) {
+		if (c->cmd == NULL) {
 			size_t consumed = 0;
 			enum imap_parse_result res =
 				imap_parser_feed(c->parser, c->in.data + c->in_pos,
@@ -311,7 +339,7 @@ client_process(struct client *c)
 			client_handle_parse_result(c, res);
 			if (res == IMAP_PARSE_NEED_MORE)
 				break;
-		} else if (c->mode == MODE_AUTH_CONT || c->mode == MODE_IDLE) {
+		} else if (c->cmd->input != NULL) {
 			if (!client_take_line(c))
 				break;
 		} else {
@@ -333,6 +361,7 @@ client_process(struct client *c)
 						  client_out_pending(c) < CLIENT_OUT_HIGH_WATER &&
 						  c->in.len - c->in_pos < CLIENT_READ_CHUNK * 4);
 	client_flush(c);
+	client_wait_output(c);
 }
 
 static void
@@ -371,10 +400,7 @@ client_destroy(struct client *c)
 	log_info(c->sid, "disconnected%s%s%s%s", c->user != NULL ? " user=" : "",
 		 c->user != NULL ? c->user : "", c->close_reason != NULL ? ": " : "",
 		 c->close_reason != NULL ? c->close_reason : "");
-	imap_cmd_fetch_abort(c);
-	event_timer_remove(&c->delay_timer);
-	auth_request_cancel(&c->auth_req);
-	free(c->pending_user);
+	client_command_abort(c);
 	client_unselect(c);
 	event_io_remove(&c->io);
 	close(c->fd);
@@ -391,7 +417,6 @@ client_destroy(struct client *c)
 	buf_free(&c->in);
 	buf_free(&c->out);
 	free(c->user);
-	free(c->wait_tag);
 	free(c->close_reason);
 	server_gen_unref(&c->gen);
 	free(c);

@@ -1,5 +1,5 @@
 /* imap_client.h: one IMAP session (internal to the server: imap_client.c
-   does its I/O and dispatch, imap_cmds.c its commands). */
+   does its I/O and dispatch, imap_commands.c and cmd_*.c its commands). */
 #ifndef IMAP_CLIENT_H
 #define IMAP_CLIENT_H
 
@@ -14,17 +14,7 @@ enum client_state {
 	CLIENT_LOGOUT,
 };
 
-/* What the session does with its input. */
-enum client_mode {
-	MODE_COMMAND,           /* parsing commands */
-	MODE_AUTH_CONT,         /* AUTHENTICATE: waiting for the client's response line */
-	MODE_IDLE,              /* IDLE: waiting for DONE */
-	MODE_DELAY,             /* a login is being checked, or a failure answered
-				   after a delay */
-	MODE_FETCH,             /* a big FETCH continues as output drains */
-};
-
-struct fetch_job;
+struct client_command;
 
 struct client {
 	struct imap_server *server;
@@ -42,17 +32,13 @@ struct client {
 	struct imap_parser *parser;
 
 	enum client_state state;
-	enum client_mode mode;
 	char *user;
 	struct mailbox *mbox;
 	struct mbox_view *view;
-	/* Tag of the command that waits (IDLE, AUTHENTICATE, a delayed
-	   login, a suspended FETCH). */
-	char *wait_tag;
-	struct event_timer *delay_timer;
-	struct auth_request *auth_req;  /* a login being checked */
-	char *pending_user;
-	struct fetch_job *fetch;
+	/* The command that has not finished: it waits for input (IDLE,
+	   AUTHENTICATE), a login check or delay, or drained output (a big
+	   FETCH). No other command is read meanwhile. NULL between commands. */
+	struct client_command *cmd;
 
 	int64_t deadline;       /* monotonic ms: autologout */
 	unsigned bad_count;
@@ -87,16 +73,19 @@ size_t client_out_pending(const struct client *c);
 /* Leaves the selected mailbox (no expunge). */
 void client_unselect(struct client *c);
 
-/* imap_cmds.c */
-/* Runs cmd. Returns true if the command completed (its tagged answer is
-   queued), false if it continues asynchronously (IDLE, AUTHENTICATE,
-   delayed login, big FETCH). */
-bool imap_cmd_dispatch(struct client *c, const struct imap_command *cmd);
-/* A line received in MODE_AUTH_CONT or MODE_IDLE. */
-void imap_cmd_continuation_line(struct client *c, const char *line, size_t len);
-/* Continues a suspended FETCH; returns true when it has completed. */
-bool imap_cmd_fetch_continue(struct client *c);
-void imap_cmd_fetch_abort(struct client *c);
+/* imap_commands.c: the command lifecycle (the commands are cmd_*.c). */
+/* Runs a parsed command (what it keeps it copies: the parser's memory
+   may go). Returns true if it completed (its tagged answer is queued),
+   false if it waits as c->cmd (IDLE, AUTHENTICATE, a login being
+   checked, a big FETCH). */
+bool client_command_start(struct client *c, const struct imap_command *parsed);
+/* A line of input for c->cmd, which waits for one (c->cmd->input). */
+void client_command_input(struct client *c, const char *line, size_t len);
+/* Calls c->cmd again, which waits for output to drain (c->cmd->output).
+   Returns true when it has completed (then c->cmd is NULL). */
+bool client_command_output(struct client *c);
+/* Frees c->cmd, if any, and cancels what it started (the session ends). */
+void client_command_abort(struct client *c);
 /* The capability list for the session's state. */
 const char *imap_capabilities(const struct client *c);
 

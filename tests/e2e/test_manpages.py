@@ -9,7 +9,7 @@ silently fall behind it:
   with its range (min..max) and its default;
 - every option, operand and synopsis line printed by `imapserver -h`,
   `smtpmail -h` and `mailclient --help` is in the matching page;
-- the IMAP capabilities of core/imap/imap_cmds.c are in imapserver(8), the EHLO
+- the IMAP capabilities of core/imap/cmd_any.c are in imapserver(8), the EHLO
   keywords of core/smtp/smtp.c in smtpmail(8), and mailclient's exact messages
   in mailclient(1);
 - `make install` installs the four pages.
@@ -282,15 +282,15 @@ class ManPageTest(unittest.TestCase):
     # ------------------------------------------------------------ protocol facts
 
     def test_imap_capabilities_are_in_imapserver_8(self):
-        source = _read("core/imap/imap_cmds.c")
+        source = _read("core/imap/cmd_any.c")
         common = _strings_of_macro(source, "CAPS_COMMON")
-        self.assertIsNotNone(common, "cannot find CAPS_COMMON in core/imap/imap_cmds.c: update "
+        self.assertIsNotNone(common, "cannot find CAPS_COMMON in core/imap/cmd_any.c: update "
                                      "this test")
         caps = set(common.split())
         for extra in re.findall(r'CAPS_COMMON\s*"([^"]*)"', source):
             caps.update(extra.split())
         self.assertIn("IMAP4rev1", caps)
-        self.assertDocumented("imapserver.8", sorted(caps), "capabilities of core/imap/imap_cmds.c")
+        self.assertDocumented("imapserver.8", sorted(caps), "capabilities of core/imap/cmd_any.c")
 
     def test_ehlo_keywords_are_in_smtpmail_8(self):
         keywords = re.findall(r'reply\(out,\s*"250[- ]([A-Z0-9][A-Z0-9-]*)', _read("core/smtp/smtp.c"))

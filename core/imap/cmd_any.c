@@ -1,0 +1,104 @@
+/* cmd_any.c: the commands valid in any state (RFC 3501 6.1: CAPABILITY,
+   NOOP, LOGOUT), ID (RFC 2971) and ENABLE (RFC 5161). */
+#include "imap_cmd.h"
+
+/* LITERAL- is not listed: RFC 7888 forbids advertising it next to
+   LITERAL+, which allows more (non-synchronizing literals of any size). */
+#define CAPS_COMMON "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS " \
+		    "CHILDREN MOVE LIST-EXTENDED SPECIAL-USE ESEARCH CONDSTORE QRESYNC"
+
+const char *
+imap_capabilities(const struct client *c)
+{
+	if (c->state == CLIENT_NOT_AUTH)
+		return CAPS_COMMON " AUTH=PLAIN";
+	return CAPS_COMMON;
+}
+
+bool
+cmd_capability(struct client_command *cmd)
+{
+	client_send(cmd->c, "* CAPABILITY %s", imap_capabilities(cmd->c));
+	cmd_tagged(cmd, "OK Capability completed.");
+	return true;
+}
+
+bool
+cmd_noop(struct client_command *cmd)
+{
+	cmd_tagged(cmd, "OK %s completed.", cmd->name);
+	return true;
+}
+
+bool
+cmd_logout(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+
+	client_send(c, "* BYE Logging out.");
+	cmd_tagged(cmd, "OK Logout completed.");
+	c->state = CLIENT_LOGOUT;
+	c->closing = true;
+	if (c->close_reason == NULL)
+		c->close_reason = xstrdup("logged out");
+	return true;
+}
+
+bool
+cmd_id(struct client_command *cmd)
+{
+	if (cmd->count != 1 || (cmd->args[0].type != IMAP_ARG_NIL &&
+				cmd->args[0].type != IMAP_ARG_LIST))
+		return cmd_bad(cmd, "ID needs a parameter list or NIL.");
+	client_send(cmd->c, "* ID (\"name\" \"imapserver\" \"version\" \"0.1\")");
+	cmd_tagged(cmd, "OK ID completed.");
+	return true;
+}
+
+/* Turns CONDSTORE (and with qresync QRESYNC) on for the rest of the
+   connection. The first CONDSTORE enabling command with a mailbox
+   selected announces its HIGHESTMODSEQ (RFC 7162 3.1). */
+void
+client_enable_condstore(struct client *c, bool qresync)
+{
+	bool was = c->condstore;
+
+	c->condstore = true;
+	if (qresync)
+		c->qresync = true;
+	if (c->view != NULL) {
+		c->view->condstore = true;
+		c->view->qresync = c->qresync;
+		if (!was)
+			client_send(c, "* OK [HIGHESTMODSEQ %llu] Highest",
+				    (unsigned long long)mailbox_state(c->mbox)->highest_modseq);
+	}
+}
+
+bool
+cmd_enable(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	bool condstore = false, qresync = false;
+
+	if (cmd->count == 0)
+		return cmd_bad(cmd, "ENABLE needs capability names.");
+	for (size_t i = 0; i < cmd->count; i++) {
+		if (cmd->args[i].type != IMAP_ARG_ATOM)
+			return cmd_bad(cmd, "ENABLE needs capability names.");
+		if (ascii_strcasecmp(cmd->args[i].str, "CONDSTORE") == 0)
+			condstore = true;
+		else if (ascii_strcasecmp(cmd->args[i].str, "QRESYNC") == 0)
+			qresync = true;
+		/* RFC 5161: unknown names are ignored. */
+	}
+	/* ENABLED lists what this command turned on. */
+	bool new_condstore = (condstore || qresync) && !c->condstore;
+	bool new_qresync = qresync && !c->qresync;
+	if (condstore || qresync)
+		client_enable_condstore(c, qresync);
+	client_send(c, "* ENABLED%s%s", new_condstore && condstore ? " CONDSTORE" : "",
+		    new_qresync ? " QRESYNC" : "");
+	cmd_tagged(cmd, "OK Enabled.");
+	return true;
+}

@@ -1,0 +1,214 @@
+/* cmd_auth.c: the commands of the not authenticated state (RFC 3501
+   6.2: STARTTLS, AUTHENTICATE, LOGIN). A login is checked without
+   blocking the loop and a failure answered after a delay. */
+#include "imap_cmd.h"
+#include "base64.h"
+#include "log.h"
+
+#include <stdlib.h>
+
+/* The context of a LOGIN or AUTHENTICATE whose password is being
+   checked, or whose failure is answered after a delay. */
+struct login_context {
+	char *user;                     /* the user being checked */
+	struct auth_request *req;       /* the check, until it answers */
+	struct event_timer *delay_timer;
+};
+
+static void
+login_context_free(void *context)
+{
+	struct login_context *lc = context;
+
+	auth_request_cancel(&lc->req);
+	event_timer_remove(&lc->delay_timer);
+	free(lc->user);
+	free(lc);
+}
+
+static void
+login_delay_done(void *context)
+{
+	struct client_command *cmd = context;
+	struct login_context *lc = cmd->context;
+	struct client *c = cmd->c;
+
+	lc->delay_timer = NULL;
+	cmd_tagged(cmd, "NO [AUTHENTICATIONFAILED] Authentication failed.");
+	if (++c->auth_failures >= 3)
+		client_disconnect(c, "Too many authentication failures.");
+	client_command_finish(cmd);
+}
+
+/* A user who has no mailbox but INBOX (a new user) gets the special-use
+   mailboxes (RFC 6154), subscribed. Failures are logged by the storage
+   wrappers and do not stop the login. */
+static void
+create_special_use(struct client *c)
+{
+	struct strlist names = { 0 }, subs = { 0 };
+	enum storage_error err;
+	bool created = false;
+
+	if (storage_list(&c->gen->storage, c->sid, c->user, &names, &err) < 0 ||
+	    names.count > 1 || (names.count == 1 && strcmp(names.items[0], "INBOX") != 0)) {
+		strlist_clear(&names);
+		return;
+	}
+	if (storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs) < 0) {
+		strlist_clear(&names);
+		return;
+	}
+	for (size_t i = 0; i < special_use_count; i++) {
+		if (storage_create(&c->gen->storage, c->sid, c->user, special_use[i].name, &err) < 0 &&
+		    err != STORAGE_ERR_EXISTS)
+			continue;
+		if (!strlist_contains(&subs, special_use[i].name)) {
+			strlist_add(&subs, special_use[i].name);
+			created = true;
+		}
+	}
+	if (created)
+		(void)storage_subscriptions_write(&c->gen->storage, c->sid, c->user, &subs);
+	strlist_clear(&names);
+	strlist_clear(&subs);
+}
+
+static void
+login_checked(enum auth_result res, void *context)
+{
+	struct client_command *cmd = context;
+	struct login_context *lc = cmd->context;
+	struct client *c = cmd->c;
+
+	lc->req = NULL;
+	switch (res) {
+	case AUTH_OK:
+		free(c->user);
+		c->user = lc->user;
+		lc->user = NULL;
+		c->state = CLIENT_AUTH;
+		c->auth_failures = 0;
+		create_special_use(c);
+		cmd_tagged(cmd, "OK [CAPABILITY %s] Logged in.", imap_capabilities(c));
+		break;
+	case AUTH_TEMPFAIL:
+		cmd_tagged(cmd, "NO [UNAVAILABLE] Authentication service unavailable.");
+		break;
+	case AUTH_FAIL:
+		/* Answered after the delay, held by a timer: the other
+		   sessions go on meanwhile. */
+		free(lc->user);
+		lc->user = NULL;
+		lc->delay_timer = event_timer_add(c->server->loop, c->gen->cfg->auth_fail_delay_ms,
+						  login_delay_done, cmd);
+		return;
+	}
+	client_command_finish(cmd);
+}
+
+/* Starts checking the password; the answer comes from login_checked(),
+   so a slow backend never holds up the loop. The command waits
+   meanwhile (returns false), and no other command is read. */
+static bool
+do_login(struct client_command *cmd, const char *user, const char *password)
+{
+	struct client *c = cmd->c;
+	struct login_context *lc = xcalloc(1, sizeof(*lc));
+
+	lc->user = xstrdup(user);
+	cmd->context = lc;
+	cmd->context_free = login_context_free;
+	cmd->input = NULL;
+	lc->req = auth_verify_start(&c->gen->auth, c->server->loop, c->sid, user, password,
+				    login_checked, cmd);
+	return false;
+}
+
+bool
+cmd_login(struct client_command *cmd)
+{
+	const char *user = cmd_arg_str(cmd, 0), *pass = cmd_arg_str(cmd, 1);
+
+	if (user == NULL || pass == NULL || cmd->count != 2)
+		return cmd_bad(cmd, "LOGIN needs a user name and a password.");
+	return do_login(cmd, user, pass);
+}
+
+/* SASL PLAIN (RFC 4616): [authzid] NUL authcid NUL passwd. Returns as
+   a handler: false while the login is checked. */
+static bool
+auth_plain_response(struct client_command *cmd, const char *b64, size_t len)
+{
+	struct buf dec = BUF_INIT;
+	const char *authzid, *authcid, *pass, *end;
+	bool done = true;
+
+	if (len == 1 && b64[0] == '*') {
+		cmd_tagged(cmd, "BAD Authentication aborted by client.");
+		return true;
+	}
+	if ((len == 1 && b64[0] == '=') || base64_decode(b64, len, &dec) < 0 || dec.len == 0) {
+		cmd_tagged(cmd, "BAD Invalid base64 data in the SASL response.");
+		buf_free(&dec);
+		return true;
+	}
+	authzid = dec.data;
+	end = dec.data + dec.len;
+	authcid = memchr(authzid, '\0', dec.len);
+	pass = authcid == NULL ? NULL : memchr(authcid + 1, '\0', (size_t)(end - authcid - 1));
+	if (authcid == NULL || pass == NULL || memchr(pass + 1, '\0', (size_t)(end - pass - 1))) {
+		cmd_tagged(cmd, "BAD Invalid SASL PLAIN response.");
+	} else {
+		authcid++;
+		pass++;
+		if (*authzid != '\0' && strcmp(authzid, authcid) != 0)
+			cmd_tagged(cmd, "NO [AUTHORIZATIONFAILED] Authorization "
+					"identity differs from the login.");
+		else
+			done = do_login(cmd, authcid, pass);
+	}
+	explicit_bzero(dec.data, dec.cap);
+	buf_free(&dec);
+	return done;
+}
+
+/* The client's response line to the "+ " challenge. */
+static bool
+authenticate_input(struct client_command *cmd, const char *line, size_t len)
+{
+	cmd->input = NULL;
+	/* A failed login is answered after the delay. */
+	return auth_plain_response(cmd, line, len);
+}
+
+bool
+cmd_authenticate(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	const char *mech = cmd_arg_str(cmd, 0);
+
+	if (mech == NULL || cmd->count > 2)
+		return cmd_bad(cmd, "AUTHENTICATE needs a mechanism name.");
+	if (ascii_strcasecmp(mech, "PLAIN") != 0) {
+		cmd_tagged(cmd, "NO [CANNOT] Unsupported authentication mechanism.");
+		return true;
+	}
+	if (cmd->count == 2) {
+		/* SASL-IR (RFC 4959). */
+		const char *ir = cmd_arg_str(cmd, 1);
+		if (ir == NULL)
+			return cmd_bad(cmd, "Invalid initial response.");
+		return auth_plain_response(cmd, ir, strlen(ir));
+	}
+	cmd->input = authenticate_input;
+	client_send(c, "+ ");
+	return false;
+}
+
+bool
+cmd_starttls(struct client_command *cmd)
+{
+	cmd_tagged(cmd, "NO [UNAVAILABLE] TLS is not available on this server.");
+	return true;
+}

@@ -1,0 +1,180 @@
+/* cmd_fetch.c: FETCH and UID FETCH (RFC 3501 6.4.5), with CHANGEDSINCE
+   and VANISHED (RFC 7162). A big answer is written as output drains. */
+#include "imap_cmd.h"
+#include "fetch.h"
+#include "seqset.h"
+
+#include <stdlib.h>
+
+/* The context of a FETCH: where it stands in its list of messages. */
+struct fetch_job {
+	struct fetch_spec *spec;
+	uint32_t *seqs;
+	size_t count, pos;
+	bool expunged_seen;
+	bool flags_changed;
+	/* CHANGEDSINCE (RFC 7162): only messages with a higher modseq. */
+	bool changedsince_given;
+	uint64_t changedsince;
+	struct buf msg;
+};
+
+static void
+fetch_job_free(void *context)
+{
+	struct fetch_job *job = context;
+
+	fetch_spec_free(&job->spec);
+	free(job->seqs);
+	buf_free(&job->msg);
+	free(job);
+}
+
+/* Writes FETCH answers until the output reaches the high-water mark.
+   Returns true when the command is complete (tagged answer queued),
+   false to be called again when output has drained. */
+static bool
+fetch_continue(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	struct fetch_job *job = cmd->context;
+	struct mbox_state *st = mailbox_state(c->mbox);
+	bool needs_msg = fetch_spec_needs_message(job->spec);
+	bool sets_seen = fetch_spec_sets_seen(job->spec) && !c->view->readonly;
+	bool read_failed = false;
+
+	while (job->pos < job->count && client_out_pending(c) < CLIENT_OUT_HIGH_WATER) {
+		uint32_t seq = job->seqs[job->pos++];
+		ssize_t idx = mbox_view_index(c->view, seq);
+		struct fetch_msg fm;
+
+		if (idx < 0) {
+			/* Expunged by another session. By UID it is simply not
+			   there (its EXPUNGE follows this answer, RFC 2180 4.1.2);
+			   by number the client needs to be told. */
+			if (!cmd->uid)
+				job->expunged_seen = true;
+			continue;
+		}
+		if (job->changedsince_given && st->mails[idx].modseq <= job->changedsince)
+			continue;
+		i_zero(&fm);
+		fm.cache = hub_mime_cache(c->gen->hub);
+		fm.cache_owner = c->mbox;
+		fm.seq = seq;
+		fm.state = st;
+		fm.recent = mbox_view_is_recent(c->view, st->mails[idx].uid);
+		if (needs_msg) {
+			buf_reset(&job->msg);
+			if (mailbox_read(c->mbox, &st->mails[idx], &job->msg, c->sid) < 0) {
+				read_failed = true;
+				continue;
+			}
+			fm.data = job->msg.data != NULL ? job->msg.data : "";
+			fm.len = job->msg.len;
+		}
+		if (sets_seen && (st->mails[idx].flags & MAIL_SEEN) == 0) {
+			(void)mailbox_set_flags(c->mbox, c->view, (size_t)idx,
+						st->mails[idx].flags | MAIL_SEEN,
+						st->mails[idx].keywords, c->sid);
+			job->flags_changed = true;
+			fm.add_flags = !fetch_spec_has_flags(job->spec);
+		}
+		fm.rec = &st->mails[idx];
+		fetch_write(job->spec, &fm, client_outbuf(c));
+	}
+	if (read_failed)
+		job->expunged_seen = true;
+	if (job->pos < job->count)
+		return false;
+	if (job->flags_changed)
+		mailbox_changed(c->mbox, c->view);
+	if (job->expunged_seen)
+		cmd_tagged(cmd, "NO [EXPUNGEISSUED] Some messages could not "
+				"be fetched (expunged or unreadable).");
+	else
+		cmd_tagged(cmd, "OK Fetch completed.");
+	return true;
+}
+
+bool
+cmd_fetch(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	struct fetch_job *job;
+	struct fetch_spec *spec;
+	const char *error;
+	uint32_t *seqs;
+	size_t count;
+
+	size_t nitems = cmd->count - 1;
+	bool changedsince_given = false, vanished = false;
+	uint64_t changedsince = 0;
+
+	if (cmd->count < 2 || cmd->args[0].type != IMAP_ARG_ATOM)
+		return cmd_bad(cmd, "FETCH needs a sequence set and data items.");
+	/* FETCH modifiers (RFC 4466): a last list after the items. */
+	if (cmd->count >= 3 && cmd->args[cmd->count - 1].type == IMAP_ARG_LIST) {
+		const struct imap_arg *m = &cmd->args[cmd->count - 1];
+		nitems--;
+		for (size_t i = 0; i < m->list_count; i++) {
+			if (imap_arg_atom_equals(&m->list[i], "CHANGEDSINCE") && i + 1 < m->list_count &&
+			    !changedsince_given &&
+			    cmd_arg_number(&m->list[i + 1], INT64_MAX, &changedsince)) {
+				changedsince_given = true;
+				i++;
+			} else if (imap_arg_atom_equals(&m->list[i], "VANISHED") && !vanished) {
+				vanished = true;
+			} else {
+				return cmd_bad(cmd, "Unknown FETCH modifier.");
+			}
+		}
+		/* RFC 7162 3.2.6 */
+		if (vanished && (!cmd->uid || !c->qresync || !changedsince_given))
+			return cmd_bad(cmd, "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC.");
+	}
+	if (fetch_parse(cmd->args + 1, nitems, &spec, &error) < 0)
+		return cmd_bad(cmd, error);
+	if (cmd_collect_seqs(cmd, cmd->args[0].str, &seqs, &count) < 0) {
+		fetch_spec_free(&spec);
+		return cmd_bad(cmd, "Invalid sequence set.");
+	}
+	if (cmd->uid)
+		fetch_spec_add_uid(spec);
+	if (changedsince_given || fetch_spec_has_modseq(spec))
+		client_enable_condstore(c, false);
+	if (changedsince_given)
+		fetch_spec_add_modseq(spec);
+	if (c->condstore && fetch_spec_sets_seen(spec) && !c->view->readonly) {
+		/* RFC 7162 3.2.4: FETCHes that set \Seen carry UID and MODSEQ. */
+		fetch_spec_add_uid(spec);
+		fetch_spec_add_modseq(spec);
+	}
+	if (vanished) {
+		/* VANISHED (EARLIER) for the UIDs of the set that are gone,
+		   before any FETCH (RFC 7162 3.2.6). */
+		struct seqset uids = { 0 }, gone = { 0 };
+		const struct mbox_state *st = mailbox_state(c->mbox);
+		if (seqset_parse(cmd->args[0].str, st->uidnext > 1 ? st->uidnext - 1 : 0, &uids) == 0)
+			(void)mailbox_vanished_since(c->mbox, changedsince, &uids, &gone);
+		if (gone.count > 0) {
+			buf_append_str(client_outbuf(c), "* VANISHED (EARLIER) ");
+			seqset_write(&gone, client_outbuf(c));
+			buf_append_str(client_outbuf(c), "\r\n");
+		}
+		seqset_free(&uids);
+		seqset_free(&gone);
+	}
+	job = xcalloc(1, sizeof(*job));
+	job->changedsince_given = changedsince_given;
+	job->changedsince = changedsince;
+	job->spec = spec;
+	job->seqs = seqs;
+	job->count = count;
+	cmd->context = job;
+	cmd->context_free = fetch_job_free;
+	if (fetch_continue(cmd))
+		return true;
+	cmd->output = fetch_continue;
+	return false;
+}

@@ -1,0 +1,454 @@
+/* cmd_list.c: LIST and LSUB (RFC 3501 6.3.8-9, LIST-EXTENDED RFC 5258,
+   SPECIAL-USE RFC 6154) and STATUS (RFC 3501 6.3.10). */
+#include "imap_cmd.h"
+#include "mutf7.h"
+
+#include <stdlib.h>
+
+/* LIST wildcard match (RFC 3501 6.3.8): '*' matches anything, '%' anything
+   but the hierarchy delimiter. Dynamic programming over pattern x name, so
+   a pattern like "*a*a*a*b" costs O(len * len), never exponential. */
+static bool
+list_match(const char *pattern, const char *name)
+{
+	size_t plen = strlen(pattern), nlen = strlen(name);
+	bool *row = xcalloc(nlen + 1, sizeof(bool)), *next = xcalloc(nlen + 1, sizeof(bool));
+	bool ret;
+
+	row[0] = true;
+	for (size_t j = 1; j <= nlen; j++)
+		row[j] = false;
+	for (size_t i = 0; i < plen; i++) {
+		char p = pattern[i];
+		/* INBOX matches case-insensitively at the start of a name. */
+		bool ci = i < 5 && ascii_strncasecmp(pattern, "INBOX", 5) == 0;
+		next[0] = row[0] && (p == '*' || p == '%');
+		for (size_t j = 1; j <= nlen; j++) {
+			char n = name[j - 1];
+			if (p == '*')
+				next[j] = next[j - 1] || row[j];
+			else if (p == '%')
+				next[j] = (next[j - 1] && n != '/') || row[j];
+			else if (ci)
+				next[j] = row[j - 1] && ascii_strncasecmp(&p, &n, 1) == 0;
+			else
+				next[j] = row[j - 1] && p == n;
+		}
+		bool *tmp = row;
+		row = next;
+		next = tmp;
+	}
+	ret = row[nlen];
+	free(row);
+	free(next);
+	return ret;
+}
+
+static bool
+name_has_children(const struct strlist *names, const char *name)
+{
+	size_t len = strlen(name);
+
+	for (size_t i = 0; i < names->count; i++) {
+		if (strncmp(names->items[i], name, len) == 0 && names->items[i][len] == '/')
+			return true;
+	}
+	return false;
+}
+
+/* LIST options (RFC 5258 LIST-EXTENDED, RFC 6154 SPECIAL-USE). */
+struct list_opts {
+	bool sel_subscribed, sel_recursive, sel_special;
+	bool ret_subscribed, ret_special;
+	bool extended;             /* any option or several patterns given */
+};
+
+static const char *
+parse_list_select(const struct imap_arg *list, struct list_opts *o)
+{
+	bool remote = false;
+
+	for (size_t i = 0; i < list->list_count; i++) {
+		const struct imap_arg *a = &list->list[i];
+		if (imap_arg_atom_equals(a, "SUBSCRIBED"))
+			o->sel_subscribed = true;
+		else if (imap_arg_atom_equals(a, "REMOTE"))
+			remote = true;
+		else if (imap_arg_atom_equals(a, "RECURSIVEMATCH"))
+			o->sel_recursive = true;
+		else if (imap_arg_atom_equals(a, "SPECIAL-USE"))
+			o->sel_special = true;
+		else
+			return "Unknown LIST selection option.";
+	}
+	(void)remote;
+	/* RFC 5258 3: RECURSIVEMATCH alone (or with REMOTE only) is BAD. */
+	if (o->sel_recursive && !o->sel_subscribed && !o->sel_special)
+		return "RECURSIVEMATCH needs another selection option.";
+	return NULL;
+}
+
+static const char *
+parse_list_return(const struct imap_arg *list, struct list_opts *o)
+{
+	for (size_t i = 0; i < list->list_count; i++) {
+		const struct imap_arg *a = &list->list[i];
+		if (imap_arg_atom_equals(a, "SUBSCRIBED"))
+			o->ret_subscribed = true;
+		else if (imap_arg_atom_equals(a, "CHILDREN"))
+			; /* \HasChildren / \HasNoChildren are always sent */
+		else if (imap_arg_atom_equals(a, "SPECIAL-USE"))
+			o->ret_special = true;
+		else
+			return "Unknown LIST return option.";
+	}
+	return NULL;
+}
+
+static bool list_match_any(const struct strlist *patterns, const char *name, bool *pct_r);
+
+/* RFC 5258 3.5 (RECURSIVEMATCH): true if name has a descendant in names
+   that the patterns do not match (so it is not listed itself). */
+static bool
+has_unlisted_descendant(const struct strlist *names, const char *name,
+			const struct strlist *patterns)
+{
+	size_t len = strlen(name);
+	bool pct;
+
+	for (size_t i = 0; i < names->count; i++) {
+		if (strncmp(names->items[i], name, len) == 0 && names->items[i][len] == '/' &&
+		    !list_match_any(patterns, names->items[i], &pct))
+			return true;
+	}
+	return false;
+}
+
+static bool
+list_match_any(const struct strlist *patterns, const char *name, bool *pct_r)
+{
+	bool any = false;
+
+	*pct_r = false;
+	for (size_t i = 0; i < patterns->count; i++) {
+		if (list_match(patterns->items[i], name)) {
+			any = true;
+			if (strchr(patterns->items[i], '%') != NULL)
+				*pct_r = true;
+		}
+	}
+	return any;
+}
+
+/* Parses the arguments of LIST or LSUB: [(selection)] reference
+   pattern(s) [RETURN (options)] into o and the full patterns (reference
+   joined, UTF-8). Returns false when they are good, true when the
+   command has been answered (BAD, or the root of an empty pattern). */
+static bool
+list_parse_args(struct client_command *cmd, bool lsub, struct list_opts *o,
+		struct strlist *patterns)
+{
+	const struct imap_arg *pat_arg, *pats;
+	const char *ref, *error;
+	char *uref = NULL;
+	size_t i = 0, npats = 1;
+
+	if (!lsub && cmd->count > 0 && cmd->args[0].type == IMAP_ARG_LIST) {
+		if ((error = parse_list_select(&cmd->args[0], o)) != NULL)
+			return cmd_bad(cmd, error);
+		o->extended = true;
+		i++;
+	}
+	ref = cmd_arg_str(cmd, i);
+	pat_arg = i + 1 < cmd->count ? &cmd->args[i + 1] : NULL;
+	if (ref == NULL || pat_arg == NULL)
+		return cmd_bad(cmd, "LIST needs a reference and a mailbox pattern.");
+	if (i + 2 < cmd->count) {
+		if (lsub || i + 4 != cmd->count || !imap_arg_atom_equals(&cmd->args[i + 2], "RETURN") ||
+		    cmd->args[i + 3].type != IMAP_ARG_LIST)
+			return cmd_bad(cmd, "LIST: invalid arguments.");
+		if ((error = parse_list_return(&cmd->args[i + 3], o)) != NULL)
+			return cmd_bad(cmd, error);
+		o->extended = true;
+	}
+	if (mutf7_to_utf8(ref, &uref) < 0)
+		return cmd_bad(cmd, "LIST reference is not valid modified UTF-7.");
+	/* One pattern, or a list of them (LIST-EXTENDED). */
+	pats = pat_arg;
+	if (pat_arg->type == IMAP_ARG_LIST) {
+		if (lsub || pat_arg->list_count == 0) {
+			free(uref);
+			return cmd_bad(cmd, "LIST: invalid mailbox patterns.");
+		}
+		pats = pat_arg->list;
+		npats = pat_arg->list_count;
+		o->extended = true;
+	}
+	for (size_t p = 0; p < npats; p++) {
+		char *upat;
+
+		if (!imap_arg_is_string(&pats[p]) || strlen(pats[p].str) != pats[p].len ||
+		    mutf7_to_utf8(pats[p].str, &upat) < 0) {
+			free(uref);
+			return cmd_bad(cmd, "LIST: invalid mailbox pattern.");
+		}
+		if (*upat == '\0' && npats == 1 && !o->extended && !lsub) {
+			/* The hierarchy delimiter and root (RFC 3501 6.3.8). */
+			free(upat);
+			free(uref);
+			client_send(cmd->c, "* LIST (\\Noselect) \"/\" \"\"");
+			cmd_tagged(cmd, "OK List completed.");
+			return true;
+		}
+		if (*uref != '\0' && *upat != '/' && uref[strlen(uref) - 1] != '/' && *upat != '\0')
+			strlist_add_take(patterns, xasprintf("%s/%s", uref, upat));
+		else
+			strlist_add_take(patterns, xasprintf("%s%s", uref, upat));
+		free(upat);
+	}
+	free(uref);
+	return false;
+}
+
+/* all = names and their parents that are folders but not mailboxes
+   (listed as \Noselect when a pattern reaches them). */
+static void
+list_add_parents(const struct strlist *names, struct strlist *all)
+{
+	for (size_t k = 0; k < names->count; k++) {
+		strlist_add(all, names->items[k]);
+		for (char *p = strchr(names->items[k], '/'); p != NULL; p = strchr(p + 1, '/')) {
+			char *parent = xstrndup(names->items[k], (size_t)(p - names->items[k]));
+			if (!strlist_contains(all, parent) && !strlist_contains(names, parent))
+				strlist_add_take(all, parent);
+			else
+				free(parent);
+		}
+	}
+}
+
+/* The nearest parent of a subscribed name that a '%' pattern matches and
+   that is not subscribed itself (malloc'ed), or NULL. */
+static char *
+lsub_noselect_parent(const char *name, const struct strlist *subs,
+		     const struct strlist *patterns)
+{
+	char *parent = NULL;
+	bool pct;
+
+	for (char *p = strrchr(name, '/'); p != NULL && parent == NULL;) {
+		char *cand = xstrndup(name, (size_t)(p - name));
+		if (list_match_any(patterns, cand, &pct) && pct && !strlist_contains(subs, cand))
+			parent = cand;
+		else
+			free(cand);
+		while (--p > name && *p != '/')
+			;
+		if (p <= name)
+			p = NULL;
+	}
+	return parent;
+}
+
+/* The LSUB lines. RFC 3501 6.3.9: with "%", a subscribed "foo/bar" whose
+   parent "foo" is not subscribed shows "foo" as \Noselect. */
+static void
+lsub_write(struct client *c, const struct strlist *names, const struct strlist *subs,
+	   const struct strlist *patterns)
+{
+	struct strlist shown = { 0 };
+
+	for (size_t k = 0; k < subs->count; k++) {
+		const char *name = subs->items[k];
+		bool pct, noselect = !strlist_contains(names, name);
+		char *parent = NULL;
+
+		if (!list_match_any(patterns, name, &pct)) {
+			if ((parent = lsub_noselect_parent(name, subs, patterns)) == NULL)
+				continue;
+			name = parent;
+			noselect = true;
+		}
+		if (!strlist_contains(&shown, name)) {
+			strlist_add(&shown, name);
+			buf_printf(client_outbuf(c), "* LSUB (%s) \"/\" ", noselect ? "\\Noselect" : "");
+			cmd_write_mailbox_name(client_outbuf(c), name);
+			buf_append(client_outbuf(c), "\r\n", 2);
+		}
+		free(parent);
+	}
+	strlist_clear(&shown);
+}
+
+/* What LIST knows of one name. */
+struct list_entry {
+	const char *name;
+	bool real, subscribed, childinfo;
+	const char *special;
+};
+
+/* Writes the LIST line of one name. */
+static void
+list_write_entry(struct client *c, const struct list_opts *o, const struct list_entry *e,
+		 const struct strlist *all, const struct strlist *subs)
+{
+	struct buf attrs = BUF_INIT;
+
+	if (!e->real)
+		buf_append_str(&attrs, strlist_contains(subs, e->name) &&
+						       !name_has_children(all, e->name) ?
+					       "\\NonExistent" : "\\Noselect");
+	if (attrs.len > 0)
+		buf_append_c(&attrs, ' ');
+	buf_append_str(&attrs, name_has_children(all, e->name) ? "\\HasChildren" :
+								 "\\HasNoChildren");
+	if (e->subscribed && (o->sel_subscribed || o->ret_subscribed))
+		buf_append_str(&attrs, " \\Subscribed");
+	if (e->special != NULL) {
+		buf_append_c(&attrs, ' ');
+		buf_append_str(&attrs, e->special);
+	}
+	buf_printf(client_outbuf(c), "* LIST (%s) \"/\" ", attrs.data);
+	cmd_write_mailbox_name(client_outbuf(c), e->name);
+	if (e->childinfo)
+		buf_append_str(client_outbuf(c), " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+	buf_append(client_outbuf(c), "\r\n", 2);
+	buf_free(&attrs);
+}
+
+/* The LIST lines of every name of all (sorted) the patterns and the
+   selection options let through. */
+static void
+list_write(struct client *c, const struct list_opts *o, const struct strlist *names,
+	   const struct strlist *subs, const struct strlist *all, const struct strlist *patterns)
+{
+	for (size_t k = 0; k < all->count; k++) {
+		struct list_entry e = { .name = all->items[k] };
+		bool pct;
+
+		e.real = strlist_contains(names, e.name);
+		e.subscribed = strlist_contains(subs, e.name);
+		e.special = e.real ? special_use_attr(e.name) : NULL;
+		if (!list_match_any(patterns, e.name, &pct))
+			continue;
+		if (o->sel_subscribed || o->sel_special) {
+			bool selected = (!o->sel_subscribed || e.subscribed) &&
+					(!o->sel_special || e.special != NULL);
+			if (o->sel_recursive && o->sel_subscribed &&
+			    has_unlisted_descendant(subs, e.name, patterns))
+				e.childinfo = true;
+			if (!selected && !e.childinfo)
+				continue;
+		} else if (!e.real && !pct) {
+			/* A virtual parent only when '%' stops at it. */
+			continue;
+		}
+		list_write_entry(c, o, &e, all, subs);
+	}
+}
+
+bool
+cmd_list(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	bool lsub = ascii_strcasecmp(cmd->name, "LSUB") == 0;
+	struct list_opts o;
+	struct strlist names = { 0 }, subs = { 0 }, all = { 0 }, patterns = { 0 };
+	enum storage_error err;
+
+	i_zero(&o);
+	if (list_parse_args(cmd, lsub, &o, &patterns))
+		goto out;
+	if (storage_list(&c->gen->storage, c->sid, c->user, &names, &err) < 0) {
+		cmd_no_storage(cmd, err);
+		goto out;
+	}
+	if ((lsub || o.sel_subscribed || o.ret_subscribed) &&
+	    storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs) < 0) {
+		cmd_no_storage(cmd, STORAGE_ERR_TEMP);
+		goto out;
+	}
+	list_add_parents(&names, &all);
+	if (lsub) {
+		lsub_write(c, &names, &subs, &patterns);
+		cmd_tagged(cmd, "OK Lsub completed.");
+		goto out;
+	}
+	if (o.sel_subscribed) {
+		/* Subscribed names that no longer exist are listed too, as
+		   \NonExistent (RFC 5258 3.1). */
+		for (size_t k = 0; k < subs.count; k++) {
+			if (!strlist_contains(&all, subs.items[k]))
+				strlist_add(&all, subs.items[k]);
+		}
+	}
+	strlist_sort(&all);
+	list_write(c, &o, &names, &subs, &all, &patterns);
+	cmd_tagged(cmd, "OK List completed.");
+out:
+	strlist_clear(&patterns);
+	strlist_clear(&names);
+	strlist_clear(&all);
+	strlist_clear(&subs);
+	return true;
+}
+
+bool
+cmd_status(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	const struct imap_arg *items = cmd->count == 2 ? &cmd->args[1] : NULL;
+	enum storage_error err;
+	struct mailbox *mbox;
+	struct buf reply = BUF_INIT;
+	char *name;
+
+	if (items == NULL || items->type != IMAP_ARG_LIST || items->list_count == 0)
+		return cmd_bad(cmd, "STATUS needs a mailbox and a list of items.");
+	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL)
+		return true;
+	if (mailbox_open(c->gen->hub, c->sid, c->user, name, &mbox, &err) < 0) {
+		cmd_no_storage(cmd, err);
+		free(name);
+		return true;
+	}
+	const struct mbox_state *st = mailbox_state(mbox);
+	for (size_t i = 0; i < items->list_count; i++) {
+		const struct imap_arg *it = &items->list[i];
+		uint64_t value = 0;
+
+		if (it->type != IMAP_ARG_ATOM)
+			goto bad_item;
+		if (ascii_strcasecmp(it->str, "MESSAGES") == 0)
+			value = st->count;
+		else if (ascii_strcasecmp(it->str, "RECENT") == 0) {
+			for (size_t j = 0; j < st->count; j++)
+				value += st->mails[j].uid >= st->first_recent_uid;
+		} else if (ascii_strcasecmp(it->str, "UIDNEXT") == 0)
+			value = st->uidnext;
+		else if (ascii_strcasecmp(it->str, "UIDVALIDITY") == 0)
+			value = st->uidvalidity;
+		else if (ascii_strcasecmp(it->str, "HIGHESTMODSEQ") == 0)
+			/* RFC 7162 3.1.7 */
+			value = st->highest_modseq;
+		else if (ascii_strcasecmp(it->str, "UNSEEN") == 0) {
+			for (size_t j = 0; j < st->count; j++)
+				value += (st->mails[j].flags & MAIL_SEEN) == 0;
+		} else
+			goto bad_item;
+		buf_printf(&reply, "%s%s %llu", reply.len > 0 ? " " : "", it->str,
+			   (unsigned long long)value);
+	}
+	buf_append_str(client_outbuf(c), "* STATUS ");
+	cmd_write_mailbox_name(client_outbuf(c), name);
+	buf_printf(client_outbuf(c), " (%s)\r\n", reply.data != NULL ? reply.data : "");
+	cmd_tagged(cmd, "OK Status completed.");
+	goto out;
+bad_item:
+	cmd_bad(cmd, "Unknown STATUS item.");
+out:
+	buf_free(&reply);
+	mailbox_unref(&mbox);
+	free(name);
+	return true;
+}

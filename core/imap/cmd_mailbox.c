@@ -1,0 +1,394 @@
+/* cmd_mailbox.c: the mailbox commands of RFC 3501 6.3 (SELECT, EXAMINE,
+   CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE), with QRESYNC select
+   (RFC 7162), and NAMESPACE (RFC 2342). */
+#include "imap_cmd.h"
+#include "imap_util.h"
+#include "log.h"
+#include "seqset.h"
+
+#include <stdlib.h>
+
+bool
+cmd_namespace(struct client_command *cmd)
+{
+	client_send(cmd->c, "* NAMESPACE ((\"\" \"/\")) NIL NIL");
+	cmd_tagged(cmd, "OK Namespace completed.");
+	return true;
+}
+
+static void
+send_flags_lists(struct client *c, const struct mbox_state *st, bool readonly)
+{
+	struct buf *out = client_outbuf(c);
+
+	buf_append_str(out, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	for (unsigned i = 0; i < st->keyword_count; i++) {
+		buf_append_c(out, ' ');
+		buf_append_str(out, st->keywords[i]);
+	}
+	buf_append_str(out, ")\r\n");
+	if (readonly) {
+		buf_append_str(out, "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
+		return;
+	}
+	buf_append_str(out, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	for (unsigned i = 0; i < st->keyword_count; i++) {
+		buf_append_c(out, ' ');
+		buf_append_str(out, st->keywords[i]);
+	}
+	buf_append_str(out, " \\*)] Flags permitted.\r\n");
+}
+
+/* The QRESYNC select parameter (RFC 7162 3.2.5). */
+struct qresync_param {
+	bool given;
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	struct seqset known;       /* empty: not given */
+	bool have_known;
+	struct seqset match_seqs, match_uids;
+	bool have_match;
+};
+
+static void
+qresync_param_free(struct qresync_param *q)
+{
+	seqset_free(&q->known);
+	seqset_free(&q->match_seqs);
+	seqset_free(&q->match_uids);
+}
+
+/* Parses the SELECT parameter list. Returns NULL or a static reason. */
+static const char *
+parse_select_params(struct client *c, const struct imap_arg *list, bool *condstore_r,
+		    struct qresync_param *q)
+{
+	for (size_t i = 0; i < list->list_count; i++) {
+		const struct imap_arg *a = &list->list[i];
+		uint64_t n;
+
+		if (imap_arg_atom_equals(a, "CONDSTORE")) {
+			*condstore_r = true;
+			continue;
+		}
+		if (!imap_arg_atom_equals(a, "QRESYNC"))
+			return "Unknown SELECT parameter.";
+		if (!c->qresync)
+			return "QRESYNC must be enabled first (ENABLE QRESYNC).";
+		if (q->given || i + 1 >= list->list_count || list->list[i + 1].type != IMAP_ARG_LIST)
+			return "QRESYNC needs (uidvalidity modseq [known-uids [seq-match]]).";
+		const struct imap_arg *p = list->list[++i].list;
+		size_t pc = list->list[i].list_count;
+		if (pc < 2 || pc > 4 || !cmd_arg_number(&p[0], UINT32_MAX, &n) || n == 0)
+			return "Invalid QRESYNC parameters.";
+		q->uidvalidity = (uint32_t)n;
+		if (!cmd_arg_number(&p[1], INT64_MAX, &q->modseq) || q->modseq == 0)
+			return "Invalid QRESYNC mod-sequence.";
+		if (pc >= 3) {
+			if (p[2].type != IMAP_ARG_ATOM ||
+			    seqset_parse(p[2].str, UINT32_MAX, &q->known) < 0)
+				return "Invalid QRESYNC known-uids.";
+			q->have_known = true;
+		}
+		if (pc == 4) {
+			const struct imap_arg *m = &p[3];
+			if (m->type != IMAP_ARG_LIST || m->list_count != 2 ||
+			    m->list[0].type != IMAP_ARG_ATOM || m->list[1].type != IMAP_ARG_ATOM ||
+			    seqset_parse(m->list[0].str, UINT32_MAX, &q->match_seqs) < 0 ||
+			    seqset_parse(m->list[1].str, UINT32_MAX, &q->match_uids) < 0)
+				return "Invalid QRESYNC sequence match data.";
+			q->have_match = true;
+		}
+		q->given = true;
+	}
+	return NULL;
+}
+
+/* Walks the members of a set in ascending order. */
+struct seqset_iter {
+	const struct seqset *set;
+	size_t range;
+	uint64_t next;
+};
+
+static bool
+seqset_iter_next(struct seqset_iter *it, uint32_t *n_r)
+{
+	while (it->range < it->set->count) {
+		const struct seq_range *r = &it->set->ranges[it->range];
+		if (it->next < r->lo)
+			it->next = r->lo;
+		if (it->next <= r->hi) {
+			*n_r = (uint32_t)it->next++;
+			return true;
+		}
+		it->range++;
+	}
+	return false;
+}
+
+/* Writes "* VANISHED (EARLIER) ..." and the FETCH of every changed
+   message after a SELECT (QRESYNC ...) whose UIDVALIDITY matched. */
+static void
+qresync_select(struct client *c, struct qresync_param *q)
+{
+	const struct mbox_state *st = mailbox_state(c->mbox);
+	const struct seqset *known = q->have_known ? &q->known : NULL;
+	struct seqset vanished = { 0 };
+	uint32_t known_upto = 0;
+
+	if (!mailbox_vanished_since(c->mbox, q->modseq, known, &vanished) && q->have_match) {
+		/* Inexact answer: the client's pairs that still match say it
+		   knows every expunge up to that UID (RFC 7162 3.2.5.2). The
+		   walk stops at the first mismatch, so it is bounded by the
+		   view's size. */
+		struct seqset_iter si = { &q->match_seqs, 0, 0 }, ui = { &q->match_uids, 0, 0 };
+		uint32_t seq, uid;
+		while (seqset_iter_next(&si, &seq) && seqset_iter_next(&ui, &uid)) {
+			if (seq > c->view->count || c->view->uids[seq - 1] != uid)
+				break;
+			known_upto = uid;
+		}
+	}
+	if (vanished.count > 0 && known_upto > 0) {
+		struct seqset rest = { 0 };
+		for (size_t r = 0; r < vanished.count; r++) {
+			if (vanished.ranges[r].hi > known_upto)
+				seqset_add_range(&rest, vanished.ranges[r].lo > known_upto ?
+							vanished.ranges[r].lo : known_upto + 1,
+						 vanished.ranges[r].hi);
+		}
+		seqset_free(&vanished);
+		vanished = rest;
+	}
+	if (vanished.count > 0) {
+		buf_append_str(client_outbuf(c), "* VANISHED (EARLIER) ");
+		seqset_write(&vanished, client_outbuf(c));
+		buf_append_str(client_outbuf(c), "\r\n");
+	}
+	seqset_free(&vanished);
+	for (size_t seq = 1; seq <= c->view->count; seq++) {
+		ssize_t idx = mbox_view_index(c->view, (uint32_t)seq);
+		if (idx < 0)
+			continue;
+		const struct mail_rec *rec = &st->mails[idx];
+		if (rec->modseq <= q->modseq || (known != NULL && !seqset_contains(known, rec->uid)))
+			continue;
+		buf_printf(client_outbuf(c), "* %zu FETCH (UID %u FLAGS ", seq, rec->uid);
+		imap_write_flags(client_outbuf(c), rec->flags, rec->keywords,
+				 mbox_view_is_recent(c->view, rec->uid), st);
+		buf_printf(client_outbuf(c), " MODSEQ (%llu))\r\n", (unsigned long long)rec->modseq);
+	}
+}
+
+bool
+cmd_select(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	bool readonly = ascii_strcasecmp(cmd->name, "EXAMINE") == 0;
+	bool condstore = false;
+	struct qresync_param q;
+	enum storage_error err;
+	struct mailbox *mbox;
+	const char *error;
+	char *name;
+
+	if (cmd->count != 1 && !(cmd->count == 2 && cmd->args[1].type == IMAP_ARG_LIST))
+		return cmd_bad(cmd, "SELECT needs one mailbox name (and parameters).");
+	i_zero(&q);
+	if (cmd->count == 2 &&
+	    (error = parse_select_params(c, &cmd->args[1], &condstore, &q)) != NULL) {
+		qresync_param_free(&q);
+		return cmd_bad(cmd, error);
+	}
+	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL) {
+		qresync_param_free(&q);
+		return true;
+	}
+	/* Selecting leaves the selected mailbox, even when it fails; the
+	   CLOSED code marks where its responses end (RFC 7162 3.2.11). */
+	if (c->mbox != NULL)
+		client_send(c, "* OK [CLOSED] Previous mailbox closed.");
+	client_unselect(c);
+	if (mailbox_open(c->gen->hub, c->sid, c->user, name, &mbox, &err) < 0) {
+		cmd_no_storage(cmd, err);
+		qresync_param_free(&q);
+		free(name);
+		return true;
+	}
+	if (condstore || q.given)
+		c->condstore = true;
+	c->mbox = mbox;
+	c->view = mbox_view_new(mbox, readonly, client_mailbox_notify, c);
+	c->view->condstore = c->condstore;
+	c->view->qresync = c->qresync;
+	c->state = CLIENT_SELECTED;
+
+	const struct mbox_state *st = mailbox_state(mbox);
+	uint32_t unseen = 0;
+	for (size_t seq = 1; seq <= c->view->count && unseen == 0; seq++) {
+		ssize_t idx = mbox_view_index(c->view, (uint32_t)seq);
+		if (idx >= 0 && (st->mails[idx].flags & MAIL_SEEN) == 0)
+			unseen = (uint32_t)seq;
+	}
+	send_flags_lists(c, st, readonly);
+	client_send(c, "* %zu EXISTS", c->view->count);
+	client_send(c, "* %zu RECENT", c->view->recent_count);
+	if (unseen != 0)
+		client_send(c, "* OK [UNSEEN %u] First unseen.", unseen);
+	client_send(c, "* OK [UIDVALIDITY %u] UIDs valid.", st->uidvalidity);
+	client_send(c, "* OK [UIDNEXT %u] Predicted next UID.", st->uidnext);
+	if (c->condstore)
+		client_send(c, "* OK [HIGHESTMODSEQ %llu] Highest",
+			    (unsigned long long)st->highest_modseq);
+	if (q.given && q.uidvalidity == st->uidvalidity)
+		qresync_select(c, &q);
+	cmd_tagged(cmd, "OK [%s] %s completed.", readonly ? "READ-ONLY" : "READ-WRITE",
+	       readonly ? "Examine" : "Select");
+	log_debug(c->sid, "selected %s (%zu messages)", name, c->view->count);
+	qresync_param_free(&q);
+	free(name);
+	return true;
+}
+
+bool
+cmd_create(struct client_command *cmd)
+{
+	enum storage_error err;
+	char *name;
+
+	if (cmd->count != 1 && !(cmd->count == 2 && cmd->args[1].type == IMAP_ARG_LIST))
+		return cmd_bad(cmd, "CREATE needs one mailbox name.");
+	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL)
+		return true;
+	if (cmd->count == 2) {
+		/* CREATE name (USE (attrs)) (RFC 6154 3): special-use is by
+		   name here, so only the attribute the name has is accepted. */
+		const struct imap_arg *l = &cmd->args[1];
+		const char *attr = special_use_attr(name);
+		if (l->list_count != 2 || !imap_arg_atom_equals(&l->list[0], "USE") ||
+		    l->list[1].type != IMAP_ARG_LIST) {
+			free(name);
+			return cmd_bad(cmd, "CREATE: invalid parameters.");
+		}
+		for (size_t i = 0; i < l->list[1].list_count; i++) {
+			const struct imap_arg *u = &l->list[1].list[i];
+			if (u->type != IMAP_ARG_ATOM || attr == NULL ||
+			    ascii_strcasecmp(u->str, attr) != 0) {
+				cmd_tagged(cmd, "NO [USEATTR] Special-use attributes follow the "
+					    "mailbox name here.");
+				free(name);
+				return true;
+			}
+		}
+	}
+	if (strcmp(name, "INBOX") == 0)
+		cmd_tagged(cmd, "NO [ALREADYEXISTS] Mailbox already exists.");
+	else if (storage_create(&cmd->c->gen->storage, cmd->c->sid, cmd->c->user, name, &err) < 0)
+		cmd_no_storage(cmd, err);
+	else
+		cmd_tagged(cmd, "OK Create completed.");
+	free(name);
+	return true;
+}
+
+/* A mailbox that another session has selected is not deleted or renamed
+   under it. */
+static bool
+mailbox_busy(struct client_command *cmd, const char *name)
+{
+	struct mailbox *mbox = hub_find(cmd->c->gen->hub, cmd->c->user, name);
+
+	return mbox != NULL && mailbox_is_used(mbox);
+}
+
+bool
+cmd_delete(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	enum storage_error err;
+	char *name;
+
+	if (cmd->count != 1)
+		return cmd_bad(cmd, "DELETE needs one mailbox name.");
+	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL)
+		return true;
+	if (strcmp(name, "INBOX") == 0)
+		cmd_tagged(cmd, "NO [CANNOT] INBOX can't be deleted.");
+	else if (mailbox_busy(cmd, name))
+		cmd_tagged(cmd, "NO [INUSE] Mailbox is selected by a session.");
+	else {
+		hub_forget(c->gen->hub, c->user, name);
+		if (storage_delete(&c->gen->storage, c->sid, c->user, name, &err) < 0)
+			cmd_no_storage(cmd, err);
+		else
+			cmd_tagged(cmd, "OK Delete completed.");
+	}
+	free(name);
+	return true;
+}
+
+bool
+cmd_rename(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	enum storage_error err;
+	char *from, *to;
+
+	if (cmd->count != 2)
+		return cmd_bad(cmd, "RENAME needs two mailbox names.");
+	if ((from = cmd_arg_mailbox(cmd, 0)) == NULL)
+		return true;
+	if ((to = cmd_arg_mailbox(cmd, 1)) == NULL) {
+		free(from);
+		return true;
+	}
+	if (strcmp(to, "INBOX") == 0)
+		cmd_tagged(cmd, "NO [ALREADYEXISTS] INBOX always exists.");
+	else if (mailbox_busy(cmd, from) || mailbox_busy(cmd, to))
+		cmd_tagged(cmd, "NO [INUSE] Mailbox is selected by a session.");
+	else {
+		hub_forget(c->gen->hub, c->user, from);
+		hub_forget(c->gen->hub, c->user, to);
+		if (storage_rename(&c->gen->storage, c->sid, c->user, from, to, &err) < 0)
+			cmd_no_storage(cmd, err);
+		else
+			cmd_tagged(cmd, "OK Rename completed.");
+	}
+	free(from);
+	free(to);
+	return true;
+}
+
+bool
+cmd_subscribe(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	bool subscribe = ascii_strcasecmp(cmd->name, "SUBSCRIBE") == 0;
+	struct strlist subs = { 0 }, next = { 0 };
+	char *name;
+
+	if (cmd->count != 1)
+		return cmd_bad(cmd, "Needs one mailbox name.");
+	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL)
+		return true;
+	if (storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs) < 0) {
+		cmd_no_storage(cmd, STORAGE_ERR_TEMP);
+		goto out;
+	}
+	for (size_t i = 0; i < subs.count; i++) {
+		if (strcmp(subs.items[i], name) != 0)
+			strlist_add(&next, subs.items[i]);
+	}
+	if (subscribe)
+		strlist_add(&next, name);
+	if (storage_subscriptions_write(&c->gen->storage, c->sid, c->user, &next) < 0)
+		cmd_no_storage(cmd, STORAGE_ERR_TEMP);
+	else
+		cmd_tagged(cmd, "OK %s completed.", subscribe ? "Subscribe" : "Unsubscribe");
+out:
+	strlist_clear(&subs);
+	strlist_clear(&next);
+	free(name);
+	return true;
+}

@@ -1,0 +1,424 @@
+/* cmd_message.c: the commands that add, copy, flag and remove messages
+   (RFC 3501 6.3.11 APPEND, 6.4 CHECK CLOSE EXPUNGE STORE COPY, UNSELECT
+   RFC 3691, MOVE RFC 6851, UIDPLUS RFC 4315). */
+#include "imap_cmd.h"
+#include "imap_util.h"
+#include "message.h"
+#include "seqset.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+static void
+keywords_remap(const struct mbox_state *from, struct mbox_state *to, uint64_t keywords,
+	       uint64_t *keywords_r)
+{
+	*keywords_r = 0;
+	for (unsigned i = 0; i < from->keyword_count && i < 64; i++) {
+		if ((keywords & ((uint64_t)1 << i)) == 0)
+			continue;
+		int idx = mbox_state_keyword(to, from->keywords[i], true);
+		if (idx >= 0)
+			*keywords_r |= (uint64_t)1 << idx;
+	}
+}
+
+bool
+cmd_append(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	const struct imap_arg *flags_arg = NULL, *date_arg = NULL, *msg;
+	uint8_t flags = 0;
+	uint64_t keywords = 0;
+	int64_t date = time(NULL);
+	int32_t tz = 0;
+	enum storage_error err;
+	struct mailbox *mbox;
+	const char *error;
+	uint32_t uid;
+	size_t i = 1;
+	char *name;
+
+	if (cmd->count < 2)
+		return cmd_bad(cmd, "APPEND needs a mailbox and a message.");
+	if (cmd->args[i].type == IMAP_ARG_LIST)
+		flags_arg = &cmd->args[i++];
+	if (i < cmd->count && cmd->args[i].type == IMAP_ARG_STRING && i + 1 < cmd->count)
+		date_arg = &cmd->args[i++];
+	if (i + 1 != cmd->count || (cmd->args[i].type != IMAP_ARG_LITERAL &&
+				    cmd->args[i].type != IMAP_ARG_STRING))
+		return cmd_bad(cmd, "APPEND: invalid arguments.");
+	msg = &cmd->args[i];
+	if (date_arg != NULL) {
+		struct tm tm;
+		if (message_parse_imap_datetime(date_arg->str, &date, &tz) < 0)
+			return cmd_bad(cmd, "APPEND: invalid date-time.");
+		(void)tm;
+	} else {
+		struct tm tm;
+		time_t now = (time_t)date;
+		localtime_r(&now, &tm);
+		tz = (int32_t)(tm.tm_gmtoff / 60);
+	}
+	if (msg->len == 0) {
+		cmd_tagged(cmd, "NO Can't save an empty message.");
+		return true;
+	}
+	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL)
+		return true;
+	if (mailbox_open(c->gen->hub, c->sid, c->user, name, &mbox, &err) < 0) {
+		if (err == STORAGE_ERR_NOT_FOUND)
+			cmd_tagged(cmd, "NO [TRYCREATE] Mailbox doesn't exist.");
+		else
+			cmd_no_storage(cmd, err);
+		free(name);
+		return true;
+	}
+	if (flags_arg != NULL &&
+	    imap_parse_flags(flags_arg, mailbox_state(mbox), true, &flags, &keywords, &error) < 0) {
+		cmd_bad(cmd, error);
+	} else if (mailbox_append(mbox, msg->str, msg->len, flags, keywords, date, tz, &uid, &err,
+				  c->sid) < 0) {
+		cmd_no_storage(cmd, err);
+	} else {
+		mailbox_changed(mbox, c->view);
+		cmd_tagged(cmd, "OK [APPENDUID %u %u] Append completed.", mailbox_state(mbox)->uidvalidity,
+		       uid);
+	}
+	mailbox_unref(&mbox);
+	free(name);
+	return true;
+}
+
+bool
+cmd_check(struct client_command *cmd)
+{
+	cmd_tagged(cmd, "OK Check completed.");
+	return true;
+}
+
+bool
+cmd_close(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	bool unselect = ascii_strcasecmp(cmd->name, "UNSELECT") == 0;
+
+	if (cmd->count != 0)
+		return cmd_bad(cmd, "No arguments expected.");
+	if (!unselect && !c->view->readonly) {
+		/* CLOSE expunges silently (RFC 3501 6.4.2). */
+		if (mailbox_expunge(c->mbox, NULL, c->sid) == 0)
+			mailbox_changed(c->mbox, c->view);
+	}
+	client_unselect(c);
+	cmd_tagged(cmd, "OK %s completed.", unselect ? "Unselect" : "Close");
+	return true;
+}
+
+bool
+cmd_expunge(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	struct seqset uids = { 0 };
+	uint64_t before = mailbox_state(c->mbox)->highest_modseq;
+
+	if (c->view->readonly) {
+		cmd_tagged(cmd, "NO [READ-ONLY] Mailbox is read-only.");
+		return true;
+	}
+	if (cmd->uid) {
+		if (cmd->count != 1 || cmd->args[0].type != IMAP_ARG_ATOM ||
+		    seqset_parse(cmd->args[0].str, mailbox_state(c->mbox)->uidnext, &uids) < 0)
+			return cmd_bad(cmd, "UID EXPUNGE needs a UID set.");
+	} else if (cmd->count != 0)
+		return cmd_bad(cmd, "EXPUNGE takes no arguments.");
+	if (mailbox_expunge(c->mbox, cmd->uid ? &uids : NULL, c->sid) < 0) {
+		seqset_free(&uids);
+		cmd_no_storage(cmd, STORAGE_ERR_TEMP);
+		return true;
+	}
+	seqset_free(&uids);
+	mailbox_changed(c->mbox, c->view);
+	client_sync_view(c, true);
+	if (c->qresync && mailbox_state(c->mbox)->highest_modseq != before)
+		/* RFC 7162 3.2.7 and 3.2.9 */
+		cmd_tagged(cmd, "OK [HIGHESTMODSEQ %llu] Expunge completed.",
+		       (unsigned long long)mailbox_state(c->mbox)->highest_modseq);
+	else
+		cmd_tagged(cmd, "OK Expunge completed.");
+	return true;
+}
+
+/* A parsed STORE (RFC 3501 6.4.6, UNCHANGEDSINCE RFC 7162 3.1.3). */
+struct store_req {
+	int mode;               /* 0 replace, 1 add, -1 remove */
+	uint8_t flags;
+	uint64_t keywords;
+	bool silent;
+	bool unchangedsince_given;
+	uint64_t unchangedsince;
+};
+
+/* What a STORE did. */
+struct store_result {
+	bool changed, expunged;
+	struct seqset modified; /* not stored: changed since UNCHANGEDSINCE */
+};
+
+/* The untagged FETCH that tells the new flags of message seq. */
+static void
+store_write_fetch(struct client_command *cmd, uint32_t seq, const struct mail_rec *rec)
+{
+	struct client *c = cmd->c;
+	struct buf *out = client_outbuf(c);
+
+	buf_printf(out, "* %u FETCH (", seq);
+	if (cmd->uid || c->condstore)
+		buf_printf(out, "UID %u ", rec->uid);
+	buf_append_str(out, "FLAGS ");
+	imap_write_flags(out, rec->flags, rec->keywords, mbox_view_is_recent(c->view, rec->uid),
+			 mailbox_state(c->mbox));
+	if (c->condstore)
+		buf_printf(out, " MODSEQ (%llu)", (unsigned long long)rec->modseq);
+	buf_append_str(out, ")\r\n");
+}
+
+/* Changes the flags of the messages seqs of the view as req says. */
+static void
+store_apply(struct client_command *cmd, const struct store_req *req, const uint32_t *seqs,
+	    size_t count, struct store_result *res)
+{
+	struct client *c = cmd->c;
+	struct mbox_state *st = mailbox_state(c->mbox);
+
+	for (size_t i = 0; i < count; i++) {
+		ssize_t idx = mbox_view_index(c->view, seqs[i]);
+		if (idx < 0) {
+			/* As in FETCH: only a STORE by number says so. */
+			if (!cmd->uid)
+				res->expunged = true;
+			continue;
+		}
+		struct mail_rec *rec = &st->mails[idx];
+		if (req->unchangedsince_given && rec->modseq > req->unchangedsince) {
+			/* Changed since the client looked: not stored. */
+			uint32_t v = cmd->uid ? rec->uid : seqs[i];
+			seqset_add_range(&res->modified, v, v);
+			continue;
+		}
+		uint8_t nf = req->mode == 0 ? req->flags :
+			     req->mode > 0  ? rec->flags | req->flags :
+					      rec->flags & ~req->flags;
+		uint64_t nk = req->mode == 0 ? req->keywords :
+			      req->mode > 0  ? rec->keywords | req->keywords :
+					       rec->keywords & ~req->keywords;
+		if (nf != rec->flags || nk != rec->keywords) {
+			(void)mailbox_set_flags(c->mbox, c->view, (size_t)idx, nf, nk, c->sid);
+			res->changed = true;
+		}
+		/* With UNCHANGEDSINCE the new MODSEQ is always sent. */
+		if (!req->silent || req->unchangedsince_given)
+			store_write_fetch(cmd, seqs[i], rec);
+	}
+}
+
+bool
+cmd_store(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	struct mbox_state *st = mailbox_state(c->mbox);
+	const char *item, *error;
+	struct imap_arg list_arg;
+	uint32_t *seqs;
+	size_t count;
+	/* STORE set [(UNCHANGEDSINCE n)] item flags (RFC 7162 3.1.3):
+	   args[] without the modifier. */
+	struct imap_arg args[2];
+	const struct imap_arg *rest;
+	size_t nrest;
+	struct store_req req;
+	struct store_result res;
+
+	i_zero(&req);
+	i_zero(&res);
+	if (cmd->count < 3 || cmd->args[0].type != IMAP_ARG_ATOM)
+		return cmd_bad(cmd, "STORE needs a sequence set, an item and flags.");
+	args[0] = cmd->args[0];
+	rest = cmd->args + 1;
+	nrest = cmd->count - 1;
+	if (rest[0].type == IMAP_ARG_LIST) {
+		const struct imap_arg *m = &rest[0];
+		if (m->list_count != 2 || !imap_arg_atom_equals(&m->list[0], "UNCHANGEDSINCE") ||
+		    !cmd_arg_number(&m->list[1], INT64_MAX, &req.unchangedsince))
+			return cmd_bad(cmd, "Unknown STORE modifier.");
+		req.unchangedsince_given = true;
+		rest++;
+		nrest--;
+	}
+	if (nrest < 2 || rest[0].type != IMAP_ARG_ATOM)
+		return cmd_bad(cmd, "STORE needs a sequence set, an item and flags.");
+	args[1] = rest[0];
+	item = args[1].str;
+	req.mode = *item == '+' ? 1 : *item == '-' ? -1 : 0;
+	if (req.mode != 0)
+		item++;
+	if (ascii_strcasecmp(item, "FLAGS") == 0)
+		req.silent = false;
+	else if (ascii_strcasecmp(item, "FLAGS.SILENT") == 0)
+		req.silent = true;
+	else
+		return cmd_bad(cmd, "Unknown STORE item.");
+	if (c->view->readonly) {
+		cmd_tagged(cmd, "NO [READ-ONLY] Mailbox is read-only.");
+		return true;
+	}
+	/* The flags: one list, or flags separated by spaces. */
+	if (nrest == 2 && rest[1].type == IMAP_ARG_LIST)
+		list_arg = rest[1];
+	else {
+		i_zero(&list_arg);
+		list_arg.type = IMAP_ARG_LIST;
+		list_arg.list = (struct imap_arg *)(uintptr_t)(rest + 1);
+		list_arg.list_count = nrest - 1;
+	}
+	if (imap_parse_flags(&list_arg, st, req.mode >= 0, &req.flags, &req.keywords, &error) < 0)
+		return cmd_bad(cmd, error);
+	if (cmd_collect_seqs(cmd, args[0].str, &seqs, &count) < 0)
+		return cmd_bad(cmd, "Invalid sequence set.");
+	if (req.unchangedsince_given)
+		client_enable_condstore(c, false);
+	store_apply(cmd, &req, seqs, count, &res);
+	free(seqs);
+	if (res.changed)
+		mailbox_changed(c->mbox, c->view);
+	if (res.modified.count > 0) {
+		struct buf set = BUF_INIT;
+		seqset_write(&res.modified, &set);
+		cmd_tagged(cmd, "OK [MODIFIED %s] Conditional STORE failed for some messages.", set.data);
+		buf_free(&set);
+		seqset_free(&res.modified);
+	} else if (res.expunged)
+		cmd_tagged(cmd, "NO [EXPUNGEISSUED] Some messages were expunged.");
+	else
+		cmd_tagged(cmd, "OK Store completed.");
+	return true;
+}
+
+/* Appends the messages seqs of the view to dest, in order, with their
+   flags and dates; the UIDs of the originals and of the copies are added
+   to src_uids and dst_uids. Returns 0, or -1 with *err_r at the first
+   failure (what was copied before stays). */
+static int
+copy_messages(struct client *c, struct mailbox *dest, const uint32_t *seqs, size_t count,
+	      struct seqset *src_uids, struct seqset *dst_uids, enum storage_error *err_r)
+{
+	struct mbox_state *src = mailbox_state(c->mbox), *dst = mailbox_state(dest);
+	struct buf msg = BUF_INIT;
+	int ret = 0;
+
+	for (size_t i = 0; i < count; i++) {
+		ssize_t idx = mbox_view_index(c->view, seqs[i]);
+		if (idx < 0)
+			continue;
+		/* A copy of the record: appending to the same mailbox may move
+		   the array. */
+		struct mail_rec rec = src->mails[idx];
+		uint64_t keywords;
+		uint32_t uid;
+
+		buf_reset(&msg);
+		if (mailbox_read(c->mbox, &rec, &msg, c->sid) < 0) {
+			*err_r = STORAGE_ERR_TEMP;
+			ret = -1;
+			break;
+		}
+		keywords_remap(src, dst, rec.keywords, &keywords);
+		if (mailbox_append(dest, msg.data, msg.len, rec.flags, keywords, rec.internal_date,
+				   rec.tz_minutes, &uid, err_r, c->sid) < 0) {
+			ret = -1;
+			break;
+		}
+		seqset_add_range(src_uids, rec.uid, rec.uid);
+		seqset_add_range(dst_uids, uid, uid);
+		/* src may have moved if dest is the same mailbox. */
+		src = mailbox_state(c->mbox);
+	}
+	buf_free(&msg);
+	return ret;
+}
+
+bool
+cmd_copy(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	struct mbox_state *dst;
+	enum storage_error err = STORAGE_ERR_NONE;
+	struct mailbox *dest;
+	struct seqset src_uids = { 0 }, dst_uids = { 0 };
+	struct buf set1 = BUF_INIT, set2 = BUF_INIT;
+	uint32_t *seqs;
+	size_t count;
+	bool failed;
+	/* MOVE (RFC 6851): a COPY, then the originals are expunged. */
+	bool move = ascii_strcasecmp(cmd->name, "MOVE") == 0;
+	char *name;
+
+	if (cmd->count != 2 || cmd->args[0].type != IMAP_ARG_ATOM)
+		return cmd_bad(cmd, move ? "MOVE needs a sequence set and a mailbox." :
+				       "COPY needs a sequence set and a mailbox.");
+	if (move && c->view->readonly) {
+		cmd_tagged(cmd, "NO [READ-ONLY] Mailbox is read-only.");
+		return true;
+	}
+	if ((name = cmd_arg_mailbox(cmd, 1)) == NULL)
+		return true;
+	if (cmd_collect_seqs(cmd, cmd->args[0].str, &seqs, &count) < 0) {
+		free(name);
+		return cmd_bad(cmd, "Invalid sequence set.");
+	}
+	if (mailbox_open(c->gen->hub, c->sid, c->user, name, &dest, &err) < 0) {
+		if (err == STORAGE_ERR_NOT_FOUND)
+			cmd_tagged(cmd, "NO [TRYCREATE] Mailbox doesn't exist.");
+		else
+			cmd_no_storage(cmd, err);
+		free(seqs);
+		free(name);
+		return true;
+	}
+	dst = mailbox_state(dest);
+	failed = copy_messages(c, dest, seqs, count, &src_uids, &dst_uids, &err) < 0;
+	if (dst_uids.count > 0)
+		mailbox_changed(dest, c->view);
+	if (failed)
+		cmd_no_storage(cmd, err);
+	else if (dst_uids.count == 0)
+		cmd_tagged(cmd, "OK %s completed (no messages).", move ? "Move" : "Copy");
+	else if (move) {
+		/* The COPYUID goes first, in an untagged OK, then the
+		   EXPUNGEs (or VANISHED) of the originals (RFC 6851 4.3). */
+		seqset_write(&src_uids, &set1);
+		seqset_write(&dst_uids, &set2);
+		client_send(c, "* OK [COPYUID %u %s %s] Moved.", dst->uidvalidity, set1.data,
+			    set2.data);
+		if (mailbox_expunge_uids(c->mbox, &src_uids, c->sid) < 0) {
+			cmd_no_storage(cmd, STORAGE_ERR_TEMP);
+		} else {
+			mailbox_changed(c->mbox, c->view);
+			client_sync_view(c, true);
+			cmd_tagged(cmd, "OK Move completed.");
+		}
+	} else {
+		seqset_write(&src_uids, &set1);
+		seqset_write(&dst_uids, &set2);
+		cmd_tagged(cmd, "OK [COPYUID %u %s %s] Copy completed.", dst->uidvalidity, set1.data,
+		       set2.data);
+	}
+	mailbox_unref(&dest);
+	seqset_free(&src_uids);
+	seqset_free(&dst_uids);
+	buf_free(&set1);
+	buf_free(&set2);
+	free(seqs);
+	free(name);
+	return true;
+}

@@ -1,0 +1,209 @@
+/* cmd_search.c: SEARCH and UID SEARCH (RFC 3501 6.4.4), ESEARCH
+   (RFC 4731) and MODSEQ search (RFC 7162). */
+#include "imap_cmd.h"
+#include "search.h"
+#include "seqset.h"
+
+#include <stdlib.h>
+
+struct search_load_ctx {
+	struct client *c;
+	const struct mail_rec *rec;
+	struct buf *msg;
+	bool loaded;
+};
+
+static int
+search_load(void *context, const char **data_r, size_t *len_r)
+{
+	struct search_load_ctx *lc = context;
+
+	if (!lc->loaded) {
+		buf_reset(lc->msg);
+		if (mailbox_read(lc->c->mbox, lc->rec, lc->msg, lc->c->sid) < 0)
+			return -1;
+		lc->loaded = true;
+	}
+	*data_r = lc->msg->data != NULL ? lc->msg->data : "";
+	*len_r = lc->msg->len;
+	return 0;
+}
+
+/* What SEARCH RETURN asks for (ESEARCH, RFC 4731), and what the search
+   found. */
+struct search_answer {
+	bool esearch, r_min, r_max, r_all, r_count;
+	bool with_modseq;
+	struct seqset result;   /* with r_all */
+	uint64_t count, max_modseq, min_modseq_of, max_modseq_of;
+	uint32_t min_val, max_val;
+};
+
+/* SEARCH RETURN (MIN MAX ALL COUNT): returns NULL or a static reason. */
+static const char *
+search_parse_return(const struct imap_arg *list, struct search_answer *a)
+{
+	a->esearch = true;
+	for (size_t i = 0; i < list->list_count; i++) {
+		const struct imap_arg *o = &list->list[i];
+		if (imap_arg_atom_equals(o, "MIN"))
+			a->r_min = true;
+		else if (imap_arg_atom_equals(o, "MAX"))
+			a->r_max = true;
+		else if (imap_arg_atom_equals(o, "ALL"))
+			a->r_all = true;
+		else if (imap_arg_atom_equals(o, "COUNT"))
+			a->r_count = true;
+		else
+			return "Unknown SEARCH RETURN option.";
+	}
+	/* RETURN () means ALL. */
+	if (!a->r_min && !a->r_max && !a->r_count)
+		a->r_all = true;
+	return NULL;
+}
+
+/* Counts one match v (a number or a UID) of the given modseq; without
+   ESEARCH it is written at once. */
+static void
+search_answer_add(struct client *c, struct search_answer *a, uint32_t v, uint64_t modseq)
+{
+	if (!a->esearch)
+		buf_printf(client_outbuf(c), " %u", v);
+	else if (a->r_all)
+		seqset_add_range(&a->result, v, v);
+	if (a->count++ == 0) {
+		a->min_val = v;
+		a->min_modseq_of = modseq;
+	}
+	a->max_val = v;
+	a->max_modseq_of = modseq;
+	if (modseq > a->max_modseq)
+		a->max_modseq = modseq;
+}
+
+/* The rest of the untagged answer, after the matches: "(MODSEQ n)" of
+   SEARCH, or the whole ESEARCH line. */
+static void
+search_answer_write(struct client_command *cmd, const struct search_answer *a)
+{
+	struct buf *out = client_outbuf(cmd->c);
+
+	if (!a->esearch) {
+		/* RFC 7162 3.1.6 */
+		if (a->with_modseq && a->count > 0)
+			buf_printf(out, " (MODSEQ %llu)", (unsigned long long)a->max_modseq);
+		buf_append(out, "\r\n", 2);
+		return;
+	}
+	buf_append_str(out, "* ESEARCH (TAG ");
+	buf_append_imap_nstring(out, cmd->tag);
+	buf_append_c(out, ')');
+	if (cmd->uid)
+		buf_append_str(out, " UID");
+	if (a->r_min && a->count > 0)
+		buf_printf(out, " MIN %u", a->min_val);
+	if (a->r_max && a->count > 0)
+		buf_printf(out, " MAX %u", a->max_val);
+	if (a->r_all && a->count > 0) {
+		buf_append_str(out, " ALL ");
+		seqset_write(&a->result, out);
+	}
+	if (a->r_count)
+		buf_printf(out, " COUNT %llu", (unsigned long long)a->count);
+	/* RFC 7162 3.1.10: the highest mod-sequence of the messages
+	   returned: MIN's and/or MAX's alone unless ALL or COUNT. */
+	if (a->with_modseq && a->count > 0) {
+		uint64_t m = a->max_modseq;
+		if (!a->r_all && !a->r_count) {
+			m = 0;
+			if (a->r_min)
+				m = a->min_modseq_of;
+			if (a->r_max && a->max_modseq_of > m)
+				m = a->max_modseq_of;
+		}
+		buf_printf(out, " MODSEQ %llu", (unsigned long long)m);
+	}
+	buf_append(out, "\r\n", 2);
+}
+
+/* Matches key against every message of the view. Returns false if some
+   message could not be read. */
+static bool
+search_run(struct client_command *cmd, struct search_key *key, struct search_answer *a)
+{
+	struct client *c = cmd->c;
+	const struct mbox_state *st = mailbox_state(c->mbox);
+	struct buf msg = BUF_INIT;
+	bool failed = false;
+
+	for (size_t seq = 1; seq <= c->view->count; seq++) {
+		ssize_t idx = mbox_view_index(c->view, (uint32_t)seq);
+		if (idx < 0)
+			continue;
+		struct search_load_ctx lc = { c, &st->mails[idx], &msg, false };
+		struct search_msg sm = {
+			.seq = (uint32_t)seq,
+			.uid = st->mails[idx].uid,
+			.rec = &st->mails[idx],
+			.recent = mbox_view_is_recent(c->view, st->mails[idx].uid),
+			.load = search_load,
+			.load_ctx = &lc,
+		};
+		int ret = search_match(key, &sm);
+		if (ret < 0)
+			failed = true;
+		else if (ret > 0)
+			search_answer_add(c, a, cmd->uid ? sm.uid : sm.seq, st->mails[idx].modseq);
+	}
+	buf_free(&msg);
+	return !failed;
+}
+
+bool
+cmd_search(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	const struct mbox_state *st = mailbox_state(c->mbox);
+	struct search_key *key;
+	const char *error = "Invalid search program.";
+	bool badcharset = false, ok;
+	uint32_t max_uid = c->view->count > 0 ? c->view->uids[c->view->count - 1] : 0;
+	const struct imap_arg *args = cmd->args;
+	size_t nargs = cmd->count;
+	struct search_answer a;
+
+	i_zero(&a);
+	if (nargs >= 2 && imap_arg_atom_equals(&args[0], "RETURN") &&
+	    args[1].type == IMAP_ARG_LIST) {
+		const char *reason = search_parse_return(&args[1], &a);
+		if (reason != NULL)
+			return cmd_bad(cmd, reason);
+		args += 2;
+		nargs -= 2;
+	}
+	if (nargs == 0)
+		return cmd_bad(cmd, "SEARCH needs search keys.");
+	if (search_parse(args, nargs, st, (uint32_t)c->view->count, max_uid, &key,
+			 &error, &badcharset) < 0) {
+		if (badcharset)
+			cmd_tagged(cmd, "NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.");
+		else
+			cmd_bad(cmd, error);
+		return true;
+	}
+	a.with_modseq = search_uses_modseq(key);
+	if (a.with_modseq)
+		client_enable_condstore(c, false);
+	if (!a.esearch)
+		buf_append_str(client_outbuf(c), "* SEARCH");
+	ok = search_run(cmd, key, &a);
+	search_answer_write(cmd, &a);
+	seqset_free(&a.result);
+	search_key_free(&key);
+	if (!ok)
+		cmd_tagged(cmd, "NO Some messages could not be read.");
+	else
+		cmd_tagged(cmd, "OK Search completed.");
+	return true;
+}

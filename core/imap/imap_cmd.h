@@ -1,0 +1,151 @@
+/* imap_cmd.h: what the command handlers (cmd_*.c) and the dispatcher
+   (imap_commands.c) share; internal to core/imap. */
+#ifndef IMAP_CMD_H
+#define IMAP_CMD_H
+
+#include "imap_client.h"
+
+/* Where a command may run. */
+#define ST_NOT_AUTH 0x1
+#define ST_AUTH 0x2
+#define ST_SELECTED 0x4
+#define ST_ANY (ST_NOT_AUTH | ST_AUTH | ST_SELECTED)
+
+struct client_command;
+
+/* A command's handler, first called with the parsed arguments. Returns
+   true when the command completed (its tagged answer is queued), false
+   when it waits: then it set cmd->input or cmd->output to be called
+   again, or what it started (a login check, a timer) ends it later with
+   client_command_finish(). */
+typedef bool cmd_func(struct client_command *cmd);
+/* Called again with the line of input the command waits for (without
+   its CRLF; wiped after the call). Returns as cmd_func. */
+typedef bool cmd_input_func(struct client_command *cmd, const char *line, size_t len);
+
+/* One command of a session, from its tag to its tagged answer (as
+   Dovecot's client_command_context). The session holds the one that has
+   not finished in c->cmd and reads no other command meanwhile. */
+struct client_command {
+	struct client *c;
+	const struct cmd_def *def;
+	char *tag;
+	/* The name as the client wrote it, and the arguments (after UID):
+	   the parser's, valid during the handler's first call only. */
+	const char *name;
+	const struct imap_arg *args;
+	size_t count;
+	bool uid;
+
+	/* What an unfinished command waits for: a line of input
+	   (AUTHENTICATE, IDLE), or output below half the high-water mark
+	   (a big FETCH). Neither: a callback of its own ends it. */
+	cmd_input_func *input;
+	cmd_func *output;
+	/* While it waits, mailbox changes are sent at once (IDLE). */
+	bool live_updates;
+	/* The command's own state, freed with context_free when the command
+	   ends, or when the session ends first (it then also cancels what
+	   the command started). */
+	void *context;
+	void (*context_free)(void *context);
+};
+
+enum cmd_flags {
+	/* The command takes no arguments at all. */
+	CMD_FLAG_NO_ARGS = 1 << 0,
+	/* RFC 3501 7.4.1: no EXPUNGE while answering it by sequence number
+	   (FETCH, STORE, SEARCH). */
+	CMD_FLAG_NO_EXPUNGE = 1 << 1,
+	/* UID may prefix it (RFC 3501 6.4.8, UIDPLUS, MOVE). */
+	CMD_FLAG_UID = 1 << 2,
+};
+
+/* One line of the command table. */
+struct cmd_def {
+	const char *name;
+	cmd_func *func;
+	unsigned states;        /* ST_* where it may run */
+	unsigned flags;         /* enum cmd_flags */
+};
+
+/* The special-use mailboxes (RFC 6154) every user gets, by name. */
+struct special_use_mailbox {
+	const char *name;
+	const char *attr;
+};
+extern const struct special_use_mailbox special_use[];
+extern const size_t special_use_count;
+/* The special-use attribute of a mailbox name, or NULL. */
+const char *special_use_attr(const char *name);
+
+/* imap_commands.c: the lifecycle and helpers the handlers share. */
+/* Ends a command that waited, after its tagged answer, and reads the
+   session's next commands. */
+void client_command_finish(struct client_command *cmd);
+/* Queues the command's tagged answer, after the untagged updates of
+   the selected mailbox (the view brought in line as the command's
+   flags allow). Every handler answers through it (or cmd_bad), last. */
+void cmd_tagged(struct client_command *cmd, const char *fmt, ...) ATTR_FORMAT(2, 3);
+/* Queues "tag BAD reason" and counts it; returns true (done). */
+bool cmd_bad(struct client_command *cmd, const char *reason);
+/* The string value of an astring argument, or NULL. */
+const char *cmd_arg_str(const struct client_command *cmd, size_t i);
+/* Queues the NO answer for a storage error. */
+void cmd_no_storage(struct client_command *cmd, enum storage_error err);
+/* The mailbox name argument i, decoded from modified UTF-7 and
+   normalized; answers and returns NULL if it is missing or invalid. */
+char *cmd_arg_mailbox(struct client_command *cmd, size_t i);
+/* Appends a mailbox name (UTF-8) as the client sees it. */
+void cmd_write_mailbox_name(struct buf *out, const char *name);
+/* A number atom up to max. */
+bool cmd_arg_number(const struct imap_arg *arg, uint64_t max, uint64_t *num_r);
+/* The view's sequence numbers that the set names: by number, or by UID.
+   For numbers past the end returns -1 (BAD). */
+int cmd_collect_seqs(struct client_command *cmd, const char *setstr, uint32_t **seqs_r,
+		     size_t *count_r);
+
+/* cmd_any.c */
+/* Turns CONDSTORE (and with qresync QRESYNC) on for the connection. */
+void client_enable_condstore(struct client *c, bool qresync);
+bool cmd_capability(struct client_command *cmd);
+bool cmd_noop(struct client_command *cmd);
+bool cmd_logout(struct client_command *cmd);
+bool cmd_id(struct client_command *cmd);
+bool cmd_enable(struct client_command *cmd);
+
+/* cmd_auth.c */
+bool cmd_login(struct client_command *cmd);
+bool cmd_authenticate(struct client_command *cmd);
+bool cmd_starttls(struct client_command *cmd);
+
+/* cmd_mailbox.c */
+bool cmd_namespace(struct client_command *cmd);
+bool cmd_select(struct client_command *cmd);
+bool cmd_create(struct client_command *cmd);
+bool cmd_delete(struct client_command *cmd);
+bool cmd_rename(struct client_command *cmd);
+bool cmd_subscribe(struct client_command *cmd);
+
+/* cmd_list.c */
+bool cmd_list(struct client_command *cmd);
+bool cmd_status(struct client_command *cmd);
+
+/* cmd_message.c */
+bool cmd_append(struct client_command *cmd);
+bool cmd_check(struct client_command *cmd);
+bool cmd_close(struct client_command *cmd);
+bool cmd_expunge(struct client_command *cmd);
+bool cmd_store(struct client_command *cmd);
+bool cmd_copy(struct client_command *cmd);
+
+/* cmd_idle.c */
+bool cmd_idle(struct client_command *cmd);
+
+/* cmd_search.c */
+bool cmd_search(struct client_command *cmd);
+
+/* cmd_fetch.c */
+bool cmd_fetch(struct client_command *cmd);
+
+#endif

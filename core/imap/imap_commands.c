@@ -1,0 +1,401 @@
+/* imap_commands.c: the IMAP4rev1 commands (RFC 3501 section 6) and the
+   extensions we advertise: the command table, the dispatcher and the
+   helpers the handlers (cmd_*.c) share. Each handler gets the parsed
+   command and queues its answer; the dispatcher checks the state and
+   brings the selected mailbox's view in line before the tagged answer. */
+#include "imap_cmd.h"
+#include "log.h"
+#include "mutf7.h"
+#include "seqset.h"
+
+#include <stdlib.h>
+
+/* The special-use mailboxes (RFC 6154) every user gets, by name. */
+const struct special_use_mailbox special_use[] = {
+	{ "Sent", "\\Sent" },
+	{ "Drafts", "\\Drafts" },
+	{ "Trash", "\\Trash" },
+	{ "Junk", "\\Junk" },
+};
+const size_t special_use_count = N_ELEMENTS(special_use);
+
+const char *
+special_use_attr(const char *name)
+{
+	for (size_t i = 0; i < special_use_count; i++) {
+		if (strcmp(name, special_use[i].name) == 0)
+			return special_use[i].attr;
+	}
+	return NULL;
+}
+
+void
+cmd_tagged(struct client_command *cmd, const char *fmt, ...)
+{
+	struct client *c = cmd->c;
+	struct buf *out;
+	va_list args;
+
+	/* The view is brought in line first, so the untagged updates go
+	   before the tagged answer (RFC 3501 7.4.1: no EXPUNGE while
+	   answering FETCH, STORE or SEARCH by sequence number). */
+	client_sync_view(c, (cmd->def->flags & CMD_FLAG_NO_EXPUNGE) == 0 || cmd->uid);
+	out = client_outbuf(c);
+	buf_append_str(out, cmd->tag);
+	buf_append_c(out, ' ');
+	va_start(args, fmt);
+	buf_vprintf(out, fmt, args);
+	va_end(args);
+	buf_append(out, "\r\n", 2);
+}
+
+bool
+cmd_bad(struct client_command *cmd, const char *reason)
+{
+	cmd_tagged(cmd, "BAD %s", reason);
+	cmd->c->bad_count++;
+	return true;
+}
+
+/* The string value of an astring argument, or NULL. */
+const char *
+cmd_arg_str(const struct client_command *cmd, size_t i)
+{
+	if (i >= cmd->count || !imap_arg_is_string(&cmd->args[i]))
+		return NULL;
+	/* A NUL inside a literal would cut the string short silently. */
+	if (strlen(cmd->args[i].str) != cmd->args[i].len)
+		return NULL;
+	return cmd->args[i].str;
+}
+
+static const char *
+storage_no_text(enum storage_error err)
+{
+	switch (err) {
+	case STORAGE_ERR_NOT_FOUND:
+		return "Mailbox doesn't exist.";
+	case STORAGE_ERR_EXISTS:
+		return "Mailbox already exists.";
+	case STORAGE_ERR_BAD_NAME:
+		return "Invalid mailbox name.";
+	case STORAGE_ERR_NO_SPACE:
+		return "Not enough disk space.";
+	case STORAGE_ERR_LIMIT:
+		return "Limit reached.";
+	case STORAGE_ERR_IN_USE:
+		return "Mailbox is locked, try again later.";
+	case STORAGE_ERR_TEMP:
+	case STORAGE_ERR_NONE:
+		break;
+	}
+	return "Internal error occurred. Refer to server log for more information.";
+}
+
+void
+cmd_no_storage(struct client_command *cmd, enum storage_error err)
+{
+	cmd_tagged(cmd, "NO [%s] %s", storage_error_code(err), storage_no_text(err));
+}
+
+/* Mailbox names: INBOX in any case is INBOX (RFC 3501 5.1), also as the
+   first level of a hierarchy; a trailing delimiter is dropped. Returns a
+   malloc'ed name, or NULL if the name is not allowed. */
+static char *
+mailbox_name_normalize(const char *name)
+{
+	char *norm;
+	size_t len;
+
+	if (ascii_strncasecmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == '/'))
+		norm = xasprintf("INBOX%s", name + 5);
+	else
+		norm = xstrdup(name);
+	len = strlen(norm);
+	if (len > 1 && norm[len - 1] == '/')
+		norm[len - 1] = '\0';
+	if (!storage_name_is_valid(norm)) {
+		free(norm);
+		return NULL;
+	}
+	return norm;
+}
+
+/* The mailbox name argument i, decoded from modified UTF-7 and
+   normalized; answers and returns NULL if it is missing or invalid. */
+char *
+cmd_arg_mailbox(struct client_command *cmd, size_t i)
+{
+	const char *name = cmd_arg_str(cmd, i);
+	char *utf8, *norm;
+
+	if (name == NULL) {
+		cmd_bad(cmd, "Missing or invalid mailbox name.");
+		return NULL;
+	}
+	if (mutf7_to_utf8(name, &utf8) < 0) {
+		cmd_tagged(cmd, "NO [CANNOT] Mailbox name is not valid modified UTF-7.");
+		return NULL;
+	}
+	norm = mailbox_name_normalize(utf8);
+	free(utf8);
+	if (norm == NULL)
+		cmd_tagged(cmd, "NO [CANNOT] Invalid mailbox name.");
+	return norm;
+}
+
+/* Appends a mailbox name (UTF-8) as the client sees it: modified UTF-7,
+   as an astring. */
+void
+cmd_write_mailbox_name(struct buf *out, const char *name)
+{
+	char *enc = mutf7_from_utf8(name);
+
+	buf_append_imap_nstring(out, enc);
+	free(enc);
+}
+
+bool
+cmd_arg_number(const struct imap_arg *arg, uint64_t max, uint64_t *num_r)
+{
+	return arg->type == IMAP_ARG_ATOM && str_to_u64(arg->str, max, num_r) == 0;
+}
+
+/* The view's sequence numbers that the set names: by number, or by UID.
+   For numbers past the end returns -1 (BAD, RFC 3501 9 seq-number). */
+int
+cmd_collect_seqs(struct client_command *cmd, const char *setstr, uint32_t **seqs_r,
+		 size_t *count_r)
+{
+	const struct mbox_view *view = cmd->c->view;
+	uint32_t max_uid = view->count > 0 ? view->uids[view->count - 1] : 0;
+	struct seqset set = { 0 };
+	uint32_t *seqs = NULL;
+	size_t count = 0, alloc = 0;
+
+	if (seqset_parse(setstr, cmd->uid ? max_uid : (uint32_t)view->count, &set) < 0)
+		return -1;
+	if (cmd->uid) {
+		for (size_t s = 1; s <= view->count; s++) {
+			if (!seqset_contains(&set, view->uids[s - 1]))
+				continue;
+			xgrow(&seqs, &alloc, count + 1, sizeof(*seqs));
+			seqs[count++] = (uint32_t)s;
+		}
+	} else {
+		for (size_t r = 0; r < set.count; r++) {
+			if (set.ranges[r].lo == 0 || set.ranges[r].hi > view->count) {
+				seqset_free(&set);
+				free(seqs);
+				return -1;
+			}
+			for (uint64_t s = set.ranges[r].lo; s <= set.ranges[r].hi; s++) {
+				xgrow(&seqs, &alloc, count + 1, sizeof(*seqs));
+				seqs[count++] = (uint32_t)s;
+			}
+		}
+	}
+	seqset_free(&set);
+	*seqs_r = seqs;
+	*count_r = count;
+	return 0;
+}
+
+static const struct cmd_def commands[] = {
+	{ .name = "CAPABILITY", .func = cmd_capability, .states = ST_ANY,
+	  .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "NOOP", .func = cmd_noop, .states = ST_ANY, .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "LOGOUT", .func = cmd_logout, .states = ST_ANY, .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "ID", .func = cmd_id, .states = ST_ANY },
+	{ .name = "STARTTLS", .func = cmd_starttls, .states = ST_NOT_AUTH,
+	  .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "LOGIN", .func = cmd_login, .states = ST_NOT_AUTH },
+	{ .name = "AUTHENTICATE", .func = cmd_authenticate, .states = ST_NOT_AUTH },
+	{ .name = "ENABLE", .func = cmd_enable, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "NAMESPACE", .func = cmd_namespace, .states = ST_AUTH | ST_SELECTED,
+	  .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "SELECT", .func = cmd_select, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "EXAMINE", .func = cmd_select, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "CREATE", .func = cmd_create, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "DELETE", .func = cmd_delete, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "RENAME", .func = cmd_rename, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "SUBSCRIBE", .func = cmd_subscribe, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "UNSUBSCRIBE", .func = cmd_subscribe, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "LIST", .func = cmd_list, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "LSUB", .func = cmd_list, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "STATUS", .func = cmd_status, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "APPEND", .func = cmd_append, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "IDLE", .func = cmd_idle, .states = ST_AUTH | ST_SELECTED,
+	  .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "CHECK", .func = cmd_check, .states = ST_SELECTED, .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "CLOSE", .func = cmd_close, .states = ST_SELECTED, .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "UNSELECT", .func = cmd_close, .states = ST_SELECTED, .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "EXPUNGE", .func = cmd_expunge, .states = ST_SELECTED, .flags = CMD_FLAG_UID },
+	{ .name = "SEARCH", .func = cmd_search, .states = ST_SELECTED,
+	  .flags = CMD_FLAG_NO_EXPUNGE | CMD_FLAG_UID },
+	{ .name = "FETCH", .func = cmd_fetch, .states = ST_SELECTED,
+	  .flags = CMD_FLAG_NO_EXPUNGE | CMD_FLAG_UID },
+	{ .name = "STORE", .func = cmd_store, .states = ST_SELECTED,
+	  .flags = CMD_FLAG_NO_EXPUNGE | CMD_FLAG_UID },
+	{ .name = "COPY", .func = cmd_copy, .states = ST_SELECTED, .flags = CMD_FLAG_UID },
+	{ .name = "MOVE", .func = cmd_copy, .states = ST_SELECTED, .flags = CMD_FLAG_UID },
+};
+
+static const struct cmd_def *
+cmd_def_find(const char *name)
+{
+	for (size_t i = 0; i < N_ELEMENTS(commands); i++) {
+		if (ascii_strcasecmp(name, commands[i].name) == 0)
+			return &commands[i];
+	}
+	return NULL;
+}
+
+static unsigned
+state_bit(enum client_state state)
+{
+	switch (state) {
+	case CLIENT_NOT_AUTH:
+		return ST_NOT_AUTH;
+	case CLIENT_AUTH:
+		return ST_AUTH;
+	case CLIENT_SELECTED:
+		return ST_SELECTED;
+	case CLIENT_LOGOUT:
+		break;
+	}
+	return 0;
+}
+
+static void
+client_command_free(struct client_command **_cmd)
+{
+	struct client_command *cmd = *_cmd;
+
+	if (cmd == NULL)
+		return;
+	*_cmd = NULL;
+	if (cmd->context_free != NULL)
+		cmd->context_free(cmd->context);
+	free(cmd->tag);
+	free(cmd);
+}
+
+/* A command refused before its handler runs: no view update goes with
+   the answer. */
+static void
+command_refuse(struct client_command *cmd, const char *reason)
+{
+	client_send_tagged(cmd->c, cmd->tag, "BAD %s", reason);
+	cmd->c->bad_count++;
+}
+
+/* Finds the command's definition and checks that it may run; answers
+   and returns false if not. */
+static bool
+command_lookup(struct client_command *cmd, const struct imap_command *parsed)
+{
+	struct client *c = cmd->c;
+	const struct cmd_def *def;
+
+	if (ascii_strcasecmp(parsed->name, "UID") == 0) {
+		if (parsed->arg_count == 0 || parsed->args[0].type != IMAP_ARG_ATOM ||
+		    (def = cmd_def_find(parsed->args[0].str)) == NULL ||
+		    (def->flags & CMD_FLAG_UID) == 0) {
+			command_refuse(cmd, "UID needs FETCH, STORE, SEARCH, COPY, MOVE or "
+					    "EXPUNGE.");
+			return false;
+		}
+		cmd->uid = true;
+		cmd->name = parsed->args[0].str;
+		cmd->args++;
+		cmd->count--;
+	} else
+		def = cmd_def_find(cmd->name);
+	cmd->def = def;
+	if (def == NULL) {
+		command_refuse(cmd, "Unknown command.");
+		return false;
+	}
+	if ((def->states & state_bit(c->state)) == 0) {
+		if (c->state == CLIENT_NOT_AUTH)
+			command_refuse(cmd, "Log in first.");
+		else if (c->state == CLIENT_AUTH && def->states == ST_SELECTED)
+			command_refuse(cmd, "Select a mailbox first.");
+		else
+			command_refuse(cmd, "Command not valid in this state.");
+		return false;
+	}
+	if ((def->flags & CMD_FLAG_NO_ARGS) != 0 && cmd->count > 0) {
+		command_refuse(cmd, "This command takes no arguments.");
+		return false;
+	}
+	return true;
+}
+
+bool
+client_command_start(struct client *c, const struct imap_command *parsed)
+{
+	struct client_command *cmd = xcalloc(1, sizeof(*cmd));
+
+	cmd->c = c;
+	cmd->tag = xstrdup(parsed->tag);
+	cmd->name = parsed->name;
+	cmd->args = parsed->args;
+	cmd->count = parsed->arg_count;
+	if (!command_lookup(cmd, parsed)) {
+		client_command_free(&cmd);
+		return true;
+	}
+	log_debug(c->sid, "command %s%s", cmd->uid ? "UID " : "", cmd->def->name);
+	/* Changes made by other processes show up before the command. */
+	if (c->mbox != NULL)
+		(void)mailbox_refresh(c->mbox, c->sid);
+	/* The handler writes its tagged answer last, through cmd_tagged(),
+	   which brings the view in line first. */
+	c->cmd = cmd;
+	if (cmd->def->func(cmd)) {
+		client_command_free(&c->cmd);
+		return true;
+	}
+	/* The parser reuses them. */
+	cmd->name = NULL;
+	cmd->args = NULL;
+	cmd->count = 0;
+	return false;
+}
+
+void
+client_command_input(struct client *c, const char *line, size_t len)
+{
+	struct client_command *cmd = c->cmd;
+
+	if (cmd->input(cmd, line, len))
+		client_command_free(&c->cmd);
+}
+
+bool
+client_command_output(struct client *c)
+{
+	struct client_command *cmd = c->cmd;
+
+	if (!cmd->output(cmd))
+		return false;
+	client_command_free(&c->cmd);
+	return true;
+}
+
+void
+client_command_finish(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+
+	client_command_free(&c->cmd);
+	client_resume(c);
+}
+
+void
+client_command_abort(struct client *c)
+{
+	client_command_free(&c->cmd);
+}
