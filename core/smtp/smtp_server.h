@@ -24,7 +24,7 @@
 
 #include "lib.h"
 #include "event.h"
-#include "imap_server.h"
+#include "server_gen.h"
 
 struct smtp_server;
 
