@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "imap_view.h"
 #include "mailbox.h"
 
 #include <stdio.h>
@@ -196,18 +197,18 @@ test_expunge_reaches_other_view_with_right_numbers(void **state)
 	assert_int_equal(notified[1], 1);
 	assert_int_equal(notified[0], 0);
 	/* Highest first, so each number is right when it is read. */
-	mbox_view_sync(f->v2, &out, true);
+	imap_view_sync(f->v2, &out, true);
 	assert_string_equal(out.data, "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n");
 	assert_int_equal(f->v2->count, 3);
 	assert_int_equal(f->v2->uids[0], 1);
 	assert_int_equal(f->v2->uids[1], 3);
 	assert_int_equal(f->v2->uids[2], 5);
 	buf_reset(&out);
-	mbox_view_sync(f->v1, &out, true);
+	imap_view_sync(f->v1, &out, true);
 	assert_string_equal(out.data, "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n");
 	/* Nothing more to say afterwards. */
 	buf_reset(&out);
-	mbox_view_sync(f->v2, &out, true);
+	imap_view_sync(f->v2, &out, true);
 	assert_int_equal(out.len, 0);
 	buf_free(&out);
 }
@@ -219,7 +220,7 @@ test_no_expunge_during_fetch_store_search(void **state)
 	struct buf out = BUF_INIT;
 
 	expunge_uids(f, 1, 3);
-	mbox_view_sync(f->v2, &out, false);
+	imap_view_sync(f->v2, &out, false);
 	/* The other session's FLAGS change may be told, but no EXPUNGE. */
 	assert_null(strstr(out.data != NULL ? out.data : "", "EXPUNGE"));
 	assert_int_equal(f->v2->count, 5);
@@ -228,7 +229,7 @@ test_no_expunge_during_fetch_store_search(void **state)
 	assert_true(mbox_view_index(f->v2, 2) >= 0);
 	assert_int_equal(mbox_view_index(f->v2, 3), -1);
 	buf_reset(&out);
-	mbox_view_sync(f->v2, &out, true);
+	imap_view_sync(f->v2, &out, true);
 	assert_string_equal(out.data, "* 3 EXPUNGE\r\n* 1 EXPUNGE\r\n");
 	buf_free(&out);
 }
@@ -246,12 +247,12 @@ test_append_gives_exists_and_recent_to_one_session(void **state)
 	mailbox_changed(f->m1, NULL);
 	assert_int_equal(notified[0], 1);
 	assert_int_equal(notified[1], 1);
-	mbox_view_sync(f->v2, &out, true);
+	imap_view_sync(f->v2, &out, true);
 	assert_string_equal(out.data, "* 6 EXISTS\r\n* 1 RECENT\r\n");
 	assert_true(mbox_view_is_recent(f->v2, uid));
 	buf_reset(&out);
 	/* \Recent went to the first session that saw it. */
-	mbox_view_sync(f->v1, &out, true);
+	imap_view_sync(f->v1, &out, true);
 	assert_string_equal(out.data, "* 6 EXISTS\r\n");
 	assert_false(mbox_view_is_recent(f->v1, uid));
 	buf_free(&out);
@@ -275,12 +276,12 @@ test_flag_change_reaches_other_view_not_own(void **state)
 			 0);
 	assert_int_equal(mem_flag_writes, writes + 1);
 	mailbox_changed(f->m1, f->v1);
-	mbox_view_sync(f->v2, &out, false);
+	imap_view_sync(f->v2, &out, false);
 	assert_non_null(strstr(out.data, "* 3 FETCH (FLAGS ("));
 	assert_non_null(strstr(out.data, "\\Seen"));
 	assert_non_null(strstr(out.data, "\\Flagged"));
 	buf_reset(&out);
-	mbox_view_sync(f->v1, &out, true);
+	imap_view_sync(f->v1, &out, true);
 	assert_int_equal(out.len, 0);
 	buf_free(&out);
 }
@@ -303,7 +304,7 @@ test_readonly_view_does_not_claim_recent(void **state)
 	mailbox_unref(&m);
 	/* Still recent for the next read-write session. */
 	struct buf out = BUF_INIT;
-	mbox_view_sync(f->v1, &out, true);
+	imap_view_sync(f->v1, &out, true);
 	assert_true(mbox_view_is_recent(f->v1, uid));
 	buf_free(&out);
 }

@@ -5,6 +5,7 @@
    Sessions are closed after the dispatch pass that decided it (the loop
    may still hold their io in its current pass), never in the middle. */
 #include "imap_client.h"
+#include "imap_view.h"
 #include "log.h"
 #include "registry.h"
 
@@ -93,7 +94,7 @@ void
 client_sync_view(struct client *c, bool allow_expunge)
 {
 	if (c->view != NULL)
-		mbox_view_sync(c->view, &c->out, allow_expunge);
+		imap_view_sync(c->view, &c->out, allow_expunge);
 }
 
 void

@@ -6,6 +6,7 @@
 #include "base64.h"
 #include "fetch.h"
 #include "imap_util.h"
+#include "imap_view.h"
 #include "log.h"
 #include "message.h"
 #include "mutf7.h"
@@ -2118,7 +2119,7 @@ imap_cmd_dispatch(struct client *c, const struct imap_command *cmd)
 	if (done && c->view != NULL && def->func != cmd_fetch && def->func != cmd_idle) {
 		/* Insert the updates before the tagged line. */
 		struct buf updates = BUF_INIT;
-		mbox_view_sync(c->view, &updates, !(def->no_expunge && !ctx.uid));
+		imap_view_sync(c->view, &updates, !(def->no_expunge && !ctx.uid));
 		if (updates.len > 0) {
 			const char *tail = out->data + mark;
 			const char *tline = NULL;
