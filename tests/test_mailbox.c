@@ -329,6 +329,78 @@ test_uid_expunge_only_named_uids(void **state)
 	assert_true(mbox_state_find(st, 1) >= 0);
 }
 
+/* The hub says what changed in a view as data, with no protocol syntax:
+   removed messages highest first with the numbers they had, the new
+   count, the \Recent count, and whose flags changed. */
+static void
+test_update_reports_changes_as_data(void **state)
+{
+	struct fixture *f = *state;
+	struct mbox_state *st = mailbox_state(f->m1);
+	struct mbox_view_changes ch;
+	enum storage_error err;
+	uint32_t uid;
+
+	expunge_uids(f, 2, 4);
+	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)mbox_state_find(st, 5), MAIL_SEEN,
+					   0, "t"),
+			 0);
+	assert_int_equal(mailbox_append(f->m1, "x\r\n\r\ny\r\n", 8, 0, 0, 0, 0, &uid, &err, "t"),
+			 0);
+	mailbox_changed(f->m1, NULL);
+	mbox_view_update(f->v2, true, &ch);
+	assert_int_equal(ch.expunged_count, 2);
+	assert_int_equal(ch.expunged[0].seq, 4);
+	assert_int_equal(ch.expunged[0].uid, 4);
+	assert_int_equal(ch.expunged[1].seq, 2);
+	assert_int_equal(ch.expunged[1].uid, 2);
+	assert_int_equal(ch.exists, 4);
+	assert_true(ch.recent_changed);
+	assert_int_equal(ch.recent, 1);
+	/* uid 5 is number 3 once 2 and 4 are gone. */
+	assert_true(ch.flags_count >= 1);
+	assert_int_equal(ch.flags[0].seq, 3);
+	assert_int_equal(st->mails[ch.flags[0].idx].uid, 5);
+	for (size_t i = 0; i < ch.flags_count; i++)
+		assert_int_equal(mbox_view_index(f->v2, ch.flags[i].seq), (ssize_t)ch.flags[i].idx);
+	mbox_view_changes_free(&ch);
+	assert_int_equal(f->v2->count, 4);
+	/* Nothing left to report. */
+	mbox_view_update(f->v2, true, &ch);
+	assert_int_equal(ch.expunged_count, 0);
+	assert_int_equal(ch.exists, 0);
+	assert_false(ch.recent_changed);
+	assert_int_equal(ch.flags_count, 0);
+	mbox_view_changes_free(&ch);
+}
+
+/* RFC 7162: with QRESYNC the removals are one VANISHED; with CONDSTORE a
+   flag update carries UID and MODSEQ. */
+static void
+test_qresync_and_condstore_responses(void **state)
+{
+	struct fixture *f = *state;
+	struct mbox_state *st = mailbox_state(f->m1);
+	struct buf out = BUF_INIT;
+	char want[128];
+
+	f->v2->qresync = true;
+	f->v2->condstore = true;
+	expunge_uids(f, 2, 4);
+	imap_view_sync(f->v2, &out, true);
+	assert_string_equal(out.data, "* VANISHED 2,4\r\n");
+	buf_reset(&out);
+	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)mbox_state_find(st, 5),
+					   MAIL_FLAGGED, 0, "t"),
+			 0);
+	mailbox_changed(f->m1, f->v1);
+	imap_view_sync(f->v2, &out, true);
+	snprintf(want, sizeof(want), "* 3 FETCH (UID 5 FLAGS (\\Flagged) MODSEQ (%llu))\r\n",
+		 (unsigned long long)st->mails[mbox_state_find(st, 5)].modseq);
+	assert_string_equal(out.data, want);
+	buf_free(&out);
+}
+
 static void
 test_missing_mailbox_is_not_found(void **state)
 {
@@ -357,6 +429,10 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_uid_expunge_only_named_uids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_mailbox_is_not_found, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_reports_changes_as_data, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_qresync_and_condstore_responses, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
