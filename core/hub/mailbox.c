@@ -49,7 +49,6 @@ struct hub {
 	struct watch *watch;
 	struct mime_cache *mime_cache;
 	struct mailbox *mailboxes;
-	size_t count;
 	uint64_t release_clock;
 };
 
@@ -109,7 +108,6 @@ mailbox_destroy(struct mailbox *mbox)
 		hub->mailboxes = mbox->next;
 	if (mbox->next != NULL)
 		mbox->next->prev = mbox->prev;
-	hub->count--;
 	/* A later mailbox at the same address must not find our trees. */
 	mime_cache_forget(hub->mime_cache, mbox);
 	mailbox_watch_stop(mbox);
@@ -139,12 +137,6 @@ struct mime_cache *
 hub_mime_cache(struct hub *hub)
 {
 	return hub->mime_cache;
-}
-
-size_t
-hub_open_count(const struct hub *hub)
-{
-	return hub->count;
 }
 
 struct mailbox *
@@ -234,7 +226,6 @@ mailbox_open(struct hub *hub, const char *sid, const char *user, const char *nam
 	if (hub->mailboxes != NULL)
 		hub->mailboxes->prev = mbox;
 	hub->mailboxes = mbox;
-	hub->count++;
 	*mbox_r = mbox;
 	return 0;
 }
@@ -253,25 +244,10 @@ mailbox_unref(struct mailbox **_mbox)
 	hub_trim(mbox->hub);
 }
 
-void
-hub_poll(struct hub *hub)
-{
-	for (struct mailbox *m = hub->mailboxes; m != NULL; m = m->next) {
-		if (m->views != NULL)
-			(void)mailbox_refresh(m, "-");
-	}
-}
-
 struct mbox_state *
 mailbox_state(struct mailbox *mbox)
 {
 	return &mbox->state;
-}
-
-const char *
-mailbox_name(const struct mailbox *mbox)
-{
-	return mbox->name;
 }
 
 void
@@ -530,23 +506,6 @@ mbox_view_index(const struct mbox_view *view, uint32_t seq)
 	if (seq == 0 || seq > view->count)
 		return -1;
 	return mbox_state_find(&view->mbox->state, view->uids[seq - 1]);
-}
-
-uint32_t
-mbox_view_seq(const struct mbox_view *view, uint32_t uid)
-{
-	size_t lo = 0, hi = view->count;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (view->uids[mid] == uid)
-			return (uint32_t)mid + 1;
-		if (view->uids[mid] < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
 }
 
 bool

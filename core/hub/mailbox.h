@@ -52,8 +52,6 @@ void hub_free(struct hub **hub);
 /* The parsed-structure cache shared by the hub's sessions (BODYSTRUCTURE
    is parsed once per message); keyed by (struct mailbox *, uid). */
 struct mime_cache *hub_mime_cache(struct hub *hub);
-/* Number of open mailboxes (for tests and the log). */
-size_t hub_open_count(const struct hub *hub);
 
 /* Opens (or shares) mailbox name of user. On error returns -1 with *err_r
    and a reason for the log. Each successful open needs one
@@ -68,13 +66,8 @@ bool mailbox_is_used(const struct mailbox *mbox);
 /* Closes mailbox name of user if it is open but unused (before it is
    deleted or renamed on disk). */
 void hub_forget(struct hub *hub, const char *user, const char *name);
-/* Calls the notify callback of every view of every open mailbox (after an
-   external change may have happened: e.g. a poll). */
-void hub_poll(struct hub *hub);
-/* True if some open mailbox has a view in a waiting state; the caller
-   polls such mailboxes for changes made by other processes. */
+/* The shared state of mbox: its messages, UIDs, flags and modseqs. */
 struct mbox_state *mailbox_state(struct mailbox *mbox);
-const char *mailbox_name(const struct mailbox *mbox);
 
 /* Picks up changes made on disk by other processes. If any, notifies
    the views. Returns 0, or -1 on a storage error (logged). */
@@ -122,8 +115,6 @@ void mbox_view_changes_free(struct mbox_view_changes *changes);
 /* The shared index of the message at sequence number seq (1-based), or -1
    if it has been expunged (by another session) since the view last synced. */
 ssize_t mbox_view_index(const struct mbox_view *view, uint32_t seq);
-/* The sequence number of uid in view, or 0. */
-uint32_t mbox_view_seq(const struct mbox_view *view, uint32_t uid);
 bool mbox_view_is_recent(const struct mbox_view *view, uint32_t uid);
 
 /* Operations that change the mailbox: they update the shared state, the
