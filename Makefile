@@ -72,6 +72,10 @@ MAIN_SRCS := core/daemon/imapserver_main.c core/daemon/smtpmail_main.c
 LIB_SRCS := $(filter-out $(MAIN_SRCS), $(wildcard $(addsuffix /*.c,$(addprefix core/,$(CORE_LAYERS))))) \
 	$(wildcard backends/*.c backends/*/*.c) $(wildcard auth/*.c auth/*/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+# What the mailclient links: the core's lib and mail layers, nothing of
+# the server (no libconfig, libcrypt or PAM).
+CLIENT_LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard core/lib/*.c core/mail/*.c))
+CLIENT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard client/*.c))
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 PROGS := $(BUILD)/imapserver $(BUILD)/smtpmail \
@@ -101,9 +105,13 @@ $(BUILD)/smtpmail: $(BUILD)/core/daemon/smtpmail_main.o $(BUILD)/libimapcore.a
 	@$(if $(V),,echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/mailclient: $(patsubst %.c,$(BUILD)/%.o,$(wildcard client/*.c)) $(BUILD)/libimapcore.a
+$(BUILD)/libmailbase.a: $(CLIENT_LIB_OBJS)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(BUILD)/mailclient: $(CLIENT_OBJS) $(BUILD)/libmailbase.a
 	@$(if $(V),,echo "  LD      $@")
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
