@@ -42,18 +42,46 @@ endif
 TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
+# A missing library stops the build at once, naming the package to
+# install, rather than as a compiler error halfway through. Only for the
+# goals that compile: deps and test-deps install the libraries, clean
+# needs none, and check*, run install them first and build in a sub-make
+# (which checks then).
+GOALS := $(or $(MAKECMDGOALS),all)
+NO_LIB_GOALS := deps test-deps clean check check-san check-valgrind run
+ifneq ($(filter-out $(NO_LIB_GOALS),$(GOALS)),)
+ifneq ($(shell command -v pkg-config),)
+ifneq ($(shell pkg-config --exists $(PKGS) && echo ok),ok)
+$(error libconfig not found: install libconfig-dev (make deps))
+endif
+ifneq ($(shell pkg-config --exists libcrypt || test -f /usr/include/crypt.h && echo ok),ok)
+$(error libcrypt not found: install libcrypt-dev (make deps))
+endif
+# The unit tests need cmocka: tests, or one of their binaries by name.
+ifneq ($(filter tests $(BUILD)/tests/test_%,$(GOALS)),)
+ifneq ($(shell pkg-config --exists $(TEST_PKGS) && echo ok),ok)
+$(error cmocka not found: install libcmocka-dev (make test-deps))
+endif
+endif
+else
+$(error pkg-config not found: install pkg-config (make deps))
+endif
+endif
+
 MAIN_SRCS := core/daemon/imapserver_main.c core/daemon/smtpmail_main.c
 LIB_SRCS := $(filter-out $(MAIN_SRCS), $(wildcard $(addsuffix /*.c,$(addprefix core/,$(CORE_LAYERS))))) \
 	$(wildcard backends/*.c backends/*/*.c) $(wildcard auth/*.c auth/*/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+# What the mailclient links: the core's lib and mail layers, nothing of
+# the server (no libconfig, libcrypt or PAM).
+CLIENT_LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard core/lib/*.c core/mail/*.c))
+CLIENT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard client/*.c))
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 PROGS := $(BUILD)/imapserver $(BUILD)/smtpmail \
 	$(if $(wildcard client/*.c),$(BUILD)/mailclient)
 
-
-.PHONY: fuzz
-.PHONY: all check check-san check-valgrind soak compliance run bench install clean deps test-deps tests
+.PHONY: all fuzz check check-san check-valgrind soak compliance run bench install clean deps test-deps tests
 
 all: $(PROGS)
 
@@ -77,9 +105,13 @@ $(BUILD)/smtpmail: $(BUILD)/core/daemon/smtpmail_main.o $(BUILD)/libimapcore.a
 	@$(if $(V),,echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/mailclient: $(patsubst %.c,$(BUILD)/%.o,$(wildcard client/*.c)) $(BUILD)/libimapcore.a
+$(BUILD)/libmailbase.a: $(CLIENT_LIB_OBJS)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(BUILD)/mailclient: $(CLIENT_OBJS) $(BUILD)/libmailbase.a
 	@$(if $(V),,echo "  LD      $@")
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)

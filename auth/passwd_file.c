@@ -17,7 +17,7 @@
    helper process that the PAM backend is to use. */
 #include "passwd_file.h"
 #include "log.h"
-#include "storage.h"
+#include "username.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -138,7 +138,7 @@ passwd_parse_line(const char *path, unsigned lineno, char *line, size_t len,
 			 nfields == 1 ? "" : "s");
 		return;
 	}
-	if (!storage_user_is_valid(fields[0])) {
+	if (!username_is_valid(fields[0])) {
 		log_warn("-", "%s:%u: invalid user name; skipped", path, lineno);
 		return;
 	}

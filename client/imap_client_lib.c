@@ -19,7 +19,6 @@ struct imapc {
 	int timeout_ms;
 	struct buf in;
 	size_t in_pos;
-	uint64_t bytes_received;
 	unsigned tag_counter;
 	struct strlist caps;
 	imapc_untagged_handler_t *handler;
@@ -488,7 +487,6 @@ imapc_take_response(struct imapc *conn, struct imapc_response *resp_r, char **er
 static int
 imapc_fill(struct imapc *conn, int timeout_ms, char **error_r)
 {
-	size_t before = conn->in.len;
 	char *err = NULL;
 	int ret = netio_read_some(conn->fd, &conn->in, timeout_ms, &err);
 
@@ -496,7 +494,6 @@ imapc_fill(struct imapc *conn, int timeout_ms, char **error_r)
 		*error_r = imapc_read_error(conn, err);
 		return -1;
 	}
-	conn->bytes_received += conn->in.len - before;
 	return ret;
 }
 
@@ -651,12 +648,6 @@ int
 imapc_fd(const struct imapc *conn)
 {
 	return conn->fd;
-}
-
-uint64_t
-imapc_bytes_received(const struct imapc *conn)
-{
-	return conn->bytes_received;
 }
 
 /* ------------------------------------------------------------ commands */

@@ -66,8 +66,6 @@ void imapc_set_untagged_handler(struct imapc *conn, imapc_untagged_handler_t *ha
 /* True if the server advertised cap (case-insensitive), e.g. "IDLE". */
 bool imapc_has_capability(const struct imapc *conn, const char *cap);
 int imapc_fd(const struct imapc *conn);
-/* Bytes received on this connection so far (for tests and statistics). */
-uint64_t imapc_bytes_received(const struct imapc *conn);
 
 /* Logs in with AUTHENTICATE PLAIN when the server offers it, else LOGIN.
    Returns 1 logged in, 0 refused (the server's words in *reply_r), -1

@@ -3,9 +3,12 @@
 #
 #   N passed, N failed[, N skipped]
 #
-# 1. every cmocka binary $BUILD/tests/test_* (from the top of the clone,
+# 1. the source layout: tests/layering.sh (no layer includes a higher
+#    one, no include loop, no long file without a reason) and its own
+#    test, tests/test_layering.sh; each counts as one test;
+# 2. every cmocka binary $BUILD/tests/test_* (from the top of the clone,
 #    each under a timeout; a crash or a timeout counts as one failure);
-# 2. the end-to-end suite tests/e2e/test_*.py (Python's unittest) against
+# 3. the end-to-end suite tests/e2e/test_*.py (Python's unittest) against
 #    the real $BUILD/imapserver.
 #
 # Exits 0 only if nothing failed. Run by "make check" and "make check-san"
@@ -45,6 +48,20 @@ cmocka_count()
 		awk '{ n += $1 } END { print n + 0 }'
 }
 
+echo "== source layout (tests/layering.sh)"
+for check in layering.sh test_layering.sh; do
+	timeout -k 5 "$UNIT_TIMEOUT" sh "tests/$check" >"$tmp/out" 2>&1 </dev/null
+	rc=$?
+	cat "$tmp/out"
+	if [ "$rc" -eq 0 ]; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		broken="$broken $check(exit $rc)"
+	fi
+done
+
+echo
 echo "== unit tests ($BUILD/tests)"
 nbin=0
 for bin in "$BUILD"/tests/test_*; do

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "imap_view.h"
 #include "mailbox.h"
 
 #include <stdio.h>
@@ -196,18 +197,18 @@ test_expunge_reaches_other_view_with_right_numbers(void **state)
 	assert_int_equal(notified[1], 1);
 	assert_int_equal(notified[0], 0);
 	/* Highest first, so each number is right when it is read. */
-	mbox_view_sync(f->v2, &out, true);
+	imap_view_sync(f->v2, &out, true);
 	assert_string_equal(out.data, "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n");
 	assert_int_equal(f->v2->count, 3);
 	assert_int_equal(f->v2->uids[0], 1);
 	assert_int_equal(f->v2->uids[1], 3);
 	assert_int_equal(f->v2->uids[2], 5);
 	buf_reset(&out);
-	mbox_view_sync(f->v1, &out, true);
+	imap_view_sync(f->v1, &out, true);
 	assert_string_equal(out.data, "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n");
 	/* Nothing more to say afterwards. */
 	buf_reset(&out);
-	mbox_view_sync(f->v2, &out, true);
+	imap_view_sync(f->v2, &out, true);
 	assert_int_equal(out.len, 0);
 	buf_free(&out);
 }
@@ -219,7 +220,7 @@ test_no_expunge_during_fetch_store_search(void **state)
 	struct buf out = BUF_INIT;
 
 	expunge_uids(f, 1, 3);
-	mbox_view_sync(f->v2, &out, false);
+	imap_view_sync(f->v2, &out, false);
 	/* The other session's FLAGS change may be told, but no EXPUNGE. */
 	assert_null(strstr(out.data != NULL ? out.data : "", "EXPUNGE"));
 	assert_int_equal(f->v2->count, 5);
@@ -228,7 +229,7 @@ test_no_expunge_during_fetch_store_search(void **state)
 	assert_true(mbox_view_index(f->v2, 2) >= 0);
 	assert_int_equal(mbox_view_index(f->v2, 3), -1);
 	buf_reset(&out);
-	mbox_view_sync(f->v2, &out, true);
+	imap_view_sync(f->v2, &out, true);
 	assert_string_equal(out.data, "* 3 EXPUNGE\r\n* 1 EXPUNGE\r\n");
 	buf_free(&out);
 }
@@ -246,12 +247,12 @@ test_append_gives_exists_and_recent_to_one_session(void **state)
 	mailbox_changed(f->m1, NULL);
 	assert_int_equal(notified[0], 1);
 	assert_int_equal(notified[1], 1);
-	mbox_view_sync(f->v2, &out, true);
+	imap_view_sync(f->v2, &out, true);
 	assert_string_equal(out.data, "* 6 EXISTS\r\n* 1 RECENT\r\n");
 	assert_true(mbox_view_is_recent(f->v2, uid));
 	buf_reset(&out);
 	/* \Recent went to the first session that saw it. */
-	mbox_view_sync(f->v1, &out, true);
+	imap_view_sync(f->v1, &out, true);
 	assert_string_equal(out.data, "* 6 EXISTS\r\n");
 	assert_false(mbox_view_is_recent(f->v1, uid));
 	buf_free(&out);
@@ -275,12 +276,12 @@ test_flag_change_reaches_other_view_not_own(void **state)
 			 0);
 	assert_int_equal(mem_flag_writes, writes + 1);
 	mailbox_changed(f->m1, f->v1);
-	mbox_view_sync(f->v2, &out, false);
+	imap_view_sync(f->v2, &out, false);
 	assert_non_null(strstr(out.data, "* 3 FETCH (FLAGS ("));
 	assert_non_null(strstr(out.data, "\\Seen"));
 	assert_non_null(strstr(out.data, "\\Flagged"));
 	buf_reset(&out);
-	mbox_view_sync(f->v1, &out, true);
+	imap_view_sync(f->v1, &out, true);
 	assert_int_equal(out.len, 0);
 	buf_free(&out);
 }
@@ -303,7 +304,7 @@ test_readonly_view_does_not_claim_recent(void **state)
 	mailbox_unref(&m);
 	/* Still recent for the next read-write session. */
 	struct buf out = BUF_INIT;
-	mbox_view_sync(f->v1, &out, true);
+	imap_view_sync(f->v1, &out, true);
 	assert_true(mbox_view_is_recent(f->v1, uid));
 	buf_free(&out);
 }
@@ -326,6 +327,78 @@ test_uid_expunge_only_named_uids(void **state)
 	assert_int_equal(mbox_state_find(st, 2), -1);
 	assert_int_equal(mbox_state_find(st, 5), -1);
 	assert_true(mbox_state_find(st, 1) >= 0);
+}
+
+/* The hub says what changed in a view as data, with no protocol syntax:
+   removed messages highest first with the numbers they had, the new
+   count, the \Recent count, and whose flags changed. */
+static void
+test_update_reports_changes_as_data(void **state)
+{
+	struct fixture *f = *state;
+	struct mbox_state *st = mailbox_state(f->m1);
+	struct mbox_view_changes ch;
+	enum storage_error err;
+	uint32_t uid;
+
+	expunge_uids(f, 2, 4);
+	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)mbox_state_find(st, 5), MAIL_SEEN,
+					   0, "t"),
+			 0);
+	assert_int_equal(mailbox_append(f->m1, "x\r\n\r\ny\r\n", 8, 0, 0, 0, 0, &uid, &err, "t"),
+			 0);
+	mailbox_changed(f->m1, NULL);
+	mbox_view_update(f->v2, true, &ch);
+	assert_int_equal(ch.expunged_count, 2);
+	assert_int_equal(ch.expunged[0].seq, 4);
+	assert_int_equal(ch.expunged[0].uid, 4);
+	assert_int_equal(ch.expunged[1].seq, 2);
+	assert_int_equal(ch.expunged[1].uid, 2);
+	assert_int_equal(ch.exists, 4);
+	assert_true(ch.recent_changed);
+	assert_int_equal(ch.recent, 1);
+	/* uid 5 is number 3 once 2 and 4 are gone. */
+	assert_true(ch.flags_count >= 1);
+	assert_int_equal(ch.flags[0].seq, 3);
+	assert_int_equal(st->mails[ch.flags[0].idx].uid, 5);
+	for (size_t i = 0; i < ch.flags_count; i++)
+		assert_int_equal(mbox_view_index(f->v2, ch.flags[i].seq), (ssize_t)ch.flags[i].idx);
+	mbox_view_changes_free(&ch);
+	assert_int_equal(f->v2->count, 4);
+	/* Nothing left to report. */
+	mbox_view_update(f->v2, true, &ch);
+	assert_int_equal(ch.expunged_count, 0);
+	assert_int_equal(ch.exists, 0);
+	assert_false(ch.recent_changed);
+	assert_int_equal(ch.flags_count, 0);
+	mbox_view_changes_free(&ch);
+}
+
+/* RFC 7162: with QRESYNC the removals are one VANISHED; with CONDSTORE a
+   flag update carries UID and MODSEQ. */
+static void
+test_qresync_and_condstore_responses(void **state)
+{
+	struct fixture *f = *state;
+	struct mbox_state *st = mailbox_state(f->m1);
+	struct buf out = BUF_INIT;
+	char want[128];
+
+	f->v2->qresync = true;
+	f->v2->condstore = true;
+	expunge_uids(f, 2, 4);
+	imap_view_sync(f->v2, &out, true);
+	assert_string_equal(out.data, "* VANISHED 2,4\r\n");
+	buf_reset(&out);
+	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)mbox_state_find(st, 5),
+					   MAIL_FLAGGED, 0, "t"),
+			 0);
+	mailbox_changed(f->m1, f->v1);
+	imap_view_sync(f->v2, &out, true);
+	snprintf(want, sizeof(want), "* 3 FETCH (UID 5 FLAGS (\\Flagged) MODSEQ (%llu))\r\n",
+		 (unsigned long long)st->mails[mbox_state_find(st, 5)].modseq);
+	assert_string_equal(out.data, want);
+	buf_free(&out);
 }
 
 static void
@@ -356,6 +429,10 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_uid_expunge_only_named_uids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_mailbox_is_not_found, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_update_reports_changes_as_data, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_qresync_and_condstore_responses, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

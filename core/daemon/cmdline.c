@@ -1,7 +1,7 @@
 /* cmdline.c: the daemons' shared command line (see cmdline.h). */
 #include "cmdline.h"
-#include "imap_server.h"
 #include "log.h"
+#include "server_gen.h"
 
 #include <getopt.h>
 #include <stdio.h>

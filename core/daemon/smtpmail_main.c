@@ -12,10 +12,10 @@
 #include "cmdline.h"
 #include "config.h"
 #include "event.h"
-#include "imap_server.h"
 #include "log.h"
 #include "net.h"
 #include "privileges.h"
+#include "server_gen.h"
 #include "smtp_server.h"
 
 #include <errno.h>

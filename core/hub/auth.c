@@ -6,7 +6,7 @@
 #include "auth.h"
 #include "event.h"
 #include "log.h"
-#include "storage.h"
+#include "username.h"
 
 #include <stdlib.h>
 
@@ -24,14 +24,14 @@ auth_precheck(const struct auth_ctx *ctx, const char *sid, const char *user,
 		log_info(sid, "auth: login failed: no user name or password given");
 		return false;
 	}
-	/* The length first: storage_user_is_valid() then only ever sees a
+	/* The length first: username_is_valid() then only ever sees a
 	   bounded string. The log line shows at most 64 octets of a name;
 	   log_msg() replaces control characters. */
 	if (strnlen(user, AUTH_USER_MAX_LEN + 1) > AUTH_USER_MAX_LEN) {
 		log_info(sid, "auth: login failed for user '%.64s...': user name too long", user);
 		return false;
 	}
-	if (!storage_user_is_valid(user)) {
+	if (!username_is_valid(user)) {
 		log_info(sid, "auth: login failed for user '%.64s': invalid user name", user);
 		return false;
 	}
@@ -187,7 +187,7 @@ auth_user_exists(const struct auth_ctx *ctx, const char *sid, const char *user)
 	int ret;
 
 	if (user == NULL || strnlen(user, AUTH_USER_MAX_LEN + 1) > AUTH_USER_MAX_LEN ||
-	    !storage_user_is_valid(user))
+	    !username_is_valid(user))
 		return 0;
 	if (ctx == NULL || ctx->backend == NULL || ctx->auth == NULL) {
 		log_error(sid, "auth: cannot look up user '%s': no auth backend configured", user);

@@ -54,7 +54,7 @@ struct auth_ctx {
 	struct auth *auth;
 };
 
-/* Core wrapper: refuses a user name that fails storage_user_is_valid()
+/* Core wrapper: refuses a user name that fails username_is_valid()
    or is longer than 255 octets and a password longer than 1024 octets
    with AUTH_FAIL before the backend sees them, and logs the outcome (never
    the password) with session id sid. */
@@ -76,7 +76,7 @@ void auth_request_cancel(struct auth_request **req);
 
 /* Core wrapper around user_exists: 1 if user exists or the backend
    cannot tell (it has no user_exists: the caller accepts the user), 0 if
-   it does not (also for a name that fails storage_user_is_valid() or is
+   it does not (also for a name that fails username_is_valid() or is
    longer than 255 octets, without asking the backend), -1 on a temporary
    failure (logged here with session id sid). */
 int auth_user_exists(const struct auth_ctx *ctx, const char *sid, const char *user);

@@ -1,6 +1,5 @@
 /* mailbox.c: the mailbox hub (see mailbox.h). */
 #include "mailbox.h"
-#include "imap_util.h"
 #include "log.h"
 #include "mime.h"
 #include "seqset.h"
@@ -50,7 +49,6 @@ struct hub {
 	struct watch *watch;
 	struct mime_cache *mime_cache;
 	struct mailbox *mailboxes;
-	size_t count;
 	uint64_t release_clock;
 };
 
@@ -110,7 +108,6 @@ mailbox_destroy(struct mailbox *mbox)
 		hub->mailboxes = mbox->next;
 	if (mbox->next != NULL)
 		mbox->next->prev = mbox->prev;
-	hub->count--;
 	/* A later mailbox at the same address must not find our trees. */
 	mime_cache_forget(hub->mime_cache, mbox);
 	mailbox_watch_stop(mbox);
@@ -140,12 +137,6 @@ struct mime_cache *
 hub_mime_cache(struct hub *hub)
 {
 	return hub->mime_cache;
-}
-
-size_t
-hub_open_count(const struct hub *hub)
-{
-	return hub->count;
 }
 
 struct mailbox *
@@ -235,7 +226,6 @@ mailbox_open(struct hub *hub, const char *sid, const char *user, const char *nam
 	if (hub->mailboxes != NULL)
 		hub->mailboxes->prev = mbox;
 	hub->mailboxes = mbox;
-	hub->count++;
 	*mbox_r = mbox;
 	return 0;
 }
@@ -254,25 +244,10 @@ mailbox_unref(struct mailbox **_mbox)
 	hub_trim(mbox->hub);
 }
 
-void
-hub_poll(struct hub *hub)
-{
-	for (struct mailbox *m = hub->mailboxes; m != NULL; m = m->next) {
-		if (m->views != NULL)
-			(void)mailbox_refresh(m, "-");
-	}
-}
-
 struct mbox_state *
 mailbox_state(struct mailbox *mbox)
 {
 	return &mbox->state;
-}
-
-const char *
-mailbox_name(const struct mailbox *mbox)
-{
-	return mbox->name;
 }
 
 void
@@ -438,8 +413,10 @@ view_forget_recent(struct mbox_view *view, uint32_t uid)
 	}
 }
 
+/* Removes the messages gone from the shared state from the view and
+   records them in changes, highest sequence number first. */
 static void
-view_sync_expunges(struct mbox_view *view, struct buf *out)
+view_sync_expunges(struct mbox_view *view, struct mbox_view_changes *changes)
 {
 	struct mbox_state *st = &view->mbox->state;
 	bool *gone = xcalloc(view->count + 1, sizeof(bool));
@@ -451,29 +428,15 @@ view_sync_expunges(struct mbox_view *view, struct buf *out)
 			j++;
 		gone[i] = j >= st->count || st->mails[j].uid != view->uids[i];
 	}
-	if (view->qresync) {
-		/* RFC 7162 3.2.10: one VANISHED with the UIDs instead. */
-		struct seqset set = { 0 };
-
-		for (i = 0; i < view->count; i++) {
-			if (gone[i]) {
-				seqset_add_range(&set, view->uids[i], view->uids[i]);
-				view_forget_recent(view, view->uids[i]);
-			}
-		}
-		if (set.count > 0) {
-			buf_append_str(out, "* VANISHED ");
-			seqset_write(&set, out);
-			buf_append_str(out, "\r\n");
-		}
-		seqset_free(&set);
-	}
-	/* From the highest down, so each number is right when it is sent. */
-	for (i = view->count; i > 0 && !view->qresync; i--) {
-		if (gone[i - 1]) {
-			buf_printf(out, "* %zu EXPUNGE\r\n", i);
-			view_forget_recent(view, view->uids[i - 1]);
-		}
+	/* From the highest down, so each number is right when it is told. */
+	for (i = view->count; i > 0; i--) {
+		if (!gone[i - 1])
+			continue;
+		xgrow(&changes->expunged, &changes->expunged_alloc, changes->expunged_count + 1,
+		      sizeof(*changes->expunged));
+		changes->expunged[changes->expunged_count].seq = (uint32_t)i;
+		changes->expunged[changes->expunged_count++].uid = view->uids[i - 1];
+		view_forget_recent(view, view->uids[i - 1]);
 	}
 	for (i = kept = 0; i < view->count; i++) {
 		if (!gone[i])
@@ -485,8 +448,10 @@ view_sync_expunges(struct mbox_view *view, struct buf *out)
 		view->announced_recent = view->recent_count;
 }
 
+/* Records in changes the view's messages whose modseq is above the one
+   the view last synced to. */
 static void
-view_sync_flags(struct mbox_view *view, struct buf *out)
+view_sync_flags(struct mbox_view *view, struct mbox_view_changes *changes)
 {
 	struct mbox_state *st = &view->mbox->state;
 	size_t i, j;
@@ -498,36 +463,41 @@ view_sync_flags(struct mbox_view *view, struct buf *out)
 			break;
 		if (st->mails[j].uid != view->uids[i] || st->mails[j].modseq <= view->synced_modseq)
 			continue;
-		buf_printf(out, "* %zu FETCH (", i + 1);
-		if (view->condstore)
-			buf_printf(out, "UID %u ", st->mails[j].uid);
-		buf_append_str(out, "FLAGS ");
-		imap_write_flags(out, st->mails[j].flags, st->mails[j].keywords,
-				 mbox_view_is_recent(view, view->uids[i]), st);
-		if (view->condstore)
-			buf_printf(out, " MODSEQ (%llu)", (unsigned long long)st->mails[j].modseq);
-		buf_append_str(out, ")\r\n");
+		xgrow(&changes->flags, &changes->flags_alloc, changes->flags_count + 1,
+		      sizeof(*changes->flags));
+		changes->flags[changes->flags_count].seq = (uint32_t)(i + 1);
+		changes->flags[changes->flags_count++].idx = j;
 	}
 	view->synced_modseq = st->highest_modseq;
 }
 
 void
-mbox_view_sync(struct mbox_view *view, struct buf *out, bool allow_expunge)
+mbox_view_update(struct mbox_view *view, bool allow_expunge, struct mbox_view_changes *changes_r)
 {
 	struct mbox_state *st = &view->mbox->state;
 
+	i_zero(changes_r);
 	if (allow_expunge && view->synced_expunge_gen != st->expunge_gen) {
-		view_sync_expunges(view, out);
+		view_sync_expunges(view, changes_r);
 		view->synced_expunge_gen = st->expunge_gen;
 	}
 	if (view_add_new(view) > 0)
-		buf_printf(out, "* %zu EXISTS\r\n", view->count);
+		changes_r->exists = view->count;
 	if (view->recent_count != view->announced_recent) {
-		buf_printf(out, "* %zu RECENT\r\n", view->recent_count);
+		changes_r->recent_changed = true;
+		changes_r->recent = view->recent_count;
 		view->announced_recent = view->recent_count;
 	}
 	if (view->synced_modseq < st->highest_modseq)
-		view_sync_flags(view, out);
+		view_sync_flags(view, changes_r);
+}
+
+void
+mbox_view_changes_free(struct mbox_view_changes *changes)
+{
+	free(changes->expunged);
+	free(changes->flags);
+	i_zero(changes);
 }
 
 ssize_t
@@ -536,23 +506,6 @@ mbox_view_index(const struct mbox_view *view, uint32_t seq)
 	if (seq == 0 || seq > view->count)
 		return -1;
 	return mbox_state_find(&view->mbox->state, view->uids[seq - 1]);
-}
-
-uint32_t
-mbox_view_seq(const struct mbox_view *view, uint32_t uid)
-{
-	size_t lo = 0, hi = view->count;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (view->uids[mid] == uid)
-			return (uint32_t)mid + 1;
-		if (view->uids[mid] < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
 }
 
 bool

@@ -5,10 +5,12 @@
    has caught up with the shared state.
 
    A change (by a session, or noticed on disk) is applied to the shared
-   state at once; each view catches up in mbox_view_sync(), which writes
-   the untagged EXPUNGE / EXISTS / RECENT / FETCH responses. The hub calls
-   a view's notify callback after every change so that a session in IDLE
-   can sync at once; other sessions sync at their next command. */
+   state at once; each view catches up in mbox_view_update(), which says
+   what changed for the view as data (struct mbox_view_changes) that the
+   protocol turns into its answers (core/imap/imap_view.c: the untagged
+   EXPUNGE / EXISTS / RECENT / FETCH responses). The hub calls a view's
+   notify callback after every change so that a session in IDLE can sync
+   at once; other sessions sync at their next command. */
 #ifndef MAILBOX_H
 #define MAILBOX_H
 
@@ -32,7 +34,8 @@ struct mbox_view {
 	bool readonly;
 	/* RFC 7162, set by the session once enabled: flag updates carry UID
 	   and MODSEQ (condstore); expunges are announced as "* VANISHED
-	   uids" instead of "* n EXPUNGE" (qresync). */
+	   uids" instead of "* n EXPUNGE" (qresync). Read by the protocol
+	   (imap_view_sync()), not by the hub. */
 	bool condstore, qresync;
 	/* Called (from the hub) after the mailbox changed. */
 	void (*notify)(void *ctx);
@@ -49,8 +52,6 @@ void hub_free(struct hub **hub);
 /* The parsed-structure cache shared by the hub's sessions (BODYSTRUCTURE
    is parsed once per message); keyed by (struct mailbox *, uid). */
 struct mime_cache *hub_mime_cache(struct hub *hub);
-/* Number of open mailboxes (for tests and the log). */
-size_t hub_open_count(const struct hub *hub);
 
 /* Opens (or shares) mailbox name of user. On error returns -1 with *err_r
    and a reason for the log. Each successful open needs one
@@ -65,13 +66,8 @@ bool mailbox_is_used(const struct mailbox *mbox);
 /* Closes mailbox name of user if it is open but unused (before it is
    deleted or renamed on disk). */
 void hub_forget(struct hub *hub, const char *user, const char *name);
-/* Calls the notify callback of every view of every open mailbox (after an
-   external change may have happened: e.g. a poll). */
-void hub_poll(struct hub *hub);
-/* True if some open mailbox has a view in a waiting state; the caller
-   polls such mailboxes for changes made by other processes. */
+/* The shared state of mbox: its messages, UIDs, flags and modseqs. */
 struct mbox_state *mailbox_state(struct mailbox *mbox);
-const char *mailbox_name(const struct mailbox *mbox);
 
 /* Picks up changes made on disk by other processes. If any, notifies
    the views. Returns 0, or -1 on a storage error (logged). */
@@ -82,16 +78,43 @@ int mailbox_refresh(struct mailbox *mbox, const char *sid);
 struct mbox_view *mbox_view_new(struct mailbox *mbox, bool readonly,
 				void (*notify)(void *ctx), void *notify_ctx);
 void mbox_view_free(struct mbox_view **view);
-/* Writes the untagged responses that bring view in line with the shared
-   state: "* n EXPUNGE" (only when allow_expunge: RFC 3501 7.4.1 forbids
-   them during FETCH, STORE and SEARCH), "* n EXISTS", "* n RECENT", and
-   "* n FETCH (FLAGS ...)" for flags others changed. */
-void mbox_view_sync(struct mbox_view *view, struct buf *out, bool allow_expunge);
+/* What one mbox_view_update() changed in a view, for the session to tell
+   its client. */
+struct mbox_view_changes {
+	/* Messages removed from the view, highest sequence number first:
+	   seq is the number the message had in the view, still right when
+	   the removals are told in this order. */
+	struct mbox_view_expunge {
+		uint32_t seq, uid;
+	} *expunged;
+	size_t expunged_count, expunged_alloc;
+	/* If new messages were added: the view's message count, else 0. */
+	size_t exists;
+	/* The view's \Recent count, if it changed since last told. */
+	bool recent_changed;
+	size_t recent;
+	/* Messages whose flags changed since the view last synced (but not
+	   by its own session's STORE), ascending: seq in the view after the
+	   removals, idx in the mailbox's mbox_state (valid until the shared
+	   state next changes). */
+	struct mbox_view_flags {
+		uint32_t seq;
+		size_t idx;
+	} *flags;
+	size_t flags_count, flags_alloc;
+};
+
+/* Brings view in line with the shared state and fills *changes_r (free
+   it with mbox_view_changes_free()) with what changed: removed messages
+   (only when allow_expunge: RFC 3501 7.4.1 forbids EXPUNGE responses
+   during FETCH, STORE and SEARCH; until then the view keeps their
+   numbers), new messages, the \Recent count, and flags others changed. */
+void mbox_view_update(struct mbox_view *view, bool allow_expunge,
+		      struct mbox_view_changes *changes_r);
+void mbox_view_changes_free(struct mbox_view_changes *changes);
 /* The shared index of the message at sequence number seq (1-based), or -1
    if it has been expunged (by another session) since the view last synced. */
 ssize_t mbox_view_index(const struct mbox_view *view, uint32_t seq);
-/* The sequence number of uid in view, or 0. */
-uint32_t mbox_view_seq(const struct mbox_view *view, uint32_t uid);
 bool mbox_view_is_recent(const struct mbox_view *view, uint32_t uid);
 
 /* Operations that change the mailbox: they update the shared state, the

@@ -2,6 +2,7 @@
    core wrappers around backend calls, and the name rules. */
 #include "storage.h"
 #include "log.h"
+#include "username.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -241,22 +242,7 @@ storage_name_is_valid(const char *name)
 bool
 storage_user_is_valid(const char *user)
 {
-	size_t len;
-
-	if (user == NULL)
-		return false;
-	len = strlen(user);
-	if (len == 0 || len > 64 || user[0] == '.')
-		return false;
-	if (strstr(user, "..") != NULL)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)user[i];
-
-		if (c == '/' || c < 0x20 || c == 0x7f)
-			return false;
-	}
-	return true;
+	return username_is_valid(user);
 }
 
 /* Returns NULL for STORAGE_ERR_NONE (there is no code to send). */

@@ -204,9 +204,8 @@ int storage_root_prepare(const char *backend, const struct storage_settings *set
    used as a mailbox name (no NUL, no control characters, no empty
    component, no "." or ".." component, not absolute, at most 255 octets). */
 bool storage_name_is_valid(const char *name);
-/* Checks a user name before it goes near a path: no '/', no "..", no NUL
-   or control characters, not empty, not starting with '.', at most 64
-   octets. */
+/* The user name rule of username.h (username_is_valid()), under the name
+   the backends call it by. */
 bool storage_user_is_valid(const char *user);
 
 /* The storage error for a failed system call's errno. */

@@ -6,6 +6,7 @@
    may still hold their io in its current pass), never in the middle. */
 #include "imap_client.h"
 #include "imap_cmd.h"
+#include "imap_view.h"
 #include "log.h"
 #include "registry.h"
 
@@ -22,54 +23,6 @@ static void client_output_drained(struct client *c);
 static void client_wait_output(struct client *c);
 static void client_process(struct client *c);
 static void client_destroy(struct client *c);
-
-struct server_gen *
-server_gen_new(struct config *cfg, struct watch *watch, char **error_r)
-{
-	struct server_gen *gen = xcalloc(1, sizeof(*gen));
-	char *error = NULL;
-
-	gen->refcount = 1;
-	gen->cfg = cfg;
-	gen->storage.backend = cfg->storage_backend;
-	gen->auth.backend = cfg->auth_backend;
-	if (gen->storage.backend->init(&cfg->storage, &gen->storage.st, &error) < 0) {
-		*error_r = xasprintf("storage %s: %s", gen->storage.backend->name,
-				     error != NULL ? error : "init failed");
-		free(error);
-		config_free(&gen->cfg);
-		free(gen);
-		return NULL;
-	}
-	if (gen->auth.backend->init(&cfg->auth, &gen->auth.auth, &error) < 0) {
-		*error_r = xasprintf("auth %s: %s", gen->auth.backend->name,
-				     error != NULL ? error : "init failed");
-		free(error);
-		gen->storage.backend->deinit(&gen->storage.st);
-		config_free(&gen->cfg);
-		free(gen);
-		return NULL;
-	}
-	gen->hub = hub_new(&gen->storage, watch);
-	return gen;
-}
-
-void
-server_gen_unref(struct server_gen **_gen)
-{
-	struct server_gen *gen = *_gen;
-
-	if (gen == NULL)
-		return;
-	*_gen = NULL;
-	if (--gen->refcount > 0)
-		return;
-	hub_free(&gen->hub);
-	gen->auth.backend->deinit(&gen->auth.auth);
-	gen->storage.backend->deinit(&gen->storage.st);
-	config_free(&gen->cfg);
-	free(gen);
-}
 
 struct buf *
 client_outbuf(struct client *c)
@@ -144,7 +97,7 @@ void
 client_sync_view(struct client *c, bool allow_expunge)
 {
 	if (c->view != NULL)
-		mbox_view_sync(c->view, &c->out, allow_expunge);
+		imap_view_sync(c->view, &c->out, allow_expunge);
 }
 
 void

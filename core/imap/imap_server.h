@@ -8,17 +8,8 @@
 #include "buf.h"
 #include "config.h"
 #include "event.h"
+#include "server_gen.h"
 #include "storage.h"
-
-/* What sessions started under one configuration share. SIGHUP makes a new
-   generation for new sessions; the old one lives while its sessions do. */
-struct server_gen {
-	unsigned refcount;
-	struct config *cfg;
-	struct storage_ctx storage;
-	struct auth_ctx auth;
-	struct hub *hub;
-};
 
 struct client;
 
@@ -33,12 +24,6 @@ struct imap_server {
 	struct event_timer *tick_timer;
 	bool shutting_down;
 };
-
-/* Makes a generation from cfg (takes ownership of cfg): initialises the
-   backends. Returns NULL with *error_r on failure. */
-struct watch;
-struct server_gen *server_gen_new(struct config *cfg, struct watch *watch, char **error_r);
-void server_gen_unref(struct server_gen **gen);
 
 /* Creates the server around an already listening socket. */
 struct imap_server *imap_server_new(struct event_loop *loop, struct server_gen *gen,

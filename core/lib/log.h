@@ -15,7 +15,6 @@ enum log_level {
 /* Parses "error"|"warn"|"info"|"debug". Returns 0 or -1. */
 int log_level_parse(const char *name, enum log_level *level_r);
 void log_set_level(enum log_level level);
-enum log_level log_get_level(void);
 /* Program name shown in each line, e.g. "imapserver". */
 void log_set_ident(const char *ident);
 /* Logs to stderr (the default) or to syslog. */

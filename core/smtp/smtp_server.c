@@ -475,12 +475,6 @@ smtp_server_set_gen(struct smtp_server *server, struct server_gen *gen)
 	server->gen = gen;
 }
 
-size_t
-smtp_server_session_count(const struct smtp_server *server)
-{
-	return server->conn_count;
-}
-
 void
 smtp_server_free(struct smtp_server **_server)
 {

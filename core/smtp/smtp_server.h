@@ -24,7 +24,7 @@
 
 #include "lib.h"
 #include "event.h"
-#include "imap_server.h"
+#include "server_gen.h"
 
 struct smtp_server;
 
@@ -41,7 +41,5 @@ void smtp_server_set_gen(struct smtp_server *server, struct server_gen *gen);
    numeric address peer_ip, port peer_port. */
 void smtp_server_accept_fd(struct smtp_server *server, int fd, const char *peer_ip,
 			   const char *peer_port);
-/* Open sessions (for tests and the log). */
-size_t smtp_server_session_count(const struct smtp_server *server);
 
 #endif

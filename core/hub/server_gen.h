@@ -1,0 +1,30 @@
+/* server_gen.h: what the sessions started under one configuration share
+   (the configuration, the storage and auth backends' instances, and the
+   mailbox hub), whatever their protocol. The IMAP and SMTP servers each
+   hold a reference to the current generation and each session one to the
+   generation it started under. */
+#ifndef SERVER_GEN_H
+#define SERVER_GEN_H
+
+#include "lib.h"
+#include "auth.h"
+#include "config.h"
+#include "storage.h"
+
+/* What sessions started under one configuration share. SIGHUP makes a new
+   generation for new sessions; the old one lives while its sessions do. */
+struct server_gen {
+	unsigned refcount;
+	struct config *cfg;
+	struct storage_ctx storage;
+	struct auth_ctx auth;
+	struct hub *hub;
+};
+
+/* Makes a generation from cfg (takes ownership of cfg): initialises the
+   backends. Returns NULL with *error_r on failure. */
+struct watch;
+struct server_gen *server_gen_new(struct config *cfg, struct watch *watch, char **error_r);
+void server_gen_unref(struct server_gen **gen);
+
+#endif

@@ -1,0 +1,65 @@
+/* imap_view.c: a view's changes as IMAP untagged responses (see
+   imap_view.h). */
+#include "imap_view.h"
+#include "imap_util.h"
+#include "seqset.h"
+
+static void
+imap_view_write_expunges(const struct mbox_view *view, const struct mbox_view_changes *ch,
+			 struct buf *out)
+{
+	if (ch->expunged_count == 0)
+		return;
+	if (view->qresync) {
+		/* RFC 7162 3.2.10: one VANISHED with the UIDs instead. */
+		struct seqset set = { 0 };
+
+		for (size_t i = ch->expunged_count; i > 0; i--)
+			seqset_add_range(&set, ch->expunged[i - 1].uid, ch->expunged[i - 1].uid);
+		buf_append_str(out, "* VANISHED ");
+		seqset_write(&set, out);
+		buf_append_str(out, "\r\n");
+		seqset_free(&set);
+		return;
+	}
+	/* Highest first, as the hub gives them: each number is right when
+	   it is read. */
+	for (size_t i = 0; i < ch->expunged_count; i++)
+		buf_printf(out, "* %u EXPUNGE\r\n", ch->expunged[i].seq);
+}
+
+static void
+imap_view_write_flags(const struct mbox_view *view, const struct mbox_view_changes *ch,
+		      struct buf *out)
+{
+	const struct mbox_state *st = mailbox_state(view->mbox);
+
+	for (size_t i = 0; i < ch->flags_count; i++) {
+		const struct mail_rec *rec = &st->mails[ch->flags[i].idx];
+
+		buf_printf(out, "* %u FETCH (", ch->flags[i].seq);
+		if (view->condstore)
+			buf_printf(out, "UID %u ", rec->uid);
+		buf_append_str(out, "FLAGS ");
+		imap_write_flags(out, rec->flags, rec->keywords,
+				 mbox_view_is_recent(view, rec->uid), st);
+		if (view->condstore)
+			buf_printf(out, " MODSEQ (%llu)", (unsigned long long)rec->modseq);
+		buf_append_str(out, ")\r\n");
+	}
+}
+
+void
+imap_view_sync(struct mbox_view *view, struct buf *out, bool allow_expunge)
+{
+	struct mbox_view_changes ch;
+
+	mbox_view_update(view, allow_expunge, &ch);
+	imap_view_write_expunges(view, &ch, out);
+	if (ch.exists > 0)
+		buf_printf(out, "* %zu EXISTS\r\n", ch.exists);
+	if (ch.recent_changed)
+		buf_printf(out, "* %zu RECENT\r\n", ch.recent);
+	imap_view_write_flags(view, &ch, out);
+	mbox_view_changes_free(&ch);
+}

@@ -1,0 +1,20 @@
+/* imap_view.h: a session's view of its selected mailbox, told to its IMAP
+   client as untagged responses. The hub (mailbox.h) says what changed;
+   this file says it in IMAP. */
+#ifndef IMAP_VIEW_H
+#define IMAP_VIEW_H
+
+#include "lib.h"
+#include "buf.h"
+#include "mailbox.h"
+
+/* Brings view in line with the shared state (mbox_view_update()) and
+   writes to out the untagged responses that say so: "* n EXPUNGE", or
+   one "* VANISHED uids" once view->qresync is set (only when
+   allow_expunge: RFC 3501 7.4.1 forbids them during FETCH, STORE and
+   SEARCH), "* n EXISTS", "* n RECENT", and "* n FETCH (FLAGS ...)" for
+   flags others changed (with UID and MODSEQ once view->condstore is
+   set). */
+void imap_view_sync(struct mbox_view *view, struct buf *out, bool allow_expunge);
+
+#endif
