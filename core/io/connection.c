@@ -213,10 +213,15 @@ connection_input_consume(struct connection *conn, size_t n)
 		n = conn->in.len - conn->in_pos;
 	conn->in_pos += n;
 	if (conn->in_pos == conn->in.len) {
-		/* Wipe: the buffer may have held a password. */
+		/* Wipe: the buffer may have held a password (and held more
+		   than len before it was compacted). */
 		if (conn->in.data != NULL)
-			explicit_bzero(conn->in.data, conn->in.len);
+			explicit_bzero(conn->in.data, conn->in.cap);
 		buf_free(&conn->in);
+		conn->in_pos = 0;
+	} else if (conn->in_pos >= CONN_READ_CHUNK) {
+		explicit_bzero(conn->in.data, conn->in_pos);
+		buf_consume(&conn->in, conn->in_pos);
 		conn->in_pos = 0;
 	}
 }
