@@ -422,6 +422,15 @@ connection_flush(struct connection *conn)
 }
 
 void
+connection_await_drain(struct connection *conn)
+{
+	if (conn->dead)
+		return;
+	conn->notify = true;
+	conn_schedule(conn);
+}
+
+void
 connection_close_after_flush(struct connection *conn, const char *reason)
 {
 	if (conn->close_reason == NULL)

@@ -154,6 +154,11 @@ size_t connection_out_pending(const struct connection *conn);
    connection waits for. Never calls the owner's callbacks. */
 void connection_flush(struct connection *conn);
 
+/* The owner has more to produce even though it queued nothing (a
+   command that waits for drained output): its output callback is called
+   after this pass, or once what is queued drains. */
+void connection_await_drain(struct connection *conn);
+
 /* Stops reading and closes once the queued output is written (a
    "* BYE", a "221"); reason is for connection_close_reason(). */
 void connection_close_after_flush(struct connection *conn, const char *reason);

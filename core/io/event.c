@@ -50,8 +50,6 @@ struct event_loop {
 	struct signal_handler signals[8];
 	size_t signal_count;
 	struct event_io *signal_io;
-	event_cb *post_pass;
-	void *post_pass_ctx;
 	bool stop, dirty;
 };
 
@@ -271,13 +269,6 @@ event_signal_add(struct event_loop *loop, int signo, event_cb *cb, void *ctx)
 }
 
 void
-event_loop_set_post_pass(struct event_loop *loop, event_cb *cb, void *ctx)
-{
-	loop->post_pass = cb;
-	loop->post_pass_ctx = ctx;
-}
-
-void
 event_loop_stop(struct event_loop *loop)
 {
 	loop->stop = true;
@@ -379,8 +370,6 @@ event_loop_pass(struct event_loop *loop, int64_t max_wait_ms)
 	}
 	run_timers(loop);
 	run_defers(loop);
-	if (loop->post_pass != NULL)
-		loop->post_pass(loop->post_pass_ctx);
 	return 0;
 }
 

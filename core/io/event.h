@@ -37,9 +37,6 @@ void event_timer_remove(struct event_timer **timer);
 /* Routes signo to cb, called from the loop (not from the handler). */
 int event_signal_add(struct event_loop *loop, int signo, event_cb *cb, void *ctx);
 
-/* Calls cb after every dispatch pass (for deferred frees). */
-void event_loop_set_post_pass(struct event_loop *loop, event_cb *cb, void *ctx);
-
 /* Calls cb once, after the dispatch pass in progress (the fd callbacks
    and the timers of this pass have all run), or after the next pass if
    none is in progress or if added by a deferred call itself. While a
