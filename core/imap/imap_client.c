@@ -5,6 +5,7 @@
    socket takes it. Sessions are destroyed by the connection's destroy
    callback, after the dispatch pass that ended them, never in the middle. */
 #include "imap_client.h"
+#include "listener.h"
 #include "log.h"
 #include "registry.h"
 
@@ -394,6 +395,19 @@ imap_server_accept_fd(struct imap_server *server, int fd, const char *peer)
 	client_flush(c);
 }
 
+/* The listener's callback. */
+static void
+server_accept(void *ctx, int fd, const char *host, const char *port)
+{
+	char peer[128];
+
+	if (strcmp(host, "unknown") == 0)
+		snprintf(peer, sizeof(peer), "unknown");
+	else
+		snprintf(peer, sizeof(peer), "%s:%s", host, port);
+	imap_server_accept_fd(ctx, fd, peer);
+}
+
 static void
 server_tick(void *ctx)
 {
@@ -426,7 +440,11 @@ imap_server_new(struct event_loop *loop, struct server_gen *gen, int listen_fd)
 	server->loop = loop;
 	server->gen = gen;
 	gen->refcount++;
-	server->listen_fd = listen_fd;
+	if (listen_fd >= 0) {
+		/* Untagged updates are small writes: no Nagle delay. */
+		struct listener_settings set = { .log_prefix = "", .tcp_nodelay = true };
+		server->listener = listener_new(loop, listen_fd, &set, server_accept, server);
+	}
 	server->tick_timer = event_timer_add(loop, 1000, server_tick, server);
 	return server;
 }
@@ -448,6 +466,7 @@ imap_server_free(struct imap_server **_server)
 		return;
 	*_server = NULL;
 	server->shutting_down = true;
+	listener_free(&server->listener);
 	while (server->clients != NULL) {
 		struct client *c = server->clients;
 		if (!c->closing)

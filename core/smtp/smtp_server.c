@@ -10,20 +10,17 @@
 #include "smtp_server.h"
 #include "auth.h"
 #include "connection.h"
+#include "listener.h"
 #include "log.h"
 #include "mailbox.h"
 #include "smtp.h"
 
-#include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define SMTP_OUT_HIGH_WATER (64 * 1024)
-#define SMTP_ACCEPT_BURST 64
 /* How long a closing session may take to read its last reply. */
 #define SMTP_CLOSE_GRACE_MS 10000
 
@@ -46,8 +43,7 @@ struct smtp_server {
 	struct event_loop *loop;
 	struct server_gen *gen;
 	int listen_fd;
-	struct event_io *listen_io;
-	struct event_timer *accept_pause;
+	struct listener *listener;
 	struct event_timer *tick_timer;
 	struct smtp_conn *conns;
 	size_t conn_count;
@@ -304,47 +300,11 @@ smtp_server_accept_fd(struct smtp_server *server, int fd, const char *peer_ip,
 	conn_flush(c);
 }
 
+/* The listener's callback. */
 static void
-accept_resume(void *ctx)
+server_accept(void *ctx, int fd, const char *host, const char *port)
 {
-	struct smtp_server *server = ctx;
-
-	server->accept_pause = NULL;
-	event_io_want_read(server->listen_io, true);
-}
-
-static void
-listener_input(void *ctx)
-{
-	struct smtp_server *server = ctx;
-
-	for (int i = 0; i < SMTP_ACCEPT_BURST; i++) {
-		struct sockaddr_storage ss;
-		socklen_t sslen = sizeof(ss);
-		char host[NI_MAXHOST], serv[NI_MAXSERV];
-		int fd = accept4(server->listen_fd, (struct sockaddr *)&ss, &sslen,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				/* Out of descriptors: pause rather than spin. */
-				log_warn("-", "smtp: accept: %s; pausing for 1 s", strerror(errno));
-				event_io_want_read(server->listen_io, false);
-				if (server->accept_pause == NULL)
-					server->accept_pause =
-						event_timer_add(server->loop, 1000, accept_resume,
-								server);
-			}
-			return;
-		}
-		if (getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), serv,
-				sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-			snprintf(host, sizeof(host), "unknown");
-			snprintf(serv, sizeof(serv), "0");
-		}
-		smtp_server_accept_fd(server, fd, host, serv);
-	}
+	smtp_server_accept_fd(ctx, fd, host, port);
 }
 
 static void
@@ -379,7 +339,9 @@ smtp_server_new(struct event_loop *loop, struct server_gen *gen, int listen_fd)
 	server->gen = gen;
 	gen->refcount++;
 	server->listen_fd = listen_fd;
-	server->listen_io = event_io_add(loop, listen_fd, listener_input, NULL, server);
+	server->listener = listener_new(loop, listen_fd,
+					&(struct listener_settings){ .log_prefix = "smtp: " },
+					server_accept, server);
 	server->tick_timer = event_timer_add(loop, 1000, server_tick, server);
 	return server;
 }
@@ -419,9 +381,8 @@ smtp_server_free(struct smtp_server **_server)
 		connection_kill(c->conn, "server shutting down");
 		conn_destroy(c);
 	}
-	event_io_remove(&server->listen_io);
+	listener_free(&server->listener);
 	close(server->listen_fd);
-	event_timer_remove(&server->accept_pause);
 	event_timer_remove(&server->tick_timer);
 	server_gen_unref(&server->gen);
 	free(server);
