@@ -117,30 +117,33 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	char *bound = NULL;
+	char *bound = NULL, *smtp_bound = NULL;
 	fd = net_listen(gen->cfg->imap_address, gen->cfg->imap_port, &bound, &error);
 	if (fd < 0) {
 		fprintf(stderr, "imapserver: %s\n", error);
 		free(error);
 		return 1;
 	}
-	log_info("-", "listening on %s", bound);
-	free(bound);
 	/* SMTP in the same loop (smtp.enabled): listen now, so that a busy
 	   port is a start-up error; logged after the IMAP line. */
 	if (gen->cfg->smtp_enabled) {
-		bound = NULL;
-		smtp_fd = net_listen(gen->cfg->smtp_address, gen->cfg->smtp_port, &bound, &error);
+		smtp_fd = net_listen(gen->cfg->smtp_address, gen->cfg->smtp_port, &smtp_bound,
+				     &error);
 		if (smtp_fd < 0) {
 			fprintf(stderr, "imapserver: smtp: %s\n", error);
 			free(error);
 			return 1;
 		}
-		log_info("-", "smtp listening on %s", bound);
-		free(bound);
 	}
 	/* Every listening socket must be bound above this line. */
 	drop_privileges(gen->cfg);
+	/* Logged once privileges are dropped: whoever waits for this line
+	   finds the server as it will serve. */
+	log_info("-", "listening on %s", bound);
+	free(bound);
+	if (smtp_bound != NULL)
+		log_info("-", "smtp listening on %s", smtp_bound);
+	free(smtp_bound);
 	if (!cl.foreground) {
 		if (daemon(0, 0) < 0) {
 			fprintf(stderr, "imapserver: daemon: %s\n", strerror(errno));
