@@ -330,6 +330,18 @@ test_hangup_and_close_after_flush(void **state)
 		assert_int_equal(event_loop_run_once(loop, 10), 0);
 	assert_true(o.destroyed);
 	assert_string_equal(o.reason, "connection closed by client");
+
+	/* A write to a peer that is gone is a hangup too. */
+	pair(sv, 0);
+	owner_start(&o, loop, sv[0], 0, 0);
+	close(sv[1]);
+	buf_append_str(connection_outbuf(o.conn), "* 1 EXISTS\r\n");
+	connection_flush(o.conn);
+	assert_true(connection_is_dead(o.conn));
+	assert_false(o.destroyed);
+	assert_int_equal(event_loop_run_once(loop, 10), 0);
+	assert_true(o.destroyed);
+	assert_string_equal(o.reason, "connection reset");
 	buf_free(&got);
 	event_loop_free(&loop);
 }

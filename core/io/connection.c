@@ -295,8 +295,10 @@ conn_write(struct connection *conn)
 	if (err == 0 && layers_flush(conn) < 0)
 		err = errno;
 	if (err != 0 && err != EAGAIN) {
-		connection_kill(conn, err == EPIPE || err == ECONNRESET ? "connection reset" :
-									"write failed");
+		const char *reason =
+			err == EPIPE || err == ECONNRESET ? "connection reset" : "write failed";
+		conn->cb->hangup(conn->ctx, reason);
+		connection_kill(conn, reason);
 		return;
 	}
 	conn->out_wait = conn->sock_blocked_read && !conn->sock_blocked_write ? CONN_WAIT_READ :

@@ -115,8 +115,10 @@ struct connection_callbacks {
 	   mark: produce more, or go on with input held back. */
 	void (*output)(void *ctx);
 	/* The peer closed (reason "connection closed by client") or the
-	   socket failed: the owner calls connection_kill() with this reason
-	   or its own. */
+	   socket failed ("read failed", "connection reset", "write failed"):
+	   the owner calls connection_kill() with this reason or its own (the
+	   connection is killed with reason if it does not). Called from the
+	   loop, or from connection_flush() when a write fails. */
 	void (*hangup)(void *ctx, const char *reason);
 	/* After the pass that killed the connection: the owner frees its
 	   session and the connection. */
