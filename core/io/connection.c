@@ -278,7 +278,10 @@ conn_write(struct connection *conn)
 	if (conn->dead)
 		return;
 	conn->sock_blocked_read = conn->sock_blocked_write = false;
-	while (conn->out_pos < conn->out.len && written < conn->write_cap) {
+	/* What the layers hold goes first: it makes room in them. */
+	if (layers_flush(conn) < 0)
+		err = errno;
+	while (err == 0 && conn->out_pos < conn->out.len && written < conn->write_cap) {
 		size_t n = conn->out.len - conn->out_pos;
 		ssize_t ret;
 
@@ -292,7 +295,7 @@ conn_write(struct connection *conn)
 		conn->out_pos += (size_t)ret;
 		written += (size_t)ret;
 	}
-	if (err == 0 && layers_flush(conn) < 0)
+	if ((err == 0 || err == EAGAIN) && layers_flush(conn) < 0)
 		err = errno;
 	if (err != 0 && err != EAGAIN) {
 		const char *reason =
