@@ -137,8 +137,13 @@ main(int argc, char *argv[])
 	}
 	/* Every listening socket must be bound above this line. */
 	drop_privileges(gen->cfg);
-	/* Logged once privileges are dropped: whoever waits for this line
-	   finds the server as it will serve. */
+	/* Signals are taken from here on, and handled once the loop runs. */
+	if (event_signal_add(loop, SIGTERM, on_terminate, NULL) < 0 ||
+	    event_signal_add(loop, SIGINT, on_terminate, NULL) < 0 ||
+	    event_signal_add(loop, SIGHUP, on_reload, NULL) < 0)
+		fatal("signal setup: %s", strerror(errno));
+	/* Logged once privileges are dropped and signals taken: whoever
+	   waits for this line finds the server as it will serve. */
 	log_info("-", "listening on %s", bound);
 	free(bound);
 	if (smtp_bound != NULL)
@@ -155,10 +160,6 @@ main(int argc, char *argv[])
 	if (smtp_fd >= 0)
 		smtp = smtp_server_new(loop, gen, smtp_fd);
 	server_gen_unref(&gen);
-	if (event_signal_add(loop, SIGTERM, on_terminate, NULL) < 0 ||
-	    event_signal_add(loop, SIGINT, on_terminate, NULL) < 0 ||
-	    event_signal_add(loop, SIGHUP, on_reload, NULL) < 0)
-		fatal("signal setup: %s", strerror(errno));
 	log_info("-", "imapserver started (storage %s, auth %s)",
 		 server->gen->storage.backend->name, server->gen->auth.backend->name);
 	if (event_loop_run(loop) < 0)
