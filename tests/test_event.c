@@ -1,4 +1,5 @@
-/* Tests of the select() loop: timers, fds, removal during a pass, signals. */
+/* Tests of the select() loop: timers, fds, removal during a pass, deferred
+   calls, signals. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -138,6 +139,62 @@ test_signal_becomes_loop_event(void **state)
 	event_loop_free(&loop);
 }
 
+struct defer_ctx {
+	struct event_loop *loop;
+	int calls, reads_seen;
+	struct pipe_ctx *p;
+};
+
+static void
+deferred(void *ctx)
+{
+	struct defer_ctx *d = ctx;
+
+	d->calls++;
+	d->reads_seen = d->p->reads;
+	/* Added by a deferred call: runs after the next pass. */
+	if (d->calls == 1)
+		event_defer_add(d->loop, deferred, d);
+}
+
+static void
+pipe_read_defer(void *ctx)
+{
+	struct defer_ctx *d = ctx;
+
+	pipe_read(d->p);
+	event_defer_add(d->loop, deferred, d);
+}
+
+static void
+test_deferred_calls_run_after_the_pass(void **state)
+{
+	struct event_loop *loop = event_loop_new();
+	struct pipe_ctx p = { .reads = 0, .remove_self = false };
+	struct defer_ctx d = { .loop = loop, .p = &p };
+	struct event_defer *cancelled;
+	int64_t start;
+
+	assert_int_equal(pipe(p.fds), 0);
+	p.io = event_io_add(loop, p.fds[0], pipe_read_defer, NULL, &d);
+	assert_int_equal(write(p.fds[1], "x", 1), 1);
+	cancelled = event_defer_add(loop, deferred, &d);
+	event_defer_remove(&cancelled);
+	assert_null(cancelled);
+	assert_int_equal(event_loop_run_once(loop, 100), 0);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.reads_seen, 1);
+	/* A pending deferred call keeps select() from sleeping. */
+	start = mono_ms();
+	assert_int_equal(event_loop_run_once(loop, 500), 0);
+	assert_true(mono_ms() - start < 400);
+	assert_int_equal(d.calls, 2);
+	event_io_remove(&p.io);
+	close(p.fds[0]);
+	close(p.fds[1]);
+	event_loop_free(&loop);
+}
+
 static void
 test_fd_limit(void **state)
 {
@@ -154,6 +211,7 @@ main(void)
 		cmocka_unit_test(test_fd_read_and_self_removal),
 		cmocka_unit_test(test_read_interest_off_means_no_callback),
 		cmocka_unit_test(test_signal_becomes_loop_event),
+		cmocka_unit_test(test_deferred_calls_run_after_the_pass),
 		cmocka_unit_test(test_fd_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -16,16 +16,10 @@
 #include "watch.h"
 
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <unistd.h>
-
-#define ACCEPT_BURST 64
 
 static struct event_loop *loop;
 static struct watch *watch;
@@ -37,51 +31,8 @@ static struct cmdline cl = {
 	.extra_usage = "       imapserver [-c FILE] --migrate USER --from BACKEND --to BACKEND\n"
 		       "  copies USER's mailboxes from one storage backend to another\n",
 };
-static struct event_timer *accept_pause;
 /* The SMTP listener hosted in this process when smtp.enabled (else NULL). */
 static struct smtp_server *smtp;
-
-static void
-accept_resume(void *ctx)
-{
-	accept_pause = NULL;
-	event_io_want_read(server->listen_io, true);
-}
-
-static void
-listener_input(void *ctx)
-{
-	for (int i = 0; i < ACCEPT_BURST; i++) {
-		struct sockaddr_storage ss;
-		socklen_t sslen = sizeof(ss);
-		char host[NI_MAXHOST], serv[NI_MAXSERV], peer[NI_MAXHOST + NI_MAXSERV + 2];
-		int fd = accept4(server->listen_fd, (struct sockaddr *)&ss, &sslen,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				/* Out of descriptors: pause accepting for a
-				   moment rather than spin on a readable listener. */
-				log_warn("-", "accept: %s; pausing for 1 s", strerror(errno));
-				event_io_want_read(server->listen_io, false);
-				if (accept_pause == NULL)
-					accept_pause = event_timer_add(loop, 1000, accept_resume, NULL);
-			}
-			return;
-		}
-		/* Untagged updates are small writes that must not wait for
-		   the ACK of the previous one (Nagle + delayed ACK = 40 ms). */
-		int one = 1;
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), serv,
-				sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-			snprintf(peer, sizeof(peer), "unknown");
-		else
-			snprintf(peer, sizeof(peer), "%s:%s", host, serv);
-		imap_server_accept_fd(server, fd, peer);
-	}
-}
 
 /* Privilege drop: runs once every listening socket is bound and the
    backends (the PAM helper among them, which keeps root) are started,
@@ -166,30 +117,38 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	char *bound = NULL;
+	char *bound = NULL, *smtp_bound = NULL;
 	fd = net_listen(gen->cfg->imap_address, gen->cfg->imap_port, &bound, &error);
 	if (fd < 0) {
 		fprintf(stderr, "imapserver: %s\n", error);
 		free(error);
 		return 1;
 	}
-	log_info("-", "listening on %s", bound);
-	free(bound);
 	/* SMTP in the same loop (smtp.enabled): listen now, so that a busy
 	   port is a start-up error; logged after the IMAP line. */
 	if (gen->cfg->smtp_enabled) {
-		bound = NULL;
-		smtp_fd = net_listen(gen->cfg->smtp_address, gen->cfg->smtp_port, &bound, &error);
+		smtp_fd = net_listen(gen->cfg->smtp_address, gen->cfg->smtp_port, &smtp_bound,
+				     &error);
 		if (smtp_fd < 0) {
 			fprintf(stderr, "imapserver: smtp: %s\n", error);
 			free(error);
 			return 1;
 		}
-		log_info("-", "smtp listening on %s", bound);
-		free(bound);
 	}
 	/* Every listening socket must be bound above this line. */
 	drop_privileges(gen->cfg);
+	/* Signals are taken from here on, and handled once the loop runs. */
+	if (event_signal_add(loop, SIGTERM, on_terminate, NULL) < 0 ||
+	    event_signal_add(loop, SIGINT, on_terminate, NULL) < 0 ||
+	    event_signal_add(loop, SIGHUP, on_reload, NULL) < 0)
+		fatal("signal setup: %s", strerror(errno));
+	/* Logged once privileges are dropped and signals taken: whoever
+	   waits for this line finds the server as it will serve. */
+	log_info("-", "listening on %s", bound);
+	free(bound);
+	if (smtp_bound != NULL)
+		log_info("-", "smtp listening on %s", smtp_bound);
+	free(smtp_bound);
 	if (!cl.foreground) {
 		if (daemon(0, 0) < 0) {
 			fprintf(stderr, "imapserver: daemon: %s\n", strerror(errno));
@@ -201,17 +160,10 @@ main(int argc, char *argv[])
 	if (smtp_fd >= 0)
 		smtp = smtp_server_new(loop, gen, smtp_fd);
 	server_gen_unref(&gen);
-	server->listen_io = event_io_add(loop, fd, listener_input, NULL, NULL);
-	if (event_signal_add(loop, SIGTERM, on_terminate, NULL) < 0 ||
-	    event_signal_add(loop, SIGINT, on_terminate, NULL) < 0 ||
-	    event_signal_add(loop, SIGHUP, on_reload, NULL) < 0)
-		fatal("signal setup: %s", strerror(errno));
 	log_info("-", "imapserver started (storage %s, auth %s)",
 		 server->gen->storage.backend->name, server->gen->auth.backend->name);
 	if (event_loop_run(loop) < 0)
 		log_error("-", "select: %s", strerror(errno));
-	event_io_remove(&server->listen_io);
-	event_timer_remove(&accept_pause);
 	smtp_server_free(&smtp);        /* closes smtp_fd */
 	imap_server_free(&server);
 	close(fd);

@@ -96,14 +96,21 @@ main(int argc, char *argv[])
 	}
 	listen_address = xstrdup(gen->cfg->smtp_address);
 	listen_port = gen->cfg->smtp_port;
-	log_info("-", "listening on %s", bound);
-	free(bound);
 	/* As imapserver: root only to bind; the socket is bound now. */
 	if (privileges_drop(gen->cfg->server_user, gen->cfg->server_group, &error) < 0) {
 		fprintf(stderr, "smtpmail: %s\n", error);
 		free(error);
 		return 1;
 	}
+	/* Signals are taken from here on, and handled once the loop runs;
+	   then the line whoever waits for the server waits for. */
+	loop = event_loop_new();
+	if (event_signal_add(loop, SIGTERM, on_terminate, NULL) < 0 ||
+	    event_signal_add(loop, SIGINT, on_terminate, NULL) < 0 ||
+	    event_signal_add(loop, SIGHUP, on_reload, NULL) < 0)
+		fatal("signal setup: %s", strerror(errno));
+	log_info("-", "listening on %s", bound);
+	free(bound);
 	if (!cl.foreground) {
 		if (daemon(0, 0) < 0) {
 			fprintf(stderr, "smtpmail: daemon: %s\n", strerror(errno));
@@ -111,12 +118,7 @@ main(int argc, char *argv[])
 		}
 		log_use_syslog(true);
 	}
-	loop = event_loop_new();
 	server = smtp_server_new(loop, gen, fd);
-	if (event_signal_add(loop, SIGTERM, on_terminate, NULL) < 0 ||
-	    event_signal_add(loop, SIGINT, on_terminate, NULL) < 0 ||
-	    event_signal_add(loop, SIGHUP, on_reload, NULL) < 0)
-		fatal("signal setup: %s", strerror(errno));
 	log_info("-", "smtpmail started (domain %s, storage %s, auth %s)", gen->cfg->smtp_domain,
 		 gen->storage.backend->name, gen->auth.backend->name);
 	server_gen_unref(&gen);

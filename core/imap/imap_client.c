@@ -1,12 +1,13 @@
 /* imap_client.c: session I/O, the command loop and the server around it.
 
-   Input is read into a per-session buffer in bounded chunks and fed to the
-   resumable parser; output is queued and written as the socket takes it.
-   Sessions are closed after the dispatch pass that decided it (the loop
-   may still hold their io in its current pass), never in the middle. */
+   The I/O is a core/io connection (connection.h): its input is fed to the
+   resumable parser, output is queued in its buffer and written as the
+   socket takes it. Sessions are destroyed by the connection's destroy
+   callback, after the dispatch pass that ended them, never in the middle. */
 #include "imap_client.h"
 #include "imap_cmd.h"
 #include "imap_view.h"
+#include "listener.h"
 #include "log.h"
 #include "registry.h"
 
@@ -14,50 +15,47 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-static void client_input(void *ctx);
-static void client_output(void *ctx);
-static void client_output_drained(struct client *c);
 static void client_wait_output(struct client *c);
 static void client_process(struct client *c);
-static void client_destroy(struct client *c);
+static void client_destroy(void *ctx);
 
 struct buf *
 client_outbuf(struct client *c)
 {
-	return &c->out;
+	return connection_outbuf(c->conn);
 }
 
 size_t
 client_out_pending(const struct client *c)
 {
-	return c->out.len - c->out_pos;
+	return connection_out_pending(c->conn);
 }
 
 void
 client_send(struct client *c, const char *fmt, ...)
 {
+	struct buf *out = client_outbuf(c);
 	va_list args;
 
 	va_start(args, fmt);
-	buf_vprintf(&c->out, fmt, args);
+	buf_vprintf(out, fmt, args);
 	va_end(args);
-	buf_append(&c->out, "\r\n", 2);
+	buf_append(out, "\r\n", 2);
 }
 
 void
 client_send_tagged(struct client *c, const char *tag, const char *fmt, ...)
 {
+	struct buf *out = client_outbuf(c);
 	va_list args;
 
-	buf_append_str(&c->out, tag);
-	buf_append_c(&c->out, ' ');
+	buf_append_str(out, tag);
+	buf_append_c(out, ' ');
 	va_start(args, fmt);
-	buf_vprintf(&c->out, fmt, args);
+	buf_vprintf(out, fmt, args);
 	va_end(args);
-	buf_append(&c->out, "\r\n", 2);
+	buf_append(out, "\r\n", 2);
 }
 
 void
@@ -70,18 +68,18 @@ client_disconnect(struct client *c, const char *reason)
 	c->deadline = mono_ms() + 10000;
 	if (c->close_reason == NULL)
 		c->close_reason = xstrdup(reason);
-	if (c->io != NULL)
-		event_io_want_read(c->io, false);
+	connection_close_after_flush(c->conn, c->close_reason);
 }
 
-/* Closing for a reason that leaves nothing to say (the peer is gone). */
+/* Ending for a reason that leaves nothing to say (the peer is gone): the
+   session is destroyed after this dispatch pass. */
 static void
 client_abort(struct client *c, const char *reason)
 {
 	if (c->close_reason == NULL)
 		c->close_reason = xstrdup(reason);
 	c->closing = true;
-	c->out_pos = c->out.len;
+	connection_kill(c->conn, c->close_reason);
 }
 
 void
@@ -97,7 +95,7 @@ void
 client_sync_view(struct client *c, bool allow_expunge)
 {
 	if (c->view != NULL)
-		imap_view_sync(c->view, &c->out, allow_expunge);
+		imap_view_sync(c->view, client_outbuf(c), allow_expunge);
 }
 
 void
@@ -116,86 +114,53 @@ client_mailbox_notify(void *ctx)
 void
 client_flush(struct client *c)
 {
-	size_t written = 0;
-
-	while (c->out_pos < c->out.len && written < CLIENT_WRITE_CAP) {
-		size_t n = c->out.len - c->out_pos;
-		if (n > CLIENT_WRITE_CAP - written)
-			n = CLIENT_WRITE_CAP - written;
-		ssize_t ret = send(c->fd, c->out.data + c->out_pos, n, MSG_NOSIGNAL);
-		if (ret < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			client_abort(c, errno == EPIPE || errno == ECONNRESET ?
-						"connection reset" : "write failed");
-			break;
-		}
-		c->out_pos += (size_t)ret;
-		written += (size_t)ret;
-	}
-	if (c->out_pos == c->out.len) {
-		/* Drained: give back what a big answer made it grow to. */
-		if (c->out.cap > 16384)
-			buf_free(&c->out);
-		else
-			buf_reset(&c->out);
-		c->out_pos = 0;
-	} else if (c->out_pos > 65536 && c->out_pos > c->out.len / 2) {
-		buf_consume(&c->out, c->out_pos);
-		c->out_pos = 0;
-	}
-	if (c->io != NULL)
-		event_io_want_write(c->io, client_out_pending(c) > 0);
-	if (c->closing && client_out_pending(c) == 0)
-		c->dead = true;
+	/* LOGOUT only sets c->closing. */
+	if (c->closing && !connection_is_closing(c->conn))
+		connection_close_after_flush(c->conn, c->close_reason != NULL ? c->close_reason :
+										  "closed");
+	connection_flush(c->conn);
 }
 
+/* The queued output drained below the low-water mark: a command that
+   waits for it goes on, or held-back input is processed. Returns true
+   if a command still waits for drained output. */
+static bool
+client_output_drained(struct client *c)
+{
+	if (c->cmd == NULL) {
+		if (!c->closing)
+			client_process(c);
+		return false;
+	}
+	if (c->cmd->output == NULL)
+		return false;
+	if (client_command_output(c)) {
+		client_resume(c);
+		return false;
+	}
+	client_flush(c);
+	return true;
+}
+
+/* The connection's output callback. */
 static void
 client_output(void *ctx)
 {
 	struct client *c = ctx;
 
-	client_flush(c);
-	if (c->dead)
-		return;
-	client_output_drained(c);
-}
-
-/* Called by the output side after it wrote: a command that waits for
-   output to drain goes on, or the next commands are read. */
-static void
-client_output_drained(struct client *c)
-{
-	if (client_out_pending(c) >= CLIENT_OUT_HIGH_WATER / 2)
-		return;
-	if (c->cmd == NULL) {
-		if (!c->closing)
-			client_process(c);
-		return;
-	}
-	if (c->cmd->output == NULL)
-		return;
-	if (client_command_output(c))
-		client_resume(c);
-	else {
-		client_flush(c);
-		client_wait_output(c);
-	}
+	if (client_output_drained(c))
+		connection_await_drain(c->conn);
 }
 
 /* A command that waits for output to drain must hear of it even when
-   the socket took everything at once: nothing is pending then, so the
-   flush asked for no write event. Ask for one anyway (the socket is
-   writable, so it comes at the next pass, after the other sessions'
-   events); client_output then goes on with the command. */
+   the socket took everything at once (nothing is queued then, so no
+   write event comes by itself): the connection calls client_output
+   after this pass. */
 static void
 client_wait_output(struct client *c)
 {
-	if (c->cmd != NULL && c->cmd->output != NULL && !c->dead && c->io != NULL &&
-	    client_out_pending(c) == 0)
-		event_io_want_write(c->io, true);
+	if (c->cmd != NULL && c->cmd->output != NULL && !connection_is_dead(c->conn))
+		connection_await_drain(c->conn);
 }
 
 void
@@ -255,10 +220,10 @@ client_handle_parse_result(struct client *c, enum imap_parse_result res)
 static bool
 client_take_line(struct client *c)
 {
-	const char *start = c->in.data + c->in_pos;
-	size_t avail = c->in.len - c->in_pos;
+	size_t avail;
+	const char *start = connection_input(c->conn, &avail);
 	const char *lf = memchr(start, '\n', avail);
-	size_t len;
+	size_t len, taken;
 
 	if (lf == NULL) {
 		if (avail > c->gen->cfg->max_line)
@@ -266,10 +231,11 @@ client_take_line(struct client *c)
 		return false;
 	}
 	len = (size_t)(lf - start);
-	c->in_pos += len + 1;
+	taken = len + 1;
 	if (len > 0 && start[len - 1] == '\r')
 		len--;
 	char *line = xstrndup(start, len);
+	connection_input_consume(c->conn, taken);
 	client_command_input(c, line, len);
 	explicit_bzero(line, len);
 	free(line);
@@ -279,16 +245,19 @@ client_take_line(struct client *c)
 static void
 client_process(struct client *c)
 {
+	size_t avail;
+	const char *data;
+
 	/* Bounded: every pass consumes input or stops. */
-	while (!c->closing && !c->dead && c->in_pos < c->in.len) {
+	while (!c->closing && !connection_is_dead(c->conn) &&
+	       (data = connection_input(c->conn, &avail), avail > 0)) {
 		if (client_out_pending(c) >= CLIENT_OUT_HIGH_WATER)
 			break;
 		if (c->cmd == NULL) {
 			size_t consumed = 0;
 			enum imap_parse_result res =
-				imap_parser_feed(c->parser, c->in.data + c->in_pos,
-						 c->in.len - c->in_pos, &consumed);
-			c->in_pos += consumed;
+				imap_parser_feed(c->parser, data, avail, &consumed);
+			connection_input_consume(c->conn, consumed);
 			client_handle_parse_result(c, res);
 			if (res == IMAP_PARSE_NEED_MORE)
 				break;
@@ -299,64 +268,45 @@ client_process(struct client *c)
 			break;
 		}
 	}
-	if (c->dead)
+	if (connection_is_dead(c->conn))
 		return;
-	if (c->in_pos == c->in.len) {
-		/* Wipe: the buffer may have held a password. */
-		if (c->in.data != NULL)
-			explicit_bzero(c->in.data, c->in.len);
-		buf_free(&c->in);
-		c->in_pos = 0;
-	}
-	/* Read more only when there is room and we are not held back. */
-	if (c->io != NULL)
-		event_io_want_read(c->io, !c->closing &&
-						  client_out_pending(c) < CLIENT_OUT_HIGH_WATER &&
-						  c->in.len - c->in_pos < CLIENT_READ_CHUNK * 4);
+	/* The connection reads more when there is room and wipes consumed
+	   input. */
 	client_flush(c);
 	client_wait_output(c);
 }
 
+/* The connection's input callback: new input is buffered. */
 static void
 client_input(void *ctx)
 {
 	struct client *c = ctx;
-	ssize_t ret;
 
-	/* Read on the stack and keep only what arrived: an idle session
-	   holds no read buffer at all. */
-	char chunk[CLIENT_READ_CHUNK];
-	ret = recv(c->fd, chunk, sizeof(chunk), 0);
-	if (ret < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return;
-		client_abort(c, "read failed");
-		c->dead = true;
-		return;
-	}
-	if (ret == 0) {
-		client_abort(c, "connection closed by client");
-		c->dead = true;
-		return;
-	}
-	buf_append(&c->in, chunk, (size_t)ret);
-	explicit_bzero(chunk, (size_t)ret);
 	client_reset_deadline(c);
 	client_process(c);
 }
 
+/* The peer closed or the socket failed. */
 static void
-client_destroy(struct client *c)
+client_hangup(void *ctx, const char *reason)
 {
+	client_abort(ctx, reason);
+}
+
+static void
+client_destroy(void *ctx)
+{
+	struct client *c = ctx;
 	struct imap_server *server = c->server;
+	const char *reason =
+		c->close_reason != NULL ? c->close_reason : connection_close_reason(c->conn);
 
 	log_info(c->sid, "disconnected%s%s%s%s", c->user != NULL ? " user=" : "",
-		 c->user != NULL ? c->user : "", c->close_reason != NULL ? ": " : "",
-		 c->close_reason != NULL ? c->close_reason : "");
+		 c->user != NULL ? c->user : "", reason != NULL ? ": " : "",
+		 reason != NULL ? reason : "");
 	client_command_abort(c);
 	client_unselect(c);
-	event_io_remove(&c->io);
-	close(c->fd);
+	connection_free(&c->conn);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -365,55 +315,40 @@ client_destroy(struct client *c)
 		c->next->prev = c->prev;
 	server->client_count--;
 	imap_parser_free(&c->parser);
-	if (c->in.data != NULL)
-		explicit_bzero(c->in.data, c->in.cap);
-	buf_free(&c->in);
-	buf_free(&c->out);
 	free(c->user);
 	free(c->close_reason);
 	server_gen_unref(&c->gen);
 	free(c);
 }
 
-/* After each dispatch pass: sessions are destroyed only here, so no
-   handler, notify callback or loop pass ever touches a freed one. */
-static void
-server_post_pass(void *ctx)
-{
-	struct imap_server *server = ctx;
-	struct client *c, *next;
-
-	for (c = server->clients; c != NULL; c = next) {
-		next = c->next;
-		if (c->dead)
-			client_destroy(c);
-	}
-}
+static const struct connection_callbacks client_callbacks = {
+	.input = client_input,
+	.output = client_output,
+	.hangup = client_hangup,
+	.destroy = client_destroy,
+};
 
 void
 imap_server_accept_fd(struct imap_server *server, int fd, const char *peer)
 {
 	struct server_gen *gen = server->gen;
 	struct client *c;
+	const char *refusal = connection_refusal_reason(
+		fd, server->client_count, gen->cfg->max_connections, server->shutting_down);
 
-	if (!event_fd_ok(fd) || server->client_count >= gen->cfg->max_connections ||
-	    server->shutting_down) {
-		static const char bye[] = "* BYE Too many connections, try again later.\r\n";
-		ssize_t ret ATTR_UNUSED = send(fd, bye, sizeof(bye) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-		log_warn("-", "refused connection from %s: %s", peer,
-			 event_fd_ok(fd) ? "max_connections reached" : "fd above FD_SETSIZE");
-		close(fd);
+	if (refusal != NULL) {
+		connection_refuse(fd, "* BYE Too many connections, try again later.\r\n");
+		log_warn("-", "refused connection from %s: %s", peer, refusal);
 		return;
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->server = server;
 	c->gen = gen;
 	gen->refcount++;
-	c->fd = fd;
 	snprintf(c->sid, sizeof(c->sid), "s%llu", (unsigned long long)++server->session_counter);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	c->parser = imap_parser_new(gen->cfg->max_line, gen->cfg->max_literal);
-	c->io = event_io_add(server->loop, fd, client_input, client_output, c);
+	c->conn = connection_new(server->loop, fd, NULL, &client_callbacks, c);
 	c->next = server->clients;
 	if (server->clients != NULL)
 		server->clients->prev = c;
@@ -423,6 +358,19 @@ imap_server_accept_fd(struct imap_server *server, int fd, const char *peer)
 	log_info(c->sid, "connect from %s", peer);
 	client_send(c, "* OK [CAPABILITY %s] imapserver ready.", imap_capabilities(c));
 	client_flush(c);
+}
+
+/* The listener's callback. */
+static void
+server_accept(void *ctx, int fd, const char *host, const char *port)
+{
+	char peer[128];
+
+	if (strcmp(host, "unknown") == 0)
+		snprintf(peer, sizeof(peer), "unknown");
+	else
+		snprintf(peer, sizeof(peer), "%s:%s", host, port);
+	imap_server_accept_fd(ctx, fd, peer);
 }
 
 static void
@@ -435,10 +383,11 @@ server_tick(void *ctx)
 	server->tick_timer = event_timer_add(server->loop, 1000, server_tick, server);
 	for (c = server->clients; c != NULL; c = next) {
 		next = c->next;
+		if (connection_is_dead(c->conn))
+			continue;
 		if (now >= c->deadline && c->closing) {
 			/* The peer does not read its BYE. */
 			client_abort(c, "peer stopped reading");
-			c->dead = true;
 		} else if (now >= c->deadline) {
 			log_info(c->sid, "autologout after %s",
 				 c->state == CLIENT_NOT_AUTH ? "login_timeout" : "idle_timeout");
@@ -456,9 +405,12 @@ imap_server_new(struct event_loop *loop, struct server_gen *gen, int listen_fd)
 	server->loop = loop;
 	server->gen = gen;
 	gen->refcount++;
-	server->listen_fd = listen_fd;
+	if (listen_fd >= 0) {
+		/* Untagged updates are small writes: no Nagle delay. */
+		struct listener_settings set = { .log_prefix = "", .tcp_nodelay = true };
+		server->listener = listener_new(loop, listen_fd, &set, server_accept, server);
+	}
 	server->tick_timer = event_timer_add(loop, 1000, server_tick, server);
-	event_loop_set_post_pass(loop, server_post_pass, server);
 	return server;
 }
 
@@ -479,6 +431,7 @@ imap_server_free(struct imap_server **_server)
 		return;
 	*_server = NULL;
 	server->shutting_down = true;
+	listener_free(&server->listener);
 	while (server->clients != NULL) {
 		struct client *c = server->clients;
 		if (!c->closing)

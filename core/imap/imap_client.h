@@ -3,6 +3,7 @@
 #ifndef IMAP_CLIENT_H
 #define IMAP_CLIENT_H
 
+#include "connection.h"
 #include "imap_server.h"
 #include "imap_parser.h"
 #include "mailbox.h"
@@ -20,15 +21,11 @@ struct client {
 	struct imap_server *server;
 	struct server_gen *gen;
 	struct client *prev, *next;
-	int fd;
-	struct event_io *io;
+	/* The socket, its input and output buffers (connection.h). */
+	struct connection *conn;
 	char sid[24];
 	char peer[64];
 
-	struct buf in;          /* received, from in_pos on not yet consumed */
-	size_t in_pos;
-	struct buf out;         /* to send, from out_pos on */
-	size_t out_pos;
 	struct imap_parser *parser;
 
 	enum client_state state;
@@ -46,8 +43,10 @@ struct client {
 	/* RFC 7162: enabled for the rest of the connection (ENABLE, or a
 	   CONDSTORE enabling command). QRESYNC implies CONDSTORE. */
 	bool condstore, qresync;
-	bool closing;           /* flush what is queued, then close */
-	bool dead;              /* to be destroyed after this dispatch pass */
+	/* The session ends once what is queued is written. Set by
+	   client_disconnect() and by LOGOUT; client_flush() passes it on to
+	   the connection. */
+	bool closing;
 	char *close_reason;
 };
 
@@ -89,11 +88,9 @@ void client_command_abort(struct client *c);
 /* The capability list for the session's state. */
 const char *imap_capabilities(const struct client *c);
 
-/* Output above this stops command processing until it drains. */
-#define CLIENT_OUT_HIGH_WATER (256 * 1024)
-/* Octets written per writable event at most, so one big FETCH cannot
-   starve the other sessions. */
-#define CLIENT_WRITE_CAP (256 * 1024)
-#define CLIENT_READ_CHUNK 16384
+/* Output above this stops command processing until it drains (the
+   connection's high-water mark; its write cap and read chunk are the
+   connection's defaults too). */
+#define CLIENT_OUT_HIGH_WATER CONN_OUT_HIGH_WATER
 
 #endif

@@ -12,12 +12,12 @@
 #include "storage.h"
 
 struct client;
+struct listener;
 
 struct imap_server {
 	struct event_loop *loop;
 	struct server_gen *gen;
-	int listen_fd;
-	struct event_io *listen_io;
+	struct listener *listener; /* NULL without a listening socket */
 	struct client *clients;
 	size_t client_count;
 	uint64_t session_counter;
@@ -25,7 +25,10 @@ struct imap_server {
 	bool shutting_down;
 };
 
-/* Creates the server around an already listening socket. */
+/* Creates the server around an already listening socket (listening,
+   non-blocking, below FD_SETSIZE; the caller closes it after
+   imap_server_free), or -1 for none: sessions then come only through
+   imap_server_accept_fd(). */
 struct imap_server *imap_server_new(struct event_loop *loop, struct server_gen *gen,
 				    int listen_fd);
 /* Closes every session (with "* BYE") and frees the server. */

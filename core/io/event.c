@@ -27,6 +27,13 @@ struct event_timer {
 	bool removed;
 };
 
+struct event_defer {
+	struct event_loop *loop;
+	event_cb *cb;
+	void *ctx;
+	bool removed;
+};
+
 struct signal_handler {
 	int signo;
 	event_cb *cb;
@@ -38,11 +45,11 @@ struct event_loop {
 	size_t io_count, io_alloc;
 	struct event_timer **timers;
 	size_t timer_count, timer_alloc;
+	struct event_defer **defers;
+	size_t defer_count, defer_alloc;
 	struct signal_handler signals[8];
 	size_t signal_count;
 	struct event_io *signal_io;
-	event_cb *post_pass;
-	void *post_pass_ctx;
 	bool stop, dirty;
 };
 
@@ -82,6 +89,13 @@ event_loop_cleanup(struct event_loop *loop)
 			loop->timers[j++] = loop->timers[i];
 	}
 	loop->timer_count = j;
+	for (i = j = 0; i < loop->defer_count; i++) {
+		if (loop->defers[i]->removed)
+			free(loop->defers[i]);
+		else
+			loop->defers[j++] = loop->defers[i];
+	}
+	loop->defer_count = j;
 	loop->dirty = false;
 }
 
@@ -99,10 +113,13 @@ event_loop_free(struct event_loop **_loop)
 		loop->ios[i]->removed = true;
 	for (size_t i = 0; i < loop->timer_count; i++)
 		loop->timers[i]->removed = true;
+	for (size_t i = 0; i < loop->defer_count; i++)
+		loop->defers[i]->removed = true;
 	loop->dirty = true;
 	event_loop_cleanup(loop);
 	free(loop->ios);
 	free(loop->timers);
+	free(loop->defers);
 	free(loop);
 }
 
@@ -176,6 +193,31 @@ event_timer_remove(struct event_timer **_timer)
 	timer->loop->dirty = true;
 }
 
+struct event_defer *
+event_defer_add(struct event_loop *loop, event_cb *cb, void *ctx)
+{
+	struct event_defer *defer = xcalloc(1, sizeof(*defer));
+
+	defer->loop = loop;
+	defer->cb = cb;
+	defer->ctx = ctx;
+	xgrow(&loop->defers, &loop->defer_alloc, loop->defer_count + 1, sizeof(*loop->defers));
+	loop->defers[loop->defer_count++] = defer;
+	return defer;
+}
+
+void
+event_defer_remove(struct event_defer **_defer)
+{
+	struct event_defer *defer = *_defer;
+
+	if (defer == NULL)
+		return;
+	*_defer = NULL;
+	defer->removed = true;
+	defer->loop->dirty = true;
+}
+
 static void
 signal_handler(int signo)
 {
@@ -227,13 +269,6 @@ event_signal_add(struct event_loop *loop, int signo, event_cb *cb, void *ctx)
 }
 
 void
-event_loop_set_post_pass(struct event_loop *loop, event_cb *cb, void *ctx)
-{
-	loop->post_pass = cb;
-	loop->post_pass_ctx = ctx;
-}
-
-void
 event_loop_stop(struct event_loop *loop)
 {
 	loop->stop = true;
@@ -254,6 +289,33 @@ run_timers(struct event_loop *loop)
 		loop->dirty = true;
 		timer->cb(timer->ctx);
 	}
+}
+
+/* The deferred calls pending when the pass ended; those they add wait
+   for the next pass. */
+static void
+run_defers(struct event_loop *loop)
+{
+	size_t count = loop->defer_count;
+
+	for (size_t i = 0; i < count; i++) {
+		struct event_defer *defer = loop->defers[i];
+		if (defer->removed)
+			continue;
+		defer->removed = true;
+		loop->dirty = true;
+		defer->cb(defer->ctx);
+	}
+}
+
+static bool
+defers_pending(const struct event_loop *loop)
+{
+	for (size_t i = 0; i < loop->defer_count; i++) {
+		if (!loop->defers[i]->removed)
+			return true;
+	}
+	return false;
 }
 
 /* One select() and one dispatch pass. max_wait_ms < 0: wait for the next
@@ -282,6 +344,8 @@ event_loop_pass(struct event_loop *loop, int64_t max_wait_ms)
 		if (!loop->timers[i]->removed && loop->timers[i]->deadline < next)
 			next = loop->timers[i]->deadline;
 	}
+	if (defers_pending(loop))
+		next = mono_ms();
 	if (max_wait_ms >= 0 && (next == INT64_MAX || next > mono_ms() + max_wait_ms))
 		next = mono_ms() + max_wait_ms;
 	if (next != INT64_MAX) {
@@ -305,8 +369,7 @@ event_loop_pass(struct event_loop *loop, int64_t max_wait_ms)
 			io->on_write(io->ctx);
 	}
 	run_timers(loop);
-	if (loop->post_pass != NULL)
-		loop->post_pass(loop->post_pass_ctx);
+	run_defers(loop);
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 struct event_loop;
 struct event_io;
 struct event_timer;
+struct event_defer;
 
 typedef void event_cb(void *ctx);
 
@@ -36,8 +37,15 @@ void event_timer_remove(struct event_timer **timer);
 /* Routes signo to cb, called from the loop (not from the handler). */
 int event_signal_add(struct event_loop *loop, int signo, event_cb *cb, void *ctx);
 
-/* Calls cb after every dispatch pass (for deferred frees). */
-void event_loop_set_post_pass(struct event_loop *loop, event_cb *cb, void *ctx);
+/* Calls cb once, after the dispatch pass in progress (the fd callbacks
+   and the timers of this pass have all run), or after the next pass if
+   none is in progress or if added by a deferred call itself. While a
+   deferred call is pending the loop does not sleep in select(). This is
+   where objects that the pass may still reach are freed, and where work
+   that must not run nested in its caller is done. */
+struct event_defer *event_defer_add(struct event_loop *loop, event_cb *cb, void *ctx);
+/* Cancels a pending deferred call and sets *defer to NULL. */
+void event_defer_remove(struct event_defer **defer);
 
 /* Runs until event_loop_stop(). Returns 0, or -1 if select() failed. */
 int event_loop_run(struct event_loop *loop);

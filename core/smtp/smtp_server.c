@@ -1,31 +1,26 @@
 /* smtp_server.c: SMTP sessions on the event loop (see smtp_server.h).
 
-   The I/O follows the IMAP sessions' rules: a bounded read per event into
-   the session's input buffer, every complete command fed to the engine in
-   order (PIPELINING: what is not consumed yet stays buffered), replies
-   queued and written as the socket takes them, at most SMTP_WRITE_CAP
-   octets per event; above SMTP_OUT_HIGH_WATER of unsent replies the
-   session stops reading until the client reads. Sessions are freed from a
-   zero-delay timer that runs after the dispatch pass that closed them,
-   never inside a callback of their own. */
+   The I/O is a core/io connection (see connection.h), as for the IMAP
+   sessions: every complete command fed to the engine in order
+   (PIPELINING: what is not consumed yet stays buffered), replies queued
+   in the connection's output and written as the socket takes them; above
+   SMTP_OUT_HIGH_WATER of unsent replies the session stops reading until
+   the client reads. Sessions are freed by the connection's destroy
+   callback, after the dispatch pass that closed them. */
 #include "smtp_server.h"
 #include "auth.h"
+#include "connection.h"
+#include "listener.h"
 #include "log.h"
 #include "mailbox.h"
 #include "smtp.h"
 
-#include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define SMTP_READ_CHUNK 16384
 #define SMTP_OUT_HIGH_WATER (64 * 1024)
-#define SMTP_WRITE_CAP (256 * 1024)
-#define SMTP_ACCEPT_BURST 64
 /* How long a closing session may take to read its last reply. */
 #define SMTP_CLOSE_GRACE_MS 10000
 
@@ -33,23 +28,14 @@ struct smtp_conn {
 	struct smtp_server *server;
 	struct server_gen *gen;
 	struct smtp_conn *prev, *next;
-	int fd;
-	struct event_io *io;
+	struct connection *conn;
 	char sid[24];
 	char peer_ip[64];
 	char peer[96];
 	struct smtp_settings set;
 	struct smtp_session *session;
 
-	struct buf in; /* received, from in_pos on not yet fed */
-	size_t in_pos;
-	struct buf out; /* to send, from out_pos on */
-	size_t out_pos;
-
 	int64_t deadline; /* monotonic ms */
-	bool closing;     /* flush what is queued, then close */
-	bool dead;        /* to be freed by the reaper */
-	char *close_reason;
 	unsigned delivered;
 };
 
@@ -57,10 +43,8 @@ struct smtp_server {
 	struct event_loop *loop;
 	struct server_gen *gen;
 	int listen_fd;
-	struct event_io *listen_io;
-	struct event_timer *accept_pause;
+	struct listener *listener;
 	struct event_timer *tick_timer;
-	struct event_timer *reap_timer;
 	struct smtp_conn *conns;
 	size_t conn_count;
 	uint64_t session_counter;
@@ -72,18 +56,20 @@ static void conn_process(struct smtp_conn *c);
 static size_t
 conn_out_pending(const struct smtp_conn *c)
 {
-	return c->out.len - c->out_pos;
+	return connection_out_pending(c->conn);
 }
 
+/* The connection's destroy callback, and the shutdown path. */
 static void
-conn_destroy(struct smtp_conn *c)
+conn_destroy(void *ctx)
 {
+	struct smtp_conn *c = ctx;
 	struct smtp_server *server = c->server;
+	const char *reason = connection_close_reason(c->conn);
 
-	log_info(c->sid, "smtp: disconnected%s%s", c->close_reason != NULL ? ": " : "",
-		 c->close_reason != NULL ? c->close_reason : "");
-	event_io_remove(&c->io);
-	close(c->fd);
+	log_info(c->sid, "smtp: disconnected%s%s", reason != NULL ? ": " : "",
+		 reason != NULL ? reason : "");
+	connection_free(&c->conn);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -92,25 +78,8 @@ conn_destroy(struct smtp_conn *c)
 		c->next->prev = c->prev;
 	server->conn_count--;
 	smtp_session_free(&c->session);
-	buf_free(&c->in);
-	buf_free(&c->out);
-	free(c->close_reason);
 	server_gen_unref(&c->gen);
 	free(c);
-}
-
-static void
-server_reap(void *ctx)
-{
-	struct smtp_server *server = ctx;
-	struct smtp_conn *c, *next;
-
-	server->reap_timer = NULL;
-	for (c = server->conns; c != NULL; c = next) {
-		next = c->next;
-		if (c->dead)
-			conn_destroy(c);
-	}
 }
 
 /* The session is over: it stops being watched now and is freed after
@@ -118,67 +87,22 @@ server_reap(void *ctx)
 static void
 conn_kill(struct smtp_conn *c, const char *reason)
 {
-	if (c->close_reason == NULL)
-		c->close_reason = xstrdup(reason);
-	c->dead = true;
-	c->closing = true;
-	event_io_remove(&c->io);
-	if (c->server->reap_timer == NULL)
-		c->server->reap_timer = event_timer_add(c->server->loop, 0, server_reap, c->server);
+	connection_kill(c->conn, reason);
 }
 
 /* Closes once the queued replies are written. */
 static void
 conn_close_after_flush(struct smtp_conn *c, const char *reason)
 {
-	if (c->close_reason == NULL)
-		c->close_reason = xstrdup(reason);
-	if (c->closing)
-		return;
-	c->closing = true;
-	c->deadline = mono_ms() + SMTP_CLOSE_GRACE_MS;
-	if (c->io != NULL)
-		event_io_want_read(c->io, false);
+	if (!connection_is_closing(c->conn))
+		c->deadline = mono_ms() + SMTP_CLOSE_GRACE_MS;
+	connection_close_after_flush(c->conn, reason);
 }
 
 static void
 conn_flush(struct smtp_conn *c)
 {
-	size_t written = 0;
-
-	if (c->dead)
-		return;
-	while (c->out_pos < c->out.len && written < SMTP_WRITE_CAP) {
-		size_t n = c->out.len - c->out_pos;
-		ssize_t ret;
-
-		if (n > SMTP_WRITE_CAP - written)
-			n = SMTP_WRITE_CAP - written;
-		ret = send(c->fd, c->out.data + c->out_pos, n, MSG_NOSIGNAL);
-		if (ret < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			conn_kill(c, errno == EPIPE || errno == ECONNRESET ? "connection reset" :
-									     "write failed");
-			return;
-		}
-		c->out_pos += (size_t)ret;
-		written += (size_t)ret;
-	}
-	if (c->out_pos == c->out.len) {
-		buf_free(&c->out);
-		c->out_pos = 0;
-	} else if (c->out_pos > 65536 && c->out_pos > c->out.len / 2) {
-		buf_consume(&c->out, c->out_pos);
-		c->out_pos = 0;
-	}
-	if (c->closing && conn_out_pending(c) == 0) {
-		conn_kill(c, "closed");
-		return;
-	}
-	event_io_want_write(c->io, conn_out_pending(c) > 0);
+	connection_flush(c->conn);
 }
 
 static void
@@ -258,42 +182,31 @@ static void
 conn_process(struct smtp_conn *c)
 {
 	/* Bounded: every round consumes input, answers an event or stops. */
-	while (!c->closing && !c->dead && c->in_pos < c->in.len) {
-		size_t consumed = 0;
+	while (!connection_is_closing(c->conn)) {
+		size_t len, consumed = 0;
+		const char *data = connection_input(c->conn, &len);
+		struct buf *out;
 		enum smtp_event ev;
 
-		if (conn_out_pending(c) >= SMTP_OUT_HIGH_WATER)
+		if (len == 0 || conn_out_pending(c) >= SMTP_OUT_HIGH_WATER)
 			break;
-		ev = smtp_session_feed(c->session, c->in.data + c->in_pos, c->in.len - c->in_pos,
-				       &consumed, &c->out);
-		c->in_pos += consumed;
+		out = connection_outbuf(c->conn);
+		ev = smtp_session_feed(c->session, data, len, &consumed, out);
+		connection_input_consume(c->conn, consumed);
 		switch (ev) {
 		case SMTP_EVENT_NONE:
 			break;
 		case SMTP_EVENT_RCPT:
-			smtp_session_rcpt_answer(c->session, conn_lookup(c), &c->out);
+			smtp_session_rcpt_answer(c->session, conn_lookup(c), out);
 			break;
 		case SMTP_EVENT_DELIVER:
-			smtp_session_deliver_answer(c->session, conn_deliver(c), &c->out);
+			smtp_session_deliver_answer(c->session, conn_deliver(c), out);
 			break;
 		case SMTP_EVENT_CLOSE:
 			conn_close_after_flush(c, "quit");
 			break;
 		}
 	}
-	if (c->dead)
-		return;
-	if (c->in_pos == c->in.len) {
-		buf_free(&c->in);
-		c->in_pos = 0;
-	} else if (c->in_pos > 0) {
-		buf_consume(&c->in, c->in_pos);
-		c->in_pos = 0;
-	}
-	/* Read more only when there is room and the client reads its
-	   replies. */
-	event_io_want_read(c->io, !c->closing && conn_out_pending(c) < SMTP_OUT_HIGH_WATER &&
-					  c->in.len - c->in_pos < SMTP_READ_CHUNK * 4);
 	conn_flush(c);
 }
 
@@ -301,27 +214,9 @@ static void
 conn_input(void *ctx)
 {
 	struct smtp_conn *c = ctx;
-	char chunk[SMTP_READ_CHUNK];
-	ssize_t ret;
 
-	if (c->dead)
-		return;
-	ret = recv(c->fd, chunk, sizeof(chunk), 0);
-	if (ret < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-			return;
-		conn_kill(c, "read failed");
-		return;
-	}
-	if (ret == 0) {
-		conn_kill(c, smtp_session_in_data(c->session) ?
-				     "connection closed by client during DATA" :
-				     "connection closed by client");
-		return;
-	}
-	buf_append(&c->in, chunk, (size_t)ret);
 	conn_process(c);
-	if (!c->dead && !c->closing)
+	if (!connection_is_closing(c->conn))
 		conn_reset_deadline(c);
 }
 
@@ -330,10 +225,31 @@ conn_output(void *ctx)
 {
 	struct smtp_conn *c = ctx;
 
-	conn_flush(c);
-	if (!c->dead && !c->closing && conn_out_pending(c) < SMTP_OUT_HIGH_WATER / 2)
+	if (conn_out_pending(c) < SMTP_OUT_HIGH_WATER / 2)
 		conn_process(c);
 }
+
+static void
+conn_hangup(void *ctx, const char *reason)
+{
+	struct smtp_conn *c = ctx;
+
+	if (strcmp(reason, "connection closed by client") == 0 &&
+	    smtp_session_in_data(c->session))
+		reason = "connection closed by client during DATA";
+	conn_kill(c, reason);
+}
+
+static const struct connection_callbacks conn_callbacks = {
+	.input = conn_input,
+	.output = conn_output,
+	.hangup = conn_hangup,
+	.destroy = conn_destroy,
+};
+
+static const struct connection_settings conn_settings = {
+	.out_high_water = SMTP_OUT_HIGH_WATER,
+};
 
 void
 smtp_server_accept_fd(struct smtp_server *server, int fd, const char *peer_ip,
@@ -343,26 +259,23 @@ smtp_server_accept_fd(struct smtp_server *server, int fd, const char *peer_ip,
 	const struct config *cfg = gen->cfg;
 	struct smtp_conn *c;
 	char prefix[64];
+	const char *refusal = connection_refusal_reason(fd, server->conn_count,
+							cfg->max_connections, server->shutting_down);
 
-	if (!event_fd_ok(fd) || server->conn_count >= cfg->max_connections ||
-	    server->shutting_down) {
+	if (refusal != NULL) {
 		char *bye = xasprintf("421 4.7.0 %s Error: too many connections, try again "
 				      "later\r\n",
 				      cfg->smtp_domains.items[0]);
-		ssize_t ret ATTR_UNUSED = send(fd, bye, strlen(bye), MSG_NOSIGNAL | MSG_DONTWAIT);
+		connection_refuse(fd, bye);
 		free(bye);
 		log_warn("-", "smtp: refused connection from %s:%s: %s", peer_ip, peer_port,
-			 !event_fd_ok(fd)      ? "fd above FD_SETSIZE" :
-			 server->shutting_down ? "shutting down" :
-						 "max_connections reached");
-		close(fd);
+			 refusal);
 		return;
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->server = server;
 	c->gen = gen;
 	gen->refcount++;
-	c->fd = fd;
 	snprintf(c->sid, sizeof(c->sid), "m%llu", (unsigned long long)++server->session_counter);
 	snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", peer_ip);
 	snprintf(c->peer, sizeof(c->peer), "%s:%s", peer_ip, peer_port);
@@ -375,59 +288,23 @@ smtp_server_accept_fd(struct smtp_server *server, int fd, const char *peer_ip,
 	snprintf(prefix, sizeof(prefix), "%llX%lX.%s", (unsigned long long)time(NULL),
 		 (unsigned long)getpid(), c->sid);
 	c->session = smtp_session_new(&c->set, c->peer_ip, prefix);
-	c->io = event_io_add(server->loop, fd, conn_input, conn_output, c);
+	c->conn = connection_new(server->loop, fd, &conn_settings, &conn_callbacks, c);
 	c->next = server->conns;
 	if (server->conns != NULL)
 		server->conns->prev = c;
 	server->conns = c;
 	server->conn_count++;
 	log_info(c->sid, "smtp: connect from %s", c->peer);
-	smtp_session_greet(c->session, &c->out);
+	smtp_session_greet(c->session, connection_outbuf(c->conn));
 	conn_reset_deadline(c);
 	conn_flush(c);
 }
 
+/* The listener's callback. */
 static void
-accept_resume(void *ctx)
+server_accept(void *ctx, int fd, const char *host, const char *port)
 {
-	struct smtp_server *server = ctx;
-
-	server->accept_pause = NULL;
-	event_io_want_read(server->listen_io, true);
-}
-
-static void
-listener_input(void *ctx)
-{
-	struct smtp_server *server = ctx;
-
-	for (int i = 0; i < SMTP_ACCEPT_BURST; i++) {
-		struct sockaddr_storage ss;
-		socklen_t sslen = sizeof(ss);
-		char host[NI_MAXHOST], serv[NI_MAXSERV];
-		int fd = accept4(server->listen_fd, (struct sockaddr *)&ss, &sslen,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				/* Out of descriptors: pause rather than spin. */
-				log_warn("-", "smtp: accept: %s; pausing for 1 s", strerror(errno));
-				event_io_want_read(server->listen_io, false);
-				if (server->accept_pause == NULL)
-					server->accept_pause =
-						event_timer_add(server->loop, 1000, accept_resume,
-								server);
-			}
-			return;
-		}
-		if (getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), serv,
-				sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-			snprintf(host, sizeof(host), "unknown");
-			snprintf(serv, sizeof(serv), "0");
-		}
-		smtp_server_accept_fd(server, fd, host, serv);
-	}
+	smtp_server_accept_fd(ctx, fd, host, port);
 }
 
 static void
@@ -438,16 +315,16 @@ server_tick(void *ctx)
 
 	server->tick_timer = event_timer_add(server->loop, 1000, server_tick, server);
 	for (struct smtp_conn *c = server->conns; c != NULL; c = c->next) {
-		if (c->dead || now < c->deadline)
+		if (connection_is_dead(c->conn) || now < c->deadline)
 			continue;
-		if (c->closing) {
+		if (connection_is_closing(c->conn)) {
 			conn_kill(c, "peer stopped reading");
 			continue;
 		}
 		log_info(c->sid, "smtp: timeout %s",
 			 smtp_session_in_data(c->session) ? "during DATA (smtp.data_timeout)" :
 							    "awaiting a command (smtp.timeout)");
-		smtp_session_timeout(c->session, &c->out);
+		smtp_session_timeout(c->session, connection_outbuf(c->conn));
 		conn_close_after_flush(c, "timeout");
 		conn_flush(c);
 	}
@@ -462,7 +339,9 @@ smtp_server_new(struct event_loop *loop, struct server_gen *gen, int listen_fd)
 	server->gen = gen;
 	gen->refcount++;
 	server->listen_fd = listen_fd;
-	server->listen_io = event_io_add(loop, listen_fd, listener_input, NULL, server);
+	server->listener = listener_new(loop, listen_fd,
+					&(struct listener_settings){ .log_prefix = "smtp: " },
+					server_accept, server);
 	server->tick_timer = event_timer_add(loop, 1000, server_tick, server);
 	return server;
 }
@@ -487,21 +366,18 @@ smtp_server_free(struct smtp_server **_server)
 	while (server->conns != NULL) {
 		struct smtp_conn *c = server->conns;
 
-		if (!c->closing && !c->dead) {
-			buf_printf(&c->out, "421 4.3.2 %s Service shutting down\r\n",
-				   c->set.hostname);
+		if (!connection_is_closing(c->conn)) {
+			buf_printf(connection_outbuf(c->conn),
+				   "421 4.3.2 %s Service shutting down\r\n", c->set.hostname);
 			/* Best effort: one write, then close. */
 			conn_flush(c);
 		}
-		if (c->close_reason == NULL)
-			c->close_reason = xstrdup("server shutting down");
+		connection_kill(c->conn, "server shutting down");
 		conn_destroy(c);
 	}
-	event_io_remove(&server->listen_io);
+	listener_free(&server->listener);
 	close(server->listen_fd);
-	event_timer_remove(&server->accept_pause);
 	event_timer_remove(&server->tick_timer);
-	event_timer_remove(&server->reap_timer);
 	server_gen_unref(&server->gen);
 	free(server);
 }

@@ -1,0 +1,513 @@
+/* connection.c: buffered non-blocking connections (see connection.h).
+
+   Every connection has at most one deferred call pending (conn->defer),
+   "the service": it frees a dead connection through its owner, flushes
+   what was queued during the pass, reads input a layer still holds and
+   calls the owner's output callback when queued output has drained. */
+#include "connection.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum conn_wait {
+	CONN_WAIT_READ,
+	CONN_WAIT_WRITE,
+};
+
+struct connection {
+	struct event_loop *loop;
+	int fd;
+	struct event_io *io;
+	const struct connection_callbacks *cb;
+	void *ctx;
+	size_t high_water, write_cap;
+
+	struct conn_layer sock; /* the bottom layer */
+	struct conn_layer *top;
+	/* Set by the socket layer when recv()/send() would block. */
+	bool sock_blocked_read, sock_blocked_write;
+	/* The socket event a blocked read / write of the stack waits for. */
+	enum conn_wait in_wait, out_wait;
+
+	struct buf in; /* received, from in_pos on not yet consumed */
+	size_t in_pos;
+	struct buf out; /* to send, from out_pos on */
+	size_t out_pos;
+
+	struct event_defer *defer;
+	char *close_reason;
+	bool closing;     /* write what is queued, then kill */
+	bool dead;        /* destroy after this pass */
+	bool notify;      /* the owner queued output: tell it when drained */
+};
+
+static void conn_update(struct connection *conn);
+
+/* The socket layer. */
+
+static ssize_t
+sock_read(struct conn_layer *layer, void *data, size_t size)
+{
+	struct connection *conn = layer->conn;
+	ssize_t ret;
+
+	do {
+		ret = recv(conn->fd, data, size, 0);
+	} while (ret < 0 && errno == EINTR);
+	if (ret < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		conn->sock_blocked_read = true;
+		errno = EAGAIN;
+	}
+	return ret;
+}
+
+static ssize_t
+sock_write(struct conn_layer *layer, const void *data, size_t size)
+{
+	struct connection *conn = layer->conn;
+	ssize_t ret;
+
+	do {
+		ret = send(conn->fd, data, size, MSG_NOSIGNAL);
+	} while (ret < 0 && errno == EINTR);
+	if (ret < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		conn->sock_blocked_write = true;
+		errno = EAGAIN;
+	}
+	return ret;
+}
+
+static const struct conn_layer_vfuncs sock_vfuncs = {
+	.name = "socket",
+	.read = sock_read,
+	.write = sock_write,
+};
+
+ssize_t
+conn_layer_read(struct conn_layer *layer, void *data, size_t size)
+{
+	return layer->v->read(layer, data, size);
+}
+
+ssize_t
+conn_layer_write(struct conn_layer *layer, const void *data, size_t size)
+{
+	return layer->v->write(layer, data, size);
+}
+
+static size_t
+layers_out_pending(const struct connection *conn)
+{
+	size_t n = 0;
+
+	for (const struct conn_layer *l = conn->top; l != NULL; l = l->below) {
+		if (l->v->out_pending != NULL)
+			n += l->v->out_pending(l);
+	}
+	return n;
+}
+
+static bool
+layers_in_pending(const struct connection *conn)
+{
+	for (const struct conn_layer *l = conn->top; l != NULL; l = l->below) {
+		if (l->v->in_pending != NULL && l->v->in_pending(l))
+			return true;
+	}
+	return false;
+}
+
+/* Pushes what the layers hold down, top first. Returns 0, or -1 with
+   errno (EAGAIN: some is left). */
+static int
+layers_flush(struct connection *conn)
+{
+	for (struct conn_layer *l = conn->top; l != NULL; l = l->below) {
+		if (l->v->flush != NULL && l->v->flush(l) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The service. */
+
+static void
+conn_service(void *ctx);
+
+static void
+conn_schedule(struct connection *conn)
+{
+	if (conn->defer == NULL)
+		conn->defer = event_defer_add(conn->loop, conn_service, conn);
+}
+
+static void conn_on_read(void *ctx);
+static void conn_on_write(void *ctx);
+
+struct connection *
+connection_new(struct event_loop *loop, int fd, const struct connection_settings *set,
+	       const struct connection_callbacks *cb, void *ctx)
+{
+	struct connection *conn = xcalloc(1, sizeof(*conn));
+
+	conn->loop = loop;
+	conn->fd = fd;
+	conn->cb = cb;
+	conn->ctx = ctx;
+	conn->high_water = set != NULL && set->out_high_water > 0 ? set->out_high_water :
+								    CONN_OUT_HIGH_WATER;
+	conn->write_cap = set != NULL && set->write_cap > 0 ? set->write_cap : CONN_WRITE_CAP;
+	conn->sock.v = &sock_vfuncs;
+	conn->sock.conn = conn;
+	conn->top = &conn->sock;
+	conn->io = event_io_add(loop, fd, conn_on_read, conn_on_write, conn);
+	return conn;
+}
+
+void
+connection_free(struct connection **_conn)
+{
+	struct connection *conn = *_conn;
+
+	if (conn == NULL)
+		return;
+	*_conn = NULL;
+	while (conn->top != &conn->sock) {
+		struct conn_layer *l = conn->top;
+		conn->top = l->below;
+		l->v->free(l);
+	}
+	event_defer_remove(&conn->defer);
+	event_io_remove(&conn->io);
+	close(conn->fd);
+	if (conn->in.data != NULL)
+		explicit_bzero(conn->in.data, conn->in.cap);
+	buf_free(&conn->in);
+	buf_free(&conn->out);
+	free(conn->close_reason);
+	free(conn);
+}
+
+void
+connection_push_layer(struct connection *conn, struct conn_layer *layer)
+{
+	layer->below = conn->top;
+	layer->conn = conn;
+	conn->top = layer;
+	conn_update(conn);
+}
+
+const char *
+connection_input(const struct connection *conn, size_t *len_r)
+{
+	*len_r = conn->in.len - conn->in_pos;
+	return conn->in.data != NULL ? conn->in.data + conn->in_pos : "";
+}
+
+void
+connection_input_consume(struct connection *conn, size_t n)
+{
+	if (n > conn->in.len - conn->in_pos)
+		n = conn->in.len - conn->in_pos;
+	conn->in_pos += n;
+	if (conn->in_pos == conn->in.len) {
+		/* Wipe: the buffer may have held a password (and held more
+		   than len before it was compacted). */
+		if (conn->in.data != NULL)
+			explicit_bzero(conn->in.data, conn->in.cap);
+		buf_free(&conn->in);
+		conn->in_pos = 0;
+	} else if (conn->in_pos >= CONN_READ_CHUNK) {
+		explicit_bzero(conn->in.data, conn->in_pos);
+		buf_consume(&conn->in, conn->in_pos);
+		conn->in_pos = 0;
+	}
+}
+
+struct buf *
+connection_outbuf(struct connection *conn)
+{
+	if (!conn->dead) {
+		conn->notify = true;
+		conn_schedule(conn);
+	}
+	return &conn->out;
+}
+
+size_t
+connection_out_pending(const struct connection *conn)
+{
+	return conn->out.len - conn->out_pos + layers_out_pending(conn);
+}
+
+static bool
+conn_wants_input(const struct connection *conn)
+{
+	return !conn->closing && !conn->dead &&
+	       connection_out_pending(conn) < conn->high_water &&
+	       conn->in.len - conn->in_pos < CONN_IN_MAX;
+}
+
+/* Sets the socket events watched from the state (see the contract). */
+static void
+conn_update(struct connection *conn)
+{
+	bool in, out;
+
+	if (conn->io == NULL)
+		return;
+	in = conn_wants_input(conn);
+	out = connection_out_pending(conn) > 0;
+	event_io_want_read(conn->io, (in && conn->in_wait == CONN_WAIT_READ) ||
+					     (out && conn->out_wait == CONN_WAIT_READ));
+	event_io_want_write(conn->io, (in && conn->in_wait == CONN_WAIT_WRITE) ||
+					      (out && conn->out_wait == CONN_WAIT_WRITE));
+	if (in && layers_in_pending(conn))
+		conn_schedule(conn);
+}
+
+/* Writes at most write_cap octets of the buffer, then the layers' own. */
+static void
+conn_write(struct connection *conn)
+{
+	size_t written = 0;
+	int err = 0;
+
+	if (conn->dead)
+		return;
+	conn->sock_blocked_read = conn->sock_blocked_write = false;
+	/* What the layers hold goes first: it makes room in them. */
+	if (layers_flush(conn) < 0)
+		err = errno;
+	while (err == 0 && conn->out_pos < conn->out.len && written < conn->write_cap) {
+		size_t n = conn->out.len - conn->out_pos;
+		ssize_t ret;
+
+		if (n > conn->write_cap - written)
+			n = conn->write_cap - written;
+		ret = conn_layer_write(conn->top, conn->out.data + conn->out_pos, n);
+		if (ret < 0) {
+			err = errno;
+			break;
+		}
+		conn->out_pos += (size_t)ret;
+		written += (size_t)ret;
+	}
+	if ((err == 0 || err == EAGAIN) && layers_flush(conn) < 0)
+		err = errno;
+	if (err != 0 && err != EAGAIN) {
+		const char *reason =
+			err == EPIPE || err == ECONNRESET ? "connection reset" : "write failed";
+		conn->cb->hangup(conn->ctx, reason);
+		connection_kill(conn, reason);
+		return;
+	}
+	conn->out_wait = conn->sock_blocked_read && !conn->sock_blocked_write ? CONN_WAIT_READ :
+										CONN_WAIT_WRITE;
+	if (conn->out_pos == conn->out.len) {
+		/* Drained: give back what a big answer made it grow to. */
+		if (conn->out.cap > 16384)
+			buf_free(&conn->out);
+		else
+			buf_reset(&conn->out);
+		conn->out_pos = 0;
+	} else if (conn->out_pos > 65536 && conn->out_pos > conn->out.len / 2) {
+		buf_consume(&conn->out, conn->out_pos);
+		conn->out_pos = 0;
+	}
+	if (conn->closing && connection_out_pending(conn) == 0) {
+		connection_kill(conn, "closed");
+		return;
+	}
+	conn_update(conn);
+}
+
+/* Reads one chunk through the stack and hands it to the owner. */
+static void
+conn_read(struct connection *conn)
+{
+	char chunk[CONN_READ_CHUNK];
+	ssize_t ret;
+
+	conn->sock_blocked_read = conn->sock_blocked_write = false;
+	ret = conn_layer_read(conn->top, chunk, sizeof(chunk));
+	if (ret < 0) {
+		if (errno == EAGAIN) {
+			conn->in_wait = conn->sock_blocked_write && !conn->sock_blocked_read ?
+						CONN_WAIT_WRITE :
+						CONN_WAIT_READ;
+			conn_update(conn);
+			return;
+		}
+			conn->cb->hangup(conn->ctx, "read failed");
+			connection_kill(conn, "read failed");
+		return;
+	}
+	if (ret == 0) {
+			conn->cb->hangup(conn->ctx, "connection closed by client");
+			connection_kill(conn, "connection closed by client");
+		return;
+	}
+	conn->in_wait = CONN_WAIT_READ;
+	buf_append(&conn->in, chunk, (size_t)ret);
+	explicit_bzero(chunk, (size_t)ret);
+	conn->cb->input(conn->ctx);
+	conn_update(conn);
+}
+
+/* Tells the owner its output drained, if it queued some. */
+static void
+conn_drained(struct connection *conn)
+{
+	if (conn->dead || conn->closing || !conn->notify ||
+	    connection_out_pending(conn) >= conn->high_water / 2)
+		return;
+	conn->notify = false;
+	conn->cb->output(conn->ctx);
+	conn_update(conn);
+}
+
+static void
+conn_on_read(void *ctx)
+{
+	struct connection *conn = ctx;
+	bool out = connection_out_pending(conn) > 0 && conn->out_wait == CONN_WAIT_READ;
+
+	if (out) {
+		conn_write(conn);
+		conn_drained(conn);
+	}
+	if (!conn->dead && conn->in_wait == CONN_WAIT_READ && conn_wants_input(conn))
+		conn_read(conn);
+}
+
+static void
+conn_on_write(void *ctx)
+{
+	struct connection *conn = ctx;
+	bool in = conn->in_wait == CONN_WAIT_WRITE && conn_wants_input(conn);
+
+	if (connection_out_pending(conn) > 0 && conn->out_wait == CONN_WAIT_WRITE) {
+		conn_write(conn);
+		conn_drained(conn);
+	}
+	if (in && !conn->dead && conn_wants_input(conn))
+		conn_read(conn);
+}
+
+static void
+conn_service(void *ctx)
+{
+	struct connection *conn = ctx;
+
+	conn->defer = NULL;
+	if (conn->dead) {
+		/* The owner frees the connection. */
+		conn->cb->destroy(conn->ctx);
+		return;
+	}
+	if (conn->closing || connection_out_pending(conn) > 0)
+		conn_write(conn);
+	conn_drained(conn);
+	if (!conn->dead && conn_wants_input(conn) && layers_in_pending(conn))
+		conn_read(conn);
+}
+
+void
+connection_flush(struct connection *conn)
+{
+	if (conn->dead)
+		return;
+	conn_write(conn);
+	/* The owner hears of drained output from the loop, not from here. */
+	if (!conn->dead && conn->notify && connection_out_pending(conn) < conn->high_water / 2)
+		conn_schedule(conn);
+}
+
+void
+connection_await_drain(struct connection *conn)
+{
+	if (conn->dead)
+		return;
+	conn->notify = true;
+	conn_schedule(conn);
+}
+
+void
+connection_close_after_flush(struct connection *conn, const char *reason)
+{
+	if (conn->close_reason == NULL)
+		conn->close_reason = xstrdup(reason);
+	if (conn->closing || conn->dead)
+		return;
+	conn->closing = true;
+	conn_update(conn);
+	conn_schedule(conn);
+}
+
+void
+connection_kill(struct connection *conn, const char *reason)
+{
+	if (conn->close_reason == NULL)
+		conn->close_reason = xstrdup(reason);
+	if (conn->dead)
+		return;
+	conn->dead = true;
+	conn->closing = true;
+	connection_discard_output(conn);
+	event_io_remove(&conn->io);
+	conn_schedule(conn);
+}
+
+void
+connection_discard_output(struct connection *conn)
+{
+	buf_free(&conn->out);
+	conn->out_pos = 0;
+}
+
+bool
+connection_is_closing(const struct connection *conn)
+{
+	return conn->closing;
+}
+
+bool
+connection_is_dead(const struct connection *conn)
+{
+	return conn->dead;
+}
+
+const char *
+connection_close_reason(const struct connection *conn)
+{
+	return conn->close_reason;
+}
+
+int
+connection_fd(const struct connection *conn)
+{
+	return conn->fd;
+}
+
+const char *
+connection_refusal_reason(int fd, size_t count, size_t max, bool shutting_down)
+{
+	if (!event_fd_ok(fd))
+		return "fd above FD_SETSIZE";
+	if (shutting_down)
+		return "shutting down";
+	if (count >= max)
+		return "max_connections reached";
+	return NULL;
+}
+
+void
+connection_refuse(int fd, const char *line)
+{
+	ssize_t ret ATTR_UNUSED = send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	close(fd);
+}

@@ -1,0 +1,188 @@
+/* connection.h: one non-blocking stream connection on the event loop,
+   the I/O half of every IMAP and SMTP session.
+
+   A connection owns its fd (closed when the connection is freed), an
+   input buffer and an output buffer. Input is read in chunks of at most
+   CONN_READ_CHUNK per readable event and handed to the owner, which
+   consumes what it can and leaves the rest buffered. Output is queued by
+   the owner in connection_outbuf() and written as the peer takes it, at
+   most write_cap octets per event so that one big answer cannot starve
+   the other connections.
+
+   THE OUTPUT CONTRACT. A connection with pending output or an unfinished
+   command is always waiting for the event that lets it go on:
+   - while output is queued (in the buffer or held by a layer), the
+     connection watches the socket event that lets it be written (usually
+     writability; see the layers below), and only then;
+   - whoever takes connection_outbuf() gets a flush after the dispatch
+     pass at the latest, even if it never calls connection_flush();
+   - after output the owner queued has been written down below the
+     low-water mark (high_water / 2), the owner's output callback is
+     called, from the loop (a socket event or the end of a pass), never
+     nested in a call of the owner. An owner with more to produce (a big
+     FETCH) produces the next piece there; as long as it queues something
+     it is called again once that is written, so it needs nobody else to
+     "ask to write again";
+   - input is read while the connection is not closing, its unsent output
+     is below the high-water mark and its unconsumed input below
+     CONN_IN_MAX. Reading resumes by itself when either drops (the owner
+     consumes input only from its input or output callbacks, or calls
+     connection_flush() after consuming elsewhere).
+
+   Freeing: connections are never freed in the middle of a dispatch pass.
+   connection_kill() stops all I/O at once and, after the pass, calls the
+   owner's destroy callback, which frees the session and the connection
+   (connection_free). Outside a running loop (shutdown, tests) the owner
+   may call connection_free() directly.
+
+   LAYERS. The bytes go through a stack of layers; the bottom one is the
+   plain socket, built in. TLS and COMPRESS=DEFLATE are pushed on top
+   later (connection_push_layer), without the protocol code knowing.
+   A layer is a struct conn_layer with a const vtable:
+
+   - read(layer, data, size): returns 1..size decoded octets, 0 at the end
+     of the stream, or -1 with errno: EAGAIN when nothing can be had now,
+     anything else for a failure. A layer reads from the one below with
+     conn_layer_read(layer->below, ...).
+   - write(layer, data, size): takes 1..size octets (it may keep them and
+     write them below later), or -1 with errno EAGAIN (nothing taken,
+     try when the socket lets it) or a failure. It writes below with
+     conn_layer_write(layer->below, ...).
+   - flush(layer): pushes what the layer holds to the layer below;
+     0 when all is pushed, -1 with errno EAGAIN when some is left, other
+     errno for a failure. Optional.
+   - out_pending(layer): octets (or a non-zero estimate) the layer still
+     holds for output; the connection keeps its output event watched
+     while any layer holds some. Optional (0).
+   - in_pending(layer): true if the layer holds decoded input it can
+     return without the socket (OpenSSL's SSL_pending, inflate output
+     that did not fit): the connection then reads again after the pass
+     instead of waiting for the socket. Optional (false).
+   - free(layer): frees the layer (the connection frees layers top down,
+     before closing the fd).
+
+   Which socket event a blocked operation waits for is found out at the
+   bottom: if, during a read of the stack, the socket layer's send()
+   would block (TLS writing a handshake record when asked to read), the
+   connection waits for writability to read again; if, during a write,
+   the socket's recv() would block (TLS wanting the peer's record before
+   it can write), it waits for readability to write again. A layer never
+   touches the fd or the event loop itself. */
+#ifndef CONNECTION_H
+#define CONNECTION_H
+
+#include "lib.h"
+#include "buf.h"
+#include "event.h"
+
+#include <sys/types.h>
+
+/* Defaults: output above the high-water mark stops reading (and the
+   owner's command processing); write cap per event; read chunk. */
+#define CONN_OUT_HIGH_WATER (256 * 1024)
+#define CONN_WRITE_CAP (256 * 1024)
+#define CONN_READ_CHUNK 16384
+/* Unconsumed input above this stops reading. */
+#define CONN_IN_MAX (CONN_READ_CHUNK * 4)
+
+struct connection;
+struct conn_layer;
+
+struct conn_layer_vfuncs {
+	const char *name;
+	ssize_t (*read)(struct conn_layer *layer, void *data, size_t size);
+	ssize_t (*write)(struct conn_layer *layer, const void *data, size_t size);
+	int (*flush)(struct conn_layer *layer);
+	size_t (*out_pending)(const struct conn_layer *layer);
+	bool (*in_pending)(const struct conn_layer *layer);
+	void (*free)(struct conn_layer *layer);
+};
+
+/* Embedded first in a layer's own struct. */
+struct conn_layer {
+	const struct conn_layer_vfuncs *v;
+	struct conn_layer *below; /* NULL for the socket layer */
+	struct connection *conn;
+};
+
+ssize_t conn_layer_read(struct conn_layer *layer, void *data, size_t size);
+ssize_t conn_layer_write(struct conn_layer *layer, const void *data, size_t size);
+
+struct connection_callbacks {
+	/* New input is buffered (connection_input()). */
+	void (*input)(void *ctx);
+	/* Output the owner queued was written down below the low-water
+	   mark: produce more, or go on with input held back. */
+	void (*output)(void *ctx);
+	/* The peer closed (reason "connection closed by client") or the
+	   socket failed ("read failed", "connection reset", "write failed"):
+	   the owner calls connection_kill() with this reason or its own (the
+	   connection is killed with reason if it does not). Called from the
+	   loop, or from connection_flush() when a write fails. */
+	void (*hangup)(void *ctx, const char *reason);
+	/* After the pass that killed the connection: the owner frees its
+	   session and the connection. */
+	void (*destroy)(void *ctx);
+};
+
+struct connection_settings {
+	size_t out_high_water; /* 0: CONN_OUT_HIGH_WATER */
+	size_t write_cap;      /* 0: CONN_WRITE_CAP */
+};
+
+/* Takes fd (connected, non-blocking, close-on-exec, below FD_SETSIZE).
+   cb must outlive the connection. set may be NULL (defaults). */
+struct connection *connection_new(struct event_loop *loop, int fd,
+				  const struct connection_settings *set,
+				  const struct connection_callbacks *cb, void *ctx);
+/* Frees the layers, closes the fd, wipes the input. Sets *conn NULL. */
+void connection_free(struct connection **conn);
+
+/* Pushes layer on top of the stack (the connection frees it). */
+void connection_push_layer(struct connection *conn, struct conn_layer *layer);
+
+/* Unconsumed input, and how much of it. */
+const char *connection_input(const struct connection *conn, size_t *len_r);
+/* Marks n octets of input consumed. Consumed input is wiped (it may
+   have held a password) and the buffer given back once all is. */
+void connection_input_consume(struct connection *conn, size_t n);
+
+/* The output buffer: what the owner appends is sent after what is
+   queued (and flushed after this pass at the latest). */
+struct buf *connection_outbuf(struct connection *conn);
+/* Queued output not yet written, in octets, layers included. */
+size_t connection_out_pending(const struct connection *conn);
+/* Writes what it can now (at most write_cap) and updates what the
+   connection waits for. Never calls the owner's callbacks. */
+void connection_flush(struct connection *conn);
+
+/* The owner has more to produce even though it queued nothing (a
+   command that waits for drained output): its output callback is called
+   after this pass, or once what is queued drains. */
+void connection_await_drain(struct connection *conn);
+
+/* Stops reading and closes once the queued output is written (a
+   "* BYE", a "221"); reason is for connection_close_reason(). */
+void connection_close_after_flush(struct connection *conn, const char *reason);
+/* Ends the connection now: queued output is dropped, the fd is no longer
+   watched, and destroy is called after the pass. The first reason given
+   (here or to connection_close_after_flush) is kept. */
+void connection_kill(struct connection *conn, const char *reason);
+/* Drops the queued output (the peer is gone) without killing. */
+void connection_discard_output(struct connection *conn);
+
+bool connection_is_closing(const struct connection *conn);
+bool connection_is_dead(const struct connection *conn);
+/* The first reason given to close or kill, or NULL. */
+const char *connection_close_reason(const struct connection *conn);
+int connection_fd(const struct connection *conn);
+
+/* Why a server holding count of max connections (or shutting down)
+   refuses fd, or NULL if it may take it: fd beyond FD_SETSIZE, the
+   limit, shutdown. */
+const char *connection_refusal_reason(int fd, size_t count, size_t max, bool shutting_down);
+/* Sends line (the protocol's refusal, CRLF included) without blocking,
+   best effort, and closes fd. */
+void connection_refuse(int fd, const char *line);
+
+#endif

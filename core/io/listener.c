@@ -1,0 +1,102 @@
+/* listener.c: the accept loop (see listener.h). */
+#include "listener.h"
+#include "log.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+struct listener {
+	struct event_loop *loop;
+	int fd;
+	struct event_io *io;
+	struct event_timer *pause;
+	char *log_prefix;
+	bool tcp_nodelay;
+	listener_accept_cb *cb;
+	void *ctx;
+};
+
+static void
+listener_resume(void *ctx)
+{
+	struct listener *listener = ctx;
+
+	listener->pause = NULL;
+	event_io_want_read(listener->io, true);
+}
+
+static void
+listener_input(void *ctx)
+{
+	struct listener *listener = ctx;
+
+	for (int i = 0; i < LISTENER_BURST; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sslen = sizeof(ss);
+		char host[NI_MAXHOST], serv[NI_MAXSERV];
+		int fd = accept4(listener->fd, (struct sockaddr *)&ss, &sslen,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* Out of descriptors: pause accepting for a
+				   moment rather than spin on a readable listener. */
+				log_warn("-", "%saccept: %s; pausing for 1 s", listener->log_prefix,
+					 strerror(errno));
+				event_io_want_read(listener->io, false);
+				if (listener->pause == NULL)
+					listener->pause = event_timer_add(listener->loop, 1000,
+									  listener_resume, listener);
+			}
+			return;
+		}
+		if (listener->tcp_nodelay) {
+			/* Small writes must not wait for the ACK of the
+			   previous one (Nagle + delayed ACK = 40 ms). */
+			int one = 1;
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		}
+		if (getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), serv,
+				sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+			snprintf(host, sizeof(host), "unknown");
+			snprintf(serv, sizeof(serv), "0");
+		}
+		listener->cb(listener->ctx, fd, host, serv);
+	}
+}
+
+struct listener *
+listener_new(struct event_loop *loop, int listen_fd, const struct listener_settings *set,
+	     listener_accept_cb *cb, void *ctx)
+{
+	struct listener *listener = xcalloc(1, sizeof(*listener));
+
+	listener->loop = loop;
+	listener->fd = listen_fd;
+	listener->log_prefix = xstrdup(set->log_prefix != NULL ? set->log_prefix : "");
+	listener->tcp_nodelay = set->tcp_nodelay;
+	listener->cb = cb;
+	listener->ctx = ctx;
+	listener->io = event_io_add(loop, listen_fd, listener_input, NULL, listener);
+	return listener;
+}
+
+void
+listener_free(struct listener **_listener)
+{
+	struct listener *listener = *_listener;
+
+	if (listener == NULL)
+		return;
+	*_listener = NULL;
+	event_io_remove(&listener->io);
+	event_timer_remove(&listener->pause);
+	free(listener->log_prefix);
+	free(listener);
+}
