@@ -1,6 +1,7 @@
 /* cmd_any.c: the commands valid in any state (RFC 3501 6.1: CAPABILITY,
    NOOP, LOGOUT), ID (RFC 2971) and ENABLE (RFC 5161). */
 #include "imap_cmd.h"
+#include "imap_client.h"
 
 /* LITERAL- is not listed: RFC 7888 forbids advertising it next to
    LITERAL+, which allows more (non-synchronizing literals of any size). */

@@ -2,6 +2,7 @@
    6.2: STARTTLS, AUTHENTICATE, LOGIN). A login is checked without
    blocking the loop and a failure answered after a delay. */
 #include "imap_cmd.h"
+#include "imap_client.h"
 #include "base64.h"
 #include "log.h"
 

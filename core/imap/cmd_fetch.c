@@ -1,6 +1,7 @@
 /* cmd_fetch.c: FETCH and UID FETCH (RFC 3501 6.4.5), with CHANGEDSINCE
    and VANISHED (RFC 7162). A big answer is written as output drains. */
 #include "imap_cmd.h"
+#include "imap_client.h"
 #include "fetch.h"
 #include "seqset.h"
 

@@ -1,5 +1,6 @@
 /* cmd_idle.c: IDLE (RFC 2177). */
 #include "imap_cmd.h"
+#include "imap_client.h"
 
 /* The line that ends IDLE. Mailbox changes were sent as they came
    (client_mailbox_notify). */

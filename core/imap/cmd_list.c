@@ -1,6 +1,7 @@
 /* cmd_list.c: LIST and LSUB (RFC 3501 6.3.8-9, LIST-EXTENDED RFC 5258,
    SPECIAL-USE RFC 6154) and STATUS (RFC 3501 6.3.10). */
 #include "imap_cmd.h"
+#include "imap_client.h"
 #include "mutf7.h"
 
 #include <stdlib.h>

@@ -2,6 +2,7 @@
    CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE), with QRESYNC select
    (RFC 7162), and NAMESPACE (RFC 2342). */
 #include "imap_cmd.h"
+#include "imap_client.h"
 #include "imap_util.h"
 #include "log.h"
 #include "seqset.h"

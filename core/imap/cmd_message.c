@@ -2,6 +2,7 @@
    (RFC 3501 6.3.11 APPEND, 6.4 CHECK CLOSE EXPUNGE STORE COPY, UNSELECT
    RFC 3691, MOVE RFC 6851, UIDPLUS RFC 4315). */
 #include "imap_cmd.h"
+#include "imap_client.h"
 #include "imap_util.h"
 #include "message.h"
 #include "seqset.h"

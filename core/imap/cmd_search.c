@@ -1,6 +1,7 @@
 /* cmd_search.c: SEARCH and UID SEARCH (RFC 3501 6.4.4), ESEARCH
    (RFC 4731) and MODSEQ search (RFC 7162). */
 #include "imap_cmd.h"
+#include "imap_client.h"
 #include "search.h"
 #include "seqset.h"
 

@@ -3,7 +3,15 @@
 #ifndef IMAP_CMD_H
 #define IMAP_CMD_H
 
-#include "imap_client.h"
+#include "lib.h"
+#include "buf.h"
+#include "imap_parser.h"
+#include "storage.h"
+
+/* The session (imap_client.h) runs commands through this interface and
+   the commands reach the session through imap_client.h: this header
+   only names struct client, so the two do not include each other. */
+struct client;
 
 /* Where a command may run. */
 #define ST_NOT_AUTH 0x1

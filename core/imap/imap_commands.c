@@ -4,6 +4,7 @@
    command and queues its answer; the dispatcher checks the state and
    brings the selected mailbox's view in line before the tagged answer. */
 #include "imap_cmd.h"
+#include "imap_client.h"
 #include "log.h"
 #include "mutf7.h"
 #include "seqset.h"
