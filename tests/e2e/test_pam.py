@@ -378,6 +378,8 @@ class TestPamPrivilegeDrop(PamTestCase):
                 os.chown(name, self.pw.pw_uid, self.pw.pw_gid)
 
     def test_server_runs_as_configured_user_and_helper_as_root(self):
+        # "listening on" (what start() waits for) comes before the drop
+        self.assertIsNotNone(self.server.wait_log(r"dropped root: running as user nobody"))
         ids = process_ids(self.server.proc.pid)
         self.assertEqual(ids["Uid"], [self.pw.pw_uid] * 4, ids)
         self.assertEqual(ids["Gid"], [self.pw.pw_gid] * 4, ids)
