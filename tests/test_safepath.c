@@ -192,6 +192,25 @@ test_plain_paths_work_full_and_relative(void **state)
 }
 
 static void
+test_relative_base_and_paths_that_only_start_like_it(void **state)
+{
+	char cwd[PATH_MAX];
+	int fd;
+
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(top), 0);
+	/* a full path (relative to the working folder) beneath the base */
+	fd = fs_open_beneath("root/alice", "root/alice/Maildir/cur/msg", O_RDONLY, 0);
+	assert_true(fd >= 0);
+	assert_string_equal(read_fd(fd), "mine");
+	/* a path relative to the base that merely starts with its name */
+	assert_int_equal(fs_mkdirs_beneath("root/alice", "root/alicebox", 0700), 0);
+	assert_true(exists(tp("root/alice/root/alicebox")));
+	assert_false(exists(tp("root/alicebox")));
+	assert_int_equal(chdir(cwd), 0);
+}
+
+static void
 test_link_as_folder_is_refused(void **state)
 {
 	struct stat st;
@@ -506,6 +525,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_plain_paths_work_full_and_relative),
+		T(test_relative_base_and_paths_that_only_start_like_it),
 		T(test_link_as_folder_is_refused),
 		T(test_link_as_file_is_refused),
 		T(test_dangling_link_as_last_component_is_not_created),

@@ -117,12 +117,12 @@ normalise(const char *base, const char *path, char *rel_r, size_t size)
 	size_t blen = strlen(base), out = 0;
 	const char *p = path;
 
-	if (path[0] == '/' || strncmp(path, base, blen) == 0) {
-		if (strncmp(path, base, blen) != 0 || (path[blen] != '/' && path[blen] != '\0')) {
-			errno = EXDEV;
-			return -1;
-		}
+	if (strncmp(path, base, blen) == 0 && (path[blen] == '/' || path[blen] == '\0')) {
+		/* a full path beneath base */
 		p = path + blen;
+	} else if (path[0] == '/') {
+		errno = EXDEV;
+		return -1;
 	}
 	while (*p != '\0') {
 		const char *end = strchr(p, '/');
@@ -558,7 +558,9 @@ remove_tree_at(int dfd, const char *name, unsigned depth)
 	while ((errno = 0, de = readdir(d)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if (remove_tree_at(dirfd(d), de->d_name, depth + 1) < 0 && first_err == 0)
+		/* ENOENT: removed meanwhile by someone else, which is fine */
+		if (remove_tree_at(dirfd(d), de->d_name, depth + 1) < 0 && errno != ENOENT &&
+		    first_err == 0)
 			first_err = errno;
 	}
 	if (errno != 0 && first_err == 0)

@@ -70,8 +70,9 @@ int fs_stat_beneath(const char *base, const char *path, struct stat *st_r);
    a link met in the tree (or as path itself) is removed, its target left
    alone. path may not be base itself (EINVAL). A missing path is ENOENT.
    Trees deeper than 64 levels are refused (ELOOP) with what could be
-   removed removed. Returns 0 or -1 with errno set (the first error; the
-   rest of the tree is still tried). */
+   removed removed. An entry that vanishes meanwhile is no error. Returns 0
+   or -1 with errno set (the first error; the rest of the tree is still
+   tried). */
 int fs_remove_tree_beneath(const char *base, const char *path);
 
 /* Tests only: true forces the component-by-component fallback even where
