@@ -261,8 +261,8 @@ test_sha256_and_bcrypt_hashes(void **state)
 /* Verifies user/password and asserts the result and that exactly crypts
    crypt(3) checks and plains plain-text comparisons were made. */
 static void
-verify_costs(struct fixture *fx, const char *user, const char *password,
-	     enum auth_result expect, unsigned crypts, unsigned plains)
+verify_costs(struct fixture *fx, const char *user, const char *password, enum auth_result expect,
+	     unsigned crypts, unsigned plains)
 {
 	unsigned c0, p0, c1, p1;
 

@@ -31,8 +31,7 @@ static char top[1024];
 static char base[2048];
 
 /* T-relative path made absolute, in one of a few rotating buffers. */
-static const char *
-tp(const char *fmt, ...) ATTR_FORMAT(1, 2);
+static const char *tp(const char *fmt, ...) ATTR_FORMAT(1, 2);
 static const char *
 tp(const char *fmt, ...)
 {
@@ -149,11 +148,11 @@ assert_outside_intact(void)
 	assert_false(exists(tp("root/bob/Maildir/cur/stolen")));
 }
 
-#define assert_errno(call, err)                     \
-	do {                                        \
-		errno = 0;                          \
-		assert_int_equal((call), -1);       \
-		assert_int_equal(errno, (err));     \
+#define assert_errno(call, err)                 \
+	do {                                    \
+		errno = 0;                      \
+		assert_int_equal((call), -1);   \
+		assert_int_equal(errno, (err)); \
 	} while (0)
 
 static void
@@ -177,8 +176,8 @@ test_plain_paths_work_full_and_relative(void **state)
 	assert_true(fd >= 0);
 	close(fd);
 
-	fd = fs_open_beneath(base, tp("root/alice/Maildir/cur/new"),
-			     O_WRONLY | O_CREAT | O_EXCL, 0600);
+	fd = fs_open_beneath(base, tp("root/alice/Maildir/cur/new"), O_WRONLY | O_CREAT | O_EXCL,
+			     0600);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "x", 1), 1);
 	close(fd);
@@ -224,8 +223,8 @@ test_link_as_folder_is_refused(void **state)
 	assert_int_equal(errno, ELOOP);
 	assert_null(fs_opendir_beneath(base, "Maildir/.Bob/cur"));
 	assert_int_equal(errno, ELOOP);
-	assert_errno(fs_open_beneath(base, "Maildir/.Bob/cur/stolen",
-				     O_WRONLY | O_CREAT, 0600), ELOOP);
+	assert_errno(fs_open_beneath(base, "Maildir/.Bob/cur/stolen", O_WRONLY | O_CREAT, 0600),
+		     ELOOP);
 	assert_errno(fs_stat_beneath(base, "Maildir/.Bob/cur/secret", &st), ELOOP);
 	assert_errno(fs_unlink_beneath(base, "Maildir/.Bob/cur/secret"), ELOOP);
 	assert_errno(fs_mkdir_beneath(base, "Maildir/.Bob/new", 0700), ELOOP);
@@ -245,8 +244,8 @@ test_link_as_file_is_refused(void **state)
 	assert_errno(fs_open_beneath(base, "Maildir/cur/abs", O_RDONLY, 0), ELOOP);
 	assert_errno(fs_open_beneath(base, "Maildir/cur/rel", O_RDONLY, 0), ELOOP);
 	assert_errno(fs_open_beneath(base, "Maildir/cur/abs", O_WRONLY | O_APPEND, 0), ELOOP);
-	assert_errno(fs_open_beneath(base, "Maildir/cur/abs", O_WRONLY | O_CREAT | O_TRUNC,
-				     0600), ELOOP);
+	assert_errno(fs_open_beneath(base, "Maildir/cur/abs", O_WRONLY | O_CREAT | O_TRUNC, 0600),
+		     ELOOP);
 	assert_null(fs_fopen_beneath(base, "Maildir/cur/rel", "r"));
 	assert_int_equal(errno, ELOOP);
 	assert_null(fs_fopen_beneath(base, "Maildir/cur/abs", "a"));
@@ -297,13 +296,12 @@ test_dotdot_and_paths_outside_base_are_refused(void **state)
 	assert_errno(fs_open_beneath(base, "../bob/Maildir/cur/secret", O_RDONLY, 0), EXDEV);
 	assert_errno(fs_open_beneath(base, "Maildir/../../bob/Maildir/cur/secret", O_RDONLY, 0),
 		     EXDEV);
-	assert_errno(fs_open_beneath(base, tp("root/alice/../bob/Maildir/cur/secret"),
-				     O_RDONLY, 0), EXDEV);
+	assert_errno(fs_open_beneath(base, tp("root/alice/../bob/Maildir/cur/secret"), O_RDONLY, 0),
+		     EXDEV);
 	/* even ".." that would stay inside: never needed, never allowed */
 	assert_errno(fs_open_beneath(base, "Maildir/cur/../cur/msg", O_RDONLY, 0), EXDEV);
 	assert_errno(fs_open_beneath(base, "/etc/passwd", O_RDONLY, 0), EXDEV);
-	assert_errno(fs_open_beneath(base, tp("root/bob/Maildir/cur/secret"), O_RDONLY, 0),
-		     EXDEV);
+	assert_errno(fs_open_beneath(base, tp("root/bob/Maildir/cur/secret"), O_RDONLY, 0), EXDEV);
 	/* a name that only starts like the base */
 	snprintf(longer, sizeof(longer), "%s2/x", base);
 	assert_errno(fs_open_beneath(base, longer, O_RDONLY, 0), EXDEV);
@@ -406,7 +404,8 @@ test_rename_stays_beneath_and_moves_links_themselves(void **state)
 	assert_string_equal(read_all(tp("root/alice/Maildir/cur/msg:2,S")), "mine");
 	/* moving a linked folder moves the link, not bob's folder */
 	assert_int_equal(fs_rename_beneath(base, tp("root/alice/Maildir/.Bob"),
-					   tp("root/alice/Maildir/.Renamed")), 0);
+					   tp("root/alice/Maildir/.Renamed")),
+			 0);
 	assert_true(exists(tp("root/bob/Maildir/cur/secret")));
 	assert_false(exists(tp("root/alice/Maildir/.Bob")));
 	/* renaming onto or out of a linked folder is refused */

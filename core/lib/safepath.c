@@ -68,8 +68,7 @@ use_openat2(void)
 		if (fd >= 0) {
 			(void)close((int)fd);
 			openat2_state = 1;
-		} else if (errno == ENOSYS || errno == EPERM || errno == E2BIG ||
-			   errno == EINVAL) {
+		} else if (errno == ENOSYS || errno == EPERM || errno == E2BIG || errno == EINVAL) {
 			/* no syscall, a seccomp filter, or no RESOLVE_* */
 			openat2_state = -1;
 		} else {
