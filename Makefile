@@ -172,13 +172,42 @@ check-valgrind: test-deps
 	if [ $$fail -ne 0 ]; then echo "check-valgrind: FAILED"; exit 1; fi; \
 	echo "check-valgrind: clean"
 
+# Started as root, the server never touches mail as root: it needs
+# server.user. As root, `make run` therefore runs it as the system user
+# $(RUN_USER) (tests/deps.sh creates it), gives it var/mail, and starts it
+# on var/imapserver-root.conf: etc/imapserver.conf with its relative paths
+# made absolute and server.user added (unless etc/imapserver.conf sets a
+# server group itself: then it is used as it is).
+RUN_USER := imapserver
+RUN_ROOT_CONF := var/imapserver-root.conf
 run: deps
 	@$(MAKE) --no-print-directory all
 	@mkdir -p var/mail/alice
 	@# Demo mail for alice on the first run (the lab's own format).
 	@test -e var/mail/alice/mymailbox.mail || \
 		cp etc/sample-mymailbox.mail var/mail/alice/mymailbox.mail
-	./$(BUILD)/imapserver -c etc/imapserver.conf -f
+	@if [ "$$(id -u)" -ne 0 ]; then \
+		echo "./$(BUILD)/imapserver -c etc/imapserver.conf -f"; \
+		exec ./$(BUILD)/imapserver -c etc/imapserver.conf -f; \
+	fi; \
+	if grep -q '^server:' etc/imapserver.conf; then \
+		echo "./$(BUILD)/imapserver -c etc/imapserver.conf -f"; \
+		exec ./$(BUILD)/imapserver -c etc/imapserver.conf -f; \
+	fi; \
+	chmod 0755 var && chown -R $(RUN_USER): var/mail || exit 1; \
+	if ! setpriv --reuid=$(RUN_USER) --regid=$(RUN_USER) --clear-groups \
+		sh -c 'test -r "$$1/etc/users" && test -w "$$1/var/mail"' sh "$(CURDIR)"; then \
+		echo "run: the user $(RUN_USER) cannot reach $(CURDIR)/etc/users and" \
+			"$(CURDIR)/var/mail: make the folders above $(CURDIR) searchable" \
+			"(chmod o+x), or run as a normal user" >&2; \
+		exit 1; \
+	fi; \
+	{ echo "# written by make run (as root) from etc/imapserver.conf"; \
+	  sed -E 's#^([[:space:]]*(root|file|[a-z_]+_file)[[:space:]]*=[[:space:]]*")([^/"][^"]*)"#\1$(CURDIR)/etc/\3"#' \
+		etc/imapserver.conf; \
+	  echo 'server: { user = "$(RUN_USER)"; };'; } >$(RUN_ROOT_CONF) || exit 1; \
+	echo "./$(BUILD)/imapserver -c $(RUN_ROOT_CONF) -f  (as root: serves as $(RUN_USER))"; \
+	exec ./$(BUILD)/imapserver -c $(RUN_ROOT_CONF) -f
 
 # bench/flat_ops.c: the flat backend's operations timed through its API.
 $(BUILD)/bench/flat_ops: $(BUILD)/bench/flat_ops.o $(BUILD)/libimapcore.a

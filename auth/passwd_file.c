@@ -11,6 +11,15 @@
    every user out. A file that vanishes or cannot be read after start-up
    gives AUTH_TEMPFAIL, never a login with stale data.
 
+   Every check does the same work whether the user exists or not, and
+   whatever kind of password they have: one constant-time comparison
+   with a plain-text password (the user's, or a dummy one) and, when the
+   file holds any hash, one crypt_r() (the user's hash, or the file's
+   first hash as a dummy). So a wrong password takes as long for a known
+   plain-text user as for an unknown name; in a file that mixes the two
+   kinds every user pays for both. (Hashes of different methods or costs
+   in one file still differ in time: keep one method per file.)
+
    Hashes are checked with crypt_r(), in the server process: a $y$ or $6$
    check costs a few milliseconds to some tens of milliseconds at the
    default costs, which the loop accepts; very high costs would need the
@@ -42,8 +51,8 @@ struct passwd_table {
 	struct passwd_entry *entries;   /* sorted by user, no duplicates */
 	size_t count, alloc;
 	/* A hash from the file, used as the setting of a throw-away crypt_r()
-	   for unknown users so that they take about as long as known ones.
-	   Points into entries; NULL if the file has no hashes. */
+	   for unknown users and plain-text users so that every check costs
+	   the same. Points into entries; NULL if the file has no hashes. */
 	const char *dummy_hash;
 };
 
@@ -59,7 +68,14 @@ struct auth {
 	struct passwd_table table;
 	struct passwd_file_id id;
 	struct crypt_data *crypt;       /* big (tens of KB): allocated once */
+	/* The work done so far (see passwd_file_work_counts()). */
+	unsigned crypt_count, plain_count;
 };
+
+/* What an unknown user's or a hashed user's password is compared with in
+   plain text, so that the comparison is always made; the result is never
+   used. */
+static const char passwd_dummy_plain[] = "-unused-dummy-password-";
 
 static void
 passwd_entry_free(struct passwd_entry *entry)
@@ -337,6 +353,7 @@ passwd_hash_matches(struct auth *auth, const char *password, const char *hash)
 	const char *out;
 	bool ok;
 
+	auth->crypt_count++;
 	out = crypt_r(password, hash, auth->crypt);
 	/* libxcrypt returns NULL or a "*..." failure token on error; a
 	   failure token never equals a hash that starts with '$'. */
@@ -346,12 +363,29 @@ passwd_hash_matches(struct auth *auth, const char *password, const char *hash)
 	return ok;
 }
 
+/* Compares password with a plain-text one in constant time (the time
+   depends on the length of password only). */
+static bool
+passwd_plain_matches(struct auth *auth, const char *password, const char *plain)
+{
+	auth->plain_count++;
+	return auth_str_equal_ct(password, plain);
+}
+
+void
+passwd_file_work_counts(const struct auth *auth, unsigned *crypts_r, unsigned *plains_r)
+{
+	*crypts_r = auth->crypt_count;
+	*plains_r = auth->plain_count;
+}
+
 static enum auth_result
 passwd_file_verify(struct auth *auth, const char *user, const char *password, char **reason_r)
 {
 	const struct passwd_entry *entry;
+	const char *plain = passwd_dummy_plain, *hash = auth->table.dummy_hash;
+	bool plain_ok, hash_ok = false;
 	char *error;
-	bool ok;
 
 	if (passwd_file_refresh(auth, &error) < 0) {
 		*reason_r = error;
@@ -360,19 +394,21 @@ passwd_file_verify(struct auth *auth, const char *user, const char *password, ch
 	entry = auth->table.count == 0 ? NULL :
 		bsearch(user, auth->table.entries, auth->table.count, sizeof(*entry),
 			passwd_entry_find_cmp);
+	if (entry != NULL && entry->password[0] == '$')
+		hash = entry->password;
+	else if (entry != NULL)
+		plain = entry->password;
+	/* Both checks, always (see the top of the file): the answer time
+	   tells neither whether the user exists nor how the password is
+	   stored. */
+	plain_ok = passwd_plain_matches(auth, password, plain);
+	if (hash != NULL)
+		hash_ok = passwd_hash_matches(auth, password, hash);
 	if (entry == NULL) {
-		/* Spend about the time a known user costs, so that the answer
-		   time does not tell which user names exist. */
-		if (auth->table.dummy_hash != NULL)
-			(void)passwd_hash_matches(auth, password, auth->table.dummy_hash);
 		*reason_r = xstrdup("unknown user");
 		return AUTH_FAIL;
 	}
-	if (entry->password[0] == '$')
-		ok = passwd_hash_matches(auth, password, entry->password);
-	else
-		ok = auth_str_equal_ct(password, entry->password);
-	if (!ok) {
+	if (!(entry->password[0] == '$' ? hash_ok : plain_ok)) {
 		*reason_r = xstrdup("wrong password");
 		return AUTH_FAIL;
 	}

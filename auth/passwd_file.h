@@ -12,4 +12,9 @@
 
 extern const struct auth_backend auth_backend_passwd_file;
 
+/* Tests only: the checks auth (a passwd-file instance) has made since
+   init: crypt(3) checks and plain-text comparisons. Each verify() makes
+   the same number whoever the user is (see passwd_file.c). */
+void passwd_file_work_counts(const struct auth *auth, unsigned *crypts_r, unsigned *plains_r);
+
 #endif

@@ -7,7 +7,10 @@
 #                          (mutt, curl), a reference server (dovecot) and
 #                          the PAM test harness (pam_wrapper)
 #
-#   As root:      installs what is missing (apt-get, no prompts).
+#   As root:      installs what is missing (apt-get, no prompts), and
+#                 creates the system user "imapserver" (no shell, no home)
+#                 that `make run` and the tests run the server as: started
+#                 as root, the server needs server.user.
 #   Otherwise:    prints the exact command to run and exits 1.
 #
 # Quiet (one line) when everything is there; safe to run again and again.
@@ -36,6 +39,24 @@ if ! command -v dpkg >/dev/null 2>&1; then
 	echo "deps: no dpkg here (not Debian?); needed: $PKGS" >&2
 	exit 1
 fi
+
+# The unprivileged user a server started as root runs as (server.user);
+# tests/e2e/server.py and `make run` name it.
+SERVICE_USER=imapserver
+
+ensure_service_user()
+{
+	[ "$(id -u)" -eq 0 ] || return 0
+	getent passwd "$SERVICE_USER" >/dev/null 2>&1 && return 0
+	if ! useradd --system --user-group --no-create-home --home-dir /nonexistent \
+		--shell /usr/sbin/nologin "$SERVICE_USER"; then
+		echo "deps: could not create the system user $SERVICE_USER" >&2
+		return 1
+	fi
+	echo "deps: created the system user $SERVICE_USER (no shell, no home)"
+}
+
+ensure_service_user || exit 1
 
 missing=
 for p in $PKGS; do

@@ -200,6 +200,46 @@ test_body_sections(void **state)
 }
 
 static void
+test_nul_in_a_stored_message_is_sent_as_0x80(void **state)
+{
+	/* 38 octets; "\0" "Z" so that no hex escape eats the Z */
+	static const char data[] = "From: a@b.c\r\nSubject: x\0y\r\n\r\nA\0Z\r\n\0\r\n\0";
+	static const char copy[] = "From: a@b.c\r\nSubject: x\0y\r\n\r\nA\0Z\r\n\0\r\n\0";
+#define NUL_HDR "From: a@b.c\r\nSubject: x\x80y\r\n\r\n"
+#define NUL_BODY "A\x80" "Z\r\n\x80\r\n\x80"
+	static const struct {
+		const char *items, *expected;
+	} cases[] = {
+		{ "RFC822", "* 3 FETCH (RFC822 {38}\r\n" NUL_HDR NUL_BODY ")\r\n" },
+		{ "BODY[]", "* 3 FETCH (BODY[] {38}\r\n" NUL_HDR NUL_BODY ")\r\n" },
+		{ "BODY.PEEK[TEXT]", "* 3 FETCH (BODY[TEXT] {9}\r\n" NUL_BODY ")\r\n" },
+		{ "RFC822.TEXT", "* 3 FETCH (RFC822.TEXT {9}\r\n" NUL_BODY ")\r\n" },
+		{ "RFC822.HEADER", "* 3 FETCH (RFC822.HEADER {29}\r\n" NUL_HDR ")\r\n" },
+		{ "BODY[1]", "* 3 FETCH (BODY[1] {9}\r\n" NUL_BODY ")\r\n" },
+		{ "BODY[]<34.3>", "* 3 FETCH (BODY[]<34> {3}\r\n\x80\r\n)\r\n" },
+		{ "BODY[]<37.10>", "* 3 FETCH (BODY[]<37> {1}\r\n\x80)\r\n" },
+	};
+#undef NUL_HDR
+#undef NUL_BODY
+	struct fetch_msg m = msg_of(data);
+
+	(void)state;
+	m.len = sizeof(data) - 1;
+	assert_int_equal(m.len, 38);
+	for (size_t i = 0; i < N_ELEMENTS(cases); i++) {
+		char *got = fetch_text(cases[i].items, &m, false);
+
+		/* the expected text holds no NUL: got must not either */
+		if (strcmp(got, cases[i].expected) != 0)
+			fail_msg("FETCH (%s):\n got: %s\nwant: %s", cases[i].items, got,
+				 cases[i].expected);
+		free(got);
+	}
+	/* the message itself is left as it was */
+	assert_memory_equal(data, copy, sizeof(data));
+}
+
+static void
 test_part_numbers_of_single_part_message(void **state)
 {
 	(void)state;
@@ -841,6 +881,7 @@ main(void)
 		cmocka_unit_test(test_envelope),
 		cmocka_unit_test(test_rfc822_items),
 		cmocka_unit_test(test_body_sections),
+		cmocka_unit_test(test_nul_in_a_stored_message_is_sent_as_0x80),
 		cmocka_unit_test(test_part_numbers_of_single_part_message),
 		cmocka_unit_test(test_partials),
 		cmocka_unit_test(test_macros),

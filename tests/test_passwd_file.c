@@ -258,6 +258,75 @@ test_sha256_and_bcrypt_hashes(void **state)
 	check_hash_method(*state, "$2b$");
 }
 
+/* Verifies user/password and asserts the result and that exactly crypts
+   crypt(3) checks and plains plain-text comparisons were made. */
+static void
+verify_costs(struct fixture *fx, const char *user, const char *password, enum auth_result expect,
+	     unsigned crypts, unsigned plains)
+{
+	unsigned c0, p0, c1, p1;
+
+	passwd_file_work_counts(fx->auth, &c0, &p0);
+	assert_int_equal(verify(fx, user, password), expect);
+	passwd_file_work_counts(fx->auth, &c1, &p1);
+	assert_int_equal(c1 - c0, crypts);
+	assert_int_equal(p1 - p0, plains);
+}
+
+static void
+test_plain_text_file_same_work_for_known_and_unknown_users(void **state)
+{
+	struct fixture *fx = *state;
+
+	write_users(fx, "alice alice123\nbob b\n");
+	init_ok(fx);
+	/* one constant-time comparison each, whoever asks */
+	verify_costs(fx, "alice", "alice123", AUTH_OK, 0, 1);
+	verify_costs(fx, "alice", "wrong", AUTH_FAIL, 0, 1);
+	verify_costs(fx, "alice", "", AUTH_FAIL, 0, 1);
+	verify_costs(fx, "bob", "alice123", AUTH_FAIL, 0, 1);
+	verify_costs(fx, "nobody", "alice123", AUTH_FAIL, 0, 1);
+	verify_costs(fx, "zed", "", AUTH_FAIL, 0, 1);
+	/* the dummy is never a password */
+	verify_costs(fx, "nobody", "-unused-dummy-password-", AUTH_FAIL, 0, 1);
+}
+
+static void
+test_hashed_and_mixed_files_same_work_for_every_user(void **state)
+{
+	struct fixture *fx = *state;
+	char *hash = make_hash("$6$", "s3cret");
+	char *text;
+
+	if (hash == NULL) {
+		print_message("$6$ hashes not supported by this libcrypt, skipped\n");
+		skip();
+	}
+	text = xasprintf("hashed %s\n", hash);
+	write_users(fx, text);
+	init_ok(fx);
+	verify_costs(fx, "hashed", "s3cret", AUTH_OK, 1, 1);
+	verify_costs(fx, "hashed", "wrong", AUTH_FAIL, 1, 1);
+	verify_costs(fx, "nobody", "s3cret", AUTH_FAIL, 1, 1);
+	auth_backend_passwd_file.deinit(&fx->auth);
+	free(text);
+
+	/* mixed: the plain-text user pays for a hash too */
+	text = xasprintf("hashed %s\nplain p4ss\n", hash);
+	write_users(fx, text);
+	init_ok(fx);
+	verify_costs(fx, "plain", "p4ss", AUTH_OK, 1, 1);
+	verify_costs(fx, "plain", "wrong", AUTH_FAIL, 1, 1);
+	verify_costs(fx, "hashed", "s3cret", AUTH_OK, 1, 1);
+	verify_costs(fx, "hashed", "p4ss", AUTH_FAIL, 1, 1);
+	verify_costs(fx, "nobody", "p4ss", AUTH_FAIL, 1, 1);
+	/* a plain user's password given for a hashed user, and the hash
+	   given as a plain password: both refused */
+	verify_costs(fx, "plain", hash, AUTH_FAIL, 1, 1);
+	free(text);
+	free(hash);
+}
+
 static void
 test_malformed_lines_are_skipped(void **state)
 {
@@ -548,6 +617,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sha512_crypt_hash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_yescrypt_hash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sha256_and_bcrypt_hashes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_plain_text_file_same_work_for_known_and_unknown_users,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hashed_and_mixed_files_same_work_for_every_user,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_lines_are_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_is_reread_after_a_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vanished_file_is_a_temporary_failure, setup,

@@ -219,12 +219,64 @@ child_refusals_as_root(void)
 	if (privileges_drop("nobody", "no-such-group-4711", &error) != -1 || error == NULL)
 		return 5;
 	free(error);
+	/* No user: refused (mail is never read or written as root). */
+	error = NULL;
+	if (privileges_drop(NULL, NULL, &error) != -1 || error == NULL ||
+	    strstr(error, "server.user") == NULL)
+		return 7;
+	free(error);
 	/* None of these changed anything. */
 	if (getuid() != 0 || geteuid() != 0)
 		return 6;
-	/* No user: stays root, with a warning. */
-	if (privileges_drop(NULL, NULL, &error) != 0 || geteuid() != 0)
-		return 7;
+	return 0;
+}
+
+/* As root: the start-up check refuses a missing server.user with one line
+   naming the fix and the file, and changes nothing. */
+static int
+child_start_check_as_root(void)
+{
+	char *error = NULL;
+
+	if (privileges_check_start(NULL, "/etc/x/imapserver.conf", &error) != -1 || error == NULL)
+		return 2;
+	if (strstr(error, "set server.user") == NULL ||
+	    strstr(error, "in /etc/x/imapserver.conf") == NULL ||
+	    strstr(error, "run as a normal user") == NULL || strchr(error, '\n') != NULL)
+		return 3;
+	free(error);
+	error = NULL;
+	/* the built-in defaults: no file to name, -c FILE instead */
+	if (privileges_check_start(NULL, NULL, &error) != -1 || error == NULL ||
+	    strstr(error, "-c FILE") == NULL)
+		return 4;
+	free(error);
+	error = NULL;
+	if (privileges_check_start("nobody", "/etc/x/imapserver.conf", &error) != 0 ||
+	    error != NULL)
+		return 5;
+	if (getuid() != 0 || geteuid() != 0)
+		return 6;
+	return 0;
+}
+
+/* Not root: nothing to check, whatever the keys say. */
+static int
+child_start_check_not_root(void)
+{
+	struct passwd *pw = getpwnam("nobody");
+	char *error = NULL;
+
+	if (geteuid() == 0) {
+		if (pw == NULL || setgroups(0, NULL) < 0 ||
+		    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) < 0 ||
+		    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) < 0)
+			return 2;
+	}
+	if (privileges_check_start(NULL, "/etc/x/imapserver.conf", &error) != 0 || error != NULL)
+		return 3;
+	if (privileges_check_start(NULL, NULL, &error) != 0 || error != NULL)
+		return 4;
 	return 0;
 }
 
@@ -274,6 +326,22 @@ test_bad_drop_settings_are_errors_and_change_nothing(void **state)
 }
 
 static void
+test_root_without_server_user_is_refused_at_start(void **state)
+{
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(in_child(child_start_check_as_root), 0);
+}
+
+static void
+test_start_check_passes_when_not_root(void **state)
+{
+	if (geteuid() == 0 && getpwnam("nobody") == NULL)
+		skip();
+	assert_int_equal(in_child(child_start_check_not_root), 0);
+}
+
+static void
 test_not_root_ignores_user_and_group(void **state)
 {
 	if (geteuid() == 0 && getpwnam("nobody") == NULL)
@@ -293,6 +361,8 @@ main(void)
 		cmocka_unit_test(test_drop_to_user_clears_groups_and_cannot_regain_root),
 		cmocka_unit_test(test_drop_to_user_and_named_group),
 		cmocka_unit_test(test_bad_drop_settings_are_errors_and_change_nothing),
+		cmocka_unit_test(test_root_without_server_user_is_refused_at_start),
+		cmocka_unit_test(test_start_check_passes_when_not_root),
 		cmocka_unit_test(test_not_root_ignores_user_and_group),
 	};
 

@@ -749,6 +749,42 @@ test_data_line_over_1000_octets_refuses_the_message(void **state)
 }
 
 static void
+test_nul_in_data_refuses_the_message_with_554_5_6_0(void **state)
+{
+	/* sizeof - 1: the NULs are part of the input */
+	static const char input[] =
+		"EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\n"
+		"Subject: x\r\n\r\nbefore\0after\r\nmore\r\n.\r\n"
+		/* the session goes on; a NUL as a line's first octet, and
+		   in a dot-stuffed line */
+		"MAIL FROM:<a@b.c>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\n"
+		"\0\r\n.\r\n"
+		"MAIL FROM:<a@b.c>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\n"
+		"..\0\r\n.\r\n"
+		/* the next message is clean and delivered */
+		"MAIL FROM:<a@b.c>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\n"
+		"clean\r\n.\r\nNOOP\r\n";
+	struct harness h;
+
+	(void)state;
+	run_script(&h, 26214400, 100, "localhost", input, sizeof(input) - 1,
+		   EHLO_REPLY
+		   "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+		   "554 5.6.0 Error: message contains a NUL octet; not stored\r\n"
+		   "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+		   "554 5.6.0 Error: message contains a NUL octet; not stored\r\n"
+		   "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+		   "554 5.6.0 Error: message contains a NUL octet; not stored\r\n"
+		   "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+		   "250 2.0.0 Ok: delivered as " PREFIX ".4\r\n"
+		   "250 2.0.0 Ok\r\n");
+	assert_int_equal(h.delivery_count, 1);
+	assert_string_equal(after_trace(&h.deliveries[0], "a@b.c", "c", "ESMTP", "alice@localhost"),
+			    "clean\r\n");
+	harness_deinit(&h);
+}
+
+static void
 test_bare_lf_is_a_line_end_but_only_crlf_dot_crlf_ends_data(void **state)
 {
 	struct harness h;
@@ -991,6 +1027,7 @@ main(void)
 		cmocka_unit_test(test_message_over_the_size_limit_is_refused_and_not_delivered),
 		cmocka_unit_test(test_command_line_limits_give_500_5_5_2),
 		cmocka_unit_test(test_data_line_over_1000_octets_refuses_the_message),
+		cmocka_unit_test(test_nul_in_data_refuses_the_message_with_554_5_6_0),
 		cmocka_unit_test(test_bare_lf_is_a_line_end_but_only_crlf_dot_crlf_ends_data),
 		cmocka_unit_test(test_empty_message_and_data_right_after_354),
 		cmocka_unit_test(test_rset_and_ehlo_end_the_transaction),

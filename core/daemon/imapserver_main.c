@@ -101,6 +101,13 @@ main(int argc, char *argv[])
 	}
 	cmdline_apply_port(&cl, cfg);
 	log_set_level(cfg->log_level);
+	/* Before any backend starts, -t included: never mail as root. */
+	if (privileges_check_start(cfg->server_user, cfg->path, &error) < 0) {
+		fprintf(stderr, "imapserver: %s\n", error);
+		free(error);
+		config_free(&cfg);
+		return 1;
+	}
 	loop = event_loop_new();
 	watch = cl.test_only ? NULL : watch_new(loop);
 	gen = server_gen_new(cfg, watch, &error);

@@ -77,6 +77,25 @@ privileges_check(uid_t uid, gid_t gid, char **error_r)
 }
 
 int
+privileges_check_start(const char *user, const char *config_path, char **error_r)
+{
+	if (geteuid() != 0 || user != NULL)
+		return 0;
+	if (config_path != NULL) {
+		*error_r = xasprintf("started as root without server.user: mail is never read or "
+				     "written as root; set server.user (an unprivileged user that "
+				     "owns storage.root) in %s, or run as a normal user",
+				     config_path);
+	} else {
+		*error_r = xstrdup("started as root without server.user: mail is never read or "
+				   "written as root; set server.user (an unprivileged user that "
+				   "owns storage.root) in a config file given with -c FILE, or run "
+				   "as a normal user");
+	}
+	return -1;
+}
+
+int
 privileges_drop(const char *user, const char *group, char **error_r)
 {
 	uid_t uid;
@@ -94,8 +113,9 @@ privileges_drop(const char *user, const char *group, char **error_r)
 			*error_r = xstrdup("server.group is set but server.user is not");
 			return -1;
 		}
-		log_warn("-", "started as root and server.user is not set: serving as root");
-		return 0;
+		*error_r = xstrdup("started as root without server.user: mail is never read or "
+				   "written as root; set server.user or run as a normal user");
+		return -1;
 	}
 	if (privileges_lookup_user(user, &uid, &gid, error_r) < 0)
 		return -1;

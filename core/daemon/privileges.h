@@ -1,13 +1,22 @@
 /* privileges.h: dropping root after start-up.
 
-   Started as root, the server binds its listening sockets and starts the
-   PAM helper (which keeps root for PAM), then calls privileges_drop()
-   before the loop serves anyone. Started as a normal user it keeps
-   running as that user. */
+   Mail is never read or written as root: a process started as root
+   without server.user refuses to start (privileges_check_start(), before
+   any backend starts, also with -t). Started as root with server.user,
+   the server binds its listening sockets and starts the PAM helper
+   (which keeps root for PAM), then calls privileges_drop() before the
+   loop serves anyone. Started as a normal user it keeps running as that
+   user. */
 #ifndef PRIVILEGES_H
 #define PRIVILEGES_H
 
 #include "lib.h"
+
+/* The start-up rule: with the effective uid 0, user (server.user) must be
+   set. Returns 0, or -1 with *error_r: one line that names the fix
+   (config_path: the config file read, NULL for the built-in defaults).
+   Changes nothing. */
+int privileges_check_start(const char *user, const char *config_path, char **error_r);
 
 /* If the effective uid is 0 and user is set: switches to user's uid and
    to group's gid (the user's primary group when group is NULL), with that
@@ -16,8 +25,8 @@
    saying what it did, or -1 with *error_r.
 
    Not root: user and group are ignored (an info line says so), returns 0.
-   Root without user: stays root with a warning, returns 0. A user with
-   uid 0, a group without a user and unknown names are errors. */
+   Root without user is an error (as privileges_check_start() says), as
+   are a user with uid 0, a group without a user and unknown names. */
 int privileges_drop(const char *user, const char *group, char **error_r);
 
 #endif

@@ -75,6 +75,13 @@ main(int argc, char *argv[])
 	}
 	cmdline_apply_port(&cl, cfg);
 	log_set_level(cfg->log_level);
+	/* Before any backend starts, -t included: never mail as root. */
+	if (privileges_check_start(cfg->server_user, cfg->path, &error) < 0) {
+		fprintf(stderr, "smtpmail: %s\n", error);
+		free(error);
+		config_free(&cfg);
+		return 1;
+	}
 	gen = server_gen_new(cfg, NULL, &error);
 	if (gen == NULL) {
 		fprintf(stderr, "%s: %s\n", cmdline_config_name(&cl), error);

@@ -496,11 +496,21 @@ fetch_spec_has_flags(const struct fetch_spec *spec)
 
 /* --- writing --------------------------------------------------------- */
 
+/* A literal of data. RFC 3501 (4.3, 9: CHAR8) allows no NUL in a
+   literal; a message stored with one (written by another tool, or before
+   SMTP refused them) is sent with each NUL as 0x80, as Dovecot does
+   outside BINARY: the size stays, and nothing else changes. */
 static void
 write_literal(struct buf *out, const char *data, size_t len)
 {
+	char *p, *end;
+
 	buf_printf(out, "{%zu}\r\n", len);
 	buf_append(out, data, len);
+	p = out->data + out->len - len;
+	end = out->data + out->len;
+	while (p < end && (p = memchr(p, '\0', (size_t)(end - p))) != NULL)
+		*p++ = (char)0x80;
 }
 
 /* Per fetch_write(): the message and its part tree, parsed (or taken

@@ -56,6 +56,7 @@ struct smtp_session {
 	uint64_t data_size; /* unstuffed octets of data, CRLF line ends */
 	bool data_too_big;
 	bool data_line_too_long;
+	bool data_has_nul;
 	bool prev_crlf; /* the previous text line ended in CRLF */
 	unsigned txn_count;
 	char id[128];
@@ -102,6 +103,7 @@ smtp_txn_reset(struct smtp_session *s)
 	s->data_size = 0;
 	s->data_too_big = false;
 	s->data_line_too_long = false;
+	s->data_has_nul = false;
 	s->id[0] = '\0';
 }
 
@@ -560,6 +562,7 @@ cmd_data(struct smtp_session *s, const char *args, struct buf *out)
 	s->data_size = 0;
 	s->data_too_big = false;
 	s->data_line_too_long = false;
+	s->data_has_nul = false;
 	/* The CRLF that ended DATA counts as the one before ".". */
 	s->prev_crlf = true;
 	s->state = SMTP_ST_DATA;
@@ -679,6 +682,12 @@ smtp_data_line(struct smtp_session *s, size_t content_len, bool stored_whole, st
 			s->state = SMTP_ST_COMMAND;
 			return SMTP_EVENT_NONE;
 		}
+		if (s->data_has_nul) {
+			reply(out, "554 5.6.0 Error: message contains a NUL octet; not stored");
+			smtp_txn_reset(s);
+			s->state = SMTP_ST_COMMAND;
+			return SMTP_EVENT_NONE;
+		}
 		s->state = SMTP_ST_WAIT_DELIVER;
 		return SMTP_EVENT_DELIVER;
 	}
@@ -698,7 +707,11 @@ smtp_data_line(struct smtp_session *s, size_t content_len, bool stored_whole, st
 	s->data_size += content_len + 2;
 	if (s->data_size > s->set.max_message_size)
 		s->data_too_big = true;
-	if (s->data_too_big || s->data_line_too_long) {
+	/* RFC 3501 allows no NUL in the IMAP literal it would be read
+	   through, RFC 5322 none in a message. */
+	if (memchr(text, '\0', content_len) != NULL)
+		s->data_has_nul = true;
+	if (s->data_too_big || s->data_line_too_long || s->data_has_nul) {
 		/* Counted, not kept: the message will be refused. */
 		buf_free(&s->msg);
 		return SMTP_EVENT_NONE;

@@ -32,6 +32,9 @@
    - Dot-unstuffing: a DATA line "." + text loses its first "." (4.5.2).
    - Over max_message_size, the data is counted but no longer kept, and
      the message is refused with "552 5.3.4" at its end: nothing is stored.
+   - A message holding a NUL octet is refused at its end with "554 5.6.0"
+     and not stored (RFC 5322 allows no NUL in a message, RFC 3501 none in
+     the IMAP literal it would later be read through).
 
    Enhanced status codes (RFC 2034, RFC 3463) are on every reply but the
    220 greeting, the replies to HELO and EHLO, and 354, as RFC 2034 says. */

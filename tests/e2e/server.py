@@ -7,6 +7,7 @@ $IMAPSERVER (tests/run.sh sets it to $BUILD/imapserver)."""
 
 import imaplib
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -27,7 +28,15 @@ SOCK_TIMEOUT = 10.0     # every socket operation of a test
 # are multiplied by this.
 SLOW = 3.0 if ("ASAN_OPTIONS" in os.environ or "UBSAN_OPTIONS" in os.environ) else 1.0
 
+# Started as root, the server refuses to serve without server.user (mail
+# is never read or written as root). Tests run as root (CI does) therefore
+# name this unprivileged user in every config and hand it the temporary
+# folder at each start; tests/deps.sh creates it ("nobody" if it is
+# missing).
+SERVICE_USER = "imapserver"
+
 _LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+_SERVER_USER_RE = re.compile(r'^server:\s*\{[^}]*\buser\s*=\s*"([^"]*)"', re.M)
 _SANITIZER_RE = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|"
                            r"runtime error:")
 
@@ -38,6 +47,52 @@ def server_binary():
         here = os.path.dirname(os.path.abspath(__file__))
         path = os.path.join(here, "..", "..", "build", "imapserver")
     return os.path.abspath(path)
+
+
+def service_user():
+    """The pwd entry of the user the server runs as when the tests run as
+    root (SERVICE_USER, else "nobody"); None when they do not."""
+    if os.geteuid() != 0:
+        return None
+    for name in (SERVICE_USER, "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            pass
+    raise RuntimeError(f"running as root, but there is no user {SERVICE_USER!r} to run the "
+                       "server as: run tests/deps.sh --test")
+
+
+def server_group_line():
+    """The config line that names the service user when running as root,
+    else ""."""
+    pw = service_user()
+    return f'server: {{ user = "{pw.pw_name}"; }};\n' if pw is not None else ""
+
+
+def without_server_group(conf_text):
+    """conf_text without the line server_group_line() wrote, for a test
+    that names its own server.user."""
+    return "".join(line for line in conf_text.splitlines(True)
+                   if not line.startswith("server: {"))
+
+
+def give_to_server_user(folder, conf):
+    """As root: makes folder and everything in it belong to the server.user
+    that conf names (links themselves, never their targets), so that the
+    server, once it dropped root, can read and write its mail. Does nothing
+    when not root or when conf names no user."""
+    if os.geteuid() != 0 or not os.path.exists(conf):
+        return
+    with open(conf) as f:
+        m = _SERVER_USER_RE.search(f.read())
+    if m is None:
+        return
+    pw = pwd.getpwnam(m.group(1))
+    os.lchown(folder, pw.pw_uid, pw.pw_gid)
+    for base, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            os.lchown(os.path.join(base, name), pw.pw_uid, pw.pw_gid)
 
 
 # ---------------------------------------------------------------- lab format
@@ -117,7 +172,9 @@ class ImapServer:
         <tmp>/users             alice alice123, bob bob123
         <tmp>/mail/<user>/mymailbox.mail   seeded as asked
 
-    Paths in the config are relative (to the config's folder)."""
+    Paths in the config are relative (to the config's folder). Run as
+    root, the config names server.user (service_user()) and start() gives
+    the folder to that user."""
 
     def __init__(self, mailboxes=None, limits=None, log_level="debug"):
         self.binary = server_binary()
@@ -145,7 +202,8 @@ class ImapServer:
                     "storage: { backend = \"flat\"; root = \"mail\"; };\n"
                     "auth: { backend = \"passwd-file\"; file = \"users\"; };\n"
                     f"limits: {{ {lim_text} }};\n"
-                    f"log: {{ level = \"{log_level}\"; }};\n")
+                    f"log: {{ level = \"{log_level}\"; }};\n"
+                    + server_group_line())
 
     # -- files
 
@@ -156,9 +214,18 @@ class ImapServer:
         return os.path.join(self.root, user, "mymailbox.mail")
 
     def write_mailbox(self, user, text):
+        """Writes user's mailbox file (as another tool would, also while
+        the server runs); as root, hands it to the server's user."""
         os.makedirs(self.user_dir(user), exist_ok=True)
         with open(self.mailbox_path(user), "w") as f:
             f.write(text)
+        self.give_to_server()
+
+    def give_to_server(self):
+        """As root: gives everything in the folder to the server's user
+        (start() does it; a test that writes into the store while the
+        server runs calls it after writing)."""
+        give_to_server_user(self.dir, self.conf)
 
     def read_mailbox(self, user):
         with open(self.mailbox_path(user), "rb") as f:
@@ -169,6 +236,7 @@ class ImapServer:
     def start(self):
         if not os.access(self.binary, os.X_OK):
             raise RuntimeError(f"{self.binary} is missing: build it first (make)")
+        self.give_to_server()
         self.logs.append([])
         ready = threading.Event()
         lines = self.logs[-1]

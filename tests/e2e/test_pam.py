@@ -31,7 +31,8 @@ import sys
 import time
 import unittest
 
-from server import ImapServer, ServerTestCase, RawClient, SLOW, server_binary
+from server import (ImapServer, ServerTestCase, RawClient, SLOW, server_binary,
+                    without_server_group)
 
 SERVICE = "imapserver"
 PAM_USERS = {"alice": "alice123", "bob": "bob123", "slow": "slow123",
@@ -155,6 +156,8 @@ class PamServer(ImapServer):
         text = text.replace('auth: { backend = "passwd-file"; file = "users"; };',
                             f'auth: {{ backend = "pam"; service = "{SERVICE}"; }};')
         assert 'backend = "pam"' in text, text
+        if "server:" in extra_conf:
+            text = without_server_group(text)
         with open(self.conf, "w") as f:
             f.write(text + extra_conf)
 
@@ -378,6 +381,8 @@ class TestPamPrivilegeDrop(PamTestCase):
                 os.chown(name, self.pw.pw_uid, self.pw.pw_gid)
 
     def test_server_runs_as_configured_user_and_helper_as_root(self):
+        # "listening on" (what start() waits for) comes before the drop
+        self.assertIsNotNone(self.server.wait_log(r"dropped root: running as user nobody"))
         ids = process_ids(self.server.proc.pid)
         self.assertEqual(ids["Uid"], [self.pw.pw_uid] * 4, ids)
         self.assertEqual(ids["Gid"], [self.pw.pw_gid] * 4, ids)

@@ -199,10 +199,7 @@ class TestExternalChanges(ServerTestCase):
     def test_mailbox_file_created_after_login(self):
         """bob has no folder at first; the lab's SMTP server creates it."""
         c = self.raw_login("bob", mailbox="INBOX")
-        import os
-        os.makedirs(self.server.user_dir("bob"), exist_ok=True)
-        with open(self.server.mailbox_path("bob"), "w") as f:
-            f.write(self.NEW.lab)
+        self.server.write_mailbox("bob", self.NEW.lab)
         resp, tagged = c.command("NOOP")
         self.assertTrue(tagged.startswith(b"OK"), tagged)
         self.assertIn(1, untagged_numbers(resp, "EXISTS"), resp)
