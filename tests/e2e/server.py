@@ -92,7 +92,23 @@ def give_to_server_user(folder, conf):
     os.lchown(folder, pw.pw_uid, pw.pw_gid)
     for base, dirs, files in os.walk(folder):
         for name in dirs + files:
-            os.lchown(os.path.join(base, name), pw.pw_uid, pw.pw_gid)
+            try:
+                os.lchown(os.path.join(base, name), pw.pw_uid, pw.pw_gid)
+            except FileNotFoundError:
+                pass  # a lock or temp file the running server removed
+
+
+def server_user_ids(conf):
+    """(uid, gid) of the server.user that conf names when running as root,
+    else None."""
+    if os.geteuid() != 0 or not os.path.exists(conf):
+        return None
+    with open(conf) as f:
+        m = _SERVER_USER_RE.search(f.read())
+    if m is None:
+        return None
+    pw = pwd.getpwnam(m.group(1))
+    return pw.pw_uid, pw.pw_gid
 
 
 # ---------------------------------------------------------------- lab format
@@ -216,8 +232,21 @@ class ImapServer:
     def write_mailbox(self, user, text):
         """Writes user's mailbox file (as another tool would, also while
         the server runs); as root, hands it to the server's user."""
-        os.makedirs(self.user_dir(user), exist_ok=True)
-        with open(self.mailbox_path(user), "w") as f:
+        owner = server_user_ids(self.conf)
+        path = self.mailbox_path(user)
+        if not os.path.isdir(self.user_dir(user)):
+            os.makedirs(self.user_dir(user), exist_ok=True)
+            if owner is not None:
+                os.chown(self.user_dir(user), *owner)
+        if owner is not None and not os.path.exists(path):
+            # A running server must never see the file owned by root: it
+            # appears empty and already the server user's.
+            tmp = os.path.join(self.dir, ".new-mailbox")
+            with open(tmp, "w"):
+                pass
+            os.chown(tmp, *owner)
+            os.rename(tmp, path)
+        with open(path, "w") as f:
             f.write(text)
         self.give_to_server()
 
