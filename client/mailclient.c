@@ -561,6 +561,52 @@ mc_login(struct mc *mc)
 	exit(1);
 }
 
+/* The menu, one choice per round; each round consumes input, so the
+   loop ends at the end of input. Returns 0 after Quit, 1 at the end of
+   input. */
+static int
+mc_menu(struct mc *mc)
+{
+	for (;;) {
+		char *line;
+		mc_print("\n1. Send Mail\n2. Manage Mail\n3. Quit\n");
+		if (mc_read_line(mc, "Enter your choice: ", &line) == 0)
+			return 1;
+		mc_trim(line);
+		int ret = 0;
+		if (strcmp(line, "1") == 0) {
+			ret = mc_send_mail(mc);
+		} else if (strcmp(line, "2") == 0) {
+			ret = mc_manage_mail(mc);
+		} else if (strcmp(line, "3") == 0) {
+			free(line);
+			return 0;
+		} else {
+			printf("Invalid choice \"%s\": enter 1, 2 or 3.\n", line);
+		}
+		free(line);
+		if (ret < 0)
+			return 1;
+	}
+}
+
+/* Frees what mc holds (the connection is already closed); the
+   password is wiped first. */
+static void
+mc_free(struct mc *mc)
+{
+	mc_msgs_clear(mc);
+	mc_bodies_clear(mc);
+	free(mc->msgs);
+	free(mc->bodies);
+	buf_free(&mc->in);
+	free(mc->user);
+	if (mc->password != NULL) {
+		explicit_bzero(mc->password, strlen(mc->password));
+		free(mc->password);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -617,47 +663,14 @@ main(int argc, char **argv)
 		}
 	}
 
-	int status = 1;
-	/* One menu choice per round; each round consumes input, so the
-	   loop ends at the end of input. */
-	for (;;) {
-		char *line;
-		mc_print("\n1. Send Mail\n2. Manage Mail\n3. Quit\n");
-		if (mc_read_line(&mc, "Enter your choice: ", &line) == 0)
-			break;
-		mc_trim(line);
-		int ret = 0;
-		if (strcmp(line, "1") == 0) {
-			ret = mc_send_mail(&mc);
-		} else if (strcmp(line, "2") == 0) {
-			ret = mc_manage_mail(&mc);
-		} else if (strcmp(line, "3") == 0) {
-			free(line);
-			status = 0;
-			break;
-		} else {
-			printf("Invalid choice \"%s\": enter 1, 2 or 3.\n", line);
-		}
-		free(line);
-		if (ret < 0)
-			break;
-	}
+	int status = mc_menu(&mc);
 	if (status != 0)
 		fprintf(stderr, "mailclient: end of input before Quit\n");
 	imapc_logout(&mc.conn);
 	if (status == 0)
 		mc_print("Goodbye.\n");
 	mc_notices_flush(&mc);
-	mc_msgs_clear(&mc);
-	mc_bodies_clear(&mc);
-	free(mc.msgs);
-	free(mc.bodies);
-	buf_free(&mc.in);
-	free(mc.user);
-	if (mc.password != NULL) {
-		explicit_bzero(mc.password, strlen(mc.password));
-		free(mc.password);
-	}
+	mc_free(&mc);
 	fflush(stdout);
 	return status;
 }
