@@ -58,6 +58,58 @@ mc_take_line(struct mc *mc, char **line_r)
 	return true;
 }
 
+/* The IMAP connection (mc->conn, loaded) spoke (readable) or stayed
+   quiet for the whole wait (timed_out): reads what came, or renews IDLE
+   or polls with NOOP. Returns 0, or -1 if the connection failed (a
+   reconnection is planned). */
+static int
+mc_conn_event(struct mc *mc, bool readable, bool timed_out)
+{
+	char *err = NULL;
+
+	if (readable) {
+		if (imapc_is_idling(mc->conn)) {
+			if (imapc_idle_input(mc->conn, &err) < 0) {
+				mc_conn_failed(mc, err);
+				return -1;
+			}
+		} else {
+			/* Not idling, yet the server speaks: most likely
+			   a BYE or a close; NOOP finds out. */
+			char *reply = NULL;
+			(void)mc_imap(mc, "NOOP", &reply);
+			free(reply);
+		}
+	} else if (timed_out) {
+		char *reply = NULL;
+		if (imapc_is_idling(mc->conn)) {
+			if (imapc_idle_stop(mc->conn, &err) < 0) {
+				mc_conn_failed(mc, err);
+				return -1;
+			}
+		} else {
+			(void)mc_imap(mc, "NOOP", &reply);
+		}
+		free(reply);
+	}
+	return 0;
+}
+
+/* Appends what stdin has to mc->in; end of input or an error sets
+   mc->in_eof. */
+static void
+mc_read_stdin(struct mc *mc)
+{
+	buf_reserve(&mc->in, 4096);
+	ssize_t n = read(STDIN_FILENO, mc->in.data + mc->in.len, 4096);
+	if (n > 0) {
+		mc->in.len += (size_t)n;
+		mc->in.data[mc->in.len] = '\0';
+	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+		mc->in_eof = true;
+	}
+}
+
 /* Waits for input on stdin while watching the IMAP connection (IDLE,
    or NOOP now and then without it). Notices are printed as they come,
    followed by the prompt again. */
@@ -118,43 +170,11 @@ mc_wait_input(struct mc *mc)
 		}
 		return;
 	}
-	if (nfds == 2 && mc->conn != NULL) {
-		if (pfd[1].revents != 0) {
-			if (imapc_is_idling(mc->conn)) {
-				if (imapc_idle_input(mc->conn, &err) < 0) {
-					mc_conn_failed(mc, err);
-					return;
-				}
-			} else {
-				/* Not idling, yet the server speaks: most likely
-				   a BYE or a close; NOOP finds out. */
-				char *reply = NULL;
-				(void)mc_imap(mc, "NOOP", &reply);
-				free(reply);
-			}
-		} else if (ret == 0) {
-			char *reply = NULL;
-			if (imapc_is_idling(mc->conn)) {
-				if (imapc_idle_stop(mc->conn, &err) < 0) {
-					mc_conn_failed(mc, err);
-					return;
-				}
-			} else {
-				(void)mc_imap(mc, "NOOP", &reply);
-			}
-			free(reply);
-		}
-	}
-	if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-		buf_reserve(&mc->in, 4096);
-		ssize_t n = read(STDIN_FILENO, mc->in.data + mc->in.len, 4096);
-		if (n > 0) {
-			mc->in.len += (size_t)n;
-			mc->in.data[mc->in.len] = '\0';
-		} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-			mc->in_eof = true;
-		}
-	}
+	if (nfds == 2 && mc->conn != NULL &&
+	    mc_conn_event(mc, pfd[1].revents != 0, ret == 0) < 0)
+		return;
+	if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0)
+		mc_read_stdin(mc);
 }
 
 /* Prints prompt and reads one line. Returns 1 with *line_r (malloc'ed),
