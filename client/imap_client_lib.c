@@ -109,82 +109,83 @@ imapc_is_atom_end(char c)
 static int imapc_parse_list(struct imapc_parser *p, unsigned depth, bool top,
 			    struct imapc_arg **items_r, size_t *count_r);
 
-/* Parses one item at p->pos into arg. */
+/* Parses a quoted string at p->pos (its opening '"') into arg. */
 static int
-imapc_parse_item(struct imapc_parser *p, unsigned depth, struct imapc_arg *arg)
+imapc_parse_quoted(struct imapc_parser *p, struct imapc_arg *arg)
 {
 	const char *d = p->data;
-	char c = d[p->pos];
+	struct buf s = BUF_INIT;
 
-	i_zero(arg);
-	if (c == '(') {
-		if (depth >= IMAPC_MAX_DEPTH) {
-			p->error = xstrdup("lists nested too deeply");
-			return -1;
-		}
-		p->pos++;
-		arg->type = IMAPC_ARG_LIST;
-		return imapc_parse_list(p, depth + 1, false, &arg->list, &arg->count);
-	}
-	if (c == '"') {
-		struct buf s = BUF_INIT;
-		p->pos++;
-		while (p->pos < p->len && d[p->pos] != '"') {
-			if (d[p->pos] == '\r' || d[p->pos] == '\n')
-				break;
-			if (d[p->pos] == '\\' && p->pos + 1 < p->len)
-				p->pos++;
-			buf_append_c(&s, d[p->pos]);
+	p->pos++;
+	while (p->pos < p->len && d[p->pos] != '"') {
+		if (d[p->pos] == '\r' || d[p->pos] == '\n')
+			break;
+		if (d[p->pos] == '\\' && p->pos + 1 < p->len)
 			p->pos++;
-		}
-		if (p->pos >= p->len || d[p->pos] != '"') {
-			buf_free(&s);
-			p->error = xstrdup("unterminated quoted string");
-			return -1;
-		}
+		buf_append_c(&s, d[p->pos]);
 		p->pos++;
-		arg->type = IMAPC_ARG_STRING;
-		arg->len = s.len;
-		arg->str = s.data != NULL ? buf_steal(&s) : xstrdup("");
-		return 0;
 	}
-	if (c == '{') {
-		size_t q = p->pos + 1;
-		uint64_t n = 0;
-		unsigned digits = 0;
-		while (q < p->len && d[q] >= '0' && d[q] <= '9' && digits < 12) {
-			n = n * 10 + (uint64_t)(d[q] - '0');
-			q++;
-			digits++;
-		}
-		if (q < p->len && d[q] == '+')
-			q++;
-		if (digits == 0 || q + 2 >= p->len || d[q] != '}' || d[q + 1] != '\r' ||
-		    d[q + 2] != '\n') {
-			if (!(digits > 0 && q + 1 < p->len && d[q] == '}' && d[q + 1] == '\n')) {
-				p->error = xstrdup("bad literal");
-				return -1;
-			}
-			q += 2;         /* a bare LF after the literal's size */
-		} else {
-			q += 3;
-		}
-		if (n > p->len - q) {
-			p->error = xstrdup("literal runs past the response");
+	if (p->pos >= p->len || d[p->pos] != '"') {
+		buf_free(&s);
+		p->error = xstrdup("unterminated quoted string");
+		return -1;
+	}
+	p->pos++;
+	arg->type = IMAPC_ARG_STRING;
+	arg->len = s.len;
+	arg->str = s.data != NULL ? buf_steal(&s) : xstrdup("");
+	return 0;
+}
+
+/* Parses a literal {n}CRLF (or a bare LF) and its n bytes at p->pos
+   (its '{') into arg. */
+static int
+imapc_parse_literal(struct imapc_parser *p, struct imapc_arg *arg)
+{
+	const char *d = p->data;
+	size_t q = p->pos + 1;
+	uint64_t n = 0;
+	unsigned digits = 0;
+
+	while (q < p->len && d[q] >= '0' && d[q] <= '9' && digits < 12) {
+		n = n * 10 + (uint64_t)(d[q] - '0');
+		q++;
+		digits++;
+	}
+	if (q < p->len && d[q] == '+')
+		q++;
+	if (digits == 0 || q + 2 >= p->len || d[q] != '}' || d[q + 1] != '\r' ||
+	    d[q + 2] != '\n') {
+		if (!(digits > 0 && q + 1 < p->len && d[q] == '}' && d[q + 1] == '\n')) {
+			p->error = xstrdup("bad literal");
 			return -1;
 		}
-		arg->type = IMAPC_ARG_STRING;
-		arg->len = (size_t)n;
-		arg->str = xmalloc(arg->len + 1);
-		memcpy(arg->str, d + q, arg->len);
-		arg->str[arg->len] = '\0';
-		p->pos = q + arg->len;
-		return 0;
+		q += 2;         /* a bare LF after the literal's size */
+	} else {
+		q += 3;
 	}
-	/* An atom; brackets may hold spaces and parentheses:
-	   BODY[HEADER.FIELDS (FROM TO)]<0>. */
+	if (n > p->len - q) {
+		p->error = xstrdup("literal runs past the response");
+		return -1;
+	}
+	arg->type = IMAPC_ARG_STRING;
+	arg->len = (size_t)n;
+	arg->str = xmalloc(arg->len + 1);
+	memcpy(arg->str, d + q, arg->len);
+	arg->str[arg->len] = '\0';
+	p->pos = q + arg->len;
+	return 0;
+}
+
+/* Parses an atom or NIL at p->pos into arg; brackets may hold spaces
+   and parentheses: BODY[HEADER.FIELDS (FROM TO)]<0>. */
+static int
+imapc_parse_atom(struct imapc_parser *p, struct imapc_arg *arg)
+{
+	const char *d = p->data;
 	size_t start = p->pos;
 	unsigned brackets = 0;
+
 	while (p->pos < p->len) {
 		char ch = d[p->pos];
 		if (ch == '\r' || ch == '\n')
@@ -198,7 +199,7 @@ imapc_parse_item(struct imapc_parser *p, unsigned depth, struct imapc_arg *arg)
 		p->pos++;
 	}
 	if (p->pos == start) {
-		p->error = xasprintf("unexpected character 0x%02x", (unsigned char)c);
+		p->error = xasprintf("unexpected character 0x%02x", (unsigned char)d[start]);
 		return -1;
 	}
 	size_t alen = p->pos - start;
@@ -211,6 +212,29 @@ imapc_parse_item(struct imapc_parser *p, unsigned depth, struct imapc_arg *arg)
 	arg->str = xstrndup(d + start, alen);
 	arg->len = alen;
 	return 0;
+}
+
+/* Parses one item at p->pos into arg. */
+static int
+imapc_parse_item(struct imapc_parser *p, unsigned depth, struct imapc_arg *arg)
+{
+	char c = p->data[p->pos];
+
+	i_zero(arg);
+	if (c == '(') {
+		if (depth >= IMAPC_MAX_DEPTH) {
+			p->error = xstrdup("lists nested too deeply");
+			return -1;
+		}
+		p->pos++;
+		arg->type = IMAPC_ARG_LIST;
+		return imapc_parse_list(p, depth + 1, false, &arg->list, &arg->count);
+	}
+	if (c == '"')
+		return imapc_parse_quoted(p, arg);
+	if (c == '{')
+		return imapc_parse_literal(p, arg);
+	return imapc_parse_atom(p, arg);
 }
 
 /* Parses items up to ')' (or, at the top, up to the end of the line). */

@@ -17,82 +17,32 @@
 
    Prompts go to stdout, input comes from stdin (a terminal, a pipe or a
    pty). Exit status: 0 after Quit, 1 on end of input or a fatal error,
-   2 on a usage error. */
+   2 on a usage error.
+
+   This file: main(), the login, the menu, the mirror and the IMAP
+   session. The terminal input is in mc_input.c, the screens in
+   mc_send.c and mc_manage.c; what they share in mc_screens.h. */
 #include "lib.h"
 #include "buf.h"
 #include "imap_client_lib.h"
-#include "mail_view.h"
+#include "mc_screens.h"
 #include "mc_util.h"
 #include "message.h"
-#include "smtp_client.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MC_DEFAULT_TIMEOUT_S 30
-#define MC_IDLE_RENEW_MS (25 * 60 * 1000)   /* RFC 2177: re-issue IDLE within 29 min */
-#define MC_NOOP_INTERVAL_MS (30 * 1000)     /* without IDLE: how often to poll */
 #define MC_LOGIN_TRIES 3
-#define MC_MAX_INPUT (1024 * 1024)          /* one input line */
-#define MC_MAX_BODY (10 * 1024 * 1024)      /* one mail typed in */
 #define MC_MAX_MESSAGES 10000000u           /* sequence numbers we mirror */
-#define MC_FETCH_BATCH 100                  /* UIDs per FETCH of whole mails */
 #define MC_RECONNECT_DELAY_MS 1500          /* after a drop noticed while waiting */
-
-/* One message of the mailbox: msgs[seq - 1]. */
-struct mc_msg {
-	uint32_t uid;                       /* 0 until known */
-	char *from;                         /* envelope sender "x@y", NULL if none */
-	char *subject;                      /* decoded, NULL if none */
-	int64_t date;                       /* INTERNALDATE, -1 until known */
-	bool is_new;                        /* came after the mailbox was loaded */
-};
-
-/* A whole message fetched to be shown. */
-struct mc_body {
-	uint32_t uid;
-	char *data;
-	size_t len;
-};
-
-struct mc {
-	const char *host, *smtp_port, *imap_port;
-	int timeout_ms;
-	char *user, *password;
-
-	struct imapc *conn;
-	struct mc_msg *msgs;
-	size_t count, alloc;
-	uint32_t uidvalidity;
-	bool loaded;                        /* INBOX selected and mirrored */
-	uint32_t deleting_uid;              /* our own deletion: no notice */
-	struct strlist notices;
-
-	bool collect_bodies;
-	struct mc_body *bodies;
-	size_t body_count, body_alloc;
-
-	/* A drop noticed while waiting for input: when to reconnect (0:
-	   nothing planned). Gives a restarting server a moment. */
-	int64_t reconnect_at;
-
-	struct buf in;                      /* stdin, not yet consumed */
-	bool in_eof;
-	const char *prompt;                 /* shown again after a notice */
-};
-
-static struct termios mc_saved_termios;
-static volatile sig_atomic_t mc_termios_saved;
 
 /* ------------------------------------------------------------ output */
 
-static void
+void
 mc_print(const char *s)
 {
 	fputs(s, stdout);
@@ -114,7 +64,7 @@ mc_notice_add(struct mc *mc, const char *fmt, ...)
 }
 
 /* Prints the notices that wait, one line each. Returns how many. */
-static size_t
+size_t
 mc_notices_flush(struct mc *mc)
 {
 	size_t n = mc->notices.count;
@@ -129,7 +79,7 @@ mc_notices_flush(struct mc *mc)
 	return n;
 }
 
-static const char *
+const char *
 mc_or(const char *s, const char *dflt)
 {
 	return s != NULL && *s != '\0' ? s : dflt;
@@ -170,7 +120,7 @@ mc_msgs_clear(struct mc *mc)
 	mc_msgs_resize(mc, 0, false);
 }
 
-static void
+void
 mc_bodies_clear(struct mc *mc)
 {
 	for (size_t i = 0; i < mc->body_count; i++)
@@ -178,7 +128,7 @@ mc_bodies_clear(struct mc *mc)
 	mc->body_count = 0;
 }
 
-static const struct mc_body *
+const struct mc_body *
 mc_body_find(const struct mc *mc, uint32_t uid)
 {
 	for (size_t i = 0; i < mc->body_count; i++) {
@@ -433,7 +383,7 @@ mc_tell_lost(const char *error)
    quietly, and the command run again. Returns 1 (OK), 0 (NO/BAD, the
    server's words in *reply_r if not NULL), -1 (no connection: the user
    was told). */
-static int
+int
 mc_imap(struct mc *mc, const char *text, char **reply_r)
 {
 	bool reconnected = false;
@@ -467,7 +417,7 @@ mc_imap(struct mc *mc, const char *text, char **reply_r)
 
 /* Fetches the headers of the messages that arrived (uid still 0) and
    announces the new ones. */
-static void
+void
 mc_announce_new(struct mc *mc)
 {
 	size_t first = mc->count;
@@ -497,7 +447,7 @@ mc_announce_new(struct mc *mc)
 
 /* The connection failed while we waited for input: reconnect quietly
    once, a moment later (mc_wait_input), or tell the user. */
-static void
+void
 mc_conn_failed(struct mc *mc, char *error)
 {
 	free(error);
@@ -505,7 +455,7 @@ mc_conn_failed(struct mc *mc, char *error)
 	mc->reconnect_at = mono_ms() + MC_RECONNECT_DELAY_MS;
 }
 
-static void
+void
 mc_reconnect_due(struct mc *mc)
 {
 	char *err = NULL;
@@ -515,577 +465,6 @@ mc_reconnect_due(struct mc *mc)
 		mc_tell_lost(err);
 		free(err);
 	}
-}
-
-/* ------------------------------------------------------------ input */
-
-static void
-mc_restore_termios(void)
-{
-	if (mc_termios_saved)
-		(void)tcsetattr(STDIN_FILENO, TCSANOW, &mc_saved_termios);
-}
-
-static void
-mc_on_signal(int sig)
-{
-	mc_restore_termios();
-	_exit(128 + sig);
-}
-
-/* Takes one line (without its line end) out of the input buffer if a
-   whole one is there, or the rest at end of input. */
-static bool
-mc_take_line(struct mc *mc, char **line_r)
-{
-	const char *lf = mc->in.len > 0 ? memchr(mc->in.data, '\n', mc->in.len) : NULL;
-	size_t len;
-
-	if (lf != NULL) {
-		len = (size_t)(lf - mc->in.data);
-	} else if (mc->in.len >= MC_MAX_INPUT || (mc->in_eof && mc->in.len > 0)) {
-		len = mc->in.len;
-	} else {
-		return false;
-	}
-	size_t consumed = lf != NULL ? len + 1 : len;
-	if (len > 0 && mc->in.data[len - 1] == '\r')
-		len--;
-	*line_r = xstrndup(mc->in.data, len);
-	buf_consume(&mc->in, consumed);
-	return true;
-}
-
-/* Waits for input on stdin while watching the IMAP connection (IDLE,
-   or NOOP now and then without it). Notices are printed as they come,
-   followed by the prompt again. */
-static void
-mc_wait_input(struct mc *mc)
-{
-	struct pollfd pfd[2];
-	nfds_t nfds = 1;
-	int timeout = -1;
-	char *err = NULL;
-	bool idle_capable = false;
-
-	pfd[0].fd = STDIN_FILENO;
-	pfd[0].events = POLLIN;
-	pfd[0].revents = 0;
-	if (mc->reconnect_at != 0) {
-		int64_t now = mono_ms();
-		if (now >= mc->reconnect_at || mc->conn != NULL) {
-			mc_reconnect_due(mc);
-			return;
-		}
-		timeout = (int)(mc->reconnect_at - now);
-	}
-	if (mc->conn != NULL && mc->loaded) {
-		idle_capable = imapc_has_capability(mc->conn, "IDLE");
-		if (idle_capable && !imapc_is_idling(mc->conn) &&
-		    imapc_idle_start(mc->conn, &err) < 0) {
-			mc_conn_failed(mc, err);
-			return;
-		}
-	}
-	if (mc->conn != NULL && mc->loaded) {
-		pfd[1].fd = imapc_fd(mc->conn);
-		pfd[1].events = POLLIN;
-		pfd[1].revents = 0;
-		nfds = 2;
-		timeout = imapc_is_idling(mc->conn) ? MC_IDLE_RENEW_MS : MC_NOOP_INTERVAL_MS;
-	}
-	/* Changes that came with earlier answers. */
-	if (mc->loaded)
-		mc_announce_new(mc);
-	if (mc->notices.count > 0) {
-		putc('\n', stdout);
-		mc_notices_flush(mc);
-		fputs(mc->prompt != NULL ? mc->prompt : "", stdout);
-		fflush(stdout);
-		return;         /* the IDLE state may have changed: start over */
-	}
-	fflush(stdout);
-
-	int ret = poll(pfd, nfds, timeout);
-	if (ret == 0 && mc->reconnect_at != 0)
-		return;         /* time to reconnect: the next round does it */
-	if (ret < 0) {
-		if (errno != EINTR) {
-			fprintf(stderr, "mailclient: poll(): %s\n", strerror(errno));
-			exit(1);
-		}
-		return;
-	}
-	if (nfds == 2 && mc->conn != NULL) {
-		if (pfd[1].revents != 0) {
-			if (imapc_is_idling(mc->conn)) {
-				if (imapc_idle_input(mc->conn, &err) < 0) {
-					mc_conn_failed(mc, err);
-					return;
-				}
-			} else {
-				/* Not idling, yet the server speaks: most likely
-				   a BYE or a close; NOOP finds out. */
-				char *reply = NULL;
-				(void)mc_imap(mc, "NOOP", &reply);
-				free(reply);
-			}
-		} else if (ret == 0) {
-			char *reply = NULL;
-			if (imapc_is_idling(mc->conn)) {
-				if (imapc_idle_stop(mc->conn, &err) < 0) {
-					mc_conn_failed(mc, err);
-					return;
-				}
-			} else {
-				(void)mc_imap(mc, "NOOP", &reply);
-			}
-			free(reply);
-		}
-	}
-	if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-		buf_reserve(&mc->in, 4096);
-		ssize_t n = read(STDIN_FILENO, mc->in.data + mc->in.len, 4096);
-		if (n > 0) {
-			mc->in.len += (size_t)n;
-			mc->in.data[mc->in.len] = '\0';
-		} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-			mc->in_eof = true;
-		}
-	}
-}
-
-/* Prints prompt and reads one line. Returns 1 with *line_r (malloc'ed),
-   or 0 at the end of input. */
-static int
-mc_read_line(struct mc *mc, const char *prompt, char **line_r)
-{
-	if (mc->notices.count > 0)
-		mc_notices_flush(mc);
-	mc->prompt = prompt;
-	fputs(prompt, stdout);
-	fflush(stdout);
-	/* Each round either takes a line, or waits for an event (input,
-	   the server, a timer). */
-	for (;;) {
-		if (mc_take_line(mc, line_r))
-			return 1;
-		if (mc->in_eof)
-			return 0;
-		mc_wait_input(mc);
-	}
-}
-
-/* Reads the password without echo when stdin is a terminal. */
-static int
-mc_read_password(struct mc *mc, const char *prompt, char **line_r)
-{
-	struct termios t;
-	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &t) == 0;
-
-	if (tty) {
-		mc_saved_termios = t;
-		mc_termios_saved = 1;
-		t.c_lflag &= ~(tcflag_t)ECHO;
-		t.c_lflag |= ECHONL;
-		(void)tcsetattr(STDIN_FILENO, TCSANOW, &t);
-	}
-	int ret = mc_read_line(mc, prompt, line_r);
-	if (tty) {
-		mc_restore_termios();
-		mc_termios_saved = 0;
-	}
-	return ret;
-}
-
-static void ATTR_NORETURN
-mc_end_of_input(void)
-{
-	fprintf(stderr, "mailclient: end of input before Quit\n");
-	exit(1);
-}
-
-/* ------------------------------------------------------------ Send Mail */
-
-/* Reads one "Name: value" line of the lab's format; an invalid one is
-   explained and asked again once. check returns NULL if the value is
-   good or the explanation (malloc'ed). Returns 1 with *value_r, 0 if
-   both tries failed, -1 at end of input. */
-static int
-mc_read_field(struct mc *mc, const char *name, char *(*check)(struct mc *, const char *),
-	      char **value_r)
-{
-	for (unsigned attempt = 0; attempt < 2; attempt++) {
-		char *line = NULL;
-		/* Blank lines before a field are skipped; each one is
-		   consumed, so this ends at the end of input. */
-		do {
-			free(line);
-			if (mc_read_line(mc, "", &line) == 0)
-				return -1;
-		} while (*mc_trim(line) == '\0');
-		char *value = NULL;
-		char *why;
-		if (mc_header_line(line, name, &value) == 0)
-			why = xasprintf("expected a line \"%s: ...\", got \"%s\"", name, line);
-		else
-			why = check(mc, value);
-		free(line);
-		if (why == NULL) {
-			*value_r = value;
-			return 1;
-		}
-		free(value);
-		printf("Invalid %s line: %s.\n", name, why);
-		free(why);
-		if (attempt == 0)
-			printf("Please enter the %s line again:\n", name);
-	}
-	return 0;
-}
-
-static char *
-mc_check_from(struct mc *mc, const char *value)
-{
-	if (!mc_address_valid(value))
-		return xasprintf("\"%s\" is not a mail address of the form user@domain", value);
-	if (!mc_address_is_users(value, mc->user))
-		return xasprintf("\"%s\" is not your address: you are logged in as %s", value,
-				 mc->user);
-	return NULL;
-}
-
-static char *
-mc_check_to(struct mc *mc, const char *value)
-{
-	struct strlist list;
-	char *bad = NULL;
-
-	i_zero(&list);
-	int ret = mc_split_addresses(value, &list, &bad);
-	strlist_clear(&list);
-	if (ret == 0)
-		return NULL;
-	char *why = *bad == '\0' ? xstrdup("no recipient given") :
-				   xasprintf("\"%s\" is not a mail address of the form user@domain",
-					     bad);
-	free(bad);
-	return why;
-}
-
-static char *
-mc_check_subject(struct mc *mc, const char *value)
-{
-	return NULL;
-}
-
-static int
-mc_send_mail(struct mc *mc)
-{
-	char *from = NULL, *to = NULL, *subject = NULL;
-	struct buf body = BUF_INIT;
-	int ret;
-
-	mc_print("Enter the mail in this format, ending with a line holding a single \".\":\n"
-		 "From: user@domain\n"
-		 "To: user@domain\n"
-		 "Subject: subject\n"
-		 "message body, one or more lines\n"
-		 ".\n");
-	ret = mc_read_field(mc, "From", mc_check_from, &from);
-	if (ret == 1)
-		ret = mc_read_field(mc, "To", mc_check_to, &to);
-	if (ret == 1)
-		ret = mc_read_field(mc, "Subject", mc_check_subject, &subject);
-	/* The body: every line up to a line that is a single ".". */
-	bool too_long = false;
-	while (ret == 1) {
-		char *line;
-		if (mc_read_line(mc, "", &line) == 0) {
-			ret = -1;
-			break;
-		}
-		if (strcmp(line, ".") == 0) {
-			free(line);
-			break;
-		}
-		if (body.len + strlen(line) + 1 <= MC_MAX_BODY) {
-			buf_append_str(&body, line);
-			buf_append_c(&body, '\n');
-		} else {
-			too_long = true;
-		}
-		free(line);
-	}
-	if (ret == 1 && too_long) {
-		printf("Mail not sent: the body is longer than %d MB.\n", MC_MAX_BODY / 1024 / 1024);
-		ret = 0;
-	}
-	if (ret == 1) {
-		struct strlist rcpts;
-		char *bad = NULL, *verdict = NULL, *err = NULL;
-		struct buf msg = BUF_INIT;
-		const char *domain = strrchr(from, '@') + 1;
-
-		i_zero(&rcpts);
-		(void)mc_split_addresses(to, &rcpts, &bad);
-		free(bad);
-		mc_build_message(from, to, subject, body.data != NULL ? body.data : "", domain,
-				 (int64_t)time(NULL), &msg);
-		struct smtpc_mail mail = {
-			.from = from,
-			.to = (const char *const *)rcpts.items,
-			.to_count = rcpts.count,
-			.data = msg.data,
-			.data_len = msg.len,
-		};
-		int sret = smtpc_send(mc->host, mc->smtp_port, mc->timeout_ms, domain, &mail,
-				      &verdict, &err);
-		if (sret == 1)
-			printf("Mail sent successfully (server: %s).\n", verdict);
-		else if (sret == 0)
-			printf("Mail not sent: %s\n", verdict);
-		else
-			printf("Mail not sent: %s\n", err);
-		free(verdict);
-		free(err);
-		buf_free(&msg);
-		strlist_clear(&rcpts);
-	} else if (ret == 0) {
-		mc_print("Mail not sent.\n");
-	}
-	free(from);
-	free(to);
-	free(subject);
-	buf_free(&body);
-	return ret < 0 ? -1 : 0;
-}
-
-/* ------------------------------------------------------------ Manage Mail */
-
-/* Brings the mirror to the server's state now: NOOP for pending
-   changes, then the headers of every message again. Returns 0 or -1. */
-static int
-mc_refresh(struct mc *mc)
-{
-	char *reply = NULL;
-
-	if (mc_imap(mc, "NOOP", &reply) < 0)
-		return -1;
-	free(reply);
-	reply = NULL;
-	if (mc->count == 0)
-		return 0;
-	int ret = mc_imap(mc, "FETCH 1:* (UID ENVELOPE INTERNALDATE)", &reply);
-	if (ret == 0)
-		printf("Cannot list the mailbox: %s\n", reply);
-	free(reply);
-	if (ret != 1)
-		return -1;
-	for (size_t i = 0; i < mc->count; i++)
-		mc->msgs[i].is_new = false;
-	return 0;
-}
-
-static void
-mc_print_listing(struct mc *mc)
-{
-	if (mc->count == 0) {
-		mc_print("Your mailbox is empty.\n");
-		return;
-	}
-	printf("Your mailbox (%zu mail%s):\n", mc->count, mc->count == 1 ? "" : "s");
-	for (size_t i = 0; i < mc->count; i++) {
-		const struct mc_msg *m = &mc->msgs[i];
-		char when[64] = "(unknown date)";
-		if (m->date >= 0)
-			mc_format_time(m->date, MC_TIME_LIST, when, sizeof(when));
-		printf("%4zu. ", i + 1);
-		const char *from = mc_or(m->from, "(unknown sender)");
-		mc_write_safe(stdout, from, strlen(from));
-		printf("  %s  ", when);
-		const char *subject = mc_or(m->subject, "(no subject)");
-		mc_write_safe(stdout, subject, strlen(subject));
-		putc('\n', stdout);
-	}
-}
-
-/* Asks for a sender's address, twice at most. Returns 1 with *addr_r,
-   0 after two invalid ones, -1 at end of input. */
-static int
-mc_ask_sender(struct mc *mc, char **addr_r)
-{
-	for (unsigned attempt = 0; attempt < 2; attempt++) {
-		char *line;
-		if (mc_read_line(mc, "Enter the sender's mail address: ", &line) == 0)
-			return -1;
-		mc_trim(line);
-		size_t len = strlen(line);
-		if (len >= 2 && line[0] == '<' && line[len - 1] == '>') {
-			memmove(line, line + 1, len - 2);
-			line[len - 2] = '\0';
-		}
-		if (mc_address_valid(line)) {
-			*addr_r = line;
-			return 1;
-		}
-		free(line);
-		mc_print("INVALID MAIL-ID\n");
-	}
-	return 0;
-}
-
-/* Fetches the whole mails of uids (in batches) into mc->bodies. */
-static int
-mc_fetch_bodies(struct mc *mc, const uint32_t *uids, size_t count)
-{
-	mc_bodies_clear(mc);
-	mc->collect_bodies = true;
-	int ret = 0;
-	for (size_t i = 0; i < count && ret == 0; i += MC_FETCH_BATCH) {
-		struct buf cmd = BUF_INIT;
-		buf_append_str(&cmd, "UID FETCH ");
-		for (size_t j = i; j < count && j < i + MC_FETCH_BATCH; j++)
-			buf_printf(&cmd, "%s%u", j == i ? "" : ",", uids[j]);
-		buf_append_str(&cmd, " (UID INTERNALDATE BODY[])");
-		char *reply = NULL;
-		int r = mc_imap(mc, cmd.data, &reply);
-		if (r == 0)
-			printf("Cannot fetch the mails: %s\n", reply);
-		if (r != 1)
-			ret = -1;
-		free(reply);
-		buf_free(&cmd);
-	}
-	mc->collect_bodies = false;
-	return ret;
-}
-
-static int
-mc_msg_seq(const struct mc *mc, uint32_t uid)
-{
-	for (size_t i = 0; i < mc->count; i++) {
-		if (mc->msgs[i].uid == uid)
-			return (int)(i + 1);
-	}
-	return 0;
-}
-
-static void
-mc_delete(struct mc *mc, uint32_t uid, size_t number)
-{
-	char *reply = NULL;
-
-	/* The server's state now: was it deleted elsewhere meanwhile? */
-	if (mc_imap(mc, "NOOP", &reply) < 0)
-		return;
-	free(reply);
-	reply = NULL;
-	if (mc_msg_seq(mc, uid) == 0) {
-		printf("Mail %zu was already deleted on another device.\n", number);
-		return;
-	}
-	mc->deleting_uid = uid;
-	char *cmd = xasprintf("UID STORE %u +FLAGS.SILENT (\\Deleted)", uid);
-	int ret = mc_imap(mc, cmd, &reply);
-	free(cmd);
-	if (ret == 1) {
-		free(reply);
-		reply = NULL;
-		bool uidplus = mc->conn != NULL && imapc_has_capability(mc->conn, "UIDPLUS");
-		cmd = uidplus ? xasprintf("UID EXPUNGE %u", uid) : xstrdup("EXPUNGE");
-		ret = mc_imap(mc, cmd, &reply);
-		free(cmd);
-	}
-	if (ret == 1 && mc_msg_seq(mc, uid) == 0)
-		printf("Mail %zu deleted.\n", number);
-	else if (ret >= 0)
-		printf("Mail %zu could not be deleted: %s\n", number,
-		       reply != NULL ? reply : "the server kept it");
-	free(reply);
-	mc->deleting_uid = 0;
-}
-
-static int
-mc_manage_mail(struct mc *mc)
-{
-	if (mc_refresh(mc) < 0)
-		return 0;
-	mc_print_listing(mc);
-
-	char *addr = NULL;
-	int ret = mc_ask_sender(mc, &addr);
-	if (ret <= 0)
-		return ret;
-
-	/* The sender's mails, as the server has them now. */
-	if (mc_refresh(mc) < 0) {
-		free(addr);
-		return 0;
-	}
-	uint32_t *uids = xcalloc(mc->count + 1, sizeof(*uids));
-	size_t n = 0;
-	for (size_t i = 0; i < mc->count; i++) {
-		if (mc->msgs[i].from != NULL && mc->msgs[i].uid != 0 &&
-		    mc_address_equal(mc->msgs[i].from, addr))
-			uids[n++] = mc->msgs[i].uid;
-	}
-	free(addr);
-	if (n == 0 || mc_fetch_bodies(mc, uids, n) < 0) {
-		if (n == 0)
-			mc_print("NO MAILS TO SHOW\n");
-		free(uids);
-		return 0;
-	}
-	/* Mails deleted meanwhile are simply not there. */
-	uint32_t *shown = xcalloc(n, sizeof(*shown));
-	size_t shown_count = 0;
-	for (size_t i = 0; i < n; i++) {
-		const struct mc_body *b = mc_body_find(mc, uids[i]);
-		if (b == NULL)
-			continue;
-		int seq = mc_msg_seq(mc, uids[i]);
-		int64_t date = seq > 0 ? mc->msgs[seq - 1].date : -1;
-		shown[shown_count++] = uids[i];
-		printf("\n======== Mail %zu of %zu ========\n", shown_count, n);
-		mail_view_print(stdout, b->data, b->len, date);
-	}
-	mc_bodies_clear(mc);
-	free(uids);
-	if (shown_count == 0) {
-		mc_print("NO MAILS TO SHOW\n");
-		free(shown);
-		return 0;
-	}
-	putc('\n', stdout);
-
-	ret = 0;
-	for (unsigned attempt = 0; attempt < 2; attempt++) {
-		char *line;
-		char *prompt = xasprintf("Enter the number of a mail to delete it (1-%zu), "
-					 "or press Enter to go back: ", shown_count);
-		int r = mc_read_line(mc, prompt, &line);
-		free(prompt);
-		if (r == 0) {
-			ret = -1;
-			break;
-		}
-		mc_trim(line);
-		uint64_t num;
-		if (*line == '\0') {
-			free(line);
-			break;
-		}
-		if (str_to_u64(line, UINT32_MAX, &num) == 0 && num >= 1 && num <= shown_count) {
-			free(line);
-			mc_delete(mc, shown[num - 1], (size_t)num);
-			break;
-		}
-		printf("There is no mail number \"%s\".\n", line);
-		free(line);
-	}
-	free(shown);
-	return ret;
 }
 
 /* ------------------------------------------------------------ start */
@@ -1182,6 +561,52 @@ mc_login(struct mc *mc)
 	exit(1);
 }
 
+/* The menu, one choice per round; each round consumes input, so the
+   loop ends at the end of input. Returns 0 after Quit, 1 at the end of
+   input. */
+static int
+mc_menu(struct mc *mc)
+{
+	for (;;) {
+		char *line;
+		mc_print("\n1. Send Mail\n2. Manage Mail\n3. Quit\n");
+		if (mc_read_line(mc, "Enter your choice: ", &line) == 0)
+			return 1;
+		mc_trim(line);
+		int ret = 0;
+		if (strcmp(line, "1") == 0) {
+			ret = mc_send_mail(mc);
+		} else if (strcmp(line, "2") == 0) {
+			ret = mc_manage_mail(mc);
+		} else if (strcmp(line, "3") == 0) {
+			free(line);
+			return 0;
+		} else {
+			printf("Invalid choice \"%s\": enter 1, 2 or 3.\n", line);
+		}
+		free(line);
+		if (ret < 0)
+			return 1;
+	}
+}
+
+/* Frees what mc holds (the connection is already closed); the
+   password is wiped first. */
+static void
+mc_free(struct mc *mc)
+{
+	mc_msgs_clear(mc);
+	mc_bodies_clear(mc);
+	free(mc->msgs);
+	free(mc->bodies);
+	buf_free(&mc->in);
+	free(mc->user);
+	if (mc->password != NULL) {
+		explicit_bzero(mc->password, strlen(mc->password));
+		free(mc->password);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1238,47 +663,14 @@ main(int argc, char **argv)
 		}
 	}
 
-	int status = 1;
-	/* One menu choice per round; each round consumes input, so the
-	   loop ends at the end of input. */
-	for (;;) {
-		char *line;
-		mc_print("\n1. Send Mail\n2. Manage Mail\n3. Quit\n");
-		if (mc_read_line(&mc, "Enter your choice: ", &line) == 0)
-			break;
-		mc_trim(line);
-		int ret = 0;
-		if (strcmp(line, "1") == 0) {
-			ret = mc_send_mail(&mc);
-		} else if (strcmp(line, "2") == 0) {
-			ret = mc_manage_mail(&mc);
-		} else if (strcmp(line, "3") == 0) {
-			free(line);
-			status = 0;
-			break;
-		} else {
-			printf("Invalid choice \"%s\": enter 1, 2 or 3.\n", line);
-		}
-		free(line);
-		if (ret < 0)
-			break;
-	}
+	int status = mc_menu(&mc);
 	if (status != 0)
 		fprintf(stderr, "mailclient: end of input before Quit\n");
 	imapc_logout(&mc.conn);
 	if (status == 0)
 		mc_print("Goodbye.\n");
 	mc_notices_flush(&mc);
-	mc_msgs_clear(&mc);
-	mc_bodies_clear(&mc);
-	free(mc.msgs);
-	free(mc.bodies);
-	buf_free(&mc.in);
-	free(mc.user);
-	if (mc.password != NULL) {
-		explicit_bzero(mc.password, strlen(mc.password));
-		free(mc.password);
-	}
+	mc_free(&mc);
 	fflush(stdout);
 	return status;
 }

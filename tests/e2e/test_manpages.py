@@ -298,12 +298,13 @@ class ManPageTest(unittest.TestCase):
         self.assertDocumented("smtpmail.8", keywords, "EHLO keywords of core/smtp/smtp.c")
 
     def test_mailclient_messages_are_in_mailclient_1(self):
-        source = _read("client/mailclient.c")
+        source = _read("client/mailclient.c") + _read("client/mc_manage.c")
         for message in ("INVALID MAIL-ID", "NO MAILS TO SHOW", "Your mailbox is empty.",
                         "Enter the sender's mail address:", "Too many failed logins.",
                         "was deleted on another device.", "New mail from"):
             with self.subTest(message=message):
-                self.assertIn(message, source, "the message changed in client/mailclient.c")
+                self.assertIn(message, source,
+                              "the message changed in client/mailclient.c or mc_manage.c")
                 self.assertIn(message, self.text["mailclient.1"])
 
     # ------------------------------------------------------------ installation

@@ -1,0 +1,168 @@
+/* mc_send.c: the mailclient's Send Mail screen: the mail typed in the
+   lab's format (From:, To:, Subject:, body, a line "."), checked and
+   sent over SMTP. */
+#include "lib.h"
+#include "buf.h"
+#include "mc_screens.h"
+#include "mc_util.h"
+#include "smtp_client.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define MC_MAX_BODY (10 * 1024 * 1024)      /* one mail typed in */
+
+/* Reads one "Name: value" line of the lab's format; an invalid one is
+   explained and asked again once. check returns NULL if the value is
+   good or the explanation (malloc'ed). Returns 1 with *value_r, 0 if
+   both tries failed, -1 at end of input. */
+static int
+mc_read_field(struct mc *mc, const char *name, char *(*check)(struct mc *, const char *),
+	      char **value_r)
+{
+	for (unsigned attempt = 0; attempt < 2; attempt++) {
+		char *line = NULL;
+		/* Blank lines before a field are skipped; each one is
+		   consumed, so this ends at the end of input. */
+		do {
+			free(line);
+			if (mc_read_line(mc, "", &line) == 0)
+				return -1;
+		} while (*mc_trim(line) == '\0');
+		char *value = NULL;
+		char *why;
+		if (mc_header_line(line, name, &value) == 0)
+			why = xasprintf("expected a line \"%s: ...\", got \"%s\"", name, line);
+		else
+			why = check(mc, value);
+		free(line);
+		if (why == NULL) {
+			*value_r = value;
+			return 1;
+		}
+		free(value);
+		printf("Invalid %s line: %s.\n", name, why);
+		free(why);
+		if (attempt == 0)
+			printf("Please enter the %s line again:\n", name);
+	}
+	return 0;
+}
+
+static char *
+mc_check_from(struct mc *mc, const char *value)
+{
+	if (!mc_address_valid(value))
+		return xasprintf("\"%s\" is not a mail address of the form user@domain", value);
+	if (!mc_address_is_users(value, mc->user))
+		return xasprintf("\"%s\" is not your address: you are logged in as %s", value,
+				 mc->user);
+	return NULL;
+}
+
+static char *
+mc_check_to(struct mc *mc, const char *value)
+{
+	struct strlist list;
+	char *bad = NULL;
+
+	i_zero(&list);
+	int ret = mc_split_addresses(value, &list, &bad);
+	strlist_clear(&list);
+	if (ret == 0)
+		return NULL;
+	char *why = *bad == '\0' ? xstrdup("no recipient given") :
+				   xasprintf("\"%s\" is not a mail address of the form user@domain",
+					     bad);
+	free(bad);
+	return why;
+}
+
+static char *
+mc_check_subject(struct mc *mc, const char *value)
+{
+	return NULL;
+}
+
+int
+mc_send_mail(struct mc *mc)
+{
+	char *from = NULL, *to = NULL, *subject = NULL;
+	struct buf body = BUF_INIT;
+	int ret;
+
+	mc_print("Enter the mail in this format, ending with a line holding a single \".\":\n"
+		 "From: user@domain\n"
+		 "To: user@domain\n"
+		 "Subject: subject\n"
+		 "message body, one or more lines\n"
+		 ".\n");
+	ret = mc_read_field(mc, "From", mc_check_from, &from);
+	if (ret == 1)
+		ret = mc_read_field(mc, "To", mc_check_to, &to);
+	if (ret == 1)
+		ret = mc_read_field(mc, "Subject", mc_check_subject, &subject);
+	/* The body: every line up to a line that is a single ".". */
+	bool too_long = false;
+	while (ret == 1) {
+		char *line;
+		if (mc_read_line(mc, "", &line) == 0) {
+			ret = -1;
+			break;
+		}
+		if (strcmp(line, ".") == 0) {
+			free(line);
+			break;
+		}
+		if (body.len + strlen(line) + 1 <= MC_MAX_BODY) {
+			buf_append_str(&body, line);
+			buf_append_c(&body, '\n');
+		} else {
+			too_long = true;
+		}
+		free(line);
+	}
+	if (ret == 1 && too_long) {
+		printf("Mail not sent: the body is longer than %d MB.\n", MC_MAX_BODY / 1024 / 1024);
+		ret = 0;
+	}
+	if (ret == 1) {
+		struct strlist rcpts;
+		char *bad = NULL, *verdict = NULL, *err = NULL;
+		struct buf msg = BUF_INIT;
+		const char *domain = strrchr(from, '@') + 1;
+
+		i_zero(&rcpts);
+		(void)mc_split_addresses(to, &rcpts, &bad);
+		free(bad);
+		mc_build_message(from, to, subject, body.data != NULL ? body.data : "", domain,
+				 (int64_t)time(NULL), &msg);
+		struct smtpc_mail mail = {
+			.from = from,
+			.to = (const char *const *)rcpts.items,
+			.to_count = rcpts.count,
+			.data = msg.data,
+			.data_len = msg.len,
+		};
+		int sret = smtpc_send(mc->host, mc->smtp_port, mc->timeout_ms, domain, &mail,
+				      &verdict, &err);
+		if (sret == 1)
+			printf("Mail sent successfully (server: %s).\n", verdict);
+		else if (sret == 0)
+			printf("Mail not sent: %s\n", verdict);
+		else
+			printf("Mail not sent: %s\n", err);
+		free(verdict);
+		free(err);
+		buf_free(&msg);
+		strlist_clear(&rcpts);
+	} else if (ret == 0) {
+		mc_print("Mail not sent.\n");
+	}
+	free(from);
+	free(to);
+	free(subject);
+	buf_free(&body);
+	return ret < 0 ? -1 : 0;
+}
