@@ -271,6 +271,209 @@ parse_keyword_key(struct parse_ctx *ctx, enum search_type type)
 }
 
 static struct search_key *
+parse_list_key(struct parse_ctx *ctx, const struct imap_arg *arg, unsigned depth)
+{
+	struct parse_ctx sub = *ctx;
+	struct search_key *key;
+
+	sub.args = arg->list;
+	sub.count = arg->list_count;
+	sub.pos = 0;
+	key = parse_and(&sub, depth + 1);
+	if (key == NULL)
+		ctx->error = sub.error;
+	return key;
+}
+
+static struct search_key *
+parse_seqset_key(struct parse_ctx *ctx, const char *name)
+{
+	struct search_key *key = key_new(SEARCH_SEQSET);
+
+	if (seqset_parse(name, ctx->star_seq, &key->set) < 0) {
+		ctx->error = "Invalid sequence set";
+		search_key_free(&key);
+	}
+	return key;
+}
+
+static struct search_key *
+parse_date_key(struct parse_ctx *ctx, enum search_type type)
+{
+	const struct imap_arg *darg = next_string(ctx);
+	struct search_key *key;
+
+	if (darg == NULL)
+		return NULL;
+	key = key_new(type);
+	if (imap_date_parse(darg->str, &key->days) < 0) {
+		ctx->error = "Invalid date";
+		search_key_free(&key);
+	}
+	return key;
+}
+
+/* The keys below take their name as it was matched (in upper case) and
+   read their own arguments; NULL with ctx->error set on a mistake. */
+typedef struct search_key *named_key_parser(struct parse_ctx *ctx, const char *name,
+					    unsigned depth);
+
+static struct search_key *
+parse_old_key(struct parse_ctx *ctx, const char *name, unsigned depth)
+{
+	struct search_key *key = key_new(SEARCH_NOT);
+
+	key_add_child(key, key_new(SEARCH_RECENT));
+	return key;
+}
+
+static struct search_key *
+parse_header_key(struct parse_ctx *ctx, const char *name, unsigned depth)
+{
+	const struct imap_arg *farg = next_string(ctx);
+
+	if (farg == NULL)
+		return NULL;
+	if (farg->len == 0 || memchr(farg->str, '\0', farg->len) != NULL) {
+		ctx->error = "Invalid header field name";
+		return NULL;
+	}
+	return parse_string_key(ctx, SEARCH_HEADER, farg->str);
+}
+
+static struct search_key *
+parse_body_key(struct parse_ctx *ctx, const char *name, unsigned depth)
+{
+	return parse_string_key(ctx, strcmp(name, "BODY") == 0 ? SEARCH_BODY : SEARCH_TEXT, NULL);
+}
+
+static struct search_key *
+parse_kw_key(struct parse_ctx *ctx, const char *name, unsigned depth)
+{
+	return parse_keyword_key(ctx, strcmp(name, "KEYWORD") == 0 ? SEARCH_KEYWORD
+								   : SEARCH_UNKEYWORD);
+}
+
+static struct search_key *
+parse_size_key(struct parse_ctx *ctx, const char *name, unsigned depth)
+{
+	const struct imap_arg *narg = next_string(ctx);
+	struct search_key *key;
+
+	if (narg == NULL)
+		return NULL;
+	key = key_new(strcmp(name, "LARGER") == 0 ? SEARCH_LARGER : SEARCH_SMALLER);
+	if (narg->type == IMAP_ARG_LITERAL || str_to_u64(narg->str, UINT32_MAX, &key->number) < 0) {
+		ctx->error = "Invalid number";
+		search_key_free(&key);
+	}
+	return key;
+}
+
+/* MODSEQ [entry-name entry-type] value: one mod-sequence per message
+   here, so the entry is checked and ignored (RFC 7162 3.1.5). */
+static struct search_key *
+parse_modseq_key(struct parse_ctx *ctx, const char *name, unsigned depth)
+{
+	const struct imap_arg *marg = next_string(ctx);
+	struct search_key *key;
+
+	if (marg == NULL)
+		return NULL;
+	if (marg->type != IMAP_ARG_ATOM) {
+		const struct imap_arg *targ = next_string(ctx);
+
+		if (targ == NULL)
+			return NULL;
+		if (targ->type != IMAP_ARG_ATOM ||
+		    (ascii_strcasecmp(targ->str, "priv") != 0 &&
+		     ascii_strcasecmp(targ->str, "shared") != 0 &&
+		     ascii_strcasecmp(targ->str, "all") != 0)) {
+			ctx->error = "Invalid MODSEQ entry type";
+			return NULL;
+		}
+		marg = next_string(ctx);
+		if (marg == NULL)
+			return NULL;
+	}
+	key = key_new(SEARCH_MODSEQ);
+	if (marg->type != IMAP_ARG_ATOM || str_to_u64(marg->str, INT64_MAX, &key->number) < 0) {
+		ctx->error = "Invalid mod-sequence";
+		search_key_free(&key);
+	}
+	return key;
+}
+
+static struct search_key *
+parse_uid_key(struct parse_ctx *ctx, const char *name, unsigned depth)
+{
+	const struct imap_arg *sarg = next_string(ctx);
+	struct search_key *key;
+
+	if (sarg == NULL)
+		return NULL;
+	key = key_new(SEARCH_UIDSET);
+	if (sarg->type != IMAP_ARG_ATOM || seqset_parse(sarg->str, ctx->star_uid, &key->set) < 0) {
+		ctx->error = "Invalid UID set";
+		search_key_free(&key);
+	}
+	return key;
+}
+
+static struct search_key *
+parse_not_key(struct parse_ctx *ctx, const char *name, unsigned depth)
+{
+	struct search_key *child = parse_key(ctx, depth + 1);
+	struct search_key *key;
+
+	if (child == NULL) {
+		if (ctx->error == NULL)
+			ctx->error = "Missing argument for NOT";
+		return NULL;
+	}
+	key = key_new(SEARCH_NOT);
+	key_add_child(key, child);
+	return key;
+}
+
+static struct search_key *
+parse_or_key(struct parse_ctx *ctx, const char *name, unsigned depth)
+{
+	struct search_key *a, *b, *key;
+
+	a = parse_key(ctx, depth + 1);
+	if (a == NULL)
+		return NULL;
+	b = parse_key(ctx, depth + 1);
+	if (b == NULL) {
+		search_key_free(&a);
+		return NULL;
+	}
+	key = key_new(SEARCH_OR);
+	key_add_child(key, a);
+	key_add_child(key, b);
+	return key;
+}
+
+static const struct {
+	const char *name;
+	named_key_parser *parse;
+} named_keys[] = {
+	{ "OLD", parse_old_key },
+	{ "HEADER", parse_header_key },
+	{ "BODY", parse_body_key },
+	{ "TEXT", parse_body_key },
+	{ "KEYWORD", parse_kw_key },
+	{ "UNKEYWORD", parse_kw_key },
+	{ "LARGER", parse_size_key },
+	{ "SMALLER", parse_size_key },
+	{ "MODSEQ", parse_modseq_key },
+	{ "UID", parse_uid_key },
+	{ "NOT", parse_not_key },
+	{ "OR", parse_or_key },
+};
+
+static struct search_key *
 parse_key(struct parse_ctx *ctx, unsigned depth)
 {
 	const struct imap_arg *arg;
@@ -286,31 +489,16 @@ parse_key(struct parse_ctx *ctx, unsigned depth)
 		return NULL;
 	}
 	arg = &ctx->args[ctx->pos++];
-	if (arg->type == IMAP_ARG_LIST) {
-		struct parse_ctx sub = *ctx;
-
-		sub.args = arg->list;
-		sub.count = arg->list_count;
-		sub.pos = 0;
-		key = parse_and(&sub, depth + 1);
-		if (key == NULL)
-			ctx->error = sub.error;
-		return key;
-	}
+	if (arg->type == IMAP_ARG_LIST)
+		return parse_list_key(ctx, arg, depth);
 	if (arg->type != IMAP_ARG_ATOM || arg->str == NULL) {
 		ctx->error = "Search key must be an atom";
 		return NULL;
 	}
 	name = arg->str;
 
-	if (is_digit_or_star(name[0])) {
-		key = key_new(SEARCH_SEQSET);
-		if (seqset_parse(name, ctx->star_seq, &key->set) < 0) {
-			ctx->error = "Invalid sequence set";
-			search_key_free(&key);
-		}
-		return key;
-	}
+	if (is_digit_or_star(name[0]))
+		return parse_seqset_key(ctx, name);
 	for (size_t i = 0; i < N_ELEMENTS(simple_keys); i++) {
 		if (ascii_strcasecmp(name, simple_keys[i].name) == 0) {
 			key = key_new(simple_keys[i].type);
@@ -318,134 +506,17 @@ parse_key(struct parse_ctx *ctx, unsigned depth)
 			return key;
 		}
 	}
-	if (ascii_strcasecmp(name, "OLD") == 0) {
-		key = key_new(SEARCH_NOT);
-		key_add_child(key, key_new(SEARCH_RECENT));
-		return key;
-	}
 	for (size_t i = 0; i < N_ELEMENTS(date_keys); i++) {
-		if (ascii_strcasecmp(name, date_keys[i].name) == 0) {
-			const struct imap_arg *darg = next_string(ctx);
-
-			if (darg == NULL)
-				return NULL;
-			key = key_new(date_keys[i].type);
-			if (imap_date_parse(darg->str, &key->days) < 0) {
-				ctx->error = "Invalid date";
-				search_key_free(&key);
-			}
-			return key;
-		}
+		if (ascii_strcasecmp(name, date_keys[i].name) == 0)
+			return parse_date_key(ctx, date_keys[i].type);
 	}
 	for (size_t i = 0; i < N_ELEMENTS(header_keys); i++) {
 		if (ascii_strcasecmp(name, header_keys[i]) == 0)
 			return parse_string_key(ctx, SEARCH_HEADER, header_keys[i]);
 	}
-	if (ascii_strcasecmp(name, "HEADER") == 0) {
-		const struct imap_arg *farg = next_string(ctx);
-
-		if (farg == NULL)
-			return NULL;
-		if (farg->len == 0 || memchr(farg->str, '\0', farg->len) != NULL) {
-			ctx->error = "Invalid header field name";
-			return NULL;
-		}
-		return parse_string_key(ctx, SEARCH_HEADER, farg->str);
-	}
-	if (ascii_strcasecmp(name, "BODY") == 0)
-		return parse_string_key(ctx, SEARCH_BODY, NULL);
-	if (ascii_strcasecmp(name, "TEXT") == 0)
-		return parse_string_key(ctx, SEARCH_TEXT, NULL);
-	if (ascii_strcasecmp(name, "KEYWORD") == 0)
-		return parse_keyword_key(ctx, SEARCH_KEYWORD);
-	if (ascii_strcasecmp(name, "UNKEYWORD") == 0)
-		return parse_keyword_key(ctx, SEARCH_UNKEYWORD);
-	if (ascii_strcasecmp(name, "LARGER") == 0 || ascii_strcasecmp(name, "SMALLER") == 0) {
-		const struct imap_arg *narg = next_string(ctx);
-
-		if (narg == NULL)
-			return NULL;
-		key = key_new(ascii_strcasecmp(name, "LARGER") == 0 ? SEARCH_LARGER
-								     : SEARCH_SMALLER);
-		if (narg->type == IMAP_ARG_LITERAL ||
-		    str_to_u64(narg->str, UINT32_MAX, &key->number) < 0) {
-			ctx->error = "Invalid number";
-			search_key_free(&key);
-		}
-		return key;
-	}
-	if (ascii_strcasecmp(name, "MODSEQ") == 0) {
-		/* MODSEQ [entry-name entry-type] value: one mod-sequence per
-		   message here, so the entry is checked and ignored
-		   (RFC 7162 3.1.5). */
-		const struct imap_arg *marg = next_string(ctx);
-
-		if (marg == NULL)
-			return NULL;
-		if (marg->type != IMAP_ARG_ATOM) {
-			const struct imap_arg *targ = next_string(ctx);
-
-			if (targ == NULL)
-				return NULL;
-			if (targ->type != IMAP_ARG_ATOM ||
-			    (ascii_strcasecmp(targ->str, "priv") != 0 &&
-			     ascii_strcasecmp(targ->str, "shared") != 0 &&
-			     ascii_strcasecmp(targ->str, "all") != 0)) {
-				ctx->error = "Invalid MODSEQ entry type";
-				return NULL;
-			}
-			marg = next_string(ctx);
-			if (marg == NULL)
-				return NULL;
-		}
-		key = key_new(SEARCH_MODSEQ);
-		if (marg->type != IMAP_ARG_ATOM ||
-		    str_to_u64(marg->str, INT64_MAX, &key->number) < 0) {
-			ctx->error = "Invalid mod-sequence";
-			search_key_free(&key);
-		}
-		return key;
-	}
-	if (ascii_strcasecmp(name, "UID") == 0) {
-		const struct imap_arg *sarg = next_string(ctx);
-
-		if (sarg == NULL)
-			return NULL;
-		key = key_new(SEARCH_UIDSET);
-		if (sarg->type != IMAP_ARG_ATOM ||
-		    seqset_parse(sarg->str, ctx->star_uid, &key->set) < 0) {
-			ctx->error = "Invalid UID set";
-			search_key_free(&key);
-		}
-		return key;
-	}
-	if (ascii_strcasecmp(name, "NOT") == 0) {
-		struct search_key *child = parse_key(ctx, depth + 1);
-
-		if (child == NULL) {
-			if (ctx->error == NULL)
-				ctx->error = "Missing argument for NOT";
-			return NULL;
-		}
-		key = key_new(SEARCH_NOT);
-		key_add_child(key, child);
-		return key;
-	}
-	if (ascii_strcasecmp(name, "OR") == 0) {
-		struct search_key *a, *b;
-
-		a = parse_key(ctx, depth + 1);
-		if (a == NULL)
-			return NULL;
-		b = parse_key(ctx, depth + 1);
-		if (b == NULL) {
-			search_key_free(&a);
-			return NULL;
-		}
-		key = key_new(SEARCH_OR);
-		key_add_child(key, a);
-		key_add_child(key, b);
-		return key;
+	for (size_t i = 0; i < N_ELEMENTS(named_keys); i++) {
+		if (ascii_strcasecmp(name, named_keys[i].name) == 0)
+			return named_keys[i].parse(ctx, named_keys[i].name, depth);
 	}
 	ctx->error = "Unknown search key";
 	return NULL;
