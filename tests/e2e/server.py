@@ -215,16 +215,36 @@ class ImapServer:
 
     def write_mailbox(self, user, text):
         """Writes user's mailbox file (as another tool would, also while
-        the server runs); as root, hands it to the server's user."""
-        os.makedirs(self.user_dir(user), exist_ok=True)
-        with open(self.mailbox_path(user), "w") as f:
+        the server runs). As root, a folder or file that did not exist is
+        made in the temporary folder, given to the server's user and then
+        renamed into place, so that the server never sees it owned by
+        root; an existing file is rewritten in place."""
+        path = self.mailbox_path(user)
+        if os.geteuid() != 0 or os.path.exists(path):
+            os.makedirs(self.user_dir(user), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(text)
+            return
+        if not os.path.isdir(self.user_dir(user)):
+            os.makedirs(os.path.dirname(self.user_dir(user)), exist_ok=True)
+            tmp = tempfile.mkdtemp(prefix=".user-", dir=self.dir)
+            os.chmod(tmp, 0o755)
+            give_to_server_user(tmp, self.conf)
+            try:
+                os.rename(tmp, self.user_dir(user))
+            except OSError:
+                os.rmdir(tmp)       # made meanwhile
+        fd, tmp = tempfile.mkstemp(prefix=".mailbox-", dir=self.dir)
+        with os.fdopen(fd, "w") as f:
             f.write(text)
-        self.give_to_server()
+        os.chmod(tmp, 0o644)
+        give_to_server_user(tmp, self.conf)
+        os.rename(tmp, path)
 
     def give_to_server(self):
         """As root: gives everything in the folder to the server's user
         (start() does it; a test that writes into the store while the
-        server runs calls it after writing)."""
+        server runs uses write_mailbox(), or calls this after writing)."""
         give_to_server_user(self.dir, self.conf)
 
     def read_mailbox(self, user):
