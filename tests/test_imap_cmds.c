@@ -1085,6 +1085,73 @@ test_qresync(void **state)
 	free(ans);
 }
 
+/* Before login a literal is capped at IMAP_PRELOGIN_MAX_INPUT octets,
+   refused at its "{n}" (BAD, then BYE), synchronizing or not; after
+   login limits.max_literal applies. */
+static void
+test_prelogin_input_capped(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+	char *ans, *big, *line;
+	size_t n = IMAP_PRELOGIN_MAX_INPUT;
+
+	/* At the cap: taken (and the login fails as usual). */
+	line = xasprintf("a1 LOGIN {%zu}\r\n", n);
+	send_raw(h, s, line, strlen(line));
+	free(line);
+	ans = wait_for(h, s, "+");
+	assert_contains(ans, "+ OK");
+	free(ans);
+	big = xmalloc(n + 1);
+	memset(big, 'x', n);
+	big[n] = '\0';
+	send_raw(h, s, big, n);
+	EXPECT_CONT(h, s, " pass", "a1", "a1 NO [AUTHENTICATIONFAILED]");
+	/* One octet more: refused before any octet is read. */
+	line = xasprintf("a2 LOGIN {%zu}", n + 1);
+	ans = cmd(h, s, "a2", line);
+	free(line);
+	assert_contains(ans, "a2 BAD Literal too large\r\n* BYE");
+	free(ans);
+
+	/* A non-synchronizing one too, whatever follows. */
+	s = connect_session(h, 1);
+	send_raw(h, s, "b1 LOGIN {26214400+}\r\n", 22);
+	send_raw(h, s, big, n);
+	ans = wait_for(h, s, "* BYE");
+	assert_contains(ans, "b1 BAD Literal too large\r\n* BYE");
+	free(ans);
+
+	/* A pre-login AUTHENTICATE response line is capped the same way. */
+	s = connect_session(h, 2);
+	send_raw(h, s, "c1 AUTHENTICATE PLAIN\r\n", 23);
+	free(wait_for(h, s, "+"));
+	send_raw(h, s, big, n);
+	send_raw(h, s, "\r\n", 2);
+	ans = wait_for(h, s, "* BYE");
+	assert_contains(ans, "c1 BAD Line too long.\r\n* BYE");
+	free(ans);
+
+	/* After login, the configuration's limits. */
+	s = connect_session(h, 3);
+	login(h, s, "alice");
+	line = xasprintf("a1 APPEND INBOX {%zu}\r\n", n + 100);
+	send_raw(h, s, line, strlen(line));
+	free(line);
+	ans = wait_for(h, s, "+");
+	assert_contains(ans, "+ OK");
+	free(ans);
+	send_raw(h, s, "Subject: big\r\n\r\n", 16);
+	memset(big, 'y', n);
+	send_raw(h, s, big, n);
+	send_raw(h, s, "0123456789012345678901234567890123456789012345678901234567890123456789"
+		       "0123456789012345678901234567890123456789012345678901234567890123456789",
+		 84);
+	EXPECT_CONT(h, s, "", "a1", "a1 OK [APPENDUID");
+	free(big);
+}
+
 int
 main(void)
 {
@@ -1110,6 +1177,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_mailbox_names_mutf7, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_condstore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_qresync, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prelogin_input_capped, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

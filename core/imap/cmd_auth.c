@@ -84,10 +84,8 @@ login_checked(enum auth_result res, void *context)
 	lc->req = NULL;
 	switch (res) {
 	case AUTH_OK:
-		free(c->user);
-		c->user = lc->user;
+		client_logged_in(c, lc->user);
 		lc->user = NULL;
-		c->state = CLIENT_AUTH;
 		c->auth_failures = 0;
 		create_special_use(c);
 		cmd_tagged(cmd, "OK [CAPABILITY %s] Logged in.", imap_capabilities(c));

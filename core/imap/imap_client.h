@@ -69,6 +69,10 @@ void client_mailbox_notify(void *ctx);
 struct buf *client_outbuf(struct client *c);
 /* Queued output not yet written, in octets. */
 size_t client_out_pending(const struct client *c);
+/* The login succeeded: the session is user's (takes the malloc'ed
+   user), the input limits of the configuration apply from the next
+   command on and the login deadline gives way to the idle one. */
+void client_logged_in(struct client *c, char *user);
 /* Leaves the selected mailbox (no expunge). */
 void client_unselect(struct client *c);
 
@@ -92,5 +96,13 @@ const char *imap_capabilities(const struct client *c);
    connection's high-water mark; its write cap and read chunk are the
    connection's defaults too). */
 #define CLIENT_OUT_HIGH_WATER CONN_OUT_HIGH_WATER
+
+/* Before login, a command line (literals excluded) and its literals
+   together are capped at this many octets, whatever limits.max_line and
+   limits.max_literal say: enough for LOGIN and AUTHENTICATE PLAIN with
+   long names and passwords, and a client that has not logged in cannot
+   make the server buffer more (a larger literal is refused at its
+   "{n}", before any of its octets is read). */
+#define IMAP_PRELOGIN_MAX_INPUT 8192
 
 #endif
