@@ -1152,6 +1152,22 @@ test_prelogin_input_capped(void **state)
 	free(big);
 }
 
+/* RFC 4959: "=" is an empty initial response; PLAIN then asks with "+ ". */
+static void
+test_authenticate_empty_initial_response(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+	char *plus;
+
+	send_raw(h, s, "a1 AUTHENTICATE PLAIN =\r\n", 25);
+	plus = wait_for(h, s, "+");
+	assert_contains(plus, "+ \r\n");
+	assert_absent(plus, "a1 ");
+	free(plus);
+	EXPECT_CONT(h, s, "AGFsaWNlAGFsaWNlMTIz", "a1", "a1 OK [CAPABILITY");
+}
+
 int
 main(void)
 {
@@ -1178,6 +1194,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_condstore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_qresync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prelogin_input_capped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_authenticate_empty_initial_response, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -164,6 +164,15 @@ class TestPreloginInput(ServerTestCase):
         got = c.wait_closed()
         self.assertIn(b"a1 BAD Line too long.\r\n* BYE", got)
 
+    def test_authenticate_plain_empty_initial_response(self):
+        c = self.raw()
+        c.send(b"a1 AUTHENTICATE PLAIN =\r\n")
+        line = c.readline()
+        self.assertEqual(line, b"+ \r\n")
+        c.send(b"AGFsaWNlAGFsaWNlMTIz\r\n")
+        untagged, tagged = c.read_tagged("a1")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+
 
 if __name__ == "__main__":
     unittest.main()
