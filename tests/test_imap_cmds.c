@@ -1168,6 +1168,46 @@ test_authenticate_empty_initial_response(void **state)
 	EXPECT_CONT(h, s, "AGFsaWNlAGFsaWNlMTIz", "a1", "a1 OK [CAPABILITY");
 }
 
+/* A keyword that does not fit (MBOX_MAX_KEYWORDS) is NO [LIMIT], not
+   BAD, and does not count toward max_bad_commands; PERMANENTFLAGS
+   offers \* only while there is room. */
+static void
+test_keyword_limit(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+	char *ans, *c;
+	int limit_at = -1;
+
+	login(h, s, "alice");
+	ans = cmd(h, s, "a1", "SELECT INBOX");
+	assert_contains(ans, "\\*)] Flags permitted.");
+	free(ans);
+	for (int i = 0; i < MBOX_MAX_KEYWORDS + 2 && limit_at < 0; i++) {
+		c = xasprintf("STORE 1 +FLAGS (kw%d)", i);
+		ans = cmd(h, s, "a2", c);
+		free(c);
+		if (strstr(ans, "a2 NO [LIMIT]") != NULL)
+			limit_at = i;
+		else
+			assert_contains(ans, "a2 OK");
+		free(ans);
+	}
+	assert_true(limit_at > 0 && limit_at <= MBOX_MAX_KEYWORDS);
+	/* More than max_bad_commands of them: the session goes on. */
+	for (int i = 0; i < 7; i++)
+		EXPECT(h, s, "a3", "STORE 1 +FLAGS (one-too-many)", "a3 NO [LIMIT]");
+	EXPECT(h, s, "a4", "APPEND INBOX (another) {10+}\r\nSubject: x", "a4 NO [LIMIT]");
+	EXPECT(h, s, "a5", "STORE 1 -FLAGS (one-too-many kw1)", "a5 OK");
+	EXPECT(h, s, "a6", "STORE 1 +FLAGS (kw1)", "a6 OK");
+	ans = cmd(h, s, "a7", "SELECT INBOX");
+	assert_contains(ans, "* OK [PERMANENTFLAGS (");
+	assert_contains(ans, ")] Flags permitted.");
+	assert_absent(ans, "\\*)]");
+	free(ans);
+	EXPECT(h, s, "a8", "NOOP", "a8 OK");
+}
+
 int
 main(void)
 {
@@ -1196,6 +1236,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_prelogin_input_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_authenticate_empty_initial_response, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_keyword_limit, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
