@@ -1208,6 +1208,43 @@ test_keyword_limit(void **state)
 	EXPECT(h, s, "a8", "NOOP", "a8 OK");
 }
 
+/* Names up to STORAGE_NAME_MAX octets work; longer ones, 255 and 256
+   octets alike, get the same NO [CANNOT] naming the limit. */
+static void
+test_mailbox_name_length(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+	char name[300], *c, *ans;
+	const size_t lens[] = { STORAGE_NAME_MAX + 1, 255, 256, 290 };
+
+	login(h, s, "alice");
+	memset(name, 'n', STORAGE_NAME_MAX);
+	name[STORAGE_NAME_MAX] = '\0';
+	c = xasprintf("CREATE %s", name);
+	EXPECT(h, s, "a1", c, "a1 OK");
+	free(c);
+	c = xasprintf("SELECT %s", name);
+	EXPECT(h, s, "a2", c, "a2 OK");
+	free(c);
+	c = xasprintf("APPEND %s {10+}\r\nSubject: x", name);
+	EXPECT(h, s, "a3", c, "a3 OK [APPENDUID");
+	free(c);
+	for (size_t i = 0; i < N_ELEMENTS(lens); i++) {
+		memset(name, 'm', lens[i]);
+		name[lens[i]] = '\0';
+		c = xasprintf("CREATE %s", name);
+		ans = cmd(h, s, "b1", c);
+		free(c);
+		assert_contains(ans, "b1 NO [CANNOT] Mailbox name too long (at most 200 octets).");
+		free(ans);
+		c = xasprintf("SELECT %s", name);
+		EXPECT(h, s, "b2", c, "b2 NO [CANNOT] Mailbox name too long");
+		free(c);
+	}
+	EXPECT(h, s, "b3", "NOOP", "b3 OK");
+}
+
 int
 main(void)
 {
@@ -1237,6 +1274,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_authenticate_empty_initial_response, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_keyword_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mailbox_name_length, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -128,6 +128,7 @@ cmd_arg_mailbox(struct client_command *cmd, size_t i)
 {
 	const char *name = cmd_arg_str(cmd, i);
 	char *utf8, *norm;
+	size_t len;
 
 	if (name == NULL) {
 		cmd_bad(cmd, "Missing or invalid mailbox name.");
@@ -138,9 +139,16 @@ cmd_arg_mailbox(struct client_command *cmd, size_t i)
 		return NULL;
 	}
 	norm = mailbox_name_normalize(utf8);
-	free(utf8);
-	if (norm == NULL)
+	len = strlen(utf8);
+	if (len > 1 && utf8[len - 1] == '/')
+		len--;     /* normalizing drops it */
+	if (norm == NULL && len > STORAGE_NAME_MAX) {
+		cmd_tagged(cmd, "NO [CANNOT] Mailbox name too long (at most %d octets).",
+			   STORAGE_NAME_MAX);
+	} else if (norm == NULL) {
 		cmd_tagged(cmd, "NO [CANNOT] Invalid mailbox name.");
+	}
+	free(utf8);
 	return norm;
 }
 
