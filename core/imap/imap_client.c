@@ -5,7 +5,6 @@
    socket takes it. Sessions are destroyed by the connection's destroy
    callback, after the dispatch pass that ended them, never in the middle. */
 #include "imap_client.h"
-#include "imap_cmd.h"
 #include "imap_view.h"
 #include "listener.h"
 #include "log.h"
@@ -105,7 +104,7 @@ client_mailbox_notify(void *ctx)
 
 	/* Only a session in IDLE hears of changes at once; the others at
 	   their next command (RFC 3501 7.4.1: no EXPUNGE between commands). */
-	if (c->cmd == NULL || !c->cmd->live_updates || c->closing)
+	if (!client_command_live_updates(c) || c->closing)
 		return;
 	client_sync_view(c, true);
 	client_flush(c);
@@ -132,7 +131,7 @@ client_output_drained(struct client *c)
 			client_process(c);
 		return false;
 	}
-	if (c->cmd->output == NULL)
+	if (!client_command_wants_output(c))
 		return false;
 	if (client_command_output(c)) {
 		client_resume(c);
@@ -159,7 +158,7 @@ client_output(void *ctx)
 static void
 client_wait_output(struct client *c)
 {
-	if (c->cmd != NULL && c->cmd->output != NULL && !connection_is_dead(c->conn))
+	if (client_command_wants_output(c) && !connection_is_dead(c->conn))
 		connection_await_drain(c->conn);
 }
 
@@ -250,7 +249,7 @@ client_take_line(struct client *c)
 	size_t len = lf != NULL ? (size_t)(lf - start) : avail, taken;
 
 	if (len > client_max_line(c)) {
-		client_send_tagged(c, c->cmd->tag, "BAD Line too long.");
+		client_send_tagged(c, client_command_tag(c), "BAD Line too long.");
 		client_disconnect(c, "Line too long.");
 		return false;
 	}
@@ -286,7 +285,7 @@ client_process(struct client *c)
 			client_handle_parse_result(c, res);
 			if (res == IMAP_PARSE_NEED_MORE)
 				break;
-		} else if (c->cmd->input != NULL) {
+		} else if (client_command_wants_input(c)) {
 			if (!client_take_line(c))
 				break;
 		} else {

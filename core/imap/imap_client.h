@@ -89,6 +89,13 @@ void client_command_input(struct client *c, const char *line, size_t len);
 bool client_command_output(struct client *c);
 /* Frees c->cmd, if any, and cancels what it started (the session ends). */
 void client_command_abort(struct client *c);
+/* What the session's I/O needs to know of c->cmd (false if there is
+   none): it waits for a line of input, for drained output, or hears of
+   mailbox changes at once (IDLE); and its tag. */
+bool client_command_wants_input(const struct client *c);
+bool client_command_wants_output(const struct client *c);
+bool client_command_live_updates(const struct client *c);
+const char *client_command_tag(const struct client *c);
 /* The capability list for the session's state. */
 const char *imap_capabilities(const struct client *c);
 

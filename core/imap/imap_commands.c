@@ -383,6 +383,30 @@ client_command_input(struct client *c, const char *line, size_t len)
 }
 
 bool
+client_command_wants_input(const struct client *c)
+{
+	return c->cmd != NULL && c->cmd->input != NULL;
+}
+
+bool
+client_command_wants_output(const struct client *c)
+{
+	return c->cmd != NULL && c->cmd->output != NULL;
+}
+
+bool
+client_command_live_updates(const struct client *c)
+{
+	return c->cmd != NULL && c->cmd->live_updates;
+}
+
+const char *
+client_command_tag(const struct client *c)
+{
+	return c->cmd != NULL ? c->cmd->tag : "*";
+}
+
+bool
 client_command_output(struct client *c)
 {
 	struct client_command *cmd = c->cmd;
