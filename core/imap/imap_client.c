@@ -168,13 +168,23 @@ client_resume(struct client *c)
 	client_process(c);
 }
 
-/* The longest line a command may wait for (AUTHENTICATE's response). */
+/* The longest command line, and the longest line a command may wait
+   for (AUTHENTICATE's response): capped before login. */
 static size_t
 client_max_line(const struct client *c)
 {
 	if (c->state == CLIENT_NOT_AUTH && c->gen->cfg->max_line > IMAP_PRELOGIN_MAX_INPUT)
 		return IMAP_PRELOGIN_MAX_INPUT;
 	return c->gen->cfg->max_line;
+}
+
+/* The largest literal (and total of a command's literals). */
+static size_t
+client_max_literal(const struct client *c)
+{
+	if (c->state == CLIENT_NOT_AUTH && c->gen->cfg->max_literal > IMAP_PRELOGIN_MAX_INPUT)
+		return IMAP_PRELOGIN_MAX_INPUT;
+	return c->gen->cfg->max_literal;
 }
 
 /* Input restarts the idle deadline of a logged-in session. The login
@@ -196,7 +206,7 @@ client_logged_in(struct client *c, char *user)
 	c->state = CLIENT_AUTH;
 	/* Called between commands (the parser is reset), so the limits of
 	   the configuration apply from the next command on. */
-	imap_parser_set_limits(c->parser, c->gen->cfg->max_line, c->gen->cfg->max_literal);
+	imap_parser_set_limits(c->parser, client_max_line(c), client_max_literal(c));
 	client_reset_deadline(c);
 }
 
@@ -404,11 +414,7 @@ imap_server_accept_fd(struct imap_server *server, int fd, const char *peer)
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	/* Before login, input is capped (imap_client.h); client_logged_in()
 	   lifts the cap. */
-	c->parser = imap_parser_new(
-		gen->cfg->max_line < IMAP_PRELOGIN_MAX_INPUT ? gen->cfg->max_line
-							     : IMAP_PRELOGIN_MAX_INPUT,
-		gen->cfg->max_literal < IMAP_PRELOGIN_MAX_INPUT ? gen->cfg->max_literal
-								: IMAP_PRELOGIN_MAX_INPUT);
+	c->parser = imap_parser_new(client_max_line(c), client_max_literal(c));
 	c->conn = connection_new(server->loop, fd, NULL, &client_callbacks, c);
 	c->next = server->clients;
 	if (server->clients != NULL)
