@@ -1085,6 +1085,166 @@ test_qresync(void **state)
 	free(ans);
 }
 
+/* Before login a literal is capped at IMAP_PRELOGIN_MAX_INPUT octets,
+   refused at its "{n}" (BAD, then BYE), synchronizing or not; after
+   login limits.max_literal applies. */
+static void
+test_prelogin_input_capped(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+	char *ans, *big, *line;
+	size_t n = IMAP_PRELOGIN_MAX_INPUT;
+
+	/* At the cap: taken (and the login fails as usual). */
+	line = xasprintf("a1 LOGIN {%zu}\r\n", n);
+	send_raw(h, s, line, strlen(line));
+	free(line);
+	ans = wait_for(h, s, "+");
+	assert_contains(ans, "+ OK");
+	free(ans);
+	big = xmalloc(n + 1);
+	memset(big, 'x', n);
+	big[n] = '\0';
+	send_raw(h, s, big, n);
+	EXPECT_CONT(h, s, " pass", "a1", "a1 NO [AUTHENTICATIONFAILED]");
+	/* One octet more: refused before any octet is read. */
+	line = xasprintf("a2 LOGIN {%zu}", n + 1);
+	ans = cmd(h, s, "a2", line);
+	free(line);
+	assert_contains(ans, "a2 BAD Literal too large\r\n* BYE");
+	free(ans);
+
+	/* A non-synchronizing one too, whatever follows. */
+	s = connect_session(h, 1);
+	send_raw(h, s, "b1 LOGIN {26214400+}\r\n", 22);
+	send_raw(h, s, big, n);
+	ans = wait_for(h, s, "* BYE");
+	assert_contains(ans, "b1 BAD Literal too large\r\n* BYE");
+	free(ans);
+
+	/* A pre-login AUTHENTICATE response line is capped the same way. */
+	s = connect_session(h, 2);
+	send_raw(h, s, "c1 AUTHENTICATE PLAIN\r\n", 23);
+	free(wait_for(h, s, "+"));
+	send_raw(h, s, big, n);
+	send_raw(h, s, "\r\n", 2);
+	ans = wait_for(h, s, "* BYE");
+	assert_contains(ans, "c1 BAD Line too long.\r\n* BYE");
+	free(ans);
+
+	/* After login, the configuration's limits. */
+	s = connect_session(h, 3);
+	login(h, s, "alice");
+	line = xasprintf("a1 APPEND INBOX {%zu}\r\n", n + 100);
+	send_raw(h, s, line, strlen(line));
+	free(line);
+	ans = wait_for(h, s, "+");
+	assert_contains(ans, "+ OK");
+	free(ans);
+	send_raw(h, s, "Subject: big\r\n\r\n", 16);
+	memset(big, 'y', n);
+	send_raw(h, s, big, n);
+	send_raw(h, s, "0123456789012345678901234567890123456789012345678901234567890123456789"
+		       "0123456789012345678901234567890123456789012345678901234567890123456789",
+		 84);
+	EXPECT_CONT(h, s, "", "a1", "a1 OK [APPENDUID");
+	free(big);
+}
+
+/* RFC 4959: "=" is an empty initial response; PLAIN then asks with "+ ". */
+static void
+test_authenticate_empty_initial_response(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+	char *plus;
+
+	send_raw(h, s, "a1 AUTHENTICATE PLAIN =\r\n", 25);
+	plus = wait_for(h, s, "+");
+	assert_contains(plus, "+ \r\n");
+	assert_absent(plus, "a1 ");
+	free(plus);
+	EXPECT_CONT(h, s, "AGFsaWNlAGFsaWNlMTIz", "a1", "a1 OK [CAPABILITY");
+}
+
+/* A keyword that does not fit (MBOX_MAX_KEYWORDS) is NO [LIMIT], not
+   BAD, and does not count toward max_bad_commands; PERMANENTFLAGS
+   offers \* only while there is room. */
+static void
+test_keyword_limit(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+	char *ans, *c;
+	int limit_at = -1;
+
+	login(h, s, "alice");
+	ans = cmd(h, s, "a1", "SELECT INBOX");
+	assert_contains(ans, "\\*)] Flags permitted.");
+	free(ans);
+	for (int i = 0; i < MBOX_MAX_KEYWORDS + 2 && limit_at < 0; i++) {
+		c = xasprintf("STORE 1 +FLAGS (kw%d)", i);
+		ans = cmd(h, s, "a2", c);
+		free(c);
+		if (strstr(ans, "a2 NO [LIMIT]") != NULL)
+			limit_at = i;
+		else
+			assert_contains(ans, "a2 OK");
+		free(ans);
+	}
+	assert_true(limit_at > 0 && limit_at <= MBOX_MAX_KEYWORDS);
+	/* More than max_bad_commands of them: the session goes on. */
+	for (int i = 0; i < 7; i++)
+		EXPECT(h, s, "a3", "STORE 1 +FLAGS (one-too-many)", "a3 NO [LIMIT]");
+	EXPECT(h, s, "a4", "APPEND INBOX (another) {10+}\r\nSubject: x", "a4 NO [LIMIT]");
+	EXPECT(h, s, "a5", "STORE 1 -FLAGS (one-too-many kw1)", "a5 OK");
+	EXPECT(h, s, "a6", "STORE 1 +FLAGS (kw1)", "a6 OK");
+	ans = cmd(h, s, "a7", "SELECT INBOX");
+	assert_contains(ans, "* OK [PERMANENTFLAGS (");
+	assert_contains(ans, ")] Flags permitted.");
+	assert_absent(ans, "\\*)]");
+	free(ans);
+	EXPECT(h, s, "a8", "NOOP", "a8 OK");
+}
+
+/* Names up to STORAGE_NAME_MAX octets work; longer ones, 255 and 256
+   octets alike, get the same NO [CANNOT] naming the limit. */
+static void
+test_mailbox_name_length(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+	char name[300], *c, *ans;
+	const size_t lens[] = { STORAGE_NAME_MAX + 1, 255, 256, 290 };
+
+	login(h, s, "alice");
+	memset(name, 'n', STORAGE_NAME_MAX);
+	name[STORAGE_NAME_MAX] = '\0';
+	c = xasprintf("CREATE %s", name);
+	EXPECT(h, s, "a1", c, "a1 OK");
+	free(c);
+	c = xasprintf("SELECT %s", name);
+	EXPECT(h, s, "a2", c, "a2 OK");
+	free(c);
+	c = xasprintf("APPEND %s {10+}\r\nSubject: x", name);
+	EXPECT(h, s, "a3", c, "a3 OK [APPENDUID");
+	free(c);
+	for (size_t i = 0; i < N_ELEMENTS(lens); i++) {
+		memset(name, 'm', lens[i]);
+		name[lens[i]] = '\0';
+		c = xasprintf("CREATE %s", name);
+		ans = cmd(h, s, "b1", c);
+		free(c);
+		assert_contains(ans, "b1 NO [CANNOT] Mailbox name too long (at most 200 octets).");
+		free(ans);
+		c = xasprintf("SELECT %s", name);
+		EXPECT(h, s, "b2", c, "b2 NO [CANNOT] Mailbox name too long");
+		free(c);
+	}
+	EXPECT(h, s, "b3", "NOOP", "b3 OK");
+}
+
 int
 main(void)
 {
@@ -1110,6 +1270,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_mailbox_names_mutf7, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_condstore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_qresync, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prelogin_input_capped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_authenticate_empty_initial_response, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_keyword_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mailbox_name_length, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

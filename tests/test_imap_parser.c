@@ -419,6 +419,37 @@ test_literal_too_large_is_fatal_and_data_not_consumed(void **state)
 	free(got);
 }
 
+/* The limits can grow between commands (a session's at login). */
+static void
+test_set_limits_between_commands(void **state)
+{
+	static const char small[] = "a LOGIN {5}\r\n";
+	static const char big[] = "b APPEND INBOX {50}\r\n";
+	struct imap_parser *parser = imap_parser_new(1024, 10);
+	size_t consumed;
+
+	(void)state;
+	assert_int_equal(imap_parser_feed(parser, small, strlen(small), &consumed),
+			 IMAP_PARSE_LITERAL);
+	assert_int_equal(imap_parser_feed(parser, "user1 x\r\n", 9, &consumed),
+			 IMAP_PARSE_COMMAND);
+	imap_parser_reset(parser);
+	assert_int_equal(imap_parser_feed(parser, big, strlen(big), &consumed),
+			 IMAP_PARSE_FATAL);
+	imap_parser_free(&parser);
+
+	parser = imap_parser_new(1024, 10);
+	assert_int_equal(imap_parser_feed(parser, small, strlen(small), &consumed),
+			 IMAP_PARSE_LITERAL);
+	assert_int_equal(imap_parser_feed(parser, "user1 x\r\n", 9, &consumed),
+			 IMAP_PARSE_COMMAND);
+	imap_parser_reset(parser);
+	imap_parser_set_limits(parser, 1024, 100);
+	assert_int_equal(imap_parser_feed(parser, big, strlen(big), &consumed),
+			 IMAP_PARSE_LITERAL);
+	imap_parser_free(&parser);
+}
+
 static void
 test_huge_literal_number_does_not_overflow(void **state)
 {
@@ -657,6 +688,7 @@ main(void)
 		cmocka_unit_test(test_line_too_long_is_fatal),
 		cmocka_unit_test(test_literal_data_does_not_count_against_line),
 		cmocka_unit_test(test_literal_too_large_is_fatal_and_data_not_consumed),
+		cmocka_unit_test(test_set_limits_between_commands),
 		cmocka_unit_test(test_huge_literal_number_does_not_overflow),
 		cmocka_unit_test(test_nesting_limit),
 		cmocka_unit_test(test_error_skips_rest_of_line_across_feeds),

@@ -156,9 +156,17 @@ test_name_rules(void **unused)
 	assert_false(storage_name_is_valid("a/.."));
 	assert_false(storage_name_is_valid("tab\there"));
 	assert_false(storage_name_is_valid("del\x7f"));
+	/* The limit every backend can store (STORAGE_NAME_MAX); 255 and 256
+	   octets are refused by the rule alike. */
+	memset(longname, 'x', STORAGE_NAME_MAX);
+	longname[STORAGE_NAME_MAX] = '\0';
+	assert_true(storage_name_is_valid(longname));
+	longname[STORAGE_NAME_MAX] = 'x';
+	longname[STORAGE_NAME_MAX + 1] = '\0';
+	assert_false(storage_name_is_valid(longname));
 	memset(longname, 'x', 255);
 	longname[255] = '\0';
-	assert_true(storage_name_is_valid(longname));
+	assert_false(storage_name_is_valid(longname));
 	longname[255] = 'x';
 	longname[256] = '\0';
 	assert_false(storage_name_is_valid(longname));

@@ -1353,6 +1353,55 @@ test_bad_names_and_users_refused(void **state)
 	}
 }
 
+/* A name as long as the name rule allows (STORAGE_NAME_MAX) works on
+   every backend, at the top and one level down; a longer one (255
+   octets) is refused by the rule, not by the file system. */
+static void
+test_longest_names_work(void **state)
+{
+	struct fx *fx = *state;
+	char name[STORAGE_NAME_MAX + 60], *renamed, *m;
+	const char *const tops[] = { "", "Lists/" };
+	enum storage_error err;
+	char *error = NULL;
+	struct strlist names = { 0 };
+	struct mbox_state s;
+	struct storage_box *box;
+
+	for (size_t i = 0; i < N_ELEMENTS(tops); i++) {
+		size_t top = strlen(tops[i]);
+
+		memcpy(name, tops[i], top);
+		memset(name + top, 'n', STORAGE_NAME_MAX - top);
+		name[STORAGE_NAME_MAX] = '\0';
+		if (B->create(fx->st, "bob", name, &err, &error) < 0)
+			fail_msg("create %zu octets: %s", strlen(name), error);
+		box = open_box(fx, "bob", name, &s);
+		m = simple_msg(1);
+		append_msg(box, &s, m, MAIL_SEEN);
+		free(m);
+		close_box(&box, &s);
+		assert_int_equal(B->list(fx->st, "bob", &names, &err, &error), 0);
+		assert_true(strlist_contains(&names, name));
+		strlist_clear(&names);
+		renamed = xstrdup(name);
+		renamed[STORAGE_NAME_MAX - 1] = 'r';
+		if (B->rename(fx->st, "bob", name, renamed, &err, &error) < 0)
+			fail_msg("rename %zu octets: %s", strlen(name), error);
+		box = open_box(fx, "bob", renamed, &s);
+		assert_int_equal(s.count, 1);
+		close_box(&box, &s);
+		assert_int_equal(B->delete(fx->st, "bob", renamed, &err, &error), 0);
+		free(renamed);
+	}
+	memset(name, 'l', 255);
+	name[255] = '\0';
+	assert_int_equal(B->create(fx->st, "bob", name, &err, &error), -1);
+	if (err != STORAGE_ERR_BAD_NAME)
+		fail_msg("255 octets: error %d: %s", (int)err, error);
+	free(error);
+}
+
 /* Crash trials */
 
 static unsigned
@@ -1974,6 +2023,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_create_delete_rename_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscriptions_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names_and_users_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_longest_names_work, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_during_append_loses_nothing, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_crash_during_expunge_loses_nothing, setup,

@@ -216,7 +216,7 @@ storage_name_is_valid(const char *name)
 	if (name == NULL)
 		return false;
 	len = strlen(name);
-	if (len == 0 || len > 255 || name[0] == '/')
+	if (len == 0 || len > STORAGE_NAME_MAX || name[0] == '/')
 		return false;
 	for (size_t i = 0; i <= len; i++) {
 		unsigned char c = (unsigned char)name[i];

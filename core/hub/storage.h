@@ -200,9 +200,18 @@ const char *storage_error_code(enum storage_error err);
 int storage_root_prepare(const char *backend, const struct storage_settings *set,
 			 char **root_r, char **error_r);
 
+/* The longest mailbox name, in octets (UTF-8). Every backend can store
+   a name this long: flat's file is "<last level>.mail" with side files
+   up to ".mail.lock.<pid>" next to it, Maildir++'s folder is
+   ".<name with '/' as '.'>", and a file name holds at most 255 octets
+   (NAME_MAX), so a 255-octet name would pass the rule and then fail in
+   the backend. */
+#define STORAGE_NAME_MAX 200
+
 /* Mailbox name rules shared by every backend: returns true if name may be
    used as a mailbox name (no NUL, no control characters, no empty
-   component, no "." or ".." component, not absolute, at most 255 octets). */
+   component, no "." or ".." component, not absolute, at most
+   STORAGE_NAME_MAX octets). */
 bool storage_name_is_valid(const char *name);
 /* The user name rule of username.h (username_is_valid()), under the name
    the backends call it by. */

@@ -85,10 +85,8 @@ login_checked(enum auth_result res, void *context)
 	lc->req = NULL;
 	switch (res) {
 	case AUTH_OK:
-		free(c->user);
-		c->user = lc->user;
+		client_logged_in(c, lc->user);
 		lc->user = NULL;
-		c->state = CLIENT_AUTH;
 		c->auth_failures = 0;
 		create_special_use(c);
 		cmd_tagged(cmd, "OK [CAPABILITY %s] Logged in.", imap_capabilities(c));
@@ -196,11 +194,13 @@ cmd_authenticate(struct client_command *cmd)
 		return true;
 	}
 	if (cmd->count == 2) {
-		/* SASL-IR (RFC 4959). */
+		/* SASL-IR (RFC 4959): "=" is an empty initial response, which
+		   PLAIN answers with an empty challenge as if none was given. */
 		const char *ir = cmd_arg_str(cmd, 1);
 		if (ir == NULL)
 			return cmd_bad(cmd, "Invalid initial response.");
-		return auth_plain_response(cmd, ir, strlen(ir));
+		if (strcmp(ir, "=") != 0)
+			return auth_plain_response(cmd, ir, strlen(ir));
 	}
 	cmd->input = authenticate_input;
 	client_send(c, "+ ");

@@ -37,7 +37,10 @@ send_flags_lists(struct client *c, const struct mbox_state *st, bool readonly)
 		buf_append_c(out, ' ');
 		buf_append_str(out, st->keywords[i]);
 	}
-	buf_append_str(out, " \\*)] Flags permitted.\r\n");
+	/* \* only while a new keyword can still be made (RFC 3501 7.1). */
+	if (st->keyword_count < MBOX_MAX_KEYWORDS)
+		buf_append_str(out, " \\*");
+	buf_append_str(out, ")] Flags permitted.\r\n");
 }
 
 /* The QRESYNC select parameter (RFC 7162 3.2.5). */

@@ -39,6 +39,7 @@ cmd_append(struct client_command *cmd)
 	uint32_t uid;
 	size_t i = 1;
 	char *name;
+	int ret;
 
 	if (cmd->count < 2)
 		return cmd_bad(cmd, "APPEND needs a mailbox and a message.");
@@ -76,8 +77,12 @@ cmd_append(struct client_command *cmd)
 		return true;
 	}
 	if (flags_arg != NULL &&
-	    imap_parse_flags(flags_arg, mailbox_state(mbox), true, &flags, &keywords, &error) < 0) {
-		cmd_bad(cmd, error);
+	    (ret = imap_parse_flags(flags_arg, mailbox_state(mbox), true, &flags, &keywords,
+				    &error)) < 0) {
+		if (ret == IMAP_FLAGS_NO_ROOM)
+			cmd_tagged(cmd, "NO [LIMIT] %s.", error);
+		else
+			cmd_bad(cmd, error);
 	} else if (mailbox_append(mbox, msg->str, msg->len, flags, keywords, date, tz, &uid, &err,
 				  c->sid) < 0) {
 		cmd_no_storage(cmd, err);
@@ -239,6 +244,7 @@ cmd_store(struct client_command *cmd)
 	size_t nrest;
 	struct store_req req;
 	struct store_result res;
+	int ret;
 
 	i_zero(&req);
 	i_zero(&res);
@@ -282,7 +288,13 @@ cmd_store(struct client_command *cmd)
 		list_arg.list = (struct imap_arg *)(uintptr_t)(rest + 1);
 		list_arg.list_count = nrest - 1;
 	}
-	if (imap_parse_flags(&list_arg, st, req.mode >= 0, &req.flags, &req.keywords, &error) < 0)
+	ret = imap_parse_flags(&list_arg, st, req.mode >= 0, &req.flags, &req.keywords, &error);
+	if (ret == IMAP_FLAGS_NO_ROOM) {
+		/* A limit, not a syntax error: NO, not counted as a BAD. */
+		cmd_tagged(cmd, "NO [LIMIT] %s.", error);
+		return true;
+	}
+	if (ret < 0)
 		return cmd_bad(cmd, error);
 	if (cmd_collect_seqs(cmd, args[0].str, &seqs, &count) < 0)
 		return cmd_bad(cmd, "Invalid sequence set.");

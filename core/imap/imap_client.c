@@ -5,7 +5,6 @@
    socket takes it. Sessions are destroyed by the connection's destroy
    callback, after the dispatch pass that ended them, never in the middle. */
 #include "imap_client.h"
-#include "imap_cmd.h"
 #include "imap_view.h"
 #include "listener.h"
 #include "log.h"
@@ -105,7 +104,7 @@ client_mailbox_notify(void *ctx)
 
 	/* Only a session in IDLE hears of changes at once; the others at
 	   their next command (RFC 3501 7.4.1: no EXPUNGE between commands). */
-	if (c->cmd == NULL || !c->cmd->live_updates || c->closing)
+	if (!client_command_live_updates(c) || c->closing)
 		return;
 	client_sync_view(c, true);
 	client_flush(c);
@@ -132,7 +131,7 @@ client_output_drained(struct client *c)
 			client_process(c);
 		return false;
 	}
-	if (c->cmd->output == NULL)
+	if (!client_command_wants_output(c))
 		return false;
 	if (client_command_output(c)) {
 		client_resume(c);
@@ -159,7 +158,7 @@ client_output(void *ctx)
 static void
 client_wait_output(struct client *c)
 {
-	if (c->cmd != NULL && c->cmd->output != NULL && !connection_is_dead(c->conn))
+	if (client_command_wants_output(c) && !connection_is_dead(c->conn))
 		connection_await_drain(c->conn);
 }
 
@@ -169,12 +168,46 @@ client_resume(struct client *c)
 	client_process(c);
 }
 
+/* The longest command line, and the longest line a command may wait
+   for (AUTHENTICATE's response): capped before login. */
+static size_t
+client_max_line(const struct client *c)
+{
+	if (c->state == CLIENT_NOT_AUTH && c->gen->cfg->max_line > IMAP_PRELOGIN_MAX_INPUT)
+		return IMAP_PRELOGIN_MAX_INPUT;
+	return c->gen->cfg->max_line;
+}
+
+/* The largest literal (and total of a command's literals). */
+static size_t
+client_max_literal(const struct client *c)
+{
+	if (c->state == CLIENT_NOT_AUTH && c->gen->cfg->max_literal > IMAP_PRELOGIN_MAX_INPUT)
+		return IMAP_PRELOGIN_MAX_INPUT;
+	return c->gen->cfg->max_literal;
+}
+
+/* Input restarts the idle deadline of a logged-in session. The login
+   deadline is set once, at connect: input does not move it, so that a
+   client dribbling bytes cannot hold its slot for ever. */
 static void
 client_reset_deadline(struct client *c)
 {
-	unsigned secs = c->state == CLIENT_NOT_AUTH ? c->gen->cfg->login_timeout :
-						     c->gen->cfg->idle_timeout;
-	c->deadline = mono_ms() + (int64_t)secs * 1000;
+	if (c->state == CLIENT_NOT_AUTH)
+		return;
+	c->deadline = mono_ms() + (int64_t)c->gen->cfg->idle_timeout * 1000;
+}
+
+void
+client_logged_in(struct client *c, char *user)
+{
+	free(c->user);
+	c->user = user;
+	c->state = CLIENT_AUTH;
+	/* Called between commands (the parser is reset), so the limits of
+	   the configuration apply from the next command on. */
+	imap_parser_set_limits(c->parser, client_max_line(c), client_max_literal(c));
+	client_reset_deadline(c);
 }
 
 static void
@@ -223,14 +256,15 @@ client_take_line(struct client *c)
 	size_t avail;
 	const char *start = connection_input(c->conn, &avail);
 	const char *lf = memchr(start, '\n', avail);
-	size_t len, taken;
+	size_t len = lf != NULL ? (size_t)(lf - start) : avail, taken;
 
-	if (lf == NULL) {
-		if (avail > c->gen->cfg->max_line)
-			client_disconnect(c, "Line too long.");
+	if (len > client_max_line(c)) {
+		client_send_tagged(c, client_command_tag(c), "BAD Line too long.");
+		client_disconnect(c, "Line too long.");
 		return false;
 	}
-	len = (size_t)(lf - start);
+	if (lf == NULL)
+		return false;
 	taken = len + 1;
 	if (len > 0 && start[len - 1] == '\r')
 		len--;
@@ -261,7 +295,7 @@ client_process(struct client *c)
 			client_handle_parse_result(c, res);
 			if (res == IMAP_PARSE_NEED_MORE)
 				break;
-		} else if (c->cmd->input != NULL) {
+		} else if (client_command_wants_input(c)) {
 			if (!client_take_line(c))
 				break;
 		} else {
@@ -328,13 +362,44 @@ static const struct connection_callbacks client_callbacks = {
 	.destroy = client_destroy,
 };
 
+/* At max_connections, a newcomer takes the slot of the oldest session
+   that has not logged in (it gets "* BYE"), so that slow clients that
+   never log in cannot hold every slot; a logged-in session is never
+   closed for it. Returns the number of sessions that keep a slot (the
+   one closed here is freed after the pass). */
+static size_t
+server_make_room(struct imap_server *server, int fd)
+{
+	struct client *c, *oldest = NULL;
+	size_t live = 0;
+
+	for (c = server->clients; c != NULL; c = c->next) {
+		if (connection_is_dead(c->conn))
+			continue;
+		live++;
+		/* The list is newest first: the last one found is the oldest. */
+		if (c->state == CLIENT_NOT_AUTH)
+			oldest = c;
+	}
+	if (live < server->gen->cfg->max_connections || oldest == NULL || server->shutting_down ||
+	    connection_refusal_reason(fd, 0, 1, false) != NULL)
+		return live;
+	log_info(oldest->sid, "closing to make room: max_connections reached before login");
+	client_disconnect(oldest, "Too many connections; closing the oldest one not logged in.");
+	/* Best effort, one write: the slot is needed now. */
+	client_flush(oldest);
+	client_abort(oldest, "closed to make room for a new connection");
+	return live - 1;
+}
+
 void
 imap_server_accept_fd(struct imap_server *server, int fd, const char *peer)
 {
 	struct server_gen *gen = server->gen;
 	struct client *c;
-	const char *refusal = connection_refusal_reason(
-		fd, server->client_count, gen->cfg->max_connections, server->shutting_down);
+	size_t live = server_make_room(server, fd);
+	const char *refusal = connection_refusal_reason(fd, live, gen->cfg->max_connections,
+							server->shutting_down);
 
 	if (refusal != NULL) {
 		connection_refuse(fd, "* BYE Too many connections, try again later.\r\n");
@@ -347,14 +412,17 @@ imap_server_accept_fd(struct imap_server *server, int fd, const char *peer)
 	gen->refcount++;
 	snprintf(c->sid, sizeof(c->sid), "s%llu", (unsigned long long)++server->session_counter);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
-	c->parser = imap_parser_new(gen->cfg->max_line, gen->cfg->max_literal);
+	/* Before login, input is capped (imap_client.h); client_logged_in()
+	   lifts the cap. */
+	c->parser = imap_parser_new(client_max_line(c), client_max_literal(c));
 	c->conn = connection_new(server->loop, fd, NULL, &client_callbacks, c);
 	c->next = server->clients;
 	if (server->clients != NULL)
 		server->clients->prev = c;
 	server->clients = c;
 	server->client_count++;
-	client_reset_deadline(c);
+	/* The login deadline counts from connect. */
+	c->deadline = mono_ms() + (int64_t)gen->cfg->login_timeout * 1000;
 	log_info(c->sid, "connect from %s", peer);
 	client_send(c, "* OK [CAPABILITY %s] imapserver ready.", imap_capabilities(c));
 	client_flush(c);
@@ -388,9 +456,12 @@ server_tick(void *ctx)
 		if (now >= c->deadline && c->closing) {
 			/* The peer does not read its BYE. */
 			client_abort(c, "peer stopped reading");
+		} else if (now >= c->deadline && c->state == CLIENT_NOT_AUTH) {
+			log_info(c->sid, "autologout after login_timeout");
+			client_disconnect(c, "Autologout; not logged in within the login timeout.");
+			client_flush(c);
 		} else if (now >= c->deadline) {
-			log_info(c->sid, "autologout after %s",
-				 c->state == CLIENT_NOT_AUTH ? "login_timeout" : "idle_timeout");
+			log_info(c->sid, "autologout after idle_timeout");
 			client_disconnect(c, "Autologout; idle for too long.");
 			client_flush(c);
 		}

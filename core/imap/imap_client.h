@@ -69,6 +69,10 @@ void client_mailbox_notify(void *ctx);
 struct buf *client_outbuf(struct client *c);
 /* Queued output not yet written, in octets. */
 size_t client_out_pending(const struct client *c);
+/* The login succeeded: the session is user's (takes the malloc'ed
+   user), the input limits of the configuration apply from the next
+   command on and the login deadline gives way to the idle one. */
+void client_logged_in(struct client *c, char *user);
 /* Leaves the selected mailbox (no expunge). */
 void client_unselect(struct client *c);
 
@@ -85,6 +89,13 @@ void client_command_input(struct client *c, const char *line, size_t len);
 bool client_command_output(struct client *c);
 /* Frees c->cmd, if any, and cancels what it started (the session ends). */
 void client_command_abort(struct client *c);
+/* What the session's I/O needs to know of c->cmd (false if there is
+   none): it waits for a line of input, for drained output, or hears of
+   mailbox changes at once (IDLE); and its tag. */
+bool client_command_wants_input(const struct client *c);
+bool client_command_wants_output(const struct client *c);
+bool client_command_live_updates(const struct client *c);
+const char *client_command_tag(const struct client *c);
 /* The capability list for the session's state. */
 const char *imap_capabilities(const struct client *c);
 
@@ -92,5 +103,13 @@ const char *imap_capabilities(const struct client *c);
    connection's high-water mark; its write cap and read chunk are the
    connection's defaults too). */
 #define CLIENT_OUT_HIGH_WATER CONN_OUT_HIGH_WATER
+
+/* Before login, a command line (literals excluded) and its literals
+   together are capped at this many octets, whatever limits.max_line and
+   limits.max_literal say: enough for LOGIN and AUTHENTICATE PLAIN with
+   long names and passwords, and a client that has not logged in cannot
+   make the server buffer more (a larger literal is refused at its
+   "{n}", before any of its octets is read). */
+#define IMAP_PRELOGIN_MAX_INPUT 8192
 
 #endif

@@ -129,6 +129,7 @@ cmd_arg_mailbox(struct client_command *cmd, size_t i)
 {
 	const char *name = cmd_arg_str(cmd, i);
 	char *utf8, *norm;
+	size_t len;
 
 	if (name == NULL) {
 		cmd_bad(cmd, "Missing or invalid mailbox name.");
@@ -139,9 +140,16 @@ cmd_arg_mailbox(struct client_command *cmd, size_t i)
 		return NULL;
 	}
 	norm = mailbox_name_normalize(utf8);
-	free(utf8);
-	if (norm == NULL)
+	len = strlen(utf8);
+	if (len > 1 && utf8[len - 1] == '/')
+		len--;     /* normalizing drops it */
+	if (norm == NULL && len > STORAGE_NAME_MAX) {
+		cmd_tagged(cmd, "NO [CANNOT] Mailbox name too long (at most %d octets).",
+			   STORAGE_NAME_MAX);
+	} else if (norm == NULL) {
 		cmd_tagged(cmd, "NO [CANNOT] Invalid mailbox name.");
+	}
+	free(utf8);
 	return norm;
 }
 
@@ -373,6 +381,30 @@ client_command_input(struct client *c, const char *line, size_t len)
 
 	if (cmd->input(cmd, line, len))
 		client_command_free(&c->cmd);
+}
+
+bool
+client_command_wants_input(const struct client *c)
+{
+	return c->cmd != NULL && c->cmd->input != NULL;
+}
+
+bool
+client_command_wants_output(const struct client *c)
+{
+	return c->cmd != NULL && c->cmd->output != NULL;
+}
+
+bool
+client_command_live_updates(const struct client *c)
+{
+	return c->cmd != NULL && c->cmd->live_updates;
+}
+
+const char *
+client_command_tag(const struct client *c)
+{
+	return c->cmd != NULL ? c->cmd->tag : "*";
 }
 
 bool

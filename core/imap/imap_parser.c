@@ -99,11 +99,17 @@ imap_parser_new(size_t max_line, size_t max_literal)
 {
 	struct imap_parser *parser = xcalloc(1, sizeof(*parser));
 
+	imap_parser_set_limits(parser, max_line, max_literal);
+	parser->state = ST_LINE_START;
+	return parser;
+}
+
+void
+imap_parser_set_limits(struct imap_parser *parser, size_t max_line, size_t max_literal)
+{
 	parser->max_line = max_line;
 	/* Leaves room for the literal's NUL and for size arithmetic. */
 	parser->max_literal = max_literal < SIZE_MAX / 2 ? max_literal : SIZE_MAX / 2;
-	parser->state = ST_LINE_START;
-	return parser;
 }
 
 /* Recursion is bounded by IMAP_PARSER_MAX_DEPTH. */

@@ -51,6 +51,10 @@ struct imap_parser;
 
 struct imap_parser *imap_parser_new(size_t max_line, size_t max_literal);
 void imap_parser_free(struct imap_parser **parser);
+/* Changes the limits for the commands that follow (a session's limits
+   grow at login). Call it between commands: right after new() or
+   reset(), or while nothing is fed. */
+void imap_parser_set_limits(struct imap_parser *parser, size_t max_line, size_t max_literal);
 
 /* Consumes up to len bytes of data; *consumed_r says how many (it stops
    right after a command's final LF, after a literal's "{n}\r\n", or at an

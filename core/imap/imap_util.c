@@ -92,8 +92,8 @@ parse_one_flag(const struct imap_arg *arg, struct mbox_state *state, bool add_ke
 	idx = mbox_state_keyword(state, name, add_keywords);
 	if (idx < 0) {
 		if (add_keywords) {
-			*error_r = "Too many keywords";
-			return -1;
+			*error_r = "No room for another keyword in this mailbox";
+			return IMAP_FLAGS_NO_ROOM;
 		}
 		return 0;              /* not known, so no message has it */
 	}
@@ -107,15 +107,18 @@ imap_parse_flags(const struct imap_arg *arg, struct mbox_state *state, bool add_
 {
 	uint8_t flags = 0;
 	uint64_t keywords = 0;
+	int ret;
 
 	if (arg->type == IMAP_ARG_LIST) {
 		for (size_t i = 0; i < arg->list_count; i++) {
-			if (parse_one_flag(&arg->list[i], state, add_keywords, &flags, &keywords,
-					   error_r) < 0)
-				return -1;
+			ret = parse_one_flag(&arg->list[i], state, add_keywords, &flags, &keywords,
+					     error_r);
+			if (ret < 0)
+				return ret;
 		}
-	} else if (parse_one_flag(arg, state, add_keywords, &flags, &keywords, error_r) < 0) {
-		return -1;
+	} else if ((ret = parse_one_flag(arg, state, add_keywords, &flags, &keywords,
+					 error_r)) < 0) {
+		return ret;
 	}
 	*flags_r = flags;
 	*keywords_r = keywords;

@@ -12,7 +12,11 @@ void imap_write_flags(struct buf *out, uint8_t flags, uint64_t keywords, bool re
 		      const struct mbox_state *state);
 /* Parses a flag list (a LIST arg, or a single ATOM) into system flags and
    keywords. Keywords are looked up in state and added when add_keywords;
-   \Recent and unknown \-flags are errors. Returns 0 or -1 with a reason. */
+   \Recent and unknown \-flags are errors. Returns 0, -1 with a reason
+   (a syntax error: BAD), or IMAP_FLAGS_NO_ROOM with a reason when a new
+   keyword does not fit in the mailbox (MBOX_MAX_KEYWORDS: "NO [LIMIT]",
+   RFC 5530; PERMANENTFLAGS stops offering \* then). */
+#define IMAP_FLAGS_NO_ROOM (-2)
 int imap_parse_flags(const struct imap_arg *arg, struct mbox_state *state, bool add_keywords,
 		     uint8_t *flags_r, uint64_t *keywords_r, const char **error_r);
 /* True if s is a valid IMAP atom (for keywords and tags). */

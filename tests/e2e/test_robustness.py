@@ -208,7 +208,8 @@ class TestConnectionLimit(ServerTestCase):
     LIMITS = {"max_connections": 3}
 
     def test_connections_beyond_limit_get_bye(self):
-        conns = [self.raw() for _ in range(3)]
+        # Logged in: a session that has not logged in would make room.
+        conns = [self.raw_login() for _ in range(3)]
         extra = self.raw(greeting=False)
         line = extra.readline()
         self.assertTrue(line.startswith(b"* BYE"), line)
