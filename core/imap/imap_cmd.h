@@ -8,9 +8,9 @@
 #include "imap_parser.h"
 #include "storage.h"
 
-/* The session (imap_client.h) runs commands through this interface and
-   the commands reach the session through imap_client.h: this header
-   only names struct client, so the two do not include each other. */
+/* The session sees its commands only through the lifecycle functions
+   that imap_client.h declares (client_command_start ...); this header
+   names struct client without including imap_client.h. */
 struct client;
 
 /* Where a command may run. */
