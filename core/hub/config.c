@@ -415,14 +415,140 @@ config_split_domains(const char *str, struct strlist *domains_r, char **bad_r)
 }
 
 static int
+config_set_storage_backend(struct config_parser *parser, const config_setting_t *setting,
+			   const char *name, char **error_r)
+{
+	const struct storage_backend *backend;
+	const char *str;
+	char *names;
+
+	if (config_get_string(parser, setting, name, &str, error_r) < 0)
+		return -1;
+	backend = registry_storage_find(str);
+	if (backend == NULL) {
+		names = registry_storage_names();
+		config_fail(parser, setting, error_r, "%s: unknown backend '%s' (known: %s)", name,
+			    str, names);
+		free(names);
+		return -1;
+	}
+	if (!backend->compiled_in) {
+		return config_fail(parser, setting, error_r,
+				   "%s: backend '%s' was not compiled in "
+				   "(its dependencies were missing at build time)",
+				   name, str);
+	}
+	parser->config->storage_backend = backend;
+	return 0;
+}
+
+static int
+config_set_auth_backend(struct config_parser *parser, const config_setting_t *setting,
+			const char *name, char **error_r)
+{
+	const struct auth_backend *backend;
+	const char *str;
+	char *names;
+
+	if (config_get_string(parser, setting, name, &str, error_r) < 0)
+		return -1;
+	backend = registry_auth_find(str);
+	if (backend == NULL) {
+		names = registry_auth_names();
+		config_fail(parser, setting, error_r, "%s: unknown backend '%s' (known: %s)", name,
+			    str, names);
+		free(names);
+		return -1;
+	}
+	if (!backend->compiled_in) {
+		return config_fail(parser, setting, error_r,
+				   "%s: backend '%s' was not compiled in (%s)", name, str,
+				   strcmp(str, "pam") == 0 ?
+					   "PAM headers were missing at build time" :
+					   "its dependencies were missing at build time");
+	}
+	parser->config->auth_backend = backend;
+	return 0;
+}
+
+static int
+config_set_domains(struct config_parser *parser, const config_setting_t *setting,
+		   const char *name, char **strp, char **error_r)
+{
+	struct strlist domains;
+	const char *str;
+	char *bad = NULL;
+
+	if (config_get_string(parser, setting, name, &str, error_r) < 0)
+		return -1;
+	i_zero(&domains);
+	if (config_split_domains(str, &domains, &bad) < 0) {
+		config_fail(parser, setting, error_r,
+			    "%s: '%s' is not a domain name or address literal "
+			    "(expected e.g. \"localhost, example.org, [127.0.0.1]\")",
+			    name, bad);
+		free(bad);
+		strlist_clear(&domains);
+		return -1;
+	}
+	free(*strp);
+	*strp = xstrdup(str);
+	strlist_clear(&parser->config->smtp_domains);
+	parser->config->smtp_domains = domains;
+	return 0;
+}
+
+/* server.user or server.group: looked up now so that "imapserver -t"
+   catches a typo; privileges_drop() looks the name up again. */
+static int
+config_set_account(struct config_parser *parser, const struct config_key *key,
+		   const config_setting_t *setting, const char *name, char **strp,
+		   char **error_r)
+{
+	const char *str;
+	bool found;
+
+	if (config_get_string(parser, setting, name, &str, error_r) < 0)
+		return -1;
+	found = key->type == KEY_USER ? getpwnam(str) != NULL : getgrnam(str) != NULL;
+	if (!found) {
+		return config_fail(parser, setting, error_r, "%s: %s '%s'", name,
+				   key->type == KEY_USER ? "unknown user" : "unknown group", str);
+	}
+	free(*strp);
+	*strp = xstrdup(str);
+	return 0;
+}
+
+static int
+config_set_number(struct config_parser *parser, const struct config_key *key,
+		  const config_setting_t *setting, const char *name, char *field,
+		  char **error_r)
+{
+	long long num;
+
+	if (!config_is_int(setting))
+		return config_fail(parser, setting, error_r, "%s: expected an integer", name);
+	num = config_setting_get_int64(setting);
+	if (num < key->min || num > key->max) {
+		return config_fail(parser, setting, error_r,
+				   "%s: %lld is out of range (%lld..%lld)", name, num, key->min,
+				   key->max);
+	}
+	if (key->type == KEY_UINT)
+		*(unsigned *)(void *)field = (unsigned)num;
+	else
+		*(size_t *)(void *)field = (size_t)num;
+	return 0;
+}
+
+static int
 config_set_key(struct config_parser *parser, const struct config_key *key,
 	       const config_setting_t *setting, char **error_r)
 {
 	char *field = (char *)parser->config + key->offset;
 	char name[64];
 	const char *str;
-	long long num;
-	char *names;
 
 	snprintf(name, sizeof(name), "%s.%s", key->section, key->name);
 	switch (key->type) {
@@ -451,104 +577,17 @@ config_set_key(struct config_parser *parser, const struct config_key *key,
 		return 0;
 	case KEY_UINT:
 	case KEY_SIZE:
-		if (!config_is_int(setting))
-			return config_fail(parser, setting, error_r, "%s: expected an integer", name);
-		num = config_setting_get_int64(setting);
-		if (num < key->min || num > key->max) {
-			return config_fail(parser, setting, error_r,
-					   "%s: %lld is out of range (%lld..%lld)", name, num,
-					   key->min, key->max);
-		}
-		if (key->type == KEY_UINT)
-			*(unsigned *)(void *)field = (unsigned)num;
-		else
-			*(size_t *)(void *)field = (size_t)num;
-		return 0;
-	case KEY_STORAGE_BACKEND: {
-		const struct storage_backend *backend;
-		if (config_get_string(parser, setting, name, &str, error_r) < 0)
-			return -1;
-		backend = registry_storage_find(str);
-		if (backend == NULL) {
-			names = registry_storage_names();
-			config_fail(parser, setting, error_r,
-				    "%s: unknown backend '%s' (known: %s)", name, str, names);
-			free(names);
-			return -1;
-		}
-		if (!backend->compiled_in) {
-			return config_fail(parser, setting, error_r,
-					   "%s: backend '%s' was not compiled in "
-					   "(its dependencies were missing at build time)",
-					   name, str);
-		}
-		parser->config->storage_backend = backend;
-		return 0;
-	}
-	case KEY_AUTH_BACKEND: {
-		const struct auth_backend *backend;
-		if (config_get_string(parser, setting, name, &str, error_r) < 0)
-			return -1;
-		backend = registry_auth_find(str);
-		if (backend == NULL) {
-			names = registry_auth_names();
-			config_fail(parser, setting, error_r,
-				    "%s: unknown backend '%s' (known: %s)", name, str, names);
-			free(names);
-			return -1;
-		}
-		if (!backend->compiled_in) {
-			return config_fail(parser, setting, error_r,
-					   "%s: backend '%s' was not compiled in (%s)", name, str,
-					   strcmp(str, "pam") == 0 ?
-						   "PAM headers were missing at build time" :
-						   "its dependencies were missing at build time");
-		}
-		parser->config->auth_backend = backend;
-		return 0;
-	}
-	case KEY_DOMAINS: {
-		char **strp = (char **)(void *)field;
-		struct strlist domains;
-		char *bad = NULL;
-
-		if (config_get_string(parser, setting, name, &str, error_r) < 0)
-			return -1;
-		i_zero(&domains);
-		if (config_split_domains(str, &domains, &bad) < 0) {
-			config_fail(parser, setting, error_r,
-				    "%s: '%s' is not a domain name or address literal "
-				    "(expected e.g. \"localhost, example.org, [127.0.0.1]\")",
-				    name, bad);
-			free(bad);
-			strlist_clear(&domains);
-			return -1;
-		}
-		free(*strp);
-		*strp = xstrdup(str);
-		strlist_clear(&parser->config->smtp_domains);
-		parser->config->smtp_domains = domains;
-		return 0;
-	}
+		return config_set_number(parser, key, setting, name, field, error_r);
+	case KEY_STORAGE_BACKEND:
+		return config_set_storage_backend(parser, setting, name, error_r);
+	case KEY_AUTH_BACKEND:
+		return config_set_auth_backend(parser, setting, name, error_r);
+	case KEY_DOMAINS:
+		return config_set_domains(parser, setting, name, (char **)(void *)field, error_r);
 	case KEY_USER:
-	case KEY_GROUP: {
-		char **strp = (char **)(void *)field;
-		bool found;
-
-		if (config_get_string(parser, setting, name, &str, error_r) < 0)
-			return -1;
-		/* Looked up now so that "imapserver -t" catches a typo;
-		   privileges_drop() looks the name up again. */
-		found = key->type == KEY_USER ? getpwnam(str) != NULL : getgrnam(str) != NULL;
-		if (!found) {
-			return config_fail(parser, setting, error_r, "%s: %s '%s'", name,
-					   key->type == KEY_USER ? "unknown user" : "unknown group",
-					   str);
-		}
-		free(*strp);
-		*strp = xstrdup(str);
-		return 0;
-	}
+	case KEY_GROUP:
+		return config_set_account(parser, key, setting, name, (char **)(void *)field,
+					  error_r);
 	case KEY_LOG_LEVEL: {
 		enum log_level level;
 		if (config_get_string(parser, setting, name, &str, error_r) < 0)

@@ -405,9 +405,9 @@ read_literal(struct imap_parser *parser, const char *data, size_t len)
 	return n;
 }
 
-/* One byte of the line (never in ST_LIT_DATA, ST_SKIP or ST_DONE). */
+/* The tag and the command name. */
 static enum imap_parse_result
-parse_byte(struct imap_parser *parser, unsigned char c)
+parse_head_byte(struct imap_parser *parser, unsigned char c)
 {
 	switch (parser->state) {
 	case ST_LINE_START:
@@ -465,6 +465,17 @@ parse_byte(struct imap_parser *parser, unsigned char c)
 			return end_line(parser, c);
 		parser->state = c == ' ' ? ST_ARG_START : ST_EOL_LF;
 		return IMAP_PARSE_NEED_MORE;
+	default:
+		break;
+	}
+	return parse_fail(parser, IMAP_PARSE_FATAL, "Internal parser error", c);
+}
+
+/* Between and in atoms, and at the end of the line. */
+static enum imap_parse_result
+parse_arg_byte(struct imap_parser *parser, unsigned char c)
+{
+	switch (parser->state) {
 	case ST_ARG_START:
 		switch (c) {
 		case ' ':
@@ -530,6 +541,37 @@ parse_byte(struct imap_parser *parser, unsigned char c)
 		if (c == '\r' || c == '\n')
 			return parse_fail(parser, IMAP_PARSE_ERROR, "Missing ']'", c);
 		return parse_fail(parser, IMAP_PARSE_ERROR, "Invalid character in atom", c);
+	case ST_AFTER_ARG:
+		switch (c) {
+		case ' ':
+			parser->state = ST_ARG_START;
+			return IMAP_PARSE_NEED_MORE;
+		case ')':
+			return close_list(parser, c);
+		case '\r':
+			parser->state = ST_EOL_LF;
+			return IMAP_PARSE_NEED_MORE;
+		case '\n':
+			return end_line(parser, c);
+		default:
+			return parse_fail(parser, IMAP_PARSE_ERROR, "Missing space after argument",
+					  c);
+		}
+	case ST_EOL_LF:
+		if (c != '\n')
+			return parse_fail(parser, IMAP_PARSE_ERROR, "CR not followed by LF", c);
+		return end_line(parser, c);
+	default:
+		break;
+	}
+	return parse_fail(parser, IMAP_PARSE_FATAL, "Internal parser error", c);
+}
+
+/* In a quoted string. */
+static enum imap_parse_result
+parse_quoted_byte(struct imap_parser *parser, unsigned char c)
+{
+	switch (parser->state) {
 	case ST_QUOTED:
 		switch (c) {
 		case '"':
@@ -560,6 +602,17 @@ parse_byte(struct imap_parser *parser, unsigned char c)
 			return parse_fail(parser, IMAP_PARSE_ERROR, "Unterminated quoted string",
 					  c);
 		return parse_fail(parser, IMAP_PARSE_ERROR, "Invalid escape in quoted string", c);
+	default:
+		break;
+	}
+	return parse_fail(parser, IMAP_PARSE_FATAL, "Internal parser error", c);
+}
+
+/* In a literal's announcement {n} / {n+} and its CRLF. */
+static enum imap_parse_result
+parse_literal_byte(struct imap_parser *parser, unsigned char c)
+{
+	switch (parser->state) {
 	case ST_LIT_NUM:
 		if (c >= '0' && c <= '9') {
 			/* lit_size <= max_literal <= SIZE_MAX before this digit;
@@ -598,26 +651,38 @@ parse_byte(struct imap_parser *parser, unsigned char c)
 		if (c != '\n')
 			return parse_fail(parser, IMAP_PARSE_ERROR, "Invalid literal", c);
 		return start_literal(parser, c);
+	default:
+		break;
+	}
+	return parse_fail(parser, IMAP_PARSE_FATAL, "Internal parser error", c);
+}
+
+/* One byte of the line (never in ST_LIT_DATA, ST_SKIP or ST_DONE): the
+   state machine, one function per part of the line. */
+static enum imap_parse_result
+parse_byte(struct imap_parser *parser, unsigned char c)
+{
+	switch (parser->state) {
+	case ST_LINE_START:
+	case ST_EMPTY_LF:
+	case ST_TAG:
+	case ST_NAME_START:
+	case ST_NAME:
+		return parse_head_byte(parser, c);
+	case ST_ARG_START:
+	case ST_ATOM:
+	case ST_ATOM_SECTION:
 	case ST_AFTER_ARG:
-		switch (c) {
-		case ' ':
-			parser->state = ST_ARG_START;
-			return IMAP_PARSE_NEED_MORE;
-		case ')':
-			return close_list(parser, c);
-		case '\r':
-			parser->state = ST_EOL_LF;
-			return IMAP_PARSE_NEED_MORE;
-		case '\n':
-			return end_line(parser, c);
-		default:
-			return parse_fail(parser, IMAP_PARSE_ERROR, "Missing space after argument",
-					  c);
-		}
 	case ST_EOL_LF:
-		if (c != '\n')
-			return parse_fail(parser, IMAP_PARSE_ERROR, "CR not followed by LF", c);
-		return end_line(parser, c);
+		return parse_arg_byte(parser, c);
+	case ST_QUOTED:
+	case ST_QUOTED_ESC:
+		return parse_quoted_byte(parser, c);
+	case ST_LIT_NUM:
+	case ST_LIT_CLOSE:
+	case ST_LIT_CR:
+	case ST_LIT_LF:
+		return parse_literal_byte(parser, c);
 	case ST_SKIP:
 	case ST_LIT_DATA:
 	case ST_DONE:
