@@ -6,7 +6,8 @@
    the server binds its listening sockets and starts the PAM helper
    (which keeps root for PAM), then calls privileges_drop() before the
    loop serves anyone. Started as a normal user it keeps running as that
-   user. */
+   user. imapserver --migrate follows the same rule (migrate.h): it
+   refuses, or drops before either backend starts. */
 #ifndef PRIVILEGES_H
 #define PRIVILEGES_H
 

@@ -57,6 +57,10 @@ class TestRootWithoutServerUser(unittest.TestCase):
         self.refused([smtpmail_binary(), "-c", self.server.conf, "-f"])
         self.refused([smtpmail_binary(), "-c", self.server.conf, "-t"])
 
+    def test_migrate_refuses_too(self):
+        self.refused([self.server.binary, "-c", self.server.conf, "--migrate", "alice",
+                      "--from", "flat", "--to", "maildir"])
+
     def test_built_in_defaults_name_the_option(self):
         res = subprocess.run([self.server.binary, "-t"], capture_output=True, text=True,
                              timeout=10 * SLOW, stdin=subprocess.DEVNULL,
