@@ -315,6 +315,8 @@ migrate_main(int argc, char *argv[])
 	   without server.user, else become that user before either backend
 	   starts, so that whatever the copy writes is the server's. */
 	if (privileges_check_start(cfg->server_user, cfg->path, &error) < 0 ||
+	    privileges_prepare_folder(cfg->storage.root, cfg->server_user, cfg->server_group,
+				      &error) < 0 ||
 	    privileges_drop(cfg->server_user, cfg->server_group, &error) < 0) {
 		fprintf(stderr, "imapserver: %s\n", error);
 		free(error);

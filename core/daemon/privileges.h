@@ -30,4 +30,16 @@ int privileges_check_start(const char *user, const char *config_path, char **err
    are a user with uid 0, a group without a user and unknown names. */
 int privileges_drop(const char *user, const char *group, char **error_r);
 
+/* Before the backends start, which create storage.root (path) as the
+   user the process runs as: started as root with user set, creates path
+   (absolute) and each missing parent, mode 0700, and gives each folder it
+   created to user and group (the ids privileges_drop() switches to), so
+   that the server can write in them once dropped. A folder that already
+   exists is left as it is, whoever owns it: an operator made it. A folder
+   it creates is opened without following links before it is handed over.
+   Logs each folder it created. Not root, or user NULL: does nothing (the
+   backends create what is missing). Returns 0, or -1 with *error_r. */
+int privileges_prepare_folder(const char *path, const char *user, const char *group,
+			      char **error_r);
+
 #endif
