@@ -30,6 +30,11 @@ import sys
 import tempfile
 import time
 
+# As root the server refuses to start without server.user: the benchmark
+# runs it as the end-to-end tests' service user, with their helpers.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
+from server import give_to_server_user, server_group_line  # noqa: E402
+
 HOST = "127.0.0.1"
 USERS = {"alice": "alice123", "bob": "bob123"}
 DOVECOT = "/usr/sbin/dovecot"
@@ -157,8 +162,11 @@ class Server:
         deadline = t0 + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see "
-                                   f"{self.log.name}")
+                self.log.close()
+                with open(self.log.name, "rb") as f:
+                    tail = f.read()[-2000:].decode("utf-8", "replace")
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; its "
+                                   f"log ({self.log.name}):\n{tail}")
             try:
                 s = socket.create_connection((HOST, self.port), timeout=5)
             except OSError:
@@ -216,7 +224,13 @@ class Ours(Server):
                     'storage: { backend = "flat"; root = "mail"; };\n'
                     'auth: { backend = "passwd-file"; file = "users"; };\n'
                     'limits: { max_connections = 1000; auth_fail_delay = 0; };\n'
-                    'log: { level = "warn"; };\n')
+                    'log: { level = "warn"; };\n'
+                    + server_group_line())
+        # As root: the folder is the server user's, who must also pass
+        # through the one above it (mkdtemp's, root's, mode 0700).
+        if server_group_line():
+            give_to_server_user(tmp, self.conf)
+            os.chmod(os.path.dirname(tmp), 0o711)
 
     def argv(self):
         return [self.binary, "-c", self.conf, "-f", str(self.port)]

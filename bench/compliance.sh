@@ -33,6 +33,18 @@ auth: { backend = "passwd-file"; file = "users"; };
 limits: { auth_fail_delay = 0; max_connections = 200; };
 log: { level = "info"; };
 CONF
+# As root the server refuses to start without server.user: it runs as the
+# end-to-end tests' service user, who gets the temp folder (the helpers of
+# tests/e2e/server.py).
+if [ "$(id -u)" -eq 0 ]; then
+	PYTHONPATH=tests/e2e python3 -c '
+import sys
+from server import give_to_server_user, server_group_line
+with open(sys.argv[1], "a") as f:
+    f.write(server_group_line())
+give_to_server_user(sys.argv[2], sys.argv[1])
+' "$tmp/imapserver.conf" "$tmp" || exit 1
+fi
 "$BUILD/imapserver" -c "$tmp/imapserver.conf" -f 2>"$tmp/log" &
 pid=$!
 port=

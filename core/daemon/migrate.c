@@ -5,6 +5,7 @@
    target). */
 #include "migrate.h"
 #include "config.h"
+#include "privileges.h"
 #include "registry.h"
 
 #include <errno.h>
@@ -268,7 +269,7 @@ int
 migrate_main(int argc, char *argv[])
 {
 	const char *path = NULL, *user = NULL, *from_name = NULL, *to_name = NULL;
-	const struct storage_backend *fb, *tb;
+	const struct storage_backend *fb = NULL, *tb = NULL;
 	struct storage_ctx from = { 0 }, to = { 0 };
 	struct migrate_stats stats;
 	struct config *cfg = NULL;
@@ -309,6 +310,17 @@ migrate_main(int argc, char *argv[])
 			return 1;
 		}
 		cfg = config_defaults(cwd);
+	}
+	/* As when serving: never mail as root. Started as root, refuse
+	   without server.user, else become that user before either backend
+	   starts, so that whatever the copy writes is the server's. */
+	if (privileges_check_start(cfg->server_user, cfg->path, &error) < 0 ||
+	    privileges_prepare_folder(cfg->storage.root, cfg->server_user, cfg->server_group,
+				      &error) < 0 ||
+	    privileges_drop(cfg->server_user, cfg->server_group, &error) < 0) {
+		fprintf(stderr, "imapserver: %s\n", error);
+		free(error);
+		goto out;
 	}
 	fb = registry_storage_find(from_name);
 	tb = registry_storage_find(to_name);

@@ -26,7 +26,11 @@ int migrate_user(const struct storage_ctx *from, const struct storage_ctx *to,
 bool migrate_requested(int argc, char *const argv[]);
 /* imapserver [-c FILE] --migrate USER --from NAME --to NAME: reads the
    config, runs migrate_user() with storage.root for both backends, prints
-   the outcome. Returns the exit status. */
+   the outcome. Returns the exit status. Started as root it follows the
+   server's rule (privileges.h): without server.user it refuses, with one
+   line that names the fix; with it, it drops to server.user and
+   server.group before either backend starts, so that every file it
+   writes belongs to the server. */
 int migrate_main(int argc, char *argv[]);
 
 #endif

@@ -3,9 +3,11 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* uid and primary gid of user. */
@@ -45,6 +47,19 @@ privileges_lookup_group(const char *group, gid_t *gid_r, char **error_r)
 		return -1;
 	}
 	*gid_r = gr.gr_gid;
+	return 0;
+}
+
+/* The ids privileges_drop() switches to: user's uid, and group's gid or
+   else the user's primary one. */
+static int
+privileges_lookup(const char *user, const char *group, uid_t *uid_r, gid_t *gid_r,
+		  char **error_r)
+{
+	if (privileges_lookup_user(user, uid_r, gid_r, error_r) < 0)
+		return -1;
+	if (group != NULL && privileges_lookup_group(group, gid_r, error_r) < 0)
+		return -1;
 	return 0;
 }
 
@@ -117,9 +132,7 @@ privileges_drop(const char *user, const char *group, char **error_r)
 				   "written as root; set server.user or run as a normal user");
 		return -1;
 	}
-	if (privileges_lookup_user(user, &uid, &gid, error_r) < 0)
-		return -1;
-	if (group != NULL && privileges_lookup_group(group, &gid, error_r) < 0)
+	if (privileges_lookup(user, group, &uid, &gid, error_r) < 0)
 		return -1;
 	if (uid == 0) {
 		*error_r = xasprintf("server.user '%s' is root (uid 0): name an unprivileged user",
@@ -144,4 +157,90 @@ privileges_drop(const char *user, const char *group, char **error_r)
 	log_info("-", "dropped root: running as user %s (uid %ld), group %s (gid %ld)", user,
 		 (long)uid, group != NULL ? group : "(primary)", (long)gid);
 	return 0;
+}
+
+/* One level of privileges_prepare_folder(): name in the folder dirfd,
+   created if missing and then handed to user (uid, gid). Returns the opened
+   folder, or -1 with *error_r naming path (the folder's full path). */
+static int
+privileges_folder_level(int dirfd, const char *name, const char *path, const char *user,
+			uid_t uid, gid_t gid, char **error_r)
+{
+	struct stat st;
+	bool made;
+	int fd;
+
+	made = mkdirat(dirfd, name, 0700) == 0;
+	if (!made && errno != EEXIST) {
+		*error_r = xasprintf("storage.root: cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* An existing level may be an operator's link (/var/mail ->
+	   /srv/mail); the one made here must still be what was made. */
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (made ? O_NOFOLLOW : 0));
+	if (fd < 0) {
+		*error_r = xasprintf("storage.root: %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!made)
+		return fd;
+	if (fstat(fd, &st) < 0 || st.st_uid != geteuid()) {
+		*error_r = xasprintf("storage.root: %s changed while it was being created", path);
+		close(fd);
+		return -1;
+	}
+	if (fchown(fd, uid, gid) < 0) {
+		*error_r = xasprintf("storage.root: cannot give %s to uid %ld: %s", path, (long)uid,
+				     strerror(errno));
+		close(fd);
+		return -1;
+	}
+	log_info("-", "storage.root: created %s for %s", path, user);
+	return fd;
+}
+
+int
+privileges_prepare_folder(const char *path, const char *user, const char *group,
+			  char **error_r)
+{
+	uid_t uid;
+	gid_t gid;
+	char *copy;
+	int fd, ret = 0;
+
+	if (geteuid() != 0 || user == NULL || path == NULL || path[0] != '/')
+		return 0;
+	if (privileges_lookup(user, group, &uid, &gid, error_r) < 0)
+		return -1;
+	fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		*error_r = xasprintf("storage.root: open /: %s", strerror(errno));
+		return -1;
+	}
+	/* From the top down, copy cut after each level in turn: names the
+	   level in messages. */
+	copy = xstrdup(path);
+	for (size_t start = 1, end; copy[start - 1] != '\0'; start = end + 1) {
+		int next;
+
+		end = start + strcspn(copy + start, "/");
+		if (end == start)
+			continue;       /* "//" or a trailing '/' */
+		char saved = copy[end];
+		copy[end] = '\0';
+		next = privileges_folder_level(fd, copy + start, copy, user, uid, gid, error_r);
+		copy[end] = saved;
+		close(fd);
+		fd = next;
+		if (fd < 0) {
+			ret = -1;
+			break;
+		}
+		if (saved == '\0')
+			break;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(copy);
+	return ret;
 }

@@ -75,8 +75,11 @@ main(int argc, char *argv[])
 	}
 	cmdline_apply_port(&cl, cfg);
 	log_set_level(cfg->log_level);
-	/* Before any backend starts, -t included: never mail as root. */
-	if (privileges_check_start(cfg->server_user, cfg->path, &error) < 0) {
+	/* Before any backend starts, -t included: never mail as root, and
+	   what is created for the store as root is the server user's. */
+	if (privileges_check_start(cfg->server_user, cfg->path, &error) < 0 ||
+	    privileges_prepare_folder(cfg->storage.root, cfg->server_user, cfg->server_group,
+				      &error) < 0) {
 		fprintf(stderr, "smtpmail: %s\n", error);
 		free(error);
 		config_free(&cfg);

@@ -443,6 +443,33 @@ class TestMigration(ServerTestCase):
         self.port = self.server.port
         self.imap().logout()      # serving (signals set up) before tearDown stops it
 
+    @unittest.skipUnless(os.geteuid() == 0, "needs root")
+    def test_migration_as_root_writes_as_the_server_user(self):
+        """Run as root, --migrate drops to server.user before it touches any
+        mail: every file under alice's folder is the server user's."""
+        pw = srv.service_user()
+        m = self.imap()
+        self.assertOK(m.create("Archive/2022"))
+        self.assertOK(m.append("Archive/2022", "(\\Seen $Work)", None, self.MSG))
+        self.assertOK(m.subscribe("Archive/2022"))
+        m.logout()
+        self.server.stop()
+        p = self.migrate("--from", "flat", "--to", "maildir")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(f"dropped root: running as user {pw.pw_name}".encode(), p.stderr)
+        found = []
+        for base, dirs, files in os.walk(self.server.user_dir("alice")):
+            for name in [base] + [os.path.join(base, n) for n in dirs + files]:
+                st = os.lstat(name)
+                self.assertEqual((st.st_uid, st.st_gid), (pw.pw_uid, pw.pw_gid), name)
+                found.append(os.path.relpath(name, self.server.user_dir("alice")))
+        md = mailbox.Maildir(os.path.join(self.server.root, "alice", "Maildir"), create=False)
+        self.assertEqual(len(md), len(SEED))
+        self.assertGreater(len([n for n in found if n.startswith("Maildir")]), len(SEED))
+        self.server.start()
+        self.port = self.server.port
+        self.imap().logout()      # serving (signals set up) before tearDown stops it
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -3,11 +3,15 @@ server.user, imapserver and smtpmail refuse to start (-t included) with one
 line that names the fix and exit status 1, before touching the store;
 with server.user, the mail they write belongs to that user. Needs root
 (CI runs the tests as root); skipped otherwise."""
+import imaplib
 import os
+import re
+import stat
 import subprocess
 import unittest
 
-from server import (SLOW, ImapServer, ServerTestCase, service_user, without_server_group)
+from server import (HOST, SLOW, SOCK_TIMEOUT, USERS, ImapServer, ServerTestCase, service_user,
+                    without_server_group)
 from smtp_support import smtpmail_binary
 
 
@@ -57,6 +61,10 @@ class TestRootWithoutServerUser(unittest.TestCase):
         self.refused([smtpmail_binary(), "-c", self.server.conf, "-f"])
         self.refused([smtpmail_binary(), "-c", self.server.conf, "-t"])
 
+    def test_migrate_refuses_too(self):
+        self.refused([self.server.binary, "-c", self.server.conf, "--migrate", "alice",
+                      "--from", "flat", "--to", "maildir"])
+
     def test_built_in_defaults_name_the_option(self):
         res = subprocess.run([self.server.binary, "-t"], capture_output=True, text=True,
                              timeout=10 * SLOW, stdin=subprocess.DEVNULL,
@@ -84,6 +92,104 @@ class TestRootWithServerUser(ServerTestCase):
                 self.assertEqual(os.lstat(name).st_uid, pw.pw_uid, name)
                 found += 1
         self.assertGreater(found, 1)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root")
+class TestRootCreatesTheStore(unittest.TestCase):
+    """storage.root is missing below a folder an operator made (root's):
+    started as root, the server creates the missing folders for the store
+    as server.user's, at start-up and with -t, and leaves the operator's
+    folder as it is."""
+
+    def setUp(self):
+        self.pw = service_user()
+        self.server = ImapServer()
+        self.addCleanup(self.server.cleanup)
+        self.ops = os.path.join(self.server.dir, "ops")
+        os.mkdir(self.ops, 0o755)
+        self.operators = [self.ops]      # folders the operator made: root's
+        give = self.server.give_to_server
+
+        def give_but_operators():
+            give()
+            for path in self.operators:
+                os.chown(path, 0, 0)
+        # start() gives the test's folder to the server user: not those.
+        self.server.give_to_server = give_but_operators
+
+    def use_root(self, root):
+        with open(self.server.conf) as f:
+            text, n = re.subn(r'root = "[^"]*"', f'root = "{root}"', f.read())
+        self.assertEqual(n, 1)
+        with open(self.server.conf, "w") as f:
+            f.write(text)
+
+    def assert_created_for_server(self, *names):
+        st = os.lstat(self.ops)
+        self.assertEqual((st.st_uid, st.st_gid), (0, 0), "the operator's folder was changed")
+        path = self.ops
+        for name in names:
+            path = os.path.join(path, name)
+            st = os.lstat(path)
+            self.assertTrue(stat.S_ISDIR(st.st_mode), path)
+            self.assertEqual((st.st_uid, st.st_gid), (self.pw.pw_uid, self.pw.pw_gid), path)
+            self.assertEqual(stat.S_IMODE(st.st_mode) & 0o077, 0, path)
+        return path
+
+    def test_serving_creates_the_store_as_the_server_user(self):
+        self.use_root("ops/store/mail")
+        self.server.start()
+        m = imaplib.IMAP4(HOST, self.server.port, timeout=SOCK_TIMEOUT)
+        self.addCleanup(m.sock.close)
+        m.login("alice", USERS["alice"])
+        typ, data = m.append("INBOX", None, None, b"Subject: x\r\n\r\nbody\r\n")
+        self.assertEqual(typ, "OK", data)
+        typ, data = m.create("Box")
+        self.assertEqual(typ, "OK", data)
+        m.logout()
+        self.assertIsNotNone(self.server.wait_log(r"storage\.root: created .*/ops/store/mail "
+                                                  rf"for {self.pw.pw_name}"))
+        root = self.assert_created_for_server("store", "mail")
+        found = 0
+        for base, dirs, files in os.walk(root):
+            for name in [base] + [os.path.join(base, n) for n in dirs + files]:
+                self.assertEqual(os.lstat(name).st_uid, self.pw.pw_uid, name)
+                found += 1
+        self.assertGreater(found, 2)
+        self.assertEqual(self.server.stop(), 0, self.server.log_text())
+        self.assertEqual(self.server.error_lines(), [])
+
+    def check_only(self, binary, root):
+        self.use_root(root)
+        self.server.give_to_server()
+        res = subprocess.run([binary, "-c", self.server.conf, "-t"], capture_output=True,
+                             text=True, timeout=10 * SLOW, stdin=subprocess.DEVNULL,
+                             cwd=self.server.dir)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("configuration OK", res.stdout)
+
+    def test_check_creates_the_store_as_the_server_user(self):
+        self.check_only(self.server.binary, "ops/new/store/mail")
+        self.assert_created_for_server("new", "store", "mail")
+
+    def test_smtpmail_check_creates_the_store_as_the_server_user(self):
+        if not os.access(smtpmail_binary(), os.X_OK):
+            self.skipTest("smtpmail is not built")
+        self.check_only(smtpmail_binary(), "ops/smtp/mail")
+        self.assert_created_for_server("smtp", "mail")
+
+    def test_existing_folders_are_left_alone(self):
+        mine = os.path.join(self.ops, "mine")
+        os.makedirs(os.path.join(mine, "mail"), 0o755)
+        self.operators += [mine, os.path.join(mine, "mail")]
+        self.check_only(self.server.binary, "ops/mine/mail")
+        for path in self.operators:
+            self.assertEqual(os.lstat(path).st_uid, 0, path)
+        self.check_only(self.server.binary, "ops/mine/mail/below")
+        for path in self.operators:
+            self.assertEqual(os.lstat(path).st_uid, 0, path)
+        st = os.lstat(os.path.join(mine, "mail", "below"))
+        self.assertEqual((st.st_uid, st.st_gid), (self.pw.pw_uid, self.pw.pw_gid))
 
 
 if __name__ == "__main__":
