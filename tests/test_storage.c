@@ -13,6 +13,9 @@
 
 #include "storage.h"
 
+/* The kind of the last storage failure (the calls below want one). */
+static enum storage_error st_err;
+
 static struct mail_rec
 rec_uid(uint32_t uid)
 {
@@ -251,8 +254,8 @@ test_wrappers_check_and_fill_errors(void **unused)
 	assert_int_equal(err, STORAGE_ERR_TEMP);
 	assert_int_equal(storage_delete(&ctx, "s1", "bob", "x", &err), -1);
 	assert_int_equal(storage_rename(&ctx, "s1", "bob", "x", "y", &err), -1);
-	assert_int_equal(storage_subscriptions_read(&ctx, "s1", "bob", &names), -1);
-	assert_int_equal(storage_subscriptions_write(&ctx, "s1", "bob", &names), -1);
+	assert_int_equal(storage_subscriptions_read(&ctx, "s1", "bob", &names, &st_err), -1);
+	assert_int_equal(storage_subscriptions_write(&ctx, "s1", "bob", &names, &st_err), -1);
 	assert_int_equal(storage_create(NULL, "s1", "bob", "ok", &err), -1);
 	assert_int_equal(err, STORAGE_ERR_TEMP);
 }

@@ -32,6 +32,9 @@
 #include "buf.h"
 #include "registry.h"
 
+/* The kind of the last storage failure (the calls below want one). */
+static enum storage_error st_err;
+
 /* The backend under test (set before each group runs). */
 static const struct storage_backend *B;
 
@@ -104,7 +107,7 @@ msg_text(struct storage_box *box, const struct mail_rec *rec)
 	struct buf b = BUF_INIT;
 	char *error = NULL;
 
-	if (B->read(box, rec, &b, &error) < 0)
+	if (B->read(box, rec, &b, &st_err, &error) < 0)
 		fail_msg("%s: read uid %u: %s", B->name, rec->uid, error);
 	assert_int_equal(b.len, rec->size);
 	buf_append(&b, "", 0);
@@ -138,7 +141,7 @@ set_flags(struct storage_box *box, struct mbox_state *s, size_t idx, uint8_t fla
 	char *error = NULL;
 
 	assert_true(mbox_state_set_flags(s, idx, flags, kw));
-	if (B->flags_changed(box, s, idx, &error) < 0)
+	if (B->flags_changed(box, s, idx, &st_err, &error) < 0)
 		fail_msg("%s: flags_changed: %s", B->name, error);
 }
 
@@ -147,7 +150,7 @@ expunge_uids(struct storage_box *box, struct mbox_state *s, const uint32_t *uids
 {
 	char *error = NULL;
 
-	if (B->expunge(box, s, uids, n, &error) < 0)
+	if (B->expunge(box, s, uids, n, &st_err, &error) < 0)
 		fail_msg("%s: expunge: %s", B->name, error);
 }
 
@@ -155,7 +158,7 @@ static int
 do_sync(struct storage_box *box, struct mbox_state *s)
 {
 	char *error = NULL;
-	int ret = B->sync(box, s, &error);
+	int ret = B->sync(box, s, &st_err, &error);
 
 	if (ret < 0)
 		fail_msg("%s: sync: %s", B->name, error);
@@ -1077,7 +1080,7 @@ test_crash_after_flag_changes_keeps_flags_and_modseqs_rise(void **state)
 						       (1u << (rand_r(&seed) % 5)));
 
 				if (!mbox_state_set_flags(&cs, idx, fl, cs.mails[idx].keywords) ||
-				    B->flags_changed(cbox, &cs, idx, &error) < 0)
+				    B->flags_changed(cbox, &cs, idx, &st_err, &error) < 0)
 					_exit(3);
 				rep.idx = (uint32_t)idx;
 				rep.flags = cs.mails[idx].flags;
@@ -1164,7 +1167,7 @@ test_crash_right_after_append_keeps_uids(void **state)
 			/* a pending flag batch on the first round, too */
 			if (round == 1 && cs.count > 0 &&
 			    (!mbox_state_set_flags(&cs, 0, MAIL_FLAGGED, 0) ||
-			     B->flags_changed(cbox, &cs, 0, &error) < 0))
+			     B->flags_changed(cbox, &cs, 0, &st_err, &error) < 0))
 				_exit(5);
 			for (unsigned i = 0; i < 10 + round * 10; i++) {
 				char *m = xasprintf("Subject: r%u m%u\r\n\r\nbody\r\n", round, i);
@@ -1313,12 +1316,12 @@ test_subscriptions_round_trip(void **state)
 	struct strlist in = { 0 }, out = { 0 };
 	char *error = NULL;
 
-	assert_int_equal(B->subscriptions_read(fx->st, "bob", &out, &error), 0);
+	assert_int_equal(B->subscriptions_read(fx->st, "bob", &out, &st_err, &error), 0);
 	assert_int_equal(out.count, 0);
 	strlist_add(&in, "News");
 	strlist_add(&in, "Lists/imap");
-	assert_int_equal(B->subscriptions_write(fx->st, "bob", &in, &error), 0);
-	assert_int_equal(B->subscriptions_read(fx->st, "bob", &out, &error), 0);
+	assert_int_equal(B->subscriptions_write(fx->st, "bob", &in, &st_err, &error), 0);
+	assert_int_equal(B->subscriptions_read(fx->st, "bob", &out, &st_err, &error), 0);
 	assert_int_equal(out.count, 2);
 	assert_true(strlist_contains(&out, "News"));
 	assert_true(strlist_contains(&out, "Lists/imap"));
@@ -1570,7 +1573,7 @@ test_crash_during_expunge_loses_nothing(void **state)
 			if (B->open(fx->st, user, "INBOX", &cs, &cbox, &err, &error) < 0 ||
 			    write(fds[1], "o", 1) != 1)
 				_exit(2);
-			if (B->expunge(cbox, &cs, gone_uids, 10, &error) < 0)
+			if (B->expunge(cbox, &cs, gone_uids, 10, &st_err, &error) < 0)
 				_exit(3);
 			for (;;)
 				pause();        /* wait for the kill */

@@ -410,15 +410,15 @@ flat_subscriptions_path(struct storage *st, const char *user)
 
 static int
 flat_subscriptions_read(struct storage *st, const char *user, struct strlist *names_r,
-			char **error_r)
+			enum storage_error *err_r, char **error_r)
 {
-	enum storage_error err;
 	char *path, *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
 	FILE *f;
 
-	if (flat_check_names(user, NULL, &err, error_r) < 0)
+	*err_r = STORAGE_ERR_NONE;
+	if (flat_check_names(user, NULL, err_r, error_r) < 0)
 		return -1;
 	path = flat_subscriptions_path(st, user);
 	f = fopen(path, "re");
@@ -427,6 +427,7 @@ flat_subscriptions_read(struct storage *st, const char *user, struct strlist *na
 			free(path);
 			return 0;
 		}
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("open %s: %s", path, strerror(errno));
 		free(path);
 		return -1;
@@ -446,14 +447,14 @@ flat_subscriptions_read(struct storage *st, const char *user, struct strlist *na
 
 static int
 flat_subscriptions_write(struct storage *st, const char *user, const struct strlist *names,
-			 char **error_r)
+			 enum storage_error *err_r, char **error_r)
 {
-	enum storage_error err;
 	struct buf b = BUF_INIT;
 	char *path, *tmp;
 	int ret = -1;
 
-	if (flat_check_names(user, NULL, &err, error_r) < 0)
+	*err_r = STORAGE_ERR_NONE;
+	if (flat_check_names(user, NULL, err_r, error_r) < 0)
 		return -1;
 	for (size_t i = 0; i < names->count; i++) {
 		if (!storage_name_is_valid(names->items[i]))
@@ -464,10 +465,12 @@ flat_subscriptions_write(struct storage *st, const char *user, const struct strl
 	path = flat_subscriptions_path(st, user);
 	tmp = xasprintf("%s.tmp", path);
 	if (mkdir_parents(tmp, strlen(st->root)) < 0) {
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("mkdir for %s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	if (file_replace(tmp, path, b.data != NULL ? b.data : "", b.len) < 0) {
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("write %s: %s", tmp, strerror(errno));
 		goto out;
 	}

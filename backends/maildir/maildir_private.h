@@ -169,10 +169,12 @@ int md_uidlist_append_rec(struct storage_box *box, const struct mfile *f, char *
 int md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r);
 bool md_unchanged(struct storage_box *box);
 bool md_locate(struct storage_box *box, struct mfile *f);
-int md_sync(struct storage_box *box, struct mbox_state *state, char **error_r);
+int md_sync(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+	    char **error_r);
 
 /* maildir_mail.c */
-int md_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out, char **error_r);
+int md_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out,
+	    enum storage_error *err_r, char **error_r);
 
 /* maildir_save.c */
 void md_clean_tmp(struct storage_box *box);
@@ -181,10 +183,11 @@ int md_append(struct storage_box *box, struct mbox_state *state, const char *dat
 	      uint32_t *uid_r, enum storage_error *err_r, char **error_r);
 
 /* maildir_flags.c */
-int md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, char **error_r);
+int md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
+		     enum storage_error *err_r, char **error_r);
 
 /* maildir_expunge.c */
 int md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
-	       size_t count, char **error_r);
+	       size_t count, enum storage_error *err_r, char **error_r);
 
 #endif

@@ -236,12 +236,12 @@ md_watch_paths(struct storage_box *box, struct strlist *paths_r)
 
 static int
 md_set_uids(struct storage_box *box, struct mbox_state *state, uint32_t uidvalidity,
-	    uint32_t uidnext, char **error_r)
+	    uint32_t uidnext, enum storage_error *err_r, char **error_r)
 {
-	enum storage_error err;
 	int ret = -1;
 
-	if (md_lock(box, &err, error_r) < 0)
+	*err_r = STORAGE_ERR_NONE;
+	if (md_lock(box, err_r, error_r) < 0)
 		return -1;
 	if (!md_unchanged(box) && md_sync_locked(box, state, error_r) < 0)
 		goto out;
@@ -264,6 +264,8 @@ md_set_uids(struct storage_box *box, struct mbox_state *state, uint32_t uidvalid
 		state->first_recent_uid = uidnext;
 	ret = md_uidlist_write(box, state, false, error_r);
 out:
+	if (ret < 0 && *err_r == STORAGE_ERR_NONE)
+		*err_r = STORAGE_ERR_TEMP;
 	md_unlock(box);
 	return ret;
 }
@@ -600,18 +602,19 @@ md_subs_path(struct storage *st, const char *user)
 
 static int
 md_subscriptions_read(struct storage *st, const char *user, struct strlist *names_r,
-		      char **error_r)
+		      enum storage_error *err_r, char **error_r)
 {
-	enum storage_error err;
 	char *path, *data = NULL, *line, *save = NULL;
 	size_t len;
 	int r;
 
-	if (md_check_names(user, NULL, &err, error_r) < 0)
+	*err_r = STORAGE_ERR_NONE;
+	if (md_check_names(user, NULL, err_r, error_r) < 0)
 		return -1;
 	path = md_subs_path(st, user);
 	r = file_read_small(path, 16 * 1024 * 1024, &data, &len, NULL);
 	if (r < 0) {
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("read %s: %s", path, strerror(errno));
 		free(path);
 		return -1;
@@ -638,14 +641,14 @@ md_subscriptions_read(struct storage *st, const char *user, struct strlist *name
 
 static int
 md_subscriptions_write(struct storage *st, const char *user, const struct strlist *names,
-		       char **error_r)
+		       enum storage_error *err_r, char **error_r)
 {
-	enum storage_error err;
 	struct buf b = BUF_INIT;
 	char *path, *tmp;
 	int ret = -1;
 
-	if (md_check_names(user, NULL, &err, error_r) < 0)
+	*err_r = STORAGE_ERR_NONE;
+	if (md_check_names(user, NULL, err_r, error_r) < 0)
 		return -1;
 	for (size_t i = 0; i < names->count; i++) {
 		if (!storage_name_is_valid(names->items[i]))
@@ -654,15 +657,17 @@ md_subscriptions_write(struct storage *st, const char *user, const struct strlis
 		buf_append_c(&b, '\n');
 	}
 	if (md_ensure_root(st, user) < 0) {
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("create Maildir of %s: %s", user, strerror(errno));
 		buf_free(&b);
 		return -1;
 	}
 	path = md_subs_path(st, user);
 	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	if (file_replace(tmp, path, b.data != NULL ? b.data : "", b.len) < 0)
+	if (file_replace(tmp, path, b.data != NULL ? b.data : "", b.len) < 0) {
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("write %s: %s", path, strerror(errno));
-	else
+	} else
 		ret = 0;
 	buf_free(&b);
 	free(tmp);
