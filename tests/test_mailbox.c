@@ -271,6 +271,41 @@ test_append_gives_exists_and_recent_to_one_session(void **state)
 	buf_free(&out);
 }
 
+/* A flag write the backend refuses is taken back in memory: the message
+   keeps its flags and modseq, HIGHESTMODSEQ does not move, the kind of
+   the failure reaches the caller, and no view is told anything. */
+static void
+test_failed_flag_write_is_taken_back(void **state)
+{
+	struct fixture *f = *state;
+	struct mbox_state *st = mailbox_state(f->m1);
+	ssize_t idx = mbox_state_find(st, 3);
+	struct mail_rec before;
+	uint64_t highest = st->highest_modseq;
+	enum storage_error err = STORAGE_ERR_NONE;
+	struct buf out = BUF_INIT;
+
+	assert_true(idx >= 0);
+	before = st->mails[idx];
+	mem_flags_fail = STORAGE_ERR_NO_SPACE;
+	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)idx, MAIL_FLAGGED, 1, &err, "t"),
+			 -1);
+	mem_flags_fail = STORAGE_ERR_NONE;
+	assert_int_equal(err, STORAGE_ERR_NO_SPACE);
+	assert_int_equal(st->mails[idx].flags, before.flags);
+	assert_int_equal(st->mails[idx].keywords, before.keywords);
+	assert_int_equal(st->mails[idx].modseq, before.modseq);
+	assert_int_equal(st->highest_modseq, highest);
+	mailbox_changed(f->m1, f->v1);
+	imap_view_sync(f->v2, &out, false);
+	assert_null(out.data != NULL ? strstr(out.data, "FETCH") : NULL);
+	buf_free(&out);
+	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)idx, MAIL_FLAGGED, 0, &err, "t"),
+			 0);
+	assert_int_equal(err, STORAGE_ERR_NONE);
+	assert_true(st->highest_modseq > highest);
+}
+
 static void
 test_flag_change_reaches_other_view_not_own(void **state)
 {
@@ -430,6 +465,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_failed_flag_write_is_taken_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expunge_reaches_other_view_with_right_numbers,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_expunge_during_fetch_store_search, setup,

@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -73,6 +74,7 @@ teardown(void **state)
 {
 	struct fx *fx = *state;
 
+	storage_lock_wait_ms = 10000;   /* as a test may have shortened it */
 	B->deinit(&fx->st);
 	assert_null(fx->st);
 	nftw(fx->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
@@ -1309,6 +1311,96 @@ test_create_delete_rename_list(void **state)
 	strlist_clear(&names);
 }
 
+/* A child process that holds the writers' lock of user's INBOX until it
+   is killed. The lock is the backend's own: a fcntl() write lock on the
+   flat mail file, flock() on the Maildir lock file. Returns its pid. */
+static pid_t
+hold_inbox_lock(struct fx *fx, const char *user)
+{
+	char path[256], c;
+	int fds[2];
+	pid_t pid;
+
+	if (strcmp(B->name, "flat") == 0)
+		snprintf(path, sizeof(path), "%s/%s/mymailbox.mail", fx->root, user);
+	else if (strcmp(B->name, "maildir") == 0)
+		snprintf(path, sizeof(path), "%s/%s/Maildir/imapserver-uidlist.lock", fx->root,
+			 user);
+	else
+		fail_msg("%s: no way to hold its lock known to this test", B->name);
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct flock fl;
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+		close(fds[0]);
+		if (fd < 0)
+			_exit(2);
+		memset(&fl, 0, sizeof(fl));
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;
+		if (strcmp(B->name, "flat") == 0 ? fcntl(fd, F_SETLK, &fl) < 0 :
+						   flock(fd, LOCK_EX | LOCK_NB) < 0)
+			_exit(3);
+		if (write(fds[1], "l", 1) != 1)
+			_exit(4);
+		alarm(30);      /* never outlives a test that failed */
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	if (read(fds[0], &c, 1) != 1)
+		fail_msg("%s: the lock holder failed", B->name);
+	close(fds[0]);
+	return pid;
+}
+
+/* A lock held by another process for longer than the wait makes expunge
+   and append fail with STORAGE_ERR_IN_USE (IMAP NO [INUSE]), leaving the
+   mailbox as it was; once it is let go, both go through. */
+static void
+test_lock_held_by_another_process_is_in_use(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	enum storage_error err = STORAGE_ERR_NONE;
+	char *error = NULL, *m = simple_msg(2);
+	uint32_t uid = 0, uids[1];
+	pid_t pid;
+
+	box = open_box(fx, "lee", "INBOX", &s);
+	append_msg(box, &s, "From: a@x\r\nSubject: m1\r\n\r\nbody\r\n", MAIL_DELETED);
+	uids[0] = s.mails[0].uid;
+	pid = hold_inbox_lock(fx, "lee");
+	storage_lock_wait_ms = 150;
+
+	assert_int_equal(B->expunge(box, &s, uids, 1, &err, &error), -1);
+	assert_int_equal(err, STORAGE_ERR_IN_USE);
+	assert_non_null(error);
+	free(error);
+	error = NULL;
+	assert_int_equal(s.count, 1);
+
+	err = STORAGE_ERR_NONE;
+	assert_int_equal(B->append(box, &s, m, strlen(m), 0, 0, 0, 0, &uid, &err, &error), -1);
+	assert_int_equal(err, STORAGE_ERR_IN_USE);
+	free(error);
+	error = NULL;
+	assert_int_equal(s.count, 1);
+
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	expunge_uids(box, &s, uids, 1);
+	assert_int_equal(s.count, 0);
+	append_msg(box, &s, m, 0);
+	assert_int_equal(s.count, 1);
+	free(m);
+	close_box(&box, &s);
+}
+
 static void
 test_subscriptions_round_trip(void **state)
 {
@@ -1976,6 +2068,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_create_delete_rename_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscriptions_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock_held_by_another_process_is_in_use, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names_and_users_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_during_append_loses_nothing, setup,
 						teardown),

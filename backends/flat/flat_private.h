@@ -25,7 +25,7 @@
 #define FLAT_INBOX_FILE "mymailbox.mail"
 #define FLAT_SUFFIX ".mail"
 #define FLAT_IMAP_DIR ".imap"
-#define FLAT_LOCK_TIMEOUT_MS 10000
+#define FLAT_LOCK_TIMEOUT_MS storage_lock_wait_ms
 #define FLAT_LOCK_STALE_SECS 300
 /* An unterminated tail is served as a message only once its file has
    not been written for this long (an in-progress "cat >>" is not). */

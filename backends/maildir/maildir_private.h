@@ -23,7 +23,7 @@
 #define MD_UIDV "imapserver-uidvalidity"
 #define MD_SUBS "subscriptions"
 #define MD_TMP_STALE_SECS (36 * 3600)
-#define MD_LOCK_TIMEOUT_MS 10000
+#define MD_LOCK_TIMEOUT_MS storage_lock_wait_ms
 /* A directory mtime this close (or closer) to the moment it was read may
    still change within the same clock tick unnoticed: not trusted. */
 #define MD_MTIME_TRUST_NS 1000000000LL

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+int64_t storage_lock_wait_ms = 10000;
+
 void
 mbox_state_init(struct mbox_state *state)
 {

@@ -220,6 +220,11 @@ bool storage_name_is_valid(const char *name);
    the backends call it by. */
 bool storage_user_is_valid(const char *user);
 
+/* How long a backend waits for a lock held by another process before the
+   operation fails with STORAGE_ERR_IN_USE, in milliseconds (10 s). Set
+   once before use; tests shorten it. */
+extern int64_t storage_lock_wait_ms;
+
 /* The storage error for a failed system call's errno. */
 enum storage_error storage_error_from_errno(int err);
 
