@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "storage.h"
+#include "username.h"
 
 /* The kind of the last storage failure (the calls below want one). */
 static enum storage_error st_err;
@@ -171,17 +172,17 @@ static void
 test_user_rules(void **unused)
 {
 	(void)unused;
-	assert_true(storage_user_is_valid("bob"));
-	assert_true(storage_user_is_valid("alice.smith"));
-	assert_true(storage_user_is_valid("a@example.org"));
-	assert_false(storage_user_is_valid(""));
-	assert_false(storage_user_is_valid(NULL));
-	assert_false(storage_user_is_valid(".hidden"));
-	assert_false(storage_user_is_valid(".."));
-	assert_false(storage_user_is_valid("a/b"));
-	assert_false(storage_user_is_valid("a..b"));
-	assert_false(storage_user_is_valid("new\nline"));
-	assert_false(storage_user_is_valid("0123456789012345678901234567890123456789012345678901234567890123456789"));
+	assert_true(username_is_valid("bob"));
+	assert_true(username_is_valid("alice.smith"));
+	assert_true(username_is_valid("a@example.org"));
+	assert_false(username_is_valid(""));
+	assert_false(username_is_valid(NULL));
+	assert_false(username_is_valid(".hidden"));
+	assert_false(username_is_valid(".."));
+	assert_false(username_is_valid("a/b"));
+	assert_false(username_is_valid("a..b"));
+	assert_false(username_is_valid("new\nline"));
+	assert_false(username_is_valid("0123456789012345678901234567890123456789012345678901234567890123456789"));
 }
 
 static void

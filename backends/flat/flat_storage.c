@@ -12,6 +12,7 @@
 #include "fileio.h"
 #include "flat.h"
 #include "flat_private.h"
+#include "username.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -70,7 +71,7 @@ flat_index_path(struct storage *st, const char *user, const char *name)
 static int
 flat_check_names(const char *user, const char *name, enum storage_error *err_r, char **error_r)
 {
-	if (!storage_user_is_valid(user)) {
+	if (!username_is_valid(user)) {
 		*err_r = STORAGE_ERR_BAD_NAME;
 		*error_r = xstrdup("invalid user name");
 		return -1;

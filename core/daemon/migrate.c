@@ -6,6 +6,7 @@
 #include "migrate.h"
 #include "config.h"
 #include "registry.h"
+#include "username.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -192,7 +193,7 @@ migrate_user(const struct storage_ctx *from, const struct storage_ctx *to, const
 
 	i_zero(stats_r);
 	stats_r->uids_kept = to->backend->set_uids != NULL;
-	if (!storage_user_is_valid(user)) {
+	if (!username_is_valid(user)) {
 		*error_r = xstrdup("invalid user name");
 		return -1;
 	}

@@ -241,12 +241,6 @@ storage_name_is_valid(const char *name)
 	return true;
 }
 
-bool
-storage_user_is_valid(const char *user)
-{
-	return username_is_valid(user);
-}
-
 /* Returns NULL for STORAGE_ERR_NONE (there is no code to send). */
 const char *
 storage_error_code(enum storage_error err)
@@ -308,7 +302,7 @@ storage_check_args(const struct storage_ctx *ctx, const char *sid, const char *w
 				    xstrdup("operation not supported by the storage backend"));
 		return false;
 	}
-	if (!storage_user_is_valid(user)) {
+	if (!username_is_valid(user)) {
 		*err_r = STORAGE_ERR_BAD_NAME;
 		storage_log_failure(sid, what, "?", name, *err_r, xstrdup("invalid user name"));
 		return false;

@@ -216,9 +216,6 @@ int storage_root_prepare(const char *backend, const struct storage_settings *set
    used as a mailbox name (no NUL, no control characters, no empty
    component, no "." or ".." component, not absolute, at most 255 octets). */
 bool storage_name_is_valid(const char *name);
-/* The user name rule of username.h (username_is_valid()), under the name
-   the backends call it by. */
-bool storage_user_is_valid(const char *user);
 
 /* How long a backend waits for a lock held by another process before the
    operation fails with STORAGE_ERR_IN_USE, in milliseconds (10 s). Set
