@@ -24,6 +24,7 @@
    fsynced, because a rename without it can leave an empty index behind
    a complete-looking name. */
 #include "fileio.h"
+#include "storage_files.h"
 #include "flat_private.h"
 
 #include <errno.h>
@@ -399,34 +400,15 @@ flat_index_write_tail(struct storage_box *box, const struct view *v, size_t firs
 	return ret;
 }
 
-/* UIDVALIDITY: time-based, above the old one and above every value
-   issued for this user before (kept in .imap/uidvalidity), so that a lost
-   index or a re-created mailbox never repeats one. */
+/* UIDVALIDITY: see storage_uidvalidity_new(); the record is
+   .imap/uidvalidity of the user. */
 uint32_t
 flat_new_uidvalidity(struct storage_box *box, uint32_t old)
 {
-	uint32_t v = (uint32_t)time(NULL), last = 0;
-	char tmp[32], *tmp_path;
-	FILE *f;
+	char *tmp_path = xasprintf("%s.tmp", box->uidv_path);
+	bool can_write = mkdir_parents(tmp_path, strlen(box->user_dir)) == 0;
+	uint32_t v = storage_uidvalidity_new(box->uidv_path, can_write ? tmp_path : NULL, old);
 
-	f = fopen(box->uidv_path, "re");
-	if (f != NULL) {
-		if (fgets(tmp, sizeof(tmp), f) != NULL)
-			last = (uint32_t)strtoul(tmp, NULL, 10);
-		fclose(f);
-	}
-	if (v <= last)
-		v = last + 1;
-	if (v <= old)
-		v = old + 1;
-	if (v == 0)
-		v = 1;
-	tmp_path = xasprintf("%s.tmp", box->uidv_path);
-	if (mkdir_parents(tmp_path, strlen(box->user_dir)) == 0) {
-		int n = snprintf(tmp, sizeof(tmp), "%u\n", v);
-
-		(void)file_replace(tmp_path, box->uidv_path, tmp, (size_t)n);
-	}
 	free(tmp_path);
 	return v;
 }

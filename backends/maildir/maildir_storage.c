@@ -22,6 +22,7 @@
    point of flag changes (see maildir_flags.c). */
 #include "fileio.h"
 #include "log.h"
+#include "storage_files.h"
 #include "backends/maildir/maildir.h"
 #include "backends/maildir/maildir_private.h"
 
@@ -604,72 +605,36 @@ static int
 md_subscriptions_read(struct storage *st, const char *user, struct strlist *names_r,
 		      enum storage_error *err_r, char **error_r)
 {
-	char *path, *data = NULL, *line, *save = NULL;
-	size_t len;
-	int r;
+	char *path;
+	int ret;
 
 	*err_r = STORAGE_ERR_NONE;
 	if (md_check_names(user, NULL, err_r, error_r) < 0)
 		return -1;
 	path = md_subs_path(st, user);
-	r = file_read_small(path, 16 * 1024 * 1024, &data, &len, NULL);
-	if (r < 0) {
-		*err_r = storage_error_from_errno(errno);
-		*error_r = xasprintf("read %s: %s", path, strerror(errno));
-		free(path);
-		return -1;
-	}
+	ret = storage_subscriptions_file_read(path, MD_LIST_MAX, names_r, err_r, error_r);
 	free(path);
-	if (r == 0)
-		return 0;
-	for (line = strtok_r(data, "\r\n", &save); line != NULL && names_r->count < MD_LIST_MAX;
-	     line = strtok_r(NULL, "\r\n", &save)) {
-		/* Dovecot 2.x writes a "V\t2" header line and tab-separated
-		   levels; plain lines are names. */
-		if (strncmp(line, "V\t", 2) == 0)
-			continue;
-		for (char *p = line; *p != '\0'; p++) {
-			if (*p == '\t')
-				*p = '/';
-		}
-		if (storage_name_is_valid(line) && !strlist_contains(names_r, line))
-			strlist_add(names_r, line);
-	}
-	free(data);
-	return 0;
+	return ret;
 }
 
 static int
 md_subscriptions_write(struct storage *st, const char *user, const struct strlist *names,
 		       enum storage_error *err_r, char **error_r)
 {
-	struct buf b = BUF_INIT;
 	char *path, *tmp;
-	int ret = -1;
+	int ret;
 
 	*err_r = STORAGE_ERR_NONE;
 	if (md_check_names(user, NULL, err_r, error_r) < 0)
 		return -1;
-	for (size_t i = 0; i < names->count; i++) {
-		if (!storage_name_is_valid(names->items[i]))
-			continue;
-		buf_append_str(&b, names->items[i]);
-		buf_append_c(&b, '\n');
-	}
 	if (md_ensure_root(st, user) < 0) {
 		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("create Maildir of %s: %s", user, strerror(errno));
-		buf_free(&b);
 		return -1;
 	}
 	path = md_subs_path(st, user);
 	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	if (file_replace(tmp, path, b.data != NULL ? b.data : "", b.len) < 0) {
-		*err_r = storage_error_from_errno(errno);
-		*error_r = xasprintf("write %s: %s", path, strerror(errno));
-	} else
-		ret = 0;
-	buf_free(&b);
+	ret = storage_subscriptions_file_write(path, tmp, names, err_r, error_r);
 	free(tmp);
 	free(path);
 	return ret;
