@@ -40,6 +40,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The kind of the last storage failure (the calls below want one). */
+static enum storage_error st_err;
+
 static const struct storage_backend *B = &storage_backend_flat;
 static bool maildir;
 
@@ -286,7 +289,7 @@ do_sync(struct ctx *c)
 {
 	char *error = NULL;
 
-	if (B->sync(c->box, &c->state, &error) < 0)
+	if (B->sync(c->box, &c->state, &st_err, &error) < 0)
 		die("sync: %s", error);
 }
 
@@ -295,7 +298,7 @@ do_expunge(struct ctx *c, const uint32_t *uids, size_t n)
 {
 	char *error = NULL;
 
-	if (B->expunge(c->box, &c->state, uids, n, &error) < 0)
+	if (B->expunge(c->box, &c->state, uids, n, &st_err, &error) < 0)
 		die("expunge: %s", error);
 }
 
@@ -469,7 +472,7 @@ main(int argc, char **argv)
 
 			if (mbox_state_set_flags(&c.state, idx, (uint8_t)(r->flags ^ MAIL_FLAGGED),
 						 r->keywords) &&
-			    B->flags_changed(c.box, &c.state, idx, &error) < 0)
+			    B->flags_changed(c.box, &c.state, idx, &st_err, &error) < 0)
 				die("flags_changed: %s", error);
 		}
 		do_sync(&c);

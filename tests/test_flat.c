@@ -22,6 +22,9 @@
 #include "buf.h"
 #include "backends/flat/flat.h"
 
+/* The kind of the last storage failure (the calls below want one). */
+static enum storage_error st_err;
+
 static const struct storage_backend *const B = &storage_backend_flat;
 
 struct fx {
@@ -148,7 +151,7 @@ msg_text(struct storage_box *box, const struct mail_rec *rec)
 	struct buf b = BUF_INIT;
 	char *error = NULL;
 
-	if (B->read(box, rec, &b, &error) < 0)
+	if (B->read(box, rec, &b, &st_err, &error) < 0)
 		fail_msg("read uid %u: %s", rec->uid, error);
 	assert_int_equal(b.len, rec->size);
 	buf_append(&b, "", 0);
@@ -173,7 +176,7 @@ expunge_uids(struct storage_box *box, struct mbox_state *s, const uint32_t *uids
 {
 	char *error = NULL;
 
-	if (B->expunge(box, s, uids, n, &error) < 0)
+	if (B->expunge(box, s, uids, n, &st_err, &error) < 0)
 		fail_msg("expunge: %s", error);
 }
 
@@ -181,7 +184,7 @@ static int
 do_sync(struct storage_box *box, struct mbox_state *s)
 {
 	char *error = NULL;
-	int ret = B->sync(box, s, &error);
+	int ret = B->sync(box, s, &st_err, &error);
 
 	if (ret < 0)
 		fail_msg("sync: %s", error);
@@ -397,9 +400,9 @@ test_uids_and_flags_stable_across_reopen(void **state)
 	kw = mbox_state_keyword(&s, "$Work", true);
 	assert_int_equal(kw, 0);
 	assert_true(mbox_state_set_flags(&s, 1, MAIL_FLAGGED | MAIL_SEEN, 1ULL << kw));
-	assert_int_equal(B->flags_changed(box, &s, 1, &error), 0);
+	assert_int_equal(B->flags_changed(box, &s, 1, &st_err, &error), 0);
 	assert_true(mbox_state_set_flags(&s, 2, MAIL_DELETED, 0));
-	assert_int_equal(B->flags_changed(box, &s, 2, &error), 0);
+	assert_int_equal(B->flags_changed(box, &s, 2, &st_err, &error), 0);
 	close_box(&box, &s);
 
 	box = open_box(fx, "bob", "INBOX", &s);
@@ -920,7 +923,7 @@ test_crash_during_expunge_loses_nothing(void **state)
 				_exit(2);
 			for (uint32_t u = 3; u <= 100; u += 3)
 				uids[n++] = u;
-			if (B->expunge(cbox, &cs, uids, n, &error) < 0)
+			if (B->expunge(cbox, &cs, uids, n, &st_err, &error) < 0)
 				_exit(3);
 			_exit(0);
 		}
@@ -1066,21 +1069,21 @@ test_subscriptions_round_trip(void **state)
 	struct strlist in = { NULL, 0, 0 }, out = { NULL, 0, 0 };
 	char *error = NULL;
 
-	assert_int_equal(B->subscriptions_read(fx->st, "bob", &out, &error), 0);
+	assert_int_equal(B->subscriptions_read(fx->st, "bob", &out, &st_err, &error), 0);
 	assert_int_equal(out.count, 0);
 	strlist_add(&in, "INBOX");
 	strlist_add(&in, "a/b");
 	strlist_add(&in, "Sent Items");
-	assert_int_equal(B->subscriptions_write(fx->st, "bob", &in, &error), 0);
-	assert_int_equal(B->subscriptions_read(fx->st, "bob", &out, &error), 0);
+	assert_int_equal(B->subscriptions_write(fx->st, "bob", &in, &st_err, &error), 0);
+	assert_int_equal(B->subscriptions_read(fx->st, "bob", &out, &st_err, &error), 0);
 	assert_int_equal(out.count, 3);
 	assert_string_equal(out.items[2], "Sent Items");
 	strlist_clear(&out);
 	strlist_clear(&in);
-	assert_int_equal(B->subscriptions_write(fx->st, "bob", &in, &error), 0);
-	assert_int_equal(B->subscriptions_read(fx->st, "bob", &out, &error), 0);
+	assert_int_equal(B->subscriptions_write(fx->st, "bob", &in, &st_err, &error), 0);
+	assert_int_equal(B->subscriptions_read(fx->st, "bob", &out, &st_err, &error), 0);
 	assert_int_equal(out.count, 0);
-	assert_int_equal(B->subscriptions_read(fx->st, "../x", &out, &error), -1);
+	assert_int_equal(B->subscriptions_read(fx->st, "../x", &out, &st_err, &error), -1);
 	free(error);
 }
 
@@ -1150,7 +1153,7 @@ test_read_detects_changed_bytes(void **state)
 	assert_int_equal(pwrite(fd, "X", 1, 0), 1);
 	close(fd);
 	free(p);
-	assert_int_equal(B->read(box, &s.mails[0], &b, &error), -1);
+	assert_int_equal(B->read(box, &s.mails[0], &b, &st_err, &error), -1);
 	assert_non_null(error);
 	free(error);
 	buf_free(&b);
@@ -1407,7 +1410,7 @@ test_index_replaced_by_other_process_between_our_appends(void **state)
 	other = open_box(fx, "bob", "INBOX", &o);
 	assert_int_equal(append_msg(other, &o, "Subject: 3\r\n\r\n3\r\n", MAIL_DRAFT), 3);
 	assert_true(mbox_state_set_flags(&o, 0, MAIL_ANSWERED, 0));
-	assert_int_equal(B->flags_changed(other, &o, 0, &error), 0);
+	assert_int_equal(B->flags_changed(other, &o, 0, &st_err, &error), 0);
 	assert_int_equal(append_msg(box, &s, "Subject: 4\r\n\r\n4\r\n", MAIL_SEEN), 4);
 	assert_int_equal(s.count, 4);
 	assert_int_equal(s.mails[0].flags, MAIL_ANSWERED);
@@ -1426,7 +1429,7 @@ test_index_replaced_by_other_process_between_our_appends(void **state)
 	   flag) and put in place under a new inode, the mail file untouched */
 	assert_int_equal(do_sync(other, &o), 0);
 	assert_true(mbox_state_set_flags(&o, 1, MAIL_FLAGGED, 0));
-	assert_int_equal(B->flags_changed(other, &o, 1, &error), 0);
+	assert_int_equal(B->flags_changed(other, &o, 1, &st_err, &error), 0);
 	p = path_of(fx, "bob/.imap/INBOX.index");
 	tmp = path_of(fx, "bob/.imap/INBOX.index.copy");
 	ino = ino_of(fx, "bob/.imap/INBOX.index");
@@ -1674,7 +1677,7 @@ test_mass_expunge_half_of_2000(void **state)
 	/* flags on some that stay and some that go */
 	for (size_t i = 0; i < 2000; i += 3) {
 		assert_true(mbox_state_set_flags(&s, i, MAIL_SEEN, 0));
-		assert_int_equal(B->flags_changed(box, &s, i, &error), 0);
+		assert_int_equal(B->flags_changed(box, &s, i, &st_err, &error), 0);
 	}
 	uids = xmalloc(1000 * sizeof(*uids));
 	for (uint32_t u = 2; u <= 2000; u += 2)

@@ -11,14 +11,18 @@
 #include "imap_client.h"
 #include "imap_server.h"
 #include "log.h"
+#include "storage.h"
 #include "watch.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_SESSIONS 4
@@ -466,6 +470,84 @@ test_search_store_expunge(void **state)
 	EXPECT(h, s, "b2", "UID FETCH 2 FLAGS", "* 1 FETCH (UID 2 FLAGS (");
 	EXPECT(h, s, "b3", "STORE 1 +FLAGS (\\Seen)", "b3 NO [READ-ONLY]");
 	EXPECT(h, s, "b4", "EXPUNGE", "b4 NO [READ-ONLY]");
+}
+
+/* A child process that holds the writers' lock (the fcntl() lock on the
+   mail file) of alice's flat INBOX until it is killed. Returns its pid. */
+static pid_t
+hold_inbox_lock(struct harness *h)
+{
+	char path[256], c;
+	int fds[2];
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/mail/alice/mymailbox.mail", h->dir);
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct flock fl;
+		int fd = open(path, O_RDWR | O_CLOEXEC);
+
+		close(fds[0]);
+		memset(&fl, 0, sizeof(fl));
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;
+		if (fd < 0 || fcntl(fd, F_SETLK, &fl) < 0 || write(fds[1], "l", 1) != 1)
+			_exit(2);
+		alarm(30);      /* never outlives a test that failed */
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	return pid;
+}
+
+/* The answers follow the storage error kinds: an EXPUNGE that waited for
+   another process's lock in vain is NO [INUSE]; a STORE whose flag write
+   fails (RLIMIT_FSIZE makes every file write fail, also for root) is NO
+   [UNAVAILABLE], and the refused flags are neither kept nor told.
+   Everything goes through afterwards. */
+static void
+test_storage_errors_answered_with_their_code(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+	struct rlimit old, tiny;
+	pid_t pid;
+
+	login(h, s, "alice");
+	EXPECT(h, s, "a1", "SELECT INBOX", "a1 OK");
+	EXPECT(h, s, "a2", "STORE 1 +FLAGS.SILENT (\\Deleted)", "a2 OK");
+	pid = hold_inbox_lock(h);
+	storage_lock_wait_ms = 100;
+	EXPECT(h, s, "a3", "EXPUNGE", "a3 NO [INUSE]");
+	EXPECT(h, s, "a4", "FETCH 1:2 UID", "* 2 FETCH (UID 2)");
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	storage_lock_wait_ms = 10000;
+
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	tiny = old;
+	tiny.rlim_cur = 1;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &tiny), 0);
+	char *ans = cmd(h, s, "a5", "STORE 2 +FLAGS (\\Flagged $Brandnew)");
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_contains(ans, "a5 NO [UNAVAILABLE]");
+	assert_null(strstr(ans, "* 2 FETCH"));
+	free(ans);
+	ans = cmd(h, s, "a6", "FETCH 2 FLAGS");
+	assert_contains(ans, "a6 OK");
+	assert_contains(ans, "* 2 FETCH (FLAGS (\\Recent))");
+	free(ans);
+
+	EXPECT(h, s, "a7", "EXPUNGE", "* 1 EXPUNGE\r\n");
+	EXPECT(h, s, "a8", "STORE 1 +FLAGS (\\Flagged $Brandnew)", "a8 OK");
+	EXPECT(h, s, "a9", "FETCH 1 FLAGS", "* 1 FETCH (FLAGS (\\Flagged \\Recent $Brandnew))");
 }
 
 static void
@@ -1255,6 +1337,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_fetch_resumes_when_output_drained_at_once,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_search_store_expunge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_storage_errors_answered_with_their_code, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_append_copy_and_mailboxes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_sessions_idle_sees_expunge_at_once, setup,
 						teardown),

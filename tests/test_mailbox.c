@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* The kind of the last storage failure (the calls below want one). */
+static enum storage_error st_err;
+
 /* An in-memory backend: one mailbox per name, messages as strings. */
 struct mem_box {
 	struct buf bodies[64];
@@ -20,6 +23,8 @@ struct mem_box {
 
 static struct mem_box mem_inbox;
 static int mem_flag_writes;
+/* When not STORAGE_ERR_NONE, flags_changed() fails with this kind. */
+static enum storage_error mem_flags_fail;
 
 static int
 mem_open(struct storage *st, const char *user, const char *name, struct mbox_state *state,
@@ -45,13 +50,15 @@ mem_close(struct storage_box **box)
 }
 
 static int
-mem_sync(struct storage_box *box, struct mbox_state *state, char **error_r)
+mem_sync(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+	 char **error_r)
 {
 	return 0;
 }
 
 static int
-mem_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out, char **error_r)
+mem_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out,
+	 enum storage_error *err_r, char **error_r)
 {
 	struct mem_box *mb = (struct mem_box *)box;
 
@@ -81,15 +88,21 @@ mem_append(struct storage_box *box, struct mbox_state *state, const char *data, 
 }
 
 static int
-mem_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, char **error_r)
+mem_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
+		  enum storage_error *err_r, char **error_r)
 {
+	if (mem_flags_fail != STORAGE_ERR_NONE) {
+		*err_r = mem_flags_fail;
+		*error_r = xstrdup("flag write failed (test)");
+		return -1;
+	}
 	mem_flag_writes++;
 	return 0;
 }
 
 static int
 mem_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
-	    size_t count, char **error_r)
+	    size_t count, enum storage_error *err_r, char **error_r)
 {
 	for (size_t i = 0; i < count; i++) {
 		ssize_t idx = mbox_state_find(state, uids[i]);
@@ -181,9 +194,9 @@ expunge_uids(struct fixture *f, uint32_t a, uint32_t b)
 	ssize_t ia = mbox_state_find(st, a), ib = mbox_state_find(st, b);
 
 	assert_true(ia >= 0 && ib >= 0);
-	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)ia, MAIL_DELETED, 0, "t"), 0);
-	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)ib, MAIL_DELETED, 0, "t"), 0);
-	assert_int_equal(mailbox_expunge(f->m1, NULL, "t"), 0);
+	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)ia, MAIL_DELETED, 0, &st_err, "t"), 0);
+	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)ib, MAIL_DELETED, 0, &st_err, "t"), 0);
+	assert_int_equal(mailbox_expunge(f->m1, NULL, &st_err, "t"), 0);
 	mailbox_changed(f->m1, f->v1);
 }
 
@@ -258,6 +271,41 @@ test_append_gives_exists_and_recent_to_one_session(void **state)
 	buf_free(&out);
 }
 
+/* A flag write the backend refuses is taken back in memory: the message
+   keeps its flags and modseq, HIGHESTMODSEQ does not move, the kind of
+   the failure reaches the caller, and no view is told anything. */
+static void
+test_failed_flag_write_is_taken_back(void **state)
+{
+	struct fixture *f = *state;
+	struct mbox_state *st = mailbox_state(f->m1);
+	ssize_t idx = mbox_state_find(st, 3);
+	struct mail_rec before;
+	uint64_t highest = st->highest_modseq;
+	enum storage_error err = STORAGE_ERR_NONE;
+	struct buf out = BUF_INIT;
+
+	assert_true(idx >= 0);
+	before = st->mails[idx];
+	mem_flags_fail = STORAGE_ERR_NO_SPACE;
+	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)idx, MAIL_FLAGGED, 1, &err, "t"),
+			 -1);
+	mem_flags_fail = STORAGE_ERR_NONE;
+	assert_int_equal(err, STORAGE_ERR_NO_SPACE);
+	assert_int_equal(st->mails[idx].flags, before.flags);
+	assert_int_equal(st->mails[idx].keywords, before.keywords);
+	assert_int_equal(st->mails[idx].modseq, before.modseq);
+	assert_int_equal(st->highest_modseq, highest);
+	mailbox_changed(f->m1, f->v1);
+	imap_view_sync(f->v2, &out, false);
+	assert_null(out.data != NULL ? strstr(out.data, "FETCH") : NULL);
+	buf_free(&out);
+	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)idx, MAIL_FLAGGED, 0, &err, "t"),
+			 0);
+	assert_int_equal(err, STORAGE_ERR_NONE);
+	assert_true(st->highest_modseq > highest);
+}
+
 static void
 test_flag_change_reaches_other_view_not_own(void **state)
 {
@@ -266,12 +314,12 @@ test_flag_change_reaches_other_view_not_own(void **state)
 	ssize_t idx = mbox_state_find(mailbox_state(f->m1), 3);
 	int writes = mem_flag_writes;
 
-	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)idx, MAIL_SEEN | MAIL_FLAGGED, 0,
+	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)idx, MAIL_SEEN | MAIL_FLAGGED, 0, &st_err,
 					   "t"),
 			 0);
 	assert_int_equal(mem_flag_writes, writes + 1);
 	/* Setting the same flags again changes nothing, writes nothing. */
-	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)idx, MAIL_SEEN | MAIL_FLAGGED, 0,
+	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)idx, MAIL_SEEN | MAIL_FLAGGED, 0, &st_err,
 					   "t"),
 			 0);
 	assert_int_equal(mem_flag_writes, writes + 1);
@@ -318,10 +366,10 @@ test_uid_expunge_only_named_uids(void **state)
 
 	for (uint32_t uid = 1; uid <= 5; uid++)
 		assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)mbox_state_find(st, uid),
-						   MAIL_DELETED, 0, "t"),
+						   MAIL_DELETED, 0, &st_err, "t"),
 				 0);
 	assert_int_equal(seqset_parse("2,5", 5, &set), 0);
-	assert_int_equal(mailbox_expunge(f->m1, &set, "t"), 0);
+	assert_int_equal(mailbox_expunge(f->m1, &set, &st_err, "t"), 0);
 	seqset_free(&set);
 	assert_int_equal(st->count, 3);
 	assert_int_equal(mbox_state_find(st, 2), -1);
@@ -343,7 +391,7 @@ test_update_reports_changes_as_data(void **state)
 
 	expunge_uids(f, 2, 4);
 	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)mbox_state_find(st, 5), MAIL_SEEN,
-					   0, "t"),
+					   0, &st_err, "t"),
 			 0);
 	assert_int_equal(mailbox_append(f->m1, "x\r\n\r\ny\r\n", 8, 0, 0, 0, 0, &uid, &err, "t"),
 			 0);
@@ -391,7 +439,7 @@ test_qresync_and_condstore_responses(void **state)
 	assert_string_equal(out.data, "* VANISHED 2,4\r\n");
 	buf_reset(&out);
 	assert_int_equal(mailbox_set_flags(f->m1, f->v1, (size_t)mbox_state_find(st, 5),
-					   MAIL_FLAGGED, 0, "t"),
+					   MAIL_FLAGGED, 0, &st_err, "t"),
 			 0);
 	mailbox_changed(f->m1, f->v1);
 	imap_view_sync(f->v2, &out, true);
@@ -417,6 +465,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_failed_flag_write_is_taken_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expunge_reaches_other_view_with_right_numbers,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_expunge_during_fetch_store_search, setup,

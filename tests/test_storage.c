@@ -12,6 +12,10 @@
 #include <unistd.h>
 
 #include "storage.h"
+#include "username.h"
+
+/* The kind of the last storage failure (the calls below want one). */
+static enum storage_error st_err;
 
 static struct mail_rec
 rec_uid(uint32_t uid)
@@ -176,17 +180,17 @@ static void
 test_user_rules(void **unused)
 {
 	(void)unused;
-	assert_true(storage_user_is_valid("bob"));
-	assert_true(storage_user_is_valid("alice.smith"));
-	assert_true(storage_user_is_valid("a@example.org"));
-	assert_false(storage_user_is_valid(""));
-	assert_false(storage_user_is_valid(NULL));
-	assert_false(storage_user_is_valid(".hidden"));
-	assert_false(storage_user_is_valid(".."));
-	assert_false(storage_user_is_valid("a/b"));
-	assert_false(storage_user_is_valid("a..b"));
-	assert_false(storage_user_is_valid("new\nline"));
-	assert_false(storage_user_is_valid("0123456789012345678901234567890123456789012345678901234567890123456789"));
+	assert_true(username_is_valid("bob"));
+	assert_true(username_is_valid("alice.smith"));
+	assert_true(username_is_valid("a@example.org"));
+	assert_false(username_is_valid(""));
+	assert_false(username_is_valid(NULL));
+	assert_false(username_is_valid(".hidden"));
+	assert_false(username_is_valid(".."));
+	assert_false(username_is_valid("a/b"));
+	assert_false(username_is_valid("a..b"));
+	assert_false(username_is_valid("new\nline"));
+	assert_false(username_is_valid("0123456789012345678901234567890123456789012345678901234567890123456789"));
 }
 
 static void
@@ -259,8 +263,8 @@ test_wrappers_check_and_fill_errors(void **unused)
 	assert_int_equal(err, STORAGE_ERR_TEMP);
 	assert_int_equal(storage_delete(&ctx, "s1", "bob", "x", &err), -1);
 	assert_int_equal(storage_rename(&ctx, "s1", "bob", "x", "y", &err), -1);
-	assert_int_equal(storage_subscriptions_read(&ctx, "s1", "bob", &names), -1);
-	assert_int_equal(storage_subscriptions_write(&ctx, "s1", "bob", &names), -1);
+	assert_int_equal(storage_subscriptions_read(&ctx, "s1", "bob", &names, &st_err), -1);
+	assert_int_equal(storage_subscriptions_write(&ctx, "s1", "bob", &names, &st_err), -1);
 	assert_int_equal(storage_create(NULL, "s1", "bob", "ok", &err), -1);
 	assert_int_equal(err, STORAGE_ERR_TEMP);
 }

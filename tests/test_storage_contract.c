@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -31,6 +32,9 @@
 #include "storage.h"
 #include "buf.h"
 #include "registry.h"
+
+/* The kind of the last storage failure (the calls below want one). */
+static enum storage_error st_err;
 
 /* The backend under test (set before each group runs). */
 static const struct storage_backend *B;
@@ -70,6 +74,7 @@ teardown(void **state)
 {
 	struct fx *fx = *state;
 
+	storage_lock_wait_ms = 10000;   /* as a test may have shortened it */
 	B->deinit(&fx->st);
 	assert_null(fx->st);
 	nftw(fx->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
@@ -104,7 +109,7 @@ msg_text(struct storage_box *box, const struct mail_rec *rec)
 	struct buf b = BUF_INIT;
 	char *error = NULL;
 
-	if (B->read(box, rec, &b, &error) < 0)
+	if (B->read(box, rec, &b, &st_err, &error) < 0)
 		fail_msg("%s: read uid %u: %s", B->name, rec->uid, error);
 	assert_int_equal(b.len, rec->size);
 	buf_append(&b, "", 0);
@@ -138,7 +143,7 @@ set_flags(struct storage_box *box, struct mbox_state *s, size_t idx, uint8_t fla
 	char *error = NULL;
 
 	assert_true(mbox_state_set_flags(s, idx, flags, kw));
-	if (B->flags_changed(box, s, idx, &error) < 0)
+	if (B->flags_changed(box, s, idx, &st_err, &error) < 0)
 		fail_msg("%s: flags_changed: %s", B->name, error);
 }
 
@@ -147,7 +152,7 @@ expunge_uids(struct storage_box *box, struct mbox_state *s, const uint32_t *uids
 {
 	char *error = NULL;
 
-	if (B->expunge(box, s, uids, n, &error) < 0)
+	if (B->expunge(box, s, uids, n, &st_err, &error) < 0)
 		fail_msg("%s: expunge: %s", B->name, error);
 }
 
@@ -155,7 +160,7 @@ static int
 do_sync(struct storage_box *box, struct mbox_state *s)
 {
 	char *error = NULL;
-	int ret = B->sync(box, s, &error);
+	int ret = B->sync(box, s, &st_err, &error);
 
 	if (ret < 0)
 		fail_msg("%s: sync: %s", B->name, error);
@@ -1077,7 +1082,7 @@ test_crash_after_flag_changes_keeps_flags_and_modseqs_rise(void **state)
 						       (1u << (rand_r(&seed) % 5)));
 
 				if (!mbox_state_set_flags(&cs, idx, fl, cs.mails[idx].keywords) ||
-				    B->flags_changed(cbox, &cs, idx, &error) < 0)
+				    B->flags_changed(cbox, &cs, idx, &st_err, &error) < 0)
 					_exit(3);
 				rep.idx = (uint32_t)idx;
 				rep.flags = cs.mails[idx].flags;
@@ -1164,7 +1169,7 @@ test_crash_right_after_append_keeps_uids(void **state)
 			/* a pending flag batch on the first round, too */
 			if (round == 1 && cs.count > 0 &&
 			    (!mbox_state_set_flags(&cs, 0, MAIL_FLAGGED, 0) ||
-			     B->flags_changed(cbox, &cs, 0, &error) < 0))
+			     B->flags_changed(cbox, &cs, 0, &st_err, &error) < 0))
 				_exit(5);
 			for (unsigned i = 0; i < 10 + round * 10; i++) {
 				char *m = xasprintf("Subject: r%u m%u\r\n\r\nbody\r\n", round, i);
@@ -1306,6 +1311,96 @@ test_create_delete_rename_list(void **state)
 	strlist_clear(&names);
 }
 
+/* A child process that holds the writers' lock of user's INBOX until it
+   is killed. The lock is the backend's own: a fcntl() write lock on the
+   flat mail file, flock() on the Maildir lock file. Returns its pid. */
+static pid_t
+hold_inbox_lock(struct fx *fx, const char *user)
+{
+	char path[256], c;
+	int fds[2];
+	pid_t pid;
+
+	if (strcmp(B->name, "flat") == 0)
+		snprintf(path, sizeof(path), "%s/%s/mymailbox.mail", fx->root, user);
+	else if (strcmp(B->name, "maildir") == 0)
+		snprintf(path, sizeof(path), "%s/%s/Maildir/imapserver-uidlist.lock", fx->root,
+			 user);
+	else
+		fail_msg("%s: no way to hold its lock known to this test", B->name);
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct flock fl;
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+		close(fds[0]);
+		if (fd < 0)
+			_exit(2);
+		memset(&fl, 0, sizeof(fl));
+		fl.l_type = F_WRLCK;
+		fl.l_whence = SEEK_SET;
+		if (strcmp(B->name, "flat") == 0 ? fcntl(fd, F_SETLK, &fl) < 0 :
+						   flock(fd, LOCK_EX | LOCK_NB) < 0)
+			_exit(3);
+		if (write(fds[1], "l", 1) != 1)
+			_exit(4);
+		alarm(30);      /* never outlives a test that failed */
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	if (read(fds[0], &c, 1) != 1)
+		fail_msg("%s: the lock holder failed", B->name);
+	close(fds[0]);
+	return pid;
+}
+
+/* A lock held by another process for longer than the wait makes expunge
+   and append fail with STORAGE_ERR_IN_USE (IMAP NO [INUSE]), leaving the
+   mailbox as it was; once it is let go, both go through. */
+static void
+test_lock_held_by_another_process_is_in_use(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	enum storage_error err = STORAGE_ERR_NONE;
+	char *error = NULL, *m = simple_msg(2);
+	uint32_t uid = 0, uids[1];
+	pid_t pid;
+
+	box = open_box(fx, "lee", "INBOX", &s);
+	append_msg(box, &s, "From: a@x\r\nSubject: m1\r\n\r\nbody\r\n", MAIL_DELETED);
+	uids[0] = s.mails[0].uid;
+	pid = hold_inbox_lock(fx, "lee");
+	storage_lock_wait_ms = 150;
+
+	assert_int_equal(B->expunge(box, &s, uids, 1, &err, &error), -1);
+	assert_int_equal(err, STORAGE_ERR_IN_USE);
+	assert_non_null(error);
+	free(error);
+	error = NULL;
+	assert_int_equal(s.count, 1);
+
+	err = STORAGE_ERR_NONE;
+	assert_int_equal(B->append(box, &s, m, strlen(m), 0, 0, 0, 0, &uid, &err, &error), -1);
+	assert_int_equal(err, STORAGE_ERR_IN_USE);
+	free(error);
+	error = NULL;
+	assert_int_equal(s.count, 1);
+
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	expunge_uids(box, &s, uids, 1);
+	assert_int_equal(s.count, 0);
+	append_msg(box, &s, m, 0);
+	assert_int_equal(s.count, 1);
+	free(m);
+	close_box(&box, &s);
+}
+
 static void
 test_subscriptions_round_trip(void **state)
 {
@@ -1313,12 +1408,12 @@ test_subscriptions_round_trip(void **state)
 	struct strlist in = { 0 }, out = { 0 };
 	char *error = NULL;
 
-	assert_int_equal(B->subscriptions_read(fx->st, "bob", &out, &error), 0);
+	assert_int_equal(B->subscriptions_read(fx->st, "bob", &out, &st_err, &error), 0);
 	assert_int_equal(out.count, 0);
 	strlist_add(&in, "News");
 	strlist_add(&in, "Lists/imap");
-	assert_int_equal(B->subscriptions_write(fx->st, "bob", &in, &error), 0);
-	assert_int_equal(B->subscriptions_read(fx->st, "bob", &out, &error), 0);
+	assert_int_equal(B->subscriptions_write(fx->st, "bob", &in, &st_err, &error), 0);
+	assert_int_equal(B->subscriptions_read(fx->st, "bob", &out, &st_err, &error), 0);
 	assert_int_equal(out.count, 2);
 	assert_true(strlist_contains(&out, "News"));
 	assert_true(strlist_contains(&out, "Lists/imap"));
@@ -1619,7 +1714,7 @@ test_crash_during_expunge_loses_nothing(void **state)
 			if (B->open(fx->st, user, "INBOX", &cs, &cbox, &err, &error) < 0 ||
 			    write(fds[1], "o", 1) != 1)
 				_exit(2);
-			if (B->expunge(cbox, &cs, gone_uids, 10, &error) < 0)
+			if (B->expunge(cbox, &cs, gone_uids, 10, &st_err, &error) < 0)
 				_exit(3);
 			for (;;)
 				pause();        /* wait for the kill */
@@ -2022,6 +2117,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_create_delete_rename_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_subscriptions_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock_held_by_another_process_is_in_use, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_bad_names_and_users_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_longest_names_work, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_during_append_loses_nothing, setup,

@@ -260,23 +260,23 @@ expunge_apply(struct expunge *x)
 
 int
 flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
-	     size_t count, char **error_r)
+	     size_t count, enum storage_error *err_r, char **error_r)
 {
 	struct expunge x = { .box = box, .state = state, .count = count, .tfd = -1 };
-	enum storage_error err;
 	struct stat st;
 	uint32_t *sorted;
 	size_t removed = 0;
 	int ret = -1, mode = 0600;
 
+	*err_r = STORAGE_ERR_NONE;
 	if (count == 0)
 		return 0;
 	x.uids = expunge_sorted_uids(uids, count, &sorted);
-	if (flat_lock(box, false, &err, error_r) < 0) {
+	if (flat_lock(box, false, err_r, error_r) < 0) {
 		free(sorted);
 		return -1;
 	}
-	if (flat_catch_up(box, state, &err, error_r) < 0)
+	if (flat_catch_up(box, state, err_r, error_r) < 0)
 		goto out;
 	for (size_t i = 0; i < state->count; i++) {
 		if (expunge_removes(&x, i))
@@ -290,6 +290,7 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 		mode = (int)(st.st_mode & 0777);
 	x.tfd = open(box->mail_tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
 	if (x.tfd < 0) {
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("open %s: %s", box->mail_tmp, strerror(errno));
 		goto out;
 	}
@@ -297,6 +298,7 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 	x.nv.count = 0;
 	x.chunk = xmalloc(FLAT_COPY_CHUNK);
 	if (expunge_copy_kept(&x, error_r) < 0 || expunge_commit(&x, error_r) < 0) {
+		*err_r = storage_error_from_errno(errno);
 		close(x.tfd);
 		x.tfd = -1;
 		(void)unlink(box->mail_tmp);
@@ -305,6 +307,8 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 	expunge_apply(&x);
 	ret = 0;
 out:
+	if (ret < 0 && *err_r == STORAGE_ERR_NONE)
+		*err_r = STORAGE_ERR_TEMP;
 	if (x.tfd >= 0)
 		close(x.tfd);
 	flat_view_free(&x.nv);

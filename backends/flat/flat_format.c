@@ -402,7 +402,8 @@ flat_scan(int fd, uint64_t from, uint64_t to, bool take_tail, bool force_first, 
 }
 
 int
-flat_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out, char **error_r)
+flat_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out,
+	  enum storage_error *err_r, char **error_r)
 {
 	uint64_t off = rec->priv[0], len = rec->priv[1];
 	size_t start = out->len;
@@ -413,6 +414,7 @@ flat_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out, 
 	char *data;
 	ssize_t n;
 
+	*err_r = STORAGE_ERR_NOT_FOUND;     /* not (or no longer) on the disk */
 	if (box->fd < 0 || len == 0 || len > (uint64_t)SSIZE_MAX / 2) {
 		*error_r = xasprintf("%s: message %u is not available", box->mail_path, rec->uid);
 		return -1;
@@ -420,11 +422,13 @@ flat_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out, 
 	data = xmalloc((size_t)len);
 	n = fd_pread_full(box->fd, data, (size_t)len, off);
 	if (n < 0) {
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("read %s: %s", box->mail_path, strerror(errno));
 		free(data);
 		return -1;
 	}
 	if ((uint64_t)n != len || flat_hash_bytes(data, (size_t)len) != rec->priv[2]) {
+		/* rewritten by another process's expunge */
 		*error_r = xasprintf("%s: message %u changed on disk", box->mail_path, rec->uid);
 		free(data);
 		return -1;
@@ -436,5 +440,6 @@ flat_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out, 
 		*error_r = xasprintf("%s: message %u size changed", box->mail_path, rec->uid);
 		return -1;
 	}
+	*err_r = STORAGE_ERR_NONE;
 	return 0;
 }

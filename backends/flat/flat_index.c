@@ -24,6 +24,7 @@
    fsynced, because a rename without it can leave an empty index behind
    a complete-looking name. */
 #include "fileio.h"
+#include "storage_files.h"
 #include "flat_private.h"
 
 #include <errno.h>
@@ -399,34 +400,15 @@ flat_index_write_tail(struct storage_box *box, const struct view *v, size_t firs
 	return ret;
 }
 
-/* UIDVALIDITY: time-based, above the old one and above every value
-   issued for this user before (kept in .imap/uidvalidity), so that a lost
-   index or a re-created mailbox never repeats one. */
+/* UIDVALIDITY: see storage_uidvalidity_new(); the record is
+   .imap/uidvalidity of the user. */
 uint32_t
 flat_new_uidvalidity(struct storage_box *box, uint32_t old)
 {
-	uint32_t v = (uint32_t)time(NULL), last = 0;
-	char tmp[32], *tmp_path;
-	FILE *f;
+	char *tmp_path = xasprintf("%s.tmp", box->uidv_path);
+	bool can_write = mkdir_parents(tmp_path, strlen(box->user_dir)) == 0;
+	uint32_t v = storage_uidvalidity_new(box->uidv_path, can_write ? tmp_path : NULL, old);
 
-	f = fopen(box->uidv_path, "re");
-	if (f != NULL) {
-		if (fgets(tmp, sizeof(tmp), f) != NULL)
-			last = (uint32_t)strtoul(tmp, NULL, 10);
-		fclose(f);
-	}
-	if (v <= last)
-		v = last + 1;
-	if (v <= old)
-		v = old + 1;
-	if (v == 0)
-		v = 1;
-	tmp_path = xasprintf("%s.tmp", box->uidv_path);
-	if (mkdir_parents(tmp_path, strlen(box->user_dir)) == 0) {
-		int n = snprintf(tmp, sizeof(tmp), "%u\n", v);
-
-		(void)file_replace(tmp_path, box->uidv_path, tmp, (size_t)n);
-	}
 	free(tmp_path);
 	return v;
 }
@@ -502,21 +484,23 @@ flat_keywords_same(const struct view *v, const struct mbox_state *state)
 }
 
 /* Rewrites the whole index from state (a keyword table change). Takes the
-   lock unless held. */
+   lock unless held. Returns 0 or -1 with *err_r and *error_r. */
 static int
-flat_write_state(struct storage_box *box, struct mbox_state *state, char **error_r)
+flat_write_state(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+		 char **error_r)
 {
-	enum storage_error err;
 	bool took = !box->locked;
 	struct view v;
 	int ret;
 
-	if (took && flat_lock(box, false, &err, error_r) < 0)
+	if (took && flat_lock(box, false, err_r, error_r) < 0)
 		return -1;
 	flat_view_from_state(box, state, true, &v);
 	ret = flat_index_write_full(box, &v, error_r);
 	if (ret == 0)
 		box->disk_same = true;
+	else
+		*err_r = storage_error_from_errno(errno);
 	flat_view_free(&v);
 	if (took)
 		flat_unlock(box);
@@ -546,6 +530,7 @@ int
 flat_index_write_state_tail(struct storage_box *box, struct mbox_state *state, size_t first,
 			    char **error_r)
 {
+	enum storage_error err;
 	struct buf b = BUF_INIT;
 	unsigned char *recs;
 	struct view hv;
@@ -554,13 +539,13 @@ flat_index_write_state_tail(struct storage_box *box, struct mbox_state *state, s
 
 	if (box->index_fd < 0 || !box->disk_same || first > state->count ||
 	    state->keyword_count > MBOX_MAX_KEYWORDS)
-		return flat_write_state(box, state, error_r);
+		return flat_write_state(box, state, &err, error_r);
 	flat_view_from_state(box, state, false, &hv);
 	(void)flat_header_encode(&hv, state->count, &b);
 	flat_view_free(&hv);
 	if (b.len != box->index_header_size) {
 		buf_free(&b);
-		return flat_write_state(box, state, error_r);
+		return flat_write_state(box, state, &err, error_r);
 	}
 	n = state->count - first;
 	recs = xmalloc(n == 0 ? 1 : n * IDX_REC_SIZE);
@@ -577,7 +562,8 @@ flat_index_write_state_tail(struct storage_box *box, struct mbox_state *state, s
 }
 
 int
-flat_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, char **error_r)
+flat_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
+		   enum storage_error *err_r, char **error_r)
 {
 	unsigned char rec[IDX_REC_SIZE];
 	struct frec r;
@@ -585,21 +571,23 @@ flat_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx
 	struct buf b = BUF_INIT;
 	size_t hsize;
 
+	*err_r = STORAGE_ERR_NONE;
 	if (idx >= state->count)
 		return 0;
 	if (!box->disk_same || box->index_fd < 0 || state->keyword_count > MBOX_MAX_KEYWORDS)
-		return flat_write_state(box, state, error_r);
+		return flat_write_state(box, state, err_r, error_r);
 	flat_view_from_state(box, state, false, &v);
 	hsize = flat_header_encode(&v, state->count, &b);
 	flat_view_free(&v);
 	if (hsize != box->index_header_size) {
 		buf_free(&b);
-		return flat_write_state(box, state, error_r);
+		return flat_write_state(box, state, err_r, error_r);
 	}
 	flat_mail_to_frec(&state->mails[idx], &r);
 	flat_rec_encode(rec, &r);
 	if (fd_pwrite_full(box->index_fd, rec, sizeof(rec), hsize + idx * IDX_REC_SIZE) < 0 ||
 	    fd_pwrite_full(box->index_fd, b.data, b.len, 0) < 0) {
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("write %s: %s", box->index_path, strerror(errno));
 		buf_free(&b);
 		return -1;

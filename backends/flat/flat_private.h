@@ -25,7 +25,7 @@
 #define FLAT_INBOX_FILE "mymailbox.mail"
 #define FLAT_SUFFIX ".mail"
 #define FLAT_IMAP_DIR ".imap"
-#define FLAT_LOCK_TIMEOUT_MS 10000
+#define FLAT_LOCK_TIMEOUT_MS storage_lock_wait_ms
 #define FLAT_LOCK_STALE_SECS 300
 /* An unterminated tail is served as a message only once its file has
    not been written for this long (an in-progress "cat >>" is not). */
@@ -131,7 +131,7 @@ void flat_scan_free(struct scan *sc);
 int flat_scan(int fd, uint64_t from, uint64_t to, bool take_tail, bool force_first, int64_t now,
 	      const char *path, struct scan *sc, char **error_r);
 int flat_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out,
-	      char **error_r);
+	      enum storage_error *err_r, char **error_r);
 
 /* flat_index.c */
 void flat_view_free(struct view *v);
@@ -154,7 +154,7 @@ bool flat_index_ours(const struct storage_box *box);
 int flat_index_write_state_tail(struct storage_box *box, struct mbox_state *state, size_t first,
 				char **error_r);
 int flat_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
-		       char **error_r);
+		       enum storage_error *err_r, char **error_r);
 
 /* flat_lock.c */
 /* Takes the dotlock and the fcntl lock (a no-op when held). Returns 0 or
@@ -172,7 +172,8 @@ int flat_refresh(struct storage_box *box, struct mbox_state *state, enum storage
 		 char **error_r);
 int flat_catch_up(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
 		  char **error_r);
-int flat_sync(struct storage_box *box, struct mbox_state *state, char **error_r);
+int flat_sync(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+	      char **error_r);
 
 /* flat_save.c */
 int flat_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
@@ -181,6 +182,6 @@ int flat_append(struct storage_box *box, struct mbox_state *state, const char *d
 
 /* flat_expunge.c */
 int flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
-		 size_t count, char **error_r);
+		 size_t count, enum storage_error *err_r, char **error_r);
 
 #endif

@@ -12,6 +12,8 @@
 #include "fileio.h"
 #include "flat.h"
 #include "flat_private.h"
+#include "storage_files.h"
+#include "username.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -70,7 +72,7 @@ flat_index_path(struct storage *st, const char *user, const char *name)
 static int
 flat_check_names(const char *user, const char *name, enum storage_error *err_r, char **error_r)
 {
-	if (!storage_user_is_valid(user)) {
+	if (!username_is_valid(user)) {
 		*err_r = STORAGE_ERR_BAD_NAME;
 		*error_r = xstrdup("invalid user name");
 		return -1;
@@ -402,78 +404,47 @@ out:
 	return ret;
 }
 
+/* The subscriptions file of user (malloc'ed), or NULL with *err_r and
+   *error_r for a user name that is not allowed. */
 static char *
-flat_subscriptions_path(struct storage *st, const char *user)
+flat_subscriptions_path(struct storage *st, const char *user, enum storage_error *err_r,
+			char **error_r)
 {
+	*err_r = STORAGE_ERR_NONE;
+	if (flat_check_names(user, NULL, err_r, error_r) < 0)
+		return NULL;
 	return xasprintf("%s/%s/%s/subscriptions", st->root, user, FLAT_IMAP_DIR);
 }
 
 static int
 flat_subscriptions_read(struct storage *st, const char *user, struct strlist *names_r,
-			char **error_r)
+			enum storage_error *err_r, char **error_r)
 {
-	enum storage_error err;
-	char *path, *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	FILE *f;
+	char *path = flat_subscriptions_path(st, user, err_r, error_r);
+	int ret = path == NULL ? -1 :
+		storage_subscriptions_file_read(path, FLAT_LIST_MAX_NAMES, names_r, err_r, error_r);
 
-	if (flat_check_names(user, NULL, &err, error_r) < 0)
-		return -1;
-	path = flat_subscriptions_path(st, user);
-	f = fopen(path, "re");
-	if (f == NULL) {
-		if (errno == ENOENT) {
-			free(path);
-			return 0;
-		}
-		*error_r = xasprintf("open %s: %s", path, strerror(errno));
-		free(path);
-		return -1;
-	}
-	while ((n = getline(&line, &cap, f)) > 0 && names_r->count < FLAT_LIST_MAX_NAMES) {
-		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-			line[--n] = '\0';
-		if (n > 0 && (size_t)n == strlen(line) && storage_name_is_valid(line) &&
-		    !strlist_contains(names_r, line))
-			strlist_add(names_r, line);
-	}
-	free(line);
-	fclose(f);
 	free(path);
-	return 0;
+	return ret;
 }
 
+/* The .imap folder is created on the first write. */
 static int
 flat_subscriptions_write(struct storage *st, const char *user, const struct strlist *names,
-			 char **error_r)
+			 enum storage_error *err_r, char **error_r)
 {
-	enum storage_error err;
-	struct buf b = BUF_INIT;
-	char *path, *tmp;
+	char *path = flat_subscriptions_path(st, user, err_r, error_r), *tmp;
 	int ret = -1;
 
-	if (flat_check_names(user, NULL, &err, error_r) < 0)
+	if (path == NULL)
 		return -1;
-	for (size_t i = 0; i < names->count; i++) {
-		if (!storage_name_is_valid(names->items[i]))
-			continue;
-		buf_append_str(&b, names->items[i]);
-		buf_append_c(&b, '\n');
-	}
-	path = flat_subscriptions_path(st, user);
 	tmp = xasprintf("%s.tmp", path);
 	if (mkdir_parents(tmp, strlen(st->root)) < 0) {
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("mkdir for %s: %s", tmp, strerror(errno));
-		goto out;
+	} else {
+		ret = storage_subscriptions_file_write(path, tmp, names, err_r, error_r);
 	}
-	if (file_replace(tmp, path, b.data != NULL ? b.data : "", b.len) < 0) {
-		*error_r = xasprintf("write %s: %s", tmp, strerror(errno));
-		goto out;
-	}
-	ret = 0;
-out:
-	buf_free(&b);
 	free(tmp);
 	free(path);
 	return ret;

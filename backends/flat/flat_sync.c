@@ -831,20 +831,24 @@ flat_catch_up(struct storage_box *box, struct mbox_state *state, enum storage_er
 }
 
 int
-flat_sync(struct storage_box *box, struct mbox_state *state, char **error_r)
+flat_sync(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+	  char **error_r)
 {
-	enum storage_error err = STORAGE_ERR_NONE;
 	int ret;
 
+	*err_r = STORAGE_ERR_NONE;
 	box->lock_nowait = true;
-	ret = flat_catch_up(box, state, &err, error_r);
+	ret = flat_catch_up(box, state, err_r, error_r);
 	box->lock_nowait = false;
-	if (ret < 0 && err == STORAGE_ERR_IN_USE) {
+	if (ret < 0 && *err_r == STORAGE_ERR_IN_USE) {
 		/* Another writer is busy: what it writes is picked up when it
 		   lets go of the lock (a watched event) or at the next command. */
 		free(*error_r);
 		*error_r = NULL;
+		*err_r = STORAGE_ERR_NONE;
 		return 0;
 	}
+	if (ret < 0 && *err_r == STORAGE_ERR_NONE)
+		*err_r = STORAGE_ERR_TEMP;
 	return ret;
 }

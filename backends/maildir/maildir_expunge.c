@@ -55,19 +55,20 @@ expunge_write_uidlist(struct storage_box *box, const struct mbox_state *state, i
 
 int
 md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
-	   size_t count, char **error_r)
+	   size_t count, enum storage_error *err_r, char **error_r)
 {
-	enum storage_error err;
 	uint32_t *gone;
 	size_t ngone = 0, out = 0;
 	bool removed = false;
 	int ret = 0;
 
+	*err_r = STORAGE_ERR_NONE;
 	if (count == 0)
 		return 0;
-	if (md_lock(box, &err, error_r) < 0)
+	if (md_lock(box, err_r, error_r) < 0)
 		return -1;
 	if (!md_unchanged(box) && md_sync_locked(box, state, error_r) < 0) {
+		*err_r = storage_error_from_errno(errno);
 		md_unlock(box);
 		return -1;
 	}
@@ -98,6 +99,8 @@ md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 	/* Written even when nothing was removed: the core raised
 	   state->highest_modseq for this expunge before calling. */
 	ret = expunge_write_uidlist(box, state, ret, error_r);
+	if (ret < 0)
+		*err_r = storage_error_from_errno(errno);
 	md_unlock(box);
 	return ret;
 }

@@ -46,9 +46,9 @@
    flags the core just set and does not take them back; idx may be stale
    after that: only the UID is used). */
 int
-md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, char **error_r)
+md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
+		 enum storage_error *err_r, char **error_r)
 {
-	enum storage_error err;
 	const struct mail_rec *m;
 	struct mfile *f;
 	char *newname = NULL, *from, *to;
@@ -57,6 +57,7 @@ md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, 
 	ssize_t fi;
 	int ret = 0;
 
+	*err_r = STORAGE_ERR_NONE;
 	if (idx >= state->count)
 		return 0;
 	m = &state->mails[idx];
@@ -64,7 +65,7 @@ md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, 
 	if (fi < 0)
 		return 0;
 	f = &box->files.f[fi];
-	if (md_lock(box, &err, error_r) < 0)
+	if (md_lock(box, err_r, error_r) < 0)
 		return -1;
 	md_stamp_file(box->uidlist_path, &fs);
 	others = !md_file_stamp_equal(&fs, &box->uidlist_stamp);
@@ -126,6 +127,8 @@ md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, 
 		ret = md_uidlist_write(box, state, false, error_r);
 	}
 out:
+	if (ret < 0)
+		*err_r = storage_error_from_errno(errno);
 	free(newname);
 	md_unlock(box);
 	return ret;

@@ -11,7 +11,8 @@
 #include <unistd.h>
 
 int
-md_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out, char **error_r)
+md_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out,
+	enum storage_error *err_r, char **error_r)
 {
 	ssize_t idx = md_ftable_find(&box->files, rec->uid);
 	struct mfile *f;
@@ -20,6 +21,7 @@ md_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out, ch
 	ssize_t n;
 	int fd;
 
+	*err_r = STORAGE_ERR_NOT_FOUND;
 	if (idx < 0) {
 		*error_r = xasprintf("%s: message %u is not available", box->dir, rec->uid);
 		return -1;
@@ -33,10 +35,13 @@ md_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out, ch
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 	}
 	if (fd < 0) {
+		/* ENOENT: removed by another process (not looked for again) */
+		*err_r = errno == ENOENT ? STORAGE_ERR_NOT_FOUND : storage_error_from_errno(errno);
 		*error_r = xasprintf("open %s: %s", path, strerror(errno));
 		free(path);
 		return -1;
 	}
+	*err_r = STORAGE_ERR_TEMP;
 	buf_reserve(out, rec->size < MD_MAX_MSG ? (size_t)rec->size : 0);
 	tmp = xmalloc(MD_READ_CHUNK);
 	while ((n = read(fd, tmp, MD_READ_CHUNK)) != 0) {
@@ -65,5 +70,6 @@ md_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out, ch
 	free(tmp);
 	free(path);
 	close(fd);
+	*err_r = STORAGE_ERR_NONE;
 	return 0;
 }

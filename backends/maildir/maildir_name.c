@@ -10,6 +10,7 @@
    Flag letters are the durable record of a message's flags: a flag
    change is one rename() of the file (atomic), done in maildir_flags.c. */
 #include "backends/maildir/maildir_private.h"
+#include "username.h"
 
 /* Names */
 
@@ -28,7 +29,7 @@ md_name_ok(const char *name)
 int
 md_check_names(const char *user, const char *name, enum storage_error *err_r, char **error_r)
 {
-	if (!storage_user_is_valid(user)) {
+	if (!username_is_valid(user)) {
 		*err_r = STORAGE_ERR_BAD_NAME;
 		*error_r = xstrdup("invalid user name");
 		return -1;

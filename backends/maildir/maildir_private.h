@@ -23,7 +23,7 @@
 #define MD_UIDV "imapserver-uidvalidity"
 #define MD_SUBS "subscriptions"
 #define MD_TMP_STALE_SECS (36 * 3600)
-#define MD_LOCK_TIMEOUT_MS 10000
+#define MD_LOCK_TIMEOUT_MS storage_lock_wait_ms
 /* A directory mtime this close (or closer) to the moment it was read may
    still change within the same clock tick unnoticed: not trusted. */
 #define MD_MTIME_TRUST_NS 1000000000LL
@@ -169,10 +169,12 @@ int md_uidlist_append_rec(struct storage_box *box, const struct mfile *f, char *
 int md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r);
 bool md_unchanged(struct storage_box *box);
 bool md_locate(struct storage_box *box, struct mfile *f);
-int md_sync(struct storage_box *box, struct mbox_state *state, char **error_r);
+int md_sync(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+	    char **error_r);
 
 /* maildir_mail.c */
-int md_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out, char **error_r);
+int md_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out,
+	    enum storage_error *err_r, char **error_r);
 
 /* maildir_save.c */
 void md_clean_tmp(struct storage_box *box);
@@ -181,10 +183,11 @@ int md_append(struct storage_box *box, struct mbox_state *state, const char *dat
 	      uint32_t *uid_r, enum storage_error *err_r, char **error_r);
 
 /* maildir_flags.c */
-int md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx, char **error_r);
+int md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
+		     enum storage_error *err_r, char **error_r);
 
 /* maildir_expunge.c */
 int md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
-	       size_t count, char **error_r);
+	       size_t count, enum storage_error *err_r, char **error_r);
 
 #endif

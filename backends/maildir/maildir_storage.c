@@ -22,6 +22,7 @@
    point of flag changes (see maildir_flags.c). */
 #include "fileio.h"
 #include "log.h"
+#include "storage_files.h"
 #include "backends/maildir/maildir.h"
 #include "backends/maildir/maildir_private.h"
 
@@ -236,12 +237,12 @@ md_watch_paths(struct storage_box *box, struct strlist *paths_r)
 
 static int
 md_set_uids(struct storage_box *box, struct mbox_state *state, uint32_t uidvalidity,
-	    uint32_t uidnext, char **error_r)
+	    uint32_t uidnext, enum storage_error *err_r, char **error_r)
 {
-	enum storage_error err;
 	int ret = -1;
 
-	if (md_lock(box, &err, error_r) < 0)
+	*err_r = STORAGE_ERR_NONE;
+	if (md_lock(box, err_r, error_r) < 0)
 		return -1;
 	if (!md_unchanged(box) && md_sync_locked(box, state, error_r) < 0)
 		goto out;
@@ -264,6 +265,8 @@ md_set_uids(struct storage_box *box, struct mbox_state *state, uint32_t uidvalid
 		state->first_recent_uid = uidnext;
 	ret = md_uidlist_write(box, state, false, error_r);
 out:
+	if (ret < 0 && *err_r == STORAGE_ERR_NONE)
+		*err_r = STORAGE_ERR_TEMP;
 	md_unlock(box);
 	return ret;
 }
@@ -600,71 +603,38 @@ md_subs_path(struct storage *st, const char *user)
 
 static int
 md_subscriptions_read(struct storage *st, const char *user, struct strlist *names_r,
-		      char **error_r)
+		      enum storage_error *err_r, char **error_r)
 {
-	enum storage_error err;
-	char *path, *data = NULL, *line, *save = NULL;
-	size_t len;
-	int r;
+	char *path;
+	int ret;
 
-	if (md_check_names(user, NULL, &err, error_r) < 0)
+	*err_r = STORAGE_ERR_NONE;
+	if (md_check_names(user, NULL, err_r, error_r) < 0)
 		return -1;
 	path = md_subs_path(st, user);
-	r = file_read_small(path, 16 * 1024 * 1024, &data, &len, NULL);
-	if (r < 0) {
-		*error_r = xasprintf("read %s: %s", path, strerror(errno));
-		free(path);
-		return -1;
-	}
+	ret = storage_subscriptions_file_read(path, MD_LIST_MAX, names_r, err_r, error_r);
 	free(path);
-	if (r == 0)
-		return 0;
-	for (line = strtok_r(data, "\r\n", &save); line != NULL && names_r->count < MD_LIST_MAX;
-	     line = strtok_r(NULL, "\r\n", &save)) {
-		/* Dovecot 2.x writes a "V\t2" header line and tab-separated
-		   levels; plain lines are names. */
-		if (strncmp(line, "V\t", 2) == 0)
-			continue;
-		for (char *p = line; *p != '\0'; p++) {
-			if (*p == '\t')
-				*p = '/';
-		}
-		if (storage_name_is_valid(line) && !strlist_contains(names_r, line))
-			strlist_add(names_r, line);
-	}
-	free(data);
-	return 0;
+	return ret;
 }
 
 static int
 md_subscriptions_write(struct storage *st, const char *user, const struct strlist *names,
-		       char **error_r)
+		       enum storage_error *err_r, char **error_r)
 {
-	enum storage_error err;
-	struct buf b = BUF_INIT;
 	char *path, *tmp;
-	int ret = -1;
+	int ret;
 
-	if (md_check_names(user, NULL, &err, error_r) < 0)
+	*err_r = STORAGE_ERR_NONE;
+	if (md_check_names(user, NULL, err_r, error_r) < 0)
 		return -1;
-	for (size_t i = 0; i < names->count; i++) {
-		if (!storage_name_is_valid(names->items[i]))
-			continue;
-		buf_append_str(&b, names->items[i]);
-		buf_append_c(&b, '\n');
-	}
 	if (md_ensure_root(st, user) < 0) {
+		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("create Maildir of %s: %s", user, strerror(errno));
-		buf_free(&b);
 		return -1;
 	}
 	path = md_subs_path(st, user);
 	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	if (file_replace(tmp, path, b.data != NULL ? b.data : "", b.len) < 0)
-		*error_r = xasprintf("write %s: %s", path, strerror(errno));
-	else
-		ret = 0;
-	buf_free(&b);
+	ret = storage_subscriptions_file_write(path, tmp, names, err_r, error_r);
 	free(tmp);
 	free(path);
 	return ret;

@@ -717,17 +717,24 @@ md_locate(struct storage_box *box, struct mfile *f)
 }
 
 int
-md_sync(struct storage_box *box, struct mbox_state *state, char **error_r)
+md_sync(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+	char **error_r)
 {
-	enum storage_error err;
+	struct stat st;
 	int ret;
 
+	*err_r = STORAGE_ERR_NONE;
 	if (!box->dirty && !box->rewrite && md_unchanged(box))
 		return 0;
-	if (md_lock(box, &err, error_r) < 0)
+	if (md_lock(box, err_r, error_r) < 0)
 		return -1;
 	/* (dirty: the batch of flag changes is written here) */
 	ret = md_sync_locked(box, state, error_r);
+	if (ret < 0) {
+		/* a mailbox removed under us is not the server's fault */
+		*err_r = stat(box->dir, &st) < 0 && errno == ENOENT ?
+			STORAGE_ERR_NOT_FOUND : storage_error_from_errno(errno);
+	}
 	md_unlock(box);
 	return ret;
 }

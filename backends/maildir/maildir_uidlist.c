@@ -36,6 +36,7 @@
    never acknowledged; the next write rewrites the file. */
 #include "fileio.h"
 #include "log.h"
+#include "storage_files.h"
 #include "backends/maildir/maildir_private.h"
 
 #include <errno.h>
@@ -46,26 +47,14 @@
 #include <time.h>
 #include <unistd.h>
 
-/* UIDVALIDITY: time-based, above every value given to this user before. */
+/* UIDVALIDITY: see storage_uidvalidity_new(); the record is
+   Maildir/imapserver-uidvalidity of the user. */
 uint32_t
 md_new_uidvalidity(struct storage_box *box, uint32_t old)
 {
-	uint32_t v = (uint32_t)time(NULL), last = 0;
-	char tmp[32], *data = NULL, *tmp_path;
-	size_t len;
+	char *tmp_path = xasprintf("%s.tmp.%ld", box->uidv_path, (long)getpid());
+	uint32_t v = storage_uidvalidity_new(box->uidv_path, tmp_path, old);
 
-	if (file_read_small(box->uidv_path, 64, &data, &len, NULL) > 0)
-		last = (uint32_t)strtoul(data, NULL, 10);
-	free(data);
-	if (v <= last)
-		v = last + 1;
-	if (v <= old)
-		v = old + 1;
-	if (v == 0)
-		v = 1;
-	tmp_path = xasprintf("%s.tmp.%ld", box->uidv_path, (long)getpid());
-	snprintf(tmp, sizeof(tmp), "%u\n", v);
-	(void)file_replace(tmp_path, box->uidv_path, tmp, strlen(tmp));
 	free(tmp_path);
 	return v;
 }

@@ -7,6 +7,7 @@
 #include "config.h"
 #include "privileges.h"
 #include "registry.h"
+#include "username.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -79,11 +80,12 @@ static int
 migrate_set_uids(const struct storage_ctx *to, struct storage_box *box, struct mbox_state *state,
 		 uint32_t uidvalidity, uint32_t uidnext, const char *name, char **error_r)
 {
+	enum storage_error err;
 	char *error = NULL;
 
 	if (to->backend->set_uids == NULL)
 		return 0;
-	if (to->backend->set_uids(box, state, uidvalidity, uidnext, &error) < 0) {
+	if (to->backend->set_uids(box, state, uidvalidity, uidnext, &err, &error) < 0) {
 		*error_r = xasprintf("%s: %s: cannot keep UIDs: %s", to->backend->name, name,
 				     error != NULL ? error : "failed");
 		free(error);
@@ -131,7 +133,7 @@ migrate_mailbox(const struct storage_ctx *from, const struct storage_ctx *to, co
 		uint32_t uid = 0;
 
 		buf_reset(&msg);
-		if (from->backend->read(sbox, rec, &msg, &error) < 0) {
+		if (from->backend->read(sbox, rec, &msg, &err, &error) < 0) {
 			*error_r = xasprintf("%s: %s: read UID %u: %s", from->backend->name, name,
 					     rec->uid, error != NULL ? error : "failed");
 			free(error);
@@ -192,7 +194,7 @@ migrate_user(const struct storage_ctx *from, const struct storage_ctx *to, const
 
 	i_zero(stats_r);
 	stats_r->uids_kept = to->backend->set_uids != NULL;
-	if (!storage_user_is_valid(user)) {
+	if (!username_is_valid(user)) {
 		*error_r = xstrdup("invalid user name");
 		return -1;
 	}
@@ -217,8 +219,8 @@ migrate_user(const struct storage_ctx *from, const struct storage_ctx *to, const
 		if (migrate_mailbox(from, to, user, names.items[i], stats_r, error_r) < 0)
 			goto out;
 	}
-	if (from->backend->subscriptions_read(from->st, user, &subs, &error) < 0 ||
-	    to->backend->subscriptions_write(to->st, user, &subs, &error) < 0) {
+	if (from->backend->subscriptions_read(from->st, user, &subs, &err, &error) < 0 ||
+	    to->backend->subscriptions_write(to->st, user, &subs, &err, &error) < 0) {
 		*error_r = xasprintf("subscriptions: %s", error != NULL ? error : "failed");
 		free(error);
 		goto out;

@@ -67,8 +67,9 @@ static void
 mailbox_watch_event(void *ctx)
 {
 	struct mailbox *mbox = ctx;
+	enum storage_error err;
 
-	(void)mailbox_refresh(mbox, "-");
+	(void)mailbox_refresh(mbox, &err, "-");
 }
 
 static void
@@ -195,9 +196,8 @@ mailbox_open(struct hub *hub, const char *sid, const char *user, const char *nam
 	*err_r = STORAGE_ERR_NONE;
 	if (mbox != NULL) {
 		mbox->refcount++;
-		if (mailbox_refresh(mbox, sid) < 0) {
+		if (mailbox_refresh(mbox, err_r, sid) < 0) {
 			mailbox_unref(&mbox);
-			*err_r = STORAGE_ERR_TEMP;
 			return -1;
 		}
 		*mbox_r = mbox;
@@ -263,7 +263,7 @@ mailbox_changed(struct mailbox *mbox, struct mbox_view *except)
 }
 
 int
-mailbox_refresh(struct mailbox *mbox, const char *sid)
+mailbox_refresh(struct mailbox *mbox, enum storage_error *err_r, const char *sid)
 {
 	struct mbox_state *st = &mbox->state;
 	uint64_t modseq = st->highest_modseq, gen = st->expunge_gen;
@@ -272,7 +272,9 @@ mailbox_refresh(struct mailbox *mbox, const char *sid)
 	char *error = NULL;
 	int ret;
 
-	ret = mbox->hub->storage.backend->sync(mbox->box, st, &error);
+	*err_r = STORAGE_ERR_NONE;
+	ret = mbox->hub->storage.backend->sync(mbox->box, st, err_r, &error);
+	storage_error_fix(ret, err_r);
 	if (ret < 0) {
 		log_error(sid, "sync %s/%s: %s", mbox->user, mbox->name,
 			  error != NULL ? error : "failed");
@@ -516,11 +518,15 @@ mbox_view_is_recent(const struct mbox_view *view, uint32_t uid)
 
 int
 mailbox_read(struct mailbox *mbox, const struct mail_rec *rec, struct buf *out,
-	     const char *sid)
+	     enum storage_error *err_r, const char *sid)
 {
 	char *error = NULL;
+	int ret;
 
-	if (mbox->hub->storage.backend->read(mbox->box, rec, out, &error) < 0) {
+	*err_r = STORAGE_ERR_NONE;
+	ret = mbox->hub->storage.backend->read(mbox->box, rec, out, err_r, &error);
+	storage_error_fix(ret, err_r);
+	if (ret < 0) {
 		log_error(sid, "read %s/%s uid %u: %s", mbox->user, mbox->name, rec->uid,
 			  error != NULL ? error : "failed");
 		free(error);
@@ -531,25 +537,48 @@ mailbox_read(struct mailbox *mbox, const struct mail_rec *rec, struct buf *out,
 
 int
 mailbox_set_flags(struct mailbox *mbox, struct mbox_view *view, size_t idx, uint8_t flags,
-		  uint64_t keywords, const char *sid)
+		  uint64_t keywords, enum storage_error *err_r, const char *sid)
 {
 	struct mbox_state *st = &mbox->state;
-	uint64_t before = st->highest_modseq;
+	uint64_t before = st->highest_modseq, after;
+	uint64_t synced = view != NULL ? view->synced_modseq : 0;
+	struct mail_rec old;
 	char *error = NULL;
+	ssize_t i;
+	int ret;
 
+	*err_r = STORAGE_ERR_NONE;
+	if (idx >= st->count)
+		return 0;
+	old = st->mails[idx];
 	if (!mbox_state_set_flags(st, idx, flags, keywords))
 		return 0;
+	after = st->highest_modseq;
 	/* The view reports its own change in the STORE answer; if it was
 	   caught up before, it still is. */
 	if (view != NULL && view->synced_modseq == before)
-		view->synced_modseq = st->highest_modseq;
-	if (mbox->hub->storage.backend->flags_changed(mbox->box, st, idx, &error) < 0) {
-		log_error(sid, "store flags %s/%s uid %u: %s", mbox->user, mbox->name,
-			  st->mails[idx].uid, error != NULL ? error : "failed");
-		free(error);
-		return -1;
+		view->synced_modseq = after;
+	ret = mbox->hub->storage.backend->flags_changed(mbox->box, st, idx, err_r, &error);
+	storage_error_fix(ret, err_r);
+	if (ret == 0)
+		return 0;
+	log_error(sid, "store flags %s/%s uid %u: %s", mbox->user, mbox->name, old.uid,
+		  error != NULL ? error : "failed");
+	free(error);
+	/* The disk does not have the change: take it back in memory (by
+	   UID: the backend may have synced and moved idx). Only what this
+	   call set is undone; a modseq raised since by the backend stays. */
+	i = mbox_state_find(st, old.uid);
+	if (i >= 0 && st->mails[i].modseq == after) {
+		st->mails[i].flags = old.flags;
+		st->mails[i].keywords = old.keywords;
+		st->mails[i].modseq = old.modseq;
 	}
-	return 0;
+	if (st->highest_modseq == after)
+		st->highest_modseq = before;
+	if (view != NULL && view->synced_modseq == after)
+		view->synced_modseq = synced;
+	return -1;
 }
 
 int
@@ -594,7 +623,7 @@ mailbox_log_expunge(struct mailbox *mbox, uint32_t uid, uint64_t modseq)
 
 static int
 mailbox_expunge_full(struct mailbox *mbox, const struct seqset *uids, bool deleted_only,
-		     const char *sid)
+		     enum storage_error *err_r, const char *sid)
 {
 	struct mbox_state *st = &mbox->state;
 	uint32_t *list = NULL;
@@ -603,6 +632,7 @@ mailbox_expunge_full(struct mailbox *mbox, const struct seqset *uids, bool delet
 	char *error = NULL;
 	int ret = 0;
 
+	*err_r = STORAGE_ERR_NONE;
 	for (size_t i = 0; i < st->count; i++) {
 		if (deleted_only && (st->mails[i].flags & MAIL_DELETED) == 0)
 			continue;
@@ -615,7 +645,9 @@ mailbox_expunge_full(struct mailbox *mbox, const struct seqset *uids, bool delet
 		/* RFC 7162 3.2: the expunge gets a new mod-sequence, raised
 		   before the backend writes its index so that it is kept. */
 		modseq = ++st->highest_modseq;
-		ret = mbox->hub->storage.backend->expunge(mbox->box, st, list, count, &error);
+		ret = mbox->hub->storage.backend->expunge(mbox->box, st, list, count, err_r,
+							  &error);
+		storage_error_fix(ret, err_r);
 		if (ret < 0) {
 			log_error(sid, "expunge %s/%s: %s", mbox->user, mbox->name,
 				  error != NULL ? error : "failed");
@@ -638,15 +670,17 @@ mailbox_expunge_full(struct mailbox *mbox, const struct seqset *uids, bool delet
 }
 
 int
-mailbox_expunge(struct mailbox *mbox, const struct seqset *uids, const char *sid)
+mailbox_expunge(struct mailbox *mbox, const struct seqset *uids, enum storage_error *err_r,
+		const char *sid)
 {
-	return mailbox_expunge_full(mbox, uids, true, sid);
+	return mailbox_expunge_full(mbox, uids, true, err_r, sid);
 }
 
 int
-mailbox_expunge_uids(struct mailbox *mbox, const struct seqset *uids, const char *sid)
+mailbox_expunge_uids(struct mailbox *mbox, const struct seqset *uids,
+		     enum storage_error *err_r, const char *sid)
 {
-	return mailbox_expunge_full(mbox, uids, false, sid);
+	return mailbox_expunge_full(mbox, uids, false, err_r, sid);
 }
 
 bool

@@ -70,8 +70,9 @@ void hub_forget(struct hub *hub, const char *user, const char *name);
 struct mbox_state *mailbox_state(struct mailbox *mbox);
 
 /* Picks up changes made on disk by other processes. If any, notifies
-   the views. Returns 0, or -1 on a storage error (logged). */
-int mailbox_refresh(struct mailbox *mbox, const char *sid);
+   the views. Returns 0, or -1 on a storage error (logged) with its kind
+   in *err_r. */
+int mailbox_refresh(struct mailbox *mbox, enum storage_error *err_r, const char *sid);
 
 /* Creates a view of mbox for a session and fills it with every message;
    claims the \Recent messages unless readonly. */
@@ -118,24 +119,32 @@ ssize_t mbox_view_index(const struct mbox_view *view, uint32_t seq);
 bool mbox_view_is_recent(const struct mbox_view *view, uint32_t uid);
 
 /* Operations that change the mailbox: they update the shared state, the
-   disk, and tell the other views. */
+   disk, and tell the other views. Each returns 0, or -1 (logged) with the
+   kind of the failure in *err_r. */
+/* STORAGE_ERR_NOT_FOUND: the message is gone from the disk (expunged by
+   another process). */
 int mailbox_read(struct mailbox *mbox, const struct mail_rec *rec, struct buf *out,
-		 const char *sid);
+		 enum storage_error *err_r, const char *sid);
 /* Sets flags/keywords of state->mails[idx]; view (may be NULL) is the
    view that made the change. Does not notify: call mailbox_changed()
-   once after a batch. */
+   once after a batch. If the disk could not be written, the message's
+   flags, keywords and modseq (and HIGHESTMODSEQ) are put back as they
+   were, so that no session is told of a change the disk does not have. */
 int mailbox_set_flags(struct mailbox *mbox, struct mbox_view *view, size_t idx,
-		      uint8_t flags, uint64_t keywords, const char *sid);
+		      uint8_t flags, uint64_t keywords, enum storage_error *err_r,
+		      const char *sid);
 int mailbox_append(struct mailbox *mbox, const char *data, size_t len, uint8_t flags,
 		   uint64_t keywords, int64_t internal_date, int32_t tz_minutes, uint32_t *uid_r,
 		   enum storage_error *err_r, const char *sid);
 /* Expunges the messages with \Deleted (only those in uids if uids is not
    NULL: UID EXPUNGE). Raises HIGHESTMODSEQ once and remembers the
    expunged UIDs with it (RFC 7162 QRESYNC). */
-int mailbox_expunge(struct mailbox *mbox, const struct seqset *uids, const char *sid);
+int mailbox_expunge(struct mailbox *mbox, const struct seqset *uids, enum storage_error *err_r,
+		    const char *sid);
 /* Expunges exactly the messages whose UIDs are in uids, \Deleted or not
    (MOVE, RFC 6851), like mailbox_expunge() otherwise. */
-int mailbox_expunge_uids(struct mailbox *mbox, const struct seqset *uids, const char *sid);
+int mailbox_expunge_uids(struct mailbox *mbox, const struct seqset *uids,
+			 enum storage_error *err_r, const char *sid);
 /* RFC 7162 QRESYNC: adds to vanished_r the UIDs of uids (NULL: all of
    1:UIDNEXT-1) that are gone and were expunged after modseq. Exact while
    the hub remembers the expunges back to modseq (it remembers those made

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+int64_t storage_lock_wait_ms = 10000;
+
 void
 mbox_state_init(struct mbox_state *state)
 {
@@ -239,12 +241,6 @@ storage_name_is_valid(const char *name)
 	return true;
 }
 
-bool
-storage_user_is_valid(const char *user)
-{
-	return username_is_valid(user);
-}
-
 /* Returns NULL for STORAGE_ERR_NONE (there is no code to send). */
 const char *
 storage_error_code(enum storage_error err)
@@ -306,7 +302,7 @@ storage_check_args(const struct storage_ctx *ctx, const char *sid, const char *w
 				    xstrdup("operation not supported by the storage backend"));
 		return false;
 	}
-	if (!storage_user_is_valid(user)) {
+	if (!username_is_valid(user)) {
 		*err_r = STORAGE_ERR_BAD_NAME;
 		storage_log_failure(sid, what, "?", name, *err_r, xstrdup("invalid user name"));
 		return false;
@@ -321,8 +317,8 @@ storage_check_args(const struct storage_ctx *ctx, const char *sid, const char *w
 }
 
 /* A backend that returned -1 without saying why still yields an answer. */
-static void
-storage_fix_error(int ret, enum storage_error *err_r)
+void
+storage_error_fix(int ret, enum storage_error *err_r)
 {
 	if (ret < 0 && *err_r == STORAGE_ERR_NONE)
 		*err_r = STORAGE_ERR_TEMP;
@@ -342,7 +338,7 @@ storage_list(const struct storage_ctx *ctx, const char *sid, const char *user,
 				storage_ctx_ok(ctx) && ctx->backend->list != NULL, err_r))
 		return -1;
 	ret = ctx->backend->list(ctx->st, user, names_r, err_r, &error);
-	storage_fix_error(ret, err_r);
+	storage_error_fix(ret, err_r);
 	if (ret < 0)
 		storage_log_failure(sid, "list", user, NULL, *err_r, error);
 	else
@@ -362,7 +358,7 @@ storage_create(const struct storage_ctx *ctx, const char *sid, const char *user,
 				storage_ctx_ok(ctx) && ctx->backend->create != NULL, err_r))
 		return -1;
 	ret = ctx->backend->create(ctx->st, user, name, err_r, &error);
-	storage_fix_error(ret, err_r);
+	storage_error_fix(ret, err_r);
 	if (ret < 0)
 		storage_log_failure(sid, "create", user, name, *err_r, error);
 	else
@@ -382,7 +378,7 @@ storage_delete(const struct storage_ctx *ctx, const char *sid, const char *user,
 				storage_ctx_ok(ctx) && ctx->backend->delete != NULL, err_r))
 		return -1;
 	ret = ctx->backend->delete(ctx->st, user, name, err_r, &error);
-	storage_fix_error(ret, err_r);
+	storage_error_fix(ret, err_r);
 	if (ret < 0)
 		storage_log_failure(sid, "delete", user, name, *err_r, error);
 	else
@@ -408,7 +404,7 @@ storage_rename(const struct storage_ctx *ctx, const char *sid, const char *user,
 		return -1;
 	}
 	ret = ctx->backend->rename(ctx->st, user, oldname, newname, err_r, &error);
-	storage_fix_error(ret, err_r);
+	storage_error_fix(ret, err_r);
 	if (ret < 0)
 		storage_log_failure(sid, "rename", user, oldname, *err_r, error);
 	else
@@ -418,19 +414,20 @@ storage_rename(const struct storage_ctx *ctx, const char *sid, const char *user,
 
 int
 storage_subscriptions_read(const struct storage_ctx *ctx, const char *sid, const char *user,
-			   struct strlist *names_r)
+			   struct strlist *names_r, enum storage_error *err_r)
 {
-	enum storage_error err = STORAGE_ERR_NONE;
 	char *error = NULL;
 	int ret;
 
+	*err_r = STORAGE_ERR_NONE;
 	if (!storage_check_args(ctx, sid, "subscriptions read", user, NULL,
 				storage_ctx_ok(ctx) && ctx->backend->subscriptions_read != NULL,
-				&err))
+				err_r))
 		return -1;
-	ret = ctx->backend->subscriptions_read(ctx->st, user, names_r, &error);
+	ret = ctx->backend->subscriptions_read(ctx->st, user, names_r, err_r, &error);
+	storage_error_fix(ret, err_r);
 	if (ret < 0)
-		storage_log_failure(sid, "subscriptions read", user, NULL, STORAGE_ERR_TEMP, error);
+		storage_log_failure(sid, "subscriptions read", user, NULL, *err_r, error);
 	else
 		free(error);
 	return ret < 0 ? -1 : 0;
@@ -438,20 +435,20 @@ storage_subscriptions_read(const struct storage_ctx *ctx, const char *sid, const
 
 int
 storage_subscriptions_write(const struct storage_ctx *ctx, const char *sid, const char *user,
-			    const struct strlist *names)
+			    const struct strlist *names, enum storage_error *err_r)
 {
-	enum storage_error err = STORAGE_ERR_NONE;
 	char *error = NULL;
 	int ret;
 
+	*err_r = STORAGE_ERR_NONE;
 	if (!storage_check_args(ctx, sid, "subscriptions write", user, NULL,
 				storage_ctx_ok(ctx) && ctx->backend->subscriptions_write != NULL,
-				&err))
+				err_r))
 		return -1;
-	ret = ctx->backend->subscriptions_write(ctx->st, user, names, &error);
+	ret = ctx->backend->subscriptions_write(ctx->st, user, names, err_r, &error);
+	storage_error_fix(ret, err_r);
 	if (ret < 0)
-		storage_log_failure(sid, "subscriptions write", user, NULL, STORAGE_ERR_TEMP,
-				    error);
+		storage_log_failure(sid, "subscriptions write", user, NULL, *err_r, error);
 	else
 		free(error);
 	return ret < 0 ? -1 : 0;

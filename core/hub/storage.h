@@ -12,8 +12,12 @@
    file.
 
    Conventions: functions return 0 on success and -1 on error with a
-   malloc'ed reason in *error_r (the caller frees it). Lookups return 1
-   found, 0 not found, -1 error. */
+   malloc'ed reason in *error_r (the caller frees it) and, for every
+   operation that has one, its kind in *err_r (STORAGE_ERR_IN_USE for a
+   lock held too long by another process, STORAGE_ERR_NO_SPACE for
+   ENOSPC/EDQUOT, STORAGE_ERR_NOT_FOUND for a mailbox gone from the disk,
+   STORAGE_ERR_TEMP for the rest). Lookups return 1 found, 0 not found,
+   -1 error. */
 #ifndef STORAGE_H
 #define STORAGE_H
 
@@ -122,9 +126,10 @@ struct storage_backend {
 	int (*rename)(struct storage *st, const char *user, const char *oldname,
 		      const char *newname, enum storage_error *err_r, char **error_r);
 	int (*subscriptions_read)(struct storage *st, const char *user, struct strlist *names_r,
-				  char **error_r);
+				  enum storage_error *err_r, char **error_r);
 	int (*subscriptions_write)(struct storage *st, const char *user,
-				   const struct strlist *names, char **error_r);
+				   const struct strlist *names, enum storage_error *err_r,
+				   char **error_r);
 
 	/* Opens mailbox name of user and loads its messages into state (which
 	   is freshly initialised). */
@@ -137,11 +142,12 @@ struct storage_backend {
 	   in line (possibly changed), 1 if the UIDVALIDITY changed (state was
 	   reloaded from scratch), -1 on error. Cheap when nothing changed (a
 	   stat()). */
-	int (*sync)(struct storage_box *box, struct mbox_state *state, char **error_r);
+	int (*sync)(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+		    char **error_r);
 	/* Appends the whole message rec (as served: RFC 5322, CRLF line ends)
 	   to out. */
 	int (*read)(struct storage_box *box, const struct mail_rec *rec, struct buf *out,
-		    char **error_r);
+		    enum storage_error *err_r, char **error_r);
 	/* Stores a new message (data is RFC 5322, CRLF or LF line ends) with
 	   the given flags, keywords (indexes into state) and internal date,
 	   durably (fsync) before returning, and appends it to state.
@@ -153,12 +159,12 @@ struct storage_backend {
 	/* Persists the flags of state->mails[idx], which the core has just
 	   changed with mbox_state_set_flags(). */
 	int (*flags_changed)(struct storage_box *box, struct mbox_state *state, size_t idx,
-			     char **error_r);
+			     enum storage_error *err_r, char **error_r);
 	/* Removes the messages whose UIDs are in uids (ascending) from the
 	   disk and from state, so that a crash at any instant neither loses
 	   nor duplicates a message. */
 	int (*expunge)(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
-		       size_t count, char **error_r);
+		       size_t count, enum storage_error *err_r, char **error_r);
 	/* Paths whose changes mean the mailbox changed (for file watching):
 	   adds them to paths_r. */
 	void (*watch_paths)(struct storage_box *box, struct strlist *paths_r);
@@ -169,7 +175,7 @@ struct storage_backend {
 	   UIDVALIDITY (fails unless the mailbox has never held a message).
 	   Persisted before returning. */
 	int (*set_uids)(struct storage_box *box, struct mbox_state *state, uint32_t uidvalidity,
-			uint32_t uidnext, char **error_r);
+			uint32_t uidnext, enum storage_error *err_r, char **error_r);
 };
 
 /* Core wrappers: the only way protocol code reaches a backend. They bound
@@ -189,9 +195,15 @@ int storage_delete(const struct storage_ctx *ctx, const char *sid, const char *u
 int storage_rename(const struct storage_ctx *ctx, const char *sid, const char *user,
 		   const char *oldname, const char *newname, enum storage_error *err_r);
 int storage_subscriptions_read(const struct storage_ctx *ctx, const char *sid,
-			       const char *user, struct strlist *names_r);
+			       const char *user, struct strlist *names_r,
+			       enum storage_error *err_r);
 int storage_subscriptions_write(const struct storage_ctx *ctx, const char *sid,
-				const char *user, const struct strlist *names);
+				const char *user, const struct strlist *names,
+				enum storage_error *err_r);
+/* For the calls on an open mailbox (core/hub/mailbox.c): a backend that
+   returned ret < 0 without a kind gets STORAGE_ERR_TEMP, and ret >= 0
+   clears *err_r. */
+void storage_error_fix(int ret, enum storage_error *err_r);
 const char *storage_error_code(enum storage_error err);
 
 /* For a backend's init(): checks storage.root, creates it with its missing
@@ -213,9 +225,11 @@ int storage_root_prepare(const char *backend, const struct storage_settings *set
    component, no "." or ".." component, not absolute, at most
    STORAGE_NAME_MAX octets). */
 bool storage_name_is_valid(const char *name);
-/* The user name rule of username.h (username_is_valid()), under the name
-   the backends call it by. */
-bool storage_user_is_valid(const char *user);
+
+/* How long a backend waits for a lock held by another process before the
+   operation fails with STORAGE_ERR_IN_USE, in milliseconds (10 s). Set
+   once before use; tests shorten it. */
+extern int64_t storage_lock_wait_ms;
 
 /* The storage error for a failed system call's errno. */
 enum storage_error storage_error_from_errno(int err);

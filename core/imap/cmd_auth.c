@@ -56,7 +56,7 @@ create_special_use(struct client *c)
 		strlist_clear(&names);
 		return;
 	}
-	if (storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs) < 0) {
+	if (storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs, &err) < 0) {
 		strlist_clear(&names);
 		return;
 	}
@@ -70,7 +70,7 @@ create_special_use(struct client *c)
 		}
 	}
 	if (created)
-		(void)storage_subscriptions_write(&c->gen->storage, c->sid, c->user, &subs);
+		(void)storage_subscriptions_write(&c->gen->storage, c->sid, c->user, &subs, &err);
 	strlist_clear(&names);
 	strlist_clear(&subs);
 }

@@ -14,6 +14,8 @@ struct fetch_job {
 	size_t count, pos;
 	bool expunged_seen;
 	bool flags_changed;
+	/* the first read or \Seen write that failed, but for messages gone */
+	enum storage_error error;
 	/* CHANGEDSINCE (RFC 7162): only messages with a higher modseq. */
 	bool changedsince_given;
 	uint64_t changedsince;
@@ -43,6 +45,7 @@ fetch_continue(struct client_command *cmd)
 	bool needs_msg = fetch_spec_needs_message(job->spec);
 	bool sets_seen = fetch_spec_sets_seen(job->spec) && !c->view->readonly;
 	bool read_failed = false;
+	enum storage_error err;
 
 	while (job->pos < job->count && client_out_pending(c) < CLIENT_OUT_HIGH_WATER) {
 		uint32_t seq = job->seqs[job->pos++];
@@ -67,19 +70,27 @@ fetch_continue(struct client_command *cmd)
 		fm.recent = mbox_view_is_recent(c->view, st->mails[idx].uid);
 		if (needs_msg) {
 			buf_reset(&job->msg);
-			if (mailbox_read(c->mbox, &st->mails[idx], &job->msg, c->sid) < 0) {
-				read_failed = true;
+			if (mailbox_read(c->mbox, &st->mails[idx], &job->msg, &err, c->sid) < 0) {
+				/* gone from the disk: expunged by another
+				   process, as for a number the view lost */
+				if (err == STORAGE_ERR_NOT_FOUND)
+					read_failed = true;
+				else if (job->error == STORAGE_ERR_NONE)
+					job->error = err;
 				continue;
 			}
 			fm.data = job->msg.data != NULL ? job->msg.data : "";
 			fm.len = job->msg.len;
 		}
 		if (sets_seen && (st->mails[idx].flags & MAIL_SEEN) == 0) {
-			(void)mailbox_set_flags(c->mbox, c->view, (size_t)idx,
-						st->mails[idx].flags | MAIL_SEEN,
-						st->mails[idx].keywords, c->sid);
-			job->flags_changed = true;
-			fm.add_flags = !fetch_spec_has_flags(job->spec);
+			if (mailbox_set_flags(c->mbox, c->view, (size_t)idx,
+					      st->mails[idx].flags | MAIL_SEEN,
+					      st->mails[idx].keywords, &err, c->sid) == 0) {
+				job->flags_changed = true;
+				fm.add_flags = !fetch_spec_has_flags(job->spec);
+			} else if (job->error == STORAGE_ERR_NONE) {
+				job->error = err;
+			}
 		}
 		fm.rec = &st->mails[idx];
 		fetch_write(job->spec, &fm, client_outbuf(c));
@@ -90,7 +101,9 @@ fetch_continue(struct client_command *cmd)
 		return false;
 	if (job->flags_changed)
 		mailbox_changed(c->mbox, c->view);
-	if (job->expunged_seen)
+	if (job->error != STORAGE_ERR_NONE)
+		cmd_no_storage(cmd, job->error);
+	else if (job->expunged_seen)
 		cmd_tagged(cmd, "NO [EXPUNGEISSUED] Some messages could not "
 				"be fetched (expunged or unreadable).");
 	else

@@ -18,12 +18,13 @@ bool
 cmd_idle(struct client_command *cmd)
 {
 	struct client *c = cmd->c;
+	enum storage_error err;
 
 	cmd->input = idle_input;
 	cmd->live_updates = true;
 	client_send(c, "+ idling");
 	if (c->mbox != NULL)
-		(void)mailbox_refresh(c->mbox, c->sid);
+		(void)mailbox_refresh(c->mbox, &err, c->sid);
 	client_sync_view(c, true);
 	return false;
 }

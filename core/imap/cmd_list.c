@@ -365,8 +365,8 @@ cmd_list(struct client_command *cmd)
 		goto out;
 	}
 	if ((lsub || o.sel_subscribed || o.ret_subscribed) &&
-	    storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs) < 0) {
-		cmd_no_storage(cmd, STORAGE_ERR_TEMP);
+	    storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs, &err) < 0) {
+		cmd_no_storage(cmd, err);
 		goto out;
 	}
 	list_add_parents(&names, &all);

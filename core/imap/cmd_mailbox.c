@@ -370,14 +370,15 @@ cmd_subscribe(struct client_command *cmd)
 	struct client *c = cmd->c;
 	bool subscribe = ascii_strcasecmp(cmd->name, "SUBSCRIBE") == 0;
 	struct strlist subs = { 0 }, next = { 0 };
+	enum storage_error err;
 	char *name;
 
 	if (cmd->count != 1)
 		return cmd_bad(cmd, "Needs one mailbox name.");
 	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL)
 		return true;
-	if (storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs) < 0) {
-		cmd_no_storage(cmd, STORAGE_ERR_TEMP);
+	if (storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs, &err) < 0) {
+		cmd_no_storage(cmd, err);
 		goto out;
 	}
 	for (size_t i = 0; i < subs.count; i++) {
@@ -386,8 +387,8 @@ cmd_subscribe(struct client_command *cmd)
 	}
 	if (subscribe)
 		strlist_add(&next, name);
-	if (storage_subscriptions_write(&c->gen->storage, c->sid, c->user, &next) < 0)
-		cmd_no_storage(cmd, STORAGE_ERR_TEMP);
+	if (storage_subscriptions_write(&c->gen->storage, c->sid, c->user, &next, &err) < 0)
+		cmd_no_storage(cmd, err);
 	else
 		cmd_tagged(cmd, "OK %s completed.", subscribe ? "Subscribe" : "Unsubscribe");
 out:

@@ -112,8 +112,10 @@ cmd_close(struct client_command *cmd)
 	if (cmd->count != 0)
 		return cmd_bad(cmd, "No arguments expected.");
 	if (!unselect && !c->view->readonly) {
+		enum storage_error err;
+
 		/* CLOSE expunges silently (RFC 3501 6.4.2). */
-		if (mailbox_expunge(c->mbox, NULL, c->sid) == 0)
+		if (mailbox_expunge(c->mbox, NULL, &err, c->sid) == 0)
 			mailbox_changed(c->mbox, c->view);
 	}
 	client_unselect(c);
@@ -127,6 +129,7 @@ cmd_expunge(struct client_command *cmd)
 	struct client *c = cmd->c;
 	struct seqset uids = { 0 };
 	uint64_t before = mailbox_state(c->mbox)->highest_modseq;
+	enum storage_error err;
 
 	if (c->view->readonly) {
 		cmd_tagged(cmd, "NO [READ-ONLY] Mailbox is read-only.");
@@ -138,9 +141,9 @@ cmd_expunge(struct client_command *cmd)
 			return cmd_bad(cmd, "UID EXPUNGE needs a UID set.");
 	} else if (cmd->count != 0)
 		return cmd_bad(cmd, "EXPUNGE takes no arguments.");
-	if (mailbox_expunge(c->mbox, cmd->uid ? &uids : NULL, c->sid) < 0) {
+	if (mailbox_expunge(c->mbox, cmd->uid ? &uids : NULL, &err, c->sid) < 0) {
 		seqset_free(&uids);
-		cmd_no_storage(cmd, STORAGE_ERR_TEMP);
+		cmd_no_storage(cmd, err);
 		return true;
 	}
 	seqset_free(&uids);
@@ -169,6 +172,7 @@ struct store_req {
 struct store_result {
 	bool changed, expunged;
 	struct seqset modified; /* not stored: changed since UNCHANGEDSINCE */
+	enum storage_error error; /* the first flag write that failed */
 };
 
 /* The untagged FETCH that tells the new flags of message seq. */
@@ -219,7 +223,16 @@ store_apply(struct client_command *cmd, const struct store_req *req, const uint3
 			      req->mode > 0  ? rec->keywords | req->keywords :
 					       rec->keywords & ~req->keywords;
 		if (nf != rec->flags || nk != rec->keywords) {
-			(void)mailbox_set_flags(c->mbox, c->view, (size_t)idx, nf, nk, c->sid);
+			enum storage_error err;
+
+			if (mailbox_set_flags(c->mbox, c->view, (size_t)idx, nf, nk, &err,
+					      c->sid) < 0) {
+				/* not stored (the flags are as they were): the
+				   command fails, nothing is told of it */
+				if (res->error == STORAGE_ERR_NONE)
+					res->error = err;
+				continue;
+			}
 			res->changed = true;
 		}
 		/* With UNCHANGEDSINCE the new MODSEQ is always sent. */
@@ -304,7 +317,10 @@ cmd_store(struct client_command *cmd)
 	free(seqs);
 	if (res.changed)
 		mailbox_changed(c->mbox, c->view);
-	if (res.modified.count > 0) {
+	if (res.error != STORAGE_ERR_NONE) {
+		seqset_free(&res.modified);
+		cmd_no_storage(cmd, res.error);
+	} else if (res.modified.count > 0) {
 		struct buf set = BUF_INIT;
 		seqset_write(&res.modified, &set);
 		cmd_tagged(cmd, "OK [MODIFIED %s] Conditional STORE failed for some messages.", set.data);
@@ -340,8 +356,10 @@ copy_messages(struct client *c, struct mailbox *dest, const uint32_t *seqs, size
 		uint32_t uid;
 
 		buf_reset(&msg);
-		if (mailbox_read(c->mbox, &rec, &msg, c->sid) < 0) {
-			*err_r = STORAGE_ERR_TEMP;
+		if (mailbox_read(c->mbox, &rec, &msg, err_r, c->sid) < 0) {
+			/* a message gone from the disk is not a missing mailbox */
+			if (*err_r == STORAGE_ERR_NOT_FOUND)
+				*err_r = STORAGE_ERR_TEMP;
 			ret = -1;
 			break;
 		}
@@ -413,8 +431,8 @@ cmd_copy(struct client_command *cmd)
 		seqset_write(&dst_uids, &set2);
 		client_send(c, "* OK [COPYUID %u %s %s] Moved.", dst->uidvalidity, set1.data,
 			    set2.data);
-		if (mailbox_expunge_uids(c->mbox, &src_uids, c->sid) < 0) {
-			cmd_no_storage(cmd, STORAGE_ERR_TEMP);
+		if (mailbox_expunge_uids(c->mbox, &src_uids, &err, c->sid) < 0) {
+			cmd_no_storage(cmd, err);
 		} else {
 			mailbox_changed(c->mbox, c->view);
 			client_sync_view(c, true);

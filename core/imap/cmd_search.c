@@ -18,10 +18,11 @@ static int
 search_load(void *context, const char **data_r, size_t *len_r)
 {
 	struct search_load_ctx *lc = context;
+	enum storage_error err;
 
 	if (!lc->loaded) {
 		buf_reset(lc->msg);
-		if (mailbox_read(lc->c->mbox, lc->rec, lc->msg, lc->c->sid) < 0)
+		if (mailbox_read(lc->c->mbox, lc->rec, lc->msg, &err, lc->c->sid) < 0)
 			return -1;
 		lc->loaded = true;
 	}

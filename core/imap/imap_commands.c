@@ -358,8 +358,11 @@ client_command_start(struct client *c, const struct imap_command *parsed)
 	}
 	log_debug(c->sid, "command %s%s", cmd->uid ? "UID " : "", cmd->def->name);
 	/* Changes made by other processes show up before the command. */
-	if (c->mbox != NULL)
-		(void)mailbox_refresh(c->mbox, c->sid);
+	if (c->mbox != NULL) {
+		enum storage_error err;
+
+		(void)mailbox_refresh(c->mbox, &err, c->sid);
+	}
 	/* The handler writes its tagged answer last, through cmd_tagged(),
 	   which brings the view in line first. */
 	c->cmd = cmd;

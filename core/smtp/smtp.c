@@ -7,6 +7,7 @@
    then a command (COMMAND mode) or a text line (DATA mode). */
 #include "smtp.h"
 #include "storage.h"
+#include "username.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -485,7 +486,7 @@ cmd_rcpt(struct smtp_session *s, const char *args, struct buf *out)
 		path_free(&path);
 		return SMTP_EVENT_NONE;
 	}
-	if (!storage_user_is_valid(path.user)) {
+	if (!username_is_valid(path.user)) {
 		reply(out, "550 5.1.1 <%s>: Recipient address rejected: User unknown", path.addr);
 		path_free(&path);
 		return SMTP_EVENT_NONE;

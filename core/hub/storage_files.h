@@ -1,0 +1,30 @@
+/* storage_files.h: the small files every backend keeps the same way, the
+   subscriptions list and the UIDVALIDITY record, written in one place.
+   Each backend names its files (and keeps its names); the format is the
+   one below. */
+#ifndef STORAGE_FILES_H
+#define STORAGE_FILES_H
+
+#include "storage.h"
+
+/* Reads the subscriptions file path into names_r: one mailbox name a line
+   (LF or CRLF), at most max names, invalid names and duplicates skipped;
+   a missing file is an empty list. Dovecot 2's form is read too (a "V\t"
+   header line is skipped, a tab between levels is read as '/'). Returns
+   0, or -1 with *err_r and *error_r. */
+int storage_subscriptions_file_read(const char *path, size_t max, struct strlist *names_r,
+				    enum storage_error *err_r, char **error_r);
+/* Replaces the subscriptions file path with names, one a line (invalid
+   names left out), through tmp_path (written, fsynced, renamed). The
+   folder must exist. Returns 0, or -1 with *err_r and *error_r. */
+int storage_subscriptions_file_write(const char *path, const char *tmp_path,
+				     const struct strlist *names, enum storage_error *err_r,
+				     char **error_r);
+
+/* A new UIDVALIDITY: time-based, above old and above the value recorded
+   in path (a decimal number and a newline), so that a lost index or a
+   re-created mailbox never repeats one. The new value is recorded in
+   path through tmp_path, best effort (tmp_path NULL: not recorded). */
+uint32_t storage_uidvalidity_new(const char *path, const char *tmp_path, uint32_t old);
+
+#endif
