@@ -178,7 +178,8 @@ file_read_small(const char *path, size_t max, char **data_r, size_t *len_r, stru
 	return 1;
 }
 
-/* Writes data to tmp, fsyncs and renames it to path. */
+/* Writes data to tmp, fsyncs and renames it to path, then fsyncs the
+   folder. */
 int
 file_replace(const char *tmp, const char *path, const char *data, size_t len)
 {
@@ -201,6 +202,8 @@ file_replace(const char *tmp, const char *path, const char *data, size_t len)
 		errno = err;
 		return -1;
 	}
+	/* without it a power cut can bring the old file back */
+	fsync_dir_of(path);
 	return 0;
 }
 

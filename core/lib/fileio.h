@@ -28,8 +28,10 @@ void sleep_ms(unsigned ms);
    set; EFBIG when larger than max). st_r may be NULL. */
 int file_read_small(const char *path, size_t max, char **data_r, size_t *len_r,
 		    struct stat *st_r);
-/* Writes data to tmp, fsyncs it and renames it over path. Returns 0, or
-   -1 with errno set (tmp removed). */
+/* Writes data to tmp, fsyncs it, renames it over path and fsyncs the
+   folder of path (once, for every caller: a rename that is not in the
+   folder on disk can come back as the old file after a power cut).
+   Returns 0, or -1 with errno set (tmp removed). */
 int file_replace(const char *tmp, const char *path, const char *data, size_t len);
 /* The two halves of a replacement whose file stays open afterwards (or
    is written through its descriptor). file_tmp_create() creates tmp with
