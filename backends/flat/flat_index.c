@@ -24,6 +24,7 @@
    fsynced, because a rename without it can leave an empty index behind
    a complete-looking name. */
 #include "fileio.h"
+#include "safepath.h"
 #include "flat_private.h"
 
 #include <errno.h>
@@ -246,7 +247,7 @@ index_decode(const unsigned char *data, size_t size, struct view *v)
 /* Reads the index at path into v. Returns 1 if valid, 0 if missing or
    invalid, -1 on I/O error. On 1, *fd_r is the index opened read-write. */
 int
-flat_index_read(const char *path, struct view *v, int *fd_r, char **error_r)
+flat_index_read(const char *base, const char *path, struct view *v, int *fd_r, char **error_r)
 {
 	unsigned char *data = NULL;
 	struct stat st;
@@ -256,7 +257,7 @@ flat_index_read(const char *path, struct view *v, int *fd_r, char **error_r)
 
 	i_zero(v);
 	*fd_r = -1;
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	fd = fs_open_beneath(base, path, O_RDWR, 0);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;
@@ -333,18 +334,18 @@ flat_index_write_full(struct storage_box *box, const struct view *v, char **erro
 	size_t hsize;
 	int fd;
 
-	if (mkdir_parents(box->index_tmp, strlen(box->user_dir)) < 0) {
+	if (mkdir_parents(box->user_dir, box->index_tmp) < 0) {
 		*error_r = xasprintf("mkdir for %s: %s", box->index_tmp, strerror(errno));
 		return -1;
 	}
 	hsize = flat_index_encode(v, &b);
-	fd = file_tmp_create(box->index_tmp, b.data, b.len, 0600);
+	fd = file_tmp_create(box->user_dir, box->index_tmp, b.data, b.len, 0600);
 	buf_free(&b);
 	if (fd < 0) {
 		*error_r = xasprintf("write %s: %s", box->index_tmp, strerror(errno));
 		return -1;
 	}
-	if (file_tmp_commit(fd, box->index_tmp, box->index_path) < 0) {
+	if (file_tmp_commit(box->user_dir, fd, box->index_tmp, box->index_path) < 0) {
 		*error_r = xasprintf("rename %s: %s", box->index_tmp, strerror(errno));
 		close(fd);
 		return -1;
@@ -409,7 +410,7 @@ flat_new_uidvalidity(struct storage_box *box, uint32_t old)
 	char tmp[32], *tmp_path;
 	FILE *f;
 
-	f = fopen(box->uidv_path, "re");
+	f = fs_fopen_beneath(box->user_dir, box->uidv_path, "r");
 	if (f != NULL) {
 		if (fgets(tmp, sizeof(tmp), f) != NULL)
 			last = (uint32_t)strtoul(tmp, NULL, 10);
@@ -422,10 +423,10 @@ flat_new_uidvalidity(struct storage_box *box, uint32_t old)
 	if (v == 0)
 		v = 1;
 	tmp_path = xasprintf("%s.tmp", box->uidv_path);
-	if (mkdir_parents(tmp_path, strlen(box->user_dir)) == 0) {
+	if (mkdir_parents(box->user_dir, tmp_path) == 0) {
 		int n = snprintf(tmp, sizeof(tmp), "%u\n", v);
 
-		(void)file_replace(tmp_path, box->uidv_path, tmp, (size_t)n);
+		(void)file_replace(box->user_dir, tmp_path, box->uidv_path, tmp, (size_t)n);
 	}
 	free(tmp_path);
 	return v;
@@ -531,7 +532,8 @@ flat_index_ours(const struct storage_box *box)
 {
 	struct stat ist;
 
-	if (box->index_fd < 0 || box->index_ino == 0 || stat(box->index_path, &ist) < 0)
+	if (box->index_fd < 0 || box->index_ino == 0 ||
+	    fs_stat_beneath(box->user_dir, box->index_path, &ist) < 0)
 		return false;
 	return box->index_ino == (uint64_t)ist.st_ino && box->index_size == (uint64_t)ist.st_size &&
 		box->index_mtime_sec == (int64_t)ist.st_mtim.tv_sec &&
