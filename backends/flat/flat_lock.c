@@ -10,11 +10,15 @@
    The dotlock is created complete (written to a private file, then
    link()ed to the lock name), so a holder killed at any instant leaves a
    lock that names it; a lock whose holder is gone, or older than
-   FLAT_LOCK_STALE_SECS, is removed by the next writer. */
+   FLAT_LOCK_STALE_SECS, is removed by the next writer. So is a private
+   file "<mail file>.lock.<pid>" left by a writer killed while it waited
+   (or before it removed it): its pid is gone, or it is older than
+   FLAT_LOCK_STALE_SECS (a writer waits FLAT_LOCK_TIMEOUT_MS at most). */
 #include "fileio.h"
 #include "safepath.h"
 #include "flat_private.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -52,6 +56,50 @@ flat_dotlock_remove_stale(const char *base, const char *path)
 	/* The holder died (same host: we only lock local files). */
 	if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
 		(void)fs_unlink_beneath(base, path);
+}
+
+/* Removes the private files "<lock name>.<pid>" that writers killed
+   before removing theirs left behind: a dead pid's, or one older than
+   FLAT_LOCK_STALE_SECS. Called with the dotlock held. */
+static void
+flat_dotlock_clean_tmps(struct storage_box *box)
+{
+	char *dir = xstrdup(box->lock_path);
+	char *slash = strrchr(dir, '/');
+	const char *lname = strrchr(box->lock_path, '/') + 1;
+	size_t llen = strlen(lname);
+	time_t now = time(NULL);
+	struct dirent *de;
+	unsigned n = 0;
+	DIR *d;
+
+	*slash = '\0';
+	d = fs_opendir_beneath(box->user_dir, dir);
+	while (d != NULL && (de = readdir(d)) != NULL && n++ < 100000) {
+		const char *p = de->d_name + llen + 1;
+		struct stat st;
+		char *end, *path;
+		long pid;
+
+		if (strncmp(de->d_name, lname, llen) != 0 || de->d_name[llen] != '.' ||
+		    *p < '1' || *p > '9')
+			continue;
+		errno = 0;
+		pid = strtol(p, &end, 10);
+		if (*end != '\0' || errno != 0 || pid == (long)getpid())
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (now - st.st_mtim.tv_sec <= FLAT_LOCK_STALE_SECS &&
+		    !(kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+			continue;
+		path = xasprintf("%s/%s", dir, de->d_name);
+		(void)fs_unlink_beneath(box->user_dir, path);
+		free(path);
+	}
+	if (d != NULL)
+		closedir(d);
+	free(dir);
 }
 
 /* A short random-ish pause between two lock attempts. */
@@ -154,6 +202,7 @@ flat_lock(struct storage_box *box, bool create, enum storage_error *err_r, char 
 	}
 	if (flat_dotlock_take(box, deadline, &tries, err_r, error_r) < 0)
 		return -1;
+	flat_dotlock_clean_tmps(box);
 	box->lock_fd = fs_open_beneath(box->user_dir, box->mail_path, O_RDWR | (create ? O_CREAT : 0),
 				       0600);
 	if (box->lock_fd < 0 && !(errno == ENOENT && !create)) {
