@@ -593,6 +593,25 @@ test_refused_link_is_logged_once_per_path(void **state)
 	assert_int_equal(count_of(log, "symbolic link refused"), 0);
 }
 
+/* A replacement is durable only with its folder synced: once, in
+   file_replace() itself, for every caller. */
+static void
+test_file_replace_fsyncs_the_folder_once(void **state)
+{
+	unsigned long before = fsync_dir_count();
+
+	assert_int_equal(file_replace(base, "Maildir/uidlist.tmp", "Maildir/uidlist", "3 V1\n", 5),
+			 0);
+	assert_int_equal(fsync_dir_count(), before + 1);
+	assert_string_equal(read_all(tp("root/alice/Maildir/uidlist")), "3 V1\n");
+	assert_false(exists(tp("root/alice/Maildir/uidlist.tmp")));
+	/* a failed replacement syncs nothing */
+	plant_link(tp("outside/file"), tp("root/alice/Maildir/uidlist.tmp"));
+	assert_errno(file_replace(base, "Maildir/uidlist.tmp", "Maildir/uidlist", "x", 1), ELOOP);
+	assert_int_equal(fsync_dir_count(), before + 1);
+	assert_outside_intact();
+}
+
 static void
 test_file_replace_beneath_never_writes_through_a_link(void **state)
 {
@@ -663,6 +682,7 @@ main(void)
 		T(test_link_stays_beneath_and_links_links_themselves),
 		T(test_refused_link_is_logged_once_per_path),
 		T(test_file_replace_beneath_never_writes_through_a_link),
+		T(test_file_replace_fsyncs_the_folder_once),
 	};
 	int failed = 0;
 

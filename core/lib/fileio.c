@@ -79,15 +79,45 @@ fd_pread_full(int fd, void *data, size_t len, uint64_t off)
 	return (ssize_t)done;
 }
 
+/* Folder fsyncs done, for tests (fsync_dir_count()). */
+static unsigned long dir_syncs;
+
 void
 fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd >= 0) {
-		(void)fsync(fd);
+		if (fsync(fd) == 0)
+			dir_syncs++;
 		close(fd);
 	}
+}
+
+/* fsync of the folder holding path (full, or relative to base), found
+   beneath base like path itself. */
+static void
+fsync_dir_of_beneath(const char *base, const char *path)
+{
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	int fd;
+
+	if (slash != NULL)
+		*slash = '\0';
+	fd = fs_open_beneath(base, slash != NULL ? dir : base, O_RDONLY | O_DIRECTORY, 0);
+	if (fd >= 0) {
+		if (fsync(fd) == 0)
+			dir_syncs++;
+		close(fd);
+	}
+	free(dir);
+}
+
+unsigned long
+fsync_dir_count(void)
+{
+	return dir_syncs;
 }
 
 void
@@ -205,7 +235,7 @@ file_replace(const char *base, const char *tmp, const char *path, const char *da
 		return -1;
 	}
 	/* without it a power cut can bring the old file back */
-	fsync_dir_of(path);
+	fsync_dir_of_beneath(base, path);
 	return 0;
 }
 
@@ -237,6 +267,6 @@ file_tmp_commit(const char *base, int fd, const char *tmp, const char *path)
 		errno = err;
 		return -1;
 	}
-	fsync_dir_of(path);
+	fsync_dir_of_beneath(base, path);
 	return 0;
 }

@@ -21,6 +21,8 @@ ssize_t fd_pread_full(int fd, void *data, size_t len, uint64_t off);
 void fsync_dir(const char *dir);
 /* The same for the folder holding path. */
 void fsync_dir_of(const char *path);
+/* Tests only: how many folder fsyncs succeeded so far. */
+unsigned long fsync_dir_count(void);
 /* mkdir of every missing folder of the file path beneath base (base
    included). Returns 0 or -1 with errno set. */
 int mkdir_parents(const char *base, const char *path);
