@@ -646,6 +646,130 @@ test_young_tail_terminated_by_append(void **state)
 	close_box(&box, &s);
 }
 
+static bool
+rel_exists(struct fx *fx, const char *rel)
+{
+	char *path = path_of(fx, rel);
+	struct stat st;
+	bool ret = lstat(path, &st) == 0;
+
+	free(path);
+	return ret;
+}
+
+/* A pid that is surely gone: a child's, reaped. */
+static pid_t
+dead_pid(void)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	return pid;
+}
+
+/* kill -9 of a writer (smtpmail) while it waited for the lock leaves its
+   private "mymailbox.mail.lock.<pid>": the next writer to take the lock
+   removes a dead pid's, and any older than the stale age, and nothing
+   else. */
+static void
+test_stale_lock_tmp_files_removed_when_lock_taken(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	char *dead, *old, *live, *other, *m;
+	pid_t pid = dead_pid();
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	dead = xasprintf("bob/mymailbox.mail.lock.%ld", (long)pid);
+	old = xasprintf("bob/mymailbox.mail.lock.%ld", (long)getppid());
+	live = xasprintf("bob/mymailbox.mail.lock.%ld", (long)getppid());
+	other = xasprintf("bob/Box.mail.lock.%ld", (long)pid);
+	write_file(fx, dead, "1\n", "w");
+	write_file(fx, other, "1\n", "w");
+	write_file(fx, "bob/mymailbox.mail.lock.x12", "1\n", "w");
+	/* a live process's, young: it may be waiting for the lock */
+	write_file(fx, live, "1\n", "w");
+	append_msg(box, &s, "Subject: one\r\n\r\n1\r\n", 0);
+	assert_false(rel_exists(fx, dead));
+	assert_true(rel_exists(fx, live));
+	assert_true(rel_exists(fx, other));
+	assert_true(rel_exists(fx, "bob/mymailbox.mail.lock.x12"));
+	assert_false(rel_exists(fx, "bob/mymailbox.mail.lock"));
+	/* the same live pid's, but older than any wait */
+	set_mtime_past(fx, old, 3600);
+	append_msg(box, &s, "Subject: two\r\n\r\n2\r\n", 0);
+	assert_false(rel_exists(fx, old));
+	assert_true(rel_exists(fx, other));
+	assert_int_equal(s.count, 2);
+	m = msg_text(box, &s.mails[1]);
+	assert_string_equal(m, "Subject: two\r\n\r\n2\r\n");
+	free(m);
+	close_box(&box, &s);
+	free(dead);
+	free(old);
+	free(live);
+	free(other);
+}
+
+/* A writer killed in the middle of an APPEND leaves a message without
+   its final "." line, and its dotlock and private lock file. It is
+   hidden while young; the next APPEND takes the lock (the holder is
+   dead), ends the torn message with its terminator (keeping its bytes: a
+   lab-style writer's complete message may lack the "." too) and writes
+   the new message after it, never glued onto it. */
+static void
+test_torn_message_of_killed_writer_not_glued_by_append(void **state)
+{
+	struct fx *fx = *state;
+	struct mbox_state s;
+	struct storage_box *box;
+	char *lock, *tmp, *m, *pidline;
+	pid_t pid = dead_pid();
+
+	box = open_box(fx, "bob", "INBOX", &s);
+	append_msg(box, &s, "Subject: one\r\n\r\n1\r\n", 0);
+	/* what the killed writer left */
+	pidline = xasprintf("%ld\n", (long)pid);
+	tmp = xasprintf("bob/mymailbox.mail.lock.%ld", (long)pid);
+	lock = xstrdup("bob/mymailbox.mail.lock");
+	write_file(fx, tmp, pidline, "w");
+	write_file(fx, lock, pidline, "w");
+	write_file(fx, "bob/mymailbox.mail", "Subject: torn\n\n..dotted\npart", "a");
+	assert_int_equal(do_sync(box, &s), 0);
+	assert_int_equal(s.count, 1);
+	append_msg(box, &s, "Subject: two\r\n\r\n.2\r\n", 0);
+	assert_false(rel_exists(fx, tmp));
+	assert_false(rel_exists(fx, lock));
+	assert_int_equal(s.count, 3);
+	m = msg_text(box, &s.mails[1]);
+	assert_string_equal(m, "Subject: torn\r\n\r\n.dotted\r\npart\r\n");
+	free(m);
+	m = msg_text(box, &s.mails[2]);
+	assert_string_equal(m, "Subject: two\r\n\r\n.2\r\n");
+	free(m);
+	close_box(&box, &s);
+	m = read_file(fx, "bob/mymailbox.mail");
+	assert_string_equal(m, "Subject: one\n\n1\n.\nSubject: torn\n\n..dotted\npart\n.\n"
+			    "Subject: two\n\n..2\n.\n");
+	free(m);
+	/* the same after a reopen, with the same UIDs */
+	box = open_box(fx, "bob", "INBOX", &s);
+	assert_int_equal(s.count, 3);
+	assert_int_equal(s.mails[1].uid, 2);
+	assert_int_equal(s.mails[2].uid, 3);
+	m = msg_text(box, &s.mails[2]);
+	assert_string_equal(m, "Subject: two\r\n\r\n.2\r\n");
+	free(m);
+	close_box(&box, &s);
+	free(pidline);
+	free(tmp);
+	free(lock);
+}
+
 /* sync() runs in the server's loop: a lock held by another process (the
    stand-alone smtpmail in the middle of a delivery) must not make it
    wait; the change is taken in once the lock is gone. */
@@ -1845,6 +1969,10 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_tail_served_when_old, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_young_tail_terminated_by_append, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_lock_tmp_files_removed_when_lock_taken,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_message_of_killed_writer_not_glued_by_append,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_does_not_wait_for_another_writers_lock,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_emptied_by_another_program, setup,

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "lib.h"
+#include "fileio.h"
 #include "safepath.h"
 
 #include <errno.h>
@@ -500,6 +501,147 @@ test_opendir_and_fopen(void **state)
 	assert_int_equal(errno, EINVAL);
 }
 
+static void
+test_link_stays_beneath_and_links_links_themselves(void **state)
+{
+	struct stat st;
+
+	plant_link(tp("root/bob/Maildir"), tp("root/alice/Maildir/.Bob"));
+	plant_link(tp("outside/file"), tp("root/alice/Maildir/cur/abs"));
+
+	assert_int_equal(fs_link_beneath(base, "Maildir/cur/msg", "Maildir/cur/msg.lock"), 0);
+	assert_string_equal(read_all(tp("root/alice/Maildir/cur/msg.lock")), "mine");
+	/* a link is linked itself: the new name is a link too, never a
+	   hard link to outside/file */
+	assert_int_equal(fs_link_beneath(base, "Maildir/cur/abs", "Maildir/cur/abs2"), 0);
+	assert_int_equal(lstat(tp("root/alice/Maildir/cur/abs2"), &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	/* through a linked folder, either way: refused */
+	assert_errno(fs_link_beneath(base, "Maildir/cur/msg", "Maildir/.Bob/cur/stolen"), ELOOP);
+	assert_errno(fs_link_beneath(base, "Maildir/.Bob/cur/secret", "Maildir/cur/got"), ELOOP);
+	assert_errno(fs_link_beneath(base, "Maildir/cur/msg", "../bob/x"), EXDEV);
+	assert_errno(fs_link_beneath(base, base, "x"), EINVAL);
+	assert_false(exists(tp("root/alice/Maildir/cur/got")));
+	assert_outside_intact();
+}
+
+/* Runs fn with stderr sent to a file; returns what was written there. */
+static char *
+capture_stderr(void (*fn)(void))
+{
+	static char data[8192];
+	const char *path = tp("stderr.log");
+	int saved = dup(STDERR_FILENO);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	FILE *f;
+	size_t n;
+
+	assert_true(saved >= 0 && fd >= 0);
+	fflush(stderr);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	close(fd);
+	fn();
+	fflush(stderr);
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(data, 1, sizeof(data) - 1, f);
+	data[n] = '\0';
+	fclose(f);
+	return data;
+}
+
+static void
+refuse_many_times(void)
+{
+	for (unsigned i = 0; i < 5; i++) {
+		assert_errno(fs_open_beneath(base, "Maildir/.Bob/cur/secret", O_RDONLY, 0), ELOOP);
+		assert_errno(fs_stat_beneath(base, "Maildir/.Bob/cur/x", &(struct stat){ 0 }),
+			     ELOOP);
+		assert_errno(fs_open_beneath(base, "Maildir/cur/abs", O_RDONLY, 0), ELOOP);
+	}
+	fs_link_refused_log(base, "Maildir/cur/abs");
+}
+
+static unsigned
+count_of(const char *hay, const char *needle)
+{
+	unsigned n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
+static void
+test_refused_link_is_logged_once_per_path(void **state)
+{
+	char *log;
+
+	plant_link(tp("root/bob/Maildir"), tp("root/alice/Maildir/.Bob"));
+	plant_link(tp("outside/file"), tp("root/alice/Maildir/cur/abs"));
+	log = capture_stderr(refuse_many_times);
+	/* one warning a path (the two beneath .Bob are two paths), each
+	   naming the user */
+	assert_int_equal(count_of(log, "symbolic link refused"), 3);
+	assert_int_equal(count_of(log, "user alice"), 3);
+	assert_int_equal(count_of(log, tp("root/alice/Maildir/cur/abs")), 1);
+	assert_int_equal(count_of(log, tp("root/alice/Maildir/.Bob/cur/secret")), 1);
+	/* again: nothing new */
+	log = capture_stderr(refuse_many_times);
+	assert_int_equal(count_of(log, "symbolic link refused"), 0);
+}
+
+/* A replacement is durable only with its folder synced: once, in
+   file_replace() itself, for every caller. */
+static void
+test_file_replace_fsyncs_the_folder_once(void **state)
+{
+	unsigned long before = fsync_dir_count();
+
+	assert_int_equal(file_replace(base, "Maildir/uidlist.tmp", "Maildir/uidlist", "3 V1\n", 5),
+			 0);
+	assert_int_equal(fsync_dir_count(), before + 1);
+	assert_string_equal(read_all(tp("root/alice/Maildir/uidlist")), "3 V1\n");
+	assert_false(exists(tp("root/alice/Maildir/uidlist.tmp")));
+	/* a failed replacement syncs nothing */
+	plant_link(tp("outside/file"), tp("root/alice/Maildir/uidlist.tmp"));
+	assert_errno(file_replace(base, "Maildir/uidlist.tmp", "Maildir/uidlist", "x", 1), ELOOP);
+	assert_int_equal(fsync_dir_count(), before + 1);
+	assert_outside_intact();
+}
+
+static void
+test_file_replace_beneath_never_writes_through_a_link(void **state)
+{
+	char *data = NULL;
+	size_t len;
+
+	/* a link at the temp name: refused, the target untouched */
+	plant_link(tp("outside/file"), tp("root/alice/Maildir/list.tmp"));
+	assert_errno(file_replace(base, "Maildir/list.tmp", "Maildir/list", "new\n", 4), ELOOP);
+	assert_false(exists(tp("root/alice/Maildir/list")));
+	/* a link at the final name: replaced by the new file, the link's
+	   target untouched */
+	plant_link(tp("outside/file"), tp("root/alice/Maildir/list"));
+	assert_int_equal(file_replace(base, "Maildir/other.tmp", "Maildir/list", "new\n", 4), 0);
+	assert_string_equal(read_all(tp("root/alice/Maildir/list")), "new\n");
+	assert_false(exists(tp("root/alice/Maildir/other.tmp")));
+	/* reads refuse a link */
+	plant_link(tp("outside/file"), tp("root/alice/Maildir/read"));
+	assert_errno(file_read_small(base, "Maildir/read", 1024, &data, &len, NULL), ELOOP);
+	assert_null(data);
+	assert_int_equal(file_read_small(base, "Maildir/list", 1024, &data, &len, NULL), 1);
+	assert_string_equal(data, "new\n");
+	free(data);
+	/* a linked folder on the way: no folder made through it */
+	plant_link(tp("outside/dir"), tp("root/alice/Maildir/.Out"));
+	assert_errno(mkdir_parents(base, "Maildir/.Out/sub/file"), ELOOP);
+	assert_false(exists(tp("outside/dir/sub")));
+	assert_outside_intact();
+}
+
 static int
 use_openat2(void **state)
 {
@@ -537,6 +679,10 @@ main(void)
 		T(test_rename_stays_beneath_and_moves_links_themselves),
 		T(test_remove_tree_never_follows_a_link),
 		T(test_opendir_and_fopen),
+		T(test_link_stays_beneath_and_links_links_themselves),
+		T(test_refused_link_is_logged_once_per_path),
+		T(test_file_replace_beneath_never_writes_through_a_link),
+		T(test_file_replace_fsyncs_the_folder_once),
 	};
 	int failed = 0;
 

@@ -11,6 +11,7 @@
    hash (flat_reconcile()), so the kept messages keep their UIDs; a lost
    or damaged index means a new UIDVALIDITY, never lost mail. */
 #include "fileio.h"
+#include "safepath.h"
 #include "flat_private.h"
 
 #include <errno.h>
@@ -210,20 +211,20 @@ expunge_commit(struct expunge *x, char **error_r)
 	flat_view_set_stat(&x->nv, &st);
 	/* The new index goes to its temp file first; both renames follow. */
 	hsize = flat_index_encode(&x->nv, &b);
-	if (mkdir_parents(box->index_tmp, strlen(box->user_dir)) == 0)
-		ifd = file_tmp_create(box->index_tmp, b.data, b.len, 0600);
+	if (mkdir_parents(box->user_dir, box->index_tmp) == 0)
+		ifd = file_tmp_create(box->user_dir, box->index_tmp, b.data, b.len, 0600);
 	buf_free(&b);
 	if (ifd < 0)
 		goto io_fail;
-	if (file_tmp_commit(x->tfd, box->mail_tmp, box->mail_path) < 0) {
+	if (file_tmp_commit(box->user_dir, x->tfd, box->mail_tmp, box->mail_path) < 0) {
 		close(ifd);
-		(void)unlink(box->index_tmp);
+		(void)fs_unlink_beneath(box->user_dir, box->index_tmp);
 		goto io_fail;
 	}
 	/* From here the new file is the mailbox. */
 	if (copy_late_bytes(box->lock_fd, x->tfd, &x->from, x->chunk) == 0)
 		(void)fsync(x->tfd);
-	if (file_tmp_commit(ifd, box->index_tmp, box->index_path) < 0) {
+	if (file_tmp_commit(box->user_dir, ifd, box->index_tmp, box->index_path) < 0) {
 		close(ifd);
 		ifd = -1;
 	}
@@ -288,7 +289,7 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 	}
 	if (fstat(box->lock_fd, &st) == 0)
 		mode = (int)(st.st_mode & 0777);
-	x.tfd = open(box->mail_tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
+	x.tfd = fs_open_beneath(box->user_dir, box->mail_tmp, O_RDWR | O_CREAT | O_TRUNC, (mode_t)mode);
 	if (x.tfd < 0) {
 		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("open %s: %s", box->mail_tmp, strerror(errno));
@@ -301,7 +302,7 @@ flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *
 		*err_r = storage_error_from_errno(errno);
 		close(x.tfd);
 		x.tfd = -1;
-		(void)unlink(box->mail_tmp);
+		(void)fs_unlink_beneath(box->user_dir, box->mail_tmp);
 		goto out;
 	}
 	expunge_apply(&x);

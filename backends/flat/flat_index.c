@@ -25,6 +25,7 @@
    a complete-looking name. */
 #include "fileio.h"
 #include "storage_files.h"
+#include "safepath.h"
 #include "flat_private.h"
 
 #include <errno.h>
@@ -247,7 +248,7 @@ index_decode(const unsigned char *data, size_t size, struct view *v)
 /* Reads the index at path into v. Returns 1 if valid, 0 if missing or
    invalid, -1 on I/O error. On 1, *fd_r is the index opened read-write. */
 int
-flat_index_read(const char *path, struct view *v, int *fd_r, char **error_r)
+flat_index_read(const char *base, const char *path, struct view *v, int *fd_r, char **error_r)
 {
 	unsigned char *data = NULL;
 	struct stat st;
@@ -257,7 +258,7 @@ flat_index_read(const char *path, struct view *v, int *fd_r, char **error_r)
 
 	i_zero(v);
 	*fd_r = -1;
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	fd = fs_open_beneath(base, path, O_RDWR, 0);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;
@@ -334,18 +335,18 @@ flat_index_write_full(struct storage_box *box, const struct view *v, char **erro
 	size_t hsize;
 	int fd;
 
-	if (mkdir_parents(box->index_tmp, strlen(box->user_dir)) < 0) {
+	if (mkdir_parents(box->user_dir, box->index_tmp) < 0) {
 		*error_r = xasprintf("mkdir for %s: %s", box->index_tmp, strerror(errno));
 		return -1;
 	}
 	hsize = flat_index_encode(v, &b);
-	fd = file_tmp_create(box->index_tmp, b.data, b.len, 0600);
+	fd = file_tmp_create(box->user_dir, box->index_tmp, b.data, b.len, 0600);
 	buf_free(&b);
 	if (fd < 0) {
 		*error_r = xasprintf("write %s: %s", box->index_tmp, strerror(errno));
 		return -1;
 	}
-	if (file_tmp_commit(fd, box->index_tmp, box->index_path) < 0) {
+	if (file_tmp_commit(box->user_dir, fd, box->index_tmp, box->index_path) < 0) {
 		*error_r = xasprintf("rename %s: %s", box->index_tmp, strerror(errno));
 		close(fd);
 		return -1;
@@ -406,8 +407,9 @@ uint32_t
 flat_new_uidvalidity(struct storage_box *box, uint32_t old)
 {
 	char *tmp_path = xasprintf("%s.tmp", box->uidv_path);
-	bool can_write = mkdir_parents(tmp_path, strlen(box->user_dir)) == 0;
-	uint32_t v = storage_uidvalidity_new(box->uidv_path, can_write ? tmp_path : NULL, old);
+	bool can_write = mkdir_parents(box->user_dir, tmp_path) == 0;
+	uint32_t v = storage_uidvalidity_new(box->user_dir, box->uidv_path,
+					     can_write ? tmp_path : NULL, old);
 
 	free(tmp_path);
 	return v;
@@ -515,7 +517,8 @@ flat_index_ours(const struct storage_box *box)
 {
 	struct stat ist;
 
-	if (box->index_fd < 0 || box->index_ino == 0 || stat(box->index_path, &ist) < 0)
+	if (box->index_fd < 0 || box->index_ino == 0 ||
+	    fs_stat_beneath(box->user_dir, box->index_path, &ist) < 0)
 		return false;
 	return box->index_ino == (uint64_t)ist.st_ino && box->index_size == (uint64_t)ist.st_size &&
 		box->index_mtime_sec == (int64_t)ist.st_mtim.tv_sec &&

@@ -10,10 +10,15 @@
    The dotlock is created complete (written to a private file, then
    link()ed to the lock name), so a holder killed at any instant leaves a
    lock that names it; a lock whose holder is gone, or older than
-   FLAT_LOCK_STALE_SECS, is removed by the next writer. */
+   FLAT_LOCK_STALE_SECS, is removed by the next writer. So is a private
+   file "<mail file>.lock.<pid>" left by a writer killed while it waited
+   (or before it removed it): its pid is gone, or it is older than
+   FLAT_LOCK_STALE_SECS (a writer waits FLAT_LOCK_TIMEOUT_MS at most). */
 #include "fileio.h"
+#include "safepath.h"
 #include "flat_private.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -24,7 +29,7 @@
 #include <unistd.h>
 
 static void
-flat_dotlock_remove_stale(const char *path)
+flat_dotlock_remove_stale(const char *base, const char *path)
 {
 	struct stat st;
 	char tmp[32];
@@ -32,13 +37,14 @@ flat_dotlock_remove_stale(const char *path)
 	long pid = 0;
 	int fd;
 
-	if (stat(path, &st) < 0)
+	if (fs_stat_beneath(base, path, &st) < 0)
 		return;
-	if (time(NULL) - st.st_mtim.tv_sec > FLAT_LOCK_STALE_SECS) {
-		(void)unlink(path);
+	if (time(NULL) - st.st_mtim.tv_sec > FLAT_LOCK_STALE_SECS || S_ISLNK(st.st_mode)) {
+		/* a link is removed itself: it names no holder */
+		(void)fs_unlink_beneath(base, path);
 		return;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = fs_open_beneath(base, path, O_RDONLY, 0);
 	if (fd < 0)
 		return;
 	n = read(fd, tmp, sizeof(tmp) - 1);
@@ -49,7 +55,51 @@ flat_dotlock_remove_stale(const char *path)
 	pid = strtol(tmp, NULL, 10);
 	/* The holder died (same host: we only lock local files). */
 	if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
-		(void)unlink(path);
+		(void)fs_unlink_beneath(base, path);
+}
+
+/* Removes the private files "<lock name>.<pid>" that writers killed
+   before removing theirs left behind: a dead pid's, or one older than
+   FLAT_LOCK_STALE_SECS. Called with the dotlock held. */
+static void
+flat_dotlock_clean_tmps(struct storage_box *box)
+{
+	char *dir = xstrdup(box->lock_path);
+	char *slash = strrchr(dir, '/');
+	const char *lname = strrchr(box->lock_path, '/') + 1;
+	size_t llen = strlen(lname);
+	time_t now = time(NULL);
+	struct dirent *de;
+	unsigned n = 0;
+	DIR *d;
+
+	*slash = '\0';
+	d = fs_opendir_beneath(box->user_dir, dir);
+	while (d != NULL && (de = readdir(d)) != NULL && n++ < 100000) {
+		const char *p = de->d_name + llen + 1;
+		struct stat st;
+		char *end, *path;
+		long pid;
+
+		if (strncmp(de->d_name, lname, llen) != 0 || de->d_name[llen] != '.' ||
+		    *p < '1' || *p > '9')
+			continue;
+		errno = 0;
+		pid = strtol(p, &end, 10);
+		if (*end != '\0' || errno != 0 || pid == (long)getpid())
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (now - st.st_mtim.tv_sec <= FLAT_LOCK_STALE_SECS &&
+		    !(kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+			continue;
+		path = xasprintf("%s/%s", dir, de->d_name);
+		(void)fs_unlink_beneath(box->user_dir, path);
+		free(path);
+	}
+	if (d != NULL)
+		closedir(d);
+	free(dir);
 }
 
 /* A short random-ish pause between two lock attempts. */
@@ -73,7 +123,7 @@ flat_dotlock_take(struct storage_box *box, int64_t deadline, unsigned *tries,
 	char *tmp = xasprintf("%s.%ld", box->lock_path, (long)getpid());
 	int fd, ret = -1;
 
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = fs_open_beneath(box->user_dir, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || fd_write_full(fd, pid, (size_t)n) < 0) {
 		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("create %s: %s", tmp, strerror(errno));
@@ -83,14 +133,14 @@ flat_dotlock_take(struct storage_box *box, int64_t deadline, unsigned *tries,
 	}
 	close(fd);
 	for (;;) {
-		if (link(tmp, box->lock_path) == 0)
+		if (fs_link_beneath(box->user_dir, tmp, box->lock_path) == 0)
 			break;
 		if (errno != EEXIST) {
 			*err_r = storage_error_from_errno(errno);
 			*error_r = xasprintf("create %s: %s", box->lock_path, strerror(errno));
 			goto out;
 		}
-		flat_dotlock_remove_stale(box->lock_path);
+		flat_dotlock_remove_stale(box->user_dir, box->lock_path);
 		if (box->lock_nowait || mono_ms() >= deadline) {
 			*err_r = STORAGE_ERR_IN_USE;
 			*error_r = xasprintf("%s: locked by another process", box->lock_path);
@@ -100,7 +150,7 @@ flat_dotlock_take(struct storage_box *box, int64_t deadline, unsigned *tries,
 	}
 	ret = 0;
 out:
-	(void)unlink(tmp);
+	(void)fs_unlink_beneath(box->user_dir, tmp);
 	free(tmp);
 	return ret;
 }
@@ -145,22 +195,24 @@ flat_lock(struct storage_box *box, bool create, enum storage_error *err_r, char 
 
 	if (box->locked)
 		return 0;
-	if (mkdir_parents(box->mail_path, strlen(box->st->root)) < 0) {
+	if (mkdir_parents(box->user_dir, box->mail_path) < 0) {
 		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("mkdir for %s: %s", box->mail_path, strerror(errno));
 		return -1;
 	}
 	if (flat_dotlock_take(box, deadline, &tries, err_r, error_r) < 0)
 		return -1;
-	box->lock_fd = open(box->mail_path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+	flat_dotlock_clean_tmps(box);
+	box->lock_fd = fs_open_beneath(box->user_dir, box->mail_path, O_RDWR | (create ? O_CREAT : 0),
+				       0600);
 	if (box->lock_fd < 0 && !(errno == ENOENT && !create)) {
 		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("open %s: %s", box->mail_path, strerror(errno));
-		(void)unlink(box->lock_path);
+		(void)fs_unlink_beneath(box->user_dir, box->lock_path);
 		return -1;
 	}
 	if (box->lock_fd >= 0 && flat_fcntl_take(box, deadline, &tries, err_r, error_r) < 0) {
-		(void)unlink(box->lock_path);
+		(void)fs_unlink_beneath(box->user_dir, box->lock_path);
 		return -1;
 	}
 	box->locked = true;
@@ -182,6 +234,6 @@ flat_unlock(struct storage_box *box)
 		close(box->lock_fd);
 		box->lock_fd = -1;
 	}
-	(void)unlink(box->lock_path);
+	(void)fs_unlink_beneath(box->user_dir, box->lock_path);
 	box->locked = false;
 }

@@ -139,7 +139,8 @@ void flat_view_free(struct view *v);
 size_t flat_index_encode(const struct view *v, struct buf *out);
 /* Returns 1 if valid (*fd_r open read-write), 0 if missing or invalid,
    -1 on I/O error. */
-int flat_index_read(const char *path, struct view *v, int *fd_r, char **error_r);
+int flat_index_read(const char *base, const char *path, struct view *v, int *fd_r,
+		    char **error_r);
 void flat_box_set_index_fd(struct storage_box *box, int fd, uint32_t header_size);
 int flat_index_write_full(struct storage_box *box, const struct view *v, char **error_r);
 int flat_index_write_tail(struct storage_box *box, const struct view *v, size_t first,

@@ -10,6 +10,7 @@
    index the new name starts a new UIDVALIDITY, which is allowed); the
    subscriptions file is replaced by temp file, fsync and rename. */
 #include "fileio.h"
+#include "safepath.h"
 #include "flat.h"
 #include "flat_private.h"
 #include "storage_files.h"
@@ -160,7 +161,8 @@ flat_open(struct storage *st, const char *user, const char *name, struct mbox_st
 		return -1;
 	box = flat_box_new(st, user, name);
 	if (box->inbox) {
-		if (mkdir(box->user_dir, 0700) < 0 && errno != EEXIST) {
+		/* the user folder is made, or must be a folder, not a link */
+		if (fs_mkdir_beneath(box->user_dir, box->user_dir, 0700) < 0 && errno != EEXIST) {
 			*err_r = storage_error_from_errno(errno);
 			*error_r = xasprintf("mkdir %s: %s", box->user_dir, strerror(errno));
 			flat_box_free(box);
@@ -193,14 +195,15 @@ flat_watch_paths(struct storage_box *box, struct strlist *paths_r)
 }
 
 static void
-flat_list_dir(const char *dir, const char *prefix, unsigned depth, struct strlist *names)
+flat_list_dir(const char *base, const char *dir, const char *prefix, unsigned depth,
+	      struct strlist *names)
 {
 	DIR *d;
 	struct dirent *de;
 
 	if (depth > FLAT_LIST_MAX_DEPTH)
 		return;
-	d = opendir(dir);
+	d = fs_opendir_beneath(base, dir);
 	if (d == NULL)
 		return;
 	while ((de = readdir(d)) != NULL && names->count < FLAT_LIST_MAX_NAMES) {
@@ -211,13 +214,17 @@ flat_list_dir(const char *dir, const char *prefix, unsigned depth, struct strlis
 		if (de->d_name[0] == '.')
 			continue;
 		path = xasprintf("%s/%s", dir, de->d_name);
-		if (lstat(path, &st) < 0) {
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 			free(path);
 			continue;
 		}
-		if (S_ISDIR(st.st_mode)) {
+		if (S_ISLNK(st.st_mode)) {
+			/* never a mailbox, never followed */
+			fs_link_refused_log(base, path);
+			name = NULL;
+		} else if (S_ISDIR(st.st_mode)) {
 			name = xasprintf("%s%s/", prefix, de->d_name);
-			flat_list_dir(path, name, depth + 1, names);
+			flat_list_dir(base, path, name, depth + 1, names);
 		} else if (S_ISREG(st.st_mode) && nlen > strlen(FLAT_SUFFIX) &&
 			   strcmp(de->d_name + nlen - strlen(FLAT_SUFFIX), FLAT_SUFFIX) == 0) {
 			name = xasprintf("%s%.*s", prefix, (int)(nlen - strlen(FLAT_SUFFIX)),
@@ -247,7 +254,7 @@ flat_list(struct storage *st, const char *user, struct strlist *names_r,
 		return -1;
 	dir = flat_user_dir(st, user);
 	strlist_add(names_r, "INBOX");
-	flat_list_dir(dir, "", 0, names_r);
+	flat_list_dir(dir, dir, "", 0, names_r);
 	free(dir);
 	return 0;
 }
@@ -256,8 +263,8 @@ static int
 flat_create(struct storage *st, const char *user, const char *name, enum storage_error *err_r,
 	    char **error_r)
 {
-	char *path;
-	int fd;
+	char *path, *udir;
+	int fd, ret = -1;
 
 	*err_r = STORAGE_ERR_NONE;
 	if (flat_check_names(user, name, err_r, error_r) < 0)
@@ -268,30 +275,32 @@ flat_create(struct storage *st, const char *user, const char *name, enum storage
 		return -1;
 	}
 	path = flat_mail_path(st, user, name);
-	if (mkdir_parents(path, strlen(st->root)) < 0) {
+	udir = flat_user_dir(st, user);
+	if (mkdir_parents(udir, path) < 0) {
 		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("mkdir for %s: %s", path, strerror(errno));
-		free(path);
-		return -1;
+		goto out;
 	}
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = fs_open_beneath(udir, path, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	if (fd < 0) {
 		*err_r = errno == EEXIST ? STORAGE_ERR_EXISTS : storage_error_from_errno(errno);
 		*error_r = xasprintf("create %s: %s", path, strerror(errno));
-		free(path);
-		return -1;
+		goto out;
 	}
 	close(fd);
 	fsync_dir_of(path);
+	ret = 0;
+out:
+	free(udir);
 	free(path);
-	return 0;
+	return ret;
 }
 
 static int
 flat_delete(struct storage *st, const char *user, const char *name, enum storage_error *err_r,
 	    char **error_r)
 {
-	char *path, *index;
+	char *path, *index, *udir;
 
 	*err_r = STORAGE_ERR_NONE;
 	if (flat_check_names(user, name, err_r, error_r) < 0)
@@ -302,15 +311,19 @@ flat_delete(struct storage *st, const char *user, const char *name, enum storage
 		return -1;
 	}
 	path = flat_mail_path(st, user, name);
-	if (unlink(path) < 0) {
+	udir = flat_user_dir(st, user);
+	/* a link is removed itself, never its target */
+	if (fs_unlink_beneath(udir, path) < 0) {
 		*err_r = errno == ENOENT ? STORAGE_ERR_NOT_FOUND : STORAGE_ERR_TEMP;
 		*error_r = xasprintf("delete %s: %s", path, strerror(errno));
+		free(udir);
 		free(path);
 		return -1;
 	}
 	index = flat_index_path(st, user, name);
-	(void)unlink(index);
+	(void)fs_unlink_beneath(udir, index);
 	free(index);
+	free(udir);
 	free(path);
 	return 0;
 }
@@ -320,7 +333,7 @@ flat_rename(struct storage *st, const char *user, const char *oldname, const cha
 	    enum storage_error *err_r, char **error_r)
 {
 	char *oldpath = NULL, *newpath = NULL, *oldidx = NULL, *newidx = NULL;
-	char *olddir = NULL, *newdir = NULL;
+	char *olddir = NULL, *newdir = NULL, *udir = NULL;
 	struct stat sb;
 	size_t oldlen = strlen(oldname);
 	bool inbox = strcmp(oldname, "INBOX") == 0;
@@ -340,28 +353,29 @@ flat_rename(struct storage *st, const char *user, const char *oldname, const cha
 		*error_r = xstrdup("cannot rename a mailbox into itself");
 		return -1;
 	}
+	udir = flat_user_dir(st, user);
 	oldpath = flat_mail_path(st, user, oldname);
 	newpath = flat_mail_path(st, user, newname);
 	oldidx = flat_index_path(st, user, oldname);
 	newidx = flat_index_path(st, user, newname);
-	if (lstat(newpath, &sb) == 0) {
+	if (fs_stat_beneath(udir, newpath, &sb) == 0) {
 		*err_r = STORAGE_ERR_EXISTS;
 		*error_r = xasprintf("%s exists", newname);
 		goto out;
 	}
-	if (lstat(oldpath, &sb) < 0 && !(inbox && errno == ENOENT)) {
+	if (fs_stat_beneath(udir, oldpath, &sb) < 0 && !(inbox && errno == ENOENT)) {
 		*err_r = errno == ENOENT ? STORAGE_ERR_NOT_FOUND : STORAGE_ERR_TEMP;
 		*error_r = xasprintf("stat %s: %s", oldpath, strerror(errno));
 		goto out;
 	}
-	if (mkdir_parents(newpath, strlen(st->root)) < 0) {
+	if (mkdir_parents(udir, newpath) < 0) {
 		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("mkdir for %s: %s", newpath, strerror(errno));
 		goto out;
 	}
-	if (inbox && lstat(oldpath, &sb) < 0) {
+	if (inbox && fs_stat_beneath(udir, oldpath, &sb) < 0) {
 		/* an INBOX that was never written: the new mailbox is empty */
-		int fd = open(newpath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		int fd = fs_open_beneath(udir, newpath, O_WRONLY | O_CREAT | O_EXCL, 0600);
 
 		if (fd < 0) {
 			*err_r = errno == EEXIST ? STORAGE_ERR_EXISTS : storage_error_from_errno(errno);
@@ -369,29 +383,31 @@ flat_rename(struct storage *st, const char *user, const char *oldname, const cha
 			goto out;
 		}
 		close(fd);
-	} else if (rename(oldpath, newpath) < 0) {
+	} else if (fs_rename_beneath(udir, oldpath, newpath) < 0) {
 		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("rename %s: %s", oldpath, strerror(errno));
 		goto out;
 	}
 	/* The index follows; without it the new name starts a new
 	   UIDVALIDITY, which is allowed. */
-	if (mkdir_parents(newidx, strlen(st->root)) == 0)
-		(void)rename(oldidx, newidx);
+	if (mkdir_parents(udir, newidx) == 0)
+		(void)fs_rename_beneath(udir, oldidx, newidx);
 	else
-		(void)unlink(oldidx);
+		(void)fs_unlink_beneath(udir, oldidx);
 	if (!inbox) {
 		/* Inferiors move too (RFC 3501 RENAME); INBOX's stay. */
 		olddir = xasprintf("%s/%s/%s", st->root, user, oldname);
 		newdir = xasprintf("%s/%s/%s", st->root, user, newname);
-		if (lstat(olddir, &sb) == 0 && S_ISDIR(sb.st_mode) && lstat(newdir, &sb) < 0)
-			(void)rename(olddir, newdir);
+		if (fs_stat_beneath(udir, olddir, &sb) == 0 && S_ISDIR(sb.st_mode) &&
+		    fs_stat_beneath(udir, newdir, &sb) < 0)
+			(void)fs_rename_beneath(udir, olddir, newdir);
 		free(olddir);
 		free(newdir);
 		olddir = xasprintf("%s/%s/%s/%s", st->root, user, FLAT_IMAP_DIR, oldname);
 		newdir = xasprintf("%s/%s/%s/%s", st->root, user, FLAT_IMAP_DIR, newname);
-		if (lstat(olddir, &sb) == 0 && S_ISDIR(sb.st_mode) && lstat(newdir, &sb) < 0)
-			(void)rename(olddir, newdir);
+		if (fs_stat_beneath(udir, olddir, &sb) == 0 && S_ISDIR(sb.st_mode) &&
+		    fs_stat_beneath(udir, newdir, &sb) < 0)
+			(void)fs_rename_beneath(udir, olddir, newdir);
 	}
 	ret = 0;
 out:
@@ -401,6 +417,7 @@ out:
 	free(newidx);
 	free(olddir);
 	free(newdir);
+	free(udir);
 	return ret;
 }
 
@@ -420,10 +437,15 @@ static int
 flat_subscriptions_read(struct storage *st, const char *user, struct strlist *names_r,
 			enum storage_error *err_r, char **error_r)
 {
-	char *path = flat_subscriptions_path(st, user, err_r, error_r);
-	int ret = path == NULL ? -1 :
-		storage_subscriptions_file_read(path, FLAT_LIST_MAX_NAMES, names_r, err_r, error_r);
+	char *path = flat_subscriptions_path(st, user, err_r, error_r), *udir;
+	int ret;
 
+	if (path == NULL)
+		return -1;
+	udir = flat_user_dir(st, user);
+	ret = storage_subscriptions_file_read(udir, path, FLAT_LIST_MAX_NAMES, names_r, err_r,
+					      error_r);
+	free(udir);
 	free(path);
 	return ret;
 }
@@ -433,18 +455,20 @@ static int
 flat_subscriptions_write(struct storage *st, const char *user, const struct strlist *names,
 			 enum storage_error *err_r, char **error_r)
 {
-	char *path = flat_subscriptions_path(st, user, err_r, error_r), *tmp;
+	char *path = flat_subscriptions_path(st, user, err_r, error_r), *tmp, *udir;
 	int ret = -1;
 
 	if (path == NULL)
 		return -1;
 	tmp = xasprintf("%s.tmp", path);
-	if (mkdir_parents(tmp, strlen(st->root)) < 0) {
+	udir = flat_user_dir(st, user);
+	if (mkdir_parents(udir, tmp) < 0) {
 		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("mkdir for %s: %s", tmp, strerror(errno));
 	} else {
-		ret = storage_subscriptions_file_write(path, tmp, names, err_r, error_r);
+		ret = storage_subscriptions_file_write(udir, path, tmp, names, err_r, error_r);
 	}
+	free(udir);
 	free(tmp);
 	free(path);
 	return ret;

@@ -23,6 +23,7 @@
    a new UIDVALIDITY (flags reset). A lost, stale or damaged index
    therefore never loses or duplicates a message. */
 #include "fileio.h"
+#include "safepath.h"
 #include "log.h"
 #include "flat_private.h"
 
@@ -449,7 +450,7 @@ flat_open_mail(struct storage_box *box, struct stat *st_r, bool *exists_r, enum 
 	int fd;
 
 	*exists_r = false;
-	if (stat(box->mail_path, &st) < 0) {
+	if (fs_stat_beneath(box->user_dir, box->mail_path, &st) < 0) {
 		if (errno == ENOENT && box->inbox) {
 			if (box->fd >= 0) {
 				close(box->fd);
@@ -472,7 +473,7 @@ flat_open_mail(struct storage_box *box, struct stat *st_r, bool *exists_r, enum 
 		close(box->fd);
 		box->fd = -1;
 	}
-	fd = open(box->mail_path, O_RDONLY | O_CLOEXEC);
+	fd = fs_open_beneath(box->user_dir, box->mail_path, O_RDONLY, 0);
 	if (fd < 0) {
 		*err_r = errno == ENOENT && !box->inbox ? STORAGE_ERR_NOT_FOUND : STORAGE_ERR_TEMP;
 		if (errno == ENOENT && box->inbox)
@@ -526,7 +527,7 @@ flat_refresh(struct storage_box *box, struct mbox_state *state, enum storage_err
 
 		if (flat_open_mail(box, &st, &exists, err_r, error_r) < 0)
 			break;
-		r = flat_index_read(box->index_path, &v, &ifd, error_r);
+		r = flat_index_read(box->user_dir, box->index_path, &v, &ifd, error_r);
 		if (r < 0) {
 			*err_r = STORAGE_ERR_TEMP;
 			break;
@@ -617,7 +618,7 @@ flat_box_unchanged(struct storage_box *box)
 
 	if (box->pending)
 		return false;
-	if (stat(box->mail_path, &st) == 0)
+	if (fs_stat_beneath(box->user_dir, box->mail_path, &st) == 0)
 		mail_same = flat_box_stat_equal(box, &st);
 	else
 		mail_same = errno == ENOENT && box->inbox && box->ino == 0;

@@ -20,7 +20,7 @@ expunge_file(struct storage_box *box, struct mfile *f, char **error_r)
 	char *path = md_file_path(box, f);
 	int ret = 0;
 
-	if (unlink(path) < 0) {
+	if (fs_unlink_beneath(box->user_dir, path) < 0) {
 		if (errno != ENOENT) {
 			*error_r = xasprintf("unlink %s: %s", path, strerror(errno));
 			ret = -1;
@@ -28,7 +28,7 @@ expunge_file(struct storage_box *box, struct mfile *f, char **error_r)
 			/* renamed by another tool meanwhile */
 			free(path);
 			path = md_file_path(box, f);
-			(void)unlink(path);
+			(void)fs_unlink_beneath(box->user_dir, path);
 		}
 	}
 	free(path);

@@ -67,7 +67,7 @@ md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
 	f = &box->files.f[fi];
 	if (md_lock(box, err_r, error_r) < 0)
 		return -1;
-	md_stamp_file(box->uidlist_path, &fs);
+	md_stamp_file(box->user_dir, box->uidlist_path, &fs);
 	others = !md_file_stamp_equal(&fs, &box->uidlist_stamp);
 	newname = md_name_with_flags(box, state, f->base, strlen(f->base), f->name, m->flags,
 				     m->keywords, &kw_changed);
@@ -80,7 +80,7 @@ md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
 			break;          /* same name: only the modseq changes */
 		from = md_file_path(box, f);
 		to = xasprintf("%s/%s", box->cur_dir, newname);
-		if (rename(from, to) == 0) {
+		if (fs_rename_beneath(box->user_dir, from, to) == 0) {
 			free(f->name);
 			f->name = newname;
 			newname = NULL;

@@ -32,7 +32,7 @@ md_kw_read(struct storage_box *box)
 	char *names[MD_MAX_LETTERS] = { 0 };
 	unsigned count = 0;
 
-	if (file_read_small(box->kw_path, 64 * 1024, &data, &len, NULL) <= 0)
+	if (file_read_small(box->user_dir, box->kw_path, 64 * 1024, &data, &len, NULL) <= 0)
 		return;
 	for (line = strtok_r(data, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
 		char *end;
@@ -62,7 +62,7 @@ md_kw_write(struct storage_box *box, char **error_r)
 		if (box->kw[i][0] != '\0')
 			buf_printf(&b, "%u %s\n", i, box->kw[i]);
 	}
-	ret = file_replace(box->kw_tmp, box->kw_path, b.data != NULL ? b.data : "", b.len);
+	ret = file_replace(box->user_dir, box->kw_tmp, box->kw_path, b.data != NULL ? b.data : "", b.len);
 	if (ret < 0)
 		*error_r = xasprintf("write %s: %s", box->kw_path, strerror(errno));
 	buf_free(&b);

@@ -27,7 +27,7 @@ md_lock(struct storage_box *box, enum storage_error *err_r, char **error_r)
 		return 0;
 	}
 	if (box->lock_fd < 0) {
-		box->lock_fd = open(box->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		box->lock_fd = fs_open_beneath(box->user_dir, box->lock_path, O_RDWR | O_CREAT, 0600);
 		if (box->lock_fd < 0) {
 			*err_r = storage_error_from_errno(errno);
 			*error_r = xasprintf("open %s: %s", box->lock_path, strerror(errno));

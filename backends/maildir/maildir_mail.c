@@ -28,11 +28,11 @@ md_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out,
 	}
 	f = &box->files.f[idx];
 	path = md_file_path(box, f);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = fs_open_beneath(box->user_dir, path, O_RDONLY, 0);
 	if (fd < 0 && errno == ENOENT && md_locate(box, f)) {
 		free(path);
 		path = md_file_path(box, f);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		fd = fs_open_beneath(box->user_dir, path, O_RDONLY, 0);
 	}
 	if (fd < 0) {
 		/* ENOENT: removed by another process (not looked for again) */

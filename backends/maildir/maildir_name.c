@@ -44,6 +44,12 @@ md_check_names(const char *user, const char *name, enum storage_error *err_r, ch
 }
 
 char *
+md_user_dir(struct storage *st, const char *user)
+{
+	return xasprintf("%s/%s", st->root, user);
+}
+
+char *
 md_root(struct storage *st, const char *user)
 {
 	return xasprintf("%s/%s/%s", st->root, user, MD_DIR);

@@ -10,6 +10,7 @@
 #ifndef BACKENDS_MAILDIR_PRIVATE_H
 #define BACKENDS_MAILDIR_PRIVATE_H
 
+#include "safepath.h"
 #include "storage.h"
 
 #include <stdbool.h>
@@ -80,6 +81,8 @@ struct file_stamp {
 struct storage_box {
 	struct storage *st;
 	bool inbox;
+	char *user_dir;            /* "<root>/<user>": every path is resolved
+				      beneath it (safepath.h) */
 	char *dir, *cur_dir, *new_dir, *tmp_dir;
 	char *uidlist_path, *uidlist_tmp, *kw_path, *kw_tmp, *lock_path, *uidv_path;
 
@@ -118,10 +121,10 @@ struct uidlist {
 };
 
 /* maildir_util.c */
-void md_stamp_file(const char *path, struct file_stamp *fs);
+void md_stamp_file(const char *base, const char *path, struct file_stamp *fs);
 bool md_file_stamp_equal(const struct file_stamp *a, const struct file_stamp *b);
-void md_stamp_dir(const char *path, struct dir_stamp *ds);
-bool md_dir_unchanged(const char *path, const struct dir_stamp *ds);
+void md_stamp_dir(const char *base, const char *path, struct dir_stamp *ds);
+bool md_dir_unchanged(const char *base, const char *path, const struct dir_stamp *ds);
 void md_ftable_clear(struct ftable *t);
 void md_ftable_free(struct ftable *t);
 struct mfile *md_ftable_add(struct ftable *t);
@@ -130,11 +133,12 @@ void md_ftable_remove(struct ftable *t, size_t idx);
 int md_mfile_uid_cmp(const void *a, const void *b);
 int32_t md_local_tz_minutes(int64_t t);
 char *md_file_path(const struct storage_box *box, const struct mfile *f);
-int md_mkdir_ok(const char *path);
-int md_make_maildir(const char *dir);
+int md_mkdir_ok(const char *base, const char *path);
+int md_make_maildir(const char *base, const char *dir);
 
 /* maildir_name.c */
 int md_check_names(const char *user, const char *name, enum storage_error *err_r, char **error_r);
+char *md_user_dir(struct storage *st, const char *user);
 char *md_root(struct storage *st, const char *user);
 char *md_box_dir(struct storage *st, const char *user, const char *name);
 size_t md_base_len(const char *name);

@@ -29,7 +29,7 @@ md_clean_tmp(struct storage_box *box)
 	time_t now = time(NULL);
 	struct dirent *de;
 	unsigned n = 0;
-	DIR *d = opendir(box->tmp_dir);
+	DIR *d = fs_opendir_beneath(box->user_dir, box->tmp_dir);
 
 	if (d == NULL)
 		return;
@@ -40,9 +40,9 @@ md_clean_tmp(struct storage_box *box)
 		if (de->d_name[0] == '.')
 			continue;
 		path = xasprintf("%s/%s", box->tmp_dir, de->d_name);
-		if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-		    now - st.st_mtim.tv_sec > MD_TMP_STALE_SECS)
-			(void)unlink(path);
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && now - st.st_mtim.tv_sec > MD_TMP_STALE_SECS)
+			(void)fs_unlink_beneath(box->user_dir, path);
 		free(path);
 	}
 	closedir(d);
@@ -88,7 +88,7 @@ save_write_tmp(struct storage_box *box, const struct buf *stored, uint64_t vsize
 			    (long)tv->tv_usec, (long)getpid(), ++box->st->seq, box->st->host,
 			    stored->len, (unsigned long long)vsize);
 	tmp_path = *tmp_path_r = xasprintf("%s/%s", box->tmp_dir, *base_r);
-	fd = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	fd = fs_open_beneath(box->user_dir, tmp_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
 	if (fd < 0) {
 		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("create %s: %s", tmp_path, strerror(errno));
@@ -99,7 +99,7 @@ save_write_tmp(struct storage_box *box, const struct buf *stored, uint64_t vsize
 		*error_r = xasprintf("write %s: %s", tmp_path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		(void)unlink(tmp_path);
+		(void)fs_unlink_beneath(box->user_dir, tmp_path);
 		return -1;
 	}
 	return 0;
@@ -117,7 +117,7 @@ save_prepare_uid(struct storage_box *box, struct mbox_state *state, enum storage
 {
 	struct file_stamp fs;
 
-	md_stamp_file(box->uidlist_path, &fs);
+	md_stamp_file(box->user_dir, box->uidlist_path, &fs);
 	if (!md_file_stamp_equal(&fs, &box->uidlist_stamp) &&
 	    md_sync_locked(box, state, error_r) < 0) {
 		*err_r = STORAGE_ERR_TEMP;
@@ -156,7 +156,7 @@ save_move_in(struct storage_box *box, struct mbox_state *state, const char *base
 			return -1;
 		}
 	}
-	if (rename(tmp_path, *dest_r) < 0) {
+	if (fs_rename_beneath(box->user_dir, tmp_path, *dest_r) < 0) {
 		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("rename %s: %s", tmp_path, strerror(errno));
 		return -1;
@@ -245,14 +245,14 @@ md_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 	if (save_write_tmp(box, &stored, vsize, &tv, &base, &tmp_path, err_r, error_r) < 0)
 		goto out;
 	if (md_lock(box, err_r, error_r) < 0) {
-		(void)unlink(tmp_path);
+		(void)fs_unlink_beneath(box->user_dir, tmp_path);
 		goto out;
 	}
 	flags &= MAIL_FLAGS_ALL;
 	if (save_prepare_uid(box, state, err_r, error_r) < 0 ||
 	    save_move_in(box, state, base, tmp_path, flags, keywords, &name, &dest, err_r,
 			 error_r) < 0) {
-		(void)unlink(tmp_path);
+		(void)fs_unlink_beneath(box->user_dir, tmp_path);
 		goto unlock;
 	}
 	/* mtime is the internal date (as Dovecot reads it). Set only now, so
@@ -262,7 +262,7 @@ md_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 	times[0].tv_nsec = 0;
 	times[1].tv_sec = (time_t)internal_date;
 	times[1].tv_nsec = 0;
-	(void)utimensat(AT_FDCWD, dest, times, 0);
+	(void)utimensat(AT_FDCWD, dest, times, AT_SYMLINK_NOFOLLOW);
 	fsync_dir(flags == 0 && keywords == 0 ? box->new_dir : box->cur_dir);
 	f = save_add_message(box, state, base, name, flags, keywords, vsize, internal_date,
 			     tz_minutes);
@@ -272,7 +272,7 @@ md_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 		/* Without its UID on disk the message would get another one
 		   later: take it back. */
 		*err_r = storage_error_from_errno(errno);
-		(void)unlink(dest);
+		(void)fs_unlink_beneath(box->user_dir, dest);
 		mbox_state_remove(state, state->count - 1);
 		md_ftable_remove(&box->files, box->files.count - 1);
 		goto unlock;

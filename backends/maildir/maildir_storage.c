@@ -85,6 +85,7 @@ md_box_free(struct storage_box *box)
 		close(box->lock_fd);
 	md_ftable_free(&box->files);
 	md_kw_clear(box);
+	free(box->user_dir);
 	free(box->dir);
 	free(box->cur_dir);
 	free(box->new_dir);
@@ -106,6 +107,7 @@ md_box_new(struct storage *st, const char *user, const char *name)
 
 	box->st = st;
 	box->inbox = strcmp(name, "INBOX") == 0;
+	box->user_dir = md_user_dir(st, user);
 	box->dir = md_box_dir(st, user, name);
 	box->cur_dir = xasprintf("%s/cur", box->dir);
 	box->new_dir = xasprintf("%s/new", box->dir);
@@ -127,29 +129,34 @@ md_open(struct storage *st, const char *user, const char *name, struct mbox_stat
 {
 	struct storage_box *box;
 	struct stat sb;
+	int serr;
 
 	*err_r = STORAGE_ERR_NONE;
 	if (md_check_names(user, name, err_r, error_r) < 0)
 		return -1;
 	box = md_box_new(st, user, name);
 	if (box->inbox) {
-		char *udir = xasprintf("%s/%s", st->root, user);
-
-		if (md_mkdir_ok(udir) < 0 || md_make_maildir(box->dir) < 0) {
+		if (md_mkdir_ok(box->user_dir, box->user_dir) < 0 ||
+		    md_make_maildir(box->user_dir, box->dir) < 0) {
 			*err_r = storage_error_from_errno(errno);
 			*error_r = xasprintf("create %s: %s", box->dir, strerror(errno));
-			free(udir);
 			md_box_free(box);
 			return -1;
 		}
-		free(udir);
-	} else if (stat(box->cur_dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
-		*err_r = errno == ENOENT || errno == ENOTDIR || S_ISDIR(sb.st_mode) == 0 ?
-			STORAGE_ERR_NOT_FOUND : STORAGE_ERR_TEMP;
-		*error_r = xasprintf("%s: no such Maildir folder", box->dir);
+	} else if ((serr = fs_stat_beneath(box->user_dir, box->cur_dir, &sb) < 0 ? errno : 0) != 0 ||
+		   !S_ISDIR(sb.st_mode)) {
+		/* a link (ELOOP, or cur/ itself one) is refused, not followed */
+		bool link = serr == ELOOP || (serr == 0 && S_ISLNK(sb.st_mode));
+
+		if (link && serr == 0)
+			fs_link_refused_log(box->user_dir, box->cur_dir);
+		*err_r = link || !(serr == ENOENT || serr == ENOTDIR || serr == 0) ?
+			STORAGE_ERR_TEMP : STORAGE_ERR_NOT_FOUND;
+		*error_r = link ? xasprintf("%s: symbolic link refused", box->dir) :
+			xasprintf("%s: no such Maildir folder", box->dir);
 		md_box_free(box);
 		return -1;
-	} else if (md_make_maildir(box->dir) < 0) {
+	} else if (md_make_maildir(box->user_dir, box->dir) < 0) {
 		/* another tool's folder without new/ or tmp/ */
 		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("create %s: %s", box->dir, strerror(errno));
@@ -278,7 +285,7 @@ md_list(struct storage *st, const char *user, struct strlist *names_r,
 	enum storage_error *err_r, char **error_r)
 {
 	struct dirent *de;
-	char *root;
+	char *root, *udir;
 	DIR *d;
 
 	*err_r = STORAGE_ERR_NONE;
@@ -286,8 +293,10 @@ md_list(struct storage *st, const char *user, struct strlist *names_r,
 		return -1;
 	strlist_add(names_r, "INBOX");
 	root = md_root(st, user);
-	d = opendir(root);
+	udir = md_user_dir(st, user);
+	d = fs_opendir_beneath(udir, root);
 	if (d == NULL) {
+		free(udir);
 		free(root);
 		return 0;
 	}
@@ -298,8 +307,16 @@ md_list(struct storage *st, const char *user, struct strlist *names_r,
 		if (de->d_name[0] != '.' || strcmp(de->d_name, ".") == 0 ||
 		    strcmp(de->d_name, "..") == 0)
 			continue;
+		/* a link is not a mailbox (not shown, not followed) */
+		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISLNK(sb.st_mode)) {
+			cur = xasprintf("%s/%s", root, de->d_name);
+			fs_link_refused_log(udir, cur);
+			free(cur);
+			continue;
+		}
 		cur = xasprintf("%s/%s/cur", root, de->d_name);
-		if (stat(cur, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		if (fs_stat_beneath(udir, cur, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
 			free(cur);
 			continue;
 		}
@@ -316,6 +333,7 @@ md_list(struct storage *st, const char *user, struct strlist *names_r,
 			free(name);
 	}
 	closedir(d);
+	free(udir);
 	free(root);
 	return 0;
 }
@@ -333,7 +351,7 @@ md_ensure_root(struct storage *st, const char *user)
 {
 	char *udir = xasprintf("%s/%s", st->root, user);
 	char *root = md_root(st, user);
-	int ret = md_mkdir_ok(udir) == 0 && md_make_maildir(root) == 0 ? 0 : -1;
+	int ret = md_mkdir_ok(udir, udir) == 0 && md_make_maildir(udir, root) == 0 ? 0 : -1;
 
 	free(udir);
 	free(root);
@@ -344,7 +362,7 @@ static int
 md_create(struct storage *st, const char *user, const char *name, enum storage_error *err_r,
 	  char **error_r)
 {
-	char *dir, *work, *marker;
+	char *dir, *work, *marker, *udir;
 	int fd, ret = -1;
 
 	*err_r = STORAGE_ERR_NONE;
@@ -360,20 +378,21 @@ md_create(struct storage *st, const char *user, const char *name, enum storage_e
 		*error_r = xasprintf("create Maildir of %s: %s", user, strerror(errno));
 		return -1;
 	}
+	udir = md_user_dir(st, user);
 	dir = md_box_dir(st, user, name);
 	work = md_work_path(st, user, "new");
 	/* Built aside, then renamed into place: never half there. */
-	if (md_make_maildir(work) < 0) {
+	if (md_make_maildir(udir, work) < 0) {
 		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("create %s: %s", work, strerror(errno));
 		goto out;
 	}
 	marker = xasprintf("%s/maildirfolder", work);
-	fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	fd = fs_open_beneath(udir, marker, O_WRONLY | O_CREAT, 0600);
 	if (fd >= 0)
 		close(fd);
 	free(marker);
-	if (rename(work, dir) < 0) {
+	if (fs_rename_beneath(udir, work, dir) < 0) {
 		*err_r = errno == EEXIST || errno == ENOTEMPTY ? STORAGE_ERR_EXISTS :
 			storage_error_from_errno(errno);
 		*error_r = xasprintf("create %s: %s", dir, strerror(errno));
@@ -388,51 +407,23 @@ out:
 			static const char *const sub[] = { "cur", "new", "tmp", "maildirfolder" };
 
 			p = xasprintf("%s/%s", work, sub[i]);
-			(void)remove(p);
+			if (fs_unlink_beneath(udir, p) < 0 && errno == EISDIR)
+				(void)fs_rmdir_beneath(udir, p);
 			free(p);
 		}
-		(void)rmdir(work);
+		(void)fs_rmdir_beneath(udir, work);
 	}
+	free(udir);
 	free(dir);
 	free(work);
 	return ret;
-}
-
-/* Removes dir and what is inside, two levels deep at most (a Maildir
-   folder: its files, and the files of cur/, new/, tmp/). */
-static void
-md_remove_tree(const char *dir, unsigned depth)
-{
-	struct dirent *de;
-	DIR *d = opendir(dir);
-	unsigned n = 0;
-
-	if (d != NULL) {
-		while ((de = readdir(d)) != NULL && n++ < MD_MAX_FILES) {
-			char *p;
-			struct stat sb;
-
-			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-				continue;
-			p = xasprintf("%s/%s", dir, de->d_name);
-			if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-				if (depth < 2)
-					md_remove_tree(p, depth + 1);
-			} else {
-				(void)unlink(p);
-			}
-			free(p);
-		}
-		closedir(d);
-	}
-	(void)rmdir(dir);
 }
 
 static int
 md_delete(struct storage *st, const char *user, const char *name, enum storage_error *err_r,
 	  char **error_r)
 {
-	char *dir, *work;
+	char *dir, *work, *udir;
 
 	*err_r = STORAGE_ERR_NONE;
 	if (md_check_names(user, name, err_r, error_r) < 0)
@@ -442,17 +433,22 @@ md_delete(struct storage *st, const char *user, const char *name, enum storage_e
 		*error_r = xstrdup("INBOX cannot be deleted");
 		return -1;
 	}
+	udir = md_user_dir(st, user);
 	dir = md_box_dir(st, user, name);
 	work = md_work_path(st, user, "deleted");
-	/* Out of sight first (one rename), then removed. */
-	if (rename(dir, work) < 0) {
+	/* Out of sight first (one rename: a link is moved itself), then
+	   removed, never through a link: a folder that is a link loses the
+	   link only, its target is left alone (as Dovecot does). */
+	if (fs_rename_beneath(udir, dir, work) < 0) {
 		*err_r = errno == ENOENT ? STORAGE_ERR_NOT_FOUND : storage_error_from_errno(errno);
 		*error_r = xasprintf("delete %s: %s", dir, strerror(errno));
+		free(udir);
 		free(dir);
 		free(work);
 		return -1;
 	}
-	md_remove_tree(work, 0);
+	(void)fs_remove_tree_beneath(udir, work);
+	free(udir);
 	free(dir);
 	free(work);
 	return 0;
@@ -460,11 +456,11 @@ md_delete(struct storage *st, const char *user, const char *name, enum storage_e
 
 /* Moves the files of inbox/sub into dir/sub (RENAME INBOX). */
 static void
-rename_inbox_move_files(const char *inbox, const char *dir, const char *sub)
+rename_inbox_move_files(const char *udir, const char *inbox, const char *dir, const char *sub)
 {
 	char *from_dir = xasprintf("%s/%s", inbox, sub);
 	struct dirent *de;
-	DIR *d = opendir(from_dir);
+	DIR *d = fs_opendir_beneath(udir, from_dir);
 	unsigned n = 0;
 
 	while (d != NULL && (de = readdir(d)) != NULL && n++ < MD_MAX_FILES) {
@@ -474,7 +470,7 @@ rename_inbox_move_files(const char *inbox, const char *dir, const char *sub)
 			continue;
 		from = xasprintf("%s/%s", from_dir, de->d_name);
 		to = xasprintf("%s/%s/%s", dir, sub, de->d_name);
-		(void)rename(from, to);
+		(void)fs_rename_beneath(udir, from, to);
 		free(from);
 		free(to);
 	}
@@ -486,17 +482,17 @@ rename_inbox_move_files(const char *inbox, const char *dir, const char *sub)
 /* Keyword letters go along with the files: INBOX's dovecot-keywords is
    copied into dir. */
 static void
-rename_inbox_copy_keywords(const char *inbox, const char *dir)
+rename_inbox_copy_keywords(const char *udir, const char *inbox, const char *dir)
 {
 	char *from = xasprintf("%s/%s", inbox, MD_KEYWORDS);
 	char *to = xasprintf("%s/%s", dir, MD_KEYWORDS);
 	char *data = NULL;
 	size_t len;
 
-	if (file_read_small(from, 64 * 1024, &data, &len, NULL) > 0) {
+	if (file_read_small(udir, from, 64 * 1024, &data, &len, NULL) > 0) {
 		char *tmp = xasprintf("%s.tmp", to);
 
-		(void)file_replace(tmp, to, data, len - 1);
+		(void)file_replace(udir, tmp, to, data, len - 1);
 		free(tmp);
 	}
 	free(data);
@@ -510,15 +506,17 @@ md_rename_inbox(struct storage *st, const char *user, const char *newname,
 		enum storage_error *err_r, char **error_r)
 {
 	char *inbox = md_root(st, user), *dir = md_box_dir(st, user, newname);
+	char *udir = md_user_dir(st, user);
 	int ret = -1;
 
 	if (md_create(st, user, newname, err_r, error_r) < 0)
 		goto out;
-	rename_inbox_move_files(inbox, dir, "cur");
-	rename_inbox_move_files(inbox, dir, "new");
-	rename_inbox_copy_keywords(inbox, dir);
+	rename_inbox_move_files(udir, inbox, dir, "cur");
+	rename_inbox_move_files(udir, inbox, dir, "new");
+	rename_inbox_copy_keywords(udir, inbox, dir);
 	ret = 0;
 out:
+	free(udir);
 	free(inbox);
 	free(dir);
 	return ret;
@@ -528,7 +526,7 @@ static int
 md_rename(struct storage *st, const char *user, const char *oldname, const char *newname,
 	  enum storage_error *err_r, char **error_r)
 {
-	char *olddir = NULL, *newdir = NULL, *root = NULL, *oldprefix = NULL;
+	char *olddir = NULL, *newdir = NULL, *root = NULL, *oldprefix = NULL, *udir = NULL;
 	size_t oldlen = strlen(oldname);
 	struct stat sb;
 	DIR *d;
@@ -550,14 +548,16 @@ md_rename(struct storage *st, const char *user, const char *oldname, const char 
 		*error_r = xstrdup("cannot rename a mailbox into itself");
 		return -1;
 	}
+	udir = md_user_dir(st, user);
 	olddir = md_box_dir(st, user, oldname);
 	newdir = md_box_dir(st, user, newname);
-	if (lstat(newdir, &sb) == 0) {
+	if (fs_stat_beneath(udir, newdir, &sb) == 0) {
 		*err_r = STORAGE_ERR_EXISTS;
 		*error_r = xasprintf("%s exists", newname);
 		goto out;
 	}
-	if (rename(olddir, newdir) < 0) {
+	/* a link is renamed itself */
+	if (fs_rename_beneath(udir, olddir, newdir) < 0) {
 		*err_r = errno == ENOENT ? STORAGE_ERR_NOT_FOUND : storage_error_from_errno(errno);
 		*error_r = xasprintf("rename %s: %s", olddir, strerror(errno));
 		goto out;
@@ -565,7 +565,7 @@ md_rename(struct storage *st, const char *user, const char *oldname, const char 
 	/* Inferiors move too (RFC 3501 RENAME): .old.x -> .new.x */
 	root = md_root(st, user);
 	oldprefix = xasprintf("%s.", strrchr(olddir, '/') + 1);
-	d = opendir(root);
+	d = fs_opendir_beneath(udir, root);
 	if (d != NULL) {
 		struct strlist kids = { 0 };
 		struct dirent *de;
@@ -579,8 +579,8 @@ md_rename(struct storage *st, const char *user, const char *oldname, const char 
 			char *from = xasprintf("%s/%s", root, kids.items[i]);
 			char *to = xasprintf("%s.%s", newdir, kids.items[i] + strlen(oldprefix));
 
-			if (lstat(to, &sb) < 0)
-				(void)rename(from, to);
+			if (fs_stat_beneath(udir, to, &sb) < 0)
+				(void)fs_rename_beneath(udir, from, to);
 			free(from);
 			free(to);
 		}
@@ -588,6 +588,7 @@ md_rename(struct storage *st, const char *user, const char *oldname, const char 
 	}
 	ret = 0;
 out:
+	free(udir);
 	free(olddir);
 	free(newdir);
 	free(root);
@@ -605,14 +606,16 @@ static int
 md_subscriptions_read(struct storage *st, const char *user, struct strlist *names_r,
 		      enum storage_error *err_r, char **error_r)
 {
-	char *path;
+	char *path, *udir;
 	int ret;
 
 	*err_r = STORAGE_ERR_NONE;
 	if (md_check_names(user, NULL, err_r, error_r) < 0)
 		return -1;
 	path = md_subs_path(st, user);
-	ret = storage_subscriptions_file_read(path, MD_LIST_MAX, names_r, err_r, error_r);
+	udir = md_user_dir(st, user);
+	ret = storage_subscriptions_file_read(udir, path, MD_LIST_MAX, names_r, err_r, error_r);
+	free(udir);
 	free(path);
 	return ret;
 }
@@ -621,7 +624,7 @@ static int
 md_subscriptions_write(struct storage *st, const char *user, const struct strlist *names,
 		       enum storage_error *err_r, char **error_r)
 {
-	char *path, *tmp;
+	char *path, *tmp, *udir;
 	int ret;
 
 	*err_r = STORAGE_ERR_NONE;
@@ -634,7 +637,9 @@ md_subscriptions_write(struct storage *st, const char *user, const struct strlis
 	}
 	path = md_subs_path(st, user);
 	tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-	ret = storage_subscriptions_file_write(path, tmp, names, err_r, error_r);
+	udir = md_user_dir(st, user);
+	ret = storage_subscriptions_file_write(udir, path, tmp, names, err_r, error_r);
+	free(udir);
 	free(tmp);
 	free(path);
 	return ret;

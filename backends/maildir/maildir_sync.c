@@ -60,10 +60,10 @@ dents_free(struct dents *ds)
 }
 
 static int
-read_dir_into(const char *dir, bool in_new, struct dents *ds, char **error_r)
+read_dir_into(const char *base, const char *dir, bool in_new, struct dents *ds, char **error_r)
 {
 	struct dirent *de;
-	DIR *d = opendir(dir);
+	DIR *d = fs_opendir_beneath(base, dir);
 
 	if (d == NULL) {
 		if (errno == ENOENT)
@@ -78,6 +78,20 @@ read_dir_into(const char *dir, bool in_new, struct dents *ds, char **error_r)
 			continue;
 		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN && de->d_type != DT_LNK)
 			continue;
+		if (de->d_type != DT_REG) {
+			struct stat st;
+
+			/* a link is never a message: skipped, logged once */
+			if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				continue;
+			if (S_ISLNK(st.st_mode)) {
+				char *p = xasprintf("%s/%s", dir, de->d_name);
+
+				fs_link_refused_log(base, p);
+				free(p);
+				continue;
+			}
+		}
 		xgrow(&ds->d, &ds->alloc, ds->count + 1, sizeof(*ds->d));
 		e = &ds->d[ds->count++];
 		e->name = xstrdup(de->d_name);
@@ -93,8 +107,8 @@ static int
 md_read_dirs(struct storage_box *box, struct dents *ds, char **error_r)
 {
 	i_zero(ds);
-	if (read_dir_into(box->cur_dir, false, ds, error_r) < 0 ||
-	    read_dir_into(box->new_dir, true, ds, error_r) < 0) {
+	if (read_dir_into(box->user_dir, box->cur_dir, false, ds, error_r) < 0 ||
+	    read_dir_into(box->user_dir, box->new_dir, true, ds, error_r) < 0) {
 		dents_free(ds);
 		return -1;
 	}
@@ -140,13 +154,13 @@ known_lookup(struct mfile **known, size_t n, const char *base, size_t blen)
 
 /* RFC822.SIZE of a stored file: its size plus one octet per bare LF. */
 static int
-md_file_vsize(const char *path, uint64_t *vsize_r, struct stat *st_r)
+md_file_vsize(const char *base, const char *path, uint64_t *vsize_r, struct stat *st_r)
 {
 	char *tmp;
 	uint64_t size = 0, bare = 0;
 	char prev = '\0';
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = fs_open_beneath(base, path, O_RDONLY, 0);
 
 	if (fd < 0)
 		return -1;
@@ -188,10 +202,10 @@ md_describe_new_file(struct storage_box *box, const struct dent *e, struct mfile
 	bool ok;
 
 	if (md_base_field(e->name, e->blen, 'W', &w)) {
-		ok = stat(path, &st) == 0;
+		ok = fs_stat_beneath(box->user_dir, path, &st) == 0;
 		f->vsize = w;
 	} else {
-		ok = md_file_vsize(path, &f->vsize, &st) == 0;
+		ok = md_file_vsize(box->user_dir, path, &f->vsize, &st) == 0;
 	}
 	free(path);
 	if (!ok || !S_ISREG(st.st_mode))
@@ -217,7 +231,7 @@ md_move_to_cur(struct storage_box *box, struct mbox_state *state, struct mfile *
 	char *from = xasprintf("%s/%s", box->new_dir, f->name);
 	char *to = xasprintf("%s/%s", box->cur_dir, newname);
 
-	if (rename(from, to) == 0) {
+	if (fs_rename_beneath(box->user_dir, from, to) == 0) {
 		free(f->name);
 		f->name = newname;
 		f->in_new = false;
@@ -259,7 +273,7 @@ sync_read_uidlist(struct sync_ctx *ctx, char **error_r)
 	struct file_stamp fs;
 
 	md_kw_read(box);
-	md_stamp_file(box->uidlist_path, &fs);
+	md_stamp_file(box->user_dir, box->uidlist_path, &fs);
 	ctx->reread = ctx->fresh || !md_file_stamp_equal(&fs, &box->uidlist_stamp);
 	if (ctx->reread && md_uidlist_read(box, &ctx->ul, error_r) < 0)
 		return -1;
@@ -377,8 +391,8 @@ sync_scan(struct sync_ctx *ctx, char **error_r)
 	struct storage_box *box = ctx->box;
 
 	for (unsigned pass = 0; pass < 2; pass++) {
-		md_stamp_dir(box->cur_dir, &box->cur_stamp);
-		md_stamp_dir(box->new_dir, &box->new_stamp);
+		md_stamp_dir(box->user_dir, box->cur_dir, &box->cur_stamp);
+		md_stamp_dir(box->user_dir, box->new_dir, &box->new_stamp);
 		if (md_read_dirs(box, &ctx->ds, error_r) < 0)
 			return -1;
 		if (sync_scan_once(ctx) == 0 || pass == 1)
@@ -682,10 +696,10 @@ md_unchanged(struct storage_box *box)
 {
 	struct file_stamp fs;
 
-	if (box->has_young || !md_dir_unchanged(box->cur_dir, &box->cur_stamp) ||
-	    !md_dir_unchanged(box->new_dir, &box->new_stamp))
+	if (box->has_young || !md_dir_unchanged(box->user_dir, box->cur_dir, &box->cur_stamp) ||
+	    !md_dir_unchanged(box->user_dir, box->new_dir, &box->new_stamp))
 		return false;
-	md_stamp_file(box->uidlist_path, &fs);
+	md_stamp_file(box->user_dir, box->uidlist_path, &fs);
 	return md_file_stamp_equal(&fs, &box->uidlist_stamp);
 }
 

@@ -53,7 +53,7 @@ uint32_t
 md_new_uidvalidity(struct storage_box *box, uint32_t old)
 {
 	char *tmp_path = xasprintf("%s.tmp.%ld", box->uidv_path, (long)getpid());
-	uint32_t v = storage_uidvalidity_new(box->uidv_path, tmp_path, old);
+	uint32_t v = storage_uidvalidity_new(box->user_dir, box->uidv_path, tmp_path, old);
 
 	free(tmp_path);
 	return v;
@@ -236,7 +236,7 @@ md_uidlist_read(struct storage_box *box, struct uidlist *ul, char **error_r)
 	int version = 0, r;
 
 	i_zero(ul);
-	r = file_read_small(box->uidlist_path, 512 * 1024 * 1024, &data, &len, NULL);
+	r = file_read_small(box->user_dir, box->uidlist_path, 512 * 1024 * 1024, &data, &len, NULL);
 	if (r < 0) {
 		*error_r = xasprintf("read %s: %s", box->uidlist_path, strerror(errno));
 		return -1;
@@ -302,13 +302,13 @@ md_uidlist_write(struct storage_box *box, const struct mbox_state *state, bool r
 	buf_append_c(&b, '\n');
 	for (size_t i = 0; i < box->files.count; i++)
 		uidlist_rec_print(&b, &box->files.f[i]);
-	ret = file_replace(box->uidlist_tmp, box->uidlist_path, b.data, b.len);
+	ret = file_replace(box->user_dir, box->uidlist_tmp, box->uidlist_path, b.data, b.len);
 	for (size_t i = 0; ret == 0 && i < box->files.count; i++)
 		box->files.f[i].rec_letters = md_name_letters(box->files.f[i].name);
 	if (ret < 0) {
 		*error_r = xasprintf("write %s: %s", box->uidlist_path, strerror(errno));
 	} else {
-		md_stamp_file(box->uidlist_path, &box->uidlist_stamp);
+		md_stamp_file(box->user_dir, box->uidlist_path, &box->uidlist_stamp);
 		box->disk_highest = highest;
 		box->disk_ceiling = ceiling > highest ? ceiling : highest;
 		box->highest = highest;
@@ -331,7 +331,7 @@ md_uidlist_append_rec(struct storage_box *box, const struct mfile *f, char **err
 	int fd, ret = -1;
 
 	uidlist_rec_print(&b, f);
-	fd = open(box->uidlist_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	fd = fs_open_beneath(box->user_dir, box->uidlist_path, O_WRONLY | O_APPEND, 0);
 	if (fd >= 0 && fd_write_full(fd, b.data, b.len) == 0 && fdatasync(fd) == 0)
 		ret = 0;
 	if (ret < 0)
@@ -341,7 +341,7 @@ md_uidlist_append_rec(struct storage_box *box, const struct mfile *f, char **err
 		ret = -1;
 	}
 	if (ret == 0) {
-		md_stamp_file(box->uidlist_path, &box->uidlist_stamp);
+		md_stamp_file(box->user_dir, box->uidlist_path, &box->uidlist_stamp);
 		((struct mfile *)f)->rec_letters = md_name_letters(f->name);
 		if (f->modseq > box->disk_highest)
 			box->disk_highest = f->modseq;

@@ -16,12 +16,12 @@
 /* Helpers */
 
 void
-md_stamp_file(const char *path, struct file_stamp *fs)
+md_stamp_file(const char *base, const char *path, struct file_stamp *fs)
 {
 	struct stat st;
 
 	i_zero(fs);
-	if (stat(path, &st) < 0)
+	if (fs_stat_beneath(base, path, &st) < 0)
 		return;
 	fs->exists = true;
 	fs->ino = (uint64_t)st.st_ino;
@@ -39,14 +39,14 @@ md_file_stamp_equal(const struct file_stamp *a, const struct file_stamp *b)
 
 /* Records a folder's mtime, taken just before it is read. */
 void
-md_stamp_dir(const char *path, struct dir_stamp *ds)
+md_stamp_dir(const char *base, const char *path, struct dir_stamp *ds)
 {
 	struct timespec now;
 	struct stat st;
 	int64_t age;
 
 	i_zero(ds);
-	if (stat(path, &st) < 0 || clock_gettime(CLOCK_REALTIME, &now) < 0)
+	if (fs_stat_beneath(base, path, &st) < 0 || clock_gettime(CLOCK_REALTIME, &now) < 0)
 		return;
 	ds->ino = (uint64_t)st.st_ino;
 	ds->sec = (int64_t)st.st_mtim.tv_sec;
@@ -56,11 +56,11 @@ md_stamp_dir(const char *path, struct dir_stamp *ds)
 }
 
 bool
-md_dir_unchanged(const char *path, const struct dir_stamp *ds)
+md_dir_unchanged(const char *base, const char *path, const struct dir_stamp *ds)
 {
 	struct stat st;
 
-	if (!ds->valid || stat(path, &st) < 0)
+	if (!ds->valid || fs_stat_beneath(base, path, &st) < 0)
 		return false;
 	return ds->ino == (uint64_t)st.st_ino && ds->sec == (int64_t)st.st_mtim.tv_sec &&
 		ds->nsec == (int64_t)st.st_mtim.tv_nsec;
@@ -152,25 +152,39 @@ md_file_path(const struct storage_box *box, const struct mfile *f)
 }
 
 int
-md_mkdir_ok(const char *path)
+md_mkdir_ok(const char *base, const char *path)
 {
-	return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : -1;
+	struct stat st;
+
+	if (fs_mkdir_beneath(base, path, 0700) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -1;
+	/* there already: a folder, not a link to one */
+	if (fs_stat_beneath(base, path, &st) < 0)
+		return -1;
+	if (S_ISLNK(st.st_mode)) {
+		fs_link_refused_log(base, path);
+		errno = ELOOP;
+		return -1;
+	}
+	return 0;
 }
 
 /* Creates <dir>/{cur,new,tmp} (and dir). */
 int
-md_make_maildir(const char *dir)
+md_make_maildir(const char *base, const char *dir)
 {
 	char *p;
 	int ret = 0;
 
-	if (md_mkdir_ok(dir) < 0)
+	if (md_mkdir_ok(base, dir) < 0)
 		return -1;
 	for (unsigned i = 0; i < 3 && ret == 0; i++) {
 		static const char *const sub[] = { "cur", "new", "tmp" };
 
 		p = xasprintf("%s/%s", dir, sub[i]);
-		ret = md_mkdir_ok(p);
+		ret = md_mkdir_ok(base, p);
 		free(p);
 	}
 	return ret;

@@ -30,7 +30,8 @@ subscriptions_add_line(char *line, size_t len, struct strlist *names_r)
 }
 
 int
-storage_subscriptions_file_read(const char *path, size_t max, struct strlist *names_r,
+storage_subscriptions_file_read(const char *base, const char *path, size_t max,
+				struct strlist *names_r,
 				enum storage_error *err_r, char **error_r)
 {
 	char *data = NULL;
@@ -38,7 +39,7 @@ storage_subscriptions_file_read(const char *path, size_t max, struct strlist *na
 	int r;
 
 	*err_r = STORAGE_ERR_NONE;
-	r = file_read_small(path, SUBSCRIPTIONS_FILE_MAX, &data, &len, NULL);
+	r = file_read_small(base, path, SUBSCRIPTIONS_FILE_MAX, &data, &len, NULL);
 	if (r < 0) {
 		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("read %s: %s", path, strerror(errno));
@@ -57,7 +58,7 @@ storage_subscriptions_file_read(const char *path, size_t max, struct strlist *na
 }
 
 int
-storage_subscriptions_file_write(const char *path, const char *tmp_path,
+storage_subscriptions_file_write(const char *base, const char *path, const char *tmp_path,
 				 const struct strlist *names, enum storage_error *err_r,
 				 char **error_r)
 {
@@ -71,7 +72,7 @@ storage_subscriptions_file_write(const char *path, const char *tmp_path,
 		buf_append_str(&b, names->items[i]);
 		buf_append_c(&b, '\n');
 	}
-	if (file_replace(tmp_path, path, b.data != NULL ? b.data : "", b.len) < 0) {
+	if (file_replace(base, tmp_path, path, b.data != NULL ? b.data : "", b.len) < 0) {
 		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("write %s: %s", path, strerror(errno));
 		ret = -1;
@@ -81,13 +82,13 @@ storage_subscriptions_file_write(const char *path, const char *tmp_path,
 }
 
 uint32_t
-storage_uidvalidity_new(const char *path, const char *tmp_path, uint32_t old)
+storage_uidvalidity_new(const char *base, const char *path, const char *tmp_path, uint32_t old)
 {
 	uint32_t v = (uint32_t)time(NULL), last = 0;
 	char tmp[32], *data = NULL;
 	size_t len;
 
-	if (file_read_small(path, 64, &data, &len, NULL) > 0)
+	if (file_read_small(base, path, 64, &data, &len, NULL) > 0)
 		last = (uint32_t)strtoul(data, NULL, 10);
 	free(data);
 	if (v <= last)
@@ -99,7 +100,7 @@ storage_uidvalidity_new(const char *path, const char *tmp_path, uint32_t old)
 	if (tmp_path != NULL) {
 		int n = snprintf(tmp, sizeof(tmp), "%u\n", v);
 
-		(void)file_replace(tmp_path, path, tmp, (size_t)n);
+		(void)file_replace(base, tmp_path, path, tmp, (size_t)n);
 	}
 	return v;
 }

@@ -1,7 +1,8 @@
 /* storage_files.h: the small files every backend keeps the same way, the
    subscriptions list and the UIDVALIDITY record, written in one place.
    Each backend names its files (and keeps its names); the format is the
-   one below. */
+   one below. Every path is resolved beneath base, the user's own folder,
+   without following a link (core/lib/safepath.h). */
 #ifndef STORAGE_FILES_H
 #define STORAGE_FILES_H
 
@@ -12,12 +13,12 @@
    a missing file is an empty list. Dovecot 2's form is read too (a "V\t"
    header line is skipped, a tab between levels is read as '/'). Returns
    0, or -1 with *err_r and *error_r. */
-int storage_subscriptions_file_read(const char *path, size_t max, struct strlist *names_r,
+int storage_subscriptions_file_read(const char *base, const char *path, size_t max, struct strlist *names_r,
 				    enum storage_error *err_r, char **error_r);
 /* Replaces the subscriptions file path with names, one a line (invalid
    names left out), through tmp_path (written, fsynced, renamed). The
    folder must exist. Returns 0, or -1 with *err_r and *error_r. */
-int storage_subscriptions_file_write(const char *path, const char *tmp_path,
+int storage_subscriptions_file_write(const char *base, const char *path, const char *tmp_path,
 				     const struct strlist *names, enum storage_error *err_r,
 				     char **error_r);
 
@@ -25,6 +26,6 @@ int storage_subscriptions_file_write(const char *path, const char *tmp_path,
    in path (a decimal number and a newline), so that a lost index or a
    re-created mailbox never repeats one. The new value is recorded in
    path through tmp_path, best effort (tmp_path NULL: not recorded). */
-uint32_t storage_uidvalidity_new(const char *path, const char *tmp_path, uint32_t old);
+uint32_t storage_uidvalidity_new(const char *base, const char *path, const char *tmp_path, uint32_t old);
 
 #endif

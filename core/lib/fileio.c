@@ -1,6 +1,7 @@
 /* fileio.c: file helpers shared by the storage backends (see fileio.h). */
 #include "fileio.h"
 #include "buf.h"
+#include "safepath.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -78,15 +79,45 @@ fd_pread_full(int fd, void *data, size_t len, uint64_t off)
 	return (ssize_t)done;
 }
 
+/* Folder fsyncs done, for tests (fsync_dir_count()). */
+static unsigned long dir_syncs;
+
 void
 fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd >= 0) {
-		(void)fsync(fd);
+		if (fsync(fd) == 0)
+			dir_syncs++;
 		close(fd);
 	}
+}
+
+/* fsync of the folder holding path (full, or relative to base), found
+   beneath base like path itself. */
+static void
+fsync_dir_of_beneath(const char *base, const char *path)
+{
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	int fd;
+
+	if (slash != NULL)
+		*slash = '\0';
+	fd = fs_open_beneath(base, slash != NULL ? dir : base, O_RDONLY | O_DIRECTORY, 0);
+	if (fd >= 0) {
+		if (fsync(fd) == 0)
+			dir_syncs++;
+		close(fd);
+	}
+	free(dir);
+}
+
+unsigned long
+fsync_dir_count(void)
+{
+	return dir_syncs;
 }
 
 void
@@ -102,25 +133,25 @@ fsync_dir_of(const char *path)
 }
 
 int
-mkdir_parents(const char *path, size_t prefix_len)
+mkdir_parents(const char *base, const char *path)
 {
-	char *tmp = xstrdup(path);
-	size_t len = strlen(tmp);
+	char *dir = xstrdup(path);
+	char *slash = strrchr(dir, '/');
+	int ret;
 
-	for (size_t i = prefix_len + 1; i < len; i++) {
-		if (tmp[i] != '/')
-			continue;
-		tmp[i] = '\0';
-		if (mkdir(tmp, 0700) < 0 && errno != EEXIST) {
-			int err = errno;
+	if (slash == NULL)
+		dir[0] = '\0';
+	else
+		*slash = '\0';
+	ret = fs_mkdirs_beneath(base, dir[0] != '\0' ? dir : base, 0700);
+	if (ret < 0) {
+		int err = errno;
 
-			free(tmp);
-			errno = err;
-			return -1;
-		}
-		tmp[i] = '/';
+		free(dir);
+		errno = err;
+		return -1;
 	}
-	free(tmp);
+	free(dir);
 	return 0;
 }
 
@@ -136,12 +167,13 @@ sleep_ms(unsigned ms)
 /* Reads a whole small file (at most max bytes) into a NUL-terminated
    buffer. Returns 1, 0 if missing, -1 on error (errno set). */
 int
-file_read_small(const char *path, size_t max, char **data_r, size_t *len_r, struct stat *st_r)
+file_read_small(const char *base, const char *path, size_t max, char **data_r, size_t *len_r,
+		struct stat *st_r)
 {
 	struct buf b = BUF_INIT;
 	char tmp[8192];
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = fs_open_beneath(base, path, O_RDONLY, 0);
 
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -1;
@@ -178,11 +210,12 @@ file_read_small(const char *path, size_t max, char **data_r, size_t *len_r, stru
 	return 1;
 }
 
-/* Writes data to tmp, fsyncs and renames it to path. */
+/* Writes data to tmp, fsyncs and renames it to path, then fsyncs the
+   folder. */
 int
-file_replace(const char *tmp, const char *path, const char *data, size_t len)
+file_replace(const char *base, const char *tmp, const char *path, const char *data, size_t len)
 {
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = fs_open_beneath(base, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
 	if (fd < 0)
 		return -1;
@@ -190,24 +223,26 @@ file_replace(const char *tmp, const char *path, const char *data, size_t len)
 		int err = errno;
 
 		close(fd);
-		(void)unlink(tmp);
+		(void)fs_unlink_beneath(base, tmp);
 		errno = err;
 		return -1;
 	}
-	if (close(fd) < 0 || rename(tmp, path) < 0) {
+	if (close(fd) < 0 || fs_rename_beneath(base, tmp, path) < 0) {
 		int err = errno;
 
-		(void)unlink(tmp);
+		(void)fs_unlink_beneath(base, tmp);
 		errno = err;
 		return -1;
 	}
+	/* without it a power cut can bring the old file back */
+	fsync_dir_of_beneath(base, path);
 	return 0;
 }
 
 int
-file_tmp_create(const char *tmp, const void *data, size_t len, mode_t mode)
+file_tmp_create(const char *base, const char *tmp, const void *data, size_t len, mode_t mode)
 {
-	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	int fd = fs_open_beneath(base, tmp, O_RDWR | O_CREAT | O_TRUNC, mode);
 
 	if (fd < 0)
 		return -1;
@@ -215,7 +250,7 @@ file_tmp_create(const char *tmp, const void *data, size_t len, mode_t mode)
 		int err = errno;
 
 		close(fd);
-		(void)unlink(tmp);
+		(void)fs_unlink_beneath(base, tmp);
 		errno = err;
 		return -1;
 	}
@@ -223,15 +258,15 @@ file_tmp_create(const char *tmp, const void *data, size_t len, mode_t mode)
 }
 
 int
-file_tmp_commit(int fd, const char *tmp, const char *path)
+file_tmp_commit(const char *base, int fd, const char *tmp, const char *path)
 {
-	if (fsync(fd) < 0 || rename(tmp, path) < 0) {
+	if (fsync(fd) < 0 || fs_rename_beneath(base, tmp, path) < 0) {
 		int err = errno;
 
-		(void)unlink(tmp);
+		(void)fs_unlink_beneath(base, tmp);
 		errno = err;
 		return -1;
 	}
-	fsync_dir_of(path);
+	fsync_dir_of_beneath(base, path);
 	return 0;
 }

@@ -1,6 +1,8 @@
 /* fileio.h: whole-buffer reads and writes, fsync of folders, and the
    short sleeps of lock retries: what every storage backend needs. All
-   retry on EINTR. */
+   retry on EINTR. The functions that take a base resolve their paths
+   beneath it with safepath.h (never following a link; ELOOP for one):
+   base is the user's own folder, "<root>/<user>". */
 #ifndef FILEIO_H
 #define FILEIO_H
 
@@ -19,18 +21,23 @@ ssize_t fd_pread_full(int fd, void *data, size_t len, uint64_t off);
 void fsync_dir(const char *dir);
 /* The same for the folder holding path. */
 void fsync_dir_of(const char *path);
-/* mkdir of every folder of the file path below its first prefix_len
-   octets (which exist already). Returns 0 or -1 with errno set. */
-int mkdir_parents(const char *path, size_t prefix_len);
+/* Tests only: how many folder fsyncs succeeded so far. */
+unsigned long fsync_dir_count(void);
+/* mkdir of every missing folder of the file path beneath base (base
+   included). Returns 0 or -1 with errno set. */
+int mkdir_parents(const char *base, const char *path);
 void sleep_ms(unsigned ms);
 /* Reads a whole small file (at most max bytes) into a NUL-terminated
    buffer the caller frees. Returns 1, 0 if missing, -1 on error (errno
    set; EFBIG when larger than max). st_r may be NULL. */
-int file_read_small(const char *path, size_t max, char **data_r, size_t *len_r,
-		    struct stat *st_r);
-/* Writes data to tmp, fsyncs it and renames it over path. Returns 0, or
-   -1 with errno set (tmp removed). */
-int file_replace(const char *tmp, const char *path, const char *data, size_t len);
+int file_read_small(const char *base, const char *path, size_t max, char **data_r,
+		    size_t *len_r, struct stat *st_r);
+/* Writes data to tmp, fsyncs it, renames it over path and fsyncs the
+   folder of path (once, for every caller: a rename that is not in the
+   folder on disk can come back as the old file after a power cut).
+   Returns 0, or -1 with errno set (tmp removed). */
+int file_replace(const char *base, const char *tmp, const char *path, const char *data,
+		 size_t len);
 /* The two halves of a replacement whose file stays open afterwards (or
    is written through its descriptor). file_tmp_create() creates tmp with
    mode, writes data (len may be 0) and fsyncs it; it returns the file
@@ -40,7 +47,8 @@ int file_replace(const char *tmp, const char *path, const char *data, size_t len
    new name survives a crash with its whole content. It returns 0, or -1
    with errno set (tmp removed). fd stays open either way: the caller
    closes it. */
-int file_tmp_create(const char *tmp, const void *data, size_t len, mode_t mode);
-int file_tmp_commit(int fd, const char *tmp, const char *path);
+int file_tmp_create(const char *base, const char *tmp, const void *data, size_t len,
+		    mode_t mode);
+int file_tmp_commit(const char *base, int fd, const char *tmp, const char *path);
 
 #endif

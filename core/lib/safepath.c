@@ -8,6 +8,7 @@
    follows a link as the last component (unlinkat, mkdirat, renameat,
    fstatat with AT_SYMLINK_NOFOLLOW) or is told not to (O_NOFOLLOW). */
 #include "safepath.h"
+#include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +41,75 @@ close_keep_errno(int fd)
 	int err = errno;
 
 	(void)close(fd);
+	errno = err;
+}
+
+/* The paths a link was refused at, each warned about once per process.
+   Bounded: past WARNED_MAX paths no more are remembered (nor logged),
+   so that a store full of links cannot grow the process. */
+#define WARNED_MAX 4096
+static char **warned;
+static size_t warned_count;
+
+void
+fs_link_refused_log(const char *base, const char *path)
+{
+	char *b = xstrdup(base), *full, *user;
+	size_t blen = strlen(b);
+
+	while (blen > 1 && b[blen - 1] == '/')
+		b[--blen] = '\0';
+	if (strncmp(path, b, blen) == 0 && (path[blen] == '/' || path[blen] == '\0'))
+		full = xstrdup(path);
+	else
+		full = xasprintf("%s/%s", b, path);
+	user = strrchr(b, '/');
+	user = user != NULL ? user + 1 : b;
+	for (size_t i = 0; i < warned_count; i++) {
+		if (strcmp(warned[i], full) == 0) {
+			free(full);
+			free(b);
+			return;
+		}
+	}
+	if (warned_count >= WARNED_MAX) {
+		free(full);
+		free(b);
+		return;
+	}
+	log_warn("-", "store of user %s: symbolic link refused, not followed: %s", user, full);
+	warned = xrealloc(warned, (warned_count + 1) * sizeof(*warned));
+	warned[warned_count++] = full;
+	free(b);
+}
+
+static int do_stat_beneath(const char *base, const char *path, struct stat *st_r);
+
+/* note_link() for a call on two paths: the one that met the link. */
+static void
+note_link2(const char *base, const char *oldpath, const char *newpath)
+{
+	int err = errno;
+	struct stat st;
+
+	if (err == ELOOP) {
+		if (do_stat_beneath(base, oldpath, &st) < 0 && errno == ELOOP)
+			fs_link_refused_log(base, oldpath);
+		else
+			fs_link_refused_log(base, newpath);
+	}
+	errno = err;
+}
+
+/* After a failed call on path beneath base: a link met (ELOOP) is
+   logged, once. errno is kept. */
+static void
+note_link(const char *base, const char *path)
+{
+	int err = errno;
+
+	if (err == ELOOP)
+		fs_link_refused_log(base, path);
 	errno = err;
 }
 
@@ -284,8 +354,8 @@ open_in(struct beneath *b, int flags, mode_t mode)
 	return fd;
 }
 
-int
-fs_open_beneath(const char *base, const char *path, int flags, mode_t mode)
+static int
+do_open_beneath(const char *base, const char *path, int flags, mode_t mode)
 {
 	struct beneath b;
 	int fd;
@@ -295,6 +365,16 @@ fs_open_beneath(const char *base, const char *path, int flags, mode_t mode)
 	fd = open_in(&b, flags, mode);
 	beneath_end(&b);
 	return fd;
+}
+
+int
+fs_open_beneath(const char *base, const char *path, int flags, mode_t mode)
+{
+	int ret = do_open_beneath(base, path, flags, mode);
+
+	if (ret < 0)
+		note_link(base, path);
+	return ret;
 }
 
 FILE *
@@ -342,8 +422,8 @@ fs_opendir_beneath(const char *base, const char *path)
 	return d;
 }
 
-int
-fs_mkdir_beneath(const char *base, const char *path, mode_t mode)
+static int
+do_mkdir_beneath(const char *base, const char *path, mode_t mode)
 {
 	struct beneath b;
 	int dfd, ret;
@@ -370,8 +450,8 @@ fs_mkdir_beneath(const char *base, const char *path, mode_t mode)
 	return ret;
 }
 
-int
-fs_mkdirs_beneath(const char *base, const char *path, mode_t mode)
+static int
+do_mkdirs_beneath(const char *base, const char *path, mode_t mode)
 {
 	const int dflags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
 	char comp[NAME_MAX + 1];
@@ -451,17 +531,25 @@ unlink_beneath(const char *base, const char *path, int flags)
 int
 fs_unlink_beneath(const char *base, const char *path)
 {
-	return unlink_beneath(base, path, 0);
+	int ret = unlink_beneath(base, path, 0);
+
+	if (ret < 0)
+		note_link(base, path);
+	return ret;
 }
 
 int
 fs_rmdir_beneath(const char *base, const char *path)
 {
-	return unlink_beneath(base, path, AT_REMOVEDIR);
+	int ret = unlink_beneath(base, path, AT_REMOVEDIR);
+
+	if (ret < 0)
+		note_link(base, path);
+	return ret;
 }
 
-int
-fs_rename_beneath(const char *base, const char *oldpath, const char *newpath)
+static int
+do_rename_beneath(const char *base, const char *oldpath, const char *newpath)
 {
 	struct beneath from;
 	char to_rel[PATH_MAX], to_dir[PATH_MAX];
@@ -504,8 +592,36 @@ fs_rename_beneath(const char *base, const char *oldpath, const char *newpath)
 	return ret;
 }
 
-int
-fs_stat_beneath(const char *base, const char *path, struct stat *st_r)
+static int
+do_link_beneath(const char *base, const char *oldpath, const char *newpath)
+{
+	struct beneath from, to;
+	int ofd, nfd, ret;
+
+	if (beneath_begin(&from, base, oldpath) < 0)
+		return -1;
+	if (beneath_begin(&to, base, newpath) < 0) {
+		beneath_end(&from);
+		return -1;
+	}
+	ret = -1;
+	if (from.rel[0] == '\0' || to.rel[0] == '\0') {
+		errno = EINVAL;
+	} else if ((ofd = open_parent(&from)) >= 0) {
+		if ((nfd = open_parent(&to)) >= 0) {
+			/* no AT_SYMLINK_FOLLOW: a link oldpath is linked itself */
+			ret = linkat(ofd, from.name, nfd, to.name, 0);
+			close_keep_errno(nfd);
+		}
+		close_keep_errno(ofd);
+	}
+	beneath_end(&to);
+	beneath_end(&from);
+	return ret;
+}
+
+static int
+do_stat_beneath(const char *base, const char *path, struct stat *st_r)
 {
 	struct beneath b;
 	int dfd, ret;
@@ -594,5 +710,55 @@ fs_remove_tree_beneath(const char *base, const char *path)
 	ret = remove_tree_at(dfd, b.name, 0);
 	close_keep_errno(dfd);
 	beneath_end(&b);
+	return ret;
+}
+
+int
+fs_mkdir_beneath(const char *base, const char *path, mode_t mode)
+{
+	int ret = do_mkdir_beneath(base, path, mode);
+
+	if (ret < 0)
+		note_link(base, path);
+	return ret;
+}
+
+int
+fs_mkdirs_beneath(const char *base, const char *path, mode_t mode)
+{
+	int ret = do_mkdirs_beneath(base, path, mode);
+
+	if (ret < 0)
+		note_link(base, path);
+	return ret;
+}
+
+int
+fs_rename_beneath(const char *base, const char *oldpath, const char *newpath)
+{
+	int ret = do_rename_beneath(base, oldpath, newpath);
+
+	if (ret < 0)
+		note_link2(base, oldpath, newpath);
+	return ret;
+}
+
+int
+fs_stat_beneath(const char *base, const char *path, struct stat *st_r)
+{
+	int ret = do_stat_beneath(base, path, st_r);
+
+	if (ret < 0)
+		note_link(base, path);
+	return ret;
+}
+
+int
+fs_link_beneath(const char *base, const char *oldpath, const char *newpath)
+{
+	int ret = do_link_beneath(base, oldpath, newpath);
+
+	if (ret < 0)
+		note_link2(base, oldpath, newpath);
 	return ret;
 }

@@ -22,8 +22,11 @@
    Errors: -1 (NULL) with errno set. A link met anywhere beneath base gives
    ELOOP; a path that leaves base (absolute and not under base, or holding
    a ".." component) gives EXDEV. Otherwise the errno of the underlying
-   call (ENOENT, EEXIST, ...). These functions neither log nor retry
-   beyond EINTR: saying "a link was refused" once is the caller's job.
+   call (ENOENT, EEXIST, ...). They retry nothing beyond EINTR. A link
+   refused (ELOOP) is logged as a warning naming the user (base's last
+   component) and the path, once per path per process
+   (fs_link_refused_log()), so that callers only turn the error into
+   theirs.
 
    Unlink, rmdir, rename and remove_tree act on the last component itself:
    a link there is removed or renamed, never its target.
@@ -62,6 +65,10 @@ int fs_rmdir_beneath(const char *base, const char *path);
 /* rename(2) from oldpath to newpath, both beneath the same base (neither
    may be base itself: EINVAL). */
 int fs_rename_beneath(const char *base, const char *oldpath, const char *newpath);
+/* link(2) of oldpath to newpath, both beneath the same base (neither may
+   be base itself: EINVAL); a link oldpath is linked itself, never its
+   target. */
+int fs_link_beneath(const char *base, const char *oldpath, const char *newpath);
 /* lstat(2) of path beneath base: a link as the last component is
    reported as a link (S_ISLNK), never followed; a link above it is
    refused (ELOOP). path may be base itself. */
@@ -74,6 +81,11 @@ int fs_stat_beneath(const char *base, const char *path, struct stat *st_r);
    or -1 with errno set (the first error; the rest of the tree is still
    tried). */
 int fs_remove_tree_beneath(const char *base, const char *path);
+
+/* Logs the warning above for path (full, or relative to base), once per
+   path per process: for a link a caller found itself, e.g. a readdir()
+   entry it skips. */
+void fs_link_refused_log(const char *base, const char *path);
 
 /* Tests only: true forces the component-by-component fallback even where
    openat2(2) works, so that both are tested on one kernel. */
