@@ -1,11 +1,14 @@
 /* cmdline.c: the daemons' shared command line (see cmdline.h). */
 #include "cmdline.h"
 #include "log.h"
+#include "privileges.h"
 #include "server_gen.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static void ATTR_NORETURN
@@ -141,4 +144,56 @@ cmdline_reload(const struct cmdline *cl, struct watch *watch)
 	}
 	log_set_level(gen->cfg->log_level);
 	return gen;
+}
+
+int
+cmdline_start(const struct cmdline *cl, struct watch *watch, struct server_gen **gen_r)
+{
+	struct config *cfg = NULL;
+	char *error = NULL;
+
+	*gen_r = NULL;
+	if (cmdline_load_config(cl, &cfg, &error) < 0) {
+		fprintf(stderr, "%s\n", error);
+		free(error);
+		return -1;
+	}
+	cmdline_apply_port(cl, cfg);
+	log_set_level(cfg->log_level);
+	/* Before any backend starts, -t included: never mail as root, and
+	   what is created for the store as root is the server user's. */
+	if (privileges_check_start(cfg->server_user, cfg->path, &error) < 0 ||
+	    privileges_prepare_folder(cfg->storage.root, cfg->server_user, cfg->server_group,
+				      &error) < 0) {
+		fprintf(stderr, "%s: %s\n", cl->prog, error);
+		free(error);
+		config_free(&cfg);
+		return -1;
+	}
+	*gen_r = server_gen_new(cfg, watch, &error);
+	if (*gen_r == NULL) {
+		fprintf(stderr, "%s: %s\n", cmdline_config_name(cl), error);
+		free(error);
+		return -1;
+	}
+	if (cl->test_only) {
+		printf("%s: configuration OK\n",
+		       (*gen_r)->cfg->path != NULL ? (*gen_r)->cfg->path : "(built-in defaults)");
+		server_gen_unref(gen_r);
+		return 0;
+	}
+	return 1;
+}
+
+int
+cmdline_detach(const struct cmdline *cl)
+{
+	if (cl->foreground)
+		return 0;
+	if (daemon(0, 0) < 0) {
+		fprintf(stderr, "%s: daemon: %s\n", cl->prog, strerror(errno));
+		return -1;
+	}
+	log_use_syslog(true);
+	return 0;
 }

@@ -45,4 +45,16 @@ struct server_gen *cmdline_reload(const struct cmdline *cl, struct watch *watch)
 /* The name to show in messages about the configuration. */
 const char *cmdline_config_name(const struct cmdline *cl);
 
+/* The start the daemons share, after cmdline_parse(): reads the
+   configuration (port applied, log level in force), refuses to run as
+   root without server.user and makes the missing folders of
+   storage.root that user's (privileges.h), and starts the backends with
+   watch (may be NULL). Returns 1 with *gen_r to serve; 0 for -t, after
+   printing "configuration OK" (exit 0); -1 after printing the error on
+   stderr (exit 1). */
+int cmdline_start(const struct cmdline *cl, struct watch *watch, struct server_gen **gen_r);
+/* Without -f: detaches (daemon(3)) and logs to syslog from then on.
+   Returns 0, or -1 after printing why. */
+int cmdline_detach(const struct cmdline *cl);
+
 #endif

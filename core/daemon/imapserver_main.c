@@ -85,46 +85,21 @@ int
 main(int argc, char *argv[])
 {
 	struct server_gen *gen;
-	struct config *cfg = NULL;
 	char *error = NULL;
-	int fd, smtp_fd = -1;
+	int fd, smtp_fd = -1, ret;
 
 	log_set_ident("imapserver");
 	/* imapserver [-c FILE] --migrate USER --from NAME --to NAME: see migrate.h */
 	if (migrate_requested(argc, argv))
 		return migrate_main(argc, argv);
 	cmdline_parse(&cl, argc, argv);
-	if (cmdline_load_config(&cl, &cfg, &error) < 0) {
-		fprintf(stderr, "%s\n", error);
-		free(error);
-		return 1;
-	}
-	cmdline_apply_port(&cl, cfg);
-	log_set_level(cfg->log_level);
-	/* Before any backend starts, -t included: never mail as root, and
-	   what is created for the store as root is the server user's. */
-	if (privileges_check_start(cfg->server_user, cfg->path, &error) < 0 ||
-	    privileges_prepare_folder(cfg->storage.root, cfg->server_user, cfg->server_group,
-				      &error) < 0) {
-		fprintf(stderr, "imapserver: %s\n", error);
-		free(error);
-		config_free(&cfg);
-		return 1;
-	}
 	loop = event_loop_new();
 	watch = cl.test_only ? NULL : watch_new(loop);
-	gen = server_gen_new(cfg, watch, &error);
-	if (gen == NULL) {
-		fprintf(stderr, "%s: %s\n", cmdline_config_name(&cl), error);
-		free(error);
-		return 1;
-	}
-	if (cl.test_only) {
-		printf("%s: configuration OK\n", gen->cfg->path != NULL ? gen->cfg->path :
-									 "(built-in defaults)");
-		server_gen_unref(&gen);
+	ret = cmdline_start(&cl, watch, &gen);
+	if (ret <= 0) {
+		watch_free(&watch);
 		event_loop_free(&loop);
-		return 0;
+		return ret < 0 ? 1 : 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	char *bound = NULL, *smtp_bound = NULL;
@@ -159,13 +134,8 @@ main(int argc, char *argv[])
 	if (smtp_bound != NULL)
 		log_info("-", "smtp listening on %s", smtp_bound);
 	free(smtp_bound);
-	if (!cl.foreground) {
-		if (daemon(0, 0) < 0) {
-			fprintf(stderr, "imapserver: daemon: %s\n", strerror(errno));
-			return 1;
-		}
-		log_use_syslog(true);
-	}
+	if (cmdline_detach(&cl) < 0)
+		return 1;
 	server = imap_server_new(loop, gen, fd);
 	if (smtp_fd >= 0)
 		smtp = smtp_server_new(loop, gen, smtp_fd);

@@ -62,41 +62,14 @@ int
 main(int argc, char *argv[])
 {
 	struct server_gen *gen;
-	struct config *cfg = NULL;
 	char *error = NULL, *bound = NULL;
-	int fd;
+	int fd, ret;
 
 	log_set_ident("smtpmail");
 	cmdline_parse(&cl, argc, argv);
-	if (cmdline_load_config(&cl, &cfg, &error) < 0) {
-		fprintf(stderr, "%s\n", error);
-		free(error);
-		return 1;
-	}
-	cmdline_apply_port(&cl, cfg);
-	log_set_level(cfg->log_level);
-	/* Before any backend starts, -t included: never mail as root, and
-	   what is created for the store as root is the server user's. */
-	if (privileges_check_start(cfg->server_user, cfg->path, &error) < 0 ||
-	    privileges_prepare_folder(cfg->storage.root, cfg->server_user, cfg->server_group,
-				      &error) < 0) {
-		fprintf(stderr, "smtpmail: %s\n", error);
-		free(error);
-		config_free(&cfg);
-		return 1;
-	}
-	gen = server_gen_new(cfg, NULL, &error);
-	if (gen == NULL) {
-		fprintf(stderr, "%s: %s\n", cmdline_config_name(&cl), error);
-		free(error);
-		return 1;
-	}
-	if (cl.test_only) {
-		printf("%s: configuration OK\n",
-		       gen->cfg->path != NULL ? gen->cfg->path : "(built-in defaults)");
-		server_gen_unref(&gen);
-		return 0;
-	}
+	ret = cmdline_start(&cl, NULL, &gen);
+	if (ret <= 0)
+		return ret < 0 ? 1 : 0;
 	signal(SIGPIPE, SIG_IGN);
 	fd = net_listen(gen->cfg->smtp_address, gen->cfg->smtp_port, &bound, &error);
 	if (fd < 0) {
@@ -121,13 +94,8 @@ main(int argc, char *argv[])
 		fatal("signal setup: %s", strerror(errno));
 	log_info("-", "listening on %s", bound);
 	free(bound);
-	if (!cl.foreground) {
-		if (daemon(0, 0) < 0) {
-			fprintf(stderr, "smtpmail: daemon: %s\n", strerror(errno));
-			return 1;
-		}
-		log_use_syslog(true);
-	}
+	if (cmdline_detach(&cl) < 0)
+		return 1;
 	server = smtp_server_new(loop, gen, fd);
 	log_info("-", "smtpmail started (domain %s, storage %s, auth %s)", gen->cfg->smtp_domain,
 		 gen->storage.backend->name, gen->auth.backend->name);
