@@ -518,7 +518,7 @@ flat_index_ours(const struct storage_box *box)
 	struct stat ist;
 
 	if (box->index_fd < 0 || box->index_ino == 0 ||
-	    fs_stat_beneath(box->user_dir, box->index_path, &ist) < 0)
+	    fs_stat_hint(box->index_path, &ist) < 0)
 		return false;
 	return box->index_ino == (uint64_t)ist.st_ino && box->index_size == (uint64_t)ist.st_size &&
 		box->index_mtime_sec == (int64_t)ist.st_mtim.tv_sec &&

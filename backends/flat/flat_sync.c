@@ -618,7 +618,8 @@ flat_box_unchanged(struct storage_box *box)
 
 	if (box->pending)
 		return false;
-	if (fs_stat_beneath(box->user_dir, box->mail_path, &st) == 0)
+	/* A hint only: a change is then read through the confined opens. */
+	if (fs_stat_hint(box->mail_path, &st) == 0)
 		mail_same = flat_box_stat_equal(box, &st);
 	else
 		mail_same = errno == ENOENT && box->inbox && box->ino == 0;

@@ -21,7 +21,9 @@ md_stamp_file(const char *base, const char *path, struct file_stamp *fs)
 	struct stat st;
 
 	i_zero(fs);
-	if (fs_stat_beneath(base, path, &st) < 0)
+	/* Stamps only tell whether to read again (through the confined
+	   opens): a hint is enough. */
+	if (fs_stat_hint(path, &st) < 0)
 		return;
 	fs->exists = true;
 	fs->ino = (uint64_t)st.st_ino;
@@ -46,7 +48,7 @@ md_stamp_dir(const char *base, const char *path, struct dir_stamp *ds)
 	int64_t age;
 
 	i_zero(ds);
-	if (fs_stat_beneath(base, path, &st) < 0 || clock_gettime(CLOCK_REALTIME, &now) < 0)
+	if (fs_stat_hint(path, &st) < 0 || clock_gettime(CLOCK_REALTIME, &now) < 0)
 		return;
 	ds->ino = (uint64_t)st.st_ino;
 	ds->sec = (int64_t)st.st_mtim.tv_sec;
@@ -60,7 +62,7 @@ md_dir_unchanged(const char *base, const char *path, const struct dir_stamp *ds)
 {
 	struct stat st;
 
-	if (!ds->valid || fs_stat_beneath(base, path, &st) < 0)
+	if (!ds->valid || fs_stat_hint(path, &st) < 0)
 		return false;
 	return ds->ino == (uint64_t)st.st_ino && ds->sec == (int64_t)st.st_mtim.tv_sec &&
 		ds->nsec == (int64_t)st.st_mtim.tv_nsec;

@@ -762,3 +762,9 @@ fs_link_beneath(const char *base, const char *oldpath, const char *newpath)
 		note_link2(base, oldpath, newpath);
 	return ret;
 }
+
+int
+fs_stat_hint(const char *path, struct stat *st_r)
+{
+	return lstat(path, st_r);
+}

@@ -82,6 +82,14 @@ int fs_stat_beneath(const char *base, const char *path, struct stat *st_r);
    tried). */
 int fs_remove_tree_beneath(const char *base, const char *path);
 
+/* lstat(2) of a full path, NOT confined: for change detection only (has
+   a mail file or folder changed since it was read?), where the answer
+   decides whether to look again and never what is read, which still
+   goes through the functions above. One system call instead of the
+   three or more of fs_stat_beneath(), on the path every command takes.
+   Returns 0 or -1 with errno set. */
+int fs_stat_hint(const char *path, struct stat *st_r);
+
 /* Logs the warning above for path (full, or relative to base), once per
    path per process: for a link a caller found itself, e.g. a readdir()
    entry it skips. */
