@@ -39,9 +39,11 @@ listener_input(void *ctx)
 		struct sockaddr_storage ss;
 		socklen_t sslen = sizeof(ss);
 		char host[NI_MAXHOST], serv[NI_MAXSERV];
-		int fd = accept4(listener->fd, (struct sockaddr *)&ss, &sslen,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd;
 
+		memset(&ss, 0, sizeof(ss));
+		fd = accept4(listener->fd, (struct sockaddr *)&ss, &sslen,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 			    errno == ENOMEM) {
@@ -62,8 +64,13 @@ listener_input(void *ctx)
 			int one = 1;
 			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		}
-		if (getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), serv,
-				sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		/* Only IP peers have a numeric name: glibc's getnameinfo()
+		   reads past a short AF_UNIX address. */
+		if (ss.ss_family == AF_UNIX) {
+			snprintf(host, sizeof(host), "local");
+			snprintf(serv, sizeof(serv), "0");
+		} else if (getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), serv,
+				       sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
 			snprintf(host, sizeof(host), "unknown");
 			snprintf(serv, sizeof(serv), "0");
 		}
