@@ -7,33 +7,12 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include "corpus.h"
+
 #include "imap_envelope.h"
 
 /* Reads tests/data/name into a malloc'ed buffer of exactly its size (so
    that a sanitizer catches any read past the end). */
-static char *
-read_data(const char *name, size_t *len_r)
-{
-	char path[256];
-	FILE *f;
-	char *data;
-	long size;
-
-	snprintf(path, sizeof(path), "tests/data/%s", name);
-	f = fopen(path, "rb");
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	size = ftell(f);
-	assert_true(size > 0);
-	rewind(f);
-	data = malloc((size_t)size);
-	assert_non_null(data);
-	assert_int_equal(fread(data, 1, (size_t)size, f), (size_t)size);
-	fclose(f);
-	*len_r = (size_t)size;
-	return data;
-}
-
 static char *
 envelope_of(const char *name)
 {
