@@ -85,18 +85,6 @@ static const struct conn_layer_vfuncs sock_vfuncs = {
 	.write = sock_write,
 };
 
-ssize_t
-conn_layer_read(struct conn_layer *layer, void *data, size_t size)
-{
-	return layer->v->read(layer, data, size);
-}
-
-ssize_t
-conn_layer_write(struct conn_layer *layer, const void *data, size_t size)
-{
-	return layer->v->write(layer, data, size);
-}
-
 static size_t
 layers_out_pending(const struct connection *conn)
 {

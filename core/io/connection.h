@@ -35,45 +35,14 @@
    (connection_free). Outside a running loop (shutdown, tests) the owner
    may call connection_free() directly.
 
-   LAYERS. The bytes go through a stack of layers; the bottom one is the
-   plain socket, built in. TLS and COMPRESS=DEFLATE are pushed on top
-   later (connection_push_layer), without the protocol code knowing.
-   A layer is a struct conn_layer with a const vtable:
-
-   - read(layer, data, size): returns 1..size decoded octets, 0 at the end
-     of the stream, or -1 with errno: EAGAIN when nothing can be had now,
-     anything else for a failure. A layer reads from the one below with
-     conn_layer_read(layer->below, ...).
-   - write(layer, data, size): takes 1..size octets (it may keep them and
-     write them below later), or -1 with errno EAGAIN (nothing taken,
-     try when the socket lets it) or a failure. It writes below with
-     conn_layer_write(layer->below, ...).
-   - flush(layer): pushes what the layer holds to the layer below;
-     0 when all is pushed, -1 with errno EAGAIN when some is left, other
-     errno for a failure. Optional.
-   - out_pending(layer): octets (or a non-zero estimate) the layer still
-     holds for output; the connection keeps its output event watched
-     while any layer holds some. Optional (0).
-   - in_pending(layer): true if the layer holds decoded input it can
-     return without the socket (OpenSSL's SSL_pending, inflate output
-     that did not fit): the connection then reads again after the pass
-     instead of waiting for the socket. Optional (false).
-   - free(layer): frees the layer (the connection frees layers top down,
-     before closing the fd).
-
-   Which socket event a blocked operation waits for is found out at the
-   bottom: if, during a read of the stack, the socket layer's send()
-   would block (TLS writing a handshake record when asked to read), the
-   connection waits for writability to read again; if, during a write,
-   the socket's recv() would block (TLS wanting the peer's record before
-   it can write), it waits for readability to write again. A layer never
-   touches the fd or the event loop itself. */
+   LAYERS: see conn_layer.h. */
 #ifndef CONNECTION_H
 #define CONNECTION_H
 
 #include "lib.h"
 #include "buf.h"
 #include "event.h"
+#include "conn_layer.h"
 
 #include <sys/types.h>
 
@@ -86,27 +55,6 @@
 #define CONN_IN_MAX (CONN_READ_CHUNK * 4)
 
 struct connection;
-struct conn_layer;
-
-struct conn_layer_vfuncs {
-	const char *name;
-	ssize_t (*read)(struct conn_layer *layer, void *data, size_t size);
-	ssize_t (*write)(struct conn_layer *layer, const void *data, size_t size);
-	int (*flush)(struct conn_layer *layer);
-	size_t (*out_pending)(const struct conn_layer *layer);
-	bool (*in_pending)(const struct conn_layer *layer);
-	void (*free)(struct conn_layer *layer);
-};
-
-/* Embedded first in a layer's own struct. */
-struct conn_layer {
-	const struct conn_layer_vfuncs *v;
-	struct conn_layer *below; /* NULL for the socket layer */
-	struct connection *conn;
-};
-
-ssize_t conn_layer_read(struct conn_layer *layer, void *data, size_t size);
-ssize_t conn_layer_write(struct conn_layer *layer, const void *data, size_t size);
 
 struct connection_callbacks {
 	/* New input is buffered (connection_input()). */
