@@ -39,6 +39,14 @@ ifeq ($(HAVE_PAM),1)
 ALL_CFLAGS += -DHAVE_PAM
 LIBS += -lpam
 endif
+# TLS (OpenSSL 3) is optional like PAM: without its headers the server
+# builds, and a configured certificate is refused as "not compiled in".
+HAVE_OPENSSL := $(shell pkg-config --exists openssl 2>/dev/null && echo 1)
+ifeq ($(HAVE_OPENSSL),1)
+ALL_CFLAGS += -DHAVE_OPENSSL $(shell pkg-config --cflags openssl)
+TLS_LIBS := $(shell pkg-config --libs openssl)
+LIBS += $(TLS_LIBS)
+endif
 TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
@@ -72,9 +80,9 @@ MAIN_SRCS := core/daemon/imapserver_main.c core/daemon/smtpmail_main.c
 LIB_SRCS := $(filter-out $(MAIN_SRCS), $(wildcard $(addsuffix /*.c,$(addprefix core/,$(CORE_LAYERS))))) \
 	$(wildcard backends/*.c backends/*/*.c) $(wildcard auth/*.c auth/*/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-# What the mailclient links: the core's lib and mail layers, nothing of
-# the server (no libconfig, libcrypt or PAM).
-CLIENT_LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard core/lib/*.c core/mail/*.c))
+# What the mailclient links: the core's lib and mail layers and the TLS
+# layer, nothing of the server (no libconfig, libcrypt or PAM).
+CLIENT_LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard core/lib/*.c core/mail/*.c) core/io/tls.c)
 CLIENT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard client/*.c))
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
@@ -111,7 +119,7 @@ $(BUILD)/libmailbase.a: $(CLIENT_LIB_OBJS)
 
 $(BUILD)/mailclient: $(CLIENT_OBJS) $(BUILD)/libmailbase.a
 	@$(if $(V),,echo "  LD      $@")
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $^ $(TLS_LIBS)
 
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)

@@ -23,6 +23,8 @@
      return without the socket (OpenSSL's SSL_pending, inflate output
      that did not fit): the connection then reads again after the pass
      instead of waiting for the socket. Optional (false).
+   - error(layer): why the last read or write failed with EPROTO (a
+     protocol error of the layer, e.g. a TLS alert), or NULL. Optional.
    - free(layer): frees the layer (the connection frees layers top down,
      before closing the fd).
 
@@ -50,6 +52,7 @@ struct conn_layer_vfuncs {
 	int (*flush)(struct conn_layer *layer);
 	size_t (*out_pending)(const struct conn_layer *layer);
 	bool (*in_pending)(const struct conn_layer *layer);
+	const char *(*error)(const struct conn_layer *layer);
 	void (*free)(struct conn_layer *layer);
 };
 

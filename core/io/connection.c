@@ -5,6 +5,7 @@
    what was queued during the pass, reads input a layer still holds and
    calls the owner's output callback when queued output has drained. */
 #include "connection.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@ struct connection {
 
 	struct conn_layer sock; /* the bottom layer */
 	struct conn_layer *top;
+	/* Pushed once the output queued before it is written. */
+	struct conn_layer *pending_layer;
 	/* Set by the socket layer when recv()/send() would block. */
 	bool sock_blocked_read, sock_blocked_write;
 	/* The socket event a blocked read / write of the stack waits for. */
@@ -162,6 +165,8 @@ connection_free(struct connection **_conn)
 	if (conn == NULL)
 		return;
 	*_conn = NULL;
+	if (conn->pending_layer != NULL)
+		conn->pending_layer->v->free(conn->pending_layer);
 	while (conn->top != &conn->sock) {
 		struct conn_layer *l = conn->top;
 		conn->top = l->below;
@@ -185,6 +190,39 @@ connection_push_layer(struct connection *conn, struct conn_layer *layer)
 	layer->conn = conn;
 	conn->top = layer;
 	conn_update(conn);
+}
+
+void
+connection_start_layer(struct connection *conn, struct conn_layer *layer)
+{
+	if (conn->pending_layer != NULL)
+		fatal("connection_start_layer: a layer is already pending");
+	conn->in_pos = conn->in.len;
+	connection_input_consume(conn, 0);
+	layer->conn = conn;
+	conn->pending_layer = layer;
+	conn_update(conn);
+	conn_schedule(conn);
+}
+
+const struct conn_layer *
+connection_top_layer(const struct connection *conn)
+{
+	return conn->top;
+}
+
+/* The output before the pending layer is written: push it. */
+static void
+conn_push_pending(struct connection *conn)
+{
+	struct conn_layer *layer = conn->pending_layer;
+
+	if (layer == NULL || connection_out_pending(conn) > 0)
+		return;
+	conn->pending_layer = NULL;
+	conn->in_wait = CONN_WAIT_READ;
+	conn->out_wait = CONN_WAIT_WRITE;
+	connection_push_layer(conn, layer);
 }
 
 const char *
@@ -233,7 +271,7 @@ connection_out_pending(const struct connection *conn)
 static bool
 conn_wants_input(const struct connection *conn)
 {
-	return !conn->closing && !conn->dead &&
+	return !conn->closing && !conn->dead && conn->pending_layer == NULL &&
 	       connection_out_pending(conn) < conn->high_water &&
 	       conn->in.len - conn->in_pos < CONN_IN_MAX;
 }
@@ -254,6 +292,28 @@ conn_update(struct connection *conn)
 					      (out && conn->out_wait == CONN_WAIT_WRITE));
 	if (in && layers_in_pending(conn))
 		conn_schedule(conn);
+}
+
+/* A read or write failed with err: tells the owner and kills. A layer's
+   protocol error (EPROTO) is named by the layer ("tls: handshake
+   failed: wrong version number"). */
+static void
+conn_fail(struct connection *conn, int err, const char *reason)
+{
+	char *msg = NULL;
+
+	for (const struct conn_layer *l = conn->top; err == EPROTO && l != NULL; l = l->below) {
+		const char *why = l->v->error != NULL ? l->v->error(l) : NULL;
+		if (why != NULL) {
+			msg = xasprintf("%s: %s", l->v->name, why);
+			break;
+		}
+	}
+	if (msg != NULL)
+		reason = msg;
+	conn->cb->hangup(conn->ctx, reason);
+	connection_kill(conn, reason);
+	free(msg);
 }
 
 /* Writes at most write_cap octets of the buffer, then the layers' own. */
@@ -286,10 +346,8 @@ conn_write(struct connection *conn)
 	if ((err == 0 || err == EAGAIN) && layers_flush(conn) < 0)
 		err = errno;
 	if (err != 0 && err != EAGAIN) {
-		const char *reason =
-			err == EPIPE || err == ECONNRESET ? "connection reset" : "write failed";
-		conn->cb->hangup(conn->ctx, reason);
-		connection_kill(conn, reason);
+		conn_fail(conn, err, err == EPIPE || err == ECONNRESET ? "connection reset" :
+									 "write failed");
 		return;
 	}
 	conn->out_wait = conn->sock_blocked_read && !conn->sock_blocked_write ? CONN_WAIT_READ :
@@ -309,6 +367,7 @@ conn_write(struct connection *conn)
 		connection_kill(conn, "closed");
 		return;
 	}
+	conn_push_pending(conn);
 	conn_update(conn);
 }
 
@@ -329,13 +388,12 @@ conn_read(struct connection *conn)
 			conn_update(conn);
 			return;
 		}
-			conn->cb->hangup(conn->ctx, "read failed");
-			connection_kill(conn, "read failed");
+		conn_fail(conn, errno, "read failed");
 		return;
 	}
 	if (ret == 0) {
-			conn->cb->hangup(conn->ctx, "connection closed by client");
-			connection_kill(conn, "connection closed by client");
+		conn->cb->hangup(conn->ctx, "connection closed by client");
+		connection_kill(conn, "connection closed by client");
 		return;
 	}
 	conn->in_wait = CONN_WAIT_READ;
@@ -398,6 +456,10 @@ conn_service(void *ctx)
 	}
 	if (conn->closing || connection_out_pending(conn) > 0)
 		conn_write(conn);
+	if (!conn->dead && conn->pending_layer != NULL) {
+		conn_push_pending(conn);
+		conn_update(conn);
+	}
 	conn_drained(conn);
 	if (!conn->dead && conn_wants_input(conn) && layers_in_pending(conn))
 		conn_read(conn);

@@ -89,6 +89,16 @@ void connection_free(struct connection **conn);
 /* Pushes layer on top of the stack (the connection frees it). */
 void connection_push_layer(struct connection *conn, struct conn_layer *layer);
 
+/* STARTTLS: drops the unconsumed input (what a client pipelined behind
+   the command was sent in clear and must not be taken as if it came
+   over the new layer: the command injection of CVE-2011-0411), stops
+   reading, and pushes layer once the output queued so far (the answer
+   to the command) is written below the current top. Then reading goes
+   on through the new layer. */
+void connection_start_layer(struct connection *conn, struct conn_layer *layer);
+/* The top layer (the socket layer's vtable name is "socket"). */
+const struct conn_layer *connection_top_layer(const struct connection *conn);
+
 /* Unconsumed input, and how much of it. */
 const char *connection_input(const struct connection *conn, size_t *len_r);
 /* Marks n octets of input consumed. Consumed input is wiped (it may

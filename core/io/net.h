@@ -10,4 +10,10 @@
    (malloc'ed), or -1 with *error_r. */
 int net_listen(const char *address, unsigned port, char **bound_r, char **error_r);
 
+/* True if host (numeric, as the listener names a peer) is a loopback
+   address (127.0.0.0/8, ::1, ::ffff:127.x.y.z) or "local" (a unix
+   socket): where auth.plaintext = "loopback" lets a password through
+   without TLS. */
+bool net_is_loopback(const char *host);
+
 #endif
