@@ -146,6 +146,27 @@ cmdline_reload(const struct cmdline *cl, struct watch *watch)
 	return gen;
 }
 
+/* A certificate that expires soon is worth a word at start and in -t. */
+static void
+cmdline_check_tls(const struct cmdline *cl, const struct config *cfg)
+{
+	char *warning = NULL, *error = NULL;
+
+	if (!config_has_tls(cfg))
+		return;
+	if (tls_server_check(&cfg->tls, &warning, &error) < 0) {
+		/* Loaded a moment ago: only a race with the files. */
+		warning = error;
+	}
+	if (warning == NULL)
+		return;
+	if (cl->test_only)
+		fprintf(stderr, "%s: warning: %s\n", cl->prog, warning);
+	else
+		log_warn("-", "%s", warning);
+	free(warning);
+}
+
 int
 cmdline_start(const struct cmdline *cl, struct watch *watch, struct server_gen **gen_r)
 {
@@ -176,6 +197,7 @@ cmdline_start(const struct cmdline *cl, struct watch *watch, struct server_gen *
 		free(error);
 		return -1;
 	}
+	cmdline_check_tls(cl, (*gen_r)->cfg);
 	if (cl->test_only) {
 		printf("%s: configuration OK\n",
 		       (*gen_r)->cfg->path != NULL ? (*gen_r)->cfg->path : "(built-in defaults)");

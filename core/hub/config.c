@@ -34,6 +34,10 @@ enum config_key_type {
 	KEY_DOMAINS,            /* smtp.domain: a comma-separated list of domains */
 	KEY_USER,               /* a char * field: the name of an existing user */
 	KEY_GROUP,              /* a char * field: the name of an existing group */
+	KEY_OPT_PATH,           /* a const char * field, made absolute; "" = NULL */
+	KEY_OPT_STRING,         /* a char * field; "" = NULL */
+	KEY_TLS_MIN,            /* tls.min_protocol */
+	KEY_PLAINTEXT,          /* auth.plaintext */
 };
 
 struct config_key {
@@ -48,12 +52,13 @@ struct config_key {
 	{ sec, key, t, offsetof(struct config, field), lo, hi }
 
 static const char *const config_sections[] = {
-	"imap", "smtp", "storage", "auth", "limits", "log", "server",
+	"imap", "smtp", "tls", "storage", "auth", "limits", "log", "server",
 };
 
 static const struct config_key config_keys[] = {
 	KEY("imap", "address", KEY_STRING, imap_address, 0, 0),
 	KEY("imap", "port", KEY_UINT, imap_port, 0, 65535),
+	KEY("imap", "tls_port", KEY_UINT, imap_tls_port, 0, 65535),
 	KEY("smtp", "enabled", KEY_BOOL, smtp_enabled, 0, 0),
 	KEY("smtp", "address", KEY_STRING, smtp_address, 0, 0),
 	KEY("smtp", "port", KEY_UINT, smtp_port, 0, 65535),
@@ -62,11 +67,20 @@ static const struct config_key config_keys[] = {
 	KEY("smtp", "max_recipients", KEY_UINT, smtp_max_recipients, 100, 100000),
 	KEY("smtp", "timeout", KEY_UINT, smtp_timeout, 1, 3600),
 	KEY("smtp", "data_timeout", KEY_UINT, smtp_data_timeout, 1, 3600),
+	KEY("smtp", "submission_port", KEY_UINT, smtp_submission_port, 0, 65535),
+	KEY("smtp", "submissions_port", KEY_UINT, smtp_submissions_port, 0, 65535),
+	KEY("smtp", "relay_host", KEY_OPT_STRING, smtp_relay_host, 0, 0),
+	KEY("tls", "cert_file", KEY_OPT_PATH, tls.cert_file, 0, 0),
+	KEY("tls", "key_file", KEY_OPT_PATH, tls.key_file, 0, 0),
+	KEY("tls", "ca_file", KEY_OPT_PATH, tls.ca_file, 0, 0),
+	KEY("tls", "min_protocol", KEY_TLS_MIN, tls.min_protocol, 0, 0),
+	KEY("tls", "handshake_timeout", KEY_UINT, tls_handshake_timeout, 1, 300),
 	KEY("storage", "backend", KEY_STORAGE_BACKEND, storage_backend, 0, 0),
 	KEY("storage", "root", KEY_PATH, storage.root, 0, 0),
 	KEY("auth", "backend", KEY_AUTH_BACKEND, auth_backend, 0, 0),
 	KEY("auth", "file", KEY_PATH, auth.file, 0, 0),
 	KEY("auth", "service", KEY_STRING, auth.service, 0, 0),
+	KEY("auth", "plaintext", KEY_PLAINTEXT, auth_plaintext, 0, 0),
 	KEY("limits", "max_connections", KEY_UINT, max_connections, 1, 100000),
 	KEY("limits", "idle_timeout", KEY_UINT, idle_timeout, 60, 604800),
 	KEY("limits", "login_timeout", KEY_UINT, login_timeout, 1, 3600),
@@ -227,6 +241,9 @@ config_new_defaults(const char *dir)
 	config->smtp_max_recipients = 100;
 	config->smtp_timeout = 300;
 	config->smtp_data_timeout = 180;
+	config->tls.min_protocol = TLS_MIN_1_2;
+	config->tls_handshake_timeout = 30;
+	config->auth_plaintext = AUTH_PLAINTEXT_LOOPBACK;
 	config->storage_backend = registry_storage_find("flat");
 	config->storage.root = path_join(dir, CONFIG_DEFAULT_STORAGE_ROOT);
 	config->auth_backend = registry_auth_find("passwd-file");
@@ -271,6 +288,10 @@ config_free(struct config **configp)
 	free(config->imap_address);
 	free(config->smtp_address);
 	free(config->smtp_domain);
+	free(config->smtp_relay_host);
+	free((char *)config->tls.cert_file);
+	free((char *)config->tls.key_file);
+	free((char *)config->tls.ca_file);
 	strlist_clear(&config->smtp_domains);
 	/* The settings structs hold const pointers for the backends; the
 	   strings are ours. */
@@ -543,6 +564,58 @@ config_set_number(struct config_parser *parser, const struct config_key *key,
 	return 0;
 }
 
+/* A string that may be empty ("" = unset, NULL); a path is made absolute. */
+static int
+config_set_optional(struct config_parser *parser, const struct config_key *key,
+		    const config_setting_t *setting, const char *name, char *field,
+		    char **error_r)
+{
+	char **strp = (char **)(void *)field;
+	const char *str;
+
+	if (config_setting_type(setting) != CONFIG_TYPE_STRING)
+		return config_fail(parser, setting, error_r, "%s: expected a string", name);
+	str = config_setting_get_string(setting);
+	free(*strp);
+	*strp = NULL;
+	if (str == NULL || str[0] == '\0')
+		return 0;
+	*strp = key->type == KEY_OPT_PATH ? path_join(parser->dir, str) : xstrdup(str);
+	return 0;
+}
+
+/* tls.min_protocol and auth.plaintext: one of a few names. */
+static int
+config_set_enum(struct config_parser *parser, const struct config_key *key,
+		const config_setting_t *setting, const char *name, char *field, char **error_r)
+{
+	static const char *const tls_names[] = { "TLSv1.2", "TLSv1.3" };
+	static const char *const plaintext_names[] = { "loopback", "always", "never" };
+	const char *const *names = key->type == KEY_TLS_MIN ? tls_names : plaintext_names;
+	size_t count = key->type == KEY_TLS_MIN ? N_ELEMENTS(tls_names) : N_ELEMENTS(plaintext_names);
+	const char *str;
+
+	if (config_get_string(parser, setting, name, &str, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < count; i++) {
+		if (ascii_strcasecmp(str, names[i]) != 0)
+			continue;
+		if (key->type == KEY_TLS_MIN)
+			*(enum tls_min_protocol *)(void *)field = (enum tls_min_protocol)i;
+		else
+			*(enum auth_plaintext *)(void *)field = (enum auth_plaintext)i;
+		return 0;
+	}
+	if (key->type == KEY_TLS_MIN) {
+		return config_fail(parser, setting, error_r,
+				   "%s: '%s' is not allowed (known: TLSv1.2, TLSv1.3; "
+				   "older protocols are broken and refused)",
+				   name, str);
+	}
+	return config_fail(parser, setting, error_r,
+			   "%s: unknown value '%s' (known: loopback, always, never)", name, str);
+}
+
 static int
 config_set_key(struct config_parser *parser, const struct config_key *key,
 	       const config_setting_t *setting, char **error_r)
@@ -589,6 +662,12 @@ config_set_key(struct config_parser *parser, const struct config_key *key,
 	case KEY_GROUP:
 		return config_set_account(parser, key, setting, name, (char **)(void *)field,
 					  error_r);
+	case KEY_OPT_PATH:
+	case KEY_OPT_STRING:
+		return config_set_optional(parser, key, setting, name, field, error_r);
+	case KEY_TLS_MIN:
+	case KEY_PLAINTEXT:
+		return config_set_enum(parser, key, setting, name, field, error_r);
 	case KEY_LOG_LEVEL: {
 		enum log_level level;
 		if (config_get_string(parser, setting, name, &str, error_r) < 0)
@@ -671,6 +750,79 @@ config_parse(struct config_parser *parser, const config_t *cf, char **error_r)
 	return 0;
 }
 
+/* The place of the key "section.name" for a message (it was set). */
+static int ATTR_FORMAT(5, 6)
+config_fail_at(const struct config_parser *parser, const config_t *cf, const char *key,
+	       char **error_r, const char *fmt, ...)
+{
+	const config_setting_t *setting = config_lookup(cf, key);
+	va_list args;
+	char *what;
+
+	va_start(args, fmt);
+	if (vasprintf(&what, fmt, args) < 0)
+		what = NULL;
+	va_end(args);
+	if (setting != NULL)
+		config_fail(parser, setting, error_r, "%s: %s", key, what != NULL ? what : "");
+	else
+		*error_r = xasprintf("%s: %s: %s", parser->path, key, what != NULL ? what : "");
+	free(what);
+	return -1;
+}
+
+/* The settings that only make sense together. */
+static int
+config_check_tls(const struct config_parser *parser, const config_t *cf, char **error_r)
+{
+	const struct config *config = parser->config;
+	const char *needs_cert = config->imap_tls_port != 0	       ? "imap.tls_port" :
+				 config->smtp_submissions_port != 0 ? "smtp.submissions_port" :
+								      NULL;
+
+	if ((config->tls.cert_file == NULL) != (config->tls.key_file == NULL)) {
+		const char *set = config->tls.cert_file != NULL ? "tls.cert_file" : "tls.key_file";
+		return config_fail_at(parser, cf, set, error_r, "needs %s as well",
+				      config->tls.cert_file != NULL ? "tls.key_file" :
+								      "tls.cert_file");
+	}
+	if (config->tls.cert_file != NULL && !tls_compiled_in()) {
+		return config_fail_at(parser, cf, "tls.cert_file", error_r,
+				      "TLS support was not compiled in "
+				      "(OpenSSL headers were missing at build time)");
+	}
+	if (needs_cert != NULL && config->tls.cert_file == NULL) {
+		return config_fail_at(parser, cf, needs_cert, error_r,
+				      "an implicit TLS port needs tls.cert_file and tls.key_file");
+	}
+	if (config->smtp_relay_host != NULL) {
+		return config_fail_at(parser, cf, "smtp.relay_host", error_r,
+				      "relaying through a smarthost is not supported yet; "
+				      "leave it empty (mail to other domains is refused)");
+	}
+	return 0;
+}
+
+bool
+config_has_tls(const struct config *config)
+{
+	return config->tls.cert_file != NULL && config->tls.key_file != NULL;
+}
+
+bool
+config_plaintext_allowed(const struct config *config, bool tls, bool loopback)
+{
+	switch (config->auth_plaintext) {
+	case AUTH_PLAINTEXT_ALWAYS:
+		return true;
+	case AUTH_PLAINTEXT_NEVER:
+		return tls;
+	case AUTH_PLAINTEXT_LOOPBACK:
+		break;
+	}
+	return tls || loopback;
+}
+
 int
 config_load(const char *path, struct config **config_r, char **error_r)
 {
@@ -712,6 +864,8 @@ config_load(const char *path, struct config **config_r, char **error_r)
 	parser.dir = dir;
 	parser.config = config;
 	ret = config_parse(&parser, &cf, error_r);
+	if (ret == 0)
+		ret = config_check_tls(&parser, &cf, error_r);
 	config_destroy(&cf);
 	free(dir);
 	if (ret < 0) {

@@ -8,12 +8,21 @@
 #include "log.h"
 #include "storage.h"
 #include "auth.h"
+#include "tls.h"
+
+/* auth.plaintext: where a password may be sent without TLS. */
+enum auth_plaintext {
+	AUTH_PLAINTEXT_LOOPBACK = 0,    /* from 127.0.0.0/8, ::1 or a local socket only */
+	AUTH_PLAINTEXT_ALWAYS,
+	AUTH_PLAINTEXT_NEVER,
+};
 
 struct config {
 	char *path;                     /* the file it was read from */
 
 	char *imap_address;             /* imap.address, default "127.0.0.1" */
 	unsigned imap_port;             /* imap.port, default 1430 (0 = any) */
+	unsigned imap_tls_port;         /* imap.tls_port: implicit TLS (the 993 role), 0 = none */
 
 	bool smtp_enabled;              /* smtp.enabled, default false */
 	char *smtp_address;             /* smtp.address, default "127.0.0.1" */
@@ -27,12 +36,23 @@ struct config {
 	unsigned smtp_max_recipients;   /* smtp.max_recipients, 100..100000, default 100 */
 	unsigned smtp_timeout;          /* smtp.timeout, seconds awaiting a command, 1..3600, 300 */
 	unsigned smtp_data_timeout;     /* smtp.data_timeout, seconds awaiting DATA bytes, 1..3600, 180 */
+	/* Submission (RFC 6409): a user logs in (AUTH) before sending. */
+	unsigned smtp_submission_port;  /* smtp.submission_port: STARTTLS (the 587 role), 0 = none */
+	unsigned smtp_submissions_port; /* smtp.submissions_port: implicit TLS (the 465 role), 0 = none */
+	char *smtp_relay_host;          /* smtp.relay_host, NULL = none (not supported yet: an error) */
+
+	/* tls.cert_file and tls.key_file (NULL = unset; both or none), tls.ca_file,
+	   tls.min_protocol ("TLSv1.2" default, or "TLSv1.3"). With a certificate,
+	   STARTTLS is offered on the plain IMAP and SMTP ports. */
+	struct tls_server_settings tls;
+	unsigned tls_handshake_timeout; /* tls.handshake_timeout, seconds, 1..300, default 30 */
 
 	const struct storage_backend *storage_backend; /* storage.backend, default "flat" */
 	struct storage_settings storage;               /* storage.root (default "var/mail") */
 
 	const struct auth_backend *auth_backend;       /* auth.backend, default "passwd-file" */
 	struct auth_settings auth;                     /* auth.file ("etc/users"), auth.service ("imapserver") */
+	enum auth_plaintext auth_plaintext;            /* auth.plaintext, default loopback */
 
 	unsigned max_connections;       /* limits.max_connections, 1..100000, default 900 */
 	unsigned idle_timeout;          /* limits.idle_timeout seconds, 1800 (>= 60) */
@@ -50,6 +70,12 @@ struct config {
 	char *server_user;              /* server.user, default NULL: stay as started */
 	char *server_group;             /* server.group, default NULL: the user's primary group */
 };
+
+/* True if a session whose channel is (or is not) TLS, from a loopback
+   peer (or not), may send a password. */
+bool config_plaintext_allowed(const struct config *config, bool tls, bool loopback);
+/* True if a certificate is configured (STARTTLS offered, TLS ports usable). */
+bool config_has_tls(const struct config *config);
 
 /* Reads path. On error returns -1 with *error_r like
    "etc/imapserver.conf:12: unknown key 'limits.max_lines'". */

@@ -12,12 +12,20 @@ server_gen_new(struct config *cfg, struct watch *watch, char **error_r)
 
 	gen->refcount = 1;
 	gen->cfg = cfg;
+	if (config_has_tls(cfg) && tls_server_ctx_new(&cfg->tls, &gen->tls, &error) < 0) {
+		*error_r = xasprintf("tls: %s", error);
+		free(error);
+		config_free(&gen->cfg);
+		free(gen);
+		return NULL;
+	}
 	gen->storage.backend = cfg->storage_backend;
 	gen->auth.backend = cfg->auth_backend;
 	if (gen->storage.backend->init(&cfg->storage, &gen->storage.st, &error) < 0) {
 		*error_r = xasprintf("storage %s: %s", gen->storage.backend->name,
 				     error != NULL ? error : "init failed");
 		free(error);
+		tls_ctx_unref(&gen->tls);
 		config_free(&gen->cfg);
 		free(gen);
 		return NULL;
@@ -27,6 +35,7 @@ server_gen_new(struct config *cfg, struct watch *watch, char **error_r)
 				     error != NULL ? error : "init failed");
 		free(error);
 		gen->storage.backend->deinit(&gen->storage.st);
+		tls_ctx_unref(&gen->tls);
 		config_free(&gen->cfg);
 		free(gen);
 		return NULL;
@@ -48,6 +57,7 @@ server_gen_unref(struct server_gen **_gen)
 	hub_free(&gen->hub);
 	gen->auth.backend->deinit(&gen->auth.auth);
 	gen->storage.backend->deinit(&gen->storage.st);
+	tls_ctx_unref(&gen->tls);
 	config_free(&gen->cfg);
 	free(gen);
 }

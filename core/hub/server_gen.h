@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "config.h"
 #include "storage.h"
+#include "tls.h"
 
 /* What sessions started under one configuration share. SIGHUP makes a new
    generation for new sessions; the old one lives while its sessions do. */
@@ -19,6 +20,11 @@ struct server_gen {
 	struct storage_ctx storage;
 	struct auth_ctx auth;
 	struct hub *hub;
+	/* The certificate and key for TLS (config_has_tls), else NULL:
+	   read when the generation starts (before the privilege drop for
+	   the first one), so a SIGHUP gives new sessions a renewed pair
+	   while running sessions keep theirs. */
+	struct tls_ctx *tls;
 };
 
 /* Makes a generation from cfg (takes ownership of cfg): initialises the
