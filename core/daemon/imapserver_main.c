@@ -65,9 +65,10 @@ on_reload(void *ctx)
 	if (gen == NULL)
 		return;
 	if (strcmp(gen->cfg->imap_address, server->gen->cfg->imap_address) != 0 ||
-	    gen->cfg->imap_port != server->gen->cfg->imap_port)
-		log_warn("-", "imap.address/imap.port changes need a restart; still listening on "
-			      "the old address");
+	    gen->cfg->imap_port != server->gen->cfg->imap_port ||
+	    gen->cfg->imap_tls_port != server->gen->cfg->imap_tls_port)
+		log_warn("-", "imap.address/imap.port/imap.tls_port changes need a restart; still "
+			      "listening on the old address");
 	imap_server_set_gen(server, gen);
 	/* SMTP: new sessions deliver through the new generation's hub. */
 	if (smtp != NULL) {
@@ -86,7 +87,7 @@ main(int argc, char *argv[])
 {
 	struct server_gen *gen;
 	char *error = NULL;
-	int fd, smtp_fd = -1, ret;
+	int fd, tls_fd = -1, smtp_fd = -1, ret;
 
 	log_set_ident("imapserver");
 	/* imapserver [-c FILE] --migrate USER --from NAME --to NAME: see migrate.h */
@@ -102,12 +103,22 @@ main(int argc, char *argv[])
 		return ret < 0 ? 1 : 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	char *bound = NULL, *smtp_bound = NULL;
+	char *bound = NULL, *tls_bound = NULL, *smtp_bound = NULL;
 	fd = net_listen(gen->cfg->imap_address, gen->cfg->imap_port, &bound, &error);
 	if (fd < 0) {
 		fprintf(stderr, "imapserver: %s\n", error);
 		free(error);
 		return 1;
+	}
+	/* Implicit TLS (the 993 role, RFC 8314) beside the plain port. */
+	if (gen->cfg->imap_tls_port != 0) {
+		tls_fd = net_listen(gen->cfg->imap_address, gen->cfg->imap_tls_port, &tls_bound,
+				    &error);
+		if (tls_fd < 0) {
+			fprintf(stderr, "imapserver: imap.tls_port: %s\n", error);
+			free(error);
+			return 1;
+		}
 	}
 	/* SMTP in the same loop (smtp.enabled): listen now, so that a busy
 	   port is a start-up error; logged after the IMAP line. */
@@ -131,12 +142,17 @@ main(int argc, char *argv[])
 	   waits for this line finds the server as it will serve. */
 	log_info("-", "listening on %s", bound);
 	free(bound);
+	if (tls_bound != NULL)
+		log_info("-", "imaps listening on %s", tls_bound);
+	free(tls_bound);
 	if (smtp_bound != NULL)
 		log_info("-", "smtp listening on %s", smtp_bound);
 	free(smtp_bound);
 	if (cmdline_detach(&cl) < 0)
 		return 1;
 	server = imap_server_new(loop, gen, fd);
+	if (tls_fd >= 0)
+		imap_server_listen_tls(server, tls_fd);
 	if (smtp_fd >= 0)
 		smtp = smtp_server_new(loop, gen, smtp_fd);
 	server_gen_unref(&gen);
@@ -147,6 +163,8 @@ main(int argc, char *argv[])
 	smtp_server_free(&smtp);        /* closes smtp_fd */
 	imap_server_free(&server);
 	close(fd);
+	if (tls_fd >= 0)
+		close(tls_fd);
 	watch_free(&watch);
 	event_loop_free(&loop);
 	log_info("-", "stopped");

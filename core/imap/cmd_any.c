@@ -8,12 +8,19 @@
 #define CAPS_COMMON "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS " \
 		    "CHILDREN MOVE LIST-EXTENDED SPECIAL-USE ESEARCH CONDSTORE QRESYNC"
 
+/* Before login: STARTTLS while the channel is clear and a certificate
+   is configured; AUTH=PLAIN where a password may be sent, LOGINDISABLED
+   where it may not (RFC 3501 6.2.3, 7.2.1; RFC 9051 does the same). */
 const char *
 imap_capabilities(const struct client *c)
 {
-	if (c->state == CLIENT_NOT_AUTH)
-		return CAPS_COMMON " AUTH=PLAIN";
-	return CAPS_COMMON;
+	bool starttls = !c->tls && c->gen->tls != NULL;
+
+	if (c->state != CLIENT_NOT_AUTH)
+		return CAPS_COMMON;
+	if (client_plaintext_allowed(c))
+		return starttls ? CAPS_COMMON " STARTTLS AUTH=PLAIN" : CAPS_COMMON " AUTH=PLAIN";
+	return starttls ? CAPS_COMMON " STARTTLS LOGINDISABLED" : CAPS_COMMON " LOGINDISABLED";
 }
 
 bool

@@ -124,6 +124,23 @@ do_login(struct client_command *cmd, const char *user, const char *password)
 	return false;
 }
 
+/* A password is refused where auth.plaintext forbids it without TLS
+   (the capability list says LOGINDISABLED there). Returns true after
+   answering NO. */
+static bool
+login_refused_in_clear(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+
+	if (client_plaintext_allowed(c))
+		return false;
+	log_info(c->sid, "refused a password sent without TLS");
+	cmd_tagged(cmd, "NO [PRIVACYREQUIRED] Plaintext authentication is not allowed without "
+			"TLS: use STARTTLS%s.",
+		   c->gen->tls != NULL ? " or the TLS port" : " (not configured here)");
+	return true;
+}
+
 bool
 cmd_login(struct client_command *cmd)
 {
@@ -131,6 +148,8 @@ cmd_login(struct client_command *cmd)
 
 	if (user == NULL || pass == NULL || cmd->count != 2)
 		return cmd_bad(cmd, "LOGIN needs a user name and a password.");
+	if (login_refused_in_clear(cmd))
+		return true;
 	return do_login(cmd, user, pass);
 }
 
@@ -193,6 +212,8 @@ cmd_authenticate(struct client_command *cmd)
 		cmd_tagged(cmd, "NO [CANNOT] Unsupported authentication mechanism.");
 		return true;
 	}
+	if (login_refused_in_clear(cmd))
+		return true;
 	if (cmd->count == 2) {
 		/* SASL-IR (RFC 4959): "=" is an empty initial response, which
 		   PLAIN answers with an empty challenge as if none was given. */
@@ -207,9 +228,24 @@ cmd_authenticate(struct client_command *cmd)
 	return false;
 }
 
+/* RFC 3501 6.2.1: the tagged OK goes out in clear, then the TLS
+   handshake starts; what the client pipelined behind the command is
+   dropped (it was sent in clear), and the session starts afresh from
+   the client's next command, inside TLS. */
 bool
 cmd_starttls(struct client_command *cmd)
 {
-	cmd_tagged(cmd, "NO [UNAVAILABLE] TLS is not available on this server.");
+	struct client *c = cmd->c;
+
+	if (cmd->count != 0)
+		return cmd_bad(cmd, "STARTTLS takes no arguments.");
+	if (c->tls)
+		return cmd_bad(cmd, "TLS is already active.");
+	if (c->gen->tls == NULL) {
+		cmd_tagged(cmd, "NO [UNAVAILABLE] TLS is not configured on this server.");
+		return true;
+	}
+	cmd_tagged(cmd, "OK Begin TLS negotiation now.");
+	client_start_tls(c);
 	return true;
 }

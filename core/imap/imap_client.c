@@ -7,6 +7,8 @@
 #include "imap_client.h"
 #include "imap_view.h"
 #include "listener.h"
+#include "net.h"
+#include "tls.h"
 #include "log.h"
 #include "registry.h"
 
@@ -14,6 +16,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static void client_wait_output(struct client *c);
 static void client_process(struct client *c);
@@ -168,6 +171,43 @@ client_resume(struct client *c)
 	client_process(c);
 }
 
+bool
+client_plaintext_allowed(const struct client *c)
+{
+	return config_plaintext_allowed(c->gen->cfg, c->tls, c->loopback);
+}
+
+/* The handshake must end within tls.handshake_timeout of its start. */
+static void
+client_tls_begin(struct client *c)
+{
+	c->tls = true;
+	c->tls_deadline = mono_ms() + (int64_t)c->gen->cfg->tls_handshake_timeout * 1000;
+}
+
+void
+client_start_tls(struct client *c)
+{
+	client_tls_begin(c);
+	/* The input pipelined behind STARTTLS is dropped there. */
+	connection_start_layer(c->conn, tls_layer_new_server(c->gen->tls));
+}
+
+/* Logs the TLS parameters once the handshake is done. */
+static void
+client_tls_check(struct client *c)
+{
+	const struct conn_layer *top;
+
+	if (!c->tls || c->tls_logged)
+		return;
+	top = connection_top_layer(c->conn);
+	if (!tls_layer_handshake_done(top))
+		return;
+	c->tls_logged = true;
+	log_info(c->sid, "TLS: %s", tls_layer_describe(top));
+}
+
 /* The longest command line, and the longest line a command may wait
    for (AUTHENTICATE's response): capped before login. */
 static size_t
@@ -317,6 +357,7 @@ client_input(void *ctx)
 	struct client *c = ctx;
 
 	client_reset_deadline(c);
+	client_tls_check(c);
 	client_process(c);
 }
 
@@ -392,8 +433,10 @@ server_make_room(struct imap_server *server, int fd)
 	return live - 1;
 }
 
-void
-imap_server_accept_fd(struct imap_server *server, int fd, const char *peer)
+/* Takes an accepted connection. */
+static void
+server_take(struct imap_server *server, int fd, const char *peer, bool loopback,
+	    bool implicit_tls)
 {
 	struct server_gen *gen = server->gen;
 	struct client *c;
@@ -412,6 +455,7 @@ imap_server_accept_fd(struct imap_server *server, int fd, const char *peer)
 	gen->refcount++;
 	snprintf(c->sid, sizeof(c->sid), "s%llu", (unsigned long long)++server->session_counter);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	c->loopback = loopback;
 	/* Before login, input is capped (imap_client.h); client_logged_in()
 	   lifts the cap. */
 	c->parser = imap_parser_new(client_max_line(c), client_max_literal(c));
@@ -423,14 +467,37 @@ imap_server_accept_fd(struct imap_server *server, int fd, const char *peer)
 	server->client_count++;
 	/* The login deadline counts from connect. */
 	c->deadline = mono_ms() + (int64_t)gen->cfg->login_timeout * 1000;
-	log_info(c->sid, "connect from %s", peer);
+	log_info(c->sid, "connect from %s%s", peer, implicit_tls ? " (TLS)" : "");
+	if (implicit_tls) {
+		/* The greeting goes out encrypted once the handshake is done. */
+		client_tls_begin(c);
+		connection_push_layer(c->conn, tls_layer_new_server(gen->tls));
+	}
 	client_send(c, "* OK [CAPABILITY %s] imapserver ready.", imap_capabilities(c));
 	client_flush(c);
 }
 
-/* The listener's callback. */
+void
+imap_server_accept_fd(struct imap_server *server, int fd, const char *peer)
+{
+	server_take(server, fd, peer, true, false);
+}
+
+void
+imap_server_accept_tls_fd(struct imap_server *server, int fd, const char *peer)
+{
+	if (server->gen->tls == NULL) {
+		log_warn("-", "refused TLS connection from %s: no certificate configured", peer);
+		close(fd);
+		return;
+	}
+	server_take(server, fd, peer, true, true);
+}
+
+/* The listeners' callbacks. */
 static void
-server_accept(void *ctx, int fd, const char *host, const char *port)
+server_accept_any(struct imap_server *server, int fd, const char *host, const char *port,
+		  bool implicit_tls)
 {
 	char peer[128];
 
@@ -438,7 +505,34 @@ server_accept(void *ctx, int fd, const char *host, const char *port)
 		snprintf(peer, sizeof(peer), "unknown");
 	else
 		snprintf(peer, sizeof(peer), "%s:%s", host, port);
-	imap_server_accept_fd(ctx, fd, peer);
+	if (implicit_tls && server->gen->tls == NULL) {
+		/* A reload took the certificate away. */
+		log_warn("-", "refused TLS connection from %s: no certificate configured", peer);
+		close(fd);
+		return;
+	}
+	server_take(server, fd, peer, net_is_loopback(host), implicit_tls);
+}
+
+static void
+server_accept(void *ctx, int fd, const char *host, const char *port)
+{
+	server_accept_any(ctx, fd, host, port, false);
+}
+
+static void
+server_accept_tls(void *ctx, int fd, const char *host, const char *port)
+{
+	server_accept_any(ctx, fd, host, port, true);
+}
+
+void
+imap_server_listen_tls(struct imap_server *server, int listen_fd)
+{
+	struct listener_settings set = { .log_prefix = "imaps: ", .tcp_nodelay = true };
+
+	server->tls_listener = listener_new(server->loop, listen_fd, &set, server_accept_tls,
+					    server);
 }
 
 static void
@@ -453,7 +547,12 @@ server_tick(void *ctx)
 		next = c->next;
 		if (connection_is_dead(c->conn))
 			continue;
-		if (now >= c->deadline && c->closing) {
+		if (c->tls && !c->closing && now >= c->tls_deadline &&
+		    !tls_layer_handshake_done(connection_top_layer(c->conn))) {
+			log_info(c->sid, "closing: TLS handshake not done within "
+					 "tls.handshake_timeout");
+			client_abort(c, "TLS handshake timed out");
+		} else if (now >= c->deadline && c->closing) {
 			/* The peer does not read its BYE. */
 			client_abort(c, "peer stopped reading");
 		} else if (now >= c->deadline && c->state == CLIENT_NOT_AUTH) {
@@ -503,6 +602,7 @@ imap_server_free(struct imap_server **_server)
 	*_server = NULL;
 	server->shutting_down = true;
 	listener_free(&server->listener);
+	listener_free(&server->tls_listener);
 	while (server->clients != NULL) {
 		struct client *c = server->clients;
 		if (!c->closing)

@@ -25,6 +25,13 @@ struct client {
 	struct connection *conn;
 	char sid[24];
 	char peer[64];
+	/* The peer is loopback (auth.plaintext = "loopback" lets it log in
+	   without TLS). */
+	bool loopback;
+	/* The channel is TLS (implicit, or since STARTTLS was answered);
+	   until the handshake is done it must be within tls_deadline. */
+	bool tls, tls_logged;
+	int64_t tls_deadline;   /* monotonic ms */
 
 	struct imap_parser *parser;
 
@@ -73,6 +80,10 @@ size_t client_out_pending(const struct client *c);
    user), the input limits of the configuration apply from the next
    command on and the login deadline gives way to the idle one. */
 void client_logged_in(struct client *c, char *user);
+/* STARTTLS was answered OK (queued): TLS starts once it is written. */
+void client_start_tls(struct client *c);
+/* May the session send a password now (auth.plaintext, TLS, peer)? */
+bool client_plaintext_allowed(const struct client *c);
 /* Leaves the selected mailbox (no expunge). */
 void client_unselect(struct client *c);
 

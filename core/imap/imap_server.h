@@ -18,6 +18,7 @@ struct imap_server {
 	struct event_loop *loop;
 	struct server_gen *gen;
 	struct listener *listener; /* NULL without a listening socket */
+	struct listener *tls_listener; /* imap.tls_port: implicit TLS, or NULL */
 	struct client *clients;
 	size_t client_count;
 	uint64_t session_counter;
@@ -36,7 +37,15 @@ void imap_server_free(struct imap_server **server);
 /* Puts a new generation in place for new sessions (takes a reference). */
 void imap_server_set_gen(struct imap_server *server, struct server_gen *gen);
 
-/* Takes an accepted connection (fd non-blocking, close-on-exec). */
+/* Adds the implicit TLS listener (imap.tls_port, the 993 role): TLS
+   starts at connect, before the greeting. The generation must have a
+   certificate. */
+void imap_server_listen_tls(struct imap_server *server, int listen_fd);
+
+/* Takes an accepted local connection (a socketpair: fd non-blocking,
+   close-on-exec), in clear, or in TLS from the first octet
+   (implicit_tls). Counts as loopback for auth.plaintext. */
 void imap_server_accept_fd(struct imap_server *server, int fd, const char *peer);
+void imap_server_accept_tls_fd(struct imap_server *server, int fd, const char *peer);
 
 #endif
