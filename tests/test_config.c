@@ -582,6 +582,72 @@ test_config_defaults_base_dir(void **state)
 	config_free(&config);   /* freeing NULL is a no-op */
 }
 
+/* The TLS keys: paths made absolute, "" unset, the protocol floor and
+   auth.plaintext by name, and the settings that only go together. */
+static void
+test_tls_keys(void **state)
+{
+	struct fixture *fx = *state;
+	struct config *config;
+	char *want;
+
+	config = load_ok(fx, "tls: { cert_file = \"c.pem\"; key_file = \"/k.pem\"; "
+			     "ca_file = \"\"; min_protocol = \"TLSv1.3\"; "
+			     "handshake_timeout = 5; };\n"
+			     "imap: { tls_port = 993; };\n"
+			     "smtp: { submission_port = 587; submissions_port = 465; };\n"
+			     "auth: { plaintext = \"never\"; };\n");
+	want = xasprintf("%s/c.pem", fx->realdir);
+	assert_string_equal(config->tls.cert_file, want);
+	free(want);
+	assert_string_equal(config->tls.key_file, "/k.pem");
+	assert_null(config->tls.ca_file);
+	assert_int_equal(config->tls.min_protocol, TLS_MIN_1_3);
+	assert_int_equal(config->tls_handshake_timeout, 5);
+	assert_int_equal(config->imap_tls_port, 993);
+	assert_int_equal(config->smtp_submission_port, 587);
+	assert_int_equal(config->smtp_submissions_port, 465);
+	assert_true(config_has_tls(config));
+	assert_false(config_plaintext_allowed(config, false, true));
+	assert_true(config_plaintext_allowed(config, true, false));
+	config_free(&config);
+
+	/* Defaults: no certificate, TLS 1.2 floor, passwords in clear from
+	   loopback only. */
+	config = load_ok(fx, "");
+	assert_false(config_has_tls(config));
+	assert_int_equal(config->tls.min_protocol, TLS_MIN_1_2);
+	assert_int_equal(config->tls_handshake_timeout, 30);
+	assert_true(config_plaintext_allowed(config, false, true));
+	assert_false(config_plaintext_allowed(config, false, false));
+	assert_true(config_plaintext_allowed(config, true, false));
+	config_free(&config);
+
+	config = load_ok(fx, "auth: { plaintext = \"always\"; };\n");
+	assert_true(config_plaintext_allowed(config, false, false));
+	config_free(&config);
+
+	assert_load_error(fx, "tls: { min_protocol = \"TLSv1.1\"; };\n",
+			  "1: tls.min_protocol: 'TLSv1.1' is not allowed (known: TLSv1.2, "
+			  "TLSv1.3; older protocols are broken and refused)");
+	assert_load_error(fx, "auth: { plaintext = \"sometimes\"; };\n",
+			  "1: auth.plaintext: unknown value 'sometimes' (known: loopback, "
+			  "always, never)");
+	assert_load_error(fx, "\ntls: { cert_file = \"c.pem\"; };\n",
+			  "2: tls.cert_file: needs tls.key_file as well");
+	assert_load_error(fx, "imap: { tls_port = 993; };\n",
+			  "1: imap.tls_port: an implicit TLS port needs tls.cert_file and "
+			  "tls.key_file");
+	assert_load_error(fx, "smtp: { submissions_port = 465; };\n",
+			  "1: smtp.submissions_port: an implicit TLS port needs tls.cert_file "
+			  "and tls.key_file");
+	assert_load_error(fx, "smtp: { relay_host = \"mx.example.org\"; };\n",
+			  "1: smtp.relay_host: relaying through a smarthost is not supported "
+			  "yet; leave it empty (mail to other domains is refused)");
+	assert_load_error(fx, "tls: { handshake_timeout = 0; };\n",
+			  "1: tls.handshake_timeout: 0 is out of range (1..300)");
+}
+
 int
 main(void)
 {
@@ -590,6 +656,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_defaults_when_file_is_empty, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_keys_keep_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_key_is_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tls_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_int64_value_is_accepted_in_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_key_with_suggestion, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_key_without_suggestion, setup, teardown),

@@ -29,6 +29,7 @@
 #ifdef HAVE_OPENSSL
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <arpa/inet.h>
@@ -183,13 +184,37 @@ tls_format_date(const ASN1_TIME *when, char *str, size_t size)
 		snprintf(str, size, "(unreadable date)");
 }
 
+/* A server never prompts for a passphrase (OpenSSL's default would
+   read the terminal): an encrypted key is refused. */
+static int
+tls_no_passphrase(char *buf, int size, int rwflag, void *context)
+{
+	return -1;
+}
+
+/* The private key of a PEM file, or NULL. */
+static EVP_PKEY *
+tls_read_key(const char *path)
+{
+	FILE *fp = fopen(path, "re");
+	EVP_PKEY *key;
+
+	if (fp == NULL)
+		return NULL;
+	key = PEM_read_PrivateKey(fp, NULL, tls_no_passphrase, NULL);
+	fclose(fp);
+	return key;
+}
+
 int
 tls_server_ctx_new(const struct tls_server_settings *set, struct tls_ctx **ctx_r,
 		   char **error_r)
 {
 	struct tls_ctx *ctx;
+	EVP_PKEY *key;
 	X509 *cert;
 	char date[32];
+	bool matched;
 
 	*ctx_r = NULL;
 	if (tls_check_readable(set->cert_file, error_r) < 0 ||
@@ -208,12 +233,16 @@ tls_server_ctx_new(const struct tls_server_settings *set, struct tls_ctx **ctx_r
 				     tls_err_reason("unreadable"));
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx->ssl_ctx, set->key_file, SSL_FILETYPE_PEM) != 1) {
+	key = tls_read_key(set->key_file);
+	if (key == NULL) {
 		*error_r = xasprintf("%s: not a PEM private key (%s)", set->key_file,
 				     tls_err_reason("unreadable"));
 		goto fail;
 	}
-	if (SSL_CTX_check_private_key(ctx->ssl_ctx) != 1) {
+	matched = SSL_CTX_use_PrivateKey(ctx->ssl_ctx, key) == 1 &&
+		  SSL_CTX_check_private_key(ctx->ssl_ctx) == 1;
+	EVP_PKEY_free(key);
+	if (!matched) {
 		ERR_clear_error();
 		*error_r = xasprintf("%s: the key does not match the certificate in %s",
 				     set->key_file, set->cert_file);
