@@ -180,42 +180,56 @@ check-valgrind: test-deps
 	if [ $$fail -ne 0 ]; then echo "check-valgrind: FAILED"; exit 1; fi; \
 	echo "check-valgrind: clean"
 
-# Started as root, the server never touches mail as root: it needs
-# server.user. As root, `make run` therefore runs it as the system user
-# $(RUN_USER) (tests/deps.sh creates it), gives it var/mail, and starts it
-# on var/imapserver-root.conf: etc/imapserver.conf with its relative paths
-# made absolute and server.user added (unless etc/imapserver.conf sets a
-# server group itself: then it is used as it is).
+# `make run` starts the server in the foreground on var/imapserver-run.conf:
+# etc/imapserver.conf with its relative paths made absolute, plus
+# - TLS out of the box: on the first run a self-signed certificate for
+#   localhost is made in var/tls (openssl); STARTTLS is offered on imap.port
+#   and implicit TLS listens on imap.tls_port $(RUN_TLS_PORT) (unless the
+#   file has a tls section of its own, which is then used as it is);
+# - as root: server.user = $(RUN_USER) (tests/deps.sh creates that system
+#   user; the server never touches mail as root), who gets var/mail and can
+#   read the key (unless the file names a server user itself).
 RUN_USER := imapserver
-RUN_ROOT_CONF := var/imapserver-root.conf
+RUN_CONF := var/imapserver-run.conf
+RUN_TLS_PORT ?= 9930
 run: deps
 	@$(MAKE) --no-print-directory all
-	@mkdir -p var/mail/alice
+	@mkdir -p var/mail/alice var/tls
 	@# Demo mail for alice on the first run (the lab's own format).
 	@test -e var/mail/alice/mymailbox.mail || \
 		cp etc/sample-mymailbox.mail var/mail/alice/mymailbox.mail
-	@if [ "$$(id -u)" -ne 0 ]; then \
-		echo "./$(BUILD)/imapserver -c etc/imapserver.conf -f"; \
-		exec ./$(BUILD)/imapserver -c etc/imapserver.conf -f; \
+	@test -e var/tls/cert.pem || { \
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+			-days 825 -subj /CN=localhost \
+			-addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+			-keyout var/tls/key.pem -out var/tls/cert.pem 2>/dev/null && \
+		chmod 0640 var/tls/key.pem && \
+		echo "run: made a self-signed certificate for localhost: var/tls/cert.pem" \
+			"(tell clients to trust it, e.g. curl --cacert var/tls/cert.pem)"; \
+	} || { echo "run: could not make a certificate with openssl (make deps)" >&2; exit 1; }
+	@root=0; [ "$$(id -u)" -eq 0 ] && root=1; \
+	if [ $$root -eq 1 ] && ! grep -q '^server:' etc/imapserver.conf; then \
+		chmod 0755 var && chown -R $(RUN_USER): var/mail && \
+		chgrp $(RUN_USER) var/tls/key.pem || exit 1; \
+		if ! setpriv --reuid=$(RUN_USER) --regid=$(RUN_USER) --clear-groups \
+			sh -c 'test -r "$$1/etc/users" && test -w "$$1/var/mail"' sh "$(CURDIR)"; then \
+			echo "run: the user $(RUN_USER) cannot reach $(CURDIR)/etc/users and" \
+				"$(CURDIR)/var/mail: make the folders above $(CURDIR) searchable" \
+				"(chmod o+x), or run as a normal user" >&2; \
+			exit 1; \
+		fi; \
 	fi; \
-	if grep -q '^server:' etc/imapserver.conf; then \
-		echo "./$(BUILD)/imapserver -c etc/imapserver.conf -f"; \
-		exec ./$(BUILD)/imapserver -c etc/imapserver.conf -f; \
-	fi; \
-	chmod 0755 var && chown -R $(RUN_USER): var/mail || exit 1; \
-	if ! setpriv --reuid=$(RUN_USER) --regid=$(RUN_USER) --clear-groups \
-		sh -c 'test -r "$$1/etc/users" && test -w "$$1/var/mail"' sh "$(CURDIR)"; then \
-		echo "run: the user $(RUN_USER) cannot reach $(CURDIR)/etc/users and" \
-			"$(CURDIR)/var/mail: make the folders above $(CURDIR) searchable" \
-			"(chmod o+x), or run as a normal user" >&2; \
-		exit 1; \
-	fi; \
-	{ echo "# written by make run (as root) from etc/imapserver.conf"; \
+	own_tls=0; grep -q '^tls:' etc/imapserver.conf && own_tls=1; \
+	{ echo "# written by make run from etc/imapserver.conf: edit that file instead"; \
 	  sed -E 's#^([[:space:]]*(root|file|[a-z_]+_file)[[:space:]]*=[[:space:]]*")([^/"][^"]*)"#\1$(CURDIR)/etc/\3"#' \
-		etc/imapserver.conf; \
-	  echo 'server: { user = "$(RUN_USER)"; };'; } >$(RUN_ROOT_CONF) || exit 1; \
-	echo "./$(BUILD)/imapserver -c $(RUN_ROOT_CONF) -f  (as root: serves as $(RUN_USER))"; \
-	exec ./$(BUILD)/imapserver -c $(RUN_ROOT_CONF) -f
+		etc/imapserver.conf | \
+	  if [ $$own_tls -eq 1 ]; then cat; \
+	  else sed -E 's/^imap:[[:space:]]*\{/imap: {\n\ttls_port = $(RUN_TLS_PORT);/'; fi; \
+	  [ $$own_tls -eq 1 ] || echo 'tls: { cert_file = "$(CURDIR)/var/tls/cert.pem"; key_file = "$(CURDIR)/var/tls/key.pem"; };'; \
+	  if [ $$root -eq 1 ] && ! grep -q '^server:' etc/imapserver.conf; then \
+		echo 'server: { user = "$(RUN_USER)"; };'; fi; } >$(RUN_CONF) || exit 1; \
+	echo "./$(BUILD)/imapserver -c $(RUN_CONF) -f"; \
+	exec ./$(BUILD)/imapserver -c $(RUN_CONF) -f
 
 # bench/flat_ops.c: the flat backend's operations timed through its API.
 $(BUILD)/bench/flat_ops: $(BUILD)/bench/flat_ops.o $(BUILD)/libimapcore.a

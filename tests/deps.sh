@@ -17,13 +17,16 @@
 
 set -u
 
-# Build: compiler, make, pkg-config, the libraries the Makefile links.
+# Build: compiler, make, pkg-config, the libraries the Makefile links
+# (libssl-dev: TLS), openssl to make `make run`'s demo certificate.
 # Tests: cmocka for the unit tests, python3 for the end-to-end tests,
 # curl as a second real IMAP client.
 PKGS="gcc make pkg-config libc6-dev libconfig-dev libcmocka-dev libpam0g-dev libcrypt-dev \
-python3 curl"
-# What the tests drive besides our own code.
-TEST_PKGS="mutt dovecot-imapd libpam-wrapper valgrind swaks isync offlineimap fetchmail groff-base"
+libssl-dev openssl python3 curl"
+# What the tests drive besides our own code (sslscan: the TLS scan of
+# the default TLS settings).
+TEST_PKGS="mutt dovecot-imapd libpam-wrapper valgrind swaks isync offlineimap fetchmail groff-base \
+sslscan"
 if [ "${1:-}" = "--test" ]; then
 	PKGS="$PKGS $TEST_PKGS"
 fi
