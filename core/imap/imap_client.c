@@ -445,7 +445,12 @@ server_take(struct imap_server *server, int fd, const char *peer, bool loopback,
 							server->shutting_down);
 
 	if (refusal != NULL) {
-		connection_refuse(fd, "* BYE Too many connections, try again later.\r\n");
+		/* A TLS client would read the BYE as a broken record: it
+		   only sees the close. */
+		if (implicit_tls)
+			close(fd);
+		else
+			connection_refuse(fd, "* BYE Too many connections, try again later.\r\n");
 		log_warn("-", "refused connection from %s: %s", peer, refusal);
 		return;
 	}
