@@ -4,7 +4,8 @@
    Input is cut into lines by one assembler for both modes: a line is
    copied into a fixed buffer up to the mode's limit and the rest of an
    overlong line is counted, not stored, until its LF. A complete line is
-   then a command (COMMAND mode) or a text line (DATA mode). */
+   then a command (COMMAND mode), a text line (DATA mode) or a response
+   of an AUTH exchange (AUTH mode, smtp_auth.c). */
 #include "smtp.h"
 #include "smtp_private.h"
 #include "storage.h"
@@ -36,6 +37,9 @@ smtp_session_new(const struct smtp_settings *set, const char *peer_ip, const cha
 		s->set.max_bad_commands = 1;
 	s->peer_ip = xstrdup(peer_ip != NULL ? peer_ip : "unknown");
 	s->id_prefix = xstrdup(id_prefix != NULL ? id_prefix : "smtp");
+	if (s->set.max_auth_failures == 0)
+		s->set.max_auth_failures = 3;
+	s->tls = s->set.tls;
 	s->state = SMTP_ST_COMMAND;
 	return s;
 }
@@ -70,6 +74,8 @@ smtp_session_free(struct smtp_session **_s)
 		return;
 	*_s = NULL;
 	smtp_txn_reset(s);
+	smtp_auth_forget(s);
+	free(s->user);
 	free(s->helo);
 	free(s->peer_ip);
 	free(s->id_prefix);
@@ -125,8 +131,83 @@ cmd_helo(struct smtp_session *s, const char *verb, const char *args, bool esmtp,
 	smtp_reply(out, "250-SIZE %llu", (unsigned long long)s->set.max_message_size);
 	smtp_reply(out, "250-8BITMIME");
 	smtp_reply(out, "250-PIPELINING");
+	if (s->set.starttls && !s->tls)
+		smtp_reply(out, "250-STARTTLS");
+	if (smtp_auth_allowed(s))
+		smtp_reply(out, "250-AUTH PLAIN LOGIN");
 	smtp_reply(out, "250 ENHANCEDSTATUSCODES");
 	return SMTP_EVENT_NONE;
+}
+
+/* The parameters of MAIL after its path, at *pp. Returns 0, or -1 once
+   it replied (*ev_r: what smtp_reply_bad() returned, or NONE). */
+static int
+mail_params(struct smtp_session *s, const char **pp, struct buf *out, enum smtp_event *ev_r)
+{
+	const char *p = *pp;
+	bool have_size = false, have_body = false, have_auth = false;
+
+	*ev_r = SMTP_EVENT_NONE;
+	while (*p == ' ') {
+		char key[32], value[SMTP_PATH_MAX + 16];
+
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		if (smtp_param_parse(&p, key, sizeof(key), value, sizeof(value)) < 0) {
+			*ev_r = smtp_reply_bad(s, out, "501 5.5.4 Bad MAIL parameter syntax");
+			return -1;
+		}
+		if (!s->esmtp) {
+			*ev_r = smtp_reply_bad(s, out, "555 5.5.4 MAIL parameters need EHLO");
+			return -1;
+		}
+		if (ascii_strcasecmp(key, "SIZE") == 0 && !have_size) {
+			uint64_t size;
+
+			have_size = true;
+			if (str_to_u64(value, UINT64_MAX, &size) < 0) {
+				*ev_r = smtp_reply_bad(s, out, "501 5.5.4 Bad SIZE parameter");
+				return -1;
+			}
+			if (size > s->set.max_message_size) {
+				/* RFC 1870: refused before any data is sent. */
+				smtp_reply(
+					out,
+					"552 5.3.4 Message size exceeds fixed maximum message size "
+					"(%llu)",
+					(unsigned long long)s->set.max_message_size);
+				return -1;
+			}
+		} else if (ascii_strcasecmp(key, "BODY") == 0 && !have_body) {
+			have_body = true;
+			if (ascii_strcasecmp(value, "7BIT") != 0 &&
+			    ascii_strcasecmp(value, "8BITMIME") != 0) {
+				*ev_r = smtp_reply_bad(s, out, "501 5.5.4 Bad BODY parameter");
+				return -1;
+			}
+		} else if (ascii_strcasecmp(key, "AUTH") == 0 && !have_auth && s->set.submission) {
+			/* RFC 4954 5: accepted where AUTH is offered, and
+			   ignored: the message is submitted by the login. */
+			have_auth = true;
+		} else {
+			*ev_r = smtp_reply_bad(s, out, "555 5.5.4 Unsupported MAIL parameter %s",
+					       key);
+			return -1;
+		}
+	}
+	*pp = p;
+	return 0;
+}
+
+/* On a submission port: true if the reverse-path is the logged in user's
+   own address (user@ a local domain; parsing lower-cased the domain). */
+static bool
+sender_is_own(const struct smtp_session *s, const struct smtp_path *path)
+{
+	return path->domain != NULL && s->set.domains != NULL &&
+	       strlist_contains(s->set.domains, path->domain) && strcmp(path->user, s->user) == 0;
 }
 
 static enum smtp_event
@@ -134,66 +215,35 @@ cmd_mail(struct smtp_session *s, const char *args, struct buf *out)
 {
 	struct smtp_path path;
 	const char *p;
-	bool have_size = false, have_body = false;
+	enum smtp_event ev;
 
 	if (s->helo == NULL)
 		return smtp_reply_bad(s, out, "503 5.5.1 Error: send HELO/EHLO first");
 	if (s->in_txn)
 		return smtp_reply_bad(s, out, "503 5.5.1 Error: nested MAIL command");
+	if (s->set.submission && s->user == NULL) {
+		/* RFC 6409 4.3: submission needs a login. */
+		smtp_reply(out, "530 5.7.0 Authentication required");
+		return SMTP_EVENT_NONE;
+	}
 	p = smtp_skip_prefix(args, "FROM:");
 	if (p == NULL || *p != '<')
 		return smtp_reply_bad(s, out, "501 5.5.4 Syntax: MAIL FROM:<address>");
 	if (smtp_path_parse(&p, true, false, &path) < 0)
 		return smtp_reply_bad(s, out, "501 5.1.7 Bad sender address syntax");
-	while (*p == ' ') {
-		char key[32], value[64];
-
-		while (*p == ' ')
-			p++;
-		if (*p == '\0')
-			break;
-		if (smtp_param_parse(&p, key, sizeof(key), value, sizeof(value)) < 0) {
-			smtp_path_free(&path);
-			return smtp_reply_bad(s, out, "501 5.5.4 Bad MAIL parameter syntax");
-		}
-		if (!s->esmtp) {
-			smtp_path_free(&path);
-			return smtp_reply_bad(s, out, "555 5.5.4 MAIL parameters need EHLO");
-		}
-		if (ascii_strcasecmp(key, "SIZE") == 0 && !have_size) {
-			uint64_t size;
-
-			have_size = true;
-			if (str_to_u64(value, UINT64_MAX, &size) < 0) {
-				smtp_path_free(&path);
-				return smtp_reply_bad(s, out, "501 5.5.4 Bad SIZE parameter");
-			}
-			if (size > s->set.max_message_size) {
-				/* RFC 1870: refused before any data is sent. */
-				smtp_path_free(&path);
-				smtp_reply(
-					out,
-					"552 5.3.4 Message size exceeds fixed maximum message size "
-					"(%llu)",
-					(unsigned long long)s->set.max_message_size);
-				return SMTP_EVENT_NONE;
-			}
-		} else if (ascii_strcasecmp(key, "BODY") == 0 && !have_body) {
-			have_body = true;
-			if (ascii_strcasecmp(value, "7BIT") != 0 &&
-			    ascii_strcasecmp(value, "8BITMIME") != 0) {
-				smtp_path_free(&path);
-				return smtp_reply_bad(s, out, "501 5.5.4 Bad BODY parameter");
-			}
-		} else {
-			smtp_path_free(&path);
-			return smtp_reply_bad(s, out, "555 5.5.4 Unsupported MAIL parameter %s",
-					      key);
-		}
+	if (mail_params(s, &p, out, &ev) < 0) {
+		smtp_path_free(&path);
+		return ev;
 	}
 	if (*p != '\0') {
 		smtp_path_free(&path);
 		return smtp_reply_bad(s, out, "501 5.5.4 Syntax: MAIL FROM:<address> [parameters]");
+	}
+	if (s->set.submission && !sender_is_own(s, &path)) {
+		/* RFC 6409 8.1: no sending as another user. */
+		smtp_reply(out, "553 5.7.1 Sender address rejected: not owned by user %s", s->user);
+		smtp_path_free(&path);
+		return SMTP_EVENT_NONE;
 	}
 	s->in_txn = true;
 	s->mail_from = path.addr;
@@ -234,7 +284,11 @@ cmd_rcpt(struct smtp_session *s, const char *args, struct buf *out)
 					      s->set.hostname);
 	}
 	if (s->set.domains == NULL || !strlist_contains(s->set.domains, path.domain)) {
-		smtp_reply(out, "550 5.7.1 <%s>: Relay access denied", path.addr);
+		if (s->set.submission)
+			smtp_reply(out, "550 5.7.1 Relaying denied: this server delivers to local "
+					"users only");
+		else
+			smtp_reply(out, "550 5.7.1 <%s>: Relay access denied", path.addr);
 		smtp_path_free(&path);
 		return SMTP_EVENT_NONE;
 	}
@@ -272,6 +326,17 @@ append_safe(struct buf *out, const char *s)
 	}
 }
 
+/* The "with" of the Received header (RFC 3848). */
+static const char *
+trace_protocol(const struct smtp_session *s)
+{
+	if (!s->esmtp)
+		return "SMTP";
+	if (s->user != NULL)
+		return s->tls ? "ESMTPSA" : "ESMTPA";
+	return s->tls ? "ESMTPS" : "ESMTP";
+}
+
 /* Return-Path and Received (RFC 5321 4.4), written when DATA starts. */
 static void
 write_trace_headers(struct smtp_session *s)
@@ -293,8 +358,8 @@ write_trace_headers(struct smtp_session *s)
 	else
 		buf_append_c(&s->msg, '[');
 	append_safe(&s->msg, s->peer_ip);
-	buf_printf(&s->msg, "])\r\n\tby %s with %s id %s", s->set.hostname,
-		   s->esmtp ? "ESMTP" : "SMTP", s->id);
+	buf_printf(&s->msg, "])\r\n\tby %s with %s id %s", s->set.hostname, trace_protocol(s),
+		   s->id);
 	if (s->rcpt_count == 1 && s->first_rcpt != NULL)
 		buf_printf(&s->msg, "\r\n\tfor <%s>", s->first_rcpt);
 	buf_printf(&s->msg, "; %s\r\n", date);
@@ -324,9 +389,40 @@ cmd_data(struct smtp_session *s, const char *args, struct buf *out)
 	return SMTP_EVENT_NONE;
 }
 
+/* STARTTLS (RFC 3207): the reply and the reset come with
+   smtp_session_starttls_answer(); the input behind the command is left
+   unconsumed for the caller to drop. */
+static enum smtp_event
+cmd_starttls(struct smtp_session *s, const char *args, struct buf *out)
+{
+	if (*args != '\0')
+		return smtp_reply_bad(s, out, "501 5.5.4 Syntax: STARTTLS");
+	if (s->tls)
+		return smtp_reply_bad(s, out, "503 5.5.1 Error: TLS already active");
+	if (s->in_txn)
+		return smtp_reply_bad(s, out, "503 5.5.1 Error: MAIL transaction in progress");
+	s->state = SMTP_ST_WAIT_STARTTLS;
+	return SMTP_EVENT_STARTTLS;
+}
+
+/* Known, and not implemented here (STARTTLS without a certificate, AUTH
+   on a port that is not for submission). */
 static const char *const smtp_unimplemented[] = {
 	"EXPN", "STARTTLS", "AUTH", "BDAT", "ETRN", "TURN", "ATRN", "SEND", "SOML", "SAML",
 };
+
+/* The longest line (with its CRLF) the command in line may have: only
+   MAIL may use the octets of its parameters, and AUTH those of its
+   initial response (RFC 4954 4). */
+static size_t
+command_line_max(const char *line)
+{
+	if (ascii_strncasecmp(line, "MAIL ", 5) == 0)
+		return SMTP_MAIL_LINE_MAX;
+	if (ascii_strncasecmp(line, "AUTH ", 5) == 0)
+		return SMTP_AUTH_LINE_MAX;
+	return SMTP_CMD_LINE_MAX;
+}
 
 /* The command line in s->line (content_len octets, NUL-terminated). */
 static enum smtp_event
@@ -338,6 +434,8 @@ smtp_command(struct smtp_session *s, size_t content_len, struct buf *out)
 
 	if (memchr(line, '\0', content_len) != NULL)
 		return smtp_reply_bad(s, out, "500 5.5.2 Error: NUL octet in command");
+	if (content_len + 2 > command_line_max(line))
+		return smtp_reply_bad(s, out, "500 5.5.2 Error: line too long");
 	while (line[vlen] != '\0' && line[vlen] != ' ') {
 		if (vlen + 1 >= sizeof(verb))
 			return smtp_reply_bad(s, out, "500 5.5.1 Error: command not recognized");
@@ -353,10 +451,6 @@ smtp_command(struct smtp_session *s, size_t content_len, struct buf *out)
 	/* Lenient about trailing blanks. */
 	for (size_t n = strlen(args); n > 0 && (args[n - 1] == ' ' || args[n - 1] == '\t'); n--)
 		args[n - 1] = '\0';
-	/* Only MAIL may use the extra octets of its parameters. */
-	if (content_len + 2 >
-	    (ascii_strcasecmp(verb, "MAIL") == 0 ? SMTP_MAIL_LINE_MAX : SMTP_CMD_LINE_MAX))
-		return smtp_reply_bad(s, out, "500 5.5.2 Error: line too long");
 
 	if (ascii_strcasecmp(verb, "EHLO") == 0)
 		return cmd_helo(s, "EHLO", args, true, out);
@@ -368,6 +462,10 @@ smtp_command(struct smtp_session *s, size_t content_len, struct buf *out)
 		return cmd_rcpt(s, args, out);
 	if (ascii_strcasecmp(verb, "DATA") == 0)
 		return cmd_data(s, args, out);
+	if (ascii_strcasecmp(verb, "STARTTLS") == 0 && s->set.starttls)
+		return cmd_starttls(s, args, out);
+	if (ascii_strcasecmp(verb, "AUTH") == 0 && s->set.submission)
+		return smtp_cmd_auth(s, args, out);
 	if (ascii_strcasecmp(verb, "RSET") == 0) {
 		if (*args != '\0')
 			return smtp_reply_bad(s, out, "501 5.5.4 Syntax: RSET");
@@ -514,16 +612,22 @@ smtp_session_feed(struct smtp_session *s, const char *data, size_t len, size_t *
 		return SMTP_EVENT_RCPT;
 	case SMTP_ST_WAIT_DELIVER:
 		return SMTP_EVENT_DELIVER;
+	case SMTP_ST_WAIT_STARTTLS:
+		return SMTP_EVENT_STARTTLS;
+	case SMTP_ST_WAIT_AUTH:
+		return SMTP_EVENT_AUTH;
 	case SMTP_ST_CLOSED:
 		return SMTP_EVENT_CLOSE;
 	case SMTP_ST_COMMAND:
 	case SMTP_ST_DATA:
+	case SMTP_ST_AUTH:
 		break;
 	}
 	/* Bounded: every round consumes at least one octet or stops. */
 	while (pos < len && ev == SMTP_EVENT_NONE) {
 		bool data_mode = s->state == SMTP_ST_DATA;
-		size_t cap = data_mode ? SMTP_LINE_BUF : SMTP_MAIL_LINE_MAX;
+		/* A command's own limit is checked once its verb is known. */
+		size_t cap = data_mode ? SMTP_TEXT_LINE_MAX + 2 : SMTP_LINE_BUF;
 		size_t used, content_len;
 		bool whole;
 
@@ -539,7 +643,11 @@ smtp_session_feed(struct smtp_session *s, const char *data, size_t len, size_t *
 			s->line[content_len] = '\0';
 		if (data_mode) {
 			ev = smtp_data_line(s, content_len, whole, out);
+		} else if (s->state == SMTP_ST_AUTH) {
+			ev = smtp_auth_response(s, content_len, whole, out);
 		} else if (!whole) {
+			/* It may have been an AUTH with a password. */
+			explicit_bzero(s->line, sizeof(s->line));
 			ev = smtp_reply_bad(s, out, "500 5.5.2 Error: line too long");
 		} else {
 			ev = smtp_command(s, content_len, out);
@@ -636,6 +744,30 @@ smtp_session_deliver_answer(struct smtp_session *s, enum smtp_deliver_result res
 	}
 	smtp_txn_reset(s);
 	s->state = SMTP_ST_COMMAND;
+}
+
+void
+smtp_session_starttls_answer(struct smtp_session *s, struct buf *out)
+{
+	if (s->state != SMTP_ST_WAIT_STARTTLS)
+		return;
+	smtp_reply(out, "220 2.0.0 Ready to start TLS");
+	/* RFC 3207 4.2: forget what the client said in clear. */
+	smtp_txn_reset(s);
+	smtp_auth_forget(s);
+	free(s->user);
+	s->user = NULL;
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = false;
+	s->tls = true;
+	s->state = SMTP_ST_COMMAND;
+}
+
+bool
+smtp_session_is_tls(const struct smtp_session *s)
+{
+	return s->tls;
 }
 
 bool

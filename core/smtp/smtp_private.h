@@ -8,16 +8,27 @@
 #ifndef SMTP_PRIVATE_H
 #define SMTP_PRIVATE_H
 
-/* The line buffer holds the longest allowed line with its CRLF; a line
-   that does not fit is too long in either mode. */
-#define SMTP_LINE_BUF (SMTP_TEXT_LINE_MAX + 2)
+/* The line buffer holds the longest allowed line with its CRLF (an AUTH
+   line is the longest); a line that does not fit is too long in any
+   mode. */
+#define SMTP_LINE_BUF SMTP_AUTH_LINE_MAX
 
 enum smtp_state {
 	SMTP_ST_COMMAND,
 	SMTP_ST_DATA,
-	SMTP_ST_WAIT_RCPT,    /* SMTP_EVENT_RCPT returned, no answer yet */
-	SMTP_ST_WAIT_DELIVER, /* SMTP_EVENT_DELIVER returned, no answer yet */
+	SMTP_ST_WAIT_RCPT,     /* SMTP_EVENT_RCPT returned, no answer yet */
+	SMTP_ST_WAIT_DELIVER,  /* SMTP_EVENT_DELIVER returned, no answer yet */
+	SMTP_ST_WAIT_STARTTLS, /* SMTP_EVENT_STARTTLS returned, no answer yet */
+	SMTP_ST_AUTH,          /* an AUTH exchange awaits a response line */
+	SMTP_ST_WAIT_AUTH,     /* SMTP_EVENT_AUTH returned, no answer yet */
 	SMTP_ST_CLOSED,
+};
+
+/* What the response line of an AUTH exchange is. */
+enum smtp_auth_step {
+	SMTP_AUTH_STEP_PLAIN,      /* PLAIN's whole response */
+	SMTP_AUTH_STEP_LOGIN_USER, /* LOGIN's user name */
+	SMTP_AUTH_STEP_LOGIN_PASS, /* LOGIN's password */
 };
 
 struct smtp_session {
@@ -37,6 +48,14 @@ struct smtp_session {
 	char *helo; /* NULL until HELO/EHLO */
 	bool esmtp; /* EHLO (not HELO) */
 	unsigned bad_count;
+
+	bool tls;   /* implicit TLS, or STARTTLS answered */
+	char *user; /* logged in by AUTH, else NULL */
+	unsigned auth_failures;
+	/* An AUTH exchange: what the next response line is, the user name
+	   and password given so far (the password wiped when freed). */
+	enum smtp_auth_step auth_step;
+	char *auth_user, *auth_pass;
 
 	/* The mail transaction. */
 	bool in_txn;
@@ -63,6 +82,20 @@ void ATTR_FORMAT(2, 3) smtp_reply(struct buf *out, const char *fmt, ...);
    SMTP_EVENT_CLOSE (after a 421) once there were too many. */
 enum smtp_event ATTR_FORMAT(3, 4)
 	smtp_reply_bad(struct smtp_session *s, struct buf *out, const char *fmt, ...);
+
+/* AUTH (smtp_auth.c) */
+
+/* AUTH mechanism [initial-response] on a submission port. */
+enum smtp_event smtp_cmd_auth(struct smtp_session *s, const char *args, struct buf *out);
+/* A response line of the exchange in s->line (content_len octets;
+   stored_whole false if it was too long to keep). */
+enum smtp_event smtp_auth_response(struct smtp_session *s, size_t content_len, bool stored_whole,
+				   struct buf *out);
+/* True if AUTH may be used now (a submission port; TLS, or a password
+   may be sent in clear here). */
+bool smtp_auth_allowed(const struct smtp_session *s);
+/* Ends an AUTH exchange: wipes and frees what it was given. */
+void smtp_auth_forget(struct smtp_session *s);
 
 /* Paths (smtp_path.c) */
 

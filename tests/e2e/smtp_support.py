@@ -22,7 +22,7 @@ _SMTP_LISTEN_RE = r"smtp listening on 127\.0\.0\.1:(\d+)"
 TRACE_RE = re.compile(
     rb"Return-Path: <(?P<from>[^>\r\n]*)>\r\n"
     rb"Received: from (?P<helo>[^ \r\n]+) \(\[(?P<ip>[^\]\r\n]+)\]\)\r\n"
-    rb"\tby (?P<by>[^ \r\n]+) with (?P<proto>E?SMTP) id (?P<id>[^\r\n;]+)"
+    rb"\tby (?P<by>[^ \r\n]+) with (?P<proto>E?SMTP(?:SA|A|S)?) id (?P<id>[^\r\n;]+)"
     rb"(?:\r\n\tfor <(?P<for>[^>\r\n]+)>)?; (?P<date>[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} "
     rb"\d\d:\d\d:\d\d [+-]\d{4})\r\n")
 
