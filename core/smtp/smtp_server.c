@@ -194,8 +194,11 @@ conn_deliver(struct smtp_conn *c)
 			return err == STORAGE_ERR_NO_SPACE ? SMTP_DELIVER_NO_SPACE :
 							     SMTP_DELIVER_TEMPFAIL;
 		}
-		log_info(c->sid, "smtp: delivered %s to %s uid %u (%zu octets) from <%s>", id, user,
-			 uid, len, smtp_session_mail_from(c->session));
+		log_info(c->sid, "smtp: delivered %s to %s uid %u (%zu octets) from <%s>%s%s", id,
+			 user, uid, len, smtp_session_mail_from(c->session),
+			 smtp_session_user(c->session) != NULL ? " sent by " : "",
+			 smtp_session_user(c->session) != NULL ? smtp_session_user(c->session) :
+								 "");
 	}
 	c->delivered++;
 	return SMTP_DELIVER_OK;
