@@ -1221,6 +1221,8 @@ test_auth_cancel_bad_base64_and_bad_responses_get_501(void **state)
 	test_port.tls = true;
 	RUN(&h,
 	    "EHLO c\r\n"
+	    /* Implicit TLS: there is nothing to start. */
+	    "STARTTLS\r\n"
 	    "AUTH LOGIN\r\n*\r\n"
 	    "AUTH PLAIN\r\n*\r\n"
 	    "AUTH PLAIN !!!!\r\n"
@@ -1232,7 +1234,8 @@ test_auth_cancel_bad_base64_and_bad_responses_get_501(void **state)
 	    "AUTH\r\n"
 	    "AUTH PLAIN a b\r\n"
 	    "MAIL FROM:<alice@localhost>\r\n",
-	    EHLO_AUTH "334 VXNlcm5hbWU6\r\n501 5.7.0 Authentication aborted\r\n"
+	    EHLO_AUTH "503 5.5.1 Error: TLS already active\r\n"
+		      "334 VXNlcm5hbWU6\r\n501 5.7.0 Authentication aborted\r\n"
 		      "334 \r\n501 5.7.0 Authentication aborted\r\n"
 		      "501 5.5.2 Cannot decode response\r\n"
 		      "334 VXNlcm5hbWU6\r\n501 5.5.2 Cannot decode response\r\n"

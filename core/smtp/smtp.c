@@ -405,8 +405,8 @@ cmd_starttls(struct smtp_session *s, const char *args, struct buf *out)
 	return SMTP_EVENT_STARTTLS;
 }
 
-/* Known, and not implemented here (STARTTLS without a certificate, AUTH
-   on a port that is not for submission). */
+/* Known, and not implemented here (STARTTLS on a channel that cannot
+   be TLS: no certificate; AUTH on a port that is not for submission). */
 static const char *const smtp_unimplemented[] = {
 	"EXPN", "STARTTLS", "AUTH", "BDAT", "ETRN", "TURN", "ATRN", "SEND", "SOML", "SAML",
 };
@@ -462,7 +462,7 @@ smtp_command(struct smtp_session *s, size_t content_len, struct buf *out)
 		return cmd_rcpt(s, args, out);
 	if (ascii_strcasecmp(verb, "DATA") == 0)
 		return cmd_data(s, args, out);
-	if (ascii_strcasecmp(verb, "STARTTLS") == 0 && s->set.starttls)
+	if (ascii_strcasecmp(verb, "STARTTLS") == 0 && (s->set.starttls || s->tls))
 		return cmd_starttls(s, args, out);
 	if (ascii_strcasecmp(verb, "AUTH") == 0 && s->set.submission)
 		return smtp_cmd_auth(s, args, out);
