@@ -12,6 +12,7 @@ and a certificate for localhost / 127.0.0.1 that clients verify."""
 import imaplib
 import os
 import shutil
+import signal
 import smtplib
 import socket
 import ssl
@@ -21,7 +22,7 @@ import unittest
 
 from server import HOST, SLOW, SOCK_TIMEOUT, USERS
 from smtp_support import TRACE_RE, RawSmtp, SmtpTestCase
-from tls_support import make_pki
+from tls_support import make_cert, make_pki
 
 SEED_COUNT = 4   # messages in alice's seeded INBOX (server.SEED)
 
@@ -312,6 +313,44 @@ class SubmissionTests:
             self.assertIsNotNone(m, body[:300])
             self.assertEqual(m.group("proto"), b"ESMTPSA")
             self.assertIn(f"Subject: swaks {n}".encode(), body)
+
+    def test_client_closing_in_the_handshake_leaves_the_others_served(self):
+        for port, starttls in ((self.submissions_port, False), (self.submission_port, True)):
+            c = RawSmtp(port)
+            self._clients.append(c)
+            if starttls:
+                self.assertEqual(c.reply()[0], 220)
+                self.assertEqual(c.command("EHLO c")[0], 250)
+                self.assertEqual(c.command("STARTTLS")[0], 220)
+            c.send(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 20)
+            c.close()
+        s = self.submissions(login="bob")
+        self.assertEqual(s.sendmail("bob@localhost", ["alice@localhost"], MESSAGE), {})
+        s.quit()
+        self.assert_delivered(SEED_COUNT + 1, "bob@localhost", b"ESMTPSA")
+
+    def test_sighup_gives_new_sessions_the_new_certificate(self):
+        old = self.submissions()
+        old_cert = old.sock.getpeercert(binary_form=True)
+        renewed = make_cert(self.pki, f"renewed-{self.MODE}.pem", self.pki.key, days=200)
+        with open(self.server.conf) as f:
+            text = f.read()
+        with open(self.server.conf, "w") as f:
+            f.write(text.replace(f'cert_file = "{self.pki.cert}"',
+                                 f'cert_file = "{renewed}"'))
+        proc = self.smtpmail if self.smtpmail is not None else self.server
+        proc.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(proc.wait_log("configuration reloaded", 5.0), proc.log_text())
+        new = self.submissions()
+        new_cert = new.sock.getpeercert(binary_form=True)
+        self.assertNotEqual(new_cert, old_cert)
+        with open(renewed) as f:
+            self.assertEqual(new_cert, ssl.PEM_cert_to_DER_cert(f.read()))
+        # The running session keeps its channel and goes on.
+        self.assertEqual(old.noop()[0], 250)
+        old.login("bob", "bob123")
+        self.assertEqual(old.sendmail("bob@localhost", ["alice@localhost"], MESSAGE), {})
+        self.assert_delivered(SEED_COUNT + 1, "bob@localhost", b"ESMTPSA")
 
     @unittest.skipIf(OPENSSL is None, "openssl is missing (package openssl)")
     def test_openssl_s_client_starttls_smtp_verifies_the_chain(self):
