@@ -14,7 +14,8 @@
    Pipelining (RFC 2920): smtp_session_feed() consumes whole commands in
    order and answers each one in order; it stops after the command that
    raised an event and reports how many octets it consumed, so the caller
-   keeps the rest and feeds it again after answering. Nothing is dropped.
+   keeps the rest and feeds it again after answering. Nothing is dropped
+   here, but the caller drops what follows STARTTLS (below).
 
    Line ends and limits (RFC 5321 4.5.3.1):
    - Command lines end in CRLF; a bare LF is accepted as well. A command
