@@ -435,15 +435,7 @@ tls_write(struct conn_layer *layer, const void *data, size_t size)
 		errno = EPIPE;
 		return -1;
 	}
-	/* A write has no end of file: a peer that closed (0, say in the
-	   middle of the handshake) is a broken pipe, else the writer would
-	   retry for ever. */
-	if (tls_result(t, ret) == 0) {
-		t->failed = true;
-		errno = EPIPE;
-		return -1;
-	}
-	return -1;
+	return tls_result(t, ret);
 }
 
 static bool
