@@ -1,5 +1,5 @@
 /* smtp_harness.h: the harness of the SMTP engine's unit tests
-   (tests/test_smtp.c), without sockets.
+   (tests/test_smtp.c, tests/test_smtp_auth.c), without sockets.
 
    Every script is fed whole, one octet at a time and in pieces of 3 and 7
    octets; each way must give exactly the expected replies and the same
