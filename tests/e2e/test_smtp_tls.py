@@ -305,7 +305,8 @@ class SubmissionTests:
                  "--helo", "swaks.example", "--header", f"Subject: swaks {n}",
                  "--body", "sent by swaks"],
                 stdin=subprocess.DEVNULL, capture_output=True, timeout=60 * SLOW, text=True)
-            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr + "\nserver log:\n"
+                             + self.smtp_log_text())
             self.assertIn("235 2.7.0", out.stdout)
             self.assertEqual(self.inbox_count(), SEED_COUNT + n)
             body = self.fetch_body(SEED_COUNT + n)
