@@ -70,15 +70,24 @@ on_reload(void *ctx)
 	    gen->cfg->imap_tls_port != server->gen->cfg->imap_tls_port)
 		log_warn("-", "imap.address/imap.port/imap.tls_port changes need a restart; still "
 			      "listening on the old address");
-	imap_server_set_gen(server, gen);
 	/* SMTP: new sessions deliver through the new generation's hub. */
 	if (smtp != NULL) {
+		const struct config *old = server->gen->cfg;
+
 		if (!gen->cfg->smtp_enabled)
 			log_warn("-", "smtp.enabled changes need a restart; SMTP keeps running");
+		if (strcmp(gen->cfg->smtp_address, old->smtp_address) != 0 ||
+		    gen->cfg->smtp_port != old->smtp_port ||
+		    gen->cfg->smtp_submission_port != old->smtp_submission_port ||
+		    gen->cfg->smtp_submissions_port != old->smtp_submissions_port)
+			log_warn("-", "smtp.address/smtp.port/smtp.submission_port/"
+				      "smtp.submissions_port changes need a restart; still listening "
+				      "on the old ports");
 		smtp_server_set_gen(smtp, gen);
 	} else if (gen->cfg->smtp_enabled) {
 		log_warn("-", "smtp.enabled changes need a restart; SMTP stays off");
 	}
+	imap_server_set_gen(server, gen);
 	server_gen_unref(&gen);
 	log_info("-", "configuration reloaded; new sessions use it");
 }
