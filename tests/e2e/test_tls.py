@@ -46,14 +46,16 @@ def free_port():
         return s.getsockname()[1]
 
 
-def tls_config(server, pki, tls_port, extra=""):
+def tls_config(server, pki, tls_port, tls_extra="", auth_extra=""):
     """Rewrites server's config: imap.tls_port, the tls section of pki
-    and extra lines (auth.plaintext, a handshake timeout...)."""
+    with tls_extra in it ("handshake_timeout = 1; "), and auth_extra in
+    the auth section ('plaintext = "never"; ')."""
     with open(server.conf) as f:
         text = f.read()
     text = text.replace("port = 0; };", f"port = 0; tls_port = {tls_port}; }};", 1)
+    text = text.replace('file = "users"; };', f'file = "users"; {auth_extra}}};', 1)
     with open(server.conf, "w") as f:
-        f.write(text + pki.conf() + extra)
+        f.write(text + pki.conf(tls_extra))
 
 
 class TlsRawClient(RawClient):
@@ -78,9 +80,11 @@ class TlsRawClient(RawClient):
 
 class TlsCase(ServerTestCase):
     """One server per test with the test PKI, STARTTLS on the plain port
-    and implicit TLS on self.tls_port. EXTRA_CONF: more config lines."""
+    and implicit TLS on self.tls_port. TLS_EXTRA goes into the tls
+    section, AUTH_EXTRA into the auth section."""
 
-    EXTRA_CONF = ""
+    TLS_EXTRA = ""
+    AUTH_EXTRA = ""
 
     def setUp(self):
         boxes = {u: (seed_text() if t is None else t) for u, t in self.MAILBOXES.items()}
@@ -90,7 +94,7 @@ class TlsCase(ServerTestCase):
             self.addCleanup(self.server.cleanup)
             self.pki = make_pki(os.path.join(self.server.dir, "pki"))
             self.tls_port = free_port()
-            tls_config(self.server, self.pki, self.tls_port, self.EXTRA_CONF)
+            tls_config(self.server, self.pki, self.tls_port, self.TLS_EXTRA, self.AUTH_EXTRA)
             try:
                 self.server.start()
                 break
