@@ -58,9 +58,12 @@ class OursTls(Ours):
 
 class DovecotTls(Dovecot):
     """Dovecot with ssl = yes, the same certificate, and an imaps
-    listener beside the plain one."""
+    listener beside the plain one. Its login processes run in Dovecot's
+    default "high-security" mode (one imap-login process per
+    connection), or with performance=True in its "high-performance"
+    mode (service_count = 0: a few long-lived imap-login processes)."""
 
-    def __init__(self, tmp, msgs, small, pki):
+    def __init__(self, tmp, msgs, small, pki, performance=False):
         super().__init__(tmp, msgs, small)
         self.tls_port = free_port()
         with open(self.conf) as f:
@@ -74,7 +77,9 @@ class DovecotTls(Dovecot):
                             "    address = 127.0.0.1\n"
                             f"    port = {self.tls_port}\n"
                             "    ssl = yes\n"
-                            "  }\n", 1)
+                            "  }\n"
+                            + ("  service_count = 0\n  process_min_avail = 2\n"
+                               if performance else ""), 1)
         with open(self.conf, "w") as f:
             f.write(text)
 
@@ -292,6 +297,10 @@ def main():
     ap.add_argument("--hs-threads", type=int, default=4)
     ap.add_argument("--push-budget", type=float, default=60.0)
     ap.add_argument("--no-dovecot", action="store_true")
+    ap.add_argument("--dovecot-performance-login", action="store_true",
+                    help="run Dovecot's imap-login in its high-performance mode "
+                         "(service_count = 0) instead of its default one process per "
+                         "connection")
     ap.add_argument("--seed", type=int, default=20220310)
     args = ap.parse_args()
     binary = os.path.abspath(args.server)
@@ -325,7 +334,8 @@ def main():
         dove_srv = None
         if not args.no_dovecot and os.access(DOVECOT, os.X_OK):
             os.makedirs(os.path.join(top, "dovecot"))
-            dove_srv = DovecotTls(os.path.join(top, "dovecot"), msgs, small, pki)
+            dove_srv = DovecotTls(os.path.join(top, "dovecot"), msgs, small, pki,
+                                  args.dovecot_performance_login)
             servers.append(dove_srv)
         log("bench: imapserver over TLS")
         ours = measure(ours_srv, args, ctx, log)
