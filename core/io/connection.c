@@ -336,8 +336,10 @@ conn_write(struct connection *conn)
 		if (n > conn->write_cap - written)
 			n = conn->write_cap - written;
 		ret = conn_layer_write(conn->top, conn->out.data + conn->out_pos, n);
-		if (ret < 0) {
-			err = errno;
+		if (ret <= 0) {
+			/* A layer never takes nothing without saying why
+			   (conn_layer.h); were it to, stop rather than spin. */
+			err = ret < 0 ? errno : EPIPE;
 			break;
 		}
 		conn->out_pos += (size_t)ret;
