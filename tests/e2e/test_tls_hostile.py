@@ -410,6 +410,28 @@ class TestReload(HostileCase):
         self.assertEqual(st.sock.getpeercert(binary_form=True), new_der)
 
 
+class TestReloadBroken(HostileCase):
+
+    ALLOW_LOG_ERRORS = True     # the failed reload is logged as an error
+
+    def test_sighup_with_a_broken_pair_keeps_the_old_one(self):
+        old = self.tls_raw()
+        old_der = old.sock.getpeercert(binary_form=True)
+        # A key that does not match the certificate any more.
+        other = make_key(self.pki.folder, "other.key")
+        shutil.copyfile(other, self.pki.key)
+        self.server.give_to_server()
+        self.server.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(self.server.wait_log(r"reload failed, keeping the running "
+                                             r"configuration: .*the key does not match"),
+                        self.server.log_text())
+        new = self.tls_raw()
+        self.assertEqual(new.sock.getpeercert(binary_form=True), old_der)
+        _, tagged = old.command("LOGIN alice alice123")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assert_tls_serves()
+
+
 class TestStartupCertificates(unittest.TestCase):
     """A broken certificate at start-up: "imapserver -t" and a real start
     both exit 1 naming the file and what is wrong; one that expires
