@@ -6,6 +6,12 @@
 #   sh bench/run.sh --messages 10000 --conns 100 --samples 50
 #   sh bench/run.sh --no-dovecot
 #
+# Then the same over TLS (bench/tls_bench.py: memory per idle TLS
+# connection, handshakes per second, FETCH BODY[] over TLS and in clear,
+# IDLE push over TLS), Dovecot with ssl = yes beside it; and, with
+# --testssl, a testssl.sh scan of the default TLS settings (slow, about
+# two minutes: bench/testssl.py).
+#
 # Prints progress on stderr and a table on stdout. Everything runs in a
 # temp folder that is removed at the end, as are the servers it starts.
 set -eu
@@ -15,7 +21,18 @@ if [ ! -x "$BUILD/imapserver" ]; then
 	echo "bench: $BUILD/imapserver is missing: run make first" >&2
 	exit 1
 fi
+testssl=no
+for arg in "$@"; do
+	[ "$arg" = "--testssl" ] && testssl=yes
+done
+# bench.py and tls_bench.py take the same options; --testssl is ours.
+set -- $(for arg in "$@"; do [ "$arg" = "--testssl" ] || printf '%s\n' "$arg"; done)
 python3 bench/bench.py --server "$BUILD/imapserver" "$@"
+# The same server over TLS, side by side with Dovecot over TLS.
+python3 bench/tls_bench.py --server "$BUILD/imapserver" "$@"
+if [ "$testssl" = yes ]; then
+	python3 bench/testssl.py --server "$BUILD/imapserver"
+fi
 # SMTP delivery to a session in IDLE, inside imapserver and from smtpmail.
 if [ -x "$BUILD/smtpmail" ]; then
 	python3 bench/smtp_push.py --server "$BUILD/imapserver"

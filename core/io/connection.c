@@ -382,6 +382,12 @@ conn_read(struct connection *conn)
 
 	conn->sock_blocked_read = conn->sock_blocked_write = false;
 	ret = conn_layer_read(conn->top, chunk, sizeof(chunk));
+	/* The read may have taken in what a waiting write needed (TLS: the
+	   peer's Finished, which lets the greeting out) and left nothing
+	   more to read: retry the write once the socket is writable, which
+	   it is, rather than wait for input that may never come. */
+	if (conn->out_wait == CONN_WAIT_READ && connection_out_pending(conn) > 0)
+		conn->out_wait = CONN_WAIT_WRITE;
 	if (ret < 0) {
 		if (errno == EAGAIN) {
 			conn->in_wait = conn->sock_blocked_write && !conn->sock_blocked_read ?

@@ -429,13 +429,15 @@ tls_write(struct conn_layer *layer, const void *data, size_t size)
 	ret = SSL_write(t->ssl, data, size > INT_MAX ? INT_MAX : (int)size);
 	if (ret > 0)
 		return ret;
-	if (SSL_get_error(t->ssl, ret) == SSL_ERROR_ZERO_RETURN) {
-		/* The peer sent close_notify: nobody reads what we write. */
+	/* The peer sent close_notify, or closed its socket (in the middle of
+	   a handshake the write drives): nobody reads what we write. A
+	   write never returns 0, which a writer would retry for ever. */
+	if (SSL_get_error(t->ssl, ret) == SSL_ERROR_ZERO_RETURN || tls_result(t, ret) == 0) {
 		t->failed = true;
 		errno = EPIPE;
 		return -1;
 	}
-	return tls_result(t, ret);
+	return -1;
 }
 
 static bool
