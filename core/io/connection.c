@@ -393,16 +393,6 @@ conn_read(struct connection *conn)
 			conn->in_wait = conn->sock_blocked_write && !conn->sock_blocked_read ?
 						CONN_WAIT_WRITE :
 						CONN_WAIT_READ;
-			/* The read may have moved a layer on without giving
-			   data (a TLS handshake that ended in it, with the
-			   client's Finished): output that waited for input
-			   is tried now, or it would wait for the client, who
-			   waits for it (an implicit TLS greeting). */
-			if (connection_out_pending(conn) > 0 && conn->out_wait == CONN_WAIT_READ) {
-				conn_write(conn);
-				if (conn->dead)
-					return;
-			}
 			conn_update(conn);
 			return;
 		}
