@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "../client/imap_client_lib.c"
+#include "../client/imap_client_parse.c"
 #include "../client/mc_util.c"
 #include "../client/netio.c"
 #include "../client/smtp_client.c"
