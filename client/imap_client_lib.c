@@ -2,6 +2,7 @@
    the parsing of responses is in imap_client_parse.c. */
 #include "imap_client_lib.h"
 #include "base64.h"
+#include "client_tls.h"
 #include "netio.h"
 
 #include <errno.h>
@@ -13,7 +14,9 @@
 #define IMAPC_LOGOUT_TIMEOUT_MS 2000
 
 struct imapc {
-	int fd;
+	struct netio *nio;
+	const struct client_tls *tls;
+	char *host;
 	int timeout_ms;
 	struct buf in;
 	size_t in_pos;
@@ -130,7 +133,7 @@ static int
 imapc_fill(struct imapc *conn, int timeout_ms, char **error_r)
 {
 	char *err = NULL;
-	int ret = netio_read_some(conn->fd, &conn->in, timeout_ms, &err);
+	int ret = netio_read_some(conn->nio, &conn->in, timeout_ms, &err);
 
 	if (ret < 0) {
 		*error_r = imapc_read_error(conn, err);
@@ -161,7 +164,7 @@ imapc_read_response(struct imapc *conn, struct imapc_response *resp_r, char **er
 static int
 imapc_send(struct imapc *conn, const char *data, size_t len, char **error_r)
 {
-	return netio_write_all(conn->fd, data, len, conn->timeout_ms, error_r);
+	return netio_write_all(conn->nio, data, len, conn->timeout_ms, error_r);
 }
 
 /* Reads responses until the tagged answer to tag. With want_cont, a
@@ -193,30 +196,51 @@ imapc_wait_tagged(struct imapc *conn, const char *tag, bool want_cont, char **re
 	}
 }
 
-int
-imapc_connect(const char *host, const char *port, int timeout_ms, struct imapc **conn_r,
-	      char **error_r)
+/* STARTTLS (RFC 3501 6.2.1): the command, the handshake, then the
+   capabilities again, those learnt in clear being forgotten. Returns 0
+   or -1 with *error_r. */
+static int
+imapc_starttls(struct imapc *conn, char **error_r)
 {
-	int fd;
+	char *reply = NULL, *err = NULL;
+	int ret = imapc_run(conn, "STARTTLS", &reply, error_r);
 
-	if (netio_connect(host, port, timeout_ms, &fd, error_r) < 0)
+	if (ret == 0)
+		*error_r = xasprintf("the server refused STARTTLS: %s", reply);
+	free(reply);
+	if (ret != 1)
 		return -1;
-	struct imapc *conn = xcalloc(1, sizeof(*conn));
-	conn->fd = fd;
-	conn->timeout_ms = timeout_ms;
-
-	struct imapc_response resp;
-	if (imapc_read_response(conn, &resp, error_r) < 0) {
-		imapc_free(&conn);
+	/* Whatever came after the OK came in clear, possibly injected by
+	   someone on the path: never read as if it came over TLS. */
+	buf_reset(&conn->in);
+	conn->in_pos = 0;
+	if (netio_start_tls(conn->nio, conn->tls->ctx, conn->host, conn->timeout_ms, &conn->in,
+			    &err) < 0) {
+		*error_r = client_tls_handshake_error(conn->tls, err);
+		free(err);
 		return -1;
 	}
+	strlist_clear(&conn->caps);
+	reply = NULL;
+	ret = imapc_run(conn, "CAPABILITY", &reply, error_r);
+	free(reply);
+	return ret < 0 ? -1 : 0;
+}
+
+/* Reads the greeting and learns the capabilities. Returns 0 or -1. */
+static int
+imapc_greeting(struct imapc *conn, char **error_r)
+{
+	struct imapc_response resp;
+
+	if (imapc_read_response(conn, &resp, error_r) < 0)
+		return -1;
 	bool ok = strcmp(resp.tag, "*") == 0 && imapc_resp_is(&resp, 0, "OK");
 	if (!ok) {
 		*error_r = xasprintf("the server refused the connection: %s %s",
 				     resp.count > 0 ? imapc_arg_str(&resp.args[0]) : "",
 				     resp.text != NULL ? resp.text : "");
 		imapc_response_free(&resp);
-		imapc_free(&conn);
 		return -1;
 	}
 	imapc_check_resp_code(conn, resp.text);
@@ -225,9 +249,57 @@ imapc_connect(const char *host, const char *port, int timeout_ms, struct imapc *
 		char *reply = NULL;
 		int ret = imapc_run(conn, "CAPABILITY", &reply, error_r);
 		free(reply);
-		if (ret < 0) {
+		if (ret < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+imapc_connect(const char *host, const char *port, int timeout_ms, const struct client_tls *tls,
+	      struct imapc **conn_r, char **error_r)
+{
+	struct netio *nio;
+	char *err = NULL;
+
+	if (tls->mode != CLIENT_TLS_AUTO && tls->ctx == NULL) {
+		*error_r = xstrdup("TLS was asked for, but there is no TLS context");
+		return -1;
+	}
+	if (netio_connect(host, port, timeout_ms, &nio, error_r) < 0)
+		return -1;
+	struct imapc *conn = xcalloc(1, sizeof(*conn));
+	conn->nio = nio;
+	conn->tls = tls;
+	conn->host = xstrdup(host);
+	conn->timeout_ms = timeout_ms;
+
+	if (tls->mode == CLIENT_TLS_IMPLICIT &&
+	    netio_start_tls(nio, tls->ctx, host, timeout_ms, &conn->in, &err) < 0) {
+		*error_r = client_tls_handshake_error(tls, err);
+		free(err);
+		imapc_free(&conn);
+		return -1;
+	}
+	if (imapc_greeting(conn, error_r) < 0) {
+		imapc_free(&conn);
+		return -1;
+	}
+	if (!netio_is_tls(nio)) {
+		switch (client_tls_next_step(tls, imapc_has_capability(conn, "STARTTLS"))) {
+		case CLIENT_TLS_STEP_STARTTLS:
+			if (imapc_starttls(conn, error_r) < 0) {
+				imapc_free(&conn);
+				return -1;
+			}
+			break;
+		case CLIENT_TLS_STEP_REFUSE:
+			*error_r = xasprintf("the server at %s port %s does not offer STARTTLS, "
+					     "which --starttls requires", host, port);
 			imapc_free(&conn);
 			return -1;
+		case CLIENT_TLS_STEP_PLAIN:
+			break;
 		}
 	}
 	*conn_r = conn;
@@ -242,8 +314,8 @@ imapc_free(struct imapc **connp)
 	if (conn == NULL)
 		return;
 	*connp = NULL;
-	if (conn->fd >= 0)
-		close(conn->fd);
+	netio_free(&conn->nio);
+	free(conn->host);
 	buf_free(&conn->in);
 	strlist_clear(&conn->caps);
 	free(conn->bye_text);
@@ -289,7 +361,30 @@ imapc_has_capability(const struct imapc *conn, const char *cap)
 int
 imapc_fd(const struct imapc *conn)
 {
-	return conn->fd;
+	return netio_fd(conn->nio);
+}
+
+bool
+imapc_input_pending(const struct imapc *conn)
+{
+	return netio_in_pending(conn->nio);
+}
+
+const char *
+imapc_tls_describe(const struct imapc *conn)
+{
+	return netio_tls_describe(conn->nio);
+}
+
+int
+imapc_password_check(const struct imapc *conn, char **error_r)
+{
+	char *what = xasprintf("the IMAP server %s", conn->host);
+	int ret = client_tls_password_check(conn->tls, netio_is_tls(conn->nio),
+					    netio_peer_is_loopback(conn->nio), what, error_r);
+
+	free(what);
+	return ret;
 }
 
 /* ------------------------------------------------------------ commands */
@@ -460,6 +555,8 @@ imapc_login(struct imapc *conn, const char *user, const char *password, char **r
 {
 	int ret;
 
+	if (imapc_password_check(conn, error_r) < 0)
+		return -1;
 	if (imapc_has_capability(conn, "AUTH=PLAIN")) {
 		ret = imapc_login_plain(conn, user, password, reply_r, error_r);
 	} else if (imapc_has_capability(conn, "LOGINDISABLED")) {

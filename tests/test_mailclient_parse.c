@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include "../client/client_tls.c"
 #include "../client/imap_client_lib.c"
 #include "../client/imap_client_parse.c"
+#include "../client/mc_options.c"
 #include "../client/mc_util.c"
 #include "../client/netio.c"
 #include "../client/smtp_client.c"
