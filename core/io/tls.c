@@ -435,7 +435,14 @@ tls_write(struct conn_layer *layer, const void *data, size_t size)
 		errno = EPIPE;
 		return -1;
 	}
-	return tls_result(t, ret);
+	if (tls_result(t, ret) == 0) {
+		/* The peer closed (during the handshake that a write drives,
+		   e.g. before the implicit-TLS greeting): a write never
+		   returns 0, or a writer loops on it. */
+		t->failed = true;
+		errno = EPIPE;
+	}
+	return -1;
 }
 
 static bool
