@@ -125,9 +125,7 @@ mc_options_usage(FILE *out, int default_timeout_s)
 {
 	fprintf(out,
 		"usage: mailclient SERVER_IP SMTP_PORT IMAP_PORT\n"
-		"       mailclient [--tls | --imap-tls | --smtp-tls] [--starttls]\n"
-		"                  [--ca-file FILE | --insecure] [--allow-plaintext]\n"
-		"                  SERVER_IP SMTP_PORT IMAP_PORT\n"
+		"       mailclient [OPTION]... SERVER_IP SMTP_PORT IMAP_PORT\n"
 		"\n"
 		"The lab's mail client. Asks for a username and a password, logs in\n"
 		"over IMAP, then offers:\n"
@@ -150,8 +148,8 @@ mc_options_usage(FILE *out, int default_timeout_s)
 		"  --insecure         do not check the server's certificate (unsafe)\n"
 		"  --allow-plaintext  send the password even without TLS to a server\n"
 		"                     on the network\n"
-		"The SMTP login (AUTH) is sent when the server asks for one (a\n"
-		"submission port), with the IMAP username and password.\n"
+		"SMTP logs in (AUTH) with the IMAP username and password when the\n"
+		"server offers it (a submission port).\n"
 		"\n"
 		"Changes made on another device are announced while it waits for input.\n"
 		"Prompts go to stdout and input is read from stdin, so a script can\n"
