@@ -57,6 +57,7 @@ int
 md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
 	   size_t count, enum storage_error *err_r, char **error_r)
 {
+	struct md_own_change own;
 	uint32_t *gone;
 	size_t ngone = 0, out = 0;
 	bool removed = false;
@@ -72,6 +73,7 @@ md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 		md_unlock(box);
 		return -1;
 	}
+	md_own_change_begin(box, &own);
 	gone = xmalloc(count * sizeof(*gone));
 	/* One pass over the table, then one over the state. */
 	for (size_t i = 0; i < box->files.count; i++) {
@@ -96,6 +98,7 @@ md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 		fsync_dir(box->cur_dir);
 		fsync_dir(box->new_dir);
 	}
+	md_own_change_end(box, &own);
 	/* Written even when nothing was removed: the core raised
 	   state->highest_modseq for this expunge before calling. */
 	ret = expunge_write_uidlist(box, state, ret, error_r);

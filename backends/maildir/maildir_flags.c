@@ -53,6 +53,7 @@ md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
 	struct mfile *f;
 	char *newname = NULL, *from, *to;
 	struct file_stamp fs;
+	struct md_own_change own;
 	bool kw_changed = false, others;
 	ssize_t fi;
 	int ret = 0;
@@ -69,6 +70,7 @@ md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
 		return -1;
 	md_stamp_file(box->user_dir, box->uidlist_path, &fs);
 	others = !md_file_stamp_equal(&fs, &box->uidlist_stamp);
+	md_own_change_begin(box, &own);
 	newname = md_name_with_flags(box, state, f->base, strlen(f->base), f->name, m->flags,
 				     m->keywords, &kw_changed);
 	if (kw_changed && md_kw_write(box, error_r) < 0) {
@@ -109,6 +111,7 @@ md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
 	}
 	if (ret < 0)
 		goto out;
+	md_own_change_end(box, &own);
 	f->modseq = m->modseq;
 	box->dirty = true;
 	box->highest = state->highest_modseq;

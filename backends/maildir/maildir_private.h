@@ -67,6 +67,7 @@ struct ftable {
 };
 
 struct dir_stamp {
+	bool taken;                /* the folder could be stat()ed */
 	bool valid;                /* trusted: a later change shows as a new mtime */
 	uint64_t ino;
 	int64_t sec, nsec;
@@ -107,6 +108,20 @@ struct storage_box {
 	struct dir_stamp cur_stamp, new_stamp;
 	struct file_stamp uidlist_stamp;
 	bool has_young;            /* some file may still grow: scan again */
+	bool young_skipped;        /* the last scan skipped an empty young file */
+	/* A stamp was taken while its folder's mtime was too young to be
+	   trusted: a change by a tool that does not lock, in the same clock
+	   tick, could hide behind it. md_unchanged() trusts it until then
+	   (monotonic ms) and then asks for one more scan. 0: none pending. */
+	int64_t recheck_at;
+};
+
+/* Changes of our own to cur/ and new/ (under the lock), so that they do
+   not make the next sync() scan the whole folder again: begin records
+   whether the stamps still describe the folders; end stamps them again
+   after the change if they did. */
+struct md_own_change {
+	bool cur, new;
 };
 
 /* dovecot-uidlist as read from disk (maildir_uidlist.c). */
@@ -172,6 +187,10 @@ int md_uidlist_append_rec(struct storage_box *box, const struct mfile *f, char *
 /* maildir_sync.c */
 int md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r);
 bool md_unchanged(struct storage_box *box);
+void md_own_change_begin(struct storage_box *box, struct md_own_change *oc);
+void md_own_change_end(struct storage_box *box, const struct md_own_change *oc);
+/* A stamp was taken: schedules the recheck if it is not trusted. */
+void md_stamp_note(struct storage_box *box, const struct dir_stamp *ds);
 bool md_locate(struct storage_box *box, struct mfile *f);
 int md_sync(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
 	    char **error_r);

@@ -224,6 +224,7 @@ md_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 	struct buf stored = BUF_INIT;
 	struct timeval tv;
 	struct timespec times[2];
+	struct md_own_change own;
 	struct mfile *f;
 	char *base = NULL, *tmp_path = NULL, *dest = NULL, *name = NULL;
 	uint64_t vsize;
@@ -249,8 +250,13 @@ md_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 		goto out;
 	}
 	flags &= MAIL_FLAGS_ALL;
-	if (save_prepare_uid(box, state, err_r, error_r) < 0 ||
-	    save_move_in(box, state, base, tmp_path, flags, keywords, &name, &dest, err_r,
+	if (save_prepare_uid(box, state, err_r, error_r) < 0) {
+		(void)fs_unlink_beneath(box->user_dir, tmp_path);
+		goto unlock;
+	}
+	/* Our own rename must not make the next sync() read the folder. */
+	md_own_change_begin(box, &own);
+	if (save_move_in(box, state, base, tmp_path, flags, keywords, &name, &dest, err_r,
 			 error_r) < 0) {
 		(void)fs_unlink_beneath(box->user_dir, tmp_path);
 		goto unlock;
@@ -264,6 +270,7 @@ md_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 	times[1].tv_nsec = 0;
 	(void)utimensat(AT_FDCWD, dest, times, AT_SYMLINK_NOFOLLOW);
 	fsync_dir(flags == 0 && keywords == 0 ? box->new_dir : box->cur_dir);
+	md_own_change_end(box, &own);
 	f = save_add_message(box, state, base, name, flags, keywords, vsize, internal_date,
 			     tz_minutes);
 	name = NULL;

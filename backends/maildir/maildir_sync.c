@@ -212,8 +212,11 @@ md_describe_new_file(struct storage_box *box, const struct dent *e, struct mfile
 		return false;
 	/* A tool that writes straight into new/ (cp) makes the file empty
 	   first: not a message yet. Its close brings another event. */
-	if (st.st_size == 0 && time(NULL) - st.st_mtim.tv_sec < MD_YOUNG_SECS)
+	if (st.st_size == 0 && time(NULL) - st.st_mtim.tv_sec < MD_YOUNG_SECS) {
+		/* Writing it does not touch the folder's mtime: scan again. */
+		box->young_skipped = true;
 		return false;
+	}
 	f->date = (int64_t)st.st_mtim.tv_sec;
 	f->tz = md_local_tz_minutes(f->date);
 	/* Still young: it may grow yet; measured again by later scans. */
@@ -391,8 +394,12 @@ sync_scan(struct sync_ctx *ctx, char **error_r)
 	struct storage_box *box = ctx->box;
 
 	for (unsigned pass = 0; pass < 2; pass++) {
+		box->recheck_at = 0;
+		box->young_skipped = false;
 		md_stamp_dir(box->user_dir, box->cur_dir, &box->cur_stamp);
 		md_stamp_dir(box->user_dir, box->new_dir, &box->new_stamp);
+		md_stamp_note(box, &box->cur_stamp);
+		md_stamp_note(box, &box->new_stamp);
 		if (md_read_dirs(box, &ctx->ds, error_r) < 0)
 			return -1;
 		if (sync_scan_once(ctx) == 0 || pass == 1)
@@ -626,7 +633,7 @@ sync_commit_table(struct sync_ctx *ctx)
 	md_ftable_free(&box->files);
 	box->files = ctx->next;
 	i_zero(&ctx->next);
-	box->has_young = false;
+	box->has_young = box->young_skipped;
 	for (size_t k = 0; k < box->files.count; k++) {
 		if (!box->files.f[k].described)
 			box->has_young = true;
@@ -657,6 +664,7 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 		.pre = state->highest_modseq,
 		.old_disk = box->disk_highest,
 	};
+	struct md_own_change own;
 	int ret = -1;
 
 	if (sync_read_uidlist(&ctx, error_r) < 0)
@@ -671,12 +679,14 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 	if (sync_apply_to_state(&ctx, error_r) < 0)
 		goto out;
 	sync_commit_table(&ctx);
-	/* new/ -> cur/ */
+	/* new/ -> cur/: our own renames, which need no scan afterwards. */
+	md_own_change_begin(box, &own);
 	for (size_t k = 0; k < box->files.count; k++) {
 		if (box->files.f[k].in_new)
 			md_move_to_cur(box, state, &box->files.f[k], &state->mails[k],
 				       &ctx.kw_changed);
 	}
+	md_own_change_end(box, &own);
 	if (ctx.kw_changed && md_kw_write(box, error_r) < 0)
 		goto out;
 	if (ctx.write && md_uidlist_write(box, state, false, error_r) < 0)
@@ -690,12 +700,15 @@ out:
 	return ret;
 }
 
-/* True if nothing changed since the last scan (three stat() calls). */
+/* True if nothing changed since the last scan (three stat() calls), and
+   no stamp taken too young to be trusted is due for its recheck. */
 bool
 md_unchanged(struct storage_box *box)
 {
 	struct file_stamp fs;
 
+	if (box->recheck_at != 0 && mono_ms() >= box->recheck_at)
+		return false;
 	if (box->has_young || !md_dir_unchanged(box->user_dir, box->cur_dir, &box->cur_stamp) ||
 	    !md_dir_unchanged(box->user_dir, box->new_dir, &box->new_stamp))
 		return false;

@@ -3,8 +3,11 @@
    message files, paths and folder creation.
 
    Safety: a folder's mtime is trusted only when it is older than
-   MD_MTIME_TRUST_NS, so that a change within the same clock tick is
-   never taken for "unchanged" (md_stamp_dir). md_make_maildir() only
+   MD_MTIME_TRUST_NS, so that a change within the same clock tick is not
+   taken for "unchanged" for long: a younger stamp is trusted for that
+   long, then one more scan looks (md_stamp_note, md_unchanged). So a
+   burst of our own changes costs one scan a second, not one each, and a
+   file another tool drops in the same tick is seen within a second. md_make_maildir() only
    creates folders; it never removes or renames anything. */
 #include "backends/maildir/maildir_private.h"
 
@@ -50,6 +53,7 @@ md_stamp_dir(const char *base, const char *path, struct dir_stamp *ds)
 	i_zero(ds);
 	if (fs_stat_hint(path, &st) < 0 || clock_gettime(CLOCK_REALTIME, &now) < 0)
 		return;
+	ds->taken = true;
 	ds->ino = (uint64_t)st.st_ino;
 	ds->sec = (int64_t)st.st_mtim.tv_sec;
 	ds->nsec = (int64_t)st.st_mtim.tv_nsec;
@@ -62,10 +66,37 @@ md_dir_unchanged(const char *base, const char *path, const struct dir_stamp *ds)
 {
 	struct stat st;
 
-	if (!ds->valid || fs_stat_hint(path, &st) < 0)
+	if (!ds->taken || fs_stat_hint(path, &st) < 0)
 		return false;
 	return ds->ino == (uint64_t)st.st_ino && ds->sec == (int64_t)st.st_mtim.tv_sec &&
 		ds->nsec == (int64_t)st.st_mtim.tv_nsec;
+}
+
+void
+md_stamp_note(struct storage_box *box, const struct dir_stamp *ds)
+{
+	if (!ds->valid && box->recheck_at == 0)
+		box->recheck_at = mono_ms() + MD_MTIME_TRUST_NS / 1000000 + 1;
+}
+
+void
+md_own_change_begin(struct storage_box *box, struct md_own_change *oc)
+{
+	oc->cur = md_dir_unchanged(box->user_dir, box->cur_dir, &box->cur_stamp);
+	oc->new = md_dir_unchanged(box->user_dir, box->new_dir, &box->new_stamp);
+}
+
+void
+md_own_change_end(struct storage_box *box, const struct md_own_change *oc)
+{
+	if (oc->cur) {
+		md_stamp_dir(box->user_dir, box->cur_dir, &box->cur_stamp);
+		md_stamp_note(box, &box->cur_stamp);
+	}
+	if (oc->new) {
+		md_stamp_dir(box->user_dir, box->new_dir, &box->new_stamp);
+		md_stamp_note(box, &box->new_stamp);
+	}
 }
 
 /* File tables */

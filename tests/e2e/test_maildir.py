@@ -15,6 +15,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import subprocess
 import time
 import unittest
@@ -216,6 +217,48 @@ class TestMaildirExternalChanges(MaildirMixin, ServerTestCase):
         c = self.raw_login(mailbox="INBOX")
         resp, tagged = c.command(f"FETCH {len(SEED) + 1} UID")
         self.assertEqual(fetches(resp)[len(SEED) + 1]["UID"], uid)
+
+    def test_file_hidden_behind_our_own_change_is_seen_within_a_second(self):
+        # Our own APPENDs do not make the next command read the whole
+        # folder again. A tool that does not lock may drop a file in the
+        # same clock tick as our own change, so that the folder's mtime
+        # does not move: emulated here by putting the mtime back. The
+        # file must still be seen, after at most about a second.
+        c = self.raw_login(mailbox="INBOX")
+        # Files younger than a few seconds may still grow and are looked
+        # at by every command: wait until the seeded ones are not.
+        time.sleep(3.2)
+        resp, tagged = c.command("NOOP")
+        msg = b"From: bob@localhost\r\nSubject: ours\r\n\r\nappended\r\n"
+        c.send(b"a APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\n")
+        resp, tagged = c.read_tagged("a")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp2, tagged = c.command("NOOP")
+        self.assertIn(b"* %d EXISTS\r\n" % (len(SEED) + 1), resp + resp2)
+        maildir = self.server.maildir("alice")
+        stamps = {d: os.stat(os.path.join(maildir, d)).st_mtime_ns for d in ("new", "cur")}
+        # Stopped meanwhile, so that it cannot look at the folder before
+        # its mtime is put back.
+        os.kill(self.server.proc.pid, signal.SIGSTOP)
+        try:
+            self.cp_into_new("1700000001.M2P2.hidden")
+            for d, ns in stamps.items():
+                os.utime(os.path.join(maildir, d), ns=(ns, ns))
+        finally:
+            os.kill(self.server.proc.pid, signal.SIGCONT)
+        want = b"* %d EXISTS\r\n" % (len(SEED) + 2)
+        seen = False
+        deadline = time.monotonic() + 3.0 * SLOW
+        while not seen and time.monotonic() < deadline:
+            resp, tagged = c.command("NOOP")
+            self.assertTrue(tagged.startswith(b"OK"), tagged)
+            seen = want in resp
+            if not seen:
+                time.sleep(0.1)
+        self.assertTrue(seen, "a file hidden behind our own change was never seen")
+        resp, tagged = c.command(f"FETCH {len(SEED) + 2} BODY.PEEK[]")
+        self.assertEqual(fetches(resp)[len(SEED) + 2]["BODY[]"],
+                         self.NEW.replace(b"\n", b"\r\n"))
 
     def test_flag_renamed_in_cur_shows_at_noop(self):
         c = self.raw_login(mailbox="INBOX")
