@@ -12,6 +12,9 @@ test_mailclient.py (a pty as a person, pipes as a script):
 - the certificate check: the wrong CA, no CA (the system's), the right
   host; --insecure says it does not check; --starttls against a server
   without TLS; --tls against a plain port;
+- plaintext pipelined behind the server's STARTTLS answer (a forged
+  "login OK", the STARTTLS injection class of CVE-2011-0411) is
+  discarded, never read as if it came over TLS;
 - no password in clear to a server that is not loopback: a fake server
   on a non-127 address of this machine (skipped when it has none) sees
   no LOGIN, unless --allow-plaintext; over SMTP the AUTH is skipped and
@@ -183,8 +186,11 @@ class TlsSmtpSink:
 
     VERDICT = "250 2.0.0 Ok: queued as TLSSINK"
 
-    def __init__(self, mode, imap_port=None, host=HOST, pki=None):
+    def __init__(self, mode, imap_port=None, host=HOST, pki=None, inject=False):
         self.mode = mode
+        # With inject, the answer to STARTTLS carries, in the same write,
+        # a forged EHLO answer that offers AUTH LOGIN only.
+        self.inject = inject
         self.imap_port = imap_port
         self.mails = []         # (mail_from, [rcpt], data, tls_version)
         self.auths = []         # (mechanism, user, password, tls_version)
@@ -242,7 +248,8 @@ class TlsSmtpSink:
                     conn.send("250-" + ln)
                 conn.send("250 " + lines[-1])
             elif verb == "STARTTLS" and tls is None and self.mode == "starttls":
-                conn.send("220 2.0.0 Ready to start TLS")
+                conn.sock.sendall(b"220 2.0.0 Ready to start TLS\r\n" +
+                                  (b"250-forged\r\n250 AUTH LOGIN\r\n" if self.inject else b""))
                 if conn.buf:
                     self.plain_after_starttls.append(conn.buf)
                 conn.sock = self.ctx.wrap_socket(conn.sock, server_side=True)
@@ -559,6 +566,20 @@ class MailclientTlsOurServer(OurServerCase):
         self.assertEqual(status, 1, out + err)
         self.assertIn("does not speak TLS on that port", err)
 
+    def test_smtp_plaintext_behind_the_starttls_answer_is_discarded(self):
+        sink = TlsSmtpSink("starttls", self.server.port, inject=True)
+        self.addCleanup(sink.close)
+        status, out, err = run_client(
+            ["--ca-file", PKI.ca_cert], self.server.port,
+            "alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\nSubject: x\nbody\n"
+            ".\n3\n", smtp_port=sink.port)
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("Mail sent successfully", out)
+        # The EHLO answer that counted came over TLS: AUTH PLAIN offered
+        # there, not the forged LOGIN-only one.
+        self.assertEqual([(m, u, t is not None) for m, u, _, t in sink.auths],
+                         [("PLAIN", "alice", True)])
+
     def test_smtp_tls_against_a_starttls_port_says_so(self):
         # --smtp-tls against a port that starts in clear: the handshake
         # fails, the user is told, and no login is sent.
@@ -639,6 +660,85 @@ class MailclientTlsOurSmtp(OurServerCase):
                                 "via submissions")
 
 
+# ---------------------------------------------------------------- STARTTLS injection
+
+class InjectingImapServer:
+    """An IMAP server that answers STARTTLS and, in the same write, a
+    forged answer to the CAPABILITY the client sends over TLS next (tag
+    m2: m1 is STARTTLS) that leaves out AUTH=PLAIN, then refuses every
+    login over TLS. A client that read the plaintext behind the STARTTLS
+    answer as TLS-protected would take the forged capabilities and log
+    in with LOGIN instead of AUTHENTICATE PLAIN."""
+
+    def __init__(self):
+        self.lines = []
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(PKI.cert, PKI.key)
+        fake = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                sock = self.request
+                sock.settimeout(10)
+                conn = _LineSock(sock)
+                try:
+                    fake.session(conn)
+                except (OSError, ssl.SSLError, ValueError):
+                    pass
+                finally:
+                    conn.sock.close()
+
+        self.server = socketserver.ThreadingTCPServer((HOST, 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def session(self, conn):
+        conn.sock.sendall(b"* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN SASL-IR] fake\r\n")
+        for _ in range(100):
+            raw = conn.readline()
+            if not raw:
+                return
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self.lines.append(line)
+            words = line.split()
+            tag, verb = words[0], words[1].upper() if len(words) > 1 else ""
+            if verb == "STARTTLS":
+                conn.sock.sendall(tag.encode() + b" OK Begin TLS now\r\n"
+                                  b"* CAPABILITY IMAP4rev1\r\nm2 OK forged\r\n")
+                conn.sock = self.ctx.wrap_socket(conn.sock, server_side=True)
+                conn.buf = b""
+            elif verb == "CAPABILITY":
+                conn.sock.sendall(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR\r\n" +
+                                  tag.encode() + b" OK done\r\n")
+            elif verb in ("AUTHENTICATE", "LOGIN"):
+                conn.sock.sendall(tag.encode() + b" NO [AUTHENTICATIONFAILED] no\r\n")
+            elif verb == "LOGOUT":
+                conn.sock.sendall(b"* BYE bye\r\n" + tag.encode() + b" OK done\r\n")
+                return
+            else:
+                conn.sock.sendall(tag.encode() + b" BAD not here\r\n")
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class MailclientStarttlsInjection(unittest.TestCase):
+    def test_plaintext_behind_the_starttls_answer_is_discarded(self):
+        fake = InjectingImapServer()
+        self.addCleanup(fake.close)
+        status, out, err = run_client(["--ca-file", PKI.ca_cert], fake.port,
+                                      "alice\nalice123\n" * 3)
+        self.assertNotIn("Logged in", out, out + err)
+        self.assertEqual(status, 1, out + err)
+        # It did go through TLS and tried the real login there.
+        self.assertIn("Connected to 127.0.0.1 port %d over TLS" % fake.port, out)
+        self.assertIn("Login failed: wrong username or password.", out)
+        self.assertEqual([ln.split()[1] for ln in fake.lines[:3]],
+                         ["STARTTLS", "CAPABILITY", "AUTHENTICATE"])
+
+
 # ---------------------------------------------------------------- no password in clear
 
 class FakeImapServer:
@@ -665,7 +765,7 @@ class FakeImapServer:
                     if verb == "CAPABILITY":
                         self.wfile.write(b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n")
                         self.wfile.write(tag.encode() + b" OK done\r\n")
-                    elif verb == "AUTHENTICATE":
+                    elif verb in ("AUTHENTICATE", "LOGIN"):
                         if len(words) == 3:     # no initial response
                             self.wfile.write(b"+ \r\n")
                             fake.lines.append(self.rfile.readline(8192).decode().strip())
