@@ -212,8 +212,9 @@ smtpc_starttls(struct smtpc *s, char **verdict_r, char **error_r)
 }
 
 /* AUTH PLAIN (RFC 4616) with an initial response, or AUTH LOGIN when
-   only that is offered. Returns 1 authenticated, 0 refused (*verdict_r),
-   -1. The credentials are wiped from every buffer used. */
+   only that is offered (one of them is). Returns 1 authenticated, 0
+   refused (*verdict_r), -1. The credentials are wiped from every buffer
+   used. */
 static int
 smtpc_auth(struct smtpc *s, char **verdict_r, char **error_r)
 {
@@ -223,7 +224,7 @@ smtpc_auth(struct smtpc *s, char **verdict_r, char **error_r)
 	char *text = NULL;
 	int ret;
 
-	if (smtpc_ehlo_has(&s->ext, "AUTH", "PLAIN") || !smtpc_ehlo_has(&s->ext, "AUTH", "LOGIN")) {
+	if (smtpc_ehlo_has(&s->ext, "AUTH", "PLAIN")) {
 		buf_append_c(&raw, '\0');
 		buf_append_str(&raw, user);
 		buf_append_c(&raw, '\0');
@@ -298,6 +299,11 @@ smtpc_open_session(struct smtpc *s, char **note_r, char **verdict_r, char **erro
 	}
 	if (s->set->user == NULL || !smtpc_ehlo_has(&s->ext, "AUTH", NULL))
 		return 1;
+	if (!smtpc_ehlo_has(&s->ext, "AUTH", "PLAIN") && !smtpc_ehlo_has(&s->ext, "AUTH", "LOGIN")) {
+		*note_r = xstrdup("the server offers no login this client knows: AUTH PLAIN or "
+				  "LOGIN");
+		return 1;
+	}
 	char *what = xasprintf("the SMTP server %s", s->set->host);
 	ret = client_tls_password_check(s->set->tls, netio_is_tls(s->nio),
 					netio_peer_is_loopback(s->nio), what, note_r);

@@ -186,8 +186,10 @@ class TlsSmtpSink:
 
     VERDICT = "250 2.0.0 Ok: queued as TLSSINK"
 
-    def __init__(self, mode, imap_port=None, host=HOST, pki=None, inject=False):
+    def __init__(self, mode, imap_port=None, host=HOST, pki=None, inject=False,
+                 mechs="PLAIN LOGIN"):
         self.mode = mode
+        self.mechs = mechs      # what EHLO offers after AUTH
         # With inject, the answer to STARTTLS carries, in the same write,
         # a forged EHLO answer that offers AUTH LOGIN only.
         self.inject = inject
@@ -242,7 +244,7 @@ class TlsSmtpSink:
                 if tls is None and self.mode == "starttls":
                     ext.append("STARTTLS")
                 if tls is not None or self.mode == "plain-auth":
-                    ext.append("AUTH PLAIN LOGIN")
+                    ext.append("AUTH " + self.mechs)
                 lines = ["tls-sink"] + ext
                 for ln in lines[:-1]:
                     conn.send("250-" + ln)
@@ -579,6 +581,29 @@ class MailclientTlsOurServer(OurServerCase):
         # there, not the forged LOGIN-only one.
         self.assertEqual([(m, u, t is not None) for m, u, _, t in sink.auths],
                          [("PLAIN", "alice", True)])
+
+    def send_one(self, sink):
+        return run_client(
+            ["--ca-file", PKI.ca_cert], self.server.port,
+            "alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\nSubject: x\nbody\n"
+            ".\n3\n", smtp_port=sink.port)
+
+    def test_smtp_auth_login_when_plain_is_not_offered(self):
+        sink = TlsSmtpSink("starttls", self.server.port, mechs="LOGIN")
+        self.addCleanup(sink.close)
+        status, out, err = self.send_one(sink)
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("Mail sent successfully", out)
+        self.assertEqual([(m, u, p) for m, u, p, _ in sink.auths], [("LOGIN", "alice", "alice123")])
+
+    def test_smtp_without_a_known_auth_mechanism_says_why_the_mail_was_refused(self):
+        sink = TlsSmtpSink("starttls", self.server.port, mechs="CRAM-MD5")
+        self.addCleanup(sink.close)
+        status, out, err = self.send_one(sink)
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("Mail not sent: the sender refused: 530 5.7.0 Authentication required "
+                      "(the server offers no login this client knows: AUTH PLAIN or LOGIN)", out)
+        self.assertEqual(sink.auths, [])
 
     def test_smtp_tls_against_a_starttls_port_says_so(self):
         # --smtp-tls against a port that starts in clear: the handshake
