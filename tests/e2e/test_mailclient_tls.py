@@ -46,7 +46,8 @@ import server as server_module  # noqa: E402
 from server import HOST, USERS, ImapServer, seed_text  # noqa: E402
 import dovecot_support  # noqa: E402
 import tls_support  # noqa: E402
-from test_mailclient import WAIT, NOTICE_WAIT, PtyClient, client_binary  # noqa: E402
+from test_mailclient import (WAIT, NOTICE_WAIT, CountingProxy, PtyClient,  # noqa: E402
+                             client_binary)
 
 PKI = None              # the test CA and server certificate (setUpModule)
 OTHER_PKI = None        # another CA: a "wrong" --ca-file
@@ -507,6 +508,31 @@ class MailclientTlsOurServer(OurServerCase):
         for session in sessions:
             self.assertRegex(log, rf"\[{session}\] info: connect from \S+ \(TLS\)")
             self.assertNotIn(f"[{session}] debug: command STARTTLS", log)
+
+    def test_dropped_tls_connection_is_reestablished_quietly(self):
+        proxy = CountingProxy(self.server.port)
+        self.addCleanup(proxy.close)
+        a = self.pty(["--starttls", "--ca-file", PKI.ca_cert], proxy.port)
+        a.expect(r"over TLS")
+        a.login()
+        proxy.drop_all()
+        m = self.imaps()
+        m.select("INBOX")
+        m.store("4", "+FLAGS", "\\Deleted")
+        m.expunge()
+        a.expect(r'\[notice\] Mail from dave@example.org "Quarterly report" was deleted on '
+                 r"another device\.", NOTICE_WAIT)
+        a.send("2")
+        a.expect(r"Your mailbox \(3 mails\):")
+        a.send("x")
+        a.send("x")
+        a.expect(r"Enter your choice: ")
+        self.assertNotIn("lost", a.text().lower())
+        a.send("3")
+        self.assertEqual(a.wait_exit(), 0)
+        # Every connection through the proxy was TLS: no mail text in clear.
+        self.assertNotIn(b"Quarterly", proxy.received())
+        self.assertGreaterEqual(self.server.log_text(2000).count("command STARTTLS"), 2)
 
     def test_starttls_required_and_offered(self):
         status, out, err = run_client(["--starttls", "--ca-file", PKI.ca_cert],
