@@ -24,9 +24,9 @@ set -u
 PKGS="gcc make pkg-config libc6-dev libconfig-dev libcmocka-dev libpam0g-dev libcrypt-dev \
 libssl-dev openssl python3 curl"
 # What the tests drive besides our own code (sslscan: the TLS scan of
-# the default TLS settings).
+# the default TLS settings; libnet-ssleay-perl: swaks's TLS).
 TEST_PKGS="mutt dovecot-imapd libpam-wrapper valgrind swaks isync offlineimap fetchmail groff-base \
-sslscan"
+sslscan libnet-ssleay-perl"
 if [ "${1:-}" = "--test" ]; then
 	PKGS="$PKGS $TEST_PKGS"
 fi

@@ -401,6 +401,31 @@ test_tls_peer_closes_in_handshake(void **state)
 	event_loop_free(&loop);
 }
 
+/* The implicit TLS greeting is queued and the client closes before its
+   ClientHello: the write that drives the handshake meets the end of the
+   stream and the connection ends (it used to spin). */
+static void
+test_tls_peer_closes_before_hello_with_output_queued(void **state)
+{
+	struct event_loop *loop = event_loop_new();
+	struct tls_ctx *sctx = server_ctx();
+	struct end srv = { 0 };
+	struct pair_state p = { .b = &srv };
+	int sv[2];
+
+	socket_pair(sv, 0);
+	srv.conn = connection_new(loop, sv[0], NULL, &end_cb, &srv);
+	connection_push_layer(srv.conn, tls_layer_new_server(sctx));
+	close(sv[1]);
+	buf_append_str(connection_outbuf(srv.conn), "* OK greeting\r\n");
+	connection_flush(srv.conn);
+	run_until(loop, b_gone, &p);
+	assert_true(srv.destroyed);
+	buf_free(&srv.got);
+	tls_ctx_unref(&sctx);
+	event_loop_free(&loop);
+}
+
 /* A client that does not trust the certificate fails its handshake
    with the reason, and so does the server end. */
 static void
@@ -496,6 +521,7 @@ main(void)
 		cmocka_unit_test(test_tls_starttls_drops_pipelined_plaintext),
 		cmocka_unit_test(test_tls_garbage_instead_of_hello),
 		cmocka_unit_test(test_tls_peer_closes_in_handshake),
+		cmocka_unit_test(test_tls_peer_closes_before_hello_with_output_queued),
 		cmocka_unit_test(test_tls_client_verify_fails),
 		cmocka_unit_test(test_tls_server_files),
 	};

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "net.h"
+#include "smtp_listen.h"
 #include "smtp_server.h"
 #include "privileges.h"
 #include "watch.h"
@@ -69,15 +70,24 @@ on_reload(void *ctx)
 	    gen->cfg->imap_tls_port != server->gen->cfg->imap_tls_port)
 		log_warn("-", "imap.address/imap.port/imap.tls_port changes need a restart; still "
 			      "listening on the old address");
-	imap_server_set_gen(server, gen);
 	/* SMTP: new sessions deliver through the new generation's hub. */
 	if (smtp != NULL) {
+		const struct config *old = server->gen->cfg;
+
 		if (!gen->cfg->smtp_enabled)
 			log_warn("-", "smtp.enabled changes need a restart; SMTP keeps running");
+		if (strcmp(gen->cfg->smtp_address, old->smtp_address) != 0 ||
+		    gen->cfg->smtp_port != old->smtp_port ||
+		    gen->cfg->smtp_submission_port != old->smtp_submission_port ||
+		    gen->cfg->smtp_submissions_port != old->smtp_submissions_port)
+			log_warn("-", "smtp.address/smtp.port/smtp.submission_port/"
+				      "smtp.submissions_port changes need a restart; still listening "
+				      "on the old ports");
 		smtp_server_set_gen(smtp, gen);
 	} else if (gen->cfg->smtp_enabled) {
 		log_warn("-", "smtp.enabled changes need a restart; SMTP stays off");
 	}
+	imap_server_set_gen(server, gen);
 	server_gen_unref(&gen);
 	log_info("-", "configuration reloaded; new sessions use it");
 }
@@ -87,7 +97,8 @@ main(int argc, char *argv[])
 {
 	struct server_gen *gen;
 	char *error = NULL;
-	int fd, tls_fd = -1, smtp_fd = -1, ret;
+	int fd, tls_fd = -1, ret;
+	struct smtp_listen smtp_l;
 
 	log_set_ident("imapserver");
 	/* imapserver [-c FILE] --migrate USER --from NAME --to NAME: see migrate.h */
@@ -103,7 +114,7 @@ main(int argc, char *argv[])
 		return ret < 0 ? 1 : 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	char *bound = NULL, *tls_bound = NULL, *smtp_bound = NULL;
+	char *bound = NULL, *tls_bound = NULL;
 	fd = net_listen(gen->cfg->imap_address, gen->cfg->imap_port, &bound, &error);
 	if (fd < 0) {
 		fprintf(stderr, "imapserver: %s\n", error);
@@ -120,16 +131,14 @@ main(int argc, char *argv[])
 			return 1;
 		}
 	}
-	/* SMTP in the same loop (smtp.enabled): listen now, so that a busy
-	   port is a start-up error; logged after the IMAP line. */
-	if (gen->cfg->smtp_enabled) {
-		smtp_fd = net_listen(gen->cfg->smtp_address, gen->cfg->smtp_port, &smtp_bound,
-				     &error);
-		if (smtp_fd < 0) {
-			fprintf(stderr, "imapserver: smtp: %s\n", error);
-			free(error);
-			return 1;
-		}
+	/* SMTP in the same loop (smtp.enabled): listen now (smtp.port and
+	   the submission ports), so that a busy port is a start-up error;
+	   logged after the IMAP lines. */
+	smtp_listen_init(&smtp_l);
+	if (gen->cfg->smtp_enabled && smtp_listen_open(&smtp_l, gen->cfg, &error) < 0) {
+		fprintf(stderr, "imapserver: smtp: %s\n", error);
+		free(error);
+		return 1;
 	}
 	/* Every listening socket must be bound above this line. */
 	drop_privileges(gen->cfg);
@@ -145,22 +154,20 @@ main(int argc, char *argv[])
 	if (tls_bound != NULL)
 		log_info("-", "imaps listening on %s", tls_bound);
 	free(tls_bound);
-	if (smtp_bound != NULL)
-		log_info("-", "smtp listening on %s", smtp_bound);
-	free(smtp_bound);
+	smtp_listen_log(&smtp_l, "smtp listening on");
 	if (cmdline_detach(&cl) < 0)
 		return 1;
 	server = imap_server_new(loop, gen, fd);
 	if (tls_fd >= 0)
 		imap_server_listen_tls(server, tls_fd);
-	if (smtp_fd >= 0)
-		smtp = smtp_server_new(loop, gen, smtp_fd);
+	if (smtp_l.fds[SMTP_PORT_RECEIVER] >= 0)
+		smtp = smtp_listen_serve(&smtp_l, loop, gen);
 	server_gen_unref(&gen);
 	log_info("-", "imapserver started (storage %s, auth %s)",
 		 server->gen->storage.backend->name, server->gen->auth.backend->name);
 	if (event_loop_run(loop) < 0)
 		log_error("-", "select: %s", strerror(errno));
-	smtp_server_free(&smtp);        /* closes smtp_fd */
+	smtp_server_free(&smtp);        /* closes the SMTP listeners */
 	imap_server_free(&server);
 	close(fd);
 	if (tls_fd >= 0)

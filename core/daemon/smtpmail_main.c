@@ -5,7 +5,9 @@
    Reads the same configuration file as imapserver (its smtp, storage,
    auth, limits and log sections) and delivers into the same storage. It
    runs whether or not smtp.enabled is set: that key only tells imapserver
-   to host the listener itself. The process-wide state lives here.
+   to host the listener itself. It listens on smtp.port and, when they
+   are set, on smtp.submission_port and smtp.submissions_port
+   (smtp_listen.h). The process-wide state lives here.
 
    Its mailbox hub has no file watch: smtpmail serves no IMAP session; the
    imapserver processes notice its deliveries through theirs. */
@@ -13,9 +15,9 @@
 #include "config.h"
 #include "event.h"
 #include "log.h"
-#include "net.h"
 #include "privileges.h"
 #include "server_gen.h"
+#include "smtp_listen.h"
 #include "smtp_server.h"
 
 #include <errno.h>
@@ -23,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
-
 
 static struct event_loop *loop;
 static struct smtp_server *server;
@@ -33,7 +34,7 @@ static struct cmdline cl = {
 	.port_key = "smtp.port",
 };
 static char *listen_address;
-static unsigned listen_port;
+static unsigned listen_ports[SMTP_PORT_ROLES];
 
 static void
 on_terminate(void *ctx)
@@ -50,9 +51,11 @@ on_reload(void *ctx)
 	if (gen == NULL)
 		return;
 	if (strcmp(gen->cfg->smtp_address, listen_address) != 0 ||
-	    gen->cfg->smtp_port != listen_port)
-		log_warn("-", "smtp.address/smtp.port changes need a restart; still listening on "
-			      "the old address");
+	    gen->cfg->smtp_port != listen_ports[SMTP_PORT_RECEIVER] ||
+	    gen->cfg->smtp_submission_port != listen_ports[SMTP_PORT_SUBMISSION] ||
+	    gen->cfg->smtp_submissions_port != listen_ports[SMTP_PORT_SUBMISSIONS])
+		log_warn("-", "smtp.address/smtp.port/smtp.submission_port/smtp.submissions_port "
+			      "changes need a restart; still listening on the old addresses");
 	smtp_server_set_gen(server, gen);
 	server_gen_unref(&gen);
 	log_info("-", "configuration reloaded; new sessions use it");
@@ -62,8 +65,9 @@ int
 main(int argc, char *argv[])
 {
 	struct server_gen *gen;
-	char *error = NULL, *bound = NULL;
-	int fd, ret;
+	char *error = NULL;
+	struct smtp_listen smtp_l;
+	int ret;
 
 	log_set_ident("smtpmail");
 	cmdline_parse(&cl, argc, argv);
@@ -71,14 +75,16 @@ main(int argc, char *argv[])
 	if (ret <= 0)
 		return ret < 0 ? 1 : 0;
 	signal(SIGPIPE, SIG_IGN);
-	fd = net_listen(gen->cfg->smtp_address, gen->cfg->smtp_port, &bound, &error);
-	if (fd < 0) {
+	/* smtp.port, and the submission ports when set. */
+	if (smtp_listen_open(&smtp_l, gen->cfg, &error) < 0) {
 		fprintf(stderr, "smtpmail: %s\n", error);
 		free(error);
 		return 1;
 	}
 	listen_address = xstrdup(gen->cfg->smtp_address);
-	listen_port = gen->cfg->smtp_port;
+	listen_ports[SMTP_PORT_RECEIVER] = gen->cfg->smtp_port;
+	listen_ports[SMTP_PORT_SUBMISSION] = gen->cfg->smtp_submission_port;
+	listen_ports[SMTP_PORT_SUBMISSIONS] = gen->cfg->smtp_submissions_port;
 	/* As imapserver: root only to bind; the socket is bound now. */
 	if (privileges_drop(gen->cfg->server_user, gen->cfg->server_group, &error) < 0) {
 		fprintf(stderr, "smtpmail: %s\n", error);
@@ -92,11 +98,10 @@ main(int argc, char *argv[])
 	    event_signal_add(loop, SIGINT, on_terminate, NULL) < 0 ||
 	    event_signal_add(loop, SIGHUP, on_reload, NULL) < 0)
 		fatal("signal setup: %s", strerror(errno));
-	log_info("-", "listening on %s", bound);
-	free(bound);
+	smtp_listen_log(&smtp_l, "listening on");
 	if (cmdline_detach(&cl) < 0)
 		return 1;
-	server = smtp_server_new(loop, gen, fd);
+	server = smtp_listen_serve(&smtp_l, loop, gen);
 	log_info("-", "smtpmail started (domain %s, storage %s, auth %s)", gen->cfg->smtp_domain,
 		 gen->storage.backend->name, gen->auth.backend->name);
 	server_gen_unref(&gen);

@@ -336,8 +336,10 @@ conn_write(struct connection *conn)
 		if (n > conn->write_cap - written)
 			n = conn->write_cap - written;
 		ret = conn_layer_write(conn->top, conn->out.data + conn->out_pos, n);
-		if (ret < 0) {
-			err = errno;
+		if (ret <= 0) {
+			/* A layer never takes nothing without saying why
+			   (conn_layer.h); were it to, stop rather than spin. */
+			err = ret < 0 ? errno : EPIPE;
 			break;
 		}
 		conn->out_pos += (size_t)ret;
@@ -385,6 +387,16 @@ conn_read(struct connection *conn)
 			conn->in_wait = conn->sock_blocked_write && !conn->sock_blocked_read ?
 						CONN_WAIT_WRITE :
 						CONN_WAIT_READ;
+			/* The read may have moved a layer on without giving
+			   data (a TLS handshake that ended in it, with the
+			   client's Finished): output that waited for input
+			   is tried now, or it would wait for the client, who
+			   waits for it (an implicit TLS greeting). */
+			if (connection_out_pending(conn) > 0 && conn->out_wait == CONN_WAIT_READ) {
+				conn_write(conn);
+				if (conn->dead)
+					return;
+			}
 			conn_update(conn);
 			return;
 		}

@@ -4,8 +4,10 @@
    Input is cut into lines by one assembler for both modes: a line is
    copied into a fixed buffer up to the mode's limit and the rest of an
    overlong line is counted, not stored, until its LF. A complete line is
-   then a command (COMMAND mode) or a text line (DATA mode). */
+   then a command (COMMAND mode), a text line (DATA mode) or a response
+   of an AUTH exchange (AUTH mode, smtp_auth.c). */
 #include "smtp.h"
+#include "smtp_private.h"
 #include "storage.h"
 #include "username.h"
 
@@ -14,56 +16,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-/* The line buffer holds the longest allowed line with its CRLF; a line
-   that does not fit is too long in either mode. */
-#define SMTP_LINE_BUF (SMTP_TEXT_LINE_MAX + 2)
-
-enum smtp_state {
-	SMTP_ST_COMMAND,
-	SMTP_ST_DATA,
-	SMTP_ST_WAIT_RCPT,    /* SMTP_EVENT_RCPT returned, no answer yet */
-	SMTP_ST_WAIT_DELIVER, /* SMTP_EVENT_DELIVER returned, no answer yet */
-	SMTP_ST_CLOSED,
-};
-
-struct smtp_session {
-	struct smtp_settings set;
-	char *peer_ip;
-	char *id_prefix;
-	enum smtp_state state;
-
-	/* The line being assembled: line_len octets stored (LF included
-	   once complete), line_total octets seen. */
-	char line[SMTP_LINE_BUF + 1];
-	size_t line_len;
-	uint64_t line_total;
-	bool last_was_cr; /* the octet before the current one was CR */
-	bool line_crlf;   /* the completed line ended in CRLF */
-
-	char *helo; /* NULL until HELO/EHLO */
-	bool esmtp; /* EHLO (not HELO) */
-	unsigned bad_count;
-
-	/* The mail transaction. */
-	bool in_txn;
-	char *mail_from;
-	struct strlist rcpt_users;
-	unsigned rcpt_count; /* accepted RCPT commands (duplicates too) */
-	char *first_rcpt;    /* the first accepted forward-path, for "for <...>" */
-	char *pending_user, *pending_path;
-
-	/* DATA */
-	struct buf msg;     /* trace headers, then the data */
-	uint64_t data_size; /* unstuffed octets of data, CRLF line ends */
-	bool data_too_big;
-	bool data_line_too_long;
-	bool data_has_nul;
-	bool prev_crlf; /* the previous text line ended in CRLF */
-	unsigned txn_count;
-	char id[128];
-};
-
-static void ATTR_FORMAT(2, 3) reply(struct buf *out, const char *fmt, ...)
+void
+smtp_reply(struct buf *out, const char *fmt, ...)
 {
 	va_list args;
 
@@ -83,6 +37,9 @@ smtp_session_new(const struct smtp_settings *set, const char *peer_ip, const cha
 		s->set.max_bad_commands = 1;
 	s->peer_ip = xstrdup(peer_ip != NULL ? peer_ip : "unknown");
 	s->id_prefix = xstrdup(id_prefix != NULL ? id_prefix : "smtp");
+	if (s->set.max_auth_failures == 0)
+		s->set.max_auth_failures = 3;
+	s->tls = s->set.tls;
 	s->state = SMTP_ST_COMMAND;
 	return s;
 }
@@ -117,6 +74,8 @@ smtp_session_free(struct smtp_session **_s)
 		return;
 	*_s = NULL;
 	smtp_txn_reset(s);
+	smtp_auth_forget(s);
+	free(s->user);
 	free(s->helo);
 	free(s->peer_ip);
 	free(s->id_prefix);
@@ -126,13 +85,11 @@ smtp_session_free(struct smtp_session **_s)
 void
 smtp_session_greet(struct smtp_session *s, struct buf *out)
 {
-	reply(out, "220 %s ESMTP smtpmail ready", s->set.hostname);
+	smtp_reply(out, "220 %s ESMTP smtpmail ready", s->set.hostname);
 }
 
-/* Writes a 5xx reply for a bad command and counts it. Returns
-   SMTP_EVENT_CLOSE (after a 421) once there were too many. */
-static enum smtp_event ATTR_FORMAT(3, 4)
-	reply_bad(struct smtp_session *s, struct buf *out, const char *fmt, ...)
+enum smtp_event
+smtp_reply_bad(struct smtp_session *s, struct buf *out, const char *fmt, ...)
 {
 	va_list args;
 
@@ -142,210 +99,9 @@ static enum smtp_event ATTR_FORMAT(3, 4)
 	buf_append(out, "\r\n", 2);
 	if (++s->bad_count < s->set.max_bad_commands)
 		return SMTP_EVENT_NONE;
-	reply(out, "421 4.7.0 %s Error: too many errors, closing connection", s->set.hostname);
+	smtp_reply(out, "421 4.7.0 %s Error: too many errors, closing connection", s->set.hostname);
 	s->state = SMTP_ST_CLOSED;
 	return SMTP_EVENT_CLOSE;
-}
-
-/* Address parsing (RFC 5321 4.1.2) */
-
-static bool
-is_alpha(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool
-is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool
-is_atext(char c)
-{
-	return is_alpha(c) || is_digit(c) ||
-	       (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
-}
-
-/* Domain or address-literal at p; returns its length, 0 if none. */
-static size_t
-parse_domain(const char *p)
-{
-	size_t i = 0, label = 0;
-
-	if (p[0] == '[') {
-		for (i = 1; p[i] != ']'; i++) {
-			if (p[i] <= ' ' || p[i] >= 0x7f || p[i] == '[' || p[i] == '\\')
-				return 0;
-		}
-		return i > 1 ? i + 1 : 0;
-	}
-	for (;; i++) {
-		char c = p[i];
-
-		if (is_alpha(c) || is_digit(c)) {
-			label++;
-		} else if (c == '-' && label > 0) {
-			label++;
-		} else if (c == '.' && label > 0 && p[i - 1] != '-') {
-			label = 0;
-		} else {
-			break;
-		}
-	}
-	if (label == 0 || p[i - 1] == '-')
-		return 0;
-	return i;
-}
-
-struct smtp_path {
-	char *addr;   /* local@domain as written, "" for "<>" */
-	char *user;   /* the local part, unquoted */
-	char *domain; /* lower case; NULL for "<postmaster>" */
-};
-
-static void
-path_free(struct smtp_path *path)
-{
-	free(path->addr);
-	free(path->user);
-	free(path->domain);
-	i_zero(path);
-}
-
-/* Parses "<" [source-route ":"] mailbox ">" at *pp and moves *pp past it.
-   allow_null: "<>" is valid (reverse-path); allow_postmaster: "<postmaster>"
-   without domain is valid (RFC 5321 4.5.1). Returns 0, or -1 for bad
-   syntax or a path over the limits. */
-static int
-parse_path(const char **pp, bool allow_null, bool allow_postmaster, struct smtp_path *path_r)
-{
-	const char *start = *pp, *p = *pp, *local, *mbox;
-	struct buf user = BUF_INIT;
-	size_t n;
-
-	i_zero(path_r);
-	if (*p++ != '<')
-		return -1;
-	if (*p == '>' && allow_null) {
-		*pp = p + 1;
-		path_r->addr = xstrdup("");
-		path_r->user = xstrdup("");
-		return 0;
-	}
-	if (*p == '@') {
-		/* A source route: accepted and ignored (RFC 5321 3.3, C). */
-		while (*p == '@') {
-			n = parse_domain(p + 1);
-			if (n == 0)
-				return -1;
-			p += 1 + n;
-			if (*p == ',')
-				p++;
-		}
-		if (*p++ != ':')
-			return -1;
-	}
-	mbox = local = p;
-	if (*p == '"') {
-		for (p++; *p != '"'; p++) {
-			if (*p == '\\') {
-				p++;
-				if (*p < ' ' || *p > '~')
-					goto fail;
-			} else if (*p < ' ' || *p > '~') {
-				goto fail;
-			}
-			buf_append_c(&user, *p);
-		}
-		p++;
-		if (user.len == 0)
-			goto fail;
-	} else {
-		while (is_atext(*p) || (*p == '.' && p > local && p[-1] != '.' && is_atext(p[1])))
-			p++;
-		if (p == local)
-			goto fail;
-		buf_append(&user, local, (size_t)(p - local));
-	}
-	if ((size_t)(p - local) > SMTP_LOCAL_PART_MAX)
-		goto fail;
-	if (*p == '>' && allow_postmaster && ascii_strcasecmp(user.data, "postmaster") == 0) {
-		path_r->addr = xstrndup(mbox, (size_t)(p - mbox));
-		path_r->user = buf_steal(&user);
-		*pp = p + 1;
-		return 0;
-	}
-	if (*p++ != '@')
-		goto fail;
-	n = parse_domain(p);
-	if (n == 0 || n > SMTP_DOMAIN_MAX || p[n] != '>')
-		goto fail;
-	if ((size_t)(p + n + 1 - start) > SMTP_PATH_MAX)
-		goto fail;
-	path_r->domain = xstrndup(p, n);
-	for (char *q = path_r->domain; *q != '\0'; q++) {
-		if (*q >= 'A' && *q <= 'Z')
-			*q = (char)(*q - 'A' + 'a');
-	}
-	path_r->addr = xstrndup(mbox, (size_t)(p + n - mbox));
-	path_r->user = buf_steal(&user);
-	*pp = p + n + 1;
-	return 0;
-fail:
-	buf_free(&user);
-	return -1;
-}
-
-/* "FROM:" / "TO:" (case-insensitive), then optional blanks (a lenient
-   reading: RFC 5321 has none). Returns the text after them, or NULL. */
-static const char *
-skip_prefix(const char *args, const char *prefix)
-{
-	size_t len = strlen(prefix);
-
-	if (ascii_strncasecmp(args, prefix, len) != 0)
-		return NULL;
-	args += len;
-	while (*args == ' ')
-		args++;
-	return args;
-}
-
-/* One ESMTP parameter at *pp: keyword [= value]. Copies the keyword and
-   value (NUL-terminated) into the given buffers. Returns 0 or -1. */
-static int
-parse_param(const char **pp, char *key, size_t key_size, char *value, size_t value_size)
-{
-	const char *p = *pp;
-	size_t n = 0;
-
-	if (!is_alpha(*p) && !is_digit(*p))
-		return -1;
-	while (is_alpha(*p) || is_digit(*p) || *p == '-') {
-		if (n + 1 >= key_size)
-			return -1;
-		key[n++] = *p++;
-	}
-	key[n] = '\0';
-	n = 0;
-	value[0] = '\0';
-	if (*p == '=') {
-		p++;
-		while (*p > ' ' && *p < 0x7f && *p != '=') {
-			if (n + 1 >= value_size)
-				return -1;
-			value[n++] = *p++;
-		}
-		if (n == 0)
-			return -1;
-		value[n] = '\0';
-	}
-	if (*p != '\0' && *p != ' ')
-		return -1;
-	*pp = p;
-	return 0;
 }
 
 /* Commands */
@@ -358,25 +114,100 @@ cmd_helo(struct smtp_session *s, const char *verb, const char *args, bool esmtp,
 	/* A domain or address literal; read leniently as one printable
 	   token, since clients send all sorts of names here. */
 	if (len == 0 || len > SMTP_DOMAIN_MAX || strchr(args, ' ') != NULL)
-		return reply_bad(s, out, "501 Syntax: %s hostname", verb);
+		return smtp_reply_bad(s, out, "501 Syntax: %s hostname", verb);
 	for (size_t i = 0; i < len; i++) {
 		if (args[i] <= ' ' || args[i] >= 0x7f)
-			return reply_bad(s, out, "501 Syntax: %s hostname", verb);
+			return smtp_reply_bad(s, out, "501 Syntax: %s hostname", verb);
 	}
 	smtp_txn_reset(s);
 	free(s->helo);
 	s->helo = xstrdup(args);
 	s->esmtp = esmtp;
 	if (!esmtp) {
-		reply(out, "250 %s", s->set.hostname);
+		smtp_reply(out, "250 %s", s->set.hostname);
 		return SMTP_EVENT_NONE;
 	}
-	reply(out, "250-%s", s->set.hostname);
-	reply(out, "250-SIZE %llu", (unsigned long long)s->set.max_message_size);
-	reply(out, "250-8BITMIME");
-	reply(out, "250-PIPELINING");
-	reply(out, "250 ENHANCEDSTATUSCODES");
+	smtp_reply(out, "250-%s", s->set.hostname);
+	smtp_reply(out, "250-SIZE %llu", (unsigned long long)s->set.max_message_size);
+	smtp_reply(out, "250-8BITMIME");
+	smtp_reply(out, "250-PIPELINING");
+	if (s->set.starttls && !s->tls)
+		smtp_reply(out, "250-STARTTLS");
+	if (smtp_auth_allowed(s))
+		smtp_reply(out, "250-AUTH PLAIN LOGIN");
+	smtp_reply(out, "250 ENHANCEDSTATUSCODES");
 	return SMTP_EVENT_NONE;
+}
+
+/* The parameters of MAIL after its path, at *pp. Returns 0, or -1 once
+   it replied (*ev_r: what smtp_reply_bad() returned, or NONE). */
+static int
+mail_params(struct smtp_session *s, const char **pp, struct buf *out, enum smtp_event *ev_r)
+{
+	const char *p = *pp;
+	bool have_size = false, have_body = false, have_auth = false;
+
+	*ev_r = SMTP_EVENT_NONE;
+	while (*p == ' ') {
+		char key[32], value[SMTP_PATH_MAX + 16];
+
+		while (*p == ' ')
+			p++;
+		if (*p == '\0')
+			break;
+		if (smtp_param_parse(&p, key, sizeof(key), value, sizeof(value)) < 0) {
+			*ev_r = smtp_reply_bad(s, out, "501 5.5.4 Bad MAIL parameter syntax");
+			return -1;
+		}
+		if (!s->esmtp) {
+			*ev_r = smtp_reply_bad(s, out, "555 5.5.4 MAIL parameters need EHLO");
+			return -1;
+		}
+		if (ascii_strcasecmp(key, "SIZE") == 0 && !have_size) {
+			uint64_t size;
+
+			have_size = true;
+			if (str_to_u64(value, UINT64_MAX, &size) < 0) {
+				*ev_r = smtp_reply_bad(s, out, "501 5.5.4 Bad SIZE parameter");
+				return -1;
+			}
+			if (size > s->set.max_message_size) {
+				/* RFC 1870: refused before any data is sent. */
+				smtp_reply(
+					out,
+					"552 5.3.4 Message size exceeds fixed maximum message size "
+					"(%llu)",
+					(unsigned long long)s->set.max_message_size);
+				return -1;
+			}
+		} else if (ascii_strcasecmp(key, "BODY") == 0 && !have_body) {
+			have_body = true;
+			if (ascii_strcasecmp(value, "7BIT") != 0 &&
+			    ascii_strcasecmp(value, "8BITMIME") != 0) {
+				*ev_r = smtp_reply_bad(s, out, "501 5.5.4 Bad BODY parameter");
+				return -1;
+			}
+		} else if (ascii_strcasecmp(key, "AUTH") == 0 && !have_auth && s->set.submission) {
+			/* RFC 4954 5: accepted where AUTH is offered, and
+			   ignored: the message is submitted by the login. */
+			have_auth = true;
+		} else {
+			*ev_r = smtp_reply_bad(s, out, "555 5.5.4 Unsupported MAIL parameter %s",
+					       key);
+			return -1;
+		}
+	}
+	*pp = p;
+	return 0;
+}
+
+/* On a submission port: true if the reverse-path is the logged in user's
+   own address (user@ a local domain; parsing lower-cased the domain). */
+static bool
+sender_is_own(const struct smtp_session *s, const struct smtp_path *path)
+{
+	return path->domain != NULL && s->set.domains != NULL &&
+	       strlist_contains(s->set.domains, path->domain) && strcmp(path->user, s->user) == 0;
 }
 
 static enum smtp_event
@@ -384,70 +215,41 @@ cmd_mail(struct smtp_session *s, const char *args, struct buf *out)
 {
 	struct smtp_path path;
 	const char *p;
-	bool have_size = false, have_body = false;
+	enum smtp_event ev;
 
 	if (s->helo == NULL)
-		return reply_bad(s, out, "503 5.5.1 Error: send HELO/EHLO first");
+		return smtp_reply_bad(s, out, "503 5.5.1 Error: send HELO/EHLO first");
 	if (s->in_txn)
-		return reply_bad(s, out, "503 5.5.1 Error: nested MAIL command");
-	p = skip_prefix(args, "FROM:");
+		return smtp_reply_bad(s, out, "503 5.5.1 Error: nested MAIL command");
+	if (s->set.submission && s->user == NULL) {
+		/* RFC 6409 4.3: submission needs a login. */
+		smtp_reply(out, "530 5.7.0 Authentication required");
+		return SMTP_EVENT_NONE;
+	}
+	p = smtp_skip_prefix(args, "FROM:");
 	if (p == NULL || *p != '<')
-		return reply_bad(s, out, "501 5.5.4 Syntax: MAIL FROM:<address>");
-	if (parse_path(&p, true, false, &path) < 0)
-		return reply_bad(s, out, "501 5.1.7 Bad sender address syntax");
-	while (*p == ' ') {
-		char key[32], value[64];
-
-		while (*p == ' ')
-			p++;
-		if (*p == '\0')
-			break;
-		if (parse_param(&p, key, sizeof(key), value, sizeof(value)) < 0) {
-			path_free(&path);
-			return reply_bad(s, out, "501 5.5.4 Bad MAIL parameter syntax");
-		}
-		if (!s->esmtp) {
-			path_free(&path);
-			return reply_bad(s, out, "555 5.5.4 MAIL parameters need EHLO");
-		}
-		if (ascii_strcasecmp(key, "SIZE") == 0 && !have_size) {
-			uint64_t size;
-
-			have_size = true;
-			if (str_to_u64(value, UINT64_MAX, &size) < 0) {
-				path_free(&path);
-				return reply_bad(s, out, "501 5.5.4 Bad SIZE parameter");
-			}
-			if (size > s->set.max_message_size) {
-				/* RFC 1870: refused before any data is sent. */
-				path_free(&path);
-				reply(out,
-				      "552 5.3.4 Message size exceeds fixed maximum message size "
-				      "(%llu)",
-				      (unsigned long long)s->set.max_message_size);
-				return SMTP_EVENT_NONE;
-			}
-		} else if (ascii_strcasecmp(key, "BODY") == 0 && !have_body) {
-			have_body = true;
-			if (ascii_strcasecmp(value, "7BIT") != 0 &&
-			    ascii_strcasecmp(value, "8BITMIME") != 0) {
-				path_free(&path);
-				return reply_bad(s, out, "501 5.5.4 Bad BODY parameter");
-			}
-		} else {
-			path_free(&path);
-			return reply_bad(s, out, "555 5.5.4 Unsupported MAIL parameter %s", key);
-		}
+		return smtp_reply_bad(s, out, "501 5.5.4 Syntax: MAIL FROM:<address>");
+	if (smtp_path_parse(&p, true, false, &path) < 0)
+		return smtp_reply_bad(s, out, "501 5.1.7 Bad sender address syntax");
+	if (mail_params(s, &p, out, &ev) < 0) {
+		smtp_path_free(&path);
+		return ev;
 	}
 	if (*p != '\0') {
-		path_free(&path);
-		return reply_bad(s, out, "501 5.5.4 Syntax: MAIL FROM:<address> [parameters]");
+		smtp_path_free(&path);
+		return smtp_reply_bad(s, out, "501 5.5.4 Syntax: MAIL FROM:<address> [parameters]");
+	}
+	if (s->set.submission && !sender_is_own(s, &path)) {
+		/* RFC 6409 8.1: no sending as another user. */
+		smtp_reply(out, "553 5.7.1 Sender address rejected: not owned by user %s", s->user);
+		smtp_path_free(&path);
+		return SMTP_EVENT_NONE;
 	}
 	s->in_txn = true;
 	s->mail_from = path.addr;
 	path.addr = NULL;
-	path_free(&path);
-	reply(out, "250 2.1.0 Ok");
+	smtp_path_free(&path);
+	smtp_reply(out, "250 2.1.0 Ok");
 	return SMTP_EVENT_NONE;
 }
 
@@ -458,21 +260,21 @@ cmd_rcpt(struct smtp_session *s, const char *args, struct buf *out)
 	const char *p;
 
 	if (!s->in_txn)
-		return reply_bad(s, out, "503 5.5.1 Error: need MAIL command");
-	p = skip_prefix(args, "TO:");
+		return smtp_reply_bad(s, out, "503 5.5.1 Error: need MAIL command");
+	p = smtp_skip_prefix(args, "TO:");
 	if (p == NULL || *p != '<')
-		return reply_bad(s, out, "501 5.5.4 Syntax: RCPT TO:<address>");
-	if (parse_path(&p, false, true, &path) < 0)
-		return reply_bad(s, out, "501 5.1.3 Bad recipient address syntax");
+		return smtp_reply_bad(s, out, "501 5.5.4 Syntax: RCPT TO:<address>");
+	if (smtp_path_parse(&p, false, true, &path) < 0)
+		return smtp_reply_bad(s, out, "501 5.1.3 Bad recipient address syntax");
 	while (*p == ' ')
 		p++;
 	if (*p != '\0') {
-		path_free(&path);
-		return reply_bad(s, out, "555 5.5.4 RCPT parameters are not supported");
+		smtp_path_free(&path);
+		return smtp_reply_bad(s, out, "555 5.5.4 RCPT parameters are not supported");
 	}
 	if (s->rcpt_count >= s->set.max_recipients) {
-		path_free(&path);
-		reply(out, "452 4.5.3 Error: too many recipients");
+		smtp_path_free(&path);
+		smtp_reply(out, "452 4.5.3 Error: too many recipients");
 		return SMTP_EVENT_NONE;
 	}
 	if (path.domain == NULL) {
@@ -482,26 +284,31 @@ cmd_rcpt(struct smtp_session *s, const char *args, struct buf *out)
 					      s->set.hostname);
 	}
 	if (s->set.domains == NULL || !strlist_contains(s->set.domains, path.domain)) {
-		reply(out, "550 5.7.1 <%s>: Relay access denied", path.addr);
-		path_free(&path);
+		if (s->set.submission)
+			smtp_reply(out, "550 5.7.1 Relaying denied: this server delivers to local "
+					"users only");
+		else
+			smtp_reply(out, "550 5.7.1 <%s>: Relay access denied", path.addr);
+		smtp_path_free(&path);
 		return SMTP_EVENT_NONE;
 	}
 	if (!username_is_valid(path.user)) {
-		reply(out, "550 5.1.1 <%s>: Recipient address rejected: User unknown", path.addr);
-		path_free(&path);
+		smtp_reply(out, "550 5.1.1 <%s>: Recipient address rejected: User unknown",
+			   path.addr);
+		smtp_path_free(&path);
 		return SMTP_EVENT_NONE;
 	}
 	if (strlist_contains(&s->rcpt_users, path.user)) {
 		/* Already accepted: one copy is stored. */
 		s->rcpt_count++;
-		reply(out, "250 2.1.5 Ok");
-		path_free(&path);
+		smtp_reply(out, "250 2.1.5 Ok");
+		smtp_path_free(&path);
 		return SMTP_EVENT_NONE;
 	}
 	s->pending_user = path.user;
 	s->pending_path = path.addr;
 	path.user = path.addr = NULL;
-	path_free(&path);
+	smtp_path_free(&path);
 	s->state = SMTP_ST_WAIT_RCPT;
 	return SMTP_EVENT_RCPT;
 }
@@ -517,6 +324,17 @@ append_safe(struct buf *out, const char *s)
 				     c :
 				     '?');
 	}
+}
+
+/* The "with" of the Received header (RFC 3848). */
+static const char *
+trace_protocol(const struct smtp_session *s)
+{
+	if (!s->esmtp)
+		return "SMTP";
+	if (s->user != NULL)
+		return s->tls ? "ESMTPSA" : "ESMTPA";
+	return s->tls ? "ESMTPS" : "ESMTP";
 }
 
 /* Return-Path and Received (RFC 5321 4.4), written when DATA starts. */
@@ -540,8 +358,8 @@ write_trace_headers(struct smtp_session *s)
 	else
 		buf_append_c(&s->msg, '[');
 	append_safe(&s->msg, s->peer_ip);
-	buf_printf(&s->msg, "])\r\n\tby %s with %s id %s", s->set.hostname,
-		   s->esmtp ? "ESMTP" : "SMTP", s->id);
+	buf_printf(&s->msg, "])\r\n\tby %s with %s id %s", s->set.hostname, trace_protocol(s),
+		   s->id);
 	if (s->rcpt_count == 1 && s->first_rcpt != NULL)
 		buf_printf(&s->msg, "\r\n\tfor <%s>", s->first_rcpt);
 	buf_printf(&s->msg, "; %s\r\n", date);
@@ -551,13 +369,13 @@ static enum smtp_event
 cmd_data(struct smtp_session *s, const char *args, struct buf *out)
 {
 	if (!s->in_txn)
-		return reply_bad(s, out, "503 5.5.1 Error: need MAIL command");
+		return smtp_reply_bad(s, out, "503 5.5.1 Error: need MAIL command");
 	if (*args != '\0')
-		return reply_bad(s, out, "501 5.5.4 Syntax: DATA");
+		return smtp_reply_bad(s, out, "501 5.5.4 Syntax: DATA");
 	if (s->rcpt_users.count == 0) {
 		/* RFC 2920 3.1 / RFC 5321 3.3: the client pipelined DATA
 		   after recipients that were all refused. */
-		return reply_bad(s, out, "554 5.5.1 Error: no valid recipients");
+		return smtp_reply_bad(s, out, "554 5.5.1 Error: no valid recipients");
 	}
 	write_trace_headers(s);
 	s->data_size = 0;
@@ -567,13 +385,44 @@ cmd_data(struct smtp_session *s, const char *args, struct buf *out)
 	/* The CRLF that ended DATA counts as the one before ".". */
 	s->prev_crlf = true;
 	s->state = SMTP_ST_DATA;
-	reply(out, "354 End data with <CR><LF>.<CR><LF>");
+	smtp_reply(out, "354 End data with <CR><LF>.<CR><LF>");
 	return SMTP_EVENT_NONE;
 }
 
+/* STARTTLS (RFC 3207): the reply and the reset come with
+   smtp_session_starttls_answer(); the input behind the command is left
+   unconsumed for the caller to drop. */
+static enum smtp_event
+cmd_starttls(struct smtp_session *s, const char *args, struct buf *out)
+{
+	if (*args != '\0')
+		return smtp_reply_bad(s, out, "501 5.5.4 Syntax: STARTTLS");
+	if (s->tls)
+		return smtp_reply_bad(s, out, "503 5.5.1 Error: TLS already active");
+	if (s->in_txn)
+		return smtp_reply_bad(s, out, "503 5.5.1 Error: MAIL transaction in progress");
+	s->state = SMTP_ST_WAIT_STARTTLS;
+	return SMTP_EVENT_STARTTLS;
+}
+
+/* Known, and not implemented here (STARTTLS on a channel that cannot
+   be TLS: no certificate; AUTH on a port that is not for submission). */
 static const char *const smtp_unimplemented[] = {
 	"EXPN", "STARTTLS", "AUTH", "BDAT", "ETRN", "TURN", "ATRN", "SEND", "SOML", "SAML",
 };
+
+/* The longest line (with its CRLF) the command in line may have: only
+   MAIL may use the octets of its parameters, and AUTH those of its
+   initial response (RFC 4954 4). */
+static size_t
+command_line_max(const char *line)
+{
+	if (ascii_strncasecmp(line, "MAIL ", 5) == 0)
+		return SMTP_MAIL_LINE_MAX;
+	if (ascii_strncasecmp(line, "AUTH ", 5) == 0)
+		return SMTP_AUTH_LINE_MAX;
+	return SMTP_CMD_LINE_MAX;
+}
 
 /* The command line in s->line (content_len octets, NUL-terminated). */
 static enum smtp_event
@@ -584,26 +433,24 @@ smtp_command(struct smtp_session *s, size_t content_len, struct buf *out)
 	size_t vlen = 0;
 
 	if (memchr(line, '\0', content_len) != NULL)
-		return reply_bad(s, out, "500 5.5.2 Error: NUL octet in command");
+		return smtp_reply_bad(s, out, "500 5.5.2 Error: NUL octet in command");
+	if (content_len + 2 > command_line_max(line))
+		return smtp_reply_bad(s, out, "500 5.5.2 Error: line too long");
 	while (line[vlen] != '\0' && line[vlen] != ' ') {
 		if (vlen + 1 >= sizeof(verb))
-			return reply_bad(s, out, "500 5.5.1 Error: command not recognized");
+			return smtp_reply_bad(s, out, "500 5.5.1 Error: command not recognized");
 		verb[vlen] = line[vlen];
 		vlen++;
 	}
 	verb[vlen] = '\0';
 	if (vlen == 0)
-		return reply_bad(s, out, "500 5.5.2 Error: bad syntax");
+		return smtp_reply_bad(s, out, "500 5.5.2 Error: bad syntax");
 	args = line + vlen;
 	while (*args == ' ')
 		args++;
 	/* Lenient about trailing blanks. */
 	for (size_t n = strlen(args); n > 0 && (args[n - 1] == ' ' || args[n - 1] == '\t'); n--)
 		args[n - 1] = '\0';
-	/* Only MAIL may use the extra octets of its parameters. */
-	if (content_len + 2 >
-	    (ascii_strcasecmp(verb, "MAIL") == 0 ? SMTP_MAIL_LINE_MAX : SMTP_CMD_LINE_MAX))
-		return reply_bad(s, out, "500 5.5.2 Error: line too long");
 
 	if (ascii_strcasecmp(verb, "EHLO") == 0)
 		return cmd_helo(s, "EHLO", args, true, out);
@@ -615,44 +462,49 @@ smtp_command(struct smtp_session *s, size_t content_len, struct buf *out)
 		return cmd_rcpt(s, args, out);
 	if (ascii_strcasecmp(verb, "DATA") == 0)
 		return cmd_data(s, args, out);
+	if (ascii_strcasecmp(verb, "STARTTLS") == 0 && (s->set.starttls || s->tls))
+		return cmd_starttls(s, args, out);
+	if (ascii_strcasecmp(verb, "AUTH") == 0 && s->set.submission)
+		return smtp_cmd_auth(s, args, out);
 	if (ascii_strcasecmp(verb, "RSET") == 0) {
 		if (*args != '\0')
-			return reply_bad(s, out, "501 5.5.4 Syntax: RSET");
+			return smtp_reply_bad(s, out, "501 5.5.4 Syntax: RSET");
 		smtp_txn_reset(s);
-		reply(out, "250 2.0.0 Ok");
+		smtp_reply(out, "250 2.0.0 Ok");
 		return SMTP_EVENT_NONE;
 	}
 	if (ascii_strcasecmp(verb, "NOOP") == 0) {
 		/* RFC 5321 4.1.1.9: a parameter string is allowed and ignored. */
-		reply(out, "250 2.0.0 Ok");
+		smtp_reply(out, "250 2.0.0 Ok");
 		return SMTP_EVENT_NONE;
 	}
 	if (ascii_strcasecmp(verb, "QUIT") == 0) {
 		if (*args != '\0')
-			return reply_bad(s, out, "501 5.5.4 Syntax: QUIT");
-		reply(out, "221 2.0.0 Bye");
+			return smtp_reply_bad(s, out, "501 5.5.4 Syntax: QUIT");
+		smtp_reply(out, "221 2.0.0 Bye");
 		s->state = SMTP_ST_CLOSED;
 		return SMTP_EVENT_CLOSE;
 	}
 	if (ascii_strcasecmp(verb, "VRFY") == 0) {
 		if (*args == '\0')
-			return reply_bad(s, out, "501 5.5.4 Syntax: VRFY address");
+			return smtp_reply_bad(s, out, "501 5.5.4 Syntax: VRFY address");
 		/* RFC 5321 3.5.3: no address harvesting, but no refusal. */
-		reply(out, "252 2.0.0 Cannot VRFY user, but will accept message and attempt "
-			   "delivery");
+		smtp_reply(out, "252 2.0.0 Cannot VRFY user, but will accept message and attempt "
+				"delivery");
 		return SMTP_EVENT_NONE;
 	}
 	if (ascii_strcasecmp(verb, "HELP") == 0) {
-		reply(out, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+		smtp_reply(out,
+			   "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
 		return SMTP_EVENT_NONE;
 	}
 	for (size_t i = 0; i < N_ELEMENTS(smtp_unimplemented); i++) {
 		if (ascii_strcasecmp(verb, smtp_unimplemented[i]) == 0) {
-			reply(out, "502 5.5.1 Error: command not implemented");
+			smtp_reply(out, "502 5.5.1 Error: command not implemented");
 			return SMTP_EVENT_NONE;
 		}
 	}
-	return reply_bad(s, out, "500 5.5.1 Error: command not recognized");
+	return smtp_reply_bad(s, out, "500 5.5.1 Error: command not recognized");
 }
 
 /* A complete text line of DATA in s->line (content_len octets before
@@ -666,25 +518,26 @@ smtp_data_line(struct smtp_session *s, size_t content_len, bool stored_whole, st
 	if (stored_whole && s->prev_crlf && crlf && content_len == 1 && text[0] == '.') {
 		/* CRLF . CRLF: the end of the data. */
 		if (s->data_too_big) {
-			reply(out,
-			      "552 5.3.4 Error: message exceeds fixed maximum message size "
-			      "(%llu); not stored",
-			      (unsigned long long)s->set.max_message_size);
+			smtp_reply(out,
+				   "552 5.3.4 Error: message exceeds fixed maximum message size "
+				   "(%llu); not stored",
+				   (unsigned long long)s->set.max_message_size);
 			smtp_txn_reset(s);
 			s->state = SMTP_ST_COMMAND;
 			return SMTP_EVENT_NONE;
 		}
 		if (s->data_line_too_long) {
-			reply(out,
-			      "554 5.6.0 Error: message has a line longer than %d octets; "
-			      "not stored",
-			      SMTP_TEXT_LINE_MAX);
+			smtp_reply(out,
+				   "554 5.6.0 Error: message has a line longer than %d octets; "
+				   "not stored",
+				   SMTP_TEXT_LINE_MAX);
 			smtp_txn_reset(s);
 			s->state = SMTP_ST_COMMAND;
 			return SMTP_EVENT_NONE;
 		}
 		if (s->data_has_nul) {
-			reply(out, "554 5.6.0 Error: message contains a NUL octet; not stored");
+			smtp_reply(out,
+				   "554 5.6.0 Error: message contains a NUL octet; not stored");
 			smtp_txn_reset(s);
 			s->state = SMTP_ST_COMMAND;
 			return SMTP_EVENT_NONE;
@@ -759,16 +612,22 @@ smtp_session_feed(struct smtp_session *s, const char *data, size_t len, size_t *
 		return SMTP_EVENT_RCPT;
 	case SMTP_ST_WAIT_DELIVER:
 		return SMTP_EVENT_DELIVER;
+	case SMTP_ST_WAIT_STARTTLS:
+		return SMTP_EVENT_STARTTLS;
+	case SMTP_ST_WAIT_AUTH:
+		return SMTP_EVENT_AUTH;
 	case SMTP_ST_CLOSED:
 		return SMTP_EVENT_CLOSE;
 	case SMTP_ST_COMMAND:
 	case SMTP_ST_DATA:
+	case SMTP_ST_AUTH:
 		break;
 	}
 	/* Bounded: every round consumes at least one octet or stops. */
 	while (pos < len && ev == SMTP_EVENT_NONE) {
 		bool data_mode = s->state == SMTP_ST_DATA;
-		size_t cap = data_mode ? SMTP_LINE_BUF : SMTP_MAIL_LINE_MAX;
+		/* A command's own limit is checked once its verb is known. */
+		size_t cap = data_mode ? SMTP_TEXT_LINE_MAX + 2 : SMTP_LINE_BUF;
 		size_t used, content_len;
 		bool whole;
 
@@ -784,8 +643,12 @@ smtp_session_feed(struct smtp_session *s, const char *data, size_t len, size_t *
 			s->line[content_len] = '\0';
 		if (data_mode) {
 			ev = smtp_data_line(s, content_len, whole, out);
+		} else if (s->state == SMTP_ST_AUTH) {
+			ev = smtp_auth_response(s, content_len, whole, out);
 		} else if (!whole) {
-			ev = reply_bad(s, out, "500 5.5.2 Error: line too long");
+			/* It may have been an AUTH with a password. */
+			explicit_bzero(s->line, sizeof(s->line));
+			ev = smtp_reply_bad(s, out, "500 5.5.2 Error: line too long");
 		} else {
 			ev = smtp_command(s, content_len, out);
 		}
@@ -817,18 +680,18 @@ smtp_session_rcpt_answer(struct smtp_session *s, enum smtp_rcpt_answer answer, s
 			s->pending_path = NULL;
 		}
 		s->rcpt_count++;
-		reply(out, "250 2.1.5 Ok");
+		smtp_reply(out, "250 2.1.5 Ok");
 		break;
 	case SMTP_RCPT_UNKNOWN:
-		reply(out, "550 5.1.1 <%s>: Recipient address rejected: User unknown",
-		      s->pending_path);
+		smtp_reply(out, "550 5.1.1 <%s>: Recipient address rejected: User unknown",
+			   s->pending_path);
 		break;
 	case SMTP_RCPT_TEMPFAIL:
 	default:
-		reply(out,
-		      "451 4.3.0 <%s>: Temporary failure looking up the recipient; "
-		      "try again later",
-		      s->pending_path);
+		smtp_reply(out,
+			   "451 4.3.0 <%s>: Temporary failure looking up the recipient; "
+			   "try again later",
+			   s->pending_path);
 		break;
 	}
 	free(s->pending_user);
@@ -869,18 +732,42 @@ smtp_session_deliver_answer(struct smtp_session *s, enum smtp_deliver_result res
 		return;
 	switch (result) {
 	case SMTP_DELIVER_OK:
-		reply(out, "250 2.0.0 Ok: delivered as %s", s->id);
+		smtp_reply(out, "250 2.0.0 Ok: delivered as %s", s->id);
 		break;
 	case SMTP_DELIVER_NO_SPACE:
-		reply(out, "452 4.3.1 Error: insufficient system storage; try again later");
+		smtp_reply(out, "452 4.3.1 Error: insufficient system storage; try again later");
 		break;
 	case SMTP_DELIVER_TEMPFAIL:
 	default:
-		reply(out, "451 4.3.0 Error: local error in processing; try again later");
+		smtp_reply(out, "451 4.3.0 Error: local error in processing; try again later");
 		break;
 	}
 	smtp_txn_reset(s);
 	s->state = SMTP_ST_COMMAND;
+}
+
+void
+smtp_session_starttls_answer(struct smtp_session *s, struct buf *out)
+{
+	if (s->state != SMTP_ST_WAIT_STARTTLS)
+		return;
+	smtp_reply(out, "220 2.0.0 Ready to start TLS");
+	/* RFC 3207 4.2: forget what the client said in clear. */
+	smtp_txn_reset(s);
+	smtp_auth_forget(s);
+	free(s->user);
+	s->user = NULL;
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = false;
+	s->tls = true;
+	s->state = SMTP_ST_COMMAND;
+}
+
+bool
+smtp_session_is_tls(const struct smtp_session *s)
+{
+	return s->tls;
 }
 
 bool
@@ -894,6 +781,6 @@ smtp_session_timeout(struct smtp_session *s, struct buf *out)
 {
 	if (s->state == SMTP_ST_CLOSED)
 		return;
-	reply(out, "421 4.4.2 %s Error: timeout exceeded", s->set.hostname);
+	smtp_reply(out, "421 4.4.2 %s Error: timeout exceeded", s->set.hostname);
 	s->state = SMTP_ST_CLOSED;
 }

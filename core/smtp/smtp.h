@@ -1,17 +1,21 @@
 /* smtp.h: the SMTP protocol engine of smtpmail (RFC 5321, with the ESMTP
-   extensions SIZE, 8BITMIME, PIPELINING and ENHANCEDSTATUSCODES).
+   extensions SIZE, 8BITMIME, PIPELINING and ENHANCEDSTATUSCODES, STARTTLS
+   (RFC 3207) and, on the submission ports (RFC 6409), AUTH PLAIN and
+   LOGIN (RFC 4954)).
 
    A resumable state machine without sockets or storage: it is fed the
    octets a client sent, in pieces of any size (one octet at a time works),
    writes its replies to a buffer, and stops when the caller has to decide
    something: does a local recipient exist (SMTP_EVENT_RCPT), deliver a
-   complete message (SMTP_EVENT_DELIVER). smtp_server.c drives it on the
+   complete message (SMTP_EVENT_DELIVER), start TLS (SMTP_EVENT_STARTTLS),
+   check a password (SMTP_EVENT_AUTH). smtp_server.c drives it on the
    event loop; tests/test_smtp.c drives it from memory.
 
    Pipelining (RFC 2920): smtp_session_feed() consumes whole commands in
    order and answers each one in order; it stops after the command that
    raised an event and reports how many octets it consumed, so the caller
-   keeps the rest and feeds it again after answering. Nothing is dropped.
+   keeps the rest and feeds it again after answering. Nothing is dropped
+   here, but the caller drops what follows STARTTLS (below).
 
    Line ends and limits (RFC 5321 4.5.3.1):
    - Command lines end in CRLF; a bare LF is accepted as well. A command
@@ -37,7 +41,35 @@
      the IMAP literal it would later be read through).
 
    Enhanced status codes (RFC 2034, RFC 3463) are on every reply but the
-   220 greeting, the replies to HELO and EHLO, and 354, as RFC 2034 says. */
+   220 greeting, the replies to HELO and EHLO, and 354, as RFC 2034 says.
+
+   STARTTLS (RFC 3207), offered in EHLO while set.starttls and the channel
+   is not TLS yet: "STARTTLS" with no argument, outside a mail
+   transaction, raises SMTP_EVENT_STARTTLS and consumes nothing after the
+   command's line end: what the client pipelined behind it was sent in
+   clear and the caller drops it (connection_start_layer()). The answer
+   "220 2.0.0" resets the session as RFC 3207 4.2 asks (the EHLO name, the
+   transaction and a login are forgotten; the client must EHLO again).
+   STARTTLS again: 503 5.5.1; with an argument: 501 5.5.4.
+
+   AUTH (RFC 4954), on submission ports only (set.submission; elsewhere
+   the command is not implemented, 502): mechanisms PLAIN (RFC 4616) and
+   LOGIN, each with or without an initial response ("=" is an empty one).
+   Before TLS it is offered and accepted only if set.plaintext_auth, else
+   "538 5.7.11". A response "*" cancels (501 5.7.0), bad base64 is 501
+   5.5.2, a response line over SMTP_AUTH_LINE_MAX is 500 5.5.6. A complete
+   user name and password raise SMTP_EVENT_AUTH; the caller checks them
+   and answers 235 2.7.0, 535 5.7.8 or 454 4.7.0. After
+   set.max_auth_failures failures "421 4.7.0" ends the session. AUTH
+   after a successful AUTH, or during a transaction: 503 5.5.1.
+
+   Submission (set.submission): MAIL before AUTH is "530 5.7.0
+   Authentication required"; the reverse-path must be the user's own
+   address (user@ a local domain, the domain case-insensitive; "<>" is
+   refused too), else "553 5.7.1"; a recipient outside the local domains
+   is "550 5.7.1 Relaying denied" (there is no relay host). The Received
+   header says "ESMTPSA" / "ESMTPA" for an authenticated session and
+   "ESMTPS" for one over TLS (RFC 3848). */
 #ifndef SMTP_H
 #define SMTP_H
 
@@ -51,6 +83,10 @@
 #define SMTP_PATH_MAX 256
 #define SMTP_LOCAL_PART_MAX 64
 #define SMTP_DOMAIN_MAX 255
+/* An AUTH command or response line with its CRLF. RFC 4954 4 allows
+   12288; this is enough for the longest user name (255) and password
+   (1024) the auth wrappers take, in PLAIN's base64. */
+#define SMTP_AUTH_LINE_MAX 4096
 
 struct smtp_settings {
 	/* Announced in the greeting, EHLO and the Received header. */
@@ -62,6 +98,16 @@ struct smtp_settings {
 	unsigned max_recipients;   /* accepted RCPTs per message */
 	/* 500/501/503/555 replies before "421 4.7.0" ends the session. */
 	unsigned max_bad_commands;
+	/* STARTTLS is offered (a certificate is configured). */
+	bool starttls;
+	/* The channel is TLS from the start (implicit TLS, RFC 8314). */
+	bool tls;
+	/* A submission port (RFC 6409): AUTH offered and required. */
+	bool submission;
+	/* AUTH is allowed before TLS (auth.plaintext, for this peer). */
+	bool plaintext_auth;
+	/* Failed AUTHs before "421 4.7.0" ends the session (0: 3). */
+	unsigned max_auth_failures;
 };
 
 enum smtp_event {
@@ -76,6 +122,13 @@ enum smtp_event {
 	/* The session is over (QUIT, too many errors): send what was written,
 	   then close. Feeding again consumes nothing. */
 	SMTP_EVENT_CLOSE,
+	/* STARTTLS was accepted: drop the input that follows it, call
+	   smtp_session_starttls_answer(), and start TLS once the reply is
+	   written. */
+	SMTP_EVENT_STARTTLS,
+	/* AUTH gave smtp_session_auth_user() and smtp_session_auth_password():
+	   check them and answer with smtp_session_auth_answer(). */
+	SMTP_EVENT_AUTH,
 };
 
 enum smtp_rcpt_answer {
@@ -88,6 +141,12 @@ enum smtp_deliver_result {
 	SMTP_DELIVER_OK,       /* 250 2.0.0: stored durably for every recipient */
 	SMTP_DELIVER_TEMPFAIL, /* 451 4.3.0 */
 	SMTP_DELIVER_NO_SPACE, /* 452 4.3.1 */
+};
+
+enum smtp_auth_answer {
+	SMTP_AUTH_OK,       /* 235 2.7.0 */
+	SMTP_AUTH_FAIL,     /* 535 5.7.8 (the caller delays it) */
+	SMTP_AUTH_TEMPFAIL, /* 454 4.7.0 */
 };
 
 struct smtp_session;
@@ -125,6 +184,24 @@ const char *smtp_session_message_id(const struct smtp_session *s);
 /* Answers the delivery and ends the mail transaction. */
 void smtp_session_deliver_answer(struct smtp_session *s, enum smtp_deliver_result result,
 				 struct buf *out);
+
+/* SMTP_EVENT_STARTTLS: writes "220 2.0.0 Ready to start TLS" and
+   resets the session; from now on the channel counts as TLS. */
+void smtp_session_starttls_answer(struct smtp_session *s, struct buf *out);
+
+/* SMTP_EVENT_AUTH: the user name and the password given (NULL when no
+   AUTH waits; the password is wiped once answered). */
+const char *smtp_session_auth_user(const struct smtp_session *s);
+const char *smtp_session_auth_password(const struct smtp_session *s);
+/* Answers the check. Returns SMTP_EVENT_CLOSE when that was one failure
+   too many (a 421 follows the 535: send what was written, then close),
+   else SMTP_EVENT_NONE. */
+enum smtp_event smtp_session_auth_answer(struct smtp_session *s, enum smtp_auth_answer answer,
+					 struct buf *out);
+/* The user a successful AUTH logged in, or NULL. */
+const char *smtp_session_user(const struct smtp_session *s);
+/* True once the channel is TLS (implicit, or STARTTLS answered). */
+bool smtp_session_is_tls(const struct smtp_session *s);
 
 /* True while message data is being received (for the data timeout). */
 bool smtp_session_in_data(const struct smtp_session *s);

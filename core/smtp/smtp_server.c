@@ -6,14 +6,23 @@
    in the connection's output and written as the socket takes them; above
    SMTP_OUT_HIGH_WATER of unsent replies the session stops reading until
    the client reads. Sessions are freed by the connection's destroy
-   callback, after the dispatch pass that closed them. */
+   callback, after the dispatch pass that closed them.
+
+   TLS is a layer of the connection: pushed at accept on the submissions
+   port, or by connection_start_layer() once the "220" that answers
+   STARTTLS is written (what the client pipelined behind STARTTLS is
+   dropped there, never read as if it came through TLS). AUTH waits for
+   the auth backend's answer with the session's input held: nothing
+   behind it is read until the answer is queued. */
 #include "smtp_server.h"
 #include "auth.h"
 #include "connection.h"
 #include "listener.h"
 #include "log.h"
 #include "mailbox.h"
+#include "net.h"
 #include "smtp.h"
+#include "tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,16 +43,28 @@ struct smtp_conn {
 	char peer[96];
 	struct smtp_settings set;
 	struct smtp_session *session;
+	enum smtp_port_role role;
 
 	int64_t deadline; /* monotonic ms */
 	unsigned delivered;
+
+	/* TLS: started (STARTTLS answered, or at connect), the time its
+	   handshake must end by, its parameters logged. */
+	bool tls_started;
+	bool tls_logged;
+	int64_t tls_deadline;
+	/* AUTH: the password check, then the delay before a failure is
+	   answered; while either is set the session reads no input. */
+	struct auth_request *auth_req;
+	struct event_timer *auth_delay;
 };
 
 struct smtp_server {
 	struct event_loop *loop;
 	struct server_gen *gen;
-	int listen_fd;
-	struct listener *listener;
+	/* Per role (enum smtp_port_role); -1 / NULL when not listening. */
+	int listen_fds[SMTP_PORT_ROLES];
+	struct listener *listeners[SMTP_PORT_ROLES];
 	struct event_timer *tick_timer;
 	struct smtp_conn *conns;
 	size_t conn_count;
@@ -77,6 +98,8 @@ conn_destroy(void *ctx)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	server->conn_count--;
+	auth_request_cancel(&c->auth_req);
+	event_timer_remove(&c->auth_delay);
 	smtp_session_free(&c->session);
 	server_gen_unref(&c->gen);
 	free(c);
@@ -171,17 +194,124 @@ conn_deliver(struct smtp_conn *c)
 			return err == STORAGE_ERR_NO_SPACE ? SMTP_DELIVER_NO_SPACE :
 							     SMTP_DELIVER_TEMPFAIL;
 		}
-		log_info(c->sid, "smtp: delivered %s to %s uid %u (%zu octets) from <%s>", id, user,
-			 uid, len, smtp_session_mail_from(c->session));
+		log_info(c->sid, "smtp: delivered %s to %s uid %u (%zu octets) from <%s>%s%s", id,
+			 user, uid, len, smtp_session_mail_from(c->session),
+			 smtp_session_user(c->session) != NULL ? " sent by " : "",
+			 smtp_session_user(c->session) != NULL ? smtp_session_user(c->session) :
+								 "");
 	}
 	c->delivered++;
 	return SMTP_DELIVER_OK;
 }
 
+/* The handshake must end within tls.handshake_timeout of its start. */
+static void
+conn_tls_begin(struct smtp_conn *c)
+{
+	c->tls_started = true;
+	c->tls_deadline = mono_ms() + (int64_t)c->gen->cfg->tls_handshake_timeout * 1000;
+}
+
+/* Logs the TLS parameters once the handshake is done. */
+static void
+conn_tls_check(struct smtp_conn *c)
+{
+	const struct conn_layer *top;
+
+	if (!c->tls_started || c->tls_logged)
+		return;
+	top = connection_top_layer(c->conn);
+	if (!tls_layer_handshake_done(top))
+		return;
+	c->tls_logged = true;
+	log_info(c->sid, "smtp: TLS: %s", tls_layer_describe(top));
+}
+
+static bool
+conn_tls_handshaking(const struct smtp_conn *c)
+{
+	return c->tls_started && !tls_layer_handshake_done(connection_top_layer(c->conn));
+}
+
+/* STARTTLS: the 220 is queued, then the layer goes on once it is
+   written; the input behind the command is dropped. */
+static void
+conn_starttls(struct smtp_conn *c, struct buf *out)
+{
+	smtp_session_starttls_answer(c->session, out);
+	log_info(c->sid, "smtp: STARTTLS");
+	conn_tls_begin(c);
+	connection_start_layer(c->conn, tls_layer_new_server(c->gen->tls));
+}
+
+/* Queues the answer to AUTH and goes on with the input held meanwhile. */
+static void
+conn_auth_answer(struct smtp_conn *c, enum smtp_auth_answer answer)
+{
+	enum smtp_event ev =
+		smtp_session_auth_answer(c->session, answer, connection_outbuf(c->conn));
+
+	if (answer == SMTP_AUTH_OK)
+		log_info(c->sid, "smtp: logged in as %s", smtp_session_user(c->session));
+	if (ev == SMTP_EVENT_CLOSE) {
+		log_info(c->sid, "smtp: too many authentication failures");
+		conn_close_after_flush(c, "too many authentication failures");
+	}
+	conn_process(c);
+	if (!connection_is_closing(c->conn))
+		conn_reset_deadline(c);
+}
+
+static void
+conn_auth_delay_done(void *ctx)
+{
+	struct smtp_conn *c = ctx;
+
+	c->auth_delay = NULL;
+	conn_auth_answer(c, SMTP_AUTH_FAIL);
+}
+
+static void
+conn_auth_checked(enum auth_result result, void *ctx)
+{
+	struct smtp_conn *c = ctx;
+
+	c->auth_req = NULL;
+	switch (result) {
+	case AUTH_OK:
+		conn_auth_answer(c, SMTP_AUTH_OK);
+		break;
+	case AUTH_TEMPFAIL:
+		conn_auth_answer(c, SMTP_AUTH_TEMPFAIL);
+		break;
+	case AUTH_FAIL:
+	default:
+		/* Answered after the delay, held by a timer: the other
+		   sessions go on meanwhile. */
+		c->auth_delay = event_timer_add(c->server->loop, c->gen->cfg->auth_fail_delay_ms,
+						conn_auth_delay_done, c);
+		break;
+	}
+}
+
+/* SMTP_EVENT_AUTH: starts the check once (the event is returned again
+   while it runs). */
+static void
+conn_auth_start(struct smtp_conn *c)
+{
+	if (c->auth_req != NULL || c->auth_delay != NULL)
+		return;
+	c->auth_req =
+		auth_verify_start(&c->gen->auth, c->server->loop, c->sid,
+				  smtp_session_auth_user(c->session),
+				  smtp_session_auth_password(c->session), conn_auth_checked, c);
+}
+
 static void
 conn_process(struct smtp_conn *c)
 {
-	/* Bounded: every round consumes input, answers an event or stops. */
+	/* Bounded: every round consumes input, answers an event or stops;
+	   an AUTH being checked stops it (its answer calls it again). */
 	while (!connection_is_closing(c->conn)) {
 		size_t len, consumed = 0;
 		const char *data = connection_input(c->conn, &len);
@@ -202,6 +332,13 @@ conn_process(struct smtp_conn *c)
 		case SMTP_EVENT_DELIVER:
 			smtp_session_deliver_answer(c->session, conn_deliver(c), out);
 			break;
+		case SMTP_EVENT_STARTTLS:
+			conn_starttls(c, out);
+			break;
+		case SMTP_EVENT_AUTH:
+			conn_auth_start(c);
+			conn_flush(c);
+			return;
 		case SMTP_EVENT_CLOSE:
 			conn_close_after_flush(c, "quit");
 			break;
@@ -215,6 +352,7 @@ conn_input(void *ctx)
 {
 	struct smtp_conn *c = ctx;
 
+	conn_tls_check(c);
 	conn_process(c);
 	if (!connection_is_closing(c->conn))
 		conn_reset_deadline(c);
@@ -234,8 +372,7 @@ conn_hangup(void *ctx, const char *reason)
 {
 	struct smtp_conn *c = ctx;
 
-	if (strcmp(reason, "connection closed by client") == 0 &&
-	    smtp_session_in_data(c->session))
+	if (strcmp(reason, "connection closed by client") == 0 && smtp_session_in_data(c->session))
 		reason = "connection closed by client during DATA";
 	conn_kill(c, reason);
 }
@@ -251,39 +388,79 @@ static const struct connection_settings conn_settings = {
 	.out_high_water = SMTP_OUT_HIGH_WATER,
 };
 
-void
-smtp_server_accept_fd(struct smtp_server *server, int fd, const char *peer_ip,
-		      const char *peer_port)
-{
-	struct server_gen *gen = server->gen;
-	const struct config *cfg = gen->cfg;
-	struct smtp_conn *c;
-	char prefix[64];
-	const char *refusal = connection_refusal_reason(fd, server->conn_count,
-							cfg->max_connections, server->shutting_down);
+static const char *const role_names[SMTP_PORT_ROLES] = {
+	[SMTP_PORT_RECEIVER] = "smtp",
+	[SMTP_PORT_SUBMISSION] = "submission",
+	[SMTP_PORT_SUBMISSIONS] = "submissions",
+};
 
-	if (refusal != NULL) {
-		char *bye = xasprintf("421 4.7.0 %s Error: too many connections, try again "
-				      "later\r\n",
-				      cfg->smtp_domains.items[0]);
-		connection_refuse(fd, bye);
-		free(bye);
-		log_warn("-", "smtp: refused connection from %s:%s: %s", peer_ip, peer_port,
-			 refusal);
-		return;
-	}
-	c = xcalloc(1, sizeof(*c));
-	c->server = server;
-	c->gen = gen;
-	gen->refcount++;
-	snprintf(c->sid, sizeof(c->sid), "m%llu", (unsigned long long)++server->session_counter);
-	snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", peer_ip);
-	snprintf(c->peer, sizeof(c->peer), "%s:%s", peer_ip, peer_port);
+/* The session's settings, by the port's role and the peer. */
+static void
+conn_settings_init(struct smtp_conn *c, const struct server_gen *gen, bool loopback)
+{
+	const struct config *cfg = gen->cfg;
+
 	c->set.hostname = cfg->smtp_domains.items[0];
 	c->set.domains = &cfg->smtp_domains;
 	c->set.max_message_size = cfg->smtp_max_message_size;
 	c->set.max_recipients = cfg->smtp_max_recipients;
 	c->set.max_bad_commands = cfg->max_bad_commands;
+	c->set.tls = c->role == SMTP_PORT_SUBMISSIONS;
+	c->set.starttls = gen->tls != NULL && !c->set.tls;
+	c->set.submission = c->role != SMTP_PORT_RECEIVER;
+	c->set.plaintext_auth = config_plaintext_allowed(cfg, false, loopback);
+	c->set.max_auth_failures = 3;
+}
+
+/* Refuses fd when the server is full (or the port cannot serve): true if
+   it did. On the submissions port nothing is written: the client
+   expects a TLS handshake, not a clear-text 421. */
+static bool
+server_refuse(struct smtp_server *server, int fd, const char *peer_ip, const char *peer_port,
+	      enum smtp_port_role role)
+{
+	const struct config *cfg = server->gen->cfg;
+	const char *refusal =
+		connection_refusal_reason(fd, server->conn_count, cfg->max_connections,
+					  server->shutting_down);
+
+	if (refusal == NULL && role == SMTP_PORT_SUBMISSIONS && server->gen->tls == NULL)
+		refusal = "no certificate configured";
+	if (refusal == NULL)
+		return false;
+	if (role == SMTP_PORT_SUBMISSIONS) {
+		close(fd);
+	} else {
+		char *bye = xasprintf("421 4.7.0 %s Error: too many connections, try again "
+				      "later\r\n",
+				      cfg->smtp_domains.items[0]);
+		connection_refuse(fd, bye);
+		free(bye);
+	}
+	log_warn("-", "%s: refused connection from %s:%s: %s", role_names[role], peer_ip, peer_port,
+		 refusal);
+	return true;
+}
+
+void
+smtp_server_accept_fd(struct smtp_server *server, int fd, const char *peer_ip,
+		      const char *peer_port, enum smtp_port_role role)
+{
+	struct server_gen *gen = server->gen;
+	struct smtp_conn *c;
+	char prefix[64];
+
+	if (server_refuse(server, fd, peer_ip, peer_port, role))
+		return;
+	c = xcalloc(1, sizeof(*c));
+	c->server = server;
+	c->gen = gen;
+	gen->refcount++;
+	c->role = role;
+	snprintf(c->sid, sizeof(c->sid), "m%llu", (unsigned long long)++server->session_counter);
+	snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", peer_ip);
+	snprintf(c->peer, sizeof(c->peer), "%s:%s", peer_ip, peer_port);
+	conn_settings_init(c, gen, net_is_loopback(peer_ip));
 	/* Unique across sessions, restarts and the two programs. */
 	snprintf(prefix, sizeof(prefix), "%llX%lX.%s", (unsigned long long)time(NULL),
 		 (unsigned long)getpid(), c->sid);
@@ -294,18 +471,44 @@ smtp_server_accept_fd(struct smtp_server *server, int fd, const char *peer_ip,
 		server->conns->prev = c;
 	server->conns = c;
 	server->conn_count++;
-	log_info(c->sid, "smtp: connect from %s", c->peer);
+	if (role == SMTP_PORT_RECEIVER)
+		log_info(c->sid, "smtp: connect from %s", c->peer);
+	else
+		log_info(c->sid, "smtp: connect from %s (%s)", c->peer, role_names[role]);
+	if (role == SMTP_PORT_SUBMISSIONS) {
+		/* The greeting goes out encrypted once the handshake is done. */
+		conn_tls_begin(c);
+		connection_push_layer(c->conn, tls_layer_new_server(gen->tls));
+	}
 	smtp_session_greet(c->session, connection_outbuf(c->conn));
 	conn_reset_deadline(c);
 	conn_flush(c);
 }
 
-/* The listener's callback. */
+/* The listeners' callbacks, one per role. */
 static void
 server_accept(void *ctx, int fd, const char *host, const char *port)
 {
-	smtp_server_accept_fd(ctx, fd, host, port);
+	smtp_server_accept_fd(ctx, fd, host, port, SMTP_PORT_RECEIVER);
 }
+
+static void
+server_accept_submission(void *ctx, int fd, const char *host, const char *port)
+{
+	smtp_server_accept_fd(ctx, fd, host, port, SMTP_PORT_SUBMISSION);
+}
+
+static void
+server_accept_submissions(void *ctx, int fd, const char *host, const char *port)
+{
+	smtp_server_accept_fd(ctx, fd, host, port, SMTP_PORT_SUBMISSIONS);
+}
+
+static listener_accept_cb *const role_accept[SMTP_PORT_ROLES] = {
+	[SMTP_PORT_RECEIVER] = server_accept,
+	[SMTP_PORT_SUBMISSION] = server_accept_submission,
+	[SMTP_PORT_SUBMISSIONS] = server_accept_submissions,
+};
 
 static void
 server_tick(void *ctx)
@@ -315,7 +518,17 @@ server_tick(void *ctx)
 
 	server->tick_timer = event_timer_add(server->loop, 1000, server_tick, server);
 	for (struct smtp_conn *c = server->conns; c != NULL; c = c->next) {
-		if (connection_is_dead(c->conn) || now < c->deadline)
+		if (connection_is_dead(c->conn))
+			continue;
+		if (now >= c->tls_deadline && !connection_is_closing(c->conn) &&
+		    conn_tls_handshaking(c)) {
+			/* Nothing can be said: the channel is not ready. */
+			log_info(c->sid, "smtp: closing: TLS handshake not done within "
+					 "tls.handshake_timeout");
+			conn_kill(c, "TLS handshake timed out");
+			continue;
+		}
+		if (now < c->deadline)
 			continue;
 		if (connection_is_closing(c->conn)) {
 			conn_kill(c, "peer stopped reading");
@@ -338,12 +551,25 @@ smtp_server_new(struct event_loop *loop, struct server_gen *gen, int listen_fd)
 	server->loop = loop;
 	server->gen = gen;
 	gen->refcount++;
-	server->listen_fd = listen_fd;
-	server->listener = listener_new(loop, listen_fd,
-					&(struct listener_settings){ .log_prefix = "smtp: " },
-					server_accept, server);
+	for (size_t i = 0; i < SMTP_PORT_ROLES; i++)
+		server->listen_fds[i] = -1;
+	smtp_server_listen(server, listen_fd, SMTP_PORT_RECEIVER);
 	server->tick_timer = event_timer_add(loop, 1000, server_tick, server);
 	return server;
+}
+
+void
+smtp_server_listen(struct smtp_server *server, int listen_fd, enum smtp_port_role role)
+{
+	char prefix[32];
+
+	if (server->listen_fds[role] >= 0)
+		fatal("smtp_server_listen: a second %s listener", role_names[role]);
+	snprintf(prefix, sizeof(prefix), "%s: ", role_names[role]);
+	server->listen_fds[role] = listen_fd;
+	server->listeners[role] = listener_new(server->loop, listen_fd,
+					       &(struct listener_settings){ .log_prefix = prefix },
+					       role_accept[role], server);
 }
 
 void
@@ -375,8 +601,11 @@ smtp_server_free(struct smtp_server **_server)
 		connection_kill(c->conn, "server shutting down");
 		conn_destroy(c);
 	}
-	listener_free(&server->listener);
-	close(server->listen_fd);
+	for (size_t i = 0; i < SMTP_PORT_ROLES; i++) {
+		listener_free(&server->listeners[i]);
+		if (server->listen_fds[i] >= 0)
+			close(server->listen_fds[i]);
+	}
 	event_timer_remove(&server->tick_timer);
 	server_gen_unref(&server->gen);
 	free(server);

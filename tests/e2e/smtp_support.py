@@ -17,12 +17,14 @@ from server import (HOST, SOCK_TIMEOUT, SLOW, ImapServer, ServerTestCase, imapli
                     server_binary)
 
 _SMTP_LISTEN_RE = r"smtp listening on 127\.0\.0\.1:(\d+)"
+_SUBMISSION_LISTEN_RE = r"\bsubmission listening on 127\.0\.0\.1:(\d+)"
+_SUBMISSIONS_LISTEN_RE = r"\bsubmissions listening on 127\.0\.0\.1:(\d+)"
 
 # The trace headers smtpmail puts in front of every message (RFC 5321 4.4).
 TRACE_RE = re.compile(
     rb"Return-Path: <(?P<from>[^>\r\n]*)>\r\n"
     rb"Received: from (?P<helo>[^ \r\n]+) \(\[(?P<ip>[^\]\r\n]+)\]\)\r\n"
-    rb"\tby (?P<by>[^ \r\n]+) with (?P<proto>E?SMTP) id (?P<id>[^\r\n;]+)"
+    rb"\tby (?P<by>[^ \r\n]+) with (?P<proto>E?SMTP(?:SA|A|S)?) id (?P<id>[^\r\n;]+)"
     rb"(?:\r\n\tfor <(?P<for>[^>\r\n]+)>)?; (?P<date>[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} "
     rb"\d\d:\d\d:\d\d [+-]\d{4})\r\n")
 
@@ -32,6 +34,14 @@ def smtpmail_binary():
     if not path:
         path = os.path.join(os.path.dirname(server_binary()), "smtpmail")
     return os.path.abspath(path)
+
+
+def free_port():
+    """A loopback port that is free now (for the keys where 0 means off,
+    such as smtp.submission_port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
 
 
 def add_smtp_section(server, enabled, keys=None):
@@ -137,18 +147,36 @@ class RawSmtp:
 class SmtpTestCase(ServerTestCase):
     """One imapserver per test with SMTP: MODE "inprocess" (the listener
     inside imapserver) or "standalone" (smtpmail beside it, same config).
-    SMTP holds extra smtp.* keys. self.smtp_port is the SMTP port."""
+    SMTP holds extra smtp.* keys. self.smtp_port is the SMTP port.
+
+    SUBMISSION = True also opens smtp.submission_port, and with
+    SUBMISSIONS = True smtp.submissions_port (which needs a certificate:
+    configure() adds one); self.submission_port / self.submissions_port
+    are read from the log lines. configure(server) is called once the
+    config is written, before the start: a subclass appends to it there."""
 
     MODE = "inprocess"
     SMTP = None
+    SUBMISSION = False
+    SUBMISSIONS = False
+
+    def configure(self, server):
+        pass
 
     def setUp(self):
         from server import seed_text
         boxes = {u: (seed_text() if t is None else t) for u, t in self.MAILBOXES.items()}
         self.server = ImapServer(boxes, limits=self.LIMITS)
         self.addCleanup(self.server.cleanup)
-        add_smtp_section(self.server, self.MODE == "inprocess", self.SMTP)
+        keys = dict(self.SMTP or {})
+        if self.SUBMISSION:
+            keys.setdefault("submission_port", free_port())
+        if self.SUBMISSIONS:
+            keys.setdefault("submissions_port", free_port())
+        add_smtp_section(self.server, self.MODE == "inprocess", keys)
+        self.configure(self.server)
         self._clients = []
+        self.submission_port = self.submissions_port = None
         self.smtpmail = None
         self.server.start()
         self.port = self.server.port
@@ -164,6 +192,16 @@ class SmtpTestCase(ServerTestCase):
             self.smtpmail = Smtpmail(self.server)
             self.addCleanup(self.smtpmail.cleanup)
             self.smtp_port = self.smtpmail.start()
+        proc = self.smtpmail if self.smtpmail is not None else self.server
+        if self.SUBMISSION:
+            self.submission_port = self._logged_port(proc, _SUBMISSION_LISTEN_RE)
+        if self.SUBMISSIONS:
+            self.submissions_port = self._logged_port(proc, _SUBMISSIONS_LISTEN_RE)
+
+    def _logged_port(self, proc, pattern):
+        line = proc.wait_log(pattern, 5.0)
+        self.assertIsNotNone(line, f"no {pattern!r} line; log:\n" + proc.log_text())
+        return int(re.search(pattern, line).group(1))
 
     def tearDown(self):
         if self.smtpmail is not None:
@@ -189,8 +227,8 @@ class SmtpTestCase(ServerTestCase):
         self._clients.append(_SmtpCloser(s))
         return s
 
-    def raw_smtp(self, greeting=True):
-        c = RawSmtp(self.smtp_port)
+    def raw_smtp(self, greeting=True, port=None):
+        c = RawSmtp(self.smtp_port if port is None else port)
         self._clients.append(c)
         if greeting:
             code, lines = c.reply()
