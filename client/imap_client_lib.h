@@ -50,12 +50,16 @@ struct imapc_response {
 typedef void imapc_untagged_handler_t(const struct imapc_response *resp, void *context);
 
 struct imapc;
+struct client_tls;
 
 /* Connects to host:port (a name or an address), reads the greeting and
-   learns the capabilities. timeout_ms bounds each wait from now on.
-   Returns 0 or -1 with *error_r. A PREAUTH or BYE greeting is an error. */
-int imapc_connect(const char *host, const char *port, int timeout_ms, struct imapc **conn_r,
-		  char **error_r);
+   learns the capabilities. TLS as tls says (client_tls.h): implicit TLS
+   before the greeting, or STARTTLS when the server offers it (then the
+   capabilities are asked again). tls is kept and must outlive the
+   connection. timeout_ms bounds each wait from now on. Returns 0 or -1
+   with *error_r. A PREAUTH or BYE greeting is an error. */
+int imapc_connect(const char *host, const char *port, int timeout_ms, const struct client_tls *tls,
+		  struct imapc **conn_r, char **error_r);
 /* Closes the socket (without LOGOUT) and frees; *conn becomes NULL. */
 void imapc_free(struct imapc **conn);
 /* Sends LOGOUT, waits (bounded) for the answer, then frees. */
@@ -66,10 +70,19 @@ void imapc_set_untagged_handler(struct imapc *conn, imapc_untagged_handler_t *ha
 /* True if the server advertised cap (case-insensitive), e.g. "IDLE". */
 bool imapc_has_capability(const struct imapc *conn, const char *cap);
 int imapc_fd(const struct imapc *conn);
+/* True if decoded input waits inside the connection (TLS) that a poll()
+   of imapc_fd() would not show. */
+bool imapc_input_pending(const struct imapc *conn);
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384", or "" without TLS. */
+const char *imapc_tls_describe(const struct imapc *conn);
+/* 0 if a password may be sent on this connection (client_tls.h), else
+   -1 with *error_r saying why not. */
+int imapc_password_check(const struct imapc *conn, char **error_r);
 
 /* Logs in with AUTHENTICATE PLAIN when the server offers it, else LOGIN.
    Returns 1 logged in, 0 refused (the server's words in *reply_r), -1
-   connection failed. The password is wiped from every buffer used. */
+   connection failed, or the password may not be sent on this connection
+   (imapc_password_check). The password is wiped from every buffer used. */
 int imapc_login(struct imapc *conn, const char *user, const char *password, char **reply_r,
 		char **error_r);
 

@@ -1,6 +1,7 @@
 /* mailclient.c: the lab's interactive mail client.
 
-	mailclient SERVER_IP SMTP_PORT IMAP_PORT
+	mailclient [--tls | --imap-tls | --smtp-tls] [--starttls] [--ca-file FILE]
+		   [--insecure] [--allow-plaintext] SERVER_IP SMTP_PORT IMAP_PORT
 
    Asks for a username and a password and logs in over IMAP, then offers
    1. Send Mail (over SMTP), 2. Manage Mail (list, filter by sender, show,
@@ -15,6 +16,11 @@
    re-established once without a word (what changed meanwhile is
    announced); if that fails the user is told.
 
+   TLS (client_tls.h): STARTTLS whenever a server offers it, or implicit
+   TLS by option; certificates are checked against the system's CAs or
+   --ca-file; a password never crosses a network in clear unless
+   --allow-plaintext says so.
+
    Prompts go to stdout, input comes from stdin (a terminal, a pipe or a
    pty). Exit status: 0 after Quit, 1 on end of input or a fatal error,
    2 on a usage error.
@@ -24,11 +30,15 @@
    mc_send.c and mc_manage.c; what they share in mc_screens.h. */
 #include "lib.h"
 #include "buf.h"
+#include "client_tls.h"
 #include "imap_client_lib.h"
+#include "mc_options.h"
 #include "mc_screens.h"
 #include "mc_util.h"
 #include "message.h"
+#include "tls.h"
 
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,15 +278,24 @@ mc_untagged(const struct imapc_response *resp, void *context)
 
 /* ------------------------------------------------------------ IMAP session */
 
+/* Connects (TLS as mc->imap_tls says) to the IMAP server. Returns 0
+   or -1 with *error_r. */
+static int
+mc_imap_connect(struct mc *mc, char **error_r)
+{
+	if (imapc_connect(mc->host, mc->imap_port, mc->timeout_ms, &mc->imap_tls, &mc->conn,
+			  error_r) < 0)
+		return -1;
+	imapc_set_untagged_handler(mc->conn, mc_untagged, mc);
+	return 0;
+}
+
 /* Connects and logs in. Returns 1, 0 (wrong credentials, *reply_r), -1. */
 static int
 mc_imap_login(struct mc *mc, char **reply_r, char **error_r)
 {
-	if (mc->conn == NULL) {
-		if (imapc_connect(mc->host, mc->imap_port, mc->timeout_ms, &mc->conn, error_r) < 0)
-			return -1;
-		imapc_set_untagged_handler(mc->conn, mc_untagged, mc);
-	}
+	if (mc->conn == NULL && mc_imap_connect(mc, error_r) < 0)
+		return -1;
 	int ret = imapc_login(mc->conn, mc->user, mc->password, reply_r, error_r);
 	if (ret < 0)
 		imapc_free(&mc->conn);
@@ -469,37 +488,6 @@ mc_reconnect_due(struct mc *mc)
 
 /* ------------------------------------------------------------ start */
 
-static void
-mc_usage(FILE *out)
-{
-	fprintf(out,
-		"usage: mailclient SERVER_IP SMTP_PORT IMAP_PORT\n"
-		"\n"
-		"The lab's mail client. Asks for a username and a password, logs in\n"
-		"over IMAP, then offers:\n"
-		"  1. Send Mail     type a mail (From:, To:, Subject:, body, a line \".\")\n"
-		"                   and send it over SMTP\n"
-		"  2. Manage Mail   list the mailbox, show the mails of one sender,\n"
-		"                   delete one of them\n"
-		"  3. Quit\n"
-		"\n"
-		"Changes made on another device are announced while it waits for input.\n"
-		"Prompts go to stdout and input is read from stdin, so a script can\n"
-		"drive it. Exit status: 0 after Quit, 1 on end of input or an error,\n"
-		"2 for a usage error.\n"
-		"\n"
-		"Environment: MAILCLIENT_TIMEOUT  seconds to wait for a server's answer\n"
-		"             (default %d).\n",
-		MC_DEFAULT_TIMEOUT_S);
-}
-
-static bool
-mc_port_valid(const char *s)
-{
-	uint64_t n;
-	return str_to_u64(s, 65535, &n) == 0 && n > 0;
-}
-
 /* Asks for the credentials and logs in, three tries at most. */
 static void
 mc_login(struct mc *mc)
@@ -540,13 +528,11 @@ mc_login(struct mc *mc)
 			/* Unreachable server: no point asking again. */
 			if (mc->conn == NULL) {
 				char *cerr = NULL;
-				if (imapc_connect(mc->host, mc->imap_port, mc->timeout_ms, &mc->conn,
-						  &cerr) < 0) {
+				if (mc_imap_connect(mc, &cerr) < 0) {
 					fprintf(stderr, "mailclient: %s\n", cerr);
 					free(cerr);
 					exit(1);
 				}
-				imapc_set_untagged_handler(mc->conn, mc_untagged, mc);
 			}
 		} else {
 			printf("Login failed: wrong username or password.\n");
@@ -607,31 +593,95 @@ mc_free(struct mc *mc)
 	}
 }
 
+/* The TLS context both ports share, and each port's policy, from the
+   options. Returns 0 or -1 with *error_r. */
+static int
+mc_setup_tls(struct mc *mc, const struct mc_options *o, struct tls_ctx **ctx_r, char **error_r)
+{
+	bool required = o->imap_mode != CLIENT_TLS_AUTO || o->smtp_mode != CLIENT_TLS_AUTO;
+	char *err = NULL;
+
+	*ctx_r = NULL;
+	if (tls_client_ctx_new(o->ca_file, !o->insecure, ctx_r, &err) < 0) {
+		if (required || o->ca_file != NULL) {
+			*error_r = err;
+			return -1;
+		}
+		/* Built without TLS: STARTTLS cannot be used, and the
+		   password rule still holds. */
+		free(err);
+	}
+	struct client_tls base = {
+		.ctx = *ctx_r,
+		.allow_plaintext = o->allow_plaintext,
+		.insecure = o->insecure,
+		.ca_file = o->ca_file,
+	};
+	mc->imap_tls = base;
+	mc->imap_tls.mode = o->imap_mode;
+	mc->smtp_tls = base;
+	mc->smtp_tls.mode = o->smtp_mode;
+	if (o->insecure)
+		fprintf(stderr, "mailclient: warning: --insecure: the servers' certificates are "
+				"not checked; anyone on the way can read your password and mail\n");
+	return 0;
+}
+
+/* Says over what the IMAP connection runs; a password about to go in
+   clear to a server on the network is refused here, before it is typed
+   (unless --allow-plaintext). Returns 0 or -1 with *error_r. */
+static int
+mc_tell_security(struct mc *mc, char **error_r)
+{
+	const char *tls = imapc_tls_describe(mc->conn);
+
+	if (*tls != '\0') {
+		printf("Connected to %s port %s over TLS (%s%s).\n", mc->host, mc->imap_port, tls,
+		       mc->imap_tls.insecure ? ", certificate NOT checked" : "");
+		return 0;
+	}
+	if (imapc_password_check(mc->conn, error_r) < 0)
+		return -1;
+	if (mc->imap_tls.allow_plaintext)
+		fprintf(stderr, "mailclient: warning: no TLS with %s port %s: the password goes "
+				"in clear (--allow-plaintext)\n", mc->host, mc->imap_port);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct mc mc;
+	struct mc_options opts;
+	struct tls_ctx *tls_ctx = NULL;
+	char *err = NULL;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			mc_usage(stdout);
-			return 0;
-		}
+	int pret = mc_options_parse(argc, argv, &opts, &err);
+	if (pret == 1) {
+		mc_options_usage(stdout, MC_DEFAULT_TIMEOUT_S);
+		return 0;
 	}
-	if (argc != 4 || !mc_port_valid(argv[2]) || !mc_port_valid(argv[3])) {
-		mc_usage(stderr);
+	if (pret < 0) {
+		fprintf(stderr, "mailclient: %s\n", err);
+		free(err);
+		mc_options_usage(stderr, MC_DEFAULT_TIMEOUT_S);
 		return 2;
 	}
 
 	i_zero(&mc);
-	mc.host = argv[1];
-	mc.smtp_port = argv[2];
-	mc.imap_port = argv[3];
+	mc.host = opts.host;
+	mc.smtp_port = opts.smtp_port;
+	mc.imap_port = opts.imap_port;
 	mc.timeout_ms = MC_DEFAULT_TIMEOUT_S * 1000;
 	const char *t = getenv("MAILCLIENT_TIMEOUT");
 	uint64_t secs;
 	if (t != NULL && str_to_u64(t, 3600, &secs) == 0 && secs > 0)
 		mc.timeout_ms = (int)secs * 1000;
+	if (mc_setup_tls(&mc, &opts, &tls_ctx, &err) < 0) {
+		fprintf(stderr, "mailclient: %s\n", err);
+		free(err);
+		return 1;
+	}
 
 	signal(SIGPIPE, SIG_IGN);
 	struct sigaction sa;
@@ -644,13 +694,13 @@ main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 
-	char *err = NULL;
-	if (imapc_connect(mc.host, mc.imap_port, mc.timeout_ms, &mc.conn, &err) < 0) {
+	if (mc_imap_connect(&mc, &err) < 0 || mc_tell_security(&mc, &err) < 0) {
 		fprintf(stderr, "mailclient: IMAP server: %s\n", err);
 		free(err);
+		imapc_free(&mc.conn);
+		tls_ctx_unref(&tls_ctx);
 		return 1;
 	}
-	imapc_set_untagged_handler(mc.conn, mc_untagged, &mc);
 	mc_login(&mc);
 	if (mc_select(&mc, &err) < 0) {
 		/* Once more on a fresh connection, then give up. */
@@ -671,6 +721,7 @@ main(int argc, char **argv)
 		mc_print("Goodbye.\n");
 	mc_notices_flush(&mc);
 	mc_free(&mc);
+	tls_ctx_unref(&tls_ctx);
 	fflush(stdout);
 	return status;
 }

@@ -141,6 +141,11 @@ mc_wait_input(struct mc *mc)
 			return;
 		}
 	}
+	if (mc->conn != NULL && mc->loaded && imapc_input_pending(mc->conn)) {
+		/* TLS holds decoded input the socket will not announce. */
+		(void)mc_conn_event(mc, true, false);
+		return;
+	}
 	if (mc->conn != NULL && mc->loaded) {
 		pfd[1].fd = imapc_fd(mc->conn);
 		pfd[1].events = POLLIN;

@@ -10,6 +10,7 @@
 
 #include "lib.h"
 #include "buf.h"
+#include "client_tls.h"
 
 struct imapc;
 
@@ -33,6 +34,8 @@ struct mc {
 	const char *host, *smtp_port, *imap_port;
 	int timeout_ms;
 	char *user, *password;
+	/* The TLS policy of each port; they share one context. */
+	struct client_tls imap_tls, smtp_tls;
 
 	struct imapc *conn;
 	struct mc_msg *msgs;

@@ -145,8 +145,16 @@ mc_send_mail(struct mc *mc)
 			.data = msg.data,
 			.data_len = msg.len,
 		};
-		int sret = smtpc_send(mc->host, mc->smtp_port, mc->timeout_ms, domain, &mail,
-				      &verdict, &err);
+		struct smtpc_settings set = {
+			.host = mc->host,
+			.port = mc->smtp_port,
+			.timeout_ms = mc->timeout_ms,
+			.helo_name = domain,
+			.tls = &mc->smtp_tls,
+			.user = mc->user,
+			.password = mc->password,
+		};
+		int sret = smtpc_send(&set, &mail, &verdict, &err);
 		if (sret == 1)
 			printf("Mail sent successfully (server: %s).\n", verdict);
 		else if (sret == 0)

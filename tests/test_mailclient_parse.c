@@ -1,6 +1,9 @@
 /* test_mailclient_parse.c: mailclient's parsing and formatting: IMAP
    responses (framing byte by byte, literals, nesting, junk), SMTP
-   replies and dot-stuffing, address checks and the lab's input lines.
+   replies, EHLO extensions and dot-stuffing, address checks and the
+   lab's input lines; the command line, and the TLS policy (when
+   STARTTLS is used, when a password may be sent, what a failed
+   handshake tells the user).
 
    The client's sources are not in libimapcore.a, so they are compiled
    into this test directly. */
@@ -12,7 +15,12 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+
+#include "../client/client_tls.c"
 #include "../client/imap_client_lib.c"
+#include "../client/imap_client_parse.c"
+#include "../client/mc_options.c"
 #include "../client/mc_util.c"
 #include "../client/netio.c"
 #include "../client/smtp_client.c"
@@ -385,6 +393,264 @@ test_trim_and_safe_output(void **state)
 	free(buf);
 }
 
+
+/* ------------------------------------------------------------ SMTP EHLO */
+
+static void
+test_ehlo_lines_and_extensions(void **state)
+{
+	const char *r = "250-mail.example.org greets you\r\n250-PIPELINING\r\n"
+			"250-AUTH PLAIN LOGIN\r\n250-STARTTLS\r\n250 8BITMIME\r\n";
+	struct strlist lines;
+	unsigned code;
+	size_t size;
+
+	i_zero(&lines);
+	assert_int_equal(smtpc_reply_parse(r, strlen(r), &code, &size), 1);
+	assert_int_equal(size, strlen(r));
+	smtpc_reply_lines(r, size, &lines);
+	assert_int_equal(lines.count, 5);
+	assert_string_equal(lines.items[0], "mail.example.org greets you");
+	assert_string_equal(lines.items[2], "AUTH PLAIN LOGIN");
+	assert_string_equal(lines.items[4], "8BITMIME");
+
+	assert_true(smtpc_ehlo_has(&lines, "STARTTLS", NULL));
+	assert_true(smtpc_ehlo_has(&lines, "starttls", NULL));
+	assert_true(smtpc_ehlo_has(&lines, "AUTH", NULL));
+	assert_true(smtpc_ehlo_has(&lines, "AUTH", "PLAIN"));
+	assert_true(smtpc_ehlo_has(&lines, "AUTH", "login"));
+	assert_false(smtpc_ehlo_has(&lines, "AUTH", "CRAM-MD5"));
+	assert_false(smtpc_ehlo_has(&lines, "AUTH", "PLAI"));
+	assert_false(smtpc_ehlo_has(&lines, "START", NULL));
+	assert_false(smtpc_ehlo_has(&lines, "SIZE", NULL));
+	strlist_clear(&lines);
+
+	/* A bare code line and a one-line reply. */
+	smtpc_reply_lines("250\r\n", 5, &lines);
+	assert_int_equal(lines.count, 1);
+	assert_string_equal(lines.items[0], "");
+	strlist_clear(&lines);
+	smtpc_reply_lines("250 ok\n", 7, &lines);
+	assert_string_equal(lines.items[0], "ok");
+	strlist_clear(&lines);
+}
+
+/* ------------------------------------------------------------ command line */
+
+static int
+parse_args(struct mc_options *o, char **error_r, ...)
+{
+	char *argv[16];
+	int argc = 0;
+	va_list args;
+
+	argv[argc++] = (char *)"mailclient";
+	va_start(args, error_r);
+	for (char *a = va_arg(args, char *); a != NULL && argc < 15; a = va_arg(args, char *))
+		argv[argc++] = a;
+	va_end(args);
+	argv[argc] = NULL;
+	*error_r = NULL;
+	return mc_options_parse(argc, argv, o, error_r);
+}
+
+/* ret and *error_r come from one parse_args() call; error_r is read
+   only here, after the call (argument order is unspecified). */
+static void
+assert_usage_error(int ret, char **error_r, const char *want)
+{
+	assert_int_equal(ret, -1);
+	assert_non_null(*error_r);
+	assert_non_null(strstr(*error_r, want));
+	free(*error_r);
+	*error_r = NULL;
+}
+
+static void
+test_options_keep_the_lab_command_line(void **state)
+{
+	struct mc_options o;
+	char *err;
+
+	assert_int_equal(parse_args(&o, &err, "10.0.0.5", "25", "143", NULL), 0);
+	assert_string_equal(o.host, "10.0.0.5");
+	assert_string_equal(o.smtp_port, "25");
+	assert_string_equal(o.imap_port, "143");
+	assert_int_equal(o.imap_mode, CLIENT_TLS_AUTO);
+	assert_int_equal(o.smtp_mode, CLIENT_TLS_AUTO);
+	assert_null(o.ca_file);
+	assert_false(o.insecure);
+	assert_false(o.allow_plaintext);
+
+	assert_int_equal(parse_args(&o, &err, "--help", NULL), 1);
+	assert_int_equal(parse_args(&o, &err, "h", "25", "143", "-h", NULL), 1);
+	assert_usage_error(parse_args(&o, &err, NULL), &err, "are needed");
+	assert_usage_error(parse_args(&o, &err, "h", "25", NULL), &err, "are needed");
+	assert_usage_error(parse_args(&o, &err, "h", "25", "143", "x", NULL), &err,
+			   "too many arguments: x");
+	assert_usage_error(parse_args(&o, &err, "h", "x", "143", NULL), &err, "\"x\" is not a port");
+	assert_usage_error(parse_args(&o, &err, "h", "25", "70000", NULL), &err, "\"70000\"");
+	assert_usage_error(parse_args(&o, &err, "h", "0", "143", NULL), &err, "\"0\"");
+	assert_usage_error(parse_args(&o, &err, "--tlss", "h", "25", "143", NULL), &err,
+			   "unknown option --tlss");
+	assert_usage_error(parse_args(&o, &err, "-t", "h", "25", "143", NULL), &err,
+			   "unknown option -t");
+}
+
+static void
+test_options_choose_tls_per_port(void **state)
+{
+	struct mc_options o;
+	char *err;
+
+	/* Options before or after the arguments, values both ways. */
+	assert_int_equal(parse_args(&o, &err, "h", "465", "993", "--tls", "--ca-file", "ca.pem",
+				    NULL), 0);
+	assert_int_equal(o.imap_mode, CLIENT_TLS_IMPLICIT);
+	assert_int_equal(o.smtp_mode, CLIENT_TLS_IMPLICIT);
+	assert_string_equal(o.ca_file, "ca.pem");
+	assert_string_equal(o.imap_port, "993");
+
+	assert_int_equal(parse_args(&o, &err, "--imap-tls", "--starttls", "--ca-file=c.pem", "h",
+				    "587", "993", NULL), 0);
+	assert_int_equal(o.imap_mode, CLIENT_TLS_IMPLICIT);
+	assert_int_equal(o.smtp_mode, CLIENT_TLS_STARTTLS);
+	assert_string_equal(o.ca_file, "c.pem");
+
+	assert_int_equal(parse_args(&o, &err, "--smtp-tls", "h", "465", "143", NULL), 0);
+	assert_int_equal(o.imap_mode, CLIENT_TLS_AUTO);
+	assert_int_equal(o.smtp_mode, CLIENT_TLS_IMPLICIT);
+
+	assert_int_equal(parse_args(&o, &err, "--starttls", "--insecure", "--allow-plaintext",
+				    "h", "25", "143", NULL), 0);
+	assert_int_equal(o.imap_mode, CLIENT_TLS_STARTTLS);
+	assert_int_equal(o.smtp_mode, CLIENT_TLS_STARTTLS);
+	assert_true(o.insecure);
+	assert_true(o.allow_plaintext);
+
+	/* "--" ends the options: a host may then start with a dash. */
+	assert_int_equal(parse_args(&o, &err, "--", "-h", "25", "143", NULL), 0);
+	assert_string_equal(o.host, "-h");
+
+	assert_usage_error(parse_args(&o, &err, "h", "25", "143", "--ca-file", NULL), &err,
+			   "--ca-file needs a FILE");
+	assert_usage_error(parse_args(&o, &err, "--ca-file=", "h", "25", "143", NULL), &err,
+			   "--ca-file needs a FILE");
+	assert_usage_error(parse_args(&o, &err, "--tls=yes", "h", "25", "143", NULL), &err,
+			   "--tls=yes takes no value");
+	assert_usage_error(parse_args(&o, &err, "--insecure", "--ca-file", "c", "h", "25", "143",
+				      NULL), &err, "--insecure");
+	assert_usage_error(parse_args(&o, &err, "--tls", "--starttls", "h", "25", "143", NULL),
+			   &err, "choose one");
+}
+
+/* ------------------------------------------------------------ TLS policy */
+
+static void
+test_starttls_is_used_when_offered_and_required_when_asked(void **state)
+{
+	struct tls_ctx *ctx = (struct tls_ctx *)&ctx;     /* only compared with NULL */
+	struct client_tls set = { .mode = CLIENT_TLS_AUTO, .ctx = ctx };
+
+	assert_int_equal(client_tls_next_step(&set, true), CLIENT_TLS_STEP_STARTTLS);
+	assert_int_equal(client_tls_next_step(&set, false), CLIENT_TLS_STEP_PLAIN);
+	set.mode = CLIENT_TLS_STARTTLS;
+	assert_int_equal(client_tls_next_step(&set, true), CLIENT_TLS_STEP_STARTTLS);
+	assert_int_equal(client_tls_next_step(&set, false), CLIENT_TLS_STEP_REFUSE);
+	/* Inside implicit TLS a STARTTLS offer is never taken. */
+	set.mode = CLIENT_TLS_IMPLICIT;
+	assert_int_equal(client_tls_next_step(&set, true), CLIENT_TLS_STEP_PLAIN);
+	/* Without a TLS context (not compiled in): plain, unless required. */
+	set.ctx = NULL;
+	set.mode = CLIENT_TLS_AUTO;
+	assert_int_equal(client_tls_next_step(&set, true), CLIENT_TLS_STEP_PLAIN);
+	set.mode = CLIENT_TLS_STARTTLS;
+	assert_int_equal(client_tls_next_step(&set, true), CLIENT_TLS_STEP_REFUSE);
+}
+
+static void
+test_password_goes_in_clear_only_to_loopback_or_when_allowed(void **state)
+{
+	struct client_tls set = { .mode = CLIENT_TLS_AUTO };
+	char *err = NULL;
+
+	/* tls, loopback */
+	assert_int_equal(client_tls_password_check(&set, true, false, "the IMAP server x", &err), 0);
+	assert_int_equal(client_tls_password_check(&set, true, true, "the IMAP server x", &err), 0);
+	assert_int_equal(client_tls_password_check(&set, false, true, "the IMAP server x", &err), 0);
+	assert_null(err);
+	assert_int_equal(client_tls_password_check(&set, false, false, "the IMAP server 192.0.2.7",
+						    &err), -1);
+	assert_non_null(strstr(err, "the IMAP server 192.0.2.7 offers no TLS"));
+	assert_non_null(strstr(err, "is not sent"));
+	assert_non_null(strstr(err, "--allow-plaintext"));
+	assert_non_null(strstr(err, "--tls"));
+	free(err);
+	err = NULL;
+	set.allow_plaintext = true;
+	assert_int_equal(client_tls_password_check(&set, false, false, "x", &err), 0);
+	assert_null(err);
+}
+
+static void
+test_loopback_addresses(void **state)
+{
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+
+	i_zero(&in4);
+	in4.sin_family = AF_INET;
+	const char *v4[] = { "127.0.0.1", "127.0.0.2", "127.255.255.254" };
+	for (size_t i = 0; i < N_ELEMENTS(v4); i++) {
+		assert_int_equal(inet_pton(AF_INET, v4[i], &in4.sin_addr), 1);
+		assert_true(netio_addr_is_loopback((struct sockaddr *)&in4, sizeof(in4)));
+	}
+	const char *not4[] = { "192.0.2.2", "10.0.0.1", "128.0.0.1", "0.0.0.0" };
+	for (size_t i = 0; i < N_ELEMENTS(not4); i++) {
+		assert_int_equal(inet_pton(AF_INET, not4[i], &in4.sin_addr), 1);
+		assert_false(netio_addr_is_loopback((struct sockaddr *)&in4, sizeof(in4)));
+	}
+	i_zero(&in6);
+	in6.sin6_family = AF_INET6;
+	const char *v6[] = { "::1", "::ffff:127.0.0.1" };
+	for (size_t i = 0; i < N_ELEMENTS(v6); i++) {
+		assert_int_equal(inet_pton(AF_INET6, v6[i], &in6.sin6_addr), 1);
+		assert_true(netio_addr_is_loopback((struct sockaddr *)&in6, sizeof(in6)));
+	}
+	const char *not6[] = { "fd00::2", "fe80::1", "::ffff:192.0.2.2", "::" };
+	for (size_t i = 0; i < N_ELEMENTS(not6); i++) {
+		assert_int_equal(inet_pton(AF_INET6, not6[i], &in6.sin6_addr), 1);
+		assert_false(netio_addr_is_loopback((struct sockaddr *)&in6, sizeof(in6)));
+	}
+	/* A short address is not trusted. */
+	assert_false(netio_addr_is_loopback((struct sockaddr *)&in4, 4));
+}
+
+static void
+test_failed_handshake_says_what_to_do(void **state)
+{
+	struct client_tls set = { .mode = CLIENT_TLS_AUTO };
+	char *msg;
+
+	msg = client_tls_handshake_error(&set, "TLS handshake failed: certificate verify failed: "
+					       "self-signed certificate");
+	assert_non_null(strstr(msg, "certificate verify failed: self-signed certificate"));
+	assert_non_null(strstr(msg, "the system's CAs"));
+	assert_non_null(strstr(msg, "--ca-file FILE"));
+	free(msg);
+	set.ca_file = "wrong-ca.pem";
+	msg = client_tls_handshake_error(&set, "TLS handshake failed: certificate verify failed: "
+					       "unable to get local issuer certificate");
+	assert_non_null(strstr(msg, "against wrong-ca.pem"));
+	free(msg);
+	msg = client_tls_handshake_error(&set, "TLS handshake failed: wrong version number");
+	assert_non_null(strstr(msg, "does not speak TLS on that port"));
+	free(msg);
+	msg = client_tls_handshake_error(&set, "TLS handshake failed: no answer within 5 s");
+	assert_string_equal(msg, "TLS handshake failed: no answer within 5 s");
+	free(msg);
+}
+
 int
 main(void)
 {
@@ -400,12 +666,19 @@ main(void)
 		cmocka_unit_test(test_cmd_strings_are_quoted_or_literal),
 		cmocka_unit_test(test_dot_stuffing_and_crlf),
 		cmocka_unit_test(test_smtp_reply_parse),
+		cmocka_unit_test(test_ehlo_lines_and_extensions),
 		cmocka_unit_test(test_address_forms),
 		cmocka_unit_test(test_address_belongs_to_user),
 		cmocka_unit_test(test_lab_header_lines),
 		cmocka_unit_test(test_built_message_has_date_id_and_encoded_subject),
 		cmocka_unit_test(test_time_formats_in_local_zone),
 		cmocka_unit_test(test_trim_and_safe_output),
+		cmocka_unit_test(test_options_keep_the_lab_command_line),
+		cmocka_unit_test(test_options_choose_tls_per_port),
+		cmocka_unit_test(test_starttls_is_used_when_offered_and_required_when_asked),
+		cmocka_unit_test(test_password_goes_in_clear_only_to_loopback_or_when_allowed),
+		cmocka_unit_test(test_loopback_addresses),
+		cmocka_unit_test(test_failed_handshake_says_what_to_do),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
