@@ -24,9 +24,11 @@ set -u
 PKGS="gcc make pkg-config libc6-dev libconfig-dev libcmocka-dev libpam0g-dev libcrypt-dev \
 libssl-dev openssl python3 curl"
 # What the tests drive besides our own code (sslscan: the TLS scan of
-# the default TLS settings; libnet-ssleay-perl: swaks's TLS).
+# the default TLS settings; libnet-ssleay-perl: swaks's TLS;
+# iproute2: a local address beyond loopback for the mailclient's
+# no-password-in-clear tests).
 TEST_PKGS="mutt dovecot-imapd libpam-wrapper valgrind swaks isync offlineimap fetchmail groff-base \
-sslscan libnet-ssleay-perl"
+sslscan libnet-ssleay-perl iproute2"
 if [ "${1:-}" = "--test" ]; then
 	PKGS="$PKGS $TEST_PKGS"
 fi
