@@ -8,7 +8,8 @@
 #
 # Then the same over TLS (bench/tls_bench.py: memory per idle TLS
 # connection, handshakes per second, FETCH BODY[] over TLS and in clear,
-# IDLE push over TLS), Dovecot with ssl = yes beside it; and, with
+# IDLE push over TLS), Dovecot with ssl = yes beside it; pipelined
+# APPEND into a growing Maildir folder (bench/append_bench.py); and, with
 # --testssl, a testssl.sh scan of the default TLS settings (slow, about
 # two minutes: bench/testssl.py).
 #
@@ -33,6 +34,14 @@ python3 bench/tls_bench.py --server "$BUILD/imapserver" "$@"
 if [ "$testssl" = yes ]; then
 	python3 bench/testssl.py --server "$BUILD/imapserver"
 fi
+# Pipelined APPEND into one Maildir folder as it grows (20,000 messages:
+# Dovecot's rate falls far enough that more takes long; run
+# bench/append_bench.py --messages 100000 for the full size).
+nodove=
+for arg in "$@"; do
+	[ "$arg" = "--no-dovecot" ] && nodove=--no-dovecot
+done
+BUILD="$BUILD" python3 bench/append_bench.py --messages 20000 $nodove
 # SMTP delivery to a session in IDLE, inside imapserver and from smtpmail.
 if [ -x "$BUILD/smtpmail" ]; then
 	python3 bench/smtp_push.py --server "$BUILD/imapserver"
