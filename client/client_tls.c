@@ -20,6 +20,17 @@ client_tls_next_step(const struct client_tls *set, bool offered)
 	return offered && set->ctx != NULL ? CLIENT_TLS_STEP_STARTTLS : CLIENT_TLS_STEP_PLAIN;
 }
 
+struct tls_ctx *
+client_tls_starttls_ctx(const struct client_tls *set, bool loopback, bool *unchecked_r)
+{
+	*unchecked_r = set->insecure;
+	if (set->mode == CLIENT_TLS_AUTO && loopback && set->loopback_ctx != NULL) {
+		*unchecked_r = true;
+		return set->loopback_ctx;
+	}
+	return set->ctx;
+}
+
 int
 client_tls_password_check(const struct client_tls *set, bool tls, bool loopback, const char *what,
 			  char **error_r)

@@ -27,6 +27,12 @@ struct client_tls {
 	   be had (not compiled in), which only CLIENT_TLS_AUTO allows.
 	   Owned by whoever filled the struct. */
 	struct tls_ctx *ctx;
+	/* For STARTTLS taken because it is offered (CLIENT_TLS_AUTO, no
+	   --ca-file) with a server on this machine (loopback): a context
+	   that checks no certificate, or NULL. On loopback a password may go
+	   in clear anyway, so a server's self-signed certificate (make run's)
+	   must not make the lab fail; elsewhere certificates are checked. */
+	struct tls_ctx *loopback_ctx;
 	bool allow_plaintext; /* a password may go in clear on a network */
 	bool insecure;        /* certificates are not checked */
 	const char *ca_file;  /* what certificates are checked against, NULL: system */
@@ -41,6 +47,11 @@ enum client_tls_step {
 /* On a plain connection, once the server said what it offers: what to
    do. offered: the server listed STARTTLS. */
 enum client_tls_step client_tls_next_step(const struct client_tls *set, bool offered);
+
+/* The context for a STARTTLS on a connection to a loopback peer (or
+   not); *unchecked_r: its certificate is not checked. */
+struct tls_ctx *client_tls_starttls_ctx(const struct client_tls *set, bool loopback,
+					bool *unchecked_r);
 
 /* Whether a password may be sent on a connection: over TLS always; in
    clear only to a loopback peer or when the user allowed it. Returns 0,

@@ -27,6 +27,7 @@ struct imapc {
 	char idle_tag[16];
 	bool idling;
 	char *bye_text;         /* the server's BYE, for the error message */
+	bool tls_unchecked;     /* TLS without a certificate check */
 };
 
 /* ------------------------------------------------------------ connection */
@@ -214,8 +215,9 @@ imapc_starttls(struct imapc *conn, char **error_r)
 	   someone on the path: never read as if it came over TLS. */
 	buf_reset(&conn->in);
 	conn->in_pos = 0;
-	if (netio_start_tls(conn->nio, conn->tls->ctx, conn->host, conn->timeout_ms, &conn->in,
-			    &err) < 0) {
+	struct tls_ctx *ctx = client_tls_starttls_ctx(conn->tls, netio_peer_is_loopback(conn->nio),
+						      &conn->tls_unchecked);
+	if (netio_start_tls(conn->nio, ctx, conn->host, conn->timeout_ms, &conn->in, &err) < 0) {
 		*error_r = client_tls_handshake_error(conn->tls, err);
 		free(err);
 		return -1;
@@ -273,6 +275,7 @@ imapc_connect(const char *host, const char *port, int timeout_ms, const struct c
 	conn->tls = tls;
 	conn->host = xstrdup(host);
 	conn->timeout_ms = timeout_ms;
+	conn->tls_unchecked = tls->insecure;
 
 	if (tls->mode == CLIENT_TLS_IMPLICIT &&
 	    netio_start_tls(nio, tls->ctx, host, timeout_ms, &conn->in, &err) < 0) {
@@ -374,6 +377,12 @@ const char *
 imapc_tls_describe(const struct imapc *conn)
 {
 	return netio_tls_describe(conn->nio);
+}
+
+bool
+imapc_tls_unchecked(const struct imapc *conn)
+{
+	return conn->tls_unchecked;
 }
 
 int

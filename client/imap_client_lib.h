@@ -75,6 +75,9 @@ int imapc_fd(const struct imapc *conn);
 bool imapc_input_pending(const struct imapc *conn);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384", or "" without TLS. */
 const char *imapc_tls_describe(const struct imapc *conn);
+/* True if the TLS in use checked no certificate (--insecure, or
+   STARTTLS with a server on this machine, client_tls.h). */
+bool imapc_tls_unchecked(const struct imapc *conn);
 /* 0 if a password may be sent on this connection (client_tls.h), else
    -1 with *error_r saying why not. */
 int imapc_password_check(const struct imapc *conn, char **error_r);

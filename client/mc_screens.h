@@ -36,6 +36,8 @@ struct mc {
 	char *user, *password;
 	/* The TLS policy of each port; they share one context. */
 	struct client_tls imap_tls, smtp_tls;
+	/* Their loopback_ctx (client_tls.h), or NULL. */
+	struct tls_ctx *loopback_ctx;
 
 	struct imapc *conn;
 	struct mc_msg *msgs;

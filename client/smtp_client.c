@@ -202,8 +202,10 @@ smtpc_starttls(struct smtpc *s, char **verdict_r, char **error_r)
 	/* Anything after the 220 came in clear: never read as if it came
 	   over TLS (CVE-2011-0411's class, from the client's side). */
 	buf_reset(&s->in);
-	if (netio_start_tls(s->nio, s->set->tls->ctx, s->set->host, s->timeout_ms, &s->in,
-			    &err) < 0) {
+	bool unchecked;
+	struct tls_ctx *ctx = client_tls_starttls_ctx(s->set->tls, netio_peer_is_loopback(s->nio),
+						      &unchecked);
+	if (netio_start_tls(s->nio, ctx, s->set->host, s->timeout_ms, &s->in, &err) < 0) {
 		*error_r = client_tls_handshake_error(s->set->tls, err);
 		free(err);
 		return -1;

@@ -552,8 +552,22 @@ class MailclientTlsOurServer(OurServerCase):
         self.assertNotIn("command AUTHENTICATE", self.server.log_text(2000))
         self.assertNotIn("command LOGIN", self.server.log_text(2000))
 
+    def test_starttls_with_a_server_on_this_machine_checks_no_certificate(self):
+        # The lab: make run's self-signed certificate, no --ca-file. On
+        # loopback a password may go in clear anyway, so the STARTTLS
+        # taken because it is offered does not stop at the certificate;
+        # the client says so.
+        status, out, err = run_client([], self.server.port, "alice\nalice123\n2\nx\nx\n3\n")
+        self.assertEqual(status, 0, out + err)
+        self.assertRegex(out, r"Connected to 127\.0\.0\.1 port \d+ over TLS \(TLSv1\.[23] .*"
+                              r"a server on this machine: certificate not checked\)")
+        self.assertIn("Your mailbox (4 mails):", out)
+
     def test_system_cas_do_not_trust_a_private_ca(self):
-        for options, port in (([], self.server.port), (["--tls"], self.server.tls_port)):
+        # Asked for (--starttls, --tls), TLS checks the certificate even
+        # on loopback.
+        for options, port in ((["--starttls"], self.server.port),
+                              (["--tls"], self.server.tls_port)):
             status, out, err = run_client(options, port, "alice\nalice123\n3\n")
             self.assertEqual(status, 1, out + err)
             self.assertRegex(err, r"certificate verify failed: (unable to get local issuer "
