@@ -546,6 +546,35 @@ test_options_choose_tls_per_port(void **state)
 
 /* ------------------------------------------------------------ TLS policy */
 
+/* The certificate is not checked only for a STARTTLS taken because a
+   server on this machine offers it (make run's self-signed certificate). */
+static void
+test_starttls_context_skips_the_check_only_on_loopback(void **state)
+{
+	struct tls_ctx *checked = (struct tls_ctx *)&checked, *unchecked_ctx =
+		(struct tls_ctx *)&unchecked_ctx;
+	struct client_tls set = { .mode = CLIENT_TLS_AUTO, .ctx = checked,
+				  .loopback_ctx = unchecked_ctx };
+	bool unchecked;
+
+	assert_ptr_equal(client_tls_starttls_ctx(&set, true, &unchecked), unchecked_ctx);
+	assert_true(unchecked);
+	assert_ptr_equal(client_tls_starttls_ctx(&set, false, &unchecked), checked);
+	assert_false(unchecked);
+	/* Asked for: checked even on loopback. */
+	set.mode = CLIENT_TLS_STARTTLS;
+	assert_ptr_equal(client_tls_starttls_ctx(&set, true, &unchecked), checked);
+	assert_false(unchecked);
+	/* --ca-file or --insecure: no loopback context was made. */
+	set.mode = CLIENT_TLS_AUTO;
+	set.loopback_ctx = NULL;
+	assert_ptr_equal(client_tls_starttls_ctx(&set, true, &unchecked), checked);
+	assert_false(unchecked);
+	set.insecure = true;
+	assert_ptr_equal(client_tls_starttls_ctx(&set, false, &unchecked), checked);
+	assert_true(unchecked);
+}
+
 static void
 test_starttls_is_used_when_offered_and_required_when_asked(void **state)
 {
@@ -678,6 +707,7 @@ main(void)
 		cmocka_unit_test(test_starttls_is_used_when_offered_and_required_when_asked),
 		cmocka_unit_test(test_password_goes_in_clear_only_to_loopback_or_when_allowed),
 		cmocka_unit_test(test_loopback_addresses),
+		cmocka_unit_test(test_starttls_context_skips_the_check_only_on_loopback),
 		cmocka_unit_test(test_failed_handshake_says_what_to_do),
 	};
 
