@@ -40,6 +40,8 @@
 
 #include "lib.h"
 
+#include <errno.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 struct connection;
@@ -73,6 +75,40 @@ static inline ssize_t
 conn_layer_write(struct conn_layer *layer, const void *data, size_t size)
 {
 	return layer->v->write(layer, data, size);
+}
+
+/* recv() and send() for a socket layer (the bottom of a stack):
+   restarted after a signal; when the socket would block, *blocked is set
+   and -1 is returned with errno EAGAIN, which tells the owner which
+   socket event a blocked stack waits for. */
+static inline ssize_t
+conn_sock_recv(int fd, void *data, size_t size, bool *blocked)
+{
+	ssize_t ret;
+
+	do {
+		ret = recv(fd, data, size, 0);
+	} while (ret < 0 && errno == EINTR);
+	if (ret < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		*blocked = true;
+		errno = EAGAIN;
+	}
+	return ret;
+}
+
+static inline ssize_t
+conn_sock_send(int fd, const void *data, size_t size, bool *blocked)
+{
+	ssize_t ret;
+
+	do {
+		ret = send(fd, data, size, MSG_NOSIGNAL);
+	} while (ret < 0 && errno == EINTR);
+	if (ret < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		*blocked = true;
+		errno = EAGAIN;
+	}
+	return ret;
 }
 
 #endif

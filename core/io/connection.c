@@ -54,32 +54,16 @@ static ssize_t
 sock_read(struct conn_layer *layer, void *data, size_t size)
 {
 	struct connection *conn = layer->conn;
-	ssize_t ret;
 
-	do {
-		ret = recv(conn->fd, data, size, 0);
-	} while (ret < 0 && errno == EINTR);
-	if (ret < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		conn->sock_blocked_read = true;
-		errno = EAGAIN;
-	}
-	return ret;
+	return conn_sock_recv(conn->fd, data, size, &conn->sock_blocked_read);
 }
 
 static ssize_t
 sock_write(struct conn_layer *layer, const void *data, size_t size)
 {
 	struct connection *conn = layer->conn;
-	ssize_t ret;
 
-	do {
-		ret = send(conn->fd, data, size, MSG_NOSIGNAL);
-	} while (ret < 0 && errno == EINTR);
-	if (ret < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		conn->sock_blocked_write = true;
-		errno = EAGAIN;
-	}
-	return ret;
+	return conn_sock_send(conn->fd, data, size, &conn->sock_blocked_write);
 }
 
 static const struct conn_layer_vfuncs sock_vfuncs = {
