@@ -1,0 +1,609 @@
+/* mcache.c: the persistent per-mailbox listing cache (see mcache.h for
+   the format and the safety rules).
+
+   Crash and concurrency reasoning, in one place:
+   - A record is written with one pwrite() at the end of "<path>" under
+     flock(LOCK_EX) and only then is its slot written: a reader that sees
+     a new slot before the record (another process, a crash in between)
+     reads a record that fails its CRC or names another UID: a miss.
+   - A slot carries a check over (offset, length, UID, UIDVALIDITY): a
+     torn slot, or a slot read through another base UID, is a miss.
+   - Dropping the cache (UIDVALIDITY changed, bad header) truncates both
+     files under the lock and writes new headers: readers of the old
+     contents see short reads or records of another UIDVALIDITY.
+   - Compaction writes new files under private names and renames them
+     over the old ones under the lock of the old data file. A process
+     still holding the old files notices (st_nlink is 0) before its next
+     store and at the start of a walk, and reopens. Records it stored
+     into the old files meanwhile are lost: a cache may lose entries. */
+#include "mcache.h"
+#include "buf.h"
+#include "fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MCACHE_IDX_MAGIC 0x4943494dU   /* "MICI" */
+#define MCACHE_DATA_MAGIC 0x4443494dU  /* "MICD" */
+#define MCACHE_REC_MAGIC 0x5243494dU   /* "MICR" */
+#define MCACHE_VERSION 1U
+#define MCACHE_HDR_SIZE 32
+#define MCACHE_SLOT_SIZE 16
+/* u32 magic, total length, uidvalidity, uid, field mask, lengths[4], crc */
+#define MCACHE_REC_HDR (4 * (5 + MCACHE_FIELD_COUNT + 1))
+/* Lookups between two checks that the files were not replaced. */
+#define MCACHE_RECHECK_LOOKUPS 512
+/* Compaction when garbage exceeds half the file and this much. */
+#define MCACHE_COMPACT_MIN (256 * 1024)
+
+struct mcache {
+	char *path, *idx_path;
+	int fd, idx_fd;           /* -1 until opened */
+	bool open_failed;
+	/* The index header as last read (valid: it verified). */
+	bool hdr_valid;
+	uint32_t uidvalidity, base_uid;
+	unsigned lookups_since_check;
+	struct buf rec;
+	struct mcache_stats stats;
+	/* From the last complete walk. */
+	bool compact_wanted;
+	struct mcache_walk *compacting;
+};
+
+struct mcache_walk {
+	struct mcache *cache;
+	uint32_t uidvalidity;
+	uint64_t live_bytes;
+	/* Compaction: new files under private names. */
+	bool compact, compact_failed;
+	char *tmp_path, *tmp_idx_path;
+	int tmp_fd, tmp_idx_fd;
+	uint32_t tmp_base;
+	uint64_t tmp_size;
+};
+
+/* --- encoding ------------------------------------------------------- */
+
+static uint32_t crc_table[256];
+
+static uint32_t
+crc32_update(uint32_t crc, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	if (crc_table[1] == 0) {
+		for (uint32_t i = 0; i < 256; i++) {
+			uint32_t c = i;
+
+			for (int k = 0; k < 8; k++)
+				c = (c & 1) != 0 ? 0xedb88320U ^ (c >> 1) : c >> 1;
+			crc_table[i] = c;
+		}
+	}
+	crc = ~crc;
+	while (len-- > 0)
+		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+static void
+put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t
+get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static void
+put64(unsigned char *p, uint64_t v)
+{
+	put32(p, (uint32_t)v);
+	put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint64_t
+get64(const unsigned char *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static void
+slot_encode(unsigned char slot[MCACHE_SLOT_SIZE], uint64_t off, uint32_t len,
+	    uint32_t uidvalidity, uint32_t uid)
+{
+	unsigned char key[8];
+
+	put64(slot, off);
+	put32(slot + 8, len);
+	put32(key, uidvalidity);
+	put32(key + 4, uid);
+	put32(slot + 12, crc32_update(crc32_update(0, slot, 12), key, sizeof(key)));
+}
+
+/* Returns true if slot verifies for (uidvalidity, uid). */
+static bool
+slot_decode(const unsigned char slot[MCACHE_SLOT_SIZE], uint32_t uidvalidity, uint32_t uid,
+	    uint64_t *off_r, uint32_t *len_r)
+{
+	unsigned char check[MCACHE_SLOT_SIZE];
+
+	*off_r = get64(slot);
+	*len_r = get32(slot + 8);
+	if (*len_r < MCACHE_REC_HDR || *len_r > MCACHE_RECORD_MAX || *off_r < MCACHE_HDR_SIZE)
+		return false;
+	slot_encode(check, *off_r, *len_r, uidvalidity, uid);
+	return memcmp(check, slot, MCACHE_SLOT_SIZE) == 0;
+}
+
+/* Encodes the record of entry into out (reset first). Returns its length,
+   0 if it is too big to store. */
+static size_t
+record_encode(struct buf *out, uint32_t uidvalidity, uint32_t uid,
+	      const struct mcache_entry *entry)
+{
+	unsigned char hdr[MCACHE_REC_HDR];
+	size_t total = MCACHE_REC_HDR;
+	uint32_t mask = 0, crc;
+
+	for (int f = 0; f < MCACHE_FIELD_COUNT; f++) {
+		if (entry->data[f] == NULL)
+			continue;
+		if (entry->len[f] > MCACHE_RECORD_MAX)
+			return 0;
+		mask |= 1U << f;
+		total += entry->len[f];
+	}
+	if (total > MCACHE_RECORD_MAX)
+		return 0;
+	put32(hdr, MCACHE_REC_MAGIC);
+	put32(hdr + 4, (uint32_t)total);
+	put32(hdr + 8, uidvalidity);
+	put32(hdr + 12, uid);
+	put32(hdr + 16, mask);
+	for (int f = 0; f < MCACHE_FIELD_COUNT; f++)
+		put32(hdr + 20 + 4 * f, entry->data[f] != NULL ? (uint32_t)entry->len[f] : 0);
+	crc = crc32_update(0, hdr, MCACHE_REC_HDR - 4);
+	for (int f = 0; f < MCACHE_FIELD_COUNT; f++) {
+		if (entry->data[f] != NULL)
+			crc = crc32_update(crc, entry->data[f], entry->len[f]);
+	}
+	put32(hdr + MCACHE_REC_HDR - 4, crc);
+	buf_reset(out);
+	buf_append(out, hdr, sizeof(hdr));
+	for (int f = 0; f < MCACHE_FIELD_COUNT; f++) {
+		if (entry->data[f] != NULL)
+			buf_append(out, entry->data[f], entry->len[f]);
+	}
+	return total;
+}
+
+/* Verifies the record in rec[0..len) for (uidvalidity, uid) and points
+   entry_r into it. Returns true if it verifies. */
+static bool
+record_decode(const struct buf *rec, uint32_t uidvalidity, uint32_t uid,
+	      struct mcache_entry *entry_r)
+{
+	const unsigned char *p = (const unsigned char *)rec->data;
+	size_t len = rec->len, pos = MCACHE_REC_HDR;
+	uint32_t mask, crc;
+
+	if (len < MCACHE_REC_HDR || get32(p) != MCACHE_REC_MAGIC || get32(p + 4) != len ||
+	    get32(p + 8) != uidvalidity || get32(p + 12) != uid)
+		return false;
+	crc = crc32_update(0, p, MCACHE_REC_HDR - 4);
+	crc = crc32_update(crc, p + MCACHE_REC_HDR, len - MCACHE_REC_HDR);
+	if (crc != get32(p + MCACHE_REC_HDR - 4))
+		return false;
+	mask = get32(p + 16);
+	for (int f = 0; f < MCACHE_FIELD_COUNT; f++) {
+		size_t flen = get32(p + 20 + 4 * f);
+
+		if ((mask & (1U << f)) == 0) {
+			entry_r->data[f] = NULL;
+			entry_r->len[f] = 0;
+			continue;
+		}
+		if (flen > len - pos)
+			return false;
+		entry_r->data[f] = (const char *)p + pos;
+		entry_r->len[f] = flen;
+		pos += flen;
+	}
+	return pos == len;
+}
+
+static void
+header_encode(unsigned char hdr[MCACHE_HDR_SIZE], uint32_t magic, uint32_t uidvalidity,
+	      uint32_t base_uid)
+{
+	memset(hdr, 0, MCACHE_HDR_SIZE);
+	put32(hdr, magic);
+	put32(hdr + 4, MCACHE_VERSION);
+	put32(hdr + 8, uidvalidity);
+	put32(hdr + 12, base_uid);
+	put32(hdr + 28, crc32_update(0, hdr, 28));
+}
+
+/* --- files ---------------------------------------------------------- */
+
+struct mcache *
+mcache_open(const char *path)
+{
+	struct mcache *cache = xcalloc(1, sizeof(*cache));
+
+	cache->fd = -1;
+	cache->idx_fd = -1;
+	if (path != NULL) {
+		cache->path = xstrdup(path);
+		cache->idx_path = xasprintf("%s.idx", path);
+	} else {
+		cache->open_failed = true;
+	}
+	return cache;
+}
+
+static void
+cache_close_files(struct mcache *cache)
+{
+	if (cache->fd >= 0)
+		close(cache->fd);
+	if (cache->idx_fd >= 0)
+		close(cache->idx_fd);
+	cache->fd = cache->idx_fd = -1;
+	cache->hdr_valid = false;
+}
+
+void
+mcache_close(struct mcache **_cache)
+{
+	struct mcache *cache = *_cache;
+
+	if (cache == NULL)
+		return;
+	if (cache->compacting != NULL)
+		cache->compacting->cache = NULL;
+	cache_close_files(cache);
+	buf_free(&cache->rec);
+	free(cache->path);
+	free(cache->idx_path);
+	free(cache);
+	*_cache = NULL;
+}
+
+/* Opens the files if they are not open. create: also create them.
+   Returns 0, or -1 if they cannot be used now. */
+static int
+cache_files(struct mcache *cache, bool create)
+{
+	int flags = O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0);
+
+	if (cache->open_failed)
+		return -1;
+	if (cache->fd >= 0 && cache->idx_fd >= 0)
+		return 0;
+	cache_close_files(cache);
+	cache->fd = open(cache->path, flags, 0600);
+	if (cache->fd < 0) {
+		if (errno != ENOENT)
+			cache->open_failed = true;
+		return -1;
+	}
+	cache->idx_fd = open(cache->idx_path, flags, 0600);
+	if (cache->idx_fd < 0) {
+		if (errno != ENOENT)
+			cache->open_failed = true;
+		cache_close_files(cache);
+		return -1;
+	}
+	return 0;
+}
+
+/* Reopens the files if another process replaced them (compaction). */
+static void
+cache_check_replaced(struct mcache *cache)
+{
+	struct stat st;
+
+	cache->lookups_since_check = 0;
+	if (cache->fd >= 0 && fstat(cache->fd, &st) == 0 && st.st_nlink > 0 &&
+	    cache->idx_fd >= 0 && fstat(cache->idx_fd, &st) == 0 && st.st_nlink > 0)
+		return;
+	cache_close_files(cache);
+}
+
+/* Reads and checks the index header. Returns 0 or -1 (absent or bad). */
+static int
+cache_read_header(struct mcache *cache)
+{
+	unsigned char hdr[MCACHE_HDR_SIZE];
+
+	cache->hdr_valid = false;
+	if (fd_pread_full(cache->idx_fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
+	    get32(hdr) != MCACHE_IDX_MAGIC || get32(hdr + 4) != MCACHE_VERSION ||
+	    get32(hdr + 28) != crc32_update(0, hdr, 28))
+		return -1;
+	cache->uidvalidity = get32(hdr + 8);
+	cache->base_uid = get32(hdr + 12);
+	cache->hdr_valid = true;
+	return 0;
+}
+
+/* Drops every entry: empty files with new headers. Under the lock. */
+static int
+cache_reset(struct mcache *cache, uint32_t uidvalidity, uint32_t base_uid)
+{
+	unsigned char hdr[MCACHE_HDR_SIZE];
+
+	if (ftruncate(cache->idx_fd, 0) < 0 || ftruncate(cache->fd, 0) < 0)
+		return -1;
+	header_encode(hdr, MCACHE_DATA_MAGIC, uidvalidity, base_uid);
+	if (fd_pwrite_full(cache->fd, hdr, sizeof(hdr), 0) < 0)
+		return -1;
+	header_encode(hdr, MCACHE_IDX_MAGIC, uidvalidity, base_uid);
+	if (fd_pwrite_full(cache->idx_fd, hdr, sizeof(hdr), 0) < 0)
+		return -1;
+	cache->uidvalidity = uidvalidity;
+	cache->base_uid = base_uid;
+	cache->hdr_valid = true;
+	return 0;
+}
+
+/* --- lookups and stores ---------------------------------------------- */
+
+static void walk_copy(struct mcache_walk *walk, uint32_t uid, const struct buf *rec);
+
+int
+mcache_lookup(struct mcache *cache, struct mcache_walk *walk, uint32_t uidvalidity,
+	      uint32_t uid, struct mcache_entry *entry_r)
+{
+	unsigned char slot[MCACHE_SLOT_SIZE];
+	uint64_t off;
+	uint32_t len;
+
+	memset(entry_r, 0, sizeof(*entry_r));
+	if (++cache->lookups_since_check >= MCACHE_RECHECK_LOOKUPS)
+		cache_check_replaced(cache);
+	if (cache_files(cache, false) < 0)
+		goto miss;
+	if (!cache->hdr_valid && cache_read_header(cache) < 0)
+		goto miss;
+	if (cache->uidvalidity != uidvalidity || uid < cache->base_uid)
+		goto miss;
+	off = MCACHE_HDR_SIZE + (uint64_t)(uid - cache->base_uid) * MCACHE_SLOT_SIZE;
+	if (fd_pread_full(cache->idx_fd, slot, sizeof(slot), off) != (ssize_t)sizeof(slot))
+		goto miss;
+	if (!slot_decode(slot, uidvalidity, uid, &off, &len)) {
+		static const unsigned char zero[MCACHE_SLOT_SIZE];
+
+		if (memcmp(slot, zero, sizeof(zero)) != 0) {
+			/* torn, damaged, or written through another base:
+			   read the header again next time */
+			cache->stats.bad_records++;
+			cache->hdr_valid = false;
+		}
+		goto miss;
+	}
+	buf_reset(&cache->rec);
+	buf_reserve(&cache->rec, len);
+	if (fd_pread_full(cache->fd, cache->rec.data, len, off) != (ssize_t)len)
+		goto bad;
+	cache->rec.len = len;
+	if (!record_decode(&cache->rec, uidvalidity, uid, entry_r))
+		goto bad;
+	cache->stats.hits++;
+	if (walk != NULL) {
+		walk->live_bytes += len;
+		walk_copy(walk, uid, &cache->rec);
+	}
+	return 1;
+bad:
+	cache->stats.bad_records++;
+	memset(entry_r, 0, sizeof(*entry_r));
+miss:
+	cache->stats.misses++;
+	return 0;
+}
+
+/* Appends rec (encoded) under the lock. Returns 0 or -1. */
+static int
+cache_append_locked(struct mcache *cache, uint32_t uidvalidity, uint32_t low_uid,
+		    uint32_t uid, const struct buf *rec)
+{
+	unsigned char slot[MCACHE_SLOT_SIZE];
+	struct stat st;
+
+	if (fstat(cache->fd, &st) < 0)
+		return -1;
+	if (cache_read_header(cache) < 0 || cache->uidvalidity != uidvalidity ||
+	    st.st_size < MCACHE_HDR_SIZE) {
+		if (cache_reset(cache, uidvalidity, low_uid < uid ? low_uid : uid) < 0)
+			return -1;
+		st.st_size = MCACHE_HDR_SIZE;
+	}
+	if (uid < cache->base_uid)
+		return -1;
+	if (fd_pwrite_full(cache->fd, rec->data, rec->len, (uint64_t)st.st_size) < 0) {
+		/* a partial record stays as garbage: it never verifies */
+		return -1;
+	}
+	slot_encode(slot, (uint64_t)st.st_size, (uint32_t)rec->len, uidvalidity, uid);
+	return fd_pwrite_full(cache->idx_fd, slot, sizeof(slot),
+			      MCACHE_HDR_SIZE +
+				      (uint64_t)(uid - cache->base_uid) * MCACHE_SLOT_SIZE);
+}
+
+void
+mcache_store(struct mcache *cache, struct mcache_walk *walk, uint32_t uidvalidity,
+	     uint32_t low_uid, uint32_t uid, const struct mcache_entry *entry)
+{
+	struct buf rec = BUF_INIT;
+
+	if (record_encode(&rec, uidvalidity, uid, entry) == 0)
+		goto out;
+	if (walk != NULL) {
+		walk->live_bytes += rec.len;
+		walk_copy(walk, uid, &rec);
+	}
+	cache_check_replaced(cache);
+	if (cache_files(cache, true) < 0)
+		goto out;
+	if (flock(cache->fd, LOCK_EX | LOCK_NB) < 0)
+		goto out;
+	/* Replaced between the check and the lock: give up this once. */
+	cache_check_replaced(cache);
+	if (cache->fd >= 0) {
+		if (cache_append_locked(cache, uidvalidity, low_uid, uid, &rec) == 0)
+			cache->stats.stores++;
+		(void)flock(cache->fd, LOCK_UN);
+	}
+out:
+	buf_free(&rec);
+}
+
+/* --- walks and compaction --------------------------------------------- */
+
+struct mcache_walk *
+mcache_walk_begin(struct mcache *cache, uint32_t uidvalidity)
+{
+	struct mcache_walk *walk = xcalloc(1, sizeof(*walk));
+
+	walk->cache = cache;
+	walk->uidvalidity = uidvalidity;
+	walk->tmp_fd = walk->tmp_idx_fd = -1;
+	cache_check_replaced(cache);
+	if (cache->compact_wanted && cache->compacting == NULL && cache->path != NULL) {
+		walk->tmp_path = xasprintf("%s.%ld.tmp", cache->path, (long)getpid());
+		walk->tmp_idx_path = xasprintf("%s.idx.%ld.tmp", cache->path, (long)getpid());
+		walk->tmp_fd = open(walk->tmp_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		walk->tmp_idx_fd =
+			open(walk->tmp_idx_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		walk->compact = true;
+		walk->compact_failed = walk->tmp_fd < 0 || walk->tmp_idx_fd < 0;
+		cache->compacting = walk;
+	}
+	return walk;
+}
+
+/* During a compacting walk: copies the verified record rec of uid to the
+   new files (the first UID copied is their base). */
+static void
+walk_copy(struct mcache_walk *walk, uint32_t uid, const struct buf *rec)
+{
+	unsigned char hdr[MCACHE_HDR_SIZE], slot[MCACHE_SLOT_SIZE];
+
+	if (!walk->compact || walk->compact_failed)
+		return;
+	if (walk->tmp_size == 0) {
+		walk->tmp_base = uid;
+		header_encode(hdr, MCACHE_DATA_MAGIC, walk->uidvalidity, uid);
+		if (fd_pwrite_full(walk->tmp_fd, hdr, sizeof(hdr), 0) < 0)
+			goto fail;
+		header_encode(hdr, MCACHE_IDX_MAGIC, walk->uidvalidity, uid);
+		if (fd_pwrite_full(walk->tmp_idx_fd, hdr, sizeof(hdr), 0) < 0)
+			goto fail;
+		walk->tmp_size = MCACHE_HDR_SIZE;
+	}
+	if (uid < walk->tmp_base)
+		goto fail;
+	if (fd_pwrite_full(walk->tmp_fd, rec->data, rec->len, walk->tmp_size) < 0)
+		goto fail;
+	slot_encode(slot, walk->tmp_size, (uint32_t)rec->len, walk->uidvalidity, uid);
+	if (fd_pwrite_full(walk->tmp_idx_fd, slot, sizeof(slot),
+			   MCACHE_HDR_SIZE + (uint64_t)(uid - walk->tmp_base) * MCACHE_SLOT_SIZE) <
+	    0)
+		goto fail;
+	walk->tmp_size += rec->len;
+	return;
+fail:
+	walk->compact_failed = true;
+}
+
+/* Puts the new files in place of the old ones, under the old lock. */
+static void
+walk_commit(struct mcache_walk *walk)
+{
+	struct mcache *cache = walk->cache;
+	bool locked;
+
+	if (cache_files(cache, false) < 0)
+		return;
+	locked = flock(cache->fd, LOCK_EX | LOCK_NB) == 0;
+	if (!locked)
+		return;
+	if (rename(walk->tmp_path, cache->path) == 0 &&
+	    rename(walk->tmp_idx_path, cache->idx_path) == 0)
+		cache->stats.compactions++;
+	(void)flock(cache->fd, LOCK_UN);
+	cache_close_files(cache);
+}
+
+void
+mcache_walk_end(struct mcache_walk **_walk, bool complete)
+{
+	struct mcache_walk *walk = *_walk;
+	struct mcache *cache;
+	struct stat st;
+
+	if (walk == NULL)
+		return;
+	*_walk = NULL;
+	cache = walk->cache;
+	if (cache != NULL && walk->compact) {
+		cache->compacting = NULL;
+		if (complete && !walk->compact_failed && walk->tmp_size > 0) {
+			walk_commit(walk);
+			cache->compact_wanted = false;
+		}
+	} else if (cache != NULL && complete && cache_files(cache, false) == 0 &&
+		   fstat(cache->fd, &st) == 0) {
+		uint64_t garbage = (uint64_t)st.st_size > walk->live_bytes + MCACHE_HDR_SIZE ?
+					   (uint64_t)st.st_size - walk->live_bytes - MCACHE_HDR_SIZE :
+					   0;
+
+		cache->compact_wanted = garbage > MCACHE_COMPACT_MIN &&
+					garbage > (uint64_t)st.st_size / 2;
+	}
+	if (walk->tmp_fd >= 0)
+		close(walk->tmp_fd);
+	if (walk->tmp_idx_fd >= 0)
+		close(walk->tmp_idx_fd);
+	if (walk->tmp_path != NULL) {
+		/* gone already if committed */
+		(void)unlink(walk->tmp_path);
+		(void)unlink(walk->tmp_idx_path);
+	}
+	free(walk->tmp_path);
+	free(walk->tmp_idx_path);
+	free(walk);
+}
+
+void
+mcache_get_stats(const struct mcache *cache, struct mcache_stats *stats_r)
+{
+	*stats_r = cache->stats;
+}
+
+void
+mcache_unlink(const char *path)
+{
+	char *idx = xasprintf("%s.idx", path);
+
+	(void)unlink(path);
+	(void)unlink(idx);
+	free(idx);
+}
