@@ -69,6 +69,17 @@ struct fetch_msg {
    valid while both are. The header is absent above MCACHE_HEADER_MAX. */
 void fetch_cache_entry(const struct fetch_msg *msg, struct buf bufs[3],
 		       struct mcache_entry *entry_r);
+/* Caches the message rec of state, just stored from data (APPEND): only
+   when data is the message as served (CR LF line ends, no NUL, the size
+   the backend reports), so that the entry is the one a FETCH would
+   compute. */
+void fetch_cache_stored(struct mcache *cache, const struct mbox_state *state,
+			const struct mail_rec *rec, const char *data, size_t len);
+/* Caches for (state, uid) the entry that src_cache holds for
+   (src_state, src_uid), if any (COPY, MOVE: no parse). */
+void fetch_cache_copy(struct mcache *src_cache, const struct mbox_state *src_state,
+		      uint32_t src_uid, struct mcache *cache, const struct mbox_state *state,
+		      uint32_t uid);
 
 /* Appends "* <seq> FETCH (...)\r\n" for msg. */
 void fetch_write(const struct fetch_spec *spec, const struct fetch_msg *msg, struct buf *out);
