@@ -44,8 +44,8 @@ class ListingCacheFlat(ServerTestCase):
     def message_files(self):
         return [self.server.mailbox_path("alice")]
 
-    def cache_files(self):
-        base = os.path.join(self.server.root, "alice", ".imap", "INBOX.cache")
+    def cache_files(self, mailbox="INBOX"):
+        base = os.path.join(self.server.root, "alice", ".imap", mailbox + ".cache")
         return [base, base + ".idx"]
 
     def fill(self):
@@ -56,8 +56,8 @@ class ListingCacheFlat(ServerTestCase):
             self.assertTrue(tagged.startswith(b"OK"), tagged)
         c.close()
 
-    def listing(self):
-        c = self.raw_login("alice", "INBOX")
+    def listing(self, mailbox="INBOX"):
+        c = self.raw_login("alice", mailbox)
         resp, tagged = c.command(LISTING)
         self.assertTrue(tagged.startswith(b"OK"), tagged)
         c.close()
@@ -77,6 +77,7 @@ class ListingCacheFlat(ServerTestCase):
 
     def assert_changed_answer(self, tagged, body):
         self.assertTrue(tagged.startswith(b"NO"), tagged)
+        self.server.wait_log("changed on disk")
         errors = self.server.error_lines()
         self.assertTrue(errors)
         for line in errors:
@@ -126,6 +127,23 @@ class ListingCacheFlat(ServerTestCase):
         self.assertEqual(self.listing(), before)
         self.assert_changed_on_disk(True)
 
+    def test_copy_carries_entries_that_match_computed_ones(self):
+        self.fill()
+        self.listing()
+        c = self.raw_login("alice", "INBOX")
+        for cmd in ("CREATE other", "COPY 1:* other"):
+            resp, tagged = c.command(cmd)
+            self.assertTrue(tagged.startswith(b"OK"), tagged)
+        c.close()
+        copied = self.listing("other")
+        for path in self.cache_files("other"):
+            self.assertTrue(os.path.exists(path), path)
+        self.server.stop()
+        for path in self.cache_files("other"):
+            os.unlink(path)
+        self.restart()
+        self.assertEqual(self.listing("other"), copied)
+
     def test_garbage_cache_gives_correct_answers(self):
         self.fill()
         before = self.listing()
@@ -153,8 +171,9 @@ class ListingCacheMaildir(test_maildir.MaildirMixin, ListingCacheFlat):
             out += [os.path.join(d, n) for n in sorted(os.listdir(d))]
         return out
 
-    def cache_files(self):
-        base = os.path.join(self.server.maildir("alice"), "imapserver.cache")
+    def cache_files(self, mailbox="INBOX"):
+        folder = "" if mailbox == "INBOX" else "." + mailbox
+        base = os.path.join(self.server.maildir("alice", folder), "imapserver.cache")
         return [base, base + ".idx"]
 
     def assert_changed_answer(self, tagged, body):
