@@ -39,11 +39,27 @@
 #define MCACHE_REC_HDR (4 * (5 + MCACHE_FIELD_COUNT + 1))
 /* Lookups between two checks that the files were not replaced. */
 #define MCACHE_RECHECK_LOOKUPS 512
+/* Read-ahead windows: the slots around a lookup's, the data after its
+   record (a listing reads records in UID order, mostly adjacent). */
+#define MCACHE_SLOT_WINDOW 4096
+#define MCACHE_DATA_WINDOW (64 * 1024)
 /* Compaction when garbage exceeds half the file and this much. */
 #define MCACHE_COMPACT_MIN (256 * 1024)
 
+/* Octets of a file read ahead, as they were when read. Records are never
+   changed in place, and any record that verifies is right for its
+   (UIDVALIDITY, UID), so a window that is out of date can only make a
+   lookup miss (a slot written since) or return an older copy of the
+   same entry: both harmless. Windows are dropped at each walk. */
+struct mcache_window {
+	char *data;
+	size_t size, len;
+	uint64_t off;
+};
+
 struct mcache {
 	char *path, *idx_path;
+	struct mcache_window slots, records;
 	int fd, idx_fd;           /* -1 until opened */
 	bool open_failed;
 	/* The index header as last read (valid: it verified). */
@@ -71,26 +87,33 @@ struct mcache_walk {
 
 /* --- encoding ------------------------------------------------------- */
 
-static uint32_t crc_table[256];
-
+/* The check of records, slots and headers: a 64-bit multiply-and-xor
+   hash over 8 octets at a time (a byte-wise check cost more than the
+   rest of a cached listing), folded to 32 bits. It detects torn writes
+   and flipped bits; it is no defence against a forger, and needs none
+   (anyone who can write the file can write the mail). Words are read
+   in host order: a file moved to a machine of the other byte order only
+   misses. */
 static uint32_t
-crc32_update(uint32_t crc, const void *data, size_t len)
+check32(const void *data, size_t len)
 {
 	const unsigned char *p = data;
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * 0xff51afd7ed558ccdULL), w;
 
-	if (crc_table[1] == 0) {
-		for (uint32_t i = 0; i < 256; i++) {
-			uint32_t c = i;
-
-			for (int k = 0; k < 8; k++)
-				c = (c & 1) != 0 ? 0xedb88320U ^ (c >> 1) : c >> 1;
-			crc_table[i] = c;
-		}
+	while (len >= 8) {
+		memcpy(&w, p, 8);
+		h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+		h ^= h >> 31;
+		p += 8;
+		len -= 8;
 	}
-	crc = ~crc;
-	while (len-- > 0)
-		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-	return ~crc;
+	w = 0;
+	memcpy(&w, p, len);
+	h = (h ^ w ^ ((uint64_t)len << 56)) * 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 29;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 32;
+	return (uint32_t)h;
 }
 
 static void
@@ -126,13 +149,14 @@ static void
 slot_encode(unsigned char slot[MCACHE_SLOT_SIZE], uint64_t off, uint32_t len,
 	    uint32_t uidvalidity, uint32_t uid)
 {
-	unsigned char key[8];
+	unsigned char keyed[20];
 
 	put64(slot, off);
 	put32(slot + 8, len);
-	put32(key, uidvalidity);
-	put32(key + 4, uid);
-	put32(slot + 12, crc32_update(crc32_update(0, slot, 12), key, sizeof(key)));
+	memcpy(keyed, slot, 12);
+	put32(keyed + 12, uidvalidity);
+	put32(keyed + 16, uid);
+	put32(slot + 12, check32(keyed, sizeof(keyed)));
 }
 
 /* Returns true if slot verifies for (uidvalidity, uid). */
@@ -177,37 +201,39 @@ record_encode(struct buf *out, uint32_t uidvalidity, uint32_t uid,
 	put32(hdr + 16, mask);
 	for (int f = 0; f < MCACHE_FIELD_COUNT; f++)
 		put32(hdr + 20 + 4 * f, entry->data[f] != NULL ? (uint32_t)entry->len[f] : 0);
-	crc = crc32_update(0, hdr, MCACHE_REC_HDR - 4);
-	for (int f = 0; f < MCACHE_FIELD_COUNT; f++) {
-		if (entry->data[f] != NULL)
-			crc = crc32_update(crc, entry->data[f], entry->len[f]);
-	}
-	put32(hdr + MCACHE_REC_HDR - 4, crc);
+	put32(hdr + MCACHE_REC_HDR - 4, 0);
 	buf_reset(out);
 	buf_append(out, hdr, sizeof(hdr));
 	for (int f = 0; f < MCACHE_FIELD_COUNT; f++) {
 		if (entry->data[f] != NULL)
 			buf_append(out, entry->data[f], entry->len[f]);
 	}
+	/* the check covers the record with its own field as zeros */
+	crc = check32(out->data, out->len);
+	put32((unsigned char *)out->data + MCACHE_REC_HDR - 4, crc);
 	return total;
 }
 
 /* Verifies the record in rec[0..len) for (uidvalidity, uid) and points
    entry_r into it. Returns true if it verifies. */
 static bool
-record_decode(const struct buf *rec, uint32_t uidvalidity, uint32_t uid,
+record_decode(struct buf *rec, uint32_t uidvalidity, uint32_t uid,
 	      struct mcache_entry *entry_r)
 {
 	const unsigned char *p = (const unsigned char *)rec->data;
 	size_t len = rec->len, pos = MCACHE_REC_HDR;
 	uint32_t mask, crc;
+	bool ok;
 
 	if (len < MCACHE_REC_HDR || get32(p) != MCACHE_REC_MAGIC || get32(p + 4) != len ||
 	    get32(p + 8) != uidvalidity || get32(p + 12) != uid)
 		return false;
-	crc = crc32_update(0, p, MCACHE_REC_HDR - 4);
-	crc = crc32_update(crc, p + MCACHE_REC_HDR, len - MCACHE_REC_HDR);
-	if (crc != get32(p + MCACHE_REC_HDR - 4))
+	crc = get32(p + MCACHE_REC_HDR - 4);
+	put32((unsigned char *)rec->data + MCACHE_REC_HDR - 4, 0);
+	ok = check32(p, len) == crc;
+	/* as on the disk again (a compacting walk copies it) */
+	put32((unsigned char *)rec->data + MCACHE_REC_HDR - 4, crc);
+	if (!ok)
 		return false;
 	mask = get32(p + 16);
 	for (int f = 0; f < MCACHE_FIELD_COUNT; f++) {
@@ -236,7 +262,7 @@ header_encode(unsigned char hdr[MCACHE_HDR_SIZE], uint32_t magic, uint32_t uidva
 	put32(hdr + 4, MCACHE_VERSION);
 	put32(hdr + 8, uidvalidity);
 	put32(hdr + 12, base_uid);
-	put32(hdr + 28, crc32_update(0, hdr, 28));
+	put32(hdr + 28, check32(hdr, 28));
 }
 
 /* --- files ---------------------------------------------------------- */
@@ -257,6 +283,45 @@ mcache_open(const char *path)
 	return cache;
 }
 
+/* Reads len octets at off through w (size octets read ahead, from off
+   rounded down to size if align). Returns 0, or -1 if the file is
+   shorter. */
+static int
+window_read(int fd, struct mcache_window *w, size_t size, bool align, void *dst, size_t len,
+	    uint64_t off)
+{
+	ssize_t n;
+
+	if (w->len > 0 && off >= w->off && off - w->off <= w->len &&
+	    len <= w->len - (off - w->off)) {
+		memcpy(dst, w->data + (off - w->off), len);
+		return 0;
+	}
+	if (len > size)
+		return fd_pread_full(fd, dst, len, off) == (ssize_t)len ? 0 : -1;
+	if (w->data == NULL) {
+		w->data = xmalloc(size);
+		w->size = size;
+	}
+	w->off = align ? off - off % size : off;
+	w->len = 0;
+	n = fd_pread_full(fd, w->data, size, w->off);
+	if (n <= 0)
+		return -1;
+	w->len = (size_t)n;
+	if (off - w->off > w->len || len > w->len - (off - w->off))
+		return -1;
+	memcpy(dst, w->data + (off - w->off), len);
+	return 0;
+}
+
+static void
+cache_drop_windows(struct mcache *cache)
+{
+	cache->slots.len = 0;
+	cache->records.len = 0;
+}
+
 static void
 cache_close_files(struct mcache *cache)
 {
@@ -266,6 +331,7 @@ cache_close_files(struct mcache *cache)
 		close(cache->idx_fd);
 	cache->fd = cache->idx_fd = -1;
 	cache->hdr_valid = false;
+	cache_drop_windows(cache);
 }
 
 void
@@ -279,6 +345,8 @@ mcache_close(struct mcache **_cache)
 		cache->compacting->cache = NULL;
 	cache_close_files(cache);
 	buf_free(&cache->rec);
+	free(cache->slots.data);
+	free(cache->records.data);
 	free(cache->path);
 	free(cache->idx_path);
 	free(cache);
@@ -335,7 +403,7 @@ cache_read_header(struct mcache *cache)
 	cache->hdr_valid = false;
 	if (fd_pread_full(cache->idx_fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
 	    get32(hdr) != MCACHE_IDX_MAGIC || get32(hdr + 4) != MCACHE_VERSION ||
-	    get32(hdr + 28) != crc32_update(0, hdr, 28))
+	    get32(hdr + 28) != check32(hdr, 28))
 		return -1;
 	cache->uidvalidity = get32(hdr + 8);
 	cache->base_uid = get32(hdr + 12);
@@ -349,6 +417,7 @@ cache_reset(struct mcache *cache, uint32_t uidvalidity, uint32_t base_uid)
 {
 	unsigned char hdr[MCACHE_HDR_SIZE];
 
+	cache_drop_windows(cache);
 	if (ftruncate(cache->idx_fd, 0) < 0 || ftruncate(cache->fd, 0) < 0)
 		return -1;
 	header_encode(hdr, MCACHE_DATA_MAGIC, uidvalidity, base_uid);
@@ -385,8 +454,15 @@ mcache_lookup(struct mcache *cache, struct mcache_walk *walk, uint32_t uidvalidi
 	if (cache->uidvalidity != uidvalidity || uid < cache->base_uid)
 		goto miss;
 	off = MCACHE_HDR_SIZE + (uint64_t)(uid - cache->base_uid) * MCACHE_SLOT_SIZE;
-	if (fd_pread_full(cache->idx_fd, slot, sizeof(slot), off) != (ssize_t)sizeof(slot))
-		goto miss;
+	if (window_read(cache->idx_fd, &cache->slots, MCACHE_SLOT_WINDOW, true, slot,
+			sizeof(slot), off) < 0 ||
+	    !slot_decode(slot, uidvalidity, uid, &off, &len)) {
+		/* the window may be older than the slot: read it alone */
+		off = MCACHE_HDR_SIZE + (uint64_t)(uid - cache->base_uid) * MCACHE_SLOT_SIZE;
+		cache->slots.len = 0;
+		if (fd_pread_full(cache->idx_fd, slot, sizeof(slot), off) != (ssize_t)sizeof(slot))
+			goto miss;
+	}
 	if (!slot_decode(slot, uidvalidity, uid, &off, &len)) {
 		static const unsigned char zero[MCACHE_SLOT_SIZE];
 
@@ -400,11 +476,18 @@ mcache_lookup(struct mcache *cache, struct mcache_walk *walk, uint32_t uidvalidi
 	}
 	buf_reset(&cache->rec);
 	buf_reserve(&cache->rec, len);
-	if (fd_pread_full(cache->fd, cache->rec.data, len, off) != (ssize_t)len)
-		goto bad;
 	cache->rec.len = len;
-	if (!record_decode(&cache->rec, uidvalidity, uid, entry_r))
-		goto bad;
+	if (window_read(cache->fd, &cache->records, MCACHE_DATA_WINDOW, false, cache->rec.data, len,
+			off) < 0 ||
+	    !record_decode(&cache->rec, uidvalidity, uid, entry_r)) {
+		/* the window may hold a record that was still being
+		   written: read it alone */
+		cache_drop_windows(cache);
+		if (fd_pread_full(cache->fd, cache->rec.data, len, off) != (ssize_t)len)
+			goto bad;
+		if (!record_decode(&cache->rec, uidvalidity, uid, entry_r))
+			goto bad;
+	}
 	cache->stats.hits++;
 	if (walk != NULL) {
 		walk->live_bytes += len;
@@ -469,6 +552,7 @@ mcache_store(struct mcache *cache, struct mcache_walk *walk, uint32_t uidvalidit
 	if (cache->fd >= 0) {
 		if (cache_append_locked(cache, uidvalidity, low_uid, uid, &rec) == 0)
 			cache->stats.stores++;
+		cache_drop_windows(cache);
 		(void)flock(cache->fd, LOCK_UN);
 	}
 out:
@@ -486,6 +570,7 @@ mcache_walk_begin(struct mcache *cache, uint32_t uidvalidity)
 	walk->uidvalidity = uidvalidity;
 	walk->tmp_fd = walk->tmp_idx_fd = -1;
 	cache_check_replaced(cache);
+	cache_drop_windows(cache);
 	if (cache->compact_wanted && cache->compacting == NULL && cache->path != NULL) {
 		walk->tmp_path = xasprintf("%s.%ld.tmp", cache->path, (long)getpid());
 		walk->tmp_idx_path = xasprintf("%s.idx.%ld.tmp", cache->path, (long)getpid());
