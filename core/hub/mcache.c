@@ -97,23 +97,38 @@ struct mcache_walk {
 static uint32_t
 check32(const void *data, size_t len)
 {
+	const uint64_t m = 0xc4ceb9fe1a85ec53ULL;
 	const unsigned char *p = data;
-	uint64_t h = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * 0xff51afd7ed558ccdULL), w;
+	uint64_t h[4] = { 0x9e3779b97f4a7c15ULL ^ ((uint64_t)len * 0xff51afd7ed558ccdULL),
+			  0x243f6a8885a308d3ULL, 0x13198a2e03707344ULL, 0xa4093822299f31d0ULL };
+	uint64_t w[4], x;
 
+	/* four independent lanes: the multiplies overlap */
+	while (len >= 32) {
+		memcpy(w, p, 32);
+		for (int i = 0; i < 4; i++) {
+			h[i] = (h[i] ^ w[i]) * m;
+			h[i] ^= h[i] >> 31;
+		}
+		p += 32;
+		len -= 32;
+	}
+	for (int i = 1; i < 4; i++)
+		h[0] = ((h[0] ^ h[i]) * m) ^ (h[i] >> 29);
 	while (len >= 8) {
-		memcpy(&w, p, 8);
-		h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
-		h ^= h >> 31;
+		memcpy(&x, p, 8);
+		h[0] = (h[0] ^ x) * m;
+		h[0] ^= h[0] >> 31;
 		p += 8;
 		len -= 8;
 	}
-	w = 0;
-	memcpy(&w, p, len);
-	h = (h ^ w ^ ((uint64_t)len << 56)) * 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 29;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 32;
-	return (uint32_t)h;
+	x = 0;
+	memcpy(&x, p, len);
+	h[0] = (h[0] ^ x ^ ((uint64_t)len << 56)) * m;
+	h[0] ^= h[0] >> 29;
+	h[0] *= 0xff51afd7ed558ccdULL;
+	h[0] ^= h[0] >> 32;
+	return (uint32_t)h[0];
 }
 
 static void
