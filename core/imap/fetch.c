@@ -563,7 +563,9 @@ write_literal(struct buf *out, const char *data, size_t len)
 {
 	char *p, *end;
 
-	buf_printf(out, "{%zu}\r\n", len);
+	buf_append_c(out, '{');
+	buf_append_u64(out, len);
+	buf_append_str(out, "}\r\n");
 	buf_append(out, data, len);
 	p = out->data + out->len - len;
 	end = out->data + out->len;
@@ -846,7 +848,8 @@ write_item(const struct fetch_item *item, struct write_ctx *ctx, struct buf *out
 		return;
 	switch (item->type) {
 	case FETCH_UID:
-		buf_printf(out, "UID %u", rec->uid);
+		buf_append_str(out, "UID ");
+		buf_append_u64(out, rec->uid);
 		break;
 	case FETCH_MODSEQ:
 		/* Mod-sequences are positive (RFC 7162 3.1). */
@@ -863,7 +866,8 @@ write_item(const struct fetch_item *item, struct write_ctx *ctx, struct buf *out
 		buf_append_c(out, '"');
 		break;
 	case FETCH_RFC822_SIZE:
-		buf_printf(out, "RFC822.SIZE %llu", (unsigned long long)rec->size);
+		buf_append_str(out, "RFC822.SIZE ");
+		buf_append_u64(out, rec->size);
 		break;
 	case FETCH_ENVELOPE:
 		buf_append_str(out, "ENVELOPE ");
@@ -919,9 +923,13 @@ fetch_write(const struct fetch_spec *spec, const struct fetch_msg *msg, struct b
 	};
 	bool first = true;
 
-	buf_printf(out, "* %u FETCH (", msg->seq);
+	/* (no printf: a listing writes these a million times) */
+	buf_append_str(out, "* ");
+	buf_append_u64(out, msg->seq);
+	buf_append_str(out, " FETCH (");
 	if (spec->add_uid) {
-		buf_printf(out, "UID %u", msg->rec->uid);
+		buf_append_str(out, "UID ");
+		buf_append_u64(out, msg->rec->uid);
 		first = false;
 	}
 	for (size_t i = 0; i < spec->count; i++) {
