@@ -91,7 +91,7 @@ assert_hit(struct mcache *mc, struct mcache_walk *walk, uint32_t uidv, uint32_t 
 	struct mcache_entry want, got;
 
 	entry_of(uid, bufs, &want);
-	if (mcache_lookup(mc, walk, uidv, uid, &got) != 1)
+	if (mcache_lookup(mc, walk, uidv, uid, MCACHE_FIELDS_ALL, &got) != 1)
 		fail_msg("uid %u not found", uid);
 	for (int f = 0; f < MCACHE_FIELD_COUNT; f++) {
 		if (want.data[f] == NULL) {
@@ -111,7 +111,7 @@ assert_miss(struct mcache *mc, uint32_t uidv, uint32_t uid)
 {
 	struct mcache_entry got;
 
-	assert_int_equal(mcache_lookup(mc, NULL, uidv, uid, &got), 0);
+	assert_int_equal(mcache_lookup(mc, NULL, uidv, uid, MCACHE_FIELDS_ALL, &got), 0);
 }
 
 static off_t
@@ -292,7 +292,7 @@ store_until_found(struct mcache *mc, uint32_t uid)
 
 	for (int tries = 0; tries < 100000; tries++) {
 		store_uid(mc, NULL, 7, uid);
-		if (mcache_lookup(mc, NULL, 7, uid, &e) == 1)
+		if (mcache_lookup(mc, NULL, 7, uid, MCACHE_FIELDS_ALL, &e) == 1)
 			return;
 		usleep(100);
 	}
@@ -387,7 +387,7 @@ test_compaction_by_walks(void **state)
 			assert_hit(mc, NULL, 7, uid);
 	}
 	assert_miss(mc, 7, 50);
-	assert_int_equal(mcache_lookup(mc, NULL, 7, 200, &e), 0);
+	assert_int_equal(mcache_lookup(mc, NULL, 7, 200, MCACHE_FIELDS_ALL, &e), 0);
 	/* no temporary file left */
 	{
 		char *cmd = xasprintf("test $(ls '%s' | wc -l) -eq 2", fx->dir);
@@ -495,7 +495,9 @@ test_fetch_from_cache_is_byte_identical(void **state)
 		struct fetch_msg m = { .seq = (uint32_t)i + 1, .rec = &recs[i], .state = &st };
 		struct buf got = BUF_INIT;
 
-		assert_int_equal(mcache_lookup(mc, NULL, 5, recs[i].uid, &e), 1);
+		assert_int_equal(mcache_lookup(mc, NULL, 5, recs[i].uid,
+					       fetch_spec_cache_fields(spec), &e),
+				 1);
 		assert_non_null(e.data[MCACHE_HEADER]);
 		m.cached = &e;
 		fetch_write(spec, &m, &got);

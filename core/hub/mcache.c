@@ -5,7 +5,7 @@
    - A record is written with one pwrite() at the end of "<path>" under
      flock(LOCK_EX) and only then is its slot written: a reader that sees
      a new slot before the record (another process, a crash in between)
-     reads a record that fails its CRC or names another UID: a miss.
+     reads a record that fails its checks or names another UID: a miss.
    - A slot carries a check over (offset, length, UID, UIDVALIDITY): a
      torn slot, or a slot read through another base UID, is a miss.
    - Dropping the cache (UIDVALIDITY changed, bad header) truncates both
@@ -32,11 +32,14 @@
 #define MCACHE_IDX_MAGIC 0x4943494dU   /* "MICI" */
 #define MCACHE_DATA_MAGIC 0x4443494dU  /* "MICD" */
 #define MCACHE_REC_MAGIC 0x5243494dU   /* "MICR" */
-#define MCACHE_VERSION 1U
+#define MCACHE_VERSION 2U
 #define MCACHE_HDR_SIZE 32
 #define MCACHE_SLOT_SIZE 16
-/* u32 magic, total length, uidvalidity, uid, field mask, lengths[4], crc */
-#define MCACHE_REC_HDR (4 * (5 + MCACHE_FIELD_COUNT + 1))
+/* u32 magic, total length, uidvalidity, uid, field mask, lengths[4],
+   checks[4] (one per field), the check of these header words */
+#define MCACHE_REC_HDR (4 * (5 + 2 * MCACHE_FIELD_COUNT + 1))
+#define MCACHE_REC_LENS 20
+#define MCACHE_REC_CHECKS (MCACHE_REC_LENS + 4 * MCACHE_FIELD_COUNT)
 /* Lookups between two checks that the files were not replaced. */
 #define MCACHE_RECHECK_LOOKUPS 512
 /* Read-ahead windows: the slots around a lookup's, the data after its
@@ -197,8 +200,9 @@ record_encode(struct buf *out, uint32_t uidvalidity, uint32_t uid,
 {
 	unsigned char hdr[MCACHE_REC_HDR];
 	size_t total = MCACHE_REC_HDR;
-	uint32_t mask = 0, crc;
+	uint32_t mask = 0;
 
+	memset(hdr, 0, sizeof(hdr));
 	for (int f = 0; f < MCACHE_FIELD_COUNT; f++) {
 		if (entry->data[f] == NULL)
 			continue;
@@ -206,6 +210,8 @@ record_encode(struct buf *out, uint32_t uidvalidity, uint32_t uid,
 			return 0;
 		mask |= 1U << f;
 		total += entry->len[f];
+		put32(hdr + MCACHE_REC_LENS + 4 * f, (uint32_t)entry->len[f]);
+		put32(hdr + MCACHE_REC_CHECKS + 4 * f, check32(entry->data[f], entry->len[f]));
 	}
 	if (total > MCACHE_RECORD_MAX)
 		return 0;
@@ -214,55 +220,46 @@ record_encode(struct buf *out, uint32_t uidvalidity, uint32_t uid,
 	put32(hdr + 8, uidvalidity);
 	put32(hdr + 12, uid);
 	put32(hdr + 16, mask);
-	for (int f = 0; f < MCACHE_FIELD_COUNT; f++)
-		put32(hdr + 20 + 4 * f, entry->data[f] != NULL ? (uint32_t)entry->len[f] : 0);
-	put32(hdr + MCACHE_REC_HDR - 4, 0);
+	put32(hdr + MCACHE_REC_HDR - 4, check32(hdr, MCACHE_REC_HDR - 4));
 	buf_reset(out);
 	buf_append(out, hdr, sizeof(hdr));
 	for (int f = 0; f < MCACHE_FIELD_COUNT; f++) {
 		if (entry->data[f] != NULL)
 			buf_append(out, entry->data[f], entry->len[f]);
 	}
-	/* the check covers the record with its own field as zeros */
-	crc = check32(out->data, out->len);
-	put32((unsigned char *)out->data + MCACHE_REC_HDR - 4, crc);
 	return total;
 }
 
-/* Verifies the record in rec[0..len) for (uidvalidity, uid) and points
-   entry_r into it. Returns true if it verifies. */
+/* Verifies the record p[0..len) for (uidvalidity, uid) and points
+   entry_r into it: the fields in the mask fields, each checked (the
+   others are left out unchecked: a listing checks what it sends).
+   Returns true if it verifies. */
 static bool
-record_decode(struct buf *rec, uint32_t uidvalidity, uint32_t uid,
-	      struct mcache_entry *entry_r)
+record_decode(const unsigned char *p, size_t len, uint32_t uidvalidity, uint32_t uid,
+	      unsigned fields, struct mcache_entry *entry_r)
 {
-	const unsigned char *p = (const unsigned char *)rec->data;
-	size_t len = rec->len, pos = MCACHE_REC_HDR;
-	uint32_t mask, crc;
-	bool ok;
+	size_t pos = MCACHE_REC_HDR;
+	uint32_t mask;
 
+	memset(entry_r, 0, sizeof(*entry_r));
 	if (len < MCACHE_REC_HDR || get32(p) != MCACHE_REC_MAGIC || get32(p + 4) != len ||
-	    get32(p + 8) != uidvalidity || get32(p + 12) != uid)
-		return false;
-	crc = get32(p + MCACHE_REC_HDR - 4);
-	put32((unsigned char *)rec->data + MCACHE_REC_HDR - 4, 0);
-	ok = check32(p, len) == crc;
-	/* as on the disk again (a compacting walk copies it) */
-	put32((unsigned char *)rec->data + MCACHE_REC_HDR - 4, crc);
-	if (!ok)
+	    get32(p + 8) != uidvalidity || get32(p + 12) != uid ||
+	    get32(p + MCACHE_REC_HDR - 4) != check32(p, MCACHE_REC_HDR - 4))
 		return false;
 	mask = get32(p + 16);
 	for (int f = 0; f < MCACHE_FIELD_COUNT; f++) {
-		size_t flen = get32(p + 20 + 4 * f);
+		size_t flen = get32(p + MCACHE_REC_LENS + 4 * f);
 
-		if ((mask & (1U << f)) == 0) {
-			entry_r->data[f] = NULL;
-			entry_r->len[f] = 0;
+		if ((mask & (1U << f)) == 0)
 			continue;
-		}
 		if (flen > len - pos)
 			return false;
-		entry_r->data[f] = (const char *)p + pos;
-		entry_r->len[f] = flen;
+		if ((fields & (1U << f)) != 0) {
+			if (check32(p + pos, flen) != get32(p + MCACHE_REC_CHECKS + 4 * f))
+				return false;
+			entry_r->data[f] = (const char *)p + pos;
+			entry_r->len[f] = flen;
+		}
 		pos += flen;
 	}
 	return pos == len;
@@ -298,35 +295,34 @@ mcache_open(const char *path)
 	return cache;
 }
 
-/* Reads len octets at off through w (size octets read ahead, from off
-   rounded down to size if align). Returns 0, or -1 if the file is
-   shorter. */
+/* Points *p_r at len octets at off, read through w (size octets read
+   ahead, from off rounded down to size if align). Returns 0, or -1 if
+   they are not all in the window (the file is shorter, or len is above
+   size). */
 static int
-window_read(int fd, struct mcache_window *w, size_t size, bool align, void *dst, size_t len,
-	    uint64_t off)
+window_get(int fd, struct mcache_window *w, size_t size, bool align, size_t len, uint64_t off,
+	   const unsigned char **p_r)
 {
 	ssize_t n;
 
-	if (w->len > 0 && off >= w->off && off - w->off <= w->len &&
-	    len <= w->len - (off - w->off)) {
-		memcpy(dst, w->data + (off - w->off), len);
-		return 0;
+	if (w->len == 0 || off < w->off || off - w->off > w->len ||
+	    len > w->len - (off - w->off)) {
+		if (len > size)
+			return -1;
+		if (w->data == NULL) {
+			w->data = xmalloc(size);
+			w->size = size;
+		}
+		w->off = align ? off - off % size : off;
+		w->len = 0;
+		n = fd_pread_full(fd, w->data, size, w->off);
+		if (n <= 0)
+			return -1;
+		w->len = (size_t)n;
+		if (off - w->off > w->len || len > w->len - (off - w->off))
+			return -1;
 	}
-	if (len > size)
-		return fd_pread_full(fd, dst, len, off) == (ssize_t)len ? 0 : -1;
-	if (w->data == NULL) {
-		w->data = xmalloc(size);
-		w->size = size;
-	}
-	w->off = align ? off - off % size : off;
-	w->len = 0;
-	n = fd_pread_full(fd, w->data, size, w->off);
-	if (n <= 0)
-		return -1;
-	w->len = (size_t)n;
-	if (off - w->off > w->len || len > w->len - (off - w->off))
-		return -1;
-	memcpy(dst, w->data + (off - w->off), len);
+	*p_r = (const unsigned char *)w->data + (off - w->off);
 	return 0;
 }
 
@@ -449,14 +445,17 @@ cache_reset(struct mcache *cache, uint32_t uidvalidity, uint32_t base_uid)
 
 /* --- lookups and stores ---------------------------------------------- */
 
-static void walk_copy(struct mcache_walk *walk, uint32_t uid, const struct buf *rec);
+static void walk_copy(struct mcache_walk *walk, uint32_t uid, const unsigned char *rec,
+		      size_t len);
 
 int
 mcache_lookup(struct mcache *cache, struct mcache_walk *walk, uint32_t uidvalidity,
-	      uint32_t uid, struct mcache_entry *entry_r)
+	      uint32_t uid, unsigned fields, struct mcache_entry *entry_r)
 {
+	static const unsigned char zero[MCACHE_SLOT_SIZE];
 	unsigned char slot[MCACHE_SLOT_SIZE];
-	uint64_t off;
+	const unsigned char *p;
+	uint64_t slot_off, off;
 	uint32_t len;
 
 	memset(entry_r, 0, sizeof(*entry_r));
@@ -468,45 +467,46 @@ mcache_lookup(struct mcache *cache, struct mcache_walk *walk, uint32_t uidvalidi
 		goto miss;
 	if (cache->uidvalidity != uidvalidity || uid < cache->base_uid)
 		goto miss;
-	off = MCACHE_HDR_SIZE + (uint64_t)(uid - cache->base_uid) * MCACHE_SLOT_SIZE;
-	if (window_read(cache->idx_fd, &cache->slots, MCACHE_SLOT_WINDOW, true, slot,
-			sizeof(slot), off) < 0 ||
-	    !slot_decode(slot, uidvalidity, uid, &off, &len)) {
-		/* the window may be older than the slot: read it alone */
-		off = MCACHE_HDR_SIZE + (uint64_t)(uid - cache->base_uid) * MCACHE_SLOT_SIZE;
-		cache->slots.len = 0;
-		if (fd_pread_full(cache->idx_fd, slot, sizeof(slot), off) != (ssize_t)sizeof(slot))
-			goto miss;
-	}
+	slot_off = MCACHE_HDR_SIZE + (uint64_t)(uid - cache->base_uid) * MCACHE_SLOT_SIZE;
+	if (window_get(cache->idx_fd, &cache->slots, MCACHE_SLOT_WINDOW, true, sizeof(slot),
+		       slot_off, &p) == 0)
+		memcpy(slot, p, sizeof(slot));
+	else
+		memset(slot, 0, sizeof(slot));
 	if (!slot_decode(slot, uidvalidity, uid, &off, &len)) {
-		static const unsigned char zero[MCACHE_SLOT_SIZE];
-
-		if (memcmp(slot, zero, sizeof(zero)) != 0) {
-			/* torn, damaged, or written through another base:
-			   read the header again next time */
-			cache->stats.bad_records++;
-			cache->hdr_valid = false;
+		/* the window may be older than the slot: read it alone */
+		cache->slots.len = 0;
+		if (fd_pread_full(cache->idx_fd, slot, sizeof(slot), slot_off) !=
+		    (ssize_t)sizeof(slot))
+			goto miss;
+		if (!slot_decode(slot, uidvalidity, uid, &off, &len)) {
+			if (memcmp(slot, zero, sizeof(zero)) != 0) {
+				/* torn, damaged, or written through another
+				   base: read the header again next time */
+				cache->stats.bad_records++;
+				cache->hdr_valid = false;
+			}
+			goto miss;
 		}
-		goto miss;
 	}
-	buf_reset(&cache->rec);
-	buf_reserve(&cache->rec, len);
-	cache->rec.len = len;
-	if (window_read(cache->fd, &cache->records, MCACHE_DATA_WINDOW, false, cache->rec.data, len,
-			off) < 0 ||
-	    !record_decode(&cache->rec, uidvalidity, uid, entry_r)) {
-		/* the window may hold a record that was still being
-		   written: read it alone */
+	if (window_get(cache->fd, &cache->records, MCACHE_DATA_WINDOW, false, len, off, &p) < 0 ||
+	    !record_decode(p, len, uidvalidity, uid, fields, entry_r)) {
+		/* not in the window, or the window holds a record that was
+		   still being written: read it alone */
 		cache_drop_windows(cache);
+		buf_reset(&cache->rec);
+		buf_reserve(&cache->rec, len);
 		if (fd_pread_full(cache->fd, cache->rec.data, len, off) != (ssize_t)len)
 			goto bad;
-		if (!record_decode(&cache->rec, uidvalidity, uid, entry_r))
+		cache->rec.len = len;
+		p = (const unsigned char *)cache->rec.data;
+		if (!record_decode(p, len, uidvalidity, uid, fields, entry_r))
 			goto bad;
 	}
 	cache->stats.hits++;
 	if (walk != NULL) {
 		walk->live_bytes += len;
-		walk_copy(walk, uid, &cache->rec);
+		walk_copy(walk, uid, p, len);
 	}
 	return 1;
 bad:
@@ -555,7 +555,7 @@ mcache_store(struct mcache *cache, struct mcache_walk *walk, uint32_t uidvalidit
 		goto out;
 	if (walk != NULL) {
 		walk->live_bytes += rec.len;
-		walk_copy(walk, uid, &rec);
+		walk_copy(walk, uid, (const unsigned char *)rec.data, rec.len);
 	}
 	cache_check_replaced(cache);
 	if (cache_files(cache, true) < 0)
@@ -602,7 +602,7 @@ mcache_walk_begin(struct mcache *cache, uint32_t uidvalidity)
 /* During a compacting walk: copies the verified record rec of uid to the
    new files (the first UID copied is their base). */
 static void
-walk_copy(struct mcache_walk *walk, uint32_t uid, const struct buf *rec)
+walk_copy(struct mcache_walk *walk, uint32_t uid, const unsigned char *rec, size_t len)
 {
 	unsigned char hdr[MCACHE_HDR_SIZE], slot[MCACHE_SLOT_SIZE];
 
@@ -620,14 +620,14 @@ walk_copy(struct mcache_walk *walk, uint32_t uid, const struct buf *rec)
 	}
 	if (uid < walk->tmp_base)
 		goto fail;
-	if (fd_pwrite_full(walk->tmp_fd, rec->data, rec->len, walk->tmp_size) < 0)
+	if (fd_pwrite_full(walk->tmp_fd, rec, len, walk->tmp_size) < 0)
 		goto fail;
-	slot_encode(slot, walk->tmp_size, (uint32_t)rec->len, walk->uidvalidity, uid);
+	slot_encode(slot, walk->tmp_size, (uint32_t)len, walk->uidvalidity, uid);
 	if (fd_pwrite_full(walk->tmp_idx_fd, slot, sizeof(slot),
 			   MCACHE_HDR_SIZE + (uint64_t)(uid - walk->tmp_base) * MCACHE_SLOT_SIZE) <
 	    0)
 		goto fail;
-	walk->tmp_size += rec->len;
+	walk->tmp_size += len;
 	return;
 fail:
 	walk->compact_failed = true;

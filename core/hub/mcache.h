@@ -11,7 +11,7 @@
    On the disk, two files next to the backend's side data (the path comes
    from the backend's cache_path(), see storage.h):
    - "<path>": append-only records; each carries its UIDVALIDITY, UID,
-     length and a CRC-32 over everything, so a torn or damaged record is
+     length and checks over its header and each field, so a torn or damaged record is
      seen and ignored (the caller recomputes the entry);
    - "<path>.idx": a 32-octet header (magic, UIDVALIDITY, lowest UID),
      then one 16-octet slot per UID (offset, length, check), written in
@@ -69,11 +69,16 @@ struct mcache_walk;
 struct mcache *mcache_open(const char *path);
 void mcache_close(struct mcache **cache);
 
+/* Every field, for mcache_lookup(). */
+#define MCACHE_FIELDS_ALL ((1U << MCACHE_FIELD_COUNT) - 1)
+
 /* Looks up (uidvalidity, uid). Returns 1 with *entry_r pointing into the
-   cache's buffer (valid until the next call on cache), 0 if absent or if
-   what is on the disk does not verify. walk may be NULL. */
+   cache's buffers (valid until the next call on cache), 0 if absent or if
+   what is on the disk does not verify. Only the fields whose bit
+   (1 << enum mcache_field) is in fields are checked and returned; the
+   rest are NULL. walk may be NULL. */
 int mcache_lookup(struct mcache *cache, struct mcache_walk *walk, uint32_t uidvalidity,
-		  uint32_t uid, struct mcache_entry *entry_r);
+		  uint32_t uid, unsigned fields, struct mcache_entry *entry_r);
 /* Stores entry for (uidvalidity, uid). low_uid is the mailbox's lowest
    UID (slots start there when the files are (re)created). A cache of
    another UIDVALIDITY is dropped first. Errors (lock taken, disk full)

@@ -25,6 +25,7 @@ struct fetch_job {
 	   looked up before reading when it answers every item (lookup). A
 	   FETCH of every message walks it (walk: see mcache.h). */
 	bool use_cache, lookup, need_header;
+	unsigned cache_fields;
 	struct mcache_walk *walk;
 	bool walk_broken;
 	struct buf cache_bufs[3];
@@ -57,7 +58,8 @@ fetch_message(struct fetch_job *job, struct client *c, const struct mbox_state *
 	bool store = mc != NULL;
 	enum storage_error err;
 
-	if (mc != NULL && mcache_lookup(mc, job->walk, st->uidvalidity, rec->uid, ent) > 0) {
+	if (mc != NULL && mcache_lookup(mc, job->walk, st->uidvalidity, rec->uid, job->cache_fields,
+				    ent) > 0) {
 		/* a header above the cap is never cached: do not store again */
 		store = false;
 		if (job->lookup && (!job->need_header || ent->data[MCACHE_HEADER] != NULL)) {
@@ -231,6 +233,7 @@ cmd_fetch(struct client_command *cmd)
 	job->use_cache = fetch_spec_uses_cache(spec);
 	job->lookup = job->use_cache && fetch_spec_cache_answers(spec);
 	job->need_header = fetch_spec_cache_needs_header(spec);
+	job->cache_fields = fetch_spec_cache_fields(spec);
 	if (job->lookup && !changedsince_given && count > 0 &&
 	    count == mailbox_state(c->mbox)->count)
 		job->walk = mcache_walk_begin(mailbox_mcache(c->mbox),

@@ -545,11 +545,27 @@ fetch_spec_cache_answers(const struct fetch_spec *spec)
 bool
 fetch_spec_cache_needs_header(const struct fetch_spec *spec)
 {
+	return (fetch_spec_cache_fields(spec) & (1U << MCACHE_HEADER)) != 0;
+}
+
+unsigned
+fetch_spec_cache_fields(const struct fetch_spec *spec)
+{
+	unsigned fields = 0;
+
 	for (size_t i = 0; i < spec->count; i++) {
-		if (item_is_own_header(&spec->items[i]))
-			return true;
+		const struct fetch_item *item = &spec->items[i];
+
+		if (item->type == FETCH_ENVELOPE)
+			fields |= 1U << MCACHE_ENVELOPE;
+		else if (item->type == FETCH_BODY)
+			fields |= 1U << MCACHE_BODY;
+		else if (item->type == FETCH_BODYSTRUCTURE)
+			fields |= 1U << MCACHE_BODYSTRUCTURE;
+		else if (item_is_own_header(item))
+			fields |= 1U << MCACHE_HEADER;
 	}
-	return false;
+	return fields;
 }
 
 /* --- writing --------------------------------------------------------- */
@@ -1021,7 +1037,8 @@ fetch_cache_copy(struct mcache *src_cache, const struct mbox_state *src_state,
 	struct mcache_entry entry;
 
 	if (state->count == 0 ||
-	    mcache_lookup(src_cache, NULL, src_state->uidvalidity, src_uid, &entry) <= 0)
+	    mcache_lookup(src_cache, NULL, src_state->uidvalidity, src_uid, MCACHE_FIELDS_ALL,
+			  &entry) <= 0)
 		return;
 	/* entry points into src_cache's buffer: a store into the same
 	   cache encodes it before anything reuses that buffer */

@@ -43,6 +43,8 @@ bool fetch_spec_uses_cache(const struct fetch_spec *spec);
    entry (one with the header if fetch_spec_cache_needs_header()). */
 bool fetch_spec_cache_answers(const struct fetch_spec *spec);
 bool fetch_spec_cache_needs_header(const struct fetch_spec *spec);
+/* The fields of an entry the items use, for mcache_lookup(). */
+unsigned fetch_spec_cache_fields(const struct fetch_spec *spec);
 
 struct fetch_msg {
 	uint32_t seq;
