@@ -78,6 +78,7 @@ struct storage_box {
 	bool inbox;
 	char *user_dir, *mail_path, *mail_tmp, *lock_path;
 	char *index_path, *index_tmp, *uidv_path;
+	char *cache_path;          /* the core's listing cache (storage.h) */
 
 	int fd;                    /* read fd of the mail file, -1 when absent */
 	/* What the index on disk says about the mail file; state matches it. */

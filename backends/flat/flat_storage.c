@@ -69,6 +69,37 @@ flat_index_path(struct storage *st, const char *user, const char *name)
 	return xasprintf("%s/%s/%s/%s.index", st->root, user, FLAT_IMAP_DIR, name);
 }
 
+/* The listing cache of the core (storage.h cache_path), next to the
+   index: "<name>.cache" and "<name>.cache.idx". */
+static char *
+flat_cache_path_of(struct storage *st, const char *user, const char *name)
+{
+	return xasprintf("%s/%s/%s/%s.cache", st->root, user, FLAT_IMAP_DIR, name);
+}
+
+/* Moves (newname not NULL) or removes the cache files of oldname. */
+static void
+flat_cache_move(struct storage *st, const char *udir, const char *user, const char *oldname,
+		const char *newname)
+{
+	for (unsigned i = 0; i < 2; i++) {
+		const char *ext = i == 0 ? "" : ".idx";
+		char *base = flat_cache_path_of(st, user, oldname);
+		char *from = xasprintf("%s%s", base, ext), *to = NULL;
+
+		if (newname != NULL) {
+			free(base);
+			base = flat_cache_path_of(st, user, newname);
+			to = xasprintf("%s%s", base, ext);
+		}
+		if (to == NULL || fs_rename_beneath(udir, from, to) < 0)
+			(void)fs_unlink_beneath(udir, from);
+		free(base);
+		free(from);
+		free(to);
+	}
+}
+
 /* Checks user and name before they go near a path. */
 static int
 flat_check_names(const char *user, const char *name, enum storage_error *err_r, char **error_r)
@@ -127,6 +158,7 @@ flat_box_free(struct storage_box *box)
 	free(box->index_path);
 	free(box->index_tmp);
 	free(box->uidv_path);
+	free(box->cache_path);
 	free(box);
 }
 
@@ -144,6 +176,7 @@ flat_box_new(struct storage *st, const char *user, const char *name)
 	box->index_path = flat_index_path(st, user, name);
 	box->index_tmp = xasprintf("%s.tmp", box->index_path);
 	box->uidv_path = xasprintf("%s/%s/uidvalidity", box->user_dir, FLAT_IMAP_DIR);
+	box->cache_path = flat_cache_path_of(st, user, name);
 	box->fd = -1;
 	box->index_fd = -1;
 	box->lock_fd = -1;
@@ -192,6 +225,12 @@ flat_watch_paths(struct storage_box *box, struct strlist *paths_r)
 	strlist_add(paths_r, box->mail_path);
 	/* Its removal tells that a writer that made sync() wait is done. */
 	strlist_add(paths_r, box->lock_path);
+}
+
+static char *
+flat_cache_path(struct storage_box *box)
+{
+	return xstrdup(box->cache_path);
 }
 
 static void
@@ -323,6 +362,7 @@ flat_delete(struct storage *st, const char *user, const char *name, enum storage
 	index = flat_index_path(st, user, name);
 	(void)fs_unlink_beneath(udir, index);
 	free(index);
+	flat_cache_move(st, udir, user, name, NULL);
 	free(udir);
 	free(path);
 	return 0;
@@ -390,10 +430,13 @@ flat_rename(struct storage *st, const char *user, const char *oldname, const cha
 	}
 	/* The index follows; without it the new name starts a new
 	   UIDVALIDITY, which is allowed. */
-	if (mkdir_parents(udir, newidx) == 0)
+	if (mkdir_parents(udir, newidx) == 0) {
 		(void)fs_rename_beneath(udir, oldidx, newidx);
-	else
+		flat_cache_move(st, udir, user, oldname, newname);
+	} else {
 		(void)fs_unlink_beneath(udir, oldidx);
+		flat_cache_move(st, udir, user, oldname, NULL);
+	}
 	if (!inbox) {
 		/* Inferiors move too (RFC 3501 RENAME); INBOX's stay. */
 		olddir = xasprintf("%s/%s/%s", st->root, user, oldname);
@@ -493,4 +536,5 @@ const struct storage_backend storage_backend_flat = {
 	.flags_changed = flat_flags_changed,
 	.expunge = flat_expunge,
 	.watch_paths = flat_watch_paths,
+	.cache_path = flat_cache_path,
 };

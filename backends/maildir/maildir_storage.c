@@ -242,6 +242,14 @@ md_watch_paths(struct storage_box *box, struct strlist *paths_r)
 	strlist_add(paths_r, box->cur_dir);
 }
 
+/* The core's listing cache lives in the folder: it goes with the
+   folder on delete and rename. */
+static char *
+md_cache_path(struct storage_box *box)
+{
+	return xasprintf("%s/imapserver.cache", box->dir);
+}
+
 static int
 md_set_uids(struct storage_box *box, struct mbox_state *state, uint32_t uidvalidity,
 	    uint32_t uidnext, enum storage_error *err_r, char **error_r)
@@ -665,4 +673,5 @@ const struct storage_backend storage_backend_maildir = {
 	.expunge = md_expunge,
 	.watch_paths = md_watch_paths,
 	.set_uids = md_set_uids,
+	.cache_path = md_cache_path,
 };

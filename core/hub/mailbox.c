@@ -1,6 +1,7 @@
 /* mailbox.c: the mailbox hub (see mailbox.h). */
 #include "mailbox.h"
 #include "log.h"
+#include "mcache.h"
 #include "mime.h"
 #include "seqset.h"
 #include "watch.h"
@@ -39,6 +40,8 @@ struct mailbox {
 	struct expunge_entry *expunged;
 	size_t expunged_count, expunged_alloc;
 	uint64_t expunge_known_from;
+	/* The listing cache, opened at first use (mailbox_mcache()). */
+	struct mcache *mcache;
 };
 
 /* Parsed message structures kept for BODYSTRUCTURE. */
@@ -111,6 +114,7 @@ mailbox_destroy(struct mailbox *mbox)
 		mbox->next->prev = mbox->prev;
 	/* A later mailbox at the same address must not find our trees. */
 	mime_cache_forget(hub->mime_cache, mbox);
+	mcache_close(&mbox->mcache);
 	mailbox_watch_stop(mbox);
 	hub->storage.backend->close(&mbox->box);
 	mbox_state_deinit(&mbox->state);
@@ -514,6 +518,19 @@ bool
 mbox_view_is_recent(const struct mbox_view *view, uint32_t uid)
 {
 	return u32_sorted_contains(view->recent_uids, view->recent_count, uid);
+}
+
+struct mcache *
+mailbox_mcache(struct mailbox *mbox)
+{
+	if (mbox->mcache == NULL) {
+		char *(*cache_path)(struct storage_box *) = mbox->hub->storage.backend->cache_path;
+		char *path = cache_path != NULL ? cache_path(mbox->box) : NULL;
+
+		mbox->mcache = mcache_open(path);
+		free(path);
+	}
+	return mbox->mcache;
 }
 
 int

@@ -68,6 +68,11 @@ bool mailbox_is_used(const struct mailbox *mbox);
 void hub_forget(struct hub *hub, const char *user, const char *name);
 /* The shared state of mbox: its messages, UIDs, flags and modseqs. */
 struct mbox_state *mailbox_state(struct mailbox *mbox);
+struct mcache;
+/* The listing cache of mbox (mcache.h), opened at the first call (reads
+   nothing); owned by mbox. Without a backend cache_path() it holds
+   nothing. */
+struct mcache *mailbox_mcache(struct mailbox *mbox);
 
 /* Picks up changes made on disk by other processes. If any, notifies
    the views. Returns 0, or -1 on a storage error (logged) with its kind

@@ -176,6 +176,12 @@ struct storage_backend {
 	   Persisted before returning. */
 	int (*set_uids)(struct storage_box *box, struct mbox_state *state, uint32_t uidvalidity,
 			uint32_t uidnext, enum storage_error *err_r, char **error_r);
+	/* Optional (NULL: no persistent listing cache): where the core keeps
+	   box's listing cache (core/hub/mcache.h), as a malloc'ed path of
+	   the backend's side data; the core adds files "<path>" and
+	   "<path>.idx". delete() removes them and rename() moves them (or
+	   removes them) with the mailbox. */
+	char *(*cache_path)(struct storage_box *box);
 };
 
 /* Core wrappers: the only way protocol code reaches a backend. They bound

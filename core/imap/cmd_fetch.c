@@ -3,6 +3,7 @@
 #include "imap_cmd.h"
 #include "imap_client.h"
 #include "fetch.h"
+#include "mcache.h"
 #include "seqset.h"
 
 #include <stdlib.h>
@@ -20,6 +21,14 @@ struct fetch_job {
 	bool changedsince_given;
 	uint64_t changedsince;
 	struct buf msg;
+	/* The listing cache: used when some item can use it (use_cache),
+	   looked up before reading when it answers every item (lookup). A
+	   FETCH of every message walks it (walk: see mcache.h). */
+	bool use_cache, lookup, need_header;
+	unsigned cache_fields;
+	struct mcache_walk *walk;
+	bool walk_broken;
+	struct buf cache_bufs[3];
 };
 
 static void
@@ -27,10 +36,56 @@ fetch_job_free(void *context)
 {
 	struct fetch_job *job = context;
 
+	mcache_walk_end(&job->walk, job->pos == job->count && !job->walk_broken);
 	fetch_spec_free(&job->spec);
 	free(job->seqs);
 	buf_free(&job->msg);
+	for (size_t i = 0; i < N_ELEMENTS(job->cache_bufs); i++)
+		buf_free(&job->cache_bufs[i]);
 	free(job);
+}
+
+/* Sets fm's message, or its listing cache entry *ent (fm->cached) when
+   that answers every item. A message read is cached when some item can
+   use it. Returns 0, or -1 if the message could not be read (noted in
+   job). */
+static int
+fetch_message(struct fetch_job *job, struct client *c, const struct mbox_state *st,
+	      size_t idx, struct fetch_msg *fm, struct mcache_entry *ent)
+{
+	const struct mail_rec *rec = &st->mails[idx];
+	struct mcache *mc = job->use_cache ? mailbox_mcache(c->mbox) : NULL;
+	bool store = mc != NULL;
+	enum storage_error err;
+
+	if (mc != NULL && mcache_lookup(mc, job->walk, st->uidvalidity, rec->uid, job->cache_fields,
+				    ent) > 0) {
+		/* a header above the cap is never cached: do not store again */
+		store = false;
+		if (job->lookup && (!job->need_header || ent->data[MCACHE_HEADER] != NULL)) {
+			fm->cached = ent;
+			return 0;
+		}
+	}
+	buf_reset(&job->msg);
+	if (mailbox_read(c->mbox, rec, &job->msg, &err, c->sid) < 0) {
+		/* gone from the disk: expunged by another process, as for
+		   a number the view lost */
+		if (err == STORAGE_ERR_NOT_FOUND)
+			job->expunged_seen = true;
+		else if (job->error == STORAGE_ERR_NONE)
+			job->error = err;
+		return -1;
+	}
+	fm->data = job->msg.data != NULL ? job->msg.data : "";
+	fm->len = job->msg.len;
+	if (store) {
+		fm->rec = rec;
+		fetch_cache_entry(fm, job->cache_bufs, ent);
+		mcache_store(mc, job->walk, st->uidvalidity, st->mails[0].uid, rec->uid, ent);
+		fm->cached = ent;
+	}
+	return 0;
 }
 
 /* Writes FETCH answers until the output reaches the high-water mark.
@@ -44,13 +99,13 @@ fetch_continue(struct client_command *cmd)
 	struct mbox_state *st = mailbox_state(c->mbox);
 	bool needs_msg = fetch_spec_needs_message(job->spec);
 	bool sets_seen = fetch_spec_sets_seen(job->spec) && !c->view->readonly;
-	bool read_failed = false;
 	enum storage_error err;
 
 	while (job->pos < job->count && client_out_pending(c) < CLIENT_OUT_HIGH_WATER) {
 		uint32_t seq = job->seqs[job->pos++];
 		ssize_t idx = mbox_view_index(c->view, seq);
 		struct fetch_msg fm;
+		struct mcache_entry ent;
 
 		if (idx < 0) {
 			/* Expunged by another session. By UID it is simply not
@@ -60,27 +115,19 @@ fetch_continue(struct client_command *cmd)
 				job->expunged_seen = true;
 			continue;
 		}
-		if (job->changedsince_given && st->mails[idx].modseq <= job->changedsince)
+		if (job->changedsince_given && st->mails[idx].modseq <= job->changedsince) {
+			job->walk_broken = true;
 			continue;
+		}
 		i_zero(&fm);
 		fm.cache = hub_mime_cache(c->gen->hub);
 		fm.cache_owner = c->mbox;
 		fm.seq = seq;
 		fm.state = st;
 		fm.recent = mbox_view_is_recent(c->view, st->mails[idx].uid);
-		if (needs_msg) {
-			buf_reset(&job->msg);
-			if (mailbox_read(c->mbox, &st->mails[idx], &job->msg, &err, c->sid) < 0) {
-				/* gone from the disk: expunged by another
-				   process, as for a number the view lost */
-				if (err == STORAGE_ERR_NOT_FOUND)
-					read_failed = true;
-				else if (job->error == STORAGE_ERR_NONE)
-					job->error = err;
-				continue;
-			}
-			fm.data = job->msg.data != NULL ? job->msg.data : "";
-			fm.len = job->msg.len;
+		if (needs_msg && fetch_message(job, c, st, (size_t)idx, &fm, &ent) < 0) {
+			job->walk_broken = true;
+			continue;
 		}
 		if (sets_seen && (st->mails[idx].flags & MAIL_SEEN) == 0) {
 			if (mailbox_set_flags(c->mbox, c->view, (size_t)idx,
@@ -95,8 +142,6 @@ fetch_continue(struct client_command *cmd)
 		fm.rec = &st->mails[idx];
 		fetch_write(job->spec, &fm, client_outbuf(c));
 	}
-	if (read_failed)
-		job->expunged_seen = true;
 	if (job->pos < job->count)
 		return false;
 	if (job->flags_changed)
@@ -185,6 +230,14 @@ cmd_fetch(struct client_command *cmd)
 	job->spec = spec;
 	job->seqs = seqs;
 	job->count = count;
+	job->use_cache = fetch_spec_uses_cache(spec);
+	job->lookup = job->use_cache && fetch_spec_cache_answers(spec);
+	job->need_header = fetch_spec_cache_needs_header(spec);
+	job->cache_fields = fetch_spec_cache_fields(spec);
+	if (job->lookup && !changedsince_given && count > 0 &&
+	    count == mailbox_state(c->mbox)->count)
+		job->walk = mcache_walk_begin(mailbox_mcache(c->mbox),
+					      mailbox_state(c->mbox)->uidvalidity);
 	cmd->context = job;
 	cmd->context_free = fetch_job_free;
 	if (fetch_continue(cmd))

@@ -4,6 +4,7 @@
 #include "imap_cmd.h"
 #include "imap_client.h"
 #include "imap_util.h"
+#include "fetch.h"
 #include "message.h"
 #include "seqset.h"
 
@@ -87,6 +88,12 @@ cmd_append(struct client_command *cmd)
 				  c->sid) < 0) {
 		cmd_no_storage(cmd, err);
 	} else {
+		const struct mbox_state *st = mailbox_state(mbox);
+		ssize_t idx = mbox_state_find(st, uid);
+
+		if (idx >= 0)
+			fetch_cache_stored(mailbox_mcache(mbox), st, &st->mails[idx], msg->str,
+					   msg->len);
 		mailbox_changed(mbox, c->view);
 		cmd_tagged(cmd, "OK [APPENDUID %u %u] Append completed.", mailbox_state(mbox)->uidvalidity,
 		       uid);
@@ -369,6 +376,8 @@ copy_messages(struct client *c, struct mailbox *dest, const uint32_t *seqs, size
 			ret = -1;
 			break;
 		}
+		fetch_cache_copy(mailbox_mcache(c->mbox), src, rec.uid, mailbox_mcache(dest), dst,
+				 uid);
 		seqset_add_range(src_uids, rec.uid, rec.uid);
 		seqset_add_range(dst_uids, uid, uid);
 		/* src may have moved if dest is the same mailbox. */

@@ -494,6 +494,80 @@ fetch_spec_has_flags(const struct fetch_spec *spec)
 	return spec_has(spec, FETCH_FLAGS);
 }
 
+/* True if item is answered from the message's header alone. */
+static bool
+item_is_own_header(const struct fetch_item *item)
+{
+	if (item->type == FETCH_RFC822_HEADER)
+		return true;
+	return item->type == FETCH_SECTION && item->part_count == 0 &&
+	       (item->kind == SECTION_HEADER || item->kind == SECTION_FIELDS ||
+		item->kind == SECTION_FIELDS_NOT);
+}
+
+bool
+fetch_spec_uses_cache(const struct fetch_spec *spec)
+{
+	for (size_t i = 0; i < spec->count; i++) {
+		const struct fetch_item *item = &spec->items[i];
+
+		if (item->type == FETCH_ENVELOPE || item->type == FETCH_BODY ||
+		    item->type == FETCH_BODYSTRUCTURE || item_is_own_header(item))
+			return true;
+	}
+	return false;
+}
+
+bool
+fetch_spec_cache_answers(const struct fetch_spec *spec)
+{
+	for (size_t i = 0; i < spec->count; i++) {
+		const struct fetch_item *item = &spec->items[i];
+
+		switch (item->type) {
+		case FETCH_MODSEQ:
+		case FETCH_UID:
+		case FETCH_FLAGS:
+		case FETCH_INTERNALDATE:
+		case FETCH_RFC822_SIZE:
+		case FETCH_ENVELOPE:
+		case FETCH_BODY:
+		case FETCH_BODYSTRUCTURE:
+			break;
+		default:
+			if (!item_is_own_header(item))
+				return false;
+		}
+	}
+	return true;
+}
+
+bool
+fetch_spec_cache_needs_header(const struct fetch_spec *spec)
+{
+	return (fetch_spec_cache_fields(spec) & (1U << MCACHE_HEADER)) != 0;
+}
+
+unsigned
+fetch_spec_cache_fields(const struct fetch_spec *spec)
+{
+	unsigned fields = 0;
+
+	for (size_t i = 0; i < spec->count; i++) {
+		const struct fetch_item *item = &spec->items[i];
+
+		if (item->type == FETCH_ENVELOPE)
+			fields |= 1U << MCACHE_ENVELOPE;
+		else if (item->type == FETCH_BODY)
+			fields |= 1U << MCACHE_BODY;
+		else if (item->type == FETCH_BODYSTRUCTURE)
+			fields |= 1U << MCACHE_BODYSTRUCTURE;
+		else if (item_is_own_header(item))
+			fields |= 1U << MCACHE_HEADER;
+	}
+	return fields;
+}
+
 /* --- writing --------------------------------------------------------- */
 
 /* A literal of data. RFC 3501 (4.3, 9: CHAR8) allows no NUL in a
@@ -505,7 +579,9 @@ write_literal(struct buf *out, const char *data, size_t len)
 {
 	char *p, *end;
 
-	buf_printf(out, "{%zu}\r\n", len);
+	buf_append_c(out, '{');
+	buf_append_u64(out, len);
+	buf_append_str(out, "}\r\n");
 	buf_append(out, data, len);
 	p = out->data + out->len - len;
 	end = out->data + out->len;
@@ -521,7 +597,18 @@ struct write_ctx {
 	size_t len;
 	const struct mime_message *tree;
 	struct mime_message *owned;           /* freed at the end when not cached */
+	const struct mcache_entry *cached;    /* NULL, or the listing cache entry */
 };
+
+/* The cached string of field f, or NULL. */
+static const char *
+ctx_cached(const struct write_ctx *ctx, enum mcache_field f, size_t *len_r)
+{
+	if (ctx->cached == NULL || ctx->cached->data[f] == NULL)
+		return NULL;
+	*len_r = ctx->cached->len[f];
+	return ctx->cached->data[f];
+}
 
 static const struct mime_message *
 ctx_tree(struct write_ctx *ctx)
@@ -683,9 +770,18 @@ section_data(const struct fetch_item *item, struct write_ctx *ctx, struct buf *t
 
 	*data_r = "";
 	*len_r = 0;
-	if (item->part_count == 0) {
+	if (item->part_count == 0 && item->kind != SECTION_ALL && item->kind != SECTION_TEXT &&
+	    (data = ctx_cached(ctx, MCACHE_HEADER, &len)) != NULL) {
+		/* the message's own header, from the listing cache */
+		found = 1;
+		slen = len;
+	} else if (item->part_count == 0) {
 		/* No tree needed for the message's own sections. */
-		size_t hdr_len = message_header_size(data, len);
+		size_t hdr_len;
+
+		data = ctx->data;
+		len = ctx->len;
+		hdr_len = message_header_size(data, len);
 
 		found = 1;
 		if (item->kind == SECTION_ALL) {
@@ -713,6 +809,45 @@ section_data(const struct fetch_item *item, struct write_ctx *ctx, struct buf *t
 	*len_r = slen;
 }
 
+/* Writes item from the listing cache entry if it holds it. Returns true
+   if it did. */
+static bool
+write_item_cached(const struct fetch_item *item, struct write_ctx *ctx, struct buf *out)
+{
+	static const char *const names[] = {
+		[MCACHE_ENVELOPE] = "ENVELOPE ", [MCACHE_BODY] = "BODY ",
+		[MCACHE_BODYSTRUCTURE] = "BODYSTRUCTURE ", [MCACHE_HEADER] = "RFC822.HEADER ",
+	};
+	enum mcache_field f;
+	const char *s;
+	size_t len;
+
+	switch (item->type) {
+	case FETCH_ENVELOPE:
+		f = MCACHE_ENVELOPE;
+		break;
+	case FETCH_BODY:
+		f = MCACHE_BODY;
+		break;
+	case FETCH_BODYSTRUCTURE:
+		f = MCACHE_BODYSTRUCTURE;
+		break;
+	case FETCH_RFC822_HEADER:
+		f = MCACHE_HEADER;
+		break;
+	default:
+		return false;
+	}
+	if ((s = ctx_cached(ctx, f, &len)) == NULL)
+		return false;
+	buf_append_str(out, names[f]);
+	if (f == MCACHE_HEADER)
+		write_literal(out, s, len);
+	else
+		buf_append(out, s, len);
+	return true;
+}
+
 static void
 write_item(const struct fetch_item *item, struct write_ctx *ctx, struct buf *out)
 {
@@ -725,9 +860,12 @@ write_item(const struct fetch_item *item, struct write_ctx *ctx, struct buf *out
 	const char *sdata;
 	size_t slen;
 
+	if (ctx->cached != NULL && write_item_cached(item, ctx, out))
+		return;
 	switch (item->type) {
 	case FETCH_UID:
-		buf_printf(out, "UID %u", rec->uid);
+		buf_append_str(out, "UID ");
+		buf_append_u64(out, rec->uid);
 		break;
 	case FETCH_MODSEQ:
 		/* Mod-sequences are positive (RFC 7162 3.1). */
@@ -744,7 +882,8 @@ write_item(const struct fetch_item *item, struct write_ctx *ctx, struct buf *out
 		buf_append_c(out, '"');
 		break;
 	case FETCH_RFC822_SIZE:
-		buf_printf(out, "RFC822.SIZE %llu", (unsigned long long)rec->size);
+		buf_append_str(out, "RFC822.SIZE ");
+		buf_append_u64(out, rec->size);
 		break;
 	case FETCH_ENVELOPE:
 		buf_append_str(out, "ENVELOPE ");
@@ -796,13 +935,17 @@ fetch_write(const struct fetch_spec *spec, const struct fetch_msg *msg, struct b
 {
 	struct write_ctx ctx = {
 		.msg = msg, .data = msg->data != NULL ? msg->data : "",
-		.len = msg->data != NULL ? msg->len : 0,
+		.len = msg->data != NULL ? msg->len : 0, .cached = msg->cached,
 	};
 	bool first = true;
 
-	buf_printf(out, "* %u FETCH (", msg->seq);
+	/* (no printf: a listing writes these a million times) */
+	buf_append_str(out, "* ");
+	buf_append_u64(out, msg->seq);
+	buf_append_str(out, " FETCH (");
 	if (spec->add_uid) {
-		buf_printf(out, "UID %u", msg->rec->uid);
+		buf_append_str(out, "UID ");
+		buf_append_u64(out, msg->rec->uid);
 		first = false;
 	}
 	for (size_t i = 0; i < spec->count; i++) {
@@ -826,4 +969,30 @@ fetch_write(const struct fetch_spec *spec, const struct fetch_msg *msg, struct b
 	}
 	buf_append_str(out, ")\r\n");
 	mime_message_free(&ctx.owned);
+}
+
+void
+fetch_cache_entry(const struct fetch_msg *msg, struct buf bufs[3], struct mcache_entry *entry_r)
+{
+	struct write_ctx ctx = { .msg = msg, .data = msg->data, .len = msg->len };
+	const struct mime_message *tree = ctx_tree(&ctx);
+	size_t hdr_len = message_header_size(msg->data, msg->len);
+
+	for (int i = 0; i < 3; i++)
+		buf_reset(&bufs[i]);
+	imap_envelope(msg->data, msg->len, &bufs[0]);
+	write_body_structure(&bufs[1], tree->root, msg->data, msg->len, false);
+	write_body_structure(&bufs[2], tree->root, msg->data, msg->len, true);
+	mime_message_free(&ctx.owned);
+	memset(entry_r, 0, sizeof(*entry_r));
+	entry_r->data[MCACHE_ENVELOPE] = bufs[0].data != NULL ? bufs[0].data : "";
+	entry_r->len[MCACHE_ENVELOPE] = bufs[0].len;
+	entry_r->data[MCACHE_BODY] = bufs[1].data != NULL ? bufs[1].data : "";
+	entry_r->len[MCACHE_BODY] = bufs[1].len;
+	entry_r->data[MCACHE_BODYSTRUCTURE] = bufs[2].data != NULL ? bufs[2].data : "";
+	entry_r->len[MCACHE_BODYSTRUCTURE] = bufs[2].len;
+	if (hdr_len <= MCACHE_HEADER_MAX) {
+		entry_r->data[MCACHE_HEADER] = msg->len > 0 ? msg->data : "";
+		entry_r->len[MCACHE_HEADER] = hdr_len;
+	}
 }

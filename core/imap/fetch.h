@@ -7,6 +7,7 @@
 #include "buf.h"
 #include "imap_parser.h"
 #include "storage.h"
+#include "mcache.h"
 
 struct fetch_spec;
 struct mime_cache;
@@ -33,6 +34,18 @@ bool fetch_spec_sets_seen(const struct fetch_spec *spec);
 /* True if FLAGS is among the items. */
 bool fetch_spec_has_flags(const struct fetch_spec *spec);
 
+/* The listing cache (mcache.h). An entry holds what these items need:
+   ENVELOPE, BODY, BODYSTRUCTURE, and the message's own header (for
+   RFC822.HEADER, BODY[HEADER], BODY[HEADER.FIELDS[.NOT] (...)]).
+   True if some item can use an entry (the message is worth caching). */
+bool fetch_spec_uses_cache(const struct fetch_spec *spec);
+/* True if every item that needs the message can be answered from an
+   entry (one with the header if fetch_spec_cache_needs_header()). */
+bool fetch_spec_cache_answers(const struct fetch_spec *spec);
+bool fetch_spec_cache_needs_header(const struct fetch_spec *spec);
+/* The fields of an entry the items use, for mcache_lookup(). */
+unsigned fetch_spec_cache_fields(const struct fetch_spec *spec);
+
 struct fetch_msg {
 	uint32_t seq;
 	const struct mail_rec *rec;
@@ -46,7 +59,29 @@ struct fetch_msg {
 	   (cache_owner, rec->uid) from cache (see mime.h). */
 	struct mime_cache *cache;
 	const void *cache_owner;
+	/* Optional: the message's listing cache entry. Items it answers are
+	   written from it (byte for byte what the message gives), the rest
+	   from data. With data NULL, only fetch_spec_cache_answers() items
+	   may be asked for. */
+	const struct mcache_entry *cached;
 };
+
+/* Computes the listing cache entry of msg (msg->data must be set) into
+   entry_r. Its strings point into bufs (reset first) and into msg->data:
+   valid while both are. The header is absent above MCACHE_HEADER_MAX. */
+void fetch_cache_entry(const struct fetch_msg *msg, struct buf bufs[3],
+		       struct mcache_entry *entry_r);
+/* Caches the message rec of state, just stored from data (APPEND): only
+   when data is the message as served (CR LF line ends, no NUL, the size
+   the backend reports), so that the entry is the one a FETCH would
+   compute. */
+void fetch_cache_stored(struct mcache *cache, const struct mbox_state *state,
+			const struct mail_rec *rec, const char *data, size_t len);
+/* Caches for (state, uid) the entry that src_cache holds for
+   (src_state, src_uid), if any (COPY, MOVE: no parse). */
+void fetch_cache_copy(struct mcache *src_cache, const struct mbox_state *src_state,
+		      uint32_t src_uid, struct mcache *cache, const struct mbox_state *state,
+		      uint32_t uid);
 
 /* Appends "* <seq> FETCH (...)\r\n" for msg. */
 void fetch_write(const struct fetch_spec *spec, const struct fetch_msg *msg, struct buf *out);
