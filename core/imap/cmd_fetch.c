@@ -88,9 +88,11 @@ fetch_message(struct fetch_job *job, struct client *c, const struct mbox_state *
 	return 0;
 }
 
-/* Writes FETCH answers until the output reaches the high-water mark.
-   Returns true when the command is complete (tagged answer queued),
-   false to be called again when output has drained. */
+/* Writes FETCH answers until the output reaches the high-water mark,
+   or, for items read from the messages, for about CLIENT_SLICE_MS (a
+   BODYSTRUCTURE of big messages not yet cached makes little output from
+   much work). Returns true when the command is complete (tagged answer
+   queued), false to be called again in a later pass of the loop. */
 static bool
 fetch_continue(struct client_command *cmd)
 {
@@ -100,8 +102,10 @@ fetch_continue(struct client_command *cmd)
 	bool needs_msg = fetch_spec_needs_message(job->spec);
 	bool sets_seen = fetch_spec_sets_seen(job->spec) && !c->view->readonly;
 	enum storage_error err;
+	int64_t end = mono_ms() + CLIENT_SLICE_MS;
 
-	while (job->pos < job->count && client_out_pending(c) < CLIENT_OUT_HIGH_WATER) {
+	while (job->pos < job->count && client_out_pending(c) < CLIENT_OUT_HIGH_WATER &&
+	       (!needs_msg || mono_ms() < end)) {
 		uint32_t seq = job->seqs[job->pos++];
 		ssize_t idx = mbox_view_index(c->view, seq);
 		struct fetch_msg fm;
