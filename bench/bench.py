@@ -24,6 +24,7 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import statistics
 import subprocess
 import sys
@@ -206,6 +207,17 @@ class Server:
         return pss_kb(self.proc.pid)
 
 
+def open_parent(path, mode):
+    """Lets other users through the folder above path (a mkdtemp folder
+    of ours, mode 0700). Never a shared folder such as /tmp itself (sticky
+    and open to all already): its mode is not ours to change."""
+    parent = os.path.dirname(os.path.abspath(path))
+    st = os.stat(parent)
+    if st.st_mode & stat.S_ISVTX or st.st_uid != os.geteuid():
+        return
+    os.chmod(parent, mode)
+
+
 class Ours(Server):
     name = "imapserver"
 
@@ -230,7 +242,7 @@ class Ours(Server):
         # through the one above it (mkdtemp's, root's, mode 0700).
         if server_group_line():
             give_to_server_user(tmp, self.conf)
-            os.chmod(os.path.dirname(tmp), 0o711)
+            open_parent(tmp, 0o711)
 
     def argv(self):
         return [self.binary, "-c", self.conf, "-f", str(self.port)]
@@ -247,7 +259,7 @@ class Dovecot(Server):
         super().__init__(tmp)
         # Dovecot's auth and login processes run as other users.
         os.chmod(tmp, 0o755)
-        os.chmod(os.path.dirname(tmp), 0o755)
+        open_parent(tmp, 0o755)
         for user, m in (("alice", msgs), ("bob", small)):
             write_mbox(os.path.join(tmp, "home", user, "mail", "inbox"), m)
         users = os.path.join(tmp, "dovecot.users")
