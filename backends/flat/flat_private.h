@@ -184,5 +184,14 @@ int flat_append(struct storage_box *box, struct mbox_state *state, const char *d
 /* flat_expunge.c */
 int flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
 		 size_t count, enum storage_error *err_r, char **error_r);
+/* The split expunge of storage.h (expunge_prepare, job_work, job_commit,
+   job_abort); flat_expunge() is the three in a row. */
+int flat_expunge_prepare(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
+			 size_t count, struct storage_job **job_r, enum storage_error *err_r,
+			 char **error_r);
+void flat_job_work(struct storage_job *job);
+int flat_job_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **job,
+		    enum storage_error *err_r, char **error_r);
+void flat_job_abort(struct storage_box *box, struct storage_job **job);
 
 #endif

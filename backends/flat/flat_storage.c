@@ -492,5 +492,9 @@ const struct storage_backend storage_backend_flat = {
 	.append = flat_append,
 	.flags_changed = flat_flags_changed,
 	.expunge = flat_expunge,
+	.expunge_prepare = flat_expunge_prepare,
+	.job_work = flat_job_work,
+	.job_commit = flat_job_commit,
+	.job_abort = flat_job_abort,
 	.watch_paths = flat_watch_paths,
 };

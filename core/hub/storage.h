@@ -105,6 +105,7 @@ struct storage_settings {
 
 struct storage;                /* a backend instance, from init() */
 struct storage_box;            /* one open mailbox of a backend */
+struct storage_job;            /* a heavy operation split for a worker thread */
 
 struct storage_backend {
 	const char *name;
@@ -176,6 +177,34 @@ struct storage_backend {
 	   Persisted before returning. */
 	int (*set_uids)(struct storage_box *box, struct mbox_state *state, uint32_t uidvalidity,
 			uint32_t uidnext, enum storage_error *err_r, char **error_r);
+
+	/* Optional (NULL: expunge() runs whole in the loop), for a backend
+	   whose expunge costs the size of the mailbox: expunge() in three
+	   steps, so that its bulk runs in a worker thread (core/io/job.h).
+	   expunge_prepare(), in the loop, takes what the work needs (the
+	   lock, which it keeps, and a copy of what it reads of state) into
+	   *job_r; *job_r NULL with 0 means there was nothing to do (state
+	   may have been brought in line). job_work() then runs once in a
+	   worker thread and touches nothing but the job (no box, no state,
+	   no log); it records its own failure for the commit. Then, in the
+	   loop, exactly one of: job_commit(), which makes the work the
+	   mailbox from state as it is then (flag changes made meanwhile are
+	   kept) and removes the messages from state, as expunge() does; or
+	   job_abort(), which undoes what the job started (temp files) and
+	   leaves the mailbox as it was. Both free the job, release the lock
+	   and set *job to NULL. Between prepare and commit/abort the core
+	   makes no other call on the box that could write it or take its
+	   lock (no append, flags_changed, expunge, sync, set_uids); read()
+	   and watch_paths() may be called and see the mailbox as before.
+	   A crash at any instant loses and duplicates nothing, as for
+	   expunge(). */
+	int (*expunge_prepare)(struct storage_box *box, struct mbox_state *state,
+			       const uint32_t *uids, size_t count, struct storage_job **job_r,
+			       enum storage_error *err_r, char **error_r);
+	void (*job_work)(struct storage_job *job);
+	int (*job_commit)(struct storage_box *box, struct mbox_state *state,
+			  struct storage_job **job, enum storage_error *err_r, char **error_r);
+	void (*job_abort)(struct storage_box *box, struct storage_job **job);
 };
 
 /* Core wrappers: the only way protocol code reaches a backend. They bound
