@@ -1,6 +1,6 @@
 /* mailbox.c: the mailbox hub (see mailbox.h). */
 #include "mailbox.h"
-#include "job.h"
+#include "mailbox_private.h"
 #include "log.h"
 #include "mime.h"
 #include "seqset.h"
@@ -16,71 +16,8 @@
    oldest half is forgotten (RFC 7162 5.3). */
 #define MAILBOX_EXPUNGE_LOG_MAX 65536
 
-struct expunge_entry {
-	uint32_t uid;
-	uint64_t modseq;
-};
-
-/* A session waiting for a busy mailbox. */
-struct mailbox_waiter {
-	struct mailbox *mbox;
-	void (*cb)(void *ctx);
-	void *ctx;
-	struct mailbox_waiter *prev, *next;
-};
-
-/* An expunge at work in a job: the mailbox is busy until its commit. */
-struct mailbox_op {
-	struct mailbox *mbox;      /* referenced until the op ends */
-	const struct storage_backend *backend;
-	struct storage_job *sjob;  /* the worker's until the job is done */
-	struct job *job;
-	uint32_t *list;            /* the UIDs to remove, ascending */
-	size_t count;
-	mailbox_done_func *done;   /* NULL once detached */
-	void *ctx;
-	char sid[32];
-};
-
-struct mailbox {
-	struct hub *hub;
-	char *user, *name;
-	struct storage_box *box;
-	struct mbox_state state;
-	unsigned refcount;
-	struct mbox_view *views;
-	/* While some session has it selected: the files other processes
-	   may change (one watch per mailbox, shared by its sessions). */
-	struct watch_entry **watches;
-	size_t watch_count;
-	struct mailbox *prev, *next;
-	/* Order in which unreferenced mailboxes were released. */
-	uint64_t released_at;
-	/* QRESYNC: every expunge with a modseq above expunge_known_from is
-	   in expunged[] (ascending modseq). Expunges before the mailbox was
-	   opened in this process are not known one by one. */
-	struct expunge_entry *expunged;
-	size_t expunged_count, expunged_alloc;
-	uint64_t expunge_known_from;
-	/* The job at work on the mailbox (busy), and who waits for it. */
-	struct mailbox_op *op;
-	struct mailbox_waiter *waiters, *waiters_tail;
-	/* Flag changes made while busy (a FETCH setting \Seen): in the
-	   state at once, written by the backend once the job is done. */
-	uint32_t *deferred_flags;
-	size_t deferred_count, deferred_alloc;
-};
-
 /* Parsed message structures kept for BODYSTRUCTURE. */
 #define HUB_MIME_CACHE_ENTRIES 256
-
-struct hub {
-	struct storage_ctx storage;
-	struct watch *watch;
-	struct mime_cache *mime_cache;
-	struct mailbox *mailboxes;
-	uint64_t release_clock;
-};
 
 struct hub *
 hub_new(const struct storage_ctx *storage, struct watch *watch)
@@ -139,20 +76,7 @@ mailbox_destroy(struct mailbox *mbox)
 		hub->mailboxes = mbox->next;
 	if (mbox->next != NULL)
 		mbox->next->prev = mbox->prev;
-	/* Only at hub_free(): a job holds a reference. Its work is waited
-	   for and undone; the sessions that waited are gone. */
-	if (mbox->op != NULL) {
-		job_cancel(&mbox->op->job);
-		hub->storage.backend->job_abort(mbox->box, &mbox->op->sjob);
-		free(mbox->op->list);
-		free(mbox->op);
-		mbox->op = NULL;
-	}
-	while (mbox->waiters != NULL) {
-		struct mailbox_waiter *w = mbox->waiters;
-		mbox->waiters = w->next;
-		free(w);
-	}
+	mailbox_jobs_free(mbox);
 	/* A later mailbox at the same address must not find our trees. */
 	mime_cache_forget(hub->mime_cache, mbox);
 	mailbox_watch_stop(mbox);
@@ -585,84 +509,6 @@ mailbox_read(struct mailbox *mbox, const struct mail_rec *rec, struct buf *out,
 	return 0;
 }
 
-bool
-mailbox_is_busy(const struct mailbox *mbox)
-{
-	return mbox->op != NULL;
-}
-
-/* True (with *err_r and a log line) if mbox is busy: the caller should
-   have waited (mailbox_wait_idle()). */
-static bool
-mailbox_busy_error(struct mailbox *mbox, enum storage_error *err_r, const char *sid,
-		   const char *what)
-{
-	if (mbox->op == NULL)
-		return false;
-	*err_r = STORAGE_ERR_IN_USE;
-	log_info(sid, "%s %s/%s: busy with an expunge, try again", what, mbox->user, mbox->name);
-	return true;
-}
-
-struct mailbox_waiter *
-mailbox_wait_idle(struct mailbox *mbox, void (*cb)(void *ctx), void *ctx)
-{
-	struct mailbox_waiter *w = xcalloc(1, sizeof(*w));
-
-	w->mbox = mbox;
-	w->cb = cb;
-	w->ctx = ctx;
-	w->prev = mbox->waiters_tail;
-	if (mbox->waiters_tail != NULL)
-		mbox->waiters_tail->next = w;
-	else
-		mbox->waiters = w;
-	mbox->waiters_tail = w;
-	return w;
-}
-
-static void
-mailbox_waiter_unlink(struct mailbox_waiter *w)
-{
-	struct mailbox *mbox = w->mbox;
-
-	if (w->prev != NULL)
-		w->prev->next = w->next;
-	else
-		mbox->waiters = w->next;
-	if (w->next != NULL)
-		w->next->prev = w->prev;
-	else
-		mbox->waiters_tail = w->prev;
-}
-
-void
-mailbox_waiter_cancel(struct mailbox_waiter **_w)
-{
-	struct mailbox_waiter *w = *_w;
-
-	if (w == NULL)
-		return;
-	*_w = NULL;
-	mailbox_waiter_unlink(w);
-	free(w);
-}
-
-/* Calls the waiters in order while the mailbox is not busy. */
-static void
-mailbox_wake_waiters(struct mailbox *mbox)
-{
-	while (mbox->op == NULL && mbox->waiters != NULL) {
-		struct mailbox_waiter *w = mbox->waiters;
-		void (*cb)(void *ctx) = w->cb;
-		void *ctx = w->ctx;
-
-		mailbox_waiter_unlink(w);
-		free(w);
-		cb(ctx);
-	}
-}
-
 int
 mailbox_set_flags(struct mailbox *mbox, struct mbox_view *view, size_t idx, uint8_t flags,
 		  uint64_t keywords, enum storage_error *err_r, const char *sid)
@@ -760,8 +606,8 @@ mailbox_log_expunge(struct mailbox *mbox, uint32_t uid, uint64_t modseq)
 }
 
 /* The UIDs mailbox_expunge*() removes, ascending, into *list_r. */
-static size_t
-expunge_collect(const struct mbox_state *st, const struct seqset *uids, bool deleted_only,
+size_t
+mailbox_expunge_collect(const struct mbox_state *st, const struct seqset *uids, bool deleted_only,
 		uint32_t **list_r)
 {
 	size_t count = 0, alloc = 0;
@@ -781,8 +627,8 @@ expunge_collect(const struct mbox_state *st, const struct seqset *uids, bool del
 /* After the backend's expunge (or commit) returned ret: logs, keeps the
    expunge's modseq, remembers the removed UIDs for QRESYNC and bumps
    expunge_gen (from gen) once. Takes error. Returns ret. */
-static int
-expunge_finish(struct mailbox *mbox, const uint32_t *list, size_t count, uint64_t modseq,
+int
+mailbox_expunge_finish(struct mailbox *mbox, const uint32_t *list, size_t count, uint64_t modseq,
 	       uint64_t gen, int ret, enum storage_error *err_r, char *error, const char *sid)
 {
 	struct mbox_state *st = &mbox->state;
@@ -808,7 +654,7 @@ expunge_finish(struct mailbox *mbox, const uint32_t *list, size_t count, uint64_
 	return ret;
 }
 
-static int
+int
 mailbox_expunge_full(struct mailbox *mbox, const struct seqset *uids, bool deleted_only,
 		     enum storage_error *err_r, const char *sid)
 {
@@ -822,155 +668,17 @@ mailbox_expunge_full(struct mailbox *mbox, const struct seqset *uids, bool delet
 	*err_r = STORAGE_ERR_NONE;
 	if (mailbox_busy_error(mbox, err_r, sid, "expunge"))
 		return -1;
-	count = expunge_collect(st, uids, deleted_only, &list);
+	count = mailbox_expunge_collect(st, uids, deleted_only, &list);
 	if (count > 0) {
 		/* RFC 7162 3.2: the expunge gets a new mod-sequence, raised
 		   before the backend writes its index so that it is kept. */
 		modseq = ++st->highest_modseq;
 		ret = mbox->hub->storage.backend->expunge(mbox->box, st, list, count, err_r,
 							  &error);
-		ret = expunge_finish(mbox, list, count, modseq, gen, ret, err_r, error, sid);
+		ret = mailbox_expunge_finish(mbox, list, count, modseq, gen, ret, err_r, error, sid);
 	}
 	free(list);
 	return ret;
-}
-
-/* Writes the flag changes made while the mailbox was busy. A failure
-   is logged; the change stays in memory (the disk catches up at the
-   message's next change). */
-static void
-mailbox_flush_flags(struct mailbox *mbox)
-{
-	struct mbox_state *st = &mbox->state;
-
-	for (size_t i = 0; i < mbox->deferred_count; i++) {
-		ssize_t idx = mbox_state_find(st, mbox->deferred_flags[i]);
-		enum storage_error err = STORAGE_ERR_NONE;
-		char *error = NULL;
-
-		if (idx < 0)
-			continue;
-		if (mbox->hub->storage.backend->flags_changed(mbox->box, st, (size_t)idx, &err,
-							      &error) < 0) {
-			log_error("-", "store flags %s/%s uid %u: %s", mbox->user, mbox->name,
-				  st->mails[idx].uid, error != NULL ? error : "failed");
-		}
-		free(error);
-	}
-	mbox->deferred_count = 0;
-}
-
-/* In the worker thread: the backend's work, on the job's own data. */
-static void
-mailbox_op_work(void *ctx)
-{
-	struct mailbox_op *op = ctx;
-
-	op->backend->job_work(op->sjob);
-}
-
-/* In the loop: the work is done (or, at shutdown, never ran). Commits,
-   tells the caller, then the waiters, then lets go of the mailbox. */
-static void
-mailbox_op_done(void *ctx, bool ran)
-{
-	struct mailbox_op *op = ctx;
-	struct mailbox *mbox = op->mbox;
-	struct mbox_state *st = &mbox->state;
-	enum storage_error err = STORAGE_ERR_NONE, serr;
-	char *error = NULL;
-	int ret;
-
-	op->job = NULL;
-	if (!ran) {
-		op->backend->job_abort(mbox->box, &op->sjob);
-		ret = expunge_finish(mbox, op->list, op->count, st->highest_modseq,
-				     st->expunge_gen, -1, &err,
-				     xstrdup("not done: the server is stopping"), op->sid);
-	} else {
-		uint64_t gen = st->expunge_gen;
-		/* As in mailbox_expunge_full(): raised before the index is
-		   written. */
-		uint64_t modseq = ++st->highest_modseq;
-
-		ret = op->backend->job_commit(mbox->box, st, &op->sjob, &err, &error);
-		ret = expunge_finish(mbox, op->list, op->count, modseq, gen, ret, &err, error,
-				     op->sid);
-	}
-	mbox->op = NULL;
-	mailbox_flush_flags(mbox);
-	if (op->done != NULL)
-		op->done(op->ctx, ret, err);
-	else if (ret == 0)
-		mailbox_changed(mbox, NULL);
-	free(op->list);
-	free(op);
-	/* What other processes did meanwhile. */
-	(void)mailbox_refresh(mbox, &serr, "-");
-	mailbox_wake_waiters(mbox);
-	mailbox_unref(&mbox);
-}
-
-int
-mailbox_expunge_start(struct mailbox *mbox, const struct seqset *uids, bool deleted_only,
-		      mailbox_done_func *done, void *ctx, struct mailbox_op **op_r,
-		      enum storage_error *err_r, const char *sid)
-{
-	const struct storage_backend *backend = mbox->hub->storage.backend;
-	struct job_queue *queue = job_queue_default();
-	struct storage_job *sjob = NULL;
-	struct mailbox_op *op;
-	char *error = NULL;
-	uint32_t *list;
-	size_t count;
-	int ret;
-
-	*op_r = NULL;
-	*err_r = STORAGE_ERR_NONE;
-	if (mailbox_busy_error(mbox, err_r, sid, "expunge"))
-		return -1;
-	if (queue == NULL || backend->expunge_prepare == NULL || backend->job_work == NULL ||
-	    backend->job_commit == NULL || backend->job_abort == NULL)
-		return mailbox_expunge_full(mbox, uids, deleted_only, err_r, sid);
-	count = expunge_collect(&mbox->state, uids, deleted_only, &list);
-	if (count == 0)
-		return 0;
-	ret = backend->expunge_prepare(mbox->box, &mbox->state, list, count, &sjob, err_r, &error);
-	storage_error_fix(ret, err_r);
-	if (ret < 0 || sjob == NULL) {
-		if (ret < 0)
-			log_error(sid, "expunge %s/%s: %s", mbox->user, mbox->name,
-				  error != NULL ? error : "failed");
-		free(error);
-		free(list);
-		return ret;
-	}
-	op = xcalloc(1, sizeof(*op));
-	op->mbox = mbox;
-	op->backend = backend;
-	op->sjob = sjob;
-	op->list = list;
-	op->count = count;
-	op->done = done;
-	op->ctx = ctx;
-	snprintf(op->sid, sizeof(op->sid), "%s", sid);
-	mbox->refcount++;
-	mbox->op = op;
-	op->job = job_submit(queue, mailbox_op_work, mailbox_op_done, op);
-	*op_r = op;
-	return 1;
-}
-
-void
-mailbox_op_detach(struct mailbox_op **_op)
-{
-	struct mailbox_op *op = *_op;
-
-	if (op == NULL)
-		return;
-	*_op = NULL;
-	op->done = NULL;
-	op->ctx = NULL;
 }
 
 int
