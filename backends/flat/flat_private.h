@@ -114,6 +114,14 @@ struct scan {
 /* The start value of flat_hash_update() (FNV-1a, 64 bits). */
 #define HASH_INIT 0xcbf29ce484222325ULL
 
+/* flat_storage.c */
+/* Checks user and name (the backend's rules); 0 or -1 with *err_r. */
+int flat_check_names(const char *user, const char *name, enum storage_error *err_r,
+		     char **error_r);
+/* A box for mailbox name of user with its paths, nothing open. */
+struct storage_box *flat_box_new(struct storage *st, const char *user, const char *name);
+void flat_box_free(struct storage_box *box);
+
 /* flat_format.c */
 uint64_t flat_hash_update(uint64_t h, const void *data, size_t len);
 /* The hash of a message's stored bytes (with its length, what tells

@@ -70,7 +70,7 @@ flat_index_path(struct storage *st, const char *user, const char *name)
 }
 
 /* Checks user and name before they go near a path. */
-static int
+int
 flat_check_names(const char *user, const char *name, enum storage_error *err_r, char **error_r)
 {
 	if (!username_is_valid(user)) {
@@ -112,7 +112,7 @@ flat_deinit(struct storage **stp)
 	*stp = NULL;
 }
 
-static void
+void
 flat_box_free(struct storage_box *box)
 {
 	flat_unlock(box);
@@ -130,7 +130,7 @@ flat_box_free(struct storage_box *box)
 	free(box);
 }
 
-static struct storage_box *
+struct storage_box *
 flat_box_new(struct storage *st, const char *user, const char *name)
 {
 	struct storage_box *box = xcalloc(1, sizeof(*box));
