@@ -127,6 +127,7 @@ def main():
     ap.add_argument("--first-messages", type=int, default=100000,
                     help="messages of the mailbox opened without an index")
     ap.add_argument("--first-size", type=int, default=2000, help="octets a message there")
+    ap.add_argument("--keep", action="store_true", help="keep the folder (and the log)")
     args = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="heavy-bench-")
@@ -157,7 +158,10 @@ def main():
         finally:
             srv.stop()
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

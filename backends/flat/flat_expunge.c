@@ -432,9 +432,11 @@ expunge_commit(struct storage_box *box, struct mbox_state *state,
 	return ret;
 }
 
-/* The backend's jobs: only the expunge so far. */
+/* The backend's jobs: an expunge, or the first build of an index
+   (flat_sync.c). */
 struct storage_job {
 	struct flat_expunge_job *expunge;
+	struct flat_scan_job *scan;
 };
 
 int
@@ -463,6 +465,8 @@ flat_job_work(struct storage_job *job)
 {
 	if (job->expunge != NULL)
 		expunge_copy_kept(job->expunge);
+	if (job->scan != NULL)
+		flat_first_build_work(job->scan);
 }
 
 int
@@ -490,8 +494,40 @@ flat_job_abort(struct storage_box *box, struct storage_job **_job)
 	if (job == NULL)
 		return;
 	*_job = NULL;
-	expunge_abort(box, &job->expunge);
+	if (job->expunge != NULL)
+		expunge_abort(box, &job->expunge);
+	flat_first_build_free(&job->scan);
 	free(job);
+}
+
+int
+flat_open_prepare(struct storage *st, const char *user, const char *name,
+		  struct storage_job **job_r, enum storage_error *err_r, char **error_r)
+{
+	struct flat_scan_job *scan;
+
+	*err_r = STORAGE_ERR_NONE;
+	*job_r = NULL;
+	flat_first_build_prepare(st, user, name, &scan);
+	if (scan != NULL) {
+		*job_r = xcalloc(1, sizeof(**job_r));
+		(*job_r)->scan = scan;
+	}
+	return 0;
+}
+
+int
+flat_open_commit(struct storage *st, struct storage_job **_job, enum storage_error *err_r,
+		 char **error_r)
+{
+	struct storage_job *job = *_job;
+	int ret;
+
+	*err_r = STORAGE_ERR_NONE;
+	*_job = NULL;
+	ret = flat_first_build_commit(&job->scan, err_r, error_r);
+	free(job);
+	return ret;
 }
 
 int

@@ -496,5 +496,7 @@ const struct storage_backend storage_backend_flat = {
 	.job_work = flat_job_work,
 	.job_commit = flat_job_commit,
 	.job_abort = flat_job_abort,
+	.open_prepare = flat_open_prepare,
+	.open_commit = flat_open_commit,
 	.watch_paths = flat_watch_paths,
 };

@@ -65,7 +65,7 @@ mailbox_watch_stop(struct mailbox *mbox)
 	mbox->watch_count = 0;
 }
 
-static void
+void
 mailbox_destroy(struct mailbox *mbox)
 {
 	struct hub *hub = mbox->hub;
@@ -163,6 +163,13 @@ mailbox_open(struct hub *hub, const char *sid, const char *user, const char *nam
 	char *error = NULL;
 
 	*err_r = STORAGE_ERR_NONE;
+	if (mbox != NULL && mbox->opening) {
+		/* A command waits for it first (hub_open_start()); others
+		   (an SMTP delivery) try again later. */
+		*err_r = STORAGE_ERR_IN_USE;
+		log_info(sid, "open %s/%s: being opened, try again", user, name);
+		return -1;
+	}
 	if (mbox != NULL) {
 		mbox->refcount++;
 		if (mailbox_refresh(mbox, err_r, sid) < 0) {

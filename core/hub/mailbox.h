@@ -176,6 +176,15 @@ struct mailbox_waiter *mailbox_wait_idle(struct mailbox *mbox, void (*cb)(void *
 /* Withdraws a waiter that has not been called; sets *waiter to NULL. */
 void mailbox_waiter_cancel(struct mailbox_waiter **waiter);
 
+/* For a command about to open mailbox name of user: if it is being
+   opened by a job, or is not open and the backend's first open of it
+   costs its size (storage.h, open_prepare), returns it (busy: the
+   command waits with mailbox_wait_idle() and then calls mailbox_open()
+   as usual, which is cheap then). Otherwise NULL: mailbox_open() as
+   usual. */
+struct mailbox *hub_open_start(struct hub *hub, const char *sid, const char *user,
+			       const char *name);
+
 /* The result of an operation that finished in a job: ret 0, or -1
    (logged) with the kind in err. Called in the loop, after the change
    is in the shared state and before the other views are told. */

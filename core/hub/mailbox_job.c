@@ -123,6 +123,8 @@ mailbox_op_work(void *ctx)
 
 /* In the loop: the work is done (or, at shutdown, never ran). Commits,
    tells the caller, then the waiters, then lets go of the mailbox. */
+static void mailbox_open_done(struct mailbox_op *op, bool ran);
+
 static void
 mailbox_op_done(void *ctx, bool ran)
 {
@@ -134,6 +136,10 @@ mailbox_op_done(void *ctx, bool ran)
 	int ret;
 
 	op->job = NULL;
+	if (op->open) {
+		mailbox_open_done(op, ran);
+		return;
+	}
 	if (!ran) {
 		op->backend->job_abort(mbox->box, &op->sjob);
 		ret = mailbox_expunge_finish(mbox, op->list, op->count, st->highest_modseq,
@@ -232,7 +238,8 @@ mailbox_jobs_free(struct mailbox *mbox)
 	   for and undone; the sessions that waited are gone. */
 	if (mbox->op != NULL) {
 		job_cancel(&mbox->op->job);
-		mbox->hub->storage.backend->job_abort(mbox->box, &mbox->op->sjob);
+		mbox->hub->storage.backend->job_abort(mbox->op->open ? NULL : mbox->box,
+						      &mbox->op->sjob);
 		free(mbox->op->list);
 		free(mbox->op);
 		mbox->op = NULL;
@@ -242,4 +249,104 @@ mailbox_jobs_free(struct mailbox *mbox)
 		mbox->waiters = w->next;
 		free(w);
 	}
+}
+
+/* In the loop: the first open's heavy part is done (or never ran). Its
+   result stored, the mailbox is opened as usual (cheap now) and the
+   waiters go on; if that failed, the mailbox is dropped first, so that
+   they meet the failure in their own mailbox_open(). */
+static void
+mailbox_open_done(struct mailbox_op *op, bool ran)
+{
+	struct mailbox *mbox = op->mbox;
+	struct hub *hub = mbox->hub;
+	const struct storage_backend *backend = op->backend;
+	enum storage_error err = STORAGE_ERR_NONE;
+	struct mailbox_waiter *waiters;
+	char *error = NULL;
+	int ret = -1;
+
+	if (!ran)
+		backend->job_abort(NULL, &op->sjob);
+	else if (backend->open_commit(hub->storage.st, &op->sjob, &err, &error) < 0) {
+		/* open() does the work itself then */
+		log_warn(op->sid, "first open of %s/%s in a job: %s", mbox->user, mbox->name,
+			 error != NULL ? error : "failed");
+	}
+	free(error);
+	error = NULL;
+	mbox->op = NULL;
+	free(op);
+	if (ran)
+		ret = backend->open(hub->storage.st, mbox->user, mbox->name, &mbox->state,
+				    &mbox->box, &err, &error);
+	free(error);
+	mbox->opening = false;
+	mbox->refcount--;
+	if (ret < 0) {
+		/* The waiters open it again and meet the error themselves. */
+		waiters = mbox->waiters;
+		mbox->waiters = mbox->waiters_tail = NULL;
+		mailbox_destroy(mbox);
+		while (waiters != NULL) {
+			struct mailbox_waiter *w = waiters;
+			void (*cb)(void *ctx) = w->cb;
+			void *ctx = w->ctx;
+
+			waiters = w->next;
+			free(w);
+			cb(ctx);
+		}
+		return;
+	}
+	mbox->expunge_known_from = mbox->state.highest_modseq;
+	/* Referenced by the waiters (or lingering like any mailbox). */
+	mbox->refcount++;
+	mailbox_wake_waiters(mbox);
+	mailbox_unref(&mbox);
+}
+
+struct mailbox *
+hub_open_start(struct hub *hub, const char *sid, const char *user, const char *name)
+{
+	const struct storage_backend *backend = hub->storage.backend;
+	struct job_queue *queue = job_queue_default();
+	struct mailbox *mbox = hub_find(hub, user, name);
+	struct storage_job *sjob = NULL;
+	enum storage_error err;
+	struct mailbox_op *op;
+	char *error = NULL;
+
+	if (mbox != NULL)
+		return mbox->opening ? mbox : NULL;
+	if (queue == NULL || backend->open_prepare == NULL || backend->open_commit == NULL ||
+	    backend->job_work == NULL || backend->job_abort == NULL)
+		return NULL;
+	if (backend->open_prepare(hub->storage.st, user, name, &sjob, &err, &error) < 0 ||
+	    sjob == NULL) {
+		/* open() says why */
+		free(error);
+		return NULL;
+	}
+	mbox = xcalloc(1, sizeof(*mbox));
+	mbox_state_init(&mbox->state);
+	mbox->hub = hub;
+	mbox->user = xstrdup(user);
+	mbox->name = xstrdup(name);
+	mbox->opening = true;
+	mbox->refcount = 1;        /* the job's */
+	mbox->next = hub->mailboxes;
+	if (hub->mailboxes != NULL)
+		hub->mailboxes->prev = mbox;
+	hub->mailboxes = mbox;
+	op = xcalloc(1, sizeof(*op));
+	op->mbox = mbox;
+	op->backend = backend;
+	op->sjob = sjob;
+	op->open = true;
+	snprintf(op->sid, sizeof(op->sid), "%s", sid);
+	mbox->op = op;
+	log_debug(sid, "%s/%s: first open in a job", user, name);
+	op->job = job_submit(queue, mailbox_op_work, mailbox_op_done, op);
+	return mbox;
 }

@@ -32,12 +32,14 @@ struct mailbox_waiter {
 	struct mailbox_waiter *prev, *next;
 };
 
-/* An expunge at work in a job: the mailbox is busy until its commit. */
+/* A job at work on a mailbox (an expunge, or the first open): the
+   mailbox is busy until its commit. */
 struct mailbox_op {
 	struct mailbox *mbox;      /* referenced until the op ends */
 	const struct storage_backend *backend;
 	struct storage_job *sjob;  /* the worker's until the job is done */
 	struct job *job;
+	bool open;                 /* the first open, else an expunge */
 	uint32_t *list;            /* the UIDs to remove, ascending */
 	size_t count;
 	/* mailbox_done_func; NULL once detached */
@@ -70,6 +72,9 @@ struct mailbox {
 	/* The job at work on the mailbox (busy), and who waits for it. */
 	struct mailbox_op *op;
 	struct mailbox_waiter *waiters, *waiters_tail;
+	/* Being opened by a job (hub_open_start()): no box yet, state
+	   empty; mailbox_open() refuses it until the job is done. */
+	bool opening;
 	/* Flag changes made while busy (a FETCH setting \Seen): in the
 	   state at once, written by the backend once the job is done. */
 	uint32_t *deferred_flags;
@@ -98,6 +103,10 @@ int mailbox_expunge_finish(struct mailbox *mbox, const uint32_t *list, size_t co
 			   char *error, const char *sid);
 int mailbox_expunge_full(struct mailbox *mbox, const struct seqset *uids, bool deleted_only,
 			 enum storage_error *err_r, const char *sid);
+
+/* Unlinks mbox from its hub and frees it (its job, if any, is waited
+   for and undone). */
+void mailbox_destroy(struct mailbox *mbox);
 
 /* mailbox_job.c */
 /* True (with *err_r and a log line) if mbox is busy: the caller should

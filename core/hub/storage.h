@@ -205,6 +205,22 @@ struct storage_backend {
 	int (*job_commit)(struct storage_box *box, struct mbox_state *state,
 			  struct storage_job **job, enum storage_error *err_r, char **error_r);
 	void (*job_abort)(struct storage_box *box, struct storage_job **job);
+	/* Optional (NULL: open() does all of it), for a backend whose first
+	   open() of a mailbox costs the mailbox's size (flat without an
+	   index scans the whole mail file): that part done ahead, in a job.
+	   open_prepare(), in the loop, sets *job_r to NULL if open() is
+	   cheap (or would fail: open() then says why), else to a job that
+	   holds what it needs (its own paths and descriptors); job_work()
+	   runs it in a worker thread; open_commit(), in the loop, stores its
+	   result (the index) so that the open() that follows is cheap, or
+	   drops it if the mailbox changed meanwhile (open() then does the
+	   work); job_abort() with box NULL drops it. Both free the job and
+	   set *job to NULL. Nothing is lost or duplicated by a crash at any
+	   instant: the result is written as open() would write it. */
+	int (*open_prepare)(struct storage *st, const char *user, const char *name,
+			    struct storage_job **job_r, enum storage_error *err_r, char **error_r);
+	int (*open_commit)(struct storage *st, struct storage_job **job, enum storage_error *err_r,
+			   char **error_r);
 };
 
 /* Core wrappers: the only way protocol code reaches a backend. They bound

@@ -326,9 +326,13 @@ client_command_free(struct client_command **_cmd)
 	free(cmd);
 }
 
-/* The mailbox named by argument i, if it is open in the hub and busy. */
+/* The mailbox named by argument i that the command must wait for: if
+   the command opens it (opens), one being opened by a job, or whose
+   first open is heavy (hub_open_start() starts that job now); if it
+   writes it (writes), one busy with a job. NULL if none (or if the name
+   is not valid: the handler answers that). */
 static struct mailbox *
-command_busy_arg(const struct client_command *cmd, size_t i)
+command_busy_arg(const struct client_command *cmd, size_t i, bool opens, bool writes)
 {
 	const struct client *c = cmd->c;
 	const char *name = cmd_arg_str(cmd, i);
@@ -339,22 +343,30 @@ command_busy_arg(const struct client_command *cmd, size_t i)
 		return NULL;
 	norm = mailbox_name_normalize(utf8);
 	free(utf8);
-	if (norm != NULL)
+	if (norm != NULL && opens)
+		mbox = hub_open_start(c->gen->hub, c->sid, c->user, norm);
+	if (norm != NULL && mbox == NULL && writes) {
 		mbox = hub_find(c->gen->hub, c->user, norm);
+		if (mbox != NULL && !mailbox_is_busy(mbox))
+			mbox = NULL;
+	}
 	free(norm);
-	return mbox != NULL && mailbox_is_busy(mbox) ? mbox : NULL;
+	return mbox;
 }
 
-/* The busy mailbox (a job works on it, mailbox.h) that the command
-   would write, or NULL: the selected one for STORE, EXPUNGE, CLOSE and
-   MOVE, the named one for APPEND, COPY, MOVE, DELETE and RENAME. Reads
-   (FETCH, SEARCH, STATUS, SELECT, NOOP, IDLE) go on. */
+/* The mailbox the command must wait for before it runs, or NULL: a
+   mailbox busy with a job (mailbox.h) that it would write (the selected
+   one for STORE, EXPUNGE, CLOSE and MOVE, the named one for APPEND,
+   COPY, MOVE, DELETE and RENAME), or one it opens (SELECT, EXAMINE,
+   STATUS, APPEND, COPY, MOVE) whose first open works in a job. Reads of
+   a mailbox busy with an expunge (FETCH, SEARCH, STATUS, SELECT, NOOP,
+   IDLE) go on. */
 static struct mailbox *
 command_busy_target(const struct client_command *cmd)
 {
 	const struct client *c = cmd->c;
 	const char *name = cmd->def->name;
-	bool selected = false;
+	bool selected = false, opens = false, writes = true;
 	ssize_t arg = -1, arg2 = -1;
 	struct mailbox *mbox = NULL;
 
@@ -363,13 +375,23 @@ command_busy_target(const struct client_command *cmd)
 	if (strcmp(name, "STORE") == 0 || strcmp(name, "EXPUNGE") == 0 ||
 	    strcmp(name, "CLOSE") == 0)
 		selected = true;
-	else if (strcmp(name, "APPEND") == 0 || strcmp(name, "DELETE") == 0)
+	else if (strcmp(name, "SELECT") == 0 || strcmp(name, "EXAMINE") == 0 ||
+		 strcmp(name, "STATUS") == 0) {
 		arg = 0;
-	else if (strcmp(name, "COPY") == 0)
+		opens = true;
+		writes = false;
+	} else if (strcmp(name, "APPEND") == 0) {
+		arg = 0;
+		opens = true;
+	} else if (strcmp(name, "DELETE") == 0)
+		arg = 0;
+	else if (strcmp(name, "COPY") == 0) {
 		arg = 1;
-	else if (strcmp(name, "MOVE") == 0) {
+		opens = true;
+	} else if (strcmp(name, "MOVE") == 0) {
 		selected = true;
 		arg = 1;
+		opens = true;
 	} else if (strcmp(name, "RENAME") == 0) {
 		arg = 0;
 		arg2 = 1;
@@ -377,9 +399,9 @@ command_busy_target(const struct client_command *cmd)
 	if (selected && c->mbox != NULL && mailbox_is_busy(c->mbox))
 		return c->mbox;
 	if (arg >= 0)
-		mbox = command_busy_arg(cmd, (size_t)arg);
+		mbox = command_busy_arg(cmd, (size_t)arg, opens, writes);
 	if (mbox == NULL && arg2 >= 0)
-		mbox = command_busy_arg(cmd, (size_t)arg2);
+		mbox = command_busy_arg(cmd, (size_t)arg2, opens, writes);
 	return mbox;
 }
 

@@ -41,7 +41,10 @@ def big_mailbox():
     return "".join(out)
 
 
-class HeldExpungeTest(ServerTestCase):
+class HeldJobCase(ServerTestCase):
+    """A server whose jobs can be held (the hook), with alice's big
+    mailbox; the tests are in the subclasses."""
+
     MAILBOXES = {"alice": big_mailbox(), "bob": srv.seed_text()}
 
     def setUp(self):
@@ -118,8 +121,8 @@ class HeldExpungeTest(ServerTestCase):
         self.wait_job_held()
         return a
 
-    # -- tests
 
+class HeldExpungeTest(HeldJobCase):
     def test_others_served_while_expunge_works(self):
         a = self.start_expunge(2)
         # Another user's NOOP, another session's FETCH of the same
@@ -231,6 +234,83 @@ class HeldExpungeTest(ServerTestCase):
         e = self.raw_login("alice", "INBOX")
         # Not committed (undone at shutdown): every message is there.
         self.assertEqual(self.subjects(e), [(u, u) for u in range(1, COUNT + 1)])
+
+
+def first_mailbox():
+    """A second mailbox of alice's, "first", without an index: big enough
+    (over FLAT_FIRST_BUILD_JOB_MIN) that its first open is a job."""
+    return "".join(f"From: x@example.org\nSubject: first {i}\n{'w' * 70}\n" * 1
+                   + f"{'v' * 70}\n" * 20 + ".\n" for i in range(1, 1201))
+
+
+class HeldFirstOpenTest(HeldJobCase):
+    """The first open of a mailbox without an index scans it in a job."""
+
+    def setUp(self):
+        super().setUp()
+        path = os.path.join(self.server.user_dir("alice"), "first.mail")
+        with open(path, "w") as f:
+            f.write(first_mailbox())
+        self.server.give_to_server()
+
+    def start_open(self, command):
+        self.hold_job()
+        a = self.raw_login("alice")
+        a.send(f"O1 {command}\r\n")
+        self.assertTrue(self.server.wait_log(r"alice/first: first open in a job", timeout=WAIT),
+                        self.server.log_text())
+        return a
+
+    def test_others_served_while_first_open_works(self):
+        a = self.start_open("SELECT first")
+        b = self.raw_login("bob", "INBOX")
+        resp, tagged = b.command("NOOP")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        # Another session's STATUS of the same mailbox waits too.
+        c = self.raw_login("alice")
+        c.send("S1 STATUS first (MESSAGES UIDNEXT)\r\n")
+        resp, tagged = b.command("NOOP")
+        self.no_answer(a, "the SELECT")
+        self.no_answer(c, "the STATUS")
+        self.release_job()
+        untagged, tagged = a.read_tagged("O1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(b"* 1200 EXISTS\r\n", untagged)
+        uidv = re.search(rb"UIDVALIDITY (\d+)", b"".join(untagged)).group(1)
+        untagged, tagged = c.read_tagged("S1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(b"MESSAGES 1200 UIDNEXT 1201", b"".join(untagged))
+        resp, tagged = a.command("FETCH 1200 (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertIn(b"Subject: first 1200", b"".join(resp))
+        # The index it wrote is the mailbox's after a restart.
+        self.server.restart()
+        self.port = self.server.port
+        e = self.raw_login("alice")
+        resp, tagged = e.command("SELECT first")
+        self.assertIn(b"* 1200 EXISTS\r\n", resp)
+        self.assertIn(b"UIDVALIDITY " + uidv, b"".join(resp))
+
+    def test_kill_during_first_open_loses_nothing(self):
+        self.start_open("EXAMINE first")
+        self.server.proc.kill()
+        self.server.proc.wait()
+        self.server.proc = None
+        self.release_job()
+        self.server.start()
+        self.port = self.server.port
+        e = self.raw_login("alice")
+        resp, tagged = e.command("SELECT first", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(b"* 1200 EXISTS\r\n", resp)
+
+    def test_session_gone_while_first_open_works(self):
+        a = self.start_open("SELECT first")
+        a.close()
+        self.release_job()
+        c = self.raw_login("alice")
+        resp, tagged = c.command("SELECT first", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(b"* 1200 EXISTS\r\n", resp)
 
 
 if __name__ == "__main__":
