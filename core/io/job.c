@@ -314,6 +314,39 @@ job_queue_default(void)
 	return default_queue;
 }
 
+static void
+job_close_work(void *ctx)
+{
+	int *fd = ctx;
+
+	close(*fd);
+	*fd = -1;
+}
+
+static void
+job_close_done(void *ctx, bool ran)
+{
+	int *fd = ctx;
+
+	if (*fd >= 0)
+		close(*fd);
+	free(fd);
+}
+
+void
+job_close_later(int fd)
+{
+	int *ctx;
+
+	if (default_queue == NULL) {
+		close(fd);
+		return;
+	}
+	ctx = xmalloc(sizeof(*ctx));
+	*ctx = fd;
+	(void)job_submit(default_queue, job_close_work, job_close_done, ctx);
+}
+
 void
 job_test_hold(void)
 {

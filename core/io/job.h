@@ -68,6 +68,12 @@ unsigned job_queue_pending(const struct job_queue *queue);
 void job_queue_set_default(struct job_queue *queue);
 struct job_queue *job_queue_default(void);
 
+/* Closes fd in a worker of the default queue (at once without one). For
+   the last descriptor of a big file just replaced or unlinked: its final
+   close frees the file's blocks and pages, tens of milliseconds for a
+   gigabyte. */
+void job_close_later(int fd);
+
 /* A test hook for work functions: if the environment variable
    IMAPSERVER_TEST_JOB_HOLD names a file when the queue is made, a work
    function that calls this waits while that file exists (checking every
