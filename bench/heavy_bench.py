@@ -11,6 +11,7 @@ NOOP latencies while it ran. The goal: B's max under 50 ms.
 
   python3 bench/heavy_bench.py                    # build/imapserver
   python3 bench/heavy_bench.py --binary OTHER/imapserver --big-mb 200
+  python3 bench/heavy_bench.py --maildir-messages 100000   # and a Maildir folder
 
 The mailboxes are written directly in the lab's format (fast); the big
 one gets its index from one SELECT before the measurement. The figures
@@ -119,6 +120,52 @@ def measure(port, what, run):
     return t1 - t0, (lat[-1] if lat else 0.0), p99(lat)
 
 
+def write_maildir_folder(folder, count, size):
+    """count messages of about size octets as files in folder/cur (a
+    Maildir++ folder without dovecot-uidlist: its first open reads the
+    whole folder)."""
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(folder, sub), exist_ok=True)
+    body = ("z" * 70 + "\n") * max(1, (size - 100) // 71)
+    for i in range(1, count + 1):
+        with open(os.path.join(folder, "cur", f"1700000000.M{i}P1.bench:2,S"), "w") as f:
+            f.write(f"From: sender@example.org\nSubject: maildir {i}\n\n{body}")
+
+
+def maildir_run(binary, messages, size):
+    """The first open of a Maildir++ folder of messages files, with B's
+    NOOPs beside it."""
+    top = tempfile.mkdtemp(prefix="heavy-bench-md-")
+    try:
+        # Ours() opens the folder above its own to the server user: a
+        # folder of ours, never /tmp itself.
+        tmp = os.path.join(top, "ours")
+        os.makedirs(tmp)
+        srv = bench.Ours(tmp, binary, [], [])
+        with open(srv.conf) as f:
+            text = f.read().replace('backend = "flat"', 'backend = "maildir"')
+        with open(srv.conf, "w") as f:
+            f.write(text)
+        print(f"writing a Maildir folder of {messages} files ...", file=sys.stderr, flush=True)
+        for user in bench.USERS:
+            for sub in ("cur", "new", "tmp"):
+                os.makedirs(os.path.join(tmp, "mail", user, "Maildir", sub), exist_ok=True)
+        write_maildir_folder(os.path.join(tmp, "mail", "alice", "Maildir", ".big"), messages,
+                             size)
+        if bench.server_group_line():
+            bench.give_to_server_user(tmp, srv.conf)
+        srv.start()
+        try:
+            a = Session(srv.port, "alice", bench.USERS["alice"])
+            measure(srv.port, f"maildir first open of {messages} files (no uidlist)",
+                    lambda: a.command("SELECT big"))
+            a.close()
+        finally:
+            srv.stop()
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     here = os.path.dirname(os.path.abspath(__file__))
@@ -128,10 +175,16 @@ def main():
                     help="messages of the mailbox opened without an index")
     ap.add_argument("--first-size", type=int, default=2000, help="octets a message there")
     ap.add_argument("--keep", action="store_true", help="keep the folder (and the log)")
+    ap.add_argument("--maildir-messages", type=int, default=0,
+                    help="also the first open of a Maildir folder of this many files")
     args = ap.parse_args()
 
-    tmp = tempfile.mkdtemp(prefix="heavy-bench-")
+    top = tempfile.mkdtemp(prefix="heavy-bench-")
     try:
+        # Ours() opens the folder above its own to the server user: a
+        # folder of ours, never /tmp itself.
+        tmp = os.path.join(top, "ours")
+        os.makedirs(tmp)
         srv = bench.Ours(tmp, os.path.abspath(args.binary), [], bench.gen_messages(20, 2))
         root = os.path.join(tmp, "mail", "alice")
         big_size = 10000
@@ -159,9 +212,11 @@ def main():
             srv.stop()
     finally:
         if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
+            print(f"kept {top}", file=sys.stderr)
         else:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(top, ignore_errors=True)
+    if args.maildir_messages > 0:
+        maildir_run(os.path.abspath(args.binary), args.maildir_messages, args.first_size)
 
 
 if __name__ == "__main__":

@@ -96,6 +96,17 @@ struct flat_expunge_job {
 	/* The work's failure: errno (0 for a content problem) and reason. */
 	int work_errno;
 	char *work_error;
+	/* The new index as of the prepare (flags, keywords, UIDNEXT, the
+	   expunge's modseq), written ahead by the work to the index's temp
+	   file (ifd, -1 if not): the commit renames it into place if state
+	   and the old file are still as the prepare saw them, and otherwise
+	   writes one from state as it is then. */
+	struct view nv;
+	size_t state_count;        /* state->count at the prepare */
+	char *user_dir, *index_tmp;
+	int ifd;
+	uint32_t hsize;
+	uint64_t late_from;        /* the old file is copied up to here */
 };
 
 /* The end (exclusive index) of the batch of kept messages that starts
@@ -115,6 +126,36 @@ expunge_batch(const struct flat_expunge_job *x, size_t i)
 		end += k->len;
 	}
 	return j;
+}
+
+/* The rest of the work, after the copy of the kept messages: the bytes
+   appended to the old file meanwhile (by writers that do not lock), the
+   fsync, and the new index as of the prepare, written and fsynced to
+   its temp file (a failure there only leaves the index to the commit).
+   Returns 0, or -1 with errno. */
+static int
+expunge_index_ahead(struct flat_expunge_job *x, char *chunk)
+{
+	struct buf b = BUF_INIT;
+	struct stat st;
+	char *own = chunk == NULL ? xmalloc(FLAT_COPY_CHUNK) : NULL;
+	int ret = -1;
+
+	if (copy_late_bytes(x->in_fd, x->tfd, &x->late_from, own != NULL ? own : chunk) < 0 ||
+	    fsync(x->tfd) < 0 || fstat(x->tfd, &st) < 0)
+		goto out;
+	for (size_t k = 0; k < x->kept_count; k++)
+		x->nv.recs[k].off = x->kept[k].newoff;
+	x->nv.parsed_end = x->new_end;
+	x->nv.last_open = x->last_open;
+	flat_view_set_stat(&x->nv, &st);
+	x->hsize = (uint32_t)flat_index_encode(&x->nv, &b);
+	x->ifd = file_tmp_create(x->user_dir, x->index_tmp, b.data, b.len, 0600);
+	buf_free(&b);
+	ret = 0;
+out:
+	free(own);
+	return ret;
 }
 
 /* The work (a worker thread, or inline): copies the kept messages to
@@ -172,9 +213,9 @@ expunge_copy_kept(struct flat_expunge_job *x)
 	}
 	if (!held)
 		job_test_hold();
-	if (fsync(x->tfd) < 0)
-		goto io_fail;
 	x->new_end = newoff;
+	if (expunge_index_ahead(x, data_cap >= FLAT_COPY_CHUNK ? data : NULL) < 0)
+		goto io_fail;
 	goto out;
 io_fail:
 	x->work_errno = errno;
@@ -233,8 +274,9 @@ expunge_switch(struct storage_box *box, struct flat_expunge_job *x, struct view 
 	struct stat st;
 	size_t hsize;
 	char *chunk = xmalloc(FLAT_COPY_CHUNK);
-	/* Bytes after the parsed part: a pending tail, or another writer's. */
-	uint64_t from = box->parsed_end;
+	/* Bytes after the parsed part (a pending tail, or another
+	   writer's) that the work has not copied. */
+	uint64_t from = x->late_from;
 	int ifd = -1;
 
 	if (copy_late_bytes(box->lock_fd, x->tfd, &from, chunk) < 0 || fsync(x->tfd) < 0 ||
@@ -269,6 +311,61 @@ io_fail:
 	return -1;
 }
 
+/* True if the index the work wrote ahead holds: state and the old file
+   are as the prepare saw them (every flag change raises HIGHESTMODSEQ,
+   and the expunge's own raise is the one the work assumed). */
+static bool
+expunge_ahead_holds(const struct storage_box *box, const struct mbox_state *state,
+		    const struct flat_expunge_job *x)
+{
+	struct stat st;
+
+	return x->ifd >= 0 && state->count == x->state_count &&
+	       state->highest_modseq == x->nv.highest_modseq &&
+	       state->uidnext == x->nv.uidnext &&
+	       state->first_recent_uid == x->nv.first_recent_uid &&
+	       state->keyword_count == x->nv.kw_count && fstat(box->lock_fd, &st) == 0 &&
+	       (uint64_t)st.st_size == x->late_from;
+}
+
+/* The index the work wrote does not hold: expunge_switch() writes
+   another over its temp file. */
+static void
+expunge_drop_ahead(struct flat_expunge_job *x)
+{
+	if (x->ifd >= 0) {
+		close(x->ifd);
+		x->ifd = -1;
+	}
+}
+
+/* expunge_switch() with the index the work wrote: the two renames. */
+static int
+expunge_switch_ahead(struct storage_box *box, struct flat_expunge_job *x, char **error_r)
+{
+	char *chunk;
+	int ifd = x->ifd;
+
+	x->ifd = -1;
+	if (file_tmp_commit(box->user_dir, x->tfd, box->mail_tmp, box->mail_path) < 0) {
+		*error_r = xasprintf("expunge %s: %s", box->mail_path, strerror(errno));
+		close(ifd);
+		(void)fs_unlink_beneath(box->user_dir, box->index_tmp);
+		return -1;
+	}
+	/* From here the new file is the mailbox. */
+	chunk = xmalloc(FLAT_COPY_CHUNK);
+	if (copy_late_bytes(box->lock_fd, x->tfd, &x->late_from, chunk) == 0)
+		(void)fsync(x->tfd);
+	free(chunk);
+	if (file_tmp_commit(box->user_dir, ifd, box->index_tmp, box->index_path) < 0) {
+		close(ifd);
+		ifd = -1;
+	}
+	flat_box_set_index_fd(box, ifd, x->hsize);
+	return 0;
+}
+
 /* After expunge_switch(): box reads the new file, state loses the
    expunged messages (one compaction pass, not a memmove per message). */
 static void
@@ -299,10 +396,20 @@ expunge_job_free(struct flat_expunge_job **_x)
 	if (x == NULL)
 		return;
 	*_x = NULL;
-	if (x->in_fd >= 0)
-		close(x->in_fd);
+	if (x->in_fd >= 0) {
+		/* Likely the last descriptor of a replaced file: its final
+		   close frees the file, long for a big one. */
+		job_close_later(x->in_fd);
+	}
 	if (x->tfd >= 0)
 		close(x->tfd);
+	if (x->ifd >= 0) {
+		close(x->ifd);
+		(void)fs_unlink_beneath(x->user_dir, x->index_tmp);
+	}
+	flat_view_free(&x->nv);
+	free(x->user_dir);
+	free(x->index_tmp);
 	free(x->uids);
 	free(x->kept);
 	free(x->mail_path);
@@ -337,6 +444,13 @@ expunge_snapshot(const struct storage_box *box, const struct mbox_state *state,
 	size_t removed = 0;
 
 	x->kept = xmalloc((state->count == 0 ? 1 : state->count) * sizeof(*x->kept));
+	/* The index as the commit will want it if nothing changes: the
+	   hub raises HIGHESTMODSEQ once for the expunge (mailbox.c). */
+	flat_view_from_state(box, state, false, &x->nv);
+	x->nv.highest_modseq = state->highest_modseq + 1;
+	x->nv.alloc = state->count == 0 ? 1 : state->count;
+	x->nv.recs = xmalloc(x->nv.alloc * sizeof(*x->nv.recs));
+	x->state_count = state->count;
 	for (size_t i = 0; i < state->count; i++) {
 		struct frec r;
 
@@ -345,6 +459,7 @@ expunge_snapshot(const struct storage_box *box, const struct mbox_state *state,
 			continue;
 		}
 		flat_mail_to_frec(&state->mails[i], &r);
+		x->nv.recs[x->nv.count++] = r;
 		x->kept[x->kept_count++] = (struct kept){ .uid = r.uid, .off = r.off,
 							  .len = r.len, .hash = r.hash };
 	}
@@ -372,7 +487,7 @@ expunge_prepare(struct storage_box *box, struct mbox_state *state, const uint32_
 		return -1;
 	}
 	x = xcalloc(1, sizeof(*x));
-	x->in_fd = x->tfd = -1;
+	x->in_fd = x->tfd = x->ifd = -1;
 	x->uids = xmalloc(count * sizeof(*x->uids));
 	memcpy(x->uids, uids, count * sizeof(*x->uids));
 	qsort(x->uids, count, sizeof(*x->uids), u32_cmp);
@@ -385,6 +500,12 @@ expunge_prepare(struct storage_box *box, struct mbox_state *state, const uint32_
 	if (fstat(box->lock_fd, &st) == 0)
 		mode = (int)(st.st_mode & 0777);
 	x->mail_path = xstrdup(box->mail_path);
+	x->user_dir = xstrdup(box->user_dir);
+	x->index_tmp = xstrdup(box->index_tmp);
+	x->late_from = box->parsed_end;
+	/* on failure the work's index write fails too, and the commit's
+	   says why */
+	(void)mkdir_parents(box->user_dir, box->index_tmp);
 	x->in_fd = dup(box->lock_fd);
 	if (x->in_fd >= 0)
 		x->tfd = fs_open_beneath(box->user_dir, box->mail_tmp, O_RDWR | O_CREAT | O_TRUNC,
@@ -414,7 +535,15 @@ expunge_commit(struct storage_box *box, struct mbox_state *state,
 					      STORAGE_ERR_TEMP;
 		*error_r = x->work_error;
 		x->work_error = NULL;
-	} else if (expunge_new_view(box, state, x, &nv, error_r) < 0) {
+	} else if (expunge_ahead_holds(box, state, x)) {
+		/* The usual case: two renames. */
+		if (expunge_switch_ahead(box, x, error_r) < 0)
+			*err_r = storage_error_from_errno(errno);
+		else {
+			expunge_apply(box, state, x, &x->nv);
+			ret = 0;
+		}
+	} else if ((expunge_drop_ahead(x), expunge_new_view(box, state, x, &nv, error_r)) < 0) {
 		*err_r = STORAGE_ERR_TEMP;
 	} else if (expunge_switch(box, x, &nv, error_r) < 0) {
 		*err_r = storage_error_from_errno(errno);
@@ -517,15 +646,15 @@ flat_open_prepare(struct storage *st, const char *user, const char *name,
 }
 
 int
-flat_open_commit(struct storage *st, struct storage_job **_job, enum storage_error *err_r,
-		 char **error_r)
+flat_open_commit(struct storage *st, struct storage_job **_job, struct mbox_state *state,
+		 struct storage_box **box_r, enum storage_error *err_r, char **error_r)
 {
 	struct storage_job *job = *_job;
 	int ret;
 
 	*err_r = STORAGE_ERR_NONE;
 	*_job = NULL;
-	ret = flat_first_build_commit(&job->scan, err_r, error_r);
+	ret = flat_first_build_commit(&job->scan, state, box_r, err_r, error_r);
 	free(job);
 	return ret;
 }

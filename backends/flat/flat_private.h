@@ -195,7 +195,8 @@ struct flat_scan_job;
 void flat_first_build_prepare(struct storage *st, const char *user, const char *name,
 			      struct flat_scan_job **job_r);
 void flat_first_build_work(struct flat_scan_job *job);
-int flat_first_build_commit(struct flat_scan_job **job, enum storage_error *err_r,
+int flat_first_build_commit(struct flat_scan_job **job, struct mbox_state *state,
+			    struct storage_box **box_r, enum storage_error *err_r,
 			    char **error_r);
 void flat_first_build_free(struct flat_scan_job **job);
 
@@ -218,7 +219,7 @@ int flat_job_commit(struct storage_box *box, struct mbox_state *state, struct st
 void flat_job_abort(struct storage_box *box, struct storage_job **job);
 int flat_open_prepare(struct storage *st, const char *user, const char *name,
 		      struct storage_job **job_r, enum storage_error *err_r, char **error_r);
-int flat_open_commit(struct storage *st, struct storage_job **job, enum storage_error *err_r,
-		     char **error_r);
+int flat_open_commit(struct storage *st, struct storage_job **job, struct mbox_state *state,
+		     struct storage_box **box_r, enum storage_error *err_r, char **error_r);
 
 #endif

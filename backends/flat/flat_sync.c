@@ -859,10 +859,12 @@ flat_sync(struct storage_box *box, struct mbox_state *state, enum storage_error 
 /* The first build of an index, in a job (storage.h open_prepare): what
    flat_refresh() does for a mail file without an index (a full scan, a
    new UIDVALIDITY, the index written), with the scan, the encoding and
-   the writing of the index to a temp file of its own (fsynced) in a
-   worker thread; the commit, under the lock, only renames it into place
-   if the mailbox still has no index and its file is the one scanned (it
-   may have grown: open() parses the rest). The scan takes no
+   the writing of the index to a temp file of its own (fsynced), and the
+   state as view_apply() makes it, in a worker thread; the commit, under
+   the lock, only renames the index into place if the mailbox still has
+   no index and its file is the one scanned, and opens the box with it
+   (as flat_refresh() would: the file may have grown, the next sync
+   parses the rest). The scan takes no
    unterminated tail (flat_scan() logs when it does, and a worker must
    not): a tail stays after parsed_end, for open(). Crash safety is the
    index's own: until the rename there is no index (open() scans again),
@@ -877,7 +879,10 @@ struct flat_scan_job {
 	uint32_t uidvalidity;      /* the new one, taken in the loop */
 	int tmp_fd;                /* the written index, tmp_path, or -1 */
 	uint32_t header_size;
-	size_t count;
+	/* Built by the work: the index's header fields (no records) and the
+	   state view_apply() makes of it. */
+	struct view head;
+	struct mbox_state state;
 	char *work_error;
 };
 
@@ -901,6 +906,7 @@ flat_first_build_prepare(struct storage *st, const char *user, const char *name,
 	job = xcalloc(1, sizeof(*job));
 	job->box = box;
 	job->fd = job->tmp_fd = -1;
+	mbox_state_init(&job->state);
 	/* An index of any kind: open() reads it (and rebuilds a damaged
 	   one itself, rare). */
 	if (fs_stat_beneath(box->user_dir, box->index_path, &ist) == 0 || errno != ENOENT ||
@@ -943,20 +949,47 @@ flat_first_build_work(struct flat_scan_job *job)
 	v.last_open = sc.last_open;
 	flat_view_set_stat(&v, &job->st);
 	flat_scan_free(&sc);
-	job->count = v.count;
 	job->header_size = (uint32_t)flat_index_encode(&v, &b);
-	flat_view_free(&v);
 	job->tmp_fd = file_tmp_create(job->user_dir, job->tmp_path, b.data, b.len, 0600);
 	if (job->tmp_fd < 0)
 		job->work_error = xasprintf("write %s: %s", job->tmp_path, strerror(errno));
 	buf_free(&b);
+	/* view_apply() touches only v and the job's own state. */
+	(void)view_apply(&v, &job->state);
+	free(v.recs);
+	v.recs = NULL;
+	v.alloc = 0;
+	job->head = v;
+}
+
+/* The job's box opened on the index just renamed into place and the
+   mail file the work scanned, as refresh_take_view() would; state takes
+   the job's. */
+static void
+first_build_open(struct flat_scan_job *job, struct mbox_state *state,
+		 struct storage_box **box_r)
+{
+	struct storage_box *box = job->box;
+
+	box->fd = job->fd;
+	job->fd = -1;
+	flat_box_set_index_fd(box, job->tmp_fd, job->header_size);
+	job->tmp_fd = -1;
+	mbox_state_deinit(state);
+	*state = job->state;
+	mbox_state_init(&job->state);
+	box->disk_same = flat_keywords_same(&job->head, state);
+	flat_box_take_view_stat(box, &job->head);
+	*box_r = box;
+	job->box = NULL;
 }
 
 /* Renames the index the work wrote into place, under the lock, if the
-   mailbox still has no index and its file is the one scanned. Otherwise
-   drops it and leaves it all to open(). */
+   mailbox still has no index and its file is the one scanned, and opens
+   the box (1). Otherwise drops it and leaves it all to open() (0). */
 int
-flat_first_build_commit(struct flat_scan_job **_job, enum storage_error *err_r, char **error_r)
+flat_first_build_commit(struct flat_scan_job **_job, struct mbox_state *state,
+			struct storage_box **box_r, enum storage_error *err_r, char **error_r)
 {
 	struct flat_scan_job *job = *_job;
 	struct storage_box *box = job->box;
@@ -979,7 +1012,7 @@ flat_first_build_commit(struct flat_scan_job **_job, enum storage_error *err_r, 
 	    fs_stat_beneath(box->user_dir, box->mail_path, &st) == 0 &&
 	    st.st_ino == job->st.st_ino && st.st_dev == job->st.st_dev &&
 	    st.st_size >= job->st.st_size) {
-		if (job->count > 0)
+		if (job->state.count > 0)
 			log_warn("-", "%s: no usable index, new UIDVALIDITY (flags are reset, "
 				 "no mail is lost)", box->mail_path);
 		if (file_tmp_commit(box->user_dir, job->tmp_fd, job->tmp_path,
@@ -987,13 +1020,18 @@ flat_first_build_commit(struct flat_scan_job **_job, enum storage_error *err_r, 
 			*err_r = storage_error_from_errno(errno);
 			*error_r = xasprintf("rename %s: %s", job->tmp_path, strerror(errno));
 			ret = -1;
-		}
+		} else
+			ret = 1;
 	} else {
 		(void)fs_unlink_beneath(box->user_dir, job->tmp_path);
 	}
-	close(job->tmp_fd);
-	job->tmp_fd = -1;
+	if (ret <= 0) {
+		close(job->tmp_fd);
+		job->tmp_fd = -1;
+	}
 	flat_unlock(box);
+	if (ret > 0)
+		first_build_open(job, state, box_r);
 	flat_first_build_free(_job);
 	return ret;
 }
@@ -1013,7 +1051,10 @@ flat_first_build_free(struct flat_scan_job **_job)
 		close(job->tmp_fd);
 		(void)fs_unlink_beneath(job->user_dir, job->tmp_path);
 	}
-	flat_box_free(job->box);
+	if (job->box != NULL)
+		flat_box_free(job->box);
+	mbox_state_deinit(&job->state);
+	flat_view_free(&job->head);
 	free(job->path);
 	free(job->user_dir);
 	free(job->tmp_path);

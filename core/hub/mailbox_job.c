@@ -264,20 +264,26 @@ mailbox_open_done(struct mailbox_op *op, bool ran)
 	enum storage_error err = STORAGE_ERR_NONE;
 	struct mailbox_waiter *waiters;
 	char *error = NULL;
-	int ret = -1;
+	int ret = -1, opened = 0;
 
 	if (!ran)
 		backend->job_abort(NULL, &op->sjob);
-	else if (backend->open_commit(hub->storage.st, &op->sjob, &err, &error) < 0) {
-		/* open() does the work itself then */
-		log_warn(op->sid, "first open of %s/%s in a job: %s", mbox->user, mbox->name,
-			 error != NULL ? error : "failed");
+	else {
+		opened = backend->open_commit(hub->storage.st, &op->sjob, &mbox->state, &mbox->box,
+					      &err, &error);
+		if (opened < 0) {
+			/* open() does the work itself then */
+			log_warn(op->sid, "first open of %s/%s in a job: %s", mbox->user,
+				 mbox->name, error != NULL ? error : "failed");
+		}
 	}
 	free(error);
 	error = NULL;
 	mbox->op = NULL;
 	free(op);
-	if (ran)
+	if (opened > 0)
+		ret = 0;
+	else if (ran)
 		ret = backend->open(hub->storage.st, mbox->user, mbox->name, &mbox->state,
 				    &mbox->box, &err, &error);
 	free(error);

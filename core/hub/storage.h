@@ -212,15 +212,18 @@ struct storage_backend {
 	   cheap (or would fail: open() then says why), else to a job that
 	   holds what it needs (its own paths and descriptors); job_work()
 	   runs it in a worker thread; open_commit(), in the loop, stores its
-	   result (the index) so that the open() that follows is cheap, or
-	   drops it if the mailbox changed meanwhile (open() then does the
-	   work); job_abort() with box NULL drops it. Both free the job and
-	   set *job to NULL. Nothing is lost or duplicated by a crash at any
+	   result (the index) and opens the mailbox with it as open() would
+	   (state is freshly initialised, and may be replaced whole by one
+	   the job built with the mbox_state helpers): returns 1 with state
+	   and *box_r set; or 0 if the mailbox changed meanwhile, or -1 with
+	   *error_r, and then the caller calls open(), which does the work.
+	   job_abort() with box NULL drops the job. Both free the job and set
+	   *job to NULL. Nothing is lost or duplicated by a crash at any
 	   instant: the result is written as open() would write it. */
 	int (*open_prepare)(struct storage *st, const char *user, const char *name,
 			    struct storage_job **job_r, enum storage_error *err_r, char **error_r);
-	int (*open_commit)(struct storage *st, struct storage_job **job, enum storage_error *err_r,
-			   char **error_r);
+	int (*open_commit)(struct storage *st, struct storage_job **job, struct mbox_state *state,
+			   struct storage_box **box_r, enum storage_error *err_r, char **error_r);
 };
 
 /* Core wrappers: the only way protocol code reaches a backend. They bound
