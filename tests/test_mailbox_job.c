@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "backends/flat/flat.h"
+#include "backends/maildir/maildir.h"
 #include "event.h"
 #include "job.h"
 #include "mailbox.h"
@@ -313,6 +314,64 @@ test_first_open_hub_freed(void **state)
 	fx->hub = hub_new(&fx->storage, NULL);
 }
 
+/* Maildir: a folder of 3,000 files without a uidlist is read in a job
+   (the backend's own open() in a worker), then handed to the hub. */
+static void
+test_maildir_first_open_in_job(void **state)
+{
+	struct fx *fx = *state;
+	struct storage_settings set = { .root = fx->root };
+	struct storage_ctx md = { .backend = &storage_backend_maildir };
+	struct hub *hub;
+	struct mailbox *mbox, *opening;
+	enum storage_error err;
+	char *error = NULL;
+	int order[2], n = 0;
+	struct waiter_rec w = { 1, order, &n, false };
+	const char *subs[] = { "Maildir", "Maildir/cur", "Maildir/new", "Maildir/tmp",
+			       "Maildir/.big", "Maildir/.big/cur", "Maildir/.big/new",
+			       "Maildir/.big/tmp" };
+	char *path;
+
+	assert_int_equal(md.backend->init(&set, &md.st, &error), 0);
+	path = xasprintf("%s/alice", fx->root);
+	(void)mkdir(path, 0700);
+	free(path);
+	for (size_t i = 0; i < N_ELEMENTS(subs); i++) {
+		path = xasprintf("%s/alice/%s", fx->root, subs[i]);
+		assert_int_equal(mkdir(path, 0700), 0);
+		free(path);
+	}
+	for (unsigned i = 1; i <= 3000; i++) {
+		FILE *f;
+
+		path = xasprintf("%s/alice/Maildir/.big/cur/1700000000.M%uP1.test:2,S", fx->root,
+				 i);
+		f = fopen(path, "w");
+		assert_non_null(f);
+		fprintf(f, "Subject: m %u\n\nbody\n", i);
+		fclose(f);
+		free(path);
+	}
+	hub = hub_new(&md, NULL);
+	opening = hub_open_start(hub, "t", "alice", "big");
+	assert_non_null(opening);
+	assert_int_equal(mailbox_open(hub, "t", "alice", "big", &mbox, &err), -1);
+	assert_int_equal(err, STORAGE_ERR_IN_USE);
+	(void)mailbox_wait_idle(opening, on_idle, &w);
+	run_until(fx, &w.called);
+	assert_int_equal(mailbox_open(hub, "t", "alice", "big", &mbox, &err), 0);
+	assert_int_equal(mailbox_state(mbox)->count, 3000);
+	assert_int_equal(mailbox_state(mbox)->mails[0].flags, MAIL_SEEN);
+	mailbox_unref(&mbox);
+	/* With its uidlist now, the next first open is at once. */
+	hub_free(&hub);
+	hub = hub_new(&md, NULL);
+	assert_null(hub_open_start(hub, "t", "alice", "big"));
+	hub_free(&hub);
+	md.backend->deinit(&md.st);
+}
+
 int
 main(void)
 {
@@ -323,6 +382,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_hub_freed_with_job_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_first_open_in_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_first_open_hub_freed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_maildir_first_open_in_job, setup, teardown),
 	};
 
 	unsetenv("IMAPSERVER_TEST_JOB_HOLD");

@@ -11,9 +11,11 @@
    what it needs (a context the submitter gave away until completion),
    uses file descriptors the context owns, allocates only for the context
    (malloc is thread-safe; the xalloc helpers' fatal() on exhaustion is
-   the one exception accepted), and does not log. Everything else (the
-   mailbox, the sessions, the log) is touched by the completion callback
-   only, in the loop.
+   the one exception accepted), and logs, if at all, only through log.h
+   (each line is one vsnprintf() into a buffer on the stack and one
+   stdio or syslog call, safe from a thread). Everything else (the
+   mailbox, the sessions) is touched by the completion callback only, in
+   the loop.
 
    At most max_threads jobs work at once; more wait in submission order.
 
