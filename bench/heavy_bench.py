@@ -132,7 +132,7 @@ def write_maildir_folder(folder, count, size):
             f.write(f"From: sender@example.org\nSubject: maildir {i}\n\n{body}")
 
 
-def maildir_run(binary, messages, size):
+def maildir_run(binary, messages, size, settle):
     """The first open of a Maildir++ folder of messages files, with B's
     NOOPs beside it."""
     top = tempfile.mkdtemp(prefix="heavy-bench-md-")
@@ -154,6 +154,9 @@ def maildir_run(binary, messages, size):
                              size)
         if bench.server_group_line():
             bench.give_to_server_user(tmp, srv.conf)
+        # Directory stamps younger than a second are not trusted by the
+        # Maildir sync: a folder written just now is read again.
+        time.sleep(settle)
         srv.start()
         try:
             a = Session(srv.port, "alice", bench.USERS["alice"])
@@ -177,6 +180,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the folder (and the log)")
     ap.add_argument("--maildir-messages", type=int, default=0,
                     help="also the first open of a Maildir folder of this many files")
+    ap.add_argument("--settle", type=float, default=2.0,
+                    help="seconds between writing the Maildir folder and opening it")
     args = ap.parse_args()
 
     top = tempfile.mkdtemp(prefix="heavy-bench-")
@@ -216,7 +221,8 @@ def main():
         else:
             shutil.rmtree(top, ignore_errors=True)
     if args.maildir_messages > 0:
-        maildir_run(os.path.abspath(args.binary), args.maildir_messages, args.first_size)
+        maildir_run(os.path.abspath(args.binary), args.maildir_messages, args.first_size,
+                    args.settle)
 
 
 if __name__ == "__main__":
