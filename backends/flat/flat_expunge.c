@@ -9,8 +9,20 @@
    index. A crash before the first rename leaves the old mailbox as it
    was; between the two, the old index is matched against the new file by
    hash (flat_reconcile()), so the kept messages keep their UIDs; a lost
-   or damaged index means a new UIDVALIDITY, never lost mail. */
+   or damaged index means a new UIDVALIDITY, never lost mail.
+
+   The rewrite is split in three (storage.h, expunge_prepare): the
+   prepare takes the lock, which stays held until the commit or abort,
+   and copies what the copy needs (the kept messages' offsets, lengths
+   and hashes, a descriptor of its own of the old file); the work copies
+   and fsyncs the new file, touching nothing else, so that it may run in
+   a worker thread; the commit, back in the loop, builds the new index
+   from the state as it is then, and does the renames above. The rules
+   above hold unchanged: nothing is renamed before the commit, and the
+   old file is unchanged until then, so reads go on meanwhile.
+   flat_expunge() runs the three in a row. */
 #include "fileio.h"
+#include "job.h"
 #include "safepath.h"
 #include "flat_private.h"
 
@@ -61,91 +73,114 @@ copy_late_bytes(int in, int out, uint64_t *from, char *tmp)
 	return 0;
 }
 
-/* One expunge rewrite in progress. */
-struct expunge {
-	struct storage_box *box;
-	struct mbox_state *state;
-	const uint32_t *uids;      /* ascending */
-	size_t count;
-	int tfd;                   /* the new mail file, box->mail_tmp */
-	struct view nv;            /* the index of the new file */
-	char *chunk;               /* FLAT_COPY_CHUNK bytes for copy_range() */
-	uint64_t from;             /* the old file is copied up to here */
+/* A kept message, as the work copies it. */
+struct kept {
+	uint32_t uid;
+	uint64_t off, len, hash;   /* its bytes in the old file */
+	uint64_t newoff;           /* where the work put them in the new file */
 };
 
-/* uids if ascending (the contract), else a sorted copy in *sorted_r
-   that the caller frees: u32_sorted_contains() searches uids, and a
-   caller that broke the contract gets a sorted copy, not a wrong
-   expunge. */
-static const uint32_t *
-expunge_sorted_uids(const uint32_t *uids, size_t count, uint32_t **sorted_r)
-{
-	*sorted_r = NULL;
-	for (size_t i = 1; i < count; i++) {
-		if (uids[i] < uids[i - 1]) {
-			*sorted_r = xmalloc(count * sizeof(**sorted_r));
-			memcpy(*sorted_r, uids, count * sizeof(**sorted_r));
-			qsort(*sorted_r, count, sizeof(**sorted_r), u32_cmp);
-			return *sorted_r;
-		}
-	}
-	return uids;
-}
-
-static bool
-expunge_removes(const struct expunge *x, size_t idx)
-{
-	return u32_sorted_contains(x->uids, x->count, x->state->mails[idx].uid);
-}
+/* An expunge between its prepare and its commit or abort: what the work
+   needs, copied out of the box and the state, and what it found. The
+   box keeps the lock meanwhile. */
+struct flat_expunge_job {
+	uint32_t *uids;            /* the UIDs to remove, sorted (a copy) */
+	size_t count;
+	int in_fd;                 /* the work's own descriptor of the old file */
+	int tfd;                   /* the new mail file, box->mail_tmp */
+	char *mail_path;           /* for the work's error messages */
+	struct kept *kept;         /* in file order */
+	size_t kept_count;
+	bool last_open;            /* the last kept message has no terminator */
+	uint64_t new_end;          /* set by the work: the new file's size */
+	/* The work's failure: errno (0 for a content problem) and reason. */
+	int work_errno;
+	char *work_error;
+	/* The new index as of the prepare (flags, keywords, UIDNEXT, the
+	   expunge's modseq), written ahead by the work to the index's temp
+	   file (ifd, -1 if not): the commit renames it into place if state
+	   and the old file are still as the prepare saw them, and otherwise
+	   writes one from state as it is then. */
+	struct view nv;
+	size_t state_count;        /* state->count at the prepare */
+	char *user_dir, *index_tmp;
+	int ifd;
+	uint32_t hsize;
+	uint64_t late_from;        /* the old file is copied up to here */
+};
 
 /* The end (exclusive index) of the batch of kept messages that starts
-   at the kept message i: consecutive in the file, at most a chunk in
-   all (or one message). Sets *start_r and *end_r to its span. */
+   at i: consecutive in the file, at most a chunk in all (or one
+   message). */
 static size_t
-expunge_batch(const struct expunge *x, size_t i, uint64_t *start_r, uint64_t *end_r)
+expunge_batch(const struct flat_expunge_job *x, size_t i)
 {
-	const struct mbox_state *state = x->state;
-	uint64_t start = state->mails[i].priv[0];
-	uint64_t end = start + state->mails[i].priv[1];
+	uint64_t start = x->kept[i].off, end = start + x->kept[i].len;
 	size_t j;
 
-	for (j = i + 1; j < state->count; j++) {
-		const struct mail_rec *m = &state->mails[j];
+	for (j = i + 1; j < x->kept_count; j++) {
+		const struct kept *k = &x->kept[j];
 
-		if (expunge_removes(x, j) || m->priv[0] != end ||
-		    end + m->priv[1] - start > FLAT_COPY_CHUNK)
+		if (k->off != end || end + k->len - start > FLAT_COPY_CHUNK)
 			break;
-		end += m->priv[1];
+		end += k->len;
 	}
-	*start_r = start;
-	*end_r = end;
 	return j;
 }
 
-/* Copies the kept messages to x->tfd in batches of consecutive ones (one
-   read and one write per batch), checking each one's hash on the way,
-   and records them in x->nv. Returns 0, or -1 with *error_r. */
+/* The rest of the work, after the copy of the kept messages: the bytes
+   appended to the old file meanwhile (by writers that do not lock), the
+   fsync, and the new index as of the prepare, written and fsynced to
+   its temp file (a failure there only leaves the index to the commit).
+   Returns 0, or -1 with errno. */
 static int
-expunge_copy_kept(struct expunge *x, char **error_r)
+expunge_index_ahead(struct flat_expunge_job *x, char *chunk)
 {
-	struct storage_box *box = x->box;
-	struct mbox_state *state = x->state;
+	struct buf b = BUF_INIT;
+	struct stat st;
+	char *own = chunk == NULL ? xmalloc(FLAT_COPY_CHUNK) : NULL;
+	int ret = -1;
+
+	if (copy_late_bytes(x->in_fd, x->tfd, &x->late_from, own != NULL ? own : chunk) < 0 ||
+	    fsync(x->tfd) < 0 || fstat(x->tfd, &st) < 0)
+		goto out;
+	for (size_t k = 0; k < x->kept_count; k++)
+		x->nv.recs[k].off = x->kept[k].newoff;
+	x->nv.parsed_end = x->new_end;
+	x->nv.last_open = x->last_open;
+	flat_view_set_stat(&x->nv, &st);
+	x->hsize = (uint32_t)flat_index_encode(&x->nv, &b);
+	x->ifd = file_tmp_create(x->user_dir, x->index_tmp, b.data, b.len, 0600);
+	buf_free(&b);
+	ret = 0;
+out:
+	free(own);
+	return ret;
+}
+
+/* The work (a worker thread, or inline): copies the kept messages to
+   x->tfd in batches of consecutive ones (one read and one write per
+   batch), checking each one's hash on the way, and fsyncs. Touches only
+   x. */
+static void
+expunge_copy_kept(struct flat_expunge_job *x)
+{
 	char *data = NULL;
 	size_t data_cap = 0;
 	uint64_t newoff = 0;
-	bool open_kept = false;
-	int ret = -1;
+	bool held = false;
 
-	for (size_t i = 0; i < state->count;) {
-		uint64_t start, end;
-		size_t j;
+	for (size_t i = 0; i < x->kept_count;) {
+		uint64_t start = x->kept[i].off;
+		size_t j = expunge_batch(x, i);
+		uint64_t end = x->kept[j - 1].off + x->kept[j - 1].len;
 		ssize_t n;
 
-		if (expunge_removes(x, i)) {
-			i++;
-			continue;
+		if (!held && i >= x->kept_count / 2) {
+			/* halfway: where a test may hold the work */
+			job_test_hold();
+			held = true;
 		}
-		j = expunge_batch(x, i, &start, &end);
 		if (end - start > (uint64_t)SSIZE_MAX / 2) {
 			errno = EFBIG;
 			goto io_fail;
@@ -154,40 +189,77 @@ expunge_copy_kept(struct expunge *x, char **error_r)
 			data_cap = (size_t)(end - start);
 			data = xrealloc(data, data_cap);
 		}
-		n = fd_pread_full(box->lock_fd, data, (size_t)(end - start), start);
+		n = fd_pread_full(x->in_fd, data, (size_t)(end - start), start);
 		if (n < 0)
 			goto io_fail;
 		if ((uint64_t)n != end - start) {
-			*error_r = xasprintf("%s: file shrank during expunge", box->mail_path);
+			x->work_error = xasprintf("%s: file shrank during expunge", x->mail_path);
 			goto out;
 		}
 		for (size_t k = i; k < j; k++) {
-			struct frec r;
+			const struct kept *m = &x->kept[k];
 
-			flat_mail_to_frec(&state->mails[k], &r);
-			if (flat_hash_bytes(data + (r.off - start), (size_t)r.len) != r.hash) {
-				*error_r = xasprintf("%s: message %u changed on disk during expunge",
-						     box->mail_path, r.uid);
+			if (flat_hash_bytes(data + (m->off - start), (size_t)m->len) != m->hash) {
+				x->work_error = xasprintf("%s: message %u changed on disk during "
+							  "expunge", x->mail_path, m->uid);
 				goto out;
 			}
-			r.off = newoff + (r.off - start);
-			x->nv.recs[x->nv.count++] = r;
-			open_kept = box->last_open && k == state->count - 1;
+			x->kept[k].newoff = newoff + (m->off - start);
 		}
 		if (fd_write_full(x->tfd, data, (size_t)(end - start)) < 0)
 			goto io_fail;
 		newoff += end - start;
 		i = j;
 	}
-	x->nv.parsed_end = newoff;
-	x->nv.last_open = open_kept;
-	ret = 0;
+	if (!held)
+		job_test_hold();
+	x->new_end = newoff;
+	if (expunge_index_ahead(x, data_cap >= FLAT_COPY_CHUNK ? data : NULL) < 0)
+		goto io_fail;
 	goto out;
 io_fail:
-	*error_r = xasprintf("expunge %s: %s", box->mail_path, strerror(errno));
+	x->work_errno = errno;
+	x->work_error = xasprintf("expunge %s: %s", x->mail_path, strerror(errno));
 out:
 	free(data);
-	return ret;
+}
+
+/* The new index for the mailbox after the expunge, from state as it is
+   now (flags changed since the prepare are kept) and the kept messages'
+   new offsets. Returns 0, or -1 with *error_r if state no longer holds
+   exactly the kept messages. */
+static int
+expunge_new_view(struct storage_box *box, const struct mbox_state *state,
+		 const struct flat_expunge_job *x, struct view *nv, char **error_r)
+{
+	size_t k = 0;
+	bool other = false;
+
+	flat_view_from_state(box, state, false, nv);
+	nv->alloc = x->kept_count == 0 ? 1 : x->kept_count;
+	nv->recs = xmalloc(nv->alloc * sizeof(*nv->recs));
+	for (size_t i = 0; i < state->count; i++) {
+		const struct mail_rec *m = &state->mails[i];
+		struct frec r;
+
+		if (u32_sorted_contains(x->uids, x->count, m->uid))
+			continue;
+		if (k >= x->kept_count || x->kept[k].uid != m->uid) {
+			other = true;
+			break;
+		}
+		flat_mail_to_frec(m, &r);
+		r.off = x->kept[k++].newoff;
+		nv->recs[nv->count++] = r;
+	}
+	if (other || k != x->kept_count) {
+		*error_r = xasprintf("expunge %s: the mailbox changed during the expunge",
+				     box->mail_path);
+		return -1;
+	}
+	nv->parsed_end = x->new_end;
+	nv->last_open = x->last_open;
+	return 0;
 }
 
 /* Makes the new file the mailbox: the late bytes copied, the new file
@@ -195,22 +267,24 @@ out:
    then the index. Returns 0 (box's index is the new one, or none if only
    its rename failed), or -1 with *error_r when the old mailbox stays. */
 static int
-expunge_commit(struct expunge *x, char **error_r)
+expunge_switch(struct storage_box *box, struct flat_expunge_job *x, struct view *nv,
+	       char **error_r)
 {
-	struct storage_box *box = x->box;
 	struct buf b = BUF_INIT;
 	struct stat st;
 	size_t hsize;
+	char *chunk = xmalloc(FLAT_COPY_CHUNK);
+	/* Bytes after the parsed part (a pending tail, or another
+	   writer's) that the work has not copied. */
+	uint64_t from = x->late_from;
 	int ifd = -1;
 
-	/* Bytes after the parsed part: a pending tail, or another writer's. */
-	x->from = box->parsed_end;
-	if (copy_late_bytes(box->lock_fd, x->tfd, &x->from, x->chunk) < 0 || fsync(x->tfd) < 0 ||
+	if (copy_late_bytes(box->lock_fd, x->tfd, &from, chunk) < 0 || fsync(x->tfd) < 0 ||
 	    fstat(x->tfd, &st) < 0)
 		goto io_fail;
-	flat_view_set_stat(&x->nv, &st);
+	flat_view_set_stat(nv, &st);
 	/* The new index goes to its temp file first; both renames follow. */
-	hsize = flat_index_encode(&x->nv, &b);
+	hsize = flat_index_encode(nv, &b);
 	if (mkdir_parents(box->user_dir, box->index_tmp) == 0)
 		ifd = file_tmp_create(box->user_dir, box->index_tmp, b.data, b.len, 0600);
 	buf_free(&b);
@@ -222,99 +296,379 @@ expunge_commit(struct expunge *x, char **error_r)
 		goto io_fail;
 	}
 	/* From here the new file is the mailbox. */
-	if (copy_late_bytes(box->lock_fd, x->tfd, &x->from, x->chunk) == 0)
+	if (copy_late_bytes(box->lock_fd, x->tfd, &from, chunk) == 0)
 		(void)fsync(x->tfd);
 	if (file_tmp_commit(box->user_dir, ifd, box->index_tmp, box->index_path) < 0) {
 		close(ifd);
 		ifd = -1;
 	}
 	flat_box_set_index_fd(box, ifd, (uint32_t)hsize);
+	free(chunk);
 	return 0;
 io_fail:
 	*error_r = xasprintf("expunge %s: %s", box->mail_path, strerror(errno));
+	free(chunk);
 	return -1;
 }
 
-/* After expunge_commit(): box reads the new file, state loses the
+/* True if the index the work wrote ahead holds: state and the old file
+   are as the prepare saw them (every flag change raises HIGHESTMODSEQ,
+   and the expunge's own raise is the one the work assumed). */
+static bool
+expunge_ahead_holds(const struct storage_box *box, const struct mbox_state *state,
+		    const struct flat_expunge_job *x)
+{
+	struct stat st;
+
+	return x->ifd >= 0 && state->count == x->state_count &&
+	       state->highest_modseq == x->nv.highest_modseq &&
+	       state->uidnext == x->nv.uidnext &&
+	       state->first_recent_uid == x->nv.first_recent_uid &&
+	       state->keyword_count == x->nv.kw_count && fstat(box->lock_fd, &st) == 0 &&
+	       (uint64_t)st.st_size == x->late_from;
+}
+
+/* The index the work wrote does not hold: expunge_switch() writes
+   another over its temp file. */
+static void
+expunge_drop_ahead(struct flat_expunge_job *x)
+{
+	if (x->ifd >= 0) {
+		close(x->ifd);
+		x->ifd = -1;
+	}
+}
+
+/* expunge_switch() with the index the work wrote: the two renames. */
+static int
+expunge_switch_ahead(struct storage_box *box, struct flat_expunge_job *x, char **error_r)
+{
+	char *chunk;
+	int ifd = x->ifd;
+
+	x->ifd = -1;
+	if (file_tmp_commit(box->user_dir, x->tfd, box->mail_tmp, box->mail_path) < 0) {
+		*error_r = xasprintf("expunge %s: %s", box->mail_path, strerror(errno));
+		close(ifd);
+		(void)fs_unlink_beneath(box->user_dir, box->index_tmp);
+		return -1;
+	}
+	/* From here the new file is the mailbox. */
+	chunk = xmalloc(FLAT_COPY_CHUNK);
+	if (copy_late_bytes(box->lock_fd, x->tfd, &x->late_from, chunk) == 0)
+		(void)fsync(x->tfd);
+	free(chunk);
+	if (file_tmp_commit(box->user_dir, ifd, box->index_tmp, box->index_path) < 0) {
+		close(ifd);
+		ifd = -1;
+	}
+	flat_box_set_index_fd(box, ifd, x->hsize);
+	return 0;
+}
+
+/* After expunge_switch(): box reads the new file, state loses the
    expunged messages (one compaction pass, not a memmove per message). */
 static void
-expunge_apply(struct expunge *x)
+expunge_apply(struct storage_box *box, struct mbox_state *state, struct flat_expunge_job *x,
+	      const struct view *nv)
 {
-	struct storage_box *box = x->box;
-	struct mbox_state *state = x->state;
-
 	close(box->fd);
 	box->fd = x->tfd;
 	x->tfd = -1;
-	flat_box_take_view_stat(box, &x->nv);
-	box->pending = x->nv.parsed_end < x->nv.mail_size;
+	flat_box_take_view_stat(box, nv);
+	box->pending = nv->parsed_end < nv->mail_size;
 	if (box->index_fd < 0) {
 		/* the old index stays; the next sync matches by hash */
 		box->ino = 0;
 		box->pending = true;
 	}
 	mbox_state_remove_uids(state, x->uids, x->count);
-	for (size_t i = 0; i < state->count && i < x->nv.count; i++)
-		state->mails[i].priv[0] = x->nv.recs[i].off;
-	box->disk_same = box->index_fd >= 0 && flat_keywords_same(&x->nv, state);
+	for (size_t i = 0; i < state->count && i < nv->count; i++)
+		state->mails[i].priv[0] = nv->recs[i].off;
+	box->disk_same = box->index_fd >= 0 && flat_keywords_same(nv, state);
+}
+
+static void
+expunge_job_free(struct flat_expunge_job **_x)
+{
+	struct flat_expunge_job *x = *_x;
+
+	if (x == NULL)
+		return;
+	*_x = NULL;
+	if (x->in_fd >= 0) {
+		/* Likely the last descriptor of a replaced file: its final
+		   close frees the file, long for a big one. */
+		job_close_later(x->in_fd);
+	}
+	if (x->tfd >= 0)
+		close(x->tfd);
+	if (x->ifd >= 0) {
+		close(x->ifd);
+		(void)fs_unlink_beneath(x->user_dir, x->index_tmp);
+	}
+	flat_view_free(&x->nv);
+	free(x->user_dir);
+	free(x->index_tmp);
+	free(x->uids);
+	free(x->kept);
+	free(x->mail_path);
+	free(x->work_error);
+	free(x);
+}
+
+/* Drops an expunge that was not committed: its temp file goes, the old
+   mailbox stays, the lock is released. */
+static void
+expunge_abort(struct storage_box *box, struct flat_expunge_job **_x)
+{
+	struct flat_expunge_job *x = *_x;
+
+	if (x == NULL)
+		return;
+	if (x->tfd >= 0) {
+		close(x->tfd);
+		x->tfd = -1;
+		(void)fs_unlink_beneath(box->user_dir, box->mail_tmp);
+	}
+	expunge_job_free(_x);
+	flat_unlock(box);
+}
+
+/* The kept messages of state (those not in x->uids) into x->kept;
+   returns how many are removed. */
+static size_t
+expunge_snapshot(const struct storage_box *box, const struct mbox_state *state,
+		 struct flat_expunge_job *x)
+{
+	size_t removed = 0;
+
+	x->kept = xmalloc((state->count == 0 ? 1 : state->count) * sizeof(*x->kept));
+	/* The index as the commit will want it if nothing changes: the
+	   hub raises HIGHESTMODSEQ once for the expunge (mailbox.c). */
+	flat_view_from_state(box, state, false, &x->nv);
+	x->nv.highest_modseq = state->highest_modseq + 1;
+	x->nv.alloc = state->count == 0 ? 1 : state->count;
+	x->nv.recs = xmalloc(x->nv.alloc * sizeof(*x->nv.recs));
+	x->state_count = state->count;
+	for (size_t i = 0; i < state->count; i++) {
+		struct frec r;
+
+		if (u32_sorted_contains(x->uids, x->count, state->mails[i].uid)) {
+			removed++;
+			continue;
+		}
+		flat_mail_to_frec(&state->mails[i], &r);
+		x->nv.recs[x->nv.count++] = r;
+		x->kept[x->kept_count++] = (struct kept){ .uid = r.uid, .off = r.off,
+							  .len = r.len, .hash = r.hash };
+	}
+	x->last_open = box->last_open && state->count > 0 &&
+		       !u32_sorted_contains(x->uids, x->count, state->mails[state->count - 1].uid);
+	return removed;
+}
+
+static int
+expunge_prepare(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
+		size_t count, struct flat_expunge_job **x_r, enum storage_error *err_r,
+		char **error_r)
+{
+	struct flat_expunge_job *x;
+	struct stat st;
+	int mode = 0600;
+
+	*x_r = NULL;
+	if (count == 0)
+		return 0;
+	if (flat_lock(box, false, err_r, error_r) < 0)
+		return -1;
+	if (flat_catch_up(box, state, err_r, error_r) < 0) {
+		flat_unlock(box);
+		return -1;
+	}
+	x = xcalloc(1, sizeof(*x));
+	x->in_fd = x->tfd = x->ifd = -1;
+	x->uids = xmalloc(count * sizeof(*x->uids));
+	memcpy(x->uids, uids, count * sizeof(*x->uids));
+	qsort(x->uids, count, sizeof(*x->uids), u32_cmp);
+	x->count = count;
+	if (expunge_snapshot(box, state, x) == 0 || box->lock_fd < 0 || box->fd < 0) {
+		expunge_job_free(&x);
+		flat_unlock(box);
+		return 0;
+	}
+	if (fstat(box->lock_fd, &st) == 0)
+		mode = (int)(st.st_mode & 0777);
+	x->mail_path = xstrdup(box->mail_path);
+	x->user_dir = xstrdup(box->user_dir);
+	x->index_tmp = xstrdup(box->index_tmp);
+	x->late_from = box->parsed_end;
+	/* on failure the work's index write fails too, and the commit's
+	   says why */
+	(void)mkdir_parents(box->user_dir, box->index_tmp);
+	x->in_fd = dup(box->lock_fd);
+	if (x->in_fd >= 0)
+		x->tfd = fs_open_beneath(box->user_dir, box->mail_tmp, O_RDWR | O_CREAT | O_TRUNC,
+					 (mode_t)mode);
+	if (x->in_fd < 0 || x->tfd < 0) {
+		*err_r = storage_error_from_errno(errno);
+		*error_r = xasprintf("open %s: %s", box->mail_tmp, strerror(errno));
+		expunge_job_free(&x);
+		flat_unlock(box);
+		return -1;
+	}
+	*x_r = x;
+	return 0;
+}
+
+static int
+expunge_commit(struct storage_box *box, struct mbox_state *state,
+	       struct flat_expunge_job **_x, enum storage_error *err_r, char **error_r)
+{
+	struct flat_expunge_job *x = *_x;
+	struct view nv;
+	int ret = -1;
+
+	i_zero(&nv);
+	if (x->work_error != NULL) {
+		*err_r = x->work_errno != 0 ? storage_error_from_errno(x->work_errno) :
+					      STORAGE_ERR_TEMP;
+		*error_r = x->work_error;
+		x->work_error = NULL;
+	} else if (expunge_ahead_holds(box, state, x)) {
+		/* The usual case: two renames. */
+		if (expunge_switch_ahead(box, x, error_r) < 0)
+			*err_r = storage_error_from_errno(errno);
+		else {
+			expunge_apply(box, state, x, &x->nv);
+			ret = 0;
+		}
+	} else if ((expunge_drop_ahead(x), expunge_new_view(box, state, x, &nv, error_r)) < 0) {
+		*err_r = STORAGE_ERR_TEMP;
+	} else if (expunge_switch(box, x, &nv, error_r) < 0) {
+		*err_r = storage_error_from_errno(errno);
+	} else {
+		expunge_apply(box, state, x, &nv);
+		ret = 0;
+	}
+	flat_view_free(&nv);
+	if (ret < 0)
+		expunge_abort(box, _x);
+	else {
+		expunge_job_free(_x);
+		flat_unlock(box);
+	}
+	return ret;
+}
+
+/* The backend's jobs: an expunge, or the first build of an index
+   (flat_sync.c). */
+struct storage_job {
+	struct flat_expunge_job *expunge;
+	struct flat_scan_job *scan;
+};
+
+int
+flat_expunge_prepare(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
+		     size_t count, struct storage_job **job_r, enum storage_error *err_r,
+		     char **error_r)
+{
+	struct flat_expunge_job *x;
+
+	*err_r = STORAGE_ERR_NONE;
+	*job_r = NULL;
+	if (expunge_prepare(box, state, uids, count, &x, err_r, error_r) < 0) {
+		if (*err_r == STORAGE_ERR_NONE)
+			*err_r = STORAGE_ERR_TEMP;
+		return -1;
+	}
+	if (x != NULL) {
+		*job_r = xcalloc(1, sizeof(**job_r));
+		(*job_r)->expunge = x;
+	}
+	return 0;
+}
+
+void
+flat_job_work(struct storage_job *job)
+{
+	if (job->expunge != NULL)
+		expunge_copy_kept(job->expunge);
+	if (job->scan != NULL)
+		flat_first_build_work(job->scan);
+}
+
+int
+flat_job_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **_job,
+		enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job = *_job;
+	int ret = 0;
+
+	*err_r = STORAGE_ERR_NONE;
+	*_job = NULL;
+	if (job->expunge != NULL)
+		ret = expunge_commit(box, state, &job->expunge, err_r, error_r);
+	if (ret < 0 && *err_r == STORAGE_ERR_NONE)
+		*err_r = STORAGE_ERR_TEMP;
+	free(job);
+	return ret;
+}
+
+void
+flat_job_abort(struct storage_box *box, struct storage_job **_job)
+{
+	struct storage_job *job = *_job;
+
+	if (job == NULL)
+		return;
+	*_job = NULL;
+	if (job->expunge != NULL)
+		expunge_abort(box, &job->expunge);
+	flat_first_build_free(&job->scan);
+	free(job);
+}
+
+int
+flat_open_prepare(struct storage *st, const char *user, const char *name,
+		  struct storage_job **job_r, enum storage_error *err_r, char **error_r)
+{
+	struct flat_scan_job *scan;
+
+	*err_r = STORAGE_ERR_NONE;
+	*job_r = NULL;
+	flat_first_build_prepare(st, user, name, &scan);
+	if (scan != NULL) {
+		*job_r = xcalloc(1, sizeof(**job_r));
+		(*job_r)->scan = scan;
+	}
+	return 0;
+}
+
+int
+flat_open_commit(struct storage *st, struct storage_job **_job, struct mbox_state *state,
+		 struct storage_box **box_r, enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job = *_job;
+	int ret;
+
+	*err_r = STORAGE_ERR_NONE;
+	*_job = NULL;
+	ret = flat_first_build_commit(&job->scan, state, box_r, err_r, error_r);
+	free(job);
+	return ret;
 }
 
 int
 flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
 	     size_t count, enum storage_error *err_r, char **error_r)
 {
-	struct expunge x = { .box = box, .state = state, .count = count, .tfd = -1 };
-	struct stat st;
-	uint32_t *sorted;
-	size_t removed = 0;
-	int ret = -1, mode = 0600;
+	struct storage_job *job;
 
-	*err_r = STORAGE_ERR_NONE;
-	if (count == 0)
-		return 0;
-	x.uids = expunge_sorted_uids(uids, count, &sorted);
-	if (flat_lock(box, false, err_r, error_r) < 0) {
-		free(sorted);
+	if (flat_expunge_prepare(box, state, uids, count, &job, err_r, error_r) < 0)
 		return -1;
-	}
-	if (flat_catch_up(box, state, err_r, error_r) < 0)
-		goto out;
-	for (size_t i = 0; i < state->count; i++) {
-		if (expunge_removes(&x, i))
-			removed++;
-	}
-	if (removed == 0 || box->lock_fd < 0 || box->fd < 0) {
-		ret = 0;
-		goto out;
-	}
-	if (fstat(box->lock_fd, &st) == 0)
-		mode = (int)(st.st_mode & 0777);
-	x.tfd = fs_open_beneath(box->user_dir, box->mail_tmp, O_RDWR | O_CREAT | O_TRUNC, (mode_t)mode);
-	if (x.tfd < 0) {
-		*err_r = storage_error_from_errno(errno);
-		*error_r = xasprintf("open %s: %s", box->mail_tmp, strerror(errno));
-		goto out;
-	}
-	flat_view_from_state(box, state, true, &x.nv);
-	x.nv.count = 0;
-	x.chunk = xmalloc(FLAT_COPY_CHUNK);
-	if (expunge_copy_kept(&x, error_r) < 0 || expunge_commit(&x, error_r) < 0) {
-		*err_r = storage_error_from_errno(errno);
-		close(x.tfd);
-		x.tfd = -1;
-		(void)fs_unlink_beneath(box->user_dir, box->mail_tmp);
-		goto out;
-	}
-	expunge_apply(&x);
-	ret = 0;
-out:
-	if (ret < 0 && *err_r == STORAGE_ERR_NONE)
-		*err_r = STORAGE_ERR_TEMP;
-	if (x.tfd >= 0)
-		close(x.tfd);
-	flat_view_free(&x.nv);
-	free(x.chunk);
-	free(sorted);
-	flat_unlock(box);
-	return ret;
+	if (job == NULL)
+		return 0;
+	flat_job_work(job);
+	return flat_job_commit(box, state, &job, err_r, error_r);
 }

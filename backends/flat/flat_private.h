@@ -32,6 +32,9 @@
 #define FLAT_TAIL_AGE_SECS 2
 #define FLAT_SCAN_CHUNK (1024 * 1024)
 #define FLAT_COPY_CHUNK (256 * 1024)
+/* A mail file without an index at least this big is scanned in a job at
+   its first open (open_prepare); a smaller one by open() at once. */
+#define FLAT_FIRST_BUILD_JOB_MIN (1024 * 1024)
 #define FLAT_LIST_MAX_DEPTH 16
 #define FLAT_LIST_MAX_NAMES 10000
 
@@ -115,6 +118,14 @@ struct scan {
 /* The start value of flat_hash_update() (FNV-1a, 64 bits). */
 #define HASH_INIT 0xcbf29ce484222325ULL
 
+/* flat_storage.c */
+/* Checks user and name (the backend's rules); 0 or -1 with *err_r. */
+int flat_check_names(const char *user, const char *name, enum storage_error *err_r,
+		     char **error_r);
+/* A box for mailbox name of user with its paths, nothing open. */
+struct storage_box *flat_box_new(struct storage *st, const char *user, const char *name);
+void flat_box_free(struct storage_box *box);
+
 /* flat_format.c */
 uint64_t flat_hash_update(uint64_t h, const void *data, size_t len);
 /* The hash of a message's stored bytes (with its length, what tells
@@ -176,6 +187,19 @@ int flat_catch_up(struct storage_box *box, struct mbox_state *state, enum storag
 		  char **error_r);
 int flat_sync(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
 	      char **error_r);
+/* The first build of an index in a job (storage.h open_prepare): the
+   scan of the mail file without an index, and the index written from it
+   (what flat_refresh() would do). */
+struct flat_scan_job;
+/* Sets *job_r to NULL if the mailbox has an index, or no mail file, or a
+   small one. */
+void flat_first_build_prepare(struct storage *st, const char *user, const char *name,
+			      struct flat_scan_job **job_r);
+void flat_first_build_work(struct flat_scan_job *job);
+int flat_first_build_commit(struct flat_scan_job **job, struct mbox_state *state,
+			    struct storage_box **box_r, enum storage_error *err_r,
+			    char **error_r);
+void flat_first_build_free(struct flat_scan_job **job);
 
 /* flat_save.c */
 int flat_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
@@ -185,5 +209,18 @@ int flat_append(struct storage_box *box, struct mbox_state *state, const char *d
 /* flat_expunge.c */
 int flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
 		 size_t count, enum storage_error *err_r, char **error_r);
+/* The split expunge of storage.h (expunge_prepare, job_work, job_commit,
+   job_abort); flat_expunge() is the three in a row. */
+int flat_expunge_prepare(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
+			 size_t count, struct storage_job **job_r, enum storage_error *err_r,
+			 char **error_r);
+void flat_job_work(struct storage_job *job);
+int flat_job_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **job,
+		    enum storage_error *err_r, char **error_r);
+void flat_job_abort(struct storage_box *box, struct storage_job **job);
+int flat_open_prepare(struct storage *st, const char *user, const char *name,
+		      struct storage_job **job_r, enum storage_error *err_r, char **error_r);
+int flat_open_commit(struct storage *st, struct storage_job **job, struct mbox_state *state,
+		     struct storage_box **box_r, enum storage_error *err_r, char **error_r);
 
 #endif

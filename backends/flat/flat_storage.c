@@ -101,7 +101,7 @@ flat_cache_move(struct storage *st, const char *udir, const char *user, const ch
 }
 
 /* Checks user and name before they go near a path. */
-static int
+int
 flat_check_names(const char *user, const char *name, enum storage_error *err_r, char **error_r)
 {
 	if (!username_is_valid(user)) {
@@ -143,7 +143,7 @@ flat_deinit(struct storage **stp)
 	*stp = NULL;
 }
 
-static void
+void
 flat_box_free(struct storage_box *box)
 {
 	flat_unlock(box);
@@ -162,7 +162,7 @@ flat_box_free(struct storage_box *box)
 	free(box);
 }
 
-static struct storage_box *
+struct storage_box *
 flat_box_new(struct storage *st, const char *user, const char *name)
 {
 	struct storage_box *box = xcalloc(1, sizeof(*box));
@@ -535,6 +535,12 @@ const struct storage_backend storage_backend_flat = {
 	.append = flat_append,
 	.flags_changed = flat_flags_changed,
 	.expunge = flat_expunge,
+	.expunge_prepare = flat_expunge_prepare,
+	.job_work = flat_job_work,
+	.job_commit = flat_job_commit,
+	.job_abort = flat_job_abort,
+	.open_prepare = flat_open_prepare,
+	.open_commit = flat_open_commit,
 	.watch_paths = flat_watch_paths,
 	.cache_path = flat_cache_path,
 };

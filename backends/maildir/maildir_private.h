@@ -213,4 +213,13 @@ int md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t i
 int md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
 	       size_t count, enum storage_error *err_r, char **error_r);
 
+/* maildir_job.c: the first open of a big folder in a job (storage.h,
+   open_prepare). */
+int md_open_prepare(struct storage *st, const char *user, const char *name,
+		    struct storage_job **job_r, enum storage_error *err_r, char **error_r);
+void md_job_work(struct storage_job *job);
+int md_open_commit(struct storage *st, struct storage_job **job, struct mbox_state *state,
+		   struct storage_box **box_r, enum storage_error *err_r, char **error_r);
+void md_job_abort(struct storage_box *box, struct storage_job **job);
+
 #endif

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "event.h"
 #include "imap_server.h"
+#include "job.h"
 #include "log.h"
 #include "migrate.h"
 #include "net.h"
@@ -34,6 +35,9 @@ static struct cmdline cl = {
 };
 /* The SMTP listener hosted in this process when smtp.enabled (else NULL). */
 static struct smtp_server *smtp;
+/* The mailboxes' heavy operations (a flat expunge) run in these. */
+static struct job_queue *jobs;
+#define IMAPSERVER_JOB_THREADS 2
 
 /* Privilege drop: runs once every listening socket is bound and the
    backends (the PAM helper among them, which keeps root) are started,
@@ -157,6 +161,12 @@ main(int argc, char *argv[])
 	smtp_listen_log(&smtp_l, "smtp listening on");
 	if (cmdline_detach(&cl) < 0)
 		return 1;
+	if ((jobs = job_queue_new(loop, IMAPSERVER_JOB_THREADS, &error)) == NULL) {
+		fprintf(stderr, "imapserver: %s\n", error);
+		free(error);
+		return 1;
+	}
+	job_queue_set_default(jobs);
 	server = imap_server_new(loop, gen, fd);
 	if (tls_fd >= 0)
 		imap_server_listen_tls(server, tls_fd);
@@ -169,6 +179,8 @@ main(int argc, char *argv[])
 		log_error("-", "select: %s", strerror(errno));
 	smtp_server_free(&smtp);        /* closes the SMTP listeners */
 	imap_server_free(&server);
+	/* After the hub (which waits for its mailboxes' jobs). */
+	job_queue_free(&jobs);
 	close(fd);
 	if (tls_fd >= 0)
 		close(tls_fd);

@@ -1,11 +1,13 @@
 /* mailbox.c: the mailbox hub (see mailbox.h). */
 #include "mailbox.h"
+#include "mailbox_private.h"
 #include "log.h"
 #include "mcache.h"
 #include "mime.h"
 #include "seqset.h"
 #include "watch.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 /* Unreferenced mailboxes kept open so that a new SELECT of a big mailbox
@@ -15,45 +17,8 @@
    oldest half is forgotten (RFC 7162 5.3). */
 #define MAILBOX_EXPUNGE_LOG_MAX 65536
 
-struct expunge_entry {
-	uint32_t uid;
-	uint64_t modseq;
-};
-
-struct mailbox {
-	struct hub *hub;
-	char *user, *name;
-	struct storage_box *box;
-	struct mbox_state state;
-	unsigned refcount;
-	struct mbox_view *views;
-	/* While some session has it selected: the files other processes
-	   may change (one watch per mailbox, shared by its sessions). */
-	struct watch_entry **watches;
-	size_t watch_count;
-	struct mailbox *prev, *next;
-	/* Order in which unreferenced mailboxes were released. */
-	uint64_t released_at;
-	/* QRESYNC: every expunge with a modseq above expunge_known_from is
-	   in expunged[] (ascending modseq). Expunges before the mailbox was
-	   opened in this process are not known one by one. */
-	struct expunge_entry *expunged;
-	size_t expunged_count, expunged_alloc;
-	uint64_t expunge_known_from;
-	/* The listing cache, opened at first use (mailbox_mcache()). */
-	struct mcache *mcache;
-};
-
 /* Parsed message structures kept for BODYSTRUCTURE. */
 #define HUB_MIME_CACHE_ENTRIES 256
-
-struct hub {
-	struct storage_ctx storage;
-	struct watch *watch;
-	struct mime_cache *mime_cache;
-	struct mailbox *mailboxes;
-	uint64_t release_clock;
-};
 
 struct hub *
 hub_new(const struct storage_ctx *storage, struct watch *watch)
@@ -101,7 +66,7 @@ mailbox_watch_stop(struct mailbox *mbox)
 	mbox->watch_count = 0;
 }
 
-static void
+void
 mailbox_destroy(struct mailbox *mbox)
 {
 	struct hub *hub = mbox->hub;
@@ -112,6 +77,7 @@ mailbox_destroy(struct mailbox *mbox)
 		hub->mailboxes = mbox->next;
 	if (mbox->next != NULL)
 		mbox->next->prev = mbox->prev;
+	mailbox_jobs_free(mbox);
 	/* A later mailbox at the same address must not find our trees. */
 	mime_cache_forget(hub->mime_cache, mbox);
 	mcache_close(&mbox->mcache);
@@ -119,6 +85,7 @@ mailbox_destroy(struct mailbox *mbox)
 	hub->storage.backend->close(&mbox->box);
 	mbox_state_deinit(&mbox->state);
 	free(mbox->expunged);
+	free(mbox->deferred_flags);
 	free(mbox->user);
 	free(mbox->name);
 	free(mbox);
@@ -198,6 +165,13 @@ mailbox_open(struct hub *hub, const char *sid, const char *user, const char *nam
 	char *error = NULL;
 
 	*err_r = STORAGE_ERR_NONE;
+	if (mbox != NULL && mbox->opening) {
+		/* A command waits for it first (hub_open_start()); others
+		   (an SMTP delivery) try again later. */
+		*err_r = STORAGE_ERR_IN_USE;
+		log_info(sid, "open %s/%s: being opened, try again", user, name);
+		return -1;
+	}
 	if (mbox != NULL) {
 		mbox->refcount++;
 		if (mailbox_refresh(mbox, err_r, sid) < 0) {
@@ -277,6 +251,11 @@ mailbox_refresh(struct mailbox *mbox, enum storage_error *err_r, const char *sid
 	int ret;
 
 	*err_r = STORAGE_ERR_NONE;
+	if (mbox->op != NULL) {
+		/* The job's commit makes the next sync; until then the disk
+		   is the job's. */
+		return 0;
+	}
 	ret = mbox->hub->storage.backend->sync(mbox->box, st, err_r, &error);
 	storage_error_fix(ret, err_r);
 	if (ret < 0) {
@@ -575,6 +554,14 @@ mailbox_set_flags(struct mailbox *mbox, struct mbox_view *view, size_t idx, uint
 	   caught up before, it still is. */
 	if (view != NULL && view->synced_modseq == before)
 		view->synced_modseq = after;
+	if (mbox->op != NULL) {
+		/* The backend is not called while its job works: the change
+		   is written once the job is done (mailbox_flush_flags()). */
+		xgrow(&mbox->deferred_flags, &mbox->deferred_alloc, mbox->deferred_count + 1,
+		      sizeof(*mbox->deferred_flags));
+		mbox->deferred_flags[mbox->deferred_count++] = old.uid;
+		return 0;
+	}
 	ret = mbox->hub->storage.backend->flags_changed(mbox->box, st, idx, err_r, &error);
 	storage_error_fix(ret, err_r);
 	if (ret == 0)
@@ -606,6 +593,8 @@ mailbox_append(struct mailbox *mbox, const char *data, size_t len, uint8_t flags
 	char *error = NULL;
 
 	*err_r = STORAGE_ERR_NONE;
+	if (mailbox_busy_error(mbox, err_r, sid, "append"))
+		return -1;
 	if (mbox->hub->storage.backend->append(mbox->box, &mbox->state, data, len, flags,
 					       keywords, internal_date, tz_minutes, uid_r, err_r,
 					       &error) < 0) {
@@ -638,49 +627,77 @@ mailbox_log_expunge(struct mailbox *mbox, uint32_t uid, uint64_t modseq)
 	mbox->expunged[mbox->expunged_count++].modseq = modseq;
 }
 
-static int
-mailbox_expunge_full(struct mailbox *mbox, const struct seqset *uids, bool deleted_only,
-		     enum storage_error *err_r, const char *sid)
+/* The UIDs mailbox_expunge*() removes, ascending, into *list_r. */
+size_t
+mailbox_expunge_collect(const struct mbox_state *st, const struct seqset *uids, bool deleted_only,
+		uint32_t **list_r)
 {
-	struct mbox_state *st = &mbox->state;
-	uint32_t *list = NULL;
-	size_t count = 0, alloc = 0, removed = 0;
-	uint64_t gen = st->expunge_gen, modseq;
-	char *error = NULL;
-	int ret = 0;
+	size_t count = 0, alloc = 0;
 
-	*err_r = STORAGE_ERR_NONE;
+	*list_r = NULL;
 	for (size_t i = 0; i < st->count; i++) {
 		if (deleted_only && (st->mails[i].flags & MAIL_DELETED) == 0)
 			continue;
 		if (uids != NULL && !seqset_contains(uids, st->mails[i].uid))
 			continue;
-		xgrow(&list, &alloc, count + 1, sizeof(*list));
-		list[count++] = st->mails[i].uid;
+		xgrow(list_r, &alloc, count + 1, sizeof(**list_r));
+		(*list_r)[count++] = st->mails[i].uid;
 	}
+	return count;
+}
+
+/* After the backend's expunge (or commit) returned ret: logs, keeps the
+   expunge's modseq, remembers the removed UIDs for QRESYNC and bumps
+   expunge_gen (from gen) once. Takes error. Returns ret. */
+int
+mailbox_expunge_finish(struct mailbox *mbox, const uint32_t *list, size_t count, uint64_t modseq,
+	       uint64_t gen, int ret, enum storage_error *err_r, char *error, const char *sid)
+{
+	struct mbox_state *st = &mbox->state;
+	size_t removed = 0;
+
+	storage_error_fix(ret, err_r);
+	if (ret < 0) {
+		log_error(sid, "expunge %s/%s: %s", mbox->user, mbox->name,
+			  error != NULL ? error : "failed");
+	}
+	free(error);
+	if (st->highest_modseq < modseq)
+		st->highest_modseq = modseq;
+	for (size_t i = 0; i < count; i++) {
+		if (mbox_state_find(st, list[i]) < 0) {
+			mailbox_log_expunge(mbox, list[i], modseq);
+			removed++;
+		}
+	}
+	if (st->expunge_gen == gen && removed > 0)
+		st->expunge_gen++;
+	log_info(sid, "expunged %zu message(s) from %s", removed, mbox->name);
+	return ret;
+}
+
+int
+mailbox_expunge_full(struct mailbox *mbox, const struct seqset *uids, bool deleted_only,
+		     enum storage_error *err_r, const char *sid)
+{
+	struct mbox_state *st = &mbox->state;
+	uint32_t *list;
+	size_t count;
+	uint64_t gen = st->expunge_gen, modseq;
+	char *error = NULL;
+	int ret = 0;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (mailbox_busy_error(mbox, err_r, sid, "expunge"))
+		return -1;
+	count = mailbox_expunge_collect(st, uids, deleted_only, &list);
 	if (count > 0) {
 		/* RFC 7162 3.2: the expunge gets a new mod-sequence, raised
 		   before the backend writes its index so that it is kept. */
 		modseq = ++st->highest_modseq;
 		ret = mbox->hub->storage.backend->expunge(mbox->box, st, list, count, err_r,
 							  &error);
-		storage_error_fix(ret, err_r);
-		if (ret < 0) {
-			log_error(sid, "expunge %s/%s: %s", mbox->user, mbox->name,
-				  error != NULL ? error : "failed");
-			free(error);
-		}
-		if (st->highest_modseq < modseq)
-			st->highest_modseq = modseq;
-		for (size_t i = 0; i < count; i++) {
-			if (mbox_state_find(st, list[i]) < 0) {
-				mailbox_log_expunge(mbox, list[i], modseq);
-				removed++;
-			}
-		}
-		if (st->expunge_gen == gen && removed > 0)
-			st->expunge_gen++;
-		log_info(sid, "expunged %zu message(s) from %s", removed, mbox->name);
+		ret = mailbox_expunge_finish(mbox, list, count, modseq, gen, ret, err_r, error, sid);
 	}
 	free(list);
 	return ret;

@@ -158,6 +158,57 @@ int mailbox_expunge_uids(struct mailbox *mbox, const struct seqset *uids,
    section 5.1 allows. Returns true if the answer was exact. */
 bool mailbox_vanished_since(struct mailbox *mbox, uint64_t modseq, const struct seqset *uids,
 			    struct seqset *vanished_r);
+/* Heavy operations outside the loop. A backend that splits its expunge
+   (storage.h, expunge_prepare) has it run in a job of the process's job
+   queue (job_queue_default(), core/io/job.h). While the job works the
+   mailbox is busy: its state and the disk stay as they were (reads,
+   FETCH, NOOP and IDLE go on), changes by other processes are picked up
+   after it, and the operations that would write it (append, set_flags,
+   expunge) fail with STORAGE_ERR_IN_USE: a session waits with
+   mailbox_wait_idle() before it calls them. mailbox_set_flags() is the
+   exception (FETCH sets \Seen): the change is made in the state at once
+   and written to the disk when the job is done. The job holds a reference
+   to the mailbox, so it commits or aborts cleanly whoever goes away. */
+bool mailbox_is_busy(const struct mailbox *mbox);
+/* Calls cb(ctx) once, in the loop, when mbox is no longer busy (at
+   once, from the caller, it is not: check mailbox_is_busy() first). The
+   waiter is freed before cb is called. Waiters are called in the order
+   they came, each only while the mailbox is not busy (one may start a
+   new job; the others then wait for it too). */
+struct mailbox_waiter;
+struct mailbox_waiter *mailbox_wait_idle(struct mailbox *mbox, void (*cb)(void *ctx),
+					 void *ctx);
+/* Withdraws a waiter that has not been called; sets *waiter to NULL. */
+void mailbox_waiter_cancel(struct mailbox_waiter **waiter);
+
+/* For a command about to open mailbox name of user: if it is being
+   opened by a job, or is not open and the backend's first open of it
+   costs its size (storage.h, open_prepare), returns it (busy: the
+   command waits with mailbox_wait_idle() and then calls mailbox_open()
+   as usual, which is cheap then). Otherwise NULL: mailbox_open() as
+   usual. */
+struct mailbox *hub_open_start(struct hub *hub, const char *sid, const char *user,
+			       const char *name);
+
+/* The result of an operation that finished in a job: ret 0, or -1
+   (logged) with the kind in err. Called in the loop, after the change
+   is in the shared state and before the other views are told. */
+typedef void mailbox_done_func(void *ctx, int ret, enum storage_error err);
+struct mailbox_op;
+/* mailbox_expunge() (deleted_only) or mailbox_expunge_uids(), in a job
+   if the backend and the process allow it. Returns 1 if it went to a
+   job: then *op_r is set, mbox is busy, and done(ctx, ...) is called
+   when the job is done, unless mailbox_op_detach() came first. Returns
+   0 or -1 (with *err_r) if it was done at once; done is not called. The
+   caller must not call it while mbox is busy (-1, STORAGE_ERR_IN_USE). */
+int mailbox_expunge_start(struct mailbox *mbox, const struct seqset *uids, bool deleted_only,
+			  mailbox_done_func *done, void *ctx, struct mailbox_op **op_r,
+			  enum storage_error *err_r, const char *sid);
+/* The caller of mailbox_expunge_start() goes away: done is not called;
+   the job still commits (or aborts) and the views are told. Sets *op
+   to NULL. */
+void mailbox_op_detach(struct mailbox_op **op);
+
 /* Tells every view except 'except' that the mailbox changed. */
 void mailbox_changed(struct mailbox *mbox, struct mbox_view *except);
 /* The paths the backend asks to watch for changes from other processes. */

@@ -105,6 +105,7 @@ struct storage_settings {
 
 struct storage;                /* a backend instance, from init() */
 struct storage_box;            /* one open mailbox of a backend */
+struct storage_job;            /* a heavy operation split for a worker thread */
 
 struct storage_backend {
 	const char *name;
@@ -182,6 +183,53 @@ struct storage_backend {
 	   "<path>.idx". delete() removes them and rename() moves them (or
 	   removes them) with the mailbox. */
 	char *(*cache_path)(struct storage_box *box);
+
+	/* Optional (NULL: expunge() runs whole in the loop), for a backend
+	   whose expunge costs the size of the mailbox: expunge() in three
+	   steps, so that its bulk runs in a worker thread (core/io/job.h).
+	   expunge_prepare(), in the loop, takes what the work needs (the
+	   lock, which it keeps, and a copy of what it reads of state) into
+	   *job_r; *job_r NULL with 0 means there was nothing to do (state
+	   may have been brought in line). job_work() then runs once in a
+	   worker thread and touches nothing but the job (no box, no state,
+	   no log); it records its own failure for the commit. Then, in the
+	   loop, exactly one of: job_commit(), which makes the work the
+	   mailbox from state as it is then (flag changes made meanwhile are
+	   kept) and removes the messages from state, as expunge() does; or
+	   job_abort(), which undoes what the job started (temp files) and
+	   leaves the mailbox as it was. Both free the job, release the lock
+	   and set *job to NULL. Between prepare and commit/abort the core
+	   makes no other call on the box that could write it or take its
+	   lock (no append, flags_changed, expunge, sync, set_uids); read()
+	   and watch_paths() may be called and see the mailbox as before.
+	   A crash at any instant loses and duplicates nothing, as for
+	   expunge(). */
+	int (*expunge_prepare)(struct storage_box *box, struct mbox_state *state,
+			       const uint32_t *uids, size_t count, struct storage_job **job_r,
+			       enum storage_error *err_r, char **error_r);
+	void (*job_work)(struct storage_job *job);
+	int (*job_commit)(struct storage_box *box, struct mbox_state *state,
+			  struct storage_job **job, enum storage_error *err_r, char **error_r);
+	void (*job_abort)(struct storage_box *box, struct storage_job **job);
+	/* Optional (NULL: open() does all of it), for a backend whose first
+	   open() of a mailbox costs the mailbox's size (flat without an
+	   index scans the whole mail file): that part done ahead, in a job.
+	   open_prepare(), in the loop, sets *job_r to NULL if open() is
+	   cheap (or would fail: open() then says why), else to a job that
+	   holds what it needs (its own paths and descriptors); job_work()
+	   runs it in a worker thread; open_commit(), in the loop, stores its
+	   result (the index) and opens the mailbox with it as open() would
+	   (state is freshly initialised, and may be replaced whole by one
+	   the job built with the mbox_state helpers): returns 1 with state
+	   and *box_r set; or 0 if the mailbox changed meanwhile, or -1 with
+	   *error_r, and then the caller calls open(), which does the work.
+	   job_abort() with box NULL drops the job. Both free the job and set
+	   *job to NULL. Nothing is lost or duplicated by a crash at any
+	   instant: the result is written as open() would write it. */
+	int (*open_prepare)(struct storage *st, const char *user, const char *name,
+			    struct storage_job **job_r, enum storage_error *err_r, char **error_r);
+	int (*open_commit)(struct storage *st, struct storage_job **job, struct mbox_state *state,
+			   struct storage_box **box_r, enum storage_error *err_r, char **error_r);
 };
 
 /* Core wrappers: the only way protocol code reaches a backend. They bound

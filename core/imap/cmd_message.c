@@ -103,11 +103,83 @@ cmd_append(struct client_command *cmd)
 	return true;
 }
 
+/* An expunge (EXPUNGE, CLOSE, MOVE) that works in a job (mailbox.h):
+   the command waits as c->cmd and answers when it is done. */
+typedef void expunge_answer_func(struct client_command *cmd, int ret, enum storage_error err,
+				 uint64_t modseq_before);
+struct expunge_wait {
+	struct client_command *cmd;
+	struct mailbox_op *op;
+	uint64_t modseq_before;
+	expunge_answer_func *answer;
+};
+
+/* The command ends (answered, or the session went away first: then the
+   job goes on alone and commits). */
+static void
+expunge_wait_free(void *context)
+{
+	struct expunge_wait *w = context;
+
+	mailbox_op_detach(&w->op);
+	free(w);
+}
+
+static void
+expunge_done(void *ctx, int ret, enum storage_error err)
+{
+	struct expunge_wait *w = ctx;
+	struct client_command *cmd = w->cmd;
+
+	w->op = NULL;
+	w->answer(cmd, ret, err, w->modseq_before);
+	client_command_finish(cmd);
+}
+
+/* Expunges the selected mailbox's messages (with \Deleted if
+   deleted_only, and in uids unless NULL), then answers with answer().
+   Returns true if it is done (answered), false if the command waits for
+   the job. */
+static bool
+expunge_run(struct client_command *cmd, const struct seqset *uids, bool deleted_only,
+	    expunge_answer_func *answer)
+{
+	struct client *c = cmd->c;
+	struct expunge_wait *w = xcalloc(1, sizeof(*w));
+	enum storage_error err;
+	int ret;
+
+	w->cmd = cmd;
+	w->modseq_before = mailbox_state(c->mbox)->highest_modseq;
+	w->answer = answer;
+	ret = mailbox_expunge_start(c->mbox, uids, deleted_only, expunge_done, w, &w->op, &err,
+				    c->sid);
+	if (ret > 0) {
+		cmd->context = w;
+		cmd->context_free = expunge_wait_free;
+		return false;
+	}
+	answer(cmd, ret, err, w->modseq_before);
+	free(w);
+	return true;
+}
+
 bool
 cmd_check(struct client_command *cmd)
 {
 	cmd_tagged(cmd, "OK Check completed.");
 	return true;
+}
+
+static void
+close_answer(struct client_command *cmd, int ret, enum storage_error err, uint64_t before)
+{
+	struct client *c = cmd->c;
+
+	if (ret == 0)
+		mailbox_changed(c->mbox, c->view);
+	client_unselect(c);
+	cmd_tagged(cmd, "OK Close completed.");
 }
 
 bool
@@ -118,16 +190,31 @@ cmd_close(struct client_command *cmd)
 
 	if (cmd->count != 0)
 		return cmd_bad(cmd, "No arguments expected.");
-	if (!unselect && !c->view->readonly) {
-		enum storage_error err;
-
-		/* CLOSE expunges silently (RFC 3501 6.4.2). */
-		if (mailbox_expunge(c->mbox, NULL, &err, c->sid) == 0)
-			mailbox_changed(c->mbox, c->view);
-	}
+	/* CLOSE expunges silently (RFC 3501 6.4.2). */
+	if (!unselect && !c->view->readonly)
+		return expunge_run(cmd, NULL, true, close_answer);
 	client_unselect(c);
-	cmd_tagged(cmd, "OK %s completed.", unselect ? "Unselect" : "Close");
+	cmd_tagged(cmd, "OK Unselect completed.");
 	return true;
+}
+
+static void
+expunge_answer(struct client_command *cmd, int ret, enum storage_error err, uint64_t before)
+{
+	struct client *c = cmd->c;
+
+	if (ret < 0) {
+		cmd_no_storage(cmd, err);
+		return;
+	}
+	mailbox_changed(c->mbox, c->view);
+	client_sync_view(c, true);
+	if (c->qresync && mailbox_state(c->mbox)->highest_modseq != before)
+		/* RFC 7162 3.2.7 and 3.2.9 */
+		cmd_tagged(cmd, "OK [HIGHESTMODSEQ %llu] Expunge completed.",
+		       (unsigned long long)mailbox_state(c->mbox)->highest_modseq);
+	else
+		cmd_tagged(cmd, "OK Expunge completed.");
 }
 
 bool
@@ -135,8 +222,7 @@ cmd_expunge(struct client_command *cmd)
 {
 	struct client *c = cmd->c;
 	struct seqset uids = { 0 };
-	uint64_t before = mailbox_state(c->mbox)->highest_modseq;
-	enum storage_error err;
+	bool done;
 
 	if (c->view->readonly) {
 		cmd_tagged(cmd, "NO [READ-ONLY] Mailbox is read-only.");
@@ -148,21 +234,9 @@ cmd_expunge(struct client_command *cmd)
 			return cmd_bad(cmd, "UID EXPUNGE needs a UID set.");
 	} else if (cmd->count != 0)
 		return cmd_bad(cmd, "EXPUNGE takes no arguments.");
-	if (mailbox_expunge(c->mbox, cmd->uid ? &uids : NULL, &err, c->sid) < 0) {
-		seqset_free(&uids);
-		cmd_no_storage(cmd, err);
-		return true;
-	}
+	done = expunge_run(cmd, cmd->uid ? &uids : NULL, true, expunge_answer);
 	seqset_free(&uids);
-	mailbox_changed(c->mbox, c->view);
-	client_sync_view(c, true);
-	if (c->qresync && mailbox_state(c->mbox)->highest_modseq != before)
-		/* RFC 7162 3.2.7 and 3.2.9 */
-		cmd_tagged(cmd, "OK [HIGHESTMODSEQ %llu] Expunge completed.",
-		       (unsigned long long)mailbox_state(c->mbox)->highest_modseq);
-	else
-		cmd_tagged(cmd, "OK Expunge completed.");
-	return true;
+	return done;
 }
 
 /* A parsed STORE (RFC 3501 6.4.6, UNCHANGEDSINCE RFC 7162 3.1.3). */
@@ -387,6 +461,20 @@ copy_messages(struct client *c, struct mailbox *dest, const uint32_t *seqs, size
 	return ret;
 }
 
+static void
+move_answer(struct client_command *cmd, int ret, enum storage_error err, uint64_t before)
+{
+	struct client *c = cmd->c;
+
+	if (ret < 0) {
+		cmd_no_storage(cmd, err);
+		return;
+	}
+	mailbox_changed(c->mbox, c->view);
+	client_sync_view(c, true);
+	cmd_tagged(cmd, "OK Move completed.");
+}
+
 bool
 cmd_copy(struct client_command *cmd)
 {
@@ -398,7 +486,7 @@ cmd_copy(struct client_command *cmd)
 	struct buf set1 = BUF_INIT, set2 = BUF_INIT;
 	uint32_t *seqs;
 	size_t count;
-	bool failed;
+	bool failed, done = true;
 	/* MOVE (RFC 6851): a COPY, then the originals are expunged. */
 	bool move = ascii_strcasecmp(cmd->name, "MOVE") == 0;
 	char *name;
@@ -440,13 +528,7 @@ cmd_copy(struct client_command *cmd)
 		seqset_write(&dst_uids, &set2);
 		client_send(c, "* OK [COPYUID %u %s %s] Moved.", dst->uidvalidity, set1.data,
 			    set2.data);
-		if (mailbox_expunge_uids(c->mbox, &src_uids, &err, c->sid) < 0) {
-			cmd_no_storage(cmd, err);
-		} else {
-			mailbox_changed(c->mbox, c->view);
-			client_sync_view(c, true);
-			cmd_tagged(cmd, "OK Move completed.");
-		}
+		done = expunge_run(cmd, &src_uids, false, move_answer);
 	} else {
 		seqset_write(&src_uids, &set1);
 		seqset_write(&dst_uids, &set2);
@@ -460,5 +542,5 @@ cmd_copy(struct client_command *cmd)
 	buf_free(&set2);
 	free(seqs);
 	free(name);
-	return true;
+	return done;
 }

@@ -57,6 +57,13 @@ struct client_command {
 	   the command started). */
 	void *context;
 	void (*context_free)(void *context);
+	/* While it waits for a busy mailbox it would write (imap_commands.c,
+	   mailbox_wait_idle()): the waiter, and the command's own copy of
+	   its name and arguments, which name and args then point to. */
+	struct mailbox_waiter *waiter;
+	char *saved_name;
+	struct imap_arg *saved_args;
+	size_t saved_count;
 };
 
 enum cmd_flags {

@@ -276,6 +276,39 @@ state_bit(enum client_state state)
 	return 0;
 }
 
+static struct imap_arg *
+command_args_copy(const struct imap_arg *args, size_t count)
+{
+	struct imap_arg *copy = xcalloc(count == 0 ? 1 : count, sizeof(*copy));
+
+	for (size_t i = 0; i < count; i++) {
+		copy[i].type = args[i].type;
+		copy[i].len = args[i].len;
+		if (args[i].str != NULL) {
+			copy[i].str = xmalloc(args[i].len + 1);
+			memcpy(copy[i].str, args[i].str, args[i].len);
+			copy[i].str[args[i].len] = '\0';
+		}
+		if (args[i].list != NULL) {
+			copy[i].list = command_args_copy(args[i].list, args[i].list_count);
+			copy[i].list_count = args[i].list_count;
+		}
+	}
+	return copy;
+}
+
+static void
+command_args_free(struct imap_arg *args, size_t count)
+{
+	if (args == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		free(args[i].str);
+		command_args_free(args[i].list, args[i].list_count);
+	}
+	free(args);
+}
+
 static void
 client_command_free(struct client_command **_cmd)
 {
@@ -284,10 +317,138 @@ client_command_free(struct client_command **_cmd)
 	if (cmd == NULL)
 		return;
 	*_cmd = NULL;
+	mailbox_waiter_cancel(&cmd->waiter);
 	if (cmd->context_free != NULL)
 		cmd->context_free(cmd->context);
+	command_args_free(cmd->saved_args, cmd->saved_count);
+	free(cmd->saved_name);
 	free(cmd->tag);
 	free(cmd);
+}
+
+/* The mailbox named by argument i that the command must wait for: if
+   the command opens it (opens), one being opened by a job, or whose
+   first open is heavy (hub_open_start() starts that job now); if it
+   writes it (writes), one busy with a job. NULL if none (or if the name
+   is not valid: the handler answers that). */
+static struct mailbox *
+command_busy_arg(const struct client_command *cmd, size_t i, bool opens, bool writes)
+{
+	const struct client *c = cmd->c;
+	const char *name = cmd_arg_str(cmd, i);
+	struct mailbox *mbox = NULL;
+	char *utf8, *norm;
+
+	if (name == NULL || mutf7_to_utf8(name, &utf8) < 0)
+		return NULL;
+	norm = mailbox_name_normalize(utf8);
+	free(utf8);
+	if (norm != NULL && opens)
+		mbox = hub_open_start(c->gen->hub, c->sid, c->user, norm);
+	if (norm != NULL && mbox == NULL && writes) {
+		mbox = hub_find(c->gen->hub, c->user, norm);
+		if (mbox != NULL && !mailbox_is_busy(mbox))
+			mbox = NULL;
+	}
+	free(norm);
+	return mbox;
+}
+
+/* The mailbox the command must wait for before it runs, or NULL: a
+   mailbox busy with a job (mailbox.h) that it would write (the selected
+   one for STORE, EXPUNGE, CLOSE and MOVE, the named one for APPEND,
+   COPY, MOVE, DELETE and RENAME), or one it opens (SELECT, EXAMINE,
+   STATUS, APPEND, COPY, MOVE) whose first open works in a job. Reads of
+   a mailbox busy with an expunge (FETCH, SEARCH, STATUS, SELECT, NOOP,
+   IDLE) go on. */
+static struct mailbox *
+command_busy_target(const struct client_command *cmd)
+{
+	const struct client *c = cmd->c;
+	const char *name = cmd->def->name;
+	bool selected = false, opens = false, writes = true;
+	ssize_t arg = -1, arg2 = -1;
+	struct mailbox *mbox = NULL;
+
+	if (c->user == NULL)
+		return NULL;
+	if (strcmp(name, "STORE") == 0 || strcmp(name, "EXPUNGE") == 0 ||
+	    strcmp(name, "CLOSE") == 0)
+		selected = true;
+	else if (strcmp(name, "SELECT") == 0 || strcmp(name, "EXAMINE") == 0 ||
+		 strcmp(name, "STATUS") == 0) {
+		arg = 0;
+		opens = true;
+		writes = false;
+	} else if (strcmp(name, "APPEND") == 0) {
+		arg = 0;
+		opens = true;
+	} else if (strcmp(name, "DELETE") == 0)
+		arg = 0;
+	else if (strcmp(name, "COPY") == 0) {
+		arg = 1;
+		opens = true;
+	} else if (strcmp(name, "MOVE") == 0) {
+		selected = true;
+		arg = 1;
+		opens = true;
+	} else if (strcmp(name, "RENAME") == 0) {
+		arg = 0;
+		arg2 = 1;
+	}
+	if (selected && c->mbox != NULL && mailbox_is_busy(c->mbox))
+		return c->mbox;
+	if (arg >= 0)
+		mbox = command_busy_arg(cmd, (size_t)arg, opens, writes);
+	if (mbox == NULL && arg2 >= 0)
+		mbox = command_busy_arg(cmd, (size_t)arg2, opens, writes);
+	return mbox;
+}
+
+static void command_wake(void *ctx);
+
+/* Runs the command's handler, unless a mailbox it would write is busy:
+   then the command keeps its own copy of its arguments and waits (as
+   c->cmd, reading nothing else) until the mailbox is free, and runs
+   then. Returns as cmd_func. */
+static bool
+command_run(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	struct mailbox *busy = command_busy_target(cmd);
+
+	if (busy != NULL) {
+		if (cmd->saved_args == NULL) {
+			cmd->saved_name = xstrdup(cmd->name);
+			cmd->saved_args = command_args_copy(cmd->args, cmd->count);
+			cmd->saved_count = cmd->count;
+			cmd->name = cmd->saved_name;
+			cmd->args = cmd->saved_args;
+		}
+		log_debug(c->sid, "command %s waits for a busy mailbox", cmd->def->name);
+		cmd->waiter = mailbox_wait_idle(busy, command_wake, cmd);
+		return false;
+	}
+	/* Changes made by other processes show up before the command. */
+	if (c->mbox != NULL) {
+		enum storage_error err;
+
+		(void)mailbox_refresh(c->mbox, &err, c->sid);
+	}
+	/* The handler writes its tagged answer last, through cmd_tagged(),
+	   which brings the view in line first. */
+	return cmd->def->func(cmd);
+}
+
+/* The mailbox a waiting command needs is free (the waiter is gone). */
+static void
+command_wake(void *ctx)
+{
+	struct client_command *cmd = ctx;
+
+	cmd->waiter = NULL;
+	if (command_run(cmd))
+		client_command_finish(cmd);
 }
 
 /* A command refused before its handler runs: no view update goes with
@@ -357,23 +518,18 @@ client_command_start(struct client *c, const struct imap_command *parsed)
 		return true;
 	}
 	log_debug(c->sid, "command %s%s", cmd->uid ? "UID " : "", cmd->def->name);
-	/* Changes made by other processes show up before the command. */
-	if (c->mbox != NULL) {
-		enum storage_error err;
-
-		(void)mailbox_refresh(c->mbox, &err, c->sid);
-	}
-	/* The handler writes its tagged answer last, through cmd_tagged(),
-	   which brings the view in line first. */
 	c->cmd = cmd;
-	if (cmd->def->func(cmd)) {
+	if (command_run(cmd)) {
 		client_command_free(&c->cmd);
 		return true;
 	}
-	/* The parser reuses them. */
-	cmd->name = NULL;
-	cmd->args = NULL;
-	cmd->count = 0;
+	/* The parser reuses them (a command waiting for a busy mailbox has
+	   its own copy). */
+	if (cmd->saved_args == NULL) {
+		cmd->name = NULL;
+		cmd->args = NULL;
+		cmd->count = 0;
+	}
 	return false;
 }
 

@@ -1,0 +1,138 @@
+/* maildir_job.c: the first open of a big Maildir++ folder in a job
+   (storage.h, open_prepare).
+
+   A folder without a dovecot-uidlist is read whole at its first open:
+   every file of cur/ and new/ listed and measured, new/ moved to cur/,
+   the uidlist written. For 100,000 files that is seconds, which the loop
+   must not spend. The job runs the backend's own open() (the full
+   rescan, unchanged) in a worker thread into a box and a state of its
+   own, which the commit hands to the hub. open() touches only its box,
+   its state and the files of the folder (under the folder's lock, as
+   ever), and logs through log.h, which writes each line with one call
+   and is safe from a thread. A crash at any instant is a crash during
+   an open(), which the folder's rules already survive. */
+#include "maildir.h"
+#include "maildir_private.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+/* cur/ and new/ together at least this big (directory octets: about
+   1,500 names) without a uidlist make the first open a job. */
+#define MD_FIRST_OPEN_JOB_MIN_DIR (64 * 1024)
+
+struct storage_job {
+	struct storage *st;
+	char *user, *name;
+	/* What open() made, in the worker. */
+	int ret;
+	struct mbox_state state;
+	struct storage_box *box;
+	enum storage_error err;
+	char *error;
+};
+
+static off_t
+md_dir_size(const char *base, const char *dir)
+{
+	struct stat st;
+
+	return fs_stat_beneath(base, dir, &st) == 0 && S_ISDIR(st.st_mode) ? st.st_size : 0;
+}
+
+int
+md_open_prepare(struct storage *st, const char *user, const char *name,
+		struct storage_job **job_r, enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job;
+	char *user_dir, *dir, *cur, *new, *uidlist;
+	struct stat ust;
+	bool heavy;
+
+	*job_r = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (md_check_names(user, name, err_r, error_r) < 0) {
+		/* open() says why */
+		free(*error_r);
+		*error_r = NULL;
+		*err_r = STORAGE_ERR_NONE;
+		return 0;
+	}
+	user_dir = md_user_dir(st, user);
+	dir = md_box_dir(st, user, name);
+	cur = xasprintf("%s/cur", dir);
+	new = xasprintf("%s/new", dir);
+	uidlist = xasprintf("%s/%s", dir, MD_UIDLIST);
+	heavy = fs_stat_beneath(user_dir, uidlist, &ust) < 0 && errno == ENOENT &&
+		md_dir_size(user_dir, cur) + md_dir_size(user_dir, new) >= MD_FIRST_OPEN_JOB_MIN_DIR;
+	free(uidlist);
+	free(new);
+	free(cur);
+	free(dir);
+	free(user_dir);
+	if (!heavy)
+		return 0;
+	job = xcalloc(1, sizeof(*job));
+	job->st = st;
+	job->user = xstrdup(user);
+	job->name = xstrdup(name);
+	mbox_state_init(&job->state);
+	*job_r = job;
+	return 0;
+}
+
+void
+md_job_work(struct storage_job *job)
+{
+	job->ret = storage_backend_maildir.open(job->st, job->user, job->name, &job->state,
+						&job->box, &job->err, &job->error);
+}
+
+static void
+md_job_free(struct storage_job *job)
+{
+	if (job->box != NULL)
+		storage_backend_maildir.close(&job->box);
+	mbox_state_deinit(&job->state);
+	free(job->error);
+	free(job->user);
+	free(job->name);
+	free(job);
+}
+
+int
+md_open_commit(struct storage *st, struct storage_job **_job, struct mbox_state *state,
+	       struct storage_box **box_r, enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job = *_job;
+	int ret = 1;
+
+	*_job = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (job->ret < 0) {
+		*err_r = job->err;
+		*error_r = job->error;
+		job->error = NULL;
+		ret = -1;
+	} else {
+		mbox_state_deinit(state);
+		*state = job->state;
+		mbox_state_init(&job->state);
+		*box_r = job->box;
+		job->box = NULL;
+	}
+	md_job_free(job);
+	return ret;
+}
+
+void
+md_job_abort(struct storage_box *box, struct storage_job **_job)
+{
+	struct storage_job *job = *_job;
+
+	if (job == NULL)
+		return;
+	*_job = NULL;
+	md_job_free(job);
+}

@@ -1,0 +1,358 @@
+/* mailbox_job.c: the mailbox hub's heavy operations outside the loop
+   (see mailbox.h): a mailbox busy with a job, the sessions that wait for
+   it, and the expunge that works in a job. */
+#include "mailbox.h"
+#include "mailbox_private.h"
+#include "job.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+bool
+mailbox_is_busy(const struct mailbox *mbox)
+{
+	return mbox->op != NULL;
+}
+
+/* True (with *err_r and a log line) if mbox is busy: the caller should
+   have waited (mailbox_wait_idle()). */
+bool
+mailbox_busy_error(struct mailbox *mbox, enum storage_error *err_r, const char *sid,
+		   const char *what)
+{
+	if (mbox->op == NULL)
+		return false;
+	*err_r = STORAGE_ERR_IN_USE;
+	log_info(sid, "%s %s/%s: busy with an expunge, try again", what, mbox->user, mbox->name);
+	return true;
+}
+
+struct mailbox_waiter *
+mailbox_wait_idle(struct mailbox *mbox, void (*cb)(void *ctx), void *ctx)
+{
+	struct mailbox_waiter *w = xcalloc(1, sizeof(*w));
+
+	w->mbox = mbox;
+	w->cb = cb;
+	w->ctx = ctx;
+	w->prev = mbox->waiters_tail;
+	if (mbox->waiters_tail != NULL)
+		mbox->waiters_tail->next = w;
+	else
+		mbox->waiters = w;
+	mbox->waiters_tail = w;
+	return w;
+}
+
+static void
+mailbox_waiter_unlink(struct mailbox_waiter *w)
+{
+	struct mailbox *mbox = w->mbox;
+
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		mbox->waiters = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	else
+		mbox->waiters_tail = w->prev;
+}
+
+void
+mailbox_waiter_cancel(struct mailbox_waiter **_w)
+{
+	struct mailbox_waiter *w = *_w;
+
+	if (w == NULL)
+		return;
+	*_w = NULL;
+	mailbox_waiter_unlink(w);
+	free(w);
+}
+
+/* Calls the waiters in order while the mailbox is not busy. */
+static void
+mailbox_wake_waiters(struct mailbox *mbox)
+{
+	while (mbox->op == NULL && mbox->waiters != NULL) {
+		struct mailbox_waiter *w = mbox->waiters;
+		void (*cb)(void *ctx) = w->cb;
+		void *ctx = w->ctx;
+
+		mailbox_waiter_unlink(w);
+		free(w);
+		cb(ctx);
+	}
+}
+
+/* Writes the flag changes made while the mailbox was busy. A failure
+   is logged; the change stays in memory (the disk catches up at the
+   message's next change). */
+static void
+mailbox_flush_flags(struct mailbox *mbox)
+{
+	struct mbox_state *st = &mbox->state;
+
+	for (size_t i = 0; i < mbox->deferred_count; i++) {
+		ssize_t idx = mbox_state_find(st, mbox->deferred_flags[i]);
+		enum storage_error err = STORAGE_ERR_NONE;
+		char *error = NULL;
+
+		if (idx < 0)
+			continue;
+		if (mbox->hub->storage.backend->flags_changed(mbox->box, st, (size_t)idx, &err,
+							      &error) < 0) {
+			log_error("-", "store flags %s/%s uid %u: %s", mbox->user, mbox->name,
+				  st->mails[idx].uid, error != NULL ? error : "failed");
+		}
+		free(error);
+	}
+	mbox->deferred_count = 0;
+}
+
+/* In the worker thread: the backend's work, on the job's own data. */
+static void
+mailbox_op_work(void *ctx)
+{
+	struct mailbox_op *op = ctx;
+
+	op->backend->job_work(op->sjob);
+}
+
+/* In the loop: the work is done (or, at shutdown, never ran). Commits,
+   tells the caller, then the waiters, then lets go of the mailbox. */
+static void mailbox_open_done(struct mailbox_op *op, bool ran);
+
+static void
+mailbox_op_done(void *ctx, bool ran)
+{
+	struct mailbox_op *op = ctx;
+	struct mailbox *mbox = op->mbox;
+	struct mbox_state *st = &mbox->state;
+	enum storage_error err = STORAGE_ERR_NONE, serr;
+	char *error = NULL;
+	int ret;
+
+	op->job = NULL;
+	if (op->open) {
+		mailbox_open_done(op, ran);
+		return;
+	}
+	if (!ran) {
+		op->backend->job_abort(mbox->box, &op->sjob);
+		ret = mailbox_expunge_finish(mbox, op->list, op->count, st->highest_modseq,
+				     st->expunge_gen, -1, &err,
+				     xstrdup("not done: the server is stopping"), op->sid);
+	} else {
+		uint64_t gen = st->expunge_gen;
+		/* As in mailbox_expunge_full(): raised before the index is
+		   written. */
+		uint64_t modseq = ++st->highest_modseq;
+
+		ret = op->backend->job_commit(mbox->box, st, &op->sjob, &err, &error);
+		ret = mailbox_expunge_finish(mbox, op->list, op->count, modseq, gen, ret, &err, error,
+				     op->sid);
+	}
+	mbox->op = NULL;
+	mailbox_flush_flags(mbox);
+	if (op->done != NULL)
+		op->done(op->ctx, ret, err);
+	else if (ret == 0)
+		mailbox_changed(mbox, NULL);
+	free(op->list);
+	free(op);
+	/* What other processes did meanwhile. */
+	(void)mailbox_refresh(mbox, &serr, "-");
+	mailbox_wake_waiters(mbox);
+	mailbox_unref(&mbox);
+}
+
+int
+mailbox_expunge_start(struct mailbox *mbox, const struct seqset *uids, bool deleted_only,
+		      mailbox_done_func *done, void *ctx, struct mailbox_op **op_r,
+		      enum storage_error *err_r, const char *sid)
+{
+	const struct storage_backend *backend = mbox->hub->storage.backend;
+	struct job_queue *queue = job_queue_default();
+	struct storage_job *sjob = NULL;
+	struct mailbox_op *op;
+	char *error = NULL;
+	uint32_t *list;
+	size_t count;
+	int ret;
+
+	*op_r = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (mailbox_busy_error(mbox, err_r, sid, "expunge"))
+		return -1;
+	if (queue == NULL || backend->expunge_prepare == NULL || backend->job_work == NULL ||
+	    backend->job_commit == NULL || backend->job_abort == NULL)
+		return mailbox_expunge_full(mbox, uids, deleted_only, err_r, sid);
+	count = mailbox_expunge_collect(&mbox->state, uids, deleted_only, &list);
+	if (count == 0)
+		return 0;
+	ret = backend->expunge_prepare(mbox->box, &mbox->state, list, count, &sjob, err_r, &error);
+	storage_error_fix(ret, err_r);
+	if (ret < 0 || sjob == NULL) {
+		if (ret < 0)
+			log_error(sid, "expunge %s/%s: %s", mbox->user, mbox->name,
+				  error != NULL ? error : "failed");
+		free(error);
+		free(list);
+		return ret;
+	}
+	op = xcalloc(1, sizeof(*op));
+	op->mbox = mbox;
+	op->backend = backend;
+	op->sjob = sjob;
+	op->list = list;
+	op->count = count;
+	op->done = done;
+	op->ctx = ctx;
+	snprintf(op->sid, sizeof(op->sid), "%s", sid);
+	mbox->refcount++;
+	mbox->op = op;
+	op->job = job_submit(queue, mailbox_op_work, mailbox_op_done, op);
+	*op_r = op;
+	return 1;
+}
+
+void
+mailbox_op_detach(struct mailbox_op **_op)
+{
+	struct mailbox_op *op = *_op;
+
+	if (op == NULL)
+		return;
+	*_op = NULL;
+	op->done = NULL;
+	op->ctx = NULL;
+}
+
+void
+mailbox_jobs_free(struct mailbox *mbox)
+{
+	/* Only at hub_free(): a job holds a reference. Its work is waited
+	   for and undone; the sessions that waited are gone. */
+	if (mbox->op != NULL) {
+		job_cancel(&mbox->op->job);
+		mbox->hub->storage.backend->job_abort(mbox->op->open ? NULL : mbox->box,
+						      &mbox->op->sjob);
+		free(mbox->op->list);
+		free(mbox->op);
+		mbox->op = NULL;
+	}
+	while (mbox->waiters != NULL) {
+		struct mailbox_waiter *w = mbox->waiters;
+		mbox->waiters = w->next;
+		free(w);
+	}
+}
+
+/* In the loop: the first open's heavy part is done (or never ran). Its
+   result stored, the mailbox is opened as usual (cheap now) and the
+   waiters go on; if that failed, the mailbox is dropped first, so that
+   they meet the failure in their own mailbox_open(). */
+static void
+mailbox_open_done(struct mailbox_op *op, bool ran)
+{
+	struct mailbox *mbox = op->mbox;
+	struct hub *hub = mbox->hub;
+	const struct storage_backend *backend = op->backend;
+	enum storage_error err = STORAGE_ERR_NONE;
+	struct mailbox_waiter *waiters;
+	char *error = NULL;
+	int ret = -1, opened = 0;
+
+	if (!ran)
+		backend->job_abort(NULL, &op->sjob);
+	else {
+		opened = backend->open_commit(hub->storage.st, &op->sjob, &mbox->state, &mbox->box,
+					      &err, &error);
+		if (opened < 0) {
+			/* open() does the work itself then */
+			log_warn(op->sid, "first open of %s/%s in a job: %s", mbox->user,
+				 mbox->name, error != NULL ? error : "failed");
+		}
+	}
+	free(error);
+	error = NULL;
+	mbox->op = NULL;
+	free(op);
+	if (opened > 0)
+		ret = 0;
+	else if (ran)
+		ret = backend->open(hub->storage.st, mbox->user, mbox->name, &mbox->state,
+				    &mbox->box, &err, &error);
+	free(error);
+	mbox->opening = false;
+	mbox->refcount--;
+	if (ret < 0) {
+		/* The waiters open it again and meet the error themselves. */
+		waiters = mbox->waiters;
+		mbox->waiters = mbox->waiters_tail = NULL;
+		mailbox_destroy(mbox);
+		while (waiters != NULL) {
+			struct mailbox_waiter *w = waiters;
+			void (*cb)(void *ctx) = w->cb;
+			void *ctx = w->ctx;
+
+			waiters = w->next;
+			free(w);
+			cb(ctx);
+		}
+		return;
+	}
+	mbox->expunge_known_from = mbox->state.highest_modseq;
+	/* Referenced by the waiters (or lingering like any mailbox). */
+	mbox->refcount++;
+	mailbox_wake_waiters(mbox);
+	mailbox_unref(&mbox);
+}
+
+struct mailbox *
+hub_open_start(struct hub *hub, const char *sid, const char *user, const char *name)
+{
+	const struct storage_backend *backend = hub->storage.backend;
+	struct job_queue *queue = job_queue_default();
+	struct mailbox *mbox = hub_find(hub, user, name);
+	struct storage_job *sjob = NULL;
+	enum storage_error err;
+	struct mailbox_op *op;
+	char *error = NULL;
+
+	if (mbox != NULL)
+		return mbox->opening ? mbox : NULL;
+	if (queue == NULL || backend->open_prepare == NULL || backend->open_commit == NULL ||
+	    backend->job_work == NULL || backend->job_abort == NULL)
+		return NULL;
+	if (backend->open_prepare(hub->storage.st, user, name, &sjob, &err, &error) < 0 ||
+	    sjob == NULL) {
+		/* open() says why */
+		free(error);
+		return NULL;
+	}
+	mbox = xcalloc(1, sizeof(*mbox));
+	mbox_state_init(&mbox->state);
+	mbox->hub = hub;
+	mbox->user = xstrdup(user);
+	mbox->name = xstrdup(name);
+	mbox->opening = true;
+	mbox->refcount = 1;        /* the job's */
+	mbox->next = hub->mailboxes;
+	if (hub->mailboxes != NULL)
+		hub->mailboxes->prev = mbox;
+	hub->mailboxes = mbox;
+	op = xcalloc(1, sizeof(*op));
+	op->mbox = mbox;
+	op->backend = backend;
+	op->sjob = sjob;
+	op->open = true;
+	snprintf(op->sid, sizeof(op->sid), "%s", sid);
+	mbox->op = op;
+	log_debug(sid, "%s/%s: first open in a job", user, name);
+	op->job = job_submit(queue, mailbox_op_work, mailbox_op_done, op);
+	return mbox;
+}

@@ -1,0 +1,122 @@
+/* mailbox_private.h: what the files of the mailbox hub share (mailbox.c,
+   mailbox_job.c): its structs and the functions one defines for the
+   other. Not for use outside core/hub/mailbox*.c. */
+#ifndef MAILBOX_PRIVATE_H
+#define MAILBOX_PRIVATE_H
+
+#include "lib.h"
+#include "storage.h"
+
+/* Named here, defined elsewhere: this header does not include mailbox.h
+   (a module and its private header must not include each other); the
+   files include both. */
+struct job;
+struct mailbox;
+struct mbox_view;
+struct mime_cache;
+struct seqset;
+struct watch;
+struct watch_entry;
+
+struct expunge_entry {
+	uint32_t uid;
+	uint64_t modseq;
+};
+
+
+/* A session waiting for a busy mailbox. */
+struct mailbox_waiter {
+	struct mailbox *mbox;
+	void (*cb)(void *ctx);
+	void *ctx;
+	struct mailbox_waiter *prev, *next;
+};
+
+/* A job at work on a mailbox (an expunge, or the first open): the
+   mailbox is busy until its commit. */
+struct mailbox_op {
+	struct mailbox *mbox;      /* referenced until the op ends */
+	const struct storage_backend *backend;
+	struct storage_job *sjob;  /* the worker's until the job is done */
+	struct job *job;
+	bool open;                 /* the first open, else an expunge */
+	uint32_t *list;            /* the UIDs to remove, ascending */
+	size_t count;
+	/* mailbox_done_func; NULL once detached */
+	void (*done)(void *ctx, int ret, enum storage_error err);
+	void *ctx;
+	char sid[32];
+};
+
+
+struct mailbox {
+	struct hub *hub;
+	char *user, *name;
+	struct storage_box *box;
+	struct mbox_state state;
+	unsigned refcount;
+	struct mbox_view *views;
+	/* While some session has it selected: the files other processes
+	   may change (one watch per mailbox, shared by its sessions). */
+	struct watch_entry **watches;
+	size_t watch_count;
+	struct mailbox *prev, *next;
+	/* Order in which unreferenced mailboxes were released. */
+	uint64_t released_at;
+	/* QRESYNC: every expunge with a modseq above expunge_known_from is
+	   in expunged[] (ascending modseq). Expunges before the mailbox was
+	   opened in this process are not known one by one. */
+	struct expunge_entry *expunged;
+	size_t expunged_count, expunged_alloc;
+	uint64_t expunge_known_from;
+	/* The job at work on the mailbox (busy), and who waits for it. */
+	struct mailbox_op *op;
+	struct mailbox_waiter *waiters, *waiters_tail;
+	/* Being opened by a job (hub_open_start()): no box yet, state
+	   empty; mailbox_open() refuses it until the job is done. */
+	bool opening;
+	/* Flag changes made while busy (a FETCH setting \Seen): in the
+	   state at once, written by the backend once the job is done. */
+	uint32_t *deferred_flags;
+	size_t deferred_count, deferred_alloc;
+	/* The listing cache, opened at first use (mailbox_mcache()). */
+	struct mcache *mcache;
+};
+
+
+struct hub {
+	struct storage_ctx storage;
+	struct watch *watch;
+	struct mime_cache *mime_cache;
+	struct mailbox *mailboxes;
+	uint64_t release_clock;
+};
+
+
+/* mailbox.c */
+/* The UIDs mailbox_expunge*() removes, ascending, into *list_r. */
+size_t mailbox_expunge_collect(const struct mbox_state *st, const struct seqset *uids,
+			       bool deleted_only, uint32_t **list_r);
+/* After the backend's expunge (or commit) returned ret: logs, keeps the
+   expunge's modseq, remembers the removed UIDs for QRESYNC and bumps
+   expunge_gen (from gen) once. Takes error. Returns ret. */
+int mailbox_expunge_finish(struct mailbox *mbox, const uint32_t *list, size_t count,
+			   uint64_t modseq, uint64_t gen, int ret, enum storage_error *err_r,
+			   char *error, const char *sid);
+int mailbox_expunge_full(struct mailbox *mbox, const struct seqset *uids, bool deleted_only,
+			 enum storage_error *err_r, const char *sid);
+
+/* Unlinks mbox from its hub and frees it (its job, if any, is waited
+   for and undone). */
+void mailbox_destroy(struct mailbox *mbox);
+
+/* mailbox_job.c */
+/* True (with *err_r and a log line) if mbox is busy: the caller should
+   have waited (mailbox_wait_idle()). */
+bool mailbox_busy_error(struct mailbox *mbox, enum storage_error *err_r, const char *sid,
+			const char *what);
+/* At mailbox_destroy(): waits for and undoes the job at work, forgets the
+   waiters. */
+void mailbox_jobs_free(struct mailbox *mbox);
+
+#endif

@@ -1,0 +1,390 @@
+/* Tests of the mailbox hub's jobs (core/hub/mailbox_job.c) on the flat
+   backend: an expunge that works in a job keeps the mailbox busy (writes
+   refused, waiters called after the commit in order), completes for a
+   caller that went away, is undone when the hub goes first; the first
+   open of a big mailbox without an index works in a job. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "backends/flat/flat.h"
+#include "backends/maildir/maildir.h"
+#include "event.h"
+#include "job.h"
+#include "mailbox.h"
+#include "seqset.h"
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct fx {
+	char root[64];
+	struct storage_ctx storage;
+	struct event_loop *loop;
+	struct job_queue *queue;
+	struct hub *hub;
+};
+
+static int
+rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+/* count messages of about 200 octets into alice's mailbox file name. */
+static void
+write_mailbox(struct fx *fx, const char *file, unsigned count)
+{
+	char *dir = xasprintf("%s/alice", fx->root);
+	char *path = xasprintf("%s/%s", dir, file);
+	FILE *f;
+
+	(void)mkdir(dir, 0700);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	for (unsigned i = 1; i <= count; i++) {
+		fprintf(f, "From: x@example.org\nSubject: message %u\n", i);
+		for (int l = 0; l < 2; l++)
+			fprintf(f, "%s\n", "bodybodybodybodybodybodybodybodybodybodybodybodybodybodybody");
+		fprintf(f, ".\n");
+	}
+	fclose(f);
+	free(path);
+	free(dir);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+	struct storage_settings set;
+	char *error = NULL;
+
+	strcpy(fx->root, "/tmp/test_mailbox_job.XXXXXX");
+	assert_non_null(mkdtemp(fx->root));
+	set.root = fx->root;
+	fx->storage.backend = &storage_backend_flat;
+	assert_int_equal(fx->storage.backend->init(&set, &fx->storage.st, &error), 0);
+	fx->loop = event_loop_new();
+	fx->queue = job_queue_new(fx->loop, 2, &error);
+	assert_non_null(fx->queue);
+	job_queue_set_default(fx->queue);
+	fx->hub = hub_new(&fx->storage, NULL);
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+
+	hub_free(&fx->hub);
+	job_queue_free(&fx->queue);
+	event_loop_free(&fx->loop);
+	fx->storage.backend->deinit(&fx->storage.st);
+	nftw(fx->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(fx);
+	return 0;
+}
+
+struct done_rec {
+	bool done;
+	int ret;
+	enum storage_error err;
+	int *order;
+	int *n;
+};
+
+static void
+on_done(void *ctx, int ret, enum storage_error err)
+{
+	struct done_rec *d = ctx;
+
+	d->done = true;
+	d->ret = ret;
+	d->err = err;
+	if (d->order != NULL)
+		d->order[(*d->n)++] = 0;
+}
+
+struct waiter_rec {
+	int id;
+	int *order;
+	int *n;
+	bool called;
+};
+
+static void
+on_idle(void *ctx)
+{
+	struct waiter_rec *w = ctx;
+
+	w->called = true;
+	w->order[(*w->n)++] = w->id;
+}
+
+static void
+run_until(struct fx *fx, const bool *flag)
+{
+	for (int i = 0; i < 1000 && !*flag; i++)
+		assert_int_equal(event_loop_run_once(fx->loop, 10), 0);
+	assert_true(*flag);
+}
+
+static struct mailbox *
+open_inbox(struct fx *fx)
+{
+	struct mailbox *mbox;
+	enum storage_error err;
+
+	assert_int_equal(mailbox_open(fx->hub, "t", "alice", "INBOX", &mbox, &err), 0);
+	return mbox;
+}
+
+static void
+test_expunge_in_job_busy_then_waiters(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mbox;
+	struct mbox_state *st;
+	struct seqset uids = { 0 };
+	struct mailbox_op *op;
+	enum storage_error err;
+	int order[4], n = 0;
+	struct done_rec d = { .order = order, .n = &n };
+	struct waiter_rec w1 = { 1, order, &n, false }, w2 = { 2, order, &n, false };
+	uint32_t uid;
+
+	write_mailbox(fx, "mymailbox.mail", 50);
+	mbox = open_inbox(fx);
+	st = mailbox_state(mbox);
+	assert_int_equal(st->count, 50);
+	seqset_add_range(&uids, 10, 12);
+	assert_int_equal(mailbox_expunge_start(mbox, &uids, false, on_done, &d, &op, &err, "t"), 1);
+	assert_non_null(op);
+	assert_true(mailbox_is_busy(mbox));
+	/* Writes are refused while busy; the state is as before. */
+	assert_int_equal(mailbox_append(mbox, "Subject: x\r\n\r\nx\r\n", 17, 0, 0, 0, 0, &uid, &err,
+					"t"), -1);
+	assert_int_equal(err, STORAGE_ERR_IN_USE);
+	assert_int_equal(mailbox_expunge(mbox, NULL, &err, "t"), -1);
+	assert_int_equal(err, STORAGE_ERR_IN_USE);
+	assert_int_equal(st->count, 50);
+	/* A flag change is taken in memory and written after the job. */
+	assert_int_equal(mailbox_set_flags(mbox, NULL, 0, MAIL_SEEN, 0, &err, "t"), 0);
+	(void)mailbox_wait_idle(mbox, on_idle, &w1);
+	(void)mailbox_wait_idle(mbox, on_idle, &w2);
+	run_until(fx, &w2.called);
+	assert_true(d.done);
+	assert_int_equal(d.ret, 0);
+	/* The caller first, then the waiters in order. */
+	assert_int_equal(n, 3);
+	assert_int_equal(order[0], 0);
+	assert_int_equal(order[1], 1);
+	assert_int_equal(order[2], 2);
+	assert_false(mailbox_is_busy(mbox));
+	assert_int_equal(st->count, 47);
+	assert_int_equal(mbox_state_find(st, 11), -1);
+	assert_int_equal(mailbox_append(mbox, "Subject: x\r\n\r\nx\r\n", 17, 0, 0, 0, 0, &uid, &err,
+					"t"), 0);
+	assert_int_equal(uid, 51);
+	seqset_free(&uids);
+	mailbox_unref(&mbox);
+	/* On disk: reopened from scratch, the flag and the expunge hold. */
+	hub_free(&fx->hub);
+	fx->hub = hub_new(&fx->storage, NULL);
+	mbox = open_inbox(fx);
+	st = mailbox_state(mbox);
+	assert_int_equal(st->count, 48);
+	assert_int_equal(st->mails[0].flags, MAIL_SEEN);
+	assert_int_equal(st->mails[9].uid, 13);
+	mailbox_unref(&mbox);
+}
+
+static void
+test_expunge_caller_gone(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mbox;
+	struct seqset uids = { 0 };
+	struct mailbox_op *op;
+	enum storage_error err;
+	struct done_rec d = { 0 };
+	int order[2], n = 0;
+	struct waiter_rec w = { 1, order, &n, false };
+
+	write_mailbox(fx, "mymailbox.mail", 20);
+	mbox = open_inbox(fx);
+	seqset_add_range(&uids, 1, 1);
+	assert_int_equal(mailbox_expunge_start(mbox, &uids, false, on_done, &d, &op, &err, "t"), 1);
+	/* The session goes: it lets go of its reference and of the op. */
+	mailbox_op_detach(&op);
+	assert_null(op);
+	mailbox_unref(&mbox);
+	mbox = hub_find(fx->hub, "alice", "INBOX");
+	assert_non_null(mbox);
+	(void)mailbox_wait_idle(mbox, on_idle, &w);
+	run_until(fx, &w.called);
+	assert_false(d.done);
+	mbox = open_inbox(fx);
+	assert_int_equal(mailbox_state(mbox)->count, 19);
+	mailbox_unref(&mbox);
+	seqset_free(&uids);
+}
+
+static void
+test_hub_freed_with_job_running(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mbox;
+	struct seqset uids = { 0 };
+	struct mailbox_op *op;
+	enum storage_error err;
+	struct done_rec d = { 0 };
+	struct stat st;
+	char *tmp = xasprintf("%s/alice/mymailbox.mail.tmp", fx->root);
+
+	write_mailbox(fx, "mymailbox.mail", 20);
+	mbox = open_inbox(fx);
+	seqset_add_range(&uids, 2, 3);
+	assert_int_equal(mailbox_expunge_start(mbox, &uids, false, on_done, &d, &op, &err, "t"), 1);
+	mailbox_op_detach(&op);
+	mailbox_unref(&mbox);
+	/* Shutdown: the work is waited for and undone. */
+	hub_free(&fx->hub);
+	assert_false(d.done);
+	assert_int_equal(stat(tmp, &st), -1);
+	fx->hub = hub_new(&fx->storage, NULL);
+	mbox = open_inbox(fx);
+	assert_int_equal(mailbox_state(mbox)->count, 20);
+	mailbox_unref(&mbox);
+	seqset_free(&uids);
+	free(tmp);
+}
+
+static void
+test_first_open_in_job(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mbox, *opening;
+	enum storage_error err;
+	int order[2], n = 0;
+	struct waiter_rec w = { 1, order, &n, false };
+
+	/* Over FLAT_FIRST_BUILD_JOB_MIN (1 MB), no index. */
+	write_mailbox(fx, "big.mail", 8000);
+	opening = hub_open_start(fx->hub, "t", "alice", "big");
+	assert_non_null(opening);
+	assert_true(mailbox_is_busy(opening));
+	/* Asked again: the same job. Opened meanwhile: refused, not empty. */
+	assert_ptr_equal(hub_open_start(fx->hub, "t", "alice", "big"), opening);
+	assert_int_equal(mailbox_open(fx->hub, "t", "alice", "big", &mbox, &err), -1);
+	assert_int_equal(err, STORAGE_ERR_IN_USE);
+	(void)mailbox_wait_idle(opening, on_idle, &w);
+	run_until(fx, &w.called);
+	assert_null(hub_open_start(fx->hub, "t", "alice", "big"));
+	assert_int_equal(mailbox_open(fx->hub, "t", "alice", "big", &mbox, &err), 0);
+	assert_ptr_equal(mbox, opening);
+	assert_int_equal(mailbox_state(mbox)->count, 8000);
+	assert_int_equal(mailbox_state(mbox)->mails[7999].uid, 8000);
+	mailbox_unref(&mbox);
+	/* A small mailbox, or one with an index, opens at once. */
+	write_mailbox(fx, "small.mail", 3);
+	assert_null(hub_open_start(fx->hub, "t", "alice", "small"));
+	hub_free(&fx->hub);
+	fx->hub = hub_new(&fx->storage, NULL);
+	assert_null(hub_open_start(fx->hub, "t", "alice", "big"));
+	/* Missing: open() says so. */
+	assert_null(hub_open_start(fx->hub, "t", "alice", "nothere"));
+}
+
+static void
+test_first_open_hub_freed(void **state)
+{
+	struct fx *fx = *state;
+
+	write_mailbox(fx, "big.mail", 8000);
+	assert_non_null(hub_open_start(fx->hub, "t", "alice", "big"));
+	hub_free(&fx->hub);
+	fx->hub = hub_new(&fx->storage, NULL);
+}
+
+/* Maildir: a folder of 3,000 files without a uidlist is read in a job
+   (the backend's own open() in a worker), then handed to the hub. */
+static void
+test_maildir_first_open_in_job(void **state)
+{
+	struct fx *fx = *state;
+	struct storage_settings set = { .root = fx->root };
+	struct storage_ctx md = { .backend = &storage_backend_maildir };
+	struct hub *hub;
+	struct mailbox *mbox, *opening;
+	enum storage_error err;
+	char *error = NULL;
+	int order[2], n = 0;
+	struct waiter_rec w = { 1, order, &n, false };
+	const char *subs[] = { "Maildir", "Maildir/cur", "Maildir/new", "Maildir/tmp",
+			       "Maildir/.big", "Maildir/.big/cur", "Maildir/.big/new",
+			       "Maildir/.big/tmp" };
+	char *path;
+
+	assert_int_equal(md.backend->init(&set, &md.st, &error), 0);
+	path = xasprintf("%s/alice", fx->root);
+	(void)mkdir(path, 0700);
+	free(path);
+	for (size_t i = 0; i < N_ELEMENTS(subs); i++) {
+		path = xasprintf("%s/alice/%s", fx->root, subs[i]);
+		assert_int_equal(mkdir(path, 0700), 0);
+		free(path);
+	}
+	for (unsigned i = 1; i <= 3000; i++) {
+		FILE *f;
+
+		path = xasprintf("%s/alice/Maildir/.big/cur/1700000000.M%uP1.test:2,S", fx->root,
+				 i);
+		f = fopen(path, "w");
+		assert_non_null(f);
+		fprintf(f, "Subject: m %u\n\nbody\n", i);
+		fclose(f);
+		free(path);
+	}
+	hub = hub_new(&md, NULL);
+	opening = hub_open_start(hub, "t", "alice", "big");
+	assert_non_null(opening);
+	assert_int_equal(mailbox_open(hub, "t", "alice", "big", &mbox, &err), -1);
+	assert_int_equal(err, STORAGE_ERR_IN_USE);
+	(void)mailbox_wait_idle(opening, on_idle, &w);
+	run_until(fx, &w.called);
+	assert_int_equal(mailbox_open(hub, "t", "alice", "big", &mbox, &err), 0);
+	assert_int_equal(mailbox_state(mbox)->count, 3000);
+	assert_int_equal(mailbox_state(mbox)->mails[0].flags, MAIL_SEEN);
+	mailbox_unref(&mbox);
+	/* With its uidlist now, the next first open is at once. */
+	hub_free(&hub);
+	hub = hub_new(&md, NULL);
+	assert_null(hub_open_start(hub, "t", "alice", "big"));
+	hub_free(&hub);
+	md.backend->deinit(&md.st);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_expunge_in_job_busy_then_waiters, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_expunge_caller_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hub_freed_with_job_running, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_first_open_in_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_first_open_hub_freed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_maildir_first_open_in_job, setup, teardown),
+	};
+
+	unsetenv("IMAPSERVER_TEST_JOB_HOLD");
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
