@@ -169,14 +169,23 @@ compliance: all
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	--track-fds=no --trace-children=yes --trace-children-skip='/bin/*,/usr/bin/*' \
 	--suppressions=tests/valgrind.supp
+# The server under valgrind for the end-to-end tests of the big answers
+# and the sliced commands (slow: about two minutes).
+VALGRIND_E2E := test_large_answers test_slices
+VALGRIND_SERVER := $(subst --suppressions=tests/,--suppressions=$(CURDIR)/tests/,$(VALGRIND))
 check-valgrind: test-deps
-	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory all tests
 	@fail=0; for t in $(TEST_BINS); do \
 		echo "== valgrind $$t"; \
 		$(VALGRIND) $$t >/tmp/valgrind.$$$$.log 2>&1; rc=$$?; \
 		if [ $$rc -ne 0 ]; then fail=1; tail -40 /tmp/valgrind.$$$$.log; fi; \
 		grep -E '^\[  (PASSED|FAILED)' /tmp/valgrind.$$$$.log; \
 	done; rm -f /tmp/valgrind.$$$$.log; \
+	if [ $$fail -ne 0 ]; then echo "check-valgrind: FAILED"; exit 1; fi; \
+	echo "== valgrind: the server itself, under the end-to-end tests of $(VALGRIND_E2E)"; \
+	cd tests/e2e && IMAPSERVER=$(CURDIR)/$(BUILD)/imapserver \
+		IMAPSERVER_WRAPPER="$(VALGRIND_SERVER)" \
+		timeout -k 10 1800 python3 -m unittest $(VALGRIND_E2E) || fail=1; \
 	if [ $$fail -ne 0 ]; then echo "check-valgrind: FAILED"; exit 1; fi; \
 	echo "check-valgrind: clean"
 

@@ -129,21 +129,51 @@ search_answer_write(struct client_command *cmd, const struct search_answer *a)
 	buf_append(out, "\r\n", 2);
 }
 
-/* Matches key against every message of the view. Returns false if some
-   message could not be read. */
+/* A SEARCH under way: where it stands in the view. It works in slices
+   (CLIENT_SLICE_MS), so that a search that reads every message of a
+   big mailbox (TEXT, BODY, HEADER) never holds the loop for long: between
+   slices the other sessions are served. The session's view does not
+   change while its command runs (no sync between slices); a message
+   another session expunged meanwhile is skipped, as in FETCH. */
+struct search_job {
+	struct search_key *key;
+	struct search_answer a;
+	size_t next_seq;
+	bool failed;
+	struct buf msg;
+};
+
+static void
+search_job_free(void *context)
+{
+	struct search_job *job = context;
+
+	search_key_free(&job->key);
+	seqset_free(&job->a.result);
+	buf_free(&job->msg);
+	free(job);
+}
+
+/* Matches the key against the view's messages from job->next_seq on,
+   for one slice. Returns true when every message has been seen. */
 static bool
-search_run(struct client_command *cmd, struct search_key *key, struct search_answer *a)
+search_slice(struct client_command *cmd, struct search_job *job)
 {
 	struct client *c = cmd->c;
 	const struct mbox_state *st = mailbox_state(c->mbox);
-	struct buf msg = BUF_INIT;
-	bool failed = false;
+	int64_t end = mono_ms() + CLIENT_SLICE_MS;
+	size_t visited = 0;
 
-	for (size_t seq = 1; seq <= c->view->count; seq++) {
+	for (; job->next_seq <= c->view->count; job->next_seq++) {
+		size_t seq = job->next_seq;
 		ssize_t idx = mbox_view_index(c->view, (uint32_t)seq);
 		if (idx < 0)
 			continue;
-		struct search_load_ctx lc = { c, &st->mails[idx], &msg, false };
+		/* The clock is read only now and then: a search of flags
+		   alone costs nanoseconds per message. */
+		if ((++visited & 63) == 0 && mono_ms() >= end)
+			return false;
+		struct search_load_ctx lc = { c, &st->mails[idx], &job->msg, false };
 		struct search_msg sm = {
 			.seq = (uint32_t)seq,
 			.uid = st->mails[idx].uid,
@@ -152,14 +182,36 @@ search_run(struct client_command *cmd, struct search_key *key, struct search_ans
 			.load = search_load,
 			.load_ctx = &lc,
 		};
-		int ret = search_match(key, &sm);
+		int ret = search_match(job->key, &sm);
 		if (ret < 0)
-			failed = true;
+			job->failed = true;
 		else if (ret > 0)
-			search_answer_add(c, a, cmd->uid ? sm.uid : sm.seq, st->mails[idx].modseq);
+			search_answer_add(c, &job->a, cmd->uid ? sm.uid : sm.seq,
+					  st->mails[idx].modseq);
+		/* A message read for the search counts at once. */
+		if (lc.loaded && mono_ms() >= end) {
+			job->next_seq++;
+			return false;
+		}
 	}
-	buf_free(&msg);
-	return !failed;
+	return true;
+}
+
+/* The command's output callback: one more slice, then the answer.
+   Returns true when the command is complete. */
+static bool
+search_continue(struct client_command *cmd)
+{
+	struct search_job *job = cmd->context;
+
+	if (!search_slice(cmd, job))
+		return false;
+	search_answer_write(cmd, &job->a);
+	if (job->failed)
+		cmd_tagged(cmd, "NO Some messages could not be read.");
+	else
+		cmd_tagged(cmd, "OK Search completed.");
+	return true;
 }
 
 bool
@@ -169,11 +221,12 @@ cmd_search(struct client_command *cmd)
 	const struct mbox_state *st = mailbox_state(c->mbox);
 	struct search_key *key;
 	const char *error = "Invalid search program.";
-	bool badcharset = false, ok;
+	bool badcharset = false;
 	uint32_t max_uid = c->view->count > 0 ? c->view->uids[c->view->count - 1] : 0;
 	const struct imap_arg *args = cmd->args;
 	size_t nargs = cmd->count;
 	struct search_answer a;
+	struct search_job *job;
 
 	i_zero(&a);
 	if (nargs >= 2 && imap_arg_atom_equals(&args[0], "RETURN") &&
@@ -199,13 +252,14 @@ cmd_search(struct client_command *cmd)
 		client_enable_condstore(c, false);
 	if (!a.esearch)
 		buf_append_str(client_outbuf(c), "* SEARCH");
-	ok = search_run(cmd, key, &a);
-	search_answer_write(cmd, &a);
-	seqset_free(&a.result);
-	search_key_free(&key);
-	if (!ok)
-		cmd_tagged(cmd, "NO Some messages could not be read.");
-	else
-		cmd_tagged(cmd, "OK Search completed.");
-	return true;
+	job = xcalloc(1, sizeof(*job));
+	job->key = key;
+	job->a = a;
+	job->next_seq = 1;
+	cmd->context = job;
+	cmd->context_free = search_job_free;
+	if (search_continue(cmd))
+		return true;
+	cmd->output = search_continue;
+	return false;
 }

@@ -115,6 +115,13 @@ const char *imap_capabilities(const struct client *c);
    connection's defaults too). */
 #define CLIENT_OUT_HIGH_WATER CONN_OUT_HIGH_WATER
 
+/* A command that works through a whole mailbox without writing much
+   (SEARCH of text) stops after about this many milliseconds of work and
+   goes on in a later pass of the loop, as a big FETCH does when its
+   output is queued (it returns false from its output callback): the
+   other sessions are served in between. */
+#define CLIENT_SLICE_MS 10
+
 /* Before login, a command line (literals excluded) and its literals
    together are capped at this many octets, whatever limits.max_line and
    limits.max_literal say: enough for LOGIN and AUTHENTICATE PLAIN with

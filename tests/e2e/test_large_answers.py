@@ -5,7 +5,9 @@ A mailbox filled over IMAP, as clients fill it (pipelined APPENDs of 2-6 KB
 messages), then, right after a restart, FETCH 1:* (UID FLAGS) and FETCH 1:*
 (BODY.PEEK[]) read by a fast reader, a slow one and one that reads in odd
 small pieces, on both backends. Every answer must end with its tagged OK
-and hold every message, within a bound."""
+and hold every message, within a bound. And the root cause of that stall,
+exactly (TestRoundsEndingAtTheMark): a round of output that ends at the
+high-water mark and leaves the socket with nothing queued."""
 
 import os
 import random
@@ -85,7 +87,12 @@ class Reader:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no tagged {tag!r} within {ANSWER_TIMEOUT:.0f} s: the "
                                      f"answer stopped after {len(self.data)} octets")
-            chunk = self.s.recv(self.piece)
+            try:
+                chunk = self.s.recv(self.piece)
+            except socket.timeout:
+                raise AssertionError(f"no tagged {tag!r}: nothing came for {ANSWER_TIMEOUT:.0f}"
+                                     f" s, the answer stopped after {len(self.data)} "
+                                     "octets") from None
             if not chunk:
                 raise AssertionError("the server closed the connection in the middle of "
                                      f"an answer, after {len(self.data)} octets")
@@ -137,6 +144,59 @@ class TestLargeAnswers(ServerTestCase):
 
 class TestMaildirLargeAnswers(test_maildir.MaildirMixin, TestLargeAnswers):
     pass
+
+
+# The server writes a big answer in rounds: it queues FETCH lines until
+# its output reaches the high-water mark (CLIENT_OUT_HIGH_WATER, 256 KiB),
+# then waits for the output to drain and queues the next round.
+HIGH_WATER = 256 * 1024
+
+
+class TestRoundsEndingAtTheMark(ServerTestCase):
+    """The stall of the issue, at its root: when a round of FETCH lines
+    ends exactly at the high-water mark and the socket takes all of it in
+    one write, nothing is left queued, so no "writable" event ever comes
+    again; the server must still go on with the next round. Before the
+    connection layer called the command back after such a write, the
+    answer stopped after exactly 262,144 octets and never resumed. Only
+    some mailboxes show it (the lines must add up exactly to the mark):
+    here every line is made the same length, a divisor of the mark, by
+    a keyword of the right length."""
+
+    COUNT = 20000
+    FIRST = 10000    # from here on, numbers have five digits
+    MAILBOXES = {"alice": "".join(srv.Mail([("From", "a@localhost"), ("Subject", f"m{i}")],
+                                           ["x"]).lab for i in range(COUNT))}
+
+    def answer(self, line_len):
+        # "* 12345 FETCH (UID 12345 FLAGS (kw))\r\n" is 36 octets and the keyword
+        kw = b"k" * (line_len - 36)
+        r = Reader(self.port, 65536, 0)
+        try:
+            r.s.makefile("rb", buffering=0).readline()
+            self.assertIn(b"a OK", r.command(b"a", b"LOGIN alice alice123"))
+            # The SELECT takes \Recent: after it, the lines hold the keyword only.
+            self.assertIn(b"b OK", r.command(b"b", b"SELECT INBOX"))
+            self.assertIn(b"c OK", r.command(b"c", b"STORE 1:* FLAGS.SILENT (" + kw + b")"))
+            self.assertIn(b"d OK", r.command(b"d", b"CLOSE"))
+            self.assertIn(b"e OK", r.command(b"e", b"EXAMINE INBOX"))
+            ans = r.command(b"f", b"FETCH %d:* (UID FLAGS)" % self.FIRST)
+        finally:
+            r.close()
+        lines = ans.split(b"\r\n")[:-2]
+        self.assertEqual(len(lines), self.COUNT - self.FIRST + 1)
+        self.assertEqual({len(x) + 2 for x in lines}, {line_len}, lines[:2])
+        self.assertEqual(lines[-1], b"* %d FETCH (UID %d FLAGS (%s))" %
+                         (self.COUNT, self.COUNT, kw))
+        # Several whole rounds, each ending exactly at the mark.
+        self.assertEqual(HIGH_WATER % line_len, 0)
+        self.assertGreater(len(lines) * line_len, 2 * HIGH_WATER)
+
+    def test_lines_of_64_octets(self):
+        self.answer(64)
+
+    def test_lines_of_128_octets(self):
+        self.answer(128)
 
 
 if __name__ == "__main__":
