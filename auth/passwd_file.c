@@ -20,11 +20,17 @@
    kinds every user pays for both. (Hashes of different methods or costs
    in one file still differ in time: keep one method per file.)
 
-   Hashes are checked with crypt_r(), in the server process: a $y$ or $6$
-   check costs a few milliseconds to some tens of milliseconds at the
-   default costs, which the loop accepts; very high costs would need the
-   helper process that the PAM backend is to use. */
+   Hashes are checked with crypt_r() in a job (core/io/job.h), outside
+   the loop: a $y$ check costs tens of milliseconds at the default cost
+   (80 ms on a small machine), time in which every other session would
+   wait. The file is read and the user looked up in the loop (a stat()
+   when the file did not change); only crypt_r() runs in the worker, on
+   copies of the password and the hash, with a crypt_data of its own.
+   Without a job queue (tools, tests) the check runs at once, and its
+   answer still comes from the loop. */
 #include "passwd_file.h"
+#include "event.h"
+#include "job.h"
 #include "log.h"
 #include "username.h"
 
@@ -426,11 +432,169 @@ passwd_file_user_exists(struct auth *auth, const char *user, char **error_r)
 		       sizeof(auth->table.entries[0]), passwd_entry_find_cmp) != NULL ? 1 : 0;
 }
 
+/* A check under way (verify_start). It holds copies of what the
+   worker needs and nothing of the backend instance, which a reload may
+   free meanwhile. Cancelled, it is freed when its job ends. */
+struct passwd_check {
+	char *password, *hash;     /* copies, wiped before they are freed */
+	size_t password_len;
+	struct crypt_data *crypt;  /* the worker's own */
+	bool known, hashed;        /* the user is in the file; with a hash */
+	bool plain_ok, hash_ok;
+	bool cancelled;
+	enum auth_result result;   /* when answered without crypt_r() */
+	char *reason;
+	struct job *job;
+	struct event_timer *timer;
+	auth_backend_done *done;
+	void *ctx;
+};
+
+static void
+passwd_check_free(struct passwd_check *check)
+{
+	if (check->password != NULL)
+		explicit_bzero(check->password, check->password_len);
+	free(check->password);
+	free(check->hash);
+	if (check->crypt != NULL) {
+		explicit_bzero(check->crypt, sizeof(*check->crypt));
+		free(check->crypt);
+	}
+	free(check->reason);
+	free(check);
+}
+
+/* In the worker: the crypt_r() of the check, on its own copies. */
+static void
+passwd_check_work(void *context)
+{
+	struct passwd_check *check = context;
+	const char *out = crypt_r(check->password, check->hash, check->crypt);
+
+	check->hash_ok = out != NULL && out[0] == '$' && auth_str_equal_ct(out, check->hash);
+	explicit_bzero(check->crypt, sizeof(*check->crypt));
+}
+
+/* In the loop: the result from what the checks found (as verify()). */
+static void
+passwd_check_answer(struct passwd_check *check)
+{
+	enum auth_result result = check->result;
+	char *reason = check->reason;
+
+	check->reason = NULL;
+	if (result == AUTH_OK) {
+		if (!check->known) {
+			result = AUTH_FAIL;
+			reason = xstrdup("unknown user");
+		} else if (!(check->hashed ? check->hash_ok : check->plain_ok)) {
+			result = AUTH_FAIL;
+			reason = xstrdup("wrong password");
+		}
+	}
+	check->done(result, reason, check->ctx);
+	passwd_check_free(check);
+}
+
+static void
+passwd_check_job_done(void *context, bool ran)
+{
+	struct passwd_check *check = context;
+
+	check->job = NULL;
+	if (check->cancelled) {
+		passwd_check_free(check);
+		return;
+	}
+	if (!ran) {
+		/* The server is stopping. */
+		check->result = AUTH_TEMPFAIL;
+		check->reason = xstrdup("the server is shutting down");
+	}
+	passwd_check_answer(check);
+}
+
+static void
+passwd_check_timer(void *context)
+{
+	struct passwd_check *check = context;
+
+	check->timer = NULL;
+	passwd_check_answer(check);
+}
+
+static int
+passwd_file_verify_start(struct auth *auth, struct event_loop *loop, const char *user,
+			 const char *password, auth_backend_done *done, void *ctx,
+			 void **handle_r)
+{
+	struct passwd_check *check = xcalloc(1, sizeof(*check));
+	const struct passwd_entry *entry = NULL;
+	const char *plain = passwd_dummy_plain, *hash;
+	struct job_queue *queue = job_queue_default();
+	char *error;
+
+	check->done = done;
+	check->ctx = ctx;
+	check->result = AUTH_OK;
+	if (passwd_file_refresh(auth, &error) < 0) {
+		check->result = AUTH_TEMPFAIL;
+		check->reason = error;
+	} else {
+		entry = auth->table.count == 0 ? NULL :
+			bsearch(user, auth->table.entries, auth->table.count, sizeof(*entry),
+				passwd_entry_find_cmp);
+		hash = auth->table.dummy_hash;
+		if (entry != NULL && entry->password[0] == '$')
+			hash = entry->password;
+		else if (entry != NULL)
+			plain = entry->password;
+		check->known = entry != NULL;
+		check->hashed = entry != NULL && entry->password[0] == '$';
+		/* Both checks, always, as in verify(). */
+		check->plain_ok = passwd_plain_matches(auth, password, plain);
+		if (hash != NULL) {
+			auth->crypt_count++;
+			check->password_len = strlen(password);
+			check->password = xstrdup(password);
+			check->hash = xstrdup(hash);
+			check->crypt = xcalloc(1, sizeof(*check->crypt));
+		}
+	}
+	if (check->hash != NULL && queue != NULL) {
+		check->job = job_submit(queue, passwd_check_work, passwd_check_job_done, check);
+	} else {
+		if (check->hash != NULL)
+			passwd_check_work(check);
+		check->timer = event_timer_add(loop, 0, passwd_check_timer, check);
+	}
+	*handle_r = check;
+	return 0;
+}
+
+static void
+passwd_file_verify_cancel(struct auth *auth ATTR_UNUSED, void *handle)
+{
+	struct passwd_check *check = handle;
+
+	if (check->job != NULL) {
+		/* Its worker may be running: never wait for it in the loop;
+		   the check is freed when its job ends. */
+		check->cancelled = true;
+		return;
+	}
+	event_timer_remove(&check->timer);
+	passwd_check_free(check);
+}
+
 const struct auth_backend auth_backend_passwd_file = {
 	.name = "passwd-file",
 	.compiled_in = true,
 	.init = passwd_file_init,
 	.deinit = passwd_file_deinit,
 	.verify = passwd_file_verify,
+	.verify_start = passwd_file_verify_start,
+	.verify_cancel = passwd_file_verify_cancel,
 	.user_exists = passwd_file_user_exists,
 };

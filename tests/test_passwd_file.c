@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "event.h"
+#include "job.h"
 #include "log.h"
 #include "../auth/passwd_file.h"
 
@@ -608,6 +610,154 @@ test_str_equal_ct(void **state)
 	assert_false(auth_str_equal_ct(NULL, NULL));
 }
 
+/* The asynchronous check (verify_start), as the server makes it: the
+   answers of several checks, each once and from the loop. */
+struct async_answer {
+	bool called;
+	enum auth_result result;
+	char *reason;
+};
+
+static void
+async_done(enum auth_result result, char *reason, void *ctx)
+{
+	struct async_answer *a = ctx;
+
+	assert_false(a->called);
+	a->called = true;
+	a->result = result;
+	a->reason = reason;
+}
+
+/* Runs loop until every answer of n came, or fails (bounded). */
+static void
+async_wait(struct event_loop *loop, struct async_answer *answers, size_t n)
+{
+	for (unsigned pass = 0; pass < 3000; pass++) {
+		size_t done = 0;
+		for (size_t i = 0; i < n; i++)
+			done += answers[i].called ? 1 : 0;
+		if (done == n)
+			return;
+		assert_int_equal(event_loop_run_once(loop, 10), 0);
+	}
+	fail_msg("the checks were not answered within 30 s");
+}
+
+static void
+check_async(struct fixture *fx, bool with_queue)
+{
+	char *hash = make_hash("$6$", "s3cret");
+	char *text = xasprintf("user1 %s\nuser2 plain\n", hash);
+	struct event_loop *loop = event_loop_new();
+	struct job_queue *queue = NULL;
+	static const struct {
+		const char *user, *password;
+		enum auth_result result;
+		const char *reason;
+	} cases[] = {
+		{ "user1", "s3cret", AUTH_OK, NULL },
+		{ "user1", "s3cre", AUTH_FAIL, "wrong password" },
+		{ "user2", "plain", AUTH_OK, NULL },
+		{ "user2", "s3cret", AUTH_FAIL, "wrong password" },
+		{ "nobody", "s3cret", AUTH_FAIL, "unknown user" },
+	};
+	struct async_answer answers[N_ELEMENTS(cases)];
+	unsigned crypts, plains;
+	char *error = NULL;
+
+	assert_non_null(hash);
+	write_users(fx, text);
+	init_ok(fx);
+	if (with_queue) {
+		queue = job_queue_new(loop, 2, &error);
+		assert_non_null(queue);
+		job_queue_set_default(queue);
+	}
+	memset(answers, 0, sizeof(answers));
+	for (size_t i = 0; i < N_ELEMENTS(cases); i++) {
+		void *handle = NULL;
+		assert_int_equal(auth_backend_passwd_file.verify_start(
+					 fx->auth, loop, cases[i].user, cases[i].password,
+					 async_done, &answers[i], &handle),
+				 0);
+		assert_non_null(handle);
+		/* Never answered from inside the call. */
+		assert_false(answers[i].called);
+	}
+	async_wait(loop, answers, N_ELEMENTS(cases));
+	for (size_t i = 0; i < N_ELEMENTS(cases); i++) {
+		assert_int_equal(answers[i].result, cases[i].result);
+		if (cases[i].reason == NULL)
+			assert_null(answers[i].reason);
+		else
+			assert_string_equal(answers[i].reason, cases[i].reason);
+		free(answers[i].reason);
+	}
+	/* The same work for every user: one crypt and one comparison each. */
+	passwd_file_work_counts(fx->auth, &crypts, &plains);
+	assert_int_equal(crypts, N_ELEMENTS(cases));
+	assert_int_equal(plains, N_ELEMENTS(cases));
+	job_queue_set_default(NULL);
+	job_queue_free(&queue);
+	event_loop_free(&loop);
+	free(text);
+	free(hash);
+}
+
+static void
+test_async_checks_in_jobs(void **state)
+{
+	check_async(*state, true);
+}
+
+static void
+test_async_checks_without_a_job_queue(void **state)
+{
+	check_async(*state, false);
+}
+
+/* A check cancelled while its crypt_r() may run (the session went away)
+   is never answered, and the loop does not wait for it; a check still
+   running when the backend instance goes (a reload) is answered. */
+static void
+test_async_cancel_and_reload(void **state)
+{
+	struct fixture *fx = *state;
+	char *hash = make_hash("$6$", "s3cret");
+	char *text = xasprintf("user1 %s\n", hash);
+	struct event_loop *loop = event_loop_new();
+	struct job_queue *queue;
+	struct async_answer gone = { 0 }, kept = { 0 };
+	void *h1 = NULL, *h2 = NULL;
+	char *error = NULL;
+
+	write_users(fx, text);
+	init_ok(fx);
+	queue = job_queue_new(loop, 1, &error);
+	assert_non_null(queue);
+	job_queue_set_default(queue);
+	assert_int_equal(auth_backend_passwd_file.verify_start(fx->auth, loop, "user1", "s3cret",
+							       async_done, &gone, &h1),
+			 0);
+	assert_int_equal(auth_backend_passwd_file.verify_start(fx->auth, loop, "user1", "s3cret",
+							       async_done, &kept, &h2),
+			 0);
+	auth_backend_passwd_file.verify_cancel(fx->auth, h1);
+	auth_backend_passwd_file.deinit(&fx->auth);
+	async_wait(loop, &kept, 1);
+	assert_int_equal(kept.result, AUTH_OK);
+	for (unsigned pass = 0; pass < 3000 && job_queue_pending(queue) > 0; pass++)
+		assert_int_equal(event_loop_run_once(loop, 10), 0);
+	assert_int_equal(job_queue_pending(queue), 0);
+	assert_false(gone.called);
+	job_queue_set_default(NULL);
+	job_queue_free(&queue);
+	event_loop_free(&loop);
+	free(text);
+	free(hash);
+}
+
 int
 main(void)
 {
@@ -634,6 +784,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_auth_verify_with_passwd_file_logs_user_never_password,
 						setup, teardown),
 		cmocka_unit_test(test_str_equal_ct),
+		cmocka_unit_test_setup_teardown(test_async_checks_in_jobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_async_checks_without_a_job_queue, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_async_cancel_and_reload, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 """A command that works through a whole mailbox does it in slices: other
 sessions are served in between (issue: one session's SEARCH of text held
-the loop until it had read every message).
+the loop until it had read every message). And a password hash is
+checked outside the loop.
 
 The search here is made slow on purpose, with many NOT TEXT keys that
 all have to be tried on every message of a 20 MB mailbox, and another
@@ -106,6 +107,49 @@ class TestSearchSlices(ServerTestCase):
                                 b" TEXT marker1")
             self.assertIn(b"* ESEARCH (TAG \"a5\") UID MIN 1 MAX %d COUNT %d\r\n" %
                           (quick[-1], len(quick)), esearch)
+        finally:
+            a.close()
+            b.close()
+
+
+# alice123 as a yescrypt hash at Debian's default cost: 50 to 100 ms of
+# work per check on a small machine.
+ALICE_YESCRYPT = "$y$j9T$PzmhTnLQ0Xb7s3ciHU7Mm/$dY6wCv2DQg16Zc.Fs4p7E1Af6C2N4KnjycVBAggM66/"
+
+
+class TestHashedLogin(ServerTestCase):
+    """A password hash is checked outside the loop: while alice's
+    yescrypt is computed, bob's NOOP is answered (before, every session
+    waited for every hash check)."""
+
+    def test_other_sessions_are_served_during_a_hash_check(self):
+        with open(self.server.users, "w") as f:
+            f.write(f"alice {ALICE_YESCRYPT}\nbob bob123\n")
+        self.server.give_to_server()
+        a = Session(self.port)
+        b = Session(self.port)
+        try:
+            self.assertTrue(b.command(b"b1", b"LOGIN bob bob123")[-1].startswith(b"b1 OK"))
+            a.send(b"a1 LOGIN alice alice123")
+            b.send(b"b2 NOOP")
+            noop = b.until(b"b2")
+            self.assertTrue(noop[-1].startswith(b"b2 OK"), noop)
+            a.s.setblocking(False)
+            try:
+                early = a.s.recv(65536, socket.MSG_PEEK)
+            except BlockingIOError:
+                early = b""
+            a.s.setblocking(True)
+            a.s.settimeout(TIMEOUT)
+            self.assertFalse(b"a1 " in early, "alice's hash check held bob's NOOP back")
+            self.assertTrue(a.until(b"a1")[-1].startswith(b"a1 OK"))
+            # A wrong password is refused the same way.
+            c = Session(self.port)
+            try:
+                self.assertIn(b"[AUTHENTICATIONFAILED]",
+                              c.command(b"c1", b"LOGIN alice alice124")[-1])
+            finally:
+                c.close()
         finally:
             a.close()
             b.close()
