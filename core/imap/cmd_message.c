@@ -274,16 +274,47 @@ store_write_fetch(struct client_command *cmd, uint32_t seq, const struct mail_re
 	buf_append_str(out, ")\r\n");
 }
 
-/* Changes the flags of the messages seqs of the view as req says. */
+/* A STORE under way: where it stands in its list of messages. It works
+   in slices, as FETCH does (CLIENT_SLICE_MS, or until its untagged
+   answers reach the output mark), so that STORE 1:* on a big mailbox
+   (one flag write per message: a rename each on Maildir) never holds
+   the loop for long. Flag writes that meet a mailbox busy with a job
+   are deferred by the hub, as FETCH's \Seen. */
+struct store_job {
+	struct store_req req;
+	struct store_result res;
+	uint32_t *seqs;
+	size_t count, pos;
+};
+
 static void
-store_apply(struct client_command *cmd, const struct store_req *req, const uint32_t *seqs,
-	    size_t count, struct store_result *res)
+store_job_free(void *context)
+{
+	struct store_job *job = context;
+
+	free(job->seqs);
+	seqset_free(&job->res.modified);
+	free(job);
+}
+
+/* Changes the flags of the job's next messages as its request says, for
+   one slice. Returns true when every message is done. */
+static bool
+store_apply(struct client_command *cmd, struct store_job *job)
 {
 	struct client *c = cmd->c;
 	struct mbox_state *st = mailbox_state(c->mbox);
+	const struct store_req *req = &job->req;
+	struct store_result *res = &job->res;
+	int64_t end = mono_ms() + CLIENT_SLICE_MS;
+	size_t done = 0;
 
-	for (size_t i = 0; i < count; i++) {
-		ssize_t idx = mbox_view_index(c->view, seqs[i]);
+	for (; job->pos < job->count; job->pos++) {
+		uint32_t seq = job->seqs[job->pos];
+		if (client_out_pending(c) >= CLIENT_OUT_HIGH_WATER ||
+		    ((++done & 31) == 0 && mono_ms() >= end))
+			return false;
+		ssize_t idx = mbox_view_index(c->view, seq);
 		if (idx < 0) {
 			/* As in FETCH: only a STORE by number says so. */
 			if (!cmd->uid)
@@ -293,7 +324,7 @@ store_apply(struct client_command *cmd, const struct store_req *req, const uint3
 		struct mail_rec *rec = &st->mails[idx];
 		if (req->unchangedsince_given && rec->modseq > req->unchangedsince) {
 			/* Changed since the client looked: not stored. */
-			uint32_t v = cmd->uid ? rec->uid : seqs[i];
+			uint32_t v = cmd->uid ? rec->uid : seq;
 			seqset_add_range(&res->modified, v, v);
 			continue;
 		}
@@ -315,11 +346,42 @@ store_apply(struct client_command *cmd, const struct store_req *req, const uint3
 				continue;
 			}
 			res->changed = true;
+			/* The array may have moved (a sync by the write). */
+			st = mailbox_state(c->mbox);
+			rec = &st->mails[idx];
 		}
 		/* With UNCHANGEDSINCE the new MODSEQ is always sent. */
 		if (!req->silent || req->unchangedsince_given)
-			store_write_fetch(cmd, seqs[i], rec);
+			store_write_fetch(cmd, seq, rec);
 	}
+	return true;
+}
+
+/* The command's output callback: one more slice, then the answer.
+   Returns true when the command is complete. */
+static bool
+store_continue(struct client_command *cmd)
+{
+	struct client *c = cmd->c;
+	struct store_job *job = cmd->context;
+	struct store_result *res = &job->res;
+
+	if (!store_apply(cmd, job))
+		return false;
+	if (res->changed)
+		mailbox_changed(c->mbox, c->view);
+	if (res->error != STORAGE_ERR_NONE) {
+		cmd_no_storage(cmd, res->error);
+	} else if (res->modified.count > 0) {
+		struct buf set = BUF_INIT;
+		seqset_write(&res->modified, &set);
+		cmd_tagged(cmd, "OK [MODIFIED %s] Conditional STORE failed for some messages.", set.data);
+		buf_free(&set);
+	} else if (res->expunged)
+		cmd_tagged(cmd, "NO [EXPUNGEISSUED] Some messages were expunged.");
+	else
+		cmd_tagged(cmd, "OK Store completed.");
+	return true;
 }
 
 bool
@@ -337,11 +399,10 @@ cmd_store(struct client_command *cmd)
 	const struct imap_arg *rest;
 	size_t nrest;
 	struct store_req req;
-	struct store_result res;
+	struct store_job *job;
 	int ret;
 
 	i_zero(&req);
-	i_zero(&res);
 	if (cmd->count < 3 || cmd->args[0].type != IMAP_ARG_ATOM)
 		return cmd_bad(cmd, "STORE needs a sequence set, an item and flags.");
 	args[0] = cmd->args[0];
@@ -394,24 +455,16 @@ cmd_store(struct client_command *cmd)
 		return cmd_bad(cmd, "Invalid sequence set.");
 	if (req.unchangedsince_given)
 		client_enable_condstore(c, false);
-	store_apply(cmd, &req, seqs, count, &res);
-	free(seqs);
-	if (res.changed)
-		mailbox_changed(c->mbox, c->view);
-	if (res.error != STORAGE_ERR_NONE) {
-		seqset_free(&res.modified);
-		cmd_no_storage(cmd, res.error);
-	} else if (res.modified.count > 0) {
-		struct buf set = BUF_INIT;
-		seqset_write(&res.modified, &set);
-		cmd_tagged(cmd, "OK [MODIFIED %s] Conditional STORE failed for some messages.", set.data);
-		buf_free(&set);
-		seqset_free(&res.modified);
-	} else if (res.expunged)
-		cmd_tagged(cmd, "NO [EXPUNGEISSUED] Some messages were expunged.");
-	else
-		cmd_tagged(cmd, "OK Store completed.");
-	return true;
+	job = xcalloc(1, sizeof(*job));
+	job->req = req;
+	job->seqs = seqs;
+	job->count = count;
+	cmd->context = job;
+	cmd->context_free = store_job_free;
+	if (store_continue(cmd))
+		return true;
+	cmd->output = store_continue;
+	return false;
 }
 
 /* Appends the messages seqs of the view to dest, in order, with their

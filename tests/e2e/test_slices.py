@@ -18,6 +18,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server as srv  # noqa: E402
 from server import ServerTestCase, SLOW  # noqa: E402
+import test_maildir  # noqa: E402
 
 COUNT = 2000
 TIMEOUT = 300.0 * SLOW
@@ -107,6 +108,61 @@ class TestSearchSlices(ServerTestCase):
                                 b" TEXT marker1")
             self.assertIn(b"* ESEARCH (TAG \"a5\") UID MIN 1 MAX %d COUNT %d\r\n" %
                           (quick[-1], len(quick)), esearch)
+        finally:
+            a.close()
+            b.close()
+
+
+def peek_tagged(sess, tag):
+    """True if the tagged answer of tag has already come (without reading it)."""
+    sess.s.setblocking(False)
+    try:
+        early = sess.s.recv(1 << 22, socket.MSG_PEEK)
+    except BlockingIOError:
+        early = b""
+    sess.s.setblocking(True)
+    sess.s.settimeout(TIMEOUT)
+    return (b"\r\n" + tag + b" ") in (b"\r\n" + early)
+
+
+class TestStoreSlices(test_maildir.MaildirMixin, ServerTestCase):
+    """STORE 1:* on a big Maildir folder (a rename per message) also works
+    in slices: another session is served before it ends, and every
+    message gets its flag and its untagged FETCH exactly once."""
+
+    COUNT = 20000
+    MAILBOXES = {"alice": "".join(srv.Mail([("From", "a@localhost"), ("Subject", f"m{i}")],
+                                           ["x"]).lab for i in range(COUNT)),
+                 "bob": None}
+
+    def test_other_sessions_are_served_during_a_long_store(self):
+        a = Session(self.port)
+        b = Session(self.port)
+        try:
+            a.command(b"a1", b"LOGIN alice alice123")
+            self.assertIn(b"* %d EXISTS\r\n" % self.COUNT, a.command(b"a2", b"SELECT INBOX"))
+            b.command(b"b1", b"LOGIN bob bob123")
+            # SILENT: no answer lines, so that only the work can hold
+            # the tagged answer back (the server writes long answers in
+            # rounds anyway).
+            a.send(b"a3 STORE 1:* +FLAGS.SILENT (\\Flagged)")
+            time.sleep(0.05)
+            b.send(b"b2 NOOP")
+            self.assertTrue(b.until(b"b2")[-1].startswith(b"b2 OK"))
+            self.assertFalse(peek_tagged(a, b"a3"), "the STORE ended before bob was served: "
+                             "make it slower, or it did not yield to the loop")
+            lines = a.until(b"a3")
+            self.assertTrue(lines[-1].startswith(b"a3 OK"), lines[-1])
+            self.assertIn(b"* ESEARCH (TAG \"a4\") COUNT %d\r\n" % self.COUNT,
+                          a.command(b"a4", b"SEARCH RETURN (COUNT) FLAGGED"))
+            # Not silent: one answer line per message, none twice.
+            lines = a.command(b"a5", b"STORE 1:* -FLAGS (\\Flagged)")
+            self.assertTrue(lines[-1].startswith(b"a5 OK"), lines[-1])
+            fetches = [x for x in lines if b" FETCH (FLAGS (" in x]
+            self.assertEqual(len(fetches), self.COUNT)
+            self.assertEqual(len(set(fetches)), self.COUNT)
+            self.assertIn(b"* ESEARCH (TAG \"a6\") COUNT 0\r\n",
+                          a.command(b"a6", b"SEARCH RETURN (COUNT) FLAGGED"))
         finally:
             a.close()
             b.close()
