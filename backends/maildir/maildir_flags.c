@@ -5,8 +5,11 @@
 
    Batches. flags_changed() renames the file at once and marks the
    uidlist dirty; the uidlist is rewritten once at the next batch point:
-   sync() (the core's next command, or its watch seeing our renames),
-   append(), expunge(), set_uids() or close(). What makes that safe is
+   a sync() that finds the folders changed by others (it reads them
+   anyway), a sync() at least MD_BATCH_WRITE_MS after the batch began
+   (written without reading the folders: only we changed them),
+   expunge(), set_uids() or close(). An append() adds its own record and
+   leaves the batch pending. What makes that safe is
    the header's C, a ceiling: a modseq may be handed out unwritten only
    if it is at most the C on disk, and when HIGHESTMODSEQ passes it,
    flags_changed() writes the uidlist at once with C = HIGHESTMODSEQ +
@@ -27,16 +30,17 @@
 
 /* Renames the file to its new flags at once: the flag letters are the
    durable record of the flags (Maildir's own). The uidlist, with the
-   message's new modseq, is written at the next batch point: sync() (the
-   core calls it before every command, and when the watch sees our own
-   renames), append(), expunge(), set_uids() or close(). So STORE on n
-   messages costs n renames and one uidlist write.
+   message's new modseq, is written at the next batch point (see the top
+   of the file): never a scan of the folders for our own renames. So
+   STORE on n messages costs n renames and one uidlist write, and a
+   STORE of one flag does not make the next command read a big folder.
 
    Crash safety: a modseq is handed out (the core answers the STORE with
    it) only if it is at most the ceiling C of the uidlist on disk; when
    the state's HIGHESTMODSEQ passes the ceiling, the uidlist is written
-   now with C = highest + MD_MODSEQ_RESERVE (once per MD_MODSEQ_RESERVE
-   changes). Whoever reads the uidlist (a reopen after a crash, another
+   now with C = highest + MD_MODSEQ_RESERVE, or + the number of messages
+   if the folder holds more (so at most once or twice for a STORE on all
+   of them). Whoever reads the uidlist (a reopen after a crash, another
    opener) starts at or above C, and a file whose flag letters differ from
    its record gets a modseq above that: nothing any client saw is reused,
    and no change is reported below a HIGHESTMODSEQ a client saw.
@@ -113,6 +117,8 @@ md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
 		goto out;
 	md_own_change_end(box, &own);
 	f->modseq = m->modseq;
+	if (!box->dirty)
+		box->dirty_since = mono_ms();
 	box->dirty = true;
 	box->highest = state->highest_modseq;
 	box->first_recent = state->first_recent_uid;

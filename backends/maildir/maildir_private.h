@@ -38,6 +38,9 @@
 #define MD_READ_CHUNK (256 * 1024)
 /* Modseqs reserved at a time for flag changes not yet in the uidlist. */
 #define MD_MODSEQ_RESERVE 1024
+/* How long a batch of our own flag renames may wait for its uidlist
+   write when nothing else changed the folders (see md_sync()). */
+#define MD_BATCH_WRITE_MS 2000
 
 struct storage {
 	char *root;
@@ -98,6 +101,7 @@ struct storage_box {
 	uint64_t disk_ceiling;     /* its floor: max(M, C, records); modseqs up
 				      to it may be handed out unwritten */
 	bool dirty;                /* flag renames not yet in the uidlist */
+	int64_t dirty_since;       /* monotonic ms of the first of them */
 	uint64_t highest;          /* the state's HIGHESTMODSEQ and first recent */
 	uint32_t first_recent;     /* UID at the last flag change (for close()) */
 	bool rewrite;              /* the uidlist must be rewritten, not

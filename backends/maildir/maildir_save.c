@@ -201,12 +201,13 @@ save_add_message(struct storage_box *box, struct mbox_state *state, const char *
    before that line is on disk happens before we return: the UID was
    never given, and the file gets the next UID at the next open (the
    next UID is never lowered, so no UID is reused). A batch of flag
-   changes pending is written with it (a rewrite instead). */
+   changes pending stays pending (the ceiling C covers its modseqs, see
+   maildir_flags.c): one line, not a rewrite of the whole file. */
 static int
 save_record_uid(struct storage_box *box, struct mbox_state *state, const struct mfile *f,
 		char **error_r)
 {
-	if (box->dirty || box->rewrite)
+	if (box->rewrite)
 		return md_uidlist_write(box, state, false, error_r);
 	if (md_uidlist_append_rec(box, f, error_r) == 0)
 		return 0;

@@ -751,8 +751,21 @@ md_sync(struct storage_box *box, struct mbox_state *state, enum storage_error *e
 	int ret;
 
 	*err_r = STORAGE_ERR_NONE;
-	if (!box->dirty && !box->rewrite && md_unchanged(box))
-		return 0;
+	if (!box->rewrite && md_unchanged(box)) {
+		/* Nobody but us changed the folders: no scan. A batch of
+		   our own flag renames is written once it is
+		   MD_BATCH_WRITE_MS old (the ceiling C keeps a crash before
+		   that safe, see maildir_flags.c), or at close. */
+		if (!box->dirty || mono_ms() < box->dirty_since + MD_BATCH_WRITE_MS)
+			return 0;
+		if (md_lock(box, err_r, error_r) < 0)
+			return -1;
+		ret = md_uidlist_write(box, state, false, error_r);
+		if (ret < 0)
+			*err_r = storage_error_from_errno(errno);
+		md_unlock(box);
+		return ret;
+	}
 	if (md_lock(box, err_r, error_r) < 0)
 		return -1;
 	/* (dirty: the batch of flag changes is written here) */

@@ -270,7 +270,8 @@ uidlist_rec_print(struct buf *b, const struct mfile *f)
 /* Writes box->files with the modseqs, first recent UID and highest
    modseq of state (box->files and state hold the same UIDs, both
    ascending; a UID state lacks keeps the modseq it had), and the ceiling
-   C: the one it had, raised to highest + MD_MODSEQ_RESERVE if reserve.
+   C: the one it had, raised to highest + MD_MODSEQ_RESERVE (or + the
+   number of messages, if more) if reserve.
    This is the batch point of flag changes: the box is clean after. */
 int
 md_uidlist_write(struct storage_box *box, const struct mbox_state *state, bool reserve,
@@ -293,8 +294,13 @@ md_uidlist_write(struct storage_box *box, const struct mbox_state *state, bool r
 		if (f->modseq > highest)
 			highest = f->modseq;
 	}
-	if (reserve && highest + MD_MODSEQ_RESERVE > ceiling)
-		ceiling = highest + MD_MODSEQ_RESERVE;
+	/* At least as many as the folder has messages, so that a STORE on
+	   all of them reserves once or twice, not once per 1,024 (each of
+	   these writes costs the whole folder). */
+	uint64_t room = box->files.count > MD_MODSEQ_RESERVE ? box->files.count :
+							       MD_MODSEQ_RESERVE;
+	if (reserve && highest + room > ceiling)
+		ceiling = highest + room;
 	buf_printf(&b, "3 V%u N%u R%u M%llu", box->uidvalidity, box->uidnext,
 		   state->first_recent_uid, (unsigned long long)highest);
 	if (ceiling > highest)
