@@ -394,7 +394,7 @@ view_apply(const struct view *v, struct mbox_state *state)
 	}
 	/* one allocation for a fresh load */
 	if (state->count == 0)
-		xgrow(&state->mails, &state->alloc, v->count, sizeof(*state->mails));
+		mbox_state_reserve(state, v->count);
 	/* Now every UID of state is in v: update those, append the rest. */
 	while (j < v->count) {
 		flat_frec_to_mail(&v->recs[j], &m);

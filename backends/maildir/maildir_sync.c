@@ -594,7 +594,7 @@ sync_apply_to_state(struct sync_ctx *ctx, char **error_r)
 	size_t i = 0, j = 0;
 
 	if (state->count == 0 && next->count > 0)
-		xgrow(&state->mails, &state->alloc, next->count, sizeof(*state->mails));
+		mbox_state_reserve(state, next->count);
 	while (i < state->count || j < next->count) {
 		uint8_t flags;
 		uint64_t kw;
