@@ -161,6 +161,12 @@ mbox_state_map(struct mbox_state *state, int fd, uint64_t off, size_t count, cha
 }
 
 bool
+mbox_map_read_lock(int fd)
+{
+	return mbox_map_lock(fd, F_RDLCK) == 0;
+}
+
+bool
 mbox_map_write_begin(int fd)
 {
 	return mbox_map_lock(fd, F_WRLCK) == 0;

@@ -130,6 +130,11 @@ void mbox_state_reserve(struct mbox_state *state, size_t count);
    file instead), for example when the lock is held by a writer. */
 int mbox_state_map(struct mbox_state *state, int fd, uint64_t off, size_t count,
 		   char **error_r);
+/* Takes the read lock of mbox_state_map() on fd's open file description
+   ahead of the mapping, so that what the caller reads before mapping (a
+   header) does not change either. False while a writer holds the write
+   lock. mbox_map_write_end(fd, false) lets it go if no mapping follows. */
+bool mbox_map_read_lock(int fd);
 /* Before overwriting bytes of the file open as fd in place: returns true
    if no other open file description holds it mapped (fd then holds the
    write lock; a read lock fd's own open file description held for a
