@@ -14,13 +14,18 @@ int
 md_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out,
 	enum storage_error *err_r, char **error_r)
 {
-	ssize_t idx = md_ftable_find(&box->files, rec->uid);
+	ssize_t idx;
 	struct mfile *f;
 	char *path, *tmp;
 	char prev = '\0';
 	ssize_t n;
 	int fd;
 
+	if (md_files_load(box, error_r) < 0) {
+		*err_r = STORAGE_ERR_TEMP;
+		return -1;
+	}
+	idx = md_ftable_find(&box->files, rec->uid);
 	*err_r = STORAGE_ERR_NOT_FOUND;
 	if (idx < 0) {
 		*error_r = xasprintf("%s: message %u is not available", box->dir, rec->uid);
