@@ -424,14 +424,35 @@ test_damaged_index_loses_nothing(void **state)
 	close_box(&box, &s);
 	assert_true(index_exists(fx));
 
-	/* the open maps it; then its last name is damaged */
+	/* the open maps it; then the name of message 200 in it is damaged */
 	box = open_box(fx, &s);
 	assert_true(s.mapped);
-	assert_int_equal(stat(p, &sb), 0);
-	fd = open(p, O_WRONLY);
-	assert_true(fd >= 0);
-	assert_int_equal(pwrite(fd, "/", 1, sb.st_size - 5), 1);
-	close(fd);
+	{
+		char *name = cur_name_of(fx, N_MSGS), *data, *hit;
+		size_t len;
+		FILE *f = fopen(p, "r");
+
+		assert_non_null(f);
+		assert_int_equal(stat(p, &sb), 0);
+		data = xmalloc((size_t)sb.st_size);
+		len = fread(data, 1, (size_t)sb.st_size, f);
+		fclose(f);
+		hit = memmem(data, len, name, strlen(name) + 1);
+		assert_non_null(hit);
+		fd = open(p, O_WRONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(pwrite(fd, "X", 1, hit - data), 1);
+		close(fd);
+		free(data);
+		free(name);
+	}
+	{
+		char *m = msg_text(box, &s.mails[N_MSGS - 1]), *want = msg_of(N_MSGS);
+
+		assert_string_equal(m, want);
+		free(m);
+		free(want);
+	}
 	for (size_t i = 0; i < s.count; i += 37) {
 		char *m = msg_text(box, &s.mails[i]), *want = msg_of((unsigned)i + 1);
 

@@ -6,7 +6,10 @@
                           table), then one struct mail_rec per message
                           (host byte order, on a page boundary: mapped
                           into the state, see mbox_state_map()), then the
-                          messages' file names, each ending in a NUL.
+                          messages' file names, each ending in a NUL,
+                          then, per message, where its name starts (from
+                          the first name) and its UID (two uint32_t, on
+                          a 4-byte boundary).
 
    dovecot-uidlist stays the interoperable truth; this file is a cache
    of it. It is trusted only when the header's stamps of dovecot-uidlist,
@@ -28,8 +31,10 @@
    rest.
 
    The file table (box->files: names, recorded modseqs) is loaded from
-   the index only when an operation needs it (md_files_load()): an open
-   and a sync() that finds nothing changed do not. */
+   the index only when an operation that changes the folder needs it
+   (md_files_load()): an open, a sync() that finds nothing changed and
+   reading a message (md_index_name(), a binary search in the mapped
+   index) do not. */
 #include "fileio.h"
 #include "log.h"
 #include "storage_files.h"
@@ -39,6 +44,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,7 +60,7 @@ struct mdi_header {
 	uint32_t first_recent, kw_count;
 	uint32_t kwbytes, pad;
 	uint64_t highest, disk_highest, disk_ceiling;
-	uint64_t names_off, names_len, body_hash;
+	uint64_t names_off, names_len, body_hash, offs_off;
 	uint64_t ul_ino, ul_size;
 	int64_t ul_sec, ul_nsec;
 	uint64_t kw_exists, kw_ino, kw_size;
@@ -170,6 +176,15 @@ mdi_encode_body(struct storage_box *box, struct mbox_state *kw, struct buf *out,
 	for (size_t i = 0; i < box->files.count; i++)
 		buf_append(out, box->files.f[i].name, strlen(box->files.f[i].name) + 1);
 	*names_len_r = out->len - start;
+	/* where each name starts */
+	while (out->len % 4 != 0)
+		buf_append_c(out, '\0');
+	for (size_t i = 0, off = 0; i < box->files.count; i++) {
+		uint32_t o[2] = { (uint32_t)off, box->files.f[i].uid };
+
+		buf_append(out, o, sizeof(o));
+		off += strlen(box->files.f[i].name) + 1;
+	}
 	return highest;
 }
 
@@ -225,7 +240,8 @@ md_index_write(struct storage_box *box)
 	h.disk_ceiling = box->disk_ceiling;
 	h.names_off = names_off;
 	h.names_len = names_len;
-	h.body_hash = mdi_hash(MDI_HASH_INIT, b.data + hsize, b.len - hsize);
+	h.offs_off = (names_off + names_len + 3) / 4 * 4;
+	h.body_hash = mdi_hash(MDI_HASH_INIT, b.data + hsize, (size_t)(names_off + names_len - hsize));
 	mdi_put_file_stamp(&box->uidlist_stamp, &h.ul_ino, &h.ul_size, &h.ul_sec, &h.ul_nsec);
 	h.kw_exists = kfs.exists;
 	mdi_put_file_stamp(&kfs, &h.kw_ino, &h.kw_size, &h.kw_sec, &h.kw_nsec);
@@ -271,8 +287,9 @@ mdi_read_header(int fd, struct mdi_header *h, char **kw_r)
 	    h->kw_count > MBOX_MAX_KEYWORDS || h->kwbytes > h->header_size - sizeof(*h) ||
 	    h->count == 0 || h->count > MD_MAX_FILES ||
 	    h->names_off != h->header_size + (uint64_t)h->count * MAIL_REC_SIZE ||
-	    h->names_len > (uint64_t)st.st_size ||
-	    h->names_off + h->names_len != (uint64_t)st.st_size)
+	    h->names_len > (uint64_t)st.st_size || h->names_len > UINT32_MAX ||
+	    h->offs_off != (h->names_off + h->names_len + 3) / 4 * 4 ||
+	    h->offs_off + (uint64_t)h->count * 8 != (uint64_t)st.st_size)
 		return false;
 	kw = xmalloc(h->kwbytes + 1);
 	if (fd_pread_full(fd, kw, h->kwbytes, sizeof(*h)) != (ssize_t)h->kwbytes) {
@@ -411,6 +428,11 @@ md_index_open(struct storage_box *box, struct mbox_state *state)
 	box->index_names_len = h.names_len;
 	box->index_body_hash = h.body_hash;
 	box->index_header_size = h.header_size;
+	box->index_offs_off = h.offs_off;
+	box->index_map_len = (size_t)(h.offs_off + (uint64_t)h.count * 8);
+	box->index_map = mmap(NULL, box->index_map_len, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (box->index_map == MAP_FAILED)
+		box->index_map = NULL;
 	box->files_lazy = true;
 	mdi_remember(box);
 	return true;
@@ -464,6 +486,57 @@ mdi_load_files(struct storage_box *box)
 	return ok;
 }
 
+const char *
+md_index_name(struct storage_box *box, uint32_t uid)
+{
+	const unsigned char *map = box->index_map;
+	const char *names, *name, *end;
+	size_t lo = 0, hi = box->index_count;
+	uint32_t off[2];
+
+	if (!box->files_lazy || map == NULL)
+		return NULL;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		struct mail_rec m;
+
+		memcpy(&m, map + box->index_header_size + mid * sizeof(m), sizeof(m));
+		if (m.uid == uid) {
+			lo = mid;
+			break;
+		}
+		if (m.uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo >= hi)
+		return NULL;
+	/* the entry must be this UID's, and point at the start of a name */
+	memcpy(off, map + box->index_offs_off + lo * 8, sizeof(off));
+	names = (const char *)map + box->index_names_off;
+	if (off[1] != uid || off[0] >= box->index_names_len || (off[0] > 0 && names[off[0] - 1] != '\0'))
+		return NULL;
+	name = names + off[0];
+	end = memchr(name, '\0', box->index_names_len - off[0]);
+	/* a damaged name never leaves cur/ */
+	if (end == NULL || end == name || memchr(name, '/', (size_t)(end - name)) != NULL ||
+	    strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return NULL;
+	return name;
+}
+
+void
+md_index_unmap(struct storage_box *box)
+{
+	if (box->index_map != NULL)
+		(void)munmap(box->index_map, box->index_map_len);
+	box->index_map = NULL;
+	if (box->index_fd >= 0)
+		close(box->index_fd);
+	box->index_fd = -1;
+}
+
 int
 md_files_load(struct storage_box *box, char **error_r)
 {
@@ -473,16 +546,14 @@ md_files_load(struct storage_box *box, char **error_r)
 		return 0;
 	box->files_lazy = false;
 	if (mdi_load_files(box)) {
-		close(box->index_fd);
-		box->index_fd = -1;
+		md_index_unmap(box);
 		return 0;
 	}
 	/* Damaged since the open: the uidlist, unchanged then, names the
 	   same files; a name changed since is found again by md_locate(). */
 	md_ftable_clear(&box->files);
 	box->files.count = 0;
-	close(box->index_fd);
-	box->index_fd = -1;
+	md_index_unmap(box);
 	log_warn("-", "%s: damaged, the file names are read from %s", box->index_path,
 		 box->uidlist_path);
 	if (md_uidlist_read(box, &ul, error_r) < 0)

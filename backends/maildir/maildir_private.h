@@ -123,7 +123,9 @@ struct storage_box {
 	int index_fd;
 	size_t index_count;
 	uint32_t index_header_size;
-	uint64_t index_names_off, index_names_len, index_body_hash;
+	uint64_t index_names_off, index_names_len, index_body_hash, index_offs_off;
+	void *index_map;           /* the whole index, read-only, while lazy */
+	size_t index_map_len;
 	/* The stamps the index on disk was made for (read or written), so
 	   that close() rewrites it only when something changed. */
 	bool index_known;
@@ -209,6 +211,12 @@ void md_index_write(struct storage_box *box);
 /* Loads box->files if the open left it to later; every operation that
    uses box->files calls it first. Returns 0 or -1 with *error_r. */
 int md_files_load(struct storage_box *box, char **error_r);
+/* While box->files waits: the name in cur/ of UID uid's file as the index
+   has it (O(log messages), no copy), or NULL (then load the table). The
+   name lives as long as the lazy state. */
+const char *md_index_name(struct storage_box *box, uint32_t uid);
+/* Drops the index's mapping and descriptor (the table is loaded). */
+void md_index_unmap(struct storage_box *box);
 
 /* maildir_sync.c */
 int md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r);

@@ -98,8 +98,7 @@ md_box_free(struct storage_box *box)
 	free(box->uidv_path);
 	free(box->index_path);
 	free(box->index_tmp);
-	if (box->index_fd >= 0)
-		close(box->index_fd);
+	md_index_unmap(box);
 	free(box);
 }
 
