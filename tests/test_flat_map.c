@@ -395,6 +395,98 @@ test_mail_file_grown_since_is_parsed_after_the_mapped_open(void **state)
 	free(want);
 }
 
+static uint64_t
+fnv(uint64_t h, const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/* An index of the version before the mapped one (its own record order, a
+   header rounded to 64 bytes), as an older server left it: read as it
+   is, the same state; rewritten in the new version at the first change. */
+static void
+test_version_1_index_still_read(void **state)
+{
+	struct fx *fx = *state;
+	struct storage_box *box;
+	struct mbox_state s;
+	struct mail_rec *want;
+	uint32_t uidvalidity, hsize, kwbytes, v1size, version;
+	char *path = path_of(fx, "bob/.imap/INBOX.index");
+	unsigned char *v2, *v1;
+	struct stat sb;
+	uint64_t h;
+	FILE *f;
+
+	want = fill(fx, &uidvalidity);
+	assert_int_equal(stat(path, &sb), 0);
+	v2 = xmalloc((size_t)sb.st_size);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_int_equal(fread(v2, 1, (size_t)sb.st_size, f), (size_t)sb.st_size);
+	fclose(f);
+	memcpy(&hsize, v2 + 12, 4);
+	memcpy(&kwbytes, v2 + 100, 4);
+	v1size = (112 + kwbytes + 63) / 64 * 64;
+	v1 = xcalloc(1, v1size + N_MSGS * MAIL_REC_SIZE);
+	memcpy(v1, v2, 112 + kwbytes);
+	version = 1;
+	memcpy(v1 + 8, &version, 4);
+	memcpy(v1 + 12, &v1size, 4);
+	h = fnv(0xcbf29ce484222325ULL, v1, 104);
+	h = fnv(h, v1 + 112, kwbytes);
+	memcpy(v1 + 104, &h, 8);
+	for (size_t i = 0; i < N_MSGS; i++) {
+		struct mail_rec m;
+		unsigned char *r = v1 + v1size + i * MAIL_REC_SIZE;
+
+		memcpy(&m, v2 + hsize + i * MAIL_REC_SIZE, sizeof(m));
+		memcpy(r, &m.uid, 4);
+		r[4] = m.flags;
+		memcpy(r + 8, &m.keywords, 8);
+		memcpy(r + 16, &m.internal_date, 8);
+		memcpy(r + 24, &m.tz_minutes, 4);
+		memcpy(r + 32, &m.modseq, 8);
+		memcpy(r + 40, &m.priv[0], 8);
+		memcpy(r + 48, &m.priv[1], 8);
+		memcpy(r + 56, &m.size, 8);
+		memcpy(r + 64, &m.priv[2], 8);
+	}
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(v1, 1, v1size + N_MSGS * MAIL_REC_SIZE, f),
+			 v1size + N_MSGS * MAIL_REC_SIZE);
+	assert_int_equal(fclose(f), 0);
+
+	box = open_box(fx, &s);
+	assert_false(s.mapped);
+	assert_int_equal(s.uidvalidity, uidvalidity);
+	assert_same_mails(&s, want, N_MSGS, true);
+	assert_int_equal(s.count, N_MSGS);
+	set_flags(box, &s, 3, MAIL_DRAFT, 0);
+	want[3] = s.mails[3];
+	close_box(&box, &s);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_int_equal(fread(v1, 1, 12, f), 12);
+	fclose(f);
+	memcpy(&version, v1 + 8, 4);
+	assert_int_equal(version, 2);
+	box = open_box(fx, &s);
+	assert_true(s.mapped);
+	assert_int_equal(s.uidvalidity, uidvalidity);
+	assert_same_mails(&s, want, N_MSGS, true);
+	close_box(&box, &s);
+	free(v1);
+	free(v2);
+	free(want);
+	free(path);
+}
+
 int
 main(void)
 {
@@ -407,6 +499,7 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_mail_file_grown_since_is_parsed_after_the_mapped_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version_1_index_still_read, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
