@@ -22,7 +22,31 @@
    flags reset). None of those loses or duplicates a message; the mail
    file is the truth. Whole-index rewrites (temp file + rename) are
    fsynced, because a rename without it can leave an empty index behind
-   a complete-looking name. */
+   a complete-looking name.
+
+   Version 2 (IDX_VERSION) lays the records out as struct mail_rec, from
+   a page boundary, so that the open of a large mailbox whose index
+   matches its mail file maps them into the state instead of reading them
+   (flat_sync.c, refresh_mapped(); mbox_state_map() in core/hub/storage.c).
+   Such an open checks the header (hash, sizes), the last
+   IDX_MAP_CHECK_TAIL records and the first one, and the last message's
+   hash against the mail file, not every record: so a tail write of
+   records spanning more than one page is fdatasync()ed before the header
+   that counts them (index_put_tail()), and a record the header counts is
+   on disk. A record in the middle damaged by something else than our
+   writes is not caught at open (a full read of the index catches it, as
+   before).
+
+   While a process maps an index, nobody may change its records in place
+   under it: its pages not yet written show the file. The mapper holds an
+   OFD read lock on the index; an in-place write over records the header
+   already counts (a flag change, the grown unterminated last message)
+   first takes the write lock (mbox_map_write_begin(), which converts the
+   writer's own read lock), and when another process holds the file
+   mapped, the index is rewritten whole instead (a new inode by rename;
+   the mapper keeps the old one). Records appended past the count, and
+   the header (not mapped), are written in place as before. Nothing
+   truncates an index in place. */
 #include "fileio.h"
 #include "storage_files.h"
 #include "safepath.h"

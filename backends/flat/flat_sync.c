@@ -16,6 +16,9 @@
    When the stamps differ (another process wrote the index, or replaced it
    by rename), the index is read again in full (flat_refresh()), never
    written over blindly.
+   - The open of a large mailbox whose index matches its mail file maps
+     the index's records instead of reading them (refresh_mapped()): one
+     header read, one stat(), the last message hashed; O(1).
 
    Crash safety: messages the index knows keep their UIDs, checked by
    hash; bytes past what the index knows are parsed and get new UIDs in
