@@ -121,7 +121,8 @@ md_box_new(struct storage *st, const char *user, const char *name)
 	box->kw_tmp = xasprintf("%s/%s.tmp", box->dir, MD_KEYWORDS);
 	box->lock_path = xasprintf("%s/%s", box->dir, MD_LOCK);
 	box->index_path = xasprintf("%s/%s", box->dir, MD_INDEX);
-	box->index_tmp = xasprintf("%s/%s.tmp", box->dir, MD_INDEX);
+	/* per process: close() writes it without the lock */
+	box->index_tmp = xasprintf("%s/%s.tmp.%ld", box->dir, MD_INDEX, (long)getpid());
 	box->index_fd = -1;
 	box->uidv_path = xasprintf("%s/%s", root, MD_UIDV);
 	box->lock_fd = -1;
@@ -240,18 +241,15 @@ md_close_flush(struct storage_box *box)
 static void
 md_close(struct storage_box **boxp)
 {
-	enum storage_error err;
-	char *error = NULL;
-
 	if (*boxp == NULL)
 		return;
 	if ((*boxp)->dirty || (*boxp)->rewrite)
 		md_close_flush(*boxp);
-	if (!(*boxp)->files_lazy && md_lock(*boxp, &err, &error) == 0) {
+	/* Without the lock (close() must not wait for another process):
+	   the index records the stamps of our last scan, which another
+	   writer's change makes differ. */
+	if (!(*boxp)->files_lazy)
 		md_index_write(*boxp);
-		md_unlock(*boxp);
-	}
-	free(error);
 	md_box_free(*boxp);
 	*boxp = NULL;
 }
