@@ -2006,6 +2006,10 @@ main(void)
 						teardown),
 		cmocka_unit_test(test_mbox_state_remove_uids_one_pass),
 	};
+	int failed = cmocka_run_group_tests_name("flat, index read", tests, NULL, NULL);
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* again with every index mapped at open, as a large mailbox's is */
+	storage_map_min_count = 1;
+	failed += cmocka_run_group_tests_name("flat, index mapped", tests, NULL, NULL);
+	return failed;
 }

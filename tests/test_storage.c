@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -307,6 +308,119 @@ test_root_prepare_creates_missing_parents(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* A file of n records (uid i+1, size 1000+i) after a header of one page;
+   returns its fd (read-write) and the page size in *off_r. */
+static int
+map_file(char *path, size_t n, uint64_t *off_r)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)page), 0);
+	for (size_t i = 0; i < n; i++) {
+		struct mail_rec r = rec_uid((uint32_t)i + 1);
+
+		r.size = 1000 + i;
+		r.modseq = i + 1;
+		assert_int_equal(pwrite(fd, &r, sizeof(r), (off_t)(page + i * sizeof(r))),
+				 (ssize_t)sizeof(r));
+	}
+	*off_r = page;
+	return fd;
+}
+
+static void
+test_mapped_state_works_like_the_heap(void **unused)
+{
+	char path[] = "/tmp/test_storage_map.XXXXXX";
+	struct mbox_state s;
+	struct mail_rec r, disk;
+	uint64_t off;
+	size_t n = 1000, alloc;
+	char *error = NULL;
+	int fd;
+
+	(void)unused;
+	fd = map_file(path, n, &off);
+	mbox_state_init(&s);
+	assert_int_equal(mbox_state_map(&s, fd, off, n, &error), 0);
+	assert_true(s.mapped);
+	assert_int_equal(s.count, n);
+	assert_true(s.alloc >= 2 * n);
+	/* the header fields are the caller's (the index header's) */
+	assert_int_equal(s.uidnext, 1);
+	s.uidnext = (uint32_t)n + 1;
+	assert_int_equal(s.mails[0].uid, 1);
+	assert_int_equal(s.mails[n - 1].size, 1000 + n - 1);
+	assert_int_equal(mbox_state_find(&s, 500), 499);
+	/* changes stay in memory: the file is not written through */
+	assert_true(mbox_state_set_flags(&s, 10, MAIL_SEEN, 2));
+	assert_int_equal(s.mails[10].flags, MAIL_SEEN);
+	assert_int_equal(pread(fd, &disk, sizeof(disk), (off_t)(off + 10 * sizeof(disk))),
+			 (ssize_t)sizeof(disk));
+	assert_int_equal(disk.flags, 0);
+	mbox_state_remove(&s, 0);
+	assert_int_equal(s.count, n - 1);
+	assert_int_equal(s.mails[0].uid, 2);
+	/* appends inside the reserve stay mapped, past it move to the heap */
+	alloc = s.alloc;
+	while (s.count < alloc) {
+		r = rec_uid(s.uidnext);
+		assert_non_null(mbox_state_append(&s, &r));
+	}
+	assert_true(s.mapped);
+	r = rec_uid(s.uidnext);
+	assert_non_null(mbox_state_append(&s, &r));
+	assert_false(s.mapped);
+	assert_int_equal(s.count, alloc + 1);
+	assert_int_equal(s.mails[0].uid, 2);
+	assert_int_equal(s.mails[9].flags, MAIL_SEEN);
+	for (size_t i = 1; i < s.count; i++)
+		assert_true(s.mails[i].uid > s.mails[i - 1].uid);
+	mbox_state_deinit(&s);
+	close(fd);
+	unlink(path);
+}
+
+static void
+test_mapped_file_refuses_overwrites_by_others(void **unused)
+{
+	char path[] = "/tmp/test_storage_map.XXXXXX";
+	struct mbox_state s;
+	uint64_t off;
+	char *error = NULL;
+	int fd, other;
+
+	(void)unused;
+	fd = map_file(path, 100, &off);
+	other = open(path, O_RDWR);
+	assert_true(other >= 0);
+	/* nobody maps it: an in-place write may go ahead */
+	assert_true(mbox_map_write_begin(other));
+	/* a writer at work: no mapping now */
+	mbox_state_init(&s);
+	assert_int_equal(mbox_state_map(&s, fd, off, 100, &error), -1);
+	free(error);
+	error = NULL;
+	assert_false(s.mapped);
+	mbox_map_write_end(other, false);
+	assert_int_equal(mbox_state_map(&s, fd, off, 100, &error), 0);
+	/* mapped: another open file must rewrite the file whole, while the
+	   mapper's own (fd, the same open file) may write in place */
+	assert_false(mbox_map_write_begin(other));
+	assert_true(mbox_map_write_begin(fd));
+	mbox_map_write_end(fd, true);
+	assert_false(mbox_map_write_begin(other));
+	mbox_state_deinit(&s);
+	close(fd);
+	/* the mapping and its last open file gone: free again */
+	assert_true(mbox_map_write_begin(other));
+	mbox_map_write_end(other, false);
+	close(other);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -320,6 +434,8 @@ main(void)
 		cmocka_unit_test(test_error_codes),
 		cmocka_unit_test(test_wrappers_check_and_fill_errors),
 		cmocka_unit_test(test_root_prepare_creates_missing_parents),
+		cmocka_unit_test(test_mapped_state_works_like_the_heap),
+		cmocka_unit_test(test_mapped_file_refuses_overwrites_by_others),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2146,6 +2146,12 @@ main(void)
 		backends++;
 		snprintf(group, sizeof(group), "storage contract: %s", name);
 		failed += _cmocka_run_group_tests(group, contract, N_ELEMENTS(contract), NULL, NULL);
+		/* again with every index that can be mapped at open mapped
+		   (mbox_state_map()), as a large mailbox's is */
+		storage_map_min_count = 1;
+		snprintf(group, sizeof(group), "storage contract: %s, mapped", name);
+		failed += _cmocka_run_group_tests(group, contract, N_ELEMENTS(contract), NULL, NULL);
+		storage_map_min_count = 2048;
 	}
 	free(names);
 	B = registry_storage_find("maildir");

@@ -22,7 +22,31 @@
    flags reset). None of those loses or duplicates a message; the mail
    file is the truth. Whole-index rewrites (temp file + rename) are
    fsynced, because a rename without it can leave an empty index behind
-   a complete-looking name. */
+   a complete-looking name.
+
+   Version 2 (IDX_VERSION) lays the records out as struct mail_rec, from
+   a page boundary, so that the open of a large mailbox whose index
+   matches its mail file maps them into the state instead of reading them
+   (flat_sync.c, refresh_mapped(); mbox_state_map() in core/hub/storage.c).
+   Such an open checks the header (hash, sizes), the last
+   IDX_MAP_CHECK_TAIL records and the first one, and the last message's
+   hash against the mail file, not every record: so a tail write of
+   records spanning more than one page is fdatasync()ed before the header
+   that counts them (index_put_tail()), and a record the header counts is
+   on disk. A record in the middle damaged by something else than our
+   writes is not caught at open (a full read of the index catches it, as
+   before).
+
+   While a process maps an index, nobody may change its records in place
+   under it: its pages not yet written show the file. The mapper holds an
+   OFD read lock on the index; an in-place write over records the header
+   already counts (a flag change, the grown unterminated last message)
+   first takes the write lock (mbox_map_write_begin(), which converts the
+   writer's own read lock), and when another process holds the file
+   mapped, the index is rewritten whole instead (a new inode by rename;
+   the mapper keeps the old one). Records appended past the count, and
+   the header (not mapped), are written in place as before. Nothing
+   truncates an index in place. */
 #include "fileio.h"
 #include "storage_files.h"
 #include "safepath.h"
@@ -76,24 +100,31 @@ get64(const unsigned char *p)
 	return v;
 }
 
+/* A version 2 record: struct mail_rec as the core holds it (padding
+   zeroed), so that the records can be mapped as a state's array. */
 static void
 flat_rec_encode(unsigned char *p, const struct frec *r)
 {
-	memset(p, 0, IDX_REC_SIZE);
-	put32(p, r->uid);
-	p[4] = r->flags;
-	put64(p + 8, r->keywords);
-	put64(p + 16, (uint64_t)r->date);
-	put32(p + 24, (uint32_t)r->tz);
-	put64(p + 32, r->modseq);
-	put64(p + 40, r->off);
-	put64(p + 48, r->len);
-	put64(p + 56, r->served);
-	put64(p + 64, r->hash);
+	struct mail_rec m;
+
+	i_zero(&m);
+	flat_frec_to_mail(r, &m);
+	memcpy(p, &m, IDX_REC_SIZE);
 }
 
 static void
 rec_decode(const unsigned char *p, struct frec *r)
+{
+	struct mail_rec m;
+
+	memcpy(&m, p, IDX_REC_SIZE);
+	flat_mail_to_frec(&m, r);
+	r->flags &= MAIL_FLAGS_ALL;
+}
+
+/* A version 1 record: the fields in their own order. */
+static void
+rec_decode_v1(const unsigned char *p, struct frec *r)
 {
 	r->uid = get32(p);
 	r->flags = p[4] & MAIL_FLAGS_ALL;
@@ -108,7 +139,7 @@ rec_decode(const unsigned char *p, struct frec *r)
 }
 
 /* Serializes the header of v (with count records) into out; returns its
-   size (a multiple of 64). */
+   size (a multiple of IDX_ALIGN: the records start on a page). */
 static size_t
 flat_header_encode(const struct view *v, size_t count, struct buf *out)
 {
@@ -118,7 +149,7 @@ flat_header_encode(const struct view *v, size_t count, struct buf *out)
 
 	for (unsigned i = 0; i < v->kw_count; i++)
 		kwbytes += strlen(v->kw[i]) + 1;
-	size = (IDX_FIXED_SIZE + kwbytes + 63) / 64 * 64;
+	size = (IDX_FIXED_SIZE + kwbytes + IDX_ALIGN - 1) / IDX_ALIGN * IDX_ALIGN;
 	buf_reserve(out, size);
 	p = (unsigned char *)out->data + start;
 	memset(p, 0, size);
@@ -179,6 +210,17 @@ index_decode_keywords(const unsigned char *p, size_t kwbytes, unsigned want, str
 
 /* Decodes count records at p into v, whose header is decoded. Returns
    false if one is out of order or outside the parsed part of the file. */
+/* True if r (after prev, NULL for the first) is a record v's header
+   allows: UIDs ascending below uidnext, spans in order inside the parsed
+   part of the file. */
+static bool
+index_rec_sane(const struct view *v, const struct frec *prev, const struct frec *r)
+{
+	return !(r->uid == 0 || r->uid >= v->uidnext ||
+		 (prev != NULL && (r->uid <= prev->uid || r->off < prev->off + prev->len)) ||
+		 r->len == 0 || r->off > v->parsed_end || r->len > v->parsed_end - r->off);
+}
+
 static bool
 index_decode_records(const unsigned char *p, size_t count, struct view *v)
 {
@@ -187,13 +229,11 @@ index_decode_records(const unsigned char *p, size_t count, struct view *v)
 	for (size_t i = 0; i < count; i++) {
 		struct frec *r = &v->recs[i];
 
-		rec_decode(p + i * IDX_REC_SIZE, r);
-		/* UIDs ascending below uidnext, spans in order inside the
-		   parsed part of the file. */
-		if (r->uid == 0 || r->uid >= v->uidnext ||
-		    (i > 0 && (r->uid <= v->recs[i - 1].uid ||
-			       r->off < v->recs[i - 1].off + v->recs[i - 1].len)) ||
-		    r->len == 0 || r->off > v->parsed_end || r->len > v->parsed_end - r->off)
+		if (v->version == IDX_VERSION_1)
+			rec_decode_v1(p + i * IDX_REC_SIZE, r);
+		else
+			rec_decode(p + i * IDX_REC_SIZE, r);
+		if (!index_rec_sane(v, i > 0 ? &v->recs[i - 1] : NULL, r))
 			return false;
 		v->count++;
 	}
@@ -202,25 +242,31 @@ index_decode_records(const unsigned char *p, size_t count, struct view *v)
 	return true;
 }
 
-/* Decodes the size bytes of an index file into v (zeroed). Returns false
-   if they are not a valid index; v then holds what was decoded, for
-   flat_view_free(). */
+/* Decodes the header of an index file of size bytes (whose first avail
+   bytes are at data, the whole header at least) into v (zeroed), without
+   its records. Returns false if it is not a valid header; v then holds
+   what was decoded, for flat_view_free(). */
 static bool
-index_decode(const unsigned char *data, size_t size, struct view *v)
+index_decode_header(const unsigned char *data, size_t avail, size_t size, struct view *v)
 {
 	size_t hsize, kwbytes, count;
 	unsigned kw_count;
+	uint32_t version;
 	uint64_t h;
 
-	if (size < IDX_FIXED_SIZE || memcmp(data, IDX_MAGIC, 8) != 0 ||
-	    get32(data + 8) != IDX_VERSION || get32(data + 16) != IDX_REC_SIZE)
+	if (avail < IDX_FIXED_SIZE || memcmp(data, IDX_MAGIC, 8) != 0 ||
+	    get32(data + 16) != IDX_REC_SIZE)
+		return false;
+	version = get32(data + 8);
+	if (version != IDX_VERSION && version != IDX_VERSION_1)
 		return false;
 	hsize = get32(data + 12);
 	count = get32(data + 88);
 	kw_count = get32(data + 96);
 	kwbytes = get32(data + 100);
-	if (kw_count > MBOX_MAX_KEYWORDS || kwbytes > hsize || hsize > size ||
-	    IDX_FIXED_SIZE + kwbytes > hsize || count > (size - hsize) / IDX_REC_SIZE)
+	if (kw_count > MBOX_MAX_KEYWORDS || kwbytes > hsize || hsize > size || hsize > avail ||
+	    IDX_FIXED_SIZE + kwbytes > hsize || count > (size - hsize) / IDX_REC_SIZE ||
+	    (version == IDX_VERSION && hsize % IDX_ALIGN != 0))
 		return false;
 	h = flat_hash_update(HASH_INIT, data, 104);
 	h = flat_hash_update(h, data + IDX_FIXED_SIZE, kwbytes);
@@ -229,6 +275,8 @@ index_decode(const unsigned char *data, size_t size, struct view *v)
 	if (!index_decode_keywords(data + IDX_FIXED_SIZE, kwbytes, kw_count, v))
 		return false;
 	v->header_size = (uint32_t)hsize;
+	v->version = version;
+	v->count = count;          /* the records are not decoded yet */
 	v->uidvalidity = get32(data + 20);
 	v->uidnext = get32(data + 24);
 	v->first_recent_uid = get32(data + 28);
@@ -240,9 +288,22 @@ index_decode(const unsigned char *data, size_t size, struct view *v)
 	v->dev = get64(data + 72);
 	v->parsed_end = get64(data + 80);
 	v->last_open = (get32(data + 92) & IDX_FLAG_LAST_OPEN) != 0;
-	if (v->uidvalidity == 0 || v->uidnext == 0 || v->parsed_end > v->mail_size)
+	return v->uidvalidity != 0 && v->uidnext != 0 && v->parsed_end <= v->mail_size;
+}
+
+/* Decodes the size bytes of an index file into v (zeroed). Returns false
+   if they are not a valid index; v then holds what was decoded, for
+   flat_view_free(). */
+static bool
+index_decode(const unsigned char *data, size_t size, struct view *v)
+{
+	size_t count;
+
+	if (!index_decode_header(data, size, size, v))
 		return false;
-	return index_decode_records(data + hsize, count, v);
+	count = v->count;
+	v->count = 0;
+	return index_decode_records(data + v->header_size, count, v);
 }
 
 /* Reads the index at path into v. Returns 1 if valid, 0 if missing or
@@ -293,11 +354,99 @@ invalid:
 	return 0;
 }
 
+/* One pread() of the first page, a second one for a longer keyword
+   table: O(1) whatever the number of records. */
+int
+flat_index_read_head(const char *base, const char *path, struct view *v, int *fd_r,
+		     char **error_r)
+{
+	unsigned char *data;
+	struct stat st;
+	size_t want = IDX_ALIGN;
+	ssize_t n;
+	int fd;
+
+	i_zero(v);
+	*fd_r = -1;
+	fd = fs_open_beneath(base, path, O_RDWR, 0);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		*error_r = xasprintf("open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		*error_r = xasprintf("fstat %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (st.st_size < IDX_FIXED_SIZE || (uint64_t)st.st_size > (uint64_t)SSIZE_MAX / 2) {
+		close(fd);
+		return 0;
+	}
+	for (unsigned pass = 0; pass < 2; pass++) {
+		if (want > (size_t)st.st_size)
+			want = (size_t)st.st_size;
+		data = xmalloc(want);
+		n = fd_pread_full(fd, data, want, 0);
+		if (n < 0) {
+			*error_r = xasprintf("read %s: %s", path, strerror(errno));
+			free(data);
+			close(fd);
+			return -1;
+		}
+		if ((size_t)n >= IDX_FIXED_SIZE && get32(data + 12) > (size_t)n && pass == 0 &&
+		    get32(data + 12) <= (size_t)st.st_size) {
+			want = get32(data + 12);
+			free(data);
+			continue;
+		}
+		break;
+	}
+	if (!index_decode_header(data, (size_t)n, (size_t)st.st_size, v) ||
+	    v->version != IDX_VERSION) {
+		free(data);
+		close(fd);
+		flat_view_free(v);
+		return 0;
+	}
+	free(data);
+	*fd_r = fd;
+	return 1;
+}
+
+bool
+flat_index_tail_sane(const struct view *v, const struct mbox_state *state)
+{
+	size_t from = v->count > IDX_MAP_CHECK_TAIL ? v->count - IDX_MAP_CHECK_TAIL : 0;
+	struct frec prev, r;
+
+	i_zero(&prev);
+	if (state->count != v->count)
+		return false;
+	for (size_t i = from; i < v->count; i++) {
+		flat_mail_to_frec(&state->mails[i], &r);
+		if ((r.flags & ~MAIL_FLAGS_ALL) != 0 ||
+		    !index_rec_sane(v, i > from ? &prev : NULL, &r))
+			return false;
+		prev = r;
+	}
+	/* the first one too: the binary search relies on both ends */
+	if (v->count > 0) {
+		flat_mail_to_frec(&state->mails[0], &r);
+		if (!index_rec_sane(v, NULL, &r) || (r.flags & ~MAIL_FLAGS_ALL) != 0)
+			return false;
+	}
+	return true;
+}
+
 void
 flat_box_set_index_fd(struct storage_box *box, int fd, uint32_t header_size)
 {
 	struct stat st;
 
+	if (box->index_fd != fd)
+		box->index_mapped = false;
 	if (box->index_fd >= 0 && box->index_fd != fd)
 		close(box->index_fd);
 	box->index_fd = fd;
@@ -358,19 +507,42 @@ flat_index_write_full(struct storage_box *box, const struct view *v, char **erro
 /* Writes the n encoded records recs at record index first and then the
    header hdr, in place, into box's index (whose header size must be
    hdr's). Records first: a reader who sees the new header finds its
-   records. One pwrite() each, no fsync (see the top of the file). */
+   records. One pwrite() each, no fsync (see the top of the file), except
+   that records spanning more than one page are made durable before the
+   header that counts them: an open that maps the index checks only its
+   last records.
+
+   Records the index on disk already counts (first below its count) are
+   overwritten only when no other process maps the file
+   (mbox_map_write_begin()); else returns 1 and writes nothing: the
+   caller rewrites the whole index. Returns 0 when written, -1 on error. */
 static int
 index_put_tail(struct storage_box *box, const struct buf *hdr, size_t first,
 	       const unsigned char *recs, size_t n, char **error_r)
 {
+	unsigned char cnt[4];
+	bool overwrite, locked = false;
+	int ret = 0;
+
+	overwrite = fd_pread_full(box->index_fd, cnt, sizeof(cnt), 88) != (ssize_t)sizeof(cnt) ||
+		first < get32(cnt);
+	if (overwrite) {
+		if (!mbox_map_write_begin(box->index_fd))
+			return 1;
+		locked = true;
+	}
 	if ((n > 0 && fd_pwrite_full(box->index_fd, recs, n * IDX_REC_SIZE,
 				  hdr->len + (uint64_t)first * IDX_REC_SIZE) < 0) ||
+	    (n * IDX_REC_SIZE > IDX_ALIGN && fdatasync(box->index_fd) < 0) ||
 	    fd_pwrite_full(box->index_fd, hdr->data, hdr->len, 0) < 0) {
 		*error_r = xasprintf("write %s: %s", box->index_path, strerror(errno));
-		return -1;
+		ret = -1;
 	}
-	flat_box_set_index_fd(box, box->index_fd, (uint32_t)hdr->len);
-	return 0;
+	if (locked)
+		mbox_map_write_end(box->index_fd, box->index_mapped);
+	if (ret == 0)
+		flat_box_set_index_fd(box, box->index_fd, (uint32_t)hdr->len);
+	return ret;
 }
 
 /* Writes records [first, count) of v and then the header in place into
@@ -398,6 +570,8 @@ flat_index_write_tail(struct storage_box *box, const struct view *v, size_t firs
 	ret = index_put_tail(box, &b, first, recs, n, error_r);
 	free(recs);
 	buf_free(&b);
+	if (ret > 0)
+		return flat_index_write_full(box, v, error_r);
 	return ret;
 }
 
@@ -561,6 +735,8 @@ flat_index_write_state_tail(struct storage_box *box, struct mbox_state *state, s
 	ret = index_put_tail(box, &b, first, recs, n, error_r);
 	free(recs);
 	buf_free(&b);
+	if (ret > 0)
+		return flat_write_state(box, state, &err, error_r);
 	return ret;
 }
 
@@ -586,15 +762,23 @@ flat_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx
 		buf_free(&b);
 		return flat_write_state(box, state, err_r, error_r);
 	}
+	/* Another process maps the index: it must not see the record
+	   change under it, so the index is replaced instead. */
+	if (!mbox_map_write_begin(box->index_fd)) {
+		buf_free(&b);
+		return flat_write_state(box, state, err_r, error_r);
+	}
 	flat_mail_to_frec(&state->mails[idx], &r);
 	flat_rec_encode(rec, &r);
 	if (fd_pwrite_full(box->index_fd, rec, sizeof(rec), hsize + idx * IDX_REC_SIZE) < 0 ||
 	    fd_pwrite_full(box->index_fd, b.data, b.len, 0) < 0) {
 		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("write %s: %s", box->index_path, strerror(errno));
+		mbox_map_write_end(box->index_fd, box->index_mapped);
 		buf_free(&b);
 		return -1;
 	}
+	mbox_map_write_end(box->index_fd, box->index_mapped);
 	buf_free(&b);
 	flat_box_set_index_fd(box, box->index_fd, (uint32_t)hsize);
 	return 0;

@@ -39,10 +39,20 @@
 #define FLAT_LIST_MAX_NAMES 10000
 
 #define IDX_MAGIC "FLATIDX1"
-#define IDX_VERSION 1
+/* Version 2: the records are struct mail_rec byte for byte and start on
+   a page (IDX_ALIGN), so that a large index is mapped, not read
+   (mbox_state_map()). Version 1 (records in another order, a header
+   rounded to 64 bytes) is still read, and rewritten as version 2 at the
+   first change. */
+#define IDX_VERSION 2
+#define IDX_VERSION_1 1
+#define IDX_ALIGN 4096
 #define IDX_FIXED_SIZE 112
-#define IDX_REC_SIZE 72
+#define IDX_REC_SIZE MAIL_REC_SIZE
 #define IDX_FLAG_LAST_OPEN 0x1
+/* The last records an open without reading the index checks (order,
+   spans), beside the last message's hash against the mail file. */
+#define IDX_MAP_CHECK_TAIL 128
 
 struct storage {
 	char *root;
@@ -70,6 +80,7 @@ struct view {
 	int64_t mtime_sec, mtime_nsec;
 	bool last_open;            /* last record has no terminator line */
 	uint32_t header_size;      /* on disk, when read from disk */
+	uint32_t version;          /* on disk, when read from disk */
 	struct frec *recs;
 	size_t count, alloc;
 	char *kw[MBOX_MAX_KEYWORDS];
@@ -92,6 +103,10 @@ struct storage_box {
 
 	int index_fd;              /* the index file state was written to/read from */
 	uint32_t index_header_size;
+	/* index_fd's open file description holds the read lock of state's
+	   mapping of it (mbox_state_map()): its own in-place overwrites
+	   convert that lock, and give it back. */
+	bool index_mapped;
 	/* The index at index_fd holds exactly state's records and keyword
 	   table, so a flag change can be written in place. */
 	bool disk_same;
@@ -153,6 +168,14 @@ size_t flat_index_encode(const struct view *v, struct buf *out);
    -1 on I/O error. */
 int flat_index_read(const char *base, const char *path, struct view *v, int *fd_r,
 		    char **error_r);
+/* The same for the header only: v gets the header fields and count, no
+   records (v->recs NULL); the file is long enough for count records.
+   For a version 2 index only (0 for the others). */
+int flat_index_read_head(const char *base, const char *path, struct view *v, int *fd_r,
+			 char **error_r);
+/* Checks the last IDX_MAP_CHECK_TAIL records of a mapped state (count,
+   as v's header says) as flat_index_read() checks them all: O(1). */
+bool flat_index_tail_sane(const struct view *v, const struct mbox_state *state);
 void flat_box_set_index_fd(struct storage_box *box, int fd, uint32_t header_size);
 int flat_index_write_full(struct storage_box *box, const struct view *v, char **error_r);
 int flat_index_write_tail(struct storage_box *box, const struct view *v, size_t first,

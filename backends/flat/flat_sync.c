@@ -16,6 +16,9 @@
    When the stamps differ (another process wrote the index, or replaced it
    by rename), the index is read again in full (flat_refresh()), never
    written over blindly.
+   - The open of a large mailbox whose index matches its mail file maps
+     the index's records instead of reading them (refresh_mapped()): one
+     header read, one stat(), the last message hashed; O(1).
 
    Crash safety: messages the index knows keep their UIDs, checked by
    hash; bytes past what the index knows are parsed and get new UIDs in
@@ -395,7 +398,7 @@ view_apply(const struct view *v, struct mbox_state *state)
 	}
 	/* one allocation for a fresh load */
 	if (state->count == 0)
-		xgrow(&state->mails, &state->alloc, v->count, sizeof(*state->mails));
+		mbox_state_reserve(state, v->count);
 	/* Now every UID of state is in v: update those, append the rest. */
 	while (j < v->count) {
 		flat_frec_to_mail(&v->recs[j], &m);
@@ -507,6 +510,97 @@ refresh_take_view(struct storage_box *box, const struct view *v, struct mbox_sta
 	return ret;
 }
 
+/* The header size box may write records against: 0 (never matches, so
+   the first write is a whole rewrite) for an index of an older version. */
+static uint32_t
+view_disk_header_size(const struct view *v)
+{
+	return v->version == IDX_VERSION ? v->header_size : 0;
+}
+
+/* Takes the header of v (just read, records not decoded) into a fresh
+   state, whose records are mapped. Returns false if the keyword table
+   would not map one to one (names equal but for case). */
+static bool
+mapped_take_header(const struct view *v, struct mbox_state *state)
+{
+	state->uidvalidity = v->uidvalidity;
+	state->uidnext = v->uidnext;
+	state->first_recent_uid = v->first_recent_uid;
+	state->highest_modseq = v->highest_modseq;
+	for (unsigned k = 0; k < v->kw_count; k++) {
+		if (mbox_state_keyword(state, v->kw[k], true) != (int)k)
+			return false;
+	}
+	return true;
+}
+
+static bool tail_boundary_ok_at(int fd, uint64_t parsed_end, const struct mail_rec *last);
+
+/* The open of a large mailbox after a restart, without reading its
+   index: when the index header is valid and the mail file is the one it
+   describes (same inode, not shrunk, the last known message in place:
+   one stat() and one pread() of that message), the records are mapped
+   into state (mbox_state_map()) and only the last ones are checked.
+   Bytes the mail file gained since are then parsed by the usual tail
+   path. O(1) in the number of messages. Returns 1 if state is loaded, 0
+   if this does not apply (nothing changed: the caller reads the index),
+   -1 on error. */
+static int
+refresh_mapped(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+	       char **error_r)
+{
+	struct view v;
+	struct stat st;
+	bool exists, ok;
+	char *error = NULL;
+	int ifd, r;
+
+	if (state->mapped || state->count != 0 || state->uidvalidity != 0)
+		return 0;
+	if (flat_open_mail(box, &st, &exists, err_r, error_r) < 0)
+		return -1;
+	r = flat_index_read_head(box->user_dir, box->index_path, &v, &ifd, &error);
+	free(error);
+	error = NULL;
+	if (r <= 0)
+		return 0;
+	ok = exists && box->fd >= 0 && v.count > 0 && v.count >= storage_map_min_count &&
+		v.ino == (uint64_t)st.st_ino && v.dev == (uint64_t)st.st_dev &&
+		(uint64_t)st.st_size >= v.mail_size && v.parsed_end <= (uint64_t)st.st_size;
+	/* The read lock first, so that no in-place writer changes a record
+	   between the checks and the mapping. */
+	if (ok && mbox_map_read_lock(ifd)) {
+		ok = mbox_state_map(state, ifd, v.header_size, v.count, &error) == 0;
+		free(error);
+		if (ok && (!flat_index_tail_sane(&v, state) || !mapped_take_header(&v, state) ||
+			   !tail_boundary_ok_at(box->fd, v.parsed_end,
+						&state->mails[state->count - 1]))) {
+			mbox_state_deinit(state);
+			mbox_state_init(state);
+			ok = false;
+		}
+	} else {
+		ok = false;
+	}
+	if (!ok) {
+		mbox_map_write_end(ifd, false);
+		close(ifd);
+		flat_view_free(&v);
+		return 0;
+	}
+	flat_box_set_index_fd(box, ifd, v.header_size);
+	box->index_mapped = true;
+	box->disk_same = true;
+	flat_box_take_view_stat(box, &v);
+	box->pending = v.parsed_end < v.mail_size;
+	flat_view_free(&v);
+	/* the file grew since (or a young tail waits): the tail path */
+	if (!flat_box_stat_equal(box, &st) || box->pending)
+		return flat_catch_up(box, state, err_r, error_r) < 0 ? -1 : 1;
+	return 1;
+}
+
 /* Brings state in line with the mail file and the index on disk, writing
    the index if it was behind. Takes the lock only when something must be
    written (unless the caller holds it). Returns 0, 1 (new UIDVALIDITY for
@@ -518,6 +612,10 @@ flat_refresh(struct storage_box *box, struct mbox_state *state, enum storage_err
 	bool took_lock = false;
 	int ret = -1;
 
+	ret = refresh_mapped(box, state, err_r, error_r);
+	if (ret != 0)
+		return ret < 0 ? -1 : 0;
+	ret = -1;
 	for (unsigned attempt = 0; attempt < 2; attempt++) {
 		struct view v;
 		struct stat st;
@@ -535,7 +633,7 @@ flat_refresh(struct storage_box *box, struct mbox_state *state, enum storage_err
 		}
 		valid = r > 0;
 		if (valid && view_matches_file(&v, exists ? &st : NULL)) {
-			flat_box_set_index_fd(box, ifd, v.header_size);
+			flat_box_set_index_fd(box, ifd, view_disk_header_size(&v));
 			ret = refresh_take_view(box, &v, state, false);
 			flat_view_free(&v);
 			break;
@@ -567,7 +665,7 @@ flat_refresh(struct storage_box *box, struct mbox_state *state, enum storage_err
 			break;
 		}
 		if (ifd >= 0)
-			flat_box_set_index_fd(box, ifd, v.header_size);
+			flat_box_set_index_fd(box, ifd, view_disk_header_size(&v));
 		else
 			flat_box_set_index_fd(box, -1, 0);
 		if (kind == RECON_TAIL && ifd >= 0)
@@ -678,21 +776,27 @@ tail_undo_restore(struct storage_box *box, struct mbox_state *state, const struc
 }
 
 /* The same check as view_boundary_ok(), on state's last message (last,
-   NULL if none). */
+   NULL if none), for a mail file fd parsed up to parsed_end. */
 static bool
-tail_boundary_ok(const struct storage_box *box, const struct mail_rec *last)
+tail_boundary_ok_at(int fd, uint64_t parsed_end, const struct mail_rec *last)
 {
 	struct frec lr;
 	struct view lv;
 
 	i_zero(&lv);
-	lv.parsed_end = box->parsed_end;
+	lv.parsed_end = parsed_end;
 	if (last != NULL) {
 		flat_mail_to_frec(last, &lr);
 		lv.recs = &lr;
 		lv.count = 1;
 	}
-	return view_boundary_ok(&lv, box->fd);
+	return view_boundary_ok(&lv, fd);
+}
+
+static bool
+tail_boundary_ok(const struct storage_box *box, const struct mail_rec *last)
+{
+	return tail_boundary_ok_at(box->fd, box->parsed_end, last);
 }
 
 /* Takes the messages of sc (parsed from the end of what state knows, or

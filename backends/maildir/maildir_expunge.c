@@ -66,6 +66,10 @@ md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 	*err_r = STORAGE_ERR_NONE;
 	if (count == 0)
 		return 0;
+	if (md_files_load(box, error_r) < 0) {
+		*err_r = STORAGE_ERR_TEMP;
+		return -1;
+	}
 	if (md_lock(box, err_r, error_r) < 0)
 		return -1;
 	if (!md_unchanged(box) && md_sync_locked(box, state, error_r) < 0) {

@@ -66,6 +66,10 @@ md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
 	if (idx >= state->count)
 		return 0;
 	m = &state->mails[idx];
+	if (md_files_load(box, error_r) < 0) {
+		*err_r = STORAGE_ERR_TEMP;
+		return -1;
+	}
 	fi = md_ftable_find(&box->files, m->uid);
 	if (fi < 0)
 		return 0;

@@ -14,13 +14,28 @@ int
 md_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out,
 	enum storage_error *err_r, char **error_r)
 {
-	ssize_t idx = md_ftable_find(&box->files, rec->uid);
+	ssize_t idx;
 	struct mfile *f;
 	char *path, *tmp;
 	char prev = '\0';
 	ssize_t n;
-	int fd;
+	int fd = -1;
+	const char *iname = md_index_name(box, rec->uid);
 
+	/* Opened from the index: its name, without loading the file table;
+	   if the file is not there under it, the table (and md_locate()). */
+	if (iname != NULL) {
+		path = xasprintf("%s/%s", box->cur_dir, iname);
+		fd = fs_open_beneath(box->user_dir, path, O_RDONLY, 0);
+		if (fd >= 0)
+			goto opened;
+		free(path);
+	}
+	if (md_files_load(box, error_r) < 0) {
+		*err_r = STORAGE_ERR_TEMP;
+		return -1;
+	}
+	idx = md_ftable_find(&box->files, rec->uid);
 	*err_r = STORAGE_ERR_NOT_FOUND;
 	if (idx < 0) {
 		*error_r = xasprintf("%s: message %u is not available", box->dir, rec->uid);
@@ -41,6 +56,7 @@ md_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out,
 		free(path);
 		return -1;
 	}
+opened:
 	*err_r = STORAGE_ERR_TEMP;
 	buf_reserve(out, rec->size < MD_MAX_MSG ? (size_t)rec->size : 0);
 	tmp = xmalloc(MD_READ_CHUNK);

@@ -21,6 +21,7 @@
 #define MD_UIDLIST "dovecot-uidlist"
 #define MD_KEYWORDS "dovecot-keywords"
 #define MD_LOCK "imapserver-uidlist.lock"
+#define MD_INDEX "imapserver-index"
 #define MD_UIDV "imapserver-uidvalidity"
 #define MD_SUBS "subscriptions"
 #define MD_TMP_STALE_SECS (36 * 3600)
@@ -89,6 +90,7 @@ struct storage_box {
 				      beneath it (safepath.h) */
 	char *dir, *cur_dir, *new_dir, *tmp_dir;
 	char *uidlist_path, *uidlist_tmp, *kw_path, *kw_tmp, *lock_path, *uidv_path;
+	char *index_path, *index_tmp;
 
 	int lock_fd;
 	unsigned lock_depth;
@@ -118,6 +120,21 @@ struct storage_box {
 	   tick, could hide behind it. md_unchanged() trusts it until then
 	   (monotonic ms) and then asks for one more scan. 0: none pending. */
 	int64_t recheck_at;
+
+	/* Opened from imapserver-index (maildir_index.c): box->files is
+	   still to be loaded from index_fd (md_files_load()). */
+	bool files_lazy;
+	int index_fd;
+	size_t index_count;
+	uint32_t index_header_size;
+	uint64_t index_names_off, index_names_len, index_body_hash, index_offs_off;
+	void *index_map;           /* the whole index, read-only, while lazy */
+	size_t index_map_len;
+	/* The stamps the index on disk was made for (read or written), so
+	   that close() rewrites it only when something changed. */
+	bool index_known;
+	struct file_stamp index_ul;
+	struct dir_stamp index_cur, index_new;
 };
 
 /* Changes of our own to cur/ and new/ (under the lock), so that they do
@@ -187,6 +204,23 @@ int md_uidlist_read(struct storage_box *box, struct uidlist *ul, char **error_r)
 int md_uidlist_write(struct storage_box *box, const struct mbox_state *state, bool reserve,
 		     char **error_r);
 int md_uidlist_append_rec(struct storage_box *box, const struct mfile *f, char **error_r);
+
+/* maildir_index.c */
+/* The open from the index when nothing changed since it was written (the
+   lock is held): true if state and box are loaded. */
+bool md_index_open(struct storage_box *box, struct mbox_state *state);
+/* Writes the index when box's state allows and it is not the one on
+   disk already; never fails the caller. */
+void md_index_write(struct storage_box *box);
+/* Loads box->files if the open left it to later; every operation that
+   uses box->files calls it first. Returns 0 or -1 with *error_r. */
+int md_files_load(struct storage_box *box, char **error_r);
+/* While box->files waits: the name in cur/ of UID uid's file as the index
+   has it (O(log messages), no copy), or NULL (then load the table). The
+   name lives as long as the lazy state. */
+const char *md_index_name(struct storage_box *box, uint32_t uid);
+/* Drops the index's mapping and descriptor (the table is loaded). */
+void md_index_unmap(struct storage_box *box);
 
 /* maildir_sync.c */
 int md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r);

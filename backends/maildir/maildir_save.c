@@ -238,6 +238,10 @@ md_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 		*error_r = xstrdup("message is empty or too large");
 		return -1;
 	}
+	if (md_files_load(box, error_r) < 0) {
+		*err_r = STORAGE_ERR_TEMP;
+		return -1;
+	}
 	md_to_lf(data, len, &stored, &vsize);
 	gettimeofday(&tv, NULL);
 	if (internal_date == 0) {

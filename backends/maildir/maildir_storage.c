@@ -96,6 +96,9 @@ md_box_free(struct storage_box *box)
 	free(box->kw_tmp);
 	free(box->lock_path);
 	free(box->uidv_path);
+	free(box->index_path);
+	free(box->index_tmp);
+	md_index_unmap(box);
 	free(box);
 }
 
@@ -117,6 +120,10 @@ md_box_new(struct storage *st, const char *user, const char *name)
 	box->kw_path = xasprintf("%s/%s", box->dir, MD_KEYWORDS);
 	box->kw_tmp = xasprintf("%s/%s.tmp", box->dir, MD_KEYWORDS);
 	box->lock_path = xasprintf("%s/%s", box->dir, MD_LOCK);
+	box->index_path = xasprintf("%s/%s", box->dir, MD_INDEX);
+	/* per process: close() writes it without the lock */
+	box->index_tmp = xasprintf("%s/%s.tmp.%ld", box->dir, MD_INDEX, (long)getpid());
+	box->index_fd = -1;
 	box->uidv_path = xasprintf("%s/%s", root, MD_UIDV);
 	box->lock_fd = -1;
 	free(root);
@@ -168,12 +175,19 @@ md_open(struct storage *st, const char *user, const char *name, struct mbox_stat
 		md_box_free(box);
 		return -1;
 	}
+	/* A folder unchanged since its index was written: no scan. */
+	if (md_index_open(box, state)) {
+		md_unlock(box);
+		*box_r = box;
+		return 0;
+	}
 	if (md_sync_locked(box, state, error_r) < 0) {
 		*err_r = STORAGE_ERR_TEMP;
 		md_unlock(box);
 		md_box_free(box);
 		return -1;
 	}
+	md_index_write(box);
 	md_unlock(box);
 	*box_r = box;
 	return 0;
@@ -231,6 +245,11 @@ md_close(struct storage_box **boxp)
 		return;
 	if ((*boxp)->dirty || (*boxp)->rewrite)
 		md_close_flush(*boxp);
+	/* Without the lock (close() must not wait for another process):
+	   the index records the stamps of our last scan, which another
+	   writer's change makes differ. */
+	if (!(*boxp)->files_lazy)
+		md_index_write(*boxp);
 	md_box_free(*boxp);
 	*boxp = NULL;
 }
@@ -257,6 +276,10 @@ md_set_uids(struct storage_box *box, struct mbox_state *state, uint32_t uidvalid
 	int ret = -1;
 
 	*err_r = STORAGE_ERR_NONE;
+	if (md_files_load(box, error_r) < 0) {
+		*err_r = STORAGE_ERR_TEMP;
+		return -1;
+	}
 	if (md_lock(box, err_r, error_r) < 0)
 		return -1;
 	if (!md_unchanged(box) && md_sync_locked(box, state, error_r) < 0)

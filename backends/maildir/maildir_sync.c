@@ -594,7 +594,7 @@ sync_apply_to_state(struct sync_ctx *ctx, char **error_r)
 	size_t i = 0, j = 0;
 
 	if (state->count == 0 && next->count > 0)
-		xgrow(&state->mails, &state->alloc, next->count, sizeof(*state->mails));
+		mbox_state_reserve(state, next->count);
 	while (i < state->count || j < next->count) {
 		uint8_t flags;
 		uint64_t kw;
@@ -648,6 +648,8 @@ sync_commit_table(struct sync_ctx *ctx)
 		if (ctx->min_new_uid < fr)
 			fr = ctx->min_new_uid;
 		state->first_recent_uid = fr;
+		/* what the uidlist says, for the index (maildir_index.c) */
+		box->first_recent = fr;
 	}
 }
 
@@ -667,6 +669,8 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 	struct md_own_change own;
 	int ret = -1;
 
+	if (md_files_load(box, error_r) < 0)
+		return -1;
 	if (sync_read_uidlist(&ctx, error_r) < 0)
 		return -1;
 	sync_adopt_uidlist(&ctx);

@@ -5,10 +5,25 @@
 #include "username.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int64_t storage_lock_wait_ms = 10000;
+size_t storage_map_min_count = 2048;
+
+/* The record layout a mapped index relies on (mbox_state_map()). */
+_Static_assert(sizeof(struct mail_rec) == MAIL_REC_SIZE, "mail_rec size");
+_Static_assert(offsetof(struct mail_rec, uid) == 0, "mail_rec.uid");
+_Static_assert(offsetof(struct mail_rec, flags) == 4, "mail_rec.flags");
+_Static_assert(offsetof(struct mail_rec, keywords) == 8, "mail_rec.keywords");
+_Static_assert(offsetof(struct mail_rec, internal_date) == 16, "mail_rec.internal_date");
+_Static_assert(offsetof(struct mail_rec, tz_minutes) == 24, "mail_rec.tz_minutes");
+_Static_assert(offsetof(struct mail_rec, size) == 32, "mail_rec.size");
+_Static_assert(offsetof(struct mail_rec, modseq) == 40, "mail_rec.modseq");
+_Static_assert(offsetof(struct mail_rec, priv) == 48, "mail_rec.priv");
 
 void
 mbox_state_init(struct mbox_state *state)
@@ -16,6 +31,32 @@ mbox_state_init(struct mbox_state *state)
 	i_zero(state);
 	state->uidnext = 1;
 	state->first_recent_uid = 1;
+	state->map_fd = -1;
+}
+
+/* Gives up the mapping: the array moves to the heap when keep (count
+   records copied), else it is dropped. The lock goes with map_fd. */
+static void
+mbox_state_unmap(struct mbox_state *state, bool keep)
+{
+	struct mail_rec *heap = NULL;
+	size_t alloc = 0;
+
+	if (!state->mapped)
+		return;
+	if (keep) {
+		alloc = state->count < 16 ? 16 : state->count * 2;
+		heap = xmalloc(alloc * sizeof(*heap));
+		memcpy(heap, state->mails, state->count * sizeof(*heap));
+	}
+	(void)munmap(state->mails, state->map_size);
+	if (state->map_fd >= 0)
+		close(state->map_fd);
+	state->map_fd = -1;
+	state->map_size = 0;
+	state->mapped = false;
+	state->mails = heap;
+	state->alloc = alloc;
 }
 
 static void
@@ -32,9 +73,109 @@ void
 mbox_state_deinit(struct mbox_state *state)
 {
 	mbox_state_free_keywords(state);
-	free(state->mails);
+	if (state->mapped)
+		mbox_state_unmap(state, false);
+	else
+		free(state->mails);
 	state->mails = NULL;
 	state->count = state->alloc = 0;
+}
+
+void
+mbox_state_reserve(struct mbox_state *state, size_t count)
+{
+	if (count <= state->alloc)
+		return;
+	if (state->mapped)
+		mbox_state_unmap(state, true);
+	xgrow(&state->mails, &state->alloc, count, sizeof(*state->mails));
+}
+
+/* The OFD lock of mbox_state_map(): the whole file, shared or exclusive. */
+static int
+mbox_map_lock(int fd, short type)
+{
+	struct flock fl;
+
+	i_zero(&fl);
+	fl.l_type = type;
+	fl.l_whence = SEEK_SET;
+	return fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+/* Address space for twice the records (at least 64 KB more) is reserved
+   as private anonymous memory, and the file's pages are mapped over its
+   start: appends up to the reserve cost no copy, and the pages past the
+   file are ordinary memory (no fault past the end of the file). */
+int
+mbox_state_map(struct mbox_state *state, int fd, uint64_t off, size_t count, char **error_r)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t bytes, file_bytes, reserve;
+	void *base, *p;
+	int lock_fd;
+
+	if (state->mapped || state->count != 0 || count == 0 || page == 0 || off % page != 0 ||
+	    count > SIZE_MAX / 4 / MAIL_REC_SIZE) {
+		*error_r = xstrdup("cannot map: bad arguments");
+		return -1;
+	}
+	bytes = count * MAIL_REC_SIZE;
+	file_bytes = (bytes + page - 1) / page * page;
+	reserve = bytes * 2 < bytes + 65536 ? bytes + 65536 : bytes * 2;
+	reserve = (reserve + page - 1) / page * page;
+	lock_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (lock_fd < 0) {
+		*error_r = xasprintf("dup: %s", strerror(errno));
+		return -1;
+	}
+	/* Locked first: what is mapped after this is what stays. */
+	if (mbox_map_lock(lock_fd, F_RDLCK) < 0) {
+		*error_r = xasprintf("read lock: %s", strerror(errno));
+		close(lock_fd);
+		return -1;
+	}
+	base = mmap(NULL, reserve, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (base == MAP_FAILED) {
+		*error_r = xasprintf("mmap: %s", strerror(errno));
+		close(lock_fd);
+		return -1;
+	}
+	p = mmap(base, file_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd,
+		 (off_t)off);
+	if (p == MAP_FAILED) {
+		*error_r = xasprintf("mmap: %s", strerror(errno));
+		(void)munmap(base, reserve);
+		close(lock_fd);
+		return -1;
+	}
+	free(state->mails);
+	state->mails = base;
+	state->count = count;
+	state->alloc = reserve / MAIL_REC_SIZE;
+	state->mapped = true;
+	state->map_fd = lock_fd;
+	state->map_size = reserve;
+	return 0;
+}
+
+bool
+mbox_map_read_lock(int fd)
+{
+	return mbox_map_lock(fd, F_RDLCK) == 0;
+}
+
+bool
+mbox_map_write_begin(int fd)
+{
+	return mbox_map_lock(fd, F_WRLCK) == 0;
+}
+
+void
+mbox_map_write_end(int fd, bool mapped_here)
+{
+	(void)mbox_map_lock(fd, mapped_here ? F_RDLCK : F_UNLCK);
 }
 
 /* Drops messages and keywords and restarts uidnext and first_recent_uid
@@ -56,7 +197,7 @@ mbox_state_append(struct mbox_state *state, const struct mail_rec *rec)
 {
 	struct mail_rec *r;
 
-	xgrow(&state->mails, &state->alloc, state->count + 1, sizeof(*state->mails));
+	mbox_state_reserve(state, state->count + 1);
 	r = &state->mails[state->count++];
 	*r = *rec;
 	if (rec->uid >= state->uidnext)

@@ -59,8 +59,16 @@ struct mail_rec {
 	uint64_t priv[3];          /* the backend's locator of the message bytes */
 };
 
+/* struct mail_rec is also an on-disk record (a mapped index, see
+   mbox_state_map()): its layout is fixed, checked in storage.c. */
+#define MAIL_REC_SIZE 72
+
 /* The in-memory state of one mailbox, shared by all sessions that
-   selected it. Messages are sorted by ascending UID. */
+   selected it. Messages are sorted by ascending UID.
+
+   mails is either heap memory or, for a large mailbox opened from an
+   index, a private mapping of the index's records (mbox_state_map()):
+   the same array to every reader and every helper below. */
 struct mbox_state {
 	struct mail_rec *mails;
 	size_t count, alloc;
@@ -73,6 +81,11 @@ struct mbox_state {
 	/* Counts changes, so that a session can tell cheaply whether it
 	   has anything to catch up with. */
 	uint64_t expunge_gen;
+	/* mails is mapped (map_size bytes of address space; map_fd holds
+	   the read lock of the mapped file, see mbox_state_map()). */
+	bool mapped;
+	int map_fd;
+	size_t map_size;
 };
 
 /* mbox_state helpers, for backends and the core. */
@@ -90,6 +103,47 @@ void mbox_state_remove(struct mbox_state *state, size_t idx);
    pass, O(state->count + count): use it instead of mbox_state_remove() in
    a loop. Bumps expunge_gen once if anything was removed. */
 void mbox_state_remove_uids(struct mbox_state *state, const uint32_t *uids, size_t count);
+/* Makes room for count messages in state->mails (amortised growth; a
+   mapped array moves to the heap when it outgrows its reserve). For a
+   backend that fills state in one go. */
+void mbox_state_reserve(struct mbox_state *state, size_t count);
+/* Backs state->mails, which must be empty and not mapped, by the count
+   records at offset off (a multiple of the page size) of the open file
+   fd, which are struct mail_rec byte for byte (host order, packed at
+   MAIL_REC_SIZE): a MAP_PRIVATE mapping with room for as many again
+   reserved behind it, so that opening costs no copy and pages are read
+   when touched. state->count becomes count; nothing else changes.
+
+   The file must not change under the mapping: pages not yet written by
+   the core show what is in the file. mbox_state_map() therefore takes a
+   shared lock on fd's open file description (an OFD read lock over the
+   whole file, kept on a dup of fd while the array is mapped); a writer
+   overwrites bytes of such a file in place only after
+   mbox_map_write_begin() succeeded, and rewrites the file whole (a new
+   inode by rename) when it did not. Appending past the records every
+   reader knows, and replacing the file by rename, need no lock: a mapper
+   never reads past its count without writing first, and keeps its
+   unlinked inode. Nobody may truncate a mapped file (its pages would
+   fault); the writers here never do.
+
+   Returns 0, or -1 with *error_r (state unchanged; the caller reads the
+   file instead), for example when the lock is held by a writer. */
+int mbox_state_map(struct mbox_state *state, int fd, uint64_t off, size_t count,
+		   char **error_r);
+/* Takes the read lock of mbox_state_map() on fd's open file description
+   ahead of the mapping, so that what the caller reads before mapping (a
+   header) does not change either. False while a writer holds the write
+   lock. mbox_map_write_end(fd, false) lets it go if no mapping follows. */
+bool mbox_map_read_lock(int fd);
+/* Before overwriting bytes of the file open as fd in place: returns true
+   if no other open file description holds it mapped (fd then holds the
+   write lock; a read lock fd's own open file description held for a
+   mapping is converted atomically), false if the caller must rewrite the
+   file whole instead. */
+bool mbox_map_write_begin(int fd);
+/* After the in-place write: back to the read lock if mapped_here (fd's
+   open file description is the one of a mapping), else unlocked. */
+void mbox_map_write_end(int fd, bool mapped_here);
 /* Index of uid, or -1. Binary search. */
 ssize_t mbox_state_find(const struct mbox_state *state, uint32_t uid);
 /* Sets flags and keywords of the message at idx, bumping its modseq if
@@ -284,6 +338,11 @@ bool storage_name_is_valid(const char *name);
    operation fails with STORAGE_ERR_IN_USE, in milliseconds (10 s). Set
    once before use; tests shorten it. */
 extern int64_t storage_lock_wait_ms;
+
+/* A backend maps an index (mbox_state_map()) only for a mailbox of at
+   least this many messages (default 2048); smaller ones are read, which
+   costs less than a mapping. Set once before use; tests lower it. */
+extern size_t storage_map_min_count;
 
 /* The storage error for a failed system call's errno. */
 enum storage_error storage_error_from_errno(int err);
