@@ -42,6 +42,14 @@ for arg in "$@"; do
 	[ "$arg" = "--no-dovecot" ] && nodove=--no-dovecot
 done
 BUILD="$BUILD" python3 bench/append_bench.py --messages 20000 $nodove
+# The loop under real load (issue "one loop, never stalled"): 10 clients
+# listing 1,000 mixed messages (ENVELOPE) beside Dovecot; SELECT of a big
+# mailbox right after a restart on both backends; another session's NOOP
+# while a 1 GB flat mailbox is expunged and a 100,000-message one is
+# opened for the first time.
+BUILD="$BUILD" python3 bench/sessions_bench.py --seconds 10 $nodove
+python3 bench/select_restart.py --server "$BUILD/imapserver" $nodove
+python3 bench/heavy_bench.py --binary "$BUILD/imapserver"
 # SMTP delivery to a session in IDLE, inside imapserver and from smtpmail.
 if [ -x "$BUILD/smtpmail" ]; then
 	python3 bench/smtp_push.py --server "$BUILD/imapserver"
