@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include "storage.h"
 #include "buf.h"
 #include "backends/flat/flat.h"
+#include "tmp_tree.h"
 
 /* The kind of the last storage failure (the calls below want one). */
 static enum storage_error st_err;
@@ -31,15 +31,6 @@ struct fx {
 	char root[64];
 	struct storage *st;
 };
-
-static int
-rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int
 setup(void **state)
@@ -63,7 +54,7 @@ teardown(void **state)
 
 	B->deinit(&fx->st);
 	assert_null(fx->st);
-	nftw(fx->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tmp_tree_remove(fx->root);
 	free(fx);
 	return 0;
 }

@@ -9,7 +9,6 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -18,6 +17,7 @@
 #include "storage.h"
 #include "buf.h"
 #include "backends/flat/flat.h"
+#include "tmp_tree.h"
 
 static enum storage_error st_err;
 
@@ -29,15 +29,6 @@ struct fx {
 	char root[64];
 	struct storage *st;
 };
-
-static int
-rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int
 setup(void **state)
@@ -61,7 +52,7 @@ teardown(void **state)
 	struct fx *fx = *state;
 
 	B->deinit(&fx->st);
-	nftw(fx->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tmp_tree_remove(fx->root);
 	free(fx);
 	return 0;
 }

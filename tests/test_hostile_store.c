@@ -33,6 +33,7 @@
 #include "buf.h"
 #include "registry.h"
 #include "storage.h"
+#include "tmp_tree.h"
 
 #define CANARY "CANARY-BYTES"
 #define BOB "BOB-SECRET"
@@ -53,15 +54,6 @@ static bool
 is_flat(void)
 {
 	return strcmp(B->name, "flat") == 0;
-}
-
-static int
-rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
 }
 
 static char *
@@ -242,7 +234,7 @@ teardown(void **state)
 
 	B->deinit(&fx->st);
 	strlist_clear(&fx->snap);
-	nftw(fx->top, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tmp_tree_remove(fx->top);
 	free(fx);
 	return 0;
 }
@@ -383,7 +375,7 @@ attack(struct fx *fx, const char *rel, const char *target, const char *linked_na
 	struct stat st;
 
 	if (lstat(at, &st) == 0)
-		assert_int_equal(nftw(at, rm_cb, 16, FTW_DEPTH | FTW_PHYS), 0);
+		assert_int_equal(tmp_tree_remove(at), 0);
 	if (lstat(to, &st) < 0)
 		fail_msg("%s: no %s to link to", B->name, to);
 	assert_int_equal(symlink(to, at), 0);

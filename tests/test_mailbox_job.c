@@ -14,8 +14,8 @@
 #include "job.h"
 #include "mailbox.h"
 #include "seqset.h"
+#include "tmp_tree.h"
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -28,12 +28,6 @@ struct fx {
 	struct job_queue *queue;
 	struct hub *hub;
 };
-
-static int
-rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
 
 /* count messages of about 200 octets into alice's mailbox file name. */
 static void
@@ -87,7 +81,7 @@ teardown(void **state)
 	job_queue_free(&fx->queue);
 	event_loop_free(&fx->loop);
 	fx->storage.backend->deinit(&fx->storage.st);
-	nftw(fx->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tmp_tree_remove(fx->root);
 	free(fx);
 	return 0;
 }

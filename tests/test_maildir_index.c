@@ -11,7 +11,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -21,6 +20,7 @@
 #include "storage.h"
 #include "buf.h"
 #include "backends/maildir/maildir.h"
+#include "tmp_tree.h"
 
 static enum storage_error st_err;
 
@@ -52,15 +52,6 @@ struct snapshot {
 };
 
 static int
-rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
 setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
@@ -83,7 +74,7 @@ teardown(void **state)
 	struct fx *fx = *state;
 
 	B->deinit(&fx->st);
-	nftw(fx->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tmp_tree_remove(fx->root);
 	free(fx);
 	return 0;
 }

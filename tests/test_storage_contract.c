@@ -17,7 +17,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +31,7 @@
 #include "storage.h"
 #include "buf.h"
 #include "registry.h"
+#include "tmp_tree.h"
 
 /* The kind of the last storage failure (the calls below want one). */
 static enum storage_error st_err;
@@ -43,15 +43,6 @@ struct fx {
 	char root[64];
 	struct storage *st;
 };
-
-static int
-rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int
 setup(void **state)
@@ -77,7 +68,7 @@ teardown(void **state)
 	storage_lock_wait_ms = 10000;   /* as a test may have shortened it */
 	B->deinit(&fx->st);
 	assert_null(fx->st);
-	nftw(fx->root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tmp_tree_remove(fx->root);
 	free(fx);
 	return 0;
 }
