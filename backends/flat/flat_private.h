@@ -198,6 +198,12 @@ int flat_flags_changed(struct storage_box *box, struct mbox_state *state, size_t
 int flat_lock(struct storage_box *box, bool create, enum storage_error *err_r, char **error_r);
 void flat_unlock(struct storage_box *box);
 
+/* flat_sync.c, for flat_first_build.c: appends a scanned message to v
+   (a new UID), and makes state hold exactly v's messages (1 if that
+   meant a new UIDVALIDITY for a state that had one, else 0). */
+void flat_view_new_message(struct view *v, struct frec *r);
+int flat_view_apply(const struct view *v, struct mbox_state *state);
+
 /* flat_sync.c */
 void flat_view_set_stat(struct view *v, const struct stat *st);
 void flat_box_take_view_stat(struct storage_box *box, const struct view *v);
