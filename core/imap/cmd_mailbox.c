@@ -3,6 +3,7 @@
    (RFC 7162), and NAMESPACE (RFC 2342). */
 #include "imap_cmd.h"
 #include "imap_client.h"
+#include "imap_view.h"
 #include "imap_util.h"
 #include "log.h"
 #include "seqset.h"
@@ -15,32 +16,6 @@ cmd_namespace(struct client_command *cmd)
 	client_send(cmd->c, "* NAMESPACE ((\"\" \"/\")) NIL NIL");
 	cmd_tagged(cmd, "OK Namespace completed.");
 	return true;
-}
-
-static void
-send_flags_lists(struct client *c, const struct mbox_state *st, bool readonly)
-{
-	struct buf *out = client_outbuf(c);
-
-	buf_append_str(out, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-	for (unsigned i = 0; i < st->keyword_count; i++) {
-		buf_append_c(out, ' ');
-		buf_append_str(out, st->keywords[i]);
-	}
-	buf_append_str(out, ")\r\n");
-	if (readonly) {
-		buf_append_str(out, "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
-		return;
-	}
-	buf_append_str(out, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-	for (unsigned i = 0; i < st->keyword_count; i++) {
-		buf_append_c(out, ' ');
-		buf_append_str(out, st->keywords[i]);
-	}
-	/* \* only while a new keyword can still be made (RFC 3501 7.1). */
-	if (st->keyword_count < MBOX_MAX_KEYWORDS)
-		buf_append_str(out, " \\*");
-	buf_append_str(out, ")] Flags permitted.\r\n");
 }
 
 /* The QRESYNC select parameter (RFC 7162 3.2.5). */
@@ -235,7 +210,7 @@ cmd_select(struct client_command *cmd)
 		if (idx >= 0 && (st->mails[idx].flags & MAIL_SEEN) == 0)
 			unseen = (uint32_t)seq;
 	}
-	send_flags_lists(c, st, readonly);
+	imap_view_write_flag_lists(st, readonly, client_outbuf(c));
 	client_send(c, "* %zu EXISTS", c->view->count);
 	client_send(c, "* %zu RECENT", c->view->recent_count);
 	if (unseen != 0)

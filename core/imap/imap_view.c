@@ -50,6 +50,30 @@ imap_view_write_flags(const struct mbox_view *view, const struct mbox_view_chang
 }
 
 void
+imap_view_write_flag_lists(const struct mbox_state *st, bool readonly, struct buf *out)
+{
+	buf_append_str(out, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	for (unsigned i = 0; i < st->keyword_count; i++) {
+		buf_append_c(out, ' ');
+		buf_append_str(out, st->keywords[i]);
+	}
+	buf_append_str(out, ")\r\n");
+	if (readonly) {
+		buf_append_str(out, "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
+		return;
+	}
+	buf_append_str(out, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	for (unsigned i = 0; i < st->keyword_count; i++) {
+		buf_append_c(out, ' ');
+		buf_append_str(out, st->keywords[i]);
+	}
+	/* \* only while a new keyword can still be made (RFC 3501 7.1). */
+	if (st->keyword_count < MBOX_MAX_KEYWORDS)
+		buf_append_str(out, " \\*");
+	buf_append_str(out, ")] Flags permitted.\r\n");
+}
+
+void
 imap_view_sync(struct mbox_view *view, struct buf *out, bool allow_expunge)
 {
 	struct mbox_view_changes ch;

@@ -17,4 +17,9 @@
    set). */
 void imap_view_sync(struct mbox_view *view, struct buf *out, bool allow_expunge);
 
+/* Writes "* FLAGS (...)" and "* OK [PERMANENTFLAGS (...)]" with the
+   keywords of st (RFC 3501 7.1, 7.2.6); readonly: PERMANENTFLAGS is
+   empty. */
+void imap_view_write_flag_lists(const struct mbox_state *st, bool readonly, struct buf *out);
+
 #endif
