@@ -2,6 +2,7 @@
    and VANISHED (RFC 7162). A big answer is written as output drains. */
 #include "imap_cmd.h"
 #include "imap_client.h"
+#include "imap_view.h"
 #include "fetch.h"
 #include "mcache.h"
 #include "seqset.h"
@@ -144,6 +145,7 @@ fetch_continue(struct client_command *cmd)
 			}
 		}
 		fm.rec = &st->mails[idx];
+		imap_view_announce_keywords(c->view, &c->keywords_announced, client_outbuf(c));
 		fetch_write(job->spec, &fm, client_outbuf(c));
 	}
 	if (job->pos < job->count)

@@ -211,6 +211,7 @@ cmd_select(struct client_command *cmd)
 			unseen = (uint32_t)seq;
 	}
 	imap_view_write_flag_lists(st, readonly, client_outbuf(c));
+	c->keywords_announced = st->keyword_count;
 	client_send(c, "* %zu EXISTS", c->view->count);
 	client_send(c, "* %zu RECENT", c->view->recent_count);
 	if (unseen != 0)

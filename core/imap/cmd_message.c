@@ -3,6 +3,7 @@
    RFC 3691, MOVE RFC 6851, UIDPLUS RFC 4315). */
 #include "imap_cmd.h"
 #include "imap_client.h"
+#include "imap_view.h"
 #include "imap_util.h"
 #include "fetch.h"
 #include "message.h"
@@ -263,6 +264,7 @@ store_write_fetch(struct client_command *cmd, uint32_t seq, const struct mail_re
 	struct client *c = cmd->c;
 	struct buf *out = client_outbuf(c);
 
+	imap_view_announce_keywords(c->view, &c->keywords_announced, out);
 	buf_printf(out, "* %u FETCH (", seq);
 	if (cmd->uid || c->condstore)
 		buf_printf(out, "UID %u ", rec->uid);

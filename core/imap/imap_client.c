@@ -96,8 +96,10 @@ client_unselect(struct client *c)
 void
 client_sync_view(struct client *c, bool allow_expunge)
 {
-	if (c->view != NULL)
-		imap_view_sync(c->view, client_outbuf(c), allow_expunge);
+	if (c->view == NULL)
+		return;
+	imap_view_announce_keywords(c->view, &c->keywords_announced, client_outbuf(c));
+	imap_view_sync(c->view, client_outbuf(c), allow_expunge);
 }
 
 void

@@ -39,6 +39,9 @@ struct client {
 	char *user;
 	struct mailbox *mbox;
 	struct mbox_view *view;
+	/* The view's keywords the client has heard of in FLAGS (RFC 3501
+	   7.2.6; imap_view_announce_keywords()). */
+	unsigned keywords_announced;
 	/* The command that has not finished: it waits for input (IDLE,
 	   AUTHENTICATE), a login check or delay, or drained output (a big
 	   FETCH). No other command is read meanwhile. NULL between commands. */

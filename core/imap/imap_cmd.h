@@ -74,6 +74,10 @@ enum cmd_flags {
 	CMD_FLAG_NO_EXPUNGE = 1 << 1,
 	/* UID may prefix it (RFC 3501 6.4.8, UIDPLUS, MOVE). */
 	CMD_FLAG_UID = 1 << 2,
+	/* No untagged updates before its tagged answer: LOGOUT, whose
+	   "* BYE" ends the session's view (nothing may follow BYE but the
+	   tagged OK, RFC 3501 6.1.3). */
+	CMD_FLAG_NO_SYNC = 1 << 3,
 };
 
 /* One line of the command table. */

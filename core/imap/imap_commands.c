@@ -40,7 +40,8 @@ cmd_tagged(struct client_command *cmd, const char *fmt, ...)
 	/* The view is brought in line first, so the untagged updates go
 	   before the tagged answer (RFC 3501 7.4.1: no EXPUNGE while
 	   answering FETCH, STORE or SEARCH by sequence number). */
-	client_sync_view(c, (cmd->def->flags & CMD_FLAG_NO_EXPUNGE) == 0 || cmd->uid);
+	if ((cmd->def->flags & CMD_FLAG_NO_SYNC) == 0)
+		client_sync_view(c, (cmd->def->flags & CMD_FLAG_NO_EXPUNGE) == 0 || cmd->uid);
 	out = client_outbuf(c);
 	buf_append_str(out, cmd->tag);
 	buf_append_c(out, ' ');
@@ -214,7 +215,8 @@ static const struct cmd_def commands[] = {
 	{ .name = "CAPABILITY", .func = cmd_capability, .states = ST_ANY,
 	  .flags = CMD_FLAG_NO_ARGS },
 	{ .name = "NOOP", .func = cmd_noop, .states = ST_ANY, .flags = CMD_FLAG_NO_ARGS },
-	{ .name = "LOGOUT", .func = cmd_logout, .states = ST_ANY, .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "LOGOUT", .func = cmd_logout, .states = ST_ANY,
+	  .flags = CMD_FLAG_NO_ARGS | CMD_FLAG_NO_SYNC },
 	{ .name = "ID", .func = cmd_id, .states = ST_ANY },
 	{ .name = "STARTTLS", .func = cmd_starttls, .states = ST_NOT_AUTH,
 	  .flags = CMD_FLAG_NO_ARGS },

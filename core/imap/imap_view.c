@@ -74,6 +74,18 @@ imap_view_write_flag_lists(const struct mbox_state *st, bool readonly, struct bu
 }
 
 void
+imap_view_announce_keywords(const struct mbox_view *view, unsigned *announced,
+			    struct buf *out)
+{
+	const struct mbox_state *st = mailbox_state(view->mbox);
+
+	if (st->keyword_count <= *announced)
+		return;
+	imap_view_write_flag_lists(st, view->readonly, out);
+	*announced = st->keyword_count;
+}
+
+void
 imap_view_sync(struct mbox_view *view, struct buf *out, bool allow_expunge)
 {
 	struct mbox_view_changes ch;

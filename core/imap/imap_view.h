@@ -22,4 +22,12 @@ void imap_view_sync(struct mbox_view *view, struct buf *out, bool allow_expunge)
    empty. */
 void imap_view_write_flag_lists(const struct mbox_state *st, bool readonly, struct buf *out);
 
+/* RFC 3501 7.2.6: a client learns of a keyword from FLAGS before it sees
+   it on a message. If the mailbox has keywords beyond the *announced
+   first ones (a STORE of this or another session made them), writes the
+   flag lists again and raises *announced. Call before writing a
+   message's flags. */
+void imap_view_announce_keywords(const struct mbox_view *view, unsigned *announced,
+				 struct buf *out);
+
 #endif

@@ -117,6 +117,44 @@ class TestTwoSessions(ServerTestCase):
         resp, tagged = a.command("FETCH 1:* UID")
         self.assertEqual(len(fetches(resp)), len(SEED) - 1)
 
+    def test_new_keyword_announced_in_flags_before_it_is_used(self):
+        """RFC 3501 7.2.6: a client hears of a keyword in FLAGS (and
+        PERMANENTFLAGS) before it sees it on a message, whether its own
+        STORE or another session's made it."""
+        a = self.raw_login(mailbox="INBOX")
+        b = self.raw_login(mailbox="INBOX")
+        resp, tagged = a.command("STORE 1 +FLAGS ($hello)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertRegex(resp[0], rb"^\* FLAGS \(.*\$hello\)\r\n$")
+        self.assertRegex(resp[1], rb"^\* OK \[PERMANENTFLAGS \(.*\$hello .*\\\*\)\]")
+        self.assertRegex(resp[2], rb"^\* 1 FETCH \(FLAGS \(.*\$hello")
+        # Told once: a second STORE of the same keyword repeats no FLAGS.
+        resp, tagged = a.command("STORE 2 +FLAGS ($hello)")
+        self.assertEqual([r for r in resp if r.startswith(b"* FLAGS")], [], resp)
+        # b hears of it at its next command, FLAGS first.
+        resp, tagged = b.command("NOOP")
+        kinds = [r.split(b" ")[1] if not r.startswith(b"* OK") else b"OK" for r in resp]
+        self.assertIn(b"FLAGS", kinds, resp)
+        self.assertLess(kinds.index(b"FLAGS"), kinds.index(b"1"), resp)
+        # and in a FETCH that meets a keyword made since its last command
+        a.command("STORE 3 +FLAGS ($world)")
+        resp, tagged = b.command("FETCH 3 FLAGS")
+        self.assertRegex(resp[0], rb"^\* FLAGS \(.*\$world\)")
+        self.assertRegex(resp[-1], rb"^\* 3 FETCH \(FLAGS \(.*\$world")
+
+    def test_logout_sends_nothing_after_bye(self):
+        """RFC 3501 6.1.3: LOGOUT answers "* BYE" then its tagged OK;
+        changes another session made are not told after BYE."""
+        a = self.raw_login(mailbox="INBOX")
+        b = self.raw_login(mailbox="INBOX")
+        b.command("STORE 1 +FLAGS.SILENT (\\Deleted)")
+        b.command("STORE 2 +FLAGS.SILENT (\\Seen)")
+        b.command("EXPUNGE")
+        resp, tagged = a.command("LOGOUT")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertEqual(len(resp), 1, resp)
+        self.assertTrue(resp[0].startswith(b"* BYE"), resp)
+
     def test_expunge_by_one_session_delete_sync_on_other(self):
         """The lab's scenario: two terminals, a delete on one is seen on
         the other."""
