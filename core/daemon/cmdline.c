@@ -1,6 +1,7 @@
 /* cmdline.c: the daemons' shared command line (see cmdline.h). */
 #include "cmdline.h"
 #include "log.h"
+#include "detach.h"
 #include "privileges.h"
 #include "server_gen.h"
 
@@ -143,6 +144,11 @@ cmdline_reload(const struct cmdline *cl, struct watch *watch)
 		return NULL;
 	}
 	log_set_level(gen->cfg->log_level);
+	/* log.file is opened again (after a rotation), or the new one. */
+	if (gen->cfg->log_file != NULL && log_open_file(gen->cfg->log_file, &error) < 0) {
+		log_warn("-", "%s; still logging where it did", error);
+		free(error);
+	}
 	return gen;
 }
 
@@ -165,6 +171,46 @@ cmdline_check_tls(const struct cmdline *cl, const struct config *cfg)
 	else
 		log_warn("-", "%s", warning);
 	free(warning);
+}
+
+void
+cmdline_reopen_log(void)
+{
+	char *error = NULL;
+
+	if (log_reopen_file(&error) < 0) {
+		log_warn("-", "%s; still logging to the old file", error);
+		free(error);
+		return;
+	}
+	log_info("-", "log file reopened");
+}
+
+int
+cmdline_open_files(const struct cmdline *cl, const struct config *cfg, const char *pid_file)
+{
+	char *error = NULL;
+
+	if (detach_open_files(cfg->log_file, pid_file, cfg->server_user, cfg->server_group,
+			      &error) < 0) {
+		fprintf(stderr, "%s: %s\n", cl->prog, error);
+		free(error);
+		return -1;
+	}
+	return 0;
+}
+
+int
+cmdline_detach(const struct cmdline *cl)
+{
+	char *error = NULL;
+
+	if (detach_start(cl->prog, cl->foreground, &error) < 0) {
+		fprintf(stderr, "%s: %s\n", cl->prog, error);
+		free(error);
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -205,17 +251,4 @@ cmdline_start(const struct cmdline *cl, struct watch *watch, struct server_gen *
 		return 0;
 	}
 	return 1;
-}
-
-int
-cmdline_detach(const struct cmdline *cl)
-{
-	if (cl->foreground)
-		return 0;
-	if (daemon(0, 0) < 0) {
-		fprintf(stderr, "%s: daemon: %s\n", cl->prog, strerror(errno));
-		return -1;
-	}
-	log_use_syslog(true);
-	return 0;
 }

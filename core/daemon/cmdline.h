@@ -53,8 +53,15 @@ const char *cmdline_config_name(const struct cmdline *cl);
    printing "configuration OK" (exit 0); -1 after printing the error on
    stderr (exit 1). */
 int cmdline_start(const struct cmdline *cl, struct watch *watch, struct server_gen **gen_r);
-/* Without -f: detaches (daemon(3)) and logs to syslog from then on.
-   Returns 0, or -1 after printing why. */
+/* Still root, before privileges_drop(): opens log.file and the pid file
+   (detach_open_files()). Returns 0, or -1 after printing why. */
+int cmdline_open_files(const struct cmdline *cl, const struct config *cfg, const char *pid_file);
+/* Without -f: goes to the background (detach_start(): the command
+   returns once the server serves, saying its pid and where it logs).
+   Call detach_ready() once serving. Returns 0, or -1 after printing
+   why. */
 int cmdline_detach(const struct cmdline *cl);
+/* SIGUSR1: opens log.file again (log rotation). */
+void cmdline_reopen_log(void);
 
 #endif

@@ -6,6 +6,7 @@
    server, the config path) lives here and nowhere else. */
 #include "cmdline.h"
 #include "config.h"
+#include "detach.h"
 #include "event.h"
 #include "imap_server.h"
 #include "job.h"
@@ -63,6 +64,12 @@ on_terminate(void *ctx)
 }
 
 static void
+on_reopen_log(void *ctx)
+{
+	cmdline_reopen_log();
+}
+
+static void
 on_reload(void *ctx)
 {
 	struct server_gen *gen = cmdline_reload(&cl, watch);
@@ -117,6 +124,9 @@ main(int argc, char *argv[])
 		event_loop_free(&loop);
 		return ret < 0 ? 1 : 0;
 	}
+	/* Before the ports: a second start on the same pid file says so. */
+	if (cmdline_open_files(&cl, gen->cfg, gen->cfg->pid_file) < 0)
+		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	char *bound = NULL, *tls_bound = NULL;
 	fd = net_listen(gen->cfg->imap_address, gen->cfg->imap_port, &bound, &error);
@@ -149,7 +159,8 @@ main(int argc, char *argv[])
 	/* Signals are taken from here on, and handled once the loop runs. */
 	if (event_signal_add(loop, SIGTERM, on_terminate, NULL) < 0 ||
 	    event_signal_add(loop, SIGINT, on_terminate, NULL) < 0 ||
-	    event_signal_add(loop, SIGHUP, on_reload, NULL) < 0)
+	    event_signal_add(loop, SIGHUP, on_reload, NULL) < 0 ||
+	    event_signal_add(loop, SIGUSR1, on_reopen_log, NULL) < 0)
 		fatal("signal setup: %s", strerror(errno));
 	/* Logged once privileges are dropped and signals taken: whoever
 	   waits for this line finds the server as it will serve. */
@@ -175,6 +186,7 @@ main(int argc, char *argv[])
 	server_gen_unref(&gen);
 	log_info("-", "imapserver started (storage %s, auth %s)",
 		 server->gen->storage.backend->name, server->gen->auth.backend->name);
+	detach_ready();
 	if (event_loop_run(loop) < 0)
 		log_error("-", "select: %s", strerror(errno));
 	smtp_server_free(&smtp);        /* closes the SMTP listeners */
@@ -187,5 +199,6 @@ main(int argc, char *argv[])
 	watch_free(&watch);
 	event_loop_free(&loop);
 	log_info("-", "stopped");
+	detach_cleanup();
 	return 0;
 }

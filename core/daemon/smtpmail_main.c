@@ -13,6 +13,7 @@
    imapserver processes notice its deliveries through theirs. */
 #include "cmdline.h"
 #include "config.h"
+#include "detach.h"
 #include "event.h"
 #include "log.h"
 #include "privileges.h"
@@ -41,6 +42,12 @@ on_terminate(void *ctx)
 {
 	log_info("-", "shutting down");
 	event_loop_stop(loop);
+}
+
+static void
+on_reopen_log(void *ctx)
+{
+	cmdline_reopen_log();
 }
 
 static void
@@ -74,6 +81,9 @@ main(int argc, char *argv[])
 	ret = cmdline_start(&cl, NULL, &gen);
 	if (ret <= 0)
 		return ret < 0 ? 1 : 0;
+	/* Before the ports: a second start on the same pid file says so. */
+	if (cmdline_open_files(&cl, gen->cfg, gen->cfg->smtp_pid_file) < 0)
+		return 1;
 	signal(SIGPIPE, SIG_IGN);
 	/* smtp.port, and the submission ports when set. */
 	if (smtp_listen_open(&smtp_l, gen->cfg, &error) < 0) {
@@ -96,7 +106,8 @@ main(int argc, char *argv[])
 	loop = event_loop_new();
 	if (event_signal_add(loop, SIGTERM, on_terminate, NULL) < 0 ||
 	    event_signal_add(loop, SIGINT, on_terminate, NULL) < 0 ||
-	    event_signal_add(loop, SIGHUP, on_reload, NULL) < 0)
+	    event_signal_add(loop, SIGHUP, on_reload, NULL) < 0 ||
+	    event_signal_add(loop, SIGUSR1, on_reopen_log, NULL) < 0)
 		fatal("signal setup: %s", strerror(errno));
 	smtp_listen_log(&smtp_l, "listening on");
 	if (cmdline_detach(&cl) < 0)
@@ -105,11 +116,13 @@ main(int argc, char *argv[])
 	log_info("-", "smtpmail started (domain %s, storage %s, auth %s)", gen->cfg->smtp_domain,
 		 gen->storage.backend->name, gen->auth.backend->name);
 	server_gen_unref(&gen);
+	detach_ready();
 	if (event_loop_run(loop) < 0)
 		log_error("-", "select: %s", strerror(errno));
 	smtp_server_free(&server);
 	event_loop_free(&loop);
 	free(listen_address);
 	log_info("-", "stopped");
+	detach_cleanup();
 	return 0;
 }

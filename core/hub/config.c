@@ -70,6 +70,7 @@ static const struct config_key config_keys[] = {
 	KEY("smtp", "submission_port", KEY_UINT, smtp_submission_port, 0, 65535),
 	KEY("smtp", "submissions_port", KEY_UINT, smtp_submissions_port, 0, 65535),
 	KEY("smtp", "relay_host", KEY_OPT_STRING, smtp_relay_host, 0, 0),
+	KEY("smtp", "pid_file", KEY_OPT_PATH, smtp_pid_file, 0, 0),
 	KEY("tls", "cert_file", KEY_OPT_PATH, tls.cert_file, 0, 0),
 	KEY("tls", "key_file", KEY_OPT_PATH, tls.key_file, 0, 0),
 	KEY("tls", "ca_file", KEY_OPT_PATH, tls.ca_file, 0, 0),
@@ -89,6 +90,8 @@ static const struct config_key config_keys[] = {
 	KEY("limits", "auth_fail_delay", KEY_UINT, auth_fail_delay_ms, 0, 10000),
 	KEY("limits", "max_bad_commands", KEY_UINT, max_bad_commands, 1, 1000),
 	KEY("log", "level", KEY_LOG_LEVEL, log_level, 0, 0),
+	KEY("log", "file", KEY_OPT_PATH, log_file, 0, 0),
+	KEY("server", "pid_file", KEY_OPT_PATH, pid_file, 0, 0),
 	KEY("server", "user", KEY_USER, server_user, 0, 0),
 	KEY("server", "group", KEY_GROUP, server_group, 0, 0),
 };
@@ -292,6 +295,9 @@ config_free(struct config **configp)
 	free((char *)config->tls.cert_file);
 	free((char *)config->tls.key_file);
 	free((char *)config->tls.ca_file);
+	free((char *)config->log_file);
+	free((char *)config->pid_file);
+	free((char *)config->smtp_pid_file);
 	strlist_clear(&config->smtp_domains);
 	/* The settings structs hold const pointers for the backends; the
 	   strings are ours. */

@@ -63,6 +63,15 @@ struct config {
 	unsigned max_bad_commands;      /* limits.max_bad_commands, 1..1000, default 20 */
 
 	enum log_level log_level;       /* log.level, default info */
+	/* log.file: every line appended there (absolute), reopened on SIGHUP
+	   and SIGUSR1; NULL: stderr with -f, else syslog (facility mail). */
+	const char *log_file;
+	/* The process id files, written once detached and removed at exit;
+	   a second start on the same file is refused while the first runs.
+	   NULL: none. server.pid_file is imapserver's, smtp.pid_file
+	   smtpmail's. */
+	const char *pid_file;           /* server.pid_file */
+	const char *smtp_pid_file;      /* smtp.pid_file */
 
 	/* Whom to run as when started as root (core/daemon/privileges.h): after
 	   the listening sockets are bound the server drops to this user and

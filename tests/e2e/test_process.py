@@ -10,7 +10,7 @@ import time
 import unittest
 
 from server import (HOST, SLOW, ServerTestCase, give_to_server_user, server_binary,
-                    server_group_line)
+                    server_group_line, service_user)
 
 
 class TestConfigCheck(unittest.TestCase):
@@ -285,3 +285,113 @@ class TestSmtpmailReload(__import__("smtp_support").SmtpTestCase):
         s2.command("MAIL FROM:<bob@localhost>")
         code, lines = s2.command("RCPT TO:<alice@lab.example>")
         self.assertEqual(code, 250, lines)
+
+
+class TestBackground(unittest.TestCase):
+    """Without -f: the start says where the server runs and logs, writes
+    server.pid_file (smtp.pid_file for smtpmail), logs to log.file, opens
+    the log again on SIGUSR1 (rotation), and refuses a second start on the
+    same pid file."""
+
+    def start(self, prog, d, text):
+        conf = os.path.join(d, "bg.conf")
+        with open(conf, "w") as f:
+            f.write(text)
+        give_to_server_user(d, conf)
+        binary = os.path.join(os.path.dirname(os.path.abspath(server_binary())), prog)
+        return subprocess.run([binary, "-c", conf], capture_output=True, timeout=10 * SLOW)
+
+    def config(self, d, port_line):
+        pw = service_user()
+        user = f'user = "{pw.pw_name}"; ' if pw is not None else ""
+        os.mkdir(os.path.join(d, "mail"))
+        with open(os.path.join(d, "users"), "w") as f:
+            f.write("alice alice123\n")
+        return (f'server: {{ {user}pid_file = "{d}/imapserver.pid"; }};\n'
+                f'{port_line}\nstorage: {{ root = "mail"; }};\n'
+                'auth: { file = "users"; };\nlimits: { auth_fail_delay = 0; };\n'
+                f'log: {{ file = "{d}/mail.log"; }};\n')
+
+    def wait_for(self, cond, what):
+        deadline = time.monotonic() + 5 * SLOW
+        while time.monotonic() < deadline:
+            if cond():
+                return
+            time.sleep(0.05)
+        self.fail(what)
+
+    def read(self, path):
+        try:
+            with open(path) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def alive(self, pid):
+        try:
+            os.kill(pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+    def run_daemon(self, prog, port_key, pid_name):
+        d = self.enterContext(__import__("tempfile").TemporaryDirectory())
+        probe = socket.socket()
+        probe.bind((HOST, 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        text = self.config(d, f"{port_key}: {{ port = {port}; }};")
+        text = text.replace("imapserver.pid", pid_name)
+        if prog == "smtpmail":
+            text = text.replace(f'pid_file = "{d}/{pid_name}"; ', "")
+            text = text.replace(f"smtp: {{ port = {port}; }};",
+                                f'smtp: {{ port = {port}; pid_file = "{d}/{pid_name}"; }};')
+        res = self.start(prog, d, text)
+        out = res.stdout.decode()
+        self.assertEqual(res.returncode, 0, res.stderr)
+        m = re.match(rf"{prog}: running in the background as pid (\d+), logging to "
+                     rf"{re.escape(d)}/mail\.log\n$", out)
+        self.assertIsNotNone(m, out)
+        pid = int(m.group(1))
+        self.addCleanup(lambda: os.kill(pid, signal.SIGTERM) if self.alive(pid) else None)
+        pid_file = os.path.join(d, pid_name)
+        self.assertEqual(self.read(pid_file), f"{pid}\n")
+        log = os.path.join(d, "mail.log")
+        self.assertIn("listening on", self.read(log))
+        # It serves.
+        s = socket.create_connection((HOST, port), timeout=10 * SLOW)
+        self.assertTrue(s.makefile("rb").readline().startswith(b"* OK" if prog == "imapserver"
+                                                                  else b"220"))
+        s.close()
+        # A second start on the same pid file is refused, before its ports.
+        res = self.start(prog, d, text)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(f"already running as pid {pid} (pid file {pid_file})",
+                      res.stderr.decode())
+        self.assertEqual(self.read(pid_file), f"{pid}\n")
+        # Rotation: the old file moved away, SIGUSR1 makes a new one.
+        os.rename(log, log + ".1")
+        os.kill(pid, signal.SIGUSR1)
+        self.wait_for(lambda: "log file reopened" in self.read(log),
+                      "no new log file after SIGUSR1")
+        # SIGTERM: it stops and its pid file goes.
+        os.kill(pid, signal.SIGTERM)
+        self.wait_for(lambda: not os.path.exists(pid_file), "the pid file stayed")
+        self.wait_for(lambda: "stopped" in self.read(log), "no 'stopped' in the log")
+
+    def test_imapserver_pid_file_log_file_and_rotation(self):
+        self.run_daemon("imapserver", "imap", "imapserver.pid")
+
+    def test_smtpmail_pid_file_log_file_and_rotation(self):
+        self.run_daemon("smtpmail", "smtp", "smtpmail.pid")
+
+    def test_log_file_that_cannot_be_opened_is_a_start_error(self):
+        d = self.enterContext(__import__("tempfile").TemporaryDirectory())
+        text = self.config(d, "imap: { port = 0; };").replace(
+            f'{d}/mail.log', f'{d}/no/such/folder/mail.log')
+        res = self.start("imapserver", d, text)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(f"log.file {d}/no/such/folder/mail.log: No such file or directory",
+                      res.stderr.decode())
+        self.assertEqual(res.stdout, b"")
+
