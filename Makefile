@@ -201,6 +201,26 @@ check-valgrind: test-deps
 RUN_USER := imapserver
 RUN_CONF := var/imapserver-run.conf
 RUN_TLS_PORT ?= 9930
+# Empty: the ports of etc/imapserver.conf (1430 and 2525).
+IMAP_PORT ?=
+SMTP_PORT ?=
+# The run config from etc/imapserver.conf: SMTP served in the same
+# process (smtp.enabled = true, for the lab's mailclient), IMAP_PORT and
+# SMTP_PORT put in when given.
+RUN_AWK := /^[a-z_]+:[ \t]*\{/ { grp = $$0; sub(/:.*/, "", grp); print; \
+	if (grp == "smtp") { seen = 1; print "\tenabled = true;"; \
+		if (smtp != "") print "\tport = " smtp ";" } \
+	if (grp == "imap" && imap != "") print "\tport = " imap ";"; next } \
+	/^\};/ { grp = "" } \
+	grp == "smtp" && /^[ \t]*enabled[ \t]*=/ { next } \
+	grp == "smtp" && smtp != "" && /^[ \t]*port[ \t]*=/ { next } \
+	grp == "imap" && imap != "" && /^[ \t]*port[ \t]*=/ { next } \
+	{ print } \
+	END { if (!seen) { print "smtp: {\n\tenabled = true;"; \
+		if (smtp != "") print "\tport = " smtp ";"; print "};" } }
+# The port a group of the run config gives (first argument: imap or smtp).
+RUN_PORT_AWK := $$0 ~ "^" g ":[ \t]*\\{" { on = 1 } /^\};/ { on = 0 } \
+	on && /^[ \t]*port[ \t]*=/ { sub(/^[^=]*=[ \t]*/, ""); sub(/[^0-9].*/, ""); print; exit }
 run: deps
 	@$(MAKE) --no-print-directory all
 	@mkdir -p var/mail/alice var/tls
@@ -232,12 +252,19 @@ run: deps
 	{ echo "# written by make run from etc/imapserver.conf: edit that file instead"; \
 	  sed -E 's#^([[:space:]]*(root|file|[a-z_]+_file)[[:space:]]*=[[:space:]]*")([^/"][^"]*)"#\1$(CURDIR)/etc/\3"#' \
 		etc/imapserver.conf | \
+	  awk -v imap="$(IMAP_PORT)" -v smtp="$(SMTP_PORT)" '$(RUN_AWK)' | \
 	  if [ $$own_tls -eq 1 ]; then cat; \
 	  else sed -E 's/^imap:[[:space:]]*\{/imap: {\n\ttls_port = $(RUN_TLS_PORT);/'; fi; \
 	  [ $$own_tls -eq 1 ] || echo 'tls: { cert_file = "$(CURDIR)/var/tls/cert.pem"; key_file = "$(CURDIR)/var/tls/key.pem"; };'; \
 	  if [ $$root -eq 1 ] && ! grep -q '^server:' etc/imapserver.conf; then \
 		echo 'server: { user = "$(RUN_USER)"; };'; fi; } >$(RUN_CONF) || exit 1; \
-	echo "./$(BUILD)/imapserver -c $(RUN_CONF) -f"; \
+	imap=$$(awk -v g=imap '$(RUN_PORT_AWK)' $(RUN_CONF)); \
+	smtp=$$(awk -v g=smtp '$(RUN_PORT_AWK)' $(RUN_CONF)); \
+	echo "run: IMAP on 127.0.0.1:$$imap (STARTTLS), IMAP over TLS on 127.0.0.1:$(RUN_TLS_PORT)," \
+		"SMTP on 127.0.0.1:$$smtp; users alice/alice123, bob/bob123, carol/carol123"; \
+	echo "run: the lab's client, in another terminal:" \
+		"./$(BUILD)/mailclient 127.0.0.1 $$smtp $$imap"; \
+	echo "run: stop with Ctrl-C. ./$(BUILD)/imapserver -c $(RUN_CONF) -f"; \
 	exec ./$(BUILD)/imapserver -c $(RUN_CONF) -f
 
 # bench/flat_ops.c: the flat backend's operations timed through its API.

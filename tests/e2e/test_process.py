@@ -395,3 +395,73 @@ class TestBackground(unittest.TestCase):
                       res.stderr.decode())
         self.assertEqual(res.stdout, b"")
 
+
+class TestMakeRun(unittest.TestCase):
+    """`make run`, the student's first command: it serves IMAP and SMTP
+    (the lab's mailclient needs both), on the ports given as IMAP_PORT and
+    SMTP_PORT, and prints them with the exact mailclient command. Run on a
+    copy of the Makefile and etc/ (the build is linked), without its deps
+    and build steps."""
+
+    def free_port(self):
+        s = socket.socket()
+        s.bind((HOST, 0))
+        port = s.getsockname()[1]
+        s.close()
+        return port
+
+    def test_make_run_serves_imap_and_smtp_on_the_given_ports(self):
+        import shutil
+        import smtplib
+        import imaplib
+        top = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+        build = os.path.dirname(os.path.abspath(server_binary()))
+        if shutil.which("openssl") is None:
+            self.skipTest("openssl is not installed (make run makes a certificate)")
+        d = self.enterContext(__import__("tempfile").TemporaryDirectory())
+        os.chmod(d, 0o755)
+        shutil.copy(os.path.join(top, "Makefile"), d)
+        shutil.copytree(os.path.join(top, "etc"), os.path.join(d, "etc"))
+        os.symlink(build, os.path.join(d, "runbuild"))
+        imap_port, smtp_port, tls_port = self.free_port(), self.free_port(), self.free_port()
+        proc = subprocess.Popen(
+            ["make", "-s", "-o", "deps", "-o", "all", "run", "BUILD=runbuild",
+             f"IMAP_PORT={imap_port}", f"SMTP_PORT={smtp_port}", f"RUN_TLS_PORT={tls_port}"],
+            cwd=d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def stop():
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10 * SLOW)
+            proc.stdout.close()
+        self.addCleanup(stop)
+        lines = []
+        deadline = time.monotonic() + 30 * SLOW
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline().decode()
+            if not line:
+                break
+            lines.append(line)
+            if "imapserver started" in line:
+                break
+        text = "".join(lines)
+        self.assertIn("imapserver started", text)
+        self.assertIn(f"IMAP on 127.0.0.1:{imap_port}", text)
+        self.assertIn(f"SMTP on 127.0.0.1:{smtp_port}", text)
+        self.assertIn(f"mailclient 127.0.0.1 {smtp_port} {imap_port}", text)
+        # What the lab's client does: SMTP in, IMAP out.
+        with smtplib.SMTP(HOST, smtp_port, timeout=10 * SLOW) as s:
+            s.sendmail("bob@localhost", ["alice@localhost"],
+                       b"From: bob@localhost\r\nTo: alice@localhost\r\n"
+                       b"Subject: lab check\r\n\r\nhello\r\n")
+        imap = imaplib.IMAP4(HOST, imap_port, timeout=10 * SLOW)
+        try:
+            imap.login("alice", "alice123")
+            imap.select("INBOX")
+            typ, data = imap.search(None, "SUBJECT", '"lab check"')
+            self.assertEqual(typ, "OK")
+            self.assertEqual(len(data[0].split()), 1, data)
+        finally:
+            imap.logout()
