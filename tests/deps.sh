@@ -26,9 +26,10 @@ libssl-dev openssl python3 curl"
 # What the tests drive besides our own code (sslscan: the TLS scan of
 # the default TLS settings; libnet-ssleay-perl: swaks's TLS;
 # iproute2: a local address beyond loopback for the mailclient's
-# no-password-in-clear tests).
+# no-password-in-clear tests; fail2ban: its fail2ban-regex checks the
+# shipped filter on the server's failed-login lines).
 TEST_PKGS="mutt dovecot-imapd libpam-wrapper valgrind swaks isync offlineimap fetchmail groff-base \
-sslscan libnet-ssleay-perl iproute2"
+sslscan libnet-ssleay-perl iproute2 fail2ban"
 if [ "${1:-}" = "--test" ]; then
 	PKGS="$PKGS $TEST_PKGS"
 fi

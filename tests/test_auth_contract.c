@@ -365,7 +365,8 @@ check_wrapped(struct fixture *fx, const char *user, const char *password)
 	struct answer a = { 0 };
 	struct auth_request *req;
 
-	req = auth_verify_start(&fx->ctx, fx->loop, "t", user, password, wrapper_cb, &a);
+	req = auth_verify_start(&fx->ctx, fx->loop, "t", "192.0.2.1", user, password, wrapper_cb,
+				&a);
 	assert_non_null(req);
 	/* Never answered from inside the call. */
 	assert_false(a.done);
@@ -550,8 +551,8 @@ test_many_checks_in_flight_get_their_own_answers(void **state)
 	memset(a, 0, sizeof(a));
 	for (size_t i = 0; i < N_ELEMENTS(a); i++) {
 		const char *pass = i % 3 == 0 ? "alice123" : i % 3 == 1 ? "wrong" : "bob123";
-		reqs[i] = auth_verify_start(&fx->ctx, fx->loop, "t", i % 2 == 0 ? "alice" : "bob",
-					    pass, wrapper_cb, &a[i]);
+		reqs[i] = auth_verify_start(&fx->ctx, fx->loop, "t", "192.0.2.1",
+					    i % 2 == 0 ? "alice" : "bob", pass, wrapper_cb, &a[i]);
 		assert_non_null(reqs[i]);
 	}
 	run_until_done(fx, a, N_ELEMENTS(a));
@@ -572,8 +573,10 @@ test_cancelled_check_is_never_answered(void **state)
 	struct auth_request *ra, *rb;
 
 	NEED_BACKEND(fx);
-	ra = auth_verify_start(&fx->ctx, fx->loop, "t", "alice", "alice123", wrapper_cb, &a);
-	rb = auth_verify_start(&fx->ctx, fx->loop, "t", "bob", "bob123", wrapper_cb, &b);
+	ra = auth_verify_start(&fx->ctx, fx->loop, "t", "192.0.2.1", "alice", "alice123",
+			       wrapper_cb, &a);
+	rb = auth_verify_start(&fx->ctx, fx->loop, "t", "192.0.2.1", "bob", "bob123", wrapper_cb,
+			       &b);
 	auth_request_cancel(&ra);
 	assert_null(ra);
 	run_until_done(fx, &b, 1);

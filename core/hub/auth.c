@@ -16,33 +16,37 @@
 /* The checks before any backend sees the input. Returns true if the
    attempt may go on, else false with *result_r. */
 static bool
-auth_precheck(const struct auth_ctx *ctx, const char *sid, const char *user,
+auth_precheck(const struct auth_ctx *ctx, const char *sid, const char *remote, const char *user,
 	      const char *password, enum auth_result *result_r)
 {
 	*result_r = AUTH_FAIL;
 	if (user == NULL || password == NULL) {
-		log_info(sid, "auth: login failed: no user name or password given");
+		log_info(sid, "auth: login failed from %s: no user name or password given", remote);
 		return false;
 	}
 	/* The length first: username_is_valid() then only ever sees a
 	   bounded string. The log line shows at most 64 octets of a name;
 	   log_msg() replaces control characters. */
 	if (strnlen(user, AUTH_USER_MAX_LEN + 1) > AUTH_USER_MAX_LEN) {
-		log_info(sid, "auth: login failed for user '%.64s...': user name too long", user);
+		log_info(sid, "auth: login failed from %s for user '%.64s...': user name too long",
+			 remote, user);
 		return false;
 	}
 	if (!username_is_valid(user)) {
-		log_info(sid, "auth: login failed for user '%.64s': invalid user name", user);
+		log_info(sid, "auth: login failed from %s for user '%.64s': invalid user name", remote,
+			 user);
 		return false;
 	}
 	if (strnlen(password, AUTH_PASSWORD_MAX_LEN + 1) > AUTH_PASSWORD_MAX_LEN) {
-		log_info(sid, "auth: login failed for user '%s': password too long", user);
+		log_info(sid, "auth: login failed from %s for user '%s': password too long", remote,
+			 user);
 		return false;
 	}
 	if (ctx == NULL || ctx->backend == NULL ||
 	    (ctx->backend->verify == NULL && ctx->backend->verify_start == NULL) ||
 	    ctx->auth == NULL) {
-		log_error(sid, "auth: login failed for user '%s': no auth backend configured", user);
+		log_error(sid, "auth: login failed from %s for user '%s': no auth backend configured",
+			  remote, user);
 		*result_r = AUTH_TEMPFAIL;
 		return false;
 	}
@@ -51,20 +55,22 @@ auth_precheck(const struct auth_ctx *ctx, const char *sid, const char *user,
 
 /* Logs the outcome once for every backend; frees reason. */
 static enum auth_result
-auth_log_result(const struct auth_ctx *ctx, const char *sid, const char *user,
-		enum auth_result result, char *reason)
+auth_log_result(const struct auth_ctx *ctx, const char *sid, const char *remote,
+		const char *user, enum auth_result result, char *reason)
 {
 	switch (result) {
 	case AUTH_OK:
-		log_info(sid, "auth: login ok for user '%s' (%s)", user, ctx->backend->name);
+		log_info(sid, "auth: login ok from %s for user '%s' (%s)", remote, user,
+			 ctx->backend->name);
 		break;
 	case AUTH_FAIL:
-		log_info(sid, "auth: login failed for user '%s' (%s): %s", user,
+		log_info(sid, "auth: login failed from %s for user '%s' (%s): %s", remote, user,
 			 ctx->backend->name, reason != NULL ? reason : "authentication failed");
 		break;
 	case AUTH_TEMPFAIL:
-		log_warn(sid, "auth: backend %s unavailable for user '%s': %s", ctx->backend->name,
-			 user, reason != NULL ? reason : "temporary failure");
+		log_warn(sid, "auth: backend %s unavailable from %s for user '%s': %s",
+			 ctx->backend->name, remote, user,
+			 reason != NULL ? reason : "temporary failure");
 		break;
 	default:
 		log_error(sid, "auth: backend %s returned an unknown result %d for user '%s'",
@@ -83,7 +89,7 @@ auth_verify(const struct auth_ctx *ctx, const char *sid, const char *user,
 	enum auth_result result;
 	char *reason = NULL;
 
-	if (!auth_precheck(ctx, sid, user, password, &result))
+	if (!auth_precheck(ctx, sid, "-", user, password, &result))
 		return result;
 	if (ctx->backend->verify == NULL) {
 		log_error(sid, "auth: backend %s can only verify asynchronously",
@@ -91,12 +97,12 @@ auth_verify(const struct auth_ctx *ctx, const char *sid, const char *user,
 		return AUTH_TEMPFAIL;
 	}
 	result = ctx->backend->verify(ctx->auth, user, password, &reason);
-	return auth_log_result(ctx, sid, user, result, reason);
+	return auth_log_result(ctx, sid, "-", user, result, reason);
 }
 
 struct auth_request {
 	struct auth_ctx ctx;
-	char *sid, *user;
+	char *sid, *remote, *user;
 	auth_callback *cb;
 	void *cb_ctx;
 	/* A backend request in flight, or the timer that answers a
@@ -110,6 +116,7 @@ static void
 auth_request_free(struct auth_request *req)
 {
 	free(req->sid);
+	free(req->remote);
 	free(req->user);
 	free(req);
 }
@@ -130,25 +137,27 @@ auth_request_backend_done(enum auth_result result, char *reason, void *context)
 	struct auth_request *req = context;
 
 	req->handle = NULL;
-	result = auth_log_result(&req->ctx, req->sid, req->user, result, reason);
+	result = auth_log_result(&req->ctx, req->sid, req->remote, req->user, result, reason);
 	req->cb(result, req->cb_ctx);
 	auth_request_free(req);
 }
 
 struct auth_request *
 auth_verify_start(const struct auth_ctx *ctx, struct event_loop *loop, const char *sid,
-		  const char *user, const char *password, auth_callback *cb, void *cb_ctx)
+		  const char *remote, const char *user, const char *password, auth_callback *cb,
+		  void *cb_ctx)
 {
 	struct auth_request *req = xcalloc(1, sizeof(*req));
 	char *reason = NULL;
 
 	req->sid = xstrdup(sid != NULL ? sid : "-");
+	req->remote = xstrdup(remote != NULL ? remote : "-");
 	req->user = xstrdup(user != NULL ? user : "");
 	req->cb = cb;
 	req->cb_ctx = cb_ctx;
 	if (ctx != NULL)
 		req->ctx = *ctx;
-	if (!auth_precheck(ctx, sid, user, password, &req->result)) {
+	if (!auth_precheck(ctx, sid, req->remote, user, password, &req->result)) {
 		req->timer = event_timer_add(loop, 0, auth_request_answer, req);
 		return req;
 	}
@@ -156,11 +165,11 @@ auth_verify_start(const struct auth_ctx *ctx, struct event_loop *loop, const cha
 		if (ctx->backend->verify_start(ctx->auth, loop, user, password,
 					       auth_request_backend_done, req, &req->handle) == 0)
 			return req;
-		req->result = auth_log_result(ctx, sid, user, AUTH_TEMPFAIL,
+		req->result = auth_log_result(ctx, sid, req->remote, user, AUTH_TEMPFAIL,
 					      xstrdup("could not start the check"));
 	} else {
 		enum auth_result res = ctx->backend->verify(ctx->auth, user, password, &reason);
-		req->result = auth_log_result(ctx, sid, user, res, reason);
+		req->result = auth_log_result(ctx, sid, req->remote, user, res, reason);
 	}
 	req->timer = event_timer_add(loop, 0, auth_request_answer, req);
 	return req;

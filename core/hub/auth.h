@@ -65,11 +65,16 @@ enum auth_result auth_verify(const struct auth_ctx *ctx, const char *sid, const 
    lines as auth_verify(), and cb(result, cb_ctx) called exactly once from
    the event loop, never from inside this call, unless the request is
    cancelled first. A backend with verify_start runs outside the loop; the
-   others are run now and answered on the next loop pass. */
+   others are run now and answered on the next loop pass. remote is the
+   client's address (IP only, NULL: "-"): every log line of the attempt
+   says "login failed from REMOTE for user 'USER'", the address first,
+   before anything the client chose, so that a log watcher such as
+   fail2ban (etc/fail2ban-imapserver.conf) cannot be fooled by a user
+   name. */
 typedef void auth_callback(enum auth_result result, void *ctx);
 struct auth_request;
 struct auth_request *auth_verify_start(const struct auth_ctx *ctx, struct event_loop *loop,
-				       const char *sid, const char *user,
+				       const char *sid, const char *remote, const char *user,
 				       const char *password, auth_callback *cb, void *cb_ctx);
 /* Drops a pending request: its callback will not be called. */
 void auth_request_cancel(struct auth_request **req);

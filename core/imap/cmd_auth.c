@@ -6,6 +6,7 @@
 #include "base64.h"
 #include "log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 /* The context of a LOGIN or AUTHENTICATE whose password is being
@@ -106,6 +107,18 @@ login_checked(enum auth_result res, void *context)
 	client_command_finish(cmd);
 }
 
+/* The client's address without its port ("::1" of "::1:51234"). */
+static const char *
+client_peer_ip(const struct client *c, char *buf, size_t size)
+{
+	char *colon;
+
+	snprintf(buf, size, "%s", c->peer);
+	if ((colon = strrchr(buf, ':')) != NULL)
+		*colon = '\0';
+	return buf;
+}
+
 /* Starts checking the password; the answer comes from login_checked(),
    so a slow backend never holds up the loop. The command waits
    meanwhile (returns false), and no other command is read. */
@@ -114,13 +127,15 @@ do_login(struct client_command *cmd, const char *user, const char *password)
 {
 	struct client *c = cmd->c;
 	struct login_context *lc = xcalloc(1, sizeof(*lc));
+	char ip[sizeof(c->peer)];
 
 	lc->user = xstrdup(user);
 	cmd->context = lc;
 	cmd->context_free = login_context_free;
 	cmd->input = NULL;
-	lc->req = auth_verify_start(&c->gen->auth, c->server->loop, c->sid, user, password,
-				    login_checked, cmd);
+	lc->req = auth_verify_start(&c->gen->auth, c->server->loop, c->sid,
+				    client_peer_ip(c, ip, sizeof(ip)), user, password, login_checked,
+				    cmd);
 	return false;
 }
 

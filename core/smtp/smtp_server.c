@@ -302,7 +302,7 @@ conn_auth_start(struct smtp_conn *c)
 	if (c->auth_req != NULL || c->auth_delay != NULL)
 		return;
 	c->auth_req =
-		auth_verify_start(&c->gen->auth, c->server->loop, c->sid,
+		auth_verify_start(&c->gen->auth, c->server->loop, c->sid, c->peer_ip,
 				  smtp_session_auth_user(c->session),
 				  smtp_session_auth_password(c->session), conn_auth_checked, c);
 }

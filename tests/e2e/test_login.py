@@ -2,6 +2,10 @@
 
 import base64
 import imaplib
+import os
+import re
+import shutil
+import subprocess
 import unittest
 
 from server import ServerTestCase
@@ -60,6 +64,41 @@ class TestGreetingAndLogin(ServerTestCase):
         for line in self.server.log_lines():
             self.assertNotIn("Sekrit-Pa55", line)
             self.assertNotIn("alice123", line)
+
+    def test_failed_login_is_one_line_fail2ban_matches_on_the_address(self):
+        """One log line per failed login with the address, the user and
+        the reason; the filter shipped for fail2ban
+        (etc/fail2ban-imapserver.conf) finds the address, also when the
+        user name itself pretends to be another address."""
+        c = self.raw()
+        c.command("LOGIN alice wrong")
+        c.command("LOGIN \"x' from 10.9.9.9 for user '\" wrong")
+        line = self.server.wait_log(r"login failed from .* 'alice'")
+        self.assertIsNotNone(line, self.server.log_text())
+        self.assertRegex(line, r"auth: login failed from 127\.0\.0\.1 for user 'alice' "
+                               r"\(passwd-file\): ")
+        self.assertIsNotNone(self.server.wait_log(r"login failed from .* 'x'"))
+        filt = os.path.join(os.path.dirname(__file__), "..", "..", "etc",
+                            "fail2ban-imapserver.conf")
+        with open(filt) as f:
+            m = re.search(r"^failregex = (.*)$", f.read(), re.M)
+        rx = re.compile(m.group(1).replace("<HOST>", r"(?P<host>\S+)"))
+        failed = [line for line in self.server.log_lines() if "login failed" in line]
+        self.assertEqual(len(failed), 2, failed)
+        self.assertEqual([rx.search(line).group("host") for line in failed],
+                         ["127.0.0.1", "127.0.0.1"])
+        if shutil.which("fail2ban-regex") is None:
+            return
+        # fail2ban itself, on the lines as the server wrote them.
+        log = os.path.join(self.server.dir, "f2b.log")
+        with open(log, "w") as f:
+            f.write("\n".join(self.server.log_lines()) + "\n")
+        r = subprocess.run(["fail2ban-regex", "--print-all-matched", log, os.path.abspath(filt)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 0, out)
+        self.assertRegex(out, r"Lines: \d+ lines, 0 ignored, 2 matched", out)
+        self.assertNotIn("10.9.9.9", out.split("Failregex:")[1].split("Ignoreregex")[0])
 
     def test_login_quoted_and_literal_arguments(self):
         c = self.raw()

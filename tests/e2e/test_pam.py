@@ -233,7 +233,7 @@ class TestPamLogin(PamTestCase):
         self.assertTrue(tagged.startswith(b"OK"), tagged)
         resp, tagged = c.command("SELECT INBOX")
         self.assertTrue(tagged.startswith(b"OK"), tagged)
-        self.assertIsNotNone(self.server.wait_log(r"login ok for user 'alice' \(pam\)"))
+        self.assertIsNotNone(self.server.wait_log(r"login ok from 127\.0\.0\.1 for user 'alice' \(pam\)"))
 
     def test_wrong_password_and_unknown_user_are_authenticationfailed(self):
         for cmd in ("LOGIN alice wrong", "LOGIN mallory alice123", 'LOGIN alice ""',
