@@ -250,7 +250,7 @@ run: deps
 	fi; \
 	own_tls=0; grep -q '^tls:' etc/imapserver.conf && own_tls=1; \
 	{ echo "# written by make run from etc/imapserver.conf: edit that file instead"; \
-	  sed -E 's#^([[:space:]]*(root|file|[a-z_]+_file)[[:space:]]*=[[:space:]]*")([^/"][^"]*)"#\1$(CURDIR)/etc/\3"#' \
+	  sed -E 's#^([[:space:]]*(root|file|aliases|[a-z_]+_file)[[:space:]]*=[[:space:]]*")([^/"][^"]*)"#\1$(CURDIR)/etc/\3"#' \
 		etc/imapserver.conf | \
 	  awk -v imap="$(IMAP_PORT)" -v smtp="$(SMTP_PORT)" '$(RUN_AWK)' | \
 	  if [ $$own_tls -eq 1 ]; then cat; \
@@ -302,6 +302,7 @@ install: all
 	$(if $(wildcard $(BUILD)/smtpmail),install -m 755 $(BUILD)/smtpmail $(DESTDIR)$(PREFIX)/sbin/)
 	$(if $(wildcard $(BUILD)/mailclient),install -m 755 $(BUILD)/mailclient $(DESTDIR)$(PREFIX)/bin/)
 	install -m 644 etc/imapserver.conf $(DESTDIR)$(PREFIX)/etc/imapserver/imapserver.conf.sample
+	install -m 644 etc/aliases $(DESTDIR)$(PREFIX)/etc/imapserver/aliases.sample
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
 		$(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 644 etc/mailclient.1 $(DESTDIR)$(PREFIX)/share/man/man1/

@@ -1,6 +1,8 @@
 /* cmdline.c: the daemons' shared command line (see cmdline.h). */
 #include "cmdline.h"
 #include "log.h"
+#include "aliases.h"
+#include "auth.h"
 #include "detach.h"
 #include "privileges.h"
 #include "server_gen.h"
@@ -213,6 +215,27 @@ cmdline_detach(const struct cmdline *cl)
 	return 0;
 }
 
+/* RFC 5321 4.5.1: every SMTP receiver accepts mail for "postmaster". A
+   server that would refuse it (no such user, no alias) is worth a word
+   at start and in -t. */
+static void
+cmdline_check_postmaster(const struct cmdline *cl, const struct server_gen *gen)
+{
+	const char *what = "no user 'postmaster' and no smtp.aliases entry for it: "
+			   "RCPT TO:<postmaster> is refused (RFC 5321 4.5.1 asks every SMTP "
+			   "server to take it); add 'postmaster: USER' to smtp.aliases";
+
+	if (strcmp(cl->prog, "smtpmail") != 0 && !gen->cfg->smtp_enabled)
+		return;
+	if (aliases_lookup(gen->cfg->smtp_aliases, "postmaster") != NULL ||
+	    auth_user_exists(&gen->auth, "-", "postmaster") != 0)
+		return;
+	if (cl->test_only)
+		fprintf(stderr, "%s: warning: %s\n", cl->prog, what);
+	else
+		log_warn("-", "%s", what);
+}
+
 int
 cmdline_start(const struct cmdline *cl, struct watch *watch, struct server_gen **gen_r)
 {
@@ -244,6 +267,7 @@ cmdline_start(const struct cmdline *cl, struct watch *watch, struct server_gen *
 		return -1;
 	}
 	cmdline_check_tls(cl, (*gen_r)->cfg);
+	cmdline_check_postmaster(cl, *gen_r);
 	if (cl->test_only) {
 		printf("%s: configuration OK\n",
 		       (*gen_r)->cfg->path != NULL ? (*gen_r)->cfg->path : "(built-in defaults)");

@@ -5,6 +5,7 @@
    that the first mistake is the one reported, as "FILE:LINE: what".
    Missing sections and keys keep their defaults. */
 #include "config.h"
+#include "aliases.h"
 #include "registry.h"
 #include "buf.h"
 #include "config_text.h"
@@ -71,6 +72,7 @@ static const struct config_key config_keys[] = {
 	KEY("smtp", "submissions_port", KEY_UINT, smtp_submissions_port, 0, 65535),
 	KEY("smtp", "relay_host", KEY_OPT_STRING, smtp_relay_host, 0, 0),
 	KEY("smtp", "pid_file", KEY_OPT_PATH, smtp_pid_file, 0, 0),
+	KEY("smtp", "aliases", KEY_OPT_PATH, smtp_aliases_file, 0, 0),
 	KEY("tls", "cert_file", KEY_OPT_PATH, tls.cert_file, 0, 0),
 	KEY("tls", "key_file", KEY_OPT_PATH, tls.key_file, 0, 0),
 	KEY("tls", "ca_file", KEY_OPT_PATH, tls.ca_file, 0, 0),
@@ -298,6 +300,8 @@ config_free(struct config **configp)
 	free((char *)config->log_file);
 	free((char *)config->pid_file);
 	free((char *)config->smtp_pid_file);
+	free((char *)config->smtp_aliases_file);
+	aliases_free(&config->smtp_aliases);
 	strlist_clear(&config->smtp_domains);
 	/* The settings structs hold const pointers for the backends; the
 	   strings are ours. */
@@ -872,6 +876,9 @@ config_load(const char *path, struct config **config_r, char **error_r)
 	ret = config_parse(&parser, &cf, error_r);
 	if (ret == 0)
 		ret = config_check_tls(&parser, &cf, error_r);
+	if (ret == 0 && config->smtp_aliases_file != NULL &&
+	    (config->smtp_aliases = aliases_load(config->smtp_aliases_file, error_r)) == NULL)
+		ret = -1;
 	config_destroy(&cf);
 	free(dir);
 	if (ret < 0) {

@@ -17,6 +17,8 @@ enum auth_plaintext {
 	AUTH_PLAINTEXT_NEVER,
 };
 
+struct aliases;
+
 struct config {
 	char *path;                     /* the file it was read from */
 
@@ -72,6 +74,11 @@ struct config {
 	   smtpmail's. */
 	const char *pid_file;           /* server.pid_file */
 	const char *smtp_pid_file;      /* smtp.pid_file */
+	/* smtp.aliases: the file (absolute) and what it says (aliases.h),
+	   read with the configuration (a mistake is a config error with the
+	   aliases file's line); NULL: no aliases. */
+	const char *smtp_aliases_file;
+	struct aliases *smtp_aliases;
 
 	/* Whom to run as when started as root (core/daemon/privileges.h): after
 	   the listening sockets are bound the server drops to this user and

@@ -15,6 +15,7 @@
    the auth backend's answer with the session's input held: nothing
    behind it is read until the answer is queued. */
 #include "smtp_server.h"
+#include "aliases.h"
 #include "auth.h"
 #include "connection.h"
 #include "listener.h"
@@ -138,11 +139,40 @@ conn_reset_deadline(struct smtp_conn *c)
 	c->deadline = mono_ms() + (int64_t)secs * 1000;
 }
 
+/* A recipient named by an alias (smtp.aliases): accepted when at least
+   one of its users exists; the mail goes to those that do. */
+static enum smtp_rcpt_answer
+conn_lookup_alias(struct smtp_conn *c, const char *name, const struct strlist *users)
+{
+	size_t found = 0;
+
+	for (size_t i = 0; i < users->count; i++) {
+		switch (auth_user_exists(&c->gen->auth, c->sid, users->items[i])) {
+		case 1:
+			found++;
+			break;
+		case 0:
+			log_warn(c->sid, "smtp: alias '%s' names '%s', who is not a user", name,
+				 users->items[i]);
+			break;
+		default:
+			return SMTP_RCPT_TEMPFAIL;
+		}
+	}
+	if (found > 0)
+		return SMTP_RCPT_OK;
+	log_warn(c->sid, "smtp: alias '%s' names no existing user", name);
+	return SMTP_RCPT_UNKNOWN;
+}
+
 static enum smtp_rcpt_answer
 conn_lookup(struct smtp_conn *c)
 {
 	const char *user = smtp_session_rcpt_user(c->session);
+	const struct strlist *users = aliases_lookup(c->gen->cfg->smtp_aliases, user);
 
+	if (users != NULL)
+		return conn_lookup_alias(c, user, users);
 	switch (auth_user_exists(&c->gen->auth, c->sid, user)) {
 	case 1:
 		return SMTP_RCPT_OK;
@@ -157,9 +187,41 @@ conn_lookup(struct smtp_conn *c)
 /* Stores the message for every recipient (see smtp_server.h for what a
    failure half-way means). */
 static enum smtp_deliver_result
+conn_deliver_users(struct smtp_conn *c, const struct strlist *users);
+
+/* The users the message goes to: each recipient, or the existing users
+   of its alias, once each. */
+static enum smtp_deliver_result
 conn_deliver(struct smtp_conn *c)
 {
-	const struct strlist *users = smtp_session_recipients(c->session);
+	const struct strlist *rcpts = smtp_session_recipients(c->session);
+	struct strlist users = { 0 };
+	enum smtp_deliver_result ret;
+
+	for (size_t i = 0; i < rcpts->count; i++) {
+		const struct strlist *targets =
+			aliases_lookup(c->gen->cfg->smtp_aliases, rcpts->items[i]);
+
+		if (targets == NULL) {
+			if (!strlist_contains(&users, rcpts->items[i]))
+				strlist_add(&users, rcpts->items[i]);
+			continue;
+		}
+		for (size_t j = 0; j < targets->count; j++) {
+			if (!strlist_contains(&users, targets->items[j]) &&
+			    auth_user_exists(&c->gen->auth, c->sid, targets->items[j]) == 1)
+				strlist_add(&users, targets->items[j]);
+		}
+	}
+	ret = conn_deliver_users(c, &users);
+	strlist_clear(&users);
+	return ret;
+}
+
+/* Stores the message for each of users. */
+static enum smtp_deliver_result
+conn_deliver_users(struct smtp_conn *c, const struct strlist *users)
+{
 	const char *id = smtp_session_message_id(c->session);
 	size_t len;
 	const char *msg = smtp_session_message(c->session, &len);

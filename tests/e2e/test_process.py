@@ -41,6 +41,30 @@ class TestConfigCheck(unittest.TestCase):
         self.assertIn(f"{conf}:2:", res.stderr)
         self.assertIn("flat", res.stderr)
 
+    def test_aliases_mistake_names_its_file_and_line(self):
+        text = ('auth: { file = "users"; };\nstorage: { root = "mail"; };\n'
+                'smtp: { enabled = true; port = 0; aliases = "aliases"; };\n')
+        d = self.enterContext(__import__("tempfile").TemporaryDirectory())
+        with open(os.path.join(d, "aliases"), "w") as f:
+            f.write("postmaster: alice\nteam alice bob\n")
+        conf = os.path.join(d, "imapserver.conf")
+        with open(conf, "w") as f:
+            f.write(text + server_group_line())
+        with open(os.path.join(d, "users"), "w") as f:
+            f.write("alice alice123\n")
+        res = subprocess.run([server_binary(), "-t", "-c", conf], capture_output=True,
+                             text=True, timeout=10 * SLOW)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn(f"{d}/aliases:2: expected 'name: user, user'", res.stderr)
+
+    def test_smtp_without_postmaster_is_warned_of(self):
+        res, _ = self.run_t('auth: { file = "users"; };\nstorage: { root = "mail"; };\n'
+                            'smtp: { enabled = true; port = 0; };\n')
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("warning: no user 'postmaster' and no smtp.aliases entry", res.stderr)
+        res, _ = self.run_t('auth: { file = "users"; };\nstorage: { root = "mail"; };\n')
+        self.assertNotIn("postmaster", res.stderr)
+
     def test_shipped_config_passes(self):
         top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         shipped = os.path.join(top, "etc", "imapserver.conf")
@@ -56,7 +80,8 @@ class TestConfigCheck(unittest.TestCase):
                       f"{shipped}, or run as a normal user", res.stderr)
         with open(shipped) as f:
             text = f.read()
-        for key, value in (("root", "var/mail"), ("file", "etc/users")):
+        for key, value in (("root", "var/mail"), ("file", "etc/users"),
+                           ("aliases", "etc/aliases")):
             self.assertEqual(len(re.findall(rf'^\s*{key} = "[^"]*";', text, re.M)), 1, key)
             text = re.sub(rf'^(\s*{key} = )"[^"]*";', rf'\1"{os.path.join(top, value)}";', text,
                           flags=re.M)

@@ -331,3 +331,49 @@ class TestStorageFailure(SmtpTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class AliasBehaviour:
+    """smtp.aliases: RFC 5321 4.5.1's postmaster, in any case and without
+    a domain, and a list alias, each delivered once to the users named."""
+    SMTP = {"aliases": "aliases"}
+    MAILBOXES = {"alice": None, "bob": ""}
+
+    def configure(self, server):
+        with open(os.path.join(server.dir, "aliases"), "w") as f:
+            f.write("# test aliases\npostmaster: alice\nteam: alice,\n  bob, nobody-here\n")
+
+    def test_postmaster_and_a_list_alias(self):
+        c = self.raw_smtp()
+        self.assertEqual(c.command("EHLO c")[0], 250)
+        self.assertEqual(c.command("MAIL FROM:<x@example.org>")[0], 250)
+        self.assertEqual(c.command("RCPT TO:<postmaster>")[0], 250)
+        self.assertEqual(c.command("RCPT TO:<PostMaster@localhost>")[0], 250)
+        self.assertEqual(c.command("RCPT TO:<Team@localhost>")[0], 250)
+        self.assertEqual(c.command("DATA")[0], 354)
+        c.send(b"Subject: to the postmaster\r\n\r\nhello\r\n.\r\n")
+        self.assertEqual(c.reply()[0], 250)
+        self.assertEqual(c.command("QUIT")[0], 221)
+        # alice once (postmaster, PostMaster and team), bob once (team).
+        self.assertEqual(self.inbox_count("alice"), SEED_COUNT + 1)
+        self.assertEqual(self.inbox_count("bob"), 1)
+
+    def test_alias_of_nobody_is_refused(self):
+        with open(os.path.join(self.server.dir, "aliases"), "a") as f:
+            f.write("ghosts: nobody-here\n")
+        proc = self.smtpmail if self.smtpmail is not None else self.server
+        os.kill(proc.proc.pid, __import__("signal").SIGHUP)
+        self.assertIsNotNone(proc.wait_log("configuration reloaded", 5.0))
+        c = self.raw_smtp()
+        c.command("EHLO c")
+        c.command("MAIL FROM:<x@example.org>")
+        code, lines = c.command("RCPT TO:<ghosts@localhost>")
+        self.assertEqual(code, 550, lines)
+
+
+class TestAliasesInImapserver(AliasBehaviour, SmtpTestCase):
+    MODE = "inprocess"
+
+
+class TestAliasesStandalone(AliasBehaviour, SmtpTestCase):
+    MODE = "standalone"
