@@ -8,6 +8,7 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* uid and primary gid of user. */
@@ -199,6 +200,31 @@ privileges_folder_level(int dirfd, const char *name, const char *path, const cha
 	return fd;
 }
 
+/* Can uid (with gid its only group, as after privileges_drop()) write
+   in and search the folder path? Asked of the kernel in a child that
+   takes those ids, so that ACLs and every folder above count as they
+   will. Returns 0 (yes), or an errno value (no, or the check failed). */
+static int
+privileges_user_access(const char *path, uid_t uid, gid_t gid)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0)
+		return errno;
+	if (pid == 0) {
+		if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 ||
+		    setresuid(uid, uid, uid) < 0)
+			_exit(EPERM);
+		_exit(access(path, W_OK | X_OK) == 0 ? 0 : (errno & 0xff));
+	}
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return errno;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : EIO;
+}
+
 int
 privileges_prepare_folder(const char *path, const char *user, const char *group,
 			  char **error_r)
@@ -206,7 +232,7 @@ privileges_prepare_folder(const char *path, const char *user, const char *group,
 	uid_t uid;
 	gid_t gid;
 	char *copy;
-	int fd, ret = 0;
+	int fd, err, ret = 0;
 
 	if (geteuid() != 0 || user == NULL || path == NULL || path[0] != '/')
 		return 0;
@@ -242,5 +268,11 @@ privileges_prepare_folder(const char *path, const char *user, const char *group,
 	if (fd >= 0)
 		close(fd);
 	free(copy);
+	if (ret == 0 && (err = privileges_user_access(path, uid, gid)) != 0) {
+		*error_r = xasprintf("storage.root: %s cannot write in %s (%s): give the folder "
+				     "to that user (chown -R %s %s), or set another storage.root",
+				     user, path, strerror(err), user, path);
+		ret = -1;
+	}
 	return ret;
 }

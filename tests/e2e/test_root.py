@@ -182,7 +182,17 @@ class TestRootCreatesTheStore(unittest.TestCase):
         mine = os.path.join(self.ops, "mine")
         os.makedirs(os.path.join(mine, "mail"), 0o755)
         self.operators += [mine, os.path.join(mine, "mail")]
-        self.check_only(self.server.binary, "ops/mine/mail")
+        # root's folder as the store: the server user could not write
+        # there, so the start is refused with the fix, and nothing changes.
+        self.use_root("ops/mine/mail")
+        self.server.give_to_server()
+        res = subprocess.run([self.server.binary, "-c", self.server.conf, "-t"],
+                             capture_output=True, text=True, timeout=10 * SLOW,
+                             stdin=subprocess.DEVNULL, cwd=self.server.dir)
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn(f"storage.root: {self.pw.pw_name} cannot write in {mine}/mail "
+                      f"(Permission denied): give the folder to that user "
+                      f"(chown -R {self.pw.pw_name} {mine}/mail)", res.stderr)
         for path in self.operators:
             self.assertEqual(os.lstat(path).st_uid, 0, path)
         self.check_only(self.server.binary, "ops/mine/mail/below")
