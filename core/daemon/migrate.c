@@ -9,9 +9,11 @@
 #include "registry.h"
 #include "username.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MIGRATE_DEFAULT_CONFIG "etc/imapserver.conf"
@@ -245,7 +247,8 @@ migrate_requested(int argc, char *const argv[])
 static void
 migrate_usage(void)
 {
-	fprintf(stderr, "usage: imapserver [-c FILE] --migrate USER --from BACKEND --to BACKEND\n");
+	fprintf(stderr, "usage: imapserver [-c FILE] --migrate USER|--all --from BACKEND "
+			"--to BACKEND\n");
 }
 
 /* Takes "--opt VALUE" or "--opt=VALUE" at argv[*i]. */
@@ -267,21 +270,94 @@ take_opt(int argc, char *argv[], int *i, const char *opt, const char **val_r)
 	return false;
 }
 
+/* Has user any mail under root (the folder <root>/<user>, which both
+   backends keep each user's mail in)? Prints why not. */
+static bool
+migrate_user_has_mail(const char *root, const char *user)
+{
+	char *dir;
+	struct stat st;
+	bool ok;
+
+	if (!username_is_valid(user)) {
+		fprintf(stderr, "imapserver: migrate: '%s' is not a valid user name\n", user);
+		return false;
+	}
+	dir = xasprintf("%s/%s", root, user);
+	ok = lstat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+	if (!ok)
+		fprintf(stderr, "imapserver: migrate: %s has no mail (no folder %s); nothing was "
+			"done\n", user, dir);
+	free(dir);
+	return ok;
+}
+
+/* --all: every user folder under root, sorted by name. */
+static int
+migrate_list_users(const char *root, struct strlist *users_r)
+{
+	struct dirent **names = NULL;
+	int n = scandir(root, &names, NULL, alphasort);
+
+	if (n < 0) {
+		fprintf(stderr, "imapserver: migrate: %s: %s\n", root, strerror(errno));
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		struct stat st;
+		char *dir = xasprintf("%s/%s", root, names[i]->d_name);
+
+		if (username_is_valid(names[i]->d_name) && lstat(dir, &st) == 0 &&
+		    S_ISDIR(st.st_mode))
+			strlist_add(users_r, names[i]->d_name);
+		free(dir);
+		free(names[i]);
+	}
+	free(names);
+	return 0;
+}
+
+/* Copies one user and says what it did. Returns 0 or -1. */
+static int
+migrate_one(struct storage_ctx *from, struct storage_ctx *to, const char *user)
+{
+	struct migrate_stats stats;
+	char *error = NULL;
+
+	if (migrate_user(from, to, user, &stats, &error) < 0) {
+		fprintf(stderr, "imapserver: migrate %s from %s to %s: %s\n", user,
+			from->backend->name, to->backend->name, error);
+		free(error);
+		return -1;
+	}
+	printf("migrated %zu message(s) in %u mailbox(es) of %s from %s to %s%s\n",
+	       stats.messages, stats.mailboxes, user, from->backend->name, to->backend->name,
+	       stats.uids_kept ? " (UIDs and UIDVALIDITY kept)" :
+	       " (new UIDs: clients will download the mail again)");
+	return 0;
+}
+
 int
 migrate_main(int argc, char *argv[])
 {
 	const char *path = NULL, *user = NULL, *from_name = NULL, *to_name = NULL;
 	const struct storage_backend *fb = NULL, *tb = NULL;
 	struct storage_ctx from = { 0 }, to = { 0 };
-	struct migrate_stats stats;
+	struct strlist users = { 0 };
 	struct config *cfg = NULL;
 	char *error = NULL;
+	size_t failed = 0;
+	bool all = false;
 	int status = 1;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
 			path = argv[++i];
-		else if (take_opt(argc, argv, &i, "--migrate", &user) ||
+		else if (strcmp(argv[i], "--migrate") == 0 && i + 1 < argc &&
+			 strcmp(argv[i + 1], "--all") == 0) {
+			all = true;
+			user = argv[++i];
+		} else if (take_opt(argc, argv, &i, "--migrate", &user) ||
 			 take_opt(argc, argv, &i, "--from", &from_name) ||
 			 take_opt(argc, argv, &i, "--to", &to_name))
 			continue;
@@ -334,6 +410,21 @@ migrate_main(int argc, char *argv[])
 		free(known);
 		goto out;
 	}
+	/* Before either backend starts: a user with no mail gets nothing
+	   created (a backend makes a user's folder when it first looks). */
+	if (all) {
+		if (migrate_list_users(cfg->storage.root, &users) < 0)
+			goto out;
+		if (users.count == 0) {
+			fprintf(stderr, "imapserver: migrate --all: no user folders under %s\n",
+				cfg->storage.root);
+			goto out;
+		}
+	} else {
+		if (!migrate_user_has_mail(cfg->storage.root, user))
+			goto out;
+		strlist_add(&users, user);
+	}
 	from.backend = fb;
 	to.backend = tb;
 	if (fb->init(&cfg->storage, &from.st, &error) < 0 ||
@@ -342,20 +433,20 @@ migrate_main(int argc, char *argv[])
 		free(error);
 		goto out;
 	}
-	if (migrate_user(&from, &to, user, &stats, &error) < 0) {
-		fprintf(stderr, "imapserver: migrate %s from %s to %s: %s\n", user, from_name,
-			to_name, error);
-		free(error);
+	for (size_t i = 0; i < users.count; i++) {
+		if (migrate_one(&from, &to, users.items[i]) < 0)
+			failed++;
+	}
+	if (failed > 0) {
+		fprintf(stderr, "imapserver: migrate: %zu of %zu user(s) failed (see above)\n",
+			failed, users.count);
 		goto out;
 	}
-	printf("migrated %zu message(s) in %u mailbox(es) of %s from %s to %s%s\n",
-	       stats.messages, stats.mailboxes, user, from_name, to_name,
-	       stats.uids_kept ? " (UIDs and UIDVALIDITY kept)" :
-	       " (new UIDs: clients will download the mail again)");
 	printf("set storage.backend = \"%s\" and restart; the %s copy is left in place\n",
 	       to_name, from_name);
 	status = 0;
 out:
+	strlist_clear(&users);
 	if (from.st != NULL)
 		fb->deinit(&from.st);
 	if (to.st != NULL)

@@ -486,6 +486,39 @@ class TestMigration(ServerTestCase):
         self.port = self.server.port
         self.imap().logout()      # serving (signals set up) before tearDown stops it
 
+    def test_migration_of_a_user_without_mail_is_refused_and_creates_nothing(self):
+        self.imap().logout()
+        self.server.stop()
+        p = subprocess.run([self.server.binary, "-c", self.server.conf, "--migrate", "nosuchuser",
+                            "--from", "flat", "--to", "maildir"], capture_output=True,
+                           timeout=60 * SLOW, cwd=self.server.dir)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn(b"nosuchuser has no mail (no folder ", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.server.root, "nosuchuser")))
+        self.server.start()
+        self.port = self.server.port
+        self.imap().logout()
+
+    def test_migration_of_all_users(self):
+        m = self.imap("bob")
+        self.assertOK(m.append("INBOX", None, None, self.MSG))
+        m.logout()
+        self.server.stop()
+        p = subprocess.run([self.server.binary, "-c", self.server.conf, "--migrate", "--all",
+                            "--from", "flat", "--to", "maildir"], capture_output=True,
+                           timeout=60 * SLOW, cwd=self.server.dir)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        out = p.stdout.decode()
+        self.assertIn(f"migrated {len(SEED)} message(s) in 1 mailbox(es) of alice", out)
+        self.assertRegex(out, r"migrated 1 message\(s\) in \d+ mailbox\(es\) of bob ")
+        self.switch_to_maildir()
+        self.server.start()
+        self.port = self.server.port
+        m = self.imap("bob")
+        typ, data = m.select("INBOX")
+        self.assertEqual(data, [b"1"])
+        m.logout()
+
     @unittest.skipUnless(os.geteuid() == 0, "needs root")
     def test_migration_as_root_writes_as_the_server_user(self):
         """Run as root, --migrate drops to server.user before it touches any
