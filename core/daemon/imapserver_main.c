@@ -31,7 +31,7 @@ static struct cmdline cl = {
 	.prog = "imapserver",
 	.port_name = "imap_port",
 	.port_key = "imap.port",
-	.extra_usage = "       imapserver [-c FILE] --migrate USER --from BACKEND --to BACKEND\n"
+	.extra_usage = "       imapserver [-c FILE] --migrate USER|--all --from BACKEND --to BACKEND\n"
 		       "  copies USER's mailboxes from one storage backend to another\n",
 };
 /* The SMTP listener hosted in this process when smtp.enabled (else NULL). */
