@@ -12,6 +12,7 @@
 #include "job.h"
 #include "log.h"
 #include "migrate.h"
+#include "usercmd.h"
 #include "net.h"
 #include "smtp_listen.h"
 #include "smtp_server.h"
@@ -32,7 +33,9 @@ static struct cmdline cl = {
 	.port_name = "imap_port",
 	.port_key = "imap.port",
 	.extra_usage = "       imapserver [-c FILE] --migrate USER|--all --from BACKEND --to BACKEND\n"
-		       "  copies USER's mailboxes from one storage backend to another\n",
+		       "  copies USER's mailboxes from one storage backend to another\n"
+		       "       imapserver [-c FILE] --user-add|--user-passwd|--user-del USER\n"
+		       "  manages the users of auth.file (passwd-file), passwords as yescrypt\n",
 };
 /* The SMTP listener hosted in this process when smtp.enabled (else NULL). */
 static struct smtp_server *smtp;
@@ -115,6 +118,9 @@ main(int argc, char *argv[])
 	/* imapserver [-c FILE] --migrate USER --from NAME --to NAME: see migrate.h */
 	if (migrate_requested(argc, argv))
 		return migrate_main(argc, argv);
+	/* --user-add/--user-passwd/--user-del USER: see usercmd.h */
+	if (usercmd_requested(argc, argv))
+		return usercmd_main(argc, argv);
 	cmdline_parse(&cl, argc, argv);
 	loop = event_loop_new();
 	watch = cl.test_only ? NULL : watch_new(loop);
