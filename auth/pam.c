@@ -66,6 +66,7 @@ struct pam_conn {
 struct auth {
 	struct pam_conn *conn;
 	char *service;
+	uint32_t min_uid;       /* auth.min_uid */
 };
 
 static struct pam_conn *pam_conn;
@@ -291,6 +292,28 @@ conn_input(void *context)
 	conn_unref(&conn);
 }
 
+/* A service without a file of its own silently falls back to PAM's
+   "other" (on Debian: everyone refused): a typo in auth.service is worth
+   a warning at start and in -t. */
+static void
+pam_check_service(const char *service)
+{
+	static const char *const dirs[] = { "/etc/pam.d", "/usr/lib/pam.d" };
+
+	for (size_t i = 0; i < N_ELEMENTS(dirs); i++) {
+		char *path = xasprintf("%s/%s", dirs[i], service);
+		bool found = access(path, F_OK) == 0;
+
+		free(path);
+		if (found)
+			return;
+	}
+	if (access("/etc/pam.conf", F_OK) == 0)
+		return;
+	log_warn("-", "auth.service '%s': there is no /etc/pam.d/%s, so PAM uses its 'other' "
+		      "service (on Debian it refuses everyone): check the name", service, service);
+}
+
 static int
 pam_init(const struct auth_settings *set, struct auth **auth_r, char **error_r)
 {
@@ -314,10 +337,12 @@ pam_init(const struct auth_settings *set, struct auth **auth_r, char **error_r)
 		}
 		pam_conn = conn;
 	}
+	pam_check_service(set->service);
 	auth = xcalloc(1, sizeof(*auth));
 	auth->conn = pam_conn;
 	auth->conn->refcount++;
 	auth->service = xstrdup(set->service);
+	auth->min_uid = set->min_uid;
 	*auth_r = auth;
 	return 0;
 }
@@ -365,7 +390,8 @@ pam_verify_start(struct auth *auth, struct event_loop *loop, const char *user,
 	if (conn->io == NULL)
 		conn->io = event_io_add(conn->loop, conn->fd, conn_input, conn_output, conn);
 	/* Ids only need to differ among the requests in flight. */
-	len = pam_helper_request_encode(buf, ++conn->next_id, auth->service, user, password);
+	len = pam_helper_request_encode(buf, ++conn->next_id, auth->min_uid, auth->service, user,
+					password);
 	if (len == 0) {
 		explicit_bzero(buf, sizeof(buf));
 		return -1;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,8 +65,8 @@ bounded_len(const char *s, size_t max)
 }
 
 size_t
-pam_helper_request_encode(unsigned char *buf, uint32_t id, const char *service,
-			  const char *user, const char *password)
+pam_helper_request_encode(unsigned char *buf, uint32_t id, uint32_t min_uid,
+			  const char *service, const char *user, const char *password)
 {
 	size_t slen, ulen, plen, off = PAM_HELPER_REQUEST_HDR;
 
@@ -80,6 +81,7 @@ pam_helper_request_encode(unsigned char *buf, uint32_t id, const char *service,
 	put_u16(buf + 4, (uint16_t)slen);
 	put_u16(buf + 6, (uint16_t)ulen);
 	put_u16(buf + 8, (uint16_t)plen);
+	put_u32(buf + 10, min_uid);
 	memcpy(buf + off, service, slen);
 	off += slen;
 	memcpy(buf + off, user, ulen);
@@ -119,6 +121,7 @@ pam_helper_request_decode(const unsigned char *msg, size_t len,
 		return -1;
 	p = msg + PAM_HELPER_REQUEST_HDR;
 	req_r->id = get_u32(msg);
+	req_r->min_uid = get_u32(msg + 10);
 	req_r->service = field_dup(p, slen);
 	req_r->user = field_dup(p + slen, ulen);
 	req_r->password = field_dup(p + slen + ulen, plen);
@@ -344,6 +347,21 @@ pam_helper_check(const char *service, const char *user, const char *password,
 	return pam_helper_check_locked(-1, service, user, password, reason_r);
 }
 
+bool
+pam_helper_system_account(const char *user, uint32_t min_uid, char **reason_r)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (min_uid == 0 || getpwnam_r(user, &pw, buf, sizeof(buf), &res) != 0 || res == NULL)
+		return false;
+	if ((uint32_t)res->pw_uid >= min_uid)
+		return false;
+	*reason_r = xasprintf("a system account (uid %lu, below auth.min_uid %lu)",
+			      (unsigned long)res->pw_uid, (unsigned long)min_uid);
+	return true;
+}
+
 /* ---------------------------------------------------------------- helper */
 
 struct pam_worker {
@@ -378,8 +396,11 @@ worker_run(int fd, int lock_fd, struct pam_helper_request *req)
 	size_t len;
 
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-	result = pam_helper_check_locked(lock_fd, req->service, req->user, req->password,
-					 &reason);
+	if (pam_helper_system_account(req->user, req->min_uid, &reason))
+		result = AUTH_FAIL;
+	else
+		result = pam_helper_check_locked(lock_fd, req->service, req->user, req->password,
+						 &reason);
 	pam_helper_request_clear(req);
 	len = pam_helper_reply_encode(buf, 0, result, reason);
 	if (write(fd, buf, len) < 0)

@@ -12,8 +12,8 @@
    exact length before a field is read.
 
      request  (server -> helper): u32 id, u16 service_len, u16 user_len,
-              u16 password_len, then the three strings, no NULs, no
-              terminators
+              u16 password_len, u32 min_uid, then the three strings, no
+              NULs, no terminators
      reply    (helper -> server): u32 id, u32 result (enum auth_result),
               u16 reason_len, then the reason (for the log only)
 
@@ -34,7 +34,7 @@
 #define PAM_HELPER_USER_MAX 255
 #define PAM_HELPER_PASSWORD_MAX 1024
 #define PAM_HELPER_REASON_MAX 255
-#define PAM_HELPER_REQUEST_HDR 10
+#define PAM_HELPER_REQUEST_HDR 14
 #define PAM_HELPER_REPLY_HDR 10
 #define PAM_HELPER_REQUEST_MAX \
 	(PAM_HELPER_REQUEST_HDR + PAM_HELPER_SERVICE_MAX + PAM_HELPER_USER_MAX + \
@@ -50,19 +50,27 @@
    pam_helper_request_clear() wipes the password and frees them. */
 struct pam_helper_request {
 	uint32_t id;
+	/* auth.min_uid: a local account below it (getpwnam(3)) is refused
+	   before PAM runs. */
+	uint32_t min_uid;
 	char *service, *user, *password;
 };
 
 /* Encodes a request into buf (at least PAM_HELPER_REQUEST_MAX octets).
    Returns the length, or 0 if a string is too long or holds a NUL.
    The caller wipes buf after sending it: it holds the password. */
-size_t pam_helper_request_encode(unsigned char *buf, uint32_t id, const char *service,
-				 const char *user, const char *password);
+size_t pam_helper_request_encode(unsigned char *buf, uint32_t id, uint32_t min_uid,
+				 const char *service, const char *user, const char *password);
 /* Decodes msg of len octets. Returns 0, or -1 if the message is not
    exactly one well-formed request (*id_r is set if len >= 4). */
 int pam_helper_request_decode(const unsigned char *msg, size_t len,
 			      struct pam_helper_request *req_r, uint32_t *id_r);
 void pam_helper_request_clear(struct pam_helper_request *req);
+
+/* True (with *reason_r) if user is a local account whose uid is below
+   min_uid (auth.min_uid: root, daemon, nobody ... may not read mail);
+   false for 0, an unknown user or a lookup that failed (PAM decides). */
+bool pam_helper_system_account(const char *user, uint32_t min_uid, char **reason_r);
 
 /* Encodes a reply into buf (at least PAM_HELPER_REPLY_MAX octets); a
    longer reason is cut, control characters are replaced by '?'. */

@@ -18,7 +18,7 @@ test_request_round_trip(void **state)
 	uint32_t id = 0;
 	size_t len;
 
-	len = pam_helper_request_encode(buf, 77, "imap", "j\xc3\xb6rg", "pa ss\x01word");
+	len = pam_helper_request_encode(buf, 77, 0, "imap", "j\xc3\xb6rg", "pa ss\x01word");
 	assert_int_equal(len, PAM_HELPER_REQUEST_HDR + 4 + 5 + 10);
 	assert_int_equal(pam_helper_request_decode(buf, len, &req, &id), 0);
 	assert_int_equal(req.id, 77);
@@ -30,7 +30,7 @@ test_request_round_trip(void **state)
 	assert_null(req.password);
 	assert_null(req.user);
 	/* An empty password is a valid request (PAM says no to it). */
-	len = pam_helper_request_encode(buf, 1, "imap", "alice", "");
+	len = pam_helper_request_encode(buf, 1, 0, "imap", "alice", "");
 	assert_int_equal(pam_helper_request_decode(buf, len, &req, &id), 0);
 	assert_string_equal(req.password, "");
 	pam_helper_request_clear(&req);
@@ -44,19 +44,19 @@ test_request_limits_on_encode(void **state)
 
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	assert_int_equal(pam_helper_request_encode(buf, 1, "imap", "alice", big), 0);
+	assert_int_equal(pam_helper_request_encode(buf, 1, 0, "imap", "alice", big), 0);
 	big[PAM_HELPER_PASSWORD_MAX] = '\0';
-	assert_int_equal(pam_helper_request_encode(buf, 1, "imap", "alice", big),
+	assert_int_equal(pam_helper_request_encode(buf, 1, 0, "imap", "alice", big),
 			 PAM_HELPER_REQUEST_HDR + 4 + 5 + PAM_HELPER_PASSWORD_MAX);
 	big[PAM_HELPER_USER_MAX + 1] = '\0';
-	assert_int_equal(pam_helper_request_encode(buf, 1, "imap", big, "pw"), 0);
+	assert_int_equal(pam_helper_request_encode(buf, 1, 0, "imap", big, "pw"), 0);
 	big[PAM_HELPER_USER_MAX] = '\0';
-	assert_int_not_equal(pam_helper_request_encode(buf, 1, "imap", big, "pw"), 0);
-	assert_int_equal(pam_helper_request_encode(buf, 1, "", "alice", "pw"), 0);
-	assert_int_equal(pam_helper_request_encode(buf, 1, "imap", "", "pw"), 0);
-	assert_int_equal(pam_helper_request_encode(buf, 1, NULL, "alice", "pw"), 0);
-	assert_int_equal(pam_helper_request_encode(buf, 1, "imap", NULL, "pw"), 0);
-	assert_int_equal(pam_helper_request_encode(buf, 1, "imap", "alice", NULL), 0);
+	assert_int_not_equal(pam_helper_request_encode(buf, 1, 0, "imap", big, "pw"), 0);
+	assert_int_equal(pam_helper_request_encode(buf, 1, 0, "", "alice", "pw"), 0);
+	assert_int_equal(pam_helper_request_encode(buf, 1, 0, "imap", "", "pw"), 0);
+	assert_int_equal(pam_helper_request_encode(buf, 1, 0, NULL, "alice", "pw"), 0);
+	assert_int_equal(pam_helper_request_encode(buf, 1, 0, "imap", NULL, "pw"), 0);
+	assert_int_equal(pam_helper_request_encode(buf, 1, 0, "imap", "alice", NULL), 0);
 }
 
 static void
@@ -65,7 +65,7 @@ test_malformed_requests_are_refused(void **state)
 	unsigned char buf[PAM_HELPER_REQUEST_MAX + 16], bad[PAM_HELPER_REQUEST_MAX + 16];
 	struct pam_helper_request req;
 	uint32_t id = 0;
-	size_t len = pam_helper_request_encode(buf, 9, "imap", "alice", "secret");
+	size_t len = pam_helper_request_encode(buf, 9, 0, "imap", "alice", "secret");
 	uint16_t v;
 
 	/* Every shorter prefix and a longer message. */
@@ -143,10 +143,48 @@ test_reply_round_trip_and_refusals(void **state)
 	assert_null(reason);
 }
 
+/* auth.min_uid: root and the system accounts of every Debian machine are
+   refused before PAM runs; 0 lets everyone through to PAM; an unknown
+   name is PAM's to judge. */
+static void
+test_system_accounts(void **state)
+{
+	char *reason = NULL;
+
+	assert_true(pam_helper_system_account("root", 1000, &reason));
+	assert_non_null(strstr(reason, "a system account (uid 0, below auth.min_uid 1000)"));
+	free(reason);
+	reason = NULL;
+	assert_true(pam_helper_system_account("daemon", 1000, &reason));
+	free(reason);
+	reason = NULL;
+	assert_false(pam_helper_system_account("root", 0, &reason));
+	assert_false(pam_helper_system_account("no-such-user-here", 1000, &reason));
+	assert_false(pam_helper_system_account("daemon", 1, &reason));
+	assert_null(reason);
+}
+
+/* min_uid travels to the helper with each request. */
+static void
+test_request_carries_min_uid(void **state)
+{
+	unsigned char buf[PAM_HELPER_REQUEST_MAX];
+	struct pam_helper_request req;
+	uint32_t id = 0;
+	size_t len = pam_helper_request_encode(buf, 5, 1234, "imap", "alice", "pw");
+
+	assert_int_equal(pam_helper_request_decode(buf, len, &req, &id), 0);
+	assert_int_equal(req.min_uid, 1234);
+	assert_string_equal(req.user, "alice");
+	pam_helper_request_clear(&req);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_system_accounts),
+		cmocka_unit_test(test_request_carries_min_uid),
 		cmocka_unit_test(test_request_round_trip),
 		cmocka_unit_test(test_request_limits_on_encode),
 		cmocka_unit_test(test_malformed_requests_are_refused),

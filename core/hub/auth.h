@@ -17,6 +17,7 @@ enum auth_result {
 struct auth_settings {
 	const char *file;       /* passwd-file: absolute path of the users file */
 	const char *service;    /* pam: the PAM service name */
+	unsigned min_uid;       /* pam: local accounts below this uid are refused */
 };
 
 struct auth;                /* a backend instance, from init() */

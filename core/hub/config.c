@@ -83,6 +83,7 @@ static const struct config_key config_keys[] = {
 	KEY("auth", "backend", KEY_AUTH_BACKEND, auth_backend, 0, 0),
 	KEY("auth", "file", KEY_PATH, auth.file, 0, 0),
 	KEY("auth", "service", KEY_STRING, auth.service, 0, 0),
+	KEY("auth", "min_uid", KEY_UINT, auth.min_uid, 0, 2147483647),
 	KEY("auth", "plaintext", KEY_PLAINTEXT, auth_plaintext, 0, 0),
 	KEY("limits", "max_connections", KEY_UINT, max_connections, 1, 100000),
 	KEY("limits", "idle_timeout", KEY_UINT, idle_timeout, 60, 604800),
@@ -254,6 +255,7 @@ config_new_defaults(const char *dir)
 	config->auth_backend = registry_auth_find("passwd-file");
 	config->auth.file = path_join(dir, CONFIG_DEFAULT_AUTH_FILE);
 	config->auth.service = xstrdup("imapserver");
+	config->auth.min_uid = 1000;
 	config->max_connections = 900;
 	config->idle_timeout = 1800;
 	config->login_timeout = 60;

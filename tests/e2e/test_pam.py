@@ -36,7 +36,7 @@ from server import (ImapServer, ServerTestCase, RawClient, SLOW, server_binary,
 
 SERVICE = "imapserver"
 PAM_USERS = {"alice": "alice123", "bob": "bob123", "slow": "slow123",
-             "j\u00f6rg": "gr\u00fc\u00dfe"}
+             "j\u00f6rg": "gr\u00fc\u00dfe", "daemon": "daemon123"}
 SLOW_MS = 2000
 NOOP_BOUND = 0.050
 
@@ -244,6 +244,17 @@ class TestPamLogin(PamTestCase):
         # The session goes on after a failure.
         resp, tagged = c.command("LOGIN alice alice123")
         self.assertTrue(tagged.startswith(b"OK"), tagged)
+
+    def test_system_account_is_refused_before_pam(self):
+        """auth.min_uid (default 1000): the system account "daemon" (uid 1
+        on every Debian machine) cannot log in even with the password PAM
+        would take."""
+        c = self.raw_client()
+        resp, tagged = c.command("LOGIN daemon daemon123")
+        self.assertRegex(tagged, rb"^NO \[AUTHENTICATIONFAILED\]")
+        self.assertIsNotNone(self.server.wait_log(
+            r"login failed from 127\.0\.0\.1 for user 'daemon' \(pam\): a system account "
+            r"\(uid 1, below auth\.min_uid 1000\)"))
 
     def test_non_ascii_user_and_password(self):
         c = self.raw_client()
