@@ -265,6 +265,32 @@ test_every_key_is_read(void **state)
 	config_free(&config);
 }
 
+/* imap.address and smtp.address: checked when the file is read (so by
+   -t too), with the file and line: no port inside, and an address this
+   machine can listen on; host names are taken. */
+static void
+test_listen_addresses_are_checked(void **state)
+{
+	struct fixture *fx = *state;
+	struct config *config;
+
+	assert_load_error(fx, "imap: {\n  address = \"0.0.0.0:143\";\n};\n",
+			  "2: imap.address: '0.0.0.0:143' holds a port: give the address alone, "
+			  "and the port in imap.port or smtp.port");
+	assert_load_error(fx, "smtp: { address = \"[::1]:25\"; };\n",
+			  "1: smtp.address: '[::1]:25' holds a port: give the address alone, and "
+			  "the port in imap.port or smtp.port");
+	/* TEST-NET-1 (RFC 5737): never an address of this machine. */
+	assert_load_error(fx, "imap: { address = \"192.0.2.1\"; };\n",
+			  "1: imap.address: cannot listen on '192.0.2.1': Cannot assign "
+			  "requested address (not an address of this machine)");
+	assert_load_error(fx, "imap: { address = \"\"; };\n", "1: imap.address: must not be empty");
+	config = load_ok(fx, "imap: { address = \"localhost\"; };\n"
+			     "smtp: { address = \"0.0.0.0\"; };\n");
+	assert_string_equal(config->imap_address, "localhost");
+	config_free(&config);
+}
+
 static void
 test_int64_value_is_accepted_in_range(void **state)
 {
@@ -669,6 +695,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_missing_keys_keep_defaults, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_key_is_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tls_keys, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_listen_addresses_are_checked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_int64_value_is_accepted_in_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_key_with_suggestion, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_key_without_suggestion, setup, teardown),

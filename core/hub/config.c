@@ -9,6 +9,7 @@
 #include "registry.h"
 #include "buf.h"
 #include "config_text.h"
+#include "net.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -783,11 +784,13 @@ config_fail_at(const struct config_parser *parser, const config_t *cf, const cha
 	return -1;
 }
 
-/* The settings that only make sense together. */
+/* The settings that only make sense together, and the listen addresses
+   (each must resolve to an address of this machine). */
 static int
 config_check_tls(const struct config_parser *parser, const config_t *cf, char **error_r)
 {
 	const struct config *config = parser->config;
+	char *what = NULL, *why = NULL;
 	const char *needs_cert = config->imap_tls_port != 0	       ? "imap.tls_port" :
 				 config->smtp_submissions_port != 0 ? "smtp.submissions_port" :
 								      NULL;
@@ -806,6 +809,16 @@ config_check_tls(const struct config_parser *parser, const config_t *cf, char **
 	if (needs_cert != NULL && config->tls.cert_file == NULL) {
 		return config_fail_at(parser, cf, needs_cert, error_r,
 				      "an implicit TLS port needs tls.cert_file and tls.key_file");
+	}
+	if (net_check_address(config->imap_address, &what) < 0 ||
+	    net_check_address(config->smtp_address, &why) < 0) {
+		const char *key = what != NULL ? "imap.address" : "smtp.address";
+		int ret = config_fail_at(parser, cf, key, error_r, "%s",
+					 what != NULL ? what : why);
+
+		free(what);
+		free(why);
+		return ret;
 	}
 	if (config->smtp_relay_host != NULL) {
 		return config_fail_at(parser, cf, "smtp.relay_host", error_r,

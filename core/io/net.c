@@ -21,7 +21,7 @@ net_listen(const char *address, unsigned port, char **bound_r, char **error_r)
 	i_zero(&hints);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	snprintf(portstr, sizeof(portstr), "%u", port);
 	ret = getaddrinfo(address, portstr, &hints, &ai);
 	if (ret != 0) {
@@ -50,6 +50,50 @@ net_listen(const char *address, unsigned port, char **bound_r, char **error_r)
 	else
 		*bound_r = xasprintf("%s:%u", address, port);
 	return fd;
+}
+
+int
+net_check_address(const char *address, char **error_r)
+{
+	struct addrinfo hints, *ai;
+	struct in6_addr a6;
+	const char *colon = strrchr(address, ':');
+	int fd, ret;
+
+	if (address[0] == '\0') {
+		*error_r = xstrdup("an empty address (\"0.0.0.0\" or \"::\" listen everywhere)");
+		return -1;
+	}
+	/* "0.0.0.0:143", "[::1]:143", "localhost:143": the port has a key of
+	   its own. An IPv6 address alone has colons too. */
+	if (colon != NULL && inet_pton(AF_INET6, address, &a6) != 1 &&
+	    colon[1 + strspn(colon + 1, "0123456789")] == '\0') {
+		*error_r = xasprintf("'%s' holds a port: give the address alone, and the port "
+				     "in imap.port or smtp.port", address);
+		return -1;
+	}
+	i_zero(&hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	ret = getaddrinfo(address, "0", &hints, &ai);
+	if (ret != 0) {
+		*error_r = xasprintf("cannot resolve '%s': %s", address, gai_strerror(ret));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		*error_r = xasprintf("cannot listen on '%s': %s%s", address, strerror(errno),
+				     errno == EADDRNOTAVAIL ? " (not an address of this machine)" :
+							       "");
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return -1;
+	}
+	close(fd);
+	freeaddrinfo(ai);
+	return 0;
 }
 
 bool
