@@ -16,6 +16,8 @@ from server import (HOST, SLOW, ServerTestCase, give_to_server_user, server_bina
 class TestConfigCheck(unittest.TestCase):
     def run_t(self, text):
         d = self.enterContext(__import__("tempfile").TemporaryDirectory())
+        # As root the server user must reach storage.root (-t checks it).
+        os.chmod(d, 0o755)
         conf = os.path.join(d, "imapserver.conf")
         with open(conf, "w") as f:
             f.write(text + server_group_line())
