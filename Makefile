@@ -296,18 +296,74 @@ fuzz: $(FUZZ_TARGETS)
 		tail -1 build-fuzz/$$(basename $$t).log; \
 	done
 
+# `make install`: the programs, the man pages, a working configuration, the
+# systemd units of both daemons and the sysusers.d file of their system
+# user, in the usual places. PREFIX=/usr (a package) puts the
+# configuration in /etc, the default PREFIX=/usr/local in /usr/local/etc.
+# The configuration is etc/imapserver.conf with absolute paths: mail in
+# $(STATEDIR)/mail, the users file and the aliases beside the
+# configuration, server.user = imapserver. An existing configuration,
+# users file or aliases file is never overwritten (the new one is put
+# beside it as .dist). As root without DESTDIR it also creates the system
+# user (systemd-sysusers, else useradd) and gives it the users file.
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+LOCALSTATEDIR ?= /var
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+CONFDIR = $(SYSCONFDIR)/imapserver
+STATEDIR = $(LOCALSTATEDIR)/lib/imapserver
+INSTALL_SUBST = sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@CONFDIR@|$(CONFDIR)|g' \
+	-e 's|@STATEDIR@|$(STATEDIR)|g'
+
+# install_new SRC DEST MODE: DEST from SRC unless DEST exists (then DEST.dist).
+define install_new
+	if [ -e $(DESTDIR)$(2) ]; then install -m $(3) $(1) $(DESTDIR)$(2).dist; \
+		echo "install: kept $(2); the new one is $(2).dist"; \
+	else install -m $(3) $(1) $(DESTDIR)$(2); fi
+endef
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/etc/imapserver
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(CONFDIR) \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(STATEDIR)
 	install -m 755 $(BUILD)/imapserver $(DESTDIR)$(PREFIX)/sbin/
-	$(if $(wildcard $(BUILD)/smtpmail),install -m 755 $(BUILD)/smtpmail $(DESTDIR)$(PREFIX)/sbin/)
-	$(if $(wildcard $(BUILD)/mailclient),install -m 755 $(BUILD)/mailclient $(DESTDIR)$(PREFIX)/bin/)
-	install -m 644 etc/imapserver.conf $(DESTDIR)$(PREFIX)/etc/imapserver/imapserver.conf.sample
-	install -m 644 etc/aliases $(DESTDIR)$(PREFIX)/etc/imapserver/aliases.sample
+	install -m 755 $(BUILD)/smtpmail $(DESTDIR)$(PREFIX)/sbin/
+	install -m 755 $(BUILD)/mailclient $(DESTDIR)$(PREFIX)/bin/
+	@mkdir -p $(BUILD)/install
+	sed -E -e 's#^([[:space:]]*root[[:space:]]*=[[:space:]]*)"[^"]*"#\1"$(STATEDIR)/mail"#' \
+		-e 's#^([[:space:]]*(file|aliases)[[:space:]]*=[[:space:]]*")([^/"][^"]*)"#\1$(CONFDIR)/\3"#' \
+		etc/imapserver.conf >$(BUILD)/install/imapserver.conf
+	grep -q '^server:' etc/imapserver.conf || \
+		printf '\n# Written by make install: the system user of sysusers.d/imapserver.conf.\nserver: { user = "imapserver"; };\n' \
+		>>$(BUILD)/install/imapserver.conf
+	printf '%s\n' '# Users of imapserver and smtpmail (passwd-file): "name password-hash".' \
+		'# Add one with: imapserver -c $(CONFDIR)/imapserver.conf --user-add NAME' \
+		>$(BUILD)/install/users
+	sed -e 's/^postmaster: alice$$/#postmaster: NAME   (a user of the users file: RFC 5321 4.5.1)/' \
+		etc/aliases >$(BUILD)/install/aliases
+	$(call install_new,$(BUILD)/install/imapserver.conf,$(CONFDIR)/imapserver.conf,644)
+	$(call install_new,$(BUILD)/install/users,$(CONFDIR)/users,640)
+	$(call install_new,$(BUILD)/install/aliases,$(CONFDIR)/aliases,644)
+	$(INSTALL_SUBST) etc/imapserver.service.in >$(BUILD)/install/imapserver.service
+	$(INSTALL_SUBST) etc/smtpmail.service.in >$(BUILD)/install/smtpmail.service
+	install -m 644 $(BUILD)/install/imapserver.service $(BUILD)/install/smtpmail.service \
+		$(DESTDIR)$(UNITDIR)/
+	install -m 644 etc/imapserver.sysusers $(DESTDIR)$(SYSUSERSDIR)/imapserver.conf
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
 		$(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 644 etc/mailclient.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 etc/imapserver.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 644 etc/imapserver.8 etc/smtpmail.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ]; then \
+		if ! getent passwd imapserver >/dev/null; then \
+			if command -v systemd-sysusers >/dev/null; then \
+				systemd-sysusers $(SYSUSERSDIR)/imapserver.conf; \
+			else useradd --system --user-group --no-create-home \
+				--home-dir $(STATEDIR) --shell /usr/sbin/nologin imapserver; fi; \
+		fi; \
+		chgrp imapserver $(CONFDIR)/users; \
+		echo "install: done; add a user: $(PREFIX)/sbin/imapserver -c $(CONFDIR)/imapserver.conf --user-add NAME"; \
+		echo "install: then: systemctl daemon-reload && systemctl enable --now imapserver smtpmail"; \
+	fi
 
 clean:
 	rm -rf build build-san build-fuzz
