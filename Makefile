@@ -89,7 +89,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 PROGS := $(BUILD)/imapserver $(BUILD)/smtpmail \
 	$(if $(wildcard client/*.c),$(BUILD)/mailclient)
 
-.PHONY: all fuzz check check-san check-valgrind soak compliance run bench install clean deps test-deps tests
+.PHONY: all fuzz check check-san check-valgrind soak compliance run bench install deb clean deps test-deps tests
 
 all: $(PROGS)
 
@@ -365,7 +365,21 @@ install: all
 		echo "install: then: systemctl daemon-reload && systemctl enable --now imapserver smtpmail"; \
 	fi
 
+# `make deb`: the Debian package (debian/), built from a copy of the
+# committed tree (git archive HEAD; the working tree when there is no git)
+# in build-deb/, then checked with lintian (errors fail).
+deb:
+	@sh tests/deps.sh --deb
+	rm -rf build-deb && mkdir -p build-deb
+	if git rev-parse --git-dir >/dev/null 2>&1; then \
+		git archive --format=tar --prefix=imapserver/ HEAD | tar -x -C build-deb; \
+	else mkdir build-deb/imapserver && tar -c --exclude='./build*' --exclude=./var . | \
+		tar -x -C build-deb/imapserver; fi
+	cd build-deb/imapserver && dpkg-buildpackage -us -uc -b
+	lintian --fail-on error --suppress-tags running-with-root-privileges build-deb/*.deb
+	@ls build-deb/*.deb
+
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-deb
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

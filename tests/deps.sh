@@ -30,8 +30,13 @@ libssl-dev openssl python3 curl"
 # shipped filter on the server's failed-login lines).
 TEST_PKGS="mutt dovecot-imapd libpam-wrapper valgrind swaks isync offlineimap fetchmail groff-base \
 sslscan libnet-ssleay-perl iproute2 fail2ban"
+# `make deb`: the Debian packaging tools (and zlib, which the package
+# builds with).
+DEB_PKGS="dpkg-dev debhelper lintian fakeroot zlib1g-dev"
 if [ "${1:-}" = "--test" ]; then
 	PKGS="$PKGS $TEST_PKGS"
+elif [ "${1:-}" = "--deb" ]; then
+	PKGS="$PKGS $DEB_PKGS"
 fi
 
 is_installed()
