@@ -376,7 +376,7 @@ deb:
 	else mkdir build-deb/imapserver && tar -c --exclude='./build*' --exclude=./var . | \
 		tar -x -C build-deb/imapserver; fi
 	cd build-deb/imapserver && dpkg-buildpackage -us -uc -b
-	lintian --fail-on error --suppress-tags running-with-root-privileges build-deb/*.deb
+	lintian --fail-on error build-deb/*.deb
 	@ls build-deb/*.deb
 
 clean:
