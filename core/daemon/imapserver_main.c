@@ -12,6 +12,8 @@
 #include "job.h"
 #include "log.h"
 #include "migrate.h"
+#include "imap_status.h"
+#include "status.h"
 #include "usercmd.h"
 #include "net.h"
 #include "smtp_listen.h"
@@ -23,6 +25,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct event_loop *loop;
@@ -35,10 +38,15 @@ static struct cmdline cl = {
 	.extra_usage = "       imapserver [-c FILE] --migrate USER|--all --from BACKEND --to BACKEND\n"
 		       "  copies USER's mailboxes from one storage backend to another\n"
 		       "       imapserver [-c FILE] --user-add|--user-passwd|--user-del USER\n"
-		       "  manages the users of auth.file (passwd-file), passwords as yescrypt\n",
+		       "  manages the users of auth.file (passwd-file), passwords as yescrypt\n"
+		       "       imapserver [-c FILE] --status\n"
+		       "  shows the running server's sessions, users and open mailboxes\n",
 };
 /* The SMTP listener hosted in this process when smtp.enabled (else NULL). */
 static struct smtp_server *smtp;
+/* imapserver --status answers here (status.h). */
+static struct status_socket *status_sock;
+static time_t started_at;
 /* The mailboxes' heavy operations (a flat expunge) run in these. */
 static struct job_queue *jobs;
 #define IMAPSERVER_JOB_THREADS 2
@@ -64,6 +72,20 @@ on_terminate(void *ctx)
 {
 	log_info("-", "shutting down");
 	event_loop_stop(loop);
+}
+
+/* The status report: the process, then the sessions (imap_status.h). */
+static void
+write_status(void *ctx, struct buf *out)
+{
+	long up = (long)(time(NULL) - started_at);
+
+	buf_printf(out, "imapserver pid %ld, up %ldd %02ld:%02ld:%02ld, storage %s, auth %s\n",
+		   (long)getpid(), up / 86400, up / 3600 % 24, up / 60 % 60, up % 60,
+		   server->gen->storage.backend->name, server->gen->auth.backend->name);
+	imap_server_status(server, out);
+	if (smtp != NULL)
+		buf_printf(out, "smtp sessions: %zu\n", smtp_server_session_count(smtp));
 }
 
 static void
@@ -110,7 +132,7 @@ int
 main(int argc, char *argv[])
 {
 	struct server_gen *gen;
-	char *error = NULL;
+	char *error = NULL, *status_path;
 	int fd, tls_fd = -1, ret;
 	struct smtp_listen smtp_l;
 
@@ -118,6 +140,9 @@ main(int argc, char *argv[])
 	/* imapserver [-c FILE] --migrate USER --from NAME --to NAME: see migrate.h */
 	if (migrate_requested(argc, argv))
 		return migrate_main(argc, argv);
+	/* --status: see status.h */
+	if (status_requested(argc, argv))
+		return status_main(argc, argv);
 	/* --user-add/--user-passwd/--user-del USER: see usercmd.h */
 	if (usercmd_requested(argc, argv))
 		return usercmd_main(argc, argv);
@@ -192,9 +217,18 @@ main(int argc, char *argv[])
 	server_gen_unref(&gen);
 	log_info("-", "imapserver started (storage %s, auth %s)",
 		 server->gen->storage.backend->name, server->gen->auth.backend->name);
+	started_at = time(NULL);
+	status_path = config_status_socket(server->gen->cfg);
+	status_sock = status_socket_open(loop, status_path, write_status, NULL, &error);
+	if (status_sock == NULL) {
+		log_warn("-", "%s: imapserver --status will not answer", error);
+		free(error);
+	}
+	free(status_path);
 	detach_ready();
 	if (event_loop_run(loop) < 0)
 		log_error("-", "select: %s", strerror(errno));
+	status_socket_close(&status_sock);
 	smtp_server_free(&smtp);        /* closes the SMTP listeners */
 	imap_server_free(&server);
 	/* After the hub (which waits for its mailboxes' jobs). */

@@ -96,6 +96,7 @@ static const struct config_key config_keys[] = {
 	KEY("log", "level", KEY_LOG_LEVEL, log_level, 0, 0),
 	KEY("log", "file", KEY_OPT_PATH, log_file, 0, 0),
 	KEY("server", "pid_file", KEY_OPT_PATH, pid_file, 0, 0),
+	KEY("server", "status_socket", KEY_OPT_PATH, status_socket, 0, 0),
 	KEY("server", "user", KEY_USER, server_user, 0, 0),
 	KEY("server", "group", KEY_GROUP, server_group, 0, 0),
 };
@@ -302,6 +303,7 @@ config_free(struct config **configp)
 	free((char *)config->tls.ca_file);
 	free((char *)config->log_file);
 	free((char *)config->pid_file);
+	free((char *)config->status_socket);
 	free((char *)config->smtp_pid_file);
 	free((char *)config->smtp_aliases_file);
 	aliases_free(&config->smtp_aliases);
@@ -826,6 +828,14 @@ config_check_tls(const struct config_parser *parser, const config_t *cf, char **
 				      "leave it empty (mail to other domains is refused)");
 	}
 	return 0;
+}
+
+char *
+config_status_socket(const struct config *config)
+{
+	if (config->status_socket != NULL)
+		return xstrdup(config->status_socket);
+	return xasprintf("%s/.imapserver-status", config->storage.root);
 }
 
 bool

@@ -73,6 +73,9 @@ struct config {
 	   NULL: none. server.pid_file is imapserver's, smtp.pid_file
 	   smtpmail's. */
 	const char *pid_file;           /* server.pid_file */
+	/* server.status_socket: where imapserver answers --status; NULL:
+	   <storage.root>/.imapserver-status (config_status_socket()). */
+	const char *status_socket;
 	const char *smtp_pid_file;      /* smtp.pid_file */
 	/* smtp.aliases: the file (absolute) and what it says (aliases.h),
 	   read with the configuration (a mistake is a config error with the
@@ -91,6 +94,9 @@ struct config {
    peer (or not), may send a password. */
 bool config_plaintext_allowed(const struct config *config, bool tls, bool loopback);
 /* True if a certificate is configured (STARTTLS offered, TLS ports usable). */
+/* The status socket's path (malloc'ed): server.status_socket, or a name
+   no user can have in storage.root. */
+char *config_status_socket(const struct config *config);
 bool config_has_tls(const struct config *config);
 
 /* Reads path. On error returns -1 with *error_r like

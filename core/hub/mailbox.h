@@ -59,6 +59,9 @@ struct mime_cache *hub_mime_cache(struct hub *hub);
 int mailbox_open(struct hub *hub, const char *sid, const char *user, const char *name,
 		 struct mailbox **mbox_r, enum storage_error *err_r);
 void mailbox_unref(struct mailbox **mbox);
+/* The name mbox was opened by, and its user (for the status report). */
+const char *mailbox_name(const struct mailbox *mbox);
+const char *mailbox_user(const struct mailbox *mbox);
 /* If mailbox name of user is open, it (not referenced), else NULL. */
 struct mailbox *hub_find(struct hub *hub, const char *user, const char *name);
 /* True if some session holds the mailbox open. */

@@ -75,6 +75,12 @@ struct smtp_server {
 
 static void conn_process(struct smtp_conn *c);
 
+size_t
+smtp_server_session_count(const struct smtp_server *server)
+{
+	return server != NULL ? server->conn_count : 0;
+}
+
 static size_t
 conn_out_pending(const struct smtp_conn *c)
 {

@@ -57,6 +57,8 @@ struct smtp_server *smtp_server_new(struct event_loop *loop, struct server_gen *
 void smtp_server_listen(struct smtp_server *server, int listen_fd, enum smtp_port_role role);
 /* Sends "421" to every session, closes them and the listener, frees. */
 void smtp_server_free(struct smtp_server **server);
+/* How many SMTP sessions are open (for the status report). */
+size_t smtp_server_session_count(const struct smtp_server *server);
 /* New sessions use gen from now on (takes a reference); running sessions
    keep theirs. */
 void smtp_server_set_gen(struct smtp_server *server, struct server_gen *gen);

@@ -492,3 +492,40 @@ class TestMakeRun(unittest.TestCase):
             self.assertEqual(len(data[0].split()), 1, data)
         finally:
             imap.logout()
+
+
+class TestStatus(ServerTestCase):
+    """imapserver --status: the running server's sessions, users and open
+    mailboxes (as "doveadm who"), read from its status socket, which only
+    the server's user and root may open."""
+
+    def status(self):
+        return subprocess.run([self.server.binary, "-c", self.server.conf, "--status"],
+                              capture_output=True, text=True, timeout=10 * SLOW)
+
+    def test_sessions_users_and_mailboxes(self):
+        a = self.raw_login("alice", mailbox="INBOX")
+        b = self.raw_login("bob")
+        anon = self.raw()
+        r = self.status()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout
+        self.assertRegex(out, r"^imapserver pid \d+, up \d+d \d\d:\d\d:\d\d, storage flat, "
+                              r"auth passwd-file\n")
+        self.assertIn("imap sessions: 3 (2 logged in, 2 users)\n", out)
+        self.assertRegex(out, r"\n  s\d+ +127\.0\.0\.1:\d+ +alice +selected INBOX\n")
+        self.assertRegex(out, r"\n  s\d+ +127\.0\.0\.1:\d+ +bob +logged in\n")
+        self.assertRegex(out, r"\n  s\d+ +127\.0\.0\.1:\d+ +- +not logged in\n")
+        self.assertIn("open mailboxes: 1\n  alice/INBOX\n", out)
+        sock = os.path.join(self.server.root, ".imapserver-status")
+        self.assertEqual(os.stat(sock).st_mode & 0o777, 0o600)
+        for c in (a, b, anon):
+            c.command("LOGOUT")
+        # The server gone, --status says so.
+        self.server.stop()
+        self.assertFalse(os.path.exists(sock), "the socket stayed")
+        r = self.status()
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no running server answers on", r.stderr)
+        self.server.start()
+        self.port = self.server.port
