@@ -6,7 +6,8 @@
 /* LITERAL- is not listed: RFC 7888 forbids advertising it next to
    LITERAL+, which allows more (non-synchronizing literals of any size). */
 #define CAPS_COMMON "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS " \
-		    "CHILDREN MOVE LIST-EXTENDED SPECIAL-USE ESEARCH CONDSTORE QRESYNC"
+		    "CHILDREN MOVE LIST-EXTENDED SPECIAL-USE ESEARCH CONDSTORE QRESYNC SORT " \
+		    "SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
 
 /* Before login: STARTTLS while the channel is clear and a certificate
    is configured; AUTH=PLAIN where a password may be sent, LOGINDISABLED

@@ -163,6 +163,9 @@ bool cmd_idle(struct client_command *cmd);
 
 /* cmd_search.c */
 bool cmd_search(struct client_command *cmd);
+/* cmd_sort.c */
+bool cmd_sort(struct client_command *cmd);
+bool cmd_thread(struct client_command *cmd);
 
 /* cmd_fetch.c */
 bool cmd_fetch(struct client_command *cmd);

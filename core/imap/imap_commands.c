@@ -244,6 +244,10 @@ static const struct cmd_def commands[] = {
 	{ .name = "EXPUNGE", .func = cmd_expunge, .states = ST_SELECTED, .flags = CMD_FLAG_UID },
 	{ .name = "SEARCH", .func = cmd_search, .states = ST_SELECTED,
 	  .flags = CMD_FLAG_NO_EXPUNGE | CMD_FLAG_UID },
+	{ .name = "SORT", .func = cmd_sort, .states = ST_SELECTED,
+	  .flags = CMD_FLAG_NO_EXPUNGE | CMD_FLAG_UID },
+	{ .name = "THREAD", .func = cmd_thread, .states = ST_SELECTED,
+	  .flags = CMD_FLAG_NO_EXPUNGE | CMD_FLAG_UID },
 	{ .name = "FETCH", .func = cmd_fetch, .states = ST_SELECTED,
 	  .flags = CMD_FLAG_NO_EXPUNGE | CMD_FLAG_UID },
 	{ .name = "STORE", .func = cmd_store, .states = ST_SELECTED,
@@ -474,8 +478,8 @@ command_lookup(struct client_command *cmd, const struct imap_command *parsed)
 		if (parsed->arg_count == 0 || parsed->args[0].type != IMAP_ARG_ATOM ||
 		    (def = cmd_def_find(parsed->args[0].str)) == NULL ||
 		    (def->flags & CMD_FLAG_UID) == 0) {
-			command_refuse(cmd, "UID needs FETCH, STORE, SEARCH, COPY, MOVE or "
-					    "EXPUNGE.");
+			command_refuse(cmd, "UID needs FETCH, STORE, SEARCH, SORT, THREAD, COPY, "
+					    "MOVE or EXPUNGE.");
 			return false;
 		}
 		cmd->uid = true;
