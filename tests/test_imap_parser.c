@@ -222,6 +222,19 @@ static const struct parse_case parse_cases[] = {
 	{ S("a LIST \"\" *\r\n"), "C a LIST \"\" *\n" },
 	{ S("a LIST \"\" %/foo\r\n"), "C a LIST \"\" %/foo\n" },
 	{ S("a X foo]\r\n"), "C a X foo]\n" },
+	/* "[" is an ATOM-CHAR; it opens a section only after a fetch-att
+	   that takes one, in FETCH and UID FETCH (RFC 3501 section 9) */
+	{ S("a SELECT !#$&'+,-.0123456789:;<=>?@^_`|[}\r\n"),
+	  "C a SELECT !#$&'+,-.0123456789:;<=>?@^_`|[}\n" },
+	{ S("a LIST \"\" !#$&'+,-.0123456789:;<=>?@^_`|[}%*\r\n"),
+	  "C a LIST \"\" !#$&'+,-.0123456789:;<=>?@^_`|[}%*\n" },
+	{ S("a SELECT [\r\n"), "C a SELECT [\n" },
+	{ S("a X BODY[HEADER\r\n"), "C a X BODY[HEADER\n" },
+	{ S("a STATUS [a (MESSAGES)\r\n"), "C a STATUS [a (MESSAGES)\n" },
+	{ S("a uid fetch 1 (body.peek[header.fields (a b)] binary[1 2]<0.5>)\r\n"),
+	  "C a uid fetch 1 (body.peek[header.fields (a b)] binary[1 2]<0.5>)\n" },
+	{ S("a FETCH 1 (BINARY.PEEK[1 (x)] BINARY.SIZE[2 y])\r\n"),
+	  "C a FETCH 1 (BINARY.PEEK[1 (x)] BINARY.SIZE[2 y])\n" },
 	{ S("a APPEND INBOX (\\Seen \\Flagged) \" 5-Nov-2024 10:00:00 +0100\" {5}\r\n"
 	    "Hello\r\n"),
 	  "+\nC a APPEND INBOX (\\Seen \\Flagged) \" 5-Nov-2024 10:00:00 +0100\" "
@@ -577,6 +590,51 @@ test_arg_helpers(void **state)
 	imap_parser_free(&parser);
 }
 
+/* Where "[" opens a section (one argument over spaces) and where it is
+   an ATOM-CHAR (the space ends the atom): checked by argument count. */
+static void
+test_atom_brackets(void **state)
+{
+	static const struct {
+		const char *line;
+		size_t count;  /* top-level arguments */
+		const char *last; /* the last atom (of the last list if it ends with one) */
+	} cases[] = {
+		{ "a SELECT BODY[x y]\r\n", 2, "y]" },
+		{ "a CREATE a[b c]d\r\n", 2, "c]d" },
+		{ "a LIST \"\" a[%\r\n", 2, "a[%" },
+		{ "a UID STORE 1 FLAGS (BODY[x y])\r\n", 4, "y]" },
+		{ "a FETCH 1 (FLAGS X[a b])\r\n", 2, "b]" },
+		{ "a FETCH 1 BODY[x y]\r\n", 2, "BODY[x y]" },
+		{ "a FETCH 1 (BODY.PEEK[x y])\r\n", 2, "BODY.PEEK[x y]" },
+		{ "a UID FETCH 1 binary.size[x y]\r\n", 3, "binary.size[x y]" },
+		{ "a UID SEARCH BODY[x y]\r\n", 3, "y]" },
+		{ "a FETCH 1 XBODY[x y]\r\n", 3, "y]" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEMENTS(cases); i++) {
+		struct imap_parser *parser = imap_parser_new(200, 100);
+		const struct imap_command *cmd;
+		const struct imap_arg *last;
+		size_t consumed;
+
+		assert_int_equal(imap_parser_feed(parser, cases[i].line, strlen(cases[i].line),
+						  &consumed),
+				 IMAP_PARSE_COMMAND);
+		cmd = imap_parser_command(parser);
+		if (cmd->arg_count != cases[i].count)
+			fail_msg("%s: %zu arguments", cases[i].line, cmd->arg_count);
+		last = &cmd->args[cmd->arg_count - 1];
+		if (last->type == IMAP_ARG_LIST) {
+			assert_true(last->list_count > 0);
+			last = &last->list[last->list_count - 1];
+		}
+		assert_string_equal(last->str, cases[i].last);
+		imap_parser_free(&parser);
+	}
+}
+
 /* A deterministic generator, so a failure can be reproduced. */
 static uint32_t
 rnd_next(uint32_t *state)
@@ -693,6 +751,7 @@ main(void)
 		cmocka_unit_test(test_nesting_limit),
 		cmocka_unit_test(test_error_skips_rest_of_line_across_feeds),
 		cmocka_unit_test(test_arg_helpers),
+		cmocka_unit_test(test_atom_brackets),
 		cmocka_unit_test(test_random_garbage_never_crashes),
 	};
 

@@ -9,10 +9,18 @@
    Grammar (RFC 3501 section 9, RFC 7888 literals), with these choices:
    - tag: 1*<ASTRING-CHAR except "+">; command name: 1*ATOM-CHAR.
    - An argument atom is 1*<CHAR except SP, CTL, "(", ")", "{", DQUOTE>,
-     so flags (\Seen), wildcards (* %) and sequence sets (1:*,4) are atoms;
-     a "[" inside an atom opens a section that runs to the next "]" over
-     spaces, parentheses and quotes (BODY[HEADER.FIELDS (A B)]<0.10>).
+     so flags (\Seen), wildcards (* %), sequence sets (1:*,4) and every
+     astring (ASTRING-CHAR: "[", "}" and "]" included) are atoms. A "["
+     opens a section that runs to the next "]" over spaces, parentheses
+     and quotes (BODY[HEADER.FIELDS (A B)]<0.10>) only where the grammar
+     has one: right after a fetch-att name that takes a section (BODY,
+     BODY.PEEK, BINARY, BINARY.PEEK, BINARY.SIZE) in the arguments of FETCH
+     or UID FETCH. Anywhere else "[" is an ATOM-CHAR like any other, so
+     that a mailbox name or a LIST pattern may hold it (RFC 3501 section
+     9: only "]" is a resp-special).
      An atom spelt NIL (any case) is IMAP_ARG_NIL; its str is the text.
+     Where the grammar wants an astring, it is the string "NIL"
+     (imap_arg_is_astring()).
    - Quoted strings take \\ and \" escapes, any other byte but NUL, CR
      and LF (8-bit for UTF-8 SEARCH, as RFC 9051 allows).
    - Lenient: a bare LF ends a line like CRLF; several spaces between
@@ -227,6 +235,39 @@ is_arg_atom_char(unsigned char c)
 	if (c <= 0x20 || c >= 0x7f)
 		return false;
 	return strchr("(){\"", c) == NULL;
+}
+
+/* The fetch-att names that a section follows (RFC 3501 section 9, RFC
+   3516 section 4). */
+static const char *const section_atts[] = {
+	"BODY", "BODY.PEEK", "BINARY", "BINARY.PEEK", "BINARY.SIZE",
+};
+
+/* Called at a "[" in an atom: true when the atom so far is a fetch-att
+   name that takes a section and the command is FETCH or UID FETCH, so
+   that the "[" opens a section rather than being an ATOM-CHAR. */
+static bool
+atom_opens_section(const struct imap_parser *parser)
+{
+	const struct arg_frame *top = &parser->frames[0];
+	bool fetch;
+
+	if (parser->name == NULL)
+		return false;
+	if (ascii_strcasecmp(parser->name, "UID") == 0)
+		fetch = top->count > 0 && top->items[0].type == IMAP_ARG_ATOM &&
+			ascii_strcasecmp(top->items[0].str, "FETCH") == 0;
+	else
+		fetch = ascii_strcasecmp(parser->name, "FETCH") == 0;
+	if (!fetch)
+		return false;
+	for (size_t i = 0; i < N_ELEMENTS(section_atts); i++) {
+		size_t n = strlen(section_atts[i]);
+
+		if (parser->tok_len == n && ascii_strncasecmp(parser->tok, section_atts[i], n) == 0)
+			return true;
+	}
+	return false;
 }
 
 static void
@@ -504,13 +545,13 @@ parse_arg_byte(struct imap_parser *parser, unsigned char c)
 		if (!is_arg_atom_char(c))
 			return parse_fail(parser, IMAP_PARSE_ERROR, "Invalid character in atom", c);
 		tok_append(parser, (char)c);
-		parser->state = c == '[' ? ST_ATOM_SECTION : ST_ATOM;
+		parser->state = ST_ATOM;
 		return IMAP_PARSE_NEED_MORE;
 	case ST_ATOM:
 		if (is_arg_atom_char(c)) {
-			tok_append(parser, (char)c);
-			if (c == '[')
+			if (c == '[' && atom_opens_section(parser))
 				parser->state = ST_ATOM_SECTION;
+			tok_append(parser, (char)c);
 			return IMAP_PARSE_NEED_MORE;
 		}
 		switch (c) {

@@ -13,7 +13,9 @@
 
 enum imap_arg_type {
 	IMAP_ARG_NIL,          /* the atom NIL (case-insensitive), unquoted */
-	IMAP_ARG_ATOM,         /* an atom; may contain "[...]" sections with spaces, as in BODY[HEADER.FIELDS (A B)]<0.10> */
+	IMAP_ARG_ATOM,         /* an atom (also an astring's ASTRING-CHARs); in FETCH
+				  it may contain a "[...]" section with spaces, as in
+				  BODY[HEADER.FIELDS (A B)]<0.10> */
 	IMAP_ARG_STRING,       /* a quoted string, unescaped */
 	IMAP_ARG_LITERAL,      /* a literal's octets (may hold NUL bytes) */
 	IMAP_ARG_LIST,         /* a parenthesized list */
