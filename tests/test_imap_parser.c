@@ -575,6 +575,18 @@ test_arg_helpers(void **state)
 	assert_int_equal(cmd->args[3].type, IMAP_ARG_NIL);
 	assert_false(imap_arg_is_string(&cmd->args[4]));
 	assert_int_equal(cmd->args[4].type, IMAP_ARG_LIST);
+	/* An astring is any atom, NIL included (the string "NIL"). */
+	for (size_t i = 0; i < 4; i++)
+		assert_true(imap_arg_is_astring(&cmd->args[i]));
+	assert_string_equal(cmd->args[3].str, "NIL");
+	assert_false(imap_arg_is_astring(&cmd->args[4]));
+	assert_true(imap_arg_is_astring(&cmd->args[5]));
+	assert_true(imap_arg_is_atom(&cmd->args[0]));
+	assert_false(imap_arg_is_atom(&cmd->args[1]));
+	assert_false(imap_arg_is_atom(&cmd->args[2]));
+	assert_true(imap_arg_is_atom(&cmd->args[3]));
+	assert_false(imap_arg_is_atom(&cmd->args[4]));
+	assert_false(imap_arg_is_astring(NULL));
 	assert_int_equal(cmd->args[4].list_count, 1);
 
 	assert_true(imap_arg_atom_equals(&cmd->args[0], "ATOM"));

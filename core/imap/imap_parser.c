@@ -204,6 +204,18 @@ imap_arg_is_string(const struct imap_arg *arg)
 }
 
 bool
+imap_arg_is_atom(const struct imap_arg *arg)
+{
+	return arg != NULL && (arg->type == IMAP_ARG_ATOM || arg->type == IMAP_ARG_NIL);
+}
+
+bool
+imap_arg_is_astring(const struct imap_arg *arg)
+{
+	return imap_arg_is_atom(arg) || imap_arg_is_string(arg);
+}
+
+bool
 imap_arg_atom_equals(const struct imap_arg *arg, const char *word)
 {
 	return arg != NULL && arg->type == IMAP_ARG_ATOM && arg->str != NULL &&

@@ -74,8 +74,17 @@ const char *imap_parser_error(const struct imap_parser *parser);
 void imap_parser_reset(struct imap_parser *parser);
 
 /* Argument helpers. */
-/* True for ATOM, STRING and LITERAL (an "astring"/"string"). */
+/* True for ATOM, STRING and LITERAL (a "string", atoms accepted; NIL is
+   not one: where NIL may mean nil, as in an nstring, test it first). */
 bool imap_arg_is_string(const struct imap_arg *arg);
+/* True for an ATOM or a NIL: an atom that happens to be spelt NIL is still
+   an atom where the grammar wants one (a flag keyword, RFC 3501 section 9). */
+bool imap_arg_is_atom(const struct imap_arg *arg);
+/* True for an astring (RFC 3501 section 9): ATOM, NIL (the string "NIL",
+   its str), STRING and LITERAL. Every argument that the grammar gives as
+   astring (mailbox names, LIST patterns, user names, search strings) is
+   read with this, not with imap_arg_is_string(). */
+bool imap_arg_is_astring(const struct imap_arg *arg);
 /* True for an ATOM equal (case-insensitively) to word. */
 bool imap_arg_atom_equals(const struct imap_arg *arg, const char *word);
 

@@ -117,15 +117,8 @@ search_key_free(struct search_key **keyp)
 	*keyp = NULL;
 }
 
-/* An astring argument: ATOM, quoted STRING or LITERAL. */
-static bool
-arg_is_string(const struct imap_arg *arg)
-{
-	return arg->type == IMAP_ARG_ATOM || arg->type == IMAP_ARG_STRING ||
-	       arg->type == IMAP_ARG_LITERAL;
-}
-
-/* The next argument as a string, or NULL with the error set. */
+/* The next argument as an astring (an atom spelt NIL is the string
+   "NIL"), or NULL with the error set. */
 static const struct imap_arg *
 next_string(struct parse_ctx *ctx)
 {
@@ -136,7 +129,7 @@ next_string(struct parse_ctx *ctx)
 		return NULL;
 	}
 	arg = &ctx->args[ctx->pos];
-	if (!arg_is_string(arg) || arg->str == NULL) {
+	if (!imap_arg_is_astring(arg) || arg->str == NULL) {
 		ctx->error = "Search key argument must be a string";
 		return NULL;
 	}
@@ -380,7 +373,7 @@ parse_modseq_key(struct parse_ctx *ctx, const char *name, unsigned depth)
 
 	if (marg == NULL)
 		return NULL;
-	if (marg->type != IMAP_ARG_ATOM) {
+	if (!imap_arg_is_atom(marg)) {
 		const struct imap_arg *targ = next_string(ctx);
 
 		if (targ == NULL)
@@ -537,7 +530,7 @@ search_parse(const struct imap_arg *args, size_t count, const struct mbox_state 
 	*badcharset_r = false;
 	if (count > 0 && args[0].type == IMAP_ARG_ATOM && args[0].str != NULL &&
 	    ascii_strcasecmp(args[0].str, "CHARSET") == 0) {
-		if (count < 2 || !arg_is_string(&args[1]) || args[1].str == NULL) {
+		if (count < 2 || !imap_arg_is_astring(&args[1]) || args[1].str == NULL) {
 			*error_r = "Missing charset name";
 			return -1;
 		}
