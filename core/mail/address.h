@@ -18,7 +18,8 @@ enum message_address_kind {
 struct message_address {
 	enum message_address_kind kind;
 	const struct buf *name;         /* display name, quotes removed; words joined
-					   by one space */
+					   by one space; for a bare addr-spec
+					   ("user@host (Real Name)") its last comment */
 	const struct buf *route;        /* "@a,@b" */
 	const struct buf *mailbox;      /* local part */
 	const struct buf *host;         /* domain, or "[literal]" */
