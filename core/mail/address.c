@@ -267,3 +267,59 @@ message_address_list_parse(const char *s, size_t len, message_address_cb *cb, vo
 	return count;
 }
 
+struct write_ctx {
+	struct buf *out;
+	bool first;           /* nothing written yet at this level */
+};
+
+static void
+write_item(const struct message_address *a, void *context)
+{
+	struct write_ctx *ctx = context;
+	struct buf *out = ctx->out;
+
+	switch (a->kind) {
+	case MESSAGE_ADDRESS_GROUP_START:
+		if (!ctx->first)
+			buf_append_str(out, ", ");
+		buf_append(out, a->name->data, a->name->len);
+		buf_append_str(out, ": ");
+		ctx->first = true;
+		return;
+	case MESSAGE_ADDRESS_GROUP_END:
+		buf_append_c(out, ';');
+		ctx->first = false;
+		return;
+	case MESSAGE_ADDRESS_MAILBOX:
+		break;
+	}
+	if (!ctx->first)
+		buf_append_str(out, ", ");
+	ctx->first = false;
+	if (a->name->len > 0 || a->route->len > 0) {
+		if (a->name->len > 0) {
+			buf_append(out, a->name->data, a->name->len);
+			buf_append_c(out, ' ');
+		}
+		buf_append_c(out, '<');
+		if (a->route->len > 0) {
+			buf_append(out, a->route->data, a->route->len);
+			buf_append_c(out, ':');
+		}
+	}
+	buf_append(out, a->mailbox->data, a->mailbox->len);
+	if (a->host->len > 0) {
+		buf_append_c(out, '@');
+		buf_append(out, a->host->data, a->host->len);
+	}
+	if (a->name->len > 0 || a->route->len > 0)
+		buf_append_c(out, '>');
+}
+
+size_t
+message_address_list_write(const char *s, size_t len, struct buf *out)
+{
+	struct write_ctx ctx = { .out = out, .first = true };
+
+	return message_address_list_parse(s, len, write_item, &ctx);
+}
