@@ -208,10 +208,19 @@ client_tls_check(struct client *c)
 	log_info(c->sid, "TLS: %s", tls_layer_describe(top));
 }
 
-/* The longest command line, and the longest line a command may wait
-   for (AUTHENTICATE's response): capped before login. */
+/* The longest command line: capped before login. */
 static size_t
 client_max_line(const struct client *c)
+{
+	if (c->state == CLIENT_NOT_AUTH && c->gen->cfg->max_line > IMAP_PRELOGIN_MAX_LINE)
+		return IMAP_PRELOGIN_MAX_LINE;
+	return c->gen->cfg->max_line;
+}
+
+/* The longest line a command may wait for (AUTHENTICATE's response):
+   capped lower before login, like a literal. */
+static size_t
+client_max_wait_line(const struct client *c)
 {
 	if (c->state == CLIENT_NOT_AUTH && c->gen->cfg->max_line > IMAP_PRELOGIN_MAX_INPUT)
 		return IMAP_PRELOGIN_MAX_INPUT;
@@ -298,7 +307,7 @@ client_take_line(struct client *c)
 	const char *lf = memchr(start, '\n', avail);
 	size_t len = lf != NULL ? (size_t)(lf - start) : avail, taken;
 
-	if (len > client_max_line(c)) {
+	if (len > client_max_wait_line(c)) {
 		client_send_tagged(c, client_command_tag(c), "BAD Line too long.");
 		client_disconnect(c, "Line too long.");
 		return false;
