@@ -647,6 +647,68 @@ test_atom_brackets(void **state)
 	}
 }
 
+/* With max_args, one argument more (lists and their elements count) is
+   an ERROR; the rest of the line is skipped and the next command parsed. */
+static void
+test_max_args(void **state)
+{
+	static const struct {
+		const char *line;
+		bool ok;
+	} cases[] = {
+		{ "a X 1 2 3 4\r\n", true },
+		{ "a X 1 2 3 4 5\r\n", false },
+		{ "a X (1 2 3)\r\n", true },
+		{ "a X (1 2 3) 4\r\n", false },
+		{ "a X ((()))\r\n", true },
+		{ "a X ((())) () ()\r\n", false },
+		{ "a X \"1\" {1+}\r\n2 3 NIL\r\n", true },
+		{ "a X 1 2 3 4 \"5\"\r\n", false },
+		{ "a X 1 2 3 4 {1}\r\n", false },
+		{ "a X  1  2 3 4 \r\n", true },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEMENTS(cases); i++) {
+		struct imap_parser *parser = imap_parser_new(200, 100);
+		enum imap_parse_result res;
+		size_t consumed;
+		const char *next = "b NOOP\r\n";
+
+		imap_parser_set_max_args(parser, 4);
+		res = imap_parser_feed(parser, cases[i].line, strlen(cases[i].line), &consumed);
+		if (cases[i].ok) {
+			if (res != IMAP_PARSE_COMMAND)
+				fail_msg("%s: refused", cases[i].line);
+		} else {
+			if (res != IMAP_PARSE_ERROR)
+				fail_msg("%s: not refused", cases[i].line);
+			assert_string_equal(imap_parser_error(parser), "Too many arguments");
+			imap_parser_reset(parser);
+			/* the rest of the line is skipped */
+			while (consumed < strlen(cases[i].line)) {
+				size_t n;
+
+				assert_int_equal(imap_parser_feed(parser, cases[i].line + consumed,
+								  strlen(cases[i].line) - consumed, &n),
+						 IMAP_PARSE_NEED_MORE);
+				consumed += n;
+			}
+		}
+		imap_parser_reset(parser);
+		/* the count starts again for the next command */
+		assert_int_equal(imap_parser_feed(parser, next, strlen(next), &consumed),
+				 IMAP_PARSE_COMMAND);
+		imap_parser_reset(parser);
+		imap_parser_set_max_args(parser, 0);
+		next = "c X 1 2 3 4 5 6\r\n";
+		res = imap_parser_feed(parser, next, strlen(next), &consumed);
+		assert_int_equal(res, IMAP_PARSE_COMMAND);
+		assert_int_equal(imap_parser_command(parser)->arg_count, 6);
+		imap_parser_free(&parser);
+	}
+}
+
 /* A deterministic generator, so a failure can be reproduced. */
 static uint32_t
 rnd_next(uint32_t *state)
@@ -764,6 +826,7 @@ main(void)
 		cmocka_unit_test(test_error_skips_rest_of_line_across_feeds),
 		cmocka_unit_test(test_arg_helpers),
 		cmocka_unit_test(test_atom_brackets),
+		cmocka_unit_test(test_max_args),
 		cmocka_unit_test(test_random_garbage_never_crashes),
 	};
 

@@ -256,6 +256,7 @@ client_logged_in(struct client *c, char *user)
 	/* Called between commands (the parser is reset), so the limits of
 	   the configuration apply from the next command on. */
 	imap_parser_set_limits(c->parser, client_max_line(c), client_max_literal(c));
+	imap_parser_set_max_args(c->parser, 0);
 	client_reset_deadline(c);
 }
 
@@ -473,6 +474,7 @@ server_take(struct imap_server *server, int fd, const char *peer, bool loopback,
 	/* Before login, input is capped (imap_client.h); client_logged_in()
 	   lifts the cap. */
 	c->parser = imap_parser_new(client_max_line(c), client_max_literal(c));
+	imap_parser_set_max_args(c->parser, IMAP_PRELOGIN_MAX_ARGS);
 	c->conn = connection_new(server->loop, fd, NULL, &client_callbacks, c);
 	c->next = server->clients;
 	if (server->clients != NULL)

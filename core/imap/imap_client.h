@@ -135,5 +135,10 @@ const char *imap_capabilities(const struct client *c);
    RFC 2971 3.3 (30 field-value pairs of up to 30 and 1024 octets) is
    about 32 KB, and Dovecot takes 64 KiB lines before login too. */
 #define IMAP_PRELOGIN_MAX_LINE 65536
+/* Before login, a command holds at most this many arguments (a list and
+   each of its elements count): an ID has at most 61. With the line cap
+   this bounds what the argument tree of one command takes (not about
+   IMAP_PRELOGIN_MAX_LINE times the size of an argument). */
+#define IMAP_PRELOGIN_MAX_ARGS 256
 
 #endif

@@ -33,8 +33,12 @@
    max_literal is FATAL "Literal too large", and so is a command whose
    literals together exceed max_literal: this bounds the memory one
    command can take to about max_line * sizeof(struct imap_arg) plus
-   max_literal, whatever the number of literals. The size is checked
-   digit by digit, so no digit string can overflow the counter.
+   max_literal, whatever the number of literals. With max_args set, an
+   argument past that many (a list counts as one, and so does each of
+   its elements) is an ERROR "Too many arguments" (the rest of the line
+   is skipped, not stored), which bounds the tree to max_args arguments.
+   The size is checked digit by digit, so no digit string can overflow
+   the counter.
 
    Errors: the offending byte is consumed; unless it was the line's LF the
    rest of the line, up to and including the next LF, is skipped raw after
@@ -76,6 +80,8 @@ struct arg_frame {
 
 struct imap_parser {
 	size_t max_line, max_literal;
+	size_t max_args;                    /* 0: no limit but max_line's */
+	size_t arg_count;                   /* arguments of this command, lists included */
 
 	enum parser_state state;
 	enum imap_parse_result done_result; /* in ST_DONE */
@@ -120,6 +126,12 @@ imap_parser_set_limits(struct imap_parser *parser, size_t max_line, size_t max_l
 	parser->max_literal = max_literal < SIZE_MAX / 2 ? max_literal : SIZE_MAX / 2;
 }
 
+void
+imap_parser_set_max_args(struct imap_parser *parser, size_t max_args)
+{
+	parser->max_args = max_args;
+}
+
 /* Recursion is bounded by IMAP_PARSER_MAX_DEPTH. */
 static void
 imap_args_free(struct imap_arg *args, size_t count)
@@ -151,6 +163,7 @@ imap_parser_clear(struct imap_parser *parser)
 	parser->tok_len = 0;
 	parser->line_len = 0;
 	parser->literal_total = 0;
+	parser->arg_count = 0;
 	parser->error = NULL;
 	i_zero(&parser->cmd);
 }
@@ -530,6 +543,9 @@ parse_arg_byte(struct imap_parser *parser, unsigned char c)
 {
 	switch (parser->state) {
 	case ST_ARG_START:
+		if (c != ' ' && c != ')' && c != '\r' && c != '\n' && parser->max_args > 0 &&
+		    parser->arg_count++ >= parser->max_args)
+			return parse_fail(parser, IMAP_PARSE_ERROR, "Too many arguments", c);
 		switch (c) {
 		case ' ':
 			return IMAP_PARSE_NEED_MORE;

@@ -57,6 +57,10 @@ void imap_parser_free(struct imap_parser **parser);
    grow at login). Call it between commands: right after new() or
    reset(), or while nothing is fed. */
 void imap_parser_set_limits(struct imap_parser *parser, size_t max_line, size_t max_literal);
+/* At most max_args arguments per command (each list and each of its
+   elements count), 0 for no limit (the default): one more is an ERROR
+   "Too many arguments". Call it as imap_parser_set_limits(). */
+void imap_parser_set_max_args(struct imap_parser *parser, size_t max_args);
 
 /* Consumes up to len bytes of data; *consumed_r says how many (it stops
    right after a command's final LF, after a literal's "{n}\r\n", or at an

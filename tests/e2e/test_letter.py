@@ -179,6 +179,18 @@ class TestLetter(ServerTestCase):
             self.assertTrue(tagged.startswith(b"OK"), tagged)
             self.assertTrue(any(u.startswith(b"* ID") for u in untagged), untagged)
 
+    # Before login a command holds at most 256 arguments (imap_client.h):
+    # one more is BAD and the session goes on; after login, no such cap.
+    def test_prelogin_argument_cap(self):
+        many = " ".join(["x"] * 300)
+        c = self.raw()
+        untagged, tagged = c.command(f"ID ({many})")
+        self.assertEqual(tagged, b"BAD Too many arguments")
+        untagged, tagged = c.command("LOGIN alice alice123")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        untagged, tagged = c.command(f"ID ({many})")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+
     # limits.max_line defaults to 64 KiB: a long UID set is taken.
     def test_long_uid_set_under_the_default_max_line(self):
         c = self.raw_login(mailbox="INBOX")
