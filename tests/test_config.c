@@ -177,7 +177,7 @@ test_defaults_when_file_is_empty(void **state)
 	assert_int_equal(config->max_connections, 900);
 	assert_int_equal(config->idle_timeout, 1800);
 	assert_int_equal(config->login_timeout, 60);
-	assert_int_equal(config->max_line, 8192);
+	assert_int_equal(config->max_line, 65536);
 	assert_int_equal(config->max_literal, 26214400);
 	assert_int_equal(config->auth_fail_delay_ms, 1000);
 	assert_int_equal(config->max_bad_commands, 20);

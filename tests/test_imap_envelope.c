@@ -77,6 +77,73 @@ test_envelope_group_syntax(void **state)
 	free(env);
 }
 
+/* Dovecot's ImapTest, src/tests/fetch-envelope: the headers of its six
+   messages and the envelopes it expects (the Date and Subject aside). */
+static void
+test_envelope_imaptest_fetch_envelope(void **state)
+{
+	static const struct {
+		const char *hdr;
+		const char *addrs; /* from sender reply-to to cc bcc */
+	} cases[] = {
+		{ "From: From Real <fromuser@fromdomain.org>\r\n"
+		  "To: To Real <touser@todomain.org>\r\n"
+		  "Cc: Cc Real <ccuser@ccdomain.org>\r\n"
+		  "Bcc: Bcc Real <bccuser@bccdomain.org>\r\n"
+		  "Sender: Sender Real <senderuser@senderdomain.org>\r\n"
+		  "Reply-To: ReplyTo Real <replytouser@replytodomain.org>\r\n",
+		  "((\"From Real\" NIL \"fromuser\" \"fromdomain.org\")) "
+		  "((\"Sender Real\" NIL \"senderuser\" \"senderdomain.org\")) "
+		  "((\"ReplyTo Real\" NIL \"replytouser\" \"replytodomain.org\")) "
+		  "((\"To Real\" NIL \"touser\" \"todomain.org\")) "
+		  "((\"Cc Real\" NIL \"ccuser\" \"ccdomain.org\")) "
+		  "((\"Bcc Real\" NIL \"bccuser\" \"bccdomain.org\"))" },
+		{ "From: user@domain\r\n",
+		  "((NIL NIL \"user\" \"domain\")) ((NIL NIL \"user\" \"domain\")) "
+		  "((NIL NIL \"user\" \"domain\")) NIL NIL NIL" },
+		{ "From: user@domain (Real Name)\r\n"
+		  "To: group: g1@d1.org, g2@d2.org;, group2: g3@d3.org;\r\n"
+		  "Cc: group:;, group2: (foo) ;\r\n",
+		  "((\"Real Name\" NIL \"user\" \"domain\")) "
+		  "((\"Real Name\" NIL \"user\" \"domain\")) "
+		  "((\"Real Name\" NIL \"user\" \"domain\")) "
+		  "((NIL NIL \"group\" NIL)(NIL NIL \"g1\" \"d1.org\")(NIL NIL \"g2\" \"d2.org\")"
+		  "(NIL NIL NIL NIL)(NIL NIL \"group2\" NIL)(NIL NIL \"g3\" \"d3.org\")"
+		  "(NIL NIL NIL NIL)) "
+		  "((NIL NIL \"group\" NIL)(NIL NIL NIL NIL)(NIL NIL \"group2\" NIL)"
+		  "(NIL NIL NIL NIL)) NIL" },
+		{ "From: user@domain (Real Name)\r\nSender: \r\nReply-To: \r\n",
+		  "((\"Real Name\" NIL \"user\" \"domain\")) "
+		  "((\"Real Name\" NIL \"user\" \"domain\")) "
+		  "((\"Real Name\" NIL \"user\" \"domain\")) NIL NIL NIL" },
+		{ "From: <@route:user@domain>\r\n",
+		  "((NIL \"@route\" \"user\" \"domain\")) ((NIL \"@route\" \"user\" \"domain\")) "
+		  "((NIL \"@route\" \"user\" \"domain\")) NIL NIL NIL" },
+		/* the last comment of the addr-spec, escapes removed, nested
+		   parentheses kept; a comment inside <...> is no name */
+		{ "From: a(x)@b (y \\) (z) w), c@d ()\r\nTo: N <e(f)@g>, h (i)\r\n",
+		  "((\"y ) (z) w\" NIL \"a\" \"b\")(NIL NIL \"c\" \"d\")) "
+		  "((\"y ) (z) w\" NIL \"a\" \"b\")(NIL NIL \"c\" \"d\")) "
+		  "((\"y ) (z) w\" NIL \"a\" \"b\")(NIL NIL \"c\" \"d\")) "
+		  "((\"N\" NIL \"e\" \"g\")(\"i\" NIL \"h\" \"MISSING_DOMAIN\")) NIL NIL" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEMENTS(cases); i++) {
+		struct buf msg = BUF_INIT, out = BUF_INIT, want = BUF_INIT;
+
+		buf_printf(&msg, "Date: Thu, 15 Feb 2007 01:02:03 +0200\r\n%s\r\nbody\r\n",
+			   cases[i].hdr);
+		imap_envelope(msg.data, msg.len, &out);
+		buf_printf(&want, "(\"Thu, 15 Feb 2007 01:02:03 +0200\" NIL %s NIL NIL)",
+			   cases[i].addrs);
+		assert_string_equal(out.data, want.data);
+		buf_free(&msg);
+		buf_free(&out);
+		buf_free(&want);
+	}
+}
+
 static void
 test_envelope_quoted_names_comments_routes_and_missing_domain(void **state)
 {
@@ -86,7 +153,8 @@ test_envelope_quoted_names_comments_routes_and_missing_domain(void **state)
 	assert_string_equal(env,
 		"(\"Wed, 02 Mar 2022 23:59:59 -0800 (PST)\" \"quoted names and comments\" "
 		"((\"Doe, John\" NIL \"john.doe\" \"example.com\")) "
-		"((NIL NIL \"secretary\" \"example.com\")) "
+		/* the comment of a bare addr-spec is its display name */
+		"((\"The Secretary\" NIL \"secretary\" \"example.com\")) "
 		"((\"Smith \\\"JJ\\\" Bob\" NIL \"bob\" \"example.org\")) "
 		"((NIL NIL \"bob\" \"MISSING_DOMAIN\")"
 		"(\"Mary Q. Public\" NIL \"mary\" \"[192.0.2.7]\")"
@@ -164,6 +232,7 @@ main(void)
 		cmocka_unit_test(test_envelope_plain_message),
 		cmocka_unit_test(test_envelope_empty_quoted_strings),
 		cmocka_unit_test(test_envelope_group_syntax),
+		cmocka_unit_test(test_envelope_imaptest_fetch_envelope),
 		cmocka_unit_test(test_envelope_quoted_names_comments_routes_and_missing_domain),
 		cmocka_unit_test(test_envelope_missing_fields_are_nil),
 		cmocka_unit_test(test_envelope_passes_encoded_words_through),

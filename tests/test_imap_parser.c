@@ -222,6 +222,19 @@ static const struct parse_case parse_cases[] = {
 	{ S("a LIST \"\" *\r\n"), "C a LIST \"\" *\n" },
 	{ S("a LIST \"\" %/foo\r\n"), "C a LIST \"\" %/foo\n" },
 	{ S("a X foo]\r\n"), "C a X foo]\n" },
+	/* "[" is an ATOM-CHAR; it opens a section only after a fetch-att
+	   that takes one, in FETCH and UID FETCH (RFC 3501 section 9) */
+	{ S("a SELECT !#$&'+,-.0123456789:;<=>?@^_`|[}\r\n"),
+	  "C a SELECT !#$&'+,-.0123456789:;<=>?@^_`|[}\n" },
+	{ S("a LIST \"\" !#$&'+,-.0123456789:;<=>?@^_`|[}%*\r\n"),
+	  "C a LIST \"\" !#$&'+,-.0123456789:;<=>?@^_`|[}%*\n" },
+	{ S("a SELECT [\r\n"), "C a SELECT [\n" },
+	{ S("a X BODY[HEADER\r\n"), "C a X BODY[HEADER\n" },
+	{ S("a STATUS [a (MESSAGES)\r\n"), "C a STATUS [a (MESSAGES)\n" },
+	{ S("a uid fetch 1 (body.peek[header.fields (a b)] binary[1 2]<0.5>)\r\n"),
+	  "C a uid fetch 1 (body.peek[header.fields (a b)] binary[1 2]<0.5>)\n" },
+	{ S("a FETCH 1 (BINARY.PEEK[1 (x)] BINARY.SIZE[2 y])\r\n"),
+	  "C a FETCH 1 (BINARY.PEEK[1 (x)] BINARY.SIZE[2 y])\n" },
 	{ S("a APPEND INBOX (\\Seen \\Flagged) \" 5-Nov-2024 10:00:00 +0100\" {5}\r\n"
 	    "Hello\r\n"),
 	  "+\nC a APPEND INBOX (\\Seen \\Flagged) \" 5-Nov-2024 10:00:00 +0100\" "
@@ -562,6 +575,18 @@ test_arg_helpers(void **state)
 	assert_int_equal(cmd->args[3].type, IMAP_ARG_NIL);
 	assert_false(imap_arg_is_string(&cmd->args[4]));
 	assert_int_equal(cmd->args[4].type, IMAP_ARG_LIST);
+	/* An astring is any atom, NIL included (the string "NIL"). */
+	for (size_t i = 0; i < 4; i++)
+		assert_true(imap_arg_is_astring(&cmd->args[i]));
+	assert_string_equal(cmd->args[3].str, "NIL");
+	assert_false(imap_arg_is_astring(&cmd->args[4]));
+	assert_true(imap_arg_is_astring(&cmd->args[5]));
+	assert_true(imap_arg_is_atom(&cmd->args[0]));
+	assert_false(imap_arg_is_atom(&cmd->args[1]));
+	assert_false(imap_arg_is_atom(&cmd->args[2]));
+	assert_true(imap_arg_is_atom(&cmd->args[3]));
+	assert_false(imap_arg_is_atom(&cmd->args[4]));
+	assert_false(imap_arg_is_astring(NULL));
 	assert_int_equal(cmd->args[4].list_count, 1);
 
 	assert_true(imap_arg_atom_equals(&cmd->args[0], "ATOM"));
@@ -575,6 +600,113 @@ test_arg_helpers(void **state)
 	assert_true(imap_arg_atom_equals(&cmd->args[5], "ATOM2"));
 	assert_true(imap_arg_atom_equals(&cmd->args[4].list[0], "L"));
 	imap_parser_free(&parser);
+}
+
+/* Where "[" opens a section (one argument over spaces) and where it is
+   an ATOM-CHAR (the space ends the atom): checked by argument count. */
+static void
+test_atom_brackets(void **state)
+{
+	static const struct {
+		const char *line;
+		size_t count;  /* top-level arguments */
+		const char *last; /* the last atom (of the last list if it ends with one) */
+	} cases[] = {
+		{ "a SELECT BODY[x y]\r\n", 2, "y]" },
+		{ "a CREATE a[b c]d\r\n", 2, "c]d" },
+		{ "a LIST \"\" a[%\r\n", 2, "a[%" },
+		{ "a UID STORE 1 FLAGS (BODY[x y])\r\n", 4, "y]" },
+		{ "a FETCH 1 (FLAGS X[a b])\r\n", 2, "b]" },
+		{ "a FETCH 1 BODY[x y]\r\n", 2, "BODY[x y]" },
+		{ "a FETCH 1 (BODY.PEEK[x y])\r\n", 2, "BODY.PEEK[x y]" },
+		{ "a UID FETCH 1 binary.size[x y]\r\n", 3, "binary.size[x y]" },
+		{ "a UID SEARCH BODY[x y]\r\n", 3, "y]" },
+		{ "a FETCH 1 XBODY[x y]\r\n", 3, "y]" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEMENTS(cases); i++) {
+		struct imap_parser *parser = imap_parser_new(200, 100);
+		const struct imap_command *cmd;
+		const struct imap_arg *last;
+		size_t consumed;
+
+		assert_int_equal(imap_parser_feed(parser, cases[i].line, strlen(cases[i].line),
+						  &consumed),
+				 IMAP_PARSE_COMMAND);
+		cmd = imap_parser_command(parser);
+		if (cmd->arg_count != cases[i].count)
+			fail_msg("%s: %zu arguments", cases[i].line, cmd->arg_count);
+		last = &cmd->args[cmd->arg_count - 1];
+		if (last->type == IMAP_ARG_LIST) {
+			assert_true(last->list_count > 0);
+			last = &last->list[last->list_count - 1];
+		}
+		assert_string_equal(last->str, cases[i].last);
+		imap_parser_free(&parser);
+	}
+}
+
+/* With max_args, one argument more (lists and their elements count) is
+   an ERROR; the rest of the line is skipped and the next command parsed. */
+static void
+test_max_args(void **state)
+{
+	static const struct {
+		const char *line;
+		bool ok;
+	} cases[] = {
+		{ "a X 1 2 3 4\r\n", true },
+		{ "a X 1 2 3 4 5\r\n", false },
+		{ "a X (1 2 3)\r\n", true },
+		{ "a X (1 2 3) 4\r\n", false },
+		{ "a X ((()))\r\n", true },
+		{ "a X ((())) () ()\r\n", false },
+		{ "a X \"1\" {1+}\r\n2 3 NIL\r\n", true },
+		{ "a X 1 2 3 4 \"5\"\r\n", false },
+		{ "a X 1 2 3 4 {1}\r\n", false },
+		{ "a X  1  2 3 4 \r\n", true },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < N_ELEMENTS(cases); i++) {
+		struct imap_parser *parser = imap_parser_new(200, 100);
+		enum imap_parse_result res;
+		size_t consumed;
+		const char *next = "b NOOP\r\n";
+
+		imap_parser_set_max_args(parser, 4);
+		res = imap_parser_feed(parser, cases[i].line, strlen(cases[i].line), &consumed);
+		if (cases[i].ok) {
+			if (res != IMAP_PARSE_COMMAND)
+				fail_msg("%s: refused", cases[i].line);
+		} else {
+			if (res != IMAP_PARSE_ERROR)
+				fail_msg("%s: not refused", cases[i].line);
+			assert_string_equal(imap_parser_error(parser), "Too many arguments");
+			imap_parser_reset(parser);
+			/* the rest of the line is skipped */
+			while (consumed < strlen(cases[i].line)) {
+				size_t n;
+
+				assert_int_equal(imap_parser_feed(parser, cases[i].line + consumed,
+								  strlen(cases[i].line) - consumed, &n),
+						 IMAP_PARSE_NEED_MORE);
+				consumed += n;
+			}
+		}
+		imap_parser_reset(parser);
+		/* the count starts again for the next command */
+		assert_int_equal(imap_parser_feed(parser, next, strlen(next), &consumed),
+				 IMAP_PARSE_COMMAND);
+		imap_parser_reset(parser);
+		imap_parser_set_max_args(parser, 0);
+		next = "c X 1 2 3 4 5 6\r\n";
+		res = imap_parser_feed(parser, next, strlen(next), &consumed);
+		assert_int_equal(res, IMAP_PARSE_COMMAND);
+		assert_int_equal(imap_parser_command(parser)->arg_count, 6);
+		imap_parser_free(&parser);
+	}
 }
 
 /* A deterministic generator, so a failure can be reproduced. */
@@ -693,6 +825,8 @@ main(void)
 		cmocka_unit_test(test_nesting_limit),
 		cmocka_unit_test(test_error_skips_rest_of_line_across_feeds),
 		cmocka_unit_test(test_arg_helpers),
+		cmocka_unit_test(test_atom_brackets),
+		cmocka_unit_test(test_max_args),
 		cmocka_unit_test(test_random_garbage_never_crashes),
 	};
 

@@ -8,6 +8,7 @@
 #include "mutf7.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static void
 check_pair(const char *utf8, const char *mutf7)
@@ -69,6 +70,47 @@ test_invalid_input_is_refused(void **state)
 		if (mutf7_to_utf8(bad[i], &out) == 0)
 			fail_msg("accepted invalid \"%s\" as \"%s\"", bad[i], out);
 		assert_null(out);
+	}
+}
+
+/* In a LIST pattern an "&" that cannot begin a shift stands for itself;
+   everything else is read as in a name. */
+static void
+test_pattern(void **state)
+{
+	static const struct {
+		const char *in, *out; /* out NULL: refused */
+	} cases[] = {
+		{ "!#$&'+,-.0123456789:;<=>?@^_`|[}%*", "!#$&'+,-.0123456789:;<=>?@^_`|[}%*" },
+		{ "a&", "a&" },
+		{ "&*", "&*" },
+		{ "& %", "& %" },
+		{ "&-", "&" },
+		{ "Entw&APw-*", "Entw\xc3\xbc*" },
+		{ "&Jjo", NULL },
+		{ "&AGE-", NULL },
+		{ "&A!-", NULL },
+		{ "caf\xc3\xa9", NULL },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *out = (char *)1;
+		int ret = mutf7_pattern_to_utf8(cases[i].in, &out);
+
+		if (cases[i].out == NULL) {
+			if (ret == 0)
+				fail_msg("accepted invalid \"%s\" as \"%s\"", cases[i].in, out);
+			assert_null(out);
+		} else {
+			assert_int_equal(ret, 0);
+			assert_string_equal(out, cases[i].out);
+			free(out);
+		}
+		/* A name is read strictly. */
+		if (strchr(cases[i].in, '&') != NULL && cases[i].out != NULL &&
+		    strstr(cases[i].in, "&-") == NULL && strstr(cases[i].in, "&APw-") == NULL) {
+			assert_int_equal(mutf7_to_utf8(cases[i].in, &out), -1);
+		}
 	}
 }
 
@@ -136,6 +178,7 @@ main(void)
 		cmocka_unit_test(test_ascii_and_ampersand),
 		cmocka_unit_test(test_rfc3501_examples),
 		cmocka_unit_test(test_invalid_input_is_refused),
+		cmocka_unit_test(test_pattern),
 		cmocka_unit_test(test_invalid_utf8_is_encoded_as_latin1),
 		cmocka_unit_test(test_round_trip_all_characters),
 	};

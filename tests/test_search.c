@@ -354,6 +354,30 @@ test_header_keys(void **state)
 	check("SUBJECT (lab)", "ERR: Search key argument must be a string");
 }
 
+/* NIL where a search key wants an astring is the string "NIL" (RFC 3501
+   section 9: astring includes every atom); it is no search key itself. */
+static void
+test_nil_is_a_string_argument(void **state)
+{
+	(void)state;
+	check("SUBJECT NIL", "");
+	check("SUBJECT nil", "");
+	check("NOT SUBJECT NIL", "1 2 3 4");
+	check("OR SUBJECT NIL SUBJECT lab", "1");
+	check("BODY nil", "");
+	check("TEXT NIL", "");
+	check("FROM NIL", "");
+	check("HEADER NIL x", "");
+	check("HEADER X-Priority NIL", "");
+	check("KEYWORD NIL", "");
+	check("UNKEYWORD NIL", "1 2 3 4");
+	check("CHARSET NIL SEEN", "BADCHARSET");
+	check("LARGER NIL", "ERR: Invalid number");
+	check("UID NIL", "ERR: Invalid UID set");
+	check("MODSEQ NIL", "ERR: Invalid mod-sequence");
+	check("BEFORE NIL", "ERR: Invalid date");
+}
+
 static void
 test_utf8_search_on_encoded_subject(void **state)
 {
@@ -698,6 +722,7 @@ main(void)
 		cmocka_unit_test(test_internal_date_keys_use_the_messages_own_zone),
 		cmocka_unit_test(test_sent_keys_use_date_header_with_fallback),
 		cmocka_unit_test(test_header_keys),
+		cmocka_unit_test(test_nil_is_a_string_argument),
 		cmocka_unit_test(test_utf8_search_on_encoded_subject),
 		cmocka_unit_test(test_body_and_text_keys),
 		cmocka_unit_test(test_body_search_decodes_mime_text_parts),

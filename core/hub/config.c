@@ -261,7 +261,7 @@ config_new_defaults(const char *dir)
 	config->max_connections = 900;
 	config->idle_timeout = 1800;
 	config->login_timeout = 60;
-	config->max_line = 8192;
+	config->max_line = 65536;
 	config->max_literal = 26214400;
 	config->auth_fail_delay_ms = 1000;
 	config->max_bad_commands = 20;

@@ -59,7 +59,7 @@ struct config {
 	unsigned max_connections;       /* limits.max_connections, 1..100000, default 900 */
 	unsigned idle_timeout;          /* limits.idle_timeout seconds, 1800 (>= 60) */
 	unsigned login_timeout;         /* limits.login_timeout seconds, 60 (>= 1) */
-	size_t max_line;                /* limits.max_line, 1024..1048576, default 8192 */
+	size_t max_line;                /* limits.max_line, 1024..1048576, default 65536 */
 	size_t max_literal;             /* limits.max_literal, 1..1073741824, default 26214400 */
 	unsigned auth_fail_delay_ms;    /* limits.auth_fail_delay, ms, 0..10000, default 1000 */
 	unsigned max_bad_commands;      /* limits.max_bad_commands, 1..1000, default 20 */

@@ -188,8 +188,8 @@ list_parse_args(struct client_command *cmd, bool lsub, struct list_opts *o,
 	for (size_t p = 0; p < npats; p++) {
 		char *upat;
 
-		if (!imap_arg_is_string(&pats[p]) || strlen(pats[p].str) != pats[p].len ||
-		    mutf7_to_utf8(pats[p].str, &upat) < 0) {
+		if (!imap_arg_is_astring(&pats[p]) || strlen(pats[p].str) != pats[p].len ||
+		    mutf7_pattern_to_utf8(pats[p].str, &upat) < 0) {
 			free(uref);
 			return cmd_bad(cmd, "LIST: invalid mailbox pattern.");
 		}

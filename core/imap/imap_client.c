@@ -210,10 +210,19 @@ client_tls_check(struct client *c)
 	log_info(c->sid, "TLS: %s", tls_layer_describe(top));
 }
 
-/* The longest command line, and the longest line a command may wait
-   for (AUTHENTICATE's response): capped before login. */
+/* The longest command line: capped before login. */
 static size_t
 client_max_line(const struct client *c)
+{
+	if (c->state == CLIENT_NOT_AUTH && c->gen->cfg->max_line > IMAP_PRELOGIN_MAX_LINE)
+		return IMAP_PRELOGIN_MAX_LINE;
+	return c->gen->cfg->max_line;
+}
+
+/* The longest line a command may wait for (AUTHENTICATE's response):
+   capped lower before login, like a literal. */
+static size_t
+client_max_wait_line(const struct client *c)
 {
 	if (c->state == CLIENT_NOT_AUTH && c->gen->cfg->max_line > IMAP_PRELOGIN_MAX_INPUT)
 		return IMAP_PRELOGIN_MAX_INPUT;
@@ -249,6 +258,7 @@ client_logged_in(struct client *c, char *user)
 	/* Called between commands (the parser is reset), so the limits of
 	   the configuration apply from the next command on. */
 	imap_parser_set_limits(c->parser, client_max_line(c), client_max_literal(c));
+	imap_parser_set_max_args(c->parser, 0);
 	client_reset_deadline(c);
 }
 
@@ -300,7 +310,7 @@ client_take_line(struct client *c)
 	const char *lf = memchr(start, '\n', avail);
 	size_t len = lf != NULL ? (size_t)(lf - start) : avail, taken;
 
-	if (len > client_max_line(c)) {
+	if (len > client_max_wait_line(c)) {
 		client_send_tagged(c, client_command_tag(c), "BAD Line too long.");
 		client_disconnect(c, "Line too long.");
 		return false;
@@ -466,6 +476,7 @@ server_take(struct imap_server *server, int fd, const char *peer, bool loopback,
 	/* Before login, input is capped (imap_client.h); client_logged_in()
 	   lifts the cap. */
 	c->parser = imap_parser_new(client_max_line(c), client_max_literal(c));
+	imap_parser_set_max_args(c->parser, IMAP_PRELOGIN_MAX_ARGS);
 	c->conn = connection_new(server->loop, fd, NULL, &client_callbacks, c);
 	c->next = server->clients;
 	if (server->clients != NULL)

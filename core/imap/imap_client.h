@@ -125,12 +125,23 @@ const char *imap_capabilities(const struct client *c);
    other sessions are served in between. */
 #define CLIENT_SLICE_MS 10
 
-/* Before login, a command line (literals excluded) and its literals
-   together are capped at this many octets, whatever limits.max_line and
-   limits.max_literal say: enough for LOGIN and AUTHENTICATE PLAIN with
-   long names and passwords, and a client that has not logged in cannot
-   make the server buffer more (a larger literal is refused at its
-   "{n}", before any of its octets is read). */
+/* Before login, a command's literals together, and a line that a
+   command waits for (AUTHENTICATE's response), are capped at this many
+   octets, whatever limits.max_literal and limits.max_line say: enough for
+   LOGIN and AUTHENTICATE PLAIN with long names and passwords, and a
+   client that has not logged in cannot make the server buffer more (a
+   larger literal is refused at its "{n}", before any of its octets is
+   read). */
 #define IMAP_PRELOGIN_MAX_INPUT 8192
+/* Before login, a command line (literals excluded) is capped at this
+   many octets, or limits.max_line if that is smaller: the longest ID of
+   RFC 2971 3.3 (30 field-value pairs of up to 30 and 1024 octets) is
+   about 32 KB, and Dovecot takes 64 KiB lines before login too. */
+#define IMAP_PRELOGIN_MAX_LINE 65536
+/* Before login, a command holds at most this many arguments (a list and
+   each of its elements count): an ID has at most 61. With the line cap
+   this bounds what the argument tree of one command takes (not about
+   IMAP_PRELOGIN_MAX_LINE times the size of an argument). */
+#define IMAP_PRELOGIN_MAX_ARGS 256
 
 #endif

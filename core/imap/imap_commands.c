@@ -59,11 +59,11 @@ cmd_bad(struct client_command *cmd, const char *reason)
 	return true;
 }
 
-/* The string value of an astring argument, or NULL. */
+/* The string value of an astring argument (NIL is "NIL"), or NULL. */
 const char *
 cmd_arg_str(const struct client_command *cmd, size_t i)
 {
-	if (i >= cmd->count || !imap_arg_is_string(&cmd->args[i]))
+	if (i >= cmd->count || !imap_arg_is_astring(&cmd->args[i]))
 		return NULL;
 	/* A NUL inside a literal would cut the string short silently. */
 	if (strlen(cmd->args[i].str) != cmd->args[i].len)

@@ -9,10 +9,18 @@
    Grammar (RFC 3501 section 9, RFC 7888 literals), with these choices:
    - tag: 1*<ASTRING-CHAR except "+">; command name: 1*ATOM-CHAR.
    - An argument atom is 1*<CHAR except SP, CTL, "(", ")", "{", DQUOTE>,
-     so flags (\Seen), wildcards (* %) and sequence sets (1:*,4) are atoms;
-     a "[" inside an atom opens a section that runs to the next "]" over
-     spaces, parentheses and quotes (BODY[HEADER.FIELDS (A B)]<0.10>).
+     so flags (\Seen), wildcards (* %), sequence sets (1:*,4) and every
+     astring (ASTRING-CHAR: "[", "}" and "]" included) are atoms. A "["
+     opens a section that runs to the next "]" over spaces, parentheses
+     and quotes (BODY[HEADER.FIELDS (A B)]<0.10>) only where the grammar
+     has one: right after a fetch-att name that takes a section (BODY,
+     BODY.PEEK, BINARY, BINARY.PEEK, BINARY.SIZE) in the arguments of FETCH
+     or UID FETCH. Anywhere else "[" is an ATOM-CHAR like any other, so
+     that a mailbox name or a LIST pattern may hold it (RFC 3501 section
+     9: only "]" is a resp-special).
      An atom spelt NIL (any case) is IMAP_ARG_NIL; its str is the text.
+     Where the grammar wants an astring, it is the string "NIL"
+     (imap_arg_is_astring()).
    - Quoted strings take \\ and \" escapes, any other byte but NUL, CR
      and LF (8-bit for UTF-8 SEARCH, as RFC 9051 allows).
    - Lenient: a bare LF ends a line like CRLF; several spaces between
@@ -25,8 +33,12 @@
    max_literal is FATAL "Literal too large", and so is a command whose
    literals together exceed max_literal: this bounds the memory one
    command can take to about max_line * sizeof(struct imap_arg) plus
-   max_literal, whatever the number of literals. The size is checked
-   digit by digit, so no digit string can overflow the counter.
+   max_literal, whatever the number of literals. With max_args set, an
+   argument past that many (a list counts as one, and so does each of
+   its elements) is an ERROR "Too many arguments" (the rest of the line
+   is skipped, not stored), which bounds the tree to max_args arguments.
+   The size is checked digit by digit, so no digit string can overflow
+   the counter.
 
    Errors: the offending byte is consumed; unless it was the line's LF the
    rest of the line, up to and including the next LF, is skipped raw after
@@ -68,6 +80,8 @@ struct arg_frame {
 
 struct imap_parser {
 	size_t max_line, max_literal;
+	size_t max_args;                    /* 0: no limit but max_line's */
+	size_t arg_count;                   /* arguments of this command, lists included */
 
 	enum parser_state state;
 	enum imap_parse_result done_result; /* in ST_DONE */
@@ -112,6 +126,12 @@ imap_parser_set_limits(struct imap_parser *parser, size_t max_line, size_t max_l
 	parser->max_literal = max_literal < SIZE_MAX / 2 ? max_literal : SIZE_MAX / 2;
 }
 
+void
+imap_parser_set_max_args(struct imap_parser *parser, size_t max_args)
+{
+	parser->max_args = max_args;
+}
+
 /* Recursion is bounded by IMAP_PARSER_MAX_DEPTH. */
 static void
 imap_args_free(struct imap_arg *args, size_t count)
@@ -143,6 +163,7 @@ imap_parser_clear(struct imap_parser *parser)
 	parser->tok_len = 0;
 	parser->line_len = 0;
 	parser->literal_total = 0;
+	parser->arg_count = 0;
 	parser->error = NULL;
 	i_zero(&parser->cmd);
 }
@@ -196,6 +217,18 @@ imap_arg_is_string(const struct imap_arg *arg)
 }
 
 bool
+imap_arg_is_atom(const struct imap_arg *arg)
+{
+	return arg != NULL && (arg->type == IMAP_ARG_ATOM || arg->type == IMAP_ARG_NIL);
+}
+
+bool
+imap_arg_is_astring(const struct imap_arg *arg)
+{
+	return imap_arg_is_atom(arg) || imap_arg_is_string(arg);
+}
+
+bool
 imap_arg_atom_equals(const struct imap_arg *arg, const char *word)
 {
 	return arg != NULL && arg->type == IMAP_ARG_ATOM && arg->str != NULL &&
@@ -227,6 +260,39 @@ is_arg_atom_char(unsigned char c)
 	if (c <= 0x20 || c >= 0x7f)
 		return false;
 	return strchr("(){\"", c) == NULL;
+}
+
+/* The fetch-att names that a section follows (RFC 3501 section 9, RFC
+   3516 section 4). */
+static const char *const section_atts[] = {
+	"BODY", "BODY.PEEK", "BINARY", "BINARY.PEEK", "BINARY.SIZE",
+};
+
+/* Called at a "[" in an atom: true when the atom so far is a fetch-att
+   name that takes a section and the command is FETCH or UID FETCH, so
+   that the "[" opens a section rather than being an ATOM-CHAR. */
+static bool
+atom_opens_section(const struct imap_parser *parser)
+{
+	const struct arg_frame *top = &parser->frames[0];
+	bool fetch;
+
+	if (parser->name == NULL)
+		return false;
+	if (ascii_strcasecmp(parser->name, "UID") == 0)
+		fetch = top->count > 0 && top->items[0].type == IMAP_ARG_ATOM &&
+			ascii_strcasecmp(top->items[0].str, "FETCH") == 0;
+	else
+		fetch = ascii_strcasecmp(parser->name, "FETCH") == 0;
+	if (!fetch)
+		return false;
+	for (size_t i = 0; i < N_ELEMENTS(section_atts); i++) {
+		size_t n = strlen(section_atts[i]);
+
+		if (parser->tok_len == n && ascii_strncasecmp(parser->tok, section_atts[i], n) == 0)
+			return true;
+	}
+	return false;
 }
 
 static void
@@ -477,6 +543,9 @@ parse_arg_byte(struct imap_parser *parser, unsigned char c)
 {
 	switch (parser->state) {
 	case ST_ARG_START:
+		if (c != ' ' && c != ')' && c != '\r' && c != '\n' && parser->max_args > 0 &&
+		    parser->arg_count++ >= parser->max_args)
+			return parse_fail(parser, IMAP_PARSE_ERROR, "Too many arguments", c);
 		switch (c) {
 		case ' ':
 			return IMAP_PARSE_NEED_MORE;
@@ -504,13 +573,13 @@ parse_arg_byte(struct imap_parser *parser, unsigned char c)
 		if (!is_arg_atom_char(c))
 			return parse_fail(parser, IMAP_PARSE_ERROR, "Invalid character in atom", c);
 		tok_append(parser, (char)c);
-		parser->state = c == '[' ? ST_ATOM_SECTION : ST_ATOM;
+		parser->state = ST_ATOM;
 		return IMAP_PARSE_NEED_MORE;
 	case ST_ATOM:
 		if (is_arg_atom_char(c)) {
-			tok_append(parser, (char)c);
-			if (c == '[')
+			if (c == '[' && atom_opens_section(parser))
 				parser->state = ST_ATOM_SECTION;
+			tok_append(parser, (char)c);
 			return IMAP_PARSE_NEED_MORE;
 		}
 		switch (c) {

@@ -13,7 +13,9 @@
 
 enum imap_arg_type {
 	IMAP_ARG_NIL,          /* the atom NIL (case-insensitive), unquoted */
-	IMAP_ARG_ATOM,         /* an atom; may contain "[...]" sections with spaces, as in BODY[HEADER.FIELDS (A B)]<0.10> */
+	IMAP_ARG_ATOM,         /* an atom (also an astring's ASTRING-CHARs); in FETCH
+				  it may contain a "[...]" section with spaces, as in
+				  BODY[HEADER.FIELDS (A B)]<0.10> */
 	IMAP_ARG_STRING,       /* a quoted string, unescaped */
 	IMAP_ARG_LITERAL,      /* a literal's octets (may hold NUL bytes) */
 	IMAP_ARG_LIST,         /* a parenthesized list */
@@ -55,6 +57,10 @@ void imap_parser_free(struct imap_parser **parser);
    grow at login). Call it between commands: right after new() or
    reset(), or while nothing is fed. */
 void imap_parser_set_limits(struct imap_parser *parser, size_t max_line, size_t max_literal);
+/* At most max_args arguments per command (each list and each of its
+   elements count), 0 for no limit (the default): one more is an ERROR
+   "Too many arguments". Call it as imap_parser_set_limits(). */
+void imap_parser_set_max_args(struct imap_parser *parser, size_t max_args);
 
 /* Consumes up to len bytes of data; *consumed_r says how many (it stops
    right after a command's final LF, after a literal's "{n}\r\n", or at an
@@ -72,8 +78,17 @@ const char *imap_parser_error(const struct imap_parser *parser);
 void imap_parser_reset(struct imap_parser *parser);
 
 /* Argument helpers. */
-/* True for ATOM, STRING and LITERAL (an "astring"/"string"). */
+/* True for ATOM, STRING and LITERAL (a "string", atoms accepted; NIL is
+   not one: where NIL may mean nil, as in an nstring, test it first). */
 bool imap_arg_is_string(const struct imap_arg *arg);
+/* True for an ATOM or a NIL: an atom that happens to be spelt NIL is still
+   an atom where the grammar wants one (a flag keyword, RFC 3501 section 9). */
+bool imap_arg_is_atom(const struct imap_arg *arg);
+/* True for an astring (RFC 3501 section 9): ATOM, NIL (the string "NIL",
+   its str), STRING and LITERAL. Every argument that the grammar gives as
+   astring (mailbox names, LIST patterns, user names, search strings) is
+   read with this, not with imap_arg_is_string(). */
+bool imap_arg_is_astring(const struct imap_arg *arg);
 /* True for an ATOM equal (case-insensitively) to word. */
 bool imap_arg_atom_equals(const struct imap_arg *arg, const char *word);
 

@@ -68,7 +68,7 @@ parse_one_flag(const struct imap_arg *arg, struct mbox_state *state, bool add_ke
 	const char *name = arg->str;
 	int idx;
 
-	if (arg->type != IMAP_ARG_ATOM || name == NULL || strlen(name) != arg->len) {
+	if (!imap_arg_is_atom(arg) || name == NULL || strlen(name) != arg->len) {
 		*error_r = "Invalid flag";
 		return -1;
 	}

@@ -91,8 +91,10 @@ decode_run(const char *p, size_t len, struct buf *out)
 	return 0;
 }
 
-int
-mutf7_to_utf8(const char *name, char **utf8_r)
+/* mutf7_to_utf8(), and with pattern an "&" that cannot begin a shift
+   stands for itself (mutf7_pattern_to_utf8()). */
+static int
+mutf7_decode(const char *name, bool pattern, char **utf8_r)
 {
 	struct buf out = BUF_INIT;
 	const char *p = name;
@@ -103,7 +105,7 @@ mutf7_to_utf8(const char *name, char **utf8_r)
 
 		if (c < 0x20 || c > 0x7e)
 			goto fail;
-		if (c != '&') {
+		if (c != '&' || (pattern && p[1] != '-' && b64_value(p[1]) < 0)) {
 			buf_append_c(&out, (char)c);
 			p++;
 			continue;
@@ -122,6 +124,18 @@ mutf7_to_utf8(const char *name, char **utf8_r)
 fail:
 	buf_free(&out);
 	return -1;
+}
+
+int
+mutf7_to_utf8(const char *name, char **utf8_r)
+{
+	return mutf7_decode(name, false, utf8_r);
+}
+
+int
+mutf7_pattern_to_utf8(const char *pattern, char **utf8_r)
+{
+	return mutf7_decode(pattern, true, utf8_r);
 }
 
 /* Reads one character of UTF-8 at s (at most len octets); returns its

@@ -16,6 +16,11 @@
    nothing but "&-", non-zero padding bits, or bad UTF-16 (a lone
    surrogate). */
 int mutf7_to_utf8(const char *name, char **utf8_r);
+/* The same for a LIST pattern, where an "&" followed by neither "-" nor
+   a modified base64 character cannot begin a shift and stands for
+   itself, as the other ATOM-CHARs do (ImapTest's "atoms": LIST ""
+   !#$&'+,-... is answered OK); "&Jjo" is still refused. */
+int mutf7_pattern_to_utf8(const char *pattern, char **utf8_r);
 /* Encodes a UTF-8 name for the client (malloc'ed). An octet that is not
    part of valid UTF-8 is taken as a Latin-1 character. */
 char *mutf7_from_utf8(const char *utf8);

@@ -6,11 +6,13 @@
    matching recurses without limit.
 
    String keys match case-insensitively (message_str_contains()) on the
-   RFC 2047-decoded header values and on the decoded body text
+   RFC 2047-decoded header values (for FROM, TO, CC and BCC the addresses
+   as message_address_list_write() writes them) and on the decoded body text
    (mime_body_text(), which walks the tree of the MIME parser,
    core/mail/mime.h: text parts decoded from quoted-printable or base64 and
    converted to UTF-8 from their charset). */
 #include "search.h"
+#include "address.h"
 #include "imap_date.h"
 #include "message.h"
 #include "mime.h"
@@ -57,6 +59,7 @@ struct search_key {
 	int64_t days;
 	uint64_t number;
 	char *field;           /* HEADER field name */
+	bool address;          /* FROM, TO, CC, BCC: match the addresses */
 	char *value;           /* the string to look for (NUL-free up to value_len) */
 	size_t value_len;
 };
@@ -117,15 +120,8 @@ search_key_free(struct search_key **keyp)
 	*keyp = NULL;
 }
 
-/* An astring argument: ATOM, quoted STRING or LITERAL. */
-static bool
-arg_is_string(const struct imap_arg *arg)
-{
-	return arg->type == IMAP_ARG_ATOM || arg->type == IMAP_ARG_STRING ||
-	       arg->type == IMAP_ARG_LITERAL;
-}
-
-/* The next argument as a string, or NULL with the error set. */
+/* The next argument as an astring (an atom spelt NIL is the string
+   "NIL"), or NULL with the error set. */
 static const struct imap_arg *
 next_string(struct parse_ctx *ctx)
 {
@@ -136,7 +132,7 @@ next_string(struct parse_ctx *ctx)
 		return NULL;
 	}
 	arg = &ctx->args[ctx->pos];
-	if (!arg_is_string(arg) || arg->str == NULL) {
+	if (!imap_arg_is_astring(arg) || arg->str == NULL) {
 		ctx->error = "Search key argument must be a string";
 		return NULL;
 	}
@@ -380,7 +376,7 @@ parse_modseq_key(struct parse_ctx *ctx, const char *name, unsigned depth)
 
 	if (marg == NULL)
 		return NULL;
-	if (marg->type != IMAP_ARG_ATOM) {
+	if (!imap_arg_is_atom(marg)) {
 		const struct imap_arg *targ = next_string(ctx);
 
 		if (targ == NULL)
@@ -511,8 +507,12 @@ parse_key(struct parse_ctx *ctx, unsigned depth)
 			return parse_date_key(ctx, date_keys[i].type);
 	}
 	for (size_t i = 0; i < N_ELEMENTS(header_keys); i++) {
-		if (ascii_strcasecmp(name, header_keys[i]) == 0)
-			return parse_string_key(ctx, SEARCH_HEADER, header_keys[i]);
+		if (ascii_strcasecmp(name, header_keys[i]) == 0) {
+			key = parse_string_key(ctx, SEARCH_HEADER, header_keys[i]);
+			if (key != NULL)
+				key->address = strcmp(header_keys[i], "SUBJECT") != 0;
+			return key;
+		}
 	}
 	for (size_t i = 0; i < N_ELEMENTS(named_keys); i++) {
 		if (ascii_strcasecmp(name, named_keys[i].name) == 0)
@@ -537,7 +537,7 @@ search_parse(const struct imap_arg *args, size_t count, const struct mbox_state 
 	*badcharset_r = false;
 	if (count > 0 && args[0].type == IMAP_ARG_ATOM && args[0].str != NULL &&
 	    ascii_strcasecmp(args[0].str, "CHARSET") == 0) {
-		if (count < 2 || !arg_is_string(&args[1]) || args[1].str == NULL) {
+		if (count < 2 || !imap_arg_is_astring(&args[1]) || args[1].str == NULL) {
 			*error_r = "Missing charset name";
 			return -1;
 		}
@@ -660,6 +660,21 @@ match_header(struct match_ctx *ctx, const struct search_key *key)
 	} else if (key->value_len == 0) {
 		ret = 1;               /* HEADER field "": the field exists */
 	} else {
+		if (key->address) {
+			/* RFC 3501 6.4.4: FROM and the others look into the
+			   envelope's field: the addresses without comments or
+			   quoting ("a (c)@ b" is a@b), the name of
+			   "a@b (Name)" included. A field with no address at
+			   all is matched as it is. */
+			struct buf norm = BUF_INIT;
+
+			if (message_address_list_write(raw.data, raw.len, &norm) > 0) {
+				buf_free(&raw);
+				raw = norm;
+			} else {
+				buf_free(&norm);
+			}
+		}
 		message_decode_header(raw.data, raw.len, &decoded);
 		ret = decoded.len > 0 &&
 		      message_str_contains(decoded.data, decoded.len, key->value, key->value_len);

@@ -48,13 +48,49 @@ is_atom_char(char c)
 	return !addr_is_special(c) && !text_is_ws(c) && (unsigned char)c >= 0x20 && c != 0x7f;
 }
 
-/* Reads a domain (dot-atoms and domain literals, comments between them
-   allowed) up to a special that ends it. */
+/* Like text_skip_cfws(), and when comment is not NULL each comment
+   skipped replaces its content: the text between the outer parentheses,
+   backslash escapes removed, nested parentheses kept (as Dovecot's
+   rfc822 parser keeps its last comment). */
 static void
-read_domain(const char *s, size_t len, size_t *pos, struct buf *out)
+skip_cfws_comment(const char *s, size_t len, size_t *pos, struct buf *comment)
+{
+	while (*pos < len) {
+		size_t depth = 0;
+
+		if (text_is_ws(s[*pos])) {
+			(*pos)++;
+			continue;
+		}
+		if (s[*pos] != '(')
+			return;
+		if (comment != NULL)
+			buf_reset(comment);
+		for (; *pos < len; (*pos)++) {
+			char c = s[*pos];
+
+			if (c == '\\' && *pos + 1 < len) {
+				c = s[++(*pos)];
+			} else if (c == '(') {
+				if (depth++ == 0)
+					continue;
+			} else if (c == ')' && --depth == 0) {
+				(*pos)++;
+				break;
+			}
+			if (comment != NULL && c != '\r' && c != '\n')
+				buf_append_c(comment, c);
+		}
+	}
+}
+
+/* Reads a domain (dot-atoms and domain literals, comments between them
+   allowed) up to a special that ends it; comment as skip_cfws_comment(). */
+static void
+read_domain(const char *s, size_t len, size_t *pos, struct buf *out, struct buf *comment)
 {
 	for (;;) {
-		text_skip_cfws(s, len, pos);
+		skip_cfws_comment(s, len, pos, comment);
 		if (*pos >= len)
 			return;
 		if (s[*pos] == '[') {
@@ -107,7 +143,7 @@ read_angle_addr(const char *s, size_t len, size_t *pos, struct buf *route,
 	}
 	if (s[*pos] == '@') {
 		(*pos)++;
-		read_domain(s, len, pos, host);
+		read_domain(s, len, pos, host, NULL);
 	}
 	/* Skip whatever junk precedes the closing '>'. */
 	while (*pos < len && s[*pos] != '>' && s[*pos] != ',' && s[*pos] != ';')
@@ -133,6 +169,7 @@ message_address_list_parse(const char *s, size_t len, message_address_cb *cb, vo
 {
 	struct buf phrase = BUF_INIT, local = BUF_INIT, route = BUF_INIT;
 	struct buf mailbox = BUF_INIT, host = BUF_INIT, none = BUF_INIT;
+	struct buf comment = BUF_INIT;
 	size_t pos = 0, count = 0;
 	bool in_group = false;
 
@@ -162,8 +199,9 @@ message_address_list_parse(const char *s, size_t len, message_address_cb *cb, vo
 		/* Never NULL below: an empty quoted string appends nothing,
 		   and local.data + before must point into a buffer. */
 		buf_reserve(&local, 64);
+		buf_reset(&comment);
 		for (;;) {
-			text_skip_cfws(s, len, &pos);
+			skip_cfws_comment(s, len, &pos, &comment);
 			if (pos >= len)
 				break;
 			c = s[pos];
@@ -188,7 +226,8 @@ message_address_list_parse(const char *s, size_t len, message_address_cb *cb, vo
 		if (pos >= len || c == ',' || c == ';') {
 			/* A bare local part, "bob": no domain. */
 			if (local.len > 0) {
-				emit(cb, context, MESSAGE_ADDRESS_MAILBOX, &none, &none, &local, &host);
+				emit(cb, context, MESSAGE_ADDRESS_MAILBOX, &comment, &none, &local,
+				     &host);
 				count++;
 			}
 		} else if (c == ':') {
@@ -204,9 +243,12 @@ message_address_list_parse(const char *s, size_t len, message_address_cb *cb, vo
 			emit(cb, context, MESSAGE_ADDRESS_MAILBOX, &phrase, &route, &mailbox, &host);
 			count++;
 		} else if (c == '@') {
+			/* A bare addr-spec: its last comment, as in the old
+			   "user@domain (Real Name)" form, is the display name
+			   (RFC 5322 3.4 and 3.2.2; Dovecot does the same). */
 			pos++;
-			read_domain(s, len, &pos, &host);
-			emit(cb, context, MESSAGE_ADDRESS_MAILBOX, &none, &none, &local, &host);
+			read_domain(s, len, &pos, &host, &comment);
+			emit(cb, context, MESSAGE_ADDRESS_MAILBOX, &comment, &none, &local, &host);
 			count++;
 		} else {
 			pos++;                  /* a stray special: skip it */
@@ -221,5 +263,63 @@ message_address_list_parse(const char *s, size_t len, message_address_cb *cb, vo
 	buf_free(&route);
 	buf_free(&mailbox);
 	buf_free(&host);
+	buf_free(&comment);
 	return count;
+}
+
+struct write_ctx {
+	struct buf *out;
+	bool first;           /* nothing written yet at this level */
+};
+
+static void
+write_item(const struct message_address *a, void *context)
+{
+	struct write_ctx *ctx = context;
+	struct buf *out = ctx->out;
+
+	switch (a->kind) {
+	case MESSAGE_ADDRESS_GROUP_START:
+		if (!ctx->first)
+			buf_append_str(out, ", ");
+		buf_append(out, a->name->data, a->name->len);
+		buf_append_str(out, ": ");
+		ctx->first = true;
+		return;
+	case MESSAGE_ADDRESS_GROUP_END:
+		buf_append_c(out, ';');
+		ctx->first = false;
+		return;
+	case MESSAGE_ADDRESS_MAILBOX:
+		break;
+	}
+	if (!ctx->first)
+		buf_append_str(out, ", ");
+	ctx->first = false;
+	if (a->name->len > 0 || a->route->len > 0) {
+		if (a->name->len > 0) {
+			buf_append(out, a->name->data, a->name->len);
+			buf_append_c(out, ' ');
+		}
+		buf_append_c(out, '<');
+		if (a->route->len > 0) {
+			buf_append(out, a->route->data, a->route->len);
+			buf_append_c(out, ':');
+		}
+	}
+	buf_append(out, a->mailbox->data, a->mailbox->len);
+	if (a->host->len > 0) {
+		buf_append_c(out, '@');
+		buf_append(out, a->host->data, a->host->len);
+	}
+	if (a->name->len > 0 || a->route->len > 0)
+		buf_append_c(out, '>');
+}
+
+size_t
+message_address_list_write(const char *s, size_t len, struct buf *out)
+{
+	struct write_ctx ctx = { .out = out, .first = true };
+
+	return message_address_list_parse(s, len, write_item, &ctx);
 }

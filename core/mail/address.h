@@ -18,7 +18,8 @@ enum message_address_kind {
 struct message_address {
 	enum message_address_kind kind;
 	const struct buf *name;         /* display name, quotes removed; words joined
-					   by one space */
+					   by one space; for a bare addr-spec
+					   ("user@host (Real Name)") its last comment */
 	const struct buf *route;        /* "@a,@b" */
 	const struct buf *mailbox;      /* local part */
 	const struct buf *host;         /* domain, or "[literal]" */
@@ -32,5 +33,14 @@ typedef void message_address_cb(const struct message_address *addr, void *contex
    calls. */
 size_t message_address_list_parse(const char *s, size_t len, message_address_cb *cb,
 				  void *context);
+
+/* Appends the address list s[0..len) in the one-line form that SEARCH
+   FROM, TO, CC and BCC look into (RFC 3501 6.4.4 matches the envelope's
+   field, not the raw header; Dovecot writes the same form): "local@host",
+   or "name <@route:local@host>" when there is a name or a route, a group
+   as "name: a@b, c@d;", items joined by ", ". Comments and quoting are
+   gone; encoded words are left as they are. Returns the number of items
+   (as message_address_list_parse()). */
+size_t message_address_list_write(const char *s, size_t len, struct buf *out);
 
 #endif
