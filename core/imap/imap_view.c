@@ -28,14 +28,22 @@ imap_view_write_expunges(const struct mbox_view *view, const struct mbox_view_ch
 		buf_printf(out, "* %u EXPUNGE\r\n", ch->expunged[i].seq);
 }
 
+/* Flag changes of the messages up to seq last_old (those the client knew
+   before this sync): a message new in this sync is told by "* n EXISTS"
+   alone, and the client fetches its flags (as Dovecot does: an
+   unsolicited FETCH of a message the client has not seen yet costs
+   state-tracking clients a surprise). */
 static void
 imap_view_write_flags(const struct mbox_view *view, const struct mbox_view_changes *ch,
-		      struct buf *out)
+		      size_t last_old, struct buf *out)
 {
 	const struct mbox_state *st = mailbox_state(view->mbox);
 
 	for (size_t i = 0; i < ch->flags_count; i++) {
 		const struct mail_rec *rec = &st->mails[ch->flags[i].idx];
+
+		if (ch->flags[i].seq > last_old)
+			continue;
 
 		buf_printf(out, "* %u FETCH (", ch->flags[i].seq);
 		if (view->condstore)
@@ -89,13 +97,16 @@ void
 imap_view_sync(struct mbox_view *view, struct buf *out, bool allow_expunge)
 {
 	struct mbox_view_changes ch;
+	size_t before = view->count, last_old;
 
 	mbox_view_update(view, allow_expunge, &ch);
+	/* New messages come after every message the client knew of. */
+	last_old = before > ch.expunged_count ? before - ch.expunged_count : 0;
 	imap_view_write_expunges(view, &ch, out);
 	if (ch.exists > 0)
 		buf_printf(out, "* %zu EXISTS\r\n", ch.exists);
 	if (ch.recent_changed)
 		buf_printf(out, "* %zu RECENT\r\n", ch.recent);
-	imap_view_write_flags(view, &ch, out);
+	imap_view_write_flags(view, &ch, last_old, out);
 	mbox_view_changes_free(&ch);
 }

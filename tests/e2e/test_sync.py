@@ -142,6 +142,23 @@ class TestTwoSessions(ServerTestCase):
         self.assertRegex(resp[0], rb"^\* FLAGS \(.*\$world\)")
         self.assertRegex(resp[-1], rb"^\* 3 FETCH \(FLAGS \(.*\$world")
 
+    def test_new_message_is_told_by_exists_alone(self):
+        """A message another session appended and then flagged comes as
+        "* n EXISTS" only (as Dovecot does): no unsolicited FETCH of a
+        message the client has not seen yet; its flags come when asked."""
+        a = self.raw_login(mailbox="INBOX")
+        a.command("ENABLE CONDSTORE")
+        b = self.imap("alice")
+        b.append("INBOX", None, None, b"Subject: new\r\n\r\nnew\r\n")
+        b.select("INBOX")
+        b.store(str(len(SEED) + 1), "+FLAGS", "(\\Flagged)")
+        resp, tagged = a.command("NOOP")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertEqual(untagged_numbers(resp, "EXISTS"), [len(SEED) + 1])
+        self.assertEqual(fetches(resp), {}, resp)
+        resp, tagged = a.command(f"FETCH {len(SEED) + 1} FLAGS")
+        self.assertIn(b"\\Flagged", fetches(resp)[len(SEED) + 1]["FLAGS"])
+
     def test_logout_sends_nothing_after_bye(self):
         """RFC 3501 6.1.3: LOGOUT answers "* BYE" then its tagged OK;
         changes another session made are not told after BYE."""

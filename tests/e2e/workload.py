@@ -9,7 +9,8 @@ clients ENABLE QRESYNC (they get VANISHED instead of EXPUNGE).
 Every client keeps its own model of the mailbox built only from the
 untagged responses it received: the seq -> UID map (EXISTS adds unknown
 entries, which the next FETCH n:* fills; EXPUNGE n and VANISHED remove
-entries) and each message's flags (from every FETCH). It checks on the
+entries; a VANISHED may name a UID announced by EXISTS but not fetched
+yet, RFC 7162 3.2.10.2) and each message's flags (from every FETCH). It checks on the
 way that a FETCH/STORE/SEARCH by sequence number never gets an EXPUNGE,
 that every "* n FETCH (UID u" agrees with its map, and that every command
 is answered OK (or NO [EXPUNGEISSUED] / NO [TRYCREATE] where allowed).
@@ -140,13 +141,33 @@ class Client:
             if parts[2] == b"(EARLIER)":
                 return
             gone = set(parse_set(parts[2]))
-            known = [u for u in self.map if u is not None]
-            missing = gone - set(known)
-            if missing:
-                raise Failure(f"client {self.idx}: VANISHED of unknown UIDs {sorted(missing)}")
-            keep = [i for i, u in enumerate(self.map) if u not in gone]
-            self.pending = [self.pending[i] for i in keep]
-            self.map = [self.map[i] for i in keep]
+            known = set(u for u in self.map if u is not None)
+            # RFC 7162 3.2.10.2: a VANISHED may name a message announced by
+            # EXISTS whose UID this client has not learned yet (Dovecot
+            # does so too), never one it was not told of. Such a UID lies
+            # among the unknown entries between the known UIDs around it;
+            # which of them went cannot be told, so one of them goes and
+            # those left lose their pending flags (fill() learns them).
+            drop = set()
+            for u in sorted(gone - known):
+                region = []
+                below = 0
+                for k, v in enumerate(self.map):
+                    if v is not None:
+                        if v > u:
+                            break
+                        below = v
+                        region = []
+                    elif below < u and k not in drop:
+                        region.append(k)
+                if not region:
+                    raise Failure(f"client {self.idx}: VANISHED of unknown UID {u}")
+                drop.add(region[-1])
+                for k in region:
+                    self.pending[k] = None
+            keep = [k for k, v in enumerate(self.map) if v not in gone and k not in drop]
+            self.pending = [self.pending[k] for k in keep]
+            self.map = [self.map[k] for k in keep]
             for u in gone:
                 self.flags.pop(u, None)
             return
