@@ -445,6 +445,10 @@ class TestStartupCertificates(unittest.TestCase):
         with open(os.path.join(self.dir, "users"), "w") as f:
             f.write("alice alice123\n")
         os.makedirs(os.path.join(self.dir, "mail"))
+        # As root, -t checks that the server user can write in the store.
+        pw = __import__("server").service_user()
+        if pw is not None:
+            os.chown(os.path.join(self.dir, "mail"), pw.pw_uid, pw.pw_gid)
 
     def conf(self, cert, key, server_line=None):
         path = os.path.join(self.dir, "imapserver.conf")
