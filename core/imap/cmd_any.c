@@ -2,6 +2,7 @@
    NOOP, LOGOUT), ID (RFC 2971) and ENABLE (RFC 5161). */
 #include "imap_cmd.h"
 #include "imap_client.h"
+#include "imap_util.h"
 
 /* LITERAL- is not listed: RFC 7888 forbids advertising it next to
    LITERAL+, which allows more (non-synchronizing literals of any size). */
@@ -80,7 +81,7 @@ client_enable_condstore(struct client *c, bool qresync)
 		c->view->qresync = c->qresync;
 		if (!was)
 			client_send(c, "* OK [HIGHESTMODSEQ %llu] Highest",
-				    (unsigned long long)mailbox_state(c->mbox)->highest_modseq);
+				    imap_modseq(mailbox_state(c->mbox)->highest_modseq));
 	}
 }
 

@@ -2,6 +2,7 @@
    SPECIAL-USE RFC 6154) and STATUS (RFC 3501 6.3.10). */
 #include "imap_cmd.h"
 #include "imap_client.h"
+#include "imap_util.h"
 #include "mutf7.h"
 
 #include <stdlib.h>
@@ -431,7 +432,7 @@ cmd_status(struct client_command *cmd)
 			value = st->uidvalidity;
 		else if (ascii_strcasecmp(it->str, "HIGHESTMODSEQ") == 0)
 			/* RFC 7162 3.1.7 */
-			value = st->highest_modseq;
+			value = imap_modseq(st->highest_modseq);
 		else if (ascii_strcasecmp(it->str, "UNSEEN") == 0) {
 			for (size_t j = 0; j < st->count; j++)
 				value += (st->mails[j].flags & MAIL_SEEN) == 0;

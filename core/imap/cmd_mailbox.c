@@ -219,8 +219,7 @@ cmd_select(struct client_command *cmd)
 	client_send(c, "* OK [UIDVALIDITY %u] UIDs valid.", st->uidvalidity);
 	client_send(c, "* OK [UIDNEXT %u] Predicted next UID.", st->uidnext);
 	if (c->condstore)
-		client_send(c, "* OK [HIGHESTMODSEQ %llu] Highest",
-			    (unsigned long long)st->highest_modseq);
+		client_send(c, "* OK [HIGHESTMODSEQ %llu] Highest", imap_modseq(st->highest_modseq));
 	if (q.given && q.uidvalidity == st->uidvalidity)
 		qresync_select(c, &q);
 	cmd_tagged(cmd, "OK [%s] %s completed.", readonly ? "READ-ONLY" : "READ-WRITE",

@@ -213,7 +213,7 @@ expunge_answer(struct client_command *cmd, int ret, enum storage_error err, uint
 	if (c->qresync && mailbox_state(c->mbox)->highest_modseq != before)
 		/* RFC 7162 3.2.7 and 3.2.9 */
 		cmd_tagged(cmd, "OK [HIGHESTMODSEQ %llu] Expunge completed.",
-		       (unsigned long long)mailbox_state(c->mbox)->highest_modseq);
+		       imap_modseq(mailbox_state(c->mbox)->highest_modseq));
 	else
 		cmd_tagged(cmd, "OK Expunge completed.");
 }

@@ -22,4 +22,13 @@ int imap_parse_flags(const struct imap_arg *arg, struct mbox_state *state, bool 
 /* True if s is a valid IMAP atom (for keywords and tags). */
 bool imap_is_atom(const char *s);
 
+/* A mod-sequence as the protocol says it: RFC 7162 3.1 makes them
+   positive, so a mailbox that never changed (0 inside) reports 1, as
+   Dovecot does. */
+static inline unsigned long long
+imap_modseq(uint64_t modseq)
+{
+	return modseq > 0 ? (unsigned long long)modseq : 1ULL;
+}
+
 #endif

@@ -24,6 +24,17 @@ class TestExtensions(ServerTestCase):
         uidv = int(re.search(rb"\[UIDVALIDITY (\d+)\]", text).group(1))
         return text, hms, uidv
 
+    def test_empty_mailbox_reports_highestmodseq_1(self):
+        """RFC 7162 3.1: mod-sequences are positive; a mailbox that never
+        changed says 1 (as Dovecot), never 0, in SELECT and STATUS."""
+        c = self.raw_login()
+        c.command("CREATE Empty")
+        c.command("ENABLE CONDSTORE")
+        untagged, tagged = c.command("STATUS Empty (HIGHESTMODSEQ)")
+        self.assertIn(b"HIGHESTMODSEQ 1)", joined(untagged))
+        untagged, tagged = c.command("SELECT Empty")
+        self.assertIn(b"* OK [HIGHESTMODSEQ 1]", joined(untagged))
+
     def test_modseq_state_survives_a_restart(self):
         c = self.raw_login()
         c.command("ENABLE QRESYNC")
