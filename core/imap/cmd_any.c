@@ -8,7 +8,7 @@
    LITERAL+, which allows more (non-synchronizing literals of any size). */
 #define CAPS_COMMON "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS " \
 		    "CHILDREN MOVE LIST-EXTENDED SPECIAL-USE ESEARCH CONDSTORE QRESYNC SORT " \
-		    "SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
+		    "SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES MULTIAPPEND"
 
 /* Before login: STARTTLS while the channel is clear and a certificate
    is configured; AUTH=PLAIN where a password may be sent, LOGINDISABLED

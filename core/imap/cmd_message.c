@@ -6,6 +6,7 @@
 #include "imap_view.h"
 #include "imap_util.h"
 #include "fetch.h"
+#include "log.h"
 #include "message.h"
 #include "seqset.h"
 
@@ -26,81 +27,173 @@ keywords_remap(const struct mbox_state *from, struct mbox_state *to, uint64_t ke
 	}
 }
 
+/* One message of an APPEND: its flag list and date-time (each NULL when
+   not given) and its data. */
+struct append_msg {
+	const struct imap_arg *flags, *date, *data;
+	uint8_t flag_bits;
+	uint64_t keywords;
+	int64_t time;
+	int32_t tz;
+};
+
+/* The messages of "APPEND mailbox 1*([flags] [date-time] literal)" (RFC
+   3502 MULTIAPPEND: one or more). Returns their count (at most max), or
+   0 with a static reason. */
+static size_t
+append_parse(struct client_command *cmd, struct append_msg *msgs, size_t max,
+	     const char **error_r)
+{
+	size_t i = 1, n = 0;
+
+	while (i < cmd->count) {
+		struct append_msg *m = &msgs[n];
+
+		if (n == max) {
+			*error_r = "APPEND: too many messages in one command.";
+			return 0;
+		}
+		i_zero(m);
+		if (cmd->args[i].type == IMAP_ARG_LIST)
+			m->flags = &cmd->args[i++];
+		if (i + 1 < cmd->count && cmd->args[i].type == IMAP_ARG_STRING &&
+		    (cmd->args[i + 1].type == IMAP_ARG_LITERAL ||
+		     cmd->args[i + 1].type == IMAP_ARG_STRING))
+			m->date = &cmd->args[i++];
+		if (i >= cmd->count || (cmd->args[i].type != IMAP_ARG_LITERAL &&
+					cmd->args[i].type != IMAP_ARG_STRING)) {
+			*error_r = "APPEND: invalid arguments.";
+			return 0;
+		}
+		m->data = &cmd->args[i++];
+		if (m->date != NULL) {
+			if (message_parse_imap_datetime(m->date->str, &m->time, &m->tz) < 0) {
+				*error_r = "APPEND: invalid date-time.";
+				return 0;
+			}
+		} else {
+			struct tm tm;
+			time_t now = time(NULL);
+
+			m->time = (int64_t)now;
+			localtime_r(&now, &tm);
+			m->tz = (int32_t)(tm.tm_gmtoff / 60);
+		}
+		n++;
+	}
+	if (n == 0)
+		*error_r = "APPEND needs a mailbox and a message.";
+	return n;
+}
+
+/* At most this many messages in one MULTIAPPEND (their octets together
+   are bounded by limits.max_literal already). */
+#define APPEND_MAX_MESSAGES 1000
+
+/* APPEND (RFC 3501 6.3.11) and MULTIAPPEND (RFC 3502): every message or
+   none. A message that cannot be stored takes back those stored before
+   it in this command (they are expunged, never seen by anyone: the
+   others' views hear of them only after the command). */
 bool
 cmd_append(struct client_command *cmd)
 {
 	struct client *c = cmd->c;
-	const struct imap_arg *flags_arg = NULL, *date_arg = NULL, *msg;
-	uint8_t flags = 0;
-	uint64_t keywords = 0;
-	int64_t date = time(NULL);
-	int32_t tz = 0;
-	enum storage_error err;
+	struct append_msg *msgs;
+	struct seqset stored = { 0 };
+	enum storage_error err = STORAGE_ERR_NONE;
 	struct mailbox *mbox;
-	const char *error;
+	const char *error = NULL;
 	uint32_t uid;
-	size_t i = 1;
+	size_t count, done = 0;
 	char *name;
-	int ret;
+	int ret = 0;
 
 	if (cmd->count < 2)
 		return cmd_bad(cmd, "APPEND needs a mailbox and a message.");
-	if (cmd->args[i].type == IMAP_ARG_LIST)
-		flags_arg = &cmd->args[i++];
-	if (i < cmd->count && cmd->args[i].type == IMAP_ARG_STRING && i + 1 < cmd->count)
-		date_arg = &cmd->args[i++];
-	if (i + 1 != cmd->count || (cmd->args[i].type != IMAP_ARG_LITERAL &&
-				    cmd->args[i].type != IMAP_ARG_STRING))
-		return cmd_bad(cmd, "APPEND: invalid arguments.");
-	msg = &cmd->args[i];
-	if (date_arg != NULL) {
-		struct tm tm;
-		if (message_parse_imap_datetime(date_arg->str, &date, &tz) < 0)
-			return cmd_bad(cmd, "APPEND: invalid date-time.");
-		(void)tm;
-	} else {
-		struct tm tm;
-		time_t now = (time_t)date;
-		localtime_r(&now, &tm);
-		tz = (int32_t)(tm.tm_gmtoff / 60);
+	/* Each message takes one argument at least. */
+	msgs = xcalloc(cmd->count, sizeof(*msgs));
+	count = append_parse(cmd, msgs, cmd->count - 1 < APPEND_MAX_MESSAGES ? cmd->count - 1 :
+					APPEND_MAX_MESSAGES, &error);
+	if (count == 0) {
+		free(msgs);
+		return cmd_bad(cmd, error);
 	}
-	if (msg->len == 0) {
-		cmd_tagged(cmd, "NO Can't save an empty message.");
+	for (size_t k = 0; k < count; k++) {
+		if (msgs[k].data->len == 0) {
+			free(msgs);
+			cmd_tagged(cmd, "NO Can't save an empty message.");
+			return true;
+		}
+	}
+	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL) {
+		free(msgs);
 		return true;
 	}
-	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL)
-		return true;
 	if (mailbox_open(c->gen->hub, c->sid, c->user, name, &mbox, &err) < 0) {
 		if (err == STORAGE_ERR_NOT_FOUND)
 			cmd_tagged(cmd, "NO [TRYCREATE] Mailbox doesn't exist.");
 		else
 			cmd_no_storage(cmd, err);
 		free(name);
+		free(msgs);
 		return true;
 	}
-	if (flags_arg != NULL &&
-	    (ret = imap_parse_flags(flags_arg, mailbox_state(mbox), true, &flags, &keywords,
-				    &error)) < 0) {
+	for (size_t k = 0; k < count && ret == 0; k++) {
+		struct append_msg *m = &msgs[k];
+
+		if (m->flags != NULL &&
+		    (ret = imap_parse_flags(m->flags, mailbox_state(mbox), true, &m->flag_bits,
+					    &m->keywords, &error)) < 0)
+			break;
+	}
+	if (ret < 0) {
 		if (ret == IMAP_FLAGS_NO_ROOM)
 			cmd_tagged(cmd, "NO [LIMIT] %s.", error);
 		else
 			cmd_bad(cmd, error);
-	} else if (mailbox_append(mbox, msg->str, msg->len, flags, keywords, date, tz, &uid, &err,
-				  c->sid) < 0) {
-		cmd_no_storage(cmd, err);
-	} else {
-		const struct mbox_state *st = mailbox_state(mbox);
-		ssize_t idx = mbox_state_find(st, uid);
-
-		if (idx >= 0)
-			fetch_cache_stored(mailbox_mcache(mbox), st, &st->mails[idx], msg->str,
-					   msg->len);
-		mailbox_changed(mbox, c->view);
-		cmd_tagged(cmd, "OK [APPENDUID %u %u] Append completed.", mailbox_state(mbox)->uidvalidity,
-		       uid);
+		goto out;
 	}
+	for (; done < count; done++) {
+		struct append_msg *m = &msgs[done];
+		const struct mbox_state *st;
+		ssize_t idx;
+
+		if (mailbox_append(mbox, m->data->str, m->data->len, m->flag_bits, m->keywords,
+				   m->time, m->tz, &uid, &err, c->sid) < 0)
+			break;
+		seqset_add_range(&stored, uid, uid);
+		st = mailbox_state(mbox);
+		idx = mbox_state_find(st, uid);
+		if (idx >= 0)
+			fetch_cache_stored(mailbox_mcache(mbox), st, &st->mails[idx], m->data->str,
+					   m->data->len);
+	}
+	if (done < count) {
+		enum storage_error ignored;
+
+		/* All or nothing (RFC 3502): the ones stored go again. */
+		if (done > 0 && mailbox_expunge_uids(mbox, &stored, &ignored, c->sid) < 0)
+			log_error(c->sid, "append: %zu of %zu messages stored and not taken back",
+				  done, count);
+		if (done > 0)
+			mailbox_changed(mbox, c->view);
+		cmd_no_storage(cmd, err);
+		goto out;
+	}
+	mailbox_changed(mbox, c->view);
+	{
+		struct buf uids = BUF_INIT;
+
+		seqset_write(&stored, &uids);
+		cmd_tagged(cmd, "OK [APPENDUID %u %s] Append completed.",
+			   mailbox_state(mbox)->uidvalidity, uids.data);
+		buf_free(&uids);
+	}
+out:
+	seqset_free(&stored);
 	mailbox_unref(&mbox);
 	free(name);
+	free(msgs);
 	return true;
 }
 

@@ -35,6 +35,32 @@ class TestExtensions(ServerTestCase):
         untagged, tagged = c.command("SELECT Empty")
         self.assertIn(b"* OK [HIGHESTMODSEQ 1]", joined(untagged))
 
+    def test_multiappend_stores_all_or_nothing(self):
+        """RFC 3502: several messages in one APPEND, each with its own
+        flags and date; one APPENDUID set; a mistake in any of them
+        stores none; another session hears of them at once."""
+        c = self.raw_login()
+        watcher = self.raw_login(mailbox="INBOX")
+        resp, tagged = c.command(b'APPEND INBOX (\\Seen) {5+}\r\nhello '
+                                 b'"01-Jan-2024 10:00:00 +0000" {3+}\r\nabc {4+}\r\nwxyz')
+        m = re.match(rb"OK \[APPENDUID (\d+) (\d+):(\d+)\]", tagged)
+        self.assertIsNotNone(m, tagged)
+        self.assertEqual(int(m.group(3)) - int(m.group(2)), 2)
+        resp, tagged = watcher.command("NOOP")
+        self.assertIn(f"* {len(SEED) + 3} EXISTS".encode(), joined(resp))
+        resp, tagged = watcher.command(f"FETCH {len(SEED) + 1}:* (FLAGS INTERNALDATE BODY[])")
+        text = joined(resp)
+        self.assertIn(b"\\Seen", text.split(b"FETCH")[1])
+        self.assertIn(b'" 1-Jan-2024 10:00:00 +0000"', text)
+        self.assertIn(b"wxyz", text)
+        # An empty message, or bad flags, anywhere: nothing is stored.
+        resp, tagged = c.command(b"APPEND INBOX {3+}\r\nabc {0+}\r\n")
+        self.assertTrue(tagged.startswith(b"NO"), tagged)
+        resp, tagged = c.command(b"APPEND INBOX {3+}\r\nabc (\\Bogus) {3+}\r\nxyz")
+        self.assertTrue(tagged.startswith(b"BAD"), tagged)
+        resp, tagged = c.command("STATUS INBOX (MESSAGES)")
+        self.assertIn(f"MESSAGES {len(SEED) + 3})".encode(), joined(resp))
+
     def test_modseq_state_survives_a_restart(self):
         c = self.raw_login()
         c.command("ENABLE QRESYNC")
