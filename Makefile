@@ -138,7 +138,14 @@ $(BUILD)/tests/pam_sleep.so: tests/pam_sleep.c
 	@$(if $(V),,echo "  CC      $<")
 	$(Q)$(CC) -std=c11 -D_GNU_SOURCE $(WARNFLAGS) $(CFLAGS) -fPIC -shared -o $@ $< -lpam
 
-tests: $(TEST_BINS) $(PAM_TEST_MODULES)
+# A write fault injector for the end-to-end tests only (tests/fail_write.c:
+# LD_PRELOAD, a write holding $FAILWRITE_MARKER fails with ENOSPC).
+$(BUILD)/tests/fail_write.so: tests/fail_write.c
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  CC      $<")
+	$(Q)$(CC) -std=c11 -D_GNU_SOURCE $(WARNFLAGS) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
+
+tests: $(TEST_BINS) $(PAM_TEST_MODULES) $(BUILD)/tests/fail_write.so
 
 # Installs the Debian packages the build and tests need when run as root;
 # otherwise prints the command to run.
