@@ -388,7 +388,8 @@ compress_in_pending(const struct conn_layer *layer)
 {
 	const struct compress_layer *z = (const struct compress_layer *)layer;
 
-	return !z->failed && !z->in_end && (z->raw_len > 0 || z->in_more);
+	/* At the end of the peer's stream: the next read says so. */
+	return !z->failed && (z->in_end || z->raw_len > 0 || z->in_more);
 }
 
 const char *
