@@ -56,9 +56,9 @@ end_note_memory(struct end *e)
 static void
 fill_text(struct buf *out, size_t from, size_t n)
 {
-	static const char *const words[] = { "the ", "mailbox ", "FETCH ", "message ",
+	static const char *const words[] = { "the ",      "mailbox ",   "FETCH ",     "message ",
 					     "Subject: ", "quarterly ", "report\r\n", "is ",
-					     "attached ", "and ", "42 ", "UID " };
+					     "attached ", "and ",       "42 ",        "UID " };
 	for (size_t i = from; i < from + n; i++) {
 		size_t w = (i / 7) * 2654435761u % N_ELEMENTS(words);
 		const char *word = words[w];
@@ -553,10 +553,11 @@ imap_setup(void **state)
 	write_file(path, "From: bob@localhost\nTo: alice@localhost\nSubject: lunch\n"
 			 "Received: 2022-03-10 : 14 : 30\nShall we meet at noon?\n.\n");
 	snprintf(path, sizeof(path), "%s/imapserver.conf", h->dir);
-	write_file(path, "storage: { backend = \"flat\"; root = \"mail\"; };\n"
-			 "auth: { backend = \"passwd-file\"; file = \"users\"; };\n"
-			 "limits: { auth_fail_delay = 0; max_line = 2048; max_literal = 100000; };\n"
-			 "log: { level = \"error\"; };\n");
+	write_file(path,
+		   "storage: { backend = \"flat\"; root = \"mail\"; };\n"
+		   "auth: { backend = \"passwd-file\"; file = \"users\"; };\n"
+		   "limits: { auth_fail_delay = 0; max_line = 2048; max_literal = 100000; };\n"
+		   "log: { level = \"error\"; };\n");
 	if (config_load(path, &cfg, &error) < 0)
 		fail_msg("config: %s", error);
 	log_set_level(LOG_LEVEL_ERROR);
@@ -640,10 +641,10 @@ imap_send(struct imap_harness *h, const char *line)
 	buf_free(&out);
 }
 
-#define assert_contains(hay, needle)                                                   \
-	do {                                                                            \
-		if (strstr((hay), (needle)) == NULL)                                    \
-			fail_msg("expected \"%s\" in:\n%s", (needle), (hay));           \
+#define assert_contains(hay, needle)                                          \
+	do {                                                                  \
+		if (strstr((hay), (needle)) == NULL)                          \
+			fail_msg("expected \"%s\" in:\n%s", (needle), (hay)); \
 	} while (0)
 
 /* Sends line, waits for tag's answer, checks that it contains needle. */

@@ -45,21 +45,21 @@
 struct compress_layer {
 	struct conn_layer layer;
 	z_stream zin, zout;
-	bool zout_live;         /* zout is initialized (a burst is on) */
+	bool zout_live; /* zout is initialized (a burst is on) */
 	/* Received octets not yet inflated: raw[raw_pos..raw_len). */
 	unsigned char *raw;
 	size_t raw_pos, raw_len;
-	bool in_more;           /* inflate may hold output */
-	bool in_end;            /* the peer ended its stream */
+	bool in_more; /* inflate may hold output */
+	bool in_end;  /* the peer ended its stream */
 	/* Compressed output not yet written below: obuf[out_pos..out_len). */
 	unsigned char *obuf;
 	size_t out_pos, out_len;
-	bool dirty;             /* deflate took input not yet sync-flushed */
+	bool dirty; /* deflate took input not yet sync-flushed */
 	/* Failed: every later call fails with fail_errno. */
 	bool failed;
 	int fail_errno;
 	char error[128];
-	size_t zmem;            /* octets zlib holds allocated */
+	size_t zmem; /* octets zlib holds allocated */
 	uint64_t in_plain, in_raw, out_plain, out_raw;
 };
 
@@ -147,8 +147,8 @@ compress_inflate(struct compress_layer *z, const unsigned char *src, size_t len,
 		compress_fail(z, EPROTO, "out of memory", NULL);
 		return -1;
 	default:
-		compress_fail(z, EPROTO, "corrupt input", z->zin.msg != NULL ? z->zin.msg :
-									      "bad data");
+		compress_fail(z, EPROTO, "corrupt input",
+			      z->zin.msg != NULL ? z->zin.msg : "bad data");
 		return -1;
 	}
 	return (ssize_t)produced;

@@ -53,8 +53,8 @@ bool compress_layer_is_deflate(const struct conn_layer *layer);
 size_t compress_layer_memory(const struct conn_layer *layer);
 /* Octets that went through: decoded in, encoded in (as received),
    given to write, written below (compressed). Any may be NULL. */
-void compress_layer_stats(const struct conn_layer *layer, uint64_t *in_plain_r,
-			  uint64_t *in_raw_r, uint64_t *out_plain_r, uint64_t *out_raw_r);
+void compress_layer_stats(const struct conn_layer *layer, uint64_t *in_plain_r, uint64_t *in_raw_r,
+			  uint64_t *out_plain_r, uint64_t *out_raw_r);
 /* Why the last read or write failed with EPROTO, or NULL. */
 const char *compress_layer_error(const struct conn_layer *layer);
 
