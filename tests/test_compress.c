@@ -278,6 +278,53 @@ test_round_trip_through_small_buffers(void **state)
 	event_loop_free(&loop);
 }
 
+/* With zlib's default deflate (32 KB window, memLevel 8) deflate holds
+   more compressed output than the layer's output buffer takes at once:
+   a write that first gets only that out, taking no input, goes on. 4 MB
+   of text and 1 MB of random octets arrive whole at a zlib peer. */
+static void
+test_zlib_defaults_hold_more_than_one_buffer(void **state)
+{
+	struct event_loop *loop = event_loop_new();
+	struct end srv = { 0 };
+	struct zpeer peer;
+	struct buf raw = { 0 }, plain = { 0 }, want = { 0 };
+	uint32_t x = 2463534242u;
+	int sv[2];
+
+	/* Large socket buffers: obuf often goes below whole, and the
+	   next write starts with what deflate still holds. */
+	socket_pair(sv, 0);
+	zpeer_init(&peer);
+	srv.conn = connection_new(loop, sv[0], NULL, &end_cb, &srv);
+	connection_push_layer(srv.conn, compress_layer_new_with(15, 8));
+	fill_text(&want, 0, 4 * 1024 * 1024);
+	for (size_t i = 0; i < 1024 * 1024; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		buf_append_c(&want, (char)(x & 0xff));
+	}
+	buf_append(connection_outbuf(srv.conn), want.data, want.len);
+	connection_flush(srv.conn);
+	for (int i = 0; i < 100000 && plain.len < want.len && !srv.destroyed; i++) {
+		size_t from = raw.len;
+		assert_true(event_loop_run_once(loop, 1) >= 0);
+		if (read_some(sv[1], &raw) > 0)
+			zpeer_inflate(&peer, raw.data + from, raw.len - from, &plain);
+	}
+	assert_false(srv.destroyed);
+	assert_int_equal(plain.len, want.len);
+	assert_memory_equal(plain.data, want.data, want.len);
+	end_free(&srv);
+	close(sv[1]);
+	zpeer_free(&peer);
+	buf_free(&raw);
+	buf_free(&plain);
+	buf_free(&want);
+	event_loop_free(&loop);
+}
+
 /* A peer that reads nothing: the layer keeps what it compressed (out
    pending, the output event watched) and everything arrives once the
    peer reads; every answer is complete after its flush (the peer
@@ -783,6 +830,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip_through_small_buffers),
+		cmocka_unit_test(test_zlib_defaults_hold_more_than_one_buffer),
 		cmocka_unit_test(test_partial_write_resumes),
 		cmocka_unit_test(test_inflate_beyond_one_read),
 		cmocka_unit_test(test_zip_bomb_is_bounded),

@@ -45,7 +45,8 @@
 struct compress_layer {
 	struct conn_layer layer;
 	z_stream zin, zout;
-	bool zout_live; /* zout is initialized (a burst is on) */
+	int window_bits, mem_level; /* of our deflate */
+	bool zout_live;             /* zout is initialized (a burst is on) */
 	/* Received octets not yet inflated: raw[raw_pos..raw_len). */
 	unsigned char *raw;
 	size_t raw_pos, raw_len;
@@ -285,8 +286,8 @@ compress_burst_start(struct compress_layer *z)
 	z->zout.zalloc = compress_zalloc;
 	z->zout.zfree = compress_zfree;
 	z->zout.opaque = z;
-	if (deflateInit2(&z->zout, COMPRESS_LEVEL, Z_DEFLATED, -COMPRESS_WINDOW_BITS,
-			 COMPRESS_MEM_LEVEL, Z_DEFAULT_STRATEGY) != Z_OK) {
+	if (deflateInit2(&z->zout, COMPRESS_LEVEL, Z_DEFLATED, -z->window_bits, z->mem_level,
+			 Z_DEFAULT_STRATEGY) != Z_OK) {
 		compress_fail(z, EPROTO, "out of memory", NULL);
 		return -1;
 	}
@@ -322,17 +323,33 @@ compress_write(struct conn_layer *layer, const void *data, size_t size)
 	}
 	if (compress_push(z) < 0 || compress_burst_start(z) < 0)
 		return -1;
-	z->zout.next_in = (Bytef *)(uintptr_t)data;
-	z->zout.avail_in = size > UINT_MAX ? UINT_MAX : (uInt)size;
-	z->zout.next_out = z->obuf;
-	z->zout.avail_out = COMPRESS_CHUNK;
-	ret = deflate(&z->zout, Z_NO_FLUSH);
-	taken = (size > UINT_MAX ? UINT_MAX : size) - z->zout.avail_in;
-	z->out_len = COMPRESS_CHUNK - z->zout.avail_out;
-	if ((ret != Z_OK && ret != Z_BUF_ERROR) || taken == 0) {
-		/* With an empty output buffer deflate always takes some. */
-		compress_fail(z, EPROTO, "deflate failed", z->zout.msg);
-		return -1;
+	/* deflate first gives out what it holds from before (up to its
+	   pending buffer, which may exceed obuf): it may fill obuf without
+	   taking any input. Then obuf goes below and deflate is asked again,
+	   until it takes some or the layer below would block. */
+	for (;;) {
+		z->zout.next_in = (Bytef *)(uintptr_t)data;
+		z->zout.avail_in = size > UINT_MAX ? UINT_MAX : (uInt)size;
+		z->zout.next_out = z->obuf;
+		z->zout.avail_out = COMPRESS_CHUNK;
+		ret = deflate(&z->zout, Z_NO_FLUSH);
+		taken = (size > UINT_MAX ? UINT_MAX : size) - z->zout.avail_in;
+		z->out_len = COMPRESS_CHUNK - z->zout.avail_out;
+		if (ret != Z_OK && ret != Z_BUF_ERROR) {
+			compress_fail(z, EPROTO, "deflate failed", z->zout.msg);
+			return -1;
+		}
+		if (taken > 0)
+			break;
+		if (z->out_len == 0) {
+			/* No input taken, no output made: cannot happen with
+			   room in obuf; do not spin. */
+			compress_fail(z, EPROTO, "deflate made no progress", NULL);
+			return -1;
+		}
+		z->dirty = true;
+		if (compress_push(z) < 0)
+			return -1;
 	}
 	z->dirty = true;
 	z->out_plain += taken;
@@ -430,8 +447,19 @@ static const struct conn_layer_vfuncs compress_vfuncs = {
 struct conn_layer *
 compress_layer_new(void)
 {
+	return compress_layer_new_with(COMPRESS_WINDOW_BITS, COMPRESS_MEM_LEVEL);
+}
+
+struct conn_layer *
+compress_layer_new_with(int window_bits, int mem_level)
+{
 	struct compress_layer *z = xcalloc(1, sizeof(*z));
 
+	if (window_bits < 9 || window_bits > 15 || mem_level < 1 || mem_level > 9)
+		fatal("compress_layer_new_with: window_bits %d, mem_level %d out of range",
+		      window_bits, mem_level);
+	z->window_bits = window_bits;
+	z->mem_level = mem_level;
 	z->layer.v = &compress_vfuncs;
 	z->zin.zalloc = compress_zalloc;
 	z->zin.zfree = compress_zfree;

@@ -46,6 +46,10 @@
 
 /* A new layer, to push on a connection (or on another layer). */
 struct conn_layer *compress_layer_new(void);
+/* The same with another window (9..15: 2^n octets) and memLevel (1..9)
+   for our deflate (compress.c says why the defaults are 13 and 6); for
+   tests and comparisons. */
+struct conn_layer *compress_layer_new_with(int window_bits, int mem_level);
 /* True for a layer made here. */
 bool compress_layer_is_deflate(const struct conn_layer *layer);
 /* Octets the layer holds allocated now: its struct, buffers and zlib's
