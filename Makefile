@@ -34,6 +34,8 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARNFLAGS) $(CFLAGS) $(SANFLAGS) \
 	$(CORE_INCS) -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt
+# zlib: COMPRESS=DEFLATE (core/io/compress.c).
+LIBS += -lz
 HAVE_PAM := $(shell test -f /usr/include/security/pam_appl.h && echo 1)
 ifeq ($(HAVE_PAM),1)
 ALL_CFLAGS += -DHAVE_PAM

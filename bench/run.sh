@@ -50,6 +50,9 @@ BUILD="$BUILD" python3 bench/append_bench.py --messages 20000 $nodove
 BUILD="$BUILD" python3 bench/sessions_bench.py --seconds 10 $nodove
 python3 bench/select_restart.py --server "$BUILD/imapserver" $nodove
 python3 bench/heavy_bench.py --binary "$BUILD/imapserver"
+# COMPRESS=DEFLATE: memory per idle connection and FETCH BODY[] on the
+# wire, COMPRESS off and on, beside Dovecot's imap_zlib.
+python3 bench/compress_bench.py --server "$BUILD/imapserver" $nodove
 # SMTP delivery to a session in IDLE, inside imapserver and from smtpmail.
 if [ -x "$BUILD/smtpmail" ]; then
 	python3 bench/smtp_push.py --server "$BUILD/imapserver"

@@ -18,8 +18,10 @@ imap_capabilities(const struct client *c)
 {
 	bool starttls = !c->tls && c->gen->tls != NULL;
 
+	/* COMPRESS is offered after login only, as Dovecot does: a client
+	   that has not logged in costs no zlib memory. */
 	if (c->state != CLIENT_NOT_AUTH)
-		return CAPS_COMMON;
+		return CAPS_COMMON " COMPRESS=DEFLATE";
 	if (client_plaintext_allowed(c))
 		return starttls ? CAPS_COMMON " STARTTLS AUTH=PLAIN" : CAPS_COMMON " AUTH=PLAIN";
 	return starttls ? CAPS_COMMON " STARTTLS LOGINDISABLED" : CAPS_COMMON " LOGINDISABLED";

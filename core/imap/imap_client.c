@@ -565,7 +565,8 @@ server_tick(void *ctx)
 		next = c->next;
 		if (connection_is_dead(c->conn))
 			continue;
-		if (c->tls && !c->closing && now >= c->tls_deadline &&
+		/* Once logged, TLS may be below another layer (COMPRESS). */
+		if (c->tls && !c->tls_logged && !c->closing && now >= c->tls_deadline &&
 		    !tls_layer_handshake_done(connection_top_layer(c->conn))) {
 			log_info(c->sid, "closing: TLS handshake not done within "
 					 "tls.handshake_timeout");

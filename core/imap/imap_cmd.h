@@ -138,6 +138,9 @@ bool cmd_login(struct client_command *cmd);
 bool cmd_authenticate(struct client_command *cmd);
 bool cmd_starttls(struct client_command *cmd);
 
+/* cmd_compress.c */
+bool cmd_compress(struct client_command *cmd);
+
 /* cmd_mailbox.c */
 bool cmd_namespace(struct client_command *cmd);
 bool cmd_select(struct client_command *cmd);

@@ -223,6 +223,7 @@ static const struct cmd_def commands[] = {
 	{ .name = "LOGIN", .func = cmd_login, .states = ST_NOT_AUTH },
 	{ .name = "AUTHENTICATE", .func = cmd_authenticate, .states = ST_NOT_AUTH },
 	{ .name = "ENABLE", .func = cmd_enable, .states = ST_AUTH | ST_SELECTED },
+	{ .name = "COMPRESS", .func = cmd_compress, .states = ST_AUTH | ST_SELECTED },
 	{ .name = "NAMESPACE", .func = cmd_namespace, .states = ST_AUTH | ST_SELECTED,
 	  .flags = CMD_FLAG_NO_ARGS },
 	{ .name = "SELECT", .func = cmd_select, .states = ST_AUTH | ST_SELECTED },

@@ -25,6 +25,11 @@
      instead of waiting for the socket. Optional (false).
    - error(layer): why the last read or write failed with EPROTO (a
      protocol error of the layer, e.g. a TLS alert), or NULL. Optional.
+   - take_input(layer, data, size): octets that were read from below
+     before the layer was pushed (commands a client pipelined behind
+     COMPRESS, which RFC 4978 says are compressed): the layer keeps a
+     copy and decodes them before anything it reads below. Only for a
+     layer started with connection_start_layer_keep_input(). Optional.
    - free(layer): frees the layer (the connection frees layers top down,
      before closing the fd).
 
@@ -55,6 +60,7 @@ struct conn_layer_vfuncs {
 	size_t (*out_pending)(const struct conn_layer *layer);
 	bool (*in_pending)(const struct conn_layer *layer);
 	const char *(*error)(const struct conn_layer *layer);
+	void (*take_input)(struct conn_layer *layer, const void *data, size_t size);
 	void (*free)(struct conn_layer *layer);
 };
 

@@ -176,8 +176,9 @@ connection_push_layer(struct connection *conn, struct conn_layer *layer)
 	conn_update(conn);
 }
 
-void
-connection_start_layer(struct connection *conn, struct conn_layer *layer)
+/* Drops (wipes) the unconsumed input and makes layer the pending one. */
+static void
+conn_start_pending(struct connection *conn, struct conn_layer *layer)
 {
 	if (conn->pending_layer != NULL)
 		fatal("connection_start_layer: a layer is already pending");
@@ -187,6 +188,38 @@ connection_start_layer(struct connection *conn, struct conn_layer *layer)
 	conn->pending_layer = layer;
 	conn_update(conn);
 	conn_schedule(conn);
+}
+
+void
+connection_start_layer(struct connection *conn, struct conn_layer *layer)
+{
+	conn_start_pending(conn, layer);
+}
+
+void
+connection_start_layer_keep_input(struct connection *conn, struct conn_layer *layer)
+{
+	size_t len;
+	const char *data = connection_input(conn, &len);
+
+	if (layer->v->take_input == NULL)
+		fatal("connection_start_layer_keep_input: layer %s cannot take input",
+		      layer->v->name);
+	if (len > 0)
+		layer->v->take_input(layer, data, len);
+	conn_start_pending(conn, layer);
+}
+
+bool
+connection_has_layer(const struct connection *conn, const char *name)
+{
+	if (conn->pending_layer != NULL && strcmp(conn->pending_layer->v->name, name) == 0)
+		return true;
+	for (const struct conn_layer *l = conn->top; l != NULL; l = l->below) {
+		if (strcmp(l->v->name, name) == 0)
+			return true;
+	}
+	return false;
 }
 
 const struct conn_layer *

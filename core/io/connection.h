@@ -96,6 +96,14 @@ void connection_push_layer(struct connection *conn, struct conn_layer *layer);
    to the command) is written below the current top. Then reading goes
    on through the new layer. */
 void connection_start_layer(struct connection *conn, struct conn_layer *layer);
+/* COMPRESS (RFC 4978): as connection_start_layer(), but the unconsumed
+   input is not dropped: what the client pipelined behind the command
+   was sent through the new layer, so it is handed to the layer (its
+   take_input, which it must have) and decoded before anything read
+   below. The owner sees no input until the layer is pushed. */
+void connection_start_layer_keep_input(struct connection *conn, struct conn_layer *layer);
+/* True if a layer of that vtable name is in the stack or pending. */
+bool connection_has_layer(const struct connection *conn, const char *name);
 /* The top layer (the socket layer's vtable name is "socket"). */
 const struct conn_layer *connection_top_layer(const struct connection *conn);
 
