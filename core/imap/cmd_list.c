@@ -211,8 +211,10 @@ list_parse_args(struct client_command *cmd, bool lsub, struct list_opts *o,
 	return false;
 }
 
-/* all = names and their parents that are folders but not mailboxes
-   (listed as \Noselect when a pattern reaches them). */
+/* all = names and their superiors that are not mailboxes (storage.h: a
+   \Noselect name exists while it has inferiors), listed as \Noselect
+   (or \NonExistent) \HasChildren when a pattern matches them, by '*' as
+   by '%' (RFC 3501 6.3.8 and its example in 6.3.4, as Dovecot does). */
 static void
 list_add_parents(const struct strlist *names, struct strlist *all)
 {
@@ -295,10 +297,11 @@ list_write_entry(struct client *c, const struct list_opts *o, const struct list_
 {
 	struct buf attrs = BUF_INIT;
 
+	/* A name that is not a mailbox: \Noselect to a LIST of RFC 3501,
+	   \NonExistent (which implies it) to an extended one (RFC 5258
+	   3, RFC 9051 6.3.9.4), as Dovecot answers. */
 	if (!e->real)
-		buf_append_str(&attrs, strlist_contains(subs, e->name) &&
-						       !name_has_children(all, e->name) ?
-					       "\\NonExistent" : "\\Noselect");
+		buf_append_str(&attrs, o->extended ? "\\NonExistent" : "\\Noselect");
 	if (attrs.len > 0)
 		buf_append_c(&attrs, ' ');
 	buf_append_str(&attrs, name_has_children(all, e->name) ? "\\HasChildren" :
@@ -340,9 +343,6 @@ list_write(struct client *c, const struct list_opts *o, const struct strlist *na
 				e.childinfo = true;
 			if (!selected && !e.childinfo)
 				continue;
-		} else if (!e.real && !pct) {
-			/* A virtual parent only when '%' stops at it. */
-			continue;
 		}
 		list_write_entry(c, o, &e, all, subs);
 	}
