@@ -11,9 +11,9 @@
    beside a/).
 
    Crash safety: CREATE makes the file with O_EXCL and fsyncs its folder;
-   RENAME moves each mailbox in turn, its inferiors first: the mail file
-   in one rename(), then its index (without the index the new name starts
-   a new UIDVALIDITY, which is allowed); a crash leaves each mailbox whole
+   RENAME moves each mailbox in turn, its inferiors first, the mail file
+   in one rename() between a link and an unlink of its index
+   (flat_move_one()): a crash leaves each mailbox whole, flags included,
    under its old or its new name, and the same RENAME again finishes the
    move. The subscriptions file is replaced by temp file, fsync and
    rename. */
@@ -310,7 +310,7 @@ static int
 flat_create(struct storage *st, const char *user, const char *name, enum storage_error *err_r,
 	    char **error_r)
 {
-	char *path, *udir;
+	char *path, *udir, *index;
 	int fd, ret = -1;
 
 	*err_r = STORAGE_ERR_NONE;
@@ -335,6 +335,12 @@ flat_create(struct storage *st, const char *user, const char *name, enum storage
 		goto out;
 	}
 	close(fd);
+	/* Side files under this name are a dead mailbox's (one a crash in
+	   RENAME left): the new mailbox starts without them. */
+	index = flat_index_path(st, user, name);
+	(void)fs_unlink_beneath(udir, index);
+	free(index);
+	flat_cache_move(st, udir, user, name, NULL);
 	fsync_dir_of(path);
 	ret = 0;
 out:
@@ -400,17 +406,24 @@ flat_delete(struct storage *st, const char *user, const char *name, enum storage
 	return 0;
 }
 
-/* Moves one mailbox: its mail file in one rename(), then its index and
-   listing cache (without the index the new name starts a new
-   UIDVALIDITY, which is allowed). An INBOX never written becomes an
-   empty mailbox. The folders left empty go. */
+/* Moves one mailbox so that at every instant one of its names has both
+   its mail file and its index (flags live in the index): the index gets
+   its new name as a second link first, the mail file then moves in one
+   rename(), and the old link goes last. A crash before the rename leaves
+   the mailbox whole under its old name (the new link is stale and is
+   replaced by the next try), after it whole under its new name (the old
+   link is stale, removed by a later CREATE of that name). Where no link
+   can be made the index follows the mail file (without the index the
+   new name starts a new UIDVALIDITY, which is allowed). The listing
+   cache follows; an INBOX never written becomes an empty mailbox; the
+   folders left empty go. */
 static int
 flat_move_one(struct storage *st, const char *udir, const char *user, const char *from,
 	      const char *to, enum storage_error *err_r, char **error_r)
 {
 	char *frompath = flat_mail_path(st, user, from), *topath = flat_mail_path(st, user, to);
 	char *fromidx = flat_index_path(st, user, from), *toidx = flat_index_path(st, user, to);
-	bool inbox = strcmp(from, "INBOX") == 0;
+	bool inbox = strcmp(from, "INBOX") == 0, linked = false, idx_dir;
 	struct stat sb;
 	int ret = -1;
 
@@ -424,32 +437,41 @@ flat_move_one(struct storage *st, const char *udir, const char *user, const char
 		*error_r = xasprintf("%s exists", topath);
 		goto out;
 	}
+	idx_dir = mkdir_parents(udir, toidx) == 0;
+	if (idx_dir) {
+		(void)fs_unlink_beneath(udir, toidx);
+		linked = fs_link_beneath(udir, fromidx, toidx) == 0;
+		if (linked)
+			fsync_dir_of(toidx);
+	}
 	if (inbox && fs_stat_beneath(udir, frompath, &sb) < 0 && errno == ENOENT) {
 		int fd = fs_open_beneath(udir, topath, O_WRONLY | O_CREAT | O_EXCL, 0600);
 
 		if (fd < 0) {
 			*err_r = errno == EEXIST ? STORAGE_ERR_EXISTS : storage_error_from_errno(errno);
 			*error_r = xasprintf("create %s: %s", topath, strerror(errno));
-			goto out;
+			goto undo;
 		}
 		close(fd);
 	} else if (fs_rename_beneath(udir, frompath, topath) < 0) {
 		*err_r = errno == ENOENT ? STORAGE_ERR_NOT_FOUND : storage_error_from_errno(errno);
 		*error_r = xasprintf("rename %s: %s", frompath, strerror(errno));
-		goto out;
+		goto undo;
 	}
 	fsync_dir_of(topath);
 	fsync_dir_of(frompath);
-	if (mkdir_parents(udir, toidx) == 0) {
-		(void)fs_rename_beneath(udir, fromidx, toidx);
-		flat_cache_move(st, udir, user, from, to);
-	} else {
+	if (linked)
 		(void)fs_unlink_beneath(udir, fromidx);
-		flat_cache_move(st, udir, user, from, NULL);
-	}
+	else if (!idx_dir || fs_rename_beneath(udir, fromidx, toidx) < 0)
+		(void)fs_unlink_beneath(udir, fromidx);
+	flat_cache_move(st, udir, user, from, idx_dir ? to : NULL);
 	if (!inbox)
 		flat_prune_dirs(udir, from);
 	ret = 0;
+	goto out;
+undo:
+	if (linked)
+		(void)fs_unlink_beneath(udir, toidx);
 out:
 	free(frompath);
 	free(topath);
