@@ -254,16 +254,17 @@ lsub_noselect_parent(const char *name, const struct strlist *subs,
 }
 
 /* The LSUB lines. RFC 3501 6.3.9: with "%", a subscribed "foo/bar" whose
-   parent "foo" is not subscribed shows "foo" as \Noselect. */
+   parent "foo" is not subscribed shows "foo" as \Noselect. A subscribed
+   name is listed as it is, whether a mailbox has it or not (RFC 3501
+   leaves it open; Dovecot does so). */
 static void
-lsub_write(struct client *c, const struct strlist *names, const struct strlist *subs,
-	   const struct strlist *patterns)
+lsub_write(struct client *c, const struct strlist *subs, const struct strlist *patterns)
 {
 	struct strlist shown = { 0 };
 
 	for (size_t k = 0; k < subs->count; k++) {
 		const char *name = subs->items[k];
-		bool pct, noselect = !strlist_contains(names, name);
+		bool pct, noselect = false;
 		char *parent = NULL;
 
 		if (!list_match_any(patterns, name, &pct)) {
@@ -371,7 +372,7 @@ cmd_list(struct client_command *cmd)
 	}
 	list_add_parents(&names, &all);
 	if (lsub) {
-		lsub_write(c, &names, &subs, &patterns);
+		lsub_write(c, &subs, &patterns);
 		cmd_tagged(cmd, "OK Lsub completed.");
 		goto out;
 	}
