@@ -373,6 +373,44 @@ test_lsub_and_subscribed_parents(void **state)
 	       "* LIST (\\NonExistent \\HasNoChildren \\Subscribed) \"/\" \"e/f\"");
 }
 
+/* The inferiors of "a" are found past names that sort between "a" and
+   "a/" ("a b", "a-x", "a.y" on flat), and many names list right. */
+static void
+test_children_found_among_many_names(void **state)
+{
+	struct harness *h = *state;
+	int s = session(h, 0);
+	char *ans, c[64];
+
+	EXPECT(h, s, "a1", "CREATE \"a b\"", "a1 OK");
+	EXPECT(h, s, "a2", "CREATE a-x", "a2 OK");
+	EXPECT(h, s, "a3", "CREATE a/z/y", "a3 OK");
+	EXPECT(h, s, "a4", "CREATE a", "a4 OK");
+	ans = cmd(h, s, "a5", "LIST \"\" \"a*\"");
+	assert_contains(ans, "* LIST (\\HasChildren) \"/\" \"a\"\r\n");
+	assert_contains(ans, "* LIST (\\HasNoChildren) \"/\" \"a b\"\r\n");
+	assert_contains(ans, "* LIST (\\HasNoChildren) \"/\" \"a-x\"\r\n");
+	assert_contains(ans, "* LIST (\\Noselect \\HasChildren) \"/\" \"a/z\"\r\n");
+	free(ans);
+	for (unsigned i = 0; i < 150; i++) {
+		snprintf(c, sizeof(c), "CREATE m/%03u/leaf", i);
+		EXPECT(h, s, "b1", c, "b1 OK");
+	}
+	ans = cmd(h, s, "b2", "LIST \"\" \"m/%\"");
+	for (unsigned i = 0; i < 150; i += 37) {
+		snprintf(c, sizeof(c), "(\\Noselect \\HasChildren) \"/\" \"m/%03u\"\r\n", i);
+		assert_contains(ans, c);
+	}
+	assert_absent(ans, "leaf");
+	free(ans);
+	EXPECT(h, s, "b3", "RENAME m n", "b3 OK");
+	EXPECT(h, s, "b4", "LIST \"\" \"n/149/%\"",
+	       "* LIST (\\HasNoChildren) \"/\" \"n/149/leaf\"");
+	ans = cmd(h, s, "b5", "LIST \"\" \"m*\"");
+	assert_absent(ans, "* LIST");
+	free(ans);
+}
+
 int
 main(void)
 {
@@ -384,6 +422,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_selected_inferior_blocks_rename, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_lsub_and_subscribed_parents, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_children_found_among_many_names, setup,
+						teardown),
 	};
 	static const char *const backends[] = { "flat", "maildir" };
 	int failed = 0;
