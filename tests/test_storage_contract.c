@@ -7,7 +7,10 @@
    child with SIGKILL at random points of append and of expunge and then
    reopen the mailbox: nothing acknowledged may be lost, nothing may be
    duplicated or half-written. CONTRACT_CRASH_KILLS (environment) sets the
-   number of kills per operation and backend (default 110 + 110). */
+   number of kills per operation and backend (default 110 + 110).
+
+   The hierarchy part of the contract (names with inferiors, RENAME of a
+   tree, killed RENAMEs) is tests/test_storage_hierarchy.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

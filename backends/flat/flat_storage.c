@@ -5,10 +5,18 @@
    flat_save.c (append), flat_expunge.c, flat_index.c (flag changes) and
    flat_sync.c (sync).
 
+   Hierarchy: mailbox "a/b" is the file a/b.mail; a superior that is not
+   a mailbox is only the folder a/ (\Noselect while it holds inferiors,
+   removed with its last one), and a mailbox may have inferiors (a.mail
+   beside a/).
+
    Crash safety: CREATE makes the file with O_EXCL and fsyncs its folder;
-   RENAME moves the mail file first and its index after it (without the
-   index the new name starts a new UIDVALIDITY, which is allowed); the
-   subscriptions file is replaced by temp file, fsync and rename. */
+   RENAME moves each mailbox in turn, its inferiors first, the mail file
+   in one rename() between a link and an unlink of its index
+   (flat_move_one()): a crash leaves each mailbox whole, flags included,
+   under its old or its new name, and the same RENAME again finishes the
+   move. The subscriptions file is replaced by temp file, fsync and
+   rename. */
 #include "fileio.h"
 #include "safepath.h"
 #include "flat.h"
@@ -302,7 +310,7 @@ static int
 flat_create(struct storage *st, const char *user, const char *name, enum storage_error *err_r,
 	    char **error_r)
 {
-	char *path, *udir;
+	char *path, *udir, *index;
 	int fd, ret = -1;
 
 	*err_r = STORAGE_ERR_NONE;
@@ -327,12 +335,40 @@ flat_create(struct storage *st, const char *user, const char *name, enum storage
 		goto out;
 	}
 	close(fd);
+	/* Side files under this name are a dead mailbox's (one a crash in
+	   RENAME left): the new mailbox starts without them. */
+	index = flat_index_path(st, user, name);
+	(void)fs_unlink_beneath(udir, index);
+	free(index);
+	flat_cache_move(st, udir, user, name, NULL);
 	fsync_dir_of(path);
 	ret = 0;
 out:
 	free(udir);
 	free(path);
 	return ret;
+}
+
+/* Removes the folders that held name and are now empty, in the mail tree
+   and in .imap, from name's own level up to the user folder, stopping at
+   the first that is not empty: a superior that is not a mailbox is only
+   a folder, and it goes with its last inferior (storage.h: a \Noselect
+   name exists while it has inferiors). */
+static void
+flat_prune_dirs(const char *udir, const char *name)
+{
+	for (unsigned t = 0; t < 2; t++) {
+		char *top = t == 0 ? xstrdup(udir) : xasprintf("%s/%s", udir, FLAT_IMAP_DIR);
+		char *dir = xasprintf("%s/%s", top, name), *slash;
+
+		while ((slash = strrchr(dir, '/')) != NULL && slash > dir + strlen(top)) {
+			*slash = '\0';
+			if (fs_rmdir_beneath(udir, dir) < 0)
+				break;
+		}
+		free(dir);
+		free(top);
+	}
 }
 
 static int
@@ -363,103 +399,116 @@ flat_delete(struct storage *st, const char *user, const char *name, enum storage
 	(void)fs_unlink_beneath(udir, index);
 	free(index);
 	flat_cache_move(st, udir, user, name, NULL);
+	/* its inferiors stay, in its folder */
+	flat_prune_dirs(udir, name);
 	free(udir);
 	free(path);
 	return 0;
 }
 
+/* Moves one mailbox so that at every instant one of its names has both
+   its mail file and its index (flags live in the index): the index gets
+   its new name as a second link first, the mail file then moves in one
+   rename(), and the old link goes last. A crash before the rename leaves
+   the mailbox whole under its old name (the new link is stale and is
+   replaced by the next try), after it whole under its new name (the old
+   link is stale, removed by a later CREATE of that name). Where no link
+   can be made the index follows the mail file (without the index the
+   new name starts a new UIDVALIDITY, which is allowed). The listing
+   cache follows; an INBOX never written becomes an empty mailbox; the
+   folders left empty go. */
+static int
+flat_move_one(struct storage *st, const char *udir, const char *user, const char *from,
+	      const char *to, enum storage_error *err_r, char **error_r)
+{
+	char *frompath = flat_mail_path(st, user, from), *topath = flat_mail_path(st, user, to);
+	char *fromidx = flat_index_path(st, user, from), *toidx = flat_index_path(st, user, to);
+	bool inbox = strcmp(from, "INBOX") == 0, linked = false, idx_dir;
+	struct stat sb;
+	int ret = -1;
+
+	if (mkdir_parents(udir, topath) < 0) {
+		*err_r = storage_error_from_errno(errno);
+		*error_r = xasprintf("mkdir for %s: %s", topath, strerror(errno));
+		goto out;
+	}
+	if (fs_stat_beneath(udir, topath, &sb) == 0) {
+		*err_r = STORAGE_ERR_EXISTS;
+		*error_r = xasprintf("%s exists", topath);
+		goto out;
+	}
+	idx_dir = mkdir_parents(udir, toidx) == 0;
+	if (idx_dir) {
+		(void)fs_unlink_beneath(udir, toidx);
+		linked = fs_link_beneath(udir, fromidx, toidx) == 0;
+		if (linked)
+			fsync_dir_of(toidx);
+	}
+	if (inbox && fs_stat_beneath(udir, frompath, &sb) < 0 && errno == ENOENT) {
+		int fd = fs_open_beneath(udir, topath, O_WRONLY | O_CREAT | O_EXCL, 0600);
+
+		if (fd < 0) {
+			*err_r = errno == EEXIST ? STORAGE_ERR_EXISTS : storage_error_from_errno(errno);
+			*error_r = xasprintf("create %s: %s", topath, strerror(errno));
+			goto undo;
+		}
+		close(fd);
+	} else if (fs_rename_beneath(udir, frompath, topath) < 0) {
+		*err_r = errno == ENOENT ? STORAGE_ERR_NOT_FOUND : storage_error_from_errno(errno);
+		*error_r = xasprintf("rename %s: %s", frompath, strerror(errno));
+		goto undo;
+	}
+	fsync_dir_of(topath);
+	fsync_dir_of(frompath);
+	if (linked)
+		(void)fs_unlink_beneath(udir, fromidx);
+	else if (!idx_dir || fs_rename_beneath(udir, fromidx, toidx) < 0)
+		(void)fs_unlink_beneath(udir, fromidx);
+	flat_cache_move(st, udir, user, from, idx_dir ? to : NULL);
+	if (!inbox)
+		flat_prune_dirs(udir, from);
+	ret = 0;
+	goto out;
+undo:
+	if (linked)
+		(void)fs_unlink_beneath(udir, toidx);
+out:
+	free(frompath);
+	free(topath);
+	free(fromidx);
+	free(toidx);
+	return ret;
+}
+
+/* The mailboxes that move and their new names are storage_rename_plan()'s;
+   each moves whole (flat_move_one()), the inferiors first, so that a
+   crash leaves each under its old or its new name and the same RENAME
+   again finishes the move. */
 static int
 flat_rename(struct storage *st, const char *user, const char *oldname, const char *newname,
 	    enum storage_error *err_r, char **error_r)
 {
-	char *oldpath = NULL, *newpath = NULL, *oldidx = NULL, *newidx = NULL;
-	char *olddir = NULL, *newdir = NULL, *udir = NULL;
-	struct stat sb;
-	size_t oldlen = strlen(oldname);
-	bool inbox = strcmp(oldname, "INBOX") == 0;
+	struct strlist names = { 0 }, from = { 0 }, to = { 0 };
+	char *udir = NULL;
 	int ret = -1;
 
 	*err_r = STORAGE_ERR_NONE;
 	if (flat_check_names(user, oldname, err_r, error_r) < 0 ||
 	    flat_check_names(user, newname, err_r, error_r) < 0)
 		return -1;
-	if (strcmp(newname, "INBOX") == 0) {
-		*err_r = STORAGE_ERR_EXISTS;
-		*error_r = xstrdup("INBOX exists");
-		return -1;
-	}
-	if (!inbox && strncmp(newname, oldname, oldlen) == 0 && newname[oldlen] == '/') {
-		*err_r = STORAGE_ERR_BAD_NAME;
-		*error_r = xstrdup("cannot rename a mailbox into itself");
-		return -1;
-	}
+	if (flat_list(st, user, &names, err_r, error_r) < 0 ||
+	    storage_rename_plan(&names, oldname, newname, &from, &to, err_r, error_r) < 0)
+		goto out;
 	udir = flat_user_dir(st, user);
-	oldpath = flat_mail_path(st, user, oldname);
-	newpath = flat_mail_path(st, user, newname);
-	oldidx = flat_index_path(st, user, oldname);
-	newidx = flat_index_path(st, user, newname);
-	if (fs_stat_beneath(udir, newpath, &sb) == 0) {
-		*err_r = STORAGE_ERR_EXISTS;
-		*error_r = xasprintf("%s exists", newname);
-		goto out;
-	}
-	if (fs_stat_beneath(udir, oldpath, &sb) < 0 && !(inbox && errno == ENOENT)) {
-		*err_r = errno == ENOENT ? STORAGE_ERR_NOT_FOUND : STORAGE_ERR_TEMP;
-		*error_r = xasprintf("stat %s: %s", oldpath, strerror(errno));
-		goto out;
-	}
-	if (mkdir_parents(udir, newpath) < 0) {
-		*err_r = storage_error_from_errno(errno);
-		*error_r = xasprintf("mkdir for %s: %s", newpath, strerror(errno));
-		goto out;
-	}
-	if (inbox && fs_stat_beneath(udir, oldpath, &sb) < 0) {
-		/* an INBOX that was never written: the new mailbox is empty */
-		int fd = fs_open_beneath(udir, newpath, O_WRONLY | O_CREAT | O_EXCL, 0600);
-
-		if (fd < 0) {
-			*err_r = errno == EEXIST ? STORAGE_ERR_EXISTS : storage_error_from_errno(errno);
-			*error_r = xasprintf("create %s: %s", newpath, strerror(errno));
+	for (size_t i = 0; i < from.count; i++) {
+		if (flat_move_one(st, udir, user, from.items[i], to.items[i], err_r, error_r) < 0)
 			goto out;
-		}
-		close(fd);
-	} else if (fs_rename_beneath(udir, oldpath, newpath) < 0) {
-		*err_r = storage_error_from_errno(errno);
-		*error_r = xasprintf("rename %s: %s", oldpath, strerror(errno));
-		goto out;
-	}
-	/* The index follows; without it the new name starts a new
-	   UIDVALIDITY, which is allowed. */
-	if (mkdir_parents(udir, newidx) == 0) {
-		(void)fs_rename_beneath(udir, oldidx, newidx);
-		flat_cache_move(st, udir, user, oldname, newname);
-	} else {
-		(void)fs_unlink_beneath(udir, oldidx);
-		flat_cache_move(st, udir, user, oldname, NULL);
-	}
-	if (!inbox) {
-		/* Inferiors move too (RFC 3501 RENAME); INBOX's stay. */
-		olddir = xasprintf("%s/%s/%s", st->root, user, oldname);
-		newdir = xasprintf("%s/%s/%s", st->root, user, newname);
-		if (fs_stat_beneath(udir, olddir, &sb) == 0 && S_ISDIR(sb.st_mode) &&
-		    fs_stat_beneath(udir, newdir, &sb) < 0)
-			(void)fs_rename_beneath(udir, olddir, newdir);
-		free(olddir);
-		free(newdir);
-		olddir = xasprintf("%s/%s/%s/%s", st->root, user, FLAT_IMAP_DIR, oldname);
-		newdir = xasprintf("%s/%s/%s/%s", st->root, user, FLAT_IMAP_DIR, newname);
-		if (fs_stat_beneath(udir, olddir, &sb) == 0 && S_ISDIR(sb.st_mode) &&
-		    fs_stat_beneath(udir, newdir, &sb) < 0)
-			(void)fs_rename_beneath(udir, olddir, newdir);
 	}
 	ret = 0;
 out:
-	free(oldpath);
-	free(newpath);
-	free(oldidx);
-	free(newidx);
-	free(olddir);
-	free(newdir);
+	strlist_clear(&names);
+	strlist_clear(&from);
+	strlist_clear(&to);
 	free(udir);
 	return ret;
 }

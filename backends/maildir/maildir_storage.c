@@ -15,9 +15,14 @@
    maildir-lock, maildir-sync (scanning), maildir-save (append),
    maildir-mail (read), maildir-flags, maildir-expunge, maildir-util.
 
+   Hierarchy (as Dovecot's Maildir++): a superior of a mailbox is not a
+   folder unless it is a mailbox itself; it is \Noselect while it has
+   inferiors. DELETE leaves the inferiors.
+
    Safety: CREATE builds the folder aside in Maildir/tmp and renames it
    into place, so it is never half there; DELETE renames the folder out
-   of sight first, then removes it. The subscriptions file is replaced
+   of sight first, then removes it; RENAME moves each folder in one
+   rename(), the inferiors first (see md_rename()). The subscriptions file is replaced
    atomically (temp file, fsync, rename). close() is the last batch
    point of flag changes (see maildir_flags.c). */
 #include "fileio.h"
@@ -553,77 +558,59 @@ out:
 	return ret;
 }
 
+/* The mailboxes that move and their new names are storage_rename_plan()'s;
+   each folder (with its uidlist, keywords, index and listing cache) moves
+   in one rename(), the inferiors first, so that a crash leaves each
+   mailbox whole under its old or its new name and the same RENAME again
+   finishes the move. */
 static int
 md_rename(struct storage *st, const char *user, const char *oldname, const char *newname,
 	  enum storage_error *err_r, char **error_r)
 {
-	char *olddir = NULL, *newdir = NULL, *root = NULL, *oldprefix = NULL, *udir = NULL;
-	size_t oldlen = strlen(oldname);
-	struct stat sb;
-	DIR *d;
+	struct strlist names = { 0 }, from = { 0 }, to = { 0 };
+	char *udir = NULL, *newdir = NULL;
 	int ret = -1;
 
 	*err_r = STORAGE_ERR_NONE;
 	if (md_check_names(user, oldname, err_r, error_r) < 0 ||
 	    md_check_names(user, newname, err_r, error_r) < 0)
 		return -1;
-	if (strcmp(newname, "INBOX") == 0) {
-		*err_r = STORAGE_ERR_EXISTS;
-		*error_r = xstrdup("INBOX exists");
-		return -1;
-	}
-	if (strcmp(oldname, "INBOX") == 0)
-		return md_rename_inbox(st, user, newname, err_r, error_r);
-	if (strncmp(newname, oldname, oldlen) == 0 && newname[oldlen] == '/') {
-		*err_r = STORAGE_ERR_BAD_NAME;
-		*error_r = xstrdup("cannot rename a mailbox into itself");
-		return -1;
+	if (md_list(st, user, &names, err_r, error_r) < 0 ||
+	    storage_rename_plan(&names, oldname, newname, &from, &to, err_r, error_r) < 0)
+		goto out;
+	if (strcmp(oldname, "INBOX") == 0) {
+		ret = md_rename_inbox(st, user, newname, err_r, error_r);
+		goto out;
 	}
 	udir = md_user_dir(st, user);
-	olddir = md_box_dir(st, user, oldname);
-	newdir = md_box_dir(st, user, newname);
-	if (fs_stat_beneath(udir, newdir, &sb) == 0) {
-		*err_r = STORAGE_ERR_EXISTS;
-		*error_r = xasprintf("%s exists", newname);
-		goto out;
-	}
-	/* a link is renamed itself */
-	if (fs_rename_beneath(udir, olddir, newdir) < 0) {
-		*err_r = errno == ENOENT ? STORAGE_ERR_NOT_FOUND : storage_error_from_errno(errno);
-		*error_r = xasprintf("rename %s: %s", olddir, strerror(errno));
-		goto out;
-	}
-	/* Inferiors move too (RFC 3501 RENAME): .old.x -> .new.x */
-	root = md_root(st, user);
-	oldprefix = xasprintf("%s.", strrchr(olddir, '/') + 1);
-	d = fs_opendir_beneath(udir, root);
-	if (d != NULL) {
-		struct strlist kids = { 0 };
-		struct dirent *de;
+	for (size_t i = 0; i < from.count; i++) {
+		char *olddir = md_box_dir(st, user, from.items[i]);
+		struct stat sb;
 
-		while ((de = readdir(d)) != NULL && kids.count < MD_LIST_MAX) {
-			if (strncmp(de->d_name, oldprefix, strlen(oldprefix)) == 0)
-				strlist_add(&kids, de->d_name);
+		free(newdir);
+		newdir = md_box_dir(st, user, to.items[i]);
+		/* a folder that is not a mailbox (no cur/) is in the way too */
+		if (fs_stat_beneath(udir, newdir, &sb) == 0) {
+			*err_r = STORAGE_ERR_EXISTS;
+			*error_r = xasprintf("%s exists", newdir);
+		} else if (fs_rename_beneath(udir, olddir, newdir) < 0) {
+			/* a link is renamed itself */
+			*err_r = errno == ENOENT ? STORAGE_ERR_NOT_FOUND :
+				storage_error_from_errno(errno);
+			*error_r = xasprintf("rename %s: %s", olddir, strerror(errno));
 		}
-		closedir(d);
-		for (size_t i = 0; i < kids.count; i++) {
-			char *from = xasprintf("%s/%s", root, kids.items[i]);
-			char *to = xasprintf("%s.%s", newdir, kids.items[i] + strlen(oldprefix));
-
-			if (fs_stat_beneath(udir, to, &sb) < 0)
-				(void)fs_rename_beneath(udir, from, to);
-			free(from);
-			free(to);
-		}
-		strlist_clear(&kids);
+		free(olddir);
+		if (*err_r != STORAGE_ERR_NONE)
+			goto out;
 	}
+	fsync_dir_of(newdir);
 	ret = 0;
 out:
+	strlist_clear(&names);
+	strlist_clear(&from);
+	strlist_clear(&to);
 	free(udir);
-	free(olddir);
 	free(newdir);
-	free(root);
-	free(oldprefix);
 	return ret;
 }
 

@@ -170,14 +170,40 @@ struct storage_backend {
 	int (*init)(const struct storage_settings *set, struct storage **st_r, char **error_r);
 	void (*deinit)(struct storage **st);
 
+	/* The hierarchy (RFC 3501 6.3.3-6.3.5), the same on every backend;
+	   see "Hierarchy" below for the shared rules and helpers. */
 	/* Every mailbox of user, "INBOX" included, as names with '/' as the
-	   hierarchy delimiter. */
+	   hierarchy delimiter. Only mailboxes: a superior that is not one
+	   (a \Noselect name) is not listed; the core derives those from the
+	   names, so a \Noselect name exists exactly while it has inferiors. */
 	int (*list)(struct storage *st, const char *user, struct strlist *names_r,
 		    enum storage_error *err_r, char **error_r);
+	/* Creates mailbox name, and what its store needs of the superiors
+	   (a folder), which do not become mailboxes: they are \Noselect
+	   while they have inferiors. STORAGE_ERR_EXISTS if name is a
+	   mailbox (INBOX always is); a \Noselect name becomes a mailbox
+	   and keeps its inferiors. */
 	int (*create)(struct storage *st, const char *user, const char *name,
 		      enum storage_error *err_r, char **error_r);
+	/* Removes mailbox name with its messages and side data (index,
+	   listing cache). Its inferiors stay: name is then \Noselect while
+	   they exist (RFC 3501 6.3.4 allows it; Dovecot does it).
+	   STORAGE_ERR_NOT_FOUND if name is not a mailbox (a \Noselect name
+	   included: deleting one with inferiors is an error there too),
+	   STORAGE_ERR_BAD_NAME for INBOX. */
 	int (*delete)(struct storage *st, const char *user, const char *name,
 		      enum storage_error *err_r, char **error_r);
+	/* Renames oldname, a mailbox or a \Noselect name, and every
+	   inferior with it (RFC 3501 6.3.5), each with its side data: the
+	   names moved and their new names are storage_rename_plan()'s, and
+	   its refusals are the backend's (EXISTS, NOT_FOUND, BAD_NAME), given
+	   before anything moves. Each mailbox moves whole in one step, the
+	   inferiors first and oldname last, so that a crash at any instant
+	   leaves every mailbox whole under its old or its new name, and the
+	   same RENAME again finishes the move. Subscriptions are not
+	   changed (RFC 3501 6.3.6; Dovecot does not either). RENAME INBOX
+	   moves its messages to newname, a new mailbox; INBOX stays, empty,
+	   and keeps its inferiors. */
 	int (*rename)(struct storage *st, const char *user, const char *oldname,
 		      const char *newname, enum storage_error *err_r, char **error_r);
 	int (*subscriptions_read)(struct storage *st, const char *user, struct strlist *names_r,
@@ -333,6 +359,25 @@ int storage_root_prepare(const char *backend, const struct storage_settings *set
    component, no "." or ".." component, not absolute, at most
    STORAGE_NAME_MAX octets). */
 bool storage_name_is_valid(const char *name);
+
+/* Hierarchy. A name's inferiors are the names below it ("a/b" and
+   "a/b/c" are inferiors of "a"). */
+/* True if name is an inferior of parent. */
+bool storage_name_is_inferior(const char *name, const char *parent);
+/* What RENAME oldname newname moves, given names, the mailboxes of the
+   user (list()): fills from_r with the mailboxes that move, the
+   inferiors of oldname first (in the order of names) and oldname last
+   if it is a mailbox, and to_r with their new names, index for index.
+   Refuses, with nothing added: newname INBOX or a mailbox
+   (STORAGE_ERR_EXISTS); newname one of the inferiors of oldname
+   (STORAGE_ERR_BAD_NAME); oldname neither a mailbox nor a superior of one
+   (STORAGE_ERR_NOT_FOUND); a new name that is a mailbox already
+   (STORAGE_ERR_EXISTS) or not a valid name (STORAGE_ERR_BAD_NAME).
+   INBOX moves alone (its inferiors stay). Returns 0, or -1 with *err_r
+   and *error_r. O(n log n) in the number of names. */
+int storage_rename_plan(const struct strlist *names, const char *oldname, const char *newname,
+			struct strlist *from_r, struct strlist *to_r, enum storage_error *err_r,
+			char **error_r);
 
 /* How long a backend waits for a lock held by another process before the
    operation fails with STORAGE_ERR_IN_USE, in milliseconds (10 s). Set

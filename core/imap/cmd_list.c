@@ -46,16 +46,73 @@ list_match(const char *pattern, const char *name)
 	return ret;
 }
 
-static bool
-name_has_children(const struct strlist *names, const char *name)
-{
-	size_t len = strlen(name);
+/* Sorted name sets (strlist_sort(): strcmp order). The inferiors of a
+   name, the names that start with "name/", are one run of such a set, so
+   membership and inferiors cost a binary search and LIST costs
+   O(n log n) in the number of mailboxes, not O(n^2). */
 
-	for (size_t i = 0; i < names->count; i++) {
-		if (strncmp(names->items[i], name, len) == 0 && names->items[i][len] == '/')
-			return true;
+/* Index of the first name of sorted that is not below key. */
+static size_t
+sorted_lower_bound(const struct strlist *sorted, const char *key)
+{
+	size_t lo = 0, hi = sorted->count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(sorted->items[mid], key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	return false;
+	return lo;
+}
+
+static bool
+sorted_contains(const struct strlist *sorted, const char *name)
+{
+	size_t i = sorted_lower_bound(sorted, name);
+
+	return i < sorted->count && strcmp(sorted->items[i], name) == 0;
+}
+
+/* Index of the first inferior of name in sorted (sorted->count if none):
+   the inferiors are the run of names from there that start with
+   "name/". */
+static size_t
+sorted_inferiors(const struct strlist *sorted, const char *name)
+{
+	char *key = xasprintf("%s/", name);
+	size_t i = sorted_lower_bound(sorted, key);
+
+	if (i < sorted->count && strncmp(sorted->items[i], key, strlen(key)) != 0)
+		i = sorted->count;
+	free(key);
+	return i;
+}
+
+static bool
+name_has_children(const struct strlist *sorted, const char *name)
+{
+	return sorted_inferiors(sorted, name) < sorted->count;
+}
+
+/* Sorts list and drops the duplicates. */
+static void
+sorted_make(struct strlist *list)
+{
+	size_t out = 0;
+
+	strlist_sort(list);
+	for (size_t i = 0; i < list->count; i++) {
+		if (out > 0 && strcmp(list->items[out - 1], list->items[i]) == 0)
+			free(list->items[i]);
+		else
+			list->items[out++] = list->items[i];
+	}
+	list->count = out;
+	if (list->items != NULL)
+		list->items[out] = NULL;
 }
 
 /* LIST options (RFC 5258 LIST-EXTENDED, RFC 6154 SPECIAL-USE). */
@@ -109,18 +166,20 @@ parse_list_return(const struct imap_arg *list, struct list_opts *o)
 
 static bool list_match_any(const struct strlist *patterns, const char *name, bool *pct_r);
 
-/* RFC 5258 3.5 (RECURSIVEMATCH): true if name has a descendant in names
+/* RFC 5258 3.5 (RECURSIVEMATCH): true if name has a descendant in sorted
    that the patterns do not match (so it is not listed itself). */
 static bool
-has_unlisted_descendant(const struct strlist *names, const char *name,
+has_unlisted_descendant(const struct strlist *sorted, const char *name,
 			const struct strlist *patterns)
 {
 	size_t len = strlen(name);
 	bool pct;
 
-	for (size_t i = 0; i < names->count; i++) {
-		if (strncmp(names->items[i], name, len) == 0 && names->items[i][len] == '/' &&
-		    !list_match_any(patterns, names->items[i], &pct))
+	for (size_t i = sorted_inferiors(sorted, name);
+	     i < sorted->count && strncmp(sorted->items[i], name, len) == 0 &&
+	     sorted->items[i][len] == '/';
+	     i++) {
+		if (!list_match_any(patterns, sorted->items[i], &pct))
 			return true;
 	}
 	return false;
@@ -212,25 +271,25 @@ list_parse_args(struct client_command *cmd, bool lsub, struct list_opts *o,
 	return false;
 }
 
-/* all = names and their parents that are folders but not mailboxes
-   (listed as \Noselect when a pattern reaches them). */
+/* Adds to all (then sorted) names and their superiors that are not
+   mailboxes (storage.h: a \Noselect name exists while it has
+   inferiors), listed as \Noselect (or \NonExistent) \HasChildren when a
+   pattern matches them, by '*' as by '%' (RFC 3501 6.3.8 and its example
+   in 6.3.4, as Dovecot does). */
 static void
 list_add_parents(const struct strlist *names, struct strlist *all)
 {
 	for (size_t k = 0; k < names->count; k++) {
 		strlist_add(all, names->items[k]);
-		for (char *p = strchr(names->items[k], '/'); p != NULL; p = strchr(p + 1, '/')) {
-			char *parent = xstrndup(names->items[k], (size_t)(p - names->items[k]));
-			if (!strlist_contains(all, parent) && !strlist_contains(names, parent))
-				strlist_add_take(all, parent);
-			else
-				free(parent);
-		}
+		for (char *p = strchr(names->items[k], '/'); p != NULL; p = strchr(p + 1, '/'))
+			strlist_add_take(all, xstrndup(names->items[k],
+						       (size_t)(p - names->items[k])));
 	}
+	sorted_make(all);
 }
 
 /* The nearest parent of a subscribed name that a '%' pattern matches and
-   that is not subscribed itself (malloc'ed), or NULL. */
+   that is not subscribed itself (malloc'ed), or NULL. subs is sorted. */
 static char *
 lsub_noselect_parent(const char *name, const struct strlist *subs,
 		     const struct strlist *patterns)
@@ -240,7 +299,7 @@ lsub_noselect_parent(const char *name, const struct strlist *subs,
 
 	for (char *p = strrchr(name, '/'); p != NULL && parent == NULL;) {
 		char *cand = xstrndup(name, (size_t)(p - name));
-		if (list_match_any(patterns, cand, &pct) && pct && !strlist_contains(subs, cand))
+		if (list_match_any(patterns, cand, &pct) && pct && !sorted_contains(subs, cand))
 			parent = cand;
 		else
 			free(cand);
@@ -253,33 +312,36 @@ lsub_noselect_parent(const char *name, const struct strlist *subs,
 }
 
 /* The LSUB lines. RFC 3501 6.3.9: with "%", a subscribed "foo/bar" whose
-   parent "foo" is not subscribed shows "foo" as \Noselect. */
+   parent "foo" is not subscribed shows "foo" as \Noselect. A subscribed
+   name is listed as it is, whether a mailbox has it or not (RFC 3501
+   leaves it open; Dovecot does so). */
 static void
-lsub_write(struct client *c, const struct strlist *names, const struct strlist *subs,
-	   const struct strlist *patterns)
+lsub_write_line(struct client *c, const char *name, bool noselect)
 {
-	struct strlist shown = { 0 };
+	buf_printf(client_outbuf(c), "* LSUB (%s) \"/\" ", noselect ? "\\Noselect" : "");
+	cmd_write_mailbox_name(client_outbuf(c), name);
+	buf_append(client_outbuf(c), "\r\n", 2);
+}
+
+/* subs is sorted, without duplicates. */
+static void
+lsub_write(struct client *c, const struct strlist *subs, const struct strlist *patterns)
+{
+	struct strlist parents = { 0 };
 
 	for (size_t k = 0; k < subs->count; k++) {
-		const char *name = subs->items[k];
-		bool pct, noselect = !strlist_contains(names, name);
-		char *parent = NULL;
+		char *parent;
+		bool pct;
 
-		if (!list_match_any(patterns, name, &pct)) {
-			if ((parent = lsub_noselect_parent(name, subs, patterns)) == NULL)
-				continue;
-			name = parent;
-			noselect = true;
-		}
-		if (!strlist_contains(&shown, name)) {
-			strlist_add(&shown, name);
-			buf_printf(client_outbuf(c), "* LSUB (%s) \"/\" ", noselect ? "\\Noselect" : "");
-			cmd_write_mailbox_name(client_outbuf(c), name);
-			buf_append(client_outbuf(c), "\r\n", 2);
-		}
-		free(parent);
+		if (list_match_any(patterns, subs->items[k], &pct))
+			lsub_write_line(c, subs->items[k], false);
+		else if ((parent = lsub_noselect_parent(subs->items[k], subs, patterns)) != NULL)
+			strlist_add_take(&parents, parent);
 	}
-	strlist_clear(&shown);
+	sorted_make(&parents);
+	for (size_t k = 0; k < parents.count; k++)
+		lsub_write_line(c, parents.items[k], true);
+	strlist_clear(&parents);
 }
 
 /* What LIST knows of one name. */
@@ -296,10 +358,11 @@ list_write_entry(struct client *c, const struct list_opts *o, const struct list_
 {
 	struct buf attrs = BUF_INIT;
 
+	/* A name that is not a mailbox: \Noselect to a LIST of RFC 3501,
+	   \NonExistent (which implies it) to an extended one (RFC 5258
+	   3, RFC 9051 6.3.9.4), as Dovecot answers. */
 	if (!e->real)
-		buf_append_str(&attrs, strlist_contains(subs, e->name) &&
-						       !name_has_children(all, e->name) ?
-					       "\\NonExistent" : "\\Noselect");
+		buf_append_str(&attrs, o->extended ? "\\NonExistent" : "\\Noselect");
 	if (attrs.len > 0)
 		buf_append_c(&attrs, ' ');
 	buf_append_str(&attrs, name_has_children(all, e->name) ? "\\HasChildren" :
@@ -318,8 +381,8 @@ list_write_entry(struct client *c, const struct list_opts *o, const struct list_
 	buf_free(&attrs);
 }
 
-/* The LIST lines of every name of all (sorted) the patterns and the
-   selection options let through. */
+/* The LIST lines of every name of all the patterns and the selection
+   options let through. names, subs and all are sorted. */
 static void
 list_write(struct client *c, const struct list_opts *o, const struct strlist *names,
 	   const struct strlist *subs, const struct strlist *all, const struct strlist *patterns)
@@ -328,8 +391,8 @@ list_write(struct client *c, const struct list_opts *o, const struct strlist *na
 		struct list_entry e = { .name = all->items[k] };
 		bool pct;
 
-		e.real = strlist_contains(names, e.name);
-		e.subscribed = strlist_contains(subs, e.name);
+		e.real = sorted_contains(names, e.name);
+		e.subscribed = sorted_contains(subs, e.name);
 		e.special = e.real ? special_use_attr(e.name) : NULL;
 		if (!list_match_any(patterns, e.name, &pct))
 			continue;
@@ -341,9 +404,6 @@ list_write(struct client *c, const struct list_opts *o, const struct strlist *na
 				e.childinfo = true;
 			if (!selected && !e.childinfo)
 				continue;
-		} else if (!e.real && !pct) {
-			/* A virtual parent only when '%' stops at it. */
-			continue;
 		}
 		list_write_entry(c, o, &e, all, subs);
 	}
@@ -361,30 +421,29 @@ cmd_list(struct client_command *cmd)
 	i_zero(&o);
 	if (list_parse_args(cmd, lsub, &o, &patterns))
 		goto out;
-	if (storage_list(&c->gen->storage, c->sid, c->user, &names, &err) < 0) {
-		cmd_no_storage(cmd, err);
-		goto out;
-	}
 	if ((lsub || o.sel_subscribed || o.ret_subscribed) &&
 	    storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs, &err) < 0) {
 		cmd_no_storage(cmd, err);
 		goto out;
 	}
-	list_add_parents(&names, &all);
+	sorted_make(&subs);
 	if (lsub) {
-		lsub_write(c, &names, &subs, &patterns);
+		lsub_write(c, &subs, &patterns);
 		cmd_tagged(cmd, "OK Lsub completed.");
 		goto out;
 	}
+	if (storage_list(&c->gen->storage, c->sid, c->user, &names, &err) < 0) {
+		cmd_no_storage(cmd, err);
+		goto out;
+	}
+	sorted_make(&names);
 	if (o.sel_subscribed) {
 		/* Subscribed names that no longer exist are listed too, as
 		   \NonExistent (RFC 5258 3.1). */
-		for (size_t k = 0; k < subs.count; k++) {
-			if (!strlist_contains(&all, subs.items[k]))
-				strlist_add(&all, subs.items[k]);
-		}
+		for (size_t k = 0; k < subs.count; k++)
+			strlist_add(&all, subs.items[k]);
 	}
-	strlist_sort(&all);
+	list_add_parents(&names, &all);
 	list_write(c, &o, &names, &subs, &all, &patterns);
 	cmd_tagged(cmd, "OK List completed.");
 out:

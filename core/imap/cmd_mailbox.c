@@ -307,6 +307,35 @@ cmd_delete(struct client_command *cmd)
 	return true;
 }
 
+/* RENAME moves the inferiors too (RFC 3501 6.3.5): none of the mailboxes
+   it would move may be selected by a session (NO [INUSE], as for
+   DELETE), and the hub lets go of the unused ones first. When the plan
+   is refused the backend refuses the same way, with the reason logged. */
+static bool
+rename_prepare(struct client_command *cmd, const char *from, const char *to)
+{
+	struct client *c = cmd->c;
+	struct strlist names = { 0 }, olds = { 0 }, news = { 0 };
+	enum storage_error err;
+	char *error = NULL;
+	bool busy = false;
+
+	if (storage_list(&c->gen->storage, c->sid, c->user, &names, &err) == 0 &&
+	    storage_rename_plan(&names, from, to, &olds, &news, &err, &error) == 0) {
+		for (size_t i = 0; i < olds.count && !busy; i++)
+			busy = mailbox_busy(cmd, olds.items[i]) || mailbox_busy(cmd, news.items[i]);
+		for (size_t i = 0; i < olds.count && !busy; i++) {
+			hub_forget(c->gen->hub, c->user, olds.items[i]);
+			hub_forget(c->gen->hub, c->user, news.items[i]);
+		}
+	}
+	free(error);
+	strlist_clear(&names);
+	strlist_clear(&olds);
+	strlist_clear(&news);
+	return !busy;
+}
+
 bool
 cmd_rename(struct client_command *cmd)
 {
@@ -324,7 +353,8 @@ cmd_rename(struct client_command *cmd)
 	}
 	if (strcmp(to, "INBOX") == 0)
 		cmd_tagged(cmd, "NO [ALREADYEXISTS] INBOX always exists.");
-	else if (mailbox_busy(cmd, from) || mailbox_busy(cmd, to))
+	else if (mailbox_busy(cmd, from) || mailbox_busy(cmd, to) ||
+		 !rename_prepare(cmd, from, to))
 		cmd_tagged(cmd, "NO [INUSE] Mailbox is selected by a session.");
 	else {
 		hub_forget(c->gen->hub, c->user, from);
