@@ -472,9 +472,14 @@ store_continue(struct client_command *cmd)
 		seqset_write(&res->modified, &set);
 		cmd_tagged(cmd, "OK [MODIFIED %s] Conditional STORE failed for some messages.", set.data);
 		buf_free(&set);
-	} else if (res->expunged)
-		cmd_tagged(cmd, "NO [EXPUNGEISSUED] Some messages were expunged.");
-	else
+	} else if (res->expunged) {
+		/* A message another session expunged, and this one was not told
+		   of yet, has nothing left to change: the others are stored, and
+		   the EXPUNGE comes with the next command. OK, as Dovecot
+		   answers and RFC 2180 4.2.1 asks for .SILENT; the code says
+		   why some got no FETCH (RFC 5530). */
+		cmd_tagged(cmd, "OK [EXPUNGEISSUED] Some messages were expunged.");
+	} else
 		cmd_tagged(cmd, "OK Store completed.");
 	return true;
 }

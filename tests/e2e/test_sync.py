@@ -159,6 +159,24 @@ class TestTwoSessions(ServerTestCase):
         resp, tagged = a.command(f"FETCH {len(SEED) + 1} FLAGS")
         self.assertIn(b"\\Flagged", fetches(resp)[len(SEED) + 1]["FLAGS"])
 
+    def test_store_on_a_message_expunged_elsewhere_is_ok(self):
+        """STORE that meets a message another session expunged (and this
+        one was not told of yet) stores the rest and answers OK
+        [EXPUNGEISSUED] (RFC 2180 4.2.1, as Dovecot answers); the
+        EXPUNGE comes with the next command."""
+        a = self.raw_login(mailbox="INBOX")
+        b = self.raw_login(mailbox="INBOX")
+        b.command("STORE 1 +FLAGS.SILENT (\\Deleted)")
+        b.command("EXPUNGE")
+        for cmd in ("STORE 1:2 +FLAGS (\\Flagged)", "STORE 1 +FLAGS.SILENT (\\Seen)"):
+            resp, tagged = a.command(cmd)
+            self.assertTrue(tagged.startswith(b"OK [EXPUNGEISSUED]"), (cmd, tagged))
+            self.assertEqual(untagged_numbers(resp, "EXPUNGE"), [], resp)
+        resp, tagged = a.command("NOOP")
+        self.assertEqual(untagged_numbers(resp, "EXPUNGE"), [1])
+        resp, tagged = a.command("FETCH 1 FLAGS")
+        self.assertIn(b"\\Flagged", fetches(resp)[1]["FLAGS"])
+
     def test_logout_sends_nothing_after_bye(self):
         """RFC 3501 6.1.3: LOGOUT answers "* BYE" then its tagged OK;
         changes another session made are not told after BYE."""
