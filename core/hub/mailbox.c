@@ -332,8 +332,8 @@ static size_t
 view_add_new(struct mbox_view *view)
 {
 	struct mbox_state *st = &view->mbox->state;
-	uint32_t max = view->count > 0 ? view->uids[view->count - 1] : 0;
-	size_t idx = (size_t)first_index_above(st, max), n = st->count - idx;
+	size_t idx = (size_t)first_index_above(st, mbox_view_max_uid(view));
+	size_t n = st->count - idx;
 
 	if (n == 0)
 		return 0;
@@ -409,9 +409,11 @@ view_sync_expunges(struct mbox_view *view, struct mbox_view_changes *changes)
 
 	/* Both lists ascend: one merge pass finds the vanished uids. */
 	for (i = j = 0; i < view->count; i++) {
-		while (j < st->count && st->mails[j].uid < view->uids[i])
+		uint32_t uid = mbox_view_uid(view, (uint32_t)(i + 1));
+
+		while (j < st->count && st->mails[j].uid < uid)
 			j++;
-		gone[i] = j >= st->count || st->mails[j].uid != view->uids[i];
+		gone[i] = j >= st->count || st->mails[j].uid != uid;
 	}
 	/* From the highest down, so each number is right when it is told. */
 	for (i = view->count; i > 0; i--) {
@@ -420,8 +422,9 @@ view_sync_expunges(struct mbox_view *view, struct mbox_view_changes *changes)
 		xgrow(&changes->expunged, &changes->expunged_alloc, changes->expunged_count + 1,
 		      sizeof(*changes->expunged));
 		changes->expunged[changes->expunged_count].seq = (uint32_t)i;
-		changes->expunged[changes->expunged_count++].uid = view->uids[i - 1];
-		view_forget_recent(view, view->uids[i - 1]);
+		changes->expunged[changes->expunged_count++].uid =
+			mbox_view_uid(view, (uint32_t)i);
+		view_forget_recent(view, mbox_view_uid(view, (uint32_t)i));
 	}
 	for (i = kept = 0; i < view->count; i++) {
 		if (!gone[i])
@@ -442,11 +445,13 @@ view_sync_flags(struct mbox_view *view, struct mbox_view_changes *changes)
 	size_t i, j;
 
 	for (i = j = 0; i < view->count; i++) {
-		while (j < st->count && st->mails[j].uid < view->uids[i])
+		uint32_t uid = mbox_view_uid(view, (uint32_t)(i + 1));
+
+		while (j < st->count && st->mails[j].uid < uid)
 			j++;
 		if (j >= st->count)
 			break;
-		if (st->mails[j].uid != view->uids[i] || st->mails[j].modseq <= view->synced_modseq)
+		if (st->mails[j].uid != uid || st->mails[j].modseq <= view->synced_modseq)
 			continue;
 		xgrow(&changes->flags, &changes->flags_alloc, changes->flags_count + 1,
 		      sizeof(*changes->flags));
@@ -490,7 +495,26 @@ mbox_view_index(const struct mbox_view *view, uint32_t seq)
 {
 	if (seq == 0 || seq > view->count)
 		return -1;
-	return mbox_state_find(&view->mbox->state, view->uids[seq - 1]);
+	return mbox_state_find(&view->mbox->state, mbox_view_uid(view, seq));
+}
+
+uint32_t
+mbox_view_seq(const struct mbox_view *view, uint32_t uid)
+{
+	size_t lo = 0, hi = view->count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint32_t m = mbox_view_uid(view, (uint32_t)(mid + 1));
+
+		if (m == uid)
+			return (uint32_t)(mid + 1);
+		if (m < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
 }
 
 bool

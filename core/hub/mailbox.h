@@ -122,6 +122,28 @@ void mbox_view_changes_free(struct mbox_view_changes *changes);
    if it has been expunged (by another session) since the view last synced. */
 ssize_t mbox_view_index(const struct mbox_view *view, uint32_t seq);
 bool mbox_view_is_recent(const struct mbox_view *view, uint32_t uid);
+/* The UID of the message at sequence number seq of view; 1 <= seq <=
+   view->count. */
+static inline uint32_t
+mbox_view_uid(const struct mbox_view *view, uint32_t seq)
+{
+	return view->uids[seq - 1];
+}
+/* The view's highest UID, 0 if it is empty. */
+static inline uint32_t
+mbox_view_max_uid(const struct mbox_view *view)
+{
+	return view->count > 0 ? mbox_view_uid(view, (uint32_t)view->count) : 0;
+}
+/* The sequence number of uid in view, 0 if the view does not hold it.
+   O(log count). */
+uint32_t mbox_view_seq(const struct mbox_view *view, uint32_t uid);
+/* How many of the view's messages are \Recent for its session. */
+static inline size_t
+mbox_view_recent_count(const struct mbox_view *view)
+{
+	return view->recent_count;
+}
 
 /* Operations that change the mailbox: they update the shared state, the
    disk, and tell the other views. Each returns 0, or -1 (logged) with the

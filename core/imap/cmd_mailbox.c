@@ -149,7 +149,7 @@ qresync_select(struct client *c, struct qresync_param *q)
 		struct seqset_iter si = { &q->match_seqs, 0, 0 }, ui = { &q->match_uids, 0, 0 };
 		uint32_t seq, uid;
 		while (seqset_iter_next(&si, &seq) && seqset_iter_next(&ui, &uid)) {
-			if (seq > c->view->count || c->view->uids[seq - 1] != uid)
+			if (seq > c->view->count || mbox_view_uid(c->view, seq) != uid)
 				break;
 			known_upto = uid;
 		}
@@ -237,7 +237,7 @@ cmd_select(struct client_command *cmd)
 	}
 	send_flags_lists(c, st, readonly);
 	client_send(c, "* %zu EXISTS", c->view->count);
-	client_send(c, "* %zu RECENT", c->view->recent_count);
+	client_send(c, "* %zu RECENT", mbox_view_recent_count(c->view));
 	if (unseen != 0)
 		client_send(c, "* OK [UNSEEN %u] First unseen.", unseen);
 	client_send(c, "* OK [UIDVALIDITY %u] UIDs valid.", st->uidvalidity);
