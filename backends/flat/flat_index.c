@@ -783,3 +783,24 @@ flat_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx
 	flat_box_set_index_fd(box, box->index_fd, (uint32_t)hsize);
 	return 0;
 }
+
+void
+flat_first_recent_changed(struct storage_box *box, const struct mbox_state *state)
+{
+	struct buf b = BUF_INIT;
+	struct view v;
+
+	if (box->index_fd < 0 || !box->disk_same || state->keyword_count > MBOX_MAX_KEYWORDS ||
+	    !flat_index_ours(box))
+		return;
+	/* Only the header: the mapped records are not touched. */
+	flat_view_from_state(box, state, false, &v);
+	if (flat_header_encode(&v, state->count, &b) == box->index_header_size) {
+		if (fd_pwrite_full(box->index_fd, b.data, b.len, 0) == 0)
+			flat_box_set_index_fd(box, box->index_fd, (uint32_t)b.len);
+		else
+			box->disk_same = false;
+	}
+	flat_view_free(&v);
+	buf_free(&b);
+}

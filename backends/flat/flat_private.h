@@ -189,6 +189,10 @@ bool flat_keywords_same(const struct view *v, const struct mbox_state *state);
 bool flat_index_ours(const struct storage_box *box);
 int flat_index_write_state_tail(struct storage_box *box, struct mbox_state *state, size_t first,
 				char **error_r);
+/* storage_backend.first_recent_changed: the index header in place when
+   the index on disk holds exactly state (else the next write keeps it).
+   O(1). */
+void flat_first_recent_changed(struct storage_box *box, const struct mbox_state *state);
 int flat_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
 		       enum storage_error *err_r, char **error_r);
 

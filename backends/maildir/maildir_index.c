@@ -25,6 +25,10 @@
    Safety: the index is written to a temporary file, fsynced and renamed
    over (file_replace()), never changed in place, so a mapping of it never
    sees a change and a crash leaves the old index or the new one, whole.
+   The one exception is the header's first_recent (with the header hash),
+   raised in place when a session takes the \Recent messages
+   (md_first_recent_changed()): the header is read at open, never through
+   a mapping, and a torn header fails its hash (a full open).
    It holds nothing the uidlist and the folders do not: a lost index
    costs one full open. A header hash covers the header; a hash of the
    records and names, checked when the names are loaded, covers the
@@ -567,4 +571,39 @@ md_files_load(struct storage_box *box, char **error_r)
 		box->files.f[i].rec_letters = md_name_letters(box->files.f[i].name);
 	}
 	return 0;
+}
+
+void
+md_first_recent_changed(struct storage_box *box, const struct mbox_state *state)
+{
+	struct mdi_header h;
+	char *kw = NULL;
+	int fd;
+
+	/* kept by the next uidlist write, flush at close or index write */
+	box->first_recent = state->first_recent_uid;
+	/* In place only when the index on disk describes the folder as box
+	   knows it (what md_index_write() would skip writing again). */
+	if (!box->index_known || !md_file_stamp_equal(&box->index_ul, &box->uidlist_stamp) ||
+	    !mdi_dir_stamp_equal(&box->index_cur, &box->cur_stamp) ||
+	    !mdi_dir_stamp_equal(&box->index_new, &box->new_stamp))
+		return;
+	fd = fs_open_beneath(box->user_dir, box->index_path, O_RDWR, 0);
+	if (fd < 0)
+		return;
+	if (mdi_read_header(fd, &h, &kw) && h.first_recent < state->first_recent_uid &&
+	    h.uidvalidity == box->uidvalidity) {
+		const struct file_stamp *ul = &box->uidlist_stamp;
+
+		if (ul->ino == h.ul_ino && ul->size == h.ul_size && ul->sec == h.ul_sec &&
+		    ul->nsec == h.ul_nsec) {
+			h.first_recent = state->first_recent_uid;
+			h.hash = mdi_hash(MDI_HASH_INIT, &h, offsetof(struct mdi_header, hash));
+			h.hash = mdi_hash(h.hash, kw, h.kwbytes);
+			if (fd_pwrite_full(fd, &h, sizeof(h), 0) < 0)
+				log_warn("-", "%s: %s", box->index_path, strerror(errno));
+		}
+	}
+	free(kw);
+	close(fd);
 }

@@ -240,6 +240,17 @@ mailbox_changed(struct mailbox *mbox, struct mbox_view *except)
 	}
 }
 
+static void mailbox_before_remove(void *ctx, size_t idx);
+
+/* Points the state's before_remove hook at the hub (again: a backend
+   that loads an empty state afresh, mbox_state_init(), clears it). */
+static void
+mailbox_hook_state(struct mailbox *mbox)
+{
+	mbox->state.before_remove = mailbox_before_remove;
+	mbox->state.before_remove_ctx = mbox;
+}
+
 int
 mailbox_refresh(struct mailbox *mbox, enum storage_error *err_r, const char *sid)
 {
@@ -257,6 +268,7 @@ mailbox_refresh(struct mailbox *mbox, enum storage_error *err_r, const char *sid
 		return 0;
 	}
 	ret = mbox->hub->storage.backend->sync(mbox->box, st, err_r, &error);
+	mailbox_hook_state(mbox);
 	storage_error_fix(ret, err_r);
 	if (ret < 0) {
 		log_error(sid, "sync %s/%s: %s", mbox->user, mbox->name,
@@ -307,24 +319,70 @@ first_index_above(const struct mbox_state *st, uint32_t uid)
 	return (ssize_t)lo;
 }
 
+/* Tells the backend that first_recent_uid rose (not while a job works
+   on the box: its commit writes the state as it is then). */
+static void
+mailbox_first_recent_changed(struct mailbox *mbox)
+{
+	const struct storage_backend *backend = mbox->hub->storage.backend;
+
+	if (backend->first_recent_changed != NULL && mbox->box != NULL && mbox->op == NULL)
+		backend->first_recent_changed(mbox->box, &mbox->state);
+}
+
+/* True if uid is in one of the view's \Recent ranges. */
+static bool
+view_recent_has(const struct mbox_view *view, uint32_t uid)
+{
+	size_t lo = 0, hi = view->recent_ranges;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (uid < view->recent[mid].lo)
+			hi = mid;
+		else if (uid > view->recent[mid].hi)
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
 /* Claims the \Recent messages (uid >= first_recent_uid) among the new
-   messages from index idx on. A read-only view sees them as recent
-   without taking them from others. */
+   messages from index idx on (the end of the state): one UID range,
+   counted by a binary search, O(log count). A read-only view sees them
+   as recent without taking them from others. */
 static void
 view_claim_recent(struct mbox_view *view, size_t idx)
 {
 	struct mbox_state *st = &view->mbox->state;
+	uint32_t lo = st->first_recent_uid, hi;
+	struct mbox_uid_range *last;
 
-	for (; idx < st->count; idx++) {
-		uint32_t uid = st->mails[idx].uid;
-		if (uid < st->first_recent_uid)
-			continue;
-		xgrow(&view->recent_uids, &view->recent_alloc, view->recent_count + 1,
-		      sizeof(uint32_t));
-		view->recent_uids[view->recent_count++] = uid;
+	if (idx < st->count) {
+		hi = st->mails[st->count - 1].uid;
+		if (lo < st->mails[idx].uid)
+			lo = st->mails[idx].uid;
+		if (lo <= hi) {
+			view->recent_count += st->count - (size_t)first_index_above(st, lo - 1);
+			last = view->recent_ranges > 0 ? &view->recent[view->recent_ranges - 1] :
+							 NULL;
+			if (last != NULL && lo <= last->hi + 1) {
+				if (last->hi < hi)
+					last->hi = hi;
+			} else {
+				xgrow(&view->recent, &view->recent_alloc, view->recent_ranges + 1,
+				      sizeof(*view->recent));
+				view->recent[view->recent_ranges].lo = lo;
+				view->recent[view->recent_ranges++].hi = hi;
+			}
+		}
 	}
-	if (!view->readonly && st->first_recent_uid < st->uidnext)
+	if (!view->readonly && st->first_recent_uid < st->uidnext) {
 		st->first_recent_uid = st->uidnext;
+		mailbox_first_recent_changed(view->mbox);
+	}
 }
 
 /* Adds the messages above the view's highest uid; returns how many. */
@@ -332,16 +390,48 @@ static size_t
 view_add_new(struct mbox_view *view)
 {
 	struct mbox_state *st = &view->mbox->state;
-	size_t idx = (size_t)first_index_above(st, mbox_view_max_uid(view));
+	size_t idx = view->uids == NULL ? view->count :
+		(size_t)first_index_above(st, mbox_view_max_uid(view));
 	size_t n = st->count - idx;
 
 	if (n == 0)
 		return 0;
-	xgrow(&view->uids, &view->alloc, view->count + n, sizeof(uint32_t));
-	for (size_t i = idx; i < st->count; i++)
-		view->uids[view->count++] = st->mails[i].uid;
+	if (view->uids == NULL) {
+		/* the identity map: the state's next messages */
+		view->count += n;
+	} else {
+		xgrow(&view->uids, &view->alloc, view->count + n, sizeof(uint32_t));
+		for (size_t i = idx; i < st->count; i++)
+			view->uids[view->count++] = st->mails[i].uid;
+	}
 	view_claim_recent(view, idx);
 	return n;
+}
+
+/* The view stops reading the shared array: its UIDs into view->uids.
+   O(count), once per expunge the session has not yet been told of. */
+static void
+view_own_uids(struct mbox_view *view)
+{
+	const struct mbox_state *st = &view->mbox->state;
+
+	view->alloc = view->count > 0 ? view->count : 1;
+	view->uids = xmalloc(view->alloc * sizeof(uint32_t));
+	for (size_t i = 0; i < view->count; i++)
+		view->uids[i] = st->mails[i].uid;
+}
+
+/* mbox_state's before_remove hook: the views that hold the messages
+   from idx on as the identity map take their own copy first. */
+static void
+mailbox_before_remove(void *ctx, size_t idx)
+{
+	struct mailbox *mbox = ctx;
+
+	for (struct mbox_view *view = mbox->views; view != NULL; view = view->next) {
+		if (view->uids == NULL && view->count > idx)
+			view_own_uids(view);
+	}
 }
 
 struct mbox_view *
@@ -350,6 +440,7 @@ mbox_view_new(struct mailbox *mbox, bool readonly, void (*notify)(void *ctx), vo
 	struct mbox_view *view = xcalloc(1, sizeof(*view));
 
 	view->mbox = mbox;
+	view->state = &mbox->state;
 	view->readonly = readonly;
 	view->notify = notify;
 	view->notify_ctx = notify_ctx;
@@ -359,6 +450,7 @@ mbox_view_new(struct mailbox *mbox, bool readonly, void (*notify)(void *ctx), vo
 	view->announced_recent = view->recent_count;
 	if (mbox->views == NULL)
 		mailbox_watch_start(mbox);
+	mailbox_hook_state(mbox);
 	view->next = mbox->views;
 	mbox->views = view;
 	return view;
@@ -381,39 +473,28 @@ mbox_view_free(struct mbox_view **_view)
 	if (view->mbox->views == NULL)
 		mailbox_watch_stop(view->mbox);
 	free(view->uids);
-	free(view->recent_uids);
+	free(view->recent);
 	free(view);
 }
 
-static void
-view_forget_recent(struct mbox_view *view, uint32_t uid)
-{
-	for (size_t i = 0; i < view->recent_count; i++) {
-		if (view->recent_uids[i] == uid) {
-			memmove(view->recent_uids + i, view->recent_uids + i + 1,
-				(view->recent_count - i - 1) * sizeof(uint32_t));
-			view->recent_count--;
-			return;
-		}
-	}
-}
-
 /* Removes the messages gone from the shared state from the view and
-   records them in changes, highest sequence number first. */
+   records them in changes, highest sequence number first. A view that
+   is still the identity map has lost nothing. */
 static void
 view_sync_expunges(struct mbox_view *view, struct mbox_view_changes *changes)
 {
 	struct mbox_state *st = &view->mbox->state;
-	bool *gone = xcalloc(view->count + 1, sizeof(bool));
+	bool *gone, identity;
 	size_t i, j, kept;
 
+	if (view->uids == NULL)
+		return;
+	gone = xcalloc(view->count + 1, sizeof(bool));
 	/* Both lists ascend: one merge pass finds the vanished uids. */
 	for (i = j = 0; i < view->count; i++) {
-		uint32_t uid = mbox_view_uid(view, (uint32_t)(i + 1));
-
-		while (j < st->count && st->mails[j].uid < uid)
+		while (j < st->count && st->mails[j].uid < view->uids[i])
 			j++;
-		gone[i] = j >= st->count || st->mails[j].uid != uid;
+		gone[i] = j >= st->count || st->mails[j].uid != view->uids[i];
 	}
 	/* From the highest down, so each number is right when it is told. */
 	for (i = view->count; i > 0; i--) {
@@ -422,16 +503,31 @@ view_sync_expunges(struct mbox_view *view, struct mbox_view_changes *changes)
 		xgrow(&changes->expunged, &changes->expunged_alloc, changes->expunged_count + 1,
 		      sizeof(*changes->expunged));
 		changes->expunged[changes->expunged_count].seq = (uint32_t)i;
-		changes->expunged[changes->expunged_count++].uid =
-			mbox_view_uid(view, (uint32_t)i);
-		view_forget_recent(view, mbox_view_uid(view, (uint32_t)i));
+		changes->expunged[changes->expunged_count++].uid = view->uids[i - 1];
+		if (view->recent_count > 0 && view_recent_has(view, view->uids[i - 1]))
+			view->recent_count--;
 	}
+	identity = true;
 	for (i = kept = 0; i < view->count; i++) {
-		if (!gone[i])
-			view->uids[kept++] = view->uids[i];
+		if (gone[i])
+			continue;
+		view->uids[kept] = view->uids[i];
+		identity = identity && kept < st->count && st->mails[kept].uid == view->uids[i];
+		kept++;
 	}
 	view->count = kept;
 	free(gone);
+	if (identity) {
+		/* the state's first messages again */
+		free(view->uids);
+		view->uids = NULL;
+		view->alloc = 0;
+	}
+	if (view->count == 0) {
+		/* (after a UIDVALIDITY change, old ranges would name new UIDs) */
+		view->recent_ranges = 0;
+		view->recent_count = 0;
+	}
 	if (view->announced_recent > view->recent_count)
 		view->announced_recent = view->recent_count;
 }
@@ -495,7 +591,9 @@ mbox_view_index(const struct mbox_view *view, uint32_t seq)
 {
 	if (seq == 0 || seq > view->count)
 		return -1;
-	return mbox_state_find(&view->mbox->state, mbox_view_uid(view, seq));
+	if (view->uids == NULL)
+		return (ssize_t)seq - 1;
+	return mbox_state_find(&view->mbox->state, view->uids[seq - 1]);
 }
 
 uint32_t
@@ -520,7 +618,7 @@ mbox_view_seq(const struct mbox_view *view, uint32_t uid)
 bool
 mbox_view_is_recent(const struct mbox_view *view, uint32_t uid)
 {
-	return u32_sorted_contains(view->recent_uids, view->recent_count, uid);
+	return view->recent_count > 0 && view_recent_has(view, uid);
 }
 
 struct mcache *
@@ -622,6 +720,7 @@ mailbox_append(struct mailbox *mbox, const char *data, size_t len, uint8_t flags
 	if (mbox->hub->storage.backend->append(mbox->box, &mbox->state, data, len, flags,
 					       keywords, internal_date, tz_minutes, uid_r, err_r,
 					       &error) < 0) {
+		mailbox_hook_state(mbox);
 		if (*err_r == STORAGE_ERR_NONE)
 			*err_r = STORAGE_ERR_TEMP;
 		log_error(sid, "append to %s/%s: %s", mbox->user, mbox->name,
@@ -629,6 +728,7 @@ mailbox_append(struct mailbox *mbox, const char *data, size_t len, uint8_t flags
 		free(error);
 		return -1;
 	}
+	mailbox_hook_state(mbox);
 	return 0;
 }
 

@@ -22,12 +22,32 @@
 struct hub;
 struct mailbox;
 
+/* A range of UIDs, lo <= hi. */
+struct mbox_uid_range {
+	uint32_t lo, hi;
+};
+
 struct mbox_view {
 	struct mailbox *mbox;
-	uint32_t *uids;            /* uids[seq - 1]; ascending */
+	const struct mbox_state *state; /* the mailbox's shared state */
+	/* The view's count messages, by sequence number (mbox_view_uid()).
+	   While uids is NULL the view is the identity map of the shared
+	   state: message n is state->mails[n - 1] (the view holds the
+	   first count messages of the state, and the state has lost none of
+	   them), so opening a view copies nothing. Before the state loses
+	   a message the view still holds (an expunge the session has not
+	   been told of yet), the hub copies the view's UIDs into uids
+	   (uids[seq - 1], ascending); once the session has been told, the
+	   view is the identity map again. */
+	uint32_t *uids;
 	size_t count, alloc;
-	uint32_t *recent_uids;     /* this session's \Recent messages, ascending */
-	size_t recent_count, recent_alloc;
+	/* This session's \Recent messages: those of the view whose UID is
+	   in one of these ranges (ascending, disjoint; usually one, a new
+	   range only when another session claimed messages in between);
+	   recent_count of them. */
+	struct mbox_uid_range *recent;
+	size_t recent_ranges, recent_alloc;
+	size_t recent_count;
 	size_t announced_recent;   /* the RECENT count last sent */
 	uint64_t synced_modseq;    /* flag changes up to this are announced */
 	uint64_t synced_expunge_gen;
@@ -127,7 +147,7 @@ bool mbox_view_is_recent(const struct mbox_view *view, uint32_t uid);
 static inline uint32_t
 mbox_view_uid(const struct mbox_view *view, uint32_t seq)
 {
-	return view->uids[seq - 1];
+	return view->uids != NULL ? view->uids[seq - 1] : view->state->mails[seq - 1].uid;
 }
 /* The view's highest UID, 0 if it is empty. */
 static inline uint32_t

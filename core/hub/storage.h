@@ -86,6 +86,14 @@ struct mbox_state {
 	bool mapped;
 	int map_fd;
 	size_t map_size;
+	/* If set, called by the helpers below (mbox_state_remove(),
+	   mbox_state_remove_uids(), mbox_state_clear()) before they remove
+	   messages from index idx on, while mails[] still holds them: the
+	   hub's views that read the shared array take their own copy of it
+	   then (core/hub/mailbox.c). Set by the hub once the mailbox is
+	   open; a backend removes messages only through those helpers. */
+	void (*before_remove)(void *ctx, size_t idx);
+	void *before_remove_ctx;
 };
 
 /* mbox_state helpers, for backends and the core. */
@@ -237,6 +245,16 @@ struct storage_backend {
 	   "<path>.idx". delete() removes them and rename() moves them (or
 	   removes them) with the mailbox. */
 	char *(*cache_path)(struct storage_box *box);
+	/* Optional (NULL: the value is kept by the backend's next write of
+	   its index): the core has raised state->first_recent_uid, because
+	   a session took the \Recent messages below it (RFC 3501 2.3.2:
+	   \Recent for exactly one session). The backend keeps it where its
+	   next open reads it when that is cheap (a header written in place),
+	   so that a restart, or the mailbox closed and opened again, does
+	   not make them \Recent again. Called in the loop, never while a
+	   job works on box: O(1), no lock wait; a failure is no error (the
+	   next write keeps the value). */
+	void (*first_recent_changed)(struct storage_box *box, const struct mbox_state *state);
 
 	/* Optional (NULL: expunge() runs whole in the loop), for a backend
 	   whose expunge costs the size of the mailbox: expunge() in three
