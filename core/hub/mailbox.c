@@ -618,7 +618,9 @@ mbox_view_seq(const struct mbox_view *view, uint32_t uid)
 bool
 mbox_view_is_recent(const struct mbox_view *view, uint32_t uid)
 {
-	return view->recent_count > 0 && view_recent_has(view, uid);
+	/* (the ranges may still name a message the view has lost) */
+	return view->recent_count > 0 && view_recent_has(view, uid) &&
+		mbox_view_seq(view, uid) != 0;
 }
 
 struct mcache *
