@@ -448,12 +448,16 @@ mbox_view_new(struct mailbox *mbox, bool readonly, void (*notify)(void *ctx), vo
 	view->synced_expunge_gen = mbox->state.expunge_gen;
 	(void)view_add_new(view);
 	view->announced_recent = view->recent_count;
-	if (mbox->views == NULL)
-		mailbox_watch_start(mbox);
 	mailbox_hook_state(mbox);
 	view->next = mbox->views;
 	mbox->views = view;
 	return view;
+}
+
+void
+mbox_view_watch(struct mbox_view *view)
+{
+	mailbox_watch_start(view->mbox);
 }
 
 void
