@@ -573,37 +573,53 @@ md_files_load(struct storage_box *box, char **error_r)
 	return 0;
 }
 
-void
-md_first_recent_changed(struct storage_box *box, const struct mbox_state *state)
+/* Raises first_recent in the header of the index on disk, in place, if
+   that index describes the folder as box knows it (what md_index_write()
+   would not write again). Returns true if the index has it. */
+static bool
+mdi_put_first_recent(struct storage_box *box, uint32_t first_recent)
 {
+	const struct file_stamp *ul = &box->uidlist_stamp;
 	struct mdi_header h;
 	char *kw = NULL;
+	bool done = false;
 	int fd;
 
-	/* kept by the next uidlist write, flush at close or index write */
-	box->first_recent = state->first_recent_uid;
-	/* In place only when the index on disk describes the folder as box
-	   knows it (what md_index_write() would skip writing again). */
 	if (!box->index_known || !md_file_stamp_equal(&box->index_ul, &box->uidlist_stamp) ||
 	    !mdi_dir_stamp_equal(&box->index_cur, &box->cur_stamp) ||
 	    !mdi_dir_stamp_equal(&box->index_new, &box->new_stamp))
-		return;
+		return false;
 	fd = fs_open_beneath(box->user_dir, box->index_path, O_RDWR, 0);
 	if (fd < 0)
-		return;
-	if (mdi_read_header(fd, &h, &kw) && h.first_recent < state->first_recent_uid &&
-	    h.uidvalidity == box->uidvalidity) {
-		const struct file_stamp *ul = &box->uidlist_stamp;
-
-		if (ul->ino == h.ul_ino && ul->size == h.ul_size && ul->sec == h.ul_sec &&
-		    ul->nsec == h.ul_nsec) {
-			h.first_recent = state->first_recent_uid;
+		return false;
+	if (mdi_read_header(fd, &h, &kw) && h.uidvalidity == box->uidvalidity &&
+	    ul->ino == h.ul_ino && ul->size == h.ul_size && ul->sec == h.ul_sec &&
+	    ul->nsec == h.ul_nsec) {
+		done = h.first_recent >= first_recent;
+		if (!done) {
+			h.first_recent = first_recent;
 			h.hash = mdi_hash(MDI_HASH_INIT, &h, offsetof(struct mdi_header, hash));
 			h.hash = mdi_hash(h.hash, kw, h.kwbytes);
-			if (fd_pwrite_full(fd, &h, sizeof(h), 0) < 0)
+			done = fd_pwrite_full(fd, &h, sizeof(h), 0) == 0;
+			if (!done)
 				log_warn("-", "%s: %s", box->index_path, strerror(errno));
 		}
 	}
 	free(kw);
 	close(fd);
+	return done;
+}
+
+void
+md_first_recent_changed(struct storage_box *box, const struct mbox_state *state)
+{
+	/* kept by the next uidlist write, flush at close or index write */
+	box->first_recent = state->first_recent_uid;
+	if (mdi_put_first_recent(box, state->first_recent_uid) || box->files_lazy)
+		return;
+	/* No index to take it: the uidlist gets it with the next batch of
+	   flag changes (a sync MD_BATCH_WRITE_MS later, or close()). */
+	if (!box->dirty)
+		box->dirty_since = mono_ms();
+	box->dirty = true;
 }
