@@ -16,12 +16,13 @@
 #include <stdlib.h>
 
 /* The "disk": what survives a hub (a restart). first_recent is written
-   only by first_recent_changed(), as the backends keep it. */
+   only by hints_changed(), as the backends keep it. */
 #define DISK_MAX 64
 static struct {
 	uint32_t uids[DISK_MAX];
 	size_t count;
-	uint32_t uidnext, first_recent;
+	uint8_t flags[DISK_MAX];
+	uint32_t uidnext, first_recent, seen_below;
 	int recent_writes;
 } disk;
 
@@ -37,11 +38,13 @@ mem_open(struct storage *st, const char *user, const char *name, struct mbox_sta
 
 		i_zero(&rec);
 		rec.uid = disk.uids[i];
+		rec.flags = disk.flags[i];
 		rec.modseq = 1;
 		(void)mbox_state_append(state, &rec);
 	}
 	state->uidnext = disk.uidnext;
 	state->first_recent_uid = disk.first_recent;
+	state->seen_below = disk.seen_below;
 	*box_r = (struct storage_box *)&box_token;
 	return 0;
 }
@@ -100,6 +103,10 @@ static int
 mem_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
 		  enum storage_error *err_r, char **error_r)
 {
+	for (size_t i = 0; i < disk.count; i++) {
+		if (disk.uids[i] == state->mails[idx].uid)
+			disk.flags[i] = state->mails[idx].flags;
+	}
 	return 0;
 }
 
@@ -109,8 +116,10 @@ disk_remove(uint32_t uid)
 	size_t out = 0;
 
 	for (size_t i = 0; i < disk.count; i++) {
-		if (disk.uids[i] != uid)
+		if (disk.uids[i] != uid) {
+			disk.flags[out] = disk.flags[i];
 			disk.uids[out++] = disk.uids[i];
+		}
 	}
 	disk.count = out;
 }
@@ -126,9 +135,10 @@ mem_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *u
 }
 
 static void
-mem_first_recent_changed(struct storage_box *box, const struct mbox_state *state)
+mem_hints_changed(struct storage_box *box, const struct mbox_state *state)
 {
 	disk.first_recent = state->first_recent_uid;
+	disk.seen_below = state->seen_below;
 	disk.recent_writes++;
 }
 
@@ -142,7 +152,7 @@ static const struct storage_backend mem_backend = {
 	.append = mem_append,
 	.flags_changed = mem_flags_changed,
 	.expunge = mem_expunge,
-	.first_recent_changed = mem_first_recent_changed,
+	.hints_changed = mem_hints_changed,
 };
 
 static struct hub *
@@ -405,6 +415,66 @@ test_recent_after_restart_and_linger(void **state)
 	hub_free(&hub);
 }
 
+static void
+set_seen(struct session *s, uint32_t uid, bool seen)
+{
+	struct mbox_state *st = mailbox_state(s->mbox);
+	ssize_t idx = mbox_state_find(st, uid);
+	enum storage_error err;
+
+	assert_true(idx >= 0);
+	assert_int_equal(mailbox_set_flags(s->mbox, s->view, (size_t)idx, seen ? MAIL_SEEN : 0, 0,
+					   &err, "t"),
+			 0);
+}
+
+static void
+test_first_unseen_uses_and_keeps_the_hint(void **state)
+{
+	struct hub *hub = hub_start();
+	struct session a, b;
+	struct mbox_view_changes ch;
+
+	disk_fill(8);
+	session_open(hub, &a, false);
+	assert_int_equal(mbox_view_first_unseen(a.view), 1);
+	for (uint32_t uid = 1; uid <= 5; uid++)
+		set_seen(&a, uid, true);
+	assert_int_equal(mbox_view_first_unseen(a.view), 6);
+	/* raised, and the backend was told */
+	assert_int_equal(mailbox_state(a.mbox)->seen_below, 6);
+	assert_int_equal(disk.seen_below, 6);
+	/* a message below the hint loses \Seen: the hint follows */
+	set_seen(&a, 3, false);
+	assert_int_equal(mailbox_state(a.mbox)->seen_below, 3);
+	assert_int_equal(mbox_view_first_unseen(a.view), 3);
+	set_seen(&a, 3, true);
+	for (uint32_t uid = 6; uid <= 8; uid++)
+		set_seen(&a, uid, true);
+	assert_int_equal(mbox_view_first_unseen(a.view), 0);
+	assert_int_equal(mailbox_state(a.mbox)->seen_below, 9);
+	session_close(&a);
+	/* after a restart: the kept hint, the same answers */
+	hub_free(&hub);
+	hub = hub_start();
+	session_open(hub, &a, false);
+	assert_int_equal(mailbox_state(a.mbox)->seen_below, 9);
+	assert_int_equal(mbox_view_first_unseen(a.view), 0);
+	set_seen(&a, 7, false);
+	assert_int_equal(mbox_view_first_unseen(a.view), 7);
+	/* a view that kept an expunged message counts by its own numbers */
+	session_open(hub, &b, false);
+	expunge_uid(&a, 2);
+	assert_non_null(b.view->uids);
+	assert_int_equal(mbox_view_first_unseen(b.view), 7);
+	sync_view(&b, true, &ch);
+	mbox_view_changes_free(&ch);
+	assert_int_equal(mbox_view_first_unseen(b.view), 6);
+	session_close(&a);
+	session_close(&b);
+	hub_free(&hub);
+}
+
 int
 main(void)
 {
@@ -414,6 +484,7 @@ main(void)
 		cmocka_unit_test(test_removal_by_another_process_diverges),
 		cmocka_unit_test(test_recent_for_exactly_one_session),
 		cmocka_unit_test(test_recent_after_restart_and_linger),
+		cmocka_unit_test(test_first_unseen_uses_and_keeps_the_hint),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

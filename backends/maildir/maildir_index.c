@@ -25,10 +25,11 @@
    Safety: the index is written to a temporary file, fsynced and renamed
    over (file_replace()), never changed in place, so a mapping of it never
    sees a change and a crash leaves the old index or the new one, whole.
-   The one exception is the header's first_recent (with the header hash),
-   raised in place when a session takes the \Recent messages
-   (md_first_recent_changed()): the header is read at open, never through
-   a mapping, and a torn header fails its hash (a full open).
+   The one exception is the header's first_recent and seen_below (with
+   the header hash), raised in place when a session takes the \Recent
+   messages or the core learns that more messages are \Seen
+   (md_hints_changed()): the header is read at open, never through a
+   mapping, and a torn header fails its hash (a full open).
    It holds nothing the uidlist and the folders do not: a lost index
    costs one full open. A header hash covers the header; a hash of the
    records and names, checked when the names are loaded, covers the
@@ -62,7 +63,8 @@ struct mdi_header {
 	uint32_t rec_size, count;
 	uint32_t uidvalidity, uidnext;
 	uint32_t first_recent, kw_count;
-	uint32_t kwbytes, pad;
+	uint32_t kwbytes;
+	uint32_t seen_below;       /* mbox_state.seen_below (0 in old files) */
 	uint64_t highest, disk_highest, disk_ceiling;
 	uint64_t names_off, names_len, body_hash, offs_off;
 	uint64_t ul_ino, ul_size;
@@ -147,14 +149,17 @@ mdi_writable(const struct storage_box *box)
 
 /* The records and names of box->files, as a full open makes them (flags
    and keywords from the names, keyword numbers in order of appearance),
-   appended to out; the keyword table in *kw. Returns the highest modseq
+   appended to out; the keyword table in *kw; in *seen_below_r the
+   lowest UID without \Seen (else uidnext). Returns the highest modseq
    of the records. */
 static uint64_t
 mdi_encode_body(struct storage_box *box, struct mbox_state *kw, struct buf *out,
-		uint64_t *names_off_r, uint64_t *names_len_r)
+		uint64_t *names_off_r, uint64_t *names_len_r, uint32_t *seen_below_r)
 {
 	uint64_t highest = 0;
 	size_t start;
+
+	*seen_below_r = box->uidnext;
 
 	for (size_t i = 0; i < box->files.count; i++) {
 		const struct mfile *f = &box->files.f[i];
@@ -173,6 +178,8 @@ mdi_encode_body(struct storage_box *box, struct mbox_state *kw, struct buf *out,
 		m.modseq = f->modseq;
 		if (m.modseq > highest)
 			highest = m.modseq;
+		if ((m.flags & MAIL_SEEN) == 0 && m.uid < *seen_below_r)
+			*seen_below_r = m.uid;
 		buf_append(out, &m, sizeof(m));
 	}
 	*names_off_r = out->len;
@@ -203,6 +210,7 @@ md_index_write(struct storage_box *box)
 	struct buf b = BUF_INIT;
 	struct file_stamp kfs;
 	uint64_t highest, names_off, names_len;
+	uint32_t seen_below;
 	size_t kwbytes = 0, hsize;
 
 	if (box->index_known && md_file_stamp_equal(&box->index_ul, &box->uidlist_stamp) &&
@@ -226,8 +234,9 @@ md_index_write(struct storage_box *box)
 	buf_reserve(&b, hsize);
 	memset(b.data, 0, hsize);
 	b.len = hsize;
-	highest = mdi_encode_body(box, &kw, &b, &names_off, &names_len);
+	highest = mdi_encode_body(box, &kw, &b, &names_off, &names_len, &seen_below);
 	i_zero(&h);
+	h.seen_below = seen_below;
 	memcpy(h.magic, MDI_MAGIC, 8);
 	h.version = MDI_VERSION;
 	h.header_size = (uint32_t)hsize;
@@ -340,6 +349,7 @@ mdi_take_header(struct storage_box *box, struct mbox_state *state, const struct 
 	state->uidvalidity = h->uidvalidity;
 	state->uidnext = h->uidnext;
 	state->first_recent_uid = h->first_recent;
+	state->seen_below = h->seen_below <= h->uidnext ? h->seen_below : 0;
 	if (h->highest > state->highest_modseq)
 		state->highest_modseq = h->highest;
 	for (unsigned k = 0; k < h->kw_count; k++) {
@@ -573,12 +583,14 @@ md_files_load(struct storage_box *box, char **error_r)
 	return 0;
 }
 
-/* Raises first_recent in the header of the index on disk, in place, if
-   that index describes the folder as box knows it (what md_index_write()
-   would not write again). Returns true if the index has it. */
+/* Raises first_recent and seen_below in the header of the index on
+   disk to state's, in place, if that index describes the folder as box
+   knows it (what md_index_write() would not write again). Returns true
+   if the index has state's first_recent. */
 static bool
-mdi_put_first_recent(struct storage_box *box, uint32_t first_recent)
+mdi_put_hints(struct storage_box *box, const struct mbox_state *state)
 {
+	uint32_t first_recent = state->first_recent_uid;
 	const struct file_stamp *ul = &box->uidlist_stamp;
 	struct mdi_header h;
 	char *kw = NULL;
@@ -596,8 +608,11 @@ mdi_put_first_recent(struct storage_box *box, uint32_t first_recent)
 	    ul->ino == h.ul_ino && ul->size == h.ul_size && ul->sec == h.ul_sec &&
 	    ul->nsec == h.ul_nsec) {
 		done = h.first_recent >= first_recent;
-		if (!done) {
-			h.first_recent = first_recent;
+		if (!done || h.seen_below < state->seen_below) {
+			if (!done)
+				h.first_recent = first_recent;
+			if (h.seen_below < state->seen_below && state->seen_below <= h.uidnext)
+				h.seen_below = state->seen_below;
 			h.hash = mdi_hash(MDI_HASH_INIT, &h, offsetof(struct mdi_header, hash));
 			h.hash = mdi_hash(h.hash, kw, h.kwbytes);
 			done = fd_pwrite_full(fd, &h, sizeof(h), 0) == 0;
@@ -611,11 +626,14 @@ mdi_put_first_recent(struct storage_box *box, uint32_t first_recent)
 }
 
 void
-md_first_recent_changed(struct storage_box *box, const struct mbox_state *state)
+md_hints_changed(struct storage_box *box, const struct mbox_state *state)
 {
+	bool raised = state->first_recent_uid > box->first_recent;
+
 	/* kept by the next uidlist write, flush at close or index write */
-	box->first_recent = state->first_recent_uid;
-	if (mdi_put_first_recent(box, state->first_recent_uid) || box->files_lazy)
+	if (raised)
+		box->first_recent = state->first_recent_uid;
+	if (mdi_put_hints(box, state) || box->files_lazy || !raised)
 		return;
 	/* No index to take it: the uidlist gets it with the next batch of
 	   flag changes (a sync MD_BATCH_WRITE_MS later, or close()). */

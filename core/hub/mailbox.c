@@ -322,12 +322,12 @@ first_index_above(const struct mbox_state *st, uint32_t uid)
 /* Tells the backend that first_recent_uid rose (not while a job works
    on the box: its commit writes the state as it is then). */
 static void
-mailbox_first_recent_changed(struct mailbox *mbox)
+mailbox_hints_changed(struct mailbox *mbox)
 {
 	const struct storage_backend *backend = mbox->hub->storage.backend;
 
-	if (backend->first_recent_changed != NULL && mbox->box != NULL && mbox->op == NULL)
-		backend->first_recent_changed(mbox->box, &mbox->state);
+	if (backend->hints_changed != NULL && mbox->box != NULL && mbox->op == NULL)
+		backend->hints_changed(mbox->box, &mbox->state);
 }
 
 /* True if uid is in one of the view's \Recent ranges. */
@@ -381,7 +381,7 @@ view_claim_recent(struct mbox_view *view, size_t idx)
 	}
 	if (!view->readonly && st->first_recent_uid < st->uidnext) {
 		st->first_recent_uid = st->uidnext;
-		mailbox_first_recent_changed(view->mbox);
+		mailbox_hints_changed(view->mbox);
 	}
 }
 
@@ -601,6 +601,55 @@ mbox_view_index(const struct mbox_view *view, uint32_t seq)
 }
 
 uint32_t
+mbox_view_first_unseen(struct mbox_view *view)
+{
+	struct mbox_state *st = &view->mbox->state;
+	uint32_t below = st->seen_below;
+	size_t seq;
+
+	if (view->uids == NULL) {
+		/* the state's first count messages: the hint applies, and
+		   what is walked raises it */
+		size_t i = below > 1 ? (size_t)first_index_above(st, below - 1) : 0;
+
+		for (; i < view->count; i++) {
+			if ((st->mails[i].flags & MAIL_SEEN) == 0)
+				break;
+		}
+		below = i < view->count ? st->mails[i].uid :
+			view->count > 0 ? st->mails[view->count - 1].uid + 1 : below;
+		if (below > st->seen_below) {
+			st->seen_below = below;
+			mailbox_hints_changed(view->mbox);
+		}
+		return i < view->count ? (uint32_t)(i + 1) : 0;
+	}
+	/* A view that kept messages gone from the state: from the hint on,
+	   the gone ones skipped. */
+	seq = 1;
+	if (below > 1) {
+		size_t lo = 0, hi = view->count;
+
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (view->uids[mid] < below)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		seq = lo + 1;
+	}
+	for (; seq <= view->count; seq++) {
+		ssize_t idx = mbox_view_index(view, (uint32_t)seq);
+
+		if (idx >= 0 && (st->mails[idx].flags & MAIL_SEEN) == 0)
+			return (uint32_t)seq;
+	}
+	return 0;
+}
+
+uint32_t
 mbox_view_seq(const struct mbox_view *view, uint32_t uid)
 {
 	size_t lo = 0, hi = view->count;
@@ -705,6 +754,7 @@ mailbox_set_flags(struct mailbox *mbox, struct mbox_view *view, size_t idx, uint
 		st->mails[i].flags = old.flags;
 		st->mails[i].keywords = old.keywords;
 		st->mails[i].modseq = old.modseq;
+		mbox_state_flags_written(st, (size_t)i);
 	}
 	if (st->highest_modseq == after)
 		st->highest_modseq = before;

@@ -167,6 +167,12 @@ mbox_view_max_uid(const struct mbox_view *view)
 /* The sequence number of uid in view, 0 if the view does not hold it.
    O(log count). */
 uint32_t mbox_view_seq(const struct mbox_view *view, uint32_t uid);
+/* The sequence number of the view's first message without \Seen, 0 if
+   none (SELECT's UNSEEN). Walks the records from the shared state's
+   seen_below hint on, and raises the hint (kept by the backend's index,
+   storage.h hints_changed): O(1) after the first time, also across
+   restarts, until a message below the hint loses \Seen. */
+uint32_t mbox_view_first_unseen(struct mbox_view *view);
 /* How many of the view's messages are \Recent for its session. */
 static inline size_t
 mbox_view_recent_count(const struct mbox_view *view)

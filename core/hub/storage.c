@@ -199,6 +199,7 @@ mbox_state_clear(struct mbox_state *state)
 	state->count = 0;
 	state->uidnext = 1;
 	state->first_recent_uid = 1;
+	state->seen_below = 0;
 	state->expunge_gen++;
 }
 
@@ -307,7 +308,17 @@ mbox_state_set_flags(struct mbox_state *state, size_t idx, uint8_t flags, uint64
 	r->flags = flags;
 	r->keywords = keywords;
 	r->modseq = ++state->highest_modseq;
+	mbox_state_flags_written(state, idx);
 	return true;
+}
+
+void
+mbox_state_flags_written(struct mbox_state *state, size_t idx)
+{
+	const struct mail_rec *r = &state->mails[idx];
+
+	if ((r->flags & MAIL_SEEN) == 0 && r->uid < state->seen_below)
+		state->seen_below = r->uid;
 }
 
 int

@@ -229,12 +229,7 @@ cmd_select(struct client_command *cmd)
 	c->state = CLIENT_SELECTED;
 
 	const struct mbox_state *st = mailbox_state(mbox);
-	uint32_t unseen = 0;
-	for (size_t seq = 1; seq <= c->view->count && unseen == 0; seq++) {
-		ssize_t idx = mbox_view_index(c->view, (uint32_t)seq);
-		if (idx >= 0 && (st->mails[idx].flags & MAIL_SEEN) == 0)
-			unseen = (uint32_t)seq;
-	}
+	uint32_t unseen = mbox_view_first_unseen(c->view);
 	send_flags_lists(c, st, readonly);
 	client_send(c, "* %zu EXISTS", c->view->count);
 	client_send(c, "* %zu RECENT", mbox_view_recent_count(c->view));
