@@ -319,8 +319,8 @@ first_index_above(const struct mbox_state *st, uint32_t uid)
 	return (ssize_t)lo;
 }
 
-/* Tells the backend that first_recent_uid rose (not while a job works
-   on the box: its commit writes the state as it is then). */
+/* Tells the backend that first_recent_uid or seen_below rose (not while
+   a job works on the box: its commit writes the state as it is then). */
 static void
 mailbox_hints_changed(struct mailbox *mbox)
 {
