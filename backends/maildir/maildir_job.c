@@ -10,16 +10,13 @@
    its state and the files of the folder (under the folder's lock, as
    ever), and logs through log.h, which writes each line with one call
    and is safe from a thread. A crash at any instant is a crash during
-   an open(), which the folder's rules already survive. A folder written
-   just before is read once more by the job when its stamps have aged
-   (md_job_age()), not by the loop's next sync(). */
+   an open(), which the folder's rules already survive. */
 #include "maildir.h"
 #include "maildir_private.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <time.h>
 
 /* cur/ and new/ together at least this big (directory octets: about
    1,500 names) without a uidlist make the first open a job. */
@@ -85,47 +82,11 @@ md_open_prepare(struct storage *st, const char *user, const char *name,
 	return 0;
 }
 
-/* A folder written just before its first open (the usual case after a
-   migration or a bulk copy) leaves stamps too young to be trusted, or
-   files too young to be measured for good (maildir_util.c,
-   maildir_sync.c): the next sync() after they age reads the whole
-   folder again. The job does that re-read itself, after waiting for
-   them to age, so that the loop does not (the mailbox is busy until the
-   commit anyway: at most about MD_YOUNG_SECS + 1 s more). */
-static void
-md_job_age(struct storage_job *job)
-{
-	struct storage_box *box = job->box;
-
-	for (unsigned tries = 0; tries < MD_YOUNG_SECS + 2; tries++) {
-		enum storage_error err;
-		char *error = NULL;
-		int64_t wait;
-
-		if (box->recheck_at == 0 && !box->has_young)
-			return;
-		wait = box->recheck_at != 0 ? box->recheck_at - mono_ms() : 1000;
-		if (wait > 0) {
-			struct timespec ts = { (time_t)(wait / 1000), (long)(wait % 1000) * 1000000L };
-
-			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-				;
-		}
-		if (storage_backend_maildir.sync(box, &job->state, &err, &error) < 0) {
-			/* the loop's next sync() tries again */
-			free(error);
-			return;
-		}
-	}
-}
-
 void
 md_job_work(struct storage_job *job)
 {
 	job->ret = storage_backend_maildir.open(job->st, job->user, job->name, &job->state,
 						&job->box, &job->err, &job->error);
-	if (job->ret == 0)
-		md_job_age(job);
 }
 
 static void
