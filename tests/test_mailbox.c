@@ -213,9 +213,9 @@ test_expunge_reaches_other_view_with_right_numbers(void **state)
 	imap_view_sync(f->v2, &out, true);
 	assert_string_equal(out.data, "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n");
 	assert_int_equal(f->v2->count, 3);
-	assert_int_equal(f->v2->uids[0], 1);
-	assert_int_equal(f->v2->uids[1], 3);
-	assert_int_equal(f->v2->uids[2], 5);
+	assert_int_equal(mbox_view_uid(f->v2, 1), 1);
+	assert_int_equal(mbox_view_uid(f->v2, 2), 3);
+	assert_int_equal(mbox_view_uid(f->v2, 3), 5);
 	buf_reset(&out);
 	imap_view_sync(f->v1, &out, true);
 	assert_string_equal(out.data, "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n");

@@ -149,7 +149,7 @@ flat_header_encode(const struct view *v, size_t count, struct buf *out)
 
 	for (unsigned i = 0; i < v->kw_count; i++)
 		kwbytes += strlen(v->kw[i]) + 1;
-	size = (IDX_FIXED_SIZE + kwbytes + IDX_ALIGN - 1) / IDX_ALIGN * IDX_ALIGN;
+	size = (IDX_FIXED_SIZE + kwbytes + IDX_SEEN_SIZE + IDX_ALIGN - 1) / IDX_ALIGN * IDX_ALIGN;
 	buf_reserve(out, size);
 	p = (unsigned char *)out->data + start;
 	memset(p, 0, size);
@@ -181,6 +181,10 @@ flat_header_encode(const struct view *v, size_t count, struct buf *out)
 	h = flat_hash_update(HASH_INIT, p, 104);
 	h = flat_hash_update(h, p + IDX_FIXED_SIZE, kwbytes);
 	put64(p + 104, h);
+	/* the seen_below hint, tied to this header's HIGHESTMODSEQ */
+	put32(p + size - IDX_SEEN_SIZE, IDX_SEEN_MAGIC);
+	put32(p + size - IDX_SEEN_SIZE + 4, v->seen_below);
+	put64(p + size - IDX_SEEN_SIZE + 8, v->highest_modseq);
 	out->len = start + size;
 	out->data[out->len] = '\0';
 	return size;
@@ -288,6 +292,14 @@ index_decode_header(const unsigned char *data, size_t avail, size_t size, struct
 	v->dev = get64(data + 72);
 	v->parsed_end = get64(data + 80);
 	v->last_open = (get32(data + 92) & IDX_FLAG_LAST_OPEN) != 0;
+	/* The hint counts only if the header was written with it (a
+	   writer that does not know it zeroes the header's room, or leaves
+	   a HIGHESTMODSEQ that does not match). */
+	if (version == IDX_VERSION && IDX_FIXED_SIZE + kwbytes + IDX_SEEN_SIZE <= hsize &&
+	    get32(data + hsize - IDX_SEEN_SIZE) == IDX_SEEN_MAGIC &&
+	    get64(data + hsize - IDX_SEEN_SIZE + 8) == v->highest_modseq &&
+	    get32(data + hsize - IDX_SEEN_SIZE + 4) <= v->uidnext)
+		v->seen_below = get32(data + hsize - IDX_SEEN_SIZE + 4);
 	return v->uidvalidity != 0 && v->uidnext != 0 && v->parsed_end <= v->mail_size;
 }
 
@@ -630,6 +642,7 @@ flat_view_from_state(const struct storage_box *box, const struct mbox_state *sta
 	v->uidnext = state->uidnext;
 	v->first_recent_uid = state->first_recent_uid;
 	v->highest_modseq = state->highest_modseq;
+	v->seen_below = state->seen_below;
 	v->mail_size = box->mail_size;
 	v->ino = box->ino;
 	v->dev = box->dev;
@@ -782,4 +795,25 @@ flat_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx
 	buf_free(&b);
 	flat_box_set_index_fd(box, box->index_fd, (uint32_t)hsize);
 	return 0;
+}
+
+void
+flat_hints_changed(struct storage_box *box, const struct mbox_state *state)
+{
+	struct buf b = BUF_INIT;
+	struct view v;
+
+	if (box->index_fd < 0 || !box->disk_same || state->keyword_count > MBOX_MAX_KEYWORDS ||
+	    !flat_index_ours(box))
+		return;
+	/* Only the header: the mapped records are not touched. */
+	flat_view_from_state(box, state, false, &v);
+	if (flat_header_encode(&v, state->count, &b) == box->index_header_size) {
+		if (fd_pwrite_full(box->index_fd, b.data, b.len, 0) == 0)
+			flat_box_set_index_fd(box, box->index_fd, (uint32_t)b.len);
+		else
+			box->disk_same = false;
+	}
+	flat_view_free(&v);
+	buf_free(&b);
 }

@@ -48,6 +48,10 @@
 #define IDX_VERSION_1 1
 #define IDX_ALIGN 4096
 #define IDX_FIXED_SIZE 112
+/* The last 16 octets of a version 2 header: "SEEN" (IDX_SEEN_MAGIC), the
+   state's seen_below hint and the HIGHESTMODSEQ it goes with. */
+#define IDX_SEEN_SIZE 16
+#define IDX_SEEN_MAGIC 0x5345454eU
 #define IDX_REC_SIZE MAIL_REC_SIZE
 #define IDX_FLAG_LAST_OPEN 0x1
 /* The last records an open without reading the index checks (order,
@@ -74,6 +78,7 @@ struct frec {
 /* The content of an index: the header fields and the records. */
 struct view {
 	uint32_t uidvalidity, uidnext, first_recent_uid;
+	uint32_t seen_below;       /* mbox_state.seen_below (0: unknown) */
 	uint64_t highest_modseq;
 	/* The mail file as of the last sync, and how far it was parsed. */
 	uint64_t mail_size, ino, dev, parsed_end;
@@ -189,6 +194,10 @@ bool flat_keywords_same(const struct view *v, const struct mbox_state *state);
 bool flat_index_ours(const struct storage_box *box);
 int flat_index_write_state_tail(struct storage_box *box, struct mbox_state *state, size_t first,
 				char **error_r);
+/* storage_backend.hints_changed: the index header (first recent UID,
+   seen_below) in place when the index on disk holds exactly state (else
+   the next write keeps them). O(1). */
+void flat_hints_changed(struct storage_box *box, const struct mbox_state *state);
 int flat_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
 		       enum storage_error *err_r, char **error_r);
 

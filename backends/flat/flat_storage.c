@@ -592,4 +592,5 @@ const struct storage_backend storage_backend_flat = {
 	.open_commit = flat_open_commit,
 	.watch_paths = flat_watch_paths,
 	.cache_path = flat_cache_path,
+	.hints_changed = flat_hints_changed,
 };

@@ -372,6 +372,7 @@ flat_view_apply(const struct view *v, struct mbox_state *state)
 		mbox_state_clear(state);
 		state->uidvalidity = v->uidvalidity;
 		state->first_recent_uid = v->first_recent_uid;
+		state->seen_below = v->seen_below;
 	}
 	for (unsigned k = 0; k < MBOX_MAX_KEYWORDS; k++)
 		map[k] = k < v->kw_count ? mbox_state_keyword(state, v->kw[k], true) : -1;
@@ -526,6 +527,7 @@ mapped_take_header(const struct view *v, struct mbox_state *state)
 	state->uidvalidity = v->uidvalidity;
 	state->uidnext = v->uidnext;
 	state->first_recent_uid = v->first_recent_uid;
+	state->seen_below = v->seen_below;
 	state->highest_modseq = v->highest_modseq;
 	for (unsigned k = 0; k < v->kw_count; k++) {
 		if (mbox_state_keyword(state, v->kw[k], true) != (int)k)

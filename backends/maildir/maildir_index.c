@@ -25,6 +25,11 @@
    Safety: the index is written to a temporary file, fsynced and renamed
    over (file_replace()), never changed in place, so a mapping of it never
    sees a change and a crash leaves the old index or the new one, whole.
+   The one exception is the header's first_recent and seen_below (with
+   the header hash), raised in place when a session takes the \Recent
+   messages or the core learns that more messages are \Seen
+   (md_hints_changed()): the header is read at open, never through a
+   mapping, and a torn header fails its hash (a full open).
    It holds nothing the uidlist and the folders do not: a lost index
    costs one full open. A header hash covers the header; a hash of the
    records and names, checked when the names are loaded, covers the
@@ -58,7 +63,8 @@ struct mdi_header {
 	uint32_t rec_size, count;
 	uint32_t uidvalidity, uidnext;
 	uint32_t first_recent, kw_count;
-	uint32_t kwbytes, pad;
+	uint32_t kwbytes;
+	uint32_t seen_below;       /* mbox_state.seen_below (0 in old files) */
 	uint64_t highest, disk_highest, disk_ceiling;
 	uint64_t names_off, names_len, body_hash, offs_off;
 	uint64_t ul_ino, ul_size;
@@ -143,14 +149,17 @@ mdi_writable(const struct storage_box *box)
 
 /* The records and names of box->files, as a full open makes them (flags
    and keywords from the names, keyword numbers in order of appearance),
-   appended to out; the keyword table in *kw. Returns the highest modseq
+   appended to out; the keyword table in *kw; in *seen_below_r the
+   lowest UID without \Seen (else uidnext). Returns the highest modseq
    of the records. */
 static uint64_t
 mdi_encode_body(struct storage_box *box, struct mbox_state *kw, struct buf *out,
-		uint64_t *names_off_r, uint64_t *names_len_r)
+		uint64_t *names_off_r, uint64_t *names_len_r, uint32_t *seen_below_r)
 {
 	uint64_t highest = 0;
 	size_t start;
+
+	*seen_below_r = box->uidnext;
 
 	for (size_t i = 0; i < box->files.count; i++) {
 		const struct mfile *f = &box->files.f[i];
@@ -169,6 +178,8 @@ mdi_encode_body(struct storage_box *box, struct mbox_state *kw, struct buf *out,
 		m.modseq = f->modseq;
 		if (m.modseq > highest)
 			highest = m.modseq;
+		if ((m.flags & MAIL_SEEN) == 0 && m.uid < *seen_below_r)
+			*seen_below_r = m.uid;
 		buf_append(out, &m, sizeof(m));
 	}
 	*names_off_r = out->len;
@@ -199,6 +210,7 @@ md_index_write(struct storage_box *box)
 	struct buf b = BUF_INIT;
 	struct file_stamp kfs;
 	uint64_t highest, names_off, names_len;
+	uint32_t seen_below;
 	size_t kwbytes = 0, hsize;
 
 	if (box->index_known && md_file_stamp_equal(&box->index_ul, &box->uidlist_stamp) &&
@@ -222,8 +234,9 @@ md_index_write(struct storage_box *box)
 	buf_reserve(&b, hsize);
 	memset(b.data, 0, hsize);
 	b.len = hsize;
-	highest = mdi_encode_body(box, &kw, &b, &names_off, &names_len);
+	highest = mdi_encode_body(box, &kw, &b, &names_off, &names_len, &seen_below);
 	i_zero(&h);
+	h.seen_below = seen_below;
 	memcpy(h.magic, MDI_MAGIC, 8);
 	h.version = MDI_VERSION;
 	h.header_size = (uint32_t)hsize;
@@ -336,6 +349,7 @@ mdi_take_header(struct storage_box *box, struct mbox_state *state, const struct 
 	state->uidvalidity = h->uidvalidity;
 	state->uidnext = h->uidnext;
 	state->first_recent_uid = h->first_recent;
+	state->seen_below = h->seen_below <= h->uidnext ? h->seen_below : 0;
 	if (h->highest > state->highest_modseq)
 		state->highest_modseq = h->highest;
 	for (unsigned k = 0; k < h->kw_count; k++) {
@@ -567,4 +581,63 @@ md_files_load(struct storage_box *box, char **error_r)
 		box->files.f[i].rec_letters = md_name_letters(box->files.f[i].name);
 	}
 	return 0;
+}
+
+/* Raises first_recent and seen_below in the header of the index on
+   disk to state's, in place, if that index describes the folder as box
+   knows it (what md_index_write() would not write again). Returns true
+   if the index has state's first_recent. */
+static bool
+mdi_put_hints(struct storage_box *box, const struct mbox_state *state)
+{
+	uint32_t first_recent = state->first_recent_uid;
+	const struct file_stamp *ul = &box->uidlist_stamp;
+	struct mdi_header h;
+	char *kw = NULL;
+	bool done = false;
+	int fd;
+
+	if (!box->index_known || !md_file_stamp_equal(&box->index_ul, &box->uidlist_stamp) ||
+	    !mdi_dir_stamp_equal(&box->index_cur, &box->cur_stamp) ||
+	    !mdi_dir_stamp_equal(&box->index_new, &box->new_stamp))
+		return false;
+	fd = fs_open_beneath(box->user_dir, box->index_path, O_RDWR, 0);
+	if (fd < 0)
+		return false;
+	if (mdi_read_header(fd, &h, &kw) && h.uidvalidity == box->uidvalidity &&
+	    ul->ino == h.ul_ino && ul->size == h.ul_size && ul->sec == h.ul_sec &&
+	    ul->nsec == h.ul_nsec) {
+		done = h.first_recent >= first_recent;
+		if (!done || h.seen_below < state->seen_below) {
+			if (!done)
+				h.first_recent = first_recent;
+			if (h.seen_below < state->seen_below && state->seen_below <= h.uidnext)
+				h.seen_below = state->seen_below;
+			h.hash = mdi_hash(MDI_HASH_INIT, &h, offsetof(struct mdi_header, hash));
+			h.hash = mdi_hash(h.hash, kw, h.kwbytes);
+			done = fd_pwrite_full(fd, &h, sizeof(h), 0) == 0;
+			if (!done)
+				log_warn("-", "%s: %s", box->index_path, strerror(errno));
+		}
+	}
+	free(kw);
+	close(fd);
+	return done;
+}
+
+void
+md_hints_changed(struct storage_box *box, const struct mbox_state *state)
+{
+	bool raised = state->first_recent_uid > box->first_recent;
+
+	/* kept by the next uidlist write, flush at close or index write */
+	if (raised)
+		box->first_recent = state->first_recent_uid;
+	if (mdi_put_hints(box, state) || box->files_lazy || !raised)
+		return;
+	/* No index to take it: the uidlist gets it with the next batch of
+	   flag changes (a sync MD_BATCH_WRITE_MS later, or close()). */
+	if (!box->dirty)
+		box->dirty_since = mono_ms();
+	box->dirty = true;
 }

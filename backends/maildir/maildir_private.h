@@ -212,6 +212,10 @@ bool md_index_open(struct storage_box *box, struct mbox_state *state);
 /* Writes the index when box's state allows and it is not the one on
    disk already; never fails the caller. */
 void md_index_write(struct storage_box *box);
+/* storage_backend.hints_changed: keeps state's first recent UID for the
+   next write and, when the index on disk describes the folder, it and
+   state's seen_below in its header in place. O(1). */
+void md_hints_changed(struct storage_box *box, const struct mbox_state *state);
 /* Loads box->files if the open left it to later; every operation that
    uses box->files calls it first. Returns 0 or -1 with *error_r. */
 int md_files_load(struct storage_box *box, char **error_r);

@@ -688,4 +688,5 @@ const struct storage_backend storage_backend_maildir = {
 	.watch_paths = md_watch_paths,
 	.set_uids = md_set_uids,
 	.cache_path = md_cache_path,
+	.hints_changed = md_hints_changed,
 };

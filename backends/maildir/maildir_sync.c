@@ -553,6 +553,7 @@ sync_update_mail(struct sync_ctx *ctx, struct mail_rec *r, const struct mfile *f
 	}
 	if (r->modseq > state->highest_modseq)
 		state->highest_modseq = r->modseq;
+	mbox_state_flags_written(state, (size_t)(r - state->mails));
 }
 
 /* Appends the message of file f, new to the state, whose letters mean

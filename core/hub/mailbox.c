@@ -240,6 +240,17 @@ mailbox_changed(struct mailbox *mbox, struct mbox_view *except)
 	}
 }
 
+static void mailbox_before_remove(void *ctx, size_t idx);
+
+/* Points the state's before_remove hook at the hub (again: a backend
+   that loads an empty state afresh, mbox_state_init(), clears it). */
+static void
+mailbox_hook_state(struct mailbox *mbox)
+{
+	mbox->state.before_remove = mailbox_before_remove;
+	mbox->state.before_remove_ctx = mbox;
+}
+
 int
 mailbox_refresh(struct mailbox *mbox, enum storage_error *err_r, const char *sid)
 {
@@ -257,6 +268,7 @@ mailbox_refresh(struct mailbox *mbox, enum storage_error *err_r, const char *sid
 		return 0;
 	}
 	ret = mbox->hub->storage.backend->sync(mbox->box, st, err_r, &error);
+	mailbox_hook_state(mbox);
 	storage_error_fix(ret, err_r);
 	if (ret < 0) {
 		log_error(sid, "sync %s/%s: %s", mbox->user, mbox->name,
@@ -307,24 +319,70 @@ first_index_above(const struct mbox_state *st, uint32_t uid)
 	return (ssize_t)lo;
 }
 
+/* Tells the backend that first_recent_uid or seen_below rose (not while
+   a job works on the box: its commit writes the state as it is then). */
+static void
+mailbox_hints_changed(struct mailbox *mbox)
+{
+	const struct storage_backend *backend = mbox->hub->storage.backend;
+
+	if (backend->hints_changed != NULL && mbox->box != NULL && mbox->op == NULL)
+		backend->hints_changed(mbox->box, &mbox->state);
+}
+
+/* True if uid is in one of the view's \Recent ranges. */
+static bool
+view_recent_has(const struct mbox_view *view, uint32_t uid)
+{
+	size_t lo = 0, hi = view->recent_ranges;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (uid < view->recent[mid].lo)
+			hi = mid;
+		else if (uid > view->recent[mid].hi)
+			lo = mid + 1;
+		else
+			return true;
+	}
+	return false;
+}
+
 /* Claims the \Recent messages (uid >= first_recent_uid) among the new
-   messages from index idx on. A read-only view sees them as recent
-   without taking them from others. */
+   messages from index idx on (the end of the state): one UID range,
+   counted by a binary search, O(log count). A read-only view sees them
+   as recent without taking them from others. */
 static void
 view_claim_recent(struct mbox_view *view, size_t idx)
 {
 	struct mbox_state *st = &view->mbox->state;
+	uint32_t lo = st->first_recent_uid, hi;
+	struct mbox_uid_range *last;
 
-	for (; idx < st->count; idx++) {
-		uint32_t uid = st->mails[idx].uid;
-		if (uid < st->first_recent_uid)
-			continue;
-		xgrow(&view->recent_uids, &view->recent_alloc, view->recent_count + 1,
-		      sizeof(uint32_t));
-		view->recent_uids[view->recent_count++] = uid;
+	if (idx < st->count) {
+		hi = st->mails[st->count - 1].uid;
+		if (lo < st->mails[idx].uid)
+			lo = st->mails[idx].uid;
+		if (lo <= hi) {
+			view->recent_count += st->count - (size_t)first_index_above(st, lo - 1);
+			last = view->recent_ranges > 0 ? &view->recent[view->recent_ranges - 1] :
+							 NULL;
+			if (last != NULL && lo <= last->hi + 1) {
+				if (last->hi < hi)
+					last->hi = hi;
+			} else {
+				xgrow(&view->recent, &view->recent_alloc, view->recent_ranges + 1,
+				      sizeof(*view->recent));
+				view->recent[view->recent_ranges].lo = lo;
+				view->recent[view->recent_ranges++].hi = hi;
+			}
+		}
 	}
-	if (!view->readonly && st->first_recent_uid < st->uidnext)
+	if (!view->readonly && st->first_recent_uid < st->uidnext) {
 		st->first_recent_uid = st->uidnext;
+		mailbox_hints_changed(view->mbox);
+	}
 }
 
 /* Adds the messages above the view's highest uid; returns how many. */
@@ -332,16 +390,48 @@ static size_t
 view_add_new(struct mbox_view *view)
 {
 	struct mbox_state *st = &view->mbox->state;
-	uint32_t max = view->count > 0 ? view->uids[view->count - 1] : 0;
-	size_t idx = (size_t)first_index_above(st, max), n = st->count - idx;
+	size_t idx = view->uids == NULL ? view->count :
+		(size_t)first_index_above(st, mbox_view_max_uid(view));
+	size_t n = st->count - idx;
 
 	if (n == 0)
 		return 0;
-	xgrow(&view->uids, &view->alloc, view->count + n, sizeof(uint32_t));
-	for (size_t i = idx; i < st->count; i++)
-		view->uids[view->count++] = st->mails[i].uid;
+	if (view->uids == NULL) {
+		/* the identity map: the state's next messages */
+		view->count += n;
+	} else {
+		xgrow(&view->uids, &view->alloc, view->count + n, sizeof(uint32_t));
+		for (size_t i = idx; i < st->count; i++)
+			view->uids[view->count++] = st->mails[i].uid;
+	}
 	view_claim_recent(view, idx);
 	return n;
+}
+
+/* The view stops reading the shared array: its UIDs into view->uids.
+   O(count), once per expunge the session has not yet been told of. */
+static void
+view_own_uids(struct mbox_view *view)
+{
+	const struct mbox_state *st = &view->mbox->state;
+
+	view->alloc = view->count > 0 ? view->count : 1;
+	view->uids = xmalloc(view->alloc * sizeof(uint32_t));
+	for (size_t i = 0; i < view->count; i++)
+		view->uids[i] = st->mails[i].uid;
+}
+
+/* mbox_state's before_remove hook: the views that hold the messages
+   from idx on as the identity map take their own copy first. */
+static void
+mailbox_before_remove(void *ctx, size_t idx)
+{
+	struct mailbox *mbox = ctx;
+
+	for (struct mbox_view *view = mbox->views; view != NULL; view = view->next) {
+		if (view->uids == NULL && view->count > idx)
+			view_own_uids(view);
+	}
 }
 
 struct mbox_view *
@@ -350,6 +440,7 @@ mbox_view_new(struct mailbox *mbox, bool readonly, void (*notify)(void *ctx), vo
 	struct mbox_view *view = xcalloc(1, sizeof(*view));
 
 	view->mbox = mbox;
+	view->state = &mbox->state;
 	view->readonly = readonly;
 	view->notify = notify;
 	view->notify_ctx = notify_ctx;
@@ -357,11 +448,16 @@ mbox_view_new(struct mailbox *mbox, bool readonly, void (*notify)(void *ctx), vo
 	view->synced_expunge_gen = mbox->state.expunge_gen;
 	(void)view_add_new(view);
 	view->announced_recent = view->recent_count;
-	if (mbox->views == NULL)
-		mailbox_watch_start(mbox);
+	mailbox_hook_state(mbox);
 	view->next = mbox->views;
 	mbox->views = view;
 	return view;
+}
+
+void
+mbox_view_watch(struct mbox_view *view)
+{
+	mailbox_watch_start(view->mbox);
 }
 
 void
@@ -381,32 +477,23 @@ mbox_view_free(struct mbox_view **_view)
 	if (view->mbox->views == NULL)
 		mailbox_watch_stop(view->mbox);
 	free(view->uids);
-	free(view->recent_uids);
+	free(view->recent);
 	free(view);
 }
 
-static void
-view_forget_recent(struct mbox_view *view, uint32_t uid)
-{
-	for (size_t i = 0; i < view->recent_count; i++) {
-		if (view->recent_uids[i] == uid) {
-			memmove(view->recent_uids + i, view->recent_uids + i + 1,
-				(view->recent_count - i - 1) * sizeof(uint32_t));
-			view->recent_count--;
-			return;
-		}
-	}
-}
-
 /* Removes the messages gone from the shared state from the view and
-   records them in changes, highest sequence number first. */
+   records them in changes, highest sequence number first. A view that
+   is still the identity map has lost nothing. */
 static void
 view_sync_expunges(struct mbox_view *view, struct mbox_view_changes *changes)
 {
 	struct mbox_state *st = &view->mbox->state;
-	bool *gone = xcalloc(view->count + 1, sizeof(bool));
+	bool *gone, identity;
 	size_t i, j, kept;
 
+	if (view->uids == NULL)
+		return;
+	gone = xcalloc(view->count + 1, sizeof(bool));
 	/* Both lists ascend: one merge pass finds the vanished uids. */
 	for (i = j = 0; i < view->count; i++) {
 		while (j < st->count && st->mails[j].uid < view->uids[i])
@@ -421,14 +508,30 @@ view_sync_expunges(struct mbox_view *view, struct mbox_view_changes *changes)
 		      sizeof(*changes->expunged));
 		changes->expunged[changes->expunged_count].seq = (uint32_t)i;
 		changes->expunged[changes->expunged_count++].uid = view->uids[i - 1];
-		view_forget_recent(view, view->uids[i - 1]);
+		if (view->recent_count > 0 && view_recent_has(view, view->uids[i - 1]))
+			view->recent_count--;
 	}
+	identity = true;
 	for (i = kept = 0; i < view->count; i++) {
-		if (!gone[i])
-			view->uids[kept++] = view->uids[i];
+		if (gone[i])
+			continue;
+		view->uids[kept] = view->uids[i];
+		identity = identity && kept < st->count && st->mails[kept].uid == view->uids[i];
+		kept++;
 	}
 	view->count = kept;
 	free(gone);
+	if (identity) {
+		/* the state's first messages again */
+		free(view->uids);
+		view->uids = NULL;
+		view->alloc = 0;
+	}
+	if (view->count == 0) {
+		/* (after a UIDVALIDITY change, old ranges would name new UIDs) */
+		view->recent_ranges = 0;
+		view->recent_count = 0;
+	}
 	if (view->announced_recent > view->recent_count)
 		view->announced_recent = view->recent_count;
 }
@@ -442,11 +545,13 @@ view_sync_flags(struct mbox_view *view, struct mbox_view_changes *changes)
 	size_t i, j;
 
 	for (i = j = 0; i < view->count; i++) {
-		while (j < st->count && st->mails[j].uid < view->uids[i])
+		uint32_t uid = mbox_view_uid(view, (uint32_t)(i + 1));
+
+		while (j < st->count && st->mails[j].uid < uid)
 			j++;
 		if (j >= st->count)
 			break;
-		if (st->mails[j].uid != view->uids[i] || st->mails[j].modseq <= view->synced_modseq)
+		if (st->mails[j].uid != uid || st->mails[j].modseq <= view->synced_modseq)
 			continue;
 		xgrow(&changes->flags, &changes->flags_alloc, changes->flags_count + 1,
 		      sizeof(*changes->flags));
@@ -490,13 +595,85 @@ mbox_view_index(const struct mbox_view *view, uint32_t seq)
 {
 	if (seq == 0 || seq > view->count)
 		return -1;
+	if (view->uids == NULL)
+		return (ssize_t)seq - 1;
 	return mbox_state_find(&view->mbox->state, view->uids[seq - 1]);
+}
+
+uint32_t
+mbox_view_first_unseen(struct mbox_view *view)
+{
+	struct mbox_state *st = &view->mbox->state;
+	uint32_t below = st->seen_below;
+	size_t seq;
+
+	if (view->uids == NULL) {
+		/* the state's first count messages: the hint applies, and
+		   what is walked raises it */
+		size_t i = below > 1 ? (size_t)first_index_above(st, below - 1) : 0;
+
+		for (; i < view->count; i++) {
+			if ((st->mails[i].flags & MAIL_SEEN) == 0)
+				break;
+		}
+		below = i < view->count ? st->mails[i].uid :
+			view->count > 0 ? st->mails[view->count - 1].uid + 1 : below;
+		if (below > st->seen_below) {
+			st->seen_below = below;
+			mailbox_hints_changed(view->mbox);
+		}
+		return i < view->count ? (uint32_t)(i + 1) : 0;
+	}
+	/* A view that kept messages gone from the state: from the hint on,
+	   the gone ones skipped. */
+	seq = 1;
+	if (below > 1) {
+		size_t lo = 0, hi = view->count;
+
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (view->uids[mid] < below)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		seq = lo + 1;
+	}
+	for (; seq <= view->count; seq++) {
+		ssize_t idx = mbox_view_index(view, (uint32_t)seq);
+
+		if (idx >= 0 && (st->mails[idx].flags & MAIL_SEEN) == 0)
+			return (uint32_t)seq;
+	}
+	return 0;
+}
+
+uint32_t
+mbox_view_seq(const struct mbox_view *view, uint32_t uid)
+{
+	size_t lo = 0, hi = view->count;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint32_t m = mbox_view_uid(view, (uint32_t)(mid + 1));
+
+		if (m == uid)
+			return (uint32_t)(mid + 1);
+		if (m < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
 }
 
 bool
 mbox_view_is_recent(const struct mbox_view *view, uint32_t uid)
 {
-	return u32_sorted_contains(view->recent_uids, view->recent_count, uid);
+	/* (the ranges may still name a message the view has lost) */
+	return view->recent_count > 0 && view_recent_has(view, uid) &&
+		mbox_view_seq(view, uid) != 0;
 }
 
 struct mcache *
@@ -577,6 +754,7 @@ mailbox_set_flags(struct mailbox *mbox, struct mbox_view *view, size_t idx, uint
 		st->mails[i].flags = old.flags;
 		st->mails[i].keywords = old.keywords;
 		st->mails[i].modseq = old.modseq;
+		mbox_state_flags_written(st, (size_t)i);
 	}
 	if (st->highest_modseq == after)
 		st->highest_modseq = before;
@@ -598,6 +776,7 @@ mailbox_append(struct mailbox *mbox, const char *data, size_t len, uint8_t flags
 	if (mbox->hub->storage.backend->append(mbox->box, &mbox->state, data, len, flags,
 					       keywords, internal_date, tz_minutes, uid_r, err_r,
 					       &error) < 0) {
+		mailbox_hook_state(mbox);
 		if (*err_r == STORAGE_ERR_NONE)
 			*err_r = STORAGE_ERR_TEMP;
 		log_error(sid, "append to %s/%s: %s", mbox->user, mbox->name,
@@ -605,6 +784,7 @@ mailbox_append(struct mailbox *mbox, const char *data, size_t len, uint8_t flags
 		free(error);
 		return -1;
 	}
+	mailbox_hook_state(mbox);
 	return 0;
 }
 

@@ -22,12 +22,32 @@
 struct hub;
 struct mailbox;
 
+/* A range of UIDs, lo <= hi. */
+struct mbox_uid_range {
+	uint32_t lo, hi;
+};
+
 struct mbox_view {
 	struct mailbox *mbox;
-	uint32_t *uids;            /* uids[seq - 1]; ascending */
+	const struct mbox_state *state; /* the mailbox's shared state */
+	/* The view's count messages, by sequence number (mbox_view_uid()).
+	   While uids is NULL the view is the identity map of the shared
+	   state: message n is state->mails[n - 1] (the view holds the
+	   first count messages of the state, and the state has lost none of
+	   them), so opening a view copies nothing. Before the state loses
+	   a message the view still holds (an expunge the session has not
+	   been told of yet), the hub copies the view's UIDs into uids
+	   (uids[seq - 1], ascending); once the session has been told, the
+	   view is the identity map again. */
+	uint32_t *uids;
 	size_t count, alloc;
-	uint32_t *recent_uids;     /* this session's \Recent messages, ascending */
-	size_t recent_count, recent_alloc;
+	/* This session's \Recent messages: those of the view whose UID is
+	   in one of these ranges (ascending, disjoint; usually one, a new
+	   range only when another session claimed messages in between);
+	   recent_count of them. */
+	struct mbox_uid_range *recent;
+	size_t recent_ranges, recent_alloc;
+	size_t recent_count;
 	size_t announced_recent;   /* the RECENT count last sent */
 	uint64_t synced_modseq;    /* flag changes up to this are announced */
 	uint64_t synced_expunge_gen;
@@ -87,6 +107,15 @@ int mailbox_refresh(struct mailbox *mbox, enum storage_error *err_r, const char 
 struct mbox_view *mbox_view_new(struct mailbox *mbox, bool readonly,
 				void (*notify)(void *ctx), void *notify_ctx);
 void mbox_view_free(struct mbox_view **view);
+/* The view's session waits for changes as they come (IDLE): from now on
+   until its last view is freed the hub watches the mailbox's files
+   (mailbox_watch_paths()) and refreshes it when another process changes
+   them, so that the view's notify callback is called. Other sessions
+   see such changes at their next command (mailbox_refresh()). Not done
+   at every SELECT: adding an inotify watch on a folder costs the kernel
+   a walk of the folder's cached entries (about 7 ms for a Maildir cur/
+   of 100,000 files). */
+void mbox_view_watch(struct mbox_view *view);
 /* What one mbox_view_update() changed in a view, for the session to tell
    its client. */
 struct mbox_view_changes {
@@ -125,6 +154,34 @@ void mbox_view_changes_free(struct mbox_view_changes *changes);
    if it has been expunged (by another session) since the view last synced. */
 ssize_t mbox_view_index(const struct mbox_view *view, uint32_t seq);
 bool mbox_view_is_recent(const struct mbox_view *view, uint32_t uid);
+/* The UID of the message at sequence number seq of view; 1 <= seq <=
+   view->count. */
+static inline uint32_t
+mbox_view_uid(const struct mbox_view *view, uint32_t seq)
+{
+	return view->uids != NULL ? view->uids[seq - 1] : view->state->mails[seq - 1].uid;
+}
+/* The view's highest UID, 0 if it is empty. */
+static inline uint32_t
+mbox_view_max_uid(const struct mbox_view *view)
+{
+	return view->count > 0 ? mbox_view_uid(view, (uint32_t)view->count) : 0;
+}
+/* The sequence number of uid in view, 0 if the view does not hold it.
+   O(log count). */
+uint32_t mbox_view_seq(const struct mbox_view *view, uint32_t uid);
+/* The sequence number of the view's first message without \Seen, 0 if
+   none (SELECT's UNSEEN). Walks the records from the shared state's
+   seen_below hint on, and raises the hint (kept by the backend's index,
+   storage.h hints_changed): O(1) after the first time, also across
+   restarts, until a message below the hint loses \Seen. */
+uint32_t mbox_view_first_unseen(struct mbox_view *view);
+/* How many of the view's messages are \Recent for its session. */
+static inline size_t
+mbox_view_recent_count(const struct mbox_view *view)
+{
+	return view->recent_count;
+}
 
 /* Operations that change the mailbox: they update the shared state, the
    disk, and tell the other views. Each returns 0, or -1 (logged) with the

@@ -178,6 +178,14 @@ mbox_map_write_end(int fd, bool mapped_here)
 	(void)mbox_map_lock(fd, mapped_here ? F_RDLCK : F_UNLCK);
 }
 
+/* Tells the hook that messages from idx on are about to go. */
+static void
+mbox_state_before_remove(struct mbox_state *state, size_t idx)
+{
+	if (state->before_remove != NULL)
+		state->before_remove(state->before_remove_ctx, idx);
+}
+
 /* Drops messages and keywords and restarts uidnext and first_recent_uid
    at 1; uidvalidity and highest_modseq are left for the caller to set to
    the new lineage's values. Counts as an expunge for the sessions (their
@@ -186,9 +194,12 @@ void
 mbox_state_clear(struct mbox_state *state)
 {
 	mbox_state_free_keywords(state);
+	if (state->count > 0)
+		mbox_state_before_remove(state, 0);
 	state->count = 0;
 	state->uidnext = 1;
 	state->first_recent_uid = 1;
+	state->seen_below = 0;
 	state->expunge_gen++;
 }
 
@@ -214,6 +225,7 @@ mbox_state_remove(struct mbox_state *state, size_t idx)
 {
 	if (idx >= state->count)
 		return;
+	mbox_state_before_remove(state, idx);
 	memmove(&state->mails[idx], &state->mails[idx + 1],
 		(state->count - idx - 1) * sizeof(*state->mails));
 	state->count--;
@@ -246,8 +258,12 @@ mbox_state_remove_uids(struct mbox_state *state, const uint32_t *uids, size_t co
 
 		while (j < count && uids[j] < uid)
 			j++;
-		if (j < count && uids[j] == uid)
+		if (j < count && uids[j] == uid) {
+			/* nothing is written before the first removal */
+			if (out == i)
+				mbox_state_before_remove(state, i);
 			continue;
+		}
 		if (out != i)
 			state->mails[out] = state->mails[i];
 		out++;
@@ -292,7 +308,17 @@ mbox_state_set_flags(struct mbox_state *state, size_t idx, uint8_t flags, uint64
 	r->flags = flags;
 	r->keywords = keywords;
 	r->modseq = ++state->highest_modseq;
+	mbox_state_flags_written(state, idx);
 	return true;
+}
+
+void
+mbox_state_flags_written(struct mbox_state *state, size_t idx)
+{
+	const struct mail_rec *r = &state->mails[idx];
+
+	if ((r->flags & MAIL_SEEN) == 0 && r->uid < state->seen_below)
+		state->seen_below = r->uid;
 }
 
 int

@@ -76,6 +76,14 @@ struct mbox_state {
 	uint32_t uidnext;          /* next UID to assign; UIDs are never reused */
 	uint32_t first_recent_uid; /* messages with uid >= this are still \Recent for someone */
 	uint64_t highest_modseq;
+	/* A hint: every message whose UID is below seen_below has \Seen (0
+	   or 1: nothing known), so that the first unseen message is found
+	   without walking every record (SELECT's UNSEEN). mbox_state_init()
+	   and mbox_state_clear() set it to 0; mbox_state_set_flags()
+	   lowers it; a backend that writes a message's flags in another way
+	   calls mbox_state_flags_written(); a backend that loads a state
+	   may set it from its index (at most uidnext). */
+	uint32_t seen_below;
 	char *keywords[MBOX_MAX_KEYWORDS];
 	unsigned keyword_count;
 	/* Counts changes, so that a session can tell cheaply whether it
@@ -86,6 +94,14 @@ struct mbox_state {
 	bool mapped;
 	int map_fd;
 	size_t map_size;
+	/* If set, called by the helpers below (mbox_state_remove(),
+	   mbox_state_remove_uids(), mbox_state_clear()) before they remove
+	   messages from index idx on, while mails[] still holds them: the
+	   hub's views that read the shared array take their own copy of it
+	   then (core/hub/mailbox.c). Set by the hub once the mailbox is
+	   open; a backend removes messages only through those helpers. */
+	void (*before_remove)(void *ctx, size_t idx);
+	void *before_remove_ctx;
 };
 
 /* mbox_state helpers, for backends and the core. */
@@ -149,6 +165,9 @@ ssize_t mbox_state_find(const struct mbox_state *state, uint32_t uid);
 /* Sets flags and keywords of the message at idx, bumping its modseq if
    anything changed. Returns true if something changed. */
 bool mbox_state_set_flags(struct mbox_state *state, size_t idx, uint8_t flags, uint64_t keywords);
+/* After a backend set the flags of state->mails[idx] itself (not
+   through mbox_state_set_flags()): keeps state->seen_below true. */
+void mbox_state_flags_written(struct mbox_state *state, size_t idx);
 /* Index of keyword name (case-insensitive), adding it if add is true and
    there is room. Returns -1 if missing (or no room). */
 int mbox_state_keyword(struct mbox_state *state, const char *name, bool add);
@@ -263,6 +282,18 @@ struct storage_backend {
 	   "<path>.idx". delete() removes them and rename() moves them (or
 	   removes them) with the mailbox. */
 	char *(*cache_path)(struct storage_box *box);
+	/* Optional (NULL: the values are kept by the backend's next write
+	   of its index): the core has raised state->first_recent_uid,
+	   because a session took the \Recent messages below it (RFC 3501
+	   2.3.2: \Recent for exactly one session), or state->seen_below. The
+	   backend keeps them where its next open reads them when that is
+	   cheap (a header written in place), so that a restart, or the
+	   mailbox closed and opened again, neither makes those messages
+	   \Recent again nor costs a walk of the records to find the first
+	   unseen one. Called in the loop, never while a job works on box:
+	   O(1), no lock wait; a failure is no error (first_recent_uid: the
+	   next write keeps it; seen_below is only a hint). */
+	void (*hints_changed)(struct storage_box *box, const struct mbox_state *state);
 
 	/* Optional (NULL: expunge() runs whole in the loop), for a backend
 	   whose expunge costs the size of the mailbox: expunge() in three

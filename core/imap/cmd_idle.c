@@ -23,8 +23,10 @@ cmd_idle(struct client_command *cmd)
 	cmd->input = idle_input;
 	cmd->live_updates = true;
 	client_send(c, "+ idling");
-	if (c->mbox != NULL)
+	if (c->mbox != NULL) {
+		mbox_view_watch(c->view);
 		(void)mailbox_refresh(c->mbox, &err, c->sid);
+	}
 	client_sync_view(c, true);
 	return false;
 }

@@ -124,7 +124,7 @@ qresync_select(struct client *c, struct qresync_param *q)
 		struct seqset_iter si = { &q->match_seqs, 0, 0 }, ui = { &q->match_uids, 0, 0 };
 		uint32_t seq, uid;
 		while (seqset_iter_next(&si, &seq) && seqset_iter_next(&ui, &uid)) {
-			if (seq > c->view->count || c->view->uids[seq - 1] != uid)
+			if (seq > c->view->count || mbox_view_uid(c->view, seq) != uid)
 				break;
 			known_upto = uid;
 		}
@@ -204,16 +204,12 @@ cmd_select(struct client_command *cmd)
 	c->state = CLIENT_SELECTED;
 
 	const struct mbox_state *st = mailbox_state(mbox);
-	uint32_t unseen = 0;
-	for (size_t seq = 1; seq <= c->view->count && unseen == 0; seq++) {
-		ssize_t idx = mbox_view_index(c->view, (uint32_t)seq);
-		if (idx >= 0 && (st->mails[idx].flags & MAIL_SEEN) == 0)
-			unseen = (uint32_t)seq;
-	}
+	uint32_t unseen = mbox_view_first_unseen(c->view);
+
 	imap_view_write_flag_lists(st, readonly, client_outbuf(c));
 	c->keywords_announced = st->keyword_count;
 	client_send(c, "* %zu EXISTS", c->view->count);
-	client_send(c, "* %zu RECENT", c->view->recent_count);
+	client_send(c, "* %zu RECENT", mbox_view_recent_count(c->view));
 	if (unseen != 0)
 		client_send(c, "* OK [UNSEEN %u] First unseen.", unseen);
 	client_send(c, "* OK [UIDVALIDITY %u] UIDs valid.", st->uidvalidity);

@@ -222,7 +222,7 @@ cmd_search(struct client_command *cmd)
 	struct search_key *key;
 	const char *error = "Invalid search program.";
 	bool badcharset = false;
-	uint32_t max_uid = c->view->count > 0 ? c->view->uids[c->view->count - 1] : 0;
+	uint32_t max_uid = mbox_view_max_uid(c->view);
 	const struct imap_arg *args = cmd->args;
 	size_t nargs = cmd->count;
 	struct search_answer a;

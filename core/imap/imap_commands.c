@@ -178,7 +178,7 @@ cmd_collect_seqs(struct client_command *cmd, const char *setstr, uint32_t **seqs
 		 size_t *count_r)
 {
 	const struct mbox_view *view = cmd->c->view;
-	uint32_t max_uid = view->count > 0 ? view->uids[view->count - 1] : 0;
+	uint32_t max_uid = mbox_view_max_uid(view);
 	struct seqset set = { 0 };
 	uint32_t *seqs = NULL;
 	size_t count = 0, alloc = 0;
@@ -187,7 +187,7 @@ cmd_collect_seqs(struct client_command *cmd, const char *setstr, uint32_t **seqs
 		return -1;
 	if (cmd->uid) {
 		for (size_t s = 1; s <= view->count; s++) {
-			if (!seqset_contains(&set, view->uids[s - 1]))
+			if (!seqset_contains(&set, mbox_view_uid(view, (uint32_t)s)))
 				continue;
 			xgrow(&seqs, &alloc, count + 1, sizeof(*seqs));
 			seqs[count++] = (uint32_t)s;

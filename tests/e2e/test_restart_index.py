@@ -132,5 +132,63 @@ class TestMaildirRestartSameAnswers(test_maildir.MaildirMixin, TestRestartSameAn
                                                     "imapserver-index")))
 
 
+RECENT_MESSAGES = 3000
+
+
+class TestRecentAcrossRestarts(ServerTestCase):
+    """\\Recent goes to exactly one session (RFC 3501 2.3.2), also across
+    restarts: the session that took the messages raises the first recent
+    UID, which reaches the index at once (flat: a mapped index of more
+    than storage_map_min_count messages; Maildir: the index header, or
+    the uidlist when the folder is too young to have an index)."""
+    MAILBOXES = {"alice": "".join(
+        lab_message([("From", "a@example.org"), ("Subject", f"r {i}")], [f"body {i}"])
+        for i in range(RECENT_MESSAGES))}
+
+    def between_restarts(self):
+        """Maildir: the folders age, as they do when nobody changes them."""
+
+    def recent_of_select(self):
+        c = self.raw_login()
+        resp, tagged = c.command("SELECT INBOX", timeout=60 * SLOW)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        counts = [int(m.group(1)) for r in resp for m in [re.match(rb"\* (\d+) RECENT", r)] if m]
+        c.command("LOGOUT")
+        c.close()
+        self.assertEqual(len(counts), 1, resp)
+        return counts[0]
+
+    def restart(self):
+        self.server.stop()
+        self.between_restarts()
+        self.server.start()
+        self.port = self.server.port
+
+    def test_recent_once_across_restarts(self):
+        self.assertEqual(self.recent_of_select(), RECENT_MESSAGES)
+        self.assertEqual(self.recent_of_select(), 0)
+        self.restart()
+        self.assertEqual(self.recent_of_select(), 0)
+        self.restart()
+        self.assertEqual(self.recent_of_select(), 0)
+        # a new message while nobody has the mailbox selected
+        c = self.raw_login()
+        msg = b"Subject: new\r\n\r\nnew one\r\n"
+        resp, tagged = c.command(b"APPEND INBOX {%d+}\r\n" % len(msg) + msg)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        c.command("LOGOUT")
+        c.close()
+        self.restart()
+        self.assertEqual(self.recent_of_select(), 1)
+        self.assertEqual(self.recent_of_select(), 0)
+        self.restart()
+        self.assertEqual(self.recent_of_select(), 0)
+
+
+class TestMaildirRecentAcrossRestarts(test_maildir.MaildirMixin, TestRecentAcrossRestarts):
+    def between_restarts(self):
+        TestMaildirRestartSameAnswers.between_restarts(self)
+
+
 if __name__ == "__main__":
     unittest.main()
