@@ -161,7 +161,7 @@ sort_start(struct client_command *cmd, struct sort_job *job, const struct imap_a
 	const struct mbox_state *st = mailbox_state(c->mbox);
 	const char *error = "Invalid search program.", *charset = args != NULL ? args[0].str : "";
 	bool badcharset = false;
-	uint32_t max_uid = c->view->count > 0 ? c->view->uids[c->view->count - 1] : 0;
+	uint32_t max_uid = mbox_view_max_uid(c->view);
 
 	if (nargs < 2 || !imap_arg_is_string(&args[0])) {
 		free(job);
