@@ -161,6 +161,11 @@ mc_manage_mail(struct mc *mc)
 	if (mc_refresh(mc) < 0)
 		return 0;
 	mc_print_listing(mc);
+	if (mc->count == 0) {
+		/* Nothing to filter: no sender is asked for. */
+		mc_print("NO MAILS TO SHOW\n");
+		return 0;
+	}
 
 	char *addr = NULL;
 	int ret = mc_ask_sender(mc, &addr);

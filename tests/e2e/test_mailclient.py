@@ -483,6 +483,18 @@ class MailclientOurServer(unittest.TestCase):
         self.assertNotIn("INVALID MAIL-ID", out)
         self.assertIn("1. Send Mail", out.split("NO MAILS TO SHOW")[1])
 
+    def test_empty_mailbox_asks_for_no_sender(self):
+        # bob has no mail: the listing says so, NO MAILS TO SHOW, and the
+        # menu comes back without asking for a sender (the "3" that
+        # follows is the menu's Quit, not a sender to call invalid).
+        status, out, err = run_piped(self.port, "bob\nbob123\n2\n3\n")
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("Your mailbox is empty.\nNO MAILS TO SHOW\n", out)
+        self.assertNotIn("Enter the sender's mail address", out)
+        self.assertNotIn("INVALID MAIL-ID", out)
+        self.assertIn("1. Send Mail", out.split("NO MAILS TO SHOW")[1])
+        self.assertTrue(out.rstrip().endswith("Goodbye."), out)
+
     def test_show_gives_the_whole_mail_with_dots_unstuffed(self):
         status, out, err = run_piped(self.port, "alice\nalice123\n2\ncarol@localhost\n\n3\n")
         self.assertEqual(status, 0, err)
