@@ -231,6 +231,18 @@ mc_format_time(int64_t t, enum mc_time_style style, char *out, size_t out_size)
 		snprintf(out, out_size, "?");
 }
 
+size_t
+mc_display_width(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++) {
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	}
+	return n;
+}
+
 void
 mc_write_safe(FILE *out, const char *s, size_t len)
 {

@@ -51,6 +51,10 @@ enum mc_time_style {
 };
 void mc_format_time(int64_t t, enum mc_time_style style, char *out, size_t out_size);
 
+/* The number of terminal columns s takes: one per UTF-8 character
+   (combining and double-width characters are not told apart). */
+size_t mc_display_width(const char *s);
+
 /* Writes s (len bytes) with control characters other than tab and LF
    replaced by '?', so no mail can drive the terminal. Invalid UTF-8 is
    written as it is. */

@@ -452,12 +452,43 @@ class MailclientOurServer(unittest.TestCase):
         status, out, err = run_piped(self.port, "alice\nalice123\n2\nx\nx\n3\n")
         self.assertEqual(status, 0, err)
         self.assertIn("Your mailbox (4 mails):", out)
-        rows = re.findall(r"^ +(\d+)\. (\S+)  (\d{4}-\d\d-\d\d : \d\d : \d\d)  (.*)$", out, re.M)
+        rows = re.findall(r"^ +(\d+)\. (\S+) +(\d{4}-\d\d-\d\d : \d\d : \d\d)  (.*)$", out, re.M)
         self.assertEqual([(r[0], r[1], r[3]) for r in rows],
                          [("1", "alice@localhost", "hello"),
                           ("2", "carol@localhost", "Meeting tomorrow"),
                           ("3", "bob@localhost", "Re: hello"),
                           ("4", "dave@example.org", "Quarterly report")])
+
+    def test_list_columns_are_aligned_under_a_head(self):
+        status, out, err = run_piped(self.port, "alice\nalice123\n2\nx\nx\n3\n")
+        self.assertEqual(status, 0, err)
+        lines = out.split("Your mailbox (4 mails):\n", 1)[1].split("\n")
+        head, rows = lines[0], lines[1:5]
+        self.assertRegex(head, r"^ +#  Sender +Received \(UTC\) +Subject$")
+        self.assertEqual(len({row.index(" 2022-") + 1 for row in rows}), 1, rows)
+        date_col = rows[0].index(" 2022-") + 1
+        self.assertEqual(head.index("Received"), date_col, [head] + rows)
+        self.assertEqual(head.index("Sender"), rows[0].index("alice@"), [head] + rows)
+        subjects = ["hello", "Meeting tomorrow", "Re: hello", "Quarterly report"]
+        cols = {row.rindex(subject) for row, subject in zip(rows, subjects)}
+        self.assertEqual(cols, {head.index("Subject")}, [head] + rows)
+
+    def test_list_and_detail_show_one_time_in_the_clients_zone(self):
+        # A client 5:30 east of UTC (a POSIX TZ, no zone files needed):
+        # the listing and the detail's Received: give the same time, the
+        # server's INTERNALDATE in the client's zone, in one format.
+        m = self.imap()
+        m.select("INBOX")
+        typ, data = m.fetch("2", "(INTERNALDATE)")
+        stamp = imaplib.Internaldate2tuple(data[0])
+        self.assertIsNotNone(stamp, data)
+        local = time.strftime("%Y-%m-%d : %H : %M", time.gmtime(time.mktime(stamp) + 19800))
+        status, out, err = run_piped(self.port, "alice\nalice123\n2\ncarol@localhost\n\n3\n",
+                                     env={"TZ": "IST-5:30"})
+        self.assertEqual(status, 0, err)
+        self.assertRegex(out, r"Received \(IST\)")
+        self.assertRegex(out, r"\n +2\. carol@localhost +" + re.escape(local) + "  Meeting")
+        self.assertIn("\nReceived: " + local + "\n", out)
 
     def test_filter_invalid_twice_goes_back_to_the_menu(self):
         status, out, err = run_piped(self.port, "alice\nalice123\n2\nbob\nbob@\n3\n")
@@ -472,7 +503,7 @@ class MailclientOurServer(unittest.TestCase):
                                      "bob@localhost\n\n3\n")
         self.assertEqual(status, 0, err)
         self.assertEqual(out.count("INVALID MAIL-ID"), 1)
-        self.assertIn("Mail 1 of 1", out)
+        self.assertIn("Mail 3 (1 of 1 from bob@localhost)", out)
         self.assertIn("From:     bob@localhost", out)
         self.assertIn("Subject:  Re: hello", out)
 
@@ -498,7 +529,8 @@ class MailclientOurServer(unittest.TestCase):
     def test_show_gives_the_whole_mail_with_dots_unstuffed(self):
         status, out, err = run_piped(self.port, "alice\nalice123\n2\ncarol@localhost\n\n3\n")
         self.assertEqual(status, 0, err)
-        m = re.search(r"Mail 1 of 1 =+\n(.*?)\nEnter the number", out, re.S)
+        m = re.search(r"Mail 2 \(1 of 1 from carol@localhost\) =+\n(.*?)\nEnter the number",
+                      out, re.S)
         self.assertIsNotNone(m, out)
         shown = m.group(1)
         self.assertIn("From:     carol@localhost\n", shown)
@@ -509,10 +541,11 @@ class MailclientOurServer(unittest.TestCase):
                       "carol\n", shown)
 
     def test_delete_by_number_removes_it_on_the_server(self):
-        status, out, err = run_piped(self.port, "alice\nalice123\n2\nbob@localhost\n1\n2\nx\nx\n3\n")
+        status, out, err = run_piped(self.port, "alice\nalice123\n2\nbob@localhost\n3\n2\nx\nx\n3\n")
         self.assertEqual(status, 0, err)
-        self.assertIn("Mail 1 deleted.", out)
-        second = out.split("Mail 1 deleted.")[1]
+        self.assertIn("Enter the number of a mail to delete it (3), or press Enter", out)
+        self.assertIn("Mail 3 deleted.", out)
+        second = out.split("Mail 3 deleted.")[1]
         self.assertIn("Your mailbox (3 mails):", second)
         self.assertNotIn("bob@localhost", second)
         m = self.imap()
@@ -525,7 +558,7 @@ class MailclientOurServer(unittest.TestCase):
     def test_bad_delete_number_and_enter_keep_the_mail(self):
         status, out, err = run_piped(self.port, "alice\nalice123\n2\nbob@localhost\n7\n\n3\n")
         self.assertEqual(status, 0, err)
-        self.assertIn('There is no mail number "7".', out)
+        self.assertIn('There is no mail number "7" among those shown.', out)
         self.assertNotIn("deleted", out)
         m = self.imap()
         m.select("INBOX")
@@ -554,7 +587,7 @@ class MailclientOurServer(unittest.TestCase):
         self.assertIn("Grüße", out)
         self.assertIn("From:     Jürgen <jurgen@example.org>", out)
         self.assertIn("Subject:  Grüße", out)
-        self.assertIn("Date:     Thu, 10 Mar 2022 09:00 UTC", out)    # local time (TZ=UTC)
+        self.assertIn("Date:     2022-03-10 : 09 : 00", out)    # local time (TZ=UTC)
         self.assertIn("Attached: report.pdf (application/pdf, 900 bytes)", out)
         self.assertIn("Schöne Grüße, a very long line that is continued", out)
         self.assertNotIn("QUJD", out)
@@ -647,7 +680,7 @@ class MailclientOurServer(unittest.TestCase):
         # A lists: five mails now.
         a.send("2")
         a.expect(r"Your mailbox \(5 mails\):")
-        a.expect(r"5\. alice@localhost  \d{4}-\d\d-\d\d : \d\d : \d\d  note to self")
+        a.expect(r"5\. alice@localhost +\d{4}-\d\d-\d\d : \d\d : \d\d  note to self")
         a.expect(r"Enter the sender's mail address: ")
         a.send("bob")
         a.expect(r"INVALID MAIL-ID")
@@ -659,11 +692,11 @@ class MailclientOurServer(unittest.TestCase):
         b.send("2")
         b.expect(r"Enter the sender's mail address: ")
         b.send("bob@localhost")
-        b.expect(r"Mail 1 of 1")
+        b.expect(r"Mail 3 \(1 of 1 from bob@localhost\)")
         b.expect(r"second paragraph")
-        b.expect(r"or press Enter to go back: ")
-        b.send("1")
-        b.expect(r"Mail 1 deleted\.")
+        b.expect(r"delete it \(3\), or press Enter to go back: ")
+        b.send("3")
+        b.expect(r"Mail 3 deleted\.")
         a.expect(r'\[notice\] Mail from bob@localhost "Re: hello" was deleted on another '
                  r"device\.", NOTICE_WAIT)
         b.absent(r"\[notice\]")      # no notice of its own deletion
@@ -693,8 +726,8 @@ class MailclientOurServer(unittest.TestCase):
         m.expunge()
         a.expect(r'\[notice\] Mail from dave@example.org "Quarterly report" was deleted on '
                  r"another device\.", NOTICE_WAIT)
-        a.send("1")
-        a.expect(r"Mail 1 was already deleted on another device\.")
+        a.send("4")
+        a.expect(r"Mail 4 was already deleted on another device\.")
         a.expect(r"Enter your choice: ")
         a.send("3")
         self.assertEqual(a.wait_exit(), 0)
@@ -740,7 +773,7 @@ class MailclientOurServer(unittest.TestCase):
         self.assertNotIn("connection", a.text().lower())
         self.assertNotIn("lost", a.text().lower())
         a.send("bob@localhost")
-        a.expect(r"Mail 1 of 1")
+        a.expect(r"Mail 3 \(1 of 1 from bob@localhost\)")
         a.send("")
         a.expect(r"Enter your choice: ")
         # A drop found by a command (not while idle) is mended the same way.
@@ -814,16 +847,18 @@ class MailclientOurSmtp(unittest.TestCase):
         bob.expect(r"\[notice\] New mail from alice@localhost: lab done", NOTICE_WAIT)
         bob.send("2")
         bob.expect(r"Your mailbox \(1 mail\):")
-        bob.expect(r"1\. alice@localhost  \d{4}-\d\d-\d\d : \d\d : \d\d  lab done")
+        listed = bob.expect(r"1\. alice@localhost  (\d{4}-\d\d-\d\d : \d\d : \d\d)  lab done")
         bob.expect(r"Enter the sender's mail address: ")
         bob.send("alice@localhost")
-        bob.expect(r"Mail 1 of 1")
+        bob.expect(r"Mail 1 \(1 of 1 from alice@localhost\)")
         shown = bob.expect(r"(?s)(.*)Enter the number of a mail").group(1).decode()
         self.assertIn("From:     alice@localhost", shown)
         self.assertIn("To:       bob@localhost", shown)
         self.assertIn("Subject:  lab done", shown)
-        self.assertIn("Received: ", shown)
-        self.assertIn("Date:     ", shown)
+        # The mail came through SMTP (an RFC 5321 Received trace field):
+        # the detail shows the time the listing shows, in its format.
+        self.assertIn("\nReceived: " + listed.group(1).decode() + "\n", shown)
+        self.assertRegex(shown, r"\nDate:     \d{4}-\d\d-\d\d : \d\d : \d\d\n")
         self.assertIn("\nfirst line\n.dotted line\nlast\n", shown)
         bob.send("1")
         bob.expect(r"Mail 1 deleted\.")
@@ -868,8 +903,9 @@ class MailclientBigMailbox(unittest.TestCase):
         proxy.reset()
         status, out, err = run_piped(proxy.port, "alice\nalice123\n2\nsender3@example.org\n\n3\n")
         self.assertEqual(status, 0, err)
-        shown = len(re.findall(r"Mail \d+ of \d+", out))
-        self.assertEqual(shown, len([i for i in range(self.COUNT) if i % 7 == 3]))
+        numbers = [int(n) for n in re.findall(r"Mail (\d+) \(\d+ of \d+ from ", out)]
+        # Each is headed by its number in the listing.
+        self.assertEqual(numbers, [i + 1 for i in range(self.COUNT) if i % 7 == 3])
         self.assertIn(self.MARK.encode(), proxy.received())
 
 
@@ -908,19 +944,20 @@ class MailclientDovecot(unittest.TestCase):
         status, out, err = run_piped(self.dc.port, "alice\nalice123\n2\nbob\nbob@\n"
                                      "2\nnobody@example.org\n"
                                      "2\ncarol@example.org\n\n"
-                                     "2\nbob@example.org\n2\n3\n")
+                                     "2\nbob@example.org\n3\n3\n")
         self.assertEqual(status, 0, out + err + self.dc.log_text())
         self.assertIn("Your mailbox (3 mails):", out)
-        self.assertRegex(out, r"1\. bob@example\.org  \d{4}-\d\d-\d\d : \d\d : \d\d  hello\n")
+        self.assertRegex(out, r"1\. bob@example\.org +\d{4}-\d\d-\d\d : \d\d : \d\d  hello\n")
         self.assertRegex(out, r"2\. carol@example\.org  .*  Café\n")
         self.assertEqual(out.count("INVALID MAIL-ID"), 2)
         self.assertIn("NO MAILS TO SHOW", out)
         self.assertIn("From:     Carol <carol@example.org>", out)
         self.assertIn("Attached: cup.png (image/png, 8 bytes)", out)
         self.assertIn("\nun café\n", out)
-        self.assertIn("Mail 2 of 2", out)
+        self.assertIn("Mail 1 (1 of 2 from bob@example.org)", out)
+        self.assertIn("Mail 3 (2 of 2 from bob@example.org)", out)
         self.assertIn("\nfirst line\n.dot line\n", out)
-        self.assertIn("Mail 2 deleted.", out)
+        self.assertIn("Mail 3 deleted.", out)
         m = self.dc.imap()
         m.select("INBOX")
         typ, data = m.search(None, "SUBJECT", "again")
@@ -952,9 +989,9 @@ class MailclientDovecot(unittest.TestCase):
         b.send("2")
         b.expect(r"Enter the sender's mail address: ")
         b.send("carol@example.org")
-        b.expect(r"or press Enter to go back: ")
-        b.send("1")
-        b.expect(r"Mail 1 deleted\.")
+        b.expect(r"delete it \(2\), or press Enter to go back: ")
+        b.send("2")
+        b.expect(r"Mail 2 deleted\.")
         a.expect(r'\[notice\] Mail from carol@example\.org "Café" was deleted on another '
                  r"device\.", NOTICE_WAIT)
         self.dc.append("alice", b"From: dan@example.org\r\nSubject: late\r\n\r\nx\r\n")
