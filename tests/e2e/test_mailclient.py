@@ -16,6 +16,7 @@ $MAILCLIENT (tests/run.sh sets it), else build/mailclient."""
 import imaplib
 import os
 import pty
+import shutil
 import re
 import select
 import signal
@@ -23,6 +24,7 @@ import socket
 import socketserver
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -168,11 +170,12 @@ class SmtpSink:
 
     VERDICT = "250 2.0.0 Ok: queued as SINK1"
 
-    def __init__(self, imap_port=None, passwords=None, reject_rcpt=None):
+    def __init__(self, imap_port=None, passwords=None, reject_rcpt=None, refuse_data=0):
         self.mails = []         # (mail_from, [rcpt], raw data bytes)
         self.imap_port = imap_port
         self.passwords = passwords or USERS
         self.reject_rcpt = reject_rcpt
+        self.refuse_data = refuse_data      # how many DATA to refuse at the end (451)
         sink = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -211,6 +214,10 @@ class SmtpSink:
                             if not chunk:
                                 return
                             data += chunk
+                        if sink.refuse_data > 0:
+                            sink.refuse_data -= 1
+                            self.reply("451 4.3.0 Try again later")
+                            continue
                         sink.mails.append((mail_from, rcpts, data))
                         sink.deliver(rcpts, data)
                         self.reply(SmtpSink.VERDICT)
@@ -637,7 +644,7 @@ class MailclientOurServer(unittest.TestCase):
         s = SmtpSink(self.port, reject_rcpt="nobody@localhost")
         self.addCleanup(s.close)
         script = ("alice\nalice123\n1\nFrom: alice@localhost\nTo: nobody@localhost\n"
-                  "Subject: x\ny\n.\n3\n")
+                  "Subject: x\ny\n.\nd\n3\n")
         status, out, err = run_piped(self.port, script, smtp_port=s.port)
         self.assertEqual(status, 0, err)
         self.assertIn("Mail not sent: the recipient nobody@localhost refused: "
@@ -650,10 +657,102 @@ class MailclientOurServer(unittest.TestCase):
         port = s.getsockname()[1]
         s.close()
         script = ("alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\n"
-                  "Subject: x\ny\n.\n3\n")
+                  "Subject: x\ny\n.\nd\n3\n")
         status, out, err = run_piped(self.port, script, smtp_port=port)
         self.assertEqual(status, 0, err)
         self.assertRegex(out, r"Mail not sent: cannot connect to 127\.0\.0\.1 port \d+")
+
+    LONG_LINE = "".join(f"{i:04d}=word " for i in range(300))       # 3,000 octets
+
+    def test_refused_mail_is_sent_again_on_r(self):
+        s = SmtpSink(self.port, refuse_data=1)
+        self.addCleanup(s.close)
+        script = ("alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\n"
+                  "Subject: again\nkeep me\n.\nr\n3\n")
+        status, out, err = run_piped(self.port, script, smtp_port=s.port)
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("Mail not sent: ", out)
+        self.assertIn("451 4.3.0 Try again later", out)
+        self.assertIn("type R to try again, S to save it to a file, D to discard it: ", out)
+        self.assertIn(f"Mail sent successfully (server: {SmtpSink.VERDICT}).",
+                      out.split("451 4.3.0")[1])
+        self.assertEqual(len(s.mails), 1)
+        self.assertIn(b"\r\n\r\nkeep me\r\n", s.mails[0][2])
+
+    def _closed_port(self):
+        sock = socket.socket()
+        sock.bind((HOST, 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        return port
+
+    def test_unsent_mail_is_saved_to_a_file_as_typed(self):
+        home = tempfile.mkdtemp(prefix="mailclient-home-")
+        self.addCleanup(shutil.rmtree, home, True)
+        typed = ("From: alice@localhost\nTo: bob@localhost, carol@localhost\n"
+                 "Subject: Grüße\n" + self.LONG_LINE + "\nzweite Zeile: schön\n")
+        # S saves it; then the same mail once more, and the input ends
+        # at the question: it is saved without being asked.
+        for script, status_wanted in (("alice\nalice123\n1\n" + typed + ".\nx\ns\n3\n", 0),
+                                      ("alice\nalice123\n1\n" + typed + ".\n", 1)):
+            status, out, err = run_piped(self.port, script, smtp_port=self._closed_port(),
+                                         env={"HOME": home})
+            self.assertEqual(status, status_wanted, out + err)
+            if status == 0:     # "x" is no answer: asked again
+                self.assertIn("Please type R, S or D.", out)
+            self.assertRegex(out, r"Mail not sent: cannot connect to 127\.0\.0\.1 port \d+")
+            m = re.search(r"Mail saved in (\S+) \(paste it into Send Mail to send it again\)\.",
+                          out)
+            self.assertIsNotNone(m, out)
+            self.assertEqual(os.path.dirname(m.group(1)), home)
+            with open(m.group(1), encoding="utf-8") as f:
+                self.assertEqual(f.read(), typed + ".\n")
+            self.assertEqual(os.stat(m.group(1)).st_mode & 0o777, 0o600)
+        self.assertEqual(len(os.listdir(home)), 2)
+
+    def test_discarded_mail_is_said(self):
+        script = ("alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\n"
+                  "Subject: x\ny\n.\nd\n3\n")
+        status, out, err = run_piped(self.port, script, smtp_port=self._closed_port())
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("Mail discarded.", out)
+
+    def test_long_line_and_utf8_body_go_quoted_printable(self):
+        sink = self.sink()
+        script = ("alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\n"
+                  "Subject: long\n" + self.LONG_LINE + "\nGrüße\n.\n3\n")
+        status, out, err = run_piped(self.port, script, smtp_port=sink.port)
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("Mail sent successfully", out)
+        data = sink.mails[0][2]
+        head, body = data.split(b"\r\n\r\n", 1)
+        head += b"\r\n"
+        self.assertIn(b"\r\nMIME-Version: 1.0\r\n", head)
+        self.assertIn(b"\r\nContent-Type: text/plain; charset=UTF-8\r\n", head)
+        self.assertIn(b"\r\nContent-Transfer-Encoding: quoted-printable\r\n", head)
+        self.assertLessEqual(max(len(line) for line in data.split(b"\r\n")), 76)
+        # bob reads it back as typed.
+        status, out, err = run_piped(self.port, "bob\nbob123\n2\nalice@localhost\n\n3\n")
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("\n" + self.LONG_LINE + "\nGrüße\n", out)
+
+    def test_quoted_printable_and_base64_text_from_others_is_decoded(self):
+        m = self.imap()
+        m.append("INBOX", None, None,
+                 b"From: erin@example.org\r\nTo: alice@localhost\r\nSubject: b64\r\n"
+                 b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                 b"Content-Transfer-Encoding: base64\r\n\r\n"
+                 b"YmFzZSA2NCB0ZXh0OiBHcsO8w59lCg==\r\n")
+        m.append("INBOX", None, None,
+                 b"From: erin@example.org\r\nTo: alice@localhost\r\nSubject: qp\r\n"
+                 b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+                 b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+                 b"un caf=E9 tr=E8s=\r\n long\r\n")
+        status, out, err = run_piped(self.port, "alice\nalice123\n2\nerin@example.org\n\n3\n")
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("\nbase 64 text: Grüße\n", out)
+        self.assertIn("\nun café très long\n", out)
+        self.assertNotIn("YmFzZSA2", out)
 
     # -- two devices
 
@@ -864,6 +963,21 @@ class MailclientOurSmtp(unittest.TestCase):
         bob.expect(r"Mail 1 deleted\.")
         bob.send("3")
         self.assertEqual(bob.wait_exit(), 0)
+
+
+    def test_a_typed_line_of_3000_octets_goes_through_our_smtp(self):
+        # Our SMTP listener refuses a line over 1,000 octets (RFC 5321
+        # 4.5.3.1.6): the client encodes the body, and the mail is read
+        # back as it was typed.
+        long_line = "".join(f"{i:04d}=word " for i in range(300))
+        script = ("alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\n"
+                  "Subject: long\n" + long_line + "\nGrüße\n.\n3\n")
+        status, out, err = run_piped(self.imap_port, script, smtp_port=self.smtp_port)
+        self.assertEqual(status, 0, out + err)
+        self.assertRegex(out, r"Mail sent successfully \(server: 250[ -]")
+        status, out, err = run_piped(self.imap_port, "bob\nbob123\n2\nalice@localhost\n\n3\n")
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("\n" + long_line + "\nGrüße\n", out)
 
 
 @skip_without_client

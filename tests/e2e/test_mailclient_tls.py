@@ -622,11 +622,12 @@ class MailclientTlsOurServer(OurServerCase):
         self.assertEqual([(m, u, t is not None) for m, u, _, t in sink.auths],
                          [("PLAIN", "alice", True)])
 
-    def send_one(self, sink):
+    def send_one(self, sink, refused=False):
+        # A refused mail is then discarded (D) before Quit.
         return run_client(
             ["--ca-file", PKI.ca_cert], self.server.port,
             "alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\nSubject: x\nbody\n"
-            ".\n3\n", smtp_port=sink.port)
+            ".\n" + ("d\n" if refused else "") + "3\n", smtp_port=sink.port)
 
     def test_smtp_auth_login_when_plain_is_not_offered(self):
         sink = TlsSmtpSink("starttls", self.server.port, mechs="LOGIN")
@@ -639,7 +640,7 @@ class MailclientTlsOurServer(OurServerCase):
     def test_smtp_without_a_known_auth_mechanism_says_why_the_mail_was_refused(self):
         sink = TlsSmtpSink("starttls", self.server.port, mechs="CRAM-MD5")
         self.addCleanup(sink.close)
-        status, out, err = self.send_one(sink)
+        status, out, err = self.send_one(sink, refused=True)
         self.assertEqual(status, 0, out + err)
         self.assertIn("Mail not sent: the sender refused: 530 5.7.0 Authentication required "
                       "(the server offers no login this client knows: AUTH PLAIN or LOGIN)", out)
@@ -652,7 +653,7 @@ class MailclientTlsOurServer(OurServerCase):
         status, out, err = run_client(
             ["--smtp-tls", "--ca-file", PKI.ca_cert], self.server.port,
             "alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\nSubject: x\nbody\n"
-            ".\n3\n", smtp_port=sink.port)
+            ".\nd\n3\n", smtp_port=sink.port)
         self.assertEqual(status, 0, out + err)
         self.assertRegex(out, r"Mail not sent: TLS handshake failed: .*does not speak TLS")
         self.assertEqual(sink.auths, [])
@@ -905,7 +906,7 @@ class MailclientNoPasswordInClear(OurServerCase):
         status, out, err = run_client(
             ["--ca-file", PKI.ca_cert], self.server.port,
             "alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\nSubject: x\nbody\n"
-            ".\n3\n", smtp_port=sink.port, host=self.addr)
+            ".\nd\n3\n", smtp_port=sink.port, host=self.addr)
         self.assertEqual(status, 0, out + err)
         self.assertRegex(out, rf"Connected to {re.escape(self.addr)} port \d+ over TLS")
         self.assertIn("Logged in as alice.", out)
