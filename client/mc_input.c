@@ -194,13 +194,18 @@ mc_read_line(struct mc *mc, const char *prompt, char **line_r)
 	fflush(stdout);
 	/* Each round either takes a line, or waits for an event (input,
 	   the server, a timer). */
-	for (;;) {
+	int ret = -1;
+	mc->waiting = true;
+	while (ret < 0) {
 		if (mc_take_line(mc, line_r))
-			return 1;
-		if (mc->in_eof)
-			return 0;
-		mc_wait_input(mc);
+			ret = 1;
+		else if (mc->in_eof)
+			ret = 0;
+		else
+			mc_wait_input(mc);
 	}
+	mc->waiting = false;
+	return ret;
 }
 
 /* Reads the password without echo when stdin is a terminal. */

@@ -51,9 +51,13 @@ struct mc {
 	struct mc_body *bodies;
 	size_t body_count, body_alloc;
 
-	/* A drop noticed while waiting for input: when to reconnect (0:
-	   nothing planned). Gives a restarting server a moment. */
+	/* Without a connection: when to try again in the background (0:
+	   nothing planned), and the wait before that try, doubled after
+	   each failure up to a bound. */
 	int64_t reconnect_at;
+	int reconnect_delay_ms;
+	bool lost_told;                     /* the user knows it is lost */
+	bool waiting;                       /* a prompt is up (mc_read_line) */
 
 	struct buf in;                      /* stdin, not yet consumed */
 	bool in_eof;
@@ -73,15 +77,18 @@ const struct mc_body *mc_body_find(const struct mc *mc, uint32_t uid);
 /* Runs an IMAP command; a lost connection is re-established once,
    quietly, and the command run again. Returns 1 (OK), 0 (NO/BAD, the
    server's words in *reply_r if not NULL), -1 (no connection: the user
-   was told). */
+   was told, and tries go on in the background). */
 int mc_imap(struct mc *mc, const char *text, char **reply_r);
 /* Fetches the headers of the messages that arrived (uid still 0) and
    announces the new ones. */
 void mc_announce_new(struct mc *mc);
 /* The connection failed while we waited for input (error is freed):
-   reconnect quietly once, a moment later. */
+   reconnect quietly a moment later, then in the background with
+   growing waits (at most 30 s apart) until it is back. */
 void mc_conn_failed(struct mc *mc, char *error);
-/* The moment to reconnect came: reconnect, or tell the user. */
+/* The moment to reconnect came: reconnect (announcing it is back if
+   the user was told it was lost), or tell the user once and plan the
+   next try. */
 void mc_reconnect_due(struct mc *mc);
 
 /* ---- mc_input.c: the terminal */

@@ -906,6 +906,30 @@ class MailclientOurServer(unittest.TestCase):
         a.send("3")
         self.assertEqual(a.wait_exit(), 0)
 
+    def test_server_down_a_while_is_told_apart_and_reconnected_in_the_background(self):
+        a = self.pty_client()
+        a.login()
+        self.server.stop()
+        # On a line of its own (not glued to the prompt), the prompt
+        # printed again after it.
+        a.expect(r"\n\[notice\] The connection to the IMAP server was lost "
+                 r"and could not be re-established: cannot connect[^\n]*Trying again in the "
+                 r"background\.\nEnter your choice: $", NOTICE_WAIT)
+        self.assertIn("Enter your choice: \n[notice] The connection", a.text())
+        # The server comes back: without a key pressed the client is
+        # connected again, says so, and is told of changes (IDLE again).
+        self._fixed_port_restart()
+        a.expect(r"\n\[notice\] The connection to the IMAP server is back\.\n"
+                 r"Enter your choice: $", NOTICE_WAIT + 5)
+        m = self.imap()
+        m.append("INBOX", None, None, b"From: erin@example.org\r\nSubject: after the break"
+                 b"\r\n\r\nhi\r\n")
+        a.expect(r"\n\[notice\] New mail from erin@example\.org: after the break\n"
+                 r"Enter your choice: $", NOTICE_WAIT)
+        self.assertEqual(a.text().count("was lost"), 1, a.text())
+        a.send("3")
+        self.assertEqual(a.wait_exit(), 0)
+
 
 @skip_without_client
 class MailclientOurSmtp(unittest.TestCase):
