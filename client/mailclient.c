@@ -634,6 +634,8 @@ mc_free(struct mc *mc)
 	free(mc->msgs);
 	free(mc->bodies);
 	buf_free(&mc->in);
+	buf_free(&mc->keys);
+	mc_edit_free(&mc->edit);
 	free(mc->user);
 	if (mc->password != NULL) {
 		explicit_bzero(mc->password, strlen(mc->password));
@@ -753,6 +755,7 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	mc_term_init(&mc);
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 
 	if (mc_imap_connect(&mc, &err) < 0 || mc_tell_security(&mc, &err) < 0) {

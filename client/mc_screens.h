@@ -11,6 +11,7 @@
 #include "lib.h"
 #include "buf.h"
 #include "client_tls.h"
+#include "mc_edit.h"
 
 struct imapc;
 
@@ -62,6 +63,14 @@ struct mc {
 	struct buf in;                      /* stdin, not yet consumed */
 	bool in_eof;
 	const char *prompt;                 /* shown again after a notice */
+	/* On a terminal (mc_term_init): keys read but not yet edited (the
+	   rest after a completed line waits for the next prompt), and the
+	   line being typed. mc->in then gets only whole lines. */
+	bool editing;
+	struct buf keys;
+	struct mc_edit edit;
+	/* While a mail is typed, notices wait and are shown after it. */
+	bool hold_notices;
 };
 
 /* ---- mailclient.c: output, the mirror, the IMAP session */
@@ -93,11 +102,17 @@ void mc_reconnect_due(struct mc *mc);
 
 /* ---- mc_input.c: the terminal */
 
-/* Signal handler: restores the terminal's echo, exits 128 + sig. */
+/* When stdin is a terminal: the client edits the lines itself
+   (mc_edit.h), so a notice never splits what is being typed; the
+   terminal is restored at exit. */
+void mc_term_init(struct mc *mc);
+/* Signal handler: restores the terminal, exits 128 + sig. */
 void mc_on_signal(int sig);
 /* Prints prompt and reads one line, while the IMAP connection is
-   watched and its notices printed. Returns 1 with *line_r (malloc'ed),
-   or 0 at the end of input. */
+   watched and its notices printed (unless mc->hold_notices), each on a
+   line of its own, then the prompt and what was typed of the line
+   again. Returns 1 with *line_r (malloc'ed), or 0 at the end of
+   input. */
 int mc_read_line(struct mc *mc, const char *prompt, char **line_r);
 /* mc_read_line without echo when stdin is a terminal. */
 int mc_read_password(struct mc *mc, const char *prompt, char **line_r);

@@ -247,6 +247,9 @@ mc_send_mail(struct mc *mc)
 		 "Subject: subject\n"
 		 "message body, one or more lines\n"
 		 ".\n");
+	/* Notices would land between the lines being typed: they wait
+	   until the mail is complete. */
+	mc->hold_notices = true;
 	ret = mc_read_field(mc, "From", mc_check_from, &from);
 	if (ret == 1)
 		ret = mc_read_field(mc, "To", mc_check_to, &to);
@@ -272,6 +275,8 @@ mc_send_mail(struct mc *mc)
 		}
 		free(line);
 	}
+	mc->hold_notices = false;
+	mc_notices_flush(mc);
 	if (ret == 1 && too_long) {
 		printf("Mail not sent: the body is longer than %d MB.\n", MC_MAX_BODY / 1024 / 1024);
 		ret = 0;

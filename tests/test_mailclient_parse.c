@@ -1,7 +1,9 @@
 /* test_mailclient_parse.c: mailclient's parsing and formatting: IMAP
    responses (framing byte by byte, literals, nesting, junk), SMTP
    replies, EHLO extensions and dot-stuffing, address checks and the
-   lab's input lines; the command line, and the TLS policy (when
+   lab's input lines; the message built to send (quoted-printable,
+   folded headers); the terminal's line editor; the command line, and
+   the TLS policy (when
    STARTTLS is used, when a password may be sent, what a failed
    handshake tells the user).
 
@@ -23,6 +25,7 @@
 #include "../client/client_tls.c"
 #include "../client/imap_client_lib.c"
 #include "../client/imap_client_parse.c"
+#include "../client/mc_edit.c"
 #include "../client/mc_options.c"
 #include "../client/mc_util.c"
 #include "../client/netio.c"
@@ -475,6 +478,74 @@ test_long_headers_are_folded_or_encoded(void **state)
 	buf_free(&text);
 }
 
+/* Feeds keys to e; returns the lines completed (LF-ended) and what was
+   echoed, the whole input used. */
+static void
+edit_all(struct mc_edit *e, const char *keys, struct buf *lines, struct buf *echo, bool *eof_r)
+{
+	size_t len = strlen(keys), pos = 0;
+
+	*eof_r = false;
+	while (pos < len && !*eof_r)
+		pos += mc_edit_feed(e, keys + pos, len - pos, lines, echo, eof_r);
+}
+
+static void
+test_line_editor_keys(void **state)
+{
+	struct mc_edit e;
+	struct buf lines = BUF_INIT, echo = BUF_INIT;
+	bool eof;
+
+	mc_edit_init(&e, 0, 0, 0, 0, 0);
+	/* Backspace (DEL or ^H) rubs out one character, a UTF-8 one whole. */
+	edit_all(&e, "ab\x7f" "c Gr\xc3\xbc\x08\xc3\xbc\n", &lines, &echo, &eof);
+	assert_string_equal(lines.data, "ac Gr\xc3\xbc\n");
+	assert_string_equal(echo.data, "ab\b \bc Gr\xc3\xbc\b \b\xc3\xbc\n");
+	assert_false(eof);
+	buf_free(&lines);
+	buf_free(&echo);
+	/* ^U kills the line, ^W a word; arrow keys and other escape
+	   sequences are ignored, a tab is a space. */
+	edit_all(&e, "junk\x15one two\x17three\x1b[A\x1b[1;5C\x1bOB\tx\r", &lines, &echo, &eof);
+	assert_string_equal(lines.data, "one three x\n");
+	assert_int_equal(mc_edit_width(&e), 0);
+	buf_free(&lines);
+	buf_free(&echo);
+	/* One line at a time: the keys after it wait. */
+	size_t used = mc_edit_feed(&e, "first\nsecond", 12, &lines, &echo, &eof);
+	assert_int_equal(used, 6);
+	assert_string_equal(lines.data, "first\n");
+	used = mc_edit_feed(&e, "second", 6, &lines, &echo, &eof);
+	assert_int_equal(used, 6);
+	assert_int_equal(mc_edit_width(&e), 6);
+	buf_reset(&echo);
+	mc_edit_draw(&e, &echo);
+	assert_string_equal(echo.data, "second");
+	/* ^D ends the input only on an empty line. */
+	edit_all(&e, "\x04", &lines, &echo, &eof);
+	assert_false(eof);
+	edit_all(&e, "\x15\x04", &lines, &echo, &eof);
+	assert_true(eof);
+	buf_free(&lines);
+	buf_free(&echo);
+	/* A secret line echoes its line end only. */
+	e.secret = true;
+	edit_all(&e, "pw\x7fss\n", &lines, &echo, &eof);
+	assert_string_equal(lines.data, "pss\n");
+	assert_string_equal(echo.data, "\n");
+	buf_free(&lines);
+	buf_free(&echo);
+	mc_edit_free(&e);
+	/* The terminal's own erase character; a full line ends itself. */
+	mc_edit_init(&e, '#', 0, 0, 0, 4);
+	edit_all(&e, "ab#cdef", &lines, &echo, &eof);
+	assert_string_equal(lines.data, "acde\n");
+	buf_free(&lines);
+	buf_free(&echo);
+	mc_edit_free(&e);
+}
+
 static void
 test_time_formats_in_local_zone(void **state)
 {
@@ -815,6 +886,7 @@ main(void)
 		cmocka_unit_test(test_long_or_non_ascii_body_goes_quoted_printable),
 		cmocka_unit_test(test_qp_lines_use_76_columns_exactly),
 		cmocka_unit_test(test_long_headers_are_folded_or_encoded),
+		cmocka_unit_test(test_line_editor_keys),
 		cmocka_unit_test(test_time_formats_in_local_zone),
 		cmocka_unit_test(test_trim_and_safe_output),
 		cmocka_unit_test(test_options_keep_the_lab_command_line),

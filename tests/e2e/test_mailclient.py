@@ -13,18 +13,21 @@ through ptys (as a person on a terminal) and pipes (as a script):
 Only the Python standard library is used. The client binary comes from
 $MAILCLIENT (tests/run.sh sets it), else build/mailclient."""
 
+import fcntl
 import imaplib
 import os
 import pty
-import shutil
 import re
 import select
+import shutil
 import signal
 import socket
 import socketserver
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 import unittest
@@ -811,6 +814,74 @@ class MailclientOurServer(unittest.TestCase):
         b.send("3")
         self.assertEqual(a.wait_exit(), 0)
         self.assertEqual(b.wait_exit(), 0)
+
+    def _new_mail(self, subject):
+        m = self.imap()
+        m.append("INBOX", None, None, b"From: erin@example.org\r\nSubject: " +
+                 subject.encode() + b"\r\n\r\nhi\r\n")
+
+    def test_notice_while_typing_is_shown_apart_and_the_line_drawn_again(self):
+        a = self.pty_client()
+        a.login()
+        a.send("2")
+        a.expect(r"Enter the sender's mail address: ")
+        os.write(a.master, b"bob@locx\x7f")        # typed, one key rubbed out, no Enter
+        a.expect(r"bob@locx\x08 \x08")
+        self._new_mail("while typing")
+        # The notice on a line of its own, then the prompt and the
+        # typed text again, the cursor after it.
+        a.expect(r"\n\[notice\] New mail from erin@example\.org: while typing\n"
+                 r"Enter the sender's mail address: bob@loc$", NOTICE_WAIT)
+        os.write(a.master, b"alhost\n")
+        a.expect(r"Mail 3 \(1 of 1 from bob@localhost\)")
+        a.expect(r"or press Enter to go back: ")
+        a.send("")
+        a.expect(r"Enter your choice: ")
+        a.send("3")
+        self.assertEqual(a.wait_exit(), 0)
+
+    def test_notice_on_a_wide_terminal_clears_the_prompt_line(self):
+        a = self.pty_client()
+        fcntl.ioctl(a.master, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        a.login()
+        os.write(a.master, b"junk\x15")           # ^U erases the line
+        a.expect(r"junk(\x08 \x08){4}")
+        os.write(a.master, b"2")
+        a.expect(r"2")
+        self._new_mail("wide")
+        # "\r" (dropped by expect) and clear-to-end-of-line: the notice
+        # takes the prompt's line, which comes back under it.
+        a.expect(r"\x1b\[K\[notice\] New mail from erin@example\.org: wide\n"
+                 r"Enter your choice: 2$", NOTICE_WAIT)
+        os.write(a.master, b"\n")
+        a.expect(r"Your mailbox \(5 mails\):")
+        a.send("x")
+        a.send("x")
+        a.expect(r"Enter your choice: ")
+        a.send("3")
+        self.assertEqual(a.wait_exit(), 0)
+
+    def test_notices_wait_while_a_mail_is_typed(self):
+        sink = self.sink()
+        a = self.pty_client(smtp_port=sink.port)
+        a.login()
+        a.send("1")
+        a.expect(r'ending with a line holding a single "\."')
+        a.send("From: alice@localhost")
+        os.write(a.master, b"To: bob@loc")
+        a.expect(r"To: bob@loc")
+        self._new_mail("held")
+        a.absent(r"\[notice\]", 2.0 * SLOW)
+        os.write(a.master, b"alhost\n")
+        for line in ("Subject: s", "body", "."):
+            a.send(line)
+        a.expect(r"\nbody\n\.\n\[notice\] New mail from erin@example\.org: held\n"
+                 r"Mail sent successfully", NOTICE_WAIT)
+        self.assertEqual(len(sink.mails), 1)
+        self.assertIn(b"To: bob@localhost\r\n", sink.mails[0][2])
+        a.expect(r"Enter your choice: ")
+        a.send("3")
+        self.assertEqual(a.wait_exit(), 0)
 
     def test_delete_of_a_mail_already_deleted_elsewhere(self):
         a = self.pty_client()
