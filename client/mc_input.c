@@ -23,8 +23,12 @@
 #define MC_NOOP_INTERVAL_MS (30 * 1000)     /* without IDLE: how often to poll */
 #define MC_MAX_INPUT (1024 * 1024)          /* one input line */
 
-static struct termios mc_saved_termios;
+/* The terminal as it was, and as the line editor sets it; shared with
+   the signal handlers (tcsetattr() is async-signal-safe). */
+static struct termios mc_saved_termios, mc_edit_termios;
 static volatile sig_atomic_t mc_termios_saved;
+/* Set by SIGCONT: the prompt and the typed text are drawn again. */
+static volatile sig_atomic_t mc_continued;
 
 static void
 mc_restore_termios(void)
@@ -40,9 +44,39 @@ mc_on_signal(int sig)
 	_exit(128 + sig);
 }
 
+/* ^Z: the terminal as it was while stopped; on SIGCONT the editor's
+   settings again, and the prompt drawn again (mc_read_line). */
+static void
+mc_on_stop(int sig)
+{
+	int saved_errno = errno;
+
+	mc_restore_termios();
+	signal(SIGTSTP, SIG_DFL);
+	raise(SIGTSTP);
+	errno = saved_errno;
+}
+
+static void
+mc_on_continue(int sig)
+{
+	int saved_errno = errno;
+	struct sigaction sa;
+
+	(void)tcsetattr(STDIN_FILENO, TCSANOW, &mc_edit_termios);
+	i_zero(&sa);
+	sa.sa_handler = mc_on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTSTP, &sa, NULL);
+	mc_continued = 1;
+	errno = saved_errno;
+}
+
 void
 mc_term_init(struct mc *mc)
 {
+	struct sigaction sa;
+
 	struct termios t;
 
 	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &t) < 0)
@@ -58,7 +92,14 @@ mc_term_init(struct mc *mc)
 		mc_termios_saved = 0;
 		return;
 	}
+	mc_edit_termios = t;
 	atexit(mc_restore_termios);
+	i_zero(&sa);
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = mc_on_stop;
+	sigaction(SIGTSTP, &sa, NULL);
+	sa.sa_handler = mc_on_continue;
+	sigaction(SIGCONT, &sa, NULL);
 	mc_edit_init(&mc->edit, mc_saved_termios.c_cc[VERASE], mc_saved_termios.c_cc[VKILL],
 		     mc_saved_termios.c_cc[VWERASE], mc_saved_termios.c_cc[VEOF], MC_MAX_INPUT);
 	mc->editing = true;
@@ -285,6 +326,11 @@ mc_read_line(struct mc *mc, const char *prompt, char **line_r)
 	int ret = -1;
 	mc->waiting = true;
 	while (ret < 0) {
+		if (mc_continued) {
+			mc_continued = 0;
+			putc('\n', stdout);
+			mc_prompt_draw(mc);
+		}
 		if (mc->editing)
 			mc_edit_keys(mc);
 		if (mc_take_line(mc, line_r))

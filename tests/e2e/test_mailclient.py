@@ -861,6 +861,34 @@ class MailclientOurServer(unittest.TestCase):
         a.send("3")
         self.assertEqual(a.wait_exit(), 0)
 
+    def test_the_terminal_is_restored_when_stopped_and_at_exit(self):
+        a = self.pty_client()
+        canonical = bool(termios.tcgetattr(a.master)[3] & termios.ICANON)
+        a.login()
+        self.assertFalse(termios.tcgetattr(a.master)[3] & termios.ICANON)    # the editor's
+        os.write(a.master, b"2")
+        a.expect("2")
+        # ^Z (the pty is not the client's controlling terminal here, so
+        # the signal is sent as the terminal would; in its own session
+        # the client is not stopped, but its handler runs).
+        os.kill(a.proc.pid, signal.SIGTSTP)
+        deadline = time.monotonic() + WAIT
+        while (bool(termios.tcgetattr(a.master)[3] & termios.ICANON) != canonical
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        self.assertEqual(bool(termios.tcgetattr(a.master)[3] & termios.ICANON), canonical)
+        os.kill(a.proc.pid, signal.SIGCONT)
+        a.expect(r"\nEnter your choice: 2$")         # drawn again, typed text kept
+        self.assertFalse(termios.tcgetattr(a.master)[3] & termios.ICANON)
+        os.write(a.master, b"\n")
+        a.expect(r"Your mailbox \(4 mails\):")
+        a.send("x")
+        a.send("x")
+        a.expect(r"Enter your choice: ")
+        a.send("3")
+        self.assertEqual(a.wait_exit(), 0)
+        self.assertEqual(bool(termios.tcgetattr(a.master)[3] & termios.ICANON), canonical)
+
     def test_notices_wait_while_a_mail_is_typed(self):
         sink = self.sink()
         a = self.pty_client(smtp_port=sink.port)
