@@ -31,12 +31,14 @@ mail_view_field(FILE *out, const char *label, const char *hdr, size_t hdr_len, c
 	return found;
 }
 
+/* Every time is shown as the listing shows it: the lab's "date: hour:
+   minute" in the client's local zone (mc_format_time). */
 static void
 mail_view_date_line(FILE *out, const char *label, int64_t t)
 {
 	char when[80];
 
-	mc_format_time(t, MC_TIME_LONG, when, sizeof(when));
+	mc_format_time(t, MC_TIME_LIST, when, sizeof(when));
 	fprintf(out, "%-9s %s\n", label, when);
 }
 
@@ -61,16 +63,19 @@ mail_view_date(FILE *out, const char *hdr, size_t hdr_len)
 	buf_free(&raw);
 }
 
-/* Received: the lab writes "Received: 2022-03-10 : 14 : 30" and that is
-   shown as it is; an RFC 5321 trace field ("from .. by ..; <date>") is
-   shown as its date in local time; without the field the server's
-   INTERNALDATE is used. */
+/* Received: the server's INTERNALDATE, the very time the listing shows
+   for this mail, in the same format and zone. Only when it is unknown,
+   the Received field: an RFC 5321 trace field ("from .. by ..; <date>")
+   by its date, the lab's "Received: 2022-03-10 : 14 : 30" (no zone) as
+   it is written. */
 static void
 mail_view_received(FILE *out, const char *hdr, size_t hdr_len, int64_t internal_date)
 {
 	struct buf raw = BUF_INIT;
 
-	if (message_header_get(hdr, hdr_len, "Received", &raw) == 1) {
+	if (internal_date >= 0) {
+		mail_view_date_line(out, "Received:", internal_date);
+	} else if (message_header_get(hdr, hdr_len, "Received", &raw) == 1) {
 		const char *semi = strrchr(raw.data, ';');
 		int64_t t;
 		int32_t tz;
@@ -81,8 +86,6 @@ mail_view_received(FILE *out, const char *hdr, size_t hdr_len, int64_t internal_
 			mc_write_safe(out, raw.data, raw.len);
 			putc('\n', out);
 		}
-	} else if (internal_date >= 0) {
-		mail_view_date_line(out, "Received:", internal_date);
 	}
 	buf_free(&raw);
 }

@@ -49,6 +49,8 @@
 #define MC_LOGIN_TRIES 3
 #define MC_MAX_MESSAGES 10000000u           /* sequence numbers we mirror */
 #define MC_RECONNECT_DELAY_MS 1500          /* after a drop noticed while waiting */
+#define MC_RECONNECT_MAX_MS (30 * 1000)     /* the longest wait between tries */
+#define MC_RECONNECT_TIMEOUT_MS (5 * 1000)  /* one try in the background */
 
 /* ------------------------------------------------------------ output */
 
@@ -358,7 +360,8 @@ mc_announce_diff(struct mc *mc, const struct mc_msg *old, size_t old_count, uint
 }
 
 /* The connection was lost: connect, log in and select again, once.
-   Returns 0 or -1 with *error_r. */
+   When the user was told it was lost (mc->lost_told), says it is back
+   before what changed meanwhile. Returns 0 or -1 with *error_r. */
 static int
 mc_reconnect(struct mc *mc, char **error_r)
 {
@@ -382,20 +385,55 @@ mc_reconnect(struct mc *mc, char **error_r)
 		imapc_free(&mc->conn);
 		ret = -1;
 	}
-	if (ret == 1 && was_loaded)
-		mc_announce_diff(mc, old, old_count, old_validity);
+	if (ret == 1 && mc->lost_told) {
+		mc_notice_add(mc, "The connection to the IMAP server is back.");
+		mc->lost_told = false;
+	}
+	if (ret == 1) {
+		mc->reconnect_delay_ms = 0;
+		if (was_loaded)
+			mc_announce_diff(mc, old, old_count, old_validity);
+	}
 	for (size_t i = 0; i < old_count; i++)
 		mc_msg_clear(&old[i]);
 	free(old);
 	return ret == 1 ? 0 : -1;
 }
 
+/* Plans the next try in the background, each wait twice the one
+   before, up to MC_RECONNECT_MAX_MS. */
 static void
-mc_tell_lost(const char *error)
+mc_plan_reconnect(struct mc *mc)
 {
-	printf("The connection to the IMAP server was lost and could not be "
-	       "re-established: %s\n", error);
-	fflush(stdout);
+	if (mc->reconnect_delay_ms == 0)
+		mc->reconnect_delay_ms = MC_RECONNECT_DELAY_MS;
+	else if (mc->reconnect_delay_ms < MC_RECONNECT_MAX_MS / 2)
+		mc->reconnect_delay_ms *= 2;
+	else
+		mc->reconnect_delay_ms = MC_RECONNECT_MAX_MS;
+	mc->reconnect_at = mono_ms() + mc->reconnect_delay_ms;
+}
+
+/* Tells the user the connection is lost (once until it is back) and
+   plans the next try. At a prompt (mc->waiting) the words go with the
+   notices, on a line of their own with the prompt again after them;
+   otherwise they are printed now. */
+static void
+mc_tell_lost(struct mc *mc, const char *error)
+{
+	static const char fmt[] = "The connection to the IMAP server was lost and could not "
+				  "be re-established: %s. Trying again in the background.";
+
+	if (mc->waiting) {
+		if (!mc->lost_told)
+			mc_notice_add(mc, fmt, error);
+	} else {
+		printf(fmt, error);
+		putc('\n', stdout);
+		fflush(stdout);
+	}
+	mc->lost_told = true;
+	mc_plan_reconnect(mc);
 }
 
 /* Runs an IMAP command; a lost connection is re-established once,
@@ -429,7 +467,7 @@ mc_imap(struct mc *mc, const char *text, char **reply_r)
 		free(err);
 		err = NULL;
 	}
-	mc_tell_lost(err != NULL ? err : "unknown error");
+	mc_tell_lost(mc, err != NULL ? err : "unknown error");
 	free(err);
 	return -1;
 }
@@ -465,23 +503,33 @@ mc_announce_new(struct mc *mc)
 }
 
 /* The connection failed while we waited for input: reconnect quietly
-   once, a moment later (mc_wait_input), or tell the user. */
+   a moment later (mc_wait_input), and again in the background with
+   growing waits as long as that fails. */
 void
 mc_conn_failed(struct mc *mc, char *error)
 {
 	free(error);
 	imapc_free(&mc->conn);
-	mc->reconnect_at = mono_ms() + MC_RECONNECT_DELAY_MS;
+	mc->reconnect_delay_ms = 0;
+	mc_plan_reconnect(mc);
 }
 
 void
 mc_reconnect_due(struct mc *mc)
 {
 	char *err = NULL;
+	int timeout_ms = mc->timeout_ms;
 
 	mc->reconnect_at = 0;
-	if (mc->conn == NULL && mc_reconnect(mc, &err) < 0) {
-		mc_tell_lost(err);
+	if (mc->conn != NULL)
+		return;
+	/* The user may be typing: a try does not hold them up long. */
+	if (mc->timeout_ms > MC_RECONNECT_TIMEOUT_MS)
+		mc->timeout_ms = MC_RECONNECT_TIMEOUT_MS;
+	int ret = mc_reconnect(mc, &err);
+	mc->timeout_ms = timeout_ms;
+	if (ret < 0) {
+		mc_tell_lost(mc, err);
 		free(err);
 	}
 }
@@ -586,6 +634,8 @@ mc_free(struct mc *mc)
 	free(mc->msgs);
 	free(mc->bodies);
 	buf_free(&mc->in);
+	buf_free(&mc->keys);
+	mc_edit_free(&mc->edit);
 	free(mc->user);
 	if (mc->password != NULL) {
 		explicit_bzero(mc->password, strlen(mc->password));
@@ -705,6 +755,7 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	mc_term_init(&mc);
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 
 	if (mc_imap_connect(&mc, &err) < 0 || mc_tell_security(&mc, &err) < 0) {

@@ -1,16 +1,21 @@
 /* mc_input.c: the mailclient's terminal input: lines read from stdin
-   while the IMAP connection is watched (IDLE, or NOOP now and then), the
-   password read without echo, the terminal restored on a signal. */
+   while the IMAP connection is watched (IDLE, or NOOP now and then); on
+   a terminal the keys edited by the client itself (mc_edit.h), so that
+   a notice is printed on a line of its own and the prompt and the typed
+   text drawn again after it; the password read without echo; the
+   terminal restored at exit and on a signal. */
 #include "lib.h"
 #include "buf.h"
 #include "imap_client_lib.h"
 #include "mc_screens.h"
+#include "mc_util.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -18,8 +23,12 @@
 #define MC_NOOP_INTERVAL_MS (30 * 1000)     /* without IDLE: how often to poll */
 #define MC_MAX_INPUT (1024 * 1024)          /* one input line */
 
-static struct termios mc_saved_termios;
+/* The terminal as it was, and as the line editor sets it; shared with
+   the signal handlers (tcsetattr() is async-signal-safe). */
+static struct termios mc_saved_termios, mc_edit_termios;
 static volatile sig_atomic_t mc_termios_saved;
+/* Set by SIGCONT: the prompt and the typed text are drawn again. */
+static volatile sig_atomic_t mc_continued;
 
 static void
 mc_restore_termios(void)
@@ -33,6 +42,125 @@ mc_on_signal(int sig)
 {
 	mc_restore_termios();
 	_exit(128 + sig);
+}
+
+/* ^Z: the terminal as it was while stopped; on SIGCONT the editor's
+   settings again, and the prompt drawn again (mc_read_line). */
+static void
+mc_on_stop(int sig)
+{
+	int saved_errno = errno;
+
+	mc_restore_termios();
+	signal(SIGTSTP, SIG_DFL);
+	raise(SIGTSTP);
+	errno = saved_errno;
+}
+
+static void
+mc_on_continue(int sig)
+{
+	int saved_errno = errno;
+	struct sigaction sa;
+
+	(void)tcsetattr(STDIN_FILENO, TCSANOW, &mc_edit_termios);
+	i_zero(&sa);
+	sa.sa_handler = mc_on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTSTP, &sa, NULL);
+	mc_continued = 1;
+	errno = saved_errno;
+}
+
+void
+mc_term_init(struct mc *mc)
+{
+	struct sigaction sa;
+
+	struct termios t;
+
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &t) < 0)
+		return;
+	mc_saved_termios = t;
+	mc_termios_saved = 1;
+	/* Keys one by one, no echo by the terminal; ^C and ^Z still
+	   signal (ISIG), Enter still reads as LF (ICRNL). */
+	t.c_lflag &= ~(tcflag_t)(ICANON | ECHO | ECHONL);
+	t.c_cc[VMIN] = 1;
+	t.c_cc[VTIME] = 0;
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &t) < 0) {
+		mc_termios_saved = 0;
+		return;
+	}
+	mc_edit_termios = t;
+	atexit(mc_restore_termios);
+	i_zero(&sa);
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = mc_on_stop;
+	sigaction(SIGTSTP, &sa, NULL);
+	sa.sa_handler = mc_on_continue;
+	sigaction(SIGCONT, &sa, NULL);
+	mc_edit_init(&mc->edit, mc_saved_termios.c_cc[VERASE], mc_saved_termios.c_cc[VKILL],
+		     mc_saved_termios.c_cc[VWERASE], mc_saved_termios.c_cc[VEOF], MC_MAX_INPUT);
+	mc->editing = true;
+}
+
+/* Edits the keys read so far until a line is complete (it goes to
+   mc->in) or the keys run out; echoes them. The keys after a completed
+   line wait for the next prompt. */
+static void
+mc_edit_keys(struct mc *mc)
+{
+	struct buf echo = BUF_INIT;
+
+	while (mc->keys.len > 0 && mc->in.len == 0 && !mc->in_eof) {
+		bool eof;
+		size_t used = mc_edit_feed(&mc->edit, mc->keys.data, mc->keys.len, &mc->in, &echo,
+					   &eof);
+		buf_consume(&mc->keys, used);
+		if (eof)
+			mc->in_eof = true;
+	}
+	if (echo.len > 0) {
+		fwrite(echo.data, 1, echo.len, stdout);
+		fflush(stdout);
+	}
+	buf_free(&echo);
+}
+
+/* Before notices at a prompt: clears the prompt's line when it holds
+   the prompt and the typed text whole (the terminal is wide enough),
+   else goes to a fresh line. */
+static void
+mc_prompt_leave(struct mc *mc)
+{
+	struct winsize ws;
+	size_t width = mc_display_width(mc->prompt != NULL ? mc->prompt : "");
+
+	if (mc->editing) {
+		width += mc_edit_width(&mc->edit);
+		if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 &&
+		    width < ws.ws_col) {
+			fputs("\r\033[K", stdout);
+			return;
+		}
+	}
+	putc('\n', stdout);
+}
+
+/* After notices: the prompt and the text typed so far, again. */
+static void
+mc_prompt_draw(struct mc *mc)
+{
+	fputs(mc->prompt != NULL ? mc->prompt : "", stdout);
+	if (mc->editing) {
+		struct buf b = BUF_INIT;
+		mc_edit_draw(&mc->edit, &b);
+		if (b.len > 0)
+			fwrite(b.data, 1, b.len, stdout);
+		buf_free(&b);
+	}
+	fflush(stdout);
 }
 
 /* Takes one line (without its line end) out of the input buffer if a
@@ -95,16 +223,18 @@ mc_conn_event(struct mc *mc, bool readable, bool timed_out)
 	return 0;
 }
 
-/* Appends what stdin has to mc->in; end of input or an error sets
-   mc->in_eof. */
+/* Appends what stdin has to mc->in (mc->keys on a terminal); end of
+   input or an error sets mc->in_eof. */
 static void
 mc_read_stdin(struct mc *mc)
 {
-	buf_reserve(&mc->in, 4096);
-	ssize_t n = read(STDIN_FILENO, mc->in.data + mc->in.len, 4096);
+	struct buf *to = mc->editing ? &mc->keys : &mc->in;
+
+	buf_reserve(to, 4096);
+	ssize_t n = read(STDIN_FILENO, to->data + to->len, 4096);
 	if (n > 0) {
-		mc->in.len += (size_t)n;
-		mc->in.data[mc->in.len] = '\0';
+		to->len += (size_t)n;
+		to->data[to->len] = '\0';
 	} else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
 		mc->in_eof = true;
 	}
@@ -156,11 +286,10 @@ mc_wait_input(struct mc *mc)
 	/* Changes that came with earlier answers. */
 	if (mc->loaded)
 		mc_announce_new(mc);
-	if (mc->notices.count > 0) {
-		putc('\n', stdout);
+	if (mc->notices.count > 0 && !mc->hold_notices) {
+		mc_prompt_leave(mc);
 		mc_notices_flush(mc);
-		fputs(mc->prompt != NULL ? mc->prompt : "", stdout);
-		fflush(stdout);
+		mc_prompt_draw(mc);
 		return;         /* the IDLE state may have changed: start over */
 	}
 	fflush(stdout);
@@ -187,41 +316,42 @@ mc_wait_input(struct mc *mc)
 int
 mc_read_line(struct mc *mc, const char *prompt, char **line_r)
 {
-	if (mc->notices.count > 0)
+	if (mc->notices.count > 0 && !mc->hold_notices)
 		mc_notices_flush(mc);
 	mc->prompt = prompt;
 	fputs(prompt, stdout);
 	fflush(stdout);
 	/* Each round either takes a line, or waits for an event (input,
 	   the server, a timer). */
-	for (;;) {
+	int ret = -1;
+	mc->waiting = true;
+	while (ret < 0) {
+		if (mc_continued) {
+			mc_continued = 0;
+			putc('\n', stdout);
+			mc_prompt_draw(mc);
+		}
+		if (mc->editing)
+			mc_edit_keys(mc);
 		if (mc_take_line(mc, line_r))
-			return 1;
-		if (mc->in_eof)
-			return 0;
-		mc_wait_input(mc);
+			ret = 1;
+		else if (mc->in_eof)
+			ret = 0;
+		else
+			mc_wait_input(mc);
 	}
+	mc->waiting = false;
+	return ret;
 }
 
-/* Reads the password without echo when stdin is a terminal. */
+/* Reads the password without echo when stdin is a terminal (the line
+   editor echoes nothing of it but the line end). */
 int
 mc_read_password(struct mc *mc, const char *prompt, char **line_r)
 {
-	struct termios t;
-	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &t) == 0;
-
-	if (tty) {
-		mc_saved_termios = t;
-		mc_termios_saved = 1;
-		t.c_lflag &= ~(tcflag_t)ECHO;
-		t.c_lflag |= ECHONL;
-		(void)tcsetattr(STDIN_FILENO, TCSANOW, &t);
-	}
+	mc->edit.secret = true;
 	int ret = mc_read_line(mc, prompt, line_r);
-	if (tty) {
-		mc_restore_termios();
-		mc_termios_saved = 0;
-	}
+	mc->edit.secret = false;
 	return ret;
 }
 

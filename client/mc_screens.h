@@ -11,6 +11,7 @@
 #include "lib.h"
 #include "buf.h"
 #include "client_tls.h"
+#include "mc_edit.h"
 
 struct imapc;
 
@@ -51,13 +52,25 @@ struct mc {
 	struct mc_body *bodies;
 	size_t body_count, body_alloc;
 
-	/* A drop noticed while waiting for input: when to reconnect (0:
-	   nothing planned). Gives a restarting server a moment. */
+	/* Without a connection: when to try again in the background (0:
+	   nothing planned), and the wait before that try, doubled after
+	   each failure up to a bound. */
 	int64_t reconnect_at;
+	int reconnect_delay_ms;
+	bool lost_told;                     /* the user knows it is lost */
+	bool waiting;                       /* a prompt is up (mc_read_line) */
 
 	struct buf in;                      /* stdin, not yet consumed */
 	bool in_eof;
 	const char *prompt;                 /* shown again after a notice */
+	/* On a terminal (mc_term_init): keys read but not yet edited (the
+	   rest after a completed line waits for the next prompt), and the
+	   line being typed. mc->in then gets only whole lines. */
+	bool editing;
+	struct buf keys;
+	struct mc_edit edit;
+	/* While a mail is typed, notices wait and are shown after it. */
+	bool hold_notices;
 };
 
 /* ---- mailclient.c: output, the mirror, the IMAP session */
@@ -73,24 +86,33 @@ const struct mc_body *mc_body_find(const struct mc *mc, uint32_t uid);
 /* Runs an IMAP command; a lost connection is re-established once,
    quietly, and the command run again. Returns 1 (OK), 0 (NO/BAD, the
    server's words in *reply_r if not NULL), -1 (no connection: the user
-   was told). */
+   was told, and tries go on in the background). */
 int mc_imap(struct mc *mc, const char *text, char **reply_r);
 /* Fetches the headers of the messages that arrived (uid still 0) and
    announces the new ones. */
 void mc_announce_new(struct mc *mc);
 /* The connection failed while we waited for input (error is freed):
-   reconnect quietly once, a moment later. */
+   reconnect quietly a moment later, then in the background with
+   growing waits (at most 30 s apart) until it is back. */
 void mc_conn_failed(struct mc *mc, char *error);
-/* The moment to reconnect came: reconnect, or tell the user. */
+/* The moment to reconnect came: reconnect (announcing it is back if
+   the user was told it was lost), or tell the user once and plan the
+   next try. */
 void mc_reconnect_due(struct mc *mc);
 
 /* ---- mc_input.c: the terminal */
 
-/* Signal handler: restores the terminal's echo, exits 128 + sig. */
+/* When stdin is a terminal: the client edits the lines itself
+   (mc_edit.h), so a notice never splits what is being typed; the
+   terminal is restored at exit. */
+void mc_term_init(struct mc *mc);
+/* Signal handler: restores the terminal, exits 128 + sig. */
 void mc_on_signal(int sig);
 /* Prints prompt and reads one line, while the IMAP connection is
-   watched and its notices printed. Returns 1 with *line_r (malloc'ed),
-   or 0 at the end of input. */
+   watched and its notices printed (unless mc->hold_notices), each on a
+   line of its own, then the prompt and what was typed of the line
+   again. Returns 1 with *line_r (malloc'ed), or 0 at the end of
+   input. */
 int mc_read_line(struct mc *mc, const char *prompt, char **line_r);
 /* mc_read_line without echo when stdin is a terminal. */
 int mc_read_password(struct mc *mc, const char *prompt, char **line_r);

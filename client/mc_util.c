@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#define MC_QP_LINE 76                       /* RFC 2045 6.7 (5) */
+
 static bool
 mc_is_atext(char c)
 {
@@ -155,7 +157,8 @@ mc_is_ascii(const char *s)
 }
 
 /* Appends s as RFC 2047 "B" encoded words of UTF-8, each at most 75
-   characters, without splitting a UTF-8 sequence. */
+   characters and 73 with "Subject: " in front, without splitting a
+   UTF-8 sequence. */
 static void
 mc_append_encoded_words(struct buf *out, const char *s)
 {
@@ -163,14 +166,14 @@ mc_append_encoded_words(struct buf *out, const char *s)
 	bool first = true;
 
 	while (pos < len) {
-		/* 45 input bytes make 60 base64 characters; with the
-		   "=?UTF-8?B?" "?=" wrapping, 72. */
-		size_t take = len - pos > 45 ? 45 : len - pos;
+		/* 39 input bytes make 52 base64 characters; with the
+		   "=?UTF-8?B?" "?=" wrapping, 64. */
+		size_t take = len - pos > 39 ? 39 : len - pos;
 		while (take > 0 && pos + take < len &&
 		       ((unsigned char)s[pos + take] & 0xc0) == 0x80)
 			take--;
 		if (take == 0)
-			take = len - pos > 45 ? 45 : len - pos;
+			take = len - pos > 39 ? 39 : len - pos;
 		if (!first)
 			buf_append_str(out, "\n ");
 		buf_append_str(out, "=?UTF-8?B?");
@@ -181,6 +184,108 @@ mc_append_encoded_words(struct buf *out, const char *s)
 	}
 }
 
+bool
+mc_body_needs_encoding(const char *body)
+{
+	size_t line = 0;
+
+	for (const char *p = body; *p != '\0'; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '\n') {
+			line = 0;
+			continue;
+		}
+		if (c >= 0x80 || c == '\r' || ++line > MC_MAX_LINE)
+			return true;
+	}
+	return false;
+}
+
+/* Appends one quoted-printable output character (escaped or not) of
+   len octets, breaking the line softly first if it would pass 76. */
+static void
+mc_qp_put(struct buf *out, size_t *col, const char *s, size_t len)
+{
+	if (*col + len > MC_QP_LINE - 1) {
+		buf_append_str(out, "=\n");
+		*col = 0;
+	}
+	buf_append(out, s, len);
+	*col += len;
+}
+
+void
+mc_qp_encode(const char *s, size_t len, struct buf *out)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t col = 0;
+
+	buf_append(out, "", 0);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		bool line_end = i + 1 == len || s[i + 1] == '\n';
+		if (c == '\n') {
+			buf_append_c(out, '\n');
+			col = 0;
+			continue;
+		}
+		/* Literal: printable ASCII but '=', and space or tab not
+		   at the end of a line; a '.' that would start a line is
+		   escaped too, so no line of the result is a lone "." */
+		bool literal = (c >= 33 && c <= 126 && c != '=') ||
+			       ((c == ' ' || c == '\t') && !line_end);
+		if (c == '.' && (col == 0 || col + 1 > MC_QP_LINE - 1))
+			literal = false;
+		if (literal) {
+			char ch = (char)c;
+			/* The last character of a line may use the 76th
+			   column: no soft break needed after it. */
+			if (line_end && col + 1 == MC_QP_LINE) {
+				buf_append_c(out, ch);
+				col++;
+			} else {
+				mc_qp_put(out, &col, &ch, 1);
+			}
+		} else {
+			char esc[3] = { '=', hex[c >> 4], hex[c & 15] };
+			mc_qp_put(out, &col, esc, sizeof(esc));
+		}
+	}
+}
+
+/* Appends "To: " and the addresses, one ", " between them, folded
+   before an address that would take the line past 78 characters. */
+static void
+mc_append_to(struct buf *out, const char *to)
+{
+	struct strlist list;
+	char *bad = NULL;
+	size_t col = 4;
+
+	i_zero(&list);
+	buf_append_str(out, "To: ");
+	if (mc_split_addresses(to, &list, &bad) < 0) {
+		free(bad);
+		buf_append_str(out, to);        /* not checked by the caller: as it is */
+	}
+	for (size_t i = 0; i < list.count; i++) {
+		size_t len = strlen(list.items[i]);
+		if (i > 0) {
+			buf_append_c(out, ',');
+			if (col + 2 + len > 78) {
+				buf_append_str(out, "\n");
+				col = 0;
+			}
+			buf_append_c(out, ' ');
+			col += 2;
+		}
+		buf_append_str(out, list.items[i]);
+		col += len;
+	}
+	buf_append_c(out, '\n');
+	strlist_clear(&list);
+}
+
 void
 mc_build_message(const char *from, const char *to, const char *subject, const char *body,
 		 const char *hostname, int64_t now, struct buf *out)
@@ -188,13 +293,15 @@ mc_build_message(const char *from, const char *to, const char *subject, const ch
 	char date[64];
 	time_t t = (time_t)now;
 	struct tm tm;
+	bool encode = mc_body_needs_encoding(body);
 
 	localtime_r(&t, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	buf_printf(out, "From: %s\n", from);
-	buf_printf(out, "To: %s\n", to);
+	mc_append_to(out, to);
 	buf_append_str(out, "Subject: ");
-	if (mc_is_ascii(subject))
+	/* Encoded words also fold a subject too long for one line. */
+	if (mc_is_ascii(subject) && strlen("Subject: ") + strlen(subject) <= MC_MAX_LINE)
 		buf_append_str(out, subject);
 	else
 		mc_append_encoded_words(out, subject);
@@ -204,9 +311,12 @@ mc_build_message(const char *from, const char *to, const char *subject, const ch
 		   (unsigned long)random() & 0xffffffffUL, hostname);
 	buf_append_str(out, "MIME-Version: 1.0\n");
 	buf_append_str(out, "Content-Type: text/plain; charset=UTF-8\n");
-	buf_printf(out, "Content-Transfer-Encoding: %s\n", mc_is_ascii(body) ? "7bit" : "8bit");
+	buf_printf(out, "Content-Transfer-Encoding: %s\n", encode ? "quoted-printable" : "7bit");
 	buf_append_c(out, '\n');
-	buf_append_str(out, body);
+	if (encode)
+		mc_qp_encode(body, strlen(body), out);
+	else
+		buf_append_str(out, body);
 }
 
 void
@@ -229,6 +339,18 @@ mc_format_time(int64_t t, enum mc_time_style style, char *out, size_t out_size)
 		n = strftime(out, out_size, "%a, %d %b %Y %H:%M %Z", &tm);
 	if (n == 0)
 		snprintf(out, out_size, "?");
+}
+
+size_t
+mc_display_width(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++) {
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	}
+	return n;
 }
 
 void

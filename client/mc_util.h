@@ -36,9 +36,25 @@ int mc_header_line(const char *line, const char *name, char **value_r);
    first invalid one (or "" if the list is empty). */
 int mc_split_addresses(const char *value, struct strlist *out, char **bad_r);
 
-/* Builds the message to send: From, To, Subject (RFC 2047 encoded when
-   it is not ASCII), Date (now, local zone), Message-ID, MIME headers
-   for UTF-8 text, a blank line, the body lines. LF line ends. */
+/* The longest line of a message, without its CRLF (RFC 5322 2.1.1). */
+#define MC_MAX_LINE 998
+
+/* True if body (LF line ends) cannot go as 7bit text: a byte that is
+   not ASCII, a CR, or a line longer than MC_MAX_LINE. */
+bool mc_body_needs_encoding(const char *body);
+
+/* Appends s (len bytes, LF line ends) quoted-printable (RFC 2045 6.7):
+   lines of at most 76 characters with soft breaks, '=', non-ASCII and
+   control bytes, and space or tab at a line end escaped; a '.' that
+   would begin a line is escaped too. LF line ends. */
+void mc_qp_encode(const char *s, size_t len, struct buf *out);
+
+/* Builds the message to send: From, To (folded at commas when long),
+   Subject (RFC 2047 encoded when it is not ASCII or too long for one
+   line), Date (now, local zone), Message-ID, MIME headers for UTF-8
+   text, a blank line, the body: as it is (7bit) when it can, else
+   quoted-printable (mc_body_needs_encoding), so no line of the mail
+   passes 998 octets. LF line ends. */
 void mc_build_message(const char *from, const char *to, const char *subject,
 		      const char *body, const char *hostname, int64_t now, struct buf *out);
 
@@ -50,6 +66,10 @@ enum mc_time_style {
 	MC_TIME_LONG,
 };
 void mc_format_time(int64_t t, enum mc_time_style style, char *out, size_t out_size);
+
+/* The number of terminal columns s takes: one per UTF-8 character
+   (combining and double-width characters are not told apart). */
+size_t mc_display_width(const char *s);
 
 /* Writes s (len bytes) with control characters other than tab and LF
    replaced by '?', so no mail can drive the terminal. Invalid UTF-8 is

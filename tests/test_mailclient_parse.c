@@ -1,7 +1,9 @@
 /* test_mailclient_parse.c: mailclient's parsing and formatting: IMAP
    responses (framing byte by byte, literals, nesting, junk), SMTP
    replies, EHLO extensions and dot-stuffing, address checks and the
-   lab's input lines; the command line, and the TLS policy (when
+   lab's input lines; the message built to send (quoted-printable,
+   folded headers); the terminal's line editor; the command line, and
+   the TLS policy (when
    STARTTLS is used, when a password may be sent, what a failed
    handshake tells the user).
 
@@ -17,9 +19,13 @@
 
 #include <arpa/inet.h>
 
+#include "message.h"
+#include "mime.h"
+
 #include "../client/client_tls.c"
 #include "../client/imap_client_lib.c"
 #include "../client/imap_client_parse.c"
+#include "../client/mc_edit.c"
 #include "../client/mc_options.c"
 #include "../client/mc_util.c"
 #include "../client/netio.c"
@@ -363,6 +369,183 @@ test_built_message_has_date_id_and_encoded_subject(void **state)
 	buf_free(&out);
 }
 
+/* Every line of s (LF ends) is at most max octets. */
+static void
+assert_lines_at_most(const char *s, size_t max)
+{
+	while (*s != '\0') {
+		size_t len = strcspn(s, "\n");
+		assert_true(len <= max);
+		s += len;
+		if (*s == '\n')
+			s++;
+	}
+}
+
+static void
+test_long_or_non_ascii_body_goes_quoted_printable(void **state)
+{
+	struct buf body = BUF_INIT, out = BUF_INIT, dec = BUF_INIT;
+
+	/* A typed line of 3,000 octets, a UTF-8 one, trailing blanks, a
+	   '=' and lines that begin with dots. */
+	for (int i = 0; i < 300; i++)
+		buf_append_str(&body, "0123456.9=");
+	buf_append_str(&body, "\nGr\xc3\xbc\xc3\x9f" "e \n.\n..two\nend\t\n\n");
+	assert_true(mc_body_needs_encoding(body.data));
+	mc_build_message("alice@localhost", "bob@localhost", "long", body.data, "localhost",
+			 1646922600, &out);
+	assert_non_null(strstr(out.data, "\nMIME-Version: 1.0\n"));
+	assert_non_null(strstr(out.data, "\nContent-Type: text/plain; charset=UTF-8\n"));
+	assert_non_null(strstr(out.data, "\nContent-Transfer-Encoding: quoted-printable\n"));
+	const char *text = strstr(out.data, "\n\n") + 2;
+	assert_lines_at_most(out.data, 76);
+	/* No line of the result is a lone "." and none ends in a blank. */
+	assert_null(strstr(text, "\n.\n"));
+	assert_null(strstr(text, " \n"));
+	assert_null(strstr(text, "\t\n"));
+	mime_decode(MIME_ENC_QP, text, strlen(text), &dec);
+	assert_int_equal(dec.len, body.len);
+	assert_memory_equal(dec.data, body.data, body.len);
+
+	/* Short ASCII lines stay as typed. */
+	assert_false(mc_body_needs_encoding("short\nlines\n"));
+	char line[MC_MAX_LINE + 2];
+	memset(line, 'x', MC_MAX_LINE);
+	line[MC_MAX_LINE] = '\0';
+	assert_false(mc_body_needs_encoding(line));
+	line[MC_MAX_LINE] = 'x';
+	line[MC_MAX_LINE + 1] = '\0';
+	assert_true(mc_body_needs_encoding(line));
+	buf_free(&body);
+	buf_free(&out);
+	buf_free(&dec);
+}
+
+static void
+test_qp_lines_use_76_columns_exactly(void **state)
+{
+	struct buf out = BUF_INIT;
+	char in[200];
+
+	memset(in, 'a', 76);
+	in[76] = '\0';
+	/* 76 octets fit one line as they are. */
+	mc_qp_encode(in, 76, &out);
+	assert_string_equal(out.data, in);
+	buf_free(&out);
+	/* 77: 75 and a soft break, then 2. */
+	memset(in, 'a', 77);
+	mc_qp_encode(in, 77, &out);
+	assert_int_equal(out.len, 77 + 2);
+	assert_memory_equal(out.data + 75, "=\naa", 4);
+	buf_free(&out);
+	/* An escape is never split by a soft break. */
+	memset(in, 'a', 74);
+	in[74] = (char)0xc3;
+	in[75] = (char)0xbc;
+	mc_qp_encode(in, 76, &out);
+	assert_string_equal(out.data + 74, "=\n=C3=BC");
+	buf_free(&out);
+}
+
+static void
+test_long_headers_are_folded_or_encoded(void **state)
+{
+	struct buf to = BUF_INIT, subject = BUF_INIT, out = BUF_INIT, dec = BUF_INIT;
+
+	for (int i = 0; i < 40; i++)
+		buf_printf(&to, "%suser%02d@example.org", i == 0 ? "" : ",", i);
+	for (int i = 0; i < 150; i++)
+		buf_append_str(&subject, "subject ");
+	mc_build_message("alice@localhost", to.data, subject.data, "hi\n", "localhost",
+			 1646922600, &out);
+	const char *sep = strstr(out.data, "\n\n");
+	assert_non_null(sep);
+	size_t hdr_len = (size_t)(sep - out.data) + 1;
+	assert_lines_at_most(out.data, 78);
+	assert_non_null(strstr(out.data, "To: user00@example.org, user01@example.org,"));
+	assert_non_null(strstr(out.data, ",\n user"));
+	assert_int_equal(message_header_get(out.data, hdr_len, "Subject", &dec), 1);
+	struct buf text = BUF_INIT;
+	message_decode_header(dec.data, dec.len, &text);
+	assert_string_equal(text.data, subject.data);
+	assert_string_equal(sep + 2, "hi\n");
+	buf_free(&to);
+	buf_free(&subject);
+	buf_free(&out);
+	buf_free(&dec);
+	buf_free(&text);
+}
+
+/* Feeds keys to e; returns the lines completed (LF-ended) and what was
+   echoed, the whole input used. */
+static void
+edit_all(struct mc_edit *e, const char *keys, struct buf *lines, struct buf *echo, bool *eof_r)
+{
+	size_t len = strlen(keys), pos = 0;
+
+	*eof_r = false;
+	while (pos < len && !*eof_r)
+		pos += mc_edit_feed(e, keys + pos, len - pos, lines, echo, eof_r);
+}
+
+static void
+test_line_editor_keys(void **state)
+{
+	struct mc_edit e;
+	struct buf lines = BUF_INIT, echo = BUF_INIT;
+	bool eof;
+
+	mc_edit_init(&e, 0, 0, 0, 0, 0);
+	/* Backspace (DEL or ^H) rubs out one character, a UTF-8 one whole. */
+	edit_all(&e, "ab\x7f" "c Gr\xc3\xbc\x08\xc3\xbc\n", &lines, &echo, &eof);
+	assert_string_equal(lines.data, "ac Gr\xc3\xbc\n");
+	assert_string_equal(echo.data, "ab\b \bc Gr\xc3\xbc\b \b\xc3\xbc\n");
+	assert_false(eof);
+	buf_free(&lines);
+	buf_free(&echo);
+	/* ^U kills the line, ^W a word; arrow keys and other escape
+	   sequences are ignored, a tab is a space. */
+	edit_all(&e, "junk\x15one two\x17three\x1b[A\x1b[1;5C\x1bOB\tx\r", &lines, &echo, &eof);
+	assert_string_equal(lines.data, "one three x\n");
+	assert_int_equal(mc_edit_width(&e), 0);
+	buf_free(&lines);
+	buf_free(&echo);
+	/* One line at a time: the keys after it wait. */
+	size_t used = mc_edit_feed(&e, "first\nsecond", 12, &lines, &echo, &eof);
+	assert_int_equal(used, 6);
+	assert_string_equal(lines.data, "first\n");
+	used = mc_edit_feed(&e, "second", 6, &lines, &echo, &eof);
+	assert_int_equal(used, 6);
+	assert_int_equal(mc_edit_width(&e), 6);
+	buf_reset(&echo);
+	mc_edit_draw(&e, &echo);
+	assert_string_equal(echo.data, "second");
+	/* ^D ends the input only on an empty line. */
+	edit_all(&e, "\x04", &lines, &echo, &eof);
+	assert_false(eof);
+	edit_all(&e, "\x15\x04", &lines, &echo, &eof);
+	assert_true(eof);
+	buf_free(&lines);
+	buf_free(&echo);
+	/* A secret line echoes its line end only. */
+	e.secret = true;
+	edit_all(&e, "pw\x7fss\n", &lines, &echo, &eof);
+	assert_string_equal(lines.data, "pss\n");
+	assert_string_equal(echo.data, "\n");
+	buf_free(&lines);
+	buf_free(&echo);
+	mc_edit_free(&e);
+	/* The terminal's own erase character; a full line ends itself. */
+	mc_edit_init(&e, '#', 0, 0, 0, 4);
+	edit_all(&e, "ab#cdef", &lines, &echo, &eof);
+	assert_string_equal(lines.data, "acde\n");
+	buf_free(&lines);
+	buf_free(&echo);
+	mc_edit_free(&e);
+}
+
 static void
 test_time_formats_in_local_zone(void **state)
 {
@@ -700,6 +883,10 @@ main(void)
 		cmocka_unit_test(test_address_belongs_to_user),
 		cmocka_unit_test(test_lab_header_lines),
 		cmocka_unit_test(test_built_message_has_date_id_and_encoded_subject),
+		cmocka_unit_test(test_long_or_non_ascii_body_goes_quoted_printable),
+		cmocka_unit_test(test_qp_lines_use_76_columns_exactly),
+		cmocka_unit_test(test_long_headers_are_folded_or_encoded),
+		cmocka_unit_test(test_line_editor_keys),
 		cmocka_unit_test(test_time_formats_in_local_zone),
 		cmocka_unit_test(test_trim_and_safe_output),
 		cmocka_unit_test(test_options_keep_the_lab_command_line),

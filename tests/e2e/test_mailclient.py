@@ -13,16 +13,21 @@ through ptys (as a person on a terminal) and pipes (as a script):
 Only the Python standard library is used. The client binary comes from
 $MAILCLIENT (tests/run.sh sets it), else build/mailclient."""
 
+import fcntl
 import imaplib
 import os
 import pty
 import re
 import select
+import shutil
 import signal
 import socket
 import socketserver
+import struct
 import subprocess
 import sys
+import tempfile
+import termios
 import threading
 import time
 import unittest
@@ -168,11 +173,12 @@ class SmtpSink:
 
     VERDICT = "250 2.0.0 Ok: queued as SINK1"
 
-    def __init__(self, imap_port=None, passwords=None, reject_rcpt=None):
+    def __init__(self, imap_port=None, passwords=None, reject_rcpt=None, refuse_data=0):
         self.mails = []         # (mail_from, [rcpt], raw data bytes)
         self.imap_port = imap_port
         self.passwords = passwords or USERS
         self.reject_rcpt = reject_rcpt
+        self.refuse_data = refuse_data      # how many DATA to refuse at the end (451)
         sink = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -211,6 +217,10 @@ class SmtpSink:
                             if not chunk:
                                 return
                             data += chunk
+                        if sink.refuse_data > 0:
+                            sink.refuse_data -= 1
+                            self.reply("451 4.3.0 Try again later")
+                            continue
                         sink.mails.append((mail_from, rcpts, data))
                         sink.deliver(rcpts, data)
                         self.reply(SmtpSink.VERDICT)
@@ -452,12 +462,43 @@ class MailclientOurServer(unittest.TestCase):
         status, out, err = run_piped(self.port, "alice\nalice123\n2\nx\nx\n3\n")
         self.assertEqual(status, 0, err)
         self.assertIn("Your mailbox (4 mails):", out)
-        rows = re.findall(r"^ +(\d+)\. (\S+)  (\d{4}-\d\d-\d\d : \d\d : \d\d)  (.*)$", out, re.M)
+        rows = re.findall(r"^ +(\d+)\. (\S+) +(\d{4}-\d\d-\d\d : \d\d : \d\d)  (.*)$", out, re.M)
         self.assertEqual([(r[0], r[1], r[3]) for r in rows],
                          [("1", "alice@localhost", "hello"),
                           ("2", "carol@localhost", "Meeting tomorrow"),
                           ("3", "bob@localhost", "Re: hello"),
                           ("4", "dave@example.org", "Quarterly report")])
+
+    def test_list_columns_are_aligned_under_a_head(self):
+        status, out, err = run_piped(self.port, "alice\nalice123\n2\nx\nx\n3\n")
+        self.assertEqual(status, 0, err)
+        lines = out.split("Your mailbox (4 mails):\n", 1)[1].split("\n")
+        head, rows = lines[0], lines[1:5]
+        self.assertRegex(head, r"^ +#  Sender +Received \(UTC\) +Subject$")
+        self.assertEqual(len({row.index(" 2022-") + 1 for row in rows}), 1, rows)
+        date_col = rows[0].index(" 2022-") + 1
+        self.assertEqual(head.index("Received"), date_col, [head] + rows)
+        self.assertEqual(head.index("Sender"), rows[0].index("alice@"), [head] + rows)
+        subjects = ["hello", "Meeting tomorrow", "Re: hello", "Quarterly report"]
+        cols = {row.rindex(subject) for row, subject in zip(rows, subjects)}
+        self.assertEqual(cols, {head.index("Subject")}, [head] + rows)
+
+    def test_list_and_detail_show_one_time_in_the_clients_zone(self):
+        # A client 5:30 east of UTC (a POSIX TZ, no zone files needed):
+        # the listing and the detail's Received: give the same time, the
+        # server's INTERNALDATE in the client's zone, in one format.
+        m = self.imap()
+        m.select("INBOX")
+        typ, data = m.fetch("2", "(INTERNALDATE)")
+        stamp = imaplib.Internaldate2tuple(data[0])
+        self.assertIsNotNone(stamp, data)
+        local = time.strftime("%Y-%m-%d : %H : %M", time.gmtime(time.mktime(stamp) + 19800))
+        status, out, err = run_piped(self.port, "alice\nalice123\n2\ncarol@localhost\n\n3\n",
+                                     env={"TZ": "IST-5:30"})
+        self.assertEqual(status, 0, err)
+        self.assertRegex(out, r"Received \(IST\)")
+        self.assertRegex(out, r"\n +2\. carol@localhost +" + re.escape(local) + "  Meeting")
+        self.assertIn("\nReceived: " + local + "\n", out)
 
     def test_filter_invalid_twice_goes_back_to_the_menu(self):
         status, out, err = run_piped(self.port, "alice\nalice123\n2\nbob\nbob@\n3\n")
@@ -472,7 +513,7 @@ class MailclientOurServer(unittest.TestCase):
                                      "bob@localhost\n\n3\n")
         self.assertEqual(status, 0, err)
         self.assertEqual(out.count("INVALID MAIL-ID"), 1)
-        self.assertIn("Mail 1 of 1", out)
+        self.assertIn("Mail 3 (1 of 1 from bob@localhost)", out)
         self.assertIn("From:     bob@localhost", out)
         self.assertIn("Subject:  Re: hello", out)
 
@@ -483,10 +524,23 @@ class MailclientOurServer(unittest.TestCase):
         self.assertNotIn("INVALID MAIL-ID", out)
         self.assertIn("1. Send Mail", out.split("NO MAILS TO SHOW")[1])
 
+    def test_empty_mailbox_asks_for_no_sender(self):
+        # bob has no mail: the listing says so, NO MAILS TO SHOW, and the
+        # menu comes back without asking for a sender (the "3" that
+        # follows is the menu's Quit, not a sender to call invalid).
+        status, out, err = run_piped(self.port, "bob\nbob123\n2\n3\n")
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("Your mailbox is empty.\nNO MAILS TO SHOW\n", out)
+        self.assertNotIn("Enter the sender's mail address", out)
+        self.assertNotIn("INVALID MAIL-ID", out)
+        self.assertIn("1. Send Mail", out.split("NO MAILS TO SHOW")[1])
+        self.assertTrue(out.rstrip().endswith("Goodbye."), out)
+
     def test_show_gives_the_whole_mail_with_dots_unstuffed(self):
         status, out, err = run_piped(self.port, "alice\nalice123\n2\ncarol@localhost\n\n3\n")
         self.assertEqual(status, 0, err)
-        m = re.search(r"Mail 1 of 1 =+\n(.*?)\nEnter the number", out, re.S)
+        m = re.search(r"Mail 2 \(1 of 1 from carol@localhost\) =+\n(.*?)\nEnter the number",
+                      out, re.S)
         self.assertIsNotNone(m, out)
         shown = m.group(1)
         self.assertIn("From:     carol@localhost\n", shown)
@@ -497,10 +551,11 @@ class MailclientOurServer(unittest.TestCase):
                       "carol\n", shown)
 
     def test_delete_by_number_removes_it_on_the_server(self):
-        status, out, err = run_piped(self.port, "alice\nalice123\n2\nbob@localhost\n1\n2\nx\nx\n3\n")
+        status, out, err = run_piped(self.port, "alice\nalice123\n2\nbob@localhost\n3\n2\nx\nx\n3\n")
         self.assertEqual(status, 0, err)
-        self.assertIn("Mail 1 deleted.", out)
-        second = out.split("Mail 1 deleted.")[1]
+        self.assertIn("Enter the number of a mail to delete it (3), or press Enter", out)
+        self.assertIn("Mail 3 deleted.", out)
+        second = out.split("Mail 3 deleted.")[1]
         self.assertIn("Your mailbox (3 mails):", second)
         self.assertNotIn("bob@localhost", second)
         m = self.imap()
@@ -513,7 +568,7 @@ class MailclientOurServer(unittest.TestCase):
     def test_bad_delete_number_and_enter_keep_the_mail(self):
         status, out, err = run_piped(self.port, "alice\nalice123\n2\nbob@localhost\n7\n\n3\n")
         self.assertEqual(status, 0, err)
-        self.assertIn('There is no mail number "7".', out)
+        self.assertIn('There is no mail number "7" among those shown.', out)
         self.assertNotIn("deleted", out)
         m = self.imap()
         m.select("INBOX")
@@ -542,7 +597,7 @@ class MailclientOurServer(unittest.TestCase):
         self.assertIn("Grüße", out)
         self.assertIn("From:     Jürgen <jurgen@example.org>", out)
         self.assertIn("Subject:  Grüße", out)
-        self.assertIn("Date:     Thu, 10 Mar 2022 09:00 UTC", out)    # local time (TZ=UTC)
+        self.assertIn("Date:     2022-03-10 : 09 : 00", out)    # local time (TZ=UTC)
         self.assertIn("Attached: report.pdf (application/pdf, 900 bytes)", out)
         self.assertIn("Schöne Grüße, a very long line that is continued", out)
         self.assertNotIn("QUJD", out)
@@ -592,7 +647,7 @@ class MailclientOurServer(unittest.TestCase):
         s = SmtpSink(self.port, reject_rcpt="nobody@localhost")
         self.addCleanup(s.close)
         script = ("alice\nalice123\n1\nFrom: alice@localhost\nTo: nobody@localhost\n"
-                  "Subject: x\ny\n.\n3\n")
+                  "Subject: x\ny\n.\nd\n3\n")
         status, out, err = run_piped(self.port, script, smtp_port=s.port)
         self.assertEqual(status, 0, err)
         self.assertIn("Mail not sent: the recipient nobody@localhost refused: "
@@ -605,10 +660,102 @@ class MailclientOurServer(unittest.TestCase):
         port = s.getsockname()[1]
         s.close()
         script = ("alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\n"
-                  "Subject: x\ny\n.\n3\n")
+                  "Subject: x\ny\n.\nd\n3\n")
         status, out, err = run_piped(self.port, script, smtp_port=port)
         self.assertEqual(status, 0, err)
         self.assertRegex(out, r"Mail not sent: cannot connect to 127\.0\.0\.1 port \d+")
+
+    LONG_LINE = "".join(f"{i:04d}=word " for i in range(300))       # 3,000 octets
+
+    def test_refused_mail_is_sent_again_on_r(self):
+        s = SmtpSink(self.port, refuse_data=1)
+        self.addCleanup(s.close)
+        script = ("alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\n"
+                  "Subject: again\nkeep me\n.\nr\n3\n")
+        status, out, err = run_piped(self.port, script, smtp_port=s.port)
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("Mail not sent: ", out)
+        self.assertIn("451 4.3.0 Try again later", out)
+        self.assertIn("type R to try again, S to save it to a file, D to discard it: ", out)
+        self.assertIn(f"Mail sent successfully (server: {SmtpSink.VERDICT}).",
+                      out.split("451 4.3.0")[1])
+        self.assertEqual(len(s.mails), 1)
+        self.assertIn(b"\r\n\r\nkeep me\r\n", s.mails[0][2])
+
+    def _closed_port(self):
+        sock = socket.socket()
+        sock.bind((HOST, 0))
+        port = sock.getsockname()[1]
+        sock.close()
+        return port
+
+    def test_unsent_mail_is_saved_to_a_file_as_typed(self):
+        home = tempfile.mkdtemp(prefix="mailclient-home-")
+        self.addCleanup(shutil.rmtree, home, True)
+        typed = ("From: alice@localhost\nTo: bob@localhost, carol@localhost\n"
+                 "Subject: Grüße\n" + self.LONG_LINE + "\nzweite Zeile: schön\n")
+        # S saves it; then the same mail once more, and the input ends
+        # at the question: it is saved without being asked.
+        for script, status_wanted in (("alice\nalice123\n1\n" + typed + ".\nx\ns\n3\n", 0),
+                                      ("alice\nalice123\n1\n" + typed + ".\n", 1)):
+            status, out, err = run_piped(self.port, script, smtp_port=self._closed_port(),
+                                         env={"HOME": home})
+            self.assertEqual(status, status_wanted, out + err)
+            if status == 0:     # "x" is no answer: asked again
+                self.assertIn("Please type R, S or D.", out)
+            self.assertRegex(out, r"Mail not sent: cannot connect to 127\.0\.0\.1 port \d+")
+            m = re.search(r"Mail saved in (\S+) \(paste it into Send Mail to send it again\)\.",
+                          out)
+            self.assertIsNotNone(m, out)
+            self.assertEqual(os.path.dirname(m.group(1)), home)
+            with open(m.group(1), encoding="utf-8") as f:
+                self.assertEqual(f.read(), typed + ".\n")
+            self.assertEqual(os.stat(m.group(1)).st_mode & 0o777, 0o600)
+        self.assertEqual(len(os.listdir(home)), 2)
+
+    def test_discarded_mail_is_said(self):
+        script = ("alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\n"
+                  "Subject: x\ny\n.\nd\n3\n")
+        status, out, err = run_piped(self.port, script, smtp_port=self._closed_port())
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("Mail discarded.", out)
+
+    def test_long_line_and_utf8_body_go_quoted_printable(self):
+        sink = self.sink()
+        script = ("alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\n"
+                  "Subject: long\n" + self.LONG_LINE + "\nGrüße\n.\n3\n")
+        status, out, err = run_piped(self.port, script, smtp_port=sink.port)
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("Mail sent successfully", out)
+        data = sink.mails[0][2]
+        head, body = data.split(b"\r\n\r\n", 1)
+        head += b"\r\n"
+        self.assertIn(b"\r\nMIME-Version: 1.0\r\n", head)
+        self.assertIn(b"\r\nContent-Type: text/plain; charset=UTF-8\r\n", head)
+        self.assertIn(b"\r\nContent-Transfer-Encoding: quoted-printable\r\n", head)
+        self.assertLessEqual(max(len(line) for line in data.split(b"\r\n")), 76)
+        # bob reads it back as typed.
+        status, out, err = run_piped(self.port, "bob\nbob123\n2\nalice@localhost\n\n3\n")
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("\n" + self.LONG_LINE + "\nGrüße\n", out)
+
+    def test_quoted_printable_and_base64_text_from_others_is_decoded(self):
+        m = self.imap()
+        m.append("INBOX", None, None,
+                 b"From: erin@example.org\r\nTo: alice@localhost\r\nSubject: b64\r\n"
+                 b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                 b"Content-Transfer-Encoding: base64\r\n\r\n"
+                 b"YmFzZSA2NCB0ZXh0OiBHcsO8w59lCg==\r\n")
+        m.append("INBOX", None, None,
+                 b"From: erin@example.org\r\nTo: alice@localhost\r\nSubject: qp\r\n"
+                 b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+                 b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+                 b"un caf=E9 tr=E8s=\r\n long\r\n")
+        status, out, err = run_piped(self.port, "alice\nalice123\n2\nerin@example.org\n\n3\n")
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("\nbase 64 text: Grüße\n", out)
+        self.assertIn("\nun café très long\n", out)
+        self.assertNotIn("YmFzZSA2", out)
 
     # -- two devices
 
@@ -635,7 +782,7 @@ class MailclientOurServer(unittest.TestCase):
         # A lists: five mails now.
         a.send("2")
         a.expect(r"Your mailbox \(5 mails\):")
-        a.expect(r"5\. alice@localhost  \d{4}-\d\d-\d\d : \d\d : \d\d  note to self")
+        a.expect(r"5\. alice@localhost +\d{4}-\d\d-\d\d : \d\d : \d\d  note to self")
         a.expect(r"Enter the sender's mail address: ")
         a.send("bob")
         a.expect(r"INVALID MAIL-ID")
@@ -647,11 +794,11 @@ class MailclientOurServer(unittest.TestCase):
         b.send("2")
         b.expect(r"Enter the sender's mail address: ")
         b.send("bob@localhost")
-        b.expect(r"Mail 1 of 1")
+        b.expect(r"Mail 3 \(1 of 1 from bob@localhost\)")
         b.expect(r"second paragraph")
-        b.expect(r"or press Enter to go back: ")
-        b.send("1")
-        b.expect(r"Mail 1 deleted\.")
+        b.expect(r"delete it \(3\), or press Enter to go back: ")
+        b.send("3")
+        b.expect(r"Mail 3 deleted\.")
         a.expect(r'\[notice\] Mail from bob@localhost "Re: hello" was deleted on another '
                  r"device\.", NOTICE_WAIT)
         b.absent(r"\[notice\]")      # no notice of its own deletion
@@ -668,6 +815,102 @@ class MailclientOurServer(unittest.TestCase):
         self.assertEqual(a.wait_exit(), 0)
         self.assertEqual(b.wait_exit(), 0)
 
+    def _new_mail(self, subject):
+        m = self.imap()
+        m.append("INBOX", None, None, b"From: erin@example.org\r\nSubject: " +
+                 subject.encode() + b"\r\n\r\nhi\r\n")
+
+    def test_notice_while_typing_is_shown_apart_and_the_line_drawn_again(self):
+        a = self.pty_client()
+        a.login()
+        a.send("2")
+        a.expect(r"Enter the sender's mail address: ")
+        os.write(a.master, b"bob@locx\x7f")        # typed, one key rubbed out, no Enter
+        a.expect(r"bob@locx\x08 \x08")
+        self._new_mail("while typing")
+        # The notice on a line of its own, then the prompt and the
+        # typed text again, the cursor after it.
+        a.expect(r"\n\[notice\] New mail from erin@example\.org: while typing\n"
+                 r"Enter the sender's mail address: bob@loc$", NOTICE_WAIT)
+        os.write(a.master, b"alhost\n")
+        a.expect(r"Mail 3 \(1 of 1 from bob@localhost\)")
+        a.expect(r"or press Enter to go back: ")
+        a.send("")
+        a.expect(r"Enter your choice: ")
+        a.send("3")
+        self.assertEqual(a.wait_exit(), 0)
+
+    def test_notice_on_a_wide_terminal_clears_the_prompt_line(self):
+        a = self.pty_client()
+        fcntl.ioctl(a.master, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        a.login()
+        os.write(a.master, b"junk\x15")           # ^U erases the line
+        a.expect(r"junk(\x08 \x08){4}")
+        os.write(a.master, b"2")
+        a.expect(r"2")
+        self._new_mail("wide")
+        # "\r" (dropped by expect) and clear-to-end-of-line: the notice
+        # takes the prompt's line, which comes back under it.
+        a.expect(r"\x1b\[K\[notice\] New mail from erin@example\.org: wide\n"
+                 r"Enter your choice: 2$", NOTICE_WAIT)
+        os.write(a.master, b"\n")
+        a.expect(r"Your mailbox \(5 mails\):")
+        a.send("x")
+        a.send("x")
+        a.expect(r"Enter your choice: ")
+        a.send("3")
+        self.assertEqual(a.wait_exit(), 0)
+
+    def test_the_terminal_is_restored_when_stopped_and_at_exit(self):
+        a = self.pty_client()
+        canonical = bool(termios.tcgetattr(a.master)[3] & termios.ICANON)
+        a.login()
+        self.assertFalse(termios.tcgetattr(a.master)[3] & termios.ICANON)    # the editor's
+        os.write(a.master, b"2")
+        a.expect("2")
+        # ^Z (the pty is not the client's controlling terminal here, so
+        # the signal is sent as the terminal would; in its own session
+        # the client is not stopped, but its handler runs).
+        os.kill(a.proc.pid, signal.SIGTSTP)
+        deadline = time.monotonic() + WAIT
+        while (bool(termios.tcgetattr(a.master)[3] & termios.ICANON) != canonical
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        self.assertEqual(bool(termios.tcgetattr(a.master)[3] & termios.ICANON), canonical)
+        os.kill(a.proc.pid, signal.SIGCONT)
+        a.expect(r"\nEnter your choice: 2$")         # drawn again, typed text kept
+        self.assertFalse(termios.tcgetattr(a.master)[3] & termios.ICANON)
+        os.write(a.master, b"\n")
+        a.expect(r"Your mailbox \(4 mails\):")
+        a.send("x")
+        a.send("x")
+        a.expect(r"Enter your choice: ")
+        a.send("3")
+        self.assertEqual(a.wait_exit(), 0)
+        self.assertEqual(bool(termios.tcgetattr(a.master)[3] & termios.ICANON), canonical)
+
+    def test_notices_wait_while_a_mail_is_typed(self):
+        sink = self.sink()
+        a = self.pty_client(smtp_port=sink.port)
+        a.login()
+        a.send("1")
+        a.expect(r'ending with a line holding a single "\."')
+        a.send("From: alice@localhost")
+        os.write(a.master, b"To: bob@loc")
+        a.expect(r"To: bob@loc")
+        self._new_mail("held")
+        a.absent(r"\[notice\]", 2.0 * SLOW)
+        os.write(a.master, b"alhost\n")
+        for line in ("Subject: s", "body", "."):
+            a.send(line)
+        a.expect(r"\nbody\n\.\n\[notice\] New mail from erin@example\.org: held\n"
+                 r"Mail sent successfully", NOTICE_WAIT)
+        self.assertEqual(len(sink.mails), 1)
+        self.assertIn(b"To: bob@localhost\r\n", sink.mails[0][2])
+        a.expect(r"Enter your choice: ")
+        a.send("3")
+        self.assertEqual(a.wait_exit(), 0)
+
     def test_delete_of_a_mail_already_deleted_elsewhere(self):
         a = self.pty_client()
         a.login()
@@ -681,8 +924,8 @@ class MailclientOurServer(unittest.TestCase):
         m.expunge()
         a.expect(r'\[notice\] Mail from dave@example.org "Quarterly report" was deleted on '
                  r"another device\.", NOTICE_WAIT)
-        a.send("1")
-        a.expect(r"Mail 1 was already deleted on another device\.")
+        a.send("4")
+        a.expect(r"Mail 4 was already deleted on another device\.")
         a.expect(r"Enter your choice: ")
         a.send("3")
         self.assertEqual(a.wait_exit(), 0)
@@ -728,7 +971,7 @@ class MailclientOurServer(unittest.TestCase):
         self.assertNotIn("connection", a.text().lower())
         self.assertNotIn("lost", a.text().lower())
         a.send("bob@localhost")
-        a.expect(r"Mail 1 of 1")
+        a.expect(r"Mail 3 \(1 of 1 from bob@localhost\)")
         a.send("")
         a.expect(r"Enter your choice: ")
         # A drop found by a command (not while idle) is mended the same way.
@@ -759,6 +1002,30 @@ class MailclientOurServer(unittest.TestCase):
         a.send("x")
         a.send("x")
         a.expect(r"Enter your choice: ")
+        a.send("3")
+        self.assertEqual(a.wait_exit(), 0)
+
+    def test_server_down_a_while_is_told_apart_and_reconnected_in_the_background(self):
+        a = self.pty_client()
+        a.login()
+        self.server.stop()
+        # On a line of its own (not glued to the prompt), the prompt
+        # printed again after it.
+        a.expect(r"\n\[notice\] The connection to the IMAP server was lost "
+                 r"and could not be re-established: cannot connect[^\n]*Trying again in the "
+                 r"background\.\nEnter your choice: $", NOTICE_WAIT)
+        self.assertIn("Enter your choice: \n[notice] The connection", a.text())
+        # The server comes back: without a key pressed the client is
+        # connected again, says so, and is told of changes (IDLE again).
+        self._fixed_port_restart()
+        a.expect(r"\n\[notice\] The connection to the IMAP server is back\.\n"
+                 r"Enter your choice: $", NOTICE_WAIT + 5)
+        m = self.imap()
+        m.append("INBOX", None, None, b"From: erin@example.org\r\nSubject: after the break"
+                 b"\r\n\r\nhi\r\n")
+        a.expect(r"\n\[notice\] New mail from erin@example\.org: after the break\n"
+                 r"Enter your choice: $", NOTICE_WAIT)
+        self.assertEqual(a.text().count("was lost"), 1, a.text())
         a.send("3")
         self.assertEqual(a.wait_exit(), 0)
 
@@ -802,21 +1069,38 @@ class MailclientOurSmtp(unittest.TestCase):
         bob.expect(r"\[notice\] New mail from alice@localhost: lab done", NOTICE_WAIT)
         bob.send("2")
         bob.expect(r"Your mailbox \(1 mail\):")
-        bob.expect(r"1\. alice@localhost  \d{4}-\d\d-\d\d : \d\d : \d\d  lab done")
+        listed = bob.expect(r"1\. alice@localhost  (\d{4}-\d\d-\d\d : \d\d : \d\d)  lab done")
         bob.expect(r"Enter the sender's mail address: ")
         bob.send("alice@localhost")
-        bob.expect(r"Mail 1 of 1")
+        bob.expect(r"Mail 1 \(1 of 1 from alice@localhost\)")
         shown = bob.expect(r"(?s)(.*)Enter the number of a mail").group(1).decode()
         self.assertIn("From:     alice@localhost", shown)
         self.assertIn("To:       bob@localhost", shown)
         self.assertIn("Subject:  lab done", shown)
-        self.assertIn("Received: ", shown)
-        self.assertIn("Date:     ", shown)
+        # The mail came through SMTP (an RFC 5321 Received trace field):
+        # the detail shows the time the listing shows, in its format.
+        self.assertIn("\nReceived: " + listed.group(1).decode() + "\n", shown)
+        self.assertRegex(shown, r"\nDate:     \d{4}-\d\d-\d\d : \d\d : \d\d\n")
         self.assertIn("\nfirst line\n.dotted line\nlast\n", shown)
         bob.send("1")
         bob.expect(r"Mail 1 deleted\.")
         bob.send("3")
         self.assertEqual(bob.wait_exit(), 0)
+
+
+    def test_a_typed_line_of_3000_octets_goes_through_our_smtp(self):
+        # Our SMTP listener refuses a line over 1,000 octets (RFC 5321
+        # 4.5.3.1.6): the client encodes the body, and the mail is read
+        # back as it was typed.
+        long_line = "".join(f"{i:04d}=word " for i in range(300))
+        script = ("alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\n"
+                  "Subject: long\n" + long_line + "\nGrüße\n.\n3\n")
+        status, out, err = run_piped(self.imap_port, script, smtp_port=self.smtp_port)
+        self.assertEqual(status, 0, out + err)
+        self.assertRegex(out, r"Mail sent successfully \(server: 250[ -]")
+        status, out, err = run_piped(self.imap_port, "bob\nbob123\n2\nalice@localhost\n\n3\n")
+        self.assertEqual(status, 0, out + err)
+        self.assertIn("\n" + long_line + "\nGrüße\n", out)
 
 
 @skip_without_client
@@ -856,8 +1140,9 @@ class MailclientBigMailbox(unittest.TestCase):
         proxy.reset()
         status, out, err = run_piped(proxy.port, "alice\nalice123\n2\nsender3@example.org\n\n3\n")
         self.assertEqual(status, 0, err)
-        shown = len(re.findall(r"Mail \d+ of \d+", out))
-        self.assertEqual(shown, len([i for i in range(self.COUNT) if i % 7 == 3]))
+        numbers = [int(n) for n in re.findall(r"Mail (\d+) \(\d+ of \d+ from ", out)]
+        # Each is headed by its number in the listing.
+        self.assertEqual(numbers, [i + 1 for i in range(self.COUNT) if i % 7 == 3])
         self.assertIn(self.MARK.encode(), proxy.received())
 
 
@@ -896,19 +1181,20 @@ class MailclientDovecot(unittest.TestCase):
         status, out, err = run_piped(self.dc.port, "alice\nalice123\n2\nbob\nbob@\n"
                                      "2\nnobody@example.org\n"
                                      "2\ncarol@example.org\n\n"
-                                     "2\nbob@example.org\n2\n3\n")
+                                     "2\nbob@example.org\n3\n3\n")
         self.assertEqual(status, 0, out + err + self.dc.log_text())
         self.assertIn("Your mailbox (3 mails):", out)
-        self.assertRegex(out, r"1\. bob@example\.org  \d{4}-\d\d-\d\d : \d\d : \d\d  hello\n")
+        self.assertRegex(out, r"1\. bob@example\.org +\d{4}-\d\d-\d\d : \d\d : \d\d  hello\n")
         self.assertRegex(out, r"2\. carol@example\.org  .*  Café\n")
         self.assertEqual(out.count("INVALID MAIL-ID"), 2)
         self.assertIn("NO MAILS TO SHOW", out)
         self.assertIn("From:     Carol <carol@example.org>", out)
         self.assertIn("Attached: cup.png (image/png, 8 bytes)", out)
         self.assertIn("\nun café\n", out)
-        self.assertIn("Mail 2 of 2", out)
+        self.assertIn("Mail 1 (1 of 2 from bob@example.org)", out)
+        self.assertIn("Mail 3 (2 of 2 from bob@example.org)", out)
         self.assertIn("\nfirst line\n.dot line\n", out)
-        self.assertIn("Mail 2 deleted.", out)
+        self.assertIn("Mail 3 deleted.", out)
         m = self.dc.imap()
         m.select("INBOX")
         typ, data = m.search(None, "SUBJECT", "again")
@@ -940,9 +1226,9 @@ class MailclientDovecot(unittest.TestCase):
         b.send("2")
         b.expect(r"Enter the sender's mail address: ")
         b.send("carol@example.org")
-        b.expect(r"or press Enter to go back: ")
-        b.send("1")
-        b.expect(r"Mail 1 deleted\.")
+        b.expect(r"delete it \(2\), or press Enter to go back: ")
+        b.send("2")
+        b.expect(r"Mail 2 deleted\.")
         a.expect(r'\[notice\] Mail from carol@example\.org "Café" was deleted on another '
                  r"device\.", NOTICE_WAIT)
         self.dc.append("alice", b"From: dan@example.org\r\nSubject: late\r\n\r\nx\r\n")

@@ -444,14 +444,14 @@ class MailclientTlsOurServer(OurServerCase):
 
         b.send("2")
         b.expect(r"Your mailbox \(5 mails\):")
-        b.expect(r"5\. alice@localhost  \d{4}-\d\d-\d\d : \d\d : \d\d  over tls")
+        b.expect(r"5\. alice@localhost +\d{4}-\d\d-\d\d : \d\d : \d\d  over tls")
         b.expect(r"Enter the sender's mail address: ")
         b.send("bob@localhost")
-        b.expect(r"Mail 1 of 1")
+        b.expect(r"Mail 3 \(1 of 1 from bob@localhost\)")
         b.expect(r"second paragraph")
-        b.expect(r"or press Enter to go back: ")
-        b.send("1")
-        b.expect(r"Mail 1 deleted\.")
+        b.expect(r"delete it \(3\), or press Enter to go back: ")
+        b.send("3")
+        b.expect(r"Mail 3 deleted\.")
         a.expect(r'\[notice\] Mail from bob@localhost "Re: hello" was deleted on another '
                  r"device\.", NOTICE_WAIT)
 
@@ -459,7 +459,7 @@ class MailclientTlsOurServer(OurServerCase):
         a.expect(r"Your mailbox \(4 mails\):")
         a.expect(r"Enter the sender's mail address: ")
         a.send("alice@localhost")
-        a.expect(r"Mail 2 of 2")
+        a.expect(r"Mail 4 \(2 of 2 from alice@localhost\)")
         shown = a.expect(r"(?s)(.*)Enter the number of a mail").group(1).decode()
         self.assertIn("Subject:  over tls", shown)
         self.assertIn("\nfirst line\n.dotted line\n", shown)
@@ -622,11 +622,12 @@ class MailclientTlsOurServer(OurServerCase):
         self.assertEqual([(m, u, t is not None) for m, u, _, t in sink.auths],
                          [("PLAIN", "alice", True)])
 
-    def send_one(self, sink):
+    def send_one(self, sink, refused=False):
+        # A refused mail is then discarded (D) before Quit.
         return run_client(
             ["--ca-file", PKI.ca_cert], self.server.port,
             "alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\nSubject: x\nbody\n"
-            ".\n3\n", smtp_port=sink.port)
+            ".\n" + ("d\n" if refused else "") + "3\n", smtp_port=sink.port)
 
     def test_smtp_auth_login_when_plain_is_not_offered(self):
         sink = TlsSmtpSink("starttls", self.server.port, mechs="LOGIN")
@@ -639,7 +640,7 @@ class MailclientTlsOurServer(OurServerCase):
     def test_smtp_without_a_known_auth_mechanism_says_why_the_mail_was_refused(self):
         sink = TlsSmtpSink("starttls", self.server.port, mechs="CRAM-MD5")
         self.addCleanup(sink.close)
-        status, out, err = self.send_one(sink)
+        status, out, err = self.send_one(sink, refused=True)
         self.assertEqual(status, 0, out + err)
         self.assertIn("Mail not sent: the sender refused: 530 5.7.0 Authentication required "
                       "(the server offers no login this client knows: AUTH PLAIN or LOGIN)", out)
@@ -652,7 +653,7 @@ class MailclientTlsOurServer(OurServerCase):
         status, out, err = run_client(
             ["--smtp-tls", "--ca-file", PKI.ca_cert], self.server.port,
             "alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\nSubject: x\nbody\n"
-            ".\n3\n", smtp_port=sink.port)
+            ".\nd\n3\n", smtp_port=sink.port)
         self.assertEqual(status, 0, out + err)
         self.assertRegex(out, r"Mail not sent: TLS handshake failed: .*does not speak TLS")
         self.assertEqual(sink.auths, [])
@@ -704,7 +705,8 @@ class MailclientTlsOurSmtp(OurServerCase):
         bob.expect(r"1\. alice@localhost  \d{4}-\d\d-\d\d : \d\d : \d\d  " + re.escape(subject))
         bob.expect(r"Enter the sender's mail address: ")
         bob.send("alice@localhost")
-        shown = bob.expect(r"(?s)Mail 1 of 1(.*)Enter the number of a mail").group(1).decode()
+        shown = bob.expect(r"(?s)Mail 1 \(1 of 1 from alice@localhost\)(.*)"
+                           r"Enter the number of a mail").group(1).decode()
         self.assertIn("\nfirst line\n.dotted line\n", shown)
         bob.send("")
         bob.send("3")
@@ -904,7 +906,7 @@ class MailclientNoPasswordInClear(OurServerCase):
         status, out, err = run_client(
             ["--ca-file", PKI.ca_cert], self.server.port,
             "alice\nalice123\n1\nFrom: alice@localhost\nTo: bob@localhost\nSubject: x\nbody\n"
-            ".\n3\n", smtp_port=sink.port, host=self.addr)
+            ".\nd\n3\n", smtp_port=sink.port, host=self.addr)
         self.assertEqual(status, 0, out + err)
         self.assertRegex(out, rf"Connected to {re.escape(self.addr)} port \d+ over TLS")
         self.assertIn("Logged in as alice.", out)
@@ -967,14 +969,14 @@ class MailclientTlsDovecot(unittest.TestCase):
     def list_show_delete(self, options, port):
         status, out, err = run_client(options + ["--ca-file", PKI.ca_cert], port,
                                       "alice\nalice123\n2\nnobody@example.org\n"
-                                      "2\nbob@example.org\n2\n3\n")
+                                      "2\nbob@example.org\n3\n3\n")
         self.assertEqual(status, 0, out + err + self.dc.log_text())
         self.assertRegex(out, r"Connected to 127\.0\.0\.1 port \d+ over TLS \(TLSv1\.[23] ")
         self.assertIn("Your mailbox (3 mails):", out)
         self.assertRegex(out, r"2\. carol@example\.org  .*  Café\n")
         self.assertIn("NO MAILS TO SHOW", out)
         self.assertIn("\nfirst line\n.dot line\n", out)
-        self.assertIn("Mail 2 deleted.", out)
+        self.assertIn("Mail 3 deleted.", out)
         m = self.dc.imap()
         m.select("INBOX")
         self.assertEqual(m.search(None, "SUBJECT", "again")[1][0], b"")
@@ -1010,9 +1012,9 @@ class MailclientTlsDovecot(unittest.TestCase):
         b.send("2")
         b.expect(r"Enter the sender's mail address: ")
         b.send("carol@example.org")
-        b.expect(r"or press Enter to go back: ")
-        b.send("1")
-        b.expect(r"Mail 1 deleted\.")
+        b.expect(r"delete it \(2\), or press Enter to go back: ")
+        b.send("2")
+        b.expect(r"Mail 2 deleted\.")
         a.expect(r'\[notice\] Mail from carol@example\.org "Café" was deleted on another '
                  r"device\.", NOTICE_WAIT)
         self.dc.append("alice", b"From: dan@example.org\r\nSubject: late\r\n\r\nx\r\n")
