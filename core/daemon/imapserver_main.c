@@ -156,8 +156,12 @@ main(int argc, char *argv[])
 		return ret < 0 ? 1 : 0;
 	}
 	/* Before the ports: a second start on the same pid file says so. */
-	if (cmdline_open_files(&cl, gen->cfg, gen->cfg->pid_file) < 0)
+	if (cmdline_open_files(&cl, gen->cfg, gen->cfg->pid_file) < 0) {
+		server_gen_unref(&gen);
+		watch_free(&watch);
+		event_loop_free(&loop);
 		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	char *bound = NULL, *tls_bound = NULL;
 	fd = net_listen(gen->cfg->imap_address, gen->cfg->imap_port, &bound, &error);

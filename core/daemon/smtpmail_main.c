@@ -82,8 +82,10 @@ main(int argc, char *argv[])
 	if (ret <= 0)
 		return ret < 0 ? 1 : 0;
 	/* Before the ports: a second start on the same pid file says so. */
-	if (cmdline_open_files(&cl, gen->cfg, gen->cfg->smtp_pid_file) < 0)
+	if (cmdline_open_files(&cl, gen->cfg, gen->cfg->smtp_pid_file) < 0) {
+		server_gen_unref(&gen);
 		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	/* smtp.port, and the submission ports when set. */
 	if (smtp_listen_open(&smtp_l, gen->cfg, &error) < 0) {
