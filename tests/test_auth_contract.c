@@ -265,7 +265,7 @@ setup(void **state)
 {
 	const struct backend_case *bc = *state;
 	struct fixture *fx;
-	struct auth_settings set;
+	struct auth_settings set = { 0 };
 	char *file, *error = NULL;
 
 	if (bc == &case_pam && !pam_ready) {
