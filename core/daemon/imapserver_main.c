@@ -168,7 +168,7 @@ main(int argc, char *argv[])
 	if (fd < 0) {
 		fprintf(stderr, "imapserver: %s\n", error);
 		free(error);
-		return 1;
+		goto fail;
 	}
 	/* Implicit TLS (the 993 role, RFC 8314) beside the plain port. */
 	if (gen->cfg->imap_tls_port != 0) {
@@ -177,7 +177,7 @@ main(int argc, char *argv[])
 		if (tls_fd < 0) {
 			fprintf(stderr, "imapserver: imap.tls_port: %s\n", error);
 			free(error);
-			return 1;
+			goto fail;
 		}
 	}
 	/* SMTP in the same loop (smtp.enabled): listen now (smtp.port and
@@ -187,7 +187,7 @@ main(int argc, char *argv[])
 	if (gen->cfg->smtp_enabled && smtp_listen_open(&smtp_l, gen->cfg, &error) < 0) {
 		fprintf(stderr, "imapserver: smtp: %s\n", error);
 		free(error);
-		return 1;
+		goto fail;
 	}
 	/* Every listening socket must be bound above this line. */
 	drop_privileges(gen->cfg);
@@ -245,4 +245,17 @@ main(int argc, char *argv[])
 	log_info("-", "stopped");
 	detach_cleanup();
 	return 0;
+fail:
+	/* A start that failed before serving: what it set up goes, so that
+	   the reason stays the last word (and no leak report follows). */
+	free(bound);
+	free(tls_bound);
+	if (fd >= 0)
+		close(fd);
+	if (tls_fd >= 0)
+		close(tls_fd);
+	server_gen_unref(&gen);
+	watch_free(&watch);
+	event_loop_free(&loop);
+	return 1;
 }

@@ -362,10 +362,27 @@ def tls_server(mailboxes=None, smtp=False, submission=False, address=HOST, pki=N
 
 def start_or_skip(test, server, address=HOST):
     test.addCleanup(server.cleanup)
-    if address == HOST:
-        server.start()
-    else:
-        _start_on(server, address)
+    # imap.tls_port is a port found free a moment before the start: on a
+    # busy machine another process may take it meanwhile. Then the start
+    # is tried again on another free port (at most twice more).
+    for attempt in range(3):
+        try:
+            if address == HOST:
+                server.start()
+            else:
+                _start_on(server, address)
+            break
+        except RuntimeError:
+            if attempt == 2 or not any("Address already in use" in line
+                                       for line in server.log_lines()):
+                raise
+            with open(server.conf) as f:
+                conf = f.read()
+            port = free_port(address)
+            conf = conf.replace(f"tls_port = {server.tls_port};", f"tls_port = {port};")
+            server.tls_port = port
+            with open(server.conf, "w") as f:
+                f.write(conf)
     if server.wait_log(r"imaps listening on " + re.escape(address) + r":\d+", 5) is None:
         test.skipTest("this imapserver has no implicit TLS listener (imap.tls_port)")
 
