@@ -7,14 +7,7 @@
 
 #include <stdlib.h>
 
-struct search_load_ctx {
-	struct client *c;
-	const struct mail_rec *rec;
-	struct buf *msg;
-	bool loaded;
-};
-
-static int
+int
 search_load(void *context, const char **data_r, size_t *len_r)
 {
 	struct search_load_ctx *lc = context;

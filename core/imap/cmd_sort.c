@@ -41,30 +41,6 @@ sort_job_free(void *context)
 	free(job);
 }
 
-struct sort_load_ctx {
-	struct client *c;
-	const struct mail_rec *rec;
-	struct buf *msg;
-	bool loaded;
-};
-
-static int
-sort_load(void *context, const char **data_r, size_t *len_r)
-{
-	struct sort_load_ctx *lc = context;
-	enum storage_error err;
-
-	if (!lc->loaded) {
-		buf_reset(lc->msg);
-		if (mailbox_read(lc->c->mbox, lc->rec, lc->msg, &err, lc->c->sid) < 0)
-			return -1;
-		lc->loaded = true;
-	}
-	*data_r = lc->msg->data != NULL ? lc->msg->data : "";
-	*len_r = lc->msg->len;
-	return 0;
-}
-
 /* Matches and reads the keys of the messages from job->next_seq on, for
    one slice. Returns true when every message has been seen. */
 static bool
@@ -85,13 +61,13 @@ sort_slice(struct client_command *cmd, struct sort_job *job)
 			continue;
 		if ((++visited & 63) == 0 && mono_ms() >= end)
 			return false;
-		struct sort_load_ctx lc = { c, &st->mails[idx], &job->msg, false };
+		struct search_load_ctx lc = { c, &st->mails[idx], &job->msg, false };
 		struct search_msg sm = {
 			.seq = seq,
 			.uid = st->mails[idx].uid,
 			.rec = &st->mails[idx],
 			.recent = mbox_view_is_recent(c->view, st->mails[idx].uid),
-			.load = sort_load,
+			.load = search_load,
 			.load_ctx = &lc,
 		};
 		int ret = search_match(job->key, &sm);
@@ -100,7 +76,7 @@ sort_slice(struct client_command *cmd, struct sort_job *job)
 			job->failed = true;
 		if (ret <= 0)
 			goto next;
-		if (job->need_header && sort_load(&lc, &data, &len) < 0) {
+		if (job->need_header && search_load(&lc, &data, &len) < 0) {
 			job->failed = true;
 			goto next;
 		}

@@ -166,6 +166,15 @@ bool cmd_idle(struct client_command *cmd);
 
 /* cmd_search.c */
 bool cmd_search(struct client_command *cmd);
+/* The search_msg.load of SEARCH, SORT and THREAD: reads rec of c's
+   mailbox into msg once (loaded), then hands out that copy. */
+struct search_load_ctx {
+	struct client *c;
+	const struct mail_rec *rec;
+	struct buf *msg;
+	bool loaded;
+};
+int search_load(void *context, const char **data_r, size_t *len_r);
 /* cmd_sort.c */
 bool cmd_sort(struct client_command *cmd);
 bool cmd_thread(struct client_command *cmd);
