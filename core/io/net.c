@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
 
 int
 net_listen(const char *address, unsigned port, char **bound_r, char **error_r)
@@ -29,7 +30,12 @@ net_listen(const char *address, unsigned port, char **bound_r, char **error_r)
 		return -1;
 	}
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	/* An IPv6 socket listens on IPv6 only: with the Linux default (v6only=0)
+	 * "::" also takes every IPv4 address, so binding "0.0.0.0" and "::"
+	 * together would fail with EADDRINUSE. */
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (ai->ai_family == AF_INET6 &&
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
 		*error_r = xasprintf("listen on %s:%u: %s", address, port, strerror(errno));
 		if (fd >= 0)
@@ -46,7 +52,8 @@ net_listen(const char *address, unsigned port, char **bound_r, char **error_r)
 	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0 &&
 	    getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), serv, sizeof(serv),
 			NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-		*bound_r = xasprintf("%s:%s", host, serv);
+		*bound_r = xasprintf(ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s",
+				     host, serv);
 	else
 		*bound_r = xasprintf("%s:%u", address, port);
 	return fd;
