@@ -289,6 +289,32 @@ test_listen_addresses_are_checked(void **state)
 			     "smtp: { address = \"0.0.0.0\"; };\n");
 	assert_string_equal(config->imap_address, "localhost");
 	config_free(&config);
+	/* Several addresses: in one string (commas and/or spaces) or in a
+	   list; kept as "a, b"; each is checked, none may come twice. */
+	config = load_ok(fx, "imap: { address = \"127.0.0.1,  localhost\"; };\n"
+			     "smtp: { address = [\"127.0.0.1\", \"0.0.0.0\"]; };\n");
+	assert_string_equal(config->imap_address, "127.0.0.1, localhost");
+	assert_string_equal(config->smtp_address, "127.0.0.1, 0.0.0.0");
+	config_free(&config);
+	config = load_ok(fx, "imap: { address = (\"127.0.0.1\"); };\n");
+	assert_string_equal(config->imap_address, "127.0.0.1");
+	config_free(&config);
+	assert_load_error(fx, "imap: {\n address = [\"127.0.0.1\", \"192.0.2.1\"];\n};\n",
+			  "2: imap.address: cannot listen on '192.0.2.1': Cannot assign "
+			  "requested address (not an address of this machine)");
+	assert_load_error(fx, "smtp: { address = \"127.0.0.1 127.0.0.1\"; };\n",
+			  "1: smtp.address: '127.0.0.1' is named twice");
+	assert_load_error(fx, "imap: { address = [\"127.0.0.1\", \"0.0.0.0:143\"]; };\n",
+			  "1: imap.address: '0.0.0.0:143' holds a port: give the address alone, "
+			  "and the port in imap.port or smtp.port");
+	assert_load_error(fx, "imap: { address = (\"127.0.0.1\", 143); };\n",
+			  "1: imap.address: expected a list of address strings");
+	assert_load_error(fx, "imap: { address = []; };\n",
+			  "1: imap.address: an empty address (\"0.0.0.0\" or \"::\" listen everywhere)");
+	assert_load_error(fx, "imap: { address = 143; };\n",
+			  "1: imap.address: expected an address or a list of addresses");
+	assert_load_error(fx, "imap: { address = \"a b c d e f g h i\"; };\n",
+			  "1: imap.address: more than 8 addresses");
 }
 
 static void
@@ -358,7 +384,7 @@ test_wrong_types(void **state)
 	assert_load_error(*state, "smtp: { enabled = \"yes\"; };\n",
 			  "1: smtp.enabled: expected a boolean (true or false)");
 	assert_load_error(*state, "imap: { address = 127; };\n",
-			  "1: imap.address: expected a string");
+			  "1: imap.address: expected an address or a list of addresses");
 	assert_load_error(*state, "storage: { root = [ \"a\" ]; };\n",
 			  "1: storage.root: expected a string");
 	assert_load_error(*state, "log: { level = 3; };\n", "1: log.level: expected a string");

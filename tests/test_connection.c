@@ -8,6 +8,7 @@
 
 #include "connection.h"
 #include "listener.h"
+#include "net.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 /* An owner that, like a session, consumes input line by line while its
@@ -430,6 +433,64 @@ test_listener_refuses_beyond_limit(void **state)
 	event_loop_free(&s.loop);
 }
 
+/* One port on two addresses (imap.address = "127.0.0.1, 127.0.0.2"): with
+   port 0 both sockets take the port the first picked; one listener
+   accepts on both. A set that cannot bind its second address leaves
+   nothing open. */
+static void
+test_listener_on_two_addresses(void **state)
+{
+	struct server s = { .loop = event_loop_new() };
+	struct listener_settings set = { .log_prefix = "test: " };
+	struct net_listen_set ls, busy;
+	struct listener *listener;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	char *error = NULL, want[64];
+	int cfd[2];
+
+	(void)state;
+	assert_int_equal(net_listen_set_open(&ls, "127.0.0.1, 127.0.0.2", 0, &error), 0);
+	assert_int_equal(ls.count, 2);
+	struct sockaddr_in a = { 0 }, b = { 0 };
+	socklen_t alen = sizeof(a), blen = sizeof(b);
+	assert_int_equal(getsockname(ls.fds[0], (struct sockaddr *)&a, &alen), 0);
+	assert_int_equal(getsockname(ls.fds[1], (struct sockaddr *)&b, &blen), 0);
+	assert_int_equal(a.sin_port, b.sin_port);
+	snprintf(want, sizeof(want), "127.0.0.1:%u, 127.0.0.2:%u", ntohs(a.sin_port),
+		 ntohs(a.sin_port));
+	assert_string_equal(ls.bound, want);
+
+	/* The same port again on 127.0.0.3 and the busy 127.0.0.2: refused,
+	   and 127.0.0.3 is not left bound. */
+	assert_int_equal(net_listen_set_open(&busy, "127.0.0.3 127.0.0.2", ntohs(a.sin_port),
+					     &error), -1);
+	assert_non_null(strstr(error, "127.0.0.2"));
+	assert_int_equal(busy.count, 0);
+	free(error);
+	assert_int_equal(net_listen_set_open(&busy, "127.0.0.3", ntohs(a.sin_port), &error), 0);
+	net_listen_set_close(&busy);
+
+	listener = listener_new(s.loop, ls.fds[0], &set, server_accept, &s);
+	listener_add(listener, ls.fds[1]);
+	for (int i = 0; i < 2; i++) {
+		sin.sin_port = a.sin_port;
+		sin.sin_addr.s_addr = htonl(i == 0 ? 0x7f000001 : 0x7f000002);
+		cfd[i] = socket(AF_INET, SOCK_STREAM, 0);
+		assert_int_equal(connect(cfd[i], (struct sockaddr *)&sin, sizeof(sin)), 0);
+	}
+	for (int i = 0; i < 20 && s.count < 2; i++)
+		assert_int_equal(event_loop_run_once(s.loop, 20), 0);
+	assert_int_equal(s.count, 2);
+	for (size_t i = 0; i < s.count; i++)
+		connection_free(&s.owners[i].conn);
+	listener_free(&listener);
+	net_listen_set_close(&ls);
+	assert_int_equal(ls.count, 0);
+	for (int i = 0; i < 2; i++)
+		close(cfd[i]);
+	event_loop_free(&s.loop);
+}
+
 /* Test layers: one passes bytes through one at a time each way; one
    XORs them and keeps what it wrote, pushing it below 7 octets at a
    time when flushed. */
@@ -631,6 +692,7 @@ main(void)
 		cmocka_unit_test(test_hangup_and_close_after_flush),
 		cmocka_unit_test(test_refusal),
 		cmocka_unit_test(test_listener_refuses_beyond_limit),
+		cmocka_unit_test(test_listener_on_two_addresses),
 		cmocka_unit_test(test_stacked_layers),
 		cmocka_unit_test(test_layer_holding_output),
 	};

@@ -133,7 +133,8 @@ main(int argc, char *argv[])
 {
 	struct server_gen *gen;
 	char *error = NULL, *status_path;
-	int fd, tls_fd = -1, ret;
+	struct net_listen_set plain = { .count = 0 }, tls = { .count = 0 };
+	int ret;
 	struct smtp_listen smtp_l;
 
 	log_set_ident("imapserver");
@@ -163,18 +164,17 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	char *bound = NULL, *tls_bound = NULL;
-	fd = net_listen(gen->cfg->imap_address, gen->cfg->imap_port, &bound, &error);
-	if (fd < 0) {
+	/* The port on every address of imap.address. */
+	if (net_listen_set_open(&plain, gen->cfg->imap_address, gen->cfg->imap_port,
+				&error) < 0) {
 		fprintf(stderr, "imapserver: %s\n", error);
 		free(error);
 		goto fail;
 	}
 	/* Implicit TLS (the 993 role, RFC 8314) beside the plain port. */
 	if (gen->cfg->imap_tls_port != 0) {
-		tls_fd = net_listen(gen->cfg->imap_address, gen->cfg->imap_tls_port, &tls_bound,
-				    &error);
-		if (tls_fd < 0) {
+		if (net_listen_set_open(&tls, gen->cfg->imap_address, gen->cfg->imap_tls_port,
+					&error) < 0) {
 			fprintf(stderr, "imapserver: imap.tls_port: %s\n", error);
 			free(error);
 			goto fail;
@@ -199,11 +199,9 @@ main(int argc, char *argv[])
 		fatal("signal setup: %s", strerror(errno));
 	/* Logged once privileges are dropped and signals taken: whoever
 	   waits for this line finds the server as it will serve. */
-	log_info("-", "listening on %s", bound);
-	free(bound);
-	if (tls_bound != NULL)
-		log_info("-", "imaps listening on %s", tls_bound);
-	free(tls_bound);
+	log_info("-", "listening on %s", plain.bound);
+	if (tls.count > 0)
+		log_info("-", "imaps listening on %s", tls.bound);
 	smtp_listen_log(&smtp_l, "smtp listening on");
 	if (cmdline_detach(&cl) < 0)
 		return 1;
@@ -213,10 +211,14 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	job_queue_set_default(jobs);
-	server = imap_server_new(loop, gen, fd);
-	if (tls_fd >= 0)
-		imap_server_listen_tls(server, tls_fd);
-	if (smtp_l.fds[SMTP_PORT_RECEIVER] >= 0)
+	server = imap_server_new(loop, gen, plain.fds[0]);
+	for (size_t i = 1; i < plain.count; i++)
+		imap_server_listen_add(server, plain.fds[i], false);
+	if (tls.count > 0)
+		imap_server_listen_tls(server, tls.fds[0]);
+	for (size_t i = 1; i < tls.count; i++)
+		imap_server_listen_add(server, tls.fds[i], true);
+	if (smtp_l.set[SMTP_PORT_RECEIVER].count > 0)
 		smtp = smtp_listen_serve(&smtp_l, loop, gen);
 	server_gen_unref(&gen);
 	log_info("-", "imapserver started (storage %s, auth %s)",
@@ -237,9 +239,8 @@ main(int argc, char *argv[])
 	imap_server_free(&server);
 	/* After the hub (which waits for its mailboxes' jobs). */
 	job_queue_free(&jobs);
-	close(fd);
-	if (tls_fd >= 0)
-		close(tls_fd);
+	net_listen_set_close(&plain);
+	net_listen_set_close(&tls);
 	watch_free(&watch);
 	event_loop_free(&loop);
 	log_info("-", "stopped");
@@ -248,12 +249,8 @@ main(int argc, char *argv[])
 fail:
 	/* A start that failed before serving: what it set up goes, so that
 	   the reason stays the last word (and no leak report follows). */
-	free(bound);
-	free(tls_bound);
-	if (fd >= 0)
-		close(fd);
-	if (tls_fd >= 0)
-		close(tls_fd);
+	net_listen_set_close(&plain);
+	net_listen_set_close(&tls);
 	server_gen_unref(&gen);
 	watch_free(&watch);
 	event_loop_free(&loop);

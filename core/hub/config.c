@@ -40,6 +40,7 @@ enum config_key_type {
 	KEY_OPT_STRING,         /* a char * field; "" = NULL */
 	KEY_TLS_MIN,            /* tls.min_protocol */
 	KEY_PLAINTEXT,          /* auth.plaintext */
+	KEY_ADDRESSES,          /* a char * field: listen addresses, "a, b" */
 };
 
 struct config_key {
@@ -58,11 +59,11 @@ static const char *const config_sections[] = {
 };
 
 static const struct config_key config_keys[] = {
-	KEY("imap", "address", KEY_STRING, imap_address, 0, 0),
+	KEY("imap", "address", KEY_ADDRESSES, imap_address, 0, 0),
 	KEY("imap", "port", KEY_UINT, imap_port, 0, 65535),
 	KEY("imap", "tls_port", KEY_UINT, imap_tls_port, 0, 65535),
 	KEY("smtp", "enabled", KEY_BOOL, smtp_enabled, 0, 0),
-	KEY("smtp", "address", KEY_STRING, smtp_address, 0, 0),
+	KEY("smtp", "address", KEY_ADDRESSES, smtp_address, 0, 0),
 	KEY("smtp", "port", KEY_UINT, smtp_port, 0, 65535),
 	KEY("smtp", "domain", KEY_DOMAINS, smtp_domain, 0, 0),
 	KEY("smtp", "max_message_size", KEY_SIZE, smtp_max_message_size, 1024, 1073741824),
@@ -376,6 +377,54 @@ config_get_string(const struct config_parser *parser, const config_setting_t *se
 	return 0;
 }
 
+/* A listen key: one address in a string, several in a string ("0.0.0.0,
+   ::") or in a list or array of strings (["0.0.0.0", "::"]); kept as
+   "a, b" for net_listen_set_open(). Whether each can be bound is checked
+   once the whole file is read (config_check_addresses). */
+static int
+config_set_addresses(const struct config_parser *parser, const config_setting_t *setting,
+		     const char *name, char **field, char **error_r)
+{
+	struct strlist list = { 0 };
+	struct buf joined = BUF_INIT;
+	char *error = NULL;
+	int type = config_setting_type(setting);
+
+	if (type == CONFIG_TYPE_LIST || type == CONFIG_TYPE_ARRAY) {
+		int n = config_setting_length(setting);
+
+		for (int i = 0; i < n; i++) {
+			const char *one = config_setting_get_string_elem(setting, i);
+			if (one == NULL) {
+				return config_fail(parser, setting, error_r,
+						   "%s: expected a list of address strings", name);
+			}
+			buf_printf(&joined, "%s%s", i > 0 ? ", " : "", one);
+		}
+	} else if (type == CONFIG_TYPE_STRING) {
+		const char *str;
+		if (config_get_string(parser, setting, name, &str, error_r) < 0)
+			return -1;
+		buf_append_str(&joined, str);
+	} else {
+		return config_fail(parser, setting, error_r,
+				   "%s: expected an address or a list of addresses", name);
+	}
+	if (net_address_split(joined.data != NULL ? joined.data : "", &list, &error) < 0) {
+		int ret = config_fail(parser, setting, error_r, "%s: %s", name, error);
+		free(error);
+		buf_free(&joined);
+		return ret;
+	}
+	buf_free(&joined);
+	for (size_t i = 0; i < list.count; i++)
+		buf_printf(&joined, "%s%s", i > 0 ? ", " : "", list.items[i]);
+	strlist_clear(&list);
+	free(*field);
+	*field = buf_steal(&joined);
+	return 0;
+}
+
 /* true if name is a host name (letters, digits and inner hyphens in
    labels of 1..63 octets, at most 253 octets) or an address literal
    "[...]" of printable characters (RFC 5321 4.1.3). */
@@ -671,6 +720,8 @@ config_set_key(struct config_parser *parser, const struct config_key *key,
 		return config_set_storage_backend(parser, setting, name, error_r);
 	case KEY_AUTH_BACKEND:
 		return config_set_auth_backend(parser, setting, name, error_r);
+	case KEY_ADDRESSES:
+		return config_set_addresses(parser, setting, name, (char **)(void *)field, error_r);
 	case KEY_DOMAINS:
 		return config_set_domains(parser, setting, name, (char **)(void *)field, error_r);
 	case KEY_USER:
@@ -812,8 +863,8 @@ config_check_tls(const struct config_parser *parser, const config_t *cf, char **
 		return config_fail_at(parser, cf, needs_cert, error_r,
 				      "an implicit TLS port needs tls.cert_file and tls.key_file");
 	}
-	if (net_check_address(config->imap_address, &what) < 0 ||
-	    net_check_address(config->smtp_address, &why) < 0) {
+	if (net_check_addresses(config->imap_address, &what) < 0 ||
+	    net_check_addresses(config->smtp_address, &why) < 0) {
 		const char *key = what != NULL ? "imap.address" : "smtp.address";
 		int ret = config_fail_at(parser, cf, key, error_r, "%s",
 					 what != NULL ? what : why);

@@ -553,6 +553,16 @@ imap_server_listen_tls(struct imap_server *server, int listen_fd)
 					    server);
 }
 
+void
+imap_server_listen_add(struct imap_server *server, int listen_fd, bool tls)
+{
+	struct listener *listener = tls ? server->tls_listener : server->listener;
+
+	if (listener == NULL)
+		fatal("imap_server_listen_add: no %s listener", tls ? "TLS" : "plain");
+	listener_add(listener, listen_fd);
+}
+
 static void
 server_tick(void *ctx)
 {

@@ -41,6 +41,10 @@ void imap_server_set_gen(struct imap_server *server, struct server_gen *gen);
    starts at connect, before the greeting. The generation must have a
    certificate. */
 void imap_server_listen_tls(struct imap_server *server, int listen_fd);
+/* One more socket (the same port on another address, imap.address naming
+   several) for the plain listener, or for the implicit TLS one (tls):
+   that listener must exist. listen_fd stays the caller's to close. */
+void imap_server_listen_add(struct imap_server *server, int listen_fd, bool tls);
 
 /* Takes an accepted local connection (a socketpair: fd non-blocking,
    close-on-exec), in clear, or in TLS from the first octet

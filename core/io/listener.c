@@ -10,10 +10,17 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 
-struct listener {
-	struct event_loop *loop;
+struct listener_socket {
+	struct listener *listener;
 	int fd;
 	struct event_io *io;
+};
+
+struct listener {
+	struct event_loop *loop;
+	/* One port on one or more addresses (listener_add()). */
+	struct listener_socket socks[LISTENER_MAX_SOCKETS];
+	size_t sock_count;
 	struct event_timer *pause;
 	char *log_prefix;
 	bool tcp_nodelay;
@@ -22,18 +29,26 @@ struct listener {
 };
 
 static void
+listener_want_read(struct listener *listener, bool want)
+{
+	for (size_t i = 0; i < listener->sock_count; i++)
+		event_io_want_read(listener->socks[i].io, want);
+}
+
+static void
 listener_resume(void *ctx)
 {
 	struct listener *listener = ctx;
 
 	listener->pause = NULL;
-	event_io_want_read(listener->io, true);
+	listener_want_read(listener, true);
 }
 
 static void
 listener_input(void *ctx)
 {
-	struct listener *listener = ctx;
+	struct listener_socket *sock = ctx;
+	struct listener *listener = sock->listener;
 
 	for (int i = 0; i < LISTENER_BURST; i++) {
 		struct sockaddr_storage ss;
@@ -42,7 +57,7 @@ listener_input(void *ctx)
 		int fd;
 
 		memset(&ss, 0, sizeof(ss));
-		fd = accept4(listener->fd, (struct sockaddr *)&ss, &sslen,
+		fd = accept4(sock->fd, (struct sockaddr *)&ss, &sslen,
 			     SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
@@ -51,7 +66,7 @@ listener_input(void *ctx)
 				   moment rather than spin on a readable listener. */
 				log_warn("-", "%saccept: %s; pausing for 1 s", listener->log_prefix,
 					 strerror(errno));
-				event_io_want_read(listener->io, false);
+				listener_want_read(listener, false);
 				if (listener->pause == NULL)
 					listener->pause = event_timer_add(listener->loop, 1000,
 									  listener_resume, listener);
@@ -85,13 +100,28 @@ listener_new(struct event_loop *loop, int listen_fd, const struct listener_setti
 	struct listener *listener = xcalloc(1, sizeof(*listener));
 
 	listener->loop = loop;
-	listener->fd = listen_fd;
 	listener->log_prefix = xstrdup(set->log_prefix != NULL ? set->log_prefix : "");
 	listener->tcp_nodelay = set->tcp_nodelay;
 	listener->cb = cb;
 	listener->ctx = ctx;
-	listener->io = event_io_add(loop, listen_fd, listener_input, NULL, listener);
+	listener_add(listener, listen_fd);
 	return listener;
+}
+
+void
+listener_add(struct listener *listener, int listen_fd)
+{
+	struct listener_socket *sock;
+
+	if (listener->sock_count == LISTENER_MAX_SOCKETS)
+		fatal("listener_add: more than %d sockets", LISTENER_MAX_SOCKETS);
+	sock = &listener->socks[listener->sock_count++];
+	sock->listener = listener;
+	sock->fd = listen_fd;
+	sock->io = event_io_add(listener->loop, listen_fd, listener_input, NULL, sock);
+	/* A paused listener stays paused on its new socket too. */
+	if (listener->pause != NULL)
+		event_io_want_read(sock->io, false);
 }
 
 void
@@ -102,7 +132,8 @@ listener_free(struct listener **_listener)
 	if (listener == NULL)
 		return;
 	*_listener = NULL;
-	event_io_remove(&listener->io);
+	for (size_t i = 0; i < listener->sock_count; i++)
+		event_io_remove(&listener->socks[i].io);
 	event_timer_remove(&listener->pause);
 	free(listener->log_prefix);
 	free(listener);

@@ -13,6 +13,8 @@
 #include "event.h"
 
 #define LISTENER_BURST 64
+/* Sockets of one listener (one port on several addresses). */
+#define LISTENER_MAX_SOCKETS 8
 
 struct listener;
 
@@ -33,6 +35,9 @@ struct listener_settings {
 struct listener *listener_new(struct event_loop *loop, int listen_fd,
 			      const struct listener_settings *set, listener_accept_cb *cb,
 			      void *ctx);
+/* Another listening socket with the same settings and callback (the same
+   port on another address), also the caller's to close. */
+void listener_add(struct listener *listener, int listen_fd);
 void listener_free(struct listener **listener);
 
 #endif

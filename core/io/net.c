@@ -1,10 +1,12 @@
 /* net.c: socket helpers (see net.h). */
 #include "net.h"
 #include "event.h"
+#include "buf.h"
 
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -57,6 +59,112 @@ net_listen(const char *address, unsigned port, char **bound_r, char **error_r)
 	else
 		*bound_r = xasprintf("%s:%u", address, port);
 	return fd;
+}
+
+int
+net_address_split(const char *addresses, struct strlist *list, char **error_r)
+{
+	const char *p = addresses;
+
+	strlist_clear(list);
+	while (*p != '\0') {
+		size_t len;
+
+		p += strspn(p, ", \t");
+		len = strcspn(p, ", \t");
+		if (len == 0)
+			break;
+		char *one = xstrndup(p, len);
+		p += len;
+		if (strlist_contains(list, one)) {
+			*error_r = xasprintf("'%s' is named twice", one);
+			free(one);
+			strlist_clear(list);
+			return -1;
+		}
+		strlist_add_take(list, one);
+	}
+	if (list->count == 0) {
+		*error_r = xstrdup("an empty address (\"0.0.0.0\" or \"::\" listen everywhere)");
+		return -1;
+	}
+	if (list->count > NET_LISTEN_MAX) {
+		*error_r = xasprintf("more than %d addresses", NET_LISTEN_MAX);
+		strlist_clear(list);
+		return -1;
+	}
+	return 0;
+}
+
+/* The port a listening socket is bound to, or 0. */
+static unsigned
+net_bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+int
+net_listen_set_open(struct net_listen_set *set, const char *addresses, unsigned port,
+		    char **error_r)
+{
+	struct strlist list = { 0 };
+	struct buf bound = BUF_INIT;
+
+	i_zero(set);
+	if (net_address_split(addresses, &list, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < list.count; i++) {
+		char *one;
+		int fd = net_listen(list.items[i], port, &one, error_r);
+
+		if (fd < 0) {
+			net_listen_set_close(set);
+			strlist_clear(&list);
+			buf_free(&bound);
+			return -1;
+		}
+		if (port == 0)
+			port = net_bound_port(fd);
+		set->fds[set->count++] = fd;
+		buf_printf(&bound, "%s%s", bound.len > 0 ? ", " : "", one);
+		free(one);
+	}
+	set->bound = buf_steal(&bound);
+	strlist_clear(&list);
+	return 0;
+}
+
+void
+net_listen_set_close(struct net_listen_set *set)
+{
+	for (size_t i = 0; i < set->count; i++)
+		close(set->fds[i]);
+	set->count = 0;
+	free(set->bound);
+	set->bound = NULL;
+}
+
+int
+net_check_addresses(const char *addresses, char **error_r)
+{
+	struct strlist list = { 0 };
+	int ret = 0;
+
+	if (net_address_split(addresses, &list, error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < list.count && ret == 0; i++)
+		ret = net_check_address(list.items[i], error_r);
+	strlist_clear(&list);
+	return ret;
 }
 
 int

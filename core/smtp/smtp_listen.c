@@ -10,10 +10,7 @@
 void
 smtp_listen_init(struct smtp_listen *l)
 {
-	for (size_t i = 0; i < SMTP_PORT_ROLES; i++) {
-		l->fds[i] = -1;
-		l->bound[i] = NULL;
-	}
+	i_zero(l);
 }
 
 int
@@ -37,8 +34,7 @@ smtp_listen_open(struct smtp_listen *l, const struct config *cfg, char **error_r
 		/* smtp.port 0 binds a free port; the others 0 are off. */
 		if (i != SMTP_PORT_RECEIVER && ports[i] == 0)
 			continue;
-		l->fds[i] = net_listen(cfg->smtp_address, ports[i], &l->bound[i], &error);
-		if (l->fds[i] < 0) {
+		if (net_listen_set_open(&l->set[i], cfg->smtp_address, ports[i], &error) < 0) {
 			*error_r = keys[i] == NULL ? error : xasprintf("%s: %s", keys[i], error);
 			if (keys[i] != NULL)
 				free(error);
@@ -52,25 +48,25 @@ smtp_listen_open(struct smtp_listen *l, const struct config *cfg, char **error_r
 void
 smtp_listen_log(const struct smtp_listen *l, const char *first)
 {
-	if (l->bound[SMTP_PORT_RECEIVER] != NULL)
-		log_info("-", "%s %s", first, l->bound[SMTP_PORT_RECEIVER]);
-	if (l->bound[SMTP_PORT_SUBMISSION] != NULL)
-		log_info("-", "submission listening on %s", l->bound[SMTP_PORT_SUBMISSION]);
-	if (l->bound[SMTP_PORT_SUBMISSIONS] != NULL)
-		log_info("-", "submissions listening on %s", l->bound[SMTP_PORT_SUBMISSIONS]);
+	if (l->set[SMTP_PORT_RECEIVER].bound != NULL)
+		log_info("-", "%s %s", first, l->set[SMTP_PORT_RECEIVER].bound);
+	if (l->set[SMTP_PORT_SUBMISSION].bound != NULL)
+		log_info("-", "submission listening on %s", l->set[SMTP_PORT_SUBMISSION].bound);
+	if (l->set[SMTP_PORT_SUBMISSIONS].bound != NULL)
+		log_info("-", "submissions listening on %s",
+			 l->set[SMTP_PORT_SUBMISSIONS].bound);
 }
 
 struct smtp_server *
 smtp_listen_serve(struct smtp_listen *l, struct event_loop *loop, struct server_gen *gen)
 {
-	struct smtp_server *server = smtp_server_new(loop, gen, l->fds[SMTP_PORT_RECEIVER]);
+	struct smtp_server *server = smtp_server_new(loop, gen, l->set[SMTP_PORT_RECEIVER].fds[0]);
 
-	l->fds[SMTP_PORT_RECEIVER] = -1;
 	for (size_t i = 0; i < SMTP_PORT_ROLES; i++) {
-		if (l->fds[i] < 0)
-			continue;
-		smtp_server_listen(server, l->fds[i], (enum smtp_port_role)i);
-		l->fds[i] = -1;
+		for (size_t k = i == SMTP_PORT_RECEIVER ? 1 : 0; k < l->set[i].count; k++)
+			smtp_server_listen(server, l->set[i].fds[k], (enum smtp_port_role)i);
+		/* The server closes them now. */
+		l->set[i].count = 0;
 	}
 	smtp_listen_close(l);
 	return server;
@@ -79,11 +75,6 @@ smtp_listen_serve(struct smtp_listen *l, struct event_loop *loop, struct server_
 void
 smtp_listen_close(struct smtp_listen *l)
 {
-	for (size_t i = 0; i < SMTP_PORT_ROLES; i++) {
-		if (l->fds[i] >= 0)
-			close(l->fds[i]);
-		l->fds[i] = -1;
-		free(l->bound[i]);
-		l->bound[i] = NULL;
-	}
+	for (size_t i = 0; i < SMTP_PORT_ROLES; i++)
+		net_listen_set_close(&l->set[i]);
 }

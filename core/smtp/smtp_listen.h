@@ -11,11 +11,13 @@
 
 #include "lib.h"
 #include "config.h"
+#include "net.h"
 #include "smtp_server.h"
 
 struct smtp_listen {
-	int fds[SMTP_PORT_ROLES];     /* -1: not listening */
-	char *bound[SMTP_PORT_ROLES]; /* "127.0.0.1:2525", malloc'ed */
+	/* Per role, its port on each address of smtp.address (count 0:
+	   not listening); bound is "127.0.0.1:2525, [::1]:2525". */
+	struct net_listen_set set[SMTP_PORT_ROLES];
 };
 
 /* Nothing open (what smtp_listen_open() starts with). */

@@ -64,7 +64,9 @@ struct smtp_server {
 	struct event_loop *loop;
 	struct server_gen *gen;
 	/* Per role (enum smtp_port_role); -1 / NULL when not listening. */
-	int listen_fds[SMTP_PORT_ROLES];
+	/* Per role, its sockets (one port on each address of smtp.address). */
+	int listen_fds[SMTP_PORT_ROLES][LISTENER_MAX_SOCKETS];
+	size_t listen_count[SMTP_PORT_ROLES];
 	struct listener *listeners[SMTP_PORT_ROLES];
 	struct event_timer *tick_timer;
 	struct smtp_conn *conns;
@@ -619,8 +621,6 @@ smtp_server_new(struct event_loop *loop, struct server_gen *gen, int listen_fd)
 	server->loop = loop;
 	server->gen = gen;
 	gen->refcount++;
-	for (size_t i = 0; i < SMTP_PORT_ROLES; i++)
-		server->listen_fds[i] = -1;
 	smtp_server_listen(server, listen_fd, SMTP_PORT_RECEIVER);
 	server->tick_timer = event_timer_add(loop, 1000, server_tick, server);
 	return server;
@@ -631,10 +631,15 @@ smtp_server_listen(struct smtp_server *server, int listen_fd, enum smtp_port_rol
 {
 	char prefix[32];
 
-	if (server->listen_fds[role] >= 0)
-		fatal("smtp_server_listen: a second %s listener", role_names[role]);
+	if (server->listen_count[role] == LISTENER_MAX_SOCKETS)
+		fatal("smtp_server_listen: too many %s sockets", role_names[role]);
+	server->listen_fds[role][server->listen_count[role]++] = listen_fd;
+	if (server->listeners[role] != NULL) {
+		/* The same port on another address. */
+		listener_add(server->listeners[role], listen_fd);
+		return;
+	}
 	snprintf(prefix, sizeof(prefix), "%s: ", role_names[role]);
-	server->listen_fds[role] = listen_fd;
 	server->listeners[role] = listener_new(server->loop, listen_fd,
 					       &(struct listener_settings){ .log_prefix = prefix },
 					       role_accept[role], server);
@@ -671,8 +676,8 @@ smtp_server_free(struct smtp_server **_server)
 	}
 	for (size_t i = 0; i < SMTP_PORT_ROLES; i++) {
 		listener_free(&server->listeners[i]);
-		if (server->listen_fds[i] >= 0)
-			close(server->listen_fds[i]);
+		for (size_t k = 0; k < server->listen_count[i]; k++)
+			close(server->listen_fds[i][k]);
 	}
 	event_timer_remove(&server->tick_timer);
 	server_gen_unref(&server->gen);

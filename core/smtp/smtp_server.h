@@ -51,8 +51,9 @@ enum smtp_port_role {
    reference to gen. */
 struct smtp_server *smtp_server_new(struct event_loop *loop, struct server_gen *gen, int listen_fd);
 /* Adds the listener of a submission role around listen_fd (as for
-   smtp_server_new; closed when the server is freed). At most one per
-   role. SMTP_PORT_SUBMISSIONS needs a certificate (gen->tls); without one
+   smtp_server_new; closed when the server is freed). Called again for a
+   role, adds the socket to its listener (the same port on another
+   address of smtp.address). SMTP_PORT_SUBMISSIONS needs a certificate (gen->tls); without one
    its connections are closed at once. */
 void smtp_server_listen(struct smtp_server *server, int listen_fd, enum smtp_port_role role);
 /* Sends "421" to every session, closes them and the listener, frees. */
