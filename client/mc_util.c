@@ -341,14 +341,67 @@ mc_format_time(int64_t t, enum mc_time_style style, char *out, size_t out_size)
 		snprintf(out, out_size, "?");
 }
 
+/* Code points a terminal shows in two columns: the East Asian Wide and
+   Fullwidth blocks of Unicode's EastAsianWidth.txt (Hangul Jamo, CJK,
+   Hiragana and Katakana, Hangul syllables, compatibility ideographs,
+   fullwidth forms, the emoji blocks, planes 2 and 3), as wcwidth() of a
+   UTF-8 locale counts them, without depending on the user's locale. */
+static const struct { uint32_t lo, hi; } wide_ranges[] = {
+	{ 0x1100, 0x115f }, { 0x231a, 0x231b }, { 0x2329, 0x232a }, { 0x2e80, 0x303e },
+	{ 0x3041, 0x33ff }, { 0x3400, 0x4dbf }, { 0x4e00, 0x9fff }, { 0xa000, 0xa4cf },
+	{ 0xa960, 0xa97f }, { 0xac00, 0xd7a3 }, { 0xf900, 0xfaff }, { 0xfe10, 0xfe19 },
+	{ 0xfe30, 0xfe6f }, { 0xff00, 0xff60 }, { 0xffe0, 0xffe6 }, { 0x1f300, 0x1f64f },
+	{ 0x1f900, 0x1f9ff }, { 0x20000, 0x2fffd }, { 0x30000, 0x3fffd },
+};
+
+/* Combining marks (no column of their own): the combining diacritics
+   blocks and the zero-width joiners and variation selectors. */
+static const struct { uint32_t lo, hi; } zero_ranges[] = {
+	{ 0x0300, 0x036f }, { 0x1ab0, 0x1aff }, { 0x1dc0, 0x1dff }, { 0x200b, 0x200f },
+	{ 0x20d0, 0x20ff }, { 0xfe00, 0xfe0f }, { 0xfe20, 0xfe2f },
+};
+
+static unsigned
+mc_char_width(uint32_t cp)
+{
+	for (size_t i = 0; i < sizeof(zero_ranges) / sizeof(zero_ranges[0]); i++) {
+		if (cp >= zero_ranges[i].lo && cp <= zero_ranges[i].hi)
+			return 0;
+	}
+	for (size_t i = 0; i < sizeof(wide_ranges) / sizeof(wide_ranges[0]); i++) {
+		if (cp >= wide_ranges[i].lo && cp <= wide_ranges[i].hi)
+			return 2;
+	}
+	return 1;
+}
+
 size_t
 mc_display_width(const char *s)
 {
+	const unsigned char *p = (const unsigned char *)s;
 	size_t n = 0;
 
-	for (; *s != '\0'; s++) {
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			n++;
+	while (*p != '\0') {
+		uint32_t cp = *p;
+		size_t len = 1;
+
+		if (*p >= 0xc0) {
+			len = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : 2;
+			cp = *p & (0x3f >> (len - 1));
+			for (size_t k = 1; k < len; k++) {
+				if ((p[k] & 0xc0) != 0x80) {
+					/* Broken UTF-8: one column per octet. */
+					len = 1;
+					cp = '?';
+					break;
+				}
+				cp = (cp << 6) | (p[k] & 0x3f);
+			}
+		} else if (*p >= 0x80) {
+			cp = '?';       /* a stray continuation octet */
+		}
+		n += mc_char_width(cp);
+		p += len;
 	}
 	return n;
 }

@@ -67,8 +67,10 @@ enum mc_time_style {
 };
 void mc_format_time(int64_t t, enum mc_time_style style, char *out, size_t out_size);
 
-/* The number of terminal columns s takes: one per UTF-8 character
-   (combining and double-width characters are not told apart). */
+/* The number of terminal columns s (UTF-8) takes: two for an East Asian
+   wide character (CJK, Hangul, fullwidth forms, emoji), none for a
+   combining mark, one for the others and for each octet of broken
+   UTF-8. */
 size_t mc_display_width(const char *s);
 
 /* Writes s (len bytes) with control characters other than tab and LF

@@ -863,6 +863,25 @@ test_failed_handshake_says_what_to_do(void **state)
 	free(msg);
 }
 
+/* The listing's columns line up with names in any script: a CJK or
+   Hangul character takes two columns, a combining accent none. */
+static void
+test_display_width_of_wide_and_combining(void **state)
+{
+	(void)state;
+	assert_int_equal(mc_display_width(""), 0);
+	assert_int_equal(mc_display_width("bob@x"), 5);
+	assert_int_equal(mc_display_width("J\xc3\xbcrgen"), 6);            /* Jürgen */
+	assert_int_equal(mc_display_width("Ju\xcc\x88rgen"), 6);           /* u + U+0308 */
+	assert_int_equal(mc_display_width("\xe7\x8e\x8b\xe5\xb0\x8f\xe6\x98\x8e"), 6); /* 王小明 */
+	assert_int_equal(mc_display_width("\xea\xb9\x80 kim"), 6);        /* 김 kim */
+	assert_int_equal(mc_display_width("\xef\xbc\xa1"), 2);            /* fullwidth A */
+	assert_int_equal(mc_display_width("\xf0\x9f\x98\x80!"), 3);       /* U+1F600 ! */
+	/* Broken UTF-8 still counts, one column per octet. */
+	assert_int_equal(mc_display_width("a\xe7\x8e" "b"), 4);
+	assert_int_equal(mc_display_width("\x80\x80"), 2);
+}
+
 int
 main(void)
 {
@@ -889,6 +908,7 @@ main(void)
 		cmocka_unit_test(test_line_editor_keys),
 		cmocka_unit_test(test_time_formats_in_local_zone),
 		cmocka_unit_test(test_trim_and_safe_output),
+		cmocka_unit_test(test_display_width_of_wide_and_combining),
 		cmocka_unit_test(test_options_keep_the_lab_command_line),
 		cmocka_unit_test(test_options_choose_tls_per_port),
 		cmocka_unit_test(test_starttls_is_used_when_offered_and_required_when_asked),
