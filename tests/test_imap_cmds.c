@@ -1327,6 +1327,96 @@ test_mailbox_name_length(void **state)
 	EXPECT(h, s, "b3", "NOOP", "b3 OK");
 }
 
+/* ENABLE IMAP4rev2 (RFC 9051): names in UTF-8 both ways, no \Recent,
+   SEARCH answers ESEARCH, SELECT sends a LIST line, unsolicited FETCH
+   has the UID. A session that did not enable it keeps IMAP4rev1's
+   answers on the same mailboxes. */
+static void
+test_imap4rev2(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0), old = connect_session(h, 1);
+	char *ans;
+
+	/* ENABLE belongs to the authenticated state (RFC 9051 6.3.1). */
+	EXPECT(h, s, "a0", "ENABLE IMAP4rev2", "a0 BAD");
+	login(h, s, "alice");
+	login(h, old, "alice");
+	ans = cmd(h, s, "a1", "ENABLE IMAP4rev2");
+	assert_contains(ans, "* ENABLED IMAP4rev2\r\n");
+	assert_contains(ans, "a1 OK");
+	free(ans);
+	/* Told once: a second ENABLE lists nothing new. */
+	ans = cmd(h, s, "a2", "ENABLE IMAP4rev2");
+	assert_contains(ans, "* ENABLED\r\n");
+	free(ans);
+
+	/* UTF-8 names: created, listed and selected as UTF-8. */
+	EXPECT(h, s, "a3", "CREATE \"Entw\xc3\xbcrfe\"", "a3 OK");
+	ans = cmd(h, s, "a4", "LIST \"\" \"Entw*\"");
+	assert_contains(ans, "* LIST (\\HasNoChildren) \"/\" \"Entw\xc3\xbcrfe\"\r\n");
+	free(ans);
+	EXPECT(h, s, "a5", "STATUS \"Entw\xc3\xbcrfe\" (MESSAGES)",
+	       "* STATUS \"Entw\xc3\xbcrfe\" (MESSAGES 0)");
+	/* ... and the same mailbox in modified UTF-7 to a rev1 session. */
+	EXPECT(h, old, "b1", "LIST \"\" Entw*", "\"Entw&APw-rfe\"");
+	EXPECT(h, old, "b2", "STATUS Entw&APw-rfe (MESSAGES)", "b2 OK");
+	/* A rev2 session's "&" is a plain character, not a shift. */
+	EXPECT(h, s, "a6", "CREATE \"a&b\"", "a6 OK");
+	EXPECT(h, old, "b3", "LIST \"\" a*", "\"a&-b\"");
+	/* Invalid UTF-8: a lone continuation octet, an overlong "/", a
+	   surrogate, a C1 control. */
+	EXPECT(h, s, "a7", "CREATE \"x\x80y\"", "a7 NO [CANNOT] Mailbox name is not valid UTF-8.");
+	EXPECT(h, s, "a8", "CREATE \"x\xc0\xafy\"", "a8 NO [CANNOT]");
+	EXPECT(h, s, "a9", "CREATE \"x\xed\xa0\x80y\"", "a9 NO [CANNOT]");
+	EXPECT(h, s, "a10", "CREATE \"x\xc2\x85y\"", "a10 NO [CANNOT]");
+	EXPECT(h, s, "a11", "LIST \"\" \"x\x80*\"", "a11 BAD");
+
+	/* SELECT: no RECENT, a LIST line with the normalized name. The
+	   session claims the \Recent messages (no other session gets them)
+	   but never shows them. */
+	ans = cmd(h, s, "a12", "SELECT inbox");
+	assert_contains(ans, "* 2 EXISTS");
+	assert_null(strstr(ans, "RECENT"));
+	assert_contains(ans, "* LIST () \"/\" \"INBOX\"\r\n");
+	assert_contains(ans, "a12 OK [READ-WRITE]");
+	free(ans);
+	ans = cmd(h, s, "a13", "FETCH 1:2 FLAGS");
+	assert_contains(ans, "* 1 FETCH (FLAGS ())");
+	assert_null(strstr(ans, "\\Recent"));
+	free(ans);
+	EXPECT(h, s, "a14", "SELECT Trash", "* LIST (\\Trash) \"/\" \"Trash\"");
+	EXPECT(h, s, "a15", "SELECT INBOX", "* OK [CLOSED]");
+
+	/* SEARCH answers ESEARCH (ALL when no RETURN), also when empty;
+	   RETURN options are kept. */
+	ans = cmd(h, s, "a16", "SEARCH ALL");
+	assert_contains(ans, "* ESEARCH (TAG \"a16\") ALL 1:2\r\n");
+	assert_null(strstr(ans, "* SEARCH"));
+	free(ans);
+	EXPECT(h, s, "a17", "UID SEARCH FLAGGED", "* ESEARCH (TAG \"a17\") UID\r\n");
+	EXPECT(h, s, "a18", "SEARCH RETURN (COUNT) ALL", "* ESEARCH (TAG \"a18\") COUNT 2\r\n");
+	/* The rev1 session still gets SEARCH. */
+	EXPECT(h, old, "b4", "SELECT INBOX", "b4 OK");
+	EXPECT(h, old, "b5", "SEARCH ALL", "* SEARCH 1 2\r\n");
+
+	/* Another session's flag change reaches the rev2 session with its
+	   UID, and STORE's own answer has it too. */
+	EXPECT(h, old, "b6", "STORE 2 +FLAGS (\\Flagged)", "b6 OK");
+	EXPECT(h, s, "a19", "NOOP", "* 2 FETCH (UID ");
+	ans = cmd(h, s, "a20", "STORE 1 +FLAGS (\\Answered)");
+	assert_contains(ans, "* 1 FETCH (UID ");
+	assert_contains(ans, "FLAGS (\\Answered)");
+	free(ans);
+	/* New mail: EXISTS, never RECENT. */
+	EXPECT(h, old, "b7", "APPEND INBOX {14+}\r\nSubject: n\r\n\r\n", "b7 OK");
+	ans = cmd(h, s, "a21", "NOOP");
+	assert_contains(ans, "* 3 EXISTS");
+	assert_null(strstr(ans, "RECENT"));
+	free(ans);
+	EXPECT(h, s, "a22", "LOGOUT", "* BYE");
+}
+
 int
 main(void)
 {
@@ -1359,6 +1449,7 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_keyword_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mailbox_name_length, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_imap4rev2, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -55,8 +55,10 @@ struct mbox_view {
 	/* RFC 7162, set by the session once enabled: flag updates carry UID
 	   and MODSEQ (condstore); expunges are announced as "* VANISHED
 	   uids" instead of "* n EXPUNGE" (qresync). Read by the protocol
-	   (imap_view_sync()), not by the hub. */
-	bool condstore, qresync;
+	   (imap_view_sync()), not by the hub. rev2 (RFC 9051, after ENABLE
+	   IMAP4rev2): no \\Recent flag and no RECENT count is shown, and
+	   every unsolicited FETCH carries the UID. */
+	bool condstore, qresync, rev2;
 	/* Called (from the hub) after the mailbox changed. */
 	void (*notify)(void *ctx);
 	void *notify_ctx;

@@ -91,7 +91,7 @@ bool
 cmd_enable(struct client_command *cmd)
 {
 	struct client *c = cmd->c;
-	bool condstore = false, qresync = false;
+	bool condstore = false, qresync = false, rev2 = false;
 
 	if (cmd->count == 0)
 		return cmd_bad(cmd, "ENABLE needs capability names.");
@@ -102,15 +102,25 @@ cmd_enable(struct client_command *cmd)
 			condstore = true;
 		else if (ascii_strcasecmp(cmd->args[i].str, "QRESYNC") == 0)
 			qresync = true;
+		else if (ascii_strcasecmp(cmd->args[i].str, "IMAP4rev2") == 0)
+			rev2 = true;
 		/* RFC 5161: unknown names are ignored. */
 	}
 	/* ENABLED lists what this command turned on. */
 	bool new_condstore = (condstore || qresync) && !c->condstore;
 	bool new_qresync = qresync && !c->qresync;
+	bool new_rev2 = rev2 && !c->rev2;
 	if (condstore || qresync)
 		client_enable_condstore(c, qresync);
-	client_send(c, "* ENABLED%s%s", new_condstore && condstore ? " CONDSTORE" : "",
-		    new_qresync ? " QRESYNC" : "");
+	if (rev2) {
+		/* From here on (RFC 9051 appendix A); a selected mailbox's
+		   view follows at once. */
+		c->rev2 = true;
+		if (c->view != NULL)
+			c->view->rev2 = true;
+	}
+	client_send(c, "* ENABLED%s%s%s", new_condstore && condstore ? " CONDSTORE" : "",
+		    new_qresync ? " QRESYNC" : "", new_rev2 ? " IMAP4rev2" : "");
 	cmd_tagged(cmd, "OK Enabled.");
 	return true;
 }

@@ -129,7 +129,7 @@ fetch_continue(struct client_command *cmd)
 		fm.cache_owner = c->mbox;
 		fm.seq = seq;
 		fm.state = st;
-		fm.recent = mbox_view_is_recent(c->view, st->mails[idx].uid);
+		fm.recent = imap_view_shows_recent(c->view, st->mails[idx].uid);
 		if (needs_msg && fetch_message(job, c, st, (size_t)idx, &fm, &ent) < 0) {
 			job->walk_broken = true;
 			continue;

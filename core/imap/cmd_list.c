@@ -232,8 +232,9 @@ list_parse_args(struct client_command *cmd, bool lsub, struct list_opts *o,
 			return cmd_bad(cmd, error);
 		o->extended = true;
 	}
-	if (mutf7_to_utf8(ref, &uref) < 0)
-		return cmd_bad(cmd, "LIST reference is not valid modified UTF-7.");
+	if (imap_name_decode(ref, cmd->c->rev2, false, &uref) < 0)
+		return cmd_bad(cmd, cmd->c->rev2 ? "LIST reference is not valid UTF-8." :
+					   "LIST reference is not valid modified UTF-7.");
 	/* One pattern, or a list of them (LIST-EXTENDED). */
 	pats = pat_arg;
 	if (pat_arg->type == IMAP_ARG_LIST) {
@@ -249,7 +250,7 @@ list_parse_args(struct client_command *cmd, bool lsub, struct list_opts *o,
 		char *upat;
 
 		if (!imap_arg_is_astring(&pats[p]) || strlen(pats[p].str) != pats[p].len ||
-		    mutf7_pattern_to_utf8(pats[p].str, &upat) < 0) {
+		    imap_name_decode(pats[p].str, cmd->c->rev2, true, &upat) < 0) {
 			free(uref);
 			return cmd_bad(cmd, "LIST: invalid mailbox pattern.");
 		}
@@ -319,7 +320,7 @@ static void
 lsub_write_line(struct client *c, const char *name, bool noselect)
 {
 	buf_printf(client_outbuf(c), "* LSUB (%s) \"/\" ", noselect ? "\\Noselect" : "");
-	cmd_write_mailbox_name(client_outbuf(c), name);
+	cmd_write_mailbox_name(c, client_outbuf(c), name);
 	buf_append(client_outbuf(c), "\r\n", 2);
 }
 
@@ -374,7 +375,7 @@ list_write_entry(struct client *c, const struct list_opts *o, const struct list_
 		buf_append_str(&attrs, e->special);
 	}
 	buf_printf(client_outbuf(c), "* LIST (%s) \"/\" ", attrs.data);
-	cmd_write_mailbox_name(client_outbuf(c), e->name);
+	cmd_write_mailbox_name(c, client_outbuf(c), e->name);
 	if (e->childinfo)
 		buf_append_str(client_outbuf(c), " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 	buf_append(client_outbuf(c), "\r\n", 2);
@@ -501,7 +502,7 @@ cmd_status(struct client_command *cmd)
 			   (unsigned long long)value);
 	}
 	buf_append_str(client_outbuf(c), "* STATUS ");
-	cmd_write_mailbox_name(client_outbuf(c), name);
+	cmd_write_mailbox_name(c, client_outbuf(c), name);
 	buf_printf(client_outbuf(c), " (%s)\r\n", reply.data != NULL ? reply.data : "");
 	cmd_tagged(cmd, "OK Status completed.");
 	goto out;

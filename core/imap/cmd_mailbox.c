@@ -155,9 +155,23 @@ qresync_select(struct client *c, struct qresync_param *q)
 			continue;
 		buf_printf(client_outbuf(c), "* %zu FETCH (UID %u FLAGS ", seq, rec->uid);
 		imap_write_flags(client_outbuf(c), rec->flags, rec->keywords,
-				 mbox_view_is_recent(c->view, rec->uid), st);
+				 imap_view_shows_recent(c->view, rec->uid), st);
 		buf_printf(client_outbuf(c), " MODSEQ (%llu))\r\n", (unsigned long long)rec->modseq);
 	}
+}
+
+/* RFC 9051 6.3.2: IMAP4rev2's SELECT names the mailbox in an untagged
+   LIST. Its attributes are the ones known without listing the user's
+   mailboxes (the special use, which goes by name here); the name is the
+   normalized one (INBOX in capitals). */
+static void
+select_write_list(struct client *c, const char *name)
+{
+	const char *special = special_use_attr(name);
+
+	buf_printf(client_outbuf(c), "* LIST (%s) \"/\" ", special != NULL ? special : "");
+	cmd_write_mailbox_name(c, client_outbuf(c), name);
+	buf_append(client_outbuf(c), "\r\n", 2);
 }
 
 bool
@@ -201,6 +215,7 @@ cmd_select(struct client_command *cmd)
 	c->view = mbox_view_new(mbox, readonly, client_mailbox_notify, c);
 	c->view->condstore = c->condstore;
 	c->view->qresync = c->qresync;
+	c->view->rev2 = c->rev2;
 	c->state = CLIENT_SELECTED;
 
 	const struct mbox_state *st = mailbox_state(mbox);
@@ -209,7 +224,10 @@ cmd_select(struct client_command *cmd)
 	imap_view_write_flag_lists(st, readonly, client_outbuf(c));
 	c->keywords_announced = st->keyword_count;
 	client_send(c, "* %zu EXISTS", c->view->count);
-	client_send(c, "* %zu RECENT", mbox_view_recent_count(c->view));
+	if (!c->rev2)
+		client_send(c, "* %zu RECENT", mbox_view_recent_count(c->view));
+	else
+		select_write_list(c, name);
 	if (unseen != 0)
 		client_send(c, "* OK [UNSEEN %u] First unseen.", unseen);
 	client_send(c, "* OK [UIDVALIDITY %u] UIDs valid.", st->uidvalidity);

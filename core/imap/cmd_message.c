@@ -359,10 +359,10 @@ store_write_fetch(struct client_command *cmd, uint32_t seq, const struct mail_re
 
 	imap_view_announce_keywords(c->view, &c->keywords_announced, out);
 	buf_printf(out, "* %u FETCH (", seq);
-	if (cmd->uid || c->condstore)
+	if (cmd->uid || c->condstore || c->rev2)
 		buf_printf(out, "UID %u ", rec->uid);
 	buf_append_str(out, "FLAGS ");
-	imap_write_flags(out, rec->flags, rec->keywords, mbox_view_is_recent(c->view, rec->uid),
+	imap_write_flags(out, rec->flags, rec->keywords, imap_view_shows_recent(c->view, rec->uid),
 			 mailbox_state(c->mbox));
 	if (c->condstore)
 		buf_printf(out, " MODSEQ (%llu)", (unsigned long long)rec->modseq);

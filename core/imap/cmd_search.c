@@ -229,6 +229,11 @@ cmd_search(struct client_command *cmd)
 			return cmd_bad(cmd, reason);
 		args += 2;
 		nargs -= 2;
+	} else if (c->rev2) {
+		/* RFC 9051 6.4.4: IMAP4rev2 answers ESEARCH, ALL when no
+		   result option is given. */
+		a.esearch = true;
+		a.r_all = true;
 	}
 	if (nargs == 0)
 		return cmd_bad(cmd, "SEARCH needs search keys.");

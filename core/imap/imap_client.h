@@ -53,6 +53,10 @@ struct client {
 	/* RFC 7162: enabled for the rest of the connection (ENABLE, or a
 	   CONDSTORE enabling command). QRESYNC implies CONDSTORE. */
 	bool condstore, qresync;
+	/* RFC 9051, after ENABLE IMAP4rev2: mailbox names are UTF-8 both
+	   ways (no modified UTF-7), SEARCH answers ESEARCH, \\Recent and
+	   RECENT are not shown, SELECT sends the mailbox's LIST line. */
+	bool rev2;
 	/* The session ends once what is queued is written. Set by
 	   client_disconnect() and by LOGOUT; client_flush() passes it on to
 	   the connection. */

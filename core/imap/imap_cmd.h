@@ -116,7 +116,7 @@ void cmd_no_storage(struct client_command *cmd, enum storage_error err);
    normalized; answers and returns NULL if it is missing or invalid. */
 char *cmd_arg_mailbox(struct client_command *cmd, size_t i);
 /* Appends a mailbox name (UTF-8) as the client sees it. */
-void cmd_write_mailbox_name(struct buf *out, const char *name);
+void cmd_write_mailbox_name(const struct client *c, struct buf *out, const char *name);
 /* A number atom up to max. */
 bool cmd_arg_number(const struct imap_arg *arg, uint64_t max, uint64_t *num_r);
 /* The view's sequence numbers that the set names: by number, or by UID.

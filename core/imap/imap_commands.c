@@ -136,8 +136,9 @@ cmd_arg_mailbox(struct client_command *cmd, size_t i)
 		cmd_bad(cmd, "Missing or invalid mailbox name.");
 		return NULL;
 	}
-	if (mutf7_to_utf8(name, &utf8) < 0) {
-		cmd_tagged(cmd, "NO [CANNOT] Mailbox name is not valid modified UTF-7.");
+	if (imap_name_decode(name, cmd->c->rev2, false, &utf8) < 0) {
+		cmd_tagged(cmd, cmd->c->rev2 ? "NO [CANNOT] Mailbox name is not valid UTF-8." :
+			   "NO [CANNOT] Mailbox name is not valid modified UTF-7.");
 		return NULL;
 	}
 	norm = mailbox_name_normalize(utf8);
@@ -154,14 +155,17 @@ cmd_arg_mailbox(struct client_command *cmd, size_t i)
 	return norm;
 }
 
-/* Appends a mailbox name (UTF-8) as the client sees it: modified UTF-7,
-   as an astring. */
+/* Appends a mailbox name (UTF-8) as c's client sees it, as an astring:
+   modified UTF-7, or UTF-8 itself to an IMAP4rev2 session. */
 void
-cmd_write_mailbox_name(struct buf *out, const char *name)
+cmd_write_mailbox_name(const struct client *c, struct buf *out, const char *name)
 {
-	char *enc = mutf7_from_utf8(name);
+	char *enc = imap_name_encode(name, c->rev2);
 
-	buf_append_imap_nstring(out, enc);
+	if (c->rev2)
+		buf_append_imap_utf8_string(out, enc);
+	else
+		buf_append_imap_nstring(out, enc);
 	free(enc);
 }
 
@@ -346,7 +350,7 @@ command_busy_arg(const struct client_command *cmd, size_t i, bool opens, bool wr
 	struct mailbox *mbox = NULL;
 	char *utf8, *norm;
 
-	if (name == NULL || mutf7_to_utf8(name, &utf8) < 0)
+	if (name == NULL || imap_name_decode(name, c->rev2, false, &utf8) < 0)
 		return NULL;
 	norm = mailbox_name_normalize(utf8);
 	free(utf8);

@@ -46,11 +46,13 @@ imap_view_write_flags(const struct mbox_view *view, const struct mbox_view_chang
 			continue;
 
 		buf_printf(out, "* %u FETCH (", ch->flags[i].seq);
-		if (view->condstore)
+		/* RFC 9051 7.5.2: every unsolicited FETCH of IMAP4rev2
+		   carries the UID. */
+		if (view->condstore || view->rev2)
 			buf_printf(out, "UID %u ", rec->uid);
 		buf_append_str(out, "FLAGS ");
 		imap_write_flags(out, rec->flags, rec->keywords,
-				 mbox_view_is_recent(view, rec->uid), st);
+				 imap_view_shows_recent(view, rec->uid), st);
 		if (view->condstore)
 			buf_printf(out, " MODSEQ (%llu)", (unsigned long long)rec->modseq);
 		buf_append_str(out, ")\r\n");
@@ -93,6 +95,12 @@ imap_view_announce_keywords(const struct mbox_view *view, unsigned *announced,
 	*announced = st->keyword_count;
 }
 
+bool
+imap_view_shows_recent(const struct mbox_view *view, uint32_t uid)
+{
+	return !view->rev2 && mbox_view_is_recent(view, uid);
+}
+
 void
 imap_view_sync(struct mbox_view *view, struct buf *out, bool allow_expunge)
 {
@@ -105,7 +113,7 @@ imap_view_sync(struct mbox_view *view, struct buf *out, bool allow_expunge)
 	imap_view_write_expunges(view, &ch, out);
 	if (ch.exists > 0)
 		buf_printf(out, "* %zu EXISTS\r\n", ch.exists);
-	if (ch.recent_changed)
+	if (ch.recent_changed && !view->rev2)
 		buf_printf(out, "* %zu RECENT\r\n", ch.recent);
 	imap_view_write_flags(view, &ch, last_old, out);
 	mbox_view_changes_free(&ch);

@@ -29,5 +29,8 @@ void imap_view_write_flag_lists(const struct mbox_state *st, bool readonly, stru
    message's flags. */
 void imap_view_announce_keywords(const struct mbox_view *view, unsigned *announced,
 				 struct buf *out);
+/* Whether FLAGS of message uid show \Recent to the view's session: not
+   for an IMAP4rev2 session (RFC 9051 appendix E, item 12). */
+bool imap_view_shows_recent(const struct mbox_view *view, uint32_t uid);
 
 #endif

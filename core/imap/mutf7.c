@@ -232,3 +232,52 @@ mutf7_from_utf8(const char *utf8)
 	}
 	return buf_steal(&out);
 }
+
+int
+mailbox_name_utf8_check(const char *name, char **utf8_r)
+{
+	const unsigned char *s = (const unsigned char *)name;
+	size_t len = strlen(name), i = 0;
+
+	*utf8_r = NULL;
+	while (i < len) {
+		uint32_t cp;
+		size_t n = utf8_get(s + i, len - i, &cp);
+
+		/* utf8_get() takes an invalid octet as Latin-1: an octet
+		   of 0x80 or more read alone is invalid here. */
+		if ((n == 1 && s[i] >= 0x80) || cp < 0x20 || cp == 0x7f ||
+		    (cp >= 0x80 && cp < 0xa0))
+			return -1;
+		i += n;
+	}
+	*utf8_r = xstrdup(name);
+	return 0;
+}
+
+int
+imap_name_decode(const char *name, bool utf8, bool pattern, char **utf8_r)
+{
+	if (utf8)
+		return mailbox_name_utf8_check(name, utf8_r);
+	return mutf7_decode(name, pattern, utf8_r);
+}
+
+char *
+imap_name_encode(const char *name, bool utf8)
+{
+	char *enc, *out;
+
+	if (!utf8)
+		return mutf7_from_utf8(name);
+	if (mailbox_name_utf8_check(name, &out) == 0)
+		return out;
+	/* A name on disk that is not valid UTF-8 (made by hand): the same
+	   characters modified UTF-7 would show, Latin-1 for a stray
+	   octet, so that both kinds of session see one name. */
+	enc = mutf7_from_utf8(name);
+	if (mutf7_to_utf8(enc, &out) < 0)
+		out = xstrdup(enc);
+	free(enc);
+	return out;
+}

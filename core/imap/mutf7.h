@@ -25,4 +25,18 @@ int mutf7_pattern_to_utf8(const char *pattern, char **utf8_r);
    part of valid UTF-8 is taken as a Latin-1 character. */
 char *mutf7_from_utf8(const char *utf8);
 
+/* IMAP4rev2 (RFC 9051 5.1, after ENABLE IMAP4rev2) sends and takes names
+   in UTF-8 itself. Returns 0 with a copy of name in *utf8_r, or -1 if it
+   is not valid UTF-8 (an invalid or overlong sequence, a surrogate, a
+   code point past U+10FFFF) or holds a control character (RFC 9051 5.1:
+   names SHOULD NOT contain them; a CTL cannot be sent in a quoted
+   string anyway). */
+int mailbox_name_utf8_check(const char *name, char **utf8_r);
+/* The name a client of the given kind sends (utf8: an IMAP4rev2
+   session), decoded to UTF-8 (malloc'ed); -1 if invalid. pattern: a LIST
+   pattern (see mutf7_pattern_to_utf8()). */
+int imap_name_decode(const char *name, bool utf8, bool pattern, char **utf8_r);
+/* The name as a client of the given kind reads it (malloc'ed). */
+char *imap_name_encode(const char *name, bool utf8);
+
 #endif

@@ -133,8 +133,8 @@ buf_steal(struct buf *b)
 	return p;
 }
 
-void
-buf_append_imap_string(struct buf *b, const char *s, size_t len)
+static void
+imap_string(struct buf *b, const char *s, size_t len, bool utf8)
 {
 	bool quotable = len <= 1024;
 
@@ -144,7 +144,7 @@ buf_append_imap_string(struct buf *b, const char *s, size_t len)
 	}
 	for (size_t i = 0; i < len && quotable; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (c == '\0' || c == '\r' || c == '\n' || c >= 0x80)
+		if (c == '\0' || c == '\r' || c == '\n' || (c >= 0x80 && !utf8))
 			quotable = false;
 	}
 	if (!quotable) {
@@ -160,6 +160,18 @@ buf_append_imap_string(struct buf *b, const char *s, size_t len)
 		buf_append_c(b, s[i]);
 	}
 	buf_append_c(b, '"');
+}
+
+void
+buf_append_imap_string(struct buf *b, const char *s, size_t len)
+{
+	imap_string(b, s, len, false);
+}
+
+void
+buf_append_imap_utf8_string(struct buf *b, const char *s)
+{
+	imap_string(b, s, s == NULL ? 0 : strlen(s), true);
 }
 
 void

@@ -34,5 +34,9 @@ char *buf_steal(struct buf *b);
    else a literal {n}\r\n... ; NULL becomes NIL. */
 void buf_append_imap_string(struct buf *b, const char *s, size_t len);
 void buf_append_imap_nstring(struct buf *b, const char *s);
+/* The same for a string known to be valid UTF-8, to a client that reads
+   UTF-8 in quoted strings (IMAP4rev2, RFC 9051 4.3): 8-bit octets
+   stay quoted. */
+void buf_append_imap_utf8_string(struct buf *b, const char *s);
 
 #endif
