@@ -1,23 +1,13 @@
-/* event.c: a select() loop small enough to hold in one's head (after
-   redis' ae_select.c). fds and timers live in plain arrays; a pass over
-   them is O(n), which for the FD_SETSIZE fds select() can watch at all is
-   cheaper than any tree. */
-#include "event.h"
+/* event.c: an event loop small enough to hold in one's head (after
+   redis' ae.c). fds and timers live in plain arrays; the waiting itself is
+   the poller's (event_private.h): select() by default (event_select.c). */
+#include "event_private.h"
 #include "log.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/select.h>
 #include <unistd.h>
-
-struct event_io {
-	struct event_loop *loop;
-	int fd;
-	bool want_read, want_write, removed;
-	event_cb *on_read, *on_write;
-	void *ctx;
-};
 
 struct event_timer {
 	struct event_loop *loop;
@@ -50,22 +40,49 @@ struct event_loop {
 	struct signal_handler signals[8];
 	size_t signal_count;
 	struct event_io *signal_io;
+	const struct event_poller_vfuncs *poller_v;
+	struct event_poller *poller;
 	bool stop, dirty;
 };
 
 /* The self-pipe: the handler only writes the signal number. */
 static int signal_pipe[2] = { -1, -1 };
 
+/* The poller of the loops made from now on. */
+static const struct event_poller_vfuncs *event_poller = &event_poller_select;
+
 bool
 event_fd_ok(int fd)
 {
-	return fd >= 0 && fd < FD_SETSIZE;
+	return fd >= 0 && fd < event_poller->fd_limit();
 }
 
 struct event_loop *
 event_loop_new(void)
 {
-	return xcalloc(1, sizeof(struct event_loop));
+	struct event_loop *loop = xcalloc(1, sizeof(struct event_loop));
+
+	loop->poller_v = event_poller;
+	loop->poller = loop->poller_v->init();
+	if (loop->poller == NULL)
+		fatal("event loop (%s): %s", loop->poller_v->name, strerror(errno));
+	return loop;
+}
+
+struct event_io *const *
+event_loop_ios(const struct event_loop *loop, size_t *count_r)
+{
+	*count_r = loop->io_count;
+	return loop->ios;
+}
+
+void
+event_io_ready(struct event_io *io, bool readable, bool writable)
+{
+	if (!io->removed && readable && io->want_read)
+		io->on_read(io->ctx);
+	if (!io->removed && writable && io->want_write)
+		io->on_write(io->ctx);
 }
 
 static void
@@ -117,6 +134,7 @@ event_loop_free(struct event_loop **_loop)
 		loop->defers[i]->removed = true;
 	loop->dirty = true;
 	event_loop_cleanup(loop);
+	loop->poller_v->deinit(loop->poller);
 	free(loop->ios);
 	free(loop->timers);
 	free(loop->defers);
@@ -138,6 +156,8 @@ event_io_add(struct event_loop *loop, int fd, event_cb *on_read, event_cb *on_wr
 	io->on_write = on_write;
 	io->ctx = ctx;
 	io->want_read = on_read != NULL;
+	if (loop->poller_v->io_add(loop->poller, io) < 0)
+		fatal("event_io_add: fd %d: %s", fd, strerror(errno));
 	xgrow(&loop->ios, &loop->io_alloc, loop->io_count + 1, sizeof(*loop->ios));
 	loop->ios[loop->io_count++] = io;
 	return io;
@@ -146,13 +166,21 @@ event_io_add(struct event_loop *loop, int fd, event_cb *on_read, event_cb *on_wr
 void
 event_io_want_read(struct event_io *io, bool want)
 {
+	bool was = io->want_read;
+
 	io->want_read = want && io->on_read != NULL;
+	if (io->want_read != was)
+		io->loop->poller_v->io_update(io->loop->poller, io);
 }
 
 void
 event_io_want_write(struct event_io *io, bool want)
 {
+	bool was = io->want_write;
+
 	io->want_write = want && io->on_write != NULL;
+	if (io->want_write != was)
+		io->loop->poller_v->io_update(io->loop->poller, io);
 }
 
 void
@@ -165,6 +193,7 @@ event_io_remove(struct event_io **_io)
 	*_io = NULL;
 	io->removed = true;
 	io->loop->dirty = true;
+	io->loop->poller_v->io_remove(io->loop->poller, io);
 }
 
 struct event_timer *
@@ -318,28 +347,14 @@ defers_pending(const struct event_loop *loop)
 	return false;
 }
 
-/* One select() and one dispatch pass. max_wait_ms < 0: wait for the next
+/* One wait and one dispatch pass. max_wait_ms < 0: wait for the next
    timer or fd; otherwise at most that long. Returns 0 or -1. */
 static int
 event_loop_pass(struct event_loop *loop, int64_t max_wait_ms)
 {
-	fd_set rset, wset;
-	struct timeval tv, *tvp = NULL;
-	int64_t next = INT64_MAX;
-	int maxfd = -1, ret;
+	int64_t next = INT64_MAX, wait = -1;
 
 	event_loop_cleanup(loop);
-	FD_ZERO(&rset);
-	FD_ZERO(&wset);
-	for (size_t i = 0; i < loop->io_count; i++) {
-		struct event_io *io = loop->ios[i];
-		if (io->want_read)
-			FD_SET(io->fd, &rset);
-		if (io->want_write)
-			FD_SET(io->fd, &wset);
-		if ((io->want_read || io->want_write) && io->fd > maxfd)
-			maxfd = io->fd;
-	}
 	for (size_t i = 0; i < loop->timer_count; i++) {
 		if (!loop->timers[i]->removed && loop->timers[i]->deadline < next)
 			next = loop->timers[i]->deadline;
@@ -349,25 +364,12 @@ event_loop_pass(struct event_loop *loop, int64_t max_wait_ms)
 	if (max_wait_ms >= 0 && (next == INT64_MAX || next > mono_ms() + max_wait_ms))
 		next = mono_ms() + max_wait_ms;
 	if (next != INT64_MAX) {
-		int64_t wait = next - mono_ms();
+		wait = next - mono_ms();
 		if (wait < 0)
 			wait = 0;
-		tv.tv_sec = wait / 1000;
-		tv.tv_usec = (wait % 1000) * 1000;
-		tvp = &tv;
 	}
-	ret = select(maxfd + 1, &rset, &wset, NULL, tvp);
-	if (ret < 0)
-		return errno == EINTR ? 0 : -1;
-	/* ios added during the pass wait for the next select(). */
-	size_t count = loop->io_count;
-	for (size_t i = 0; i < count && ret > 0; i++) {
-		struct event_io *io = loop->ios[i];
-		if (!io->removed && io->want_read && FD_ISSET(io->fd, &rset))
-			io->on_read(io->ctx);
-		if (!io->removed && io->want_write && FD_ISSET(io->fd, &wset))
-			io->on_write(io->ctx);
-	}
+	if (loop->poller_v->wait(loop->poller, loop, wait) < 0)
+		return -1;
 	run_timers(loop);
 	run_defers(loop);
 	return 0;
