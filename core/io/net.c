@@ -12,6 +12,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+/* Connections the kernel completes before the loop accepts them: a burst
+   of clients (a thousand phones reconnecting after a network outage)
+   waits here instead of having its SYNs dropped and retried a second
+   later. Linux caps it at net.core.somaxconn (4096 by default). */
+#define NET_LISTEN_BACKLOG 4096
+
 int
 net_listen(const char *address, unsigned port, char **bound_r, char **error_r)
 {
@@ -38,7 +44,7 @@ net_listen(const char *address, unsigned port, char **bound_r, char **error_r)
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    (ai->ai_family == AF_INET6 &&
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, NET_LISTEN_BACKLOG) < 0) {
 		*error_r = xasprintf("listen on %s:%u: %s", address, port, strerror(errno));
 		if (fd >= 0)
 			close(fd);
