@@ -53,6 +53,9 @@ python3 bench/heavy_bench.py --binary "$BUILD/imapserver"
 # COMPRESS=DEFLATE: memory per idle connection and FETCH BODY[] on the
 # wire, COMPRESS off and on, beside Dovecot's imap_zlib.
 python3 bench/compress_bench.py --server "$BUILD/imapserver" $nodove
+# 10,000 idle connections per event.backend (900 with select): memory per
+# connection and push latency with them all connected.
+python3 bench/idle_conns.py --server "$BUILD/imapserver" --conns 10000
 # SMTP delivery to a session in IDLE, inside imapserver and from smtpmail.
 if [ -x "$BUILD/smtpmail" ]; then
 	python3 bench/smtp_push.py --server "$BUILD/imapserver"

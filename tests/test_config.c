@@ -237,9 +237,11 @@ test_every_key_is_read(void **state)
 		"limits: { max_connections = 100000; idle_timeout = 60; login_timeout = 1;\n"
 		"  max_line = 1048576; max_literal = 1073741824; auth_fail_delay = 0;\n"
 		"  max_bad_commands = 1000; };\n"
-		"log: { level = \"error\"; };\n");
+		"log: { level = \"error\"; };\n"
+		"event: { backend = \"poll\"; };\n");
 
 	assert_string_equal(config->imap_address, "0.0.0.0");
+	assert_string_equal(config->event_backend, "poll");
 	assert_int_equal(config->imap_port, 0);
 	assert_true(config->smtp_enabled);
 	assert_string_equal(config->smtp_address, "::1");

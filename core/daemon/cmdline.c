@@ -6,6 +6,7 @@
 #include "detach.h"
 #include "privileges.h"
 #include "server_gen.h"
+#include "event.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 static void ATTR_NORETURN
 cmdline_usage(const struct cmdline *cl, int status)
@@ -275,4 +277,35 @@ cmdline_start(const struct cmdline *cl, struct watch *watch, struct server_gen *
 		return 0;
 	}
 	return 1;
+}
+
+int
+cmdline_event_setup(const struct cmdline *cl, struct event_loop *loop, const struct config *cfg)
+{
+	struct rlimit rl;
+	int ret = loop != NULL ? event_loop_set_backend(loop, cfg->event_backend) :
+				 event_backend_set(cfg->event_backend);
+
+	if (ret < 0) {
+		fprintf(stderr, "%s: event.backend %s: %s\n", cl->prog, cfg->event_backend,
+			strerror(errno));
+		return -1;
+	}
+	if (strcmp(cfg->event_backend, "select") == 0)
+		return 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_debug("-", "open files limit raised from %llu to %llu",
+				  (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)cfg->max_connections + 64) {
+		log_warn("-", "limits.max_connections is %u but this process may open only %llu "
+			      "files (raise LimitNOFILE or ulimit -n)",
+			 cfg->max_connections, (unsigned long long)rl.rlim_cur);
+	}
+	return 0;
 }

@@ -53,6 +53,14 @@ const char *cmdline_config_name(const struct cmdline *cl);
    printing "configuration OK" (exit 0); -1 after printing the error on
    stderr (exit 1). */
 int cmdline_start(const struct cmdline *cl, struct watch *watch, struct server_gen **gen_r);
+struct event_loop;
+/* event.backend: loops made from now on (and loop, if not NULL, with what
+   it watches) wait that way. Past select(), the soft limit of open files
+   is raised to the hard one (as root, before the privileges go), so
+   that limits.max_connections can be reached. Returns 0, or -1 after
+   printing why. */
+int cmdline_event_setup(const struct cmdline *cl, struct event_loop *loop,
+			const struct config *cfg);
 /* Still root, before privileges_drop(): opens log.file and the pid file
    (detach_open_files()). Returns 0, or -1 after printing why. */
 int cmdline_open_files(const struct cmdline *cl, const struct config *cfg, const char *pid_file);

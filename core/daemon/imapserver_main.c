@@ -101,6 +101,9 @@ on_reload(void *ctx)
 
 	if (gen == NULL)
 		return;
+	if (strcmp(gen->cfg->event_backend, server->gen->cfg->event_backend) != 0)
+		log_warn("-", "event.backend changes need a restart; still using %s",
+			 event_backend_name());
 	if (strcmp(gen->cfg->imap_address, server->gen->cfg->imap_address) != 0 ||
 	    gen->cfg->imap_port != server->gen->cfg->imap_port ||
 	    gen->cfg->imap_tls_port != server->gen->cfg->imap_tls_port)
@@ -155,6 +158,12 @@ main(int argc, char *argv[])
 		watch_free(&watch);
 		event_loop_free(&loop);
 		return ret < 0 ? 1 : 0;
+	}
+	if (cmdline_event_setup(&cl, loop, gen->cfg) < 0) {
+		server_gen_unref(&gen);
+		watch_free(&watch);
+		event_loop_free(&loop);
+		return 1;
 	}
 	/* Before the ports: a second start on the same pid file says so. */
 	if (cmdline_open_files(&cl, gen->cfg, gen->cfg->pid_file) < 0) {
@@ -233,7 +242,7 @@ main(int argc, char *argv[])
 	free(status_path);
 	detach_ready();
 	if (event_loop_run(loop) < 0)
-		log_error("-", "select: %s", strerror(errno));
+		log_error("-", "%s: %s", event_backend_name(), strerror(errno));
 	status_socket_close(&status_sock);
 	smtp_server_free(&smtp);        /* closes the SMTP listeners */
 	imap_server_free(&server);

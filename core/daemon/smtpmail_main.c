@@ -81,6 +81,10 @@ main(int argc, char *argv[])
 	ret = cmdline_start(&cl, NULL, &gen);
 	if (ret <= 0)
 		return ret < 0 ? 1 : 0;
+	if (cmdline_event_setup(&cl, NULL, gen->cfg) < 0) {
+		server_gen_unref(&gen);
+		return 1;
+	}
 	/* Before the ports: a second start on the same pid file says so. */
 	if (cmdline_open_files(&cl, gen->cfg, gen->cfg->smtp_pid_file) < 0) {
 		server_gen_unref(&gen);
@@ -120,7 +124,7 @@ main(int argc, char *argv[])
 	server_gen_unref(&gen);
 	detach_ready();
 	if (event_loop_run(loop) < 0)
-		log_error("-", "select: %s", strerror(errno));
+		log_error("-", "%s: %s", event_backend_name(), strerror(errno));
 	smtp_server_free(&server);
 	event_loop_free(&loop);
 	free(listen_address);

@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "config_text.h"
 #include "net.h"
+#include "event.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -55,7 +56,7 @@ struct config_key {
 	{ sec, key, t, offsetof(struct config, field), lo, hi }
 
 static const char *const config_sections[] = {
-	"imap", "smtp", "tls", "storage", "auth", "limits", "log", "server",
+	"imap", "smtp", "tls", "storage", "auth", "limits", "log", "server", "event",
 };
 
 static const struct config_key config_keys[] = {
@@ -95,6 +96,7 @@ static const struct config_key config_keys[] = {
 	KEY("limits", "auth_fail_delay", KEY_UINT, auth_fail_delay_ms, 0, 10000),
 	KEY("limits", "max_bad_commands", KEY_UINT, max_bad_commands, 1, 1000),
 	KEY("log", "level", KEY_LOG_LEVEL, log_level, 0, 0),
+	KEY("event", "backend", KEY_STRING, event_backend, 0, 0),
 	KEY("log", "file", KEY_OPT_PATH, log_file, 0, 0),
 	KEY("server", "pid_file", KEY_OPT_PATH, pid_file, 0, 0),
 	KEY("server", "status_socket", KEY_OPT_PATH, status_socket, 0, 0),
@@ -240,6 +242,7 @@ config_new_defaults(const char *dir)
 	struct config *config = xcalloc(1, sizeof(*config));
 
 	config->imap_address = xstrdup("127.0.0.1");
+	config->event_backend = xstrdup("select");
 	config->imap_port = 1430;
 	config->smtp_enabled = false;
 	config->smtp_address = xstrdup("127.0.0.1");
@@ -296,6 +299,7 @@ config_free(struct config **configp)
 	*configp = NULL;
 	free(config->path);
 	free(config->imap_address);
+	free(config->event_backend);
 	free(config->smtp_address);
 	free(config->smtp_domain);
 	free(config->smtp_relay_host);
@@ -862,6 +866,11 @@ config_check_tls(const struct config_parser *parser, const config_t *cf, char **
 	if (needs_cert != NULL && config->tls.cert_file == NULL) {
 		return config_fail_at(parser, cf, needs_cert, error_r,
 				      "an implicit TLS port needs tls.cert_file and tls.key_file");
+	}
+	if (!event_backend_known(config->event_backend)) {
+		return config_fail_at(parser, cf, "event.backend", error_r,
+				      "unknown event backend '%s' (known here: %s)",
+				      config->event_backend, event_backend_names());
 	}
 	if (net_check_addresses(config->imap_address, &what) < 0 ||
 	    net_check_addresses(config->smtp_address, &why) < 0) {

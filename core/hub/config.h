@@ -23,6 +23,9 @@ struct config {
 	char *path;                     /* the file it was read from */
 
 	char *imap_address;             /* imap.address, default "127.0.0.1" */
+	/* event.backend: how the loop waits, "select" (default), "poll" or
+	   "epoll"; a change needs a restart. */
+	char *event_backend;
 	unsigned imap_port;             /* imap.port, default 1430 (0 = any) */
 	unsigned imap_tls_port;         /* imap.tls_port: implicit TLS (the 993 role), 0 = none */
 

@@ -51,6 +51,86 @@ static int signal_pipe[2] = { -1, -1 };
 /* The poller of the loops made from now on. */
 static const struct event_poller_vfuncs *event_poller = &event_poller_select;
 
+static const struct event_poller_vfuncs *const event_pollers[] = {
+	&event_poller_select,
+	&event_poller_poll,
+#ifdef __linux__
+	&event_poller_epoll,
+#endif
+};
+
+static const struct event_poller_vfuncs *
+event_poller_find(const char *name)
+{
+	for (size_t i = 0; i < N_ELEMENTS(event_pollers); i++) {
+		if (strcmp(event_pollers[i]->name, name) == 0)
+			return event_pollers[i];
+	}
+	return NULL;
+}
+
+bool
+event_backend_known(const char *name)
+{
+	return event_poller_find(name) != NULL;
+}
+
+int
+event_backend_set(const char *name)
+{
+	const struct event_poller_vfuncs *v = event_poller_find(name);
+
+	if (v == NULL)
+		return -1;
+	event_poller = v;
+	return 0;
+}
+
+int
+event_loop_set_backend(struct event_loop *loop, const char *name)
+{
+	const struct event_poller_vfuncs *v = event_poller_find(name);
+	struct event_poller *poller;
+
+	if (v == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	event_poller = v;
+	if (v == loop->poller_v)
+		return 0;
+	if ((poller = v->init()) == NULL)
+		return -1;
+	for (size_t i = 0; i < loop->io_count; i++) {
+		if (!loop->ios[i]->removed && v->io_add(poller, loop->ios[i]) < 0) {
+			int saved = errno;
+			v->deinit(poller);
+			errno = saved;
+			return -1;
+		}
+	}
+	loop->poller_v->deinit(loop->poller);
+	loop->poller_v = v;
+	loop->poller = poller;
+	return 0;
+}
+
+const char *
+event_backend_names(void)
+{
+#ifdef __linux__
+	return "select, poll, epoll";
+#else
+	return "select, poll";
+#endif
+}
+
+const char *
+event_backend_name(void)
+{
+	return event_poller->name;
+}
+
 bool
 event_fd_ok(int fd)
 {

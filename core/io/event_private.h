@@ -37,6 +37,10 @@ struct event_poller_vfuncs {
 };
 
 extern const struct event_poller_vfuncs event_poller_select;
+extern const struct event_poller_vfuncs event_poller_poll;
+#ifdef __linux__
+extern const struct event_poller_vfuncs event_poller_epoll;
+#endif
 
 /* The ios of the loop: ios[0 .. count - 1], some marked removed; those
    added while a pass runs are at the end, not yet waited for. */
