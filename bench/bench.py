@@ -235,7 +235,8 @@ class Ours(Server):
             f.write('imap: { address = "127.0.0.1"; port = 0; };\n'
                     'storage: { backend = "flat"; root = "mail"; };\n'
                     'auth: { backend = "passwd-file"; file = "users"; };\n'
-                    'limits: { max_connections = 1000; auth_fail_delay = 0; };\n'
+                    'limits: { max_connections = 1000; max_connections_per_address = 0; '
+                    'auth_fail_delay = 0; };\n'
                     'log: { level = "warn"; };\n'
                     + server_group_line())
         # As root: the folder is the server user's, who must also pass

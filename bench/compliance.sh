@@ -30,7 +30,7 @@ cat >"$tmp/imapserver.conf" <<CONF
 imap: { address = "127.0.0.1"; port = 0; };
 storage: { backend = "flat"; root = "mail"; };
 auth: { backend = "passwd-file"; file = "users"; };
-limits: { auth_fail_delay = 0; max_connections = 200; };
+limits: { auth_fail_delay = 0; max_connections = 200; max_connections_per_address = 0; };
 log: { level = "info"; };
 CONF
 # As root the server refuses to start without server.user: it runs as the

@@ -11,6 +11,7 @@
 #include "imap_server.h"
 #include "job.h"
 #include "log.h"
+#include "addr_table.h"
 #include "migrate.h"
 #include "imap_status.h"
 #include "status.h"
@@ -246,6 +247,7 @@ main(int argc, char *argv[])
 	status_socket_close(&status_sock);
 	smtp_server_free(&smtp);        /* closes the SMTP listeners */
 	imap_server_free(&server);
+	addr_penalties_free();
 	/* After the hub (which waits for its mailboxes' jobs). */
 	job_queue_free(&jobs);
 	net_listen_set_close(&plain);

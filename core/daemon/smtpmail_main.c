@@ -16,6 +16,7 @@
 #include "detach.h"
 #include "event.h"
 #include "log.h"
+#include "addr_table.h"
 #include "privileges.h"
 #include "server_gen.h"
 #include "smtp_listen.h"
@@ -126,6 +127,7 @@ main(int argc, char *argv[])
 	if (event_loop_run(loop) < 0)
 		log_error("-", "%s: %s", event_backend_name(), strerror(errno));
 	smtp_server_free(&server);
+	addr_penalties_free();
 	event_loop_free(&loop);
 	free(listen_address);
 	log_info("-", "stopped");

@@ -89,6 +89,8 @@ static const struct config_key config_keys[] = {
 	KEY("auth", "min_uid", KEY_UINT, auth.min_uid, 0, 2147483647),
 	KEY("auth", "plaintext", KEY_PLAINTEXT, auth_plaintext, 0, 0),
 	KEY("limits", "max_connections", KEY_UINT, max_connections, 1, 100000),
+	KEY("limits", "max_connections_per_address", KEY_UINT, max_connections_per_address, 0,
+	    100000),
 	KEY("limits", "idle_timeout", KEY_UINT, idle_timeout, 60, 604800),
 	KEY("limits", "login_timeout", KEY_UINT, login_timeout, 1, 3600),
 	KEY("limits", "max_line", KEY_SIZE, max_line, 1024, 1048576),
@@ -263,6 +265,7 @@ config_new_defaults(const char *dir)
 	config->auth.service = xstrdup("imapserver");
 	config->auth.min_uid = 1000;
 	config->max_connections = 900;
+	config->max_connections_per_address = 100;
 	config->idle_timeout = 1800;
 	config->login_timeout = 60;
 	config->max_line = 65536;

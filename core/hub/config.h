@@ -60,6 +60,10 @@ struct config {
 	enum auth_plaintext auth_plaintext;            /* auth.plaintext, default loopback */
 
 	unsigned max_connections;       /* limits.max_connections, 1..100000, default 900 */
+	/* limits.max_connections_per_address, 0 (no limit)..100000, default
+	   100: connections one client address (an IPv6 /64) may hold, per
+	   listener kind (IMAP, SMTP). */
+	unsigned max_connections_per_address;
 	unsigned idle_timeout;          /* limits.idle_timeout seconds, 1800 (>= 60) */
 	unsigned login_timeout;         /* limits.login_timeout seconds, 60 (>= 1) */
 	size_t max_line;                /* limits.max_line, 1024..1048576, default 65536 */

@@ -89,6 +89,7 @@ login_checked(enum auth_result res, void *context)
 		client_logged_in(c, lc->user);
 		lc->user = NULL;
 		c->auth_failures = 0;
+		addr_login_succeeded(addr_penalties(), c->addr);
 		create_special_use(c);
 		cmd_tagged(cmd, "OK [CAPABILITY %s] Logged in.", imap_capabilities(c));
 		break;
@@ -97,10 +98,15 @@ login_checked(enum auth_result res, void *context)
 		break;
 	case AUTH_FAIL:
 		/* Answered after the delay, held by a timer: the other
-		   sessions go on meanwhile. */
+		   sessions go on meanwhile. The delay grows with the
+		   failures from the client's address, whatever connection
+		   they came on (addr_table.h), so guessing in parallel
+		   gains nothing. */
 		free(lc->user);
 		lc->user = NULL;
-		lc->delay_timer = event_timer_add(c->server->loop, c->gen->cfg->auth_fail_delay_ms,
+		lc->delay_timer = event_timer_add(c->server->loop,
+						  addr_login_failed(addr_penalties(), c->addr,
+								    c->gen->cfg->auth_fail_delay_ms),
 						  login_delay_done, cmd);
 		return;
 	}

@@ -401,6 +401,7 @@ client_destroy(void *ctx)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	server->client_count--;
+	addr_conn_remove(server->addrs, c->addr);
 	imap_parser_free(&c->parser);
 	free(c->user);
 	free(c->close_reason);
@@ -445,24 +446,48 @@ server_make_room(struct imap_server *server, int fd)
 	return live - 1;
 }
 
-/* Takes an accepted connection. */
+/* Refuses fd (the BYE in clear only: a TLS client would read it as a
+   broken record and only sees the close). */
 static void
-server_take(struct imap_server *server, int fd, const char *peer, bool loopback,
-	    bool implicit_tls)
+server_refuse(int fd, bool implicit_tls, const char *bye)
+{
+	if (implicit_tls)
+		close(fd);
+	else
+		connection_refuse(fd, bye);
+}
+
+/* Takes an accepted connection from host (numeric; "local" and the like
+   for a socketpair), peer being "host:port". */
+static void
+server_take(struct imap_server *server, int fd, const char *host, const char *peer,
+	    bool loopback, bool implicit_tls)
 {
 	struct server_gen *gen = server->gen;
 	struct client *c;
-	size_t live = server_make_room(server, fd);
-	const char *refusal = connection_refusal_reason(fd, live, gen->cfg->max_connections,
-							server->shutting_down);
+	char addr[ADDR_KEY_MAX];
+	size_t live;
+	const char *refusal;
 
+	/* One address may not take every connection: checked before a
+	   slot is made for it by closing another's. */
+	addr_key(host, addr);
+	if (!server->shutting_down &&
+	    !addr_conn_add(server->addrs, addr, gen->cfg->max_connections_per_address)) {
+		server_refuse(fd, implicit_tls,
+			      "* BYE Too many connections from your address, try again later.\r\n");
+		if (addr_refusal_log_due(&server->refusal_log, addr))
+			log_warn("-", "refused connection from %s: "
+				      "limits.max_connections_per_address (%u) reached for %s",
+				 peer, gen->cfg->max_connections_per_address, addr);
+		return;
+	}
+	live = server_make_room(server, fd);
+	refusal = connection_refusal_reason(fd, live, gen->cfg->max_connections,
+					    server->shutting_down);
 	if (refusal != NULL) {
-		/* A TLS client would read the BYE as a broken record: it
-		   only sees the close. */
-		if (implicit_tls)
-			close(fd);
-		else
-			connection_refuse(fd, "* BYE Too many connections, try again later.\r\n");
+		addr_conn_remove(server->addrs, addr);
+		server_refuse(fd, implicit_tls, "* BYE Too many connections, try again later.\r\n");
 		log_warn("-", "refused connection from %s: %s", peer, refusal);
 		return;
 	}
@@ -472,6 +497,7 @@ server_take(struct imap_server *server, int fd, const char *peer, bool loopback,
 	gen->refcount++;
 	snprintf(c->sid, sizeof(c->sid), "s%llu", (unsigned long long)++server->session_counter);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	memcpy(c->addr, addr, sizeof(c->addr));
 	c->loopback = loopback;
 	/* Before login, input is capped (imap_client.h); client_logged_in()
 	   lifts the cap. */
@@ -498,7 +524,7 @@ server_take(struct imap_server *server, int fd, const char *peer, bool loopback,
 void
 imap_server_accept_fd(struct imap_server *server, int fd, const char *peer)
 {
-	server_take(server, fd, peer, true, false);
+	server_take(server, fd, peer, peer, true, false);
 }
 
 void
@@ -509,7 +535,7 @@ imap_server_accept_tls_fd(struct imap_server *server, int fd, const char *peer)
 		close(fd);
 		return;
 	}
-	server_take(server, fd, peer, true, true);
+	server_take(server, fd, peer, peer, true, true);
 }
 
 /* The listeners' callbacks. */
@@ -529,7 +555,7 @@ server_accept_any(struct imap_server *server, int fd, const char *host, const ch
 		close(fd);
 		return;
 	}
-	server_take(server, fd, peer, net_is_loopback(host), implicit_tls);
+	server_take(server, fd, host, peer, net_is_loopback(host), implicit_tls);
 }
 
 static void
@@ -604,6 +630,7 @@ imap_server_new(struct event_loop *loop, struct server_gen *gen, int listen_fd)
 	server->loop = loop;
 	server->gen = gen;
 	gen->refcount++;
+	server->addrs = addr_table_new();
 	if (listen_fd >= 0) {
 		/* Untagged updates are small writes: no Nagle delay. */
 		struct listener_settings set = { .log_prefix = "", .tcp_nodelay = true };
@@ -642,6 +669,7 @@ imap_server_free(struct imap_server **_server)
 		client_destroy(c);
 	}
 	event_timer_remove(&server->tick_timer);
+	addr_table_free(&server->addrs);
 	server_gen_unref(&server->gen);
 	free(server);
 }

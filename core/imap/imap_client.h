@@ -25,6 +25,7 @@ struct client {
 	struct connection *conn;
 	char sid[24];
 	char peer[64];
+	char addr[ADDR_KEY_MAX];        /* addr_key() of the peer's host */
 	/* The peer is loopback (auth.plaintext = "loopback" lets it log in
 	   without TLS). */
 	bool loopback;

@@ -10,6 +10,7 @@
 #include "event.h"
 #include "server_gen.h"
 #include "storage.h"
+#include "addr_table.h"
 
 struct client;
 struct listener;
@@ -21,6 +22,10 @@ struct imap_server {
 	struct listener *tls_listener; /* imap.tls_port: implicit TLS, or NULL */
 	struct client *clients;
 	size_t client_count;
+	/* Connections per client address (limits.max_connections_per_address)
+	   and the log of refusals for it (addr_table.h). */
+	struct addr_table *addrs;
+	struct addr_refusal_log refusal_log;
 	uint64_t session_counter;
 	struct event_timer *tick_timer;
 	bool shutting_down;

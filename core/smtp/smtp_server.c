@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "connection.h"
 #include "listener.h"
+#include "addr_table.h"
 #include "log.h"
 #include "mailbox.h"
 #include "net.h"
@@ -42,6 +43,7 @@ struct smtp_conn {
 	char sid[24];
 	char peer_ip[64];
 	char peer[96];
+	char addr[ADDR_KEY_MAX];        /* addr_key() of peer_ip */
 	struct smtp_settings set;
 	struct smtp_session *session;
 	enum smtp_port_role role;
@@ -63,14 +65,17 @@ struct smtp_conn {
 struct smtp_server {
 	struct event_loop *loop;
 	struct server_gen *gen;
-	/* Per role (enum smtp_port_role); -1 / NULL when not listening. */
-	/* Per role, its sockets (one port on each address of smtp.address). */
+	/* Per role (enum smtp_port_role), its sockets (one port on each
+	   address of smtp.address); no listener when not listening. */
 	int listen_fds[SMTP_PORT_ROLES][LISTENER_MAX_SOCKETS];
 	size_t listen_count[SMTP_PORT_ROLES];
 	struct listener *listeners[SMTP_PORT_ROLES];
 	struct event_timer *tick_timer;
 	struct smtp_conn *conns;
 	size_t conn_count;
+	/* Connections per client address (limits.max_connections_per_address). */
+	struct addr_table *addrs;
+	struct addr_refusal_log refusal_log;
 	uint64_t session_counter;
 	bool shutting_down;
 };
@@ -107,6 +112,7 @@ conn_destroy(void *ctx)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	server->conn_count--;
+	addr_conn_remove(server->addrs, c->addr);
 	auth_request_cancel(&c->auth_req);
 	event_timer_remove(&c->auth_delay);
 	smtp_session_free(&c->session);
@@ -349,6 +355,7 @@ conn_auth_checked(enum auth_result result, void *ctx)
 	c->auth_req = NULL;
 	switch (result) {
 	case AUTH_OK:
+		addr_login_succeeded(addr_penalties(), c->addr);
 		conn_auth_answer(c, SMTP_AUTH_OK);
 		break;
 	case AUTH_TEMPFAIL:
@@ -358,7 +365,9 @@ conn_auth_checked(enum auth_result result, void *ctx)
 	default:
 		/* Answered after the delay, held by a timer: the other
 		   sessions go on meanwhile. */
-		c->auth_delay = event_timer_add(c->server->loop, c->gen->cfg->auth_fail_delay_ms,
+		c->auth_delay = event_timer_add(c->server->loop,
+						addr_login_failed(addr_penalties(), c->addr,
+								  c->gen->cfg->auth_fail_delay_ms),
 						conn_auth_delay_done, c);
 		break;
 	}
@@ -487,15 +496,21 @@ conn_settings_init(struct smtp_conn *c, const struct server_gen *gen, bool loopb
    expects a TLS handshake, not a clear-text 421. */
 static bool
 server_refuse(struct smtp_server *server, int fd, const char *peer_ip, const char *peer_port,
-	      enum smtp_port_role role)
+	      const char *addr, enum smtp_port_role role)
 {
 	const struct config *cfg = server->gen->cfg;
 	const char *refusal =
 		connection_refusal_reason(fd, server->conn_count, cfg->max_connections,
 					  server->shutting_down);
+	bool per_addr = false;
 
 	if (refusal == NULL && role == SMTP_PORT_SUBMISSIONS && server->gen->tls == NULL)
 		refusal = "no certificate configured";
+	if (refusal == NULL &&
+	    !addr_conn_add(server->addrs, addr, cfg->max_connections_per_address)) {
+		refusal = "limits.max_connections_per_address reached";
+		per_addr = true;
+	}
 	if (refusal == NULL)
 		return false;
 	if (role == SMTP_PORT_SUBMISSIONS) {
@@ -507,8 +522,9 @@ server_refuse(struct smtp_server *server, int fd, const char *peer_ip, const cha
 		connection_refuse(fd, bye);
 		free(bye);
 	}
-	log_warn("-", "%s: refused connection from %s:%s: %s", role_names[role], peer_ip, peer_port,
-		 refusal);
+	if (!per_addr || addr_refusal_log_due(&server->refusal_log, addr))
+		log_warn("-", "%s: refused connection from %s:%s: %s", role_names[role], peer_ip,
+			 peer_port, refusal);
 	return true;
 }
 
@@ -518,9 +534,10 @@ smtp_server_accept_fd(struct smtp_server *server, int fd, const char *peer_ip,
 {
 	struct server_gen *gen = server->gen;
 	struct smtp_conn *c;
-	char prefix[64];
+	char prefix[64], addr[ADDR_KEY_MAX];
 
-	if (server_refuse(server, fd, peer_ip, peer_port, role))
+	addr_key(peer_ip, addr);
+	if (server_refuse(server, fd, peer_ip, peer_port, addr, role))
 		return;
 	c = xcalloc(1, sizeof(*c));
 	c->server = server;
@@ -530,6 +547,7 @@ smtp_server_accept_fd(struct smtp_server *server, int fd, const char *peer_ip,
 	snprintf(c->sid, sizeof(c->sid), "m%llu", (unsigned long long)++server->session_counter);
 	snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", peer_ip);
 	snprintf(c->peer, sizeof(c->peer), "%s:%s", peer_ip, peer_port);
+	memcpy(c->addr, addr, sizeof(c->addr));
 	conn_settings_init(c, gen, net_is_loopback(peer_ip));
 	/* Unique across sessions, restarts and the two programs. */
 	snprintf(prefix, sizeof(prefix), "%llX%lX.%s", (unsigned long long)time(NULL),
@@ -621,6 +639,7 @@ smtp_server_new(struct event_loop *loop, struct server_gen *gen, int listen_fd)
 	server->loop = loop;
 	server->gen = gen;
 	gen->refcount++;
+	server->addrs = addr_table_new();
 	smtp_server_listen(server, listen_fd, SMTP_PORT_RECEIVER);
 	server->tick_timer = event_timer_add(loop, 1000, server_tick, server);
 	return server;
@@ -680,6 +699,7 @@ smtp_server_free(struct smtp_server **_server)
 			close(server->listen_fds[i][k]);
 	}
 	event_timer_remove(&server->tick_timer);
+	addr_table_free(&server->addrs);
 	server_gen_unref(&server->gen);
 	free(server);
 }

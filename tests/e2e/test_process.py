@@ -162,7 +162,7 @@ class TestLoginTimeout(ServerTestCase):
 
 
 class TestFdSetsize(ServerTestCase):
-    LIMITS = {"max_connections": 5000}
+    LIMITS = {"max_connections": 5000, "max_connections_per_address": 0}
 
     def setUp(self):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
