@@ -8,6 +8,8 @@
 #include "log.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -44,6 +46,7 @@ struct connection {
 	bool closing;     /* write what is queued, then kill */
 	bool dead;        /* destroy after this pass */
 	bool notify;      /* the owner queued output: tell it when drained */
+	bool no_quickack; /* not TCP: TCP_QUICKACK is not tried again */
 };
 
 static void conn_update(struct connection *conn);
@@ -390,6 +393,30 @@ conn_write(struct connection *conn)
 	conn_update(conn);
 }
 
+/* Acknowledges what was read at once. Called when the owner took input
+   and has nothing to answer yet: a command that waits for the rest of
+   itself, typically the CRLF after a literal. A client with Nagle's
+   algorithm on (Python's imaplib sends a literal and its closing CRLF in
+   two writes) holds that small write until the literal is acknowledged,
+   and the kernel's delayed ACK would hold the acknowledgement for up to
+   40 ms, since no answer is going out to carry it: every such APPEND
+   would wait 40 ms. TCP_QUICKACK is not permanent: the kernel drops it
+   again by itself, so it is set after each such read. */
+static void
+conn_quickack(struct connection *conn)
+{
+#ifdef TCP_QUICKACK
+	int one = 1;
+
+	if (conn->no_quickack)
+		return;
+	if (setsockopt(conn->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one)) < 0)
+		conn->no_quickack = true;       /* a socketpair, a pipe */
+#else
+	(void)conn;
+#endif
+}
+
 /* Reads one chunk through the stack and hands it to the owner. */
 static void
 conn_read(struct connection *conn)
@@ -425,6 +452,8 @@ conn_read(struct connection *conn)
 	buf_append(&conn->in, chunk, (size_t)ret);
 	explicit_bzero(chunk, (size_t)ret);
 	conn->cb->input(conn->ctx);
+	if (!conn->dead && connection_out_pending(conn) == 0)
+		conn_quickack(conn);
 	conn_update(conn);
 }
 
