@@ -53,6 +53,9 @@ python3 bench/heavy_bench.py --binary "$BUILD/imapserver"
 # COMPRESS=DEFLATE: memory per idle connection and FETCH BODY[] on the
 # wire, COMPRESS off and on, beside Dovecot's imap_zlib.
 python3 bench/compress_bench.py --server "$BUILD/imapserver" $nodove
+# What each real client's commands cost (imaplib, curl, mbsync,
+# offlineimap; smtplib, swaks, msmtp), beside one-write and Dovecot.
+IMAPSERVER="$PWD/$BUILD/imapserver" python3 bench/client_latency.py $nodove
 # 10,000 idle connections per event.backend (900 with select): memory per
 # connection and push latency with them all connected.
 python3 bench/idle_conns.py --server "$BUILD/imapserver" --conns 10000
