@@ -9,8 +9,9 @@ listener, beside a raw client sending the message and its terminator in
 one write, and in two.
 
 Prints, per client and command, the median and p99 in ms and the ratios
-ours/Dovecot and ours/one-write. mutt is not in the table: it has no
-batch mode that runs IMAP commands without a terminal.
+ours/Dovecot and ours/one-write. mutt needs a terminal: it runs under
+script(1), which gives it one, opening INBOX (LOGIN, SELECT, the headers of
+every message) and quitting.
 
   python3 bench/client_latency.py [--runs 30] [--no-dovecot]
 """
@@ -295,9 +296,38 @@ def smtp_commands(port, runs):
     return out
 
 
+def mutt_session(port, runs):
+    """mutt opens INBOX (listing every message's headers) and quits."""
+    if shutil.which("mutt") is None or shutil.which("script") is None:
+        return {}
+    d = tempfile.mkdtemp(prefix="mutt-")
+    rc = os.path.join(d, "muttrc")
+    with open(rc, "w") as f:
+        f.write(f'set folder="imap://alice:alice123@{HOST}:{port}/"\n'
+                'set spoolfile="+INBOX"\nset ssl_starttls=no\nset ssl_force_tls=no\n'
+                'set header_cache=""\nset message_cachedir=""\nset mail_check=0\n')
+    xs = []
+    env = dict(os.environ, TERM="xterm", HOME=d)
+    try:
+        for _ in range(max(3, runs // 3)):
+            t0 = time.perf_counter()
+            r = subprocess.run(["script", "-qec", f"mutt -n -F {rc} -e 'push <quit>y'",
+                                "/dev/null"], capture_output=True, timeout=60, env=env)
+            xs.append(time.perf_counter() - t0)
+            if r.returncode != 0:
+                raise RuntimeError(f"mutt: {r.stdout[-300:]!r}")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return {"mutt: open INBOX, quit": (xs, [])}
+
+
 def measure_imap(port, runs, log):
     res = imaplib_commands(port, runs, log)
     res.update(curl_commands(port, max(5, runs // 3)))
+    try:
+        res.update(mutt_session(port, runs))
+    except RuntimeError as e:
+        log(f"  mutt failed: {e}")
     for tool in ("mbsync", "offlineimap"):
         try:
             res.update(sync_tool(port, runs, tool))
@@ -366,7 +396,8 @@ def main():
         dv = stats(results["dovecot"][name][0])[0] if "dovecot" in results and \
             name in results["dovecot"] else None
         one = results["flat"][name][1]
-        label = name if name.startswith(("curl", "mbsync", "offlineimap")) else "imaplib: " + name
+        label = name if name.startswith(("curl", "mbsync", "offlineimap", "mutt")) else \
+            "imaplib: " + name
         print(f"| {label} | " + " | ".join(cells)
               + f" | {fl / dv:.2f} |" if dv else f"| {label} | " + " | ".join(cells) + " | |",
               end="")
