@@ -1417,6 +1417,63 @@ test_imap4rev2(void **state)
 	EXPECT(h, s, "a22", "LOGOUT", "* BYE");
 }
 
+/* STATUS SIZE and DELETED (RFC 8438, RFC 9051 6.3.11) and LIST-STATUS
+   (RFC 5819): a STATUS after each selectable mailbox's LIST line, none
+   for a \Noselect or \NonExistent name; unknown items are BAD. */
+static void
+test_status_size_deleted_and_list_status(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+	char *ans;
+
+	login(h, s, "alice");
+	/* The lab mailbox: two messages of 117 and 103 octets as served. */
+	ans = cmd(h, s, "a1", "STATUS INBOX (SIZE DELETED MESSAGES)");
+	assert_contains(ans, "* STATUS \"INBOX\" (SIZE ");
+	assert_contains(ans, " DELETED 0 MESSAGES 2)");
+	free(ans);
+	EXPECT(h, s, "a2", "SELECT INBOX", "a2 OK");
+	EXPECT(h, s, "a3", "STORE 1 +FLAGS (\\Deleted)", "a3 OK");
+	EXPECT(h, s, "a4", "STATUS INBOX (DELETED)", "* STATUS \"INBOX\" (DELETED 1)");
+	/* SIZE is the sum of the RFC822.SIZEs. */
+	ans = cmd(h, s, "a5", "FETCH 1:2 RFC822.SIZE");
+	unsigned long s1 = 0, s2 = 0;
+	const char *p1 = strstr(ans, "* 1 FETCH (RFC822.SIZE "), *p2 = strstr(ans, "* 2 FETCH (RFC822.SIZE ");
+	assert_non_null(p1);
+	assert_non_null(p2);
+	s1 = strtoul(p1 + strlen("* 1 FETCH (RFC822.SIZE "), NULL, 10);
+	s2 = strtoul(p2 + strlen("* 2 FETCH (RFC822.SIZE "), NULL, 10);
+	free(ans);
+	char want[64];
+	snprintf(want, sizeof(want), "* STATUS \"INBOX\" (SIZE %lu)", s1 + s2);
+	EXPECT(h, s, "a6", "STATUS INBOX (SIZE)", want);
+	EXPECT(h, s, "a7", "STATUS INBOX (SIZE FROB)", "a7 BAD Unknown STATUS item.");
+	EXPECT(h, s, "a8", "STATUS INBOX ()", "a8 BAD");
+	EXPECT(h, s, "a9", "STATUS INBOX", "a9 BAD");
+
+	/* LIST-STATUS over a tree with a \Noselect parent. */
+	EXPECT(h, s, "b1", "CREATE Work/Project", "b1 OK");
+	EXPECT(h, s, "b2", "APPEND Work/Project {14+}\r\nSubject: x\r\n\r\n", "b2 OK");
+	ans = cmd(h, s, "b3", "LIST \"\" \"*\" RETURN (STATUS (MESSAGES UNSEEN))");
+	assert_contains(ans, "* LIST (\\HasNoChildren) \"/\" \"Work/Project\"\r\n"
+			     "* STATUS \"Work/Project\" (MESSAGES 1 UNSEEN 1)\r\n");
+	assert_contains(ans, "* LIST (\\NonExistent \\HasChildren) \"/\" \"Work\"\r\n");
+	assert_null(strstr(ans, "* STATUS \"Work\" "));
+	/* The selected mailbox too. */
+	assert_contains(ans, "* STATUS \"INBOX\" (MESSAGES 2 UNSEEN 2)");
+	assert_contains(ans, "b3 OK");
+	free(ans);
+	/* (a second session: this one has used up most of its BADs) */
+	int t = connect_session(h, 1);
+	login(h, t, "alice");
+	EXPECT(h, t, "b4", "LIST \"\" \"*\" RETURN (STATUS (NOPE))", "b4 BAD");
+	EXPECT(h, t, "b5", "LIST \"\" \"*\" RETURN (STATUS)", "b5 BAD");
+	ans = cmd(h, s, "b6", "LIST (SUBSCRIBED) \"\" \"*\" RETURN (STATUS (SIZE))");
+	assert_contains(ans, "b6 OK");
+	free(ans);
+}
+
 int
 main(void)
 {
@@ -1450,6 +1507,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_keyword_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mailbox_name_length, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_imap4rev2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_size_deleted_and_list_status, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -120,7 +120,13 @@ struct list_opts {
 	bool sel_subscribed, sel_recursive, sel_special;
 	bool ret_subscribed, ret_special;
 	bool extended;             /* any option or several patterns given */
+	/* RETURN (STATUS (...)): RFC 5819, RFC 9051 6.3.9 */
+	bool ret_status;
+	struct status_items status;
 };
+
+static const char *status_items_parse(const struct imap_arg *list,
+				      struct status_items *items);
 
 static const char *
 parse_list_select(const struct imap_arg *list, struct list_opts *o)
@@ -158,7 +164,13 @@ parse_list_return(const struct imap_arg *list, struct list_opts *o)
 			; /* \HasChildren / \HasNoChildren are always sent */
 		else if (imap_arg_atom_equals(a, "SPECIAL-USE"))
 			o->ret_special = true;
-		else
+		else if (imap_arg_atom_equals(a, "STATUS") && i + 1 < list->list_count &&
+			 list->list[i + 1].type == IMAP_ARG_LIST) {
+			const char *error = status_items_parse(&list->list[++i], &o->status);
+			if (error != NULL)
+				return error;
+			o->ret_status = true;
+		} else
 			return "Unknown LIST return option.";
 	}
 	return NULL;
@@ -407,6 +419,14 @@ list_write(struct client *c, const struct list_opts *o, const struct strlist *na
 				continue;
 		}
 		list_write_entry(c, o, &e, all, subs);
+		/* LIST-STATUS: a STATUS after each mailbox that can be
+		   selected, none for a name that is not one (RFC 5819 1). A
+		   mailbox that cannot be opened now is left out; its LIST
+		   line stands. */
+		if (o->ret_status && e.real) {
+			enum storage_error err;
+			(void)imap_status_write(c, e.name, &o->status, &err);
+		}
 	}
 }
 
@@ -455,62 +475,129 @@ out:
 	return true;
 }
 
+/* The STATUS items (RFC 3501 6.3.10, RFC 9051 6.3.11: SIZE and DELETED
+   too, RFC 7162 HIGHESTMODSEQ), as bits, in the order given. */
+enum status_item {
+	STATUS_MESSAGES,
+	STATUS_RECENT,
+	STATUS_UIDNEXT,
+	STATUS_UIDVALIDITY,
+	STATUS_UNSEEN,
+	STATUS_HIGHESTMODSEQ,
+	STATUS_SIZE,
+	STATUS_DELETED,
+	STATUS_ITEM_COUNT
+};
+
+static const char *const status_item_names[STATUS_ITEM_COUNT] = {
+	[STATUS_MESSAGES] = "MESSAGES",
+	[STATUS_RECENT] = "RECENT",
+	[STATUS_UIDNEXT] = "UIDNEXT",
+	[STATUS_UIDVALIDITY] = "UIDVALIDITY",
+	[STATUS_UNSEEN] = "UNSEEN",
+	[STATUS_HIGHESTMODSEQ] = "HIGHESTMODSEQ",
+	[STATUS_SIZE] = "SIZE",
+	[STATUS_DELETED] = "DELETED",
+};
+
+/* Parses a STATUS item list into items (in the order asked, at most one
+   of each); NULL, or the reason it is not one. */
+static const char *
+status_items_parse(const struct imap_arg *list, struct status_items *items)
+{
+	i_zero(items);
+	if (list->type != IMAP_ARG_LIST || list->list_count == 0)
+		return "STATUS needs a list of items.";
+	for (size_t i = 0; i < list->list_count; i++) {
+		const struct imap_arg *it = &list->list[i];
+		size_t k;
+
+		if (it->type != IMAP_ARG_ATOM)
+			return "Unknown STATUS item.";
+		for (k = 0; k < STATUS_ITEM_COUNT; k++) {
+			if (ascii_strcasecmp(it->str, status_item_names[k]) == 0)
+				break;
+		}
+		if (k == STATUS_ITEM_COUNT)
+			return "Unknown STATUS item.";
+		if (items->count < N_ELEMENTS(items->order))
+			items->order[items->count++] = (uint8_t)k;
+	}
+	return NULL;
+}
+
+/* The values of the items for st. One pass over the messages at most
+   (RECENT, UNSEEN, SIZE and DELETED count them, as a listing would). */
+static void
+status_values(const struct mbox_state *st, const struct status_items *items,
+	      uint64_t values[STATUS_ITEM_COUNT])
+{
+	bool scan = false;
+
+	memset(values, 0, sizeof(uint64_t) * STATUS_ITEM_COUNT);
+	for (size_t i = 0; i < items->count; i++) {
+		uint8_t k = items->order[i];
+		scan |= k == STATUS_RECENT || k == STATUS_UNSEEN || k == STATUS_SIZE ||
+			k == STATUS_DELETED;
+	}
+	values[STATUS_MESSAGES] = st->count;
+	values[STATUS_UIDNEXT] = st->uidnext;
+	values[STATUS_UIDVALIDITY] = st->uidvalidity;
+	/* RFC 7162 3.1.7 */
+	values[STATUS_HIGHESTMODSEQ] = imap_modseq(st->highest_modseq);
+	for (size_t j = 0; scan && j < st->count; j++) {
+		const struct mail_rec *rec = &st->mails[j];
+
+		values[STATUS_RECENT] += rec->uid >= st->first_recent_uid;
+		values[STATUS_UNSEEN] += (rec->flags & MAIL_SEEN) == 0;
+		values[STATUS_DELETED] += (rec->flags & MAIL_DELETED) != 0;
+		values[STATUS_SIZE] += rec->size;
+	}
+}
+
+int
+imap_status_write(struct client *c, const char *name, const struct status_items *items,
+		  enum storage_error *err_r)
+{
+	struct buf *out = client_outbuf(c);
+	uint64_t values[STATUS_ITEM_COUNT];
+	struct mailbox *mbox;
+
+	if (mailbox_open(c->gen->hub, c->sid, c->user, name, &mbox, err_r) < 0)
+		return -1;
+	status_values(mailbox_state(mbox), items, values);
+	mailbox_unref(&mbox);
+	buf_append_str(out, "* STATUS ");
+	cmd_write_mailbox_name(c, out, name);
+	buf_append_str(out, " (");
+	for (size_t i = 0; i < items->count; i++) {
+		uint8_t k = items->order[i];
+		buf_printf(out, "%s%s %llu", i > 0 ? " " : "", status_item_names[k],
+			   (unsigned long long)values[k]);
+	}
+	buf_append_str(out, ")\r\n");
+	return 0;
+}
+
 bool
 cmd_status(struct client_command *cmd)
 {
 	struct client *c = cmd->c;
-	const struct imap_arg *items = cmd->count == 2 ? &cmd->args[1] : NULL;
+	struct status_items items;
 	enum storage_error err;
-	struct mailbox *mbox;
-	struct buf reply = BUF_INIT;
+	const char *error;
 	char *name;
 
-	if (items == NULL || items->type != IMAP_ARG_LIST || items->list_count == 0)
+	if (cmd->count != 2)
 		return cmd_bad(cmd, "STATUS needs a mailbox and a list of items.");
+	if ((error = status_items_parse(&cmd->args[1], &items)) != NULL)
+		return cmd_bad(cmd, error);
 	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL)
 		return true;
-	if (mailbox_open(c->gen->hub, c->sid, c->user, name, &mbox, &err) < 0) {
+	if (imap_status_write(c, name, &items, &err) < 0)
 		cmd_no_storage(cmd, err);
-		free(name);
-		return true;
-	}
-	const struct mbox_state *st = mailbox_state(mbox);
-	for (size_t i = 0; i < items->list_count; i++) {
-		const struct imap_arg *it = &items->list[i];
-		uint64_t value = 0;
-
-		if (it->type != IMAP_ARG_ATOM)
-			goto bad_item;
-		if (ascii_strcasecmp(it->str, "MESSAGES") == 0)
-			value = st->count;
-		else if (ascii_strcasecmp(it->str, "RECENT") == 0) {
-			for (size_t j = 0; j < st->count; j++)
-				value += st->mails[j].uid >= st->first_recent_uid;
-		} else if (ascii_strcasecmp(it->str, "UIDNEXT") == 0)
-			value = st->uidnext;
-		else if (ascii_strcasecmp(it->str, "UIDVALIDITY") == 0)
-			value = st->uidvalidity;
-		else if (ascii_strcasecmp(it->str, "HIGHESTMODSEQ") == 0)
-			/* RFC 7162 3.1.7 */
-			value = imap_modseq(st->highest_modseq);
-		else if (ascii_strcasecmp(it->str, "UNSEEN") == 0) {
-			for (size_t j = 0; j < st->count; j++)
-				value += (st->mails[j].flags & MAIL_SEEN) == 0;
-		} else
-			goto bad_item;
-		buf_printf(&reply, "%s%s %llu", reply.len > 0 ? " " : "", it->str,
-			   (unsigned long long)value);
-	}
-	buf_append_str(client_outbuf(c), "* STATUS ");
-	cmd_write_mailbox_name(c, client_outbuf(c), name);
-	buf_printf(client_outbuf(c), " (%s)\r\n", reply.data != NULL ? reply.data : "");
-	cmd_tagged(cmd, "OK Status completed.");
-	goto out;
-bad_item:
-	cmd_bad(cmd, "Unknown STATUS item.");
-out:
-	buf_free(&reply);
-	mailbox_unref(&mbox);
+	else
+		cmd_tagged(cmd, "OK Status completed.");
 	free(name);
 	return true;
 }

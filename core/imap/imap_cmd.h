@@ -117,6 +117,15 @@ void cmd_no_storage(struct client_command *cmd, enum storage_error err);
 char *cmd_arg_mailbox(struct client_command *cmd, size_t i);
 /* Appends a mailbox name (UTF-8) as the client sees it. */
 void cmd_write_mailbox_name(const struct client *c, struct buf *out, const char *name);
+/* STATUS items in the order a client asked for them (cmd_list.c). */
+struct status_items {
+	uint8_t order[16];
+	size_t count;
+};
+/* Writes "* STATUS name (...)" of mailbox name with items. Returns 0, or
+   -1 with *err_r if the mailbox cannot be opened. */
+int imap_status_write(struct client *c, const char *name, const struct status_items *items,
+		      enum storage_error *err_r);
 /* A number atom up to max. */
 bool cmd_arg_number(const struct imap_arg *arg, uint64_t max, uint64_t *num_r);
 /* The view's sequence numbers that the set names: by number, or by UID.
