@@ -1474,6 +1474,69 @@ test_status_size_deleted_and_list_status(void **state)
 	free(ans);
 }
 
+/* SEARCHRES (RFC 5182): SEARCH RETURN (SAVE) keeps the UIDs found as "$"
+   for FETCH, STORE, COPY, SEARCH and their UID forms; SAVE alone answers
+   only the tagged OK; with MIN/MAX alone only those are kept; an expunged
+   message falls out; a failed SEARCH with SAVE and a new SELECT empty it;
+   "$" before any SAVE is empty, not an error. */
+static void
+test_searchres(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+	char *ans;
+
+	login(h, s, "alice");
+	EXPECT(h, s, "a1", "SELECT INBOX", "a1 OK");
+	for (int i = 0; i < 3; i++)
+		EXPECT(h, s, "a2", "APPEND INBOX {14+}\r\nSubject: n\r\n\r\n", "a2 OK");
+	/* 5 messages, UIDs 1..5 */
+	EXPECT(h, s, "a3", "NOOP", "a3 OK");
+	ans = cmd(h, s, "a4", "FETCH $ FLAGS");
+	assert_null(strstr(ans, "FETCH ("));
+	assert_contains(ans, "a4 OK");
+	free(ans);
+	EXPECT(h, s, "a5", "STORE 2,4 +FLAGS.SILENT (\\Flagged)", "a5 OK");
+	ans = cmd(h, s, "a6", "SEARCH RETURN (SAVE) FLAGGED");
+	assert_null(strstr(ans, "* SEARCH"));
+	assert_null(strstr(ans, "* ESEARCH"));
+	assert_contains(ans, "a6 OK");
+	free(ans);
+	ans = cmd(h, s, "a7", "FETCH $ (UID)");
+	assert_contains(ans, "* 2 FETCH (UID 2)");
+	assert_contains(ans, "* 4 FETCH (UID 4)");
+	assert_null(strstr(ans, "* 1 FETCH"));
+	assert_null(strstr(ans, "* 3 FETCH"));
+	free(ans);
+	EXPECT(h, s, "a8", "UID SEARCH $", "* SEARCH 2 4\r\n");
+	EXPECT(h, s, "a9", "SEARCH UID $ NOT 2", "* SEARCH 4\r\n");
+	EXPECT(h, s, "a10", "CREATE Saved", "a10 OK");
+	EXPECT(h, s, "a11", "UID COPY $ Saved", "a11 OK [COPYUID");
+	EXPECT(h, s, "a12", "STATUS Saved (MESSAGES)", "(MESSAGES 2)");
+	EXPECT(h, s, "a13", "STORE $ +FLAGS.SILENT (\\Deleted)", "a13 OK");
+	/* Expunged: "$" no longer names them (UIDs, RFC 5182 2.1). */
+	EXPECT(h, s, "a14", "EXPUNGE", "a14 OK");
+	ans = cmd(h, s, "a15", "FETCH $ UID");
+	assert_null(strstr(ans, "FETCH ("));
+	free(ans);
+	/* SAVE with MIN alone keeps the minimum, and still answers MIN. */
+	EXPECT(h, s, "a16", "SEARCH RETURN (SAVE MIN) ALL", "* ESEARCH (TAG \"a16\") MIN 1\r\n");
+	EXPECT(h, s, "a17", "UID SEARCH $", "* SEARCH 1\r\n");
+	/* SAVE with ALL keeps all, and answers ALL. */
+	EXPECT(h, s, "a18", "UID SEARCH RETURN (SAVE ALL) ALL",
+	       "* ESEARCH (TAG \"a18\") UID ALL 1,3,5\r\n");
+	EXPECT(h, s, "a19", "UID SEARCH $", "* SEARCH 1 3 5\r\n");
+	/* A failed SEARCH with SAVE empties "$". */
+	EXPECT(h, s, "a20", "SEARCH RETURN (SAVE) FROBNICATE", "a20 BAD");
+	EXPECT(h, s, "a21", "UID SEARCH $", "* SEARCH\r\n");
+	EXPECT(h, s, "a22", "SEARCH RETURN (SAVE) ALL", "a22 OK");
+	EXPECT(h, s, "a23", "UID SEARCH $", "* SEARCH 1 3 5\r\n");
+	/* A new SELECT empties it. */
+	EXPECT(h, s, "a24", "SELECT INBOX", "a24 OK");
+	EXPECT(h, s, "a25", "UID SEARCH $", "* SEARCH\r\n");
+	EXPECT(h, s, "a26", "CAPABILITY", " SEARCHRES");
+}
+
 int
 main(void)
 {
@@ -1509,6 +1572,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_imap4rev2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_size_deleted_and_list_status, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_searchres, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -220,7 +220,8 @@ cmd_fetch(struct client_command *cmd)
 		   before any FETCH (RFC 7162 3.2.6). */
 		struct seqset uids = { 0 }, gone = { 0 };
 		const struct mbox_state *st = mailbox_state(c->mbox);
-		if (seqset_parse(cmd->args[0].str, st->uidnext > 1 ? st->uidnext - 1 : 0, &uids) == 0)
+		if (cmd_parse_uidset(cmd, cmd->args[0].str, st->uidnext > 1 ? st->uidnext - 1 : 0,
+				     &uids) == 0)
 			(void)mailbox_vanished_since(c->mbox, changedsince, &uids, &gone);
 		if (gone.count > 0) {
 			buf_append_str(client_outbuf(c), "* VANISHED (EARLIER) ");

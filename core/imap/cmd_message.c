@@ -324,7 +324,8 @@ cmd_expunge(struct client_command *cmd)
 	}
 	if (cmd->uid) {
 		if (cmd->count != 1 || cmd->args[0].type != IMAP_ARG_ATOM ||
-		    seqset_parse(cmd->args[0].str, mailbox_state(c->mbox)->uidnext, &uids) < 0)
+		    cmd_parse_uidset(cmd, cmd->args[0].str, mailbox_state(c->mbox)->uidnext,
+				     &uids) < 0)
 			return cmd_bad(cmd, "UID EXPUNGE needs a UID set.");
 	} else if (cmd->count != 0)
 		return cmd_bad(cmd, "EXPUNGE takes no arguments.");

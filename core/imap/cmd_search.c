@@ -28,10 +28,13 @@ search_load(void *context, const char **data_r, size_t *len_r)
    found. */
 struct search_answer {
 	bool esearch, r_min, r_max, r_all, r_count;
+	/* SAVE (RFC 5182): the UIDs found become the session's "$" */
+	bool r_save;
 	bool with_modseq;
 	struct seqset result;   /* with r_all */
+	struct seqset saved;    /* with r_save: the UIDs found */
 	uint64_t count, max_modseq, min_modseq_of, max_modseq_of;
-	uint32_t min_val, max_val;
+	uint32_t min_val, max_val, min_uid, max_uid;
 };
 
 /* SEARCH RETURN (MIN MAX ALL COUNT): returns NULL or a static reason. */
@@ -49,29 +52,67 @@ search_parse_return(const struct imap_arg *list, struct search_answer *a)
 			a->r_all = true;
 		else if (imap_arg_atom_equals(o, "COUNT"))
 			a->r_count = true;
+		else if (imap_arg_atom_equals(o, "SAVE"))
+			a->r_save = true;
 		else
 			return "Unknown SEARCH RETURN option.";
 	}
-	/* RETURN () means ALL. */
-	if (!a->r_min && !a->r_max && !a->r_count)
+	/* RETURN () means ALL; RETURN (SAVE) answers nothing but the tagged
+	   OK (RFC 5182 2.1). */
+	if (!a->r_min && !a->r_max && !a->r_count && list->list_count == 0)
 		a->r_all = true;
 	return NULL;
+}
+
+/* The UIDs SAVE keeps (RFC 5182 2.1): with MIN and/or MAX alone, only
+   those; else every match. */
+static void
+search_answer_save(struct client *c, struct search_answer *a)
+{
+	seqset_free(&c->searchres);
+	if ((a->r_min || a->r_max) && !a->r_all && !a->r_count) {
+		if (a->count == 0)
+			return;
+		if (a->r_min)
+			seqset_add_range(&c->searchres, a->min_uid, a->min_uid);
+		if (a->r_max)
+			seqset_add_range(&c->searchres, a->max_uid, a->max_uid);
+		return;
+	}
+	c->searchres = a->saved;
+	i_zero(&a->saved);
+}
+
+/* A SEARCH that asked to SAVE and failed leaves "$" empty (RFC 5182 2.1). */
+static bool
+search_failed(struct client_command *cmd, const struct imap_arg *ret_list, const char *reason)
+{
+	for (size_t i = 0; ret_list != NULL && i < ret_list->list_count; i++) {
+		if (imap_arg_atom_equals(&ret_list->list[i], "SAVE"))
+			seqset_free(&cmd->c->searchres);
+	}
+	return cmd_bad(cmd, reason);
 }
 
 /* Counts one match v (a number or a UID) of the given modseq; without
    ESEARCH it is written at once. */
 static void
-search_answer_add(struct client *c, struct search_answer *a, uint32_t v, uint64_t modseq)
+search_answer_add(struct client *c, struct search_answer *a, uint32_t v, uint32_t uid,
+		  uint64_t modseq)
 {
 	if (!a->esearch)
 		buf_printf(client_outbuf(c), " %u", v);
 	else if (a->r_all)
 		seqset_add_range(&a->result, v, v);
+	if (a->r_save)
+		seqset_add_range(&a->saved, uid, uid);
 	if (a->count++ == 0) {
 		a->min_val = v;
+		a->min_uid = uid;
 		a->min_modseq_of = modseq;
 	}
 	a->max_val = v;
+	a->max_uid = uid;
 	a->max_modseq_of = modseq;
 	if (modseq > a->max_modseq)
 		a->max_modseq = modseq;
@@ -84,6 +125,8 @@ search_answer_write(struct client_command *cmd, const struct search_answer *a)
 {
 	struct buf *out = client_outbuf(cmd->c);
 
+	if (a->esearch && a->r_save && !a->r_min && !a->r_max && !a->r_all && !a->r_count)
+		return;         /* RETURN (SAVE): no untagged answer */
 	if (!a->esearch) {
 		/* RFC 7162 3.1.6 */
 		if (a->with_modseq && a->count > 0)
@@ -143,6 +186,7 @@ search_job_free(void *context)
 
 	search_key_free(&job->key);
 	seqset_free(&job->a.result);
+	seqset_free(&job->a.saved);
 	buf_free(&job->msg);
 	free(job);
 }
@@ -179,7 +223,7 @@ search_slice(struct client_command *cmd, struct search_job *job)
 		if (ret < 0)
 			job->failed = true;
 		else if (ret > 0)
-			search_answer_add(c, &job->a, cmd->uid ? sm.uid : sm.seq,
+			search_answer_add(c, &job->a, cmd->uid ? sm.uid : sm.seq, sm.uid,
 					  st->mails[idx].modseq);
 		/* A message read for the search counts at once. */
 		if (lc.loaded && mono_ms() >= end) {
@@ -200,6 +244,11 @@ search_continue(struct client_command *cmd)
 	if (!search_slice(cmd, job))
 		return false;
 	search_answer_write(cmd, &job->a);
+	if (job->a.r_save) {
+		/* A search that could not read every message saves what it
+		   found: the NO says the result may be short. */
+		search_answer_save(cmd->c, &job->a);
+	}
 	if (job->failed)
 		cmd_tagged(cmd, "NO Some messages could not be read.");
 	else
@@ -220,13 +269,15 @@ cmd_search(struct client_command *cmd)
 	size_t nargs = cmd->count;
 	struct search_answer a;
 	struct search_job *job;
+	const struct imap_arg *ret_list = NULL;
 
 	i_zero(&a);
 	if (nargs >= 2 && imap_arg_atom_equals(&args[0], "RETURN") &&
 	    args[1].type == IMAP_ARG_LIST) {
 		const char *reason = search_parse_return(&args[1], &a);
+		ret_list = &args[1];
 		if (reason != NULL)
-			return cmd_bad(cmd, reason);
+			return search_failed(cmd, ret_list, reason);
 		args += 2;
 		nargs -= 2;
 	} else if (c->rev2) {
@@ -236,13 +287,16 @@ cmd_search(struct client_command *cmd)
 		a.r_all = true;
 	}
 	if (nargs == 0)
-		return cmd_bad(cmd, "SEARCH needs search keys.");
-	if (search_parse(args, nargs, st, (uint32_t)c->view->count, max_uid, &key,
-			 &error, &badcharset) < 0) {
-		if (badcharset)
+		return search_failed(cmd, ret_list, "SEARCH needs search keys.");
+	if (search_parse_saved(args, nargs, st, (uint32_t)c->view->count, max_uid,
+			       &c->searchres, &key, &error, &badcharset) < 0) {
+		if (badcharset) {
+			if (a.r_save)
+				seqset_free(&c->searchres);
 			cmd_tagged(cmd, "NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.");
-		else
-			cmd_bad(cmd, error);
+		} else {
+			search_failed(cmd, ret_list, error);
+		}
 		return true;
 	}
 	a.with_modseq = search_uses_modseq(key);

@@ -149,8 +149,8 @@ sort_start(struct client_command *cmd, struct sort_job *job, const struct imap_a
 		cmd_tagged(cmd, "NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.");
 		return true;
 	}
-	if (search_parse(args + 1, nargs - 1, st, (uint32_t)c->view->count, max_uid, &job->key,
-			 &error, &badcharset) < 0) {
+	if (search_parse_saved(args + 1, nargs - 1, st, (uint32_t)c->view->count, max_uid,
+			       &c->searchres, &job->key, &error, &badcharset) < 0) {
 		free(job);
 		return cmd_bad(cmd, error);
 	}

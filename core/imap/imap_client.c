@@ -87,6 +87,7 @@ client_abort(struct client *c, const char *reason)
 void
 client_unselect(struct client *c)
 {
+	seqset_free(&c->searchres);
 	mbox_view_free(&c->view);
 	mailbox_unref(&c->mbox);
 	if (c->state == CLIENT_SELECTED)
@@ -403,6 +404,7 @@ client_destroy(void *ctx)
 	server->client_count--;
 	addr_conn_remove(server->addrs, c->addr);
 	imap_parser_free(&c->parser);
+	seqset_free(&c->searchres);
 	free(c->user);
 	free(c->close_reason);
 	server_gen_unref(&c->gen);

@@ -7,6 +7,7 @@
 #include "imap_server.h"
 #include "imap_parser.h"
 #include "mailbox.h"
+#include "seqset.h"
 
 enum client_state {
 	CLIENT_NOT_AUTH,
@@ -54,6 +55,10 @@ struct client {
 	/* RFC 7162: enabled for the rest of the connection (ENABLE, or a
 	   CONDSTORE enabling command). QRESYNC implies CONDSTORE. */
 	bool condstore, qresync;
+	/* SEARCHRES (RFC 5182): the UIDs of the last SEARCH RETURN (SAVE),
+	   "$" in a sequence set; emptied when a mailbox is selected or left.
+	   UIDs, so that expunged messages fall out by themselves (2.1). */
+	struct seqset searchres;
 	/* RFC 9051, after ENABLE IMAP4rev2: mailbox names are UTF-8 both
 	   ways (no modified UTF-7), SEARCH answers ESEARCH, \\Recent and
 	   RECENT are not shown, SELECT sends the mailbox's LIST line. */

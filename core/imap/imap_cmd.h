@@ -4,6 +4,7 @@
 #define IMAP_CMD_H
 
 #include "lib.h"
+#include "seqset.h"
 #include "buf.h"
 #include "imap_parser.h"
 #include "storage.h"
@@ -117,6 +118,9 @@ void cmd_no_storage(struct client_command *cmd, enum storage_error err);
 char *cmd_arg_mailbox(struct client_command *cmd, size_t i);
 /* Appends a mailbox name (UTF-8) as the client sees it. */
 void cmd_write_mailbox_name(const struct client *c, struct buf *out, const char *name);
+/* Parses a UID set, or "$" (the saved search result, RFC 5182). */
+int cmd_parse_uidset(struct client_command *cmd, const char *setstr, uint32_t star,
+		     struct seqset *set_r);
 /* STATUS items in the order a client asked for them (cmd_list.c). */
 struct status_items {
 	uint8_t order[16];

@@ -175,8 +175,36 @@ cmd_arg_number(const struct imap_arg *arg, uint64_t max, uint64_t *num_r)
 	return arg->type == IMAP_ARG_ATOM && str_to_u64(arg->str, max, num_r) == 0;
 }
 
-/* The view's sequence numbers that the set names: by number, or by UID.
-   For numbers past the end returns -1 (BAD, RFC 3501 9 seq-number). */
+/* "$": the saved search result (RFC 5182 2.1). */
+static bool
+is_saved_ref(const char *setstr)
+{
+	return setstr[0] == '$' && setstr[1] == '\0';
+}
+
+static void
+seqset_copy(struct seqset *dst, const struct seqset *src)
+{
+	for (size_t r = 0; r < src->count; r++)
+		seqset_add_range(dst, src->ranges[r].lo, src->ranges[r].hi);
+}
+
+int
+cmd_parse_uidset(struct client_command *cmd, const char *setstr, uint32_t star,
+		 struct seqset *set_r)
+{
+	i_zero(set_r);
+	if (is_saved_ref(setstr)) {
+		seqset_copy(set_r, &cmd->c->searchres);
+		return 0;
+	}
+	return seqset_parse(setstr, star, set_r);
+}
+
+/* The view's sequence numbers that the set names: by number, or by UID;
+   "$" names the saved search result, whichever the command (RFC 5182
+   2.1: by UID, so what was expunged since is not named). For numbers past
+   the end returns -1 (BAD, RFC 3501 9 seq-number). */
 int
 cmd_collect_seqs(struct client_command *cmd, const char *setstr, uint32_t **seqs_r,
 		 size_t *count_r)
@@ -186,10 +214,11 @@ cmd_collect_seqs(struct client_command *cmd, const char *setstr, uint32_t **seqs
 	struct seqset set = { 0 };
 	uint32_t *seqs = NULL;
 	size_t count = 0, alloc = 0;
+	bool by_uid = cmd->uid || is_saved_ref(setstr);
 
-	if (seqset_parse(setstr, cmd->uid ? max_uid : (uint32_t)view->count, &set) < 0)
+	if (cmd_parse_uidset(cmd, setstr, by_uid ? max_uid : (uint32_t)view->count, &set) < 0)
 		return -1;
-	if (cmd->uid) {
+	if (by_uid) {
 		for (size_t s = 1; s <= view->count; s++) {
 			if (!seqset_contains(&set, mbox_view_uid(view, (uint32_t)s)))
 				continue;

@@ -82,6 +82,7 @@ struct parse_ctx {
 	size_t count, pos;
 	const struct mbox_state *state;
 	uint32_t star_seq, star_uid;
+	const struct seqset *saved;  /* "$" (RFC 5182), or NULL: empty */
 	const char *error;
 };
 
@@ -281,6 +282,17 @@ parse_list_key(struct parse_ctx *ctx, const struct imap_arg *arg, unsigned depth
 	return key;
 }
 
+/* "$": the UIDs of the saved result, as a UID key (RFC 5182 2.1). */
+static struct search_key *
+parse_saved_key(struct parse_ctx *ctx)
+{
+	struct search_key *key = key_new(SEARCH_UIDSET);
+
+	for (size_t r = 0; ctx->saved != NULL && r < ctx->saved->count; r++)
+		seqset_add_range(&key->set, ctx->saved->ranges[r].lo, ctx->saved->ranges[r].hi);
+	return key;
+}
+
 static struct search_key *
 parse_seqset_key(struct parse_ctx *ctx, const char *name)
 {
@@ -408,6 +420,8 @@ parse_uid_key(struct parse_ctx *ctx, const char *name, unsigned depth)
 
 	if (sarg == NULL)
 		return NULL;
+	if (sarg->type == IMAP_ARG_ATOM && strcmp(sarg->str, "$") == 0)
+		return parse_saved_key(ctx);
 	key = key_new(SEARCH_UIDSET);
 	if (sarg->type != IMAP_ARG_ATOM || seqset_parse(sarg->str, ctx->star_uid, &key->set) < 0) {
 		ctx->error = "Invalid UID set";
@@ -495,6 +509,8 @@ parse_key(struct parse_ctx *ctx, unsigned depth)
 
 	if (is_digit_or_star(name[0]))
 		return parse_seqset_key(ctx, name);
+	if (strcmp(name, "$") == 0)
+		return parse_saved_key(ctx);
 	for (size_t i = 0; i < N_ELEMENTS(simple_keys); i++) {
 		if (ascii_strcasecmp(name, simple_keys[i].name) == 0) {
 			key = key_new(simple_keys[i].type);
@@ -527,9 +543,18 @@ search_parse(const struct imap_arg *args, size_t count, const struct mbox_state 
 	     uint32_t star_seq, uint32_t star_uid, struct search_key **key_r,
 	     const char **error_r, bool *badcharset_r)
 {
+	return search_parse_saved(args, count, state, star_seq, star_uid, NULL, key_r, error_r,
+				  badcharset_r);
+}
+
+int
+search_parse_saved(const struct imap_arg *args, size_t count, const struct mbox_state *state,
+		   uint32_t star_seq, uint32_t star_uid, const struct seqset *saved,
+		   struct search_key **key_r, const char **error_r, bool *badcharset_r)
+{
 	struct parse_ctx ctx = {
 		.args = args, .count = count, .state = state,
-		.star_seq = star_seq, .star_uid = star_uid,
+		.star_seq = star_seq, .star_uid = star_uid, .saved = saved,
 	};
 	struct search_key *key;
 

@@ -4,6 +4,7 @@
 #define SEARCH_H
 
 #include "lib.h"
+#include "seqset.h"
 #include "imap_parser.h"
 #include "storage.h"
 
@@ -27,6 +28,11 @@ struct search_msg {
 int search_parse(const struct imap_arg *args, size_t count, const struct mbox_state *state,
 		 uint32_t star_seq, uint32_t star_uid, struct search_key **key_r,
 		 const char **error_r, bool *badcharset_r);
+/* The same, with "$" standing for the UIDs of saved (RFC 5182; NULL:
+   none saved, "$" matches nothing). */
+int search_parse_saved(const struct imap_arg *args, size_t count, const struct mbox_state *state,
+		       uint32_t star_seq, uint32_t star_uid, const struct seqset *saved,
+		       struct search_key **key_r, const char **error_r, bool *badcharset_r);
 /* 1 match, 0 no match, -1 the message could not be loaded. */
 int search_match(const struct search_key *key, const struct search_msg *msg);
 /* True if matching needs the message bytes (headers or text). */
