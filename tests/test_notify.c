@@ -483,6 +483,46 @@ test_notify_selected_fetch(void **state)
 	EXPECT(h, b, "b4", "FETCH 3 FLAGS", "* 3 FETCH (FLAGS (\\Recent))");
 }
 
+/* With (selected ...) the selected mailbox's changes come between
+   commands too; EXPUNGE only with "selected", not "selected-delayed". */
+static void
+test_notify_selected_between_commands(void **state)
+{
+	struct harness *h = *state;
+	int a = connect_session(h, 0), b = connect_session(h, 1);
+	char *ans;
+
+	login(h, a, "alice");
+	login(h, b, "alice");
+	EXPECT(h, a, "a1", "SELECT INBOX", "a1 OK");
+	EXPECT(h, b, "b1", "SELECT INBOX", "* 2 EXISTS");
+	EXPECT(h, b, "b2", "NOTIFY SET (selected-delayed (MessageNew MessageExpunge))",
+	       "b2 OK");
+	EXPECT(h, a, "a2", "APPEND INBOX {14+}\r\nSubject: n\r\n\r\n", "a2 OK");
+	ans = wait_for(h, b, "* 3 EXISTS");
+	assert_contains(ans, "* 3 EXISTS");
+	free(ans);
+	EXPECT(h, a, "a3", "STORE 1 +FLAGS.SILENT (\\Deleted)", "a3 OK");
+	EXPECT(h, a, "a4", "EXPUNGE", "a4 OK");
+	ans = drain(h, b, 300);
+	assert_null(strstr(ans, "EXPUNGE"));
+	free(ans);
+	EXPECT(h, b, "b3", "NOOP", "* 1 EXPUNGE");
+	EXPECT(h, b, "b4", "NOTIFY SET (selected (MessageNew MessageExpunge))", "b4 OK");
+	EXPECT(h, a, "a5", "STORE 1 +FLAGS.SILENT (\\Deleted)", "a5 OK");
+	EXPECT(h, a, "a6", "EXPUNGE", "a6 OK");
+	ans = wait_for(h, b, "* 1 EXPUNGE");
+	assert_contains(ans, "* 1 EXPUNGE");
+	free(ans);
+	/* Without NOTIFY: at the next command, as before. */
+	EXPECT(h, b, "b5", "NOTIFY NONE", "b5 OK");
+	EXPECT(h, a, "a7", "APPEND INBOX {14+}\r\nSubject: n\r\n\r\n", "a7 OK");
+	ans = drain(h, b, 300);
+	assert_null(strstr(ans, "EXISTS"));
+	free(ans);
+	EXPECT(h, b, "b6", "NOOP", "* 2 EXISTS");
+}
+
 /* A delivery by another process (appending to the flat mail file)
    reaches a NOTIFY session through the file watches. */
 static void
@@ -555,6 +595,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_notify_filters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_selected_fetch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notify_selected_between_commands, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_notify_other_process, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notify_burst_coalesced, setup, teardown),
 	};

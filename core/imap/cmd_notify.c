@@ -188,6 +188,7 @@ parse_group(struct notify_parse *p, const struct imap_arg *group)
 		if (p->spec.selected_set)
 			return parse_bad(p, "NOTIFY: selected given twice.");
 		p->spec.selected_set = true;
+		p->spec.selected_delayed = imap_arg_atom_equals(&a[0], "selected-delayed");
 		return parse_events(p, &a[1], true, &p->spec.selected_events);
 	}
 	if (imap_arg_atom_equals(&a[0], "personal"))

@@ -41,6 +41,11 @@ struct notify {
 	/* LIST lines not yet sent (MailboxName, SubscriptionChange). */
 	struct buf lines;
 	bool any_pending;
+	/* The selected mailbox changed (told between commands with
+	   selected events). */
+	bool selected_pending;
+	/* Too much queued: told and ended at the next flush. */
+	bool overflow;
 	struct event_timer *timer;
 	/* MessageNew (fetch-att): the selected mailbox's highest UID the
 	   client was sent FETCH for (or that it had at SELECT). */
@@ -306,11 +311,24 @@ notify_flush(struct client *c)
 {
 	struct notify *n = c->notify;
 
-	if (n == NULL || (!n->any_pending && n->lines.len == 0))
+	if (n == NULL || (!n->any_pending && !n->selected_pending && n->lines.len == 0 &&
+			  !n->overflow))
 		return;
 	if (!notify_may_send(c)) {
 		notify_arm(n);
 		return;
+	}
+	if (n->overflow) {
+		client_send(c, "* OK [NOTIFICATIONOVERFLOW] Too many changes; NOTIFY is now "
+			       "NONE.");
+		notify_free(c);
+		client_flush(c);
+		return;
+	}
+	if (n->selected_pending) {
+		n->selected_pending = false;
+		if (c->cmd == NULL)
+			client_sync_view(c, !n->spec.selected_delayed);
 	}
 	if (n->lines.len > 0) {
 		buf_append(client_outbuf(c), n->lines.data, n->lines.len);
@@ -378,12 +396,18 @@ notify_hub_event(void *ctx, int event, const char *name, const char *old_name)
 	struct notify *n = ctx;
 	ssize_t i;
 
+	if (n->overflow)
+		return;
 	switch ((enum hub_event)event) {
 	case HUB_EVENT_MAILBOX:
-		if ((i = box_find(n, name)) < 0)
+		if (is_selected(n->c, name) && n->spec.selected_events != 0)
+			n->selected_pending = true;
+		if ((i = box_find(n, name)) >= 0) {
+			n->boxes[i]->pending = true;
+			n->any_pending = true;
+		}
+		if (!n->selected_pending && !n->any_pending)
 			return;
-		n->boxes[i]->pending = true;
-		n->any_pending = true;
 		break;
 	case HUB_EVENT_CREATE:
 		if ((match(n, name) & NOTIFY_EV_MAILBOX_NAME) != 0)
@@ -419,6 +443,10 @@ notify_hub_event(void *ctx, int event, const char *name, const char *old_name)
 			box_add(n, name, after, false);
 		break;
 	}
+	}
+	if (n->lines.len > NOTIFY_MAX_QUEUED) {
+		buf_reset(&n->lines);
+		n->overflow = true;
 	}
 	notify_arm(n);
 }
@@ -547,7 +575,13 @@ notify_view_synced(struct client *c)
 	struct buf msg = BUF_INIT;
 	uint32_t seq, max;
 
-	if (n == NULL || n->spec.new_fetch == NULL || c->view == NULL)
+	if (n == NULL || c->view == NULL)
+		return;
+	/* Changes by other processes reach the selected mailbox between
+	   commands too (the hub watches its files, as in IDLE). */
+	if (n->spec.selected_events != 0)
+		mbox_view_watch(c->view);
+	if (n->spec.new_fetch == NULL)
 		return;
 	max = mbox_view_max_uid(c->view);
 	if (!n->fetch_known) {

@@ -46,6 +46,9 @@ enum notify_event {
 /* Pending changes are told this many milliseconds after the first of
    them (a burst is told once per mailbox). */
 #define NOTIFY_COALESCE_MS 100
+/* Queued LIST lines beyond this (a client that does not read): the
+   session gets "* OK [NOTIFICATIONOVERFLOW]" and NOTIFY NONE (5465 5.8). */
+#define NOTIFY_MAX_QUEUED 65536
 /* NOTIFY SET refuses (NO [NOTIFICATIONOVERFLOW]) to watch the message
    events of more mailboxes than this. */
 #define NOTIFY_MAX_BOXES 1000
@@ -67,6 +70,7 @@ struct notify_filter {
 struct notify_spec {
 	bool status;                  /* the STATUS indicator */
 	bool selected_set;            /* a selected or selected-delayed group */
+	bool selected_delayed;        /* selected-delayed: no EXPUNGE between commands */
 	unsigned selected_events;
 	/* MessageNew (fetch-att ...) of the selected mailbox, or NULL. */
 	struct fetch_spec *new_fetch;
@@ -88,7 +92,9 @@ int notify_set(struct client *c, struct notify_spec *spec, const char **error_r)
 /* NOTIFY NONE, and at the end of the session: forgets everything. */
 void notify_free(struct client *c);
 /* Sends what is pending if the session may hear it now: in IDLE or
-   between commands (RFC 5465 3, 5.x), not in the middle of a command. */
+   between commands (RFC 5465 3, 5.x), not in the middle of a command.
+   With (selected ...) the selected mailbox's changes are sent between
+   commands too (EXISTS, FETCH, and EXPUNGE unless selected-delayed, 5.3). */
 void notify_flush(struct client *c);
 /* After the selected mailbox's view was brought in line: the FETCH
    responses of MessageNew (fetch-att) for the new messages. */
