@@ -89,17 +89,13 @@ unsigned notify_spec_match(const struct notify_spec *spec, const struct strlist 
    the selected one. Returns 0, or -1 with *error_r (a static response
    text for the tagged NO). */
 int notify_set(struct client *c, struct notify_spec *spec, const char **error_r);
-/* NOTIFY NONE, and at the end of the session: forgets everything. */
-void notify_free(struct client *c);
 /* Sends what is pending if the session may hear it now: in IDLE or
    between commands (RFC 5465 3, 5.x), not in the middle of a command.
    With (selected ...) the selected mailbox's changes are sent between
    commands too (EXISTS, FETCH, and EXPUNGE unless selected-delayed, 5.3). */
 void notify_flush(struct client *c);
-/* After the selected mailbox's view was brought in line: the FETCH
-   responses of MessageNew (fetch-att) for the new messages. */
-void notify_view_synced(struct client *c);
-/* The session leaves its selected mailbox. */
-void notify_unselected(struct client *c);
+/* notify_free(), notify_view_synced() and notify_unselected(), which
+   the session calls, are declared in imap_client.h (the session's
+   module does not include this one: notify.c uses the session). */
 
 #endif
