@@ -392,6 +392,23 @@ test_notify_other_mailbox_in_idle(void **state)
 	ans = wait_for(h, b, "* LIST");
 	assert_contains(ans, "* LIST () \"/\" \"renamed\" (\"OLDNAME\" (\"fresh\"))\r\n");
 	free(ans);
+	/* Inferiors move with their parent, each told with OLDNAME. */
+	EXPECT(h, a, "a10b", "CREATE renamed/kid", "a10b OK");
+	free(wait_for(h, b, "* LIST"));
+	EXPECT(h, a, "a10c", "RENAME renamed moved", "a10c OK");
+	ans = wait_for(h, b, "* LIST () \"/\" \"moved/kid\"");
+	assert_contains(ans, "* LIST () \"/\" \"moved\" (\"OLDNAME\" (\"renamed\"))\r\n");
+	assert_contains(ans, "* LIST () \"/\" \"moved/kid\" (\"OLDNAME\" "
+			     "(\"renamed/kid\"))\r\n");
+	free(ans);
+	EXPECT(h, a, "a10d", "APPEND moved/kid {14+}\r\nSubject: n\r\n\r\n", "a10d OK");
+	ans = wait_for(h, b, "* STATUS \"moved/kid\"");
+	assert_contains(ans, "* STATUS \"moved/kid\" (MESSAGES 1 ");
+	free(ans);
+	EXPECT(h, a, "a10e", "DELETE moved/kid", "a10e OK");
+	free(wait_for(h, b, "* LIST"));
+	EXPECT(h, a, "a10f", "RENAME moved renamed", "a10f OK");
+	free(wait_for(h, b, "* LIST"));
 	/* The renamed mailbox is watched under its new name. */
 	EXPECT(h, a, "a11", "APPEND renamed {14+}\r\nSubject: n\r\n\r\n", "a11 OK");
 	ans = wait_for(h, b, "* STATUS \"renamed\"");

@@ -389,6 +389,46 @@ subs_update(struct notify *n, const char *name, bool add)
 	n->subs = next;
 }
 
+/* One name of a RENAME: its LIST line, and its watch under the new
+   name. */
+static void
+renamed_one(struct notify *n, const char *name, const char *old_name)
+{
+	if (((match(n, name) | match(n, old_name)) & NOTIFY_EV_MAILBOX_NAME) != 0)
+		list_line(n, "", name, old_name);
+	box_remove(n, old_name);
+	if (n->box_count < NOTIFY_MAX_BOXES)
+		box_add(n, name, match(n, name), false);
+}
+
+/* RENAME moves the inferiors too (RFC 3501 6.3.5): each gets its LIST
+   line with OLDNAME (RFC 5465 5.4). Lists the user's mailboxes once:
+   O(mailboxes), for a rare command. */
+static void
+notify_renamed(struct notify *n, const char *name, const char *old_name)
+{
+	struct client *c = n->c;
+	struct strlist all = { 0 };
+	enum storage_error err;
+	size_t len = strlen(name);
+
+	renamed_one(n, name, old_name);
+	if (storage_list(&c->gen->storage, c->sid, c->user, &all, &err) < 0)
+		return;
+	strlist_sort(&all);
+	for (size_t i = 0; i < all.count; i++) {
+		const char *child = all.items[i];
+
+		if (strncmp(child, name, len) == 0 && child[len] == '/') {
+			char *old = xasprintf("%s%s", old_name, child + len);
+
+			renamed_one(n, child, old);
+			free(old);
+		}
+	}
+	strlist_clear(&all);
+}
+
 /* The hub's signal (mailbox.h): marks what changed, tells it later. */
 static void
 notify_hub_event(void *ctx, int event, const char *name, const char *old_name)
@@ -421,11 +461,7 @@ notify_hub_event(void *ctx, int event, const char *name, const char *old_name)
 		box_remove(n, name);
 		break;
 	case HUB_EVENT_RENAME:
-		if (((match(n, name) | match(n, old_name)) & NOTIFY_EV_MAILBOX_NAME) != 0)
-			list_line(n, "", name, old_name);
-		box_remove(n, old_name);
-		if (n->box_count < NOTIFY_MAX_BOXES)
-			box_add(n, name, match(n, name), false);
+		notify_renamed(n, name, old_name);
 		break;
 	case HUB_EVENT_SUBSCRIBE:
 	case HUB_EVENT_UNSUBSCRIBE: {
