@@ -238,6 +238,8 @@ mailbox_changed(struct mailbox *mbox, struct mbox_view *except)
 		if (view != except && view->notify != NULL)
 			view->notify(view->notify_ctx);
 	}
+	if (mbox->hub->listeners != NULL)
+		hub_signal(mbox->hub, mbox->user, HUB_EVENT_MAILBOX, mbox->name, NULL);
 }
 
 static void mailbox_before_remove(void *ctx, size_t idx);

@@ -271,8 +271,39 @@ int mailbox_expunge_start(struct mailbox *mbox, const struct seqset *uids, bool 
    to NULL. */
 void mailbox_op_detach(struct mailbox_op **op);
 
-/* Tells every view except 'except' that the mailbox changed. */
+/* Tells every view except 'except' that the mailbox changed, and the
+   hub's listeners for its user (HUB_EVENT_MAILBOX). */
 void mailbox_changed(struct mailbox *mbox, struct mbox_view *except);
+
+/* Change signals for sessions that watch mailboxes they have not
+   selected (NOTIFY, RFC 5465). A listener hears of the changes made in
+   this process: the messages or flags of a mailbox (every
+   mailbox_changed()), and the names and subscriptions (the commands
+   that change them call hub_signal()). Changes by other processes reach
+   it through file watches (hub_watch()). A signal costs one call per
+   listener of the hub (sessions that did not ask for NOTIFY do not
+   listen). A callback must not free listeners; it may queue output. */
+enum hub_event {
+	HUB_EVENT_MAILBOX,      /* messages or flags of name changed */
+	HUB_EVENT_CREATE,       /* name was created */
+	HUB_EVENT_DELETE,       /* name was deleted */
+	HUB_EVENT_RENAME,       /* old_name is now name */
+	HUB_EVENT_SUBSCRIBE,    /* name was subscribed */
+	HUB_EVENT_UNSUBSCRIBE,  /* name was unsubscribed */
+};
+typedef void hub_listen_func(void *ctx, int event, const char *name, const char *old_name);
+struct hub_listener;
+/* cb(ctx, event, name, old_name) for every signal about user's
+   mailboxes until hub_unlisten(). */
+struct hub_listener *hub_listen(struct hub *hub, const char *user, hub_listen_func *cb,
+				void *ctx);
+void hub_unlisten(struct hub_listener **listener);
+/* Calls the listeners of user with event (enum hub_event). old_name
+   only with HUB_EVENT_RENAME, else NULL. */
+void hub_signal(struct hub *hub, const char *user, int event, const char *name,
+		const char *old_name);
+/* The file watches of the hub (NULL without: unit tests may run so). */
+struct watch *hub_watch(struct hub *hub);
 /* The paths the backend asks to watch for changes from other processes. */
 void mailbox_watch_paths(struct mailbox *mbox, struct strlist *paths_r);
 

@@ -1,5 +1,5 @@
 /* mailbox_private.h: what the files of the mailbox hub share (mailbox.c,
-   mailbox_job.c): its structs and the functions one defines for the
+   mailbox_job.c, mailbox_signal.c): its structs and the functions one defines for the
    other. Not for use outside core/hub/mailbox*.c. */
 #ifndef MAILBOX_PRIVATE_H
 #define MAILBOX_PRIVATE_H
@@ -84,12 +84,24 @@ struct mailbox {
 };
 
 
+/* A session listening for the changes of a user's mailboxes (NOTIFY,
+   hub_listen()). */
+struct hub_listener {
+	struct hub *hub;
+	char *user;
+	void (*cb)(void *ctx, int event, const char *name, const char *old_name);
+	void *ctx;
+	struct hub_listener *prev, *next;
+};
+
 struct hub {
 	struct storage_ctx storage;
 	struct watch *watch;
 	struct mime_cache *mime_cache;
 	struct mailbox *mailboxes;
 	uint64_t release_clock;
+	/* Only sessions that asked for NOTIFY listen. */
+	struct hub_listener *listeners;
 };
 
 

@@ -279,8 +279,10 @@ cmd_create(struct client_command *cmd)
 		cmd_tagged(cmd, "NO [ALREADYEXISTS] Mailbox already exists.");
 	else if (storage_create(&cmd->c->gen->storage, cmd->c->sid, cmd->c->user, name, &err) < 0)
 		cmd_no_storage(cmd, err);
-	else
+	else {
+		hub_signal(cmd->c->gen->hub, cmd->c->user, HUB_EVENT_CREATE, name, NULL);
 		cmd_tagged(cmd, "OK Create completed.");
+	}
 	free(name);
 	return true;
 }
@@ -314,8 +316,10 @@ cmd_delete(struct client_command *cmd)
 		hub_forget(c->gen->hub, c->user, name);
 		if (storage_delete(&c->gen->storage, c->sid, c->user, name, &err) < 0)
 			cmd_no_storage(cmd, err);
-		else
+		else {
+			hub_signal(c->gen->hub, c->user, HUB_EVENT_DELETE, name, NULL);
 			cmd_tagged(cmd, "OK Delete completed.");
+		}
 	}
 	free(name);
 	return true;
@@ -375,8 +379,10 @@ cmd_rename(struct client_command *cmd)
 		hub_forget(c->gen->hub, c->user, to);
 		if (storage_rename(&c->gen->storage, c->sid, c->user, from, to, &err) < 0)
 			cmd_no_storage(cmd, err);
-		else
+		else {
+			hub_signal(c->gen->hub, c->user, HUB_EVENT_RENAME, to, from);
 			cmd_tagged(cmd, "OK Rename completed.");
+		}
 	}
 	free(from);
 	free(to);
@@ -408,8 +414,11 @@ cmd_subscribe(struct client_command *cmd)
 		strlist_add(&next, name);
 	if (storage_subscriptions_write(&c->gen->storage, c->sid, c->user, &next, &err) < 0)
 		cmd_no_storage(cmd, err);
-	else
+	else {
+		hub_signal(c->gen->hub, c->user,
+			   subscribe ? HUB_EVENT_SUBSCRIBE : HUB_EVENT_UNSUBSCRIBE, name, NULL);
 		cmd_tagged(cmd, "OK %s completed.", subscribe ? "Subscribe" : "Unsubscribe");
+	}
 out:
 	strlist_clear(&subs);
 	strlist_clear(&next);

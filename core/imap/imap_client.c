@@ -88,6 +88,7 @@ void
 client_unselect(struct client *c)
 {
 	seqset_free(&c->searchres);
+	notify_unselected(c);
 	mbox_view_free(&c->view);
 	mailbox_unref(&c->mbox);
 	if (c->state == CLIENT_SELECTED)
@@ -101,6 +102,7 @@ client_sync_view(struct client *c, bool allow_expunge)
 		return;
 	imap_view_announce_keywords(c->view, &c->keywords_announced, client_outbuf(c));
 	imap_view_sync(c->view, client_outbuf(c), allow_expunge);
+	notify_view_synced(c);
 }
 
 void
@@ -394,6 +396,7 @@ client_destroy(void *ctx)
 		 reason != NULL ? reason : "");
 	client_command_abort(c);
 	client_unselect(c);
+	notify_free(c);
 	connection_free(&c->conn);
 	if (c->prev != NULL)
 		c->prev->next = c->next;

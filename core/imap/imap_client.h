@@ -17,6 +17,7 @@ enum client_state {
 };
 
 struct client_command;
+struct notify;
 
 struct client {
 	struct imap_server *server;
@@ -60,9 +61,11 @@ struct client {
 	   UIDs, so that expunged messages fall out by themselves (2.1). */
 	struct seqset searchres;
 	/* RFC 9051, after ENABLE IMAP4rev2: mailbox names are UTF-8 both
-	   ways (no modified UTF-7), SEARCH answers ESEARCH, \\Recent and
+	   ways (no modified UTF-7), SEARCH answers ESEARCH, \Recent and
 	   RECENT are not shown, SELECT sends the mailbox's LIST line. */
 	bool rev2;
+	/* NOTIFY (RFC 5465, notify.h): NULL unless the client asked. */
+	struct notify *notify;
 	/* The session ends once what is queued is written. Set by
 	   client_disconnect() and by LOGOUT; client_flush() passes it on to
 	   the connection. */
@@ -99,6 +102,14 @@ void client_start_tls(struct client *c);
 bool client_plaintext_allowed(const struct client *c);
 /* Leaves the selected mailbox (no expunge). */
 void client_unselect(struct client *c);
+
+/* notify.c: NOTIFY (RFC 5465, notify.h). NOTIFY NONE and the end of
+   the session forget it all; after the selected view was brought in
+   line, the FETCH of MessageNew (fetch-att) for the new messages; the
+   session leaves its selected mailbox. */
+void notify_free(struct client *c);
+void notify_view_synced(struct client *c);
+void notify_unselected(struct client *c);
 
 /* imap_commands.c: the command lifecycle (the commands are cmd_*.c). */
 /* Runs a parsed command (what it keeps it copies: the parser's memory

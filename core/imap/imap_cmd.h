@@ -174,6 +174,9 @@ bool cmd_expunge(struct client_command *cmd);
 bool cmd_store(struct client_command *cmd);
 bool cmd_copy(struct client_command *cmd);
 
+/* cmd_notify.c */
+bool cmd_notify(struct client_command *cmd);
+
 /* cmd_idle.c */
 bool cmd_idle(struct client_command *cmd);
 

@@ -272,6 +272,7 @@ static const struct cmd_def commands[] = {
 	{ .name = "APPEND", .func = cmd_append, .states = ST_AUTH | ST_SELECTED },
 	{ .name = "IDLE", .func = cmd_idle, .states = ST_AUTH | ST_SELECTED,
 	  .flags = CMD_FLAG_NO_ARGS },
+	{ .name = "NOTIFY", .func = cmd_notify, .states = ST_AUTH | ST_SELECTED },
 	{ .name = "CHECK", .func = cmd_check, .states = ST_SELECTED, .flags = CMD_FLAG_NO_ARGS },
 	{ .name = "CLOSE", .func = cmd_close, .states = ST_SELECTED, .flags = CMD_FLAG_NO_ARGS },
 	{ .name = "UNSELECT", .func = cmd_close, .states = ST_SELECTED, .flags = CMD_FLAG_NO_ARGS },
