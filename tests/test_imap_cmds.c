@@ -1537,6 +1537,85 @@ test_searchres(void **state)
 	EXPECT(h, s, "a26", "CAPABILITY", " SEARCHRES");
 }
 
+/* BINARY (RFC 3516, RFC 9051 6.4.5): a leaf part decoded from base64 and
+   quoted-printable, sizes, partials, a literal8 when NUL is in it, \Seen
+   set by BINARY and not by BINARY.PEEK, NO [UNKNOWN-CTE] for an encoding
+   we do not know, BAD for a section that is not part numbers; APPEND of a
+   literal8 whose binary part comes back octet for octet. */
+static void
+test_binary(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+	char *ans;
+	static const char mixed[] =
+		"From: a@example.org\r\nMime-Version: 1.0\r\n"
+		"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+		"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+		"aGVsbG8gd29ybGQ=\r\n"
+		"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+		"caf=C3=A9  \r\nsoft=\r\nbreak\r\n"
+		"--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+		"AQIAAw==\r\n"
+		"--b\r\nContent-Type: application/x-odd\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\n"
+		"begin 644 x\r\n"
+		"--b--\r\n";
+	char *c;
+
+	login(h, s, "alice");
+	EXPECT(h, s, "a0", "CREATE bin", "a0 OK");
+	c = xasprintf("APPEND bin {%zu+}\r\n%s", strlen(mixed), mixed);
+	EXPECT(h, s, "a1", c, "a1 OK");
+	free(c);
+	EXPECT(h, s, "a2", "SELECT bin", "a2 OK");
+	EXPECT(h, s, "a3", "FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])",
+	       "* 1 FETCH (BINARY.SIZE[1] 11 BINARY[1] {11}\r\nhello world)");
+	/* QP: =XX octets, trailing white space deleted, soft line breaks. */
+	EXPECT(h, s, "a4", "FETCH 1 BINARY.PEEK[2]",
+	       "* 1 FETCH (BINARY[2] {16}\r\ncaf\xc3\xa9\r\nsoftbreak)");
+	/* NUL inside: a literal8. */
+	ans = cmd(h, s, "a5", "FETCH 1 BINARY.PEEK[3]");
+	assert_non_null(memmem(ans, strlen(ans) + 1, "BINARY[3] ~{4}\r\n\x01\x02", 16));
+	free(ans);
+	EXPECT(h, s, "a5b", "FETCH 1 BINARY.SIZE[3]", "* 1 FETCH (BINARY.SIZE[3] 4)");
+	/* A partial of the decoded data. */
+	EXPECT(h, s, "a6", "FETCH 1 BINARY.PEEK[1]<6.100>", "* 1 FETCH (BINARY[1]<6> {5}\r\nworld)");
+	/* BINARY[] is the message as it is. */
+	ans = cmd(h, s, "a7", "FETCH 1 (BINARY.SIZE[] RFC822.SIZE)");
+	assert_contains(ans, "* 1 FETCH (BINARY.SIZE[] ");
+	free(ans);
+	/* An encoding we cannot decode. */
+	ans = cmd(h, s, "a8", "FETCH 1 BINARY.PEEK[4]");
+	assert_contains(ans, "BINARY[4] NIL");
+	assert_contains(ans, "a8 NO [UNKNOWN-CTE]");
+	free(ans);
+	EXPECT(h, s, "a9", "FETCH 1 BINARY.PEEK[1.TEXT]", "a9 BAD");
+	/* \Seen: not by PEEK, by BINARY. */
+	EXPECT(h, s, "b1", "FETCH 1 FLAGS", "* 1 FETCH (FLAGS (\\Recent))");
+	EXPECT(h, s, "b2", "FETCH 1 BINARY[1]", "\\Seen");
+
+	/* A literal8 APPEND: the binary part comes back as sent. */
+	static const char bin[] = "From: a@example.org\r\nMime-Version: 1.0\r\n"
+				  "Content-Type: application/octet-stream\r\n"
+				  "Content-Transfer-Encoding: binary\r\n\r\n"
+				  "\x01-\x00\x02\n\x03\r\n";
+	size_t binlen = sizeof(bin) - 1;
+	char *line = xasprintf("b3 APPEND bin ~{%zu+}\r\n", binlen);
+	send_raw(h, s, line, strlen(line));
+	send_raw(h, s, bin, binlen);
+	send_raw(h, s, "\r\n", 2);
+	free(line);
+	ans = wait_for(h, s, "b3 ");
+	assert_contains(ans, "b3 OK [APPENDUID");
+	free(ans);
+	EXPECT(h, s, "b4a", "FETCH 2 BINARY.SIZE[1]", "* 2 FETCH (BINARY.SIZE[1] 8)");
+	ans = cmd(h, s, "b4", "FETCH 2 BINARY.PEEK[1]");
+	assert_contains(ans, "BINARY[1] ~{8}\r\n");
+	assert_non_null(memmem(ans, strlen(ans) + 8, "~{8}\r\n\x01-\x00\x02\n\x03\r\n", 14));
+	free(ans);
+	EXPECT(h, s, "b5", "CAPABILITY", " BINARY");
+}
+
 int
 main(void)
 {
@@ -1573,6 +1652,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_status_size_deleted_and_list_status, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_searchres, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_binary, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,11 +5,13 @@
 #include "imap_util.h"
 
 /* LITERAL- is not listed: RFC 7888 forbids advertising it next to
-   LITERAL+, which allows more (non-synchronizing literals of any size). */
-#define CAPS_COMMON "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS " \
+   LITERAL+, which allows more (non-synchronizing literals of any size).
+   IMAP4rev2 (RFC 9051) beside IMAP4rev1: a client turns it on with ENABLE
+   IMAP4rev2 (appendix A); what it folds in is advertised by name too. */
+#define CAPS_COMMON "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS " \
 		    "CHILDREN MOVE LIST-EXTENDED SPECIAL-USE ESEARCH CONDSTORE QRESYNC SORT " \
 		    "SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES MULTIAPPEND STATUS=SIZE " \
-		    "LIST-STATUS SEARCHRES NOTIFY"
+		    "LIST-STATUS SEARCHRES BINARY NOTIFY"
 
 /* Before login: STARTTLS while the channel is clear and a certificate
    is configured; AUTH=PLAIN where a password may be sent, LOGINDISABLED

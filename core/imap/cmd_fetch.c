@@ -30,6 +30,8 @@ struct fetch_job {
 	struct mcache_walk *walk;
 	bool walk_broken;
 	struct buf cache_bufs[3];
+	/* A BINARY item met a transfer encoding we cannot decode. */
+	bool unknown_cte;
 };
 
 static void
@@ -130,6 +132,7 @@ fetch_continue(struct client_command *cmd)
 		fm.seq = seq;
 		fm.state = st;
 		fm.recent = imap_view_shows_recent(c->view, st->mails[idx].uid);
+		fm.unknown_cte = &job->unknown_cte;
 		if (needs_msg && fetch_message(job, c, st, (size_t)idx, &fm, &ent) < 0) {
 			job->walk_broken = true;
 			continue;
@@ -154,6 +157,9 @@ fetch_continue(struct client_command *cmd)
 		mailbox_changed(c->mbox, c->view);
 	if (job->error != STORAGE_ERR_NONE)
 		cmd_no_storage(cmd, job->error);
+	else if (job->unknown_cte)
+		cmd_tagged(cmd, "NO [UNKNOWN-CTE] A part's Content-Transfer-Encoding "
+				"cannot be decoded.");
 	else if (job->expunged_seen)
 		cmd_tagged(cmd, "NO [EXPUNGEISSUED] Some messages could not "
 				"be fetched (expunged or unreadable).");

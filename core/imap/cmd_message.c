@@ -4,6 +4,7 @@
 #include "imap_cmd.h"
 #include "imap_client.h"
 #include "imap_view.h"
+#include "mime.h"
 #include "imap_util.h"
 #include "fetch.h"
 #include "log.h"
@@ -100,6 +101,7 @@ cmd_append(struct client_command *cmd)
 	struct client *c = cmd->c;
 	struct append_msg *msgs;
 	struct seqset stored = { 0 };
+	struct buf converted = BUF_INIT;
 	enum storage_error err = STORAGE_ERR_NONE;
 	struct mailbox *mbox;
 	const char *error = NULL;
@@ -156,17 +158,24 @@ cmd_append(struct client_command *cmd)
 	for (; done < count; done++) {
 		struct append_msg *m = &msgs[done];
 		const struct mbox_state *st;
+		const char *data = m->data->str;
+		size_t len = m->data->len;
 		ssize_t idx;
 
-		if (mailbox_append(mbox, m->data->str, m->data->len, m->flag_bits, m->keywords,
-				   m->time, m->tz, &uid, &err, c->sid) < 0)
+		/* A binary part the store could not give back as sent goes in
+		   as base64 (RFC 3516 4.3). */
+		if (mime_binary_to_base64(data, len, &converted)) {
+			data = converted.data;
+			len = converted.len;
+		}
+		if (mailbox_append(mbox, data, len, m->flag_bits, m->keywords, m->time, m->tz,
+				   &uid, &err, c->sid) < 0)
 			break;
 		seqset_add_range(&stored, uid, uid);
 		st = mailbox_state(mbox);
 		idx = mbox_state_find(st, uid);
 		if (idx >= 0)
-			fetch_cache_stored(mailbox_mcache(mbox), st, &st->mails[idx], m->data->str,
-					   m->data->len);
+			fetch_cache_stored(mailbox_mcache(mbox), st, &st->mails[idx], data, len);
 	}
 	if (done < count) {
 		enum storage_error ignored;
@@ -190,6 +199,7 @@ cmd_append(struct client_command *cmd)
 		buf_free(&uids);
 	}
 out:
+	buf_free(&converted);
 	seqset_free(&stored);
 	mailbox_unref(&mbox);
 	free(name);

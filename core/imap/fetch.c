@@ -9,6 +9,7 @@
 #include "imap_date.h"
 #include "imap_envelope.h"
 #include "imap_section.h"
+#include "fetch_binary.h"
 #include "message.h"
 #include "mime.h"
 
@@ -32,6 +33,8 @@ enum fetch_type {
 	FETCH_BODYSTRUCTURE,
 	FETCH_SECTION,         /* BODY[...] and BODY.PEEK[...] */
 	FETCH_MODSEQ,          /* RFC 7162 CONDSTORE */
+	FETCH_BINARY,          /* BINARY[...] and BINARY.PEEK[...] (RFC 3516) */
+	FETCH_BINARY_SIZE,     /* BINARY.SIZE[...] */
 };
 
 enum section_kind {
@@ -320,6 +323,58 @@ parse_body_section(const char *s, struct fetch_item *item, const char **error_r)
 	return 0;
 }
 
+/* Parses "BINARY[1.2]<o.n>", "BINARY.PEEK[...]", "BINARY.SIZE[...]" (the
+   whole atom is name, s points after its '['): section-binary is part
+   numbers alone (RFC 9051 9); no partial for BINARY.SIZE. */
+static int
+parse_binary_section(const char *name, const char *s, struct fetch_item *item,
+		     const char **error_r)
+{
+	bool size = ascii_strncasecmp(name, "BINARY.SIZE[", 12) == 0;
+	struct buf b = BUF_INIT;
+
+	item->peek = size || ascii_strncasecmp(name, "BINARY.PEEK[", 12) == 0;
+	item->type = size ? FETCH_BINARY_SIZE : FETCH_BINARY;
+	while (is_digit(*s)) {
+		uint32_t n;
+
+		if (!read_u32(&s, &n) || n == 0 || item->part_count >= FETCH_MAX_PART_DEPTH) {
+			*error_r = "Invalid section part number";
+			return -1;
+		}
+		item->part[item->part_count++] = n;
+		if (*s == '.' && is_digit(s[1]))
+			s++;
+		else
+			break;
+	}
+	if (*s++ != ']') {
+		*error_r = "Invalid BINARY section (part numbers only)";
+		return -1;
+	}
+	if (*s == '<' && !size) {
+		s++;
+		if (!read_u32(&s, &item->offset) || *s++ != '.' || !read_u32(&s, &item->count) ||
+		    item->count == 0 || *s++ != '>') {
+			*error_r = "Invalid partial";
+			return -1;
+		}
+		item->partial = true;
+	}
+	if (*s != '\0') {
+		*error_r = "Invalid characters after section";
+		return -1;
+	}
+	buf_append_str(&b, size ? "BINARY.SIZE[" : "BINARY[");
+	for (size_t i = 0; i < item->part_count; i++)
+		buf_printf(&b, "%s%u", i > 0 ? "." : "", item->part[i]);
+	buf_append_c(&b, ']');
+	if (item->partial)
+		buf_printf(&b, "<%u>", item->offset);
+	item->resp_name = buf_steal(&b);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	enum fetch_type type;
@@ -362,6 +417,16 @@ parse_item(struct fetch_spec *spec, const struct imap_arg *arg, const char **err
 			return spec_add_named(spec, simple_items[i].type);
 	}
 	i_zero(&item);
+	if (skip_prefix_ci(&s, "BINARY.PEEK[") || skip_prefix_ci(&s, "BINARY.SIZE[") ||
+	    skip_prefix_ci(&s, "BINARY[")) {
+		if (parse_binary_section(arg->str, s, &item, error_r) < 0) {
+			item_free(&item);
+			return -1;
+		}
+		spec->items = xrealloc(spec->items, (spec->count + 1) * sizeof(*spec->items));
+		spec->items[spec->count++] = item;
+		return 0;
+	}
 	if (skip_prefix_ci(&s, "BODY.PEEK["))
 		item.peek = true;
 	else if (!skip_prefix_ci(&s, "BODY[")) {
@@ -481,7 +546,8 @@ fetch_spec_sets_seen(const struct fetch_spec *spec)
 	for (size_t i = 0; i < spec->count; i++) {
 		const struct fetch_item *item = &spec->items[i];
 
-		if ((item->type == FETCH_SECTION && !item->peek) || item->type == FETCH_RFC822 ||
+		if (((item->type == FETCH_SECTION || item->type == FETCH_BINARY) && !item->peek) ||
+		    item->type == FETCH_RFC822 ||
 		    item->type == FETCH_RFC822_TEXT)
 			return true;
 	}
@@ -848,6 +914,42 @@ write_item_cached(const struct fetch_item *item, struct write_ctx *ctx, struct b
 	return true;
 }
 
+/* BINARY[...] and BINARY.SIZE[...]: a transfer encoding we cannot
+   decode answers NIL (and 0) here, and the command NO [UNKNOWN-CTE]
+   (msg->unknown_cte). */
+static void
+write_binary(const struct fetch_item *item, struct write_ctx *ctx, struct buf *out)
+{
+	struct buf tmp = BUF_INIT;
+	const char *sdata;
+	size_t slen;
+	int ret = fetch_binary_data(item->part_count > 0 ? ctx_tree(ctx) : NULL, ctx->data,
+				    ctx->len, item->part, item->part_count, &tmp, &sdata, &slen);
+
+	buf_append_str(out, item->resp_name);
+	buf_append_c(out, ' ');
+	if (ret < 0) {
+		if (ctx->msg->unknown_cte != NULL)
+			*ctx->msg->unknown_cte = true;
+		buf_append_str(out, item->type == FETCH_BINARY_SIZE ? "0" : "NIL");
+	} else if (item->type == FETCH_BINARY_SIZE) {
+		buf_append_u64(out, slen);
+	} else {
+		if (item->partial) {
+			if (item->offset >= slen) {
+				slen = 0;
+			} else {
+				sdata += item->offset;
+				slen -= item->offset;
+				if (slen > item->count)
+					slen = item->count;
+			}
+		}
+		fetch_binary_write_literal(out, sdata, slen);
+	}
+	buf_free(&tmp);
+}
+
 static void
 write_item(const struct fetch_item *item, struct write_ctx *ctx, struct buf *out)
 {
@@ -925,6 +1027,10 @@ write_item(const struct fetch_item *item, struct write_ctx *ctx, struct buf *out
 		buf_append_str(out, item->resp_name);
 		buf_append_c(out, ' ');
 		write_literal(out, sdata, slen);
+		break;
+	case FETCH_BINARY:
+	case FETCH_BINARY_SIZE:
+		write_binary(item, ctx, out);
 		break;
 	}
 	buf_free(&tmp);

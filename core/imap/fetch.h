@@ -64,6 +64,10 @@ struct fetch_msg {
 	   from data. With data NULL, only fetch_spec_cache_answers() items
 	   may be asked for. */
 	const struct mcache_entry *cached;
+	/* Optional: set to true when a BINARY item names a part whose
+	   transfer encoding is unknown (the command answers NO
+	   [UNKNOWN-CTE], RFC 9051 6.4.5). */
+	bool *unknown_cte;
 };
 
 /* Computes the listing cache entry of msg (msg->data must be set) into

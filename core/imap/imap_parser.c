@@ -598,6 +598,17 @@ parse_arg_byte(struct imap_parser *parser, unsigned char c)
 			finish_atom(parser);
 			return end_line(parser, c);
 		default:
+			if (c == '{' && parser->tok_len == 1 && parser->tok[0] == '~') {
+				/* literal8 (RFC 3516, RFC 9051 4.3): "~{n}", a
+				   literal that may hold any octet, NUL too; APPEND
+				   takes it for a message with binary parts. */
+				parser->tok_len = 0;
+				parser->lit_size = 0;
+				parser->lit_has_digits = false;
+				parser->lit_sync = true;
+				parser->state = ST_LIT_NUM;
+				return IMAP_PARSE_NEED_MORE;
+			}
 			return parse_fail(parser, IMAP_PARSE_ERROR, "Invalid character in atom", c);
 		}
 	case ST_ATOM_SECTION:

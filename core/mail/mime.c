@@ -485,10 +485,25 @@ mime_encoding_parse(const char *token, size_t len)
 	return MIME_ENC_OTHER;
 }
 
+/* RFC 2045 6.7: "=XX" octets, "=" ending a line a soft line break (also
+   with white space after it), and white space at the end of a line
+   deleted (rule 3: it was added in transport). */
 static void
 qp_decode(const char *s, size_t len, struct buf *out)
 {
 	for (size_t i = 0; i < len; i++) {
+		if (is_wsp(s[i])) {
+			size_t j = i;
+			while (j < len && is_wsp(s[j]))
+				j++;
+			if (j == len || s[j] == '\n' || (s[j] == '\r' && j + 1 < len && s[j + 1] == '\n')) {
+				i = j - 1;      /* trailing white space */
+				continue;
+			}
+			buf_append(out, s + i, j - i);
+			i = j - 1;
+			continue;
+		}
 		if (s[i] != '=') {
 			buf_append_c(out, s[i]);
 			continue;
@@ -867,4 +882,85 @@ mime_body_text(const char *msg, size_t len, struct buf *out)
 	buf_append(out, "", 0);
 	part_text(m->root, msg, len, out);
 	mime_message_free(&m);
+}
+
+/* True if body would not come back the same from a store that keeps
+   lines (CRLF): a NUL, or a CR or LF that is not part of a CRLF. */
+static bool
+body_needs_encoding(const char *body, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (body[i] == '\0')
+			return true;
+		if (body[i] == '\r' && (i + 1 == len || body[i + 1] != '\n'))
+			return true;
+		if (body[i] == '\n' && (i == 0 || body[i - 1] != '\r'))
+			return true;
+	}
+	return false;
+}
+
+/* Appends part's header with its Content-Transfer-Encoding made base64,
+   then its body in base64 lines of 76 characters. */
+static void
+part_as_base64(const struct mime_part *part, const char *msg, struct buf *out)
+{
+	const char *hdr = msg + part->hdr_off;
+	size_t pos = 0;
+	struct message_field f;
+	struct buf b64 = BUF_INIT;
+
+	while (message_header_next(hdr, part->hdr_len, &pos, &f)) {
+		if (f.name_len == 25 && text_mem_equals_ci(f.name, 25, "Content-Transfer-Encoding"))
+			buf_append_str(out, "Content-Transfer-Encoding: base64\r\n");
+		else
+			buf_append(out, f.raw, f.raw_len);
+	}
+	/* the blank line that ends the header (junk lines are left out) */
+	buf_append_str(out, "\r\n");
+	base64_encode(msg + part->body_off, part->body_len, &b64);
+	for (size_t i = 0; i < b64.len; i += 76) {
+		size_t n = b64.len - i < 76 ? b64.len - i : 76;
+		buf_append(out, b64.data + i, n);
+		buf_append_str(out, "\r\n");
+	}
+	buf_free(&b64);
+}
+
+/* Walks the tree in order: rewrites each leaf part in binary that needs
+   it, copying what lies between. *copied is how far msg was written. */
+static void
+binary_parts_rewrite(const struct mime_part *part, const char *msg, size_t *copied,
+		     struct buf *out, bool *changed)
+{
+	if (part->multipart || part->message) {
+		for (const struct mime_part *c = part->children; c != NULL; c = c->next)
+			binary_parts_rewrite(c, msg, copied, out, changed);
+		return;
+	}
+	if (part->encoding != MIME_ENC_BINARY || part->hdr_off < *copied ||
+	    !body_needs_encoding(msg + part->body_off, part->body_len))
+		return;
+	buf_append(out, msg + *copied, part->hdr_off - *copied);
+	part_as_base64(part, msg, out);
+	*copied = part->body_off + part->body_len;
+	*changed = true;
+}
+
+bool
+mime_binary_to_base64(const char *msg, size_t len, struct buf *out)
+{
+	struct mime_message *tree;
+	size_t copied = 0;
+	bool changed = false;
+
+	if (memchr(msg, '\0', len) == NULL && !message_str_contains(msg, len, "binary", 6))
+		return false;
+	tree = mime_parse(msg, len);
+	buf_reset(out);
+	binary_parts_rewrite(tree->root, msg, &copied, out, &changed);
+	if (changed)
+		buf_append(out, msg + copied, len - copied);
+	mime_message_free(&tree);
+	return changed;
 }

@@ -112,6 +112,16 @@ enum mime_encoding mime_encoding_parse(const char *token, size_t len);
    other encodings copied. */
 void mime_decode(enum mime_encoding enc, const char *data, size_t len, struct buf *out);
 
+/* A message APPENDed with a literal8 may hold parts in the "binary"
+   transfer encoding whose bytes (NUL, a lone CR or LF) a store that keeps
+   lines cannot give back as they came. Writes into out (reset first) the
+   message with each such leaf part turned into base64 (its
+   Content-Transfer-Encoding field rewritten) and returns true; false if
+   there is none (out untouched). FETCH BINARY then decodes the part to the
+   very octets sent (RFC 3516 4.3 allows the server to change the
+   encoding). */
+bool mime_binary_to_base64(const char *msg, size_t len, struct buf *out);
+
 /* Appends the body of part decoded from its transfer encoding and, for
    text parts, converted to UTF-8 from its charset (raw bytes kept when
    the charset is unknown). */

@@ -26,6 +26,18 @@ def rev2_session(test, mailbox=None):
 
 class TestImap4rev2(ServerTestCase):
 
+    def test_capability_advertises_both_revisions(self):
+        c = self.raw()
+        resp, tagged = c.command("CAPABILITY")
+        caps = resp[0].split()
+        self.assertIn(b"IMAP4rev1", caps)
+        self.assertIn(b"IMAP4rev2", caps)
+        # what rev2 folds in, advertised for rev1 clients too
+        for cap in (b"ESEARCH", b"SEARCHRES", b"LIST-STATUS", b"BINARY",
+                    b"STATUS=SIZE", b"MOVE", b"UIDPLUS", b"LIST-EXTENDED",
+                    b"SPECIAL-USE", b"NAMESPACE", b"UNSELECT", b"IDLE", b"SASL-IR"):
+            self.assertIn(cap, caps)
+
     def test_utf8_names_both_ways_and_after_restart(self):
         c = rev2_session(self)
         resp, tagged = c.command(b'CREATE "' + UMLAUT + b'/Alt"')
@@ -88,6 +100,33 @@ class TestImap4rev2(ServerTestCase):
         resp, tagged = c.read_tagged("i1")
         self.assertTrue(tagged.startswith(b"OK"), tagged)
         self.assertFalse([r for r in got + resp if b"RECENT" in r], got + resp)
+
+
+    def test_binary_append_and_fetch_survive_a_restart(self):
+        # a literal8 APPEND of a binary part, read back with FETCH BINARY
+        # octet for octet, also after a restart (stored as base64)
+        data = bytes(range(256)) + b"\n\r\x00end"
+        msg = (b"From: a@example.org\r\nMime-Version: 1.0\r\n"
+               b"Content-Type: application/octet-stream\r\n"
+               b"Content-Transfer-Encoding: binary\r\n\r\n" + data)
+        c = self.raw_login()
+        resp, tagged = c.command(b"APPEND INBOX ~{%d+}\r\n" % len(msg) + msg)
+        self.assertTrue(tagged.startswith(b"OK [APPENDUID"), tagged)
+        uid = tagged.split()[3].rstrip(b"]")
+        c.close()
+        for _ in range(2):
+            c = self.raw_login(mailbox="INBOX")
+            c.send(b"f UID FETCH " + uid + b" (BINARY.SIZE[1] BINARY.PEEK[1])\r\n")
+            got = b""
+            while b"\r\nf OK" not in got:
+                chunk = c.sock.recv(65536)
+                self.assertTrue(chunk, got[-200:])
+                got += chunk
+            self.assertIn(b"BINARY.SIZE[1] %d" % len(data), got)
+            self.assertIn(b"BINARY[1] ~{%d}\r\n" % len(data) + data, got)
+            c.close()
+            self.server.restart()
+            self.port = self.server.port
 
 
 class TestImap4rev2Maildir(MaildirMixin, TestImap4rev2):
