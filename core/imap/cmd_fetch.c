@@ -161,8 +161,12 @@ fetch_continue(struct client_command *cmd)
 		cmd_tagged(cmd, "NO [UNKNOWN-CTE] A part's Content-Transfer-Encoding "
 				"cannot be decoded.");
 	else if (job->expunged_seen)
-		cmd_tagged(cmd, "NO [EXPUNGEISSUED] Some messages could not "
-				"be fetched (expunged or unreadable).");
+		/* RFC 2180 4.1.2, in its own words: the messages that remain
+		   were answered; the client learns which went at its next
+		   command (NOOP), from the EXPUNGEs. State-tracking clients
+		   (ImapTest, Zimbra's) know this answer by its text. */
+		cmd_tagged(cmd, "NO [EXPUNGEISSUED] Some of the requested messages no longer "
+				"exist.");
 	else
 		cmd_tagged(cmd, "OK Fetch completed.");
 	return true;

@@ -177,6 +177,26 @@ class TestTwoSessions(ServerTestCase):
         resp, tagged = a.command("FETCH 1 FLAGS")
         self.assertIn(b"\\Flagged", fetches(resp)[1]["FLAGS"])
 
+    def test_fetch_of_a_message_expunged_elsewhere(self):
+        """FETCH by number that meets a message another session
+        expunged (this one not told yet) answers the others and NO
+        [EXPUNGEISSUED] in RFC 2180 4.1.2's words; by UID the gone one is
+        simply not there (OK); the EXPUNGE comes with a later command."""
+        a = self.raw_login(mailbox="INBOX")
+        b = self.raw_login(mailbox="INBOX")
+        b.command("STORE 2 +FLAGS.SILENT (\\Deleted)")
+        b.command("EXPUNGE")
+        resp, tagged = a.command("FETCH 1:3 (UID FLAGS)")
+        self.assertEqual(tagged, b"NO [EXPUNGEISSUED] Some of the requested messages no "
+                         b"longer exist.")
+        self.assertEqual(sorted(fetches(resp)), [1, 3], resp)
+        self.assertEqual(untagged_numbers(resp, "EXPUNGE"), [], resp)
+        # UID FETCH may carry the EXPUNGE (RFC 3501 7.4.1), else NOOP does
+        resp, tagged = a.command("UID FETCH 1:* FLAGS")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp2, tagged = a.command("NOOP")
+        self.assertEqual(untagged_numbers(resp + resp2, "EXPUNGE"), [2])
+
     def test_logout_sends_nothing_after_bye(self):
         """RFC 3501 6.1.3: LOGOUT answers "* BYE" then its tagged OK;
         changes another session made are not told after BYE."""
