@@ -1,6 +1,7 @@
 /* event.c: an event loop small enough to hold in one's head (after
    redis' ae.c). fds and timers live in plain arrays; the waiting itself is
    the poller's (event_private.h): select() by default (event_select.c). */
+#include "event.h"
 #include "event_private.h"
 #include "log.h"
 

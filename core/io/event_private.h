@@ -4,13 +4,15 @@
 #ifndef EVENT_PRIVATE_H
 #define EVENT_PRIVATE_H
 
-#include "event.h"
+#include "lib.h"
+
+struct event_loop;
 
 struct event_io {
 	struct event_loop *loop;
 	int fd;
 	bool want_read, want_write, removed;
-	event_cb *on_read, *on_write;
+	void (*on_read)(void *ctx), (*on_write)(void *ctx);
 	void *ctx;
 };
 
