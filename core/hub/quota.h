@@ -17,7 +17,7 @@ struct quota_limits {
 };
 
 struct quota_usage {
-	uint64_t octets;   /* sum of the messages' RFC822.SIZE */
+	uint64_t octets; /* sum of the messages' RFC822.SIZE */
 	uint64_t messages;
 };
 

@@ -25,8 +25,7 @@ quota_limited(const struct quota_limits *limits)
 
 /* Writes "* QUOTA "" (...)" with each limited resource. */
 static void
-quota_write(struct client *c, const struct quota_limits *limits,
-	    const struct quota_usage *usage)
+quota_write(struct client *c, const struct quota_limits *limits, const struct quota_usage *usage)
 {
 	struct buf *out = client_outbuf(c);
 	const char *sep = "";
@@ -116,8 +115,7 @@ cmd_getquotaroot(struct client_command *cmd)
 bool
 cmd_setquota(struct client_command *cmd)
 {
-	if (cmd->count != 2 || cmd_arg_str(cmd, 0) == NULL ||
-	    cmd->args[1].type != IMAP_ARG_LIST)
+	if (cmd->count != 2 || cmd_arg_str(cmd, 0) == NULL || cmd->args[1].type != IMAP_ARG_LIST)
 		return cmd_bad(cmd, "SETQUOTA needs a quota root and a list of limits.");
 	cmd_tagged(cmd, "NO [NOPERM] Quota limits are set by the server's configuration.");
 	return true;
