@@ -56,7 +56,8 @@ struct config_key {
 	{ sec, key, t, offsetof(struct config, field), lo, hi }
 
 static const char *const config_sections[] = {
-	"imap", "smtp", "tls", "storage", "auth", "limits", "log", "server", "event",
+	"imap", "smtp", "tls", "storage", "auth", "limits", "quota", "log", "server",
+	"event",
 };
 
 static const struct config_key config_keys[] = {
@@ -97,6 +98,8 @@ static const struct config_key config_keys[] = {
 	KEY("limits", "max_literal", KEY_SIZE, max_literal, 1, 1073741824),
 	KEY("limits", "auth_fail_delay", KEY_UINT, auth_fail_delay_ms, 0, 10000),
 	KEY("limits", "max_bad_commands", KEY_UINT, max_bad_commands, 1, 1000),
+	KEY("quota", "storage", KEY_SIZE, quota_storage_kib, 0, 1099511627776LL),
+	KEY("quota", "messages", KEY_SIZE, quota_messages, 0, 4294967295LL),
 	KEY("log", "level", KEY_LOG_LEVEL, log_level, 0, 0),
 	KEY("event", "backend", KEY_STRING, event_backend, 0, 0),
 	KEY("log", "file", KEY_OPT_PATH, log_file, 0, 0),

@@ -67,6 +67,10 @@ struct config {
 	unsigned idle_timeout;          /* limits.idle_timeout seconds, 1800 (>= 60) */
 	unsigned login_timeout;         /* limits.login_timeout seconds, 60 (>= 1) */
 	size_t max_line;                /* limits.max_line, 1024..1048576, default 65536 */
+	/* Per-user limits (RFC 9208), 0 = unlimited: quota.storage in KiB
+	   (the STORAGE resource's unit), quota.messages (MESSAGE). */
+	size_t quota_storage_kib;
+	size_t quota_messages;
 	size_t max_literal;             /* limits.max_literal, 1..1073741824, default 26214400 */
 	unsigned auth_fail_delay_ms;    /* limits.auth_fail_delay, ms, 0..10000, default 1000 */
 	unsigned max_bad_commands;      /* limits.max_bad_commands, 1..1000, default 20 */

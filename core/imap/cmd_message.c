@@ -155,6 +155,16 @@ cmd_append(struct client_command *cmd)
 			cmd_bad(cmd, error);
 		goto out;
 	}
+	{
+		uint64_t octets = 0;
+
+		/* Before anything is written (RFC 9208 5.1): the whole
+		   MULTIAPPEND must fit. */
+		for (size_t k = 0; k < count; k++)
+			octets += msgs[k].data->len;
+		if (cmd_quota_check(cmd, octets, count) < 0)
+			goto out;
+	}
 	for (; done < count; done++) {
 		struct append_msg *m = &msgs[done];
 		const struct mbox_state *st;
@@ -678,6 +688,28 @@ cmd_copy(struct client_command *cmd)
 		return true;
 	}
 	dst = mailbox_state(dest);
+	/* A MOVE stays inside the user's one quota root and adds nothing
+	   (RFC 9208 5.1): only COPY is checked, before anything is
+	   written. */
+	if (!move) {
+		const struct mbox_state *src = mailbox_state(c->mbox);
+		uint64_t octets = 0, messages = 0;
+
+		for (size_t i = 0; i < count; i++) {
+			ssize_t idx = mbox_view_index(c->view, seqs[i]);
+
+			if (idx >= 0) {
+				octets += src->mails[idx].size;
+				messages++;
+			}
+		}
+		if (cmd_quota_check(cmd, octets, messages) < 0) {
+			mailbox_unref(&dest);
+			free(seqs);
+			free(name);
+			return true;
+		}
+	}
 	failed = copy_messages(c, dest, seqs, count, &src_uids, &dst_uids, &err) < 0;
 	if (dst_uids.count > 0)
 		mailbox_changed(dest, c->view);

@@ -166,6 +166,17 @@ bool cmd_subscribe(struct client_command *cmd);
 bool cmd_list(struct client_command *cmd);
 bool cmd_status(struct client_command *cmd);
 
+/* cmd_quota.c */
+bool cmd_getquota(struct client_command *cmd);
+bool cmd_getquotaroot(struct client_command *cmd);
+bool cmd_setquota(struct client_command *cmd);
+/* Before APPEND, COPY or MOVE into the user's quota root: 0 when
+   add_octets octets in add_messages messages fit the user's limits, else
+   answers the command (NO [OVERQUOTA], or the storage error that kept
+   the usage from being read) and returns -1. Nothing is answered when
+   no limit is set. */
+int cmd_quota_check(struct client_command *cmd, uint64_t add_octets, uint64_t add_messages);
+
 /* cmd_message.c */
 bool cmd_append(struct client_command *cmd);
 bool cmd_check(struct client_command *cmd);

@@ -686,6 +686,9 @@ smtp_session_rcpt_answer(struct smtp_session *s, enum smtp_rcpt_answer answer, s
 		smtp_reply(out, "550 5.1.1 <%s>: Recipient address rejected: User unknown",
 			   s->pending_path);
 		break;
+	case SMTP_RCPT_FULL:
+		smtp_reply(out, "452 4.2.2 <%s>: Mailbox full", s->pending_path);
+		break;
 	case SMTP_RCPT_TEMPFAIL:
 	default:
 		smtp_reply(out,
@@ -736,6 +739,9 @@ smtp_session_deliver_answer(struct smtp_session *s, enum smtp_deliver_result res
 		break;
 	case SMTP_DELIVER_NO_SPACE:
 		smtp_reply(out, "452 4.3.1 Error: insufficient system storage; try again later");
+		break;
+	case SMTP_DELIVER_FULL:
+		smtp_reply(out, "452 4.2.2 Error: mailbox full");
 		break;
 	case SMTP_DELIVER_TEMPFAIL:
 	default:

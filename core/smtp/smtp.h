@@ -135,12 +135,14 @@ enum smtp_rcpt_answer {
 	SMTP_RCPT_OK,       /* 250 2.1.5 */
 	SMTP_RCPT_UNKNOWN,  /* 550 5.1.1 */
 	SMTP_RCPT_TEMPFAIL, /* 451 4.3.0 */
+	SMTP_RCPT_FULL,     /* 452 4.2.2: the user's quota is used up (RFC 3463) */
 };
 
 enum smtp_deliver_result {
 	SMTP_DELIVER_OK,       /* 250 2.0.0: stored durably for every recipient */
 	SMTP_DELIVER_TEMPFAIL, /* 451 4.3.0 */
 	SMTP_DELIVER_NO_SPACE, /* 452 4.3.1 */
+	SMTP_DELIVER_FULL,     /* 452 4.2.2: no recipient's quota has room for it */
 };
 
 enum smtp_auth_answer {

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "mailbox.h"
 #include "net.h"
+#include "quota.h"
 #include "smtp.h"
 #include "tls.h"
 
@@ -153,6 +154,30 @@ conn_reset_deadline(struct smtp_conn *c)
 	c->deadline = mono_ms() + (int64_t)secs * 1000;
 }
 
+/* True if user's quota (quota.h) has room for one more message of len
+   octets (len 1 at RCPT, before the size is known: a quota used up).
+   The usage is read through the hub at each call, so it is as fresh as
+   the user's mailboxes on disk. A usage that cannot be read does not
+   refuse the mail (the append will say what is wrong). */
+static bool
+conn_quota_room(struct smtp_conn *c, const char *user, size_t len)
+{
+	const struct config *cfg = c->gen->cfg;
+	struct quota_limits limits = { .storage_kib = cfg->quota_storage_kib,
+				       .messages = cfg->quota_messages };
+	struct quota_usage usage;
+	enum storage_error err;
+
+	if (limits.storage_kib == 0 && limits.messages == 0)
+		return true;
+	if (quota_user_usage(c->gen->hub, &c->gen->storage, c->sid, user, &usage, &err) < 0)
+		return true;
+	if (quota_allows(&limits, &usage, len, 1))
+		return true;
+	log_info(c->sid, "smtp: %s is over quota", user);
+	return false;
+}
+
 /* A recipient named by an alias (smtp.aliases): accepted when at least
    one of its users exists; the mail goes to those that do. */
 static enum smtp_rcpt_answer
@@ -189,7 +214,7 @@ conn_lookup(struct smtp_conn *c)
 		return conn_lookup_alias(c, user, users);
 	switch (auth_user_exists(&c->gen->auth, c->sid, user)) {
 	case 1:
-		return SMTP_RCPT_OK;
+		return conn_quota_room(c, user, 1) ? SMTP_RCPT_OK : SMTP_RCPT_FULL;
 	case 0:
 		log_info(c->sid, "smtp: unknown recipient '%s'", user);
 		return SMTP_RCPT_UNKNOWN;
@@ -242,9 +267,24 @@ conn_deliver_users(struct smtp_conn *c, const struct strlist *users)
 	time_t now = time(NULL);
 	struct tm tm;
 	int32_t tz = 0;
+	size_t full = 0;
 
 	if (localtime_r(&now, &tm) != NULL)
 		tz = (int32_t)(tm.tm_gmtoff / 60);
+	/* Each recipient had room at RCPT (else 452 4.2.2 there, per
+	   recipient). When no recipient's quota can take this message the
+	   answer is 452 4.2.2 and nothing is stored. Otherwise every
+	   recipient gets it: one whose quota this message overflows goes over
+	   by this one message (one SMTP answer covers all recipients, and a
+	   250 that dropped the message for some would lose it silently). */
+	for (size_t i = 0; i < users->count; i++) {
+		if (!conn_quota_room(c, users->items[i], len))
+			full++;
+	}
+	if (full > 0 && full == users->count) {
+		log_error(c->sid, "smtp: %s not delivered: mailbox full", id);
+		return SMTP_DELIVER_FULL;
+	}
 	for (size_t i = 0; i < users->count; i++) {
 		const char *user = users->items[i];
 		struct mailbox *mbox;

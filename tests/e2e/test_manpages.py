@@ -27,7 +27,8 @@ import unittest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 ETC = os.path.join(ROOT, "etc")
 PAGES = ("imapserver.8", "smtpmail.8", "mailclient.1", "imapserver.conf.5")
-SECTION_NAMES = ("imap", "smtp", "tls", "storage", "auth", "limits", "log", "server", "event")
+SECTION_NAMES = ("imap", "smtp", "tls", "storage", "auth", "limits", "quota", "log",
+                 "server", "event")
 
 
 def _binary(env, name):
