@@ -648,6 +648,46 @@ test_two_sessions_idle_sees_expunge_at_once(void **state)
 	EXPECT(h, b, "b4", "NOOP", "* 2 EXPUNGE");
 }
 
+/* RFC 7162 3.2.10: while another session's expunge is not told yet (STORE
+   and FETCH may not carry it, RFC 3501 7.4.1), a QRESYNC session's STORE
+   and FETCH answer a HIGHESTMODSEQ below that expunge's, which a client
+   caches instead of the MODSEQs it saw; once told (NOOP: VANISHED), the
+   plain answers come back. */
+static void
+test_two_sessions_qresync_highestmodseq_below_pending_expunge(void **state)
+{
+	struct harness *h = *state;
+	int a = connect_session(h, 0), b = connect_session(h, 1);
+	unsigned long long told, after;
+	const char *p;
+	char *ans;
+
+	login(h, a, "alice");
+	login(h, b, "alice");
+	EXPECT(h, a, "a0", "ENABLE QRESYNC", "a0 OK");
+	ans = cmd(h, a, "a1", "SELECT INBOX");
+	p = strstr(ans, "[HIGHESTMODSEQ ");
+	assert_non_null(p);
+	told = strtoull(p + 15, NULL, 10);
+	free(ans);
+	EXPECT(h, b, "b1", "SELECT INBOX", "b1 OK");
+	EXPECT(h, b, "b2", "STORE 1 +FLAGS.SILENT (\\Deleted)", "b2 OK");
+	EXPECT(h, b, "b3", "EXPUNGE", "* 1 EXPUNGE");
+	ans = cmd(h, a, "a2", "STORE 2 +FLAGS (\\Flagged)");
+	assert_null(strstr(ans, "VANISHED"));
+	assert_contains(ans, "MODSEQ (");
+	p = strstr(ans, "a2 OK [HIGHESTMODSEQ ");
+	assert_non_null(p);
+	after = strtoull(p + 21, NULL, 10);
+	assert_true(after <= told);
+	free(ans);
+	ans = cmd(h, a, "a3", "FETCH 2 (FLAGS MODSEQ)");
+	assert_contains(ans, "a3 OK [HIGHESTMODSEQ ");
+	free(ans);
+	EXPECT(h, a, "a4", "NOOP", "* VANISHED ");
+	EXPECT(h, a, "a5", "STORE 1 -FLAGS (\\Flagged)", "a5 OK Store completed.");
+}
+
 /* Another process appends to the lab file (as the lab's smtpmail or
    `cat >>` would): a session in IDLE hears of it through file watching. */
 static void
@@ -1631,6 +1671,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_append_copy_and_mailboxes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_sessions_idle_sees_expunge_at_once, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_two_sessions_qresync_highestmodseq_below_pending_expunge, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_append_by_another_process_reaches_idle, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input_closes_or_answers, setup, teardown),

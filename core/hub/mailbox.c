@@ -448,6 +448,7 @@ mbox_view_new(struct mailbox *mbox, bool readonly, void (*notify)(void *ctx), vo
 	view->notify_ctx = notify_ctx;
 	view->synced_modseq = mbox->state.highest_modseq;
 	view->synced_expunge_gen = mbox->state.expunge_gen;
+	view->expunges_told_modseq = mbox->state.highest_modseq;
 	(void)view_add_new(view);
 	view->announced_recent = view->recent_count;
 	mailbox_hook_state(mbox);
@@ -573,6 +574,8 @@ mbox_view_update(struct mbox_view *view, bool allow_expunge, struct mbox_view_ch
 		view_sync_expunges(view, changes_r);
 		view->synced_expunge_gen = st->expunge_gen;
 	}
+	if (allow_expunge)
+		view->expunges_told_modseq = st->highest_modseq;
 	if (view_add_new(view) > 0)
 		changes_r->exists = view->count;
 	if (view->recent_count != view->announced_recent) {
@@ -590,6 +593,20 @@ mbox_view_changes_free(struct mbox_view_changes *changes)
 	free(changes->expunged);
 	free(changes->flags);
 	i_zero(changes);
+}
+
+bool
+mbox_view_expunges_pending(const struct mbox_view *view)
+{
+	return view->synced_expunge_gen != view->mbox->state.expunge_gen;
+}
+
+uint64_t
+mbox_view_safe_modseq(const struct mbox_view *view)
+{
+	if (mbox_view_expunges_pending(view))
+		return view->expunges_told_modseq;
+	return view->mbox->state.highest_modseq;
 }
 
 ssize_t

@@ -51,6 +51,10 @@ struct mbox_view {
 	size_t announced_recent;   /* the RECENT count last sent */
 	uint64_t synced_modseq;    /* flag changes up to this are announced */
 	uint64_t synced_expunge_gen;
+	/* The state's highest_modseq when the session was last told of the
+	   expunges: every expunge it has not been told of has a higher
+	   modseq (see mbox_view_safe_modseq()). */
+	uint64_t expunges_told_modseq;
 	bool readonly;
 	/* RFC 7162, set by the session once enabled: flag updates carry UID
 	   and MODSEQ (condstore); expunges are announced as "* VANISHED
@@ -154,6 +158,13 @@ void mbox_view_update(struct mbox_view *view, bool allow_expunge,
 void mbox_view_changes_free(struct mbox_view_changes *changes);
 /* The shared index of the message at sequence number seq (1-based), or -1
    if it has been expunged (by another session) since the view last synced. */
+/* The highest modseq a client of this view may cache (RFC 7162 3.2.10,
+   3.1.2): the mailbox's highest_modseq, or, while an expunge the session
+   has not been told of is pending, a value below that expunge's modseq,
+   so that a client which reconnects with it is told of the expunge. */
+uint64_t mbox_view_safe_modseq(const struct mbox_view *view);
+/* True while the view holds an expunge it has not been told of. */
+bool mbox_view_expunges_pending(const struct mbox_view *view);
 ssize_t mbox_view_index(const struct mbox_view *view, uint32_t seq);
 bool mbox_view_is_recent(const struct mbox_view *view, uint32_t uid);
 /* The UID of the message at sequence number seq of view; 1 <= seq <=

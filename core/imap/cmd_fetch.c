@@ -3,6 +3,7 @@
 #include "imap_cmd.h"
 #include "imap_client.h"
 #include "imap_view.h"
+#include "imap_util.h"
 #include "fetch.h"
 #include "mcache.h"
 #include "seqset.h"
@@ -167,6 +168,12 @@ fetch_continue(struct client_command *cmd)
 		   (ImapTest, Zimbra's) know this answer by its text. */
 		cmd_tagged(cmd, "NO [EXPUNGEISSUED] Some of the requested messages no longer "
 				"exist.");
+	else if (c->view->condstore && mbox_view_expunges_pending(c->view))
+		/* RFC 7162 3.2.10: MODSEQs sent while an expunge this session
+		   was not told of is pending (RFC 3501 7.4.1) come with a
+		   HIGHESTMODSEQ below that expunge's, for the client to cache. */
+		cmd_tagged(cmd, "OK [HIGHESTMODSEQ %llu] Fetch completed.",
+			   imap_modseq(mbox_view_safe_modseq(c->view)));
 	else
 		cmd_tagged(cmd, "OK Fetch completed.");
 	return true;

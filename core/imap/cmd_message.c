@@ -493,6 +493,14 @@ store_continue(struct client_command *cmd)
 		seqset_write(&res->modified, &set);
 		cmd_tagged(cmd, "OK [MODIFIED %s] Conditional STORE failed for some messages.", set.data);
 		buf_free(&set);
+	} else if (c->view->condstore && mbox_view_expunges_pending(c->view)) {
+		/* RFC 7162 3.2.10: the expunges this session has not been told
+		   of (RFC 3501 7.4.1 keeps them out of STORE) have modseqs above
+		   the MODSEQs just sent: the client caches this value instead,
+		   and is told of them on reconnection (as Dovecot answers). */
+		cmd_tagged(cmd, "OK [HIGHESTMODSEQ %llu] Store completed%s.",
+			   imap_modseq(mbox_view_safe_modseq(c->view)),
+			   res->expunged ? ", some messages were expunged" : "");
 	} else if (res->expunged) {
 		/* A message another session expunged, and this one was not told
 		   of yet, has nothing left to change: the others are stored, and
