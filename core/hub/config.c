@@ -406,6 +406,7 @@ config_set_addresses(const struct config_parser *parser, const config_setting_t 
 		for (int i = 0; i < n; i++) {
 			const char *one = config_setting_get_string_elem(setting, i);
 			if (one == NULL) {
+				buf_free(&joined);
 				return config_fail(parser, setting, error_r,
 						   "%s: expected a list of address strings", name);
 			}
