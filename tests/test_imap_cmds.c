@@ -13,6 +13,7 @@
 #include "log.h"
 #include "storage.h"
 #include "watch.h"
+#include "imap_harness.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,26 +26,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MAX_SESSIONS 4
-
-struct harness {
-	char dir[64];
-	struct event_loop *loop;
-	struct watch *watch;
-	struct imap_server *server;
-	int fds[MAX_SESSIONS];
-	struct buf in[MAX_SESSIONS];
-};
-
-static void
-write_file(const char *path, const char *content)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	assert_int_equal(fputs(content, f) >= 0, 1);
-	assert_int_equal(fclose(f), 0);
-}
 
 /* The lab's own mailbox file: no blank line after the headers, a
    dot-stuffed body line, "." ends each message. */
@@ -123,119 +104,6 @@ teardown(void **state)
 	return 0;
 }
 
-/* Runs the loop until session s has received a line starting with
-   until (or 3 s pass). Returns everything received, which the caller
-   frees. */
-static char *
-wait_for(struct harness *h, int s, const char *until)
-{
-	int64_t end = mono_ms() + 3000;
-
-	while (mono_ms() < end) {
-		char chunk[65536];
-		ssize_t n;
-
-		assert_int_equal(event_loop_run_once(h->loop, 5), 0);
-		while ((n = read(h->fds[s], chunk, sizeof(chunk))) > 0)
-			buf_append(&h->in[s], chunk, (size_t)n);
-		if (h->in[s].len == 0)
-			continue;
-		if (n == 0 && until == NULL)
-			break;
-		if (until == NULL)
-			continue;
-		/* A complete line that starts with until. */
-		const char *p = h->in[s].data;
-		for (;;) {
-			const char *eol = strstr(p, "\r\n");
-			if (eol == NULL)
-				break;
-			if (strncmp(p, until, strlen(until)) == 0)
-				return buf_steal(&h->in[s]);
-			p = eol + 2;
-		}
-	}
-	return buf_steal(&h->in[s]);
-}
-
-static int
-connect_session(struct harness *h, int s)
-{
-	int sv[2];
-
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	assert_int_equal(fd_set_nonblock_cloexec(sv[0]), 0);
-	assert_int_equal(fd_set_nonblock_cloexec(sv[1]), 0);
-	h->fds[s] = sv[1];
-	imap_server_accept_fd(h->server, sv[0], "test");
-	char *greeting = wait_for(h, s, "* OK");
-	assert_non_null(strstr(greeting, "* OK [CAPABILITY IMAP4rev1"));
-	free(greeting);
-	return s;
-}
-
-static void
-send_raw(struct harness *h, int s, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(h->fds[s], data, len);
-		if (n < 0 && errno == EAGAIN) {
-			assert_int_equal(event_loop_run_once(h->loop, 5), 0);
-			continue;
-		}
-		assert_true(n > 0);
-		data += n;
-		len -= (size_t)n;
-	}
-}
-
-/* Sends "tag command" and returns the whole answer up to the tagged line. */
-static char *
-cmd(struct harness *h, int s, const char *tag, const char *command)
-{
-	char *line = xasprintf("%s %s\r\n", tag, command);
-	char *until = xasprintf("%s ", tag);
-	char *answer;
-
-	send_raw(h, s, line, strlen(line));
-	answer = wait_for(h, s, until);
-	free(line);
-	free(until);
-	return answer;
-}
-
-#define assert_contains(hay, needle)                                                   \
-	do {                                                                            \
-		if (strstr((hay), (needle)) == NULL)                                    \
-			fail_msg("expected \"%s\" in:\n%s", (needle), (hay));           \
-	} while (0)
-
-#define EXPECT(h, s, tag, command, needle)                                              \
-	do {                                                                            \
-		char *ans_ = cmd((h), (s), (tag), (command));                            \
-		assert_contains(ans_, (needle));                                         \
-		free(ans_);                                                              \
-	} while (0)
-
-/* Sends a continuation (literal data, an AUTHENTICATE response, DONE)
-   and waits for the tagged answer of tag. */
-#define EXPECT_CONT(h, s, data, tag, needle)                                           \
-	do {                                                                            \
-		char *line_ = xasprintf("%s\r\n", (data));                               \
-		send_raw((h), (s), line_, strlen(line_));                               \
-		free(line_);                                                             \
-		char *ans_ = wait_for((h), (s), tag " ");                                \
-		assert_contains(ans_, (needle));                                         \
-		free(ans_);                                                              \
-	} while (0)
-
-static void
-login(struct harness *h, int s, const char *user)
-{
-	char *c = xasprintf("LOGIN %s %s123", user, user);
-	EXPECT(h, s, "L1", c, "L1 OK");
-	free(c);
-}
 
 static void
 test_any_state_commands(void **state)
