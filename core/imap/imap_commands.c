@@ -182,13 +182,6 @@ is_saved_ref(const char *setstr)
 	return setstr[0] == '$' && setstr[1] == '\0';
 }
 
-static void
-seqset_copy(struct seqset *dst, const struct seqset *src)
-{
-	for (size_t r = 0; r < src->count; r++)
-		seqset_add_range(dst, src->ranges[r].lo, src->ranges[r].hi);
-}
-
 int
 cmd_parse_uidset(struct client_command *cmd, const char *setstr, uint32_t star,
 		 struct seqset *set_r)

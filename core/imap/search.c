@@ -288,8 +288,8 @@ parse_saved_key(struct parse_ctx *ctx)
 {
 	struct search_key *key = key_new(SEARCH_UIDSET);
 
-	for (size_t r = 0; ctx->saved != NULL && r < ctx->saved->count; r++)
-		seqset_add_range(&key->set, ctx->saved->ranges[r].lo, ctx->saved->ranges[r].hi);
+	if (ctx->saved != NULL)
+		seqset_copy(&key->set, ctx->saved);
 	return key;
 }
 

@@ -181,3 +181,10 @@ seqset_write(const struct seqset *set, struct buf *out)
 		}
 	}
 }
+
+void
+seqset_copy(struct seqset *dst, const struct seqset *src)
+{
+	for (size_t r = 0; r < src->count; r++)
+		seqset_add_range(dst, src->ranges[r].lo, src->ranges[r].hi);
+}

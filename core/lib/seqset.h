@@ -21,6 +21,8 @@ int seqset_parse(const char *str, uint32_t star, struct seqset *set_r);
 bool seqset_contains(const struct seqset *set, uint32_t n);
 void seqset_add_range(struct seqset *set, uint32_t lo, uint32_t hi);
 void seqset_free(struct seqset *set);
+/* Adds every range of src to dst. */
+void seqset_copy(struct seqset *dst, const struct seqset *src);
 /* Writes the set as "1:3,5" (appending to out). */
 struct buf;
 void seqset_write(const struct seqset *set, struct buf *out);
