@@ -67,6 +67,7 @@ mc_on_continue(int sig)
 	i_zero(&sa);
 	sa.sa_handler = mc_on_stop;
 	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGCONT);
 	sigaction(SIGTSTP, &sa, NULL);
 	mc_continued = 1;
 	errno = saved_errno;
@@ -96,6 +97,11 @@ mc_term_init(struct mc *mc)
 	atexit(mc_restore_termios);
 	i_zero(&sa);
 	sigemptyset(&sa.sa_mask);
+	/* SIGCONT waits until the ^Z handler is done: run inside it, before
+	   its raise(), it would set the editor up and hand SIGTSTP back to
+	   the handler, whose second run would leave the terminal canonical
+	   under the redrawn prompt. */
+	sigaddset(&sa.sa_mask, SIGCONT);
 	sa.sa_handler = mc_on_stop;
 	sigaction(SIGTSTP, &sa, NULL);
 	sa.sa_handler = mc_on_continue;
