@@ -452,6 +452,19 @@ flat_index_tail_sane(const struct view *v, const struct mbox_state *state)
 	return true;
 }
 
+/* Keeps IDX_ROOM octets allocated past the end of the index (not counted
+   in its size) whenever less than half of that is left, so that the
+   records of the next appends, and a flag change, are written on a full
+   disk without a new block: the mail file meets the full disk first, and
+   the index stays in step with it. Best effort (a file system without
+   fallocate() goes without). */
+static void
+index_keep_room(int fd, const struct stat *st)
+{
+	if ((uint64_t)st->st_blocks * 512 < (uint64_t)st->st_size + IDX_ROOM / 2)
+		(void)fallocate(fd, FALLOC_FL_KEEP_SIZE, st->st_size, IDX_ROOM);
+}
+
 void
 flat_box_set_index_fd(struct storage_box *box, int fd, uint32_t header_size)
 {
@@ -469,6 +482,7 @@ flat_box_set_index_fd(struct storage_box *box, int fd, uint32_t header_size)
 		box->index_size = (uint64_t)st.st_size;
 		box->index_mtime_sec = (int64_t)st.st_mtim.tv_sec;
 		box->index_mtime_nsec = (int64_t)st.st_mtim.tv_nsec;
+		index_keep_room(fd, &st);
 	}
 }
 
@@ -672,9 +686,7 @@ flat_keywords_same(const struct view *v, const struct mbox_state *state)
 	return true;
 }
 
-/* Rewrites the whole index from state (a keyword table change). Takes the
-   lock unless held. Returns 0 or -1 with *err_r and *error_r. */
-static int
+int
 flat_write_state(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
 		 char **error_r)
 {

@@ -16,6 +16,7 @@
 #define BACKENDS_FLAT_PRIVATE_H
 
 #include "storage.h"
+#include "storage_files.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -53,6 +54,8 @@
 #define IDX_SEEN_SIZE 16
 #define IDX_SEEN_MAGIC 0x5345454eU
 #define IDX_REC_SIZE MAIL_REC_SIZE
+/* Space kept allocated past the end of an index (flat_index.c). */
+#define IDX_ROOM (32 * 1024)
 #define IDX_FLAG_LAST_OPEN 0x1
 /* The last records an open without reading the index checks (order,
    spans), beside the last message's hash against the mail file. */
@@ -115,6 +118,10 @@ struct storage_box {
 	/* The index at index_fd holds exactly state's records and keyword
 	   table, so a flag change can be written in place. */
 	bool disk_same;
+	/* The index on disk is behind state: its write failed for lack of
+	   space (state is what a rebuild from the old index and the mail file
+	   gives, so nothing depends on it but speed); retried by sync(). */
+	struct storage_space space;
 	uint64_t index_ino, index_size;
 	int64_t index_mtime_sec, index_mtime_nsec;
 
@@ -213,7 +220,14 @@ void flat_unlock(struct storage_box *box);
 void flat_view_new_message(struct view *v, struct frec *r);
 int flat_view_apply(const struct view *v, struct mbox_state *state);
 
+/* flat_index.c: rewrites the whole index from state (a keyword table
+   change, an index that was behind). Takes the lock unless held. Returns
+   0 or -1 with *err_r and *error_r. */
+int flat_write_state(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+		     char **error_r);
+
 /* flat_sync.c */
+void flat_index_retry(struct storage_box *box, struct mbox_state *state, bool force);
 void flat_view_set_stat(struct view *v, const struct stat *st);
 void flat_box_take_view_stat(struct storage_box *box, const struct view *v);
 bool flat_box_stat_equal(const struct storage_box *box, const struct stat *st);

@@ -193,9 +193,16 @@ flat_append(struct storage_box *box, struct mbox_state *state, const char *data,
 io_fail:
 	*err_r = storage_error_from_errno(errno);
 	*error_r = xasprintf("write %s: %s", box->mail_path, strerror(errno));
-	/* No half message stays behind. */
-	if (ftruncate(box->lock_fd, (off_t)orig_size) == 0)
+	/* No half message stays behind. The file is then what it was, so it
+	   gets its modification time back too: the index (which records
+	   it) stays valid and needs no rewrite, which a full disk would
+	   refuse. */
+	if (ftruncate(box->lock_fd, (off_t)orig_size) == 0) {
+		const struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, st.st_mtim };
+
+		(void)futimens(box->lock_fd, times);
 		(void)fsync(box->lock_fd);
+	}
 out:
 	buf_free(&stored);
 	flat_unlock(box);

@@ -634,6 +634,8 @@ flat_refresh(struct storage_box *box, struct mbox_state *state, enum storage_err
 		}
 		valid = r > 0;
 		if (valid && view_matches_file(&v, exists ? &st : NULL)) {
+			if (storage_space_pending(&box->space))
+				storage_space_cleared(&box->space, box->index_path);
 			flat_box_set_index_fd(box, ifd, view_disk_header_size(&v));
 			ret = refresh_take_view(box, &v, state, false);
 			flat_view_free(&v);
@@ -675,12 +677,24 @@ flat_refresh(struct storage_box *box, struct mbox_state *state, enum storage_err
 			r = flat_index_write_full(box, &v, error_r);
 		else
 			r = 0;
+		if (r < 0 && storage_errno_is_space(errno)) {
+			/* Reading goes on: state is what the index would
+			   hold; the write is retried (flat_index_retry()). */
+			storage_space_failed(&box->space, box->index_path, errno);
+			free(*error_r);
+			*error_r = NULL;
+			r = 0;
+		} else if (r == 0 && storage_space_pending(&box->space)) {
+			storage_space_cleared(&box->space, box->index_path);
+		}
 		if (r < 0) {
 			*err_r = storage_error_from_errno(errno);
 			flat_view_free(&v);
 			break;
 		}
 		ret = refresh_take_view(box, &v, state, box->pending || v.parsed_end < v.mail_size);
+		if (storage_space_pending(&box->space))
+			box->disk_same = false;
 		flat_view_free(&v);
 		break;
 	}
@@ -938,6 +952,25 @@ flat_catch_up(struct storage_box *box, struct mbox_state *state, enum storage_er
 	return ret;
 }
 
+/* The index that could not be written for lack of space: written from
+   state once its retry is due (or force). Errors stay in box->space. */
+void
+flat_index_retry(struct storage_box *box, struct mbox_state *state, bool force)
+{
+	enum storage_error err;
+	char *error = NULL;
+
+	if (!(force ? storage_space_pending(&box->space) : storage_space_due(&box->space)))
+		return;
+	if (!flat_index_ours(box))
+		return;         /* replaced by another process: the next refresh reads it */
+	if (flat_write_state(box, state, &err, &error) == 0)
+		storage_space_cleared(&box->space, box->index_path);
+	else if (err == STORAGE_ERR_NO_SPACE)
+		storage_space_failed(&box->space, box->index_path, ENOSPC);
+	free(error);
+}
+
 int
 flat_sync(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
 	  char **error_r)
@@ -946,6 +979,7 @@ flat_sync(struct storage_box *box, struct mbox_state *state, enum storage_error 
 
 	*err_r = STORAGE_ERR_NONE;
 	box->lock_nowait = true;
+	flat_index_retry(box, state, false);
 	ret = flat_catch_up(box, state, err_r, error_r);
 	box->lock_nowait = false;
 	if (ret < 0 && *err_r == STORAGE_ERR_IN_USE) {

@@ -44,7 +44,7 @@ expunge_write_uidlist(struct storage_box *box, const struct mbox_state *state, i
 {
 	char *werr = NULL;
 
-	if (md_uidlist_write(box, state, false, &werr) < 0 && ret == 0) {
+	if (md_uidlist_write_soft(box, state, false, &werr) < 0 && ret == 0) {
 		*error_r = werr;
 		werr = NULL;
 		ret = -1;

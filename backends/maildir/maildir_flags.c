@@ -132,12 +132,12 @@ md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
 	} else if (state->highest_modseq > box->disk_ceiling) {
 		/* the reserve is used up: reserve again (this writes the
 		   batch so far too) */
-		ret = md_uidlist_write(box, state, true, error_r);
+		ret = md_uidlist_write_soft(box, state, true, error_r);
 	} else if (md_name_letters(f->name) == f->rec_letters) {
 		/* Back to the letters its record has (changed twice in one
 		   batch): after a crash nothing would tell that it changed,
 		   and its old modseq would come back. Written now. */
-		ret = md_uidlist_write(box, state, false, error_r);
+		ret = md_uidlist_write_soft(box, state, false, error_r);
 	}
 out:
 	if (ret < 0)

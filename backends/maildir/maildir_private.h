@@ -12,6 +12,7 @@
 
 #include "safepath.h"
 #include "storage.h"
+#include "storage_files.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -108,6 +109,9 @@ struct storage_box {
 	uint32_t first_recent;     /* UID at the last flag change (for close()) */
 	bool rewrite;              /* the uidlist must be rewritten, not
 				      appended to (torn last line) */
+	/* The uidlist could not be written for lack of space: the files
+	   were changed, the uidlist follows once there is room (dirty). */
+	struct storage_space space;
 	char *kw[MD_MAX_LETTERS];  /* kw[i] is letter 'a' + i */
 	unsigned kw_count;
 
@@ -201,6 +205,12 @@ int md_kw_letter(struct storage_box *box, const char *name, bool add, bool *wrot
 uint32_t md_new_uidvalidity(struct storage_box *box, uint32_t old);
 void md_uidlist_free(struct uidlist *ul);
 int md_uidlist_read(struct storage_box *box, struct uidlist *ul, char **error_r);
+/* md_uidlist_write() after a change the files already have (a rename,
+   an unlink, new UIDs): a lack of space leaves the uidlist behind and
+   dirty (written by a later sync once there is room, see
+   storage_space) and returns 0; other errors as md_uidlist_write(). */
+int md_uidlist_write_soft(struct storage_box *box, const struct mbox_state *state, bool reserve,
+			  char **error_r);
 int md_uidlist_write(struct storage_box *box, const struct mbox_state *state, bool reserve,
 		     char **error_r);
 int md_uidlist_append_rec(struct storage_box *box, const struct mfile *f, char **error_r);

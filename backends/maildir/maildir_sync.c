@@ -694,7 +694,7 @@ md_sync_locked(struct storage_box *box, struct mbox_state *state, char **error_r
 	md_own_change_end(box, &own);
 	if (ctx.kw_changed && md_kw_write(box, error_r) < 0)
 		goto out;
-	if (ctx.write && md_uidlist_write(box, state, false, error_r) < 0)
+	if (ctx.write && md_uidlist_write_soft(box, state, false, error_r) < 0)
 		goto out;
 	ret = ctx.new_lineage ? 1 : 0;
 out:
@@ -761,11 +761,12 @@ md_sync(struct storage_box *box, struct mbox_state *state, enum storage_error *e
 		   our own flag renames is written once it is
 		   MD_BATCH_WRITE_MS old (the ceiling C keeps a crash before
 		   that safe, see maildir_flags.c), or at close. */
-		if (!box->dirty || mono_ms() < box->dirty_since + MD_BATCH_WRITE_MS)
+		if (!box->dirty || mono_ms() < box->dirty_since + MD_BATCH_WRITE_MS ||
+		    (storage_space_pending(&box->space) && !storage_space_due(&box->space)))
 			return 0;
 		if (md_lock(box, err_r, error_r) < 0)
 			return -1;
-		ret = md_uidlist_write(box, state, false, error_r);
+		ret = md_uidlist_write_soft(box, state, false, error_r);
 		if (ret < 0)
 			*err_r = storage_error_from_errno(errno);
 		md_unlock(box);

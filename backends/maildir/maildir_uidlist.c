@@ -326,6 +326,28 @@ md_uidlist_write(struct storage_box *box, const struct mbox_state *state, bool r
 	return ret;
 }
 
+int
+md_uidlist_write_soft(struct storage_box *box, const struct mbox_state *state, bool reserve,
+		      char **error_r)
+{
+	bool pending = storage_space_pending(&box->space);
+
+	if (md_uidlist_write(box, state, reserve, error_r) == 0) {
+		if (pending)
+			storage_space_cleared(&box->space, box->uidlist_path);
+		return 0;
+	}
+	if (!storage_errno_is_space(errno))
+		return -1;
+	storage_space_failed(&box->space, box->uidlist_path, errno);
+	free(*error_r);
+	*error_r = NULL;
+	if (!box->dirty)
+		box->dirty_since = mono_ms();
+	box->dirty = true;
+	return 0;
+}
+
 /* Adds the record of f (just appended) at the end of the uidlist and
    fdatasync()s it: O(1), where a rewrite is O(messages). The lock is held
    and the file is the one we last read or wrote (so it ends in a LF).

@@ -1,7 +1,8 @@
-/* storage_files.c: the subscriptions file and the UIDVALIDITY record,
-   shared by the backends. */
+/* storage_files.c: the subscriptions file, the UIDVALIDITY record and
+   the wait for space, shared by the backends. */
 #include "storage_files.h"
 #include "fileio.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -103,4 +104,42 @@ storage_uidvalidity_new(const char *base, const char *path, const char *tmp_path
 		(void)file_replace(base, tmp_path, path, tmp, (size_t)n);
 	}
 	return v;
+}
+
+bool
+storage_errno_is_space(int err)
+{
+	return err == ENOSPC || err == EDQUOT;
+}
+
+void
+storage_space_failed(struct storage_space *sp, const char *path, int err)
+{
+	sp->retry_at = mono_ms() + STORAGE_SPACE_RETRY_MS;
+	if (sp->logged)
+		return;
+	sp->logged = true;
+	log_warn("-", "%s not written (%s): kept in memory, written once space returns", path,
+		 strerror(err));
+}
+
+bool
+storage_space_pending(const struct storage_space *sp)
+{
+	return sp->retry_at != 0;
+}
+
+bool
+storage_space_due(const struct storage_space *sp)
+{
+	return sp->retry_at != 0 && mono_ms() >= sp->retry_at;
+}
+
+void
+storage_space_cleared(struct storage_space *sp, const char *path)
+{
+	if (sp->logged)
+		log_info("-", "%s written again: space is back", path);
+	sp->retry_at = 0;
+	sp->logged = false;
 }
