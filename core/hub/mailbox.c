@@ -762,8 +762,7 @@ mailbox_set_flags(struct mailbox *mbox, struct mbox_view *view, size_t idx, uint
 	storage_error_fix(ret, err_r);
 	if (ret == 0)
 		return 0;
-	log_error(sid, "store flags %s/%s uid %u: %s", mbox->user, mbox->name, old.uid,
-		  error != NULL ? error : "failed");
+	mailbox_log_write(mbox, sid, ret, *err_r, "store flags", error);
 	free(error);
 	/* The disk does not have the change: take it back in memory (by
 	   UID: the backend may have synced and moved idx). Only what this
@@ -798,12 +797,12 @@ mailbox_append(struct mailbox *mbox, const char *data, size_t len, uint8_t flags
 		mailbox_hook_state(mbox);
 		if (*err_r == STORAGE_ERR_NONE)
 			*err_r = STORAGE_ERR_TEMP;
-		log_error(sid, "append to %s/%s: %s", mbox->user, mbox->name,
-			  error != NULL ? error : "failed");
+		mailbox_log_write(mbox, sid, -1, *err_r, "append to", error);
 		free(error);
 		return -1;
 	}
 	mailbox_hook_state(mbox);
+	mailbox_log_write(mbox, sid, 0, STORAGE_ERR_NONE, "append to", NULL);
 	return 0;
 }
 
@@ -856,10 +855,8 @@ mailbox_expunge_finish(struct mailbox *mbox, const uint32_t *list, size_t count,
 	size_t removed = 0;
 
 	storage_error_fix(ret, err_r);
-	if (ret < 0) {
-		log_error(sid, "expunge %s/%s: %s", mbox->user, mbox->name,
-			  error != NULL ? error : "failed");
-	}
+	if (ret < 0)
+		mailbox_log_write(mbox, sid, ret, *err_r, "expunge", error);
 	free(error);
 	if (st->highest_modseq < modseq)
 		st->highest_modseq = modseq;

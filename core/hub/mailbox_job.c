@@ -102,11 +102,11 @@ mailbox_flush_flags(struct mailbox *mbox)
 
 		if (idx < 0)
 			continue;
-		if (mbox->hub->storage.backend->flags_changed(mbox->box, st, (size_t)idx, &err,
-							      &error) < 0) {
-			log_error("-", "store flags %s/%s uid %u: %s", mbox->user, mbox->name,
-				  st->mails[idx].uid, error != NULL ? error : "failed");
-		}
+		int ret = mbox->hub->storage.backend->flags_changed(mbox->box, st, (size_t)idx,
+								    &err, &error);
+
+		if (ret < 0)
+			mailbox_log_write(mbox, "-", ret, err, "store flags", error);
 		free(error);
 	}
 	mbox->deferred_count = 0;
@@ -197,8 +197,7 @@ mailbox_expunge_start(struct mailbox *mbox, const struct seqset *uids, bool dele
 	storage_error_fix(ret, err_r);
 	if (ret < 0 || sjob == NULL) {
 		if (ret < 0)
-			log_error(sid, "expunge %s/%s: %s", mbox->user, mbox->name,
-				  error != NULL ? error : "failed");
+			mailbox_log_write(mbox, sid, ret, *err_r, "expunge", error);
 		free(error);
 		free(list);
 		return ret;

@@ -72,6 +72,9 @@ struct mailbox {
 	/* The job at work on the mailbox (busy), and who waits for it. */
 	struct mailbox_op *op;
 	struct mailbox_waiter *waiters, *waiters_tail;
+	/* A write failed for lack of space and was logged: the next ones
+	   are not, until a write succeeds (mailbox_log_write()). */
+	bool space_logged;
 	/* Being opened by a job (hub_open_start()): no box yet, state
 	   empty; mailbox_open() refuses it until the job is done. */
 	bool opening;
@@ -120,6 +123,12 @@ int mailbox_expunge_full(struct mailbox *mbox, const struct seqset *uids, bool d
 
 /* Unlinks mbox from its hub and frees it (its job, if any, is waited
    for and undone). */
+/* Logs a failed write to mbox (what: "append to", ...; ret -1) with its
+   reason, except that a lack of space is logged once until an append
+   succeeds again (ret 0 after "append to"), which is logged too: one line
+   per mailbox per condition, not one per attempt. error may be NULL. */
+void mailbox_log_write(struct mailbox *mbox, const char *sid, int ret, enum storage_error err,
+		       const char *what, const char *error);
 void mailbox_destroy(struct mailbox *mbox);
 
 /* mailbox_job.c */
