@@ -11,10 +11,44 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The full disk of fileio_test_full_disk(): 0, ENOSPC or EDQUOT. */
+static int test_full_err;
+
+void
+fileio_test_full_disk(int err)
+{
+	test_full_err = err;
+}
+
+/* True (errno set) if the full disk of a test refuses writing len octets
+   at off (-1: the end of the file, or where fd is): what a real full disk
+   does to a write that needs a new block. */
+static bool
+test_disk_refuses(int fd, uint64_t off, bool at_pos, size_t len)
+{
+	struct stat st;
+	off_t pos;
+
+	if (test_full_err == 0 || len == 0 || fstat(fd, &st) < 0)
+		return false;
+	if (at_pos) {
+		pos = lseek(fd, 0, SEEK_CUR);
+		off = pos < 0 || (fcntl(fd, F_GETFL) & O_APPEND) != 0 ? (uint64_t)st.st_size :
+									  (uint64_t)pos;
+	}
+	if (off + len <= (uint64_t)st.st_blocks * 512)
+		return false;
+	errno = test_full_err;
+	return true;
+}
+
 int
 fd_write_full(int fd, const void *data, size_t len)
 {
 	const char *p = data;
+
+	if (test_disk_refuses(fd, 0, true, len))
+		return -1;
 
 	while (len > 0) {
 		ssize_t n = write(fd, p, len);
@@ -39,6 +73,8 @@ fd_pwrite_full(int fd, const void *data, size_t len, uint64_t off)
 {
 	const char *p = data;
 
+	if (test_disk_refuses(fd, off, false, len))
+		return -1;
 	while (len > 0) {
 		ssize_t n = pwrite(fd, p, len, (off_t)off);
 

@@ -14,6 +14,12 @@
    that made no progress). */
 int fd_write_full(int fd, const void *data, size_t len);
 int fd_pwrite_full(int fd, const void *data, size_t len, uint64_t off);
+/* For tests: from now on (err ENOSPC or EDQUOT; 0 ends it) the disk is
+   full for fd_write_full() and fd_pwrite_full(): a write past the blocks
+   a file has fails with err, one within them goes through (as on a real
+   full disk, where overwriting and the room fallocate() kept still
+   work). Every write of the backends goes through these two. */
+void fileio_test_full_disk(int err);
 /* Reads up to len bytes at off; returns the count (less than len only at
    the end of the file), or -1 with errno set. */
 ssize_t fd_pread_full(int fd, void *data, size_t len, uint64_t off);
