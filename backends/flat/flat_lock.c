@@ -28,8 +28,28 @@
 #include <time.h>
 #include <unistd.h>
 
+/* True if no process holds the fcntl lock of the mail file (the other
+   half of a writer's lock). */
+static bool
+flat_no_fcntl_holder(const char *base, const char *mail_path)
+{
+	struct flock fl;
+	int fd = fs_open_beneath(base, mail_path, O_RDONLY, 0);
+	bool free_ = false;
+
+	if (fd < 0)
+		return errno == ENOENT;
+	i_zero(&fl);
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	if (fcntl(fd, F_GETLK, &fl) == 0)
+		free_ = fl.l_type == F_UNLCK;
+	close(fd);
+	return free_;
+}
+
 static void
-flat_dotlock_remove_stale(const char *base, const char *path)
+flat_dotlock_remove_stale(const char *base, const char *path, const char *mail_path)
 {
 	struct stat st;
 	char tmp[32];
@@ -49,6 +69,13 @@ flat_dotlock_remove_stale(const char *base, const char *path)
 		return;
 	n = read(fd, tmp, sizeof(tmp) - 1);
 	close(fd);
+	if (n == 0 && time(NULL) - st.st_mtim.tv_sec >= FLAT_LOCK_EMPTY_STALE_SECS &&
+	    flat_no_fcntl_holder(base, mail_path)) {
+		/* Taken on a full disk (no pid), and its holder, who takes
+		   the fcntl lock right after, holds none: gone. */
+		(void)fs_unlink_beneath(base, path);
+		return;
+	}
 	if (n <= 0)
 		return;
 	tmp[n] = '\0';
@@ -124,7 +151,13 @@ flat_dotlock_take(struct storage_box *box, int64_t deadline, unsigned *tries,
 	int fd, ret = -1;
 
 	fd = fs_open_beneath(box->user_dir, tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0 || fd_write_full(fd, pid, (size_t)n) < 0) {
+	/* A full disk has no block for the pid: the lock is taken empty
+	   (an empty file needs none), and is stale only by its age then,
+	   so that EXPUNGE can still free space. */
+	if (fd >= 0 && fd_write_full(fd, pid, (size_t)n) < 0 && storage_errno_is_space(errno) &&
+	    ftruncate(fd, 0) == 0)
+		n = 0;
+	if (fd < 0 || (n > 0 && lseek(fd, 0, SEEK_CUR) != (off_t)n)) {
 		*err_r = storage_error_from_errno(errno);
 		*error_r = xasprintf("create %s: %s", tmp, strerror(errno));
 		if (fd >= 0)
@@ -140,7 +173,7 @@ flat_dotlock_take(struct storage_box *box, int64_t deadline, unsigned *tries,
 			*error_r = xasprintf("create %s: %s", box->lock_path, strerror(errno));
 			goto out;
 		}
-		flat_dotlock_remove_stale(box->user_dir, box->lock_path);
+		flat_dotlock_remove_stale(box->user_dir, box->lock_path, box->mail_path);
 		if (box->lock_nowait || mono_ms() >= deadline) {
 			*err_r = STORAGE_ERR_IN_USE;
 			*error_r = xasprintf("%s: locked by another process", box->lock_path);

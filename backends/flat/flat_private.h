@@ -28,6 +28,9 @@
 #define FLAT_IMAP_DIR ".imap"
 #define FLAT_LOCK_TIMEOUT_MS storage_lock_wait_ms
 #define FLAT_LOCK_STALE_SECS 300
+/* An empty dotlock (taken on a full disk) whose maker holds no fcntl
+   lock on the mail file after this long is stale (flat_lock.c). */
+#define FLAT_LOCK_EMPTY_STALE_SECS 2
 /* An unterminated tail is served as a message only once its file has
    not been written for this long (an in-progress "cat >>" is not). */
 #define FLAT_TAIL_AGE_SECS 2
@@ -146,6 +149,8 @@ struct scan {
 #define HASH_INIT 0xcbf29ce484222325ULL
 
 /* flat_storage.c */
+/* At an open: finishes an in-place expunge a crash stopped. */
+int flat_open_recover(struct storage_box *box, enum storage_error *err_r, char **error_r);
 /* Checks user and name (the backend's rules); 0 or -1 with *err_r. */
 int flat_check_names(const char *user, const char *name, enum storage_error *err_r,
 		     char **error_r);
@@ -225,6 +230,23 @@ int flat_view_apply(const struct view *v, struct mbox_state *state);
    0 or -1 with *err_r and *error_r. */
 int flat_write_state(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
 		     char **error_r);
+
+/* flat_compact.c: EXPUNGE in place when the disk is too full to rewrite
+   (see the top of the file). */
+/* Keeps the user's journal allocated (best effort). */
+void flat_compact_reserve(struct storage_box *box);
+/* Moves the n kept messages (offsets off, lengths len, in file order) of
+   the locked mail file down over the rest and truncates it; newoff gets
+   their new offsets. Returns 0, or -1 with errno and *error_r (the file
+   is then whole, or left to flat_compact_recover()). */
+int flat_compact_in_place(struct storage_box *box, const uint64_t *off, const uint64_t *len,
+			  size_t n, uint64_t *newoff, char **error_r);
+/* True if the journal holds a plan for box's mail file (one read). */
+bool flat_compact_pending(const struct storage_box *box);
+/* Finishes an in-place expunge of box's mail file that a crash stopped;
+   the lock is held. Returns 0 (also when there was none) or -1. */
+int flat_compact_recover(struct storage_box *box, char **error_r);
+extern unsigned flat_compact_test_crash_after;
 
 /* flat_sync.c */
 void flat_index_retry(struct storage_box *box, struct mbox_state *state, bool force);
