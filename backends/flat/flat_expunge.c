@@ -521,6 +521,78 @@ expunge_prepare(struct storage_box *box, struct mbox_state *state, const uint32_
 	return 0;
 }
 
+/* The disk is too full for the rewrite: the kept messages are moved
+   down in place instead (flat_compact.c), and the index is written from
+   state as the rewrite would (or, when even that fails, the old one is
+   matched by hash at the next sync). Returns 0 with the expunge applied,
+   or -1 with *error_r and the mailbox whole (or left to the journal's
+   recovery at the next open, if the disk failed under it). */
+static int
+expunge_in_place(struct storage_box *box, struct mbox_state *state, struct flat_expunge_job *x,
+		 char **error_r)
+{
+	uint64_t *off, *len, *newoff, end = 0;
+	struct view nv;
+	struct stat st;
+	int ret = -1;
+
+	/* The temp file first: it holds the space the copy took. */
+	if (x->tfd >= 0) {
+		close(x->tfd);
+		x->tfd = -1;
+		(void)fs_unlink_beneath(box->user_dir, box->mail_tmp);
+	}
+	expunge_drop_ahead(x);
+	if (fstat(box->lock_fd, &st) < 0 || (uint64_t)st.st_size != x->late_from) {
+		*error_r = xasprintf("expunge %s: no space to rewrite it, and it grew meanwhile",
+				     box->mail_path);
+		return -1;
+	}
+	for (size_t k = 0; k < x->kept_count; k++) {
+		x->kept[k].newoff = end;
+		end += x->kept[k].len;
+	}
+	x->new_end = end;
+	i_zero(&nv);
+	if (expunge_new_view(box, state, x, &nv, error_r) < 0)
+		return -1;
+	off = xmalloc((x->kept_count + 1) * sizeof(*off));
+	len = xmalloc((x->kept_count + 1) * sizeof(*len));
+	newoff = xmalloc((x->kept_count + 1) * sizeof(*newoff));
+	for (size_t k = 0; k < x->kept_count; k++) {
+		off[k] = x->kept[k].off;
+		len[k] = x->kept[k].len;
+	}
+	if (flat_compact_in_place(box, off, len, x->kept_count, newoff, error_r) < 0 ||
+	    fstat(box->lock_fd, &st) < 0)
+		goto out;
+	flat_view_set_stat(&nv, &st);
+	if (flat_index_write_full(box, &nv, error_r) < 0) {
+		/* the old index stays; the next sync matches it by hash */
+		storage_space_failed(&box->space, box->index_path, errno);
+		free(*error_r);
+		*error_r = NULL;
+		flat_box_set_index_fd(box, -1, 0);
+	}
+	flat_box_take_view_stat(box, &nv);
+	box->pending = false;
+	if (box->index_fd < 0) {
+		box->ino = 0;
+		box->pending = true;
+	}
+	mbox_state_remove_uids(state, x->uids, x->count);
+	for (size_t i = 0; i < state->count && i < nv.count; i++)
+		state->mails[i].priv[0] = nv.recs[i].off;
+	box->disk_same = box->index_fd >= 0 && flat_keywords_same(&nv, state);
+	ret = 0;
+out:
+	flat_view_free(&nv);
+	free(off);
+	free(len);
+	free(newoff);
+	return ret;
+}
+
 static int
 expunge_commit(struct storage_box *box, struct mbox_state *state,
 	       struct flat_expunge_job **_x, enum storage_error *err_r, char **error_r)
@@ -552,6 +624,22 @@ expunge_commit(struct storage_box *box, struct mbox_state *state,
 		ret = 0;
 	}
 	flat_view_free(&nv);
+	if (ret < 0 && *err_r == STORAGE_ERR_NO_SPACE) {
+		char *why = NULL;
+
+		if (expunge_in_place(box, state, x, &why) == 0) {
+			free(*error_r);
+			*error_r = NULL;
+			*err_r = STORAGE_ERR_NONE;
+			ret = 0;
+		} else {
+			char *both = xasprintf("%s; %s", *error_r, why);
+
+			free(*error_r);
+			free(why);
+			*error_r = both;
+		}
+	}
 	if (ret < 0)
 		expunge_abort(box, _x);
 	else {

@@ -67,8 +67,9 @@ flat_first_build_prepare(struct storage *st, const char *user, const char *name,
 	job->fd = job->tmp_fd = -1;
 	mbox_state_init(&job->state);
 	/* An index of any kind: open() reads it (and rebuilds a damaged
-	   one itself, rare). */
+	   one itself, rare); an in-place expunge to finish: open() does. */
 	if (fs_stat_beneath(box->user_dir, box->index_path, &ist) == 0 || errno != ENOENT ||
+	    flat_compact_pending(box) ||
 	    (fd = fs_open_beneath(box->user_dir, box->mail_path, O_RDONLY, 0)) < 0 ||
 	    fstat(fd, &job->st) < 0 || (uint64_t)job->st.st_size < FLAT_FIRST_BUILD_JOB_MIN ||
 	    mkdir_parents(box->user_dir, box->index_tmp) < 0) {

@@ -191,6 +191,33 @@ flat_box_new(struct storage *st, const char *user, const char *name)
 	return box;
 }
 
+/* At an open: an in-place expunge a crash stopped is finished first, and
+   the journal for the next one is kept allocated. */
+int
+flat_open_recover(struct storage_box *box, enum storage_error *err_r, char **error_r)
+{
+	int ret;
+
+	if (box->inbox)
+		flat_compact_reserve(box);
+	if (!flat_compact_pending(box))
+		return 0;
+	if (flat_lock(box, false, err_r, error_r) < 0) {
+		if (*err_r != STORAGE_ERR_IN_USE)
+			return -1;
+		/* the holder finishes it, or the next open */
+		free(*error_r);
+		*error_r = NULL;
+		*err_r = STORAGE_ERR_NONE;
+		return 0;
+	}
+	ret = flat_compact_recover(box, error_r);
+	if (ret < 0)
+		*err_r = STORAGE_ERR_TEMP;
+	flat_unlock(box);
+	return ret;
+}
+
 static int
 flat_open(struct storage *st, const char *user, const char *name, struct mbox_state *state,
 	  struct storage_box **box_r, enum storage_error *err_r, char **error_r)
@@ -210,7 +237,8 @@ flat_open(struct storage *st, const char *user, const char *name, struct mbox_st
 			return -1;
 		}
 	}
-	if (flat_refresh(box, state, err_r, error_r) < 0) {
+	if (flat_open_recover(box, err_r, error_r) < 0 ||
+	    flat_refresh(box, state, err_r, error_r) < 0) {
 		flat_box_free(box);
 		return -1;
 	}
