@@ -459,10 +459,11 @@ flat_index_tail_sane(const struct view *v, const struct mbox_state *state)
    the index stays in step with it. Best effort (a file system without
    fallocate() goes without). */
 static void
-index_keep_room(int fd, const struct stat *st)
+index_keep_room(int fd, struct stat *st)
 {
-	if ((uint64_t)st->st_blocks * 512 < (uint64_t)st->st_size + IDX_ROOM / 2)
-		(void)fallocate(fd, FALLOC_FL_KEEP_SIZE, st->st_size, IDX_ROOM);
+	if ((uint64_t)st->st_blocks * 512 < (uint64_t)st->st_size + IDX_ROOM / 2 &&
+	    fallocate(fd, FALLOC_FL_KEEP_SIZE, st->st_size, IDX_ROOM) == 0)
+		(void)fstat(fd, st);    /* it may have changed the times */
 }
 
 void
@@ -478,11 +479,11 @@ flat_box_set_index_fd(struct storage_box *box, int fd, uint32_t header_size)
 	box->index_header_size = header_size;
 	box->index_ino = 0;
 	if (fd >= 0 && fstat(fd, &st) == 0) {
+		index_keep_room(fd, &st);
 		box->index_ino = (uint64_t)st.st_ino;
 		box->index_size = (uint64_t)st.st_size;
 		box->index_mtime_sec = (int64_t)st.st_mtim.tv_sec;
 		box->index_mtime_nsec = (int64_t)st.st_mtim.tv_nsec;
-		index_keep_room(fd, &st);
 	}
 }
 
