@@ -34,6 +34,12 @@ struct owner {
 	/* production */
 	size_t produce, produced, piece;
 	unsigned output_calls;
+	/* the watch invariant: input calls that consume nothing (all until
+	   a breach is counted, with stall_till_breach), and the owner's
+	   answer to callbacks.waiting */
+	unsigned stall_calls, input_calls;
+	bool stall_till_breach, waiting;
+	unsigned long breaches_before;
 	/* lifetime */
 	bool destroyed;
 	bool in_dispatch;
@@ -61,6 +67,14 @@ static void
 owner_input(void *ctx)
 {
 	struct owner *o = ctx;
+
+	o->input_calls++;
+	if (o->stall_calls > 0) {
+		o->stall_calls--;
+		return;
+	}
+	if (o->stall_till_breach && connection_watch_breaches == o->breaches_before)
+		return;
 
 	if (o->kill_on_input) {
 		connection_kill(o->conn, "killed");
@@ -139,6 +153,22 @@ owner_start(struct owner *o, struct event_loop *loop, int fd, size_t high_water,
 	o->high_water = high_water > 0 ? high_water : CONN_OUT_HIGH_WATER;
 	o->conn = connection_new(loop, fd, &set, &owner_cb, o);
 }
+
+static bool
+owner_waiting(void *ctx)
+{
+	const struct owner *o = ctx;
+
+	return o->waiting;
+}
+
+static const struct connection_callbacks waiting_owner_cb = {
+	.input = owner_input,
+	.output = owner_output,
+	.hangup = owner_hangup,
+	.destroy = owner_destroy,
+	.waiting = owner_waiting,
+};
 
 /* Reads at most max octets from fd into b; returns how many. */
 static size_t
@@ -227,6 +257,81 @@ test_high_water_pauses_and_resumes_input(void **state)
 	assert_int_equal(got.len, sizeof(data) * 1024);
 	connection_free(&o.conn);
 	buf_free(&got);
+	close(sv[1]);
+	event_loop_free(&loop);
+}
+
+/* Writes len octets of 'w' to fd, running the loop between writes. */
+static void
+feed(struct event_loop *loop, int fd, size_t len)
+{
+	char data[4096];
+
+	memset(data, 'w', sizeof(data));
+	for (int i = 0; i < 2000 && len > 0; i++) {
+		ssize_t n = write(fd, data, len < sizeof(data) ? len : sizeof(data));
+
+		if (n > 0)
+			len -= (size_t)n;
+		assert_int_equal(event_loop_run_once(loop, 1), 0);
+	}
+	assert_int_equal(len, 0);
+}
+
+/* THE WATCH INVARIANT (connection.h): an owner that leaves a full input
+   buffer unconsumed, queues nothing and waits for nothing has stalled
+   its session (nothing would wake it; a client's close would go unseen):
+   counted, logged once, and its input is handed over again, once, so a
+   lost wake-up is only late. An owner that says it waits is no breach. */
+static void
+test_watch_invariant(void **state)
+{
+	struct event_loop *loop = event_loop_new();
+	struct connection_settings set = { 0 };
+	unsigned long before = connection_watch_breaches;
+	size_t total = CONN_IN_MAX + 3 * CONN_READ_CHUNK;
+	struct owner o;
+	int sv[2];
+
+	(void)state;
+	pair(sv, 256 * 1024);
+	i_zero(&o);
+	o.high_water = CONN_OUT_HIGH_WATER;
+	o.conn = connection_new(loop, sv[0], &set, &waiting_owner_cb, &o);
+	/* It says it waits: input stays unread, and that is no breach. */
+	o.waiting = true;
+	o.stall_calls = 1000;
+	feed(loop, sv[1], total);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(event_loop_run_once(loop, 1), 0);
+	assert_int_equal(o.consumed, 0);
+	assert_int_equal(connection_watch_breaches, before);
+	/* It wakes itself (here: asks to hear of drained output). */
+	o.waiting = false;
+	o.stall_calls = 0;
+	connection_await_drain(o.conn);
+	for (int i = 0; i < 2000 && o.consumed < total; i++)
+		assert_int_equal(event_loop_run_once(loop, 1), 0);
+	assert_int_equal(o.consumed, total);
+	assert_int_equal(connection_watch_breaches, before);
+	connection_free(&o.conn);
+	close(sv[1]);
+
+	/* Another owner leaves its full input unconsumed and waits for
+	   nothing: the breach is counted once, and the input handed over
+	   again is consumed. */
+	pair(sv, 256 * 1024);
+	i_zero(&o);
+	o.high_water = CONN_OUT_HIGH_WATER;
+	o.stall_till_breach = true;
+	o.breaches_before = before;
+	o.conn = connection_new(loop, sv[0], &set, &waiting_owner_cb, &o);
+	feed(loop, sv[1], total);
+	for (int i = 0; i < 2000 && o.consumed < total; i++)
+		assert_int_equal(event_loop_run_once(loop, 1), 0);
+	assert_int_equal(o.consumed, total);
+	assert_int_equal(connection_watch_breaches, before + 1);
+	connection_free(&o.conn);
 	close(sv[1]);
 	event_loop_free(&loop);
 }
@@ -688,6 +793,7 @@ main(void)
 		cmocka_unit_test(test_slow_reader_gets_everything),
 		cmocka_unit_test(test_high_water_pauses_and_resumes_input),
 		cmocka_unit_test(test_write_cap_per_event),
+		cmocka_unit_test(test_watch_invariant),
 		cmocka_unit_test(test_deferred_free),
 		cmocka_unit_test(test_hangup_and_close_after_flush),
 		cmocka_unit_test(test_refusal),

@@ -7,6 +7,7 @@
 #include "privileges.h"
 #include "server_gen.h"
 #include "event.h"
+#include "connection.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -291,6 +292,9 @@ cmdline_event_setup(const struct cmdline *cl, struct event_loop *loop, const str
 			strerror(errno));
 		return -1;
 	}
+	/* The tests' debug switch: a breach of the watch invariant aborts. */
+	if (getenv("IMAPSERVER_STRICT") != NULL && strcmp(getenv("IMAPSERVER_STRICT"), "1") == 0)
+		connection_watch_strict = true;
 	if (strcmp(cfg->event_backend, "select") == 0)
 		return 0;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {

@@ -414,11 +414,22 @@ client_destroy(void *ctx)
 	free(c);
 }
 
+/* A command waits (for a job, the login check, drained output, its own
+   input): it calls the session back; no other command is read. */
+static bool
+client_waiting(void *ctx)
+{
+	const struct client *c = ctx;
+
+	return c->cmd != NULL;
+}
+
 static const struct connection_callbacks client_callbacks = {
 	.input = client_input,
 	.output = client_output,
 	.hangup = client_hangup,
 	.destroy = client_destroy,
+	.waiting = client_waiting,
 };
 
 /* At max_connections, a newcomer takes the slot of the oldest session

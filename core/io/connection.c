@@ -47,7 +47,12 @@ struct connection {
 	bool dead;        /* destroy after this pass */
 	bool notify;      /* the owner queued output: tell it when drained */
 	bool no_quickack; /* not TCP: TCP_QUICKACK is not tried again */
+	bool watch_breach; /* the watch invariant's breach was logged */
+	bool kick;         /* hand the input to the owner again (conn_service) */
 };
+
+bool connection_watch_strict;
+unsigned long connection_watch_breaches;
 
 static void conn_update(struct connection *conn);
 
@@ -314,6 +319,35 @@ conn_update(struct connection *conn)
 		conn_schedule(conn);
 }
 
+/* THE WATCH INVARIANT (connection.h), checked after the owner's turn. */
+static void
+conn_check_watch(struct connection *conn)
+{
+	size_t unread;
+
+	if (conn->dead || conn->closing || conn->defer != NULL || conn->io == NULL ||
+	    conn_wants_input(conn) || connection_out_pending(conn) > 0 ||
+	    conn->pending_layer != NULL ||
+	    (conn->cb->waiting != NULL && conn->cb->waiting(conn->ctx)))
+		return;
+	connection_watch_breaches++;
+	unread = conn->in.len - conn->in_pos;
+	if (connection_watch_strict) {
+		log_error("-", "connection fd %d watches nothing (%zu octets of input unread, "
+			  "nothing to write, owner not waiting)", conn->fd, unread);
+		abort();
+	}
+	if (conn->watch_breach)
+		return;
+	conn->watch_breach = true;
+	log_error("-", "connection fd %d watches nothing (%zu octets of input unread, nothing "
+		  "to write, owner not waiting): a bug; its input is handed over again",
+		  conn->fd, unread);
+	/* Once: a lost wake-up is then only late. */
+	conn->kick = true;
+	conn_schedule(conn);
+}
+
 /* A read or write failed with err: tells the owner and kills. A layer's
    protocol error (EPROTO) is named by the layer ("tls: handshake
    failed: wrong version number"). */
@@ -455,6 +489,7 @@ conn_read(struct connection *conn)
 	if (!conn->dead && connection_out_pending(conn) == 0)
 		conn_quickack(conn);
 	conn_update(conn);
+	conn_check_watch(conn);
 }
 
 /* Tells the owner its output drained, if it queued some. */
@@ -467,6 +502,7 @@ conn_drained(struct connection *conn)
 	conn->notify = false;
 	conn->cb->output(conn->ctx);
 	conn_update(conn);
+	conn_check_watch(conn);
 }
 
 static void
@@ -515,6 +551,11 @@ conn_service(void *ctx)
 		conn_update(conn);
 	}
 	conn_drained(conn);
+	if (!conn->dead && conn->kick) {
+		conn->kick = false;
+		conn->cb->input(conn->ctx);
+		conn_update(conn);
+	}
 	if (!conn->dead && conn_wants_input(conn) && layers_in_pending(conn))
 		conn_read(conn);
 }

@@ -71,7 +71,27 @@ struct connection_callbacks {
 	/* After the pass that killed the connection: the owner frees its
 	   session and the connection. */
 	void (*destroy)(void *ctx);
+	/* Optional: true while the owner waits for an event outside the
+	   connection that will call it back (a job, the login check, a
+	   timer), so that not reading its input is no stall (THE WATCH
+	   INVARIANT). */
+	bool (*waiting)(void *ctx);
 };
+
+/* THE WATCH INVARIANT. After the owner had its turn (its input or output
+   callback returned, or a deferred pass ended), a connection is reading
+   (it watches the socket event that lets it read), writing (the event
+   that lets its output out), closing or dead, has a pass scheduled, or
+   its owner is waiting (callbacks.waiting). Anything else is a session
+   no event will ever wake, whose client's close would go unseen. It is
+   checked there every time: a breach is logged once per connection, the
+   owner's input callback is called once more (a lost wake-up is then
+   only late), and connection_watch_strict (set by the tests, or by
+   IMAPSERVER_STRICT=1 in the environment of the daemons) makes it an
+   abort(), so that no test can pass over one. */
+extern bool connection_watch_strict;
+/* Breaches of the invariant seen so far (for tests and --status). */
+extern unsigned long connection_watch_breaches;
 
 struct connection_settings {
 	size_t out_high_water; /* 0: CONN_OUT_HIGH_WATER */

@@ -496,11 +496,21 @@ conn_hangup(void *ctx, const char *reason)
 	conn_kill(c, reason);
 }
 
+/* The login check or its delay calls the session back. */
+static bool
+conn_waiting(void *ctx)
+{
+	const struct smtp_conn *c = ctx;
+
+	return c->auth_req != NULL || c->auth_delay != NULL;
+}
+
 static const struct connection_callbacks conn_callbacks = {
 	.input = conn_input,
 	.output = conn_output,
 	.hangup = conn_hangup,
 	.destroy = conn_destroy,
+	.waiting = conn_waiting,
 };
 
 static const struct connection_settings conn_settings = {

@@ -19,6 +19,10 @@ import threading
 import time
 import unittest
 
+# The daemons the tests start abort on a breach of the watch invariant
+# (core/io/connection.h), so that no test passes over a stalled session.
+os.environ.setdefault("IMAPSERVER_STRICT", "1")
+
 HOST = "127.0.0.1"
 USERS = {"alice": "alice123", "bob": "bob123"}
 START_TIMEOUT = 10.0    # seconds to wait for "listening on"
