@@ -11,13 +11,28 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The full disk of fileio_test_full_disk(): 0, ENOSPC or EDQUOT. */
-static int test_full_err;
+/* The full disk of fileio_test_full_disk(): 0, ENOSPC or EDQUOT; and
+   the one write of fileio_test_fail_nth(). */
+static int test_full_err, test_nth_err;
+static unsigned long test_nth;
 
 void
 fileio_test_full_disk(int err)
 {
 	test_full_err = err;
+}
+
+void
+fileio_test_fail_nth(unsigned long nth, int err)
+{
+	test_nth = nth;
+	test_nth_err = err;
+}
+
+bool
+fileio_test_nth_pending(void)
+{
+	return test_nth > 0;
 }
 
 /* True (errno set) if the full disk of a test refuses writing len octets
@@ -29,6 +44,10 @@ test_disk_refuses(int fd, uint64_t off, bool at_pos, size_t len)
 	struct stat st;
 	off_t pos;
 
+	if (test_nth > 0 && --test_nth == 0) {
+		errno = test_nth_err;
+		return true;
+	}
 	if (test_full_err == 0 || len == 0 || fstat(fd, &st) < 0)
 		return false;
 	if (at_pos) {

@@ -20,6 +20,11 @@ int fd_pwrite_full(int fd, const void *data, size_t len, uint64_t off);
    full disk, where overwriting and the room fallocate() kept still
    work). Every write of the backends goes through these two. */
 void fileio_test_full_disk(int err);
+/* For tests: the nth call of fd_write_full() or fd_pwrite_full() from now
+   (1: the next) fails with err, once; 0 clears. */
+void fileio_test_fail_nth(unsigned long nth, int err);
+/* True if that write has not come yet. */
+bool fileio_test_nth_pending(void);
 /* Reads up to len bytes at off; returns the count (less than len only at
    the end of the file), or -1 with errno set. */
 ssize_t fd_pread_full(int fd, void *data, size_t len, uint64_t off);
