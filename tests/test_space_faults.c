@@ -8,7 +8,10 @@
    a flag change and EXPUNGE work (EXPUNGE is how a user frees space:
    flat moves the kept messages down in place, Maildir removes files);
    APPEND fails with STORAGE_ERR_NO_SPACE and stores nothing; once space
-   returns everything is written and nothing was lost or duplicated. And
+   returns everything is written and nothing was lost or duplicated.
+   Then each write of APPEND, STORE and EXPUNGE in turn fails once
+   (fileio_test_fail_nth()): the operation succeeds or fails for space,
+   and the mailbox then holds exactly what its answer said. And
    for flat's in-place EXPUNGE, a crash after any number of its chunks
    (a child that _exit()s there) is finished by the next open with every
    kept message whole, once, under its UID. */
@@ -105,14 +108,14 @@ close_box(struct mbox_state *state, struct storage_box **box)
 }
 
 static void
-fill(struct fx *fx)
+fill_n(struct fx *fx, unsigned count)
 {
 	struct mbox_state state;
 	struct storage_box *box;
 	struct buf m = BUF_INIT;
 
 	open_box(fx, &state, &box);
-	for (unsigned n = 1; n <= N_MSGS; n++) {
+	for (unsigned n = 1; n <= count; n++) {
 		enum storage_error err = STORAGE_ERR_NONE;
 		char *error = NULL;
 		uint32_t uid;
@@ -124,6 +127,12 @@ fill(struct fx *fx)
 	}
 	buf_free(&m);
 	close_box(&state, &box);
+}
+
+static void
+fill(struct fx *fx)
+{
+	fill_n(fx, N_MSGS);
 }
 
 /* The mailbox holds exactly the messages whose UIDs are in want (message
@@ -221,6 +230,85 @@ test_full_disk_reads_and_expunges(void **state_)
 	buf_free(&m);
 }
 
+enum op { OP_APPEND, OP_STORE, OP_EXPUNGE };
+#define SMALL 6
+
+/* Runs op on a mailbox of SMALL messages with the nth write failing with
+   full_err. Returns false once op made fewer than n writes. The
+   operation succeeds, or fails for space and changes nothing; once the
+   fault is gone the mailbox holds what its answer said. */
+static bool
+one_write_fails(struct fx *fx, enum op op, unsigned long n)
+{
+	static const uint32_t gone[] = { 2, 5 };
+	struct mbox_state state;
+	struct storage_box *box;
+	enum storage_error err = STORAGE_ERR_NONE;
+	char *error = NULL;
+	struct buf m = BUF_INIT;
+	uint32_t want[SMALL + 1], uid;
+	size_t nwant = 0;
+	bool fired;
+	int ret;
+
+	tmp_tree_remove(fx->root);
+	assert_int_equal(mkdir(fx->root, 0700), 0);
+	fill_n(fx, SMALL);
+	open_box(fx, &state, &box);
+	fileio_test_fail_nth(n, full_err);
+	switch (op) {
+	case OP_APPEND:
+		message(SMALL + 1, &m);
+		ret = B->append(box, &state, m.data, m.len, 0, 0, 0, 0, &uid, &err, &error);
+		break;
+	case OP_STORE:
+		assert_true(mbox_state_set_flags(&state, 0, MAIL_FLAGGED, 0));
+		ret = B->flags_changed(box, &state, 0, &err, &error);
+		break;
+	default:
+		state.highest_modseq++;
+		ret = B->expunge(box, &state, gone, N_ELEMENTS(gone), &err, &error);
+		break;
+	}
+	fired = !fileio_test_nth_pending();
+	fileio_test_fail_nth(0, 0);
+	if (ret < 0 && err != STORAGE_ERR_NO_SPACE)
+		fail_msg("%s: op %d, write %lu failing: error of kind %d: %s", B->name, (int)op, n,
+			 (int)err, error);
+	free(error);
+	close_box(&state, &box);
+	for (uint32_t u = 1; u <= SMALL; u++) {
+		if (op == OP_EXPUNGE && ret == 0 && (u == gone[0] || u == gone[1]))
+			continue;
+		want[nwant++] = u;
+	}
+	if (op == OP_APPEND && ret == 0)
+		want[nwant++] = SMALL + 1;
+	check_messages(fx, want, nwant);
+	if (op == OP_STORE) {
+		open_box(fx, &state, &box);
+		assert_int_equal(state.mails[0].flags & MAIL_FLAGGED, ret == 0 ? MAIL_FLAGGED : 0);
+		close_box(&state, &box);
+	}
+	buf_free(&m);
+	return fired;
+}
+
+static void
+test_each_write_failing_once(void **state_)
+{
+	struct fx *fx = *state_;
+
+	for (int op = OP_APPEND; op <= OP_EXPUNGE; op++) {
+		unsigned long n = 1;
+
+		while (one_write_fails(fx, (enum op)op, n))
+			assert_true(++n < 200);
+		/* every write of the operation was tried */
+		assert_true(n > 1);
+	}
+}
+
 /* Flat only: the in-place expunge stopped after k chunks, as a crash
    would, is finished by the next open. */
 static void
@@ -288,6 +376,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_full_disk_reads_and_expunges, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_each_write_failing_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_in_place_expunge_survives_a_crash, setup,
 						teardown),
 	};

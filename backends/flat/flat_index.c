@@ -770,11 +770,12 @@ int
 flat_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
 		   enum storage_error *err_r, char **error_r)
 {
-	unsigned char rec[IDX_REC_SIZE];
+	unsigned char rec[IDX_REC_SIZE], old[IDX_REC_SIZE];
 	struct frec r;
 	struct view v;
 	struct buf b = BUF_INIT;
 	size_t hsize;
+	bool have_old;
 
 	*err_r = STORAGE_ERR_NONE;
 	if (idx >= state->count)
@@ -796,10 +797,20 @@ flat_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx
 	}
 	flat_mail_to_frec(&state->mails[idx], &r);
 	flat_rec_encode(rec, &r);
+	have_old = fd_pread_full(box->index_fd, old, sizeof(old), hsize + idx * IDX_REC_SIZE) ==
+		(ssize_t)sizeof(old);
 	if (fd_pwrite_full(box->index_fd, rec, sizeof(rec), hsize + idx * IDX_REC_SIZE) < 0 ||
 	    fd_pwrite_full(box->index_fd, b.data, b.len, 0) < 0) {
-		*err_r = storage_error_from_errno(errno);
-		*error_r = xasprintf("write %s: %s", box->index_path, strerror(errno));
+		int err = errno;
+
+		/* The record may be written and not the header: put the old
+		   one back (in place, no new block), so that a refused STORE
+		   leaves the flags on disk as they were. */
+		if (have_old)
+			(void)fd_pwrite_full(box->index_fd, old, sizeof(old),
+					     hsize + idx * IDX_REC_SIZE);
+		*err_r = storage_error_from_errno(err);
+		*error_r = xasprintf("write %s: %s", box->index_path, strerror(err));
 		mbox_map_write_end(box->index_fd, box->index_mapped);
 		buf_free(&b);
 		return -1;
