@@ -15,9 +15,12 @@ import os
 import re
 import smtplib
 import subprocess
+import imaplib
 import unittest
 
 from smtp_support import SmtpTestCase
+
+imaplib.Commands.setdefault("MOVE", ("SELECTED",))
 
 FILL = (b"From: alice@localhost\r\nSubject: fill\r\n\r\n" + (b"z" * 78 + b"\r\n") * 256)
 FILL_LIMIT = 400        # 5 MB holds about 250 of them
@@ -64,6 +67,7 @@ class FullDiskBehaviour:
         self.assertOK(bob.append("INBOX", None, None, b"Subject: bob's\r\n\r\nhello bob\r\n"))
         bob.logout()
         alice = self.imap("alice")
+        self.assertOK(alice.create("Archive"))
         stored = self.fill(alice)
         self.assertGreater(stored, 100)
         # Reading works, and STORE is stored and told as stored.
@@ -77,6 +81,18 @@ class FullDiskBehaviour:
         self.assertTrue(all(b"\\Flagged" in line for line in data), data)
         typ, data = alice.fetch(str(stored), "(BODY.PEEK[])")
         self.assertEqual((typ, data[0][1]), ("OK", FILL))
+        # COPY and MOVE: done, or refused for space with nothing changed.
+        typ, data = alice.copy("1:20", "Archive")
+        self.assertTrue(typ == "OK" or b"[OVERQUOTA]" in data[0], data)
+        copied = 20 if typ == "OK" else 0
+        typ, data = alice._simple_command("MOVE", "1:2", "Archive")
+        self.assertTrue(typ == "OK" or b"[OVERQUOTA]" in data[0], data)
+        moved = 2 if typ == "OK" else 0
+        stored -= moved
+        typ, data = alice.status("Archive", "(MESSAGES)")
+        self.assertIn(f"MESSAGES {copied + moved}".encode(), data[0])
+        typ, data = alice.select("INBOX")
+        self.assertEqual((typ, int(data[0])), ("OK", stored))
         # Another user reads too.
         bob = self.imap("bob")
         typ, data = bob.select("INBOX")
