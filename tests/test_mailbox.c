@@ -218,7 +218,10 @@ test_expunge_reaches_other_view_with_right_numbers(void **state)
 	assert_int_equal(mbox_view_uid(f->v2, 3), 5);
 	buf_reset(&out);
 	imap_view_sync(f->v1, &out, true);
-	assert_string_equal(out.data, "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n");
+	/* v1 holds the five as \Recent: its count drops to 3, and it is
+	   told so (Dovecot does; a client summing RECENT counts must not
+	   count expunged messages). */
+	assert_string_equal(out.data, "* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n* 3 RECENT\r\n");
 	/* Nothing more to say afterwards. */
 	buf_reset(&out);
 	imap_view_sync(f->v2, &out, true);

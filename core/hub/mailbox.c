@@ -535,8 +535,9 @@ view_sync_expunges(struct mbox_view *view, struct mbox_view_changes *changes)
 		view->recent_ranges = 0;
 		view->recent_count = 0;
 	}
-	if (view->announced_recent > view->recent_count)
-		view->announced_recent = view->recent_count;
+	/* A lower count is announced too ("* n RECENT" after the EXPUNGEs,
+	   as Dovecot does): a client that sums what each session was told
+	   must not count expunged messages. */
 }
 
 /* Records in changes the view's messages whose modseq is above the one
