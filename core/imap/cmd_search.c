@@ -176,6 +176,11 @@ struct search_job {
 	struct search_answer a;
 	size_t next_seq;
 	bool failed;
+	/* A message of the view another session expunged (the client not
+	   yet told) was left out: the answer says so, OK [EXPUNGEISSUED]
+	   (RFC 2180 4.3), so that a client which still counts it knows why
+	   it is missing. */
+	bool expunged;
 	struct buf msg;
 };
 
@@ -204,8 +209,10 @@ search_slice(struct client_command *cmd, struct search_job *job)
 	for (; job->next_seq <= c->view->count; job->next_seq++) {
 		size_t seq = job->next_seq;
 		ssize_t idx = mbox_view_index(c->view, (uint32_t)seq);
-		if (idx < 0)
+		if (idx < 0) {
+			job->expunged = true;
 			continue;
+		}
 		/* The clock is read only now and then: a search of flags
 		   alone costs nanoseconds per message. */
 		if ((++visited & 63) == 0 && mono_ms() >= end)
@@ -251,6 +258,9 @@ search_continue(struct client_command *cmd)
 	}
 	if (job->failed)
 		cmd_tagged(cmd, "NO Some messages could not be read.");
+	else if (job->expunged)
+		cmd_tagged(cmd, "OK [EXPUNGEISSUED] Search completed; messages expunged "
+			   "meanwhile were left out.");
 	else
 		cmd_tagged(cmd, "OK Search completed.");
 	return true;

@@ -23,6 +23,7 @@ struct sort_job {
 	struct search_key *key;
 	size_t next_seq;
 	bool failed;
+	bool expunged;          /* one was left out: OK [EXPUNGEISSUED] */
 	struct buf msg;
 	struct sort_msg *msgs;
 	size_t count, alloc;
@@ -57,8 +58,10 @@ sort_slice(struct client_command *cmd, struct sort_job *job)
 		const char *data = NULL;
 		size_t len = 0;
 
-		if (idx < 0)
+		if (idx < 0) {
+			job->expunged = true;
 			continue;
+		}
 		if ((++visited & 63) == 0 && mono_ms() >= end)
 			return false;
 		struct search_load_ctx lc = { c, &st->mails[idx], &job->msg, false };
@@ -123,6 +126,12 @@ sort_continue(struct client_command *cmd)
 	free(order);
 	if (job->failed)
 		cmd_tagged(cmd, "NO Some messages could not be read.");
+	else if (job->expunged)
+		cmd_tagged(cmd, job->thread ?
+			   "OK [EXPUNGEISSUED] Thread completed; messages expunged meanwhile "
+			   "were left out." :
+			   "OK [EXPUNGEISSUED] Sort completed; messages expunged meanwhile "
+			   "were left out.");
 	else
 		cmd_tagged(cmd, job->thread ? "OK Thread completed." : "OK Sort completed.");
 	return true;

@@ -197,6 +197,29 @@ class TestTwoSessions(ServerTestCase):
         resp2, tagged = a.command("NOOP")
         self.assertEqual(untagged_numbers(resp + resp2, "EXPUNGE"), [2])
 
+    def test_search_and_sort_over_a_message_expunged_elsewhere(self):
+        """SEARCH and SORT that meet a message another session expunged
+        (this one not told yet) leave it out and say so, OK
+        [EXPUNGEISSUED] (RFC 2180 4.3): a client that still counts the
+        message knows why it is missing. Without such a message the
+        answer is the plain OK."""
+        a = self.raw_login(mailbox="INBOX")
+        b = self.raw_login(mailbox="INBOX")
+        resp, tagged = a.command("SEARCH ALL")
+        self.assertEqual(tagged, b"OK Search completed.")
+        b.command("STORE 2 +FLAGS.SILENT (\\Deleted)")
+        b.command("EXPUNGE")
+        for cmd in ("SEARCH ALL", "SORT (ARRIVAL) UTF-8 ALL"):
+            resp, tagged = a.command(cmd)
+            self.assertTrue(tagged.startswith(b"OK [EXPUNGEISSUED]"), (cmd, tagged))
+            self.assertEqual(untagged_numbers(resp, "EXPUNGE"), [], resp)
+            line = [r for r in resp if r.startswith((b"* SEARCH", b"* SORT"))][0]
+            self.assertNotIn(b" 2 ", line + b" ", (cmd, line))
+        resp, tagged = a.command("NOOP")
+        self.assertEqual(untagged_numbers(resp, "EXPUNGE"), [2])
+        resp, tagged = a.command("SEARCH ALL")
+        self.assertEqual(tagged, b"OK Search completed.")
+
     def test_logout_sends_nothing_after_bye(self):
         """RFC 3501 6.1.3: LOGOUT answers "* BYE" then its tagged OK;
         changes another session made are not told after BYE."""
