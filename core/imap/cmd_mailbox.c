@@ -174,6 +174,36 @@ select_write_list(struct client *c, const char *name)
 	buf_append(client_outbuf(c), "\r\n", 2);
 }
 
+/* RFC 8474 4.2: SELECT and EXAMINE name the mailbox's MAILBOXID. */
+static void
+select_write_mailboxid(struct client *c, const struct mbox_state *st)
+{
+	char id[STORAGE_OBJECTID_SIZE];
+
+	storage_mailbox_id(c->user, st->uidvalidity, id);
+	client_send(c, "* OK [MAILBOXID (%s)] Ok", id);
+}
+
+/* RFC 8474 4.1: CREATE answers with the new mailbox's MAILBOXID, which
+   its UIDVALIDITY gives: the mailbox is opened (empty, cheap) to learn
+   it. If that fails the mailbox exists all the same: a plain OK. */
+static void
+create_tagged_ok(struct client_command *cmd, const char *name)
+{
+	struct client *c = cmd->c;
+	char id[STORAGE_OBJECTID_SIZE];
+	enum storage_error err;
+	struct mailbox *mbox;
+
+	if (mailbox_open(c->gen->hub, c->sid, c->user, name, &mbox, &err) < 0) {
+		cmd_tagged(cmd, "OK Create completed.");
+		return;
+	}
+	storage_mailbox_id(c->user, mailbox_state(mbox)->uidvalidity, id);
+	mailbox_unref(&mbox);
+	cmd_tagged(cmd, "OK [MAILBOXID (%s)] Create completed.", id);
+}
+
 bool
 cmd_select(struct client_command *cmd)
 {
@@ -232,6 +262,7 @@ cmd_select(struct client_command *cmd)
 		client_send(c, "* OK [UNSEEN %u] First unseen.", unseen);
 	client_send(c, "* OK [UIDVALIDITY %u] UIDs valid.", st->uidvalidity);
 	client_send(c, "* OK [UIDNEXT %u] Predicted next UID.", st->uidnext);
+	select_write_mailboxid(c, st);
 	if (c->condstore)
 		client_send(c, "* OK [HIGHESTMODSEQ %llu] Highest", imap_modseq(st->highest_modseq));
 	if (q.given && q.uidvalidity == st->uidvalidity)
@@ -281,7 +312,7 @@ cmd_create(struct client_command *cmd)
 		cmd_no_storage(cmd, err);
 	else {
 		hub_signal(cmd->c->gen->hub, cmd->c->user, HUB_EVENT_CREATE, name, NULL);
-		cmd_tagged(cmd, "OK Create completed.");
+		create_tagged_ok(cmd, name);
 	}
 	free(name);
 	return true;
