@@ -216,6 +216,13 @@ test_mailboxid(void **state)
 	assert_string_equal(id, created);
 	cmd_id(h, s, "m7", "STATUS INBOX (MAILBOXID)", "MAILBOXID", inbox);
 	assert_string_not_equal(inbox, created);
+	cmd_id(h, s, "m7b", "STATUS inbox (MAILBOXID)", "MAILBOXID", id);
+	assert_string_equal(id, inbox);
+	cmd_id(h, s, "m7c", "EXAMINE iNbOx", "* OK [MAILBOXID", id);
+	assert_string_equal(id, inbox);
+	cmd_id(h, s, "m7d", "LIST \"\" INBOX RETURN (STATUS (MAILBOXID))", "MAILBOXID", id);
+	assert_string_equal(id, inbox);
+	EXPECT(h, s, "m7e", "UNSELECT", "m7e OK");
 	cmd_id(h, s, "m8", "CREATE other", "[MAILBOXID", other);
 	assert_string_not_equal(other, created);
 	assert_string_not_equal(other, inbox);
@@ -251,6 +258,20 @@ test_mailboxid(void **state)
 	EXPECT(h, s, "d3", "DELETE top", "d3 OK");
 	cmd_id(h, s, "d4", "CREATE top", "[MAILBOXID", id);
 	assert_string_not_equal(id, created);
+
+	/* RENAME INBOX moves its messages to a new mailbox (RFC 3501
+	   6.3.5): whichever keeps the old id, the two differ */
+	char newbox[STORAGE_OBJECTID_SIZE];
+	append_msg(h, s, "i0", "INBOX", "inbox");
+	EXPECT(h, s, "i1", "RENAME INBOX frominbox", "i1 OK");
+	cmd_id(h, s, "i2", "STATUS frominbox (MAILBOXID)", "MAILBOXID", newbox);
+	cmd_id(h, s, "i3", "STATUS INBOX (MAILBOXID)", "MAILBOXID", id);
+	assert_string_not_equal(id, newbox);
+	assert_string_not_equal(inbox, newbox);
+	/* Maildir keeps INBOX's UIDVALIDITY and its id (flat gives INBOX a
+	   new UIDVALIDITY, and a new id with it: storage.h) */
+	if (strcmp(backend, "maildir") == 0)
+		assert_string_equal(id, inbox);
 
 	/* another user's mailboxes have ids of their own */
 	int s2 = connect_session(h, 1);

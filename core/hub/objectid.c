@@ -25,12 +25,14 @@ objectid_format(char prefix, const uint8_t digest[SHA256_DIGEST_SIZE],
 }
 
 void
-storage_mailbox_id(const char *user, uint32_t uidvalidity, char id_r[STORAGE_OBJECTID_SIZE])
+storage_mailbox_id(const char *user, const char *name, uint32_t uidvalidity,
+		   char id_r[STORAGE_OBJECTID_SIZE])
 {
 	struct sha256_ctx ctx;
 	uint8_t digest[SHA256_DIGEST_SIZE];
 	char num[16];
-	int n = snprintf(num, sizeof(num), "%u", uidvalidity);
+	int n = snprintf(num, sizeof(num), "%u%s", uidvalidity,
+			 strcmp(name, "INBOX") == 0 ? "i" : "");
 
 	sha256_init(&ctx);
 	sha256_update(&ctx, "mailboxid", strlen("mailboxid") + 1);

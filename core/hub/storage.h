@@ -422,8 +422,8 @@ extern size_t storage_map_min_count;
 
 /* Object identifiers (OBJECTID, RFC 8474): derived, nothing stored.
 
-   MAILBOXID is a digest of the user's name and the mailbox's
-   UIDVALIDITY. Every backend gives a user's mailboxes UIDVALIDITY values
+   MAILBOXID is a digest of the user's name, the mailbox's UIDVALIDITY
+   and whether it is INBOX. Every backend gives a user's mailboxes UIDVALIDITY values
    from one per-user record (storage_files.h: time-based and above every
    value given before), keeps it with the mailbox's index/uidlist, which
    RENAME moves with the mailbox, and gives a new one to a mailbox
@@ -432,7 +432,12 @@ extern size_t storage_map_min_count;
    (SELECT, STATUS, LIST-STATUS). A mailbox whose UIDVALIDITY had to
    change (its index lost, its file rewritten by another tool) gets a new
    MAILBOXID too: for a client it is a new mailbox, as its UID cache
-   already says.
+   already says. RENAME INBOX moves INBOX's messages to a new mailbox
+   (RFC 3501 6.3.5), which gets a new id: on Maildir it has a new
+   UIDVALIDITY and INBOX keeps its own and its id; on flat the new
+   mailbox takes the mail file and its UIDVALIDITY, INBOX starts again
+   with a new one, and the INBOX bit keeps the two ids apart (INBOX's id
+   changes with its UIDVALIDITY).
 
    EMAILID is a digest (SHA-256, 128 bits shown) of the message's bytes
    as read() serves them. RFC 8474 5.1 lets identical messages share an
@@ -452,8 +457,10 @@ extern size_t storage_map_min_count;
    allows it). */
 /* Length of an id with its NUL: a letter and 32 hex digits. */
 #define STORAGE_OBJECTID_SIZE 34
-/* The MAILBOXID ("F...") of user's mailbox of UIDVALIDITY uidvalidity. */
-void storage_mailbox_id(const char *user, uint32_t uidvalidity,
+/* The MAILBOXID ("F...") of user's mailbox name of UIDVALIDITY
+   uidvalidity (of name only whether it is "INBOX": the id stays across
+   RENAME). */
+void storage_mailbox_id(const char *user, const char *name, uint32_t uidvalidity,
 			char id_r[STORAGE_OBJECTID_SIZE]);
 /* The EMAILID ("M...") of the message data[0..len) (as read() gives it). */
 void storage_email_id(const char *data, size_t len, char id_r[STORAGE_OBJECTID_SIZE]);

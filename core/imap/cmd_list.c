@@ -560,11 +560,12 @@ status_values(const struct mbox_state *st, const struct status_items *items,
 
 /* "MAILBOXID (id)" (RFC 8474 4.3): derived from the UIDVALIDITY (storage.h). */
 static void
-status_write_mailboxid(struct client *c, const struct mbox_state *st, bool space, struct buf *out)
+status_write_mailboxid(struct client *c, const char *name, const struct mbox_state *st,
+		       bool space, struct buf *out)
 {
 	char id[STORAGE_OBJECTID_SIZE];
 
-	storage_mailbox_id(c->user, st->uidvalidity, id);
+	storage_mailbox_id(c->user, name, st->uidvalidity, id);
 	buf_printf(out, "%sMAILBOXID (%s)", space ? " " : "", id);
 }
 
@@ -586,7 +587,7 @@ imap_status_write(struct client *c, const char *name, const struct status_items 
 		uint8_t k = items->order[i];
 
 		if (k == STATUS_MAILBOXID) {
-			status_write_mailboxid(c, mailbox_state(mbox), i > 0, out);
+			status_write_mailboxid(c, name, mailbox_state(mbox), i > 0, out);
 			continue;
 		}
 		buf_printf(out, "%s%s %llu", i > 0 ? " " : "", status_item_names[k],

@@ -176,11 +176,11 @@ select_write_list(struct client *c, const char *name)
 
 /* RFC 8474 4.2: SELECT and EXAMINE name the mailbox's MAILBOXID. */
 static void
-select_write_mailboxid(struct client *c, const struct mbox_state *st)
+select_write_mailboxid(struct client *c, const char *name, const struct mbox_state *st)
 {
 	char id[STORAGE_OBJECTID_SIZE];
 
-	storage_mailbox_id(c->user, st->uidvalidity, id);
+	storage_mailbox_id(c->user, name, st->uidvalidity, id);
 	client_send(c, "* OK [MAILBOXID (%s)] Ok", id);
 }
 
@@ -199,7 +199,7 @@ create_tagged_ok(struct client_command *cmd, const char *name)
 		cmd_tagged(cmd, "OK Create completed.");
 		return;
 	}
-	storage_mailbox_id(c->user, mailbox_state(mbox)->uidvalidity, id);
+	storage_mailbox_id(c->user, name, mailbox_state(mbox)->uidvalidity, id);
 	mailbox_unref(&mbox);
 	cmd_tagged(cmd, "OK [MAILBOXID (%s)] Create completed.", id);
 }
@@ -262,7 +262,7 @@ cmd_select(struct client_command *cmd)
 		client_send(c, "* OK [UNSEEN %u] First unseen.", unseen);
 	client_send(c, "* OK [UIDVALIDITY %u] UIDs valid.", st->uidvalidity);
 	client_send(c, "* OK [UIDNEXT %u] Predicted next UID.", st->uidnext);
-	select_write_mailboxid(c, st);
+	select_write_mailboxid(c, name, st);
 	if (c->condstore)
 		client_send(c, "* OK [HIGHESTMODSEQ %llu] Highest", imap_modseq(st->highest_modseq));
 	if (q.given && q.uidvalidity == st->uidvalidity)
