@@ -69,6 +69,8 @@ parse_select_params(struct client *c, const struct imap_arg *list, bool *condsto
 				return "Invalid QRESYNC known-uids.";
 			q->have_known = true;
 		}
+		if (pc == 4 && c->uidonly)
+			return "[UIDREQUIRED] No sequence match data with UIDONLY.";
 		if (pc == 4) {
 			const struct imap_arg *m = &p[3];
 			if (m->type != IMAP_ARG_LIST || m->list_count != 2 ||
@@ -153,7 +155,10 @@ qresync_select(struct client *c, struct qresync_param *q)
 		const struct mail_rec *rec = &st->mails[idx];
 		if (rec->modseq <= q->modseq || (known != NULL && !seqset_contains(known, rec->uid)))
 			continue;
-		buf_printf(client_outbuf(c), "* %zu FETCH (UID %u FLAGS ", seq, rec->uid);
+		if (c->uidonly) /* RFC 9586 3 */
+			buf_printf(client_outbuf(c), "* %u UIDFETCH (FLAGS ", rec->uid);
+		else
+			buf_printf(client_outbuf(c), "* %zu FETCH (UID %u FLAGS ", seq, rec->uid);
 		imap_write_flags(client_outbuf(c), rec->flags, rec->keywords,
 				 imap_view_shows_recent(c->view, rec->uid), st);
 		buf_printf(client_outbuf(c), " MODSEQ (%llu))\r\n", (unsigned long long)rec->modseq);
@@ -246,6 +251,7 @@ cmd_select(struct client_command *cmd)
 	c->view->condstore = c->condstore;
 	c->view->qresync = c->qresync;
 	c->view->rev2 = c->rev2;
+	c->view->uidonly = c->uidonly;
 	c->state = CLIENT_SELECTED;
 
 	const struct mbox_state *st = mailbox_state(mbox);

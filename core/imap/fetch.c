@@ -935,9 +935,9 @@ fetch_write(const struct fetch_spec *spec, const struct fetch_msg *msg, struct b
 
 	/* (no printf: a listing writes these a million times) */
 	buf_append_str(out, "* ");
-	buf_append_u64(out, msg->seq);
-	buf_append_str(out, " FETCH (");
-	if (spec->add_uid) {
+	buf_append_u64(out, msg->uidonly ? msg->rec->uid : msg->seq);
+	buf_append_str(out, msg->uidonly ? " UIDFETCH (" : " FETCH (");
+	if (spec->add_uid && !msg->uidonly) {
 		buf_append_str(out, "UID ");
 		buf_append_u64(out, msg->rec->uid);
 		first = false;

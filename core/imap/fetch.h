@@ -55,6 +55,8 @@ void fetch_write_threadid(struct buf *out);
 
 struct fetch_msg {
 	uint32_t seq;
+	/* RFC 9586: "* uid UIDFETCH (...)", UID only if asked for by name */
+	bool uidonly;
 	const struct mail_rec *rec;
 	const struct mbox_state *state;      /* keyword names */
 	bool recent;

@@ -616,6 +616,18 @@ search_uses_modseq(const struct search_key *key)
 	return false;
 }
 
+bool
+search_uses_seqnums(const struct search_key *key)
+{
+	if (key->type == SEARCH_SEQSET)
+		return true;
+	for (size_t i = 0; i < key->child_count; i++) {
+		if (search_uses_seqnums(key->children[i]))
+			return true;
+	}
+	return false;
+}
+
 /* --- matching -------------------------------------------------------- */
 
 static int
