@@ -17,6 +17,7 @@
 #include "watch.h"
 #include "imap_harness.h"
 
+#include <ctype.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,6 +317,22 @@ test_emailid(void **state)
 	cmd_id(h, s, "c8", "FETCH 2 (EMAILID)", "EMAILID", id);
 	assert_string_equal(id, one);
 
+	/* SEARCH EMAILID and THREADID (RFC 8474 6): ids are case-sensitive,
+	   no message has a THREADID */
+	char *c = xasprintf("UID SEARCH EMAILID %s", one);
+	EXPECT(h, s, "k1", c, "* SEARCH 2\r\nk1 OK");
+	free(c);
+	c = xasprintf("SEARCH OR EMAILID %s EMAILID %s", two, one);
+	EXPECT(h, s, "k2", c, "* SEARCH 1 2\r\nk2 OK");
+	free(c);
+	c = xasprintf("SEARCH EMAILID M%s", one + 1);
+	for (char *p = c; *p != '\0'; p++)
+		*p = (char)toupper((unsigned char)*p);
+	EXPECT(h, s, "k3", c, "* SEARCH\r\nk3 OK");
+	free(c);
+	EXPECT(h, s, "k4", "SEARCH NOT THREADID T1", "* SEARCH 1 2\r\nk4 OK");
+	EXPECT(h, s, "k5", "SEARCH THREADID T1", "* SEARCH\r\nk5 OK");
+
 	/* a restart changes nothing */
 	server_stop(h);
 	server_start(h);
@@ -357,6 +374,20 @@ test_errors(void **state)
 	assert_null(strstr(ans, "FETCH ("));
 	free(ans);
 	EXPECT(h, s, "n15", "CREATE INBOX", "n15 NO");
+	EXPECT(h, s, "n17", "SEARCH EMAILID \"M 1\"", "n17 BAD");
+	EXPECT(h, s, "n18", "SEARCH EMAILID \"\"", "n18 BAD");
+	EXPECT(h, s, "n19", "SEARCH THREADID", "n19 BAD");
+	EXPECT(h, s, "n20", "SEARCH EMAILID (M1)", "n20 BAD");
+	char big[300];
+	memset(big, 'M', 256);
+	big[256] = '\0';
+	char *c = xasprintf("SEARCH EMAILID %s", big);
+	EXPECT(h, s, "n21", c, "n21 BAD");
+	free(c);
+	big[255] = '\0';
+	c = xasprintf("SEARCH EMAILID %s", big);
+	EXPECT(h, s, "n22", c, "* SEARCH\r\nn22 OK");
+	free(c);
 	EXPECT(h, s, "n16", "LIST \"\" nosuch RETURN (STATUS (MAILBOXID))", "n16 OK");
 }
 
