@@ -241,12 +241,19 @@ test_mailboxid(void **state)
 	cmd_id(h, s, "m16", "STATUS top/child (MAILBOXID)", "MAILBOXID", id);
 	assert_string_equal(id, other);
 
+	/* a mailbox created and not used since keeps the id CREATE gave */
+	char fresh[STORAGE_OBJECTID_SIZE];
+	cmd_id(h, s, "f1", "CREATE fresh", "[MAILBOXID", fresh);
+
 	/* a restart changes nothing */
 	server_stop(h);
 	server_start(h);
 	s = connect_session(h, 0);
 	login(h, s, "alice");
 	cmd_id(h, s, "r1", "SELECT top", "* OK [MAILBOXID", id);
+	cmd_id(h, s, "f2", "STATUS fresh (MAILBOXID)", "MAILBOXID", other);
+	assert_string_equal(other, fresh);
+	cmd_id(h, s, "f3", "STATUS top/child (MAILBOXID)", "MAILBOXID", other);
 	assert_string_equal(id, created);
 	cmd_id(h, s, "r2", "STATUS INBOX (MAILBOXID)", "MAILBOXID", id);
 	assert_string_equal(id, inbox);
