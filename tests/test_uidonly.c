@@ -204,6 +204,13 @@ test_responses(void **state)
 	assert_contains(ans, "* VANISHED 3\r\n");
 	assert_null(strstr(ans, "EXPUNGE"));
 	free(ans);
+
+	/* NOTIFY's MessageNew (fetch-att) for the selected mailbox */
+	EXPECT(h, s, "n1", "NOTIFY SET (selected (MessageNew (UID FLAGS) MessageExpunge))",
+	       "n1 OK");
+	append_msg(h, s2, "o8", "late");
+	EXPECT(h, s, "n2", "NOOP", "* 5 UIDFETCH (UID 5 FLAGS (");
+	EXPECT(h, s, "n3", "NOTIFY NONE", "n3 OK");
 }
 
 int
