@@ -133,7 +133,9 @@ test_refused(void **state)
 	EXPECT(h, s, "a3", "ENABLE UIDONLY", "* ENABLED UIDONLY\r\na3 OK");
 	EXPECT(h, s, "a4", "ENABLE UIDONLY", "* ENABLED\r\na4 OK");
 	EXPECT(h, s, "a5", "CREATE other", "a5 OK");
-	EXPECT(h, s, "a6", "SELECT INBOX", "* 2 EXISTS");
+	EXPECT_NOT(h, s, "a6", "EXAMINE INBOX", "[UNSEEN ");
+	EXPECT_NOT(h, s, "a7", "SELECT INBOX", "[UNSEEN ");
+	EXPECT(h, s, "a8", "NOOP", "a8 OK");
 	EXPECT(h, s, "b1", "FETCH 1 (FLAGS)", "b1 BAD [UIDREQUIRED]");
 	EXPECT(h, s, "b2", "STORE 1 +FLAGS (\\Seen)", "b2 BAD [UIDREQUIRED]");
 	EXPECT(h, s, "b3", "COPY 1 other", "b3 BAD [UIDREQUIRED]");
@@ -158,7 +160,7 @@ test_refused(void **state)
 	/* another session has not enabled it */
 	int s2 = connect_session(h, 1);
 	login(h, s2, "alice");
-	EXPECT(h, s2, "o1", "SELECT INBOX", "o1 OK");
+	EXPECT(h, s2, "o1", "SELECT INBOX", "* OK [UNSEEN 1]");
 	EXPECT(h, s2, "o2", "FETCH 1 (FLAGS)", "* 1 FETCH (FLAGS");
 }
 

@@ -255,7 +255,8 @@ cmd_select(struct client_command *cmd)
 	c->state = CLIENT_SELECTED;
 
 	const struct mbox_state *st = mailbox_state(mbox);
-	uint32_t unseen = mbox_view_first_unseen(c->view);
+	/* [UNSEEN n] is a message number: none with UIDONLY (RFC 9586) */
+	uint32_t unseen = c->uidonly ? 0 : mbox_view_first_unseen(c->view);
 
 	imap_view_write_flag_lists(st, readonly, client_outbuf(c));
 	c->keywords_announced = st->keyword_count;
