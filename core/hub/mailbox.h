@@ -61,8 +61,9 @@ struct mbox_view {
 	   uids" instead of "* n EXPUNGE" (qresync). Read by the protocol
 	   (imap_view_sync()), not by the hub. rev2 (RFC 9051, after ENABLE
 	   IMAP4rev2): no \\Recent flag and no RECENT count is shown, and
-	   every unsolicited FETCH carries the UID. */
-	bool condstore, qresync, rev2;
+	   every unsolicited FETCH carries the UID. uidonly (RFC 9586):
+	   flag updates are "* uid UIDFETCH (...)", expunges VANISHED. */
+	bool condstore, qresync, rev2, uidonly;
 	/* Called (from the hub) after the mailbox changed. */
 	void (*notify)(void *ctx);
 	void *notify_ctx;

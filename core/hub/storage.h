@@ -420,6 +420,55 @@ extern int64_t storage_lock_wait_ms;
    costs less than a mapping. Set once before use; tests lower it. */
 extern size_t storage_map_min_count;
 
+/* Object identifiers (OBJECTID, RFC 8474): derived, nothing stored.
+
+   MAILBOXID is a digest of the user's name, the mailbox's UIDVALIDITY
+   and whether it is INBOX. Every backend gives a user's mailboxes their
+   UIDVALIDITY from one per-user record (storage_files.h: time-based and
+   above every value given before), keeps it with the mailbox's
+   index/uidlist (migrate keeps it too, set_uids()), which
+   RENAME moves with the mailbox, and gives a new one to a mailbox
+   created again after DELETE. So the id survives RENAME, is new after
+   DELETE+CREATE, and costs nothing to find where UIDVALIDITY is known
+   (SELECT, STATUS, LIST-STATUS). A mailbox whose UIDVALIDITY had to
+   change (its index lost, its file rewritten by another tool) gets a new
+   MAILBOXID too: for a client it is a new mailbox, as its UID cache
+   already says. RENAME INBOX moves INBOX's messages to a new mailbox
+   (RFC 3501 6.3.5), which gets a new id: on Maildir it has a new
+   UIDVALIDITY and INBOX keeps its own and its id; on flat the new
+   mailbox takes the mail file and its UIDVALIDITY, INBOX starts again
+   with a new one, and the INBOX bit keeps the two ids apart (INBOX's id
+   changes with its UIDVALIDITY).
+
+   EMAILID is a digest (SHA-256, 128 bits shown) of the message's bytes
+   as read() serves them. RFC 8474 5.1 lets identical messages share an
+   EMAILID; a digest is the same in every mailbox, after COPY and MOVE
+   (which copy the bytes), after a restart, a migration between
+   backends and a lost index, on both backends, with no change to any
+   storage format and nothing for a backend to carry. The cost is a read
+   of the message: FETCH 1:* EMAILID on 100,000 messages reads each of
+   them once, as FETCH BODY[] would (each FETCH runs in slices, so the
+   loop never stalls: measured on flat, 100,000 messages of 2 KB, 1.8 s
+   against 0.6 s for FLAGS and 2.0 s for BODY.PEEK[], another session's
+   NOOP answered within 16 ms meanwhile), and SEARCH EMAILID reads each
+   message as SEARCH BODY does. A stored id would be read from the
+   index, but needs a new field in the flat index, the Maildir
+   imapserver-index and uidlist, carried through COPY, MOVE and migrate
+   in both backends; clients ask for EMAILID with the headers of new
+   messages (UID n:*), which are read then anyway.
+
+   THREADID is not tracked: FETCH THREADID answers NIL (RFC 8474 5.2
+   allows it). */
+/* Length of an id with its NUL: a letter and 32 hex digits. */
+#define STORAGE_OBJECTID_SIZE 34
+/* The MAILBOXID ("F...") of user's mailbox name of UIDVALIDITY
+   uidvalidity (of name only whether it is "INBOX": the id stays across
+   RENAME). */
+void storage_mailbox_id(const char *user, const char *name, uint32_t uidvalidity,
+			char id_r[STORAGE_OBJECTID_SIZE]);
+/* The EMAILID ("M...") of the message data[0..len) (as read() gives it). */
+void storage_email_id(const char *data, size_t len, char id_r[STORAGE_OBJECTID_SIZE]);
+
 /* The storage error for a failed system call's errno. */
 enum storage_error storage_error_from_errno(int err);
 

@@ -11,7 +11,8 @@
 #define CAPS_COMMON "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS " \
 		    "CHILDREN MOVE LIST-EXTENDED SPECIAL-USE ESEARCH CONDSTORE QRESYNC SORT " \
 		    "SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES MULTIAPPEND STATUS=SIZE " \
-		    "LIST-STATUS SEARCHRES BINARY NOTIFY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE"
+		    "LIST-STATUS SEARCHRES BINARY NOTIFY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE " \
+		    "OBJECTID UIDONLY"
 
 /* Before login: STARTTLS while the channel is clear and a certificate
    is configured; AUTH=PLAIN where a password may be sent, LOGINDISABLED
@@ -94,7 +95,7 @@ bool
 cmd_enable(struct client_command *cmd)
 {
 	struct client *c = cmd->c;
-	bool condstore = false, qresync = false, rev2 = false;
+	bool condstore = false, qresync = false, rev2 = false, uidonly = false;
 
 	if (cmd->count == 0)
 		return cmd_bad(cmd, "ENABLE needs capability names.");
@@ -107,12 +108,15 @@ cmd_enable(struct client_command *cmd)
 			qresync = true;
 		else if (ascii_strcasecmp(cmd->args[i].str, "IMAP4rev2") == 0)
 			rev2 = true;
+		else if (ascii_strcasecmp(cmd->args[i].str, "UIDONLY") == 0)
+			uidonly = true;
 		/* RFC 5161: unknown names are ignored. */
 	}
 	/* ENABLED lists what this command turned on. */
 	bool new_condstore = (condstore || qresync) && !c->condstore;
 	bool new_qresync = qresync && !c->qresync;
 	bool new_rev2 = rev2 && !c->rev2;
+	bool new_uidonly = uidonly && !c->uidonly;
 	if (condstore || qresync)
 		client_enable_condstore(c, qresync);
 	if (rev2) {
@@ -122,8 +126,15 @@ cmd_enable(struct client_command *cmd)
 		if (c->view != NULL)
 			c->view->rev2 = true;
 	}
-	client_send(c, "* ENABLED%s%s%s", new_condstore && condstore ? " CONDSTORE" : "",
-		    new_qresync ? " QRESYNC" : "", new_rev2 ? " IMAP4rev2" : "");
+	if (uidonly) {
+		/* RFC 9586 3: from here on, the selected mailbox too. */
+		c->uidonly = true;
+		if (c->view != NULL)
+			c->view->uidonly = true;
+	}
+	client_send(c, "* ENABLED%s%s%s%s", new_condstore && condstore ? " CONDSTORE" : "",
+		    new_qresync ? " QRESYNC" : "", new_rev2 ? " IMAP4rev2" : "",
+		    new_uidonly ? " UIDONLY" : "");
 	cmd_tagged(cmd, "OK Enabled.");
 	return true;
 }

@@ -131,6 +131,7 @@ fetch_continue(struct client_command *cmd)
 		fm.cache = hub_mime_cache(c->gen->hub);
 		fm.cache_owner = c->mbox;
 		fm.seq = seq;
+		fm.uidonly = c->uidonly;
 		fm.state = st;
 		fm.recent = imap_view_shows_recent(c->view, st->mails[idx].uid);
 		fm.unknown_cte = &job->unknown_cte;

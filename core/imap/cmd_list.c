@@ -476,7 +476,8 @@ out:
 }
 
 /* The STATUS items (RFC 3501 6.3.10, RFC 9051 6.3.11: SIZE and DELETED
-   too, RFC 7162 HIGHESTMODSEQ), as bits, in the order given. */
+   too, RFC 7162 HIGHESTMODSEQ, RFC 8474 MAILBOXID), as bits, in the
+   order given. */
 enum status_item {
 	STATUS_MESSAGES,
 	STATUS_RECENT,
@@ -486,6 +487,7 @@ enum status_item {
 	STATUS_HIGHESTMODSEQ,
 	STATUS_SIZE,
 	STATUS_DELETED,
+	STATUS_MAILBOXID,      /* RFC 8474 4.3 */
 	STATUS_ITEM_COUNT
 };
 
@@ -498,6 +500,7 @@ static const char *const status_item_names[STATUS_ITEM_COUNT] = {
 	[STATUS_HIGHESTMODSEQ] = "HIGHESTMODSEQ",
 	[STATUS_SIZE] = "SIZE",
 	[STATUS_DELETED] = "DELETED",
+	[STATUS_MAILBOXID] = "MAILBOXID",
 };
 
 /* Parses a STATUS item list into items (in the order asked, at most one
@@ -555,6 +558,17 @@ status_values(const struct mbox_state *st, const struct status_items *items,
 	}
 }
 
+/* "MAILBOXID (id)" (RFC 8474 4.3): derived from the UIDVALIDITY (storage.h). */
+static void
+status_write_mailboxid(struct client *c, const char *name, const struct mbox_state *st,
+		       bool space, struct buf *out)
+{
+	char id[STORAGE_OBJECTID_SIZE];
+
+	storage_mailbox_id(c->user, name, st->uidvalidity, id);
+	buf_printf(out, "%sMAILBOXID (%s)", space ? " " : "", id);
+}
+
 int
 imap_status_write(struct client *c, const char *name, const struct status_items *items,
 		  enum storage_error *err_r)
@@ -566,16 +580,21 @@ imap_status_write(struct client *c, const char *name, const struct status_items 
 	if (mailbox_open(c->gen->hub, c->sid, c->user, name, &mbox, err_r) < 0)
 		return -1;
 	status_values(mailbox_state(mbox), items, values);
-	mailbox_unref(&mbox);
 	buf_append_str(out, "* STATUS ");
 	cmd_write_mailbox_name(c, out, name);
 	buf_append_str(out, " (");
 	for (size_t i = 0; i < items->count; i++) {
 		uint8_t k = items->order[i];
+
+		if (k == STATUS_MAILBOXID) {
+			status_write_mailboxid(c, name, mailbox_state(mbox), i > 0, out);
+			continue;
+		}
 		buf_printf(out, "%s%s %llu", i > 0 ? " " : "", status_item_names[k],
 			   (unsigned long long)values[k]);
 	}
 	buf_append_str(out, ")\r\n");
+	mailbox_unref(&mbox);
 	return 0;
 }
 

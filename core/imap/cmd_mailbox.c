@@ -69,6 +69,8 @@ parse_select_params(struct client *c, const struct imap_arg *list, bool *condsto
 				return "Invalid QRESYNC known-uids.";
 			q->have_known = true;
 		}
+		if (pc == 4 && c->uidonly)
+			return "[UIDREQUIRED] No sequence match data with UIDONLY.";
 		if (pc == 4) {
 			const struct imap_arg *m = &p[3];
 			if (m->type != IMAP_ARG_LIST || m->list_count != 2 ||
@@ -153,7 +155,10 @@ qresync_select(struct client *c, struct qresync_param *q)
 		const struct mail_rec *rec = &st->mails[idx];
 		if (rec->modseq <= q->modseq || (known != NULL && !seqset_contains(known, rec->uid)))
 			continue;
-		buf_printf(client_outbuf(c), "* %zu FETCH (UID %u FLAGS ", seq, rec->uid);
+		if (c->uidonly) /* RFC 9586 3 */
+			buf_printf(client_outbuf(c), "* %u UIDFETCH (FLAGS ", rec->uid);
+		else
+			buf_printf(client_outbuf(c), "* %zu FETCH (UID %u FLAGS ", seq, rec->uid);
 		imap_write_flags(client_outbuf(c), rec->flags, rec->keywords,
 				 imap_view_shows_recent(c->view, rec->uid), st);
 		buf_printf(client_outbuf(c), " MODSEQ (%llu))\r\n", (unsigned long long)rec->modseq);
@@ -172,6 +177,36 @@ select_write_list(struct client *c, const char *name)
 	buf_printf(client_outbuf(c), "* LIST (%s) \"/\" ", special != NULL ? special : "");
 	cmd_write_mailbox_name(c, client_outbuf(c), name);
 	buf_append(client_outbuf(c), "\r\n", 2);
+}
+
+/* RFC 8474 4.2: SELECT and EXAMINE name the mailbox's MAILBOXID. */
+static void
+select_write_mailboxid(struct client *c, const char *name, const struct mbox_state *st)
+{
+	char id[STORAGE_OBJECTID_SIZE];
+
+	storage_mailbox_id(c->user, name, st->uidvalidity, id);
+	client_send(c, "* OK [MAILBOXID (%s)] Ok", id);
+}
+
+/* RFC 8474 4.1: CREATE answers with the new mailbox's MAILBOXID, which
+   its UIDVALIDITY gives: the mailbox is opened (empty, cheap) to learn
+   it. If that fails the mailbox exists all the same: a plain OK. */
+static void
+create_tagged_ok(struct client_command *cmd, const char *name)
+{
+	struct client *c = cmd->c;
+	char id[STORAGE_OBJECTID_SIZE];
+	enum storage_error err;
+	struct mailbox *mbox;
+
+	if (mailbox_open(c->gen->hub, c->sid, c->user, name, &mbox, &err) < 0) {
+		cmd_tagged(cmd, "OK Create completed.");
+		return;
+	}
+	storage_mailbox_id(c->user, name, mailbox_state(mbox)->uidvalidity, id);
+	mailbox_unref(&mbox);
+	cmd_tagged(cmd, "OK [MAILBOXID (%s)] Create completed.", id);
 }
 
 bool
@@ -216,10 +251,12 @@ cmd_select(struct client_command *cmd)
 	c->view->condstore = c->condstore;
 	c->view->qresync = c->qresync;
 	c->view->rev2 = c->rev2;
+	c->view->uidonly = c->uidonly;
 	c->state = CLIENT_SELECTED;
 
 	const struct mbox_state *st = mailbox_state(mbox);
-	uint32_t unseen = mbox_view_first_unseen(c->view);
+	/* [UNSEEN n] is a message number: none with UIDONLY (RFC 9586) */
+	uint32_t unseen = c->uidonly ? 0 : mbox_view_first_unseen(c->view);
 
 	imap_view_write_flag_lists(st, readonly, client_outbuf(c));
 	c->keywords_announced = st->keyword_count;
@@ -232,6 +269,7 @@ cmd_select(struct client_command *cmd)
 		client_send(c, "* OK [UNSEEN %u] First unseen.", unseen);
 	client_send(c, "* OK [UIDVALIDITY %u] UIDs valid.", st->uidvalidity);
 	client_send(c, "* OK [UIDNEXT %u] Predicted next UID.", st->uidnext);
+	select_write_mailboxid(c, name, st);
 	if (c->condstore)
 		client_send(c, "* OK [HIGHESTMODSEQ %llu] Highest", imap_modseq(st->highest_modseq));
 	if (q.given && q.uidvalidity == st->uidvalidity)
@@ -281,7 +319,7 @@ cmd_create(struct client_command *cmd)
 		cmd_no_storage(cmd, err);
 	else {
 		hub_signal(cmd->c->gen->hub, cmd->c->user, HUB_EVENT_CREATE, name, NULL);
-		cmd_tagged(cmd, "OK Create completed.");
+		create_tagged_ok(cmd, name);
 	}
 	free(name);
 	return true;

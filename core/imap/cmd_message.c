@@ -379,8 +379,11 @@ store_write_fetch(struct client_command *cmd, uint32_t seq, const struct mail_re
 	struct buf *out = client_outbuf(c);
 
 	imap_view_announce_keywords(c->view, &c->keywords_announced, out);
-	buf_printf(out, "* %u FETCH (", seq);
-	if (cmd->uid || c->condstore || c->rev2)
+	if (c->uidonly)
+		buf_printf(out, "* %u UIDFETCH (", rec->uid); /* RFC 9586 3 */
+	else
+		buf_printf(out, "* %u FETCH (", seq);
+	if ((cmd->uid || c->condstore || c->rev2) && !c->uidonly)
 		buf_printf(out, "UID %u ", rec->uid);
 	buf_append_str(out, "FLAGS ");
 	imap_write_flags(out, rec->flags, rec->keywords, imap_view_shows_recent(c->view, rec->uid),

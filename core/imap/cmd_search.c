@@ -309,6 +309,11 @@ cmd_search(struct client_command *cmd)
 		}
 		return true;
 	}
+	if (c->uidonly && search_uses_seqnums(key)) {
+		search_key_free(&key);
+		return search_failed(cmd, ret_list,
+				     "[UIDREQUIRED] No message numbers with UIDONLY.");
+	}
 	a.with_modseq = search_uses_modseq(key);
 	if (a.with_modseq)
 		client_enable_condstore(c, false);

@@ -163,6 +163,11 @@ sort_start(struct client_command *cmd, struct sort_job *job, const struct imap_a
 		free(job);
 		return cmd_bad(cmd, error);
 	}
+	if (c->uidonly && search_uses_seqnums(job->key)) {
+		search_key_free(&job->key);
+		free(job);
+		return cmd_bad(cmd, "[UIDREQUIRED] No message numbers with UIDONLY.");
+	}
 	job->next_seq = 1;
 	cmd->context = job;
 	cmd->context_free = sort_job_free;

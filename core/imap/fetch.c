@@ -36,6 +36,8 @@ enum fetch_type {
 	FETCH_MODSEQ,          /* RFC 7162 CONDSTORE */
 	FETCH_BINARY,          /* BINARY[...] and BINARY.PEEK[...] (RFC 3516) */
 	FETCH_BINARY_SIZE,     /* BINARY.SIZE[...] */
+	FETCH_EMAILID,         /* RFC 8474 OBJECTID */
+	FETCH_THREADID,
 };
 
 enum section_kind {
@@ -391,6 +393,8 @@ static const struct {
 	{ "BODY", FETCH_BODY },
 	{ "BODYSTRUCTURE", FETCH_BODYSTRUCTURE },
 	{ "MODSEQ", FETCH_MODSEQ },
+	{ "EMAILID", FETCH_EMAILID },
+	{ "THREADID", FETCH_THREADID },
 };
 
 static int
@@ -533,6 +537,7 @@ fetch_spec_needs_message(const struct fetch_spec *spec)
 		case FETCH_FLAGS:
 		case FETCH_INTERNALDATE:
 		case FETCH_RFC822_SIZE:
+		case FETCH_THREADID:
 			break;
 		default:
 			return true;
@@ -600,6 +605,7 @@ fetch_spec_cache_answers(const struct fetch_spec *spec)
 		case FETCH_ENVELOPE:
 		case FETCH_BODY:
 		case FETCH_BODYSTRUCTURE:
+		case FETCH_THREADID:
 			break;
 		default:
 			if (!item_is_own_header(item))
@@ -908,6 +914,12 @@ write_item(const struct fetch_item *item, struct write_ctx *ctx, struct buf *out
 	case FETCH_BINARY_SIZE:
 		write_binary(item, ctx, out);
 		break;
+	case FETCH_EMAILID:
+		fetch_write_emailid(data, len, out);
+		break;
+	case FETCH_THREADID:
+		fetch_write_threadid(out);
+		break;
 	}
 	buf_free(&tmp);
 }
@@ -923,9 +935,9 @@ fetch_write(const struct fetch_spec *spec, const struct fetch_msg *msg, struct b
 
 	/* (no printf: a listing writes these a million times) */
 	buf_append_str(out, "* ");
-	buf_append_u64(out, msg->seq);
-	buf_append_str(out, " FETCH (");
-	if (spec->add_uid) {
+	buf_append_u64(out, msg->uidonly ? msg->rec->uid : msg->seq);
+	buf_append_str(out, msg->uidonly ? " UIDFETCH (" : " FETCH (");
+	if (spec->add_uid && !msg->uidonly) {
 		buf_append_str(out, "UID ");
 		buf_append_u64(out, msg->rec->uid);
 		first = false;

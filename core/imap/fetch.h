@@ -46,8 +46,17 @@ bool fetch_spec_cache_needs_header(const struct fetch_spec *spec);
 /* The fields of an entry the items use, for mcache_lookup(). */
 unsigned fetch_spec_cache_fields(const struct fetch_spec *spec);
 
+/* The EMAILID and THREADID items (RFC 8474 7) of the message
+   data[0..len), written to out (fetch_objectid.c). The EMAILID is the
+   digest of the message (storage.h), so the message is read for it;
+   threads are not tracked, and THREADID is NIL as RFC 8474 5.2 allows. */
+void fetch_write_emailid(const char *data, size_t len, struct buf *out);
+void fetch_write_threadid(struct buf *out);
+
 struct fetch_msg {
 	uint32_t seq;
+	/* RFC 9586: "* uid UIDFETCH (...)", UID only if asked for by name */
+	bool uidonly;
 	const struct mail_rec *rec;
 	const struct mbox_state *state;      /* keyword names */
 	bool recent;

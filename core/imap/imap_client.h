@@ -64,6 +64,10 @@ struct client {
 	   ways (no modified UTF-7), SEARCH answers ESEARCH, \Recent and
 	   RECENT are not shown, SELECT sends the mailbox's LIST line. */
 	bool rev2;
+	/* RFC 9586, after ENABLE UIDONLY: no message sequence number either
+	   way: the commands that take them answer BAD [UIDREQUIRED], FETCH
+	   responses are "* uid UIDFETCH (...)", expunges VANISHED. */
+	bool uidonly;
 	/* NOTIFY (RFC 5465, notify.h): NULL unless the client asked. */
 	struct notify *notify;
 	/* The session ends once what is queued is written. Set by

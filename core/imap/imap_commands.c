@@ -533,6 +533,14 @@ command_lookup(struct client_command *cmd, const struct imap_command *parsed)
 			command_refuse(cmd, "Command not valid in this state.");
 		return false;
 	}
+	/* RFC 9586 3: FETCH, STORE, SEARCH, SORT, THREAD, COPY and MOVE
+	   take sequence numbers; UIDONLY leaves only their UID forms
+	   (EXPUNGE takes none). */
+	if (c->uidonly && !cmd->uid && (def->flags & CMD_FLAG_UID) != 0 &&
+	    strcmp(def->name, "EXPUNGE") != 0) {
+		command_refuse(cmd, "[UIDREQUIRED] UIDONLY is enabled: use the UID form.");
+		return false;
+	}
 	if ((def->flags & CMD_FLAG_NO_ARGS) != 0 && cmd->count > 0) {
 		command_refuse(cmd, "This command takes no arguments.");
 		return false;

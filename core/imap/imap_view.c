@@ -10,8 +10,9 @@ imap_view_write_expunges(const struct mbox_view *view, const struct mbox_view_ch
 {
 	if (ch->expunged_count == 0)
 		return;
-	if (view->qresync) {
-		/* RFC 7162 3.2.10: one VANISHED with the UIDs instead. */
+	if (view->qresync || view->uidonly) {
+		/* RFC 7162 3.2.10, RFC 9586 3: one VANISHED with the UIDs
+		   instead. */
 		struct seqset set = { 0 };
 
 		for (size_t i = ch->expunged_count; i > 0; i--)
@@ -45,10 +46,14 @@ imap_view_write_flags(const struct mbox_view *view, const struct mbox_view_chang
 		if (ch->flags[i].seq > last_old)
 			continue;
 
-		buf_printf(out, "* %u FETCH (", ch->flags[i].seq);
+		/* RFC 9586 3: by UID alone */
+		if (view->uidonly)
+			buf_printf(out, "* %u UIDFETCH (", rec->uid);
+		else
+			buf_printf(out, "* %u FETCH (", ch->flags[i].seq);
 		/* RFC 9051 7.5.2: every unsolicited FETCH of IMAP4rev2
 		   carries the UID. */
-		if (view->condstore || view->rev2)
+		if ((view->condstore || view->rev2) && !view->uidonly)
 			buf_printf(out, "UID %u ", rec->uid);
 		buf_append_str(out, "FLAGS ");
 		imap_write_flags(out, rec->flags, rec->keywords,

@@ -589,6 +589,7 @@ fetch_new(struct client *c, const struct fetch_spec *spec, uint32_t seq, struct 
 		return;
 	i_zero(&fm);
 	fm.seq = seq;
+	fm.uidonly = c->uidonly; /* RFC 9586: "* uid UIDFETCH" */
 	fm.state = c->view->state;
 	fm.rec = &c->view->state->mails[idx];
 	fm.recent = mbox_view_is_recent(c->view, fm.rec->uid);

@@ -47,6 +47,8 @@ enum search_type {
 	SEARCH_BODY,
 	SEARCH_TEXT,
 	SEARCH_MODSEQ,         /* modseq >= number (RFC 7162) */
+	SEARCH_EMAILID,        /* value: the EMAILID (RFC 8474 6) */
+	SEARCH_THREADID,       /* value: a THREADID; none is tracked */
 };
 
 struct search_key {
@@ -75,6 +77,7 @@ struct match_ctx {
 	struct buf body_text;
 	bool have_sent_day;
 	int64_t sent_day;
+	char emailid[STORAGE_OBJECTID_SIZE]; /* "" until worked out */
 };
 
 struct parse_ctx {
@@ -465,6 +468,27 @@ parse_or_key(struct parse_ctx *ctx, const char *name, unsigned depth)
 	return key;
 }
 
+/* EMAILID and THREADID (RFC 8474 6): objectid is 1*255 of ALPHA,
+   DIGIT, "-", "_". */
+static struct search_key *
+parse_objectid_key(struct parse_ctx *ctx, const char *name, unsigned depth)
+{
+	struct search_key *key;
+
+	(void)depth;
+	key = parse_string_key(ctx, strcmp(name, "EMAILID") == 0 ? SEARCH_EMAILID : SEARCH_THREADID,
+			       NULL);
+	if (key == NULL)
+		return NULL;
+	if (key->value_len == 0 || key->value_len > 255 ||
+	    strspn(key->value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
+		    key->value_len) {
+		ctx->error = "Invalid object identifier";
+		search_key_free(&key);
+	}
+	return key;
+}
+
 static const struct {
 	const char *name;
 	named_key_parser *parse;
@@ -481,6 +505,8 @@ static const struct {
 	{ "UID", parse_uid_key },
 	{ "NOT", parse_not_key },
 	{ "OR", parse_or_key },
+	{ "EMAILID", parse_objectid_key },
+	{ "THREADID", parse_objectid_key },
 };
 
 static struct search_key *
@@ -593,6 +619,7 @@ search_needs_message(const struct search_key *key)
 	case SEARCH_SENTBEFORE:
 	case SEARCH_SENTON:
 	case SEARCH_SENTSINCE:
+	case SEARCH_EMAILID:
 		return true;
 	default:
 		break;
@@ -611,6 +638,18 @@ search_uses_modseq(const struct search_key *key)
 		return true;
 	for (size_t i = 0; i < key->child_count; i++) {
 		if (search_uses_modseq(key->children[i]))
+			return true;
+	}
+	return false;
+}
+
+bool
+search_uses_seqnums(const struct search_key *key)
+{
+	if (key->type == SEARCH_SEQSET)
+		return true;
+	for (size_t i = 0; i < key->child_count; i++) {
+		if (search_uses_seqnums(key->children[i]))
 			return true;
 	}
 	return false;
@@ -745,6 +784,18 @@ match_text(struct match_ctx *ctx, const struct search_key *key)
 	return ret;
 }
 
+/* The message's EMAILID is its digest (storage.h): worked out once per
+   message. Object ids are compared case-sensitively. */
+static int
+match_emailid(struct match_ctx *ctx, const struct search_key *key)
+{
+	if (ctx_load(ctx) < 0)
+		return -1;
+	if (ctx->emailid[0] == '\0')
+		storage_email_id(ctx->data, ctx->len, ctx->emailid);
+	return strcmp(ctx->emailid, key->value) == 0;
+}
+
 static int
 match_key(struct match_ctx *ctx, const struct search_key *key)
 {
@@ -814,6 +865,10 @@ match_key(struct match_ctx *ctx, const struct search_key *key)
 		return match_text(ctx, key);
 	case SEARCH_MODSEQ:
 		return rec->modseq >= key->number;
+	case SEARCH_EMAILID:
+		return match_emailid(ctx, key);
+	case SEARCH_THREADID:
+		return 0; /* no message has one (FETCH THREADID is NIL) */
 	}
 	return 0;
 }

@@ -40,6 +40,9 @@ bool search_needs_message(const struct search_key *key);
 /* True if a MODSEQ key is used (RFC 7162: the SEARCH answer then ends
    with "(MODSEQ n)"). */
 bool search_uses_modseq(const struct search_key *key);
+/* True if a key is a sequence set of message numbers (RFC 9586 3: not
+   with UIDONLY). */
+bool search_uses_seqnums(const struct search_key *key);
 void search_key_free(struct search_key **key);
 
 #endif
