@@ -152,6 +152,31 @@ test_commands(void **state)
 	EXPECT(h, s, "c10", "GETQUOTAROOT", "c10 BAD");
 }
 
+/* STATUS DELETED-STORAGE (RFC 9208 4.2): the KiB an EXPUNGE would free,
+   the sizes of the \Deleted messages rounded up; also in LIST-STATUS. */
+static void
+test_status_deleted_storage(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0);
+
+	login(h, s, "alice");
+	EXPECT(h, s, "d0", "CREATE box", "d0 OK");
+	EXPECT(h, s, "d1", "STATUS box (DELETED-STORAGE)", "(DELETED-STORAGE 0)");
+	EXPECT_APPEND(h, s, "d2", "box", 1500, "d2 OK [APPENDUID");
+	EXPECT_APPEND(h, s, "d3", "box", 100, "d3 OK [APPENDUID");
+	EXPECT(h, s, "d4", "SELECT box", "d4 OK");
+	EXPECT(h, s, "d5", "STORE 1 +FLAGS.SILENT (\\Deleted)", "d5 OK");
+	/* 1,500 octets and the header lines: 2 KiB, rounded up */
+	EXPECT(h, s, "d6", "STATUS box (DELETED DELETED-STORAGE MESSAGES)",
+	       "(DELETED 1 DELETED-STORAGE 2 MESSAGES 2)");
+	EXPECT(h, s, "d7", "LIST \"\" box RETURN (STATUS (DELETED-STORAGE))",
+	       "(DELETED-STORAGE 2)");
+	EXPECT(h, s, "d8", "EXPUNGE", "d8 OK");
+	EXPECT(h, s, "d9", "STATUS box (DELETED-STORAGE)", "(DELETED-STORAGE 0)");
+	EXPECT(h, s, "d10", "STATUS box (DELETED-STORAGE", "d10 BAD");
+}
+
 static void
 test_not_logged_in(void **state)
 {
@@ -299,6 +324,7 @@ main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_commands, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_deleted_storage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_logged_in, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_message_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_multiappend_all_or_nothing, setup, teardown),

@@ -476,8 +476,8 @@ out:
 }
 
 /* The STATUS items (RFC 3501 6.3.10, RFC 9051 6.3.11: SIZE and DELETED
-   too, RFC 7162 HIGHESTMODSEQ, RFC 8474 MAILBOXID), as bits, in the
-   order given. */
+   too, RFC 7162 HIGHESTMODSEQ, RFC 8474 MAILBOXID, RFC 9208
+   DELETED-STORAGE), as bits, in the order given. */
 enum status_item {
 	STATUS_MESSAGES,
 	STATUS_RECENT,
@@ -488,6 +488,7 @@ enum status_item {
 	STATUS_SIZE,
 	STATUS_DELETED,
 	STATUS_MAILBOXID,      /* RFC 8474 4.3 */
+	STATUS_DELETED_STORAGE, /* RFC 9208 4.2: KiB an EXPUNGE would free */
 	STATUS_ITEM_COUNT
 };
 
@@ -501,6 +502,7 @@ static const char *const status_item_names[STATUS_ITEM_COUNT] = {
 	[STATUS_SIZE] = "SIZE",
 	[STATUS_DELETED] = "DELETED",
 	[STATUS_MAILBOXID] = "MAILBOXID",
+	[STATUS_DELETED_STORAGE] = "DELETED-STORAGE",
 };
 
 /* Parses a STATUS item list into items (in the order asked, at most one
@@ -541,7 +543,7 @@ status_values(const struct mbox_state *st, const struct status_items *items,
 	for (size_t i = 0; i < items->count; i++) {
 		uint8_t k = items->order[i];
 		scan |= k == STATUS_RECENT || k == STATUS_UNSEEN || k == STATUS_SIZE ||
-			k == STATUS_DELETED;
+			k == STATUS_DELETED || k == STATUS_DELETED_STORAGE;
 	}
 	values[STATUS_MESSAGES] = st->count;
 	values[STATUS_UIDNEXT] = st->uidnext;
@@ -554,8 +556,12 @@ status_values(const struct mbox_state *st, const struct status_items *items,
 		values[STATUS_RECENT] += rec->uid >= st->first_recent_uid;
 		values[STATUS_UNSEEN] += (rec->flags & MAIL_SEEN) == 0;
 		values[STATUS_DELETED] += (rec->flags & MAIL_DELETED) != 0;
+		if ((rec->flags & MAIL_DELETED) != 0)
+			values[STATUS_DELETED_STORAGE] += rec->size;
 		values[STATUS_SIZE] += rec->size;
 	}
+	/* in units of 1024 octets, as the STORAGE resource (RFC 9208) */
+	values[STATUS_DELETED_STORAGE] = (values[STATUS_DELETED_STORAGE] + 1023) / 1024;
 }
 
 /* "MAILBOXID (id)" (RFC 8474 4.3): derived from the UIDVALIDITY (storage.h). */
