@@ -200,6 +200,34 @@ expunge_uids(struct fixture *f, uint32_t a, uint32_t b)
 	mailbox_changed(f->m1, f->v1);
 }
 
+/* mailbox_octets() (the quota's running total): the sum of the sizes,
+   taken again after an append and after an expunge, the same value in
+   between without a pass (a size changed under it is not seen, which
+   shows that no pass was made). */
+static void
+test_octets_follow_appends_and_expunges(void **state)
+{
+	struct fixture *f = *state;
+	struct mbox_state *st = mailbox_state(f->m1);
+	enum storage_error err;
+	uint64_t sum = 0;
+	uint32_t uid;
+
+	for (size_t i = 0; i < st->count; i++)
+		sum += st->mails[i].size;
+	assert_int_equal(mailbox_octets(f->m1), sum);
+	st->mails[0].size += 1000;      /* not a change of the message set */
+	assert_int_equal(mailbox_octets(f->m1), sum);
+	st->mails[0].size -= 1000;
+	assert_int_equal(mailbox_append(f->m1, "Subject: x\r\n\r\n1234\r\n", 20, 0, 0, 0, 0,
+					&uid, &err, "t"),
+			 0);
+	assert_int_equal(mailbox_octets(f->m1), sum + 20);
+	sum += 20 - st->mails[1].size - st->mails[3].size;
+	expunge_uids(f, 2, 4);
+	assert_int_equal(mailbox_octets(f->m1), sum);
+}
+
 static void
 test_expunge_reaches_other_view_with_right_numbers(void **state)
 {
@@ -469,6 +497,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_failed_flag_write_is_taken_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_octets_follow_appends_and_expunges, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_expunge_reaches_other_view_with_right_numbers,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_expunge_during_fetch_store_search, setup,

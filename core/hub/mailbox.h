@@ -98,6 +98,9 @@ bool mailbox_is_used(const struct mailbox *mbox);
 void hub_forget(struct hub *hub, const char *user, const char *name);
 /* The shared state of mbox: its messages, UIDs, flags and modseqs. */
 struct mbox_state *mailbox_state(struct mailbox *mbox);
+/* The sum of the sizes (RFC822.SIZE) of mbox's messages: one pass over
+   them when the message set changed since the last call, else O(1). */
+uint64_t mailbox_octets(struct mailbox *mbox);
 struct mcache;
 /* The listing cache of mbox (mcache.h), opened at the first call (reads
    nothing); owned by mbox. Without a backend cache_path() it holds

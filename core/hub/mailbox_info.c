@@ -38,3 +38,25 @@ mailbox_log_write(struct mailbox *mbox, const char *sid, int ret, enum storage_e
 	log_error(sid, "%s %s/%s: %s", what, mbox->user, mbox->name,
 		  error != NULL ? error : "failed");
 }
+
+uint64_t
+mailbox_octets(struct mailbox *mbox)
+{
+	const struct mbox_state *st = &mbox->state;
+	uint64_t octets = 0;
+
+	if (mbox->octets_cache.valid && mbox->octets_cache.uidvalidity == st->uidvalidity &&
+	    mbox->octets_cache.uidnext == st->uidnext &&
+	    mbox->octets_cache.expunge_gen == st->expunge_gen &&
+	    mbox->octets_cache.count == st->count)
+		return mbox->octets_cache.octets;
+	for (size_t i = 0; i < st->count; i++)
+		octets += st->mails[i].size;
+	mbox->octets_cache.valid = true;
+	mbox->octets_cache.uidvalidity = st->uidvalidity;
+	mbox->octets_cache.uidnext = st->uidnext;
+	mbox->octets_cache.expunge_gen = st->expunge_gen;
+	mbox->octets_cache.count = st->count;
+	mbox->octets_cache.octets = octets;
+	return octets;
+}

@@ -84,6 +84,16 @@ struct mailbox {
 	size_t deferred_count, deferred_alloc;
 	/* The listing cache, opened at first use (mailbox_mcache()). */
 	struct mcache *mcache;
+	/* The sum of the messages' sizes (mailbox_octets()), for the state
+	   as these counters describe it: a message set changes only with
+	   them (appends raise uidnext, removals expunge_gen). */
+	struct {
+		bool valid;
+		uint32_t uidvalidity, uidnext;
+		uint64_t expunge_gen;
+		size_t count;
+		uint64_t octets;
+	} octets_cache;
 };
 
 

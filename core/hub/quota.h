@@ -21,16 +21,13 @@ struct quota_usage {
 	uint64_t messages;
 };
 
-/* The totals of one mailbox state: its message count and the sum of its
-   messages' sizes. */
-void quota_state_usage(const struct mbox_state *state, struct quota_usage *usage_r);
-
 /* The usage of user over all their mailboxes (opened through the hub,
    shared with the sessions that have them open, so as fresh as those
    sessions' views: a change by another process counts once the hub has
    picked it up, at the latest when the mailbox is opened here). Costs
-   one open per mailbox and a pass over each message list. Returns 0, or
-   -1 with *err_r. */
+   one open per mailbox (a lookup for one the hub has open), and a pass
+   over a mailbox's messages only when they changed since the last check
+   (mailbox_octets()). Returns 0, or -1 with *err_r. */
 int quota_user_usage(struct hub *hub, const struct storage_ctx *storage, const char *sid,
 		     const char *user, struct quota_usage *usage_r, enum storage_error *err_r);
 
