@@ -188,7 +188,8 @@ test_responses(void **state)
 	EXPECT_NOT(h, s, "u6", "UID FETCH 1:* (FLAGS)", " FETCH ");
 	EXPECT(h, s, "u7", "UID STORE 1 +FLAGS (\\Deleted)", "* 1 UIDFETCH (FLAGS (\\Deleted \\Recent))");
 	EXPECT(h, s, "u8", "UID STORE 1 +FLAGS.SILENT (\\Seen)", "u8 OK");
-	EXPECT(h, s, "u9", "UID EXPUNGE 1", "* VANISHED 1\r\nu9 OK");
+	/* the session's RECENT count drops with it, and is told */
+	EXPECT(h, s, "u9", "UID EXPUNGE 1", "* VANISHED 1\r\n* 3 RECENT\r\nu9 OK");
 	EXPECT(h, s, "u10", "UID MOVE 2 other", "* VANISHED 2\r\n");
 	EXPECT(h, s, "u11", "UID COPY 3 other", "[COPYUID ");
 
