@@ -34,8 +34,9 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARNFLAGS) $(CFLAGS) $(SANFLAGS) \
 	$(CORE_INCS) -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt
-# zlib: COMPRESS=DEFLATE (core/io/compress.c).
-LIBS += -lz
+# zlib: COMPRESS=DEFLATE (core/io/compress.c). libunistring: the NFC
+# check of new mailbox names (RFC 9051 5.1, core/imap/mutf7.c).
+LIBS += -lz -lunistring
 HAVE_PAM := $(shell test -f /usr/include/security/pam_appl.h && echo 1)
 ifeq ($(HAVE_PAM),1)
 ALL_CFLAGS += -DHAVE_PAM
@@ -66,6 +67,9 @@ $(error libconfig not found: install libconfig-dev (make deps))
 endif
 ifneq ($(shell pkg-config --exists libcrypt || test -f /usr/include/crypt.h && echo ok),ok)
 $(error libcrypt not found: install libcrypt-dev (make deps))
+endif
+ifneq ($(shell test -f /usr/include/uninorm.h && echo ok),ok)
+$(error libunistring not found: install libunistring-dev (make deps))
 endif
 # The unit tests need cmocka: tests, or one of their binaries by name.
 ifneq ($(filter tests $(BUILD)/tests/test_%,$(GOALS)),)

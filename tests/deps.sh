@@ -18,12 +18,12 @@
 set -u
 
 # Build: compiler, make, pkg-config, the libraries the Makefile links
-# (libssl-dev: TLS; zlib1g-dev: COMPRESS=DEFLATE), openssl to make `make
-# run`'s demo certificate.
+# (libssl-dev: TLS; zlib1g-dev: COMPRESS=DEFLATE; libunistring-dev: NFC of
+# mailbox names), openssl to make `make run`'s demo certificate.
 # Tests: cmocka for the unit tests, python3 for the end-to-end tests,
 # curl as a second real IMAP client.
 PKGS="gcc make pkg-config libc6-dev libconfig-dev libcmocka-dev libpam0g-dev libcrypt-dev \
-libssl-dev zlib1g-dev openssl python3 curl"
+libssl-dev zlib1g-dev libunistring-dev openssl python3 curl"
 # What the tests drive besides our own code (sslscan: the TLS scan of
 # the default TLS settings; libnet-ssleay-perl: swaks's TLS;
 # iproute2: a local address beyond loopback for the mailclient's

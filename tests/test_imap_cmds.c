@@ -1235,6 +1235,29 @@ test_mailbox_name_length(void **state)
 	EXPECT(h, s, "b3", "NOOP", "b3 OK");
 }
 
+/* A new mailbox name must be in Unicode normalization form C (RFC 9051
+   5.1, Net-Unicode): "Cafe" + U+0301 is refused by CREATE and RENAME,
+   in UTF-8 (IMAP4rev2) and in modified UTF-7 alike, and "Caf" + U+00E9
+   (the same name in NFC) is made; existing names are not checked. */
+static void
+test_mailbox_names_nfc(void **state)
+{
+	struct harness *h = *state;
+	int s = connect_session(h, 0), old = connect_session(h, 1);
+
+	login(h, s, "alice");
+	login(h, old, "alice");
+	EXPECT(h, s, "n0", "ENABLE IMAP4rev2", "n0 OK");
+	EXPECT(h, s, "n1", "CREATE \"Cafe\xcc\x81\"", "n1 NO [CANNOT]");
+	EXPECT(h, old, "n2", "CREATE Cafe&AwE-", "n2 NO [CANNOT]");
+	EXPECT(h, s, "n3", "CREATE \"Caf\xc3\xa9\"", "n3 OK");
+	EXPECT(h, old, "n4", "EXAMINE Caf&AOk-", "n4 OK");
+	EXPECT(h, old, "n4b", "UNSELECT", "n4b OK");
+	EXPECT(h, s, "n5", "RENAME \"Caf\xc3\xa9\" \"Cafe\xcc\x81s\"", "n5 NO [CANNOT]");
+	EXPECT(h, s, "n6", "RENAME \"Caf\xc3\xa9\" \"Caf\xc3\xa9s\"", "n6 OK");
+	EXPECT(h, s, "n7", "CREATE plain/ascii", "n7 OK");
+}
+
 /* ENABLE IMAP4rev2 (RFC 9051): names in UTF-8 both ways, no \Recent,
    SEARCH answers ESEARCH, SELECT sends a LIST line, unsolicited FETCH
    has the UID. A session that did not enable it keeps IMAP4rev1's
@@ -1564,6 +1587,7 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_searchres, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_binary, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mailbox_names_nfc, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

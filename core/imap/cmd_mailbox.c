@@ -6,6 +6,7 @@
 #include "imap_view.h"
 #include "imap_util.h"
 #include "log.h"
+#include "mutf7.h"
 #include "seqset.h"
 
 #include <stdlib.h>
@@ -292,6 +293,12 @@ cmd_create(struct client_command *cmd)
 		return cmd_bad(cmd, "CREATE needs one mailbox name.");
 	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL)
 		return true;
+	if (!mailbox_name_is_nfc(name)) {
+		free(name);
+		cmd_tagged(cmd, "NO [CANNOT] Mailbox name is not in Unicode normalization form C "
+			   "(RFC 9051 5.1).");
+		return true;
+	}
 	if (cmd->count == 2) {
 		/* CREATE name (USE (attrs)) (RFC 6154 3): special-use is by
 		   name here, so only the attribute the name has is accepted. */
@@ -409,6 +416,9 @@ cmd_rename(struct client_command *cmd)
 	}
 	if (strcmp(to, "INBOX") == 0)
 		cmd_tagged(cmd, "NO [ALREADYEXISTS] INBOX always exists.");
+	else if (!mailbox_name_is_nfc(to))
+		cmd_tagged(cmd, "NO [CANNOT] Mailbox name is not in Unicode normalization "
+			   "form C (RFC 9051 5.1).");
 	else if (mailbox_busy(cmd, from) || mailbox_busy(cmd, to) ||
 		 !rename_prepare(cmd, from, to))
 		cmd_tagged(cmd, "NO [INUSE] Mailbox is selected by a session.");

@@ -2,6 +2,7 @@
 #include "mutf7.h"
 #include "buf.h"
 
+#include <uninorm.h>
 #include <stdlib.h>
 
 static const char b64chars[] =
@@ -280,4 +281,25 @@ imap_name_encode(const char *name, bool utf8)
 		out = xstrdup(enc);
 	free(enc);
 	return out;
+}
+
+bool
+mailbox_name_is_nfc(const char *name)
+{
+	size_t len = strlen(name), nlen = 0;
+	uint8_t *norm;
+	bool same;
+
+	for (size_t i = 0; i < len; i++) {
+		if ((unsigned char)name[i] >= 0x80)
+			goto check;
+	}
+	return true;
+check:
+	norm = u8_normalize(UNINORM_NFC, (const uint8_t *)name, len, NULL, &nlen);
+	if (norm == NULL)
+		return false;
+	same = nlen == len && memcmp(norm, name, len) == 0;
+	free(norm);
+	return same;
 }

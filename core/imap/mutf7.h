@@ -36,6 +36,10 @@ int mailbox_name_utf8_check(const char *name, char **utf8_r);
    session), decoded to UTF-8 (malloc'ed); -1 if invalid. pattern: a LIST
    pattern (see mutf7_pattern_to_utf8()). */
 int imap_name_decode(const char *name, bool utf8, bool pattern, char **utf8_r);
+/* True if the UTF-8 name is in Unicode Normalization Form C (an ASCII
+   name always is). RFC 9051 5.1: a server MUST NOT create an 8-bit name
+   that is not Net-Unicode (RFC 5198: NFC). Checked with libunistring. */
+bool mailbox_name_is_nfc(const char *name);
 /* The name as a client of the given kind reads it (malloc'ed). */
 char *imap_name_encode(const char *name, bool utf8);
 
