@@ -1,18 +1,24 @@
 /* imap_harness.h: the in-process IMAP test harness shared by the tests
    that drive the real server code over socketpairs (test_imap_cmds.c,
-   test_notify.c, test_quota.c): sessions, commands and their answers,
-   the event loop run step by step. Each test file keeps its own setup
-   and teardown (its configuration and mailboxes). Include after cmocka,
-   "event.h", "imap_server.h" and "watch.h". Functions are static inline
-   so that a test file using only some of them builds without warnings. */
+   test_notify.c, test_quota.c, test_objectid.c, test_uidonly.c):
+   sessions, commands and their answers, the event loop run step by step,
+   and a server in a folder of its own (harness_new()) for the files that
+   need no more than a configuration. Include after cmocka, "event.h",
+   "imap_server.h" and "watch.h". Functions are static inline so that a
+   test file using only some of them builds without warnings. */
 #ifndef IMAP_HARNESS_H
 #define IMAP_HARNESS_H
+
+#include "config.h"
+#include "log.h"
+#include "server_gen.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAX_SESSIONS 4
@@ -148,6 +154,84 @@ login(struct harness *h, int s, const char *user)
 	char *c = xasprintf("LOGIN %s %s123", user, user);
 	EXPECT(h, s, "L1", c, "L1 OK");
 	free(c);
+}
+
+/* Starts the server of h on the configuration h->dir/imapserver.conf. */
+static inline void
+server_start(struct harness *h)
+{
+	struct config *cfg;
+	struct server_gen *gen;
+	char path[256], *error = NULL;
+
+	snprintf(path, sizeof(path), "%s/imapserver.conf", h->dir);
+	if (config_load(path, &cfg, &error) < 0)
+		fail_msg("config: %s", error);
+	h->loop = event_loop_new();
+	h->watch = watch_new(h->loop);
+	gen = server_gen_new(cfg, h->watch, &error);
+	if (gen == NULL)
+		fail_msg("gen: %s", error);
+	h->server = imap_server_new(h->loop, gen, -1);
+	server_gen_unref(&gen);
+}
+
+/* Stops it and closes the sessions (the folder stays: a restart). */
+static inline void
+server_stop(struct harness *h)
+{
+	imap_server_free(&h->server);
+	watch_free(&h->watch);
+	event_loop_free(&h->loop);
+	for (int i = 0; i < MAX_SESSIONS; i++) {
+		if (h->fds[i] >= 0)
+			close(h->fds[i]);
+		h->fds[i] = -1;
+		buf_free(&h->in[i]);
+	}
+}
+
+/* A server in a new folder /tmp/<name>.XXXXXX: the users alice and bob
+   (passwords alice123, bob123), an empty store of backend in mail/, and
+   the configuration with the lines of extra ("" for none). */
+static inline struct harness *
+harness_new(const char *name, const char *backend, const char *extra)
+{
+	struct harness *h = xcalloc(1, sizeof(*h));
+	char path[256], *conf;
+
+	snprintf(h->dir, sizeof(h->dir), "/tmp/%s.XXXXXX", name);
+	assert_non_null(mkdtemp(h->dir));
+	snprintf(path, sizeof(path), "%s/users", h->dir);
+	write_file(path, "alice alice123\nbob bob123\n");
+	snprintf(path, sizeof(path), "%s/mail", h->dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/imapserver.conf", h->dir);
+	conf = xasprintf("storage: { backend = \"%s\"; root = \"mail\"; };\n"
+			 "auth: { backend = \"passwd-file\"; file = \"users\"; };\n"
+			 "limits: { auth_fail_delay = 20; };\n"
+			 "%s"
+			 "log: { level = \"error\"; };\n",
+			 backend, extra);
+	write_file(path, conf);
+	free(conf);
+	log_set_level(LOG_LEVEL_ERROR);
+	for (int i = 0; i < MAX_SESSIONS; i++)
+		h->fds[i] = -1;
+	server_start(h);
+	return h;
+}
+
+/* Stops the server and removes its folder. */
+static inline void
+harness_free(struct harness *h)
+{
+	char cmd[128];
+
+	server_stop(h);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h->dir);
+	assert_int_equal(system(cmd), 0);
+	free(h);
 }
 
 #endif
