@@ -73,23 +73,6 @@ struct compact_plan {
    (flat_compact_test_crash_after; 0: never). */
 unsigned flat_compact_test_crash_after;
 
-static void
-put64(unsigned char *p, uint64_t v)
-{
-	for (unsigned i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t
-get64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 static char *
 compact_path(const struct storage_box *box)
 {
@@ -161,17 +144,17 @@ compact_write_plan(int fd, const struct compact_plan *p)
 	memset(hdr, 0, sizeof(hdr));
 	memset(zero, 0, sizeof(zero));
 	memcpy(hdr, COMPACT_MAGIC, 8);
-	put64(hdr + 8, p->ino);
-	put64(hdr + 16, p->old_size);
-	put64(hdr + 24, p->new_size);
-	put64(hdr + 32, p->count);
+	flat_put64(hdr + 8, p->ino);
+	flat_put64(hdr + 16, p->old_size);
+	flat_put64(hdr + 24, p->new_size);
+	flat_put64(hdr + 32, p->count);
 	memcpy(hdr + 40, p->name, strlen(p->name));
 	for (size_t i = 0; i < p->count; i++) {
-		put64(runs + i * 24, p->runs[i].from);
-		put64(runs + i * 24 + 8, p->runs[i].to);
-		put64(runs + i * 24 + 16, p->runs[i].len);
+		flat_put64(runs + i * 24, p->runs[i].from);
+		flat_put64(runs + i * 24 + 8, p->runs[i].to);
+		flat_put64(runs + i * 24 + 16, p->runs[i].len);
 	}
-	put64(hdr + COMPACT_HDR_SIZE - 8, compact_plan_hash(hdr, runs, p->count));
+	flat_put64(hdr + COMPACT_HDR_SIZE - 8, compact_plan_hash(hdr, runs, p->count));
 	ret = (fd_pwrite_full(fd, zero, sizeof(zero), COMPACT_CHUNK_REC_OFF(0)) < 0 ||
 	       (p->count > 0 && fd_pwrite_full(fd, runs, p->count * 24, COMPACT_RUNS_OFF) < 0) ||
 	       fd_pwrite_full(fd, hdr, sizeof(hdr), 0) < 0 || fdatasync(fd) < 0) ? -1 : 0;
@@ -192,7 +175,7 @@ compact_read_plan(int fd, struct compact_plan *p)
 		return -1;
 	if (memcmp(hdr, COMPACT_MAGIC, 8) != 0)
 		return 0;
-	count = get64(hdr + 32);
+	count = flat_get64(hdr + 32);
 	if (count > COMPACT_MAX_RUNS)
 		return 0;
 	runs = xmalloc(count * 24 + 1);
@@ -200,21 +183,21 @@ compact_read_plan(int fd, struct compact_plan *p)
 		free(runs);
 		return -1;
 	}
-	if (compact_plan_hash(hdr, runs, count) != get64(hdr + COMPACT_HDR_SIZE - 8)) {
+	if (compact_plan_hash(hdr, runs, count) != flat_get64(hdr + COMPACT_HDR_SIZE - 8)) {
 		free(runs);
 		return 0;       /* torn in step 1: nothing moved */
 	}
-	p->ino = get64(hdr + 8);
-	p->old_size = get64(hdr + 16);
-	p->new_size = get64(hdr + 24);
+	p->ino = flat_get64(hdr + 8);
+	p->old_size = flat_get64(hdr + 16);
+	p->new_size = flat_get64(hdr + 24);
 	p->count = (size_t)count;
 	memcpy(p->name, hdr + 40, COMPACT_NAME_MAX);
 	p->name[COMPACT_NAME_MAX] = '\0';
 	p->runs = xmalloc((count == 0 ? 1 : count) * sizeof(*p->runs));
 	for (size_t i = 0; i < count; i++) {
-		p->runs[i].from = get64(runs + i * 24);
-		p->runs[i].to = get64(runs + i * 24 + 8);
-		p->runs[i].len = get64(runs + i * 24 + 16);
+		p->runs[i].from = flat_get64(runs + i * 24);
+		p->runs[i].to = flat_get64(runs + i * 24 + 8);
+		p->runs[i].len = flat_get64(runs + i * 24 + 16);
 	}
 	free(runs);
 	return 1;
@@ -231,12 +214,12 @@ compact_log_chunk(int fd, uint64_t seq, size_t run, uint64_t done, const char *d
 	unsigned slot = (unsigned)(seq % 2);
 	unsigned char rec[48];
 
-	put64(rec, seq);
-	put64(rec + 8, run);
-	put64(rec + 16, done);
-	put64(rec + 24, len);
-	put64(rec + 32, flat_hash_bytes(data, len));
-	put64(rec + 40, flat_hash_bytes(rec, 40));
+	flat_put64(rec, seq);
+	flat_put64(rec + 8, run);
+	flat_put64(rec + 16, done);
+	flat_put64(rec + 24, len);
+	flat_put64(rec + 32, flat_hash_bytes(data, len));
+	flat_put64(rec + 40, flat_hash_bytes(rec, 40));
 	return fd_pwrite_full(fd, data, len, COMPACT_DATA_OFF(slot)) < 0 ||
 	       fd_pwrite_full(fd, rec, sizeof(rec), COMPACT_CHUNK_REC_OFF(slot)) < 0 ||
 	       fdatasync(fd) < 0 ? -1 : 0;
@@ -256,17 +239,17 @@ compact_read_chunk(int fd, uint64_t *seq_r, size_t *run_r, uint64_t *done_r, siz
 
 		if (fd_pread_full(fd, rec, sizeof(rec), COMPACT_CHUNK_REC_OFF(slot)) !=
 			    (ssize_t)sizeof(rec) ||
-		    get64(rec + 40) != flat_hash_bytes(rec, 40))
+		    flat_get64(rec + 40) != flat_hash_bytes(rec, 40))
 			continue;
-		seq = get64(rec);
-		len = get64(rec + 24);
+		seq = flat_get64(rec);
+		len = flat_get64(rec + 24);
 		if (seq == 0 || (found && seq < *seq_r) || len == 0 || len > COMPACT_CHUNK ||
 		    fd_pread_full(fd, data, (size_t)len, COMPACT_DATA_OFF(slot)) != (ssize_t)len ||
-		    flat_hash_bytes(data, (size_t)len) != get64(rec + 32))
+		    flat_hash_bytes(data, (size_t)len) != flat_get64(rec + 32))
 			continue;
 		*seq_r = seq;
-		*run_r = (size_t)get64(rec + 8);
-		*done_r = get64(rec + 16);
+		*run_r = (size_t)flat_get64(rec + 8);
+		*done_r = flat_get64(rec + 16);
 		*len_r = (size_t)len;
 		found = 1;
 	}

@@ -76,8 +76,8 @@ put32(unsigned char *p, uint32_t v)
 	memcpy(p, &v, 4);
 }
 
-static void
-put64(unsigned char *p, uint64_t v)
+void
+flat_put64(unsigned char *p, uint64_t v)
 {
 	memcpy(p, &v, 8);
 }
@@ -91,8 +91,8 @@ get32(const unsigned char *p)
 	return v;
 }
 
-static uint64_t
-get64(const unsigned char *p)
+uint64_t
+flat_get64(const unsigned char *p)
 {
 	uint64_t v;
 
@@ -128,14 +128,14 @@ rec_decode_v1(const unsigned char *p, struct frec *r)
 {
 	r->uid = get32(p);
 	r->flags = p[4] & MAIL_FLAGS_ALL;
-	r->keywords = get64(p + 8);
-	r->date = (int64_t)get64(p + 16);
+	r->keywords = flat_get64(p + 8);
+	r->date = (int64_t)flat_get64(p + 16);
 	r->tz = (int32_t)get32(p + 24);
-	r->modseq = get64(p + 32);
-	r->off = get64(p + 40);
-	r->len = get64(p + 48);
-	r->served = get64(p + 56);
-	r->hash = get64(p + 64);
+	r->modseq = flat_get64(p + 32);
+	r->off = flat_get64(p + 40);
+	r->len = flat_get64(p + 48);
+	r->served = flat_get64(p + 56);
+	r->hash = flat_get64(p + 64);
 }
 
 /* Serializes the header of v (with count records) into out; returns its
@@ -160,13 +160,13 @@ flat_header_encode(const struct view *v, size_t count, struct buf *out)
 	put32(p + 20, v->uidvalidity);
 	put32(p + 24, v->uidnext);
 	put32(p + 28, v->first_recent_uid);
-	put64(p + 32, v->highest_modseq);
-	put64(p + 40, v->mail_size);
-	put64(p + 48, (uint64_t)v->mtime_sec);
-	put64(p + 56, (uint64_t)v->mtime_nsec);
-	put64(p + 64, v->ino);
-	put64(p + 72, v->dev);
-	put64(p + 80, v->parsed_end);
+	flat_put64(p + 32, v->highest_modseq);
+	flat_put64(p + 40, v->mail_size);
+	flat_put64(p + 48, (uint64_t)v->mtime_sec);
+	flat_put64(p + 56, (uint64_t)v->mtime_nsec);
+	flat_put64(p + 64, v->ino);
+	flat_put64(p + 72, v->dev);
+	flat_put64(p + 80, v->parsed_end);
 	put32(p + 88, (uint32_t)count);
 	put32(p + 92, v->last_open ? IDX_FLAG_LAST_OPEN : 0);
 	put32(p + 96, v->kw_count);
@@ -180,11 +180,11 @@ flat_header_encode(const struct view *v, size_t count, struct buf *out)
 	}
 	h = flat_hash_update(HASH_INIT, p, 104);
 	h = flat_hash_update(h, p + IDX_FIXED_SIZE, kwbytes);
-	put64(p + 104, h);
+	flat_put64(p + 104, h);
 	/* the seen_below hint, tied to this header's HIGHESTMODSEQ */
 	put32(p + size - IDX_SEEN_SIZE, IDX_SEEN_MAGIC);
 	put32(p + size - IDX_SEEN_SIZE + 4, v->seen_below);
-	put64(p + size - IDX_SEEN_SIZE + 8, v->highest_modseq);
+	flat_put64(p + size - IDX_SEEN_SIZE + 8, v->highest_modseq);
 	out->len = start + size;
 	out->data[out->len] = '\0';
 	return size;
@@ -274,7 +274,7 @@ index_decode_header(const unsigned char *data, size_t avail, size_t size, struct
 		return false;
 	h = flat_hash_update(HASH_INIT, data, 104);
 	h = flat_hash_update(h, data + IDX_FIXED_SIZE, kwbytes);
-	if (h != get64(data + 104))
+	if (h != flat_get64(data + 104))
 		return false;
 	if (!index_decode_keywords(data + IDX_FIXED_SIZE, kwbytes, kw_count, v))
 		return false;
@@ -284,20 +284,20 @@ index_decode_header(const unsigned char *data, size_t avail, size_t size, struct
 	v->uidvalidity = get32(data + 20);
 	v->uidnext = get32(data + 24);
 	v->first_recent_uid = get32(data + 28);
-	v->highest_modseq = get64(data + 32);
-	v->mail_size = get64(data + 40);
-	v->mtime_sec = (int64_t)get64(data + 48);
-	v->mtime_nsec = (int64_t)get64(data + 56);
-	v->ino = get64(data + 64);
-	v->dev = get64(data + 72);
-	v->parsed_end = get64(data + 80);
+	v->highest_modseq = flat_get64(data + 32);
+	v->mail_size = flat_get64(data + 40);
+	v->mtime_sec = (int64_t)flat_get64(data + 48);
+	v->mtime_nsec = (int64_t)flat_get64(data + 56);
+	v->ino = flat_get64(data + 64);
+	v->dev = flat_get64(data + 72);
+	v->parsed_end = flat_get64(data + 80);
 	v->last_open = (get32(data + 92) & IDX_FLAG_LAST_OPEN) != 0;
 	/* The hint counts only if the header was written with it (a
 	   writer that does not know it zeroes the header's room, or leaves
 	   a HIGHESTMODSEQ that does not match). */
 	if (version == IDX_VERSION && IDX_FIXED_SIZE + kwbytes + IDX_SEEN_SIZE <= hsize &&
 	    get32(data + hsize - IDX_SEEN_SIZE) == IDX_SEEN_MAGIC &&
-	    get64(data + hsize - IDX_SEEN_SIZE + 8) == v->highest_modseq &&
+	    flat_get64(data + hsize - IDX_SEEN_SIZE + 8) == v->highest_modseq &&
 	    get32(data + hsize - IDX_SEEN_SIZE + 4) <= v->uidnext)
 		v->seen_below = get32(data + hsize - IDX_SEEN_SIZE + 4);
 	return v->uidvalidity != 0 && v->uidnext != 0 && v->parsed_end <= v->mail_size;

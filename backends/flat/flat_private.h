@@ -225,6 +225,10 @@ void flat_unlock(struct storage_box *box);
 void flat_view_new_message(struct view *v, struct frec *r);
 int flat_view_apply(const struct view *v, struct mbox_state *state);
 
+/* flat_index.c: 64-bit numbers in the index's (and the journal's) byte
+   order, the host's. */
+void flat_put64(unsigned char *p, uint64_t v);
+uint64_t flat_get64(const unsigned char *p);
 /* flat_index.c: rewrites the whole index from state (a keyword table
    change, an index that was behind). Takes the lock unless held. Returns
    0 or -1 with *err_r and *error_r. */
