@@ -13,7 +13,7 @@ entries; a VANISHED may name a UID announced by EXISTS but not fetched
 yet, RFC 7162 3.2.10.2) and each message's flags (from every FETCH). It checks on the
 way that a FETCH/STORE/SEARCH by sequence number never gets an EXPUNGE,
 that every "* n FETCH (UID u" agrees with its map, and that every command
-is answered OK (or NO [EXPUNGEISSUED] / NO [TRYCREATE] where allowed).
+is answered OK (or OK/NO [EXPUNGEISSUED] / NO [TRYCREATE] where allowed).
 
 At the end every client drains its updates (NOOP) and then:
   - its map equals the server's UID list (UID FETCH 1:* (FLAGS)),
@@ -265,7 +265,7 @@ class Client:
             silent = self.rng.choice(["", ".SILENT"])
             status, before = self.store(s, sign, flag, silent == ".SILENT")
             if flag == self.kw:
-                # (with NO [EXPUNGEISSUED] the messages still there were stored)
+                # (with [EXPUNGEISSUED] the messages still there were stored)
                 for uid in before.values():
                     if uid is not None:
                         self.my_kw[uid] = sign == "+"
