@@ -226,10 +226,11 @@ class Client:
             unknown = [i for i, u in enumerate(self.map) if u is None]
             if not unknown:
                 return
-            status, _, _ = self.command(f"FETCH {unknown[0] + 1}:* (UID FLAGS)", by_seq=True,
-                                        ok_codes=(b"[EXPUNGEISSUED]",))
-            if status != "OK":
-                # expunged meanwhile: its EXPUNGE comes with the next command
+            status, tagged, _ = self.command(f"FETCH {unknown[0] + 1}:* (UID FLAGS)",
+                                             by_seq=True, ok_codes=(b"[EXPUNGEISSUED]",))
+            if status != "OK" or b"[EXPUNGEISSUED]" in tagged:
+                # expunged meanwhile (and left out of the answer): its
+                # EXPUNGE comes with the next command
                 self.command("NOOP")
         raise Failure(f"client {self.idx}: could not learn new UIDs")
 
