@@ -1,9 +1,17 @@
 /* maildir_expunge.c: expunging messages (the expunge() op).
 
-   Safety: under the lock, each file is unlink()ed, the folders are
-   fsynced, then the uidlist is rewritten without the expunged UIDs. A
-   crash in between leaves UIDs whose file is gone; the next scan drops
-   them. A file another tool renamed meanwhile is looked for once more
+   Safety: under the lock, each file is unlink()ed and the folders it
+   left are fsynced, so that a power loss cannot bring back a message a
+   client was told is gone. The uidlist is not rewritten then: its
+   records of the gone files are dropped by every reader (a UID whose
+   file is gone is an expunged message, as in Dovecot), and the rewrite
+   joins the batch of flag changes (maildir_flags.c): it is written at
+   the next batch point, or at once if the expunge's modseq passed the
+   ceiling C on disk. A crash before that leaves UIDs whose file is
+   gone, which the next scan drops, and a reopen starts at or above C,
+   so no modseq a client saw comes back. An EXPUNGE costs the unlinks
+   and one fsync per folder, not a rewrite of the whole uidlist with two
+   more. A file another tool renamed meanwhile is looked for once more
    by its base name. */
 #include "fileio.h"
 #include "backends/maildir/maildir_private.h"
@@ -35,16 +43,16 @@ expunge_file(struct storage_box *box, struct mfile *f, char **error_r)
 	return ret;
 }
 
-/* Writes the uidlist after an expunge. Returns ret, or -1 (with the
-   reason in *error_r) if the write fails and ret was 0: the first error
-   is the one told. */
+/* Writes the uidlist after an expunge (reserve: raise the ceiling C).
+   Returns ret, or -1 (with the reason in *error_r) if the write fails
+   and ret was 0: the first error is the one told. */
 static int
-expunge_write_uidlist(struct storage_box *box, const struct mbox_state *state, int ret,
-		      char **error_r)
+expunge_write_uidlist(struct storage_box *box, const struct mbox_state *state, bool reserve,
+		      int ret, char **error_r)
 {
 	char *werr = NULL;
 
-	if (md_uidlist_write_soft(box, state, false, &werr) < 0 && ret == 0) {
+	if (md_uidlist_write_soft(box, state, reserve, &werr) < 0 && ret == 0) {
 		*error_r = werr;
 		werr = NULL;
 		ret = -1;
@@ -60,7 +68,7 @@ md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 	struct md_own_change own;
 	uint32_t *gone;
 	size_t ngone = 0, out = 0;
-	bool removed = false;
+	bool from_cur = false, from_new = false;
 	int ret = 0;
 
 	*err_r = STORAGE_ERR_NONE;
@@ -85,10 +93,15 @@ md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 
 		if (ret == 0 && u32_sorted_contains(uids, count, f->uid)) {
 			if (expunge_file(box, f, error_r) == 0) {
+				/* (in_new is where it was found, after a
+				   rename by another tool too) */
+				if (f->in_new)
+					from_new = true;
+				else
+					from_cur = true;
 				gone[ngone++] = f->uid;
 				free(f->base);
 				free(f->name);
-				removed = true;
 				continue;
 			}
 			ret = -1;
@@ -98,14 +111,20 @@ md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 	box->files.count = out;
 	mbox_state_remove_uids(state, gone, ngone);
 	free(gone);
-	if (removed) {
+	if (from_cur)
 		fsync_dir(box->cur_dir);
+	if (from_new)
 		fsync_dir(box->new_dir);
-	}
 	md_own_change_end(box, &own);
-	/* Written even when nothing was removed: the core raised
-	   state->highest_modseq for this expunge before calling. */
-	ret = expunge_write_uidlist(box, state, ret, error_r);
+	/* The core raised state->highest_modseq for this expunge before
+	   calling, removed or not: it joins the batch (see the top). */
+	if (!box->dirty)
+		box->dirty_since = mono_ms();
+	box->dirty = true;
+	box->highest = state->highest_modseq;
+	box->first_recent = state->first_recent_uid;
+	if (state->highest_modseq > box->disk_ceiling)
+		ret = expunge_write_uidlist(box, state, true, ret, error_r);
 	if (ret < 0)
 		*err_r = storage_error_from_errno(errno);
 	md_unlock(box);
