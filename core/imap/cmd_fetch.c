@@ -15,7 +15,8 @@ struct fetch_job {
 	struct fetch_spec *spec;
 	uint32_t *seqs;
 	size_t count, pos;
-	bool expunged_seen;
+	bool expunged_seen;        /* expunged by another session, left out */
+	bool missing_seen;         /* gone from the disk (or changed) under us */
 	bool flags_changed;
 	/* the first read or \Seen write that failed, but for messages gone */
 	enum storage_error error;
@@ -76,7 +77,7 @@ fetch_message(struct fetch_job *job, struct client *c, const struct mbox_state *
 		/* gone from the disk: expunged by another process, as for
 		   a number the view lost */
 		if (err == STORAGE_ERR_NOT_FOUND)
-			job->expunged_seen = true;
+			job->missing_seen = true;
 		else if (job->error == STORAGE_ERR_NONE)
 			job->error = err;
 		return -1;
@@ -162,6 +163,13 @@ fetch_continue(struct client_command *cmd)
 	else if (job->unknown_cte)
 		cmd_tagged(cmd, "NO [UNKNOWN-CTE] A part's Content-Transfer-Encoding "
 				"cannot be decoded.");
+	else if (job->missing_seen)
+		/* Files gone or changed behind the server (another process
+		   expunged them, or a tool rewrote them): RFC 2180 4.1.2, in
+		   its own words; what remains was answered, the EXPUNGE comes
+		   with the next command that syncs. */
+		cmd_tagged(cmd, "NO [EXPUNGEISSUED] Some of the requested messages no longer "
+				"exist.");
 	else if (job->expunged_seen)
 		/* Messages another session expunged (this one not told yet)
 		   are left out; the rest were answered. As Dovecot answers,
