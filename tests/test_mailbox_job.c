@@ -2,7 +2,8 @@
    backend: an expunge that works in a job keeps the mailbox busy (writes
    refused, waiters called after the commit in order), completes for a
    caller that went away, is undone when the hub goes first; the first
-   open of a big mailbox without an index works in a job. */
+   open of a big mailbox without an index works in a job; on Maildir, an
+   append's message is written in a job while the mailbox goes on. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include "seqset.h"
 #include "tmp_tree.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -366,6 +368,147 @@ test_maildir_first_open_in_job(void **state)
 	md.backend->deinit(&md.st);
 }
 
+/* A Maildir store for alice under fx->root, and a hub over it. */
+static struct hub *
+maildir_hub(struct fx *fx, struct storage_ctx *md)
+{
+	struct storage_settings set = { .root = fx->root };
+	const char *subs[] = { "alice", "alice/Maildir", "alice/Maildir/cur",
+			       "alice/Maildir/new", "alice/Maildir/tmp" };
+	char *error = NULL;
+
+	md->backend = &storage_backend_maildir;
+	assert_int_equal(md->backend->init(&set, &md->st, &error), 0);
+	for (size_t i = 0; i < N_ELEMENTS(subs); i++) {
+		char *path = xasprintf("%s/%s", fx->root, subs[i]);
+
+		(void)mkdir(path, 0700);
+		free(path);
+	}
+	return hub_new(md, NULL);
+}
+
+/* Files in alice's Maildir/<sub>. */
+static unsigned
+maildir_files(struct fx *fx, const char *sub)
+{
+	char *path = xasprintf("%s/alice/Maildir/%s", fx->root, sub);
+	DIR *d = opendir(path);
+	struct dirent *de;
+	unsigned n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	free(path);
+	return n;
+}
+
+struct append_rec {
+	bool done;
+	int ret;
+	uint32_t uid;
+	enum storage_error err;
+};
+
+static void
+on_append(void *ctx, int ret, uint32_t uid, enum storage_error err)
+{
+	struct append_rec *a = ctx;
+
+	a->done = true;
+	a->ret = ret;
+	a->uid = uid;
+	a->err = err;
+}
+
+#define MSG "From: a@example.org\r\nSubject: hello\r\n\r\nbody\r\n"
+
+static void
+test_maildir_append_in_job(void **state)
+{
+	struct fx *fx = *state;
+	struct storage_ctx md;
+	struct hub *hub = maildir_hub(fx, &md);
+	struct mailbox *mbox;
+	struct mailbox_append_op *op;
+	enum storage_error err;
+	struct append_rec a = { 0 };
+	uint32_t uid = 0;
+
+	assert_int_equal(mailbox_open(hub, "t", "alice", "INBOX", &mbox, &err), 0);
+	assert_int_equal(mailbox_append_start(mbox, MSG, strlen(MSG), MAIL_SEEN, 0, 1700000000, 60,
+					      on_append, &a, &op, &uid, &err, "t"), 1);
+	assert_non_null(op);
+	/* Nothing of it in the mailbox yet, and the mailbox is not busy:
+	   another append is stored meanwhile, and takes the first UID. */
+	assert_int_equal(mailbox_state(mbox)->count, 0);
+	assert_false(mailbox_is_busy(mbox));
+	assert_int_equal(mailbox_append(mbox, MSG, strlen(MSG), 0, 0, 1700000000, 0, &uid, &err,
+					"t"), 0);
+	assert_int_equal(uid, 1);
+	run_until(fx, &a.done);
+	assert_int_equal(a.ret, 0);
+	assert_int_equal(a.uid, 2);
+	assert_int_equal(mailbox_state(mbox)->count, 2);
+	assert_int_equal(mailbox_state(mbox)->mails[1].flags, MAIL_SEEN);
+	assert_int_equal(mailbox_state(mbox)->mails[1].internal_date, 1700000000);
+	assert_int_equal(maildir_files(fx, "tmp"), 0);
+	mailbox_unref(&mbox);
+	/* As stored, after the process is gone. */
+	hub_free(&hub);
+	hub = hub_new(&md, NULL);
+	assert_int_equal(mailbox_open(hub, "t", "alice", "INBOX", &mbox, &err), 0);
+	assert_int_equal(mailbox_state(mbox)->count, 2);
+	assert_int_equal(mailbox_state(mbox)->mails[0].uid, 1);
+	assert_int_equal(mailbox_state(mbox)->mails[1].uid, 2);
+	assert_int_equal(mailbox_state(mbox)->mails[1].flags, MAIL_SEEN);
+	mailbox_unref(&mbox);
+	hub_free(&hub);
+	md.backend->deinit(&md.st);
+}
+
+static void
+test_maildir_append_caller_gone_and_hub_freed(void **state)
+{
+	struct fx *fx = *state;
+	struct storage_ctx md;
+	struct hub *hub = maildir_hub(fx, &md);
+	struct mailbox *mbox;
+	struct mailbox_append_op *op;
+	enum storage_error err;
+	struct append_rec a = { 0 };
+	uint32_t uid = 0;
+
+	/* The caller goes away: the append still ends in the mailbox. */
+	assert_int_equal(mailbox_open(hub, "t", "alice", "INBOX", &mbox, &err), 0);
+	assert_int_equal(mailbox_append_start(mbox, MSG, strlen(MSG), 0, 0, 1700000000, 0,
+					      on_append, &a, &op, &uid, &err, "t"), 1);
+	mailbox_append_detach(&op);
+	assert_null(op);
+	for (int i = 0; i < 1000 && mailbox_state(mbox)->count == 0; i++)
+		assert_int_equal(event_loop_run_once(fx->loop, 10), 0);
+	assert_int_equal(mailbox_state(mbox)->count, 1);
+	assert_false(a.done);
+	/* The hub goes first (shutdown): the append is undone, nothing is
+	   left in tmp/ or in the mailbox, and the caller is not called. */
+	assert_int_equal(mailbox_append_start(mbox, MSG, strlen(MSG), 0, 0, 1700000000, 0,
+					      on_append, &a, &op, &uid, &err, "t"), 1);
+	mailbox_append_detach(&op);
+	mailbox_unref(&mbox);
+	hub_free(&hub);
+	assert_false(a.done);
+	assert_int_equal(maildir_files(fx, "tmp"), 0);
+	assert_int_equal(maildir_files(fx, "new") + maildir_files(fx, "cur"), 1);
+	hub = hub_new(&md, NULL);
+	assert_int_equal(mailbox_open(hub, "t", "alice", "INBOX", &mbox, &err), 0);
+	assert_int_equal(mailbox_state(mbox)->count, 1);
+	mailbox_unref(&mbox);
+	hub_free(&hub);
+	md.backend->deinit(&md.st);
+}
+
 int
 main(void)
 {
@@ -377,6 +520,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_first_open_in_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_first_open_hub_freed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_maildir_first_open_in_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_maildir_append_in_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_maildir_append_caller_gone_and_hub_freed, setup,
+						teardown),
 	};
 
 	unsetenv("IMAPSERVER_TEST_JOB_HOLD");

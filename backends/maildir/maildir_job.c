@@ -1,5 +1,6 @@
 /* maildir_job.c: the first open of a big Maildir++ folder in a job
-   (storage.h, open_prepare).
+   (storage.h, open_prepare), and the job that carries an append's
+   message (maildir_save.c).
 
    A folder without a dovecot-uidlist is read whole at its first open:
    every file of cur/ and new/ listed and measured, new/ moved to cur/,
@@ -23,6 +24,8 @@
 #define MD_FIRST_OPEN_JOB_MIN_DIR (64 * 1024)
 
 struct storage_job {
+	/* An append's message (maildir_save.c); the rest is unused then. */
+	struct md_append_job *append;
 	struct storage *st;
 	char *user, *name;
 	/* What open() made, in the worker. */
@@ -85,6 +88,10 @@ md_open_prepare(struct storage *st, const char *user, const char *name,
 void
 md_job_work(struct storage_job *job)
 {
+	if (job->append != NULL) {
+		md_append_work(job->append);
+		return;
+	}
 	job->ret = storage_backend_maildir.open(job->st, job->user, job->name, &job->state,
 						&job->box, &job->err, &job->error);
 }
@@ -92,6 +99,7 @@ md_job_work(struct storage_job *job)
 static void
 md_job_free(struct storage_job *job)
 {
+	md_append_job_free(job->append);
 	if (job->box != NULL)
 		storage_backend_maildir.close(&job->box);
 	mbox_state_deinit(&job->state);
@@ -135,4 +143,24 @@ md_job_abort(struct storage_box *box, struct storage_job **_job)
 		return;
 	*_job = NULL;
 	md_job_free(job);
+}
+
+struct storage_job *
+md_job_of_append(struct md_append_job *a)
+{
+	struct storage_job *job = xcalloc(1, sizeof(*job));
+
+	job->append = a;
+	mbox_state_init(&job->state);
+	return job;
+}
+
+struct md_append_job *
+md_job_take_append(struct storage_job *job)
+{
+	struct md_append_job *a = job->append;
+
+	job->append = NULL;
+	md_job_free(job);
+	return a;
 }

@@ -256,6 +256,19 @@ void md_clean_tmp(struct storage_box *box);
 int md_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
 	      uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
 	      uint32_t *uid_r, enum storage_error *err_r, char **error_r);
+/* append() in two steps (storage.h, append_prepare): the message written
+   to tmp/ and fsynced by the job's work, the rest at the commit. */
+struct md_append_job;
+int md_append_prepare(struct storage_box *box, const char *data, size_t len,
+		      struct storage_job **job_r, enum storage_error *err_r, char **error_r);
+int md_append_commit(struct storage_box *box, struct mbox_state *state,
+		     struct storage_job **job, uint8_t flags, uint64_t keywords,
+		     int64_t internal_date, int32_t tz_minutes, uint32_t *uid_r,
+		     enum storage_error *err_r, char **error_r);
+/* In the worker: writes and fsyncs the message (touches only a). */
+void md_append_work(struct md_append_job *a);
+/* Frees a, removing the file its work wrote if the commit did not take it. */
+void md_append_job_free(struct md_append_job *a);
 
 /* maildir_flags.c */
 int md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
@@ -273,5 +286,10 @@ void md_job_work(struct storage_job *job);
 int md_open_commit(struct storage *st, struct storage_job **job, struct mbox_state *state,
 		   struct storage_box **box_r, enum storage_error *err_r, char **error_r);
 void md_job_abort(struct storage_box *box, struct storage_job **job);
+/* A job that carries an append's message (maildir_save.c). */
+struct storage_job *md_job_of_append(struct md_append_job *a);
+/* The append of job (NULL for an open job), taken out of it; the job
+   is freed. */
+struct md_append_job *md_job_take_append(struct storage_job *job);
 
 #endif

@@ -1,6 +1,11 @@
 /* maildir_save.c: delivery (the append() op) through tmp/ and rename(),
    and the removal of what interrupted deliveries left in tmp/.
 
+   Two steps: the message is written to tmp/ and fsynced first, touching
+   nothing of the mailbox (the server does that in a worker thread, see
+   append_prepare in storage.h), then, under the lock, it gets its UID
+   and is renamed into the mailbox.
+
    Safety: delivery writes tmp/<base>, fsyncs, then rename()s it into new/
    (or cur/ when it has flags): a message is in the mailbox complete or
    not at all. Its UID is on disk (one uidlist record, fdatasync()ed)
@@ -73,36 +78,54 @@ md_to_lf(const char *data, size_t len, struct buf *out, uint64_t *vsize_r)
 	*vsize_r = out->len + bare;
 }
 
-/* Writes the message (LF line ends, as stored) to tmp/<base> and fsyncs
-   it. Sets *base_r and *tmp_path_r (the caller frees them); on failure
-   nothing is left in tmp/. */
-static int
-save_write_tmp(struct storage_box *box, const struct buf *stored, uint64_t vsize,
-	       const struct timeval *tv, char **base_r, char **tmp_path_r,
-	       enum storage_error *err_r, char **error_r)
-{
-	char *tmp_path;
-	int fd;
+/* An append's message on its way (storage.h, append_prepare): what
+   the work needs to write it, its own copies, and what it found. */
+struct md_append_job {
+	char *user_dir, *base, *tmp_path;
+	struct buf stored;         /* the message, LF line ends, as stored */
+	uint64_t vsize;
+	struct timeval tv;         /* when it came: its name, its default date */
+	bool written;              /* tmp_path holds it, fsynced */
+	bool taken;                /* renamed into the mailbox by the commit */
+	enum storage_error err;
+	char *error;
+};
 
-	*base_r = xasprintf("%lld.M%06ldP%ldQ%lu.%s,S=%zu,W=%llu", (long long)tv->tv_sec,
-			    (long)tv->tv_usec, (long)getpid(), ++box->st->seq, box->st->host,
-			    stored->len, (unsigned long long)vsize);
-	tmp_path = *tmp_path_r = xasprintf("%s/%s", box->tmp_dir, *base_r);
-	fd = fs_open_beneath(box->user_dir, tmp_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+void
+md_append_work(struct md_append_job *a)
+{
+	int fd = fs_open_beneath(a->user_dir, a->tmp_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+
 	if (fd < 0) {
-		*err_r = storage_error_from_errno(errno);
-		*error_r = xasprintf("create %s: %s", tmp_path, strerror(errno));
-		return -1;
+		a->err = storage_error_from_errno(errno);
+		a->error = xasprintf("create %s: %s", a->tmp_path, strerror(errno));
+		return;
 	}
-	if (fd_write_full(fd, stored->data, stored->len) < 0 || fsync(fd) < 0 || close(fd) < 0) {
-		*err_r = storage_error_from_errno(errno);
-		*error_r = xasprintf("write %s: %s", tmp_path, strerror(errno));
+	if (fd_write_full(fd, a->stored.data, a->stored.len) < 0 || fsync(fd) < 0 ||
+	    close(fd) < 0) {
+		a->err = storage_error_from_errno(errno);
+		a->error = xasprintf("write %s: %s", a->tmp_path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		(void)fs_unlink_beneath(box->user_dir, tmp_path);
-		return -1;
+		(void)fs_unlink_beneath(a->user_dir, a->tmp_path);
+		return;
 	}
-	return 0;
+	a->written = true;
+}
+
+void
+md_append_job_free(struct md_append_job *a)
+{
+	if (a == NULL)
+		return;
+	if (a->written && !a->taken)
+		(void)fs_unlink_beneath(a->user_dir, a->tmp_path);
+	buf_free(&a->stored);
+	free(a->user_dir);
+	free(a->base);
+	free(a->tmp_path);
+	free(a->error);
+	free(a);
 }
 
 /* Makes sure the next UID is free to give; the lock is held. Every UID
@@ -217,66 +240,87 @@ save_record_uid(struct storage_box *box, struct mbox_state *state, const struct 
 	return md_uidlist_write(box, state, false, error_r);
 }
 
+/* The message is converted and named here, in the loop (the name's
+   counter is the storage's); it is written by md_append_work(). Takes
+   nothing of box but names: no lock, no state. */
 int
-md_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
-	  uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
-	  uint32_t *uid_r, enum storage_error *err_r, char **error_r)
+md_append_prepare(struct storage_box *box, const char *data, size_t len,
+		  struct storage_job **job_r, enum storage_error *err_r, char **error_r)
 {
-	struct buf stored = BUF_INIT;
-	struct timeval tv;
-	struct timespec times[2];
-	struct md_own_change own;
-	struct mfile *f;
-	char *base = NULL, *tmp_path = NULL, *dest = NULL, *name = NULL;
-	uint64_t vsize;
-	uint32_t uid;
-	int ret = -1;
+	struct md_append_job *a;
 
+	*job_r = NULL;
 	*err_r = STORAGE_ERR_NONE;
 	if (len == 0 || len > MD_MAX_MSG) {
 		*err_r = STORAGE_ERR_LIMIT;
 		*error_r = xstrdup("message is empty or too large");
 		return -1;
 	}
+	a = xcalloc(1, sizeof(*a));
+	md_to_lf(data, len, &a->stored, &a->vsize);
+	gettimeofday(&a->tv, NULL);
+	a->base = xasprintf("%lld.M%06ldP%ldQ%lu.%s,S=%zu,W=%llu", (long long)a->tv.tv_sec,
+			    (long)a->tv.tv_usec, (long)getpid(), ++box->st->seq, box->st->host,
+			    a->stored.len, (unsigned long long)a->vsize);
+	a->tmp_path = xasprintf("%s/%s", box->tmp_dir, a->base);
+	a->user_dir = xstrdup(box->user_dir);
+	*job_r = md_job_of_append(a);
+	return 0;
+}
+
+/* The rest of append(), in the loop, once the message is in tmp/: the
+   lock, the UID, the rename into the mailbox, the state. */
+int
+md_append_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **job,
+		 uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+		 uint32_t *uid_r, enum storage_error *err_r, char **error_r)
+{
+	struct md_append_job *a = md_job_take_append(*job);
+	struct timespec times[2];
+	struct md_own_change own;
+	struct mfile *f;
+	char *dest = NULL, *name = NULL;
+	uint32_t uid;
+	int ret = -1;
+
+	*job = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (!a->written) {
+		*err_r = a->err != STORAGE_ERR_NONE ? a->err : STORAGE_ERR_TEMP;
+		*error_r = a->error != NULL ? a->error : xstrdup("the message was not written");
+		a->error = NULL;
+		goto out;
+	}
 	if (md_files_load(box, error_r) < 0) {
 		*err_r = STORAGE_ERR_TEMP;
-		return -1;
+		goto out;
 	}
-	md_to_lf(data, len, &stored, &vsize);
-	gettimeofday(&tv, NULL);
 	if (internal_date == 0) {
-		internal_date = (int64_t)tv.tv_sec;
+		internal_date = (int64_t)a->tv.tv_sec;
 		tz_minutes = md_local_tz_minutes(internal_date);
 	}
-	if (save_write_tmp(box, &stored, vsize, &tv, &base, &tmp_path, err_r, error_r) < 0)
+	if (md_lock(box, err_r, error_r) < 0)
 		goto out;
-	if (md_lock(box, err_r, error_r) < 0) {
-		(void)fs_unlink_beneath(box->user_dir, tmp_path);
-		goto out;
-	}
 	flags &= MAIL_FLAGS_ALL;
-	if (save_prepare_uid(box, state, err_r, error_r) < 0) {
-		(void)fs_unlink_beneath(box->user_dir, tmp_path);
+	if (save_prepare_uid(box, state, err_r, error_r) < 0)
 		goto unlock;
-	}
 	/* Our own rename must not make the next sync() read the folder. */
 	md_own_change_begin(box, &own);
-	if (save_move_in(box, state, base, tmp_path, flags, keywords, &name, &dest, err_r,
-			 error_r) < 0) {
-		(void)fs_unlink_beneath(box->user_dir, tmp_path);
+	if (save_move_in(box, state, a->base, a->tmp_path, flags, keywords, &name, &dest, err_r,
+			 error_r) < 0)
 		goto unlock;
-	}
+	a->taken = true;
 	/* mtime is the internal date (as Dovecot reads it). Set only now, so
 	   that a tmp/ file always looks as young as it is; nobody scans
 	   before we unlock. */
-	times[0].tv_sec = tv.tv_sec;
+	times[0].tv_sec = a->tv.tv_sec;
 	times[0].tv_nsec = 0;
 	times[1].tv_sec = (time_t)internal_date;
 	times[1].tv_nsec = 0;
 	(void)utimensat(AT_FDCWD, dest, times, AT_SYMLINK_NOFOLLOW);
 	fsync_dir(flags == 0 && keywords == 0 ? box->new_dir : box->cur_dir);
 	md_own_change_end(box, &own);
-	f = save_add_message(box, state, base, name, flags, keywords, vsize, internal_date,
+	f = save_add_message(box, state, a->base, name, flags, keywords, a->vsize, internal_date,
 			     tz_minutes);
 	name = NULL;
 	uid = f->uid;
@@ -294,10 +338,22 @@ md_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 unlock:
 	md_unlock(box);
 out:
-	buf_free(&stored);
-	free(base);
-	free(tmp_path);
+	md_append_job_free(a);
 	free(dest);
 	free(name);
 	return ret;
+}
+
+int
+md_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
+	  uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+	  uint32_t *uid_r, enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job;
+
+	if (md_append_prepare(box, data, len, &job, err_r, error_r) < 0)
+		return -1;
+	md_job_work(job);
+	return md_append_commit(box, state, &job, flags, keywords, internal_date, tz_minutes,
+				uid_r, err_r, error_r);
 }

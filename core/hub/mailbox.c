@@ -244,9 +244,7 @@ mailbox_changed(struct mailbox *mbox, struct mbox_view *except)
 
 static void mailbox_before_remove(void *ctx, size_t idx);
 
-/* Points the state's before_remove hook at the hub (again: a backend
-   that loads an empty state afresh, mbox_state_init(), clears it). */
-static void
+void
 mailbox_hook_state(struct mailbox *mbox)
 {
 	mbox->state.before_remove = mailbox_before_remove;

@@ -286,6 +286,29 @@ int mailbox_expunge_start(struct mailbox *mbox, const struct seqset *uids, bool 
    to NULL. */
 void mailbox_op_detach(struct mailbox_op **op);
 
+/* mailbox_append(), with the message written (and fsynced) in a job
+   when the backend and the process allow it (storage.h,
+   append_prepare): the loop goes on meanwhile, and the mailbox is not
+   busy (other appends, flag changes and expunges go on; it stays in use,
+   so DELETE and RENAME refuse it). Returns 1 if it went to a job: then
+   *op_r is set and done(ctx, ret, uid, err) is called once the message
+   is in the mailbox (or not: ret -1, logged), unless
+   mailbox_append_detach() came first; the others' views are not told
+   (the caller does it, as after mailbox_append()). Returns 0 with *uid_r
+   or -1 with *err_r if it was done at once; done is not called. */
+typedef void mailbox_append_done_func(void *ctx, int ret, uint32_t uid,
+				      enum storage_error err);
+struct mailbox_append_op;
+int mailbox_append_start(struct mailbox *mbox, const char *data, size_t len, uint8_t flags,
+			 uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+			 mailbox_append_done_func *done, void *ctx,
+			 struct mailbox_append_op **op_r, uint32_t *uid_r,
+			 enum storage_error *err_r, const char *sid);
+/* The caller of mailbox_append_start() goes away: done is not called;
+   the append still finishes, and then the views are told. Sets *op to
+   NULL. */
+void mailbox_append_detach(struct mailbox_append_op **op);
+
 /* Tells every view except 'except' that the mailbox changed, and the
    hub's listeners for its user (HUB_EVENT_MAILBOX). */
 void mailbox_changed(struct mailbox *mbox, struct mbox_view *except);

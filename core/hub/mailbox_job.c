@@ -1,6 +1,7 @@
 /* mailbox_job.c: the mailbox hub's heavy operations outside the loop
    (see mailbox.h): a mailbox busy with a job, the sessions that wait for
-   it, and the expunge that works in a job. */
+   it, the expunge that works in a job, and the append whose message is
+   written in one. */
 #include "mailbox.h"
 #include "mailbox_private.h"
 #include "job.h"
@@ -230,9 +231,177 @@ mailbox_op_detach(struct mailbox_op **_op)
 	op->ctx = NULL;
 }
 
+/* An append whose message is written in a job (mailbox_append_start()). */
+struct mailbox_append_op {
+	struct mailbox *mbox;      /* referenced until the op ends */
+	const struct storage_backend *backend;
+	struct storage_job *sjob;  /* the worker's until the job is done */
+	struct job *job;
+	/* The commit waits for a busy mailbox (an expunge at work). */
+	struct mailbox_waiter *waiter;
+	uint8_t flags;
+	uint64_t keywords;
+	int64_t internal_date;
+	int32_t tz_minutes;
+	mailbox_append_done_func *done; /* NULL once detached */
+	void *ctx;
+	char sid[32];
+	struct mailbox_append_op *prev, *next;
+};
+
+static void
+append_op_free(struct mailbox_append_op *op)
+{
+	struct mailbox *mbox = op->mbox;
+
+	if (op->prev != NULL)
+		op->prev->next = op->next;
+	else
+		mbox->appends = op->next;
+	if (op->next != NULL)
+		op->next->prev = op->prev;
+	free(op);
+}
+
+/* Tells the caller (or, detached, the views) and lets go. */
+static void
+append_op_finish(struct mailbox_append_op *op, int ret, uint32_t uid, enum storage_error err)
+{
+	struct mailbox *mbox = op->mbox;
+	mailbox_append_done_func *done = op->done;
+	void *ctx = op->ctx;
+
+	append_op_free(op);
+	if (done != NULL)
+		done(ctx, ret, uid, err);
+	else if (ret == 0)
+		mailbox_changed(mbox, NULL);
+	mailbox_unref(&mbox);
+}
+
+/* In the loop, the mailbox not busy: the rest of the append. */
+static void
+append_op_commit(void *ctx)
+{
+	struct mailbox_append_op *op = ctx;
+	struct mailbox *mbox = op->mbox;
+	enum storage_error err = STORAGE_ERR_NONE;
+	char *error = NULL;
+	uint32_t uid = 0;
+	int ret;
+
+	op->waiter = NULL;
+	ret = op->backend->append_commit(mbox->box, &mbox->state, &op->sjob, op->flags,
+					 op->keywords, op->internal_date, op->tz_minutes, &uid,
+					 &err, &error);
+	mailbox_hook_state(mbox);
+	storage_error_fix(ret, &err);
+	mailbox_log_write(mbox, op->sid, ret, err, "append to", error);
+	free(error);
+	append_op_finish(op, ret, uid, err);
+}
+
+static void
+append_op_work(void *ctx)
+{
+	struct mailbox_append_op *op = ctx;
+
+	op->backend->job_work(op->sjob);
+}
+
+static void
+append_op_done(void *ctx, bool ran)
+{
+	struct mailbox_append_op *op = ctx;
+
+	op->job = NULL;
+	if (!ran) {
+		op->backend->job_abort(op->mbox->box, &op->sjob);
+		log_info(op->sid, "append to %s/%s: not done, the server is stopping",
+			 op->mbox->user, op->mbox->name);
+		append_op_finish(op, -1, 0, STORAGE_ERR_TEMP);
+	} else if (mailbox_is_busy(op->mbox)) {
+		op->waiter = mailbox_wait_idle(op->mbox, append_op_commit, op);
+	} else {
+		append_op_commit(op);
+	}
+}
+
+int
+mailbox_append_start(struct mailbox *mbox, const char *data, size_t len, uint8_t flags,
+		     uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+		     mailbox_append_done_func *done, void *ctx, struct mailbox_append_op **op_r,
+		     uint32_t *uid_r, enum storage_error *err_r, const char *sid)
+{
+	const struct storage_backend *backend = mbox->hub->storage.backend;
+	struct job_queue *queue = job_queue_default();
+	struct storage_job *sjob = NULL;
+	struct mailbox_append_op *op;
+	char *error = NULL;
+	int ret;
+
+	*op_r = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (queue == NULL || backend->append_prepare == NULL || backend->append_commit == NULL ||
+	    backend->job_work == NULL || backend->job_abort == NULL || mailbox_is_busy(mbox))
+		return mailbox_append(mbox, data, len, flags, keywords, internal_date, tz_minutes,
+				      uid_r, err_r, sid);
+	ret = backend->append_prepare(mbox->box, data, len, &sjob, err_r, &error);
+	storage_error_fix(ret, err_r);
+	if (ret < 0 || sjob == NULL) {
+		if (ret == 0)
+			return mailbox_append(mbox, data, len, flags, keywords, internal_date,
+					      tz_minutes, uid_r, err_r, sid);
+		mailbox_log_write(mbox, sid, ret, *err_r, "append to", error);
+		free(error);
+		return -1;
+	}
+	op = xcalloc(1, sizeof(*op));
+	op->mbox = mbox;
+	op->backend = backend;
+	op->sjob = sjob;
+	op->flags = flags;
+	op->keywords = keywords;
+	op->internal_date = internal_date;
+	op->tz_minutes = tz_minutes;
+	op->done = done;
+	op->ctx = ctx;
+	snprintf(op->sid, sizeof(op->sid), "%s", sid);
+	op->next = mbox->appends;
+	if (mbox->appends != NULL)
+		mbox->appends->prev = op;
+	mbox->appends = op;
+	mbox->refcount++;
+	op->job = job_submit(queue, append_op_work, append_op_done, op);
+	*op_r = op;
+	return 1;
+}
+
+void
+mailbox_append_detach(struct mailbox_append_op **_op)
+{
+	struct mailbox_append_op *op = *_op;
+
+	if (op == NULL)
+		return;
+	*_op = NULL;
+	op->done = NULL;
+	op->ctx = NULL;
+}
+
 void
 mailbox_jobs_free(struct mailbox *mbox)
 {
+	/* Appends first: a job that has not committed is undone (its
+	   caller never got an answer). */
+	while (mbox->appends != NULL) {
+		struct mailbox_append_op *op = mbox->appends;
+
+		job_cancel(&op->job);
+		mailbox_waiter_cancel(&op->waiter);
+		mbox->hub->storage.backend->job_abort(mbox->box, &op->sjob);
+		append_op_free(op);
+	}
 	/* Only at hub_free(): a job holds a reference. Its work is waited
 	   for and undone; the sessions that waited are gone. */
 	if (mbox->op != NULL) {

@@ -71,6 +71,9 @@ struct mailbox {
 	uint64_t expunge_known_from;
 	/* The job at work on the mailbox (busy), and who waits for it. */
 	struct mailbox_op *op;
+	/* Appends whose message is being written in a job
+	   (mailbox_append_start()); they do not make the mailbox busy. */
+	struct mailbox_append_op *appends;
 	struct mailbox_waiter *waiters, *waiters_tail;
 	/* A write failed for lack of space and was logged: the next ones
 	   are not, until a write succeeds (mailbox_log_write()). */
@@ -137,6 +140,9 @@ int mailbox_expunge_full(struct mailbox *mbox, const struct seqset *uids, bool d
    reason, except that a lack of space is logged once until an append
    succeeds again (ret 0 after "append to"), which is logged too: one line
    per mailbox per condition, not one per attempt. error may be NULL. */
+/* Points the state's before_remove hook at the hub (again: a backend
+   that loads an empty state afresh, mbox_state_init(), clears it). */
+void mailbox_hook_state(struct mailbox *mbox);
 void mailbox_log_write(struct mailbox *mbox, const char *sid, int ret, enum storage_error err,
 		       const char *what, const char *error);
 void mailbox_destroy(struct mailbox *mbox);

@@ -341,6 +341,29 @@ struct storage_backend {
 			    struct storage_job **job_r, enum storage_error *err_r, char **error_r);
 	int (*open_commit)(struct storage *st, struct storage_job **job, struct mbox_state *state,
 			   struct storage_box **box_r, enum storage_error *err_r, char **error_r);
+	/* Optional (NULL: append() does all of it), for a backend that can
+	   write a new message before it takes anything of the mailbox:
+	   append() in two steps, so that writing the message and waiting
+	   for its fsync run in a worker thread, not in the loop.
+	   append_prepare(), in the loop, checks data as append() would and
+	   sets *job_r to a job with its own copy of the message and of what
+	   writing it needs (no lock is taken and state is not touched);
+	   job_work() writes it; append_commit(), in the loop, does the rest
+	   of append() with what the work wrote (the lock, the UID, the
+	   message put in its place, state; a failure of the work is its
+	   failure) and frees the job, setting *job to NULL. job_abort(box,
+	   job) drops a job not committed and removes what its work wrote.
+	   Between prepare and commit the box is used as usual, other appends
+	   included. A crash at any instant loses nothing acknowledged: what
+	   the work wrote is not in the mailbox until the commit (a Maildir's
+	   tmp/ file, removed as stale later). */
+	int (*append_prepare)(struct storage_box *box, const char *data, size_t len,
+			      struct storage_job **job_r, enum storage_error *err_r,
+			      char **error_r);
+	int (*append_commit)(struct storage_box *box, struct mbox_state *state,
+			     struct storage_job **job, uint8_t flags, uint64_t keywords,
+			     int64_t internal_date, int32_t tz_minutes, uint32_t *uid_r,
+			     enum storage_error *err_r, char **error_r);
 };
 
 /* Core wrappers: the only way protocol code reaches a backend. They bound

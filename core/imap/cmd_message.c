@@ -87,6 +87,91 @@ append_parse(struct client_command *cmd, struct append_msg *msgs, size_t max,
 	return n;
 }
 
+/* Answers a single APPEND once its message is stored (ret 0, uid) or not. */
+static void
+append_answer(struct client_command *cmd, struct mailbox *mbox, int ret, uint32_t uid,
+	      enum storage_error err, const char *data, size_t len)
+{
+	struct client *c = cmd->c;
+	const struct mbox_state *st = mailbox_state(mbox);
+	ssize_t idx;
+
+	if (ret < 0) {
+		cmd_no_storage(cmd, err);
+		return;
+	}
+	idx = mbox_state_find(st, uid);
+	if (idx >= 0)
+		fetch_cache_stored(mailbox_mcache(mbox), st, &st->mails[idx], data, len);
+	mailbox_changed(mbox, c->view);
+	cmd_tagged(cmd, "OK [APPENDUID %u %u] Append completed.", st->uidvalidity, uid);
+}
+
+/* A single APPEND whose message is written in a job (mailbox_append_start()):
+   the command waits as c->cmd and answers when it is stored. */
+struct append_wait {
+	struct client_command *cmd;
+	struct mailbox *mbox;
+	struct mailbox_append_op *op;
+	/* The message as stored (a copy: the command's arguments are the
+	   parser's again once it waits), for the listing cache. */
+	struct buf msg;
+};
+
+/* The command ends (answered, or the session went away first: then the
+   append goes on alone). */
+static void
+append_wait_free(void *context)
+{
+	struct append_wait *w = context;
+
+	mailbox_append_detach(&w->op);
+	buf_free(&w->msg);
+	mailbox_unref(&w->mbox);
+	free(w);
+}
+
+static void
+append_wait_done(void *ctx, int ret, uint32_t uid, enum storage_error err)
+{
+	struct append_wait *w = ctx;
+	struct client_command *cmd = w->cmd;
+
+	w->op = NULL;
+	append_answer(cmd, w->mbox, ret, uid, err, w->msg.data, w->msg.len);
+	client_command_finish(cmd);
+}
+
+/* Stores the one message m of an APPEND into mbox (a reference the call
+   takes). Returns true if answered, false if the command waits. */
+static bool
+append_one(struct client_command *cmd, struct mailbox *mbox, const struct append_msg *m)
+{
+	struct client *c = cmd->c;
+	struct append_wait *w = xcalloc(1, sizeof(*w));
+	enum storage_error err;
+	uint32_t uid = 0;
+	int ret;
+
+	w->cmd = cmd;
+	w->mbox = mbox;
+	/* A binary part the store could not give back as sent goes in as
+	   base64 (RFC 3516 4.3). */
+	if (!mime_binary_to_base64(m->data->str, m->data->len, &w->msg))
+		buf_append(&w->msg, m->data->str, m->data->len);
+	ret = mailbox_append_start(mbox, w->msg.data, w->msg.len, m->flag_bits, m->keywords,
+				   m->time, m->tz, append_wait_done, w, &w->op, &uid, &err,
+				   c->sid);
+	if (ret > 0) {
+		cmd->context = w;
+		cmd->context_free = append_wait_free;
+		return false;
+	}
+	append_answer(cmd, mbox, ret, uid, err, w->msg.data, w->msg.len);
+	append_wait_free(w);
+	return true;
+}
+
 /* At most this many messages in one MULTIAPPEND (their octets together
    are bounded by limits.max_literal already). */
 #define APPEND_MAX_MESSAGES 1000
@@ -164,6 +249,13 @@ cmd_append(struct client_command *cmd)
 			octets += msgs[k].data->len;
 		if (cmd_quota_check(cmd, octets, count) < 0)
 			goto out;
+	}
+	if (count == 1) {
+		bool answered = append_one(cmd, mbox, &msgs[0]);
+
+		free(name);
+		free(msgs);
+		return answered;
 	}
 	for (; done < count; done++) {
 		struct append_msg *m = &msgs[done];
