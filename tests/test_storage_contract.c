@@ -1131,6 +1131,93 @@ test_crash_after_flag_changes_keeps_flags_and_modseqs_rise(void **state)
 	}
 }
 
+/* A child expunges messages one at a time (as the core does, raising
+   HIGHESTMODSEQ first) and tells the parent each UID and the modseq
+   after it, then is killed with no close() and no sync() (on Maildir the
+   uidlist still lists the gone files then). After the reopen every
+   expunge told is there: the UIDs are gone, the rest kept, and
+   HIGHESTMODSEQ is at least every modseq told. */
+static void
+test_crash_right_after_expunges_keeps_them(void **state)
+{
+	struct fx *fx = *state;
+	enum { N = 30, GONE = 10 };
+	struct { uint32_t uid; uint64_t modseq; } rep;
+	bool gone[N + 1] = { false };
+	uint64_t max_seen = 0;
+	struct mbox_state s;
+	struct storage_box *box;
+	int fds[2], status;
+	pid_t pid;
+
+	box = open_box(fx, "gus", "INBOX", &s);
+	for (unsigned i = 0; i < N; i++) {
+		char *m = simple_msg(i);
+
+		append_msg(box, &s, m, 0);
+		free(m);
+	}
+	close_box(&box, &s);
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct mbox_state cs;
+		struct storage_box *cbox = NULL;
+		enum storage_error err;
+		char *error = NULL;
+
+		close(fds[0]);
+		mbox_state_init(&cs);
+		if (B->open(fx->st, "gus", "INBOX", &cs, &cbox, &err, &error) < 0)
+			_exit(2);
+		for (unsigned g = 0; g < GONE; g++) {
+			uint32_t uid = cs.mails[(g * 7) % cs.count].uid;
+
+			++cs.highest_modseq;
+			if (B->expunge(cbox, &cs, &uid, 1, &err, &error) < 0)
+				_exit(3);
+			rep.uid = uid;
+			rep.modseq = cs.highest_modseq;
+			if (write(fds[1], &rep, sizeof(rep)) != (ssize_t)sizeof(rep))
+				_exit(4);
+		}
+		/* no close(), no sync(): killed here */
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	for (unsigned g = 0; g < GONE; g++) {
+		size_t got = 0;
+
+		while (got < sizeof(rep)) {
+			ssize_t n = read(fds[0], (char *)&rep + got, sizeof(rep) - got);
+
+			if (n <= 0)
+				fail_msg("expunge child died after %u expunges", g);
+			got += (size_t)n;
+		}
+		assert_true(rep.uid >= 1 && rep.uid <= N);
+		gone[rep.uid] = true;
+		if (rep.modseq > max_seen)
+			max_seen = rep.modseq;
+	}
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	close(fds[0]);
+
+	box = open_box(fx, "gus", "INBOX", &s);
+	assert_int_equal(s.count, N - GONE);
+	for (size_t i = 0; i < s.count; i++)
+		assert_false(gone[s.mails[i].uid]);
+	assert_true(s.highest_modseq >= max_seen);
+	/* the next change goes above everything a client was told */
+	set_flags(box, &s, 0, MAIL_FLAGGED, 0);
+	assert_true(s.mails[0].modseq > max_seen);
+	close_box(&box, &s);
+}
+
 /* A child appends and tells the parent each UID (APPENDUID), then is
    killed right after an append() returned. After the reopen every UID
    told is the same message, and later UIDs are above them. */
@@ -2107,6 +2194,8 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_crash_after_flag_changes_keeps_flags_and_modseqs_rise, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_crash_right_after_expunges_keeps_them, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_crash_right_after_append_keeps_uids, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_create_delete_rename_list, setup, teardown),
