@@ -166,19 +166,30 @@ class SmtpTestCase(ServerTestCase):
     def setUp(self):
         from server import seed_text
         boxes = {u: (seed_text() if t is None else t) for u, t in self.MAILBOXES.items()}
-        self.server = ImapServer(boxes, limits=self.LIMITS)
-        self.addCleanup(self.server.cleanup)
-        keys = dict(self.SMTP or {})
-        if self.SUBMISSION:
-            keys.setdefault("submission_port", free_port())
-        if self.SUBMISSIONS:
-            keys.setdefault("submissions_port", free_port())
-        add_smtp_section(self.server, self.MODE == "inprocess", keys)
-        self.configure(self.server)
         self._clients = []
         self.submission_port = self.submissions_port = None
         self.smtpmail = None
-        self.server.start()
+        # A port free_port() found free can be handed by the kernel to a
+        # listener of port 0 before the server binds it (the server's own
+        # IMAP port included): then the start fails with "Address already
+        # in use" and is tried again, with new ports, at most 3 times.
+        for attempt in range(3):
+            self.server = ImapServer(boxes, limits=self.LIMITS)
+            self.addCleanup(self.server.cleanup)
+            keys = dict(self.SMTP or {})
+            if self.SUBMISSION:
+                keys.setdefault("submission_port", free_port())
+            if self.SUBMISSIONS:
+                keys.setdefault("submissions_port", free_port())
+            add_smtp_section(self.server, self.MODE == "inprocess", keys)
+            self.configure(self.server)
+            try:
+                self.server.start()
+                break
+            except RuntimeError as e:
+                if (attempt == 2 or not (self.SUBMISSION or self.SUBMISSIONS)
+                        or "Address already in use" not in str(e)):
+                    raise
         self.port = self.server.port
         if self.MODE == "inprocess":
             line = self.server.wait_log(_SMTP_LISTEN_RE, 5.0)
