@@ -13,6 +13,7 @@
 #include "log.h"
 #include "addr_table.h"
 #include "migrate.h"
+#include "initdb.h"
 #include "imap_status.h"
 #include "status.h"
 #include "usercmd.h"
@@ -40,6 +41,8 @@ static struct cmdline cl = {
 		       "  copies USER's mailboxes from one storage backend to another\n"
 		       "       imapserver [-c FILE] --user-add|--user-passwd|--user-del USER\n"
 		       "  manages the users of auth.file (passwd-file), passwords as yescrypt\n"
+		       "       imapserver [-c FILE] --init-db\n"
+		       "  creates or upgrades the database of storage.backend \"pgsql\"\n"
 		       "       imapserver [-c FILE] --status\n"
 		       "  shows the running server's sessions, users and open mailboxes\n",
 };
@@ -145,6 +148,9 @@ main(int argc, char *argv[])
 	/* imapserver [-c FILE] --migrate USER --from NAME --to NAME: see migrate.h */
 	if (migrate_requested(argc, argv))
 		return migrate_main(argc, argv);
+	/* --init-db: see initdb.h */
+	if (initdb_requested(argc, argv))
+		return initdb_main(argc, argv);
 	/* --status: see status.h */
 	if (status_requested(argc, argv))
 		return status_main(argc, argv);

@@ -412,6 +412,11 @@ migrate_main(int argc, char *argv[])
 	}
 	/* Before either backend starts: a user with no mail gets nothing
 	   created (a backend makes a user's folder when it first looks). */
+	if (all && fb->init_db != NULL) {
+		fprintf(stderr, "imapserver: migrate --all: the users of storage backend '%s' "
+			"are not listed: name each user\n", from_name);
+		goto out;
+	}
 	if (all) {
 		if (migrate_list_users(cfg->storage.root, &users) < 0)
 			goto out;
@@ -421,7 +426,8 @@ migrate_main(int argc, char *argv[])
 			goto out;
 		}
 	} else {
-		if (!migrate_user_has_mail(cfg->storage.root, user))
+		/* a database backend has no folder to look at */
+		if (fb->init_db == NULL && !migrate_user_has_mail(cfg->storage.root, user))
 			goto out;
 		strlist_add(&users, user);
 	}

@@ -84,6 +84,7 @@ static const struct config_key config_keys[] = {
 	KEY("tls", "handshake_timeout", KEY_UINT, tls_handshake_timeout, 1, 300),
 	KEY("storage", "backend", KEY_STORAGE_BACKEND, storage_backend, 0, 0),
 	KEY("storage", "root", KEY_PATH, storage.root, 0, 0),
+	KEY("storage", "conninfo", KEY_OPT_STRING, storage.conninfo, 0, 0),
 	KEY("auth", "backend", KEY_AUTH_BACKEND, auth_backend, 0, 0),
 	KEY("auth", "file", KEY_PATH, auth.file, 0, 0),
 	KEY("auth", "service", KEY_STRING, auth.service, 0, 0),
@@ -322,6 +323,7 @@ config_free(struct config **configp)
 	/* The settings structs hold const pointers for the backends; the
 	   strings are ours. */
 	free((char *)config->storage.root);
+	free((char *)config->storage.conninfo);
 	free((char *)config->auth.file);
 	free((char *)config->auth.service);
 	free(config->server_user);
@@ -888,6 +890,12 @@ config_check_tls(const struct config_parser *parser, const config_t *cf, char **
 		free(what);
 		free(why);
 		return ret;
+	}
+	if (config->storage_backend->init_db != NULL && config->storage.conninfo == NULL) {
+		return config_fail_at(parser, cf, "storage.backend", error_r,
+				      "storage.backend \"%s\" needs storage.conninfo (for example "
+				      "\"host=localhost dbname=mail\")",
+				      config->storage_backend->name);
 	}
 	if (config->smtp_relay_host != NULL) {
 		return config_fail_at(parser, cf, "smtp.relay_host", error_r,

@@ -174,6 +174,7 @@ int mbox_state_keyword(struct mbox_state *state, const char *name, bool add);
 
 struct storage_settings {
 	const char *root;          /* absolute path of storage.root */
+	const char *conninfo;      /* storage.conninfo (a database backend), or NULL */
 };
 
 struct storage;                /* a backend instance, from init() */
@@ -187,6 +188,12 @@ struct storage_backend {
 	bool compiled_in;
 
 	int (*init)(const struct storage_settings *set, struct storage **st_r, char **error_r);
+	/* Optional (NULL: nothing to prepare), for a backend whose store
+	   has a schema (a database): creates it, or upgrades it to the
+	   version this build knows, and says which in *msg_r (malloc'ed).
+	   init() refuses a store whose schema is missing or of another
+	   version, naming this step (imapserver --init-db). */
+	int (*init_db)(const struct storage_settings *set, char **msg_r, char **error_r);
 	void (*deinit)(struct storage **st);
 
 	/* The hierarchy (RFC 3501 6.3.3-6.3.5), the same on every backend;
