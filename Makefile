@@ -50,6 +50,13 @@ ALL_CFLAGS += -DHAVE_OPENSSL $(shell pkg-config --cflags openssl)
 TLS_LIBS := $(shell pkg-config --libs openssl)
 LIBS += $(TLS_LIBS)
 endif
+# PostgreSQL (storage.backend "pgsql", backends/pgsql/) is optional like
+# PAM: without libpq's headers the backend is registered as not compiled in.
+HAVE_PQ := $(shell test -f /usr/include/postgresql/libpq-fe.h && echo 1)
+ifeq ($(HAVE_PQ),1)
+ALL_CFLAGS += -DHAVE_PQ -I/usr/include/postgresql
+LIBS += -lpq
+endif
 TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 

@@ -8,12 +8,14 @@
 
 #include "backends/flat/flat.h"
 #include "backends/maildir/maildir.h"
+#include "backends/pgsql/pgsql.h"
 #include "auth/passwd_file.h"
 #include "auth/pam.h"
 
 static const struct storage_backend *const storage_backends[] = {
 	&storage_backend_flat,
 	&storage_backend_maildir,
+	&storage_backend_pgsql,
 };
 
 static const struct auth_backend *const auth_backends[] = {

@@ -1,0 +1,109 @@
+/* pgsql_private.h: what the files of backends/pgsql/ share.
+
+   pgsql_db.c holds the connection (one per process, made again after a
+   fork or a lost server), the query helpers and the schema;
+   pgsql_storage.c the hierarchy and subscriptions; pgsql_mailbox.c an
+   open mailbox. */
+#ifndef BACKENDS_PGSQL_PRIVATE_H
+#define BACKENDS_PGSQL_PRIVATE_H
+
+#include "storage.h"
+
+#include <libpq-fe.h>
+#include <sys/types.h>
+
+/* The schema version this build writes and reads (imapserver --init-db). */
+#define PG_SCHEMA_VERSION 1
+/* The largest message stored (as flat and Maildir allow). */
+#define PG_MAX_MSG (1024ULL * 1024 * 1024)
+/* A statement that runs longer than this fails (the database is stuck). */
+#define PG_STATEMENT_TIMEOUT_MS 30000
+
+struct storage {
+	char *conninfo;
+	PGconn *conn;
+	/* The process that made conn: a forked child makes its own (the
+	   parent's socket is left alone, never closed by the child). */
+	pid_t conn_pid;
+	/* lock_timeout in force on conn (storage_lock_wait_ms when set). */
+	int64_t lock_ms;
+};
+
+struct storage_box {
+	struct storage *st;
+	int64_t id;                /* imap_mailboxes.id */
+	uint32_t uidvalidity;
+	/* Every change up to this modseq is in the state (sync()). */
+	uint64_t synced;
+	uint32_t recent_written;   /* first_recent_uid last written */
+};
+
+/* Positional parameters of a statement, as text (NULL = SQL NULL), or
+   binary where len is set. */
+#define PG_MAX_PARAMS 10
+struct pg_params {
+	const char *values[PG_MAX_PARAMS];
+	int lengths[PG_MAX_PARAMS];
+	int formats[PG_MAX_PARAMS];
+	int count;
+	char text[PG_MAX_PARAMS][24];
+};
+
+void pg_params_init(struct pg_params *p);
+void pg_param_str(struct pg_params *p, const char *s);
+void pg_param_i64(struct pg_params *p, int64_t n);
+void pg_param_bin(struct pg_params *p, const void *data, size_t len);
+
+/* The connection, made (or made again) as needed. NULL with *err_r
+   STORAGE_ERR_TEMP and *error_r if the database cannot be reached. */
+PGconn *pg_conn(struct storage *st, enum storage_error *err_r, char **error_r);
+/* Runs sql with p (may be NULL), results in text, or binary if binary.
+   Returns the result of a command that succeeded (PGRES_COMMAND_OK or
+   PGRES_TUPLES_OK; the caller PQclear()s it), or NULL with *err_r and
+   *error_r: STORAGE_ERR_IN_USE for a lock wait that timed out,
+   STORAGE_ERR_NO_SPACE for a full disk, STORAGE_ERR_EXISTS for a unique
+   key taken, STORAGE_ERR_TEMP for the rest (a connection lost is made
+   again at the next call). */
+PGresult *pg_exec(struct storage *st, const char *sql, const struct pg_params *p, bool binary,
+		  enum storage_error *err_r, char **error_r);
+/* pg_exec() for a command whose result is not needed. */
+int pg_cmd(struct storage *st, const char *sql, const struct pg_params *p,
+	   enum storage_error *err_r, char **error_r);
+/* ROLLBACK, errors ignored (the connection may be gone). */
+void pg_rollback(struct storage *st);
+int64_t pg_i64(const PGresult *res, int row, int col);
+
+/* The user's id, the user made if missing (and its INBOX). */
+int pg_user_id(struct storage *st, const char *user, int64_t *id_r, enum storage_error *err_r,
+	       char **error_r);
+/* A new UIDVALIDITY for a mailbox of user user_id: above every one given
+   to the user before (inside the caller's transaction). */
+int pg_uidvalidity_new(struct storage *st, int64_t user_id, uint32_t *uidv_r,
+		       enum storage_error *err_r, char **error_r);
+/* Deletes the bodies of ids (a '{1,2}' array) that no message uses any
+   more. Errors are ignored: a body left over is removed by a later one. */
+void pg_bodies_collect(struct storage *st, const char *ids);
+
+int pg_init_db(const struct storage_settings *set, char **msg_r, char **error_r);
+int pg_schema_check(struct storage *st, char **error_r);
+
+/* pgsql_mailbox.c */
+int pg_open(struct storage *st, const char *user, const char *name, struct mbox_state *state,
+	    struct storage_box **box_r, enum storage_error *err_r, char **error_r);
+void pg_close(struct storage_box **box);
+int pg_sync(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+	    char **error_r);
+int pg_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out,
+	    enum storage_error *err_r, char **error_r);
+int pg_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
+	      uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+	      uint32_t *uid_r, enum storage_error *err_r, char **error_r);
+int pg_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
+		     enum storage_error *err_r, char **error_r);
+int pg_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
+	       size_t count, enum storage_error *err_r, char **error_r);
+int pg_set_uids(struct storage_box *box, struct mbox_state *state, uint32_t uidvalidity,
+		uint32_t uidnext, enum storage_error *err_r, char **error_r);
+void pg_hints_changed(struct storage_box *box, const struct mbox_state *state);
+
+#endif
