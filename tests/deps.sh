@@ -19,18 +19,20 @@ set -u
 
 # Build: compiler, make, pkg-config, the libraries the Makefile links
 # (libssl-dev: TLS; zlib1g-dev: COMPRESS=DEFLATE; libunistring-dev: NFC of
-# mailbox names), openssl to make `make run`'s demo certificate.
+# mailbox names; libpq-dev: storage.backend "pgsql"), openssl to make `make run`'s demo certificate.
 # Tests: cmocka for the unit tests, python3 for the end-to-end tests,
 # curl as a second real IMAP client.
 PKGS="gcc make pkg-config libc6-dev libconfig-dev libcmocka-dev libpam0g-dev libcrypt-dev \
-libssl-dev zlib1g-dev libunistring-dev openssl python3 curl"
+libssl-dev zlib1g-dev libunistring-dev libpq-dev openssl python3 curl"
 # What the tests drive besides our own code (sslscan: the TLS scan of
 # the default TLS settings; libnet-ssleay-perl: swaks's TLS;
 # iproute2: a local address beyond loopback for the mailclient's
 # no-password-in-clear tests; fail2ban: its fail2ban-regex checks the
-# shipped filter on the server's failed-login lines).
+# shipped filter on the server's failed-login lines; postgresql: the
+# throw-away cluster of tests/pg_cluster.sh that the pgsql backend's
+# tests run against).
 TEST_PKGS="mutt dovecot-imapd libpam-wrapper valgrind swaks isync offlineimap fetchmail groff-base \
-sslscan libnet-ssleay-perl iproute2 fail2ban"
+sslscan libnet-ssleay-perl iproute2 fail2ban postgresql"
 # `make deb`: the Debian packaging tools (and zlib, which the package
 # builds with).
 DEB_PKGS="dpkg-dev debhelper lintian fakeroot zlib1g-dev"

@@ -37,8 +37,24 @@ skipped=0
 broken=""      # names of binaries/suites that crashed, timed out or did not run
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/imapserver-run.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
+pgdir=""
+trap '[ -n "$pgdir" ] && { sh tests/pg_cluster.sh stop "$pgdir/c"; rm -rf "$pgdir"; }; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
+
+# The pgsql backend's tests need a database: a throw-away cluster
+# (tests/pg_cluster.sh) when PostgreSQL is installed, named to the tests
+# in PGTEST_CONNINFO; without it they say so and are not counted.
+if [ -z "${PGTEST_CONNINFO:-}" ]; then
+	pgdir=$(mktemp -d "${TMPDIR:-/tmp}/imapserver-pg.XXXXXX") || exit 1
+	chmod 755 "$pgdir"      # the cluster's owner (postgres, as root) goes in
+	if PGTEST_CONNINFO=$(sh tests/pg_cluster.sh start "$pgdir/c"); then
+		export PGTEST_CONNINFO
+		echo "== PostgreSQL for the pgsql tests: $PGTEST_CONNINFO"
+	else
+		echo "== no PostgreSQL: the pgsql backend is not tested (install postgresql)"
+		unset PGTEST_CONNINFO
+	fi
+fi
 
 # Sum of the N of every line "[  WORD  ] N test(s)" (cmocka prints one per
 # group; WORD is PASSED, FAILED or SKIPPED).

@@ -558,7 +558,8 @@ main(void)
 		char group[64];
 
 		B = registry_storage_find(name);
-		if (B == NULL || !B->compiled_in)
+		/* links in a store of files: a database has none */
+		if (B == NULL || !B->compiled_in || B->init_db != NULL)
 			continue;
 		snprintf(group, sizeof(group), "hostile store: %s", name);
 		failed += _cmocka_run_group_tests(group, tests, N_ELEMENTS(tests), NULL, NULL);

@@ -386,7 +386,9 @@ main(void)
 
 	for (name = strtok_r(names, ", ", &save); name != NULL; name = strtok_r(NULL, ", ", &save)) {
 		B = registry_storage_find(name);
-		if (B == NULL || !B->compiled_in)
+		/* a full file system under a store of files (a database's
+		   disk is the database's: NO_SPACE from its own error) */
+		if (B == NULL || !B->compiled_in || B->init_db != NULL)
 			continue;
 		for (size_t e = 0; e < N_ELEMENTS(errs); e++) {
 			char group[64];

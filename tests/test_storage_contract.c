@@ -35,6 +35,7 @@
 #include "buf.h"
 #include "registry.h"
 #include "tmp_tree.h"
+#include "pg_test.h"
 
 /* The kind of the last storage failure (the calls below want one). */
 static enum storage_error st_err;
@@ -57,6 +58,9 @@ setup(void **state)
 	strcpy(fx->root, "/tmp/test_contract.XXXXXX");
 	assert_non_null(mkdtemp(fx->root));
 	set.root = fx->root;
+	set.conninfo = pg_test_conninfo();
+	if (B->init_db != NULL && pg_test_reset(B, &error) < 0)
+		fail_msg("%s: %s", B->name, error);
 	if (B->init(&set, &fx->st, &error) < 0)
 		fail_msg("%s init: %s", B->name, error);
 	*state = fx;
@@ -988,6 +992,8 @@ test_store_of_1000_messages_rewrites_the_index_once(void **state)
 	char *dir;
 	int ifd, wd;
 
+	if (B->init_db != NULL)
+		skip();         /* no index file: each change is its own row */
 	box = open_box(fx, "bob", "INBOX", &s);
 	for (unsigned i = 0; i < 1000; i++) {
 		char *m = simple_msg(i);
@@ -1392,9 +1398,37 @@ test_create_delete_rename_list(void **state)
 	strlist_clear(&names);
 }
 
+#ifdef HAVE_PQ
+/* pgsql's lock: the mailbox's row, held by a transaction of its own
+   connection. */
+static void
+hold_pgsql_inbox_lock(const char *user, int fd)
+{
+	PGconn *conn = PQconnectdb(pg_test_conninfo());
+	const char *params[1] = { user };
+	PGresult *res;
+
+	if (PQstatus(conn) != CONNECTION_OK)
+		_exit(2);
+	PQclear(PQexec(conn, "BEGIN"));
+	res = PQexecParams(conn, "SELECT m.id FROM imap_mailboxes m JOIN imap_users u "
+			   "ON u.id = m.user_id WHERE u.name = $1 AND m.name = 'INBOX' "
+			   "FOR UPDATE", 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		_exit(3);
+	PQclear(res);
+	if (write(fd, "l", 1) != 1)
+		_exit(4);
+	alarm(30);      /* never outlives a test that failed */
+	for (;;)
+		pause();
+}
+#endif
+
 /* A child process that holds the writers' lock of user's INBOX until it
    is killed. The lock is the backend's own: a fcntl() write lock on the
-   flat mail file, flock() on the Maildir lock file. Returns its pid. */
+   flat mail file, flock() on the Maildir lock file, the mailbox's row
+   on pgsql. Returns its pid. */
 static pid_t
 hold_inbox_lock(struct fx *fx, const char *user)
 {
@@ -1402,6 +1436,22 @@ hold_inbox_lock(struct fx *fx, const char *user)
 	int fds[2];
 	pid_t pid;
 
+#ifdef HAVE_PQ
+	if (strcmp(B->name, "pgsql") == 0) {
+		assert_int_equal(pipe(fds), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			close(fds[0]);
+			hold_pgsql_inbox_lock(user, fds[1]);
+		}
+		close(fds[1]);
+		if (read(fds[0], &c, 1) != 1)
+			fail_msg("%s: the lock holder failed", B->name);
+		close(fds[0]);
+		return pid;
+	}
+#endif
 	if (strcmp(B->name, "flat") == 0)
 		snprintf(path, sizeof(path), "%s/%s/mymailbox.mail", fx->root, user);
 	else if (strcmp(B->name, "maildir") == 0)
@@ -2224,11 +2274,13 @@ main(void)
 		char group[64];
 
 		B = registry_storage_find(name);
-		if (B == NULL || !B->compiled_in)
+		if (B == NULL || !B->compiled_in || !pg_test_backend_usable(B))
 			continue;
 		backends++;
 		snprintf(group, sizeof(group), "storage contract: %s", name);
 		failed += _cmocka_run_group_tests(group, contract, N_ELEMENTS(contract), NULL, NULL);
+		if (B->init_db != NULL)
+			continue;       /* nothing mapped: a database */
 		/* again with every index that can be mapped at open mapped
 		   (mbox_state_map()), as a large mailbox's is */
 		storage_map_min_count = 1;

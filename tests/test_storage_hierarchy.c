@@ -30,6 +30,7 @@
 #include "buf.h"
 #include "registry.h"
 #include "tmp_tree.h"
+#include "pg_test.h"
 
 /* The backend under test (set before each group runs). */
 static const struct storage_backend *B;
@@ -49,6 +50,9 @@ setup(void **state)
 	strcpy(fx->root, "/tmp/test_hierarchy.XXXXXX");
 	assert_non_null(mkdtemp(fx->root));
 	set.root = fx->root;
+	set.conninfo = pg_test_conninfo();
+	if (B->init_db != NULL && pg_test_reset(B, &error) < 0)
+		fail_msg("%s: %s", B->name, error);
 	if (B->init(&set, &fx->st, &error) < 0)
 		fail_msg("%s init: %s", B->name, error);
 	*state = fx;
@@ -668,7 +672,7 @@ main(void)
 		char group[64];
 
 		B = registry_storage_find(name);
-		if (B == NULL || !B->compiled_in)
+		if (B == NULL || !B->compiled_in || !pg_test_backend_usable(B))
 			continue;
 		snprintf(group, sizeof(group), "storage hierarchy: %s", name);
 		failed += _cmocka_run_group_tests(group, contract, N_ELEMENTS(contract), NULL, NULL);

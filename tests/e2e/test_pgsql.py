@@ -1,0 +1,327 @@
+"""The server on PostgreSQL storage (storage.backend = "pgsql"), by config
+alone, against the throw-away cluster of tests/run.sh:
+
+1. the basic end-to-end suites (test_messages, test_mailboxes, test_sync's
+   two-session tests, test_login, test_robustness) run again on pgsql, the
+   seed moved in with imapserver --migrate;
+2. imapserver --init-db: creates the schema, leaves it alone the second
+   time; a server on a database without it refuses to start, saying so;
+   a database that cannot be reached stops the start with a clear line;
+3. two nodes on one database behave as one server: what is delivered by
+   SMTP to one is seen on the other, expunges too, and UIDs given by both
+   at once never collide;
+4. the connection lost under a running server (the database restarted):
+   the sessions go on, the backend connects again by itself;
+5. --migrate flat -> pgsql -> maildir keeps UIDs, UIDVALIDITY and flags."""
+
+import imaplib
+import re
+import smtplib
+import threading
+import time
+import unittest
+
+import pg_support
+from pg_support import Database, PgServer, psql, run_cli
+import server as srv
+from server import HOST, SEED, SLOW, SOCK_TIMEOUT, USERS, ServerTestCase, seed_text
+from smtp_support import add_smtp_section, free_port
+import test_login
+import test_mailboxes
+import test_messages
+import test_robustness
+import test_sync
+
+SKIP = pg_support.skip_reason()
+
+
+class PgMixin:
+    """Makes a ServerTestCase run its server on pgsql."""
+
+    def setUp(self):
+        if SKIP:
+            self.skipTest(SKIP)
+        boxes = {u: (seed_text() if t is None else t) for u, t in self.MAILBOXES.items()}
+        self.server = PgServer(boxes, limits=self.LIMITS)
+        self.addCleanup(self.server.cleanup)
+        self._clients = []
+        self.server.start()
+        self.port = self.server.port
+
+
+# Tests that look at the flat file itself (its lab format, or appending
+# to it from outside).
+FLAT_ONLY = {
+    "test_mailbox_file_stays_lab_format",
+    "test_append_with_flags_and_date",
+}
+
+
+def _pg_variant(cls):
+    new = type("Pgsql" + cls.__name__, (PgMixin, cls),
+               {"__doc__": f"{cls.__name__} on pgsql storage"})
+    for name in dir(new):
+        if name in FLAT_ONLY:
+            setattr(new, name, unittest.skip("looks at the flat file")(getattr(new, name)))
+    return new
+
+
+_SUITES = [
+    test_login.TestGreetingAndLogin,
+    test_messages.TestSelectAndFetch,
+    test_messages.TestSearch,
+    test_messages.TestStoreExpunge,
+    test_messages.TestAppend,
+    test_messages.TestUidCommands,
+    test_mailboxes.TestMailboxes,
+    test_sync.TestTwoSessions,
+    test_robustness.TestBadInput,
+]
+for _cls in _SUITES:
+    globals()["Pgsql" + _cls.__name__] = _pg_variant(_cls)
+del _cls
+
+
+def _append_test_disk_check_is_flat_only():
+    """test_messages.TestAppend's test that reads the lab format back."""
+    import inspect
+    for name, fn in inspect.getmembers(test_messages.TestAppend, inspect.isfunction):
+        if name.startswith("test_") and "read_mailbox" in inspect.getsource(fn) and \
+                'endswith(b"\\n.\\n")' in inspect.getsource(fn):
+            setattr(globals()["PgsqlTestAppend"], name,
+                    unittest.skip("looks at the flat file")(fn))
+
+
+_append_test_disk_check_is_flat_only()
+
+MSG = b"From: carol@localhost\r\nSubject: over the network\r\n\r\nhello\r\n"
+
+
+def imap(port, user="alice"):
+    m = imaplib.IMAP4(HOST, port, timeout=SOCK_TIMEOUT)
+    m.login(user, USERS[user])
+    return m
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class TestInitDb(unittest.TestCase):
+
+    def test_init_db_creates_then_leaves_the_schema(self):
+        db = Database()
+        self.addCleanup(db.drop)
+        s = srv.ImapServer({"alice": seed_text()})
+        self.addCleanup(s.cleanup)
+        pg_support.use_pgsql(s, db)
+        # no schema yet: the server refuses to start, naming the fix
+        p = run_cli(s, "-t")
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn(b"run imapserver --init-db first", p.stderr)
+        p = run_cli(s, "--init-db")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"schema version 1 created", p.stdout)
+        self.assertEqual(db.sql("SELECT version FROM imap_schema").strip(), "1")
+        p = run_cli(s, "--init-db")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"at version 1 already", p.stdout)
+        p = run_cli(s, "-t")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # a schema newer than the build is left alone and refused
+        db.sql("UPDATE imap_schema SET version = 99")
+        p = run_cli(s, "--init-db")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"version 99, newer than this build", p.stderr)
+        p = run_cli(s, "-t")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"schema is version 99", p.stderr)
+
+    def test_conninfo_is_required_and_an_unreachable_database_is_named(self):
+        s = srv.ImapServer({"alice": seed_text()})
+        self.addCleanup(s.cleanup)
+        with open(s.conf) as f:
+            conf = f.read()
+        with open(s.conf, "w") as f:
+            f.write(conf.replace('backend = "flat";', 'backend = "pgsql";'))
+        p = run_cli(s, "-t")
+        self.assertEqual(p.returncode, 1)
+        self.assertRegex(p.stderr.decode(), r"imapserver\.conf:\d+: storage\.backend: "
+                         r"storage\.backend \"pgsql\" needs storage\.conninfo")
+        port = free_port()      # nothing listens there
+        with open(s.conf, "w") as f:
+            f.write(conf.replace('backend = "flat";', 'backend = "pgsql"; conninfo = '
+                                 f'"host=127.0.0.1 port={port} dbname=x connect_timeout=2";'))
+        t0 = time.monotonic()
+        p = run_cli(s, "-t")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"pgsql: database unavailable:", p.stderr)
+        self.assertLess(time.monotonic() - t0, 10 * SLOW)
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class TestTwoNodes(unittest.TestCase):
+    """Two imapserver processes on one database: node A also receives
+    mail by SMTP (in process)."""
+
+    def setUp(self):
+        self.a = PgServer({"alice": seed_text()})
+        self.addCleanup(self.a.cleanup)
+        add_smtp_section(self.a, True, {})
+        self.a.start()
+        line = self.a.wait_log(r"smtp listening on 127\.0\.0\.1:(\d+)", 5.0)
+        self.assertIsNotNone(line, self.a.log_text())
+        self.smtp_port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
+        self.b = PgServer({}, db=self.a.db)
+        self.addCleanup(self.b.cleanup)
+        self.b.start()
+
+    def tearDown(self):
+        for node in (self.a, self.b):
+            self.assertTrue(node.alive(), node.log_text())
+            self.assertEqual(node.stop(check=False), 0, node.log_text())
+            self.assertEqual(node.error_lines(), [])
+            self.assertEqual(node.sanitizer_lines(), [])
+
+    def test_smtp_delivery_on_a_seen_on_b_and_expunge_on_b_seen_on_a(self):
+        mb = imap(self.b.port)
+        typ, data = mb.select("INBOX")
+        self.assertEqual(int(data[0]), len(SEED))
+        with smtplib.SMTP(HOST, self.smtp_port, timeout=SOCK_TIMEOUT) as s:
+            s.sendmail("carol@localhost", ["alice@localhost"],
+                       b"Subject: via node A\r\n\r\nacross nodes\r\n")
+        typ, data = mb.noop()
+        self.assertIn(str(len(SEED) + 1).encode(), [x for x in mb.untagged_responses
+                                                    .get("EXISTS", [])] or data)
+        typ, data = mb.fetch(str(len(SEED) + 1), "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertIn(b"via node A", data[0][1])
+        ma = imap(self.a.port)
+        ma.select("INBOX")
+        mb.store("1", "+FLAGS", "(\\Deleted)")
+        mb.expunge()
+        typ, data = ma.noop()
+        self.assertIn(b"1", ma.untagged_responses.get("EXPUNGE", [b""]))
+        typ, data = ma.search(None, "ALL")
+        self.assertEqual(len(data[0].split()), len(SEED))
+        for m in (ma, mb):
+            m.logout()
+
+    def test_appends_on_both_nodes_at_once_get_distinct_uids(self):
+        uids, errors = [], []
+        lock = threading.Lock()
+
+        def work(port, n):
+            try:
+                m = imap(port)
+                for i in range(n):
+                    typ, data = m.append("INBOX", None, None,
+                                         MSG.replace(b"hello", f"hello {port} {i}".encode()))
+                    got = re.search(rb"APPENDUID \d+ (\d+)", data[0])
+                    with lock:
+                        uids.append(int(got.group(1)))
+                m.logout()
+            except Exception as e:      # noqa: BLE001 - reported below
+                with lock:
+                    errors.append(repr(e))
+
+        threads = [threading.Thread(target=work, args=(port, 25))
+                   for port in (self.a.port, self.b.port, self.a.port, self.b.port)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60 * SLOW)
+        self.assertEqual(errors, [])
+        self.assertEqual(len(uids), 100)
+        self.assertEqual(len(set(uids)), 100, "a UID was given twice")
+        # both nodes list the same messages, with the same UIDs
+        views = []
+        for port in (self.a.port, self.b.port):
+            m = imap(port)
+            m.select("INBOX")
+            typ, data = m.uid("SEARCH", "ALL")
+            views.append(data[0])
+            m.logout()
+        self.assertEqual(views[0], views[1])
+        self.assertEqual(len(views[0].split()), len(SEED) + 100)
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class TestDatabaseGoesAway(PgMixin, ServerTestCase):
+
+    def test_sessions_go_on_after_the_connection_is_lost(self):
+        m = self.imap()
+        m.select("INBOX")
+        typ, data = m.fetch("1", "(FLAGS)")
+        self.assertEqual(typ, "OK")
+        for round in range(3):
+            # every connection of the server's database is cut, as a
+            # restart of PostgreSQL does
+            killed = psql(self.server.db.admin,
+                          "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                          f"WHERE datname = '{self.server.db.name}'")
+            self.assertGreaterEqual(int(killed.strip()), 1)
+            typ, data = m.noop()
+            self.assertEqual(typ, "OK")
+            typ, data = m.fetch("1:*", "(UID FLAGS)")
+            self.assertEqual(typ, "OK")
+            self.assertEqual(len(data), len(SEED) + round)
+            typ, data = m.append("INBOX", None, None, MSG)
+            self.assertEqual(typ, "OK")
+        m2 = self.imap("bob")
+        self.assertEqual(m2.select("INBOX")[0], "OK")
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class TestMigrateThroughPgsql(ServerTestCase):
+
+    def snapshot(self, m, box="INBOX"):
+        typ, data = m.select(box)
+        st = m.status(box, "(UIDVALIDITY UIDNEXT MESSAGES)")
+        typ, data = m.fetch("1:*", "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])")
+        got = {}
+        for item in data:
+            if not isinstance(item, tuple):
+                continue
+            uid = int(re.search(rb"UID (\d+)", item[0]).group(1))
+            flags = sorted(re.search(rb"FLAGS \(([^)]*)\)", item[0]).group(1).split())
+            flags = [f for f in flags if f != b"\\Recent"]
+            got[uid] = (flags, re.search(rb'INTERNALDATE "([^"]*)"', item[0]).group(1), item[1])
+        return st[1], got
+
+    def test_flat_to_pgsql_and_back_keeps_uids_and_flags(self):
+        m = self.imap()
+        m.select("INBOX")
+        m.store("1", "+FLAGS", "(\\Seen $Work)")
+        m.store("2", "+FLAGS", "(\\Deleted)")
+        m.expunge()
+        self.assertEqual(m.append("INBOX", "(\\Draft)", '"10-Mar-2022 14:30:00 +0530"',
+                                  MSG)[0], "OK")
+        before = self.snapshot(m)
+        m.logout()
+        self.server.stop()
+        db = Database()
+        self.addCleanup(db.drop)
+        flat_conf = open(self.server.conf).read()
+        pg_support.use_pgsql(self.server, db)
+        self.assertEqual(run_cli(self.server, "--init-db").returncode, 0)
+        p = run_cli(self.server, "--migrate", "alice", "--from", "flat", "--to", "pgsql")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.server.start()
+        self.port = self.server.port
+        m = self.imap()
+        self.assertEqual(self.snapshot(m), before)
+        m.logout()
+        self.server.stop()
+        # and out again into Maildir (flat cannot take UIDs from elsewhere:
+        # it has no set_uids, and says so)
+        p = run_cli(self.server, "--migrate", "alice", "--from", "pgsql", "--to", "maildir")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"UIDs and UIDVALIDITY kept", p.stdout)
+        with open(self.server.conf, "w") as f:
+            f.write(flat_conf.replace('backend = "flat"; root', 'backend = "maildir"; root'))
+        self.server.start()
+        self.port = self.server.port
+        m = self.imap()
+        self.assertEqual(self.snapshot(m), before)
+        m.logout()
+
+
+if __name__ == "__main__":
+    unittest.main()
