@@ -28,6 +28,8 @@ hub_new(const struct storage_ctx *storage, struct watch *watch)
 	hub->storage = *storage;
 	hub->watch = watch;
 	hub->mime_cache = mime_cache_new(HUB_MIME_CACHE_ENTRIES);
+	hub->notify_fd = -1;
+	hub_notify_start(hub);
 	return hub;
 }
 
@@ -99,6 +101,7 @@ hub_free(struct hub **_hub)
 	if (hub == NULL)
 		return;
 	*_hub = NULL;
+	hub_notify_stop(hub);
 	while (hub->mailboxes != NULL)
 		mailbox_destroy(hub->mailboxes);
 	mime_cache_free(&hub->mime_cache);

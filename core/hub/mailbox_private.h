@@ -118,7 +118,16 @@ struct hub {
 	uint64_t release_clock;
 	/* Only sessions that asked for NOTIFY listen. */
 	struct hub_listener *listeners;
+	/* The backend's news of other processes' changes (notify_fd()). */
+	struct event_io *notify_io;
+	struct event_timer *notify_retry;
+	int notify_fd;
 };
+
+/* mailbox_notify.c: listening to the backend's news of changes made by
+   other processes (storage.h, notify_fd()), started with the hub. */
+void hub_notify_start(struct hub *hub);
+void hub_notify_stop(struct hub *hub);
 
 
 /* mailbox.c */

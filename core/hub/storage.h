@@ -181,6 +181,9 @@ struct storage;                /* a backend instance, from init() */
 struct storage_box;            /* one open mailbox of a backend */
 struct storage_job;            /* a heavy operation split for a worker thread */
 
+/* A mailbox changed by another process (notify_read()). */
+typedef void storage_changed_func(void *ctx, const char *user, const char *name);
+
 struct storage_backend {
 	const char *name;
 	/* false for a backend whose dependencies were missing at build time;
@@ -371,6 +374,19 @@ struct storage_backend {
 			     struct storage_job **job, uint8_t flags, uint64_t keywords,
 			     int64_t internal_date, int32_t tz_minutes, uint32_t *uid_r,
 			     enum storage_error *err_r, char **error_r);
+	/* Optional (NULL: other processes' changes are seen through
+	   watch_paths(), or at the next command), for a backend that is
+	   told of them (a database's notifications), so that a session in
+	   IDLE hears at once of a delivery or expunge made by another
+	   server. notify_fd() returns a descriptor that becomes readable
+	   when such news arrives (-1: none now, asked again a second later).
+	   notify_read(), called in the loop when it is readable, must not
+	   block: it calls changed(ctx, user, name) for each mailbox another
+	   process changed (user and name NULL: any may have, after news was
+	   lost with a connection) and returns the descriptor to watch from
+	   then on (-1: none; notify_fd() is asked again a second later). */
+	int (*notify_fd)(struct storage *st);
+	int (*notify_read)(struct storage *st, storage_changed_func *changed, void *ctx);
 };
 
 /* Core wrappers: the only way protocol code reaches a backend. They bound

@@ -87,6 +87,12 @@ watch_input(void *ctx)
 	watch_fire_marked(watch);
 }
 
+struct event_loop *
+watch_loop(struct watch *watch)
+{
+	return watch->loop;
+}
+
 struct watch *
 watch_new(struct event_loop *loop)
 {

@@ -26,6 +26,8 @@ void watch_free(struct watch **watch);
    Never fails: without inotify the path is polled. */
 struct watch_entry *watch_add(struct watch *watch, const char *path, event_cb *cb, void *ctx);
 void watch_remove(struct watch_entry **entry);
+/* The loop watch runs in (for other kinds of change news). */
+struct event_loop *watch_loop(struct watch *watch);
 /* True if the entry is served by inotify (false: polled). For tests. */
 bool watch_entry_is_inotify(const struct watch_entry *entry);
 
