@@ -130,42 +130,51 @@ pg_set_lock_timeout(struct storage *st, char **error_r)
 }
 
 PGconn *
-pg_conn(struct storage *st, enum storage_error *err_r, char **error_r)
+pg_connect(const char *conninfo, char **error_r)
 {
 	/* connect_timeout first: the conninfo given (expanded from
 	   "dbname") overrides it */
 	static const char *const keys[] = { "connect_timeout", "application_name", "dbname",
 					    NULL };
-	const char *values[] = { "5", "imapserver", st->conninfo, NULL };
+	const char *values[] = { "5", "imapserver", conninfo, NULL };
 	char sql[160];
 	PGresult *res;
+	PGconn *conn;
 
+	conn = PQconnectdbParams(keys, values, 1);
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+		*error_r = pg_message("database unavailable",
+				      conn != NULL ? PQerrorMessage(conn) : "no memory");
+		PQfinish(conn);
+		return NULL;
+	}
+	PQsetNoticeProcessor(conn, pg_notice_quiet, NULL);
+	snprintf(sql, sizeof(sql), "SET statement_timeout = %d; SET client_min_messages = warning",
+		 PG_STATEMENT_TIMEOUT_MS);
+	res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		*error_r = pg_message("database", PQerrorMessage(conn));
+		PQclear(res);
+		PQfinish(conn);
+		return NULL;
+	}
+	PQclear(res);
+	return conn;
+}
+
+PGconn *
+pg_conn(struct storage *st, enum storage_error *err_r, char **error_r)
+{
 	if (st->conn != NULL && (st->conn_pid != getpid() || PQstatus(st->conn) != CONNECTION_OK))
 		pg_drop(st);
 	if (st->conn == NULL) {
-		st->conn = PQconnectdbParams(keys, values, 1);
+		st->conn = pg_connect(st->conninfo, error_r);
 		st->conn_pid = getpid();
-		if (st->conn == NULL || PQstatus(st->conn) != CONNECTION_OK) {
-			*err_r = STORAGE_ERR_TEMP;
-			*error_r = pg_message("database unavailable",
-					      st->conn != NULL ? PQerrorMessage(st->conn) : "no memory");
-			pg_drop(st);
-			return NULL;
-		}
-		PQsetNoticeProcessor(st->conn, pg_notice_quiet, NULL);
-		snprintf(sql, sizeof(sql),
-			 "SET statement_timeout = %d; SET client_min_messages = warning",
-			 PG_STATEMENT_TIMEOUT_MS);
-		res = PQexec(st->conn, sql);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			*err_r = STORAGE_ERR_TEMP;
-			*error_r = pg_message("database", PQerrorMessage(st->conn));
-			PQclear(res);
-			pg_drop(st);
-			return NULL;
-		}
-		PQclear(res);
 		st->lock_ms = -1;
+		if (st->conn == NULL) {
+			*err_r = STORAGE_ERR_TEMP;
+			return NULL;
+		}
 	}
 	if (st->lock_ms != storage_lock_wait_ms &&
 	    PQtransactionStatus(st->conn) == PQTRANS_IDLE && pg_set_lock_timeout(st, error_r) < 0) {
@@ -174,6 +183,78 @@ pg_conn(struct storage *st, enum storage_error *err_r, char **error_r)
 		return NULL;
 	}
 	return st->conn;
+}
+
+/* News of other processes' changes */
+
+void
+pg_listen_close(struct storage *st)
+{
+	if (st->listen_conn != NULL && st->listen_pid == getpid())
+		PQfinish(st->listen_conn);
+	st->listen_conn = NULL;
+}
+
+int
+pg_notify_fd(struct storage *st)
+{
+	char *error = NULL;
+	PGresult *res;
+	PGconn *conn;
+
+	if (st->listen_conn != NULL && st->listen_pid == getpid() &&
+	    PQstatus(st->listen_conn) == CONNECTION_OK)
+		return PQsocket(st->listen_conn);
+	pg_listen_close(st);
+	conn = pg_connect(st->conninfo, &error);
+	if (conn == NULL) {
+		log_warn("-", "pgsql: not told of other servers' changes for now: %s", error);
+		free(error);
+		return -1;
+	}
+	res = PQexec(conn, "LISTEN " PG_CHANNEL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK || PQsetnonblocking(conn, 1) != 0) {
+		log_warn("-", "pgsql: LISTEN: %s", PQerrorMessage(conn));
+		PQclear(res);
+		PQfinish(conn);
+		return -1;
+	}
+	PQclear(res);
+	st->listen_conn = conn;
+	st->listen_pid = getpid();
+	return PQsocket(conn);
+}
+
+int
+pg_notify_read(struct storage *st, storage_changed_func *changed, void *ctx)
+{
+	PGconn *conn = st->listen_conn;
+	PGnotify *n;
+	int own;
+
+	if (conn == NULL || st->listen_pid != getpid())
+		return -1;
+	if (PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK) {
+		/* lost: the core asks for a new one (and refreshes all) */
+		log_warn("-", "pgsql: the notification connection was lost: %s",
+			 PQerrorMessage(conn));
+		pg_listen_close(st);
+		return -1;
+	}
+	/* our own changes are in our state already */
+	own = st->conn != NULL && st->conn_pid == getpid() ? PQbackendPID(st->conn) : 0;
+	while ((n = PQnotifies(conn)) != NULL) {
+		const char *tab = strchr(n->extra, '\t');
+
+		if (n->be_pid != own && tab != NULL) {
+			char *user = xstrndup(n->extra, (size_t)(tab - n->extra));
+
+			changed(ctx, user, tab + 1);
+			free(user);
+		}
+		PQfreemem(n);
+	}
+	return PQsocket(conn);
 }
 
 PGresult *

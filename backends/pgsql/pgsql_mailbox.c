@@ -257,6 +257,7 @@ pg_open(struct storage *st, const char *user, const char *name, struct mbox_stat
 	}
 	box = xcalloc(1, sizeof(*box));
 	box->st = st;
+	box->news = xasprintf("%s\t%s", user, name);
 	box->id = pg_i64(res, 0, 0);
 	h.uidvalidity = (uint32_t)pg_i64(res, 0, 1);
 	h.uidnext = (uint32_t)pg_i64(res, 0, 2);
@@ -267,6 +268,7 @@ pg_open(struct storage *st, const char *user, const char *name, struct mbox_stat
 	state->uidvalidity = h.uidvalidity;
 	if (pg_load(box, state, err_r, error_r) < 0 ||
 	    pg_cmd(st, "COMMIT", NULL, err_r, error_r) < 0) {
+		free(box->news);
 		free(box);
 		goto fail;
 	}
@@ -281,6 +283,8 @@ fail:
 void
 pg_close(struct storage_box **boxp)
 {
+	if (*boxp != NULL)
+		free((*boxp)->news);
 	free(*boxp);
 	*boxp = NULL;
 }
@@ -383,8 +387,10 @@ pg_head_write(struct storage_box *box, uint64_t modseq, enum storage_error *err_
 	pg_params_init(&p);
 	pg_param_i64(&p, box->id);
 	pg_param_i64(&p, (int64_t)modseq);
-	return pg_cmd(box->st, "UPDATE imap_mailboxes SET highest_modseq = $2 WHERE id = $1", &p,
-		      err_r, error_r);
+	pg_param_str(&p, box->news);
+	/* announced to every other server at the commit */
+	return pg_cmd(box->st, "UPDATE imap_mailboxes SET highest_modseq = $2 WHERE id = $1 "
+		      "RETURNING pg_notify('" PG_CHANNEL "', $3)", &p, err_r, error_r);
 }
 
 static int
@@ -490,8 +496,10 @@ pg_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 	pg_param_i64(&p, box->id);
 	pg_param_i64(&p, rec.uid);
 	pg_param_i64(&p, (int64_t)rec.modseq);
+	pg_param_str(&p, box->news);
 	if (pg_cmd(box->st, "UPDATE imap_mailboxes SET uidnext = $2 + 1, highest_modseq = $3 "
-		   "WHERE id = $1", &p, err_r, error_r) < 0)
+		   "WHERE id = $1 RETURNING pg_notify('" PG_CHANNEL "', $4)", &p, err_r,
+		   error_r) < 0)
 		goto fail;
 	if (pg_change_commit(box, err_r, error_r) < 0)
 		goto out;
@@ -667,8 +675,10 @@ pg_set_uids(struct storage_box *box, struct mbox_state *state, uint32_t uidvalid
 	/* and the HIGHESTMODSEQ a migration brings (never lower) */
 	pg_param_i64(&p, (int64_t)(state->highest_modseq > h.highest ? state->highest_modseq :
 				   h.highest));
+	pg_param_str(&p, box->news);
 	if (pg_cmd(box->st, "UPDATE imap_mailboxes SET uidnext = $2, uidvalidity = $3, "
-		   "highest_modseq = $4 WHERE id = $1", &p, err_r, error_r) < 0 ||
+		   "highest_modseq = $4 WHERE id = $1 RETURNING pg_notify('" PG_CHANNEL "', $5)",
+		   &p, err_r, error_r) < 0 ||
 	    pg_cmd(box->st, "UPDATE imap_users u SET last_uidvalidity = "
 		   "  GREATEST(u.last_uidvalidity, m.uidvalidity) FROM imap_mailboxes m "
 		   "WHERE m.id = $1 AND u.id = m.user_id", &p1, err_r, error_r) < 0)

@@ -27,7 +27,15 @@ struct storage {
 	pid_t conn_pid;
 	/* lock_timeout in force on conn (storage_lock_wait_ms when set). */
 	int64_t lock_ms;
+	/* A second connection that only LISTENs on PG_CHANNEL: other
+	   processes' changes (notify_fd()). */
+	PGconn *listen_conn;
+	pid_t listen_pid;
 };
+
+/* Every change of a mailbox is announced on this channel at its commit,
+   with "<user>\t<mailbox name>" as the payload. */
+#define PG_CHANNEL "imap_changes"
 
 struct storage_box {
 	struct storage *st;
@@ -36,6 +44,7 @@ struct storage_box {
 	/* Every change up to this modseq is in the state (sync()). */
 	uint64_t synced;
 	uint32_t recent_written;   /* first_recent_uid last written */
+	char *news;                /* "<user>\t<name>": what PG_CHANNEL says of it */
 };
 
 /* Positional parameters of a statement, as text (NULL = SQL NULL), or
@@ -54,6 +63,9 @@ void pg_param_str(struct pg_params *p, const char *s);
 void pg_param_i64(struct pg_params *p, int64_t n);
 void pg_param_bin(struct pg_params *p, const void *data, size_t len);
 
+/* A new connection to conninfo, set up as every one of ours is (quiet
+   notices, timeouts). NULL with *error_r. */
+PGconn *pg_connect(const char *conninfo, char **error_r);
 /* The connection, made (or made again) as needed. NULL with *err_r
    STORAGE_ERR_TEMP and *error_r if the database cannot be reached. */
 PGconn *pg_conn(struct storage *st, enum storage_error *err_r, char **error_r);
@@ -85,6 +97,9 @@ int pg_uidvalidity_new(struct storage *st, int64_t user_id, uint32_t *uidv_r,
 void pg_bodies_collect(struct storage *st, const char *ids);
 
 int pg_init_db(const struct storage_settings *set, char **msg_r, char **error_r);
+int pg_notify_fd(struct storage *st);
+int pg_notify_read(struct storage *st, storage_changed_func *changed, void *ctx);
+void pg_listen_close(struct storage *st);
 int pg_schema_check(struct storage *st, char **error_r);
 
 /* pgsql_mailbox.c */

@@ -56,6 +56,7 @@ pg_deinit(struct storage **stp)
 		return;
 	if (st->conn != NULL && st->conn_pid == getpid())
 		PQfinish(st->conn);
+	pg_listen_close(st);
 	free(st->conninfo);
 	free(st);
 	*stp = NULL;
@@ -211,7 +212,7 @@ fail:
    UIDVALIDITY that keeps their UIDs; INBOX stays, empty, and tells its
    openers of the move as expunges. */
 static int
-pg_rename_inbox(struct storage *st, int64_t uid, const char *newname,
+pg_rename_inbox(struct storage *st, int64_t uid, const char *news, const char *newname,
 		enum storage_error *err_r, char **error_r)
 {
 	struct pg_params p;
@@ -262,8 +263,9 @@ pg_rename_inbox(struct storage *st, int64_t uid, const char *newname,
 	pg_params_init(&p);
 	pg_param_i64(&p, inbox);
 	pg_param_i64(&p, modseq);
-	return pg_cmd(st, "UPDATE imap_mailboxes SET highest_modseq = $2 WHERE id = $1", &p, err_r,
-		      error_r);
+	pg_param_str(&p, news);
+	return pg_cmd(st, "UPDATE imap_mailboxes SET highest_modseq = $2 WHERE id = $1 "
+		      "RETURNING pg_notify('" PG_CHANNEL "', $3)", &p, err_r, error_r);
 }
 
 static int
@@ -290,8 +292,13 @@ pg_rename(struct storage *st, const char *user, const char *oldname, const char 
 		goto out;
 	for (size_t i = 0; i < from.count; i++) {
 		if (strcmp(from.items[i], "INBOX") == 0) {
-			if (pg_rename_inbox(st, uid, to.items[i], err_r, error_r) < 0)
+			char *news = xasprintf("%s\tINBOX", user);
+
+			ret = pg_rename_inbox(st, uid, news, to.items[i], err_r, error_r);
+			free(news);
+			if (ret < 0)
 				goto out;
+			ret = -1;
 			continue;
 		}
 		pg_params_init(&p);
@@ -391,6 +398,8 @@ const struct storage_backend storage_backend_pgsql = {
 	.expunge = pg_expunge,
 	.set_uids = pg_set_uids,
 	.hints_changed = pg_hints_changed,
+	.notify_fd = pg_notify_fd,
+	.notify_read = pg_notify_read,
 };
 
 #else /* !HAVE_PQ */

@@ -203,6 +203,50 @@ class TestTwoNodes(unittest.TestCase):
         for m in (ma, mb):
             m.logout()
 
+    def idle_on(self, port):
+        c = srv.RawClient(port)
+        self.addCleanup(c.close)
+        c.readline()
+        self.assertTrue(c.command("LOGIN alice alice123")[1].startswith(b"OK"))
+        self.assertTrue(c.command("SELECT INBOX")[1].startswith(b"OK"))
+        c.send("i IDLE\r\n")
+        self.assertTrue(c.readline().startswith(b"+"))
+        return c
+
+    def wait_for(self, c, pattern, timeout):
+        rx = re.compile(pattern)
+        t0 = time.monotonic()
+        seen = []
+        while time.monotonic() - t0 < timeout:
+            try:
+                r = c.read_response(timeout=timeout - (time.monotonic() - t0))
+            except OSError:
+                break
+            if not r:
+                break
+            if rx.match(r):
+                return time.monotonic() - t0
+            seen.append(r)
+        self.fail(f"no {pattern!r} within {timeout} s; got {seen!r}")
+
+    def test_delivery_and_expunge_on_one_node_pushed_to_idle_on_the_other(self):
+        c = self.idle_on(self.b.port)
+        with smtplib.SMTP(HOST, self.smtp_port, timeout=SOCK_TIMEOUT) as s:
+            s.sendmail("carol@localhost", ["alice@localhost"],
+                       b"Subject: pushed\r\n\r\nacross nodes\r\n")
+        waited = self.wait_for(c, rb"\* %d EXISTS" % (len(SEED) + 1), 2.0 * SLOW)
+        print(f"\n  cross-node push of a delivery: {waited * 1000:.1f} ms", end=" ")
+        ma = imap(self.a.port)
+        ma.select("INBOX")
+        ma.store("2", "+FLAGS", "(\\Seen)")
+        self.wait_for(c, rb"\* 2 FETCH \(.*\\Seen", 2.0 * SLOW)
+        ma.store("1", "+FLAGS", "(\\Deleted)")
+        ma.expunge()
+        self.wait_for(c, rb"\* 1 EXPUNGE", 2.0 * SLOW)
+        ma.logout()
+        c.send("DONE\r\n")
+        c.read_tagged("i")
+
     def test_appends_on_both_nodes_at_once_get_distinct_uids(self):
         uids, errors = [], []
         lock = threading.Lock()
