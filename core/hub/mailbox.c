@@ -735,7 +735,6 @@ mailbox_set_flags(struct mailbox *mbox, struct mbox_view *view, size_t idx, uint
 {
 	struct mbox_state *st = &mbox->state;
 	uint64_t before = st->highest_modseq, after;
-	uint64_t synced = view != NULL ? view->synced_modseq : 0;
 	struct mail_rec old;
 	char *error = NULL;
 	ssize_t i;
@@ -748,11 +747,11 @@ mailbox_set_flags(struct mailbox *mbox, struct mbox_view *view, size_t idx, uint
 	if (!mbox_state_set_flags(st, idx, flags, keywords))
 		return 0;
 	after = st->highest_modseq;
-	/* The view reports its own change in the STORE answer; if it was
-	   caught up before, it still is. */
-	if (view != NULL && view->synced_modseq == before)
-		view->synced_modseq = after;
 	if (mbox->op != NULL) {
+		/* The view reports its own change in the STORE answer; if
+		   it was caught up before, it still is. */
+		if (view != NULL && view->synced_modseq == before)
+			view->synced_modseq = after;
 		/* The backend is not called while its job works: the change
 		   is written once the job is done (mailbox_flush_flags()). */
 		xgrow(&mbox->deferred_flags, &mbox->deferred_alloc, mbox->deferred_count + 1,
@@ -762,8 +761,18 @@ mailbox_set_flags(struct mailbox *mbox, struct mbox_view *view, size_t idx, uint
 	}
 	ret = mbox->hub->storage.backend->flags_changed(mbox->box, st, idx, err_r, &error);
 	storage_error_fix(ret, err_r);
-	if (ret == 0)
+	if (ret == 0) {
+		/* The view reports its own change in the STORE answer: if it
+		   was caught up before, it still is, unless the write brought
+		   in other processes' changes too (the modseq the backend
+		   gave is not the one proposed): those are told at the next
+		   sync. */
+		i = mbox_state_find(st, old.uid);
+		if (view != NULL && view->synced_modseq == before && i >= 0 &&
+		    st->mails[i].modseq == after && st->highest_modseq == after)
+			view->synced_modseq = after;
 		return 0;
+	}
 	mailbox_log_write(mbox, sid, ret, *err_r, "store flags", error);
 	free(error);
 	/* The disk does not have the change: take it back in memory (by
@@ -778,8 +787,6 @@ mailbox_set_flags(struct mailbox *mbox, struct mbox_view *view, size_t idx, uint
 	}
 	if (st->highest_modseq == after)
 		st->highest_modseq = before;
-	if (view != NULL && view->synced_modseq == after)
-		view->synced_modseq = synced;
 	return -1;
 }
 

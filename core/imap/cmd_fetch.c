@@ -141,6 +141,8 @@ fetch_continue(struct client_command *cmd)
 			continue;
 		}
 		if (sets_seen && (st->mails[idx].flags & MAIL_SEEN) == 0) {
+			uint32_t uid = st->mails[idx].uid;
+
 			if (mailbox_set_flags(c->mbox, c->view, (size_t)idx,
 					      st->mails[idx].flags | MAIL_SEEN,
 					      st->mails[idx].keywords, &err, c->sid) == 0) {
@@ -148,6 +150,15 @@ fetch_continue(struct client_command *cmd)
 				fm.add_flags = !fetch_spec_has_flags(job->spec);
 			} else if (job->error == STORAGE_ERR_NONE) {
 				job->error = err;
+			}
+			/* the write may have brought in other processes'
+			   changes: the message again by its UID (gone: as
+			   one expunged by another session) */
+			idx = mbox_state_find(st, uid);
+			if (idx < 0) {
+				if (!cmd->uid)
+					job->expunged_seen = true;
+				continue;
 			}
 		}
 		fm.rec = &st->mails[idx];

@@ -547,6 +547,7 @@ store_apply(struct client_command *cmd, struct store_job *job)
 					       rec->keywords & ~req->keywords;
 		if (nf != rec->flags || nk != rec->keywords) {
 			enum storage_error err;
+			uint32_t uid = rec->uid;
 
 			if (mailbox_set_flags(c->mbox, c->view, (size_t)idx, nf, nk, &err,
 					      c->sid) < 0) {
@@ -557,8 +558,16 @@ store_apply(struct client_command *cmd, struct store_job *job)
 				continue;
 			}
 			res->changed = true;
-			/* The array may have moved (a sync by the write). */
+			/* The write may have brought the state in line with
+			   other processes' changes (the array moved, messages
+			   gone): the message is found again by its UID. */
 			st = mailbox_state(c->mbox);
+			idx = mbox_state_find(st, uid);
+			if (idx < 0) {
+				if (!cmd->uid)
+					res->expunged = true;
+				continue;
+			}
 			rec = &st->mails[idx];
 		}
 		/* With UNCHANGEDSINCE the new MODSEQ is always sent. */
