@@ -19,8 +19,15 @@
      imap_messages       (mailbox, UID): body, flags, keywords (names,
                          space-separated), internal date, size, modseq
      imap_expunged       (mailbox, UID, modseq) of every expunge, for the
-                         other nodes' sync and for QRESYNC
+                         other nodes' sync and for QRESYNC, with the body
+                         it left until that is collected (below)
      imap_subscriptions  (user, name)
+
+   An expunged message's body stays readable for PG_BODY_GRACE: a session
+   on another server that was not told of the expunge yet may still
+   FETCH, COPY or MOVE it (RFC 2180 4.1.1: the data is served). Later
+   expunges collect the bodies that no message uses and whose expunge is
+   older than that (pg_bodies_collect_old()).
 
    A message is in the mailbox when its transaction commits: a crash
    (of the server or of the database) before that leaves nothing, after
@@ -436,6 +443,29 @@ pg_bodies_collect(struct storage *st, const char *ids)
 	}
 }
 
+void
+pg_bodies_collect_old(struct storage *st)
+{
+	enum storage_error err;
+	char *error = NULL;
+
+	/* At most a batch each time; a body some message still uses (or a
+	   new one takes meanwhile: the foreign key refuses, and everything
+	   is tried again later) stays. */
+	if (pg_cmd(st,
+		   "WITH old AS (SELECT DISTINCT body_id FROM imap_expunged "
+		   "  WHERE body_id IS NOT NULL AND at < now() - interval '" PG_BODY_GRACE "' "
+		   "  LIMIT 500), "
+		   "done AS (UPDATE imap_expunged SET body_id = NULL "
+		   "  WHERE body_id IN (SELECT body_id FROM old)) "
+		   "DELETE FROM imap_bodies b WHERE b.id IN (SELECT body_id FROM old) "
+		   "AND NOT EXISTS (SELECT 1 FROM imap_messages m WHERE m.body_id = b.id)",
+		   NULL, &err, &error) < 0) {
+		log_debug("-", "pgsql: old bodies left for later: %s", error);
+		free(error);
+	}
+}
+
 /* The schema */
 
 static const char *const schema_v1[] = {
@@ -473,8 +503,11 @@ static const char *const schema_v1[] = {
 	"CREATE TABLE imap_expunged ("
 	"  mailbox_id bigint NOT NULL REFERENCES imap_mailboxes (id) ON DELETE CASCADE,"
 	"  uid bigint NOT NULL,"
-	"  modseq bigint NOT NULL)",
+	"  modseq bigint NOT NULL,"
+	"  body_id bigint,"
+	"  at timestamptz NOT NULL DEFAULT now())",
 	"CREATE INDEX imap_expunged_modseq ON imap_expunged (mailbox_id, modseq)",
+	"CREATE INDEX imap_expunged_body ON imap_expunged (at) WHERE body_id IS NOT NULL",
 	"CREATE TABLE imap_subscriptions ("
 	"  user_id bigint NOT NULL REFERENCES imap_users (id) ON DELETE CASCADE,"
 	"  name text NOT NULL,"

@@ -584,7 +584,6 @@ pg_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 	struct pg_head h;
 	PGresult *res;
 	uint64_t modseq;
-	char *ids = NULL;
 	int ret = -1;
 
 	*err_r = STORAGE_ERR_NONE;
@@ -608,24 +607,12 @@ pg_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 		      "WITH d AS (DELETE FROM imap_messages "
 		      "  WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) "
 		      "  RETURNING uid, body_id), "
-		      "e AS (INSERT INTO imap_expunged (mailbox_id, uid, modseq) "
-		      "  SELECT $1, uid, $3 FROM d) "
-		      "SELECT body_id FROM d",
+		      "e AS (INSERT INTO imap_expunged (mailbox_id, uid, modseq, body_id) "
+		      "  SELECT $1, uid, $3, body_id FROM d) "
+		      "SELECT count(*) FROM d",
 		      &p, false, err_r, error_r);
 	if (res == NULL)
 		goto fail;
-	{
-		struct buf b = BUF_INIT;
-
-		buf_append_c(&b, '{');
-		for (int i = 0; i < PQntuples(res); i++) {
-			if (i > 0)
-				buf_append_c(&b, ',');
-			buf_append_str(&b, PQgetvalue(res, i, 0));
-		}
-		buf_append(&b, "}", 2);
-		ids = buf_steal(&b);
-	}
 	PQclear(res);
 	if (pg_head_write(box, modseq, err_r, error_r) < 0)
 		goto fail;
@@ -635,13 +622,13 @@ pg_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 	if (modseq > state->highest_modseq)
 		state->highest_modseq = modseq;
 	box->synced = modseq;
-	pg_bodies_collect(box->st, ids);
+	/* the bodies this left are collected later (PG_BODY_GRACE) */
+	pg_bodies_collect_old(box->st);
 	ret = 0;
 	goto out;
 fail:
 	pg_rollback(box->st);
 out:
-	free(ids);
 	buf_free(&arr);
 	return ret;
 }

@@ -16,6 +16,9 @@
 #define PG_SCHEMA_VERSION 1
 /* The largest message stored (as flat and Maildir allow). */
 #define PG_MAX_MSG (1024ULL * 1024 * 1024)
+/* How long an expunged message's body stays readable by the sessions of
+   other servers that were not told of the expunge yet. */
+#define PG_BODY_GRACE "1 hour"
 /* A statement that runs longer than this fails (the database is stuck). */
 #define PG_STATEMENT_TIMEOUT_MS 30000
 
@@ -95,6 +98,9 @@ int pg_uidvalidity_new(struct storage *st, int64_t user_id, uint32_t *uidv_r,
 /* Deletes the bodies of ids (a '{1,2}' array) that no message uses any
    more. Errors are ignored: a body left over is removed by a later one. */
 void pg_bodies_collect(struct storage *st, const char *ids);
+/* Deletes the bodies of messages expunged longer than PG_BODY_GRACE ago
+   that no message uses any more (a batch at a time; errors ignored). */
+void pg_bodies_collect_old(struct storage *st);
 
 int pg_init_db(const struct storage_settings *set, char **msg_r, char **error_r);
 int pg_notify_fd(struct storage *st);
