@@ -26,6 +26,7 @@ from pg_support import Database, PgServer, psql, run_cli
 import server as srv
 from server import HOST, SEED, SLOW, SOCK_TIMEOUT, USERS, ServerTestCase, seed_text
 from smtp_support import add_smtp_section, free_port
+from workload import run_workload
 import test_login
 import test_mailboxes
 import test_messages
@@ -284,6 +285,19 @@ class TestTwoNodes(unittest.TestCase):
             m.logout()
         self.assertEqual(views[0], views[1])
         self.assertEqual(len(views[0].split()), len(SEED) + 100)
+
+
+@unittest.skipIf(SKIP, SKIP or "")
+class TestTwoNodesWorkload(unittest.TestCase):
+
+    def test_clients_spread_over_two_nodes_agree(self):
+        def two_nodes(msgs):
+            a = PgServer({"alice": msgs}, log_level="info")
+            return [a, PgServer({}, db=a.db, log_level="info")]
+
+        errors = run_workload(clients=12, seconds=15.0 * (1 if SLOW == 1 else 0.5),
+                              make_servers=two_nodes)
+        self.assertEqual(errors, [], "\n".join(errors[:20]))
 
 
 @unittest.skipIf(SKIP, SKIP or "")

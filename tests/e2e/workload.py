@@ -378,17 +378,23 @@ class Client:
         return uids, flags
 
 
-def run_workload(clients=20, seconds=20.0, seed=None, verbose=True):
-    """Returns a list of errors (empty when every session agreed)."""
+def run_workload(clients=20, seconds=20.0, seed=None, verbose=True, make_servers=None):
+    """Returns a list of errors (empty when every session agreed).
+    make_servers(seed_text), if given, returns the servers (not started)
+    that serve one store together: the clients are spread over them."""
     seed = seed if seed is not None else int(time.time())
     rng = random.Random(seed)
     msgs = "".join(lab_message([("From", "x@localhost"), ("To", "alice@localhost"),
                                 ("Subject", f"seed {i}")], [f"body {i}"]) for i in range(20))
-    server = ImapServer({"alice": msgs}, log_level="info")
+    servers = []
     errors = []
     try:
-        server.start()
-        cl = [Client(i, server.port, rng.randrange(1 << 30), qresync=(i % 4 == 3))
+        servers = (make_servers(msgs) if make_servers is not None
+                   else [ImapServer({"alice": msgs}, log_level="info")])
+        for server in servers:
+            server.start()
+        cl = [Client(i, servers[i % len(servers)].port, rng.randrange(1 << 30),
+                     qresync=(i % 4 == 3))
               for i in range(clients)]
         for c in cl:
             c.setup()
@@ -418,11 +424,15 @@ def run_workload(clients=20, seconds=20.0, seed=None, verbose=True):
             print(f"workload: seed {seed}, {clients} clients, {seconds:.0f} s, {ops} operations, "
                   f"{len(results[0][0]) if results else 0} messages at the end, "
                   f"{len(errors)} error(s)")
-        if not server.alive():
-            errors.append("server died")
-        errors.extend(f"server log: {line}" for line in server.error_lines())
+        for server in servers:
+            if not server.alive():
+                errors.append("server died")
+            errors.extend(f"server log: {line}" for line in server.error_lines())
     finally:
-        server.cleanup()
+        # the last made first (a second node before the one that owns
+        # their shared store)
+        for server in reversed(servers):
+            server.cleanup()
     return errors
 
 
