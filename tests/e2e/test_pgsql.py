@@ -2,8 +2,9 @@
 alone, against the throw-away cluster of tests/run.sh:
 
 1. the basic end-to-end suites (test_messages, test_mailboxes, test_sync's
-   two-session tests, test_login, test_robustness) run again on pgsql, the
-   seed moved in with imapserver --migrate;
+   two-session tests, test_login, test_robustness) and the real clients'
+   (curl, mutt, mbsync, offlineimap, fetchmail, the lab's mailclient) run
+   again on pgsql, the seed moved in with imapserver --migrate;
 2. imapserver --init-db: creates the schema, leaves it alone the second
    time; a server on a database without it refuses to start, saying so;
    a database that cannot be reached stops the start with a clear line;
@@ -27,8 +28,11 @@ import server as srv
 from server import HOST, SEED, SLOW, SOCK_TIMEOUT, USERS, ServerTestCase, seed_text
 from smtp_support import add_smtp_section, free_port
 from workload import run_workload
+import test_clients
+import test_interop
 import test_login
 import test_mailboxes
+import test_mailclient
 import test_messages
 import test_robustness
 import test_sync
@@ -77,6 +81,14 @@ _SUITES = [
     test_mailboxes.TestMailboxes,
     test_sync.TestTwoSessions,
     test_robustness.TestBadInput,
+    # real clients nobody here wrote
+    test_clients.TestCurl,
+    test_clients.TestMutt,
+    test_interop.TestMbsync,
+    test_interop.TestOfflineimap,
+    test_interop.TestFetchmail,
+    test_interop.TestMuttShowsMessages,
+    test_interop.TestCurlByUid,
 ]
 for _cls in _SUITES:
     globals()["Pgsql" + _cls.__name__] = _pg_variant(_cls)
@@ -94,6 +106,19 @@ def _append_test_disk_check_is_flat_only():
 
 
 _append_test_disk_check_is_flat_only()
+
+
+class PgsqlMailclientOurServer(test_mailclient.MailclientOurServer):
+    """The lab's mailclient against imapserver on pgsql."""
+
+    def setUp(self):
+        if SKIP:
+            self.skipTest(SKIP)
+        self.server = PgServer({"alice": seed_text(), "bob": ""})
+        self.addCleanup(self.server.cleanup)
+        self.server.start()
+        self.port = self.server.port
+        self.clients = []
 
 MSG = b"From: carol@localhost\r\nSubject: over the network\r\n\r\nhello\r\n"
 
