@@ -87,3 +87,7 @@ else
 	echo "bench: $BUILD/bench/flat_ops is missing (make $BUILD/bench/flat_ops):" \
 		"flat backend timings skipped" >&2
 fi
+# PostgreSQL storage beside flat, Maildir and Dovecot; IDLE push across
+# two nodes of one database; 1, 2 and 3 nodes (skipped without
+# PostgreSQL).
+python3 bench/pgsql_bench.py --binary "$BUILD/imapserver" $nodove

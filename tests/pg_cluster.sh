@@ -9,7 +9,9 @@
 # Exits 77 (skip) if PostgreSQL's server programs are not installed
 # (Debian's package postgresql), 1 if the cluster did not start. As root
 # the cluster runs as the user postgres (initdb refuses root). The data
-# is not fsynced: the tests kill imapserver, never the machine.
+# is not fsynced (the tests kill imapserver, never the machine) unless
+# PG_CLUSTER_FSYNC=on (the benchmarks: a commit waits for the disk, as
+# flat's and Maildir's appends do).
 
 set -u
 
@@ -58,7 +60,7 @@ start)
 	for attempt in 1 2 3; do
 		port=$(free_port)
 		if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-			-o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$dir' -c fsync=off -c full_page_writes=off -c max_connections=200" \
+			-o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories='$dir' -c fsync=${PG_CLUSTER_FSYNC:-off} -c full_page_writes=${PG_CLUSTER_FSYNC:-off} -c max_connections=200" \
 			start >/dev/null 2>&1; then
 			echo "host=127.0.0.1 port=$port user=imaptest dbname=postgres"
 			exit 0

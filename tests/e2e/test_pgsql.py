@@ -352,6 +352,67 @@ class TestDatabaseGoesAway(PgMixin, ServerTestCase):
 
 
 @unittest.skipIf(SKIP, SKIP or "")
+class TestDatabaseUnreachable(unittest.TestCase):
+    """The database refuses connections for a while (as when it is down):
+    IMAP answers NO [UNAVAILABLE], SMTP 451, nothing is half-written, the
+    server stays up and serves again by itself once the database is
+    back."""
+
+    def setUp(self):
+        self.s = PgServer({"alice": seed_text()})
+        self.addCleanup(self.s.cleanup)
+        add_smtp_section(self.s, True, {})
+        self.s.start()
+        line = self.s.wait_log(r"smtp listening on 127\.0\.0\.1:(\d+)", 5.0)
+        self.smtp_port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
+        self.addCleanup(self.allow, True)
+
+    def allow(self, yes):
+        db = self.s.db
+        psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS {str(yes).lower()}")
+        if not yes:
+            psql(db.admin, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           f"WHERE datname = '{db.name}'")
+
+    def test_unavailable_then_back(self):
+        m = imap(self.s.port)
+        self.assertEqual(m.select("INBOX")[0], "OK")
+        self.allow(False)
+        c = srv.RawClient(self.s.port)
+        self.addCleanup(c.close)
+        c.readline()
+        self.assertTrue(c.command("LOGIN alice alice123")[1].startswith(b"OK"))
+        untagged, tagged = c.command("SELECT INBOX")
+        self.assertTrue(tagged.startswith(b"NO [UNAVAILABLE]"), tagged)
+        msg = b"Subject: lost?\r\n\r\nx"
+        untagged, tagged = c.command(b"APPEND INBOX {%d+}\r\n" % len(msg) + msg)
+        self.assertTrue(tagged.startswith(b"NO [UNAVAILABLE]"), tagged)
+        with self.assertRaises(smtplib.SMTPDataError) as cm:
+            with smtplib.SMTP(HOST, self.smtp_port, timeout=SOCK_TIMEOUT) as sm:
+                sm.sendmail("carol@localhost", ["alice@localhost"],
+                            b"Subject: later\r\n\r\nplease retry\r\n")
+        self.assertEqual(cm.exception.smtp_code, 451)
+        self.assertTrue(self.s.alive())
+        self.allow(True)
+        # back by itself: the session that was selected goes on, a new
+        # one selects, and neither the refused APPEND nor the mail is there
+        typ, data = m.noop()
+        self.assertEqual(typ, "OK")
+        untagged, tagged = c.command("SELECT INBOX")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(b"* %d EXISTS" % len(SEED), b"\r\n".join(untagged))
+        with smtplib.SMTP(HOST, self.smtp_port, timeout=SOCK_TIMEOUT) as sm:
+            sm.sendmail("carol@localhost", ["alice@localhost"],
+                        b"Subject: later\r\n\r\nplease retry\r\n")
+        typ, data = m.noop()
+        typ, data = m.search(None, "ALL")
+        self.assertEqual(len(data[0].split()), len(SEED) + 1)
+        m.logout()
+        self.s.stop()
+        self.assertTrue(any("database unavailable" in line for line in self.s.log_lines()))
+
+
+@unittest.skipIf(SKIP, SKIP or "")
 class TestMigrateThroughPgsql(ServerTestCase):
 
     def snapshot(self, m, box="INBOX"):
