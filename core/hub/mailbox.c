@@ -359,10 +359,23 @@ view_recent_has(const struct mbox_view *view, uint32_t uid)
 static void
 view_claim_recent(struct mbox_view *view, size_t idx)
 {
-	struct mbox_state *st = &view->mbox->state;
-	uint32_t lo = st->first_recent_uid, hi;
+	struct mailbox *mbox = view->mbox;
+	struct mbox_state *st = &mbox->state;
+	uint32_t (*take)(struct storage_box *, const struct mbox_state *, uint32_t) =
+		mbox->hub->storage.backend->recent_take;
+	uint32_t lo, hi;
 	struct mbox_uid_range *last;
 
+	if (!view->readonly && take != NULL && mbox->box != NULL && mbox->op == NULL &&
+	    st->first_recent_uid < st->uidnext) {
+		/* a store shared with other processes: what they took
+		   already is not ours to show */
+		uint32_t from = take(mbox->box, st, st->uidnext);
+
+		if (from > st->first_recent_uid)
+			st->first_recent_uid = from;
+	}
+	lo = st->first_recent_uid;
 	if (idx < st->count) {
 		hi = st->mails[st->count - 1].uid;
 		if (lo < st->mails[idx].uid)

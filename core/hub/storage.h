@@ -304,6 +304,17 @@ struct storage_backend {
 	   O(1), no lock wait; a failure is no error (first_recent_uid: the
 	   next write keeps it; seen_below is only a hint). */
 	void (*hints_changed)(struct storage_box *box, const struct mbox_state *state);
+	/* Optional (NULL: the state's first_recent_uid decides, which is
+	   exact within one process), for a store several servers share: a
+	   session of this process takes the \Recent messages below upto
+	   (RFC 3501 2.3.2: \Recent for exactly one session). Raises the
+	   store's first \Recent UID to upto, atomically across processes,
+	   and returns the value it had: the messages from it on are this
+	   session's \Recent, those below were taken by another process's
+	   session. On a failure returns upto (none is shown as \Recent:
+	   never twice). Called in the loop, never while a job works on box. */
+	uint32_t (*recent_take)(struct storage_box *box, const struct mbox_state *state,
+				uint32_t upto);
 
 	/* Optional (NULL: expunge() runs whole in the loop), for a backend
 	   whose expunge costs the size of the mailbox: expunge() in three
