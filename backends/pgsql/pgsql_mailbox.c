@@ -686,6 +686,40 @@ fail:
 	return -1;
 }
 
+uint32_t
+pg_recent_take(struct storage_box *box, const struct mbox_state *state, uint32_t upto)
+{
+	enum storage_error err;
+	struct pg_params p;
+	char *error = NULL;
+	PGresult *res;
+	uint32_t from = upto;
+
+	pg_params_init(&p);
+	pg_param_i64(&p, box->id);
+	pg_param_i64(&p, upto);
+	/* one statement: the row locked, its old value returned, the new
+	   one written; a concurrent taker waits and gets ours */
+	res = pg_exec(box->st,
+		      "WITH old AS (SELECT first_recent_uid AS v FROM imap_mailboxes "
+		      "  WHERE id = $1 FOR UPDATE) "
+		      "UPDATE imap_mailboxes SET first_recent_uid = "
+		      "  GREATEST(imap_mailboxes.first_recent_uid, $2) "
+		      "FROM old WHERE id = $1 RETURNING old.v",
+		      &p, false, &err, &error);
+	if (res == NULL) {
+		log_warn("-", "pgsql: \\Recent not taken (none shown): %s", error);
+		free(error);
+		return upto;
+	}
+	if (PQntuples(res) == 1)
+		from = (uint32_t)pg_i64(res, 0, 0);
+	PQclear(res);
+	if (upto > box->recent_written)
+		box->recent_written = upto;
+	return from;
+}
+
 void
 pg_hints_changed(struct storage_box *box, const struct mbox_state *state)
 {

@@ -126,5 +126,6 @@ int pg_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t
 int pg_set_uids(struct storage_box *box, struct mbox_state *state, uint32_t uidvalidity,
 		uint32_t uidnext, enum storage_error *err_r, char **error_r);
 void pg_hints_changed(struct storage_box *box, const struct mbox_state *state);
+uint32_t pg_recent_take(struct storage_box *box, const struct mbox_state *state, uint32_t upto);
 
 #endif

@@ -398,6 +398,7 @@ const struct storage_backend storage_backend_pgsql = {
 	.expunge = pg_expunge,
 	.set_uids = pg_set_uids,
 	.hints_changed = pg_hints_changed,
+	.recent_take = pg_recent_take,
 	.notify_fd = pg_notify_fd,
 	.notify_read = pg_notify_read,
 };

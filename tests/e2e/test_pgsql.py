@@ -273,6 +273,36 @@ class TestTwoNodes(unittest.TestCase):
         c.send("DONE\r\n")
         c.read_tagged("i")
 
+    def test_recent_is_given_to_one_session_across_nodes(self):
+        """RFC 3501 2.3.2: a new message is \\Recent for exactly one
+        session, also when sessions on two servers select it at the same
+        instant."""
+        ma = imap(self.a.port)
+        shown = []
+        for round in range(15):
+            self.assertEqual(ma.append("INBOX", None, None, MSG)[0], "OK")
+            got = []
+            go = threading.Barrier(2)
+
+            def select(port):
+                m = imap(port)
+                go.wait(10)
+                m.select("INBOX")
+                got.append(int(m.untagged_responses.get("RECENT", [b"0"])[-1]))
+                m.logout()
+
+            threads = [threading.Thread(target=select, args=(p,))
+                       for p in (self.a.port, self.b.port)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30 * SLOW)
+            shown.append(sum(got))
+        ma.logout()
+        # the seed's messages went to the first round's sessions
+        self.assertEqual(shown[0], len(SEED) + 1, shown)
+        self.assertEqual(shown[1:], [1] * 14, shown)
+
     def test_appends_on_both_nodes_at_once_get_distinct_uids(self):
         uids, errors = [], []
         lock = threading.Lock()
