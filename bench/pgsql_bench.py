@@ -141,81 +141,80 @@ def ours(tmp, binary, msgs, backend, conninfo=None, migrate=True):
 
 # ------------------------------------------------------------------ measures
 
+def run_threads(fn, n, timeout):
+    """fn(i) in n threads at once; raises the first error any raised.
+    Returns the seconds they took."""
+    errors = []
+
+    def guarded(i):
+        try:
+            fn(i)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=guarded, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    if errors:
+        raise RuntimeError(errors[0])
+    return time.monotonic() - t0
+
+
 def sessions(ports, seconds):
     """CLIENTS clients spread over ports; returns sessions per second."""
     counts = [0] * CLIENTS
-    errors = []
     deadline = time.monotonic() + seconds
 
     def loop(i):
         port = ports[i % len(ports)]
-        try:
-            while time.monotonic() < deadline:
-                c = Conn(port)
-                c.cmd("SELECT INBOX")
-                c.cmd("FETCH 1:* (FLAGS UID RFC822.SIZE)")
-                c.cmd("LOGOUT")
-                c.close()
-                counts[i] += 1
-        except Exception as e:  # noqa: BLE001 - reported
-            errors.append(repr(e))
+        while time.monotonic() < deadline:
+            c = Conn(port)
+            c.cmd("SELECT INBOX")
+            c.cmd("FETCH 1:* (FLAGS UID RFC822.SIZE)")
+            c.cmd("LOGOUT")
+            c.close()
+            counts[i] += 1
 
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=loop, args=(i,)) for i in range(CLIENTS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(seconds + 120)
-    if errors:
-        raise RuntimeError(errors[0])
-    return sum(counts) / (time.monotonic() - t0)
+    took = run_threads(loop, CLIENTS, seconds + 120)
+    return sum(counts) / took
 
 
 def appends(ports, count, clients=1, prefix="box"):
     """clients appending count messages each (4 in flight), spread over
     ports, into mailbox "box" (each client its own: box0, box1...).
     Returns APPENDs per second in all."""
-    errors = []
-
     def run(i):
-        try:
-            c = Conn(ports[i % len(ports)])
-            box = f"{prefix}{i}"
-            c.cmd(f"CREATE {box}")
-            rnd = random.Random(i)
-            n = 0
-            while n < count:
-                k = min(append_bench.IN_FLIGHT, count - n)
-                out = []
-                for j in range(k):
-                    msg = append_bench.message(rnd, n + j)
-                    out.append(b"A%d APPEND %s {%d+}\r\n" % (n + j, box.encode(), len(msg)) +
-                               msg + b"\r\n")
-                c.s.sendall(b"".join(out))
-                for j in range(k):
-                    tag = b"A%d " % (n + j)
-                    while True:
-                        line = c.f.readline()
-                        if not line:
-                            raise RuntimeError("closed")
-                        if line.startswith(tag):
-                            if b" OK" not in line:
-                                raise RuntimeError(line.decode(errors="replace"))
-                            break
-                n += k
-            c.close()
-        except Exception as e:  # noqa: BLE001 - reported
-            errors.append(repr(e))
+        c = Conn(ports[i % len(ports)])
+        box = f"{prefix}{i}"
+        c.cmd(f"CREATE {box}")
+        rnd = random.Random(i)
+        n = 0
+        while n < count:
+            k = min(append_bench.IN_FLIGHT, count - n)
+            out = []
+            for j in range(k):
+                msg = append_bench.message(rnd, n + j)
+                out.append(b"A%d APPEND %s {%d+}\r\n" % (n + j, box.encode(), len(msg)) +
+                           msg + b"\r\n")
+            c.s.sendall(b"".join(out))
+            for j in range(k):
+                tag = b"A%d " % (n + j)
+                while True:
+                    line = c.f.readline()
+                    if not line:
+                        raise RuntimeError("closed")
+                    if line.startswith(tag):
+                        if b" OK" not in line:
+                            raise RuntimeError(line.decode(errors="replace"))
+                        break
+            n += k
+        c.close()
 
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(600)
-    if errors:
-        raise RuntimeError(errors[0])
-    return clients * count / (time.monotonic() - t0)
+    took = run_threads(run, clients, 600)
+    return clients * count / took
 
 
 def push(port_append, port_idle, count):

@@ -72,9 +72,10 @@ pg_name_ok(const char *name, enum storage_error *err_r, char **error_r)
 	return false;
 }
 
+/* The names sql (one parameter: the user's id) gives for user. */
 static int
-pg_list(struct storage *st, const char *user, struct strlist *names_r,
-	enum storage_error *err_r, char **error_r)
+pg_user_names(struct storage *st, const char *user, const char *sql, struct strlist *names_r,
+	      enum storage_error *err_r, char **error_r)
 {
 	struct pg_params p;
 	PGresult *res;
@@ -85,14 +86,22 @@ pg_list(struct storage *st, const char *user, struct strlist *names_r,
 		return -1;
 	pg_params_init(&p);
 	pg_param_i64(&p, uid);
-	res = pg_exec(st, "SELECT name FROM imap_mailboxes WHERE user_id = $1 ORDER BY name", &p,
-		      false, err_r, error_r);
+	res = pg_exec(st, sql, &p, false, err_r, error_r);
 	if (res == NULL)
 		return -1;
 	for (int i = 0; i < PQntuples(res); i++)
 		strlist_add(names_r, PQgetvalue(res, i, 0));
 	PQclear(res);
 	return 0;
+}
+
+static int
+pg_list(struct storage *st, const char *user, struct strlist *names_r,
+	enum storage_error *err_r, char **error_r)
+{
+	return pg_user_names(st, user,
+			     "SELECT name FROM imap_mailboxes WHERE user_id = $1 ORDER BY name",
+			     names_r, err_r, error_r);
 }
 
 static int
@@ -325,23 +334,9 @@ static int
 pg_subscriptions_read(struct storage *st, const char *user, struct strlist *names_r,
 		      enum storage_error *err_r, char **error_r)
 {
-	struct pg_params p;
-	PGresult *res;
-	int64_t uid;
-
-	*err_r = STORAGE_ERR_NONE;
-	if (pg_user_id(st, user, &uid, err_r, error_r) < 0)
-		return -1;
-	pg_params_init(&p);
-	pg_param_i64(&p, uid);
-	res = pg_exec(st, "SELECT name FROM imap_subscriptions WHERE user_id = $1 ORDER BY name",
-		      &p, false, err_r, error_r);
-	if (res == NULL)
-		return -1;
-	for (int i = 0; i < PQntuples(res); i++)
-		strlist_add(names_r, PQgetvalue(res, i, 0));
-	PQclear(res);
-	return 0;
+	return pg_user_names(st, user,
+			     "SELECT name FROM imap_subscriptions WHERE user_id = $1 ORDER BY name",
+			     names_r, err_r, error_r);
 }
 
 static int
