@@ -222,6 +222,48 @@ test_cancel_waiting_and_working(void **state)
 	event_loop_free(&loop);
 }
 
+/* job_finish_now(): a waiting job's work runs in the caller, a working
+   one is waited for; done() is called at once, with ran, and the loop
+   hears nothing more of either. */
+static void
+test_finish_now_waiting_and_working(void **state)
+{
+	struct event_loop *loop = event_loop_new();
+	struct job_queue *queue = queue_new(loop, 1);
+	atomic_bool gate = false;
+	struct work_ctx a = { .id = 2, .gate = &gate }, b = { .id = 3 };
+	struct job *ja = job_submit(queue, work_square, done_record, &a);
+	struct job *jb = job_submit(queue, work_square, done_record, &b);
+	pthread_t self = pthread_self();
+
+	(void)state;
+	for (int i = 0; i < 5000 && !atomic_load(&a.started); i++)
+		sleep_ms(1);
+	job_finish_now(&jb);
+	assert_null(jb);
+	assert_true(b.done);
+	assert_true(b.ran);
+	assert_int_equal(b.result, 9);
+	assert_true(pthread_equal(b.thread, self));
+	assert_false(a.done);
+	atomic_store(&gate, true);
+	job_finish_now(&ja);
+	assert_null(ja);
+	assert_true(a.done);
+	assert_true(a.ran);
+	assert_int_equal(a.result, 4);
+	assert_false(pthread_equal(a.thread, self));
+	assert_true(pthread_equal(a.done_thread, self));
+	a.done = b.done = false;
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(event_loop_run_once(loop, 5), 0);
+	assert_false(a.done);
+	assert_false(b.done);
+	assert_int_equal(job_queue_pending(queue), 0);
+	job_queue_free(&queue);
+	event_loop_free(&loop);
+}
+
 static void
 release_later(void *ctx)
 {
@@ -290,6 +332,7 @@ main(void)
 		cmocka_unit_test(test_many_jobs_bounded),
 		cmocka_unit_test(test_job_outlives_its_session),
 		cmocka_unit_test(test_cancel_waiting_and_working),
+		cmocka_unit_test(test_finish_now_waiting_and_working),
 		cmocka_unit_test(test_shutdown_with_job_running),
 		cmocka_unit_test(test_default_queue),
 	};

@@ -169,11 +169,10 @@ mailbox_open(struct hub *hub, const char *sid, const char *user, const char *nam
 
 	*err_r = STORAGE_ERR_NONE;
 	if (mbox != NULL && mbox->opening) {
-		/* A command waits for it first (hub_open_start()); others
-		   (an SMTP delivery) try again later. */
-		*err_r = STORAGE_ERR_IN_USE;
-		log_info(sid, "open %s/%s: being opened, try again", user, name);
-		return -1;
+		/* A command waits for it (hub_open_start()); a caller that
+		   cannot (an SMTP delivery, LIST's STATUS) has it done now. */
+		mailbox_open_now(mbox);
+		mbox = hub_find(hub, user, name);
 	}
 	if (mbox != NULL) {
 		mbox->refcount++;

@@ -439,7 +439,7 @@ mailbox_open_done(struct mailbox_op *op, bool ran)
 	else {
 		opened = backend->open_commit(hub->storage.st, &op->sjob, &mbox->state, &mbox->box,
 					      &err, &error);
-		if (opened < 0) {
+		if (opened < 0 && err != STORAGE_ERR_NOT_FOUND && err != STORAGE_ERR_BAD_NAME) {
 			/* open() does the work itself then */
 			log_warn(op->sid, "first open of %s/%s in a job: %s", mbox->user,
 				 mbox->name, error != NULL ? error : "failed");
@@ -478,6 +478,13 @@ mailbox_open_done(struct mailbox_op *op, bool ran)
 	mbox->refcount++;
 	mailbox_wake_waiters(mbox);
 	mailbox_unref(&mbox);
+}
+
+void
+mailbox_open_now(struct mailbox *mbox)
+{
+	if (mbox->opening && mbox->op != NULL && mbox->op->open)
+		job_finish_now(&mbox->op->job);
 }
 
 struct mailbox *

@@ -164,5 +164,9 @@ bool mailbox_busy_error(struct mailbox *mbox, enum storage_error *err_r, const c
 /* At mailbox_destroy(): waits for and undoes the job at work, forgets the
    waiters. */
 void mailbox_jobs_free(struct mailbox *mbox);
+/* Finishes mbox's first open in a job at once, in the loop
+   (job_finish_now()): its waiters go on, and mbox is open, or gone if
+   the open failed. */
+void mailbox_open_now(struct mailbox *mbox);
 
 #endif

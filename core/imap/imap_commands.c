@@ -380,7 +380,9 @@ command_busy_arg(const struct client_command *cmd, size_t i, bool opens, bool wr
 		return NULL;
 	norm = mailbox_name_normalize(utf8);
 	free(utf8);
-	if (norm != NULL && opens)
+	/* A command that waited once opens it itself: a job that failed
+	   (no such mailbox) is not started again. */
+	if (norm != NULL && opens && cmd->saved_args == NULL)
 		mbox = hub_open_start(c->gen->hub, c->sid, c->user, norm);
 	if (norm != NULL && mbox == NULL && writes) {
 		mbox = hub_find(c->gen->hub, c->user, norm);

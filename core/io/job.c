@@ -288,6 +288,34 @@ job_cancel(struct job **_job)
 	free(job);
 }
 
+void
+job_finish_now(struct job **_job)
+{
+	struct job *job = *_job;
+	struct job_queue *queue;
+	bool here = false;
+
+	if (job == NULL)
+		return;
+	*_job = NULL;
+	queue = job->queue;
+	pthread_mutex_lock(&queue->lock);
+	if (job->stage == JOB_WAITING) {
+		(void)job_list_unlink(&queue->waiting, job);
+		queue->waiting_count--;
+		here = true;
+	} else {
+		while (job->stage == JOB_WORKING)
+			pthread_cond_wait(&queue->done_cond, &queue->lock);
+		(void)job_list_unlink(&queue->done, job);
+	}
+	pthread_mutex_unlock(&queue->lock);
+	if (here)
+		job->work(job->ctx);
+	job->done(job->ctx, true);
+	free(job);
+}
+
 unsigned
 job_queue_pending(const struct job_queue *queue)
 {

@@ -61,6 +61,13 @@ struct job *job_submit(struct job_queue *queue, job_work_func *work, job_done_fu
    either way, and ctx is the caller's again. Sets *job to NULL. */
 void job_cancel(struct job **job);
 
+/* Completes a job at once, in the caller (the loop): a waiting one is
+   withdrawn and its work run here, a working one waited for; then
+   done(ctx, true) is called and the job freed. For a caller that cannot
+   wait for the loop to hear of it: the loop blocks as long as doing the
+   work itself would have. Sets *job to NULL. */
+void job_finish_now(struct job **job);
+
 /* Jobs queued or working, for tests and logging. */
 unsigned job_queue_pending(const struct job_queue *queue);
 
