@@ -41,6 +41,7 @@
 #include "username.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -443,12 +444,33 @@ pg_bodies_collect(struct storage *st, const char *ids)
 	}
 }
 
+/* Deletes the bodies of the guards in g (a WITH query deleting them and
+   returning body_id) that nothing else uses: no message, no other guard
+   younger than PG_BODY_GRACE. */
+#define PG_GUARDED_BODIES_DELETE \
+	"DELETE FROM imap_bodies b WHERE b.id IN (SELECT body_id FROM g) " \
+	"AND NOT EXISTS (SELECT 1 FROM imap_messages m WHERE m.body_id = b.id) " \
+	"AND NOT EXISTS (SELECT 1 FROM imap_body_pending q WHERE q.body_id = b.id " \
+	"  AND q.at >= now() - interval '" PG_BODY_GRACE "' AND q.id NOT IN (SELECT id FROM g))"
+
 void
 pg_bodies_collect_old(struct storage *st)
 {
 	enum storage_error err;
 	char *error = NULL;
 
+	/* Bodies stored by an append that never committed (the server
+	   was killed between its job and its commit). */
+	if (pg_cmd(st,
+		   "WITH g AS (DELETE FROM imap_body_pending WHERE id IN "
+		   "  (SELECT id FROM imap_body_pending "
+		   "   WHERE at < now() - interval '" PG_BODY_GRACE "' LIMIT 500) "
+		   "  RETURNING id, body_id) " PG_GUARDED_BODIES_DELETE,
+		   NULL, &err, &error) < 0) {
+		log_debug("-", "pgsql: unused bodies left for later: %s", error);
+		free(error);
+		error = NULL;
+	}
 	/* At most a batch each time; a body some message still uses (or a
 	   new one takes meanwhile: the foreign key refuses, and everything
 	   is tried again later) stays. */
@@ -464,6 +486,62 @@ pg_bodies_collect_old(struct storage *st)
 		log_debug("-", "pgsql: old bodies left for later: %s", error);
 		free(error);
 	}
+}
+
+void
+pg_body_pending_drop(struct storage *st, int64_t pending_id)
+{
+	enum storage_error err;
+	struct pg_params p;
+	char *error = NULL;
+
+	pg_params_init(&p);
+	pg_param_i64(&p, pending_id);
+	if (pg_cmd(st, "WITH g AS (DELETE FROM imap_body_pending WHERE id = $1 "
+		   "  RETURNING id, body_id) " PG_GUARDED_BODIES_DELETE, &p, &err, &error) < 0) {
+		log_debug("-", "pgsql: an unused body left for later: %s", error);
+		free(error);
+	}
+}
+
+/* A worker thread's own storage (pg_thread_storage()). */
+static pthread_key_t pg_thread_key;
+static pthread_once_t pg_thread_once = PTHREAD_ONCE_INIT;
+
+static void
+pg_thread_storage_free(void *ctx)
+{
+	struct storage *st = ctx;
+
+	pg_drop(st);
+	free(st->conninfo);
+	free(st);
+}
+
+static void
+pg_thread_key_make(void)
+{
+	if (pthread_key_create(&pg_thread_key, pg_thread_storage_free) != 0)
+		fatal("pgsql: pthread_key_create failed");
+}
+
+struct storage *
+pg_thread_storage(const char *conninfo)
+{
+	struct storage *st;
+
+	(void)pthread_once(&pg_thread_once, pg_thread_key_make);
+	st = pthread_getspecific(pg_thread_key);
+	if (st != NULL && strcmp(st->conninfo, conninfo) == 0)
+		return st;
+	if (st != NULL)
+		pg_thread_storage_free(st);
+	st = xcalloc(1, sizeof(*st));
+	st->conninfo = xstrdup(conninfo);
+	st->lock_ms = -1;
+	if (pthread_setspecific(pg_thread_key, st) != 0)
+		fatal("pgsql: pthread_setspecific failed");
+	return st;
 }
 
 /* The schema */
@@ -512,6 +590,26 @@ static const char *const schema_v1[] = {
 	"  user_id bigint NOT NULL REFERENCES imap_users (id) ON DELETE CASCADE,"
 	"  name text NOT NULL,"
 	"  PRIMARY KEY (user_id, name))",
+};
+
+/* Version 2: a body stored by an append's job, guarded until its commit
+   takes it (pgsql_job.c). */
+static const char *const schema_v2[] = {
+	"CREATE TABLE imap_body_pending ("
+	"  id bigserial PRIMARY KEY,"
+	"  body_id bigint NOT NULL REFERENCES imap_bodies (id),"
+	"  at timestamptz NOT NULL DEFAULT now())",
+	"CREATE INDEX imap_body_pending_body ON imap_body_pending (body_id)",
+	"CREATE INDEX imap_body_pending_at ON imap_body_pending (at)",
+};
+
+/* The steps from version i to i + 1. */
+static const struct {
+	const char *const *sql;
+	size_t count;
+} schema_steps[PG_SCHEMA_VERSION] = {
+	{ schema_v1, N_ELEMENTS(schema_v1) },
+	{ schema_v2, N_ELEMENTS(schema_v2) },
 };
 
 /* The version in the database: 0 if there is no schema, -1 on error. */
@@ -565,8 +663,11 @@ pg_init_db(const struct storage_settings *set, char **msg_r, char **error_r)
 {
 	struct storage st = { .conninfo = (char *)set->conninfo, .lock_ms = -1 };
 	enum storage_error err;
+	struct pg_params p;
 	int v, ret = -1;
 
+	pg_params_init(&p);
+	pg_param_i64(&p, PG_SCHEMA_VERSION);
 	if (set->conninfo == NULL) {
 		*error_r = xstrdup("storage.conninfo is not set");
 		return -1;
@@ -588,15 +689,20 @@ pg_init_db(const struct storage_settings *set, char **msg_r, char **error_r)
 		ret = 0;
 		goto out;
 	}
-	for (size_t i = 0; i < N_ELEMENTS(schema_v1); i++) {
-		if (pg_cmd(&st, schema_v1[i], NULL, &err, error_r) < 0)
-			goto out;
+	for (int step = v; step < PG_SCHEMA_VERSION; step++) {
+		for (size_t i = 0; i < schema_steps[step].count; i++) {
+			if (pg_cmd(&st, schema_steps[step].sql[i], NULL, &err, error_r) < 0)
+				goto out;
+		}
 	}
-	if (pg_cmd(&st, "INSERT INTO imap_schema (version) VALUES (1)", NULL, &err,
-		   error_r) < 0 ||
+	if (pg_cmd(&st, "DELETE FROM imap_schema", NULL, &err, error_r) < 0 ||
+	    pg_cmd(&st, "INSERT INTO imap_schema (version) VALUES ($1)", &p, &err, error_r) < 0 ||
 	    pg_cmd(&st, "COMMIT", NULL, &err, error_r) < 0)
 		goto out;
-	*msg_r = xasprintf("schema version %d created", PG_SCHEMA_VERSION);
+	if (v == 0)
+		*msg_r = xasprintf("schema version %d created", PG_SCHEMA_VERSION);
+	else
+		*msg_r = xasprintf("schema upgraded from version %d to %d", v, PG_SCHEMA_VERSION);
 	ret = 0;
 out:
 	pg_rollback(&st);

@@ -416,32 +416,37 @@ pg_to_crlf(const char *data, size_t len, struct buf *out)
 }
 
 int
-pg_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
-	  uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
-	  uint32_t *uid_r, enum storage_error *err_r, char **error_r)
+pg_body_make(const char *data, size_t len, struct buf *body,
+	     char digest_r[STORAGE_OBJECTID_SIZE], enum storage_error *err_r, char **error_r)
 {
-	char digest[STORAGE_OBJECTID_SIZE], *kw = NULL;
-	struct buf body = BUF_INIT;
-	struct pg_params p;
-	struct pg_head h;
-	struct mail_rec rec;
-	PGresult *res;
-	int64_t body_id;
-	int ret = -1;
-
-	*err_r = STORAGE_ERR_NONE;
 	if (len == 0 || len > PG_MAX_MSG) {
 		*err_r = STORAGE_ERR_LIMIT;
 		*error_r = xstrdup("message is empty or too large");
 		return -1;
 	}
-	pg_to_crlf(data, len, &body);
-	if (body.len > INT32_MAX) {
+	pg_to_crlf(data, len, body);
+	if (body->len > INT32_MAX) {
 		*err_r = STORAGE_ERR_LIMIT;
 		*error_r = xstrdup("message too large for the database");
-		goto out;
+		return -1;
 	}
-	storage_email_id(body.data, body.len, digest);
+	storage_email_id(body->data, body->len, digest_r);
+	return 0;
+}
+
+int
+pg_add(struct storage_box *box, struct mbox_state *state, const struct pg_new_msg *m,
+       uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+       uint32_t *uid_r, enum storage_error *err_r, char **error_r)
+{
+	struct pg_params p;
+	struct pg_head h;
+	struct mail_rec rec;
+	PGresult *res;
+	int64_t body_id = m->body_id;
+	char *kw = NULL;
+
+	*err_r = STORAGE_ERR_NONE;
 	if (internal_date == 0) {
 		struct tm tm;
 		time_t now = time(NULL);
@@ -450,31 +455,33 @@ pg_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 		tz_minutes = localtime_r(&now, &tm) != NULL ? (int32_t)(tm.tm_gmtoff / 60) : 0;
 	}
 	if (pg_change_begin(box, state, &h, err_r, error_r) < 0)
-		goto out;
+		return -1;
 	if (h.uidnext == 0 || h.uidnext == UINT32_MAX) {
 		*err_r = STORAGE_ERR_LIMIT;
 		*error_r = xstrdup("no UID left in this mailbox");
 		goto fail;
 	}
-	pg_params_init(&p);
-	pg_param_str(&p, digest);
-	pg_param_bin(&p, body.data, body.len);
-	/* the same bytes are stored once; DO UPDATE locks the row, so that
-	   no collection removes it before this commits */
-	res = pg_exec(box->st, "INSERT INTO imap_bodies (digest, data) VALUES ($1, $2) "
-		      "ON CONFLICT (digest) DO UPDATE SET digest = EXCLUDED.digest RETURNING id",
-		      &p, false, err_r, error_r);
-	if (res == NULL)
-		goto fail;
-	body_id = pg_i64(res, 0, 0);
-	PQclear(res);
+	if (m->body != NULL) {
+		pg_params_init(&p);
+		pg_param_str(&p, m->digest);
+		pg_param_bin(&p, m->body->data, m->body->len);
+		/* the same bytes are stored once; DO UPDATE locks the row, so
+		   that no collection removes it before this commits */
+		res = pg_exec(box->st, "INSERT INTO imap_bodies (digest, data) VALUES ($1, $2) "
+			      "ON CONFLICT (digest) DO UPDATE SET digest = EXCLUDED.digest "
+			      "RETURNING id", &p, false, err_r, error_r);
+		if (res == NULL)
+			goto fail;
+		body_id = pg_i64(res, 0, 0);
+		PQclear(res);
+	}
 	memset(&rec, 0, sizeof(rec));
 	rec.uid = h.uidnext;
 	rec.flags = flags & MAIL_FLAGS_ALL;
 	rec.keywords = keywords;
 	rec.internal_date = internal_date;
 	rec.tz_minutes = tz_minutes;
-	rec.size = body.len;
+	rec.size = m->size;
 	rec.modseq = (h.highest > state->highest_modseq ? h.highest : state->highest_modseq) + 1;
 	rec.priv[0] = (uint64_t)body_id;
 	kw = pg_keywords_out(state, keywords);
@@ -488,7 +495,10 @@ pg_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 	pg_param_i64(&p, rec.tz_minutes);
 	pg_param_i64(&p, (int64_t)rec.size);
 	pg_param_i64(&p, (int64_t)rec.modseq);
-	if (pg_cmd(box->st, "INSERT INTO imap_messages (mailbox_id, uid, body_id, flags, "
+	/* a body a job stored is the message's now: its guard goes */
+	pg_param_i64(&p, m->pending_id);
+	if (pg_cmd(box->st, "WITH g AS (DELETE FROM imap_body_pending WHERE id = $10) "
+		   "INSERT INTO imap_messages (mailbox_id, uid, body_id, flags, "
 		   "keywords, internal_date, tz_minutes, size, modseq) "
 		   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", &p, err_r, error_r) < 0)
 		goto fail;
@@ -501,17 +511,38 @@ pg_append(struct storage_box *box, struct mbox_state *state, const char *data, s
 		   "WHERE id = $1 RETURNING pg_notify('" PG_CHANNEL "', $4)", &p, err_r,
 		   error_r) < 0)
 		goto fail;
+	free(kw);
 	if (pg_change_commit(box, err_r, error_r) < 0)
-		goto out;
+		return -1;
 	mbox_state_append(state, &rec);
 	box->synced = rec.modseq;
 	*uid_r = rec.uid;
-	ret = 0;
-	goto out;
+	return 0;
 fail:
-	pg_rollback(box->st);
-out:
 	free(kw);
+	pg_rollback(box->st);
+	return -1;
+}
+
+int
+pg_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
+	  uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+	  uint32_t *uid_r, enum storage_error *err_r, char **error_r)
+{
+	char digest[STORAGE_OBJECTID_SIZE];
+	struct buf body = BUF_INIT;
+	struct pg_new_msg m;
+	int ret = -1;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (pg_body_make(data, len, &body, digest, err_r, error_r) == 0) {
+		memset(&m, 0, sizeof(m));
+		m.body = &body;
+		m.digest = digest;
+		m.size = body.len;
+		ret = pg_add(box, state, &m, flags, keywords, internal_date, tz_minutes, uid_r,
+			     err_r, error_r);
+	}
 	buf_free(&body);
 	return ret;
 }

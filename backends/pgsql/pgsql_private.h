@@ -3,7 +3,8 @@
    pgsql_db.c holds the connection (one per process, made again after a
    fork or a lost server), the query helpers and the schema;
    pgsql_storage.c the hierarchy and subscriptions; pgsql_mailbox.c an
-   open mailbox. */
+   open mailbox; pgsql_job.c the round trips that cost a mailbox's or a
+   message's size, made in a worker thread on a connection of its own. */
 #ifndef BACKENDS_PGSQL_PRIVATE_H
 #define BACKENDS_PGSQL_PRIVATE_H
 
@@ -13,7 +14,7 @@
 #include <sys/types.h>
 
 /* The schema version this build writes and reads (imapserver --init-db). */
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 /* The largest message stored (as flat and Maildir allow). */
 #define PG_MAX_MSG (1024ULL * 1024 * 1024)
 /* How long an expunged message's body stays readable by the sessions of
@@ -101,6 +102,14 @@ void pg_bodies_collect(struct storage *st, const char *ids);
 /* Deletes the bodies of messages expunged longer than PG_BODY_GRACE ago
    that no message uses any more (a batch at a time; errors ignored). */
 void pg_bodies_collect_old(struct storage *st);
+/* Drops the guard pending_id of a body a job stored for an append that
+   was not made, and the body unless something else uses it (errors
+   ignored: pg_bodies_collect_old() does it later). */
+void pg_body_pending_drop(struct storage *st, int64_t pending_id);
+
+/* A storage of the calling thread's own (a worker's: its own connection
+   to conninfo), made at its first call, freed when the thread ends. */
+struct storage *pg_thread_storage(const char *conninfo);
 
 int pg_init_db(const struct storage_settings *set, char **msg_r, char **error_r);
 int pg_notify_fd(struct storage *st);
@@ -126,6 +135,40 @@ int pg_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t
 int pg_set_uids(struct storage_box *box, struct mbox_state *state, uint32_t uidvalidity,
 		uint32_t uidnext, enum storage_error *err_r, char **error_r);
 void pg_hints_changed(struct storage_box *box, const struct mbox_state *state);
+
+/* A message to add: its body as served, stored by the change itself; or
+   stored already by a job (body_id), guarded from the collectors until
+   the change takes it by its imap_body_pending row (pending_id). */
+struct pg_new_msg {
+	const struct buf *body;    /* NULL when body_id is set */
+	const char *digest;
+	int64_t body_id, pending_id;
+	uint64_t size;
+};
+
+/* The message as stored (CRLF line ends) into body, and its digest.
+   -1 with STORAGE_ERR_LIMIT for an empty or too large one. */
+int pg_body_make(const char *data, size_t len, struct buf *body,
+		 char digest_r[STORAGE_OBJECTID_SIZE], enum storage_error *err_r,
+		 char **error_r);
+/* Adds m to box in one change (append() after its body is made). */
+int pg_add(struct storage_box *box, struct mbox_state *state, const struct pg_new_msg *m,
+	   uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+	   uint32_t *uid_r, enum storage_error *err_r, char **error_r);
+
+/* pgsql_job.c (storage.h: open_prepare, append_prepare) */
+int pg_open_prepare(struct storage *st, const char *user, const char *name,
+		    struct storage_job **job_r, enum storage_error *err_r, char **error_r);
+int pg_open_commit(struct storage *st, struct storage_job **job, struct mbox_state *state,
+		   struct storage_box **box_r, enum storage_error *err_r, char **error_r);
+int pg_append_prepare(struct storage_box *box, const char *data, size_t len,
+		      struct storage_job **job_r, enum storage_error *err_r, char **error_r);
+int pg_append_commit(struct storage_box *box, struct mbox_state *state,
+		     struct storage_job **job, uint8_t flags, uint64_t keywords,
+		     int64_t internal_date, int32_t tz_minutes, uint32_t *uid_r,
+		     enum storage_error *err_r, char **error_r);
+void pg_job_work(struct storage_job *job);
+void pg_job_abort(struct storage_box *box, struct storage_job **job);
 uint32_t pg_recent_take(struct storage_box *box, const struct mbox_state *state, uint32_t upto);
 
 #endif

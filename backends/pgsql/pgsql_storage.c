@@ -394,6 +394,12 @@ const struct storage_backend storage_backend_pgsql = {
 	.set_uids = pg_set_uids,
 	.hints_changed = pg_hints_changed,
 	.recent_take = pg_recent_take,
+	.job_work = pg_job_work,
+	.job_abort = pg_job_abort,
+	.open_prepare = pg_open_prepare,
+	.open_commit = pg_open_commit,
+	.append_prepare = pg_append_prepare,
+	.append_commit = pg_append_commit,
 	.notify_fd = pg_notify_fd,
 	.notify_read = pg_notify_read,
 };

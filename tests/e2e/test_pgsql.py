@@ -144,11 +144,11 @@ class TestInitDb(unittest.TestCase):
         self.assertIn(b"run imapserver --init-db first", p.stderr)
         p = run_cli(s, "--init-db")
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertIn(b"schema version 1 created", p.stdout)
-        self.assertEqual(db.sql("SELECT version FROM imap_schema").strip(), "1")
+        self.assertIn(b"schema version 2 created", p.stdout)
+        self.assertEqual(db.sql("SELECT version FROM imap_schema").strip(), "2")
         p = run_cli(s, "--init-db")
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertIn(b"at version 1 already", p.stdout)
+        self.assertIn(b"at version 2 already", p.stdout)
         p = run_cli(s, "-t")
         self.assertEqual(p.returncode, 0, p.stderr)
         # a schema newer than the build is left alone and refused
@@ -159,6 +159,28 @@ class TestInitDb(unittest.TestCase):
         p = run_cli(s, "-t")
         self.assertEqual(p.returncode, 1)
         self.assertIn(b"schema is version 99", p.stderr)
+
+    def test_init_db_upgrades_a_version_1_schema_keeping_the_mail(self):
+        s = PgServer({"alice": seed_text()})
+        self.addCleanup(s.cleanup)
+        # the database as a build of schema version 1 left it
+        s.db.sql("DROP TABLE imap_body_pending")
+        s.db.sql("UPDATE imap_schema SET version = 1")
+        p = run_cli(s, "-t")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(b"schema is version 1, this build knows version 2: "
+                      b"run imapserver --init-db", p.stderr)
+        p = run_cli(s, "--init-db")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"schema upgraded from version 1 to 2", p.stdout)
+        self.assertEqual(s.db.sql("SELECT version FROM imap_schema").strip(), "2")
+        s.start()
+        m = imap(s.port)
+        typ, data = m.select("INBOX")
+        self.assertEqual(int(data[0]), len(SEED))
+        typ, data = m.append("INBOX", None, None, b"Subject: after\r\n\r\nupgrade\r\n")
+        self.assertEqual(typ, "OK", data)
+        m.logout()
 
     def test_conninfo_is_required_and_an_unreachable_database_is_named(self):
         s = srv.ImapServer({"alice": seed_text()})

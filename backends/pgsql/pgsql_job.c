@@ -1,0 +1,238 @@
+/* pgsql_job.c: the round trips of the "pgsql" backend that cost a
+   mailbox's or a message's size, made in a worker thread (storage.h:
+   open_prepare, append_prepare; core/io/job.h) so that the loop does not
+   wait for them.
+
+   A worker has a connection of its own (pg_thread_storage()): libpq's
+   connections are not shared between threads, and the loop's stays the
+   loop's. What the worker does is a complete step by itself:
+
+   - The first open of a mailbox reads its row and every message in one
+     snapshot (pg_open(), unchanged, on the worker's connection). The
+     commit hands the box to the loop's connection; whatever other
+     sessions committed after the snapshot is caught up by the box's next
+     sync or change, from the snapshot's HIGHESTMODSEQ on, as for any
+     box.
+   - An append stores the message's body (the bulk of the bytes) with a
+     guard row in imap_body_pending, in one statement. The commit, in the
+     loop, is the short change that hands out the UID under the mailbox's
+     lock and takes the body (removing the guard in the same
+     transaction). A body whose commit never came (the server killed, the
+     change refused) is collected with its guard after PG_BODY_GRACE
+     (pg_bodies_collect_old()); the guard's foreign key keeps every
+     collector off a body a commit is about to take. */
+#ifdef HAVE_PQ
+
+#include "backends/pgsql/pgsql_private.h"
+
+#include "buf.h"
+#include "job.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct storage_job {
+	struct storage *st;        /* the loop's: for the commit and abort */
+	char *conninfo;            /* the worker connects with it */
+	bool append;
+	/* what the work did */
+	int ret;
+	enum storage_error err;
+	char *error;
+	/* open */
+	char *user, *name;
+	struct mbox_state state;
+	struct storage_box *box;
+	/* append: the message as given, then its body as stored */
+	char *data;
+	size_t len;
+	int64_t body_id, pending_id;
+	uint64_t size;
+};
+
+static struct storage_job *
+pg_job_new(struct storage *st, bool append)
+{
+	struct storage_job *job = xcalloc(1, sizeof(*job));
+
+	job->st = st;
+	job->conninfo = xstrdup(st->conninfo);
+	job->append = append;
+	mbox_state_init(&job->state);
+	return job;
+}
+
+static void
+pg_job_free(struct storage_job *job)
+{
+	if (job->box != NULL)
+		pg_close(&job->box);
+	mbox_state_deinit(&job->state);
+	free(job->error);
+	free(job->user);
+	free(job->name);
+	free(job->data);
+	free(job->conninfo);
+	free(job);
+}
+
+int
+pg_open_prepare(struct storage *st, const char *user, const char *name,
+		struct storage_job **job_r, enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job = pg_job_new(st, false);
+
+	(void)error_r;
+	*err_r = STORAGE_ERR_NONE;
+	job->user = xstrdup(user);
+	job->name = xstrdup(name);
+	*job_r = job;
+	return 0;
+}
+
+static void
+pg_open_work(struct storage_job *job)
+{
+	struct storage *wst = pg_thread_storage(job->conninfo);
+
+	job->ret = pg_open(wst, job->user, job->name, &job->state, &job->box, &job->err,
+			   &job->error);
+	job_test_hold();
+}
+
+int
+pg_open_commit(struct storage *st, struct storage_job **_job, struct mbox_state *state,
+	       struct storage_box **box_r, enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job = *_job;
+	int ret = 1;
+
+	*_job = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (job->ret < 0) {
+		*err_r = job->err;
+		*error_r = job->error;
+		job->error = NULL;
+		ret = -1;
+	} else {
+		mbox_state_deinit(state);
+		*state = job->state;
+		mbox_state_init(&job->state);
+		job->box->st = st;
+		*box_r = job->box;
+		job->box = NULL;
+	}
+	pg_job_free(job);
+	return ret;
+}
+
+int
+pg_append_prepare(struct storage_box *box, const char *data, size_t len,
+		  struct storage_job **job_r, enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job;
+
+	*job_r = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (len == 0 || len > PG_MAX_MSG) {
+		*err_r = STORAGE_ERR_LIMIT;
+		*error_r = xstrdup("message is empty or too large");
+		return -1;
+	}
+	job = pg_job_new(box->st, true);
+	job->data = xmalloc(len);
+	memcpy(job->data, data, len);
+	job->len = len;
+	*job_r = job;
+	return 0;
+}
+
+static void
+pg_append_work(struct storage_job *job)
+{
+	struct storage *wst = pg_thread_storage(job->conninfo);
+	char digest[STORAGE_OBJECTID_SIZE];
+	struct buf body = BUF_INIT;
+	struct pg_params p;
+	PGresult *res;
+
+	job->ret = -1;
+	if (pg_body_make(job->data, job->len, &body, digest, &job->err, &job->error) < 0)
+		goto out;
+	free(job->data);
+	job->data = NULL;
+	pg_params_init(&p);
+	pg_param_str(&p, digest);
+	pg_param_bin(&p, body.data, body.len);
+	/* stored once (as pg_add() does), and guarded at once */
+	res = pg_exec(wst,
+		      "WITH b AS (INSERT INTO imap_bodies (digest, data) VALUES ($1, $2) "
+		      "  ON CONFLICT (digest) DO UPDATE SET digest = EXCLUDED.digest RETURNING id) "
+		      "INSERT INTO imap_body_pending (body_id) SELECT id FROM b RETURNING body_id, id",
+		      &p, false, &job->err, &job->error);
+	if (res == NULL)
+		goto out;
+	job->body_id = pg_i64(res, 0, 0);
+	job->pending_id = pg_i64(res, 0, 1);
+	job->size = body.len;
+	PQclear(res);
+	job->ret = 0;
+	job_test_hold();
+out:
+	buf_free(&body);
+}
+
+int
+pg_append_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **_job,
+		 uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+		 uint32_t *uid_r, enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job = *_job;
+	struct pg_new_msg m;
+	int ret;
+
+	*_job = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (job->ret < 0) {
+		*err_r = job->err;
+		*error_r = job->error;
+		job->error = NULL;
+		pg_job_free(job);
+		return -1;
+	}
+	memset(&m, 0, sizeof(m));
+	m.body_id = job->body_id;
+	m.pending_id = job->pending_id;
+	m.size = job->size;
+	ret = pg_add(box, state, &m, flags, keywords, internal_date, tz_minutes, uid_r, err_r,
+		     error_r);
+	if (ret < 0)
+		pg_body_pending_drop(box->st, job->pending_id);
+	pg_job_free(job);
+	return ret;
+}
+
+void
+pg_job_work(struct storage_job *job)
+{
+	if (job->append)
+		pg_append_work(job);
+	else
+		pg_open_work(job);
+}
+
+void
+pg_job_abort(struct storage_box *box, struct storage_job **_job)
+{
+	struct storage_job *job = *_job;
+
+	(void)box;
+	if (job == NULL)
+		return;
+	*_job = NULL;
+	if (job->append && job->pending_id != 0)
+		pg_body_pending_drop(job->st, job->pending_id);
+	pg_job_free(job);
+}
+
+#endif /* HAVE_PQ */
