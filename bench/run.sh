@@ -91,3 +91,7 @@ fi
 # two nodes of one database; 1, 2 and 3 nodes (skipped without
 # PostgreSQL).
 python3 bench/pgsql_bench.py --binary "$BUILD/imapserver" $nodove
+# Another session's latency while a pgsql mailbox of 100,000 messages is
+# first opened and a 20 MB message appended (worker threads, not the
+# loop; skipped without PostgreSQL).
+python3 bench/pgsql_stall.py --binary "$BUILD/imapserver"

@@ -1,0 +1,242 @@
+"""The pgsql backend's round trips that cost a mailbox's or a message's
+size run in a worker thread on a connection of its own, not in the loop
+(backends/pgsql/pgsql_job.c): the first open of a mailbox (every message
+read) and the storing of an appended message's body.
+
+The work is held through the test-only hook IMAPSERVER_TEST_JOB_HOLD
+(core/io/job.h), so the assertions are about order, not time: while the
+work is held, other sessions are answered and the held command is not.
+A server killed while an append's body is stored but not yet the
+mailbox's loses nothing acknowledged, shows nothing half-made, and the
+body left over is collected later (its guard row ages out)."""
+
+import os
+import re
+import time
+import unittest
+
+import pg_support
+from pg_support import PgServer
+import server as srv
+from server import ServerTestCase
+from test_jobs import HOLD_ENV, WAIT, HeldJobCase
+
+SKIP = pg_support.skip_reason()
+COUNT = 300
+
+
+def mailbox_text():
+    body = "".join(f"{'z' * 70}\n" for _ in range(20))
+    return "".join(f"From: sender{i % 5}@example.org\nTo: alice@localhost\n"
+                   f"Subject: message {i}\nReceived: 2022-03-10 : 14 : 30\n{body}.\n"
+                   for i in range(1, COUNT + 1))
+
+
+class PgHeldCase(HeldJobCase):
+    """HeldJobCase's helpers, on a pgsql server whose jobs can be held."""
+
+    MAILBOXES = {"alice": mailbox_text(), "bob": None}
+
+    def setUp(self):
+        if SKIP:
+            self.skipTest(SKIP)
+        boxes = {u: (srv.seed_text() if t is None else t) for u, t in self.MAILBOXES.items()}
+        self.server = PgServer(boxes, limits=self.LIMITS)
+        self.addCleanup(self.server.cleanup)
+        self._clients = []
+        self.hold = os.path.join(self.server.dir, "hold")
+        os.environ[HOLD_ENV] = self.hold
+        try:
+            self.server.start()
+        finally:
+            os.environ.pop(HOLD_ENV, None)
+        self.port = self.server.port
+
+    def sql_count(self, statement):
+        return int(self.server.db.sql(statement).strip())
+
+    def wait_sql(self, statement, want):
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if self.sql_count(statement) == want:
+                return
+            time.sleep(0.02)
+        self.fail(f"{statement}: never {want}; log:\n" + self.server.log_text())
+
+
+class TestFirstOpenInAJob(PgHeldCase):
+
+    def test_others_served_while_the_first_open_reads_the_mailbox(self):
+        self.hold_job()
+        a = self.raw_login("alice")
+        a.send("O1 SELECT INBOX\r\n")
+        self.assertTrue(self.server.wait_log(r"alice/INBOX: first open in a job",
+                                             timeout=WAIT), self.server.log_text())
+        b = self.raw_login("bob")
+        resp, tagged = b.command("NOOP")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp, tagged = b.command('LIST "" "*"')
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        # another session's STATUS of the same mailbox waits for it
+        c = self.raw_login("alice")
+        c.send("S1 STATUS INBOX (MESSAGES UIDNEXT)\r\n")
+        resp, tagged = b.command("NOOP")
+        self.no_answer(a, "the SELECT")
+        self.no_answer(c, "the STATUS")
+        self.release_job()
+        untagged, tagged = a.read_tagged("O1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(f"* {COUNT} EXISTS\r\n".encode(), untagged)
+        untagged, tagged = c.read_tagged("S1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(f"MESSAGES {COUNT} UIDNEXT {COUNT + 1}".encode(), b"".join(untagged))
+        resp, tagged = a.command(f"FETCH {COUNT} (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertIn(f"Subject: message {COUNT}".encode(), b"".join(resp))
+
+    def test_a_change_made_while_the_job_read_is_seen(self):
+        """The job reads one snapshot; what another session commits after
+        it is caught up at the first command after the open."""
+        self.hold_job()
+        a = self.raw_login("alice")
+        a.send("O1 SELECT INBOX\r\n")
+        self.assertTrue(self.server.wait_log(r"alice/INBOX: first open in a job",
+                                             timeout=WAIT), self.server.log_text())
+        # the job is held after its snapshot was read: a delivery now
+        # (by another server on the same database) comes after it
+        self.server.db.sql("SELECT 1")
+        time.sleep(0.2)
+        other = PgServer({}, db=self.server.db)
+        self.addCleanup(other.cleanup)
+        other.start()
+        o = srv.RawClient(other.port)
+        o.readline()
+        resp, tagged = o.command("LOGIN alice alice123")
+        msg = b"From: x@example.org\r\nSubject: late\r\n\r\nlate\r\n"
+        o.send(f"A1 APPEND INBOX {{{len(msg)}+}}\r\n".encode() + msg + b"\r\n")
+        untagged, tagged = o.read_tagged("A1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        o.close()
+        self.release_job()
+        untagged, tagged = a.read_tagged("O1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp, tagged = a.command("NOOP", timeout=WAIT)
+        self.assertIn(f"* {COUNT + 1} EXISTS\r\n".encode(), resp + untagged)
+
+    def test_a_missing_mailbox_is_named_without_a_warning(self):
+        a = self.raw_login("alice")
+        resp, tagged = a.command("SELECT nosuch", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"NO"), tagged)
+        resp, tagged = a.command("STATUS nosuch (MESSAGES)", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"NO"), tagged)
+        self.assertNotIn("in a job:", self.server.log_text())
+
+
+class TestAppendInAJob(PgHeldCase):
+
+    MESSAGE = (b"From: carol@example.org\r\nTo: alice@localhost\r\nSubject: held\r\n\r\n" +
+               b"".join(b"line %d of the held message\r\n" % i for i in range(4000)))
+    PENDING = "SELECT count(*) FROM imap_body_pending"
+    HELD_IN_DB = ("SELECT count(*) FROM imap_bodies WHERE position('Subject: held' IN "
+                  "convert_from(data, 'UTF8')) > 0")
+    HELD_MSGS = ("SELECT count(*) FROM imap_messages m JOIN imap_bodies b ON b.id = m.body_id "
+                 "WHERE position('Subject: held' IN convert_from(b.data, 'UTF8')) > 0")
+
+    def start_append(self):
+        a = self.raw_login("alice", "INBOX")
+        self.hold_job()
+        a.send(f"A1 APPEND INBOX (\\Flagged) {{{len(self.MESSAGE)}+}}\r\n".encode() +
+               self.MESSAGE + b"\r\n")
+        # the work stored the body with its guard, then the hook holds it
+        self.wait_sql(self.PENDING, 1)
+        return a
+
+    def test_others_served_while_the_body_is_stored(self):
+        a = self.start_append()
+        # (bob's first open would be a job held too: he lists)
+        b = self.raw_login("bob")
+        resp, tagged = b.command('LIST "" "*"')
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        c = self.raw_login("alice", "INBOX")
+        resp, tagged = c.command(f"FETCH {COUNT} (FLAGS)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp, tagged = c.command("NOOP")
+        self.assertNotIn(f"* {COUNT + 1} EXISTS\r\n".encode(), resp)
+        self.no_answer(a, "the APPEND")
+        # stored, not yet the mailbox's
+        self.assertEqual(self.sql_count(self.HELD_MSGS), 0)
+        self.release_job()
+        untagged, tagged = a.read_tagged("A1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK [APPENDUID "), tagged)
+        uid = int(re.search(rb"APPENDUID \d+ (\d+)", tagged).group(1))
+        self.assertEqual(uid, COUNT + 1)
+        self.assertEqual(self.sql_count(self.PENDING), 0)
+        self.assertEqual(self.sql_count(self.HELD_MSGS), 1)
+        resp, tagged = c.command("NOOP", timeout=WAIT)
+        self.assertIn(f"* {COUNT + 1} EXISTS\r\n".encode(), resp)
+        resp, tagged = c.command(f"UID FETCH {uid} (FLAGS BODY.PEEK[])", timeout=WAIT)
+        data = b"".join(resp)
+        self.assertIn(b"\\Flagged", data)
+        self.assertIn(self.MESSAGE, data)
+
+    def test_the_same_body_twice_is_stored_once(self):
+        a = self.raw_login("alice", "INBOX")
+        for tag in ("A1", "A2"):
+            a.send(f"{tag} APPEND INBOX {{{len(self.MESSAGE)}+}}\r\n".encode() +
+                   self.MESSAGE + b"\r\n")
+            untagged, tagged = a.read_tagged(tag, timeout=WAIT)
+            self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertEqual(self.sql_count(self.HELD_IN_DB), 1)
+        self.assertEqual(self.sql_count(self.HELD_MSGS), 2)
+        self.assertEqual(self.sql_count(self.PENDING), 0)
+
+    def test_kill_while_the_body_is_stored_loses_nothing(self):
+        self.start_append()
+        bodies = self.sql_count("SELECT count(*) FROM imap_bodies")
+        self.server.proc.kill()
+        self.server.proc.wait()
+        self.server.proc = None
+        self.release_job()
+        self.server.start()
+        self.port = self.server.port
+        a = self.raw_login("alice")
+        resp, tagged = a.command("SELECT INBOX", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        # never acknowledged, never shown: the mailbox is as it was
+        self.assertIn(f"* {COUNT} EXISTS\r\n".encode(), resp)
+        self.assertIn(f"UIDNEXT {COUNT + 1}".encode(), b"".join(resp))
+        self.assertEqual(self.sql_count(self.HELD_MSGS), 0)
+        # the body left over stays guarded until its grace is over ...
+        resp, tagged = a.command("STORE 1 +FLAGS.SILENT (\\Deleted)")
+        resp, tagged = a.command("EXPUNGE", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertEqual(self.sql_count(self.PENDING), 1)
+        self.assertEqual(self.sql_count("SELECT count(*) FROM imap_bodies"), bodies)
+        # ... then an expunge's collection removes it with its guard
+        self.server.db.sql("UPDATE imap_body_pending SET at = now() - interval '2 hours'")
+        resp, tagged = a.command("STORE 1 +FLAGS.SILENT (\\Deleted)")
+        resp, tagged = a.command("EXPUNGE", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertEqual(self.sql_count(self.PENDING), 0)
+        self.assertEqual(self.sql_count(self.HELD_IN_DB), 0)
+        self.assertEqual(self.sql_count("SELECT count(*) FROM imap_bodies"), bodies - 1)
+        resp, tagged = a.command(f"FETCH {COUNT - 2} (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertIn(f"Subject: message {COUNT}".encode(), b"".join(resp))
+
+    def test_session_gone_while_the_body_is_stored(self):
+        """The message is committed all the same (as on flat and Maildir:
+        the client may have seen nothing, but nothing is half-made)."""
+        a = self.start_append()
+        a.close()
+        self.release_job()
+        c = self.raw_login("alice", "INBOX")
+        deadline = time.monotonic() + WAIT
+        while self.sql_count(self.PENDING) != 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(self.sql_count(self.PENDING), 0)
+        self.assertEqual(self.sql_count(self.HELD_MSGS), 1)
+        resp, tagged = c.command("NOOP", timeout=WAIT)
+        self.assertIn(f"* {COUNT + 1} EXISTS\r\n".encode(), resp)
+
+
+if __name__ == "__main__":
+    unittest.main()
