@@ -100,10 +100,17 @@ mem_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
 	return 0;
 }
 
+/* When set, expunge() first catches up with this many changes another
+   process made (as a store shared by several servers does), raising the
+   highest modseq above the one the hub gave, then takes the next. */
+static unsigned mem_expunge_catchup;
+
 static int
 mem_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
 	    size_t count, enum storage_error *err_r, char **error_r)
 {
+	if (mem_expunge_catchup > 0)
+		state->highest_modseq += mem_expunge_catchup + 1;
 	for (size_t i = 0; i < count; i++) {
 		ssize_t idx = mbox_state_find(state, uids[i]);
 		if (idx >= 0)
@@ -408,6 +415,39 @@ test_uid_expunge_only_named_uids(void **state)
 	assert_true(mbox_state_find(st, 1) >= 0);
 }
 
+/* An expunge whose backend caught up with other processes' changes has
+   the modseq the backend gave it, not the lower one the hub expected: a
+   QRESYNC client that saw one of those changes' modseqs is still told of
+   it (RFC 7162 3.2.5.2). */
+static void
+test_expunge_takes_the_backends_higher_modseq(void **state)
+{
+	struct fixture *f = *state;
+	struct mbox_state *st = mailbox_state(f->m1);
+	struct seqset set = { 0 }, vanished = { 0 };
+	uint64_t before = st->highest_modseq;
+	struct buf text = BUF_INIT;
+
+	mem_expunge_catchup = 3;
+	assert_int_equal(seqset_parse("2", 5, &set), 0);
+	assert_int_equal(mailbox_expunge_uids(f->m1, &set, &st_err, "t"), 0);
+	mem_expunge_catchup = 0;
+	seqset_free(&set);
+	/* the hub's own +1, the 3 caught up, then the expunge's */
+	assert_int_equal(st->highest_modseq, before + 5);
+	/* a client that knew the last change caught up (before + 4) */
+	assert_true(mailbox_vanished_since(f->m1, before + 4, NULL, &vanished));
+	seqset_write(&vanished, &text);
+	buf_append(&text, "", 1);
+	assert_string_equal(text.data, "2");
+	buf_free(&text);
+	seqset_free(&vanished);
+	/* and one that knew the expunge itself is told nothing */
+	assert_true(mailbox_vanished_since(f->m1, before + 5, NULL, &vanished));
+	assert_int_equal(vanished.count, 0);
+	seqset_free(&vanished);
+}
+
 /* The hub says what changed in a view as data, with no protocol syntax:
    removed messages highest first with the numbers they had, the new
    count, the \Recent count, and whose flags changed. */
@@ -510,6 +550,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_readonly_view_does_not_claim_recent, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_uid_expunge_only_named_uids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expunge_takes_the_backends_higher_modseq,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_mailbox_is_not_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_update_reports_changes_as_data, setup,
 						teardown),

@@ -879,8 +879,12 @@ mailbox_expunge_finish(struct mailbox *mbox, const uint32_t *list, size_t count,
 	if (ret < 0)
 		mailbox_log_write(mbox, sid, ret, *err_r, "expunge", error);
 	free(error);
+	/* A backend shared with other processes may have caught up with
+	   their changes and given the expunge a higher one: that is it. */
 	if (st->highest_modseq < modseq)
 		st->highest_modseq = modseq;
+	else if (ret == 0)
+		modseq = st->highest_modseq;
 	for (size_t i = 0; i < count; i++) {
 		if (mbox_state_find(st, list[i]) < 0) {
 			mailbox_log_expunge(mbox, list[i], modseq);
