@@ -13,6 +13,12 @@
      sessions committed after the snapshot is caught up by the box's next
      sync or change, from the snapshot's HIGHESTMODSEQ on, as for any
      box.
+   - An expunge is its whole change there: the mailbox's row locked, the
+     changes other sessions committed since the box's last sync read
+     (not applied: the state is the loop's), the messages removed at the
+     next modseq, the commit. The loop's commit applies what was read,
+     then the expunge, as expunge() does in one go. Meanwhile the core
+     makes no other change of the box (storage.h); reads go on.
    - An append stores the message's body (the bulk of the bytes) with a
      guard row in imap_body_pending, in one statement. The commit, in the
      loop, is the short change that hands out the UID under the mailbox's
@@ -31,10 +37,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum pg_job_kind {
+	PG_JOB_OPEN,
+	PG_JOB_APPEND,
+	PG_JOB_EXPUNGE,
+};
+
 struct storage_job {
 	struct storage *st;        /* the loop's: for the commit and abort */
 	char *conninfo;            /* the worker connects with it */
-	bool append;
+	enum pg_job_kind kind;
 	/* what the work did */
 	int ret;
 	enum storage_error err;
@@ -48,16 +60,25 @@ struct storage_job {
 	size_t len;
 	int64_t body_id, pending_id;
 	uint64_t size;
+	/* expunge: a copy of the box as the worker uses it (its st set
+	   there), the UIDs, the state's modseq; then what was read and the
+	   expunge's modseq */
+	struct storage_box wbox;
+	uint32_t *uids;
+	size_t count;
+	uint64_t highest;
+	struct pg_changes changes;
+	uint64_t modseq;
 };
 
 static struct storage_job *
-pg_job_new(struct storage *st, bool append)
+pg_job_new(struct storage *st, enum pg_job_kind kind)
 {
 	struct storage_job *job = xcalloc(1, sizeof(*job));
 
 	job->st = st;
 	job->conninfo = xstrdup(st->conninfo);
-	job->append = append;
+	job->kind = kind;
 	mbox_state_init(&job->state);
 	return job;
 }
@@ -72,6 +93,9 @@ pg_job_free(struct storage_job *job)
 	free(job->user);
 	free(job->name);
 	free(job->data);
+	free(job->uids);
+	free(job->wbox.news);
+	pg_changes_free(&job->changes);
 	free(job->conninfo);
 	free(job);
 }
@@ -80,7 +104,7 @@ int
 pg_open_prepare(struct storage *st, const char *user, const char *name,
 		struct storage_job **job_r, enum storage_error *err_r, char **error_r)
 {
-	struct storage_job *job = pg_job_new(st, false);
+	struct storage_job *job = pg_job_new(st, PG_JOB_OPEN);
 
 	(void)error_r;
 	*err_r = STORAGE_ERR_NONE;
@@ -139,7 +163,7 @@ pg_append_prepare(struct storage_box *box, const char *data, size_t len,
 		*error_r = xstrdup("message is empty or too large");
 		return -1;
 	}
-	job = pg_job_new(box->st, true);
+	job = pg_job_new(box->st, PG_JOB_APPEND);
 	job->data = xmalloc(len);
 	memcpy(job->data, data, len);
 	job->len = len;
@@ -212,13 +236,109 @@ pg_append_commit(struct storage_box *box, struct mbox_state *state, struct stora
 	return ret;
 }
 
+int
+pg_expunge_prepare(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
+		   size_t count, struct storage_job **job_r, enum storage_error *err_r,
+		   char **error_r)
+{
+	struct storage_job *job;
+
+	(void)error_r;
+	*job_r = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (count == 0)
+		return 0;
+	job = pg_job_new(box->st, PG_JOB_EXPUNGE);
+	job->wbox = *box;
+	job->wbox.st = NULL;
+	job->wbox.news = xstrdup(box->news);
+	job->uids = xmalloc(count * sizeof(*uids));
+	memcpy(job->uids, uids, count * sizeof(*uids));
+	job->count = count;
+	job->highest = state->highest_modseq;
+	*job_r = job;
+	return 0;
+}
+
+static void
+pg_expunge_work(struct storage_job *job)
+{
+	struct storage *wst = pg_thread_storage(job->conninfo);
+	struct storage_box *box = &job->wbox;
+	struct pg_head h;
+	char *arr = pg_uid_array(job->uids, job->count);
+
+	job->ret = -1;
+	box->st = wst;
+	if (pg_cmd(wst, "BEGIN", NULL, &job->err, &job->error) < 0 ||
+	    pg_head_read(box, true, &h, &job->err, &job->error) < 0)
+		goto fail;
+	if (h.uidvalidity != box->uidvalidity) {
+		job->err = STORAGE_ERR_TEMP;
+		job->error = xstrdup("the mailbox was made again meanwhile");
+		goto fail;
+	}
+	if (pg_changes_fetch(box, &h, &job->changes, &job->err, &job->error) < 0)
+		goto fail;
+	job->modseq = (h.highest > job->highest ? h.highest : job->highest) + 1;
+	if (pg_expunge_write(box, arr, job->modseq, &job->err, &job->error) < 0)
+		goto fail;
+	free(arr);
+	if (pg_change_commit(box, &job->err, &job->error) < 0) {
+		pg_changes_free(&job->changes);
+		return;
+	}
+	job->ret = 0;
+	job_test_hold();
+	/* the bodies this left are collected later (PG_BODY_GRACE) */
+	pg_bodies_collect_old(wst);
+	return;
+fail:
+	free(arr);
+	pg_changes_free(&job->changes);
+	pg_rollback(wst);
+}
+
+int
+pg_job_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **_job,
+	      enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job = *_job;
+	int ret = 0;
+
+	*_job = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (job->ret < 0) {
+		*err_r = job->err;
+		*error_r = job->error;
+		job->error = NULL;
+		ret = -1;
+	} else {
+		/* as pg_expunge(): what others did first, then this */
+		pg_changes_apply(box, state, &job->changes);
+		mbox_state_remove_uids(state, job->uids, job->count);
+		if (job->modseq > state->highest_modseq)
+			state->highest_modseq = job->modseq;
+		box->synced = job->modseq;
+	}
+	pg_job_free(job);
+	return ret;
+}
+
 void
 pg_job_work(struct storage_job *job)
 {
-	if (job->append)
-		pg_append_work(job);
-	else
+	switch (job->kind) {
+	case PG_JOB_OPEN:
 		pg_open_work(job);
+		break;
+	case PG_JOB_APPEND:
+		pg_append_work(job);
+		break;
+	case PG_JOB_EXPUNGE:
+		pg_expunge_work(job);
+		break;
+	}
 }
 
 void
@@ -230,7 +350,7 @@ pg_job_abort(struct storage_box *box, struct storage_job **_job)
 	if (job == NULL)
 		return;
 	*_job = NULL;
-	if (job->append && job->pending_id != 0)
+	if (job->kind == PG_JOB_APPEND && job->pending_id != 0)
 		pg_body_pending_drop(job->st, job->pending_id);
 	pg_job_free(job);
 }

@@ -74,17 +74,7 @@ pg_rec_of(const PGresult *res, int row, struct mbox_state *state, struct mail_re
 	rec->modseq = (uint64_t)pg_i64(res, row, 7);
 }
 
-/* What a mailbox's row says, read with or without its lock. */
-struct pg_head {
-	uint32_t uidvalidity;
-	uint32_t uidnext;
-	uint64_t highest;
-	uint32_t first_recent;
-};
-
-/* Reads box's row into *h (locking it if lock). 0, or -1 with
-   STORAGE_ERR_NOT_FOUND if the mailbox was deleted meanwhile. */
-static int
+int
 pg_head_read(struct storage_box *box, bool lock, struct pg_head *h, enum storage_error *err_r,
 	     char **error_r)
 {
@@ -155,49 +145,62 @@ pg_load(struct storage_box *box, struct mbox_state *state, enum storage_error *e
 	return 0;
 }
 
-/* Brings state in line with every change committed since box->synced,
-   up to h->highest (read in the same snapshot, or under the lock). */
-static int
-pg_apply(struct storage_box *box, struct mbox_state *state, const struct pg_head *h,
-	 enum storage_error *err_r, char **error_r)
+int
+pg_changes_fetch(struct storage_box *box, const struct pg_head *h, struct pg_changes *c,
+		 enum storage_error *err_r, char **error_r)
 {
 	struct pg_params p;
-	struct mail_rec rec;
-	PGresult *res;
-	uint32_t *uids;
-	int n;
 
-	if (h->highest == box->synced) {
-		pg_head_apply(box, state, h);
+	memset(c, 0, sizeof(*c));
+	c->h = *h;
+	if (h->highest == box->synced)
 		return 0;
-	}
 	pg_params_init(&p);
 	pg_param_i64(&p, box->id);
 	pg_param_i64(&p, (int64_t)box->synced);
-	res = pg_exec(box->st, "SELECT DISTINCT uid FROM imap_expunged "
-		      "WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid", &p, false, err_r,
-		      error_r);
-	if (res == NULL)
+	c->expunged = pg_exec(box->st, "SELECT DISTINCT uid FROM imap_expunged "
+			      "WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid", &p, false,
+			      err_r, error_r);
+	if (c->expunged == NULL)
 		return -1;
-	n = PQntuples(res);
+	c->changed = pg_exec(box->st, "SELECT " PG_MSG_COLS " FROM imap_messages "
+			     "WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid", &p, false,
+			     err_r, error_r);
+	if (c->changed == NULL) {
+		pg_changes_free(c);
+		return -1;
+	}
+	return 0;
+}
+
+void
+pg_changes_free(struct pg_changes *c)
+{
+	PQclear(c->expunged);
+	PQclear(c->changed);
+	c->expunged = c->changed = NULL;
+}
+
+void
+pg_changes_apply(struct storage_box *box, struct mbox_state *state, struct pg_changes *c)
+{
+	struct mail_rec rec;
+	uint32_t *uids;
+	int n;
+
+	n = c->expunged != NULL ? PQntuples(c->expunged) : 0;
 	if (n > 0) {
 		uids = xmalloc((size_t)n * sizeof(*uids));
 		for (int i = 0; i < n; i++)
-			uids[i] = (uint32_t)pg_i64(res, i, 0);
+			uids[i] = (uint32_t)pg_i64(c->expunged, i, 0);
 		mbox_state_remove_uids(state, uids, (size_t)n);
 		free(uids);
 	}
-	PQclear(res);
-	res = pg_exec(box->st, "SELECT " PG_MSG_COLS " FROM imap_messages "
-		      "WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid", &p, false, err_r,
-		      error_r);
-	if (res == NULL)
-		return -1;
-	n = PQntuples(res);
+	n = c->changed != NULL ? PQntuples(c->changed) : 0;
 	for (int i = 0; i < n; i++) {
 		ssize_t idx;
 
-		pg_rec_of(res, i, state, &rec);
+		pg_rec_of(c->changed, i, state, &rec);
 		idx = mbox_state_find(state, rec.uid);
 		if (idx >= 0) {
 			struct mail_rec *r = &state->mails[idx];
@@ -214,8 +217,21 @@ pg_apply(struct storage_box *box, struct mbox_state *state, const struct pg_head
 				 "left out", (long long)box->id, rec.uid);
 		}
 	}
-	PQclear(res);
-	pg_head_apply(box, state, h);
+	pg_changes_free(c);
+	pg_head_apply(box, state, &c->h);
+}
+
+/* Brings state in line with every change committed since box->synced,
+   up to h->highest (read in the same snapshot, or under the lock). */
+static int
+pg_apply(struct storage_box *box, struct mbox_state *state, const struct pg_head *h,
+	 enum storage_error *err_r, char **error_r)
+{
+	struct pg_changes c;
+
+	if (pg_changes_fetch(box, h, &c, err_r, error_r) < 0)
+		return -1;
+	pg_changes_apply(box, state, &c);
 	return 0;
 }
 
@@ -377,8 +393,7 @@ fail:
 	return -1;
 }
 
-/* The mailbox's new HIGHESTMODSEQ, inside the change. */
-static int
+int
 pg_head_write(struct storage_box *box, uint64_t modseq, enum storage_error *err_r,
 	      char **error_r)
 {
@@ -393,7 +408,7 @@ pg_head_write(struct storage_box *box, uint64_t modseq, enum storage_error *err_
 		      "RETURNING pg_notify('" PG_CHANNEL "', $3)", &p, err_r, error_r);
 }
 
-static int
+int
 pg_change_commit(struct storage_box *box, enum storage_error *err_r, char **error_r)
 {
 	if (pg_cmd(box->st, "COMMIT", NULL, err_r, error_r) < 0) {
@@ -606,20 +621,11 @@ pg_flags_changed(struct storage_box *box, struct mbox_state *state, size_t idx,
 	return 0;
 }
 
-int
-pg_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
-	   size_t count, enum storage_error *err_r, char **error_r)
+char *
+pg_uid_array(const uint32_t *uids, size_t count)
 {
 	struct buf arr = BUF_INIT;
-	struct pg_params p;
-	struct pg_head h;
-	PGresult *res;
-	uint64_t modseq;
-	int ret = -1;
 
-	*err_r = STORAGE_ERR_NONE;
-	if (count == 0)
-		return 0;
 	buf_append_c(&arr, '{');
 	for (size_t i = 0; i < count; i++) {
 		if (i > 0)
@@ -627,12 +633,19 @@ pg_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 		buf_append_u64(&arr, uids[i]);
 	}
 	buf_append(&arr, "}", 2);
-	if (pg_change_begin(box, state, &h, err_r, error_r) < 0)
-		goto out;
-	modseq = (h.highest > state->highest_modseq ? h.highest : state->highest_modseq) + 1;
+	return buf_steal(&arr);
+}
+
+int
+pg_expunge_write(struct storage_box *box, const char *uids, uint64_t modseq,
+		 enum storage_error *err_r, char **error_r)
+{
+	struct pg_params p;
+	PGresult *res;
+
 	pg_params_init(&p);
 	pg_param_i64(&p, box->id);
-	pg_param_str(&p, arr.data);
+	pg_param_str(&p, uids);
 	pg_param_i64(&p, (int64_t)modseq);
 	res = pg_exec(box->st,
 		      "WITH d AS (DELETE FROM imap_messages "
@@ -643,10 +656,31 @@ pg_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 		      "SELECT count(*) FROM d",
 		      &p, false, err_r, error_r);
 	if (res == NULL)
-		goto fail;
+		return -1;
 	PQclear(res);
-	if (pg_head_write(box, modseq, err_r, error_r) < 0)
-		goto fail;
+	return pg_head_write(box, modseq, err_r, error_r);
+}
+
+int
+pg_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
+	   size_t count, enum storage_error *err_r, char **error_r)
+{
+	struct pg_head h;
+	uint64_t modseq;
+	char *arr;
+	int ret = -1;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (count == 0)
+		return 0;
+	arr = pg_uid_array(uids, count);
+	if (pg_change_begin(box, state, &h, err_r, error_r) < 0)
+		goto out;
+	modseq = (h.highest > state->highest_modseq ? h.highest : state->highest_modseq) + 1;
+	if (pg_expunge_write(box, arr, modseq, err_r, error_r) < 0) {
+		pg_rollback(box->st);
+		goto out;
+	}
 	if (pg_change_commit(box, err_r, error_r) < 0)
 		goto out;
 	mbox_state_remove_uids(state, uids, count);
@@ -656,11 +690,8 @@ pg_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 	/* the bodies this left are collected later (PG_BODY_GRACE) */
 	pg_bodies_collect_old(box->st);
 	ret = 0;
-	goto out;
-fail:
-	pg_rollback(box->st);
 out:
-	buf_free(&arr);
+	free(arr);
 	return ret;
 }
 

@@ -118,6 +118,46 @@ void pg_listen_close(struct storage *st);
 int pg_schema_check(struct storage *st, char **error_r);
 
 /* pgsql_mailbox.c */
+
+/* What a mailbox's row says, read with or without its lock. */
+struct pg_head {
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highest;
+	uint32_t first_recent;
+};
+
+/* What other sessions committed to a mailbox since box->synced, up to
+   h.highest: read (in a worker, say) by pg_changes_fetch(), made the
+   state's by pg_changes_apply() (in the loop). */
+struct pg_changes {
+	struct pg_head h;
+	PGresult *expunged, *changed;  /* NULL: nothing */
+};
+
+/* Reads box's row into *h (locking it if lock). 0, or -1 with
+   STORAGE_ERR_NOT_FOUND if the mailbox was deleted meanwhile. */
+int pg_head_read(struct storage_box *box, bool lock, struct pg_head *h,
+		 enum storage_error *err_r, char **error_r);
+int pg_changes_fetch(struct storage_box *box, const struct pg_head *h, struct pg_changes *c,
+		     enum storage_error *err_r, char **error_r);
+/* Applies c to state (box->synced = c->h.highest) and frees it. */
+void pg_changes_apply(struct storage_box *box, struct mbox_state *state,
+		      struct pg_changes *c);
+void pg_changes_free(struct pg_changes *c);
+/* The mailbox's new HIGHESTMODSEQ, inside the change, announced to
+   every other server at the commit. */
+int pg_head_write(struct storage_box *box, uint64_t modseq, enum storage_error *err_r,
+		  char **error_r);
+/* COMMIT of a change (rolled back on failure). */
+int pg_change_commit(struct storage_box *box, enum storage_error *err_r, char **error_r);
+/* uids as an SQL array literal ("{1,2,3}"), malloc'ed. */
+char *pg_uid_array(const uint32_t *uids, size_t count);
+/* Inside a change: removes uids (an array literal) as expunged at
+   modseq, recorded for other servers and QRESYNC. */
+int pg_expunge_write(struct storage_box *box, const char *uids, uint64_t modseq,
+		     enum storage_error *err_r, char **error_r);
+
 int pg_open(struct storage *st, const char *user, const char *name, struct mbox_state *state,
 	    struct storage_box **box_r, enum storage_error *err_r, char **error_r);
 void pg_close(struct storage_box **box);
@@ -167,6 +207,11 @@ int pg_append_commit(struct storage_box *box, struct mbox_state *state,
 		     struct storage_job **job, uint8_t flags, uint64_t keywords,
 		     int64_t internal_date, int32_t tz_minutes, uint32_t *uid_r,
 		     enum storage_error *err_r, char **error_r);
+int pg_expunge_prepare(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
+		       size_t count, struct storage_job **job_r, enum storage_error *err_r,
+		       char **error_r);
+int pg_job_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **job,
+		  enum storage_error *err_r, char **error_r);
 void pg_job_work(struct storage_job *job);
 void pg_job_abort(struct storage_box *box, struct storage_job **job);
 uint32_t pg_recent_take(struct storage_box *box, const struct mbox_state *state, uint32_t upto);

@@ -365,11 +365,12 @@ view_claim_recent(struct mbox_view *view, size_t idx)
 	uint32_t lo, hi;
 	struct mbox_uid_range *last;
 
-	if (!view->readonly && take != NULL && mbox->box != NULL && mbox->op == NULL &&
+	if (!view->readonly && take != NULL && mbox->box != NULL &&
 	    st->first_recent_uid < st->uidnext) {
 		/* a store shared with other processes: what they took
-		   already is not ours to show */
-		uint32_t from = take(mbox->box, st, st->uidnext);
+		   already is not ours to show (busy with a job: none is,
+		   never twice) */
+		uint32_t from = mbox->op == NULL ? take(mbox->box, st, st->uidnext) : st->uidnext;
 
 		if (from > st->first_recent_uid)
 			st->first_recent_uid = from;
