@@ -1,7 +1,8 @@
 """The pgsql backend's round trips that cost a mailbox's or a message's
 size run in a worker thread on a connection of its own, not in the loop
 (backends/pgsql/pgsql_job.c): the first open of a mailbox (every message
-read) and the storing of an appended message's body.
+read), the storing of an appended message's body, and an expunge's
+whole change.
 
 The work is held through the test-only hook IMAPSERVER_TEST_JOB_HOLD
 (core/io/job.h), so the assertions are about order, not time: while the
@@ -236,6 +237,90 @@ class TestAppendInAJob(PgHeldCase):
         self.assertEqual(self.sql_count(self.HELD_MSGS), 1)
         resp, tagged = c.command("NOOP", timeout=WAIT)
         self.assertIn(f"* {COUNT + 1} EXISTS\r\n".encode(), resp)
+
+
+class TestExpungeInAJob(PgHeldCase):
+
+    MESSAGES = ("SELECT count(*) FROM imap_messages WHERE mailbox_id = "
+                "(SELECT x.id FROM imap_mailboxes x JOIN imap_users u ON u.id = x.user_id "
+                "WHERE u.name = 'alice' AND x.name = 'INBOX')")
+
+    def start_expunge(self, a):
+        resp, tagged = a.command("STORE 1:10 +FLAGS.SILENT (\\Deleted)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.hold_job()
+        a.send("X1 EXPUNGE\r\n")
+        # the work committed its change, then the hook holds it
+        self.wait_sql(self.MESSAGES, COUNT - 10)
+
+    def test_others_served_while_the_expunge_works_then_qresync_is_told(self):
+        a = self.raw_login("alice")
+        resp, tagged = a.command("ENABLE QRESYNC")
+        resp, tagged = a.command("SELECT INBOX")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        uidv = re.search(rb"UIDVALIDITY (\d+)", b"".join(resp)).group(1).decode()
+        known = int(re.search(rb"HIGHESTMODSEQ (\d+)", b"".join(resp)).group(1))
+        c = self.raw_login("alice", "INBOX")
+        self.start_expunge(a)
+        resp, tagged = c.command(f"FETCH {COUNT} (UID FLAGS)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp, tagged = c.command("NOOP")
+        self.assertFalse([r for r in resp if r.endswith(b" EXPUNGE\r\n")], resp)
+        self.no_answer(a, "the EXPUNGE")
+        self.release_job()
+        untagged, tagged = a.read_tagged("X1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(b"* VANISHED 1:10\r\n", untagged)
+        resp, tagged = c.command("NOOP", timeout=WAIT)
+        self.assertEqual(len([r for r in resp if r.endswith(b" EXPUNGE\r\n")]), 10, resp)
+        resp, tagged = c.command("STATUS INBOX (MESSAGES HIGHESTMODSEQ)", timeout=WAIT)
+        status = b"".join(resp)
+        self.assertIn(f"MESSAGES {COUNT - 10}".encode(), status)
+        highest = int(re.search(rb"HIGHESTMODSEQ (\d+)", status).group(1))
+        self.assertEqual(highest, self.sql_count(
+            "SELECT highest_modseq FROM imap_mailboxes x JOIN imap_users u "
+            "ON u.id = x.user_id WHERE u.name = 'alice' AND x.name = 'INBOX'"))
+        self.assertEqual(self.sql_count("SELECT count(*) FROM imap_expunged"), 10)
+        # a client that knew the mailbox before is told of the expunge
+        e = self.raw_login("alice")
+        resp, tagged = e.command("ENABLE QRESYNC")
+        resp, tagged = e.command(f"SELECT INBOX (QRESYNC ({uidv} {known}))", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(b"* VANISHED (EARLIER) 1:10\r\n", resp)
+
+    def test_a_store_waits_for_the_expunge_then_is_kept(self):
+        a = self.raw_login("alice", "INBOX")
+        c = self.raw_login("alice", "INBOX")
+        self.start_expunge(a)
+        c.send(f"S1 UID STORE {COUNT} +FLAGS (\\Flagged)\r\n")
+        resp, tagged = self.raw_login("bob").command("NOOP")
+        self.no_answer(c, "the STORE")
+        self.release_job()
+        untagged, tagged = a.read_tagged("X1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        untagged, tagged = c.read_tagged("S1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(b"\\Flagged", b"".join(untagged))
+        self.assertEqual(self.sql_count(f"SELECT flags & 4 FROM imap_messages WHERE uid = {COUNT} "
+                                        "AND mailbox_id = (SELECT x.id FROM imap_mailboxes x "
+                                        "JOIN imap_users u ON u.id = x.user_id "
+                                        "WHERE u.name = 'alice' AND x.name = 'INBOX')"), 4)
+
+    def test_kill_while_the_expunge_works_loses_nothing_else(self):
+        a = self.raw_login("alice", "INBOX")
+        self.start_expunge(a)
+        self.server.proc.kill()
+        self.server.proc.wait()
+        self.server.proc = None
+        self.release_job()
+        self.server.start()
+        self.port = self.server.port
+        e = self.raw_login("alice")
+        resp, tagged = e.command("SELECT INBOX", timeout=WAIT)
+        # committed before the kill: the ten are gone, the rest is there
+        self.assertIn(f"* {COUNT - 10} EXISTS\r\n".encode(), resp)
+        resp, tagged = e.command("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertIn(b"Subject: message 11", b"".join(resp))
 
 
 if __name__ == "__main__":
