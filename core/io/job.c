@@ -265,18 +265,17 @@ job_submit(struct job_queue *queue, job_work_func *work, job_done_func *done, vo
 	return job;
 }
 
-void
-job_cancel(struct job **_job)
+/* Takes job out of its queue: a waiting one is withdrawn (returns
+   true: its work never ran), a working one waited for. */
+static bool
+job_withdraw(struct job *job)
 {
-	struct job *job = *_job;
-	struct job_queue *queue;
+	struct job_queue *queue = job->queue;
+	bool waiting;
 
-	if (job == NULL)
-		return;
-	*_job = NULL;
-	queue = job->queue;
 	pthread_mutex_lock(&queue->lock);
-	if (job->stage == JOB_WAITING) {
+	waiting = job->stage == JOB_WAITING;
+	if (waiting) {
 		(void)job_list_unlink(&queue->waiting, job);
 		queue->waiting_count--;
 	} else {
@@ -285,6 +284,18 @@ job_cancel(struct job **_job)
 		(void)job_list_unlink(&queue->done, job);
 	}
 	pthread_mutex_unlock(&queue->lock);
+	return waiting;
+}
+
+void
+job_cancel(struct job **_job)
+{
+	struct job *job = *_job;
+
+	if (job == NULL)
+		return;
+	*_job = NULL;
+	(void)job_withdraw(job);
 	free(job);
 }
 
@@ -292,25 +303,11 @@ void
 job_finish_now(struct job **_job)
 {
 	struct job *job = *_job;
-	struct job_queue *queue;
-	bool here = false;
 
 	if (job == NULL)
 		return;
 	*_job = NULL;
-	queue = job->queue;
-	pthread_mutex_lock(&queue->lock);
-	if (job->stage == JOB_WAITING) {
-		(void)job_list_unlink(&queue->waiting, job);
-		queue->waiting_count--;
-		here = true;
-	} else {
-		while (job->stage == JOB_WORKING)
-			pthread_cond_wait(&queue->done_cond, &queue->lock);
-		(void)job_list_unlink(&queue->done, job);
-	}
-	pthread_mutex_unlock(&queue->lock);
-	if (here)
+	if (job_withdraw(job))
 		job->work(job->ctx);
 	job->done(job->ctx, true);
 	free(job);
