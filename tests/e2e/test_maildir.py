@@ -21,13 +21,14 @@ import time
 import unittest
 
 import server as srv
-from server import (SEED, SLOW, USERS, ImapServer, Mail, ServerTestCase, fetches, seed_text,
+from server import (SEED, SLOW, USERS, ImapServer, Mail, ServerTestCase, fetches,
                     untagged_numbers)
 import test_login
 import test_mailboxes
 import test_messages
 import test_robustness
 import test_sync
+import variants
 
 MUTT = shutil.which("mutt")
 
@@ -107,39 +108,13 @@ class MaildirServer(ImapServer):
         return out
 
 
-class MaildirMixin:
+class MaildirMixin(variants.BackendMixin):
     """Makes a ServerTestCase run its server on Maildir storage."""
 
-    def setUp(self):
-        boxes = {u: (seed_text() if t is None else t) for u, t in self.MAILBOXES.items()}
-        self.server = MaildirServer(boxes, limits=self.LIMITS)
-        self.addCleanup(self.server.cleanup)
-        self._clients = []
-        self.server.start()
-        self.port = self.server.port
+    SERVER = MaildirServer
 
 
-# Tests that look at the flat file itself (its lab format, or appending
-# to it from outside) have their Maildir counterparts below.
-FLAT_ONLY = {
-    "test_mailbox_file_stays_lab_format",
-    "test_append_with_flags_and_date",
-}
-
-
-def _skip_flat_only(cls):
-    for name in dir(cls):
-        if name in FLAT_ONLY:
-            setattr(cls, name, unittest.skip("looks at the flat file")(getattr(cls, name)))
-    return cls
-
-
-def _maildir_variant(cls):
-    return _skip_flat_only(type("Maildir" + cls.__name__, (MaildirMixin, cls),
-                                {"__doc__": f"{cls.__name__} on Maildir storage"}))
-
-
-_SUITES = [
+variants.install(globals(), "Maildir", MaildirMixin, [
     test_login.TestGreetingAndLogin,
     test_messages.TestSelectAndFetch,
     test_messages.TestSearch,
@@ -149,25 +124,7 @@ _SUITES = [
     test_mailboxes.TestMailboxes,
     test_sync.TestTwoSessions,
     test_robustness.TestBadInput,
-]
-for _cls in _SUITES:
-    globals()["Maildir" + _cls.__name__] = _maildir_variant(_cls)
-del _cls
-
-
-def _append_test_disk_check_is_flat_only():
-    """test_messages.TestAppend's first test also reads the flat file; which
-    one it is depends on the suite: find it by its source."""
-    import inspect
-    for name, fn in inspect.getmembers(test_messages.TestAppend, inspect.isfunction):
-        if name.startswith("test_") and "read_mailbox" in inspect.getsource(fn) and \
-                'endswith(b"\\n.\\n")' in inspect.getsource(fn):
-            FLAT_ONLY.add(name)
-            setattr(globals()["MaildirTestAppend"], name,
-                    unittest.skip("looks at the flat file")(fn))
-
-
-_append_test_disk_check_is_flat_only()
+], "Maildir storage")
 
 
 class TestMaildirExternalChanges(MaildirMixin, ServerTestCase):

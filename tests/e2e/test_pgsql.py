@@ -36,42 +36,19 @@ import test_mailclient
 import test_messages
 import test_robustness
 import test_sync
+import variants
 
 SKIP = pg_support.skip_reason()
 
 
-class PgMixin:
+class PgMixin(variants.BackendMixin):
     """Makes a ServerTestCase run its server on pgsql."""
 
-    def setUp(self):
-        if SKIP:
-            self.skipTest(SKIP)
-        boxes = {u: (seed_text() if t is None else t) for u, t in self.MAILBOXES.items()}
-        self.server = PgServer(boxes, limits=self.LIMITS)
-        self.addCleanup(self.server.cleanup)
-        self._clients = []
-        self.server.start()
-        self.port = self.server.port
+    SERVER = PgServer
+    SKIP_REASON = SKIP
 
 
-# Tests that look at the flat file itself (its lab format, or appending
-# to it from outside).
-FLAT_ONLY = {
-    "test_mailbox_file_stays_lab_format",
-    "test_append_with_flags_and_date",
-}
-
-
-def _pg_variant(cls):
-    new = type("Pgsql" + cls.__name__, (PgMixin, cls),
-               {"__doc__": f"{cls.__name__} on pgsql storage"})
-    for name in dir(new):
-        if name in FLAT_ONLY:
-            setattr(new, name, unittest.skip("looks at the flat file")(getattr(new, name)))
-    return new
-
-
-_SUITES = [
+variants.install(globals(), "Pgsql", PgMixin, [
     test_login.TestGreetingAndLogin,
     test_messages.TestSelectAndFetch,
     test_messages.TestSearch,
@@ -89,23 +66,7 @@ _SUITES = [
     test_interop.TestFetchmail,
     test_interop.TestMuttShowsMessages,
     test_interop.TestCurlByUid,
-]
-for _cls in _SUITES:
-    globals()["Pgsql" + _cls.__name__] = _pg_variant(_cls)
-del _cls
-
-
-def _append_test_disk_check_is_flat_only():
-    """test_messages.TestAppend's test that reads the lab format back."""
-    import inspect
-    for name, fn in inspect.getmembers(test_messages.TestAppend, inspect.isfunction):
-        if name.startswith("test_") and "read_mailbox" in inspect.getsource(fn) and \
-                'endswith(b"\\n.\\n")' in inspect.getsource(fn):
-            setattr(globals()["PgsqlTestAppend"], name,
-                    unittest.skip("looks at the flat file")(fn))
-
-
-_append_test_disk_check_is_flat_only()
+], "pgsql storage")
 
 
 class PgsqlMailclientOurServer(test_mailclient.MailclientOurServer):

@@ -56,6 +56,15 @@ class PgHeldCase(HeldJobCase):
     def sql_count(self, statement):
         return int(self.server.db.sql(statement).strip())
 
+    def kill_and_restart(self):
+        """kill -9 of the server while its job is held, then a new one."""
+        self.server.proc.kill()
+        self.server.proc.wait()
+        self.server.proc = None
+        self.release_job()
+        self.server.start()
+        self.port = self.server.port
+
     def wait_sql(self, statement, want):
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
@@ -193,12 +202,7 @@ class TestAppendInAJob(PgHeldCase):
     def test_kill_while_the_body_is_stored_loses_nothing(self):
         self.start_append()
         bodies = self.sql_count("SELECT count(*) FROM imap_bodies")
-        self.server.proc.kill()
-        self.server.proc.wait()
-        self.server.proc = None
-        self.release_job()
-        self.server.start()
-        self.port = self.server.port
+        self.kill_and_restart()
         a = self.raw_login("alice")
         resp, tagged = a.command("SELECT INBOX", timeout=WAIT)
         self.assertTrue(tagged.startswith(b"OK"), tagged)
@@ -309,12 +313,7 @@ class TestExpungeInAJob(PgHeldCase):
     def test_kill_while_the_expunge_works_loses_nothing_else(self):
         a = self.raw_login("alice", "INBOX")
         self.start_expunge(a)
-        self.server.proc.kill()
-        self.server.proc.wait()
-        self.server.proc = None
-        self.release_job()
-        self.server.start()
-        self.port = self.server.port
+        self.kill_and_restart()
         e = self.raw_login("alice")
         resp, tagged = e.command("SELECT INBOX", timeout=WAIT)
         # committed before the kill: the ten are gone, the rest is there
