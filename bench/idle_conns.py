@@ -13,9 +13,12 @@ then measures
     connections, not that of telling C sessions of a change
 select() watches descriptors below FD_SETSIZE only, so it runs with
 --select-conns (900 by default) connections; poll and epoll with --conns.
+--storage pgsql runs the same on PostgreSQL storage (a throw-away
+cluster, tests/pg_cluster.sh; the seed moved in with --migrate).
 Standard library only. Example:
 
   python3 bench/idle_conns.py --conns 10000
+  python3 bench/idle_conns.py --conns 10000 --backends epoll --storage pgsql
 """
 
 import argparse
@@ -23,6 +26,7 @@ import os
 import resource
 import selectors
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -113,10 +117,30 @@ def push_latency(port, samples):
     return bench.median(lat), bench.percentile(lat, 99)
 
 
-def measure(binary, backend, count, args, log):
+def to_pgsql(srv, binary, tmp, conninfo):
+    """srv's config on storage.backend "pgsql", its seed moved in."""
+    with open(srv.conf) as f:
+        text = f.read()
+    text = text.replace('backend = "flat"; root = "mail";',
+                        f'backend = "pgsql"; root = "mail"; conninfo = "{conninfo}";')
+    with open(srv.conf, "w") as f:
+        f.write(text)
+    steps = [["--init-db"]] + [["--migrate", u, "--from", "flat", "--to", "pgsql"]
+                               for u in ("alice", "bob")]
+    for args in steps:
+        p = subprocess.run([binary, "-c", srv.conf, *args], capture_output=True, cwd=tmp)
+        if p.returncode != 0:
+            raise RuntimeError(f"{args}: {p.stderr.decode(errors='replace')}")
+    if bench.server_group_line():
+        bench.give_to_server_user(tmp, srv.conf)
+
+
+def measure(binary, backend, count, args, log, conninfo=None):
     tmp = tempfile.mkdtemp(prefix=f"idle-{backend}-")
     msgs = bench.gen_messages(20, args.seed)
     srv = Ours(tmp, binary, msgs, msgs, backend, count + 100)
+    if conninfo is not None:
+        to_pgsql(srv, binary, tmp, conninfo)
     srv.start()
     r = {"backend": backend, "conns": count}
     socks = []
@@ -149,6 +173,7 @@ def main():
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--backends", default="select,poll,epoll")
     ap.add_argument("--seed", type=int, default=20220310)
+    ap.add_argument("--storage", choices=("flat", "pgsql"), default="flat")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = args.conns + 256
@@ -163,10 +188,22 @@ def main():
         print(msg, file=sys.stderr, flush=True)
 
     rows = []
-    for backend in args.backends.split(","):
-        count = args.select_conns if backend == "select" else args.conns
-        log(f"{backend}: {count} idle connections")
-        rows.append(measure(os.path.abspath(args.server), backend, count, args, log))
+    cluster = None
+    try:
+        if args.storage == "pgsql":
+            from pgsql_bench import Cluster
+            pgtmp = tempfile.mkdtemp(prefix="idle-pg-")
+            cluster = Cluster(pgtmp)
+        for backend in args.backends.split(","):
+            count = args.select_conns if backend == "select" else args.conns
+            log(f"{backend}: {count} idle connections ({args.storage})")
+            rows.append(measure(os.path.abspath(args.server), backend, count, args, log,
+                                cluster.database() if cluster is not None else None))
+    finally:
+        if cluster is not None:
+            cluster.stop()
+            bench.shutil.rmtree(pgtmp, ignore_errors=True)
+    print(f"storage: {args.storage}\n")
     print("| event.backend | idle connections | into IDLE | memory per connection "
           "| push p50 | push p99 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
