@@ -423,6 +423,15 @@ test_str_contains_folds_ascii_and_latin1(void **state)
 	assert_false(message_str_contains("Hello", 5, "Hello!", 6));
 	assert_false(message_str_contains("Hello", 5, "xyz", 3));
 	assert_true(message_str_contains("CAF\xc3\x89", 5, "caf\xc3\xa9", 5));
+	/* the ASCII search without a copy: the same answers */
+	assert_true(message_ascii_contains("Content-Transfer-Encoding: BINARY", 33, "binary"));
+	assert_true(message_ascii_contains("binary", 6, "binary"));
+	assert_true(message_ascii_contains("xxBinAry", 8, "binary"));
+	assert_true(message_ascii_contains("bbinary", 7, "binary"));
+	assert_false(message_ascii_contains("xxBinAr", 7, "binary"));
+	assert_false(message_ascii_contains("bin\xc3\x80ry", 8, "binary"));
+	assert_false(message_ascii_contains("", 0, "binary"));
+	assert_true(message_ascii_contains("Hello World", 11, "world"));
 	assert_true(message_str_contains("caf\xc3\xa9", 5, "CAF\xc3\x89", 5));
 	/* U+00D7 (multiplication sign) has no lower case. */
 	assert_false(message_str_contains("\xc3\x97", 2, "\xc3\xb7", 2));

@@ -469,6 +469,27 @@ fold_utf8(const char *s, size_t len, char *dst)
 }
 
 bool
+message_ascii_contains(const char *haystack, size_t hay_len, const char *needle)
+{
+	size_t n = strlen(needle);
+	char first = needle[0], upper = (char)(first - 'a' + 'A');
+
+	if (n == 0)
+		return true;
+	for (size_t i = 0; i + n <= hay_len; i++) {
+		size_t k = 1;
+
+		if (haystack[i] != first && haystack[i] != upper)
+			continue;
+		while (k < n && ascii_lower(haystack[i + k]) == needle[k])
+			k++;
+		if (k == n)
+			return true;
+	}
+	return false;
+}
+
+bool
 message_str_contains(const char *haystack, size_t hay_len, const char *needle,
 		     size_t needle_len)
 {

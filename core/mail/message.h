@@ -52,6 +52,10 @@ int message_parse_date(const char *str, int64_t *time_r, int32_t *tz_minutes_r);
    US-ASCII and ISO-8859-1 decoded; others copied as they are). */
 void message_decode_header(const char *value, size_t len, struct buf *out);
 
+/* Case-insensitive search of needle (lower-case ASCII letters, at least
+   one, then any lower-case ASCII) in haystack, ASCII letters folded, with
+   no copy of haystack: for a big message's quick checks. */
+bool message_ascii_contains(const char *haystack, size_t hay_len, const char *needle);
 /* Case-insensitive substring search of UTF-8 needle in haystack (ASCII
    letters folded; other bytes compared exactly). */
 bool message_str_contains(const char *haystack, size_t hay_len, const char *needle,

@@ -954,7 +954,7 @@ mime_binary_to_base64(const char *msg, size_t len, struct buf *out)
 	size_t copied = 0;
 	bool changed = false;
 
-	if (memchr(msg, '\0', len) == NULL && !message_str_contains(msg, len, "binary", 6))
+	if (memchr(msg, '\0', len) == NULL && !message_ascii_contains(msg, len, "binary"))
 		return false;
 	tree = mime_parse(msg, len);
 	buf_reset(out);
