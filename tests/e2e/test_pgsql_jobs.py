@@ -233,13 +233,11 @@ class TestAppendInAJob(PgHeldCase):
         a = self.start_append()
         a.close()
         self.release_job()
-        c = self.raw_login("alice", "INBOX")
-        deadline = time.monotonic() + WAIT
-        while self.sql_count(self.PENDING) != 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        self.assertEqual(self.sql_count(self.PENDING), 0)
+        self.wait_sql(self.PENDING, 0)
         self.assertEqual(self.sql_count(self.HELD_MSGS), 1)
-        resp, tagged = c.command("NOOP", timeout=WAIT)
+        c = self.raw_login("alice")
+        resp, tagged = c.command("SELECT INBOX", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
         self.assertIn(f"* {COUNT + 1} EXISTS\r\n".encode(), resp)
 
 
