@@ -3,7 +3,9 @@
    refused, waiters called after the commit in order), completes for a
    caller that went away, is undone when the hub goes first; the first
    open of a big mailbox without an index works in a job; on Maildir, an
-   append's message is written in a job while the mailbox goes on. */
+   append's message is written in a job while the mailbox goes on; a
+   backend's sync in a job serves the commands that came before it
+   started. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -532,6 +534,197 @@ test_maildir_append_caller_gone_and_hub_freed(void **state)
 	md.backend->deinit(&md.st);
 }
 
+/* A backend whose sync works in a job (storage.h: sync_prepare): flat,
+   with its sync() made in the commit, and jobs of its own told apart
+   from flat's by address. */
+struct sync_rec {
+	bool worked;
+};
+static struct storage_backend flat_jobsync;
+static struct sync_rec *sync_live[4];
+static unsigned sync_prepared;
+
+static bool
+sync_rec_own(struct storage_job *job)
+{
+	for (size_t i = 0; i < 4; i++) {
+		if (sync_live[i] != NULL && (void *)sync_live[i] == (void *)job)
+			return true;
+	}
+	return false;
+}
+
+static void
+sync_rec_drop(struct storage_job *job)
+{
+	for (size_t i = 0; i < 4; i++) {
+		if ((void *)sync_live[i] == (void *)job) {
+			free(sync_live[i]);
+			sync_live[i] = NULL;
+		}
+	}
+}
+
+static int
+js_sync_prepare(struct storage_box *box, const struct mbox_state *state,
+		struct storage_job **job_r, enum storage_error *err_r, char **error_r)
+{
+	(void)box;
+	(void)state;
+	(void)err_r;
+	(void)error_r;
+	for (size_t i = 0; i < 4; i++) {
+		if (sync_live[i] == NULL) {
+			sync_live[i] = xcalloc(1, sizeof(*sync_live[i]));
+			*job_r = (struct storage_job *)(void *)sync_live[i];
+			sync_prepared++;
+			return 0;
+		}
+	}
+	fail_msg("more than four syncs at once");
+	return -1;
+}
+
+static void
+js_job_work(struct storage_job *job)
+{
+	if (sync_rec_own(job))
+		((struct sync_rec *)(void *)job)->worked = true;
+	else
+		flat_job_work(job);
+}
+
+static int
+js_sync_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **job,
+	       enum storage_error *err_r, char **error_r)
+{
+	assert_true(sync_rec_own(*job));
+	assert_true(((struct sync_rec *)(void *)*job)->worked);
+	sync_rec_drop(*job);
+	*job = NULL;
+	return storage_backend_flat.sync(box, state, err_r, error_r);
+}
+
+static void
+js_job_abort(struct storage_box *box, struct storage_job **job)
+{
+	if (*job != NULL && sync_rec_own(*job)) {
+		sync_rec_drop(*job);
+		*job = NULL;
+	} else {
+		storage_backend_flat.job_abort(box, job);
+	}
+}
+
+static void
+jobsync_hub(struct fx *fx)
+{
+	flat_jobsync = storage_backend_flat;
+	flat_jobsync.sync_prepare = js_sync_prepare;
+	flat_jobsync.sync_commit = js_sync_commit;
+	flat_jobsync.job_work = js_job_work;
+	flat_jobsync.job_abort = js_job_abort;
+	sync_prepared = 0;
+	hub_free(&fx->hub);
+	fx->storage.backend = &flat_jobsync;
+	fx->hub = hub_new(&fx->storage, NULL);
+}
+
+static void
+append_to_file(struct fx *fx, unsigned n)
+{
+	char *path = xasprintf("%s/alice/mymailbox.mail", fx->root);
+	FILE *f = fopen(path, "a");
+
+	assert_non_null(f);
+	fprintf(f, "From: y@example.org\nSubject: late %u\n\nlate\n.\n", n);
+	fclose(f);
+	free(path);
+}
+
+/* A command waits for a sync started after it came: one already at work
+   when it came does not do (it may have read before the change the
+   client saw committed); the waiters go on after it, in line with the
+   disk; news during a sync has another made after it; a caller that
+   cannot wait (an SMTP delivery) has the sync done at once, not refused. */
+static void
+test_sync_in_job_tickets(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mbox;
+	struct mbox_state *st;
+	enum storage_error err;
+	uint64_t t1 = 0, t2 = 0, t3 = 0;
+	int order[4], n = 0;
+	struct waiter_rec w1 = { 1, order, &n, false }, w2 = { 2, order, &n, false };
+	uint32_t uid;
+
+	write_mailbox(fx, "mymailbox.mail", 20);
+	jobsync_hub(fx);
+	mbox = open_inbox(fx);
+	st = mailbox_state(mbox);
+	assert_int_equal(st->count, 20);
+	assert_true(mailbox_sync_in_job(mbox));
+	assert_int_equal(sync_prepared, 0);
+	/* The first command starts a sync and waits for it. */
+	append_to_file(fx, 1);
+	assert_false(mailbox_catch_up(mbox, &t1, "t"));
+	assert_int_equal(sync_prepared, 1);
+	assert_true(mailbox_is_busy(mbox));
+	(void)mailbox_wait_idle(mbox, on_idle, &w1);
+	/* A second one comes while it works: it needs one more. */
+	assert_false(mailbox_catch_up(mbox, &t2, "t"));
+	assert_int_equal(sync_prepared, 1);
+	run_until(fx, &w1.called);
+	assert_int_equal(st->count, 21);
+	assert_true(mailbox_catch_up(mbox, &t1, "t"));
+	assert_false(mailbox_catch_up(mbox, &t2, "t"));
+	assert_int_equal(sync_prepared, 2);
+	/* News while it works: one more after it, by itself. */
+	append_to_file(fx, 2);
+	assert_int_equal(mailbox_refresh(mbox, &err, "t"), 0);
+	assert_int_equal(sync_prepared, 2);
+	(void)mailbox_wait_idle(mbox, on_idle, &w2);
+	run_until(fx, &w2.called);
+	assert_true(mailbox_catch_up(mbox, &t2, "t"));
+	assert_int_equal(sync_prepared, 3);
+	for (int i = 0; i < 1000 && mailbox_is_busy(mbox); i++)
+		assert_int_equal(event_loop_run_once(fx->loop, 10), 0);
+	assert_false(mailbox_is_busy(mbox));
+	assert_int_equal(st->count, 22);
+	/* A delivery while a sync works: the sync is finished, then the
+	   append made. */
+	assert_false(mailbox_catch_up(mbox, &t3, "t"));
+	assert_true(mailbox_is_busy(mbox));
+	assert_int_equal(mailbox_append(mbox, "Subject: x\r\n\r\nx\r\n", 17, 0, 0, 0, 0, &uid, &err,
+					"t"), 0);
+	assert_false(mailbox_is_busy(mbox));
+	assert_true(mailbox_catch_up(mbox, &t3, "t"));
+	assert_int_equal(uid, 23);
+	assert_int_equal(st->count, 23);
+	mailbox_unref(&mbox);
+}
+
+/* The hub freed while a sync works: the job is waited for and dropped. */
+static void
+test_sync_in_job_hub_freed(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mbox;
+	uint64_t t = 0;
+
+	write_mailbox(fx, "mymailbox.mail", 5);
+	jobsync_hub(fx);
+	mbox = open_inbox(fx);
+	assert_false(mailbox_catch_up(mbox, &t, "t"));
+	mailbox_unref(&mbox);
+	hub_free(&fx->hub);
+	for (size_t i = 0; i < 4; i++)
+		assert_null(sync_live[i]);
+	fx->storage.backend = &storage_backend_flat;
+	fx->hub = hub_new(&fx->storage, NULL);
+}
+
 int
 main(void)
 {
@@ -546,6 +739,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_maildir_append_in_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_maildir_append_caller_gone_and_hub_freed, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_sync_in_job_tickets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_in_job_hub_freed, setup, teardown),
 	};
 
 	unsetenv("IMAPSERVER_TEST_JOB_HOLD");

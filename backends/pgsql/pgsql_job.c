@@ -1,7 +1,8 @@
 /* pgsql_job.c: the round trips of the "pgsql" backend that cost a
-   mailbox's or a message's size, made in a worker thread (storage.h:
-   open_prepare, append_prepare; core/io/job.h) so that the loop does not
-   wait for them.
+   mailbox's or a message's size, and the check for changes made before
+   most commands, made in a worker thread (storage.h: open_prepare,
+   append_prepare, expunge_prepare, sync_prepare; core/io/job.h) so that
+   the loop does not wait for them.
 
    A worker has a connection of its own (pg_thread_storage()): libpq's
    connections are not shared between threads, and the loop's stays the
@@ -19,6 +20,10 @@
      next modseq, the commit. The loop's commit applies what was read,
      then the expunge, as expunge() does in one go. Meanwhile the core
      makes no other change of the box (storage.h); reads go on.
+   - A sync (before a command, or on news from another server) reads,
+     in one snapshot, every change committed since the box's last sync
+     (pg_sync_read()); the commit applies them (pg_sync_apply()), as
+     pg_sync() does in one go.
    - An append stores the message's body (the bulk of the bytes) with a
      guard row in imap_body_pending, in one statement. The commit, in the
      loop, is the short change that hands out the UID under the mailbox's
@@ -41,6 +46,7 @@ enum pg_job_kind {
 	PG_JOB_OPEN,
 	PG_JOB_APPEND,
 	PG_JOB_EXPUNGE,
+	PG_JOB_SYNC,
 };
 
 struct storage_job {
@@ -69,6 +75,8 @@ struct storage_job {
 	uint64_t highest;
 	struct pg_changes changes;
 	uint64_t modseq;
+	/* sync: the changes read are the whole mailbox, made again */
+	bool reload;
 };
 
 static struct storage_job *
@@ -325,6 +333,52 @@ pg_job_commit(struct storage_box *box, struct mbox_state *state, struct storage_
 	return ret;
 }
 
+int
+pg_sync_prepare(struct storage_box *box, const struct mbox_state *state,
+		struct storage_job **job_r, enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job = pg_job_new(box->st, PG_JOB_SYNC);
+
+	(void)state;
+	(void)error_r;
+	*err_r = STORAGE_ERR_NONE;
+	job->wbox = *box;
+	job->wbox.st = NULL;
+	job->wbox.news = xstrdup(box->news);
+	*job_r = job;
+	return 0;
+}
+
+static void
+pg_sync_work(struct storage_job *job)
+{
+	job->wbox.st = pg_thread_storage(job->conninfo);
+	job->ret = pg_sync_read(&job->wbox, &job->changes, &job->reload, &job->err,
+				&job->error);
+	job_test_hold_named("sync");
+}
+
+int
+pg_sync_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **_job,
+	       enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job = *_job;
+	int ret;
+
+	*_job = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (job->ret < 0) {
+		*err_r = job->err;
+		*error_r = job->error;
+		job->error = NULL;
+		ret = -1;
+	} else {
+		ret = pg_sync_apply(box, state, &job->changes, job->reload);
+	}
+	pg_job_free(job);
+	return ret;
+}
+
 void
 pg_job_work(struct storage_job *job)
 {
@@ -337,6 +391,9 @@ pg_job_work(struct storage_job *job)
 		break;
 	case PG_JOB_EXPUNGE:
 		pg_expunge_work(job);
+		break;
+	case PG_JOB_SYNC:
+		pg_sync_work(job);
 		break;
 	}
 }

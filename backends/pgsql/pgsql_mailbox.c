@@ -306,17 +306,18 @@ pg_close(struct storage_box **boxp)
 }
 
 int
-pg_sync(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
-	char **error_r)
+pg_sync_read(struct storage_box *box, struct pg_changes *c, bool *reload_r,
+	     enum storage_error *err_r, char **error_r)
 {
 	struct pg_head h;
-	int ret = 0;
+	struct pg_params p;
 
-	*err_r = STORAGE_ERR_NONE;
+	*reload_r = false;
+	memset(c, 0, sizeof(*c));
 	if (pg_head_read(box, false, &h, err_r, error_r) < 0)
 		return -1;
 	if (h.highest == box->synced && h.uidvalidity == box->uidvalidity) {
-		pg_head_apply(box, state, &h);
+		c->h = h;
 		return 0;
 	}
 	if (pg_cmd(box->st, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", NULL, err_r,
@@ -325,25 +326,55 @@ pg_sync(struct storage_box *box, struct mbox_state *state, enum storage_error *e
 		goto fail;
 	if (h.uidvalidity != box->uidvalidity) {
 		/* the mailbox was made again (migrated in, say): start over */
-		mbox_state_clear(state);
-		state->uidvalidity = h.uidvalidity;
-		state->uidnext = 1;
-		state->highest_modseq = 0;
-		state->first_recent_uid = 0;
-		box->uidvalidity = h.uidvalidity;
-		if (pg_load(box, state, err_r, error_r) < 0)
+		*reload_r = true;
+		c->h = h;
+		pg_params_init(&p);
+		pg_param_i64(&p, box->id);
+		c->changed = pg_exec(box->st, "SELECT " PG_MSG_COLS " FROM imap_messages "
+				     "WHERE mailbox_id = $1 ORDER BY uid", &p, false, err_r,
+				     error_r);
+		if (c->changed == NULL)
 			goto fail;
-		pg_head_apply(box, state, &h);
-		ret = 1;
-	} else if (pg_apply(box, state, &h, err_r, error_r) < 0) {
+	} else if (pg_changes_fetch(box, &h, c, err_r, error_r) < 0) {
 		goto fail;
 	}
-	if (pg_cmd(box->st, "COMMIT", NULL, err_r, error_r) < 0)
+	if (pg_cmd(box->st, "COMMIT", NULL, err_r, error_r) < 0) {
+		pg_changes_free(c);
 		goto fail;
-	return ret;
+	}
+	return 0;
 fail:
 	pg_rollback(box->st);
 	return -1;
+}
+
+int
+pg_sync_apply(struct storage_box *box, struct mbox_state *state, struct pg_changes *c,
+	      bool reload)
+{
+	if (reload) {
+		mbox_state_clear(state);
+		state->uidvalidity = c->h.uidvalidity;
+		state->uidnext = 1;
+		state->highest_modseq = 0;
+		state->first_recent_uid = 0;
+		box->uidvalidity = c->h.uidvalidity;
+	}
+	pg_changes_apply(box, state, c);
+	return reload ? 1 : 0;
+}
+
+int
+pg_sync(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+	char **error_r)
+{
+	struct pg_changes c;
+	bool reload;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (pg_sync_read(box, &c, &reload, err_r, error_r) < 0)
+		return -1;
+	return pg_sync_apply(box, state, &c, reload);
 }
 
 int

@@ -163,6 +163,18 @@ int pg_open(struct storage *st, const char *user, const char *name, struct mbox_
 void pg_close(struct storage_box **box);
 int pg_sync(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
 	    char **error_r);
+/* pg_sync() in two steps: the reads (in one snapshot: every change since
+   box->synced, or every message if the mailbox was made again, then
+   *reload_r), on any connection (box->st); then, in the loop, applying
+   them to state (freeing c; returns as pg_sync()). */
+int pg_sync_read(struct storage_box *box, struct pg_changes *c, bool *reload_r,
+		 enum storage_error *err_r, char **error_r);
+int pg_sync_apply(struct storage_box *box, struct mbox_state *state, struct pg_changes *c,
+		  bool reload);
+int pg_sync_prepare(struct storage_box *box, const struct mbox_state *state,
+		    struct storage_job **job_r, enum storage_error *err_r, char **error_r);
+int pg_sync_commit(struct storage_box *box, struct mbox_state *state,
+		   struct storage_job **job, enum storage_error *err_r, char **error_r);
 int pg_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out,
 	    enum storage_error *err_r, char **error_r);
 int pg_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,

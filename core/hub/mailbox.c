@@ -165,6 +165,7 @@ mailbox_open(struct hub *hub, const char *sid, const char *user, const char *nam
 	     struct mailbox **mbox_r, enum storage_error *err_r)
 {
 	struct mailbox *mbox = hub_find(hub, user, name);
+	enum storage_error err;
 	char *error = NULL;
 
 	*err_r = STORAGE_ERR_NONE;
@@ -176,7 +177,18 @@ mailbox_open(struct hub *hub, const char *sid, const char *user, const char *nam
 	}
 	if (mbox != NULL) {
 		mbox->refcount++;
-		if (mailbox_refresh(mbox, err_r, sid) < 0) {
+		/* A sync in a job is the caller's to wait for
+		   (mailbox_catch_up()); a change takes the store's lock and
+		   catches up then. */
+		if (mailbox_sync_in_job(mbox) && mbox->sync_err != STORAGE_ERR_NONE) {
+			/* The last sync failed: the store is out of reach. The
+			   next caller sees how a new one ends. */
+			*err_r = mbox->sync_err;
+			(void)mailbox_refresh(mbox, &err, sid);
+			mailbox_unref(&mbox);
+			return -1;
+		}
+		if (!mailbox_sync_in_job(mbox) && mailbox_refresh(mbox, err_r, sid) < 0) {
 			mailbox_unref(&mbox);
 			return -1;
 		}

@@ -109,8 +109,23 @@ struct mcache *mailbox_mcache(struct mailbox *mbox);
 
 /* Picks up changes made on disk by other processes. If any, notifies
    the views. Returns 0, or -1 on a storage error (logged) with its kind
-   in *err_r. */
+   in *err_r. With a backend whose sync is a round trip (storage.h:
+   sync_prepare) it only starts that sync in a job (or, if a job is at
+   work, has one made after it) and returns 0: the views are told when
+   it is done. */
 int mailbox_refresh(struct mailbox *mbox, enum storage_error *err_r, const char *sid);
+/* Before a command: whether mbox is in line with every change other
+   processes committed before the command came (*ticket 0 the first time,
+   kept between calls). True at once, after a refresh, for a backend
+   whose sync is cheap; else false while the sync made for it (started
+   now if the mailbox is free) is at work: the caller waits
+   (mailbox_wait_idle()) and asks again. */
+bool mailbox_catch_up(struct mailbox *mbox, uint64_t *ticket, const char *sid);
+/* A ticket for mailbox_catch_up() met by the sync (or first open) last
+   started on mbox: for a command that came before it started. */
+uint64_t mailbox_sync_ticket(const struct mailbox *mbox);
+/* Whether mbox's backend syncs in a job (storage.h: sync_prepare). */
+bool mailbox_sync_in_job(const struct mailbox *mbox);
 
 /* Creates a view of mbox for a session and fills it with every message;
    claims the \Recent messages unless readonly. */

@@ -22,6 +22,10 @@ bool
 mailbox_busy_error(struct mailbox *mbox, enum storage_error *err_r, const char *sid,
 		   const char *what)
 {
+	/* A caller that cannot wait (an SMTP delivery) has a sync done
+	   now: it is short, and made for every command. */
+	for (int i = 0; i < 4 && mbox->op != NULL && mbox->op->sync; i++)
+		job_finish_now(&mbox->op->job);
 	if (mbox->op == NULL)
 		return false;
 	*err_r = STORAGE_ERR_IN_USE;
@@ -125,6 +129,7 @@ mailbox_op_work(void *ctx)
 /* In the loop: the work is done (or, at shutdown, never ran). Commits,
    tells the caller, then the waiters, then lets go of the mailbox. */
 static void mailbox_open_done(struct mailbox_op *op, bool ran);
+static void mailbox_sync_done(struct mailbox_op *op, bool ran);
 
 static void
 mailbox_op_done(void *ctx, bool ran)
@@ -139,6 +144,10 @@ mailbox_op_done(void *ctx, bool ran)
 	op->job = NULL;
 	if (op->open) {
 		mailbox_open_done(op, ran);
+		return;
+	}
+	if (op->sync) {
+		mailbox_sync_done(op, ran);
 		return;
 	}
 	if (!ran) {
@@ -166,6 +175,90 @@ mailbox_op_done(void *ctx, bool ran)
 	free(op);
 	/* What other processes did meanwhile. */
 	(void)mailbox_refresh(mbox, &serr, "-");
+	mailbox_wake_waiters(mbox);
+	mailbox_unref(&mbox);
+}
+
+bool
+mailbox_sync_in_job(const struct mailbox *mbox)
+{
+	const struct storage_backend *b = mbox->hub->storage.backend;
+
+	return b->sync_prepare != NULL && b->sync_commit != NULL && b->job_work != NULL &&
+	       b->job_abort != NULL && job_queue_default() != NULL;
+}
+
+void
+mailbox_sync_start(struct mailbox *mbox, const char *sid)
+{
+	const struct storage_backend *backend = mbox->hub->storage.backend;
+	struct mailbox_sync_before before;
+	struct storage_job *sjob = NULL;
+	enum storage_error err = STORAGE_ERR_NONE;
+	struct mailbox_op *op;
+	char *error = NULL;
+	int ret;
+
+	mbox->syncs_started++;
+	mbox->sync_again = false;
+	mailbox_sync_before(mbox, &before);
+	ret = backend->sync_prepare(mbox->box, &mbox->state, &sjob, &err, &error);
+	if (ret < 0 || sjob == NULL) {
+		/* Nothing to read (or it cannot be: said once, here). */
+		if (ret < 0)
+			log_error(sid, "sync %s/%s: %s", mbox->user, mbox->name,
+				  error != NULL ? error : "failed");
+		free(error);
+		storage_error_fix(ret, &err);
+		mbox->sync_err = err;
+		mbox->syncs_done = mbox->syncs_started;
+		mailbox_synced(mbox, ret < 0 ? -1 : 0, &before, sid);
+		return;
+	}
+	op = xcalloc(1, sizeof(*op));
+	op->mbox = mbox;
+	op->backend = backend;
+	op->sjob = sjob;
+	op->sync = true;
+	op->gen = mbox->syncs_started;
+	snprintf(op->sid, sizeof(op->sid), "%s", sid);
+	mbox->refcount++;
+	mbox->op = op;
+	op->job = job_submit(job_queue_default(), mailbox_op_work, mailbox_op_done, op);
+}
+
+/* In the loop: the sync's reads are done (or never ran). Applies them,
+   tells the views, then the waiters; starts the sync news asked for
+   meanwhile. */
+static void
+mailbox_sync_done(struct mailbox_op *op, bool ran)
+{
+	struct mailbox *mbox = op->mbox;
+	struct mailbox_sync_before before;
+	enum storage_error err = STORAGE_ERR_NONE;
+	char *error = NULL;
+	int ret = -1;
+
+	mailbox_sync_before(mbox, &before);
+	if (!ran)
+		op->backend->job_abort(mbox->box, &op->sjob);
+	else {
+		ret = op->backend->sync_commit(mbox->box, &mbox->state, &op->sjob, &err, &error);
+		storage_error_fix(ret, &err);
+		if (ret < 0)
+			log_error(op->sid, "sync %s/%s: %s", mbox->user, mbox->name,
+				  error != NULL ? error : "failed");
+		free(error);
+	}
+	mbox->sync_err = ran ? err : STORAGE_ERR_NONE;
+	mbox->op = NULL;
+	if (op->gen > mbox->syncs_done)
+		mbox->syncs_done = op->gen;
+	free(op);
+	mailbox_synced(mbox, ret, &before, "-");
+	mailbox_flush_flags(mbox);
+	if (mbox->sync_again && ran)
+		mailbox_sync_start(mbox, "-");
 	mailbox_wake_waiters(mbox);
 	mailbox_unref(&mbox);
 }
@@ -474,6 +567,7 @@ mailbox_open_done(struct mailbox_op *op, bool ran)
 		return;
 	}
 	mbox->expunge_known_from = mbox->state.highest_modseq;
+	mbox->syncs_done = mbox->syncs_started;
 	/* Referenced by the waiters (or lingering like any mailbox). */
 	mbox->refcount++;
 	mailbox_wake_waiters(mbox);
@@ -515,6 +609,8 @@ hub_open_start(struct hub *hub, const char *sid, const char *user, const char *n
 	mbox->user = xstrdup(user);
 	mbox->name = xstrdup(name);
 	mbox->opening = true;
+	/* The open reads all of it: it counts as a sync (mailbox_catch_up()). */
+	mbox->syncs_started = 1;
 	mbox->refcount = 1;        /* the job's */
 	mbox->next = hub->mailboxes;
 	if (hub->mailboxes != NULL)

@@ -39,7 +39,9 @@ struct mailbox_op {
 	const struct storage_backend *backend;
 	struct storage_job *sjob;  /* the worker's until the job is done */
 	struct job *job;
-	bool open;                 /* the first open, else an expunge */
+	bool open;                 /* the first open */
+	bool sync;                 /* a sync (sync_prepare), else an expunge */
+	uint64_t gen;              /* a sync: its number (syncs_started) */
 	uint32_t *list;            /* the UIDs to remove, ascending */
 	size_t count;
 	/* mailbox_done_func; NULL once detached */
@@ -75,6 +77,13 @@ struct mailbox {
 	   (mailbox_append_start()); they do not make the mailbox busy. */
 	struct mailbox_append_op *appends;
 	struct mailbox_waiter *waiters, *waiters_tail;
+	/* Syncs in a job (mailbox_catch_up()): how many were started, and
+	   the number of the last one done; another is due after the one at
+	   work (news came meanwhile). */
+	uint64_t syncs_started, syncs_done;
+	bool sync_again;
+	/* How the last of them ended: mailbox_open() fails with it. */
+	enum storage_error sync_err;
 	/* A write failed for lack of space and was logged: the next ones
 	   are not, until a write succeeds (mailbox_log_write()). */
 	bool space_logged;
@@ -131,6 +140,21 @@ void hub_notify_stop(struct hub *hub);
 
 
 /* mailbox.c */
+/* After the backend's sync returned ret (state is in line; before holds
+   the state's counters from before it): logs a UIDVALIDITY change, keeps
+   expunge_gen and HIGHESTMODSEQ right for expunges made elsewhere and
+   tells the views if anything changed. */
+struct mailbox_sync_before {
+	uint64_t modseq, gen;
+	uint32_t uidnext, uidvalidity;
+	size_t count;
+};
+void mailbox_sync_before(const struct mailbox *mbox, struct mailbox_sync_before *b);
+void mailbox_synced(struct mailbox *mbox, int ret, const struct mailbox_sync_before *b,
+		    const char *sid);
+/* mailbox_job.c: starts a sync in a job (mailbox_sync_in_job()). */
+void mailbox_sync_start(struct mailbox *mbox, const char *sid);
+
 /* The UIDs mailbox_expunge*() removes, ascending, into *list_r. */
 size_t mailbox_expunge_collect(const struct mbox_state *st, const struct seqset *uids,
 			       bool deleted_only, uint32_t **list_r);

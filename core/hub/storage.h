@@ -385,6 +385,23 @@ struct storage_backend {
 			     struct storage_job **job, uint8_t flags, uint64_t keywords,
 			     int64_t internal_date, int32_t tz_minutes, uint32_t *uid_r,
 			     enum storage_error *err_r, char **error_r);
+	/* Optional (NULL: sync() is cheap enough for the loop), for a
+	   backend whose sync() is a round trip (a database on the network):
+	   sync() in steps, so that the loop does not wait for it.
+	   sync_prepare(), in the loop, copies into *job_r what the reads
+	   need (nothing of state is kept); job_work() reads, in a worker
+	   thread, every change committed before it started; sync_commit(),
+	   in the loop, brings state in line with what was read and returns
+	   as sync() (0, 1 if the UIDVALIDITY changed, -1 with the work's
+	   failure, state unchanged), freeing the job. job_abort() drops a
+	   job not committed. Between prepare and commit the core makes no
+	   call that could write the box or take its lock, as for
+	   expunge_prepare(). */
+	int (*sync_prepare)(struct storage_box *box, const struct mbox_state *state,
+			    struct storage_job **job_r, enum storage_error *err_r,
+			    char **error_r);
+	int (*sync_commit)(struct storage_box *box, struct mbox_state *state,
+			   struct storage_job **job, enum storage_error *err_r, char **error_r);
 	/* Optional (NULL: other processes' changes are seen through
 	   watch_paths(), or at the next command), for a backend that is
 	   told of them (a database's notifications), so that a session in

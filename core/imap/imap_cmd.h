@@ -65,6 +65,10 @@ struct client_command {
 	char *saved_name;
 	struct imap_arg *saved_args;
 	size_t saved_count;
+	/* With a store whose sync is a round trip: the syncs the selected
+	   mailbox, and the one the command names, wait for
+	   (mailbox_catch_up()). */
+	uint64_t sync_ticket, arg_sync_ticket;
 };
 
 enum cmd_flags {

@@ -369,7 +369,7 @@ client_command_free(struct client_command **_cmd)
    writes it (writes), one busy with a job. NULL if none (or if the name
    is not valid: the handler answers that). */
 static struct mailbox *
-command_busy_arg(const struct client_command *cmd, size_t i, bool opens, bool writes)
+command_busy_arg(struct client_command *cmd, size_t i, bool opens, bool writes)
 {
 	const struct client *c = cmd->c;
 	const char *name = cmd_arg_str(cmd, i);
@@ -382,11 +382,24 @@ command_busy_arg(const struct client_command *cmd, size_t i, bool opens, bool wr
 	free(utf8);
 	/* A command that waited once opens it itself: a job that failed
 	   (no such mailbox) is not started again. */
-	if (norm != NULL && opens && cmd->saved_args == NULL)
+	if (norm != NULL && opens && cmd->saved_args == NULL) {
 		mbox = hub_open_start(c->gen->hub, c->sid, c->user, norm);
+		/* an open that came after the command is the sync it needs */
+		if (mbox != NULL && cmd->arg_sync_ticket == 0)
+			cmd->arg_sync_ticket = mailbox_sync_ticket(mbox);
+	}
 	if (norm != NULL && mbox == NULL && writes) {
 		mbox = hub_find(c->gen->hub, c->user, norm);
 		if (mbox != NULL && !mailbox_is_busy(mbox))
+			mbox = NULL;
+	}
+	/* A mailbox open here that it opens is in line with what other
+	   servers committed before it came (what SELECT, EXAMINE and
+	   STATUS report; whether the store can be reached). */
+	if (norm != NULL && mbox == NULL && opens) {
+		mbox = hub_find(c->gen->hub, c->user, norm);
+		if (mbox != NULL && (!mailbox_sync_in_job(mbox) ||
+				     mailbox_catch_up(mbox, &cmd->arg_sync_ticket, c->sid)))
 			mbox = NULL;
 	}
 	free(norm);
@@ -401,7 +414,7 @@ command_busy_arg(const struct client_command *cmd, size_t i, bool opens, bool wr
    a mailbox busy with an expunge (FETCH, SEARCH, STATUS, SELECT, NOOP,
    IDLE) go on. */
 static struct mailbox *
-command_busy_target(const struct client_command *cmd)
+command_busy_target(struct client_command *cmd)
 {
 	const struct client *c = cmd->c;
 	const char *name = cmd->def->name;
@@ -441,6 +454,11 @@ command_busy_target(const struct client_command *cmd)
 		mbox = command_busy_arg(cmd, (size_t)arg, opens, writes);
 	if (mbox == NULL && arg2 >= 0)
 		mbox = command_busy_arg(cmd, (size_t)arg2, opens, writes);
+	/* Changes made by other processes show up before the command (a
+	   sync in a job waited for, or made now). */
+	if (mbox == NULL && c->mbox != NULL &&
+	    !mailbox_catch_up(c->mbox, &cmd->sync_ticket, c->sid))
+		mbox = c->mbox;
 	return mbox;
 }
 
@@ -467,12 +485,6 @@ command_run(struct client_command *cmd)
 		log_debug(c->sid, "command %s waits for a busy mailbox", cmd->def->name);
 		cmd->waiter = mailbox_wait_idle(busy, command_wake, cmd);
 		return false;
-	}
-	/* Changes made by other processes show up before the command. */
-	if (c->mbox != NULL) {
-		enum storage_error err;
-
-		(void)mailbox_refresh(c->mbox, &err, c->sid);
 	}
 	/* The handler writes its tagged answer last, through cmd_tagged(),
 	   which brings the view in line first. */

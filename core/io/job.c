@@ -11,7 +11,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -372,17 +374,47 @@ job_close_later(int fd)
 	(void)job_submit(default_queue, job_close_work, job_close_done, ctx);
 }
 
-void
-job_test_hold(void)
+/* Whether the hold file's first line is name (NULL: the file is empty). */
+static bool
+job_test_hold_matches(const char *name)
+{
+	char line[64] = "";
+	size_t len;
+	FILE *f = fopen(hold_path, "r");
+
+	if (f == NULL)
+		return false;
+	if (fgets(line, sizeof(line), f) == NULL)
+		line[0] = '\0';
+	fclose(f);
+	len = strcspn(line, "\n");
+	line[len] = '\0';
+	return strcmp(line, name != NULL ? name : "") == 0;
+}
+
+static void
+job_test_hold_while(const char *name)
 {
 	struct timespec step = { 0, JOB_HOLD_STEP_MS * 1000000L };
 	struct stat st;
 
-	if (hold_path == NULL)
+	if (hold_path == NULL || !job_test_hold_matches(name))
 		return;
 	for (int waited = 0; waited < JOB_HOLD_MAX_MS; waited += JOB_HOLD_STEP_MS) {
 		if (stat(hold_path, &st) < 0)
 			return;
 		nanosleep(&step, NULL);
 	}
+}
+
+void
+job_test_hold(void)
+{
+	job_test_hold_while(NULL);
+}
+
+void
+job_test_hold_named(const char *name)
+{
+	job_test_hold_while(name);
 }

@@ -85,9 +85,13 @@ void job_close_later(int fd);
 
 /* A test hook for work functions: if the environment variable
    IMAPSERVER_TEST_JOB_HOLD names a file when the queue is made, a work
-   function that calls this waits while that file exists (checking every
-   10 ms, at most 60 s). End-to-end tests use it to hold a job in the
-   middle of its work. Does nothing otherwise. */
+   function that calls this waits while that file exists and is empty
+   (checking every 10 ms, at most 60 s). End-to-end tests use it to hold
+   a job in the middle of its work. Does nothing otherwise. */
 void job_test_hold(void);
+/* The same for work of a kind that runs before most commands (a sync):
+   held while the file exists if its first line was name when the work
+   got here, so that a test holds that kind alone. */
+void job_test_hold_named(const char *name);
 
 #endif

@@ -4,6 +4,10 @@ size run in a worker thread on a connection of its own, not in the loop
 read), the storing of an appended message's body, and an expunge's
 whole change.
 
+The check for other servers' changes made before each command of a
+session with a mailbox selected is a job too: the command waits for a
+sync started after it came, and the loop serves the others meanwhile.
+
 The work is held through the test-only hook IMAPSERVER_TEST_JOB_HOLD
 (core/io/job.h), so the assertions are about order, not time: while the
 work is held, other sessions are answered and the held command is not.
@@ -318,6 +322,88 @@ class TestExpungeInAJob(PgHeldCase):
         self.assertIn(f"* {COUNT - 10} EXISTS\r\n".encode(), resp)
         resp, tagged = e.command("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
         self.assertIn(b"Subject: message 11", b"".join(resp))
+
+
+class TestSyncInAJob(PgHeldCase):
+    """Before each command of a session with a mailbox selected, the
+    changes other servers committed are read in a worker: the command
+    waits for that read, the loop does not, and a change committed on
+    another server before the command came is in its answer."""
+
+    def hold_sync(self):
+        with open(self.hold, "w") as f:
+            f.write("sync\n")
+        os.chmod(self.hold, 0o644)
+
+    def second_node_login(self, mailbox=None):
+        """A session of alice's on a second server on the same database."""
+        node = PgServer({}, db=self.server.db)
+        self.addCleanup(node.cleanup)
+        node.start()
+        d = srv.RawClient(node.port)
+        self.addCleanup(d.close)
+        d.readline()
+        self.assertTrue(d.command("LOGIN alice alice123")[1].startswith(b"OK"))
+        if mailbox is not None:
+            resp, tagged = d.command(f"SELECT {mailbox}")
+            self.assertTrue(tagged.startswith(b"OK"), tagged)
+        return d
+
+    def test_others_served_while_a_sync_reads_then_the_news_is_told(self):
+        a = self.raw_login("alice", "INBOX")
+        d = self.second_node_login()
+        self.hold_sync()
+        a.send("X1 NOOP\r\n")
+        self.server.wait_log(r"debug: command NOOP waits for a busy mailbox", WAIT)
+        # the loop serves the others: a login, a listing, another user's
+        # mailbox opened (a first open is a job of another kind)
+        b = self.raw_login("bob")
+        resp, tagged = b.command('LIST "" *')
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp, tagged = b.command("EXAMINE INBOX")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.no_answer(a, "the NOOP")
+        # another server's delivery while the sync is held
+        msg = b"Subject: from node B\r\n\r\nhello\r\n"
+        resp, tagged = d.command(b"APPEND INBOX {%d+}\r\n" % len(msg) + msg)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.no_answer(a, "the NOOP")
+        self.release_job()
+        untagged, tagged = a.read_tagged("X1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        # told at the latest at the next command, which came after the
+        # delivery's OK
+        resp, tagged = a.command("NOOP", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(f"* {COUNT + 1} EXISTS\r\n".encode(), b"".join(untagged + resp))
+
+    def test_a_change_on_another_server_is_in_the_next_answer(self):
+        a = self.raw_login("alice", "INBOX")
+        d = self.second_node_login("INBOX")
+        # no IDLE: only the check before each command can tell it
+        for i in range(1, 21):
+            resp, tagged = d.command(f"STORE {i} +FLAGS.SILENT (\\Flagged)")
+            self.assertTrue(tagged.startswith(b"OK"), tagged)
+            resp, tagged = a.command("NOOP", timeout=WAIT)
+            self.assertTrue(tagged.startswith(b"OK"), tagged)
+            self.assertTrue([r for r in resp if r.startswith(f"* {i} FETCH".encode())
+                             and b"\\Flagged" in r], (i, resp))
+
+    def test_select_and_status_of_a_mailbox_open_here_see_the_other_server(self):
+        a = self.raw_login("alice", "INBOX")
+        d = self.second_node_login("INBOX")
+        resp, tagged = d.command("STORE 1:5 +FLAGS.SILENT (\\Deleted)")
+        resp, tagged = d.command("EXPUNGE")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        c = self.raw_login("alice")
+        resp, tagged = c.command("STATUS INBOX (MESSAGES)", timeout=WAIT)
+        self.assertIn(f"MESSAGES {COUNT - 5}".encode(), b"".join(resp))
+        resp, tagged = c.command("SELECT INBOX", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(f"* {COUNT - 5} EXISTS\r\n".encode(), b"".join(resp))
+        # the session that had it selected is told too
+        resp, tagged = a.command("NOOP", timeout=WAIT)
+        self.assertEqual(len([r for r in resp if r.endswith(b" EXPUNGE\r\n")]), 5, resp)
 
 
 if __name__ == "__main__":
