@@ -78,12 +78,45 @@ def noop_during(port, action):
     return took, lat
 
 
+def busy(port, alice, sessions, separate, seconds=4.0):
+    """sessions of alice's NOOPing as fast as they are answered, on one
+    mailbox or each on its own (made first with alice); returns their
+    NOOPs per second and bob's NOOP latencies (ms) meanwhile. Each NOOP
+    of a session with a mailbox selected asks the database what other
+    servers changed: the loop should not wait for those answers."""
+    conns = [Conn(port, "alice") for _ in range(sessions)]
+    for i, c in enumerate(conns):
+        if separate:
+            alice.cmd(f"CREATE busy{i}")
+        c.cmd(f"SELECT busy{i}" if separate else "SELECT INBOX")
+    stop, counts = threading.Event(), [0] * sessions
+
+    def run(i):
+        while not stop.is_set():
+            conns[i].cmd("NOOP")
+            counts[i] += 1
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(sessions)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    took, lat = noop_during(port, lambda: time.sleep(seconds))
+    stop.set()
+    for t in threads:
+        t.join()
+    rate = sum(counts) / (time.monotonic() - t0)
+    for c in conns:
+        c.close()
+    return rate, lat
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--binary", default=os.path.join(TOP, os.environ.get("BUILD", "build"),
                                                      "imapserver"))
     ap.add_argument("--messages", type=int, default=100000)
     ap.add_argument("--append-mb", type=int, default=20)
+    ap.add_argument("--sessions", type=int, default=8)
     a = ap.parse_args()
     if not shutil.which("psql"):
         say("pgsql stall bench: PostgreSQL is not installed (package postgresql): skipped")
@@ -106,6 +139,8 @@ def main():
         body = (b"From: a@example.org\r\nSubject: big\r\n\r\n" +
                 (b"x" * 76 + b"\r\n") * (a.append_mb * 1024 * 1024 // 78))
         app_took, app = noop_during(srv.port, lambda: alice.cmd("APPEND big", body))
+        shared = busy(srv.port, alice, a.sessions, False)
+        separate = busy(srv.port, alice, a.sessions, True)
         alice.close()
     finally:
         if srv is not None:
@@ -125,6 +160,13 @@ def main():
             xs = [took]
         print(f"| {name} | {took:,.0f} | {len(xs)} | {pct(xs, 50):.1f} | {pct(xs, 99):.1f} "
               f"| {max(xs):.1f} |")
+    print(f"\n## {a.sessions} sessions NOOPing on selected mailboxes, and another "
+          "session's NOOP meanwhile\n")
+    print("| mailboxes | their NOOPs/s | other NOOP p50 ms | p99 ms | max ms |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, (rate, xs) in (("one shared", shared), ("one each", separate)):
+        print(f"| {name} | {rate:,.0f} | {pct(xs, 50):.2f} | {pct(xs, 99):.2f} "
+              f"| {max(xs):.2f} |")
     return 0
 
 
