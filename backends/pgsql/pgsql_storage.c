@@ -62,6 +62,13 @@ pg_deinit(struct storage **stp)
 	*stp = NULL;
 }
 
+/* storage.h thread_storage: the worker's own connection. */
+static struct storage *
+pg_thread_storage_of(struct storage *st)
+{
+	return pg_thread_storage(st->conninfo);
+}
+
 static bool
 pg_name_ok(const char *name, enum storage_error *err_r, char **error_r)
 {
@@ -404,6 +411,7 @@ const struct storage_backend storage_backend_pgsql = {
 	.open_commit = pg_open_commit,
 	.append_prepare = pg_append_prepare,
 	.append_commit = pg_append_commit,
+	.thread_storage = pg_thread_storage_of,
 	.notify_fd = pg_notify_fd,
 	.notify_read = pg_notify_read,
 };

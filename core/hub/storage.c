@@ -1,12 +1,15 @@
 /* storage.c: the mbox_state helpers shared by every storage backend, the
    core wrappers around backend calls, and the name rules. */
 #include "storage.h"
+#include "job.h"
 #include "log.h"
 #include "username.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -627,4 +630,261 @@ storage_error_from_errno(int err)
 	if (err == ENOSPC || err == EDQUOT)
 		return STORAGE_ERR_NO_SPACE;
 	return STORAGE_ERR_TEMP;
+}
+
+struct storage_call {
+	struct storage_ctx ctx;
+	enum storage_call_kind kind;
+	char *user, *name, *newname;
+	struct strlist subs_in;
+	char sid[32];
+	struct job *job;
+	void (*done)(void *ctx);
+	void *done_ctx;
+	/* what the work did */
+	int ret;
+	const char *what;
+	enum storage_error err;
+	char *error;
+	struct strlist names, subs;
+};
+
+/* storage_first_mailboxes() on backend b and st (in a worker or the
+   loop): a mailbox that cannot be made is logged and left out; the
+   failure that stops it is returned. */
+static int
+storage_first_mailboxes_in(const struct storage_backend *b, struct storage *st, const char *sid,
+			   const char *user, const struct strlist *want, enum storage_error *err_r,
+			   char **error_r)
+{
+	struct strlist names = { 0 }, subs = { 0 };
+	enum storage_error err;
+	char *error;
+	bool changed = false;
+	int ret = -1;
+
+	if (b->list(st, user, &names, err_r, error_r) < 0)
+		goto out;
+	ret = 0;
+	if (names.count > 1 || (names.count == 1 && strcmp(names.items[0], "INBOX") != 0))
+		goto out;
+	if ((ret = b->subscriptions_read(st, user, &subs, err_r, error_r)) < 0)
+		goto out;
+	for (size_t i = 0; i < want->count; i++) {
+		error = NULL;
+		err = STORAGE_ERR_NONE;
+		if (b->create(st, user, want->items[i], &err, &error) < 0 &&
+		    err != STORAGE_ERR_EXISTS) {
+			storage_error_fix(-1, &err);
+			storage_log_failure(sid, "create", user, want->items[i], err, error);
+			continue;
+		}
+		free(error);
+		if (!strlist_contains(&subs, want->items[i])) {
+			strlist_add(&subs, want->items[i]);
+			changed = true;
+		}
+	}
+	if (changed)
+		ret = b->subscriptions_write(st, user, &subs, err_r, error_r);
+out:
+	strlist_clear(&names);
+	strlist_clear(&subs);
+	return ret;
+}
+
+void
+storage_first_mailboxes(const struct storage_ctx *ctx, const char *sid, const char *user,
+			const struct strlist *want)
+{
+	const struct storage_backend *b = ctx != NULL ? ctx->backend : NULL;
+	enum storage_error err = STORAGE_ERR_NONE;
+	char *error = NULL;
+
+	if (!storage_check_args(ctx, sid, "first mailboxes", user, NULL,
+				storage_ctx_ok(ctx) && b->list != NULL &&
+				b->subscriptions_read != NULL && b->create != NULL &&
+				b->subscriptions_write != NULL, &err))
+		return;
+	if (storage_first_mailboxes_in(b, ctx->st, sid, user, want, &err, &error) < 0) {
+		storage_error_fix(-1, &err);
+		storage_log_failure(sid, "first mailboxes", user, NULL, err, error);
+	} else
+		free(error);
+}
+
+/* In a worker: the backend's call on the thread's own storage. */
+static void
+storage_call_work(void *ctx)
+{
+	struct storage_call *op = ctx;
+	const struct storage_backend *b = op->ctx.backend;
+	struct storage *st = b->thread_storage(op->ctx.st);
+
+	switch (op->kind) {
+	case STORAGE_CALL_NAMES:
+		op->what = "list";
+		op->ret = b->list(st, op->user, &op->names, &op->err, &op->error);
+		if (op->ret == 0) {
+			op->what = "subscriptions read";
+			op->ret = b->subscriptions_read(st, op->user, &op->subs, &op->err,
+							&op->error);
+		}
+		job_test_hold_named("names");
+		return;
+	case STORAGE_CALL_CREATE:
+		op->what = "create";
+		op->ret = b->create(st, op->user, op->name, &op->err, &op->error);
+		break;
+	case STORAGE_CALL_DELETE:
+		op->what = "delete";
+		op->ret = b->delete(st, op->user, op->name, &op->err, &op->error);
+		break;
+	case STORAGE_CALL_RENAME:
+		op->what = "rename";
+		op->ret = b->rename(st, op->user, op->name, op->newname, &op->err, &op->error);
+		break;
+	case STORAGE_CALL_SUBSCRIPTIONS_WRITE:
+		op->what = "subscriptions write";
+		op->ret = b->subscriptions_write(st, op->user, &op->subs_in, &op->err,
+						 &op->error);
+		break;
+	case STORAGE_CALL_FIRST_MAILBOXES:
+		op->what = "first mailboxes";
+		op->ret = storage_first_mailboxes_in(b, st, op->sid, op->user, &op->subs_in,
+						     &op->err, &op->error);
+		break;
+	}
+	job_test_hold_named("call");
+}
+
+static void
+storage_call_done(void *ctx, bool ran)
+{
+	struct storage_call *op = ctx;
+
+	op->job = NULL;
+	if (!ran) {
+		op->ret = -1;
+		op->err = STORAGE_ERR_TEMP;
+		op->error = xstrdup("not done: the server is stopping");
+	}
+	storage_error_fix(op->ret, &op->err);
+	if (op->ret < 0)
+		storage_log_failure(op->sid, op->what, op->user, op->name, op->err, op->error);
+	else
+		free(op->error);
+	op->error = NULL;
+	if (op->done != NULL)
+		op->done(op->done_ctx);
+	else
+		storage_call_free(&op);
+}
+
+struct storage_call *
+storage_call_start(const struct storage_ctx *ctx, const char *sid, const char *user,
+		   const struct storage_call_args *a, void (*done)(void *ctx), void *done_ctx)
+{
+	struct job_queue *queue = job_queue_default();
+	const struct storage_backend *b;
+	struct storage_call *op;
+
+	if (queue == NULL || !storage_ctx_ok(ctx) || ctx->backend->thread_storage == NULL ||
+	    user == NULL || !username_is_valid(user) ||
+	    (a->name != NULL && !storage_name_is_valid(a->name)) ||
+	    (a->newname != NULL && !storage_name_is_valid(a->newname)))
+		return NULL;      /* made in the loop, which says why it fails */
+	b = ctx->backend;
+	if ((a->kind == STORAGE_CALL_NAMES &&
+	     (b->list == NULL || b->subscriptions_read == NULL)) ||
+	    (a->kind == STORAGE_CALL_CREATE && b->create == NULL) ||
+	    (a->kind == STORAGE_CALL_DELETE && b->delete == NULL) ||
+	    (a->kind == STORAGE_CALL_RENAME && b->rename == NULL) ||
+	    (a->kind == STORAGE_CALL_SUBSCRIPTIONS_WRITE && b->subscriptions_write == NULL) ||
+	    (a->kind == STORAGE_CALL_FIRST_MAILBOXES &&
+	     (b->list == NULL || b->subscriptions_read == NULL || b->create == NULL ||
+	      b->subscriptions_write == NULL)))
+		return NULL;      /* the wrapper says so, in the loop */
+	op = xcalloc(1, sizeof(*op));
+	op->ctx = *ctx;
+	op->kind = a->kind;
+	op->user = xstrdup(user);
+	op->name = a->name != NULL ? xstrdup(a->name) : NULL;
+	op->newname = a->newname != NULL ? xstrdup(a->newname) : NULL;
+	for (size_t i = 0; a->subs != NULL && i < a->subs->count; i++)
+		strlist_add(&op->subs_in, a->subs->items[i]);
+	snprintf(op->sid, sizeof(op->sid), "%s", sid != NULL ? sid : "-");
+	op->done = done;
+	op->done_ctx = done_ctx;
+	op->job = job_submit(queue, storage_call_work, storage_call_done, op);
+	return op;
+}
+
+int
+storage_call_result(const struct storage_call *op, enum storage_error *err_r)
+{
+	*err_r = op->ret < 0 ? op->err : STORAGE_ERR_NONE;
+	return op->ret < 0 ? -1 : 0;
+}
+
+int
+storage_names_take(struct storage_call *op, bool subs, struct strlist *list_r,
+		   enum storage_error *err_r)
+{
+	struct strlist *from = subs ? &op->subs : &op->names;
+
+	if (storage_call_result(op, err_r) < 0)
+		return -1;
+	*list_r = *from;
+	memset(from, 0, sizeof(*from));
+	return 0;
+}
+
+int
+storage_call_now(const struct storage_ctx *ctx, const char *sid, const char *user,
+		 const struct storage_call_args *a, enum storage_error *err_r)
+{
+	switch (a->kind) {
+	case STORAGE_CALL_CREATE:
+		return storage_create(ctx, sid, user, a->name, err_r);
+	case STORAGE_CALL_DELETE:
+		return storage_delete(ctx, sid, user, a->name, err_r);
+	case STORAGE_CALL_RENAME:
+		return storage_rename(ctx, sid, user, a->name, a->newname, err_r);
+	case STORAGE_CALL_SUBSCRIPTIONS_WRITE:
+		return storage_subscriptions_write(ctx, sid, user, a->subs, err_r);
+	case STORAGE_CALL_FIRST_MAILBOXES:
+		storage_first_mailboxes(ctx, sid, user, a->subs);
+		*err_r = STORAGE_ERR_NONE;
+		return 0;
+	case STORAGE_CALL_NAMES:
+		break;
+	}
+	*err_r = STORAGE_ERR_TEMP;
+	return -1;
+}
+
+void
+storage_call_free(struct storage_call **_op)
+{
+	struct storage_call *op = *_op;
+
+	if (op == NULL)
+		return;
+	*_op = NULL;
+	if (op->job != NULL) {
+		/* Its caller is gone: the call is made all the same (its
+		   change is wanted, and the loop does not wait for the
+		   store), then freed. */
+		op->done = NULL;
+		return;
+	}
+	strlist_clear(&op->names);
+	strlist_clear(&op->subs);
+	strlist_clear(&op->subs_in);
+	free(op->error);
+	free(op->user);
+	free(op->name);
+	free(op->newname);
+	free(op);
 }

@@ -402,6 +402,14 @@ struct storage_backend {
 			    char **error_r);
 	int (*sync_commit)(struct storage_box *box, struct mbox_state *state,
 			   struct storage_job **job, enum storage_error *err_r, char **error_r);
+	/* Optional (NULL: every call is made in the loop), for a backend
+	   whose calls are round trips (a database on the network): the
+	   storage a worker thread uses in place of st, for the calls on
+	   the user's names made there (core/io/job.h;
+	   storage_call_start()): its own connection, made at its first
+	   call in that thread and freed when the thread ends. Called only
+	   in a worker. */
+	struct storage *(*thread_storage)(struct storage *st);
 	/* Optional (NULL: other processes' changes are seen through
 	   watch_paths(), or at the next command), for a backend that is
 	   told of them (a database's notifications), so that a session in
@@ -433,6 +441,52 @@ int storage_delete(const struct storage_ctx *ctx, const char *sid, const char *u
 		   const char *name, enum storage_error *err_r);
 int storage_rename(const struct storage_ctx *ctx, const char *sid, const char *user,
 		   const char *oldname, const char *newname, enum storage_error *err_r);
+/* A backend call made in a worker thread (storage.h: thread_storage),
+   so that the loop does not wait for a backend whose calls are round
+   trips: the user's mailbox names and subscriptions (NAMES), or one
+   change of them. */
+enum storage_call_kind {
+	STORAGE_CALL_NAMES,
+	STORAGE_CALL_CREATE,               /* name */
+	STORAGE_CALL_DELETE,               /* name */
+	STORAGE_CALL_RENAME,               /* name to newname */
+	STORAGE_CALL_SUBSCRIPTIONS_WRITE,  /* subs */
+	/* For a user who has no mailbox but INBOX: the mailboxes subs,
+	   made and subscribed (storage_first_mailboxes()) */
+	STORAGE_CALL_FIRST_MAILBOXES,
+};
+struct storage_call_args {
+	enum storage_call_kind kind;
+	const char *name, *newname;
+	const struct strlist *subs;
+};
+struct storage_call;
+/* NULL if the backend's calls are made in the loop (then the caller
+   calls storage_call_now(), or storage_list() and the rest); else
+   done(done_ctx) is called in the loop once the call is made, and
+   storage_call_result() (and, for NAMES, storage_names_take()) gives
+   its result. The arguments are copied. */
+struct storage_call *storage_call_start(const struct storage_ctx *ctx, const char *sid,
+					const char *user, const struct storage_call_args *a,
+					void (*done)(void *ctx), void *done_ctx);
+/* Once done: 0, or -1 with *err_r (logged once, when the call ended). */
+int storage_call_result(const struct storage_call *op, enum storage_error *err_r);
+/* NAMES, once done: moves the names (or, subs, the subscriptions) into
+   *list_r (empty before). As storage_call_result(). */
+int storage_names_take(struct storage_call *op, bool subs, struct strlist *list_r,
+		       enum storage_error *err_r);
+/* The same call made now, in the caller (storage_create() and the rest;
+   not NAMES). */
+int storage_call_now(const struct storage_ctx *ctx, const char *sid, const char *user,
+		     const struct storage_call_args *a, enum storage_error *err_r);
+/* For a user who has no mailbox but INBOX (a new user): makes the
+   mailboxes names and subscribes them. Failures are logged (through the
+   wrappers) and stop nothing. */
+void storage_first_mailboxes(const struct storage_ctx *ctx, const char *sid, const char *user,
+			     const struct strlist *names);
+/* Frees op; one not yet made is made all the same and freed then
+   (done() is not called). */
+void storage_call_free(struct storage_call **op);
 int storage_subscriptions_read(const struct storage_ctx *ctx, const char *sid,
 			       const char *user, struct strlist *names_r,
 			       enum storage_error *err_r);

@@ -15,7 +15,11 @@ struct login_context {
 	char *user;                     /* the user being checked */
 	struct auth_request *req;       /* the check, until it answers */
 	struct event_timer *delay_timer;
+	/* a new user's first mailboxes, made in a worker after the check */
+	struct storage_call *setup;
 };
+
+static void login_setup_done(void *context);
 
 static void
 login_context_free(void *context)
@@ -24,6 +28,7 @@ login_context_free(void *context)
 
 	auth_request_cancel(&lc->req);
 	event_timer_remove(&lc->delay_timer);
+	storage_call_free(&lc->setup);
 	free(lc->user);
 	free(lc);
 }
@@ -43,37 +48,42 @@ login_delay_done(void *context)
 }
 
 /* A user who has no mailbox but INBOX (a new user) gets the special-use
-   mailboxes (RFC 6154), subscribed. Failures are logged by the storage
-   wrappers and do not stop the login. */
-static void
-create_special_use(struct client *c)
+   mailboxes (RFC 6154), subscribed: made in a worker with a store whose
+   calls are round trips (then true: the login is answered once they are
+   made, by login_setup_done()), else now. Failures are logged by the
+   storage wrappers and do not stop the login. */
+static bool
+create_special_use(struct client_command *cmd, struct login_context *lc)
 {
-	struct strlist names = { 0 }, subs = { 0 };
-	enum storage_error err;
-	bool created = false;
+	struct client *c = cmd->c;
+	struct strlist names = { 0 };
+	struct storage_call_args a = { .kind = STORAGE_CALL_FIRST_MAILBOXES, .subs = &names };
 
-	if (storage_list(&c->gen->storage, c->sid, c->user, &names, &err) < 0 ||
-	    names.count > 1 || (names.count == 1 && strcmp(names.items[0], "INBOX") != 0)) {
-		strlist_clear(&names);
-		return;
-	}
-	if (storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs, &err) < 0) {
-		strlist_clear(&names);
-		return;
-	}
-	for (size_t i = 0; i < special_use_count; i++) {
-		if (storage_create(&c->gen->storage, c->sid, c->user, special_use[i].name, &err) < 0 &&
-		    err != STORAGE_ERR_EXISTS)
-			continue;
-		if (!strlist_contains(&subs, special_use[i].name)) {
-			strlist_add(&subs, special_use[i].name);
-			created = true;
-		}
-	}
-	if (created)
-		(void)storage_subscriptions_write(&c->gen->storage, c->sid, c->user, &subs, &err);
+	for (size_t i = 0; i < special_use_count; i++)
+		strlist_add(&names, special_use[i].name);
+	lc->setup = storage_call_start(&c->gen->storage, c->sid, c->user, &a, login_setup_done,
+				       cmd);
+	if (lc->setup == NULL)
+		storage_first_mailboxes(&c->gen->storage, c->sid, c->user, &names);
 	strlist_clear(&names);
-	strlist_clear(&subs);
+	return lc->setup != NULL;
+}
+
+static void
+login_ok(struct client_command *cmd)
+{
+	cmd_tagged(cmd, "OK [CAPABILITY %s] Logged in.", imap_capabilities(cmd->c));
+}
+
+static void
+login_setup_done(void *context)
+{
+	struct client_command *cmd = context;
+	struct login_context *lc = cmd->context;
+
+	storage_call_free(&lc->setup);
+	login_ok(cmd);
+	client_command_finish(cmd);
 }
 
 static void
@@ -90,8 +100,9 @@ login_checked(enum auth_result res, void *context)
 		lc->user = NULL;
 		c->auth_failures = 0;
 		addr_login_succeeded(addr_penalties(), c->addr);
-		create_special_use(c);
-		cmd_tagged(cmd, "OK [CAPABILITY %s] Logged in.", imap_capabilities(c));
+		if (create_special_use(cmd, lc))
+			return;
+		login_ok(cmd);
 		break;
 	case AUTH_TEMPFAIL:
 		cmd_tagged(cmd, "NO [UNAVAILABLE] Authentication service unavailable.");

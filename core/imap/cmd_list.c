@@ -443,7 +443,7 @@ cmd_list(struct client_command *cmd)
 	if (list_parse_args(cmd, lsub, &o, &patterns))
 		goto out;
 	if ((lsub || o.sel_subscribed || o.ret_subscribed) &&
-	    storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs, &err) < 0) {
+	    cmd_storage_names(cmd, true, &subs, &err) < 0) {
 		cmd_no_storage(cmd, err);
 		goto out;
 	}
@@ -453,7 +453,7 @@ cmd_list(struct client_command *cmd)
 		cmd_tagged(cmd, "OK Lsub completed.");
 		goto out;
 	}
-	if (storage_list(&c->gen->storage, c->sid, c->user, &names, &err) < 0) {
+	if (cmd_storage_names(cmd, false, &names, &err) < 0) {
 		cmd_no_storage(cmd, err);
 		goto out;
 	}

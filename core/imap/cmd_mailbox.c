@@ -287,6 +287,8 @@ bool
 cmd_create(struct client_command *cmd)
 {
 	enum storage_error err;
+	struct storage_call_args a = { 0 };
+	int ret;
 	char *name;
 
 	if (cmd->count != 1 && !(cmd->count == 2 && cmd->args[1].type == IMAP_ARG_LIST))
@@ -320,9 +322,14 @@ cmd_create(struct client_command *cmd)
 			}
 		}
 	}
+	a.kind = STORAGE_CALL_CREATE;
+	a.name = name;
 	if (strcmp(name, "INBOX") == 0)
 		cmd_tagged(cmd, "NO [ALREADYEXISTS] Mailbox already exists.");
-	else if (storage_create(&cmd->c->gen->storage, cmd->c->sid, cmd->c->user, name, &err) < 0)
+	else if ((ret = cmd_storage_change(cmd, &a, &err)) > 0) {
+		free(name);
+		return false;
+	} else if (ret < 0)
 		cmd_no_storage(cmd, err);
 	else {
 		hub_signal(cmd->c->gen->hub, cmd->c->user, HUB_EVENT_CREATE, name, NULL);
@@ -347,19 +354,26 @@ cmd_delete(struct client_command *cmd)
 {
 	struct client *c = cmd->c;
 	enum storage_error err;
+	struct storage_call_args a = { 0 };
+	int ret;
 	char *name;
 
 	if (cmd->count != 1)
 		return cmd_bad(cmd, "DELETE needs one mailbox name.");
 	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL)
 		return true;
+	a.kind = STORAGE_CALL_DELETE;
+	a.name = name;
 	if (strcmp(name, "INBOX") == 0)
 		cmd_tagged(cmd, "NO [CANNOT] INBOX can't be deleted.");
-	else if (mailbox_busy(cmd, name))
+	else if (!cmd_storage_change_done(cmd) && mailbox_busy(cmd, name))
 		cmd_tagged(cmd, "NO [INUSE] Mailbox is selected by a session.");
 	else {
 		hub_forget(c->gen->hub, c->user, name);
-		if (storage_delete(&c->gen->storage, c->sid, c->user, name, &err) < 0)
+		if ((ret = cmd_storage_change(cmd, &a, &err)) > 0) {
+			free(name);
+			return false;
+		} else if (ret < 0)
 			cmd_no_storage(cmd, err);
 		else {
 			hub_signal(c->gen->hub, c->user, HUB_EVENT_DELETE, name, NULL);
@@ -383,7 +397,7 @@ rename_prepare(struct client_command *cmd, const char *from, const char *to)
 	char *error = NULL;
 	bool busy = false;
 
-	if (storage_list(&c->gen->storage, c->sid, c->user, &names, &err) == 0 &&
+	if (cmd_storage_names(cmd, false, &names, &err) == 0 &&
 	    storage_rename_plan(&names, from, to, &olds, &news, &err, &error) == 0) {
 		for (size_t i = 0; i < olds.count && !busy; i++)
 			busy = mailbox_busy(cmd, olds.items[i]) || mailbox_busy(cmd, news.items[i]);
@@ -404,6 +418,8 @@ cmd_rename(struct client_command *cmd)
 {
 	struct client *c = cmd->c;
 	enum storage_error err;
+	struct storage_call_args a = { 0 };
+	int ret;
 	char *from, *to;
 
 	if (cmd->count != 2)
@@ -419,13 +435,21 @@ cmd_rename(struct client_command *cmd)
 	else if (!mailbox_name_is_nfc(to))
 		cmd_tagged(cmd, "NO [CANNOT] Mailbox name is not in Unicode normalization "
 			   "form C (RFC 9051 5.1).");
-	else if (mailbox_busy(cmd, from) || mailbox_busy(cmd, to) ||
-		 !rename_prepare(cmd, from, to))
+	else if (!cmd_storage_change_done(cmd) &&
+		 (mailbox_busy(cmd, from) || mailbox_busy(cmd, to) ||
+		  !rename_prepare(cmd, from, to)))
 		cmd_tagged(cmd, "NO [INUSE] Mailbox is selected by a session.");
 	else {
+		a.kind = STORAGE_CALL_RENAME;
+		a.name = from;
+		a.newname = to;
 		hub_forget(c->gen->hub, c->user, from);
 		hub_forget(c->gen->hub, c->user, to);
-		if (storage_rename(&c->gen->storage, c->sid, c->user, from, to, &err) < 0)
+		if ((ret = cmd_storage_change(cmd, &a, &err)) > 0) {
+			free(from);
+			free(to);
+			return false;
+		} else if (ret < 0)
 			cmd_no_storage(cmd, err);
 		else {
 			hub_signal(c->gen->hub, c->user, HUB_EVENT_RENAME, to, from);
@@ -444,23 +468,33 @@ cmd_subscribe(struct client_command *cmd)
 	bool subscribe = ascii_strcasecmp(cmd->name, "SUBSCRIBE") == 0;
 	struct strlist subs = { 0 }, next = { 0 };
 	enum storage_error err;
+	struct storage_call_args a = { 0 };
+	int ret;
+	bool done = true;
 	char *name;
 
 	if (cmd->count != 1)
 		return cmd_bad(cmd, "Needs one mailbox name.");
 	if ((name = cmd_arg_mailbox(cmd, 0)) == NULL)
 		return true;
-	if (storage_subscriptions_read(&c->gen->storage, c->sid, c->user, &subs, &err) < 0) {
-		cmd_no_storage(cmd, err);
+	if (!cmd_storage_change_done(cmd)) {
+		if (cmd_storage_names(cmd, true, &subs, &err) < 0) {
+			cmd_no_storage(cmd, err);
+			goto out;
+		}
+		for (size_t i = 0; i < subs.count; i++) {
+			if (strcmp(subs.items[i], name) != 0)
+				strlist_add(&next, subs.items[i]);
+		}
+		if (subscribe)
+			strlist_add(&next, name);
+	}
+	a.kind = STORAGE_CALL_SUBSCRIPTIONS_WRITE;
+	a.subs = &next;
+	if ((ret = cmd_storage_change(cmd, &a, &err)) > 0) {
+		done = false;
 		goto out;
-	}
-	for (size_t i = 0; i < subs.count; i++) {
-		if (strcmp(subs.items[i], name) != 0)
-			strlist_add(&next, subs.items[i]);
-	}
-	if (subscribe)
-		strlist_add(&next, name);
-	if (storage_subscriptions_write(&c->gen->storage, c->sid, c->user, &next, &err) < 0)
+	} else if (ret < 0)
 		cmd_no_storage(cmd, err);
 	else {
 		hub_signal(c->gen->hub, c->user,
@@ -471,5 +505,5 @@ out:
 	strlist_clear(&subs);
 	strlist_clear(&next);
 	free(name);
-	return true;
+	return done;
 }

@@ -69,6 +69,15 @@ struct client_command {
 	   mailbox, and the one the command names, wait for
 	   (mailbox_catch_up()). */
 	uint64_t sync_ticket, arg_sync_ticket;
+	/* With a store whose calls are round trips: the call made in a
+	   worker (storage_call_start()), of kind call_kind, done once made.
+	   For LIST, LSUB, RENAME, SUBSCRIBE and UNSUBSCRIBE the user's names
+	   and subscriptions are read so before the handler runs; the
+	   handlers of CREATE, DELETE, RENAME, SUBSCRIBE and UNSUBSCRIBE
+	   make their change so (cmd_storage_change()). */
+	struct storage_call *call;
+	enum storage_call_kind call_kind;
+	bool call_done;
 };
 
 enum cmd_flags {
@@ -117,6 +126,21 @@ bool cmd_bad(struct client_command *cmd, const char *reason);
 const char *cmd_arg_str(const struct client_command *cmd, size_t i);
 /* Queues the NO answer for a storage error. */
 void cmd_no_storage(struct client_command *cmd, enum storage_error err);
+/* The user's mailbox names (subs: subscriptions) into *list_r: those
+   read in a worker before the command ran (LIST, LSUB), else read now.
+   As storage_list(). */
+int cmd_storage_names(struct client_command *cmd, bool subs, struct strlist *list_r,
+		      enum storage_error *err_r);
+/* The change a (CREATE, DELETE, RENAME, subscriptions): made in a
+   worker with a store whose calls are round trips, then 1: the handler
+   returns false (the command waits) and runs again, from the start,
+   once it is made, when cmd_storage_change_done() is true and this
+   gives its result. Else made now. 0, or -1 with *err_r (logged). */
+int cmd_storage_change(struct client_command *cmd, const struct storage_call_args *a,
+		       enum storage_error *err_r);
+/* Whether the handler runs again with its change made (its checks
+   before the change are not made again). */
+bool cmd_storage_change_done(const struct client_command *cmd);
 /* The mailbox name argument i, decoded from modified UTF-7 and
    normalized; answers and returns NULL if it is missing or invalid. */
 char *cmd_arg_mailbox(struct client_command *cmd, size_t i);

@@ -355,6 +355,7 @@ client_command_free(struct client_command **_cmd)
 		return;
 	*_cmd = NULL;
 	mailbox_waiter_cancel(&cmd->waiter);
+	storage_call_free(&cmd->call);
 	if (cmd->context_free != NULL)
 		cmd->context_free(cmd->context);
 	command_args_free(cmd->saved_args, cmd->saved_count);
@@ -464,10 +465,87 @@ command_busy_target(struct client_command *cmd)
 
 static void command_wake(void *ctx);
 
-/* Runs the command's handler, unless a mailbox it would write is busy:
-   then the command keeps its own copy of its arguments and waits (as
-   c->cmd, reading nothing else) until the mailbox is free, and runs
-   then. Returns as cmd_func. */
+/* The command waits (as c->cmd, reading nothing else): it keeps its own
+   copy of its name and arguments, which the parser reuses. */
+static void
+command_park(struct client_command *cmd)
+{
+	if (cmd->saved_args != NULL)
+		return;
+	cmd->saved_name = xstrdup(cmd->name);
+	cmd->saved_args = command_args_copy(cmd->args, cmd->count);
+	cmd->saved_count = cmd->count;
+	cmd->name = cmd->saved_name;
+	cmd->args = cmd->saved_args;
+}
+
+/* The call made in a worker for the command is made. */
+static void
+command_call_done(void *ctx)
+{
+	struct client_command *cmd = ctx;
+
+	cmd->call_done = true;
+	command_wake(cmd);
+}
+
+int
+cmd_storage_names(struct client_command *cmd, bool subs, struct strlist *list_r,
+		  enum storage_error *err_r)
+{
+	struct client *c = cmd->c;
+
+	if (cmd->call != NULL && cmd->call_done && cmd->call_kind == STORAGE_CALL_NAMES)
+		return storage_names_take(cmd->call, subs, list_r, err_r);
+	return subs ? storage_subscriptions_read(&c->gen->storage, c->sid, c->user, list_r,
+						 err_r) :
+		      storage_list(&c->gen->storage, c->sid, c->user, list_r, err_r);
+}
+
+bool
+cmd_storage_change_done(const struct client_command *cmd)
+{
+	return cmd->call != NULL && cmd->call_done && cmd->call_kind != STORAGE_CALL_NAMES;
+}
+
+int
+cmd_storage_change(struct client_command *cmd, const struct storage_call_args *a,
+		   enum storage_error *err_r)
+{
+	struct client *c = cmd->c;
+	int ret;
+
+	if (cmd_storage_change_done(cmd)) {
+		ret = storage_call_result(cmd->call, err_r);
+		storage_call_free(&cmd->call);
+		return ret;
+	}
+	/* (the names read for it before are taken) */
+	storage_call_free(&cmd->call);
+	cmd->call_done = false;
+	cmd->call = storage_call_start(&c->gen->storage, c->sid, c->user, a, command_call_done,
+				       cmd);
+	if (cmd->call != NULL) {
+		cmd->call_kind = a->kind;
+		command_park(cmd);
+		log_debug(c->sid, "command %s waits for its change", cmd->def->name);
+		return 1;
+	}
+	return storage_call_now(&c->gen->storage, c->sid, c->user, a, err_r);
+}
+
+/* Whether the handler reads the user's names or subscriptions. */
+static bool
+command_reads_names(const struct client_command *cmd)
+{
+	return cmd->def->func == cmd_list || cmd->def->func == cmd_rename ||
+	       cmd->def->func == cmd_subscribe;
+}
+
+/* Runs the command's handler, unless a mailbox it would write is busy
+   or what it reads is being read in a worker: then the command waits
+   (command_park()) until the mailbox is free or the reading done, and
+   runs then. Returns as cmd_func. */
 static bool
 command_run(struct client_command *cmd)
 {
@@ -475,16 +553,23 @@ command_run(struct client_command *cmd)
 	struct mailbox *busy = command_busy_target(cmd);
 
 	if (busy != NULL) {
-		if (cmd->saved_args == NULL) {
-			cmd->saved_name = xstrdup(cmd->name);
-			cmd->saved_args = command_args_copy(cmd->args, cmd->count);
-			cmd->saved_count = cmd->count;
-			cmd->name = cmd->saved_name;
-			cmd->args = cmd->saved_args;
-		}
+		command_park(cmd);
 		log_debug(c->sid, "command %s waits for a busy mailbox", cmd->def->name);
 		cmd->waiter = mailbox_wait_idle(busy, command_wake, cmd);
 		return false;
+	}
+	if (cmd->call == NULL && c->user != NULL && command_reads_names(cmd)) {
+		const struct storage_call_args a = { .kind = STORAGE_CALL_NAMES };
+
+		cmd->call = storage_call_start(&c->gen->storage, c->sid, c->user, &a,
+					       command_call_done, cmd);
+		if (cmd->call != NULL) {
+			cmd->call_kind = STORAGE_CALL_NAMES;
+			command_park(cmd);
+			log_debug(c->sid, "command %s waits for the mailbox names",
+				  cmd->def->name);
+			return false;
+		}
 	}
 	/* The handler writes its tagged answer last, through cmd_tagged(),
 	   which brings the view in line first. */

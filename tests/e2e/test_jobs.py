@@ -27,6 +27,7 @@ COUNT = 2000
 BODY_LINES = 110           # about 8 KB a message, 16 MB in all
 HOLD_ENV = "IMAPSERVER_TEST_JOB_HOLD"
 WAIT = 20.0 * SLOW         # bound of every wait for the server
+NO_ANSWER_GRACE = 0.3      # how long "no answer yet" listens
 
 
 def big_mailbox():
@@ -93,10 +94,15 @@ class HeldJobCase(ServerTestCase):
         """client has nothing to read yet (the job is held: whatever is
         not there now comes only after the release)."""
         chunk = client.buf or None
+        # (a socket with a timeout polls for that long even with
+        # MSG_DONTWAIT: a short grace instead)
+        client.sock.settimeout(NO_ANSWER_GRACE)
         try:
-            chunk = chunk or client.sock.recv(65536, socket.MSG_DONTWAIT)
+            chunk = chunk or client.sock.recv(65536)
         except (BlockingIOError, TimeoutError, socket.timeout):
             chunk = None
+        finally:
+            client.sock.settimeout(srv.SOCK_TIMEOUT)
         self.assertIsNone(chunk, f"{what} was answered while the job was held: {chunk!r}")
 
     def subjects(self, c):

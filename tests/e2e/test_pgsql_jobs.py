@@ -406,5 +406,158 @@ class TestSyncInAJob(PgHeldCase):
         self.assertEqual(len([r for r in resp if r.endswith(b" EXPUNGE\r\n")]), 5, resp)
 
 
+class TestNamesInAJob(PgHeldCase):
+    """LIST and LSUB read the user's mailbox names and subscriptions in a
+    worker, and CREATE, DELETE, RENAME, SUBSCRIBE and UNSUBSCRIBE make
+    their change there: the command waits for it, the loop does not."""
+
+    def hold_names(self):
+        with open(self.hold, "w") as f:
+            f.write("names\n")
+        os.chmod(self.hold, 0o644)
+
+    def test_others_served_while_the_names_are_read(self):
+        a = self.raw_login("alice")
+        for name in ("Work", "Work/2026", "Trips"):
+            resp, tagged = a.command(f"CREATE {name}")
+            self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp, tagged = a.command("SUBSCRIBE Trips")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.hold_names()
+        a.send('L1 LIST "" "*" RETURN (SUBSCRIBED)\r\n')
+        self.server.wait_log(r"debug: command LIST waits for the mailbox names", WAIT)
+        b = self.raw_login("bob", "INBOX")
+        resp, tagged = b.command("FETCH 1 (FLAGS)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.no_answer(a, "the LIST")
+        self.release_job()
+        untagged, tagged = a.read_tagged("L1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        listed = b"".join(untagged)
+        for name in (b"INBOX", b"Work", b"Work/2026"):
+            self.assertIn(b' "/" "' + name + b'"\r\n', listed)
+        self.assertIn(b'(\\HasNoChildren \\Subscribed) "/" "Trips"\r\n', listed)
+        resp, tagged = a.command('LSUB "" "*"', timeout=WAIT)
+        lsub = [r for r in resp if r.startswith(b"* LSUB")]
+        self.assertIn(b'* LSUB () "/" "Trips"\r\n', lsub)
+        self.assertFalse([r for r in lsub if b"Work" in r], lsub)
+
+    def test_session_gone_while_the_names_are_read(self):
+        a = self.raw_login("alice")
+        self.hold_names()
+        a.send('L1 LIST "" "*"\r\n')
+        self.server.wait_log(r"debug: command LIST waits for the mailbox names", WAIT)
+        a.close()
+        self.release_job()
+        b = self.raw_login("alice")
+        resp, tagged = b.command('LIST "" "*"', timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertTrue(self.server.alive())
+
+    def hold_call(self):
+        with open(self.hold, "w") as f:
+            f.write("call\n")
+        os.chmod(self.hold, 0o644)
+
+    def held(self, client, tag, command, verb):
+        """client sends command, whose change is held in its worker while
+        bob is served; returns the untagged and tagged answer after the
+        release."""
+        # (logged in first: a new user's first login makes mailboxes)
+        b = self.raw_login("bob", "INBOX")
+        rx = re.compile(rf"debug: command {verb} waits for its change")
+        before = len([x for x in self.server.log_lines() if rx.search(x)])
+        self.hold_call()
+        client.send(f"{tag} {command}\r\n")
+        deadline = time.monotonic() + WAIT
+        while len([x for x in self.server.log_lines() if rx.search(x)]) == before:
+            self.assertLess(time.monotonic(), deadline, f"{command} did not wait")
+            time.sleep(0.01)
+        resp, tagged = b.command("FETCH 1 (FLAGS)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.no_answer(client, command)
+        self.release_job()
+        return client.read_tagged(tag, timeout=WAIT)
+
+    def names(self, client, command='LIST "" "*"'):
+        resp, tagged = client.command(command, timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        return [r.rsplit(b" ", 1)[1].strip(b'"\r\n') for r in resp if r.startswith(b"* L")]
+
+    def test_mailbox_changes_are_made_in_a_worker(self):
+        a = self.raw_login("alice")
+        untagged, tagged = self.held(a, "C1", "CREATE Projects/2027", "CREATE")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(b"Projects/2027", self.names(a))
+        untagged, tagged = self.held(a, "R1", "RENAME Projects Plans", "RENAME")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        listed = self.names(a)
+        self.assertIn(b"Plans/2027", listed)
+        self.assertNotIn(b"Projects/2027", listed)
+        untagged, tagged = self.held(a, "S1", "SUBSCRIBE Plans/2027", "SUBSCRIBE")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(b"Plans/2027", self.names(a, 'LSUB "" "*"'))
+        untagged, tagged = self.held(a, "U1", "UNSUBSCRIBE Plans/2027", "UNSUBSCRIBE")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertNotIn(b"Plans/2027", self.names(a, 'LSUB "" "*"'))
+        untagged, tagged = self.held(a, "D1", "DELETE Plans/2027", "DELETE")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertNotIn(b"Plans/2027", self.names(a))
+        # refusals come from the worker's call as from the loop's
+        untagged, tagged = self.held(a, "D2", "DELETE Nowhere", "DELETE")
+        self.assertTrue(tagged.startswith(b"NO [NONEXISTENT]"), tagged)
+        resp, tagged = a.command("CREATE Plans", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        untagged, tagged = self.held(a, "C2", "CREATE Plans", "CREATE")
+        self.assertTrue(tagged.startswith(b"NO [ALREADYEXISTS]"), tagged)
+
+    def test_session_gone_while_its_change_is_made(self):
+        a = self.raw_login("alice")
+        self.hold_call()
+        a.send("C1 CREATE Orphan\r\n")
+        self.server.wait_log(r"debug: command CREATE waits for its change", WAIT)
+        a.close()
+        self.release_job()
+        b = self.raw_login("alice")
+        # made (the work ran), told to nobody; the server goes on
+        deadline = time.monotonic() + WAIT
+        while b"Orphan" not in self.names(b) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn(b"Orphan", self.names(b))
+        self.assertTrue(self.server.alive())
+
+    def test_a_new_users_first_mailboxes_are_made_in_a_worker(self):
+        a = self.raw()
+        self.hold_call()
+        a.send("L1 LOGIN alice alice123\r\n")
+        self.server.wait_log(r"login ok .* for user 'alice'", WAIT)
+        # the loop serves another connection meanwhile
+        b = self.raw()
+        resp, tagged = b.command("CAPABILITY")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.no_answer(a, "the LOGIN")
+        self.release_job()
+        untagged, tagged = a.read_tagged("L1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK [CAPABILITY"), tagged)
+        self.assertEqual(sorted(self.names(a, 'LSUB "" "*"')),
+                         [b"Drafts", b"Junk", b"Sent", b"Trash"])
+        self.assertEqual(len(self.names(a)), 5)
+
+    def test_database_unreachable_gives_no_to_the_list(self):
+        self.ALLOW_LOG_ERRORS = True
+        a = self.raw_login("alice")
+        db = self.server.db
+        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS false")
+        self.addCleanup(pg_support.psql, db.admin,
+                        f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
+        pg_support.psql(db.admin, "SELECT count(pg_terminate_backend(pid)) FROM "
+                                  f"pg_stat_activity WHERE datname = '{db.name}'")
+        resp, tagged = a.command('LIST "" "*"', timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"NO [UNAVAILABLE]"), tagged)
+        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
+        resp, tagged = a.command('LIST "" "*"', timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+
+
 if __name__ == "__main__":
     unittest.main()
