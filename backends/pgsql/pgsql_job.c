@@ -108,6 +108,19 @@ pg_job_free(struct storage_job *job)
 	free(job);
 }
 
+/* At a commit: whether the work failed; then its failure is the
+   commit's (the reason moved to *error_r). */
+static bool
+pg_job_failed(struct storage_job *job, enum storage_error *err_r, char **error_r)
+{
+	if (job->ret >= 0)
+		return false;
+	*err_r = job->err;
+	*error_r = job->error;
+	job->error = NULL;
+	return true;
+}
+
 int
 pg_open_prepare(struct storage *st, const char *user, const char *name,
 		struct storage_job **job_r, enum storage_error *err_r, char **error_r)
@@ -141,10 +154,7 @@ pg_open_commit(struct storage *st, struct storage_job **_job, struct mbox_state 
 
 	*_job = NULL;
 	*err_r = STORAGE_ERR_NONE;
-	if (job->ret < 0) {
-		*err_r = job->err;
-		*error_r = job->error;
-		job->error = NULL;
+	if (pg_job_failed(job, err_r, error_r)) {
 		ret = -1;
 	} else {
 		mbox_state_deinit(state);
@@ -225,10 +235,7 @@ pg_append_commit(struct storage_box *box, struct mbox_state *state, struct stora
 
 	*_job = NULL;
 	*err_r = STORAGE_ERR_NONE;
-	if (job->ret < 0) {
-		*err_r = job->err;
-		*error_r = job->error;
-		job->error = NULL;
+	if (pg_job_failed(job, err_r, error_r)) {
 		pg_job_free(job);
 		return -1;
 	}
@@ -316,10 +323,7 @@ pg_job_commit(struct storage_box *box, struct mbox_state *state, struct storage_
 
 	*_job = NULL;
 	*err_r = STORAGE_ERR_NONE;
-	if (job->ret < 0) {
-		*err_r = job->err;
-		*error_r = job->error;
-		job->error = NULL;
+	if (pg_job_failed(job, err_r, error_r)) {
 		ret = -1;
 	} else {
 		/* as pg_expunge(): what others did first, then this */
@@ -367,10 +371,7 @@ pg_sync_commit(struct storage_box *box, struct mbox_state *state, struct storage
 
 	*_job = NULL;
 	*err_r = STORAGE_ERR_NONE;
-	if (job->ret < 0) {
-		*err_r = job->err;
-		*error_r = job->error;
-		job->error = NULL;
+	if (pg_job_failed(job, err_r, error_r)) {
 		ret = -1;
 	} else {
 		ret = pg_sync_apply(box, state, &job->changes, job->reload);
