@@ -44,7 +44,7 @@ pg_keywords_in(struct mbox_state *state, const char *names)
 	return bits;
 }
 
-static char *
+char *
 pg_keywords_out(const struct mbox_state *state, uint64_t bits)
 {
 	struct buf b = BUF_INIT;
@@ -481,32 +481,13 @@ pg_body_make(const char *data, size_t len, struct buf *body,
 }
 
 int
-pg_add(struct storage_box *box, struct mbox_state *state, const struct pg_new_msg *m,
-       uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
-       uint32_t *uid_r, enum storage_error *err_r, char **error_r)
+pg_add_write(struct storage_box *box, const struct pg_new_msg *m, struct mail_rec *rec,
+	     const char *kw, enum storage_error *err_r, char **error_r)
 {
 	struct pg_params p;
-	struct pg_head h;
-	struct mail_rec rec;
 	PGresult *res;
 	int64_t body_id = m->body_id;
-	char *kw = NULL;
 
-	*err_r = STORAGE_ERR_NONE;
-	if (internal_date == 0) {
-		struct tm tm;
-		time_t now = time(NULL);
-
-		internal_date = (int64_t)now;
-		tz_minutes = localtime_r(&now, &tm) != NULL ? (int32_t)(tm.tm_gmtoff / 60) : 0;
-	}
-	if (pg_change_begin(box, state, &h, err_r, error_r) < 0)
-		return -1;
-	if (h.uidnext == 0 || h.uidnext == UINT32_MAX) {
-		*err_r = STORAGE_ERR_LIMIT;
-		*error_r = xstrdup("no UID left in this mailbox");
-		goto fail;
-	}
 	if (m->body != NULL) {
 		pg_params_init(&p);
 		pg_param_str(&p, m->digest);
@@ -517,45 +498,87 @@ pg_add(struct storage_box *box, struct mbox_state *state, const struct pg_new_ms
 			      "ON CONFLICT (digest) DO UPDATE SET digest = EXCLUDED.digest "
 			      "RETURNING id", &p, false, err_r, error_r);
 		if (res == NULL)
-			goto fail;
+			return -1;
 		body_id = pg_i64(res, 0, 0);
 		PQclear(res);
 	}
-	memset(&rec, 0, sizeof(rec));
-	rec.uid = h.uidnext;
-	rec.flags = flags & MAIL_FLAGS_ALL;
-	rec.keywords = keywords;
-	rec.internal_date = internal_date;
-	rec.tz_minutes = tz_minutes;
-	rec.size = m->size;
-	rec.modseq = (h.highest > state->highest_modseq ? h.highest : state->highest_modseq) + 1;
-	rec.priv[0] = (uint64_t)body_id;
-	kw = pg_keywords_out(state, keywords);
+	rec->priv[0] = (uint64_t)body_id;
 	pg_params_init(&p);
 	pg_param_i64(&p, box->id);
-	pg_param_i64(&p, rec.uid);
+	pg_param_i64(&p, rec->uid);
 	pg_param_i64(&p, body_id);
-	pg_param_i64(&p, rec.flags);
+	pg_param_i64(&p, rec->flags);
 	pg_param_str(&p, kw);
-	pg_param_i64(&p, rec.internal_date);
-	pg_param_i64(&p, rec.tz_minutes);
-	pg_param_i64(&p, (int64_t)rec.size);
-	pg_param_i64(&p, (int64_t)rec.modseq);
+	pg_param_i64(&p, rec->internal_date);
+	pg_param_i64(&p, rec->tz_minutes);
+	pg_param_i64(&p, (int64_t)rec->size);
+	pg_param_i64(&p, (int64_t)rec->modseq);
 	/* a body a job stored is the message's now: its guard goes */
 	pg_param_i64(&p, m->pending_id);
 	if (pg_cmd(box->st, "WITH g AS (DELETE FROM imap_body_pending WHERE id = $10) "
 		   "INSERT INTO imap_messages (mailbox_id, uid, body_id, flags, "
 		   "keywords, internal_date, tz_minutes, size, modseq) "
 		   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)", &p, err_r, error_r) < 0)
-		goto fail;
+		return -1;
 	pg_params_init(&p);
 	pg_param_i64(&p, box->id);
-	pg_param_i64(&p, rec.uid);
-	pg_param_i64(&p, (int64_t)rec.modseq);
+	pg_param_i64(&p, rec->uid);
+	pg_param_i64(&p, (int64_t)rec->modseq);
 	pg_param_str(&p, box->news);
-	if (pg_cmd(box->st, "UPDATE imap_mailboxes SET uidnext = $2 + 1, highest_modseq = $3 "
-		   "WHERE id = $1 RETURNING pg_notify('" PG_CHANNEL "', $4)", &p, err_r,
-		   error_r) < 0)
+	return pg_cmd(box->st, "UPDATE imap_mailboxes SET uidnext = $2 + 1, highest_modseq = $3 "
+		      "WHERE id = $1 RETURNING pg_notify('" PG_CHANNEL "', $4)", &p, err_r,
+		      error_r);
+}
+
+void
+pg_add_rec(const struct pg_head *h, uint64_t highest, uint8_t flags, uint64_t keywords,
+	   int64_t internal_date, int32_t tz_minutes, uint64_t size, struct mail_rec *rec)
+{
+	memset(rec, 0, sizeof(*rec));
+	if (internal_date == 0) {
+		struct tm tm;
+		time_t now = time(NULL);
+
+		internal_date = (int64_t)now;
+		tz_minutes = localtime_r(&now, &tm) != NULL ? (int32_t)(tm.tm_gmtoff / 60) : 0;
+	}
+	rec->uid = h->uidnext;
+	rec->flags = flags & MAIL_FLAGS_ALL;
+	rec->keywords = keywords;
+	rec->internal_date = internal_date;
+	rec->tz_minutes = tz_minutes;
+	rec->size = size;
+	rec->modseq = (h->highest > highest ? h->highest : highest) + 1;
+}
+
+bool
+pg_uids_left(const struct pg_head *h, enum storage_error *err_r, char **error_r)
+{
+	if (h->uidnext != 0 && h->uidnext != UINT32_MAX)
+		return true;
+	*err_r = STORAGE_ERR_LIMIT;
+	*error_r = xstrdup("no UID left in this mailbox");
+	return false;
+}
+
+int
+pg_add(struct storage_box *box, struct mbox_state *state, const struct pg_new_msg *m,
+       uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+       uint32_t *uid_r, enum storage_error *err_r, char **error_r)
+{
+	struct pg_head h;
+	struct mail_rec rec;
+	char *kw = NULL;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (pg_change_begin(box, state, &h, err_r, error_r) < 0)
+		return -1;
+	if (!pg_uids_left(&h, err_r, error_r))
+		goto fail;
+	pg_add_rec(&h, state->highest_modseq, flags, keywords, internal_date, tz_minutes,
+		   m->size, &rec);
+	kw = pg_keywords_out(state, keywords);
+	if (pg_add_write(box, m, &rec, kw, err_r, error_r) < 0)
 		goto fail;
 	free(kw);
 	if (pg_change_commit(box, err_r, error_r) < 0)

@@ -204,6 +204,19 @@ int pg_body_make(const char *data, size_t len, struct buf *body,
 		 char digest_r[STORAGE_OBJECTID_SIZE], enum storage_error *err_r,
 		 char **error_r);
 /* Adds m to box in one change (append() after its body is made). */
+/* The keywords of bits (indexes into state), as stored ("a b c"). */
+char *pg_keywords_out(const struct mbox_state *state, uint64_t bits);
+/* A new message's record: the next UID of h, the modseq above h's and
+   highest, the date now if internal_date is 0. */
+void pg_add_rec(const struct pg_head *h, uint64_t highest, uint8_t flags, uint64_t keywords,
+		int64_t internal_date, int32_t tz_minutes, uint64_t size, struct mail_rec *rec);
+/* Whether h has a UID left to give (else STORAGE_ERR_LIMIT). */
+bool pg_uids_left(const struct pg_head *h, enum storage_error *err_r, char **error_r);
+/* Inside a change (the mailbox's row locked): stores rec (its body m's,
+   rec->priv[0] set to it; kw its keywords) and raises the mailbox's
+   UIDNEXT and HIGHESTMODSEQ, announced at the commit. */
+int pg_add_write(struct storage_box *box, const struct pg_new_msg *m, struct mail_rec *rec,
+		 const char *kw, enum storage_error *err_r, char **error_r);
 int pg_add(struct storage_box *box, struct mbox_state *state, const struct pg_new_msg *m,
 	   uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
 	   uint32_t *uid_r, enum storage_error *err_r, char **error_r);
