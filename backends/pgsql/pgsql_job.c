@@ -25,10 +25,12 @@
      (pg_sync_read()); the commit applies them (pg_sync_apply()), as
      pg_sync() does in one go.
    - An append stores the message's body (the bulk of the bytes) with a
-     guard row in imap_body_pending, in one statement. The commit, in the
-     loop, is the short change that hands out the UID under the mailbox's
-     lock and takes the body (removing the guard in the same
-     transaction). A body whose commit never came (the server killed, the
+     guard row in imap_body_pending, in one statement. Then, settled
+     (storage.h append_settle, the mailbox busy), the worker makes the
+     short change that hands out the UID under the mailbox's lock and
+     takes the body (removing the guard in the same transaction), reading
+     the changes others committed as an expunge does; the loop's commit
+     applies them, then the message. A body whose commit never came (the server killed, the
      change refused) is collected with its guard after PG_BODY_GRACE
      (pg_bodies_collect_old()); the guard's foreign key keeps every
      collector off a body a commit is about to take. */
@@ -77,6 +79,11 @@ struct storage_job {
 	uint64_t modseq;
 	/* sync: the changes read are the whole mailbox, made again */
 	bool reload;
+	/* append, once settled: its transaction in the worker too (the
+	   changes read as for an expunge), the message as committed */
+	bool settled;
+	char *kw;
+	struct mail_rec rec;
 };
 
 static struct storage_job *
@@ -103,6 +110,7 @@ pg_job_free(struct storage_job *job)
 	free(job->data);
 	free(job->uids);
 	free(job->wbox.news);
+	free(job->kw);
 	pg_changes_free(&job->changes);
 	free(job->conninfo);
 	free(job);
@@ -119,6 +127,27 @@ pg_job_failed(struct storage_job *job, enum storage_error *err_r, char **error_r
 	*error_r = job->error;
 	job->error = NULL;
 	return true;
+}
+
+/* In the worker: begins a change of the job's box (wbox, on the
+   worker's connection): the transaction, the row locked (*h), the
+   changes others committed since the box's last sync read into the job
+   (not applied: the state is the loop's). On failure the caller rolls
+   back. */
+static int
+pg_job_change_begin(struct storage_job *job, struct pg_head *h)
+{
+	struct storage_box *box = &job->wbox;
+
+	if (pg_cmd(box->st, "BEGIN", NULL, &job->err, &job->error) < 0 ||
+	    pg_head_read(box, true, h, &job->err, &job->error) < 0)
+		return -1;
+	if (h->uidvalidity != box->uidvalidity) {
+		job->err = STORAGE_ERR_TEMP;
+		job->error = xstrdup("the mailbox was made again meanwhile");
+		return -1;
+	}
+	return pg_changes_fetch(box, h, &job->changes, &job->err, &job->error);
 }
 
 int
@@ -225,6 +254,67 @@ out:
 }
 
 int
+pg_append_settle(struct storage_box *box, const struct mbox_state *state, struct storage_job *job,
+		 uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes)
+{
+	struct pg_head h = { 0 };
+
+	if (job->ret < 0)
+		return 0;
+	job->settled = true;
+	job->wbox = *box;
+	job->wbox.st = NULL;
+	job->wbox.news = xstrdup(box->news);
+	job->kw = pg_keywords_out(state, keywords);
+	job->highest = state->highest_modseq;
+	/* the UID and modseq are the transaction's */
+	pg_add_rec(&h, 0, flags, keywords, internal_date, tz_minutes, job->size, &job->rec);
+	return 1;
+}
+
+/* In the worker, settled: the append's whole change, as pg_add() makes
+   it in the loop (the changes others committed read, not applied). */
+static void
+pg_append_commit_work(struct storage_job *job)
+{
+	struct storage *wst = pg_thread_storage(job->conninfo);
+	struct storage_box *box = &job->wbox;
+	struct pg_new_msg m;
+	struct pg_head h;
+	struct mail_rec *rec = &job->rec;
+
+	job->ret = -1;
+	box->st = wst;
+	if (pg_job_change_begin(job, &h) < 0)
+		goto fail;
+	if (!pg_uids_left(&h, &job->err, &job->error))
+		goto fail;
+	rec->uid = h.uidnext;
+	rec->modseq = (h.highest > job->highest ? h.highest : job->highest) + 1;
+	memset(&m, 0, sizeof(m));
+	m.body_id = job->body_id;
+	m.pending_id = job->pending_id;
+	m.size = job->size;
+	if (pg_add_write(box, &m, rec, job->kw, &job->err, &job->error) < 0)
+		goto fail;
+	if (pg_change_commit(box, &job->err, &job->error) < 0) {
+		pg_changes_free(&job->changes);
+		goto drop;
+	}
+	/* the guard went with the commit */
+	job->pending_id = 0;
+	job->ret = 0;
+	job_test_hold_named("commit");
+	return;
+fail:
+	pg_changes_free(&job->changes);
+	pg_rollback(wst);
+drop:
+	pg_body_pending_drop(wst, job->pending_id);
+	job->pending_id = 0;
+}
+
+int
 pg_append_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **_job,
 		 uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
 		 uint32_t *uid_r, enum storage_error *err_r, char **error_r)
@@ -238,6 +328,17 @@ pg_append_commit(struct storage_box *box, struct mbox_state *state, struct stora
 	if (pg_job_failed(job, err_r, error_r)) {
 		pg_job_free(job);
 		return -1;
+	}
+	if (job->settled) {
+		/* as pg_add(): what others did first, then this */
+		pg_changes_apply(box, state, &job->changes);
+		mbox_state_append(state, &job->rec);
+		if (job->rec.modseq > state->highest_modseq)
+			state->highest_modseq = job->rec.modseq;
+		box->synced = job->rec.modseq;
+		*uid_r = job->rec.uid;
+		pg_job_free(job);
+		return 0;
 	}
 	memset(&m, 0, sizeof(m));
 	m.body_id = job->body_id;
@@ -285,15 +386,7 @@ pg_expunge_work(struct storage_job *job)
 
 	job->ret = -1;
 	box->st = wst;
-	if (pg_cmd(wst, "BEGIN", NULL, &job->err, &job->error) < 0 ||
-	    pg_head_read(box, true, &h, &job->err, &job->error) < 0)
-		goto fail;
-	if (h.uidvalidity != box->uidvalidity) {
-		job->err = STORAGE_ERR_TEMP;
-		job->error = xstrdup("the mailbox was made again meanwhile");
-		goto fail;
-	}
-	if (pg_changes_fetch(box, &h, &job->changes, &job->err, &job->error) < 0)
+	if (pg_job_change_begin(job, &h) < 0)
 		goto fail;
 	job->modseq = (h.highest > job->highest ? h.highest : job->highest) + 1;
 	if (pg_expunge_write(box, arr, job->modseq, &job->err, &job->error) < 0)
@@ -388,7 +481,10 @@ pg_job_work(struct storage_job *job)
 		pg_open_work(job);
 		break;
 	case PG_JOB_APPEND:
-		pg_append_work(job);
+		if (job->settled)
+			pg_append_commit_work(job);
+		else
+			pg_append_work(job);
 		break;
 	case PG_JOB_EXPUNGE:
 		pg_expunge_work(job);

@@ -228,6 +228,9 @@ int pg_open_commit(struct storage *st, struct storage_job **job, struct mbox_sta
 		   struct storage_box **box_r, enum storage_error *err_r, char **error_r);
 int pg_append_prepare(struct storage_box *box, const char *data, size_t len,
 		      struct storage_job **job_r, enum storage_error *err_r, char **error_r);
+int pg_append_settle(struct storage_box *box, const struct mbox_state *state,
+		     struct storage_job *job, uint8_t flags, uint64_t keywords,
+		     int64_t internal_date, int32_t tz_minutes);
 int pg_append_commit(struct storage_box *box, struct mbox_state *state,
 		     struct storage_job **job, uint8_t flags, uint64_t keywords,
 		     int64_t internal_date, int32_t tz_minutes, uint32_t *uid_r,

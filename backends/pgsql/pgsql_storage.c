@@ -411,6 +411,7 @@ const struct storage_backend storage_backend_pgsql = {
 	.open_commit = pg_open_commit,
 	.append_prepare = pg_append_prepare,
 	.append_commit = pg_append_commit,
+	.append_settle = pg_append_settle,
 	.thread_storage = pg_thread_storage_of,
 	.notify_fd = pg_notify_fd,
 	.notify_read = pg_notify_read,

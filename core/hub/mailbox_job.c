@@ -24,7 +24,8 @@ mailbox_busy_error(struct mailbox *mbox, enum storage_error *err_r, const char *
 {
 	/* A caller that cannot wait (an SMTP delivery) has a sync done
 	   now: it is short, and made for every command. */
-	for (int i = 0; i < 4 && mbox->op != NULL && mbox->op->sync; i++)
+	for (int i = 0; i < 4 && mbox->op != NULL && (mbox->op->sync || mbox->op->append != NULL);
+	     i++)
 		job_finish_now(&mbox->op->job);
 	if (mbox->op == NULL)
 		return false;
@@ -130,6 +131,7 @@ mailbox_op_work(void *ctx)
    tells the caller, then the waiters, then lets go of the mailbox. */
 static void mailbox_open_done(struct mailbox_op *op, bool ran);
 static void mailbox_sync_done(struct mailbox_op *op, bool ran);
+static void append_settled(struct mailbox_op *op, bool ran);
 
 static void
 mailbox_op_done(void *ctx, bool ran)
@@ -148,6 +150,10 @@ mailbox_op_done(void *ctx, bool ran)
 	}
 	if (op->sync) {
 		mailbox_sync_done(op, ran);
+		return;
+	}
+	if (op->append != NULL) {
+		append_settled(op, ran);
 		return;
 	}
 	if (!ran) {
@@ -336,6 +342,8 @@ struct mailbox_append_op {
 	uint64_t keywords;
 	int64_t internal_date;
 	int32_t tz_minutes;
+	/* The commit's transaction was made in a job (append_settle). */
+	bool settled;
 	mailbox_append_done_func *done; /* NULL once detached */
 	void *ctx;
 	char sid[32];
@@ -372,7 +380,8 @@ append_op_finish(struct mailbox_append_op *op, int ret, uint32_t uid, enum stora
 	mailbox_unref(&mbox);
 }
 
-/* In the loop, the mailbox not busy: the rest of the append. */
+/* In the loop, the mailbox not busy: the rest of the append (its
+   transaction first in a job, if the backend makes it so). */
 static void
 append_op_commit(void *ctx)
 {
@@ -380,10 +389,26 @@ append_op_commit(void *ctx)
 	struct mailbox *mbox = op->mbox;
 	enum storage_error err = STORAGE_ERR_NONE;
 	char *error = NULL;
+	struct mailbox_op *mop;
 	uint32_t uid = 0;
 	int ret;
 
 	op->waiter = NULL;
+	if (!op->settled && op->backend->append_settle != NULL && job_queue_default() != NULL &&
+	    op->backend->append_settle(mbox->box, &mbox->state, op->sjob, op->flags,
+				       op->keywords, op->internal_date, op->tz_minutes) > 0) {
+		op->settled = true;
+		mop = xcalloc(1, sizeof(*mop));
+		mop->mbox = mbox;
+		mop->backend = op->backend;
+		mop->sjob = op->sjob;
+		mop->append = op;
+		snprintf(mop->sid, sizeof(mop->sid), "%s", op->sid);
+		mbox->refcount++;
+		mbox->op = mop;
+		mop->job = job_submit(job_queue_default(), mailbox_op_work, mailbox_op_done, mop);
+		return;
+	}
 	ret = op->backend->append_commit(mbox->box, &mbox->state, &op->sjob, op->flags,
 					 op->keywords, op->internal_date, op->tz_minutes, &uid,
 					 &err, &error);
@@ -392,6 +417,32 @@ append_op_commit(void *ctx)
 	mailbox_log_write(mbox, op->sid, ret, err, "append to", error);
 	free(error);
 	append_op_finish(op, ret, uid, err);
+}
+
+/* In the loop: the append's transaction, made in a job, is done (or
+   never ran). Its result applied, the waiters go on. */
+static void
+append_settled(struct mailbox_op *mop, bool ran)
+{
+	struct mailbox *mbox = mop->mbox;
+	struct mailbox_append_op *op = mop->append;
+	enum storage_error serr;
+
+	mbox->op = NULL;
+	free(mop);
+	if (!ran) {
+		op->backend->job_abort(mbox->box, &op->sjob);
+		log_info(op->sid, "append to %s/%s: not done, the server is stopping", mbox->user,
+			 mbox->name);
+		append_op_finish(op, -1, 0, STORAGE_ERR_TEMP);
+	} else {
+		append_op_commit(op);
+	}
+	mailbox_flush_flags(mbox);
+	if (mbox->sync_again)
+		(void)mailbox_refresh(mbox, &serr, "-");
+	mailbox_wake_waiters(mbox);
+	mailbox_unref(&mbox);
 }
 
 static void
@@ -485,6 +536,13 @@ mailbox_append_detach(struct mailbox_append_op **_op)
 void
 mailbox_jobs_free(struct mailbox *mbox)
 {
+	/* An append's transaction at work: waited for; the append (which
+	   owns its job) is undone below. */
+	if (mbox->op != NULL && mbox->op->append != NULL) {
+		job_cancel(&mbox->op->job);
+		free(mbox->op);
+		mbox->op = NULL;
+	}
 	/* Appends first: a job that has not committed is undone (its
 	   caller never got an answer). */
 	while (mbox->appends != NULL) {

@@ -42,6 +42,8 @@ struct mailbox_op {
 	bool open;                 /* the first open */
 	bool sync;                 /* a sync (sync_prepare), else an expunge */
 	uint64_t gen;              /* a sync: its number (syncs_started) */
+	/* the append whose commit works (append_settle), which owns sjob */
+	struct mailbox_append_op *append;
 	uint32_t *list;            /* the UIDs to remove, ascending */
 	size_t count;
 	/* mailbox_done_func; NULL once detached */

@@ -385,6 +385,21 @@ struct storage_backend {
 			     struct storage_job **job, uint8_t flags, uint64_t keywords,
 			     int64_t internal_date, int32_t tz_minutes, uint32_t *uid_r,
 			     enum storage_error *err_r, char **error_r);
+	/* Optional (NULL: append_commit() does all of its part in the
+	   loop), for a backend whose append_commit() is a round trip (a
+	   database's transaction): that transaction made in a worker.
+	   Called in the loop, the mailbox not busy, once the append's work
+	   is done and did not fail: returns 0 (append_commit() does it
+	   all), or 1 after taking into job what the transaction needs (the
+	   flags, keywords and date; what it reads of state): the core then
+	   keeps the mailbox busy (as for expunge_prepare()) while
+	   job_work() runs again on job in a worker (the UID given under
+	   the store's lock, the message committed), then calls
+	   append_commit(), which only applies to state what was committed
+	   (or returns the work's failure), or job_abort(). */
+	int (*append_settle)(struct storage_box *box, const struct mbox_state *state,
+			     struct storage_job *job, uint8_t flags, uint64_t keywords,
+			     int64_t internal_date, int32_t tz_minutes);
 	/* Optional (NULL: sync() is cheap enough for the loop), for a
 	   backend whose sync() is a round trip (a database on the network):
 	   sync() in steps, so that the loop does not wait for it.

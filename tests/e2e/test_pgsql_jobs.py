@@ -192,6 +192,60 @@ class TestAppendInAJob(PgHeldCase):
         self.assertIn(b"\\Flagged", data)
         self.assertIn(self.MESSAGE, data)
 
+    def start_commit(self):
+        """An APPEND whose transaction (the UID given, the message
+        committed) is held in the worker after its commit."""
+        a = self.raw_login("alice", "INBOX")
+        with open(self.hold, "w") as f:
+            f.write("commit\n")
+        a.send(f"A1 APPEND INBOX (\\Flagged) {{{len(self.MESSAGE)}+}}\r\n".encode() +
+               self.MESSAGE + b"\r\n")
+        self.wait_sql(self.HELD_MSGS, 1)
+        return a
+
+    def test_others_served_while_the_append_commits(self):
+        c = self.raw_login("alice", "INBOX")
+        b = self.raw_login("bob", "INBOX")
+        a = self.start_commit()
+        # the loop serves the others; reads of the mailbox go on (as
+        # during an expunge), its writes wait for the commit
+        resp, tagged = b.command("FETCH 1 (FLAGS)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp, tagged = c.command("NOOP")
+        self.assertNotIn(f"* {COUNT + 1} EXISTS\r\n".encode(), resp)
+        c.send("N1 STORE 1 +FLAGS (\\Seen)\r\n")
+        self.no_answer(a, "the APPEND")
+        self.no_answer(c, "the STORE")
+        self.assertEqual(self.sql_count(self.PENDING), 0)
+        self.release_job()
+        untagged, tagged = a.read_tagged("A1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK [APPENDUID "), tagged)
+        uid = int(re.search(rb"APPENDUID \d+ (\d+)", tagged).group(1))
+        self.assertEqual(uid, COUNT + 1)
+        untagged, tagged = c.read_tagged("N1", timeout=WAIT)
+        self.assertIn(f"* {COUNT + 1} EXISTS\r\n".encode(), untagged)
+        resp, tagged = c.command(f"UID FETCH {uid} (FLAGS BODY.PEEK[])", timeout=WAIT)
+        data = b"".join(resp)
+        self.assertIn(b"\\Flagged", data)
+        self.assertIn(self.MESSAGE, data)
+        # the next append follows it
+        resp, tagged = c.command(b"APPEND INBOX {3+}\r\nx\r\n", timeout=WAIT)
+        self.assertIn(f"APPENDUID".encode(), tagged)
+        self.assertEqual(int(re.search(rb"APPENDUID \d+ (\d+)", tagged).group(1)), uid + 1)
+
+    def test_kill_while_the_append_commits_keeps_the_committed_message(self):
+        self.start_commit()
+        self.kill_and_restart()
+        a = self.raw_login("alice")
+        resp, tagged = a.command("SELECT INBOX", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        # committed (never acknowledged): there once, whole, no guard left
+        self.assertIn(f"* {COUNT + 1} EXISTS\r\n".encode(), resp)
+        self.assertEqual(self.sql_count(self.HELD_MSGS), 1)
+        self.assertEqual(self.sql_count(self.PENDING), 0)
+        resp, tagged = a.command(f"FETCH {COUNT + 1} BODY.PEEK[]", timeout=WAIT)
+        self.assertIn(self.MESSAGE, b"".join(resp))
+
     def test_the_same_body_twice_is_stored_once(self):
         a = self.raw_login("alice", "INBOX")
         for tag in ("A1", "A2"):
