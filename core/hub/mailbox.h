@@ -305,7 +305,8 @@ void mailbox_op_detach(struct mailbox_op **op);
    when the backend and the process allow it (storage.h,
    append_prepare): the loop goes on meanwhile, and the mailbox is not
    busy (other appends, flag changes and expunges go on; it stays in use,
-   so DELETE and RENAME refuse it). Returns 1 if it went to a job: then
+   so DELETE and RENAME refuse it); on a mailbox busy with a job the
+   commit waits for it. Returns 1 if it went to a job: then
    *op_r is set and done(ctx, ret, uid, err) is called once the message
    is in the mailbox (or not: ret -1, logged), unless
    mailbox_append_detach() came first; the others' views are not told

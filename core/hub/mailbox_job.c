@@ -486,8 +486,9 @@ mailbox_append_start(struct mailbox *mbox, const char *data, size_t len, uint8_t
 
 	*op_r = NULL;
 	*err_r = STORAGE_ERR_NONE;
+	/* (a mailbox busy with a job: the commit waits for it) */
 	if (queue == NULL || backend->append_prepare == NULL || backend->append_commit == NULL ||
-	    backend->job_work == NULL || backend->job_abort == NULL || mailbox_is_busy(mbox))
+	    backend->job_work == NULL || backend->job_abort == NULL)
 		return mailbox_append(mbox, data, len, flags, keywords, internal_date, tz_minutes,
 				      uid_r, err_r, sid);
 	ret = backend->append_prepare(mbox->box, data, len, &sjob, err_r, &error);

@@ -61,7 +61,25 @@ struct smtp_conn {
 	   answered; while either is set the session reads no input. */
 	struct auth_request *auth_req;
 	struct event_timer *auth_delay;
+	/* DATA being stored, for one user after another; while it is set the
+	   session reads no input (conn_deliver_start()). */
+	struct conn_delivery *delivery;
 };
+
+/* A message being stored for its users: the one at users.items[next]
+   has its append in a job (op) when the store writes it in a worker. */
+struct conn_delivery {
+	struct strlist users;
+	size_t next;
+	const char *msg;           /* the session's, unchanged until the answer */
+	size_t len;
+	time_t now;
+	int32_t tz;
+	struct mailbox *mbox;
+	struct mailbox_append_op *op;
+};
+
+static void conn_delivery_free(struct conn_delivery **d);
 
 struct smtp_server {
 	struct event_loop *loop;
@@ -116,6 +134,9 @@ conn_destroy(void *ctx)
 	addr_conn_remove(server->addrs, c->addr);
 	auth_request_cancel(&c->auth_req);
 	event_timer_remove(&c->auth_delay);
+	/* a message whose store is at work is stored all the same (no 250
+	   was sent: the client may send it again) */
+	conn_delivery_free(&c->delivery);
 	smtp_session_free(&c->session);
 	server_gen_unref(&c->gen);
 	free(c);
@@ -225,99 +246,167 @@ conn_lookup(struct smtp_conn *c)
 
 /* Stores the message for every recipient (see smtp_server.h for what a
    failure half-way means). */
-static enum smtp_deliver_result
-conn_deliver_users(struct smtp_conn *c, const struct strlist *users);
+static void
+conn_delivery_free(struct conn_delivery **_d)
+{
+	struct conn_delivery *d = *_d;
+
+	if (d == NULL)
+		return;
+	*_d = NULL;
+	mailbox_append_detach(&d->op);
+	mailbox_unref(&d->mbox);
+	strlist_clear(&d->users);
+	free(d);
+}
 
 /* The users the message goes to: each recipient, or the existing users
    of its alias, once each. */
-static enum smtp_deliver_result
-conn_deliver(struct smtp_conn *c)
+static void
+conn_deliver_users(struct smtp_conn *c, struct strlist *users)
 {
 	const struct strlist *rcpts = smtp_session_recipients(c->session);
-	struct strlist users = { 0 };
-	enum smtp_deliver_result ret;
 
 	for (size_t i = 0; i < rcpts->count; i++) {
 		const struct strlist *targets =
 			aliases_lookup(c->gen->cfg->smtp_aliases, rcpts->items[i]);
 
 		if (targets == NULL) {
-			if (!strlist_contains(&users, rcpts->items[i]))
-				strlist_add(&users, rcpts->items[i]);
+			if (!strlist_contains(users, rcpts->items[i]))
+				strlist_add(users, rcpts->items[i]);
 			continue;
 		}
 		for (size_t j = 0; j < targets->count; j++) {
-			if (!strlist_contains(&users, targets->items[j]) &&
+			if (!strlist_contains(users, targets->items[j]) &&
 			    auth_user_exists(&c->gen->auth, c->sid, targets->items[j]) == 1)
-				strlist_add(&users, targets->items[j]);
+				strlist_add(users, targets->items[j]);
 		}
 	}
-	ret = conn_deliver_users(c, &users);
-	strlist_clear(&users);
-	return ret;
 }
 
-/* Stores the message for each of users. */
+/* The store of the message for d's current user ended with ret. */
 static enum smtp_deliver_result
-conn_deliver_users(struct smtp_conn *c, const struct strlist *users)
+conn_stored(struct smtp_conn *c, int ret, uint32_t uid, enum storage_error err)
 {
+	struct conn_delivery *d = c->delivery;
 	const char *id = smtp_session_message_id(c->session);
-	size_t len;
-	const char *msg = smtp_session_message(c->session, &len);
-	time_t now = time(NULL);
-	struct tm tm;
-	int32_t tz = 0;
-	size_t full = 0;
+	const char *user = d->users.items[d->next];
 
-	if (localtime_r(&now, &tm) != NULL)
-		tz = (int32_t)(tm.tm_gmtoff / 60);
-	/* Each recipient had room at RCPT (else 452 4.2.2 there, per
-	   recipient). When no recipient's quota can take this message the
-	   answer is 452 4.2.2 and nothing is stored. Otherwise every
-	   recipient gets it: one whose quota this message overflows goes over
-	   by this one message (one SMTP answer covers all recipients, and a
-	   250 that dropped the message for some would lose it silently). */
-	for (size_t i = 0; i < users->count; i++) {
-		if (!conn_quota_room(c, users->items[i], len))
-			full++;
+	if (ret == 0) {
+		/* IDLE sessions on this mailbox hear of it now. */
+		mailbox_changed(d->mbox, NULL);
 	}
-	if (full > 0 && full == users->count) {
-		log_error(c->sid, "smtp: %s not delivered: mailbox full", id);
-		return SMTP_DELIVER_FULL;
+	mailbox_unref(&d->mbox);
+	if (ret < 0) {
+		log_error(c->sid, "smtp: delivery of %s to %s failed (%zu of %zu stored)", id,
+			  user, d->next, d->users.count);
+		return err == STORAGE_ERR_NO_SPACE ? SMTP_DELIVER_NO_SPACE : SMTP_DELIVER_TEMPFAIL;
 	}
-	for (size_t i = 0; i < users->count; i++) {
-		const char *user = users->items[i];
-		struct mailbox *mbox;
+	log_info(c->sid, "smtp: delivered %s to %s uid %u (%zu octets) from <%s>%s%s", id, user,
+		 uid, d->len, smtp_session_mail_from(c->session),
+		 smtp_session_user(c->session) != NULL ? " sent by " : "",
+		 smtp_session_user(c->session) != NULL ? smtp_session_user(c->session) : "");
+	d->next++;
+	return SMTP_DELIVER_OK;
+}
+
+static void conn_append_done(void *ctx, int ret, uint32_t uid, enum storage_error err);
+
+/* Stores the message for the users left, one after another. Returns
+   true while one is stored in a job (conn_append_done() goes on), else
+   false with *result_r. */
+static bool
+conn_deliver_next(struct smtp_conn *c, enum smtp_deliver_result *result_r)
+{
+	struct conn_delivery *d = c->delivery;
+	const char *id = smtp_session_message_id(c->session);
+
+	*result_r = SMTP_DELIVER_OK;
+	while (d->next < d->users.count) {
+		const char *user = d->users.items[d->next];
 		enum storage_error err;
 		uint32_t uid = 0;
 		int ret;
 
-		if (mailbox_open(c->gen->hub, c->sid, user, "INBOX", &mbox, &err) < 0) {
+		if (mailbox_open(c->gen->hub, c->sid, user, "INBOX", &d->mbox, &err) < 0) {
 			log_error(c->sid, "smtp: delivery of %s to %s failed: cannot open INBOX",
 				  id, user);
-			return err == STORAGE_ERR_NO_SPACE ? SMTP_DELIVER_NO_SPACE :
-							     SMTP_DELIVER_TEMPFAIL;
+			*result_r = err == STORAGE_ERR_NO_SPACE ? SMTP_DELIVER_NO_SPACE :
+								  SMTP_DELIVER_TEMPFAIL;
+			return false;
 		}
-		ret = mailbox_append(mbox, msg, len, 0, 0, (int64_t)now, tz, &uid, &err, c->sid);
-		if (ret == 0) {
-			/* IDLE sessions on this mailbox hear of it now. */
-			mailbox_changed(mbox, NULL);
-		}
-		mailbox_unref(&mbox);
-		if (ret < 0) {
-			log_error(c->sid, "smtp: delivery of %s to %s failed (%zu of %zu stored)",
-				  id, user, i, users->count);
-			return err == STORAGE_ERR_NO_SPACE ? SMTP_DELIVER_NO_SPACE :
-							     SMTP_DELIVER_TEMPFAIL;
-		}
-		log_info(c->sid, "smtp: delivered %s to %s uid %u (%zu octets) from <%s>%s%s", id,
-			 user, uid, len, smtp_session_mail_from(c->session),
-			 smtp_session_user(c->session) != NULL ? " sent by " : "",
-			 smtp_session_user(c->session) != NULL ? smtp_session_user(c->session) :
-								 "");
+		ret = mailbox_append_start(d->mbox, d->msg, d->len, 0, 0, (int64_t)d->now, d->tz,
+					   conn_append_done, c, &d->op, &uid, &err, c->sid);
+		if (ret > 0)
+			return true;
+		*result_r = conn_stored(c, ret, uid, err);
+		if (*result_r != SMTP_DELIVER_OK)
+			return false;
 	}
 	c->delivered++;
-	return SMTP_DELIVER_OK;
+	return false;
+}
+
+/* Answers the delivery and reads on. */
+static void
+conn_deliver_end(struct smtp_conn *c, enum smtp_deliver_result result)
+{
+	conn_delivery_free(&c->delivery);
+	smtp_session_deliver_answer(c->session, result, connection_outbuf(c->conn));
+}
+
+static void conn_process(struct smtp_conn *c);
+
+static void
+conn_append_done(void *ctx, int ret, uint32_t uid, enum storage_error err)
+{
+	struct smtp_conn *c = ctx;
+	enum smtp_deliver_result result;
+
+	c->delivery->op = NULL;
+	result = conn_stored(c, ret, uid, err);
+	if (result == SMTP_DELIVER_OK && conn_deliver_next(c, &result))
+		return;
+	conn_deliver_end(c, result);
+	conn_process(c);
+}
+
+/* Starts storing the message for each of its users (quota.h: when no
+   recipient's quota can take it, 452 4.2.2 and nothing is stored;
+   otherwise every recipient gets it: one whose quota this message
+   overflows goes over by this one message, since one SMTP answer covers
+   all recipients, and a 250 that dropped the message for some would lose
+   it silently; each recipient had room at RCPT, else 452 there).
+   Returns true while a store works in a job: the answer comes later,
+   and no input is read meanwhile. */
+static bool
+conn_deliver_start(struct smtp_conn *c)
+{
+	struct conn_delivery *d = xcalloc(1, sizeof(*d));
+	enum smtp_deliver_result result;
+	struct tm tm;
+	size_t full = 0;
+
+	c->delivery = d;
+	d->msg = smtp_session_message(c->session, &d->len);
+	d->now = time(NULL);
+	if (localtime_r(&d->now, &tm) != NULL)
+		d->tz = (int32_t)(tm.tm_gmtoff / 60);
+	conn_deliver_users(c, &d->users);
+	for (size_t i = 0; i < d->users.count; i++) {
+		if (!conn_quota_room(c, d->users.items[i], d->len))
+			full++;
+	}
+	if (full > 0 && full == d->users.count) {
+		log_error(c->sid, "smtp: %s not delivered: mailbox full",
+			  smtp_session_message_id(c->session));
+		conn_deliver_end(c, SMTP_DELIVER_FULL);
+		return false;
+	}
+	if (conn_deliver_next(c, &result))
+		return true;
+	conn_deliver_end(c, result);
+	return false;
 }
 
 /* The handshake must end within tls.handshake_timeout of its start. */
@@ -431,7 +520,7 @@ conn_process(struct smtp_conn *c)
 {
 	/* Bounded: every round consumes input, answers an event or stops;
 	   an AUTH being checked stops it (its answer calls it again). */
-	while (!connection_is_closing(c->conn)) {
+	while (!connection_is_closing(c->conn) && c->delivery == NULL) {
 		size_t len, consumed = 0;
 		const char *data = connection_input(c->conn, &len);
 		struct buf *out;
@@ -449,7 +538,10 @@ conn_process(struct smtp_conn *c)
 			smtp_session_rcpt_answer(c->session, conn_lookup(c), out);
 			break;
 		case SMTP_EVENT_DELIVER:
-			smtp_session_deliver_answer(c->session, conn_deliver(c), out);
+			if (conn_deliver_start(c)) {
+				conn_flush(c);
+				return;
+			}
 			break;
 		case SMTP_EVENT_STARTTLS:
 			conn_starttls(c, out);

@@ -17,6 +17,9 @@ body left over is collected later (its guard row ages out)."""
 
 import os
 import re
+import smtplib
+import socket
+import threading
 import time
 import unittest
 
@@ -24,6 +27,7 @@ import pg_support
 from pg_support import PgServer
 import server as srv
 from server import ServerTestCase
+from smtp_support import add_smtp_section
 from test_jobs import HOLD_ENV, WAIT, HeldJobCase
 
 SKIP = pg_support.skip_reason()
@@ -611,6 +615,87 @@ class TestNamesInAJob(PgHeldCase):
         pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
         resp, tagged = a.command('LIST "" "*"', timeout=WAIT)
         self.assertTrue(tagged.startswith(b"OK"), tagged)
+
+
+class TestSmtpDeliveryInAJob(PgHeldCase):
+    """A message received by the SMTP listener this server hosts is
+    stored as an APPEND is (its body, then its transaction, in a
+    worker): the SMTP session waits for its 250, the loop does not."""
+
+    def setUp(self):
+        if SKIP:
+            self.skipTest(SKIP)
+        boxes = {u: (srv.seed_text() if t is None else t) for u, t in self.MAILBOXES.items()}
+        self.server = PgServer(boxes, limits=self.LIMITS)
+        self.addCleanup(self.server.cleanup)
+        add_smtp_section(self.server, True, {})
+        self._clients = []
+        self.hold = os.path.join(self.server.dir, "hold")
+        os.environ[HOLD_ENV] = self.hold
+        try:
+            self.server.start()
+        finally:
+            os.environ.pop(HOLD_ENV, None)
+        self.port = self.server.port
+        line = self.server.wait_log(r"smtp listening on 127\.0\.0\.1:(\d+)", WAIT)
+        self.smtp_port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
+
+    def send_mail(self, result):
+        try:
+            with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=WAIT) as sm:
+                sm.sendmail("carol@example.org", ["alice@localhost"],
+                            b"Subject: by smtp, held\r\n\r\nhello\r\n")
+            result.append("sent")
+        except (OSError, smtplib.SMTPException) as e:
+            result.append(e)
+
+    def test_imap_served_while_a_delivery_is_stored(self):
+        a = self.raw_login("alice", "INBOX")
+        b = self.raw_login("bob", "INBOX")
+        self.hold_job()
+        result = []
+        t = threading.Thread(target=self.send_mail, args=(result,))
+        t.start()
+        self.addCleanup(t.join, WAIT)
+        # the body is stored, with its guard; the hook holds the work
+        self.wait_sql(TestAppendInAJob.PENDING, 1)
+        resp, tagged = b.command("FETCH 1 (FLAGS)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp, tagged = a.command("NOOP")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertEqual(result, [], "answered while its store was held")
+        self.release_job()
+        t.join(WAIT)
+        self.assertEqual(result, ["sent"])
+        resp, tagged = a.command("NOOP", timeout=WAIT)
+        self.assertIn(f"* {COUNT + 1} EXISTS\r\n".encode(), resp)
+        self.assertEqual(self.sql_count(TestAppendInAJob.PENDING), 0)
+
+    def test_smtp_session_gone_while_its_delivery_is_stored(self):
+        self.hold_job()
+        s = socket.create_connection(("127.0.0.1", self.smtp_port), timeout=WAIT)
+        self.addCleanup(s.close)
+        f = s.makefile("rb")
+        f.readline()
+        for line in (b"EHLO test", b"MAIL FROM:<carol@example.org>",
+                     b"RCPT TO:<alice@localhost>", b"DATA"):
+            s.sendall(line + b"\r\n")
+            reply = f.readline()
+            while reply[3:4] == b"-":
+                reply = f.readline()
+        s.sendall(b"Subject: gone\r\n\r\nbye\r\n.\r\n")
+        self.wait_sql(TestAppendInAJob.PENDING, 1)
+        s.close()
+        self.release_job()
+        # stored all the same (no 250 was sent), the server goes on
+        self.wait_sql("SELECT count(*) FROM imap_messages m JOIN imap_bodies b "
+                      "ON b.id = m.body_id WHERE position('Subject: gone' IN "
+                      "convert_from(b.data, 'UTF8')) > 0", 1)
+        self.assertEqual(self.sql_count(TestAppendInAJob.PENDING), 0)
+        a = self.raw_login("alice")
+        resp, tagged = a.command("SELECT INBOX", timeout=WAIT)
+        self.assertIn(f"* {COUNT + 1} EXISTS\r\n".encode(), resp)
+        self.assertTrue(self.server.alive())
 
 
 if __name__ == "__main__":
