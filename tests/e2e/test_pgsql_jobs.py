@@ -52,6 +52,7 @@ class PgHeldCase(HeldJobCase):
         boxes = {u: (srv.seed_text() if t is None else t) for u, t in self.MAILBOXES.items()}
         self.server = PgServer(boxes, limits=self.LIMITS)
         self.addCleanup(self.server.cleanup)
+        self.configure(self.server)
         self._clients = []
         self.hold = os.path.join(self.server.dir, "hold")
         os.environ[HOLD_ENV] = self.hold
@@ -60,6 +61,9 @@ class PgHeldCase(HeldJobCase):
         finally:
             os.environ.pop(HOLD_ENV, None)
         self.port = self.server.port
+
+    def configure(self, server):
+        """What a subclass adds to the server's config before it starts."""
 
     def sql_count(self, statement):
         return int(self.server.db.sql(statement).strip())
@@ -622,21 +626,11 @@ class TestSmtpDeliveryInAJob(PgHeldCase):
     stored as an APPEND is (its body, then its transaction, in a
     worker): the SMTP session waits for its 250, the loop does not."""
 
+    def configure(self, server):
+        add_smtp_section(server, True, {})
+
     def setUp(self):
-        if SKIP:
-            self.skipTest(SKIP)
-        boxes = {u: (srv.seed_text() if t is None else t) for u, t in self.MAILBOXES.items()}
-        self.server = PgServer(boxes, limits=self.LIMITS)
-        self.addCleanup(self.server.cleanup)
-        add_smtp_section(self.server, True, {})
-        self._clients = []
-        self.hold = os.path.join(self.server.dir, "hold")
-        os.environ[HOLD_ENV] = self.hold
-        try:
-            self.server.start()
-        finally:
-            os.environ.pop(HOLD_ENV, None)
-        self.port = self.server.port
+        super().setUp()
         line = self.server.wait_log(r"smtp listening on 127\.0\.0\.1:(\d+)", WAIT)
         self.smtp_port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
 
