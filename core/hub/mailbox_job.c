@@ -22,15 +22,16 @@ bool
 mailbox_busy_error(struct mailbox *mbox, enum storage_error *err_r, const char *sid,
 		   const char *what)
 {
-	/* A caller that cannot wait (an SMTP delivery) has a sync done
-	   now: it is short, and made for every command. */
+	/* A caller that cannot wait (the separate smtpmail, a backend
+	   without append jobs) has a sync or an append's transaction at
+	   work finished now: they are short. */
 	for (int i = 0; i < 4 && mbox->op != NULL && (mbox->op->sync || mbox->op->append != NULL);
 	     i++)
 		job_finish_now(&mbox->op->job);
 	if (mbox->op == NULL)
 		return false;
 	*err_r = STORAGE_ERR_IN_USE;
-	log_info(sid, "%s %s/%s: busy with an expunge, try again", what, mbox->user, mbox->name);
+	log_info(sid, "%s %s/%s: busy with a job, try again", what, mbox->user, mbox->name);
 	return true;
 }
 

@@ -254,6 +254,27 @@ class TestAppendInAJob(PgHeldCase):
         resp, tagged = a.command(f"FETCH {COUNT + 1} BODY.PEEK[]", timeout=WAIT)
         self.assertIn(self.MESSAGE, b"".join(resp))
 
+    def test_database_gone_before_the_transaction_refuses_the_append(self):
+        self.ALLOW_LOG_ERRORS = True
+        a = self.start_append()
+        db = self.server.db
+        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS false")
+        self.addCleanup(pg_support.psql, db.admin,
+                        f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
+        pg_support.psql(db.admin, "SELECT count(pg_terminate_backend(pid)) FROM "
+                                  f"pg_stat_activity WHERE datname = '{db.name}'")
+        self.release_job()
+        untagged, tagged = a.read_tagged("A1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"NO [UNAVAILABLE]"), tagged)
+        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
+        # nothing half-made: not in the mailbox; the server serves again
+        self.assertEqual(self.sql_count(self.HELD_MSGS), 0)
+        resp, tagged = a.command("NOOP", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertNotIn(f"* {COUNT + 1} EXISTS\r\n".encode(), resp)
+        resp, tagged = a.command(b"APPEND INBOX {3+}\r\nx\r\n", timeout=WAIT)
+        self.assertEqual(int(re.search(rb"APPENDUID \d+ (\d+)", tagged).group(1)), COUNT + 1)
+
     def test_the_same_body_twice_is_stored_once(self):
         a = self.raw_login("alice", "INBOX")
         for tag in ("A1", "A2"):
