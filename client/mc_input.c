@@ -11,6 +11,7 @@
 #include "mc_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,8 +28,12 @@
    the signal handlers (tcsetattr() is async-signal-safe). */
 static struct termios mc_saved_termios, mc_edit_termios;
 static volatile sig_atomic_t mc_termios_saved;
-/* Set by SIGCONT: the prompt and the typed text are drawn again. */
+/* Set by SIGCONT: the prompt and the typed text are drawn again. The
+   handler also writes a byte to the pipe, which the wait polls: a
+   SIGCONT that comes between the check of mc_continued and poll() (as
+   one at once after ^Z does) still ends the wait. */
 static volatile sig_atomic_t mc_continued;
+static int mc_wake_fd[2] = { -1, -1 };
 
 static void
 mc_restore_termios(void)
@@ -70,6 +75,8 @@ mc_on_continue(int sig)
 	sigaddset(&sa.sa_mask, SIGCONT);
 	sigaction(SIGTSTP, &sa, NULL);
 	mc_continued = 1;
+	if (mc_wake_fd[1] != -1)
+		(void)write(mc_wake_fd[1], "", 1);
 	errno = saved_errno;
 }
 
@@ -95,6 +102,18 @@ mc_term_init(struct mc *mc)
 	}
 	mc_edit_termios = t;
 	atexit(mc_restore_termios);
+	if (pipe(mc_wake_fd) < 0 ||
+	    fcntl(mc_wake_fd[0], F_SETFL, O_NONBLOCK) < 0 ||
+	    fcntl(mc_wake_fd[1], F_SETFL, O_NONBLOCK) < 0 ||
+	    fcntl(mc_wake_fd[0], F_SETFD, FD_CLOEXEC) < 0 ||
+	    fcntl(mc_wake_fd[1], F_SETFD, FD_CLOEXEC) < 0) {
+		/* Without it a SIGCONT may wait for the next key to redraw. */
+		if (mc_wake_fd[0] != -1) {
+			(void)close(mc_wake_fd[0]);
+			(void)close(mc_wake_fd[1]);
+		}
+		mc_wake_fd[0] = mc_wake_fd[1] = -1;
+	}
 	i_zero(&sa);
 	sigemptyset(&sa.sa_mask);
 	/* SIGCONT waits until the ^Z handler is done: run inside it, before
@@ -252,8 +271,8 @@ mc_read_stdin(struct mc *mc)
 static void
 mc_wait_input(struct mc *mc)
 {
-	struct pollfd pfd[2];
-	nfds_t nfds = 1;
+	struct pollfd pfd[3];
+	bool conn_watched = false;
 	int timeout = -1;
 	char *err = NULL;
 	bool idle_capable = false;
@@ -261,6 +280,12 @@ mc_wait_input(struct mc *mc)
 	pfd[0].fd = STDIN_FILENO;
 	pfd[0].events = POLLIN;
 	pfd[0].revents = 0;
+	pfd[1].fd = -1;         /* poll() skips a negative descriptor */
+	pfd[1].events = POLLIN;
+	pfd[1].revents = 0;
+	pfd[2].fd = mc_wake_fd[0];
+	pfd[2].events = POLLIN;
+	pfd[2].revents = 0;
 	if (mc->reconnect_at != 0) {
 		int64_t now = mono_ms();
 		if (now >= mc->reconnect_at || mc->conn != NULL) {
@@ -284,9 +309,7 @@ mc_wait_input(struct mc *mc)
 	}
 	if (mc->conn != NULL && mc->loaded) {
 		pfd[1].fd = imapc_fd(mc->conn);
-		pfd[1].events = POLLIN;
-		pfd[1].revents = 0;
-		nfds = 2;
+		conn_watched = true;
 		timeout = imapc_is_idling(mc->conn) ? MC_IDLE_RENEW_MS : MC_NOOP_INTERVAL_MS;
 	}
 	/* Changes that came with earlier answers. */
@@ -299,8 +322,10 @@ mc_wait_input(struct mc *mc)
 		return;         /* the IDLE state may have changed: start over */
 	}
 	fflush(stdout);
+	if (mc_continued)
+		return;         /* mc_read_line() draws the prompt again */
 
-	int ret = poll(pfd, nfds, timeout);
+	int ret = poll(pfd, N_ELEMENTS(pfd), timeout);
 	if (ret == 0 && mc->reconnect_at != 0)
 		return;         /* time to reconnect: the next round does it */
 	if (ret < 0) {
@@ -310,7 +335,13 @@ mc_wait_input(struct mc *mc)
 		}
 		return;
 	}
-	if (nfds == 2 && mc->conn != NULL &&
+	if ((pfd[2].revents & POLLIN) != 0) {
+		char drain[64];
+
+		while (read(mc_wake_fd[0], drain, sizeof(drain)) > 0)
+			;
+	}
+	if (conn_watched && mc->conn != NULL &&
 	    mc_conn_event(mc, pfd[1].revents != 0, ret == 0) < 0)
 		return;
 	if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0)
