@@ -5,7 +5,7 @@
    open of a big mailbox without an index works in a job; on Maildir, an
    append's message is written in a job while the mailbox goes on; a
    backend's sync in a job serves the commands that came before it
-   started. */
+   started; a command's flag changes made in one job. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -23,6 +23,7 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -725,6 +726,221 @@ test_sync_in_job_hub_freed(void **state)
 	fx->hub = hub_new(&fx->storage, NULL);
 }
 
+/* A backend whose flag changes are made in a job (storage.h:
+   flags_prepare): flat, with the changes kept in the job and written by
+   flags_changed() at the commit, at one modseq; flags_fail makes the
+   work fail. */
+struct flags_rec {
+	struct storage_flag_change *changes;
+	size_t count;
+	bool worked;
+};
+static struct storage_backend flat_jobflags;
+static struct flags_rec *flags_live;
+static unsigned flags_prepared;
+static bool flags_fail;
+
+static int
+jf_flags_prepare(struct storage_box *box, const struct mbox_state *state,
+		 const struct storage_flag_change *changes, size_t count,
+		 struct storage_job **job_r, enum storage_error *err_r, char **error_r)
+{
+	(void)box;
+	(void)state;
+	(void)err_r;
+	(void)error_r;
+	assert_null(flags_live);        /* never two at once */
+	assert_true(count > 0);
+	flags_live = xcalloc(1, sizeof(*flags_live));
+	flags_live->changes = xmalloc(count * sizeof(*changes));
+	memcpy(flags_live->changes, changes, count * sizeof(*changes));
+	flags_live->count = count;
+	flags_prepared++;
+	*job_r = (struct storage_job *)(void *)flags_live;
+	return 0;
+}
+
+static void
+flags_rec_drop(void)
+{
+	free(flags_live->changes);
+	free(flags_live);
+	flags_live = NULL;
+}
+
+static void
+jf_job_work(struct storage_job *job)
+{
+	if ((void *)job == (void *)flags_live)
+		flags_live->worked = true;
+	else
+		flat_job_work(job);
+}
+
+static int
+jf_flags_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **job,
+		enum storage_error *err_r, char **error_r)
+{
+	uint64_t modseq = state->highest_modseq + 1;
+
+	assert_ptr_equal((void *)*job, (void *)flags_live);
+	assert_true(flags_live->worked);
+	*job = NULL;
+	if (flags_fail) {
+		flags_rec_drop();
+		*err_r = STORAGE_ERR_TEMP;
+		*error_r = xstrdup("the store went away");
+		return -1;
+	}
+	for (size_t i = 0; i < flags_live->count; i++) {
+		ssize_t at = mbox_state_find(state, flags_live->changes[i].uid);
+
+		if (at < 0)
+			continue;
+		state->mails[at].flags = flags_live->changes[i].flags;
+		state->mails[at].keywords = flags_live->changes[i].keywords;
+		state->mails[at].modseq = modseq;
+		state->highest_modseq = modseq;
+		assert_int_equal(storage_backend_flat.flags_changed(box, state, (size_t)at, err_r,
+								     error_r), 0);
+	}
+	flags_rec_drop();
+	return 0;
+}
+
+static void
+jf_job_abort(struct storage_box *box, struct storage_job **job)
+{
+	if (*job != NULL && (void *)*job == (void *)flags_live) {
+		flags_rec_drop();
+		*job = NULL;
+	} else {
+		storage_backend_flat.job_abort(box, job);
+	}
+}
+
+static void
+jobflags_hub(struct fx *fx)
+{
+	flat_jobflags = storage_backend_flat;
+	flat_jobflags.flags_prepare = jf_flags_prepare;
+	flat_jobflags.flags_commit = jf_flags_commit;
+	flat_jobflags.job_work = jf_job_work;
+	flat_jobflags.job_abort = jf_job_abort;
+	flags_prepared = 0;
+	flags_fail = false;
+	hub_free(&fx->hub);
+	fx->storage.backend = &flat_jobflags;
+	fx->hub = hub_new(&fx->storage, NULL);
+}
+
+/* A command's flag changes in one job: the mailbox busy meanwhile (a
+   waiter goes on after the commit), the state unchanged until the
+   commit, then every change at one modseq and on the disk; a \Seen set
+   while busy (FETCH) is written by a job of its own after it; a failed
+   job leaves the flags as they were. */
+static void
+test_flags_in_job(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mbox;
+	struct mbox_state *st;
+	struct mailbox_op *op;
+	enum storage_error err;
+	int order[4], n = 0;
+	struct done_rec d = { .order = order, .n = &n }, d2 = { 0 };
+	struct waiter_rec w = { 1, order, &n, false };
+	struct storage_flag_change ch[2] = {
+		{ 2, MAIL_SEEN, 0 }, { 3, MAIL_SEEN | MAIL_FLAGGED, 0 },
+	};
+	uint64_t before;
+
+	write_mailbox(fx, "mymailbox.mail", 10);
+	jobflags_hub(fx);
+	mbox = open_inbox(fx);
+	st = mailbox_state(mbox);
+	assert_true(mailbox_flags_in_job(mbox));
+	before = st->highest_modseq;
+	assert_int_equal(mailbox_flags_start(mbox, ch, 0, on_done, &d, &op, &err, "t"), 0);
+	assert_int_equal(flags_prepared, 0);
+	assert_int_equal(mailbox_flags_start(mbox, ch, 2, on_done, &d, &op, &err, "t"), 1);
+	assert_non_null(op);
+	assert_true(mailbox_is_busy(mbox));
+	assert_int_equal(st->mails[1].flags, 0);
+	(void)mailbox_wait_idle(mbox, on_idle, &w);
+	/* FETCH's \Seen meanwhile: in memory at once, written after. */
+	assert_int_equal(mailbox_set_flags(mbox, NULL, 4, MAIL_SEEN, 0, &err, "t"), 0);
+	assert_int_equal(st->mails[4].flags, MAIL_SEEN);
+	run_until(fx, &d.done);
+	assert_int_equal(d.ret, 0);
+	assert_int_equal(order[0], 0);
+	assert_int_equal(st->mails[1].flags, MAIL_SEEN);
+	assert_int_equal(st->mails[2].flags, MAIL_SEEN | MAIL_FLAGGED);
+	assert_int_equal(st->mails[1].modseq, st->mails[2].modseq);
+	assert_true(st->mails[1].modseq > before);
+	/* the deferred \Seen went to a job of its own, no one waits */
+	assert_int_equal(flags_prepared, 2);
+	assert_true(mailbox_is_busy(mbox));
+	for (int i = 0; i < 1000 && mailbox_is_busy(mbox); i++)
+		assert_int_equal(event_loop_run_once(fx->loop, 10), 0);
+	assert_false(mailbox_is_busy(mbox));
+	assert_true(w.called);
+	assert_int_equal(n, 2);
+	assert_int_equal(order[1], 1);
+	/* A failed job: the flags as they were. */
+	flags_fail = true;
+	ch[0].flags = MAIL_DELETED;
+	assert_int_equal(mailbox_flags_start(mbox, ch, 1, on_done, &d2, &op, &err, "t"), 1);
+	run_until(fx, &d2.done);
+	assert_int_equal(d2.ret, -1);
+	assert_int_equal(d2.err, STORAGE_ERR_TEMP);
+	assert_int_equal(st->mails[1].flags, MAIL_SEEN);
+	assert_false(mailbox_is_busy(mbox));
+	mailbox_unref(&mbox);
+	/* On the disk: opened again from it. */
+	hub_free(&fx->hub);
+	fx->storage.backend = &storage_backend_flat;
+	fx->hub = hub_new(&fx->storage, NULL);
+	mbox = open_inbox(fx);
+	st = mailbox_state(mbox);
+	assert_int_equal(st->mails[1].flags, MAIL_SEEN);
+	assert_int_equal(st->mails[2].flags, MAIL_SEEN | MAIL_FLAGGED);
+	assert_int_equal(st->mails[4].flags, MAIL_SEEN);
+	assert_int_equal(st->mails[3].flags, 0);
+	mailbox_unref(&mbox);
+}
+
+/* The caller goes before its flag changes are made: they are made, and
+   the hub freed with a job at work drops it. */
+static void
+test_flags_in_job_caller_gone(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mbox;
+	struct mailbox_op *op;
+	enum storage_error err;
+	struct done_rec d = { 0 };
+	struct storage_flag_change ch = { 1, MAIL_ANSWERED, 0 };
+
+	write_mailbox(fx, "mymailbox.mail", 3);
+	jobflags_hub(fx);
+	mbox = open_inbox(fx);
+	assert_int_equal(mailbox_flags_start(mbox, &ch, 1, on_done, &d, &op, &err, "t"), 1);
+	mailbox_op_detach(&op);
+	for (int i = 0; i < 1000 && mailbox_is_busy(mbox); i++)
+		assert_int_equal(event_loop_run_once(fx->loop, 10), 0);
+	assert_false(d.done);
+	assert_int_equal(mailbox_state(mbox)->mails[0].flags, MAIL_ANSWERED);
+	ch.flags = 0;
+	assert_int_equal(mailbox_flags_start(mbox, &ch, 1, on_done, &d, &op, &err, "t"), 1);
+	mailbox_unref(&mbox);
+	hub_free(&fx->hub);
+	assert_null(flags_live);
+	assert_false(d.done);
+	fx->storage.backend = &storage_backend_flat;
+	fx->hub = hub_new(&fx->storage, NULL);
+}
+
 int
 main(void)
 {
@@ -741,6 +957,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_sync_in_job_tickets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_in_job_hub_freed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flags_in_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flags_in_job_caller_gone, setup, teardown),
 	};
 
 	unsetenv("IMAPSERVER_TEST_JOB_HOLD");

@@ -33,7 +33,11 @@
      applies them, then the message. A body whose commit never came (the server killed, the
      change refused) is collected with its guard after PG_BODY_GRACE
      (pg_bodies_collect_old()); the guard's foreign key keeps every
-     collector off a body a commit is about to take. */
+     collector off a body a commit is about to take.
+   - A command's flag changes (storage.h flags_prepare) are one change:
+     the row locked, the others' changes read, every message updated in
+     one statement at one new modseq, the commit; the loop's commit
+     applies the others' changes, then the flags. */
 #ifdef HAVE_PQ
 
 #include "backends/pgsql/pgsql_private.h"
@@ -49,6 +53,7 @@ enum pg_job_kind {
 	PG_JOB_APPEND,
 	PG_JOB_EXPUNGE,
 	PG_JOB_SYNC,
+	PG_JOB_FLAGS,
 };
 
 struct storage_job {
@@ -79,6 +84,10 @@ struct storage_job {
 	uint64_t modseq;
 	/* sync: the changes read are the whole mailbox, made again */
 	bool reload;
+	/* flags: the new values (count of them, the UIDs in uids), as
+	   array literals for the worker's one UPDATE; modseq is theirs */
+	struct storage_flag_change *fchanges;
+	char *flag_arr, *kw_arr;
 	/* append, once settled: its transaction in the worker too (the
 	   changes read as for an expunge), the message as committed */
 	bool settled;
@@ -111,6 +120,9 @@ pg_job_free(struct storage_job *job)
 	free(job->uids);
 	free(job->wbox.news);
 	free(job->kw);
+	free(job->fchanges);
+	free(job->flag_arr);
+	free(job->kw_arr);
 	pg_changes_free(&job->changes);
 	free(job->conninfo);
 	free(job);
@@ -473,6 +485,133 @@ pg_sync_commit(struct storage_box *box, struct mbox_state *state, struct storage
 	return ret;
 }
 
+int
+pg_flags_prepare(struct storage_box *box, const struct mbox_state *state,
+		 const struct storage_flag_change *changes, size_t count,
+		 struct storage_job **job_r, enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job;
+	struct buf flags = BUF_INIT, kws = BUF_INIT;
+
+	(void)error_r;
+	*job_r = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (count == 0)
+		return 0;
+	job = pg_job_new(box->st, PG_JOB_FLAGS);
+	job->wbox = *box;
+	job->wbox.st = NULL;
+	job->wbox.news = xstrdup(box->news);
+	job->fchanges = xmalloc(count * sizeof(*changes));
+	memcpy(job->fchanges, changes, count * sizeof(*changes));
+	job->uids = xmalloc(count * sizeof(*job->uids));
+	job->count = count;
+	/* the keywords quoted (one may hold ',' or '}'; never '"' or a
+	   backslash, escaped anyway) */
+	buf_append_c(&flags, '{');
+	buf_append_c(&kws, '{');
+	for (size_t i = 0; i < count; i++) {
+		char *kw = pg_keywords_out(state, changes[i].keywords);
+
+		job->uids[i] = changes[i].uid;
+		if (i > 0) {
+			buf_append_c(&flags, ',');
+			buf_append_c(&kws, ',');
+		}
+		buf_append_u64(&flags, changes[i].flags & MAIL_FLAGS_ALL);
+		buf_append_c(&kws, '"');
+		for (const char *p = kw; *p != '\0'; p++) {
+			if (*p == '"' || *p == '\\')
+				buf_append_c(&kws, '\\');
+			buf_append_c(&kws, *p);
+		}
+		buf_append_c(&kws, '"');
+		free(kw);
+	}
+	buf_append(&flags, "}", 1);
+	buf_append(&kws, "}", 1);
+	job->flag_arr = buf_steal(&flags);
+	job->kw_arr = buf_steal(&kws);
+	job->highest = state->highest_modseq;
+	*job_r = job;
+	return 0;
+}
+
+/* In the worker: the command's flag changes, one change of the box. */
+static void
+pg_flags_work(struct storage_job *job)
+{
+	struct storage *wst = pg_thread_storage(job->conninfo);
+	struct storage_box *box = &job->wbox;
+	struct pg_params p;
+	struct pg_head h;
+	char *arr = pg_uid_array(job->uids, job->count);
+
+	job->ret = -1;
+	box->st = wst;
+	if (pg_job_change_begin(job, &h) < 0)
+		goto fail;
+	job->modseq = (h.highest > job->highest ? h.highest : job->highest) + 1;
+	pg_params_init(&p);
+	pg_param_i64(&p, box->id);
+	pg_param_i64(&p, (int64_t)job->modseq);
+	pg_param_str(&p, arr);
+	pg_param_str(&p, job->flag_arr);
+	pg_param_str(&p, job->kw_arr);
+	/* (a message others expunged meanwhile is not there: left out) */
+	if (pg_cmd(wst, "UPDATE imap_messages m SET flags = c.flags, keywords = c.kw, "
+			"modseq = $2 "
+			"FROM unnest($3::bigint[], $4::integer[], $5::text[]) AS c (uid, flags, kw) "
+			"WHERE m.mailbox_id = $1 AND m.uid = c.uid",
+		   &p, &job->err, &job->error) < 0 ||
+	    pg_head_write(box, job->modseq, &job->err, &job->error) < 0)
+		goto fail;
+	free(arr);
+	if (pg_change_commit(box, &job->err, &job->error) < 0) {
+		pg_changes_free(&job->changes);
+		return;
+	}
+	job->ret = 0;
+	job_test_hold_named("flags");
+	return;
+fail:
+	free(arr);
+	pg_changes_free(&job->changes);
+	pg_rollback(wst);
+}
+
+int
+pg_flags_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **_job,
+		enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job = *_job;
+
+	*_job = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (pg_job_failed(job, err_r, error_r)) {
+		pg_job_free(job);
+		return -1;
+	}
+	/* what others did first, then this */
+	pg_changes_apply(box, state, &job->changes);
+	for (size_t i = 0; i < job->count; i++) {
+		const struct storage_flag_change *c = &job->fchanges[i];
+		ssize_t at = mbox_state_find(state, c->uid);
+
+		if (at < 0)
+			continue;
+		state->mails[at].flags = c->flags & MAIL_FLAGS_ALL;
+		state->mails[at].keywords = c->keywords;
+		state->mails[at].modseq = job->modseq;
+		mbox_state_flags_written(state, (size_t)at);
+	}
+	if (job->modseq > state->highest_modseq)
+		state->highest_modseq = job->modseq;
+	box->synced = job->modseq;
+	pg_job_free(job);
+	return 0;
+}
+
 void
 pg_job_work(struct storage_job *job)
 {
@@ -491,6 +630,9 @@ pg_job_work(struct storage_job *job)
 		break;
 	case PG_JOB_SYNC:
 		pg_sync_work(job);
+		break;
+	case PG_JOB_FLAGS:
+		pg_flags_work(job);
 		break;
 	}
 }

@@ -296,6 +296,23 @@ struct mailbox_op;
 int mailbox_expunge_start(struct mailbox *mbox, const struct seqset *uids, bool deleted_only,
 			  mailbox_done_func *done, void *ctx, struct mailbox_op **op_r,
 			  enum storage_error *err_r, const char *sid);
+/* Whether flag changes of mbox are written in a job (the backend
+   makes a command's changes in one round trip, storage.h
+   flags_prepare): then a command gives them all at once to
+   mailbox_flags_start() instead of calling mailbox_set_flags() per
+   message. */
+bool mailbox_flags_in_job(const struct mailbox *mbox);
+/* Writes changes (each a message's UID and new flags and keywords) in a
+   job: mbox is busy until it is done; then the state has them (at the
+   job's modseq; a message expunged meanwhile is left out), the changes
+   other processes committed before them too, and done(ctx, 0, ...) is
+   called; or done(ctx, -1, err) with the flags as they were (logged).
+   Returns 1 with *op_r (mailbox_op_detach() as for an expunge), 0 if
+   there was nothing to do, or -1 with *err_r. Only when
+   mailbox_flags_in_job(), and not while mbox is busy. */
+int mailbox_flags_start(struct mailbox *mbox, const struct storage_flag_change *changes,
+			size_t count, mailbox_done_func *done, void *ctx,
+			struct mailbox_op **op_r, enum storage_error *err_r, const char *sid);
 /* The caller of mailbox_expunge_start() goes away: done is not called;
    the job still commits (or aborts) and the views are told. Sets *op
    to NULL. */

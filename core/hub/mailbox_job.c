@@ -23,9 +23,10 @@ mailbox_busy_error(struct mailbox *mbox, enum storage_error *err_r, const char *
 		   const char *what)
 {
 	/* A caller that cannot wait (the separate smtpmail, a backend
-	   without append jobs) has a sync or an append's transaction at
-	   work finished now: they are short. */
-	for (int i = 0; i < 4 && mbox->op != NULL && (mbox->op->sync || mbox->op->append != NULL);
+	   without append jobs) has a sync, an append's transaction or flag
+	   changes at work finished now: they are short. */
+	for (int i = 0; i < 4 && mbox->op != NULL &&
+			(mbox->op->sync || mbox->op->append != NULL || mbox->op->flags);
 	     i++)
 		job_finish_now(&mbox->op->job);
 	if (mbox->op == NULL)
@@ -102,6 +103,31 @@ mailbox_flush_flags(struct mailbox *mbox)
 {
 	struct mbox_state *st = &mbox->state;
 
+	if (mbox->deferred_count > 0 && mbox->op == NULL && mailbox_flags_in_job(mbox)) {
+		/* in a job of their own, as a command's; no one waits */
+		struct storage_flag_change *changes =
+			xmalloc(mbox->deferred_count * sizeof(*changes));
+		struct mailbox_op *op;
+		enum storage_error err;
+		size_t n = 0;
+
+		for (size_t i = 0; i < mbox->deferred_count; i++) {
+			ssize_t idx = mbox_state_find(st, mbox->deferred_flags[i]);
+
+			if (idx < 0)
+				continue;
+			changes[n].uid = st->mails[idx].uid;
+			changes[n].flags = st->mails[idx].flags;
+			changes[n].keywords = st->mails[idx].keywords;
+			n++;
+		}
+		mbox->deferred_count = 0;
+		if (n > 0)
+			(void)mailbox_flags_start(mbox, changes, n, NULL, NULL, &op, &err, "-");
+		free(changes);
+		return;
+	}
+
 	for (size_t i = 0; i < mbox->deferred_count; i++) {
 		ssize_t idx = mbox_state_find(st, mbox->deferred_flags[i]);
 		enum storage_error err = STORAGE_ERR_NONE;
@@ -133,6 +159,7 @@ mailbox_op_work(void *ctx)
 static void mailbox_open_done(struct mailbox_op *op, bool ran);
 static void mailbox_sync_done(struct mailbox_op *op, bool ran);
 static void append_settled(struct mailbox_op *op, bool ran);
+static void mailbox_flags_done(struct mailbox_op *op, bool ran);
 
 static void
 mailbox_op_done(void *ctx, bool ran)
@@ -155,6 +182,10 @@ mailbox_op_done(void *ctx, bool ran)
 	}
 	if (op->append != NULL) {
 		append_settled(op, ran);
+		return;
+	}
+	if (op->flags) {
+		mailbox_flags_done(op, ran);
 		return;
 	}
 	if (!ran) {
@@ -264,7 +295,8 @@ mailbox_sync_done(struct mailbox_op *op, bool ran)
 	free(op);
 	mailbox_synced(mbox, ret, &before, "-");
 	mailbox_flush_flags(mbox);
-	if (mbox->sync_again && ran)
+	/* (busy again with the flags: their commit starts it) */
+	if (mbox->sync_again && ran && mbox->op == NULL)
 		mailbox_sync_start(mbox, "-");
 	mailbox_wake_waiters(mbox);
 	mailbox_unref(&mbox);
@@ -317,6 +349,89 @@ mailbox_expunge_start(struct mailbox *mbox, const struct seqset *uids, bool dele
 	op->job = job_submit(queue, mailbox_op_work, mailbox_op_done, op);
 	*op_r = op;
 	return 1;
+}
+
+bool
+mailbox_flags_in_job(const struct mailbox *mbox)
+{
+	const struct storage_backend *b = mbox->hub->storage.backend;
+
+	return b->flags_prepare != NULL && b->flags_commit != NULL && b->job_work != NULL &&
+	       b->job_abort != NULL && job_queue_default() != NULL;
+}
+
+int
+mailbox_flags_start(struct mailbox *mbox, const struct storage_flag_change *changes,
+		    size_t count, mailbox_done_func *done, void *ctx, struct mailbox_op **op_r,
+		    enum storage_error *err_r, const char *sid)
+{
+	const struct storage_backend *backend = mbox->hub->storage.backend;
+	struct storage_job *sjob = NULL;
+	struct mailbox_op *op;
+	char *error = NULL;
+	int ret;
+
+	*op_r = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (count == 0)
+		return 0;
+	if (mailbox_busy_error(mbox, err_r, sid, "store flags"))
+		return -1;
+	ret = backend->flags_prepare(mbox->box, &mbox->state, changes, count, &sjob, err_r,
+				     &error);
+	storage_error_fix(ret, err_r);
+	if (ret < 0 || sjob == NULL) {
+		if (ret < 0)
+			mailbox_log_write(mbox, sid, ret, *err_r, "store flags", error);
+		free(error);
+		return ret < 0 ? -1 : 0;
+	}
+	op = xcalloc(1, sizeof(*op));
+	op->mbox = mbox;
+	op->backend = backend;
+	op->sjob = sjob;
+	op->flags = true;
+	op->done = done;
+	op->ctx = ctx;
+	snprintf(op->sid, sizeof(op->sid), "%s", sid);
+	mbox->refcount++;
+	mbox->op = op;
+	op->job = job_submit(job_queue_default(), mailbox_op_work, mailbox_op_done, op);
+	*op_r = op;
+	return 1;
+}
+
+/* In the loop: the flag changes are made (or never were). Applied, the
+   caller told (or, detached, the views), then the waiters go on. */
+static void
+mailbox_flags_done(struct mailbox_op *op, bool ran)
+{
+	struct mailbox *mbox = op->mbox;
+	enum storage_error err = STORAGE_ERR_TEMP, serr;
+	char *error = NULL;
+	int ret = -1;
+
+	if (!ran) {
+		op->backend->job_abort(mbox->box, &op->sjob);
+		error = xstrdup("not done: the server is stopping");
+	} else {
+		err = STORAGE_ERR_NONE;
+		ret = op->backend->flags_commit(mbox->box, &mbox->state, &op->sjob, &err, &error);
+		storage_error_fix(ret, &err);
+	}
+	mailbox_log_write(mbox, op->sid, ret, err, "store flags", error);
+	free(error);
+	mbox->op = NULL;
+	if (op->done != NULL)
+		op->done(op->ctx, ret, err);
+	else if (ret == 0)
+		mailbox_changed(mbox, NULL);
+	free(op);
+	mailbox_flush_flags(mbox);
+	if (mbox->op == NULL && mbox->sync_again)
+		(void)mailbox_refresh(mbox, &serr, "-");
+	mailbox_wake_waiters(mbox);
+	mailbox_unref(&mbox);
 }
 
 void

@@ -41,6 +41,7 @@ struct mailbox_op {
 	struct job *job;
 	bool open;                 /* the first open */
 	bool sync;                 /* a sync (sync_prepare), else an expunge */
+	bool flags;                /* flag changes (flags_prepare) */
 	uint64_t gen;              /* a sync: its number (syncs_started) */
 	/* the append whose commit works (append_settle), which owns sjob */
 	struct mailbox_append_op *append;

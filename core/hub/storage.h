@@ -180,6 +180,12 @@ struct storage_settings {
 struct storage;                /* a backend instance, from init() */
 struct storage_box;            /* one open mailbox of a backend */
 struct storage_job;            /* a heavy operation split for a worker thread */
+/* One message's new flags, for flags_prepare(). */
+struct storage_flag_change {
+	uint32_t uid;
+	uint8_t flags;
+	uint64_t keywords;         /* indexes into the state's keywords */
+};
 
 /* A mailbox changed by another process (notify_read()). */
 typedef void storage_changed_func(void *ctx, const char *user, const char *name);
@@ -417,6 +423,27 @@ struct storage_backend {
 			    char **error_r);
 	int (*sync_commit)(struct storage_box *box, struct mbox_state *state,
 			   struct storage_job **job, enum storage_error *err_r, char **error_r);
+	/* Optional (NULL: flags_changed() per message, in the loop), for a
+	   backend whose flags_changed() is a round trip (a database's
+	   transaction): the flag changes of one command made in one
+	   transaction in a worker. flags_prepare(), in the loop, the
+	   mailbox not busy, copies into *job_r the changes (count > 0 of
+	   them, each a message's UID and its new flags and keywords; state
+	   is not changed, only read); job_work() makes them in a worker,
+	   under the store's lock, at one modseq above every one given
+	   before, and reads the changes others committed; flags_commit(),
+	   in the loop, applies to state those changes, then the new flags
+	   with that modseq (a message others expunged meanwhile is left
+	   out), or returns the work's failure with state as it was. Freed
+	   as the others: flags_commit() or job_abort(). Between prepare and
+	   commit the core makes no call that could write the box or take
+	   its lock, as for expunge_prepare(). */
+	int (*flags_prepare)(struct storage_box *box, const struct mbox_state *state,
+			     const struct storage_flag_change *changes, size_t count,
+			     struct storage_job **job_r, enum storage_error *err_r,
+			     char **error_r);
+	int (*flags_commit)(struct storage_box *box, struct mbox_state *state,
+			    struct storage_job **job, enum storage_error *err_r, char **error_r);
 	/* Optional (NULL: every call is made in the loop), for a backend
 	   whose calls are round trips (a database on the network): the
 	   storage a worker thread uses in place of st, for the calls on
