@@ -34,6 +34,15 @@ struct fetch_job {
 	struct buf cache_bufs[3];
 	/* A BINARY item met a transfer encoding we cannot decode. */
 	bool unknown_cte;
+	/* The \Seen it sets, written first in a job when the mailbox's
+	   flag changes are (mailbox_flags_in_job()): its op while it works,
+	   then the UIDs (ascending) that got it, told with their FLAGS. */
+	struct client_command *cmd;
+	struct mailbox_op *op;
+	bool seen_by_job;
+	uint32_t *seen_uids;
+	size_t seen_count;
+	uint64_t modseq_before;
 };
 
 static void
@@ -41,6 +50,8 @@ fetch_job_free(void *context)
 {
 	struct fetch_job *job = context;
 
+	mailbox_op_detach(&job->op);
+	free(job->seen_uids);
 	mcache_walk_end(&job->walk, job->pos == job->count && !job->walk_broken);
 	fetch_spec_free(&job->spec);
 	free(job->seqs);
@@ -93,6 +104,88 @@ fetch_message(struct fetch_job *job, struct client *c, const struct mbox_state *
 	return 0;
 }
 
+static int
+uid_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Whether the job's \Seen write set it on uid. */
+static bool
+fetch_seen_set(const struct fetch_job *job, uint32_t uid)
+{
+	return bsearch(&uid, job->seen_uids, job->seen_count, sizeof(uid), uid_cmp) != NULL;
+}
+
+static bool fetch_continue(struct client_command *cmd);
+
+/* The \Seen write is done (ret 0: in the state) or failed: the answers. */
+static void
+fetch_seen_written(void *ctx, int ret, enum storage_error err)
+{
+	struct fetch_job *job = ctx;
+	struct client_command *cmd = job->cmd;
+	struct client *c = cmd->c;
+	const struct mbox_state *st = mailbox_state(c->mbox);
+
+	job->op = NULL;
+	if (ret < 0) {
+		job->error = err;
+		job->seen_count = 0;
+	} else if (c->view->synced_modseq == job->modseq_before &&
+		   st->highest_modseq == job->modseq_before + 1) {
+		/* as STORE: the answers tell the view its own change */
+		c->view->synced_modseq = st->highest_modseq;
+	}
+	cmd->output = fetch_continue;
+	client_resume(c);
+}
+
+/* FETCH sets \Seen (RFC 3501 6.4.5) on a mailbox whose flag changes
+   are written in a job: on every unseen message it names, in one job,
+   before the answers. Returns false if the command waits for it. */
+static bool
+fetch_seen_start(struct client_command *cmd, struct fetch_job *job)
+{
+	struct client *c = cmd->c;
+	const struct mbox_state *st = mailbox_state(c->mbox);
+	struct storage_flag_change *changes;
+	enum storage_error err;
+	size_t n = 0;
+	int ret;
+
+	job->seen_by_job = true;
+	changes = xmalloc((job->count > 0 ? job->count : 1) * sizeof(*changes));
+	job->seen_uids = xmalloc((job->count > 0 ? job->count : 1) * sizeof(uint32_t));
+	for (size_t i = 0; i < job->count; i++) {
+		ssize_t idx = mbox_view_index(c->view, job->seqs[i]);
+
+		if (idx < 0 || (st->mails[idx].flags & MAIL_SEEN) != 0 ||
+		    (job->changedsince_given && st->mails[idx].modseq <= job->changedsince))
+			continue;
+		changes[n].uid = st->mails[idx].uid;
+		changes[n].flags = st->mails[idx].flags | MAIL_SEEN;
+		changes[n].keywords = st->mails[idx].keywords;
+		job->seen_uids[n] = st->mails[idx].uid;
+		n++;
+	}
+	qsort(job->seen_uids, n, sizeof(uint32_t), uid_cmp);
+	job->seen_count = n;
+	job->modseq_before = st->highest_modseq;
+	ret = mailbox_flags_start(c->mbox, changes, n, fetch_seen_written, job, &job->op, &err,
+				  c->sid);
+	free(changes);
+	if (ret > 0)
+		return false;
+	if (ret < 0) {
+		job->error = err;
+		job->seen_count = 0;
+	}
+	return true;
+}
+
 /* Writes FETCH answers until the output reaches the high-water mark,
    or, for items read from the messages, for about CLIENT_SLICE_MS (a
    BODYSTRUCTURE of big messages not yet cached makes little output from
@@ -105,7 +198,8 @@ fetch_continue(struct client_command *cmd)
 	struct fetch_job *job = cmd->context;
 	struct mbox_state *st = mailbox_state(c->mbox);
 	bool needs_msg = fetch_spec_needs_message(job->spec);
-	bool sets_seen = fetch_spec_sets_seen(job->spec) && !c->view->readonly;
+	bool sets_seen = fetch_spec_sets_seen(job->spec) && !c->view->readonly &&
+			 !job->seen_by_job;
 	enum storage_error err;
 	int64_t end = mono_ms() + CLIENT_SLICE_MS;
 
@@ -140,7 +234,11 @@ fetch_continue(struct client_command *cmd)
 			job->walk_broken = true;
 			continue;
 		}
-		if (sets_seen && (st->mails[idx].flags & MAIL_SEEN) == 0) {
+		if (job->seen_count > 0 &&
+		    fetch_seen_set(job, st->mails[idx].uid)) {
+			job->flags_changed = true;
+			fm.add_flags = !fetch_spec_has_flags(job->spec);
+		} else if (sets_seen && (st->mails[idx].flags & MAIL_SEEN) == 0) {
 			uint32_t uid = st->mails[idx].uid;
 
 			if (mailbox_set_flags(c->mbox, c->view, (size_t)idx,
@@ -283,8 +381,12 @@ cmd_fetch(struct client_command *cmd)
 	    count == mailbox_state(c->mbox)->count)
 		job->walk = mcache_walk_begin(mailbox_mcache(c->mbox),
 					      mailbox_state(c->mbox)->uidvalidity);
+	job->cmd = cmd;
 	cmd->context = job;
 	cmd->context_free = fetch_job_free;
+	if (fetch_spec_sets_seen(spec) && !c->view->readonly && mailbox_flags_in_job(c->mbox) &&
+	    !mailbox_is_busy(c->mbox) && !fetch_seen_start(cmd, job))
+		return false;   /* fetch_seen_written() goes on */
 	if (fetch_continue(cmd))
 		return true;
 	cmd->output = fetch_continue;

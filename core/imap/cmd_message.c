@@ -490,12 +490,29 @@ store_write_fetch(struct client_command *cmd, uint32_t seq, const struct mail_re
    answers reach the output mark), so that STORE 1:* on a big mailbox
    (one flag write per message: a rename each on Maildir) never holds
    the loop for long. Flag writes that meet a mailbox busy with a job
-   are deferred by the hub, as FETCH's \Seen. */
+   are deferred by the hub, as FETCH's \Seen.
+   On a mailbox whose flag changes are written in a job (a database's
+   one transaction, mailbox_flags_in_job()) the STORE gives them all to
+   it first and waits; once they are in the state, the slices only write
+   the answers. */
 struct store_job {
+	struct client_command *cmd;
 	struct store_req req;
 	struct store_result res;
 	uint32_t *seqs;
 	size_t count, pos;
+	/* the job's way: its op while it works; then what each message got
+	   (STORE_*) and written set: only the answers are left */
+	struct mailbox_op *op;
+	uint8_t *fate;
+	bool written;
+	uint64_t modseq_before;
+};
+
+enum {
+	STORE_AS_IS,            /* unchanged: told as it is */
+	STORE_MODIFIED,         /* changed since UNCHANGEDSINCE: not stored */
+	STORE_CHANGED,          /* given to the job */
 };
 
 static void
@@ -503,9 +520,126 @@ store_job_free(void *context)
 {
 	struct store_job *job = context;
 
+	mailbox_op_detach(&job->op);
 	free(job->seqs);
+	free(job->fate);
 	seqset_free(&job->res.modified);
 	free(job);
+}
+
+static bool store_continue(struct client_command *cmd);
+
+/* The job's changes are in the state (ret 0), or not: the answers. */
+static void
+store_written(void *ctx, int ret, enum storage_error err)
+{
+	struct store_job *job = ctx;
+	struct client_command *cmd = job->cmd;
+	struct client *c = cmd->c;
+	const struct mbox_state *st = mailbox_state(c->mbox);
+
+	job->op = NULL;
+	if (ret < 0)
+		job->res.error = err;
+	else {
+		job->res.changed = true;
+		/* The answer tells the view its own change: if it was caught
+		   up before, it still is, unless the commit brought in other
+		   processes' changes too (below the job's modseq: it is not
+		   the next one). Those are told at the next sync. */
+		if (c->view->synced_modseq == job->modseq_before &&
+		    st->highest_modseq == job->modseq_before + 1)
+			c->view->synced_modseq = st->highest_modseq;
+	}
+	cmd->output = store_continue;
+	client_resume(c);
+}
+
+/* The job's way: works out every message's new flags (the state is
+   not touched) and gives the changes to the job. Returns false if the
+   command waits for it. */
+static bool
+store_start_job(struct client_command *cmd, struct store_job *job)
+{
+	struct client *c = cmd->c;
+	const struct mbox_state *st = mailbox_state(c->mbox);
+	const struct store_req *req = &job->req;
+	struct storage_flag_change *changes;
+	enum storage_error err;
+	size_t n = 0;
+	int ret;
+
+	changes = xmalloc((job->count > 0 ? job->count : 1) * sizeof(*changes));
+	job->fate = xcalloc(job->count > 0 ? job->count : 1, 1);
+	for (size_t i = 0; i < job->count; i++) {
+		ssize_t idx = mbox_view_index(c->view, job->seqs[i]);
+
+		if (idx < 0)
+			continue;
+		const struct mail_rec *rec = &st->mails[idx];
+		if (req->unchangedsince_given && rec->modseq > req->unchangedsince) {
+			uint32_t v = cmd->uid ? rec->uid : job->seqs[i];
+			seqset_add_range(&job->res.modified, v, v);
+			job->fate[i] = STORE_MODIFIED;
+			continue;
+		}
+		uint8_t nf = req->mode == 0 ? req->flags :
+			     req->mode > 0  ? rec->flags | req->flags :
+					      rec->flags & ~req->flags;
+		uint64_t nk = req->mode == 0 ? req->keywords :
+			      req->mode > 0  ? rec->keywords | req->keywords :
+					       rec->keywords & ~req->keywords;
+		nf &= MAIL_FLAGS_ALL;
+		if (nf == rec->flags && nk == rec->keywords)
+			continue;
+		changes[n].uid = rec->uid;
+		changes[n].flags = nf;
+		changes[n].keywords = nk;
+		n++;
+		job->fate[i] = STORE_CHANGED;
+	}
+	job->written = true;
+	job->modseq_before = st->highest_modseq;
+	ret = mailbox_flags_start(c->mbox, changes, n, store_written, job, &job->op, &err,
+				  c->sid);
+	free(changes);
+	if (ret > 0)
+		return false;
+	if (ret < 0)
+		job->res.error = err;
+	return true;
+}
+
+/* The job's way, its changes made: the answers, for one slice. Returns
+   true when every message is done. */
+static bool
+store_answer(struct client_command *cmd, struct store_job *job)
+{
+	struct client *c = cmd->c;
+	const struct mbox_state *st = mailbox_state(c->mbox);
+	int64_t end = mono_ms() + CLIENT_SLICE_MS;
+	size_t done = 0;
+
+	for (; job->pos < job->count; job->pos++) {
+		if (client_out_pending(c) >= CLIENT_OUT_HIGH_WATER ||
+		    ((++done & 255) == 0 && mono_ms() >= end))
+			return false;
+		uint32_t seq = job->seqs[job->pos];
+		ssize_t idx = mbox_view_index(c->view, seq);
+		if (idx < 0) {
+			/* As in FETCH: only a STORE by number says so. */
+			if (!cmd->uid)
+				job->res.expunged = true;
+			continue;
+		}
+		if (job->fate[job->pos] == STORE_MODIFIED ||
+		    (job->fate[job->pos] == STORE_CHANGED && job->res.error != STORAGE_ERR_NONE))
+			continue;
+		/* With UNCHANGEDSINCE the new MODSEQ is always sent. */
+		if (!job->req.silent || job->req.unchangedsince_given)
+			store_write_fetch(cmd, seq, &st->mails[idx]);
+	}
+	return true;
 }
 
 /* Changes the flags of the job's next messages as its request says, for
@@ -586,7 +720,7 @@ store_continue(struct client_command *cmd)
 	struct store_job *job = cmd->context;
 	struct store_result *res = &job->res;
 
-	if (!store_apply(cmd, job))
+	if (!(job->written ? store_answer(cmd, job) : store_apply(cmd, job)))
 		return false;
 	if (res->changed)
 		mailbox_changed(c->mbox, c->view);
@@ -689,11 +823,14 @@ cmd_store(struct client_command *cmd)
 	if (req.unchangedsince_given)
 		client_enable_condstore(c, false);
 	job = xcalloc(1, sizeof(*job));
+	job->cmd = cmd;
 	job->req = req;
 	job->seqs = seqs;
 	job->count = count;
 	cmd->context = job;
 	cmd->context_free = store_job_free;
+	if (mailbox_flags_in_job(c->mbox) && !store_start_job(cmd, job))
+		return false;   /* store_written() goes on */
 	if (store_continue(cmd))
 		return true;
 	cmd->output = store_continue;

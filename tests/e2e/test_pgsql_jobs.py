@@ -407,6 +407,171 @@ class TestExpungeInAJob(PgHeldCase):
         self.assertIn(b"Subject: message 11", b"".join(resp))
 
 
+ALICE_INBOX = ("(SELECT x.id FROM imap_mailboxes x JOIN imap_users u ON u.id = x.user_id "
+               "WHERE u.name = 'alice' AND x.name = 'INBOX')")
+
+
+class TestFlagsInAJob(PgHeldCase):
+    """A command's flag changes (STORE, FETCH's implicit \\Seen) are one
+    transaction in a worker, at one modseq: the loop serves the others
+    meanwhile, and the answer comes once they are committed."""
+
+    def flag_count(self, bit):
+        return self.sql_count(f"SELECT count(*) FROM imap_messages WHERE flags & {bit} <> 0 "
+                              f"AND mailbox_id = {ALICE_INBOX}")
+
+    def hold_flags(self):
+        with open(self.hold, "w") as f:
+            f.write("flags\n")
+        os.chmod(self.hold, 0o644)
+
+    def start_store(self, a, command="S1 STORE 1:100 +FLAGS (\\Flagged)"):
+        self.hold_flags()
+        a.send(command + "\r\n")
+        # committed, then held by the hook
+        self.wait_sql(f"SELECT count(*) FROM imap_messages WHERE flags & 4 <> 0 "
+                      f"AND mailbox_id = {ALICE_INBOX}", 100)
+
+    def test_others_served_while_a_store_commits_then_its_answer(self):
+        a = self.raw_login("alice")
+        resp, tagged = a.command("SELECT INBOX (CONDSTORE)")
+        before = int(re.search(rb"HIGHESTMODSEQ (\d+)", b"".join(resp)).group(1))
+        c = self.raw_login("alice", "INBOX")
+        self.start_store(a)
+        # the loop serves the others; a read of the mailbox goes on (the
+        # flags as they were: not committed for this server yet), a write
+        # waits for the commit
+        b = self.raw_login("bob", "INBOX")
+        resp, tagged = b.command('LIST "" *')
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp, tagged = c.command("FETCH 1 (FLAGS)")
+        self.assertNotIn(b"\\Flagged", b"".join(resp))
+        c.send("C1 STORE 200 +FLAGS (\\Answered)\r\n")
+        self.no_answer(a, "the STORE")
+        self.no_answer(c, "the second STORE")
+        self.release_job()
+        untagged, tagged = a.read_tagged("S1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        fetches = [r for r in untagged if b" FETCH (" in r]
+        self.assertEqual(len(fetches), 100, untagged)
+        # one transaction, one modseq, the next one after the mailbox's
+        modseqs = {int(re.search(rb"MODSEQ \((\d+)\)", r).group(1)) for r in fetches}
+        self.assertEqual(modseqs, {before + 1})
+        self.assertTrue(all(b"\\Flagged" in r for r in fetches))
+        untagged, tagged = c.read_tagged("C1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertEqual(self.flag_count(2), 1)
+        # the other session is told of the first STORE's change (it
+        # waited for it: in its answer)
+        told = [r for r in untagged if b"\\Flagged" in r]
+        self.assertEqual(len(told), 100, untagged)
+        # the answering session knows its own change: nothing again
+        resp, tagged = a.command("NOOP", timeout=WAIT)
+        self.assertFalse([r for r in resp if b"\\Flagged" in r], resp)
+
+    def test_conditional_and_silent_stores(self):
+        a = self.raw_login("alice")
+        resp, tagged = a.command("SELECT INBOX (CONDSTORE)")
+        resp, tagged = a.command("STORE 1 +FLAGS.SILENT (\\Answered)", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertFalse([r for r in resp if b" FETCH (" in r], resp)
+        resp, tagged = a.command("FETCH 1:2 (MODSEQ)", timeout=WAIT)
+        m1, m2 = [int(x) for x in re.findall(rb"MODSEQ \((\d+)\)", b"".join(resp))]
+        # message 1 changed after m2: not stored, MODIFIED says so
+        resp, tagged = a.command(f"STORE 1:2 (UNCHANGEDSINCE {m2}) +FLAGS (\\Draft)",
+                                 timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK [MODIFIED 1]"), tagged)
+        self.assertEqual([r for r in resp if b" FETCH (" in r][0][:4], b"* 2 ")
+        self.assertEqual(self.flag_count(16), 1)
+        # a custom keyword, kept by the database
+        resp, tagged = a.command("STORE 3 +FLAGS ($Label1 Work,Home)", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(b"$Label1", b"".join(resp))
+        e = self.raw_login("alice", "INBOX")
+        resp, tagged = e.command("FETCH 3 (FLAGS)", timeout=WAIT)
+        self.assertIn(b"$Label1", b"".join(resp))
+        self.assertIn(b"Work,Home", b"".join(resp))
+
+    def test_fetch_sets_seen_in_a_worker(self):
+        a = self.raw_login("alice", "INBOX")
+        seen = self.flag_count(1)
+        self.hold_flags()
+        a.send("F1 FETCH 1:3 (BODY[HEADER.FIELDS (SUBJECT)])\r\n")
+        self.wait_sql(f"SELECT count(*) FROM imap_messages WHERE flags & 1 <> 0 "
+                      f"AND mailbox_id = {ALICE_INBOX}", seen + 3)
+        b = self.raw_login("bob", "INBOX")
+        resp, tagged = b.command("NOOP")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.no_answer(a, "the FETCH")
+        self.release_job()
+        untagged, tagged = a.read_tagged("F1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        fetches = [r for r in untagged if b" FETCH (" in r]
+        self.assertEqual(len(fetches), 3, untagged)
+        self.assertTrue(all(b"\\Seen" in r for r in fetches), fetches)
+        self.assertIn(b"Subject: message 1", b"".join(untagged))
+        # told once: not again at the next command
+        resp, tagged = a.command("NOOP", timeout=WAIT)
+        self.assertFalse([r for r in resp if b" FETCH (" in r], resp)
+
+    def test_kill_while_the_store_commits_keeps_it(self):
+        a = self.raw_login("alice", "INBOX")
+        self.start_store(a)
+        self.kill_and_restart()
+        e = self.raw_login("alice", "INBOX")
+        resp, tagged = e.command("SEARCH FLAGGED", timeout=WAIT)
+        self.assertIn(b"* SEARCH " + b" ".join(str(i).encode() for i in range(1, 101)) +
+                      b"\r\n", resp)
+
+    def test_session_gone_while_its_store_commits(self):
+        a = self.raw_login("alice", "INBOX")
+        c = self.raw_login("alice", "INBOX")
+        self.start_store(a)
+        a.close()
+        time.sleep(0.1)
+        self.release_job()
+        # (a read does not wait for the commit: NOOPs until it is told)
+        told = []
+        for _ in range(100):
+            resp, tagged = c.command("NOOP", timeout=WAIT)
+            self.assertTrue(tagged.startswith(b"OK"), tagged)
+            told += [r for r in resp if b"\\Flagged" in r]
+            if told:
+                break
+            time.sleep(0.05)
+        self.assertEqual(len(told), 100, told)
+
+    def test_database_gone_before_the_transaction_refuses_the_store(self):
+        self.ALLOW_LOG_ERRORS = True
+        a = self.raw_login("alice", "INBOX")
+        # the check before the command done, the flags' job held before
+        # it starts (the hold is read in the worker: a sync first)
+        resp, tagged = a.command("NOOP")
+        db = self.server.db
+        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS false")
+        self.addCleanup(pg_support.psql, db.admin,
+                        f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
+        pg_support.psql(db.admin, "SELECT count(pg_terminate_backend(pid)) FROM "
+                                  f"pg_stat_activity WHERE datname = '{db.name}'")
+        resp, tagged = a.command("STORE 1:5 +FLAGS (\\Flagged)", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"NO [UNAVAILABLE]"), tagged)
+        self.assertFalse([r for r in resp if b"\\Flagged" in r], resp)
+        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
+        # nothing half-made: the flags as they were, here and stored
+        self.assertEqual(self.flag_count(4), 0)
+        deadline = time.monotonic() + WAIT
+        while True:
+            resp, tagged = a.command("FETCH 1:5 (FLAGS)", timeout=WAIT)
+            if tagged.startswith(b"OK") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertFalse([r for r in resp if b"\\Flagged" in r], resp)
+        resp, tagged = a.command("STORE 1:5 +FLAGS (\\Flagged)", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertEqual(self.flag_count(4), 5)
+
+
 class TestSyncInAJob(PgHeldCase):
     """Before each command of a session with a mailbox selected, the
     changes other servers committed are read in a worker: the command
