@@ -802,6 +802,54 @@ fail:
 	return -1;
 }
 
+int
+pg_set_modseqs(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+	       char **error_r)
+{
+	struct buf uids = BUF_INIT, modseqs = BUF_INIT;
+	struct pg_params p;
+	struct pg_head h;
+	uint64_t highest;
+	int ret = -1;
+
+	*err_r = STORAGE_ERR_NONE;
+	if (pg_change_begin(box, state, &h, err_r, error_r) < 0)
+		return -1;
+	buf_append_c(&uids, '{');
+	buf_append_c(&modseqs, '{');
+	for (size_t i = 0; i < state->count; i++) {
+		if (i > 0) {
+			buf_append_c(&uids, ',');
+			buf_append_c(&modseqs, ',');
+		}
+		buf_append_u64(&uids, state->mails[i].uid);
+		buf_append_u64(&modseqs, state->mails[i].modseq);
+	}
+	buf_append(&uids, "}", 1);
+	buf_append(&modseqs, "}", 1);
+	highest = state->highest_modseq > h.highest ? state->highest_modseq : h.highest;
+	pg_params_init(&p);
+	pg_param_i64(&p, box->id);
+	pg_param_str(&p, uids.data);
+	pg_param_str(&p, modseqs.data);
+	if (pg_cmd(box->st, "UPDATE imap_messages m SET modseq = c.modseq "
+		   "FROM unnest($2::bigint[], $3::bigint[]) AS c (uid, modseq) "
+		   "WHERE m.mailbox_id = $1 AND m.uid = c.uid", &p, err_r, error_r) < 0 ||
+	    pg_head_write(box, highest, err_r, error_r) < 0) {
+		pg_rollback(box->st);
+		goto out;
+	}
+	if (pg_change_commit(box, err_r, error_r) < 0)
+		goto out;
+	state->highest_modseq = highest;
+	box->synced = highest;
+	ret = 0;
+out:
+	buf_free(&uids);
+	buf_free(&modseqs);
+	return ret;
+}
+
 uint32_t
 pg_recent_take(struct storage_box *box, const struct mbox_state *state, uint32_t upto)
 {

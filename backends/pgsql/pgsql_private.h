@@ -192,6 +192,8 @@ int pg_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t
 int pg_set_uids(struct storage_box *box, struct mbox_state *state, uint32_t uidvalidity,
 		uint32_t uidnext, enum storage_error *err_r, char **error_r);
 void pg_hints_changed(struct storage_box *box, const struct mbox_state *state);
+int pg_set_modseqs(struct storage_box *box, struct mbox_state *state, enum storage_error *err_r,
+		   char **error_r);
 
 /* A message to add: its body as served, stored by the change itself; or
    stored already by a job (body_id), guarded from the collectors until

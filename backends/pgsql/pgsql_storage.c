@@ -399,6 +399,7 @@ const struct storage_backend storage_backend_pgsql = {
 	.flags_changed = pg_flags_changed,
 	.expunge = pg_expunge,
 	.set_uids = pg_set_uids,
+	.set_modseqs = pg_set_modseqs,
 	.hints_changed = pg_hints_changed,
 	.recent_take = pg_recent_take,
 	.expunge_prepare = pg_expunge_prepare,

@@ -96,6 +96,38 @@ migrate_set_uids(const struct storage_ctx *to, struct storage_box *box, struct m
 	return 0;
 }
 
+/* Gives the messages of dst (the same UIDs as src's) their modseqs in
+   src, persisted. */
+static int
+migrate_modseqs(const struct storage_ctx *to, struct storage_box *dbox,
+		const struct mbox_state *src, struct mbox_state *dst, const char *name,
+		char **error_r)
+{
+	enum storage_error err = STORAGE_ERR_NONE;
+	char *error = NULL;
+	int ret = 0;
+
+	for (size_t i = 0; i < dst->count; i++) {
+		ssize_t at = mbox_state_find(src, dst->mails[i].uid);
+
+		if (at >= 0)
+			dst->mails[i].modseq = src->mails[at].modseq;
+		if (dst->mails[i].modseq > dst->highest_modseq)
+			dst->highest_modseq = dst->mails[i].modseq;
+	}
+	if (to->backend->set_modseqs != NULL)
+		ret = to->backend->set_modseqs(dbox, dst, &err, &error);
+	for (size_t i = 0; ret == 0 && to->backend->set_modseqs == NULL && i < dst->count; i++)
+		ret = to->backend->flags_changed(dbox, dst, i, &err, &error);
+	if (ret < 0) {
+		*error_r = xasprintf("%s: %s: modseqs: %s", to->backend->name, name,
+				     error != NULL ? error : "failed");
+		free(error);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 migrate_mailbox(const struct storage_ctx *from, const struct storage_ctx *to, const char *user,
 		const char *name, struct migrate_stats *stats, char **error_r)
@@ -172,6 +204,10 @@ migrate_mailbox(const struct storage_ctx *from, const struct storage_ctx *to, co
 	   with UIDNEXT. */
 	if (dst.highest_modseq < src.highest_modseq)
 		dst.highest_modseq = src.highest_modseq;
+	/* and each message's modseq, or a client asking for the changes
+	   since the modseq it knew would fetch every flag again */
+	if (keep && migrate_modseqs(to, dbox, &src, &dst, name, error_r) < 0)
+		goto out;
 	if (keep && migrate_set_uids(to, dbox, &dst, 0,
 				     src.uidnext > dst.uidnext ? src.uidnext : dst.uidnext, name,
 				     error_r) < 0)

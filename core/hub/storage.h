@@ -292,6 +292,13 @@ struct storage_backend {
 	   Persisted before returning. */
 	int (*set_uids)(struct storage_box *box, struct mbox_state *state, uint32_t uidvalidity,
 			uint32_t uidnext, enum storage_error *err_r, char **error_r);
+	/* Optional (NULL: flags_changed() keeps the modseq the state gives a
+	   message), for --migrate (core/daemon/migrate.c): persists every
+	   message's modseq as state has it (each at most the store's
+	   HIGHESTMODSEQ, which does not go down), so that a CONDSTORE client
+	   finds the mailbox as it knew it. */
+	int (*set_modseqs)(struct storage_box *box, struct mbox_state *state,
+			   enum storage_error *err_r, char **error_r);
 	/* Optional (NULL: no persistent listing cache): where the core keeps
 	   box's listing cache (core/hub/mcache.h), as a malloc'ed path of
 	   the backend's side data; the core adds files "<path>" and
