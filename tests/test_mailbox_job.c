@@ -5,7 +5,8 @@
    open of a big mailbox without an index works in a job; on Maildir, an
    append's message is written in a job while the mailbox goes on; a
    backend's sync in a job serves the commands that came before it
-   started; a command's flag changes made in one job. */
+   started; a command's flag changes made in one job; messages read
+   ahead in a job. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include "backends/flat/flat.h"
 #include "backends/flat/flat_private.h"
 #include "backends/maildir/maildir.h"
+#include "buf.h"
 #include "event.h"
 #include "job.h"
 #include "mailbox.h"
@@ -941,6 +943,153 @@ test_flags_in_job_caller_gone(void **state)
 	fx->hub = hub_new(&fx->storage, NULL);
 }
 
+/* A backend whose reads are made ahead in a job (storage.h:
+   read_prepare): flat, the job keeping the records and reading them with
+   flat's read() in its work (the box is only read there). */
+struct read_rec {
+	struct storage_box *box;
+	struct mail_rec *recs;
+	struct buf *bodies;
+	size_t count;
+	bool worked;
+};
+static struct storage_backend flat_jobread;
+static unsigned reads_live;
+
+static int
+jr_read_prepare(struct storage_box *box, const struct mail_rec *recs, size_t count,
+		struct storage_job **job_r, enum storage_error *err_r, char **error_r)
+{
+	struct read_rec *r = xcalloc(1, sizeof(*r));
+
+	(void)err_r;
+	(void)error_r;
+	r->box = box;
+	r->recs = xmalloc(count * sizeof(*recs));
+	memcpy(r->recs, recs, count * sizeof(*recs));
+	r->bodies = xcalloc(count, sizeof(*r->bodies));
+	r->count = count;
+	reads_live++;
+	*job_r = (struct storage_job *)(void *)r;
+	return 0;
+}
+
+static void
+jr_job_work(struct storage_job *job)
+{
+	struct read_rec *r = (struct read_rec *)(void *)job;
+	enum storage_error err;
+	char *error = NULL;
+
+	for (size_t i = 0; i < r->count; i++) {
+		assert_int_equal(storage_backend_flat.read(r->box, &r->recs[i], &r->bodies[i], &err,
+							   &error), 0);
+	}
+	r->worked = true;
+}
+
+static int
+jr_read_take(struct storage_job *job, size_t i, struct buf *out, enum storage_error *err_r,
+	     char **error_r)
+{
+	struct read_rec *r = (struct read_rec *)(void *)job;
+
+	(void)err_r;
+	(void)error_r;
+	assert_true(r->worked);
+	buf_append(out, r->bodies[i].data, r->bodies[i].len);
+	return 0;
+}
+
+static void
+jr_job_abort(struct storage_box *box, struct storage_job **job)
+{
+	struct read_rec *r = (struct read_rec *)(void *)*job;
+
+	(void)box;
+	for (size_t i = 0; i < r->count; i++)
+		buf_free(&r->bodies[i]);
+	free(r->bodies);
+	free(r->recs);
+	free(r);
+	*job = NULL;
+	reads_live--;
+}
+
+static void
+on_read(void *ctx)
+{
+	*(bool *)ctx = true;
+}
+
+/* Messages read ahead: the same bytes as mailbox_read() once done; an
+   op freed while it works frees itself after; the hub freed with one at
+   work drops it. */
+static void
+test_reads_in_job(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mbox;
+	struct mbox_state *st;
+	struct mailbox_read_op *op;
+	struct buf a = BUF_INIT, b = BUF_INIT;
+	enum storage_error err;
+	struct mail_rec recs[3];
+	bool done = false, never = false;
+
+	write_mailbox(fx, "mymailbox.mail", 10);
+	flat_jobread = storage_backend_flat;
+	flat_jobread.read_prepare = jr_read_prepare;
+	flat_jobread.read_take = jr_read_take;
+	flat_jobread.job_work = jr_job_work;
+	flat_jobread.job_abort = jr_job_abort;
+	hub_free(&fx->hub);
+	fx->storage.backend = &flat_jobread;
+	fx->hub = hub_new(&fx->storage, NULL);
+	mbox = open_inbox(fx);
+	st = mailbox_state(mbox);
+	assert_true(mailbox_reads_in_job(mbox));
+	assert_null(mailbox_read_start(mbox, recs, 0, on_read, &done, "t"));
+	recs[0] = st->mails[7];
+	recs[1] = st->mails[2];
+	recs[2] = st->mails[9];
+	op = mailbox_read_start(mbox, recs, 3, on_read, &done, "t");
+	assert_non_null(op);
+	assert_false(mailbox_is_busy(mbox));
+	run_until(fx, &done);
+	for (size_t i = 0; i < 3; i++) {
+		buf_reset(&a);
+		buf_reset(&b);
+		assert_int_equal(mailbox_read_take(op, i, &a, &err), 0);
+		assert_int_equal(mailbox_read(mbox, &recs[i], &b, &err, "t"), 0);
+		assert_true(a.len > 0);
+		assert_int_equal(a.len, b.len);
+		assert_memory_equal(a.data, b.data, a.len);
+	}
+	assert_int_equal(mailbox_read_take(op, 3, &a, &err), -1);
+	mailbox_read_free(&op);
+	assert_null(op);
+	assert_int_equal(reads_live, 0);
+	/* freed at work: it frees itself once its work returns */
+	op = mailbox_read_start(mbox, recs, 3, on_read, &never, "t");
+	mailbox_read_free(&op);
+	for (int i = 0; i < 1000 && reads_live > 0; i++)
+		assert_int_equal(event_loop_run_once(fx->loop, 10), 0);
+	assert_int_equal(reads_live, 0);
+	assert_false(never);
+	/* the hub freed with one at work */
+	op = mailbox_read_start(mbox, recs, 2, on_read, &never, "t");
+	mailbox_read_free(&op);
+	mailbox_unref(&mbox);
+	hub_free(&fx->hub);
+	assert_int_equal(reads_live, 0);
+	assert_false(never);
+	buf_free(&a);
+	buf_free(&b);
+	fx->storage.backend = &storage_backend_flat;
+	fx->hub = hub_new(&fx->storage, NULL);
+}
+
 int
 main(void)
 {
@@ -959,6 +1108,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sync_in_job_hub_freed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flags_in_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flags_in_job_caller_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reads_in_job, setup, teardown),
 	};
 
 	unsetenv("IMAPSERVER_TEST_JOB_HOLD");

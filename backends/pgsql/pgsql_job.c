@@ -34,6 +34,8 @@
      change refused) is collected with its guard after PG_BODY_GRACE
      (pg_bodies_collect_old()); the guard's foreign key keeps every
      collector off a body a commit is about to take.
+   - The messages a FETCH is about to read (storage.h read_prepare) are
+     read in one statement; the loop takes them one by one.
    - A command's flag changes (storage.h flags_prepare) are one change:
      the row locked, the others' changes read, every message updated in
      one statement at one new modseq, the commit; the loop's commit
@@ -54,6 +56,7 @@ enum pg_job_kind {
 	PG_JOB_EXPUNGE,
 	PG_JOB_SYNC,
 	PG_JOB_FLAGS,
+	PG_JOB_READ,
 };
 
 struct storage_job {
@@ -88,6 +91,10 @@ struct storage_job {
 	   array literals for the worker's one UPDATE; modseq is theirs */
 	struct storage_flag_change *fchanges;
 	char *flag_arr, *kw_arr;
+	/* read: the bodies' ids (an array literal) and UIDs (uids), then
+	   one row per message, in order (data NULL: gone) */
+	char *body_arr;
+	PGresult *bodies;
 	/* append, once settled: its transaction in the worker too (the
 	   changes read as for an expunge), the message as committed */
 	bool settled;
@@ -123,6 +130,9 @@ pg_job_free(struct storage_job *job)
 	free(job->fchanges);
 	free(job->flag_arr);
 	free(job->kw_arr);
+	free(job->body_arr);
+	if (job->bodies != NULL)
+		PQclear(job->bodies);
 	pg_changes_free(&job->changes);
 	free(job->conninfo);
 	free(job);
@@ -612,6 +622,74 @@ pg_flags_commit(struct storage_box *box, struct mbox_state *state, struct storag
 	return 0;
 }
 
+int
+pg_read_prepare(struct storage_box *box, const struct mail_rec *recs, size_t count,
+		struct storage_job **job_r, enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job;
+	struct buf arr = BUF_INIT;
+
+	(void)error_r;
+	*job_r = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (count == 0)
+		return 0;
+	job = pg_job_new(box->st, PG_JOB_READ);
+	job->uids = xmalloc(count * sizeof(*job->uids));
+	job->count = count;
+	buf_append_c(&arr, '{');
+	for (size_t i = 0; i < count; i++) {
+		if (i > 0)
+			buf_append_c(&arr, ',');
+		buf_append_u64(&arr, recs[i].priv[0]);
+		job->uids[i] = recs[i].uid;
+	}
+	buf_append(&arr, "}", 1);
+	job->body_arr = buf_steal(&arr);
+	*job_r = job;
+	return 0;
+}
+
+static void
+pg_read_work(struct storage_job *job)
+{
+	struct storage *wst = pg_thread_storage(job->conninfo);
+	struct pg_params p;
+
+	job_test_hold_named("read");
+	pg_params_init(&p);
+	pg_param_str(&p, job->body_arr);
+	job->bodies = pg_exec(wst, "SELECT b.data FROM unnest($1::bigint[]) WITH ORDINALITY "
+			      "AS u (id, n) LEFT JOIN imap_bodies b ON b.id = u.id ORDER BY u.n",
+			      &p, true, &job->err, &job->error);
+	job->ret = job->bodies != NULL && (size_t)PQntuples(job->bodies) == job->count ? 0 : -1;
+	if (job->ret < 0 && job->error == NULL) {
+		job->err = STORAGE_ERR_TEMP;
+		job->error = xstrdup("the bodies read do not match the ones asked for");
+	}
+}
+
+int
+pg_read_take(struct storage_job *job, size_t i, struct buf *out, enum storage_error *err_r,
+	     char **error_r)
+{
+	*err_r = STORAGE_ERR_NONE;
+	if (job->ret < 0) {
+		*err_r = job->err;
+		*error_r = xstrdup(job->error != NULL ? job->error : "failed");
+		return -1;
+	}
+	if (i >= job->count || PQgetisnull(job->bodies, (int)i, 0)) {
+		*err_r = STORAGE_ERR_NOT_FOUND;
+		*error_r = xasprintf("message %u no longer exists",
+				     i < job->count ? job->uids[i] : 0);
+		return -1;
+	}
+	buf_append(out, PQgetvalue(job->bodies, (int)i, 0),
+		   (size_t)PQgetlength(job->bodies, (int)i, 0));
+	return 0;
+}
+
 void
 pg_job_work(struct storage_job *job)
 {
@@ -633,6 +711,9 @@ pg_job_work(struct storage_job *job)
 		break;
 	case PG_JOB_FLAGS:
 		pg_flags_work(job);
+		break;
+	case PG_JOB_READ:
+		pg_read_work(job);
 		break;
 	}
 }

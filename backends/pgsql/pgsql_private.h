@@ -180,6 +180,10 @@ int pg_flags_prepare(struct storage_box *box, const struct mbox_state *state,
 		     struct storage_job **job_r, enum storage_error *err_r, char **error_r);
 int pg_flags_commit(struct storage_box *box, struct mbox_state *state,
 		    struct storage_job **job, enum storage_error *err_r, char **error_r);
+int pg_read_prepare(struct storage_box *box, const struct mail_rec *recs, size_t count,
+		    struct storage_job **job_r, enum storage_error *err_r, char **error_r);
+int pg_read_take(struct storage_job *job, size_t i, struct buf *out, enum storage_error *err_r,
+		 char **error_r);
 int pg_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out,
 	    enum storage_error *err_r, char **error_r);
 int pg_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,

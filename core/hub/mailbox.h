@@ -215,6 +215,25 @@ mbox_view_recent_count(const struct mbox_view *view)
 	return view->recent_count;
 }
 
+/* Messages read ahead in a job, for a backend whose reads are round trips
+   (storage.h read_prepare): a command about to read several messages
+   asks for them at once, waits for done(ctx), then takes each. */
+struct mailbox_read_op;
+bool mailbox_reads_in_job(const struct mailbox *mbox);
+/* Starts reading recs (copied) of mbox in a job; done(ctx) is called in
+   the loop once they are read (or failed), unless mailbox_read_free()
+   came first. NULL (nothing started) if the backend cannot, or with
+   count 0. */
+struct mailbox_read_op *mailbox_read_start(struct mailbox *mbox, const struct mail_rec *recs,
+					   size_t count, void (*done)(void *ctx), void *ctx,
+					   const char *sid);
+/* The i-th message of the op, once done: as mailbox_read() (logged the
+   same way). */
+int mailbox_read_take(struct mailbox_read_op *op, size_t i, struct buf *out,
+		      enum storage_error *err_r);
+/* Frees op; one still at work frees itself when its work returns. */
+void mailbox_read_free(struct mailbox_read_op **op);
+
 /* Operations that change the mailbox: they update the shared state, the
    disk, and tell the other views. Each returns 0, or -1 (logged) with the
    kind of the failure in *err_r. */

@@ -660,6 +660,7 @@ mailbox_jobs_free(struct mailbox *mbox)
 		free(mbox->op);
 		mbox->op = NULL;
 	}
+	mailbox_reads_free(mbox);
 	/* Appends first: a job that has not committed is undone (its
 	   caller never got an answer). */
 	while (mbox->appends != NULL) {

@@ -79,6 +79,9 @@ struct mailbox {
 	/* Appends whose message is being written in a job
 	   (mailbox_append_start()); they do not make the mailbox busy. */
 	struct mailbox_append_op *appends;
+	/* Messages read ahead in a job (mailbox_read_start()); they do not
+	   make it busy either. */
+	struct mailbox_read_op *reads;
 	struct mailbox_waiter *waiters, *waiters_tail;
 	/* Syncs in a job (mailbox_catch_up()): how many were started, and
 	   the number of the last one done; another is due after the one at
@@ -179,6 +182,9 @@ int mailbox_expunge_full(struct mailbox *mbox, const struct seqset *uids, bool d
 /* Points the state's before_remove hook at the hub (again: a backend
    that loads an empty state afresh, mbox_state_init(), clears it). */
 void mailbox_hook_state(struct mailbox *mbox);
+/* At hub_free(): the reads at work are waited for and dropped (their
+   callers are gone). */
+void mailbox_reads_free(struct mailbox *mbox);
 void mailbox_log_write(struct mailbox *mbox, const char *sid, int ret, enum storage_error err,
 		       const char *what, const char *error);
 void mailbox_destroy(struct mailbox *mbox);

@@ -451,6 +451,22 @@ struct storage_backend {
 			     char **error_r);
 	int (*flags_commit)(struct storage_box *box, struct mbox_state *state,
 			    struct storage_job **job, enum storage_error *err_r, char **error_r);
+	/* Optional (NULL: read() in the loop, per message), for a backend
+	   whose read() is a round trip (a database on the network): the
+	   messages a command is about to read, read ahead in a worker, all
+	   in one. read_prepare(), in the loop, copies into *job_r what
+	   reading the count > 0 messages recs needs (nothing of the box or
+	   state is kept: a message is read as it is stored, whatever became
+	   of the mailbox meanwhile); job_work() reads them; read_take(), in
+	   the loop, appends the i-th (as read() would) to out, or returns -1
+	   with that message's failure (STORAGE_ERR_NOT_FOUND: gone), the
+	   work's failure for every one if it failed. job_abort() frees the
+	   job, worked or not. The box is not busy meanwhile. */
+	int (*read_prepare)(struct storage_box *box, const struct mail_rec *recs, size_t count,
+			    struct storage_job **job_r, enum storage_error *err_r,
+			    char **error_r);
+	int (*read_take)(struct storage_job *job, size_t i, struct buf *out,
+			 enum storage_error *err_r, char **error_r);
 	/* Optional (NULL: every call is made in the loop), for a backend
 	   whose calls are round trips (a database on the network): the
 	   storage a worker thread uses in place of st, for the calls on
