@@ -572,6 +572,80 @@ class TestFlagsInAJob(PgHeldCase):
         self.assertEqual(self.flag_count(4), 5)
 
 
+class TestReadsInAJob(PgHeldCase):
+    """The messages a FETCH reads are read ahead in a worker, up to 128
+    at a time, in one statement: the loop serves the others meanwhile."""
+
+    def hold_reads(self):
+        with open(self.hold, "w") as f:
+            f.write("read\n")
+        os.chmod(self.hold, 0o644)
+
+    def test_others_served_while_a_fetch_reads_then_every_answer(self):
+        a = self.raw_login("alice", "INBOX")
+        self.hold_reads()
+        a.send("F1 FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)] RFC822.SIZE)\r\n")
+        b = self.raw_login("bob", "INBOX")
+        resp, tagged = b.command('LIST "" *')
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp, tagged = b.command("STATUS INBOX (MESSAGES)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.no_answer(a, "the FETCH")
+        self.release_job()
+        untagged, tagged = a.read_tagged("F1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        # every message (three reads of at most 128), in order, whole
+        text = b"".join(untagged)
+        subjects = [int(x) for x in re.findall(rb"Subject: message (\d+)", text)]
+        self.assertEqual(subjects, list(range(1, COUNT + 1)))
+        sizes = [int(x) for x in re.findall(rb"RFC822.SIZE (\d+)", text)]
+        self.assertEqual(len(sizes), COUNT)
+        resp, tagged = a.command(f"FETCH {COUNT} BODY[]", timeout=WAIT)
+        body = b"".join(resp)
+        self.assertIn(b"Subject: message 300", body)
+        self.assertEqual(body.count(b"z" * 70), 20)
+
+    def test_session_gone_while_its_fetch_reads(self):
+        a = self.raw_login("alice", "INBOX")
+        self.hold_reads()
+        a.send("F1 FETCH 1:* (BODY.PEEK[])\r\n")
+        time.sleep(0.2)
+        a.close()
+        time.sleep(0.1)
+        self.release_job()
+        c = self.raw_login("alice", "INBOX")
+        resp, tagged = c.command("FETCH 1:2 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+                                 timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(b"Subject: message 2", b"".join(resp))
+
+    def test_database_gone_before_the_read_gives_no(self):
+        self.ALLOW_LOG_ERRORS = True
+        a = self.raw_login("alice", "INBOX")
+        db = self.server.db
+        self.hold_reads()
+        a.send("F1 FETCH 1:3 (BODY.PEEK[])\r\n")
+        time.sleep(0.2)
+        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS false")
+        self.addCleanup(pg_support.psql, db.admin,
+                        f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
+        pg_support.psql(db.admin, "SELECT count(pg_terminate_backend(pid)) FROM "
+                                  f"pg_stat_activity WHERE datname = '{db.name}'")
+        self.release_job()
+        untagged, tagged = a.read_tagged("F1", timeout=WAIT)
+        # (held before its statement: made with the database gone)
+        self.assertTrue(tagged.startswith(b"NO [UNAVAILABLE]"), tagged)
+        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
+        deadline = time.monotonic() + WAIT
+        while True:
+            resp, tagged = a.command("FETCH 1:3 (BODY.PEEK[])", timeout=WAIT)
+            if tagged.startswith(b"OK") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertEqual(b"".join(resp).count(b"Subject: message"), 3)
+
+
 class TestSyncInAJob(PgHeldCase):
     """Before each command of a session with a mailbox selected, the
     changes other servers committed are read in a worker: the command
