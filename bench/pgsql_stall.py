@@ -10,7 +10,9 @@ message read) and then APPENDs a --append-mb MB message, bob sends NOOPs
 one after another; the table gives the SELECT's and the APPEND's time and
 bob's NOOP latency during them beside his latency on an idle server. A
 loop that did the work itself would keep bob waiting as long as the
-SELECT takes.
+SELECT takes. Then alice FETCHes the bodies of --fetch messages (read
+ahead in a worker, a batch at a time) and flags them with one STORE (one
+transaction in a worker), bob's NOOPs measured the same way.
 
   python3 bench/pgsql_stall.py --messages 100000 [--binary OTHER]
 
@@ -117,6 +119,7 @@ def main():
     ap.add_argument("--messages", type=int, default=100000)
     ap.add_argument("--append-mb", type=int, default=20)
     ap.add_argument("--sessions", type=int, default=8)
+    ap.add_argument("--fetch", type=int, default=20000)
     a = ap.parse_args()
     if not shutil.which("psql"):
         say("pgsql stall bench: PostgreSQL is not installed (package postgresql): skipped")
@@ -139,6 +142,11 @@ def main():
         body = (b"From: a@example.org\r\nSubject: big\r\n\r\n" +
                 (b"x" * 76 + b"\r\n") * (a.append_mb * 1024 * 1024 // 78))
         app_took, app = noop_during(srv.port, lambda: alice.cmd("APPEND big", body))
+        n = min(a.fetch, a.messages)
+        fetch_took, fetch = noop_during(srv.port,
+                                        lambda: alice.cmd(f"FETCH 1:{n} (BODY.PEEK[])"))
+        store_took, store = noop_during(srv.port,
+                                        lambda: alice.cmd(f"STORE 1:{n} +FLAGS (\\Flagged)"))
         shared = busy(srv.port, alice, a.sessions, False)
         separate = busy(srv.port, alice, a.sessions, True)
         alice.close()
@@ -155,7 +163,9 @@ def main():
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, took, xs in (("idle (1 s)", idle_took, idle),
                            ("first SELECT", sel_took, sel),
-                           ("APPEND", app_took, app)):
+                           ("APPEND", app_took, app),
+                           (f"FETCH 1:{n} BODY.PEEK[]", fetch_took, fetch),
+                           (f"STORE 1:{n} +FLAGS", store_took, store)):
         if not xs:
             xs = [took]
         print(f"| {name} | {took:,.0f} | {len(xs)} | {pct(xs, 50):.1f} | {pct(xs, 99):.1f} "
