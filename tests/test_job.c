@@ -264,6 +264,65 @@ test_finish_now_waiting_and_working(void **state)
 	event_loop_free(&loop);
 }
 
+/* A done() that finishes (or cancels) another job already done: that
+   one completes there, once, and the loop does not hear of it again (it
+   used to, from a batch taken off the list before: freed twice). */
+struct chain {
+	struct work_ctx w;
+	struct job **other;
+	bool cancel;
+};
+
+static void
+done_finish_other(void *ctx, bool ran)
+{
+	struct chain *c = ctx;
+
+	done_record(&c->w, ran);
+	if (c->cancel)
+		job_cancel(c->other);
+	else
+		job_finish_now(c->other);
+}
+
+static void
+test_done_finishes_another_done_job(void **state)
+{
+	for (int round = 0; round < 2; round++) {
+		struct event_loop *loop = event_loop_new();
+		struct job_queue *queue = queue_new(loop, 2);
+		int order[4], count = 0;
+		struct work_ctx b = { .id = 3, .done_order = order, .done_count = &count };
+		struct job *jb = NULL;
+		struct chain a = { .w = { .id = 2, .done_order = order, .done_count = &count },
+				   .other = &jb, .cancel = round == 1 };
+		struct job *ja;
+
+		(void)state;
+		ja = job_submit(queue, work_square, done_finish_other, &a);
+		jb = job_submit(queue, work_square, done_record, &b);
+		/* both done, their completions not yet dispatched */
+		for (int i = 0; i < 5000 && (b.result == 0 || a.w.result == 0); i++)
+			sleep_ms(1);
+		sleep_ms(20);
+		assert_int_equal(job_queue_pending(queue), 2);
+		for (int i = 0; i < 20 && !a.w.done; i++)
+			assert_int_equal(event_loop_run_once(loop, 10), 0);
+		(void)ja;
+		assert_true(a.w.done);
+		assert_null(jb);
+		/* finished: done once, from a's; cancelled: never */
+		assert_int_equal(b.done, round == 0);
+		assert_int_equal(count, round == 0 ? 2 : 1);
+		for (int i = 0; i < 5; i++)
+			assert_int_equal(event_loop_run_once(loop, 5), 0);
+		assert_int_equal(count, round == 0 ? 2 : 1);
+		assert_int_equal(job_queue_pending(queue), 0);
+		job_queue_free(&queue);
+		event_loop_free(&loop);
+	}
+}
+
 static void
 release_later(void *ctx)
 {
@@ -333,6 +392,7 @@ main(void)
 		cmocka_unit_test(test_job_outlives_its_session),
 		cmocka_unit_test(test_cancel_waiting_and_working),
 		cmocka_unit_test(test_finish_now_waiting_and_working),
+		cmocka_unit_test(test_done_finishes_another_done_job),
 		cmocka_unit_test(test_shutdown_with_job_running),
 		cmocka_unit_test(test_default_queue),
 	};

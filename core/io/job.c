@@ -144,22 +144,30 @@ job_worker(void *arg)
 	return NULL;
 }
 
-/* The loop's side: calls done() of every finished job. */
+/* The loop's side: calls done() of every job finished when it is called.
+   One at a time off the queue's list: a done() may finish or cancel
+   another finished job (job_finish_now(), job_cancel()), which must
+   find it there, not in a batch taken off before. */
 static void
 job_queue_input(void *ctx)
 {
 	struct job_queue *queue = ctx;
-	struct job_list done;
 	char drain[64];
 	struct job *job;
+	unsigned n = 0;
 
 	while (read(queue->pipe_fds[0], drain, sizeof(drain)) > 0)
 		;
 	pthread_mutex_lock(&queue->lock);
-	done = queue->done;
-	queue->done.head = queue->done.tail = NULL;
+	for (job = queue->done.head; job != NULL; job = job->next)
+		n++;
 	pthread_mutex_unlock(&queue->lock);
-	while ((job = job_list_pop(&done)) != NULL) {
+	for (; n > 0; n--) {
+		pthread_mutex_lock(&queue->lock);
+		job = job_list_pop(&queue->done);
+		pthread_mutex_unlock(&queue->lock);
+		if (job == NULL)
+			break;
 		job->done(job->ctx, true);
 		free(job);
 	}
