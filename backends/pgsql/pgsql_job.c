@@ -36,6 +36,9 @@
      collector off a body a commit is about to take.
    - The messages a FETCH is about to read (storage.h read_prepare) are
      read in one statement; the loop takes them one by one.
+   - A COPY (storage.h copy_prepare) is one change of the destination:
+     its row locked, the others' changes read, the copies inserted in one
+     statement with the originals' bodies, the commit.
    - A command's flag changes (storage.h flags_prepare) are one change:
      the row locked, the others' changes read, every message updated in
      one statement at one new modseq, the commit; the loop's commit
@@ -57,6 +60,7 @@ enum pg_job_kind {
 	PG_JOB_SYNC,
 	PG_JOB_FLAGS,
 	PG_JOB_READ,
+	PG_JOB_COPY,
 };
 
 struct storage_job {
@@ -95,6 +99,11 @@ struct storage_job {
 	   one row per message, in order (data NULL: gone) */
 	char *body_arr;
 	PGresult *bodies;
+	/* copy: the copies as records (count, body ids in priv[0], the
+	   keywords dst's), the columns as array literals; the first UID */
+	struct mail_rec *recs;
+	char *copy_cols[5];
+	uint32_t first_uid;
 	/* append, once settled: its transaction in the worker too (the
 	   changes read as for an expunge), the message as committed */
 	bool settled;
@@ -131,6 +140,9 @@ pg_job_free(struct storage_job *job)
 	free(job->flag_arr);
 	free(job->kw_arr);
 	free(job->body_arr);
+	free(job->recs);
+	for (size_t i = 0; i < N_ELEMENTS(job->copy_cols); i++)
+		free(job->copy_cols[i]);
 	if (job->bodies != NULL)
 		PQclear(job->bodies);
 	pg_changes_free(&job->changes);
@@ -690,6 +702,157 @@ pg_read_take(struct storage_job *job, size_t i, struct buf *out, enum storage_er
 	return 0;
 }
 
+int
+pg_copy_prepare(struct storage_box *src, struct storage_box *dst,
+		const struct mbox_state *dst_state, const struct mail_rec *recs,
+		const uint64_t *keywords, size_t count, struct storage_job **job_r,
+		enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job;
+	struct buf cols[5];
+
+	(void)src;
+	(void)error_r;
+	*job_r = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (count == 0)
+		return 0;
+	job = pg_job_new(dst->st, PG_JOB_COPY);
+	job->wbox = *dst;
+	job->wbox.st = NULL;
+	job->wbox.news = xstrdup(dst->news);
+	job->recs = xmalloc(count * sizeof(*recs));
+	job->count = count;
+	job->highest = dst_state->highest_modseq;
+	/* body ids, flags, keywords (quoted), dates, time zones; the sizes
+	   in body_arr */
+	memset(cols, 0, sizeof(cols));  /* BUF_INIT each */
+	for (size_t c = 0; c < 5; c++)
+		buf_append_c(&cols[c], '{');
+	struct buf sizes = BUF_INIT;
+	buf_append_c(&sizes, '{');
+	for (size_t i = 0; i < count; i++) {
+		char *kw = pg_keywords_out(dst_state, keywords[i]);
+
+		job->recs[i] = recs[i];
+		job->recs[i].keywords = keywords[i];
+		if (i > 0) {
+			for (size_t c = 0; c < 5; c++)
+				buf_append_c(&cols[c], ',');
+			buf_append_c(&sizes, ',');
+		}
+		buf_append_u64(&cols[0], recs[i].priv[0]);
+		buf_append_u64(&cols[1], recs[i].flags & MAIL_FLAGS_ALL);
+		buf_append_c(&cols[2], '"');
+		for (const char *p = kw; *p != '\0'; p++) {
+			if (*p == '"' || *p == '\\')
+				buf_append_c(&cols[2], '\\');
+			buf_append_c(&cols[2], *p);
+		}
+		buf_append_c(&cols[2], '"');
+		buf_printf(&cols[3], "%lld", (long long)recs[i].internal_date);
+		buf_printf(&cols[4], "%d", (int)recs[i].tz_minutes);
+		buf_append_u64(&sizes, recs[i].size);
+		free(kw);
+	}
+	for (size_t c = 0; c < 5; c++) {
+		buf_append(&cols[c], "}", 1);
+		job->copy_cols[c] = buf_steal(&cols[c]);
+	}
+	buf_append(&sizes, "}", 1);
+	job->body_arr = buf_steal(&sizes);
+	*job_r = job;
+	return 0;
+}
+
+/* In the worker: the copies, one change of the destination. */
+static void
+pg_copy_work(struct storage_job *job)
+{
+	struct storage *wst = pg_thread_storage(job->conninfo);
+	struct storage_box *box = &job->wbox;
+	struct pg_params p;
+	struct pg_head h;
+
+	job->ret = -1;
+	box->st = wst;
+	job_test_hold_named("copy");
+	if (pg_job_change_begin(job, &h) < 0)
+		goto fail;
+	if (!pg_uids_left(&h, &job->err, &job->error))
+		goto fail;
+	if ((uint64_t)h.uidnext + job->count >= UINT32_MAX) {
+		job->err = STORAGE_ERR_LIMIT;
+		job->error = xstrdup("not enough UIDs left in this mailbox");
+		goto fail;
+	}
+	job->first_uid = h.uidnext;
+	job->modseq = (h.highest > job->highest ? h.highest : job->highest) + 1;
+	pg_params_init(&p);
+	pg_param_i64(&p, box->id);
+	pg_param_i64(&p, job->first_uid);
+	pg_param_i64(&p, (int64_t)job->modseq);
+	for (size_t c = 0; c < 5; c++)
+		pg_param_str(&p, job->copy_cols[c]);
+	pg_param_str(&p, job->body_arr);
+	if (pg_cmd(wst, "INSERT INTO imap_messages (mailbox_id, uid, body_id, flags, keywords, "
+			"internal_date, tz_minutes, size, modseq) "
+			"SELECT $1, $2 + c.n - 1, c.b, c.f, c.k, c.d, c.t, c.s, $3 "
+			"FROM unnest($4::bigint[], $5::integer[], $6::text[], $7::bigint[], "
+			"  $8::integer[], $9::bigint[]) WITH ORDINALITY AS c (b, f, k, d, t, s, n)",
+		   &p, &job->err, &job->error) < 0)
+		goto fail;
+	pg_params_init(&p);
+	pg_param_i64(&p, box->id);
+	pg_param_i64(&p, job->first_uid + job->count);
+	pg_param_i64(&p, (int64_t)job->modseq);
+	pg_param_str(&p, box->news);
+	if (pg_cmd(wst, "UPDATE imap_mailboxes SET uidnext = $2, highest_modseq = $3 "
+			"WHERE id = $1 RETURNING pg_notify('" PG_CHANNEL "', $4)",
+		   &p, &job->err, &job->error) < 0)
+		goto fail;
+	if (pg_change_commit(box, &job->err, &job->error) < 0) {
+		pg_changes_free(&job->changes);
+		return;
+	}
+	job->ret = 0;
+	job_test_hold_named("copied");
+	return;
+fail:
+	pg_changes_free(&job->changes);
+	pg_rollback(wst);
+}
+
+int
+pg_copy_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **_job,
+	       uint32_t *uids_r, enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job = *_job;
+
+	*_job = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (pg_job_failed(job, err_r, error_r)) {
+		pg_job_free(job);
+		return -1;
+	}
+	/* what others did first, then this */
+	pg_changes_apply(box, state, &job->changes);
+	for (size_t i = 0; i < job->count; i++) {
+		struct mail_rec rec = job->recs[i];
+
+		rec.uid = job->first_uid + (uint32_t)i;
+		rec.flags &= MAIL_FLAGS_ALL;
+		rec.modseq = job->modseq;
+		mbox_state_append(state, &rec);
+		uids_r[i] = rec.uid;
+	}
+	if (job->modseq > state->highest_modseq)
+		state->highest_modseq = job->modseq;
+	box->synced = job->modseq;
+	pg_job_free(job);
+	return 0;
+}
+
 void
 pg_job_work(struct storage_job *job)
 {
@@ -714,6 +877,9 @@ pg_job_work(struct storage_job *job)
 		break;
 	case PG_JOB_READ:
 		pg_read_work(job);
+		break;
+	case PG_JOB_COPY:
+		pg_copy_work(job);
 		break;
 	}
 }

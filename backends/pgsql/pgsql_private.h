@@ -184,6 +184,12 @@ int pg_read_prepare(struct storage_box *box, const struct mail_rec *recs, size_t
 		    struct storage_job **job_r, enum storage_error *err_r, char **error_r);
 int pg_read_take(struct storage_job *job, size_t i, struct buf *out, enum storage_error *err_r,
 		 char **error_r);
+int pg_copy_prepare(struct storage_box *src, struct storage_box *dst,
+		    const struct mbox_state *dst_state, const struct mail_rec *recs,
+		    const uint64_t *keywords, size_t count, struct storage_job **job_r,
+		    enum storage_error *err_r, char **error_r);
+int pg_copy_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **job,
+		   uint32_t *uids_r, enum storage_error *err_r, char **error_r);
 int pg_read(struct storage_box *box, const struct mail_rec *rec, struct buf *out,
 	    enum storage_error *err_r, char **error_r);
 int pg_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,

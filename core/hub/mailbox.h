@@ -332,6 +332,20 @@ bool mailbox_flags_in_job(const struct mailbox *mbox);
 int mailbox_flags_start(struct mailbox *mbox, const struct storage_flag_change *changes,
 			size_t count, mailbox_done_func *done, void *ctx,
 			struct mailbox_op **op_r, enum storage_error *err_r, const char *sid);
+/* Whether COPY into dest is made in one job (storage.h copy_prepare). */
+bool mailbox_copies_in_job(const struct mailbox *dest);
+/* Copies the count > 0 messages recs of src (records as src's state has
+   them; keywords[i] already indexes into dest's) into dest in a job:
+   dest is busy until it is done; then dest's state has them, their UIDs
+   are in uids_r (count of them, the caller's until done or detach) and
+   done(ctx, 0, ...) is called; or done(ctx, -1, err) with nothing
+   copied (logged). Returns 1 with *op_r (mailbox_op_detach() as for an
+   expunge), or -1 with *err_r. Only when mailbox_copies_in_job(dest),
+   and not while dest is busy. */
+int mailbox_copy_start(struct mailbox *src, struct mailbox *dest, const struct mail_rec *recs,
+		       const uint64_t *keywords, size_t count, uint32_t *uids_r,
+		       mailbox_done_func *done, void *ctx, struct mailbox_op **op_r,
+		       enum storage_error *err_r, const char *sid);
 /* The caller of mailbox_expunge_start() goes away: done is not called;
    the job still commits (or aborts) and the views are told. Sets *op
    to NULL. */

@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 bool
 mailbox_is_busy(const struct mailbox *mbox)
@@ -23,10 +24,11 @@ mailbox_busy_error(struct mailbox *mbox, enum storage_error *err_r, const char *
 		   const char *what)
 {
 	/* A caller that cannot wait (the separate smtpmail, a backend
-	   without append jobs) has a sync, an append's transaction or flag
-	   changes at work finished now: they are short. */
+	   without append jobs) has a sync, an append's transaction, flag
+	   changes or copies at work finished now: they are short. */
 	for (int i = 0; i < 4 && mbox->op != NULL &&
-			(mbox->op->sync || mbox->op->append != NULL || mbox->op->flags);
+			(mbox->op->sync || mbox->op->append != NULL || mbox->op->flags ||
+			 mbox->op->copy);
 	     i++)
 		job_finish_now(&mbox->op->job);
 	if (mbox->op == NULL)
@@ -95,15 +97,20 @@ mailbox_wake_waiters(struct mailbox *mbox)
 	}
 }
 
-/* Writes the flag changes made while the mailbox was busy. A failure
-   is logged; the change stays in memory (the disk catches up at the
-   message's next change). */
+/* Writes the flag changes made while the mailbox was busy (in a job
+   of their own when the backend makes them so). A failure is logged;
+   the change stays in memory (the disk catches up at the message's next
+   change). */
 static void
 mailbox_flush_flags(struct mailbox *mbox)
 {
 	struct mbox_state *st = &mbox->state;
 
-	if (mbox->deferred_count > 0 && mbox->op == NULL && mailbox_flags_in_job(mbox)) {
+	/* (busy again already, from a caller told of the job's end: the
+	   next job's end writes them) */
+	if (mbox->op != NULL)
+		return;
+	if (mbox->deferred_count > 0 && mailbox_flags_in_job(mbox)) {
 		/* in a job of their own, as a command's; no one waits */
 		struct storage_flag_change *changes =
 			xmalloc(mbox->deferred_count * sizeof(*changes));
@@ -184,7 +191,7 @@ mailbox_op_done(void *ctx, bool ran)
 		append_settled(op, ran);
 		return;
 	}
-	if (op->flags) {
+	if (op->flags || op->copy) {
 		mailbox_flags_done(op, ran);
 		return;
 	}
@@ -352,6 +359,60 @@ mailbox_expunge_start(struct mailbox *mbox, const struct seqset *uids, bool dele
 }
 
 bool
+mailbox_copies_in_job(const struct mailbox *dest)
+{
+	const struct storage_backend *b = dest->hub->storage.backend;
+
+	return b->copy_prepare != NULL && b->copy_commit != NULL && b->job_work != NULL &&
+	       b->job_abort != NULL && job_queue_default() != NULL;
+}
+
+int
+mailbox_copy_start(struct mailbox *src, struct mailbox *dest, const struct mail_rec *recs,
+		   const uint64_t *keywords, size_t count, uint32_t *uids_r,
+		   mailbox_done_func *done, void *ctx, struct mailbox_op **op_r,
+		   enum storage_error *err_r, const char *sid)
+{
+	const struct storage_backend *backend = dest->hub->storage.backend;
+	struct storage_job *sjob = NULL;
+	struct mailbox_op *op;
+	char *error = NULL;
+	int ret;
+
+	*op_r = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (mailbox_busy_error(dest, err_r, sid, "copy to"))
+		return -1;
+	ret = backend->copy_prepare(src->box, dest->box, &dest->state, recs, keywords, count,
+				    &sjob, err_r, &error);
+	storage_error_fix(ret, err_r);
+	if (ret < 0 || sjob == NULL) {
+		if (ret == 0) {
+			*err_r = STORAGE_ERR_TEMP;
+			error = xstrdup("nothing to copy");
+		}
+		mailbox_log_write(dest, sid, -1, *err_r, "copy to", error);
+		free(error);
+		return -1;
+	}
+	op = xcalloc(1, sizeof(*op));
+	op->mbox = dest;
+	op->backend = backend;
+	op->sjob = sjob;
+	op->copy = true;
+	op->copy_uids = uids_r;
+	op->count = count;
+	op->done = done;
+	op->ctx = ctx;
+	snprintf(op->sid, sizeof(op->sid), "%s", sid);
+	dest->refcount++;
+	dest->op = op;
+	op->job = job_submit(job_queue_default(), mailbox_op_work, mailbox_op_done, op);
+	*op_r = op;
+	return 1;
+}
+
+bool
 mailbox_flags_in_job(const struct mailbox *mbox)
 {
 	const struct storage_backend *b = mbox->hub->storage.backend;
@@ -401,8 +462,9 @@ mailbox_flags_start(struct mailbox *mbox, const struct storage_flag_change *chan
 	return 1;
 }
 
-/* In the loop: the flag changes are made (or never were). Applied, the
-   caller told (or, detached, the views), then the waiters go on. */
+/* In the loop: the flag changes or copies are made (or never were).
+   Applied, the caller told (or, detached, the views), then the waiters
+   go on. */
 static void
 mailbox_flags_done(struct mailbox_op *op, bool ran)
 {
@@ -414,12 +476,23 @@ mailbox_flags_done(struct mailbox_op *op, bool ran)
 	if (!ran) {
 		op->backend->job_abort(mbox->box, &op->sjob);
 		error = xstrdup("not done: the server is stopping");
+	} else if (op->copy) {
+		uint32_t *uids = xcalloc(op->count > 0 ? op->count : 1, sizeof(*uids));
+
+		err = STORAGE_ERR_NONE;
+		ret = op->backend->copy_commit(mbox->box, &mbox->state, &op->sjob, uids, &err,
+					       &error);
+		mailbox_hook_state(mbox);
+		storage_error_fix(ret, &err);
+		if (ret == 0 && op->done != NULL)
+			memcpy(op->copy_uids, uids, op->count * sizeof(*uids));
+		free(uids);
 	} else {
 		err = STORAGE_ERR_NONE;
 		ret = op->backend->flags_commit(mbox->box, &mbox->state, &op->sjob, &err, &error);
 		storage_error_fix(ret, &err);
 	}
-	mailbox_log_write(mbox, op->sid, ret, err, "store flags", error);
+	mailbox_log_write(mbox, op->sid, ret, err, op->copy ? "copy to" : "store flags", error);
 	free(error);
 	mbox->op = NULL;
 	if (op->done != NULL)

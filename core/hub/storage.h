@@ -451,6 +451,28 @@ struct storage_backend {
 			     char **error_r);
 	int (*flags_commit)(struct storage_box *box, struct mbox_state *state,
 			    struct storage_job **job, enum storage_error *err_r, char **error_r);
+	/* Optional (NULL: read() and append() per message, in the loop),
+	   for a backend whose writes are round trips and that stores a body
+	   once: COPY's copies made in one transaction in a worker, sharing
+	   the originals' bodies. copy_prepare(), in the loop, dst not busy,
+	   copies into *job_r what the copies need: the count > 0 records
+	   recs of src (as src's state has them) and each copy's keywords as
+	   indexes into dst_state's (keywords[i]). job_work() makes them in
+	   dst under the store's lock, with UIDs from its UIDNEXT on, in the
+	   order of recs, at one modseq, and reads the changes others
+	   committed; copy_commit(), in the loop, applies those changes to
+	   dst_state, then appends the copies and writes their UIDs to
+	   uids_r (count of them); or returns the work's failure with dst as
+	   it was. job_abort() drops a job not committed. Between prepare and
+	   commit the core makes no call that could write dst or take its
+	   lock, as for expunge_prepare(). */
+	int (*copy_prepare)(struct storage_box *src, struct storage_box *dst,
+			    const struct mbox_state *dst_state, const struct mail_rec *recs,
+			    const uint64_t *keywords, size_t count, struct storage_job **job_r,
+			    enum storage_error *err_r, char **error_r);
+	int (*copy_commit)(struct storage_box *dst, struct mbox_state *dst_state,
+			   struct storage_job **job, uint32_t *uids_r, enum storage_error *err_r,
+			   char **error_r);
 	/* Optional (NULL: read() in the loop, per message), for a backend
 	   whose read() is a round trip (a database on the network): the
 	   messages a command is about to read, read ahead in a worker, all

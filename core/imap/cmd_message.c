@@ -507,6 +507,151 @@ move_answer(struct client_command *cmd, int ret, enum storage_error err, uint64_
 	cmd_tagged(cmd, "OK Move completed.");
 }
 
+/* A COPY or MOVE whose copies are made in a job (mailbox_copy_start()):
+   the command waits as c->cmd and answers when they are made. */
+struct copy_wait {
+	struct client_command *cmd;
+	struct mailbox *dest;      /* referenced */
+	struct mailbox_op *op;
+	bool move;
+	uint32_t *src_uids, *dst_uids;
+	size_t count;
+	/* MOVE: the originals, expunged once the selected mailbox is not
+	   busy (another session's job may have come meanwhile) */
+	struct seqset moved;
+	struct mailbox_waiter *waiter;
+};
+
+static void
+copy_wait_free(void *context)
+{
+	struct copy_wait *w = context;
+
+	mailbox_op_detach(&w->op);
+	mailbox_waiter_cancel(&w->waiter);
+	mailbox_unref(&w->dest);
+	seqset_free(&w->moved);
+	free(w->src_uids);
+	free(w->dst_uids);
+	free(w);
+}
+
+/* MOVE, its copies made: the originals expunged (the expunge may wait
+   for its job in its turn: then its wait is the command's context). */
+static void
+copy_move_expunge(void *ctx)
+{
+	struct copy_wait *w = ctx;
+	struct client_command *cmd = w->cmd;
+	bool done;
+
+	w->waiter = NULL;
+	cmd->context = NULL;
+	cmd->context_free = NULL;
+	done = expunge_run(cmd, &w->moved, false, move_answer);
+	copy_wait_free(w);
+	if (done)
+		client_command_finish(cmd);
+}
+
+static void
+copy_done(void *ctx, int ret, enum storage_error err)
+{
+	struct copy_wait *w = ctx;
+	struct client_command *cmd = w->cmd;
+	struct client *c = cmd->c;
+	struct seqset src_uids = { 0 }, dst_uids = { 0 };
+	struct buf set1 = BUF_INIT, set2 = BUF_INIT;
+	bool done = true;
+
+	w->op = NULL;
+	if (ret < 0) {
+		cmd_no_storage(cmd, err);
+		client_command_finish(cmd);
+		return;
+	}
+	for (size_t i = 0; i < w->count; i++) {
+		fetch_cache_copy(mailbox_mcache(c->mbox), mailbox_state(c->mbox), w->src_uids[i],
+				 mailbox_mcache(w->dest), mailbox_state(w->dest), w->dst_uids[i]);
+		seqset_add_range(&src_uids, w->src_uids[i], w->src_uids[i]);
+		seqset_add_range(&dst_uids, w->dst_uids[i], w->dst_uids[i]);
+	}
+	mailbox_changed(w->dest, c->view);
+	seqset_write(&src_uids, &set1);
+	seqset_write(&dst_uids, &set2);
+	if (w->move) {
+		/* as in cmd_copy(): the COPYUID first, then the expunge */
+		client_send(c, "* OK [COPYUID %u %s %s] Moved.", mailbox_state(w->dest)->uidvalidity,
+			    set1.data, set2.data);
+		w->moved = src_uids;
+		i_zero(&src_uids);
+		done = false;
+		if (mailbox_is_busy(c->mbox))
+			w->waiter = mailbox_wait_idle(c->mbox, copy_move_expunge, w);
+		else
+			copy_move_expunge(w);
+	} else {
+		cmd_tagged(cmd, "OK [COPYUID %u %s %s] Copy completed.",
+			   mailbox_state(w->dest)->uidvalidity, set1.data, set2.data);
+	}
+	seqset_free(&src_uids);
+	seqset_free(&dst_uids);
+	buf_free(&set1);
+	buf_free(&set2);
+	if (done)
+		client_command_finish(cmd);
+}
+
+/* cmd_copy()'s copies, in a job. Takes dest's reference. Returns as a
+   command handler. */
+static bool
+copy_in_job(struct client_command *cmd, struct mailbox *dest, const uint32_t *seqs,
+	    size_t count, bool move)
+{
+	struct client *c = cmd->c;
+	const struct mbox_state *src = mailbox_state(c->mbox);
+	struct copy_wait *w = xcalloc(1, sizeof(*w));
+	struct mail_rec *recs = xmalloc((count > 0 ? count : 1) * sizeof(*recs));
+	uint64_t *keywords = xmalloc((count > 0 ? count : 1) * sizeof(*keywords));
+	enum storage_error err;
+	size_t n = 0;
+	int ret;
+
+	w->cmd = cmd;
+	w->dest = dest;
+	w->move = move;
+	w->src_uids = xmalloc((count > 0 ? count : 1) * sizeof(uint32_t));
+	for (size_t i = 0; i < count; i++) {
+		ssize_t idx = mbox_view_index(c->view, seqs[i]);
+
+		if (idx < 0)
+			continue;
+		recs[n] = src->mails[idx];
+		keywords_remap(src, mailbox_state(dest), recs[n].keywords, &keywords[n]);
+		w->src_uids[n++] = src->mails[idx].uid;
+	}
+	w->count = n;
+	w->dst_uids = xcalloc(n > 0 ? n : 1, sizeof(uint32_t));
+	if (n == 0) {
+		cmd_tagged(cmd, "OK %s completed (no messages).", move ? "Move" : "Copy");
+		ret = 0;
+	} else {
+		ret = mailbox_copy_start(c->mbox, dest, recs, keywords, n, w->dst_uids, copy_done, w,
+					 &w->op, &err, c->sid);
+		if (ret < 0)
+			cmd_no_storage(cmd, err);
+	}
+	free(recs);
+	free(keywords);
+	if (ret <= 0) {
+		copy_wait_free(w);
+		return true;
+	}
+	cmd->context = w;
+	cmd->context_free = copy_wait_free;
+	return false;
+}
+
 bool
 cmd_copy(struct client_command *cmd)
 {
@@ -567,6 +712,12 @@ cmd_copy(struct client_command *cmd)
 			free(name);
 			return true;
 		}
+	}
+	if (mailbox_copies_in_job(dest)) {
+		done = copy_in_job(cmd, dest, seqs, count, move);
+		free(seqs);
+		free(name);
+		return done;
 	}
 	failed = copy_messages(c, dest, seqs, count, &src_uids, &dst_uids, &err) < 0;
 	if (dst_uids.count > 0)

@@ -646,6 +646,134 @@ class TestReadsInAJob(PgHeldCase):
         self.assertEqual(b"".join(resp).count(b"Subject: message"), 3)
 
 
+class TestCopyInAJob(PgHeldCase):
+    """COPY and MOVE on pgsql are one transaction in a worker: the copies
+    get their UIDs under the destination's lock and share the originals'
+    bodies; the loop serves the others meanwhile."""
+
+    IN_TRASH = ("SELECT count(*) FROM imap_messages WHERE mailbox_id = "
+                "(SELECT x.id FROM imap_mailboxes x JOIN imap_users u ON u.id = x.user_id "
+                "WHERE u.name = 'alice' AND x.name = 'Trash')")
+
+    def hold_kind(self, kind):
+        with open(self.hold, "w") as f:
+            f.write(kind + "\n")
+        os.chmod(self.hold, 0o644)
+
+    def setUp(self):
+        super().setUp()
+        self.a = self.raw_login("alice", "INBOX")
+        resp, tagged = self.a.command("STORE 5 +FLAGS ($Work \\Flagged)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.bodies = self.sql_count("SELECT count(*) FROM imap_bodies")
+
+    def test_others_served_while_a_copy_commits_then_copyuid(self):
+        t = self.raw_login("alice", "Trash")
+        self.hold_kind("copied")
+        self.a.send("C1 COPY 1:10 Trash\r\n")
+        self.wait_sql(self.IN_TRASH, 10)
+        b = self.raw_login("bob", "INBOX")
+        resp, tagged = b.command("FETCH 1 (FLAGS)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        # the source is read as usual; a write to the destination waits
+        resp, tagged = self.raw_login("alice", "INBOX").command("FETCH 5 (FLAGS)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        t.send("T1 APPEND Trash {3+}\r\nx\r\n\r\n")
+        self.no_answer(self.a, "the COPY")
+        self.release_job()
+        untagged, tagged = self.a.read_tagged("C1", timeout=WAIT)
+        m = re.match(rb"OK \[COPYUID \d+ 1:10 (\d+):(\d+)\]", tagged)
+        self.assertIsNotNone(m, tagged)
+        first, last = int(m.group(1)), int(m.group(2))
+        self.assertEqual(last - first, 9)
+        # no body stored twice: the copies' are the originals' (one more
+        # body: the APPEND's, stored while the copy was held)
+        self.assertEqual(self.sql_count("SELECT count(*) FROM imap_bodies"), self.bodies + 1)
+        self.assertEqual(self.sql_count(
+            "SELECT count(*) FROM imap_messages t JOIN imap_messages i "
+            "ON i.body_id = t.body_id AND i.uid = t.uid - " + str(first - 1) +
+            f" WHERE t.mailbox_id = {self.IN_TRASH.split('= ', 1)[1]} "
+            f"AND i.mailbox_id = {ALICE_INBOX}"), 10)
+        untagged, tagged = t.read_tagged("T1", timeout=WAIT)
+        # after the copies: its UID follows theirs
+        self.assertTrue(tagged.startswith(b"OK [APPENDUID"), tagged)
+        self.assertIn(f" {last + 1}]".encode(), tagged)
+        resp, tagged = t.command("NOOP", timeout=WAIT)
+        self.assertIn(b"* 11 EXISTS\r\n", untagged + resp)
+        resp, tagged = t.command(f"UID FETCH {first + 4} (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+                                 timeout=WAIT)
+        data = b"".join(resp)
+        self.assertIn(b"$Work", data)
+        self.assertIn(b"\\Flagged", data)
+        self.assertIn(b"Subject: message 5", data)
+        # the next copy follows
+        resp, tagged = self.a.command("COPY 20 Trash", timeout=WAIT)
+        self.assertIn(f" 20 {last + 2}]".encode(), tagged)
+
+    def test_move_in_a_job_then_the_originals_go(self):
+        self.hold_kind("copied")
+        self.a.send("M1 MOVE 1:3 Trash\r\n")
+        self.wait_sql(self.IN_TRASH, 3)
+        self.no_answer(self.a, "the MOVE")
+        self.release_job()
+        untagged, tagged = self.a.read_tagged("M1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        text = b"".join(untagged)
+        self.assertIn(b"[COPYUID ", text)
+        self.assertEqual(len(re.findall(rb"\* \d+ EXPUNGE\r\n", text)), 3, text)
+        self.assertEqual(self.sql_count(self.IN_TRASH), 3)
+        resp, tagged = self.a.command("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertIn(b"Subject: message 4", b"".join(resp))
+
+    def test_kill_while_the_copy_commits_keeps_it_once(self):
+        self.hold_kind("copied")
+        self.a.send("C1 COPY 1:10 Trash\r\n")
+        self.wait_sql(self.IN_TRASH, 10)
+        self.kill_and_restart()
+        e = self.raw_login("alice")
+        resp, tagged = e.command("SELECT Trash", timeout=WAIT)
+        self.assertIn(b"* 10 EXISTS\r\n", resp)
+        resp, tagged = e.command("COPY 1 Trash", timeout=WAIT)
+        self.assertIn(b" 1 11]", tagged)
+
+    def test_session_gone_while_its_copy_commits(self):
+        self.hold_kind("copied")
+        self.a.send("C1 COPY 1:10 Trash\r\n")
+        self.wait_sql(self.IN_TRASH, 10)
+        self.a.close()
+        time.sleep(0.1)
+        self.release_job()
+        t = self.raw_login("alice", "Trash")
+        resp, tagged = t.command("NOOP", timeout=WAIT)
+        resp, tagged = t.command("STATUS Trash (MESSAGES UIDNEXT)", timeout=WAIT)
+        self.assertIn(b"MESSAGES 10 UIDNEXT 11", b"".join(resp))
+
+    def test_database_gone_before_the_transaction_refuses_the_copy(self):
+        self.ALLOW_LOG_ERRORS = True
+        self.hold_kind("copy")
+        self.a.send("C1 COPY 1:10 Trash\r\n")
+        time.sleep(0.2)     # (reached or not, the work meets the database gone)
+        db = self.server.db
+        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS false")
+        self.addCleanup(pg_support.psql, db.admin,
+                        f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
+        pg_support.psql(db.admin, "SELECT count(pg_terminate_backend(pid)) FROM "
+                                  f"pg_stat_activity WHERE datname = '{db.name}'")
+        self.release_job()
+        untagged, tagged = self.a.read_tagged("C1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"NO [UNAVAILABLE]"), tagged)
+        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
+        self.assertEqual(self.sql_count(self.IN_TRASH), 0)
+        deadline = time.monotonic() + WAIT
+        while True:
+            resp, tagged = self.a.command("COPY 1:2 Trash", timeout=WAIT)
+            if tagged.startswith(b"OK") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertIn(b"OK [COPYUID ", tagged)
+        self.assertIn(b" 1:2 1:2]", tagged)
+
+
 class TestSyncInAJob(PgHeldCase):
     """Before each command of a session with a mailbox selected, the
     changes other servers committed are read in a worker: the command
