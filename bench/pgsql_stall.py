@@ -11,8 +11,9 @@ one after another; the table gives the SELECT's and the APPEND's time and
 bob's NOOP latency during them beside his latency on an idle server. A
 loop that did the work itself would keep bob waiting as long as the
 SELECT takes. Then alice FETCHes the bodies of --fetch messages (read
-ahead in a worker, a batch at a time) and flags them with one STORE (one
-transaction in a worker), bob's NOOPs measured the same way.
+ahead in a worker, a batch at a time), flags them with one STORE and
+copies them with one COPY (each one transaction in a worker), bob's NOOPs
+measured the same way.
 
   python3 bench/pgsql_stall.py --messages 100000 [--binary OTHER]
 
@@ -147,6 +148,8 @@ def main():
                                         lambda: alice.cmd(f"FETCH 1:{n} (BODY.PEEK[])"))
         store_took, store = noop_during(srv.port,
                                         lambda: alice.cmd(f"STORE 1:{n} +FLAGS (\\Flagged)"))
+        alice.cmd("CREATE copies")
+        copy_took, copy = noop_during(srv.port, lambda: alice.cmd(f"COPY 1:{n} copies"))
         shared = busy(srv.port, alice, a.sessions, False)
         separate = busy(srv.port, alice, a.sessions, True)
         alice.close()
@@ -165,7 +168,8 @@ def main():
                            ("first SELECT", sel_took, sel),
                            ("APPEND", app_took, app),
                            (f"FETCH 1:{n} BODY.PEEK[]", fetch_took, fetch),
-                           (f"STORE 1:{n} +FLAGS", store_took, store)):
+                           (f"STORE 1:{n} +FLAGS", store_took, store),
+                           (f"COPY 1:{n}", copy_took, copy)):
         if not xs:
             xs = [took]
         print(f"| {name} | {took:,.0f} | {len(xs)} | {pct(xs, 50):.1f} | {pct(xs, 99):.1f} "
