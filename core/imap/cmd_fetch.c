@@ -41,14 +41,10 @@ struct fetch_job {
 	struct mailbox_op *op;
 	bool seen_by_job;
 	/* On a mailbox whose reads are round trips (mailbox_reads_in_job()):
-	   the next messages to read, read ahead in a job (ahead_uids in
-	   order; ahead_end the position in seqs after the last of them; the
-	   next to take), the answers written once they are there. */
+	   the next messages to read, read ahead in a job, the answers
+	   written once they are there. */
 	bool reads_ahead;
-	struct mailbox_read_op *ahead;
-	uint32_t *ahead_uids;
-	size_t ahead_count, ahead_next, ahead_end;
-	bool ahead_ready;
+	struct read_ahead ahead;
 	uint32_t *seen_uids;
 	size_t seen_count;
 	uint64_t modseq_before;
@@ -60,8 +56,7 @@ fetch_job_free(void *context)
 	struct fetch_job *job = context;
 
 	mailbox_op_detach(&job->op);
-	mailbox_read_free(&job->ahead);
-	free(job->ahead_uids);
+	read_ahead_free(&job->ahead);
 	free(job->seen_uids);
 	mcache_walk_end(&job->walk, job->pos == job->count && !job->walk_broken);
 	fetch_spec_free(&job->spec);
@@ -70,20 +65,6 @@ fetch_job_free(void *context)
 	for (size_t i = 0; i < N_ELEMENTS(job->cache_bufs); i++)
 		buf_free(&job->cache_bufs[i]);
 	free(job);
-}
-
-/* Reads rec into job->msg: from the read ahead when it has it. */
-static int
-fetch_read(struct fetch_job *job, struct client *c, const struct mail_rec *rec,
-	   enum storage_error *err_r)
-{
-	for (size_t i = job->ahead_next; job->ahead_ready && i < job->ahead_count; i++) {
-		if (job->ahead_uids[i] == rec->uid) {
-			job->ahead_next = i + 1;
-			return mailbox_read_take(job->ahead, i, &job->msg, err_r);
-		}
-	}
-	return mailbox_read(c->mbox, rec, &job->msg, err_r, c->sid);
 }
 
 /* Sets fm's message, or its listing cache entry *ent (fm->cached) when
@@ -109,7 +90,7 @@ fetch_message(struct fetch_job *job, struct client *c, const struct mbox_state *
 		}
 	}
 	buf_reset(&job->msg);
-	if (fetch_read(job, c, rec, &err) < 0) {
+	if (read_ahead_read(&job->ahead, c, rec, &job->msg, &err) < 0) {
 		/* gone from the disk: expunged by another process, as for
 		   a number the view lost */
 		if (err == STORAGE_ERR_NOT_FOUND)
@@ -146,22 +127,6 @@ fetch_seen_set(const struct fetch_job *job, uint32_t uid)
 
 static bool fetch_continue(struct client_command *cmd);
 
-/* At most this many messages, or about this many octets (at least one
-   message), are read ahead at once. */
-#define FETCH_AHEAD_MAX 128
-#define FETCH_AHEAD_OCTETS (4 * 1024 * 1024)
-
-static void
-fetch_ahead_done(void *ctx)
-{
-	struct client_command *cmd = ctx;
-	struct fetch_job *job = cmd->context;
-
-	job->ahead_ready = true;
-	cmd->output = fetch_continue;
-	client_resume(cmd->c);
-}
-
 /* Starts reading ahead the messages from job->pos on that the answers
    will read (not those the listing cache answers). Returns true if the
    command waits for them. */
@@ -175,13 +140,10 @@ fetch_ahead_start(struct client_command *cmd, struct fetch_job *job)
 	struct mcache_entry ent;
 	uint64_t octets = 0;
 	size_t n = 0, p;
+	bool started;
 
-	mailbox_read_free(&job->ahead);
-	job->ahead_ready = false;
-	job->ahead_count = job->ahead_next = 0;
-	recs = xmalloc(FETCH_AHEAD_MAX * sizeof(*recs));
-	job->ahead_uids = xrealloc(job->ahead_uids, FETCH_AHEAD_MAX * sizeof(uint32_t));
-	for (p = job->pos; p < job->count && n < FETCH_AHEAD_MAX && octets < FETCH_AHEAD_OCTETS;
+	recs = xmalloc(READ_AHEAD_MAX * sizeof(*recs));
+	for (p = job->pos; p < job->count && n < READ_AHEAD_MAX && octets < READ_AHEAD_OCTETS;
 	     p++) {
 		ssize_t idx = mbox_view_index(c->view, job->seqs[p]);
 
@@ -194,17 +156,12 @@ fetch_ahead_start(struct client_command *cmd, struct fetch_job *job)
 		    mcache_lookup(mc, NULL, st->uidvalidity, rec->uid, job->cache_fields, &ent) > 0 &&
 		    (!job->need_header || ent.data[MCACHE_HEADER] != NULL))
 			continue;
-		recs[n] = *rec;
-		job->ahead_uids[n++] = rec->uid;
+		recs[n++] = *rec;
 		octets += rec->size;
 	}
-	job->ahead_end = p;
-	job->ahead = mailbox_read_start(c->mbox, recs, n, fetch_ahead_done, cmd, c->sid);
+	started = read_ahead_start(&job->ahead, cmd, recs, n, p, fetch_continue);
 	free(recs);
-	if (job->ahead == NULL)
-		return false;   /* read one by one, as without */
-	job->ahead_count = n;
-	return true;
+	return started;
 }
 
 /* The \Seen write is done (ret 0: in the state) or failed: the answers. */
@@ -289,16 +246,14 @@ fetch_continue(struct client_command *cmd)
 	enum storage_error err;
 	int64_t end = mono_ms() + CLIENT_SLICE_MS;
 
-	if (job->ahead != NULL && !job->ahead_ready) {
-		cmd->output = NULL;     /* fetch_ahead_done() goes on */
+	if (read_ahead_waiting(&job->ahead)) {
+		cmd->output = NULL;     /* read_ahead_start()'s output goes on */
 		return false;
 	}
 	while (job->pos < job->count && client_out_pending(c) < CLIENT_OUT_HIGH_WATER &&
 	       (!needs_msg || mono_ms() < end)) {
-		if (job->reads_ahead && job->pos >= job->ahead_end && fetch_ahead_start(cmd, job)) {
-			cmd->output = NULL;
+		if (job->reads_ahead && job->pos >= job->ahead.end && fetch_ahead_start(cmd, job))
 			return false;
-		}
 		uint32_t seq = job->seqs[job->pos++];
 		ssize_t idx = mbox_view_index(c->view, seq);
 		struct fetch_msg fm;
@@ -484,7 +439,7 @@ cmd_fetch(struct client_command *cmd)
 		return false;   /* fetch_seen_written() goes on */
 	if (fetch_continue(cmd))
 		return true;
-	if (job->ahead == NULL || job->ahead_ready)
+	if (!read_ahead_waiting(&job->ahead))
 		cmd->output = fetch_continue;
 	return false;
 }

@@ -219,6 +219,34 @@ bool cmd_notify(struct client_command *cmd);
 /* cmd_idle.c */
 bool cmd_idle(struct client_command *cmd);
 
+/* read_ahead.c: the messages a command is about to read, read ahead in
+   a job when the mailbox's reads are round trips (mailbox_reads_in_job()):
+   the batch at work or read, and the position in the command's list
+   after its last message. At most READ_AHEAD_MAX messages, or about
+   READ_AHEAD_OCTETS (at least one), at a time. */
+#define READ_AHEAD_MAX 128
+#define READ_AHEAD_OCTETS (4 * 1024 * 1024)
+struct read_ahead {
+	struct mailbox_read_op *op;
+	uint32_t *uids;
+	size_t count, next, end;
+	bool ready;
+	struct client_command *cmd;
+	bool (*output)(struct client_command *cmd);
+};
+/* Starts reading recs (count of them; end: the position in the
+   command's list after them) for cmd. Returns true if it did: the
+   command waits (cmd->output NULL) until they are read, then
+   cmd->output is output and the session goes on. */
+bool read_ahead_start(struct read_ahead *ra, struct client_command *cmd,
+		      const struct mail_rec *recs, size_t count, size_t end,
+		      bool (*output)(struct client_command *cmd));
+bool read_ahead_waiting(const struct read_ahead *ra);
+/* Reads rec into out: from the batch if it has it, else mailbox_read(). */
+int read_ahead_read(struct read_ahead *ra, struct client *c, const struct mail_rec *rec,
+		    struct buf *out, enum storage_error *err_r);
+void read_ahead_free(struct read_ahead *ra);
+
 /* cmd_search.c */
 bool cmd_search(struct client_command *cmd);
 /* The search_msg.load of SEARCH, SORT and THREAD: reads rec of c's
