@@ -15,7 +15,8 @@ search_load(void *context, const char **data_r, size_t *len_r)
 
 	if (!lc->loaded) {
 		buf_reset(lc->msg);
-		if (mailbox_read(lc->c->mbox, lc->rec, lc->msg, &err, lc->c->sid) < 0)
+		if ((lc->ahead != NULL ? read_ahead_read(lc->ahead, lc->c, lc->rec, lc->msg, &err) :
+					 mailbox_read(lc->c->mbox, lc->rec, lc->msg, &err, lc->c->sid)) < 0)
 			return -1;
 		lc->loaded = true;
 	}
@@ -182,6 +183,10 @@ struct search_job {
 	   it is missing. */
 	bool expunged;
 	struct buf msg;
+	/* On a mailbox whose reads are round trips: the next messages read
+	   ahead in a job (when the key reads them) */
+	bool reads_ahead;
+	struct read_ahead ahead;
 };
 
 static void
@@ -193,7 +198,36 @@ search_job_free(void *context)
 	seqset_free(&job->a.result);
 	seqset_free(&job->a.saved);
 	buf_free(&job->msg);
+	read_ahead_free(&job->ahead);
 	free(job);
+}
+
+static bool search_continue(struct client_command *cmd);
+
+/* Starts reading ahead the view's messages from job->next_seq on.
+   Returns true if the command waits for them. */
+static bool
+search_ahead_start(struct client_command *cmd, struct search_job *job)
+{
+	struct client *c = cmd->c;
+	const struct mbox_state *st = mailbox_state(c->mbox);
+	struct mail_rec *recs = xmalloc(READ_AHEAD_MAX * sizeof(*recs));
+	uint64_t octets = 0;
+	size_t n = 0, seq;
+	bool started;
+
+	for (seq = job->next_seq;
+	     seq <= c->view->count && n < READ_AHEAD_MAX && octets < READ_AHEAD_OCTETS; seq++) {
+		ssize_t idx = mbox_view_index(c->view, (uint32_t)seq);
+
+		if (idx < 0)
+			continue;
+		recs[n++] = st->mails[idx];
+		octets += st->mails[idx].size;
+	}
+	started = read_ahead_start(&job->ahead, cmd, recs, n, seq, search_continue);
+	free(recs);
+	return started;
 }
 
 /* Matches the key against the view's messages from job->next_seq on,
@@ -213,11 +247,14 @@ search_slice(struct client_command *cmd, struct search_job *job)
 			job->expunged = true;
 			continue;
 		}
+		if (job->reads_ahead && seq >= job->ahead.end && search_ahead_start(cmd, job))
+			return false;
 		/* The clock is read only now and then: a search of flags
 		   alone costs nanoseconds per message. */
 		if ((++visited & 63) == 0 && mono_ms() >= end)
 			return false;
-		struct search_load_ctx lc = { c, &st->mails[idx], &job->msg, false };
+		struct search_load_ctx lc = { c, &st->mails[idx], &job->msg, false,
+					      job->reads_ahead ? &job->ahead : NULL };
 		struct search_msg sm = {
 			.seq = (uint32_t)seq,
 			.uid = st->mails[idx].uid,
@@ -248,6 +285,10 @@ search_continue(struct client_command *cmd)
 {
 	struct search_job *job = cmd->context;
 
+	if (read_ahead_waiting(&job->ahead)) {
+		cmd->output = NULL;     /* read_ahead_start()'s output goes on */
+		return false;
+	}
 	if (!search_slice(cmd, job))
 		return false;
 	search_answer_write(cmd, &job->a);
@@ -323,10 +364,12 @@ cmd_search(struct client_command *cmd)
 	job->key = key;
 	job->a = a;
 	job->next_seq = 1;
+	job->reads_ahead = search_needs_message(key) && mailbox_reads_in_job(c->mbox);
 	cmd->context = job;
 	cmd->context_free = search_job_free;
 	if (search_continue(cmd))
 		return true;
-	cmd->output = search_continue;
+	if (!read_ahead_waiting(&job->ahead))
+		cmd->output = search_continue;
 	return false;
 }

@@ -64,7 +64,7 @@ sort_slice(struct client_command *cmd, struct sort_job *job)
 		}
 		if ((++visited & 63) == 0 && mono_ms() >= end)
 			return false;
-		struct search_load_ctx lc = { c, &st->mails[idx], &job->msg, false };
+		struct search_load_ctx lc = { c, &st->mails[idx], &job->msg, false, NULL };
 		struct search_msg sm = {
 			.seq = seq,
 			.uid = st->mails[idx].uid,

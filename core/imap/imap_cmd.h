@@ -256,6 +256,7 @@ struct search_load_ctx {
 	const struct mail_rec *rec;
 	struct buf *msg;
 	bool loaded;
+	struct read_ahead *ahead;  /* NULL: mailbox_read() */
 };
 int search_load(void *context, const char **data_r, size_t *len_r);
 /* cmd_sort.c */

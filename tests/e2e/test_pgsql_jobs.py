@@ -605,6 +605,32 @@ class TestReadsInAJob(PgHeldCase):
         self.assertIn(b"Subject: message 300", body)
         self.assertEqual(body.count(b"z" * 70), 20)
 
+    def test_a_search_of_the_text_reads_ahead_too(self):
+        a = self.raw_login("alice", "INBOX")
+        self.hold_reads()
+        a.send('S1 SEARCH SUBJECT "message 250" BODY zzzz\r\n')
+        b = self.raw_login("bob", "INBOX")
+        resp, tagged = b.command("NOOP")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        # (the start of "* SEARCH" may be out: not a line of it)
+        a.sock.settimeout(0.3)
+        try:
+            a.buf += a.sock.recv(65536)
+        except (TimeoutError, socket.timeout):
+            pass
+        finally:
+            a.sock.settimeout(srv.SOCK_TIMEOUT)
+        self.assertNotIn(b"\r\n", a.buf)
+        self.release_job()
+        untagged, tagged = a.read_tagged("S1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(b"* SEARCH 250\r\n", untagged)
+        # and a search of flags alone reads nothing
+        self.hold_reads()
+        resp, tagged = a.command("SEARCH UNSEEN SMALLER 100000", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.release_job()
+
     def test_session_gone_while_its_fetch_reads(self):
         a = self.raw_login("alice", "INBOX")
         self.hold_reads()
