@@ -6,7 +6,7 @@
    append's message is written in a job while the mailbox goes on; a
    backend's sync in a job serves the commands that came before it
    started; a command's flag changes made in one job; messages read
-   ahead in a job. */
+   ahead in a job; a COPY made in one job. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -1090,6 +1090,174 @@ test_reads_in_job(void **state)
 	fx->hub = hub_new(&fx->storage, NULL);
 }
 
+/* A backend whose COPY is made in a job (storage.h: copy_prepare): flat,
+   the originals read from the source in the work, appended to the
+   destination at the commit. */
+struct copy_rec {
+	struct storage_box *src;
+	struct mail_rec *recs;
+	uint64_t *keywords;
+	struct buf *bodies;
+	size_t count;
+	bool worked;
+};
+static struct storage_backend flat_jobcopy;
+static struct copy_rec *copy_live;
+
+static int
+jc_copy_prepare(struct storage_box *src, struct storage_box *dst,
+		const struct mbox_state *dst_state, const struct mail_rec *recs,
+		const uint64_t *keywords, size_t count, struct storage_job **job_r,
+		enum storage_error *err_r, char **error_r)
+{
+	(void)dst;
+	(void)dst_state;
+	(void)err_r;
+	(void)error_r;
+	assert_null(copy_live);
+	copy_live = xcalloc(1, sizeof(*copy_live));
+	copy_live->src = src;
+	copy_live->recs = xmalloc(count * sizeof(*recs));
+	memcpy(copy_live->recs, recs, count * sizeof(*recs));
+	copy_live->keywords = xmalloc(count * sizeof(*keywords));
+	memcpy(copy_live->keywords, keywords, count * sizeof(*keywords));
+	copy_live->bodies = xcalloc(count, sizeof(*copy_live->bodies));
+	copy_live->count = count;
+	*job_r = (struct storage_job *)(void *)copy_live;
+	return 0;
+}
+
+static void
+copy_rec_drop(void)
+{
+	for (size_t i = 0; i < copy_live->count; i++)
+		buf_free(&copy_live->bodies[i]);
+	free(copy_live->bodies);
+	free(copy_live->keywords);
+	free(copy_live->recs);
+	free(copy_live);
+	copy_live = NULL;
+}
+
+static void
+jc_job_work(struct storage_job *job)
+{
+	enum storage_error err;
+	char *error = NULL;
+
+	if ((void *)job != (void *)copy_live) {
+		flat_job_work(job);
+		return;
+	}
+	for (size_t i = 0; i < copy_live->count; i++)
+		assert_int_equal(storage_backend_flat.read(copy_live->src, &copy_live->recs[i],
+							   &copy_live->bodies[i], &err, &error), 0);
+	copy_live->worked = true;
+}
+
+static int
+jc_copy_commit(struct storage_box *dst, struct mbox_state *dst_state, struct storage_job **job,
+	       uint32_t *uids_r, enum storage_error *err_r, char **error_r)
+{
+	assert_ptr_equal((void *)*job, (void *)copy_live);
+	assert_true(copy_live->worked);
+	*job = NULL;
+	for (size_t i = 0; i < copy_live->count; i++) {
+		const struct mail_rec *r = &copy_live->recs[i];
+
+		assert_int_equal(storage_backend_flat.append(dst, dst_state,
+							     copy_live->bodies[i].data,
+							     copy_live->bodies[i].len, r->flags,
+							     copy_live->keywords[i], r->internal_date,
+							     r->tz_minutes, &uids_r[i], err_r,
+							     error_r), 0);
+	}
+	copy_rec_drop();
+	return 0;
+}
+
+static void
+jc_job_abort(struct storage_box *box, struct storage_job **job)
+{
+	if (*job != NULL && (void *)*job == (void *)copy_live) {
+		copy_rec_drop();
+		*job = NULL;
+	} else {
+		storage_backend_flat.job_abort(box, job);
+	}
+}
+
+/* COPY in a job: the destination busy meanwhile, then the copies in its
+   state with their UIDs given to the caller; a caller gone leaves the
+   copies made. */
+static void
+test_copy_in_job(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *src, *dst;
+	struct mailbox_op *op;
+	enum storage_error err;
+	struct done_rec d = { 0 }, d2 = { 0 };
+	struct mail_rec recs[2];
+	uint64_t kw[2] = { 0, 0 };
+	uint32_t uids[2] = { 0, 0 };
+	struct buf a = BUF_INIT, b = BUF_INIT;
+
+	write_mailbox(fx, "mymailbox.mail", 6);
+	flat_jobcopy = storage_backend_flat;
+	flat_jobcopy.copy_prepare = jc_copy_prepare;
+	flat_jobcopy.copy_commit = jc_copy_commit;
+	flat_jobcopy.job_work = jc_job_work;
+	flat_jobcopy.job_abort = jc_job_abort;
+	hub_free(&fx->hub);
+	fx->storage.backend = &flat_jobcopy;
+	fx->hub = hub_new(&fx->storage, NULL);
+	src = open_inbox(fx);
+	assert_int_equal(storage_create(&fx->storage, "t", "alice", "Trash", &err), 0);
+	assert_int_equal(mailbox_open(fx->hub, "t", "alice", "Trash", &dst, &err), 0);
+	assert_true(mailbox_copies_in_job(dst));
+	recs[0] = mailbox_state(src)->mails[4];
+	recs[1] = mailbox_state(src)->mails[1];
+	recs[0].flags = MAIL_FLAGGED;
+	assert_int_equal(mailbox_copy_start(src, dst, recs, kw, 2, uids, on_done, &d, &op, &err,
+					    "t"), 1);
+	assert_true(mailbox_is_busy(dst));
+	assert_false(mailbox_is_busy(src));
+	assert_int_equal(mailbox_state(dst)->count, 0);
+	run_until(fx, &d.done);
+	assert_int_equal(d.ret, 0);
+	assert_false(mailbox_is_busy(dst));
+	assert_int_equal(uids[0], 1);
+	assert_int_equal(uids[1], 2);
+	assert_int_equal(mailbox_state(dst)->count, 2);
+	assert_int_equal(mailbox_state(dst)->mails[0].flags, MAIL_FLAGGED);
+	assert_int_equal(mailbox_read(src, &mailbox_state(src)->mails[4], &a, &err, "t"), 0);
+	assert_int_equal(mailbox_read(dst, &mailbox_state(dst)->mails[0], &b, &err, "t"), 0);
+	assert_int_equal(a.len, b.len);
+	assert_memory_equal(a.data, b.data, a.len);
+	/* a second copy while one works: that one is finished at once (a
+	   caller that cannot wait; copies are short), then this one starts */
+	assert_int_equal(mailbox_copy_start(src, dst, recs, kw, 1, uids, on_done, &d2, &op, &err,
+					    "t"), 1);
+	assert_int_equal(mailbox_copy_start(src, dst, recs, kw, 1, uids, on_done, &d2, &op, &err,
+					    "t"), 1);
+	assert_true(d2.done);
+	assert_int_equal(mailbox_state(dst)->count, 3);
+	/* the caller goes: the copy is made all the same */
+	mailbox_op_detach(&op);
+	for (int i = 0; i < 1000 && mailbox_is_busy(dst); i++)
+		assert_int_equal(event_loop_run_once(fx->loop, 10), 0);
+	assert_int_equal(mailbox_state(dst)->count, 4);
+	buf_free(&a);
+	buf_free(&b);
+	mailbox_unref(&dst);
+	mailbox_unref(&src);
+	hub_free(&fx->hub);
+	assert_null(copy_live);
+	fx->storage.backend = &storage_backend_flat;
+	fx->hub = hub_new(&fx->storage, NULL);
+}
+
 int
 main(void)
 {
@@ -1109,6 +1277,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_flags_in_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flags_in_job_caller_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reads_in_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_in_job, setup, teardown),
 	};
 
 	unsetenv("IMAPSERVER_TEST_JOB_HOLD");
