@@ -395,10 +395,13 @@ list_write_entry(struct client *c, const struct list_opts *o, const struct list_
 }
 
 /* The LIST lines of every name of all the patterns and the selection
-   options let through. names, subs and all are sorted. */
+   options let through. names, subs and all are sorted. With status_r,
+   nothing is written: the names whose STATUS would follow are added to
+   it. */
 static void
 list_write(struct client *c, const struct list_opts *o, const struct strlist *names,
-	   const struct strlist *subs, const struct strlist *all, const struct strlist *patterns)
+	   const struct strlist *subs, const struct strlist *all, const struct strlist *patterns,
+	   struct strlist *status_r)
 {
 	for (size_t k = 0; k < all->count; k++) {
 		struct list_entry e = { .name = all->items[k] };
@@ -418,6 +421,11 @@ list_write(struct client *c, const struct list_opts *o, const struct strlist *na
 			if (!selected && !e.childinfo)
 				continue;
 		}
+		if (status_r != NULL) {
+			if (o->ret_status && e.real)
+				strlist_add(status_r, e.name);
+			continue;
+		}
 		list_write_entry(c, o, &e, all, subs);
 		/* LIST-STATUS: a STATUS after each mailbox that can be
 		   selected, none for a name that is not one (RFC 5819 1). A
@@ -428,6 +436,95 @@ list_write(struct client *c, const struct list_opts *o, const struct strlist *na
 			(void)imap_status_write(c, e.name, &o->status, &err);
 		}
 	}
+}
+
+/* A LIST with RETURN (STATUS) whose mailboxes are opened first: a first
+   open that works in a job (a database's read of the mailbox, a flat
+   mail file without an index) is waited for, not made in the loop; the
+   answer is written once every one is open (each LIST line followed by
+   its STATUS, RFC 9051 6.3.9). */
+struct list_job {
+	struct list_opts o;
+	struct strlist names, subs, all, patterns, status;
+	/* the next to open; the open of status.items[started - 1] was
+	   started (one at a time: a worker each, shared with every session) */
+	size_t next, started;
+	struct mailbox **held;     /* kept open until the answer */
+	size_t held_count;
+	struct mailbox_waiter *waiter;
+};
+
+static void
+list_job_free(void *context)
+{
+	struct list_job *job = context;
+
+	mailbox_waiter_cancel(&job->waiter);
+	for (size_t i = 0; i < job->held_count; i++)
+		mailbox_unref(&job->held[i]);
+	free(job->held);
+	strlist_clear(&job->names);
+	strlist_clear(&job->subs);
+	strlist_clear(&job->all);
+	strlist_clear(&job->patterns);
+	strlist_clear(&job->status);
+	free(job);
+}
+
+static bool list_status_continue(struct client_command *cmd);
+
+static void
+list_status_opened(void *ctx)
+{
+	struct client_command *cmd = ctx;
+	struct list_job *job = cmd->context;
+
+	job->waiter = NULL;
+	cmd->output = list_status_continue;
+	client_resume(cmd->c);
+}
+
+/* Opens the mailboxes to STATUS, one after the other. Returns false
+   while one is being opened in a job (the command waits for it). */
+static bool
+list_status_open(struct client_command *cmd, struct list_job *job)
+{
+	struct client *c = cmd->c;
+
+	for (; job->next < job->status.count; job->next++) {
+		const char *name = job->status.items[job->next];
+		struct mailbox *mbox = hub_find(c->gen->hub, c->user, name);
+		enum storage_error err;
+
+		/* (one whose open was started and failed is not started again) */
+		if (mbox != NULL || job->started != job->next + 1)
+			mbox = hub_open_start(c->gen->hub, c->sid, c->user, name);
+		if (mbox != NULL) {
+			job->started = job->next + 1;
+			job->waiter = mailbox_wait_idle(mbox, list_status_opened, cmd);
+			cmd->output = NULL;
+			return false;
+		}
+		/* open now (cheap, or as without jobs); one that cannot be
+		   opened gets no STATUS (as below) */
+		if (mailbox_open(c->gen->hub, c->sid, c->user, name, &mbox, &err) == 0) {
+			job->held = xrealloc(job->held, (job->held_count + 1) * sizeof(*job->held));
+			job->held[job->held_count++] = mbox;
+		}
+	}
+	return true;
+}
+
+static bool
+list_status_continue(struct client_command *cmd)
+{
+	struct list_job *job = cmd->context;
+
+	if (!list_status_open(cmd, job))
+		return false;
+	list_write(cmd->c, &job->o, &job->names, &job->subs, &job->all, &job->patterns, NULL);
+	cmd_tagged(cmd, "OK List completed.");
+	return true;
 }
 
 bool
@@ -465,7 +562,27 @@ cmd_list(struct client_command *cmd)
 			strlist_add(&all, subs.items[k]);
 	}
 	list_add_parents(&names, &all);
-	list_write(c, &o, &names, &subs, &all, &patterns);
+	if (o.ret_status) {
+		struct list_job *job = xcalloc(1, sizeof(*job));
+
+		job->o = o;
+		job->names = names;
+		job->subs = subs;
+		job->all = all;
+		job->patterns = patterns;
+		i_zero(&names);
+		i_zero(&subs);
+		i_zero(&all);
+		i_zero(&patterns);
+		list_write(c, &job->o, &job->names, &job->subs, &job->all, &job->patterns,
+			   &job->status);
+		cmd->context = job;
+		cmd->context_free = list_job_free;
+		if (list_status_continue(cmd))
+			return true;
+		return false;   /* list_status_opened() goes on */
+	}
+	list_write(c, &o, &names, &subs, &all, &patterns, NULL);
 	cmd_tagged(cmd, "OK List completed.");
 out:
 	strlist_clear(&patterns);

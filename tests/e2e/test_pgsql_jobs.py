@@ -144,6 +144,35 @@ class TestFirstOpenInAJob(PgHeldCase):
         resp, tagged = a.command("NOOP", timeout=WAIT)
         self.assertIn(f"* {COUNT + 1} EXISTS\r\n".encode(), resp + untagged)
 
+    def test_list_status_waits_for_the_first_opens(self):
+        a = self.raw_login("alice")
+        resp, tagged = a.command("CREATE Work")
+        self.hold_job()
+        a.send('L1 LIST "" "*" RETURN (STATUS (MESSAGES UIDNEXT))\r\n')
+        # (one at a time, in the order of the names)
+        self.assertTrue(self.server.wait_log(r"alice/Drafts: first open in a job",
+                                             timeout=WAIT), self.server.log_text())
+        b = self.raw_login("bob")
+        resp, tagged = b.command('LIST "" "*"')
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.no_answer(a, "the LIST")
+        self.release_job()
+        untagged, tagged = a.read_tagged("L1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        # each LIST line followed by its STATUS
+        lines = [l for l in untagged if l.startswith((b"* LIST", b"* STATUS"))]
+        names = [re.search(rb'"/" "?([^"\r]*)"?\r\n', l).group(1) for l in lines
+                 if l.startswith(b"* LIST")]
+        self.assertIn(b"INBOX", names)
+        self.assertIn(b"Work", names)
+        for i, l in enumerate(lines):
+            if l.startswith(b"* LIST"):
+                self.assertTrue(lines[i + 1].startswith(b"* STATUS"), lines)
+        self.assertIn(f'* STATUS "INBOX" (MESSAGES {COUNT} UIDNEXT {COUNT + 1})\r\n'.encode(),
+                      untagged)
+        self.assertIn(b'* STATUS "Work" (MESSAGES 0 UIDNEXT 1)\r\n', untagged)
+        self.assertNotIn("first open of", self.server.log_text())
+
     def test_a_missing_mailbox_is_named_without_a_warning(self):
         a = self.raw_login("alice")
         resp, tagged = a.command("SELECT nosuch", timeout=WAIT)
