@@ -77,6 +77,11 @@ struct conn_delivery {
 	int32_t tz;
 	struct mailbox *mbox;
 	struct mailbox_append_op *op;
+	/* The INBOX of users.items[next] opened first in a job when that
+	   costs its size (hub_open_start()): its waiter, and next + 1 once
+	   started (not started again if it failed). */
+	struct mailbox_waiter *waiter;
+	size_t opened;
 };
 
 static void conn_delivery_free(struct conn_delivery **d);
@@ -255,6 +260,7 @@ conn_delivery_free(struct conn_delivery **_d)
 		return;
 	*_d = NULL;
 	mailbox_append_detach(&d->op);
+	mailbox_waiter_cancel(&d->waiter);
 	mailbox_unref(&d->mbox);
 	strlist_clear(&d->users);
 	free(d);
@@ -311,10 +317,12 @@ conn_stored(struct smtp_conn *c, int ret, uint32_t uid, enum storage_error err)
 }
 
 static void conn_append_done(void *ctx, int ret, uint32_t uid, enum storage_error err);
+static void conn_inbox_opened(void *ctx);
 
 /* Stores the message for the users left, one after another. Returns
-   true while one is stored in a job (conn_append_done() goes on), else
-   false with *result_r. */
+   true while one is stored in a job (conn_append_done() goes on) or its
+   INBOX opened in one (conn_inbox_opened() goes on), else false with
+   *result_r. */
 static bool
 conn_deliver_next(struct smtp_conn *c, enum smtp_deliver_result *result_r)
 {
@@ -328,6 +336,15 @@ conn_deliver_next(struct smtp_conn *c, enum smtp_deliver_result *result_r)
 		uint32_t uid = 0;
 		int ret;
 
+		if (d->opened != d->next + 1) {
+			struct mailbox *opening = hub_open_start(c->gen->hub, c->sid, user, "INBOX");
+
+			if (opening != NULL) {
+				d->opened = d->next + 1;
+				d->waiter = mailbox_wait_idle(opening, conn_inbox_opened, c);
+				return true;
+			}
+		}
 		if (mailbox_open(c->gen->hub, c->sid, user, "INBOX", &d->mbox, &err) < 0) {
 			log_error(c->sid, "smtp: delivery of %s to %s failed: cannot open INBOX",
 				  id, user);
@@ -356,6 +373,21 @@ conn_deliver_end(struct smtp_conn *c, enum smtp_deliver_result result)
 }
 
 static void conn_process(struct smtp_conn *c);
+
+/* The INBOX of the current user is open (or its open failed: then
+   mailbox_open() says so). */
+static void
+conn_inbox_opened(void *ctx)
+{
+	struct smtp_conn *c = ctx;
+	enum smtp_deliver_result result;
+
+	c->delivery->waiter = NULL;
+	if (conn_deliver_next(c, &result))
+		return;
+	conn_deliver_end(c, result);
+	conn_process(c);
+}
 
 static void
 conn_append_done(void *ctx, int ret, uint32_t uid, enum storage_error err)

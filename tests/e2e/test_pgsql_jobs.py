@@ -1108,7 +1108,30 @@ class TestSmtpDeliveryInAJob(PgHeldCase):
         self.assertIn(f"* {COUNT + 1} EXISTS\r\n".encode(), resp)
         self.assertEqual(self.sql_count(TestAppendInAJob.PENDING), 0)
 
+    def test_the_first_open_of_an_inbox_for_a_delivery_is_a_job(self):
+        # alice's INBOX not open here: its first open (every message
+        # read) is a job the delivery waits for
+        b = self.raw_login("bob", "INBOX")
+        self.hold_job()
+        result = []
+        t = threading.Thread(target=self.send_mail, args=(result,))
+        t.start()
+        self.addCleanup(t.join, WAIT)
+        self.assertTrue(self.server.wait_log(r"alice/INBOX: first open in a job", WAIT),
+                        self.server.log_text())
+        resp, tagged = b.command("FETCH 1 (FLAGS)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertEqual(result, [], "answered while the INBOX's open was held")
+        self.release_job()
+        t.join(WAIT)
+        self.assertEqual(result, ["sent"])
+        a = self.raw_login("alice")
+        resp, tagged = a.command("SELECT INBOX", timeout=WAIT)
+        self.assertIn(f"* {COUNT + 1} EXISTS\r\n".encode(), resp)
+
     def test_smtp_session_gone_while_its_delivery_is_stored(self):
+        # (the INBOX open here: the hold is the body's store)
+        self.raw_login("alice", "INBOX")
         self.hold_job()
         s = socket.create_connection(("127.0.0.1", self.smtp_port), timeout=WAIT)
         self.addCleanup(s.close)
