@@ -15,6 +15,7 @@
 #include "config.h"
 #include "detach.h"
 #include "event.h"
+#include "job.h"
 #include "log.h"
 #include "addr_table.h"
 #include "privileges.h"
@@ -30,6 +31,11 @@
 
 static struct event_loop *loop;
 static struct smtp_server *server;
+/* Worker threads for the store's heavy or round-trip work (a message's
+   write and fsync, a database's transactions, a first open), as in
+   imapserver: the loop serves the other SMTP sessions meanwhile. */
+static struct job_queue *jobs;
+#define SMTPMAIL_JOB_THREADS 2
 static struct cmdline cl = {
 	.prog = "smtpmail",
 	.port_name = "smtp_port",
@@ -119,6 +125,12 @@ main(int argc, char *argv[])
 	smtp_listen_log(&smtp_l, "listening on");
 	if (cmdline_detach(&cl) < 0)
 		return 1;
+	if ((jobs = job_queue_new(loop, SMTPMAIL_JOB_THREADS, &error)) == NULL) {
+		fprintf(stderr, "smtpmail: %s\n", error);
+		free(error);
+		return 1;
+	}
+	job_queue_set_default(jobs);
 	server = smtp_listen_serve(&smtp_l, loop, gen);
 	log_info("-", "smtpmail started (domain %s, storage %s, auth %s)", gen->cfg->smtp_domain,
 		 gen->storage.backend->name, gen->auth.backend->name);
@@ -128,6 +140,8 @@ main(int argc, char *argv[])
 		log_error("-", "%s: %s", event_backend_name(), strerror(errno));
 	smtp_server_free(&server);
 	addr_penalties_free();
+	/* After the hub (which waits for its mailboxes' jobs). */
+	job_queue_free(&jobs);
 	event_loop_free(&loop);
 	free(listen_address);
 	log_info("-", "stopped");

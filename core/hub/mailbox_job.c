@@ -23,8 +23,8 @@ bool
 mailbox_busy_error(struct mailbox *mbox, enum storage_error *err_r, const char *sid,
 		   const char *what)
 {
-	/* A caller that cannot wait (the separate smtpmail, a backend
-	   without append jobs) has a sync, an append's transaction, flag
+	/* A caller that cannot wait (an append on a backend without
+	   append jobs, a program without worker threads) has a sync, an append's transaction, flag
 	   changes or copies at work finished now: they are short. */
 	for (int i = 0; i < 4 && mbox->op != NULL &&
 			(mbox->op->sync || mbox->op->append != NULL || mbox->op->flags ||
