@@ -150,6 +150,29 @@ pg_job_free(struct storage_job *job)
 	free(job);
 }
 
+/* The job's copy of box, for the worker (its st set there). */
+static void
+pg_job_box(struct storage_job *job, const struct storage_box *box)
+{
+	job->wbox = *box;
+	job->wbox.st = NULL;
+	job->wbox.news = xstrdup(box->news);
+}
+
+/* value, quoted as an element of an SQL array literal (a keyword may
+   hold ',' or '}'; never '"' or a backslash, escaped anyway). */
+static void
+pg_array_quote(struct buf *arr, const char *value)
+{
+	buf_append_c(arr, '"');
+	for (const char *p = value; *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			buf_append_c(arr, '\\');
+		buf_append_c(arr, *p);
+	}
+	buf_append_c(arr, '"');
+}
+
 /* At a commit: whether the work failed; then its failure is the
    commit's (the reason moved to *error_r). */
 static bool
@@ -296,9 +319,7 @@ pg_append_settle(struct storage_box *box, const struct mbox_state *state, struct
 	if (job->ret < 0)
 		return 0;
 	job->settled = true;
-	job->wbox = *box;
-	job->wbox.st = NULL;
-	job->wbox.news = xstrdup(box->news);
+	pg_job_box(job, box);
 	job->kw = pg_keywords_out(state, keywords);
 	job->highest = state->highest_modseq;
 	/* the UID and modseq are the transaction's */
@@ -399,9 +420,7 @@ pg_expunge_prepare(struct storage_box *box, struct mbox_state *state, const uint
 	if (count == 0)
 		return 0;
 	job = pg_job_new(box->st, PG_JOB_EXPUNGE);
-	job->wbox = *box;
-	job->wbox.st = NULL;
-	job->wbox.news = xstrdup(box->news);
+	pg_job_box(job, box);
 	job->uids = xmalloc(count * sizeof(*uids));
 	memcpy(job->uids, uids, count * sizeof(*uids));
 	job->count = count;
@@ -473,9 +492,7 @@ pg_sync_prepare(struct storage_box *box, const struct mbox_state *state,
 	(void)state;
 	(void)error_r;
 	*err_r = STORAGE_ERR_NONE;
-	job->wbox = *box;
-	job->wbox.st = NULL;
-	job->wbox.news = xstrdup(box->news);
+	pg_job_box(job, box);
 	*job_r = job;
 	return 0;
 }
@@ -521,15 +538,11 @@ pg_flags_prepare(struct storage_box *box, const struct mbox_state *state,
 	if (count == 0)
 		return 0;
 	job = pg_job_new(box->st, PG_JOB_FLAGS);
-	job->wbox = *box;
-	job->wbox.st = NULL;
-	job->wbox.news = xstrdup(box->news);
+	pg_job_box(job, box);
 	job->fchanges = xmalloc(count * sizeof(*changes));
 	memcpy(job->fchanges, changes, count * sizeof(*changes));
 	job->uids = xmalloc(count * sizeof(*job->uids));
 	job->count = count;
-	/* the keywords quoted (one may hold ',' or '}'; never '"' or a
-	   backslash, escaped anyway) */
 	buf_append_c(&flags, '{');
 	buf_append_c(&kws, '{');
 	for (size_t i = 0; i < count; i++) {
@@ -541,13 +554,7 @@ pg_flags_prepare(struct storage_box *box, const struct mbox_state *state,
 			buf_append_c(&kws, ',');
 		}
 		buf_append_u64(&flags, changes[i].flags & MAIL_FLAGS_ALL);
-		buf_append_c(&kws, '"');
-		for (const char *p = kw; *p != '\0'; p++) {
-			if (*p == '"' || *p == '\\')
-				buf_append_c(&kws, '\\');
-			buf_append_c(&kws, *p);
-		}
-		buf_append_c(&kws, '"');
+		pg_array_quote(&kws, kw);
 		free(kw);
 	}
 	buf_append(&flags, "}", 1);
@@ -718,9 +725,7 @@ pg_copy_prepare(struct storage_box *src, struct storage_box *dst,
 	if (count == 0)
 		return 0;
 	job = pg_job_new(dst->st, PG_JOB_COPY);
-	job->wbox = *dst;
-	job->wbox.st = NULL;
-	job->wbox.news = xstrdup(dst->news);
+	pg_job_box(job, dst);
 	job->recs = xmalloc(count * sizeof(*recs));
 	job->count = count;
 	job->highest = dst_state->highest_modseq;
@@ -743,13 +748,7 @@ pg_copy_prepare(struct storage_box *src, struct storage_box *dst,
 		}
 		buf_append_u64(&cols[0], recs[i].priv[0]);
 		buf_append_u64(&cols[1], recs[i].flags & MAIL_FLAGS_ALL);
-		buf_append_c(&cols[2], '"');
-		for (const char *p = kw; *p != '\0'; p++) {
-			if (*p == '"' || *p == '\\')
-				buf_append_c(&cols[2], '\\');
-			buf_append_c(&cols[2], *p);
-		}
-		buf_append_c(&cols[2], '"');
+		pg_array_quote(&cols[2], kw);
 		buf_printf(&cols[3], "%lld", (long long)recs[i].internal_date);
 		buf_printf(&cols[4], "%d", (int)recs[i].tz_minutes);
 		buf_append_u64(&sizes, recs[i].size);

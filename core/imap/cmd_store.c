@@ -25,6 +25,20 @@ struct store_result {
 	enum storage_error error; /* the first flag write that failed */
 };
 
+/* The flags and keywords req gives a message that has rec's. */
+static void
+store_new_flags(const struct store_req *req, const struct mail_rec *rec, uint8_t *flags_r,
+		uint64_t *keywords_r)
+{
+	*flags_r = req->mode == 0 ? req->flags :
+		   req->mode > 0  ? rec->flags | req->flags :
+				    rec->flags & ~req->flags;
+	*flags_r &= MAIL_FLAGS_ALL;
+	*keywords_r = req->mode == 0 ? req->keywords :
+		      req->mode > 0  ? rec->keywords | req->keywords :
+				       rec->keywords & ~req->keywords;
+}
+
 /* The untagged FETCH that tells the new flags of message seq. */
 static void
 store_write_fetch(struct client_command *cmd, uint32_t seq, const struct mail_rec *rec)
@@ -145,13 +159,10 @@ store_start_job(struct client_command *cmd, struct store_job *job)
 			job->fate[i] = STORE_MODIFIED;
 			continue;
 		}
-		uint8_t nf = req->mode == 0 ? req->flags :
-			     req->mode > 0  ? rec->flags | req->flags :
-					      rec->flags & ~req->flags;
-		uint64_t nk = req->mode == 0 ? req->keywords :
-			      req->mode > 0  ? rec->keywords | req->keywords :
-					       rec->keywords & ~req->keywords;
-		nf &= MAIL_FLAGS_ALL;
+		uint8_t nf;
+		uint64_t nk;
+
+		store_new_flags(req, rec, &nf, &nk);
 		if (nf == rec->flags && nk == rec->keywords)
 			continue;
 		changes[n].uid = rec->uid;
@@ -235,12 +246,10 @@ store_apply(struct client_command *cmd, struct store_job *job)
 			seqset_add_range(&res->modified, v, v);
 			continue;
 		}
-		uint8_t nf = req->mode == 0 ? req->flags :
-			     req->mode > 0  ? rec->flags | req->flags :
-					      rec->flags & ~req->flags;
-		uint64_t nk = req->mode == 0 ? req->keywords :
-			      req->mode > 0  ? rec->keywords | req->keywords :
-					       rec->keywords & ~req->keywords;
+		uint8_t nf;
+		uint64_t nk;
+
+		store_new_flags(req, rec, &nf, &nk);
 		if (nf != rec->flags || nk != rec->keywords) {
 			enum storage_error err;
 			uint32_t uid = rec->uid;
