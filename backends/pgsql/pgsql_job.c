@@ -187,15 +187,17 @@ pg_job_failed(struct storage_job *job, enum storage_error *err_r, char **error_r
 }
 
 /* In the worker: begins a change of the job's box (wbox, on the
-   worker's connection): the transaction, the row locked (*h), the
+   worker's connection wst): the transaction, the row locked (*h), the
    changes others committed since the box's last sync read into the job
-   (not applied: the state is the loop's). On failure the caller rolls
+   (not applied: the state is the loop's), and the change's modseq,
+   above every one given (job->modseq). On failure the caller rolls
    back. */
 static int
-pg_job_change_begin(struct storage_job *job, struct pg_head *h)
+pg_job_change_begin(struct storage_job *job, struct storage *wst, struct pg_head *h)
 {
 	struct storage_box *box = &job->wbox;
 
+	box->st = wst;
 	if (pg_cmd(box->st, "BEGIN", NULL, &job->err, &job->error) < 0 ||
 	    pg_head_read(box, true, h, &job->err, &job->error) < 0)
 		return -1;
@@ -204,6 +206,7 @@ pg_job_change_begin(struct storage_job *job, struct pg_head *h)
 		job->error = xstrdup("the mailbox was made again meanwhile");
 		return -1;
 	}
+	job->modseq = (h->highest > job->highest ? h->highest : job->highest) + 1;
 	return pg_changes_fetch(box, h, &job->changes, &job->err, &job->error);
 }
 
@@ -339,13 +342,12 @@ pg_append_commit_work(struct storage_job *job)
 	struct mail_rec *rec = &job->rec;
 
 	job->ret = -1;
-	box->st = wst;
-	if (pg_job_change_begin(job, &h) < 0)
+	if (pg_job_change_begin(job, wst, &h) < 0)
 		goto fail;
 	if (!pg_uids_left(&h, &job->err, &job->error))
 		goto fail;
 	rec->uid = h.uidnext;
-	rec->modseq = (h.highest > job->highest ? h.highest : job->highest) + 1;
+	rec->modseq = job->modseq;
 	memset(&m, 0, sizeof(m));
 	m.body_id = job->body_id;
 	m.pending_id = job->pending_id;
@@ -438,10 +440,8 @@ pg_expunge_work(struct storage_job *job)
 	char *arr = pg_uid_array(job->uids, job->count);
 
 	job->ret = -1;
-	box->st = wst;
-	if (pg_job_change_begin(job, &h) < 0)
+	if (pg_job_change_begin(job, wst, &h) < 0)
 		goto fail;
-	job->modseq = (h.highest > job->highest ? h.highest : job->highest) + 1;
 	if (pg_expunge_write(box, arr, job->modseq, &job->err, &job->error) < 0)
 		goto fail;
 	free(arr);
@@ -577,10 +577,8 @@ pg_flags_work(struct storage_job *job)
 	char *arr = pg_uid_array(job->uids, job->count);
 
 	job->ret = -1;
-	box->st = wst;
-	if (pg_job_change_begin(job, &h) < 0)
+	if (pg_job_change_begin(job, wst, &h) < 0)
 		goto fail;
-	job->modseq = (h.highest > job->highest ? h.highest : job->highest) + 1;
 	pg_params_init(&p);
 	pg_param_i64(&p, box->id);
 	pg_param_i64(&p, (int64_t)job->modseq);
@@ -774,9 +772,8 @@ pg_copy_work(struct storage_job *job)
 	struct pg_head h;
 
 	job->ret = -1;
-	box->st = wst;
 	job_test_hold_named("copy");
-	if (pg_job_change_begin(job, &h) < 0)
+	if (pg_job_change_begin(job, wst, &h) < 0)
 		goto fail;
 	if (!pg_uids_left(&h, &job->err, &job->error))
 		goto fail;
@@ -786,7 +783,6 @@ pg_copy_work(struct storage_job *job)
 		goto fail;
 	}
 	job->first_uid = h.uidnext;
-	job->modseq = (h.highest > job->highest ? h.highest : job->highest) + 1;
 	pg_params_init(&p);
 	pg_param_i64(&p, box->id);
 	pg_param_i64(&p, job->first_uid);

@@ -224,6 +224,24 @@ mailbox_op_done(void *ctx, bool ran)
 	mailbox_unref(&mbox);
 }
 
+/* A job on mbox, which is busy until it is done (mailbox_op_done()). */
+static struct mailbox_op *
+mailbox_op_submit(struct mailbox *mbox, struct storage_job *sjob, mailbox_done_func *done,
+		  void *ctx, const char *sid)
+{
+	struct mailbox_op *op = xcalloc(1, sizeof(*op));
+
+	op->mbox = mbox;
+	op->backend = mbox->hub->storage.backend;
+	op->sjob = sjob;
+	op->done = done;
+	op->ctx = ctx;
+	snprintf(op->sid, sizeof(op->sid), "%s", sid);
+	mbox->refcount++;
+	mbox->op = op;
+	return op;
+}
+
 bool
 mailbox_sync_in_job(const struct mailbox *mbox)
 {
@@ -260,15 +278,9 @@ mailbox_sync_start(struct mailbox *mbox, const char *sid)
 		mailbox_synced(mbox, ret < 0 ? -1 : 0, &before, sid);
 		return;
 	}
-	op = xcalloc(1, sizeof(*op));
-	op->mbox = mbox;
-	op->backend = backend;
-	op->sjob = sjob;
+	op = mailbox_op_submit(mbox, sjob, NULL, NULL, sid);
 	op->sync = true;
 	op->gen = mbox->syncs_started;
-	snprintf(op->sid, sizeof(op->sid), "%s", sid);
-	mbox->refcount++;
-	mbox->op = op;
 	op->job = job_submit(job_queue_default(), mailbox_op_work, mailbox_op_done, op);
 }
 
@@ -342,17 +354,9 @@ mailbox_expunge_start(struct mailbox *mbox, const struct seqset *uids, bool dele
 		free(list);
 		return ret;
 	}
-	op = xcalloc(1, sizeof(*op));
-	op->mbox = mbox;
-	op->backend = backend;
-	op->sjob = sjob;
+	op = mailbox_op_submit(mbox, sjob, done, ctx, sid);
 	op->list = list;
 	op->count = count;
-	op->done = done;
-	op->ctx = ctx;
-	snprintf(op->sid, sizeof(op->sid), "%s", sid);
-	mbox->refcount++;
-	mbox->op = op;
 	op->job = job_submit(queue, mailbox_op_work, mailbox_op_done, op);
 	*op_r = op;
 	return 1;
@@ -395,18 +399,10 @@ mailbox_copy_start(struct mailbox *src, struct mailbox *dest, const struct mail_
 		free(error);
 		return -1;
 	}
-	op = xcalloc(1, sizeof(*op));
-	op->mbox = dest;
-	op->backend = backend;
-	op->sjob = sjob;
+	op = mailbox_op_submit(dest, sjob, done, ctx, sid);
 	op->copy = true;
 	op->copy_uids = uids_r;
 	op->count = count;
-	op->done = done;
-	op->ctx = ctx;
-	snprintf(op->sid, sizeof(op->sid), "%s", sid);
-	dest->refcount++;
-	dest->op = op;
 	op->job = job_submit(job_queue_default(), mailbox_op_work, mailbox_op_done, op);
 	*op_r = op;
 	return 1;
@@ -447,16 +443,8 @@ mailbox_flags_start(struct mailbox *mbox, const struct storage_flag_change *chan
 		free(error);
 		return ret < 0 ? -1 : 0;
 	}
-	op = xcalloc(1, sizeof(*op));
-	op->mbox = mbox;
-	op->backend = backend;
-	op->sjob = sjob;
+	op = mailbox_op_submit(mbox, sjob, done, ctx, sid);
 	op->flags = true;
-	op->done = done;
-	op->ctx = ctx;
-	snprintf(op->sid, sizeof(op->sid), "%s", sid);
-	mbox->refcount++;
-	mbox->op = op;
 	op->job = job_submit(job_queue_default(), mailbox_op_work, mailbox_op_done, op);
 	*op_r = op;
 	return 1;
