@@ -55,7 +55,10 @@ class TestRestartSameAnswers(ServerTestCase):
         return select, fetch
 
     def change_some(self):
-        c = self.raw_login(mailbox="INBOX")
+        c = self.raw_login()
+        # (20,000 messages: as long as session_view()'s SELECT may take)
+        resp, tagged = c.command("SELECT INBOX", timeout=60 * SLOW)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
         for cmd in ("STORE 2:300 +FLAGS (\\Seen)",
                     "UID STORE 5,77,1000:1010,19999 +FLAGS (\\Flagged $Work)",
                     "STORE 40:45 +FLAGS (\\Answered Later)",
