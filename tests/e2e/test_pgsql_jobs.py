@@ -77,6 +77,28 @@ class PgHeldCase(HeldJobCase):
         self.server.start()
         self.port = self.server.port
 
+    def database_gone(self):
+        """The database refuses connections and drops this server's."""
+        db = self.server.db
+        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS false")
+        self.addCleanup(self.database_back)
+        pg_support.psql(db.admin, "SELECT count(pg_terminate_backend(pid)) FROM "
+                                  f"pg_stat_activity WHERE datname = '{db.name}'")
+
+    def database_back(self):
+        db = self.server.db
+        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
+
+    def until_ok(self, client, command):
+        """command again until it is answered OK (the backend reconnects),
+        at most WAIT seconds; returns the last answer."""
+        deadline = time.monotonic() + WAIT
+        while True:
+            resp, tagged = client.command(command, timeout=WAIT)
+            if tagged.startswith(b"OK") or time.monotonic() > deadline:
+                return resp, tagged
+            time.sleep(0.1)
+
     def wait_sql(self, statement, want):
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
@@ -286,16 +308,11 @@ class TestAppendInAJob(PgHeldCase):
     def test_database_gone_before_the_transaction_refuses_the_append(self):
         self.ALLOW_LOG_ERRORS = True
         a = self.start_append()
-        db = self.server.db
-        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS false")
-        self.addCleanup(pg_support.psql, db.admin,
-                        f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
-        pg_support.psql(db.admin, "SELECT count(pg_terminate_backend(pid)) FROM "
-                                  f"pg_stat_activity WHERE datname = '{db.name}'")
+        self.database_gone()
         self.release_job()
         untagged, tagged = a.read_tagged("A1", timeout=WAIT)
         self.assertTrue(tagged.startswith(b"NO [UNAVAILABLE]"), tagged)
-        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
+        self.database_back()
         # nothing half-made: not in the mailbox; the server serves again
         self.assertEqual(self.sql_count(self.HELD_MSGS), 0)
         resp, tagged = a.command("NOOP", timeout=WAIT)
@@ -573,27 +590,17 @@ class TestFlagsInAJob(PgHeldCase):
     def test_database_gone_before_the_transaction_refuses_the_store(self):
         self.ALLOW_LOG_ERRORS = True
         a = self.raw_login("alice", "INBOX")
-        # the check before the command done, the flags' job held before
-        # it starts (the hold is read in the worker: a sync first)
+        # the check before commands made once, with the database there:
+        # the STORE's own transaction meets it gone
         resp, tagged = a.command("NOOP")
-        db = self.server.db
-        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS false")
-        self.addCleanup(pg_support.psql, db.admin,
-                        f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
-        pg_support.psql(db.admin, "SELECT count(pg_terminate_backend(pid)) FROM "
-                                  f"pg_stat_activity WHERE datname = '{db.name}'")
+        self.database_gone()
         resp, tagged = a.command("STORE 1:5 +FLAGS (\\Flagged)", timeout=WAIT)
         self.assertTrue(tagged.startswith(b"NO [UNAVAILABLE]"), tagged)
         self.assertFalse([r for r in resp if b"\\Flagged" in r], resp)
-        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
+        self.database_back()
         # nothing half-made: the flags as they were, here and stored
         self.assertEqual(self.flag_count(4), 0)
-        deadline = time.monotonic() + WAIT
-        while True:
-            resp, tagged = a.command("FETCH 1:5 (FLAGS)", timeout=WAIT)
-            if tagged.startswith(b"OK") or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        resp, tagged = self.until_ok(a, "FETCH 1:5 (FLAGS)")
         self.assertTrue(tagged.startswith(b"OK"), tagged)
         self.assertFalse([r for r in resp if b"\\Flagged" in r], resp)
         resp, tagged = a.command("STORE 1:5 +FLAGS (\\Flagged)", timeout=WAIT)
@@ -677,26 +684,16 @@ class TestReadsInAJob(PgHeldCase):
     def test_database_gone_before_the_read_gives_no(self):
         self.ALLOW_LOG_ERRORS = True
         a = self.raw_login("alice", "INBOX")
-        db = self.server.db
         self.hold_reads()
         a.send("F1 FETCH 1:3 (BODY.PEEK[])\r\n")
         time.sleep(0.2)
-        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS false")
-        self.addCleanup(pg_support.psql, db.admin,
-                        f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
-        pg_support.psql(db.admin, "SELECT count(pg_terminate_backend(pid)) FROM "
-                                  f"pg_stat_activity WHERE datname = '{db.name}'")
+        self.database_gone()
         self.release_job()
         untagged, tagged = a.read_tagged("F1", timeout=WAIT)
         # (held before its statement: made with the database gone)
         self.assertTrue(tagged.startswith(b"NO [UNAVAILABLE]"), tagged)
-        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
-        deadline = time.monotonic() + WAIT
-        while True:
-            resp, tagged = a.command("FETCH 1:3 (BODY.PEEK[])", timeout=WAIT)
-            if tagged.startswith(b"OK") or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        self.database_back()
+        resp, tagged = self.until_ok(a, "FETCH 1:3 (BODY.PEEK[])")
         self.assertTrue(tagged.startswith(b"OK"), tagged)
         self.assertEqual(b"".join(resp).count(b"Subject: message"), 3)
 
@@ -808,23 +805,13 @@ class TestCopyInAJob(PgHeldCase):
         self.hold_kind("copy")
         self.a.send("C1 COPY 1:10 Trash\r\n")
         time.sleep(0.2)     # (reached or not, the work meets the database gone)
-        db = self.server.db
-        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS false")
-        self.addCleanup(pg_support.psql, db.admin,
-                        f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
-        pg_support.psql(db.admin, "SELECT count(pg_terminate_backend(pid)) FROM "
-                                  f"pg_stat_activity WHERE datname = '{db.name}'")
+        self.database_gone()
         self.release_job()
         untagged, tagged = self.a.read_tagged("C1", timeout=WAIT)
         self.assertTrue(tagged.startswith(b"NO [UNAVAILABLE]"), tagged)
-        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
+        self.database_back()
         self.assertEqual(self.sql_count(self.IN_TRASH), 0)
-        deadline = time.monotonic() + WAIT
-        while True:
-            resp, tagged = self.a.command("COPY 1:2 Trash", timeout=WAIT)
-            if tagged.startswith(b"OK") or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        resp, tagged = self.until_ok(self.a, "COPY 1:2 Trash")
         self.assertIn(b"OK [COPYUID ", tagged)
         self.assertIn(b" 1:2 1:2]", tagged)
 
@@ -1051,15 +1038,10 @@ class TestNamesInAJob(PgHeldCase):
     def test_database_unreachable_gives_no_to_the_list(self):
         self.ALLOW_LOG_ERRORS = True
         a = self.raw_login("alice")
-        db = self.server.db
-        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS false")
-        self.addCleanup(pg_support.psql, db.admin,
-                        f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
-        pg_support.psql(db.admin, "SELECT count(pg_terminate_backend(pid)) FROM "
-                                  f"pg_stat_activity WHERE datname = '{db.name}'")
+        self.database_gone()
         resp, tagged = a.command('LIST "" "*"', timeout=WAIT)
         self.assertTrue(tagged.startswith(b"NO [UNAVAILABLE]"), tagged)
-        pg_support.psql(db.admin, f"ALTER DATABASE {db.name} ALLOW_CONNECTIONS true")
+        self.database_back()
         resp, tagged = a.command('LIST "" "*"', timeout=WAIT)
         self.assertTrue(tagged.startswith(b"OK"), tagged)
 
