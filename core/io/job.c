@@ -9,6 +9,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -400,6 +401,18 @@ job_test_hold_matches(const char *name)
 	return strcmp(line, name != NULL ? name : "") == 0;
 }
 
+/* The hold reached: <hold>.held made, for a test that waits for it. */
+static void
+job_test_held_mark(void)
+{
+	char *mark = xasprintf("%s.held", hold_path);
+	int fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd >= 0)
+		close(fd);
+	free(mark);
+}
+
 static void
 job_test_hold_while(const char *name)
 {
@@ -408,6 +421,7 @@ job_test_hold_while(const char *name)
 
 	if (hold_path == NULL || !job_test_hold_matches(name))
 		return;
+	job_test_held_mark();
 	for (int waited = 0; waited < JOB_HOLD_MAX_MS; waited += JOB_HOLD_STEP_MS) {
 		if (stat(hold_path, &st) < 0)
 			return;

@@ -87,7 +87,8 @@ void job_close_later(int fd);
    IMAPSERVER_TEST_JOB_HOLD names a file when the queue is made, a work
    function that calls this waits while that file exists and is empty
    (checking every 10 ms, at most 60 s). End-to-end tests use it to hold
-   a job in the middle of its work. Does nothing otherwise. */
+   a job in the middle of its work; a hold reached makes the file
+   <that file>.held, for a test to wait for. Does nothing otherwise. */
 void job_test_hold(void);
 /* The same for work of a kind that runs before most commands (a sync):
    held while the file exists if its first line was name when the work
