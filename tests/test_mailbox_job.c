@@ -781,7 +781,7 @@ jf_job_work(struct storage_job *job)
 
 static int
 jf_flags_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **job,
-		enum storage_error *err_r, char **error_r)
+		uint64_t *modseq_r, enum storage_error *err_r, char **error_r)
 {
 	uint64_t modseq = state->highest_modseq + 1;
 
@@ -794,15 +794,17 @@ jf_flags_commit(struct storage_box *box, struct mbox_state *state, struct storag
 		*error_r = xstrdup("the store went away");
 		return -1;
 	}
+	*modseq_r = 0;
 	for (size_t i = 0; i < flags_live->count; i++) {
-		ssize_t at = mbox_state_find(state, flags_live->changes[i].uid);
+		const struct storage_flag_change *c = &flags_live->changes[i];
+		ssize_t at = mbox_state_find(state, c->uid);
 
-		if (at < 0)
+		if (at < 0 || (c->conditional && state->mails[at].modseq > c->unchangedsince))
 			continue;
-		state->mails[at].flags = flags_live->changes[i].flags;
-		state->mails[at].keywords = flags_live->changes[i].keywords;
+		storage_flag_change_apply(c, &state->mails[at].flags, &state->mails[at].keywords);
 		state->mails[at].modseq = modseq;
 		state->highest_modseq = modseq;
+		*modseq_r = modseq;
 		assert_int_equal(storage_backend_flat.flags_changed(box, state, (size_t)at, err_r,
 								     error_r), 0);
 	}
@@ -853,9 +855,10 @@ test_flags_in_job(void **state)
 	struct done_rec d = { .order = order, .n = &n }, d2 = { 0 };
 	struct waiter_rec w = { 1, order, &n, false };
 	struct storage_flag_change ch[2] = {
-		{ 2, MAIL_SEEN, 0 }, { 3, MAIL_SEEN | MAIL_FLAGGED, 0 },
+		{ .uid = 2, .flags_set = MAIL_SEEN },
+		{ .uid = 3, .flags_set = MAIL_SEEN | MAIL_FLAGGED },
 	};
-	uint64_t before;
+	uint64_t before, written = 0;
 
 	write_mailbox(fx, "mymailbox.mail", 10);
 	jobflags_hub(fx);
@@ -863,9 +866,11 @@ test_flags_in_job(void **state)
 	st = mailbox_state(mbox);
 	assert_true(mailbox_flags_in_job(mbox));
 	before = st->highest_modseq;
-	assert_int_equal(mailbox_flags_start(mbox, ch, 0, on_done, &d, &op, &err, "t"), 0);
+	assert_int_equal(mailbox_flags_start(mbox, ch, 0, &written, on_done, &d, &op, &err, "t"),
+			 0);
 	assert_int_equal(flags_prepared, 0);
-	assert_int_equal(mailbox_flags_start(mbox, ch, 2, on_done, &d, &op, &err, "t"), 1);
+	assert_int_equal(mailbox_flags_start(mbox, ch, 2, &written, on_done, &d, &op, &err, "t"),
+			 1);
 	assert_non_null(op);
 	assert_true(mailbox_is_busy(mbox));
 	assert_int_equal(st->mails[1].flags, 0);
@@ -880,6 +885,7 @@ test_flags_in_job(void **state)
 	assert_int_equal(st->mails[2].flags, MAIL_SEEN | MAIL_FLAGGED);
 	assert_int_equal(st->mails[1].modseq, st->mails[2].modseq);
 	assert_true(st->mails[1].modseq > before);
+	assert_int_equal(written, st->mails[1].modseq);
 	/* the deferred \Seen went to a job of its own, no one waits */
 	assert_int_equal(flags_prepared, 2);
 	assert_true(mailbox_is_busy(mbox));
@@ -891,8 +897,8 @@ test_flags_in_job(void **state)
 	assert_int_equal(order[1], 1);
 	/* A failed job: the flags as they were. */
 	flags_fail = true;
-	ch[0].flags = MAIL_DELETED;
-	assert_int_equal(mailbox_flags_start(mbox, ch, 1, on_done, &d2, &op, &err, "t"), 1);
+	ch[0].flags_set = MAIL_DELETED;
+	assert_int_equal(mailbox_flags_start(mbox, ch, 1, NULL, on_done, &d2, &op, &err, "t"), 1);
 	run_until(fx, &d2.done);
 	assert_int_equal(d2.ret, -1);
 	assert_int_equal(d2.err, STORAGE_ERR_TEMP);
@@ -912,6 +918,44 @@ test_flags_in_job(void **state)
 	mailbox_unref(&mbox);
 }
 
+/* A conditional change (STORE UNCHANGEDSINCE) that the backend leaves
+   out: done, with no modseq written to the caller; then one it makes:
+   the caller gets its modseq. */
+static void
+test_flags_in_job_conditional(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mbox;
+	struct mbox_state *st;
+	struct mailbox_op *op;
+	enum storage_error err;
+	struct done_rec d = { 0 }, d2 = { 0 };
+	struct storage_flag_change ch = { .uid = 1, .flags_set = MAIL_FLAGGED,
+					  .conditional = true };
+	uint64_t written = 99;
+
+	write_mailbox(fx, "mymailbox.mail", 3);
+	jobflags_hub(fx);
+	mbox = open_inbox(fx);
+	st = mailbox_state(mbox);
+	assert_true(st->mails[0].modseq > 0);
+	ch.unchangedsince = st->mails[0].modseq - 1;
+	assert_int_equal(mailbox_flags_start(mbox, &ch, 1, &written, on_done, &d, &op, &err, "t"),
+			 1);
+	run_until(fx, &d.done);
+	assert_int_equal(d.ret, 0);
+	assert_int_equal(written, 0);
+	assert_int_equal(st->mails[0].flags, 0);
+	ch.unchangedsince = st->mails[0].modseq;
+	assert_int_equal(mailbox_flags_start(mbox, &ch, 1, &written, on_done, &d2, &op, &err, "t"),
+			 1);
+	run_until(fx, &d2.done);
+	assert_int_equal(d2.ret, 0);
+	assert_int_equal(st->mails[0].flags, MAIL_FLAGGED);
+	assert_int_equal(written, st->mails[0].modseq);
+	mailbox_unref(&mbox);
+}
+
 /* The caller goes before its flag changes are made: they are made, and
    the hub freed with a job at work drops it. */
 static void
@@ -922,19 +966,24 @@ test_flags_in_job_caller_gone(void **state)
 	struct mailbox_op *op;
 	enum storage_error err;
 	struct done_rec d = { 0 };
-	struct storage_flag_change ch = { 1, MAIL_ANSWERED, 0 };
+	struct storage_flag_change ch = { .uid = 1, .flags_set = MAIL_ANSWERED };
+	uint64_t written = 0;
 
 	write_mailbox(fx, "mymailbox.mail", 3);
 	jobflags_hub(fx);
 	mbox = open_inbox(fx);
-	assert_int_equal(mailbox_flags_start(mbox, &ch, 1, on_done, &d, &op, &err, "t"), 1);
+	assert_int_equal(
+		mailbox_flags_start(mbox, &ch, 1, &written, on_done, &d, &op, &err, "t"), 1);
 	mailbox_op_detach(&op);
 	for (int i = 0; i < 1000 && mailbox_is_busy(mbox); i++)
 		assert_int_equal(event_loop_run_once(fx->loop, 10), 0);
 	assert_false(d.done);
 	assert_int_equal(mailbox_state(mbox)->mails[0].flags, MAIL_ANSWERED);
-	ch.flags = 0;
-	assert_int_equal(mailbox_flags_start(mbox, &ch, 1, on_done, &d, &op, &err, "t"), 1);
+	/* (detached: the caller's modseq is not written either) */
+	assert_int_equal(written, 0);
+	ch.flags_set = 0;
+	ch.flags_clear = MAIL_ANSWERED;
+	assert_int_equal(mailbox_flags_start(mbox, &ch, 1, NULL, on_done, &d, &op, &err, "t"), 1);
 	mailbox_unref(&mbox);
 	hub_free(&fx->hub);
 	assert_null(flags_live);
@@ -1275,6 +1324,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_sync_in_job_tickets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_in_job_hub_freed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flags_in_job, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flags_in_job_conditional, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flags_in_job_caller_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reads_in_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_in_job, setup, teardown),

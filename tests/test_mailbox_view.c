@@ -267,6 +267,63 @@ test_view_is_identity_until_an_expunge(void **state)
 	hub_free(&hub);
 }
 
+/* A session's own change made in a job is told in its command's answer:
+   the view's next sync does not tell it again, but tells the changes of
+   others that the job's commit brought in with it (at lower modseqs),
+   and those made after it; another session is told of all of them. */
+static void
+test_own_change_in_a_job_not_told_again(void **state)
+{
+	struct hub *hub = hub_start();
+	struct session a, b;
+	struct mbox_view_changes ch;
+	struct mbox_state *st;
+	uint64_t h;
+
+	disk_fill(4);
+	session_open(hub, &a, false);
+	session_open(hub, &b, false);
+	st = mailbox_state(a.mbox);
+	h = st->highest_modseq;
+	assert_int_equal(a.view->synced_modseq, h);
+	/* the commit: another process's change to message 3 (h + 1), then
+	   a's to messages 1 and 2 (h + 2) */
+	st->mails[2].modseq = h + 1;
+	st->mails[0].modseq = st->mails[1].modseq = h + 2;
+	st->highest_modseq = h + 2;
+	mbox_view_told_own_change(a.view, h, h + 2);
+	sync_view(&a, true, &ch);
+	assert_int_equal(ch.flags_count, 1);
+	assert_int_equal(ch.flags[0].seq, 3);
+	mbox_view_changes_free(&ch);
+	sync_view(&b, true, &ch);
+	assert_int_equal(ch.flags_count, 3);
+	mbox_view_changes_free(&ch);
+	/* another change to message 1 afterwards is told to a */
+	st->mails[0].modseq = h + 3;
+	st->highest_modseq = h + 3;
+	sync_view(&a, true, &ch);
+	assert_int_equal(ch.flags_count, 1);
+	assert_int_equal(ch.flags[0].seq, 1);
+	mbox_view_changes_free(&ch);
+	/* nothing else came in: caught up at once, nothing to tell */
+	st->mails[3].modseq = h + 4;
+	st->highest_modseq = h + 4;
+	mbox_view_told_own_change(a.view, h + 3, h + 4);
+	assert_int_equal(a.view->synced_modseq, h + 4);
+	sync_view(&a, true, &ch);
+	assert_int_equal(ch.flags_count, 0);
+	mbox_view_changes_free(&ch);
+	/* no change written (0): nothing skipped */
+	mbox_view_told_own_change(b.view, h, 0);
+	sync_view(&b, true, &ch);
+	assert_int_equal(ch.flags_count, 2);
+	mbox_view_changes_free(&ch);
+	session_close(&a);
+	session_close(&b);
+	hub_free(&hub);
+}
+
 static void
 test_removal_beyond_the_view_keeps_identity(void **state)
 {
@@ -480,6 +537,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_view_is_identity_until_an_expunge),
+		cmocka_unit_test(test_own_change_in_a_job_not_told_again),
 		cmocka_unit_test(test_removal_beyond_the_view_keeps_identity),
 		cmocka_unit_test(test_removal_by_another_process_diverges),
 		cmocka_unit_test(test_recent_for_exactly_one_session),

@@ -91,10 +91,14 @@ struct storage_job {
 	uint64_t modseq;
 	/* sync: the changes read are the whole mailbox, made again */
 	bool reload;
-	/* flags: the new values (count of them, the UIDs in uids), as
-	   array literals for the worker's one UPDATE; modseq is theirs */
+	/* flags: the changes (count of them, the UIDs in uids), the new
+	   values they give as the state has the messages (the keywords'
+	   names in state), then the ones the worker left out (others
+	   changed them past their condition); modseq is theirs, 0 if none
+	   was written */
 	struct storage_flag_change *fchanges;
-	char *flag_arr, *kw_arr;
+	uint8_t *new_flags, *skipped;
+	uint64_t *new_kw;
 	/* read: the bodies' ids (an array literal) and UIDs (uids), then
 	   one row per message, in order (data NULL: gone) */
 	char *body_arr;
@@ -137,8 +141,9 @@ pg_job_free(struct storage_job *job)
 	free(job->wbox.news);
 	free(job->kw);
 	free(job->fchanges);
-	free(job->flag_arr);
-	free(job->kw_arr);
+	free(job->new_flags);
+	free(job->new_kw);
+	free(job->skipped);
 	free(job->body_arr);
 	free(job->recs);
 	for (size_t i = 0; i < N_ELEMENTS(job->copy_cols); i++)
@@ -530,7 +535,6 @@ pg_flags_prepare(struct storage_box *box, const struct mbox_state *state,
 		 struct storage_job **job_r, enum storage_error *err_r, char **error_r)
 {
 	struct storage_job *job;
-	struct buf flags = BUF_INIT, kws = BUF_INIT;
 
 	(void)error_r;
 	*job_r = NULL;
@@ -542,28 +546,83 @@ pg_flags_prepare(struct storage_box *box, const struct mbox_state *state,
 	job->fchanges = xmalloc(count * sizeof(*changes));
 	memcpy(job->fchanges, changes, count * sizeof(*changes));
 	job->uids = xmalloc(count * sizeof(*job->uids));
+	job->new_flags = xmalloc(count);
+	job->new_kw = xmalloc(count * sizeof(*job->new_kw));
+	job->skipped = xcalloc(count, 1);
 	job->count = count;
-	buf_append_c(&flags, '{');
-	buf_append_c(&kws, '{');
 	for (size_t i = 0; i < count; i++) {
-		char *kw = pg_keywords_out(state, changes[i].keywords);
+		ssize_t at = mbox_state_find(state, changes[i].uid);
 
 		job->uids[i] = changes[i].uid;
-		if (i > 0) {
-			buf_append_c(&flags, ',');
-			buf_append_c(&kws, ',');
-		}
-		buf_append_u64(&flags, changes[i].flags & MAIL_FLAGS_ALL);
-		pg_array_quote(&kws, kw);
-		free(kw);
+		job->new_flags[i] = at >= 0 ? state->mails[at].flags : 0;
+		job->new_kw[i] = at >= 0 ? state->mails[at].keywords : 0;
+		storage_flag_change_apply(&changes[i], &job->new_flags[i], &job->new_kw[i]);
 	}
-	buf_append(&flags, "}", 1);
-	buf_append(&kws, "}", 1);
-	job->flag_arr = buf_steal(&flags);
-	job->kw_arr = buf_steal(&kws);
+	/* the keywords' names, for the worker */
+	for (unsigned i = 0; i < state->keyword_count && i < MBOX_MAX_KEYWORDS; i++)
+		job->state.keywords[i] = xstrdup(state->keywords[i]);
+	job->state.keyword_count = state->keyword_count;
 	job->highest = state->highest_modseq;
 	*job_r = job;
 	return 0;
+}
+
+/* A change's UID and its place in the job, to find it by UID. */
+struct pg_flags_at {
+	uint32_t uid;
+	size_t i;
+};
+
+static int
+pg_flags_at_cmp(const void *a, const void *b)
+{
+	uint32_t ua = ((const struct pg_flags_at *)a)->uid;
+	uint32_t ub = ((const struct pg_flags_at *)b)->uid;
+
+	return ua < ub ? -1 : ua > ub;
+}
+
+/* In the worker, under the lock: the messages of the job that others
+   changed after the state was read (in job->changes) get its rule
+   applied again to their flags as they are now (the new keywords'
+   names in kw_r[i]), or are left out (skipped) if their modseq is past
+   the rule's condition. */
+static void
+pg_flags_rebase(struct storage_job *job, char **kw_r)
+{
+	PGresult *res = job->changes.changed;
+	int rows = res != NULL ? PQntuples(res) : 0;
+	struct pg_flags_at *order, key;
+
+	if (rows == 0)
+		return;
+	order = xmalloc(job->count * sizeof(*order));
+	for (size_t i = 0; i < job->count; i++) {
+		order[i].uid = job->fchanges[i].uid;
+		order[i].i = i;
+	}
+	qsort(order, job->count, sizeof(*order), pg_flags_at_cmp);
+	for (int r = 0; r < rows; r++) {
+		const struct pg_flags_at *at;
+
+		key.uid = (uint32_t)pg_i64(res, r, 0);
+		at = bsearch(&key, order, job->count, sizeof(*order), pg_flags_at_cmp);
+		if (at == NULL)
+			continue;
+		size_t i = at->i;
+		const struct storage_flag_change *c = &job->fchanges[i];
+		if (c->conditional && (uint64_t)pg_i64(res, r, 7) > c->unchangedsince) {
+			job->skipped[i] = 1;
+			continue;
+		}
+		uint64_t no_kw = 0;
+		job->new_flags[i] = (uint8_t)(pg_i64(res, r, 2) & MAIL_FLAGS_ALL);
+		storage_flag_change_apply(c, &job->new_flags[i], &no_kw);
+		free(kw_r[i]);
+		kw_r[i] = pg_keywords_rule(PQgetvalue(res, r, 3), &job->state, c->keywords_set,
+					   c->keywords_clear);
+	}
+	free(order);
 }
 
 /* In the worker: the command's flag changes, one change of the box. */
@@ -572,19 +631,51 @@ pg_flags_work(struct storage_job *job)
 {
 	struct storage *wst = pg_thread_storage(job->conninfo);
 	struct storage_box *box = &job->wbox;
+	struct buf uids = BUF_INIT, flags = BUF_INIT, kws = BUF_INIT;
+	char **kw = xcalloc(job->count, sizeof(*kw));
 	struct pg_params p;
 	struct pg_head h;
-	char *arr = pg_uid_array(job->uids, job->count);
+	size_t written = 0;
 
 	job->ret = -1;
+	job_test_hold_named("flags-begin");
 	if (pg_job_change_begin(job, wst, &h) < 0)
 		goto fail;
+	pg_flags_rebase(job, kw);
+	buf_append_c(&uids, '{');
+	buf_append_c(&flags, '{');
+	buf_append_c(&kws, '{');
+	for (size_t i = 0; i < job->count; i++) {
+		if (job->skipped[i])
+			continue;
+		if (kw[i] == NULL)
+			kw[i] = pg_keywords_out(&job->state, job->new_kw[i]);
+		if (written++ > 0) {
+			buf_append_c(&uids, ',');
+			buf_append_c(&flags, ',');
+			buf_append_c(&kws, ',');
+		}
+		buf_append_u64(&uids, job->uids[i]);
+		buf_append_u64(&flags, job->new_flags[i]);
+		pg_array_quote(&kws, kw[i]);
+	}
+	buf_append(&uids, "}", 1);
+	buf_append(&flags, "}", 1);
+	buf_append(&kws, "}", 1);
+	if (written == 0) {
+		/* every one changed past its condition: nothing to write (the
+		   others' changes read are applied at the commit) */
+		pg_rollback(wst);
+		job->modseq = 0;
+		job->ret = 0;
+		goto out;
+	}
 	pg_params_init(&p);
 	pg_param_i64(&p, box->id);
 	pg_param_i64(&p, (int64_t)job->modseq);
-	pg_param_str(&p, arr);
-	pg_param_str(&p, job->flag_arr);
-	pg_param_str(&p, job->kw_arr);
+	pg_param_str(&p, uids.data);
+	pg_param_str(&p, flags.data);
+	pg_param_str(&p, kws.data);
 	/* (a message others expunged meanwhile is not there: left out) */
 	if (pg_cmd(wst, "UPDATE imap_messages m SET flags = c.flags, keywords = c.kw, "
 			"modseq = $2 "
@@ -593,48 +684,59 @@ pg_flags_work(struct storage_job *job)
 		   &p, &job->err, &job->error) < 0 ||
 	    pg_head_write(box, job->modseq, &job->err, &job->error) < 0)
 		goto fail;
-	free(arr);
 	if (pg_change_commit(box, &job->err, &job->error) < 0) {
 		pg_changes_free(&job->changes);
-		return;
+		goto out;
 	}
 	job->ret = 0;
 	job_test_hold_named("flags");
-	return;
+	goto out;
 fail:
-	free(arr);
 	pg_changes_free(&job->changes);
 	pg_rollback(wst);
+out:
+	for (size_t i = 0; i < job->count; i++)
+		free(kw[i]);
+	free(kw);
+	buf_free(&uids);
+	buf_free(&flags);
+	buf_free(&kws);
 }
 
 int
 pg_flags_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **_job,
-		enum storage_error *err_r, char **error_r)
+		uint64_t *modseq_r, enum storage_error *err_r, char **error_r)
 {
 	struct storage_job *job = *_job;
 
 	*_job = NULL;
+	*modseq_r = 0;
 	*err_r = STORAGE_ERR_NONE;
 	if (pg_job_failed(job, err_r, error_r)) {
 		pg_job_free(job);
 		return -1;
 	}
-	/* what others did first, then this */
+	/* what others did first, then this: the rules, applied to the
+	   messages as the worker found them (the state now) */
 	pg_changes_apply(box, state, &job->changes);
+	if (job->modseq == 0) {
+		pg_job_free(job);
+		return 0;
+	}
 	for (size_t i = 0; i < job->count; i++) {
 		const struct storage_flag_change *c = &job->fchanges[i];
 		ssize_t at = mbox_state_find(state, c->uid);
 
-		if (at < 0)
+		if (at < 0 || job->skipped[i])
 			continue;
-		state->mails[at].flags = c->flags & MAIL_FLAGS_ALL;
-		state->mails[at].keywords = c->keywords;
+		storage_flag_change_apply(c, &state->mails[at].flags, &state->mails[at].keywords);
 		state->mails[at].modseq = job->modseq;
 		mbox_state_flags_written(state, (size_t)at);
 	}
 	if (job->modseq > state->highest_modseq)
 		state->highest_modseq = job->modseq;
 	box->synced = job->modseq;
+	*modseq_r = job->modseq;
 	pg_job_free(job);
 	return 0;
 }

@@ -60,6 +60,45 @@ pg_keywords_out(const struct mbox_state *state, uint64_t bits)
 	return buf_steal(&b);
 }
 
+char *
+pg_keywords_rule(const char *current, const struct mbox_state *names, uint64_t set,
+		 uint64_t clear)
+{
+	struct buf b = BUF_INIT;
+	char *copy = xstrdup(current), *save = NULL;
+	unsigned count = names->keyword_count < MBOX_MAX_KEYWORDS ? names->keyword_count :
+								    MBOX_MAX_KEYWORDS;
+
+	for (char *w = strtok_r(copy, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save)) {
+		uint64_t bit = 0;
+
+		if (clear == STORAGE_KEYWORDS_ALL)
+			break;
+		for (unsigned i = 0; i < count; i++) {
+			if (ascii_strcasecmp(names->keywords[i], w) == 0) {
+				bit = 1ULL << i;
+				break;
+			}
+		}
+		/* cleared, or set: written once, below */
+		if ((bit & (clear | set)) != 0)
+			continue;
+		if (b.len > 0)
+			buf_append_c(&b, ' ');
+		buf_append_str(&b, w);
+	}
+	free(copy);
+	for (unsigned i = 0; i < count; i++) {
+		if ((set & (1ULL << i)) == 0)
+			continue;
+		if (b.len > 0)
+			buf_append_c(&b, ' ');
+		buf_append_str(&b, names->keywords[i]);
+	}
+	buf_append(&b, "", 0);
+	return buf_steal(&b);
+}
+
 static void
 pg_rec_of(const PGresult *res, int row, struct mbox_state *state, struct mail_rec *rec)
 {

@@ -179,7 +179,8 @@ int pg_flags_prepare(struct storage_box *box, const struct mbox_state *state,
 		     const struct storage_flag_change *changes, size_t count,
 		     struct storage_job **job_r, enum storage_error *err_r, char **error_r);
 int pg_flags_commit(struct storage_box *box, struct mbox_state *state,
-		    struct storage_job **job, enum storage_error *err_r, char **error_r);
+		    struct storage_job **job, uint64_t *modseq_r, enum storage_error *err_r,
+		    char **error_r);
 int pg_read_prepare(struct storage_box *box, const struct mail_rec *recs, size_t count,
 		    struct storage_job **job_r, enum storage_error *err_r, char **error_r);
 int pg_read_take(struct storage_job *job, size_t i, struct buf *out, enum storage_error *err_r,
@@ -223,6 +224,11 @@ int pg_body_make(const char *data, size_t len, struct buf *body,
 /* Adds m to box in one change (append() after its body is made). */
 /* The keywords of bits (indexes into state), as stored ("a b c"). */
 char *pg_keywords_out(const struct mbox_state *state, uint64_t bits);
+/* A message's keywords (names, space-separated: current) once a flag
+   change's rule (storage.h) is applied, its set and clear indexes into
+   names' keywords; malloc'ed. */
+char *pg_keywords_rule(const char *current, const struct mbox_state *names, uint64_t set,
+		       uint64_t clear);
 /* A new message's record: the next UID of h, the modseq above h's and
    highest, the date now if internal_date is 0. */
 void pg_add_rec(const struct pg_head *h, uint64_t highest, uint8_t flags, uint64_t keywords,

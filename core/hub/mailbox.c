@@ -528,7 +528,8 @@ view_sync_flags(struct mbox_view *view, struct mbox_view_changes *changes)
 			j++;
 		if (j >= st->count)
 			break;
-		if (st->mails[j].uid != uid || st->mails[j].modseq <= view->synced_modseq)
+		if (st->mails[j].uid != uid || st->mails[j].modseq <= view->synced_modseq ||
+		    st->mails[j].modseq == view->told_modseq)
 			continue;
 		xgrow(&changes->flags, &changes->flags_alloc, changes->flags_count + 1,
 		      sizeof(*changes->flags));
@@ -536,6 +537,22 @@ view_sync_flags(struct mbox_view *view, struct mbox_view_changes *changes)
 		changes->flags[changes->flags_count++].idx = j;
 	}
 	view->synced_modseq = st->highest_modseq;
+}
+
+void
+mbox_view_told_own_change(struct mbox_view *view, uint64_t before, uint64_t written)
+{
+	const struct mbox_state *st = &view->mbox->state;
+
+	if (written == 0)
+		return;
+	if (view->synced_modseq == before && written == before + 1 &&
+	    st->highest_modseq == written) {
+		/* caught up before, nothing else since: still */
+		view->synced_modseq = written;
+	} else {
+		view->told_modseq = written;
+	}
 }
 
 void

@@ -50,6 +50,10 @@ struct mbox_view {
 	size_t recent_count;
 	size_t announced_recent;   /* the RECENT count last sent */
 	uint64_t synced_modseq;    /* flag changes up to this are announced */
+	/* The modseq of the session's own last change made in a job, told
+	   in its command's answer: messages still at it are not announced
+	   again (mbox_view_told_own_change()). */
+	uint64_t told_modseq;
 	uint64_t synced_expunge_gen;
 	/* The state's highest_modseq when the session was last told of the
 	   expunges: every expunge it has not been told of has a higher
@@ -177,6 +181,11 @@ void mbox_view_update(struct mbox_view *view, bool allow_expunge,
 void mbox_view_changes_free(struct mbox_view_changes *changes);
 /* The shared index of the message at sequence number seq (1-based), or -1
    if it has been expunged (by another session) since the view last synced. */
+/* A command of the view's session made a change in a job at modseq
+   written (0: none), the state at before when it began, and tells it in
+   its answer: the view's next sync does not tell it again, but tells
+   the changes of others the job's commit brought in. */
+void mbox_view_told_own_change(struct mbox_view *view, uint64_t before, uint64_t written);
 /* The highest modseq a client of this view may cache (RFC 7162 3.2.10,
    3.1.2): the mailbox's highest_modseq, or, while an expunge the session
    has not been told of is pending, a value below that expunge's modseq,
@@ -321,16 +330,18 @@ int mailbox_expunge_start(struct mailbox *mbox, const struct seqset *uids, bool 
    mailbox_flags_start() instead of calling mailbox_set_flags() per
    message. */
 bool mailbox_flags_in_job(const struct mailbox *mbox);
-/* Writes changes (each a message's UID and new flags and keywords) in a
-   job: mbox is busy until it is done; then the state has them (at the
-   job's modseq; a message expunged meanwhile is left out), the changes
-   other processes committed before them too, and done(ctx, 0, ...) is
-   called; or done(ctx, -1, err) with the flags as they were (logged).
-   Returns 1 with *op_r (mailbox_op_detach() as for an expunge), 0 if
-   there was nothing to do, or -1 with *err_r. Only when
+/* Writes changes (each a message's UID and the rule of its change,
+   storage.h) in a job: mbox is busy until it is done; then the state
+   has the changes other processes committed before, then these, at
+   the job's modseq, written to *modseq_r (if not NULL; 0 if nothing was
+   written: a message expunged meanwhile, or changed past its condition,
+   is left out), and done(ctx, 0, ...) is called; or done(ctx, -1, err)
+   with the flags as they were (logged). Returns 1 with *op_r
+   (mailbox_op_detach() as for an expunge; then *modseq_r is not
+   written), 0 if there was nothing to do, or -1 with *err_r. Only when
    mailbox_flags_in_job(), and not while mbox is busy. */
 int mailbox_flags_start(struct mailbox *mbox, const struct storage_flag_change *changes,
-			size_t count, mailbox_done_func *done, void *ctx,
+			size_t count, uint64_t *modseq_r, mailbox_done_func *done, void *ctx,
 			struct mailbox_op **op_r, enum storage_error *err_r, const char *sid);
 /* Whether COPY into dest is made in one job (storage.h copy_prepare). */
 bool mailbox_copies_in_job(const struct mailbox *dest);

@@ -123,14 +123,21 @@ mailbox_flush_flags(struct mailbox *mbox)
 
 			if (idx < 0)
 				continue;
+			/* the flags as they are here: made so there too
+			   (another process's change to them meanwhile is
+			   replaced, as a STORE FLAGS would) */
+			i_zero(&changes[n]);
 			changes[n].uid = st->mails[idx].uid;
-			changes[n].flags = st->mails[idx].flags;
-			changes[n].keywords = st->mails[idx].keywords;
+			changes[n].flags_set = st->mails[idx].flags;
+			changes[n].flags_clear = MAIL_FLAGS_ALL;
+			changes[n].keywords_set = st->mails[idx].keywords;
+			changes[n].keywords_clear = STORAGE_KEYWORDS_ALL;
 			n++;
 		}
 		mbox->deferred_count = 0;
 		if (n > 0)
-			(void)mailbox_flags_start(mbox, changes, n, NULL, NULL, &op, &err, "-");
+			(void)mailbox_flags_start(mbox, changes, n, NULL, NULL, NULL, &op, &err,
+						  "-");
 		free(changes);
 		return;
 	}
@@ -419,8 +426,8 @@ mailbox_flags_in_job(const struct mailbox *mbox)
 
 int
 mailbox_flags_start(struct mailbox *mbox, const struct storage_flag_change *changes,
-		    size_t count, mailbox_done_func *done, void *ctx, struct mailbox_op **op_r,
-		    enum storage_error *err_r, const char *sid)
+		    size_t count, uint64_t *modseq_r, mailbox_done_func *done, void *ctx,
+		    struct mailbox_op **op_r, enum storage_error *err_r, const char *sid)
 {
 	const struct storage_backend *backend = mbox->hub->storage.backend;
 	struct storage_job *sjob = NULL;
@@ -445,6 +452,7 @@ mailbox_flags_start(struct mailbox *mbox, const struct storage_flag_change *chan
 	}
 	op = mailbox_op_submit(mbox, sjob, done, ctx, sid);
 	op->flags = true;
+	op->modseq_r = modseq_r;
 	op->job = job_submit(job_queue_default(), mailbox_op_work, mailbox_op_done, op);
 	*op_r = op;
 	return 1;
@@ -476,9 +484,14 @@ mailbox_flags_done(struct mailbox_op *op, bool ran)
 			memcpy(op->copy_uids, uids, op->count * sizeof(*uids));
 		free(uids);
 	} else {
+		uint64_t modseq = 0;
+
 		err = STORAGE_ERR_NONE;
-		ret = op->backend->flags_commit(mbox->box, &mbox->state, &op->sjob, &err, &error);
+		ret = op->backend->flags_commit(mbox->box, &mbox->state, &op->sjob, &modseq, &err,
+						&error);
 		storage_error_fix(ret, &err);
+		if (ret == 0 && op->done != NULL && op->modseq_r != NULL)
+			*op->modseq_r = modseq;
 	}
 	mailbox_log_write(mbox, op->sid, ret, err, op->copy ? "copy to" : "store flags", error);
 	free(error);

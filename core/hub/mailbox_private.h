@@ -44,6 +44,7 @@ struct mailbox_op {
 	bool flags;                /* flag changes (flags_prepare) */
 	bool copy;                 /* copies into it (copy_prepare) */
 	uint32_t *copy_uids;       /* where their UIDs go (the caller's) */
+	uint64_t *modseq_r;        /* flags: where the modseq written goes (the caller's) */
 	uint64_t gen;              /* a sync: its number (syncs_started) */
 	/* the append whose commit works (append_settle), which owns sjob */
 	struct mailbox_append_op *append;

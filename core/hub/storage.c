@@ -324,6 +324,14 @@ mbox_state_flags_written(struct mbox_state *state, size_t idx)
 		state->seen_below = r->uid;
 }
 
+void
+storage_flag_change_apply(const struct storage_flag_change *change, uint8_t *flags,
+			  uint64_t *keywords)
+{
+	*flags = (uint8_t)(((*flags & ~change->flags_clear) | change->flags_set) & MAIL_FLAGS_ALL);
+	*keywords = (*keywords & ~change->keywords_clear) | change->keywords_set;
+}
+
 int
 mbox_state_keyword(struct mbox_state *state, const char *name, bool add)
 {

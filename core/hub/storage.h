@@ -180,12 +180,29 @@ struct storage_settings {
 struct storage;                /* a backend instance, from init() */
 struct storage_box;            /* one open mailbox of a backend */
 struct storage_job;            /* a heavy operation split for a worker thread */
-/* One message's new flags, for flags_prepare(). */
+/* One message's flag change, for flags_prepare(): as a rule, not as
+   new values, so that a backend shared with other processes applies it
+   to the message as it is when written (another process may have
+   changed it since the state was read). The flags and keywords in
+   clear are removed, then those in set added; a replace (STORE FLAGS)
+   clears all of them (keywords_clear STORAGE_KEYWORDS_ALL: also the
+   keywords the state does not know yet). Keywords are indexes into the
+   state's. With conditional (STORE UNCHANGEDSINCE, RFC 7162 3.1.3) the
+   message is left as it is if its modseq is then above
+   unchangedsince. */
+#define STORAGE_KEYWORDS_ALL UINT64_MAX
 struct storage_flag_change {
 	uint32_t uid;
-	uint8_t flags;
-	uint64_t keywords;         /* indexes into the state's keywords */
+	uint8_t flags_set, flags_clear;
+	bool conditional;
+	uint64_t keywords_set, keywords_clear;
+	uint64_t unchangedsince;
 };
+
+/* The flags and keywords change gives a message that has *flags and
+   *keywords. */
+void storage_flag_change_apply(const struct storage_flag_change *change, uint8_t *flags,
+			       uint64_t *keywords);
 
 /* A mailbox changed by another process (notify_read()). */
 typedef void storage_changed_func(void *ctx, const char *user, const char *name);
@@ -435,13 +452,17 @@ struct storage_backend {
 	   transaction): the flag changes of one command made in one
 	   transaction in a worker. flags_prepare(), in the loop, the
 	   mailbox not busy, copies into *job_r the changes (count > 0 of
-	   them, each a message's UID and its new flags and keywords; state
-	   is not changed, only read); job_work() makes them in a worker,
-	   under the store's lock, at one modseq above every one given
-	   before, and reads the changes others committed; flags_commit(),
-	   in the loop, applies to state those changes, then the new flags
-	   with that modseq (a message others expunged meanwhile is left
-	   out), or returns the work's failure with state as it was. Freed
+	   them, each a message's UID and its rule; state is not changed,
+	   only read); job_work() makes them in a worker, under the store's
+	   lock, at one modseq above every one given before, and reads the
+	   changes others committed: a message others changed meanwhile
+	   gets the rule applied to its flags as they are now, or, its
+	   condition failing, is left as it is. flags_commit(), in the
+	   loop, applies to state those changes, then the rules, to the
+	   messages written, with that modseq, and sets *modseq_r to it (0
+	   if none was written: a message others expunged meanwhile, or
+	   changed past its condition, is left out), or returns the work's
+	   failure with state as it was. Freed
 	   as the others: flags_commit() or job_abort(). Between prepare and
 	   commit the core makes no call that could write the box or take
 	   its lock, as for expunge_prepare(). */
@@ -450,7 +471,8 @@ struct storage_backend {
 			     struct storage_job **job_r, enum storage_error *err_r,
 			     char **error_r);
 	int (*flags_commit)(struct storage_box *box, struct mbox_state *state,
-			    struct storage_job **job, enum storage_error *err_r, char **error_r);
+			    struct storage_job **job, uint64_t *modseq_r,
+			    enum storage_error *err_r, char **error_r);
 	/* Optional (NULL: read() and append() per message, in the loop),
 	   for a backend whose writes are round trips and that stores a body
 	   once: COPY's copies made in one transaction in a worker, sharing

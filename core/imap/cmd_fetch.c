@@ -48,6 +48,7 @@ struct fetch_job {
 	uint32_t *seen_uids;
 	size_t seen_count;
 	uint64_t modseq_before;
+	uint64_t modseq_written;   /* by the \Seen job; 0: none */
 };
 
 static void
@@ -171,16 +172,14 @@ fetch_seen_written(void *ctx, int ret, enum storage_error err)
 	struct fetch_job *job = ctx;
 	struct client_command *cmd = job->cmd;
 	struct client *c = cmd->c;
-	const struct mbox_state *st = mailbox_state(c->mbox);
 
 	job->op = NULL;
 	if (ret < 0) {
 		job->error = err;
 		job->seen_count = 0;
-	} else if (c->view->synced_modseq == job->modseq_before &&
-		   st->highest_modseq == job->modseq_before + 1) {
+	} else {
 		/* as STORE: the answers tell the view its own change */
-		c->view->synced_modseq = st->highest_modseq;
+		mbox_view_told_own_change(c->view, job->modseq_before, job->modseq_written);
 	}
 	cmd->output = fetch_continue;
 	client_resume(c);
@@ -208,17 +207,17 @@ fetch_seen_start(struct client_command *cmd, struct fetch_job *job)
 		if (idx < 0 || (st->mails[idx].flags & MAIL_SEEN) != 0 ||
 		    (job->changedsince_given && st->mails[idx].modseq <= job->changedsince))
 			continue;
+		i_zero(&changes[n]);
 		changes[n].uid = st->mails[idx].uid;
-		changes[n].flags = st->mails[idx].flags | MAIL_SEEN;
-		changes[n].keywords = st->mails[idx].keywords;
+		changes[n].flags_set = MAIL_SEEN;
 		job->seen_uids[n] = st->mails[idx].uid;
 		n++;
 	}
 	qsort(job->seen_uids, n, sizeof(uint32_t), uid_cmp);
 	job->seen_count = n;
 	job->modseq_before = st->highest_modseq;
-	ret = mailbox_flags_start(c->mbox, changes, n, fetch_seen_written, job, &job->op, &err,
-				  c->sid);
+	ret = mailbox_flags_start(c->mbox, changes, n, &job->modseq_written, fetch_seen_written,
+				  job, &job->op, &err, c->sid);
 	free(changes);
 	if (ret > 0)
 		return false;

@@ -25,18 +25,39 @@ struct store_result {
 	enum storage_error error; /* the first flag write that failed */
 };
 
+/* The rule of req's change to message uid (storage.h), as a backend
+   applies it again to a message another process changed meanwhile. */
+static void
+store_rule(const struct store_req *req, uint32_t uid, struct storage_flag_change *change_r)
+{
+	i_zero(change_r);
+	change_r->uid = uid;
+	change_r->conditional = req->unchangedsince_given;
+	change_r->unchangedsince = req->unchangedsince;
+	if (req->mode >= 0) {
+		change_r->flags_set = req->flags;
+		change_r->keywords_set = req->keywords;
+	}
+	if (req->mode == 0) {
+		change_r->flags_clear = MAIL_FLAGS_ALL;
+		change_r->keywords_clear = STORAGE_KEYWORDS_ALL;
+	} else if (req->mode < 0) {
+		change_r->flags_clear = req->flags;
+		change_r->keywords_clear = req->keywords;
+	}
+}
+
 /* The flags and keywords req gives a message that has rec's. */
 static void
 store_new_flags(const struct store_req *req, const struct mail_rec *rec, uint8_t *flags_r,
 		uint64_t *keywords_r)
 {
-	*flags_r = req->mode == 0 ? req->flags :
-		   req->mode > 0  ? rec->flags | req->flags :
-				    rec->flags & ~req->flags;
-	*flags_r &= MAIL_FLAGS_ALL;
-	*keywords_r = req->mode == 0 ? req->keywords :
-		      req->mode > 0  ? rec->keywords | req->keywords :
-				       rec->keywords & ~req->keywords;
+	struct storage_flag_change change;
+
+	store_rule(req, rec->uid, &change);
+	*flags_r = rec->flags;
+	*keywords_r = rec->keywords;
+	storage_flag_change_apply(&change, flags_r, keywords_r);
 }
 
 /* The untagged FETCH that tells the new flags of message seq. */
@@ -83,6 +104,7 @@ struct store_job {
 	uint8_t *fate;
 	bool written;
 	uint64_t modseq_before;
+	uint64_t modseq_written;  /* by the job; 0: none */
 };
 
 enum {
@@ -105,6 +127,31 @@ store_job_free(void *context)
 
 static bool store_continue(struct client_command *cmd);
 
+/* With UNCHANGEDSINCE, the job's changes committed: a message another
+   process changed past it after this session's state was read was left
+   as it is by the store (its condition is checked under the store's
+   lock): not stored either. */
+static void
+store_modified_meanwhile(struct client_command *cmd, struct store_job *job)
+{
+	struct client *c = cmd->c;
+	const struct mbox_state *st = mailbox_state(c->mbox);
+
+	for (size_t i = 0; i < job->count; i++) {
+		ssize_t idx = mbox_view_index(c->view, job->seqs[i]);
+
+		if (idx < 0 || job->fate[i] == STORE_MODIFIED)
+			continue;
+		const struct mail_rec *rec = &st->mails[idx];
+		if (rec->modseq > job->req.unchangedsince && rec->modseq != job->modseq_written) {
+			uint32_t v = cmd->uid ? rec->uid : job->seqs[i];
+
+			seqset_add_range(&job->res.modified, v, v);
+			job->fate[i] = STORE_MODIFIED;
+		}
+	}
+}
+
 /* The job's changes are in the state (ret 0), or not: the answers. */
 static void
 store_written(void *ctx, int ret, enum storage_error err)
@@ -112,20 +159,15 @@ store_written(void *ctx, int ret, enum storage_error err)
 	struct store_job *job = ctx;
 	struct client_command *cmd = job->cmd;
 	struct client *c = cmd->c;
-	const struct mbox_state *st = mailbox_state(c->mbox);
 
 	job->op = NULL;
 	if (ret < 0)
 		job->res.error = err;
 	else {
 		job->res.changed = true;
-		/* The answer tells the view its own change: if it was caught
-		   up before, it still is, unless the commit brought in other
-		   processes' changes too (below the job's modseq: it is not
-		   the next one). Those are told at the next sync. */
-		if (c->view->synced_modseq == job->modseq_before &&
-		    st->highest_modseq == job->modseq_before + 1)
-			c->view->synced_modseq = st->highest_modseq;
+		if (job->req.unchangedsince_given)
+			store_modified_meanwhile(cmd, job);
+		mbox_view_told_own_change(c->view, job->modseq_before, job->modseq_written);
 	}
 	cmd->output = store_continue;
 	client_resume(c);
@@ -165,16 +207,13 @@ store_start_job(struct client_command *cmd, struct store_job *job)
 		store_new_flags(req, rec, &nf, &nk);
 		if (nf == rec->flags && nk == rec->keywords)
 			continue;
-		changes[n].uid = rec->uid;
-		changes[n].flags = nf;
-		changes[n].keywords = nk;
-		n++;
+		store_rule(req, rec->uid, &changes[n++]);
 		job->fate[i] = STORE_CHANGED;
 	}
 	job->written = true;
 	job->modseq_before = st->highest_modseq;
-	ret = mailbox_flags_start(c->mbox, changes, n, store_written, job, &job->op, &err,
-				  c->sid);
+	ret = mailbox_flags_start(c->mbox, changes, n, &job->modseq_written, store_written, job,
+				  &job->op, &err, c->sid);
 	free(changes);
 	if (ret > 0)
 		return false;

@@ -608,6 +608,122 @@ class TestFlagsInAJob(PgHeldCase):
         self.assertEqual(self.flag_count(4), 5)
 
 
+class TestFlagsAcrossNodes(PgHeldCase):
+    """Another node's change to a STORE's messages, committed after this
+    node's state was read but before the STORE's transaction (held
+    there): the STORE's rule is applied to the messages as they are
+    then (+FLAGS and -FLAGS keep the other's flags and keywords, FLAGS
+    replaces them, as if it came second), and UNCHANGEDSINCE is checked
+    against them under the lock (RFC 7162 3.1.3): no change is lost."""
+
+    def setUp(self):
+        super().setUp()
+        self.other = PgServer({}, db=self.server.db)
+        self.addCleanup(self.other.cleanup)
+        self.other.start()
+        self.o = srv.RawClient(self.other.port)
+        self.addCleanup(self.o.close)
+        self.o.readline()
+        for command in ("LOGIN alice alice123", "SELECT INBOX (CONDSTORE)"):
+            resp, tagged = self.o.command(command, timeout=WAIT)
+            self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.a = self.raw_login("alice")
+        resp, tagged = self.a.command("SELECT INBOX (CONDSTORE)", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+
+    def held_store(self, command, meanwhile):
+        """command on this node, its transaction held before it begins
+        while the other node makes meanwhile; then its answer."""
+        mark = self.hold + ".held"
+        if os.path.exists(mark):
+            os.unlink(mark)
+        with open(self.hold, "w") as f:
+            f.write("flags-begin\n")
+        os.chmod(self.hold, 0o644)
+        self.a.send(f"S1 {command}\r\n")
+        deadline = time.monotonic() + WAIT
+        while not os.path.exists(mark):
+            self.assertLess(time.monotonic(), deadline, self.server.log_text())
+            time.sleep(0.01)
+        resp, tagged = self.o.command(meanwhile, timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.release_job()
+        return self.a.read_tagged("S1", timeout=WAIT)
+
+    def stored(self, uid):
+        """(flags, sorted keywords) of alice's message uid, as stored."""
+        out = self.server.db.sql(f"SELECT flags, keywords FROM imap_messages WHERE "
+                                 f"mailbox_id = {ALICE_INBOX} AND uid = {uid}").strip()
+        flags, _, keywords = out.partition("|")
+        return int(flags), sorted(keywords.split())
+
+    def highest(self):
+        return self.sql_count(f"SELECT highest_modseq FROM imap_mailboxes "
+                              f"WHERE id = {ALICE_INBOX}")
+
+    def test_a_store_applies_its_rule_to_the_others_change(self):
+        # +FLAGS: both changes kept
+        untagged, tagged = self.held_store("STORE 1 +FLAGS (\\Seen $Work)",
+                                           "STORE 1 +FLAGS (\\Flagged $Home)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertEqual(self.stored(1), (1 | 4, ["$Home", "$Work"]))
+        fetch = [r for r in untagged if r.startswith(b"* 1 FETCH")]
+        self.assertEqual(len(fetch), 1, untagged)
+        for flag in (b"\\Seen", b"\\Flagged", b"$Work", b"$Home"):
+            self.assertIn(flag, fetch[0])
+        # -FLAGS: removes its own, keeps the other's
+        resp, tagged = self.a.command("STORE 2 +FLAGS (\\Seen $Work)", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        untagged, tagged = self.held_store("STORE 2 -FLAGS ($Work)",
+                                           "STORE 2 +FLAGS (\\Answered $Home)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertEqual(self.stored(2), (1 | 2, ["$Home"]))
+        # FLAGS: replaces what the other added too (it came second)
+        untagged, tagged = self.held_store("STORE 3 FLAGS (\\Draft)",
+                                           "STORE 3 +FLAGS (\\Flagged $Home)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertEqual(self.stored(3), (16, []))
+        fetch = [r for r in untagged if r.startswith(b"* 3 FETCH")]
+        self.assertEqual(len(fetch), 1, untagged)
+        self.assertNotIn(b"\\Flagged", fetch[0])
+        # both nodes agree
+        for c in (self.a, self.o):
+            resp, tagged = c.command("FETCH 1:3 (FLAGS)", timeout=WAIT)
+            flags = {int(m.group(1)): set(m.group(2).split()) - {b"\\Recent"}
+                     for m in re.finditer(rb"\* (\d+) FETCH \(.*?FLAGS \(([^)]*)\)",
+                                          b"".join(resp))}
+            self.assertEqual(flags[1], {b"\\Seen", b"\\Flagged", b"$Work", b"$Home"})
+            self.assertEqual(flags[2], {b"\\Seen", b"\\Answered", b"$Home"})
+            self.assertEqual(flags[3], {b"\\Draft"})
+
+    def test_unchangedsince_is_checked_under_the_lock(self):
+        resp, tagged = self.a.command("FETCH 4:6 (MODSEQ)", timeout=WAIT)
+        since = max(int(x) for x in re.findall(rb"MODSEQ \((\d+)\)", b"".join(resp)))
+        untagged, tagged = self.held_store(f"STORE 4:5 (UNCHANGEDSINCE {since}) "
+                                           "+FLAGS (\\Deleted)",
+                                           "STORE 5 +FLAGS (\\Flagged)")
+        # 5 was changed past it by the other node: not stored, said so
+        self.assertTrue(tagged.startswith(b"OK [MODIFIED 5]"), tagged)
+        self.assertEqual([r[:8] for r in untagged if b" FETCH (" in r and b"\\Deleted" in r],
+                         [b"* 4 FETC"])
+        self.assertEqual(self.stored(4)[0], 8)
+        self.assertEqual(self.stored(5)[0], 4)
+        # every one changed past it: nothing written, no modseq taken
+        untagged, tagged = self.held_store(f"STORE 6 (UNCHANGEDSINCE {since}) "
+                                           "+FLAGS (\\Deleted)",
+                                           "STORE 6 +FLAGS (\\Answered)")
+        self.assertTrue(tagged.startswith(b"OK [MODIFIED 6]"), tagged)
+        self.assertEqual(self.stored(6)[0], 2)
+        highest = self.highest()
+        resp, tagged = self.o.command("FETCH 6 (MODSEQ)", timeout=WAIT)
+        self.assertIn(f"MODSEQ ({highest})".encode(), b"".join(resp))
+        # this node's session is told of the other's changes
+        resp, tagged = self.a.command("FETCH 5:6 (FLAGS MODSEQ)", timeout=WAIT)
+        text = b"".join(resp)
+        self.assertRegex(text, rb"\* 5 FETCH \([^\r]*\\Flagged")
+        self.assertRegex(text, rb"\* 6 FETCH \([^\r]*\\Answered")
+
+
 class TestReadsInAJob(PgHeldCase):
     """The messages a FETCH reads are read ahead in a worker, up to 128
     at a time, in one statement: the loop serves the others meanwhile."""
