@@ -898,26 +898,31 @@ pg_recent_take(struct storage_box *box, const struct mbox_state *state, uint32_t
 	PGresult *res;
 	uint32_t from = upto;
 
+	(void)state;
 	pg_params_init(&p);
 	pg_param_i64(&p, box->id);
 	pg_param_i64(&p, upto);
 	/* one statement: the row locked, its old value returned, the new
-	   one written; a concurrent taker waits and gets ours */
+	   one written. In the loop: it never waits for the row's lock (a
+	   change of another session or server at work holds it for its
+	   transaction): then none is taken, and none is shown. */
 	res = pg_exec(box->st,
 		      "WITH old AS (SELECT first_recent_uid AS v FROM imap_mailboxes "
-		      "  WHERE id = $1 FOR UPDATE) "
+		      "  WHERE id = $1 FOR UPDATE NOWAIT) "
 		      "UPDATE imap_mailboxes SET first_recent_uid = "
 		      "  GREATEST(imap_mailboxes.first_recent_uid, $2) "
 		      "FROM old WHERE id = $1 RETURNING old.v",
 		      &p, false, &err, &error);
 	if (res == NULL) {
-		log_warn("-", "pgsql: \\Recent not taken (none shown): %s", error);
+		log_info("-", "pgsql: \\Recent not taken (none shown): %s", error);
 		free(error);
-		return upto;
+	} else {
+		if (PQntuples(res) == 1)
+			from = (uint32_t)pg_i64(res, 0, 0);
+		PQclear(res);
 	}
-	if (PQntuples(res) == 1)
-		from = (uint32_t)pg_i64(res, 0, 0);
-	PQclear(res);
+	/* (not written again by pg_hints_changed(): taken, or left to
+	   others) */
 	if (upto > box->recent_written)
 		box->recent_written = upto;
 	return from;
@@ -935,8 +940,11 @@ pg_hints_changed(struct storage_box *box, const struct mbox_state *state)
 	pg_params_init(&p);
 	pg_param_i64(&p, box->id);
 	pg_param_i64(&p, state->first_recent_uid);
+	/* (in the loop: never waits for the row's lock, as above) */
 	if (pg_cmd(box->st, "UPDATE imap_mailboxes SET first_recent_uid = "
-		   "GREATEST(first_recent_uid, $2) WHERE id = $1", &p, &err, &error) < 0) {
+		   "GREATEST(first_recent_uid, $2) WHERE id = "
+		   "(SELECT id FROM imap_mailboxes WHERE id = $1 FOR UPDATE NOWAIT)",
+		   &p, &err, &error) < 0) {
 		log_debug("-", "pgsql: first recent UID kept for later: %s", error);
 		free(error);
 		return;

@@ -342,7 +342,9 @@ struct storage_backend {
 	   and returns the value it had: the messages from it on are this
 	   session's \Recent, those below were taken by another process's
 	   session. On a failure returns upto (none is shown as \Recent:
-	   never twice). Called in the loop, never while a job works on box. */
+	   never twice). Called in the loop, never while a job works on box:
+	   it must not wait for a lock another process holds for a while (a
+	   failure instead). */
 	uint32_t (*recent_take)(struct storage_box *box, const struct mbox_state *state,
 				uint32_t upto);
 

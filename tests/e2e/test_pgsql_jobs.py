@@ -19,6 +19,7 @@ import os
 import re
 import smtplib
 import socket
+import subprocess
 import threading
 import time
 import unittest
@@ -722,6 +723,63 @@ class TestFlagsAcrossNodes(PgHeldCase):
         text = b"".join(resp)
         self.assertRegex(text, rb"\* 5 FETCH \([^\r]*\\Flagged")
         self.assertRegex(text, rb"\* 6 FETCH \([^\r]*\\Answered")
+
+
+class TestRecentTakeNeverWaits(PgHeldCase):
+    """\\Recent is taken from the database in the loop (one statement,
+    when a session is first told of new messages), but it never waits
+    for the mailbox row's lock, which a change of another server holds
+    for its whole transaction: then none is taken (none shown: never
+    twice, RFC 3501 2.3.2), and the loop goes on at once."""
+
+    def hold_row_lock(self):
+        """Another server's transaction on alice's INBOX, at work until
+        the returned psql gets its stdin closed."""
+        locker = subprocess.Popen([pg_support.PSQL, "-X", "-q", "-A", "-t", "-d",
+                                   self.server.db.info], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(locker.wait, 60)
+        self.addCleanup(locker.stdout.close)
+        self.addCleanup(locker.stderr.close)
+        self.addCleanup(locker.stdin.close)
+        locker.stdin.write(f"BEGIN;\nSELECT 'locked' FROM imap_mailboxes WHERE id = "
+                           f"{ALICE_INBOX} FOR UPDATE;\n".encode())
+        locker.stdin.flush()
+        self.assertEqual(locker.stdout.readline().strip(), b"locked")
+        return locker
+
+    def test_a_session_told_of_new_messages_while_the_row_is_locked(self):
+        s2 = self.raw_login("alice", "INBOX")
+        a = self.raw_login("alice")
+        msg = b"From: x@example.org\r\nSubject: new\r\n\r\nnew\r\n"
+        a.send(f"A1 APPEND INBOX {{{len(msg)}+}}\r\n".encode() + msg + b"\r\n")
+        untagged, tagged = a.read_tagged("A1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        locker = self.hold_row_lock()
+        # answered at once, not after the server's lock wait (10 s)
+        started = time.monotonic()
+        resp, tagged = s2.command("NOOP", timeout=WAIT)
+        took = time.monotonic() - started
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(f"* {COUNT + 1} EXISTS\r\n".encode(), resp)
+        self.assertLess(took, 5.0)
+        b = self.raw_login("bob", "INBOX")
+        resp, tagged = b.command("NOOP", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        # none taken: not \\Recent here either
+        resp, tagged = s2.command(f"FETCH {COUNT + 1} (FLAGS)", timeout=WAIT)
+        self.assertNotIn(b"\\Recent", b"".join(resp))
+        self.assertEqual(locker.poll(), None)
+        locker.stdin.close()
+        self.assertEqual(locker.wait(WAIT), 0)
+        # the lock gone, the next message is taken again
+        a.send(f"A2 APPEND INBOX {{{len(msg)}+}}\r\n".encode() + msg + b"\r\n")
+        untagged, tagged = a.read_tagged("A2", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp, tagged = s2.command("NOOP", timeout=WAIT)
+        self.assertIn(f"* {COUNT + 2} EXISTS\r\n".encode(), resp)
+        resp, tagged = s2.command(f"FETCH {COUNT + 2} (FLAGS)", timeout=WAIT)
+        self.assertIn(b"\\Recent", b"".join(resp))
 
 
 class TestReadsInAJob(PgHeldCase):
