@@ -568,14 +568,18 @@ sync_rec_drop(struct storage_job *job)
 	}
 }
 
+/* whether the last sync prepared was asked to take \\Recent */
+static bool sync_take_recent;
+
 static int
-js_sync_prepare(struct storage_box *box, const struct mbox_state *state,
+js_sync_prepare(struct storage_box *box, const struct mbox_state *state, bool take_recent,
 		struct storage_job **job_r, enum storage_error *err_r, char **error_r)
 {
 	(void)box;
 	(void)state;
 	(void)err_r;
 	(void)error_r;
+	sync_take_recent = take_recent;
 	for (size_t i = 0; i < 4; i++) {
 		if (sync_live[i] == NULL) {
 			sync_live[i] = xcalloc(1, sizeof(*sync_live[i]));
@@ -705,6 +709,50 @@ test_sync_in_job_tickets(void **state)
 	assert_true(mailbox_catch_up(mbox, &t3, "t"));
 	assert_int_equal(uid, 23);
 	assert_int_equal(st->count, 23);
+	mailbox_unref(&mbox);
+}
+
+/* A sync (made before a command) into which the mailbox's \Recent
+   messages are taken, in its work, if a read-write session has it
+   selected or is selecting it (storage.h sync_prepare); not for
+   EXAMINE or STATUS. */
+static bool
+synced_taking_recent(struct fx *fx, struct mailbox *mbox)
+{
+	uint64_t ticket = 0;
+
+	sync_take_recent = !sync_take_recent;   /* set by every prepare */
+	assert_false(mailbox_catch_up(mbox, &ticket, "t"));
+	for (int i = 0; i < 1000 && mailbox_is_busy(mbox); i++)
+		assert_int_equal(event_loop_run_once(fx->loop, 10), 0);
+	assert_true(mailbox_catch_up(mbox, &ticket, "t"));
+	return sync_take_recent;
+}
+
+static void
+test_sync_takes_recent_for_read_write_sessions(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mbox;
+	struct mbox_view *ro, *rw;
+	unsigned before;
+
+	write_mailbox(fx, "mymailbox.mail", 5);
+	jobsync_hub(fx);
+	mbox = open_inbox(fx);
+	before = sync_prepared;
+	assert_false(synced_taking_recent(fx, mbox));
+	ro = mbox_view_new(mbox, true, NULL, NULL);
+	assert_false(synced_taking_recent(fx, mbox));
+	/* a SELECT about to make its view */
+	mailbox_want_recent(mbox);
+	assert_true(synced_taking_recent(fx, mbox));
+	rw = mbox_view_new(mbox, false, NULL, NULL);
+	assert_true(synced_taking_recent(fx, mbox));
+	mbox_view_free(&rw);
+	assert_false(synced_taking_recent(fx, mbox));
+	mbox_view_free(&ro);
+	assert_int_equal(sync_prepared - before, 5);
 	mailbox_unref(&mbox);
 }
 
@@ -1323,6 +1371,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_sync_in_job_tickets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_in_job_hub_freed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_takes_recent_for_read_write_sessions, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_flags_in_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flags_in_job_conditional, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flags_in_job_caller_gone, setup, teardown),

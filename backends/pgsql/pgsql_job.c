@@ -427,7 +427,7 @@ pg_job_commit(struct storage_box *box, struct mbox_state *state, struct storage_
 }
 
 int
-pg_sync_prepare(struct storage_box *box, const struct mbox_state *state,
+pg_sync_prepare(struct storage_box *box, const struct mbox_state *state, bool take_recent,
 		struct storage_job **job_r, enum storage_error *err_r, char **error_r)
 {
 	struct storage_job *job = pg_job_new(box->st, PG_JOB_SYNC);
@@ -436,6 +436,7 @@ pg_sync_prepare(struct storage_box *box, const struct mbox_state *state,
 	(void)error_r;
 	*err_r = STORAGE_ERR_NONE;
 	pg_job_box(job, box);
+	job->take_recent = take_recent;
 	*job_r = job;
 	return 0;
 }
@@ -443,9 +444,20 @@ pg_sync_prepare(struct storage_box *box, const struct mbox_state *state,
 static void
 pg_sync_work(struct storage_job *job)
 {
+	uint32_t uidnext;
+
 	job->wbox.st = pg_thread_storage(job->conninfo);
 	job->ret = pg_sync_read(&job->wbox, &job->changes, &job->reload, &job->err,
 				&job->error);
+	/* \Recent of what was read, for this process: the loop's
+	   recent_take() finds it taken (the messages from recent_from on
+	   are this process's sessions' to claim) */
+	uidnext = job->changes.h.uidnext;
+	if (job->ret == 0 && job->take_recent && !job->reload &&
+	    uidnext > job->wbox.recent_written) {
+		job->recent_from = pg_recent_take(&job->wbox, NULL, uidnext);
+		job->recent_upto = uidnext;
+	}
 	job_test_hold_named("sync");
 }
 
@@ -462,6 +474,14 @@ pg_sync_commit(struct storage_box *box, struct mbox_state *state, struct storage
 		ret = -1;
 	} else {
 		ret = pg_sync_apply(box, state, &job->changes, job->reload);
+		if (ret == 0 && job->recent_upto != 0) {
+			if (job->recent_from > state->first_recent_uid)
+				state->first_recent_uid = job->recent_from;
+			if (job->recent_upto > state->recent_taken)
+				state->recent_taken = job->recent_upto;
+			if (job->recent_upto > box->recent_written)
+				box->recent_written = job->recent_upto;
+		}
 	}
 	pg_job_free(job);
 	return ret;

@@ -45,8 +45,12 @@ struct storage_job {
 	uint64_t highest;
 	struct pg_changes changes;
 	uint64_t modseq;
-	/* sync: the changes read are the whole mailbox, made again */
+	/* sync: the changes read are the whole mailbox, made again; with
+	   take_recent, \Recent taken in the work from recent_from up to
+	   recent_upto (0: not taken) */
 	bool reload;
+	bool take_recent;
+	uint32_t recent_from, recent_upto;
 	/* flags: the changes (count of them, the UIDs in uids), the new
 	   values they give as the state has the messages (the keywords'
 	   names in state), then the ones the worker left out (others

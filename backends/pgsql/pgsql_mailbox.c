@@ -151,10 +151,14 @@ pg_head_apply(struct storage_box *box, struct mbox_state *state, const struct pg
 		state->uidnext = h->uidnext;
 	if (h->highest > state->highest_modseq)
 		state->highest_modseq = h->highest;
-	if (h->first_recent > state->first_recent_uid)
-		state->first_recent_uid = h->first_recent;
-	if (h->first_recent > box->recent_written)
+	/* \Recent taken by others: up to the store's first recent UID, if
+	   it is above what this process took (below, the messages this
+	   process took and its sessions have not claimed yet are theirs) */
+	if (h->first_recent > box->recent_written) {
+		if (h->first_recent > state->first_recent_uid)
+			state->first_recent_uid = h->first_recent;
 		box->recent_written = h->first_recent;
+	}
 	box->synced = h->highest;
 }
 

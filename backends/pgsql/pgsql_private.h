@@ -47,7 +47,9 @@ struct storage_box {
 	uint32_t uidvalidity;
 	/* Every change up to this modseq is in the state (sync()). */
 	uint64_t synced;
-	uint32_t recent_written;   /* first_recent_uid last written */
+	/* first_recent_uid last written: \Recent below it was taken by
+	   this process or others (pg_recent_take()) */
+	uint32_t recent_written;
 	char *news;                /* "<user>\t<name>": what PG_CHANNEL says of it */
 };
 
@@ -171,7 +173,7 @@ int pg_sync_read(struct storage_box *box, struct pg_changes *c, bool *reload_r,
 		 enum storage_error *err_r, char **error_r);
 int pg_sync_apply(struct storage_box *box, struct mbox_state *state, struct pg_changes *c,
 		  bool reload);
-int pg_sync_prepare(struct storage_box *box, const struct mbox_state *state,
+int pg_sync_prepare(struct storage_box *box, const struct mbox_state *state, bool take_recent,
 		    struct storage_job **job_r, enum storage_error *err_r, char **error_r);
 int pg_sync_commit(struct storage_box *box, struct mbox_state *state,
 		   struct storage_job **job, enum storage_error *err_r, char **error_r);
@@ -265,6 +267,8 @@ int pg_job_commit(struct storage_box *box, struct mbox_state *state, struct stor
 		  enum storage_error *err_r, char **error_r);
 void pg_job_work(struct storage_job *job);
 void pg_job_abort(struct storage_box *box, struct storage_job **job);
+/* storage.h recent_take(); also in a worker (a sync's take), state
+   NULL there. */
 uint32_t pg_recent_take(struct storage_box *box, const struct mbox_state *state, uint32_t upto);
 
 #endif

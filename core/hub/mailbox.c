@@ -325,14 +325,15 @@ view_claim_recent(struct mbox_view *view, size_t idx)
 	struct mbox_uid_range *last;
 
 	if (!view->readonly && take != NULL && mbox->box != NULL &&
-	    st->first_recent_uid < st->uidnext) {
+	    st->first_recent_uid < st->uidnext && st->recent_taken < st->uidnext) {
 		/* a store shared with other processes: what they took
 		   already is not ours to show (busy with a job: none is,
-		   never twice) */
+		   never twice). Not due if a sync took it in its work. */
 		uint32_t from = mbox->op == NULL ? take(mbox->box, st, st->uidnext) : st->uidnext;
 
 		if (from > st->first_recent_uid)
 			st->first_recent_uid = from;
+		st->recent_taken = st->uidnext;
 	}
 	lo = st->first_recent_uid;
 	if (idx < st->count) {
@@ -422,6 +423,8 @@ mbox_view_new(struct mailbox *mbox, bool readonly, void (*notify)(void *ctx), vo
 	view->synced_modseq = mbox->state.highest_modseq;
 	view->synced_expunge_gen = mbox->state.expunge_gen;
 	view->expunges_told_modseq = mbox->state.highest_modseq;
+	if (!readonly)
+		mbox->recent_wanted = false;   /* the view says so from now on */
 	(void)view_add_new(view);
 	view->announced_recent = view->recent_count;
 	mailbox_hook_state(mbox);

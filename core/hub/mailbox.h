@@ -125,6 +125,11 @@ int mailbox_refresh(struct mailbox *mbox, enum storage_error *err_r, const char 
    now if the mailbox is free) is at work: the caller waits
    (mailbox_wait_idle()) and asks again. */
 bool mailbox_catch_up(struct mailbox *mbox, uint64_t *ticket, const char *sid);
+/* A read-write session is about to select mbox (before its
+   mailbox_catch_up()): the syncs made for it take \Recent in their work
+   (storage.h sync_prepare take_recent), as they do while a read-write
+   view is open. */
+void mailbox_want_recent(struct mailbox *mbox);
 /* A ticket for mailbox_catch_up() met by the sync (or first open) last
    started on mbox: for a command that came before it started. */
 uint64_t mailbox_sync_ticket(const struct mailbox *mbox);

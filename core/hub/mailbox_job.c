@@ -259,6 +259,26 @@ mailbox_sync_in_job(const struct mailbox *mbox)
 }
 
 void
+mailbox_want_recent(struct mailbox *mbox)
+{
+	mbox->recent_wanted = true;
+}
+
+/* Whether a sync of mbox takes \Recent (a read-write session has it
+   selected, or is selecting it). */
+static bool
+mailbox_takes_recent(const struct mailbox *mbox)
+{
+	if (mbox->recent_wanted)
+		return true;
+	for (const struct mbox_view *v = mbox->views; v != NULL; v = v->next) {
+		if (!v->readonly)
+			return true;
+	}
+	return false;
+}
+
+void
 mailbox_sync_start(struct mailbox *mbox, const char *sid)
 {
 	const struct storage_backend *backend = mbox->hub->storage.backend;
@@ -272,7 +292,8 @@ mailbox_sync_start(struct mailbox *mbox, const char *sid)
 	mbox->syncs_started++;
 	mbox->sync_again = false;
 	mailbox_sync_before(mbox, &before);
-	ret = backend->sync_prepare(mbox->box, &mbox->state, &sjob, &err, &error);
+	ret = backend->sync_prepare(mbox->box, &mbox->state, mailbox_takes_recent(mbox), &sjob,
+				    &err, &error);
 	if (ret < 0 || sjob == NULL) {
 		/* Nothing to read (or it cannot be: said once, here). */
 		if (ret < 0)

@@ -91,6 +91,9 @@ struct mailbox {
 	   work (news came meanwhile). */
 	uint64_t syncs_started, syncs_done;
 	bool sync_again;
+	/* A read-write SELECT waits for a sync (mailbox_want_recent()):
+	   until its view is made, syncs take \Recent as for one. */
+	bool recent_wanted;
 	/* How the last of them ended: mailbox_open() fails with it. */
 	enum storage_error sync_err;
 	/* A write failed for lack of space and was logged: the next ones

@@ -202,6 +202,7 @@ mbox_state_clear(struct mbox_state *state)
 	state->count = 0;
 	state->uidnext = 1;
 	state->first_recent_uid = 1;
+	state->recent_taken = 0;
 	state->seen_below = 0;
 	state->expunge_gen++;
 }

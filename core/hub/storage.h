@@ -75,6 +75,10 @@ struct mbox_state {
 	uint32_t uidvalidity;
 	uint32_t uidnext;          /* next UID to assign; UIDs are never reused */
 	uint32_t first_recent_uid; /* messages with uid >= this are still \Recent for someone */
+	/* A store shared with other processes (recent_take()): the \Recent
+	   of the messages below this UID is settled for this process
+	   (taken by a sync's work, or by recent_take()): no take is due. */
+	uint32_t recent_taken;
 	uint64_t highest_modseq;
 	/* A hint: every message whose UID is below seen_below has \Seen (0
 	   or 1: nothing known), so that the first unseen message is found
@@ -440,13 +444,19 @@ struct storage_backend {
 	   thread, every change committed before it started; sync_commit(),
 	   in the loop, brings state in line with what was read and returns
 	   as sync() (0, 1 if the UIDVALIDITY changed, -1 with the work's
-	   failure, state unchanged), freeing the job. job_abort() drops a
+	   failure, state unchanged), freeing the job. With take_recent (a
+	   read-write session has the mailbox selected, or is selecting it)
+	   a backend with recent_take() also takes in the work, as that
+	   would, the \Recent of the messages up to the UIDNEXT it read, for
+	   this process: the commit raises state->first_recent_uid past what
+	   others took, and state->recent_taken to that UIDNEXT (no
+	   recent_take() is due below it). job_abort() drops a
 	   job not committed. Between prepare and commit the core makes no
 	   call that could write the box or take its lock, as for
 	   expunge_prepare(). */
 	int (*sync_prepare)(struct storage_box *box, const struct mbox_state *state,
-			    struct storage_job **job_r, enum storage_error *err_r,
-			    char **error_r);
+			    bool take_recent, struct storage_job **job_r,
+			    enum storage_error *err_r, char **error_r);
 	int (*sync_commit)(struct storage_box *box, struct mbox_state *state,
 			   struct storage_job **job, enum storage_error *err_r, char **error_r);
 	/* Optional (NULL: flags_changed() per message, in the loop), for a

@@ -368,9 +368,10 @@ client_command_free(struct client_command **_cmd)
    the command opens it (opens), one being opened by a job, or whose
    first open is heavy (hub_open_start() starts that job now); if it
    writes it (writes), one busy with a job. NULL if none (or if the name
-   is not valid: the handler answers that). */
+   is not valid: the handler answers that). selects: a read-write
+   SELECT (the sync it waits for takes \Recent for it). */
 static struct mailbox *
-command_busy_arg(struct client_command *cmd, size_t i, bool opens, bool writes)
+command_busy_arg(struct client_command *cmd, size_t i, bool opens, bool writes, bool selects)
 {
 	const struct client *c = cmd->c;
 	const char *name = cmd_arg_str(cmd, i);
@@ -399,6 +400,8 @@ command_busy_arg(struct client_command *cmd, size_t i, bool opens, bool writes)
 	   STATUS report; whether the store can be reached). */
 	if (norm != NULL && mbox == NULL && opens) {
 		mbox = hub_find(c->gen->hub, c->user, norm);
+		if (mbox != NULL && selects)
+			mailbox_want_recent(mbox);
 		if (mbox != NULL && (!mailbox_sync_in_job(mbox) ||
 				     mailbox_catch_up(mbox, &cmd->arg_sync_ticket, c->sid)))
 			mbox = NULL;
@@ -420,6 +423,7 @@ command_busy_target(struct client_command *cmd)
 	const struct client *c = cmd->c;
 	const char *name = cmd->def->name;
 	bool selected = false, opens = false, writes = true;
+	bool selects = strcmp(name, "SELECT") == 0;
 	ssize_t arg = -1, arg2 = -1;
 	struct mailbox *mbox = NULL;
 
@@ -452,9 +456,9 @@ command_busy_target(struct client_command *cmd)
 	if (selected && c->mbox != NULL && mailbox_is_busy(c->mbox))
 		return c->mbox;
 	if (arg >= 0)
-		mbox = command_busy_arg(cmd, (size_t)arg, opens, writes);
+		mbox = command_busy_arg(cmd, (size_t)arg, opens, writes, selects);
 	if (mbox == NULL && arg2 >= 0)
-		mbox = command_busy_arg(cmd, (size_t)arg2, opens, writes);
+		mbox = command_busy_arg(cmd, (size_t)arg2, opens, writes, false);
 	/* Changes made by other processes show up before the command (a
 	   sync in a job waited for, or made now). */
 	if (mbox == NULL && c->mbox != NULL &&

@@ -725,12 +725,79 @@ class TestFlagsAcrossNodes(PgHeldCase):
         self.assertRegex(text, rb"\* 6 FETCH \([^\r]*\\Answered")
 
 
-class TestRecentTakeNeverWaits(PgHeldCase):
-    """\\Recent is taken from the database in the loop (one statement,
-    when a session is first told of new messages), but it never waits
-    for the mailbox row's lock, which a change of another server holds
-    for its whole transaction: then none is taken (none shown: never
-    twice, RFC 3501 2.3.2), and the loop goes on at once."""
+class TestRecentTaken(PgHeldCase):
+    """\\Recent is taken from the database (RFC 3501 2.3.2: for one
+    session, across servers) by the sync a command of a read-write
+    session waits for, in its worker; taken in the loop (one statement)
+    only for messages no such sync read, and then it never waits for the
+    mailbox row's lock, which a change of another server holds for its
+    whole transaction: none is taken (none shown: never twice), and the
+    loop goes on at once."""
+
+    def first_recent(self):
+        return self.sql_count(f"SELECT first_recent_uid FROM imap_mailboxes "
+                              f"WHERE id = {ALICE_INBOX}")
+
+    def hold_sync(self):
+        with open(self.hold, "w") as f:
+            f.write("sync\n")
+        os.chmod(self.hold, 0o644)
+
+    def append(self, client, tag):
+        msg = b"From: x@example.org\r\nSubject: new\r\n\r\nnew\r\n"
+        client.send(f"{tag} APPEND INBOX {{{len(msg)}+}}\r\n".encode() + msg + b"\r\n")
+        untagged, tagged = client.read_tagged(tag, timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+
+    def test_taken_by_the_sync_in_its_worker(self):
+        ro = self.raw_login("alice")
+        resp, tagged = ro.command("EXAMINE INBOX", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertEqual(self.first_recent(), 1)
+        # a delivery by another server
+        other = PgServer({}, db=self.server.db)
+        self.addCleanup(other.cleanup)
+        other.start()
+        o = srv.RawClient(other.port)
+        self.addCleanup(o.close)
+        o.readline()
+        resp, tagged = o.command("LOGIN alice alice123", timeout=WAIT)
+        self.append(o, "A1")
+        # only read-only sessions here: their syncs take nothing
+        resp, tagged = ro.command("NOOP", timeout=WAIT)
+        self.assertIn(f"* {COUNT + 1} EXISTS\r\n".encode(), resp)
+        self.assertEqual(self.first_recent(), 1)
+        # a SELECT's sync takes them (held after its work), before the
+        # SELECT is answered
+        self.hold_sync()
+        rw = self.raw_login("alice")
+        rw.send("S1 SELECT INBOX\r\n")
+        deadline = time.monotonic() + WAIT
+        while self.first_recent() != COUNT + 2:
+            self.assertLess(time.monotonic(), deadline, self.server.log_text())
+            time.sleep(0.02)
+        self.no_answer(rw, "the SELECT")
+        self.release_job()
+        untagged, tagged = rw.read_tagged("S1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(f"* {COUNT + 1} RECENT\r\n".encode(), untagged)
+        # another delivery: the read-write session's sync takes it
+        self.append(o, "A2")
+        self.hold_sync()
+        rw.send("N1 NOOP\r\n")
+        deadline = time.monotonic() + WAIT
+        while self.first_recent() != COUNT + 3:
+            self.assertLess(time.monotonic(), deadline, self.server.log_text())
+            time.sleep(0.02)
+        self.no_answer(rw, "the NOOP")
+        self.release_job()
+        untagged, tagged = rw.read_tagged("N1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(f"* {COUNT + 2} EXISTS\r\n".encode(), untagged)
+        self.assertIn(f"* {COUNT + 2} RECENT\r\n".encode(), untagged)
+        # given once: not to a session of the other server
+        resp, tagged = o.command("SELECT INBOX", timeout=WAIT)
+        self.assertIn(b"* 0 RECENT\r\n", resp)
 
     def hold_row_lock(self):
         """Another server's transaction on alice's INBOX, at work until
@@ -748,36 +815,32 @@ class TestRecentTakeNeverWaits(PgHeldCase):
         self.assertEqual(locker.stdout.readline().strip(), b"locked")
         return locker
 
-    def test_a_session_told_of_new_messages_while_the_row_is_locked(self):
-        s2 = self.raw_login("alice", "INBOX")
+    def test_a_select_while_the_row_is_locked(self):
         a = self.raw_login("alice")
-        msg = b"From: x@example.org\r\nSubject: new\r\n\r\nnew\r\n"
-        a.send(f"A1 APPEND INBOX {{{len(msg)}+}}\r\n".encode() + msg + b"\r\n")
-        untagged, tagged = a.read_tagged("A1", timeout=WAIT)
-        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.append(a, "A1")
         locker = self.hold_row_lock()
         # answered at once, not after the server's lock wait (10 s)
+        s2 = self.raw_login("alice")
         started = time.monotonic()
-        resp, tagged = s2.command("NOOP", timeout=WAIT)
+        selected, tagged = s2.command("SELECT INBOX", timeout=WAIT)
         took = time.monotonic() - started
         self.assertTrue(tagged.startswith(b"OK"), tagged)
-        self.assertIn(f"* {COUNT + 1} EXISTS\r\n".encode(), resp)
+        self.assertIn(f"* {COUNT + 1} EXISTS\r\n".encode(), selected)
         self.assertLess(took, 5.0)
         b = self.raw_login("bob", "INBOX")
         resp, tagged = b.command("NOOP", timeout=WAIT)
         self.assertTrue(tagged.startswith(b"OK"), tagged)
-        # none taken: not \\Recent here either
-        resp, tagged = s2.command(f"FETCH {COUNT + 1} (FLAGS)", timeout=WAIT)
-        self.assertNotIn(b"\\Recent", b"".join(resp))
+        # none taken, none shown
+        self.assertIn(b"* 0 RECENT\r\n", selected)
+        self.assertEqual(self.first_recent(), 1)
         self.assertEqual(locker.poll(), None)
         locker.stdin.close()
         self.assertEqual(locker.wait(WAIT), 0)
         # the lock gone, the next message is taken again
-        a.send(f"A2 APPEND INBOX {{{len(msg)}+}}\r\n".encode() + msg + b"\r\n")
-        untagged, tagged = a.read_tagged("A2", timeout=WAIT)
-        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.append(a, "A2")
         resp, tagged = s2.command("NOOP", timeout=WAIT)
         self.assertIn(f"* {COUNT + 2} EXISTS\r\n".encode(), resp)
+        self.assertIn(b"* 1 RECENT\r\n", resp)
         resp, tagged = s2.command(f"FETCH {COUNT + 2} (FLAGS)", timeout=WAIT)
         self.assertIn(b"\\Recent", b"".join(resp))
 
