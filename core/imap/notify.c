@@ -51,6 +51,13 @@ struct notify {
 	   client was sent FETCH for (or that it had at SELECT). */
 	bool fetch_known;
 	uint32_t fetch_uid;
+	/* Its messages read in a job (a backend whose reads are round
+	   trips): the UIDs asked; once read (read_done), their FETCH is
+	   written at the next response boundary. */
+	struct mailbox_read_op *reading;
+	uint32_t *reading_uids;
+	size_t reading_count;
+	bool read_done;
 };
 
 struct notify_status {
@@ -487,6 +494,16 @@ notify_hub_event(void *ctx, int event, const char *name, const char *old_name)
 	notify_arm(n);
 }
 
+static void
+notify_read_stop(struct notify *n)
+{
+	mailbox_read_free(&n->reading);
+	free(n->reading_uids);
+	n->reading_uids = NULL;
+	n->reading_count = 0;
+	n->read_done = false;
+}
+
 void
 notify_free(struct client *c)
 {
@@ -495,6 +512,7 @@ notify_free(struct client *c)
 	if (n == NULL)
 		return;
 	c->notify = NULL;
+	notify_read_stop(n);
 	hub_unlisten(&n->listener);
 	event_timer_remove(&n->timer);
 	for (size_t i = 0; i < n->box_count; i++)
@@ -572,14 +590,18 @@ notify_set(struct client *c, struct notify_spec *spec, const char **error_r)
 void
 notify_unselected(struct client *c)
 {
-	if (c->notify != NULL)
+	if (c->notify != NULL) {
 		c->notify->fetch_known = false;
+		notify_read_stop(c->notify);
+	}
 }
 
 /* The FETCH response of MessageNew (fetch-att) for the message at seq
-   (RFC 5465 5.2); UID is always among the items. */
+   (RFC 5465 5.2); UID is always among the items. The message's bytes
+   are data (NULL: read here if the items need them). */
 static void
-fetch_new(struct client *c, const struct fetch_spec *spec, uint32_t seq, struct buf *msg)
+fetch_new(struct client *c, const struct fetch_spec *spec, uint32_t seq, const struct buf *data,
+	  struct buf *msg)
 {
 	ssize_t idx = mbox_view_index(c->view, seq);
 	enum storage_error err;
@@ -594,23 +616,117 @@ fetch_new(struct client *c, const struct fetch_spec *spec, uint32_t seq, struct 
 	fm.rec = &c->view->state->mails[idx];
 	fm.recent = mbox_view_is_recent(c->view, fm.rec->uid);
 	if (fetch_spec_needs_message(spec)) {
-		buf_reset(msg);
-		if (mailbox_read(c->mbox, fm.rec, msg, &err, c->sid) < 0)
-			return;
-		fm.data = msg->data != NULL ? msg->data : "";
-		fm.len = msg->len;
+		if (data == NULL) {
+			buf_reset(msg);
+			if (mailbox_read(c->mbox, fm.rec, msg, &err, c->sid) < 0)
+				return;
+			data = msg;
+		}
+		fm.data = data->data != NULL ? data->data : "";
+		fm.len = data->len;
 	}
 	fm.cache = hub_mime_cache(c->gen->hub);
 	fm.cache_owner = c->mbox;
 	fetch_write(spec, &fm, client_outbuf(c));
 }
 
-void
-notify_view_synced(struct client *c)
+/* The messages read in a job: their FETCH (those still in the view). */
+static void
+notify_read_write(struct client *c)
+{
+	struct notify *n = c->notify;
+	struct buf data = BUF_INIT;
+	enum storage_error err;
+
+	for (size_t i = 0; i < n->reading_count; i++) {
+		uint32_t seq = mbox_view_seq(c->view, n->reading_uids[i]);
+
+		buf_reset(&data);
+		if (seq == 0 || mailbox_read_take(n->reading, i, &data, &err) < 0)
+			continue;
+		fetch_new(c, n->spec.new_fetch, seq, &data, NULL);
+	}
+	buf_free(&data);
+	notify_read_stop(n);
+}
+
+static void notify_new_messages(struct client *c);
+
+/* The job has read them: written now if the session is between commands
+   or in IDLE (else at the next response boundary: the command's next
+   sync of its view), then the messages that came meanwhile. */
+static void
+notify_read_done(void *ctx)
+{
+	struct notify *n = ctx;
+	struct client *c = n->c;
+
+	n->read_done = true;
+	if (c->cmd != NULL && !client_command_live_updates(c))
+		return;
+	notify_read_write(c);
+	notify_new_messages(c);
+	client_flush(c);
+}
+
+/* Reads the view's messages from seq on in a job; false if the backend
+   cannot (then they are read here). */
+static bool
+notify_read_start(struct client *c, uint32_t seq)
+{
+	struct notify *n = c->notify;
+	const struct mbox_state *st = c->view->state;
+	size_t k = (size_t)(c->view->count - seq + 1), m = 0;
+	struct mail_rec *recs = xmalloc(k * sizeof(*recs));
+
+	n->reading_uids = xmalloc(k * sizeof(*n->reading_uids));
+	for (; seq <= c->view->count; seq++) {
+		ssize_t idx = mbox_view_index(c->view, seq);
+
+		if (idx < 0)
+			continue;
+		recs[m] = st->mails[idx];
+		n->reading_uids[m++] = st->mails[idx].uid;
+	}
+	n->reading_count = m;
+	n->reading = mailbox_read_start(c->mbox, recs, m, notify_read_done, n, c->sid);
+	free(recs);
+	if (n->reading == NULL) {
+		notify_read_stop(n);
+		return false;
+	}
+	return true;
+}
+
+/* MessageNew's FETCH of the view's messages above fetch_uid. */
+static void
+notify_new_messages(struct client *c)
 {
 	struct notify *n = c->notify;
 	struct buf msg = BUF_INIT;
 	uint32_t seq, max;
+
+	max = mbox_view_max_uid(c->view);
+	if (max <= n->fetch_uid || n->reading != NULL)
+		return;
+	/* The new messages are the view's last ones. */
+	for (seq = (uint32_t)c->view->count; seq > 1; seq--) {
+		if (mbox_view_uid(c->view, seq - 1) <= n->fetch_uid)
+			break;
+	}
+	n->fetch_uid = max;
+	if (fetch_spec_needs_message(n->spec.new_fetch) && mailbox_reads_in_job(c->mbox) &&
+	    notify_read_start(c, seq))
+		return;
+	for (; seq <= c->view->count; seq++)
+		fetch_new(c, n->spec.new_fetch, seq, NULL, &msg);
+	buf_free(&msg);
+}
+
+void
+notify_view_synced(struct client *c)
+{
+	struct notify *n = c->notify;
 
 	if (n == NULL || c->view == NULL)
 		return;
@@ -620,22 +736,13 @@ notify_view_synced(struct client *c)
 		mbox_view_watch(c->view);
 	if (n->spec.new_fetch == NULL)
 		return;
-	max = mbox_view_max_uid(c->view);
 	if (!n->fetch_known) {
 		/* Just selected: what is there is not new. */
 		n->fetch_known = true;
-		n->fetch_uid = max;
+		n->fetch_uid = mbox_view_max_uid(c->view);
 		return;
 	}
-	if (max <= n->fetch_uid)
-		return;
-	/* The new messages are the view's last ones. */
-	for (seq = (uint32_t)c->view->count; seq > 1; seq--) {
-		if (mbox_view_uid(c->view, seq - 1) <= n->fetch_uid)
-			break;
-	}
-	for (; seq <= c->view->count; seq++)
-		fetch_new(c, n->spec.new_fetch, seq, &msg);
-	n->fetch_uid = max;
-	buf_free(&msg);
+	if (n->read_done)
+		notify_read_write(c);
+	notify_new_messages(c);
 }

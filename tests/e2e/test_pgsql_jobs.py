@@ -854,6 +854,39 @@ class TestReadsInAJob(PgHeldCase):
             f.write("read\n")
         os.chmod(self.hold, 0o644)
 
+    def test_notify_message_new_read_in_a_worker(self):
+        """NOTIFY's MessageNew with items that need the message (RFC 5465
+        5.2): the new message is read in a job, its FETCH sent once read."""
+        n = self.raw_login("alice", "INBOX")
+        resp, tagged = n.command("NOTIFY SET (selected (MessageNew (UID BODY.PEEK[HEADER]) "
+                                 "MessageExpunge))", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        n.send("I1 IDLE\r\n")
+        self.assertTrue(n.readline(timeout=WAIT).startswith(b"+"))
+        self.hold_reads()
+        a = self.raw_login("alice")
+        msg = b"From: x@example.org\r\nSubject: pushed\r\n\r\nbody\r\n"
+        a.send(f"A1 APPEND INBOX {{{len(msg)}+}}\r\n".encode() + msg + b"\r\n")
+        untagged, tagged = a.read_tagged("A1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertEqual(n.readline(timeout=WAIT), f"* {COUNT + 1} EXISTS\r\n".encode())
+        self.assertEqual(n.readline(timeout=WAIT), f"* {COUNT + 1} RECENT\r\n".encode())
+        # the read is held: the loop serves the others, the FETCH waits
+        b = self.raw_login("bob", "INBOX")
+        resp, tagged = b.command("NOOP", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.no_answer(n, "the FETCH of the new message")
+        self.release_job()
+        head = n.readline(timeout=WAIT)
+        self.assertTrue(head.startswith(f"* {COUNT + 1} FETCH (".encode()), head)
+        self.assertIn(f"UID {COUNT + 1}".encode(), head)
+        literal = int(re.search(rb"\{(\d+)\}\r\n$", head).group(1))
+        self.assertIn(b"Subject: pushed", n.read_exact(literal, timeout=WAIT))
+        self.assertEqual(n.readline(timeout=WAIT), b")\r\n")
+        n.send("DONE\r\n")
+        untagged, tagged = n.read_tagged("I1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+
     def test_others_served_while_a_fetch_reads_then_every_answer(self):
         a = self.raw_login("alice", "INBOX")
         self.hold_reads()
