@@ -196,6 +196,32 @@ class TestFirstOpenInAJob(PgHeldCase):
         self.assertIn(b'* STATUS "Work" (MESSAGES 0 UIDNEXT 1)\r\n', untagged)
         self.assertNotIn("first open of", self.server.log_text())
 
+    def test_list_status_of_a_mailbox_deleted_meanwhile(self):
+        """A mailbox deleted by another session while the LIST waits for
+        the first opens before it: its STATUS is left out (RFC 5819 4:
+        the server cannot give it), the others' are there."""
+        a = self.raw_login("alice")
+        for name in ("Work", "Zeta"):
+            resp, tagged = a.command(f"CREATE {name}", timeout=WAIT)
+            self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.hold_job()
+        a.send('L1 LIST "" "*" RETURN (STATUS (MESSAGES))\r\n')
+        self.assertTrue(self.server.wait_log(r"alice/Drafts: first open in a job",
+                                             timeout=WAIT), self.server.log_text())
+        d = self.raw_login("alice")
+        resp, tagged = d.command("DELETE Zeta", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.release_job()
+        untagged, tagged = a.read_tagged("L1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertIn(b'* STATUS "Work" (MESSAGES 0)\r\n', untagged)
+        self.assertIn(f'* STATUS "INBOX" (MESSAGES {COUNT})\r\n'.encode(), untagged)
+        self.assertFalse([l for l in untagged if l.startswith(b'* STATUS "Zeta"')], untagged)
+        # the session goes on
+        resp, tagged = a.command('LIST "" "*"', timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        self.assertFalse([l for l in resp if b"Zeta" in l], resp)
+
     def test_a_missing_mailbox_is_named_without_a_warning(self):
         a = self.raw_login("alice")
         resp, tagged = a.command("SELECT nosuch", timeout=WAIT)
