@@ -769,6 +769,22 @@ class TestRecentTaken(PgHeldCase):
             f.write("sync\n")
         os.chmod(self.hold, 0o644)
 
+    def taken_before_the_answer(self, client, tag, command, first_recent):
+        """command sent with the check's work held: the store's first
+        recent UID reaches first_recent (taken by the check) before the
+        command is answered; then its answer, OK."""
+        self.hold_sync()
+        client.send(f"{tag} {command}\r\n")
+        deadline = time.monotonic() + WAIT
+        while self.first_recent() != first_recent:
+            self.assertLess(time.monotonic(), deadline, self.server.log_text())
+            time.sleep(0.02)
+        self.no_answer(client, command)
+        self.release_job()
+        untagged, tagged = client.read_tagged(tag, timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        return untagged, tagged
+
     def append(self, client, tag):
         msg = b"From: x@example.org\r\nSubject: new\r\n\r\nnew\r\n"
         client.send(f"{tag} APPEND INBOX {{{len(msg)}+}}\r\n".encode() + msg + b"\r\n")
@@ -795,30 +811,12 @@ class TestRecentTaken(PgHeldCase):
         self.assertEqual(self.first_recent(), 1)
         # a SELECT's sync takes them (held after its work), before the
         # SELECT is answered
-        self.hold_sync()
         rw = self.raw_login("alice")
-        rw.send("S1 SELECT INBOX\r\n")
-        deadline = time.monotonic() + WAIT
-        while self.first_recent() != COUNT + 2:
-            self.assertLess(time.monotonic(), deadline, self.server.log_text())
-            time.sleep(0.02)
-        self.no_answer(rw, "the SELECT")
-        self.release_job()
-        untagged, tagged = rw.read_tagged("S1", timeout=WAIT)
-        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        untagged, tagged = self.taken_before_the_answer(rw, "S1", "SELECT INBOX", COUNT + 2)
         self.assertIn(f"* {COUNT + 1} RECENT\r\n".encode(), untagged)
         # another delivery: the read-write session's sync takes it
         self.append(o, "A2")
-        self.hold_sync()
-        rw.send("N1 NOOP\r\n")
-        deadline = time.monotonic() + WAIT
-        while self.first_recent() != COUNT + 3:
-            self.assertLess(time.monotonic(), deadline, self.server.log_text())
-            time.sleep(0.02)
-        self.no_answer(rw, "the NOOP")
-        self.release_job()
-        untagged, tagged = rw.read_tagged("N1", timeout=WAIT)
-        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        untagged, tagged = self.taken_before_the_answer(rw, "N1", "NOOP", COUNT + 3)
         self.assertIn(f"* {COUNT + 2} EXISTS\r\n".encode(), untagged)
         self.assertIn(f"* {COUNT + 2} RECENT\r\n".encode(), untagged)
         # given once: not to a session of the other server
