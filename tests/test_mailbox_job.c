@@ -789,6 +789,9 @@ static struct storage_backend flat_jobflags;
 static struct flags_rec *flags_live;
 static unsigned flags_prepared;
 static bool flags_fail;
+/* the changes of the last job prepared (its first 4) */
+static struct storage_flag_change flags_last[4];
+static size_t flags_last_count;
 
 static int
 jf_flags_prepare(struct storage_box *box, const struct mbox_state *state,
@@ -805,6 +808,8 @@ jf_flags_prepare(struct storage_box *box, const struct mbox_state *state,
 	flags_live->changes = xmalloc(count * sizeof(*changes));
 	memcpy(flags_live->changes, changes, count * sizeof(*changes));
 	flags_live->count = count;
+	flags_last_count = count;
+	memcpy(flags_last, changes, (count < 4 ? count : 4) * sizeof(*changes));
 	flags_prepared++;
 	*job_r = (struct storage_job *)(void *)flags_live;
 	return 0;
@@ -923,9 +928,13 @@ test_flags_in_job(void **state)
 	assert_true(mailbox_is_busy(mbox));
 	assert_int_equal(st->mails[1].flags, 0);
 	(void)mailbox_wait_idle(mbox, on_idle, &w);
-	/* FETCH's \Seen meanwhile: in memory at once, written after. */
+	/* FETCH's \Seen meanwhile: in memory at once, written after;
+	   and two changes of message 4, one after the other */
 	assert_int_equal(mailbox_set_flags(mbox, NULL, 4, MAIL_SEEN, 0, &err, "t"), 0);
 	assert_int_equal(st->mails[4].flags, MAIL_SEEN);
+	assert_int_equal(
+		mailbox_set_flags(mbox, NULL, 3, MAIL_FLAGGED | MAIL_ANSWERED, 0, &err, "t"), 0);
+	assert_int_equal(mailbox_set_flags(mbox, NULL, 3, MAIL_FLAGGED, 0, &err, "t"), 0);
 	run_until(fx, &d.done);
 	assert_int_equal(d.ret, 0);
 	assert_int_equal(order[0], 0);
@@ -934,8 +943,18 @@ test_flags_in_job(void **state)
 	assert_int_equal(st->mails[1].modseq, st->mails[2].modseq);
 	assert_true(st->mails[1].modseq > before);
 	assert_int_equal(written, st->mails[1].modseq);
-	/* the deferred \Seen went to a job of its own, no one waits */
+	/* the deferred changes went to a job of their own, no one waits:
+	   one per message, by UID, each as what it set and cleared (so that
+	   a store shared with others applies it to the message as it is
+	   then), message 4's two made one */
 	assert_int_equal(flags_prepared, 2);
+	assert_int_equal(flags_last_count, 2);
+	assert_int_equal(flags_last[0].uid, 4);
+	assert_int_equal(flags_last[0].flags_set, MAIL_FLAGGED);
+	assert_int_equal(flags_last[0].flags_clear, MAIL_ANSWERED);
+	assert_int_equal(flags_last[1].uid, 5);
+	assert_int_equal(flags_last[1].flags_set, MAIL_SEEN);
+	assert_int_equal(flags_last[1].flags_clear, 0);
 	assert_true(mailbox_is_busy(mbox));
 	for (int i = 0; i < 1000 && mailbox_is_busy(mbox); i++)
 		assert_int_equal(event_loop_run_once(fx->loop, 10), 0);
@@ -962,7 +981,7 @@ test_flags_in_job(void **state)
 	assert_int_equal(st->mails[1].flags, MAIL_SEEN);
 	assert_int_equal(st->mails[2].flags, MAIL_SEEN | MAIL_FLAGGED);
 	assert_int_equal(st->mails[4].flags, MAIL_SEEN);
-	assert_int_equal(st->mails[3].flags, 0);
+	assert_int_equal(st->mails[3].flags, MAIL_FLAGGED);
 	mailbox_unref(&mbox);
 }
 

@@ -746,9 +746,17 @@ mailbox_set_flags(struct mailbox *mbox, struct mbox_view *view, size_t idx, uint
 			view->synced_modseq = after;
 		/* The backend is not called while its job works: the change
 		   is written once the job is done (mailbox_flush_flags()). */
+		struct storage_flag_change *d;
+
 		xgrow(&mbox->deferred_flags, &mbox->deferred_alloc, mbox->deferred_count + 1,
 		      sizeof(*mbox->deferred_flags));
-		mbox->deferred_flags[mbox->deferred_count++] = old.uid;
+		d = &mbox->deferred_flags[mbox->deferred_count++];
+		i_zero(d);
+		d->uid = old.uid;
+		d->flags_set = flags & ~old.flags;
+		d->flags_clear = old.flags & ~flags;
+		d->keywords_set = keywords & ~old.keywords;
+		d->keywords_clear = old.keywords & ~keywords;
 		return 0;
 	}
 	ret = mbox->hub->storage.backend->flags_changed(mbox->box, st, idx, err_r, &error);

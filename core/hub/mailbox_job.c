@@ -97,6 +97,42 @@ mailbox_wake_waiters(struct mailbox *mbox)
 	}
 }
 
+/* A deferred change and where it was made, to sort them by UID. */
+struct deferred_at {
+	uint32_t uid;
+	size_t i;
+};
+
+static int
+deferred_at_cmp(const void *a, const void *b)
+{
+	const struct deferred_at *x = a, *y = b;
+
+	if (x->uid != y->uid)
+		return x->uid < y->uid ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Sorts the count deferred changes by UID, each message's in the order
+   they were made. */
+static void
+deferred_sort(struct storage_flag_change *changes, size_t count)
+{
+	struct deferred_at *at = xmalloc((count > 0 ? count : 1) * sizeof(*at));
+	struct storage_flag_change *copy = xmalloc((count > 0 ? count : 1) * sizeof(*copy));
+
+	for (size_t i = 0; i < count; i++) {
+		at[i].uid = changes[i].uid;
+		at[i].i = i;
+	}
+	qsort(at, count, sizeof(*at), deferred_at_cmp);
+	for (size_t i = 0; i < count; i++)
+		copy[i] = changes[at[i].i];
+	memcpy(changes, copy, count * sizeof(*copy));
+	free(copy);
+	free(at);
+}
+
 /* Writes the flag changes made while the mailbox was busy (in a job
    of their own when the backend makes them so). A failure is logged;
    the change stays in memory (the disk catches up at the message's next
@@ -118,21 +154,28 @@ mailbox_flush_flags(struct mailbox *mbox)
 		enum storage_error err;
 		size_t n = 0;
 
+		/* in the order they were made, one change per message (what
+		   it set and cleared, applied to it as it is then: another
+		   process's change meanwhile is kept) */
+		deferred_sort(mbox->deferred_flags, mbox->deferred_count);
 		for (size_t i = 0; i < mbox->deferred_count; i++) {
-			ssize_t idx = mbox_state_find(st, mbox->deferred_flags[i]);
+			const struct storage_flag_change *d = &mbox->deferred_flags[i];
 
-			if (idx < 0)
+			if (mbox_state_find(st, d->uid) < 0)
 				continue;
-			/* the flags as they are here: made so there too
-			   (another process's change to them meanwhile is
-			   replaced, as a STORE FLAGS would) */
-			i_zero(&changes[n]);
-			changes[n].uid = st->mails[idx].uid;
-			changes[n].flags_set = st->mails[idx].flags;
-			changes[n].flags_clear = MAIL_FLAGS_ALL;
-			changes[n].keywords_set = st->mails[idx].keywords;
-			changes[n].keywords_clear = STORAGE_KEYWORDS_ALL;
-			n++;
+			if (n > 0 && changes[n - 1].uid == d->uid) {
+				/* the later one over the earlier */
+				struct storage_flag_change *c = &changes[n - 1];
+
+				c->flags_set = (uint8_t)((c->flags_set & ~d->flags_clear) |
+							 d->flags_set);
+				c->flags_clear |= d->flags_clear;
+				c->keywords_set = (c->keywords_set & ~d->keywords_clear) |
+						  d->keywords_set;
+				c->keywords_clear |= d->keywords_clear;
+				continue;
+			}
+			changes[n++] = *d;
 		}
 		mbox->deferred_count = 0;
 		if (n > 0)
@@ -143,7 +186,7 @@ mailbox_flush_flags(struct mailbox *mbox)
 	}
 
 	for (size_t i = 0; i < mbox->deferred_count; i++) {
-		ssize_t idx = mbox_state_find(st, mbox->deferred_flags[i]);
+		ssize_t idx = mbox_state_find(st, mbox->deferred_flags[i].uid);
 		enum storage_error err = STORAGE_ERR_NONE;
 		char *error = NULL;
 

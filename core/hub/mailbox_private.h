@@ -103,8 +103,10 @@ struct mailbox {
 	   empty; mailbox_open() refuses it until the job is done. */
 	bool opening;
 	/* Flag changes made while busy (a FETCH setting \Seen): in the
-	   state at once, written by the backend once the job is done. */
-	uint32_t *deferred_flags;
+	   state at once, written by the backend once the job is done; each
+	   as what it set and cleared (a backend shared with others applies
+	   that to the message as it is then, storage.h flags_prepare). */
+	struct storage_flag_change *deferred_flags;
 	size_t deferred_count, deferred_alloc;
 	/* The listing cache, opened at first use (mailbox_mcache()). */
 	struct mcache *mcache;
