@@ -66,6 +66,12 @@ class PgHeldCase(HeldJobCase):
     def configure(self, server):
         """What a subclass adds to the server's config before it starts."""
 
+    def hold_kind(self, kind):
+        """Holds the work of that kind alone (job_test_hold_named())."""
+        with open(self.hold, "w") as f:
+            f.write(kind + "\n")
+        os.chmod(self.hold, 0o644)
+
     def sql_count(self, statement):
         return int(self.server.db.sql(statement).strip())
 
@@ -494,9 +500,7 @@ class TestFlagsInAJob(PgHeldCase):
                               f"AND mailbox_id = {ALICE_INBOX}")
 
     def hold_flags(self):
-        with open(self.hold, "w") as f:
-            f.write("flags\n")
-        os.chmod(self.hold, 0o644)
+        self.hold_kind("flags")
 
     def start_store(self, a, command="S1 STORE 1:100 +FLAGS (\\Flagged)"):
         self.hold_flags()
@@ -664,9 +668,7 @@ class TestFlagsAcrossNodes(PgHeldCase):
         mark = self.hold + ".held"
         if os.path.exists(mark):
             os.unlink(mark)
-        with open(self.hold, "w") as f:
-            f.write("flags-begin\n")
-        os.chmod(self.hold, 0o644)
+        self.hold_kind("flags-begin")
         self.a.send(f"S1 {command}\r\n")
         deadline = time.monotonic() + WAIT
         while not os.path.exists(mark):
@@ -765,9 +767,7 @@ class TestRecentTaken(PgHeldCase):
                               f"WHERE id = {ALICE_INBOX}")
 
     def hold_sync(self):
-        with open(self.hold, "w") as f:
-            f.write("sync\n")
-        os.chmod(self.hold, 0o644)
+        self.hold_kind("sync")
 
     def taken_before_the_answer(self, client, tag, command, first_recent):
         """command sent with the check's work held: the store's first
@@ -874,9 +874,7 @@ class TestReadsInAJob(PgHeldCase):
     at a time, in one statement: the loop serves the others meanwhile."""
 
     def hold_reads(self):
-        with open(self.hold, "w") as f:
-            f.write("read\n")
-        os.chmod(self.hold, 0o644)
+        self.hold_kind("read")
 
     def test_notify_message_new_read_in_a_worker(self):
         """NOTIFY's MessageNew with items that need the message (RFC 5465
@@ -1001,11 +999,6 @@ class TestCopyInAJob(PgHeldCase):
                 "(SELECT x.id FROM imap_mailboxes x JOIN imap_users u ON u.id = x.user_id "
                 "WHERE u.name = 'alice' AND x.name = 'Trash')")
 
-    def hold_kind(self, kind):
-        with open(self.hold, "w") as f:
-            f.write(kind + "\n")
-        os.chmod(self.hold, 0o644)
-
     def setUp(self):
         super().setUp()
         self.a = self.raw_login("alice", "INBOX")
@@ -1117,9 +1110,7 @@ class TestSyncInAJob(PgHeldCase):
     another server before the command came is in its answer."""
 
     def hold_sync(self):
-        with open(self.hold, "w") as f:
-            f.write("sync\n")
-        os.chmod(self.hold, 0o644)
+        self.hold_kind("sync")
 
     def second_node_login(self, mailbox=None):
         """A session of alice's on a second server on the same database."""
@@ -1198,9 +1189,7 @@ class TestNamesInAJob(PgHeldCase):
     their change there: the command waits for it, the loop does not."""
 
     def hold_names(self):
-        with open(self.hold, "w") as f:
-            f.write("names\n")
-        os.chmod(self.hold, 0o644)
+        self.hold_kind("names")
 
     def test_others_served_while_the_names_are_read(self):
         a = self.raw_login("alice")
@@ -1241,9 +1230,7 @@ class TestNamesInAJob(PgHeldCase):
         self.assertTrue(self.server.alive())
 
     def hold_call(self):
-        with open(self.hold, "w") as f:
-            f.write("call\n")
-        os.chmod(self.hold, 0o644)
+        self.hold_kind("call")
 
     def held(self, client, tag, command, verb):
         """client sends command, whose change is held in its worker while
