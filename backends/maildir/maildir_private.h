@@ -214,6 +214,13 @@ int md_uidlist_write_soft(struct storage_box *box, const struct mbox_state *stat
 int md_uidlist_write(struct storage_box *box, const struct mbox_state *state, bool reserve,
 		     char **error_r);
 int md_uidlist_append_rec(struct storage_box *box, const struct mfile *f, char **error_r);
+/* md_uidlist_append_rec() in its parts, for a worker thread to make the
+   write: the record of f as a line; the line appended to the uidlist at
+   path and fdatasync()ed (touches nothing but the file; 0, or -1 with
+   errno set); the box told whether it was written. */
+void md_uidlist_rec_line(struct buf *b, const struct mfile *f);
+int md_uidlist_append_line(const char *user_dir, const char *path, const struct buf *line);
+void md_uidlist_rec_done(struct storage_box *box, const struct mfile *f, bool written);
 
 /* maildir_index.c */
 /* The open from the index when nothing changed since it was written (the

@@ -348,6 +348,46 @@ md_uidlist_write_soft(struct storage_box *box, const struct mbox_state *state, b
 	return 0;
 }
 
+void
+md_uidlist_rec_line(struct buf *b, const struct mfile *f)
+{
+	uidlist_rec_print(b, f);
+}
+
+int
+md_uidlist_append_line(const char *user_dir, const char *path, const struct buf *line)
+{
+	int fd = fs_open_beneath(user_dir, path, O_WRONLY | O_APPEND, 0);
+	int ret = -1, saved;
+
+	if (fd < 0)
+		return -1;
+	if (fd_write_full(fd, line->data, line->len) == 0 && fdatasync(fd) == 0)
+		ret = 0;
+	saved = errno;
+	if (close(fd) < 0 && ret == 0)
+		return -1;
+	errno = saved;
+	return ret;
+}
+
+void
+md_uidlist_rec_done(struct storage_box *box, const struct mfile *f, bool written)
+{
+	if (!written) {
+		/* whatever reached the file (a torn line?) goes at the
+		   next write */
+		box->rewrite = true;
+		return;
+	}
+	md_stamp_file(box->user_dir, box->uidlist_path, &box->uidlist_stamp);
+	((struct mfile *)f)->rec_letters = md_name_letters(f->name);
+	if (f->modseq > box->disk_highest)
+		box->disk_highest = f->modseq;
+	if (f->modseq > box->disk_ceiling)
+		box->disk_ceiling = f->modseq;
+}
+
 /* Adds the record of f (just appended) at the end of the uidlist and
    fdatasync()s it: O(1), where a rewrite is O(messages). The lock is held
    and the file is the one we last read or wrote (so it ends in a LF).
@@ -356,30 +396,13 @@ int
 md_uidlist_append_rec(struct storage_box *box, const struct mfile *f, char **error_r)
 {
 	struct buf b = BUF_INIT;
-	int fd, ret = -1;
+	int ret;
 
 	uidlist_rec_print(&b, f);
-	fd = fs_open_beneath(box->user_dir, box->uidlist_path, O_WRONLY | O_APPEND, 0);
-	if (fd >= 0 && fd_write_full(fd, b.data, b.len) == 0 && fdatasync(fd) == 0)
-		ret = 0;
+	ret = md_uidlist_append_line(box->user_dir, box->uidlist_path, &b);
 	if (ret < 0)
 		*error_r = xasprintf("append to %s: %s", box->uidlist_path, strerror(errno));
-	if (fd >= 0 && close(fd) < 0 && ret == 0) {
-		*error_r = xasprintf("close %s: %s", box->uidlist_path, strerror(errno));
-		ret = -1;
-	}
-	if (ret == 0) {
-		md_stamp_file(box->user_dir, box->uidlist_path, &box->uidlist_stamp);
-		((struct mfile *)f)->rec_letters = md_name_letters(f->name);
-		if (f->modseq > box->disk_highest)
-			box->disk_highest = f->modseq;
-		if (f->modseq > box->disk_ceiling)
-			box->disk_ceiling = f->modseq;
-	} else {
-		/* whatever reached the file (a torn line?) goes at the
-		   next write */
-		box->rewrite = true;
-	}
+	md_uidlist_rec_done(box, f, ret == 0);
 	buf_free(&b);
 	return ret;
 }

@@ -134,8 +134,15 @@ fd_pread_full(int fd, void *data, size_t len, uint64_t off)
 	return (ssize_t)done;
 }
 
-/* Folder fsyncs done, for tests (fsync_dir_count()). */
+/* Folder fsyncs done, for tests (fsync_dir_count()); worker threads
+   sync folders too. */
 static unsigned long dir_syncs;
+
+static void
+dir_synced(void)
+{
+	__atomic_add_fetch(&dir_syncs, 1, __ATOMIC_RELAXED);
+}
 
 void
 fsync_dir(const char *dir)
@@ -144,7 +151,7 @@ fsync_dir(const char *dir)
 
 	if (fd >= 0) {
 		if (fsync(fd) == 0)
-			dir_syncs++;
+			dir_synced();
 		close(fd);
 	}
 }
@@ -163,16 +170,34 @@ fsync_dir_of_beneath(const char *base, const char *path)
 	fd = fs_open_beneath(base, slash != NULL ? dir : base, O_RDONLY | O_DIRECTORY, 0);
 	if (fd >= 0) {
 		if (fsync(fd) == 0)
-			dir_syncs++;
+			dir_synced();
 		close(fd);
 	}
 	free(dir);
 }
 
+int
+fsync_dir_beneath(const char *base, const char *dir)
+{
+	int fd = fs_open_beneath(base, dir, O_RDONLY | O_DIRECTORY, 0);
+	int ret = -1, saved;
+
+	if (fd < 0)
+		return -1;
+	if (fsync(fd) == 0) {
+		dir_synced();
+		ret = 0;
+	}
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return ret;
+}
+
 unsigned long
 fsync_dir_count(void)
 {
-	return dir_syncs;
+	return __atomic_load_n(&dir_syncs, __ATOMIC_RELAXED);
 }
 
 void

@@ -32,6 +32,9 @@ ssize_t fd_pread_full(int fd, void *data, size_t len, uint64_t off);
 void fsync_dir(const char *dir);
 /* The same for the folder holding path. */
 void fsync_dir_of(const char *path);
+/* fsync(2) of the folder dir found beneath base (as fs_open_beneath());
+   returns 0, or -1 with errno set. Safe in a worker thread. */
+int fsync_dir_beneath(const char *base, const char *dir);
 /* Tests only: how many folder fsyncs succeeded so far. */
 unsigned long fsync_dir_count(void);
 /* mkdir of every missing folder of the file path beneath base (base
