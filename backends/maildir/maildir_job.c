@@ -142,6 +142,10 @@ md_job_abort(struct storage_box *box, struct storage_job **_job)
 	if (job == NULL)
 		return;
 	*_job = NULL;
+	if (job->append != NULL && box != NULL) {
+		md_append_abort(box, job->append);
+		job->append = NULL;
+	}
 	md_job_free(job);
 }
 
@@ -153,6 +157,12 @@ md_job_of_append(struct md_append_job *a)
 	job->append = a;
 	mbox_state_init(&job->state);
 	return job;
+}
+
+struct md_append_job *
+md_job_append(struct storage_job *job)
+{
+	return job->append;
 }
 
 struct md_append_job *

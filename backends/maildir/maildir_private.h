@@ -268,6 +268,15 @@ int md_append(struct storage_box *box, struct mbox_state *state, const char *dat
 struct md_append_job;
 int md_append_prepare(struct storage_box *box, const char *data, size_t len,
 		      struct storage_job **job_r, enum storage_error *err_r, char **error_r);
+/* The commit's disk waits in a second work (storage.h append_settle):
+   the lock, the UID and the rename here, the folder's fsync and the
+   UID's record by the work, the state at md_append_commit(). */
+int md_append_settle(struct storage_box *box, const struct mbox_state *state,
+		     struct storage_job *job, uint8_t flags, uint64_t keywords,
+		     int64_t internal_date, int32_t tz_minutes);
+/* Drops an append's job not committed; a settled one's message taken
+   back out of the mailbox, the lock let go. */
+void md_append_abort(struct storage_box *box, struct md_append_job *a);
 int md_append_commit(struct storage_box *box, struct mbox_state *state,
 		     struct storage_job **job, uint8_t flags, uint64_t keywords,
 		     int64_t internal_date, int32_t tz_minutes, uint32_t *uid_r,
@@ -298,5 +307,7 @@ struct storage_job *md_job_of_append(struct md_append_job *a);
 /* The append of job (NULL for an open job), taken out of it; the job
    is freed. */
 struct md_append_job *md_job_take_append(struct storage_job *job);
+/* The append a job carries, still the job's. */
+struct md_append_job *md_job_append(struct storage_job *job);
 
 #endif

@@ -4,7 +4,10 @@
    Two steps: the message is written to tmp/ and fsynced first, touching
    nothing of the mailbox (the server does that in a worker thread, see
    append_prepare in storage.h), then, under the lock, it gets its UID
-   and is renamed into the mailbox.
+   and is renamed into the mailbox. With workers, that second step is
+   itself split (append_settle): the lock, the UID and the rename in the
+   loop; the folder's fsync and the UID's record in a worker, the
+   mailbox busy meanwhile; the state at the commit.
 
    Safety: delivery writes tmp/<base>, fsyncs, then rename()s it into new/
    (or cur/ when it has flags): a message is in the mailbox complete or
@@ -14,6 +17,7 @@
    tmp/ files not written for 36 hours (mtime) are removed when the
    mailbox is opened. */
 #include "fileio.h"
+#include "job.h"
 #include "backends/maildir/maildir_private.h"
 
 #include <dirent.h>
@@ -89,12 +93,46 @@ struct md_append_job {
 	bool taken;                /* renamed into the mailbox by the commit */
 	enum storage_error err;
 	char *error;
+	/* The settle (md_append_settle()): the lock held, the file renamed
+	   in as name (dest) with uid; the work makes the folder (sync_dir)
+	   and the record (rec) durable; settled if it did. */
+	bool settling, settled;
+	char *name, *dest, *sync_dir, *uidlist_path;
+	struct buf rec;
+	uint32_t uid;
+	uint64_t modseq;
+	uint8_t flags;
+	uint64_t keywords;
+	int64_t internal_date;
+	int32_t tz_minutes;
 };
+
+/* In the worker, the settle's part: the folder holding the renamed file
+   and the UID's record made durable (the record only if the folder
+   sync did not fail: without it, the rename may not be on disk). */
+static void
+md_append_settle_work(struct md_append_job *a)
+{
+	job_test_hold_named("append-settle");
+	if (fsync_dir_beneath(a->user_dir, a->sync_dir) < 0 ||
+	    md_uidlist_append_line(a->user_dir, a->uidlist_path, &a->rec) < 0) {
+		a->err = storage_error_from_errno(errno);
+		a->error = xasprintf("sync %s: %s", a->dest, strerror(errno));
+		return;
+	}
+	a->settled = true;
+}
 
 void
 md_append_work(struct md_append_job *a)
 {
-	int fd = fs_open_beneath(a->user_dir, a->tmp_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	int fd;
+
+	if (a->settling) {
+		md_append_settle_work(a);
+		return;
+	}
+	fd = fs_open_beneath(a->user_dir, a->tmp_path, O_WRONLY | O_CREAT | O_EXCL, 0600);
 
 	if (fd < 0) {
 		a->err = storage_error_from_errno(errno);
@@ -121,6 +159,11 @@ md_append_job_free(struct md_append_job *a)
 	if (a->written && !a->taken)
 		(void)fs_unlink_beneath(a->user_dir, a->tmp_path);
 	buf_free(&a->stored);
+	buf_free(&a->rec);
+	free(a->name);
+	free(a->dest);
+	free(a->sync_dir);
+	free(a->uidlist_path);
 	free(a->user_dir);
 	free(a->base);
 	free(a->tmp_path);
@@ -161,7 +204,7 @@ save_prepare_uid(struct storage_box *box, struct mbox_state *state, enum storage
    *name_r and *dest_r (the caller frees them). On failure the caller
    removes tmp_path. */
 static int
-save_move_in(struct storage_box *box, struct mbox_state *state, const char *base,
+save_move_in(struct storage_box *box, const struct mbox_state *state, const char *base,
 	     const char *tmp_path, uint8_t flags, uint64_t keywords, char **name_r,
 	     char **dest_r, enum storage_error *err_r, char **error_r)
 {
@@ -192,7 +235,7 @@ save_move_in(struct storage_box *box, struct mbox_state *state, const char *base
 static struct mfile *
 save_add_message(struct storage_box *box, struct mbox_state *state, const char *base, char *name,
 		 uint8_t flags, uint64_t keywords, uint64_t vsize, int64_t internal_date,
-		 int32_t tz_minutes)
+		 int32_t tz_minutes, uint64_t modseq)
 {
 	struct mfile *f = md_ftable_add(&box->files);
 	struct mail_rec m;
@@ -212,7 +255,7 @@ save_add_message(struct storage_box *box, struct mbox_state *state, const char *
 	m.internal_date = internal_date;
 	m.tz_minutes = tz_minutes;
 	m.size = vsize;
-	m.modseq = state->highest_modseq + 1;
+	m.modseq = modseq;
 	f->modseq = m.modseq;
 	(void)mbox_state_append(state, &m);
 	return f;
@@ -268,6 +311,144 @@ md_append_prepare(struct storage_box *box, const char *data, size_t len,
 	return 0;
 }
 
+/* mtime is the internal date (as Dovecot reads it). Set only once the
+   file is in the mailbox, so that a tmp/ file always looks as young as
+   it is; nobody scans before the lock is let go. */
+static void
+save_set_mtime(const struct md_append_job *a, const char *dest, int64_t internal_date)
+{
+	struct timespec times[2];
+
+	times[0].tv_sec = a->tv.tv_sec;
+	times[0].tv_nsec = 0;
+	times[1].tv_sec = (time_t)internal_date;
+	times[1].tv_nsec = 0;
+	(void)utimensat(AT_FDCWD, dest, times, AT_SYMLINK_NOFOLLOW);
+}
+
+/* The settle failed before anything entered the mailbox: the commit
+   tells why (no settle: a->settling stays false). */
+static int
+settle_failed(struct storage_box *box, struct md_append_job *a, bool locked)
+{
+	if (locked)
+		md_unlock(box);
+	(void)fs_unlink_beneath(a->user_dir, a->tmp_path);
+	a->written = false;
+	return 0;
+}
+
+/* storage.h append_settle, in the loop, the mailbox not busy: the lock,
+   the UID and the rename into the mailbox, as md_append_commit() does;
+   the folder's fsync and the UID's record are left to the work, the
+   state to the commit (settled_commit()). 0 (the commit does it all)
+   when the uidlist must be read or rewritten first: that needs state. */
+int
+md_append_settle(struct storage_box *box, const struct mbox_state *state, struct storage_job *job,
+		 uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes)
+{
+	struct md_append_job *a = md_job_append(job);
+	struct md_own_change own;
+	struct file_stamp fs;
+	struct mfile rec;
+	char *error = NULL;
+
+	if (!a->written || box->rewrite)
+		return 0;
+	if (md_files_load(box, &error) < 0) {
+		free(error);
+		return 0;
+	}
+	if (md_lock(box, &a->err, &a->error) < 0)
+		return settle_failed(box, a, false);
+	md_stamp_file(box->user_dir, box->uidlist_path, &fs);
+	if (!md_file_stamp_equal(&fs, &box->uidlist_stamp) || box->rewrite ||
+	    box->uidnext == UINT32_MAX || state->uidnext == UINT32_MAX) {
+		md_unlock(box);
+		return 0;
+	}
+	if (box->uidnext < state->uidnext)
+		box->uidnext = state->uidnext;
+	if (internal_date == 0) {
+		internal_date = (int64_t)a->tv.tv_sec;
+		tz_minutes = md_local_tz_minutes(internal_date);
+	}
+	flags &= MAIL_FLAGS_ALL;
+	md_own_change_begin(box, &own);
+	if (save_move_in(box, state, a->base, a->tmp_path, flags, keywords, &a->name, &a->dest,
+			 &a->err, &a->error) < 0) {
+		md_own_change_end(box, &own);
+		return settle_failed(box, a, true);
+	}
+	a->taken = true;
+	save_set_mtime(a, a->dest, internal_date);
+	md_own_change_end(box, &own);
+	a->settling = true;
+	a->uid = box->uidnext;
+	a->modseq = state->highest_modseq + 1;
+	a->flags = flags;
+	a->keywords = keywords;
+	a->internal_date = internal_date;
+	a->tz_minutes = tz_minutes;
+	a->sync_dir = xstrdup(flags == 0 && keywords == 0 ? box->new_dir : box->cur_dir);
+	a->uidlist_path = xstrdup(box->uidlist_path);
+	i_zero(&rec);
+	rec.uid = a->uid;
+	rec.vsize = a->vsize;
+	rec.date = internal_date;
+	rec.tz = tz_minutes;
+	rec.modseq = a->modseq;
+	rec.name = a->name;
+	md_uidlist_rec_line(&a->rec, &rec);
+	return 1;
+}
+
+/* The commit of a settled append, in the loop: the message enters the
+   table and the state with the UID and modseq its record has. If the
+   work could not write the record, the whole uidlist is written here;
+   if that fails too the message is taken back (without its UID on disk
+   it would get another one later). The lock is let go. */
+static int
+settled_commit(struct storage_box *box, struct mbox_state *state, struct md_append_job *a,
+	       uint32_t *uid_r, enum storage_error *err_r, char **error_r)
+{
+	struct mfile *f;
+	int ret = 0;
+
+	/* (the mailbox was busy: nothing gave a UID or a modseq since) */
+	if (box->uidnext != a->uid || state->highest_modseq + 1 != a->modseq)
+		a->settled = false;
+	f = save_add_message(box, state, a->base, a->name, a->flags, a->keywords, a->vsize,
+			     a->internal_date, a->tz_minutes,
+			     a->modseq > state->highest_modseq ? a->modseq
+								: state->highest_modseq + 1);
+	a->name = NULL;
+	md_uidlist_rec_done(box, f, a->settled);
+	if (!a->settled && md_uidlist_write(box, state, false, error_r) < 0) {
+		*err_r = storage_error_from_errno(errno);
+		(void)fs_unlink_beneath(box->user_dir, a->dest);
+		mbox_state_remove(state, state->count - 1);
+		md_ftable_remove(&box->files, box->files.count - 1);
+		ret = -1;
+	} else {
+		*uid_r = f->uid;
+	}
+	md_unlock(box);
+	md_append_job_free(a);
+	return ret;
+}
+
+void
+md_append_abort(struct storage_box *box, struct md_append_job *a)
+{
+	if (a->settling) {
+		/* in the mailbox, never told: taken back */
+		(void)fs_unlink_beneath(box->user_dir, a->dest);
+		md_unlock(box);
+	}
+	md_append_job_free(a);
+}
+
 /* The rest of append(), in the loop, once the message is in tmp/: the
    lock, the UID, the rename into the mailbox, the state. */
 int
@@ -276,7 +457,6 @@ md_append_commit(struct storage_box *box, struct mbox_state *state, struct stora
 		 uint32_t *uid_r, enum storage_error *err_r, char **error_r)
 {
 	struct md_append_job *a = md_job_take_append(*job);
-	struct timespec times[2];
 	struct md_own_change own;
 	struct mfile *f;
 	char *dest = NULL, *name = NULL;
@@ -285,6 +465,8 @@ md_append_commit(struct storage_box *box, struct mbox_state *state, struct stora
 
 	*job = NULL;
 	*err_r = STORAGE_ERR_NONE;
+	if (a->settling)
+		return settled_commit(box, state, a, uid_r, err_r, error_r);
 	if (!a->written) {
 		*err_r = a->err != STORAGE_ERR_NONE ? a->err : STORAGE_ERR_TEMP;
 		*error_r = a->error != NULL ? a->error : xstrdup("the message was not written");
@@ -310,18 +492,11 @@ md_append_commit(struct storage_box *box, struct mbox_state *state, struct stora
 			 error_r) < 0)
 		goto unlock;
 	a->taken = true;
-	/* mtime is the internal date (as Dovecot reads it). Set only now, so
-	   that a tmp/ file always looks as young as it is; nobody scans
-	   before we unlock. */
-	times[0].tv_sec = a->tv.tv_sec;
-	times[0].tv_nsec = 0;
-	times[1].tv_sec = (time_t)internal_date;
-	times[1].tv_nsec = 0;
-	(void)utimensat(AT_FDCWD, dest, times, AT_SYMLINK_NOFOLLOW);
+	save_set_mtime(a, dest, internal_date);
 	fsync_dir(flags == 0 && keywords == 0 ? box->new_dir : box->cur_dir);
 	md_own_change_end(box, &own);
 	f = save_add_message(box, state, a->base, name, flags, keywords, a->vsize, internal_date,
-			     tz_minutes);
+			     tz_minutes, state->highest_modseq + 1);
 	name = NULL;
 	uid = f->uid;
 	if (save_record_uid(box, state, f, error_r) < 0) {

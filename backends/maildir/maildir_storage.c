@@ -685,6 +685,7 @@ const struct storage_backend storage_backend_maildir = {
 	.append = md_append,
 	.append_prepare = md_append_prepare,
 	.append_commit = md_append_commit,
+	.append_settle = md_append_settle,
 	.flags_changed = md_flags_changed,
 	.expunge = md_expunge,
 	.watch_paths = md_watch_paths,

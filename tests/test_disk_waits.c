@@ -1,0 +1,362 @@
+/* Tests of the disk waits kept out of the loop on the file backends:
+   a Maildir APPEND's commit (the folder's fsync and the UID's record)
+   made in a worker while the mailbox is busy, its failures, and its
+   undoing when the server stops. The worker is held at its point
+   (job.h, job_test_hold_named()) so that each step is seen. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "backends/maildir/maildir.h"
+#include "event.h"
+#include "fileio.h"
+#include "job.h"
+#include "mailbox.h"
+#include "tmp_tree.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The hold file (IMAPSERVER_TEST_JOB_HOLD), set before the first queue
+   is made. */
+static char hold_path[64];
+
+struct fx {
+	char root[64];
+	struct storage_ctx storage;
+	struct event_loop *loop;
+	struct job_queue *queue;
+	struct hub *hub;
+};
+
+static int
+setup_maildir(void **state)
+{
+	struct fx *fx = calloc(1, sizeof(*fx));
+	struct storage_settings set = { 0 };
+	const char *subs[] = { "alice", "alice/Maildir", "alice/Maildir/cur",
+			       "alice/Maildir/new", "alice/Maildir/tmp" };
+	char *error = NULL;
+
+	strcpy(fx->root, "/tmp/test_disk_waits.XXXXXX");
+	assert_non_null(mkdtemp(fx->root));
+	set.root = fx->root;
+	fx->storage.backend = &storage_backend_maildir;
+	assert_int_equal(fx->storage.backend->init(&set, &fx->storage.st, &error), 0);
+	for (size_t i = 0; i < N_ELEMENTS(subs); i++) {
+		char *path = xasprintf("%s/%s", fx->root, subs[i]);
+
+		assert_int_equal(mkdir(path, 0700), 0);
+		free(path);
+	}
+	fx->loop = event_loop_new();
+	fx->queue = job_queue_new(fx->loop, 2, &error);
+	assert_non_null(fx->queue);
+	job_queue_set_default(fx->queue);
+	fx->hub = hub_new(&fx->storage, NULL);
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *fx = *state;
+	char *held = xasprintf("%s.held", hold_path);
+
+	fileio_test_full_disk(0);
+	fileio_test_fail_nth(0, 0);
+	(void)unlink(hold_path);
+	(void)unlink(held);
+	free(held);
+	hub_free(&fx->hub);
+	job_queue_free(&fx->queue);
+	event_loop_free(&fx->loop);
+	fx->storage.backend->deinit(&fx->storage.st);
+	tmp_tree_remove(fx->root);
+	free(fx);
+	return 0;
+}
+
+/* Workers of kind name wait from now until hold_release(). */
+static void
+hold(const char *name)
+{
+	FILE *f = fopen(hold_path, "w");
+
+	assert_non_null(f);
+	fprintf(f, "%s\n", name);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* Runs the loop until a worker waits at the hold (bounded: 10 s). */
+static void
+run_until_held(struct fx *fx)
+{
+	char *held = xasprintf("%s.held", hold_path);
+	struct stat st;
+	int i;
+
+	for (i = 0; i < 1000 && stat(held, &st) < 0; i++)
+		assert_int_equal(event_loop_run_once(fx->loop, 10), 0);
+	assert_true(i < 1000);
+	(void)unlink(held);
+	free(held);
+}
+
+static void
+hold_release(void)
+{
+	assert_int_equal(unlink(hold_path), 0);
+}
+
+static void
+run_until(struct fx *fx, const bool *flag)
+{
+	for (int i = 0; i < 1000 && !*flag; i++)
+		assert_int_equal(event_loop_run_once(fx->loop, 10), 0);
+	assert_true(*flag);
+}
+
+/* Files in alice's Maildir/<sub>. */
+static unsigned
+maildir_files(struct fx *fx, const char *sub)
+{
+	char *path = xasprintf("%s/alice/Maildir/%s", fx->root, sub);
+	DIR *d = opendir(path);
+	struct dirent *de;
+	unsigned n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	free(path);
+	return n;
+}
+
+/* The INBOX as a new process finds it: its count and UIDs. */
+static void
+assert_reopened(struct fx *fx, size_t count, const uint32_t *uids)
+{
+	struct mailbox *mbox;
+	enum storage_error err;
+
+	hub_free(&fx->hub);
+	fx->hub = hub_new(&fx->storage, NULL);
+	assert_int_equal(mailbox_open(fx->hub, "t", "alice", "INBOX", &mbox, &err), 0);
+	assert_int_equal(mailbox_state(mbox)->count, count);
+	for (size_t i = 0; i < count; i++)
+		assert_int_equal(mailbox_state(mbox)->mails[i].uid, uids[i]);
+	mailbox_unref(&mbox);
+}
+
+struct append_rec {
+	bool done;
+	int ret;
+	uint32_t uid;
+	enum storage_error err;
+};
+
+static void
+on_append(void *ctx, int ret, uint32_t uid, enum storage_error err)
+{
+	struct append_rec *a = ctx;
+
+	a->done = true;
+	a->ret = ret;
+	a->uid = uid;
+	a->err = err;
+}
+
+#define MSG "From: a@example.org\r\nSubject: hello\r\n\r\nbody\r\n"
+
+static struct mailbox_append_op *
+append_start(struct fx *fx, struct mailbox *mbox, uint8_t flags, struct append_rec *a)
+{
+	struct mailbox_append_op *op = NULL;
+	enum storage_error err;
+	uint32_t uid = 0;
+
+	(void)fx;
+	assert_int_equal(mailbox_append_start(mbox, MSG, strlen(MSG), flags, 0, 1700000000, 60,
+					      on_append, a, &op, &uid, &err, "t"),
+			 1);
+	assert_non_null(op);
+	return op;
+}
+
+/* The commit's syncs run in a worker: the message is in its folder,
+   the mailbox busy and not yet showing it; a second append waits for
+   the mailbox, then takes the next UID; both are durable. */
+static void
+test_maildir_append_settles_in_worker(void **state)
+{
+	struct fx *fx = *state;
+	struct append_rec a = { 0 }, b = { 0 };
+	struct mailbox *mbox;
+	enum storage_error err;
+	unsigned long syncs;
+	const uint32_t uids[] = { 1, 2 };
+
+	assert_int_equal(mailbox_open(fx->hub, "t", "alice", "INBOX", &mbox, &err), 0);
+	hold("append-settle");
+	(void)append_start(fx, mbox, 0, &a);
+	run_until_held(fx);
+	syncs = fsync_dir_count();
+	assert_true(mailbox_is_busy(mbox));
+	assert_false(a.done);
+	assert_int_equal(mailbox_state(mbox)->count, 0);
+	assert_int_equal(maildir_files(fx, "tmp"), 0);
+	assert_int_equal(maildir_files(fx, "new"), 1);
+	/* A second append writes its message meanwhile, and waits. */
+	(void)append_start(fx, mbox, MAIL_SEEN, &b);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(event_loop_run_once(fx->loop, 10), 0);
+	assert_false(b.done);
+	hold_release();
+	run_until(fx, &a.done);
+	run_until(fx, &b.done);
+	assert_int_equal(a.ret, 0);
+	assert_int_equal(a.uid, 1);
+	assert_int_equal(b.ret, 0);
+	assert_int_equal(b.uid, 2);
+	/* each commit synced its folder, in the worker */
+	assert_true(fsync_dir_count() >= syncs + 2);
+	assert_false(mailbox_is_busy(mbox));
+	assert_int_equal(mailbox_state(mbox)->count, 2);
+	assert_int_equal(mailbox_state(mbox)->mails[1].flags, MAIL_SEEN);
+	assert_int_equal(maildir_files(fx, "new"), 1);
+	assert_int_equal(maildir_files(fx, "cur"), 1);
+	mailbox_unref(&mbox);
+	assert_reopened(fx, 2, uids);
+}
+
+/* The worker cannot append the UID's record: the commit writes the
+   whole uidlist instead, and the UID told is the one a restart finds. */
+static void
+test_maildir_append_record_failed_rewritten(void **state)
+{
+	struct fx *fx = *state;
+	struct append_rec a = { 0 };
+	struct mailbox *mbox;
+	enum storage_error err;
+	uint32_t uid = 0;
+	const uint32_t uids[] = { 1, 2 };
+
+	assert_int_equal(mailbox_open(fx->hub, "t", "alice", "INBOX", &mbox, &err), 0);
+	assert_int_equal(mailbox_append(mbox, MSG, strlen(MSG), 0, 0, 1700000000, 0, &uid, &err,
+					"t"),
+			 0);
+	hold("append-settle");
+	(void)append_start(fx, mbox, 0, &a);
+	run_until_held(fx);
+	fileio_test_fail_nth(1, EIO);
+	hold_release();
+	run_until(fx, &a.done);
+	assert_false(fileio_test_nth_pending());
+	assert_int_equal(a.ret, 0);
+	assert_int_equal(a.uid, 2);
+	assert_int_equal(mailbox_state(mbox)->count, 2);
+	mailbox_unref(&mbox);
+	assert_reopened(fx, 2, uids);
+}
+
+/* Neither the record nor the whole uidlist can be written (a full
+   disk): the append fails, and the message is taken back out of the
+   folder, so that a restart does not find it under another UID. */
+static void
+test_maildir_append_full_disk_taken_back(void **state)
+{
+	struct fx *fx = *state;
+	struct append_rec a = { 0 }, b = { 0 };
+	struct mailbox *mbox;
+	enum storage_error err;
+	const uint32_t uids[] = { 2 };
+
+	assert_int_equal(mailbox_open(fx->hub, "t", "alice", "INBOX", &mbox, &err), 0);
+	hold("append-settle");
+	(void)append_start(fx, mbox, 0, &a);
+	run_until_held(fx);
+	/* (the record's line fits in the file's last block: refused
+	   apart) */
+	fileio_test_fail_nth(1, ENOSPC);
+	fileio_test_full_disk(ENOSPC);
+	hold_release();
+	run_until(fx, &a.done);
+	fileio_test_full_disk(0);
+	assert_int_equal(a.ret, -1);
+	assert_int_equal(a.err, STORAGE_ERR_NO_SPACE);
+	assert_int_equal(mailbox_state(mbox)->count, 0);
+	assert_int_equal(maildir_files(fx, "new") + maildir_files(fx, "cur"), 0);
+	assert_int_equal(maildir_files(fx, "tmp"), 0);
+	/* The next append works, with a UID never told before. */
+	(void)append_start(fx, mbox, 0, &b);
+	run_until(fx, &b.done);
+	assert_int_equal(b.ret, 0);
+	assert_true(b.uid >= 1);
+	mailbox_unref(&mbox);
+	assert_reopened(fx, 1, (const uint32_t[]){ b.uid });
+	(void)uids;
+}
+
+/* The server stops while the commit's work waits: the message, never
+   acknowledged, is taken back and the lock let go. */
+static void
+test_maildir_append_settling_hub_freed(void **state)
+{
+	struct fx *fx = *state;
+	struct append_rec a = { 0 };
+	struct mailbox_append_op *op;
+	struct mailbox *mbox;
+	enum storage_error err;
+	uint32_t uid = 0;
+	const uint32_t uids[] = { 1 };
+
+	assert_int_equal(mailbox_open(fx->hub, "t", "alice", "INBOX", &mbox, &err), 0);
+	hold("append-settle");
+	op = append_start(fx, mbox, 0, &a);
+	run_until_held(fx);
+	mailbox_append_detach(&op);
+	mailbox_unref(&mbox);
+	/* the hold let go as the stop waits for the worker */
+	hold_release();
+	hub_free(&fx->hub);
+	assert_false(a.done);
+	assert_int_equal(maildir_files(fx, "new") + maildir_files(fx, "cur"), 0);
+	assert_int_equal(maildir_files(fx, "tmp"), 0);
+	/* Not locked: another append goes in at once. */
+	fx->hub = hub_new(&fx->storage, NULL);
+	assert_int_equal(mailbox_open(fx->hub, "t", "alice", "INBOX", &mbox, &err), 0);
+	assert_int_equal(mailbox_append(mbox, MSG, strlen(MSG), 0, 0, 1700000000, 0, &uid, &err,
+					"t"),
+			 0);
+	mailbox_unref(&mbox);
+	assert_reopened(fx, 1, (const uint32_t[]){ uid });
+	(void)uids;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_maildir_append_settles_in_worker,
+						setup_maildir, teardown),
+		cmocka_unit_test_setup_teardown(test_maildir_append_record_failed_rewritten,
+						setup_maildir, teardown),
+		cmocka_unit_test_setup_teardown(test_maildir_append_full_disk_taken_back,
+						setup_maildir, teardown),
+		cmocka_unit_test_setup_teardown(test_maildir_append_settling_hub_freed,
+						setup_maildir, teardown),
+	};
+
+	snprintf(hold_path, sizeof(hold_path), "/tmp/test_disk_waits.hold.%ld", (long)getpid());
+	setenv("IMAPSERVER_TEST_JOB_HOLD", hold_path, 1);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
