@@ -136,14 +136,16 @@ flat_append_found(struct storage_box *box, struct mbox_state *state, const struc
 	return 0;
 }
 
-int
-flat_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
-	    uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
-	    uint32_t *uid_r, enum storage_error *err_r, char **error_r)
+/* An APPEND of the message stored (as the file holds it: flat_stuff())
+   whose hash is hash, whole, in the calling thread: the lock, what
+   others wrote taken in, the write and its fsync, the record. */
+static int
+flat_append_stored(struct storage_box *box, struct mbox_state *state, const struct buf *stored,
+		   uint64_t hash, uint8_t flags, uint64_t keywords, int64_t internal_date,
+		   int32_t tz_minutes, uint32_t *uid_r, enum storage_error *err_r, char **error_r)
 {
-	struct buf stored = BUF_INIT;
 	struct stat st;
-	uint64_t size, orig_size, hash;
+	uint64_t size, orig_size;
 	bool fast;
 	int ret = -1;
 
@@ -167,11 +169,9 @@ flat_append(struct storage_box *box, struct mbox_state *state, const char *data,
 		state->uidnext < UINT32_MAX;
 	if ((size > box->parsed_end || box->last_open) && flat_terminate_tail(box, &size) < 0)
 		goto io_fail;
-	flat_stuff(data, len, &stored);
-	hash = flat_hash_bytes(stored.data, stored.len);
 	/* Durable before the index is touched, and before the client hears
 	   OK. */
-	if (flat_write_at_end(box, stored.data, stored.len, &size) < 0 || fsync(box->lock_fd) < 0)
+	if (flat_write_at_end(box, stored->data, stored->len, &size) < 0 || fsync(box->lock_fd) < 0)
 		goto io_fail;
 	if (fast) {
 		struct stat now;
@@ -180,14 +180,14 @@ flat_append(struct storage_box *box, struct mbox_state *state, const char *data,
 		   written beside us: then the tail path below sorts it out). */
 		if (fstat(box->lock_fd, &now) == 0 && (uint64_t)now.st_size == size &&
 		    now.st_ino == st.st_ino && now.st_dev == st.st_dev) {
-			*uid_r = flat_append_record(box, state, &stored, orig_size, hash, &now, flags,
+			*uid_r = flat_append_record(box, state, stored, orig_size, hash, &now, flags,
 						    keywords, internal_date, tz_minutes);
 			ret = 0;
 			goto out;
 		}
 	}
 	/* The tail path picks the new message up like any other writer's. */
-	ret = flat_append_found(box, state, &stored, size - stored.len, hash, flags, keywords,
+	ret = flat_append_found(box, state, stored, size - stored->len, hash, flags, keywords,
 				internal_date, tz_minutes, uid_r, err_r, error_r);
 	goto out;
 io_fail:
@@ -204,7 +204,22 @@ io_fail:
 		(void)fsync(box->lock_fd);
 	}
 out:
-	buf_free(&stored);
 	flat_unlock(box);
+	return ret;
+}
+
+int
+flat_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
+	    uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+	    uint32_t *uid_r, enum storage_error *err_r, char **error_r)
+{
+	struct buf stored = BUF_INIT;
+	int ret;
+
+	*err_r = STORAGE_ERR_NONE;
+	flat_stuff(data, len, &stored);
+	ret = flat_append_stored(box, state, &stored, flat_hash_bytes(stored.data, stored.len),
+				 flags, keywords, internal_date, tz_minutes, uid_r, err_r, error_r);
+	buf_free(&stored);
 	return ret;
 }
