@@ -1,13 +1,15 @@
 /* Tests of the disk waits kept out of the loop on the file backends:
    a Maildir APPEND's commit (the folder's fsync and the UID's record)
-   made in a worker while the mailbox is busy, its failures, and its
-   undoing when the server stops. The worker is held at its point
+   and a flat APPEND's write and fsync made in a worker while the
+   mailbox is busy, their failures, and their undoing when the server
+   stops. The worker is held at its point
    (job.h, job_test_hold_named()) so that each step is seen. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "backends/flat/flat.h"
 #include "backends/maildir/maildir.h"
 #include "event.h"
 #include "fileio.h"
@@ -35,21 +37,19 @@ struct fx {
 	struct hub *hub;
 };
 
-static int
-setup_maildir(void **state)
+static struct fx *
+fx_new(const struct storage_backend *backend, const char *const *subs, size_t nsubs)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
 	struct storage_settings set = { 0 };
-	const char *subs[] = { "alice", "alice/Maildir", "alice/Maildir/cur",
-			       "alice/Maildir/new", "alice/Maildir/tmp" };
 	char *error = NULL;
 
 	strcpy(fx->root, "/tmp/test_disk_waits.XXXXXX");
 	assert_non_null(mkdtemp(fx->root));
 	set.root = fx->root;
-	fx->storage.backend = &storage_backend_maildir;
+	fx->storage.backend = backend;
 	assert_int_equal(fx->storage.backend->init(&set, &fx->storage.st, &error), 0);
-	for (size_t i = 0; i < N_ELEMENTS(subs); i++) {
+	for (size_t i = 0; i < nsubs; i++) {
 		char *path = xasprintf("%s/%s", fx->root, subs[i]);
 
 		assert_int_equal(mkdir(path, 0700), 0);
@@ -60,7 +60,25 @@ setup_maildir(void **state)
 	assert_non_null(fx->queue);
 	job_queue_set_default(fx->queue);
 	fx->hub = hub_new(&fx->storage, NULL);
-	*state = fx;
+	return fx;
+}
+
+static int
+setup_maildir(void **state)
+{
+	const char *subs[] = { "alice", "alice/Maildir", "alice/Maildir/cur",
+			       "alice/Maildir/new", "alice/Maildir/tmp" };
+
+	*state = fx_new(&storage_backend_maildir, subs, N_ELEMENTS(subs));
+	return 0;
+}
+
+static int
+setup_flat(void **state)
+{
+	const char *subs[] = { "alice" };
+
+	*state = fx_new(&storage_backend_flat, subs, N_ELEMENTS(subs));
 	return 0;
 }
 
@@ -342,6 +360,138 @@ test_maildir_append_settling_hub_freed(void **state)
 	(void)uids;
 }
 
+/* Size of alice's flat INBOX file. */
+static off_t
+flat_file_size(struct fx *fx)
+{
+	char *path = xasprintf("%s/alice/mymailbox.mail", fx->root);
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	free(path);
+	return st.st_size;
+}
+
+/* The write and fsync at the end of the file run in a worker: the
+   mailbox is busy, the state without the message until the commit;
+   a second append waits, then follows; both keep their UIDs. */
+static void
+test_flat_append_writes_in_worker(void **state)
+{
+	struct fx *fx = *state;
+	struct append_rec a = { 0 }, b = { 0 };
+	struct mailbox *mbox;
+	enum storage_error err;
+	uint32_t uid = 0;
+	off_t before;
+	const uint32_t uids[] = { 1, 2, 3 };
+
+	assert_int_equal(mailbox_open(fx->hub, "t", "alice", "INBOX", &mbox, &err), 0);
+	assert_int_equal(mailbox_append(mbox, MSG, strlen(MSG), 0, 0, 1700000000, 0, &uid, &err,
+					"t"),
+			 0);
+	before = flat_file_size(fx);
+	hold("append-settle");
+	(void)append_start(fx, mbox, 0, &a);
+	run_until_held(fx);
+	assert_true(mailbox_is_busy(mbox));
+	assert_int_equal(mailbox_state(mbox)->count, 1);
+	assert_int_equal(flat_file_size(fx), before);
+	(void)append_start(fx, mbox, MAIL_FLAGGED, &b);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(event_loop_run_once(fx->loop, 10), 0);
+	assert_false(b.done);
+	hold_release();
+	run_until(fx, &a.done);
+	run_until(fx, &b.done);
+	assert_int_equal(a.ret, 0);
+	assert_int_equal(a.uid, 2);
+	assert_int_equal(b.ret, 0);
+	assert_int_equal(b.uid, 3);
+	assert_true(flat_file_size(fx) > before);
+	assert_int_equal(mailbox_state(mbox)->count, 3);
+	assert_int_equal(mailbox_state(mbox)->mails[2].flags, MAIL_FLAGGED);
+	mailbox_unref(&mbox);
+	assert_reopened(fx, 3, uids);
+}
+
+/* The worker's write fails (a full disk): the file is cut back to what
+   it was, the append answers NO, and the mailbox goes on. */
+static void
+test_flat_append_write_failed_cut_back(void **state)
+{
+	struct fx *fx = *state;
+	struct append_rec a = { 0 }, b = { 0 };
+	struct mailbox *mbox;
+	enum storage_error err;
+	uint32_t uid = 0;
+	off_t before;
+	const uint32_t uids[] = { 1, 2 };
+
+	assert_int_equal(mailbox_open(fx->hub, "t", "alice", "INBOX", &mbox, &err), 0);
+	assert_int_equal(mailbox_append(mbox, MSG, strlen(MSG), 0, 0, 1700000000, 0, &uid, &err,
+					"t"),
+			 0);
+	before = flat_file_size(fx);
+	hold("append-settle");
+	(void)append_start(fx, mbox, 0, &a);
+	run_until_held(fx);
+	fileio_test_fail_nth(1, ENOSPC);
+	hold_release();
+	run_until(fx, &a.done);
+	assert_false(fileio_test_nth_pending());
+	assert_int_equal(a.ret, -1);
+	assert_int_equal(a.err, STORAGE_ERR_NO_SPACE);
+	assert_int_equal(flat_file_size(fx), before);
+	assert_int_equal(mailbox_state(mbox)->count, 1);
+	assert_false(mailbox_is_busy(mbox));
+	(void)append_start(fx, mbox, 0, &b);
+	run_until(fx, &b.done);
+	assert_int_equal(b.ret, 0);
+	assert_int_equal(b.uid, 2);
+	mailbox_unref(&mbox);
+	assert_reopened(fx, 2, uids);
+}
+
+/* The server stops while the write waits: the append, never
+   acknowledged, leaves nothing in the file, and the lock is let go. */
+static void
+test_flat_append_settling_hub_freed(void **state)
+{
+	struct fx *fx = *state;
+	struct append_rec a = { 0 };
+	struct mailbox_append_op *op;
+	struct mailbox *mbox;
+	enum storage_error err;
+	uint32_t uid = 0;
+	off_t before;
+	const uint32_t uids[] = { 1, 2 };
+
+	assert_int_equal(mailbox_open(fx->hub, "t", "alice", "INBOX", &mbox, &err), 0);
+	assert_int_equal(mailbox_append(mbox, MSG, strlen(MSG), 0, 0, 1700000000, 0, &uid, &err,
+					"t"),
+			 0);
+	before = flat_file_size(fx);
+	hold("append-settle");
+	op = append_start(fx, mbox, 0, &a);
+	run_until_held(fx);
+	mailbox_append_detach(&op);
+	mailbox_unref(&mbox);
+	hold_release();
+	hub_free(&fx->hub);
+	assert_false(a.done);
+	assert_int_equal(flat_file_size(fx), before);
+	fx->hub = hub_new(&fx->storage, NULL);
+	assert_int_equal(mailbox_open(fx->hub, "t", "alice", "INBOX", &mbox, &err), 0);
+	assert_int_equal(mailbox_state(mbox)->count, 1);
+	assert_int_equal(mailbox_append(mbox, MSG, strlen(MSG), 0, 0, 1700000000, 0, &uid, &err,
+					"t"),
+			 0);
+	assert_int_equal(uid, 2);
+	mailbox_unref(&mbox);
+	assert_reopened(fx, 2, uids);
+}
+
 int
 main(void)
 {
@@ -354,6 +504,12 @@ main(void)
 						setup_maildir, teardown),
 		cmocka_unit_test_setup_teardown(test_maildir_append_settling_hub_freed,
 						setup_maildir, teardown),
+		cmocka_unit_test_setup_teardown(test_flat_append_writes_in_worker, setup_flat,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_flat_append_write_failed_cut_back, setup_flat,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_flat_append_settling_hub_freed, setup_flat,
+						teardown),
 	};
 
 	snprintf(hold_path, sizeof(hold_path), "/tmp/test_disk_waits.hold.%ld", (long)getpid());

@@ -654,7 +654,32 @@ expunge_commit(struct storage_box *box, struct mbox_state *state,
 struct storage_job {
 	struct flat_expunge_job *expunge;
 	struct flat_scan_job *scan;
+	struct flat_append_job *append;
 };
+
+struct storage_job *
+flat_job_of_append(struct flat_append_job *a)
+{
+	struct storage_job *job = xcalloc(1, sizeof(*job));
+
+	job->append = a;
+	return job;
+}
+
+struct flat_append_job *
+flat_job_append(struct storage_job *job)
+{
+	return job->append;
+}
+
+struct flat_append_job *
+flat_job_take_append(struct storage_job *job)
+{
+	struct flat_append_job *a = job->append;
+
+	free(job);
+	return a;
+}
 
 int
 flat_expunge_prepare(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
@@ -684,6 +709,8 @@ flat_job_work(struct storage_job *job)
 		expunge_copy_kept(job->expunge);
 	if (job->scan != NULL)
 		flat_first_build_work(job->scan);
+	if (job->append != NULL)
+		flat_append_work(job->append);
 }
 
 int
@@ -714,6 +741,7 @@ flat_job_abort(struct storage_box *box, struct storage_job **_job)
 	if (job->expunge != NULL)
 		expunge_abort(box, &job->expunge);
 	flat_first_build_free(&job->scan);
+	flat_append_job_free(box, job->append);
 	free(job);
 }
 

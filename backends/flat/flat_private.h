@@ -283,6 +283,29 @@ void flat_first_build_free(struct flat_scan_job **job);
 int flat_append(struct storage_box *box, struct mbox_state *state, const char *data, size_t len,
 		uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
 		uint32_t *uid_r, enum storage_error *err_r, char **error_r);
+/* append() in steps (storage.h append_prepare, append_settle): the
+   message stuffed here and hashed by the work; the lock and its place
+   taken by the settle, written and fsynced by a second work, recorded
+   by the commit. */
+struct flat_append_job;
+int flat_append_prepare(struct storage_box *box, const char *data, size_t len,
+			struct storage_job **job_r, enum storage_error *err_r, char **error_r);
+int flat_append_settle(struct storage_box *box, const struct mbox_state *state,
+		       struct storage_job *job, uint8_t flags, uint64_t keywords,
+		       int64_t internal_date, int32_t tz_minutes);
+int flat_append_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **job,
+		       uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+		       uint32_t *uid_r, enum storage_error *err_r, char **error_r);
+/* In the worker: the job's work of either step. */
+void flat_append_work(struct flat_append_job *a);
+/* Frees a; one settled and not committed is undone (the file cut back
+   to what it was, the lock let go; box may be NULL only if unsettled). */
+void flat_append_job_free(struct storage_box *box, struct flat_append_job *a);
+/* flat_expunge.c: the job that carries an append (a stays the job's
+   until taken). */
+struct storage_job *flat_job_of_append(struct flat_append_job *a);
+struct flat_append_job *flat_job_append(struct storage_job *job);
+struct flat_append_job *flat_job_take_append(struct storage_job *job);
 
 /* flat_expunge.c */
 int flat_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,

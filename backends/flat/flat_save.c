@@ -6,12 +6,22 @@
    it was given (UIDs come from the index's uidnext, in file order). A
    failed write truncates the file back to its size before the append, so
    no half message stays behind; an unterminated tail written by another
-   program is terminated first, so that it stays its own message. */
+   program is terminated first, so that it stays its own message.
+
+   With workers (storage.h append_prepare, append_settle) the loop does
+   not wait for the disk: the message is stuffed in the loop and hashed
+   in a worker; then, under the lock, taken in the loop, its write and
+   fsync at the end of the file are made in a worker while the mailbox
+   is busy, and its record at the commit, in the loop. When the file
+   is not exactly what the state knows (another program wrote), the
+   commit does it all in the loop, as flat_append() does. */
 #include "fileio.h"
+#include "job.h"
 #include "log.h"
 #include "flat_private.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -222,4 +232,175 @@ flat_append(struct storage_box *box, struct mbox_state *state, const char *data,
 				 flags, keywords, internal_date, tz_minutes, uid_r, err_r, error_r);
 	buf_free(&stored);
 	return ret;
+}
+
+/* An append on its way (storage.h append_prepare): the message as the
+   file will hold it and its hash; once settled, where the work writes
+   it, through its own descriptor of the locked file. */
+struct flat_append_job {
+	struct buf stored;
+	uint64_t hash;
+	bool lock_failed;
+	enum storage_error err;
+	char *error;
+	bool settling, written;
+	int fd;
+	uint64_t off;
+	struct timespec mtime;     /* the file's before the write */
+	dev_t dev;
+	ino_t ino;
+	int write_errno;
+};
+
+int
+flat_append_prepare(struct storage_box *box, const char *data, size_t len,
+		    struct storage_job **job_r, enum storage_error *err_r, char **error_r)
+{
+	struct flat_append_job *a = xcalloc(1, sizeof(*a));
+
+	(void)box;
+	(void)error_r;
+	*err_r = STORAGE_ERR_NONE;
+	a->fd = -1;
+	flat_stuff(data, len, &a->stored);
+	*job_r = flat_job_of_append(a);
+	return 0;
+}
+
+/* The file back to what it was before the write at off (its size and
+   its modification time, which the index records). */
+static void
+flat_append_undo(int fd, uint64_t off, const struct timespec *mtime)
+{
+	if (ftruncate(fd, (off_t)off) == 0) {
+		const struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, *mtime };
+
+		(void)futimens(fd, times);
+		(void)fsync(fd);
+	}
+}
+
+void
+flat_append_work(struct flat_append_job *a)
+{
+	if (!a->settling) {
+		a->hash = flat_hash_bytes(a->stored.data, a->stored.len);
+		return;
+	}
+	job_test_hold_named("append-settle");
+	if (fd_pwrite_full(a->fd, a->stored.data, a->stored.len, a->off) < 0 || fsync(a->fd) < 0) {
+		a->write_errno = errno;
+		flat_append_undo(a->fd, a->off, &a->mtime);
+		return;
+	}
+	a->written = true;
+}
+
+/* In the loop, the mailbox not busy: the lock, and the place at the end
+   of the file, when the file is exactly what state and the index know
+   (else 0: the commit does it all, taking in what others wrote). */
+int
+flat_append_settle(struct storage_box *box, const struct mbox_state *state,
+		   struct storage_job *job, uint8_t flags, uint64_t keywords,
+		   int64_t internal_date, int32_t tz_minutes)
+{
+	struct flat_append_job *a = flat_job_append(job);
+	struct stat st;
+
+	(void)flags;
+	(void)keywords;
+	(void)internal_date;
+	(void)tz_minutes;
+	if (flat_lock(box, true, &a->err, &a->error) < 0) {
+		a->lock_failed = true;
+		return 0;
+	}
+	if (fstat(box->lock_fd, &st) < 0 || !box->disk_same || box->index_fd < 0 || box->pending ||
+	    box->last_open || !flat_box_stat_equal(box, &st) ||
+	    box->parsed_end != (uint64_t)st.st_size || state->uidnext == UINT32_MAX) {
+		flat_unlock(box);
+		return 0;
+	}
+	a->fd = fcntl(box->lock_fd, F_DUPFD_CLOEXEC, 0);
+	if (a->fd < 0) {
+		flat_unlock(box);
+		return 0;
+	}
+	a->off = (uint64_t)st.st_size;
+	a->mtime = st.st_mtim;
+	a->dev = st.st_dev;
+	a->ino = st.st_ino;
+	a->settling = true;
+	return 1;
+}
+
+static int
+flat_settled_commit(struct storage_box *box, struct mbox_state *state, struct flat_append_job *a,
+		    uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+		    uint32_t *uid_r, enum storage_error *err_r, char **error_r)
+{
+	struct stat now;
+	int ret = 0;
+
+	if (!a->written) {
+		*err_r = storage_error_from_errno(a->write_errno);
+		*error_r = xasprintf("write %s: %s", box->mail_path, strerror(a->write_errno));
+		ret = -1;
+	} else if (fstat(box->lock_fd, &now) == 0 &&
+		   (uint64_t)now.st_size == a->off + a->stored.len && now.st_ino == a->ino &&
+		   now.st_dev == a->dev) {
+		*uid_r = flat_append_record(box, state, &a->stored, a->off, a->hash, &now, flags,
+					    keywords, internal_date, tz_minutes);
+	} else {
+		/* (an unlocked "cat >>" wrote beside us) */
+		ret = flat_append_found(box, state, &a->stored, a->off, a->hash, flags, keywords,
+					internal_date, tz_minutes, uid_r, err_r, error_r);
+	}
+	flat_unlock(box);
+	return ret;
+}
+
+int
+flat_append_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **job,
+		   uint8_t flags, uint64_t keywords, int64_t internal_date, int32_t tz_minutes,
+		   uint32_t *uid_r, enum storage_error *err_r, char **error_r)
+{
+	struct flat_append_job *a = flat_job_take_append(*job);
+	int ret;
+
+	*job = NULL;
+	*err_r = STORAGE_ERR_NONE;
+	if (a->lock_failed) {
+		*err_r = a->err;
+		*error_r = a->error;
+		a->error = NULL;
+		ret = -1;
+	} else if (a->settling) {
+		ret = flat_settled_commit(box, state, a, flags, keywords, internal_date, tz_minutes,
+					  uid_r, err_r, error_r);
+		a->settling = false;
+	} else {
+		ret = flat_append_stored(box, state, &a->stored, a->hash, flags, keywords,
+					 internal_date, tz_minutes, uid_r, err_r, error_r);
+	}
+	flat_append_job_free(box, a);
+	return ret;
+}
+
+void
+flat_append_job_free(struct storage_box *box, struct flat_append_job *a)
+{
+	if (a == NULL)
+		return;
+	if (a->settling && box != NULL && box->locked) {
+		/* not committed (the server stops): never acknowledged, the
+		   file goes back to what it was */
+		flat_append_undo(a->fd, a->off, &a->mtime);
+		flat_unlock(box);
+	}
+	if (a->fd >= 0)
+		close(a->fd);
+	buf_free(&a->stored);
+	free(a->error);
+	free(a);
 }
