@@ -2,7 +2,7 @@
    a Maildir APPEND's commit (the folder's fsync and the UID's record)
    and a flat APPEND's write and fsync made in a worker while the
    mailbox is busy, their failures, and their undoing when the server
-   stops. The worker is held at its point
+   stops; a flat EXPUNGE's renames made by its work. The worker is held at its point
    (job.h, job_test_hold_named()) so that each step is seen. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +15,7 @@
 #include "fileio.h"
 #include "job.h"
 #include "mailbox.h"
+#include "seqset.h"
 #include "tmp_tree.h"
 
 #include <dirent.h>
@@ -492,6 +493,134 @@ test_flat_append_settling_hub_freed(void **state)
 	assert_reopened(fx, 2, uids);
 }
 
+struct done_rec {
+	bool done;
+	int ret;
+	enum storage_error err;
+};
+
+static void
+on_done(void *ctx, int ret, enum storage_error err)
+{
+	struct done_rec *d = ctx;
+
+	d->done = true;
+	d->ret = ret;
+	d->err = err;
+}
+
+/* Five messages in alice's INBOX (UIDs 1-5); the mailbox open. */
+static struct mailbox *
+flat_five(struct fx *fx)
+{
+	struct mailbox *mbox;
+	enum storage_error err;
+	uint32_t uid;
+
+	assert_int_equal(mailbox_open(fx->hub, "t", "alice", "INBOX", &mbox, &err), 0);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(mailbox_append(mbox, MSG, strlen(MSG), 0, 0, 1700000000, 0, &uid,
+						&err, "t"),
+				 0);
+	}
+	return mbox;
+}
+
+static struct mailbox_op *
+expunge_start(struct mailbox *mbox, uint32_t first, uint32_t last, struct done_rec *d)
+{
+	struct seqset uids = { 0 };
+	struct mailbox_op *op = NULL;
+	enum storage_error err;
+
+	seqset_add_range(&uids, first, last);
+	assert_int_equal(mailbox_expunge_start(mbox, &uids, false, on_done, d, &op, &err, "t"), 1);
+	seqset_free(&uids);
+	return op;
+}
+
+/* The work makes the renames: held after them, the file on disk is
+   already the new one while the mailbox is busy and its state (and the
+   reads, through the old file) still has every message. */
+static void
+test_flat_expunge_switches_in_worker(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mbox = flat_five(fx);
+	struct done_rec d = { 0 };
+	off_t before = flat_file_size(fx);
+	const uint32_t uids[] = { 1, 4, 5 };
+
+	hold("expunge-switched");
+	(void)expunge_start(mbox, 2, 3, &d);
+	run_until_held(fx);
+	assert_true(mailbox_is_busy(mbox));
+	assert_false(d.done);
+	assert_int_equal(mailbox_state(mbox)->count, 5);
+	assert_true(flat_file_size(fx) < before);
+	hold_release();
+	run_until(fx, &d.done);
+	assert_int_equal(d.ret, 0);
+	assert_int_equal(mailbox_state(mbox)->count, 3);
+	assert_int_equal(mailbox_state(mbox)->mails[1].uid, 4);
+	mailbox_unref(&mbox);
+	assert_reopened(fx, 3, uids);
+}
+
+/* The state changed while the work switched (a \Recent taken, whose
+   first UID the index keeps): the commit writes the index again, so a
+   restart keeps what was taken. */
+static void
+test_flat_expunge_state_changed_meanwhile(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mbox = flat_five(fx);
+	struct done_rec d = { 0 };
+	enum storage_error err;
+	const uint32_t uids[] = { 1, 3, 4, 5 };
+
+	assert_true(mailbox_state(mbox)->first_recent_uid < 5);
+	hold("expunge-switched");
+	(void)expunge_start(mbox, 2, 2, &d);
+	run_until_held(fx);
+	mailbox_state(mbox)->first_recent_uid = 5;
+	hold_release();
+	run_until(fx, &d.done);
+	assert_int_equal(d.ret, 0);
+	mailbox_unref(&mbox);
+	assert_reopened(fx, 4, uids);
+	assert_int_equal(mailbox_open(fx->hub, "t", "alice", "INBOX", &mbox, &err), 0);
+	assert_int_equal(mailbox_state(mbox)->first_recent_uid, 5);
+	mailbox_unref(&mbox);
+}
+
+/* The server stops after the work switched: the expunge stands (as
+   after a crash then), whole, and nothing is left behind. */
+static void
+test_flat_expunge_switched_hub_freed(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mbox = flat_five(fx);
+	struct done_rec d = { 0 };
+	struct mailbox_op *op;
+	struct stat st;
+	char *tmp = xasprintf("%s/alice/mymailbox.mail.tmp", fx->root);
+	const uint32_t uids[] = { 1, 5 };
+
+	hold("expunge-switched");
+	op = expunge_start(mbox, 2, 4, &d);
+	run_until_held(fx);
+	mailbox_op_detach(&op);
+	mailbox_unref(&mbox);
+	hold_release();
+	hub_free(&fx->hub);
+	assert_false(d.done);
+	assert_int_equal(stat(tmp, &st), -1);
+	free(tmp);
+	fx->hub = hub_new(&fx->storage, NULL);
+	assert_reopened(fx, 2, uids);
+}
+
 int
 main(void)
 {
@@ -509,6 +638,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_flat_append_write_failed_cut_back, setup_flat,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_flat_append_settling_hub_freed, setup_flat,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_flat_expunge_switches_in_worker, setup_flat,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_flat_expunge_state_changed_meanwhile,
+						setup_flat, teardown),
+		cmocka_unit_test_setup_teardown(test_flat_expunge_switched_hub_freed, setup_flat,
 						teardown),
 	};
 

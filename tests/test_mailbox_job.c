@@ -257,13 +257,21 @@ test_hub_freed_with_job_running(void **state)
 	assert_int_equal(mailbox_expunge_start(mbox, &uids, false, on_done, &d, &op, &err, "t"), 1);
 	mailbox_op_detach(&op);
 	mailbox_unref(&mbox);
-	/* Shutdown: the work is waited for and undone. */
+	/* Shutdown: the work is waited for, and undone if it had not
+	   switched files yet (storage.h, job_abort: else the expunge
+	   stands, as after a crash then; tests/test_disk_waits.c). */
 	hub_free(&fx->hub);
 	assert_false(d.done);
 	assert_int_equal(stat(tmp, &st), -1);
 	fx->hub = hub_new(&fx->storage, NULL);
 	mbox = open_inbox(fx);
-	assert_int_equal(mailbox_state(mbox)->count, 20);
+	if (mailbox_state(mbox)->count == 18) {
+		assert_int_equal(mailbox_state(mbox)->mails[0].uid, 1);
+		assert_int_equal(mailbox_state(mbox)->mails[1].uid, 4);
+		assert_int_equal(mailbox_state(mbox)->mails[17].uid, 20);
+	} else {
+		assert_int_equal(mailbox_state(mbox)->count, 20);
+	}
 	mailbox_unref(&mbox);
 	seqset_free(&uids);
 	free(tmp);

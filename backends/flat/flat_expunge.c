@@ -18,8 +18,12 @@
    and fsyncs the new file, touching nothing else, so that it may run in
    a worker thread; the commit, back in the loop, builds the new index
    from the state as it is then, and does the renames above. The rules
-   above hold unchanged: nothing is renamed before the commit, and the
-   old file is unchanged until then, so reads go on meanwhile.
+   above hold unchanged, and the old file is unchanged until the commit,
+   so reads go on meanwhile (through the box's descriptor of it).
+   Usually the work also writes the new index ahead (from the state as
+   the prepare saw it) and makes both renames itself, so that the loop
+   waits for none of the fsyncs; the commit then applies the expunge to
+   the state, or writes the index again if the state changed meanwhile.
    flat_expunge() runs the three in a row. */
 #include "fileio.h"
 #include "job.h"
@@ -107,6 +111,13 @@ struct flat_expunge_job {
 	int ifd;
 	uint32_t hsize;
 	uint64_t late_from;        /* the old file is copied up to here */
+	/* The renames made by the work after the index ahead (both
+	   fsynced with their folders): the new file is the mailbox
+	   (switched), and its index the one written ahead unless that
+	   rename failed (ifd -1 then). */
+	char *mail_tmp, *index_path;
+	bool switched;
+	struct stat new_st;        /* the new file's, as the index ahead has it */
 };
 
 /* The end (exclusive index) of the batch of kept messages that starts
@@ -149,6 +160,7 @@ expunge_index_ahead(struct flat_expunge_job *x, char *chunk)
 	x->nv.parsed_end = x->new_end;
 	x->nv.last_open = x->last_open;
 	flat_view_set_stat(&x->nv, &st);
+	x->new_st = st;
 	x->hsize = (uint32_t)flat_index_encode(&x->nv, &b);
 	x->ifd = file_tmp_create(x->user_dir, x->index_tmp, b.data, b.len, 0600);
 	buf_free(&b);
@@ -156,6 +168,39 @@ expunge_index_ahead(struct flat_expunge_job *x, char *chunk)
 out:
 	free(own);
 	return ret;
+}
+
+/* The rest of the work when the index was written ahead: the commit's
+   renames (see expunge_switch_ahead(), which this is, run by the work:
+   its fsyncs are not the loop's). The commit then only checks that the
+   index written ahead still holds and applies the expunge to the state.
+   Returns 0, or -1 with errno (nothing renamed: the old mailbox stays). */
+static int
+expunge_switch_in_work(struct flat_expunge_job *x)
+{
+	char *chunk;
+
+	if (file_tmp_commit(x->user_dir, x->tfd, x->mail_tmp, x->mail_path) < 0) {
+		int saved = errno;
+
+		close(x->ifd);
+		x->ifd = -1;
+		(void)fs_unlink_beneath(x->user_dir, x->index_tmp);
+		errno = saved;
+		return -1;
+	}
+	/* From here the new file is the mailbox. */
+	x->switched = true;
+	chunk = xmalloc(FLAT_COPY_CHUNK);
+	if (copy_late_bytes(x->in_fd, x->tfd, &x->late_from, chunk) == 0)
+		(void)fsync(x->tfd);
+	free(chunk);
+	if (file_tmp_commit(x->user_dir, x->ifd, x->index_tmp, x->index_path) < 0) {
+		close(x->ifd);
+		x->ifd = -1;
+	}
+	job_test_hold_named("expunge-switched");
+	return 0;
 }
 
 /* The work (a worker thread, or inline): copies the kept messages to
@@ -215,6 +260,8 @@ expunge_copy_kept(struct flat_expunge_job *x)
 		job_test_hold();
 	x->new_end = newoff;
 	if (expunge_index_ahead(x, data_cap >= FLAT_COPY_CHUNK ? data : NULL) < 0)
+		goto io_fail;
+	if (x->ifd >= 0 && expunge_switch_in_work(x) < 0)
 		goto io_fail;
 	goto out;
 io_fail:
@@ -405,7 +452,8 @@ expunge_job_free(struct flat_expunge_job **_x)
 		close(x->tfd);
 	if (x->ifd >= 0) {
 		close(x->ifd);
-		(void)fs_unlink_beneath(x->user_dir, x->index_tmp);
+		if (!x->switched)
+			(void)fs_unlink_beneath(x->user_dir, x->index_tmp);
 	}
 	flat_view_free(&x->nv);
 	free(x->user_dir);
@@ -413,6 +461,8 @@ expunge_job_free(struct flat_expunge_job **_x)
 	free(x->uids);
 	free(x->kept);
 	free(x->mail_path);
+	free(x->mail_tmp);
+	free(x->index_path);
 	free(x->work_error);
 	free(x);
 }
@@ -429,7 +479,9 @@ expunge_abort(struct storage_box *box, struct flat_expunge_job **_x)
 	if (x->tfd >= 0) {
 		close(x->tfd);
 		x->tfd = -1;
-		(void)fs_unlink_beneath(box->user_dir, box->mail_tmp);
+		/* (switched: the work made the expunge, never told) */
+		if (!x->switched)
+			(void)fs_unlink_beneath(box->user_dir, box->mail_tmp);
 	}
 	expunge_job_free(_x);
 	flat_unlock(box);
@@ -502,6 +554,8 @@ expunge_prepare(struct storage_box *box, struct mbox_state *state, const uint32_
 	x->mail_path = xstrdup(box->mail_path);
 	x->user_dir = xstrdup(box->user_dir);
 	x->index_tmp = xstrdup(box->index_tmp);
+	x->mail_tmp = xstrdup(box->mail_tmp);
+	x->index_path = xstrdup(box->index_path);
 	x->late_from = box->parsed_end;
 	/* on failure the work's index write fails too, and the commit's
 	   says why */
@@ -593,6 +647,42 @@ out:
 	return ret;
 }
 
+/* The commit of an expunge the work switched to (expunge_switch_in_work()):
+   state loses the messages. If state changed since the prepare (a
+   \Recent taken meanwhile, say), the index the work wrote is replaced
+   by one from state as it is now; if that cannot be written, the box
+   drops its index, and the next sync matches the old one by hash, as
+   after a crash between the two renames. */
+static void
+expunge_switched_commit(struct storage_box *box, struct mbox_state *state,
+			struct flat_expunge_job *x)
+{
+	struct view nv;
+	char *error = NULL;
+	bool holds = state->count == x->state_count &&
+		     state->highest_modseq == x->nv.highest_modseq &&
+		     state->uidnext == x->nv.uidnext &&
+		     state->first_recent_uid == x->nv.first_recent_uid &&
+		     state->keyword_count == x->nv.kw_count;
+
+	flat_box_set_index_fd(box, x->ifd, x->hsize);
+	x->ifd = -1;
+	i_zero(&nv);
+	if (holds || expunge_new_view(box, state, x, &nv, &error) < 0) {
+		free(error);
+		flat_view_free(&nv);
+		expunge_apply(box, state, x, &x->nv);
+		return;
+	}
+	flat_view_set_stat(&nv, &x->new_st);
+	if (flat_index_write_full(box, &nv, &error) < 0) {
+		free(error);
+		flat_box_set_index_fd(box, -1, 0);
+	}
+	expunge_apply(box, state, x, &nv);
+	flat_view_free(&nv);
+}
+
 static int
 expunge_commit(struct storage_box *box, struct mbox_state *state,
 	       struct flat_expunge_job **_x, enum storage_error *err_r, char **error_r)
@@ -602,6 +692,12 @@ expunge_commit(struct storage_box *box, struct mbox_state *state,
 	int ret = -1;
 
 	i_zero(&nv);
+	if (x->switched) {
+		expunge_switched_commit(box, state, x);
+		expunge_job_free(_x);
+		flat_unlock(box);
+		return 0;
+	}
 	if (x->work_error != NULL) {
 		*err_r = x->work_errno != 0 ? storage_error_from_errno(x->work_errno) :
 					      STORAGE_ERR_TEMP;

@@ -365,7 +365,11 @@ struct storage_backend {
 	   mailbox from state as it is then (flag changes made meanwhile are
 	   kept) and removes the messages from state, as expunge() does; or
 	   job_abort(), which undoes what the job started (temp files) and
-	   leaves the mailbox as it was. Both free the job, release the lock
+	   leaves the mailbox as it was, or, if the work already made its
+	   change durable (flat's work ends with the renames, so that their
+	   fsyncs are not the loop's), leaves it as the work made it, as a
+	   crash at that instant would (only at shutdown: the expunge was
+	   asked for, its answer never sent). Both free the job, release the lock
 	   and set *job to NULL. Between prepare and commit/abort the core
 	   makes no other call on the box that could write it or take its
 	   lock (no append, flags_changed, expunge, sync, set_uids); read()

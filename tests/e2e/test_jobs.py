@@ -238,8 +238,11 @@ class HeldExpungeTest(HeldJobCase):
         self.server.start()
         self.port = self.server.port
         e = self.raw_login("alice", "INBOX")
-        # Not committed (undone at shutdown): every message is there.
-        self.assertEqual(self.subjects(e), [(u, u) for u in range(1, COUNT + 1)])
+        # The stop waited for the work, which ends with the renames
+        # (storage.h, job_abort): the expunge asked for stands, whole,
+        # as after a crash at that instant; every other message is
+        # there once, with its UID.
+        self.assertEqual(self.subjects(e), [(u, u) for u in range(1, COUNT + 1) if u != 9])
 
 
 def first_mailbox():
