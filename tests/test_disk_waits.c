@@ -2,7 +2,8 @@
    a Maildir APPEND's commit (the folder's fsync and the UID's record)
    and a flat APPEND's write and fsync made in a worker while the
    mailbox is busy, their failures, and their undoing when the server
-   stops; a flat EXPUNGE's renames made by its work. The worker is held at its point
+   stops; a flat EXPUNGE's renames and a Maildir EXPUNGE's unlinks and
+   folder fsyncs made by their work. The worker is held at its point
    (job.h, job_test_hold_named()) so that each step is seen. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 
 #include "backends/flat/flat.h"
 #include "backends/maildir/maildir.h"
+#include "buf.h"
 #include "event.h"
 #include "fileio.h"
 #include "job.h"
@@ -621,6 +623,82 @@ test_flat_expunge_switched_hub_freed(void **state)
 	assert_reopened(fx, 2, uids);
 }
 
+/* Five messages in alice's Maildir INBOX (UIDs 1-5); the mailbox open. */
+static struct mailbox *
+maildir_five(struct fx *fx)
+{
+	return flat_five(fx);
+}
+
+/* The unlinks and the folder's fsync run in the work: held after them,
+   the files are gone while the state still has the messages; a read of
+   one fails as not found, and the hub says it is being expunged. */
+static void
+test_maildir_expunge_in_worker(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mbox = maildir_five(fx);
+	struct done_rec d = { 0 };
+	struct buf msg = BUF_INIT;
+	enum storage_error err;
+	struct mail_rec rec;
+	const uint32_t uids[] = { 1, 4, 5 };
+
+	assert_int_equal(maildir_files(fx, "new") + maildir_files(fx, "cur"), 5);
+	hold("expunge-unlinked");
+	(void)expunge_start(mbox, 2, 3, &d);
+	run_until_held(fx);
+	assert_true(mailbox_is_busy(mbox));
+	assert_int_equal(maildir_files(fx, "new") + maildir_files(fx, "cur"), 3);
+	assert_int_equal(mailbox_state(mbox)->count, 5);
+	rec = mailbox_state(mbox)->mails[1];
+	assert_int_equal(mailbox_read(mbox, &rec, &msg, &err, "t"), -1);
+	assert_int_equal(err, STORAGE_ERR_NOT_FOUND);
+	assert_true(mailbox_expunging(mbox, 2));
+	assert_false(mailbox_expunging(mbox, 4));
+	rec = mailbox_state(mbox)->mails[3];
+	buf_reset(&msg);
+	assert_int_equal(mailbox_read(mbox, &rec, &msg, &err, "t"), 0);
+	assert_true(msg.len > 0);
+	buf_free(&msg);
+	hold_release();
+	run_until(fx, &d.done);
+	assert_int_equal(d.ret, 0);
+	assert_false(mailbox_expunging(mbox, 2));
+	assert_int_equal(mailbox_state(mbox)->count, 3);
+	mailbox_unref(&mbox);
+	assert_reopened(fx, 3, uids);
+}
+
+/* The server stops after the work unlinked: the expunge stands, and the
+   lock is let go (the next expunge goes through at once). */
+static void
+test_maildir_expunge_hub_freed(void **state)
+{
+	struct fx *fx = *state;
+	struct mailbox *mbox = maildir_five(fx);
+	struct done_rec d = { 0 }, d2 = { 0 };
+	struct mailbox_op *op;
+	const uint32_t uids[] = { 1, 5 };
+
+	hold("expunge-unlinked");
+	op = expunge_start(mbox, 2, 3, &d);
+	run_until_held(fx);
+	mailbox_op_detach(&op);
+	mailbox_unref(&mbox);
+	hold_release();
+	hub_free(&fx->hub);
+	assert_false(d.done);
+	fx->hub = hub_new(&fx->storage, NULL);
+	assert_reopened(fx, 3, (const uint32_t[]){ 1, 4, 5 });
+	assert_int_equal(mailbox_open(fx->hub, "t", "alice", "INBOX", &mbox, &(enum storage_error){ 0 }), 0);
+	(void)expunge_start(mbox, 4, 4, &d2);
+	run_until(fx, &d2.done);
+	assert_int_equal(d2.ret, 0);
+	mailbox_unref(&mbox);
+	assert_reopened(fx, 2, uids);
+}
+
 int
 main(void)
 {
@@ -644,6 +722,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_flat_expunge_state_changed_meanwhile,
 						setup_flat, teardown),
 		cmocka_unit_test_setup_teardown(test_flat_expunge_switched_hub_freed, setup_flat,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_maildir_expunge_in_worker, setup_maildir,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_maildir_expunge_hub_freed, setup_maildir,
 						teardown),
 	};
 

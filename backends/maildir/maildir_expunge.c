@@ -12,35 +12,43 @@
    so no modseq a client saw comes back. An EXPUNGE costs the unlinks
    and one fsync per folder, not a rewrite of the whole uidlist with two
    more. A file another tool renamed meanwhile is looked for once more
-   by its base name. */
+   by its base name.
+
+   In three steps (storage.h, expunge_prepare), so that the loop waits
+   for none of it: the prepare takes the lock and the paths; the work
+   unlinks and fsyncs, in a worker, the mailbox busy meanwhile (a read
+   of a message whose file went already fails: the hub knows it is
+   being expunged, mailbox_expunging()); the commit removes them from
+   the table and the state, then lets go of the lock. md_expunge() runs
+   the three in a row. */
 #include "fileio.h"
+#include "job.h"
 #include "backends/maildir/maildir_private.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-/* Removes the file of f; one another tool renamed meanwhile is looked
-   for once more. Returns 0 (also when it is gone already) or -1. */
-static int
-expunge_file(struct storage_box *box, struct mfile *f, char **error_r)
+/* A file the work did not find: renamed by another tool meanwhile?
+   Looked for once more by its base name and removed (the folder it left
+   marked for a sync). Returns true if it is gone now. */
+static bool
+expunge_located(struct storage_box *box, struct mfile *f, bool *sync_cur, bool *sync_new)
 {
-	char *path = md_file_path(box, f);
-	int ret = 0;
+	char *path;
+	bool gone = true;
 
-	if (fs_unlink_beneath(box->user_dir, path) < 0) {
-		if (errno != ENOENT) {
-			*error_r = xasprintf("unlink %s: %s", path, strerror(errno));
-			ret = -1;
-		} else if (md_locate(box, f)) {
-			/* renamed by another tool meanwhile */
-			free(path);
-			path = md_file_path(box, f);
-			(void)fs_unlink_beneath(box->user_dir, path);
-		}
+	if (md_locate(box, f)) {
+		path = md_file_path(box, f);
+		if (fs_unlink_beneath(box->user_dir, path) < 0 && errno != ENOENT)
+			gone = false;
+		else if (f->in_new)
+			*sync_new = true;
+		else
+			*sync_cur = true;
+		free(path);
 	}
-	free(path);
-	return ret;
+	return gone;
 }
 
 /* Writes the uidlist after an expunge (reserve: raise the ceiling C).
@@ -61,16 +69,52 @@ expunge_write_uidlist(struct storage_box *box, const struct mbox_state *state, b
 	return ret;
 }
 
-int
-md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
-	   size_t count, enum storage_error *err_r, char **error_r)
-{
+/* An expunge between its prepare and its commit (storage.h,
+   expunge_prepare): the files to remove, by path, and what the work
+   did with each. The box keeps the lock meanwhile. */
+struct md_expunge_job {
+	char *user_dir, *cur_dir, *new_dir;
+	size_t count;
+	uint32_t *uids;            /* ascending */
+	char **paths;
+	bool *in_new;
+	/* the work's: unlinked, or not there (renamed by another tool
+	   meanwhile: the commit looks for it once more) */
+	bool *gone, *missing;
+	size_t done;               /* how many the work went through */
+	int work_errno;
+	char *work_error;
 	struct md_own_change own;
-	uint32_t *gone;
-	size_t ngone = 0, out = 0;
-	bool from_cur = false, from_new = false;
-	int ret = 0;
+};
 
+static void
+expunge_job_free(struct md_expunge_job *x)
+{
+	for (size_t i = 0; i < x->count; i++)
+		free(x->paths[i]);
+	free(x->paths);
+	free(x->uids);
+	free(x->in_new);
+	free(x->gone);
+	free(x->missing);
+	free(x->user_dir);
+	free(x->cur_dir);
+	free(x->new_dir);
+	free(x->work_error);
+	free(x);
+}
+
+/* In the loop: the lock (kept until the commit), the folder read again
+   if another process changed it, and the files of the UIDs found.
+   *x_r NULL (and the lock let go) if none is there. */
+int
+md_expunge_prepare(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
+		   size_t count, struct md_expunge_job **x_r, enum storage_error *err_r,
+		   char **error_r)
+{
+	struct md_expunge_job *x;
+
+	*x_r = NULL;
 	*err_r = STORAGE_ERR_NONE;
 	if (count == 0)
 		return 0;
@@ -85,37 +129,111 @@ md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 		md_unlock(box);
 		return -1;
 	}
-	md_own_change_begin(box, &own);
-	gone = xmalloc(count * sizeof(*gone));
-	/* One pass over the table, then one over the state. */
+	x = xcalloc(1, sizeof(*x));
+	x->uids = xmalloc(count * sizeof(*x->uids));
+	x->paths = xmalloc(count * sizeof(*x->paths));
+	x->in_new = xcalloc(count, sizeof(*x->in_new));
+	x->gone = xcalloc(count, sizeof(*x->gone));
+	x->missing = xcalloc(count, sizeof(*x->missing));
+	for (size_t i = 0; i < box->files.count && x->count < count; i++) {
+		const struct mfile *f = &box->files.f[i];
+
+		if (!u32_sorted_contains(uids, count, f->uid))
+			continue;
+		x->uids[x->count] = f->uid;
+		x->paths[x->count] = md_file_path(box, f);
+		x->in_new[x->count] = f->in_new;
+		x->count++;
+	}
+	if (x->count == 0) {
+		expunge_job_free(x);
+		md_unlock(box);
+		return 0;
+	}
+	x->user_dir = xstrdup(box->user_dir);
+	x->cur_dir = xstrdup(box->cur_dir);
+	x->new_dir = xstrdup(box->new_dir);
+	md_own_change_begin(box, &x->own);
+	*x_r = x;
+	return 0;
+}
+
+/* The work (a worker thread, or inline): the unlinks, then one fsync per
+   folder they left, so that a power loss cannot bring back a message a
+   client is then told is gone. Touches only x. */
+void
+md_expunge_work(struct md_expunge_job *x)
+{
+	bool from_cur = false, from_new = false;
+
+	for (; x->done < x->count; x->done++) {
+		size_t i = x->done;
+
+		if (fs_unlink_beneath(x->user_dir, x->paths[i]) < 0) {
+			if (errno != ENOENT) {
+				x->work_errno = errno;
+				x->work_error = xasprintf("unlink %s: %s", x->paths[i],
+							  strerror(errno));
+				break;
+			}
+			x->missing[i] = true;
+			continue;
+		}
+		x->gone[i] = true;
+		if (x->in_new[i])
+			from_new = true;
+		else
+			from_cur = true;
+	}
+	job_test_hold_named("expunge-unlinked");
+	if (from_cur)
+		(void)fsync_dir_beneath(x->user_dir, x->cur_dir);
+	if (from_new)
+		(void)fsync_dir_beneath(x->user_dir, x->new_dir);
+}
+
+/* In the loop: the files the work removed leave the table and state
+   (one pass each); one another tool renamed meanwhile is looked for once
+   more by its base name and removed here. The lock is let go. */
+int
+md_expunge_commit(struct storage_box *box, struct mbox_state *state, struct md_expunge_job *x,
+		  enum storage_error *err_r, char **error_r)
+{
+	uint32_t *gone = xmalloc(x->count * sizeof(*gone));
+	size_t ngone = 0, out = 0, k = 0;
+	bool sync_cur = false, sync_new = false;
+	int ret = 0;
+
+	*err_r = STORAGE_ERR_NONE;
 	for (size_t i = 0; i < box->files.count; i++) {
 		struct mfile *f = &box->files.f[i];
 
-		if (ret == 0 && u32_sorted_contains(uids, count, f->uid)) {
-			if (expunge_file(box, f, error_r) == 0) {
-				/* (in_new is where it was found, after a
-				   rename by another tool too) */
-				if (f->in_new)
-					from_new = true;
-				else
-					from_cur = true;
-				gone[ngone++] = f->uid;
-				free(f->base);
-				free(f->name);
-				continue;
-			}
-			ret = -1;
+		while (k < x->count && x->uids[k] < f->uid)
+			k++;
+		if (k < x->count && x->uids[k] == f->uid && k < x->done &&
+		    (x->gone[k] || (x->missing[k] && expunge_located(box, f, &sync_cur,
+								    &sync_new)))) {
+			gone[ngone++] = f->uid;
+			free(f->base);
+			free(f->name);
+			continue;
 		}
 		box->files.f[out++] = *f;
 	}
 	box->files.count = out;
 	mbox_state_remove_uids(state, gone, ngone);
 	free(gone);
-	if (from_cur)
+	if (sync_cur)
 		fsync_dir(box->cur_dir);
-	if (from_new)
+	if (sync_new)
 		fsync_dir(box->new_dir);
-	md_own_change_end(box, &own);
+	md_own_change_end(box, &x->own);
+	if (x->work_error != NULL) {
+		*error_r = x->work_error;
+		x->work_error = NULL;
+		errno = x->work_errno;
+		ret = -1;
+	}
 	/* The core raised state->highest_modseq for this expunge before
 	   calling, removed or not: it joins the batch (see the top). */
 	if (!box->dirty)
@@ -128,5 +246,30 @@ md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *ui
 	if (ret < 0)
 		*err_r = storage_error_from_errno(errno);
 	md_unlock(box);
+	expunge_job_free(x);
 	return ret;
+}
+
+void
+md_expunge_abort(struct storage_box *box, struct md_expunge_job *x)
+{
+	/* (only at shutdown; what the work removed is gone, as after a
+	   crash then: the next open drops those UIDs) */
+	md_own_change_end(box, &x->own);
+	md_unlock(box);
+	expunge_job_free(x);
+}
+
+int
+md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
+	   size_t count, enum storage_error *err_r, char **error_r)
+{
+	struct md_expunge_job *x;
+
+	if (md_expunge_prepare(box, state, uids, count, &x, err_r, error_r) < 0)
+		return -1;
+	if (x == NULL)
+		return 0;
+	md_expunge_work(x);
+	return md_expunge_commit(box, state, x, err_r, error_r);
 }

@@ -24,8 +24,10 @@
 #define MD_FIRST_OPEN_JOB_MIN_DIR (64 * 1024)
 
 struct storage_job {
-	/* An append's message (maildir_save.c); the rest is unused then. */
+	/* An append's message (maildir_save.c), or an expunge
+	   (maildir_expunge.c); the rest is unused then. */
 	struct md_append_job *append;
+	struct md_expunge_job *expunge;
 	struct storage *st;
 	char *user, *name;
 	/* What open() made, in the worker. */
@@ -92,6 +94,10 @@ md_job_work(struct storage_job *job)
 		md_append_work(job->append);
 		return;
 	}
+	if (job->expunge != NULL) {
+		md_expunge_work(job->expunge);
+		return;
+	}
 	job->ret = storage_backend_maildir.open(job->st, job->user, job->name, &job->state,
 						&job->box, &job->err, &job->error);
 }
@@ -146,6 +152,10 @@ md_job_abort(struct storage_box *box, struct storage_job **_job)
 		md_append_abort(box, job->append);
 		job->append = NULL;
 	}
+	if (job->expunge != NULL && box != NULL) {
+		md_expunge_abort(box, job->expunge);
+		job->expunge = NULL;
+	}
 	md_job_free(job);
 }
 
@@ -173,4 +183,35 @@ md_job_take_append(struct storage_job *job)
 	job->append = NULL;
 	md_job_free(job);
 	return a;
+}
+
+int
+md_expunge_prepare_job(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
+		       size_t count, struct storage_job **job_r, enum storage_error *err_r,
+		       char **error_r)
+{
+	struct md_expunge_job *x;
+
+	*job_r = NULL;
+	if (md_expunge_prepare(box, state, uids, count, &x, err_r, error_r) < 0)
+		return -1;
+	if (x != NULL) {
+		*job_r = xcalloc(1, sizeof(**job_r));
+		mbox_state_init(&(*job_r)->state);
+		(*job_r)->expunge = x;
+	}
+	return 0;
+}
+
+int
+md_job_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **_job,
+	      enum storage_error *err_r, char **error_r)
+{
+	struct storage_job *job = *_job;
+	struct md_expunge_job *x = job->expunge;
+
+	*_job = NULL;
+	job->expunge = NULL;
+	md_job_free(job);
+	return md_expunge_commit(box, state, x, err_r, error_r);
 }

@@ -293,6 +293,25 @@ int md_flags_changed(struct storage_box *box, struct mbox_state *state, size_t i
 /* maildir_expunge.c */
 int md_expunge(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
 	       size_t count, enum storage_error *err_r, char **error_r);
+/* md_expunge() in its three steps (storage.h, expunge_prepare): the
+   lock and the paths (x NULL: none of the UIDs is there); the unlinks
+   and folder fsyncs (touches only x); the table and state, the lock let
+   go. md_expunge_abort() drops a job not committed. */
+struct md_expunge_job;
+int md_expunge_prepare(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
+		       size_t count, struct md_expunge_job **x_r, enum storage_error *err_r,
+		       char **error_r);
+void md_expunge_work(struct md_expunge_job *x);
+int md_expunge_commit(struct storage_box *box, struct mbox_state *state, struct md_expunge_job *x,
+		      enum storage_error *err_r, char **error_r);
+void md_expunge_abort(struct storage_box *box, struct md_expunge_job *x);
+/* maildir_job.c: the same as the backend's expunge_prepare and
+   job_commit. */
+int md_expunge_prepare_job(struct storage_box *box, struct mbox_state *state, const uint32_t *uids,
+			   size_t count, struct storage_job **job_r, enum storage_error *err_r,
+			   char **error_r);
+int md_job_commit(struct storage_box *box, struct mbox_state *state, struct storage_job **job,
+		  enum storage_error *err_r, char **error_r);
 
 /* maildir_job.c: the first open of a big folder in a job (storage.h,
    open_prepare). */

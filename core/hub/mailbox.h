@@ -295,6 +295,10 @@ bool mailbox_vanished_since(struct mailbox *mbox, uint64_t modseq, const struct 
    and written to the disk when the job is done. The job holds a reference
    to the mailbox, so it commits or aborts cleanly whoever goes away. */
 bool mailbox_is_busy(const struct mailbox *mbox);
+/* Whether mbox is busy with an expunge of the message uid: its work may
+   have removed the message's data already (a read fails with
+   STORAGE_ERR_NOT_FOUND); it is gone once the job commits. */
+bool mailbox_expunging(const struct mailbox *mbox, uint32_t uid);
 /* Calls cb(ctx) once, in the loop, when mbox is no longer busy (at
    once, from the caller, it is not: check mailbox_is_busy() first). The
    waiter is freed before cb is called. Waiters are called in the order

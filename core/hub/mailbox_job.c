@@ -17,6 +17,15 @@ mailbox_is_busy(const struct mailbox *mbox)
 	return mbox->op != NULL;
 }
 
+bool
+mailbox_expunging(const struct mailbox *mbox, uint32_t uid)
+{
+	const struct mailbox_op *op = mbox->op;
+
+	return op != NULL && !op->open && !op->sync && !op->flags && !op->copy &&
+	       op->append == NULL && u32_sorted_contains(op->list, op->count, uid);
+}
+
 /* True (with *err_r and a log line) if mbox is busy: the caller should
    have waited (mailbox_wait_idle()). */
 bool

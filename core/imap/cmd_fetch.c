@@ -16,6 +16,7 @@ struct fetch_job {
 	uint32_t *seqs;
 	size_t count, pos;
 	bool expunged_seen;        /* expunged by another session, left out */
+	bool expunging;            /* the last read: being expunged here */
 	bool missing_seen;         /* gone from the disk (or changed) under us */
 	bool flags_changed;
 	/* the first read or \Seen write that failed, but for messages gone */
@@ -92,9 +93,12 @@ fetch_message(struct fetch_job *job, struct client *c, const struct mbox_state *
 	}
 	buf_reset(&job->msg);
 	if (read_ahead_read(&job->ahead, c, rec, &job->msg, &err) < 0) {
-		/* gone from the disk: expunged by another process, as for
-		   a number the view lost */
-		if (err == STORAGE_ERR_NOT_FOUND)
+		/* gone from the disk: being expunged here (its EXPUNGE
+		   comes once the job commits), as for a message another
+		   session expunged; or expunged by another process */
+		if (err == STORAGE_ERR_NOT_FOUND && mailbox_expunging(c->mbox, rec->uid))
+			job->expunging = true;
+		else if (err == STORAGE_ERR_NOT_FOUND)
 			job->missing_seen = true;
 		else if (job->error == STORAGE_ERR_NONE)
 			job->error = err;
@@ -279,6 +283,9 @@ fetch_continue(struct client_command *cmd)
 		fm.recent = imap_view_shows_recent(c->view, st->mails[idx].uid);
 		fm.unknown_cte = &job->unknown_cte;
 		if (needs_msg && fetch_message(job, c, st, (size_t)idx, &fm, &ent) < 0) {
+			if (job->expunging && !cmd->uid)
+				job->expunged_seen = true;
+			job->expunging = false;
 			job->walk_broken = true;
 			continue;
 		}
