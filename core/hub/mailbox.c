@@ -713,8 +713,13 @@ mailbox_read(struct mailbox *mbox, const struct mail_rec *rec, struct buf *out,
 	ret = mbox->hub->storage.backend->read(mbox->box, rec, out, err_r, &error);
 	storage_error_fix(ret, err_r);
 	if (ret < 0) {
-		log_error(sid, "read %s/%s uid %u: %s", mbox->user, mbox->name, rec->uid,
-			  error != NULL ? error : "failed");
+		/* (a message whose expunge is at work: gone, no fault) */
+		if (*err_r == STORAGE_ERR_NOT_FOUND && mailbox_expunging(mbox, rec->uid))
+			log_info(sid, "read %s/%s uid %u: being expunged", mbox->user, mbox->name,
+				 rec->uid);
+		else
+			log_error(sid, "read %s/%s uid %u: %s", mbox->user, mbox->name, rec->uid,
+				  error != NULL ? error : "failed");
 		free(error);
 		return -1;
 	}

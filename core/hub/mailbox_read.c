@@ -132,6 +132,12 @@ mailbox_read_take(struct mailbox_read_op *op, size_t i, struct buf *out,
 	}
 	ret = op->backend->read_take(op->sjob, i, out, err_r, &error);
 	storage_error_fix(ret, err_r);
+	if (ret < 0 && *err_r == STORAGE_ERR_NOT_FOUND && mailbox_expunging(mbox, op->uids[i])) {
+		log_info(op->sid, "read %s/%s uid %u: being expunged", mbox->user, mbox->name,
+			 op->uids[i]);
+		free(error);
+		return -1;
+	}
 	if (ret < 0) {
 		log_error(op->sid, "read %s/%s uid %u: %s", mbox->user, mbox->name, op->uids[i],
 			  error != NULL ? error : "failed");

@@ -91,6 +91,12 @@ fetch_message(struct fetch_job *job, struct client *c, const struct mbox_state *
 			return 0;
 		}
 	}
+	if (mailbox_expunging(c->mbox, rec->uid)) {
+		/* its data may be gone already (Maildir's work unlinks):
+		   left out, as one another session expunged */
+		job->expunging = true;
+		return -1;
+	}
 	buf_reset(&job->msg);
 	if (read_ahead_read(&job->ahead, c, rec, &job->msg, &err) < 0) {
 		/* gone from the disk: being expunged here (its EXPUNGE

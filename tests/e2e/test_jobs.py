@@ -245,6 +245,40 @@ class HeldExpungeTest(HeldJobCase):
         self.assertEqual(self.subjects(e), [(u, u) for u in range(1, COUNT + 1) if u != 9])
 
 
+class HeldSwitchTest(HeldJobCase):
+    """The expunge's work held after its renames (the hook's named point
+    "expunge-switched"): the file on disk is the new one, the mailbox
+    busy with the expunge until the commit."""
+
+    def test_fetch_of_a_message_being_expunged(self):
+        a = self.raw_login("alice", "INBOX")
+        resp, tagged = a.command("UID STORE 5 +FLAGS.SILENT (\\Deleted)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        b = self.raw_login("alice", "INBOX")
+        with open(self.hold, "w") as f:
+            f.write("expunge-switched\n")
+        os.chmod(self.hold, 0o644)
+        a.send("X1 EXPUNGE\r\n")
+        deadline = time.monotonic() + WAIT
+        while not os.path.exists(self.hold + ".held") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertTrue(os.path.exists(self.hold + ".held"), self.server.log_text())
+        # Message 5 is being expunged (its data may be gone already on
+        # Maildir): left out, the others answered, OK [EXPUNGEISSUED]
+        # (RFC 2180 4.1, as for one another session expunged).
+        resp, tagged = b.command("FETCH 4:6 (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+                                 timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK [EXPUNGEISSUED]"), tagged)
+        uids = sorted(int(m.group(1)) for r in resp for m in [re.search(rb"UID (\d+)", r)] if m)
+        self.assertEqual(uids, [4, 6])
+        self.release_job()
+        resp, tagged = a.read_tagged("X1", timeout=WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp, tagged = b.command("NOOP")
+        self.assertIn(b"* 5 EXPUNGE\r\n", resp)
+        self.assertNotIn(" error:", self.server.log_text())
+
+
 def first_mailbox():
     """A second mailbox of alice's, "first", without an index: big enough
     (over FLAT_FIRST_BUILD_JOB_MIN) that its first open is a job."""
