@@ -21,6 +21,7 @@
 #include "mailbox.h"
 #include "seqset.h"
 #include "tmp_tree.h"
+#include "hub_jobs.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -28,14 +29,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-struct fx {
-	char root[64];
-	struct storage_ctx storage;
-	struct event_loop *loop;
-	struct job_queue *queue;
-	struct hub *hub;
-};
 
 /* count messages of about 200 octets into alice's mailbox file name. */
 static void
@@ -130,13 +123,6 @@ on_idle(void *ctx)
 	w->order[(*w->n)++] = w->id;
 }
 
-static void
-run_until(struct fx *fx, const bool *flag)
-{
-	for (int i = 0; i < 1000 && !*flag; i++)
-		assert_int_equal(event_loop_run_once(fx->loop, 10), 0);
-	assert_true(*flag);
-}
 
 static struct mailbox *
 open_inbox(struct fx *fx)
@@ -424,42 +410,9 @@ maildir_hub(struct fx *fx, struct storage_ctx *md)
 	return hub_new(md, NULL);
 }
 
-/* Files in alice's Maildir/<sub>. */
-static unsigned
-maildir_files(struct fx *fx, const char *sub)
-{
-	char *path = xasprintf("%s/alice/Maildir/%s", fx->root, sub);
-	DIR *d = opendir(path);
-	struct dirent *de;
-	unsigned n = 0;
 
-	assert_non_null(d);
-	while ((de = readdir(d)) != NULL)
-		n += de->d_name[0] != '.';
-	closedir(d);
-	free(path);
-	return n;
-}
 
-struct append_rec {
-	bool done;
-	int ret;
-	uint32_t uid;
-	enum storage_error err;
-};
 
-static void
-on_append(void *ctx, int ret, uint32_t uid, enum storage_error err)
-{
-	struct append_rec *a = ctx;
-
-	a->done = true;
-	a->ret = ret;
-	a->uid = uid;
-	a->err = err;
-}
-
-#define MSG "From: a@example.org\r\nSubject: hello\r\n\r\nbody\r\n"
 
 static void
 test_maildir_append_in_job(void **state)
