@@ -264,7 +264,11 @@ search_slice(struct client_command *cmd, struct search_job *job)
 			.load_ctx = &lc,
 		};
 		int ret = search_match(job->key, &sm);
-		if (ret < 0)
+		if (ret < 0 && mailbox_expunging(c->mbox, sm.uid))
+			/* its expunge is at work (its data may be gone
+			   already): left out, as one expunged */
+			job->expunged = true;
+		else if (ret < 0)
 			job->failed = true;
 		else if (ret > 0)
 			search_answer_add(c, &job->a, cmd->uid ? sm.uid : sm.seq, sm.uid,

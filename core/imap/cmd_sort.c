@@ -75,14 +75,17 @@ sort_slice(struct client_command *cmd, struct sort_job *job)
 		};
 		int ret = search_match(job->key, &sm);
 
-		if (ret < 0)
-			job->failed = true;
-		if (ret <= 0)
-			goto next;
-		if (job->need_header && search_load(&lc, &data, &len) < 0) {
-			job->failed = true;
+		if (ret < 0 || (ret > 0 && job->need_header && search_load(&lc, &data, &len) < 0)) {
+			/* a message whose expunge is at work (its data may be
+			   gone already) is left out, as one expunged */
+			if (mailbox_expunging(c->mbox, sm.uid))
+				job->expunged = true;
+			else
+				job->failed = true;
 			goto next;
 		}
+		if (ret == 0)
+			goto next;
 		if (job->count == job->alloc) {
 			job->alloc = job->alloc == 0 ? 64 : job->alloc * 2;
 			job->msgs = xrealloc(job->msgs, job->alloc * sizeof(*job->msgs));

@@ -510,3 +510,60 @@ class TestMigration(ServerTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestMaildirExpungeAtWork(ServerTestCase):
+    """An EXPUNGE's work (unlinks, then the folders' fsync) held after the
+    unlinks (the test hook IMAPSERVER_TEST_JOB_HOLD, named point
+    "expunge-unlinked"): another session reading the message finds its
+    file gone while the mailbox still lists it; FETCH, SEARCH and SORT
+    leave it out with OK [EXPUNGEISSUED] (RFC 2180 4.1, 4.3), no NO and
+    no error in the log."""
+
+    WAIT = 20.0 * SLOW
+
+    def setUp(self):
+        self.server = MaildirServer({"alice": srv.seed_text()}, log_level="debug")
+        self.addCleanup(self.server.cleanup)
+        self._clients = []
+        self.hold = os.path.join(self.server.dir, "hold")
+        os.environ["IMAPSERVER_TEST_JOB_HOLD"] = self.hold
+        try:
+            self.server.start()
+        finally:
+            os.environ.pop("IMAPSERVER_TEST_JOB_HOLD", None)
+        self.port = self.server.port
+
+    def tearDown(self):
+        # A failed test may leave the work held: the stop waits for it.
+        if os.path.exists(self.hold):
+            os.unlink(self.hold)
+        super().tearDown()
+
+    def test_reads_of_a_message_being_expunged(self):
+        a = self.raw_login("alice", "INBOX")
+        resp, tagged = a.command("UID STORE 2 +FLAGS.SILENT (\\Deleted)")
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        b = self.raw_login("alice", "INBOX")
+        with open(self.hold, "w") as f:
+            f.write("expunge-unlinked\n")
+        a.send("X1 EXPUNGE\r\n")
+        deadline = time.monotonic() + self.WAIT
+        while not os.path.exists(self.hold + ".held") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertTrue(os.path.exists(self.hold + ".held"), self.server.log_text())
+        resp, tagged = b.command("FETCH 1:3 (UID BODY.PEEK[])", timeout=self.WAIT)
+        self.assertTrue(tagged.startswith(b"OK [EXPUNGEISSUED]"), tagged)
+        uids = sorted(int(m.group(1)) for r in resp for m in [re.search(rb"UID (\d+)", r)] if m)
+        self.assertEqual(uids, [1, 3])
+        resp, tagged = b.command("SEARCH BODY \"zzz-not-there\"", timeout=self.WAIT)
+        self.assertTrue(tagged.startswith(b"OK [EXPUNGEISSUED]"), tagged)
+        resp, tagged = b.command("SORT (SUBJECT) US-ASCII BODY \"zzz-not-there\"",
+                                 timeout=self.WAIT)
+        self.assertTrue(tagged.startswith(b"OK [EXPUNGEISSUED]"), tagged)
+        os.unlink(self.hold)
+        resp, tagged = a.read_tagged("X1", timeout=self.WAIT)
+        self.assertTrue(tagged.startswith(b"OK"), tagged)
+        resp, tagged = b.command("NOOP")
+        self.assertIn(b"* 2 EXPUNGE\r\n", resp)
+        self.assertNotIn(" error:", self.server.log_text())
