@@ -556,6 +556,49 @@ test_two_sessions_qresync_highestmodseq_below_pending_expunge(void **state)
 	EXPECT(h, a, "a5", "STORE 1 -FLAGS (\\Flagged)", "a5 OK Store completed.");
 }
 
+/* The same when the tagged line has another code: a FETCH of the
+   message another session expunged (OK [EXPUNGEISSUED]) while that
+   session's later flag change comes as an update with its MODSEQ: an
+   untagged HIGHESTMODSEQ below the expunge comes after every MODSEQ and
+   before the tagged line, for a client that caches what it saw last. */
+static void
+test_two_sessions_qresync_highestmodseq_with_expungeissued(void **state)
+{
+	struct harness *h = *state;
+	int a = connect_session(h, 0), b = connect_session(h, 1);
+	unsigned long long told, safe;
+	const char *p, *last_modseq, *hms, *tagged;
+	char *ans;
+
+	login(h, a, "alice");
+	login(h, b, "alice");
+	EXPECT(h, a, "a0", "ENABLE QRESYNC", "a0 OK");
+	ans = cmd(h, a, "a1", "SELECT INBOX");
+	p = strstr(ans, "[HIGHESTMODSEQ ");
+	assert_non_null(p);
+	told = strtoull(p + 15, NULL, 10);
+	free(ans);
+	EXPECT(h, b, "b1", "SELECT INBOX", "b1 OK");
+	EXPECT(h, b, "b2", "STORE 1 +FLAGS.SILENT (\\Deleted)", "b2 OK");
+	EXPECT(h, b, "b3", "EXPUNGE", "* 1 EXPUNGE");
+	EXPECT(h, b, "b4", "STORE 1 +FLAGS.SILENT (\\Flagged)", "b4 OK");
+	ans = cmd(h, a, "a2", "FETCH 1 (FLAGS)");
+	assert_null(strstr(ans, "VANISHED"));
+	tagged = strstr(ans, "a2 OK [EXPUNGEISSUED]");
+	assert_non_null(tagged);
+	last_modseq = NULL;
+	for (p = strstr(ans, "MODSEQ ("); p != NULL; p = strstr(p + 1, "MODSEQ ("))
+		last_modseq = p;
+	assert_non_null(last_modseq);
+	hms = strstr(ans, "* OK [HIGHESTMODSEQ ");
+	assert_non_null(hms);
+	assert_true(hms > last_modseq && hms < tagged);
+	safe = strtoull(hms + 20, NULL, 10);
+	assert_true(safe <= told);
+	free(ans);
+	EXPECT(h, a, "a3", "NOOP", "* VANISHED ");
+}
+
 /* Another process appends to the lab file (as the lab's smtpmail or
    `cat >>` would): a session in IDLE hears of it through file watching. */
 static void
@@ -1565,6 +1608,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 			test_two_sessions_qresync_highestmodseq_below_pending_expunge, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_two_sessions_qresync_highestmodseq_with_expungeissued, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_by_another_process_reaches_idle, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input_closes_or_answers, setup, teardown),

@@ -5,6 +5,7 @@
    brings the selected mailbox's view in line before the tagged answer. */
 #include "imap_cmd.h"
 #include "imap_client.h"
+#include "imap_util.h"
 #include "log.h"
 #include "mutf7.h"
 #include "seqset.h"
@@ -43,6 +44,18 @@ cmd_tagged(struct client_command *cmd, const char *fmt, ...)
 	if ((cmd->def->flags & CMD_FLAG_NO_SYNC) == 0)
 		client_sync_view(c, (cmd->def->flags & CMD_FLAG_NO_EXPUNGE) == 0 || cmd->uid);
 	out = client_outbuf(c);
+	if (c->view != NULL && c->view->condstore && mbox_view_expunges_pending(c->view) &&
+	    strncmp(fmt, "OK [HIGHESTMODSEQ", 17) != 0) {
+		/* RFC 7162 3.2.10: MODSEQs were sent (by this command or
+		   the updates above) while an expunge this session was not
+		   told of is pending: a HIGHESTMODSEQ below it comes last,
+		   for a client to cache instead of the highest MODSEQ it
+		   saw; else, reconnecting with QRESYNC, it would never be
+		   told of that expunge. Untagged when the tagged line has
+		   another code ([EXPUNGEISSUED]). */
+		buf_printf(out, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+			   imap_modseq(mbox_view_safe_modseq(c->view)));
+	}
 	buf_append_str(out, cmd->tag);
 	buf_append_c(out, ' ');
 	va_start(args, fmt);
